@@ -1,0 +1,13 @@
+# Endpoint defaults for the local stack, in one place. Sourced by scripts/*.sh; the same names and
+# defaults live in src/config/endpoints.ts and docker-compose.yml. Override any of them by exporting it.
+: "${RAGSTREAM_KAFKA_BROKERS:=127.0.0.1:9092}"
+: "${RAGSTREAM_KAFKA_CONTROLLER_PORT:=9093}"
+: "${RAGSTREAM_SCHEMA_REGISTRY_URL:=http://127.0.0.1:8081/apis/ccompat/v7}"
+: "${RAGSTREAM_REDIS_URL:=redis://127.0.0.1:6379}"
+: "${RAGSTREAM_REDIS_CLUSTER_NODES:=127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003}"
+: "${RAGSTREAM_POSTGRES_URL:=postgres://postgres@127.0.0.1:5432/ragstream}"
+: "${RAGSTREAM_STACK_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.stack}"
+: "${RAGSTREAM_KAFKA_VERSION:=4.1.1}"
+: "${RAGSTREAM_APICURIO_VERSION:=3.0.9}"
+export RAGSTREAM_KAFKA_BROKERS RAGSTREAM_KAFKA_CONTROLLER_PORT RAGSTREAM_SCHEMA_REGISTRY_URL RAGSTREAM_REDIS_URL \
+  RAGSTREAM_REDIS_CLUSTER_NODES RAGSTREAM_POSTGRES_URL RAGSTREAM_STACK_DIR RAGSTREAM_KAFKA_VERSION RAGSTREAM_APICURIO_VERSION

@@ -1,0 +1,6 @@
+// The command table: name → lazily loaded spec, so `ragstream --help` loads no client libraries.
+import type { CommandSpec } from './command.ts'
+
+export const COMMANDS: Readonly<Record<string, () => Promise<CommandSpec>>> = {
+  stack: async () => (await import('./commands/stack.ts')).stackCommand,
+}
