@@ -1,0 +1,61 @@
+/**
+ * The contract between a compiled topology (what to do with records) and the runtimes that drive it
+ * (the Kafka runtime with exactly-once transactions, and the in-memory test driver). Both runtimes
+ * call the same `process`, so a topology behaves identically under test and in production.
+ *
+ * Partitioning: task p owns partition p of every source topic (inputs are co-partitioned; internal
+ * repartition topics are created with the inputs' partition count) and partition p of every store.
+ */
+import type { StateStore } from '../state/store.ts'
+
+/** A record read from a source topic partition (an external input or an internal repartition topic). */
+export interface SourceRecord {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+  readonly timestamp: bigint
+  readonly key: Buffer | null
+  readonly value: Buffer | null
+  readonly headers: ReadonlyMap<string, Buffer>
+}
+
+/** A record to produce inside the batch's transaction. The topology decides the partition. */
+export interface SinkRecord {
+  readonly topic: string
+  readonly partition: number
+  readonly key: Buffer | null
+  readonly value: Buffer | null
+  readonly headers?: ReadonlyMap<string, Buffer>
+}
+
+export type TopicRole = 'source' | 'sink' | 'changelog' | 'repartition' | 'dead-letter'
+
+/** A topic the topology reads or writes, with the settings the runtime creates it with when internal. */
+export interface TopicSpec {
+  readonly name: string
+  readonly role: TopicRole
+  /** Undefined for external topics: the runtime reads the partition count from the broker. */
+  readonly partitions?: number
+  /** Broker topic configs, e.g. `{ 'cleanup.policy': 'compact' }` for changelogs. */
+  readonly config: Readonly<Record<string, string>>
+  /** For changelogs: the store whose changelog this is. */
+  readonly store?: string
+}
+
+export interface ProcessorTopology {
+  /** Consumer group id, transactional-id prefix and internal topic prefix. */
+  readonly applicationId: string
+  /** Topics the runtime subscribes to: task p reads partition p of each. */
+  readonly sourceTopics: readonly string[]
+  /** Every topic involved; the runtime creates the internal ones (changelog, repartition, dead-letter) if missing. */
+  readonly topics: readonly TopicSpec[]
+  readonly storeNames: readonly string[]
+  /** The keys this batch will read, per store and store partition: prefetched in one round trip per store. */
+  prefetchKeys(records: readonly SourceRecord[]): Map<string, Map<number, Set<string>>>
+  /**
+   * Processes one batch against prefetched stores and returns the records to produce (outputs,
+   * repartition records, dead letters). Per-record failures become dead-letter records; a throw means
+   * a transient failure (the runtime aborts the transaction and retries the batch from committed offsets).
+   */
+  process(records: readonly SourceRecord[], stores: ReadonlyMap<string, StateStore>, now: number): Promise<SinkRecord[]>
+}
