@@ -1,0 +1,14 @@
+import { RagstreamError } from '../errors.ts'
+import type { EncodedRecord } from './change-event.ts'
+
+/**
+ * RS_DECODE_FAILED for one record: the message and context name the topic, partition, offset and
+ * what is wrong, so the runtime's dead-letter handler has everything it needs for the headers.
+ */
+export function decodeFailed(record: EncodedRecord, reason: string, cause?: unknown): RagstreamError {
+  const detail = cause instanceof Error ? `: ${cause.message}` : ''
+  return new RagstreamError('RS_DECODE_FAILED', `cannot decode ${record.topic}[${record.partition}]@${record.offset}: ${reason}${detail}`, {
+    context: { topic: record.topic, partition: record.partition, offset: record.offset, reason },
+    cause,
+  })
+}
