@@ -1,0 +1,65 @@
+/**
+ * The contract every PII / secret detector implements. A detector is a global regular expression
+ * that finds candidates cheaply plus an optional `verify` that decides (checksum, validity rules,
+ * entropy) whether a candidate really is one, and may shorten it.
+ *
+ * Why regexes are written the way they are: V8's engine backtracks, so every built-in pattern
+ * (1) starts with a negative lookbehind, so a run of candidate characters is entered at most once,
+ * (2) bounds its repetitions or uses unambiguous repetitions (`(?:[ -]?\d){12,18}`: each step consumes
+ * exactly one digit), never a nested quantifier over overlapping alternatives. Scanning is then
+ * linear in the text length with a small constant; test/governance/redact/adversarial.test.ts holds
+ * the proof inputs.
+ */
+
+/** The built-in detector kinds: each is also the key of its redaction count. */
+export const BUILT_IN_DETECTORS = [
+  'secret',
+  'payment_card',
+  'iban',
+  'us_ssn',
+  'email',
+  'ipv6',
+  'ipv4',
+  'phone',
+  'high_entropy',
+] as const
+
+export type BuiltInDetectorKind = (typeof BUILT_IN_DETECTORS)[number]
+
+export interface Detector {
+  /** Count key and pseudonym domain, e.g. `email` or a custom pattern's name. */
+  readonly kind: string
+  /** Mask label: `[EMAIL]`, `[EMAIL:3f9a…]`. */
+  readonly label: string
+  /** Global (`g`) pattern yielding candidates. */
+  readonly pattern: RegExp
+  /** A cheap whole-text pre-check: false means the pattern cannot match, so the scan is skipped. */
+  readonly mayOccur?: (text: string) => boolean
+  /**
+   * Returns the end index of the verified value (the candidate's end or less), or -1 when the
+   * candidate is not a real value.
+   */
+  readonly verify?: (text: string, start: number, end: number) => number
+  /** Canonical form for pseudonymisation, so `A@X.com` and `a@x.com` get the same token. */
+  readonly normalize?: (value: string) => string
+}
+
+/** Counts the ASCII digits of `text[start, end)`. */
+export function countDigits(text: string, start: number, end: number): number {
+  let n = 0
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 48 && c <= 57) n++
+  }
+  return n
+}
+
+/** The ASCII digits of a value, e.g. for checksums and canonical forms. */
+export function digitsOf(value: string): string {
+  let out = ''
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i)
+    if (c >= 48 && c <= 57) out += value[i]
+  }
+  return out
+}

@@ -1,0 +1,102 @@
+import type { Detector } from './detector.ts'
+
+/** Thresholds of the high-entropy detector; the defaults are documented in docs/governance.md. */
+export interface EntropyThresholds {
+  /** Shortest token considered (after stripping `=` padding). Default 20. */
+  readonly minLength: number
+  /** Hex-only tokens must be at least this long (a 32-hex token is 128 bits). Default 32. */
+  readonly minHexLength: number
+  /** Minimum Shannon entropy as a fraction of the maximum possible for the token's length. Default 0.8. */
+  readonly entropyRatio: number
+  /** Minimum share of adjacent character pairs that change class (upper/lower/digit/symbol). Default 0.4. */
+  readonly classChangeRatio: number
+}
+
+export const DEFAULT_ENTROPY_THRESHOLDS: EntropyThresholds = {
+  minLength: 20,
+  minHexLength: 32,
+  entropyRatio: 0.8,
+  classChangeRatio: 0.4,
+}
+
+// Character counts reused across calls: the detector runs synchronously and allocates nothing.
+const counts = new Int32Array(128)
+
+/** Shannon entropy (bits per character) of `text[start, end)`, ASCII only. */
+export function shannonEntropy(text: string, start: number, end: number): number {
+  counts.fill(0)
+  for (let i = start; i < end; i++) counts[text.charCodeAt(i) & 127]++
+  const n = end - start
+  let h = 0
+  for (let i = 0; i < 128; i++) {
+    const c = counts[i]
+    if (c > 0) {
+      const p = c / n
+      h -= p * Math.log2(p)
+    }
+  }
+  return h
+}
+
+function charClass(c: number): number {
+  if (c >= 48 && c <= 57) return 0
+  if (c >= 65 && c <= 90) return 1
+  if (c >= 97 && c <= 122) return 2
+  return 3
+}
+
+/**
+ * Decides whether `text[start, end)` looks like a random secret rather than a word, identifier or
+ * hash-like id. Random tokens change character class often and come close to the maximum entropy
+ * their length allows; CamelCase identifiers and words do neither.
+ */
+export function looksRandom(text: string, start: number, end: number, t: EntropyThresholds): boolean {
+  while (end > start && text.charCodeAt(end - 1) === 61 /* = */) end--
+  const n = end - start
+  if (n < t.minLength) return false
+  let hexOnly = true
+  let upper = 0
+  let lower = 0
+  let digit = 0
+  let changes = 0
+  let previous = -1
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i)
+    const k = charClass(c)
+    if (k === 0) digit++
+    else if (k === 1) upper++
+    else if (k === 2) lower++
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70))) hexOnly = false
+    if (previous !== -1 && k !== previous) changes++
+    previous = k
+  }
+  const h = shannonEntropy(text, start, end)
+  if (hexOnly) {
+    // Hex: 16 symbols, so the ceiling is log2(16) = 4 bits; ids and hashes are in this class too.
+    if (n < t.minHexLength || digit === 0 || digit === n) return false
+    return h >= t.entropyRatio * Math.min(4, Math.log2(n))
+  }
+  if (upper === 0 || lower === 0 || digit === 0) return false
+  if (changes / (n - 1) < t.classChangeRatio) return false
+  return h >= t.entropyRatio * Math.min(6, Math.log2(n))
+}
+
+/**
+ * Unprefixed secrets: tokens of base64 / base64url / hex characters at least `minLength` long whose
+ * Shannon entropy and character-class mix say "random". UUIDs are ids, not secrets, and are skipped.
+ */
+export function highEntropyDetector(thresholds: EntropyThresholds = DEFAULT_ENTROPY_THRESHOLDS): Detector {
+  return {
+    kind: 'high_entropy',
+    label: 'SECRET',
+    // The token run is entered once (lookbehind) and taken whole (greedy class, then a lookahead
+    // that cannot fail at the run's end), so even a megabyte-long run is one linear pass.
+    pattern: /(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/=_-]{20,}(?![A-Za-z0-9+/=_-])/g,
+    verify: (text, start, end) => {
+      if (end - start === 36 && UUID.test(text.slice(start, end))) return -1
+      return looksRandom(text, start, end, thresholds) ? end : -1
+    },
+  }
+}
+
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/

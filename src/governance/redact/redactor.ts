@@ -1,0 +1,333 @@
+import { ConfigError, type Problem } from '../../errors.ts'
+import { customDetector, type CustomPattern } from './custom.ts'
+import { BUILT_IN_DETECTORS, type BuiltInDetectorKind, type Detector } from './detector.ts'
+import { emailDetector } from './email.ts'
+import { DEFAULT_ENTROPY_THRESHOLDS, highEntropyDetector, type EntropyThresholds } from './high-entropy.ts'
+import { ibanDetector } from './iban.ts'
+import { ipv4Detector } from './ipv4.ts'
+import { ipv6Detector } from './ipv6.ts'
+import { paymentCardDetector } from './payment-card.ts'
+import { phoneDetector } from './phone.ts'
+import { DEFAULT_PSEUDONYM_KEY_ENV, Pseudonymiser } from './pseudonym.ts'
+import { secretDetector } from './secret.ts'
+import { usSsnDetector } from './us-ssn.ts'
+
+/** What happens to a detected value: removed, replaced by `[LABEL]`, or by a keyed `[LABEL:hmac]`. */
+export type RedactionAction = 'drop' | 'mask' | 'pseudonymise'
+const ACTIONS: readonly string[] = ['drop', 'mask', 'pseudonymise']
+
+/** A field rule: one of the actions on the whole value, `redact` (run the detectors), or `keep`. */
+export type FieldAction = RedactionAction | 'redact' | 'keep'
+const FIELD_ACTIONS: readonly string[] = [...ACTIONS, 'redact', 'keep']
+
+export interface FieldRule {
+  readonly action: FieldAction
+  /** Mask / pseudonym label; defaults to `FIELD`. Use a detector's label (`EMAIL`) to share its pseudonyms. */
+  readonly label?: string
+}
+
+/**
+ * Redaction as configuration. Every built-in detector is on with `defaultAction` unless listed
+ * otherwise; `false` turns one off.
+ *
+ * @example
+ * ```ts
+ * const redaction: RedactionConfig = {
+ *   defaultAction: 'mask',
+ *   detectors: { email: 'pseudonymise', ipv4: false },
+ *   custom: [{ name: 'employee_id', pattern: /\bEMP-\d{6}\b/, action: 'mask' }],
+ *   fields: { 'customer.email': 'pseudonymise', 'internal_notes': 'drop' },
+ * }
+ * ```
+ */
+export interface RedactionConfig {
+  readonly defaultAction?: RedactionAction
+  readonly detectors?: Partial<Readonly<Record<BuiltInDetectorKind, RedactionAction | false>>>
+  readonly custom?: readonly (CustomPattern & { readonly action?: RedactionAction })[]
+  /** Rules by dotted metadata path (`customer.email`); arrays take their field's rule per element. */
+  readonly fields?: Readonly<Record<string, FieldAction | FieldRule>>
+  /** Whether string metadata without a field rule is scanned by the detectors. Default `redact`. */
+  readonly metadataStrings?: 'redact' | 'keep'
+  /** Environment variable holding the HMAC key; read once, at build time. */
+  readonly pseudonymKeyEnv?: string
+  readonly entropy?: Partial<EntropyThresholds>
+}
+
+/** Values removed per detector kind (and per `field:<path>`); never the values themselves. */
+export type RedactionCounts = Record<string, number>
+
+export interface Redactor {
+  /** Detector kinds in priority order: on overlapping matches the earlier kind wins. */
+  readonly kinds: readonly string[]
+  /** Returns the redacted text and adds what it removed to `counts`. */
+  redactText(text: string, counts: RedactionCounts): string
+  /** Applies field rules (and the detectors to other strings); returns the input itself when nothing changed. */
+  redactMetadata(metadata: Readonly<Record<string, unknown>>, counts: RedactionCounts): Readonly<Record<string, unknown>>
+}
+
+const KNOWN_KEYS = new Set(['defaultAction', 'detectors', 'custom', 'fields', 'metadataStrings', 'pseudonymKeyEnv', 'entropy'])
+const FIELD_PATH = /^[A-Za-z0-9_$-]+(?:\.[A-Za-z0-9_$-]+)*$/
+const LABEL = /^[A-Z][A-Z0-9_]{0,31}$/
+const ENTROPY_KEYS: readonly (keyof EntropyThresholds)[] = ['minLength', 'minHexLength', 'entropyRatio', 'classChangeRatio']
+
+type Environment = Readonly<Record<string, string | undefined>>
+
+/** Builds a redactor, throwing one ConfigError that lists every problem with its path. */
+export function buildRedactor(config: RedactionConfig = {}, env: Environment = process.env): Redactor {
+  const problems: Problem[] = []
+  const redactor = checkRedaction(config, '/redact', env, problems)
+  if (problems.length > 0 || redactor === undefined) throw new ConfigError(problems, 'redaction config')
+  return redactor
+}
+
+/** Validates `config` (problems appended under `path`) and, when it is valid, builds the redactor. */
+export function checkRedaction(config: RedactionConfig, path: string, env: Environment, problems: Problem[]): Redactor | undefined {
+  const start = problems.length
+  if (typeof config !== 'object' || config === null) {
+    problems.push({ path, message: 'must be an object' })
+    return undefined
+  }
+  for (const key of Object.keys(config)) {
+    if (!KNOWN_KEYS.has(key)) problems.push({ path: `${path}/${key}`, message: `unknown option (known: ${[...KNOWN_KEYS].join(', ')})` })
+  }
+  const defaultAction = config.defaultAction ?? 'mask'
+  if (!ACTIONS.includes(defaultAction)) problems.push({ path: `${path}/defaultAction`, message: `must be one of ${ACTIONS.join(', ')}` })
+
+  const entropy = { ...DEFAULT_ENTROPY_THRESHOLDS }
+  if (config.entropy !== undefined) {
+    for (const [key, value] of Object.entries(config.entropy)) {
+      if (!(ENTROPY_KEYS as readonly string[]).includes(key)) problems.push({ path: `${path}/entropy/${key}`, message: `unknown threshold (known: ${ENTROPY_KEYS.join(', ')})` })
+      else if (typeof value !== 'number' || !(value > 0)) problems.push({ path: `${path}/entropy/${key}`, message: 'must be a positive number' })
+      else entropy[key as keyof EntropyThresholds] = value
+    }
+  }
+
+  const builtIns: Record<BuiltInDetectorKind, Detector> = {
+    secret: secretDetector,
+    payment_card: paymentCardDetector,
+    iban: ibanDetector,
+    us_ssn: usSsnDetector,
+    email: emailDetector,
+    ipv6: ipv6Detector,
+    ipv4: ipv4Detector,
+    phone: phoneDetector,
+    high_entropy: highEntropyDetector(entropy),
+  }
+  const detectors: Detector[] = []
+  const actions: RedactionAction[] = []
+  const chosen = config.detectors ?? {}
+  for (const kind of Object.keys(chosen)) {
+    if (!(BUILT_IN_DETECTORS as readonly string[]).includes(kind)) {
+      problems.push({ path: `${path}/detectors/${kind}`, message: `unknown detector (known: ${BUILT_IN_DETECTORS.join(', ')})` })
+    }
+  }
+  // Custom patterns go after the checksum-verified detectors and before the entropy catch-all.
+  const customs: { detector: Detector; action: RedactionAction }[] = []
+  if (config.custom !== undefined) {
+    if (!Array.isArray(config.custom)) problems.push({ path: `${path}/custom`, message: 'must be an array' })
+    else {
+      const names = new Set<string>(BUILT_IN_DETECTORS)
+      config.custom.forEach((spec, i) => {
+        const p = `${path}/custom/${i}`
+        const detector = customDetector(spec, p, problems)
+        const action = spec?.action ?? defaultAction
+        if (!ACTIONS.includes(action)) problems.push({ path: `${p}/action`, message: `must be one of ${ACTIONS.join(', ')}` })
+        if (detector !== undefined) {
+          if (names.has(detector.kind)) problems.push({ path: `${p}/name`, message: `duplicates detector name ${detector.kind}` })
+          names.add(detector.kind)
+          customs.push({ detector, action })
+        }
+      })
+    }
+  }
+  for (const kind of BUILT_IN_DETECTORS) {
+    if (kind === 'high_entropy') for (const c of customs) (detectors.push(c.detector), actions.push(c.action))
+    const action = chosen[kind] ?? defaultAction
+    if (action === false) continue
+    if (!ACTIONS.includes(action)) {
+      problems.push({ path: `${path}/detectors/${kind}`, message: `must be one of ${ACTIONS.join(', ')} or false` })
+      continue
+    }
+    detectors.push(builtIns[kind])
+    actions.push(action)
+  }
+
+  const fieldRules = new Map<string, FieldRule>()
+  if (config.fields !== undefined) {
+    if (typeof config.fields !== 'object' || config.fields === null) problems.push({ path: `${path}/fields`, message: 'must be an object of path → rule' })
+    else {
+      for (const [field, raw] of Object.entries(config.fields)) {
+        const p = `${path}/fields/${field}`
+        const rule: FieldRule = typeof raw === 'string' ? { action: raw } : raw
+        if (!FIELD_PATH.test(field)) problems.push({ path: p, message: 'must be a dotted field path such as customer.email' })
+        if (typeof rule !== 'object' || rule === null || !FIELD_ACTIONS.includes(rule.action)) {
+          problems.push({ path: p, message: `must be one of ${FIELD_ACTIONS.join(', ')} (or { action, label })` })
+          continue
+        }
+        if (rule.label !== undefined && (typeof rule.label !== 'string' || !LABEL.test(rule.label))) {
+          problems.push({ path: `${p}/label`, message: 'must be upper-case letters, digits and _, at most 32 characters' })
+        }
+        fieldRules.set(field, rule)
+      }
+    }
+  }
+  const metadataStrings = config.metadataStrings ?? 'redact'
+  if (metadataStrings !== 'redact' && metadataStrings !== 'keep') problems.push({ path: `${path}/metadataStrings`, message: 'must be redact or keep' })
+
+  let pseudonymiser: Pseudonymiser | undefined
+  const needsKey = actions.includes('pseudonymise') || [...fieldRules.values()].some((r) => r.action === 'pseudonymise')
+  if (needsKey) {
+    pseudonymiser = Pseudonymiser.fromEnvironment(config.pseudonymKeyEnv ?? DEFAULT_PSEUDONYM_KEY_ENV, env, `${path}/pseudonymKeyEnv`, problems)
+  }
+  if (problems.length > start) return undefined
+  return new CompiledRedactor(detectors, actions, fieldRules, metadataStrings === 'redact', pseudonymiser)
+}
+
+const DETECTOR_BY_LABEL = new Map<string, Detector>(
+  [emailDetector, phoneDetector, paymentCardDetector, ibanDetector, usSsnDetector, ipv4Detector, ipv6Detector].map((d) => [d.label, d]),
+)
+
+class CompiledRedactor implements Redactor {
+  readonly kinds: readonly string[]
+  readonly #detectors: readonly Detector[]
+  readonly #actions: readonly RedactionAction[]
+  readonly #fields: ReadonlyMap<string, FieldRule>
+  readonly #scanMetadata: boolean
+  readonly #pseudonymiser: Pseudonymiser | undefined
+  // Accepted spans of the text being redacted, sorted by start; reused across calls.
+  readonly #starts: number[] = []
+  readonly #ends: number[] = []
+  readonly #which: number[] = []
+
+  constructor(detectors: Detector[], actions: RedactionAction[], fields: Map<string, FieldRule>, scanMetadata: boolean, pseudonymiser: Pseudonymiser | undefined) {
+    this.#detectors = detectors
+    this.#actions = actions
+    this.#fields = fields
+    this.#scanMetadata = scanMetadata
+    this.#pseudonymiser = pseudonymiser
+    this.kinds = detectors.map((d) => d.kind)
+  }
+
+  redactText(text: string, counts: RedactionCounts): string {
+    if (text.length === 0) return text
+    const starts = this.#starts
+    const ends = this.#ends
+    const which = this.#which
+    starts.length = 0
+    ends.length = 0
+    which.length = 0
+    // Detectors run in priority order; a candidate overlapping an already accepted span is dropped,
+    // so "4111 1111 1111 1111" is one card, not a card and a phone number.
+    for (let d = 0; d < this.#detectors.length; d++) {
+      const detector = this.#detectors[d]
+      if (detector.mayOccur !== undefined && !detector.mayOccur(text)) continue
+      const pattern = detector.pattern
+      pattern.lastIndex = 0
+      let match: RegExpExecArray | null
+      while ((match = pattern.exec(text)) !== null) {
+        const start = match.index
+        let end = start + match[0].length
+        if (detector.verify !== undefined) end = detector.verify(text, start, end)
+        if (end <= start) {
+          // Not a value: look again from the next character, so a real value inside the rejected
+          // candidate is still found (the lookbehinds keep this linear).
+          pattern.lastIndex = start + 1
+          continue
+        }
+        insertSpan(starts, ends, which, start, end, d)
+      }
+    }
+    if (starts.length === 0) return text
+    let out = ''
+    let last = 0
+    for (let i = 0; i < starts.length; i++) {
+      const detector = this.#detectors[which[i]]
+      out += text.slice(last, starts[i])
+      out += this.#replacement(this.#actions[which[i]], detector, text.slice(starts[i], ends[i]))
+      last = ends[i]
+      counts[detector.kind] = (counts[detector.kind] ?? 0) + 1
+    }
+    return out + text.slice(last)
+  }
+
+  #replacement(action: RedactionAction, detector: Detector, value: string): string {
+    if (action === 'drop') return ''
+    if (action === 'mask' || this.#pseudonymiser === undefined) return `[${detector.label}]`
+    const canonical = detector.normalize === undefined ? value : detector.normalize(value)
+    return this.#pseudonymiser.token(detector.label, canonical)
+  }
+
+  redactMetadata(metadata: Readonly<Record<string, unknown>>, counts: RedactionCounts): Readonly<Record<string, unknown>> {
+    return this.#object(metadata, '', counts)
+  }
+
+  #object(value: Readonly<Record<string, unknown>>, prefix: string, counts: RedactionCounts): Readonly<Record<string, unknown>> {
+    let copy: Record<string, unknown> | undefined
+    for (const key of Object.keys(value)) {
+      const path = prefix === '' ? key : `${prefix}.${key}`
+      const rule = this.#fields.get(path)
+      const child = value[key]
+      if (rule?.action === 'drop') {
+        copy ??= { ...value }
+        delete copy[key]
+        counts[`field:${path}`] = (counts[`field:${path}`] ?? 0) + 1
+        continue
+      }
+      const next = this.#value(child, path, rule, counts)
+      if (next !== child) {
+        copy ??= { ...value }
+        copy[key] = next
+      }
+    }
+    return copy ?? value
+  }
+
+  #value(value: unknown, path: string, rule: FieldRule | undefined, counts: RedactionCounts): unknown {
+    if (value === null || value === undefined) return value
+    if (Array.isArray(value)) {
+      let copy: unknown[] | undefined
+      for (let i = 0; i < value.length; i++) {
+        const next = this.#value(value[i], path, rule, counts)
+        if (next !== value[i]) (copy ??= value.slice())[i] = next
+      }
+      return copy ?? value
+    }
+    const action = rule?.action
+    if (action === 'mask' || action === 'pseudonymise') {
+      counts[`field:${path}`] = (counts[`field:${path}`] ?? 0) + 1
+      const label = rule?.label ?? 'FIELD'
+      if (action === 'mask' || this.#pseudonymiser === undefined) return `[${label}]`
+      const raw = typeof value === 'object' ? JSON.stringify(value) : String(value)
+      const detector = DETECTOR_BY_LABEL.get(label)
+      return this.#pseudonymiser.token(label, detector?.normalize === undefined ? raw : detector.normalize(raw))
+    }
+    if (typeof value === 'string') {
+      if (action === 'keep' || (action === undefined && !this.#scanMetadata)) return value
+      return this.redactText(value, counts)
+    }
+    if (typeof value === 'object' && action !== 'keep') return this.#object(value as Record<string, unknown>, path, counts)
+    return value
+  }
+}
+
+/** Inserts [start, end) into the sorted span list unless it overlaps a span already there. */
+function insertSpan(starts: number[], ends: number[], which: number[], start: number, end: number, detector: number): void {
+  let lo = 0
+  let hi = starts.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (starts[mid] < start) lo = mid + 1
+    else hi = mid
+  }
+  if (lo > 0 && ends[lo - 1] > start) return
+  if (lo < starts.length && starts[lo] < end) return
+  starts.splice(lo, 0, start)
+  ends.splice(lo, 0, end)
+  which.splice(lo, 0, detector)
+}
+
+/** Convenience for one text: the redacted text and what was removed. */
+export function redactText(redactor: Redactor, text: string): { text: string; counts: RedactionCounts } {
+  const counts: RedactionCounts = {}
+  return { text: redactor.redactText(text, counts), counts }
+}
