@@ -1,0 +1,105 @@
+/**
+ * Prometheus metrics for the processor and the sink. Every family is declared once in
+ * `METRIC_FAMILIES` (name, type, labels, help); `docs/metrics.md` documents each and a test keeps
+ * the two in step. Each process owns one `Metrics` (its own registry, never prom-client's global one,
+ * so several instances can live in one test process).
+ */
+import { createServer, type Server } from 'node:http'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+const FRESHNESS_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900]
+const SIZE_BUCKETS = [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
+
+export const METRIC_FAMILIES = {
+  ragstream_records_in_total: { type: 'counter', labels: ['topology', 'node'], help: 'Records read per source node.' },
+  ragstream_records_out_total: { type: 'counter', labels: ['topology', 'node'], help: 'Records produced per sink node.' },
+  ragstream_dead_letter_records_total: { type: 'counter', labels: ['topology', 'node', 'code'], help: 'Records sent to the dead-letter topic, by node and error code.' },
+  ragstream_consumer_lag: { type: 'gauge', labels: ['component', 'topic', 'partition'], help: 'Records between the committed position and the end of each input partition.' },
+  ragstream_transaction_commit_seconds: { type: 'histogram', labels: ['topology'], help: 'Time to commit one Kafka transaction (produce, offsets, end).', buckets: LATENCY_BUCKETS },
+  ragstream_transactions_aborted_total: { type: 'counter', labels: ['topology', 'reason'], help: 'Kafka transactions aborted, by reason.' },
+  ragstream_restore_records_total: { type: 'counter', labels: ['topology', 'store'], help: 'Changelog records replayed into state stores.' },
+  ragstream_restore_remaining_records: { type: 'gauge', labels: ['topology', 'store', 'partition'], help: 'Changelog records left to replay before a store partition is ready.' },
+  ragstream_embedding_calls_total: { type: 'counter', labels: ['model'], help: 'Calls to the embedding service.' },
+  ragstream_embedding_items_total: { type: 'counter', labels: ['model'], help: 'Texts sent to the embedding service.' },
+  ragstream_embedding_tokens_total: { type: 'counter', labels: ['model'], help: 'Approximate tokens sent to the embedding service.' },
+  ragstream_embedding_cache_hits_total: { type: 'counter', labels: ['model'], help: 'Texts whose embedding came from the cache (no call).' },
+  ragstream_embedding_latency_seconds: { type: 'histogram', labels: ['model'], help: 'Latency of one embedding call.', buckets: LATENCY_BUCKETS },
+  ragstream_embedding_throttled_seconds_total: { type: 'counter', labels: ['model'], help: 'Time spent waiting on the embedding budget guard.' },
+  ragstream_sink_batch_size: { type: 'histogram', labels: ['table'], help: 'Chunk events written per sink transaction.', buckets: SIZE_BUCKETS },
+  ragstream_sink_commit_seconds: { type: 'histogram', labels: ['table'], help: 'Time to write and commit one sink transaction.', buckets: LATENCY_BUCKETS },
+  ragstream_sink_rows_total: { type: 'counter', labels: ['table', 'op'], help: 'Rows upserted or deleted by the sink.' },
+  ragstream_freshness_seconds: { type: 'histogram', labels: ['table'], help: 'End-to-end freshness: source change timestamp to visible in PostgreSQL.', buckets: FRESHNESS_BUCKETS },
+} as const satisfies Record<string, { type: 'counter' | 'gauge' | 'histogram'; labels: readonly string[]; help: string; buckets?: readonly number[] }>
+
+export type MetricName = keyof typeof METRIC_FAMILIES
+type Family<N extends MetricName> = (typeof METRIC_FAMILIES)[N]
+type LabelsOf<N extends MetricName> = Record<Family<N>['labels'][number], string | number>
+type Instrument = Counter<string> | Gauge<string> | Histogram<string>
+
+export class Metrics {
+  readonly registry: Registry
+  #instruments = new Map<MetricName, Instrument>()
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    this.registry = new Registry()
+    for (const [name, spec] of Object.entries(METRIC_FAMILIES) as [MetricName, Family<MetricName>][]) {
+      const common = { name, help: spec.help, labelNames: [...spec.labels], registers: [this.registry] }
+      const instrument =
+        spec.type === 'counter' ? new Counter(common)
+        : spec.type === 'gauge' ? new Gauge(common)
+        : new Histogram({ ...common, buckets: [...('buckets' in spec ? spec.buckets : LATENCY_BUCKETS)] })
+      this.#instruments.set(name, instrument)
+    }
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'ragstream_process_' })
+  }
+
+  inc<N extends MetricName>(name: N, labels: LabelsOf<N>, value = 1): void {
+    ;(this.#instruments.get(name) as Counter<string>).inc(labels, value)
+  }
+
+  set<N extends MetricName>(name: N, labels: LabelsOf<N>, value: number): void {
+    ;(this.#instruments.get(name) as Gauge<string>).set(labels, value)
+  }
+
+  observe<N extends MetricName>(name: N, labels: LabelsOf<N>, value: number): void {
+    ;(this.#instruments.get(name) as Histogram<string>).observe(labels, value)
+  }
+
+  /** The Prometheus text exposition. */
+  async text(): Promise<string> {
+    return this.registry.metrics()
+  }
+}
+
+/**
+ * Serves `GET /metrics` (Prometheus text) and `GET /healthz` on a loopback port by default.
+ * Port 0 picks a free port; the returned server's address tells which.
+ */
+export async function serveMetrics(metrics: Metrics, options: { port: number; host?: string }): Promise<Server> {
+  const server = createServer((request, response) => {
+    if (request.url === '/metrics') {
+      metrics.text().then(
+        (body) => {
+          response.writeHead(200, { 'content-type': metrics.registry.contentType })
+          response.end(body)
+        },
+        (error: Error) => {
+          response.writeHead(500, { 'content-type': 'text/plain' })
+          response.end(error.message)
+        },
+      )
+    } else if (request.url === '/healthz') {
+      response.writeHead(200, { 'content-type': 'text/plain' })
+      response.end('ok\n')
+    } else {
+      response.writeHead(404, { 'content-type': 'text/plain' })
+      response.end('try /metrics or /healthz\n')
+    }
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port, options.host ?? '127.0.0.1', resolve)
+  })
+  return server
+}
