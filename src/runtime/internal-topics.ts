@@ -1,0 +1,79 @@
+/**
+ * Makes the broker match the topology before anything runs: source topics must exist and be
+ * co-partitioned (task p reads partition p of each), and internal topics are created when missing:
+ * changelogs compacted, repartition topics with the inputs' partition count, dead-letter topics with
+ * the settings the topology declares.
+ */
+import { Admin, findErrorBy } from '@platformatic/kafka'
+import { ConfigError, type Problem } from '../errors.ts'
+import type { ProcessorTopology, TopicSpec } from './task.ts'
+
+const INTERNAL_ROLES = new Set<TopicSpec['role']>(['changelog', 'repartition', 'dead-letter'])
+
+export interface ResolvedTopics {
+  /** Partition count shared by every source topic: the number of tasks. */
+  readonly partitions: number
+  /** Store name → its changelog topic. */
+  readonly changelogs: ReadonlyMap<string, string>
+}
+
+/** The settings an internal topic is created with. */
+export function internalTopicConfig(spec: TopicSpec): Record<string, string> {
+  const config: Record<string, string> = { ...spec.config }
+  if (spec.role === 'changelog') config['cleanup.policy'] ??= 'compact'
+  return config
+}
+
+export async function ensureTopics(brokers: readonly string[], topology: ProcessorTopology, replicas = 1): Promise<ResolvedTopics> {
+  const admin = new Admin({ clientId: `${topology.applicationId}-admin`, bootstrapBrokers: [...brokers] })
+  try {
+    const existing = new Set(await admin.listTopics())
+    const problems: Problem[] = []
+    const external = topology.sourceTopics.filter((t) => !topology.topics.some((s) => s.name === t && INTERNAL_ROLES.has(s.role)))
+    for (const topic of external) if (!existing.has(topic)) problems.push({ path: `/topology/sourceTopics/${topic}`, message: 'topic does not exist on the broker' })
+    if (problems.length > 0) throw new ConfigError(problems, 'topology topics', 'RS_TOPOLOGY_INVALID')
+
+    const metadata = external.length > 0 ? await admin.metadata({ topics: external }) : undefined
+    const counts = new Map(external.map((t) => [t, metadata!.topics.get(t)!.partitionsCount]))
+    const distinct = new Set(counts.values())
+    if (distinct.size > 1) {
+      throw new ConfigError(
+        [...counts].map(([t, n]) => ({ path: `/topology/sourceTopics/${t}`, message: `${n} partitions; source topics must be co-partitioned (same partition count)` })),
+        'topology topics',
+        'RS_TOPOLOGY_INVALID',
+      )
+    }
+    const declared = topology.topics.filter((s) => s.role === 'repartition' && s.partitions !== undefined).map((s) => s.partitions!)
+    const partitions = distinct.size === 1 ? [...distinct][0] : (declared[0] ?? 1)
+
+    const changelogs = new Map<string, string>()
+    const specs = [...topology.topics]
+    for (const store of topology.storeNames) {
+      let spec = specs.find((s) => s.role === 'changelog' && s.store === store)
+      if (!spec) {
+        spec = { name: `${topology.applicationId}-${store}-changelog`, role: 'changelog', config: {}, store }
+        specs.push(spec)
+      }
+      changelogs.set(store, spec.name)
+    }
+
+    for (const spec of specs) {
+      if (!INTERNAL_ROLES.has(spec.role) || existing.has(spec.name)) continue
+      const config = internalTopicConfig(spec)
+      try {
+        await admin.createTopics({
+          topics: [spec.name],
+          partitions: spec.partitions ?? partitions,
+          replicas,
+          configs: Object.entries(config).map(([name, value]) => ({ name, value })),
+        })
+      } catch (error) {
+        if (!findErrorBy(error as Error, 'apiId', 'TOPIC_ALREADY_EXISTS')) throw error
+      }
+    }
+
+    return { partitions, changelogs }
+  } finally {
+    await admin.close().catch(() => {})
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Reads assigned partitions from explicit positions with read_committed fetches, and hands out
+ * batches bounded by record count and bytes. The runtime owns the positions: after a commit it keeps
+ * reading; after an abort it re-assigns from the committed offsets, which drops anything buffered.
+ *
+ * Memory stays bounded while catching up a backlog: at most one fetch response (≤ `fetchMaxBytes`,
+ * or one record batch if a single batch is larger) is buffered at a time.
+ */
+import { FetchIsolationLevels, findErrorBy, type ClusterMetadata, type Consumer } from '@platformatic/kafka'
+import { committedRecords } from './read-committed.ts'
+import type { TopicPartitionOffset } from './group-offsets.ts'
+import type { SourceRecord } from './task.ts'
+
+interface PartitionState {
+  readonly topic: string
+  readonly partition: number
+  readonly key: string
+  /** Next offset to ask the broker for. */
+  fetchOffset: bigint
+  buffer: SourceRecord[]
+  bufferIndex: number
+  /** Position after everything handed out so far (control markers and aborted data included). */
+  consumed: bigint
+}
+
+export interface ReaderOptions {
+  readonly fetchMaxBytes: number
+  readonly fetchMaxWaitMs: number
+}
+
+export interface Batch {
+  readonly records: SourceRecord[]
+  readonly bytes: number
+  /** The next offset to read, for every partition whose position moved in this batch. */
+  readonly positions: TopicPartitionOffset[]
+}
+
+export function partitionKey(topic: string, partition: number): string {
+  return `${topic}:${partition}`
+}
+
+export class PartitionReader {
+  readonly #consumer: Consumer
+  readonly #options: ReaderOptions
+  #states: PartitionState[] = []
+  #metadata: ClusterMetadata | undefined
+  #rotation = 0
+
+  constructor(consumer: Consumer, options: ReaderOptions) {
+    this.#consumer = consumer
+    this.#options = options
+  }
+
+  /** Replaces the assignment: reading restarts exactly at these offsets, nothing buffered survives. */
+  async assign(positions: readonly TopicPartitionOffset[]): Promise<void> {
+    this.#states = positions.map(({ topic, partition, offset }) => ({
+      topic,
+      partition,
+      key: partitionKey(topic, partition),
+      fetchOffset: offset,
+      buffer: [],
+      bufferIndex: 0,
+      consumed: offset,
+    }))
+    this.#metadata = this.#states.length > 0 ? await this.#consumer.metadata({ topics: [...new Set(this.#states.map((s) => s.topic))], forceUpdate: true }) : undefined
+  }
+
+  get assigned(): readonly TopicPartitionOffset[] {
+    return this.#states.map((s) => ({ topic: s.topic, partition: s.partition, offset: s.consumed }))
+  }
+
+  /** Position after the last handed-out record of this partition. */
+  position(topic: string, partition: number): bigint | undefined {
+    return this.#states.find((s) => s.topic === topic && s.partition === partition)?.consumed
+  }
+
+  /** The next batch: at most `maxRecords` records and, past the first record, at most `maxBytes`. May be empty. */
+  async nextBatch(maxRecords: number, maxBytes: number): Promise<Batch> {
+    if (this.#states.length === 0) return { records: [], bytes: 0, positions: [] }
+    if (this.#states.every((s) => s.bufferIndex >= s.buffer.length)) await this.#fetch()
+
+    const records: SourceRecord[] = []
+    let bytes = 0
+    const positions: TopicPartitionOffset[] = []
+    const n = this.#states.length
+    const start = this.#rotation++ % n
+    for (let i = 0; i < n; i++) {
+      const state = this.#states[(start + i) % n]
+      const before = state.consumed
+      while (state.bufferIndex < state.buffer.length && records.length < maxRecords && (bytes < maxBytes || records.length === 0)) {
+        const record = state.buffer[state.bufferIndex++]
+        records.push(record)
+        bytes += recordBytes(record)
+      }
+      if (state.bufferIndex >= state.buffer.length) {
+        state.buffer = []
+        state.bufferIndex = 0
+        state.consumed = state.fetchOffset
+      } else {
+        state.consumed = state.buffer[state.bufferIndex].offset
+      }
+      if (state.consumed !== before) positions.push({ topic: state.topic, partition: state.partition, offset: state.consumed })
+    }
+    return { records, bytes, positions }
+  }
+
+  async #fetch(): Promise<void> {
+    const metadata = this.#metadata!
+    const byNode = new Map<number, PartitionState[]>()
+    for (const state of this.#states) {
+      const leader = metadata.topics.get(state.topic)?.partitions[state.partition]?.leader
+      if (leader === undefined) throw new Error(`no leader known for ${state.key}`)
+      const list = byNode.get(leader) ?? []
+      list.push(state)
+      byNode.set(leader, list)
+    }
+    try {
+      await Promise.all([...byNode].map(([node, states]) => this.#fetchFrom(node, states, metadata)))
+    } catch (error) {
+      // Leadership or topic metadata may have moved: refresh before the caller retries.
+      this.#metadata = await this.#consumer.metadata({ topics: [...new Set(this.#states.map((s) => s.topic))], forceUpdate: true }).catch(() => metadata)
+      throw error
+    }
+  }
+
+  async #fetchFrom(node: number, states: PartitionState[], metadata: ClusterMetadata): Promise<void> {
+    const topics = new Map<string, { topicId: string; partitions: { partition: number; currentLeaderEpoch: number; fetchOffset: bigint; lastFetchedEpoch: number; partitionMaxBytes: number }[] }>()
+    const byKey = new Map<string, PartitionState>()
+    for (const state of states) {
+      const topicId = metadata.topics.get(state.topic)!.id
+      const entry = topics.get(topicId) ?? { topicId, partitions: [] }
+      entry.partitions.push({ partition: state.partition, currentLeaderEpoch: -1, fetchOffset: state.fetchOffset, lastFetchedEpoch: -1, partitionMaxBytes: this.#options.fetchMaxBytes })
+      topics.set(topicId, entry)
+      byKey.set(`${topicId}:${state.partition}`, state)
+    }
+    let response: Awaited<ReturnType<Consumer['fetch']>>
+    try {
+      response = await this.#consumer.fetch({
+        node,
+        topics: [...topics.values()],
+        minBytes: 1,
+        maxBytes: this.#options.fetchMaxBytes,
+        maxWaitTime: this.#options.fetchMaxWaitMs,
+        isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+      })
+    } catch (error) {
+      if (findErrorBy(error as Error, 'apiId', 'OFFSET_OUT_OF_RANGE')) throw new OffsetOutOfRangeError(states.map((s) => s.key), error)
+      throw error
+    }
+    for (const topic of response.responses) {
+      for (const p of topic.partitions) {
+        const state = byKey.get(`${topic.topicId}:${p.partitionIndex}`)
+        if (!state) continue
+        const { records, nextOffset } = committedRecords(state.topic, state.partition, state.fetchOffset, p.records, p.abortedTransactions)
+        state.buffer = records
+        state.bufferIndex = 0
+        state.fetchOffset = nextOffset
+      }
+    }
+  }
+}
+
+export function recordBytes(record: SourceRecord): number {
+  return (record.key?.length ?? 0) + (record.value?.length ?? 0)
+}
+
+export class OffsetOutOfRangeError extends Error {
+  readonly partitions: readonly string[]
+  constructor(partitions: readonly string[], cause: unknown) {
+    super(`fetch offset out of range for ${partitions.join(', ')}`, { cause })
+    this.name = 'OffsetOutOfRangeError'
+    this.partitions = partitions
+  }
+}
