@@ -14,8 +14,8 @@
 /** The built-in detector kinds: each is also the key of its redaction count. */
 export const BUILT_IN_DETECTORS = [
   'secret',
-  'payment_card',
   'iban',
+  'payment_card',
   'us_ssn',
   'email',
   'ipv6',
@@ -62,4 +62,12 @@ export function digitsOf(value: string): string {
     if (c >= 48 && c <= 57) out += value[i]
   }
   return out
+}
+
+/**
+ * Whether the few characters before `start` end with a context word, e.g. `version ` before a dotted
+ * quad. Looks back at most 32 characters, so the check is constant-time.
+ */
+export function precededBy(text: string, start: number, context: RegExp): boolean {
+  return context.test(text.slice(Math.max(0, start - 32), start))
 }

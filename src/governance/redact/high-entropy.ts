@@ -1,4 +1,4 @@
-import type { Detector } from './detector.ts'
+import { precededBy, type Detector } from './detector.ts'
 
 /** Thresholds of the high-entropy detector; the defaults are documented in docs/governance.md. */
 export interface EntropyThresholds {
@@ -83,20 +83,26 @@ export function looksRandom(text: string, start: number, end: number, t: Entropy
 
 /**
  * Unprefixed secrets: tokens of base64 / base64url / hex characters at least `minLength` long whose
- * Shannon entropy and character-class mix say "random". UUIDs are ids, not secrets, and are skipped.
+ * Shannon entropy and character-class mix say "random". UUIDs are ids, not secrets, and are skipped, as
+ * are hex tokens right after a hash word (`commit`, `sha256`, `checksum`, …).
  */
 export function highEntropyDetector(thresholds: EntropyThresholds = DEFAULT_ENTROPY_THRESHOLDS): Detector {
   return {
     kind: 'high_entropy',
     label: 'SECRET',
     // The token run is entered once (lookbehind) and taken whole (greedy class, then a lookahead
-    // that cannot fail at the run's end), so even a megabyte-long run is one linear pass.
-    pattern: /(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/=_-]{20,}(?![A-Za-z0-9+/=_-])/g,
+    // that cannot fail at the run's end), so even a megabyte-long run is one linear pass. `=` is
+    // only padding at the end, so `api_key=<token>` yields the token.
+    pattern: /(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/=_-])/g,
     verify: (text, start, end) => {
       if (end - start === 36 && UUID.test(text.slice(start, end))) return -1
+      if (precededBy(text, start, HASH_CONTEXT) && HEX_TOKEN.test(text.slice(start, end))) return -1
       return looksRandom(text, start, end, thresholds) ? end : -1
     },
   }
 }
 
+// Hex named as a hash right before it ("commit 3f9a…", "sha256: …") is a content address, not a key.
+const HASH_CONTEXT = /\b(?:commit|sha1|sha256|sha512|sha|hash|checksum|digest|revision|rev|etag)[\s:=#]*$/i
+const HEX_TOKEN = /^[0-9a-fA-F]+$/
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/

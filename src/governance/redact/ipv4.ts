@@ -1,11 +1,19 @@
-import type { Detector } from './detector.ts'
+import { precededBy, type Detector } from './detector.ts'
 
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)'
 
-/** IPv4 dotted quads with octets 0–255 (no leading zeros), not part of a longer dotted number. */
+// Four-part versions ("driver version 10.2.0.114") are dotted quads too; a version word right
+// before the quad says it is not an address.
+const VERSION_CONTEXT = /\b(?:version|ver|build|release|firmware|driver|rev)[\s:#.]*$/i
+
+/**
+ * IPv4 dotted quads with octets 0–255 (no leading zeros), not part of a longer dotted number and not
+ * right after a version word (`version`, `build`, `firmware`, …).
+ */
 export const ipv4Detector: Detector = {
   kind: 'ipv4',
   label: 'IPV4',
   pattern: new RegExp(`(?<![\\w.])${OCTET}(?:\\.${OCTET}){3}(?![\\w]|\\.\\d)`, 'g'),
   mayOccur: (text) => text.includes('.'),
+  verify: (text, start, end) => (precededBy(text, start, VERSION_CONTEXT) ? -1 : end),
 }

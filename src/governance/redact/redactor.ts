@@ -104,8 +104,8 @@ export function checkRedaction(config: RedactionConfig, path: string, env: Envir
 
   const builtIns: Record<BuiltInDetectorKind, Detector> = {
     secret: secretDetector,
-    payment_card: paymentCardDetector,
     iban: ibanDetector,
+    payment_card: paymentCardDetector,
     us_ssn: usSsnDetector,
     email: emailDetector,
     ipv6: ipv6Detector,
