@@ -1,0 +1,265 @@
+/**
+ * Writes one batch of chunk-topic records in ONE PostgreSQL transaction:
+ *
+ *   1. the offsets fence: compare-and-set of `next_offset` per topic-partition, matching both the
+ *      offset this instance last read or wrote and the owner token it got when it claimed the
+ *      partition. It runs first, so it also takes the row locks that serialize two instances;
+ *   2. upserts (one multi-row `INSERT … SELECT FROM unnest(…) ON CONFLICT`), guarded by source
+ *      position: a row is replaced only by a record with a higher chunk-topic offset, and never
+ *      re-created by a record older than the tombstone that deleted it;
+ *   3. deletes for tombstones (one statement), remembering each deletion's position;
+ *   4. audit rows and reject rows.
+ *
+ * A commit whose outcome is unknown (the connection died during COMMIT) is resolved on retry: if
+ * the offsets rows already hold this instance's token and this batch's next offsets, the batch
+ * committed; otherwise it did not and is written again.
+ */
+import type pg from 'pg'
+import type { SinkNames } from './config.ts'
+import type { AuditRow, ChunkRow, RejectRow, SinkEvent } from './chunk-codec.ts'
+
+export interface PartitionProgress {
+  readonly partition: number
+  /** What this instance last read from or wrote to the offsets row. */
+  readonly expected: bigint
+  /** The next offset to read after this batch. */
+  readonly next: bigint
+  readonly ownerToken: string
+}
+
+export interface SinkBatch {
+  readonly topic: string
+  readonly partitions: readonly PartitionProgress[]
+  readonly upserts: readonly ChunkRow[]
+  readonly tombstones: readonly { readonly chunkId: string; readonly offset: bigint }[]
+  readonly audits: readonly AuditRow[]
+  readonly rejects: readonly RejectRow[]
+}
+
+export type BatchOutcome =
+  | { readonly status: 'committed'; readonly upserted: number; readonly deleted: number; readonly alreadyCommitted: boolean }
+  | { readonly status: 'fenced'; readonly partitions: readonly number[] }
+
+/**
+ * Builds a batch from decoded events: per chunk id only the event at the highest offset counts
+ * (one row can be touched once per statement, and later wins inside a partition anyway).
+ */
+export function buildBatch(topic: string, partitions: readonly PartitionProgress[], events: readonly SinkEvent[]): SinkBatch {
+  const last = new Map<string, SinkEvent & { kind: 'upsert' | 'tombstone' }>()
+  const audits: AuditRow[] = []
+  const rejects: RejectRow[] = []
+  for (const event of events) {
+    if (event.kind === 'audit') audits.push(event.row)
+    else if (event.kind === 'reject') rejects.push(event.row)
+    else {
+      const id = event.kind === 'upsert' ? event.row.chunkId : event.chunkId
+      const offset = event.kind === 'upsert' ? event.row.chunkOffset : event.offset
+      const previous = last.get(id)
+      const previousOffset = previous === undefined ? -1n : previous.kind === 'upsert' ? previous.row.chunkOffset : previous.offset
+      if (offset > previousOffset) last.set(id, event)
+    }
+  }
+  const upserts: ChunkRow[] = []
+  const tombstones: { chunkId: string; offset: bigint }[] = []
+  for (const event of last.values()) {
+    if (event.kind === 'upsert') upserts.push(event.row)
+    else tombstones.push({ chunkId: event.chunkId, offset: event.offset })
+  }
+  const auditIds = new Set<string>()
+  return {
+    topic,
+    partitions,
+    upserts,
+    tombstones,
+    audits: audits.filter((a) => !auditIds.has(a.eventId) && auditIds.add(a.eventId)),
+    rejects,
+  }
+}
+
+/** The SQL of one topology version's batch, built once per sink. */
+export class BatchWriter {
+  readonly #names: SinkNames
+  readonly #writtenBy: string
+  readonly #fenceSql: string
+  readonly #upsertSql: string
+  readonly #deleteSql: string
+  readonly #auditSql: string
+  readonly #rejectSql: string
+  readonly #inspectSql: string
+
+  constructor(names: SinkNames, writtenBy: string) {
+    this.#names = names
+    this.#writtenBy = writtenBy
+    const t = names.chunkTable
+    const updatable = [
+      'entity_type', 'entity_key', 'chunk_index', 'content', 'content_hash', 'embedding', 'metadata', 'classification', 'tenant',
+      'region', 'subjects', 'policy_version', 'source_topic', 'source_partition', 'source_offset', 'source_position', 'source_ts',
+      'topology', 'topology_version', 'chunker', 'embedding_model', 'emitted_at', 'chunk_topic', 'chunk_partition', 'chunk_offset',
+      'visible_at', 'written_by',
+    ]
+    this.#fenceSql = `
+      UPDATE ${names.offsetsTable} AS o SET next_offset = v.next_offset, updated_at = clock_timestamp()
+      FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::uuid[]) AS v(partition, expected, next_offset, owner_token)
+      WHERE o.topic = $1 AND o.partition = v.partition AND o.next_offset = v.expected AND o.owner_token = v.owner_token
+      RETURNING o.partition`
+    this.#inspectSql = `SELECT partition, next_offset, owner_token FROM ${names.offsetsTable} WHERE topic = $1 AND partition = ANY($2::int[])`
+    this.#upsertSql = `
+      INSERT INTO ${t} (chunk_id, ${updatable.join(', ')})
+      SELECT u.chunk_id, u.entity_type, u.entity_key, u.chunk_index, u.content, u.content_hash, u.embedding, u.metadata,
+             u.classification, u.tenant, u.region, ARRAY(SELECT jsonb_array_elements_text(u.subjects)), u.policy_version,
+             u.source_topic, u.source_partition, u.source_offset, u.source_position, to_timestamp(u.source_ts_ms / 1000.0),
+             u.topology, u.topology_version, u.chunker, u.embedding_model, to_timestamp(u.emitted_at_ms / 1000.0),
+             u.chunk_topic, u.chunk_partition, u.chunk_offset, clock_timestamp(), $27
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::vector[], $8::jsonb[],
+                  $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::text[], $14::text[], $15::int[], $16::bigint[],
+                  $17::text[], $18::float8[], $19::text[], $20::text[], $21::text[], $22::text[], $23::float8[],
+                  $24::text[], $25::int[], $26::bigint[])
+        AS u(chunk_id, entity_type, entity_key, chunk_index, content, content_hash, embedding, metadata,
+             classification, tenant, region, subjects, policy_version, source_topic, source_partition, source_offset,
+             source_position, source_ts_ms, topology, topology_version, chunker, embedding_model, emitted_at_ms,
+             chunk_topic, chunk_partition, chunk_offset)
+      WHERE NOT EXISTS (SELECT 1 FROM ${names.tombstoneTable} d WHERE d.chunk_id = u.chunk_id AND d.chunk_offset >= u.chunk_offset)
+      ON CONFLICT (chunk_id) DO UPDATE SET (${updatable.join(', ')}) = (${updatable.map((c) => `EXCLUDED.${c}`).join(', ')})
+      WHERE ${t}.chunk_offset < EXCLUDED.chunk_offset`
+    this.#deleteSql = `
+      WITH d AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS u(chunk_id, chunk_offset)),
+      gone AS (DELETE FROM ${t} AS c USING d WHERE c.chunk_id = d.chunk_id AND c.chunk_offset < d.chunk_offset RETURNING c.chunk_id),
+      marked AS (
+        INSERT INTO ${names.tombstoneTable} AS m (chunk_id, chunk_offset, deleted_at)
+        SELECT chunk_id, chunk_offset, clock_timestamp() FROM d
+        ON CONFLICT (chunk_id) DO UPDATE SET chunk_offset = EXCLUDED.chunk_offset, deleted_at = EXCLUDED.deleted_at
+        WHERE m.chunk_offset < EXCLUDED.chunk_offset
+        RETURNING 1)
+      SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT count(*) FROM marked)::int AS marked`
+    this.#auditSql = `
+      INSERT INTO ${names.auditTable} (event_id, kind, topology, topology_version, request_id, subject_hash, entity_key_hash,
+                                       reason, counts, at, source_topic, source_partition, source_offset)
+      SELECT event_id, kind, topology, topology_version, request_id, subject_hash, entity_key_hash, reason, counts,
+             to_timestamp(at_ms / 1000.0), source_topic, source_partition, source_offset
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::jsonb[],
+                  $10::float8[], $11::text[], $12::int[], $13::bigint[])
+        AS u(event_id, kind, topology, topology_version, request_id, subject_hash, entity_key_hash, reason, counts, at_ms,
+             source_topic, source_partition, source_offset)
+      ON CONFLICT DO NOTHING`
+    this.#rejectSql = `
+      INSERT INTO ${names.rejectsTable} (topic, partition, "offset", error_code, message, record_key)
+      SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+      ON CONFLICT DO NOTHING`
+  }
+
+  get names(): SinkNames {
+    return this.#names
+  }
+
+  /** Runs the batch's transaction on `client`. Throws on database errors (the caller retries with a new connection). */
+  async write(client: pg.Client, batch: SinkBatch): Promise<BatchOutcome> {
+    const parts = batch.partitions
+    await client.query('BEGIN')
+    try {
+      const fenced = await client.query<{ partition: number }>(this.#fenceSql, [
+        batch.topic,
+        parts.map((p) => p.partition),
+        parts.map((p) => p.expected.toString()),
+        parts.map((p) => p.next.toString()),
+        parts.map((p) => p.ownerToken),
+      ])
+      if (fenced.rowCount !== parts.length) {
+        await client.query('ROLLBACK')
+        return this.#resolveFence(client, batch, new Set(fenced.rows.map((r) => r.partition)))
+      }
+      let upserted = 0
+      let deleted = 0
+      if (batch.upserts.length > 0) upserted = (await client.query(this.#upsertSql, this.#upsertParams(batch.upserts))).rowCount ?? 0
+      if (batch.tombstones.length > 0) {
+        const result = await client.query<{ deleted: number }>(this.#deleteSql, [batch.tombstones.map((t) => t.chunkId), batch.tombstones.map((t) => t.offset.toString())])
+        deleted = result.rows[0].deleted
+      }
+      if (batch.audits.length > 0) await client.query(this.#auditSql, auditParams(batch.audits))
+      if (batch.rejects.length > 0) {
+        const r = batch.rejects
+        await client.query(this.#rejectSql, [r.map((x) => x.topic), r.map((x) => x.partition), r.map((x) => x.offset.toString()), r.map((x) => x.code), r.map((x) => x.message), r.map((x) => x.key)])
+      }
+      await client.query('COMMIT')
+      return { status: 'committed', upserted, deleted, alreadyCommitted: false }
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw error
+    }
+  }
+
+  /** The fence failed for some partition: either an earlier attempt of this very batch committed, or another instance owns it now. */
+  async #resolveFence(client: pg.Client, batch: SinkBatch, passed: ReadonlySet<number>): Promise<BatchOutcome> {
+    const rows = await client.query<{ partition: number; next_offset: string; owner_token: string }>(this.#inspectSql, [batch.topic, batch.partitions.map((p) => p.partition)])
+    const stored = new Map(rows.rows.map((r) => [r.partition, r]))
+    const landed = batch.partitions.every((p) => {
+      const row = stored.get(p.partition)
+      return row !== undefined && row.owner_token === p.ownerToken && BigInt(row.next_offset) === p.next
+    })
+    if (landed) return { status: 'committed', upserted: 0, deleted: 0, alreadyCommitted: true }
+    return { status: 'fenced', partitions: batch.partitions.filter((p) => !passed.has(p.partition)).map((p) => p.partition) }
+  }
+
+  #upsertParams(rows: readonly ChunkRow[]): unknown[] {
+    const cols: unknown[][] = Array.from({ length: 26 }, () => new Array(rows.length))
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]
+      cols[0][i] = r.chunkId
+      cols[1][i] = r.entityType
+      cols[2][i] = r.entityKey
+      cols[3][i] = r.chunkIndex
+      cols[4][i] = r.content
+      cols[5][i] = r.contentHash
+      cols[6][i] = r.embedding
+      cols[7][i] = r.metadata
+      cols[8][i] = r.classification
+      cols[9][i] = r.tenant
+      cols[10][i] = r.region
+      cols[11][i] = r.subjects
+      cols[12][i] = r.policyVersion
+      cols[13][i] = r.sourceTopic
+      cols[14][i] = r.sourcePartition
+      cols[15][i] = r.sourceOffset
+      cols[16][i] = r.sourcePosition
+      cols[17][i] = r.sourceTimestampMs
+      cols[18][i] = r.topology
+      cols[19][i] = r.topologyVersion
+      cols[20][i] = r.chunker
+      cols[21][i] = r.embeddingModel
+      cols[22][i] = r.emittedAtMs
+      cols[23][i] = r.chunkTopic
+      cols[24][i] = r.chunkPartition
+      cols[25][i] = r.chunkOffset.toString()
+    }
+    return [...cols, this.#writtenBy]
+  }
+}
+
+function auditParams(rows: readonly AuditRow[]): unknown[] {
+  return [
+    rows.map((r) => r.eventId), rows.map((r) => r.kind), rows.map((r) => r.topology), rows.map((r) => r.topologyVersion),
+    rows.map((r) => r.requestId), rows.map((r) => r.subjectHash), rows.map((r) => r.entityKeyHash), rows.map((r) => r.reason),
+    rows.map((r) => r.counts), rows.map((r) => r.atMs), rows.map((r) => r.topic), rows.map((r) => r.partition), rows.map((r) => r.offset.toString()),
+  ]
+}
+
+/**
+ * Claims partitions for this instance: a fresh owner token per claim moves the fence, so any batch
+ * still in flight from an earlier owner (or an earlier assignment of this instance) cannot commit.
+ * Returns the stored next offset per partition (inserting `initial` where none is stored yet).
+ */
+export async function claimPartitions(
+  client: pg.Client,
+  names: SinkNames,
+  topic: string,
+  claims: readonly { partition: number; initial: bigint; ownerToken: string }[],
+): Promise<Map<number, bigint>> {
+  const result = await client.query<{ partition: number; next_offset: string }>(
+    `INSERT INTO ${names.offsetsTable} AS o (topic, partition, next_offset, owner_token, claimed_at, updated_at)
+     SELECT $1, partition, initial, owner_token, clock_timestamp(), clock_timestamp()
+     FROM unnest($2::int[], $3::bigint[], $4::uuid[]) AS u(partition, initial, owner_token)
+     ON CONFLICT (topic, partition) DO UPDATE SET owner_token = EXCLUDED.owner_token, claimed_at = EXCLUDED.claimed_at
+     RETURNING partition, next_offset`,
+    [topic, claims.map((c) => c.partition), claims.map((c) => c.initial.toString()), claims.map((c) => c.ownerToken)],
+  )
+  return new Map(result.rows.map((r) => [r.partition, BigInt(r.next_offset)]))
+}

@@ -1,0 +1,270 @@
+/**
+ * Decodes chunk-topic records into what the sink writes. The value is Avro in the Confluent wire
+ * format (byte 0 = 0x00, bytes 1-4 = schema id, then the Avro body); the writer schema's full name
+ * says what the record is:
+ *
+ *   key: chunk id (UTF-8)   value: dev.ragstream.v1.ChunkEvent  → upsert
+ *   key: chunk id (UTF-8)   value: null                         → tombstone (delete)
+ *   key: event id (UTF-8)   value: dev.ragstream.v1.AuditEvent  → audit row, written with the batch
+ *
+ * Anything else becomes a reject row (code + message + position), never a silent drop and never a
+ * stopped line. Uses the registry client directly until the shared serde module lands.
+ */
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry'
+
+export const CHUNK_EVENT_SCHEMA = 'dev.ragstream.v1.ChunkEvent'
+export const AUDIT_EVENT_SCHEMA = 'dev.ragstream.v1.AuditEvent'
+
+export interface RawChunkRecord {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+  readonly key: Buffer | null
+  readonly value: Buffer | null
+}
+
+/** One chunk row as the sink stores it (see the table in migrations.ts). */
+export interface ChunkRow {
+  readonly chunkId: string
+  readonly entityType: string
+  readonly entityKey: string
+  readonly chunkIndex: number
+  readonly content: string
+  readonly contentHash: string
+  /** pgvector text form `[x,y,...]`. */
+  readonly embedding: string
+  /** JSON object text. */
+  readonly metadata: string
+  readonly classification: string | null
+  readonly tenant: string | null
+  readonly region: string | null
+  /** JSON array text. */
+  readonly subjects: string
+  readonly policyVersion: string | null
+  readonly sourceTopic: string
+  readonly sourcePartition: number
+  readonly sourceOffset: string
+  readonly sourcePosition: string | null
+  readonly sourceTimestampMs: number
+  readonly topology: string
+  readonly topologyVersion: string
+  readonly chunker: string
+  readonly embeddingModel: string
+  readonly emittedAtMs: number
+  readonly chunkTopic: string
+  readonly chunkPartition: number
+  readonly chunkOffset: bigint
+}
+
+export interface AuditRow {
+  readonly eventId: string
+  readonly kind: string
+  readonly topology: string
+  readonly topologyVersion: string | null
+  readonly requestId: string | null
+  readonly subjectHash: string | null
+  readonly entityKeyHash: string | null
+  readonly reason: string | null
+  /** JSON object text. */
+  readonly counts: string
+  readonly atMs: number
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+}
+
+export interface RejectRow {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+  readonly code: 'RS_DECODE_FAILED' | 'RS_RECORD_INVALID' | 'RS_EMBEDDING_DIMENSIONS'
+  readonly message: string
+  readonly key: string | null
+}
+
+export type SinkEvent =
+  | { readonly kind: 'upsert'; readonly row: ChunkRow }
+  | { readonly kind: 'tombstone'; readonly chunkId: string; readonly offset: bigint }
+  | { readonly kind: 'audit'; readonly row: AuditRow }
+  | { readonly kind: 'reject'; readonly row: RejectRow }
+
+interface NamedType {
+  readonly name?: string
+  fromBuffer(buffer: Buffer): unknown
+}
+
+interface ChunkEventValue {
+  chunk_id: string
+  entity_type: string
+  entity_key: string
+  chunk_index: number
+  text: string
+  embedding: number[]
+  content_hash: string
+  metadata: string
+  classification: string | null
+  tenant: string | null
+  region: string | null
+  subjects: string[]
+  policy_version: string | null
+  lineage: {
+    source_topic: string
+    source_partition: number
+    source_offset: number | bigint
+    source_timestamp_ms: number | bigint
+    source_position: string | null
+    topology: string
+    topology_version: string
+    chunker: string
+    embedding_model: string
+    emitted_at_ms: number | bigint
+  }
+}
+
+interface AuditEventValue {
+  event_id: string
+  kind: string
+  topology: string
+  topology_version: string | null
+  request_id: string | null
+  subject_hash: string | null
+  entity_key_hash: string | null
+  reason: string | null
+  counts: Record<string, number | bigint>
+  at_ms: number | bigint
+}
+
+// PostgreSQL text and jsonb cannot hold U+0000; such a record is rejected, not altered.
+const NUL = '\u0000'
+
+function hasNul(values: readonly (string | null)[]): boolean {
+  return values.some((v) => v !== null && v.includes(NUL))
+}
+
+export class ChunkDecoder {
+  readonly #registry: SchemaRegistry
+  readonly #dims: number
+  readonly #types = new Map<number, NamedType | null>()
+
+  constructor(registry: SchemaRegistry, dims: number) {
+    this.#registry = registry
+    this.#dims = dims
+  }
+
+  /** Fetches the writer schemas this batch needs (once per id: ids are immutable), so decode() does no I/O. */
+  async prepare(records: readonly RawChunkRecord[]): Promise<void> {
+    const missing = new Set<number>()
+    for (const r of records) {
+      if (r.value && r.value.length >= 5 && r.value[0] === 0) {
+        const id = r.value.readUInt32BE(1)
+        if (!this.#types.has(id)) missing.add(id)
+      }
+    }
+    await Promise.all([...missing].map(async (id) => {
+      try {
+        this.#types.set(id, (await this.#registry.getSchema(id)) as unknown as NamedType)
+      } catch (error) {
+        // A schema the registry does not know is a property of the record (reject it); an
+        // unreachable registry is transient and must fail the fetch so it is retried.
+        if ((error as { status?: number }).status === 404 || /not found/i.test(String((error as Error).message))) this.#types.set(id, null)
+        else throw error
+      }
+    }))
+  }
+
+  decode(record: RawChunkRecord): SinkEvent {
+    const key = record.key === null ? null : record.key.toString('utf8')
+    const reject = (code: RejectRow['code'], message: string): SinkEvent =>
+      ({ kind: 'reject', row: { topic: record.topic, partition: record.partition, offset: record.offset, code, message, key: key !== null && !key.includes(NUL) ? key : null } })
+    if (key === null || key.length === 0) return reject('RS_RECORD_INVALID', 'record has no key (chunk id)')
+    if (key.includes(NUL)) return reject('RS_RECORD_INVALID', 'record key contains U+0000')
+    if (record.value === null) return { kind: 'tombstone', chunkId: key, offset: record.offset }
+    const value = record.value
+    if (value.length < 5 || value[0] !== 0) return reject('RS_DECODE_FAILED', `value is not in the Confluent wire format (${value.length} bytes)`)
+    const id = value.readUInt32BE(1)
+    const type = this.#types.get(id)
+    if (!type) return reject('RS_DECODE_FAILED', `schema id ${id} is unknown to the schema registry`)
+    let decoded: unknown
+    try {
+      decoded = type.fromBuffer(value.subarray(5))
+    } catch (error) {
+      return reject('RS_DECODE_FAILED', `Avro decode failed under schema id ${id}: ${(error as Error).message}`)
+    }
+    if (type.name === AUDIT_EVENT_SCHEMA) return this.#audit(record, decoded as AuditEventValue, reject)
+    if (type.name !== CHUNK_EVENT_SCHEMA) return reject('RS_DECODE_FAILED', `schema id ${id} is ${type.name ?? 'unnamed'}, not ${CHUNK_EVENT_SCHEMA}`)
+    const e = decoded as ChunkEventValue
+    if (e.chunk_id !== key) return reject('RS_RECORD_INVALID', `key ${JSON.stringify(key)} differs from chunk_id ${JSON.stringify(e.chunk_id)}`)
+    if (e.embedding.length !== this.#dims) return reject('RS_EMBEDDING_DIMENSIONS', `embedding has ${e.embedding.length} dimensions, the table has ${this.#dims}`)
+    for (const x of e.embedding) if (!Number.isFinite(x)) return reject('RS_RECORD_INVALID', 'embedding contains NaN or infinity')
+    let metadata: unknown
+    try {
+      metadata = JSON.parse(e.metadata)
+    } catch {
+      return reject('RS_RECORD_INVALID', 'metadata is not valid JSON')
+    }
+    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) return reject('RS_RECORD_INVALID', 'metadata is not a JSON object')
+    const l = e.lineage
+    if (hasNul([e.entity_type, e.entity_key, e.text, e.content_hash, e.metadata, e.classification, e.tenant, e.region, e.policy_version, ...e.subjects,
+      l.source_topic, l.source_position, l.topology, l.topology_version, l.chunker, l.embedding_model])) {
+      return reject('RS_RECORD_INVALID', 'a text field contains U+0000, which PostgreSQL cannot store')
+    }
+    return {
+      kind: 'upsert',
+      row: {
+        chunkId: key,
+        entityType: e.entity_type,
+        entityKey: e.entity_key,
+        chunkIndex: e.chunk_index,
+        content: e.text,
+        contentHash: e.content_hash,
+        embedding: `[${e.embedding.join(',')}]`,
+        metadata: e.metadata,
+        classification: e.classification,
+        tenant: e.tenant,
+        region: e.region,
+        subjects: JSON.stringify(e.subjects),
+        policyVersion: e.policy_version,
+        sourceTopic: l.source_topic,
+        sourcePartition: l.source_partition,
+        sourceOffset: String(l.source_offset),
+        sourcePosition: l.source_position,
+        sourceTimestampMs: Number(l.source_timestamp_ms),
+        topology: l.topology,
+        topologyVersion: l.topology_version,
+        chunker: l.chunker,
+        embeddingModel: l.embedding_model,
+        emittedAtMs: Number(l.emitted_at_ms),
+        chunkTopic: record.topic,
+        chunkPartition: record.partition,
+        chunkOffset: record.offset,
+      },
+    }
+  }
+
+  #audit(record: RawChunkRecord, e: AuditEventValue, reject: (code: RejectRow['code'], message: string) => SinkEvent): SinkEvent {
+    const counts: Record<string, number> = {}
+    for (const [k, v] of Object.entries(e.counts)) counts[k] = Number(v)
+    const countsJson = JSON.stringify(counts)
+    if (hasNul([e.event_id, e.kind, e.topology, e.topology_version, e.request_id, e.subject_hash, e.entity_key_hash, e.reason, countsJson])) {
+      return reject('RS_RECORD_INVALID', 'an audit field contains U+0000')
+    }
+    return {
+      kind: 'audit',
+      row: {
+        eventId: e.event_id,
+        kind: e.kind,
+        topology: e.topology,
+        topologyVersion: e.topology_version,
+        requestId: e.request_id,
+        subjectHash: e.subject_hash,
+        entityKeyHash: e.entity_key_hash,
+        reason: e.reason,
+        counts: countsJson,
+        atMs: Number(e.at_ms),
+        topic: record.topic,
+        partition: record.partition,
+        offset: record.offset,
+      },
+    }
+  }
+}

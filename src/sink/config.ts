@@ -1,0 +1,162 @@
+/**
+ * What the pgvector sink needs to know about one topology version, validated once. Until the
+ * topology loader carries a `sink` section, the CLI builds this from its options.
+ */
+import { ConfigError, type Problem } from '../errors.ts'
+import { checkIdentifier, derivedIdentifier, qualified } from './identifiers.ts'
+
+export type Distance = 'cosine' | 'l2' | 'inner_product'
+
+export interface SinkConfigInput {
+  readonly topology: string
+  /** Topology version, e.g. `v1`: one table per version. */
+  readonly version?: string
+  /** Chunk topic; default `rag.chunks.<topology>`. */
+  readonly topic?: string
+  readonly dims: number
+  readonly distance?: Distance
+  readonly hnsw?: { readonly m?: number; readonly efConstruction?: number }
+  /** Schema of the tables (analysts get no USAGE on it); default `ragstream`. */
+  readonly schema?: string
+  /** Schema of the analyst views; default `rag`. */
+  readonly viewSchema?: string
+  readonly ownerRole?: string
+  readonly sinkRole?: string
+  readonly groupId?: string
+  readonly batchMaxRecords?: number
+  readonly batchLingerMs?: number
+  readonly sessionTimeoutMs?: number
+  /** Kafka static membership id: a restarted sink with the same id takes its partitions back without a rebalance. */
+  readonly instanceId?: string
+}
+
+/** The SQL names of one topology version, each checked and quoted. */
+export interface SinkNames {
+  readonly schema: string
+  readonly viewSchema: string
+  readonly ownerRole: string
+  readonly sinkRole: string
+  /** Quoted, schema-qualified. */
+  readonly chunkTable: string
+  readonly tombstoneTable: string
+  readonly view: string
+  readonly freshnessView: string
+  readonly offsetsTable: string
+  readonly auditTable: string
+  readonly rejectsTable: string
+  readonly grantsTable: string
+  readonly versionsTable: string
+  readonly migrationsTable: string
+  /** Unquoted names, for catalog lookups and index names. */
+  readonly chunkTableName: string
+  readonly tombstoneTableName: string
+  readonly viewName: string
+  readonly freshnessViewName: string
+  readonly indexNames: { readonly hnsw: string; readonly entity: string; readonly metadata: string }
+}
+
+export interface SinkConfig {
+  readonly topology: string
+  readonly version: string
+  readonly topic: string
+  readonly dims: number
+  readonly distance: Distance
+  readonly hnsw: { readonly m: number; readonly efConstruction: number }
+  readonly groupId: string
+  readonly batchMaxRecords: number
+  readonly batchLingerMs: number
+  readonly sessionTimeoutMs: number
+  readonly instanceId: string | undefined
+  readonly names: SinkNames
+}
+
+const DISTANCES: readonly Distance[] = ['cosine', 'l2', 'inner_product']
+
+function intIn(problems: Problem[], path: string, value: unknown, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    problems.push({ path, message: `must be an integer from ${min} to ${max} (got ${JSON.stringify(value)})` })
+    return fallback
+  }
+  return value
+}
+
+/**
+ * Validates the sink section of a topology. Identifier problems throw RS_IDENTIFIER_INVALID naming
+ * the field at once; every other problem is collected into one RS_CONFIG_INVALID.
+ */
+export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
+  const topology = checkIdentifier('/sink/topology', input.topology, 'topology-name')
+  const version = checkIdentifier('/sink/version', input.version ?? 'v1', 'topology-name')
+  const schema = checkIdentifier('/sink/schema', input.schema ?? 'ragstream')
+  const viewSchema = checkIdentifier('/sink/viewSchema', input.viewSchema ?? 'rag')
+  const ownerRole = checkIdentifier('/sink/ownerRole', input.ownerRole ?? 'ragstream_owner')
+  const sinkRole = checkIdentifier('/sink/sinkRole', input.sinkRole ?? 'ragstream_sink')
+  const problems: Problem[] = []
+  if (schema === viewSchema) problems.push({ path: '/sink/viewSchema', message: 'must differ from /sink/schema (analysts get USAGE on the view schema only)' })
+  if (ownerRole === sinkRole) problems.push({ path: '/sink/sinkRole', message: 'must differ from /sink/ownerRole (the sink must not own the tables)' })
+  // pgvector's HNSW index supports up to 2000 dimensions for `vector`.
+  const dims = intIn(problems, '/sink/dims', input.dims, 1, 2000, 0)
+  if (input.dims === undefined) problems.push({ path: '/sink/dims', message: 'required' })
+  const distance = input.distance ?? 'cosine'
+  if (!DISTANCES.includes(distance)) problems.push({ path: '/sink/distance', message: `must be one of ${DISTANCES.join(', ')}` })
+  const m = intIn(problems, '/sink/hnsw/m', input.hnsw?.m, 2, 100, 16)
+  const efConstruction = intIn(problems, '/sink/hnsw/efConstruction', input.hnsw?.efConstruction, 4, 1000, 64)
+  if (efConstruction < 2 * m) problems.push({ path: '/sink/hnsw/efConstruction', message: `must be at least 2 × m (${2 * m})` })
+  const batchMaxRecords = intIn(problems, '/sink/batchMaxRecords', input.batchMaxRecords, 1, 100_000, 2000)
+  const batchLingerMs = intIn(problems, '/sink/batchLingerMs', input.batchLingerMs, 0, 60_000, 200)
+  const sessionTimeoutMs = intIn(problems, '/sink/sessionTimeoutMs', input.sessionTimeoutMs, 6000, 300_000, 10_000)
+  const topic = input.topic ?? `rag.chunks.${topology}`
+  if (typeof topic !== 'string' || !/^[A-Za-z0-9._-]{1,249}$/.test(topic)) problems.push({ path: '/sink/topic', message: 'must be a valid Kafka topic name' })
+  if (problems.length > 0) throw new ConfigError(problems, 'sink configuration')
+
+  const chunkTableName = derivedIdentifier('/sink/topology', `chunks_${topology}_${version}`)
+  const tombstoneTableName = derivedIdentifier('/sink/topology', `tombstones_${topology}_${version}`)
+  const freshnessViewName = derivedIdentifier('/sink/topology', `${topology}_freshness`)
+  const names: SinkNames = {
+    schema,
+    viewSchema,
+    ownerRole,
+    sinkRole,
+    chunkTable: qualified(schema, chunkTableName),
+    tombstoneTable: qualified(schema, tombstoneTableName),
+    view: qualified(viewSchema, topology),
+    freshnessView: qualified(viewSchema, freshnessViewName),
+    offsetsTable: qualified(schema, 'sink_offsets'),
+    auditTable: qualified(schema, 'audit_events'),
+    rejectsTable: qualified(schema, 'sink_rejects'),
+    grantsTable: qualified(schema, 'analyst_grants'),
+    versionsTable: qualified(schema, 'topology_versions'),
+    migrationsTable: qualified(schema, 'schema_migrations'),
+    chunkTableName,
+    tombstoneTableName,
+    viewName: topology,
+    freshnessViewName,
+    indexNames: {
+      hnsw: derivedIdentifier('/sink/topology', `${chunkTableName}_hnsw`),
+      entity: derivedIdentifier('/sink/topology', `${chunkTableName}_entity`),
+      metadata: derivedIdentifier('/sink/topology', `${chunkTableName}_metadata`),
+    },
+  }
+  return {
+    topology,
+    version,
+    topic,
+    dims,
+    distance,
+    hnsw: { m, efConstruction },
+    groupId: input.groupId ?? `ragstream-sink.${topology}.${version}`,
+    batchMaxRecords,
+    batchLingerMs,
+    sessionTimeoutMs,
+    instanceId: input.instanceId,
+    names,
+  }
+}
+
+/** pgvector operator class and distance operator per distance. */
+export const DISTANCE_SQL: Readonly<Record<Distance, { readonly opclass: string; readonly operator: string }>> = {
+  cosine: { opclass: 'vector_cosine_ops', operator: '<=>' },
+  l2: { opclass: 'vector_l2_ops', operator: '<->' },
+  inner_product: { opclass: 'vector_ip_ops', operator: '<#>' },
+}

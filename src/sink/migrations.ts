@@ -1,0 +1,353 @@
+/**
+ * Schema management for the pgvector sink, run as the owner role (never as the sink role):
+ *
+ * - versioned migrations of the shared tables (offsets, audit, rejects, analyst grants, the
+ *   topology-version registry), recorded in `<schema>.schema_migrations` and applied once each;
+ * - one chunk table per topology version (`vector(<dims>)`, HNSW, btree on entity, GIN on
+ *   metadata), recorded in `topology_versions` with its dims, so a later run with other dims fails
+ *   instead of silently writing into the wrong shape;
+ * - a view per topology (and a freshness view) pointing at the active version.
+ *
+ * Every step is idempotent and runs under a transaction-scoped advisory lock, so two processes
+ * migrating at once serialize. Identifiers were checked and quoted by `resolveSinkConfig`; the only
+ * other text interpolated into DDL are validated integers (dims, m, ef_construction).
+ */
+import type pg from 'pg'
+import { ConfigError } from '../errors.ts'
+import { DISTANCE_SQL, type SinkConfig, type SinkNames } from './config.ts'
+import { checkIdentifier, quoteIdent } from './identifiers.ts'
+
+interface Migration {
+  readonly version: number
+  readonly name: string
+  sql(names: SinkNames): string
+}
+
+/** Append only: a released migration never changes. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'shared sink tables',
+    sql: (n) => `
+      CREATE TABLE ${n.versionsTable} (
+        topology text NOT NULL,
+        version text NOT NULL,
+        table_name text NOT NULL,
+        dims integer NOT NULL,
+        distance text NOT NULL,
+        hnsw_m integer NOT NULL,
+        hnsw_ef_construction integer NOT NULL,
+        active boolean NOT NULL DEFAULT false,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        activated_at timestamptz,
+        PRIMARY KEY (topology, version)
+      );
+      CREATE UNIQUE INDEX topology_versions_one_active ON ${n.versionsTable} (topology) WHERE active;
+
+      -- The sink's exactly-once state and fence: the next offset to read per topic-partition,
+      -- and the token of the sink instance that last claimed the partition.
+      CREATE TABLE ${n.offsetsTable} (
+        topic text NOT NULL,
+        partition integer NOT NULL,
+        next_offset bigint NOT NULL,
+        owner_token uuid NOT NULL,
+        claimed_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        PRIMARY KEY (topic, partition)
+      );
+
+      -- Governance proof: ids and counts, never raw PII. The sink may INSERT only.
+      CREATE TABLE ${n.auditTable} (
+        event_id text PRIMARY KEY,
+        kind text NOT NULL,
+        topology text NOT NULL,
+        topology_version text,
+        request_id text,
+        subject_hash text,
+        entity_key_hash text,
+        reason text,
+        counts jsonb NOT NULL DEFAULT '{}',
+        at timestamptz NOT NULL,
+        source_topic text NOT NULL,
+        source_partition integer NOT NULL,
+        source_offset bigint NOT NULL,
+        written_at timestamptz NOT NULL DEFAULT clock_timestamp()
+      );
+      CREATE INDEX audit_events_request ON ${n.auditTable} (request_id);
+
+      -- Records the sink could not apply (undecodable, wrong dims, bad metadata): never dropped silently.
+      CREATE TABLE ${n.rejectsTable} (
+        topic text NOT NULL,
+        partition integer NOT NULL,
+        "offset" bigint NOT NULL,
+        error_code text NOT NULL,
+        message text NOT NULL,
+        record_key text,
+        rejected_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (topic, partition, "offset")
+      );
+
+      -- Which classifications and tenants each analyst role may read ('*' = all). Row-level
+      -- security on the chunk tables looks rows up here by current_user.
+      CREATE TABLE ${n.grantsTable} (
+        role_name name NOT NULL,
+        dimension text NOT NULL CHECK (dimension IN ('classification', 'tenant')),
+        value text NOT NULL,
+        PRIMARY KEY (role_name, dimension, value)
+      );
+      ALTER TABLE ${n.grantsTable} ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY own_grants ON ${n.grantsTable} FOR SELECT TO PUBLIC USING (role_name = current_user);
+    `,
+  },
+]
+
+export interface MigrateResult {
+  readonly applied: readonly number[]
+  readonly createdVersion: boolean
+  readonly activated: boolean
+}
+
+async function inTransaction<T>(client: pg.Client, fn: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN')
+  try {
+    const result = await fn()
+    await client.query('COMMIT')
+    return result
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw error
+  }
+}
+
+async function lockSchema(client: pg.Client, names: SinkNames): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ragstream.migrate.${names.schema}`])
+}
+
+/**
+ * Brings the schema to the latest migration, creates the topology version's table if missing,
+ * re-applies grants, and activates the version when the topology has no active one yet.
+ * Must run as the owner role; the schemas must exist and belong to it (see `bootstrapDatabase`).
+ */
+export async function migrate(owner: pg.Client, config: SinkConfig): Promise<MigrateResult> {
+  const n = config.names
+  return inTransaction(owner, async () => {
+    await lockSchema(owner, n)
+    await owner.query(`CREATE TABLE IF NOT EXISTS ${n.migrationsTable} (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
+    const done = new Set((await owner.query<{ version: number }>(`SELECT version FROM ${n.migrationsTable}`)).rows.map((r) => r.version))
+    const applied: number[] = []
+    for (const migration of MIGRATIONS) {
+      if (done.has(migration.version)) continue
+      await owner.query(migration.sql(n))
+      await owner.query(`INSERT INTO ${n.migrationsTable} (version, name) VALUES ($1, $2)`, [migration.version, migration.name])
+      applied.push(migration.version)
+    }
+    await grantSinkRole(owner, n)
+    const createdVersion = await ensureTopologyVersion(owner, config)
+    const active = await owner.query(`SELECT version FROM ${n.versionsTable} WHERE topology = $1 AND active`, [config.topology])
+    let activated = false
+    if (active.rowCount === 0) {
+      await activateInTransaction(owner, config)
+      activated = true
+    }
+    return { applied, createdVersion, activated }
+  })
+}
+
+async function grantSinkRole(owner: pg.Client, n: SinkNames): Promise<void> {
+  const sink = quoteIdent(n.sinkRole)
+  await owner.query(`
+    GRANT USAGE ON SCHEMA ${quoteIdent(n.schema)} TO ${sink};
+    GRANT SELECT ON ${n.versionsTable} TO ${sink};
+    GRANT SELECT, INSERT, UPDATE ON ${n.offsetsTable} TO ${sink};
+    GRANT INSERT ON ${n.auditTable} TO ${sink};
+    GRANT INSERT ON ${n.rejectsTable} TO ${sink};
+  `)
+}
+
+/** The chunk table's columns, in view order: what analysts read. */
+export const CHUNK_COLUMNS = [
+  'chunk_id', 'entity_type', 'entity_key', 'chunk_index', 'content', 'content_hash', 'embedding', 'metadata',
+  'classification', 'tenant', 'region', 'subjects', 'policy_version',
+  'source_topic', 'source_partition', 'source_offset', 'source_position', 'source_ts',
+  'topology', 'topology_version', 'chunker', 'embedding_model', 'emitted_at',
+  'chunk_topic', 'chunk_partition', 'chunk_offset', 'visible_at', 'written_by',
+] as const
+
+async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Promise<boolean> {
+  const n = config.names
+  const existing = await owner.query<{ dims: number; distance: string; table_name: string }>(
+    `SELECT dims, distance, table_name FROM ${n.versionsTable} WHERE topology = $1 AND version = $2`,
+    [config.topology, config.version],
+  )
+  if (existing.rowCount) {
+    const row = existing.rows[0]
+    const problems = []
+    if (row.dims !== config.dims) problems.push({ path: '/sink/dims', message: `${config.topology}@${config.version} was created with ${row.dims} dimensions, not ${config.dims}; re-index into a new version` })
+    if (row.distance !== config.distance) problems.push({ path: '/sink/distance', message: `${config.topology}@${config.version} was created with ${row.distance}, not ${config.distance}` })
+    if (problems.length) throw new ConfigError(problems, 'sink configuration')
+  }
+  const { opclass } = DISTANCE_SQL[config.distance]
+  const t = n.chunkTable
+  const sink = quoteIdent(n.sinkRole)
+  await owner.query(`
+    CREATE TABLE IF NOT EXISTS ${t} (
+      chunk_id text PRIMARY KEY,
+      entity_type text NOT NULL,
+      entity_key text NOT NULL,
+      chunk_index integer NOT NULL,
+      content text NOT NULL,
+      content_hash text NOT NULL,
+      embedding vector(${config.dims}) NOT NULL,
+      metadata jsonb NOT NULL,
+      classification text,
+      tenant text,
+      region text,
+      subjects text[] NOT NULL,
+      policy_version text,
+      source_topic text NOT NULL,
+      source_partition integer NOT NULL,
+      source_offset bigint NOT NULL,
+      source_position text,
+      source_ts timestamptz NOT NULL,
+      topology text NOT NULL,
+      topology_version text NOT NULL,
+      chunker text NOT NULL,
+      embedding_model text NOT NULL,
+      emitted_at timestamptz NOT NULL,
+      chunk_topic text NOT NULL,
+      chunk_partition integer NOT NULL,
+      chunk_offset bigint NOT NULL,
+      visible_at timestamptz NOT NULL,
+      written_by text NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.hnsw)} ON ${t}
+      USING hnsw (embedding ${opclass}) WITH (m = ${config.hnsw.m}, ef_construction = ${config.hnsw.efConstruction});
+    CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.entity)} ON ${t} (entity_type, entity_key);
+    CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.metadata)} ON ${t} USING gin (metadata jsonb_path_ops);
+
+    -- Where a chunk was deleted: an older upsert replayed after its tombstone must not resurrect it.
+    CREATE TABLE IF NOT EXISTS ${n.tombstoneTable} (
+      chunk_id text PRIMARY KEY,
+      chunk_offset bigint NOT NULL,
+      deleted_at timestamptz NOT NULL
+    );
+
+    ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE ${t} FORCE ROW LEVEL SECURITY;
+    DROP POLICY IF EXISTS sink_writes ON ${t};
+    CREATE POLICY sink_writes ON ${t} FOR ALL TO ${sink} USING (true) WITH CHECK (true);
+    DROP POLICY IF EXISTS analyst_reads ON ${t};
+    CREATE POLICY analyst_reads ON ${t} FOR SELECT TO PUBLIC USING (
+      EXISTS (SELECT 1 FROM ${n.grantsTable} g WHERE g.role_name = current_user AND g.dimension = 'classification'
+              AND g.value IN ('*', coalesce(classification, '')))
+      AND EXISTS (SELECT 1 FROM ${n.grantsTable} g WHERE g.role_name = current_user AND g.dimension = 'tenant'
+              AND g.value IN ('*', coalesce(tenant, ''))));
+
+    GRANT SELECT, INSERT, UPDATE, DELETE ON ${t} TO ${sink};
+    GRANT SELECT, INSERT, UPDATE ON ${n.tombstoneTable} TO ${sink};
+  `)
+  // Analysts already granted on this topology read the new version too (rows still filtered by RLS).
+  const analysts = await owner.query<{ role_name: string }>(`SELECT DISTINCT role_name FROM ${n.grantsTable}`)
+  for (const { role_name } of analysts.rows) {
+    if ((await owner.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role_name])).rowCount) {
+      await owner.query(`GRANT SELECT ON ${t} TO ${quoteIdent(role_name)}`)
+    }
+  }
+  if (existing.rowCount) return false
+  await owner.query(
+    `INSERT INTO ${n.versionsTable} (topology, version, table_name, dims, distance, hnsw_m, hnsw_ef_construction)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [config.topology, config.version, n.chunkTableName, config.dims, config.distance, config.hnsw.m, config.hnsw.efConstruction],
+  )
+  return true
+}
+
+async function activateInTransaction(owner: pg.Client, config: SinkConfig): Promise<void> {
+  const n = config.names
+  const columns = CHUNK_COLUMNS.join(', ')
+  await owner.query(`UPDATE ${n.versionsTable} SET active = false WHERE topology = $1 AND active`, [config.topology])
+  await owner.query(`UPDATE ${n.versionsTable} SET active = true, activated_at = now() WHERE topology = $1 AND version = $2`, [config.topology, config.version])
+  // security_invoker: the view runs with the analyst's privileges, so RLS on the table applies to them.
+  await owner.query(`
+    CREATE OR REPLACE VIEW ${n.view} WITH (security_invoker = true) AS SELECT ${columns} FROM ${n.chunkTable};
+    CREATE OR REPLACE VIEW ${n.freshnessView} WITH (security_invoker = true) AS
+      SELECT topology, topology_version,
+             count(*) AS chunks,
+             count(DISTINCT (entity_type, entity_key)) AS entities,
+             max(source_ts) AS newest_source_ts,
+             max(visible_at) AS last_visible_at,
+             avg(visible_at - source_ts) AS avg_lag,
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY visible_at - source_ts) AS p50_lag,
+             percentile_cont(0.95) WITHIN GROUP (ORDER BY visible_at - source_ts) AS p95_lag,
+             max(visible_at - source_ts) AS max_lag,
+             now() - max(visible_at) AS since_last_write
+      FROM ${n.view}
+      GROUP BY topology, topology_version;
+  `)
+}
+
+/** Points the topology's views at this version (it must have been migrated). One transaction. */
+export async function activateVersion(owner: pg.Client, config: SinkConfig): Promise<void> {
+  await inTransaction(owner, async () => {
+    await lockSchema(owner, config.names)
+    const found = await owner.query(`SELECT 1 FROM ${config.names.versionsTable} WHERE topology = $1 AND version = $2`, [config.topology, config.version])
+    if (!found.rowCount) throw new ConfigError([{ path: '/sink/version', message: `${config.topology}@${config.version} has not been migrated` }], 'sink configuration')
+    await activateInTransaction(owner, config)
+  })
+}
+
+export interface AnalystAccess {
+  /** Classifications the role may read; `*` = all, `` (empty) = rows without a classification. */
+  readonly classifications: readonly string[]
+  readonly tenants: readonly string[]
+}
+
+/**
+ * Lets an existing role read the topology's views, restricted by row-level security to the given
+ * classifications and tenants (replacing what it had). Run as the owner.
+ */
+export async function grantAnalyst(owner: pg.Client, config: SinkConfig, role: string, access: AnalystAccess): Promise<void> {
+  checkIdentifier('/analyst/role', role)
+  const n = config.names
+  if (role === n.ownerRole || role === n.sinkRole) throw new ConfigError([{ path: '/analyst/role', message: 'must not be the owner or sink role' }], 'grant')
+  const r = quoteIdent(role)
+  await inTransaction(owner, async () => {
+    await owner.query(`DELETE FROM ${n.grantsTable} WHERE role_name = $1`, [role])
+    await owner.query(
+      `INSERT INTO ${n.grantsTable} (role_name, dimension, value)
+       SELECT $1, d, v FROM unnest($2::text[], $3::text[]) AS u(d, v)`,
+      [role, [...access.classifications.map(() => 'classification'), ...access.tenants.map(() => 'tenant')], [...access.classifications, ...access.tenants]],
+    )
+    const tables = await owner.query<{ table_name: string }>(`SELECT table_name FROM ${n.versionsTable} WHERE topology = $1`, [config.topology])
+    await owner.query(`GRANT USAGE ON SCHEMA ${quoteIdent(n.viewSchema)} TO ${r}`)
+    await owner.query(`GRANT SELECT ON ${n.view}, ${n.freshnessView}, ${n.grantsTable} TO ${r}`)
+    // security_invoker views need SELECT on the table itself; without USAGE on the table schema the
+    // analyst still cannot name the table directly, and RLS filters rows either way.
+    for (const { table_name } of tables.rows) await owner.query(`GRANT SELECT ON ${quoteIdent(n.schema)}.${quoteIdent(table_name)} TO ${r}`)
+  })
+}
+
+/**
+ * One-time setup a database administrator runs (superuser or a role with CREATEROLE and CREATE on
+ * the database): the pgvector extension, the owner and sink roles (LOGIN, no superuser, no
+ * BYPASSRLS), and both schemas owned by the owner role. Idempotent. docs/sql.md has the same as SQL.
+ */
+export async function bootstrapDatabase(admin: pg.Client, names: SinkNames): Promise<void> {
+  const owner = quoteIdent(names.ownerRole)
+  const sink = quoteIdent(names.sinkRole)
+  await inTransaction(admin, async () => {
+    await admin.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['ragstream.bootstrap'])
+    await admin.query('CREATE EXTENSION IF NOT EXISTS vector')
+    for (const role of [names.ownerRole, names.sinkRole]) {
+      const exists = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])
+      if (!exists.rowCount) await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`)
+    }
+    await admin.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(names.schema)} AUTHORIZATION ${owner}`)
+    await admin.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(names.viewSchema)} AUTHORIZATION ${owner}`)
+    await admin.query(`REVOKE ALL ON SCHEMA ${quoteIdent(names.schema)}, ${quoteIdent(names.viewSchema)} FROM PUBLIC`)
+    await admin.query(`GRANT CONNECT ON DATABASE ${quoteIdent((await admin.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db)} TO ${owner}, ${sink}`)
+  })
+}
+
+

@@ -1,0 +1,379 @@
+/**
+ * The pgvector sink: materializes a topology's chunk topic into its Postgres table, exactly once.
+ *
+ * Kafka group membership only decides which partitions this instance works on; the source of truth
+ * for positions is the offsets table in Postgres. On every (re)assignment the instance claims its
+ * partitions with a fresh owner token and reads from the stored offsets; every batch then commits
+ * rows and next offsets together behind a compare-and-set fence (see batch-writer.ts). Kafka group
+ * offsets are committed after each batch for lag monitoring only and are never read back.
+ *
+ * Records are fetched with read_committed; aborted transactional batches are also filtered here
+ * (defence in depth, and the client keeps batches whose abort marker lies past the response).
+ */
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
+import pg from 'pg'
+import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka'
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry'
+import { RagstreamError } from '../errors.ts'
+import { redactUrl } from '../config/endpoints.ts'
+import type { SinkConfig } from './config.ts'
+import { ChunkDecoder, type RawChunkRecord } from './chunk-codec.ts'
+import { BatchWriter, buildBatch, claimPartitions, type PartitionProgress } from './batch-writer.ts'
+
+const READ_COMMITTED = 1
+const IS_TRANSACTIONAL = 0x10
+const IS_CONTROL = 0x20
+const CONTROL_ABORT = 0
+
+export type SinkLogEvent =
+  | { readonly event: 'started'; readonly instance: string; readonly topic: string; readonly table: string }
+  | { readonly event: 'assigned'; readonly partitions: readonly number[]; readonly offsets: Readonly<Record<string, string>> }
+  | { readonly event: 'batch-begin'; readonly records: number; readonly partitions: readonly number[] }
+  | { readonly event: 'batch-committed'; readonly upserted: number; readonly deleted: number; readonly audits: number; readonly rejects: number; readonly alreadyCommitted: boolean; readonly offsets: Readonly<Record<string, string>> }
+  | { readonly event: 'fenced'; readonly code: 'RS_SINK_FENCED'; readonly partitions: readonly number[] }
+  | { readonly event: 'retry'; readonly what: string; readonly attempt: number; readonly delayMs: number; readonly error: string }
+  | { readonly event: 'stopped' }
+
+export interface PgvectorSinkOptions {
+  readonly config: SinkConfig
+  /** The sink role's connection URL (never the owner's: the sink runs DML only). */
+  readonly postgresUrl: string
+  readonly kafkaBrokers: readonly string[]
+  readonly schemaRegistryUrl: string
+  readonly log?: (event: SinkLogEvent) => void
+}
+
+interface PartitionState {
+  readonly ownerToken: string
+  /** The offset stored in Postgres as this instance last read or wrote it: the fence's expected value. */
+  committed: bigint
+  /** The next offset to fetch (ahead of `committed` while records are buffered). */
+  position: bigint
+  records: RawChunkRecord[]
+}
+
+/** Retriable: connection-level failures, server shutdown/restart, serialization conflicts. */
+export function isTransientPostgresError(error: unknown): boolean {
+  const e = error as { code?: string; message?: string }
+  const code = e?.code ?? ''
+  if (/^(08|57P|53|40001|40P01|55P03)/.test(code)) return true
+  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true
+  return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable|terminating connection/i.test(e?.message ?? '')
+}
+
+export class PgvectorSink {
+  readonly #config: SinkConfig
+  readonly #postgresUrl: string
+  readonly #log: (event: SinkLogEvent) => void
+  readonly #consumer: Consumer
+  readonly #decoder: ChunkDecoder
+  readonly #writer: BatchWriter
+  readonly #instance: string
+  readonly #partitions = new Map<number, PartitionState>()
+  #client: pg.Client | null = null
+  #assignmentChanged = true
+  #stopping = false
+  /** When the oldest unflushed progress was fetched; null when nothing is pending. */
+  #batchStartedAt: number | null = null
+  readonly #stopped: AbortController = new AbortController()
+
+  constructor(options: PgvectorSinkOptions) {
+    this.#config = options.config
+    this.#postgresUrl = options.postgresUrl
+    this.#log = options.log ?? (() => {})
+    this.#instance = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
+    const c = options.config
+    this.#consumer = new Consumer({
+      clientId: `ragstream-sink-${c.topology}`,
+      groupId: c.groupId,
+      bootstrapBrokers: [...options.kafkaBrokers],
+      isolationLevel: READ_COMMITTED,
+      sessionTimeout: c.sessionTimeoutMs,
+      rebalanceTimeout: c.sessionTimeoutMs,
+      heartbeatInterval: Math.max(500, Math.floor(c.sessionTimeoutMs / 5)),
+      ...(c.instanceId ? { groupInstanceId: c.instanceId } : {}),
+      autocommit: false,
+      retries: 5,
+      retryDelay: 500,
+    })
+    this.#consumer.on('consumer:group:join', () => {
+      this.#assignmentChanged = true
+    })
+    this.#decoder = new ChunkDecoder(new SchemaRegistry({ host: options.schemaRegistryUrl.replace(/\/+$/, '') }), c.dims)
+    this.#writer = new BatchWriter(c.names, this.#instance)
+  }
+
+  get instance(): string {
+    return this.#instance
+  }
+
+  /** Runs until stop() is called or a non-retriable error happens (then rejects with it). */
+  async run(): Promise<void> {
+    try {
+      await this.#checkTable()
+      this.#consumer.topics.track(this.#config.topic)
+      await this.#withRetry('kafka join', () => this.#consumer.joinGroup({}))
+      this.#log({ event: 'started', instance: this.#instance, topic: this.#config.topic, table: this.#config.names.chunkTable })
+      while (!this.#stopping) {
+        if (this.#assignmentChanged) await this.#reassign()
+        if (this.#partitions.size === 0) {
+          await sleep(100, undefined, { signal: this.#stopped.signal }).catch(() => {})
+          continue
+        }
+        const started = this.#batchStartedAt
+        const lingerLeft = started === null ? this.#config.batchLingerMs : this.#config.batchLingerMs - (Date.now() - started)
+        if (this.#buffered() < this.#config.batchMaxRecords && lingerLeft > 0) {
+          await this.#fetch(Math.min(Math.max(lingerLeft, 10), 500))
+        }
+        if (this.#assignmentChanged || this.#stopping || this.#batchStartedAt === null) continue
+        const due = this.#buffered() >= this.#config.batchMaxRecords || Date.now() - this.#batchStartedAt >= this.#config.batchLingerMs
+        if (due && this.#hasProgress()) await this.#flush()
+      }
+    } finally {
+      await this.#close()
+    }
+  }
+
+  /** Stops after the current step; buffered, uncommitted records are simply read again by the next owner. */
+  stop(): void {
+    this.#stopping = true
+    this.#stopped.abort()
+  }
+
+  async #close(): Promise<void> {
+    await this.#consumer.close(true).catch(() => {})
+    await this.#client?.end().catch(() => {})
+    this.#client = null
+    this.#log({ event: 'stopped' })
+  }
+
+  #buffered(): number {
+    let n = 0
+    for (const p of this.#partitions.values()) n += p.records.length
+    return n
+  }
+
+  #hasProgress(): boolean {
+    for (const p of this.#partitions.values()) if (p.position > p.committed) return true
+    return false
+  }
+
+  async #pg(): Promise<pg.Client> {
+    if (this.#client) return this.#client
+    const client = new pg.Client({ connectionString: this.#postgresUrl, application_name: `ragstream-sink ${this.#config.topology}` })
+    client.on('error', () => {
+      // A dead connection is noticed by the next query, which fails and is retried on a new client.
+      if (this.#client === client) this.#client = null
+    })
+    try {
+      await client.connect()
+    } catch (error) {
+      await client.end().catch(() => {})
+      throw error
+    }
+    this.#client = client
+    return client
+  }
+
+  #dropClient(): void {
+    const client = this.#client
+    this.#client = null
+    client?.end().catch(() => {})
+  }
+
+  /** Retries transient failures (Postgres down or restarting, connection killed) with capped exponential backoff; nothing is skipped. */
+  async #withRetry<T>(what: string, fn: () => Promise<T>, transient: (error: unknown) => boolean = () => true): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn()
+      } catch (error) {
+        if (this.#stopping || !transient(error)) throw error
+        const delayMs = Math.min(5000, 100 * 2 ** Math.min(attempt - 1, 6))
+        this.#log({ event: 'retry', what, attempt, delayMs, error: (error as Error).message })
+        if (what.startsWith('postgres')) this.#dropClient()
+        await sleep(delayMs)
+      }
+    }
+  }
+
+  async #checkTable(): Promise<void> {
+    const c = this.#config
+    const result = await this.#withRetry('postgres connect', async () => (await this.#pg()).query<{ dims: number }>(
+      `SELECT dims FROM ${c.names.versionsTable} WHERE topology = $1 AND version = $2`, [c.topology, c.version]), isTransientPostgresError)
+      .catch((error: unknown) => {
+        throw new RagstreamError('RS_CONFIG_INVALID', `the sink cannot read ${c.names.versionsTable} at ${redactUrl(this.#postgresUrl)}: ${(error as Error).message}`, {
+          context: { path: '/sink/schema' },
+          hint: 'run `ragstream sink <topology> --migrate` as the owner role first, and connect the sink as the sink role',
+          cause: error,
+        })
+      })
+    if (!result.rowCount) {
+      throw new RagstreamError('RS_CONFIG_INVALID', `${c.topology}@${c.version} has no table yet`, {
+        context: { path: '/sink/version' },
+        hint: 'run `ragstream sink <topology> --migrate` as the owner role first',
+      })
+    }
+    if (result.rows[0].dims !== c.dims) {
+      throw new RagstreamError('RS_CONFIG_INVALID', `${c.topology}@${c.version} has ${result.rows[0].dims} dimensions, the configuration says ${c.dims}`, { context: { path: '/sink/dims' } })
+    }
+  }
+
+  /** A new generation: drop everything buffered, claim the assigned partitions, start from the stored offsets. */
+  async #reassign(): Promise<void> {
+    this.#assignmentChanged = false
+    this.#partitions.clear()
+    this.#batchStartedAt = null
+    const topic = this.#config.topic
+    const assigned = (this.#consumer.assignments ?? []).filter((a) => a.topic === topic).flatMap((a) => a.partitions)
+    if (assigned.length === 0) {
+      this.#log({ event: 'assigned', partitions: [], offsets: {} })
+      return
+    }
+    const earliest = await this.#withRetry('kafka list offsets', () => this.#consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.EARLIEST }))
+    const claims = assigned.map((partition) => ({ partition, initial: earliest.get(topic)?.[partition] ?? 0n, ownerToken: randomUUID() }))
+    const stored = await this.#withRetry('postgres claim', async () => claimPartitions(await this.#pg(), this.#config.names, topic, claims), isTransientPostgresError)
+    // The group moved on while we were claiming: claim again for the newer assignment.
+    if (this.#assignmentChanged) return
+    for (const claim of claims) {
+      const offset = stored.get(claim.partition)!
+      this.#partitions.set(claim.partition, { ownerToken: claim.ownerToken, committed: offset, position: offset, records: [] })
+    }
+    this.#log({ event: 'assigned', partitions: assigned, offsets: Object.fromEntries([...stored].map(([p, o]) => [String(p), o.toString()])) })
+  }
+
+  async #fetch(maxWaitMs: number): Promise<void> {
+    const topic = this.#config.topic
+    let metadata
+    try {
+      metadata = await this.#consumer.metadata({ topics: [topic] })
+    } catch (error) {
+      this.#log({ event: 'retry', what: 'kafka metadata', attempt: 1, delayMs: 500, error: (error as Error).message })
+      await sleep(500)
+      return
+    }
+    const topicMeta = metadata.topics.get(topic)
+    if (!topicMeta) return
+    const byNode = new Map<number, number[]>()
+    for (const partition of this.#partitions.keys()) {
+      const leader = topicMeta.partitions[partition]?.leader ?? -1
+      byNode.set(leader, [...(byNode.get(leader) ?? []), partition])
+    }
+    await Promise.all([...byNode].map(async ([node, partitions]) => {
+      const requested = new Map(partitions.map((p) => [p, this.#partitions.get(p)!]))
+      let response
+      try {
+        response = await this.#consumer.fetch({
+          node,
+          isolationLevel: READ_COMMITTED,
+          maxWaitTime: maxWaitMs,
+          minBytes: 1,
+          maxBytes: 16 * 1024 * 1024,
+          topics: [{
+            topicId: topicMeta.id,
+            partitions: partitions.map((p) => ({ partition: p, fetchOffset: requested.get(p)!.position, partitionMaxBytes: 4 * 1024 * 1024, currentLeaderEpoch: -1, lastFetchedEpoch: -1 })),
+          }],
+        })
+      } catch (error) {
+        this.#log({ event: 'retry', what: 'kafka fetch', attempt: 1, delayMs: 500, error: (error as Error).message })
+        await this.#consumer.metadata({ topics: [topic], forceUpdate: true }).catch(() => {})
+        await sleep(500)
+        return
+      }
+      for (const topicResponse of response.responses) {
+        for (const partitionResponse of topicResponse.partitions) {
+          const state = requested.get(partitionResponse.partitionIndex)
+          // The assignment changed while fetching, or this state was replaced: ignore the data.
+          if (!state || this.#partitions.get(partitionResponse.partitionIndex) !== state || this.#assignmentChanged) continue
+          this.#acceptFetched(partitionResponse.partitionIndex, state, partitionResponse.records ?? [], partitionResponse.abortedTransactions ?? [])
+        }
+      }
+    }))
+  }
+
+  /**
+   * Walks the fetched record batches in offset order, skipping control batches and batches of
+   * transactions the broker lists as aborted (Kafka's own read_committed algorithm: a producer
+   * is "aborting" from its listed first offset until its abort marker).
+   */
+  #acceptFetched(
+    partition: number,
+    state: PartitionState,
+    batches: readonly { firstOffset: bigint; lastOffsetDelta: number; attributes: number; producerId: bigint; firstTimestamp: bigint; records: readonly { offsetDelta: number; key: Buffer | null; value: Buffer | null }[] }[],
+    abortedList: readonly { producerId: bigint; firstOffset: bigint }[],
+  ): void {
+    const pendingAborts = [...abortedList].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0))
+    const aborting = new Set<bigint>()
+    const topic = this.#config.topic
+    for (const batch of batches) {
+      const lastOffset = batch.firstOffset + BigInt(batch.lastOffsetDelta)
+      if (lastOffset < state.position) continue
+      while (pendingAborts.length > 0 && pendingAborts[0].firstOffset <= lastOffset) aborting.add(pendingAborts.shift()!.producerId)
+      const transactional = (batch.attributes & IS_TRANSACTIONAL) !== 0
+      if ((batch.attributes & IS_CONTROL) !== 0) {
+        const type = batch.records[0]?.key?.readInt16BE(2)
+        if (type === CONTROL_ABORT) aborting.delete(batch.producerId)
+      } else if (!(transactional && aborting.has(batch.producerId))) {
+        for (const record of batch.records) {
+          const offset = batch.firstOffset + BigInt(record.offsetDelta)
+          if (offset < state.position) continue
+          state.records.push({ topic, partition, offset, key: record.key ?? null, value: record.value ?? null })
+        }
+      }
+      state.position = lastOffset + 1n
+    }
+    if (this.#batchStartedAt === null && state.position > state.committed) this.#batchStartedAt = Date.now()
+  }
+
+  async #flush(): Promise<void> {
+    const topic = this.#config.topic
+    const records: RawChunkRecord[] = []
+    const progress: PartitionProgress[] = []
+    for (const [partition, state] of this.#partitions) {
+      if (state.position <= state.committed) continue
+      records.push(...state.records)
+      progress.push({ partition, expected: state.committed, next: state.position, ownerToken: state.ownerToken })
+    }
+    if (progress.length === 0) return
+    await this.#withRetry('schema registry', () => this.#decoder.prepare(records))
+    const events = records.map((r) => this.#decoder.decode(r))
+    let batch = buildBatch(topic, progress, events)
+    this.#log({ event: 'batch-begin', records: records.length, partitions: progress.map((p) => p.partition) })
+    for (;;) {
+      const outcome = await this.#withRetry('postgres batch', async () => this.#writer.write(await this.#pg(), batch), isTransientPostgresError)
+      if (outcome.status === 'committed') {
+        for (const p of batch.partitions) {
+          const state = this.#partitions.get(p.partition)
+          if (state?.ownerToken !== p.ownerToken) continue
+          state.committed = p.next
+          state.records = []
+        }
+        this.#batchStartedAt = null
+        this.#log({
+          event: 'batch-committed',
+          upserted: outcome.upserted,
+          deleted: outcome.deleted,
+          audits: batch.audits.length,
+          rejects: batch.rejects.length,
+          alreadyCommitted: outcome.alreadyCommitted,
+          offsets: Object.fromEntries(batch.partitions.map((p) => [String(p.partition), p.next.toString()])),
+        })
+        // Lag monitoring only: failures here (e.g. a zombie's stale generation) change nothing.
+        this.#consumer.commit({ offsets: batch.partitions.map((p) => ({ topic, partition: p.partition, offset: p.next, leaderEpoch: -1 })) }).catch(() => {})
+        return
+      }
+      // RS_SINK_FENCED: another instance claimed these partitions. Stop their work; the group
+      // rejoin (driven by the heartbeat) hands out the next assignment, which claims afresh.
+      this.#log({ event: 'fenced', code: 'RS_SINK_FENCED', partitions: outcome.partitions })
+      for (const partition of outcome.partitions) this.#partitions.delete(partition)
+      const remaining = progress.filter((p) => this.#partitions.has(p.partition))
+      if (remaining.length === 0) {
+        this.#batchStartedAt = null
+        return
+      }
+      const keep = new Set(remaining.map((p) => p.partition))
+      batch = buildBatch(topic, remaining, events.filter((_, i) => keep.has(records[i].partition)))
+    }
+  }
+}

@@ -1,0 +1,226 @@
+// Shared fixtures for the sink tests: per-test schemas, roles, topics and registry subjects, all
+// removed in t.after(); a transactional producer of Avro chunk events; table readers.
+import { readFileSync } from 'node:fs'
+import { randomUUID } from 'node:crypto'
+import pg from 'pg'
+import { Producer } from '@platformatic/kafka'
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry'
+import { resolveSinkConfig, type SinkConfig, type SinkConfigInput } from '../../src/sink/config.ts'
+import { bootstrapDatabase, migrate } from '../../src/sink/migrations.ts'
+import { quoteIdent } from '../../src/sink/identifiers.ts'
+import { createTopics, endpoints } from '../support/stack.ts'
+
+export const ADMIN_URL = endpoints.postgresUrl
+
+type After = { after: (fn: () => Promise<void>) => void }
+
+export function roleUrl(role: string): string {
+  const url = new URL(ADMIN_URL)
+  url.username = role
+  url.password = ''
+  return url.toString()
+}
+
+export async function connect(t: After, url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url })
+  // Cleanup terminates the per-test roles' backends; that must not crash the test process.
+  client.on('error', () => {})
+  await client.connect()
+  t.after(async () => {
+    await client.end().catch(() => {})
+  })
+  return client
+}
+
+/** Creates roles with LOGIN (no superuser, no BYPASSRLS) and drops them (and what they own) after the test. */
+export async function createRoles(t: After, admin: pg.Client, roles: readonly string[]): Promise<void> {
+  for (const role of roles) await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS`)
+  t.after(async () => {
+    const cleanup = new pg.Client({ connectionString: ADMIN_URL })
+    await cleanup.connect()
+    try {
+      for (const role of roles) {
+        await cleanup.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [role])
+        await cleanup.query(`DROP OWNED BY ${quoteIdent(role)} CASCADE`).catch(() => {})
+        await cleanup.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`).catch(() => {})
+      }
+    } finally {
+      await cleanup.end()
+    }
+  })
+}
+
+export interface SinkEnv {
+  readonly config: SinkConfig
+  readonly admin: pg.Client
+  readonly owner: pg.Client
+  readonly sinkUrl: string
+  readonly ownerUrl: string
+  readonly suffix: string
+}
+
+/**
+ * A fresh topology version in Postgres (own schemas and roles) and a fresh chunk topic.
+ * Cleanups run in reverse: roles (and everything they own) are dropped before the admin disconnects.
+ */
+export async function createSinkEnv(t: After, input: Partial<SinkConfigInput> & { dims: number; partitions?: number }): Promise<SinkEnv> {
+  const suffix = randomUUID().replaceAll('-', '').slice(0, 10)
+  const config = resolveSinkConfig({
+    topology: `t${suffix}`,
+    version: 'v1',
+    topic: `rag.chunks.t${suffix}`,
+    schema: `rs_${suffix}`,
+    viewSchema: `rv_${suffix}`,
+    ownerRole: `rs_owner_${suffix}`,
+    sinkRole: `rs_sink_${suffix}`,
+    batchLingerMs: 100,
+    sessionTimeoutMs: 6000,
+    ...input,
+  })
+  await createTopics(t, [config.topic], input.partitions ?? 1)
+  const admin = await connect(t, ADMIN_URL)
+  await createRoles(t, admin, [config.names.ownerRole, config.names.sinkRole])
+  await bootstrapDatabase(admin, config.names)
+  const ownerUrl = roleUrl(config.names.ownerRole)
+  const owner = await connect(t, ownerUrl)
+  await migrate(owner, config)
+  return { config, admin, owner, sinkUrl: roleUrl(config.names.sinkRole), ownerUrl, suffix }
+}
+
+export interface ChunkSpec {
+  readonly id: string
+  readonly entity?: string
+  readonly text?: string
+  readonly version?: number
+  readonly classification?: string | null
+  readonly tenant?: string | null
+  readonly metadata?: Record<string, unknown>
+  readonly embedding?: number[]
+  readonly topologyVersion?: string
+}
+
+/** A deterministic embedding for (id, version): unit-ish vector, never all zeros (cosine). */
+export function embeddingFor(id: string, version: number, dims: number): number[] {
+  let h = 2166136261
+  for (const ch of `${id}#${version}`) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0
+  const out = new Array<number>(dims)
+  for (let i = 0; i < dims; i++) {
+    h = Math.imul(h ^ (h >>> 13), 1540483477) >>> 0
+    out[i] = ((h % 2000) - 1000) / 1000 + (i === 0 ? 2 : 0)
+  }
+  return out
+}
+
+export function chunkEvent(config: SinkConfig, spec: ChunkSpec): Record<string, unknown> {
+  const version = spec.version ?? 1
+  return {
+    chunk_id: spec.id,
+    entity_type: 'ticket',
+    entity_key: spec.entity ?? spec.id.split('#')[0],
+    chunk_index: 0,
+    text: spec.text ?? `text of ${spec.id} v${version}`,
+    embedding: spec.embedding ?? embeddingFor(spec.id, version, config.dims),
+    content_hash: `hash-${spec.id}-${version}`,
+    metadata: JSON.stringify(spec.metadata ?? { version }),
+    classification: spec.classification === undefined ? 'internal' : spec.classification,
+    tenant: spec.tenant === undefined ? 'acme' : spec.tenant,
+    region: 'eu',
+    subjects: [`customer:${spec.id}`],
+    policy_version: null,
+    lineage: {
+      source_topic: 'cdc.tickets',
+      source_partition: 0,
+      source_offset: version,
+      source_timestamp_ms: Date.now() - 1000,
+      source_position: null,
+      topology: config.topology,
+      topology_version: spec.topologyVersion ?? config.version,
+      chunker: 'fixed',
+      embedding_model: 'hashing-test',
+      emitted_at_ms: Date.now(),
+    },
+  }
+}
+
+const chunkSchema = readFileSync(new URL('../../schemas/chunk-event.avsc', import.meta.url), 'utf8')
+const auditSchema = readFileSync(new URL('../../schemas/audit-event.avsc', import.meta.url), 'utf8')
+
+export interface ChunkProducer {
+  readonly registry: SchemaRegistry
+  readonly chunkSchemaId: number
+  readonly auditSchemaId: number
+  encodeChunk(value: Record<string, unknown>): Promise<Buffer>
+  encodeAudit(value: Record<string, unknown>): Promise<Buffer>
+  /** Produces in one transaction; `abort` aborts it instead of committing. */
+  send(messages: readonly { key: string; value: Buffer | null; partition?: number }[], options?: { abort?: boolean }): Promise<void>
+  close(): Promise<void>
+}
+
+export async function chunkProducer(t: After, config: SinkConfig): Promise<ChunkProducer> {
+  const registry = new SchemaRegistry({ host: endpoints.schemaRegistryUrl })
+  const { id: chunkSchemaId } = await registry.register({ type: SchemaType.AVRO, schema: chunkSchema }, { subject: `${config.topic}-value` })
+  const { id: auditSchemaId } = await registry.register({ type: SchemaType.AVRO, schema: auditSchema }, { subject: `${config.topic}-audit-value` })
+  const producer = new Producer({
+    clientId: `test-${config.topology}`,
+    bootstrapBrokers: [...endpoints.kafkaBrokers],
+    transactionalId: `test-${config.topology}-${randomUUID().slice(0, 8)}`,
+    idempotent: true,
+  })
+  let closed = false
+  const close = async (): Promise<void> => {
+    if (closed) return
+    closed = true
+    await producer.close().catch(() => {})
+  }
+  t.after(close)
+  return {
+    registry,
+    chunkSchemaId,
+    auditSchemaId,
+    encodeChunk: (value) => registry.encode(chunkSchemaId, value),
+    encodeAudit: (value) => registry.encode(auditSchemaId, value),
+    async send(messages, options = {}) {
+      const tx = await producer.beginTransaction()
+      await tx.send({
+        messages: messages.map((m) => ({
+          topic: config.topic,
+          key: Buffer.from(m.key),
+          value: m.value ?? undefined,
+          ...(m.partition !== undefined ? { partition: m.partition } : {}),
+        })),
+      })
+      if (options.abort) await tx.abort()
+      else await tx.commit()
+    },
+    close,
+  }
+}
+
+export interface StoredChunk {
+  readonly chunk_id: string
+  readonly content: string
+  readonly content_hash: string
+  readonly chunk_offset: string
+  readonly written_by: string
+}
+
+/** The table as the superuser sees it (bypasses RLS): chunk id → row. */
+export async function readChunks(admin: pg.Client, config: SinkConfig): Promise<Map<string, StoredChunk>> {
+  const result = await admin.query<StoredChunk>(`SELECT chunk_id, content, content_hash, chunk_offset::text, written_by FROM ${config.names.chunkTable}`)
+  return new Map(result.rows.map((r) => [r.chunk_id, r]))
+}
+
+export async function storedOffsets(admin: pg.Client, config: SinkConfig): Promise<Map<number, bigint>> {
+  const result = await admin.query<{ partition: number; next_offset: string }>(`SELECT partition, next_offset FROM ${config.names.offsetsTable} WHERE topic = $1`, [config.topic])
+  return new Map(result.rows.map((r) => [r.partition, BigInt(r.next_offset)]))
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await fn()
+    if (value !== undefined && value !== false) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+}
