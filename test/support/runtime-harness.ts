@@ -1,0 +1,192 @@
+// Helpers for the runtime's integration tests: child-process runners, an input feeder with per-key
+// sequence numbers, a read_committed output reader and the exactly-once oracle.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import assert from 'node:assert/strict'
+import { Consumer, Producer } from '@platformatic/kafka'
+import { PartitionReader } from '../../src/runtime/partition-reader.ts'
+import type { SourceRecord } from '../../src/runtime/task.ts'
+import { endpoints, uniqueName } from './stack.ts'
+import { MARKER_KEY } from './counting-topology.ts'
+import type { RunnerConfig } from './runtime-runner.ts'
+
+const NODE = fileURLToPath(new URL('../../node_modules/.bin/node', import.meta.url))
+const RUNNER = fileURLToPath(new URL('./runtime-runner.ts', import.meta.url))
+
+export interface RunnerEvent {
+  readonly event: string
+  readonly [field: string]: unknown
+}
+
+export class Runner {
+  readonly child: ChildProcess
+  readonly events: RunnerEvent[] = []
+  readonly exited: Promise<number | null>
+  readonly name: string
+  #stderr = ''
+  #waiters: (() => void)[] = []
+
+  constructor(name: string, config: RunnerConfig) {
+    this.name = name
+    this.child = spawn(NODE, [RUNNER], { env: { ...process.env, RUNNER_CONFIG: JSON.stringify(config) }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let buffered = ''
+    this.child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString()
+      let nl: number
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl)
+        buffered = buffered.slice(nl + 1)
+        try {
+          this.events.push(JSON.parse(line) as RunnerEvent)
+        } catch {
+          this.events.push({ event: 'stdout', line })
+        }
+        for (const w of this.#waiters.splice(0)) w()
+      }
+    })
+    this.child.stderr!.on('data', (chunk: Buffer) => {
+      this.#stderr = (this.#stderr + chunk.toString()).slice(-4000)
+    })
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => {
+      for (const w of this.#waiters.splice(0)) w()
+      resolve(code)
+    }))
+  }
+
+  get stderr(): string {
+    return this.#stderr
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null
+  }
+
+  count(event: string): number {
+    return this.events.filter((e) => e.event === event).length
+  }
+
+  /** Resolves with the first event (from index `from`) matching the predicate. */
+  async waitFor(predicate: (e: RunnerEvent) => boolean, timeoutMs: number, from = 0): Promise<RunnerEvent> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const found = this.events.slice(from).find(predicate)
+      if (found) return found
+      if (!this.alive) throw new Error(`${this.name} exited (${this.child.exitCode ?? this.child.signalCode}) before the awaited event; stderr: ${this.#stderr}`)
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`${this.name}: timed out waiting; last events: ${JSON.stringify(this.events.slice(-5))}; stderr: ${this.#stderr}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 250))
+        this.#waiters.push(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.alive) this.child.kill(signal)
+  }
+
+  /** SIGTERM and wait; SIGKILL if it does not stop in time. */
+  async stop(timeoutMs = 15_000): Promise<number | null> {
+    if (!this.alive) return this.child.exitCode
+    this.child.kill('SIGCONT')
+    this.child.kill('SIGTERM')
+    const timer = setTimeout(() => this.kill('SIGKILL'), timeoutMs)
+    const code = await this.exited
+    clearTimeout(timer)
+    return code
+  }
+}
+
+/** Produces keyed input with per-key sequence numbers 1, 2, 3, … (idempotent, not transactional). */
+export class InputFeeder {
+  readonly #producer: Producer
+  readonly #topic: string
+  readonly #keys: string[]
+  readonly sent = new Map<string, number>()
+  #next = 0
+
+  constructor(topic: string, keys: number) {
+    this.#topic = topic
+    this.#keys = Array.from({ length: keys }, (_, i) => `key-${i}`)
+    this.#producer = new Producer({ clientId: uniqueName('feeder'), bootstrapBrokers: [...endpoints.kafkaBrokers], idempotent: true })
+  }
+
+  get total(): number {
+    let n = 0
+    for (const v of this.sent.values()) n += v
+    return n
+  }
+
+  async send(count: number): Promise<void> {
+    const messages = []
+    for (let i = 0; i < count; i++) {
+      const key = this.#keys[this.#next++ % this.#keys.length]
+      const seq = (this.sent.get(key) ?? 0) + 1
+      this.sent.set(key, seq)
+      messages.push({ topic: this.#topic, key: Buffer.from(key), value: Buffer.from(String(seq)) })
+    }
+    await this.#producer.send({ messages })
+  }
+
+  /** One marker per partition: read back through the processor, it proves no transaction hangs. */
+  async sendMarkers(partitions: number, id: string): Promise<void> {
+    const messages = Array.from({ length: partitions }, (_, p) => ({ topic: this.#topic, partition: p, key: Buffer.from(MARKER_KEY), value: Buffer.from(id) }))
+    await this.#producer.send({ messages })
+  }
+
+  async close(): Promise<void> {
+    await this.#producer.close()
+  }
+}
+
+/** Everything committed in `topic` (read_committed), read until `done(records)` holds or the timeout passes. */
+export async function readCommitted(topic: string, partitions: number, done: (records: SourceRecord[]) => boolean, timeoutMs: number): Promise<SourceRecord[]> {
+  const consumer = new Consumer({ groupId: uniqueName('verify'), clientId: uniqueName('verify'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  const reader = new PartitionReader(consumer, { fetchMaxBytes: 4 * 1024 * 1024, fetchMaxWaitMs: 200 })
+  const records: SourceRecord[] = []
+  try {
+    await reader.assign(Array.from({ length: partitions }, (_, p) => ({ topic, partition: p, offset: 0n })))
+    const deadline = Date.now() + timeoutMs
+    while (!done(records) && Date.now() < deadline) {
+      const batch = await reader.nextBatch(100_000, 64 * 1024 * 1024)
+      records.push(...batch.records)
+    }
+  } finally {
+    await consumer.close(true)
+  }
+  return records
+}
+
+export function markersSeen(records: readonly SourceRecord[], id: string): number {
+  return records.filter((r) => r.key?.toString() === MARKER_KEY && r.value?.toString() === id).length
+}
+
+/**
+ * The oracle: for every key, the outputs (in partition order) are `key,seq,count` with seq = count =
+ * 1, 2, …, n, where n is how many records of that key were sent. Anything lost, duplicated, visible
+ * from an aborted transaction, or computed from state that diverged breaks it.
+ */
+export function assertExactlyOnce(records: readonly SourceRecord[], sent: ReadonlyMap<string, number>): void {
+  const byKey = new Map<string, string[]>()
+  for (const r of records) {
+    const key = r.key?.toString() ?? ''
+    if (key === MARKER_KEY) continue
+    const list = byKey.get(key) ?? []
+    list.push(r.value?.toString() ?? '')
+    byKey.set(key, list)
+  }
+  const problems: string[] = []
+  for (const [key, n] of sent) {
+    const got = byKey.get(key) ?? []
+    const expected = Array.from({ length: n }, (_, i) => `${key},${i + 1},${i + 1}`)
+    if (got.length !== expected.length || got.some((v, i) => v !== expected[i])) {
+      const firstBad = got.findIndex((v, i) => v !== expected[i])
+      problems.push(`${key}: expected ${n} outputs, got ${got.length}; first difference at #${firstBad}: ${got[firstBad]} (expected ${expected[firstBad]})`)
+    }
+  }
+  for (const key of byKey.keys()) if (!sent.has(key)) problems.push(`unexpected key ${key}`)
+  assert.deepEqual(problems, [], problems.slice(0, 10).join('\n'))
+}
