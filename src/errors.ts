@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   RS_TRANSACTION_UNCERTAIN: { retriable: true, summary: 'A Kafka transaction outcome is unknown; the batch is aborted and re-processed from committed offsets.' },
   RS_SINK_FENCED: { retriable: false, summary: 'The sink offsets fence moved: another sink instance owns the partition now.' },
   RS_EMBEDDING_FAILED: { retriable: true, summary: 'The embedding service failed; retried with backoff.' },
+  RS_EMBEDDING_REJECTED: { retriable: false, summary: 'The embedding service refused the request (4xx other than 429): API key, model name or input size; not retried.' },
   RS_EMBEDDING_DIMENSIONS: { retriable: false, summary: 'The embedding service returned vectors of the wrong size.' },
   RS_IDENTIFIER_INVALID: { retriable: false, summary: 'A SQL identifier from configuration failed the allow-list or is longer than 63 bytes.' },
   RS_STATE_NOT_PREFETCHED: { retriable: false, summary: 'A topology read a state-store key that its prefetchKeys did not declare for the batch (a bug in the operator).' },
