@@ -1,0 +1,204 @@
+/**
+ * The topology DSL: what users write in `topologies/*.ts`. Pure — no I/O; `build()` returns a frozen,
+ * validated {@link Topology}.
+ *
+ * @example
+ * ```ts
+ * import { TopologyBuilder } from '../src/dsl/index.ts'
+ *
+ * const builder = new TopologyBuilder({ applicationId: 'support' })
+ * const customers = builder.table<Customer>('crm.customers', { name: 'customers' })
+ * builder
+ *   .cdcTable<Ticket>('pg.public.tickets', { name: 'tickets', decode: debeziumJson })
+ *   .filter((ticket) => ticket.status !== 'spam', { name: 'drop-spam' })
+ *   .join(customers, {
+ *     name: 'join-customers',
+ *     type: 'left',
+ *     foreignKey: (ticket) => String(ticket.customerId),
+ *     joiner: (ticket, customer) => ({ ...ticket, tier: customer?.tier ?? 'unknown' }),
+ *   })
+ *   .to('support.documents')
+ * export default builder.build()
+ * ```
+ */
+import { filterNode, type FilterOptions } from '../operators/filter.ts'
+import { fkJoinNode, type InnerJoinOptions, type LeftJoinOptions } from '../operators/fk-join.ts'
+import { mapValuesNode, type MapValuesOptions } from '../operators/map-values.ts'
+import { sinkNode, type ToOptions } from '../operators/sink.ts'
+import { stageNode, type StageOptions } from '../operators/stage.ts'
+import { tableSourceNode, type TableOptions } from '../operators/table-source.ts'
+import type { Decoder, TopologyNode } from '../topology/graph.ts'
+import { Topology } from '../topology/topology.ts'
+
+export interface TopologyOptions {
+  /** Consumer group, transactional-id prefix and internal topic prefix. */
+  readonly applicationId: string
+  /** Where per-record failures go; default `<applicationId>-dead-letter`. */
+  readonly deadLetterTopic?: string
+}
+
+/** Where tables append their nodes; internal to the DSL. */
+interface NodeList {
+  add(node: TopologyNode): void
+  generateName(prefix: string): string
+}
+
+/** Builds one topology. Each method appends a node; `build()` validates everything at once. */
+export class TopologyBuilder {
+  readonly #options: TopologyOptions
+  readonly #nodes: TopologyNode[] = []
+  readonly #list: NodeList = {
+    add: (node) => {
+      this.#nodes.push(node)
+    },
+    // Kafka-style generated names, numbered by position in the graph.
+    generateName: (prefix) => `${prefix}-${String(this.#nodes.length).padStart(10, '0')}`,
+  }
+
+  constructor(options: TopologyOptions) {
+    this.#options = options
+  }
+
+  /**
+   * A table from a compacted topic: UTF-8 keys and JSON values unless `decode` says otherwise;
+   * a null value deletes the key.
+   *
+   * @example
+   * ```ts
+   * const customers = builder.table<Customer>('crm.customers', { name: 'customers' })
+   * ```
+   */
+  table<V>(topic: string, options: TableOptions): Table<V> {
+    return this.#source<V>(topic, 'compacted', options)
+  }
+
+  /**
+   * A table from a CDC topic (Debezium envelopes): `decode` is required and maps each envelope to
+   * `{ key, value }`, with `value: null` for deletes (`op=d`, tombstones).
+   *
+   * @example
+   * ```ts
+   * const tickets = builder.cdcTable<Ticket>('pg.public.tickets', { name: 'tickets', decode: debeziumJson })
+   * ```
+   */
+  cdcTable<V>(topic: string, options: TableOptions & { readonly decode: Decoder }): Table<V> {
+    return this.#source<V>(topic, 'cdc', options)
+  }
+
+  #source<V>(topic: string, format: 'cdc' | 'compacted', options: TableOptions | undefined): Table<V> {
+    const name = options?.name ?? this.#list.generateName('KTABLE-SOURCE')
+    this.#list.add(tableSourceNode(name, options?.name !== undefined, topic, format, options?.decode))
+    return new Table<V>(this.#list, name)
+  }
+
+  /** Validates the whole graph once; throws one ConfigError (RS_TOPOLOGY_INVALID) listing every problem. */
+  build(): Topology {
+    const applicationId = this.#options?.applicationId
+    return new Topology({ applicationId, deadLetterTopic: this.#options?.deadLetterTopic ?? `${applicationId}-dead-letter`, nodes: [...this.#nodes] })
+  }
+}
+
+/**
+ * A table (a changelog stream of rows by key) inside a topology being built. Methods return new
+ * tables; nothing runs until the built topology is compiled by a runtime or the test driver.
+ */
+export class Table<V> {
+  readonly #list: NodeList
+  /** The node producing this table. */
+  readonly name: string
+
+  /** @internal Tables come from {@link TopologyBuilder.table}, {@link TopologyBuilder.cdcTable} and operators. */
+  constructor(list: NodeList, name: string) {
+    this.#list = list
+    this.name = name
+  }
+
+  #named(prefix: string, name: string | undefined): [string, boolean] {
+    return name === undefined ? [this.#list.generateName(prefix), false] : [name, true]
+  }
+
+  /**
+   * Keeps rows the predicate accepts; a row that stops matching is deleted downstream.
+   *
+   * @example
+   * ```ts
+   * tickets.filter((ticket) => ticket.status !== 'spam')
+   * ```
+   */
+  filter(predicate: (value: V, key: string) => boolean, options?: FilterOptions): Table<V> {
+    const [name, named] = this.#named('KTABLE-FILTER', options?.name)
+    this.#list.add(filterNode(name, named, this.name, predicate))
+    return new Table<V>(this.#list, name)
+  }
+
+  /**
+   * Transforms each row's value (same key); returning null or undefined deletes the row downstream.
+   *
+   * @example
+   * ```ts
+   * tickets.mapValues((ticket) => ({ title: ticket.subject, body: ticket.body }))
+   * ```
+   */
+  mapValues<O>(mapper: (value: V, key: string) => O | null | undefined, options?: MapValuesOptions): Table<O> {
+    const [name, named] = this.#named('KTABLE-MAPVALUES', options?.name)
+    this.#list.add(mapValuesNode(name, named, this.name, mapper))
+    return new Table<O>(this.#list, name)
+  }
+
+  /**
+   * Foreign-key join (KTable–KTable, KIP-213): each row points at one row of `right` by
+   * `foreignKey`; the output changes when either row changes or the right row is deleted.
+   * `name` is required: it names the join's subscription store and its repartition topics.
+   *
+   * @example
+   * ```ts
+   * tickets.join(customers, {
+   *   name: 'join-customers',
+   *   type: 'left',
+   *   foreignKey: (ticket) => ticket.customerId,
+   *   joiner: (ticket, customer) => ({ ...ticket, customer }),
+   * })
+   * ```
+   */
+  join<R, O>(right: Table<R>, options: InnerJoinOptions<V, R, O>): Table<O>
+  join<R, O>(right: Table<R>, options: LeftJoinOptions<V, R, O>): Table<O>
+  join<R, O>(right: Table<R>, options: InnerJoinOptions<V, R, O> | LeftJoinOptions<V, R, O>): Table<O> {
+    const [name, named] = this.#named('KTABLE-FK-JOIN', options?.name)
+    const joiner = options?.joiner as (left: unknown, right: unknown) => unknown
+    this.#list.add(fkJoinNode(name, named, this.name, right?.name, options?.type ?? 'inner', options?.foreignKey as (left: unknown) => string, joiner))
+    return new Table<O>(this.#list, name)
+  }
+
+  /**
+   * An async, batched stage (govern, chunk, embed): receives the batch's row changes in one call
+   * and returns, per change, the rows to emit (possibly re-keyed, e.g. by chunk id, with the entity
+   * as partition key) or a failure that goes to the dead-letter topic.
+   *
+   * @example
+   * ```ts
+   * documents.stage<Chunk>({
+   *   name: 'chunk', kind: 'chunk', stores: ['chunk-sets'],
+   *   processor: { process: async (items) => items.map((item) => splitIntoChunks(item)) },
+   * })
+   * ```
+   */
+  stage<O = unknown>(options: StageOptions): Table<O> {
+    const [name, named] = this.#named('KTABLE-STAGE', options?.name)
+    this.#list.add(stageNode(name, named, this.name, options ?? ({} as StageOptions)))
+    return new Table<O>(this.#list, name)
+  }
+
+  /**
+   * Writes every change to `topic`: upserts as JSON, deletes as tombstones, partitioned by key with
+   * Kafka's default partitioner.
+   *
+   * @example
+   * ```ts
+   * documents.to('support.documents')
+   * ```
+   */
+  to(topic: string, options?: ToOptions): void {
+    const [name, named] = this.#named('KTABLE-SINK', options?.name)
+    this.#list.add(sinkNode(name, named, this.name, topic, options?.encode))
+  }
+}

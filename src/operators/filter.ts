@@ -1,0 +1,52 @@
+/**
+ * `filter`: keeps the rows a predicate accepts. On a table, a row that stops matching becomes a
+ * tombstone downstream; a change where neither the old nor the new row matches is not forwarded.
+ */
+import type { NodeKindSpec } from '../topology/compiled.ts'
+import type { FilterNode } from '../topology/graph.ts'
+
+export interface FilterOptions {
+  /** Optional for this stateless node; generated (`KTABLE-FILTER-<n>`) when absent. */
+  readonly name?: string
+}
+
+export function filterNode(name: string, named: boolean, input: string, predicate: FilterNode['predicate']): FilterNode {
+  return Object.freeze({ kind: 'filter', name, named, inputs: Object.freeze([input]), predicate })
+}
+
+export const filterOperator: NodeKindSpec<FilterNode> = {
+  validate(node, _graph, problem) {
+    if (typeof node.predicate !== 'function') problem('predicate', 'required: a function (value, key) => boolean')
+  },
+  stores: () => [],
+  internalTopics: () => [],
+  physical: (node) => ({ nodes: [{ type: 'processor', name: node.name, stores: [], next: [] }], entries: [node.name], exit: node.name }),
+  getter(node, upstream) {
+    const { predicate } = node
+    const parent = upstream!
+    return {
+      source: parent.source,
+      get(bytes, key) {
+        const value = parent.get(bytes, key)
+        return value !== null && predicate(value, key) ? value : null
+      },
+    }
+  },
+  compile(node, env) {
+    const { scope } = env
+    const { name, predicate } = node
+    const emit = env.downstream(name)
+    return [
+      (key, oldValue, newValue) => {
+        scope.node = name
+        scope.user = true
+        const oldKept = oldValue === undefined || oldValue === null ? oldValue : predicate(oldValue, key) ? oldValue : null
+        const newKept = newValue !== null && predicate(newValue, key) ? newValue : null
+        scope.user = false
+        if (oldKept === null && newKept === null) return
+        emit(key, oldKept, newKept)
+      },
+    ]
+  },
+}
+

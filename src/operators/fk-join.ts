@@ -1,0 +1,257 @@
+/**
+ * `fk-join`: KTable–KTable foreign-key join, as Kafka Streams' KIP-213.
+ *
+ * Left owner (task of the left key's partition p): on a left change it sends a subscription, keyed by
+ * the foreign key, to the subscription repartition topic; when the foreign key moves from a to b it
+ * unsubscribes from a. Right owner (task of the foreign key's partition): keeps the reverse index
+ * `<join>-subscriptions` (right key → [left key, left partition, left hash]) and answers every
+ * subscription — and every right change or delete, fanned out through the index — on the response
+ * repartition topic, at the left partition p. The left owner then joins with the left row's current
+ * value and emits, unless the response's hash of the left row is stale (the row changed since).
+ * Every output for a left key is thus emitted by the left key's owner, in order.
+ *
+ * Inner vs left, as in Kafka Streams: a left join emits `joiner(left, null)` when the right row is
+ * missing or deleted, an inner join emits a tombstone (or nothing for a brand-new row); left deletes
+ * (and rows filtered out upstream) emit a tombstone in both.
+ *
+ * Requirement: the right table's topic is partitioned like `partitionForString(rightKey)` (Kafka's
+ * default partitioner over the UTF-8 decoded key). A right row that is not goes to the dead-letter
+ * topic, because subscriptions for its key could never find it.
+ */
+import { hash } from 'node:crypto'
+import { RagstreamError } from '../errors.ts'
+import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type NodeKindSpec } from '../topology/compiled.ts'
+import { changelogTopic, responseTopic, subscriptionStore, subscriptionTopic, type FkJoinNode, type JoinType, type TopologyGraph } from '../topology/graph.ts'
+import { decodeJson, encodeJson } from '../topology/json.ts'
+import { partitionForString } from '../topology/partitioner.ts'
+
+interface JoinOptionsBase<L> {
+  /** Required: names the subscription store, its changelog and the two repartition topics. */
+  readonly name: string
+  /** The right table's key this left row points at; null/undefined = points nowhere. */
+  readonly foreignKey: (left: L) => string | null | undefined
+}
+
+/** Inner join: rows without a matching right row produce no output. */
+export interface InnerJoinOptions<L, R, O> extends JoinOptionsBase<L> {
+  readonly type?: 'inner'
+  readonly joiner: (left: L, right: R) => O
+}
+
+/** Left join: every left row produces output; `right` is null while no right row matches. */
+export interface LeftJoinOptions<L, R, O> extends JoinOptionsBase<L> {
+  readonly type: 'left'
+  readonly joiner: (left: L, right: R | null) => O
+}
+
+export function fkJoinNode(name: string, named: boolean, left: string, right: string, joinType: JoinType, foreignKey: FkJoinNode['foreignKey'], joiner: FkJoinNode['joiner']): FkJoinNode {
+  return Object.freeze({ kind: 'fk-join', name, named, inputs: Object.freeze([left, right]), joinType, foreignKey, joiner })
+}
+
+/* Subscription record: key = foreign key (UTF-8), partition = partitionForString(foreign key),
+ * value = JSON {"i": instruction, "k": left key, "p": left partition, "h": left hash | null}. */
+const UNSUBSCRIBE = 0
+const PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE = 1
+const PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE = 2
+
+interface Subscription {
+  readonly i: number
+  readonly k: string
+  readonly p: number
+  readonly h: string | null
+}
+
+/* Response record: key = left key (UTF-8), partition = the left partition from the subscription,
+ * value = JSON {"h": left hash from the subscription, "v": right value | null}. */
+interface Response {
+  readonly h: string | null
+  readonly v: unknown
+}
+
+/* Reverse index value in `<join>-subscriptions`, per right key: JSON [[left key, left partition, left hash], ...]. */
+type ReverseIndex = [string, number, string | null][]
+
+/** KIP-213's stale-response check: a 128-bit hash of the left row's stored bytes. */
+function leftHash(bytes: Buffer): string {
+  return hash('md5', bytes, 'base64')
+}
+
+/** The source table a join input reads, through filter/mapValues only; undefined if it is not one. */
+function tableRoot(graph: TopologyGraph, name: string): string | undefined {
+  const byName = new Map(graph.nodes.map((n) => [n.name, n]))
+  for (let node = byName.get(name); node !== undefined; node = byName.get(node.inputs[0] ?? '')) {
+    if (node.kind === 'table-source') return node.name
+    if (node.kind !== 'filter' && node.kind !== 'map-values') return undefined
+  }
+  return undefined
+}
+
+export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
+  validate(node, graph, problem) {
+    if (node.joinType !== 'inner' && node.joinType !== 'left') problem('type', `must be 'inner' or 'left'`)
+    if (typeof node.foreignKey !== 'function') problem('foreignKey', 'required: a function (leftValue) => rightKey')
+    if (typeof node.joiner !== 'function') problem('joiner', 'required: a function (leftValue, rightValue) => joinedValue')
+    node.inputs.forEach((input, slot) => {
+      if (graph.nodes.some((n) => n.name === input) && tableRoot(graph, input) === undefined) {
+        problem(`inputs/${slot}`, `'${input}' must be a table read from a topic through filter/mapValues only (join results and stage outputs are not materialized yet)`)
+      }
+    })
+  },
+  stores: (node) => [subscriptionStore(node.name)],
+  internalTopics: (node, app) => [
+    { name: changelogTopic(app, subscriptionStore(node.name)), role: 'changelog', store: subscriptionStore(node.name), purpose: `changelog of store ${subscriptionStore(node.name)}`, config: CHANGELOG_CONFIG },
+    { name: subscriptionTopic(app, node.name), role: 'repartition', purpose: `${node.name} subscriptions, keyed by foreign key`, config: REPARTITION_CONFIG },
+    { name: responseTopic(app, node.name), role: 'repartition', purpose: `${node.name} responses, keyed by left key`, config: REPARTITION_CONFIG },
+  ],
+  physical(node, graph) {
+    const { name } = node
+    const app = graph.applicationId
+    const rightRoot = tableRoot(graph, node.inputs[1]) ?? node.inputs[1]
+    const leftRoot = tableRoot(graph, node.inputs[0]) ?? node.inputs[0]
+    return {
+      nodes: [
+        { type: 'processor', name: `${name}-subscription-send`, stores: [], next: [`${name}-subscription-sink`, name] },
+        { type: 'sink', name: `${name}-subscription-sink`, topic: subscriptionTopic(app, name), next: [] },
+        { type: 'source', name: `${name}-subscription-source`, topics: [subscriptionTopic(app, name)], next: [`${name}-subscription-receive`] },
+        { type: 'processor', name: `${name}-subscription-receive`, stores: [subscriptionStore(name), rightRoot], next: [`${name}-response-sink`] },
+        { type: 'processor', name: `${name}-right-change`, stores: [subscriptionStore(name)], next: [`${name}-response-sink`] },
+        { type: 'sink', name: `${name}-response-sink`, topic: responseTopic(app, name), next: [] },
+        { type: 'source', name: `${name}-response-source`, topics: [responseTopic(app, name)], next: [name] },
+        { type: 'processor', name, stores: [leftRoot], detail: `fk-join: ${node.joinType}`, next: [] },
+      ],
+      entries: [`${name}-subscription-send`, `${name}-right-change`],
+      exit: name,
+    }
+  },
+  compile(node, env) {
+    const { scope, partitions } = env
+    const { name, foreignKey, joiner } = node
+    const isLeftJoin = node.joinType === 'left'
+    const app = env.graph.applicationId
+    const leftGetter = env.getter(node.inputs[0])
+    const rightGetter = env.getter(node.inputs[1])
+    const leftStore = leftGetter.source.name
+    const rightStore = rightGetter.source.name
+    const indexStore = subscriptionStore(name)
+    const subTopic = subscriptionTopic(app, name)
+    const respTopic = responseTopic(app, name)
+    const emit = env.downstream(name)
+
+    env.addPrefetch(rightGetter.source.topic, indexStore)
+    env.addPrefetch(subTopic, indexStore)
+    env.addPrefetch(subTopic, rightStore)
+    env.addPrefetch(respTopic, leftStore)
+
+    const foreignKeyOf = (left: unknown): string | null => {
+      scope.node = name
+      scope.user = true
+      const fk = foreignKey(left)
+      if (fk !== null && fk !== undefined && typeof fk !== 'string') {
+        throw new RagstreamError('RS_RECORD_INVALID', `the foreign key must be a string, got ${typeof fk}`)
+      }
+      scope.user = false
+      return fk ?? null
+    }
+    const join = (left: unknown, right: unknown): unknown => {
+      scope.node = name
+      scope.user = true
+      const joined = joiner(left, right) ?? null
+      scope.user = false
+      return joined
+    }
+    const read = (getter: typeof leftGetter, bytes: Buffer | undefined, key: string): unknown => {
+      scope.node = name
+      scope.user = true
+      const value = getter.get(bytes, key)
+      scope.user = false
+      return value
+    }
+    const subscribe = (fk: string, instruction: number, leftKey: string, leftPartition: number, leftHashValue: string | null): void => {
+      const value: Subscription = { i: instruction, k: leftKey, p: leftPartition, h: leftHashValue }
+      scope.out.push({ topic: subTopic, partition: partitionForString(fk, partitions), key: Buffer.from(fk, 'utf8'), value: encodeJson(value) })
+    }
+    const respond = (leftKey: string, leftPartition: number, leftHashValue: string | null, right: unknown): void => {
+      const value: Response = { h: leftHashValue, v: right }
+      scope.out.push({ topic: respTopic, partition: leftPartition, key: Buffer.from(leftKey, 'utf8'), value: encodeJson(value) })
+    }
+
+    // Subscription repartition topic → right owner: maintain the reverse index, answer with the right row.
+    env.addTopic(subTopic, {
+      node: `${name}-subscription-receive`,
+      decode: (record) => ({ key: record.key!.toString('utf8'), value: decodeJson(record.value!) }),
+      handle(record, decoded) {
+        const sub = decoded.value as Subscription
+        const store = scope.stores.get(indexStore)!
+        const bytes = store.get(record.partition, decoded.key)
+        const index: ReverseIndex = bytes === undefined ? [] : (decodeJson(bytes) as ReverseIndex)
+        const at = index.findIndex((entry) => entry[0] === sub.k)
+        if (sub.i === UNSUBSCRIBE) {
+          if (at === -1) return
+          index.splice(at, 1)
+          if (index.length === 0) store.delete(record.partition, decoded.key)
+          else store.put(record.partition, decoded.key, encodeJson(index))
+          return
+        }
+        if (at === -1) index.push([sub.k, sub.p, sub.h])
+        else index[at] = [sub.k, sub.p, sub.h]
+        store.put(record.partition, decoded.key, encodeJson(index))
+        const right = read(rightGetter, scope.stores.get(rightStore)!.get(record.partition, decoded.key), decoded.key)
+        if (right === null && sub.i === PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE) return
+        respond(sub.k, sub.p, sub.h, right)
+      },
+    })
+
+    // Response repartition topic → left owner: drop stale answers, join with the current left row.
+    env.addTopic(respTopic, {
+      node: name,
+      decode: (record) => ({ key: record.key!.toString('utf8'), value: decodeJson(record.value!) }),
+      handle(record, decoded) {
+        const response = decoded.value as Response
+        const bytes = scope.stores.get(leftStore)!.get(record.partition, decoded.key)
+        if (bytes === undefined || response.h !== leftHash(bytes)) return
+        const left = read(leftGetter, bytes, decoded.key)
+        if (left === null) return
+        if (response.v !== null) emit(decoded.key, undefined, join(left, response.v))
+        else emit(decoded.key, undefined, isLeftJoin ? join(left, null) : null)
+      },
+    })
+
+    const leftChange = (key: string, oldValue: unknown, newValue: unknown): void => {
+      const partition = scope.record.partition
+      const oldFk = oldValue === null || oldValue === undefined ? null : foreignKeyOf(oldValue)
+      if (newValue === null) {
+        emit(key, undefined, null)
+        if (oldFk !== null) subscribe(oldFk, UNSUBSCRIBE, key, partition, null)
+        return
+      }
+      const newFk = foreignKeyOf(newValue)
+      if (oldFk !== null && oldFk !== newFk) subscribe(oldFk, UNSUBSCRIBE, key, partition, null)
+      if (newFk === null) {
+        if (isLeftJoin) emit(key, undefined, join(newValue, null))
+        else if (oldValue !== null) emit(key, undefined, null)
+        return
+      }
+      const bytes = scope.stores.get(leftStore)!.get(partition, key)
+      const instruction = isLeftJoin || oldValue !== null ? PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE : PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE
+      subscribe(newFk, instruction, key, partition, bytes === undefined ? null : leftHash(bytes))
+    }
+
+    const rightChange = (key: string, _oldValue: unknown, newValue: unknown): void => {
+      const partition = scope.record.partition
+      if (partitionForString(key, partitions) !== partition) {
+        scope.node = name
+        scope.user = true
+        throw new RagstreamError(
+          'RS_RECORD_INVALID',
+          `right key '${key}' arrived on partition ${partition} but hashes to ${partitionForString(key, partitions)}: subscriptions for it could never find it`,
+          { hint: 'partition the right table topic with the default partitioner over the decoded key' },
+        )
+      }
+      const bytes = scope.stores.get(indexStore)!.get(partition, key)
+      if (bytes === undefined) return
+      for (const [leftKey, leftPartition, leftHashValue] of decodeJson(bytes) as ReverseIndex) respond(leftKey, leftPartition, leftHashValue, newValue)
+    }
+
+    return [leftChange, rightChange]
+  },
+}

@@ -1,0 +1,52 @@
+/**
+ * `mapValues`: transforms each row's value; the key (and so the partition) stays. Returning null or
+ * undefined deletes the row downstream.
+ */
+import type { NodeKindSpec } from '../topology/compiled.ts'
+import type { MapValuesNode } from '../topology/graph.ts'
+
+export interface MapValuesOptions {
+  /** Optional for this stateless node; generated (`KTABLE-MAPVALUES-<n>`) when absent. */
+  readonly name?: string
+}
+
+export function mapValuesNode(name: string, named: boolean, input: string, mapper: MapValuesNode['mapper']): MapValuesNode {
+  return Object.freeze({ kind: 'map-values', name, named, inputs: Object.freeze([input]), mapper })
+}
+
+export const mapValuesOperator: NodeKindSpec<MapValuesNode> = {
+  validate(node, _graph, problem) {
+    if (typeof node.mapper !== 'function') problem('mapper', 'required: a function (value, key) => newValue')
+  },
+  stores: () => [],
+  internalTopics: () => [],
+  physical: (node) => ({ nodes: [{ type: 'processor', name: node.name, stores: [], next: [] }], entries: [node.name], exit: node.name }),
+  getter(node, upstream) {
+    const { mapper } = node
+    const parent = upstream!
+    return {
+      source: parent.source,
+      get(bytes, key) {
+        const value = parent.get(bytes, key)
+        return value === null ? null : (mapper(value, key) ?? null)
+      },
+    }
+  },
+  compile(node, env) {
+    const { scope } = env
+    const { name, mapper } = node
+    const emit = env.downstream(name)
+    return [
+      (key, oldValue, newValue) => {
+        scope.node = name
+        scope.user = true
+        const oldMapped = oldValue === undefined || oldValue === null ? oldValue : (mapper(oldValue, key) ?? null)
+        const newMapped = newValue === null ? null : (mapper(newValue, key) ?? null)
+        scope.user = false
+        if (oldMapped === null && newMapped === null) return
+        emit(key, oldMapped, newMapped)
+      },
+    ]
+  },
+}
+

@@ -1,0 +1,50 @@
+/**
+ * `to(topic)`: writes every row change to a topic — upserts as JSON values, deletes as tombstones —
+ * keyed by the row key and partitioned with Kafka's default partitioner over the partition key
+ * (the row key, or the key a stage chose, e.g. the entity of a chunk).
+ */
+import type { NodeKindSpec } from '../topology/compiled.ts'
+import type { Encoder, SinkNode } from '../topology/graph.ts'
+import { encodeJson } from '../topology/json.ts'
+import { partitionForString } from '../topology/partitioner.ts'
+
+export interface ToOptions {
+  /** Optional; generated (`KTABLE-SINK-<n>`) when absent. */
+  readonly name?: string
+  /** Replaces the default UTF-8 key / JSON value encoding. */
+  readonly encode?: Encoder
+}
+
+export function sinkNode(name: string, named: boolean, input: string, topic: string, encode: Encoder | undefined): SinkNode {
+  return Object.freeze({ kind: 'sink', name, named, inputs: Object.freeze([input]), topic, encode })
+}
+
+export const sinkOperator: NodeKindSpec<SinkNode> = {
+  validate(node, graph, problem) {
+    if (typeof node.topic !== 'string' || node.topic === '') problem('topic', 'required')
+    else if (graph.nodes.some((n) => n.kind === 'table-source' && n.topic === node.topic)) problem('topic', `'${node.topic}' is also a source topic of this topology (a cycle)`)
+    if (node.encode !== undefined && typeof node.encode !== 'function') problem('encode', 'must be a function (key, value) => { key, value }')
+  },
+  stores: () => [],
+  internalTopics: () => [],
+  physical: (node) => ({ nodes: [{ type: 'sink', name: node.name, topic: node.topic, next: [] }], entries: [node.name], exit: null }),
+  compile(node, env) {
+    const { scope } = env
+    const { name, topic, encode } = node
+    const partitions = env.sinkPartitions(topic)
+    return [
+      (key, _oldValue, newValue) => {
+        const partition = partitionForString(scope.partitionKey ?? key, partitions)
+        if (encode === undefined) {
+          scope.out.push({ topic, partition, key: Buffer.from(key, 'utf8'), value: newValue === null ? null : encodeJson(newValue) })
+          return
+        }
+        scope.node = name
+        scope.user = true
+        const encoded = encode(key, newValue)
+        scope.user = false
+        scope.out.push({ topic, partition, key: encoded.key, value: encoded.value })
+      },
+    ]
+  },
+}

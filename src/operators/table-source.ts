@@ -1,0 +1,88 @@
+/**
+ * `table-source`: a KTable read from a topic. Per key the latest row wins; a null value (or a decoder
+ * returning `value: null`, e.g. Debezium `op=d`) deletes the key. The table is materialized in the
+ * store named after the node (its changelog is `<application>-<name>-changelog`), so downstream
+ * operators get the old and the new value of every change.
+ */
+import { RagstreamError } from '../errors.ts'
+import type { SourceRecord } from '../runtime/task.ts'
+import { CHANGELOG_CONFIG, type NodeKindSpec } from '../topology/compiled.ts'
+import { changelogTopic, type DecodedRecord, type Decoder, type TableSourceNode } from '../topology/graph.ts'
+import { decodeJson, encodeJson } from '../topology/json.ts'
+
+export interface TableOptions {
+  /** Required: the table's store and changelog identity. */
+  readonly name: string
+  /**
+   * Turns key/value bytes into `{ key, value }` (`value: null` deletes). Required for CDC tables
+   * (e.g. the Debezium decoder from `src/cdc`); compacted tables default to UTF-8 keys and JSON values.
+   */
+  readonly decode?: Decoder
+}
+
+export function tableSourceNode(name: string, named: boolean, topic: string, format: 'cdc' | 'compacted', decode: Decoder | undefined): TableSourceNode {
+  return Object.freeze({ kind: 'table-source', name, named, inputs: Object.freeze([]), topic, format, decode })
+}
+
+/** UTF-8 string key, JSON value, null value = tombstone. */
+export function defaultTableDecoder(key: Buffer | null, value: Buffer | null, _record: SourceRecord): DecodedRecord {
+  if (key === null) throw new RagstreamError('RS_DECODE_FAILED', 'a table record needs a key')
+  return { key: key.toString('utf8'), value: value === null ? null : decodeJson(value) }
+}
+
+export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
+  validate(node, _graph, problem) {
+    if (typeof node.topic !== 'string' || node.topic === '') problem('topic', 'required')
+    if (node.format === 'cdc' && node.decode === undefined) problem('decode', 'required for a CDC table (e.g. the Debezium decoder from src/cdc)')
+    if (node.decode !== undefined && typeof node.decode !== 'function') problem('decode', 'must be a function (key, value, record) => { key, value }')
+  },
+  stores: (node) => [node.name],
+  internalTopics: (node, app) => [
+    { name: changelogTopic(app, node.name), role: 'changelog', store: node.name, purpose: `changelog of store ${node.name}`, config: CHANGELOG_CONFIG },
+  ],
+  physical: (node) => ({
+    nodes: [
+      { type: 'source', name: `${node.name}-source`, topics: [node.topic], next: [node.name] },
+      { type: 'processor', name: node.name, stores: [node.name], detail: `table: ${node.format}`, next: [] },
+    ],
+    entries: [],
+    exit: node.name,
+  }),
+  getter: (node) => ({ source: node, get: (bytes) => (bytes === undefined ? null : decodeJson(bytes)) }),
+  compile(node, env) {
+    const { scope } = env
+    const name = node.name
+    const decoder = node.decode ?? defaultTableDecoder
+    const emit = env.downstream(name)
+    env.addPrefetch(node.topic, name)
+    env.addTopic(node.topic, {
+      node: name,
+      decode(record) {
+        const decoded = decoder(record.key, record.value, record)
+        if (decoded === null || typeof decoded !== 'object' || typeof decoded.key !== 'string') {
+          throw new RagstreamError('RS_DECODE_FAILED', 'the decoder returned no string key')
+        }
+        return decoded
+      },
+      handle(record, decoded) {
+        const store = scope.stores.get(name)!
+        const partition = record.partition
+        const key = decoded.key
+        const oldBytes = store.get(partition, key)
+        const value = decoded.value === undefined ? null : decoded.value
+        scope.undoStore = store
+        scope.undoKey = key
+        scope.undoValue = oldBytes
+        if (value === null) {
+          if (oldBytes === undefined) return
+          store.delete(partition, key)
+          emit(key, decodeJson(oldBytes), null)
+        } else {
+          store.put(partition, key, encodeJson(value))
+          emit(key, oldBytes === undefined ? null : decodeJson(oldBytes), value)
+        }
+      },
+    })
+    return []
+  },
+}

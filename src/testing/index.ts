@@ -1,0 +1,3 @@
+// The public test driver: run a topology in unit tests without a broker.
+export { TopologyTestDriver, type TestDriverOptions, type TestInputRecord, type TestOutputRecord } from './test-driver.ts'
+export { DEAD_LETTER_HEADERS } from '../topology/compile.ts'

@@ -1,0 +1,252 @@
+/**
+ * The topology test driver: runs a topology in-process, without a broker, with the runtime's own
+ * semantics — one task per partition calling the same compiled `process()`, stores prefetched per
+ * batch, and every repartition record (foreign-key subscriptions and responses) routed back through
+ * `process()` on the partition it was produced to, until the topology is quiet.
+ *
+ * @example
+ * ```ts
+ * import { test } from 'node:test'
+ * import assert from 'node:assert/strict'
+ * import { TopologyTestDriver } from 'ragstream/testing'
+ * import topology from '../topologies/support-tickets.ts'
+ *
+ * test('a ticket picks up its customer', async () => {
+ *   const driver = new TopologyTestDriver(topology, { partitions: 3 })
+ *   await driver.pipe('crm.customers', '42', { name: 'Ada', tier: 'gold' })
+ *   await driver.pipe('support.tickets', 't-1', { customerId: '42', subject: 'VPN down' })
+ *   assert.deepEqual(driver.readTable('support.documents').get('t-1'), { subject: 'VPN down', customer: 'Ada', tier: 'gold' })
+ * })
+ * ```
+ */
+import type { ProcessorTopology, SinkRecord, SourceRecord } from '../runtime/task.ts'
+import { MemoryStateStore } from '../state/memory-store.ts'
+import { changelogTopic } from '../topology/graph.ts'
+import { partitionForKey } from '../topology/partitioner.ts'
+import type { Topology } from '../topology/topology.ts'
+
+export interface TestDriverOptions {
+  /** Partitions of every source and internal topic (one task each). Default 4. */
+  readonly partitions?: number
+  /** Partitions per sink topic; default `partitions`. */
+  readonly sinkPartitions?: Readonly<Record<string, number>>
+  /** The clock handed to `process()` (ms); advance it with `advanceTime`. Default 0. */
+  readonly startTime?: number
+}
+
+/** A record to pipe: keys and values as strings, Buffers, or (values) anything JSON-encodable. */
+export interface TestInputRecord {
+  readonly topic: string
+  readonly key: string | Buffer | null
+  /** null = tombstone; a Buffer is sent as is; a string as UTF-8; anything else as JSON. */
+  readonly value: unknown
+  /** Default: Kafka's default partitioner over the key bytes (partition 0 for a null key). */
+  readonly partition?: number
+  readonly timestamp?: bigint
+  readonly headers?: Readonly<Record<string, string>>
+}
+
+/** A record the topology produced, as a consumer would see it. */
+export interface TestOutputRecord {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+  readonly key: string | null
+  /** The value parsed as JSON (or the UTF-8 string if it is not JSON); null for a tombstone. */
+  readonly value: unknown
+  readonly headers: Readonly<Record<string, string>>
+  readonly rawKey: Buffer | null
+  readonly rawValue: Buffer | null
+}
+
+function toBytes(value: unknown): Buffer | null {
+  if (value === null || value === undefined) return null
+  if (Buffer.isBuffer(value)) return value
+  if (typeof value === 'string') return Buffer.from(value, 'utf8')
+  return Buffer.from(JSON.stringify(value), 'utf8')
+}
+
+function parseValue(bytes: Buffer | null): unknown {
+  if (bytes === null) return null
+  const text = bytes.toString('utf8')
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+/** A guard against topologies that feed themselves forever. */
+const MAX_ROUNDS = 100_000
+
+export class TopologyTestDriver {
+  readonly topology: Topology
+  /** The compiled form the driver runs; the Kafka runtime runs the same. */
+  readonly processor: ProcessorTopology
+  readonly partitions: number
+  readonly #stores = new Map<string, MemoryStateStore>()
+  readonly #internalTopics: ReadonlySet<string>
+  readonly #sourceTopics: ReadonlySet<string>
+  /** Next offset per topic-partition, for inputs, outputs and changelogs alike. */
+  readonly #offsets = new Map<string, bigint>()
+  readonly #outputs = new Map<string, TestOutputRecord[]>()
+  readonly #read = new Map<string, number>()
+  #now: number
+  #queue: Promise<void> = Promise.resolve()
+
+  constructor(topology: Topology, options: TestDriverOptions = {}) {
+    this.topology = topology
+    this.partitions = options.partitions ?? 4
+    this.processor = topology.compile({ partitions: this.partitions, sinkPartitions: options.sinkPartitions })
+    for (const name of this.processor.storeNames) this.#stores.set(name, new MemoryStateStore(name))
+    this.#sourceTopics = new Set(this.processor.sourceTopics)
+    this.#internalTopics = new Set(this.processor.topics.filter((t) => t.role === 'repartition').map((t) => t.name))
+    this.#now = options.startTime ?? 0
+  }
+
+  /** Pipes one record and runs the topology until it is quiet (all repartition records processed). */
+  pipe(topic: string, key: string | Buffer | null, value: unknown, options: Omit<TestInputRecord, 'topic' | 'key' | 'value'> = {}): Promise<void> {
+    return this.pipeBatch([{ topic, key, value, ...options }])
+  }
+
+  /**
+   * Pipes records as ONE batch per task (partition), as the runtime does when they arrive together:
+   * the batch's keys are prefetched once, then processed in order.
+   */
+  pipeBatch(records: readonly TestInputRecord[]): Promise<void> {
+    const run = this.#queue.then(() => this.#pipeBatch(records))
+    this.#queue = run.catch(() => {})
+    return run
+  }
+
+  async #pipeBatch(records: readonly TestInputRecord[]): Promise<void> {
+    const batch = records.map((input): SourceRecord => {
+      if (!this.#sourceTopics.has(input.topic) || this.#internalTopics.has(input.topic)) {
+        throw new Error(`topology '${this.topology.applicationId}' does not read topic '${input.topic}'`)
+      }
+      const key = input.key === null ? null : Buffer.isBuffer(input.key) ? input.key : Buffer.from(input.key, 'utf8')
+      const partition = input.partition ?? (key === null ? 0 : partitionForKey(key, this.partitions))
+      if (!Number.isInteger(partition) || partition < 0 || partition >= this.partitions) throw new Error(`partition ${partition} is outside 0..${this.partitions - 1}`)
+      const headers = new Map(Object.entries(input.headers ?? {}).map(([k, v]) => [k, Buffer.from(v, 'utf8')]))
+      return { topic: input.topic, partition, offset: this.#nextOffset(input.topic, partition), timestamp: input.timestamp ?? BigInt(this.#now), key, value: toBytes(input.value), headers }
+    })
+    let pending = batch
+    for (let round = 0; pending.length > 0; round++) {
+      if (round === MAX_ROUNDS) throw new Error('the topology did not become quiet: repartition records keep producing each other')
+      pending = await this.#runRound(pending)
+    }
+  }
+
+  /** One batch per partition (in order of first appearance); returns the repartition records produced. */
+  async #runRound(records: readonly SourceRecord[]): Promise<SourceRecord[]> {
+    const byPartition = new Map<number, SourceRecord[]>()
+    for (const record of records) {
+      const list = byPartition.get(record.partition) ?? []
+      list.push(record)
+      byPartition.set(record.partition, list)
+    }
+    const next: SourceRecord[] = []
+    for (const batch of byPartition.values()) {
+      for (const [store, partitions] of this.processor.prefetchKeys(batch)) {
+        for (const [p, keys] of partitions) await this.#stores.get(store)!.prefetch(p, keys)
+      }
+      const out = await this.processor.process(batch, this.#stores, this.#now)
+      for (const store of this.#stores.values()) {
+        const checkpoints = new Map<number, bigint>()
+        for (const change of store.drainChangelog()) {
+          const topic = changelogTopic(this.topology.applicationId, store.name)
+          this.#append({ topic, partition: change.partition, key: Buffer.from(change.key, 'utf8'), value: change.value })
+          checkpoints.set(change.partition, this.#offsets.get(`${topic}\u0000${change.partition}`)!)
+        }
+        await store.flush(checkpoints)
+      }
+      for (const record of out) {
+        const offset = this.#append(record)
+        if (this.#internalTopics.has(record.topic)) {
+          next.push({ topic: record.topic, partition: record.partition, offset, timestamp: BigInt(this.#now), key: record.key, value: record.value, headers: record.headers ?? new Map() })
+        }
+      }
+    }
+    return next
+  }
+
+  #nextOffset(topic: string, partition: number): bigint {
+    const id = `${topic}\u0000${partition}`
+    const offset = this.#offsets.get(id) ?? 0n
+    this.#offsets.set(id, offset + 1n)
+    return offset
+  }
+
+  #append(record: SinkRecord): bigint {
+    const offset = this.#nextOffset(record.topic, record.partition)
+    const headers: Record<string, string> = {}
+    for (const [k, v] of record.headers ?? []) headers[k] = v.toString('utf8')
+    const list = this.#outputs.get(record.topic) ?? []
+    list.push({
+      topic: record.topic,
+      partition: record.partition,
+      offset,
+      key: record.key === null ? null : record.key.toString('utf8'),
+      value: parseValue(record.value),
+      headers,
+      rawKey: record.key,
+      rawValue: record.value,
+    })
+    this.#outputs.set(record.topic, list)
+    return offset
+  }
+
+  /** Records produced to `topic` since the last `readOutput(topic)`, in produce order. */
+  readOutput(topic: string): TestOutputRecord[] {
+    const all = this.#outputs.get(topic) ?? []
+    const from = this.#read.get(topic) ?? 0
+    this.#read.set(topic, all.length)
+    return all.slice(from)
+  }
+
+  /** Every record ever produced to `topic` (internal and changelog topics included). */
+  allOutput(topic: string): TestOutputRecord[] {
+    return [...(this.#outputs.get(topic) ?? [])]
+  }
+
+  /** `topic` read as a table: the latest value per key, tombstones applied. */
+  readTable(topic: string): Map<string, unknown> {
+    const table = new Map<string, unknown>()
+    for (const record of this.#outputs.get(topic) ?? []) {
+      if (record.key === null) continue
+      if (record.value === null) table.delete(record.key)
+      else table.set(record.key, record.value)
+    }
+    return table
+  }
+
+  /** Records the topology dead-lettered since the last call. */
+  readDeadLetters(): TestOutputRecord[] {
+    return this.readOutput(this.topology.graph.deadLetterTopic)
+  }
+
+  /** A store's committed contents across partitions, values parsed as JSON. */
+  readStore(name: string): Map<string, unknown> {
+    const store = this.#stores.get(name)
+    if (store === undefined) throw new Error(`no store '${name}' (stores: ${[...this.#stores.keys()].join(', ')})`)
+    const out = new Map<string, unknown>()
+    for (const partition of store.partitions()) {
+      for (const [key, value] of store.entries(partition)) out.set(key, parseValue(value))
+    }
+    return out
+  }
+
+  /** The in-memory store behind a store name, for lower-level inspection. */
+  store(name: string): MemoryStateStore | undefined {
+    return this.#stores.get(name)
+  }
+
+  advanceTime(ms: number): void {
+    this.#now += ms
+  }
+
+  async close(): Promise<void> {
+    await this.#queue
+    for (const store of this.#stores.values()) await store.close()
+  }
+}

@@ -1,0 +1,297 @@
+/**
+ * Compiles a validated graph into the runtime contract (src/runtime/task.ts). Operators are composed
+ * once into closures; `process` walks each record through them with no interpretation. A compiled
+ * instance (closures + one mutable scope) serves one `process` call at a time; concurrent calls
+ * (tasks awaiting a stage's I/O) each take their own instance from a small pool.
+ */
+import { RagstreamError, type ErrorCode } from '../errors.ts'
+import type { ProcessorTopology, SinkRecord, SourceRecord, TopicSpec } from '../runtime/task.ts'
+import type { StateStore } from '../state/store.ts'
+import type { ChangeHandler, CompileEnv, RecordScope, StageBuffer, TopicEntry, ValueGetter } from './compiled.ts'
+import type { DecodedRecord, StageResult, TopologyGraph, TopologyNode } from './graph.ts'
+import { kindOf } from './node-kinds.ts'
+
+export interface CompileOptions {
+  /** Partition count of the (co-partitioned) source topics; internal topics are created with it. */
+  readonly partitions: number
+  /** Partition count per sink topic as the broker reports it; defaults to `partitions`. */
+  readonly sinkPartitions?: Readonly<Record<string, number>>
+}
+
+/* Dead-letter record: key and value are the failed record's own bytes, at its partition; headers: */
+export const DEAD_LETTER_HEADERS = {
+  code: 'ragstream.error.code',
+  message: 'ragstream.error.message',
+  topic: 'ragstream.source.topic',
+  partition: 'ragstream.source.partition',
+  offset: 'ragstream.source.offset',
+  node: 'ragstream.node',
+  application: 'ragstream.application',
+} as const
+
+const MAX_MESSAGE = 1000
+
+class DecodeFailure {
+  readonly error: unknown
+  constructor(error: unknown) {
+    this.error = error
+  }
+}
+
+interface Instance {
+  readonly scope: RecordScope
+  readonly topics: ReadonlyMap<string, TopicEntry>
+  readonly stages: readonly StageBuffer[]
+  readonly prefetch: ReadonlyMap<string, readonly string[]>
+}
+
+function noop(): void {}
+
+function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance {
+  const scope: RecordScope = {
+    out: [],
+    stores: new Map(),
+    record: undefined as unknown as SourceRecord,
+    node: '',
+    user: false,
+    partitionKey: null,
+    undoStore: null,
+    undoKey: '',
+    undoValue: undefined,
+    now: 0,
+  }
+  const byName = new Map<string, TopologyNode>(graph.nodes.map((n) => [n.name, n]))
+  const consumers = new Map<string, { node: string; slot: number }[]>()
+  for (const node of graph.nodes) {
+    node.inputs.forEach((input, slot) => {
+      const list = consumers.get(input) ?? []
+      list.push({ node: node.name, slot })
+      consumers.set(input, list)
+    })
+  }
+  const handlers = new Map<string, readonly ChangeHandler[]>()
+  const topics = new Map<string, TopicEntry>()
+  const prefetch = new Map<string, string[]>()
+  const stages: StageBuffer[] = []
+
+  const env: CompileEnv = {
+    graph,
+    partitions: options.partitions,
+    scope,
+    downstream(name) {
+      const targets = (consumers.get(name) ?? []).map((c) => handlers.get(c.node)![c.slot])
+      if (targets.length === 0) return noop
+      if (targets.length === 1) return targets[0]
+      return (key, oldValue, newValue) => {
+        for (let i = 0; i < targets.length; i++) targets[i](key, oldValue, newValue)
+      }
+    },
+    addTopic(topic, entry) {
+      topics.set(topic, entry)
+    },
+    addPrefetch(topic, store) {
+      const list = prefetch.get(topic) ?? []
+      if (!list.includes(store)) list.push(store)
+      prefetch.set(topic, list)
+    },
+    getter(name): ValueGetter {
+      const node = byName.get(name)!
+      const getter = kindOf(node).getter
+      if (getter === undefined) throw new Error(`node '${name}' cannot be read as a table`)
+      return getter(node, node.kind === 'table-source' ? undefined : env.getter(node.inputs[0]))
+    },
+    sinkPartitions: (topic) => options.sinkPartitions?.[topic] ?? options.partitions,
+    addStage(buffer) {
+      stages.push(buffer)
+    },
+  }
+  // Consumers first, so every node's downstream handlers exist when it compiles.
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const node = graph.nodes[i]
+    handlers.set(node.name, kindOf(node).compile(node, env))
+  }
+  stages.reverse()
+  return { scope, topics, stages, prefetch }
+}
+
+/** Every topic the topology reads, writes or owns, with the settings internal ones are created with. */
+export function topologyTopics(graph: TopologyGraph, partitions?: number): TopicSpec[] {
+  const specs: TopicSpec[] = []
+  for (const node of graph.nodes) {
+    if (node.kind === 'table-source') specs.push({ name: node.topic, role: 'source', config: {} })
+  }
+  for (const node of graph.nodes) {
+    for (const topic of kindOf(node).internalTopics(node, graph.applicationId)) {
+      specs.push({ name: topic.name, role: topic.role, partitions, config: topic.config, ...(topic.store ? { store: topic.store } : {}) })
+    }
+  }
+  for (const node of graph.nodes) {
+    if (node.kind === 'sink' && !specs.some((s) => s.name === node.topic)) specs.push({ name: node.topic, role: 'sink', config: {} })
+  }
+  specs.push({ name: graph.deadLetterTopic, role: 'dead-letter', partitions, config: { 'cleanup.policy': 'delete' } })
+  return specs
+}
+
+export function compileTopology(graph: TopologyGraph, options: CompileOptions): ProcessorTopology {
+  if (!Number.isInteger(options.partitions) || options.partitions < 1) {
+    throw new RagstreamError('RS_CONFIG_INVALID', `partitions must be a positive integer, got ${String(options.partitions)}`, { context: { field: 'partitions' } })
+  }
+  const template = buildInstance(graph, options)
+  const pool: Instance[] = [template]
+  const decodedBatches = new WeakMap<readonly SourceRecord[], (DecodedRecord | DecodeFailure)[]>()
+  const topics = topologyTopics(graph, options.partitions)
+  const sourceTopics = [...template.topics.keys()]
+  const storeNames = graph.nodes.flatMap((n) => kindOf(n).stores(n))
+  const app = graph.applicationId
+
+  const entryFor = (instance: Instance, record: SourceRecord): TopicEntry => {
+    const entry = instance.topics.get(record.topic)
+    if (entry === undefined) throw new Error(`topology '${app}' does not read topic '${record.topic}'`)
+    return entry
+  }
+  const decode = (entry: TopicEntry, record: SourceRecord): DecodedRecord | DecodeFailure => {
+    try {
+      return entry.decode(record)
+    } catch (error) {
+      return new DecodeFailure(error)
+    }
+  }
+  const deadLetter = (record: SourceRecord, node: string, error: unknown, fallback: ErrorCode): SinkRecord => {
+    const code = error instanceof RagstreamError ? error.code : fallback
+    const message = (error instanceof Error ? error.message : String(error)).slice(0, MAX_MESSAGE)
+    const headers = new Map<string, Buffer>([
+      [DEAD_LETTER_HEADERS.code, Buffer.from(code)],
+      [DEAD_LETTER_HEADERS.message, Buffer.from(message)],
+      [DEAD_LETTER_HEADERS.topic, Buffer.from(record.topic)],
+      [DEAD_LETTER_HEADERS.partition, Buffer.from(String(record.partition))],
+      [DEAD_LETTER_HEADERS.offset, Buffer.from(String(record.offset))],
+      [DEAD_LETTER_HEADERS.node, Buffer.from(node)],
+      [DEAD_LETTER_HEADERS.application, Buffer.from(app)],
+    ])
+    return { topic: graph.deadLetterTopic, partition: record.partition, key: record.key, value: record.value, headers }
+  }
+  /** A per-record failure: forget what the record did so far, revert its table write, dead-letter it. */
+  const fail = (instance: Instance, record: SourceRecord, mark: number, error: unknown): void => {
+    const { scope } = instance
+    scope.user = false
+    scope.out.length = mark
+    for (const stage of instance.stages) {
+      while (stage.origins.length > 0 && stage.origins[stage.origins.length - 1] === record) {
+        stage.origins.pop()
+        stage.items.pop()
+      }
+    }
+    if (scope.undoStore !== null) {
+      if (scope.undoValue === undefined) scope.undoStore.delete(record.partition, scope.undoKey)
+      else scope.undoStore.put(record.partition, scope.undoKey, scope.undoValue)
+      scope.undoStore = null
+    }
+    scope.out.push(deadLetter(record, scope.node, error, 'RS_RECORD_INVALID'))
+  }
+
+  const run = async (instance: Instance, records: readonly SourceRecord[], stores: ReadonlyMap<string, StateStore>, now: number): Promise<SinkRecord[]> => {
+    const { scope } = instance
+    const out: SinkRecord[] = []
+    scope.out = out
+    scope.stores = stores
+    scope.now = now
+    const decoded = decodedBatches.get(records)
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]
+      const entry = entryFor(instance, record)
+      const row = decoded?.[i] ?? decode(entry, record)
+      if (row instanceof DecodeFailure) {
+        out.push(deadLetter(record, entry.node, row.error, 'RS_DECODE_FAILED'))
+        continue
+      }
+      scope.record = record
+      scope.user = false
+      scope.partitionKey = null
+      scope.undoStore = null
+      const mark = out.length
+      try {
+        entry.handle(record, row)
+      } catch (error) {
+        if (!scope.user) throw error
+        fail(instance, record, mark, error)
+      }
+    }
+    for (const stage of instance.stages) {
+      if (stage.items.length === 0) continue
+      const items = stage.items.splice(0)
+      const origins = stage.origins.splice(0)
+      const declared = stage.node.stores
+      const results: readonly StageResult[] = await stage.node.processor.process(items, {
+        now,
+        store(name) {
+          if (!declared.includes(name)) throw new Error(`stage '${stage.node.name}' did not declare store '${name}'`)
+          return stores.get(name)!
+        },
+      })
+      if (results.length !== items.length) throw new Error(`stage '${stage.node.name}' returned ${results.length} results for ${items.length} items`)
+      for (let j = 0; j < results.length; j++) {
+        const record = origins[j]
+        const result = results[j]
+        if (!Array.isArray(result)) {
+          out.push(deadLetter(record, stage.node.name, (result as { error: unknown }).error, 'RS_RECORD_INVALID'))
+          continue
+        }
+        scope.record = record
+        scope.user = false
+        scope.undoStore = null
+        const mark = out.length
+        try {
+          for (const row of result) {
+            scope.partitionKey = row.partitionKey ?? null
+            stage.emit(row.key, undefined, row.value ?? null)
+          }
+        } catch (error) {
+          if (!scope.user) throw error
+          fail(instance, record, mark, error)
+        }
+        scope.partitionKey = null
+      }
+    }
+    return out
+  }
+
+  return {
+    applicationId: app,
+    sourceTopics,
+    topics,
+    storeNames,
+    prefetchKeys(records) {
+      const keys = new Map<string, Map<number, Set<string>>>()
+      const rows: (DecodedRecord | DecodeFailure)[] = new Array(records.length)
+      for (let i = 0; i < records.length; i++) {
+        const record = records[i]
+        const row = decode(entryFor(template, record), record)
+        rows[i] = row
+        if (row instanceof DecodeFailure) continue
+        for (const store of template.prefetch.get(record.topic) ?? []) {
+          let partitions = keys.get(store)
+          if (partitions === undefined) keys.set(store, (partitions = new Map()))
+          let set = partitions.get(record.partition)
+          if (set === undefined) partitions.set(record.partition, (set = new Set()))
+          set.add(row.key)
+        }
+      }
+      decodedBatches.set(records, rows)
+      return keys
+    },
+    async process(records, stores, now) {
+      const instance = pool.pop() ?? buildInstance(graph, options)
+      try {
+        return await run(instance, records, stores, now)
+      } finally {
+        for (const stage of instance.stages) {
+          stage.items.length = 0
+          stage.origins.length = 0
+        }
+        instance.scope.out = []
+        instance.scope.stores = new Map()
+        pool.push(instance)
+      }
+    },
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * What an operator file provides for its node kind (validation, stores, internal topics, describe,
+ * compile) and what compile hands it. Operators compose once into nested closures over one mutable
+ * `RecordScope`, so the per-record path interprets nothing and allocates little.
+ */
+import type { SinkRecord, SourceRecord } from '../runtime/task.ts'
+import type { StateStore } from '../state/store.ts'
+import type { DecodedRecord, StageItem, StageNode, TableSourceNode, TopologyGraph, TopologyNode } from './graph.ts'
+
+/** A row change flowing between compiled nodes. `oldValue: undefined` = unknown, `null` = absent. */
+export type ChangeHandler = (key: string, oldValue: unknown, newValue: unknown) => void
+
+/**
+ * Per-record state shared by every closure of one compiled instance. `user` is true only while user
+ * code (a decoder, predicate, mapper, joiner, ...) runs: a throw then is a per-record failure that
+ * goes to the dead-letter topic; any other throw is transient and fails the batch.
+ */
+export interface RecordScope {
+  out: SinkRecord[]
+  stores: ReadonlyMap<string, StateStore>
+  record: SourceRecord
+  node: string
+  user: boolean
+  /** Set by stages whose rows are partitioned by another key (chunks by entity). */
+  partitionKey: string | null
+  /** The source-table write to revert if this record fails further down. */
+  undoStore: StateStore | null
+  undoKey: string
+  undoValue: Buffer | undefined
+  now: number
+}
+
+/** How records of one topic enter the compiled graph. */
+export interface TopicEntry {
+  /** Node named in dead letters for decode failures. */
+  readonly node: string
+  decode(record: SourceRecord): DecodedRecord
+  handle(record: SourceRecord, decoded: DecodedRecord): void
+}
+
+/** A value getter rooted at a materialized source table: applies the filter/mapValues chain. */
+export interface ValueGetter {
+  readonly source: TableSourceNode
+  /** The chain's value for these stored bytes (null = filtered out / absent). */
+  get(bytes: Buffer | undefined, key: string): unknown
+}
+
+/** A stage's per-batch buffer: items and the records they came from, drained after the sync pass. */
+export interface StageBuffer {
+  readonly node: StageNode
+  readonly items: StageItem[]
+  readonly origins: SourceRecord[]
+  readonly emit: ChangeHandler
+}
+
+export interface CompileEnv {
+  readonly graph: TopologyGraph
+  readonly partitions: number
+  readonly scope: RecordScope
+  /** Fan-out to every consumer of `node`'s output. */
+  downstream(node: string): ChangeHandler
+  addTopic(topic: string, entry: TopicEntry): void
+  /** Records of `topic` read `store` at their decoded key: prefetched once per batch. */
+  addPrefetch(topic: string, store: string): void
+  getter(node: string): ValueGetter
+  sinkPartitions(topic: string): number
+  addStage(buffer: StageBuffer): void
+}
+
+export interface InternalTopic {
+  readonly name: string
+  readonly role: 'changelog' | 'repartition'
+  readonly store?: string
+  /** What the topic carries, for describe. */
+  readonly purpose: string
+  readonly config: Readonly<Record<string, string>>
+}
+
+export interface PhysicalNode {
+  readonly type: 'source' | 'processor' | 'sink'
+  readonly name: string
+  readonly topics?: readonly string[]
+  readonly topic?: string
+  readonly stores?: readonly string[]
+  /** Extra facts for describe, e.g. `join: left`. */
+  readonly detail?: string
+  readonly next: readonly string[]
+}
+
+/** A logical node as physical nodes: `entries[i]` receives input slot i, `exit` feeds consumers. */
+export interface PhysicalPart {
+  readonly nodes: readonly PhysicalNode[]
+  readonly entries: readonly string[]
+  readonly exit: string | null
+}
+
+export type ProblemSink = (field: string, message: string) => void
+
+export interface NodeKindSpec<N extends TopologyNode> {
+  /** Node-local rules; graph-wide ones (names, inputs, cycles) live in validate.ts. */
+  validate(node: N, graph: TopologyGraph, problem: ProblemSink): void
+  stores(node: N): readonly string[]
+  internalTopics(node: N, applicationId: string): readonly InternalTopic[]
+  physical(node: N, graph: TopologyGraph): PhysicalPart
+  /**
+   * Present on kinds a join can read as a table: wraps the upstream getter (undefined for a source)
+   * so a join reads its input's current value from the source store plus the stateless chain.
+   */
+  readonly getter?: (node: N, upstream: ValueGetter | undefined) => ValueGetter
+  /** One handler per input slot. */
+  compile(node: N, env: CompileEnv): readonly ChangeHandler[]
+}
+
+export const CHANGELOG_CONFIG: Readonly<Record<string, string>> = Object.freeze({ 'cleanup.policy': 'compact' })
+/** As Kafka Streams: never time-deleted; a runtime may purge consumed repartition records. */
+export const REPARTITION_CONFIG: Readonly<Record<string, string>> = Object.freeze({ 'cleanup.policy': 'delete', 'retention.ms': '-1' })

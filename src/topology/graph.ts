@@ -1,0 +1,141 @@
+/**
+ * The logical topology graph the DSL builds: frozen plain nodes in build (topological) order, each
+ * naming its inputs. Everything but the user functions serialises (`toJSON` in describe.ts); the
+ * functions stay on the nodes so the graph compiles without a registry.
+ */
+import type { SourceRecord } from '../runtime/task.ts'
+
+/** Every node kind. Adding one fails `tsc` until src/topology/node-kinds.ts handles it. */
+export type NodeKind = 'table-source' | 'filter' | 'map-values' | 'fk-join' | 'stage' | 'sink'
+
+/** A decoded table row: `value: null` is a tombstone (the key is deleted). */
+export interface DecodedRecord {
+  readonly key: string
+  readonly value: unknown
+}
+
+/**
+ * Turns a source record's bytes into a table row. Return `{ key, value: null }` for a delete
+ * (Debezium `op=d`, a null-value tombstone). Throwing sends the record to the dead-letter topic.
+ */
+export type Decoder = (key: Buffer | null, value: Buffer | null, record: SourceRecord) => DecodedRecord
+
+/** Turns an output row back into bytes for a sink topic. */
+export type Encoder = (key: string, value: unknown) => { key: Buffer | null; value: Buffer | null }
+
+interface NodeBase {
+  readonly kind: NodeKind
+  /** Unique in the topology; for stateful nodes also the store and changelog identity. */
+  readonly name: string
+  /** False when the DSL generated the name (allowed for stateless nodes only). */
+  readonly named: boolean
+  readonly inputs: readonly string[]
+}
+
+/** A table read from a topic: a CDC changelog (needs a decoder) or a compacted topic. */
+export interface TableSourceNode extends NodeBase {
+  readonly kind: 'table-source'
+  readonly topic: string
+  readonly format: 'cdc' | 'compacted'
+  readonly decode: Decoder | undefined
+}
+
+export interface FilterNode extends NodeBase {
+  readonly kind: 'filter'
+  readonly predicate: (value: any, key: string) => boolean
+}
+
+export interface MapValuesNode extends NodeBase {
+  readonly kind: 'map-values'
+  readonly mapper: (value: any, key: string) => unknown
+}
+
+export type JoinType = 'inner' | 'left'
+
+/** KTable–KTable foreign-key join (KIP-213); inputs are `[left, right]`. */
+export interface FkJoinNode extends NodeBase {
+  readonly kind: 'fk-join'
+  readonly joinType: JoinType
+  readonly foreignKey: (leftValue: any) => string | null | undefined
+  readonly joiner: (leftValue: any, rightValue: any) => unknown
+}
+
+/** One row change handed to a stage; `oldValue: undefined` means the previous value is unknown. */
+export interface StageItem {
+  readonly key: string
+  readonly value: unknown
+  readonly oldValue: unknown
+  readonly partition: number
+}
+
+/** What a stage emits for one item: rows (possibly re-keyed, e.g. chunk ids) or a per-item failure. */
+export type StageResult = readonly StageRow[] | StageFailure
+
+export interface StageRow {
+  readonly key: string
+  /** null = tombstone. */
+  readonly value: unknown
+  /** The key the row is partitioned by downstream (e.g. the entity key of a chunk); defaults to `key`. */
+  readonly partitionKey?: string
+}
+
+export interface StageFailure {
+  readonly error: unknown
+}
+
+/** What a stage may touch during a batch: only the stores it declared. */
+export interface StageContext {
+  /** A declared store; the stage prefetches the keys it reads itself (one round trip per batch). */
+  store(name: string): import('../state/store.ts').StateStore
+  readonly now: number
+}
+
+/** The contract govern / chunk / embed plug into: async and batched, at an I/O edge of the batch. */
+export interface StageProcessor {
+  /** Returns one result per item, in item order. A throw is a transient failure: the batch is retried. */
+  process(items: readonly StageItem[], context: StageContext): Promise<readonly StageResult[]> | readonly StageResult[]
+}
+
+export interface StageNode extends NodeBase {
+  readonly kind: 'stage'
+  /** What the stage is, for describe: `govern`, `chunk`, `embed`, ... */
+  readonly stageKind: string
+  /** Store names this stage owns (each gets a changelog). */
+  readonly stores: readonly string[]
+  readonly processor: StageProcessor
+}
+
+export interface SinkNode extends NodeBase {
+  readonly kind: 'sink'
+  readonly topic: string
+  readonly encode: Encoder | undefined
+}
+
+export type TopologyNode = TableSourceNode | FilterNode | MapValuesNode | FkJoinNode | StageNode | SinkNode
+
+/** The frozen logical graph. */
+export interface TopologyGraph {
+  readonly applicationId: string
+  readonly deadLetterTopic: string
+  /** In build order: every node's inputs come before it. */
+  readonly nodes: readonly TopologyNode[]
+}
+
+export type NodeOf<K extends NodeKind> = Extract<TopologyNode, { kind: K }>
+
+/** Internal topic names: `<application>-<store>-changelog` as the store contract says. */
+export function changelogTopic(applicationId: string, store: string): string {
+  return `${applicationId}-${store}-changelog`
+}
+
+export function subscriptionTopic(applicationId: string, join: string): string {
+  return `${applicationId}-${join}-subscription-repartition`
+}
+
+export function responseTopic(applicationId: string, join: string): string {
+  return `${applicationId}-${join}-response-repartition`
+}
+
+export function subscriptionStore(join: string): string {
+  return `${join}-subscriptions`
+}
