@@ -90,8 +90,11 @@ export function checkRedaction(config: RedactionConfig, path: string, env: Envir
   for (const key of Object.keys(config)) {
     if (!KNOWN_KEYS.has(key)) problems.push({ path: `${path}/${key}`, message: `unknown option (known: ${[...KNOWN_KEYS].join(', ')})` })
   }
-  const defaultAction = config.defaultAction ?? 'mask'
-  if (!ACTIONS.includes(defaultAction)) problems.push({ path: `${path}/defaultAction`, message: `must be one of ${ACTIONS.join(', ')}` })
+  let defaultAction = config.defaultAction ?? 'mask'
+  if (!ACTIONS.includes(defaultAction)) {
+    problems.push({ path: `${path}/defaultAction`, message: `must be one of ${ACTIONS.join(', ')}` })
+    defaultAction = 'mask' // reported once, here, not again for every detector
+  }
 
   const entropy = { ...DEFAULT_ENTROPY_THRESHOLDS }
   if (config.entropy !== undefined) {

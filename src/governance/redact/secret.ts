@@ -19,13 +19,25 @@ const ALTERNATIVES = [
   String.raw`[sr]k_(?:live|test)_[A-Za-z0-9]{16,247}(?![A-Za-z0-9])`,
   String.raw`sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,250}(?![A-Za-z0-9_-])`,
   String.raw`AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])`,
-  String.raw`-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----(?:[A-Za-z0-9+/=\s:,.]|-(?!----))*(?:-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----)?`,
+  // PEM: separators are newlines, JSON-escaped "\n" or spaces (keys pasted into one line); body items
+  // are base64 runs or RFC 1421 headers (Proc-Type: 4,ENCRYPTED). The END line is optional.
+  String.raw`-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----(?:(?:\r?\n|\\n|[ \t])+(?:[A-Za-z-]{1,40}: ?[A-Za-z0-9,-]{1,200}|[A-Za-z0-9+/=]+))*(?:(?:\r?\n|\\n|[ \t])*-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----)?`,
   String.raw`eyJ[A-Za-z0-9_-]{5,4096}\.eyJ[A-Za-z0-9_-]{5,8192}\.[A-Za-z0-9_-]{0,4096}(?![A-Za-z0-9_-])`,
 ]
 
 const PATTERN = new RegExp(`(?<![A-Za-z0-9_-])(?:${ALTERNATIVES.join('|')})`, 'g')
 
+// A truncated PEM block (no END line) runs on into the words that follow; PEM lines are 64
+// characters, so trailing short all-letter tokens are prose and are given back.
+const TRAILING_WORD = /[ \t\r\n]+[A-Za-z]{1,15}$/
+
 function verify(text: string, start: number, end: number): number {
+  if (text.startsWith('-----BEGIN', start)) {
+    if (text.endsWith('KEY-----', end)) return end
+    let value = text.slice(start, end)
+    for (let m = TRAILING_WORD.exec(value); m !== null; m = TRAILING_WORD.exec(value)) value = value.slice(0, m.index)
+    return start + value.length
+  }
   // "sk-" is a common word fragment ("sk-1" in a SKU): a real OpenAI key body mixes letters and digits.
   if (text.startsWith('sk-', start)) {
     let letters = 0

@@ -1,0 +1,72 @@
+/**
+ * Inputs built to make a backtracking regex engine go quadratic or exponential: long runs of the
+ * characters a detector's candidate pattern accepts, with the one character that would complete a
+ * match missing. Each must come back correct. The `timeout` only stops a hang from blocking the
+ * suite; nothing here asserts a duration.
+ */
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { buildRedactor } from '../../../src/governance/redact/redactor.ts'
+import { seededRandom } from '../../fixtures/governance/corpus.ts'
+import { run } from './helpers.ts'
+
+const N = 200_000
+
+const UNCHANGED: readonly [string, string][] = [
+  ['email local part without domain', 'a'.repeat(N) + '@'],
+  ['email dotted local part and dotted domain without TLD', 'a.'.repeat(N / 2) + '@' + 'b1.'.repeat(N / 3)],
+  ['digit run (cards, phones, SSNs)', '1'.repeat(N)],
+  ['spaced digits', '1 '.repeat(N / 2)],
+  ['dashed digits', '12-'.repeat(N / 3)],
+  ['plus-digits', '+1 '.repeat(N / 3)],
+  ['IBAN prefix and alphanumerics', 'DE89 ' + 'A1 '.repeat(N / 3)],
+  ['dotted numbers', '1.'.repeat(N / 2)],
+  ['colon hex', 'a:'.repeat(N / 2)],
+  ['colon hex with dots', 'ab:1.'.repeat(N / 5)],
+  ['JWT header without payload', 'eyJ' + 'a'.repeat(N) + '.'],
+  ['Slack prefix with dashes', 'xoxb-' + '-'.repeat(N)],
+  ['low-entropy token run', 'ab'.repeat(N / 2)],
+  ['parenthesised digits', '(1)'.repeat(N / 3)],
+]
+
+for (const [name, text] of UNCHANGED) {
+  test(`adversarial: ${name} (${text.length} chars) is left unchanged`, { timeout: 60_000 }, () => {
+    const out = run(text)
+    assert.equal(out.text.length, text.length)
+    assert.ok(out.text === text)
+    assert.deepEqual(out.counts, {})
+  })
+}
+
+test('adversarial: BEGIN lines without a body are each masked (a bare marker is still a key paste)', { timeout: 60_000 }, () => {
+  const count = Math.floor(N / 28)
+  const out = run('-----BEGIN PRIVATE KEY-----\n'.repeat(count))
+  assert.equal(out.text, '[SECRET]\n'.repeat(count))
+  assert.deepEqual(out.counts, { secret: count })
+})
+
+test('adversarial: a 200 kB random token is one secret', { timeout: 60_000 }, () => {
+  const random = seededRandom(1)
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+  let token = ''
+  for (let i = 0; i < N; i++) token += alphabet[Math.floor(random() * 64)]
+  assert.deepEqual(run(`token ${token} end`), { text: 'token [SECRET] end', counts: { high_entropy: 1 } })
+})
+
+test('adversarial: a PEM block with a 200 kB body is one secret', { timeout: 60_000 }, () => {
+  const text = '-----BEGIN PRIVATE KEY-----\n' + 'QUJD\n'.repeat(N / 5) + '-----END PRIVATE KEY-----'
+  assert.deepEqual(run(`x ${text} y`), { text: 'x [SECRET] y', counts: { secret: 1 } })
+})
+
+test('adversarial: real values survive between adversarial runs', { timeout: 60_000 }, () => {
+  const noise = '1'.repeat(N / 4) + ' ' + 'a'.repeat(N / 4) + '@ '
+  const out = run(`${noise}anna@example.com ${noise}4111 1111 1111 1111 ${noise}`)
+  assert.deepEqual(out.counts, { email: 1, payment_card: 1 })
+  assert.ok(!out.text.includes('anna@example.com') && !out.text.includes('4111 1111'))
+})
+
+test('adversarial: a custom pattern is scanned once per text', { timeout: 60_000 }, () => {
+  const redactor = buildRedactor({ custom: [{ name: 'ref', pattern: /\bREF-\d{1,8}\b/ }] })
+  const text = 'REF-'.repeat(N / 4)
+  assert.deepEqual(run(text, redactor).counts, {})
+})

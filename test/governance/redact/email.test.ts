@@ -1,0 +1,21 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { run } from './helpers.ts'
+
+test('emails are masked, with subdomains, plus tags and upper case', () => {
+  for (const value of ['anna.schmidt@example.com', 'b.okafor+tickets@mail.example.co.uk', 'ADMIN@ACME-CORP.IO', 'x_1%y@uni-hamburg.de']) {
+    const out = run(`Reply to ${value}, please.`)
+    assert.equal(out.text, 'Reply to [EMAIL], please.')
+    assert.deepEqual(out.counts, { email: 1 })
+  }
+})
+
+test('things with an @ that are not emails are left alone', () => {
+  for (const text of ['@channel please look', 'user@localhost', 'meet @ 5pm', 'npm i @platformatic/kafka', 'a@b']) {
+    assert.deepEqual(run(text).counts, {}, text)
+  }
+})
+
+test('a trailing dot ends the address', () => {
+  assert.equal(run('Write to grace@example.org.').text, 'Write to [EMAIL].')
+})
