@@ -2,6 +2,7 @@
 // removed in t.after(); a transactional producer of Avro chunk events; table readers.
 import { readFileSync } from 'node:fs'
 import { randomUUID } from 'node:crypto'
+import { spawn, type ChildProcess } from 'node:child_process'
 import pg from 'pg'
 import { Producer } from '@platformatic/kafka'
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry'
@@ -222,5 +223,81 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     if (value !== undefined && value !== false) return value
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+}
+
+export interface SinkChild {
+  readonly child: ChildProcess
+  readonly events: Record<string, unknown>[]
+  readonly exited: Promise<number | null>
+  /** Resolves with the first event (already seen or future) matching `predicate`. */
+  waitForEvent(predicate: (event: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>
+  onEvent(listener: (event: Record<string, unknown>) => void): void
+}
+
+const repoRoot = new URL('../../', import.meta.url)
+
+/** Runs `ragstream sink` as a child process on Node 24 (node_modules/.bin/node), parsing its JSON log lines. */
+export function spawnSink(t: After, env: SinkEnv, extraArgs: readonly string[] = []): SinkChild {
+  const c = env.config
+  const args = [
+    'bin/ragstream.ts', 'sink', c.topology, '--dims', String(c.dims), '--topic', c.topic, '--schema', c.names.schema,
+    '--view-schema', c.names.viewSchema, '--owner-role', c.names.ownerRole, '--sink-role', c.names.sinkRole,
+    '--postgres-url', env.sinkUrl, '--session-timeout-ms', String(c.sessionTimeoutMs), '--linger-ms', String(c.batchLingerMs),
+    '--group', c.groupId, ...extraArgs,
+  ]
+  const child = spawn(new URL('node_modules/.bin/node', repoRoot).pathname, args, { cwd: repoRoot.pathname, stdio: ['ignore', 'pipe', 'pipe'] })
+  const events: Record<string, unknown>[] = []
+  const listeners: ((event: Record<string, unknown>) => void)[] = []
+  let pending = ''
+  child.stdout!.on('data', (chunk: Buffer) => {
+    pending += chunk.toString('utf8')
+    let nl: number
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl)
+      pending = pending.slice(nl + 1)
+      try {
+        const event = JSON.parse(line) as Record<string, unknown>
+        events.push(event)
+        for (const l of [...listeners]) l(event)
+      } catch {
+        // not a log line
+      }
+    }
+  })
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8')
+  })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL')
+      await exited
+    }
+  })
+  return {
+    child,
+    events,
+    exited,
+    onEvent: (l) => listeners.push(l),
+    waitForEvent(predicate, timeoutMs = 60_000) {
+      const seen = events.find(predicate)
+      if (seen) return Promise.resolve(seen)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no matching sink event within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}`)), timeoutMs)
+        const listener = (event: Record<string, unknown>): void => {
+          if (!predicate(event)) return
+          clearTimeout(timer)
+          listeners.splice(listeners.indexOf(listener), 1)
+          resolve(event)
+        }
+        listeners.push(listener)
+        void exited.then((code) => {
+          clearTimeout(timer)
+          reject(new Error(`sink exited (${code}) before the event; stderr: ${stderr.slice(-2000)}`))
+        })
+      })
+    },
   }
 }

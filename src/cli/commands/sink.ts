@@ -1,0 +1,163 @@
+import pg from 'pg'
+import { EXIT, type CommandInput, type CommandSpec } from '../command.ts'
+import { endpointsFromEnv, redactUrl } from '../../config/endpoints.ts'
+import { ConfigError, RagstreamError } from '../../errors.ts'
+import { resolveSinkConfig, type Distance, type SinkConfig } from '../../sink/config.ts'
+
+function intOption(values: CommandInput['values'], name: string): number | undefined {
+  const raw = values[name]
+  if (raw === undefined) return undefined
+  const n = Number(raw)
+  if (!Number.isInteger(n)) throw new ConfigError([{ path: `--${name}`, message: `must be an integer (got ${JSON.stringify(raw)})` }], 'arguments')
+  return n
+}
+
+function str(values: CommandInput['values'], name: string): string | undefined {
+  const v = values[name]
+  return typeof v === 'string' ? v : undefined
+}
+
+/** The sink section of a topology, from options (until the topology loader carries it). */
+export function sinkConfigFromOptions(topology: string | undefined, values: CommandInput['values']): SinkConfig {
+  if (!topology) throw new ConfigError([{ path: '<topology>', message: 'required' }], 'arguments')
+  const dims = intOption(values, 'dims')
+  return resolveSinkConfig({
+    topology,
+    version: str(values, 'topology-version'),
+    topic: str(values, 'topic'),
+    dims: dims as number,
+    distance: str(values, 'distance') as Distance | undefined,
+    hnsw: { m: intOption(values, 'hnsw-m'), efConstruction: intOption(values, 'hnsw-ef-construction') },
+    schema: str(values, 'schema'),
+    viewSchema: str(values, 'view-schema'),
+    ownerRole: str(values, 'owner-role'),
+    sinkRole: str(values, 'sink-role'),
+    groupId: str(values, 'group'),
+    instanceId: str(values, 'instance-id'),
+    batchMaxRecords: intOption(values, 'batch-size'),
+    batchLingerMs: intOption(values, 'linger-ms'),
+    sessionTimeoutMs: intOption(values, 'session-timeout-ms'),
+  })
+}
+
+/** Options shared by `sink` and `query` that name the topology version's SQL objects. */
+export const SINK_NAME_OPTIONS = {
+  'topology-version': { type: 'string', value: '<v>', description: 'topology version (one table per version)', default: 'v1' },
+  dims: { type: 'string', value: '<n>', description: 'embedding dimensions of the topology (vector(<n>))' },
+  distance: { type: 'string', value: '<cosine|l2|inner_product>', description: 'HNSW distance', default: 'cosine' },
+  schema: { type: 'string', value: '<name>', description: 'schema of the chunk tables', default: 'ragstream' },
+  'view-schema': { type: 'string', value: '<name>', description: 'schema of the analyst views', default: 'rag' },
+  'owner-role': { type: 'string', value: '<role>', description: 'role that owns tables and runs migrations', default: 'ragstream_owner' },
+  'sink-role': { type: 'string', value: '<role>', description: 'role the sink connects as (DML only)', default: 'ragstream_sink' },
+  'postgres-url': { type: 'string', value: '<url>', description: 'connection URL (default $RAGSTREAM_POSTGRES_URL)' },
+} as const
+
+async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, application_name: 'ragstream-cli' })
+  client.on('error', () => {})
+  await client.connect()
+  return client
+}
+
+/** Refuses to run as a superuser or a BYPASSRLS role, or as the wrong role for the job. */
+async function checkRole(client: pg.Client, expected: string, job: string): Promise<void> {
+  const r = await client.query<{ who: string; rolsuper: boolean; rolbypassrls: boolean }>(
+    'SELECT current_user AS who, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user')
+  const { who, rolsuper, rolbypassrls } = r.rows[0]
+  if (who !== expected || rolsuper || rolbypassrls) {
+    throw new RagstreamError('RS_CONFIG_INVALID', `${job} must connect as role ${JSON.stringify(expected)} (not a superuser, no BYPASSRLS); connected as ${JSON.stringify(who)}`, {
+      context: { path: '--postgres-url' },
+      hint: 'pass --postgres-url with that role, see docs/sql.md for the role setup',
+    })
+  }
+}
+
+function list(value: string | undefined): string[] {
+  return value === undefined ? [] : value.split(',').map((s) => s.trim())
+}
+
+/**
+ * `ragstream sink <topology>` — materializes the topology's chunk topic into Postgres + pgvector,
+ * exactly once. `--migrate` (as the owner role) creates or upgrades the tables first.
+ *
+ * @example
+ *   ragstream sink support --dims 384 --migrate --postgres-url postgres://ragstream_owner@db/rag
+ *   ragstream sink support --dims 384 --postgres-url postgres://ragstream_sink@db/rag
+ */
+export const sinkCommand: CommandSpec = {
+  name: 'sink',
+  summary: 'Write a topology\'s chunk topic into its pgvector table, exactly once (or --migrate / --activate / --grant).',
+  args: '<topology>',
+  options: {
+    ...SINK_NAME_OPTIONS,
+    topic: { type: 'string', value: '<topic>', description: 'chunk topic (default rag.chunks.<topology>)' },
+    'hnsw-m': { type: 'string', value: '<n>', description: 'HNSW m', default: '16' },
+    'hnsw-ef-construction': { type: 'string', value: '<n>', description: 'HNSW ef_construction', default: '64' },
+    group: { type: 'string', value: '<id>', description: 'consumer group (default ragstream-sink.<topology>.<version>)' },
+    'instance-id': { type: 'string', value: '<id>', description: 'static group membership id: a restart takes its partitions back at once' },
+    'batch-size': { type: 'string', value: '<n>', description: 'records per Postgres transaction at most', default: '2000' },
+    'linger-ms': { type: 'string', value: '<ms>', description: 'how long a batch may wait to fill', default: '200' },
+    'session-timeout-ms': { type: 'string', value: '<ms>', description: 'Kafka group session timeout', default: '10000' },
+    migrate: { type: 'boolean', description: 'create/upgrade the tables, views, grants and RLS as the owner role, then exit' },
+    activate: { type: 'boolean', description: 'point the topology views at this version (as the owner role), then exit' },
+    grant: { type: 'string', value: '<role>', description: 'let an analyst role read the views (as the owner role), then exit' },
+    classifications: { type: 'string', value: '<a,b>', description: 'with --grant: readable classifications (* = all)' },
+    tenants: { type: 'string', value: '<a,b>', description: 'with --grant: readable tenants (* = all)' },
+  },
+  details: `Logs one JSON object per line on stdout (started, assigned, batch-begin, batch-committed, fenced, retry, stopped).
+Endpoints: RAGSTREAM_KAFKA_BROKERS, RAGSTREAM_SCHEMA_REGISTRY_URL, RAGSTREAM_POSTGRES_URL (or --postgres-url).
+Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure, 69 a service is unreachable, 78 configuration.`,
+  async run({ positionals, values, stdout, env }) {
+    const config = sinkConfigFromOptions(positionals[0], values)
+    const endpoints = endpointsFromEnv(env)
+    const url = str(values, 'postgres-url') ?? endpoints.postgresUrl
+    const migrations = await import('../../sink/migrations.ts')
+    if (values.migrate || values.activate || values.grant !== undefined) {
+      const client = await connect(url)
+      try {
+        await checkRole(client, config.names.ownerRole, 'migrations')
+        if (values.migrate) {
+          const result = await migrations.migrate(client, config)
+          stdout.write(`${JSON.stringify({ event: 'migrated', table: config.names.chunkTable, ...result })}\n`)
+        }
+        if (values.activate) {
+          await migrations.activateVersion(client, config)
+          stdout.write(`${JSON.stringify({ event: 'activated', view: config.names.view, table: config.names.chunkTable })}\n`)
+        }
+        if (typeof values.grant === 'string') {
+          await migrations.grantAnalyst(client, config, values.grant, { classifications: list(str(values, 'classifications')), tenants: list(str(values, 'tenants')) })
+          stdout.write(`${JSON.stringify({ event: 'granted', role: values.grant, view: config.names.view })}\n`)
+        }
+      } finally {
+        await client.end().catch(() => {})
+      }
+      return EXIT.ok
+    }
+    const probe = await connect(url).catch((error: unknown) => {
+      throw new RagstreamError('RS_SERVICE_UNAVAILABLE', `PostgreSQL is not reachable at ${redactUrl(url)}: ${(error as Error).message}`, { context: { service: 'PostgreSQL' }, cause: error })
+    })
+    try {
+      await checkRole(probe, config.names.sinkRole, 'the sink')
+    } finally {
+      await probe.end().catch(() => {})
+    }
+    const { PgvectorSink } = await import('../../sink/pgvector-sink.ts')
+    const sink = new PgvectorSink({
+      config,
+      postgresUrl: url,
+      kafkaBrokers: endpoints.kafkaBrokers,
+      schemaRegistryUrl: endpoints.schemaRegistryUrl,
+      log: (event) => stdout.write(`${JSON.stringify(event)}\n`),
+    })
+    const stop = (): void => sink.stop()
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+    try {
+      await sink.run()
+    } finally {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+    }
+    return EXIT.ok
+  },
+}
