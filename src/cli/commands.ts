@@ -5,6 +5,5 @@ export const COMMANDS: Readonly<Record<string, () => Promise<CommandSpec>>> = {
   generate: async () => (await import('./commands/generate.ts')).generateCommand,
   stack: async () => (await import('./commands/stack.ts')).stackCommand,
   sink: async () => (await import('./commands/sink.ts')).sinkCommand,
-  sink: async () => (await import('./commands/sink.ts')).sinkCommand,
   describe: async () => (await import('./commands/describe.ts')).describeCommand,
 }
