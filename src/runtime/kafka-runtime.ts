@@ -227,6 +227,7 @@ export class KafkaRuntime {
       } catch (error) {
         for (const store of this.#options.stores.values()) store.discard()
         if (isFenced(error)) {
+          this.#producer = undefined
           this.#emit({ event: 'fenced', transactionalId: this.#transactionalId, error: describeError(error) })
           throw new RagstreamError('RS_PRODUCER_FENCED', `producer ${this.#transactionalId} was fenced: another instance took over its transactional id, or its transaction timed out`, {
             cause: error,
@@ -351,6 +352,10 @@ export class KafkaRuntime {
       bootstrapBrokers: [...o.brokers],
       transactionalId: this.#transactionalId,
       idempotent: true,
+      // InitProducerId must say "no current producer" (-1/-1, KIP-360): the client's default 0/0 makes
+      // the coordinator answer PRODUCER_FENCED once the transactional id has a history.
+      producerId: -1n,
+      producerEpoch: -1,
       // Also the transaction timeout sent with InitProducerId.
       timeout: o.transactionTimeoutMs ?? 30_000,
       retries: 3,
@@ -366,9 +371,10 @@ export class KafkaRuntime {
     if (!producer) return
     const transaction = producer.transaction
     if (transaction && !transaction.completed && !isFenced(cause)) {
-      await withTimeout(transaction.abort(), 5_000, 'abort').catch(() => {})
+      // The client can throw synchronously once its producer state is gone; treat that like a failed abort.
+      await withTimeout(Promise.resolve().then(() => transaction.abort()), 5_000, 'abort').catch(() => {})
     }
-    await withTimeout(producer.close(true), 5_000, 'close producer').catch(() => {})
+    await withTimeout(Promise.resolve().then(() => producer.close(true)), 5_000, 'close producer').catch(() => {})
   }
 
   /**

@@ -71,7 +71,7 @@ export class Runner {
     for (;;) {
       const found = this.events.slice(from).find(predicate)
       if (found) return found
-      if (!this.alive) throw new Error(`${this.name} exited (${this.child.exitCode ?? this.child.signalCode}) before the awaited event; stderr: ${this.#stderr}`)
+      if (!this.alive) throw new Error(`${this.name} exited (${this.child.exitCode ?? this.child.signalCode}) before the awaited event; last events: ${JSON.stringify(this.events.slice(-5))}; stderr: ${this.#stderr}`)
       const left = deadline - Date.now()
       if (left <= 0) throw new Error(`${this.name}: timed out waiting; last events: ${JSON.stringify(this.events.slice(-5))}; stderr: ${this.#stderr}`)
       await new Promise<void>((resolve) => {
