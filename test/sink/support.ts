@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { randomUUID } from 'node:crypto'
 import { spawn, type ChildProcess } from 'node:child_process'
 import pg from 'pg'
-import { Producer } from '@platformatic/kafka'
+import { Admin, Producer } from '@platformatic/kafka'
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry'
 import { resolveSinkConfig, type SinkConfig, type SinkConfigInput } from '../../src/sink/config.ts'
 import { bootstrapDatabase, migrate } from '../../src/sink/migrations.ts'
@@ -300,4 +300,88 @@ export function spawnSink(t: After, env: SinkEnv, extraArgs: readonly string[] =
       })
     },
   }
+}
+
+export interface Production {
+  /** chunk id → content hash of its last committed upsert, or null when its last committed event is a tombstone. */
+  readonly expected: Map<string, string | null>
+  readonly counts: { committed: number; abortedTransactions: number }
+  stop(): Promise<void>
+}
+
+/** Keeps producing transactions of 40 events (10 % tombstones, 10 % of transactions aborted) over `ids` chunk ids until stopped. */
+export function startProduction(producer: ChunkProducer, config: SinkConfig, options: { ids: number; partitions: number }): Production {
+  const expected = new Map<string, string | null>()
+  const counts = { committed: 0, abortedTransactions: 0 }
+  let version = 0
+  let producing = true
+  const loop = (async () => {
+    while (producing) {
+      const messages = []
+      const ops = new Map<string, string | null>()
+      for (let i = 0; i < 40; i++) {
+        const n = Math.floor(Math.random() * options.ids)
+        const id = `e${n}#0`
+        version++
+        const tombstone = Math.random() < 0.1
+        messages.push({ key: id, partition: n % options.partitions, value: tombstone ? null : await producer.encodeChunk(chunkEvent(config, { id, version })) })
+        ops.set(id, tombstone ? null : `hash-${id}-${version}`)
+      }
+      const abort = Math.random() < 0.1
+      await producer.send(messages, { abort })
+      if (abort) counts.abortedTransactions++
+      else {
+        for (const [id, op] of ops) expected.set(id, op)
+        counts.committed += messages.length
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  })()
+  return {
+    expected,
+    counts,
+    async stop() {
+      producing = false
+      await loop
+    },
+  }
+}
+
+/** Compares the table with the expected last value per chunk id. */
+export async function diffTable(admin: pg.Client, config: SinkConfig, expected: ReadonlyMap<string, string | null>): Promise<{ missing: string[]; extra: string[]; stale: string[]; rows: number }> {
+  const rows = await readChunks(admin, config)
+  const missing: string[] = []
+  const stale: string[] = []
+  const extra: string[] = []
+  for (const [id, hash] of expected) {
+    const row = rows.get(id)
+    if (hash === null) {
+      if (row) extra.push(id)
+    } else if (!row) missing.push(id)
+    else if (row.content_hash !== hash) stale.push(`${id}: ${row.content_hash} != ${hash}`)
+  }
+  for (const id of rows.keys()) if (!expected.has(id)) extra.push(id)
+  return { missing, extra, stale, rows: rows.size }
+}
+
+/** The log end offsets of a topic's partitions (= the last stable offsets once no transaction is open). */
+export async function endOffsets(topic: string, partitions: number): Promise<Map<number, bigint>> {
+  const admin = new Admin({ clientId: `test-admin-${randomUUID().slice(0, 8)}`, bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  try {
+    const result = await admin.listOffsets({ topics: [{ name: topic, partitions: Array.from({ length: partitions }, (_, p) => ({ partitionIndex: p, timestamp: -1n })) }] })
+    const out = new Map<number, bigint>()
+    for (const topicResult of result) for (const p of topicResult.partitions) out.set(p.partitionIndex, p.offset)
+    return out
+  } finally {
+    await admin.close()
+  }
+}
+
+/** Waits until the stored offsets reach the end of every partition. */
+export async function waitForCatchUp(admin: pg.Client, config: SinkConfig, partitions: number, timeoutMs = 120_000): Promise<void> {
+  const end = await endOffsets(config.topic, partitions)
+  await waitFor('the sink to reach the end of every partition', async () => {
+    const stored = await storedOffsets(admin, config)
+    return [...end].every(([p, o]) => stored.get(p) === o)
+  }, timeoutMs)
 }
