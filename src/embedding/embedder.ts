@@ -1,0 +1,162 @@
+/**
+ * The embedding stage around a provider: for one batch of chunks,
+ *   1. deduplicate by content hash,
+ *   2. look every hash up in the cache (one round trip),
+ *   3. split the misses into provider calls by item count and approximate tokens,
+ *   4. run them with the provider's concurrency limit, each after the budget allows it,
+ *   5. check every vector's size (RS_EMBEDDING_DIMENSIONS names the model and both sizes),
+ *   6. store the new vectors in the cache (one round trip) and return one vector per input.
+ * A failing call fails the whole batch (the runtime retries it): vectors are never partial.
+ *
+ * @example
+ * const embedder = new Embedder(new OpenAIProvider({ kind: 'openai', model: 'text-embedding-3-small', dimensions: 1536 }),
+ *                               { cache: new RedisEmbeddingCache(redis), budget: new EmbeddingBudget({ maxTokensPerMinute: 1e6 }) })
+ * const vectors = await embedder.embed(chunks) // chunks: { text, contentHash }[]
+ */
+import { RagstreamError } from '../errors.ts'
+import { approxTokens } from '../chunking/size.ts'
+import type { EmbeddingBudget } from './budget.ts'
+import type { EmbeddingCache } from './cache.ts'
+import type { EmbeddingProvider } from './provider.ts'
+
+export interface EmbedItem {
+  readonly text: string
+  /** sha256 hex of `text` (Chunk.contentHash): the cache key. */
+  readonly contentHash: string
+}
+
+export interface EmbedderOptions {
+  readonly cache?: EmbeddingCache
+  readonly budget?: EmbeddingBudget
+}
+
+/** Counters since the Embedder was created (monotonic; the runtime exports them as metrics). */
+export interface EmbeddingMetrics {
+  /** Provider calls that succeeded. */
+  readonly calls: number
+  /** Texts sent to the provider. */
+  readonly items: number
+  readonly cacheHits: number
+  readonly cacheMisses: number
+  /** Billed tokens when the provider reports them, approximate otherwise. */
+  readonly tokens: number
+  /** Retries inside provider calls (429/5xx/timeouts). */
+  readonly retries: number
+  readonly latencyMsTotal: number
+  readonly latencyMsMax: number
+  /** Time spent waiting for the budget. */
+  readonly throttledMs: number
+}
+
+export class Embedder {
+  readonly #provider: EmbeddingProvider
+  readonly #cache: EmbeddingCache | undefined
+  readonly #budget: EmbeddingBudget | undefined
+  readonly #metrics = { calls: 0, items: 0, cacheHits: 0, cacheMisses: 0, tokens: 0, retries: 0, latencyMsTotal: 0, latencyMsMax: 0, throttledMs: 0 }
+
+  constructor(provider: EmbeddingProvider, options: EmbedderOptions = {}) {
+    this.#provider = provider
+    this.#cache = options.cache
+    this.#budget = options.budget
+  }
+
+  /** `<provider>:<model>@<dimensions>`: the cache namespace and the `embedding_model` lineage field. */
+  get model(): string {
+    return `${this.#provider.model}@${this.#provider.dimensions}`
+  }
+
+  get dimensions(): number {
+    return this.#provider.dimensions
+  }
+
+  metrics(): EmbeddingMetrics {
+    return { ...this.#metrics }
+  }
+
+  /** One vector per item, in order. Throws (retriable or not, see the error code) if any call fails. */
+  async embed(items: readonly EmbedItem[]): Promise<Float32Array[]> {
+    if (items.length === 0) return []
+    const unique = new Map<string, string>() // content hash → text
+    for (const item of items) if (!unique.has(item.contentHash)) unique.set(item.contentHash, item.text)
+    const hashes = [...unique.keys()]
+    const found = new Map<string, Float32Array>()
+
+    if (this.#cache) {
+      const cached = await this.#cache.getMany(this.model, hashes, this.dimensions)
+      cached.forEach((vector, i) => {
+        if (vector !== undefined) found.set(hashes[i], vector)
+      })
+    }
+    const missing = hashes.filter((h) => !found.has(h))
+    this.#metrics.cacheHits += hashes.length - missing.length
+    this.#metrics.cacheMisses += missing.length
+
+    if (missing.length > 0) {
+      const fresh = await this.#embedMissing(missing.map((h) => [h, unique.get(h) as string] as const))
+      for (const [hash, vector] of fresh) found.set(hash, vector)
+      await this.#cache?.setMany(this.model, fresh)
+    }
+    return items.map((item) => found.get(item.contentHash) as Float32Array)
+  }
+
+  async #embedMissing(missing: readonly (readonly [string, string])[]): Promise<[string, Float32Array][]> {
+    const provider = this.#provider
+    const batches: (readonly [string, string])[][] = []
+    let batch: (readonly [string, string])[] = []
+    let batchTokens = 0
+    for (const entry of missing) {
+      const tokens = approxTokens(entry[1])
+      if (batch.length > 0 && (batch.length >= provider.maxBatchItems || batchTokens + tokens > provider.maxBatchTokens)) {
+        batches.push(batch)
+        batch = []
+        batchTokens = 0
+      }
+      batch.push(entry)
+      batchTokens += tokens
+    }
+    if (batch.length > 0) batches.push(batch)
+
+    const results: [string, Float32Array][][] = new Array(batches.length)
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < batches.length) {
+        const i = next++
+        results[i] = await this.#call(batches[i])
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(Math.max(1, provider.maxConcurrency), batches.length) }, worker))
+    return results.flat()
+  }
+
+  async #call(batch: readonly (readonly [string, string])[]): Promise<[string, Float32Array][]> {
+    const provider = this.#provider
+    const texts = batch.map(([, text]) => text)
+    const approx = texts.reduce((sum, t) => sum + approxTokens(t), 0)
+    if (this.#budget) {
+      const waited = await this.#budget.acquire(texts.length, approx)
+      this.#metrics.throttledMs += waited
+    }
+    const started = performance.now()
+    const result = await provider.embedBatch(texts)
+    const latency = performance.now() - started
+    const out: [string, Float32Array][] = new Array(batch.length)
+    for (let i = 0; i < batch.length; i++) {
+      const vector = result.vectors[i]
+      if (vector === undefined || vector.length !== provider.dimensions) {
+        const got = vector === undefined ? 'no' : `${vector.length}-dimensional`
+        throw new RagstreamError('RS_EMBEDDING_DIMENSIONS', `embedding model ${provider.model} returned ${got} vectors, but the topology expects ${provider.dimensions} dimensions`, {
+          context: { model: provider.model, expected: provider.dimensions, actual: vector?.length },
+          hint: 'set the topology\'s embedding dimensions to the model\'s output size (or ask the model for that size), then re-index into a new version',
+        })
+      }
+      out[i] = [batch[i][0], vector instanceof Float32Array ? vector : Float32Array.from(vector)]
+    }
+    this.#metrics.calls++
+    this.#metrics.items += texts.length
+    this.#metrics.tokens += result.tokens ?? approx
+    this.#metrics.retries += result.retries ?? 0
+    this.#metrics.latencyMsTotal += latency
+    this.#metrics.latencyMsMax = Math.max(this.#metrics.latencyMsMax, latency)
+    return out
+  }
+}
