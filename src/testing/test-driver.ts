@@ -6,16 +6,24 @@
  *
  * @example
  * ```ts
- * import { test } from 'node:test'
  * import assert from 'node:assert/strict'
- * import { TopologyTestDriver } from 'ragstream/testing'
- * import topology from '../topologies/support-tickets.ts'
+ * import { test } from 'node:test'
+ * import { TopologyBuilder, TopologyTestDriver } from 'ragstream'
  *
- * test('a ticket picks up its customer', async () => {
- *   const driver = new TopologyTestDriver(topology, { partitions: 3 })
- *   await driver.pipe('crm.customers', '42', { name: 'Ada', tier: 'gold' })
- *   await driver.pipe('support.tickets', 't-1', { customerId: '42', subject: 'VPN down' })
- *   assert.deepEqual(driver.readTable('support.documents').get('t-1'), { subject: 'VPN down', customer: 'Ada', tier: 'gold' })
+ * test('an order picks up its product, and follows its changes', async () => {
+ *   const builder = new TopologyBuilder({ applicationId: 'orders' })
+ *   const products = builder.table<{ price: number }>('products', { name: 'products' })
+ *   builder
+ *     .table<{ product: string; qty: number }>('orders', { name: 'orders' })
+ *     .join(products, { name: 'join-products', foreignKey: (o) => o.product, joiner: (o, p) => ({ ...o, price: p.price }) })
+ *     .to('order-details')
+ *
+ *   const driver = new TopologyTestDriver(builder.build(), { partitions: 3 })
+ *   await driver.pipe('products', 'p1', { price: 5 })
+ *   await driver.pipe('orders', 'o1', { product: 'p1', qty: 2 })
+ *   await driver.pipe('products', 'p1', { price: 6 })
+ *   assert.deepEqual(driver.readTable('order-details').get('o1'), { product: 'p1', qty: 2, price: 6 })
+ *   assert.deepEqual(driver.readDeadLetters(), [])
  * })
  * ```
  */
@@ -55,6 +63,8 @@ export interface TestOutputRecord {
   /** The value parsed as JSON (or the UTF-8 string if it is not JSON); null for a tombstone. */
   readonly value: unknown
   readonly headers: Readonly<Record<string, string>>
+  /** The task (input partition) whose batch produced the record. */
+  readonly task: number
   readonly rawKey: Buffer | null
   readonly rawValue: Buffer | null
 }
@@ -155,13 +165,13 @@ export class TopologyTestDriver {
         const checkpoints = new Map<number, bigint>()
         for (const change of store.drainChangelog()) {
           const topic = changelogTopic(this.topology.applicationId, store.name)
-          this.#append({ topic, partition: change.partition, key: Buffer.from(change.key, 'utf8'), value: change.value })
+          this.#append({ topic, partition: change.partition, key: Buffer.from(change.key, 'utf8'), value: change.value }, batch[0].partition)
           checkpoints.set(change.partition, this.#offsets.get(`${topic}\u0000${change.partition}`)!)
         }
         await store.flush(checkpoints)
       }
       for (const record of out) {
-        const offset = this.#append(record)
+        const offset = this.#append(record, batch[0].partition)
         if (this.#internalTopics.has(record.topic)) {
           next.push({ topic: record.topic, partition: record.partition, offset, timestamp: BigInt(this.#now), key: record.key, value: record.value, headers: record.headers ?? new Map() })
         }
@@ -177,7 +187,7 @@ export class TopologyTestDriver {
     return offset
   }
 
-  #append(record: SinkRecord): bigint {
+  #append(record: SinkRecord, task: number): bigint {
     const offset = this.#nextOffset(record.topic, record.partition)
     const headers: Record<string, string> = {}
     for (const [k, v] of record.headers ?? []) headers[k] = v.toString('utf8')
@@ -189,6 +199,7 @@ export class TopologyTestDriver {
       key: record.key === null ? null : record.key.toString('utf8'),
       value: parseValue(record.value),
       headers,
+      task,
       rawKey: record.key,
       rawValue: record.value,
     })
