@@ -1,0 +1,54 @@
+// Zombie: a processor frozen (SIGSTOP) inside a transaction — after producing its outputs and sending
+// its offsets, before committing — past its session and transaction timeouts, while another instance
+// takes over. Resumed (SIGCONT), it must commit nothing: it is fenced and stops.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Admin } from '@platformatic/kafka'
+import { checkKafka } from '../../src/config/services.ts'
+import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, Runner } from '../support/runtime-harness.ts'
+import type { RunnerConfig } from '../support/runtime-runner.ts'
+import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
+
+const PARTITIONS = 3
+
+test('runtime zombie: an instance paused mid-transaction past its session timeout is fenced on resume and commits nothing visible', { timeout: 100_000 }, async (t) => {
+  await checkKafka(endpoints)
+  const applicationId = uniqueName('rt-zombie')
+  const input = `${applicationId}-in`
+  const output = `${applicationId}-out`
+  await createTopics(t, [input, output], PARTITIONS)
+  t.after(async () => {
+    const admin = new Admin({ clientId: uniqueName('cleanup'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+    await admin.deleteTopics({ topics: [`${applicationId}-counts-changelog`] }).catch(() => {})
+    await admin.close()
+  })
+  const base: RunnerConfig = { brokers: [...endpoints.kafkaBrokers], applicationId, input, output, instanceId: 'a', store: 'memory', batchMaxRecords: 50, sessionTimeoutMs: 2_000, transactionTimeoutMs: 4_000 }
+
+  const feeder = new InputFeeder(input, 12)
+  t.after(() => feeder.close())
+  await feeder.send(300)
+
+  const zombie = new Runner('zombie', { ...base, instanceId: 'a', pauseAtStage: 'offsets-sent', pauseAfterBatches: 2 })
+  t.after(async () => zombie.kill('SIGKILL'))
+  await zombie.waitFor((e) => e.event === 'pausing', 30_000)
+  const successor = new Runner('successor', { ...base, instanceId: 'b' })
+  t.after(async () => successor.kill('SIGKILL'))
+
+  // The successor takes every task once the zombie's session expires, and can commit once the
+  // coordinator has aborted the zombie's transaction (its offsets were pending: require_stable waits).
+  await successor.waitFor((e) => e.event === 'assigned' && Array.isArray(e.tasks) && e.tasks.length === PARTITIONS, 30_000)
+  await feeder.send(300)
+  await successor.waitFor((e) => e.event === 'committed', 30_000)
+
+  zombie.kill('SIGCONT')
+  const exit = await Promise.race([zombie.exited, new Promise((r) => setTimeout(() => r('still running'), 20_000))])
+  assert.equal(exit, 3, `the resumed zombie stops as fenced; events: ${JSON.stringify(zombie.events.slice(-4))}`)
+  assert.ok(zombie.events.some((e) => e.event === 'fenced'))
+
+  await feeder.send(300)
+  await feeder.sendMarkers(PARTITIONS, 'end')
+  const records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 40_000)
+  assert.equal(await successor.stop(), 0, successor.stderr)
+  assert.equal(markersSeen(records, 'end'), PARTITIONS)
+  assertExactlyOnce(records, feeder.sent)
+})
