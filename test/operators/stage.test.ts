@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { TopologyBuilder, type StageItem } from '../../src/dsl/index.ts'
+import { DEAD_LETTER_HEADERS, TopologyTestDriver } from '../../src/testing/index.ts'
+import { partitionForString } from '../../src/topology/partitioner.ts'
+
+interface Doc {
+  readonly text: string
+}
+
+test('a stage gets each batch\'s changes in one async call and may re-key rows, partitioned by the entity', async () => {
+  const calls: StageItem[][] = []
+  const b = new TopologyBuilder({ applicationId: 'rag' })
+  b.table<Doc>('docs', { name: 'docs' })
+    .stage<{ entity: string; text: string }>({
+      name: 'chunk',
+      kind: 'chunk',
+      processor: {
+        async process(items) {
+          calls.push([...items])
+          await new Promise((resolve) => setImmediate(resolve))
+          return items.map((item) =>
+            item.value === null
+              ? [{ key: `${item.key}#0`, value: null, partitionKey: item.key }]
+              : (item.value as Doc).text.split(' ').map((word, i) => ({ key: `${item.key}#${i}`, value: { entity: item.key, text: word }, partitionKey: item.key })),
+          )
+        },
+      },
+    })
+    .to('chunks')
+  const driver = new TopologyTestDriver(b.build(), { partitions: 1, sinkPartitions: { chunks: 5 } })
+  await driver.pipeBatch([
+    { topic: 'docs', key: 'd1', value: { text: 'hello world' } },
+    { topic: 'docs', key: 'd2', value: { text: 'bye' } },
+  ])
+  await driver.pipe('docs', 'd2', null)
+  assert.deepEqual(calls.map((items) => items.map((i) => [i.key, i.value, i.oldValue, i.partition])), [
+    [
+      ['d1', { text: 'hello world' }, null, 0],
+      ['d2', { text: 'bye' }, null, 0],
+    ],
+    [['d2', null, { text: 'bye' }, 0]],
+  ])
+  const out = driver.readOutput('chunks')
+  assert.deepEqual(out.map((r) => [r.key, r.value]), [
+    ['d1#0', { entity: 'd1', text: 'hello' }],
+    ['d1#1', { entity: 'd1', text: 'world' }],
+    ['d2#0', { entity: 'd2', text: 'bye' }],
+    ['d2#0', null],
+  ])
+  for (const record of out) assert.equal(record.partition, partitionForString(record.key!.split('#')[0], 5), 'partitioned by entity, not chunk id')
+})
+
+test('a per-item failure dead-letters that item\'s source record; a throw fails the batch', async () => {
+  const b = new TopologyBuilder({ applicationId: 'rag' })
+  b.table<Doc>('docs', { name: 'docs' })
+    .stage({
+      name: 'govern',
+      kind: 'govern',
+      processor: {
+        process(items) {
+          if (items.some((i) => (i.value as Doc | null)?.text === 'outage')) throw new Error('service down')
+          return items.map((i) => ((i.value as Doc).text === 'pii' ? { error: new Error('unredactable') } : [{ key: i.key, value: i.value }]))
+        },
+      },
+    })
+    .to('governed')
+  const driver = new TopologyTestDriver(b.build(), { partitions: 1 })
+  await driver.pipeBatch([
+    { topic: 'docs', key: 'a', value: { text: 'pii' } },
+    { topic: 'docs', key: 'b', value: { text: 'ok' } },
+  ])
+  const [dead] = driver.readDeadLetters()
+  assert.deepEqual([dead.key, dead.headers[DEAD_LETTER_HEADERS.node], dead.headers[DEAD_LETTER_HEADERS.message]], ['a', 'govern', 'unredactable'])
+  assert.deepEqual([...driver.readTable('governed').keys()], ['b'])
+  await assert.rejects(driver.pipe('docs', 'c', { text: 'outage' }), /service down/)
+})
+
+test('a stage reads and writes only the stores it declared, prefetching them itself', async () => {
+  const b = new TopologyBuilder({ applicationId: 'rag' })
+  b.table<Doc>('docs', { name: 'docs' })
+    .stage({
+      name: 'versions',
+      kind: 'count',
+      stores: ['doc-versions'],
+      processor: {
+        async process(items, context) {
+          const store = context.store('doc-versions')
+          for (const item of items) await store.prefetch(item.partition, [item.key])
+          assert.throws(() => context.store('docs'), /did not declare store 'docs'/)
+          return items.map((item) => {
+            const version = Number(store.get(item.partition, item.key)?.toString() ?? '0') + 1
+            store.put(item.partition, item.key, Buffer.from(String(version)))
+            return [{ key: item.key, value: { version } }]
+          })
+        },
+      },
+    })
+    .to('versions')
+  const driver = new TopologyTestDriver(b.build(), { partitions: 2 })
+  await driver.pipe('docs', 'a', { text: '1' })
+  await driver.pipe('docs', 'a', { text: '2' })
+  assert.deepEqual(driver.readTable('versions').get('a'), { version: 2 })
+  assert.deepEqual(driver.readStore('doc-versions').get('a'), 2)
+  assert.equal(driver.allOutput('rag-doc-versions-changelog').length, 2)
+})
