@@ -6,7 +6,7 @@ import { Admin } from '@platformatic/kafka'
 import { checkKafka } from '../../src/config/services.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
 import { countingTopology } from '../support/counting-topology.ts'
-import { MapStateStore } from '../support/memory-state-store.ts'
+import { MemoryStateStore } from '../../src/state/memory-store.ts'
 import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted } from '../support/runtime-harness.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
@@ -35,7 +35,7 @@ test('runtime: a keyed counting topology runs exactly once, creates its compacte
   const events: RuntimeEvent[] = []
   const runtime = new KafkaRuntime(countingTopology({ applicationId, input, output }), {
     brokers: endpoints.kafkaBrokers,
-    stores: new Map([['counts', new MapStateStore('counts')]]),
+    stores: new Map([['counts', new MemoryStateStore('counts')]]),
     sessionTimeoutMs: 3_000,
     transactionTimeoutMs: 10_000,
     batchMaxRecords: 100,

@@ -9,7 +9,7 @@ import { KafkaRuntime, type BatchStage } from '../../src/runtime/kafka-runtime.t
 import { RagstreamError } from '../../src/errors.ts'
 import type { StateStore } from '../../src/state/store.ts'
 import { countingTopology } from './counting-topology.ts'
-import { MapStateStore } from './memory-state-store.ts'
+import { MemoryStateStore } from '../../src/state/memory-store.ts'
 
 export interface RunnerConfig {
   readonly brokers: string[]
@@ -40,7 +40,7 @@ if (config.store === 'redis') {
   stores.set('counts', backend.store('counts'))
   closeBackend = () => backend.close()
 } else {
-  stores.set('counts', new MapStateStore('counts'))
+  stores.set('counts', new MemoryStateStore('counts'))
 }
 
 let paused = false
