@@ -6,4 +6,5 @@ export const COMMANDS: Readonly<Record<string, () => Promise<CommandSpec>>> = {
   stack: async () => (await import('./commands/stack.ts')).stackCommand,
   sink: async () => (await import('./commands/sink.ts')).sinkCommand,
   describe: async () => (await import('./commands/describe.ts')).describeCommand,
+  run: async () => (await import('./commands/run.ts')).runCommand,
 }

@@ -1,0 +1,177 @@
+import { hostname } from 'node:os'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { Admin } from '@platformatic/kafka'
+import { checkKafka, checkRedis } from '../../config/services.ts'
+import { endpointsFromEnv } from '../../config/endpoints.ts'
+import { ConfigError, RagstreamError, type Problem } from '../../errors.ts'
+import { KafkaRuntime, type RuntimeEvent } from '../../runtime/kafka-runtime.ts'
+import type { ProcessorTopology } from '../../runtime/task.ts'
+import { MemoryStateStore } from '../../state/memory-store.ts'
+import type { StateStore } from '../../state/store.ts'
+import { EXIT, type CommandSpec } from '../command.ts'
+
+interface Compilable {
+  compile(options: { partitions: number; sinkPartitions?: Record<string, number> }): ProcessorTopology
+}
+
+function isProcessorTopology(value: unknown): value is ProcessorTopology {
+  const v = value as Partial<ProcessorTopology> | undefined
+  return typeof v === 'object' && v !== null && typeof v.process === 'function' && typeof v.prefetchKeys === 'function' && Array.isArray(v.sourceTopics)
+}
+
+function isCompilable(value: unknown): value is Compilable {
+  return typeof value === 'object' && value !== null && typeof (value as Partial<Compilable>).compile === 'function'
+}
+
+/**
+ * Loads a topology file's default export as the runtime's ProcessorTopology: either one already, or
+ * a DSL topology compiled with the partition counts the broker reports (source topics must exist).
+ */
+export async function loadProcessorTopology(file: string, brokers: readonly string[]): Promise<ProcessorTopology> {
+  let loaded: { default?: unknown }
+  try {
+    loaded = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown }
+  } catch (error) {
+    if (error instanceof RagstreamError) throw error
+    throw new ConfigError([{ path: file, message: `cannot load: ${(error as Error).message}` }], 'topology file')
+  }
+  const exported = loaded.default
+  if (isProcessorTopology(exported)) return exported
+  if (!isCompilable(exported)) {
+    throw new ConfigError([{ path: file, message: 'must default-export a topology built with TopologyBuilder#build() (or a compiled ProcessorTopology)' }], 'topology file')
+  }
+  // Compile once to learn the topic names, then again with the broker's partition counts.
+  const probe = exported.compile({ partitions: 1 })
+  const sinks = probe.topics.filter((t) => t.role === 'sink').map((t) => t.name)
+  const admin = new Admin({ clientId: `${probe.applicationId}-run-admin`, bootstrapBrokers: [...brokers] })
+  try {
+    const existing = new Set(await admin.listTopics())
+    const missing = probe.sourceTopics.filter((t) => !existing.has(t) && !probe.topics.some((s) => s.name === t && s.role === 'repartition'))
+    if (missing.length > 0) throw new ConfigError(missing.map((t) => ({ path: `/topology/sources/${t}`, message: 'topic does not exist on the broker' })), 'topology topics', 'RS_TOPOLOGY_INVALID')
+    const known = [...new Set([...probe.sourceTopics, ...sinks])].filter((t) => existing.has(t))
+    const metadata = known.length > 0 ? await admin.metadata({ topics: known }) : undefined
+    const partitions = Math.max(1, ...probe.sourceTopics.map((t) => metadata?.topics.get(t)?.partitionsCount ?? 0))
+    const sinkPartitions: Record<string, number> = {}
+    for (const t of sinks) {
+      const n = metadata?.topics.get(t)?.partitionsCount
+      if (n !== undefined) sinkPartitions[t] = n
+    }
+    return exported.compile({ partitions, sinkPartitions })
+  } finally {
+    await admin.close().catch(() => {})
+  }
+}
+
+function positiveInt(values: Record<string, unknown>, name: string, problems: Problem[]): number | undefined {
+  const raw = values[name]
+  if (raw === undefined) return undefined
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n <= 0) {
+    problems.push({ path: `--${name}`, message: 'must be a positive integer' })
+    return undefined
+  }
+  return n
+}
+
+/**
+ * `ragstream run <topology-file>` — runs a topology as one member of its consumer group, exactly once.
+ *
+ * @example
+ * ```sh
+ * ragstream run topologies/support-tickets.ts --instance-id "$HOSTNAME"
+ * ragstream run topologies/passthrough.ts --store memory --batch-max-records 5000
+ * ```
+ */
+export const runCommand: CommandSpec = {
+  name: 'run',
+  summary: 'Run a topology: one consumer-group member, one task per input partition, exactly-once batches.',
+  args: '<topology-file>',
+  options: {
+    'instance-id': {
+      type: 'string',
+      value: '<id>',
+      description: 'stable id of this instance (transactional id <applicationId>-<id>); reuse it on restart, never run two at once. Default: RAGSTREAM_INSTANCE_ID, else a random id',
+    },
+    store: { type: 'string', default: 'redis', value: '<redis|memory>', description: 'state stores: Redis (RAGSTREAM_REDIS_URL) or in-process memory (restored from changelogs on every start)' },
+    'redis-cluster': { type: 'boolean', description: 'use the Redis Cluster nodes of RAGSTREAM_REDIS_CLUSTER_NODES' },
+    'batch-max-records': { type: 'string', value: '<n>', default: '1000', description: 'a batch (one transaction) closes at this many records' },
+    'batch-max-bytes': { type: 'string', value: '<n>', default: String(4 * 1024 * 1024), description: '… or at this many key+value bytes' },
+    'session-timeout-ms': { type: 'string', value: '<ms>', default: '10000', description: 'consumer group session timeout' },
+    'transaction-timeout-ms': { type: 'string', value: '<ms>', default: '30000', description: 'the broker aborts (and fences) a transaction open longer than this' },
+    'auto-offset-reset': { type: 'string', value: '<earliest|latest>', default: 'earliest', description: 'where partitions without committed offsets start' },
+  },
+  details: [
+    'Brokers come from RAGSTREAM_KAFKA_BROKERS. Runtime events are printed to stderr as JSON lines.',
+    'SIGTERM/SIGINT stop gracefully: the open batch commits (or aborts), the member leaves the group.',
+    'Exit codes: 0 stopped, 1 failure (RS_PRODUCER_FENCED: another instance took over), 2 usage, 69 a service is unavailable, 78 invalid topology or options.',
+  ].join('\n'),
+  async run({ positionals, values, stderr, env }) {
+    const file = positionals[0]
+    if (file === undefined || positionals.length > 1) {
+      stderr.write('usage: ragstream run <topology-file> [options]\n')
+      return EXIT.usage
+    }
+    const problems: Problem[] = []
+    const store = values.store as string
+    if (store !== 'redis' && store !== 'memory') problems.push({ path: '--store', message: 'must be redis or memory' })
+    const reset = values['auto-offset-reset'] as string
+    if (reset !== 'earliest' && reset !== 'latest') problems.push({ path: '--auto-offset-reset', message: 'must be earliest or latest' })
+    const batchMaxRecords = positiveInt(values, 'batch-max-records', problems)
+    const batchMaxBytes = positiveInt(values, 'batch-max-bytes', problems)
+    const sessionTimeoutMs = positiveInt(values, 'session-timeout-ms', problems)
+    const transactionTimeoutMs = positiveInt(values, 'transaction-timeout-ms', problems)
+    if (problems.length > 0) throw new ConfigError(problems, 'arguments')
+
+    const endpoints = endpointsFromEnv(env)
+    await checkKafka(endpoints)
+    const topology = await loadProcessorTopology(file, endpoints.kafkaBrokers)
+
+    const stores = new Map<string, StateStore>()
+    let closeBackend = async (): Promise<void> => {}
+    if (store === 'redis') {
+      if (!values['redis-cluster']) await checkRedis(endpoints.redisUrl)
+      const { RedisStateBackend } = await import('../../state/redis-store.ts')
+      const backend = RedisStateBackend.fromEndpoints(topology.applicationId, endpoints, { cluster: Boolean(values['redis-cluster']) })
+      for (const name of topology.storeNames) stores.set(name, backend.store(name))
+      closeBackend = () => backend.close()
+    } else {
+      for (const name of topology.storeNames) stores.set(name, new MemoryStateStore(name))
+    }
+
+    const instanceId = (values['instance-id'] as string | undefined) ?? env.RAGSTREAM_INSTANCE_ID?.trim() ?? undefined
+    const log = (event: RuntimeEvent): void => {
+      stderr.write(`${JSON.stringify({ time: new Date().toISOString(), host: hostname(), ...event }, (_, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`)
+    }
+    const runtime = new KafkaRuntime(topology, {
+      brokers: endpoints.kafkaBrokers,
+      stores,
+      instanceId: instanceId || undefined,
+      batchMaxRecords,
+      batchMaxBytes,
+      sessionTimeoutMs,
+      transactionTimeoutMs,
+      autoOffsetReset: reset as 'earliest' | 'latest',
+      onEvent: log,
+    })
+    log({ event: 'starting', applicationId: topology.applicationId, transactionalId: runtime.transactionalId, sources: topology.sourceTopics, store })
+
+    let signals = 0
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals++
+      log({ event: 'signal', signal, action: signals === 1 ? 'graceful stop' : 'exit now' })
+      if (signals === 1) runtime.stop()
+      else process.exit(EXIT.failure)
+    }
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
+    try {
+      await runtime.run()
+      return EXIT.ok
+    } finally {
+      process.off('SIGTERM', onSignal)
+      process.off('SIGINT', onSignal)
+      await closeBackend().catch(() => {})
+    }
+  },
+}
