@@ -5,6 +5,7 @@ export const COMMANDS: Readonly<Record<string, () => Promise<CommandSpec>>> = {
   generate: async () => (await import('./commands/generate.ts')).generateCommand,
   stack: async () => (await import('./commands/stack.ts')).stackCommand,
   sink: async () => (await import('./commands/sink.ts')).sinkCommand,
+  query: async () => (await import('./commands/query.ts')).queryCommand,
   describe: async () => (await import('./commands/describe.ts')).describeCommand,
   run: async () => (await import('./commands/run.ts')).runCommand,
 }
