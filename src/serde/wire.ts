@@ -58,6 +58,9 @@ export const SAFE_LONG: avsc.Type = avsc.types.LongType.__with({
   compare: (a: number | bigint, b: number | bigint) => (a < b ? -1 : a > b ? 1 : 0),
 })
 
+/** avsc `forSchema` options ragstream uses everywhere: 64-bit-safe longs. A new object per call: avsc stores its name registry in it. */
+export const avroTypeOptions = (): { typeHook: typeof longHook } => ({ typeHook: longHook })
+
 function longHook(schema: unknown): avsc.Type | undefined {
   if (schema === 'long') return SAFE_LONG
   if (typeof schema === 'object' && schema !== null && (schema as { type?: unknown }).type === 'long') return SAFE_LONG

@@ -1,0 +1,181 @@
+/**
+ * Avro values in the Confluent wire format (see wire.ts), registered under `<topic>-value`.
+ *
+ * Startup (`AvroValueCodec.forTopic`), before any record is produced:
+ *   1. the subject's compatibility level is set to the topology's (default BACKWARD) if it differs;
+ *   2. if the subject already has versions, the schema is checked against the latest one; an
+ *      incompatible schema fails here with RS_SCHEMA_INCOMPATIBLE naming the subject, the level and
+ *      what breaks (avsc's resolver says which field), instead of failing later per record;
+ *   3. the schema is registered (idempotent: an identical schema gets its existing id).
+ * After that, encoding is synchronous and does no I/O. Decoding resolves writer schemas per batch
+ * (`prepare`), then decodes synchronously with the writer schema.
+ */
+import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry'
+import { SchemaType } from '@kafkajs/confluent-schema-registry'
+import avsc from 'avsc'
+import { RagstreamError, ServiceUnavailableError } from '../errors.ts'
+import { redactUrl } from '../config/endpoints.ts'
+import { avroTypeOptions, AvroWireDecoder, createSchemaRegistry, wireHeader, type AvroType } from './wire.ts'
+
+export type Compatibility = 'BACKWARD' | 'BACKWARD_TRANSITIVE' | 'FORWARD' | 'FORWARD_TRANSITIVE' | 'FULL' | 'FULL_TRANSITIVE' | 'NONE'
+
+export interface AvroValueCodecOptions {
+  readonly registryUrl: string
+  readonly topic: string
+  /** The Avro schema (parsed JSON), e.g. CHUNK_EVENT_SCHEMA. */
+  readonly schema: Readonly<Record<string, unknown>>
+  /** Default BACKWARD: consumers with the new schema can read everything already on the topic. */
+  readonly compatibility?: Compatibility
+  /** Reuse a registry client (and its schema cache). */
+  readonly registry?: SchemaRegistry
+}
+
+/** The Avro encoding of one value type for one topic. `T` is the record shape; null is a tombstone. */
+export class AvroValueCodec<T> {
+  readonly subject: string
+  readonly schemaId: number
+  readonly #type: AvroType
+  readonly #header: Buffer
+  readonly #decoder: AvroWireDecoder
+  readonly #toAvro: (value: T) => unknown
+
+  private constructor(subject: string, schemaId: number, type: AvroType, decoder: AvroWireDecoder, toAvro: (value: T) => unknown) {
+    this.subject = subject
+    this.schemaId = schemaId
+    this.#type = type
+    this.#header = wireHeader(schemaId)
+    this.#decoder = decoder
+    this.#toAvro = toAvro
+  }
+
+  /** Checks compatibility and registers the schema; throws RS_SCHEMA_INCOMPATIBLE or RS_SERVICE_UNAVAILABLE. */
+  static async forTopic<T>(options: AvroValueCodecOptions, toAvro: (value: T) => unknown = (v) => v): Promise<AvroValueCodec<T>> {
+    const subject = `${options.topic}-value`
+    const registry = options.registry ?? createSchemaRegistry(options.registryUrl)
+    const level = options.compatibility ?? 'BACKWARD'
+    const api = new RegistryApi(options.registryUrl)
+    const type = avsc.Type.forSchema(options.schema as avsc.Schema, avroTypeOptions() as unknown as Partial<avsc.ForSchemaOptions>) as unknown as AvroType
+
+    await api.ensureCompatibility(subject, level)
+    const latest = await api.latest(subject)
+    if (latest !== undefined) {
+      const compatible = await api.isCompatible(subject, options.schema)
+      if (!compatible) throw incompatible(subject, level, latest, options.schema, await api.registerError(subject, options.schema))
+    }
+    let id: number
+    try {
+      id = (await registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(options.schema) }, { subject, compatibility: level as never })).id
+    } catch (error) {
+      const status = (error as { status?: number }).status
+      if (status === 409) throw incompatible(subject, level, latest, options.schema, (error as Error).message)
+      throw new ServiceUnavailableError('the schema registry', redactUrl(options.registryUrl), error)
+    }
+    return new AvroValueCodec<T>(subject, id, type, new AvroWireDecoder(registry, options.registryUrl), toAvro)
+  }
+
+  /** Wire-format bytes, or null for a tombstone. Throws RS_RECORD_INVALID naming the bad fields. */
+  encode(value: T | null): Buffer | null {
+    if (value === null) return null
+    const avroValue = this.#toAvro(value)
+    let body: Buffer
+    try {
+      body = this.#type.toBuffer(avroValue)
+    } catch (error) {
+      const paths: string[] = []
+      this.#type.isValid(avroValue, { errorHook: (path) => paths.push(path.join('.') || '(root)') })
+      throw new RagstreamError('RS_RECORD_INVALID', `value does not match the schema of ${this.subject}: ${paths.length ? `invalid ${paths.join(', ')}` : (error as Error).message}`, {
+        context: { subject: this.subject, fields: paths },
+        cause: error,
+      })
+    }
+    return Buffer.concat([this.#header, body], this.#header.length + body.length)
+  }
+
+  /** Fetches writer schemas the buffers need (other producers may have written newer or older versions). */
+  prepare(buffers: Iterable<Buffer | null>): Promise<void> {
+    return this.#decoder.prepare(buffers)
+  }
+
+  /** Decodes a prepared wire-format buffer (null = tombstone). Throws a plain Error for callers to wrap with the record position. */
+  decode(buffer: Buffer | null): T | null {
+    return buffer === null ? null : (this.#decoder.decode(buffer) as T)
+  }
+}
+
+function incompatible(subject: string, level: string, latest: { version: number; schema: string } | undefined, schema: object, registryMessage: string | undefined): RagstreamError {
+  let reason = registryMessage ?? ''
+  if (latest !== undefined) {
+    try {
+      const reader = avsc.Type.forSchema(schema as avsc.Schema)
+      const writer = avsc.Type.forSchema(JSON.parse(latest.schema) as avsc.Schema)
+      if (level.startsWith('BACKWARD') || level.startsWith('FULL')) reader.createResolver(writer)
+      if (level.startsWith('FORWARD') || level.startsWith('FULL')) writer.createResolver(reader)
+    } catch (error) {
+      reason = (error as Error).message + (reason ? `; registry: ${reason}` : '')
+    }
+  }
+  return new RagstreamError(
+    'RS_SCHEMA_INCOMPATIBLE',
+    `schema for subject ${subject} is not ${level}-compatible with registered version ${latest?.version ?? '?'}${reason ? `: ${reason}` : ''}`,
+    {
+      context: { subject, compatibility: level, latestVersion: latest?.version },
+      hint: 'evolve the schema compatibly (new fields need defaults, never change or remove a field without one), or write to a new topology version (new topic, new subject)',
+    },
+  )
+}
+
+/** The few registry endpoints the kafkajs client does not expose: subject config and compatibility checks. */
+class RegistryApi {
+  readonly #base: string
+  readonly #address: string
+
+  constructor(url: string) {
+    this.#base = url.replace(/\/+$/, '')
+    this.#address = redactUrl(url)
+  }
+
+  async #request(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+    try {
+      const response = await fetch(`${this.#base}${path}`, {
+        method,
+        headers: { 'content-type': 'application/vnd.schemaregistry.v1+json', accept: 'application/vnd.schemaregistry.v1+json, application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      })
+      const text = await response.text()
+      const json = text ? (JSON.parse(text) as Record<string, unknown>) : {}
+      if (response.status >= 500) throw new Error(`HTTP ${response.status}: ${text.slice(0, 200)}`)
+      return { status: response.status, json }
+    } catch (error) {
+      throw new ServiceUnavailableError('the schema registry', this.#address, error)
+    }
+  }
+
+  async ensureCompatibility(subject: string, level: Compatibility): Promise<void> {
+    const current = await this.#request('GET', `/config/${encodeURIComponent(subject)}`)
+    if (current.status === 200 && current.json.compatibilityLevel === level) return
+    const set = await this.#request('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: level })
+    if (set.status !== 200) throw new ServiceUnavailableError('the schema registry', this.#address, `setting compatibility of ${subject} to ${level}: HTTP ${set.status} ${JSON.stringify(set.json)}`)
+  }
+
+  async latest(subject: string): Promise<{ version: number; schema: string } | undefined> {
+    const r = await this.#request('GET', `/subjects/${encodeURIComponent(subject)}/versions/latest`)
+    if (r.status === 404) return undefined
+    if (r.status !== 200) throw new ServiceUnavailableError('the schema registry', this.#address, `reading ${subject}: HTTP ${r.status}`)
+    return { version: Number(r.json.version), schema: String(r.json.schema) }
+  }
+
+  async isCompatible(subject: string, schema: object): Promise<boolean> {
+    const r = await this.#request('POST', `/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`, { schema: JSON.stringify(schema) })
+    if (r.status === 404) return true
+    if (r.status !== 200) throw new ServiceUnavailableError('the schema registry', this.#address, `compatibility check of ${subject}: HTTP ${r.status}`)
+    return r.json.is_compatible === true
+  }
+
+  /** The registry's own explanation, if any (Confluent: `messages` with verbose=true; Apicurio: only on register). */
+  async registerError(subject: string, schema: object): Promise<string | undefined> {
+    const r = await this.#request('POST', `/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`, { schema: JSON.stringify(schema) })
+    const messages = r.json.messages
+    return Array.isArray(messages) && messages.length > 0 ? messages.map(String).join('; ') : undefined
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * Codecs for chunk events: Avro in the Confluent wire format (the default, through the registry)
+ * and a JSON fallback (for platforms without a registry, and for humans reading a topic).
+ *
+ * JSON record shape: the Avro field names, one object per event, the embedding as a number array,
+ * longs as JSON numbers; a tombstone is a null value (not the text "null").
+ */
+import { AvroValueCodec, type Compatibility } from './avro-codec.ts'
+import { CHUNK_EVENT_SCHEMA, type ChunkEvent } from './chunk-event.ts'
+import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry'
+
+export interface ChunkEventCodec {
+  encode(event: ChunkEvent | null): Buffer | null
+  /** Resolves what decode needs for these buffers (writer schemas); no-op for JSON. */
+  prepare(buffers: Iterable<Buffer | null>): Promise<void>
+  decode(buffer: Buffer | null): ChunkEvent | null
+}
+
+/** avsc writes arrays only from real Arrays: Float32Array embeddings are copied once here. */
+function toAvro(event: ChunkEvent): unknown {
+  return Array.isArray(event.embedding) ? event : { ...event, embedding: Array.from(event.embedding) }
+}
+
+export function chunkEventAvroCodec(options: { registryUrl: string; topic: string; compatibility?: Compatibility; registry?: SchemaRegistry }): Promise<AvroValueCodec<ChunkEvent>> {
+  return AvroValueCodec.forTopic<ChunkEvent>({ ...options, schema: CHUNK_EVENT_SCHEMA }, toAvro)
+}
+
+export const chunkEventJsonCodec: ChunkEventCodec = {
+  encode(event) {
+    return event === null ? null : Buffer.from(JSON.stringify(toAvro(event)))
+  },
+  async prepare() {},
+  decode(buffer) {
+    return buffer === null ? null : (JSON.parse(buffer.toString('utf8')) as ChunkEvent)
+  },
+}
