@@ -8,7 +8,8 @@
  * (2) bounds its repetitions or uses unambiguous repetitions (`(?:[ -]?\d){12,18}`: each step consumes
  * exactly one digit), never a nested quantifier over overlapping alternatives. Scanning is then
  * linear in the text length with a small constant; test/governance/redact/adversarial.test.ts holds
- * the proof inputs.
+ * the proof inputs. Detectors whose candidates hinge on a rare character or a long run use a
+ * hand-written `scan` instead: same semantics, one pass, several times faster.
  */
 
 /** The built-in detector kinds: each is also the key of its redaction count. */
@@ -31,8 +32,14 @@ export interface Detector {
   readonly kind: string
   /** Mask label: `[EMAIL]`, `[EMAIL:3f9a…]`. */
   readonly label: string
-  /** Global (`g`) pattern yielding candidates. */
-  readonly pattern: RegExp
+  /** Global (`g`) pattern yielding candidates (unless `scan` is given). */
+  readonly pattern?: RegExp
+  /**
+   * A hand-written scanner used instead of `pattern`, for detectors anchored on a rare character
+   * (`@`, `:`) or on long runs, where a regex would be entered at every position. Calls `found` with
+   * each verified value's bounds, in order.
+   */
+  readonly scan?: (text: string, found: (start: number, end: number) => void) => void
   /** A cheap whole-text pre-check: false means the pattern cannot match, so the scan is skipped. */
   readonly mayOccur?: (text: string) => boolean
   /**
@@ -71,3 +78,16 @@ export function digitsOf(value: string): string {
 export function precededBy(text: string, start: number, context: RegExp): boolean {
   return context.test(text.slice(Math.max(0, start - 32), start))
 }
+
+/** A 128-entry membership table for ASCII character classes used by hand-written scanners. */
+export function asciiClass(chars: string): Uint8Array {
+  const table = new Uint8Array(128)
+  for (let i = 0; i < chars.length; i++) table[chars.charCodeAt(i)] = 1
+  return table
+}
+
+export function inClass(table: Uint8Array, c: number): boolean {
+  return c < 128 && table[c] === 1
+}
+
+export const ALNUM_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'

@@ -1,4 +1,4 @@
-import { precededBy, type Detector } from './detector.ts'
+import { ALNUM_CHARS, asciiClass, inClass, precededBy, type Detector } from './detector.ts'
 
 /** Thresholds of the high-entropy detector; the defaults are documented in docs/governance.md. */
 export interface EntropyThresholds {
@@ -70,16 +70,20 @@ export function looksRandom(text: string, start: number, end: number, t: Entropy
     if (previous !== -1 && k !== previous) changes++
     previous = k
   }
-  const h = shannonEntropy(text, start, end)
+  // Cheap rejections first: most long tokens in prose are paths and identifiers.
   if (hexOnly) {
     // Hex: 16 symbols, so the ceiling is log2(16) = 4 bits; ids and hashes are in this class too.
     if (n < t.minHexLength || digit === 0 || digit === n) return false
-    return h >= t.entropyRatio * Math.min(4, Math.log2(n))
+    return shannonEntropy(text, start, end) >= t.entropyRatio * Math.min(4, Math.log2(n))
   }
   if (upper === 0 || lower === 0 || digit === 0) return false
   if (changes / (n - 1) < t.classChangeRatio) return false
-  return h >= t.entropyRatio * Math.min(6, Math.log2(n))
+  return shannonEntropy(text, start, end) >= t.entropyRatio * Math.min(6, Math.log2(n))
 }
+
+// Token characters: base64, base64url and hex. `=` is padding: at most two, only at the end, so
+// `api_key=<token>` yields the token.
+const TOKEN = asciiClass(`${ALNUM_CHARS}+/_-`)
 
 /**
  * Unprefixed secrets: tokens of base64 / base64url / hex characters at least `minLength` long whose
@@ -87,19 +91,31 @@ export function looksRandom(text: string, start: number, end: number, t: Entropy
  * are hex tokens right after a hash word (`commit`, `sha256`, `checksum`, …).
  */
 export function highEntropyDetector(thresholds: EntropyThresholds = DEFAULT_ENTROPY_THRESHOLDS): Detector {
-  return {
-    kind: 'high_entropy',
-    label: 'SECRET',
-    // The token run is entered once (lookbehind) and taken whole (greedy class, then a lookahead
-    // that cannot fail at the run's end), so even a megabyte-long run is one linear pass. `=` is
-    // only padding at the end, so `api_key=<token>` yields the token.
-    pattern: /(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/=_-])/g,
-    verify: (text, start, end) => {
-      if (end - start === 36 && UUID.test(text.slice(start, end))) return -1
-      if (precededBy(text, start, HASH_CONTEXT) && HEX_TOKEN.test(text.slice(start, end))) return -1
-      return looksRandom(text, start, end, thresholds) ? end : -1
-    },
+  // One pass over maximal token runs: equivalent to
+  // `(?<![token])[token]{minLength,}={0,2}(?![token=])`, linear however long a run is.
+  const scan = (text: string, found: (start: number, end: number) => void): void => {
+    const n = text.length
+    let i = 0
+    while (i < n) {
+      if (!inClass(TOKEN, text.charCodeAt(i))) {
+        i++
+        continue
+      }
+      const start = i
+      while (i < n && inClass(TOKEN, text.charCodeAt(i))) i++
+      let end = i
+      while (end < n && end - i < 2 && text.charCodeAt(end) === 61) end++
+      const closed = end === n || (!inClass(TOKEN, text.charCodeAt(end)) && text.charCodeAt(end) !== 61)
+      if (closed && i - start >= thresholds.minLength && isSecret(text, start, end)) found(start, end)
+      i = end
+    }
   }
+  const isSecret = (text: string, start: number, end: number): boolean => {
+    if (!looksRandom(text, start, end, thresholds)) return false
+    if (end - start === 36 && UUID.test(text.slice(start, end))) return false
+    return !(HEX_TOKEN.test(text.slice(start, end)) && precededBy(text, start, HASH_CONTEXT))
+  }
+  return { kind: 'high_entropy', label: 'SECRET', scan }
 }
 
 // Hex named as a hash right before it ("commit 3f9a…", "sha256: …") is a content address, not a key.

@@ -1,29 +1,51 @@
 import { isIPv6 } from 'node:net'
-import type { Detector } from './detector.ts'
+import { ALNUM_CHARS, asciiClass, inClass, type Detector } from './detector.ts'
 
-// Candidates: colon-separated hex groups (each repetition ends at its colon, so there is one way to
-// split a string), optionally ending in an embedded IPv4 address. node:net decides validity.
-const PATTERN =
-  /(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}|[0-9A-Fa-f]{0,4})(?![\w:]|\.\d)/g
+const CANDIDATE = asciiClass('0123456789abcdefABCDEF:.')
+const WORD = asciiClass(`${ALNUM_CHARS}_`)
 
-function verify(text: string, start: number, end: number): number {
-  // A sentence may end the address with a colon ("blocked 2001:db8::1: retry"): trim it.
-  let e = end
-  while (e > start && text.charCodeAt(e - 1) === 58 && text.charCodeAt(e - 2) !== 58) e--
-  const value = text.slice(start, e)
-  if (!isIPv6(value)) return -1
-  // "::", "::1" and clock times are not addresses worth a mask: require two non-empty groups.
-  let groups = 0
-  for (const part of value.split(':')) if (part !== '') groups++
-  return groups >= 2 ? e : -1
+function groups(value: string): number {
+  let n = 0
+  let inGroup = false
+  for (let i = 0; i < value.length; i++) {
+    const colon = value.charCodeAt(i) === 58
+    if (!colon && !inGroup) n++
+    inGroup = !colon
+  }
+  return n
+}
+
+/**
+ * Takes each maximal run of hex digits, colons and dots that contains two colons and is not glued
+ * to a word, trims sentence punctuation (`…::1:` / `…::1.`) and lets node:net decide. "::", "::1"
+ * and clock times are not addresses worth a mask: two non-empty groups are required.
+ */
+function scan(text: string, found: (start: number, end: number) => void): void {
+  let at = text.indexOf(':')
+  while (at !== -1) {
+    let start = at
+    while (start > 0 && inClass(CANDIDATE, text.charCodeAt(start - 1))) start--
+    let end = at + 1
+    let colons = 1
+    while (end < text.length && inClass(CANDIDATE, text.charCodeAt(end))) {
+      if (text.charCodeAt(end) === 58) colons++
+      end++
+    }
+    const glued = (start > 0 && inClass(WORD, text.charCodeAt(start - 1))) || (end < text.length && inClass(WORD, text.charCodeAt(end)))
+    if (colons >= 2 && !glued) {
+      let e = end
+      while (e > start + 2 && (text.charCodeAt(e - 1) === 46 || (text.charCodeAt(e - 1) === 58 && text.charCodeAt(e - 2) !== 58))) e--
+      const value = text.slice(start, e)
+      if (groups(value) >= 2 && isIPv6(value)) found(start, e)
+    }
+    at = text.indexOf(':', end)
+  }
 }
 
 /** IPv6 addresses in full, compressed (`::`) and IPv4-embedded forms, validated by node:net. */
 export const ipv6Detector: Detector = {
   kind: 'ipv6',
   label: 'IPV6',
-  pattern: PATTERN,
-  mayOccur: (text) => text.includes(':'),
-  verify,
+  scan,
   normalize: (value) => value.toLowerCase(),
 }

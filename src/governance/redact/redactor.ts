@@ -201,6 +201,9 @@ class CompiledRedactor implements Redactor {
   readonly #starts: number[] = []
   readonly #ends: number[] = []
   readonly #which: number[] = []
+  // The detector whose `scan` is running, and the callback it reports to (allocated once).
+  #current = 0
+  readonly #found = (start: number, end: number): void => insertSpan(this.#starts, this.#ends, this.#which, start, end, this.#current)
 
   constructor(detectors: Detector[], actions: RedactionAction[], fields: Map<string, FieldRule>, scanMetadata: boolean, pseudonymiser: Pseudonymiser | undefined) {
     this.#detectors = detectors
@@ -224,7 +227,12 @@ class CompiledRedactor implements Redactor {
     for (let d = 0; d < this.#detectors.length; d++) {
       const detector = this.#detectors[d]
       if (detector.mayOccur !== undefined && !detector.mayOccur(text)) continue
-      const pattern = detector.pattern
+      if (detector.scan !== undefined) {
+        this.#current = d
+        detector.scan(text, this.#found)
+        continue
+      }
+      const pattern = detector.pattern as RegExp
       pattern.lastIndex = 0
       let match: RegExpExecArray | null
       while ((match = pattern.exec(text)) !== null) {
