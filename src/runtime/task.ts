@@ -50,6 +50,12 @@ export interface ProcessorTopology {
   /** Every topic involved; the runtime creates the internal ones (changelog, repartition, dead-letter) if missing. */
   readonly topics: readonly TopicSpec[]
   readonly storeNames: readonly string[]
+  /**
+   * Optional, added after the first contract: per-batch I/O to run before `prefetchKeys` (e.g. loading
+   * the Avro writer schemas the batch's records name, so decoding stays synchronous). Runtimes await
+   * it when present; a topology that has it refuses `prefetchKeys` for a batch it did not prepare.
+   */
+  prepare?(records: readonly SourceRecord[]): Promise<void>
   /** The keys this batch will read, per store and store partition: prefetched in one round trip per store. */
   prefetchKeys(records: readonly SourceRecord[]): Map<string, Map<number, Set<string>>>
   /**
