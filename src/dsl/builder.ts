@@ -87,7 +87,7 @@ export class TopologyBuilder {
 
   #source<V>(topic: string, format: 'cdc' | 'compacted', options: TableOptions | undefined): Table<V> {
     const name = options?.name ?? this.#list.generateName('KTABLE-SOURCE')
-    this.#list.add(tableSourceNode(name, options?.name !== undefined, topic, format, options?.decode))
+    this.#list.add(tableSourceNode(name, options?.name !== undefined, topic, format, options?.decode, options?.prepare))
     return new Table<V>(this.#list, name)
   }
 

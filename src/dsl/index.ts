@@ -1,11 +1,12 @@
 // The topology DSL: what `topologies/*.ts` import.
 export { TopologyBuilder, Table, type TopologyOptions } from './builder.ts'
+export { rowChangeDecoding, type RowChangeDecoder } from './cdc.ts'
 export type { TableOptions } from '../operators/table-source.ts'
 export type { FilterOptions } from '../operators/filter.ts'
 export type { MapValuesOptions } from '../operators/map-values.ts'
 export type { InnerJoinOptions, LeftJoinOptions } from '../operators/fk-join.ts'
 export type { StageOptions } from '../operators/stage.ts'
 export type { ToOptions } from '../operators/sink.ts'
-export type { Decoder, DecodedRecord, Encoder, StageContext, StageItem, StageProcessor, StageResult, StageRow } from '../topology/graph.ts'
+export type { Decoder, DecodedRecord, DecoderPreparer, Encoder, StageContext, StageItem, StageProcessor, StageResult, StageRow } from '../topology/graph.ts'
 export { Topology } from '../topology/topology.ts'
 export { partitionForKey, partitionForString, murmur2 } from '../topology/partitioner.ts'

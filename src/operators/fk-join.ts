@@ -14,14 +14,16 @@
  * missing or deleted, an inner join emits a tombstone (or nothing for a brand-new row); left deletes
  * (and rows filtered out upstream) emit a tombstone in both.
  *
- * Requirement: the right table's topic is partitioned like `partitionForString(rightKey)` (Kafka's
- * default partitioner over the UTF-8 decoded key). A right row that is not goes to the dead-letter
- * topic, because subscriptions for its key could never find it.
+ * Subscriptions for right key k go to partition `partitionForString(k)`. A right row that arrived on
+ * that partition is read from its table's store there. One that did not — its topic is partitioned by
+ * other key bytes, e.g. a Debezium key `{"id":42}` decoded to `42` — is re-homed: the right owner
+ * forwards its changes on the right repartition topic to partition `partitionForString(k)`, which
+ * keeps it in `<join>-right`. So the join never depends on how producers partitioned the right topic.
  */
 import { hash } from 'node:crypto'
 import { RagstreamError } from '../errors.ts'
 import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type NodeKindSpec } from '../topology/compiled.ts'
-import { changelogTopic, responseTopic, subscriptionStore, subscriptionTopic, type FkJoinNode, type JoinType, type TopologyGraph } from '../topology/graph.ts'
+import { changelogTopic, responseTopic, rightRepartitionTopic, rightStore, subscriptionStore, subscriptionTopic, type FkJoinNode, type JoinType, type TopologyGraph } from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
 import { partitionForString } from '../topology/partitioner.ts'
 
@@ -68,6 +70,9 @@ interface Response {
   readonly v: unknown
 }
 
+/* Right repartition record: key = right key (UTF-8), partition = partitionForString(right key),
+ * value = JSON of the right value after the right input's filter/mapValues chain; null = deleted. */
+
 /* Reverse index value in `<join>-subscriptions`, per right key: JSON [[left key, left partition, left hash], ...]. */
 type ReverseIndex = [string, number, string | null][]
 
@@ -97,11 +102,13 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       }
     })
   },
-  stores: (node) => [subscriptionStore(node.name)],
+  stores: (node) => [subscriptionStore(node.name), rightStore(node.name)],
   internalTopics: (node, app) => [
     { name: changelogTopic(app, subscriptionStore(node.name)), role: 'changelog', store: subscriptionStore(node.name), purpose: `changelog of store ${subscriptionStore(node.name)}`, config: CHANGELOG_CONFIG },
+    { name: changelogTopic(app, rightStore(node.name)), role: 'changelog', store: rightStore(node.name), purpose: `changelog of store ${rightStore(node.name)}`, config: CHANGELOG_CONFIG },
     { name: subscriptionTopic(app, node.name), role: 'repartition', purpose: `${node.name} subscriptions, keyed by foreign key`, config: REPARTITION_CONFIG },
     { name: responseTopic(app, node.name), role: 'repartition', purpose: `${node.name} responses, keyed by left key`, config: REPARTITION_CONFIG },
+    { name: rightRepartitionTopic(app, node.name), role: 'repartition', purpose: `${node.name} right rows not on their key's partition, keyed by right key`, config: REPARTITION_CONFIG },
   ],
   physical(node, graph) {
     const { name } = node
@@ -113,8 +120,11 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
         { type: 'processor', name: `${name}-subscription-send`, stores: [], next: [`${name}-subscription-sink`, name] },
         { type: 'sink', name: `${name}-subscription-sink`, topic: subscriptionTopic(app, name), next: [] },
         { type: 'source', name: `${name}-subscription-source`, topics: [subscriptionTopic(app, name)], next: [`${name}-subscription-receive`] },
-        { type: 'processor', name: `${name}-subscription-receive`, stores: [subscriptionStore(name), rightRoot], next: [`${name}-response-sink`] },
-        { type: 'processor', name: `${name}-right-change`, stores: [subscriptionStore(name)], next: [`${name}-response-sink`] },
+        { type: 'processor', name: `${name}-subscription-receive`, stores: [subscriptionStore(name), rightRoot, rightStore(name)], next: [`${name}-response-sink`] },
+        { type: 'processor', name: `${name}-right-change`, stores: [subscriptionStore(name)], next: [`${name}-response-sink`, `${name}-right-sink`] },
+        { type: 'sink', name: `${name}-right-sink`, topic: rightRepartitionTopic(app, name), next: [] },
+        { type: 'source', name: `${name}-right-source`, topics: [rightRepartitionTopic(app, name)], next: [`${name}-right-receive`] },
+        { type: 'processor', name: `${name}-right-receive`, stores: [subscriptionStore(name), rightStore(name)], next: [`${name}-response-sink`] },
         { type: 'sink', name: `${name}-response-sink`, topic: responseTopic(app, name), next: [] },
         { type: 'source', name: `${name}-response-source`, topics: [responseTopic(app, name)], next: [name] },
         { type: 'processor', name, stores: [leftRoot], detail: `fk-join: ${node.joinType}`, next: [] },
@@ -131,15 +141,19 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
     const leftGetter = env.getter(node.inputs[0])
     const rightGetter = env.getter(node.inputs[1])
     const leftStore = leftGetter.source.name
-    const rightStore = rightGetter.source.name
+    const rightRootStore = rightGetter.source.name
     const indexStore = subscriptionStore(name)
+    const rehomedStore = rightStore(name)
     const subTopic = subscriptionTopic(app, name)
     const respTopic = responseTopic(app, name)
+    const rightTopic = rightRepartitionTopic(app, name)
     const emit = env.downstream(name)
 
     env.addPrefetch(rightGetter.source.topic, indexStore)
     env.addPrefetch(subTopic, indexStore)
-    env.addPrefetch(subTopic, rightStore)
+    env.addPrefetch(subTopic, rightRootStore)
+    env.addPrefetch(subTopic, rehomedStore)
+    env.addPrefetch(rightTopic, indexStore)
     env.addPrefetch(respTopic, leftStore)
 
     const foreignKeyOf = (left: unknown): string | null => {
@@ -195,7 +209,9 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
         if (at === -1) index.push([sub.k, sub.p, sub.h])
         else index[at] = [sub.k, sub.p, sub.h]
         store.put(record.partition, decoded.key, encodeJson(index))
-        const right = read(rightGetter, scope.stores.get(rightStore)!.get(record.partition, decoded.key), decoded.key)
+        // A right row lives either in its table's store here (it arrived on this partition) or, re-homed, in `<join>-right`.
+        const rehomed = scope.stores.get(rehomedStore)!.get(record.partition, decoded.key)
+        const right = rehomed !== undefined ? decodeJson(rehomed) : read(rightGetter, scope.stores.get(rightRootStore)!.get(record.partition, decoded.key), decoded.key)
         if (right === null && sub.i === PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE) return
         respond(sub.k, sub.p, sub.h, right)
       },
@@ -236,20 +252,29 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       subscribe(newFk, instruction, key, partition, bytes === undefined ? null : leftHash(bytes))
     }
 
-    const rightChange = (key: string, _oldValue: unknown, newValue: unknown): void => {
-      const partition = scope.record.partition
-      if (partitionForString(key, partitions) !== partition) {
-        scope.node = name
-        scope.user = true
-        throw new RagstreamError(
-          'RS_RECORD_INVALID',
-          `right key '${key}' arrived on partition ${partition} but hashes to ${partitionForString(key, partitions)}: subscriptions for it could never find it`,
-          { hint: 'partition the right table topic with the default partitioner over the decoded key' },
-        )
-      }
+    const fanOut = (partition: number, key: string, right: unknown): void => {
       const bytes = scope.stores.get(indexStore)!.get(partition, key)
       if (bytes === undefined) return
-      for (const [leftKey, leftPartition, leftHashValue] of decodeJson(bytes) as ReverseIndex) respond(leftKey, leftPartition, leftHashValue, newValue)
+      for (const [leftKey, leftPartition, leftHashValue] of decodeJson(bytes) as ReverseIndex) respond(leftKey, leftPartition, leftHashValue, right)
+    }
+
+    // Right repartition topic → the partition the right key hashes to: keep the re-homed row, fan out.
+    env.addTopic(rightTopic, {
+      node: `${name}-right-receive`,
+      decode: (record) => ({ key: record.key!.toString('utf8'), value: record.value === null ? null : decodeJson(record.value) }),
+      handle(record, decoded) {
+        const store = scope.stores.get(rehomedStore)!
+        if (decoded.value === null) store.delete(record.partition, decoded.key)
+        else store.put(record.partition, decoded.key, encodeJson(decoded.value))
+        fanOut(record.partition, decoded.key, decoded.value)
+      },
+    })
+
+    const rightChange = (key: string, _oldValue: unknown, newValue: unknown): void => {
+      const partition = scope.record.partition
+      const home = partitionForString(key, partitions)
+      if (home === partition) fanOut(partition, key, newValue)
+      else scope.out.push({ topic: rightTopic, partition: home, key: Buffer.from(key, 'utf8'), value: newValue === null ? null : encodeJson(newValue) })
     }
 
     return [leftChange, rightChange]

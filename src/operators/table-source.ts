@@ -7,7 +7,7 @@
 import { RagstreamError } from '../errors.ts'
 import type { SourceRecord } from '../runtime/task.ts'
 import { CHANGELOG_CONFIG, type NodeKindSpec } from '../topology/compiled.ts'
-import { changelogTopic, type DecodedRecord, type Decoder, type TableSourceNode } from '../topology/graph.ts'
+import { changelogTopic, type DecodedRecord, type Decoder, type DecoderPreparer, type TableSourceNode } from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
 
 export interface TableOptions {
@@ -18,10 +18,12 @@ export interface TableOptions {
    * (e.g. the Debezium decoder from `src/cdc`); compacted tables default to UTF-8 keys and JSON values.
    */
   readonly decode?: Decoder
+  /** Runs once per batch, with this topic's records, before any of them is decoded (e.g. Avro schema loads). */
+  readonly prepare?: DecoderPreparer
 }
 
-export function tableSourceNode(name: string, named: boolean, topic: string, format: 'cdc' | 'compacted', decode: Decoder | undefined): TableSourceNode {
-  return Object.freeze({ kind: 'table-source', name, named, inputs: Object.freeze([]), topic, format, decode })
+export function tableSourceNode(name: string, named: boolean, topic: string, format: 'cdc' | 'compacted', decode: Decoder | undefined, prepare?: DecoderPreparer): TableSourceNode {
+  return Object.freeze({ kind: 'table-source', name, named, inputs: Object.freeze([]), topic, format, decode, prepare })
 }
 
 /** UTF-8 string key, JSON value, null value = tombstone. */
@@ -35,6 +37,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
     if (typeof node.topic !== 'string' || node.topic === '') problem('topic', 'required')
     if (node.format === 'cdc' && node.decode === undefined) problem('decode', 'required for a CDC table (e.g. the Debezium decoder from src/cdc)')
     if (node.decode !== undefined && typeof node.decode !== 'function') problem('decode', 'must be a function (key, value, record) => { key, value }')
+    if (node.prepare !== undefined && typeof node.prepare !== 'function') problem('prepare', 'must be a function (records) => Promise<void>')
   },
   stores: (node) => [node.name],
   internalTopics: (node, app) => [

@@ -157,6 +157,7 @@ export class TopologyTestDriver {
     }
     const next: SourceRecord[] = []
     for (const batch of byPartition.values()) {
+      await this.processor.prepare?.(batch)
       for (const [store, partitions] of this.processor.prefetchKeys(batch)) {
         for (const [p, keys] of partitions) await this.#stores.get(store)!.prefetch(p, keys)
       }

@@ -143,6 +143,8 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
   const sourceTopics = [...template.topics.keys()]
   const storeNames = graph.nodes.flatMap((n) => kindOf(n).stores(n))
   const app = graph.applicationId
+  const preparers = graph.nodes.flatMap((n) => (n.kind === 'table-source' && n.prepare !== undefined ? [{ topic: n.topic, prepare: n.prepare }] : []))
+  const prepared = new WeakSet<readonly SourceRecord[]>()
 
   const entryFor = (instance: Instance, record: SourceRecord): TopicEntry => {
     const entry = instance.topics.get(record.topic)
@@ -255,12 +257,26 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
     return out
   }
 
+  const prepare = async (records: readonly SourceRecord[]): Promise<void> => {
+    await Promise.all(
+      preparers.map(({ topic, prepare }) => {
+        const own = records.filter((r) => r.topic === topic)
+        return own.length === 0 ? undefined : prepare(own)
+      }),
+    )
+    prepared.add(records)
+  }
+
   return {
     applicationId: app,
     sourceTopics,
     topics,
     storeNames,
+    ...(preparers.length > 0 ? { prepare } : {}),
     prefetchKeys(records) {
+      if (preparers.length > 0 && !prepared.has(records)) {
+        throw new Error(`topology '${app}' has decoders that load schemas per batch: call prepare(records) before prefetchKeys(records)`)
+      }
       const keys = new Map<string, Map<number, Set<string>>>()
       const rows: (DecodedRecord | DecodeFailure)[] = new Array(records.length)
       for (let i = 0; i < records.length; i++) {

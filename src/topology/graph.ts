@@ -20,6 +20,9 @@ export interface DecodedRecord {
  */
 export type Decoder = (key: Buffer | null, value: Buffer | null, record: SourceRecord) => DecodedRecord
 
+/** Per-batch I/O a decoder needs before it can decode synchronously (e.g. loading Avro writer schemas). */
+export type DecoderPreparer = (records: readonly SourceRecord[]) => Promise<void>
+
 /** Turns an output row back into bytes for a sink topic. */
 export type Encoder = (key: string, value: unknown) => { key: Buffer | null; value: Buffer | null }
 
@@ -38,6 +41,7 @@ export interface TableSourceNode extends NodeBase {
   readonly topic: string
   readonly format: 'cdc' | 'compacted'
   readonly decode: Decoder | undefined
+  readonly prepare: DecoderPreparer | undefined
 }
 
 export interface FilterNode extends NodeBase {
@@ -138,4 +142,13 @@ export function responseTopic(applicationId: string, join: string): string {
 
 export function subscriptionStore(join: string): string {
   return `${join}-subscriptions`
+}
+
+/** Right rows whose topic partition is not the one their key hashes to, re-homed for the join. */
+export function rightRepartitionTopic(applicationId: string, join: string): string {
+  return `${applicationId}-${join}-right-repartition`
+}
+
+export function rightStore(join: string): string {
+  return `${join}-right`
 }

@@ -33,6 +33,7 @@ test('describe --format json prints the description as JSON, with the internal t
     [
       ['support-tickets-join-customers-subscription-repartition', { 'cleanup.policy': 'delete', 'retention.ms': '-1' }],
       ['support-tickets-join-customers-response-repartition', { 'cleanup.policy': 'delete', 'retention.ms': '-1' }],
+      ['support-tickets-join-customers-right-repartition', { 'cleanup.policy': 'delete', 'retention.ms': '-1' }],
     ],
   )
 })

@@ -63,14 +63,22 @@ test('a foreign-key move inside one batch leaves no subscription on the old key'
   assert.equal(driver.readStore('join-products-subscriptions').size, 0, 'a left delete unsubscribes')
 })
 
-test('a right row on a partition its key does not hash to is dead-lettered, not silently unjoinable', async () => {
-  const driver = new TopologyTestDriver(fkJoinTopology('inner', topics), { partitions: 3 })
+test('right rows on a partition their key does not hash to (e.g. Debezium JSON keys) are re-homed and still join', async () => {
+  const driver = new TopologyTestDriver(fkJoinTopology('left', topics), { partitions: 3 })
   const wrong = (partitionForString('p1', 3) + 1) % 3
   await driver.pipe('products', 'p1', { name: 'widget', price: 5 }, { partition: wrong })
-  const [dead] = driver.readDeadLetters()
-  assert.equal(dead.headers[DEAD_LETTER_HEADERS.code], 'RS_RECORD_INVALID')
-  assert.equal(dead.headers[DEAD_LETTER_HEADERS.node], 'join-products')
-  assert.equal(driver.readStore('products').size, 0, 'the rejected row is not kept')
+  await driver.pipe('orders', 'o1', { product: 'p1', qty: 1 })
+  assert.deepEqual(driver.readTable('order-details').get('o1'), { qty: 1, product: 'widget', price: 5 })
+  const rehomed = driver.allOutput('fk-join-products-right-repartition')
+  assert.deepEqual(rehomed.map((r) => [r.key, r.partition]), [['p1', partitionForString('p1', 3)]])
+  await driver.pipe('products', 'p1', { name: 'widget', price: 6 }, { partition: wrong })
+  assert.deepEqual(driver.readTable('order-details').get('o1'), { qty: 1, product: 'widget', price: 6 })
+  await driver.pipe('products', 'p1', null, { partition: wrong })
+  assert.deepEqual(driver.readTable('order-details').get('o1'), { qty: 1, product: null, price: null })
+  assert.equal(driver.readStore('join-products-right').size, 0, 'the re-homed row is deleted too')
+  await driver.pipe('orders', 'o2', { product: 'p1', qty: 2 })
+  assert.deepEqual(driver.readTable('order-details').get('o2'), { qty: 2, product: null, price: null })
+  assert.deepEqual(driver.readDeadLetters(), [])
 })
 
 test('a throwing joiner dead-letters the record and the line keeps moving', async () => {

@@ -13,14 +13,21 @@ test('support-tickets: describe text is pinned', () => {
       <-- customers-source
     Source: join-customers-subscription-source (topics: [support-tickets-join-customers-subscription-repartition])
       --> join-customers-subscription-receive
-    Processor: join-customers-subscription-receive (stores: [join-customers-subscriptions, customers])
+    Processor: join-customers-subscription-receive (stores: [join-customers-subscriptions, customers, join-customers-right])
       --> join-customers-response-sink
       <-- join-customers-subscription-source
     Processor: join-customers-right-change (stores: [join-customers-subscriptions])
-      --> join-customers-response-sink
+      --> join-customers-response-sink, join-customers-right-sink
       <-- customers
+    Sink: join-customers-right-sink (topic: support-tickets-join-customers-right-repartition)
+      <-- join-customers-right-change
+    Source: join-customers-right-source (topics: [support-tickets-join-customers-right-repartition])
+      --> join-customers-right-receive
+    Processor: join-customers-right-receive (stores: [join-customers-subscriptions, join-customers-right])
+      --> join-customers-response-sink
+      <-- join-customers-right-source
     Sink: join-customers-response-sink (topic: support-tickets-join-customers-response-repartition)
-      <-- join-customers-subscription-receive, join-customers-right-change
+      <-- join-customers-subscription-receive, join-customers-right-change, join-customers-right-receive
    Sub-topology: 1
     Source: tickets-source (topics: [pg.public.tickets])
       --> tickets
@@ -49,14 +56,17 @@ Stores:
     customers (owner: customers, changelog: support-tickets-customers-changelog)
     tickets (owner: tickets, changelog: support-tickets-tickets-changelog)
     join-customers-subscriptions (owner: join-customers, changelog: support-tickets-join-customers-subscriptions-changelog)
+    join-customers-right (owner: join-customers, changelog: support-tickets-join-customers-right-changelog)
 Topics:
     source: crm.customers (partitions: external)
     source: pg.public.tickets (partitions: external)
     changelog: support-tickets-customers-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store customers
     changelog: support-tickets-tickets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store tickets
     changelog: support-tickets-join-customers-subscriptions-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-customers-subscriptions
+    changelog: support-tickets-join-customers-right-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-customers-right
     repartition: support-tickets-join-customers-subscription-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-customers subscriptions, keyed by foreign key
     repartition: support-tickets-join-customers-response-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-customers responses, keyed by left key
+    repartition: support-tickets-join-customers-right-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-customers right rows not on their key's partition, keyed by right key
     sink: support.documents (partitions: external)
     dead-letter: support-tickets-dead-letter (partitions: as source topics) (cleanup.policy=delete) — records that failed, with error and source position headers
 `)

@@ -32,8 +32,14 @@ async function prefetch(processor: ProcessorTopology, stores: Map<string, Memory
 test('the compiled topology lists its topics with the settings internal ones are created with', () => {
   const processor = fkJoinTopology('inner', topics).compile({ partitions: 6 })
   assert.equal(processor.applicationId, 'shop')
-  assert.deepEqual(processor.sourceTopics.toSorted(), ['orders', 'products', 'shop-join-products-response-repartition', 'shop-join-products-subscription-repartition'])
-  assert.deepEqual(processor.storeNames, ['products', 'orders', 'join-products-subscriptions'])
+  assert.deepEqual(processor.sourceTopics.toSorted(), [
+    'orders',
+    'products',
+    'shop-join-products-response-repartition',
+    'shop-join-products-right-repartition',
+    'shop-join-products-subscription-repartition',
+  ])
+  assert.deepEqual(processor.storeNames, ['products', 'orders', 'join-products-subscriptions', 'join-products-right'])
   assert.deepEqual(
     processor.topics.map((t) => [t.role, t.name, t.partitions, t.config, t.store]),
     [
@@ -42,8 +48,10 @@ test('the compiled topology lists its topics with the settings internal ones are
       ['changelog', 'shop-products-changelog', 6, { 'cleanup.policy': 'compact' }, 'products'],
       ['changelog', 'shop-orders-changelog', 6, { 'cleanup.policy': 'compact' }, 'orders'],
       ['changelog', 'shop-join-products-subscriptions-changelog', 6, { 'cleanup.policy': 'compact' }, 'join-products-subscriptions'],
+      ['changelog', 'shop-join-products-right-changelog', 6, { 'cleanup.policy': 'compact' }, 'join-products-right'],
       ['repartition', 'shop-join-products-subscription-repartition', 6, { 'cleanup.policy': 'delete', 'retention.ms': '-1' }, undefined],
       ['repartition', 'shop-join-products-response-repartition', 6, { 'cleanup.policy': 'delete', 'retention.ms': '-1' }, undefined],
+      ['repartition', 'shop-join-products-right-repartition', 6, { 'cleanup.policy': 'delete', 'retention.ms': '-1' }, undefined],
       ['sink', 'order-details', undefined, {}, undefined],
       ['dead-letter', 'shop-dead-letter', 6, { 'cleanup.policy': 'delete' }, undefined],
     ],
@@ -58,12 +66,14 @@ test('prefetchKeys names every key the batch reads, per store and partition; und
     record('products', 'p1', { name: 'w', price: 1 }, 2),
     record('shop-join-products-subscription-repartition', 'p9', { i: 1, k: 'o7', p: 3, h: 'x' }, 0),
     record('shop-join-products-response-repartition', 'o8', { h: 'x', v: null }, 3),
+    record('shop-join-products-right-repartition', 'p5', { name: 'w', price: 1 }, 1),
   ])
   const plain = Object.fromEntries([...keys].map(([store, partitions]) => [store, Object.fromEntries([...partitions].map(([p, set]) => [p, [...set]]))]))
   assert.deepEqual(plain, {
     orders: { 1: ['o1'], 3: ['o8'] },
     products: { 2: ['p1'], 0: ['p9'] },
-    'join-products-subscriptions': { 2: ['p1'], 0: ['p9'] },
+    'join-products-subscriptions': { 2: ['p1'], 0: ['p9'], 1: ['p5'] },
+    'join-products-right': { 0: ['p9'] },
   })
 })
 
