@@ -1,0 +1,287 @@
+// bench/sink.ts — the pgvector sink against the fastest way into the same table shape.
+//
+// For 384 and 768 dimensions, in one run:
+//   baseline: raw binary COPY of N chunk rows into an identical table (same columns, same HNSW,
+//             btree and GIN indexes; no RLS), rows pre-encoded so only the COPY is timed;
+//   sink:     PgvectorSink consuming N chunk events (10 % tombstones of earlier chunks) from a
+//             transactional Kafka topic, timed from partition assignment to the last commit.
+// Prints rows/s for each and the ratio sink/COPY. N defaults to 10000 (BENCH_SINK_N).
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import pg from 'pg'
+import { from as copyFrom } from 'pg-copy-streams'
+import { Admin, Producer } from '@platformatic/kafka'
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry'
+import { endpointsFromEnv } from '../src/config/endpoints.ts'
+import { resolveSinkConfig, type SinkConfig } from '../src/sink/config.ts'
+import { bootstrapDatabase, migrate, CHUNK_COLUMNS } from '../src/sink/migrations.ts'
+import { quoteIdent } from '../src/sink/identifiers.ts'
+import { PgvectorSink } from '../src/sink/pgvector-sink.ts'
+
+const N = Number(process.env.BENCH_SINK_N ?? 10_000)
+const endpoints = endpointsFromEnv()
+
+function roleUrl(role: string): string {
+  const url = new URL(endpoints.postgresUrl)
+  url.username = role
+  url.password = ''
+  return url.toString()
+}
+
+function randomVector(dims: number): number[] {
+  const v = new Array<number>(dims)
+  let norm = 0
+  for (let i = 0; i < dims; i++) {
+    v[i] = Math.random() * 2 - 1
+    norm += v[i] * v[i]
+  }
+  const scale = 1 / Math.sqrt(norm)
+  for (let i = 0; i < dims; i++) v[i] = Math.fround(v[i] * scale)
+  return v
+}
+
+interface BenchChunk {
+  readonly id: string
+  readonly text: string
+  readonly embedding: number[]
+  readonly metadata: string
+}
+
+function chunk(i: number, dims: number): BenchChunk {
+  return {
+    id: `doc${i}#0`,
+    text: `chunk ${i}: the customer reports that the parcel arrived damaged and asks for a refund; order ${i * 7919}`,
+    embedding: randomVector(dims),
+    metadata: JSON.stringify({ priority: i % 3 === 0 ? 'high' : 'low', order: i }),
+  }
+}
+
+// ---- binary COPY encoding -------------------------------------------------------------------
+// File: "PGCOPY\n\377\r\n\0", int32 flags, int32 extension length; per tuple an int16 field count
+// then per field int32 length (-1 = NULL) and the type's binary send format; int16 -1 trailer.
+const PG_EPOCH_MS = Date.UTC(2000, 0, 1)
+
+class CopyWriter {
+  #buf = Buffer.allocUnsafe(1 << 20)
+  #pos = 0
+  #ensure(n: number): void {
+    if (this.#pos + n <= this.#buf.length) return
+    const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#pos + n))
+    this.#buf.copy(next, 0, 0, this.#pos)
+    this.#buf = next
+  }
+  raw(b: Buffer): void {
+    this.#ensure(b.length)
+    b.copy(this.#buf, this.#pos)
+    this.#pos += b.length
+  }
+  int16(v: number): void {
+    this.#ensure(2)
+    this.#pos = this.#buf.writeInt16BE(v, this.#pos)
+  }
+  int32(v: number): void {
+    this.#ensure(4)
+    this.#pos = this.#buf.writeInt32BE(v, this.#pos)
+  }
+  int64(v: bigint): void {
+    this.#ensure(8)
+    this.#pos = this.#buf.writeBigInt64BE(v, this.#pos)
+  }
+  text(s: string | null): void {
+    if (s === null) return this.int32(-1)
+    const b = Buffer.from(s, 'utf8')
+    this.int32(b.length)
+    this.raw(b)
+  }
+  i4(v: number): void {
+    this.int32(4)
+    this.int32(v)
+  }
+  i8(v: bigint): void {
+    this.int32(8)
+    this.int64(v)
+  }
+  /** pgvector: int16 dims, int16 unused, float4 × dims. */
+  vector(v: readonly number[]): void {
+    this.int32(4 + 4 * v.length)
+    this.int16(v.length)
+    this.int16(0)
+    this.#ensure(4 * v.length)
+    for (const x of v) this.#pos = this.#buf.writeFloatBE(x, this.#pos)
+  }
+  /** jsonb: version byte 1, then the JSON text. */
+  jsonb(json: string): void {
+    const b = Buffer.from(json, 'utf8')
+    this.int32(b.length + 1)
+    this.#ensure(1)
+    this.#buf[this.#pos++] = 1
+    this.raw(b)
+  }
+  /** text[] (1-D): ndim, has-null flag, element oid 25, length, lower bound 1, elements. */
+  textArray(items: readonly string[]): void {
+    const encoded = items.map((s) => Buffer.from(s, 'utf8'))
+    if (encoded.length === 0) {
+      this.int32(12)
+      this.int32(0)
+      this.int32(0)
+      this.int32(25)
+      return
+    }
+    this.int32(20 + encoded.reduce((n, b) => n + 4 + b.length, 0))
+    this.int32(1)
+    this.int32(0)
+    this.int32(25)
+    this.int32(encoded.length)
+    this.int32(1)
+    for (const b of encoded) {
+      this.int32(b.length)
+      this.raw(b)
+    }
+  }
+  timestamptz(ms: number): void {
+    this.i8(BigInt(ms - PG_EPOCH_MS) * 1000n)
+  }
+  take(): Buffer {
+    const out = Buffer.from(this.#buf.subarray(0, this.#pos))
+    this.#pos = 0
+    return out
+  }
+}
+
+function encodeCopy(config: SinkConfig, chunks: readonly BenchChunk[]): Buffer[] {
+  const w = new CopyWriter()
+  w.raw(Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'))
+  w.int32(0)
+  w.int32(0)
+  const parts: Buffer[] = []
+  const now = Date.now()
+  chunks.forEach((c, i) => {
+    w.int16(CHUNK_COLUMNS.length)
+    w.text(c.id); w.text('ticket'); w.text(c.id.split('#')[0]); w.i4(0); w.text(c.text); w.text(`h${i}`)
+    w.vector(c.embedding); w.jsonb(c.metadata); w.text('internal'); w.text('acme'); w.text('eu'); w.textArray([`customer:${i}`]); w.text(null)
+    w.text('cdc.tickets'); w.i4(0); w.i8(BigInt(i)); w.text(null); w.timestamptz(now)
+    w.text(config.topology); w.text(config.version); w.text('fixed'); w.text('bench:random'); w.timestamptz(now)
+    w.text(config.topic); w.i4(0); w.i8(BigInt(i)); w.timestamptz(now); w.text('copy')
+    if (i % 1000 === 999) parts.push(w.take())
+  })
+  w.int16(-1)
+  parts.push(w.take())
+  return parts
+}
+
+// ---- one dimension ---------------------------------------------------------------------------
+async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: number }> {
+  const suffix = randomUUID().replaceAll('-', '').slice(0, 10)
+  const config = resolveSinkConfig({
+    topology: `bench${suffix}`, dims, topic: `rag.chunks.bench${suffix}`, schema: `rsb_${suffix}`, viewSchema: `rvb_${suffix}`,
+    ownerRole: `rsb_owner_${suffix}`, sinkRole: `rsb_sink_${suffix}`, batchMaxRecords: 2000, batchLingerMs: 200,
+  })
+  const n = config.names
+  const admin = new pg.Client({ connectionString: endpoints.postgresUrl })
+  await admin.connect()
+  const kafkaAdmin = new Admin({ clientId: `bench-${suffix}`, bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  try {
+    for (const role of [n.ownerRole, n.sinkRole]) await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS`)
+    await bootstrapDatabase(admin, n)
+    const owner = new pg.Client({ connectionString: roleUrl(n.ownerRole) })
+    await owner.connect()
+    await migrate(owner, config)
+    await owner.end()
+    const baseline = `${quoteIdent(n.schema)}.copy_baseline`
+    await admin.query(`CREATE TABLE ${baseline} (LIKE ${n.chunkTable} INCLUDING ALL)`)
+
+    // Baseline: raw binary COPY of N rows.
+    const chunks = Array.from({ length: N }, (_, i) => chunk(i, dims))
+    const copyParts = encodeCopy(config, chunks)
+    const copyStart = performance.now()
+    await pipeline(Readable.from(copyParts), admin.query(copyFrom(`COPY ${baseline} (${CHUNK_COLUMNS.join(', ')}) FROM STDIN (FORMAT binary)`)))
+    const copySeconds = (performance.now() - copyStart) / 1000
+    const copied = (await admin.query(`SELECT count(*)::int AS n FROM ${baseline}`)).rows[0].n
+    if (copied !== N) throw new Error(`COPY wrote ${copied} rows, expected ${N}`)
+
+    // The same N events on a transactional topic: every 10th is a tombstone of an earlier chunk.
+    await kafkaAdmin.createTopics({ topics: [config.topic], partitions: 1, replicas: 1 })
+    const registry = new SchemaRegistry({ host: endpoints.schemaRegistryUrl })
+    const schema = readFileSync(new URL('../schemas/chunk-event.avsc', import.meta.url), 'utf8')
+    const { id: schemaId } = await registry.register({ type: SchemaType.AVRO, schema }, { subject: `${config.topic}-value` })
+    const producer = new Producer({ clientId: `bench-${suffix}`, bootstrapBrokers: [...endpoints.kafkaBrokers], transactionalId: `bench-${suffix}`, idempotent: true })
+    let tombstones = 0
+    try {
+      for (let start = 0; start < N; start += 1000) {
+        const messages = []
+        for (let i = start; i < Math.min(N, start + 1000); i++) {
+          if (i % 10 === 9) {
+            tombstones++
+            messages.push({ topic: config.topic, key: Buffer.from(chunks[i - 5].id), value: undefined })
+            continue
+          }
+          const c = chunks[i]
+          const value = await registry.encode(schemaId, {
+            chunk_id: c.id, entity_type: 'ticket', entity_key: c.id.split('#')[0], chunk_index: 0, text: c.text, embedding: c.embedding,
+            content_hash: `h${i}`, metadata: c.metadata, classification: 'internal', tenant: 'acme', region: 'eu', subjects: [`customer:${i}`],
+            policy_version: null,
+            lineage: { source_topic: 'cdc.tickets', source_partition: 0, source_offset: i, source_timestamp_ms: Date.now(), source_position: null,
+              topology: config.topology, topology_version: config.version, chunker: 'fixed', embedding_model: 'bench:random', emitted_at_ms: Date.now() },
+          })
+          messages.push({ topic: config.topic, key: Buffer.from(c.id), value })
+        }
+        // One transaction per 1000 events, sent in slices that stay under the broker's 1 MiB batch limit.
+        const tx = await producer.beginTransaction()
+        for (let j = 0; j < messages.length; j += 150) await tx.send({ messages: messages.slice(j, j + 150) })
+        await tx.commit()
+      }
+    } finally {
+      await producer.close()
+    }
+    const end = (await kafkaAdmin.listOffsets({ topics: [{ name: config.topic, partitions: [{ partitionIndex: 0, timestamp: -1n }] }] }))[0].partitions[0].offset
+
+    // The sink: from partition assignment to the commit that stores the end offset.
+    let assignedAt = 0
+    let doneAt = 0
+    let batches = 0
+    let resolveDone!: () => void
+    const finished = new Promise<void>((resolve) => (resolveDone = resolve))
+    const sink = new PgvectorSink({
+      config, postgresUrl: roleUrl(n.sinkRole), kafkaBrokers: endpoints.kafkaBrokers, schemaRegistryUrl: endpoints.schemaRegistryUrl,
+      log: (e) => {
+        if (e.event === 'assigned' && e.partitions.length > 0) assignedAt = performance.now()
+        if (e.event === 'batch-committed') {
+          batches++
+          if (BigInt(e.offsets['0'] ?? -1) >= end) {
+            doneAt = performance.now()
+            resolveDone()
+          }
+        }
+      },
+    })
+    const running = sink.run()
+    await Promise.race([finished, running.then(() => { throw new Error('sink stopped early') })])
+    sink.stop()
+    await running
+    const sinkSeconds = (doneAt - assignedAt) / 1000
+    const rows = (await admin.query(`SELECT count(*)::int AS n FROM ${n.chunkTable}`)).rows[0].n
+    if (rows !== N - 2 * tombstones) throw new Error(`sink table has ${rows} rows, expected ${N - 2 * tombstones}`)
+    const copyRps = N / copySeconds
+    const sinkRps = N / sinkSeconds
+    process.stdout.write(
+      `dims ${String(dims).padStart(4)}  COPY ${N} rows: ${copySeconds.toFixed(2)} s = ${copyRps.toFixed(0)} rows/s   ` +
+      `sink ${N} events (${tombstones} tombstones, ${batches} batches): ${sinkSeconds.toFixed(2)} s = ${sinkRps.toFixed(0)} events/s   ` +
+      `ratio sink/COPY ${(sinkRps / copyRps).toFixed(2)}×\n`,
+    )
+    return { copyRps, sinkRps }
+  } finally {
+    await kafkaAdmin.deleteTopics({ topics: [config.topic] }).catch(() => {})
+    await kafkaAdmin.close()
+    for (const role of [n.ownerRole, n.sinkRole]) {
+      await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [role]).catch(() => {})
+      await admin.query(`DROP OWNED BY ${quoteIdent(role)} CASCADE`).catch(() => {})
+      await admin.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`).catch(() => {})
+    }
+    await admin.end()
+  }
+}
+
+process.stdout.write(`pgvector sink vs raw binary COPY, N = ${N}, HNSW m=16 ef_construction=64 (cosine)\n`)
+for (const dims of [384, 768]) await benchDims(dims)
