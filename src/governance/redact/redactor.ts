@@ -287,7 +287,8 @@ class CompiledRedactor implements Redactor {
       const next = this.#value(child, path, rule, counts)
       if (next !== child) {
         copy ??= { ...value }
-        copy[key] = next
+        // Defined, not assigned: a JSON key `__proto__` must stay a field, not reach the setter.
+        Object.defineProperty(copy, key, { value: next, enumerable: true, writable: true, configurable: true })
       }
     }
     return copy ?? value

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { createHmac } from 'node:crypto'
 import { inspect } from 'node:util'
 import { ConfigError } from '../../../src/errors.ts'
 import { buildRedactor } from '../../../src/governance/redact/redactor.ts'
@@ -46,4 +47,11 @@ test('the key never appears in output, errors, or an inspected redactor', () => 
 test('a missing key fails at build time, naming the variable; no key is needed without pseudonymisation', () => {
   assert.throws(() => buildRedactor({ ...config, pseudonymKeyEnv: 'MY_KEY' }, {}), /\/redact\/pseudonymKeyEnv: environment variable MY_KEY is not set/)
   assert.doesNotThrow(() => buildRedactor({ defaultAction: 'mask' }, {}))
+})
+
+test('the pseudonym is HMAC-SHA256(key, label NUL value), for short and long (> 64 byte) keys', () => {
+  for (const key of [TEST_KEY, 'k'.repeat(100)]) {
+    const expected = createHmac('sha256', key).update('EMAIL\u0000anna@example.com').digest('hex').slice(0, 12)
+    assert.equal(run('anna@example.com', withKey(config, key)).text, `[EMAIL:${expected}]`)
+  }
 })

@@ -109,3 +109,11 @@ test('one ConfigError lists every problem with its path', () => {
     },
   )
 })
+
+test('a JSON field named __proto__ is redacted like any other field', () => {
+  const metadata = JSON.parse('{"__proto__": "anna@example.com", "nested": {"__proto__": {"x": "10.0.0.1"}}}')
+  const counts = {}
+  const out = maskAll.redactMetadata(metadata, counts)
+  assert.equal(JSON.stringify(out), '{"__proto__":"[EMAIL]","nested":{"__proto__":{"x":"[IPV4]"}}}')
+  assert.deepEqual(counts, { email: 1, ipv4: 1 })
+})
