@@ -21,31 +21,41 @@ export const HASHING_DEFAULT_DIMENSIONS = 384
 const WORD = /[\p{L}\p{N}]+/gu
 const BIGRAM_WEIGHT = 0.5
 
-/** FNV-1a, 32-bit. */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5
+const FNV_OFFSET = 0x811c9dc5
+const FNV_PRIME = 0x01000193
+
+/** Continues an FNV-1a (32-bit) hash over `text`. */
+function fnv1a(h: number, text: string): number {
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
+    h = Math.imul(h, FNV_PRIME)
   }
-  return h >>> 0
+  return h
 }
 
-function add(vector: Float32Array, feature: string, weight: number): void {
-  const h = fnv1a(feature)
+function add(vector: Float32Array, hash: number, weight: number): void {
+  const h = hash >>> 0
   // Low bit chooses the sign, so collisions cancel out on average instead of piling up.
   vector[(h >>> 1) % vector.length] += h & 1 ? weight : -weight
 }
 
-/** The hashing embedding of one text. Empty or word-less text maps to the first unit vector (never a zero vector, which cosine distance cannot handle). */
+const SPACE = 32
+
+/**
+ * The hashing embedding of one text: features are lower-cased words (weight 1) and adjacent word
+ * pairs "a b" (weight 0.5), each FNV-1a-hashed to a signed bucket. Empty or word-less text maps to
+ * the first unit vector (never a zero vector, which cosine distance cannot handle).
+ */
 export function hashingEmbed(text: string, dimensions: number): Float32Array {
   const vector = new Float32Array(dimensions)
-  let previous: string | undefined
+  // FNV state after "<previous word> ", so the pair hash continues from it without building strings.
+  let pairPrefix: number | undefined
   for (const match of text.toLowerCase().matchAll(WORD)) {
     const word = match[0]
-    add(vector, word, 1)
-    if (previous !== undefined) add(vector, `${previous} ${word}`, BIGRAM_WEIGHT)
-    previous = word
+    const h = fnv1a(FNV_OFFSET, word)
+    add(vector, h, 1)
+    if (pairPrefix !== undefined) add(vector, fnv1a(pairPrefix, word), BIGRAM_WEIGHT)
+    pairPrefix = Math.imul(h ^ SPACE, FNV_PRIME)
   }
   let norm = 0
   for (let i = 0; i < dimensions; i++) norm += vector[i] * vector[i]
