@@ -3,11 +3,13 @@ import { countDigits, digitsOf, type Detector } from './detector.ts'
 // Candidates, one alternative per family of formats:
 //   international  +44 20 7946 0958 · +1 (415) 555-2671 · +44 (0)20 7946 0958 · +4915123456789
 //   NANP           (415) 555-2671 · 415-555-2671 · 415.555.2671 · 415 555 2671
+//                  (area code 2–9 first; the exchange's 2–9 rule is only required of the
+//                  space-separated form: test data and fictional 555-01xx numbers break it)
 //   trunk-prefixed 020 7946 0958 · 07911 123456 · 030 12345678 · 01 23 45 67 89 · 06.12.34.56.78
 // Each repetition consumes exactly one digit (or one parenthesised group) after an optional single
 // separator, so there is one way to match a given string and backtracking is bounded.
 const PATTERN =
-  /(?<![\w+.#/$€£-])(?:\+\d(?:[ .-]?(?:\(\d{1,4}\)|\d)){7,16}|\([2-9]\d\d\)[ .-]?[2-9]\d\d[ .-]\d{4}|[2-9]\d\d([.-])[2-9]\d\d\1\d{4}|[2-9]\d\d [2-9]\d\d \d{4}|0\d(?:[ .-]?\d){7,11})(?![\w]|[.-]\d)/g
+  /(?<![\w+.#/$€£-])(?:\+\d(?:[ .-]?(?:\(\d{1,4}\)|\d)){7,16}|\([2-9]\d\d\)[ .-]?\d{3}[ .-]\d{4}|[2-9]\d\d([.-])\d{3}\1\d{4}|[2-9]\d\d [2-9]\d\d \d{4}|0\d(?:[ .-]?\d){7,11})(?![\w]|[.-]\d)/g
 
 /** dd.mm.yyyy, dd-mm-yyyy and friends: dates written like phone numbers. */
 const DATE_LIKE = /^\d{1,2}([.-])\d{1,2}\1(?:\d{4}|\d{2})(?![.-]?\d)/
@@ -30,7 +32,7 @@ function verify(text: string, start: number, end: number): number {
 
 /**
  * Phone numbers in international (`+` and country code, 8–15 digits as E.164 allows) and common
- * national formats (North American 3-3-4 with area and exchange codes starting 2–9; trunk-prefixed
+ * national formats (North American 3-3-4 with an area code starting 2–9; trunk-prefixed
  * `0…` numbers of 9–13 digits as written in the UK, Germany, France and most of Europe). Dates
  * written with dots or dashes and zero-padded ids are rejected.
  */

@@ -11,7 +11,7 @@ test('international formats are masked', () => {
 })
 
 test('national formats are masked: North American and trunk-prefixed European', () => {
-  for (const value of ['(415) 555-2671', '415-555-2671', '415.555.2671', '415 555 2671', '020 7946 0958', '07911 123456', '030 12345678', '0151 23456789', '01 23 45 67 89', '06.12.34.56.78']) {
+  for (const value of ['(415) 555-2671', '(415) 055-2671', '415-555-2671', '415-155-2671', '415.555.2671', '415 555 2671', '020 7946 0958', '07911 123456', '030 12345678', '0151 23456789', '01 23 45 67 89', '06.12.34.56.78']) {
     assert.equal(run(`Call ${value} today`).text, 'Call [PHONE] today', value)
   }
 })
@@ -24,7 +24,7 @@ test('dates, times, prices, versions and ids are not phone numbers', () => {
     'price 1,299.00',
     'version 10.2.33',
     'invoice 2026-000123',
-    'NANP needs 2-9: 155-555-2671 and 415-155-2671',
+    'NANP area codes start 2-9: 155-555-2671, and spaced exchanges too: 415 155 2671',
     'too short +1234567',
     'too long +1234567890123456',
     'ticket #4155552671',
