@@ -32,11 +32,15 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
     const { scope } = env
     const { name, topic, encode } = node
     const partitions = env.sinkPartitions(topic)
+    // Straight after a table source the value is the one it just stored: reuse its bytes. Further
+    // down, user code may have mutated it in place, so encode.
+    const reuse = env.graph.nodes.some((n) => n.name === node.inputs[0] && n.kind === 'table-source')
     return [
       (key, _oldValue, newValue) => {
         const partition = partitionForString(scope.partitionKey ?? key, partitions)
         if (encode === undefined) {
-          scope.out.push({ topic, partition, key: Buffer.from(key, 'utf8'), value: newValue === null ? null : encodeJson(newValue) })
+          const value = newValue === null ? null : reuse && newValue === scope.encodedValue ? scope.encodedBytes : encodeJson(newValue)
+          scope.out.push({ topic, partition, key: Buffer.from(key, 'utf8'), value })
           return
         }
         scope.node = name

@@ -29,7 +29,7 @@ export function tableSourceNode(name: string, named: boolean, topic: string, for
 /** UTF-8 string key, JSON value, null value = tombstone. */
 export function defaultTableDecoder(key: Buffer | null, value: Buffer | null, _record: SourceRecord): DecodedRecord {
   if (key === null) throw new RagstreamError('RS_DECODE_FAILED', 'a table record needs a key')
-  return { key: key.toString('utf8'), value: value === null ? null : decodeJson(value) }
+  return value === null ? { key: key.toString('utf8'), value: null } : { key: key.toString('utf8'), value: decodeJson(value), json: value }
 }
 
 export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
@@ -57,6 +57,8 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
     const name = node.name
     const decoder = node.decode ?? defaultTableDecoder
     const emit = env.downstream(name)
+    // Old values cost a JSON parse per change; only operators other than sinks use them.
+    const needsOld = env.graph.nodes.some((n) => n.inputs.includes(name) && n.kind !== 'sink')
     env.addPrefetch(node.topic, name)
     env.addTopic(node.topic, {
       node: name,
@@ -79,10 +81,13 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         if (value === null) {
           if (oldBytes === undefined) return
           store.delete(partition, key)
-          emit(key, decodeJson(oldBytes), null)
+          emit(key, needsOld ? decodeJson(oldBytes) : undefined, null)
         } else {
-          store.put(partition, key, encodeJson(value))
-          emit(key, oldBytes === undefined ? null : decodeJson(oldBytes), value)
+          const bytes = decoded.json ?? encodeJson(value)
+          store.put(partition, key, bytes)
+          scope.encodedValue = value
+          scope.encodedBytes = bytes
+          emit(key, oldBytes === undefined ? null : needsOld ? decodeJson(oldBytes) : undefined, value)
         }
       },
     })

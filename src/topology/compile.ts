@@ -58,6 +58,8 @@ function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance 
     undoStore: null,
     undoKey: '',
     undoValue: undefined,
+    encodedValue: undefined,
+    encodedBytes: null,
     now: 0,
   }
   const byName = new Map<string, TopologyNode>(graph.nodes.map((n) => [n.name, n]))
@@ -210,6 +212,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
       scope.user = false
       scope.partitionKey = null
       scope.undoStore = null
+      scope.encodedValue = undefined
       const mark = out.length
       try {
         entry.handle(record, row)
@@ -241,6 +244,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         scope.record = record
         scope.user = false
         scope.undoStore = null
+        scope.encodedValue = undefined
         const mark = out.length
         try {
           for (const row of result) {

@@ -27,6 +27,9 @@ export interface RecordScope {
   undoStore: StateStore | null
   undoKey: string
   undoValue: Buffer | undefined
+  /** The value the source table just stored and its bytes, so a sink writing it unchanged reuses them. */
+  encodedValue: unknown
+  encodedBytes: Buffer | null
   now: number
 }
 

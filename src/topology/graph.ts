@@ -12,6 +12,8 @@ export type NodeKind = 'table-source' | 'filter' | 'map-values' | 'fk-join' | 's
 export interface DecodedRecord {
   readonly key: string
   readonly value: unknown
+  /** The value's JSON bytes when the decoder already holds them (saves re-encoding for the store). */
+  readonly json?: Buffer
 }
 
 /**
