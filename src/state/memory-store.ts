@@ -1,50 +1,82 @@
 /**
- * An in-memory StateStore: the same contract as the Redis store (overlay, prefetch-before-read,
- * changelog drain, flush with checkpoints), kept in process. Used by the test driver; the shared
- * conformance suite runs against it too.
+ * An in-memory StateStore with the same contract as the Redis store: a batch's writes live in an
+ * overlay that its reads see; reads need a prefetch (RS_STATE_NOT_PREFETCHED otherwise); `flush`
+ * writes the overlay and the checkpoints to the backing data, refusing a checkpoint older than the
+ * stored one (RS_STATE_FENCED). Instances over one `MemoryStateBacking` share committed data the way
+ * workers share Redis. Used by the test driver; the shared conformance suite runs against it.
  */
+import { RagstreamError } from '../errors.ts'
 import type { ChangelogRecord, StateStore } from './store.ts'
+
+interface PartitionData {
+  readonly values: Map<string, Buffer>
+  checkpoint: bigint | undefined
+}
+
+/** Committed data of any number of stores, shared by every store instance opened over it. */
+export class MemoryStateBacking {
+  readonly #partitions = new Map<string, PartitionData>()
+
+  partition(store: string, partition: number): PartitionData {
+    const id = `${store}\u0000${partition}`
+    let data = this.#partitions.get(id)
+    if (data === undefined) this.#partitions.set(id, (data = { values: new Map(), checkpoint: undefined }))
+    return data
+  }
+
+  peek(store: string, partition: number): PartitionData | undefined {
+    return this.#partitions.get(`${store}\u0000${partition}`)
+  }
+
+  drop(store: string, partition: number): void {
+    this.#partitions.delete(`${store}\u0000${partition}`)
+  }
+
+  /** Partitions of `store` holding committed data or a checkpoint. */
+  partitionsOf(store: string): number[] {
+    const prefix = `${store}\u0000`
+    return [...this.#partitions.keys()].filter((id) => id.startsWith(prefix)).map((id) => Number(id.slice(prefix.length))).sort((a, b) => a - b)
+  }
+}
 
 export class MemoryStateStore implements StateStore {
   readonly name: string
-  /** Committed state per partition: what the backing store holds. */
-  readonly #committed = new Map<number, Map<string, Buffer>>()
-  readonly #checkpoints = new Map<number, bigint>()
+  readonly #backing: MemoryStateBacking
   /** This batch's writes per partition; null = deleted. */
   readonly #overlay = new Map<number, Map<string, Buffer | null>>()
-  readonly #prefetched = new Map<number, Set<string>>()
-  /** Changed keys in write order (last write per key wins; re-writing moves a key to the end). */
+  /** What this batch prefetched: committed values as read (null = absent). */
+  readonly #cache = new Map<number, Map<string, Buffer | null>>()
+  /** Changed keys in write order (last write per key; re-writing moves a key to the end). */
   readonly #changed = new Map<string, { partition: number; key: string }>()
   #closed = false
 
-  constructor(name: string) {
+  constructor(name: string, backing: MemoryStateBacking = new MemoryStateBacking()) {
     this.name = name
+    this.#backing = backing
   }
 
   #open(): void {
     if (this.#closed) throw new Error(`store '${this.name}' is closed`)
   }
 
-  #committedPartition(partition: number): Map<string, Buffer> {
-    let map = this.#committed.get(partition)
-    if (map === undefined) this.#committed.set(partition, (map = new Map()))
-    return map
-  }
-
   async prefetch(partition: number, keys: Iterable<string>): Promise<void> {
     this.#open()
-    let set = this.#prefetched.get(partition)
-    if (set === undefined) this.#prefetched.set(partition, (set = new Set()))
-    for (const key of keys) set.add(key)
+    let cache = this.#cache.get(partition)
+    if (cache === undefined) this.#cache.set(partition, (cache = new Map()))
+    const values = this.#backing.peek(this.name, partition)?.values
+    for (const key of keys) if (!cache.has(key)) cache.set(key, values?.get(key) ?? null)
   }
 
   get(partition: number, key: string): Buffer | undefined {
     const overlay = this.#overlay.get(partition)
     if (overlay !== undefined && overlay.has(key)) return overlay.get(key) ?? undefined
-    if (!this.#prefetched.get(partition)?.has(key)) {
-      throw new Error(`store '${this.name}' partition ${partition}: key '${key}' was read without being prefetched`)
+    const cache = this.#cache.get(partition)
+    if (cache === undefined || !cache.has(key)) {
+      throw new RagstreamError('RS_STATE_NOT_PREFETCHED', `store '${this.name}' partition ${partition}: key '${key}' was read without being prefetched`, {
+        context: { store: this.name, partition },
+      })
     }
-    return this.#committed.get(partition)?.get(key)
+    return cache.get(key) ?? undefined
   }
 
   put(partition: number, key: string, value: Buffer): void {
@@ -74,56 +106,64 @@ export class MemoryStateStore implements StateStore {
     return records
   }
 
+  #fence(partition: number, checkpoint: bigint): void {
+    const stored = this.#backing.peek(this.name, partition)?.checkpoint
+    if (stored !== undefined && stored > checkpoint) {
+      throw new RagstreamError('RS_STATE_FENCED', `store '${this.name}' partition ${partition} holds checkpoint ${stored}, newer than ${checkpoint}: another instance owns it`, {
+        context: { store: this.name, partition },
+      })
+    }
+  }
+
   async flush(checkpoints: ReadonlyMap<number, bigint>): Promise<void> {
     this.#open()
+    for (const [partition, checkpoint] of checkpoints) this.#fence(partition, checkpoint)
     for (const [partition, overlay] of this.#overlay) {
-      const committed = this.#committedPartition(partition)
+      const { values } = this.#backing.partition(this.name, partition)
       for (const [key, value] of overlay) {
-        if (value === null) committed.delete(key)
-        else committed.set(key, value)
+        if (value === null) values.delete(key)
+        else values.set(key, value)
       }
     }
-    for (const [partition, offset] of checkpoints) this.#checkpoints.set(partition, offset)
-    this.#overlay.clear()
-    this.#prefetched.clear()
-    this.#changed.clear()
+    for (const [partition, checkpoint] of checkpoints) this.#backing.partition(this.name, partition).checkpoint = checkpoint
+    this.discard()
   }
 
   discard(): void {
     this.#overlay.clear()
-    this.#prefetched.clear()
+    this.#cache.clear()
     this.#changed.clear()
   }
 
   async checkpoint(partition: number): Promise<bigint | undefined> {
     this.#open()
-    return this.#checkpoints.get(partition)
+    return this.#backing.peek(this.name, partition)?.checkpoint
   }
 
   async restore(partition: number, records: readonly { key: string; value: Buffer | null }[], nextOffset: bigint): Promise<void> {
     this.#open()
-    const committed = this.#committedPartition(partition)
+    this.#fence(partition, nextOffset)
+    const data = this.#backing.partition(this.name, partition)
     for (const { key, value } of records) {
-      if (value === null) committed.delete(key)
-      else committed.set(key, value)
+      if (value === null) data.values.delete(key)
+      else data.values.set(key, value)
     }
-    this.#checkpoints.set(partition, nextOffset)
+    data.checkpoint = nextOffset
   }
 
   async clear(partition: number): Promise<void> {
     this.#open()
-    this.#committed.delete(partition)
-    this.#checkpoints.delete(partition)
+    this.#backing.drop(this.name, partition)
   }
 
-  /** Committed keys of a partition, for inspection in tests (not part of StateStore). */
+  /** Committed entries of a partition, for inspection in tests (not part of StateStore). */
   entries(partition: number): ReadonlyMap<string, Buffer> {
-    return this.#committed.get(partition) ?? new Map()
+    return this.#backing.peek(this.name, partition)?.values ?? new Map()
   }
 
-  /** Partitions holding committed data. */
+  /** Partitions holding committed data, for inspection in tests (not part of StateStore). */
   partitions(): number[] {
-    return [...this.#committed.keys()].sort((a, b) => a - b)
+    return this.#backing.partitionsOf(this.name)
   }
 
   async close(): Promise<void> {

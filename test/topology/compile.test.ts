@@ -81,7 +81,7 @@ test('a store read the batch did not prefetch is a transient failure (process re
   const topology = fkJoinTopology('inner', topics)
   const processor = topology.compile({ partitions: 4 })
   const stores = storesFor(processor.storeNames)
-  await assert.rejects(processor.process([record('orders', 'o1', { product: 'p1', qty: 1 }, 0)], stores, 0), /was read without being prefetched/)
+  await assert.rejects(processor.process([record('orders', 'o1', { product: 'p1', qty: 1 }, 0)], stores, 0), { code: 'RS_STATE_NOT_PREFETCHED' })
 })
 
 test('compile refuses a partition count that is not a positive integer', () => {
