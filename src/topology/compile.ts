@@ -5,6 +5,7 @@
  * (tasks awaiting a stage's I/O) each take their own instance from a small pool.
  */
 import { RagstreamError, type ErrorCode } from '../errors.ts'
+import { DEAD_LETTER_TOPIC_CONFIG } from '../governance/forget/dead-letter.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord, TopicSpec } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
 import type { ChangeHandler, CompileEnv, RecordScope, StageBuffer, TopicEntry, ValueGetter } from './compiled.ts'
@@ -25,7 +26,11 @@ export const DEAD_LETTER_HEADERS = {
   topic: 'ragstream.source.topic',
   partition: 'ragstream.source.partition',
   offset: 'ragstream.source.offset',
+  /** Source record timestamp, epoch ms. */
+  timestamp: 'ragstream.source.timestamp',
   node: 'ragstream.node',
+  /** When processing failed: the batch clock, epoch ms. */
+  failedAt: 'ragstream.failed-at',
   application: 'ragstream.application',
 } as const
 
@@ -130,7 +135,8 @@ export function topologyTopics(graph: TopologyGraph, partitions?: number): Topic
   for (const node of graph.nodes) {
     if (node.kind === 'sink' && !specs.some((s) => s.name === node.topic)) specs.push({ name: node.topic, role: 'sink', config: {} })
   }
-  specs.push({ name: graph.deadLetterTopic, role: 'dead-letter', partitions, config: { 'cleanup.policy': 'delete' } })
+  // Bounded retention: the forgetting proof relies on dead letters expiring (src/governance/forget/dead-letter.ts).
+  specs.push({ name: graph.deadLetterTopic, role: 'dead-letter', partitions, config: DEAD_LETTER_TOPIC_CONFIG })
   return specs
 }
 
@@ -160,7 +166,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
       return new DecodeFailure(error)
     }
   }
-  const deadLetter = (record: SourceRecord, node: string, error: unknown, fallback: ErrorCode): SinkRecord => {
+  const deadLetter = (record: SourceRecord, node: string, error: unknown, fallback: ErrorCode, now: number): SinkRecord => {
     const code = error instanceof RagstreamError ? error.code : fallback
     const message = (error instanceof Error ? error.message : String(error)).slice(0, MAX_MESSAGE)
     const headers = new Map<string, Buffer>([
@@ -169,7 +175,9 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
       [DEAD_LETTER_HEADERS.topic, Buffer.from(record.topic)],
       [DEAD_LETTER_HEADERS.partition, Buffer.from(String(record.partition))],
       [DEAD_LETTER_HEADERS.offset, Buffer.from(String(record.offset))],
+      [DEAD_LETTER_HEADERS.timestamp, Buffer.from(String(record.timestamp))],
       [DEAD_LETTER_HEADERS.node, Buffer.from(node)],
+      [DEAD_LETTER_HEADERS.failedAt, Buffer.from(String(now))],
       [DEAD_LETTER_HEADERS.application, Buffer.from(app)],
     ])
     return { topic: graph.deadLetterTopic, partition: record.partition, key: record.key, value: record.value, headers }
@@ -190,7 +198,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
       else scope.undoStore.put(record.partition, scope.undoKey, scope.undoValue)
       scope.undoStore = null
     }
-    scope.out.push(deadLetter(record, scope.node, error, 'RS_RECORD_INVALID'))
+    scope.out.push(deadLetter(record, scope.node, error, 'RS_RECORD_INVALID', scope.now))
   }
 
   const run = async (instance: Instance, records: readonly SourceRecord[], stores: ReadonlyMap<string, StateStore>, now: number): Promise<SinkRecord[]> => {
@@ -205,7 +213,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
       const entry = entryFor(instance, record)
       const row = decoded?.[i] ?? decode(entry, record)
       if (row instanceof DecodeFailure) {
-        out.push(deadLetter(record, entry.node, row.error, 'RS_DECODE_FAILED'))
+        out.push(deadLetter(record, entry.node, row.error, 'RS_DECODE_FAILED', now))
         continue
       }
       scope.record = record
@@ -238,7 +246,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         const record = origins[j]
         const result = results[j]
         if (!Array.isArray(result)) {
-          out.push(deadLetter(record, stage.node.name, (result as { error: unknown }).error, 'RS_RECORD_INVALID'))
+          out.push(deadLetter(record, stage.node.name, (result as { error: unknown }).error, 'RS_RECORD_INVALID', now))
           continue
         }
         scope.record = record

@@ -77,6 +77,8 @@ test('undecodable input is dead-lettered with its source position and the line k
     ],
   )
   assert.equal(dead[0].headers[DEAD_LETTER_HEADERS.message], 'a table record needs a key')
+  assert.equal(dead[0].headers[DEAD_LETTER_HEADERS.timestamp], '0')
+  assert.equal(dead[0].headers[DEAD_LETTER_HEADERS.failedAt], '0')
   assert.equal(dead[1].headers[DEAD_LETTER_HEADERS.partition], String(partitionForString('o1', 2)))
   assert.equal(dead[1].value, '{not json', 'the record is kept byte for byte')
   assert.deepEqual([...driver.readTable('order-details').keys()], ['o2'])

@@ -19,7 +19,7 @@ Topics:
     source: passthrough.input (partitions: external)
     changelog: passthrough-input-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store input
     sink: passthrough.output (partitions: external)
-    dead-letter: passthrough-dead-letter (partitions: as source topics) (cleanup.policy=delete) — records that failed, with error and source position headers
+    dead-letter: passthrough-dead-letter (partitions: as source topics) (cleanup.policy=delete, retention.ms=604800000, segment.ms=86400000) — records that failed, with error and source position headers
 `)
 })
 

@@ -68,7 +68,7 @@ Topics:
     repartition: support-tickets-join-customers-response-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-customers responses, keyed by left key
     repartition: support-tickets-join-customers-right-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-customers right rows not on their key's partition, keyed by right key
     sink: support.documents (partitions: external)
-    dead-letter: support-tickets-dead-letter (partitions: as source topics) (cleanup.policy=delete) — records that failed, with error and source position headers
+    dead-letter: support-tickets-dead-letter (partitions: as source topics) (cleanup.policy=delete, retention.ms=604800000, segment.ms=86400000) — records that failed, with error and source position headers
 `)
 })
 

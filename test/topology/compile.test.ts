@@ -53,7 +53,7 @@ test('the compiled topology lists its topics with the settings internal ones are
       ['repartition', 'shop-join-products-response-repartition', 6, { 'cleanup.policy': 'delete', 'retention.ms': '-1' }, undefined],
       ['repartition', 'shop-join-products-right-repartition', 6, { 'cleanup.policy': 'delete', 'retention.ms': '-1' }, undefined],
       ['sink', 'order-details', undefined, {}, undefined],
-      ['dead-letter', 'shop-dead-letter', 6, { 'cleanup.policy': 'delete' }, undefined],
+      ['dead-letter', 'shop-dead-letter', 6, { 'cleanup.policy': 'delete', 'retention.ms': '604800000', 'segment.ms': '86400000' }, undefined],
     ],
   )
 })

@@ -34,7 +34,7 @@ Topics:
     changelog: rag-docs-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store docs
     changelog: rag-chunk-sets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store chunk-sets
     sink: rag.chunks (partitions: external)
-    dead-letter: rag.dlq (partitions: as source topics) (cleanup.policy=delete) — records that failed, with error and source position headers
+    dead-letter: rag.dlq (partitions: as source topics) (cleanup.policy=delete, retention.ms=604800000, segment.ms=86400000) — records that failed, with error and source position headers
 `,
   )
 })
