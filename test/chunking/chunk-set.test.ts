@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { ChunkSetStore, decodeChunkSet, diffChunkSet, encodeChunkSet } from '../../src/chunking/chunk-set.ts'
 import { createChunker, type Chunk } from '../../src/chunking/chunker.ts'
 import { chunkFingerprint } from '../../src/chunking/chunk-id.ts'
-import { MemoryStateStore } from './memory-state-store.ts'
+import { MemoryStateStore } from '../../src/state/memory-store.ts'
 
 // Ten paragraphs of ~300 characters with a 400-character limit: one chunk per paragraph.
 const paragraph = (i: number, edit = ''): string =>
@@ -24,7 +24,8 @@ function chunks(text: string, meta: Record<string, unknown> = metadata): Fingerp
 function setup() {
   const state = new MemoryStateStore('chunks')
   const store = new ChunkSetStore(state)
-  const apply = (text: string, meta?: Record<string, unknown>) => {
+  const apply = async (text: string, meta?: Record<string, unknown>) => {
+    await state.prefetch(0, [ChunkSetStore.keyOf('article', 'kb-17')])
     const result = store.update(0, 'article', 'kb-17', chunks(text, meta))
     return { upserts: result.upserts.map((c) => c.index), tombstones: result.tombstones, changelog: state.drainChangelog() }
   }
@@ -35,47 +36,47 @@ test('the 10-paragraph document chunks into 10 chunks', () => {
   assert.equal(chunks(doc()).length, 10)
 })
 
-test('first version of an entity: every chunk is an upsert', () => {
+test('first version of an entity: every chunk is an upsert', async () => {
   const { apply } = setup()
-  const first = apply(doc())
+  const first = await apply(doc())
   assert.deepEqual(first.upserts, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
   assert.deepEqual(first.tombstones, [])
   assert.equal(first.changelog.length, 1)
 })
 
-test('editing one paragraph re-emits only the changed chunk', () => {
+test('editing one paragraph re-emits only the changed chunk', async () => {
   const { apply } = setup()
-  apply(doc())
-  const edited = apply(doc({ 4: 'Refunds too.' }))
+  await apply(doc())
+  const edited = await apply(doc({ 4: 'Refunds too.' }))
   assert.deepEqual(edited.upserts, [4])
   assert.deepEqual(edited.tombstones, [])
 })
 
-test('re-sending an identical row emits nothing and writes no changelog record', () => {
+test('re-sending an identical row emits nothing and writes no changelog record', async () => {
   const { apply } = setup()
-  apply(doc())
-  const again = apply(doc())
+  await apply(doc())
+  const again = await apply(doc())
   assert.deepEqual(again, { upserts: [], tombstones: [], changelog: [] })
 })
 
-test('a metadata change with the same text re-emits every chunk (the fingerprint covers metadata)', () => {
+test('a metadata change with the same text re-emits every chunk (the fingerprint covers metadata)', async () => {
   const { apply } = setup()
-  apply(doc())
-  assert.equal(apply(doc(), { ...metadata, tenant: 't2' }).upserts.length, 10)
+  await apply(doc())
+  assert.equal((await apply(doc(), { ...metadata, tenant: 't2' })).upserts.length, 10)
 })
 
-test('shrinking the document: upserts for changed chunks, tombstones for vanished ones', () => {
+test('shrinking the document: upserts for changed chunks, tombstones for vanished ones', async () => {
   const { apply } = setup()
-  apply(doc())
+  await apply(doc())
   const ids = chunks(doc()).map((c) => c.id)
-  const shrunk = apply(doc({ 5: 'Last one.' }, 6))
+  const shrunk = await apply(doc({ 5: 'Last one.' }, 6))
   assert.deepEqual(shrunk.upserts, [5])
   assert.deepEqual(shrunk.tombstones, ids.slice(6))
 })
 
-test('deleting the entity tombstones all its chunks; deleting it again (the tombstone after a delete) yields nothing', () => {
+test('deleting the entity tombstones all its chunks; deleting it again (the tombstone after a delete) yields nothing', async () => {
   const { state, store, apply } = setup()
-  apply(doc())
+  await apply(doc())
   const ids = chunks(doc()).map((c) => c.id)
   assert.deepEqual(store.remove(0, 'article', 'kb-17'), ids)
   assert.deepEqual(state.drainChangelog(), [{ store: 'chunks', partition: 0, key: 'article:kb-17', value: null }])
@@ -83,21 +84,21 @@ test('deleting the entity tombstones all its chunks; deleting it again (the tomb
   assert.deepEqual(state.drainChangelog(), [])
 })
 
-test('an entity whose text becomes empty tombstones everything and is forgotten', () => {
+test('an entity whose text becomes empty tombstones everything and is forgotten', async () => {
   const { store, apply } = setup()
-  apply(doc())
-  const emptied = apply('')
+  await apply(doc())
+  const emptied = await apply('')
   assert.equal(emptied.tombstones.length, 10)
   assert.equal(store.get(0, 'article', 'kb-17'), undefined)
 })
 
 test('the chunk set survives a commit and is what the next batch diffs against; an abort discards it', async () => {
   const { state, store, apply } = setup()
-  apply(doc())
-  await state.flush()
-  apply(doc({ 1: 'x' }))
+  await apply(doc())
+  await state.flush(new Map([[0, 1n]]))
+  await apply(doc({ 1: 'x' }))
   state.discard()
-  assert.deepEqual(apply(doc({ 1: 'x' })).upserts, [1])
+  assert.deepEqual((await apply(doc({ 1: 'x' }))).upserts, [1])
   assert.equal(store.get(0, 'article', 'kb-17')?.length, 10)
 })
 

@@ -1,0 +1,141 @@
+// The CDC decoder, the chunk stage and the chunk-event codec wired into a topology, run on the
+// public test driver: Debezium changes in, chunk events (upserts first, then tombstones) out.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { TopologyBuilder } from '../../src/dsl/index.ts'
+import { DEAD_LETTER_HEADERS, TopologyTestDriver } from '../../src/testing/index.ts'
+import { partitionForString } from '../../src/topology/partitioner.ts'
+import { DebeziumDecoder } from '../../src/cdc/debezium.ts'
+import { cdcTableDecoder } from '../../src/cdc/table-decoder.ts'
+import { createChunker } from '../../src/chunking/chunker.ts'
+import { chunkEmbedStage, chunkEventEncoder } from '../../src/chunking/chunk-embed-stage.ts'
+import { chunkId } from '../../src/chunking/chunk-id.ts'
+import { Embedder } from '../../src/embedding/embedder.ts'
+import { HashingProvider } from '../../src/embedding/hashing.ts'
+import { chunkEventJsonCodec } from '../../src/serde/chunk-event-codec.ts'
+import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
+
+const TOPIC = 'dbserver1.inventory.customers'
+const OUT = 'rag.chunks.support'
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/debezium/customers.schemaless.json', import.meta.url), 'utf8')) as { records: { value: { after: Record<string, unknown>; source: Record<string, unknown> } }[] }
+
+const paragraph = (i: number, edit = '') => `Note ${i}. ` + `The customer asked about invoice exports for plan ${i}; exports run nightly. ${edit}`.repeat(3).trim()
+const notes = (edits: Record<number, string> = {}, count = 10) => Array.from({ length: count }, (_, i) => paragraph(i, edits[i])).join('\n\n')
+
+let lsn = 34_000_000
+function change(op: 'c' | 'u' | 'd', id: number, text: string) {
+  const row = { ...fixture.records[1].value.after, id, notes: text }
+  lsn += 100
+  return { op, before: op === 'd' ? row : null, after: op === 'd' ? null : row, source: { ...fixture.records[1].value.source, lsn, ts_ms: 1764150000000 + lsn }, ts_ms: 1764150000000 + lsn }
+}
+
+function setup() {
+  const embedder = new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 32 }))
+  const customers = cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }))
+  const b = new TopologyBuilder({ applicationId: 'support' })
+  b.cdcTable<Record<string, unknown>>(TOPIC, { name: 'customers', decode: customers.decode })
+    .stage({
+      name: 'chunk',
+      kind: 'chunk+embed',
+      stores: ['chunk-sets'],
+      processor: chunkEmbedStage<Record<string, unknown>>({
+        topology: 'support',
+        version: 'v1',
+        entityType: 'customer',
+        store: 'chunk-sets',
+        chunker: createChunker({ strategy: { kind: 'recursive', size: 300, overlap: 0 }, template: '{first_name} {last_name}: {text}' }),
+        embedder,
+        text: (c) => String(c.notes ?? ''),
+        metadata: (c) => ({ email: c.email }),
+        governance: (c) => ({ tenant: 'acme', subjects: [`customer:${String(c.id)}`] }),
+      }),
+    })
+    .to(OUT, { encode: chunkEventEncoder(chunkEventJsonCodec) })
+  const driver = new TopologyTestDriver(b.build(), { partitions: 2, sinkPartitions: { [OUT]: 3 } })
+  const read = () =>
+    driver.readOutput(OUT).map((r) => ({ key: r.key as string, partition: r.partition, event: chunkEventJsonCodec.decode(r.rawValue) as ChunkEvent | null }))
+  const pipe = (id: number, value: unknown) => driver.pipe(TOPIC, JSON.stringify({ id }), value)
+  return { driver, embedder, read, pipe }
+}
+
+test('a Debezium change becomes chunk events with stable ids, embeddings, governance fields and lineage, partitioned by entity', async () => {
+  const { read, pipe } = setup()
+  await pipe(1005, change('c', 1005, notes()))
+  const out = read()
+  assert.equal(out.length, 10)
+  out.forEach(({ key, partition, event }, i) => {
+    assert.equal(key, chunkId('support', 'customer', '1005', i))
+    assert.equal(partition, partitionForString('1005', 3))
+    assert.ok(event)
+    assert.equal(event.chunk_index, i)
+    assert.match(event.text, /^Jonas Berg: Note \d+\./)
+    assert.equal(event.embedding.length, 32)
+    assert.equal(event.tenant, 'acme')
+    assert.deepEqual(event.subjects, ['customer:1005'])
+    assert.equal(event.metadata, '{"email":"jonas@berg.example"}')
+    assert.equal(event.lineage.source_topic, TOPIC)
+    assert.equal(event.lineage.source_position, String(lsn))
+    assert.equal(event.lineage.source_table, 'inventory.customers')
+    assert.equal(event.lineage.embedding_model, 'hashing:v1@32')
+    assert.equal(event.lineage.topology_version, 'v1')
+  })
+})
+
+test('edit one paragraph → one upsert; identical resend → nothing; shrink → upserts then tombstones; delete → all tombstones; its tombstone → nothing', async () => {
+  const { read, pipe, embedder } = setup()
+  await pipe(7, change('c', 7, notes()))
+  const ids = read().map((r) => r.key)
+  const embeddedAfterCreate = embedder.metrics().items
+
+  await pipe(7, change('u', 7, notes({ 3: 'Refunds too.' })))
+  const edited = read()
+  assert.deepEqual(edited.map((r) => [r.key, r.event?.chunk_index]), [[ids[3], 3]])
+  assert.equal(embedder.metrics().items, embeddedAfterCreate + 1, 'only the changed chunk was embedded')
+
+  await pipe(7, change('u', 7, notes({ 3: 'Refunds too.' })))
+  assert.deepEqual(read(), [])
+
+  await pipe(7, change('u', 7, notes({ 3: 'Refunds too.', 5: 'Closed.' }, 6)))
+  assert.deepEqual(read().map((r) => [r.key, r.event === null ? 'tombstone' : 'upsert']), [
+    [ids[5], 'upsert'],
+    [ids[6], 'tombstone'],
+    [ids[7], 'tombstone'],
+    [ids[8], 'tombstone'],
+    [ids[9], 'tombstone'],
+  ])
+
+  await pipe(7, change('d', 7, ''))
+  assert.deepEqual(read().map((r) => [r.key, r.event]), ids.slice(0, 6).map((id) => [id, null]))
+  await pipe(7, null) // the tombstone Debezium writes after the delete
+  assert.deepEqual(read(), [])
+})
+
+test('a primary-key change moves the chunks: tombstones under the old key, upserts under the new one', async () => {
+  const { read, pipe } = setup()
+  await pipe(1001, change('c', 1001, notes({}, 2)))
+  read()
+  await pipe(1001, change('d', 1001, ''))
+  await pipe(1001, null)
+  await pipe(2001, change('c', 2001, notes({}, 2)))
+  assert.deepEqual(read().map((r) => [r.key, r.event === null]), [
+    [chunkId('support', 'customer', '1001', 0), true],
+    [chunkId('support', 'customer', '1001', 1), true],
+    [chunkId('support', 'customer', '2001', 0), false],
+    [chunkId('support', 'customer', '2001', 1), false],
+  ])
+})
+
+test('a malformed record is dead-lettered with its position and the next good record still flows', async () => {
+  const { driver, read } = setup()
+  await driver.pipeBatch([
+    { topic: TOPIC, key: '{"id":1}', value: Buffer.from('{"op":"c","after":') },
+    { topic: TOPIC, key: '{"id":2}', value: change('c', 2, 'Short note.') },
+  ])
+  const [dead, ...more] = driver.readDeadLetters()
+  assert.equal(more.length, 0)
+  assert.equal(dead.headers[DEAD_LETTER_HEADERS.code], 'RS_DECODE_FAILED')
+  assert.match(dead.headers[DEAD_LETTER_HEADERS.message], /value is not valid JSON/)
+  assert.equal(dead.headers[DEAD_LETTER_HEADERS.topic], TOPIC)
+  assert.deepEqual(read().map((r) => r.event?.text), ['Jonas Berg: Short note.'])
+})
