@@ -241,14 +241,18 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     let assignedAt = 0
     let doneAt = 0
     let batches = 0
+    let batchBegan = 0
+    let inTransactions = 0
     let resolveDone!: () => void
     const finished = new Promise<void>((resolve) => (resolveDone = resolve))
     const sink = new PgvectorSink({
       config, postgresUrl: roleUrl(n.sinkRole), kafkaBrokers: endpoints.kafkaBrokers, schemaRegistryUrl: endpoints.schemaRegistryUrl,
       log: (e) => {
         if (e.event === 'assigned' && e.partitions.length > 0) assignedAt = performance.now()
+        if (e.event === 'batch-begin') batchBegan = performance.now()
         if (e.event === 'batch-committed') {
           batches++
+          inTransactions += performance.now() - batchBegan
           if (BigInt(e.offsets['0'] ?? -1) >= end) {
             doneAt = performance.now()
             resolveDone()
@@ -267,7 +271,8 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     const sinkRps = N / sinkSeconds
     process.stdout.write(
       `dims ${String(dims).padStart(4)}  COPY ${N} rows: ${copySeconds.toFixed(2)} s = ${copyRps.toFixed(0)} rows/s   ` +
-      `sink ${N} events (${tombstones} tombstones, ${batches} batches): ${sinkSeconds.toFixed(2)} s = ${sinkRps.toFixed(0)} events/s   ` +
+      `sink ${N} events (${tombstones} tombstones, ${batches} batches): ${sinkSeconds.toFixed(2)} s = ${sinkRps.toFixed(0)} events/s ` +
+      `(${(inTransactions / 1000).toFixed(2)} s in Postgres transactions)   ` +
       `ratio sink/COPY ${(sinkRps / copyRps).toFixed(2)}×\n`,
     )
     return { copyRps, sinkRps }

@@ -141,6 +141,14 @@ function hasNul(values: readonly (string | null)[]): boolean {
   return values.some((v) => v !== null && v.includes(NUL))
 }
 
+/** jsonb refuses `\u0000` and lone surrogates (`"\ud800"`), which JSON.parse accepts: reject them here, not in the batch. */
+function jsonbStorable(value: unknown): boolean {
+  if (typeof value === 'string') return !value.includes(NUL) && value.isWellFormed()
+  if (Array.isArray(value)) return value.every(jsonbStorable)
+  if (value !== null && typeof value === 'object') return Object.entries(value).every(([k, v]) => jsonbStorable(k) && jsonbStorable(v))
+  return true
+}
+
 export class ChunkDecoder {
   readonly #registry: SchemaRegistry
   readonly #dims: number
@@ -203,6 +211,7 @@ export class ChunkDecoder {
       return reject('RS_RECORD_INVALID', 'metadata is not valid JSON')
     }
     if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) return reject('RS_RECORD_INVALID', 'metadata is not a JSON object')
+    if (!jsonbStorable(metadata)) return reject('RS_RECORD_INVALID', 'metadata contains \\u0000 or a lone surrogate, which jsonb cannot store')
     const l = e.lineage
     if (hasNul([e.entity_type, e.entity_key, e.text, e.content_hash, e.metadata, e.classification, e.tenant, e.region, e.policy_version, ...e.subjects,
       l.source_topic, l.source_position, l.topology, l.topology_version, l.chunker, l.embedding_model])) {

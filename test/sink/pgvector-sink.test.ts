@@ -37,6 +37,8 @@ test('sink: upserts, tombstones, audit rows and rejects land in one transaction 
     { key: 'bad#0', value: await producer.encodeChunk(chunkEvent(config, { id: 'bad#0', embedding: [1, 2, 3] })) },
     { key: 'nul#0', value: await producer.encodeChunk(chunkEvent(config, { id: 'nul#0', text: 'a\u0000b' })) },
     { key: 'junk#0', value: Buffer.from('not avro') },
+    { key: 'jsonnul#0', value: await producer.encodeChunk({ ...chunkEvent(config, { id: 'jsonnul#0' }), metadata: '{"a":"\\u0000"}' }) },
+    { key: 'surrogate#0', value: await producer.encodeChunk({ ...chunkEvent(config, { id: 'surrogate#0' }), metadata: '{"a":"\\ud800"}' }) },
     {
       key: 'audit-1',
       value: await producer.encodeAudit({
@@ -52,9 +54,9 @@ test('sink: upserts, tombstones, audit rows and rejects land in one transaction 
   })
   const end = await waitFor('the sink to reach the end of the topic', async () => {
     const stored = (await storedOffsets(env.admin, config)).get(0)
-    return stored !== undefined && stored >= 12n ? stored : undefined
+    return stored !== undefined && stored >= 14n ? stored : undefined
   })
-  assert.ok(end >= 12n, `stored offset ${end}`)
+  assert.ok(end >= 14n, `stored offset ${end}`)
   const rows = await readChunks(env.admin, config)
   assert.deepEqual([...rows.keys()].sort(), ['a#0', 'b#0'])
   assert.equal(rows.get('a#0')!.content, 'text of a#0 v2')
@@ -69,6 +71,8 @@ test('sink: upserts, tombstones, audit rows and rejects land in one transaction 
     { record_key: 'bad#0', error_code: 'RS_EMBEDDING_DIMENSIONS' },
     { record_key: 'nul#0', error_code: 'RS_RECORD_INVALID' },
     { record_key: 'junk#0', error_code: 'RS_DECODE_FAILED' },
+    { record_key: 'jsonnul#0', error_code: 'RS_RECORD_INVALID' },
+    { record_key: 'surrogate#0', error_code: 'RS_RECORD_INVALID' },
   ])
   assert.ok(events.some((e) => e.event === 'batch-committed'))
   const fresh = await env.admin.query(`SELECT chunks, max_lag > interval '0' AS lagged FROM ${config.names.freshnessView}`)
