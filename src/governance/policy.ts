@@ -115,8 +115,11 @@ export interface CompiledPolicy {
    * RagstreamError `RS_RECORD_INVALID` (for the dead-letter topic) when a policy function throws or
    * returns something invalid; the message names the function, never the record's content.
    */
-  govern(record: GovernRecord, joined: JoinedMetadata): GovernDecision
-  /** Only the subjects, so the operator can check suppression before doing the rest. */
+  govern(record: GovernRecord, joined: JoinedMetadata, subjects?: readonly string[]): GovernDecision
+  /**
+   * Only the subjects, so the operator can check suppression before doing the rest; pass the result
+   * to `govern` as its third argument to not compute them twice.
+   */
   subjects(record: GovernRecord, joined: JoinedMetadata): readonly string[]
 }
 
@@ -236,8 +239,7 @@ class Policy implements CompiledPolicy {
     return subjects
   }
 
-  govern(record: GovernRecord, joined: JoinedMetadata): GovernDecision {
-    const subjects = this.subjects(record, joined)
+  govern(record: GovernRecord, joined: JoinedMetadata, subjects: readonly string[] = this.subjects(record, joined)): GovernDecision {
     for (let i = 0; i < this.#deny.length; i++) {
       const rule = this.#deny[i]
       if (this.#call(`deny/${i}/when`, rule.when, record, joined) === true) return this.#denied(record, subjects, rule.reason, `deny:${rule.name}`)

@@ -40,6 +40,15 @@ test('emit: redacted text and metadata, classification, region, subjects, policy
   assert.deepEqual(d.redactionCounts, { email: 1, payment_card: 1, 'field:contact.phone': 1 })
 })
 
+test('subjects computed once by the operator can be passed to govern', () => {
+  let calls = 0
+  const counted = compilePolicy({ name: 'p', version: '1', subjects: () => (calls++, ['customer:1']) }, { topology: 't', env: {} })
+  const subjects = counted.subjects(record, {})
+  const d = counted.govern(record, {}, subjects)
+  assert.equal(calls, 1)
+  assert.equal(d.action === 'emit' && d.subjects, subjects)
+})
+
 test('deny rule: the reason and an audit event with ids and hashes, never content', () => {
   const d = policy.govern(record, { ...customer, consent: false })
   assert.equal(d.action, 'deny')
