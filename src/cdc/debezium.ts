@@ -153,9 +153,21 @@ export function unwrapSchema(value: unknown): unknown {
   return value
 }
 
+// Integers beyond 2^53 (int64 ids, Debezium's ts_ns) would silently lose precision as JS numbers,
+// and two distinct 64-bit keys could collapse into one. When the text has a long digit run, parse
+// with a reviver that reads such integers exactly, as bigint, from their source text.
+const LONG_DIGIT_RUN = /\d{16}/
+const INTEGER_LITERAL = /^-?\d+$/
+
+function exactIntegers(_key: string, value: unknown, context?: { source?: string }): unknown {
+  if (typeof value === 'number' && !Number.isSafeInteger(value) && context?.source !== undefined && INTEGER_LITERAL.test(context.source)) return BigInt(context.source)
+  return value
+}
+
 export function parseJson(record: EncodedRecord, bytes: Buffer, what: 'key' | 'value'): unknown {
   try {
-    return JSON.parse(bytes.toString('utf8'))
+    const text = bytes.toString('utf8')
+    return LONG_DIGIT_RUN.test(text) ? JSON.parse(text, exactIntegers as (key: string, value: unknown) => unknown) : JSON.parse(text)
   } catch (error) {
     throw decodeFailed(record, `${what} is not valid JSON`, error)
   }

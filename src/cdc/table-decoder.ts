@@ -2,7 +2,9 @@
  * Adapter from the CDC decoders to a table source: `decode(key, value, record)` → `{ key, value }`
  * with `value: null` for deletes, and `prepare(records)` to run once per batch before decoding (Avro
  * schema loads). Each upserted row carries its source position under `_source` (configurable), so
- * the chunk stage downstream can fill the chunk events' lineage after joins and maps.
+ * the chunk stage downstream can fill the chunk events' lineage after joins and maps. Rows are made
+ * JSON-safe for the table's store: integers beyond 2^53 (bigint) become decimal strings and bytes
+ * become base64 strings.
  *
  * @example
  * const customers = cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }))
@@ -45,11 +47,28 @@ export function cdcTableDecoder(decoder: CdcDecoder, options: CdcTableDecoderOpt
     decode: (_key, _value, record) => {
       const change = decoder.decode(record)
       if (change.kind === 'delete') return { key: change.key, value: null }
-      if (field === false) return { key: change.key, value: { ...change.row } }
+      const row = jsonSafeRow(change.row)
+      if (field === false) return { key: change.key, value: row }
       const s = change.source
       const lineage: RowLineage = { topic: s.topic, partition: s.partition, offset: s.offset.toString(), timestampMs: s.timestampMs, position: s.position, table: s.table, op: change.op }
-      return { key: change.key, value: { ...change.row, [field]: lineage } }
+      row[field] = lineage
+      return { key: change.key, value: row }
     },
     prepare: (records) => decoder.prepare(records),
   }
+}
+
+/** A plain-object copy of a row that JSON.stringify can always encode (avsc records become plain objects too). */
+export function jsonSafeRow(row: Row): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const name of Object.keys(row)) out[name] = jsonSafe(row[name])
+  return out
+}
+
+function jsonSafe(value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString()
+  if (value === null || typeof value !== 'object') return value
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')
+  if (Array.isArray(value)) return value.map(jsonSafe)
+  return jsonSafeRow(value as Row)
 }
