@@ -14,7 +14,7 @@ function scan(text: string, found: (start: number, end: number) => void): void {
   let at = text.indexOf('@')
   while (at !== -1) {
     let start = at
-    while (start > 0 && at - start < 65 && inClass(LOCAL, text.charCodeAt(start - 1))) start--
+    while (start > 0 && at - start < 64 && inClass(LOCAL, text.charCodeAt(start - 1))) start--
     let next = at + 1
     const whole = start === 0 || !inClass(LOCAL, text.charCodeAt(start - 1))
     if (start < at && whole && inClass(ALNUM, text.charCodeAt(start))) {

@@ -25,6 +25,8 @@ function scan(text: string, found: (start: number, end: number) => void): void {
   while (at !== -1) {
     let start = at
     while (start > 0 && inClass(CANDIDATE, text.charCodeAt(start - 1))) start--
+    // "host:2001:db8::1": a single colon after a word separates, it does not start the address.
+    if (text.charCodeAt(start) === 58 && text.charCodeAt(start + 1) !== 58 && start > 0 && inClass(WORD, text.charCodeAt(start - 1))) start++
     let end = at + 1
     let colons = 1
     while (end < text.length && inClass(CANDIDATE, text.charCodeAt(end))) {

@@ -19,3 +19,8 @@ test('things with an @ that are not emails are left alone', () => {
 test('a trailing dot ends the address', () => {
   assert.equal(run('Write to grace@example.org.').text, 'Write to [EMAIL].')
 })
+
+test('the local part is at most 64 characters', () => {
+  assert.equal(run(`${'a'.repeat(64)}@example.com`).text, '[EMAIL]')
+  assert.deepEqual(run(`${'a'.repeat(65)}@example.com`).counts, {})
+})

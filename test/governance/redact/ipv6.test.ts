@@ -10,8 +10,9 @@ test('IPv6 addresses in full, compressed and IPv4-embedded forms are masked', ()
   }
 })
 
-test('a colon ending the sentence is not part of the address', () => {
+test('a colon ending the sentence is not part of the address, a colon after a word is not either', () => {
   assert.equal(run('blocked 2001:db8::1: retry').text, 'blocked [IPV6]: retry')
+  assert.equal(run('host:2001:db8::1 ip=fe80::1:2 [2001:db8::2]:443').text, 'host:[IPV6] ip=[IPV6] [[IPV6]]:443')
 })
 
 test('clock times, MAC addresses, C++ scopes and bare :: are not addresses', () => {
