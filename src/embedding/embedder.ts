@@ -73,6 +73,15 @@ export class Embedder {
     return { ...this.#metrics }
   }
 
+  /**
+   * Fails fast at startup: one provider call with a short probe text (bypassing the cache) proves the
+   * service answers, accepts the key and model, and returns vectors of the topology's size. Throws
+   * RS_EMBEDDING_DIMENSIONS / RS_EMBEDDING_REJECTED / RS_EMBEDDING_FAILED like any call.
+   */
+  async verify(): Promise<void> {
+    await this.#call([['ragstream-probe', 'ragstream embedding check']])
+  }
+
   /** One vector per item, in order. Throws (retriable or not, see the error code) if any call fails. */
   async embed(items: readonly EmbedItem[]): Promise<Float32Array[]> {
     if (items.length === 0) return []
