@@ -5,7 +5,7 @@
 //             btree and GIN indexes; no RLS), rows pre-encoded so only the COPY is timed;
 //   sink:     PgvectorSink consuming N chunk events (10 % tombstones of earlier chunks) from a
 //             transactional Kafka topic, timed from partition assignment to the last commit.
-// Prints rows/s for each and the ratio sink/COPY. N defaults to 10000 (BENCH_SINK_N).
+// Prints rows/s for each and the ratio sink/COPY. N defaults to 10000 (BENCH_SINK_N); BENCH_SINK_DIMS=384,768.
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Readable } from 'node:stream'
@@ -289,4 +289,4 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
 }
 
 process.stdout.write(`pgvector sink vs raw binary COPY, N = ${N}, HNSW m=16 ef_construction=64 (cosine)\n`)
-for (const dims of [384, 768]) await benchDims(dims)
+for (const dims of (process.env.BENCH_SINK_DIMS ?? '384,768').split(',').map(Number)) await benchDims(dims)
