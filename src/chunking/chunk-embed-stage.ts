@@ -18,6 +18,7 @@ import type { Embedder } from '../embedding/embedder.ts'
 import { vectorFromField, type PrecomputedEmbeddingConfig } from '../embedding/precomputed.ts'
 import type { ChunkEvent, ChunkLineage } from '../serde/chunk-event.ts'
 import type { StateStore } from '../state/store.ts'
+import { RagstreamError } from '../errors.ts'
 import { chunkFingerprint } from './chunk-id.ts'
 import { ChunkSetStore } from './chunk-set.ts'
 import type { Chunk, Chunker } from './chunker.ts'
@@ -103,6 +104,11 @@ export function chunkEmbedStage<V>(options: ChunkEmbedStageOptions<V>): { proces
           const lineage = lineageOf(value, item.key)
           const vector = precomputed ? vectorFromField(value as Record<string, unknown>, precomputed, { node: options.store }) : undefined
           const chunks = chunker.chunk({ topology, entityType, entityKey: item.key, text: options.text(value, item.key), fields: options.fields?.(value, item.key) ?? (value as TemplateFields) })
+          if (precomputed && chunks.length > 1) {
+            throw new RagstreamError('RS_RECORD_INVALID', `precomputed embeddings (field "${precomputed.field}") describe the whole entity, but its text made ${chunks.length} chunks; use the "whole" chunking strategy`, {
+              context: { node: options.store, field: precomputed.field },
+            })
+          }
           const emitted = {
             metadata: JSON.stringify(metadata),
             classification: governance.classification ?? null,

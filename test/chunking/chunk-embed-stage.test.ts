@@ -139,3 +139,36 @@ test('a malformed record is dead-lettered with its position and the next good re
   assert.equal(dead.headers[DEAD_LETTER_HEADERS.topic], TOPIC)
   assert.deepEqual(read().map((r) => r.event?.text), ['Jonas Berg: Short note.'])
 })
+
+test('bring your own vectors: the row\'s vector is the chunk\'s embedding; a bad vector dead-letters only that row', async () => {
+  const b = new TopologyBuilder({ applicationId: 'faq' })
+  b.table<{ q: string; vec: number[] }>('faq.answers', { name: 'answers' })
+    .stage({
+      name: 'chunk',
+      kind: 'chunk+embed',
+      stores: ['faq-chunk-sets'],
+      processor: chunkEmbedStage<{ q: string; vec: number[] }>({
+        topology: 'faq',
+        version: 'v1',
+        entityType: 'answer',
+        store: 'faq-chunk-sets',
+        chunker: createChunker({ strategy: { kind: 'whole' } }),
+        embedder: { precomputed: { kind: 'precomputed', field: 'vec', dimensions: 3, model: 'upstream-e5' } },
+        text: (a) => a.q,
+      }),
+    })
+    .to('rag.chunks.faq', { encode: chunkEventEncoder(chunkEventJsonCodec) })
+  const driver = new TopologyTestDriver(b.build(), { partitions: 1 })
+  await driver.pipeBatch([
+    { topic: 'faq.answers', key: 'a1', value: { q: 'How do I export invoices?', vec: [0.1, 0.2, 0.3] } },
+    { topic: 'faq.answers', key: 'a2', value: { q: 'Broken', vec: [1, 2] } },
+  ])
+  const out = driver.readOutput('rag.chunks.faq').map((r) => chunkEventJsonCodec.decode(r.rawValue) as ChunkEvent)
+  assert.equal(out.length, 1)
+  assert.deepEqual(Array.from(out[0].embedding).map((x) => Math.round(x * 10) / 10), [0.1, 0.2, 0.3])
+  assert.equal(out[0].lineage.embedding_model, 'upstream-e5@3')
+  const [dead] = driver.readDeadLetters()
+  assert.equal(dead.key, 'a2')
+  assert.equal(dead.headers[DEAD_LETTER_HEADERS.code], 'RS_RECORD_INVALID')
+  assert.match(dead.headers[DEAD_LETTER_HEADERS.message], /has 2 dimensions, the topology expects 3/)
+})

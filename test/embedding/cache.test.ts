@@ -42,3 +42,18 @@ test('Redis down is RS_SERVICE_UNAVAILABLE (retriable), never a silent miss', as
   await assert.rejects(cache.getMany('m', ['x'], 3), (e: unknown) => e instanceof RagstreamError && e.code === 'RS_SERVICE_UNAVAILABLE' && e.retriable)
   redis.disconnect()
 })
+
+test('Redis Cluster: one MGET per batch works because every key of a model shares a hash tag', async (t) => {
+  const { Cluster } = await import('ioredis')
+  const cluster = new Cluster(endpoints.redisClusterNodes.map((n) => ({ host: n.host, port: n.port })))
+  const prefix = uniqueName('rs-test-emb')
+  const cache = new RedisEmbeddingCache(cluster, { prefix })
+  const hashes = Array.from({ length: 50 }, (_, i) => `hash-${i}`)
+  t.after(async () => {
+    await cache.delete('openai:m@2', hashes)
+    await cluster.quit()
+  })
+  await cache.setMany('openai:m@2', hashes.map((h, i) => [h, Float32Array.from([i, -i])] as const))
+  const got = await cache.getMany('openai:m@2', hashes, 2)
+  assert.deepEqual(got.map((v) => v?.[0]), hashes.map((_, i) => i))
+})
