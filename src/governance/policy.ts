@@ -116,6 +116,10 @@ export interface CompiledPolicy {
    * returns something invalid; the message names the function, never the record's content.
    */
   govern(record: GovernRecord, joined: JoinedMetadata, subjects?: readonly string[]): GovernDecision
+  /** The REDACTED audit event of an emitted record (counts only), or undefined when nothing was removed. */
+  redactionAudit(record: GovernRecord, emitted: GovernEmit): AuditEventValue | undefined
+  /** The RECLASSIFIED audit event when a record's label changed from what its chunks carried. */
+  reclassificationAudit(record: GovernRecord, subjects: readonly string[], from: string, to: string): AuditEventValue
   /**
    * Only the subjects, so the operator can check suppression before doing the rest; pass the result
    * to `govern` as its third argument to not compute them twice.
@@ -273,6 +277,40 @@ class Policy implements CompiledPolicy {
     const text = this.#redactor.redactText(record.text, redactionCounts)
     const metadata = this.#redactor.redactMetadata(record.metadata, redactionCounts)
     return { action: 'emit', text, metadata, classification, region, subjects, policyVersion: this.policyVersion, redactionCounts }
+  }
+
+  redactionAudit(record: GovernRecord, emitted: GovernEmit): AuditEventValue | undefined {
+    let any = false
+    for (const _ in emitted.redactionCounts) {
+      any = true
+      break
+    }
+    if (!any) return undefined
+    return auditEvent({
+      kind: 'REDACTED',
+      topology: this.#topology,
+      topologyVersion: this.#topologyVersion,
+      subjectHash: emitted.subjects.length > 0 ? hashSubject(emitted.subjects[0]) : null,
+      entityKeyHash: hashId(record.key),
+      counts: emitted.redactionCounts,
+      atMs: record.timestampMs,
+      identity: `${this.policyVersion}\u0000redacted\u0000${record.timestampMs}`,
+    })
+  }
+
+  reclassificationAudit(record: GovernRecord, subjects: readonly string[], from: string, to: string): AuditEventValue {
+    return auditEvent({
+      kind: 'RECLASSIFIED',
+      topology: this.#topology,
+      topologyVersion: this.#topologyVersion,
+      subjectHash: subjects.length > 0 ? hashSubject(subjects[0]) : null,
+      entityKeyHash: hashId(record.key),
+      // Labels are policy vocabulary, not data: the scale validated them at build time.
+      reason: `${this.scale.has(from) ? from : 'unknown'} -> ${this.scale.has(to) ? to : 'unknown'}`,
+      counts: { from: this.scale.rank(from), to: this.scale.rank(to) },
+      atMs: record.timestampMs,
+      identity: `${this.policyVersion}\u0000reclassified\u0000${from}\u0000${to}\u0000${record.timestampMs}`,
+    })
   }
 
   #denied(record: GovernRecord, subjects: readonly string[], reason: string, rule: string): GovernDeny {

@@ -179,3 +179,24 @@ test('validation: an unknown maxClassification is named once the scale is valid'
     /\/policy\/outputs\/eu\/maxClassification: must be one of public, internal, confidential, restricted/,
   )
 })
+
+test('REDACTED and RECLASSIFIED audit events carry counts and labels, never content', () => {
+  const d = policy.govern(record, customer)
+  assert.equal(d.action, 'emit')
+  if (d.action !== 'emit') return
+  const redacted = policy.redactionAudit(record, d)
+  assert.equal(redacted?.kind, 'REDACTED')
+  assert.deepEqual(redacted?.counts, { email: 1, payment_card: 1, 'field:contact.phone': 1 })
+  assert.equal(redacted?.entity_key_hash, hashId('ticket:981'))
+  const clean = policy.govern({ ...record, text: 'nothing here', metadata: {} }, customer)
+  assert.equal(clean.action === 'emit' && policy.redactionAudit(record, clean), undefined)
+  const reclassified = policy.reclassificationAudit(record, ['customer:42'], 'internal', 'restricted')
+  assert.equal(reclassified.kind, 'RECLASSIFIED')
+  assert.equal(reclassified.reason, 'internal -> restricted')
+  assert.deepEqual(reclassified.counts, { from: 1, to: 3 })
+  assert.equal(reclassified.subject_hash, hashSubject('customer:42'))
+  for (const event of [redacted, reclassified]) {
+    const json = JSON.stringify(event)
+    for (const leak of ['anna@example.com', '4111', 'ticket:981', 'customer:42']) assert.ok(!json.includes(leak), leak)
+  }
+})
