@@ -3,6 +3,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { PgvectorSink, type SinkLogEvent } from '../../src/sink/pgvector-sink.ts'
 import { BatchWriter, buildBatch, claimPartitions } from '../../src/sink/batch-writer.ts'
+import { Admin } from '@platformatic/kafka'
 import { endpoints } from '../support/stack.ts'
 import { chunkEvent, chunkProducer, connect, createSinkEnv, readChunks, storedOffsets, waitFor, type SinkEnv } from './support.ts'
 import type { ChunkRow } from '../../src/sink/chunk-codec.ts'
@@ -75,6 +76,14 @@ test('sink: upserts, tombstones, audit rows and rejects land in one transaction 
     { record_key: 'surrogate#0', error_code: 'RS_RECORD_INVALID' },
   ])
   assert.ok(events.some((e) => e.event === 'batch-committed'))
+  // Kafka group offsets follow Postgres, for lag tools only (the sink never reads them back).
+  const admin = new Admin({ clientId: `test-${config.topology}`, bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  t.after(() => admin.close())
+  await waitFor('the group offset to follow the stored offset', async () => {
+    const groups = await admin.listConsumerGroupOffsets({ groups: [config.groupId] })
+    const committed = groups[0]?.topics.find((x) => x.name === config.topic)?.partitions.find((p) => p.partitionIndex === 0)?.committedOffset
+    return committed !== undefined && committed === (await storedOffsets(env.admin, config)).get(0)
+  })
   const fresh = await env.admin.query(`SELECT chunks, max_lag > interval '0' AS lagged FROM ${config.names.freshnessView}`)
   assert.equal(Number(fresh.rows[0].chunks), 2)
 })
