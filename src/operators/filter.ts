@@ -21,11 +21,12 @@ export const filterOperator: NodeKindSpec<FilterNode> = {
   stores: () => [],
   internalTopics: () => [],
   physical: (node) => ({ nodes: [{ type: 'processor', name: node.name, stores: [], next: [] }], entries: [node.name], exit: node.name }),
-  getter(node, upstream) {
+  getter(node, _graph, upstream) {
     const { predicate } = node
-    const parent = upstream!
+    const parent = upstream(node.inputs[0])
     return {
-      source: parent.source,
+      store: parent.store,
+      topics: parent.topics,
       get(bytes, key) {
         const value = parent.get(bytes, key)
         return value !== null && predicate(value, key) ? value : null

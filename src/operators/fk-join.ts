@@ -22,7 +22,7 @@
  */
 import { hash } from 'node:crypto'
 import { RagstreamError } from '../errors.ts'
-import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type NodeKindSpec } from '../topology/compiled.ts'
+import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type ChangeHandler, type InternalTopic, type NodeKindSpec } from '../topology/compiled.ts'
 import { changelogTopic, responseTopic, rightRepartitionTopic, rightStore, subscriptionStore, subscriptionTopic, type FkJoinNode, type JoinType, type TopologyGraph } from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
 import { partitionForString } from '../topology/partitioner.ts'
@@ -81,14 +81,33 @@ function leftHash(bytes: Buffer): string {
   return hash('md5', bytes, 'base64')
 }
 
-/** The source table a join input reads, through filter/mapValues only; undefined if it is not one. */
+/**
+ * The materialized table a join input reads through filter/mapValues only — a table source, or a
+ * join (whose result is then materialized); undefined if there is none (e.g. a stage's output).
+ */
 function tableRoot(graph: TopologyGraph, name: string): string | undefined {
   const byName = new Map(graph.nodes.map((n) => [n.name, n]))
   for (let node = byName.get(name); node !== undefined; node = byName.get(node.inputs[0] ?? '')) {
-    if (node.kind === 'table-source') return node.name
+    if (node.kind === 'table-source' || node.kind === 'fk-join') return node.name
     if (node.kind !== 'filter' && node.kind !== 'map-values') return undefined
   }
   return undefined
+}
+
+/** A join's result is materialized (in a store named after the join) only when another join reads it. */
+function isMaterialized(graph: TopologyGraph, join: string): boolean {
+  return graph.nodes.some((n) => n.kind === 'fk-join' && n.inputs.some((input) => tableRoot(graph, input) === join))
+}
+
+function internalTopicsOf(node: FkJoinNode, app: string, materialized: boolean): InternalTopic[] {
+  return [
+    ...(materialized ? [{ name: changelogTopic(app, node.name), role: 'changelog' as const, store: node.name, purpose: `changelog of store ${node.name} (the join result, read by another join)`, config: CHANGELOG_CONFIG }] : []),
+    { name: changelogTopic(app, subscriptionStore(node.name)), role: 'changelog' as const, store: subscriptionStore(node.name), purpose: `changelog of store ${subscriptionStore(node.name)}`, config: CHANGELOG_CONFIG },
+    { name: changelogTopic(app, rightStore(node.name)), role: 'changelog' as const, store: rightStore(node.name), purpose: `changelog of store ${rightStore(node.name)}`, config: CHANGELOG_CONFIG },
+    { name: subscriptionTopic(app, node.name), role: 'repartition' as const, purpose: `${node.name} subscriptions, keyed by foreign key`, config: REPARTITION_CONFIG },
+    { name: responseTopic(app, node.name), role: 'repartition' as const, purpose: `${node.name} responses, keyed by left key`, config: REPARTITION_CONFIG },
+    { name: rightRepartitionTopic(app, node.name), role: 'repartition' as const, purpose: `${node.name} right rows not on their key's partition, keyed by right key`, config: REPARTITION_CONFIG },
+  ]
 }
 
 export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
@@ -98,18 +117,18 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
     if (typeof node.joiner !== 'function') problem('joiner', 'required: a function (leftValue, rightValue) => joinedValue')
     node.inputs.forEach((input, slot) => {
       if (graph.nodes.some((n) => n.name === input) && tableRoot(graph, input) === undefined) {
-        problem(`inputs/${slot}`, `'${input}' must be a table read from a topic through filter/mapValues only (join results and stage outputs are not materialized yet)`)
+        problem(`inputs/${slot}`, `'${input}' must be a table (a source or a join result, then filter/mapValues only); a stage's output cannot be joined`)
       }
     })
   },
-  stores: (node) => [subscriptionStore(node.name), rightStore(node.name)],
-  internalTopics: (node, app) => [
-    { name: changelogTopic(app, subscriptionStore(node.name)), role: 'changelog', store: subscriptionStore(node.name), purpose: `changelog of store ${subscriptionStore(node.name)}`, config: CHANGELOG_CONFIG },
-    { name: changelogTopic(app, rightStore(node.name)), role: 'changelog', store: rightStore(node.name), purpose: `changelog of store ${rightStore(node.name)}`, config: CHANGELOG_CONFIG },
-    { name: subscriptionTopic(app, node.name), role: 'repartition', purpose: `${node.name} subscriptions, keyed by foreign key`, config: REPARTITION_CONFIG },
-    { name: responseTopic(app, node.name), role: 'repartition', purpose: `${node.name} responses, keyed by left key`, config: REPARTITION_CONFIG },
-    { name: rightRepartitionTopic(app, node.name), role: 'repartition', purpose: `${node.name} right rows not on their key's partition, keyed by right key`, config: REPARTITION_CONFIG },
-  ],
+  stores: (node, graph) => [...(isMaterialized(graph, node.name) ? [node.name] : []), subscriptionStore(node.name), rightStore(node.name)],
+  internalTopics: (node, graph) => internalTopicsOf(node, graph.applicationId, isMaterialized(graph, node.name)),
+  getter: (node, graph, upstream) => ({
+    store: node.name,
+    // A join's result changes on its response records and on its left input's own records (direct emissions).
+    topics: [responseTopic(graph.applicationId, node.name), ...upstream(node.inputs[0]).topics],
+    get: (bytes) => (bytes === undefined ? null : decodeJson(bytes)),
+  }),
   physical(node, graph) {
     const { name } = node
     const app = graph.applicationId
@@ -127,7 +146,7 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
         { type: 'processor', name: `${name}-right-receive`, stores: [subscriptionStore(name), rightStore(name)], next: [`${name}-response-sink`] },
         { type: 'sink', name: `${name}-response-sink`, topic: responseTopic(app, name), next: [] },
         { type: 'source', name: `${name}-response-source`, topics: [responseTopic(app, name)], next: [name] },
-        { type: 'processor', name, stores: [leftRoot], detail: `fk-join: ${node.joinType}`, next: [] },
+        { type: 'processor', name, stores: isMaterialized(graph, name) ? [leftRoot, name] : [leftRoot], detail: `fk-join: ${node.joinType}`, next: [] },
       ],
       entries: [`${name}-subscription-send`, `${name}-right-change`],
       exit: name,
@@ -140,16 +159,34 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
     const app = env.graph.applicationId
     const leftGetter = env.getter(node.inputs[0])
     const rightGetter = env.getter(node.inputs[1])
-    const leftStore = leftGetter.source.name
-    const rightRootStore = rightGetter.source.name
+    const leftStore = leftGetter.store
+    const rightRootStore = rightGetter.store
     const indexStore = subscriptionStore(name)
     const rehomedStore = rightStore(name)
     const subTopic = subscriptionTopic(app, name)
     const respTopic = responseTopic(app, name)
     const rightTopic = rightRepartitionTopic(app, name)
-    const emit = env.downstream(name)
+    const downstream = env.downstream(name)
+    const materialized = isMaterialized(env.graph, name)
+    // Materialized (another join reads this result): keep it in the store named after the join, and
+    // pass downstream the real old value. The store key's partition is the left key's (this task's).
+    const emit: ChangeHandler = !materialized
+      ? downstream
+      : (key, _oldValue, newValue) => {
+          const store = scope.stores.get(name)!
+          const partition = scope.record.partition
+          const oldBytes = store.get(partition, key)
+          scope.undoMore.push({ store, partition, key, value: oldBytes })
+          if (newValue === null) store.delete(partition, key)
+          else store.put(partition, key, encodeJson(newValue))
+          downstream(key, oldBytes === undefined ? null : decodeJson(oldBytes), newValue)
+        }
+    if (materialized) {
+      env.addPrefetch(responseTopic(app, name), name)
+      for (const topic of leftGetter.topics) env.addPrefetch(topic, name)
+    }
 
-    env.addPrefetch(rightGetter.source.topic, indexStore)
+    for (const topic of rightGetter.topics) env.addPrefetch(topic, indexStore)
     env.addPrefetch(subTopic, indexStore)
     env.addPrefetch(subTopic, rightRootStore)
     env.addPrefetch(subTopic, rehomedStore)
@@ -233,6 +270,8 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
     })
 
     const leftChange = (key: string, oldValue: unknown, newValue: unknown): void => {
+      // A materialized join upstream may pass a tombstone for a row it never had.
+      if (newValue === null && (oldValue === null || oldValue === undefined)) return
       const partition = scope.record.partition
       const oldFk = oldValue === null || oldValue === undefined ? null : foreignKeyOf(oldValue)
       if (newValue === null) {

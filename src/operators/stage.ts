@@ -40,8 +40,8 @@ export const stageOperator: NodeKindSpec<StageNode> = {
     if (node.stores.length > 0 && !node.named) problem('name', 'required: a stage with stores is stateful; its name identifies it')
   },
   stores: (node) => node.stores,
-  internalTopics: (node, app) =>
-    node.stores.map((store) => ({ name: changelogTopic(app, store), role: 'changelog' as const, store, purpose: `changelog of store ${store}`, config: CHANGELOG_CONFIG })),
+  internalTopics: (node, graph) =>
+    node.stores.map((store) => ({ name: changelogTopic(graph.applicationId, store), role: 'changelog' as const, store, purpose: `changelog of store ${store}`, config: CHANGELOG_CONFIG })),
   physical: (node) => ({
     nodes: [{ type: 'processor', name: node.name, stores: node.stores, detail: `stage: ${node.stageKind}, async, batched`, next: [] }],
     entries: [node.name],

@@ -40,8 +40,8 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
     if (node.prepare !== undefined && typeof node.prepare !== 'function') problem('prepare', 'must be a function (records) => Promise<void>')
   },
   stores: (node) => [node.name],
-  internalTopics: (node, app) => [
-    { name: changelogTopic(app, node.name), role: 'changelog', store: node.name, purpose: `changelog of store ${node.name}`, config: CHANGELOG_CONFIG },
+  internalTopics: (node, graph) => [
+    { name: changelogTopic(graph.applicationId, node.name), role: 'changelog', store: node.name, purpose: `changelog of store ${node.name}`, config: CHANGELOG_CONFIG },
   ],
   physical: (node) => ({
     nodes: [
@@ -51,7 +51,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
     entries: [],
     exit: node.name,
   }),
-  getter: (node) => ({ source: node, get: (bytes) => (bytes === undefined ? null : decodeJson(bytes)) }),
+  getter: (node) => ({ store: node.name, topics: [node.topic], get: (bytes) => (bytes === undefined ? null : decodeJson(bytes)) }),
   compile(node, env) {
     const { scope } = env
     const name = node.name

@@ -63,6 +63,7 @@ function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance 
     undoStore: null,
     undoKey: '',
     undoValue: undefined,
+    undoMore: [],
     encodedValue: undefined,
     encodedBytes: null,
     now: 0,
@@ -105,7 +106,7 @@ function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance 
       const node = byName.get(name)!
       const getter = kindOf(node).getter
       if (getter === undefined) throw new Error(`node '${name}' cannot be read as a table`)
-      return getter(node, node.kind === 'table-source' ? undefined : env.getter(node.inputs[0]))
+      return getter(node, graph, (input) => env.getter(input))
     },
     sinkPartitions: (topic) => options.sinkPartitions?.[topic] ?? options.partitions,
     addStage(buffer) {
@@ -128,7 +129,7 @@ export function topologyTopics(graph: TopologyGraph, partitions?: number): Topic
     if (node.kind === 'table-source') specs.push({ name: node.topic, role: 'source', config: {} })
   }
   for (const node of graph.nodes) {
-    for (const topic of kindOf(node).internalTopics(node, graph.applicationId)) {
+    for (const topic of kindOf(node).internalTopics(node, graph)) {
       specs.push({ name: topic.name, role: topic.role, partitions, config: topic.config, ...(topic.store ? { store: topic.store } : {}) })
     }
   }
@@ -149,7 +150,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
   const decodedBatches = new WeakMap<readonly SourceRecord[], (DecodedRecord | DecodeFailure)[]>()
   const topics = topologyTopics(graph, options.partitions)
   const sourceTopics = [...template.topics.keys()]
-  const storeNames = graph.nodes.flatMap((n) => kindOf(n).stores(n))
+  const storeNames = graph.nodes.flatMap((n) => kindOf(n).stores(n, graph))
   const app = graph.applicationId
   const preparers = graph.nodes.flatMap((n) => (n.kind === 'table-source' && n.prepare !== undefined ? [{ topic: n.topic, prepare: n.prepare }] : []))
   const prepared = new WeakSet<readonly SourceRecord[]>()
@@ -193,6 +194,12 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         stage.items.pop()
       }
     }
+    for (let i = scope.undoMore.length - 1; i >= 0; i--) {
+      const undo = scope.undoMore[i]
+      if (undo.value === undefined) undo.store.delete(undo.partition, undo.key)
+      else undo.store.put(undo.partition, undo.key, undo.value)
+    }
+    scope.undoMore.length = 0
     if (scope.undoStore !== null) {
       if (scope.undoValue === undefined) scope.undoStore.delete(record.partition, scope.undoKey)
       else scope.undoStore.put(record.partition, scope.undoKey, scope.undoValue)
@@ -220,6 +227,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
       scope.user = false
       scope.partitionKey = null
       scope.undoStore = null
+      scope.undoMore.length = 0
       scope.encodedValue = undefined
       const mark = out.length
       try {
@@ -252,6 +260,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         scope.record = record
         scope.user = false
         scope.undoStore = null
+        scope.undoMore.length = 0
         scope.encodedValue = undefined
         const mark = out.length
         try {

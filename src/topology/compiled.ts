@@ -5,7 +5,7 @@
  */
 import type { SinkRecord, SourceRecord } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
-import type { DecodedRecord, StageItem, StageNode, TableSourceNode, TopologyGraph, TopologyNode } from './graph.ts'
+import type { DecodedRecord, StageItem, StageNode, TopologyGraph, TopologyNode } from './graph.ts'
 
 /** A row change flowing between compiled nodes. `oldValue: undefined` = unknown, `null` = absent. */
 export type ChangeHandler = (key: string, oldValue: unknown, newValue: unknown) => void
@@ -27,6 +27,8 @@ export interface RecordScope {
   undoStore: StateStore | null
   undoKey: string
   undoValue: Buffer | undefined
+  /** Further writes to revert (materialized join results), rarely used. */
+  readonly undoMore: { store: StateStore; partition: number; key: string; value: Buffer | undefined }[]
   /** The value the source table just stored and its bytes, so a sink writing it unchanged reuses them. */
   encodedValue: unknown
   encodedBytes: Buffer | null
@@ -41,9 +43,16 @@ export interface TopicEntry {
   handle(record: SourceRecord, decoded: DecodedRecord): void
 }
 
-/** A value getter rooted at a materialized source table: applies the filter/mapValues chain. */
+/**
+ * A value getter: how a join reads its input table's current value — the stored bytes of the
+ * materialized root (a table source, or a join whose result another join reads) through the
+ * filter/mapValues chain above it.
+ */
 export interface ValueGetter {
-  readonly source: TableSourceNode
+  /** The root's store, keyed like the table. */
+  readonly store: string
+  /** Topics whose records change the root, keyed (once decoded) like the table: a consumer prefetches its own stores on them. */
+  readonly topics: readonly string[]
   /** The chain's value for these stored bytes (null = filtered out / absent). */
   get(bytes: Buffer | undefined, key: string): unknown
 }
@@ -102,14 +111,11 @@ export type ProblemSink = (field: string, message: string) => void
 export interface NodeKindSpec<N extends TopologyNode> {
   /** Node-local rules; graph-wide ones (names, inputs, cycles) live in validate.ts. */
   validate(node: N, graph: TopologyGraph, problem: ProblemSink): void
-  stores(node: N): readonly string[]
-  internalTopics(node: N, applicationId: string): readonly InternalTopic[]
+  stores(node: N, graph: TopologyGraph): readonly string[]
+  internalTopics(node: N, graph: TopologyGraph): readonly InternalTopic[]
   physical(node: N, graph: TopologyGraph): PhysicalPart
-  /**
-   * Present on kinds a join can read as a table: wraps the upstream getter (undefined for a source)
-   * so a join reads its input's current value from the source store plus the stateless chain.
-   */
-  readonly getter?: (node: N, upstream: ValueGetter | undefined) => ValueGetter
+  /** Present on kinds a join can read as a table; `upstream` gives the getter of an input. */
+  readonly getter?: (node: N, graph: TopologyGraph, upstream: (input: string) => ValueGetter) => ValueGetter
   /** One handler per input slot. */
   compile(node: N, env: CompileEnv): readonly ChangeHandler[]
 }

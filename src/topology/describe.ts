@@ -81,7 +81,7 @@ export function describeTopology(graph: TopologyGraph): TopologyDescription {
       .map(({ next, ...rest }): DescribedNode => ({ ...rest, successors: next, predecessors: previous.get(rest.name)! })),
   }))
 
-  const internal = new Map(graph.nodes.flatMap((n) => kindOf(n).internalTopics(n, graph.applicationId)).map((t) => [t.name, t.purpose]))
+  const internal = new Map(graph.nodes.flatMap((n) => kindOf(n).internalTopics(n, graph)).map((t) => [t.name, t.purpose]))
   const topics = topologyTopics(graph).map((t) => ({
     name: t.name,
     role: t.role,
@@ -89,7 +89,7 @@ export function describeTopology(graph: TopologyGraph): TopologyDescription {
     config: t.config,
     purpose: internal.get(t.name) ?? (t.role === 'dead-letter' ? 'records that failed, with error and source position headers' : t.role),
   }))
-  const stores = graph.nodes.flatMap((n) => kindOf(n).stores(n).map((store) => ({ name: store, owner: n.name, changelog: changelogTopic(graph.applicationId, store) })))
+  const stores = graph.nodes.flatMap((n) => kindOf(n).stores(n, graph).map((store) => ({ name: store, owner: n.name, changelog: changelogTopic(graph.applicationId, store) })))
   return { applicationId: graph.applicationId, deadLetterTopic: graph.deadLetterTopic, subTopologies, stores, topics, nodes: graph.nodes.map(serialiseNode) }
 }
 

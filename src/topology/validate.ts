@@ -36,7 +36,7 @@ export function topologyProblems(graph: TopologyGraph): Problem[] {
     const spec = kindOf(node)
     if (typeof node.name !== 'string' || !NAME.test(node.name)) add(`${at}/name`, 'letters, digits, ".", "_" and "-" only')
     else if (seen.has(node.name)) add(`${at}/name`, `duplicate: another node is already named '${node.name}'`)
-    const stores = spec.stores(node)
+    const stores = spec.stores(node, graph)
     const stateful = node.kind === 'table-source' || node.kind === 'fk-join'
     if (stateful && !node.named) add(`${at}/name`, `required: a ${node.kind} is stateful; its name is its store and changelog identity`)
     node.inputs.forEach((input, slot) => {
@@ -54,7 +54,7 @@ export function topologyProblems(graph: TopologyGraph): Problem[] {
       sourceTopics.set(node.topic, node.name)
     }
     if (graph.applicationId && typeof node.name === 'string') {
-      for (const topic of spec.internalTopics(node, graph.applicationId)) {
+      for (const topic of spec.internalTopics(node, graph)) {
         if (topic.name.length > MAX_TOPIC_LENGTH) add(`${at}/name`, `internal topic '${topic.name}' is longer than ${MAX_TOPIC_LENGTH} characters`)
         internalTopics.add(topic.name)
       }

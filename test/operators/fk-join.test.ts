@@ -164,3 +164,157 @@ for (const type of ['inner', 'left'] as const) {
     }
   })
 }
+
+interface Line {
+  readonly product: string | null
+  readonly qty: number
+}
+interface Item {
+  readonly name: string
+  readonly category: string | null
+}
+interface Category {
+  readonly label: string
+}
+
+/** orders ⋈ products (left) ⋈ categories (join type under test), by the product's category. */
+function chainedTopology(type: 'inner' | 'left') {
+  const b = new TopologyBuilder({ applicationId: 'chain' })
+  const products = b.table<Item>('products', { name: 'products' })
+  const categories = b.table<Category>('categories', { name: 'categories' })
+  const withProduct = b.table<Line>('orders', { name: 'orders' }).join(products, {
+    name: 'join-products',
+    type: 'left',
+    foreignKey: (order) => order.product,
+    joiner: (order, product) => ({ qty: order.qty, product: product?.name ?? null, category: product?.category ?? null }),
+  })
+  const joined =
+    type === 'inner'
+      ? withProduct.join(categories, { name: 'join-categories', foreignKey: (row) => row.category, joiner: (row, category) => ({ ...row, label: category.label }) })
+      : withProduct.join(categories, { name: 'join-categories', type: 'left', foreignKey: (row) => row.category, joiner: (row, category) => ({ ...row, label: category?.label ?? null }) })
+  joined.to('lines')
+  return b.build()
+}
+
+test('a join result read by another join is materialized under the join name, with its changelog', () => {
+  const topology = chainedTopology('inner')
+  const processor = topology.compile({ partitions: 2 })
+  assert.deepEqual(processor.storeNames, [
+    'products',
+    'categories',
+    'orders',
+    'join-products',
+    'join-products-subscriptions',
+    'join-products-right',
+    'join-categories-subscriptions',
+    'join-categories-right',
+  ])
+  assert.ok(processor.topics.some((t) => t.name === 'chain-join-products-changelog' && t.store === 'join-products'))
+  assert.match(topology.describe(), /Processor: join-products \(stores: \[orders, join-products\]\) \[fk-join: left\]/)
+})
+
+for (const type of ['inner', 'left'] as const) {
+  test(`${type}: chained joins re-trigger from every table, checked against the recomputed join (seeded)`, async () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const random = prng(1000 + seed)
+      const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]
+      const partitions = 1 + Math.floor(random() * 4)
+      const driver = new TopologyTestDriver(chainedTopology(type), { partitions })
+      const orders = new Map<string, Line>()
+      const products = new Map<string, Item>()
+      const categories = new Map<string, Category>()
+      const categoryKeys = ['c0', 'c1', 'c2']
+      for (let step = 0; step < 60; step++) {
+        const batch = Array.from({ length: 1 + Math.floor(random() * 4) }, () => {
+          const roll = random()
+          if (roll < 0.45) {
+            const key = pick(['o0', 'o1', 'o2', 'o3', 'o4', 'o5', 'o6', 'o7'])
+            const value = random() < 0.15 ? null : { product: random() < 0.1 ? null : pick(['p0', 'p1', 'p2', 'p3']), qty: 1 + Math.floor(random() * 3) }
+            if (value === null) orders.delete(key)
+            else orders.set(key, value)
+            return { topic: 'orders', key, value }
+          }
+          if (roll < 0.75) {
+            const key = pick(['p0', 'p1', 'p2', 'p3'])
+            const value = random() < 0.2 ? null : { name: `${key}@${step}`, category: random() < 0.1 ? null : pick(categoryKeys) }
+            if (value === null) products.delete(key)
+            else products.set(key, value)
+            return { topic: 'products', key, value }
+          }
+          const key = pick(categoryKeys)
+          const value = random() < 0.25 ? null : { label: `${key}@${step}` }
+          if (value === null) categories.delete(key)
+          else categories.set(key, value)
+          return { topic: 'categories', key, value }
+        })
+        await driver.pipeBatch(batch)
+        const expected = new Map<string, unknown>()
+        for (const [key, order] of orders) {
+          const product = order.product === null ? undefined : products.get(order.product)
+          const row = { qty: order.qty, product: product?.name ?? null, category: product?.category ?? null }
+          const category = row.category === null ? undefined : categories.get(row.category)
+          if (category !== undefined) expected.set(key, { ...row, label: category.label })
+          else if (type === 'left') expected.set(key, { ...row, label: null })
+        }
+        const actual = driver.readTable('lines')
+        assert.deepEqual(new Map([...actual].sort()), new Map([...expected].sort()), `seed ${seed}, step ${step}, partitions ${partitions}`)
+      }
+      assert.deepEqual(driver.readDeadLetters(), [], `seed ${seed}`)
+      for (const record of driver.allOutput('lines')) assert.equal(record.task, partitionForString(record.key!, partitions))
+    }
+  })
+}
+
+test('a join result can be the right table of another join: right-side re-triggers flow through both (seeded)', async () => {
+  const b = new TopologyBuilder({ applicationId: 'lookup' })
+  const categories = b.table<Category>('categories', { name: 'categories' })
+  const enriched = b.table<Item>('products', { name: 'products' }).join(categories, {
+    name: 'products-with-category',
+    type: 'left',
+    foreignKey: (product) => product.category,
+    joiner: (product, category) => ({ name: product.name, label: category?.label ?? null }),
+  })
+  b.table<Line>('orders', { name: 'orders' })
+    .join(enriched, { name: 'join-enriched', foreignKey: (order) => order.product, joiner: (order, product) => ({ qty: order.qty, ...product }) })
+    .to('lines')
+  for (let seed = 1; seed <= 8; seed++) {
+    const random = prng(2000 + seed)
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]
+    const partitions = 1 + Math.floor(random() * 4)
+    const driver = new TopologyTestDriver(b.build(), { partitions })
+    const orders = new Map<string, Line>()
+    const products = new Map<string, Item>()
+    const cats = new Map<string, Category>()
+    for (let step = 0; step < 50; step++) {
+      const roll = random()
+      if (roll < 0.4) {
+        const key = pick(['o0', 'o1', 'o2', 'o3', 'o4', 'o5'])
+        const value = random() < 0.15 ? null : { product: pick(['p0', 'p1', 'p2']), qty: 1 + Math.floor(random() * 3) }
+        if (value === null) orders.delete(key)
+        else orders.set(key, value)
+        await driver.pipe('orders', key, value)
+      } else if (roll < 0.7) {
+        const key = pick(['p0', 'p1', 'p2'])
+        const value = random() < 0.2 ? null : { name: `${key}@${step}`, category: pick(['c0', 'c1']) }
+        if (value === null) products.delete(key)
+        else products.set(key, value)
+        await driver.pipe('products', key, value)
+      } else {
+        const key = pick(['c0', 'c1'])
+        const value = random() < 0.25 ? null : { label: `${key}@${step}` }
+        if (value === null) cats.delete(key)
+        else cats.set(key, value)
+        await driver.pipe('categories', key, value)
+      }
+      const expected = new Map<string, unknown>()
+      for (const [key, order] of orders) {
+        const product = order.product === null ? undefined : products.get(order.product)
+        if (product === undefined) continue
+        const category = product.category === null ? undefined : cats.get(product.category)
+        expected.set(key, { qty: order.qty, name: product.name, label: category?.label ?? null })
+      }
+      assert.deepEqual(new Map([...driver.readTable('lines')].sort()), new Map([...expected].sort()), `seed ${seed}, step ${step}`)
+    }
+    assert.deepEqual(driver.readDeadLetters(), [])
+  }
+})

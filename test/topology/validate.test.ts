@@ -63,7 +63,7 @@ test('names, topics and stores must be unique; sinks may not write sources or in
   ])
 })
 
-test('a join reads tables from topics only; stateful stages need names; functions are required', () => {
+test('a join reads tables (sources or join results), not stage outputs; stateful stages need names; functions are required', () => {
   const problems = problemsOf(() => {
     const b = new TopologyBuilder({ applicationId: 'app' })
     const left = b.table<{ fk: string }>('l', { name: 'l' })
@@ -76,7 +76,7 @@ test('a join reads tables from topics only; stateful stages need names; function
   })
   assert.deepEqual(problems, [
     '/topology/nodes/KTABLE-STAGE-0000000002/name: required: a stage with stores is stateful; its name identifies it',
-    "/topology/nodes/j/inputs/0: 'KTABLE-STAGE-0000000002' must be a table read from a topic through filter/mapValues only (join results and stage outputs are not materialized yet)",
+    "/topology/nodes/j/inputs/0: 'KTABLE-STAGE-0000000002' must be a table (a source or a join result, then filter/mapValues only); a stage's output cannot be joined",
     '/topology/nodes/KTABLE-FILTER-0000000005/predicate: required: a function (value, key) => boolean',
     '/topology/nodes/KTABLE-MAPVALUES-0000000006/mapper: required: a function (value, key) => newValue',
     "/topology/nodes/k/type: must be 'inner' or 'left'",

@@ -1,0 +1,70 @@
+// The batch transaction on its own: the source-position guard and the offsets fence.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { BatchWriter, buildBatch, claimPartitions } from '../../src/sink/batch-writer.ts'
+import type { ChunkRow } from '../../src/sink/chunk-codec.ts'
+import { connect, createSinkEnv, readChunks, type SinkEnv } from './support.ts'
+
+function row(env: SinkEnv, id: string, offset: bigint, content: string): ChunkRow {
+  return {
+    chunkId: id, entityType: 'ticket', entityKey: id, chunkIndex: 0, content, contentHash: content, embedding: `[${Array(env.config.dims).fill(0.5).join(',')}]`,
+    metadata: '{}', classification: null, tenant: null, region: null, subjects: '[]', policyVersion: null, sourceTopic: 'cdc', sourcePartition: 0,
+    sourceOffset: String(offset), sourcePosition: null, sourceTimestampMs: Date.now(), topology: env.config.topology, topologyVersion: 'v1',
+    chunker: 'fixed', embeddingModel: 'm', emittedAtMs: Date.now(), chunkTopic: env.config.topic, chunkPartition: 0, chunkOffset: offset,
+  }
+}
+
+test('sink: out-of-order delivery of two versions of a chunk leaves the newer; a replayed upsert never resurrects a tombstoned chunk', async (t) => {
+  const env = await createSinkEnv(t, { dims: 4 })
+  const sinkClient = await connect(t, env.sinkUrl)
+  const writer = new BatchWriter(env.config.names, 'test')
+  const token = crypto.randomUUID()
+  await claimPartitions(sinkClient, env.config.names, env.config.topic, [{ partition: 0, initial: 0n, ownerToken: token }])
+  let expected = 0n
+  const write = async (events: Parameters<typeof buildBatch>[2]) => {
+    const next = expected + 1n
+    const outcome = await writer.write(sinkClient, buildBatch(env.config.topic, [{ partition: 0, expected, next, ownerToken: token }], events))
+    assert.equal(outcome.status, 'committed')
+    expected = next
+  }
+  // The newer version (offset 20) arrives first, the older (offset 10) second: the newer stays.
+  await write([{ kind: 'upsert', row: row(env, 'x', 20n, 'new') }])
+  await write([{ kind: 'upsert', row: row(env, 'x', 10n, 'old') }])
+  assert.equal((await readChunks(env.admin, env.config)).get('x')!.content, 'new')
+  // Both in one batch, older last: still the newer.
+  await write([{ kind: 'upsert', row: row(env, 'y', 31n, 'new') }, { kind: 'upsert', row: row(env, 'y', 30n, 'old') }])
+  assert.equal((await readChunks(env.admin, env.config)).get('y')!.content, 'new')
+  // A tombstone at 40, then a replay of the upsert at 20: stays deleted. A newer upsert (50) re-creates it.
+  await write([{ kind: 'tombstone', chunkId: 'x', offset: 40n }])
+  await write([{ kind: 'upsert', row: row(env, 'x', 20n, 'new') }])
+  assert.equal((await readChunks(env.admin, env.config)).has('x'), false)
+  await write([{ kind: 'upsert', row: row(env, 'x', 50n, 'newest') }])
+  assert.equal((await readChunks(env.admin, env.config)).get('x')!.content, 'newest')
+  // An older tombstone does not delete a newer row.
+  await write([{ kind: 'tombstone', chunkId: 'x', offset: 45n }])
+  assert.equal((await readChunks(env.admin, env.config)).get('x')!.content, 'newest')
+})
+
+test('sink: the offsets fence refuses a batch from a stale owner, and recognises its own landed commit', async (t) => {
+  const env = await createSinkEnv(t, { dims: 4 })
+  const a = await connect(t, env.sinkUrl)
+  const writer = new BatchWriter(env.config.names, 'test')
+  const { topic } = env.config
+  const first = crypto.randomUUID()
+  await claimPartitions(a, env.config.names, topic, [{ partition: 0, initial: 0n, ownerToken: first }])
+  const batch = (token: string, expected: bigint, next: bigint, id: string) =>
+    buildBatch(topic, [{ partition: 0, expected, next, ownerToken: token }], [{ kind: 'upsert', row: row(env, id, next - 1n, id) }])
+  assert.equal((await writer.write(a, batch(first, 0n, 5n, 'one'))).status, 'committed')
+  // The same batch again (its COMMIT reply was lost): recognised as already committed, nothing written twice.
+  const again = await writer.write(a, batch(first, 0n, 5n, 'one'))
+  assert.deepEqual(again, { status: 'committed', upserted: 0, deleted: 0, alreadyCommitted: true })
+  // Another instance claims the partition; the first one's next batch is fenced even though the offset still matches.
+  const second = crypto.randomUUID()
+  const stored = await claimPartitions(a, env.config.names, topic, [{ partition: 0, initial: 0n, ownerToken: second }])
+  assert.equal(stored.get(0), 5n)
+  assert.deepEqual(await writer.write(a, batch(first, 5n, 9n, 'zombie')), { status: 'fenced', partitions: [0] })
+  // Offsets with gaps are fine: expected is what was stored, not the first offset of the batch.
+  assert.equal((await writer.write(a, batch(second, 5n, 9n, 'fresh'))).status, 'committed')
+  const rows = await readChunks(env.admin, env.config)
+  assert.deepEqual([...rows.keys()].sort(), ['fresh', 'one'])
+})
