@@ -330,10 +330,17 @@ export class PgvectorSink {
     const topic = this.#config.topic
     const records: RawChunkRecord[] = []
     const progress: PartitionProgress[] = []
+    // At most batchMaxRecords per transaction: a partition cut short stores the offset of its first
+    // record left out, and the rest goes into the next batch.
+    let budget = this.#config.batchMaxRecords
     for (const [partition, state] of this.#partitions) {
       if (state.position <= state.committed) continue
-      records.push(...state.records)
-      progress.push({ partition, expected: state.committed, next: state.position, ownerToken: state.ownerToken })
+      if (state.records.length > 0 && budget === 0) continue
+      const take = state.records.length <= budget ? state.records : state.records.slice(0, budget)
+      const next = take.length === state.records.length ? state.position : state.records[take.length].offset
+      budget -= take.length
+      records.push(...take)
+      progress.push({ partition, expected: state.committed, next, ownerToken: state.ownerToken })
     }
     if (progress.length === 0) return
     await this.#withRetry('schema registry', () => this.#decoder.prepare(records))
@@ -347,9 +354,9 @@ export class PgvectorSink {
           const state = this.#partitions.get(p.partition)
           if (state?.ownerToken !== p.ownerToken) continue
           state.committed = p.next
-          state.records = []
+          state.records = state.records.length > 0 && state.records[state.records.length - 1].offset >= p.next ? state.records.filter((r) => r.offset >= p.next) : []
         }
-        this.#batchStartedAt = null
+        if (!this.#hasProgress()) this.#batchStartedAt = null
         this.#log({
           event: 'batch-committed',
           upserted: outcome.upserted,
@@ -369,7 +376,7 @@ export class PgvectorSink {
       for (const partition of outcome.partitions) this.#partitions.delete(partition)
       const remaining = progress.filter((p) => this.#partitions.has(p.partition))
       if (remaining.length === 0) {
-        this.#batchStartedAt = null
+        if (!this.#hasProgress()) this.#batchStartedAt = null
         return
       }
       const keep = new Set(remaining.map((p) => p.partition))

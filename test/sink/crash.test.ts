@@ -16,6 +16,7 @@ test(`crash: SIGKILL ${KILLS}× (half of them as a batch transaction starts) whi
   // Static membership: each restart takes the partitions back without waiting for a session timeout.
   const args = ['--instance-id', `crash-${env.suffix}`, '--batch-size', '300']
   let killedInsideBatch = 0
+  let largestBatch = 0
   for (let round = 0; round < KILLS; round++) {
     const sink = spawnSink(t, env, args)
     await sink.waitForEvent((e) => e.event === 'assigned' && (e.partitions as number[]).length > 0, 90_000)
@@ -34,6 +35,7 @@ test(`crash: SIGKILL ${KILLS}× (half of them as a batch transaction starts) whi
     }
     await sink.exited
     if (sink.events.at(-1)?.event === 'batch-begin') killedInsideBatch++
+    for (const e of sink.events) if (e.event === 'batch-begin') largestBatch = Math.max(largestBatch, e.records as number)
   }
   await production.stop()
 
@@ -45,6 +47,8 @@ test(`crash: SIGKILL ${KILLS}× (half of them as a batch transaction starts) whi
   const diff = await diffTable(env.admin, config, production.expected)
   assert.deepEqual({ missing: diff.missing, extra: diff.extra, stale: diff.stale }, { missing: [], extra: [], stale: [] })
   assert.ok(production.counts.committed > 0)
+  for (const e of final.events) if (e.event === 'batch-begin') largestBatch = Math.max(largestBatch, e.records as number)
+  assert.ok(largestBatch <= 300, `batches are capped at --batch-size (largest: ${largestBatch})`)
   assert.ok(killedInsideBatch >= KILLS / 2, `${killedInsideBatch} kills landed between batch-begin and batch-committed`)
-  t.diagnostic(`${production.counts.committed} committed events (${production.counts.abortedTransactions} aborted transactions), ${diff.rows} rows, ${KILLS} kills (${killedInsideBatch} inside a batch transaction)`)
+  t.diagnostic(`${production.counts.committed} committed events (${production.counts.abortedTransactions} aborted transactions), ${diff.rows} rows, ${KILLS} kills (${killedInsideBatch} inside a batch transaction), largest batch ${largestBatch} records`)
 })
