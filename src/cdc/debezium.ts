@@ -16,6 +16,7 @@
 import type { EncodedRecord, Row, RowChange, SourcePosition } from './change-event.ts'
 import { decodeFailed } from './decode-error.ts'
 import { keyFromColumns, stableKey } from './keys.ts'
+import { avroEnvelopeConverter, connectEnvelopeConverter, type RowConverter } from './semantic-types.ts'
 import type { AvroWireDecoder } from '../serde/wire.ts'
 
 export type PayloadFormat = 'json' | 'avro'
@@ -30,8 +31,13 @@ export interface DebeziumDecoderOptions {
    * key, or a business key). When set, the record key is ignored.
    */
   readonly keyColumns?: readonly string[]
-  /** Required when either format is `avro`. */
+  /** Required when either format is `avro` (created with `rawSchemas: true` for `semanticTypes: 'convert'`). */
   readonly avro?: AvroWireDecoder
+  /**
+   * `convert`: Debezium/Connect semantic types (Decimal, Date, Timestamp, MicroTimestamp, …) become
+   * readable strings when the record carries its schema (JSON wrapper, Avro). Default `raw`.
+   */
+  readonly semanticTypes?: 'raw' | 'convert'
 }
 
 const ENVELOPE_OPS: ReadonlySet<string> = new Set(['c', 'u', 'r', 'd'])
@@ -46,8 +52,11 @@ export class DebeziumDecoder {
   readonly #keyFormat: PayloadFormat | 'string'
   readonly #keyColumns: readonly string[] | undefined
   readonly #avro: AvroWireDecoder | undefined
+  readonly #convert: boolean
+  readonly #avroConverters = new Map<unknown, RowConverter | undefined>()
 
   constructor(options: DebeziumDecoderOptions) {
+    this.#convert = options.semanticTypes === 'convert'
     this.#valueFormat = options.valueFormat
     this.#keyFormat = options.keyFormat ?? options.valueFormat
     this.#keyColumns = options.keyColumns?.length ? options.keyColumns : undefined
@@ -86,8 +95,15 @@ export class DebeziumDecoder {
     if (!ENVELOPE_OPS.has(rawOp)) throw decodeFailed(record, UNSUPPORTED_OPS[rawOp] ?? `unknown Debezium op "${rawOp}"`)
     const op = rawOp as 'c' | 'u' | 'r' | 'd'
 
-    const before = rowOrNull(record, envelope.before, 'before')
-    const after = rowOrNull(record, envelope.after, 'after')
+    let before = rowOrNull(record, envelope.before, 'before')
+    let after = rowOrNull(record, envelope.after, 'after')
+    if (this.#convert) {
+      const convert = this.#converter(record)
+      if (convert) {
+        if (before) before = convert(before)
+        if (after) after = convert(after)
+      }
+    }
     const source = positionOf(record, envelope, op === 'r')
 
     if (op === 'd') {
@@ -99,6 +115,17 @@ export class DebeziumDecoder {
     return { kind: 'upsert', op, key, keyFields, row: after, before, source }
   }
 
+  #converter(record: EncodedRecord): RowConverter | undefined {
+    if (this.#valueFormat === 'json') return this.#jsonSchema === undefined ? undefined : connectEnvelopeConverter(this.#jsonSchema)
+    const schema = (this.#avro as AvroWireDecoder).rawSchema(record.value as Buffer)
+    if (schema === undefined) return undefined
+    if (!this.#avroConverters.has(schema)) this.#avroConverters.set(schema, avroEnvelopeConverter(schema))
+    return this.#avroConverters.get(schema)
+  }
+
+  /** The Connect schema of the JSON envelope being decoded (wrapper present), for semantic types. */
+  #jsonSchema: unknown = undefined
+
   #decodeEnvelope(record: EncodedRecord): Record<string, unknown> {
     const value = record.value as Buffer
     let decoded: unknown
@@ -109,7 +136,9 @@ export class DebeziumDecoder {
         throw decodeFailed(record, 'value is not valid Avro', error)
       }
     } else {
-      decoded = unwrapSchema(parseJson(record, value, 'value'))
+      const parsed = parseJson(record, value, 'value')
+      decoded = unwrapSchema(parsed)
+      this.#jsonSchema = decoded !== parsed ? (parsed as { schema?: unknown }).schema : undefined
     }
     if (!isObject(decoded)) throw decodeFailed(record, `value is not a Debezium envelope (got ${describe(decoded)})`)
     return decoded

@@ -83,13 +83,39 @@ export function createSchemaRegistry(url: string): SchemaRegistry {
  */
 export class AvroWireDecoder {
   readonly #registry: SchemaRegistry
+  readonly #url: string
   readonly #address: string
   readonly #types = new Map<number, AvroType>()
+  readonly #rawSchemas: Map<number, unknown> | undefined
 
-  /** `url` only names the registry in errors. */
-  constructor(registry: SchemaRegistry, url = 'the configured schema registry URL') {
+  /**
+   * `url` is the registry's (the same the client uses). With `rawSchemas`, `prepare` also keeps each
+   * writer schema's JSON with its custom attributes (e.g. Kafka Connect's `connect.name`), which
+   * avsc types do not expose.
+   */
+  constructor(registry: SchemaRegistry, url: string, options: { rawSchemas?: boolean } = {}) {
     this.#registry = registry
+    this.#url = url.replace(/\/+$/, '')
     this.#address = redactUrl(url)
+    this.#rawSchemas = options.rawSchemas ? new Map() : undefined
+  }
+
+  /** The writer schema JSON of a prepared buffer (only with `rawSchemas`). */
+  rawSchema(buffer: Buffer): unknown {
+    const id = wireSchemaId(buffer)
+    return id === undefined ? undefined : this.#rawSchemas?.get(id)
+  }
+
+  async #fetchRaw(id: number): Promise<void> {
+    try {
+      const response = await fetch(`${this.#url}/schemas/ids/${id}`, { signal: AbortSignal.timeout(10_000) })
+      if (response.status === 404) return
+      if (!response.ok) throw new Error(`HTTP ${response.status}`)
+      const { schema } = (await response.json()) as { schema: string }
+      this.#rawSchemas?.set(id, JSON.parse(schema))
+    } catch (error) {
+      throw new ServiceUnavailableError('the schema registry', this.#address, error)
+    }
   }
 
   /** Fetches the writer schemas of these buffers that are not cached yet. Buffers not in the wire format are ignored here (decode reports them). */
@@ -108,6 +134,7 @@ export class AvroWireDecoder {
           throw new ServiceUnavailableError('the schema registry', this.#address, error)
         })
         if (type !== undefined) this.#types.set(id, type as unknown as AvroType)
+        if (type !== undefined && this.#rawSchemas) await this.#fetchRaw(id)
       }),
     )
   }
