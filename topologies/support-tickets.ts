@@ -1,7 +1,8 @@
 // Support tickets (a CDC table) enriched with their customer (a compacted metadata table) through a
 // left foreign-key join, so a customer's change re-triggers every ticket document that points at it.
 import { DebeziumDecoder } from '../src/cdc/debezium.ts'
-import { rowChangeDecoding, TopologyBuilder } from '../src/dsl/index.ts'
+import { cdcTableDecoder } from '../src/cdc/table-decoder.ts'
+import { TopologyBuilder } from '../src/dsl/index.ts'
 
 interface Ticket {
   readonly id: number
@@ -22,7 +23,7 @@ const builder = new TopologyBuilder({ applicationId: 'support-tickets' })
 const customers = builder.table<Customer>('crm.customers', { name: 'customers' })
 
 builder
-  .cdcTable<Ticket>('pg.public.tickets', { name: 'tickets', ...rowChangeDecoding(new DebeziumDecoder({ valueFormat: 'json' })) })
+  .cdcTable<Ticket>('pg.public.tickets', { name: 'tickets', ...cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' })) })
   .filter((ticket) => ticket.status !== 'spam', { name: 'drop-spam' })
   .join(customers, {
     name: 'join-customers',

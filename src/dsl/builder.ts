@@ -4,12 +4,14 @@
  *
  * @example
  * ```ts
+ * import { DebeziumDecoder } from '../src/cdc/debezium.ts'
+ * import { cdcTableDecoder } from '../src/cdc/table-decoder.ts'
  * import { TopologyBuilder } from '../src/dsl/index.ts'
  *
  * const builder = new TopologyBuilder({ applicationId: 'support' })
  * const customers = builder.table<Customer>('crm.customers', { name: 'customers' })
  * builder
- *   .cdcTable<Ticket>('pg.public.tickets', { name: 'tickets', decode: debeziumJson })
+ *   .cdcTable<Ticket>('pg.public.tickets', { name: 'tickets', ...cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' })) })
  *   .filter((ticket) => ticket.status !== 'spam', { name: 'drop-spam' })
  *   .join(customers, {
  *     name: 'join-customers',
@@ -74,11 +76,15 @@ export class TopologyBuilder {
 
   /**
    * A table from a CDC topic (Debezium envelopes): `decode` is required and maps each envelope to
-   * `{ key, value }`, with `value: null` for deletes (`op=d`, tombstones).
+   * `{ key, value }`, with `value: null` for deletes (`op=d`, tombstones); `prepare` runs once per
+   * batch before decoding (Avro schema loads). `cdcTableDecoder` from `src/cdc` provides both.
    *
    * @example
    * ```ts
-   * const tickets = builder.cdcTable<Ticket>('pg.public.tickets', { name: 'tickets', decode: debeziumJson })
+   * const tickets = builder.cdcTable<Ticket>('pg.public.tickets', {
+   *   name: 'tickets',
+   *   ...cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' })),
+   * })
    * ```
    */
   cdcTable<V>(topic: string, options: TableOptions & { readonly decode: Decoder }): Table<V> {

@@ -1,6 +1,5 @@
 // The topology DSL: what `topologies/*.ts` import.
 export { TopologyBuilder, Table, type TopologyOptions } from './builder.ts'
-export { rowChangeDecoding, type RowChangeDecoder } from './cdc.ts'
 export type { TableOptions } from '../operators/table-source.ts'
 export type { FilterOptions } from '../operators/filter.ts'
 export type { MapValuesOptions } from '../operators/map-values.ts'

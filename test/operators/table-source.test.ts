@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { TopologyBuilder, type Decoder } from '../../src/dsl/index.ts'
+import type { SourceRecord } from '../../src/runtime/task.ts'
 import { DEAD_LETTER_HEADERS, TopologyTestDriver } from '../../src/testing/index.ts'
 
 test('a compacted table: latest row per key wins, a null value deletes, deleting an absent key emits nothing', async () => {
@@ -53,4 +54,38 @@ test('a decoder that throws or returns no string key dead-letters the record as 
     ],
   )
   assert.deepEqual([...driver.readTable('out').keys()], ['fine'])
+})
+
+test('a decoder\'s prepare runs once per batch with the topic\'s own records, before any decode; prefetchKeys refuses an unprepared batch', async () => {
+  const log: string[] = []
+  const b = new TopologyBuilder({ applicationId: 'avro' })
+  b.table('plain', { name: 'plain' }).to('out1')
+  b.cdcTable('avro.rows', {
+    name: 'rows',
+    prepare: async (records) => {
+      log.push(`prepare ${records.map((r) => r.key?.toString()).join(',')}`)
+    },
+    decode: (key) => {
+      log.push(`decode ${key?.toString()}`)
+      return { key: key!.toString(), value: { v: 1 } }
+    },
+  }).to('out2')
+  const topology = b.build()
+  const driver = new TopologyTestDriver(topology, { partitions: 1 })
+  await driver.pipeBatch([
+    { topic: 'avro.rows', key: 'a', value: 'x' },
+    { topic: 'plain', key: 'p', value: { v: 0 } },
+    { topic: 'avro.rows', key: 'b', value: 'x' },
+  ])
+  assert.deepEqual(log, ['prepare a,b', 'decode a', 'decode b'])
+  assert.equal(driver.readTable('out2').size, 2)
+
+  const processor = topology.compile({ partitions: 1 })
+  const records: SourceRecord[] = [{ topic: 'avro.rows', partition: 0, offset: 0n, timestamp: 0n, key: Buffer.from('a'), value: Buffer.from('x'), headers: new Map() }]
+  assert.throws(() => processor.prefetchKeys(records), /call prepare\(records\) before prefetchKeys/)
+  await processor.prepare!(records)
+  assert.deepEqual([...processor.prefetchKeys(records).keys()], ['rows'])
+  const plain = new TopologyBuilder({ applicationId: 'p' })
+  plain.table('t', { name: 't' }).to('o')
+  assert.equal('prepare' in plain.build().compile({ partitions: 1 }), false, 'no prepare when no decoder needs one')
 })
