@@ -15,6 +15,7 @@
 /** The built-in detector kinds: each is also the key of its redaction count. */
 export const BUILT_IN_DETECTORS = [
   'secret',
+  'password',
   'iban',
   'payment_card',
   'us_ssn',

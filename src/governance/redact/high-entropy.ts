@@ -8,7 +8,7 @@ export interface EntropyThresholds {
   readonly minHexLength: number
   /** Minimum Shannon entropy as a fraction of the maximum possible for the token's length. Default 0.8. */
   readonly entropyRatio: number
-  /** Minimum share of adjacent character pairs that change class (upper/lower/digit/symbol). Default 0.4. */
+  /** Minimum share of adjacent character pairs that change class (upper/lower/digit/symbol). Default 0.3. */
   readonly classChangeRatio: number
 }
 
@@ -16,7 +16,7 @@ export const DEFAULT_ENTROPY_THRESHOLDS: EntropyThresholds = {
   minLength: 20,
   minHexLength: 32,
   entropyRatio: 0.8,
-  classChangeRatio: 0.4,
+  classChangeRatio: 0.3,
 }
 
 // Character counts reused across calls: the detector runs synchronously and allocates nothing.

@@ -6,6 +6,7 @@ import { DEFAULT_ENTROPY_THRESHOLDS, highEntropyDetector, type EntropyThresholds
 import { ibanDetector } from './iban.ts'
 import { ipv4Detector } from './ipv4.ts'
 import { ipv6Detector } from './ipv6.ts'
+import { passwordDetector } from './password.ts'
 import { paymentCardDetector } from './payment-card.ts'
 import { phoneDetector } from './phone.ts'
 import { DEFAULT_PSEUDONYM_KEY_ENV, Pseudonymiser } from './pseudonym.ts'
@@ -107,6 +108,7 @@ export function checkRedaction(config: RedactionConfig, path: string, env: Envir
 
   const builtIns: Record<BuiltInDetectorKind, Detector> = {
     secret: secretDetector,
+    password: passwordDetector,
     iban: ibanDetector,
     payment_card: paymentCardDetector,
     us_ssn: usSsnDetector,

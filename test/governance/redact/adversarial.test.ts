@@ -27,6 +27,7 @@ const UNCHANGED: readonly [string, string][] = [
   ['Slack prefix with dashes', 'xoxb-' + '-'.repeat(N)],
   ['low-entropy token run', 'ab'.repeat(N / 2)],
   ['parenthesised digits', '(1)'.repeat(N / 3)],
+  ['password keywords followed by prose', 'password is '.repeat(N / 12)],
 ]
 
 for (const [name, text] of UNCHANGED) {
