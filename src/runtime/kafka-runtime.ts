@@ -227,7 +227,7 @@ export class KafkaRuntime {
       } catch (error) {
         for (const store of this.#options.stores.values()) store.discard()
         if (isFenced(error)) {
-          this.#producer = undefined
+          await this.#discardProducer(error)
           this.#emit({ event: 'fenced', transactionalId: this.#transactionalId, error: describeError(error) })
           throw new RagstreamError('RS_PRODUCER_FENCED', `producer ${this.#transactionalId} was fenced: another instance took over its transactional id, or its transaction timed out`, {
             cause: error,

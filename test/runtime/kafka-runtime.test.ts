@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Admin } from '@platformatic/kafka'
 import { checkKafka } from '../../src/config/services.ts'
+import { RagstreamError } from '../../src/errors.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
 import { countingTopology } from '../support/counting-topology.ts'
 import { MemoryStateStore } from '../../src/state/memory-store.ts'
@@ -61,4 +62,112 @@ test('runtime: a keyed counting topology runs exactly once, creates its compacte
   const metadata = await admin.metadata({ topics: [`${applicationId}-counts-changelog`] })
   assert.equal(metadata.topics.get(`${applicationId}-counts-changelog`)?.partitionsCount, PARTITIONS)
   assert.ok(events.some((e) => e.event === 'stopped'))
+})
+
+test('runtime: failures inside the transaction (after produce, after offsets, after commit before the store flush) abort, re-initialise and replay exactly once', async (t) => {
+  await checkKafka(endpoints)
+  const applicationId = uniqueName('rt-faults')
+  const input = `${applicationId}-in`
+  const output = `${applicationId}-out`
+  await createTopics(t, [input, output], PARTITIONS)
+  await deleteAfter(t, [`${applicationId}-counts-changelog`])
+  const feeder = new InputFeeder(input, 9)
+  t.after(() => feeder.close())
+  await feeder.send(600)
+
+  const stages = ['produced', 'offsets-sent', 'committed'] as const
+  let calls = 0
+  const injected: string[] = []
+  const events: RuntimeEvent[] = []
+  const runtime = new KafkaRuntime(countingTopology({ applicationId, input, output }), {
+    brokers: endpoints.kafkaBrokers,
+    stores: new Map([['counts', new MemoryStateStore('counts')]]),
+    sessionTimeoutMs: 3_000,
+    transactionTimeoutMs: 10_000,
+    batchMaxRecords: 40,
+    fetchMaxWaitMs: 100,
+    onEvent: (e) => {
+      events.push(e)
+      if (process.env.RT_DEBUG) console.log(JSON.stringify(e, (_, v) => (typeof v === 'bigint' ? String(v) : v)))
+    },
+    onBatchStage: (stage) => {
+      // Every 4th stage reached fails, cycling through the three stages.
+      if (++calls % 4 === 0 && injected.length < 9 && stage === stages[injected.length % 3]) {
+        injected.push(stage)
+        throw new Error(`injected failure at ${stage}`)
+      }
+    },
+  })
+  const running = runtime.run()
+  await feeder.sendMarkers(PARTITIONS, 'end')
+  const records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 45_000)
+  runtime.stop()
+  await running
+
+  assert.ok(injected.length >= 3, `failures injected at: ${injected.join(', ')}`)
+  assert.ok(injected.includes('committed'), 'a failure after the commit (store not flushed) is covered')
+  assert.equal(runtime.stats.aborts, injected.length)
+  assert.equal(events.filter((e) => e.event === 'batch-aborted').length, injected.length)
+  assertExactlyOnce(records, feeder.sent)
+})
+
+test('runtime: two live instances given the same instance id fence each other until one stops with RS_PRODUCER_FENCED; the survivor stays exact', { timeout: 60_000 }, async (t) => {
+  await checkKafka(endpoints)
+  const applicationId = uniqueName('rt-fenced')
+  const input = `${applicationId}-in`
+  const output = `${applicationId}-out`
+  await createTopics(t, [input, output], PARTITIONS)
+  await deleteAfter(t, [`${applicationId}-counts-changelog`])
+  const feeder = new InputFeeder(input, 6)
+  t.after(() => feeder.close())
+  let feeding = true
+  const feeding$ = (async () => {
+    while (feeding) {
+      await feeder.send(10)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  })()
+  t.after(async () => {
+    feeding = false
+    await feeding$
+  })
+
+  const events: RuntimeEvent[][] = [[], []]
+  const runtimes = events.map(
+    (list) =>
+      new KafkaRuntime(countingTopology({ applicationId, input, output }), {
+        brokers: endpoints.kafkaBrokers,
+        stores: new Map([['counts', new MemoryStateStore('counts')]]),
+        instanceId: 'same',
+        sessionTimeoutMs: 2_000,
+        transactionTimeoutMs: 10_000,
+        batchMaxRecords: 20,
+        fetchMaxWaitMs: 100,
+        onEvent: (e: RuntimeEvent) => {
+          list.push(e)
+          if (process.env.RT_DEBUG) console.log(events.indexOf(list), JSON.stringify(e, (_, v) => (typeof v === 'bigint' ? String(v) : v)))
+        },
+      }),
+  )
+  t.after(async () => {
+    for (const r of runtimes) r.stop()
+  })
+  const outcomes: Promise<{ index: number; outcome: unknown }>[] = []
+  outcomes.push(runtimes[0].run().then(() => ({ index: 0, outcome: 'stopped' }), (error: unknown) => ({ index: 0, outcome: error })))
+  while (runtimes[0].stats.batches < 2) await new Promise((r) => setTimeout(r, 50))
+  outcomes.push(runtimes[1].run().then(() => ({ index: 1, outcome: 'stopped' }), (error: unknown) => ({ index: 1, outcome: error })))
+
+  const first = await Promise.race(outcomes)
+  assert.ok(first.outcome instanceof RagstreamError, `instance ${first.index}: ${String(first.outcome)}`)
+  assert.equal(first.outcome.code, 'RS_PRODUCER_FENCED')
+  assert.ok(events[first.index].some((e) => e.event === 'fenced'))
+  const survivor = runtimes[1 - first.index]
+
+  feeding = false
+  await feeding$
+  await feeder.sendMarkers(PARTITIONS, 'end')
+  const records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 30_000)
+  survivor.stop()
+  assert.equal((await outcomes[1 - first.index]).outcome, 'stopped')
+  assertExactlyOnce(records, feeder.sent)
 })
