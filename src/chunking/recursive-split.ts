@@ -87,6 +87,7 @@ export function recursiveSplit(text: string, options: RecursiveSplitOptions): st
     if (run.length > 0) pack(run)
   }
 
-  split(text, 0)
+  // CRLF / CR line ends would hide every paragraph and line boundary from the patterns above.
+  split(text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text, 0)
   return chunks
 }

@@ -1,7 +1,7 @@
 /**
  * The `hashing` embedder: the feature-hashing trick over words and word pairs, signed, L2-normalised.
- * Built in, deterministic (same text, same vector, on every machine and every version of this
- * file's `v1`), offline and free — so the demo, the tests and CI need no paid service.
+ * Built in, deterministic (same text, same vector, on every machine, for as long as the model id
+ * says `hashing:v1`), offline and free — so the demo, the tests and CI need no paid service.
  *
  * Be honest about what it is: a *lexical* embedding. Cosine similarity between two hashing vectors
  * measures shared words and word pairs (like a hashed bag-of-words / TF vector), not meaning:

@@ -43,3 +43,8 @@ test('sizes in approximate tokens', () => {
   assert.ok(chunks.length > 5)
   for (const c of chunks) assert.ok(approxTokens(c) <= 50, `${approxTokens(c)} tokens`)
 })
+
+test('Windows line ends still split on paragraphs', () => {
+  const chunks = recursiveSplit(`${'A'.repeat(40)}\r\n\r\n${'B'.repeat(40)}`, { size: 50, overlap: 0, unit: 'chars' })
+  assert.deepEqual(chunks, ['A'.repeat(40), 'B'.repeat(40)])
+})
