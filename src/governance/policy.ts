@@ -217,6 +217,7 @@ class Policy implements CompiledPolicy {
   readonly #topology: string
   readonly #topologyVersion: string | null
   readonly #onlyOutput: string | undefined
+  readonly #path: string
 
   constructor(definition: PolicyDefinition, options: CompileOptions, scale: ClassificationScale, outputs: Map<string, string>, redactor: Redactor) {
     this.name = definition.name
@@ -231,6 +232,7 @@ class Policy implements CompiledPolicy {
     this.#topology = options.topology
     this.#topologyVersion = options.topologyVersion ?? null
     this.#onlyOutput = outputs.size === 1 ? outputs.keys().next().value : undefined
+    this.#path = options.path ?? '/policy'
   }
 
   subjects(record: GovernRecord, joined: JoinedMetadata): readonly string[] {
@@ -339,7 +341,7 @@ class Policy implements CompiledPolicy {
 
   #invalid(name: string, what: string): RagstreamError {
     return new RagstreamError('RS_RECORD_INVALID', `policy ${this.policyVersion}: ${name} ${what}`, {
-      context: { path: `/policy/${name}`, node: 'govern' },
+      context: { path: `${this.#path}/${name}`, node: 'govern' },
     })
   }
 }
