@@ -7,7 +7,8 @@
  *   2. upserts (one multi-row `INSERT … SELECT FROM unnest(…) ON CONFLICT`), guarded by source
  *      position: a row is replaced only by a record with a higher chunk-topic offset, and never
  *      re-created by a record older than the tombstone that deleted it;
- *   3. deletes for tombstones (one statement), remembering each deletion's position;
+ *   3. deletes for tombstones (one statement), remembering each deletion's position and, for rows it
+ *      removed, when and the sha256 of their subjects (the forget proof, without the subjects);
  *   4. audit rows and reject rows.
  *
  * A commit whose outcome is unknown (the connection died during COMMIT) is resolved on retry: if
@@ -123,11 +124,16 @@ export class BatchWriter {
       WHERE ${t}.chunk_offset < EXCLUDED.chunk_offset`
     this.#deleteSql = `
       WITH d AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS u(chunk_id, chunk_offset)),
-      gone AS (DELETE FROM ${t} AS c USING d WHERE c.chunk_id = d.chunk_id AND c.chunk_offset < d.chunk_offset RETURNING c.chunk_id),
+      gone AS (DELETE FROM ${t} AS c USING d WHERE c.chunk_id = d.chunk_id AND c.chunk_offset < d.chunk_offset RETURNING c.chunk_id, c.subjects),
       marked AS (
-        INSERT INTO ${names.tombstoneTable} AS m (chunk_id, chunk_offset, deleted_at)
-        SELECT chunk_id, chunk_offset, clock_timestamp() FROM d
-        ON CONFLICT (chunk_id) DO UPDATE SET chunk_offset = EXCLUDED.chunk_offset, deleted_at = EXCLUDED.deleted_at
+        INSERT INTO ${names.tombstoneTable} AS m (chunk_id, chunk_offset, deleted_at, removed_at, subject_hashes)
+        SELECT d.chunk_id, d.chunk_offset, clock_timestamp(),
+               CASE WHEN g.chunk_id IS NULL THEN NULL ELSE clock_timestamp() END,
+               coalesce(ARRAY(SELECT encode(sha256(convert_to(s, 'UTF8')), 'hex') FROM unnest(g.subjects) AS s), '{}')
+        FROM d LEFT JOIN gone g ON g.chunk_id = d.chunk_id
+        ON CONFLICT (chunk_id) DO UPDATE SET chunk_offset = EXCLUDED.chunk_offset, deleted_at = EXCLUDED.deleted_at,
+          removed_at = coalesce(EXCLUDED.removed_at, m.removed_at),
+          subject_hashes = CASE WHEN EXCLUDED.removed_at IS NULL THEN m.subject_hashes ELSE EXCLUDED.subject_hashes END
         WHERE m.chunk_offset < EXCLUDED.chunk_offset
         RETURNING 1)
       SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT count(*) FROM marked)::int AS marked`

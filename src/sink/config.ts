@@ -52,7 +52,7 @@ export interface SinkNames {
   readonly tombstoneTableName: string
   readonly viewName: string
   readonly freshnessViewName: string
-  readonly indexNames: { readonly hnsw: string; readonly entity: string; readonly metadata: string }
+  readonly indexNames: { readonly hnsw: string; readonly entity: string; readonly metadata: string; readonly tombstoneSubjects: string }
 }
 
 export interface SinkConfig {
@@ -136,6 +136,7 @@ export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
       hnsw: derivedIdentifier('/sink/topology', `${chunkTableName}_hnsw`),
       entity: derivedIdentifier('/sink/topology', `${chunkTableName}_entity`),
       metadata: derivedIdentifier('/sink/topology', `${chunkTableName}_metadata`),
+      tombstoneSubjects: derivedIdentifier('/sink/topology', `${tombstoneTableName}_subjects`),
     },
   }
   return {

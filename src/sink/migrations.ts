@@ -227,11 +227,15 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
     CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.metadata)} ON ${t} USING gin (metadata jsonb_path_ops);
 
     -- Where a chunk was deleted: an older upsert replayed after its tombstone must not resurrect it.
+    -- removed_at and subject_hashes (sha256 hex, never the subjects) prove which rows a forget removed.
     CREATE TABLE IF NOT EXISTS ${n.tombstoneTable} (
       chunk_id text PRIMARY KEY,
       chunk_offset bigint NOT NULL,
-      deleted_at timestamptz NOT NULL
+      deleted_at timestamptz NOT NULL,
+      removed_at timestamptz,
+      subject_hashes text[] NOT NULL DEFAULT '{}'
     );
+    CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.tombstoneSubjects)} ON ${n.tombstoneTable} USING gin (subject_hashes);
 
     ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY;
     ALTER TABLE ${t} FORCE ROW LEVEL SECURITY;

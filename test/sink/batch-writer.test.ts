@@ -1,6 +1,7 @@
 // The batch transaction on its own: the source-position guard and the offsets fence.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { BatchWriter, buildBatch, claimPartitions } from '../../src/sink/batch-writer.ts'
 import type { ChunkRow } from '../../src/sink/chunk-codec.ts'
 import { connect, createSinkEnv, readChunks, type SinkEnv } from './support.ts'
@@ -67,4 +68,31 @@ test('sink: the offsets fence refuses a batch from a stale owner, and recognises
   assert.equal((await writer.write(a, batch(second, 5n, 9n, 'fresh'))).status, 'committed')
   const rows = await readChunks(env.admin, env.config)
   assert.deepEqual([...rows.keys()].sort(), ['fresh', 'one'])
+})
+
+test('sink: a tombstone that removes a row records when and the sha256 of its subjects (the forget proof), never the subjects', async (t) => {
+  const env = await createSinkEnv(t, { dims: 4 })
+  const sink = await connect(t, env.sinkUrl)
+  const writer = new BatchWriter(env.config.names, 'test')
+  const token = crypto.randomUUID()
+  await claimPartitions(sink, env.config.names, env.config.topic, [{ partition: 0, initial: 0n, ownerToken: token }])
+  let expected = 0n
+  const write = async (events: Parameters<typeof buildBatch>[2]) => {
+    const outcome = await writer.write(sink, buildBatch(env.config.topic, [{ partition: 0, expected, next: expected + 1n, ownerToken: token }], events))
+    expected++
+    return outcome
+  }
+  await write([{ kind: 'upsert', row: { ...row(env, 'p', 1n, 'pii'), subjects: JSON.stringify(['customer:42', 'email:a@b.c']) } }])
+  const removed = await write([{ kind: 'tombstone', chunkId: 'p', offset: 2n }, { kind: 'tombstone', chunkId: 'never-existed', offset: 3n }])
+  assert.deepEqual(removed, { status: 'committed', upserted: 0, deleted: 1, alreadyCommitted: false })
+  // A later tombstone for the already-deleted chunk keeps the proof.
+  await write([{ kind: 'tombstone', chunkId: 'p', offset: 4n }])
+  const proof = await env.admin.query(`SELECT chunk_id, chunk_offset::int, removed_at IS NOT NULL AS removed, subject_hashes FROM ${env.config.names.tombstoneTable} ORDER BY chunk_id`)
+  const sha = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex')
+  assert.deepEqual(proof.rows, [
+    { chunk_id: 'never-existed', chunk_offset: 3, removed: false, subject_hashes: [] },
+    { chunk_id: 'p', chunk_offset: 4, removed: true, subject_hashes: [sha('customer:42'), sha('email:a@b.c')] },
+  ])
+  const forgotten = await env.admin.query(`SELECT count(*)::int AS n FROM ${env.config.names.tombstoneTable} WHERE subject_hashes @> ARRAY[$1] AND removed_at IS NOT NULL`, [sha('customer:42')])
+  assert.equal(forgotten.rows[0].n, 1)
 })
