@@ -1,5 +1,8 @@
 // `ragstream describe <topology-file> [--format text|json|mermaid]`
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { test } from 'node:test'
 import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -61,4 +64,21 @@ test('describe without a file prints its usage and exits 2', async () => {
   const { code, stderr } = await run(['describe'])
   assert.equal(code, 2)
   assert.match(stderr, /usage: ragstream describe <topology-file>/)
+})
+
+test('describe of a topology that fails validation prints every problem and exits 78', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ragstream-describe-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const dsl = new URL('../../src/dsl/index.ts', import.meta.url).href
+  const bad = join(dir, 'bad.ts')
+  writeFileSync(
+    bad,
+    `import { TopologyBuilder } from '${dsl}'\nconst b = new TopologyBuilder({ applicationId: 'bad' })\nb.cdcTable('t', { name: 't' } as never)\nexport default b.build()\n`,
+  )
+  const { code, stderr } = await run(['describe', bad])
+  assert.equal(code, 78)
+  assert.equal(
+    stderr,
+    "error RS_TOPOLOGY_INVALID: invalid topology 'bad':\n  /topology/nodes/t/decode: required for a CDC table (e.g. the Debezium decoder from src/cdc)\n  /topology/nodes: no sink: write at least one output with .to(topic)\n",
+  )
 })
