@@ -5,7 +5,7 @@
  */
 import type { EncodedRecord, RowChange, SourcePosition } from './change-event.ts'
 import { decodeFailed } from './decode-error.ts'
-import { decodeKey, isObject, parseJson, unwrapSchema, type PayloadFormat } from './debezium.ts'
+import { decodeKey, hasInexactInteger, isObject, parseJson, unwrapSchema, type PayloadFormat } from './debezium.ts'
 import { keyFromColumns, stableKey } from './keys.ts'
 import type { AvroWireDecoder } from '../serde/wire.ts'
 
@@ -69,7 +69,8 @@ export class UpsertDecoder {
         throw decodeFailed(record, 'value is not valid Avro', error)
       }
     } else {
-      row = unwrapSchema(parseJson(record, record.value, 'value'))
+      row = unwrapSchema(parseJson(record, record.value, 'value', 'never'))
+      if (hasInexactInteger(row)) row = unwrapSchema(parseJson(record, record.value, 'value', 'always'))
     }
     if (!isObject(row)) throw decodeFailed(record, 'value is not a row (a JSON object or Avro record)')
     if (this.#keyColumns) {
