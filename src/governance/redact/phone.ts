@@ -18,7 +18,8 @@ function verify(text: string, start: number, end: number): number {
   const digits = countDigits(text, start, end)
   const first = text.charCodeAt(start)
   if (first === 43 /* + */) {
-    const trunkZero = text.includes('(0)', start) && text.indexOf('(0)', start) < end
+    let trunkZero = false
+    for (let i = start + 1; i + 2 < end && !trunkZero; i++) trunkZero = text.charCodeAt(i) === 40 && text.charCodeAt(i + 1) === 48 && text.charCodeAt(i + 2) === 41
     return digits >= 8 && digits <= (trunkZero ? 16 : 15) ? end : -1
   }
   if (first === 48 /* 0 */) {

@@ -199,13 +199,13 @@ class CompiledRedactor implements Redactor {
   readonly #fields: ReadonlyMap<string, FieldRule>
   readonly #scanMetadata: boolean
   readonly #pseudonymiser: Pseudonymiser | undefined
-  // Accepted spans of the text being redacted, sorted by start; reused across calls.
-  readonly #starts: number[] = []
-  readonly #ends: number[] = []
-  readonly #which: number[] = []
-  // The detector whose `scan` is running, and the callback it reports to (allocated once).
+  // Accepted spans of the text being redacted (sorted, disjoint), the running detector's candidates,
+  // and a spare list for merging: reused across calls, so a redaction allocates only its output.
+  #accepted = new Spans()
+  #spare = new Spans()
+  readonly #candidates = new Spans()
   #current = 0
-  readonly #found = (start: number, end: number): void => insertSpan(this.#starts, this.#ends, this.#which, start, end, this.#current)
+  readonly #found = (start: number, end: number): void => this.#candidates.push(start, end, this.#current)
 
   constructor(detectors: Detector[], actions: RedactionAction[], fields: Map<string, FieldRule>, scanMetadata: boolean, pseudonymiser: Pseudonymiser | undefined) {
     this.#detectors = detectors
@@ -218,49 +218,69 @@ class CompiledRedactor implements Redactor {
 
   redactText(text: string, counts: RedactionCounts): string {
     if (text.length === 0) return text
-    const starts = this.#starts
-    const ends = this.#ends
-    const which = this.#which
-    starts.length = 0
-    ends.length = 0
-    which.length = 0
+    this.#accepted.clear()
     // Detectors run in priority order; a candidate overlapping an already accepted span is dropped,
     // so "4111 1111 1111 1111" is one card, not a card and a phone number.
     for (let d = 0; d < this.#detectors.length; d++) {
       const detector = this.#detectors[d]
       if (detector.mayOccur !== undefined && !detector.mayOccur(text)) continue
-      if (detector.scan !== undefined) {
-        this.#current = d
-        detector.scan(text, this.#found)
-        continue
-      }
-      const pattern = detector.pattern as RegExp
-      pattern.lastIndex = 0
-      let match: RegExpExecArray | null
-      while ((match = pattern.exec(text)) !== null) {
-        const start = match.index
-        let end = start + match[0].length
-        if (detector.verify !== undefined) end = detector.verify(text, start, end)
-        if (end <= start) {
-          // Not a value: look again from the next character, so a real value inside the rejected
-          // candidate is still found (the lookbehinds keep this linear).
-          pattern.lastIndex = start + 1
-          continue
+      this.#candidates.clear()
+      this.#current = d
+      if (detector.scan !== undefined) detector.scan(text, this.#found)
+      else {
+        const pattern = detector.pattern as RegExp
+        pattern.lastIndex = 0
+        let match: RegExpExecArray | null
+        while ((match = pattern.exec(text)) !== null) {
+          const start = match.index
+          let end = start + match[0].length
+          if (detector.verify !== undefined) end = detector.verify(text, start, end)
+          if (end <= start) {
+            // Not a value: look again from the next character, so a real value inside the rejected
+            // candidate is still found (the lookbehinds keep this linear).
+            pattern.lastIndex = start + 1
+            continue
+          }
+          this.#found(start, end)
         }
-        insertSpan(starts, ends, which, start, end, d)
       }
+      if (this.#candidates.length > 0) this.#merge()
     }
-    if (starts.length === 0) return text
+    const spans = this.#accepted
+    if (spans.length === 0) return text
     let out = ''
     let last = 0
-    for (let i = 0; i < starts.length; i++) {
-      const detector = this.#detectors[which[i]]
-      out += text.slice(last, starts[i])
-      out += this.#replacement(this.#actions[which[i]], detector, text.slice(starts[i], ends[i]))
-      last = ends[i]
+    for (let i = 0; i < spans.length; i++) {
+      const detector = this.#detectors[spans.which[i]]
+      out += text.slice(last, spans.starts[i])
+      out += this.#replacement(this.#actions[spans.which[i]], detector, text.slice(spans.starts[i], spans.ends[i]))
+      last = spans.ends[i]
       counts[detector.kind] = (counts[detector.kind] ?? 0) + 1
     }
     return out + text.slice(last)
+  }
+
+  /**
+   * Merges this detector's candidates (in text order) into the accepted spans, dropping those that
+   * overlap a span of a higher-priority detector: one linear pass, whatever the number of findings.
+   */
+  #merge(): void {
+    const a = this.#accepted
+    const c = this.#candidates
+    const out = this.#spare
+    out.clear()
+    let i = 0
+    for (let j = 0; j < c.length; j++) {
+      const start = c.starts[j]
+      const end = c.ends[j]
+      while (i < a.length && a.ends[i] <= start) out.push(a.starts[i], a.ends[i], a.which[i++])
+      if (i < a.length && a.starts[i] < end) continue
+      if (out.length > 0 && out.ends[out.length - 1] > start) continue
+      out.push(start, end, c.which[j])
+    }
+    while (i < a.length) out.push(a.starts[i], a.ends[i], a.which[i++])
+    this.#spare = a
+    this.#accepted = out
   }
 
   #replacement(action: RedactionAction, detector: Detector, value: string): string {
@@ -324,20 +344,23 @@ class CompiledRedactor implements Redactor {
   }
 }
 
-/** Inserts [start, end) into the sorted span list unless it overlaps a span already there. */
-function insertSpan(starts: number[], ends: number[], which: number[], start: number, end: number, detector: number): void {
-  let lo = 0
-  let hi = starts.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (starts[mid] < start) lo = mid + 1
-    else hi = mid
+/** Parallel arrays of [start, end) spans with the index of the detector that found each. */
+class Spans {
+  readonly starts: number[] = []
+  readonly ends: number[] = []
+  readonly which: number[] = []
+  length = 0
+
+  push(start: number, end: number, which: number): void {
+    this.starts[this.length] = start
+    this.ends[this.length] = end
+    this.which[this.length] = which
+    this.length++
   }
-  if (lo > 0 && ends[lo - 1] > start) return
-  if (lo < starts.length && starts[lo] < end) return
-  starts.splice(lo, 0, start)
-  ends.splice(lo, 0, end)
-  which.splice(lo, 0, detector)
+
+  clear(): void {
+    this.length = 0
+  }
 }
 
 /** Convenience for one text: the redacted text and what was removed. */

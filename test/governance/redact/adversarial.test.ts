@@ -71,3 +71,11 @@ test('adversarial: a custom pattern is scanned once per text', { timeout: 60_000
   const text = 'REF-'.repeat(N / 4)
   assert.deepEqual(run(text, redactor).counts, {})
 })
+
+test('adversarial: tens of thousands of findings of several kinds in one text are merged in one pass each', { timeout: 60_000 }, () => {
+  const unit = 'a@example.com +44 20 7946 0958 10.0.0.1 '
+  const count = Math.floor(N / unit.length) * 2
+  const out = run(unit.repeat(count))
+  assert.equal(out.text, '[EMAIL] [PHONE] [IPV4] '.repeat(count))
+  assert.deepEqual(out.counts, { email: count, phone: count, ipv4: count })
+})
