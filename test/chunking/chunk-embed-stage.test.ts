@@ -172,3 +172,79 @@ test('bring your own vectors: the row\'s vector is the chunk\'s embedding; a bad
   assert.equal(dead.headers[DEAD_LETTER_HEADERS.code], 'RS_RECORD_INVALID')
   assert.match(dead.headers[DEAD_LETTER_HEADERS.message], /has 2 dimensions, the topology expects 3/)
 })
+
+test('end to end with the real services: Debezium Avro in, Avro chunk events out (read by an independent registry client); a replay into v2 costs 0 embedding calls', async (t) => {
+  const { Redis } = await import('ioredis')
+  const { SchemaRegistry } = await import('@kafkajs/confluent-schema-registry')
+  const { AvroWireDecoder } = await import('../../src/serde/wire.ts')
+  const { chunkEventAvroCodec } = await import('../../src/serde/chunk-event-codec.ts')
+  const { OpenAIProvider } = await import('../../src/embedding/openai.ts')
+  const { RedisEmbeddingCache } = await import('../../src/embedding/cache.ts')
+  const { startFakeOpenAI } = await import('../embedding/fake-openai.ts')
+  const { registerAvro, registry, registryUrl, deleteSubject } = await import('../serde/registry-helpers.ts')
+  const { endpoints, uniqueName } = await import('../support/stack.ts')
+
+  const schemas = JSON.parse(readFileSync(new URL('../fixtures/debezium/customers.avro-schemas.json', import.meta.url), 'utf8'))
+  const source = uniqueName('dbserver1.inventory.customers')
+  const keyId = await registerAvro(t, `${source}-key`, schemas.keySchema)
+  const valueId = await registerAvro(t, `${source}-value`, schemas.valueSchema)
+  const fake = await startFakeOpenAI(t, { dimensions: 384 })
+  const redis = new Redis(endpoints.redisUrl)
+  const prefix = uniqueName('rs-test-emb')
+  t.after(async () => {
+    const keys = await redis.keys(`${prefix}:*`)
+    if (keys.length > 0) await redis.del(...keys)
+    await redis.quit()
+  })
+
+  const encoder = registry()
+  const input = await Promise.all(
+    [1, 2, 3].map(async (id) => ({
+      topic: source,
+      key: await encoder.encode(keyId, { id }),
+      value: await encoder.encode(valueId, { ...change('c', id, notes({ 0: `c${id}`, 1: `c${id}`, 2: `c${id}` }, 3)), transaction: null, source: { ...fixture.records[1].value.source, lsn: 5000 + id, xmin: null } }),
+    })),
+  )
+
+  async function run(version: string) {
+    const out = uniqueName(`rag.chunks.support.${version}`)
+    t.after(() => deleteSubject(`${out}-value`))
+    const codec = await chunkEventAvroCodec({ registryUrl, topic: out })
+    const embedder = new Embedder(new OpenAIProvider({ kind: 'openai', model: 'e2e', dimensions: 384, baseUrl: fake.baseUrl, maxBatchItems: 4 }, {}), { cache: new RedisEmbeddingCache(redis, { prefix }) })
+    const customers = cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'avro', avro: new AvroWireDecoder(registry(), registryUrl) }))
+    const b = new TopologyBuilder({ applicationId: `support-${version}` })
+    b.cdcTable<Record<string, unknown>>(source, { name: 'customers', ...customers })
+      .stage({
+        name: 'chunk',
+        kind: 'chunk+embed',
+        stores: ['chunk-sets'],
+        processor: chunkEmbedStage<Record<string, unknown>>({
+          topology: 'support', version, entityType: 'customer', store: 'chunk-sets', embedder,
+          chunker: createChunker({ strategy: { kind: 'recursive', size: 300, overlap: 0 } }),
+          text: (c) => String(c.notes),
+        }),
+      })
+      .to(out, { encode: chunkEventEncoder(codec) })
+    const driver = new TopologyTestDriver(b.build(), { partitions: 2 })
+    await driver.pipeBatch(input)
+    return { records: driver.readOutput(out), embedder }
+  }
+
+  const v1 = await run('v1')
+  assert.equal(v1.records.length, 9)
+  const independent = new SchemaRegistry({ host: registryUrl })
+  for (const r of v1.records) {
+    const event = (await independent.decode(r.rawValue as Buffer)) as ChunkEvent
+    assert.equal(event.chunk_id, r.key)
+    assert.equal(event.embedding.length, 384)
+    assert.equal(event.lineage.source_topic, source)
+    assert.equal(event.lineage.embedding_model, 'openai:e2e@384')
+  }
+  const callsAfterV1 = fake.requests.length
+  assert.equal(callsAfterV1, 3) // 9 chunks, 4 per call
+
+  const v2 = await run('v2') // re-index from earliest into a new version: same texts, same model
+  assert.equal(v2.records.length, 9)
+  assert.equal(fake.requests.length, callsAfterV1, 'the replay called the embedding service')
+  assert.equal(v2.embedder.metrics().cacheHits, 9)
+})
