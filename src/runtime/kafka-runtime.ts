@@ -358,8 +358,10 @@ export class KafkaRuntime {
       producerEpoch: -1,
       // Also the transaction timeout sent with InitProducerId.
       timeout: o.transactionTimeoutMs ?? 30_000,
-      retries: 3,
-      retryDelay: 200,
+      // Right after a commit the coordinator may still be writing markers and answer the next
+      // transaction's AddPartitionsToTxn with CONCURRENT_TRANSACTIONS: retry that quickly.
+      retries: 12,
+      retryDelay: (_client, _operation, attempt) => Math.min(2 ** attempt, 500),
     })
     return this.#producer
   }

@@ -1,0 +1,170 @@
+/**
+ * Runtime benchmark: in one run on the same broker, a backlog of N records is processed by
+ *   1. raw          — a plain @platformatic/kafka consume → produce loop (consumer stream, idempotent
+ *                     producer, offsets committed per batch; at-least-once, no transactions);
+ *   2. passthrough  — ragstream's runtime with exactly-once on, a stateless pass-through topology;
+ *   3. dsl-table    — ragstream's runtime running topologies/passthrough.ts's shape from the DSL
+ *                     (table → to: store put + changelog record per input record), in-memory store.
+ * Each runs in its own child process, so CPU time (user+system, µs per record) and peak RSS belong to
+ * that loop alone. Throughput is records/s over the whole catch-up, from start to the last record.
+ *
+ *   node_modules/.bin/node bench/runtime.ts            # BENCH_RECORDS=1000000 BENCH_PARTITIONS=3
+ */
+import { spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { Admin, Consumer, Producer } from '@platformatic/kafka'
+import { endpointsFromEnv } from '../src/config/endpoints.ts'
+import { KafkaRuntime } from '../src/runtime/kafka-runtime.ts'
+import type { ProcessorTopology, SinkRecord, SourceRecord } from '../src/runtime/task.ts'
+import { MemoryStateStore } from '../src/state/memory-store.ts'
+import type { StateStore } from '../src/state/store.ts'
+import { TopologyBuilder } from '../src/dsl/index.ts'
+
+const brokers = [...endpointsFromEnv().kafkaBrokers]
+const RECORDS = Number(process.env.BENCH_RECORDS ?? 1_000_000)
+const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 3)
+const BATCH = Number(process.env.BENCH_BATCH ?? 1_000)
+
+interface Result {
+  readonly variant: string
+  readonly records: number
+  readonly ms: number
+  readonly cpuUs: number
+  readonly peakRssMb: number
+}
+
+/** Measures one loop in this process: wall time, CPU and peak RSS until `done()` resolves. */
+async function measure(variant: string, run: () => Promise<number>): Promise<Result> {
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const records = await run()
+  const ms = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  return { variant, records, ms, cpuUs: cpu.user + cpu.system, peakRssMb: process.resourceUsage().maxRSS / 1024 }
+}
+
+async function rawLoop(input: string, output: string): Promise<number> {
+  const consumer = new Consumer({ groupId: `bench-raw-${randomUUID()}`, clientId: 'bench-raw', bootstrapBrokers: brokers, isolationLevel: 1, autocommit: false, maxWaitTime: 200 })
+  const producer = new Producer({ clientId: 'bench-raw-out', bootstrapBrokers: brokers, idempotent: true })
+  const stream = await consumer.consume({ topics: [input], mode: 'earliest', autocommit: false, highWaterMark: BATCH * 2 })
+  let done = 0
+  let batch: { topic: string; partition: number; key: Buffer; value: Buffer }[] = []
+  let last: { commit(): unknown } | undefined
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return
+    await producer.send({ messages: batch })
+    await (last as { commit(): Promise<void> }).commit()
+    done += batch.length
+    batch = []
+  }
+  for await (const message of stream) {
+    batch.push({ topic: output, partition: message.partition, key: message.key, value: message.value })
+    last = message
+    if (batch.length >= BATCH || done + batch.length >= RECORDS) await flush()
+    if (done >= RECORDS) break
+  }
+  await flush()
+  await stream.close()
+  await consumer.close(true)
+  await producer.close()
+  return done
+}
+
+function passthroughTopology(applicationId: string, input: string, output: string): ProcessorTopology {
+  return {
+    applicationId,
+    sourceTopics: [input],
+    topics: [
+      { name: input, role: 'source', config: {} },
+      { name: output, role: 'sink', config: {} },
+    ],
+    storeNames: [],
+    prefetchKeys: () => new Map(),
+    async process(records: readonly SourceRecord[]): Promise<SinkRecord[]> {
+      const out: SinkRecord[] = new Array(records.length)
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i]
+        out[i] = { topic: output, partition: r.partition, key: r.key, value: r.value }
+      }
+      return out
+    },
+  }
+}
+
+async function runtimeLoop(topology: ProcessorTopology, stores: Map<string, StateStore>): Promise<number> {
+  const runtime = new KafkaRuntime(topology, { brokers, stores, batchMaxRecords: BATCH, sessionTimeoutMs: 10_000, fetchMaxWaitMs: 200 })
+  const running = runtime.run()
+  while (runtime.stats.records < RECORDS) await new Promise((r) => setTimeout(r, 20))
+  runtime.stop()
+  await running
+  return runtime.stats.records
+}
+
+async function child(variant: string, input: string, output: string): Promise<void> {
+  let result: Result
+  if (variant === 'raw') result = await measure(variant, () => rawLoop(input, output))
+  else if (variant === 'passthrough') result = await measure(variant, () => runtimeLoop(passthroughTopology(`bench-pt-${randomUUID().slice(0, 8)}`, input, output), new Map()))
+  else {
+    const builder = new TopologyBuilder({ applicationId: `bench-dsl-${randomUUID().slice(0, 8)}` })
+    builder.table(input, { name: 'input' }).to(output)
+    const topology = builder.build().compile({ partitions: PARTITIONS, sinkPartitions: { [output]: PARTITIONS } })
+    result = await measure(variant, () => runtimeLoop(topology, new Map([['input', new MemoryStateStore('input')]])))
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`)
+}
+
+function runChild(variant: string, input: string, output: string): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), 'child', variant, input, output], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    proc.stdout.on('data', (c: Buffer) => (out += c.toString()))
+    proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!) as Result) : reject(new Error(`${variant} exited ${code}`))))
+  })
+}
+
+async function preload(input: string): Promise<number> {
+  const producer = new Producer({ clientId: 'bench-preload', bootstrapBrokers: brokers, idempotent: true })
+  const pad = 'x'.repeat(64)
+  const t0 = performance.now()
+  for (let sent = 0; sent < RECORDS; ) {
+    const n = Math.min(5_000, RECORDS - sent)
+    const messages = []
+    for (let i = 0; i < n; i++, sent++) messages.push({ topic: input, key: Buffer.from(`key-${sent % 50_000}`), value: Buffer.from(`{"n":${sent},"pad":"${pad}"}`) })
+    await producer.send({ messages })
+  }
+  await producer.close()
+  return performance.now() - t0
+}
+
+async function main(): Promise<void> {
+  const id = randomUUID().slice(0, 8)
+  const input = `bench-${id}-in`
+  const outputs = { raw: `bench-${id}-raw`, passthrough: `bench-${id}-pt`, 'dsl-table': `bench-${id}-dsl` }
+  const admin = new Admin({ clientId: 'bench-admin', bootstrapBrokers: brokers })
+  await admin.createTopics({ topics: [input, ...Object.values(outputs)], partitions: PARTITIONS, replicas: 1 })
+  try {
+    const preloadMs = await preload(input)
+    console.log(`backlog: ${RECORDS} records (~${RECORDS * 90 / 1e6} MB) in ${PARTITIONS} partitions, loaded in ${(preloadMs / 1000).toFixed(1)} s; batch ${BATCH} records`)
+    const results: Result[] = []
+    for (const variant of ['raw', 'passthrough', 'dsl-table'] as const) {
+      const r = await runChild(variant, input, outputs[variant])
+      results.push(r)
+    }
+    const raw = results[0]
+    const rate = (r: Result): number => (r.records / r.ms) * 1000
+    console.log('variant       records   events/s   CPU µs/record   peak RSS MB   ratio vs raw')
+    for (const r of results) {
+      console.log(
+        `${r.variant.padEnd(12)} ${String(r.records).padStart(8)} ${rate(r).toFixed(0).padStart(10)} ${(r.cpuUs / r.records).toFixed(2).padStart(15)} ${r.peakRssMb.toFixed(0).padStart(13)} ${(rate(r) / rate(raw)).toFixed(2).padStart(14)}`,
+      )
+    }
+  } finally {
+    const internal = (await admin.listTopics()).filter((t) => t.startsWith('bench-pt-') || t.startsWith('bench-dsl-'))
+    await admin.deleteTopics({ topics: [input, ...Object.values(outputs), ...internal] }).catch(() => {})
+    await admin.close()
+  }
+}
+
+if (process.argv[2] === 'child') await child(process.argv[3], process.argv[4], process.argv[5])
+else await main()
