@@ -92,3 +92,23 @@ export function inClass(table: Uint8Array, c: number): boolean {
 }
 
 export const ALNUM_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+
+/**
+ * Greedy candidates can run on into a following number ("+44 20 7946 0958 10.0.0.1", "card 4111
+ * 1111 1111 1111 123"): returns the longest end, at the candidate's end or at a separator between
+ * groups (a space, a dash, or a dot not followed by a digit), for which `valid` holds, or -1. Candidates are short (bounded by their
+ * patterns), so trying each group boundary is cheap.
+ */
+export function longestValidPrefix(text: string, start: number, end: number, valid: (end: number) => boolean): number {
+  for (let e = end; e > start; e--) {
+    if (e !== end) {
+      const c = text.charCodeAt(e)
+      if (c !== 32 && c !== 46 && c !== 45) continue
+      // A dot followed by a digit continues a number (10.0.0.1, 3.5): no cut there.
+      const next = text.charCodeAt(e + 1)
+      if (c === 46 && next >= 48 && next <= 57) continue
+    }
+    if (valid(e)) return e
+  }
+  return -1
+}

@@ -1,4 +1,4 @@
-import { digitsOf, type Detector } from './detector.ts'
+import { digitsOf, longestValidPrefix, type Detector } from './detector.ts'
 
 /** Luhn (mod 10) check over a string of digits. */
 export function luhnValid(digits: string): boolean {
@@ -40,14 +40,17 @@ function knownIssuer(d: string): boolean {
   }
 }
 
-function verify(text: string, start: number, end: number): number {
-  const value = text.slice(start, end)
+function valid(value: string): boolean {
   const digits = digitsOf(value)
-  if (digits.length < 13 || digits.length > 19) return -1
+  if (digits.length < 13 || digits.length > 19) return false
   // One separator style throughout: "4111 1111 1111 1111" or "4111-1111-…", never mixed.
-  if (value.includes(' ') && value.includes('-')) return -1
-  if (!knownIssuer(digits) || !luhnValid(digits)) return -1
-  return end
+  if (value.includes(' ') && value.includes('-')) return false
+  return knownIssuer(digits) && luhnValid(digits)
+}
+
+// "card 4111 1111 1111 1111 123": the card is the longest valid run of whole groups.
+function verify(text: string, start: number, end: number): number {
+  return longestValidPrefix(text, start, end, (e) => valid(text.slice(start, e)))
 }
 
 /**

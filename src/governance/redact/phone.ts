@@ -1,4 +1,4 @@
-import { countDigits, digitsOf, type Detector } from './detector.ts'
+import { countDigits, digitsOf, longestValidPrefix, type Detector } from './detector.ts'
 
 // Candidates, one alternative per family of formats:
 //   international  +44 20 7946 0958 · +1 (415) 555-2671 · +44 (0)20 7946 0958 · +4915123456789
@@ -14,21 +14,26 @@ const PATTERN =
 /** dd.mm.yyyy, dd-mm-yyyy and friends: dates written like phone numbers. */
 const DATE_LIKE = /^\d{1,2}([.-])\d{1,2}\1(?:\d{4}|\d{2})(?![.-]?\d)/
 
-function verify(text: string, start: number, end: number): number {
+function valid(text: string, start: number, end: number): boolean {
   const digits = countDigits(text, start, end)
   const first = text.charCodeAt(start)
   if (first === 43 /* + */) {
     let trunkZero = false
     for (let i = start + 1; i + 2 < end && !trunkZero; i++) trunkZero = text.charCodeAt(i) === 40 && text.charCodeAt(i + 1) === 48 && text.charCodeAt(i + 2) === 41
-    return digits >= 8 && digits <= (trunkZero ? 16 : 15) ? end : -1
+    return digits >= 8 && digits <= (trunkZero ? 16 : 15)
   }
   if (first === 48 /* 0 */) {
-    if (digits < 9 || digits > 13) return -1
-    if (text.charCodeAt(start + 1) === 48 && text.charCodeAt(start + 2) === 48) return -1 // 000…: padded ids
-    if (DATE_LIKE.test(text.slice(start, end))) return -1
-    return end
+    if (digits < 9 || digits > 13) return false
+    if (text.charCodeAt(start + 1) === 48 && text.charCodeAt(start + 2) === 48) return false // 000…: padded ids
+    return !DATE_LIKE.test(text.slice(start, end))
   }
-  return digits === 10 ? end : -1
+  return digits === 10
+}
+
+// The longest valid number at group boundaries: "+44 20 7946 0958 10.0.0.1" is a phone number
+// followed by an address, not a 17-digit non-number.
+function verify(text: string, start: number, end: number): number {
+  return longestValidPrefix(text, start, end, (e) => valid(text, start, e))
 }
 
 /**

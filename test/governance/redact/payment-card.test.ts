@@ -25,4 +25,6 @@ test('Luhn-invalid numbers, unknown issuers, mixed separators and longer digit r
 
 test('a card followed by more digits after a space is still found', () => {
   assert.equal(run('card 4111 1111 1111 1111 2027').text, 'card [CARD] 2027')
+  assert.equal(run('card 4111 1111 1111 1111 123 twice').text, 'card [CARD] 123 twice')
+  assert.equal(run('card 4111-1111-1111-1111-12').text, 'card [CARD]-12')
 })

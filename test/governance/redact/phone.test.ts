@@ -32,3 +32,10 @@ test('dates, times, prices, versions and ids are not phone numbers', () => {
     assert.deepEqual(run(text).counts, {}, text)
   }
 })
+
+test('a number followed by more digits is cut at the last group that makes it valid', () => {
+  assert.equal(run('call +44 20 7946 0958 10.0.0.1').text, 'call [PHONE] [IPV4]')
+  // Ambiguous runs take the longest valid number: 15 digits is E.164's maximum.
+  assert.equal(run('call +1 415 555 2671 1234 5678').text, 'call [PHONE] 5678')
+  assert.equal(run('call 020 7946 0958 1234 5678 90').text, 'call [PHONE] 1234 5678 90')
+})
