@@ -125,16 +125,24 @@ export class Embedder {
     }
     if (batch.length > 0) batches.push(batch)
 
-    const results: [string, Float32Array][][] = new Array(batches.length)
-    let next = 0
-    const worker = async (): Promise<void> => {
-      while (next < batches.length) {
-        const i = next++
-        results[i] = await this.#call(batches[i])
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(Math.max(1, provider.maxConcurrency), batches.length) }, worker))
+    // The concurrency limit holds across every embed() in flight (tasks of one process share the Embedder).
+    const results = await Promise.all(batches.map((batch) => this.#withSlot(() => this.#call(batch))))
     return results.flat()
+  }
+
+  #inFlight = 0
+  readonly #waiting: (() => void)[] = []
+
+  async #withSlot<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#inFlight >= Math.max(1, this.#provider.maxConcurrency)) await new Promise<void>((resolve) => this.#waiting.push(resolve))
+    else this.#inFlight++
+    try {
+      return await fn()
+    } finally {
+      const next = this.#waiting.shift()
+      if (next) next() // hand the slot over directly
+      else this.#inFlight--
+    }
   }
 
   async #call(batch: readonly (readonly [string, string])[]): Promise<[string, Float32Array][]> {

@@ -53,6 +53,14 @@ test('batches respect the item and token limits and the concurrency limit; vecto
   assert.ok(m.latencyMsTotal > 0 && m.latencyMsMax >= 30)
 })
 
+test('the concurrency limit holds across concurrent embed() calls sharing one Embedder', async (t) => {
+  const fake = await startFakeOpenAI(t, { dimensions: 16, latencyMs: 40 })
+  const embedder = new Embedder(new OpenAIProvider(config(fake.baseUrl, { maxBatchItems: 2, maxConcurrency: 2 }), env))
+  await Promise.all([embedder.embed(items(6, 'a')), embedder.embed(items(6, 'b')), embedder.embed(items(6, 'c'))])
+  assert.equal(fake.requests.length, 9)
+  assert.ok(fake.maxInFlight <= 2, `max in flight ${fake.maxInFlight}`)
+})
+
 test('duplicate texts in one batch are embedded once', async (t) => {
   const fake = await startFakeOpenAI(t, { dimensions: 16 })
   const [a, b] = items(2)
