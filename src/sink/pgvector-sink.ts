@@ -131,6 +131,9 @@ export class PgvectorSink {
         const due = this.#buffered() >= this.#config.batchMaxRecords || Date.now() - this.#batchStartedAt >= this.#config.batchLingerMs
         if (due && this.#hasProgress()) await this.#flush()
       }
+    } catch (error) {
+      // Stopping interrupts retries and in-flight Kafka calls; what was not committed is read again by the next owner.
+      if (!this.#stopping) throw error
     } finally {
       await this.#close()
     }
