@@ -74,7 +74,15 @@ interface Response {
  * value = JSON of the right value after the right input's filter/mapValues chain; null = deleted. */
 
 /* Reverse index value in `<join>-subscriptions`, per right key: JSON [[left key, left partition, left hash], ...]. */
-type ReverseIndex = [string, number, string | null][]
+type StoredReverseIndex = [string, number, string | null][]
+
+/** A right key's subscribers as the batch sees them: left key → [left partition, left hash]. */
+interface ReverseIndex {
+  readonly partition: number
+  readonly rightKey: string
+  readonly subscribers: Map<string, [number, string | null]>
+  dirty: boolean
+}
 
 /** KIP-213's stale-response check: a 128-bit hash of the left row's stored bytes. */
 function leftHash(bytes: Buffer): string {
@@ -221,6 +229,36 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       const value: Subscription = { i: instruction, k: leftKey, p: leftPartition, h: leftHashValue }
       scope.out.push({ topic: subTopic, partition: partitionForString(fk, partitions), key: Buffer.from(fk, 'utf8'), value: encodeJson(value) })
     }
+    // The reverse index of a hot right key (one customer, 50k tickets) would cost O(subscribers) per
+    // subscription if re-read and re-written per record; instead each batch parses it once, updates it
+    // in memory, and writes it once at the end of the batch.
+    const indexes = new Map<string, ReverseIndex>()
+    const indexOf = (partition: number, rightKey: string): ReverseIndex => {
+      const id = `${partition}\u0000${rightKey}`
+      let index = indexes.get(id)
+      if (index === undefined) {
+        const bytes = scope.stores.get(indexStore)!.get(partition, rightKey)
+        const subscribers = new Map<string, [number, string | null]>()
+        if (bytes !== undefined) for (const [leftKey, p, h] of decodeJson(bytes) as StoredReverseIndex) subscribers.set(leftKey, [p, h])
+        indexes.set(id, (index = { partition, rightKey, subscribers, dirty: false }))
+      }
+      return index
+    }
+    env.addBatchState({
+      flush() {
+        const store = scope.stores.get(indexStore)!
+        for (const index of indexes.values()) {
+          if (!index.dirty) continue
+          if (index.subscribers.size === 0) store.delete(index.partition, index.rightKey)
+          else store.put(index.partition, index.rightKey, encodeJson([...index.subscribers].map(([leftKey, [p, h]]) => [leftKey, p, h])))
+        }
+        indexes.clear()
+      },
+      reset() {
+        indexes.clear()
+      },
+    })
+
     const respond = (leftKey: string, leftPartition: number, leftHashValue: string | null, right: unknown): void => {
       const value: Response = { h: leftHashValue, v: right }
       scope.out.push({ topic: respTopic, partition: leftPartition, key: Buffer.from(leftKey, 'utf8'), value: encodeJson(value) })
@@ -232,23 +270,18 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       decode: (record) => ({ key: record.key!.toString('utf8'), value: decodeJson(record.value!) }),
       handle(record, decoded) {
         const sub = decoded.value as Subscription
-        const store = scope.stores.get(indexStore)!
-        const bytes = store.get(record.partition, decoded.key)
-        const index: ReverseIndex = bytes === undefined ? [] : (decodeJson(bytes) as ReverseIndex)
-        const at = index.findIndex((entry) => entry[0] === sub.k)
         if (sub.i === UNSUBSCRIBE) {
-          if (at === -1) return
-          index.splice(at, 1)
-          if (index.length === 0) store.delete(record.partition, decoded.key)
-          else store.put(record.partition, decoded.key, encodeJson(index))
+          const index = indexOf(record.partition, decoded.key)
+          if (index.subscribers.delete(sub.k)) index.dirty = true
           return
         }
-        if (at === -1) index.push([sub.k, sub.p, sub.h])
-        else index[at] = [sub.k, sub.p, sub.h]
-        store.put(record.partition, decoded.key, encodeJson(index))
-        // A right row lives either in its table's store here (it arrived on this partition) or, re-homed, in `<join>-right`.
+        // Read the right row first: user code in the right input's chain may throw, and then nothing changed.
+        // It lives either in its table's store here (it arrived on this partition) or, re-homed, in `<join>-right`.
         const rehomed = scope.stores.get(rehomedStore)!.get(record.partition, decoded.key)
         const right = rehomed !== undefined ? decodeJson(rehomed) : read(rightGetter, scope.stores.get(rightRootStore)!.get(record.partition, decoded.key), decoded.key)
+        const index = indexOf(record.partition, decoded.key)
+        index.subscribers.set(sub.k, [sub.p, sub.h])
+        index.dirty = true
         if (right === null && sub.i === PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE) return
         respond(sub.k, sub.p, sub.h, right)
       },
@@ -292,9 +325,7 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
     }
 
     const fanOut = (partition: number, key: string, right: unknown): void => {
-      const bytes = scope.stores.get(indexStore)!.get(partition, key)
-      if (bytes === undefined) return
-      for (const [leftKey, leftPartition, leftHashValue] of decodeJson(bytes) as ReverseIndex) respond(leftKey, leftPartition, leftHashValue, right)
+      for (const [leftKey, [leftPartition, leftHashValue]] of indexOf(partition, key).subscribers) respond(leftKey, leftPartition, leftHashValue, right)
     }
 
     // Right repartition topic → the partition the right key hashes to: keep the re-homed row, fan out.

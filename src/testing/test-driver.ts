@@ -86,6 +86,39 @@ function parseValue(bytes: Buffer | null): unknown {
   }
 }
 
+/** An output record whose value is parsed on first read (changelogs and repartition topics are rarely read). */
+class OutputRecord implements TestOutputRecord {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+  readonly key: string | null
+  readonly headers: Readonly<Record<string, string>>
+  readonly task: number
+  readonly rawKey: Buffer | null
+  readonly rawValue: Buffer | null
+  #value: unknown = undefined
+  #parsed = false
+
+  constructor(record: SinkRecord, offset: bigint, headers: Readonly<Record<string, string>>, task: number) {
+    this.topic = record.topic
+    this.partition = record.partition
+    this.offset = offset
+    this.key = record.key === null ? null : record.key.toString('utf8')
+    this.headers = headers
+    this.task = task
+    this.rawKey = record.key
+    this.rawValue = record.value
+  }
+
+  get value(): unknown {
+    if (!this.#parsed) {
+      this.#value = parseValue(this.rawValue)
+      this.#parsed = true
+    }
+    return this.#value
+  }
+}
+
 /** A guard against topologies that feed themselves forever. */
 const MAX_ROUNDS = 100_000
 
@@ -193,17 +226,7 @@ export class TopologyTestDriver {
     const headers: Record<string, string> = {}
     for (const [k, v] of record.headers ?? []) headers[k] = v.toString('utf8')
     const list = this.#outputs.get(record.topic) ?? []
-    list.push({
-      topic: record.topic,
-      partition: record.partition,
-      offset,
-      key: record.key === null ? null : record.key.toString('utf8'),
-      value: parseValue(record.value),
-      headers,
-      task,
-      rawKey: record.key,
-      rawValue: record.value,
-    })
+    list.push(new OutputRecord(record, offset, headers, task))
     this.#outputs.set(record.topic, list)
     return offset
   }

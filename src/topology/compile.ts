@@ -8,7 +8,7 @@ import { RagstreamError, type ErrorCode } from '../errors.ts'
 import { DEAD_LETTER_TOPIC_CONFIG } from '../governance/forget/dead-letter.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord, TopicSpec } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
-import type { ChangeHandler, CompileEnv, RecordScope, StageBuffer, TopicEntry, ValueGetter } from './compiled.ts'
+import type { BatchState, ChangeHandler, CompileEnv, RecordScope, StageBuffer, TopicEntry, ValueGetter } from './compiled.ts'
 import type { DecodedRecord, StageResult, TopologyGraph, TopologyNode } from './graph.ts'
 import { kindOf } from './node-kinds.ts'
 
@@ -47,6 +47,7 @@ interface Instance {
   readonly scope: RecordScope
   readonly topics: ReadonlyMap<string, TopicEntry>
   readonly stages: readonly StageBuffer[]
+  readonly batchStates: readonly BatchState[]
   readonly prefetch: ReadonlyMap<string, readonly string[]>
 }
 
@@ -81,6 +82,7 @@ function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance 
   const topics = new Map<string, TopicEntry>()
   const prefetch = new Map<string, string[]>()
   const stages: StageBuffer[] = []
+  const batchStates: BatchState[] = []
 
   const env: CompileEnv = {
     graph,
@@ -112,6 +114,9 @@ function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance 
     addStage(buffer) {
       stages.push(buffer)
     },
+    addBatchState(state) {
+      batchStates.push(state)
+    },
   }
   // Consumers first, so every node's downstream handlers exist when it compiles.
   for (let i = graph.nodes.length - 1; i >= 0; i--) {
@@ -119,7 +124,7 @@ function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance 
     handlers.set(node.name, kindOf(node).compile(node, env))
   }
   stages.reverse()
-  return { scope, topics, stages, prefetch }
+  return { scope, topics, stages, batchStates, prefetch }
 }
 
 /** Every topic the topology reads, writes or owns, with the settings internal ones are created with. */
@@ -275,6 +280,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         scope.partitionKey = null
       }
     }
+    for (const state of instance.batchStates) state.flush()
     return out
   }
 
@@ -325,6 +331,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           stage.items.length = 0
           stage.origins.length = 0
         }
+        for (const state of instance.batchStates) state.reset()
         instance.scope.out = []
         instance.scope.stores = new Map()
         pool.push(instance)

@@ -77,6 +77,19 @@ export interface CompileEnv {
   getter(node: string): ValueGetter
   sinkPartitions(topic: string): number
   addStage(buffer: StageBuffer): void
+  /** State an operator keeps for the length of one batch (see BatchState). */
+  addBatchState(state: BatchState): void
+}
+
+/**
+ * Per-batch operator state: e.g. a join's parsed reverse index, updated in memory by every record of
+ * the batch and written to its store once at the end, instead of once per record.
+ */
+export interface BatchState {
+  /** Writes what the batch changed to the stores; called once after the batch's last record. */
+  flush(): void
+  /** Forgets everything (after the batch, or when it failed). */
+  reset(): void
 }
 
 export interface InternalTopic {
