@@ -1,14 +1,14 @@
 import { ALNUM_CHARS, asciiClass, inClass, type Detector } from './detector.ts'
 
-const LOCAL = asciiClass(`${ALNUM_CHARS}._%+-`)
+const LOCAL = asciiClass(`${ALNUM_CHARS}._%+-'`)
 const ALNUM = asciiClass(ALNUM_CHARS)
 // The domain, matched sticky right after the `@`: 1–8 labels and an alphabetic TLD, all bounded.
 const DOMAIN = /[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])/y
 
 /**
- * Finds each `@`, walks back over the local part (at most 64 characters, starting with a letter or
- * digit, not preceded by another local-part character) and matches the domain after it. Equivalent
- * to `(?<![local])[A-Za-z0-9][local]{0,63}@domain`, without entering a regex at every position.
+ * Finds each `@`, walks back over the local part (at most 64 characters of letters, digits and
+ * `._%+-'`, starting at its first letter or digit) and matches the domain after it, without entering
+ * a regex at every position.
  */
 function scan(text: string, found: (start: number, end: number) => void): void {
   let at = text.indexOf('@')
@@ -17,7 +17,9 @@ function scan(text: string, found: (start: number, end: number) => void): void {
     while (start > 0 && at - start < 64 && inClass(LOCAL, text.charCodeAt(start - 1))) start--
     let next = at + 1
     const whole = start === 0 || !inClass(LOCAL, text.charCodeAt(start - 1))
-    if (start < at && whole && inClass(ALNUM, text.charCodeAt(start))) {
+    // Quotes and dots before the address belong to the sentence ('anna@x.com', …anna@x.com).
+    while (start < at && !inClass(ALNUM, text.charCodeAt(start))) start++
+    if (start < at && whole) {
       DOMAIN.lastIndex = at + 1
       if (DOMAIN.test(text)) {
         found(start, DOMAIN.lastIndex)

@@ -24,3 +24,9 @@ test('the local part is at most 64 characters', () => {
   assert.equal(run(`${'a'.repeat(64)}@example.com`).text, '[EMAIL]')
   assert.deepEqual(run(`${'a'.repeat(65)}@example.com`).counts, {})
 })
+
+test('apostrophes in the local part and quotes around the address', () => {
+  assert.equal(run("mail anna.o'brien@example.ie now").text, 'mail [EMAIL] now')
+  assert.equal(run("mail 'anna@example.ie' or \"ben@example.ie\"").text, "mail '[EMAIL]' or \"[EMAIL]\"")
+  assert.equal(run('see ...anna@example.ie').text, 'see ...[EMAIL]')
+})
