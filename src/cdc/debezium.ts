@@ -64,6 +64,9 @@ export class DebeziumDecoder {
     if ((this.#valueFormat === 'avro' || this.#keyFormat === 'avro') && !this.#avro) {
       throw new TypeError('DebeziumDecoder: an AvroWireDecoder is required for the avro format')
     }
+    if (this.#convert && this.#valueFormat === 'avro' && !this.#avro?.keepsRawSchemas) {
+      throw new TypeError("DebeziumDecoder: semanticTypes 'convert' with Avro needs new AvroWireDecoder(registry, url, { rawSchemas: true })")
+    }
   }
 
   /** Loads the Avro writer schemas this batch needs (one registry request per unseen schema id). No-op for JSON. */

@@ -100,6 +100,10 @@ export class AvroWireDecoder {
     this.#rawSchemas = options.rawSchemas ? new Map() : undefined
   }
 
+  get keepsRawSchemas(): boolean {
+    return this.#rawSchemas !== undefined
+  }
+
   /** The writer schema JSON of a prepared buffer (only with `rawSchemas`). */
   rawSchema(buffer: Buffer): unknown {
     const id = wireSchemaId(buffer)
