@@ -4,7 +4,7 @@
  * (the row key, or the key a stage chose, e.g. the entity of a chunk).
  */
 import type { NodeKindSpec } from '../topology/compiled.ts'
-import type { Encoder, SinkNode } from '../topology/graph.ts'
+import { topicNameProblem, type Encoder, type SinkNode } from '../topology/graph.ts'
 import { encodeJson } from '../topology/json.ts'
 import { partitionForString } from '../topology/partitioner.ts'
 
@@ -21,7 +21,8 @@ export function sinkNode(name: string, named: boolean, input: string, topic: str
 
 export const sinkOperator: NodeKindSpec<SinkNode> = {
   validate(node, graph, problem) {
-    if (typeof node.topic !== 'string' || node.topic === '') problem('topic', 'required')
+    const topicProblem = topicNameProblem(node.topic)
+    if (topicProblem !== '') problem('topic', topicProblem)
     else if (graph.nodes.some((n) => n.kind === 'table-source' && n.topic === node.topic)) problem('topic', `'${node.topic}' is also a source topic of this topology (a cycle)`)
     if (node.encode !== undefined && typeof node.encode !== 'function') problem('encode', 'must be a function (key, value) => { key, value }')
   },

@@ -7,7 +7,7 @@
 import { RagstreamError } from '../errors.ts'
 import type { SourceRecord } from '../runtime/task.ts'
 import { CHANGELOG_CONFIG, type NodeKindSpec } from '../topology/compiled.ts'
-import { changelogTopic, type DecodedRecord, type Decoder, type DecoderPreparer, type TableSourceNode } from '../topology/graph.ts'
+import { changelogTopic, topicNameProblem, type DecodedRecord, type Decoder, type DecoderPreparer, type TableSourceNode } from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
 
 export interface TableOptions {
@@ -34,7 +34,8 @@ export function defaultTableDecoder(key: Buffer | null, value: Buffer | null, _r
 
 export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
   validate(node, _graph, problem) {
-    if (typeof node.topic !== 'string' || node.topic === '') problem('topic', 'required')
+    const topicProblem = topicNameProblem(node.topic)
+    if (topicProblem !== '') problem('topic', topicProblem)
     if (node.format === 'cdc' && node.decode === undefined) problem('decode', 'required for a CDC table (e.g. the Debezium decoder from src/cdc)')
     if (node.decode !== undefined && typeof node.decode !== 'function') problem('decode', 'must be a function (key, value, record) => { key, value }')
     if (node.prepare !== undefined && typeof node.prepare !== 'function') problem('prepare', 'must be a function (records) => Promise<void>')

@@ -129,6 +129,15 @@ export interface TopologyGraph {
 
 export type NodeOf<K extends NodeKind> = Extract<TopologyNode, { kind: K }>
 
+/** Kafka's rule for topic names; empty string when the name is legal, else what is wrong. */
+export function topicNameProblem(name: unknown): string {
+  if (typeof name !== 'string' || name === '') return 'required'
+  if (name === '.' || name === '..') return `'${name}' is not a legal topic name`
+  if (name.length > 249) return 'a topic name has at most 249 characters'
+  if (!/^[a-zA-Z0-9._-]+$/.test(name)) return `'${name}' is not a legal topic name (letters, digits, ".", "_" and "-" only)`
+  return ''
+}
+
 /** Internal topic names: `<application>-<store>-changelog` as the store contract says. */
 export function changelogTopic(applicationId: string, store: string): string {
   return `${applicationId}-${store}-changelog`

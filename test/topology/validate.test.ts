@@ -102,6 +102,21 @@ test('inputs must exist and be built first', () => {
   ])
 })
 
+test('source and sink topics must be legal Kafka topic names', () => {
+  const problems = problemsOf(() => {
+    const b = new TopologyBuilder({ applicationId: 'app' })
+    b.table('orders/v1', { name: 'orders' }).to('')
+    b.table('..', { name: 'other' }).to('x'.repeat(250))
+    return b.build()
+  })
+  assert.deepEqual(problems, [
+    `/topology/nodes/orders/topic: 'orders/v1' is not a legal topic name (letters, digits, ".", "_" and "-" only)`,
+    '/topology/nodes/KTABLE-SINK-0000000001/topic: required',
+    "/topology/nodes/other/topic: '..' is not a legal topic name",
+    '/topology/nodes/KTABLE-SINK-0000000003/topic: a topic name has at most 249 characters',
+  ])
+})
+
 test('internal topic names longer than Kafka allows are refused at build time', () => {
   const problems = problemsOf(() => {
     const b = new TopologyBuilder({ applicationId: 'app' })
