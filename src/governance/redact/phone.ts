@@ -6,10 +6,11 @@ import { countDigits, digitsOf, longestValidPrefix, type Detector } from './dete
 //                  (area code 2–9 first; the exchange's 2–9 rule is only required of the
 //                  space-separated form: test data and fictional 555-01xx numbers break it)
 //   trunk-prefixed 020 7946 0958 · 07911 123456 · 030 12345678 · 01 23 45 67 89 · 06.12.34.56.78
+//                  (020) 7946 0958 · (0151) 23456789
 // Each repetition consumes exactly one digit (or one parenthesised group) after an optional single
 // separator, so there is one way to match a given string and backtracking is bounded.
 const PATTERN =
-  /(?<![\w+.#/$€£-])(?:\+\d(?:[ .-]?(?:\(\d{1,4}\)|\d)){7,16}|\([2-9]\d\d\)[ .-]?\d{3}[ .-]\d{4}|[2-9]\d\d([.-])\d{3}\1\d{4}|[2-9]\d\d [2-9]\d\d \d{4}|0\d(?:[ .-]?\d){7,11})(?![\w]|[.-]\d)/g
+  /(?<![\w+.#/$€£-])(?:\+\d(?:[ .-]?(?:\(\d{1,4}\)|\d)){7,16}|\([2-9]\d\d\)[ .-]?\d{3}[ .-]\d{4}|[2-9]\d\d([.-])\d{3}\1\d{4}|[2-9]\d\d [2-9]\d\d \d{4}|0\d(?:[ .-]?\d){7,11}|\(0\d{1,4}\)[ .-]?\d(?:[ .-]?\d){4,10})(?![\w]|[.-]\d)/g
 
 /** dd.mm.yyyy, dd-mm-yyyy and friends: dates written like phone numbers. */
 const DATE_LIKE = /^\d{1,2}([.-])\d{1,2}\1(?:\d{4}|\d{2})(?![.-]?\d)/
@@ -22,7 +23,7 @@ function valid(text: string, start: number, end: number): boolean {
     for (let i = start + 1; i + 2 < end && !trunkZero; i++) trunkZero = text.charCodeAt(i) === 40 && text.charCodeAt(i + 1) === 48 && text.charCodeAt(i + 2) === 41
     return digits >= 8 && digits <= (trunkZero ? 16 : 15)
   }
-  if (first === 48 /* 0 */) {
+  if (first === 48 /* 0 */ || (first === 40 /* ( */ && text.charCodeAt(start + 1) === 48)) {
     if (digits < 9 || digits > 13) return false
     if (text.charCodeAt(start + 1) === 48 && text.charCodeAt(start + 2) === 48) return false // 000…: padded ids
     return !DATE_LIKE.test(text.slice(start, end))
