@@ -176,8 +176,8 @@ export const CHUNK_COLUMNS = [
 
 async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Promise<boolean> {
   const n = config.names
-  const existing = await owner.query<{ dims: number; distance: string; table_name: string }>(
-    `SELECT dims, distance, table_name FROM ${n.versionsTable} WHERE topology = $1 AND version = $2`,
+  const existing = await owner.query<{ dims: number; distance: string; hnsw_m: number; hnsw_ef_construction: number }>(
+    `SELECT dims, distance, hnsw_m, hnsw_ef_construction FROM ${n.versionsTable} WHERE topology = $1 AND version = $2`,
     [config.topology, config.version],
   )
   if (existing.rowCount) {
@@ -185,6 +185,9 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
     const problems = []
     if (row.dims !== config.dims) problems.push({ path: '/sink/dims', message: `${config.topology}@${config.version} was created with ${row.dims} dimensions, not ${config.dims}; re-index into a new version` })
     if (row.distance !== config.distance) problems.push({ path: '/sink/distance', message: `${config.topology}@${config.version} was created with ${row.distance}, not ${config.distance}` })
+    if (row.hnsw_m !== config.hnsw.m || row.hnsw_ef_construction !== config.hnsw.efConstruction) {
+      problems.push({ path: '/sink/hnsw', message: `${config.topology}@${config.version} was indexed with m=${row.hnsw_m}, ef_construction=${row.hnsw_ef_construction}; re-index into a new version to change them` })
+    }
     if (problems.length) throw new ConfigError(problems, 'sink configuration')
   }
   const { opclass } = DISTANCE_SQL[config.distance]

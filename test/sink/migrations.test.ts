@@ -45,6 +45,8 @@ test('migrations: idempotent and versioned; dims are fixed per version; a new ve
     return true
   })
 
+  await assert.rejects(migrate(env.owner, resolveSinkConfig({ ...inputOf(env), hnsw: { m: 24 } })), /\/sink\/hnsw: .*m=16, ef_construction=64/)
+
   // Indexes as configured: HNSW (cosine), btree on entity, GIN on metadata.
   const indexes = await env.admin.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`, [env.config.names.schema, env.config.names.chunkTableName])
   const defs = indexes.rows.map((r) => r.indexdef).join('\n')
