@@ -188,9 +188,9 @@ export class Table<V> {
    * })
    * ```
    */
-  stage<O = unknown>(options: StageOptions): Table<O> {
+  stage<O = unknown>(options: StageOptions<V, O>): Table<O> {
     const [name, named] = this.#named('KTABLE-STAGE', options?.name)
-    this.#list.add(stageNode(name, named, this.name, options ?? ({} as StageOptions)))
+    this.#list.add(stageNode(name, named, this.name, options ?? ({} as StageOptions<V, O>)))
     return new Table<O>(this.#list, name)
   }
 

@@ -9,17 +9,17 @@ import type { SourceRecord } from '../runtime/task.ts'
 import { CHANGELOG_CONFIG, type NodeKindSpec, type StageBuffer } from '../topology/compiled.ts'
 import { changelogTopic, type StageItem, type StageNode, type StageProcessor } from '../topology/graph.ts'
 
-export interface StageOptions {
+export interface StageOptions<V = unknown, O = unknown> {
   /** Required when the stage owns stores (the name is then their identity); else generated. */
   readonly name?: string
   /** What the stage is, for describe: `govern`, `chunk`, `embed`, ... */
   readonly kind: string
   /** Stores the stage owns; each gets a compacted changelog. */
   readonly stores?: readonly string[]
-  readonly processor: StageProcessor
+  readonly processor: StageProcessor<V, O>
 }
 
-export function stageNode(name: string, named: boolean, input: string, options: StageOptions): StageNode {
+export function stageNode<V, O>(name: string, named: boolean, input: string, options: StageOptions<V, O>): StageNode {
   return Object.freeze({
     kind: 'stage',
     name,
@@ -27,7 +27,7 @@ export function stageNode(name: string, named: boolean, input: string, options: 
     inputs: Object.freeze([input]),
     stageKind: options.kind,
     stores: Object.freeze([...(options.stores ?? [])]),
-    processor: options.processor,
+    processor: options.processor as StageProcessor,
   })
 }
 

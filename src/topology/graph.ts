@@ -66,21 +66,22 @@ export interface FkJoinNode extends NodeBase {
   readonly joiner: (leftValue: any, rightValue: any) => unknown
 }
 
-/** One row change handed to a stage; `oldValue: undefined` means the previous value is unknown. */
-export interface StageItem {
+/** One row change handed to a stage: `value: null` = deleted; `oldValue: undefined` = previous value unknown. */
+export interface StageItem<V = unknown> {
   readonly key: string
-  readonly value: unknown
-  readonly oldValue: unknown
+  readonly value: V | null
+  readonly oldValue: V | null | undefined
+  /** The task's input partition: the partition of the stage's own store entries for this key. */
   readonly partition: number
 }
 
 /** What a stage emits for one item: rows (possibly re-keyed, e.g. chunk ids) or a per-item failure. */
-export type StageResult = readonly StageRow[] | StageFailure
+export type StageResult<O = unknown> = readonly StageRow<O>[] | StageFailure
 
-export interface StageRow {
+export interface StageRow<O = unknown> {
   readonly key: string
   /** null = tombstone. */
-  readonly value: unknown
+  readonly value: O | null
   /** The key the row is partitioned by downstream (e.g. the entity key of a chunk); defaults to `key`. */
   readonly partitionKey?: string
 }
@@ -97,9 +98,9 @@ export interface StageContext {
 }
 
 /** The contract govern / chunk / embed plug into: async and batched, at an I/O edge of the batch. */
-export interface StageProcessor {
+export interface StageProcessor<V = unknown, O = unknown> {
   /** Returns one result per item, in item order. A throw is a transient failure: the batch is retried. */
-  process(items: readonly StageItem[], context: StageContext): Promise<readonly StageResult[]> | readonly StageResult[]
+  process(items: readonly StageItem<V>[], context: StageContext): Promise<readonly StageResult<O>[]> | readonly StageResult<O>[]
 }
 
 export interface StageNode extends NodeBase {
