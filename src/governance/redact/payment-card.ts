@@ -1,4 +1,4 @@
-import { digitsOf, longestValidPrefix, type Detector } from './detector.ts'
+import { digitsOf, type Detector } from './detector.ts'
 
 /** Luhn (mod 10) check over a string of digits. */
 export function luhnValid(digits: string): boolean {
@@ -40,17 +40,30 @@ function knownIssuer(d: string): boolean {
   }
 }
 
-function valid(value: string): boolean {
-  const digits = digitsOf(value)
-  if (digits.length < 13 || digits.length > 19) return false
-  // One separator style throughout: "4111 1111 1111 1111" or "4111-1111-…", never mixed.
-  if (value.includes(' ') && value.includes('-')) return false
-  return knownIssuer(digits) && luhnValid(digits)
-}
-
-// "card 4111 1111 1111 1111 123": the card is the longest valid run of whole groups.
+// "card 4111 1111 1111 1111 123": the card is the longest run of whole groups that is valid. The
+// issuer is decided by the first digits, so it is checked once; the cuts are tried from the right
+// with the digit count kept incrementally (this runs for every digit run in a text).
 function verify(text: string, start: number, end: number): number {
-  return longestValidPrefix(text, start, end, (e) => valid(text.slice(start, e)))
+  const value = text.slice(start, end)
+  const digits = digitsOf(value)
+  if (digits.length < 13 || !knownIssuer(digits)) return -1
+  // One separator style throughout: "4111 1111 1111 1111" or "4111-1111-…", never mixed.
+  const firstSpace = value.indexOf(' ')
+  const firstDash = value.indexOf('-')
+  let n = digits.length
+  for (let e = end; e > start; e--) {
+    if (e !== end) {
+      const c = text.charCodeAt(e)
+      if (c >= 48 && c <= 57) {
+        n--
+        continue
+      }
+    }
+    if (n < 13) return -1
+    const mixed = firstSpace !== -1 && firstDash !== -1 && firstSpace < e - start && firstDash < e - start
+    if (n <= 19 && !mixed && luhnValid(digits.slice(0, n))) return e
+  }
+  return -1
 }
 
 /**

@@ -27,17 +27,31 @@ const ALTERNATIVES = [
 
 const PATTERN = new RegExp(`(?<![A-Za-z0-9_-])(?:${ALTERNATIVES.join('|')})`, 'g')
 
+function isLetter(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122)
+}
+
+function isSpace(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13
+}
+
 // A truncated PEM block (no END line) runs on into the words that follow; PEM lines are 64
-// characters, so trailing short all-letter tokens are prose and are given back.
-const TRAILING_WORD = /[ \t\r\n]+[A-Za-z]{1,15}$/
+// characters, so trailing short all-letter tokens are prose and are given back. One backward pass.
+function withoutTrailingWords(text: string, start: number, end: number): number {
+  let e = end
+  for (;;) {
+    let i = e
+    while (i > start && isLetter(text.charCodeAt(i - 1))) i--
+    if (i === e || e - i > 15) return e
+    let j = i
+    while (j > start && isSpace(text.charCodeAt(j - 1))) j--
+    if (j === i) return e
+    e = j
+  }
+}
 
 function verify(text: string, start: number, end: number): number {
-  if (text.startsWith('-----BEGIN', start)) {
-    if (text.endsWith('KEY-----', end)) return end
-    let value = text.slice(start, end)
-    for (let m = TRAILING_WORD.exec(value); m !== null; m = TRAILING_WORD.exec(value)) value = value.slice(0, m.index)
-    return start + value.length
-  }
+  if (text.startsWith('-----BEGIN', start)) return text.endsWith('KEY-----', end) ? end : withoutTrailingWords(text, start, end)
   // "sk-" is a common word fragment ("sk-1" in a SKU): a real OpenAI key body mixes letters and digits.
   if (text.startsWith('sk-', start)) {
     let letters = 0

@@ -46,6 +46,11 @@ test('adversarial: BEGIN lines without a body are each masked (a bare marker is 
   assert.deepEqual(out.counts, { secret: count })
 })
 
+test('adversarial: a PEM header followed by 100,000 short words gives the words back', { timeout: 60_000 }, () => {
+  const words = 'a '.repeat(N / 2)
+  assert.deepEqual(run(`-----BEGIN PRIVATE KEY----- ${words}`), { text: `[SECRET] ${words}`, counts: { secret: 1 } })
+})
+
 test('adversarial: a 200 kB random token is one secret', { timeout: 60_000 }, () => {
   const random = seededRandom(1)
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
