@@ -34,7 +34,8 @@ function scan(text: string, found: (start: number, end: number) => void): void {
       end++
     }
     const glued = (start > 0 && inClass(WORD, text.charCodeAt(start - 1))) || (end < text.length && inClass(WORD, text.charCodeAt(end)))
-    if (colons >= 2 && !glued) {
+    // 45 characters is the longest IPv6 text form (IPv4-embedded); longer runs are not one address.
+    if (colons >= 2 && !glued && end - start <= 47) {
       let e = end
       while (e > start + 2 && (text.charCodeAt(e - 1) === 46 || (text.charCodeAt(e - 1) === 58 && text.charCodeAt(e - 2) !== 58))) e--
       const value = text.slice(start, e)
