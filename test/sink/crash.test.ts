@@ -42,7 +42,7 @@ test(`crash: SIGKILL ${KILLS}× (half of them as a batch transaction starts) whi
   const final = spawnSink(t, env, args)
   await waitForCatchUp(env.admin, config, PARTITIONS)
   final.child.kill('SIGTERM')
-  assert.equal(await final.exited, 0)
+  assert.equal(await final.exited, 0, final.stderr())
 
   const diff = await diffTable(env.admin, config, production.expected)
   assert.deepEqual({ missing: diff.missing, extra: diff.extra, stale: diff.stale }, { missing: [], extra: [], stale: [] })

@@ -230,6 +230,8 @@ export interface SinkChild {
   readonly child: ChildProcess
   readonly events: Record<string, unknown>[]
   readonly exited: Promise<number | null>
+  /** What the child wrote to stderr so far (for assertion messages). */
+  stderr(): string
   /** Resolves with the first event (already seen or future) matching `predicate`. */
   waitForEvent(predicate: (event: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>
   onEvent(listener: (event: Record<string, unknown>) => void): void
@@ -280,6 +282,7 @@ export function spawnSink(t: After, env: SinkEnv, extraArgs: readonly string[] =
     child,
     events,
     exited,
+    stderr: () => stderr,
     onEvent: (l) => listeners.push(l),
     waitForEvent(predicate, timeoutMs = 60_000) {
       const seen = events.find(predicate)
