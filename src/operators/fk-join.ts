@@ -186,7 +186,7 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
           const oldBytes = store.get(partition, key)
           scope.undoMore.push({ store, partition, key, value: oldBytes })
           if (newValue === null) store.delete(partition, key)
-          else store.put(partition, key, encodeJson(newValue))
+          else store.put(partition, key, userJson(newValue))
           downstream(key, oldBytes === undefined ? null : decodeJson(oldBytes), newValue)
         }
     if (materialized) {
@@ -217,6 +217,14 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       const joined = joiner(left, right) ?? null
       scope.user = false
       return joined
+    }
+    /** JSON of a value user code built (a joiner's, a mapper's): not being JSON is that record's failure. */
+    const userJson = (value: unknown): Buffer => {
+      scope.node = name
+      scope.user = true
+      const bytes = encodeJson(value)
+      scope.user = false
+      return bytes
     }
     const read = (getter: typeof leftGetter, bytes: Buffer | undefined, key: string): unknown => {
       scope.node = name
@@ -261,7 +269,7 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
 
     const respond = (leftKey: string, leftPartition: number, leftHashValue: string | null, right: unknown): void => {
       const value: Response = { h: leftHashValue, v: right }
-      scope.out.push({ topic: respTopic, partition: leftPartition, key: Buffer.from(leftKey, 'utf8'), value: encodeJson(value) })
+      scope.out.push({ topic: respTopic, partition: leftPartition, key: Buffer.from(leftKey, 'utf8'), value: userJson(value) })
     }
 
     // Subscription repartition topic → right owner: maintain the reverse index, answer with the right row.
@@ -344,7 +352,7 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       const partition = scope.record.partition
       const home = partitionForString(key, partitions)
       if (home === partition) fanOut(partition, key, newValue)
-      else scope.out.push({ topic: rightTopic, partition: home, key: Buffer.from(key, 'utf8'), value: newValue === null ? null : encodeJson(newValue) })
+      else scope.out.push({ topic: rightTopic, partition: home, key: Buffer.from(key, 'utf8'), value: newValue === null ? null : userJson(newValue) })
     }
 
     return [leftChange, rightChange]

@@ -40,7 +40,15 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
       (key, _oldValue, newValue) => {
         const partition = partitionForString(scope.partitionKey ?? key, partitions)
         if (encode === undefined) {
-          const value = newValue === null ? null : reuse && newValue === scope.encodedValue ? scope.encodedBytes : encodeJson(newValue)
+          if (newValue === null || (reuse && newValue === scope.encodedValue)) {
+            scope.out.push({ topic, partition, key: Buffer.from(key, 'utf8'), value: newValue === null ? null : scope.encodedBytes })
+            return
+          }
+          // A value user code built may not be JSON (a bigint, a cycle): that record's failure, not the batch's.
+          scope.node = name
+          scope.user = true
+          const value = encodeJson(newValue)
+          scope.user = false
           scope.out.push({ topic, partition, key: Buffer.from(key, 'utf8'), value })
           return
         }

@@ -84,7 +84,10 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           store.delete(partition, key)
           emit(key, needsOld ? decodeJson(oldBytes) : undefined, null)
         } else {
+          scope.node = name
+          scope.user = true // a decoder's value may not be JSON (a bigint): that record's failure
           const bytes = decoded.json ?? encodeJson(value)
+          scope.user = false
           store.put(partition, key, bytes)
           scope.encodedValue = value
           scope.encodedBytes = bytes
