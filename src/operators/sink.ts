@@ -3,6 +3,7 @@
  * keyed by the row key and partitioned with Kafka's default partitioner over the partition key
  * (the row key, or the key a stage chose, e.g. the entity of a chunk).
  */
+import { RagstreamError } from '../errors.ts'
 import type { NodeKindSpec } from '../topology/compiled.ts'
 import { topicNameProblem, type Encoder, type SinkNode } from '../topology/graph.ts'
 import { encodeJson } from '../topology/json.ts'
@@ -55,6 +56,9 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
         scope.node = name
         scope.user = true
         const encoded = encode(key, newValue)
+        if (encoded === null || typeof encoded !== 'object' || (encoded.key !== null && !Buffer.isBuffer(encoded.key)) || (encoded.value !== null && !Buffer.isBuffer(encoded.value))) {
+          throw new RagstreamError('RS_RECORD_INVALID', 'the encoder must return { key: Buffer | null, value: Buffer | null }')
+        }
         scope.user = false
         scope.out.push({ topic, partition, key: encoded.key, value: encoded.value })
       },

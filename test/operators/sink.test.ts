@@ -45,3 +45,13 @@ test('a value that is not JSON (a bigint) dead-letters its record instead of fai
   assert.deepEqual([...driver.readTable('out').keys()], ['small'])
   assert.deepEqual([...driver.readStore('rows').keys()], ['small'], 'the failed record\'s table write is reverted')
 })
+
+test('an encoder that returns something other than bytes dead-letters the record', async () => {
+  const b = new TopologyBuilder({ applicationId: 'app' })
+  b.table<{ n: number }>('in', { name: 'rows' }).to('out', { name: 'bad-encoder', encode: (key, value) => ({ key: Buffer.from(key), value: JSON.stringify(value) as unknown as Buffer }) })
+  const driver = new TopologyTestDriver(b.build(), { partitions: 1 })
+  await driver.pipe('in', 'a', { n: 1 })
+  const [dead] = driver.readDeadLetters()
+  assert.equal(dead.headers['ragstream.error.message'], 'the encoder must return { key: Buffer | null, value: Buffer | null }')
+  assert.equal(driver.readOutput('out').length, 0)
+})
