@@ -270,6 +270,11 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         const mark = out.length
         try {
           for (const row of result) {
+            if (row === null || typeof row !== 'object' || typeof row.key !== 'string' || (row.partitionKey !== undefined && typeof row.partitionKey !== 'string')) {
+              scope.node = stage.node.name
+              scope.user = true
+              throw new RagstreamError('RS_RECORD_INVALID', 'the stage returned a row without a string key (or with a non-string partitionKey)')
+            }
             scope.partitionKey = row.partitionKey ?? null
             stage.emit(row.key, undefined, row.value ?? null)
           }

@@ -104,3 +104,18 @@ test('a stage reads and writes only the stores it declared, prefetching them its
   assert.deepEqual(driver.readStore('doc-versions').get('a'), 2)
   assert.equal(driver.allOutput('rag-doc-versions-changelog').length, 2)
 })
+
+test('a stage row without a string key dead-letters its item', async () => {
+  const b = new TopologyBuilder({ applicationId: 'rag' })
+  b.table<Doc>('docs', { name: 'docs' })
+    .stage({ name: 'sloppy', kind: 'chunk', processor: { process: (items) => items.map((i) => [{ key: (i.key === 'bad' ? 7 : i.key) as string, value: i.value }]) } })
+    .to('out')
+  const driver = new TopologyTestDriver(b.build(), { partitions: 1 })
+  await driver.pipeBatch([
+    { topic: 'docs', key: 'bad', value: { text: 'x' } },
+    { topic: 'docs', key: 'good', value: { text: 'y' } },
+  ])
+  const [dead] = driver.readDeadLetters()
+  assert.deepEqual([dead.key, dead.headers[DEAD_LETTER_HEADERS.node]], ['bad', 'sloppy'])
+  assert.deepEqual([...driver.readTable('out').keys()], ['good'])
+})
