@@ -1,0 +1,106 @@
+/**
+ * The run-time services of a RAG topology's chunk → embed → encode tail: the Embedder (its cache in
+ * Redis) and the chunk-event Avro codec (its schema registered under `<chunkTopic>-value`).
+ *
+ * A topology file default-exports a topology built synchronously at import, and `ragstream describe`
+ * imports it without any service; so nothing here connects at construction. `open()` connects, checks
+ * the embedding provider and registers the schema; a topology calls it at the start of its chunk
+ * stage (the batch's I/O edge), so the first batch opens the services and later batches pay nothing.
+ * A failure to open throws from the stage: the batch aborts and is retried, unless the error is a
+ * non-retriable configuration error (an incompatible schema, a wrong embedding dimension), which
+ * stops the processor with a message naming the cause.
+ *
+ * @example
+ * ```ts
+ * const services = RagServices.fromEnv({ chunkTopic: 'rag.chunks.support-copilot' })
+ * supportCopilot({ prefix: 'support', services })
+ * ```
+ */
+import { Redis } from 'ioredis'
+import { RedisEmbeddingCache } from '../embedding/cache.ts'
+import { createEmbeddingProvider, DEFAULT_EMBEDDING } from '../embedding/config.ts'
+import { Embedder } from '../embedding/embedder.ts'
+import type { HashingEmbeddingConfig } from '../embedding/hashing.ts'
+import type { OpenAIEmbeddingConfig } from '../embedding/openai.ts'
+import { chunkEventAvroCodec } from '../serde/chunk-event-codec.ts'
+import type { ChunkEvent } from '../serde/chunk-event.ts'
+import { endpointsFromEnv, redactUrl } from './endpoints.ts'
+
+/** What a chunk topology needs from its services: an embedder, an encoder for its sink, and `open()`. */
+export interface ChunkServices {
+  readonly embedder: Embedder
+  /** Encodes a chunk event (null = tombstone); usable once `open()` resolved. */
+  readonly chunkEvents: { encode(event: ChunkEvent | null): Buffer | null }
+  /** Idempotent; resolves when every service is ready. */
+  open(): Promise<void>
+}
+
+export interface RagServicesOptions {
+  /** A Redis client for the embedding cache; created with `lazyConnect` so constructing connects nothing. */
+  readonly redis: Redis
+  readonly registryUrl: string
+  /** The chunk topic; the codec registers the chunk-event schema under `<chunkTopic>-value`. */
+  readonly chunkTopic: string
+  /** Default: the built-in `hashing` embedder, 384 dimensions. */
+  readonly embedding?: HashingEmbeddingConfig | OpenAIEmbeddingConfig
+  /** Embedding cache key prefix; default `rs:emb` (shared by every topology using the same model, on purpose). */
+  readonly cachePrefix?: string
+  /** Names Redis in errors (no credentials). */
+  readonly redisAddress?: string
+  /** Close the Redis client in `close()`; default true. */
+  readonly ownsRedis?: boolean
+}
+
+type Codec = ChunkServices['chunkEvents']
+
+export class RagServices implements ChunkServices {
+  readonly embedder: Embedder
+  readonly chunkEvents: Codec
+  readonly #options: RagServicesOptions
+  #codec: Codec | undefined
+  #opening: Promise<void> | undefined
+
+  constructor(options: RagServicesOptions) {
+    this.#options = options
+    const provider = createEmbeddingProvider(options.embedding ?? DEFAULT_EMBEDDING)
+    this.embedder = new Embedder(provider, { cache: new RedisEmbeddingCache(options.redis, { prefix: options.cachePrefix, address: options.redisAddress }) })
+    this.chunkEvents = {
+      encode: (event) => {
+        if (this.#codec === undefined) throw new Error(`the chunk-event codec for ${options.chunkTopic} is not open: call open() before encoding`)
+        return this.#codec.encode(event)
+      },
+    }
+  }
+
+  /**
+   * Services at the addresses of the environment (RAGSTREAM_REDIS_URL, RAGSTREAM_SCHEMA_REGISTRY_URL).
+   * The Redis connection does not keep the process alive: when the runtime stops, `ragstream run`
+   * exits although topology files have no close hook.
+   */
+  static fromEnv(options: { chunkTopic: string; env?: NodeJS.ProcessEnv; embedding?: HashingEmbeddingConfig | OpenAIEmbeddingConfig }): RagServices {
+    const endpoints = endpointsFromEnv(options.env)
+    const redis = new Redis(endpoints.redisUrl, { lazyConnect: true })
+    redis.on('connect', () => (redis as unknown as { stream?: { unref?: () => void } }).stream?.unref?.())
+    // ioredis reports connection errors on the command that failed (the batch retries); without a listener it would also log them.
+    redis.on('error', () => {})
+    return new RagServices({ redis, redisAddress: redactUrl(endpoints.redisUrl), registryUrl: endpoints.schemaRegistryUrl, chunkTopic: options.chunkTopic, embedding: options.embedding })
+  }
+
+  open(): Promise<void> {
+    this.#opening ??= this.#open().catch((error: unknown) => {
+      this.#opening = undefined // the next batch tries again
+      throw error
+    })
+    return this.#opening
+  }
+
+  async #open(): Promise<void> {
+    const [codec] = await Promise.all([chunkEventAvroCodec({ registryUrl: this.#options.registryUrl, topic: this.#options.chunkTopic }), this.embedder.verify()])
+    this.#codec = codec
+  }
+
+  async close(): Promise<void> {
+    if (this.#options.ownsRedis === false) return
+    this.#options.redis.disconnect()
+  }
+}

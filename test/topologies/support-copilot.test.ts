@@ -1,0 +1,256 @@
+// support-copilot under the test driver: the describe text, and the chunk-table semantics a data
+// engineer relies on — reclassification reaches every derived chunk, a one-paragraph edit re-emits
+// one chunk, a delete tombstones all, bad input is dead-lettered while good input flows. The
+// embedding cache (Redis) and the chunk-event schema (registry) are the real services.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { encodeChange, type Row } from '../../src/generator/debezium-envelope.ts'
+import { supportTables } from '../../src/generator/support-dataset.ts'
+import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
+import { TopologyTestDriver, type TestInputRecord } from '../../src/testing/index.ts'
+import { DEAD_LETTER_HEADERS } from '../../src/topology/compile.ts'
+import topology, { supportCopilot } from '../../topologies/support-copilot.ts'
+import { decodeChunkEvents, testRagServices } from '../support/rag-services.ts'
+import { uniqueName } from '../support/stack.ts'
+
+test('support-copilot: describe text is pinned', () => {
+  assert.equal(topology.describe(), `Topology: support-copilot
+   Sub-topology: 0
+    Source: tickets-source (topics: [support.public.tickets])
+      --> tickets
+    Processor: tickets (stores: [tickets]) [table: cdc]
+      --> join-customers-subscription-send
+      <-- tickets-source
+    Processor: join-customers-subscription-send (stores: [])
+      --> join-customers-subscription-sink, join-customers
+      <-- tickets
+    Sink: join-customers-subscription-sink (topic: support-copilot-join-customers-subscription-repartition)
+      <-- join-customers-subscription-send
+    Source: join-customers-response-source (topics: [support-copilot-join-customers-response-repartition])
+      --> join-customers
+    Processor: join-customers (stores: [tickets, join-customers]) [fk-join: left]
+      --> join-products-subscription-send
+      <-- join-customers-subscription-send, join-customers-response-source
+    Processor: join-products-subscription-send (stores: [])
+      --> join-products-subscription-sink, join-products
+      <-- join-customers
+    Sink: join-products-subscription-sink (topic: support-copilot-join-products-subscription-repartition)
+      <-- join-products-subscription-send
+    Source: join-products-response-source (topics: [support-copilot-join-products-response-repartition])
+      --> join-products
+    Processor: join-products (stores: [join-customers]) [fk-join: left]
+      --> chunk-embed
+      <-- join-products-subscription-send, join-products-response-source
+    Processor: chunk-embed (stores: [chunk-sets]) [stage: chunk+embed, async, batched]
+      --> KTABLE-SINK-0000000006
+      <-- join-products
+    Sink: KTABLE-SINK-0000000006 (topic: rag.chunks.support-copilot)
+      <-- chunk-embed
+   Sub-topology: 1
+    Source: customers-source (topics: [support.public.customers])
+      --> customers
+    Processor: customers (stores: [customers]) [table: cdc]
+      --> join-customers-right-change
+      <-- customers-source
+    Source: join-customers-subscription-source (topics: [support-copilot-join-customers-subscription-repartition])
+      --> join-customers-subscription-receive
+    Processor: join-customers-subscription-receive (stores: [join-customers-subscriptions, customers, join-customers-right])
+      --> join-customers-response-sink
+      <-- join-customers-subscription-source
+    Processor: join-customers-right-change (stores: [join-customers-subscriptions])
+      --> join-customers-response-sink, join-customers-right-sink
+      <-- customers
+    Sink: join-customers-right-sink (topic: support-copilot-join-customers-right-repartition)
+      <-- join-customers-right-change
+    Source: join-customers-right-source (topics: [support-copilot-join-customers-right-repartition])
+      --> join-customers-right-receive
+    Processor: join-customers-right-receive (stores: [join-customers-subscriptions, join-customers-right])
+      --> join-customers-response-sink
+      <-- join-customers-right-source
+    Sink: join-customers-response-sink (topic: support-copilot-join-customers-response-repartition)
+      <-- join-customers-subscription-receive, join-customers-right-change, join-customers-right-receive
+   Sub-topology: 2
+    Source: products-source (topics: [support.products])
+      --> products
+    Processor: products (stores: [products]) [table: compacted]
+      --> join-products-right-change
+      <-- products-source
+    Source: join-products-subscription-source (topics: [support-copilot-join-products-subscription-repartition])
+      --> join-products-subscription-receive
+    Processor: join-products-subscription-receive (stores: [join-products-subscriptions, products, join-products-right])
+      --> join-products-response-sink
+      <-- join-products-subscription-source
+    Processor: join-products-right-change (stores: [join-products-subscriptions])
+      --> join-products-response-sink, join-products-right-sink
+      <-- products
+    Sink: join-products-right-sink (topic: support-copilot-join-products-right-repartition)
+      <-- join-products-right-change
+    Source: join-products-right-source (topics: [support-copilot-join-products-right-repartition])
+      --> join-products-right-receive
+    Processor: join-products-right-receive (stores: [join-products-subscriptions, join-products-right])
+      --> join-products-response-sink
+      <-- join-products-right-source
+    Sink: join-products-response-sink (topic: support-copilot-join-products-response-repartition)
+      <-- join-products-subscription-receive, join-products-right-change, join-products-right-receive
+Stores:
+    tickets (owner: tickets, changelog: support-copilot-tickets-changelog)
+    customers (owner: customers, changelog: support-copilot-customers-changelog)
+    products (owner: products, changelog: support-copilot-products-changelog)
+    join-customers (owner: join-customers, changelog: support-copilot-join-customers-changelog)
+    join-customers-subscriptions (owner: join-customers, changelog: support-copilot-join-customers-subscriptions-changelog)
+    join-customers-right (owner: join-customers, changelog: support-copilot-join-customers-right-changelog)
+    join-products-subscriptions (owner: join-products, changelog: support-copilot-join-products-subscriptions-changelog)
+    join-products-right (owner: join-products, changelog: support-copilot-join-products-right-changelog)
+    chunk-sets (owner: chunk-embed, changelog: support-copilot-chunk-sets-changelog)
+Topics:
+    source: support.public.tickets (partitions: external)
+    source: support.public.customers (partitions: external)
+    source: support.products (partitions: external)
+    changelog: support-copilot-tickets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store tickets
+    changelog: support-copilot-customers-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store customers
+    changelog: support-copilot-products-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store products
+    changelog: support-copilot-join-customers-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-customers (the join result, read by another join)
+    changelog: support-copilot-join-customers-subscriptions-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-customers-subscriptions
+    changelog: support-copilot-join-customers-right-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-customers-right
+    repartition: support-copilot-join-customers-subscription-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-customers subscriptions, keyed by foreign key
+    repartition: support-copilot-join-customers-response-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-customers responses, keyed by left key
+    repartition: support-copilot-join-customers-right-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-customers right rows not on their key's partition, keyed by right key
+    changelog: support-copilot-join-products-subscriptions-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-products-subscriptions
+    changelog: support-copilot-join-products-right-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-products-right
+    repartition: support-copilot-join-products-subscription-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-products subscriptions, keyed by foreign key
+    repartition: support-copilot-join-products-response-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-products responses, keyed by left key
+    repartition: support-copilot-join-products-right-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-products right rows not on their key's partition, keyed by right key
+    changelog: support-copilot-chunk-sets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store chunk-sets
+    sink: rag.chunks.support-copilot (partitions: external)
+    dead-letter: support-copilot-dead-letter (partitions: as source topics) (cleanup.policy=delete, retention.ms=604800000, segment.ms=86400000) — records that failed, with error and source position headers
+`)
+})
+
+const PREFIX = 'sc'
+const tables = supportTables(PREFIX)
+const TICKETS = `${PREFIX}.public.tickets`
+const CUSTOMERS = `${PREFIX}.public.customers`
+const PRODUCTS = `${PREFIX}.products`
+
+function ticket(op: 'c' | 'u' | 'r' | 'd', row: Row, before: Row | null = null): TestInputRecord[] {
+  return encodeChange(tables.tickets, { op, before: op === 'd' ? row : before, after: op === 'd' ? null : row }, { withSchema: false, tsMs: 1_700_000_000_000, lsn: 1, txId: 1 }).map((r) => ({ topic: TICKETS, key: r.key, value: r.value }))
+}
+
+function customer(op: 'c' | 'u' | 'r' | 'd', row: Row): TestInputRecord[] {
+  return encodeChange(tables.customers, { op, before: op === 'd' ? row : null, after: op === 'd' ? null : row }, { withSchema: true, tsMs: 1_700_000_000_000, lsn: 1, txId: 1 }).map((r) => ({ topic: CUSTOMERS, key: r.key, value: r.value }))
+}
+
+const product = (sku: string, name: string): TestInputRecord => ({ topic: PRODUCTS, key: sku, value: { sku, name, category: 'billing' } })
+
+const ada = { id: 1, name: 'Ada Byron', email: null, tenant: 'acme', tier: 'pro', region: 'eu', status: 'active', classification: 'internal', updated_at: 1 }
+const grace = { id: 2, name: 'Grace Hopper', email: null, tenant: 'globex', tier: 'free', region: 'us', status: 'active', classification: 'public', updated_at: 1 }
+
+/** Paragraphs of ~400 characters: each is one chunk (size 600). */
+const paragraph = (i: number, word = 'invoice'): string => `Paragraph ${i}: ` + Array.from({ length: 40 }, (_, k) => `${word}${k}`).join(' ') + '.'
+const body = (n: number, edit?: { at: number; word: string }): string => Array.from({ length: n }, (_, i) => paragraph(i, edit?.at === i ? edit.word : 'invoice')).join('\n\n')
+const ticketRow = (id: number, customerId: number, text: string): Row => ({ id, customer_id: customerId, product_sku: 'SKU-1', subject: `Ticket ${id}`, body: text, status: 'open', priority: 2, updated_at: 1 })
+
+async function setup(t: { after: (fn: () => Promise<void>) => void }) {
+  const chunkTopic = uniqueName('rag.chunks.sc-test')
+  const services = await testRagServices(t, chunkTopic)
+  const driver = new TopologyTestDriver(supportCopilot({ prefix: PREFIX, chunkTopic, services }), { partitions: 3 })
+  t.after(() => driver.close())
+  const read = async () => {
+    const records = driver.readOutput(chunkTopic)
+    const events = await decodeChunkEvents(records.map((r) => r.rawValue))
+    return records.map((r, i) => ({ key: r.key as string, partition: r.partition, event: events[i] }))
+  }
+  return { driver, read, services, chunkTopic }
+}
+
+test('support-copilot: a customer reclassified to restricted re-emits every chunk derived from its tickets, and only those', async (t) => {
+  const { driver, read, services } = await setup(t)
+  await driver.pipeBatch([product('SKU-1', 'Ledger'), ...customer('r', ada), ...customer('r', grace)])
+  await driver.pipeBatch([...ticket('r', ticketRow(10, 1, body(3))), ...ticket('r', ticketRow(11, 1, body(2))), ...ticket('r', ticketRow(12, 2, body(2)))])
+  const first = await read()
+  assert.equal(first.length, 7)
+  for (const { event } of first) {
+    assert.ok(event)
+    assert.equal(event.classification, event.entity_key === '12' ? 'public' : 'internal')
+    assert.deepEqual(event.subjects, [`customer:${event.entity_key === '12' ? 2 : 1}`])
+    assert.match(event.text, /^Ticket \d+\nCustomer tier: (pro|free) \| Product: Ledger\n\nParagraph \d/)
+    assert.equal(event.lineage.source_topic, TICKETS)
+    assert.equal(event.embedding.length, 384)
+  }
+
+  const misses = services.embedder.metrics().cacheMisses
+  await driver.pipeBatch(customer('u', { ...ada, classification: 'restricted', updated_at: 2 }))
+  const second = await read()
+  assert.deepEqual(second.map((r) => r.key).sort(), first.filter((r) => r.event?.entity_key !== '12').map((r) => r.key).sort())
+  for (const { event } of second) assert.equal(event?.classification, 'restricted')
+  assert.equal(services.embedder.metrics().cacheMisses, misses, 'same texts: the embedding cache answers')
+  assert.deepEqual(driver.readDeadLetters(), [])
+})
+
+test('support-copilot: editing one paragraph re-emits only its chunk; re-sending the same row emits nothing; a product rename re-emits all', async (t) => {
+  const { driver, read, services } = await setup(t)
+  await driver.pipeBatch([product('SKU-1', 'Ledger'), ...customer('r', ada), ...ticket('r', ticketRow(20, 1, body(6)))])
+  const first = await read()
+  assert.deepEqual(first.map((r) => r.event?.chunk_index), [0, 1, 2, 3, 4, 5])
+  assert.equal(new Set(first.map((r) => r.partition)).size, 1, 'one entity, one partition')
+
+  await driver.pipe(TICKETS, ...ticketArgs(ticket('u', ticketRow(20, 1, body(6, { at: 3, word: 'refund' })))))
+  const edited = await read()
+  assert.deepEqual(edited.map((r) => [r.key, r.event?.chunk_index]), [[first[3].key, 3]])
+  assert.match(edited[0].event?.text ?? '', /refund7/)
+
+  const misses = services.embedder.metrics().cacheMisses
+  await driver.pipe(TICKETS, ...ticketArgs(ticket('u', ticketRow(20, 1, body(6, { at: 3, word: 'refund' })))))
+  assert.deepEqual(await read(), [])
+  assert.equal(services.embedder.metrics().cacheMisses, misses)
+
+  await driver.pipe(PRODUCTS, 'SKU-1', { sku: 'SKU-1', name: 'Ledger Cloud', category: 'billing' })
+  const renamed = await read()
+  assert.equal(renamed.length, 6)
+  for (const { event } of renamed) assert.match(event?.text ?? '', /Product: Ledger Cloud/)
+})
+
+function ticketArgs(records: TestInputRecord[]): [string | Buffer | null, unknown] {
+  assert.equal(records.length, 1)
+  return [records[0].key, records[0].value]
+}
+
+test('support-copilot: deleting a ticket tombstones every chunk of it (the Debezium tombstone after is a no-op)', async (t) => {
+  const { driver, read, chunkTopic } = await setup(t)
+  await driver.pipeBatch([product('SKU-1', 'Ledger'), ...customer('r', ada), ...ticket('r', ticketRow(30, 1, body(4))), ...ticket('r', ticketRow(31, 1, body(1)))])
+  const created = await read()
+  assert.equal(created.length, 5)
+  const deleted = ticket('d', ticketRow(30, 1, body(4)))
+  assert.equal(deleted.length, 2, 'delete + tombstone')
+  await driver.pipeBatch(deleted)
+  const tombstones = await read()
+  assert.deepEqual(tombstones.map((r) => r.key).sort(), created.filter((r) => r.event?.entity_key === '30').map((r) => r.key).sort())
+  for (const r of tombstones) assert.equal(r.event, null)
+  assert.deepEqual([...driver.readTable(chunkTopic).values()].map((v) => (v === null ? null : 'chunk')), ['chunk'], 'only ticket 31 is left')
+  assert.deepEqual(driver.readDeadLetters(), [])
+})
+
+test('support-copilot: malformed records go to the dead-letter topic with their position; good records in the same batch flow', async (t) => {
+  const { driver, read } = await setup(t)
+  await driver.pipeBatch([product('SKU-1', 'Ledger'), ...customer('r', ada)])
+  await driver.pipeBatch([
+    { topic: TICKETS, key: '{"id":40}', value: Buffer.from('{"before":null,"after":{"id":40,"body":"cut') },
+    ...ticket('c', ticketRow(41, 1, body(1))),
+    { topic: TICKETS, key: '{"id":42}', value: JSON.stringify([1, 2, 3]) },
+    { topic: CUSTOMERS, key: '{"id":3}', value: Buffer.from([0xde, 0xad, 0xbe, 0xef]) },
+    ...ticket('c', ticketRow(43, 1, body(2))),
+  ])
+  const out = await read()
+  assert.deepEqual([...new Set(out.map((r) => r.event?.entity_key))].sort(), ['41', '43'])
+  const dead = driver.readDeadLetters()
+  assert.deepEqual(dead.map((d) => [d.key, d.headers[DEAD_LETTER_HEADERS.code], d.headers[DEAD_LETTER_HEADERS.topic]]).sort(), [
+    ['{"id":3}', 'RS_DECODE_FAILED', CUSTOMERS],
+    ['{"id":40}', 'RS_DECODE_FAILED', TICKETS],
+    ['{"id":42}', 'RS_DECODE_FAILED', TICKETS],
+  ])
+  for (const d of dead) {
+    assert.match(d.headers[DEAD_LETTER_HEADERS.offset], /^\d+$/)
+    assert.match(d.headers[DEAD_LETTER_HEADERS.partition], /^\d+$/)
+    assert.ok(d.headers[DEAD_LETTER_HEADERS.node])
+  }
+})
