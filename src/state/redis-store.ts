@@ -1,0 +1,391 @@
+/**
+ * The Redis state store: one implementation of `StateStore` for a single Redis server and for Redis
+ * Cluster alike.
+ *
+ * Layout: one Redis hash per store partition,
+ *
+ *   rs:{<applicationId>:<store>:<partition>}:state
+ *     field `v:<key>`      → the value bytes
+ *     field `checkpoint`   → the next changelog offset this hash reflects (decimal)
+ *
+ * Why one hash: the values and their checkpoint can only be lost together (eviction, a restart
+ * from an older snapshot, FLUSHALL), so Redis never holds a checkpoint that claims data it no
+ * longer has; `prefetch` is one HMGET, `clear` is one UNLINK, and the hash tag puts every
+ * operation of a partition in one cluster slot.
+ *
+ * Why writes go through one Lua script: a batch's overlay and its checkpoint are applied atomically,
+ * the checkpoint last, and only if Redis does not already hold a newer checkpoint. The runtime
+ * flushes only after its Kafka transaction committed, so Redis is a cache of committed changelog
+ * state; the monotonic checkpoint additionally stops a paused, replaced instance (a zombie whose
+ * last transaction did commit) from overwriting a newer owner's state with older values.
+ */
+import { createHash } from 'node:crypto'
+import { Cluster, Redis } from 'ioredis'
+import { ConfigError, RagstreamError, ServiceUnavailableError } from '../errors.ts'
+import type { Problem } from '../errors.ts'
+import { redactUrl } from '../config/endpoints.ts'
+import type { Endpoints } from '../config/endpoints.ts'
+import type { ChangelogRecord, StateStore } from './store.ts'
+
+/** Where the stores live: a single server (`redis://[:password@]host:port[/db]`) or a Redis Cluster. */
+export type RedisTarget =
+  | { readonly kind: 'single'; readonly url: string }
+  | { readonly kind: 'cluster'; readonly nodes: readonly { host: string; port: number }[]; readonly password?: string }
+
+export interface RedisStateBackendOptions {
+  /** Namespaces every key, so topologies (and tests) sharing one Redis never collide. */
+  readonly applicationId: string
+  readonly target: RedisTarget
+  /**
+   * Upper bound for one store operation (prefetch, flush, restore, …), queueing while Redis is
+   * unreachable included. Past it the operation fails with RS_SERVICE_UNAVAILABLE. Default 10 000.
+   */
+  readonly operationTimeoutMs?: number
+}
+
+// Names end up in Kafka topic names (`<applicationId>-<store>-changelog`) and in Redis hash tags,
+// where `{` or `}` would change the slot a partition maps to.
+const NAME = /^[A-Za-z0-9._-]{1,200}$/
+
+const CHECKPOINT_FIELD = 'checkpoint'
+const VALUE_PREFIX = 'v:'
+
+// KEYS[1]: the partition hash. ARGV[1]: the new checkpoint; ARGV[2]: n, the number of puts;
+// ARGV[3 .. 2+2n]: field/value pairs to set; ARGV[3+2n ..]: fields to delete.
+// Returns nil when applied, or the stored checkpoint when it is newer (nothing is written).
+// Arguments are passed to HSET/HDEL in chunks because Lua's unpack has a stack limit.
+const APPLY_SCRIPT = `
+local current = redis.call('HGET', KEYS[1], '${CHECKPOINT_FIELD}')
+if current and tonumber(current) > tonumber(ARGV[1]) then return current end
+local last = 2 + 2 * tonumber(ARGV[2])
+local i = 3
+while i <= last do
+  local j = math.min(i + 999, last)
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
+  i = j + 1
+end
+local n = #ARGV
+while i <= n do
+  local j = math.min(i + 999, n)
+  redis.call('HDEL', KEYS[1], unpack(ARGV, i, j))
+  i = j + 1
+end
+redis.call('HSET', KEYS[1], '${CHECKPOINT_FIELD}', ARGV[1])
+return false
+`
+const APPLY_SHA = createHash('sha1').update(APPLY_SCRIPT).digest('hex')
+
+type RedisClient = Redis | Cluster
+
+/**
+ * One Redis connection (or cluster client) shared by every store of a processor instance.
+ *
+ * @example
+ * const backend = RedisStateBackend.fromEndpoints('support-v1', endpointsFromEnv())
+ * const customers = backend.store('customers')
+ * // … run batches …
+ * await backend.close()
+ */
+export class RedisStateBackend {
+  readonly applicationId: string
+  /** Service name and address (password redacted) used in error messages. */
+  readonly service: string
+  readonly address: string
+  readonly operationTimeoutMs: number
+  readonly #client: RedisClient
+  #lastConnectionError: Error | undefined
+
+  constructor(options: RedisStateBackendOptions) {
+    const problems: Problem[] = []
+    if (!NAME.test(options.applicationId)) {
+      problems.push({ path: '/applicationId', message: `must match ${NAME} (it names Kafka topics and Redis hash tags)` })
+    }
+    const timeout = options.operationTimeoutMs ?? 10_000
+    if (!Number.isInteger(timeout) || timeout <= 0) problems.push({ path: '/operationTimeoutMs', message: 'must be a positive integer' })
+    const target = options.target
+    if (target.kind === 'cluster' && target.nodes.length === 0) problems.push({ path: '/target/nodes', message: 'at least one node is required' })
+    if (problems.length > 0) throw new ConfigError(problems, 'Redis state store options')
+
+    this.applicationId = options.applicationId
+    this.operationTimeoutMs = timeout
+    if (target.kind === 'single') {
+      this.service = 'Redis'
+      this.address = redactUrl(target.url)
+      this.#client = new Redis(target.url, {
+        lazyConnect: true,
+        connectTimeout: Math.min(timeout, 5000),
+        commandTimeout: timeout,
+        // Fail queued commands after a few reconnect attempts instead of holding a batch forever;
+        // the client keeps reconnecting in the background, so the runtime's retry finds it back.
+        maxRetriesPerRequest: 2,
+        retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+      })
+    } else {
+      this.service = 'Redis Cluster'
+      this.address = target.nodes.map((n) => `${n.host}:${n.port}`).join(',')
+      this.#client = new Cluster(
+        target.nodes.map((n) => ({ host: n.host, port: n.port })),
+        {
+          lazyConnect: true,
+          maxRedirections: 16,
+          retryDelayOnMoved: 50,
+          retryDelayOnClusterDown: 200,
+          retryDelayOnTryAgain: 100,
+          redisOptions: {
+            password: target.password,
+            connectTimeout: Math.min(timeout, 5000),
+            commandTimeout: timeout,
+            maxRetriesPerRequest: 2,
+          },
+        },
+      )
+    }
+    // Without a listener ioredis prints every reconnect failure; keep the last one for error messages.
+    this.#client.on('error', (error: Error) => {
+      this.#lastConnectionError = error
+    })
+  }
+
+  /** The store backend for the configured endpoints: the single Redis, or the cluster when `cluster` is set. */
+  static fromEndpoints(applicationId: string, endpoints: Endpoints, options: { cluster?: boolean; operationTimeoutMs?: number } = {}): RedisStateBackend {
+    const target: RedisTarget = options.cluster
+      ? { kind: 'cluster', nodes: endpoints.redisClusterNodes }
+      : { kind: 'single', url: endpoints.redisUrl }
+    return new RedisStateBackend({ applicationId, target, operationTimeoutMs: options.operationTimeoutMs })
+  }
+
+  /** A store on this connection. The name is the store's changelog identity (`<applicationId>-<name>-changelog`). */
+  store(name: string): RedisStateStore {
+    return new RedisStateStore(this, name)
+  }
+
+  /** The client, for tests that observe the wire (MONITOR) and for health checks. */
+  get client(): RedisClient {
+    return this.#client
+  }
+
+  /** The Redis key holding one store partition. */
+  partitionKey(store: string, partition: number): string {
+    return `rs:{${this.applicationId}:${store}:${partition}}:state`
+  }
+
+  /**
+   * Runs one Redis operation with the backend's time bound; every failure becomes a retriable
+   * ServiceUnavailableError naming Redis and its address (never the password).
+   */
+  async run<T>(what: string, operation: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.operationTimeoutMs} ms`)), this.operationTimeoutMs)
+    })
+    try {
+      return await Promise.race([operation(), timeout])
+    } catch (error) {
+      if (error instanceof RagstreamError) throw error
+      const message = error instanceof Error ? error.message : String(error)
+      const last = this.#lastConnectionError
+      const detail = last && !message.includes(last.message) ? `${message} (last connection error: ${last.message})` : message
+      throw new ServiceUnavailableError(this.service, this.address, new Error(`${what}: ${detail}`, { cause: error }))
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Applies puts/deletes and a checkpoint to one partition hash; returns the newer stored checkpoint if refused. */
+  async apply(key: string, checkpoint: bigint, puts: Map<string, Buffer>, deletes: string[]): Promise<bigint | undefined> {
+    const args: (string | Buffer)[] = [checkpoint.toString(), String(puts.size)]
+    for (const [k, value] of puts) args.push(VALUE_PREFIX + k, value)
+    for (const k of deletes) args.push(VALUE_PREFIX + k)
+    let result: unknown
+    try {
+      result = await this.#client.evalsha(APPLY_SHA, 1, key, ...args)
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
+      result = await this.#client.eval(APPLY_SCRIPT, 1, key, ...args)
+    }
+    return result === null || result === undefined ? undefined : BigInt(String(result))
+  }
+
+  async close(): Promise<void> {
+    const client = this.#client
+    if (client.status === 'end') return
+    // quit() waits for pending replies but never settles on a client that is still (re)connecting;
+    // disconnect() always ends the client and its reconnect timers.
+    if (client.status === 'ready') await client.quit().catch(() => {})
+    client.disconnect()
+  }
+}
+
+/** A `StateStore` whose committed state lives in Redis (see the module comment for the layout). */
+export class RedisStateStore implements StateStore {
+  readonly name: string
+  readonly #backend: RedisStateBackend
+  /** This batch's writes (null = deleted), per partition: what reads see first. */
+  readonly #overlay = new Map<number, Map<string, Buffer | null>>()
+  /** Committed values loaded by prefetch (null = absent in Redis), per partition. */
+  readonly #cache = new Map<number, Map<string, Buffer | null>>()
+  /** Changes since the last drain, keyed `<partition>:<key>`; re-inserted on rewrite so the order is write order. */
+  readonly #pending = new Map<string, ChangelogRecord>()
+
+  constructor(backend: RedisStateBackend, name: string) {
+    if (!NAME.test(name)) {
+      throw new ConfigError([{ path: '/store/name', message: `"${name}" must match ${NAME} (it names a changelog topic and a Redis hash tag)` }], 'state store')
+    }
+    this.#backend = backend
+    this.name = name
+  }
+
+  async prefetch(partition: number, keys: Iterable<string>): Promise<void> {
+    const overlay = this.#overlay.get(partition)
+    let cache = this.#cache.get(partition)
+    const missing = new Set<string>()
+    for (const key of keys) {
+      if (overlay?.has(key) || cache?.has(key)) continue
+      missing.add(key)
+    }
+    if (missing.size === 0) return
+    const wanted = [...missing]
+    const fields = wanted.map((k) => VALUE_PREFIX + k)
+    const client = this.#backend.client
+    const key = this.#key(partition)
+    const values = await this.#backend.run(`prefetch store "${this.name}" partition ${partition}`, () => client.hmgetBuffer(key, ...fields))
+    if (!cache) {
+      cache = new Map()
+      this.#cache.set(partition, cache)
+    }
+    for (let i = 0; i < wanted.length; i++) cache.set(wanted[i], values[i] ?? null)
+  }
+
+  get(partition: number, key: string): Buffer | undefined {
+    const overlay = this.#overlay.get(partition)
+    if (overlay?.has(key)) return overlay.get(key) ?? undefined
+    const cache = this.#cache.get(partition)
+    if (cache?.has(key)) return cache.get(key) ?? undefined
+    throw new RagstreamError(
+      'RS_STATE_NOT_PREFETCHED',
+      `store "${this.name}" partition ${partition}: key "${key}" was read without being prefetched for this batch`,
+      { context: { store: this.name, partition, key }, hint: "add the key to the topology's prefetchKeys for this batch" },
+    )
+  }
+
+  put(partition: number, key: string, value: Buffer): void {
+    this.#write(partition, key, value)
+  }
+
+  delete(partition: number, key: string): void {
+    this.#write(partition, key, null)
+  }
+
+  drainChangelog(): ChangelogRecord[] {
+    const records = [...this.#pending.values()]
+    this.#pending.clear()
+    return records
+  }
+
+  async flush(checkpoints: ReadonlyMap<number, bigint>): Promise<void> {
+    for (const partition of this.#overlay.keys()) {
+      if (!checkpoints.has(partition)) {
+        // A programming error in the runtime: data without its checkpoint would make Redis claim less than it holds.
+        throw new Error(`store "${this.name}": flush without a checkpoint for partition ${partition}, which has writes`)
+      }
+    }
+    const writes = [...checkpoints].map(async ([partition, checkpoint]) => {
+      const key = this.#key(partition)
+      const puts = new Map<string, Buffer>()
+      const deletes: string[] = []
+      for (const [key, value] of this.#overlay.get(partition) ?? []) {
+        if (value === null) deletes.push(key)
+        else puts.set(key, value)
+      }
+      const newer = await this.#backend.run(`flush store "${this.name}" partition ${partition}`, () =>
+        this.#backend.apply(key, checkpoint, puts, deletes),
+      )
+      if (newer !== undefined) throw this.#fenced(partition, checkpoint, newer)
+    })
+    // Every partition is attempted; on any failure the overlay stays, so the flush can be retried
+    // as a whole (re-applying a partition with the same checkpoint is idempotent).
+    const results = await Promise.allSettled(writes)
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed) throw failed.reason
+    // A batch reads only what it prefetched: dropping the cache keeps memory bounded by the batch.
+    this.#overlay.clear()
+    this.#cache.clear()
+  }
+
+  discard(): void {
+    this.#overlay.clear()
+    this.#cache.clear()
+    this.#pending.clear()
+  }
+
+  async checkpoint(partition: number): Promise<bigint | undefined> {
+    const client = this.#backend.client
+    const key = this.#key(partition)
+    const stored = await this.#backend.run(`read checkpoint of store "${this.name}" partition ${partition}`, () => client.hget(key, CHECKPOINT_FIELD))
+    return stored === null ? undefined : BigInt(stored)
+  }
+
+  async restore(partition: number, records: readonly { key: string; value: Buffer | null }[], nextOffset: bigint): Promise<void> {
+    // Last write per key wins, so puts and deletes can be applied as two sets.
+    const latest = new Map<string, Buffer | null>()
+    for (const { key, value } of records) {
+      latest.delete(key)
+      latest.set(key, value)
+    }
+    const puts = new Map<string, Buffer>()
+    const deletes: string[] = []
+    for (const [key, value] of latest) {
+      if (value === null) deletes.push(key)
+      else puts.set(key, value)
+    }
+    const key = this.#key(partition)
+    this.#forgetPartition(partition)
+    const newer = await this.#backend.run(`restore store "${this.name}" partition ${partition}`, () =>
+      this.#backend.apply(key, nextOffset, puts, deletes),
+    )
+    if (newer !== undefined) throw this.#fenced(partition, nextOffset, newer)
+  }
+
+  async clear(partition: number): Promise<void> {
+    const key = this.#key(partition)
+    this.#forgetPartition(partition)
+    const client = this.#backend.client
+    await this.#backend.run(`clear store "${this.name}" partition ${partition}`, () => client.unlink(key))
+  }
+
+  async close(): Promise<void> {
+    // The connection belongs to the backend (shared by every store); closing a store drops its local state.
+    this.discard()
+  }
+
+  #key(partition: number): string {
+    if (!Number.isInteger(partition) || partition < 0) throw new RangeError(`store "${this.name}": invalid partition ${partition}`)
+    return this.#backend.partitionKey(this.name, partition)
+  }
+
+  #write(partition: number, key: string, value: Buffer | null): void {
+    let overlay = this.#overlay.get(partition)
+    if (!overlay) {
+      overlay = new Map()
+      this.#overlay.set(partition, overlay)
+    }
+    overlay.set(key, value)
+    const id = `${partition}:${key}`
+    this.#pending.delete(id)
+    this.#pending.set(id, { store: this.name, partition, key, value })
+  }
+
+  #forgetPartition(partition: number): void {
+    this.#overlay.delete(partition)
+    this.#cache.delete(partition)
+    for (const [id, record] of this.#pending) if (record.partition === partition) this.#pending.delete(id)
+  }
+
+  #fenced(partition: number, attempted: bigint, stored: bigint): RagstreamError {
+    return new RagstreamError(
+      'RS_STATE_FENCED',
+      `store "${this.name}" partition ${partition}: Redis holds changelog checkpoint ${stored}, newer than ${attempted}; another instance owns this partition`,
+      { context: { store: this.name, partition, offset: stored, service: this.#backend.service, address: this.#backend.address } },
+    )
+  }
+}

@@ -1,0 +1,313 @@
+// The state-store conformance suite: every StateStore implementation (in-memory, single Redis, Redis
+// Cluster) runs these same cases, so the test driver and the real runtime see identical store
+// semantics. Call `stateStoreConformance(label, factory)` from a test file.
+import { test } from 'node:test'
+import type { TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { RagstreamError } from '../../src/errors.ts'
+import type { StateStore } from '../../src/state/store.ts'
+
+export interface StoreHarness {
+  /** A new store instance over the same backing data as every other instance this harness opened (a fresh namespace per test). */
+  open(name: string): StateStore
+  /**
+   * Runs `action` and returns the commands it sent to the backing store, observed from the server
+   * side. Undefined for stores without a wire (in-memory).
+   */
+  commandsDuring?(store: string, partition: number, action: () => Promise<void>): Promise<string[]>
+}
+
+/** Builds a harness for one test, registering its cleanup with `t.after`. */
+export type StoreHarnessFactory = (t: TestContext) => Promise<StoreHarness>
+
+const b = (s: string): Buffer => Buffer.from(s, 'utf8')
+
+function assertCode(code: string) {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof RagstreamError, `expected a RagstreamError ${code}, got ${String(error)}`)
+    assert.equal(error.code, code)
+    return true
+  }
+}
+
+/** Commits a batch the way the runtime does: drain the changelog, then flush with checkpoints. */
+async function commit(store: StateStore, checkpoints: Record<number, bigint>): Promise<void> {
+  store.drainChangelog()
+  await store.flush(new Map(Object.entries(checkpoints).map(([p, o]) => [Number(p), o])))
+}
+
+export function stateStoreConformance(label: string, factory: StoreHarnessFactory): void {
+  test(`${label}: a batch's writes are visible to its own reads before flush, and to nobody else`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('orders')
+    const other = h.open('orders')
+    await store.prefetch(0, ['a', 'b'])
+    assert.equal(store.get(0, 'a'), undefined)
+    store.put(0, 'a', b('1'))
+    store.put(0, 'c', b('3')) // a written key needs no prefetch: the overlay answers
+    assert.deepEqual(store.get(0, 'a'), b('1'))
+    assert.deepEqual(store.get(0, 'c'), b('3'))
+    assert.equal(store.get(0, 'b'), undefined)
+
+    await other.prefetch(0, ['a', 'c'])
+    assert.equal(other.get(0, 'a'), undefined, 'an unflushed overlay must not reach the backing store')
+    assert.equal(await other.checkpoint(0), undefined)
+  })
+
+  test(`${label}: discard drops the overlay, so the store reads what was committed`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('orders')
+    store.put(0, 'k', b('committed'))
+    await commit(store, { 0: 1n })
+
+    await store.prefetch(0, ['k'])
+    store.put(0, 'k', b('aborted'))
+    store.put(0, 'new', b('aborted'))
+    store.delete(0, 'k')
+    store.discard()
+    assert.deepEqual(store.drainChangelog(), [], 'discard drops undrained changelog records too')
+    assert.throws(() => store.get(0, 'k'), assertCode('RS_STATE_NOT_PREFETCHED'), 'discard drops the read cache')
+    await store.prefetch(0, ['k', 'new'])
+    assert.deepEqual(store.get(0, 'k'), b('committed'))
+    assert.equal(store.get(0, 'new'), undefined)
+    assert.equal(await store.checkpoint(0), 1n)
+  })
+
+  test(`${label}: reading a key that was not prefetched throws RS_STATE_NOT_PREFETCHED`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('orders')
+    assert.throws(() => store.get(0, 'never'), assertCode('RS_STATE_NOT_PREFETCHED'))
+    await store.prefetch(0, ['k'])
+    assert.equal(store.get(0, 'k'), undefined)
+    assert.throws(() => store.get(1, 'k'), assertCode('RS_STATE_NOT_PREFETCHED'), 'a prefetch is per partition')
+    store.put(0, 'k', b('v'))
+    await commit(store, { 0: 5n })
+    // A batch reads only what it prefetched: after a flush the next batch prefetches again.
+    assert.throws(() => store.get(0, 'k'), assertCode('RS_STATE_NOT_PREFETCHED'))
+    await store.prefetch(0, ['k'])
+    assert.deepEqual(store.get(0, 'k'), b('v'))
+  })
+
+  test(`${label}: drainChangelog returns the last write per key, in write order, with tombstones`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('orders')
+    store.put(0, 'a', b('a1'))
+    store.put(0, 'b', b('b1'))
+    store.put(1, 'a', b('p1'))
+    store.put(0, 'a', b('a2'))
+    store.delete(0, 'b')
+    store.delete(0, 'gone')
+    assert.deepEqual(store.drainChangelog(), [
+      { store: 'orders', partition: 1, key: 'a', value: b('p1') },
+      { store: 'orders', partition: 0, key: 'a', value: b('a2') },
+      { store: 'orders', partition: 0, key: 'b', value: null },
+      { store: 'orders', partition: 0, key: 'gone', value: null },
+    ])
+    assert.deepEqual(store.drainChangelog(), [], 'a drain empties the changelog')
+    // Draining does not end the batch: the overlay still answers reads until flush or discard.
+    assert.deepEqual(store.get(0, 'a'), b('a2'))
+    store.put(0, 'c', b('c1'))
+    assert.deepEqual(store.drainChangelog(), [{ store: 'orders', partition: 0, key: 'c', value: b('c1') }])
+  })
+
+  test(`${label}: flush persists the overlay with its checkpoint; a fresh instance reads both`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('orders')
+    assert.equal(await store.checkpoint(0), undefined, 'an empty store has no checkpoint')
+    store.put(0, 'a', b('1'))
+    store.put(0, 'b', b('2'))
+    store.put(1, 'x', b('9'))
+    await commit(store, { 0: 42n, 1: 7n })
+
+    const fresh = h.open('orders')
+    assert.equal(await fresh.checkpoint(0), 42n)
+    assert.equal(await fresh.checkpoint(1), 7n)
+    await fresh.prefetch(0, ['a', 'b', 'x'])
+    await fresh.prefetch(1, ['x'])
+    assert.deepEqual(fresh.get(0, 'a'), b('1'))
+    assert.deepEqual(fresh.get(0, 'b'), b('2'))
+    assert.equal(fresh.get(0, 'x'), undefined)
+    assert.deepEqual(fresh.get(1, 'x'), b('9'))
+
+    // A checkpoint can advance without writes (the batch wrote nothing to this store partition).
+    await store.flush(new Map([[0, 50n]]))
+    assert.equal(await fresh.checkpoint(0), 50n)
+    // Retrying a flush with the same checkpoint (an uncertain first attempt) is harmless.
+    store.put(0, 'a', b('1b'))
+    await commit(store, { 0: 60n })
+    store.put(0, 'a', b('1b'))
+    await commit(store, { 0: 60n })
+    const again = h.open('orders')
+    await again.prefetch(0, ['a'])
+    assert.deepEqual(again.get(0, 'a'), b('1b'))
+    assert.equal(await again.checkpoint(0), 60n)
+  })
+
+  test(`${label}: a flush or restore older than the stored checkpoint is refused with RS_STATE_FENCED`, async (t) => {
+    const h = await factory(t)
+    const owner = h.open('orders')
+    const zombie = h.open('orders')
+    owner.put(0, 'k', b('new'))
+    await commit(owner, { 0: 100n })
+
+    zombie.put(0, 'k', b('old'))
+    zombie.put(0, 'z', b('old'))
+    await assert.rejects(zombie.flush(new Map([[0, 90n]])), assertCode('RS_STATE_FENCED'))
+    await assert.rejects(zombie.restore(0, [{ key: 'k', value: b('older') }], 80n), assertCode('RS_STATE_FENCED'))
+
+    const reader = h.open('orders')
+    await reader.prefetch(0, ['k', 'z'])
+    assert.deepEqual(reader.get(0, 'k'), b('new'))
+    assert.equal(reader.get(0, 'z'), undefined)
+    assert.equal(await reader.checkpoint(0), 100n)
+  })
+
+  test(`${label}: delete removes a committed key, and put after delete in one batch wins`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('orders')
+    store.put(0, 'a', b('1'))
+    store.put(0, 'b', b('2'))
+    store.put(0, 'c', b('3'))
+    await commit(store, { 0: 3n })
+
+    await store.prefetch(0, ['a', 'b', 'c'])
+    store.delete(0, 'a')
+    assert.equal(store.get(0, 'a'), undefined, 'a delete is visible to the batch at once')
+    store.delete(0, 'b')
+    store.put(0, 'b', b('2b'))
+    store.delete(0, 'never-existed')
+    assert.deepEqual(store.drainChangelog(), [
+      { store: 'orders', partition: 0, key: 'a', value: null },
+      { store: 'orders', partition: 0, key: 'b', value: b('2b') },
+      { store: 'orders', partition: 0, key: 'never-existed', value: null },
+    ])
+    await store.flush(new Map([[0, 6n]]))
+
+    const fresh = h.open('orders')
+    await fresh.prefetch(0, ['a', 'b', 'c', 'never-existed'])
+    assert.equal(fresh.get(0, 'a'), undefined)
+    assert.deepEqual(fresh.get(0, 'b'), b('2b'))
+    assert.deepEqual(fresh.get(0, 'c'), b('3'))
+    assert.equal(fresh.get(0, 'never-existed'), undefined)
+  })
+
+  test(`${label}: restore applies changelog records (last write wins) and sets the checkpoint; clear empties one partition`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('orders')
+    await store.restore(
+      0,
+      [
+        { key: 'a', value: b('a1') },
+        { key: 'b', value: b('b1') },
+        { key: 'a', value: b('a2') },
+        { key: 'b', value: null },
+        { key: 'c', value: null },
+        { key: 'c', value: b('c1') },
+      ],
+      6n,
+    )
+    await store.restore(1, [{ key: 'a', value: b('p1') }], 1n)
+    assert.equal(await store.checkpoint(0), 6n)
+    await store.prefetch(0, ['a', 'b', 'c'])
+    assert.deepEqual(store.get(0, 'a'), b('a2'))
+    assert.equal(store.get(0, 'b'), undefined)
+    assert.deepEqual(store.get(0, 'c'), b('c1'))
+
+    // A restore chunk of transaction markers only moves the checkpoint.
+    await store.restore(0, [], 8n)
+    assert.equal(await store.checkpoint(0), 8n)
+
+    await store.clear(0)
+    assert.equal(await store.checkpoint(0), undefined)
+    const fresh = h.open('orders')
+    await fresh.prefetch(0, ['a', 'c'])
+    await fresh.prefetch(1, ['a'])
+    assert.equal(fresh.get(0, 'a'), undefined)
+    assert.equal(fresh.get(0, 'c'), undefined)
+    assert.deepEqual(fresh.get(1, 'a'), b('p1'), 'clear touches one partition only')
+    assert.equal(await fresh.checkpoint(1), 1n)
+
+    // After clear, a restore from offset 0 starts from nothing.
+    await fresh.restore(0, [{ key: 'z', value: b('z') }], 1n)
+    const again = h.open('orders')
+    await again.prefetch(0, ['a', 'z'])
+    assert.equal(again.get(0, 'a'), undefined)
+    assert.deepEqual(again.get(0, 'z'), b('z'))
+  })
+
+  test(`${label}: partitions and stores are isolated from each other`, async (t) => {
+    const h = await factory(t)
+    const orders = h.open('orders')
+    const customers = h.open('customers')
+    orders.put(0, 'k', b('orders-0'))
+    orders.put(1, 'k', b('orders-1'))
+    customers.put(0, 'k', b('customers-0'))
+    await commit(orders, { 0: 10n, 1: 20n })
+    await commit(customers, { 0: 30n })
+
+    const o = h.open('orders')
+    const c = h.open('customers')
+    await o.prefetch(0, ['k'])
+    await o.prefetch(1, ['k'])
+    await o.prefetch(2, ['k'])
+    await c.prefetch(0, ['k'])
+    await c.prefetch(1, ['k'])
+    assert.deepEqual(o.get(0, 'k'), b('orders-0'))
+    assert.deepEqual(o.get(1, 'k'), b('orders-1'))
+    assert.equal(o.get(2, 'k'), undefined)
+    assert.deepEqual(c.get(0, 'k'), b('customers-0'))
+    assert.equal(c.get(1, 'k'), undefined)
+    assert.deepEqual(
+      [await o.checkpoint(0), await o.checkpoint(1), await o.checkpoint(2), await c.checkpoint(0), await c.checkpoint(1)],
+      [10n, 20n, undefined, 30n, undefined],
+    )
+    await customers.clear(0)
+    await o.prefetch(0, ['k'])
+    assert.deepEqual(o.get(0, 'k'), b('orders-0'), "clearing one store leaves another store's partition alone")
+  })
+
+  test(`${label}: keys and values are binary-safe; an empty value is not a delete`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('orders')
+    const values = new Map<string, Buffer>([
+      ['bytes', Buffer.from([0, 1, 2, 0xff, 0xfe, 0x80, 0x00, 0x0d, 0x0a])],
+      ['empty', Buffer.alloc(0)],
+      ['invalid-utf8', Buffer.from([0xc3, 0x28, 0xa0, 0xa1])],
+      ['big', Buffer.alloc(1024 * 1024, 0xab)],
+      ['ключ:{tag}:*?[x]\\ 🔑', b('unicode key with glob and hash-tag characters')],
+      ['', b('empty key')],
+      ['checkpoint', b('a key named like internal fields')],
+    ])
+    for (const [key, value] of values) store.put(0, key, value)
+    await commit(store, { 0: 1n })
+
+    const fresh = h.open('orders')
+    await fresh.prefetch(0, values.keys())
+    for (const [key, value] of values) assert.deepEqual(fresh.get(0, key), value, `key ${JSON.stringify(key)}`)
+    assert.equal(fresh.get(0, 'empty')?.length, 0)
+    assert.equal(await fresh.checkpoint(0), 1n, 'a key named "checkpoint" does not touch the checkpoint')
+  })
+
+  test(`${label}: a 10k-key batch is written in one flush and prefetched in one round trip`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('orders')
+    const keys = Array.from({ length: 10_000 }, (_, i) => `key-${i}`)
+    for (const key of keys) store.put(3, key, b(`value-${key}`))
+    assert.equal(store.drainChangelog().length, keys.length)
+    await store.flush(new Map([[3, 10_000n]]))
+
+    const fresh = h.open('orders')
+    const probe = [...keys, 'absent-1', 'absent-2']
+    if (h.commandsDuring) {
+      const commands = await h.commandsDuring('orders', 3, () => fresh.prefetch(3, probe))
+      assert.equal(commands.length, 1, `prefetch of ${probe.length} keys sent ${commands.length} commands: ${commands.slice(0, 5).join(', ')}`)
+      // Already-cached keys cost nothing.
+      assert.deepEqual(await h.commandsDuring('orders', 3, () => fresh.prefetch(3, keys.slice(0, 100))), [])
+    } else {
+      await fresh.prefetch(3, probe)
+    }
+    for (const key of keys) assert.deepEqual(fresh.get(3, key), b(`value-${key}`))
+    assert.equal(fresh.get(3, 'absent-1'), undefined)
+    assert.equal(await fresh.checkpoint(3), 10_000n)
+  })
+}

@@ -1,0 +1,56 @@
+// The Redis state store on the local 3-node Redis Cluster (scripts/stack.sh): the same conformance
+// suite, unchanged, because every operation of a store partition hits one hash-tagged slot.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Cluster } from 'ioredis'
+import { checkRedis } from '../../src/config/services.ts'
+import { ServiceUnavailableError } from '../../src/errors.ts'
+import { RedisStateBackend } from '../../src/state/redis-store.ts'
+import { endpoints, uniqueName } from '../support/stack.ts'
+import { stateStoreConformance } from './conformance.ts'
+import { freePort, redisStoreHarness } from './redis-harness.ts'
+
+const cluster = { kind: 'cluster', nodes: endpoints.redisClusterNodes } as const
+
+async function checkCluster(): Promise<void> {
+  for (const { host, port } of endpoints.redisClusterNodes) await checkRedis(`redis://${host}:${port}`)
+}
+
+stateStoreConformance('redis cluster store', async (t) => {
+  await checkCluster()
+  return redisStoreHarness(t, cluster)
+})
+
+test('redis cluster store: partitions of one store spread over the cluster nodes', async (t) => {
+  await checkCluster()
+  const h = await redisStoreHarness(t, cluster)
+  const store = h.open('orders')
+  for (let p = 0; p < 24; p++) store.put(p, 'k', Buffer.from(`v${p}`))
+  await store.flush(new Map(Array.from({ length: 24 }, (_, p) => [p, BigInt(p + 1)] as const)))
+  const nodes = new Set<string>()
+  const client = h.backend.client
+  assert.ok(client instanceof Cluster)
+  for (const node of client.nodes('master')) {
+    const [, keys] = await node.scan('0', 'MATCH', `rs:{${h.backend.applicationId}:*`, 'COUNT', 10_000)
+    if (keys.length > 0) nodes.add(`${node.options.host}:${node.options.port}`)
+  }
+  assert.ok(nodes.size >= 2, `24 partitions landed on ${nodes.size} node(s)`)
+  const fresh = h.open('orders')
+  for (let p = 0; p < 24; p++) {
+    await fresh.prefetch(p, ['k'])
+    assert.deepEqual(fresh.get(p, 'k'), Buffer.from(`v${p}`))
+    assert.equal(await fresh.checkpoint(p), BigInt(p + 1))
+  }
+})
+
+test('redis cluster store: an unreachable cluster is a retriable RS_SERVICE_UNAVAILABLE naming its nodes', async (t) => {
+  const nodes = [{ host: '127.0.0.1', port: await freePort() }, { host: '127.0.0.1', port: await freePort() }]
+  const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: { kind: 'cluster', nodes }, operationTimeoutMs: 2000 })
+  t.after(() => backend.close())
+  await assert.rejects(backend.store('orders').checkpoint(0), (error: unknown) => {
+    assert.ok(error instanceof ServiceUnavailableError, String(error))
+    assert.ok(error.retriable)
+    assert.match(error.message, new RegExp(`^Redis Cluster is not reachable at 127\\.0\\.0\\.1:${nodes[0].port},127\\.0\\.0\\.1:${nodes[1].port}`))
+    return true
+  })
+})

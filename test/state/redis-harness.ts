@@ -1,0 +1,151 @@
+// Test support for the Redis stores: a conformance harness over a fresh application namespace, a
+// server-side command observer (MONITOR, filtered to the store's own connections) and a private
+// redis-server for tests that must lose data or stall a server without touching the shared one.
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { createServer } from 'node:net'
+import type { TestContext } from 'node:test'
+import { Cluster, Redis } from 'ioredis'
+import { RedisStateBackend } from '../../src/state/redis-store.ts'
+import type { RedisTarget } from '../../src/state/redis-store.ts'
+import { uniqueName } from '../support/stack.ts'
+import type { StoreHarness } from './conformance.ts'
+
+/** The Redis node connections (single server, or every cluster master) a backend talks through. */
+function nodeClients(client: Redis | Cluster): Redis[] {
+  return client instanceof Cluster ? client.nodes('master') : [client]
+}
+
+/** Deletes every key of an application namespace on each node (SCAN, never FLUSHALL: the server is shared). */
+export async function deleteNamespace(client: Redis | Cluster, applicationId: string): Promise<void> {
+  for (const node of nodeClients(client)) {
+    let cursor = '0'
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `rs:{${applicationId}:*`, 'COUNT', 1000)
+      cursor = next
+      // One UNLINK per key: on a cluster node the keys of a batch live in different slots.
+      if (keys.length > 0) await keys.reduce((pipeline, key) => pipeline.unlink(key), node.pipeline()).exec()
+    } while (cursor !== '0')
+  }
+}
+
+/**
+ * Runs `action` and returns the commands the backend's own connections sent to Redis while it ran,
+ * as the servers saw them (MONITOR). Marker commands on a key in the partition's slot bracket the
+ * action, so commands of other clients and of other moments are excluded.
+ */
+export async function commandsDuring(backend: RedisStateBackend, store: string, partition: number, action: () => Promise<void>): Promise<string[]> {
+  const client = backend.client
+  const marker = (label: string): string => `${backend.partitionKey(store, partition)}:marker-${label}-${randomUUID()}`
+  const begin = marker('begin')
+  const end = marker('end')
+  await client.exists(marker('warmup')) // makes sure the connection to the partition's node is up
+  const nodes = nodeClients(client).filter((n) => n.stream !== undefined)
+  const sources = new Set(nodes.map((n) => `${n.stream.localAddress}:${n.stream.localPort}`))
+  // Redis#monitor() opens a second connection in monitor mode; both are closed below.
+  const bases = nodes.map((n) => new Redis({ host: n.options.host, port: n.options.port, password: n.options.password, lazyConnect: true }))
+  const monitors = await Promise.all(bases.map((base) => base.monitor()))
+  const seen: { args: string[]; source: string }[] = []
+  let sawEnd!: () => void
+  const ended = new Promise<void>((resolve) => (sawEnd = resolve))
+  for (const monitor of monitors) {
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (!sources.has(source)) return
+      seen.push({ args, source })
+      if (args[1] === end) sawEnd()
+    })
+  }
+  try {
+    await client.exists(begin)
+    await action()
+    await client.exists(end)
+    await Promise.race([ended, new Promise((_, reject) => setTimeout(() => reject(new Error('MONITOR never saw the end marker')), 5000))])
+  } finally {
+    for (const connection of [...monitors, ...bases]) connection.disconnect()
+  }
+  const from = seen.findIndex((c) => c.args[1] === begin)
+  const to = seen.findIndex((c) => c.args[1] === end)
+  if (from < 0) throw new Error('MONITOR never saw the begin marker')
+  return seen.slice(from + 1, to).map((c) => `${c.args[0]}(${c.args.length - 1} args)`)
+}
+
+/** A conformance harness on a fresh application namespace of `target`, cleaned up after the test. */
+export async function redisStoreHarness(t: TestContext, target: RedisTarget): Promise<StoreHarness & { backend: RedisStateBackend }> {
+  const applicationId = uniqueName('rs-test')
+  const backend = new RedisStateBackend({ applicationId, target })
+  t.after(async () => {
+    try {
+      await deleteNamespace(backend.client, applicationId)
+    } finally {
+      await backend.close()
+    }
+  })
+  return {
+    backend,
+    open: (name) => backend.store(name),
+    commandsDuring: (store, partition, action) => commandsDuring(backend, store, partition, action),
+  }
+}
+
+/** A loopback port nobody listens on right now. */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return address.port
+}
+
+export interface PrivateRedis {
+  readonly port: number
+  readonly url: string
+  /** A plain client on the private server (FLUSHALL and CLIENT PAUSE are allowed here). */
+  readonly admin: Redis
+  stop(): Promise<void>
+  start(): Promise<void>
+}
+
+/**
+ * A redis-server this test owns, on a spare loopback port, without persistence; stopped in t.after.
+ * `stop()`/`start()` simulate a restart on the same port.
+ */
+export async function startPrivateRedis(t: TestContext): Promise<PrivateRedis> {
+  const port = await freePort()
+  let child: ChildProcess | undefined
+  const admin = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 })
+  admin.on('error', () => {})
+  const start = async (): Promise<void> => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    const deadline = Date.now() + 10_000
+    for (;;) {
+      try {
+        const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+        probe.on('error', () => {})
+        await probe.connect()
+        await probe.ping()
+        probe.disconnect()
+        return
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`private redis-server on port ${port} did not start: ${String(error)}`)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    }
+  }
+  const stop = async (): Promise<void> => {
+    const running = child
+    child = undefined
+    if (!running || running.exitCode !== null) return
+    const exited = new Promise((resolve) => running.once('exit', resolve))
+    running.kill('SIGTERM')
+    await exited
+  }
+  await start()
+  await admin.connect()
+  t.after(async () => {
+    admin.disconnect()
+    await stop()
+  })
+  return { port, url: `redis://127.0.0.1:${port}`, admin, stop, start }
+}

@@ -1,0 +1,119 @@
+// The Redis state store on the single local Redis: the conformance suite, plus what only a real
+// server can show (atomic flushes, failures surfacing as retriable errors that name Redis).
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { checkRedis } from '../../src/config/services.ts'
+import { RagstreamError, ServiceUnavailableError, isRetriable } from '../../src/errors.ts'
+import { RedisStateBackend } from '../../src/state/redis-store.ts'
+import { endpoints, uniqueName } from '../support/stack.ts'
+import { stateStoreConformance } from './conformance.ts'
+import { deleteNamespace, freePort, redisStoreHarness, startPrivateRedis } from './redis-harness.ts'
+
+const single = { kind: 'single', url: endpoints.redisUrl } as const
+
+stateStoreConformance('redis store', async (t) => {
+  await checkRedis(endpoints.redisUrl)
+  return redisStoreHarness(t, single)
+})
+
+test('redis store: a flush is atomic: a concurrent reader sees all of it with its checkpoint, or none', async (t) => {
+  await checkRedis(endpoints.redisUrl)
+  const h = await redisStoreHarness(t, single)
+  const store = h.open('orders')
+  const key = h.backend.partitionKey('orders', 0)
+  const client = h.backend.client
+  for (let i = 0; i < 20_000; i++) store.put(0, `k${i}`, Buffer.from(`v${i}`))
+  let done = false
+  const observed = new Set<string>()
+  const reader = (async () => {
+    while (!done) {
+      const replies = await client.multi().hget(key, 'checkpoint').hlen(key).exec()
+      observed.add(`${replies?.[0][1]}/${replies?.[1][1]}`)
+    }
+  })()
+  await store.flush(new Map([[0, 7n]]))
+  done = true
+  await reader
+  for (const seen of observed) assert.ok(seen === 'null/0' || seen === '7/20001', `a reader saw a torn flush: ${seen}`)
+  assert.ok(observed.has('7/20001'))
+})
+
+test('redis store: a refused connection is a retriable RS_SERVICE_UNAVAILABLE naming Redis and the address, never the password', async (t) => {
+  const port = await freePort()
+  const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: { kind: 'single', url: `redis://:s3cret-pw@127.0.0.1:${port}` } })
+  t.after(() => backend.close())
+  const store = backend.store('orders')
+  const started = Date.now()
+  for (const operation of [() => store.checkpoint(0), () => store.prefetch(0, ['k']), () => store.flush(new Map([[0, 1n]]))]) {
+    await assert.rejects(operation(), (error: unknown) => {
+      assert.ok(error instanceof ServiceUnavailableError, String(error))
+      assert.equal(error.code, 'RS_SERVICE_UNAVAILABLE')
+      assert.ok(isRetriable(error))
+      assert.match(error.message, new RegExp(`^Redis is not reachable at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}`))
+      assert.match(error.message, /ECONNREFUSED/)
+      assert.doesNotMatch(error.message, /s3cret/)
+      assert.equal(error.context.service, 'Redis')
+      return true
+    })
+  }
+  assert.ok(Date.now() - started < 10_000, 'a refused connection fails fast instead of queueing the batch')
+})
+
+test('redis store: a stalled server fails the operation within the time bound, and a restarted server is found again', async (t) => {
+  const redis = await startPrivateRedis(t)
+  const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: { kind: 'single', url: redis.url }, operationTimeoutMs: 500 })
+  t.after(() => backend.close())
+  const store = backend.store('orders')
+  store.put(0, 'k', Buffer.from('v'))
+  await store.flush(new Map([[0, 1n]]))
+
+  await redis.admin.call('CLIENT', 'PAUSE', '2000', 'ALL')
+  const started = Date.now()
+  await assert.rejects(store.checkpoint(0), (error: unknown) => {
+    assert.ok(error instanceof ServiceUnavailableError)
+    assert.match(error.message, /Redis is not reachable at redis:\/\/127\.0\.0\.1:\d+.*no answer within 500 ms/)
+    return true
+  })
+  assert.ok(Date.now() - started < 1500)
+  await redis.admin.call('CLIENT', 'UNPAUSE')
+
+  await redis.stop()
+  await assert.rejects(store.checkpoint(0), (error: unknown) => error instanceof ServiceUnavailableError && error.retriable)
+  await redis.start() // a restart without persistence: Redis lost everything
+  let checkpoint: bigint | undefined | 'failed' = 'failed'
+  for (let attempt = 0; attempt < 50 && checkpoint === 'failed'; attempt++) {
+    checkpoint = await store.checkpoint(0).catch(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      return 'failed' as const
+    })
+  }
+  assert.equal(checkpoint, undefined, 'the same backend reconnects; an empty server has no checkpoint (restore from 0)')
+})
+
+test('redis store: Redis losing everything (FLUSHALL on a private server) leaves no checkpoint', async (t) => {
+  const redis = await startPrivateRedis(t)
+  const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: { kind: 'single', url: redis.url } })
+  t.after(() => backend.close())
+  const store = backend.store('orders')
+  store.put(0, 'k', Buffer.from('v'))
+  store.put(1, 'k', Buffer.from('v'))
+  await store.flush(new Map([[0, 10n], [1, 20n]]))
+  assert.equal(await store.checkpoint(0), 10n)
+  await redis.admin.flushall()
+  assert.equal(await store.checkpoint(0), undefined)
+  assert.equal(await store.checkpoint(1), undefined)
+})
+
+test('redis store: names that would break topic names or hash tags are refused up front', async (t) => {
+  assert.throws(
+    () => new RedisStateBackend({ applicationId: 'app}{x', target: single }),
+    (error: unknown) => error instanceof RagstreamError && error.code === 'RS_CONFIG_INVALID' && /\/applicationId/.test(error.message),
+  )
+  const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: single })
+  t.after(async () => {
+    await deleteNamespace(backend.client, backend.applicationId)
+    await backend.close()
+  })
+  assert.throws(() => backend.store('bad name'), (error: unknown) => error instanceof RagstreamError && /\/store\/name/.test(error.message))
+  assert.equal(backend.partitionKey('orders', 3), `rs:{${backend.applicationId}:orders:3}:state`)
+})
