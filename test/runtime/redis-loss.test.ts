@@ -1,0 +1,66 @@
+// Redis loss: the processor runs with Redis state stores; it is killed, Redis loses every key of the
+// application (what FLUSHALL or a restart without persistence does to it — only this test's keys are
+// removed, the Redis is shared), and the restarted processor restores each store partition from its
+// changelog, offset 0. The output stays exact. A second restart with Redis intact restores nothing
+// from 0: the checkpoints are there and no data moves ("no state transfer").
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Admin } from '@platformatic/kafka'
+import { Redis } from 'ioredis'
+import { checkKafka, checkRedis } from '../../src/config/services.ts'
+import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, Runner } from '../support/runtime-harness.ts'
+import type { RunnerConfig } from '../support/runtime-runner.ts'
+import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
+
+const PARTITIONS = 3
+
+test('runtime redis loss: Redis loses the stores while the processor is down; the restart restores them from the changelogs and the output is exact', { timeout: 90_000 }, async (t) => {
+  await checkKafka(endpoints)
+  await checkRedis(endpoints.redisUrl)
+  const applicationId = uniqueName('rt-redis')
+  const input = `${applicationId}-in`
+  const output = `${applicationId}-out`
+  await createTopics(t, [input, output], PARTITIONS)
+  const redis = new Redis(endpoints.redisUrl)
+  const stateKeys = Array.from({ length: PARTITIONS }, (_, p) => `rs:{${applicationId}:counts:${p}}:state`)
+  t.after(async () => {
+    await redis.unlink(...stateKeys).catch(() => {})
+    redis.disconnect()
+    const admin = new Admin({ clientId: uniqueName('cleanup'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+    await admin.deleteTopics({ topics: [`${applicationId}-counts-changelog`] }).catch(() => {})
+    await admin.close()
+  })
+  const config: RunnerConfig = { brokers: [...endpoints.kafkaBrokers], applicationId, input, output, instanceId: 'r', store: 'redis', redisUrl: endpoints.redisUrl, batchMaxRecords: 50 }
+
+  const feeder = new InputFeeder(input, 15)
+  t.after(() => feeder.close())
+  await feeder.send(400)
+
+  const first = new Runner('redis-1', config)
+  t.after(async () => first.kill('SIGKILL'))
+  await first.waitFor((e) => e.event === 'committed' && Number(e.records) >= 200, 30_000)
+  first.kill('SIGKILL')
+  await first.exited
+  assert.equal(await redis.exists(...stateKeys), PARTITIONS, 'the stores were flushed to Redis')
+
+  await redis.unlink(...stateKeys)
+  await feeder.send(400)
+  const second = new Runner('redis-2', config)
+  t.after(async () => second.kill('SIGKILL'))
+  await feeder.sendMarkers(PARTITIONS, 'mid')
+  let records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'mid') === PARTITIONS, 40_000)
+  assert.equal(await second.stop(), 0, second.stderr)
+  const fromZero = second.events.filter((e) => e.event === 'restored' && e.from === '0' && Number(e.records) > 0)
+  assert.equal(new Set(fromZero.map((e) => e.partition)).size, PARTITIONS, `every partition restored from offset 0: ${JSON.stringify(fromZero)}`)
+  assertExactlyOnce(records, feeder.sent)
+
+  // Redis intact this time: the checkpoints are there, nothing is replayed from 0.
+  await feeder.send(200)
+  const third = new Runner('redis-3', config)
+  t.after(async () => third.kill('SIGKILL'))
+  await feeder.sendMarkers(PARTITIONS, 'end')
+  records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 40_000)
+  assert.equal(await third.stop(), 0, third.stderr)
+  assert.equal(third.events.filter((e) => e.event === 'restored' && e.from === '0').length, 0, 'no restore from 0 with Redis intact')
+  assertExactlyOnce(records, feeder.sent)
+})
