@@ -2,7 +2,8 @@
 //
 // For 384 and 768 dimensions, in one run:
 //   baseline: raw binary COPY of N chunk rows into an identical table (same columns, same HNSW,
-//             btree and GIN indexes; no RLS), rows pre-encoded so only the COPY is timed;
+//             btree and GIN indexes; no RLS), rows pre-encoded so only the COPY is timed; run
+//             before and after the sink, the mean is the baseline;
 //   sink:     PgvectorSink consuming N chunk events (10 % tombstones of earlier chunks) from a
 //             transactional Kafka topic, timed from partition assignment to the last commit.
 // Prints rows/s for each and the ratio sink/COPY. N defaults to 10000 (BENCH_SINK_N); BENCH_SINK_DIMS=384,768.
@@ -189,17 +190,21 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     await owner.connect()
     await migrate(owner, config)
     await owner.end()
-    const baseline = `${quoteIdent(n.schema)}.copy_baseline`
-    await admin.query(`CREATE TABLE ${baseline} (LIKE ${n.chunkTable} INCLUDING ALL)`)
-
-    // Baseline: raw binary COPY of N rows.
+    // Baseline: raw binary COPY of N rows, once before and once after the sink (into a fresh
+    // identical table each time), so drift in machine load shows up instead of skewing the ratio.
     const chunks = Array.from({ length: N }, (_, i) => chunk(i, dims))
     const copyParts = encodeCopy(config, chunks)
-    const copyStart = performance.now()
-    await pipeline(Readable.from(copyParts), admin.query(copyFrom(`COPY ${baseline} (${CHUNK_COLUMNS.join(', ')}) FROM STDIN (FORMAT binary)`)))
-    const copySeconds = (performance.now() - copyStart) / 1000
-    const copied = (await admin.query(`SELECT count(*)::int AS n FROM ${baseline}`)).rows[0].n
-    if (copied !== N) throw new Error(`COPY wrote ${copied} rows, expected ${N}`)
+    const copyOnce = async (name: string): Promise<number> => {
+      const baseline = `${quoteIdent(n.schema)}.${quoteIdent(name)}`
+      await admin.query(`CREATE TABLE ${baseline} (LIKE ${n.chunkTable} INCLUDING ALL)`)
+      const start = performance.now()
+      await pipeline(Readable.from(copyParts), admin.query(copyFrom(`COPY ${baseline} (${CHUNK_COLUMNS.join(', ')}) FROM STDIN (FORMAT binary)`)))
+      const seconds = (performance.now() - start) / 1000
+      const copied = (await admin.query(`SELECT count(*)::int AS n FROM ${baseline}`)).rows[0].n
+      if (copied !== N) throw new Error(`COPY wrote ${copied} rows, expected ${N}`)
+      return seconds
+    }
+    const copyBefore = await copyOnce('copy_before')
 
     // The same N events on a transactional topic: every 10th is a tombstone of an earlier chunk.
     await kafkaAdmin.createTopics({ topics: [config.topic], partitions: 1, replicas: 1 })
@@ -267,10 +272,13 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     const sinkSeconds = (doneAt - assignedAt) / 1000
     const rows = (await admin.query(`SELECT count(*)::int AS n FROM ${n.chunkTable}`)).rows[0].n
     if (rows !== N - 2 * tombstones) throw new Error(`sink table has ${rows} rows, expected ${N - 2 * tombstones}`)
+    const copyAfter = await copyOnce('copy_after')
+    const copySeconds = (copyBefore + copyAfter) / 2
     const copyRps = N / copySeconds
     const sinkRps = N / sinkSeconds
     process.stdout.write(
-      `dims ${String(dims).padStart(4)}  COPY ${N} rows: ${copySeconds.toFixed(2)} s = ${copyRps.toFixed(0)} rows/s   ` +
+      `dims ${String(dims).padStart(4)}  COPY ${N} rows: ${copySeconds.toFixed(2)} s = ${copyRps.toFixed(0)} rows/s ` +
+      `(before ${(N / copyBefore).toFixed(0)}, after ${(N / copyAfter).toFixed(0)})   ` +
       `sink ${N} events (${tombstones} tombstones, ${batches} batches): ${sinkSeconds.toFixed(2)} s = ${sinkRps.toFixed(0)} events/s ` +
       `(${(inTransactions / 1000).toFixed(2)} s in Postgres transactions)   ` +
       `ratio sink/COPY ${(sinkRps / copyRps).toFixed(2)}×\n`,

@@ -66,15 +66,9 @@ export function buildBatch(topic: string, partitions: readonly PartitionProgress
     if (event.kind === 'upsert') upserts.push(event.row)
     else tombstones.push({ chunkId: event.chunkId, offset: event.offset })
   }
-  const auditIds = new Set<string>()
-  return {
-    topic,
-    partitions,
-    upserts,
-    tombstones,
-    audits: audits.filter((a) => !auditIds.has(a.eventId) && auditIds.add(a.eventId)),
-    rejects,
-  }
+  // Audit event ids are deterministic, so a re-delivered event is the same row: keep the first.
+  const uniqueAudits = [...new Map(audits.reverse().map((a) => [a.eventId, a])).values()].reverse()
+  return { topic, partitions, upserts, tombstones, audits: uniqueAudits, rejects }
 }
 
 /** The SQL of one topology version's batch, built once per sink. */
