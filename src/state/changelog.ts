@@ -1,0 +1,256 @@
+/**
+ * State-store changelogs on Kafka: the records a batch produces for its store writes, and the
+ * restore that rebuilds a store partition from its changelog topic partition.
+ *
+ * Restore reads with read_committed up to the last stable offset (LSO) taken when the restore
+ * starts. Transactional topics have offset gaps (commit/abort markers, aborted records, compacted
+ * records), so the loop advances by record-batch offsets, never by counting records, and it ends
+ * when the position reaches the LSO even if the last offsets are transaction markers.
+ *
+ * Run a restore only after the instance's transactional producer is initialised: that fences the
+ * previous owner and aborts its open transaction, so the LSO is not held back by it.
+ */
+import { Consumer, FetchIsolationLevels, IS_CONTROL, IS_TRANSACTIONAL } from '@platformatic/kafka'
+import type { RecordsBatch } from '@platformatic/kafka'
+import { RagstreamError, ServiceUnavailableError } from '../errors.ts'
+import type { SinkRecord } from '../runtime/task.ts'
+import type { ChangelogRecord, StateStore } from './store.ts'
+
+/** The changelog topic of a store: `<applicationId>-<store>-changelog` (compacted; one partition per store partition). */
+export function changelogTopic(applicationId: string, store: string): string {
+  return `${applicationId}-${store}-changelog`
+}
+
+/**
+ * The records to produce, inside the batch's transaction, for `store.drainChangelog()`: keyed by the
+ * store key (UTF-8), to partition p of the store's changelog topic; a delete is a null-value
+ * tombstone (compaction removes the key).
+ */
+export function changelogSinkRecords(applicationId: string, records: readonly ChangelogRecord[]): SinkRecord[] {
+  const topics = new Map<string, string>()
+  return records.map(({ store, partition, key, value }) => {
+    let topic = topics.get(store)
+    if (topic === undefined) topics.set(store, (topic = changelogTopic(applicationId, store)))
+    return { topic, partition, key: Buffer.from(key, 'utf8'), value }
+  })
+}
+
+/** Where a restore is, reported after every applied chunk. */
+export interface RestoreProgress {
+  readonly store: string
+  readonly partition: number
+  readonly topic: string
+  /** Changelog records applied so far. */
+  readonly restored: number
+  /** Offsets to read in all (from the start position to the end): an upper bound on the records, since markers and compaction leave gaps. */
+  readonly total: number
+  /** The next offset to read, and the LSO the restore runs to. */
+  readonly position: bigint
+  readonly end: bigint
+}
+
+export interface RestoreResult {
+  readonly store: string
+  readonly partition: number
+  readonly topic: string
+  /** The offset the restore started from (the checkpoint, or the log start after a clear). */
+  readonly from: bigint
+  /** The store's checkpoint afterwards. */
+  readonly to: bigint
+  readonly restored: number
+  /** True when the store was cleared first: Redis lost the partition, or its checkpoint lay outside the log. */
+  readonly cleared: boolean
+}
+
+export interface RestoreOptions {
+  readonly store: StateStore
+  readonly partition: number
+  /** Names the changelog topic `<applicationId>-<store>-changelog`; ignored when `topic` is given. */
+  readonly applicationId?: string
+  /** A table read straight from a compacted source topic uses that topic as its changelog. */
+  readonly topic?: string
+  readonly onProgress?: (progress: RestoreProgress) => void
+}
+
+export interface ChangelogRestorerOptions {
+  readonly bootstrapBrokers: readonly string[]
+  readonly clientId?: string
+  /** Records per `store.restore()` call (one Redis round trip each). Default 5000. */
+  readonly chunkSize?: number
+  /** Bytes per fetch. Default 8 MiB. */
+  readonly fetchMaxBytes?: number
+}
+
+/** The record-batch control type in a control record's key: version int16, then type int16 (0 = abort, 1 = commit). */
+function isAbortMarker(batch: RecordsBatch): boolean {
+  return batch.records[0]?.key?.readInt16BE(2) === 0
+}
+
+/**
+ * Restores store partitions from their changelog topics. One Kafka connection pool for every
+ * restore; restores run one at a time.
+ *
+ * @example
+ * const restorer = new ChangelogRestorer({ bootstrapBrokers: ['127.0.0.1:9092'] })
+ * await restorer.restore({ store, applicationId: 'support-v1', partition: 3, onProgress: (p) => log(p) })
+ * await restorer.close()
+ */
+export class ChangelogRestorer {
+  readonly #consumer: Consumer
+  readonly #brokers: string
+  readonly #chunkSize: number
+  readonly #fetchMaxBytes: number
+  #queue: Promise<unknown> = Promise.resolve()
+
+  constructor(options: ChangelogRestorerOptions) {
+    this.#brokers = options.bootstrapBrokers.join(',')
+    this.#chunkSize = options.chunkSize ?? 5000
+    this.#fetchMaxBytes = options.fetchMaxBytes ?? 8 * 1024 * 1024
+    const clientId = options.clientId ?? 'ragstream-restore'
+    // The group id is never joined: the restorer only fetches by explicit offsets.
+    this.#consumer = new Consumer({
+      clientId,
+      groupId: `${clientId}-unused`,
+      bootstrapBrokers: [...options.bootstrapBrokers],
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+    })
+  }
+
+  /** Replays one store partition's changelog from its checkpoint (or from the log start after Redis lost it) to the LSO. */
+  restore(options: RestoreOptions): Promise<RestoreResult> {
+    const run = this.#queue.then(() => this.#restore(options))
+    this.#queue = run.catch(() => {})
+    return run
+  }
+
+  async close(): Promise<void> {
+    await this.#queue
+    await this.#consumer.close(true)
+  }
+
+  async #restore({ store, partition, applicationId, topic: explicitTopic, onProgress }: RestoreOptions): Promise<RestoreResult> {
+    const topic = explicitTopic ?? (applicationId === undefined ? undefined : changelogTopic(applicationId, store.name))
+    if (topic === undefined) throw new TypeError('restore needs an applicationId or a topic')
+    const consumer = this.#consumer
+    const missing = (): RagstreamError =>
+      new RagstreamError('RS_CONFIG_INVALID', `changelog topic ${topic} has no partition ${partition}; internal topics must be created before stores are restored`, {
+        context: { topic, partition, service: 'Kafka', address: this.#brokers },
+      })
+    consumer.topics.track(topic)
+    try {
+      const { topicId, leader } = await this.#kafka(`metadata of ${topic}`, async () => {
+        const metadata = await consumer.metadata({ topics: [topic] }).catch((error: unknown) => {
+          // The client reports a missing topic as a UserError; retrying would never make it appear.
+          throw error instanceof Error && /unknown topic/i.test(error.message) ? missing() : error
+        })
+        const info = metadata.topics.get(topic)
+        const partitionInfo = info?.partitions[partition]
+        if (!info || !partitionInfo) throw missing()
+        return { topicId: info.id, leader: partitionInfo.leader }
+      })
+      const offsets = async (timestamp: bigint): Promise<bigint> => {
+        const result = await consumer.listOffsets({ topics: [topic], partitions: { [topic]: [partition] }, timestamp, isolationLevel: FetchIsolationLevels.READ_COMMITTED })
+        const offset = result.get(topic)?.[partition]
+        if (offset === undefined) throw new Error(`no ${timestamp === -2n ? 'earliest' : 'latest'} offset for ${topic}-${partition}`)
+        return offset
+      }
+      const [logStart, end] = await this.#kafka(`offsets of ${topic}-${partition}`, () => Promise.all([offsets(-2n), offsets(-1n)]))
+
+      const checkpoint = await store.checkpoint(partition)
+      // No checkpoint: Redis lost the partition. A checkpoint outside the log: the topic was
+      // recreated or truncated, so the stored state cannot be continued. Both start from scratch.
+      const cleared = checkpoint === undefined || checkpoint < logStart || checkpoint > end
+      if (cleared) await store.clear(partition)
+      const from = cleared ? logStart : checkpoint
+      const total = Number(end - from)
+      let position = from
+      let restored = 0
+
+      let stored = cleared ? undefined : checkpoint
+      let chunk: { key: string; value: Buffer | null }[] = []
+      const apply = async (nextOffset: bigint): Promise<void> => {
+        await store.restore(partition, chunk, nextOffset)
+        stored = nextOffset
+        restored += chunk.length
+        chunk = []
+        onProgress?.({ store: store.name, partition, topic, restored, total, position: nextOffset, end })
+      }
+
+      let emptyFetches = 0
+      while (position < end) {
+        const response = await this.#kafka(`fetch ${topic}-${partition} at ${position}`, () =>
+          consumer.fetch({
+            node: leader,
+            topics: [{ topicId, partitions: [{ partition, fetchOffset: position, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: this.#fetchMaxBytes }] }],
+            isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+            minBytes: 1,
+            maxBytes: this.#fetchMaxBytes,
+            maxWaitTime: 200,
+          }),
+        )
+        const data = response.responses.flatMap((t) => t.partitions).find((p) => p.partitionIndex === partition)
+        if (data && data.errorCode !== 0) {
+          throw new ServiceUnavailableError('Kafka', this.#brokers, new Error(`fetch ${topic}-${partition} at ${position}: error code ${data.errorCode}`))
+        }
+        const batches = data?.records ?? []
+        if (batches.length === 0) {
+          if (response.throttleTimeMs > 0) {
+            await new Promise((resolve) => setTimeout(resolve, response.throttleTimeMs))
+            continue
+          }
+          // Below the LSO a read_committed fetch only comes back empty when nothing readable is left
+          // before it (compaction removed the tail, markers included). Asked twice, it is the end.
+          if (++emptyFetches < 2) continue
+          position = end
+          break
+        }
+        emptyFetches = 0
+
+        // Aborted transactions, as the Java consumer filters them: a producer's transactional
+        // batches are skipped from the first offset of its aborted transaction to its abort marker.
+        const pendingAborts = [...(data?.abortedTransactions ?? [])].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0))
+        const abortedProducers = new Set<bigint>()
+        for (const batch of batches) {
+          const next = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n
+          if (batch.producerId >= 0n) {
+            while (pendingAborts.length > 0 && pendingAborts[0].firstOffset < next) abortedProducers.add(pendingAborts.shift()!.producerId)
+          }
+          const skip = (batch.attributes & IS_CONTROL) !== 0 || ((batch.attributes & IS_TRANSACTIONAL) !== 0 && abortedProducers.has(batch.producerId))
+          if ((batch.attributes & IS_CONTROL) !== 0 && isAbortMarker(batch)) abortedProducers.delete(batch.producerId)
+          if (next <= position) continue // a batch that starts before the fetch offset comes back whole
+          if (!skip) {
+            for (const record of batch.records) {
+              const offset = batch.firstOffset + BigInt(record.offsetDelta)
+              if (offset < position) continue
+              if (record.key === null) {
+                throw new RagstreamError('RS_DECODE_FAILED', `changelog ${topic}-${partition} has a record without a key at offset ${offset}`, {
+                  context: { topic, partition, offset },
+                })
+              }
+              chunk.push({ key: record.key.toString('utf8'), value: record.value === null ? null : Buffer.from(record.value) })
+              if (chunk.length >= this.#chunkSize) await apply(offset + 1n)
+            }
+          }
+          position = next
+        }
+        await apply(position)
+      }
+      // Persist where the restore ended even when the last stretch held no records (markers only),
+      // and give a cleared partition a checkpoint, so the next start reads nothing twice.
+      if (stored !== position) await apply(position)
+      return { store: store.name, partition, topic, from, to: position, restored, cleared }
+    } finally {
+      consumer.topics.untrack(topic)
+    }
+  }
+
+  async #kafka<T>(what: string, operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation()
+    } catch (error) {
+      if (error instanceof RagstreamError) throw error
+      const message = error instanceof Error ? error.message : String(error)
+      throw new ServiceUnavailableError('Kafka', this.#brokers, new Error(`${what}: ${message}`, { cause: error }))
+    }
+  }
+}
