@@ -1,9 +1,9 @@
-// The conformance suite on an in-memory store. Until src/state/memory-store.ts lands, this runs the
-// interim store in test/state/interim-memory-store.ts.
-import { InterimMemoryBacking, InterimMemoryStore } from './interim-memory-store.ts'
+// The conformance suite on the in-memory store (the test driver's store): instances over one
+// MemoryStateBacking share committed data the way workers share Redis.
+import { MemoryStateBacking, MemoryStateStore } from '../../src/state/memory-store.ts'
 import { stateStoreConformance } from './conformance.ts'
 
 stateStoreConformance('memory store', async () => {
-  const backing = new InterimMemoryBacking()
-  return { open: (name) => new InterimMemoryStore(backing, name) }
+  const backing = new MemoryStateBacking()
+  return { open: (name) => new MemoryStateStore(name, backing) }
 })
