@@ -94,13 +94,14 @@ export function supportCopilot(options: SupportCopilotOptions): Topology {
   const applicationId = options.applicationId ?? 'support-copilot'
   const builder = new TopologyBuilder({ applicationId })
 
-  // ── sources: two CDC tables and a compacted metadata topic
-  const tickets = builder.cdcTable<Ticket>(`${prefix}.public.tickets`, { name: 'tickets', ...cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' })) })
+  // ── sources: two CDC tables and a compacted metadata topic. JSON needs no per-batch schema loads,
+  //    so only `decode` is taken from each decoder (an Avro source would pass `prepare` too).
+  const tickets = builder.cdcTable<Ticket>(`${prefix}.public.tickets`, { name: 'tickets', decode: cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' })).decode })
   const customers = builder.cdcTable<Customer>(`${prefix}.public.customers`, {
     name: 'customers',
-    ...cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }), { lineageField: false }),
+    decode: cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }), { lineageField: false }).decode,
   })
-  const products = builder.table<Product>(`${prefix}.products`, { name: 'products', ...cdcTableDecoder(new UpsertDecoder({ valueFormat: 'json' }), { lineageField: false }) })
+  const products = builder.table<Product>(`${prefix}.products`, { name: 'products', decode: cdcTableDecoder(new UpsertDecoder({ valueFormat: 'json' }), { lineageField: false }).decode })
 
   tickets
     // ── foreign-key joins: a customer's or a product's change re-triggers every ticket pointing at it

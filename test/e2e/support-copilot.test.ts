@@ -1,0 +1,269 @@
+// support-copilot end to end on the real services: `ragstream generate` backfills fresh topics, the
+// Kafka runtime runs the topology exactly once (Redis state stores) until it has caught up, and the
+// committed chunk topic is then (a) decoded by an independent registry client, (b) equal, per chunk
+// id, to what the test driver makes of the same input records, (c) read by the stock Kafka console
+// consumer, and (d) the generator's malformed records are in the dead-letter topic with headers naming
+// their source topic, partition and offset.
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { Admin, Consumer } from '@platformatic/kafka'
+import { Redis } from 'ioredis'
+import { checkKafka } from '../../src/config/services.ts'
+import { generate, generatorTopics } from '../../src/generator/generator.ts'
+import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
+import { PartitionReader } from '../../src/runtime/partition-reader.ts'
+import type { SourceRecord } from '../../src/runtime/task.ts'
+import { RedisStateBackend } from '../../src/state/redis-store.ts'
+import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
+import { TopologyTestDriver } from '../../src/testing/index.ts'
+import { DEAD_LETTER_HEADERS } from '../../src/topology/compile.ts'
+import { supportCopilot } from '../../topologies/support-copilot.ts'
+import { decodeChunkEvents, testRagServices } from '../support/rag-services.ts'
+import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
+
+const PARTITIONS = 3
+const READ_COMMITTED = 1
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const KAFKA_LIB = `${process.env.RAGSTREAM_STACK_DIR ?? `${ROOT}.stack`}/kafka/lib-${process.env.RAGSTREAM_KAFKA_VERSION ?? '4.1.1'}`
+
+type Offsets = Map<string, bigint>
+const tp = (topic: string, partition: number): string => `${topic}:${partition}`
+
+/** read_committed end offsets (the last stable offset) of every partition of `topics`. */
+async function endOffsets(admin: Admin, topics: readonly string[]): Promise<Offsets> {
+  const listed = await admin.listOffsets({
+    topics: topics.map((name) => ({ name, partitions: Array.from({ length: PARTITIONS }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })) })),
+    isolationLevel: READ_COMMITTED,
+  })
+  const out: Offsets = new Map()
+  for (const t of listed) for (const p of t.partitions) out.set(tp(t.name, p.partitionIndex), p.offset)
+  return out
+}
+
+/** Every committed record of `topics`, read from offset 0 up to their read_committed end offsets. */
+async function readToEnd(admin: Admin, topics: readonly string[]): Promise<SourceRecord[]> {
+  const ends = await endOffsets(admin, topics)
+  const consumer = new Consumer({ groupId: uniqueName('e2e-read'), clientId: uniqueName('e2e-read'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  const reader = new PartitionReader(consumer, { fetchMaxBytes: 16 * 1024 * 1024, fetchMaxWaitMs: 100 })
+  const records: SourceRecord[] = []
+  try {
+    await reader.assign(topics.flatMap((topic) => Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition, offset: 0n }))))
+    const deadline = Date.now() + 20_000
+    const behind = () => [...ends].filter(([key, end]) => (reader.position(key.slice(0, key.lastIndexOf(':')), Number(key.slice(key.lastIndexOf(':') + 1))) ?? 0n) < end)
+    while (behind().length > 0) {
+      assert.ok(Date.now() < deadline, `reading ${topics.join(', ')} timed out; behind: ${behind().map(([k]) => k).join(', ')}`)
+      records.push(...(await reader.nextBatch(100_000, 64 * 1024 * 1024)).records)
+    }
+  } finally {
+    await consumer.close(true)
+  }
+  return records
+}
+
+/**
+ * Caught up: the group's committed offsets reach the end of every source topic and every repartition
+ * topic, twice in a row with the same end offsets. A repartition topic is transactional, so its last
+ * entry is a commit marker the consumer need not pass: committed ≥ end − 1 there.
+ */
+async function waitCaughtUp(admin: Admin, groupId: string, sources: readonly string[], repartitions: readonly string[], timeoutMs: number, events: RuntimeEvent[]): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let previous = ''
+  for (;;) {
+    const ends = await endOffsets(admin, [...sources, ...repartitions])
+    const [group] = await admin.listConsumerGroupOffsets({ groups: [groupId], requireStable: true })
+    const committed: Offsets = new Map()
+    for (const t of group?.topics ?? []) for (const p of t.partitions) committed.set(tp(t.name, p.partitionIndex), p.committedOffset)
+    const lagging = [...ends].filter(([key, end]) => {
+      const slack = sources.some((s) => key.startsWith(`${s}:`)) || end === 0n ? 0n : 1n
+      return (committed.get(key) ?? 0n) < end - slack
+    })
+    const snapshot = JSON.stringify([...ends].map(([k, v]) => [k, String(v)]))
+    if (lagging.length === 0 && snapshot === previous) return
+    previous = lagging.length === 0 ? snapshot : ''
+    assert.ok(Date.now() < deadline, `not caught up after ${timeoutMs} ms; lagging: ${lagging.map(([k, end]) => `${k} ${committed.get(k) ?? '-'}/${end}`).join(', ')}; last events: ${JSON.stringify(events.slice(-3), (_, v) => (typeof v === 'bigint' ? String(v) : v))}`)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+  }
+}
+
+/** The stock Kafka console consumer (read_committed), printing partition and key per record. */
+function consoleConsumer(topic: string, maxMessages: number): Promise<{ code: number | null; lines: string[]; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('java', [
+      '-Xmx256m', '-cp', `${KAFKA_LIB}/*`, 'org.apache.kafka.tools.consumer.ConsoleConsumer',
+      '--bootstrap-server', endpoints.kafkaBrokers.join(','), '--topic', topic, '--from-beginning',
+      '--isolation-level', 'read_committed', '--max-messages', String(maxMessages), '--timeout-ms', '20000',
+      '--group', uniqueName('e2e-console'),
+      '--property', 'print.partition=true', '--property', 'print.key=true', '--property', 'print.value=false', '--property', 'key.separator=|',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+    child.once('error', reject)
+    child.once('exit', (code) => resolve({ code, lines: stdout.split('\n').filter(Boolean), stderr }))
+  })
+}
+
+/**
+ * What two correct runs of the same input must agree on: everything but when a chunk was emitted and
+ * which version of its ticket first produced it. An unchanged chunk is not re-emitted, and a join
+ * answer for a ticket version that was superseded before the answer arrived is dropped (KIP-213), so
+ * which version first produced a chunk depends on batching; the runtime's lineage is checked apart.
+ */
+function comparable(event: ChunkEvent | null): unknown {
+  if (event === null) return null
+  const { emitted_at_ms: _emitted, source_offset: _offset, source_position: _position, source_timestamp_ms: _timestamp, ...lineage } = event.lineage
+  return { ...event, embedding: Array.from(event.embedding), lineage }
+}
+
+/** The fields (dotted paths) where two chunk events differ, with both values. */
+function fieldDiff(expected: unknown, actual: unknown, path = ''): Record<string, unknown> {
+  if (expected === null || actual === null || typeof expected !== 'object' || typeof actual !== 'object') {
+    return JSON.stringify(expected) === JSON.stringify(actual) ? {} : { [path || '(value)']: { expected, actual } }
+  }
+  const out: Record<string, unknown> = {}
+  for (const k of new Set([...Object.keys(expected), ...Object.keys(actual)])) {
+    if (k === 'embedding') continue
+    Object.assign(out, fieldDiff((expected as Record<string, unknown>)[k], (actual as Record<string, unknown>)[k], path ? `${path}.${k}` : k))
+  }
+  if (Object.keys(out).length === 0 && JSON.stringify(expected) !== JSON.stringify(actual)) out[path ? `${path}.embedding` : 'embedding'] = 'differs'
+  return out
+}
+
+test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → committed Avro chunk events equal to the test driver\'s, readable by stock tools; malformed input in the DLQ', { timeout: 110_000 }, async (t) => {
+  await checkKafka(endpoints)
+  const prefix = uniqueName('e2e-sc')
+  const applicationId = uniqueName('support-copilot-e2e')
+  const chunkTopic = uniqueName('rag.chunks.support-copilot-e2e')
+  const sources = generatorTopics(prefix)
+  const admin = new Admin({ clientId: uniqueName('e2e-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  const redis = new Redis(endpoints.redisUrl)
+  let internalTopics: string[] = []
+  t.after(async () => {
+    await admin.deleteTopics({ topics: [...sources, ...internalTopics] }).catch(() => {})
+    await admin.close()
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `rs:{${applicationId}:*`, 'COUNT', 1000)
+      if (keys.length > 0) await redis.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+    await redis.quit()
+  })
+  await createTopics(t, [chunkTopic], PARTITIONS)
+
+  // 1. The Kafka runtime, exactly once, Redis state stores, started on fresh (empty, compacted) topics.
+  await createTopics(t, sources, PARTITIONS, [{ name: 'cleanup.policy', value: 'compact' }])
+  const services = await testRagServices(t, chunkTopic)
+  const processor = supportCopilot({ prefix, applicationId, chunkTopic, services }).compile({ partitions: PARTITIONS, sinkPartitions: { [chunkTopic]: PARTITIONS } })
+  internalTopics = processor.topics.filter((x) => x.role !== 'source' && x.role !== 'sink').map((x) => x.name)
+  const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
+  t.after(() => backend.close())
+  const events: RuntimeEvent[] = []
+  const runtime = new KafkaRuntime(processor, {
+    brokers: endpoints.kafkaBrokers,
+    stores: new Map(processor.storeNames.map((name) => [name, backend.store(name)])),
+    instanceId: 'e2e',
+    sessionTimeoutMs: 6_000,
+    transactionTimeoutMs: 30_000,
+    batchMaxRecords: 100,
+    fetchMaxWaitMs: 100,
+    onEvent: (e) => events.push(e),
+  })
+  const started = Date.now()
+  const running = runtime.run()
+  t.after(async () => {
+    runtime.stop()
+    await running.catch(() => {})
+  })
+
+  const deadline = Date.now() + 20_000
+  while (!events.some((e) => e.event === 'assigned')) {
+    assert.ok(Date.now() < deadline, `no assignment: ${JSON.stringify(events)}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+
+  // 2. `ragstream generate` while it runs: a snapshot of 300 tickets, then 200 live changes over 2 s (~5% malformed).
+  const generated = await generate({ brokers: endpoints.kafkaBrokers, seed: 7, server: prefix, withSchema: false, backfill: 300, rate: 100, changes: 200, malformedRate: 0.05 })
+  assert.ok(generated.malformed > 0, 'the generator wrote malformed records')
+  const input = await readToEnd(admin, sources)
+  assert.equal(input.length, generated.records)
+
+  const repartitions = processor.topics.filter((x) => x.role === 'repartition').map((x) => x.name)
+  await waitCaughtUp(admin, applicationId, sources, repartitions, 60_000, events)
+  const caughtUpMs = Date.now() - started
+  runtime.stop()
+  await running
+
+  // (a) The committed chunk topic, decoded by an independent registry client.
+  const committed = await readToEnd(admin, [chunkTopic])
+  const decoded = await decodeChunkEvents(committed.map((r) => r.value))
+  const table = new Map<string, ChunkEvent | null>()
+  committed.forEach((r, i) => table.set(r.key!.toString(), decoded[i]))
+  const live = [...table].filter(([, e]) => e !== null) as [string, ChunkEvent][]
+  assert.ok(committed.some((r) => r.value === null), 'deleted tickets left tombstones')
+  assert.ok(committed.length > table.size, 'changed tickets and customers re-emitted chunks')
+  assert.ok(live.length > generated.byKind['ticket:r'], `${live.length} chunks for ${generated.byKind['ticket:r']} tickets`)
+  for (const [key, event] of live) {
+    assert.equal(event.chunk_id, key)
+    assert.equal(event.entity_type, 'ticket')
+    assert.equal(event.embedding.length, 384)
+    assert.equal(event.lineage.source_topic, `${prefix}.public.tickets`)
+    assert.equal(event.lineage.embedding_model, 'hashing:v1@384')
+  }
+  // Lineage names a real record of the chunk's ticket: the Debezium change at that topic, partition and offset.
+  const inputAt = new Map(input.map((r) => [`${r.topic}:${r.partition}:${r.offset}`, r]))
+  for (const [, event] of live) {
+    const source = inputAt.get(`${event.lineage.source_topic}:${event.lineage.source_partition}:${event.lineage.source_offset}`)
+    assert.ok(source, `lineage of ${event.chunk_id} names no input record`)
+    assert.equal(JSON.parse(source.key!.toString()).id, Number(event.entity_key))
+  }
+  // One entity, one partition: every chunk of a ticket is on the same partition.
+  const partitionOf = new Map<string, Set<number>>()
+  committed.forEach((r, i) => {
+    const entity = decoded[i]?.entity_key
+    if (entity !== undefined) partitionOf.set(entity, (partitionOf.get(entity) ?? new Set()).add(r.partition))
+  })
+  for (const [entity, partitions] of partitionOf) assert.equal(partitions.size, 1, `ticket ${entity} on partitions ${[...partitions]}`)
+
+  // (b) The test driver, fed the same records at the same partitions and offsets, ends with the same chunk table.
+  const driver = new TopologyTestDriver(supportCopilot({ prefix, applicationId, chunkTopic, services }), { partitions: PARTITIONS })
+  t.after(() => driver.close())
+  const ordered = [...input].sort((x, y) => Number(x.timestamp - y.timestamp) || (x.topic === y.topic ? x.partition - y.partition || Number(x.offset - y.offset) : x.topic < y.topic ? -1 : 1))
+  for (let i = 0; i < ordered.length; i += 100) {
+    await driver.pipeBatch(ordered.slice(i, i + 100).map((r) => ({ topic: r.topic, key: r.key, value: r.value, partition: r.partition, timestamp: r.timestamp })))
+  }
+  const expected = new Map<string, unknown>()
+  const driverRecords = driver.readOutput(chunkTopic)
+  const driverDecoded = await decodeChunkEvents(driverRecords.map((r) => r.rawValue))
+  driverRecords.forEach((r, i) => expected.set(r.key!, comparable(driverDecoded[i])))
+  const actual = new Map([...table].map(([k, e]) => [k, comparable(e)]))
+  const differing = [...new Set([...expected.keys(), ...actual.keys()])].filter((k) => JSON.stringify(expected.get(k)) !== JSON.stringify(actual.get(k)))
+  assert.deepEqual(differing.slice(0, 5).map((k) => ({ chunk: k, fields: fieldDiff(expected.get(k), actual.get(k)) })), [], `${differing.length} of ${expected.size} chunks differ`)
+  assert.equal(actual.size, expected.size)
+
+  // (c) The stock console consumer reads the same committed records.
+  const consoleRead = await consoleConsumer(chunkTopic, committed.length)
+  assert.equal(consoleRead.code, 0, consoleRead.stderr)
+  assert.deepEqual(consoleRead.lines.map((l) => l.replace(/^Partition:/, '')).sort(), committed.map((r) => `${r.partition}|${r.key!.toString()}`).sort())
+
+  // (d) Every malformed record is in the dead-letter topic, with its source position, and nothing else is.
+  const dead = await readToEnd(admin, [`${applicationId}-dead-letter`])
+  const header = (r: SourceRecord, name: string): string | undefined => r.headers.get(name)?.toString()
+  assert.equal(dead.length, generated.malformed)
+  for (const d of dead) {
+    const source = inputAt.get(`${header(d, DEAD_LETTER_HEADERS.topic)}:${header(d, DEAD_LETTER_HEADERS.partition)}:${header(d, DEAD_LETTER_HEADERS.offset)}`)
+    assert.ok(source, `dead letter names an input record: ${JSON.stringify(Object.fromEntries([...d.headers].map(([k, v]) => [k, v.toString()])))}`)
+    assert.equal(header(d, DEAD_LETTER_HEADERS.code), 'RS_DECODE_FAILED')
+    assert.equal(header(d, DEAD_LETTER_HEADERS.application), applicationId)
+    assert.deepEqual(d.value, source.value)
+    assert.equal(d.partition, source.partition)
+  }
+  assert.deepEqual(
+    dead.map((d) => `${header(d, DEAD_LETTER_HEADERS.topic)}:${header(d, DEAD_LETTER_HEADERS.partition)}:${header(d, DEAD_LETTER_HEADERS.offset)}`).sort(),
+    driver.readDeadLetters().map((d) => `${d.headers[DEAD_LETTER_HEADERS.topic]}:${d.headers[DEAD_LETTER_HEADERS.partition]}:${d.headers[DEAD_LETTER_HEADERS.offset]}`).sort(),
+  )
+  t.diagnostic(`${generated.records} input records (${generated.malformed} malformed) → ${committed.length} chunk records, ${live.length} live chunks; caught up in ${caughtUpMs} ms; ${runtime.stats.batches} transactions, ${runtime.stats.aborts} aborted`)
+})
