@@ -1,0 +1,32 @@
+/**
+ * ragstream's public API. Topologies import the DSL from here; unit tests import the test driver;
+ * everything else (runtime internals, sink internals) is reached through the CLI.
+ */
+
+// Topologies as code.
+export { TopologyBuilder, Table, Topology, partitionForKey, partitionForString, murmur2 } from './dsl/index.ts'
+export type { TopologyOptions, TableOptions, FilterOptions, MapValuesOptions, InnerJoinOptions, LeftJoinOptions, StageOptions, ToOptions, Decoder, DecodedRecord, Encoder, StageContext, StageItem, StageProcessor, StageResult, StageRow } from './dsl/index.ts'
+
+// The test driver for users' unit tests.
+export { TopologyTestDriver, DEAD_LETTER_HEADERS } from './testing/index.ts'
+export type { TestDriverOptions, TestInputRecord, TestOutputRecord } from './testing/index.ts'
+
+// Components: CDC decoding, chunking, embedding, serde, state.
+export { DebeziumDecoder } from './cdc/debezium.ts'
+export { UpsertDecoder } from './cdc/upsert.ts'
+export { cdcTableDecoder, LINEAGE_FIELD } from './cdc/table-decoder.ts'
+export { stableKey } from './cdc/keys.ts'
+export { createChunker } from './chunking/chunker.ts'
+export { chunkEmbedStage, chunkEventEncoder } from './chunking/chunk-embed-stage.ts'
+export { createEmbeddingProvider } from './embedding/config.ts'
+export { Embedder } from './embedding/embedder.ts'
+export { RedisEmbeddingCache } from './embedding/cache.ts'
+export { chunkEventAvroCodec, chunkEventJsonCodec } from './serde/chunk-event-codec.ts'
+export { MemoryStateStore } from './state/memory-store.ts'
+
+// Governance policies.
+export { definePolicy, compilePolicy } from './governance/index.ts'
+
+// Errors: codes are a documented contract (docs/errors.md).
+export { RagstreamError, ConfigError, ServiceUnavailableError, ERROR_CODES, isRetriable } from './errors.ts'
+export type { ErrorCode, ErrorContext, Problem } from './errors.ts'
