@@ -20,7 +20,7 @@ import { cdcTableDecoder } from '../src/cdc/table-decoder.ts'
 import { UpsertDecoder } from '../src/cdc/upsert.ts'
 import { chunkEmbedStage, chunkEventEncoder } from '../src/chunking/chunk-embed-stage.ts'
 import { createChunker } from '../src/chunking/chunker.ts'
-import { RagServices, type ChunkServices } from '../src/config/rag-services.ts'
+import { RagServices, withServicesOpen, type ChunkServices } from '../src/config/rag-services.ts'
 import { TopologyBuilder } from '../src/dsl/index.ts'
 import type { Topology } from '../src/topology/topology.ts'
 
@@ -139,7 +139,7 @@ export function supportCopilot(options: SupportCopilotOptions): Topology {
       name: 'chunk-embed',
       kind: 'chunk+embed',
       stores: ['chunk-sets'],
-      processor: openFirst(
+      processor: withServicesOpen(
         services,
         chunkEmbedStage<TicketDocument>({
           topology: applicationId,
@@ -160,20 +160,9 @@ export function supportCopilot(options: SupportCopilotOptions): Topology {
       ),
     })
     // ── the chunk table's changelog: upserts then tombstones, keyed by chunk id, partitioned by ticket
-    .to(options.chunkTopic ?? SUPPORT_CHUNK_TOPIC, { encode: chunkEventEncoder(services.chunkEvents) })
+    .to(options.chunkTopic ?? SUPPORT_CHUNK_TOPIC, { name: 'chunk-events', encode: chunkEventEncoder(services.chunkEvents) })
 
   return builder.build()
-}
-
-/** The stage's processor, after the services are open (the first batch opens them; a failure retries the batch). */
-function openFirst<P extends { process(items: never, context: never): unknown }>(services: ChunkServices, processor: P): P {
-  return {
-    ...processor,
-    process: async (items: never, context: never) => {
-      await services.open()
-      return processor.process(items, context)
-    },
-  } as P
 }
 
 export default supportCopilot({

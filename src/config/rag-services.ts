@@ -13,7 +13,10 @@
  * @example
  * ```ts
  * const services = RagServices.fromEnv({ chunkTopic: 'rag.chunks.support-copilot' })
- * supportCopilot({ prefix: 'support', services })
+ * documents
+ *   .stage({ name: 'chunk-embed', kind: 'chunk+embed', stores: ['chunk-sets'],
+ *     processor: withServicesOpen(services, chunkEmbedStage({ ..., embedder: services.embedder })) })
+ *   .to('rag.chunks.support-copilot', { encode: chunkEventEncoder(services.chunkEvents) })
  * ```
  */
 import { Redis } from 'ioredis'
@@ -103,4 +106,15 @@ export class RagServices implements ChunkServices {
     if (this.#options.ownsRedis === false) return
     this.#options.redis.disconnect()
   }
+}
+
+/** A stage processor that opens the services before its first batch (a failure to open retries the batch). */
+export function withServicesOpen<P extends { process(items: never, context: never): unknown }>(services: ChunkServices, processor: P): P {
+  return {
+    ...processor,
+    process: async (items: never, context: never) => {
+      await services.open()
+      return processor.process(items, context)
+    },
+  } as P
 }

@@ -42,9 +42,9 @@ test('support-copilot: describe text is pinned', () => {
       --> chunk-embed
       <-- join-products-subscription-send, join-products-response-source
     Processor: chunk-embed (stores: [chunk-sets]) [stage: chunk+embed, async, batched]
-      --> KTABLE-SINK-0000000006
+      --> chunk-events
       <-- join-products
-    Sink: KTABLE-SINK-0000000006 (topic: rag.chunks.support-copilot)
+    Sink: chunk-events (topic: rag.chunks.support-copilot)
       <-- chunk-embed
    Sub-topology: 1
     Source: customers-source (topics: [support.public.customers])

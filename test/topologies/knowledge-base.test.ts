@@ -1,0 +1,156 @@
+// knowledge-base under the test driver: the describe text; one chunk per Markdown section, an edit
+// re-emits its section only, a category reclassification reaches every article in it, unpublishing
+// tombstones, an article waits for its category (inner join).
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { encodeChange } from '../../src/generator/debezium-envelope.ts'
+import { TopologyTestDriver } from '../../src/testing/index.ts'
+import topology, { knowledgeBase, markdownSections } from '../../topologies/knowledge-base.ts'
+import { decodeChunkEvents, testRagServices } from '../support/rag-services.ts'
+import { uniqueName } from '../support/stack.ts'
+
+test('knowledge-base: describe text is pinned', () => {
+  assert.equal(topology.describe(), `Topology: knowledge-base
+   Sub-topology: 0
+    Source: articles-source (topics: [kb.articles])
+      --> articles
+    Processor: articles (stores: [articles]) [table: compacted]
+      --> published
+      <-- articles-source
+    Processor: published (stores: [])
+      --> join-categories-subscription-send
+      <-- articles
+    Processor: join-categories-subscription-send (stores: [])
+      --> join-categories-subscription-sink, join-categories
+      <-- published
+    Sink: join-categories-subscription-sink (topic: knowledge-base-join-categories-subscription-repartition)
+      <-- join-categories-subscription-send
+    Source: join-categories-response-source (topics: [knowledge-base-join-categories-response-repartition])
+      --> join-categories
+    Processor: join-categories (stores: [articles]) [fk-join: inner]
+      --> chunk-embed
+      <-- join-categories-subscription-send, join-categories-response-source
+    Processor: chunk-embed (stores: [chunk-sets]) [stage: chunk+embed, async, batched]
+      --> chunk-events
+      <-- join-categories
+    Sink: chunk-events (topic: rag.chunks.knowledge-base)
+      <-- chunk-embed
+   Sub-topology: 1
+    Source: categories-source (topics: [kb.public.categories])
+      --> categories
+    Processor: categories (stores: [categories]) [table: cdc]
+      --> join-categories-right-change
+      <-- categories-source
+    Source: join-categories-subscription-source (topics: [knowledge-base-join-categories-subscription-repartition])
+      --> join-categories-subscription-receive
+    Processor: join-categories-subscription-receive (stores: [join-categories-subscriptions, categories, join-categories-right])
+      --> join-categories-response-sink
+      <-- join-categories-subscription-source
+    Processor: join-categories-right-change (stores: [join-categories-subscriptions])
+      --> join-categories-response-sink, join-categories-right-sink
+      <-- categories
+    Sink: join-categories-right-sink (topic: knowledge-base-join-categories-right-repartition)
+      <-- join-categories-right-change
+    Source: join-categories-right-source (topics: [knowledge-base-join-categories-right-repartition])
+      --> join-categories-right-receive
+    Processor: join-categories-right-receive (stores: [join-categories-subscriptions, join-categories-right])
+      --> join-categories-response-sink
+      <-- join-categories-right-source
+    Sink: join-categories-response-sink (topic: knowledge-base-join-categories-response-repartition)
+      <-- join-categories-subscription-receive, join-categories-right-change, join-categories-right-receive
+Stores:
+    articles (owner: articles, changelog: knowledge-base-articles-changelog)
+    categories (owner: categories, changelog: knowledge-base-categories-changelog)
+    join-categories-subscriptions (owner: join-categories, changelog: knowledge-base-join-categories-subscriptions-changelog)
+    join-categories-right (owner: join-categories, changelog: knowledge-base-join-categories-right-changelog)
+    chunk-sets (owner: chunk-embed, changelog: knowledge-base-chunk-sets-changelog)
+Topics:
+    source: kb.articles (partitions: external)
+    source: kb.public.categories (partitions: external)
+    changelog: knowledge-base-articles-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store articles
+    changelog: knowledge-base-categories-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store categories
+    changelog: knowledge-base-join-categories-subscriptions-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-categories-subscriptions
+    changelog: knowledge-base-join-categories-right-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-categories-right
+    repartition: knowledge-base-join-categories-subscription-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-categories subscriptions, keyed by foreign key
+    repartition: knowledge-base-join-categories-response-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-categories responses, keyed by left key
+    repartition: knowledge-base-join-categories-right-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-categories right rows not on their key's partition, keyed by right key
+    changelog: knowledge-base-chunk-sets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store chunk-sets
+    sink: rag.chunks.knowledge-base (partitions: external)
+    dead-letter: knowledge-base-dead-letter (partitions: as source topics) (cleanup.policy=delete, retention.ms=604800000, segment.ms=86400000) — records that failed, with error and source position headers
+`)
+})
+
+const PREFIX = 'kbt'
+const ARTICLES = `${PREFIX}.articles`
+const CATEGORIES = `${PREFIX}.public.categories`
+const categoriesTable = {
+  server: PREFIX, schema: 'public', table: 'categories', key: ['id'],
+  columns: [{ name: 'id', type: 'int64', optional: false }, { name: 'name', type: 'string', optional: false }, { name: 'classification', type: 'string', optional: false }],
+} as const
+
+function category(id: number, name: string, classification: string) {
+  const [record] = encodeChange(categoriesTable, { op: 'r', before: null, after: { id, name, classification } }, { withSchema: false, tsMs: 1, lsn: 1, txId: 1 })
+  return { topic: CATEGORIES, key: record.key, value: record.value }
+}
+
+const ARTICLE = [
+  '# Exporting invoices',
+  'Invoices can be exported as **PDF** or CSV from the billing page.',
+  '## From the web app',
+  'Open *Billing*, choose a period and press `Export`.',
+  '```',
+  '# not a heading: inside a code fence',
+  '```',
+  '## With the API',
+  'Call the [export endpoint](https://example.com/api) with your token.',
+].join('\n')
+
+const article = (slug: string, body: string, extra: Record<string, unknown> = {}) => ({ topic: ARTICLES, key: slug, value: { slug, category_id: 1, title: 'Invoices', body, published: true, ...extra } })
+
+test('knowledge-base: markdownSections splits at headings outside code fences, as plain text', () => {
+  assert.deepEqual(markdownSections(1200).split(ARTICLE), [
+    'Exporting invoices\n\nInvoices can be exported as PDF or CSV from the billing page.',
+    'From the web app\n\nOpen Billing, choose a period and press Export.\n# not a heading: inside a code fence',
+    'With the API\n\nCall the export endpoint with your token.',
+  ])
+  assert.ok(markdownSections(40).split(ARTICLE).every((chunk) => chunk.length <= 40))
+})
+
+test('knowledge-base: one chunk per section; an edit re-emits its section; a reclassified category reaches every article; unpublishing tombstones', async (t) => {
+  const chunkTopic = uniqueName('rag.chunks.kb-test')
+  const services = await testRagServices(t, chunkTopic)
+  const driver = new TopologyTestDriver(knowledgeBase({ prefix: PREFIX, chunkTopic, services }), { partitions: 2 })
+  t.after(() => driver.close())
+  const read = async () => {
+    const records = driver.readOutput(chunkTopic)
+    const events = await decodeChunkEvents(records.map((r) => r.rawValue))
+    return records.map((r, i) => ({ key: r.key as string, event: events[i] }))
+  }
+
+  await driver.pipe(ARTICLES, ...args(article('export-invoices', ARTICLE)))
+  assert.deepEqual(await read(), [], 'inner join: no category yet, nothing indexed')
+  await driver.pipeBatch([category(1, 'Billing', 'public'), article('draft', ARTICLE, { published: false })])
+  const first = await read()
+  assert.deepEqual(first.map((r) => [r.event?.entity_key, r.event?.chunk_index]), [['export-invoices', 0], ['export-invoices', 1], ['export-invoices', 2]])
+  assert.equal(first[2].event?.text, 'Invoices (Billing)\n\nWith the API\n\nCall the export endpoint with your token.')
+  assert.equal(first[0].event?.classification, 'public')
+
+  await driver.pipe(ARTICLES, ...args(article('export-invoices', ARTICLE.replace('your token', 'an API key'))))
+  assert.deepEqual((await read()).map((r) => r.key), [first[2].key])
+
+  await driver.pipe(ARTICLES, ...args(article('refunds', '# Refunds\nRefunds take five days.')))
+  await read()
+  await driver.pipeBatch([category(1, 'Billing', 'internal')])
+  const reclassified = await read()
+  assert.deepEqual(reclassified.map((r) => r.event?.entity_key).sort(), ['export-invoices', 'export-invoices', 'export-invoices', 'refunds'])
+  for (const r of reclassified) assert.equal(r.event?.classification, 'internal')
+
+  await driver.pipe(ARTICLES, ...args(article('export-invoices', ARTICLE, { published: false })))
+  const unpublished = await read()
+  assert.deepEqual(unpublished.map((r) => [r.key, r.event]), first.map((r) => [r.key, null]))
+  assert.deepEqual(driver.readDeadLetters(), [])
+})
+
+function args(record: { key: string; value: unknown }): [string, unknown] {
+  return [record.key, record.value]
+}

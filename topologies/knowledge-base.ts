@@ -1,0 +1,136 @@
+// knowledge-base — a second shape: published help-centre articles (Markdown, from a compacted upsert
+// topic) joined (inner) to their category (Debezium CDC), chunked one Markdown section per chunk,
+// embedded and written as Avro chunk events to rag.chunks.knowledge-base.
+//
+//   <prefix>.articles ──► articles ──► published ── inner FK join ──► categories ◄── <prefix>.public.categories
+//                                          ▼
+//                                       govern (not yet: see below)
+//                                          ▼
+//                                       chunk by heading → diff → embed ──► rag.chunks.knowledge-base
+//
+// Topic prefix: RAGSTREAM_KB_PREFIX for `ragstream run`/`describe` (default `kb`), or the
+// `knowledgeBase({ prefix, ... })` factory in tests.
+import { DebeziumDecoder } from '../src/cdc/debezium.ts'
+import type { RowLineage } from '../src/cdc/table-decoder.ts'
+import { cdcTableDecoder } from '../src/cdc/table-decoder.ts'
+import { UpsertDecoder } from '../src/cdc/upsert.ts'
+import { chunkEmbedStage, chunkEventEncoder } from '../src/chunking/chunk-embed-stage.ts'
+import { createChunker, type ChunkingStrategy } from '../src/chunking/chunker.ts'
+import { markdownToText } from '../src/chunking/markup.ts'
+import { recursiveSplit } from '../src/chunking/recursive-split.ts'
+import { RagServices, withServicesOpen, type ChunkServices } from '../src/config/rag-services.ts'
+import { TopologyBuilder } from '../src/dsl/index.ts'
+import type { Topology } from '../src/topology/topology.ts'
+
+/** A row of `<prefix>.articles` (plain JSON upserts keyed by slug). */
+export interface Article {
+  readonly slug: string
+  readonly category_id: number
+  readonly title: string
+  /** Markdown. */
+  readonly body: string
+  readonly published: boolean
+  readonly _source: RowLineage
+}
+
+/** A row of `<prefix>.public.categories`. */
+export interface Category {
+  readonly id: number
+  readonly name: string
+  readonly classification: string
+}
+
+export interface KnowledgeBaseOptions {
+  /** Topic prefix: `<prefix>.articles`, `<prefix>.public.categories`. */
+  readonly prefix: string
+  /** Default `knowledge-base`. */
+  readonly applicationId?: string
+  /** Default `v1`. */
+  readonly version?: string
+  /** Default `rag.chunks.knowledge-base`. */
+  readonly chunkTopic?: string
+  readonly services: ChunkServices
+}
+
+export const KB_CHUNK_TOPIC = 'rag.chunks.knowledge-base'
+
+/**
+ * One chunk per Markdown section (a heading and what follows it, up to the next heading outside a
+ * code fence), as plain text; a section longer than `size` characters is split recursively. An edit
+ * inside one section re-chunks that section only.
+ */
+export function markdownSections(size: number): ChunkingStrategy {
+  return {
+    id: `markdown-sections(size=${size})`,
+    split(markdown) {
+      const sections: string[] = []
+      let current: string[] = []
+      let fenced = false
+      for (const line of markdown.replace(/\r\n?/g, '\n').split('\n')) {
+        if (/^\s*(```|~~~)/.test(line)) fenced = !fenced
+        if (!fenced && /^\s{0,3}#{1,6}\s/.test(line) && current.some((l) => l.trim() !== '')) {
+          sections.push(current.join('\n'))
+          current = []
+        }
+        current.push(line)
+      }
+      sections.push(current.join('\n'))
+      return sections
+        .map((section) => markdownToText(section))
+        .filter((text) => text !== '')
+        .flatMap((text) => (text.length <= size ? [text] : recursiveSplit(text, { size, overlap: 0, unit: 'chars' })))
+    },
+  }
+}
+
+export function knowledgeBase(options: KnowledgeBaseOptions): Topology {
+  const { prefix, services } = options
+  const applicationId = options.applicationId ?? 'knowledge-base'
+  const builder = new TopologyBuilder({ applicationId })
+
+  // ── sources: a compacted upsert topic of articles and a CDC table of categories (JSON: `decode` only)
+  const articles = builder.table<Article>(`${prefix}.articles`, { name: 'articles', decode: cdcTableDecoder(new UpsertDecoder({ valueFormat: 'json' })).decode })
+  const categories = builder.cdcTable<Category>(`${prefix}.public.categories`, {
+    name: 'categories',
+    decode: cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }), { lineageField: false }).decode,
+  })
+
+  articles
+    // ── drafts are not indexed; unpublishing an article removes its chunks
+    .filter((article) => article.published, { name: 'published' })
+    // ── inner join: an article without a (known) category is not indexed until its category arrives
+    .join(categories, {
+      name: 'join-categories',
+      foreignKey: (article) => String(article.category_id),
+      joiner: (article, category) => ({ ...article, category: category.name, classification: category.classification }),
+    })
+    // ── GOVERN GOES HERE (issue 5): the governance `govern` stage will sit between the join and the
+    //    chunk stage. Until it does, the classification below is the category's, as it is.
+    .stage({
+      name: 'chunk-embed',
+      kind: 'chunk+embed',
+      stores: ['chunk-sets'],
+      processor: withServicesOpen(
+        services,
+        chunkEmbedStage<Article & { category: string; classification: string }>({
+          topology: applicationId,
+          version: options.version ?? 'v1',
+          entityType: 'article',
+          store: 'chunk-sets',
+          chunker: createChunker({ strategy: markdownSections(1200), template: '{title} ({category})\n\n{text}' }),
+          embedder: services.embedder,
+          text: (article) => article.body,
+          metadata: (article) => ({ title: article.title, category: article.category }),
+          governance: (article) => ({ classification: article.classification }),
+        }),
+      ),
+    })
+    .to(options.chunkTopic ?? KB_CHUNK_TOPIC, { name: 'chunk-events', encode: chunkEventEncoder(services.chunkEvents) })
+
+  return builder.build()
+}
+
+export default knowledgeBase({
+  prefix: process.env.RAGSTREAM_KB_PREFIX?.trim() || 'kb',
+  services: RagServices.fromEnv({ chunkTopic: KB_CHUNK_TOPIC }),
+})
