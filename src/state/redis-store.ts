@@ -14,10 +14,16 @@
  * operation of a partition in one cluster slot.
  *
  * Why writes go through one Lua script: a batch's overlay and its checkpoint are applied atomically,
- * the checkpoint last, and only if Redis does not already hold a newer checkpoint. The runtime
+ * the checkpoint last, and only if the stored checkpoint is what this instance expects. The runtime
  * flushes only after its Kafka transaction committed, so Redis is a cache of committed changelog
- * state; the monotonic checkpoint additionally stops a paused, replaced instance (a zombie whose
- * last transaction did commit) from overwriting a newer owner's state with older values.
+ * state. The script refuses two kinds of write:
+ *   - a checkpoint older than the stored one (RS_STATE_FENCED): a paused, replaced instance (a zombie
+ *     whose last transaction did commit) must not overwrite a newer owner's state with older values;
+ *   - a partition that is no longer what this instance last read, restored or flushed (RS_STATE_LOST):
+ *     after FLUSHALL or a restart without persistence, writing one batch would recreate the partition
+ *     with only that batch's keys under a valid-looking checkpoint, and the missing keys would never
+ *     be restored. The partition has to be restored from its changelog instead.
+ * Re-applying the same checkpoint (retrying a flush whose outcome was uncertain) is always accepted.
  */
 import { createHash } from 'node:crypto'
 import { Cluster, Redis } from 'ioredis'
@@ -50,15 +56,20 @@ const NAME = /^[A-Za-z0-9._-]{1,200}$/
 const CHECKPOINT_FIELD = 'checkpoint'
 const VALUE_PREFIX = 'v:'
 
-// KEYS[1]: the partition hash. ARGV[1]: the new checkpoint; ARGV[2]: n, the number of puts;
-// ARGV[3 .. 2+2n]: field/value pairs to set; ARGV[3+2n ..]: fields to delete.
-// Returns nil when applied, or the stored checkpoint when it is newer (nothing is written).
+// KEYS[1]: the partition hash. ARGV[1]: the new checkpoint; ARGV[2]: the checkpoint this instance
+// expects ('' = no expectation, '-' = the partition is known to be empty); ARGV[3]: n, the number
+// of puts; ARGV[4 .. 3+2n]: field/value pairs to set; ARGV[4+2n ..]: fields to delete.
+// Returns nil when applied; {'fenced', stored} or {'lost', stored or ''} when nothing was written.
 // Arguments are passed to HSET/HDEL in chunks because Lua's unpack has a stack limit.
 const APPLY_SCRIPT = `
 local current = redis.call('HGET', KEYS[1], '${CHECKPOINT_FIELD}')
-if current and tonumber(current) > tonumber(ARGV[1]) then return current end
-local last = 2 + 2 * tonumber(ARGV[2])
-local i = 3
+if current and tonumber(current) > tonumber(ARGV[1]) then return {'fenced', current} end
+local expected = ARGV[2]
+if expected ~= '' and current ~= ARGV[1] then
+  if (expected == '-' and current) or (expected ~= '-' and current ~= expected) then return {'lost', current or ''} end
+end
+local last = 3 + 2 * tonumber(ARGV[3])
+local i = 4
 while i <= last do
   local j = math.min(i + 999, last)
   redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
@@ -76,6 +87,8 @@ return false
 const APPLY_SHA = createHash('sha1').update(APPLY_SCRIPT).digest('hex')
 
 type RedisClient = Redis | Cluster
+
+type ApplyOutcome = { readonly applied: true } | { readonly applied: false; readonly refused: 'fenced' | 'lost'; readonly stored: bigint | undefined }
 
 /**
  * One Redis connection (or cluster client) shared by every store of a processor instance.
@@ -191,9 +204,12 @@ export class RedisStateBackend {
     }
   }
 
-  /** Applies puts/deletes and a checkpoint to one partition hash; returns the newer stored checkpoint if refused. */
-  async apply(key: string, checkpoint: bigint, puts: Map<string, Buffer>, deletes: string[]): Promise<bigint | undefined> {
-    const args: (string | Buffer)[] = [checkpoint.toString(), String(puts.size)]
+  /**
+   * Applies puts/deletes and a checkpoint to one partition hash if the stored checkpoint is
+   * `expected` (undefined = no expectation, null = known empty) or already `checkpoint`.
+   */
+  async apply(key: string, checkpoint: bigint, expected: bigint | null | undefined, puts: Map<string, Buffer>, deletes: string[]): Promise<ApplyOutcome> {
+    const args: (string | Buffer)[] = [checkpoint.toString(), expected === undefined ? '' : expected === null ? '-' : expected.toString(), String(puts.size)]
     for (const [k, value] of puts) args.push(VALUE_PREFIX + k, value)
     for (const k of deletes) args.push(VALUE_PREFIX + k)
     let result: unknown
@@ -203,7 +219,9 @@ export class RedisStateBackend {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
       result = await this.#client.eval(APPLY_SCRIPT, 1, key, ...args)
     }
-    return result === null || result === undefined ? undefined : BigInt(String(result))
+    if (!Array.isArray(result)) return { applied: true }
+    const stored = result[1] === '' || result[1] === undefined ? undefined : BigInt(String(result[1]))
+    return { applied: false, refused: result[0] === 'fenced' ? 'fenced' : 'lost', stored }
   }
 
   async close(): Promise<void> {
@@ -226,6 +244,8 @@ export class RedisStateStore implements StateStore {
   readonly #cache = new Map<number, Map<string, Buffer | null>>()
   /** Changes since the last drain, keyed `<partition>:<key>`; re-inserted on rewrite so the order is write order. */
   readonly #pending = new Map<string, ChangelogRecord>()
+  /** The checkpoint this instance last read, restored or flushed per partition (null = known empty): the next write's precondition. */
+  readonly #expected = new Map<number, bigint | null>()
 
   constructor(backend: RedisStateBackend, name: string) {
     if (!NAME.test(name)) {
@@ -297,10 +317,11 @@ export class RedisStateStore implements StateStore {
         if (value === null) deletes.push(key)
         else puts.set(key, value)
       }
-      const newer = await this.#backend.run(`flush store "${this.name}" partition ${partition}`, () =>
-        this.#backend.apply(key, checkpoint, puts, deletes),
+      const outcome = await this.#backend.run(`flush store "${this.name}" partition ${partition}`, () =>
+        this.#backend.apply(key, checkpoint, this.#expected.get(partition), puts, deletes),
       )
-      if (newer !== undefined) throw this.#fenced(partition, checkpoint, newer)
+      if (!outcome.applied) throw this.#refused(partition, checkpoint, outcome.refused, outcome.stored)
+      this.#expected.set(partition, checkpoint)
     })
     // Every partition is attempted; on any failure the overlay stays, so the flush can be retried
     // as a whole (re-applying a partition with the same checkpoint is idempotent).
@@ -322,7 +343,9 @@ export class RedisStateStore implements StateStore {
     const client = this.#backend.client
     const key = this.#key(partition)
     const stored = await this.#backend.run(`read checkpoint of store "${this.name}" partition ${partition}`, () => client.hget(key, CHECKPOINT_FIELD))
-    return stored === null ? undefined : BigInt(stored)
+    const checkpoint = stored === null ? undefined : BigInt(stored)
+    this.#expected.set(partition, checkpoint ?? null)
+    return checkpoint
   }
 
   async restore(partition: number, records: readonly { key: string; value: Buffer | null }[], nextOffset: bigint): Promise<void> {
@@ -340,10 +363,11 @@ export class RedisStateStore implements StateStore {
     }
     const key = this.#key(partition)
     this.#forgetPartition(partition)
-    const newer = await this.#backend.run(`restore store "${this.name}" partition ${partition}`, () =>
-      this.#backend.apply(key, nextOffset, puts, deletes),
+    const outcome = await this.#backend.run(`restore store "${this.name}" partition ${partition}`, () =>
+      this.#backend.apply(key, nextOffset, this.#expected.get(partition), puts, deletes),
     )
-    if (newer !== undefined) throw this.#fenced(partition, nextOffset, newer)
+    if (!outcome.applied) throw this.#refused(partition, nextOffset, outcome.refused, outcome.stored)
+    this.#expected.set(partition, nextOffset)
   }
 
   async clear(partition: number): Promise<void> {
@@ -351,6 +375,7 @@ export class RedisStateStore implements StateStore {
     this.#forgetPartition(partition)
     const client = this.#backend.client
     await this.#backend.run(`clear store "${this.name}" partition ${partition}`, () => client.unlink(key))
+    this.#expected.set(partition, null)
   }
 
   async close(): Promise<void> {
@@ -381,11 +406,20 @@ export class RedisStateStore implements StateStore {
     for (const [id, record] of this.#pending) if (record.partition === partition) this.#pending.delete(id)
   }
 
-  #fenced(partition: number, attempted: bigint, stored: bigint): RagstreamError {
+  #refused(partition: number, attempted: bigint, reason: 'fenced' | 'lost', stored: bigint | undefined): RagstreamError {
+    const context = { store: this.name, partition, offset: stored, service: this.#backend.service, address: this.#backend.address }
+    if (reason === 'fenced') {
+      return new RagstreamError(
+        'RS_STATE_FENCED',
+        `store "${this.name}" partition ${partition}: Redis holds changelog checkpoint ${stored}, newer than ${attempted}; another instance owns this partition`,
+        { context },
+      )
+    }
+    const expected = this.#expected.get(partition)
     return new RagstreamError(
-      'RS_STATE_FENCED',
-      `store "${this.name}" partition ${partition}: Redis holds changelog checkpoint ${stored}, newer than ${attempted}; another instance owns this partition`,
-      { context: { store: this.name, partition, offset: stored, service: this.#backend.service, address: this.#backend.address } },
+      'RS_STATE_LOST',
+      `store "${this.name}" partition ${partition}: Redis holds checkpoint ${stored ?? 'none'}, but this instance last saw ${expected ?? 'none'}; Redis lost data, so the partition must be restored from its changelog`,
+      { context, hint: 'the runtime restores the partition from its changelog; a Redis without persistence loses stores on restart' },
     )
   }
 }

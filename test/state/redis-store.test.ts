@@ -104,6 +104,52 @@ test('redis store: Redis losing everything (FLUSHALL on a private server) leaves
   assert.equal(await store.checkpoint(1), undefined)
 })
 
+test('redis store: a write after Redis lost the partition is refused with RS_STATE_LOST instead of recreating it with one batch', async (t) => {
+  const redis = await startPrivateRedis(t)
+  const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: { kind: 'single', url: redis.url } })
+  t.after(() => backend.close())
+  const store = backend.store('orders')
+  const key = backend.partitionKey('orders', 0)
+  store.put(0, 'a', Buffer.from('a'))
+  store.put(0, 'b', Buffer.from('b'))
+  await store.flush(new Map([[0, 10n]]))
+
+  // Redis restarts without persistence between two batches.
+  await redis.admin.flushall()
+  store.put(0, 'c', Buffer.from('c'))
+  await assert.rejects(store.flush(new Map([[0, 20n]])), (error: unknown) => {
+    assert.ok(error instanceof RagstreamError && error.code === 'RS_STATE_LOST', String(error))
+    assert.equal(error.retriable, false)
+    assert.match(error.message, /Redis holds checkpoint none, but this instance last saw 10/)
+    return true
+  })
+  assert.equal(await redis.admin.exists(key), 0, 'nothing was recreated')
+  await assert.rejects(store.restore(0, [{ key: 'c', value: Buffer.from('c') }], 21n), (error: unknown) => error instanceof RagstreamError && error.code === 'RS_STATE_LOST')
+
+  // The runtime's way back: read the checkpoint (none), clear, restore from the changelog.
+  assert.equal(await store.checkpoint(0), undefined)
+  await store.clear(0)
+  await store.restore(0, [{ key: 'a', value: Buffer.from('a') }, { key: 'b', value: Buffer.from('b') }, { key: 'c', value: Buffer.from('c') }], 21n)
+  store.discard()
+  store.put(0, 'd', Buffer.from('d'))
+  await store.flush(new Map([[0, 30n]]))
+
+  // Redis comes back from an older snapshot: the stored checkpoint went backwards.
+  await redis.admin.hset(key, 'checkpoint', '21')
+  store.put(0, 'e', Buffer.from('e'))
+  await assert.rejects(store.flush(new Map([[0, 40n]])), (error: unknown) => error instanceof RagstreamError && error.code === 'RS_STATE_LOST')
+  store.discard()
+
+  // A flush whose first attempt did reach Redis (an uncertain outcome) may be retried: same checkpoint, accepted.
+  const other = backend.store('orders')
+  assert.equal(await store.checkpoint(0), 21n)
+  other.put(0, 'e', Buffer.from('e'))
+  await other.flush(new Map([[0, 40n]]))
+  store.put(0, 'e', Buffer.from('e'))
+  await store.flush(new Map([[0, 40n]]))
+  assert.equal(await store.checkpoint(0), 40n)
+})
+
 test('redis store: names that would break topic names or hash tags are refused up front', async (t) => {
   assert.throws(
     () => new RedisStateBackend({ applicationId: 'app}{x', target: single }),
