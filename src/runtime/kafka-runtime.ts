@@ -72,6 +72,17 @@ export interface RuntimeStats {
   restores: number
 }
 
+/** A store partition's backing store no longer holds the checkpoint this instance left there. */
+class StoreCheckpointMismatch extends Error {
+  constructor(store: string, partition: number, expected: bigint | undefined, actual: bigint | undefined) {
+    const lost = actual === undefined || (expected !== undefined && actual < expected)
+    super(
+      `store "${store}" partition ${partition}: backing store checkpoint is ${actual ?? 'missing'}, expected ${expected ?? 'missing'} — ${lost ? 'it lost data' : 'another owner wrote to it'}; restoring from the changelog`,
+    )
+    this.name = 'StoreCheckpointMismatch'
+  }
+}
+
 /** A batch was read under a generation that is no longer current: abort it, never commit it. */
 class StaleGenerationError extends Error {
   constructor(read: number, current: number) {
@@ -114,6 +125,8 @@ export class KafkaRuntime {
   #running = false
   /** Partitions whose committed offset fell out of the log (retention): they restart by the reset policy. */
   readonly #outOfRange = new Set<string>()
+  /** The changelog checkpoint each owned store partition must have in its backing store (`<store>:<partition>`). */
+  readonly #checkpoints = new Map<string, bigint>()
 
   constructor(topology: ProcessorTopology, options: KafkaRuntimeOptions) {
     for (const name of topology.storeNames) {
@@ -265,7 +278,34 @@ export class KafkaRuntime {
       for (const [partition, keys] of partitions) loads.push(store.prefetch(partition, keys))
     }
     await Promise.all(loads)
+    await this.#verifyStores(batch)
     return this.#topology.process(batch.records, stores, Date.now())
+  }
+
+  /**
+   * After the prefetch, every store partition of the batch's tasks must still hold the checkpoint
+   * this instance last restored or flushed. Values and checkpoint live and die together in the
+   * backing store, so a missing or older checkpoint means the store lost data (Redis restarted
+   * without persistence, FLUSHALL) and a newer one means another owner wrote; either way the
+   * prefetched values cannot be trusted: abort, re-assign, restore from the changelog.
+   */
+  async #verifyStores(batch: Batch): Promise<void> {
+    const partitions = new Set<number>()
+    for (const r of batch.records) partitions.add(r.partition)
+    await Promise.all([...this.#options.stores].map(([name, store]) => this.#verifyCheckpoints(name, store, partitions)))
+  }
+
+  async #verifyCheckpoints(name: string, store: StateStore, partitions: Iterable<number>): Promise<void> {
+    const checks: Promise<void>[] = []
+    for (const partition of partitions) {
+      const expected = this.#checkpoints.get(`${name}:${partition}`)
+      checks.push(
+        store.checkpoint(partition).then((actual) => {
+          if (actual !== expected) throw new StoreCheckpointMismatch(name, partition, expected, actual)
+        }),
+      )
+    }
+    await Promise.all(checks)
   }
 
   async #commitTransaction(batch: Batch, membership: GroupMembership, outputs: SinkRecord[]): Promise<void> {
@@ -322,9 +362,19 @@ export class KafkaRuntime {
       const cps = checkpoints.get(name) ?? new Map<number, bigint>()
       for (;;) {
         try {
+          // Writing this batch's overlay onto a store that lost its data would recreate the
+          // partition with only these keys and a valid-looking checkpoint: check first. (The
+          // backing store's own compare-and-set on the previous checkpoint closes the last gap.)
+          await this.#verifyCheckpoints(name, store, cps.keys())
           await store.flush(cps)
+          for (const [partition, offset] of cps) this.#checkpoints.set(`${name}:${partition}`, offset)
           break
         } catch (error) {
+          if (error instanceof StoreCheckpointMismatch) {
+            // The batch is committed (its changelog records included); the restore after re-assignment applies it.
+            store.discard()
+            throw error
+          }
           if (error instanceof RagstreamError && error.code === 'RS_STATE_FENCED') {
             // Another owner already wrote a newer checkpoint: our committed batch is in the changelog;
             // drop the overlay and re-assign (the generation has moved or is about to).
@@ -400,6 +450,7 @@ export class KafkaRuntime {
     const tasks = [...new Set(owned.map((o) => o.partition))].sort((a, b) => a - b)
     this.#tasks = tasks
     this.#membership = undefined
+    this.#checkpoints.clear()
     for (const store of this.#options.stores.values()) store.discard()
     this.#emit({ event: 'assigned', generationId, tasks })
 
@@ -408,6 +459,7 @@ export class KafkaRuntime {
       const topic = this.#resolved!.changelogs.get(name)!
       for (const partition of tasks) {
         const result = await restoreStorePartition(consumer, store, topic, partition, limits)
+        this.#checkpoints.set(`${name}:${partition}`, result.to)
         this.#stats.restores++
         if (result.records > 0 || result.from === 0n) this.#emit({ event: 'restored', store: name, partition, from: result.from, to: result.to, records: result.records })
         if (consumer.generationId !== generationId) return false

@@ -1,8 +1,8 @@
-// Redis loss: the processor runs with Redis state stores; it is killed, Redis loses every key of the
-// application (what FLUSHALL or a restart without persistence does to it — only this test's keys are
-// removed, the Redis is shared), and the restarted processor restores each store partition from its
-// changelog, offset 0. The output stays exact. A second restart with Redis intact restores nothing
-// from 0: the checkpoints are there and no data moves ("no state transfer").
+// Redis loss: Redis loses every key of the application (what FLUSHALL or a restart without
+// persistence does to it — only this test's keys are removed, the Redis is shared) first while the
+// processor runs, then while it is down. Either way each store partition is restored from its
+// changelog, offset 0, and the output stays exact. A restart with Redis intact restores nothing from
+// 0: the checkpoints are there and no data moves ("no state transfer").
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Admin } from '@platformatic/kafka'
@@ -14,7 +14,7 @@ import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
 const PARTITIONS = 3
 
-test('runtime redis loss: Redis loses the stores while the processor is down; the restart restores them from the changelogs and the output is exact', { timeout: 90_000 }, async (t) => {
+test('runtime redis loss: Redis loses the stores while the processor runs and while it is down; they are restored from the changelogs and the output is exact', { timeout: 90_000 }, async (t) => {
   await checkKafka(endpoints)
   await checkRedis(endpoints.redisUrl)
   const applicationId = uniqueName('rt-redis')
@@ -39,6 +39,16 @@ test('runtime redis loss: Redis loses the stores while the processor is down; th
   const first = new Runner('redis-1', config)
   t.after(async () => first.kill('SIGKILL'))
   await first.waitFor((e) => e.event === 'committed' && Number(e.records) >= 200, 30_000)
+
+  // Loss while running: the next batch finds the checkpoints gone, aborts, and restores from 0.
+  const before = first.events.length
+  await redis.unlink(...stateKeys)
+  await feeder.send(300)
+  await first.waitFor((e) => e.event === 'batch-aborted' && String(e.error).includes('lost data'), 20_000, before)
+  for (let p = 0; p < PARTITIONS; p++) await first.waitFor((e) => e.event === 'restored' && e.partition === p && e.from === '0', 20_000, before)
+  const resumed = first.events.length
+  await feeder.send(50)
+  await first.waitFor((e) => e.event === 'committed', 20_000, resumed)
   first.kill('SIGKILL')
   await first.exited
   assert.equal(await redis.exists(...stateKeys), PARTITIONS, 'the stores were flushed to Redis')
