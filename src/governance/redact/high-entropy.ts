@@ -106,8 +106,24 @@ export function highEntropyDetector(thresholds: EntropyThresholds = DEFAULT_ENTR
       let end = i
       while (end < n && end - i < 2 && text.charCodeAt(end) === 61) end++
       const closed = end === n || (!inClass(TOKEN, text.charCodeAt(end)) && text.charCodeAt(end) !== 61)
-      if (closed && i - start >= thresholds.minLength && isSecret(text, start, end)) found(start, end)
+      if (closed && i - start >= thresholds.minLength) {
+        if (isSecret(text, start, end)) found(start, end)
+        else segments(text, start, i, found)
+      }
       i = end
+    }
+  }
+  // A secret joined to words by `-`, `_` or `/` ("<hex>-prod", "hooks/<token>/") fails as a whole;
+  // its segments between those joiners are judged on their own.
+  const segments = (text: string, start: number, end: number, found: (start: number, end: number) => void): void => {
+    let from = start
+    for (let j = start; j <= end; j++) {
+      const c = j === end ? 45 : text.charCodeAt(j)
+      if (c !== 45 && c !== 95 && c !== 47) continue
+      if (from > start || j < end) {
+        if (j - from >= thresholds.minLength && isSecret(text, from, j)) found(from, j)
+      }
+      from = j + 1
     }
   }
   const isSecret = (text: string, start: number, end: number): boolean => {

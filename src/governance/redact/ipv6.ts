@@ -33,6 +33,14 @@ function scan(text: string, found: (start: number, end: number) => void): void {
       if (text.charCodeAt(end) === 58) colons++
       end++
     }
+    // "…::c8b2.Next" / "…::c8b2:end": a word glued on after a dot or colon is the next sentence; cut
+    // the run at that dot or colon.
+    const runEnd = end
+    if (end < text.length && inClass(WORD, text.charCodeAt(end))) {
+      let cut = end - 1
+      while (cut > start && text.charCodeAt(cut) !== 46 && text.charCodeAt(cut) !== 58) cut--
+      if (cut > start && cut >= end - 5) end = cut
+    }
     const glued = (start > 0 && inClass(WORD, text.charCodeAt(start - 1))) || (end < text.length && inClass(WORD, text.charCodeAt(end)))
     // 45 characters is the longest IPv6 text form (IPv4-embedded); longer runs are not one address.
     if (colons >= 2 && !glued && end - start <= 47) {
@@ -41,7 +49,7 @@ function scan(text: string, found: (start: number, end: number) => void): void {
       const value = text.slice(start, e)
       if (groups(value) >= 2 && isIPv6(value)) found(start, e)
     }
-    at = text.indexOf(':', end)
+    at = text.indexOf(':', runEnd)
   }
 }
 

@@ -28,6 +28,9 @@ const UNCHANGED: readonly [string, string][] = [
   ['low-entropy token run', 'ab'.repeat(N / 2)],
   ['parenthesised digits', '(1)'.repeat(N / 3)],
   ['password keywords followed by prose', 'password is '.repeat(N / 12)],
+  ['email TLDs followed by dashed runs', 'a@b.cc-d-'.repeat(N / 9).replaceAll('@', '@@')],
+  ['colon runs glued to words', 'ab:cd:ef:end '.repeat(N / 13)],
+  ['one long run of short hex segments joined by dashes', '0123456789abcdef-'.repeat(N / 17)],
 ]
 
 for (const [name, text] of UNCHANGED) {

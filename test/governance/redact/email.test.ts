@@ -30,3 +30,8 @@ test('apostrophes in the local part and quotes around the address', () => {
   assert.equal(run("mail 'anna@example.ie' or \"ben@example.ie\"").text, "mail '[EMAIL]' or \"[EMAIL]\"")
   assert.equal(run('see ...anna@example.ie').text, 'see ...[EMAIL]')
 })
+
+test('a dash after the TLD ends the address unless more labels follow', () => {
+  assert.equal(run('pedro1981@posteo.de-based team').text, '[EMAIL]-based team')
+  assert.equal(run('mail x@shop.co-op.org now').text, 'mail [EMAIL] now')
+})

@@ -40,3 +40,10 @@ test('thresholds: a too-short token never counts, whatever its entropy', () => {
   assert.equal(looksRandom(t, 0, t.length, DEFAULT_ENTROPY_THRESHOLDS), false)
   assert.equal(looksRandom(t, 0, t.length, { ...DEFAULT_ENTROPY_THRESHOLDS, minLength: 12 }), true)
 })
+
+test('a secret joined to words by - _ or / is judged as its own segment', () => {
+  const hex = '95ba10d89bdc108c5325a3a4cc664ca4387efe2a1457f85c924e72bd39594bb9'
+  assert.equal(run(`key ${hex}-prod`).text, 'key [SECRET]-prod')
+  assert.equal(run(`https://example.com/hooks/${hex}/`).text, 'https://example.com/hooks/[SECRET]/')
+  assert.deepEqual(run('max_connections_per_host_and_per_route_limit').counts, {})
+})

@@ -20,3 +20,8 @@ test('clock times, MAC addresses, C++ scopes and bare :: are not addresses', () 
     assert.equal(run(text).counts.ipv6, undefined, text)
   }
 })
+
+test('a word glued on after a final dot or colon is the next sentence', () => {
+  assert.equal(run('from fe80::3fa2:c210:c2b4:e540.Next').text, 'from [IPV6].Next')
+  assert.equal(run('from 2A02:DC0E:E01:72F1::C8B2:end').text, 'from [IPV6]:end')
+})
