@@ -80,13 +80,13 @@ export class RagServices implements ChunkServices {
    * The Redis connection does not keep the process alive: when the runtime stops, `ragstream run`
    * exits although topology files have no close hook.
    */
-  static fromEnv(options: { chunkTopic: string; env?: NodeJS.ProcessEnv; embedding?: HashingEmbeddingConfig | OpenAIEmbeddingConfig }): RagServices {
+  static fromEnv(options: { chunkTopic: string; env?: NodeJS.ProcessEnv; embedding?: HashingEmbeddingConfig | OpenAIEmbeddingConfig; cachePrefix?: string }): RagServices {
     const endpoints = endpointsFromEnv(options.env)
     const redis = new Redis(endpoints.redisUrl, { lazyConnect: true })
     redis.on('connect', () => (redis as unknown as { stream?: { unref?: () => void } }).stream?.unref?.())
     // ioredis reports connection errors on the command that failed (the batch retries); without a listener it would also log them.
     redis.on('error', () => {})
-    return new RagServices({ redis, redisAddress: redactUrl(endpoints.redisUrl), registryUrl: endpoints.schemaRegistryUrl, chunkTopic: options.chunkTopic, embedding: options.embedding })
+    return new RagServices({ redis, redisAddress: redactUrl(endpoints.redisUrl), registryUrl: endpoints.schemaRegistryUrl, chunkTopic: options.chunkTopic, embedding: options.embedding, cachePrefix: options.cachePrefix })
   }
 
   open(): Promise<void> {
