@@ -109,6 +109,19 @@ function describeError(error: unknown): string {
   return `${error.message}${inner}`
 }
 
+/**
+ * Runs a compiled topology as one member of its consumer group (group id = `applicationId`).
+ *
+ * @example
+ * const runtime = new KafkaRuntime(topology.compile({ partitions: 6 }), {
+ *   brokers: ['127.0.0.1:9092'],
+ *   stores: new Map([['customers', redisBackend.store('customers')]]),
+ *   instanceId: process.env.HOSTNAME,
+ *   onEvent: (e) => console.error(JSON.stringify(e)),
+ * })
+ * process.once('SIGTERM', () => runtime.stop())
+ * await runtime.run() // resolves after stop(); rejects with RS_PRODUCER_FENCED if fenced
+ */
 export class KafkaRuntime {
   readonly #topology: ProcessorTopology
   readonly #options: KafkaRuntimeOptions
@@ -260,7 +273,9 @@ export class KafkaRuntime {
           await sleep(this.#options.heartbeatIntervalMs ?? 250, this.#stop.signal)
         } else {
           const delay = backoff.next()
-          this.#emit({ event: 'batch-aborted', reason: 'transient', error: describeError(error), retryInMs: delay })
+          // Inside the transaction the outcome is treated as unknown (RS_TRANSACTION_UNCERTAIN): the
+          // re-initialised producer and the stable committed offsets settle it.
+          this.#emit({ event: 'batch-aborted', reason: 'transient', code: inTransaction ? 'RS_TRANSACTION_UNCERTAIN' : undefined, error: describeError(error), retryInMs: delay })
           await sleep(delay, this.#stop.signal)
         }
       }

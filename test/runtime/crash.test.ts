@@ -1,17 +1,19 @@
 // Crash test: the processor runs in a child process and is SIGKILLed at random points while input
-// keeps flowing; the committed output must still be exact, and an end marker readable.
-import { test } from 'node:test'
+// keeps flowing; the committed output must still be exact, and an end marker readable. With
+// in-memory stores every restart restores from changelog offset 0; with Redis, from the checkpoint
+// (a kill between commit and flush leaves an older one: the changelog replay covers the gap).
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { Admin } from '@platformatic/kafka'
+import { Redis } from 'ioredis'
 import { checkKafka } from '../../src/config/services.ts'
 import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, Runner } from '../support/runtime-harness.ts'
 import type { RunnerConfig } from '../support/runtime-runner.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
 const PARTITIONS = 3
-const KILLS = 6
 
-test('runtime crash: SIGKILL at random points 6 times while input flows — 0 lost, 0 duplicated, nothing aborted visible, no hanging transaction', { timeout: 110_000 }, async (t) => {
+async function crashRun(t: TestContext, store: 'memory' | 'redis', kills: number): Promise<void> {
   await checkKafka(endpoints)
   const applicationId = uniqueName('rt-crash')
   const input = `${applicationId}-in`
@@ -22,7 +24,14 @@ test('runtime crash: SIGKILL at random points 6 times while input flows — 0 lo
     await admin.deleteTopics({ topics: [`${applicationId}-counts-changelog`] }).catch(() => {})
     await admin.close()
   })
-  const config: RunnerConfig = { brokers: [...endpoints.kafkaBrokers], applicationId, input, output, instanceId: 'only', store: 'memory', batchMaxRecords: 50 }
+  const config: RunnerConfig = { brokers: [...endpoints.kafkaBrokers], applicationId, input, output, instanceId: 'only', store, redisUrl: endpoints.redisUrl, batchMaxRecords: 50 }
+  if (store === 'redis') {
+    const redis = new Redis(endpoints.redisUrl)
+    t.after(async () => {
+      await redis.unlink(...Array.from({ length: PARTITIONS }, (_, p) => `rs:{${applicationId}:counts:${p}}:state`)).catch(() => {})
+      redis.disconnect()
+    })
+  }
 
   const feeder = new InputFeeder(input, 20)
   t.after(() => feeder.close())
@@ -39,21 +48,31 @@ test('runtime crash: SIGKILL at random points 6 times while input flows — 0 lo
     for (const r of runners) r.kill('SIGKILL')
   })
   const killedAt: string[] = []
-  for (let i = 0; i < KILLS; i++) {
-    const runner = new Runner(`crash-${i}`, config)
+  // Incarnations crash in turn: inside the open transaction after producing, after sending the
+  // offsets, after the commit before the store flush (each by the runner itself, exactly there), and
+  // at a random moment from outside.
+  const stages = ['produced', 'offsets-sent', 'committed', undefined] as const
+  for (let i = 0; i < kills; i++) {
+    const stage = stages[i % stages.length]
+    const afterBatches = 1 + Math.floor(Math.random() * 8)
+    const runner = new Runner(`crash-${i}`, stage ? { ...config, crashAtStage: stage, crashAfterBatches: afterBatches } : config)
     runners.push(runner)
-    // Kill somewhere in restore, in a batch, or between batches: after the first commit of this
-    // incarnation, plus a random delay.
+    if (stage) {
+      await runner.exited
+      assert.ok(runner.events.some((e) => e.event === 'crashing'), `${runner.name} crashed at ${stage}: ${JSON.stringify(runner.events.slice(-3))} ${runner.stderr}`)
+      killedAt.push(`${stage} after ${afterBatches} batches`)
+      continue
+    }
     await runner.waitFor((e) => e.event === 'committed', 30_000)
     const delay = Math.floor(Math.random() * 700)
     await new Promise((r) => setTimeout(r, delay))
-    killedAt.push(`${runner.count('committed')} batches +${delay}ms`)
+    killedAt.push(`SIGKILL ${runner.count('committed')} batches +${delay}ms`)
     runner.kill('SIGKILL')
     await runner.exited
   }
   feeding = false
   await feeding$
-  t.diagnostic(`killed after: ${killedAt.join(', ')}; input records: ${feeder.total}`)
+  t.diagnostic(`crashes: ${killedAt.join(', ')}; input records: ${feeder.total}`)
 
   const last = new Runner('crash-final', config)
   runners.push(last)
@@ -63,4 +82,12 @@ test('runtime crash: SIGKILL at random points 6 times while input flows — 0 lo
 
   assert.equal(markersSeen(records, 'end'), PARTITIONS, 'the end marker of every partition is readable: no transaction hangs')
   assertExactlyOnce(records, feeder.sent)
+}
+
+test('runtime crash (in-memory stores): killed 6 times (after produce, after offsets, after commit before flush, random) while input flows — 0 lost, 0 duplicated, nothing aborted visible, no hanging transaction', { timeout: 110_000 }, async (t) => {
+  await crashRun(t, 'memory', 6)
+})
+
+test('runtime crash (Redis stores): killed 5 times likewise — output exact, stores restored from their checkpoints', { timeout: 110_000 }, async (t) => {
+  await crashRun(t, 'redis', 5)
 })

@@ -25,6 +25,9 @@ export interface RunnerConfig {
   /** Stop this process with SIGSTOP at this stage of the batch after `pauseAfterBatches` committed batches. */
   readonly pauseAtStage?: BatchStage
   readonly pauseAfterBatches?: number
+  /** Kill this process with SIGKILL at this stage of the batch after `crashAfterBatches` committed batches. */
+  readonly crashAtStage?: BatchStage
+  readonly crashAfterBatches?: number
 }
 
 const config = JSON.parse(process.env.RUNNER_CONFIG ?? '{}') as RunnerConfig
@@ -57,6 +60,10 @@ const runtime = new KafkaRuntime(countingTopology(config), {
   onEvent: (event) => print(event),
   onBatchStage: (stage) => {
     if (stage === 'committed') print({ event: 'committed', batches: runtime.stats.batches, records: runtime.stats.records })
+    if (config.crashAtStage === stage && runtime.stats.batches >= (config.crashAfterBatches ?? 0)) {
+      print({ event: 'crashing', stage })
+      process.kill(process.pid, 'SIGKILL')
+    }
     if (!paused && config.pauseAtStage === stage && runtime.stats.batches >= (config.pauseAfterBatches ?? 0)) {
       paused = true
       print({ event: 'pausing', stage })
