@@ -373,10 +373,14 @@ export class PgvectorSink {
         this.#consumer.commit({ offsets: batch.partitions.map((p) => ({ topic, partition: p.partition, offset: p.next, leaderEpoch: -1 })) }).catch(() => {})
         return
       }
-      // RS_SINK_FENCED: another instance claimed these partitions. Stop their work; the group
-      // rejoin (driven by the heartbeat) hands out the next assignment, which claims afresh.
+      // RS_SINK_FENCED: another instance claimed these partitions. Stop their work and rejoin the
+      // group; the assignment it hands out is claimed afresh. (The client deduplicates this with a
+      // rejoin its heartbeat may have started already.)
       this.#log({ event: 'fenced', code: 'RS_SINK_FENCED', partitions: outcome.partitions })
       for (const partition of outcome.partitions) this.#partitions.delete(partition)
+      this.#consumer.joinGroup({}).catch((error: unknown) => {
+        this.#log({ event: 'retry', what: 'kafka rejoin after fence', attempt: 1, delayMs: 0, error: (error as Error).message })
+      })
       const remaining = progress.filter((p) => this.#partitions.has(p.partition))
       if (remaining.length === 0) {
         if (!this.#hasProgress()) this.#batchStartedAt = null
