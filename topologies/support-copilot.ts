@@ -62,6 +62,7 @@ export interface TicketDocument {
   readonly priority: number
   readonly customer_id: number | null
   readonly tier: string | null
+  readonly customer_status: string | null
   readonly product: string | null
   readonly product_sku: string | null
   readonly product_category: string | null
@@ -122,6 +123,7 @@ export function supportCopilot(options: SupportCopilotOptions): Topology {
         priority: ticket.priority,
         customer_id: ticket.customer_id,
         tier: customer?.tier ?? null,
+        customer_status: customer?.status ?? null,
         product: product?.name ?? null,
         product_sku: ticket.product_sku,
         product_category: product?.category ?? null,
@@ -149,7 +151,7 @@ export function supportCopilot(options: SupportCopilotOptions): Topology {
           chunker: createChunker({ strategy: { kind: 'recursive', size: 600, overlap: 0 }, template: SUPPORT_TEMPLATE }),
           embedder: services.embedder,
           text: (doc) => doc.body,
-          metadata: (doc) => ({ title: doc.title, status: doc.status, priority: doc.priority, tier: doc.tier, product_sku: doc.product_sku, product_category: doc.product_category }),
+          metadata: (doc) => ({ title: doc.title, status: doc.status, priority: doc.priority, tier: doc.tier, customer_status: doc.customer_status, product_sku: doc.product_sku, product_category: doc.product_category }),
           governance: (doc) => ({
             classification: doc.classification,
             tenant: doc.tenant,
