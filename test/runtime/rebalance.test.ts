@@ -1,8 +1,10 @@
-// Rebalance: two instances share the group's tasks; one is killed mid-run; the survivor takes over
-// its tasks (restoring their stores from the changelogs) and the output stays exact.
+// Rebalance: two instances share the group's tasks (Redis state stores); one is killed mid-run; the
+// survivor takes over its tasks with no state transfer — it finds their stores in Redis and replays at
+// most the changelog tail since their last flush — and the output stays exact.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Admin } from '@platformatic/kafka'
+import { Redis } from 'ioredis'
 import { checkKafka } from '../../src/config/services.ts'
 import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, Runner } from '../support/runtime-harness.ts'
 import type { RunnerConfig } from '../support/runtime-runner.ts'
@@ -10,7 +12,7 @@ import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
 const PARTITIONS = 4
 
-test('runtime rebalance: two instances split the tasks; one is killed mid-run; the survivor takes over and the output is exact', { timeout: 100_000 }, async (t) => {
+test('runtime rebalance: two instances split the tasks; one is killed mid-run; the survivor takes over with no state transfer and the output is exact', { timeout: 100_000 }, async (t) => {
   await checkKafka(endpoints)
   const applicationId = uniqueName('rt-rebalance')
   const input = `${applicationId}-in`
@@ -21,7 +23,12 @@ test('runtime rebalance: two instances split the tasks; one is killed mid-run; t
     await admin.deleteTopics({ topics: [`${applicationId}-counts-changelog`] }).catch(() => {})
     await admin.close()
   })
-  const base: RunnerConfig = { brokers: [...endpoints.kafkaBrokers], applicationId, input, output, instanceId: 'a', store: 'memory', batchMaxRecords: 50, sessionTimeoutMs: 2_000, transactionTimeoutMs: 4_000 }
+  const base: RunnerConfig = { brokers: [...endpoints.kafkaBrokers], applicationId, input, output, instanceId: 'a', store: 'redis', redisUrl: endpoints.redisUrl, batchMaxRecords: 50, sessionTimeoutMs: 2_000, transactionTimeoutMs: 4_000 }
+  const redis = new Redis(endpoints.redisUrl)
+  t.after(async () => {
+    await redis.unlink(...Array.from({ length: PARTITIONS }, (_, p) => `rs:{${applicationId}:counts:${p}}:state`)).catch(() => {})
+    redis.disconnect()
+  })
 
   const feeder = new InputFeeder(input, 16)
   t.after(() => feeder.close())
@@ -57,6 +64,8 @@ test('runtime rebalance: two instances split the tasks; one is killed mid-run; t
   const bEvents = b.events.length
   await b.waitFor((e) => e.event === 'assigned' && Array.isArray(e.tasks) && e.tasks.length === PARTITIONS, 30_000, bEvents)
   await b.waitFor((e) => e.event === 'committed', 30_000, b.events.length)
+  const replayedFromZero = b.events.slice(bEvents).filter((e) => e.event === 'restored' && e.from === '0' && Number(e.records) > 0)
+  assert.deepEqual(replayedFromZero, [], 'the taken-over stores were in Redis: no replay from offset 0')
   feeding = false
   await feeding$
 
