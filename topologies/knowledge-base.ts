@@ -83,6 +83,14 @@ export function markdownSections(size: number): ChunkingStrategy {
   }
 }
 
+/**
+ * Builds knowledge-base over the topics of `prefix`.
+ *
+ * @example
+ * ```ts
+ * const topology = knowledgeBase({ prefix: 'helpcenter', services: RagServices.fromEnv({ chunkTopic: KB_CHUNK_TOPIC }) })
+ * ```
+ */
 export function knowledgeBase(options: KnowledgeBaseOptions): Topology {
   const { prefix, services } = options
   const applicationId = options.applicationId ?? 'knowledge-base'

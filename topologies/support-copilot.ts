@@ -90,6 +90,16 @@ export const SUPPORT_CHUNK_TOPIC = 'rag.chunks.support-copilot'
 /** Each chunk says which ticket, customer tier and product it belongs to. */
 export const SUPPORT_TEMPLATE = '{title}\nCustomer tier: {tier} | Product: {product}\n\n{text}'
 
+/**
+ * Builds support-copilot over the topics of `prefix`.
+ *
+ * @example
+ * ```ts
+ * const services = RagServices.fromEnv({ chunkTopic: 'rag.chunks.support-copilot-acme' })
+ * const topology = supportCopilot({ prefix: 'acme', applicationId: 'support-copilot-acme', chunkTopic: 'rag.chunks.support-copilot-acme', services })
+ * const driver = new TopologyTestDriver(topology, { partitions: 3 })
+ * ```
+ */
 export function supportCopilot(options: SupportCopilotOptions): Topology {
   const { prefix, services } = options
   const applicationId = options.applicationId ?? 'support-copilot'
