@@ -22,6 +22,8 @@ export { createEmbeddingProvider } from './embedding/config.ts'
 export { Embedder } from './embedding/embedder.ts'
 export { RedisEmbeddingCache } from './embedding/cache.ts'
 export { chunkEventAvroCodec, chunkEventJsonCodec } from './serde/chunk-event-codec.ts'
+export { RagServices, withServicesOpen } from './config/rag-services.ts'
+export type { ChunkServices } from './config/rag-services.ts'
 export { MemoryStateStore } from './state/memory-store.ts'
 
 // Governance policies.
