@@ -4,7 +4,10 @@
  *                     producer, offsets committed per batch; at-least-once, no transactions);
  *   2. passthrough  — ragstream's runtime with exactly-once on, a stateless pass-through topology;
  *   3. dsl-table    — ragstream's runtime running topologies/passthrough.ts's shape from the DSL
- *                     (table → to: store put + changelog record per input record), in-memory store.
+ *                     (table → to: store put + changelog record per input record), in-memory store;
+ *   4. fk-join      — a DSL left foreign-key join (KIP-213) of the same records (as tickets) with a
+ *                     10 000-row customers table: subscription and response repartition topics,
+ *                     four changelogged stores; events/s counts input tickets.
  * Each runs in its own child process, so CPU time (user+system, µs per record) and peak RSS belong to
  * that loop alone. Throughput is records/s over the whole catch-up, from start to the last record.
  *
@@ -25,6 +28,7 @@ const brokers = [...endpointsFromEnv().kafkaBrokers]
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 1_000_000)
 const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 3)
 const BATCH = Number(process.env.BENCH_BATCH ?? 1_000)
+const CUSTOMERS = 10_000
 
 interface Result {
   readonly variant: string
@@ -117,11 +121,49 @@ async function runtimeLoop(topology: ProcessorTopology, stores: Map<string, Stat
   return runtime.stats.records
 }
 
+/** Runs until the runtime has seen `atLeast` records and then made no progress for 2 s; returns the time of the last progress. */
+async function runtimeUntilIdle(topology: ProcessorTopology, stores: Map<string, StateStore>, atLeast: number): Promise<{ records: number; ms: number }> {
+  const runtime = new KafkaRuntime(topology, { brokers, stores, batchMaxRecords: BATCH, sessionTimeoutMs: 10_000, fetchMaxWaitMs: 200 })
+  const t0 = performance.now()
+  const running = runtime.run()
+  let last = -1
+  let lastAt = performance.now()
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 50))
+    const now = performance.now()
+    if (runtime.stats.records !== last) {
+      last = runtime.stats.records
+      lastAt = now
+    } else if (last >= atLeast && now - lastAt > 2_000) break
+  }
+  runtime.stop()
+  await running
+  return { records: runtime.stats.records, ms: lastAt - t0 }
+}
+
 async function child(variant: string, input: string, output: string): Promise<void> {
   let result: Result
   if (variant === 'raw') result = await measure(variant, () => rawLoop(input, output))
   else if (variant === 'passthrough') result = await measure(variant, () => runtimeLoop(passthroughTopology(`bench-pt-${randomUUID().slice(0, 8)}`, input, output), new Map()))
-  else {
+  else if (variant === 'fk-join') {
+    const customers = process.argv[6]
+    const builder = new TopologyBuilder({ applicationId: `bench-fk-${randomUUID().slice(0, 8)}` })
+    const customerTable = builder.table<{ tier: string }>(customers, { name: 'customers' })
+    builder
+      .table<{ n: number; c: string }>(input, { name: 'tickets' })
+      .join(customerTable, { name: 'join-customers', type: 'left', foreignKey: (t) => t.c, joiner: (t, c) => ({ n: t.n, tier: c?.tier ?? null }) })
+      .to(output)
+    const topology = builder.build().compile({ partitions: PARTITIONS, sinkPartitions: { [output]: PARTITIONS } })
+    const stores = new Map<string, StateStore>(topology.storeNames.map((n) => [n, new MemoryStateStore(n)]))
+    let ms = 0
+    const measured = await measure(variant, async () => {
+      const r = await runtimeUntilIdle(topology, stores, RECORDS + CUSTOMERS)
+      ms = r.ms
+      return RECORDS
+    })
+    // Throughput counts input tickets over the time to the last progress (the idle wait excluded).
+    result = { ...measured, ms }
+  } else {
     const builder = new TopologyBuilder({ applicationId: `bench-dsl-${randomUUID().slice(0, 8)}` })
     builder.table(input, { name: 'input' }).to(output)
     const topology = builder.build().compile({ partitions: PARTITIONS, sinkPartitions: { [output]: PARTITIONS } })
@@ -130,23 +172,26 @@ async function child(variant: string, input: string, output: string): Promise<vo
   process.stdout.write(`${JSON.stringify(result)}\n`)
 }
 
-function runChild(variant: string, input: string, output: string): Promise<Result> {
+function runChild(variant: string, input: string, output: string, customers: string): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), 'child', variant, input, output], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), 'child', variant, input, output, customers], { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()))
     proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!) as Result) : reject(new Error(`${variant} exited ${code}`))))
   })
 }
 
-async function preload(input: string): Promise<number> {
+async function preload(input: string, customers: string): Promise<number> {
   const producer = new Producer({ clientId: 'bench-preload', bootstrapBrokers: brokers, idempotent: true })
-  const pad = 'x'.repeat(64)
+  const pad = 'x'.repeat(56)
   const t0 = performance.now()
+  for (let i = 0; i < CUSTOMERS; i += 5_000) {
+    await producer.send({ messages: Array.from({ length: 5_000 }, (_, j) => ({ topic: customers, key: Buffer.from(`c${i + j}`), value: Buffer.from(`{"tier":"${(i + j) % 3 ? 'basic' : 'gold'}"}`) })) })
+  }
   for (let sent = 0; sent < RECORDS; ) {
     const n = Math.min(5_000, RECORDS - sent)
     const messages = []
-    for (let i = 0; i < n; i++, sent++) messages.push({ topic: input, key: Buffer.from(`key-${sent % 50_000}`), value: Buffer.from(`{"n":${sent},"pad":"${pad}"}`) })
+    for (let i = 0; i < n; i++, sent++) messages.push({ topic: input, key: Buffer.from(`key-${sent % 50_000}`), value: Buffer.from(`{"n":${sent},"c":"c${sent % CUSTOMERS}","pad":"${pad}"}`) })
     await producer.send({ messages })
   }
   await producer.close()
@@ -156,15 +201,17 @@ async function preload(input: string): Promise<number> {
 async function main(): Promise<void> {
   const id = randomUUID().slice(0, 8)
   const input = `bench-${id}-in`
-  const outputs = { raw: `bench-${id}-raw`, passthrough: `bench-${id}-pt`, 'dsl-table': `bench-${id}-dsl` }
+  const customers = `bench-${id}-customers`
+  const outputs = { raw: `bench-${id}-raw`, passthrough: `bench-${id}-pt`, 'dsl-table': `bench-${id}-dsl`, 'fk-join': `bench-${id}-fk` }
   const admin = new Admin({ clientId: 'bench-admin', bootstrapBrokers: brokers })
-  await admin.createTopics({ topics: [input, ...Object.values(outputs)], partitions: PARTITIONS, replicas: 1 })
+  await admin.createTopics({ topics: [input, customers, ...Object.values(outputs)], partitions: PARTITIONS, replicas: 1 })
   try {
-    const preloadMs = await preload(input)
-    console.log(`backlog: ${RECORDS} records (~${RECORDS * 90 / 1e6} MB) in ${PARTITIONS} partitions, loaded in ${(preloadMs / 1000).toFixed(1)} s; batch ${BATCH} records`)
+    const preloadMs = await preload(input, customers)
+    console.log(`backlog: ${RECORDS} records (~${(RECORDS * 100) / 1e6} MB) in ${PARTITIONS} partitions, loaded in ${(preloadMs / 1000).toFixed(1)} s; batch ${BATCH} records`)
     const results: Result[] = []
-    for (const variant of ['raw', 'passthrough', 'dsl-table'] as const) {
-      const r = await runChild(variant, input, outputs[variant])
+    const variants = (process.env.BENCH_VARIANTS ?? 'raw,passthrough,dsl-table,fk-join').split(',') as (keyof typeof outputs)[]
+    for (const variant of variants) {
+      const r = await runChild(variant, input, outputs[variant], customers)
       results.push(r)
     }
     const raw = results[0]
@@ -177,8 +224,8 @@ async function main(): Promise<void> {
       )
     }
   } finally {
-    const internal = (await admin.listTopics()).filter((t) => t.startsWith('bench-pt-') || t.startsWith('bench-dsl-'))
-    await admin.deleteTopics({ topics: [input, ...Object.values(outputs), ...internal] }).catch(() => {})
+    const internal = (await admin.listTopics()).filter((t) => t.startsWith('bench-pt-') || t.startsWith('bench-dsl-') || t.startsWith('bench-fk-'))
+    await admin.deleteTopics({ topics: [input, customers, ...Object.values(outputs), ...internal] }).catch(() => {})
     await admin.close()
   }
 }
