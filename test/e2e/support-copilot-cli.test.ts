@@ -50,6 +50,7 @@ test('ragstream generate + ragstream run support-copilot: chunk events on the ch
   t.after(async () => {
     const topics = (await admin.listTopics()).filter((name) => name.startsWith(prefix) || name.startsWith(applicationId))
     await admin.deleteTopics({ topics }).catch(() => {})
+    await admin.deleteGroups({ groups: [applicationId] }).catch(() => {})
     await admin.close()
     await deleteKeys(redis, `rs:{${applicationId}:*`)
     await deleteKeys(redis, `${cachePrefix}:*`)

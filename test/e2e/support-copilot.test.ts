@@ -88,13 +88,13 @@ async function waitCaughtUp(admin: Admin, groupId: string, sources: readonly str
 }
 
 /** The stock Kafka console consumer (read_committed), printing partition and key per record. */
-function consoleConsumer(topic: string, maxMessages: number): Promise<{ code: number | null; lines: string[]; stderr: string }> {
+function consoleConsumer(topic: string, group: string, maxMessages: number): Promise<{ code: number | null; lines: string[]; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn('java', [
       '-Xmx256m', '-cp', `${KAFKA_LIB}/*`, 'org.apache.kafka.tools.consumer.ConsoleConsumer',
       '--bootstrap-server', endpoints.kafkaBrokers.join(','), '--topic', topic, '--from-beginning',
       '--isolation-level', 'read_committed', '--max-messages', String(maxMessages), '--timeout-ms', '20000',
-      '--group', uniqueName('e2e-console'),
+      '--group', group,
       '--property', 'print.partition=true', '--property', 'print.key=true', '--property', 'print.value=false', '--property', 'key.separator=|',
     ], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
@@ -141,8 +141,10 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
   const admin = new Admin({ clientId: uniqueName('e2e-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
   const redis = new Redis(endpoints.redisUrl)
   let internalTopics: string[] = []
+  const consoleGroup = uniqueName('e2e-console')
   t.after(async () => {
     await admin.deleteTopics({ topics: [...sources, ...internalTopics] }).catch(() => {})
+    await admin.deleteGroups({ groups: [applicationId, consoleGroup] }).catch(() => {})
     await admin.close()
     let cursor = '0'
     do {
@@ -245,7 +247,7 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
   assert.equal(actual.size, expected.size)
 
   // (c) The stock console consumer reads the same committed records.
-  const consoleRead = await consoleConsumer(chunkTopic, committed.length)
+  const consoleRead = await consoleConsumer(chunkTopic, consoleGroup, committed.length)
   assert.equal(consoleRead.code, 0, consoleRead.stderr)
   assert.deepEqual(consoleRead.lines.map((l) => l.replace(/^Partition:/, '')).sort(), committed.map((r) => `${r.partition}|${r.key!.toString()}`).sort())
 
