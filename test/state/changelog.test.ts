@@ -204,6 +204,7 @@ test('changelog: a restore resumes from the checkpoint, skips aborted records an
 
 test('changelog: restoring from a changelog topic that does not exist fails with a message naming the topic', async (t) => {
   await checkKafka(endpoints)
+  await checkRedis(endpoints.redisUrl)
   const h = await redisStoreHarness(t, { kind: 'single', url: endpoints.redisUrl })
   const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore') })
   t.after(() => restorer.close())

@@ -31,8 +31,12 @@ test('redis cluster store: partitions of one store spread over the cluster nodes
   const client = h.backend.client
   assert.ok(client instanceof Cluster)
   for (const node of client.nodes('master')) {
-    const [, keys] = await node.scan('0', 'MATCH', `rs:{${h.backend.applicationId}:*`, 'COUNT', 10_000)
-    if (keys.length > 0) nodes.add(`${node.options.host}:${node.options.port}`)
+    let cursor = '0'
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `rs:{${h.backend.applicationId}:*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) nodes.add(`${node.options.host}:${node.options.port}`)
+    } while (cursor !== '0')
   }
   assert.ok(nodes.size >= 2, `24 partitions landed on ${nodes.size} node(s)`)
   const fresh = h.open('orders')
