@@ -221,6 +221,17 @@ export class PgvectorSink {
     if (result.rows[0].dims !== c.dims) {
       throw new RagstreamError('RS_CONFIG_INVALID', `${c.topology}@${c.version} has ${result.rows[0].dims} dimensions, the configuration says ${c.dims}`, { context: { path: '/sink/dims' } })
     }
+    // The sink must be subject to row-level security and must not own what it writes.
+    const role = await (await this.#pg()).query<{ who: string; rolsuper: boolean; rolbypassrls: boolean; owns: boolean }>(
+      `SELECT current_user AS who, r.rolsuper, r.rolbypassrls, pg_has_role(current_user, c.relowner, 'USAGE') AS owns
+       FROM pg_roles r, pg_class c WHERE r.rolname = current_user AND c.oid = $1::regclass`, [c.names.chunkTable])
+    const { who, rolsuper, rolbypassrls, owns } = role.rows[0]
+    if (rolsuper || rolbypassrls || owns) {
+      throw new RagstreamError('RS_CONFIG_INVALID', `the sink connected as ${JSON.stringify(who)}, which ${rolsuper ? 'is a superuser' : rolbypassrls ? 'has BYPASSRLS' : 'owns the table'}; connect as the sink role`, {
+        context: { path: '/sink/sinkRole' },
+        hint: 'see docs/sql.md for the owner/sink/analyst roles',
+      })
+    }
   }
 
   /** A new generation: drop everything buffered, claim the assigned partitions, start from the stored offsets. */

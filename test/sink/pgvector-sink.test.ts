@@ -86,3 +86,15 @@ test('sink: upserts, tombstones, audit rows and rejects land in one transaction 
   const fresh = await env.admin.query(`SELECT chunks, max_lag > interval '0' AS lagged FROM ${config.names.freshnessView}`)
   assert.equal(Number(fresh.rows[0].chunks), 2)
 })
+
+test('sink: refuses to run as a superuser or as the table owner', async (t) => {
+  const env = await createSinkEnv(t, { dims: 4 })
+  for (const [url, why] of [[endpoints.postgresUrl, /is a superuser/], [env.ownerUrl, /owns the table/]] as const) {
+    const sink = new PgvectorSink({ config: env.config, postgresUrl: url, kafkaBrokers: endpoints.kafkaBrokers, schemaRegistryUrl: endpoints.schemaRegistryUrl })
+    await assert.rejects(sink.run(), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'RS_CONFIG_INVALID')
+      assert.match(error.message, why)
+      return true
+    })
+  }
+})
