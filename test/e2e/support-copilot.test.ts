@@ -87,6 +87,24 @@ async function waitCaughtUp(admin: Admin, groupId: string, sources: readonly str
   }
 }
 
+/** A Debezium table's rows after every well-formed change of `topic` (malformed records skipped), by id. */
+function finalRows(records: readonly SourceRecord[], topic: string): Map<string, Record<string, unknown>> {
+  const rows = new Map<string, Record<string, unknown>>()
+  for (const r of records) {
+    if (r.topic !== topic || r.value === null) continue
+    let change: { op?: string; after?: Record<string, unknown> | null }
+    try {
+      change = JSON.parse(r.value.toString()) as typeof change
+    } catch {
+      continue
+    }
+    const id = String((JSON.parse(r.key!.toString()) as { id: number }).id)
+    if (change.op === 'd') rows.delete(id)
+    else if (change.op !== undefined && change.after) rows.set(id, change.after)
+  }
+  return rows
+}
+
 /** The stock Kafka console consumer (read_committed), printing partition and key per record. */
 function consoleConsumer(topic: string, group: string, maxMessages: number): Promise<{ code: number | null; lines: string[]; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -221,6 +239,16 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
     const source = inputAt.get(`${event.lineage.source_topic}:${event.lineage.source_partition}:${event.lineage.source_offset}`)
     assert.ok(source, `lineage of ${event.chunk_id} names no input record`)
     assert.equal(JSON.parse(source.key!.toString()).id, Number(event.entity_key))
+  }
+  // An oracle independent of the driver: the final tables replayed from the input. Every live ticket
+  // has chunks, no deleted one does, and each chunk carries its customer's final classification,
+  // tenant and region (reclassifications and region moves reached every derived chunk).
+  const tickets = finalRows(input, `${prefix}.public.tickets`)
+  const customers = finalRows(input, `${prefix}.public.customers`)
+  assert.deepEqual(new Set(live.map(([, e]) => e.entity_key)), new Set(tickets.keys()))
+  for (const [, event] of live) {
+    const customer = customers.get(String(tickets.get(event.entity_key)?.customer_id))
+    assert.deepEqual([event.classification, event.tenant, event.region], [customer?.classification ?? null, customer?.tenant ?? null, customer?.region ?? null], `chunk ${event.chunk_id} of ticket ${event.entity_key}`)
   }
   // One entity, one partition: every chunk of a ticket is on the same partition.
   const partitionOf = new Map<string, Set<number>>()
