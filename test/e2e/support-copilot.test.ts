@@ -8,12 +8,11 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { Admin, Consumer } from '@platformatic/kafka'
+import { Admin } from '@platformatic/kafka'
 import { Redis } from 'ioredis'
 import { checkKafka } from '../../src/config/services.ts'
 import { generate, generatorTopics } from '../../src/generator/generator.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
-import { PartitionReader } from '../../src/runtime/partition-reader.ts'
 import type { SourceRecord } from '../../src/runtime/task.ts'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
@@ -22,70 +21,11 @@ import { DEAD_LETTER_HEADERS } from '../../src/topology/compile.ts'
 import { supportCopilot } from '../../topologies/support-copilot.ts'
 import { decodeChunkEvents, testRagServices } from '../support/rag-services.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
+import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
 
 const PARTITIONS = 3
-const READ_COMMITTED = 1
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const KAFKA_LIB = `${process.env.RAGSTREAM_STACK_DIR ?? `${ROOT}.stack`}/kafka/lib-${process.env.RAGSTREAM_KAFKA_VERSION ?? '4.1.1'}`
-
-type Offsets = Map<string, bigint>
-const tp = (topic: string, partition: number): string => `${topic}:${partition}`
-
-/** read_committed end offsets (the last stable offset) of every partition of `topics`. */
-async function endOffsets(admin: Admin, topics: readonly string[]): Promise<Offsets> {
-  const listed = await admin.listOffsets({
-    topics: topics.map((name) => ({ name, partitions: Array.from({ length: PARTITIONS }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })) })),
-    isolationLevel: READ_COMMITTED,
-  })
-  const out: Offsets = new Map()
-  for (const t of listed) for (const p of t.partitions) out.set(tp(t.name, p.partitionIndex), p.offset)
-  return out
-}
-
-/** Every committed record of `topics`, read from offset 0 up to their read_committed end offsets. */
-async function readToEnd(admin: Admin, topics: readonly string[]): Promise<SourceRecord[]> {
-  const ends = await endOffsets(admin, topics)
-  const consumer = new Consumer({ groupId: uniqueName('e2e-read'), clientId: uniqueName('e2e-read'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-  const reader = new PartitionReader(consumer, { fetchMaxBytes: 16 * 1024 * 1024, fetchMaxWaitMs: 100 })
-  const records: SourceRecord[] = []
-  try {
-    await reader.assign(topics.flatMap((topic) => Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition, offset: 0n }))))
-    const deadline = Date.now() + 20_000
-    const behind = () => [...ends].filter(([key, end]) => (reader.position(key.slice(0, key.lastIndexOf(':')), Number(key.slice(key.lastIndexOf(':') + 1))) ?? 0n) < end)
-    while (behind().length > 0) {
-      assert.ok(Date.now() < deadline, `reading ${topics.join(', ')} timed out; behind: ${behind().map(([k]) => k).join(', ')}`)
-      records.push(...(await reader.nextBatch(100_000, 64 * 1024 * 1024)).records)
-    }
-  } finally {
-    await consumer.close(true)
-  }
-  return records
-}
-
-/**
- * Caught up: the group's committed offsets reach the end of every source topic and every repartition
- * topic, twice in a row with the same end offsets. A repartition topic is transactional, so its last
- * entry is a commit marker the consumer need not pass: committed ≥ end − 1 there.
- */
-async function waitCaughtUp(admin: Admin, groupId: string, sources: readonly string[], repartitions: readonly string[], timeoutMs: number, events: RuntimeEvent[]): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  let previous = ''
-  for (;;) {
-    const ends = await endOffsets(admin, [...sources, ...repartitions])
-    const [group] = await admin.listConsumerGroupOffsets({ groups: [groupId], requireStable: true })
-    const committed: Offsets = new Map()
-    for (const t of group?.topics ?? []) for (const p of t.partitions) committed.set(tp(t.name, p.partitionIndex), p.committedOffset)
-    const lagging = [...ends].filter(([key, end]) => {
-      const slack = sources.some((s) => key.startsWith(`${s}:`)) || end === 0n ? 0n : 1n
-      return (committed.get(key) ?? 0n) < end - slack
-    })
-    const snapshot = JSON.stringify([...ends].map(([k, v]) => [k, String(v)]))
-    if (lagging.length === 0 && snapshot === previous) return
-    previous = lagging.length === 0 ? snapshot : ''
-    assert.ok(Date.now() < deadline, `not caught up after ${timeoutMs} ms; lagging: ${lagging.map(([k, end]) => `${k} ${committed.get(k) ?? '-'}/${end}`).join(', ')}; last events: ${JSON.stringify(events.slice(-3), (_, v) => (typeof v === 'bigint' ? String(v) : v))}`)
-    await new Promise((resolve) => setTimeout(resolve, 300))
-  }
-}
 
 /** A Debezium table's rows after every well-formed change of `topic` (malformed records skipped), by id. */
 function finalRows(records: readonly SourceRecord[], topic: string): Map<string, Record<string, unknown>> {
@@ -208,17 +148,17 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
   // 2. `ragstream generate` while it runs: a snapshot of 300 tickets, then 200 live changes over 2 s (~5% malformed).
   const generated = await generate({ brokers: endpoints.kafkaBrokers, seed: 7, server: prefix, withSchema: false, backfill: 300, rate: 100, changes: 200, malformedRate: 0.05 })
   assert.ok(generated.malformed > 0, 'the generator wrote malformed records')
-  const input = await readToEnd(admin, sources)
+  const input = await readToEnd(admin, PARTITIONS, sources)
   assert.equal(input.length, generated.records)
 
   const repartitions = processor.topics.filter((x) => x.role === 'repartition').map((x) => x.name)
-  await waitCaughtUp(admin, applicationId, sources, repartitions, 60_000, events)
+  await waitCaughtUp(admin, PARTITIONS, applicationId, sources, repartitions, 60_000, events)
   const caughtUpMs = Date.now() - started
   runtime.stop()
   await running
 
   // (a) The committed chunk topic, decoded by an independent registry client.
-  const committed = await readToEnd(admin, [chunkTopic])
+  const committed = await readToEnd(admin, PARTITIONS, [chunkTopic])
   const decoded = await decodeChunkEvents(committed.map((r) => r.value))
   const table = new Map<string, ChunkEvent | null>()
   committed.forEach((r, i) => table.set(r.key!.toString(), decoded[i]))
@@ -280,7 +220,7 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
   assert.deepEqual(consoleRead.lines.map((l) => l.replace(/^Partition:/, '')).sort(), committed.map((r) => `${r.partition}|${r.key!.toString()}`).sort())
 
   // (d) Every malformed record is in the dead-letter topic, with its source position, and nothing else is.
-  const dead = await readToEnd(admin, [`${applicationId}-dead-letter`])
+  const dead = await readToEnd(admin, PARTITIONS, [`${applicationId}-dead-letter`])
   const header = (r: SourceRecord, name: string): string | undefined => r.headers.get(name)?.toString()
   assert.equal(dead.length, generated.malformed)
   for (const d of dead) {
