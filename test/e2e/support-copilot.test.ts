@@ -210,9 +210,10 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
   const driverDecoded = await decodeChunkEvents(driverRecords.map((r) => r.rawValue))
   driverRecords.forEach((r, i) => expected.set(r.key!, comparable(driverDecoded[i])))
   const actual = new Map([...table].map(([k, e]) => [k, comparable(e)]))
-  const differing = [...new Set([...expected.keys(), ...actual.keys()])].filter((k) => JSON.stringify(expected.get(k)) !== JSON.stringify(actual.get(k)))
+  // A tombstone and a chunk id never emitted are the same: no row (batching decides whether a short-lived chunk was ever emitted).
+  const differing = [...new Set([...expected.keys(), ...actual.keys()])].filter((k) => JSON.stringify(expected.get(k) ?? null) !== JSON.stringify(actual.get(k) ?? null))
   assert.deepEqual(differing.slice(0, 5).map((k) => ({ chunk: k, fields: fieldDiff(expected.get(k), actual.get(k)) })), [], `${differing.length} of ${expected.size} chunks differ`)
-  assert.equal(actual.size, expected.size)
+  assert.equal([...actual.values()].filter((e) => e !== null).length, [...expected.values()].filter((e) => e !== null).length)
 
   // (c) The stock console consumer reads the same committed records.
   const consoleRead = await consoleConsumer(chunkTopic, consoleGroup, committed.length)
