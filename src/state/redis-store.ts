@@ -131,7 +131,7 @@ export class RedisStateBackend {
         // Fail queued commands after a few reconnect attempts instead of holding a batch forever;
         // the client keeps reconnecting in the background, so the runtime's retry finds it back.
         maxRetriesPerRequest: 2,
-        retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+        retryStrategy: (times) => Math.min(50 * 2 ** times, 1000),
       })
     } else {
       this.service = 'Redis Cluster'
@@ -156,6 +156,9 @@ export class RedisStateBackend {
     // Without a listener ioredis prints every reconnect failure; keep the last one for error messages.
     this.#client.on('error', (error: Error) => {
       this.#lastConnectionError = error
+    })
+    this.#client.on('ready', () => {
+      this.#lastConnectionError = undefined
     })
   }
 
@@ -187,6 +190,12 @@ export class RedisStateBackend {
    * ServiceUnavailableError naming Redis and its address (never the password).
    */
   async run<T>(what: string, operation: () => Promise<T>): Promise<T> {
+    const down = this.#lastConnectionError
+    if (down && this.#client.status === 'reconnecting') {
+      // While the client is between reconnect attempts, fail at once instead of queueing the
+      // batch behind a growing reconnect delay: the caller's backoff decides when to try again.
+      throw new ServiceUnavailableError(this.service, this.address, new Error(`${what}: ${down.message}`, { cause: down }))
+    }
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${this.operationTimeoutMs} ms`)), this.operationTimeoutMs)
@@ -197,7 +206,8 @@ export class RedisStateBackend {
       if (error instanceof RagstreamError) throw error
       const message = error instanceof Error ? error.message : String(error)
       const last = this.#lastConnectionError
-      const detail = last && !message.includes(last.message) ? `${message} (last connection error: ${last.message})` : message
+      // "Reached the max retries per request limit" says nothing; the connection error says why.
+      const detail = last && error instanceof Error && error.name === 'MaxRetriesPerRequestError' ? last.message : message
       throw new ServiceUnavailableError(this.service, this.address, new Error(`${what}: ${detail}`, { cause: error }))
     } finally {
       clearTimeout(timer)
