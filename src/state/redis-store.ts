@@ -428,7 +428,7 @@ export class RedisStateStore implements StateStore {
     const expected = this.#expected.get(partition)
     return new RagstreamError(
       'RS_STATE_LOST',
-      `store "${this.name}" partition ${partition}: Redis holds checkpoint ${stored ?? 'none'}, but this instance last saw ${expected ?? 'none'}; Redis lost data, so the partition must be restored from its changelog`,
+      `store "${this.name}" partition ${partition}: Redis holds checkpoint ${stored ?? 'none'}, but this instance last saw ${expected ?? 'none'} (Redis lost data, or another instance wrote); the partition must be restored from its changelog`,
       { context, hint: 'the runtime restores the partition from its changelog; a Redis without persistence loses stores on restart' },
     )
   }
