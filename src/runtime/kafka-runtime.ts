@@ -98,6 +98,7 @@ function isFenced(error: unknown): boolean {
 
 function isRebalance(error: unknown): boolean {
   if (error instanceof StaleGenerationError) return true
+  if (error instanceof RagstreamError && error.code === 'RS_STATE_FENCED') return true
   if (!(error instanceof Error)) return false
   return ['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'FENCED_INSTANCE_ID'].some((id) => findErrorBy(error, 'apiId', id))
 }
@@ -260,7 +261,8 @@ export class KafkaRuntime {
             hint: 'this instance stops; its partitions are processed by the group members that remain',
           })
         }
-        if (error instanceof RagstreamError && !error.retriable) throw error
+        // RS_STATE_FENCED: the backing store holds a newer checkpoint, i.e. another owner; re-assign, do not stop.
+        if (error instanceof RagstreamError && !error.retriable && error.code !== 'RS_STATE_FENCED') throw error
         this.#stats.aborts++
         if (inTransaction) await this.#discardProducer(error)
         needsAssignment = true
