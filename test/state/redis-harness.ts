@@ -4,7 +4,10 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { Cluster, Redis } from 'ioredis'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
@@ -104,27 +107,31 @@ export interface PrivateRedis {
   /** A plain client on the private server (FLUSHALL and CLIENT PAUSE are allowed here). */
   readonly admin: Redis
   stop(): Promise<void>
-  start(): Promise<void>
+  /** Starts the server again; with `untilLoaded: false`, returns once it accepts connections (it may still be LOADING). */
+  start(options?: { untilLoaded?: boolean }): Promise<void>
 }
 
 /**
- * A redis-server this test owns, on a spare loopback port, without persistence; stopped in t.after.
- * `stop()`/`start()` simulate a restart on the same port.
+ * A redis-server this test owns, on a spare loopback port, without automatic snapshots, in its own
+ * temporary directory; stopped (and the directory removed) in t.after. `stop()`/`start()` simulate
+ * a restart on the same port; a snapshot taken with SAVE is loaded again on start.
  */
-export async function startPrivateRedis(t: TestContext): Promise<PrivateRedis> {
+export async function startPrivateRedis(t: TestContext, extraArgs: string[] = []): Promise<PrivateRedis> {
   const port = await freePort()
+  const dir = await mkdtemp(join(tmpdir(), 'rs-redis-'))
   let child: ChildProcess | undefined
   const admin = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 })
   admin.on('error', () => {})
-  const start = async (): Promise<void> => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  const start = async ({ untilLoaded = true }: { untilLoaded?: boolean } = {}): Promise<void> => {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs]
+    child = spawn('redis-server', args, { stdio: 'ignore' })
     const deadline = Date.now() + 10_000
     for (;;) {
       try {
-        const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+        const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableReadyCheck: false })
         probe.on('error', () => {})
         await probe.connect()
-        await probe.ping()
+        if (untilLoaded) await probe.ping()
         probe.disconnect()
         return
       } catch (error) {
@@ -146,6 +153,7 @@ export async function startPrivateRedis(t: TestContext): Promise<PrivateRedis> {
   t.after(async () => {
     admin.disconnect()
     await stop()
+    await rm(dir, { recursive: true, force: true })
   })
   return { port, url: `redis://127.0.0.1:${port}`, admin, stop, start }
 }

@@ -91,6 +91,43 @@ test('redis store: a stalled server fails the operation within the time bound, a
   assert.equal(checkpoint, undefined, 'the same backend reconnects; an empty server has no checkpoint (restore from 0)')
 })
 
+test('redis store: a server still loading its dataset (LOADING) fails operations as retriable, then serves the loaded state', async (t) => {
+  const redis = await startPrivateRedis(t, ['--enable-debug-command', 'yes'])
+  const applicationId = uniqueName('rs-test')
+  const writer = new RedisStateBackend({ applicationId, target: { kind: 'single', url: redis.url } })
+  t.after(() => writer.close())
+  const store = writer.store('orders')
+  store.put(0, 'k', Buffer.from('v'))
+  await store.flush(new Map([[0, 5n]]))
+  // A dataset that takes a while to load, snapshotted, and a restart that loads it.
+  await redis.admin.call('DEBUG', 'POPULATE', '1500000', 'filler', '32')
+  await redis.admin.call('SAVE')
+  await redis.stop()
+  await redis.start({ untilLoaded: false })
+
+  const reader = new RedisStateBackend({ applicationId, target: { kind: 'single', url: redis.url }, operationTimeoutMs: 200 })
+  t.after(() => reader.close())
+  const restarted = reader.store('orders')
+  await assert.rejects(restarted.checkpoint(0), (error: unknown) => {
+    assert.ok(error instanceof ServiceUnavailableError, String(error))
+    assert.ok(error.retriable)
+    assert.match(error.message, /^Redis is not reachable at redis:\/\/127\.0\.0\.1:\d+: read checkpoint of store "orders" partition 0/)
+    return true
+  })
+  assert.match(String(await redis.admin.info('persistence')), /loading:1/, 'the failure above happened while Redis was loading')
+  let checkpoint: bigint | undefined | 'loading' = 'loading'
+  for (let attempt = 0; attempt < 100 && checkpoint === 'loading'; attempt++) {
+    checkpoint = await restarted.checkpoint(0).catch(async (error: unknown) => {
+      assert.ok(error instanceof ServiceUnavailableError)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      return 'loading' as const
+    })
+  }
+  assert.equal(checkpoint, 5n)
+  await restarted.prefetch(0, ['k'])
+  assert.deepEqual(restarted.get(0, 'k'), Buffer.from('v'))
+})
+
 test('redis store: Redis losing everything (FLUSHALL on a private server) leaves no checkpoint', async (t) => {
   const redis = await startPrivateRedis(t)
   const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: { kind: 'single', url: redis.url } })
