@@ -24,7 +24,7 @@ export function internalTopicConfig(spec: TopicSpec): Record<string, string> {
   return config
 }
 
-export async function ensureTopics(brokers: readonly string[], topology: ProcessorTopology, replicas = 1): Promise<ResolvedTopics> {
+export async function ensureTopics(brokers: readonly string[], topology: ProcessorTopology, replicas = -1): Promise<ResolvedTopics> {
   const admin = new Admin({ clientId: `${topology.applicationId}-admin`, bootstrapBrokers: [...brokers] })
   try {
     const existing = new Set(await admin.listTopics())

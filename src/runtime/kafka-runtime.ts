@@ -60,6 +60,7 @@ export interface KafkaRuntimeOptions {
   readonly transactionTimeoutMs?: number
   /** Where a partition with no committed offset starts. */
   readonly autoOffsetReset?: 'earliest' | 'latest'
+  /** Replication factor of the internal topics it creates; default -1 = the broker's default.replication.factor. */
   readonly replicationFactor?: number
   readonly onEvent?: (event: RuntimeEvent) => void
   readonly onBatchStage?: (stage: BatchStage) => void | Promise<void>
@@ -174,7 +175,7 @@ export class KafkaRuntime {
     if (this.#running) throw new Error('KafkaRuntime.run() is already running')
     this.#running = true
     const o = this.#options
-    this.#resolved = await ensureTopics(o.brokers, this.#topology, o.replicationFactor ?? 1)
+    this.#resolved = await ensureTopics(o.brokers, this.#topology, o.replicationFactor ?? -1)
     const sessionTimeout = o.sessionTimeoutMs ?? 10_000
     const consumer = new Consumer({
       groupId: this.#topology.applicationId,
