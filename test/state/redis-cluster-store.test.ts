@@ -8,7 +8,7 @@ import { ServiceUnavailableError } from '../../src/errors.ts'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { endpoints, uniqueName } from '../support/stack.ts'
 import { stateStoreConformance } from './conformance.ts'
-import { freePort, redisStoreHarness } from './redis-harness.ts'
+import { freePort, redisStoreHarness, startPrivateCluster } from './redis-harness.ts'
 
 const cluster = { kind: 'cluster', nodes: endpoints.redisClusterNodes } as const
 
@@ -57,4 +57,44 @@ test('redis cluster store: an unreachable cluster is a retriable RS_SERVICE_UNAV
     assert.match(error.message, new RegExp(`^Redis Cluster is not reachable at 127\\.0\\.0\\.1:${nodes[0].port},127\\.0\\.0\\.1:${nodes[1].port}`))
     return true
   })
+})
+
+test('redis cluster store: a store partition keeps working while its slot migrates to another node (ASK, then MOVED)', async (t) => {
+  const cluster = await startPrivateCluster(t)
+  const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: { kind: 'cluster', nodes: cluster.nodes } })
+  t.after(() => backend.close())
+  const store = backend.store('orders')
+  const v = (s: string): Buffer => Buffer.from(s)
+  for (let i = 0; i < 100; i++) store.put(0, `k${i}`, v(`v${i}`))
+  await store.flush(new Map([[0, 1n]]))
+
+  const key = backend.partitionKey('orders', 0)
+  const slot = Number(await cluster.admins[0].call('CLUSTER', 'KEYSLOT', key))
+  const source = await cluster.owner(slot)
+  const targetIndex = (source.index + 1) % 3
+  const targetId = await cluster.nodeId(targetIndex)
+  const [src, dst] = [cluster.admins[source.index], cluster.admins[targetIndex]]
+
+  // Mid-migration: the partition's hash already moved, the source answers ASK.
+  await dst.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', source.id)
+  await src.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', targetId)
+  await src.call('MIGRATE', '127.0.0.1', String(cluster.nodes[targetIndex].port), '', '0', '5000', 'KEYS', key)
+  await store.prefetch(0, ['k1', 'k99'])
+  assert.deepEqual(store.get(0, 'k1'), v('v1'))
+  store.put(0, 'k1', v('v1b'))
+  await store.flush(new Map([[0, 2n]]))
+  const asked = await dst.pipeline().call('ASKING').hget(key, 'checkpoint').exec()
+  assert.equal(asked?.[1][1], '2', 'the flush reached the node the hash moved to')
+
+  // Migration done: the target owns the slot and the client's slot map is stale (MOVED).
+  for (const admin of [dst, src, cluster.admins[(source.index + 2) % 3]]) await admin.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId)
+  const fresh = backend.store('orders')
+  assert.equal(await fresh.checkpoint(0), 2n)
+  await fresh.prefetch(0, ['k1', 'k2'])
+  assert.deepEqual(fresh.get(0, 'k1'), v('v1b'))
+  assert.deepEqual(fresh.get(0, 'k2'), v('v2'))
+  fresh.put(0, 'k2', v('v2b'))
+  await fresh.flush(new Map([[0, 3n]]))
+  assert.deepEqual(await dst.hgetBuffer(key, 'v:k2'), v('v2b'))
+  assert.equal(await src.call('CLUSTER', 'COUNTKEYSINSLOT', slot), 0, 'nothing was written back to the old owner')
 })

@@ -157,3 +157,77 @@ export async function startPrivateRedis(t: TestContext, extraArgs: string[] = []
   })
   return { port, url: `redis://127.0.0.1:${port}`, admin, stop, start }
 }
+
+export interface PrivateCluster {
+  readonly nodes: { host: string; port: number }[]
+  /** One admin client per node, in `nodes` order. */
+  readonly admins: Redis[]
+  /** The node id and index of the master serving `slot`. */
+  owner(slot: number): Promise<{ id: string; index: number }>
+  nodeId(index: number): Promise<string>
+}
+
+/** A 3-master Redis Cluster this test owns (spare loopback ports, own directory); stopped in t.after. */
+export async function startPrivateCluster(t: TestContext): Promise<PrivateCluster> {
+  const dir = await mkdtemp(join(tmpdir(), 'rs-cluster-'))
+  const ports = [await freePort(), await freePort(), await freePort()]
+  const children = ports.map((port) =>
+    spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`),
+        '--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--dir', dir],
+      { stdio: 'ignore' },
+    ),
+  )
+  const admins = ports.map((port) => {
+    const admin = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 })
+    admin.on('error', () => {})
+    return admin
+  })
+  t.after(async () => {
+    for (const admin of admins) admin.disconnect()
+    await Promise.all(children.map((child) => {
+      if (child.exitCode !== null) return undefined
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      return exited
+    }))
+    await rm(dir, { recursive: true, force: true })
+  })
+  const deadline = Date.now() + 15_000
+  for (const admin of admins) {
+    for (;;) {
+      try {
+        if (admin.status === 'wait') await admin.connect()
+        await admin.ping()
+        break
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`private cluster node did not start: ${String(error)}`)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    }
+  }
+  await new Promise<void>((resolve, reject) => {
+    const create = spawn('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' })
+    create.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited with ${code}`))))
+  })
+  for (const admin of admins) {
+    while (!String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok')) {
+      if (Date.now() > deadline) throw new Error('private cluster did not reach cluster_state:ok')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+  const nodeId = async (index: number): Promise<string> => String(await admins[index].call('CLUSTER', 'MYID'))
+  return {
+    nodes: ports.map((port) => ({ host: '127.0.0.1', port })),
+    admins,
+    nodeId,
+    async owner(slot) {
+      const slots = (await admins[0].call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string]][]
+      const range = slots.find(([from, to]) => slot >= from && slot <= to)
+      if (!range) throw new Error(`no owner for slot ${slot}`)
+      const index = ports.indexOf(Number(range[2][1]))
+      return { id: await nodeId(index), index }
+    },
+  }
+}
