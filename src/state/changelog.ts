@@ -154,9 +154,9 @@ export class ChangelogRestorer {
         if (offset === undefined) throw new Error(`no ${timestamp === -2n ? 'earliest' : 'latest'} offset for ${topic}-${partition}`)
         return offset
       }
-      const [logStart, end] = await this.#kafka(`offsets of ${topic}-${partition}`, () => Promise.all([offsets(-2n), offsets(-1n)]))
-
+      // The checkpoint first: a flush only follows a commit, so a checkpoint read before the LSO is never beyond it.
       const checkpoint = await store.checkpoint(partition)
+      const [logStart, end] = await this.#kafka(`offsets of ${topic}-${partition}`, () => Promise.all([offsets(-2n), offsets(-1n)]))
       // No checkpoint: Redis lost the partition. A checkpoint outside the log: the topic was
       // recreated or truncated, so the stored state cannot be continued. Both start from scratch.
       const cleared = checkpoint === undefined || checkpoint < logStart || checkpoint > end
