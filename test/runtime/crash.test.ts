@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { Admin } from '@platformatic/kafka'
 import { Redis } from 'ioredis'
 import { checkKafka } from '../../src/config/services.ts'
-import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, Runner } from '../support/runtime-harness.ts'
+import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, readCommittedWithKafkaConsumer, Runner } from '../support/runtime-harness.ts'
 import type { RunnerConfig } from '../support/runtime-runner.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
@@ -82,6 +82,10 @@ async function crashRun(t: TestContext, store: 'memory' | 'redis', kills: number
 
   assert.equal(markersSeen(records, 'end'), PARTITIONS, 'the end marker of every partition is readable: no transaction hangs')
   assertExactlyOnce(records, feeder.sent)
+  // The same verdict from Apache Kafka's own read_committed consumer.
+  const javaRecords = await readCommittedWithKafkaConsumer(output, records.length)
+  assert.equal(javaRecords.length, records.length)
+  assertExactlyOnce(javaRecords, feeder.sent)
 }
 
 test('runtime crash (in-memory stores): killed 6 times (after produce, after offsets, after commit before flush, random) while input flows — 0 lost, 0 duplicated, nothing aborted visible, no hanging transaction', { timeout: 110_000 }, async (t) => {

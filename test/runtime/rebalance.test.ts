@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { Admin } from '@platformatic/kafka'
 import { Redis } from 'ioredis'
 import { checkKafka } from '../../src/config/services.ts'
-import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, Runner } from '../support/runtime-harness.ts'
+import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, readCommittedWithKafkaConsumer, Runner } from '../support/runtime-harness.ts'
 import type { RunnerConfig } from '../support/runtime-runner.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
@@ -74,4 +74,5 @@ test('runtime rebalance: two instances split the tasks; one is killed mid-run; t
   assert.equal(await b.stop(), 0, b.stderr)
   assert.equal(markersSeen(records, 'end'), PARTITIONS)
   assertExactlyOnce(records, feeder.sent)
+  assertExactlyOnce(await readCommittedWithKafkaConsumer(output, records.length), feeder.sent)
 })

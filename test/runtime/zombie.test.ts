@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Admin } from '@platformatic/kafka'
 import { checkKafka } from '../../src/config/services.ts'
-import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, Runner } from '../support/runtime-harness.ts'
+import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, readCommittedWithKafkaConsumer, Runner } from '../support/runtime-harness.ts'
 import type { RunnerConfig } from '../support/runtime-runner.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
@@ -53,6 +53,7 @@ test('runtime zombie: an instance paused mid-transaction past its session timeou
   assert.equal(await successor.stop(), 0, successor.stderr)
   assert.equal(markersSeen(records, 'end'), PARTITIONS)
   assertExactlyOnce(records, feeder.sent)
+  assertExactlyOnce(await readCommittedWithKafkaConsumer(output, records.length), feeder.sent)
 })
 
 test('runtime zombie: an instance paused after producing, before sending offsets, cannot commit its batch after a takeover', { timeout: 60_000 }, async (t) => {
@@ -97,4 +98,5 @@ test('runtime zombie: an instance paused after producing, before sending offsets
   assert.equal(await successor.stop(), 0, successor.stderr)
   assert.equal(markersSeen(records, 'end'), PARTITIONS)
   assertExactlyOnce(records, feeder.sent)
+  assertExactlyOnce(await readCommittedWithKafkaConsumer(output, records.length), feeder.sent)
 })

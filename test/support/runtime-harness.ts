@@ -1,6 +1,8 @@
 // Helpers for the runtime's integration tests: child-process runners, an input feeder with per-key
 // sequence numbers, a read_committed output reader and the exactly-once oracle.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import assert from 'node:assert/strict'
 import { Consumer, Producer } from '@platformatic/kafka'
@@ -165,11 +167,63 @@ export function markersSeen(records: readonly SourceRecord[], id: string): numbe
 }
 
 /**
+ * An independent reader: Apache Kafka's own Java console consumer (from the local stack's jars) with
+ * `--isolation-level read_committed`, so the exactly-once verdict does not rest on ragstream's
+ * read_committed filter alone. Reads until `count` records arrived (or 20 s without new ones).
+ */
+export async function readCommittedWithKafkaConsumer(topic: string, count: number): Promise<{ key: Buffer; value: Buffer }[]> {
+  const stackDir = process.env.RAGSTREAM_STACK_DIR ?? fileURLToPath(new URL('../../.stack', import.meta.url))
+  const version = process.env.RAGSTREAM_KAFKA_VERSION
+  const lib = join(stackDir, 'kafka', version ? `lib-${version}` : readdirSync(join(stackDir, 'kafka')).find((d) => d.startsWith('lib-'))!)
+  const args = [
+    '-Xmx256m',
+    '-cp',
+    `${lib}/*`,
+    'org.apache.kafka.tools.consumer.ConsoleConsumer',
+    '--bootstrap-server',
+    endpoints.kafkaBrokers.join(','),
+    '--topic',
+    topic,
+    '--from-beginning',
+    '--isolation-level',
+    'read_committed',
+    '--max-messages',
+    String(count),
+    '--timeout-ms',
+    '20000',
+    '--group',
+    uniqueName('java-verify'),
+    '--property',
+    'print.key=true',
+    '--property',
+    'key.separator=\t',
+  ]
+  return new Promise((resolve, reject) => {
+    const child = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+    child.stderr.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-2000)))
+    child.once('error', reject)
+    child.once('exit', () => {
+      const lines = out.split('\n').filter((l) => l.length > 0)
+      if (lines.length === 0 && count > 0) return reject(new Error(`the Kafka console consumer read nothing: ${err}`))
+      resolve(
+        lines.map((line) => {
+          const tab = line.indexOf('\t')
+          return { key: Buffer.from(line.slice(0, tab)), value: Buffer.from(line.slice(tab + 1)) }
+        }),
+      )
+    })
+  })
+}
+
+/**
  * The oracle: for every key, the outputs (in partition order) are `key,seq,count` with seq = count =
  * 1, 2, …, n, where n is how many records of that key were sent. Anything lost, duplicated, visible
  * from an aborted transaction, or computed from state that diverged breaks it.
  */
-export function assertExactlyOnce(records: readonly SourceRecord[], sent: ReadonlyMap<string, number>): void {
+export function assertExactlyOnce(records: readonly { key: Buffer | null; value: Buffer | null }[], sent: ReadonlyMap<string, number>): void {
   const byKey = new Map<string, string[]>()
   for (const r of records) {
     const key = r.key?.toString() ?? ''
