@@ -25,6 +25,7 @@
  */
 import { filterNode, type FilterOptions } from '../operators/filter.ts'
 import { fkJoinNode, type InnerJoinOptions, type LeftJoinOptions } from '../operators/fk-join.ts'
+import { governNode, type GovernedDocument, type GovernOptions } from '../operators/govern.ts'
 import { mapValuesNode, type MapValuesOptions } from '../operators/map-values.ts'
 import { sinkNode, type ToOptions } from '../operators/sink.ts'
 import { stageNode, type StageOptions } from '../operators/stage.ts'
@@ -192,6 +193,33 @@ export class Table<V> {
     const [name, named] = this.#named('KTABLE-STAGE', options?.name)
     this.#list.add(stageNode(name, named, this.name, options ?? ({} as StageOptions<V, O>)))
     return new Table<O>(this.#list, name)
+  }
+
+  /**
+   * Governs every row before its text reaches an embedder or a topic: the policy denies, classifies,
+   * routes (residency) and redacts it and names its subjects; deletion requests on
+   * `forget.deletionsTopic` forget a subject everywhere, durably. The result holds only redacted text
+   * and metadata; denied, suppressed and forgotten rows become deletes (the chunk stage tombstones
+   * their chunks). Audit events go to `audit.topic`. See docs/governance.md.
+   *
+   * @example
+   * ```ts
+   * documents
+   *   .govern({
+   *     name: 'govern',
+   *     policy: supportPolicy,
+   *     document: (doc) => ({ text: doc.body, metadata: { title: doc.title } }),
+   *     joined: (doc) => doc.customer ?? {},
+   *     forget: { deletionsTopic: 'governance.deletions', entityStores: ['tickets'], chunkSets: [{ store: 'chunk-sets', entityType: 'ticket' }] },
+   *     audit: { topic: 'rag.chunks.support' },
+   *   })
+   *   .filter((doc) => doc.region === 'eu')
+   * ```
+   */
+  govern(options: GovernOptions<V>): Table<GovernedDocument> {
+    const [name, named] = this.#named('KTABLE-GOVERN', options?.name)
+    this.#list.add(governNode(name, named, this.name, options))
+    return new Table<GovernedDocument>(this.#list, name)
   }
 
   /**

@@ -132,6 +132,7 @@ export function topologyTopics(graph: TopologyGraph, partitions?: number): Topic
   const specs: TopicSpec[] = []
   for (const node of graph.nodes) {
     if (node.kind === 'table-source') specs.push({ name: node.topic, role: 'source', config: {} })
+    if (node.kind === 'govern') specs.push({ name: node.options.forget.deletionsTopic, role: 'source', config: {} })
   }
   for (const node of graph.nodes) {
     for (const topic of kindOf(node).internalTopics(node, graph)) {
@@ -140,6 +141,7 @@ export function topologyTopics(graph: TopologyGraph, partitions?: number): Topic
   }
   for (const node of graph.nodes) {
     if (node.kind === 'sink' && !specs.some((s) => s.name === node.topic)) specs.push({ name: node.topic, role: 'sink', config: {} })
+    if (node.kind === 'govern' && !specs.some((s) => s.name === node.options.audit.topic)) specs.push({ name: node.options.audit.topic, role: 'sink', config: {} })
   }
   // Bounded retention: the forgetting proof relies on dead letters expiring (src/governance/forget/dead-letter.ts).
   specs.push({ name: graph.deadLetterTopic, role: 'dead-letter', partitions, config: DEAD_LETTER_TOPIC_CONFIG })

@@ -6,7 +6,7 @@
 import type { SourceRecord } from '../runtime/task.ts'
 
 /** Every node kind. Adding one fails `tsc` until src/topology/node-kinds.ts handles it. */
-export type NodeKind = 'table-source' | 'filter' | 'map-values' | 'fk-join' | 'stage' | 'sink'
+export type NodeKind = 'table-source' | 'filter' | 'map-values' | 'fk-join' | 'stage' | 'govern' | 'sink'
 
 /** A decoded table row: `value: null` is a tombstone (the key is deleted). */
 export interface DecodedRecord {
@@ -112,13 +112,22 @@ export interface StageNode extends NodeBase {
   readonly processor: StageProcessor
 }
 
+/**
+ * `govern`: the governance policy, the forgotten-subjects anti-join and the subject index, between
+ * the joins and the chunk stage (src/operators/govern.ts). Its options live in the operator file.
+ */
+export interface GovernNode extends NodeBase {
+  readonly kind: 'govern'
+  readonly options: import('../operators/govern.ts').GovernNodeOptions
+}
+
 export interface SinkNode extends NodeBase {
   readonly kind: 'sink'
   readonly topic: string
   readonly encode: Encoder | undefined
 }
 
-export type TopologyNode = TableSourceNode | FilterNode | MapValuesNode | FkJoinNode | StageNode | SinkNode
+export type TopologyNode = TableSourceNode | FilterNode | MapValuesNode | FkJoinNode | StageNode | GovernNode | SinkNode
 
 /** The frozen logical graph. */
 export interface TopologyGraph {
@@ -163,4 +172,17 @@ export function rightRepartitionTopic(applicationId: string, join: string): stri
 
 export function rightStore(join: string): string {
   return `${join}-right`
+}
+
+/** Every task's copy of each deletion request (one record per partition), keyed by subject. */
+export function deletionBroadcastTopic(applicationId: string, govern: string): string {
+  return `${applicationId}-${govern}-deletions-broadcast-repartition`
+}
+
+export function forgottenSubjectsStore(govern: string): string {
+  return `${govern}-forgotten-subjects`
+}
+
+export function subjectIndexStore(govern: string): string {
+  return `${govern}-subject-index`
 }

@@ -4,6 +4,7 @@
  */
 import { filterOperator } from '../operators/filter.ts'
 import { fkJoinOperator } from '../operators/fk-join.ts'
+import { governOperator } from '../operators/govern.ts'
 import { mapValuesOperator } from '../operators/map-values.ts'
 import { sinkOperator } from '../operators/sink.ts'
 import { stageOperator } from '../operators/stage.ts'
@@ -17,6 +18,7 @@ export const NODE_KINDS: { readonly [K in NodeKind]: NodeKindSpec<NodeOf<K>> } =
   'map-values': mapValuesOperator,
   'fk-join': fkJoinOperator,
   stage: stageOperator,
+  govern: governOperator,
   sink: sinkOperator,
 }
 

@@ -6,6 +6,7 @@
 import { ConfigError, type Problem } from '../errors.ts'
 import type { TopologyGraph } from './graph.ts'
 import { NODE_KINDS, kindOf } from './node-kinds.ts'
+import { foreignStores } from '../operators/govern.ts'
 
 const NAME = /^[a-zA-Z0-9._-]+$/
 /** Kafka's limit on topic names. */
@@ -61,6 +62,10 @@ export function topologyProblems(graph: TopologyGraph): Problem[] {
     }
     spec.validate(node, graph, (field, message) => add(`${at}/${field}`, message))
     seen.add(node.name)
+  }
+  for (const node of graph.nodes) {
+    if (node.kind !== 'govern') continue
+    for (const store of foreignStores(node)) if (!storeOwners.has(store)) add(`/topology/nodes/${node.name}/forget`, `store '${store}' is not a store of this topology`)
   }
   for (const node of graph.nodes) {
     if (node.kind === 'sink' && internalTopics.has(node.topic)) add(`/topology/nodes/${node.name}/topic`, `'${node.topic}' is an internal topic of this topology`)
