@@ -20,15 +20,15 @@
  * A fenced producer stops the instance (RS_PRODUCER_FENCED); it is never retried.
  */
 import { randomUUID } from 'node:crypto'
-import { Consumer, findErrorBy, Producer, type MessageToProduce } from '@platformatic/kafka'
+import { Consumer, findErrorBy, ListOffsetTimestamps, Producer, type MessageToProduce } from '@platformatic/kafka'
 import { RagstreamError } from '../errors.ts'
-import type { StateStore } from '../state/store.ts'
+import { ChangelogRestorer } from '../state/changelog.ts'
+import type { ChangelogRecord, StateStore } from '../state/store.ts'
 import { Backoff, sleep, withTimeout } from './backoff.ts'
 import { COPARTITIONED_PROTOCOL, copartitionedAssigner } from './copartitioned-assigner.ts'
 import { fetchStableOffsets, sendOffsetsToTransaction, type GroupMembership, type TopicPartitionOffset } from './group-offsets.ts'
 import { ensureTopics, type ResolvedTopics } from './internal-topics.ts'
 import { OffsetOutOfRangeError, PartitionReader, partitionKey, type Batch } from './partition-reader.ts'
-import { changelogSinkRecord, partitionOffset, restoreStorePartition } from './store-restore.ts'
 import type { ProcessorTopology, SinkRecord } from './task.ts'
 
 /** Points inside a batch's transaction, reported to `onBatchStage` (instrumentation and fault-injection tests). */
@@ -134,6 +134,7 @@ export class KafkaRuntime {
   #consumer: Consumer | undefined
   #producer: Producer | undefined
   #reader: PartitionReader | undefined
+  #restorer: ChangelogRestorer | undefined
   #membership: GroupMembership | undefined
   #tasks: number[] = []
   #groupFailure: Error | undefined
@@ -198,6 +199,7 @@ export class KafkaRuntime {
     })
     consumer.topics.trackAll(...this.#topology.sourceTopics)
     this.#reader = new PartitionReader(consumer, { fetchMaxBytes: this.#batchMaxBytes, fetchMaxWaitMs: o.fetchMaxWaitMs ?? 500 })
+    this.#restorer = new ChangelogRestorer({ bootstrapBrokers: o.brokers, clientId: `${this.#transactionalId}-restore`, fetchMaxBytes: this.#batchMaxBytes })
 
     let fatal: unknown
     try {
@@ -472,14 +474,24 @@ export class KafkaRuntime {
     for (const store of this.#options.stores.values()) store.discard()
     this.#emit({ event: 'assigned', generationId, tasks })
 
-    const limits = { fetchMaxBytes: this.#batchMaxBytes, fetchMaxWaitMs: 100 }
+    // Initialise the transactional id before restoring and reading offsets: that fences a previous
+    // incarnation and aborts its open transaction, which would otherwise hold back the changelogs'
+    // LSO and keep its pending offsets unstable until the transaction timeout.
+    if (!this.#producer) {
+      const producer = this.#newProducer()
+      const transaction = await withTimeout(producer.beginTransaction(), this.#options.transactionTimeoutMs ?? 30_000, 'initialise transactional id')
+      await transaction.cancel()
+    }
+
     for (const [name, store] of this.#options.stores) {
       const topic = this.#resolved!.changelogs.get(name)!
       for (const partition of tasks) {
-        const result = await restoreStorePartition(consumer, store, topic, partition, limits)
+        const result = await this.#restorer!.restore({ store, partition, topic })
         this.#checkpoints.set(`${name}:${partition}`, result.to)
         this.#stats.restores++
-        if (result.records > 0 || result.from === 0n) this.#emit({ event: 'restored', store: name, partition, from: result.from, to: result.to, records: result.records })
+        if (result.restored > 0 || result.cleared) {
+          this.#emit({ event: 'restored', store: name, partition, from: result.from, to: result.to, records: result.restored, cleared: result.cleared })
+        }
         if (consumer.generationId !== generationId) return false
       }
     }
@@ -516,11 +528,21 @@ export class KafkaRuntime {
   }
 
   async #resetOffset(topic: string, partition: number): Promise<bigint> {
-    return partitionOffset(this.#consumer!, topic, partition, this.#options.autoOffsetReset === 'latest' ? 'latest-stable' : 'earliest')
+    const latest = this.#options.autoOffsetReset === 'latest'
+    const offsets = await this.#consumer!.listOffsets({
+      topics: [topic],
+      partitions: { [topic]: [partition] },
+      timestamp: latest ? ListOffsetTimestamps.LATEST : ListOffsetTimestamps.EARLIEST,
+      isolationLevel: 1,
+    })
+    const offset = offsets.get(topic)?.[partition]
+    if (offset === undefined) throw new Error(`no ${latest ? 'latest' : 'earliest'} offset for ${topic}:${partition}`)
+    return offset
   }
 
   async #shutdown(): Promise<void> {
     await this.#discardProducer(undefined)
+    await withTimeout(this.#restorer?.close() ?? Promise.resolve(), 10_000, 'close restorer').catch(() => {})
     if (this.#consumer) {
       await withTimeout(this.#consumer.close(true), 10_000, 'leave group').catch(() => {})
     }
@@ -532,6 +554,11 @@ export class KafkaRuntime {
   #emit(event: RuntimeEvent): void {
     this.#options.onEvent?.(event)
   }
+}
+
+/* Changelog record: key = the store key as UTF-8, value = the stored bytes (null = tombstone), partition = the store partition = the task. */
+function changelogSinkRecord(topic: string, record: ChangelogRecord): SinkRecord {
+  return { topic, partition: record.partition, key: Buffer.from(record.key, 'utf8'), value: record.value }
 }
 
 function toMessage(record: SinkRecord): MessageToProduce<Buffer, Buffer, Buffer, Buffer> {
