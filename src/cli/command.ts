@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { ConfigError, RagstreamError } from '../errors.ts'
+import type { RagstreamConfig } from '../config/file.ts'
 
 export interface OptionSpec {
   readonly type: 'string' | 'boolean'
@@ -35,14 +36,21 @@ export interface CommandInput {
   readonly stdout: NodeJS.WritableStream
   readonly stderr: NodeJS.WritableStream
   readonly env: NodeJS.ProcessEnv
+  /** `--config` file and RAGSTREAM_* variables, validated once by `main` (absent when a command is called directly). */
+  readonly config?: RagstreamConfig
 }
 
 /** Exit codes shared by all commands. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, unavailable: 69, config: 78 } as const
 
+/** Options every command takes (read by `main` before the command runs). */
+export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  config: { type: 'string', value: '<file.json>', description: 'configuration file (docs/operations.md); RAGSTREAM_* variables override it' },
+}
+
 export function helpText(spec: CommandSpec): string {
   const lines = [`ragstream ${spec.name}${spec.args ? ` ${spec.args}` : ''} [options]`, '', spec.summary, '', 'Options:']
-  const entries = Object.entries({ ...spec.options, help: { type: 'boolean', short: 'h', description: 'show this help' } as OptionSpec })
+  const entries = Object.entries({ ...spec.options, ...GLOBAL_OPTIONS, help: { type: 'boolean', short: 'h', description: 'show this help' } as OptionSpec })
   const flags = entries.map(([name, o]) => `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? '<value>'}` : ''}`)
   const width = Math.max(...flags.map((f) => f.length)) + 2
   entries.forEach(([, o], i) => {
@@ -54,7 +62,7 @@ export function helpText(spec: CommandSpec): string {
 }
 
 export function parseCommandArgs(spec: CommandSpec, argv: string[]): { positionals: string[]; values: CommandInput['values'] } {
-  const options: ParseArgsConfig['options'] = { help: { type: 'boolean', short: 'h' } }
+  const options: ParseArgsConfig['options'] = { help: { type: 'boolean', short: 'h' }, config: { type: 'string' } }
   for (const [name, o] of Object.entries(spec.options)) {
     options[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}), ...(o.default !== undefined ? { default: o.default } : {}) }
   }

@@ -8,4 +8,5 @@ export const COMMANDS: Readonly<Record<string, () => Promise<CommandSpec>>> = {
   query: async () => (await import('./commands/query.ts')).queryCommand,
   describe: async () => (await import('./commands/describe.ts')).describeCommand,
   run: async () => (await import('./commands/run.ts')).runCommand,
+  demo: async () => (await import('./commands/demo.ts')).demoCommand,
 }

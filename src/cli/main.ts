@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { COMMANDS } from './commands.ts'
+import { loadConfig } from '../config/file.ts'
 import { EXIT, exitCodeFor, formatError, helpText, parseCommandArgs } from './command.ts'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -40,7 +41,10 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
       io.stdout.write(helpText(spec))
       return EXIT.ok
     }
-    return await spec.run({ positionals, values, ...io })
+    const config = loadConfig({ file: typeof values.config === 'string' ? values.config : undefined, env: io.env })
+    // Topology files read process.env themselves (RagServices.fromEnv): file values reach them too.
+    if (io.env === process.env) for (const [k, v] of Object.entries(config.env)) process.env[k] ??= v
+    return await spec.run({ positionals, values, ...io, env: config.env, config })
   } catch (error) {
     io.stderr.write(formatError(error, io.env))
     return exitCodeFor(error)

@@ -1,0 +1,230 @@
+/**
+ * `ragstream demo`: the support-copilot topology end to end on the local stack, in one process —
+ * fresh topics, the generator (backfill, then a trickle of live changes), the processor (exactly once,
+ * Redis stores) and the pgvector sink, a progress line every second, then a nearest-neighbour query
+ * as an analyst role (row-level security applies) and its results.
+ *
+ * Every run is a new version `r<run id>` of the SQL topology `support_demo`: the view `rag.support_demo`
+ * is promoted to it and earlier demo versions (tables, topics, consumer groups, Redis keys) are dropped,
+ * so the machine does not fill up with old demos.
+ */
+import { Admin } from '@platformatic/kafka'
+import { Redis } from 'ioredis'
+import type pg from 'pg'
+import type { RagstreamConfig } from '../config/file.ts'
+import { checkKafka, checkPostgres, checkRedis, checkSchemaRegistry } from '../config/services.ts'
+import { createEmbeddingProvider, DEFAULT_EMBEDDING } from '../embedding/config.ts'
+import { generate, type GenerateProgress } from '../generator/generator.ts'
+import type { Metrics } from '../observability/metrics.ts'
+import { grantAnalyst } from '../sink/migrations.ts'
+import { formatNeighbours, nearestNeighbours, type NeighbourRow } from '../sink/query.ts'
+import { quoteIdent } from '../sink/identifiers.ts'
+import { deployment, type Deployment } from './deployment.ts'
+import { dropInactiveVersions, promoteVersion, tableFreshness } from './index-versions.ts'
+import { connectPostgres, Pipeline } from './pipeline.ts'
+
+export interface DemoOptions {
+  readonly config: RagstreamConfig
+  /** Seconds of live changes after the backfill before the query. */
+  readonly durationSeconds: number
+  readonly backfill: number
+  readonly rate: number
+  readonly seed?: number
+  readonly partitions?: number
+  /** SQL topology of the demo; default `support_demo`. */
+  readonly sqlTopology?: string
+  /** Analyst role the query runs as; default `ragstream_demo_analyst`. */
+  readonly analystRole?: string
+  /** Embedding cache prefix (tests use their own); default the shared one. */
+  readonly cachePrefix?: string
+  readonly queryText?: string
+  readonly metrics?: Metrics
+  readonly out: NodeJS.WritableStream
+  /** Aborting stops everything cleanly (Ctrl-C); the demo then skips the query. */
+  readonly signal?: AbortSignal
+}
+
+export interface DemoResult {
+  readonly deployment: Deployment
+  readonly interrupted: boolean
+  readonly rows: number
+  readonly neighbours: readonly NeighbourRow[]
+  readonly generated: GenerateProgress | undefined
+}
+
+export const DEMO_QUERY = 'login with SSO loops back to the sign-in page'
+
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true })
+  })
+
+function seconds(n: number | null): string {
+  return n === null ? '–' : n < 10 ? `${n.toFixed(2)}s` : `${n.toFixed(1)}s`
+}
+
+/** Kafka topics, consumer groups and Redis keys of demo runs other than `keep`. */
+async function dropOldDemoRuns(config: RagstreamConfig, base: string, keep: Deployment): Promise<void> {
+  const admin = new Admin({ clientId: 'ragstream-demo-cleanup', bootstrapBrokers: [...config.endpoints.kafkaBrokers] })
+  const redis = new Redis(config.endpoints.redisUrl, { lazyConnect: true })
+  redis.on('error', () => {})
+  try {
+    const run = new RegExp(`^(?:demo-r[a-z0-9]+\\.|${base}-r[a-z0-9]+-|rag\\.chunks\\.${base}\\.r[a-z0-9]+$)`)
+    const mine = (name: string): boolean => name.startsWith(`${keep.prefix}.`) || name.startsWith(`${keep.applicationId}-`) || name === keep.chunkTopic
+    const topics = (await admin.listTopics()).filter((t) => run.test(t) && !mine(t))
+    if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => {})
+    const groups = [...(await admin.listGroups()).keys()].filter((g) => (g.startsWith(`${base}-r`) || g.startsWith(`ragstream-sink.${keep.sink.topology}.r`)) && g !== keep.applicationId && g !== keep.sink.groupId)
+    if (groups.length > 0) await admin.deleteGroups({ groups }).catch(() => {})
+    await redis.connect()
+    const stale = new Set<string>()
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `rs:{${base}-r*`, 'COUNT', 1000)
+      for (const k of keys) if (!k.startsWith(`rs:{${keep.applicationId}:`)) stale.add(k)
+      cursor = next
+    } while (cursor !== '0')
+    if (stale.size > 0) await redis.del(...stale)
+  } finally {
+    await admin.close().catch(() => {})
+    redis.disconnect()
+  }
+}
+
+/** The analyst the demo queries as: reads every classification and tenant of the demo topology, through the view only. */
+async function ensureAnalyst(config: RagstreamConfig, d: Deployment, role: string): Promise<string> {
+  const admin = await connectPostgres(config.postgres.adminUrl, 'ragstream-demo')
+  try {
+    const exists = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])
+    if (!exists.rowCount) await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`)
+    const db = (await admin.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db
+    await admin.query(`GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(role)}`)
+  } finally {
+    await admin.end().catch(() => {})
+  }
+  const owner = await connectPostgres(config.postgres.ownerUrl, 'ragstream-demo')
+  try {
+    await grantAnalyst(owner, d.sink, role, { classifications: ['*'], tenants: ['*'] })
+  } finally {
+    await owner.end().catch(() => {})
+  }
+  const url = new URL(config.postgres.adminUrl)
+  url.username = role
+  url.password = ''
+  return url.toString()
+}
+
+export async function runDemo(o: DemoOptions): Promise<DemoResult> {
+  const { config, out } = o
+  const say = (line: string): void => void out.write(`${line}\n`)
+  const e = config.endpoints
+  await Promise.all([checkKafka(e), checkRedis(e.redisUrl), checkPostgres(config.postgres.adminUrl), checkSchemaRegistry(e.schemaRegistryUrl)])
+
+  const runId = Date.now().toString(36)
+  const base = 'demo-support-copilot'
+  const d = deployment({
+    topology: 'support-copilot', version: `r${runId}`, name: base, prefix: `demo-r${runId}`,
+    sqlTopology: o.sqlTopology ?? 'support_demo', cachePrefix: o.cachePrefix, config,
+  })
+  const partitions = o.partitions ?? 3
+  say(`ragstream demo — support-copilot, run r${runId}`)
+  say(`  sources   ${d.prefix}.public.tickets, ${d.prefix}.public.customers, ${d.prefix}.products (${partitions} partitions each)`)
+  say(`  processor ${d.applicationId} (exactly once, Redis state stores) → ${d.chunkTopic}`)
+  say(`  sink      ${d.sink.names.chunkTable} (pgvector, HNSW), analysts read ${d.sink.names.view}`)
+
+  // Fresh source topics first: the processor compiles against their partition count.
+  await generate({ brokers: e.kafkaBrokers, seed: o.seed ?? 42, server: d.prefix, withSchema: false, backfill: 0, rate: 0, createTopics: { partitions } })
+  const pipeline = await Pipeline.start({ deployment: d, metrics: o.metrics, instanceId: `demo-${runId}` })
+  const owner = await connectPostgres(config.postgres.ownerUrl, 'ragstream-demo')
+  let sinkReader: pg.Client | undefined
+  let generator: Promise<GenerateProgress | undefined> = Promise.resolve(undefined)
+  const stopGenerator = new AbortController()
+  const interrupted = (): boolean => o.signal?.aborted ?? false
+  try {
+    const promoted = await promoteVersion(owner, d.sink)
+    await dropInactiveVersions(owner, d.sink)
+    await dropOldDemoRuns(config, base, d).catch(() => {})
+    say(`  view      ${d.sink.names.view} now reads ${d.version}${promoted.previous && promoted.previous !== d.version ? ` (was ${promoted.previous}, dropped)` : ''}`)
+    say('')
+
+    let generated: GenerateProgress | undefined
+    const onAbort = (): void => stopGenerator.abort()
+    o.signal?.addEventListener('abort', onAbort, { once: true })
+    generator = generate({
+      brokers: e.kafkaBrokers, seed: o.seed ?? 42, server: d.prefix, withSchema: false, backfill: o.backfill, rate: o.rate,
+      signal: stopGenerator.signal, onProgress: (p) => (generated = p),
+    }).then((p) => (generated = p))
+    generator.catch(() => {})
+
+    sinkReader = await connectPostgres(config.postgres.sinkUrl, 'ragstream-demo-progress')
+    const started = Date.now()
+    let last = { at: started, in: 0, out: 0 }
+    const liveUntil = started + o.durationSeconds * 1000
+    let caughtUpAt: number | undefined
+    say('  time   phase     gen    in/s   out/s   lag(proc/sink)  fresh p50/p99   rows    dlq  embed calls/hits')
+    for (;;) {
+      await sleep(1000, o.signal)
+      if (interrupted()) break
+      const now = Date.now()
+      const p = pipeline.progress()
+      const fresh = await tableFreshness(sinkReader, d.sink.names.chunkTable, 30)
+      const dt = Math.max(0.001, (now - last.at) / 1000)
+      const sinkRows = p.sink.upserted + p.sink.deleted
+      const lagP = p.processorLag.reduce((s, l) => s + l.lag, 0)
+      const lagS = p.sinkLag.reduce((s, l) => s + l.lag, 0)
+      const phase = now < liveUntil ? (generated?.phase === 'trickle' ? 'live' : 'backfill') : 'drain'
+      say(
+        `  ${String(Math.round((now - started) / 1000)).padStart(3)}s   ${phase.padEnd(8)} ${String(generated?.records ?? 0).padStart(5)} ${((p.processor.recordsIn - last.in) / dt).toFixed(0).padStart(7)} ${((sinkRows - last.out) / dt).toFixed(0).padStart(7)}   ${`${lagP}/${lagS}`.padStart(13)}  ${`${seconds(fresh.p50)}/${seconds(fresh.p99)}`.padStart(13)}  ${String(fresh.rows).padStart(6)} ${String(p.processor.deadLetters).padStart(5)}  ${p.embedding.calls}/${p.embedding.cacheHits}`,
+      )
+      last = { at: now, in: p.processor.recordsIn, out: sinkRows }
+      if (now >= liveUntil) {
+        // Live time is over: stop the generator, give the pipeline a bounded moment to drain.
+        stopGenerator.abort()
+        const lag = await pipeline.lag()
+        if (lag.processor === 0 && lag.sink === 0) break
+        caughtUpAt ??= now
+        if (now - caughtUpAt > 20_000) {
+          say('  (not fully drained after 20 s; querying what is visible)')
+          break
+        }
+      }
+    }
+    o.signal?.removeEventListener('abort', onAbort)
+    stopGenerator.abort()
+    generated = (await generator.catch(() => undefined)) ?? generated
+
+    const rows = (await tableFreshness(sinkReader, d.sink.names.chunkTable)).rows
+    if (interrupted()) {
+      say('\ninterrupted: stopping generator, processor and sink…')
+      return { deployment: d, interrupted: true, rows, neighbours: [], generated }
+    }
+    const fresh = await tableFreshness(sinkReader, d.sink.names.chunkTable)
+    say('')
+    say(`indexed ${fresh.rows} chunks; freshness over all rows p50 ${seconds(fresh.p50)}, p99 ${seconds(fresh.p99)} (visible_at − source_ts)`)
+
+    const analystRole = o.analystRole ?? 'ragstream_demo_analyst'
+    const analystUrl = await ensureAnalyst(config, d, analystRole)
+    const text = o.queryText ?? DEMO_QUERY
+    const analyst = await connectPostgres(analystUrl, 'ragstream-demo-query')
+    let neighbours: NeighbourRow[]
+    try {
+      const provider = createEmbeddingProvider({ ...DEFAULT_EMBEDDING, dimensions: d.sink.dims })
+      const { vectors } = await provider.embedBatch([text])
+      neighbours = await nearestNeighbours(analyst, { view: d.sink.names.view, distance: d.sink.distance, vector: Array.from(vectors[0]), filter: { columns: [], metadata: {} }, k: 5 })
+    } finally {
+      await analyst.end().catch(() => {})
+    }
+    say('')
+    say(`$ ragstream query ${JSON.stringify(text)} --topology ${d.sink.topology} -k 5   (as ${analystRole}; row-level security applies)`)
+    out.write(neighbours.length === 0 ? 'no matching rows\n' : formatNeighbours(neighbours))
+    say('')
+    say(`The same in psql: SELECT entity_key, left(content, 60) FROM ${d.sink.names.view} ORDER BY embedding <=> $1 LIMIT 5;`)
+    say(`Status: ragstream status support-copilot --sql-topology ${d.sink.topology} --version ${d.version} --prefix ${d.prefix}`)
+    return { deployment: d, interrupted: false, rows: fresh.rows, neighbours, generated }
+  } finally {
+    stopGenerator.abort()
+    await generator.catch(() => undefined)
+    await pipeline.stop()
+    await Promise.allSettled([owner.end(), sinkReader?.end()])
+  }
+}

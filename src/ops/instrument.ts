@@ -1,0 +1,226 @@
+/**
+ * Metrics wiring for the processor and the sink without touching either: the runtime and the sink
+ * already report what happens (runtime events, batch stages, sink log events, the Embedder's
+ * counters); this module turns those reports into the families of `src/observability/metrics.ts`.
+ *
+ * Records in/out/dead-lettered are counted from what `process()` returned, but applied only when the
+ * batch's transaction commits: an aborted batch is processed again, and counting it twice would
+ * overstate throughput (the counters mean "committed", like the output topics under read_committed).
+ */
+import type { Admin } from '@platformatic/kafka'
+import type pg from 'pg'
+import type { Embedder } from '../embedding/embedder.ts'
+import type { Metrics } from '../observability/metrics.ts'
+import type { BatchStage, KafkaRuntimeOptions, RuntimeEvent } from '../runtime/kafka-runtime.ts'
+import type { SinkLogEvent } from '../sink/pgvector-sink.ts'
+import type { ProcessorTopology } from '../runtime/task.ts'
+import { DEAD_LETTER_HEADERS } from '../topology/compile.ts'
+import { consumerLag } from './consumer-lag.ts'
+
+/** Counters a live display reads directly (the same numbers as the metrics, without parsing them). */
+export interface ProcessorCounters {
+  recordsIn: number
+  recordsOut: number
+  deadLetters: number
+  batches: number
+  aborts: number
+}
+
+export interface InstrumentedProcessor {
+  /** The topology to run: the same, with its `process` counted. */
+  readonly topology: ProcessorTopology
+  /** Pass both to `KafkaRuntime` (they chain to `onEvent`/`onBatchStage` given here). */
+  readonly onEvent: (event: RuntimeEvent) => void
+  readonly onBatchStage: (stage: BatchStage) => void | Promise<void>
+  readonly counters: Readonly<ProcessorCounters>
+}
+
+/**
+ * Wraps a compiled topology and returns the runtime callbacks that feed `metrics`.
+ *
+ * @example
+ * const m = instrumentProcessor(topology, metrics, { onEvent: log })
+ * new KafkaRuntime(m.topology, { ...options, onEvent: m.onEvent, onBatchStage: m.onBatchStage })
+ */
+export function instrumentProcessor(
+  topology: ProcessorTopology,
+  metrics: Metrics,
+  chain: Pick<KafkaRuntimeOptions, 'onEvent' | 'onBatchStage'> = {},
+): InstrumentedProcessor {
+  const name = topology.applicationId
+  const roles = new Map(topology.topics.map((t) => [t.name, t.role]))
+  const counters: ProcessorCounters = { recordsIn: 0, recordsOut: 0, deadLetters: 0, batches: 0, aborts: 0 }
+  let pending: { in: Map<string, number>; out: Map<string, number>; dlq: Map<string, number> } | undefined
+  let producedAt: number | undefined
+  const add = (map: Map<string, number>, key: string): void => void map.set(key, (map.get(key) ?? 0) + 1)
+
+  const wrapped: ProcessorTopology = {
+    applicationId: topology.applicationId,
+    sourceTopics: topology.sourceTopics,
+    topics: topology.topics,
+    storeNames: topology.storeNames,
+    ...(topology.prepare ? { prepare: (records) => topology.prepare!(records) } : {}),
+    prefetchKeys: (records) => topology.prefetchKeys(records),
+    async process(records, stores, now) {
+      const outputs = await topology.process(records, stores, now)
+      const batch = { in: new Map<string, number>(), out: new Map<string, number>(), dlq: new Map<string, number>() }
+      for (const r of records) if (roles.get(r.topic) !== 'repartition') add(batch.in, r.topic)
+      for (const r of outputs) {
+        const role = roles.get(r.topic)
+        if (role === 'sink') add(batch.out, r.topic)
+        else if (role === 'dead-letter') add(batch.dlq, `${r.headers?.get(DEAD_LETTER_HEADERS.node)?.toString() ?? '?'}\u0000${r.headers?.get(DEAD_LETTER_HEADERS.code)?.toString() ?? '?'}`)
+      }
+      pending = batch
+      return outputs
+    },
+  }
+
+  const onBatchStage = async (stage: BatchStage): Promise<void> => {
+    if (stage === 'produced') producedAt = performance.now()
+    if (stage === 'committed') {
+      if (producedAt !== undefined) metrics.observe('ragstream_transaction_commit_seconds', { topology: name }, (performance.now() - producedAt) / 1000)
+      producedAt = undefined
+      counters.batches++
+      const batch = pending
+      pending = undefined
+      for (const [node, n] of batch?.in ?? []) {
+        metrics.inc('ragstream_records_in_total', { topology: name, node }, n)
+        counters.recordsIn += n
+      }
+      for (const [node, n] of batch?.out ?? []) {
+        metrics.inc('ragstream_records_out_total', { topology: name, node }, n)
+        counters.recordsOut += n
+      }
+      for (const [key, n] of batch?.dlq ?? []) {
+        const [node, code] = key.split('\u0000')
+        metrics.inc('ragstream_dead_letter_records_total', { topology: name, node, code }, n)
+        counters.deadLetters += n
+      }
+    }
+    await chain.onBatchStage?.(stage)
+  }
+
+  const onEvent = (event: RuntimeEvent): void => {
+    if (event.event === 'batch-aborted') {
+      pending = undefined
+      producedAt = undefined
+      counters.aborts++
+      metrics.inc('ragstream_transactions_aborted_total', { topology: name, reason: String(event.reason ?? 'unknown') })
+    } else if (event.event === 'restored') {
+      metrics.inc('ragstream_restore_records_total', { topology: name, store: String(event.store) }, Number(event.records ?? 0))
+      metrics.set('ragstream_restore_remaining_records', { topology: name, store: String(event.store), partition: Number(event.partition) }, 0)
+    }
+    chain.onEvent?.(event)
+  }
+
+  return { topology: wrapped, onEvent, onBatchStage, counters }
+}
+
+/** Copies an Embedder's monotonic counters into the embedding families (call periodically; it diffs). */
+export function embedderMetricsExporter(embedder: Embedder, metrics: Metrics): () => void {
+  const model = embedder.model
+  let last = embedder.metrics()
+  return () => {
+    const now = embedder.metrics()
+    const calls = now.calls - last.calls
+    if (calls > 0) {
+      metrics.inc('ragstream_embedding_calls_total', { model }, calls)
+      // Per-call latencies are not kept; the mean of the interval's calls is observed once per call.
+      const mean = (now.latencyMsTotal - last.latencyMsTotal) / calls / 1000
+      for (let i = 0; i < calls; i++) metrics.observe('ragstream_embedding_latency_seconds', { model }, mean)
+    }
+    if (now.items > last.items) metrics.inc('ragstream_embedding_items_total', { model }, now.items - last.items)
+    if (now.tokens > last.tokens) metrics.inc('ragstream_embedding_tokens_total', { model }, now.tokens - last.tokens)
+    if (now.cacheHits > last.cacheHits) metrics.inc('ragstream_embedding_cache_hits_total', { model }, now.cacheHits - last.cacheHits)
+    if (now.throttledMs > last.throttledMs) metrics.inc('ragstream_embedding_throttled_seconds_total', { model }, (now.throttledMs - last.throttledMs) / 1000)
+    last = now
+  }
+}
+
+export interface SinkCounters {
+  batches: number
+  upserted: number
+  deleted: number
+  rejects: number
+}
+
+/**
+ * The sink's log callback that feeds `metrics` (batch size, commit time, rows) and then `chain`.
+ *
+ * @example
+ * const m = instrumentSink(metrics, config.names.chunkTableName, (e) => stdout.write(`${JSON.stringify(e)}\n`))
+ * new PgvectorSink({ ...options, log: m.log })
+ */
+export function instrumentSink(metrics: Metrics, table: string, chain?: (event: SinkLogEvent) => void): { log: (event: SinkLogEvent) => void; counters: Readonly<SinkCounters> } {
+  const counters: SinkCounters = { batches: 0, upserted: 0, deleted: 0, rejects: 0 }
+  let begun: { at: number; records: number } | undefined
+  const log = (event: SinkLogEvent): void => {
+    if (event.event === 'batch-begin') begun = { at: performance.now(), records: event.records }
+    else if (event.event === 'batch-committed') {
+      if (begun) {
+        metrics.observe('ragstream_sink_commit_seconds', { table }, (performance.now() - begun.at) / 1000)
+        metrics.observe('ragstream_sink_batch_size', { table }, begun.records)
+      }
+      begun = undefined
+      if (!event.alreadyCommitted) {
+        counters.batches++
+        counters.upserted += event.upserted
+        counters.deleted += event.deleted
+        counters.rejects += event.rejects
+        if (event.upserted > 0) metrics.inc('ragstream_sink_rows_total', { table, op: 'upsert' }, event.upserted)
+        if (event.deleted > 0) metrics.inc('ragstream_sink_rows_total', { table, op: 'delete' }, event.deleted)
+      }
+    } else if (event.event === 'fenced' || event.event === 'retry') begun = undefined
+    chain?.(event)
+  }
+  return { log, counters }
+}
+
+/**
+ * Observes end-to-end freshness (visible_at − source_ts) of rows the sink wrote since the last call,
+ * read from Postgres: the analysts' own definition of "visible". Reads at most `limit` rows a call.
+ */
+export function freshnessExporter(client: pg.Client, table: string, tableLabel: string, metrics: Metrics, limit = 20_000): () => Promise<void> {
+  let since = new Date(0)
+  return async () => {
+    const r = await client.query<{ visible_at: Date; lag: number }>(
+      `SELECT visible_at, extract(epoch FROM visible_at - source_ts)::float8 AS lag FROM ${table} WHERE visible_at > $1 ORDER BY visible_at LIMIT ${limit}`,
+      [since],
+    )
+    for (const row of r.rows) metrics.observe('ragstream_freshness_seconds', { table: tableLabel }, Math.max(0, row.lag))
+    if (r.rows.length > 0) since = r.rows[r.rows.length - 1].visible_at
+  }
+}
+
+/** Sets `ragstream_consumer_lag` for a group's partitions (call periodically). */
+export function lagExporter(admin: Admin, metrics: Metrics, component: string, groupId: string, topics: () => readonly string[]): () => Promise<void> {
+  return async () => {
+    for (const l of await consumerLag(admin, groupId, topics())) metrics.set('ragstream_consumer_lag', { component, topic: l.topic, partition: l.partition }, l.lag)
+  }
+}
+
+/** Runs `tasks` every `intervalMs` (never overlapping, errors reported not thrown) until the returned stop is called. */
+export function every(intervalMs: number, tasks: readonly (() => unknown)[], onError: (error: unknown) => void = () => {}): () => Promise<void> {
+  let stopped = false
+  let running: Promise<void> = Promise.resolve()
+  const tick = async (): Promise<void> => {
+    for (const task of tasks) {
+      try {
+        await task()
+      } catch (error) {
+        onError(error)
+      }
+    }
+  }
+  const timer = setInterval(() => {
+    if (stopped) return
+    running = running.then(tick)
+  }, intervalMs)
+  timer.unref()
+  return async () => {
+    stopped = true
+    clearInterval(timer)
+    await running
+    await tick() // a final reading, so short runs still export what they did
+  }
+}
