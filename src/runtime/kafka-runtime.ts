@@ -287,9 +287,11 @@ export class KafkaRuntime {
     }
   }
 
-  /** Prefetches every key the batch reads (one round trip per store partition, concurrently), then runs the topology. */
+  /** Prepares the batch, prefetches every key it reads (one round trip per store partition, concurrently), then runs the topology. */
   async #process(batch: Batch): Promise<SinkRecord[]> {
     const stores = this.#options.stores
+    // Per-batch I/O the topology needs before it can name its keys (e.g. loading Avro writer schemas).
+    if (this.#topology.prepare) await this.#topology.prepare(batch.records)
     const wanted = this.#topology.prefetchKeys(batch.records)
     const loads: Promise<void>[] = []
     for (const [name, partitions] of wanted) {
