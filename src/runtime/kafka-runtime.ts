@@ -97,6 +97,11 @@ function isFenced(error: unknown): boolean {
   return Boolean(findErrorBy(error, 'apiId', 'PRODUCER_FENCED') || findErrorBy(error, 'apiId', 'INVALID_PRODUCER_EPOCH') || findErrorBy(error, 'apiId', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED'))
 }
 
+/** RS_STATE_FENCED (a newer checkpoint: another owner) or RS_STATE_LOST (the backing store lost the partition). */
+function isStoreRefusal(error: unknown): boolean {
+  return error instanceof RagstreamError && ['RS_STATE_FENCED', 'RS_STATE_LOST'].includes(error.code as string)
+}
+
 function isRebalance(error: unknown): boolean {
   if (error instanceof StaleGenerationError) return true
   if (error instanceof RagstreamError && error.code === 'RS_STATE_FENCED') return true
@@ -264,8 +269,8 @@ export class KafkaRuntime {
             hint: 'this instance stops; its partitions are processed by the group members that remain',
           })
         }
-        // RS_STATE_FENCED: the backing store holds a newer checkpoint, i.e. another owner; re-assign, do not stop.
-        if (error instanceof RagstreamError && !error.retriable && error.code !== 'RS_STATE_FENCED') throw error
+        // A store refusing a write (another owner, or it lost data) is settled by re-assigning and restoring, not by stopping.
+        if (error instanceof RagstreamError && !error.retriable && !isStoreRefusal(error)) throw error
         this.#stats.aborts++
         if (inTransaction) await this.#discardProducer(error)
         needsAssignment = true
@@ -392,7 +397,7 @@ export class KafkaRuntime {
           for (const [partition, offset] of cps) this.#checkpoints.set(`${name}:${partition}`, offset)
           break
         } catch (error) {
-          if (error instanceof StoreCheckpointMismatch) {
+          if (error instanceof StoreCheckpointMismatch || (error instanceof RagstreamError && (error.code as string) === 'RS_STATE_LOST')) {
             // The batch is committed (its changelog records included); the restore after re-assignment applies it.
             store.discard()
             throw error
