@@ -31,6 +31,8 @@ export interface DemoOptions {
   readonly rate: number
   readonly seed?: number
   readonly partitions?: number
+  /** Base of the demo's Kafka names and Redis keys; default `demo-support-copilot`. Runs with another base never touch each other. */
+  readonly name?: string
   /** SQL topology of the demo; default `support_demo`. */
   readonly sqlTopology?: string
   /** Analyst role the query runs as; default `ragstream_demo_analyst`. */
@@ -70,7 +72,8 @@ async function dropOldDemoRuns(config: RagstreamConfig, base: string, keep: Depl
   const redis = new Redis(config.endpoints.redisUrl, { lazyConnect: true })
   redis.on('error', () => {})
   try {
-    const run = new RegExp(`^(?:demo-r[a-z0-9]+\\.|${base}-r[a-z0-9]+-|rag\\.chunks\\.${base}\\.r[a-z0-9]+$)`)
+    const b = base.replaceAll('.', '\\.')
+    const run = new RegExp(`^(?:${b}\\.r[a-z0-9]+\\.|${b}-r[a-z0-9]+-|rag\\.chunks\\.${b}\\.r[a-z0-9]+$)`)
     const mine = (name: string): boolean => name.startsWith(`${keep.prefix}.`) || name.startsWith(`${keep.applicationId}-`) || name === keep.chunkTopic
     const topics = (await admin.listTopics()).filter((t) => run.test(t) && !mine(t))
     if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => {})
@@ -121,9 +124,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   await Promise.all([checkKafka(e), checkRedis(e.redisUrl), checkPostgres(config.postgres.adminUrl), checkSchemaRegistry(e.schemaRegistryUrl)])
 
   const runId = Date.now().toString(36)
-  const base = 'demo-support-copilot'
+  const base = o.name ?? 'demo-support-copilot'
   const d = deployment({
-    topology: 'support-copilot', version: `r${runId}`, name: base, prefix: `demo-r${runId}`,
+    topology: 'support-copilot', version: `r${runId}`, name: base, prefix: `${base}.r${runId}`,
     sqlTopology: o.sqlTopology ?? 'support_demo', cachePrefix: o.cachePrefix, config,
   })
   const partitions = o.partitions ?? 3
@@ -219,7 +222,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     out.write(neighbours.length === 0 ? 'no matching rows\n' : formatNeighbours(neighbours))
     say('')
     say(`The same in psql: SELECT entity_key, left(content, 60) FROM ${d.sink.names.view} ORDER BY embedding <=> $1 LIMIT 5;`)
-    say(`Status: ragstream status support-copilot --sql-topology ${d.sink.topology} --version ${d.version} --prefix ${d.prefix}`)
+    say(`Status: ragstream status support-copilot --name ${base} --sql-topology ${d.sink.topology} --prefix ${d.prefix}`)
     return { deployment: d, interrupted: false, rows: fresh.rows, neighbours, generated }
   } finally {
     stopGenerator.abort()

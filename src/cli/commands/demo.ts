@@ -29,6 +29,9 @@ export const demoCommand: CommandSpec = {
     rate: { type: 'string', default: '20', value: '<n/s>', description: 'live changes per second after the backfill' },
     seed: { type: 'string', default: '42', value: '<n>', description: 'generator seed' },
     partitions: { type: 'string', default: '3', value: '<n>', description: 'partitions of the fresh source topics' },
+    name: { type: 'string', default: 'demo-support-copilot', value: '<base>', description: 'base of the demo\'s Kafka names and Redis keys (demos with other bases leave each other alone)' },
+    'sql-topology': { type: 'string', default: 'support_demo', value: '<name>', description: 'SQL topology of the demo: tables chunks_<name>_r<id>, view rag.<name>' },
+    'analyst-role': { type: 'string', default: 'ragstream_demo_analyst', value: '<role>', description: 'role the sample query runs as (created if missing)' },
     'metrics-port': { type: 'string', value: '<port>', description: 'serve Prometheus /metrics of processor and sink on this port (default /metrics/port of the config)' },
   },
   details: [
@@ -66,7 +69,10 @@ export const demoCommand: CommandSpec = {
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
     try {
-      await runDemo({ config, durationSeconds, backfill, rate, seed, partitions, metrics, out: stdout, signal: controller.signal })
+      await runDemo({
+        config, durationSeconds, backfill, rate, seed, partitions, metrics, out: stdout, signal: controller.signal,
+        name: String(values.name), sqlTopology: String(values['sql-topology']), analystRole: String(values['analyst-role']),
+      })
       return EXIT.ok
     } finally {
       process.off('SIGINT', onSignal)
