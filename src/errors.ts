@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   RS_IDENTIFIER_INVALID: { retriable: false, summary: 'A SQL identifier from configuration failed the allow-list or is longer than 63 bytes.' },
   RS_STATE_NOT_PREFETCHED: { retriable: false, summary: 'A topology read a state-store key that its prefetchKeys did not declare for the batch (a bug in the operator).' },
   RS_STATE_FENCED: { retriable: false, summary: 'A state-store write was refused: Redis holds a newer changelog checkpoint, so another instance owns the partition now.' },
+  RS_FORGET_UNCONFIRMED: { retriable: true, summary: 'A deletion request was not confirmed by every processor partition and the sink within the --wait timeout.' },
   RS_STATE_LOST: { retriable: false, summary: 'Redis no longer holds the checkpoint this instance last wrote or restored for a store partition; the partition must be restored from its changelog.' },
 } as const satisfies Record<string, { retriable: boolean; summary: string }>
 

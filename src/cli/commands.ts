@@ -6,7 +6,9 @@ export const COMMANDS: Readonly<Record<string, () => Promise<CommandSpec>>> = {
   stack: async () => (await import('./commands/stack.ts')).stackCommand,
   sink: async () => (await import('./commands/sink.ts')).sinkCommand,
   query: async () => (await import('./commands/query.ts')).queryCommand,
+  forget: async () => (await import('./commands/forget.ts')).forgetCommand,
   describe: async () => (await import('./commands/describe.ts')).describeCommand,
   run: async () => (await import('./commands/run.ts')).runCommand,
   demo: async () => (await import('./commands/demo.ts')).demoCommand,
+  status: async () => (await import('./commands/status.ts')).statusCommand,
 }

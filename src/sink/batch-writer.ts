@@ -9,7 +9,8 @@
  *      re-created by a record older than the tombstone that deleted it;
  *   3. deletes for tombstones (one statement), remembering each deletion's position and, for rows it
  *      removed, when and the sha256 of their subjects (the forget proof, without the subjects);
- *   4. audit rows and reject rows.
+ *   4. for DELETION_APPLIED audit events, the subject's rows in every version table (forget-subjects.ts);
+ *   5. audit rows and reject rows.
  *
  * A commit whose outcome is unknown (the connection died during COMMIT) is resolved on retry: if
  * the offsets rows already hold this instance's token and this batch's next offsets, the batch
@@ -18,6 +19,7 @@
 import type pg from 'pg'
 import type { SinkNames } from './config.ts'
 import type { AuditRow, ChunkRow, RejectRow, SinkEvent } from './chunk-codec.ts'
+import { forgetSubjects } from './forget-subjects.ts'
 
 export interface PartitionProgress {
   readonly partition: number
@@ -174,7 +176,7 @@ export class BatchWriter {
         const result = await client.query<{ deleted: number }>(this.#deleteSql, [batch.tombstones.map((t) => t.chunkId), batch.tombstones.map((t) => t.offset.toString())])
         deleted = result.rows[0].deleted
       }
-      if (batch.audits.length > 0) await client.query(this.#auditSql, auditParams(batch.audits))
+      if (batch.audits.length > 0) await client.query(this.#auditSql, auditParams(await forgetSubjects(client, this.#names, batch.audits)))
       if (batch.rejects.length > 0) {
         const r = batch.rejects
         await client.query(this.#rejectSql, [r.map((x) => x.topic), r.map((x) => x.partition), r.map((x) => x.offset.toString()), r.map((x) => x.code), r.map((x) => x.message), r.map((x) => x.key)])

@@ -65,7 +65,9 @@ test('sink: upserts, tombstones, audit rows and rejects land in one transaction 
   assert.equal(meta.rows[0].note, hostile)
   assert.deepEqual(meta.rows[0].subjects, ['customer:b#0'])
   const audit = await env.admin.query(`SELECT event_id, kind, request_id, counts FROM ${config.names.auditTable}`)
-  assert.deepEqual(audit.rows, [{ event_id: 'audit-1', kind: 'DELETION_APPLIED', request_id: 'req-1', counts: { chunks_removed: 1 } }])
+  // A DELETION_APPLIED makes the sink delete the subject's rows in every version (none match 'abc') and count them.
+  const forgetCounts = { [`rows_deleted:${config.names.schema}.${config.names.chunkTableName}`]: 0, remaining: 0 }
+  assert.deepEqual(audit.rows, [{ event_id: 'audit-1', kind: 'DELETION_APPLIED', request_id: 'req-1', counts: { chunks_removed: 1, ...forgetCounts } }])
   const rejects = await env.admin.query(`SELECT record_key, error_code FROM ${config.names.rejectsTable} ORDER BY "offset"`)
   assert.deepEqual(rejects.rows, [
     { record_key: 'bad#0', error_code: 'RS_EMBEDDING_DIMENSIONS' },
