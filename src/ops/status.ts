@@ -1,0 +1,159 @@
+/**
+ * `ragstream status`: what an operator asks first — is each version keeping up (consumer lag of its
+ * processor and its sink, per partition, from Kafka end offsets vs committed offsets), how fresh is
+ * what analysts read (Postgres), where are the state stores (Redis checkpoints vs changelog ends),
+ * and which version does the view serve.
+ */
+import { Admin } from '@platformatic/kafka'
+import { Redis } from 'ioredis'
+import type { RagstreamConfig } from '../config/file.ts'
+import { consumerLag, totalLag, type PartitionLag } from './consumer-lag.ts'
+import { buildTopology, deployment, deploymentServices, type Deployment } from './deployment.ts'
+import { listVersions, tableFreshness, type Freshness, type IndexVersion } from './index-versions.ts'
+import { connectPostgres } from './pipeline.ts'
+
+export interface StoreCheckpoint {
+  readonly store: string
+  readonly partition: number
+  /** Next changelog offset the Redis copy reflects; null = Redis holds nothing for it (restored from 0 on start). */
+  readonly checkpoint: string | null
+  /** read_committed end of the changelog partition. */
+  readonly changelogEnd: string | null
+}
+
+export interface VersionStatus {
+  readonly version: string
+  readonly active: boolean
+  readonly applicationId: string
+  readonly chunkTopic: string
+  readonly table: string
+  readonly processor: { readonly group: string; readonly lag: number; readonly partitions: readonly PartitionLag[] }
+  readonly sink: { readonly group: string; readonly lag: number; readonly partitions: readonly PartitionLag[] }
+  readonly freshness: Freshness | null
+  readonly stores: readonly StoreCheckpoint[]
+}
+
+export interface TopologyStatus {
+  readonly topology: string
+  readonly sqlTopology: string
+  readonly view: string
+  readonly activeVersion: string | null
+  readonly versions: readonly VersionStatus[]
+  /** Problems reading one of the services; the rest of the report still holds. */
+  readonly warnings: readonly string[]
+}
+
+export interface StatusOptions {
+  readonly topology: string
+  readonly config: RagstreamConfig
+  readonly prefix?: string
+  readonly name?: string
+  readonly sqlTopology?: string
+  /** Only this version; default every version Postgres knows (v1 when it knows none). */
+  readonly version?: string
+  /** Freshness window in seconds; default every row. */
+  readonly freshnessWindowSeconds?: number
+}
+
+async function storeCheckpoints(admin: Admin, redis: Redis, d: Deployment, partitions: number): Promise<StoreCheckpoint[]> {
+  const services = deploymentServices(d)
+  const compiled = buildTopology(d, services).compile({ partitions })
+  void services.close()
+  const changelogs = compiled.topics.filter((t) => t.role === 'changelog' && t.store !== undefined)
+  const existing = new Set(await admin.listTopics())
+  const ends = new Map<string, bigint>()
+  const present = changelogs.filter((t) => existing.has(t.name))
+  if (present.length > 0) {
+    const listed = await admin.listOffsets({
+      topics: present.map((t) => ({ name: t.name, partitions: Array.from({ length: partitions }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })) })),
+      isolationLevel: 1,
+    })
+    for (const t of listed) for (const p of t.partitions) ends.set(`${t.name}:${p.partitionIndex}`, p.offset)
+  }
+  const out: StoreCheckpoint[] = []
+  for (const t of changelogs) {
+    for (let partition = 0; partition < partitions; partition++) {
+      const stored = await redis.hget(`rs:{${d.applicationId}:${t.store}:${partition}}:state`, 'checkpoint')
+      out.push({ store: t.store!, partition, checkpoint: stored, changelogEnd: ends.get(`${t.name}:${partition}`)?.toString() ?? null })
+    }
+  }
+  return out
+}
+
+export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> {
+  const warnings: string[] = []
+  const base = deployment({ topology: o.topology, version: o.version ?? 'v1', prefix: o.prefix, name: o.name, sqlTopology: o.sqlTopology, config: o.config })
+  const pg = await connectPostgres(o.config.postgres.sinkUrl, 'ragstream-status').catch((error: unknown) => {
+    warnings.push(`PostgreSQL (as ${base.sink.names.sinkRole}): ${(error as Error).message}`)
+    return undefined
+  })
+  const admin = new Admin({ clientId: 'ragstream-status', bootstrapBrokers: [...o.config.endpoints.kafkaBrokers] })
+  const redis = new Redis(o.config.endpoints.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  redis.on('error', () => {})
+  try {
+    let known: IndexVersion[] = []
+    if (pg) {
+      known = await listVersions(pg, base.sink).catch((error: unknown) => {
+        warnings.push(`PostgreSQL: ${(error as Error).message}`)
+        return []
+      })
+    }
+    const activeVersion = known.find((v) => v.active)?.version ?? null
+    const wanted = o.version !== undefined ? [o.version] : known.length > 0 ? known.map((v) => v.version) : ['v1']
+    const sources = (await import('./deployment.ts')).sourceTopics(base)
+    const existing = new Set(await admin.listTopics())
+    const present = sources.filter((t) => existing.has(t))
+    const metadata = present.length > 0 ? await admin.metadata({ topics: present }) : undefined
+    const partitions = Math.max(1, ...present.map((t) => metadata?.topics.get(t)?.partitionsCount ?? 1))
+    await redis.connect().catch((error: unknown) => warnings.push(`Redis: ${(error as Error).message}`))
+
+    const versions: VersionStatus[] = []
+    for (const version of wanted) {
+      const d = deployment({ topology: o.topology, version, prefix: o.prefix, name: o.name, sqlTopology: o.sqlTopology, config: o.config })
+      const [processorLag, sinkLag] = await Promise.all([consumerLag(admin, d.applicationId, sources), consumerLag(admin, d.sink.groupId, [d.chunkTopic])])
+      const registered = known.find((v) => v.version === version)
+      let freshness: Freshness | null = null
+      if (pg && registered) {
+        freshness = await tableFreshness(pg, d.sink.names.chunkTable, o.freshnessWindowSeconds).catch((error: unknown) => {
+          warnings.push(`freshness of ${version}: ${(error as Error).message}`)
+          return null
+        })
+      }
+      const stores = redis.status === 'ready' ? await storeCheckpoints(admin, redis, d, partitions).catch((error: unknown) => (warnings.push(`Redis: ${(error as Error).message}`), [])) : []
+      versions.push({
+        version,
+        active: registered?.active ?? false,
+        applicationId: d.applicationId,
+        chunkTopic: d.chunkTopic,
+        table: d.sink.names.chunkTable,
+        processor: { group: d.applicationId, lag: totalLag(processorLag), partitions: processorLag },
+        sink: { group: d.sink.groupId, lag: totalLag(sinkLag), partitions: sinkLag },
+        freshness,
+        stores,
+      })
+    }
+    return { topology: o.topology, sqlTopology: base.sink.topology, view: base.sink.names.view, activeVersion, versions, warnings }
+  } finally {
+    await Promise.allSettled([admin.close(), pg?.end()])
+    redis.disconnect()
+  }
+}
+
+function secs(n: number | null | undefined): string {
+  return n === null || n === undefined ? '–' : `${n.toFixed(2)}s`
+}
+
+/** The human rendering: one block per version. */
+export function formatStatus(s: TopologyStatus): string {
+  const lines = [`${s.topology} (SQL ${s.sqlTopology}): view ${s.view} → ${s.activeVersion ?? 'no active version'}`]
+  for (const v of s.versions) {
+    lines.push('', `${v.version}${v.active ? ' (active)' : ''}  processor ${v.applicationId}  chunk topic ${v.chunkTopic}  table ${v.table}`)
+    lines.push(`  processor lag ${v.processor.lag}   sink lag ${v.sink.lag}`)
+    const rows = [...v.processor.partitions.map((p) => ['processor', p]), ...v.sink.partitions.map((p) => ['sink', p])] as [string, PartitionLag][]
+    for (const [who, p] of rows) lines.push(`    ${who.padEnd(9)} ${`${p.topic}[${p.partition}]`.padEnd(48)} committed ${String(p.committed ?? '–').padStart(8)}  end ${p.end.padStart(8)}  lag ${String(p.lag).padStart(7)}`)
+    if (v.freshness) lines.push(`  freshness  rows ${v.freshness.rows}  p50 ${secs(v.freshness.p50)}  p99 ${secs(v.freshness.p99)}  last visible ${v.freshness.lastVisibleAt ?? '–'}`)
+    for (const c of v.stores) lines.push(`    store ${`${c.store}[${c.partition}]`.padEnd(28)} checkpoint ${String(c.checkpoint ?? '–').padStart(8)}  changelog end ${String(c.changelogEnd ?? '–').padStart(8)}`)
+  }
+  for (const w of s.warnings) lines.push(`warning: ${w}`)
+  return `${lines.join('\n')}\n`
+}
