@@ -1,9 +1,11 @@
 // `ragstream run <topology-file>` end to end: a DSL topology file (table → to) compiled with the
-// broker's partition counts, run by the CLI with in-memory stores, stopped by SIGTERM (exit 0).
+// broker's partition counts, run by the CLI with in-memory stores and Prometheus metrics, stopped by
+// SIGTERM (exit 0).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -43,7 +45,14 @@ test('ragstream run: runs a DSL topology file exactly once and stops gracefully 
   t.after(() => producer.close())
   await producer.send({ messages: Array.from({ length: 200 }, (_, i) => ({ topic: input, key: Buffer.from(`k${i}`), value: Buffer.from(JSON.stringify({ n: i })) })) })
 
-  const child = spawn(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'bin/ragstream.ts'), 'run', file, '--store', 'memory', '--instance-id', 'cli-test', '--session-timeout-ms', '3000'], {
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number }
+      probe.close(() => resolve(port))
+    })
+  })
+  const args = ['run', file, '--store', 'memory', '--instance-id', 'cli-test', '--session-timeout-ms', '3000', '--metrics-port', String(port)]
+  const child = spawn(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'bin/ragstream.ts'), ...args], {
     env: { ...process.env, RAGSTREAM_KAFKA_BROKERS: endpoints.kafkaBrokers.join(',') },
     stdio: ['ignore', 'ignore', 'pipe'],
   })
@@ -55,6 +64,8 @@ test('ragstream run: runs a DSL topology file exactly once and stops gracefully 
   })
 
   const records = await readCommitted(output, PARTITIONS, (r) => r.length >= 200, 30_000)
+  const exposition = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  assert.match(exposition, new RegExp(`ragstream_records_in_total\\{topology="${applicationId}",node="${input.replaceAll('.', '\\.')}"\\} 200`))
   child.kill('SIGTERM')
   assert.equal(await exited, 0, stderr)
   assert.equal(records.length, 200, stderr)

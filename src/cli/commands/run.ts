@@ -5,6 +5,8 @@ import { Admin } from '@platformatic/kafka'
 import { checkKafka, checkRedis } from '../../config/services.ts'
 import { endpointsFromEnv } from '../../config/endpoints.ts'
 import { ConfigError, RagstreamError, type Problem } from '../../errors.ts'
+import { Metrics, serveMetrics } from '../../observability/metrics.ts'
+import { instrumentProcessor } from '../../ops/instrument.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../runtime/kafka-runtime.ts'
 import type { ProcessorTopology } from '../../runtime/task.ts'
 import { MemoryStateStore } from '../../state/memory-store.ts'
@@ -100,6 +102,7 @@ export const runCommand: CommandSpec = {
     'session-timeout-ms': { type: 'string', value: '<ms>', default: '10000', description: 'consumer group session timeout' },
     'transaction-timeout-ms': { type: 'string', value: '<ms>', default: '30000', description: 'the broker aborts (and fences) a transaction open longer than this' },
     'auto-offset-reset': { type: 'string', value: '<earliest|latest>', default: 'earliest', description: 'where partitions without committed offsets start' },
+    'metrics-port': { type: 'string', value: '<port>', description: 'serve Prometheus metrics (GET /metrics, /healthz) on 127.0.0.1:<port>' },
   },
   details: [
     'Brokers come from RAGSTREAM_KAFKA_BROKERS. Runtime events are printed to stderr as JSON lines.',
@@ -121,6 +124,7 @@ export const runCommand: CommandSpec = {
     const batchMaxBytes = positiveInt(values, 'batch-max-bytes', problems)
     const sessionTimeoutMs = positiveInt(values, 'session-timeout-ms', problems)
     const transactionTimeoutMs = positiveInt(values, 'transaction-timeout-ms', problems)
+    const metricsPort = positiveInt(values, 'metrics-port', problems)
     if (problems.length > 0) throw new ConfigError(problems, 'arguments')
 
     const endpoints = endpointsFromEnv(env)
@@ -143,7 +147,9 @@ export const runCommand: CommandSpec = {
     const log = (event: RuntimeEvent): void => {
       stderr.write(`${JSON.stringify({ time: new Date().toISOString(), host: hostname(), ...event }, (_, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`)
     }
-    const runtime = new KafkaRuntime(topology, {
+    const metrics = metricsPort === undefined ? undefined : new Metrics({ defaultMetrics: true })
+    const instrumented = metrics ? instrumentProcessor(topology, metrics, { onEvent: log }) : undefined
+    const runtime = new KafkaRuntime(instrumented?.topology ?? topology, {
       brokers: endpoints.kafkaBrokers,
       stores,
       instanceId: instanceId || undefined,
@@ -152,9 +158,11 @@ export const runCommand: CommandSpec = {
       sessionTimeoutMs,
       transactionTimeoutMs,
       autoOffsetReset: reset as 'earliest' | 'latest',
-      onEvent: log,
+      onEvent: instrumented?.onEvent ?? log,
+      ...(instrumented ? { onBatchStage: instrumented.onBatchStage } : {}),
     })
     log({ event: 'starting', applicationId: topology.applicationId, transactionalId: runtime.transactionalId, sources: topology.sourceTopics, store })
+    let server: Awaited<ReturnType<typeof serveMetrics>> | undefined
 
     let signals = 0
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -166,12 +174,18 @@ export const runCommand: CommandSpec = {
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
     try {
+      if (metrics && metricsPort !== undefined) {
+        server = await serveMetrics(metrics, { port: metricsPort })
+        log({ event: 'metrics', url: `http://127.0.0.1:${metricsPort}/metrics` })
+      }
       await runtime.run()
       return EXIT.ok
     } finally {
       process.off('SIGTERM', onSignal)
       process.off('SIGINT', onSignal)
       await closeBackend().catch(() => {})
+      const open = server
+      if (open) await new Promise<void>((resolve) => open.close(() => resolve()))
     }
   },
 }
