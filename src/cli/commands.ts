@@ -11,4 +11,6 @@ export const COMMANDS: Readonly<Record<string, () => Promise<CommandSpec>>> = {
   run: async () => (await import('./commands/run.ts')).runCommand,
   demo: async () => (await import('./commands/demo.ts')).demoCommand,
   status: async () => (await import('./commands/status.ts')).statusCommand,
+  replay: async () => (await import('./commands/replay.ts')).replayCommand,
+  promote: async () => (await import('./commands/promote.ts')).promoteCommand,
 }

@@ -95,7 +95,7 @@ async function dropOldDemoRuns(config: RagstreamConfig, base: string, keep: Depl
 }
 
 /** The analyst the demo queries as: reads every classification and tenant of the demo topology, through the view only. */
-async function ensureAnalyst(config: RagstreamConfig, d: Deployment, role: string): Promise<string> {
+export async function ensureAnalyst(config: RagstreamConfig, d: Deployment, role: string): Promise<string> {
   const admin = await connectPostgres(config.postgres.adminUrl, 'ragstream-demo')
   try {
     const exists = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])

@@ -12,6 +12,8 @@
 import { Admin } from '@platformatic/kafka'
 import { Redis } from 'ioredis'
 import { RagServices } from '../config/rag-services.ts'
+import type { HashingEmbeddingConfig } from '../embedding/hashing.ts'
+import type { OpenAIEmbeddingConfig } from '../embedding/openai.ts'
 import { redactUrl, type Endpoints } from '../config/endpoints.ts'
 import type { RagstreamConfig } from '../config/file.ts'
 import { ConfigError } from '../errors.ts'
@@ -42,6 +44,8 @@ export interface DeploymentOptions {
   readonly sqlTopology?: string
   /** Embedding cache key prefix; default `rs:emb`, shared by every version on purpose (a same-model replay costs no calls). */
   readonly cachePrefix?: string
+  /** Default: the built-in hashing embedder with the sink's dimensions. */
+  readonly embedding?: HashingEmbeddingConfig | OpenAIEmbeddingConfig
   readonly config: RagstreamConfig
 }
 
@@ -52,6 +56,7 @@ export interface Deployment {
   readonly applicationId: string
   readonly chunkTopic: string
   readonly cachePrefix: string | undefined
+  readonly embedding: HashingEmbeddingConfig | OpenAIEmbeddingConfig
   readonly sink: SinkConfig
   readonly config: RagstreamConfig
 }
@@ -79,7 +84,7 @@ export function deployment(o: DeploymentOptions): Deployment {
     sinkRole: s.sinkRole,
     batchLingerMs: 100,
   })
-  return { topology, version: o.version, prefix, applicationId: first ? name : `${name}-${o.version}`, chunkTopic, cachePrefix: o.cachePrefix, sink, config: o.config }
+  return { topology, version: o.version, prefix, applicationId: first ? name : `${name}-${o.version}`, chunkTopic, cachePrefix: o.cachePrefix, embedding: o.embedding ?? { kind: 'hashing', dimensions: s.dimensions }, sink, config: o.config }
 }
 
 /** The embedding and codec services of a deployment, at the configured endpoints (connects nothing until the first batch). */
@@ -87,7 +92,7 @@ export function deploymentServices(d: Deployment): RagServices {
   const endpoints = d.config.endpoints
   const redis = new Redis(endpoints.redisUrl, { lazyConnect: true })
   redis.on('error', () => {})
-  return new RagServices({ redis, redisAddress: redactUrl(endpoints.redisUrl), registryUrl: endpoints.schemaRegistryUrl, chunkTopic: d.chunkTopic, cachePrefix: d.cachePrefix })
+  return new RagServices({ redis, redisAddress: redactUrl(endpoints.redisUrl), registryUrl: endpoints.schemaRegistryUrl, chunkTopic: d.chunkTopic, cachePrefix: d.cachePrefix, embedding: d.embedding })
 }
 
 export function buildTopology(d: Deployment, services: RagServices): Topology {

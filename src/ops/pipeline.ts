@@ -82,7 +82,8 @@ export interface PipelineOptions {
 export interface PipelineProgress {
   readonly processor: Readonly<ProcessorCounters>
   readonly sink: Readonly<SinkCounters>
-  readonly embedding: { readonly calls: number; readonly items: number; readonly cacheHits: number }
+  /** Provider calls (the one startup check of the provider included), texts sent, cache hits and misses. */
+  readonly embedding: { readonly calls: number; readonly items: number; readonly cacheHits: number; readonly cacheMisses: number }
   readonly processorLag: readonly PartitionLag[]
   readonly sinkLag: readonly PartitionLag[]
 }
@@ -98,6 +99,7 @@ export class Pipeline {
   readonly #backend: RedisStateBackend
   readonly #admin: Admin
   readonly #sources: readonly string[]
+  readonly #repartitions: readonly string[]
   readonly #stopPollers: () => Promise<void>
   readonly #reader: pg.Client
   readonly done: Promise<void>
@@ -114,6 +116,7 @@ export class Pipeline {
     this.#backend = init.backend
     this.#reader = init.reader
     this.#sources = init.sources
+    this.#repartitions = init.topology.topics.filter((t) => t.role === 'repartition').map((t) => t.name)
     this.#processor = instrumentProcessor(init.topology, this.metrics, { onEvent: init.options.onRuntimeEvent })
     const stores = new Map<string, StateStore>(init.topology.storeNames.map((name) => [name, init.backend.store(name)]))
     this.#runtime = new KafkaRuntime(this.#processor.topology, {
@@ -168,7 +171,7 @@ export class Pipeline {
     return {
       processor: { ...this.#processor.counters },
       sink: { ...this.#sinkCounters },
-      embedding: { calls: e.calls, items: e.items, cacheHits: e.cacheHits },
+      embedding: { calls: e.calls, items: e.items, cacheHits: e.cacheHits, cacheMisses: e.cacheMisses },
       processorLag: this.#lag.processor,
       sinkLag: this.#lag.sink,
     }
@@ -179,6 +182,21 @@ export class Pipeline {
     const d = this.deployment
     const [processor, sink] = await Promise.all([consumerLag(this.#admin, d.applicationId, this.#sources), consumerLag(this.#admin, d.sink.groupId, [d.chunkTopic])])
     return { processor: totalLag(processor), sink: totalLag(sink) }
+  }
+
+  /**
+   * Per-partition lag of the processor on its sources and internal repartition topics, and of the sink
+   * on the chunk topic. Repartition and chunk topics are transactional: their last offset may be a
+   * commit marker no consumer passes, so a lag of 1 there can mean "caught up".
+   */
+  async detailedLag(): Promise<{ sources: PartitionLag[]; repartitions: PartitionLag[]; sink: PartitionLag[] }> {
+    const d = this.deployment
+    const [sources, repartitions, sink] = await Promise.all([
+      consumerLag(this.#admin, d.applicationId, this.#sources),
+      consumerLag(this.#admin, d.applicationId, this.#repartitions),
+      consumerLag(this.#admin, d.sink.groupId, [d.chunkTopic]),
+    ])
+    return { sources, repartitions, sink }
   }
 
   /** Graceful stop of both parts; resolves when both have stopped and every connection is closed. Idempotent. */

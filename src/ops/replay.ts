@@ -1,0 +1,155 @@
+/**
+ * `ragstream replay`: builds a new version of a topology beside the serving one — a new application id
+ * (consumer group, transactional ids, state stores, internal topics), a new chunk topic and a new
+ * table — by running the topology from the start of its sources (or from a timestamp) until it has
+ * caught up with where they ended when the replay began. The view keeps reading the serving version
+ * until `promote`.
+ *
+ * The embedding cache is keyed by (model, content hash) and shared by every version, so a replay with
+ * an unchanged model and chunker finds every vector in the cache: zero embedding calls for content.
+ */
+import { Admin } from '@platformatic/kafka'
+import { ConfigError } from '../errors.ts'
+import type { Metrics } from '../observability/metrics.ts'
+import { offsetsForTimestamp, type PartitionLag } from './consumer-lag.ts'
+import { deployment, sourceTopics, type Deployment, type DeploymentOptions } from './deployment.ts'
+import { listVersions, tableFreshness } from './index-versions.ts'
+import { connectPostgres, Pipeline } from './pipeline.ts'
+
+export interface ReplayOptions extends Omit<DeploymentOptions, 'version'> {
+  readonly toVersion: string
+  /** `earliest` (default) or a point in time: each source partition starts at its first record at or after it. */
+  readonly from?: 'earliest' | Date
+  /** Keep running after catching up (until the signal aborts), so the new version stays fresh. */
+  readonly follow?: boolean
+  readonly metrics?: Metrics
+  /** Progress output (one line a second; a redrawn bar on a terminal). */
+  readonly out: NodeJS.WritableStream & { isTTY?: boolean }
+  readonly signal?: AbortSignal
+  /** Give up if not caught up after this long; default none. */
+  readonly timeoutMs?: number
+}
+
+export interface ReplayResult {
+  readonly deployment: Deployment
+  readonly caughtUp: boolean
+  readonly records: number
+  readonly rows: number
+  readonly seconds: number
+  /** Provider calls include the one startup check of the provider; cache misses are the texts that needed the provider. */
+  readonly embedding: { readonly calls: number; readonly cacheHits: number; readonly cacheMisses: number }
+}
+
+const sum = (lags: readonly PartitionLag[], f: (l: PartitionLag) => number): number => lags.reduce((s, l) => s + f(l), 0)
+
+export function progressBar(fraction: number, width = 30): string {
+  const f = Math.min(1, Math.max(0, fraction))
+  const full = Math.round(f * width)
+  return `[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${(f * 100).toFixed(0).padStart(3)}%`
+}
+
+function eta(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '--'
+  if (seconds < 60) return `${Math.ceil(seconds)}s`
+  return `${Math.floor(seconds / 60)}m${String(Math.ceil(seconds % 60)).padStart(2, '0')}s`
+}
+
+/** Starts a fresh group at the first offsets at or after `from` (only when the group has committed nothing). */
+async function seekGroupToTimestamp(d: Deployment, sources: readonly string[], from: Date): Promise<void> {
+  const admin = new Admin({ clientId: `${d.applicationId}-replay-seek`, bootstrapBrokers: [...d.config.endpoints.kafkaBrokers] })
+  try {
+    const [group] = await admin.listConsumerGroupOffsets({ groups: [d.applicationId] })
+    if ((group?.topics ?? []).some((t) => t.partitions.some((p) => p.committedOffset >= 0n))) return
+    const offsets = await offsetsForTimestamp(admin, sources, from.getTime())
+    const topics = new Map<string, { partition: number; offset: bigint }[]>()
+    for (const [key, offset] of offsets) {
+      const at = key.lastIndexOf(':')
+      const list = topics.get(key.slice(0, at)) ?? []
+      list.push({ partition: Number(key.slice(at + 1)), offset })
+      topics.set(key.slice(0, at), list)
+    }
+    await admin.alterConsumerGroupOffsets({ groupId: d.applicationId, topics: [...topics].map(([name, partitionOffsets]) => ({ name, partitionOffsets })) })
+  } finally {
+    await admin.close().catch(() => {})
+  }
+}
+
+export async function replay(o: ReplayOptions): Promise<ReplayResult> {
+  const d = deployment({ ...o, version: o.toVersion })
+  const owner = await connectPostgres(o.config.postgres.ownerUrl, 'ragstream-replay').catch(() => undefined)
+  if (owner) {
+    try {
+      const versions = await listVersions(owner, d.sink).catch(() => [])
+      if (versions.some((v) => v.version === d.version && v.active)) {
+        throw new ConfigError([{ path: '--to-version', message: `${d.sink.topology}@${d.version} is the serving version; replay into a new one (e.g. v${versions.length + 1})` }], 'replay')
+      }
+    } finally {
+      await owner.end().catch(() => {})
+    }
+  }
+  const sources = sourceTopics(d)
+  if (o.from instanceof Date) await seekGroupToTimestamp(d, sources, o.from)
+
+  const say = (line: string): void => void o.out.write(`${line}\n`)
+  say(`replay ${d.topology} → ${d.sink.topology}@${d.version}: processor ${d.applicationId}, chunk topic ${d.chunkTopic}, table ${d.sink.names.chunkTable}`)
+  say(`  from ${o.from instanceof Date ? o.from.toISOString() : 'earliest'}; the view ${d.sink.names.view} keeps serving until promote`)
+  const pipeline = await Pipeline.start({ deployment: d, metrics: o.metrics, instanceId: 'replay' })
+  const started = Date.now()
+  let caughtUp = false
+  try {
+    // The target: where the sources end now. Records arriving later are live traffic, not replay.
+    const first = await pipeline.detailedLag()
+    const target = new Map(first.sources.map((l) => [`${l.topic}:${l.partition}`, BigInt(l.end)]))
+    const startAt = new Map(first.sources.map((l) => [`${l.topic}:${l.partition}`, BigInt(l.end) - BigInt(l.lag)]))
+    const total = Number([...target].reduce((s, [k, end]) => s + (end - (startAt.get(k) ?? 0n)), 0n))
+    let stable = 0
+    let lastSinkLag = -1
+    for (;;) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000)
+        o.signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true })
+      })
+      if (o.signal?.aborted) break
+      const lag = await pipeline.detailedLag()
+      const done = sum(lag.sources, (l) => {
+        const key = `${l.topic}:${l.partition}`
+        const position = BigInt(l.end) - BigInt(l.lag)
+        const t = target.get(key) ?? position
+        return Number((position < t ? position : t) - (startAt.get(key) ?? 0n))
+      })
+      const sinkLag = sum(lag.sink, (l) => l.lag)
+      const elapsed = (Date.now() - started) / 1000
+      const rate = done / Math.max(elapsed, 0.001)
+      const p = pipeline.progress()
+      const line = `  ${progressBar(total === 0 ? 1 : done / total)} ${done}/${total} records  ${rate.toFixed(0)}/s  ETA ${eta((total - done) / rate)}  sink lag ${sinkLag}  rows ${p.sink.upserted - p.sink.deleted}  embedding calls ${p.embedding.calls} cache hits ${p.embedding.cacheHits}`
+      if (o.out.isTTY) o.out.write(`\r${line}\u001b[K`)
+      else say(line)
+      // Caught up: every source partition reached its target, repartition topics drained (a marker may
+      // remain), and the sink has read the chunk topic to its end (or to its final marker) twice in a row.
+      const sourcesDone = lag.sources.every((l) => BigInt(l.end) - BigInt(l.lag) >= (target.get(`${l.topic}:${l.partition}`) ?? 0n))
+      const repartitionsDone = lag.repartitions.every((l) => l.lag <= 1)
+      const sinkDone = lag.sink.every((l) => l.lag <= 1) && sinkLag === lastSinkLag
+      lastSinkLag = sinkLag
+      stable = sourcesDone && repartitionsDone && sinkDone ? stable + 1 : 0
+      if (stable >= 2 && !caughtUp) {
+        caughtUp = true
+        if (o.out.isTTY) o.out.write('\n')
+        say(`  caught up in ${elapsed.toFixed(1)}s`)
+        if (!o.follow) break
+        say('  following live changes (Ctrl-C to stop)')
+      }
+      if (o.timeoutMs !== undefined && Date.now() - started > o.timeoutMs && !caughtUp) break
+    }
+    const p = pipeline.progress()
+    await pipeline.stop()
+    const reader = await connectPostgres(o.config.postgres.sinkUrl, 'ragstream-replay')
+    const rows = await tableFreshness(reader, d.sink.names.chunkTable).finally(() => reader.end().catch(() => {}))
+    const e = pipeline.progress().embedding
+    return {
+      deployment: d, caughtUp, records: p.processor.recordsIn, rows: rows.rows, seconds: (Date.now() - started) / 1000,
+      embedding: { calls: e.calls, cacheHits: e.cacheHits, cacheMisses: e.cacheMisses },
+    }
+  } finally {
+    await pipeline.stop()
+  }
+}
