@@ -21,7 +21,7 @@ async function deleteAfter(t: { after: (fn: () => Promise<void>) => void }, topi
   })
 }
 
-test('runtime: a keyed counting topology runs exactly once, creates its compacted changelog and stops gracefully', async (t) => {
+test('runtime: a keyed counting topology runs exactly once, creates its internal topics (compacted changelog, repartition, dead-letter) and stops gracefully', async (t) => {
   await checkKafka(endpoints)
   const applicationId = uniqueName('rt-basic')
   const input = `${applicationId}-in`
@@ -34,7 +34,21 @@ test('runtime: a keyed counting topology runs exactly once, creates its compacte
   await feeder.send(500)
 
   const events: RuntimeEvent[] = []
-  const runtime = new KafkaRuntime(countingTopology({ applicationId, input, output }), {
+  // Declared internal topics the topology does not use: created all the same, with the input's
+  // partition count (repartition) and the declared settings (dead-letter).
+  const repartition = `${applicationId}-rekey-repartition`
+  const deadLetter = `${applicationId}-dead-letter`
+  await deleteAfter(t, [repartition, deadLetter])
+  const counting = countingTopology({ applicationId, input, output })
+  const topology = {
+    ...counting,
+    topics: [
+      ...counting.topics,
+      { name: repartition, role: 'repartition' as const, config: {} },
+      { name: deadLetter, role: 'dead-letter' as const, config: { 'cleanup.policy': 'delete', 'retention.ms': '604800000' } },
+    ],
+  }
+  const runtime = new KafkaRuntime(topology, {
     brokers: endpoints.kafkaBrokers,
     stores: new Map([['counts', new MemoryStateStore('counts')]]),
     sessionTimeoutMs: 3_000,
@@ -59,8 +73,12 @@ test('runtime: a keyed counting topology runs exactly once, creates its compacte
   t.after(() => admin.close())
   const configs = await admin.describeConfigs({ resources: [{ resourceType: 2, resourceName: `${applicationId}-counts-changelog`, configurationKeys: ['cleanup.policy'] }] })
   assert.equal(configs[0].configs.find((c) => c.name === 'cleanup.policy')?.value, 'compact')
-  const metadata = await admin.metadata({ topics: [`${applicationId}-counts-changelog`] })
+  const metadata = await admin.metadata({ topics: [`${applicationId}-counts-changelog`, repartition, deadLetter] })
   assert.equal(metadata.topics.get(`${applicationId}-counts-changelog`)?.partitionsCount, PARTITIONS)
+  assert.equal(metadata.topics.get(repartition)?.partitionsCount, PARTITIONS)
+  assert.equal(metadata.topics.get(deadLetter)?.partitionsCount, PARTITIONS)
+  const dlqConfig = await admin.describeConfigs({ resources: [{ resourceType: 2, resourceName: deadLetter, configurationKeys: ['retention.ms'] }] })
+  assert.equal(dlqConfig[0].configs.find((c) => c.name === 'retention.ms')?.value, '604800000')
   assert.ok(events.some((e) => e.event === 'stopped'))
 })
 
