@@ -103,6 +103,7 @@ export const sinkCommand: CommandSpec = {
     grant: { type: 'string', value: '<role>', description: 'let an analyst role read the views (as the owner role), then exit' },
     classifications: { type: 'string', value: '<a,b>', description: 'with --grant: readable classifications (* = all)' },
     tenants: { type: 'string', value: '<a,b>', description: 'with --grant: readable tenants (* = all)' },
+    'metrics-port': { type: 'string', value: '<port>', description: 'serve Prometheus /metrics (batch size, commit time, rows, freshness, lag) on 127.0.0.1:<port>' },
   },
   details: `Logs one JSON object per line on stdout (started, assigned, batch-begin, batch-committed, fenced, retry, stopped).
 Endpoints: RAGSTREAM_KAFKA_BROKERS, RAGSTREAM_SCHEMA_REGISTRY_URL, RAGSTREAM_POSTGRES_URL (or --postgres-url).
@@ -142,12 +143,16 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure, 69 a service is 
       await probe.end().catch(() => {})
     }
     const { PgvectorSink } = await import('../../sink/pgvector-sink.ts')
+    const print = (event: object): void => void stdout.write(`${JSON.stringify(event)}\n`)
+    const port = intOption(values, 'metrics-port')
+    const metrics = port === undefined ? undefined : await (await import('../../ops/sink-metrics.ts')).startSinkMetrics({ port, config, postgresUrl: url, kafkaBrokers: endpoints.kafkaBrokers, log: print })
+    if (metrics) print({ event: 'metrics', url: `http://127.0.0.1:${metrics.port}/metrics` })
     const sink = new PgvectorSink({
       config,
       postgresUrl: url,
       kafkaBrokers: endpoints.kafkaBrokers,
       schemaRegistryUrl: endpoints.schemaRegistryUrl,
-      log: (event) => stdout.write(`${JSON.stringify(event)}\n`),
+      log: metrics?.log ?? print,
     })
     const stop = (): void => sink.stop()
     process.once('SIGINT', stop)
@@ -157,6 +162,7 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure, 69 a service is 
     } finally {
       process.off('SIGINT', stop)
       process.off('SIGTERM', stop)
+      await metrics?.close()
     }
     return EXIT.ok
   },
