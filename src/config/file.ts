@@ -102,7 +102,7 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   urlField('/postgres/url', 'RAGSTREAM_POSTGRES_URL', ['postgres', 'postgresql'], 'PostgreSQL as an administrator: one-time bootstrap of roles and schemas (demo), default for every role', ENDPOINT_DEFAULTS.RAGSTREAM_POSTGRES_URL),
   urlField('/postgres/ownerUrl', 'RAGSTREAM_POSTGRES_OWNER_URL', ['postgres', 'postgresql'], 'PostgreSQL as the owner role (migrate, promote, drop); default: /postgres/url with the owner role as user'),
   urlField('/postgres/sinkUrl', 'RAGSTREAM_POSTGRES_SINK_URL', ['postgres', 'postgresql'], 'PostgreSQL as the sink role; default: /postgres/url with the sink role as user'),
-  intField('/sink/dimensions', 'RAGSTREAM_SINK_DIMENSIONS', 1, 16_000, 'embedding dimensions of the chunk tables', '384'),
+  intField('/sink/dimensions', 'RAGSTREAM_SINK_DIMENSIONS', 1, Number.MAX_SAFE_INTEGER, 'embedding dimensions of the chunk tables', '384'),
   identField('/sink/schema', 'RAGSTREAM_SINK_SCHEMA', 'schema of the chunk tables', 'ragstream'),
   identField('/sink/viewSchema', 'RAGSTREAM_SINK_VIEW_SCHEMA', 'schema of the analyst views', 'rag'),
   identField('/sink/ownerRole', 'RAGSTREAM_SINK_OWNER_ROLE', 'role that owns the tables and runs migrations', 'ragstream_owner'),
