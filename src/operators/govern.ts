@@ -30,16 +30,18 @@
  */
 import type { RowLineage } from '../cdc/table-decoder.ts'
 import { decodeChunkSet } from '../chunking/chunk-set.ts'
+import type { EmbeddingCache } from '../embedding/cache.ts'
 import { ConfigError, RagstreamError } from '../errors.ts'
 import type { AuditEventValue } from '../governance/audit.ts'
 import { deletionAppliedAudit } from '../governance/forget/deletion-audit.ts'
 import type { DeletionRequestValue } from '../governance/forget/deletion-request.ts'
 import { decodeSuppression, encodeSuppression, findSuppression, mergeSuppression, suppresses, suppressionFromRequest, type SuppressionMode, type SuppressionRecord } from '../governance/forget/suppression.ts'
 import { compilePolicy, type CompiledPolicy, type GovernRecord, type JoinedMetadata, type PolicyDefinition } from '../governance/policy.ts'
+import { buildRedactor, type RedactionConfig } from '../governance/redact/redactor.ts'
 import { hashSubject, isSubject } from '../governance/subject.ts'
 import type { StateStore } from '../state/store.ts'
 import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type InternalTopic, type NodeKindSpec, type StageBuffer } from '../topology/compiled.ts'
-import { changelogTopic, deletionBroadcastTopic, forgottenSubjectsStore, subjectIndexStore, topicNameProblem, type GovernNode, type StageContext, type StageItem, type StageNode, type StageResult, type StageRow, type TopologyGraph } from '../topology/graph.ts'
+import { changelogTopic, deletionBroadcastTopic, forgottenSubjectsStore, subjectIndexStore, topicNameProblem, type GovernNode, type StageContext, type StageItem, type StageNode, type StageResult, type StageRow, type TopologyGraph, type Decoder } from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
 import { partitionForString } from '../topology/partitioner.ts'
 
@@ -89,6 +91,18 @@ export interface ForgetOptions {
   readonly subjectStores?: Readonly<Record<string, (subject: string) => string | null>>
   /** Chunk-set stores downstream, to count the chunks each request tombstones (the receipt's count). */
   readonly chunkSets?: readonly { readonly store: string; readonly entityType: string }[]
+  /**
+   * The embedding cache entries of a forgotten entity's chunk texts are deleted too. Govern does not
+   * chunk, so `contentHashes` gives the content hashes of the chunks the chunk stage will make of a
+   * governed row (the same chunker: `chunker.chunk(…).map((c) => c.contentHash)`); they are kept in
+   * the subject index (sha256 of redacted text, no content) until the entity is forgotten.
+   */
+  readonly embeddingCache?: {
+    readonly cache: EmbeddingCache
+    /** The cache namespace: the Embedder's `model` (`<provider>:<model>@<dimensions>`). */
+    readonly namespace: string | (() => string)
+    readonly contentHashes: (document: GovernedDocument, key: string) => readonly string[]
+  }
 }
 
 /** Where audit events go: a topic (the chunk topic, so the sink writes them with the deletes) and their encoding. */
@@ -114,6 +128,27 @@ export interface GovernOptions<V> {
   readonly tenant?: (value: V, key: string) => string | null
   readonly forget: ForgetOptions
   readonly audit: AuditOutput
+}
+
+/**
+ * A source decoder that redacts each row before the table materializes it, so the source table's
+ * store, its changelog and every join downstream hold only redacted values: every string field goes
+ * through the detectors (field rules apply, see docs/governance.md). Use it for sources whose raw text
+ * must not rest anywhere; govern still decides and redacts what it passes on.
+ *
+ * @example
+ * ```ts
+ * builder.table<Ticket>('crm.tickets', { name: 'tickets', decode: redactAtSource(defaultTableDecoder) })
+ * ```
+ */
+export function redactAtSource(decode: Decoder, redact: RedactionConfig = {}, env: Readonly<Record<string, string | undefined>> = process.env): Decoder {
+  const redactor = buildRedactor(redact, env)
+  return (key, value, record) => {
+    const decoded = decode(key, value, record)
+    if (decoded === null || typeof decoded !== 'object' || decoded.value === null || typeof decoded.value !== 'object') return decoded
+    const redacted = redactor.redactMetadata(decoded.value as Record<string, unknown>, {})
+    return redacted === decoded.value ? decoded : { key: decoded.key, value: redacted }
+  }
 }
 
 /** The serialisable-ish options kept on the node. */
@@ -181,12 +216,14 @@ class AuditRecord {
 
 /* Subject index store, two kinds of keys per partition (JSON values):
  *   s:<subject hash>  → [[entity key, source time ms], …]   the entities indexed for the subject
- *   e:<entity key>    → {"s": [subject hash, …], "c": classification, "t": source time ms}
+ *   e:<entity key>    → {"s": [subject hash, …], "c": classification, "t": source time ms, "h"?: [chunk content hash, …]}
  * Only hashes and entity keys, never subjects. */
 interface EntityEntry {
   readonly s: readonly string[]
   readonly c: string
   readonly t: number
+  /** Content hashes of its chunk texts (only with `forget.embeddingCache`). */
+  readonly h?: readonly string[]
 }
 
 /** The batch's view of the subject index: parsed once, written once at the end of `process`. */
@@ -241,7 +278,7 @@ class SubjectIndex {
     slot.dirty = true
   }
 
-  index(partition: number, key: string, hashes: readonly string[], classification: string, timestamp: number): void {
+  index(partition: number, key: string, hashes: readonly string[], classification: string, timestamp: number, contentHashes: readonly string[] | undefined): void {
     const slot = this.#entity(partition, key)
     const next = new Set(hashes)
     for (const hash of slot.entry?.s ?? []) {
@@ -256,7 +293,7 @@ class SubjectIndex {
         list.dirty = true
       }
     }
-    slot.entry = { s: [...next], c: classification, t: timestamp }
+    slot.entry = contentHashes === undefined ? { s: [...next], c: classification, t: timestamp } : { s: [...next], c: classification, t: timestamp, h: contentHashes }
     slot.dirty = true
   }
 
@@ -372,6 +409,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
     const entityStores = forget.entityStores ?? []
     const subjectStores = Object.entries(forget.subjectStores ?? {})
     const chunkSets = forget.chunkSets ?? []
+    const embeddingCache = forget.embeddingCache
     const audit = options.audit
     const encodeAudit = audit.encode ?? ((event: AuditEventValue) => encodeJson(event))
     const auditPartitions = env.sinkPartitions(audit.topic)
@@ -536,6 +574,8 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       }
 
       // Phase A: every deletion request of the batch, before any row change.
+      const uncache = new Set<string>()
+      const uncacheAll: string[] = []
       for (const [i, request] of requests) {
         const partition = batch[i].partition
         const hash = hashSubject(request.subject)
@@ -550,6 +590,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
         let chunks = 0
         for (const [entity, timestamp] of [...index.subject(partition, hash)]) {
           if (!suppresses(next, timestamp)) continue
+          for (const contentHash of index.entity(partition, entity)?.h ?? []) uncache.add(contentHash)
           index.unindex(partition, entity)
           count(indexName)
           for (const set of chunkSets) {
@@ -571,6 +612,9 @@ export const governOperator: NodeKindSpec<GovernNode> = {
           store.delete(partition, key)
           count(name)
         }
+        if (uncache.size > 0) removed['embedding-cache'] = uncache.size
+        uncacheAll.push(...uncache)
+        uncache.clear()
         const applied = deletionAppliedAudit({ topology: app, topologyVersion, requestId: request.request_id, subjectHash: hash, partition, chunksTombstoned: chunks, storeKeysRemoved: removed, atMs: context.now })
         out.push({ key: applied.event_id, value: new AuditRecord({ ...applied, counts: { ...applied.counts, partitions } }) })
         results[i] = out
@@ -622,11 +666,26 @@ export const governOperator: NodeKindSpec<GovernNode> = {
           const reclassified = policy.reclassificationAudit(record, subjects, before.c, decision.classification)
           out.push({ key: reclassified.event_id, value: new AuditRecord(reclassified) })
         }
-        index.index(partition, key, hashes, decision.classification, record.timestampMs)
+        let contentHashes: readonly string[] | undefined
+        if (embeddingCache !== undefined) {
+          try {
+            contentHashes = [...embeddingCache.contentHashes(governed, key)]
+          } catch (error) {
+            results[i] = { error: userFailure('forget.embeddingCache.contentHashes', error) }
+            return
+          }
+        }
+        index.index(partition, key, hashes, decision.classification, record.timestampMs, contentHashes)
         results[i] = out
       })
 
       index.flush()
+      // The cache is not transactional: deleting before the commit is safe (an aborted batch only
+      // costs re-embedding), deleting after it could be skipped by a crash.
+      if (embeddingCache !== undefined && uncacheAll.length > 0) {
+        const namespace = typeof embeddingCache.namespace === 'function' ? embeddingCache.namespace() : embeddingCache.namespace
+        await embeddingCache.cache.delete(namespace, [...new Set(uncacheAll)])
+      }
       return results as StageResult[]
     }
 

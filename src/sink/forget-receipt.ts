@@ -2,8 +2,10 @@
  * The receipt of a deletion request, read from the audit table (as the owner or an auditor role;
  * the sink role cannot read it): the request is confirmed when a processor version has written
  * DELETION_APPLIED for every partition (each event says how many there are) and the sink left 0 rows
- * of the subject. The receipt sums what those events counted — chunks tombstoned by the processor,
- * rows deleted per table by the sink — and is recorded as ONE DELETION_CONFIRMED audit row (its
+ * of the subject. The receipt sums the chunks the processor partitions tombstoned, and counts per
+ * version table the rows of the subject the sink removed since the request — by the processor's
+ * chunk tombstones or by its own subject delete, both marked in the version's tombstone table with
+ * the subject hashes — and is recorded as ONE DELETION_CONFIRMED audit row (its
  * event id derives from the request id, so a second `--wait` finds it instead of adding another).
  */
 import type pg from 'pg'
@@ -24,6 +26,11 @@ export interface ReceiptRequest {
   readonly source: { readonly topic: string; readonly partition: number; readonly offset: bigint }
   readonly timeoutMs: number
   readonly pollMs?: number
+  /**
+   * Postgres's clock when the request was produced (`SELECT clock_timestamp()` before producing):
+   * rows of the subject removed since then are the rows the request deleted.
+   */
+  readonly sinceDb: Date
   /** The dead-letter topic's retention, for the expiry line. */
   readonly deadLetters?: DeadLetterRetention
 }
@@ -39,6 +46,8 @@ interface AppliedRow {
 export async function awaitForgetReceipt(client: pg.Client, names: SinkNames, request: ReceiptRequest): Promise<{ receipt: ForgetReceipt; recorded: boolean }> {
   const deadline = Date.now() + request.timeoutMs
   const subjectHash = hashSubject(request.subject)
+  const recorded = await recordedReceipt(client, names, request, subjectHash)
+  if (recorded !== undefined) return { receipt: recorded, recorded: false }
   for (;;) {
     const applied = await client.query<AppliedRow>(
       `SELECT topology, topology_version, counts, written_at FROM ${names.auditTable}
@@ -75,15 +84,19 @@ function completeVersion(rows: readonly AppliedRow[]): AppliedRow | undefined {
 
 async function record(client: pg.Client, names: SinkNames, request: ReceiptRequest, subjectHash: string, rows: readonly AppliedRow[]): Promise<{ receipt: ForgetReceipt; recorded: boolean }> {
   const rowsDeleted: Record<string, number> = {}
-  for (const table of await versionTables(client, names)) rowsDeleted[table.label] = 0
   let chunks = 0
   let confirmedAtMs = 0
   for (const row of rows) {
     chunks += Number(row.counts.chunks_tombstoned ?? 0)
     confirmedAtMs = Math.max(confirmedAtMs, row.written_at.getTime())
-    for (const [key, n] of Object.entries(row.counts)) {
-      if (key.startsWith('rows_deleted:')) rowsDeleted[key.slice('rows_deleted:'.length)] = (rowsDeleted[key.slice('rows_deleted:'.length)] ?? 0) + Number(n)
-    }
+  }
+  for (const table of await versionTables(client, names)) {
+    const removed = await client.query<{ n: number; last: Date | null }>(
+      `SELECT count(*)::int AS n, max(removed_at) AS last FROM ${table.tombstoneTable} WHERE subject_hashes @> ARRAY[$1] AND removed_at >= $2`,
+      [subjectHash, request.sinceDb],
+    )
+    rowsDeleted[table.label] = removed.rows[0].n
+    if (removed.rows[0].last !== null) confirmedAtMs = Math.max(confirmedAtMs, removed.rows[0].last.getTime())
   }
   const tables = Object.keys(rowsDeleted)
   const receipt: ForgetReceipt = {
@@ -98,7 +111,9 @@ async function record(client: pg.Client, names: SinkNames, request: ReceiptReque
     remaining: 0,
     ...(request.deadLetters === undefined ? {} : { deadLettersExpireByMs: deadLetterExpiryMs(request.requestedAtMs, request.deadLetters) }),
   }
-  const event = receiptAuditEvent(receipt, rows[0].topology_version)
+  const confirmed = receiptAuditEvent(receipt, rows[0].topology_version)
+  // The request time rides along in the counts (not part of the event id), so a later `--wait` prints the same receipt.
+  const event = { ...confirmed, counts: { ...confirmed.counts, requested_at_ms: request.requestedAtMs } }
   const inserted = await client.query(
     `INSERT INTO ${names.auditTable} (event_id, kind, topology, topology_version, request_id, subject_hash, entity_key_hash, reason, counts, at,
                                       source_topic, source_partition, source_offset)
@@ -107,4 +122,29 @@ async function record(client: pg.Client, names: SinkNames, request: ReceiptReque
     [event.event_id, event.kind, event.topology, event.topology_version, event.request_id, event.subject_hash, JSON.stringify(event.counts), event.at_ms, request.source.topic, request.source.partition, request.source.offset.toString()],
   )
   return { receipt, recorded: (inserted.rowCount ?? 0) === 1 }
+}
+
+/** The receipt already recorded for this request (a second `--wait`), rebuilt from its DELETION_CONFIRMED row. */
+async function recordedReceipt(client: pg.Client, names: SinkNames, request: ReceiptRequest, subjectHash: string): Promise<ForgetReceipt | undefined> {
+  const found = await client.query<{ topology: string; counts: Record<string, number>; at: Date }>(
+    `SELECT topology, counts, at FROM ${names.auditTable} WHERE request_id = $1 AND kind = 'DELETION_CONFIRMED' AND subject_hash = $2`,
+    [request.requestId, subjectHash],
+  )
+  if (found.rowCount === 0) return undefined
+  const { topology, counts, at } = found.rows[0]
+  const rowsDeleted: Record<string, number> = {}
+  for (const [key, n] of Object.entries(counts)) if (key.startsWith('rows_deleted:')) rowsDeleted[key.slice('rows_deleted:'.length)] = Number(n)
+  const requestedAtMs = Number(counts.requested_at_ms ?? request.requestedAtMs)
+  return {
+    requestId: request.requestId,
+    subjectHash,
+    topology,
+    chunksTombstoned: Number(counts.chunks_tombstoned ?? 0),
+    rowsDeleted,
+    requestedAtMs,
+    confirmedAtMs: at.getTime(),
+    verification: verificationQuery(Object.keys(rowsDeleted).length > 0 ? Object.keys(rowsDeleted) : [`${names.schema}.${names.chunkTableName}`]),
+    remaining: Number(counts.remaining ?? 0),
+    ...(request.deadLetters === undefined ? {} : { deadLettersExpireByMs: deadLetterExpiryMs(requestedAtMs, request.deadLetters) }),
+  }
 }

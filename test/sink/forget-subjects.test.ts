@@ -64,6 +64,7 @@ test('forget in the sink: every version loses the subject in the audit row\'s tr
 
   // Partition 0 of a 2-partition processor applied the request (v2's processor writes to v2's topic).
   const requestedAtMs = Date.now() - 50
+  const sinceDb = (await env.admin.query<{ now: Date }>('SELECT clock_timestamp() AS now')).rows[0].now
   await write(v2, [{ kind: 'audit', row: applied(v2, 'req-9', 'customer:42', 0, 2, 2, 20n) }])
   assert.equal(await count(v1), 0, 'every version, not only the writing one')
   assert.equal(await count(v2), 0)
@@ -77,9 +78,9 @@ test('forget in the sink: every version loses the subject in the audit row\'s tr
 
   // Not confirmed until every partition applied it.
   const source = { topic: 'governance.deletions', partition: 0, offset: 5n }
-  await assert.rejects(awaitForgetReceipt(env.owner, n, { requestId: 'req-9', subject: 'customer:42', requestedAtMs, source, timeoutMs: 300 }), /RS_FORGET_UNCONFIRMED|not confirmed/)
+  await assert.rejects(awaitForgetReceipt(env.owner, n, { requestId: 'req-9', subject: 'customer:42', requestedAtMs, source, sinceDb, timeoutMs: 300 }), /RS_FORGET_UNCONFIRMED|not confirmed/)
   await write(v2, [{ kind: 'audit', row: applied(v2, 'req-9', 'customer:42', 1, 2, 1, 21n) }])
-  const { receipt, recorded } = await awaitForgetReceipt(env.owner, n, { requestId: 'req-9', subject: 'customer:42', requestedAtMs, source, timeoutMs: 10_000 })
+  const { receipt, recorded } = await awaitForgetReceipt(env.owner, n, { requestId: 'req-9', subject: 'customer:42', requestedAtMs, source, sinceDb, timeoutMs: 10_000 })
   assert.equal(recorded, true)
   assert.equal(receipt.chunksTombstoned, 3)
   assert.deepEqual(receipt.rowsDeleted, { [`${n.schema}.${v1.names.chunkTableName}`]: 3, [`${n.schema}.${v2.names.chunkTableName}`]: 3 })
@@ -89,8 +90,9 @@ test('forget in the sink: every version loses the subject in the audit row\'s tr
   assert.equal(Number((await sink.query(receipt.verification.sql, ['customer:42'])).rows[0].remaining), 0)
   assert.equal(Number((await sink.query(receipt.verification.sql, ['customer:7'])).rows[0].remaining), 2)
 
-  const again = await awaitForgetReceipt(env.owner, n, { requestId: 'req-9', subject: 'customer:42', requestedAtMs, source, timeoutMs: 10_000 })
+  const again = await awaitForgetReceipt(env.owner, n, { requestId: 'req-9', subject: 'customer:42', requestedAtMs, source, sinceDb, timeoutMs: 10_000 })
   assert.equal(again.recorded, false)
+  assert.deepEqual({ ...again.receipt, confirmedAtMs: 0 }, { ...receipt, confirmedAtMs: 0 }, 'the same receipt again')
   const confirmed = await env.admin.query(`SELECT counts FROM ${n.auditTable} WHERE request_id = 'req-9' AND kind = 'DELETION_CONFIRMED'`)
   assert.equal(confirmed.rowCount, 1, 'exactly one receipt per request')
   assert.equal(confirmed.rows[0].counts.chunks_tombstoned, 3)

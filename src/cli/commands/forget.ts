@@ -4,7 +4,7 @@ import { EXIT, type CommandSpec } from '../command.ts'
 import { endpointsFromEnv } from '../../config/endpoints.ts'
 import { ConfigError } from '../../errors.ts'
 import { deletionRequestedAudit } from '../../governance/forget/deletion-audit.ts'
-import { buildDeletionRequest } from '../../governance/forget/deletion-request.ts'
+import { buildDeletionRequest, type DeletionRequestValue } from '../../governance/forget/deletion-request.ts'
 import { DEAD_LETTER_TOPIC_CONFIG, deadLetterRetentionOf } from '../../governance/forget/dead-letter.ts'
 import { formatReceipt, receiptJson } from '../../governance/forget/receipt.ts'
 import type { SuppressionMode } from '../../governance/forget/suppression.ts'
@@ -63,22 +63,9 @@ Exit codes: 0 requested (and confirmed with --wait), 1 failure, 69 Kafka/registr
       : undefined
     const endpoints = endpointsFromEnv(env)
     const topic = String(values['deletions-topic'] ?? DEFAULT_DELETIONS_TOPIC)
-
-    const { deletionRequestCodec } = await import('../../governance/forget/governance-codecs.ts')
-    const { Producer } = await import('@platformatic/kafka')
-    const codec = deletionRequestCodec({ registryUrl: endpoints.schemaRegistryUrl, topic })
-    await codec.open()
-    const producer = new Producer({ clientId: 'ragstream-forget', bootstrapBrokers: [...endpoints.kafkaBrokers], idempotent: true, acks: -1 })
-    let position: { topic: string; partition: number; offset: bigint }
-    try {
-      const sent = await producer.send({ messages: [{ topic, key: Buffer.from(request.subject, 'utf8'), value: codec.encode(request) }] })
-      const first = sent.offsets?.[0]
-      position = { topic, partition: first?.partition ?? -1, offset: BigInt(first?.offset ?? -1) }
-    } finally {
-      await producer.close()
-    }
     const subjectHash = hashSubject(request.subject)
-    if (!values.wait || sinkConfig === undefined) {
+    if (sinkConfig === undefined) {
+      await produceRequest(endpoints, topic, request)
       stdout.write(values.json ? `${JSON.stringify({ requestId: request.request_id, subjectHash, requestedAtMs: request.requested_at_ms })}\n` : `forget requested: ${request.request_id} (subject sha256 ${subjectHash}) on ${topic}\n`)
       return EXIT.ok
     }
@@ -88,8 +75,12 @@ Exit codes: 0 requested (and confirmed with --wait), 1 failure, 69 Kafka/registr
     client.on('error', () => {})
     await client.connect()
     try {
+      // Postgres's clock before producing: the receipt counts the subject's rows removed since.
+      const sinceDb = (await client.query<{ now: Date }>('SELECT clock_timestamp() AS now')).rows[0].now
+      const position = await produceRequest(endpoints, topic, request)
       const names = sinkConfig.names
-      const requested = deletionRequestedAudit(request, typeof values.processor === 'string' ? values.processor : sinkConfig.topology)
+      const processor = typeof values.processor === 'string' ? values.processor : undefined
+      const requested = deletionRequestedAudit(request, processor ?? sinkConfig.topology)
       await client.query(
         `INSERT INTO ${names.auditTable} (event_id, kind, topology, topology_version, request_id, subject_hash, entity_key_hash, reason, counts, at, source_topic, source_partition, source_offset)
          VALUES ($1, $2, $3, NULL, $4, $5, NULL, $6, '{}'::jsonb, to_timestamp($7 / 1000.0), $8, $9, $10) ON CONFLICT (event_id) DO NOTHING`,
@@ -100,8 +91,9 @@ Exit codes: 0 requested (and confirmed with --wait), 1 failure, 69 Kafka/registr
         requestId: request.request_id,
         subject: request.subject,
         requestedAtMs: request.requested_at_ms,
-        ...(typeof values.processor === 'string' ? { topology: values.processor } : {}),
+        ...(processor === undefined ? {} : { topology: processor }),
         source: position,
+        sinceDb,
         timeoutMs: timeoutSeconds * 1000,
         deadLetters: deadLetterRetentionOf(DEAD_LETTER_TOPIC_CONFIG),
       })
@@ -111,4 +103,20 @@ Exit codes: 0 requested (and confirmed with --wait), 1 failure, 69 Kafka/registr
       await client.end().catch(() => {})
     }
   },
+}
+
+/* The deletion request: key = subject (UTF-8), value = schemas/deletion-request.avsc in the Confluent wire format. */
+async function produceRequest(endpoints: ReturnType<typeof endpointsFromEnv>, topic: string, request: DeletionRequestValue): Promise<{ topic: string; partition: number; offset: bigint }> {
+  const { deletionRequestCodec } = await import('../../governance/forget/governance-codecs.ts')
+  const { Producer } = await import('@platformatic/kafka')
+  const codec = deletionRequestCodec({ registryUrl: endpoints.schemaRegistryUrl, topic })
+  await codec.open()
+  const producer = new Producer({ clientId: 'ragstream-forget', bootstrapBrokers: [...endpoints.kafkaBrokers], idempotent: true, acks: -1 })
+  try {
+    const sent = await producer.send({ messages: [{ topic, key: Buffer.from(request.subject, 'utf8'), value: codec.encode(request) }] })
+    const first = sent.offsets?.[0]
+    return { topic, partition: first?.partition ?? -1, offset: BigInt(first?.offset ?? -1) }
+  } finally {
+    await producer.close()
+  }
 }
