@@ -164,6 +164,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     let last = { at: started, in: 0, out: 0 }
     const liveUntil = started + o.durationSeconds * 1000
     let caughtUpAt: number | undefined
+    let drainedReadings = 0
     say('  time   phase     gen    in/s   out/s   lag(proc/sink)  fresh p50/p99   rows    dlq  embed calls/hits')
     for (;;) {
       await sleep(1000, o.signal)
@@ -183,8 +184,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       if (now >= liveUntil) {
         // Live time is over: stop the generator, give the pipeline a bounded moment to drain.
         stopGenerator.abort()
-        const lag = await pipeline.lag()
-        if (lag.processor === 0 && lag.sink === 0) break
+        // Drained: sources read to the end, repartition topics and the chunk topic too (a lag of 1 on
+        // those transactional topics is the last commit marker), twice in a row.
+        const lag = await pipeline.detailedLag()
+        const drained = lag.sources.every((l) => l.lag === 0) && [...lag.repartitions, ...lag.sink].every((l) => l.lag <= 1)
+        drainedReadings = drained ? drainedReadings + 1 : 0
+        if (drainedReadings >= 2) break
         caughtUpAt ??= now
         if (now - caughtUpAt > 20_000) {
           say('  (not fully drained after 20 s; querying what is visible)')

@@ -17,7 +17,7 @@ import { PgvectorSink } from '../sink/pgvector-sink.ts'
 import { RedisStateBackend } from '../state/redis-store.ts'
 import type { StateStore } from '../state/store.ts'
 import { buildTopology, compileForBroker, deploymentServices, sourceTopics, type Deployment } from './deployment.ts'
-import { consumerLag, totalLag, type PartitionLag } from './consumer-lag.ts'
+import { consumerLag, type PartitionLag } from './consumer-lag.ts'
 import { embedderMetricsExporter, every, freshnessExporter, instrumentProcessor, instrumentSink, lagExporter, type ProcessorCounters, type SinkCounters } from './instrument.ts'
 
 export async function connectPostgres(url: string, application: string): Promise<pg.Client> {
@@ -175,13 +175,6 @@ export class Pipeline {
       processorLag: this.#lag.processor,
       sinkLag: this.#lag.sink,
     }
-  }
-
-  /** Fresh lag readings of both groups (processor over its sources, sink over the chunk topic). */
-  async lag(): Promise<{ processor: number; sink: number }> {
-    const d = this.deployment
-    const [processor, sink] = await Promise.all([consumerLag(this.#admin, d.applicationId, this.#sources), consumerLag(this.#admin, d.sink.groupId, [d.chunkTopic])])
-    return { processor: totalLag(processor), sink: totalLag(sink) }
   }
 
   /**

@@ -12,6 +12,7 @@ import pg from 'pg'
 import { checkKafka, checkPostgres, checkRedis } from '../../src/config/services.ts'
 import { Metrics, serveMetrics } from '../../src/observability/metrics.ts'
 import { runDemo } from '../../src/ops/demo.ts'
+import { topologyStatus } from '../../src/ops/status.ts'
 import { endpoints } from '../support/stack.ts'
 import { openTransactionPartitions, opsEnv, sampleSum, scrape } from '../ops/support.ts'
 
@@ -55,6 +56,15 @@ test('demo: rows appear in Postgres, /metrics shows every stage, the analyst que
   assert.deepEqual(active.rows, [{ version: result.deployment.version }])
   const count = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${result.deployment.sink.names.chunkTable}`)
   assert.equal(Number(count.rows[0].n), result.rows)
+
+  // The demo drained before querying: status agrees (a lag of 1 on the chunk topic is its last commit marker).
+  const status = await topologyStatus({ topology: 'support-copilot', config: o.config, name: o.name, sqlTopology: o.sqlTopology, prefix: result.deployment.prefix })
+  assert.equal(status.activeVersion, result.deployment.version)
+  const [version] = status.versions
+  assert.equal(version.processor.lag, 0)
+  assert.ok(version.sink.partitions.every((p) => p.lag <= 1), JSON.stringify(version.sink.partitions))
+  assert.equal(version.freshness?.rows, result.rows)
+  assert.ok(version.stores.some((s) => s.store === 'chunk-sets' && s.checkpoint !== null), 'store checkpoints from Redis')
 
   // Scraped during the run: every stage reported.
   assert.ok(scraped, 'a scrape during the run saw sink rows')
