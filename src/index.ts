@@ -26,8 +26,11 @@ export { RagServices, withServicesOpen } from './config/rag-services.ts'
 export type { ChunkServices } from './config/rag-services.ts'
 export { MemoryStateStore } from './state/memory-store.ts'
 
-// Governance policies.
+// Governance policies, the govern stage's helpers and the governance codecs.
 export { definePolicy, compilePolicy } from './governance/index.ts'
+export { redactAtSource } from './operators/govern.ts'
+export type { GovernOptions, GovernedDocument, ForgetOptions, AuditOutput, DeletionRequestDecoder } from './operators/govern.ts'
+export { auditEventOutput, deletionRequestCodec } from './governance/forget/governance-codecs.ts'
 
 // Errors: codes are a documented contract (docs/errors.md).
 export { RagstreamError, ConfigError, ServiceUnavailableError, ERROR_CODES, isRetriable } from './errors.ts'
