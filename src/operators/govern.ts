@@ -128,6 +128,23 @@ export interface GovernOptions<V> {
   readonly tenant?: (value: V, key: string) => string | null
   readonly forget: ForgetOptions
   readonly audit: AuditOutput
+  /**
+   * Called once per batch with what govern did (counts only): wire it to metrics, e.g. a Prometheus
+   * counter per detector. Redaction counts are per detector kind and `field:<path>`.
+   */
+  readonly observe?: (batch: GovernBatchMetrics) => void
+}
+
+/** What one batch of govern did: counts, never values. */
+export interface GovernBatchMetrics {
+  readonly emitted: number
+  readonly denied: number
+  /** Rows of a forgotten subject that produced only a delete. */
+  readonly suppressed: number
+  readonly deleted: number
+  readonly requestsApplied: number
+  readonly entitiesForgotten: number
+  readonly redactions: Readonly<Record<string, number>>
 }
 
 /**
@@ -345,6 +362,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
     if (typeof options.document !== 'function') problem('document', 'required: (row, key) => { text, metadata?, timestampMs? }')
     if (options.joined !== undefined && typeof options.joined !== 'function') problem('joined', 'must be a function (row, key) => joined metadata')
     if (options.tenant !== undefined && typeof options.tenant !== 'function') problem('tenant', 'must be a function (row, key) => tenant')
+    if (options.observe !== undefined && typeof options.observe !== 'function') problem('observe', 'must be a function (batch metrics) => void')
     try {
       compiled(node, graph)
     } catch (error) {
@@ -621,6 +639,8 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       }
 
       // Phase B: row changes in input order.
+      const metrics = { emitted: 0, denied: 0, suppressed: 0, deleted: 0, requestsApplied: requests.size, entitiesForgotten: 0, redactions: {} as Record<string, number> }
+      for (const i of requests.keys()) metrics.entitiesForgotten += (results[i] as StageRow[]).length - 1
       batch.forEach((item, i) => {
         if (!(item.value instanceof EntityChange) || results[i] !== undefined) return
         const { partition, key } = item
@@ -629,12 +649,14 @@ export const governOperator: NodeKindSpec<GovernNode> = {
         if (decided === undefined) {
           index.unindex(partition, key)
           results[i] = [{ key, value: null }]
+          metrics.deleted++
           return
         }
         const { record, joined, subjects, hashes } = decided
         if (findSuppression(hashes, record.timestampMs, (h) => suppressionOf(partition, h)) !== undefined) {
           index.unindex(partition, key)
           results[i] = [{ key, value: null }]
+          metrics.suppressed++
           return
         }
         let decision
@@ -647,8 +669,11 @@ export const governOperator: NodeKindSpec<GovernNode> = {
         if (decision.action === 'deny') {
           index.unindex(partition, key)
           results[i] = [{ key, value: null }, { key: decision.audit.event_id, value: new AuditRecord(decision.audit) }]
+          metrics.denied++
           return
         }
+        metrics.emitted++
+        for (const detector in decision.redactionCounts) metrics.redactions[detector] = (metrics.redactions[detector] ?? 0) + decision.redactionCounts[detector]
         const governed: GovernedDocument = {
           text: decision.text,
           metadata: decision.metadata,
@@ -680,6 +705,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       })
 
       index.flush()
+      options.observe?.(metrics)
       // The cache is not transactional: deleting before the commit is safe (an aborted batch only
       // costs re-embedding), deleting after it could be skipped by a crash.
       if (embeddingCache !== undefined && uncacheAll.length > 0) {

@@ -26,6 +26,7 @@ import { grantAnalyst, migrate } from '../../src/sink/migrations.ts'
 import { PgvectorSink, type SinkLogEvent } from '../../src/sink/pgvector-sink.ts'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { startFakeOpenAI } from '../embedding/fake-openai.ts'
+import { containsToken } from '../fixtures/governance/contains-token.ts'
 import { generateLabelledCorpus } from '../fixtures/governance/corpus.ts'
 import { deleteSubject } from '../serde/registry-helpers.ts'
 import { connect, createRoles, createSinkEnv, roleUrl, waitFor, waitForCatchUp, type SinkEnv } from '../sink/support.ts'
@@ -45,17 +46,6 @@ interface Ticket {
   readonly customer_id: number
   readonly subject: string
   readonly body: string
-}
-
-/** `value` in `text`, not as part of a longer token (a 4-digit PIN inside a random chunk-id hash is not a leak). */
-function containsToken(text: string, value: string): boolean {
-  const word = /[A-Za-z0-9]/
-  for (let at = text.indexOf(value); at >= 0; at = text.indexOf(value, at + 1)) {
-    const before = at > 0 && word.test(value[0]) && word.test(text[at - 1])
-    const after = at + value.length < text.length && word.test(value[value.length - 1]) && word.test(text[at + value.length])
-    if (!before && !after) return true
-  }
-  return false
 }
 
 function p99(values: readonly number[]): number {
