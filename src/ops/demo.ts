@@ -15,13 +15,14 @@ import type { RagstreamConfig } from '../config/file.ts'
 import { checkKafka, checkPostgres, checkRedis, checkSchemaRegistry } from '../config/services.ts'
 import { createEmbeddingProvider, DEFAULT_EMBEDDING } from '../embedding/config.ts'
 import { generate, type GenerateProgress } from '../generator/generator.ts'
+import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { grantAnalyst } from '../sink/migrations.ts'
 import { formatNeighbours, nearestNeighbours, type NeighbourRow } from '../sink/query.ts'
 import { quoteIdent } from '../sink/identifiers.ts'
 import { deployment, type Deployment } from './deployment.ts'
 import { dropInactiveVersions, promoteVersion, tableFreshness } from './index-versions.ts'
-import { connectPostgres, Pipeline } from './pipeline.ts'
+import { connectPostgres, Pipeline, pipelineLogging } from './pipeline.ts'
 
 export interface DemoOptions {
   readonly config: RagstreamConfig
@@ -41,6 +42,8 @@ export interface DemoOptions {
   readonly cachePrefix?: string
   readonly queryText?: string
   readonly metrics?: Metrics
+  /** Warnings of processor and sink (retries, aborts, fencing); default silent. */
+  readonly log?: Logger
   readonly out: NodeJS.WritableStream
   /** Aborting stops everything cleanly (Ctrl-C); the demo then skips the query. */
   readonly signal?: AbortSignal
@@ -137,7 +140,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   // Fresh source topics first: the processor compiles against their partition count.
   await generate({ brokers: e.kafkaBrokers, seed: o.seed ?? 42, server: d.prefix, withSchema: false, backfill: 0, rate: 0, createTopics: { partitions } })
-  const pipeline = await Pipeline.start({ deployment: d, metrics: o.metrics, instanceId: `demo-${runId}` })
+  const pipeline = await Pipeline.start({ deployment: d, metrics: o.metrics, instanceId: `demo-${runId}`, ...(o.log ? pipelineLogging(o.log) : {}) })
   const owner = await connectPostgres(config.postgres.ownerUrl, 'ragstream-demo')
   let sinkReader: pg.Client | undefined
   let generator: Promise<GenerateProgress | undefined> = Promise.resolve(undefined)

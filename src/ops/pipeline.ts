@@ -8,6 +8,7 @@
  */
 import { Admin } from '@platformatic/kafka'
 import pg from 'pg'
+import type { Logger } from '../observability/logger.ts'
 import { Metrics } from '../observability/metrics.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../runtime/kafka-runtime.ts'
 import type { ProcessorTopology } from '../runtime/task.ts'
@@ -77,6 +78,19 @@ export interface PipelineOptions {
   readonly onSinkEvent?: (event: SinkLogEvent) => void
   /** Called when a poller fails (a service blip); progress keeps going. */
   readonly onPollError?: (error: unknown) => void
+}
+
+/** Runtime and sink events an operator must see (retries, aborts, fencing); routine ones stay quiet. */
+const NOTABLE = new Set(['batch-aborted', 'fenced', 'group-error', 'join-failed', 'offset-out-of-range', 'store-fenced', 'flush-retry', 'retry'])
+
+/** Pipeline callbacks that log notable events of processor and sink, and poller failures, at warn. */
+export function pipelineLogging(log: Logger): Pick<PipelineOptions, 'onRuntimeEvent' | 'onSinkEvent' | 'onPollError'> {
+  const json = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x)))
+  return {
+    onRuntimeEvent: (e) => void (NOTABLE.has(e.event) && log.warn(json({ part: 'processor', ...e }) as object, e.event)),
+    onSinkEvent: (e) => void (NOTABLE.has(e.event) && log.warn({ part: 'sink', ...e }, e.event)),
+    onPollError: (error) => log.warn({ error: (error as Error).message }, 'progress reading failed'),
+  }
 }
 
 export interface PipelineProgress {

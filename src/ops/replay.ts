@@ -10,11 +10,12 @@
  */
 import { Admin } from '@platformatic/kafka'
 import { ConfigError } from '../errors.ts'
+import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { offsetsForTimestamp, type PartitionLag } from './consumer-lag.ts'
 import { deployment, sourceTopics, type Deployment, type DeploymentOptions } from './deployment.ts'
 import { listVersions, tableFreshness } from './index-versions.ts'
-import { connectPostgres, Pipeline } from './pipeline.ts'
+import { connectPostgres, Pipeline, pipelineLogging } from './pipeline.ts'
 
 export interface ReplayOptions extends Omit<DeploymentOptions, 'version'> {
   readonly toVersion: string
@@ -23,6 +24,8 @@ export interface ReplayOptions extends Omit<DeploymentOptions, 'version'> {
   /** Keep running after catching up (until the signal aborts), so the new version stays fresh. */
   readonly follow?: boolean
   readonly metrics?: Metrics
+  /** Warnings of processor and sink (retries, aborts, fencing); default silent. */
+  readonly log?: Logger
   /** Progress output (one line a second; a redrawn bar on a terminal). */
   readonly out: NodeJS.WritableStream & { isTTY?: boolean }
   readonly signal?: AbortSignal
@@ -93,7 +96,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   const say = (line: string): void => void o.out.write(`${line}\n`)
   say(`replay ${d.topology} → ${d.sink.topology}@${d.version}: processor ${d.applicationId}, chunk topic ${d.chunkTopic}, table ${d.sink.names.chunkTable}`)
   say(`  from ${o.from instanceof Date ? o.from.toISOString() : 'earliest'}; the view ${d.sink.names.view} keeps serving until promote`)
-  const pipeline = await Pipeline.start({ deployment: d, metrics: o.metrics, instanceId: 'replay' })
+  const pipeline = await Pipeline.start({ deployment: d, metrics: o.metrics, instanceId: 'replay', ...(o.log ? pipelineLogging(o.log) : {}) })
   const started = Date.now()
   let caughtUp = false
   try {

@@ -1,5 +1,6 @@
 import { loadConfig } from '../../config/file.ts'
 import { ConfigError } from '../../errors.ts'
+import { createLogger } from '../../observability/logger.ts'
 import { Metrics, serveMetrics } from '../../observability/metrics.ts'
 import { EXIT, type CommandSpec } from '../command.ts'
 
@@ -70,7 +71,7 @@ export const demoCommand: CommandSpec = {
     process.on('SIGTERM', onSignal)
     try {
       await runDemo({
-        config, durationSeconds, backfill, rate, seed, partitions, metrics, out: stdout, signal: controller.signal,
+        config, durationSeconds, backfill, rate, seed, partitions, metrics, out: stdout, signal: controller.signal, log: createLogger('demo', { destination: stderr, level: config.log.level, format: config.log.format }),
         name: String(values.name), sqlTopology: String(values['sql-topology']), analystRole: String(values['analyst-role']),
       })
       return EXIT.ok

@@ -1,6 +1,7 @@
 import { loadConfig } from '../../config/file.ts'
 import { ConfigError, type Problem } from '../../errors.ts'
 import type { OpenAIEmbeddingConfig } from '../../embedding/openai.ts'
+import { createLogger } from '../../observability/logger.ts'
 import { Metrics, serveMetrics } from '../../observability/metrics.ts'
 import { EXIT, type CommandSpec } from '../command.ts'
 import { DEPLOYMENT_OPTIONS, str } from './status.ts'
@@ -71,7 +72,7 @@ export const replayCommand: CommandSpec = {
     process.on('SIGTERM', onSignal)
     try {
       const result = await replay({
-        topology: topology!, toVersion: toVersion!, from, follow: Boolean(values.follow), embedding, metrics, config,
+        topology: topology!, toVersion: toVersion!, from, follow: Boolean(values.follow), embedding, metrics, config, log: createLogger('replay', { destination: stderr, level: config.log.level, format: config.log.format }),
         prefix: str(values, 'prefix'), name: str(values, 'name'), sqlTopology: str(values, 'sql-topology'),
         out: stdout as NodeJS.WritableStream & { isTTY?: boolean }, signal: controller.signal,
       })
