@@ -7,7 +7,7 @@
  * batch's transaction commits: an aborted batch is processed again, and counting it twice would
  * overstate throughput (the counters mean "committed", like the output topics under read_committed).
  */
-import type { Admin } from '@platformatic/kafka'
+import { Admin as AdminClient, type Admin } from '@platformatic/kafka'
 import type pg from 'pg'
 import type { Embedder } from '../embedding/embedder.ts'
 import type { Metrics } from '../observability/metrics.ts'
@@ -222,5 +222,21 @@ export function every(intervalMs: number, tasks: readonly (() => unknown)[], onE
     clearInterval(timer)
     await running
     await tick() // a final reading, so short runs still export what they did
+  }
+}
+
+/**
+ * Polls the consumer lag of a processor's group on its external source topics into
+ * `ragstream_consumer_lag{component="processor"}` every `intervalMs`; the returned function stops it.
+ * For `ragstream run --metrics-port`, which has the compiled topology but no Admin client.
+ */
+export function exportProcessorLag(metrics: Metrics, brokers: readonly string[], topology: ProcessorTopology, intervalMs = 2000): () => Promise<void> {
+  const internal = new Set(topology.topics.filter((t) => t.role !== 'source').map((t) => t.name))
+  const sources = topology.sourceTopics.filter((t) => !internal.has(t))
+  const admin = new AdminClient({ clientId: `${topology.applicationId}-lag`, bootstrapBrokers: [...brokers] })
+  const stop = every(intervalMs, [lagExporter(admin, metrics, 'processor', topology.applicationId, () => sources)])
+  return async () => {
+    await stop()
+    await admin.close().catch(() => {})
   }
 }

@@ -67,3 +67,22 @@ test('sink: batch size and commit time per committed batch; a batch already comm
   assert.equal(sampleSum(text, 'ragstream_sink_batch_size_count'), 2)
   assert.deepEqual(m.counters, { batches: 1, upserted: 5, deleted: 2, rejects: 0 })
 })
+
+test('exportProcessorLag: the group\'s lag on the external sources, polled from the real broker', { timeout: 20_000 }, async (t) => {
+  const { checkKafka } = await import('../../src/config/services.ts')
+  const { createTopics, endpoints, uniqueName } = await import('../support/stack.ts')
+  const { exportProcessorLag } = await import('../../src/ops/instrument.ts')
+  const { Producer } = await import('@platformatic/kafka')
+  await checkKafka(endpoints)
+  const source = uniqueName('ops-lag-src')
+  await createTopics(t, [source], 1)
+  const producer = new Producer({ clientId: uniqueName('ops-lag'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  t.after(() => producer.close())
+  await producer.send({ messages: [1, 2, 3].map((i) => ({ topic: source, value: Buffer.from(String(i)) })) })
+  const metrics = new Metrics()
+  const stop = exportProcessorLag(metrics, endpoints.kafkaBrokers, { ...topology, applicationId: uniqueName('ops-lag-app'), sourceTopics: [source, 'app-join-repartition'], topics: [{ name: source, role: 'source', config: {} }, ...topology.topics.slice(1)] }, 100)
+  await stop() // stopping takes a final reading
+  const text = await metrics.text()
+  assert.match(text, new RegExp(`ragstream_consumer_lag\\{component="processor",topic="${source}",partition="0"\\} 3`))
+  assert.doesNotMatch(text, /app-join-repartition/)
+})
