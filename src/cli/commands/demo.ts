@@ -36,7 +36,7 @@ export const demoCommand: CommandSpec = {
     'metrics-port': { type: 'string', value: '<port>', description: 'serve Prometheus /metrics of processor and sink on this port (default /metrics/port of the config)' },
   },
   details: [
-    'Each run creates fresh topics (demo-r<id>.public.tickets, …), a fresh processor application and a new',
+    'Each run creates fresh topics (<name>.r<id>.public.tickets, …), a fresh processor application and a new',
     'version of the SQL topology support_demo; the view rag.support_demo is promoted to it and earlier demo',
     'runs (tables, topics, groups, Redis keys) are dropped. Progress, once a second: generated records,',
     'records/s into the processor and rows/s out of the sink, consumer lag of both, freshness p50/p99 of rows',
