@@ -13,6 +13,7 @@ import { generate } from '../../src/generator/generator.ts'
 import { ensureAnalyst } from '../../src/ops/demo.ts'
 import { connectPostgres } from '../../src/ops/pipeline.ts'
 import { replay } from '../../src/ops/replay.ts'
+import { quoteIdent } from '../../src/sink/identifiers.ts'
 import { nearestNeighbours } from '../../src/sink/query.ts'
 import { startFakeOpenAI } from '../embedding/fake-openai.ts'
 import { endpoints } from '../support/stack.ts'
@@ -88,4 +89,34 @@ test('replay v2 beside serving v1 with the same model: 0 embedding calls for con
   const again = await main(['promote', 'support-copilot', 'v1', '--sql-topology', o.sqlTopology], { stdout: promote.stream as typeof process.stdout, stderr: err.stream as typeof process.stderr, env: o.env })
   assert.equal(again, 78, 'a dropped version cannot be promoted')
   assert.match(err.text(), /<version>: t\w+@v1 does not exist \(versions: v2\)/)
+})
+
+test('replay --follow: after catching up the new version keeps following live changes until stopped', { timeout: 60_000 }, async (t) => {
+  await Promise.all([checkKafka(endpoints), checkRedis(endpoints.redisUrl), checkPostgres(endpoints.postgresUrl)])
+  const o = opsEnv(t)
+  const prefix = `${o.name}.src`
+  await generate({ brokers: endpoints.kafkaBrokers, seed: 11, server: prefix, withSchema: false, backfill: 20, rate: 0, malformedRate: 0, createTopics: { partitions: 2 } })
+  const out = collect()
+  const stop = new AbortController()
+  const following = replay({ topology: 'support-copilot', toVersion: 'v1', prefix, name: o.name, sqlTopology: o.sqlTopology, cachePrefix: o.cachePrefix, config: o.config, out: out.stream, follow: true, signal: stop.signal })
+  t.after(() => stop.abort())
+  const deadline = Date.now() + 30_000
+  while (!out.text().includes('following live changes')) {
+    assert.ok(Date.now() < deadline, out.text())
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  const reader = await connectPostgres(o.config.postgres.sinkUrl, 'replay-follow-test')
+  t.after(() => reader.end())
+  const count = async () => Number((await reader.query<{ n: string }>(`SELECT count(*) AS n FROM ${quoteIdent(o.config.sink.schema)}.${quoteIdent(`chunks_${o.sqlTopology}_v1`)}`)).rows[0].n)
+  const before = await count()
+  // A second backfill under another server name would be other topics: more tickets on the same topics instead.
+  await generate({ brokers: endpoints.kafkaBrokers, seed: 12, server: prefix, withSchema: false, backfill: 60, rate: 0, malformedRate: 0 })
+  while ((await count()) <= before) {
+    assert.ok(Date.now() < deadline + 20_000, `no new rows while following:\n${out.text()}`)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+  }
+  stop.abort()
+  const result = await following
+  assert.ok(result.caughtUp)
+  assert.ok(result.rows > before)
 })
