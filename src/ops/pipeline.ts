@@ -173,10 +173,16 @@ export class Pipeline {
     const sources = sourceTopics(d)
     await ensureChunkTopic(d, sources)
     const services = deploymentServices(d)
-    const topology = await compileForBroker(buildTopology(d, services), d.config.endpoints)
-    const backend = RedisStateBackend.fromEndpoints(d.applicationId, d.config.endpoints)
-    const reader = await connectPostgres(d.config.postgres.sinkUrl, 'ragstream-ops-freshness')
-    return new Pipeline({ options, topology, services, backend, reader, sources })
+    let backend: RedisStateBackend | undefined
+    try {
+      const topology = await compileForBroker(buildTopology(d, services), d.config.endpoints)
+      backend = RedisStateBackend.fromEndpoints(d.applicationId, d.config.endpoints)
+      const reader = await connectPostgres(d.config.postgres.sinkUrl, 'ragstream-ops-freshness')
+      return new Pipeline({ options, topology, services, backend, reader, sources })
+    } catch (error) {
+      await Promise.allSettled([services.close(), backend?.close()])
+      throw error
+    }
   }
 
   /** What happened so far: committed records, sink rows, embedding calls and cache hits, last lag reading. */
