@@ -15,7 +15,6 @@ import assert from 'node:assert/strict'
 import { Admin, Producer } from '@platformatic/kafka'
 import { Redis } from 'ioredis'
 import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
-import type { SourceRecord } from '../../src/runtime/task.ts'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { partitionForString } from '../../src/topology/partitioner.ts'
 import { fkJoinTopology, type FkJoinRunner, type FkJoinSession, type OrderDetail } from './fk-join-cases.ts'
@@ -36,24 +35,6 @@ export async function deleteRedisKeys(redisUrl: string, applicationId: string): 
     } while (cursor !== '0')
   } finally {
     redis.disconnect()
-  }
-}
-
-/**
- * readToEnd of a topic the runtime created: right after creation the broker may still answer
- * metadata requests for it with UNKNOWN_TOPIC_OR_PARTITION for a moment.
- */
-async function readExisting(admin: Admin, partitions: number, topic: string): Promise<SourceRecord[]> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await readToEnd(admin, partitions, [topic])
-    } catch (error) {
-      if (attempt === 20 || !String((error as Error).message).startsWith('Unknown topic')) {
-        const listed = await admin.listTopics().catch(() => [] as string[])
-        throw new Error(`reading ${topic} (listed by the broker: ${listed.includes(topic)}): ${(error as Error).message}`, { cause: error })
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500))
-    }
   }
 }
 
@@ -91,6 +72,13 @@ export const kafkaFkJoinRunner: FkJoinRunner = {
     try {
       await admin.createTopics({ topics: [topics.orders, topics.products], partitions, replicas: 1, configs: [{ name: 'cleanup.policy', value: 'compact' }] })
       await admin.createTopics({ topics: [topics.output], partitions, replicas: 1 })
+      // The broker answers createTopics before every listing shows them; the runtime refuses missing sources.
+      for (let attempt = 0; ; attempt++) {
+        const listed = new Set(await admin.listTopics())
+        if ([topics.orders, topics.products, topics.output].every((t) => listed.has(t))) break
+        if (attempt === 100) throw new Error(`created topics not listed by the broker after 10 s: ${topics.orders}, ${topics.products}, ${topics.output}`)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
       runtime = new KafkaRuntime(processor, {
         brokers: endpoints.kafkaBrokers,
         stores: new Map(processor.storeNames.map((name) => [name, backend.store(name)])),
@@ -139,7 +127,7 @@ export const kafkaFkJoinRunner: FkJoinRunner = {
       async close() {
         try {
           if (failure !== undefined) throw new Error(`the runtime failed: ${(failure as Error).message}`, { cause: failure })
-          const dead = await readExisting(admin, partitions, deadLetter)
+          const dead = await readToEnd(admin, partitions, [deadLetter])
           assert.deepEqual(dead.map((r) => Object.fromEntries([...r.headers].map(([k, v]) => [k, v.toString()]))), [], 'unexpected dead letters')
         } finally {
           await cleanup()
