@@ -87,7 +87,7 @@ export interface ForgetOptions {
   readonly decode?: DeletionRequestDecoder
   /** Stores keyed by the entity key (its source table, materialized joins): forgotten entities leave them. */
   readonly entityStores?: readonly string[]
-  /** Stores keyed by something the subject names (its metadata row, a join's reverse index): store → key of the subject, or null. */
+  /** Stores keyed by something the subject names (its metadata row, a join's reverse index): store → key of the subject, or null. Cleaned under FOREVER only. */
   readonly subjectStores?: Readonly<Record<string, (subject: string) => string | null>>
   /** Chunk-set stores downstream, to count the chunks each request tombstones (the receipt's count). */
   readonly chunkSets?: readonly { readonly store: string; readonly entityType: string }[]
@@ -281,6 +281,12 @@ class SubjectIndex {
 
   entity(partition: number, key: string): EntityEntry | undefined {
     return this.#entity(partition, key).entry
+  }
+
+  /** Removes one entity from one subject's list (when its own entry is missing or lists other subjects). */
+  drop(partition: number, hash: string, key: string): void {
+    const list = this.#list(partition, hash)
+    if (list.entities.delete(key)) list.dirty = true
   }
 
   /** The entity leaves the index (its subjects' lists and its own entry). */
@@ -610,6 +616,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
           if (!suppresses(next, timestamp)) continue
           for (const contentHash of index.entity(partition, entity)?.h ?? []) uncache.add(contentHash)
           index.unindex(partition, entity)
+          index.drop(partition, hash, entity)
           count(indexName)
           for (const set of chunkSets) {
             const bytes = context.store(set.store).get(partition, `${set.entityType}:${entity}`)
@@ -623,7 +630,10 @@ export const governOperator: NodeKindSpec<GovernNode> = {
           }
           out.push({ key: entity, value: null })
         }
-        for (const [name, keyOf] of subjectStores) {
+        // Rows keyed by the subject itself (its metadata row, a join's reverse index) go only when the
+        // subject is forgotten for good: under BEFORE_REQUEST its later entities stay indexed and
+        // still need them.
+        for (const [name, keyOf] of next.mode === 'FOREVER' ? subjectStores : []) {
           const key = keyOf(request.subject)
           const store = context.store(name)
           if (typeof key !== 'string' || store.get(partition, key) === undefined) continue

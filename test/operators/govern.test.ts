@@ -276,6 +276,16 @@ test('an undecodable deletion request is dead-lettered by each task; a policy fu
   const dead = driver.readDeadLetters()
   assert.equal(dead.length, 2)
   assert.equal(dead[0].headers['ragstream.error.code'], 'RS_DECODE_FAILED')
+
+  await driver.pipe('crm.customers', '9', { id: 9, region: 'EU', classification: 'top-secret-label' })
+  await driver.pipe('crm.tickets', '90', { id: 90, customer_id: 9, subject: 'x', body: 'mail me at anna@example.com' })
+  const invalid = driver.readDeadLetters()
+  assert.equal(invalid.length, 1)
+  assert.equal(invalid[0].headers['ragstream.error.code'], 'RS_RECORD_INVALID')
+  assert.equal(invalid[0].headers['ragstream.node'], 'govern')
+  assert.match(invalid[0].headers['ragstream.error.message'], /classify returned a label that is not on the scale/)
+  assert.doesNotMatch(invalid[0].headers['ragstream.error.message'], /top-secret|anna/)
+  assert.equal(chunksOf(driver, 'eu', 'customer:9').length, 0)
   await driver.close()
 })
 
