@@ -106,6 +106,10 @@ export function instrumentProcessor(
       producedAt = undefined
       counters.aborts++
       metrics.inc('ragstream_transactions_aborted_total', { topology: name, reason: String(event.reason ?? 'unknown') })
+    } else if (event.event === 'restoring') {
+      // An upper bound: transaction markers and compaction leave offsets without records.
+      const remaining = Number(BigInt(event.to as bigint) - BigInt(event.from as bigint))
+      metrics.set('ragstream_restore_remaining_records', { topology: name, store: String(event.store), partition: Number(event.partition) }, remaining)
     } else if (event.event === 'restored') {
       metrics.inc('ragstream_restore_records_total', { topology: name, store: String(event.store) }, Number(event.records ?? 0))
       metrics.set('ragstream_restore_remaining_records', { topology: name, store: String(event.store), partition: Number(event.partition) }, 0)

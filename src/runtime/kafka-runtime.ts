@@ -493,10 +493,14 @@ export class KafkaRuntime {
     for (const [name, store] of this.#options.stores) {
       const topic = this.#resolved!.changelogs.get(name)!
       for (const partition of tasks) {
-        const result = await this.#restorer!.restore({ store, partition, topic })
+        const onStart = ({ from, to }: { from: bigint; to: bigint }): void => {
+          if (to > from) this.#emit({ event: 'restoring', store: name, partition, from, to })
+        }
+        const result = await this.#restorer!.restore({ store, partition, topic, onStart })
         this.#checkpoints.set(`${name}:${partition}`, result.to)
         this.#stats.restores++
-        if (result.restored > 0 || result.cleared) {
+        // Every 'restoring' is followed by a 'restored', so gauges of remaining records return to 0.
+        if (result.restored > 0 || result.cleared || result.to > result.from) {
           this.#emit({ event: 'restored', store: name, partition, from: result.from, to: result.to, records: result.restored, cleared: result.cleared })
         }
         if (consumer.generationId !== generationId) return false

@@ -70,6 +70,8 @@ export interface RestoreOptions {
   /** A table read straight from a compacted source topic uses that topic as its changelog. */
   readonly topic?: string
   readonly onProgress?: (progress: RestoreProgress) => void
+  /** Called once the range to replay is known, before the first fetch (also when it is empty). */
+  readonly onStart?: (range: { readonly from: bigint; readonly to: bigint; readonly cleared: boolean }) => void
 }
 
 export interface ChangelogRestorerOptions {
@@ -128,7 +130,7 @@ export class ChangelogRestorer {
     await this.#consumer.close(true)
   }
 
-  async #restore({ store, partition, applicationId, topic: explicitTopic, onProgress }: RestoreOptions): Promise<RestoreResult> {
+  async #restore({ store, partition, applicationId, topic: explicitTopic, onProgress, onStart }: RestoreOptions): Promise<RestoreResult> {
     const topic = explicitTopic ?? (applicationId === undefined ? undefined : changelogTopic(applicationId, store.name))
     if (topic === undefined) throw new TypeError('restore needs an applicationId or a topic')
     const consumer = this.#consumer
@@ -162,6 +164,7 @@ export class ChangelogRestorer {
       const cleared = checkpoint === undefined || checkpoint < logStart || checkpoint > end
       if (cleared) await store.clear(partition)
       const from = cleared ? logStart : checkpoint
+      onStart?.({ from, to: end, cleared })
       const total = Number(end - from)
       let position = from
       let restored = 0

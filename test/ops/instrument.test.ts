@@ -54,6 +54,18 @@ test('records in/out/dead-lettered are counted at commit; an aborted batch is no
   assert.deepEqual(events, ['batch-aborted'], 'events reach the chained callback')
 })
 
+test('restore progress: a restoring event sets the records left to replay, restored sets them to 0', async () => {
+  const metrics = new Metrics()
+  const m = instrumentProcessor(topology, metrics)
+  const gauge = /ragstream_restore_remaining_records\{topology="app",store="chunks",partition="1"\} (\d+)/
+  m.onEvent({ event: 'restoring', store: 'chunks', partition: 1, from: 40n, to: 1040n })
+  assert.equal(gauge.exec(await metrics.text())?.[1], '1000')
+  m.onEvent({ event: 'restored', store: 'chunks', partition: 1, from: 40n, to: 1040n, records: 990, cleared: false })
+  const text = await metrics.text()
+  assert.equal(gauge.exec(text)?.[1], '0')
+  assert.match(text, /ragstream_restore_records_total\{topology="app",store="chunks"\} 990/)
+})
+
 test('sink: batch size and commit time per committed batch; a batch already committed adds no rows', async () => {
   const metrics = new Metrics()
   const m = instrumentSink(metrics, 'chunks_t_v1')

@@ -62,6 +62,11 @@ test('runtime redis loss: Redis loses the stores while the processor runs and wh
   assert.equal(await second.stop(), 0, second.stderr)
   const fromZero = second.events.filter((e) => e.event === 'restored' && e.from === '0' && Number(e.records) > 0)
   assert.equal(new Set(fromZero.map((e) => e.partition)).size, PARTITIONS, `every partition restored from offset 0: ${JSON.stringify(fromZero)}`)
+  for (const done of fromZero) {
+    const at = second.events.indexOf(done)
+    const announced = second.events.slice(0, at).findLast((e) => e.event === 'restoring' && e.store === done.store && e.partition === done.partition)
+    assert.deepEqual([announced?.from, announced?.to], [done.from, done.to], `a restoring event names the range before the replay: ${JSON.stringify(done)}`)
+  }
   assertExactlyOnce(records, feeder.sent)
 
   // Redis intact this time: the checkpoints are there, nothing is replayed from 0.

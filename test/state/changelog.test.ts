@@ -185,9 +185,11 @@ test('changelog: a restore resumes from the checkpoint, skips aborted records an
   // One record batch per fetch: an aborted batch and its abort marker arrive in different responses.
   const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore'), fetchMaxBytes: 1 })
   t.after(() => restorer.close())
-  const result = await restorer.restore({ store, topic, partition: 0 })
+  const started: { from: bigint; to: bigint; cleared: boolean }[] = []
+  const result = await restorer.restore({ store, topic, partition: 0, onStart: (range) => started.push({ ...range }) })
   assert.equal(result.cleared, false)
   assert.equal(result.from, checkpointA)
+  assert.deepEqual(started, [{ from: result.from, to: result.to, cleared: false }], 'onStart names the range before the replay')
   assert.equal(result.restored, 3, "only batch B's records are replayed")
   await assertStoreEquals(store, 0, ['a', 'b', 'c', 'd', 'e', 'f'], model.get(0))
   store.discard()

@@ -6,7 +6,7 @@ import { checkKafka, checkRedis } from '../../config/services.ts'
 import { endpointsFromEnv } from '../../config/endpoints.ts'
 import { ConfigError, RagstreamError, type Problem } from '../../errors.ts'
 import { Metrics, serveMetrics } from '../../observability/metrics.ts'
-import { instrumentProcessor } from '../../ops/instrument.ts'
+import { exportProcessorLag, instrumentProcessor } from '../../ops/instrument.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../runtime/kafka-runtime.ts'
 import type { ProcessorTopology } from '../../runtime/task.ts'
 import { MemoryStateStore } from '../../state/memory-store.ts'
@@ -149,6 +149,7 @@ export const runCommand: CommandSpec = {
     }
     const metrics = metricsPort === undefined ? undefined : new Metrics({ defaultMetrics: true })
     const instrumented = metrics ? instrumentProcessor(topology, metrics, { onEvent: log }) : undefined
+    const stopLag = metrics ? exportProcessorLag(metrics, endpoints.kafkaBrokers, topology) : undefined
     const runtime = new KafkaRuntime(instrumented?.topology ?? topology, {
       brokers: endpoints.kafkaBrokers,
       stores,
@@ -183,6 +184,7 @@ export const runCommand: CommandSpec = {
     } finally {
       process.off('SIGTERM', onSignal)
       process.off('SIGINT', onSignal)
+      await stopLag?.()
       await closeBackend().catch(() => {})
       const open = server
       if (open) await new Promise<void>((resolve) => open.close(() => resolve()))
