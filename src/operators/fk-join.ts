@@ -70,6 +70,14 @@ interface Response {
   readonly v: unknown
 }
 
+const RESPONSE_VALUE_END = Buffer.from('}')
+const JSON_NULL = Buffer.from('null')
+
+/** A response's value around the right row's JSON bytes, which are spliced in unparsed (one row fans out to many left keys). */
+function responseBytes(leftHashValue: string | null, right: Buffer | null): Buffer {
+  return Buffer.concat([Buffer.from(`{"h":${JSON.stringify(leftHashValue)},"v":`, 'utf8'), right ?? JSON_NULL, RESPONSE_VALUE_END])
+}
+
 /* Right repartition record: key = right key (UTF-8), partition = partitionForString(right key),
  * value = JSON of the right value after the right input's filter/mapValues chain; null = deleted. */
 
@@ -135,6 +143,7 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
     store: node.name,
     // A join's result changes on its response records and on its left input's own records (direct emissions).
     topics: [responseTopic(graph.applicationId, node.name), ...upstream(node.inputs[0]).topics],
+    raw: true,
     get: (bytes) => (bytes === undefined ? null : decodeJson(bytes)),
   }),
   physical(node, graph) {
@@ -267,9 +276,15 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       },
     })
 
-    const respond = (leftKey: string, leftPartition: number, leftHashValue: string | null, right: unknown): void => {
-      const value: Response = { h: leftHashValue, v: right }
-      scope.out.push({ topic: respTopic, partition: leftPartition, key: Buffer.from(leftKey, 'utf8'), value: userJson(value) })
+    /** `right`: the right row's value as JSON bytes (null = no row), encoded once however many left keys it answers. */
+    const respond = (leftKey: string, leftPartition: number, leftHashValue: string | null, right: Buffer | null): void => {
+      scope.out.push({ topic: respTopic, partition: leftPartition, key: Buffer.from(leftKey, 'utf8'), value: responseBytes(leftHashValue, right) })
+    }
+    /** The right input's value for stored right-root bytes, as JSON bytes: the stored bytes themselves when no filter/mapValues sits between. */
+    const rightBytes = (stored: Buffer | undefined, key: string): Buffer | null => {
+      if (rightGetter.raw === true) return stored ?? null
+      const right = read(rightGetter, stored, key)
+      return right === null ? null : userJson(right)
     }
 
     // Subscription repartition topic → right owner: maintain the reverse index, answer with the right row.
@@ -286,7 +301,7 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
         // Read the right row first: user code in the right input's chain may throw, and then nothing changed.
         // It lives either in its table's store here (it arrived on this partition) or, re-homed, in `<join>-right`.
         const rehomed = scope.stores.get(rehomedStore)!.get(record.partition, decoded.key)
-        const right = rehomed !== undefined ? decodeJson(rehomed) : read(rightGetter, scope.stores.get(rightRootStore)!.get(record.partition, decoded.key), decoded.key)
+        const right = rehomed !== undefined ? rehomed : rightBytes(scope.stores.get(rightRootStore)!.get(record.partition, decoded.key), decoded.key)
         const index = indexOf(record.partition, decoded.key)
         index.subscribers.set(sub.k, [sub.p, sub.h])
         index.dirty = true
@@ -332,27 +347,32 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       subscribe(newFk, instruction, key, partition, bytes === undefined ? null : leftHash(bytes))
     }
 
-    const fanOut = (partition: number, key: string, right: unknown): void => {
+    const fanOut = (partition: number, key: string, right: Buffer | null): void => {
       for (const [leftKey, [leftPartition, leftHashValue]] of indexOf(partition, key).subscribers) respond(leftKey, leftPartition, leftHashValue, right)
     }
 
     // Right repartition topic → the partition the right key hashes to: keep the re-homed row, fan out.
     env.addTopic(rightTopic, {
       node: `${name}-right-receive`,
-      decode: (record) => ({ key: record.key!.toString('utf8'), value: record.value === null ? null : decodeJson(record.value) }),
+      // The value is the right row's JSON as the right owner encoded it: kept and answered with unparsed.
+      decode: (record) => ({ key: record.key!.toString('utf8'), value: record.value }),
       handle(record, decoded) {
         const store = scope.stores.get(rehomedStore)!
-        if (decoded.value === null) store.delete(record.partition, decoded.key)
-        else store.put(record.partition, decoded.key, encodeJson(decoded.value))
-        fanOut(record.partition, decoded.key, decoded.value)
+        // A copy: the record's bytes are a view into the whole fetch response, which a store must not pin.
+        const bytes = decoded.value === null ? null : Buffer.from(decoded.value as Buffer)
+        if (bytes === null) store.delete(record.partition, decoded.key)
+        else store.put(record.partition, decoded.key, bytes)
+        fanOut(record.partition, decoded.key, bytes)
       },
     })
 
     const rightChange = (key: string, _oldValue: unknown, newValue: unknown): void => {
       const partition = scope.record.partition
       const home = partitionForString(key, partitions)
-      if (home === partition) fanOut(partition, key, newValue)
-      else scope.out.push({ topic: rightTopic, partition: home, key: Buffer.from(key, 'utf8'), value: newValue === null ? null : userJson(newValue) })
+      // Straight after its table source, the new value is the one it just stored: reuse those bytes.
+      const bytes = newValue === null ? null : rightGetter.raw === true && newValue === scope.encodedValue && scope.encodedBytes !== null ? scope.encodedBytes : userJson(newValue)
+      if (home === partition) fanOut(partition, key, bytes)
+      else scope.out.push({ topic: rightTopic, partition: home, key: Buffer.from(key, 'utf8'), value: bytes })
     }
 
     return [leftChange, rightChange]

@@ -52,7 +52,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
     entries: [],
     exit: node.name,
   }),
-  getter: (node) => ({ store: node.name, topics: [node.topic], get: (bytes) => (bytes === undefined ? null : decodeJson(bytes)) }),
+  getter: (node) => ({ store: node.name, topics: [node.topic], raw: true, get: (bytes) => (bytes === undefined ? null : decodeJson(bytes)) }),
   compile(node, env) {
     const { scope } = env
     const name = node.name

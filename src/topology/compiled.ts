@@ -55,6 +55,11 @@ export interface ValueGetter {
   readonly topics: readonly string[]
   /** The chain's value for these stored bytes (null = filtered out / absent). */
   get(bytes: Buffer | undefined, key: string): unknown
+  /**
+   * True when `get` is plain JSON decoding of the stored bytes (the root itself, no filter/mapValues
+   * above it): the stored bytes are then the value's JSON, and a join may pass them on unparsed.
+   */
+  readonly raw?: boolean
 }
 
 /** A stage's per-batch buffer: items and the records they came from, drained after the sync pass. */
