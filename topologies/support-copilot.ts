@@ -1,27 +1,34 @@
 // support-copilot — the reference topology. Support tickets (Debezium CDC) joined by foreign key with
-// their customer (Debezium CDC) and their product (a compacted metadata topic), chunked with a
-// context template, embedded (hashing embedder, Redis embedding cache) and written as Avro chunk
-// events to rag.chunks.support-copilot, the changelog of the chunk table the pgvector sink reads.
+// their customer (Debezium CDC) and their product (a compacted metadata topic), governed (PII
+// redacted, classified and placed by the customer, subjects for forgetting), chunked with a context
+// template, embedded (hashing embedder, Redis embedding cache) and written as Avro chunk events to
+// rag.chunks.support-copilot, the changelog of the chunk table the pgvector sink reads.
 //
 //   <prefix>.public.tickets ──► tickets ── left FK join ──► customers ◄── <prefix>.public.customers
-//                                  │
+//     (redacted at source)         │                          (redacted at source)
 //                                  └────── left FK join ──► products  ◄── <prefix>.products (compacted)
 //                                  ▼
-//                               govern (not yet: see below)
+//   governance.deletions ──►    govern: redact PII · classify (customer) · residency (customer region) ·
+//     (ragstream forget)                subjects customer:<id> · forgotten-subjects anti-join · audit
 //                                  ▼
-//                               chunk → diff → embed ──► rag.chunks.support-copilot (Avro, EOS)
+//                               chunk → diff → embed ──► rag.chunks.support-copilot (Avro chunks + audit events, EOS)
 //
 // Topic names come from the prefix (the Debezium server name `ragstream generate --prefix` uses):
 // RAGSTREAM_SUPPORT_PREFIX for `ragstream run`/`describe` (default `support`), or the
-// `supportCopilot({ prefix, ... })` factory in tests.
+// `supportCopilot({ prefix, ... })` factory in tests. The deletions topic must have the source
+// topics' partition count.
 import { DebeziumDecoder } from '../src/cdc/debezium.ts'
 import type { RowLineage } from '../src/cdc/table-decoder.ts'
 import { cdcTableDecoder } from '../src/cdc/table-decoder.ts'
 import { UpsertDecoder } from '../src/cdc/upsert.ts'
 import { chunkEmbedStage, chunkEventEncoder } from '../src/chunking/chunk-embed-stage.ts'
 import { createChunker } from '../src/chunking/chunker.ts'
-import { RagServices, withServicesOpen, type ChunkServices } from '../src/config/rag-services.ts'
+import { RagServices, withServicesOpen, type GovernedChunkServices } from '../src/config/rag-services.ts'
 import { TopologyBuilder } from '../src/dsl/index.ts'
+import { auditEventOutput, deletionRequestCodec } from '../src/governance/forget/governance-codecs.ts'
+import { DEFAULT_CLASSIFICATION_LABELS } from '../src/governance/classification.ts'
+import { definePolicy } from '../src/governance/policy.ts'
+import { redactAtSource, type GovernedDocument } from '../src/operators/govern.ts'
 import type { Topology } from '../src/topology/topology.ts'
 
 /** A row of `<prefix>.public.tickets` (columns as Debezium sends them; `_source` is the row's lineage). */
@@ -81,11 +88,36 @@ export interface SupportCopilotOptions {
   readonly version?: string
   /** Default `rag.chunks.support-copilot`. */
   readonly chunkTopic?: string
-  /** Embedder and chunk-event codec; opened by the first batch. */
-  readonly services: ChunkServices
+  /** Governance deletion requests (Avro, what `ragstream forget` produces); default `governance.deletions`. */
+  readonly deletionsTopic?: string
+  /** Embedder, embedding cache, chunk-event codec and registry; opened by the first batch. */
+  readonly services: GovernedChunkServices
 }
 
 export const SUPPORT_CHUNK_TOPIC = 'rag.chunks.support-copilot'
+export const SUPPORT_DELETIONS_TOPIC = 'governance.deletions'
+
+/** The regions customers live in; each is an output of the policy (a ticket of any other region is denied). */
+export const SUPPORT_REGIONS = ['eu', 'us', 'apac'] as const
+
+const customerIdOf = (subject: string): string | null => (subject.startsWith('customer:') ? subject.slice('customer:'.length) : null)
+
+/**
+ * The support policy, versioned: every chunk records `support-copilot@1`. All PII detectors on
+ * (masking), the customer's classification (an unknown label fails closed to `restricted`), the
+ * customer's region as the output (a missing customer or an unknown region is denied), and the
+ * customer as the data subject, so `ragstream forget --subject customer:42` removes its tickets.
+ */
+export const supportPolicy = definePolicy({
+  name: 'support-copilot',
+  version: '1',
+  classify: (_ticket, customer) => ((DEFAULT_CLASSIFICATION_LABELS as readonly unknown[]).includes(customer.classification) ? (customer.classification as string) : 'restricted'),
+  // One chunk topic holds every region (analysts' row-level security filters by region); a region
+  // per topic and table would be one chunk stage per output behind a filter (docs/governance.md).
+  outputs: Object.fromEntries(SUPPORT_REGIONS.map((region) => [region, { maxClassification: 'restricted' }])),
+  residency: (_ticket, customer) => ((SUPPORT_REGIONS as readonly unknown[]).includes(customer.region) ? (customer.region as string) : { deny: 'customer missing or region unknown' }),
+  subjects: (_ticket, customer) => (customer.customer_id === null || customer.customer_id === undefined ? [] : [`customer:${String(customer.customer_id)}`]),
+})
 
 /** Each chunk says which ticket, customer tier and product it belongs to. */
 export const SUPPORT_TEMPLATE = '{title}\nCustomer tier: {tier} | Product: {product}\n\n{text}'
@@ -103,14 +135,19 @@ export const SUPPORT_TEMPLATE = '{title}\nCustomer tier: {tier} | Product: {prod
 export function supportCopilot(options: SupportCopilotOptions): Topology {
   const { prefix, services } = options
   const applicationId = options.applicationId ?? 'support-copilot'
+  const version = options.version ?? 'v1'
+  const chunkTopic = options.chunkTopic ?? SUPPORT_CHUNK_TOPIC
+  const deletionsTopic = options.deletionsTopic ?? SUPPORT_DELETIONS_TOPIC
+  const chunker = createChunker({ strategy: { kind: 'recursive', size: 600, overlap: 0 }, template: SUPPORT_TEMPLATE })
   const builder = new TopologyBuilder({ applicationId })
 
   // ── sources: two CDC tables and a compacted metadata topic. JSON needs no per-batch schema loads,
-  //    so only `decode` is taken from each decoder (an Avro source would pass `prepare` too).
-  const tickets = builder.cdcTable<Ticket>(`${prefix}.public.tickets`, { name: 'tickets', decode: cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' })).decode })
+  //    so only `decode` is taken from each decoder (an Avro source would pass `prepare` too). Tickets
+  //    and customers are redacted as they are decoded, so no store or changelog holds their raw PII.
+  const tickets = builder.cdcTable<Ticket>(`${prefix}.public.tickets`, { name: 'tickets', decode: redactAtSource(cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' })).decode) })
   const customers = builder.cdcTable<Customer>(`${prefix}.public.customers`, {
     name: 'customers',
-    decode: cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }), { lineageField: false }).decode,
+    decode: redactAtSource(cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }), { lineageField: false }).decode),
   })
   const products = builder.table<Product>(`${prefix}.products`, { name: 'products', decode: cdcTableDecoder(new UpsertDecoder({ valueFormat: 'json' }), { lineageField: false }).decode })
 
@@ -143,36 +180,57 @@ export function supportCopilot(options: SupportCopilotOptions): Topology {
         _source: ticket._source, // the ticket's position: the chunk events' lineage
       }),
     })
-    // ── GOVERN GOES HERE (issue 5): the governance `govern` stage (deny, classify, redact PII,
-    //    residency routing, subjects, forgotten-subjects anti-join) will sit between the joins and
-    //    the chunk stage. Until it does, ticket text is NOT redacted, and classification, tenant,
-    //    region and subjects below are copied from the joined customer as they are.
+    // ── govern: only what the policy lets through, redacted, goes on (the ticket row itself does not);
+    //    a denied, forgotten or deleted ticket tombstones its chunks. A customer's reclassification,
+    //    region move or forgetting reaches every ticket of it through the join.
+    .govern({
+      name: 'govern',
+      policy: supportPolicy,
+      topologyVersion: version,
+      document: (doc) => ({
+        text: doc.body,
+        metadata: { title: doc.title, status: doc.status, priority: doc.priority, tier: doc.tier, customer_status: doc.customer_status, product: doc.product, product_sku: doc.product_sku, product_category: doc.product_category },
+      }),
+      joined: (doc) => ({ customer_id: doc.customer_id, classification: doc.classification, region: doc.region }),
+      tenant: (doc) => doc.tenant,
+      forget: {
+        deletionsTopic,
+        decode: deletionRequestCodec({ registryUrl: services.registryUrl, topic: deletionsTopic }),
+        entityStores: ['tickets', 'join-customers'],
+        subjectStores: { customers: customerIdOf, 'join-customers-subscriptions': customerIdOf },
+        chunkSets: [{ store: 'chunk-sets', entityType: 'ticket' }],
+        embeddingCache: {
+          cache: services.embeddingCache,
+          namespace: () => services.embedder.model,
+          contentHashes: (doc, key) => chunker.chunk({ topology: applicationId, entityType: 'ticket', entityKey: key, text: doc.text, fields: doc.metadata }).map((c) => c.contentHash),
+        },
+      },
+      // Audit events (denials, redaction counts, reclassifications, deletions applied) ride the chunk
+      // topic, so the sink writes them in the transaction of the rows they explain.
+      audit: auditEventOutput({ registryUrl: services.registryUrl, chunkTopic }),
+    })
     .stage({
       name: 'chunk-embed',
       kind: 'chunk+embed',
       stores: ['chunk-sets'],
       processor: withServicesOpen(
         services,
-        chunkEmbedStage<TicketDocument>({
+        chunkEmbedStage<GovernedDocument>({
           topology: applicationId,
-          version: options.version ?? 'v1',
+          version,
           entityType: 'ticket',
           store: 'chunk-sets',
-          chunker: createChunker({ strategy: { kind: 'recursive', size: 600, overlap: 0 }, template: SUPPORT_TEMPLATE }),
+          chunker,
           embedder: services.embedder,
-          text: (doc) => doc.body,
-          metadata: (doc) => ({ title: doc.title, status: doc.status, priority: doc.priority, tier: doc.tier, customer_status: doc.customer_status, product_sku: doc.product_sku, product_category: doc.product_category }),
-          governance: (doc) => ({
-            classification: doc.classification,
-            tenant: doc.tenant,
-            region: doc.region,
-            subjects: doc.customer_id === null ? [] : [`customer:${doc.customer_id}`],
-          }),
+          text: (doc) => doc.text,
+          fields: (doc) => doc.metadata,
+          metadata: (doc) => doc.metadata,
+          governance: (doc) => ({ classification: doc.classification, tenant: doc.tenant, region: doc.region, subjects: doc.subjects, policy_version: doc.policy_version }),
         }),
       ),
     })
     // ── the chunk table's changelog: upserts then tombstones, keyed by chunk id, partitioned by ticket
-    .to(options.chunkTopic ?? SUPPORT_CHUNK_TOPIC, { name: 'chunk-events', encode: chunkEventEncoder(services.chunkEvents) })
+    .to(chunkTopic, { name: 'chunk-events', encode: chunkEventEncoder(services.chunkEvents) })
 
   return builder.build()
 }

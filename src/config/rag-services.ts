@@ -20,7 +20,7 @@
  * ```
  */
 import { Redis } from 'ioredis'
-import { RedisEmbeddingCache } from '../embedding/cache.ts'
+import { RedisEmbeddingCache, type EmbeddingCache } from '../embedding/cache.ts'
 import { createEmbeddingProvider, DEFAULT_EMBEDDING } from '../embedding/config.ts'
 import { Embedder } from '../embedding/embedder.ts'
 import type { HashingEmbeddingConfig } from '../embedding/hashing.ts'
@@ -36,6 +36,15 @@ export interface ChunkServices {
   readonly chunkEvents: { encode(event: ChunkEvent | null): Buffer | null }
   /** Idempotent; resolves when every service is ready. */
   open(): Promise<void>
+}
+
+/**
+ * What a governed chunk topology needs besides: the schema registry (Avro deletion requests and audit
+ * events) and the embedding cache (forgetting a subject deletes its chunks' cached vectors).
+ */
+export interface GovernedChunkServices extends ChunkServices {
+  readonly registryUrl: string
+  readonly embeddingCache: EmbeddingCache
 }
 
 export interface RagServicesOptions {
@@ -56,9 +65,11 @@ export interface RagServicesOptions {
 
 type Codec = ChunkServices['chunkEvents']
 
-export class RagServices implements ChunkServices {
+export class RagServices implements GovernedChunkServices {
   readonly embedder: Embedder
   readonly chunkEvents: Codec
+  readonly registryUrl: string
+  readonly embeddingCache: EmbeddingCache
   readonly #options: RagServicesOptions
   #codec: Codec | undefined
   #opening: Promise<void> | undefined
@@ -66,7 +77,9 @@ export class RagServices implements ChunkServices {
   constructor(options: RagServicesOptions) {
     this.#options = options
     const provider = createEmbeddingProvider(options.embedding ?? DEFAULT_EMBEDDING)
-    this.embedder = new Embedder(provider, { cache: new RedisEmbeddingCache(options.redis, { prefix: options.cachePrefix, address: options.redisAddress }) })
+    this.registryUrl = options.registryUrl
+    this.embeddingCache = new RedisEmbeddingCache(options.redis, { prefix: options.cachePrefix, address: options.redisAddress })
+    this.embedder = new Embedder(provider, { cache: this.embeddingCache })
     this.chunkEvents = {
       encode: (event) => {
         if (this.#codec === undefined) throw new Error(`the chunk-event codec for ${options.chunkTopic} is not open: call open() before encoding`)

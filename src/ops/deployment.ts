@@ -21,7 +21,7 @@ import type { ProcessorTopology } from '../runtime/task.ts'
 import { resolveSinkConfig, type SinkConfig } from '../sink/config.ts'
 import type { Topology } from '../topology/topology.ts'
 import { knowledgeBase } from '../../topologies/knowledge-base.ts'
-import { supportCopilot } from '../../topologies/support-copilot.ts'
+import { SUPPORT_DELETIONS_TOPIC, supportCopilot } from '../../topologies/support-copilot.ts'
 
 /** The topologies `replay`, `status` and `demo` know by name, with their factories and default prefixes. */
 export const REFERENCE_TOPOLOGIES = {
@@ -46,6 +46,8 @@ export interface DeploymentOptions {
   readonly cachePrefix?: string
   /** Default: the built-in hashing embedder with the sink's dimensions. */
   readonly embedding?: HashingEmbeddingConfig | OpenAIEmbeddingConfig
+  /** Governance deletions topic (support-copilot); default see `deletionsTopicFor`. */
+  readonly deletionsTopic?: string
   readonly config: RagstreamConfig
 }
 
@@ -58,7 +60,20 @@ export interface Deployment {
   readonly cachePrefix: string | undefined
   readonly embedding: HashingEmbeddingConfig | OpenAIEmbeddingConfig
   readonly sink: SinkConfig
+  /** The governance deletions topic the topology reads (`ragstream forget --deletions-topic`); undefined when it reads none. */
+  readonly deletionsTopic: string | undefined
   readonly config: RagstreamConfig
+}
+
+/**
+ * A governed topology's deletions topic: `governance.deletions` (what `ragstream forget` writes to by
+ * default) for the default source prefix, else `<prefix>.governance.deletions`, because the topic
+ * must be co-partitioned with the sources it governs. Every version of one prefix reads the same one,
+ * so a replay into v2 forgets what v1 forgot.
+ */
+export function deletionsTopicFor(topology: ReferenceTopology, prefix: string): string | undefined {
+  if (topology !== 'support-copilot') return undefined
+  return prefix === REFERENCE_TOPOLOGIES[topology].defaultPrefix ? SUPPORT_DELETIONS_TOPIC : `${prefix}.governance.deletions`
 }
 
 export function deployment(o: DeploymentOptions): Deployment {
@@ -84,7 +99,8 @@ export function deployment(o: DeploymentOptions): Deployment {
     sinkRole: s.sinkRole,
     batchLingerMs: 100,
   })
-  return { topology, version: o.version, prefix, applicationId: first ? name : `${name}-${o.version}`, chunkTopic, cachePrefix: o.cachePrefix, embedding: o.embedding ?? { kind: 'hashing', dimensions: s.dimensions }, sink, config: o.config }
+  const deletionsTopic = topology === 'support-copilot' ? (o.deletionsTopic ?? deletionsTopicFor(topology, prefix)) : undefined
+  return { topology, version: o.version, prefix, applicationId: first ? name : `${name}-${o.version}`, chunkTopic, cachePrefix: o.cachePrefix, embedding: o.embedding ?? { kind: 'hashing', dimensions: s.dimensions }, sink, deletionsTopic, config: o.config }
 }
 
 /** The embedding and codec services of a deployment, at the configured endpoints (connects nothing until the first batch). */
@@ -96,7 +112,8 @@ export function deploymentServices(d: Deployment): RagServices {
 }
 
 export function buildTopology(d: Deployment, services: RagServices): Topology {
-  return REFERENCE_TOPOLOGIES[d.topology].build({ prefix: d.prefix, applicationId: d.applicationId, version: d.version, chunkTopic: d.chunkTopic, services })
+  const common = { prefix: d.prefix, applicationId: d.applicationId, version: d.version, chunkTopic: d.chunkTopic, services }
+  return d.topology === 'support-copilot' ? supportCopilot({ ...common, deletionsTopic: d.deletionsTopic }) : REFERENCE_TOPOLOGIES[d.topology].build(common)
 }
 
 /** Compiles with the partition counts the broker reports (the same rule as `ragstream run`). */

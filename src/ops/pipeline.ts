@@ -52,18 +52,25 @@ export async function prepareDatabase(d: Deployment): Promise<void> {
   }
 }
 
-/** Creates the chunk topic (compacted: it is the chunk table's changelog) with the source topics' partition count. */
+/**
+ * Creates the chunk topic (compacted: it is the chunk table's changelog) and the governance deletions
+ * topic (compacted, non-null requests: see docs/governance.md) when missing, with the source topics'
+ * partition count (the deletions topic is co-partitioned with them).
+ */
 export async function ensureChunkTopic(d: Deployment, sources: readonly string[]): Promise<void> {
   const admin = new Admin({ clientId: `${d.applicationId}-ops`, bootstrapBrokers: [...d.config.endpoints.kafkaBrokers] })
   try {
     const existing = new Set(await admin.listTopics())
-    if (existing.has(d.chunkTopic)) return
+    const missing = [d.chunkTopic, ...(d.deletionsTopic === undefined ? [] : [d.deletionsTopic])].filter((t) => !existing.has(t))
+    if (missing.length === 0) return
     const known = sources.filter((t) => existing.has(t))
     const metadata = known.length > 0 ? await admin.metadata({ topics: known }) : undefined
     const partitions = Math.max(1, ...known.map((t) => metadata?.topics.get(t)?.partitionsCount ?? 1))
-    await admin.createTopics({ topics: [d.chunkTopic], partitions, replicas: 1, configs: [{ name: 'cleanup.policy', value: 'compact' }] }).catch((error: unknown) => {
-      if (!/already exists/i.test(String((error as Error).message) + JSON.stringify((error as { errors?: unknown }).errors ?? ''))) throw error
-    })
+    for (const topic of missing) {
+      await admin.createTopics({ topics: [topic], partitions, replicas: 1, configs: [{ name: 'cleanup.policy', value: 'compact' }] }).catch((error: unknown) => {
+        if (!/already exists/i.test(String((error as Error).message) + JSON.stringify((error as { errors?: unknown }).errors ?? ''))) throw error
+      })
+    }
   } finally {
     await admin.close().catch(() => {})
   }

@@ -44,6 +44,7 @@ test('ragstream generate + ragstream run support-copilot: chunk events on the ch
   const prefix = uniqueName('cli-sc')
   const applicationId = uniqueName('support-copilot-cli')
   const chunkTopic = uniqueName('rag.chunks.support-copilot-cli')
+  const deletionsTopic = `${prefix}.governance.deletions`
   const cachePrefix = uniqueName('rs-test-emb')
   const redis = new Redis(endpoints.redisUrl)
   const admin = new Admin({ clientId: uniqueName('cli-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
@@ -56,8 +57,12 @@ test('ragstream generate + ragstream run support-copilot: chunk events on the ch
     await deleteKeys(redis, `${cachePrefix}:*`)
     await redis.quit()
     await deleteSubject(`${chunkTopic}-value`)
+    await deleteSubject(`${chunkTopic}-audit-value`).catch(() => {})
+    await deleteSubject(`${deletionsTopic}-value`).catch(() => {})
   })
   await createTopics(t, [chunkTopic], PARTITIONS)
+  // The governance deletions topic is a source too, co-partitioned with the CDC topics.
+  await createTopics(t, [deletionsTopic], PARTITIONS, [{ name: 'cleanup.policy', value: 'compact' }])
 
   const generate = ragstream(['generate', '--prefix', prefix, '--create-topics', '--partitions', String(PARTITIONS), '--backfill', '40', '--rate', '0', '--seed', '3'])
   assert.equal(await generate.exited, 0, generate.stderr())
@@ -73,7 +78,7 @@ test('ragstream generate + ragstream run support-copilot: chunk events on the ch
       `import { supportCopilot } from ${JSON.stringify(join(ROOT, 'topologies/support-copilot.ts'))}`,
       `const chunkTopic = ${JSON.stringify(chunkTopic)}`,
       `const services = RagServices.fromEnv({ chunkTopic, cachePrefix: ${JSON.stringify(cachePrefix)} })`,
-      `export default supportCopilot({ prefix: ${JSON.stringify(prefix)}, applicationId: ${JSON.stringify(applicationId)}, chunkTopic, services })`,
+      `export default supportCopilot({ prefix: ${JSON.stringify(prefix)}, applicationId: ${JSON.stringify(applicationId)}, chunkTopic, deletionsTopic: ${JSON.stringify(deletionsTopic)}, services })`,
     ].join('\n'),
   )
 

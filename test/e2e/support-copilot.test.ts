@@ -1,9 +1,10 @@
 // support-copilot end to end on the real services: `ragstream generate` backfills fresh topics, the
 // Kafka runtime runs the topology exactly once (Redis state stores) until it has caught up, and the
-// committed chunk topic is then (a) decoded by an independent registry client, (b) equal, per chunk
-// id, to what the test driver makes of the same input records, (c) read by the stock Kafka console
-// consumer, and (d) the generator's malformed records are in the dead-letter topic with headers naming
-// their source topic, partition and offset.
+// committed chunk topic is then (a) decoded by an independent registry client, governed (the seeded
+// e-mail addresses and phone numbers are masked), (b) equal, per chunk id, to what the test driver
+// makes of the same input records, (c) read by the stock Kafka console consumer, and (d) the
+// generator's malformed records are in the dead-letter topic with headers naming their source topic,
+// partition and offset. Audit events share the chunk topic (the sink writes them as audit rows).
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { test } from 'node:test'
@@ -16,9 +17,11 @@ import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime
 import type { SourceRecord } from '../../src/runtime/task.ts'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
+import { SUPPORT_REGIONS } from '../../topologies/support-copilot.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
 import { DEAD_LETTER_HEADERS } from '../../src/topology/compile.ts'
 import { supportCopilot } from '../../topologies/support-copilot.ts'
+import { deleteSubject } from '../serde/registry-helpers.ts'
 import { decodeChunkEvents, testRagServices } from '../support/rag-services.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
@@ -64,6 +67,9 @@ function consoleConsumer(topic: string, group: string, maxMessages: number): Pro
   })
 }
 
+/** Audit events ride the chunk topic beside the chunk events (keyed by event id). */
+const isAudit = (value: unknown): boolean => typeof value === 'object' && value !== null && 'event_id' in value && 'kind' in value
+
 /**
  * What two correct runs of the same input must agree on: everything but when a chunk was emitted and
  * which version of its ticket first produced it. An unchanged chunk is not re-emitted, and a join
@@ -96,12 +102,15 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
   const applicationId = uniqueName('support-copilot-e2e')
   const chunkTopic = uniqueName('rag.chunks.support-copilot-e2e')
   const sources = generatorTopics(prefix)
+  const deletionsTopic = `${prefix}.governance.deletions`
   const admin = new Admin({ clientId: uniqueName('e2e-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
   const redis = new Redis(endpoints.redisUrl)
   let internalTopics: string[] = []
   const consoleGroup = uniqueName('e2e-console')
   t.after(async () => {
-    await admin.deleteTopics({ topics: [...sources, ...internalTopics] }).catch(() => {})
+    await admin.deleteTopics({ topics: [...sources, deletionsTopic, ...internalTopics] }).catch(() => {})
+    await deleteSubject(`${chunkTopic}-audit-value`).catch(() => {})
+    await deleteSubject(`${deletionsTopic}-value`).catch(() => {})
     await admin.deleteGroups({ groups: [applicationId, consoleGroup] }).catch(() => {})
     await admin.close()
     let cursor = '0'
@@ -115,9 +124,9 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
   await createTopics(t, [chunkTopic], PARTITIONS)
 
   // 1. The Kafka runtime, exactly once, Redis state stores, started on fresh (empty, compacted) topics.
-  await createTopics(t, sources, PARTITIONS, [{ name: 'cleanup.policy', value: 'compact' }])
+  await createTopics(t, [...sources, deletionsTopic], PARTITIONS, [{ name: 'cleanup.policy', value: 'compact' }])
   const services = await testRagServices(t, chunkTopic)
-  const processor = supportCopilot({ prefix, applicationId, chunkTopic, services }).compile({ partitions: PARTITIONS, sinkPartitions: { [chunkTopic]: PARTITIONS } })
+  const processor = supportCopilot({ prefix, applicationId, chunkTopic, deletionsTopic, services }).compile({ partitions: PARTITIONS, sinkPartitions: { [chunkTopic]: PARTITIONS } })
   internalTopics = processor.topics.filter((x) => x.role !== 'source' && x.role !== 'sink').map((x) => x.name)
   const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
   t.after(() => backend.close())
@@ -161,10 +170,12 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
   const committed = await readToEnd(admin, PARTITIONS, [chunkTopic])
   const decoded = await decodeChunkEvents(committed.map((r) => r.value))
   const table = new Map<string, ChunkEvent | null>()
-  committed.forEach((r, i) => table.set(r.key!.toString(), decoded[i]))
+  let audits = 0
+  committed.forEach((r, i) => (isAudit(decoded[i]) ? audits++ : table.set(r.key!.toString(), decoded[i])))
   const live = [...table].filter(([, e]) => e !== null) as [string, ChunkEvent][]
+  assert.ok(audits > 0, 'audit events (denials, reclassifications) on the chunk topic')
   assert.ok(committed.some((r) => r.value === null), 'deleted tickets left tombstones')
-  assert.ok(committed.length > table.size, 'changed tickets and customers re-emitted chunks')
+  assert.ok(committed.length - audits > table.size, 'changed tickets and customers re-emitted chunks')
   assert.ok(live.length > generated.byKind['ticket:r'], `${live.length} chunks for ${generated.byKind['ticket:r']} tickets`)
   for (const [key, event] of live) {
     assert.equal(event.chunk_id, key)
@@ -172,7 +183,11 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
     assert.equal(event.embedding.length, 384)
     assert.equal(event.lineage.source_topic, `${prefix}.public.tickets`)
     assert.equal(event.lineage.embedding_model, 'hashing:v1@384')
+    assert.equal(event.policy_version, 'support-copilot@1')
+    assert.doesNotMatch(event.text, /[\w.+-]+@[\w-]+(\.[\w-]+)*\.[a-z]{2,}/i, `an e-mail address in chunk ${event.chunk_id}`)
   }
+  const texts = live.map(([, e]) => e.text).join('\n')
+  for (const mask of ['[EMAIL]', '[PHONE]']) assert.ok(texts.includes(mask), `the generator's seeded ${mask} values are masked`)
   // Lineage names a real record of the chunk's ticket: the Debezium change at that topic, partition and offset.
   const inputAt = new Map(input.map((r) => [`${r.topic}:${r.partition}:${r.offset}`, r]))
   for (const [, event] of live) {
@@ -181,14 +196,22 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
     assert.equal(JSON.parse(source.key!.toString()).id, Number(event.entity_key))
   }
   // An oracle independent of the driver: the final tables replayed from the input. Every live ticket
-  // has chunks, no deleted one does, and each chunk carries its customer's final classification,
-  // tenant and region (reclassifications and region moves reached every derived chunk).
+  // whose customer exists in a known region has chunks (the policy denies the others), no deleted one
+  // does, and each chunk carries its customer's final classification, tenant, region and subject
+  // (reclassifications and region moves reached every derived chunk).
   const tickets = finalRows(input, `${prefix}.public.tickets`)
   const customers = finalRows(input, `${prefix}.public.customers`)
-  assert.deepEqual(new Set(live.map(([, e]) => e.entity_key)), new Set(tickets.keys()))
+  const customerOf = (ticket: string) => customers.get(String(tickets.get(ticket)?.customer_id))
+  const governed = [...tickets.keys()].filter((id) => (SUPPORT_REGIONS as readonly unknown[]).includes(customerOf(id)?.region))
+  assert.ok(governed.length > tickets.size / 2, `${governed.length} of ${tickets.size} tickets have a customer in a known region`)
+  assert.deepEqual(new Set(live.map(([, e]) => e.entity_key)), new Set(governed))
   for (const [, event] of live) {
-    const customer = customers.get(String(tickets.get(event.entity_key)?.customer_id))
-    assert.deepEqual([event.classification, event.tenant, event.region], [customer?.classification ?? null, customer?.tenant ?? null, customer?.region ?? null], `chunk ${event.chunk_id} of ticket ${event.entity_key}`)
+    const customer = customerOf(event.entity_key)
+    assert.deepEqual(
+      [event.classification, event.tenant, event.region, event.subjects],
+      [customer?.classification, customer?.tenant, customer?.region, [`customer:${String(tickets.get(event.entity_key)?.customer_id)}`]],
+      `chunk ${event.chunk_id} of ticket ${event.entity_key}`,
+    )
   }
   // One entity, one partition: every chunk of a ticket is on the same partition.
   const partitionOf = new Map<string, Set<number>>()
@@ -199,7 +222,7 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
   for (const [entity, partitions] of partitionOf) assert.equal(partitions.size, 1, `ticket ${entity} on partitions ${[...partitions]}`)
 
   // (b) The test driver, fed the same records at the same partitions and offsets, ends with the same chunk table.
-  const driver = new TopologyTestDriver(supportCopilot({ prefix, applicationId, chunkTopic, services }), { partitions: PARTITIONS })
+  const driver = new TopologyTestDriver(supportCopilot({ prefix, applicationId, chunkTopic, deletionsTopic, services }), { partitions: PARTITIONS })
   t.after(() => driver.close())
   const ordered = [...input].sort((x, y) => Number(x.timestamp - y.timestamp) || (x.topic === y.topic ? x.partition - y.partition || Number(x.offset - y.offset) : x.topic < y.topic ? -1 : 1))
   for (let i = 0; i < ordered.length; i += 100) {
@@ -208,7 +231,7 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
   const expected = new Map<string, unknown>()
   const driverRecords = driver.readOutput(chunkTopic)
   const driverDecoded = await decodeChunkEvents(driverRecords.map((r) => r.rawValue))
-  driverRecords.forEach((r, i) => expected.set(r.key!, comparable(driverDecoded[i])))
+  driverRecords.forEach((r, i) => void (isAudit(driverDecoded[i]) || expected.set(r.key!, comparable(driverDecoded[i]))))
   const actual = new Map([...table].map(([k, e]) => [k, comparable(e)]))
   // A tombstone and a chunk id never emitted are the same: no row (batching decides whether a short-lived chunk was ever emitted).
   const differing = [...new Set([...expected.keys(), ...actual.keys()])].filter((k) => JSON.stringify(expected.get(k) ?? null) !== JSON.stringify(actual.get(k) ?? null))

@@ -13,7 +13,8 @@ test('v1 keeps the default exports\' names; vN gets its own application id, chun
   assert.equal(v1.prefix, 'support')
   assert.equal(v1.sink.names.chunkTable, '"ragstream"."chunks_support-copilot_v1"')
   assert.equal(v1.sink.names.view, '"rag"."support-copilot"')
-  assert.deepEqual(sourceTopics(v1).sort(), ['support.products', 'support.public.customers', 'support.public.tickets'])
+  assert.deepEqual(sourceTopics(v1).sort(), ['governance.deletions', 'support.products', 'support.public.customers', 'support.public.tickets'])
+  assert.equal(v1.deletionsTopic, 'governance.deletions', 'the default prefix reads the topic `ragstream forget` writes to by default')
 
   const v2 = deployment({ topology: 'support-copilot', version: 'v2', prefix: 'acme', name: 'sc', sqlTopology: 'sc_sql', config })
   assert.equal(v2.applicationId, 'sc-v2')
@@ -22,9 +23,11 @@ test('v1 keeps the default exports\' names; vN gets its own application id, chun
   assert.equal(v2.sink.groupId, 'ragstream-sink.sc_sql.v2')
   assert.equal(v2.sink.topic, 'rag.chunks.sc.v2')
   assert.deepEqual(v2.embedding, { kind: 'hashing', dimensions: 384 })
+  assert.equal(v2.deletionsTopic, 'acme.governance.deletions', 'co-partitioned with its own sources')
 
   const kb = deployment({ topology: 'knowledge-base', version: 'v1', config: loadConfig({ env: { RAGSTREAM_KB_PREFIX: 'help' } }) })
   assert.equal(kb.prefix, 'help')
+  assert.equal(kb.deletionsTopic, undefined)
 })
 
 test('unknown topologies and malformed versions are refused, naming the argument', () => {

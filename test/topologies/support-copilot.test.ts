@@ -1,17 +1,24 @@
 // support-copilot under the test driver: the describe text, and the chunk-table semantics a data
 // engineer relies on — reclassification reaches every derived chunk, a one-paragraph edit re-emits
-// one chunk, a delete tombstones all, bad input is dead-lettered while good input flows. The
-// embedding cache (Redis) and the chunk-event schema (registry) are the real services.
+// one chunk, a delete tombstones all, bad input is dead-lettered while good input flows — and its
+// governance: seeded PII never reaches the chunk topic or a store, a customer of an unknown region is
+// denied, and forgetting a customer tombstones its chunks and keeps every later change of it out. The
+// embedding cache (Redis) and the schemas (registry: chunk events, audit events, deletion requests)
+// are the real services.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { encodeChange, type Row } from '../../src/generator/debezium-envelope.ts'
+import type { AuditEventValue } from '../../src/governance/audit.ts'
+import { buildDeletionRequest } from '../../src/governance/forget/deletion-request.ts'
+import { deletionRequestCodec } from '../../src/governance/forget/governance-codecs.ts'
 import { supportTables } from '../../src/generator/support-dataset.ts'
 import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
 import { TopologyTestDriver, type TestInputRecord } from '../../src/testing/index.ts'
 import { DEAD_LETTER_HEADERS } from '../../src/topology/compile.ts'
 import topology, { supportCopilot } from '../../topologies/support-copilot.ts'
+import { deleteSubject } from '../serde/registry-helpers.ts'
 import { decodeChunkEvents, testRagServices } from '../support/rag-services.ts'
-import { uniqueName } from '../support/stack.ts'
+import { endpoints, uniqueName } from '../support/stack.ts'
 
 test('support-copilot: describe text is pinned', () => {
   assert.equal(topology.describe(), `Topology: support-copilot
@@ -39,11 +46,18 @@ test('support-copilot: describe text is pinned', () => {
     Source: join-products-response-source (topics: [support-copilot-join-products-response-repartition])
       --> join-products
     Processor: join-products (stores: [join-customers]) [fk-join: left]
-      --> chunk-embed
+      --> govern
       <-- join-products-subscription-send, join-products-response-source
+    Source: govern-broadcast-source (topics: [support-copilot-govern-deletions-broadcast-repartition])
+      --> govern
+    Processor: govern (stores: [govern-forgotten-subjects, govern-subject-index, tickets, join-customers, customers, join-customers-subscriptions, chunk-sets]) [govern: support-copilot@1, forget FOREVER, async, batched]
+      --> govern-audit-sink, chunk-embed
+      <-- join-products, govern-broadcast-source
+    Sink: govern-audit-sink (topic: rag.chunks.support-copilot)
+      <-- govern
     Processor: chunk-embed (stores: [chunk-sets]) [stage: chunk+embed, async, batched]
       --> chunk-events
-      <-- join-products
+      <-- govern
     Sink: chunk-events (topic: rag.chunks.support-copilot)
       <-- chunk-embed
    Sub-topology: 1
@@ -92,6 +106,14 @@ test('support-copilot: describe text is pinned', () => {
       <-- join-products-right-source
     Sink: join-products-response-sink (topic: support-copilot-join-products-response-repartition)
       <-- join-products-subscription-receive, join-products-right-change, join-products-right-receive
+   Sub-topology: 3
+    Source: govern-deletions-source (topics: [governance.deletions])
+      --> govern-deletions-broadcast
+    Processor: govern-deletions-broadcast (stores: []) [one copy per partition]
+      --> govern-broadcast-sink
+      <-- govern-deletions-source
+    Sink: govern-broadcast-sink (topic: support-copilot-govern-deletions-broadcast-repartition)
+      <-- govern-deletions-broadcast
 Stores:
     tickets (owner: tickets, changelog: support-copilot-tickets-changelog)
     customers (owner: customers, changelog: support-copilot-customers-changelog)
@@ -101,11 +123,14 @@ Stores:
     join-customers-right (owner: join-customers, changelog: support-copilot-join-customers-right-changelog)
     join-products-subscriptions (owner: join-products, changelog: support-copilot-join-products-subscriptions-changelog)
     join-products-right (owner: join-products, changelog: support-copilot-join-products-right-changelog)
+    govern-forgotten-subjects (owner: govern, changelog: support-copilot-govern-forgotten-subjects-changelog)
+    govern-subject-index (owner: govern, changelog: support-copilot-govern-subject-index-changelog)
     chunk-sets (owner: chunk-embed, changelog: support-copilot-chunk-sets-changelog)
 Topics:
     source: support.public.tickets (partitions: external)
     source: support.public.customers (partitions: external)
     source: support.products (partitions: external)
+    source: governance.deletions (partitions: external)
     changelog: support-copilot-tickets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store tickets
     changelog: support-copilot-customers-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store customers
     changelog: support-copilot-products-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store products
@@ -120,6 +145,9 @@ Topics:
     repartition: support-copilot-join-products-subscription-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-products subscriptions, keyed by foreign key
     repartition: support-copilot-join-products-response-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-products responses, keyed by left key
     repartition: support-copilot-join-products-right-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-products right rows not on their key's partition, keyed by right key
+    changelog: support-copilot-govern-forgotten-subjects-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store govern-forgotten-subjects
+    changelog: support-copilot-govern-subject-index-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store govern-subject-index
+    repartition: support-copilot-govern-deletions-broadcast-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — govern deletion requests, one copy per partition
     changelog: support-copilot-chunk-sets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store chunk-sets
     sink: rag.chunks.support-copilot (partitions: external)
     dead-letter: support-copilot-dead-letter (partitions: as source topics) (cleanup.policy=delete, retention.ms=604800000, segment.ms=86400000) — records that failed, with error and source position headers
@@ -150,17 +178,36 @@ const paragraph = (i: number, word = 'invoice'): string => `Paragraph ${i}: ` + 
 const body = (n: number, edit?: { at: number; word: string }): string => Array.from({ length: n }, (_, i) => paragraph(i, edit?.at === i ? edit.word : 'invoice')).join('\n\n')
 const ticketRow = (id: number, customerId: number, text: string): Row => ({ id, customer_id: customerId, product_sku: 'SKU-1', subject: `Ticket ${id}`, body: text, status: 'open', priority: 2, updated_at: 1 })
 
+const isAudit = (value: unknown): value is AuditEventValue => typeof value === 'object' && value !== null && 'event_id' in value && 'kind' in value
+
 async function setup(t: { after: (fn: () => Promise<void>) => void }) {
   const chunkTopic = uniqueName('rag.chunks.sc-test')
+  const deletionsTopic = uniqueName('sc-test.deletions')
   const services = await testRagServices(t, chunkTopic)
-  const driver = new TopologyTestDriver(supportCopilot({ prefix: PREFIX, chunkTopic, services }), { partitions: 3 })
+  t.after(() => deleteSubject(`${chunkTopic}-audit-value`).then(() => deleteSubject(`${deletionsTopic}-value`)))
+  const driver = new TopologyTestDriver(supportCopilot({ prefix: PREFIX, chunkTopic, deletionsTopic, services }), { partitions: 3 })
   t.after(() => driver.close())
+  const audits: AuditEventValue[] = []
+  /** The chunk events (null = tombstone) since the last read; audit events on the same topic are kept apart in `audits`. */
   const read = async () => {
     const records = driver.readOutput(chunkTopic)
     const events = await decodeChunkEvents(records.map((r) => r.rawValue))
-    return records.map((r, i) => ({ key: r.key as string, partition: r.partition, event: events[i] }))
+    const chunks: { key: string; partition: number; event: ChunkEvent | null }[] = []
+    records.forEach((r, i) => {
+      const event: unknown = events[i]
+      if (isAudit(event)) audits.push(event)
+      else chunks.push({ key: r.key as string, partition: r.partition, event: event as ChunkEvent | null })
+    })
+    return chunks
   }
-  return { driver, read, services, chunkTopic }
+  const codec = deletionRequestCodec({ registryUrl: endpoints.schemaRegistryUrl, topic: deletionsTopic })
+  /** What `ragstream forget --subject <subject>` produces: an Avro deletion request keyed by subject. */
+  const forget = async (subject: string, requestId: string) => {
+    await codec.open()
+    const request = buildDeletionRequest({ subject, reason: 'test', requestedBy: 'test', requestedAtMs: 1_700_000_100_000, requestId })
+    await driver.pipe(deletionsTopic, subject, codec.encode(request))
+  }
+  return { driver, read, audits, forget, services, chunkTopic }
 }
 
 test('support-copilot: a customer reclassified to restricted re-emits every chunk derived from its tickets, and only those', async (t) => {
@@ -173,6 +220,9 @@ test('support-copilot: a customer reclassified to restricted re-emits every chun
     assert.ok(event)
     assert.equal(event.classification, event.entity_key === '12' ? 'public' : 'internal')
     assert.deepEqual(event.subjects, [`customer:${event.entity_key === '12' ? 2 : 1}`])
+    assert.equal(event.region, event.entity_key === '12' ? 'us' : 'eu')
+    assert.equal(event.tenant, event.entity_key === '12' ? 'globex' : 'acme')
+    assert.equal(event.policy_version, 'support-copilot@1')
     assert.match(event.text, /^Ticket \d+\nCustomer tier: (pro|free) \| Product: Ledger\n\nParagraph \d/)
     assert.equal(event.lineage.source_topic, TICKETS)
     assert.equal(event.embedding.length, 384)
@@ -253,4 +303,87 @@ test('support-copilot: malformed records go to the dead-letter topic with their 
     assert.match(d.headers[DEAD_LETTER_HEADERS.partition], /^\d+$/)
     assert.ok(d.headers[DEAD_LETTER_HEADERS.node])
   }
+})
+
+test('support-copilot: seeded PII never reaches the chunk topic or a store; the chunks carry masks instead', async (t) => {
+  const { driver, read, audits, chunkTopic } = await setup(t)
+  const secret = `ghp_${'aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5'}`
+  const seeded = {
+    EMAIL: 'anna.kowalska@example.org',
+    PHONE: '+44 20 7946 0958',
+    CARD: '4111 1111 1111 1111',
+    IBAN: 'DE89 3704 0044 0532 0130 00',
+    SSN: '536-22-1847',
+    IPV4: '203.0.113.42',
+    SECRET: secret,
+  }
+  const text = [
+    `Hello, I cannot log in. Write to me at ${seeded.EMAIL} or call ${seeded.PHONE}.`,
+    `The card ${seeded.CARD} was charged twice; refund to IBAN ${seeded.IBAN} please. My SSN is ${seeded.SSN}.`,
+    `The request came from ${seeded.IPV4} and our integration uses the token ${seeded.SECRET} for the API.`,
+  ].join('\n\n')
+  await driver.pipeBatch([
+    product('SKU-1', 'Ledger'),
+    ...customer('r', { ...ada, email: seeded.EMAIL }),
+    ...ticket('r', { ...ticketRow(60, 1, text), subject: `Call me on ${seeded.PHONE}` }),
+  ])
+  const chunks = await read()
+  assert.ok(chunks.length > 0)
+  const outputs = [...driver.readTable(chunkTopic).values()].map((v) => Buffer.from(v as Buffer))
+  for (const [label, value] of Object.entries(seeded)) {
+    for (const raw of outputs) assert.ok(!raw.includes(value), `${label} reached the chunk topic`)
+    for (const { event } of chunks) assert.ok(!JSON.stringify(event?.metadata).includes(value) && !event?.text.includes(value), `${label} in a chunk`)
+    for (const name of ['tickets', 'customers', 'join-customers', 'chunk-sets', 'govern-subject-index']) {
+      for (let p = 0; p < 3; p++) {
+        for (const [, stored] of driver.store(name)?.entries(p) ?? []) assert.ok(!stored.includes(value), `${label} in store ${name}`)
+      }
+    }
+  }
+  const all = chunks.map((c) => c.event?.text ?? '').join('\n')
+  for (const mask of ['[EMAIL]', '[PHONE]', '[CARD]', '[IBAN]', '[SSN]', '[IPV4]', '[SECRET]']) assert.ok(all.includes(mask), `${mask} in the chunk text`)
+  assert.match(all, /^Call me on \[PHONE\]\n/, 'the template fields are redacted too')
+  // Redacted as the sources are decoded, so govern finds nothing left (no REDACTED event); audit events never hold a value.
+  assert.deepEqual(audits.filter((a) => a.kind === 'REDACTED'), [])
+  for (const value of Object.values(seeded)) assert.ok(audits.every((a) => !JSON.stringify(a).includes(value)))
+  assert.deepEqual(driver.readDeadLetters(), [])
+})
+
+test('support-copilot: a ticket whose customer is missing or in an unknown region is denied (audited), and indexed once the customer is known', async (t) => {
+  const { driver, read, audits } = await setup(t)
+  await driver.pipeBatch([product('SKU-1', 'Ledger'), ...customer('r', { ...ada, region: 'mars' }), ...ticket('r', ticketRow(70, 1, body(2))), ...ticket('r', ticketRow(71, 9, body(1)))])
+  assert.deepEqual(await read(), [])
+  assert.ok(audits.filter((a) => a.kind === 'DENIED').length >= 2, JSON.stringify(audits.map((a) => [a.kind, a.reason])))
+  await driver.pipeBatch(customer('u', { ...ada, region: 'apac', updated_at: 2 }))
+  const indexed = await read()
+  assert.deepEqual([...new Set(indexed.map((r) => r.event?.entity_key))], ['70'])
+  for (const { event } of indexed) assert.equal(event?.region, 'apac')
+})
+
+test('support-copilot: forgetting a customer tombstones every chunk of its tickets, and later changes of that customer produce nothing', async (t) => {
+  const { driver, read, audits, forget } = await setup(t)
+  await driver.pipeBatch([product('SKU-1', 'Ledger'), ...customer('r', ada), ...customer('r', grace)])
+  await driver.pipeBatch([...ticket('r', ticketRow(80, 1, body(3))), ...ticket('r', ticketRow(81, 1, body(1))), ...ticket('r', ticketRow(82, 2, body(2)))])
+  const created = await read()
+  const adas = created.filter((r) => r.event?.entity_key !== '82').map((r) => r.key).sort()
+  assert.equal(adas.length, 4)
+
+  await forget('customer:1', 'req-sc-1')
+  const forgotten = await read()
+  assert.deepEqual(forgotten.map((r) => r.key).sort(), adas, 'exactly the customer\'s chunks')
+  for (const r of forgotten) assert.equal(r.event, null)
+  const applied = audits.filter((a) => a.kind === 'DELETION_APPLIED' && a.request_id === 'req-sc-1')
+  assert.equal(applied.length, 3, 'one DELETION_APPLIED per partition')
+  assert.equal(applied.reduce((n, a) => n + (a.counts.chunks_tombstoned ?? 0), 0), 4)
+
+  // Later changes of the forgotten customer and its tickets, and a new ticket of it: nothing comes back.
+  await driver.pipeBatch([
+    ...customer('u', { ...ada, classification: 'confidential', updated_at: 3 }),
+    ...ticket('u', ticketRow(80, 1, body(3, { at: 1, word: 'again' }))),
+    ...ticket('c', ticketRow(83, 1, body(1))),
+  ])
+  assert.deepEqual(await read(), [])
+  // Other customers are untouched and keep flowing.
+  await driver.pipe(TICKETS, ...ticketArgs(ticket('u', ticketRow(82, 2, body(2, { at: 0, word: 'still' })))))
+  assert.deepEqual((await read()).map((r) => [r.event?.entity_key, r.event?.chunk_index]), [['82', 0]])
+  assert.deepEqual(driver.readDeadLetters(), [])
 })
