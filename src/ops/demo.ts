@@ -2,7 +2,8 @@
  * `ragstream demo`: the support-copilot topology end to end on the local stack, in one process —
  * fresh topics, the generator (backfill, then a trickle of live changes), the processor (exactly once,
  * Redis stores) and the pgvector sink, a progress line every second, then a nearest-neighbour query
- * as an analyst role (row-level security applies) and its results.
+ * as an analyst role (row-level security applies) and its results, then `ragstream forget --wait` for
+ * the customer with the most rows, and its receipt (0 rows remain).
  *
  * Every run is a new version `r<run id>` of the SQL topology `support_demo`: the view `rag.support_demo`
  * is promoted to it and earlier demo versions (tables, topics, consumer groups, Redis keys) are dropped,
@@ -13,6 +14,8 @@ import { Redis } from 'ioredis'
 import type pg from 'pg'
 import type { RagstreamConfig } from '../config/file.ts'
 import { checkKafka, checkPostgres, checkRedis, checkSchemaRegistry } from '../config/services.ts'
+import { forgetCommand } from '../cli/commands/forget.ts'
+import { formatReceipt, type ForgetReceipt } from '../governance/forget/receipt.ts'
 import { createEmbeddingProvider, DEFAULT_EMBEDDING } from '../embedding/config.ts'
 import { generate, type GenerateProgress } from '../generator/generator.ts'
 import type { Logger } from '../observability/logger.ts'
@@ -47,6 +50,8 @@ export interface DemoOptions {
   readonly out: NodeJS.WritableStream
   /** Aborting stops everything cleanly (Ctrl-C); the demo then skips the query. */
   readonly signal?: AbortSignal
+  /** After the query, forget the customer with the most rows and print the receipt; default true. */
+  readonly forget?: boolean
 }
 
 export interface DemoResult {
@@ -55,6 +60,8 @@ export interface DemoResult {
   readonly rows: number
   readonly neighbours: readonly NeighbourRow[]
   readonly generated: GenerateProgress | undefined
+  /** The forget step: the subject forgotten and the receipt `ragstream forget --wait` printed. */
+  readonly forgotten?: { readonly subject: string; readonly rows: number; readonly receipt: ForgetReceipt }
 }
 
 export const DEMO_QUERY = 'login with SSO loops back to the sign-in page'
@@ -118,6 +125,31 @@ export async function ensureAnalyst(config: RagstreamConfig, d: Deployment, role
   url.username = role
   url.password = ''
   return url.toString()
+}
+
+/**
+ * The forget step: the customer with the most rows (read as the sink role, which row-level security
+ * lets see every row) is forgotten through `ragstream forget --wait` itself, with the owner role that
+ * reads the audit table; its receipt is printed as that command prints it.
+ */
+async function forgetBusiestCustomer(config: RagstreamConfig, d: Deployment, sinkReader: pg.Client, say: (line: string) => void): Promise<DemoResult['forgotten']> {
+  const busiest = await sinkReader.query<{ subject: string; n: number }>(
+    `SELECT s AS subject, count(*)::int AS n FROM ${d.sink.names.chunkTable}, unnest(subjects) AS s WHERE s LIKE 'customer:%' GROUP BY s ORDER BY n DESC, s LIMIT 1`,
+  )
+  const row = busiest.rows[0]
+  if (row === undefined || d.deletionsTopic === undefined) {
+    say('\n(no customer rows to forget)')
+    return undefined
+  }
+  say('')
+  say(`$ ragstream forget --subject ${row.subject} --reason "ragstream demo" --topology ${d.sink.topology} --deletions-topic ${d.deletionsTopic} --wait   (${row.n} rows)`)
+  let json = ''
+  const capture = { write: (chunk: string) => ((json += chunk), true) } as unknown as NodeJS.WritableStream
+  const values = { subject: row.subject, reason: 'ragstream demo', 'requested-by': 'ragstream demo', topology: d.sink.topology, processor: d.applicationId, 'deletions-topic': d.deletionsTopic, schema: d.config.sink.schema, wait: true, timeout: '60', json: true, 'postgres-url': config.postgres.ownerUrl, mode: 'FOREVER' }
+  await forgetCommand.run({ positionals: [], values, stdout: capture, stderr: capture, env: config.env, config })
+  const receipt = JSON.parse(json) as ForgetReceipt
+  say(formatReceipt(receipt))
+  return { subject: row.subject, rows: row.n, receipt }
 }
 
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
@@ -230,8 +262,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     out.write(neighbours.length === 0 ? 'no matching rows\n' : formatNeighbours(neighbours))
     say('')
     say(`The same in psql: SELECT entity_key, left(content, 60) FROM ${d.sink.names.view} ORDER BY embedding <=> $1 LIMIT 5;`)
+    const forgotten = o.forget === false ? undefined : await forgetBusiestCustomer(config, d, sinkReader, say)
     say(`Status: ragstream status support-copilot --name ${base} --sql-topology ${d.sink.topology} --prefix ${d.prefix}`)
-    return { deployment: d, interrupted: false, rows: fresh.rows, neighbours, generated }
+    return { deployment: d, interrupted: false, rows: fresh.rows, neighbours, generated, ...(forgotten ? { forgotten } : {}) }
   } finally {
     stopGenerator.abort()
     await generator.catch(() => undefined)

@@ -1,6 +1,6 @@
 // `ragstream demo` end to end on the real stack, bounded: the generator, the exactly-once processor and
 // the pgvector sink run together; rows appear, /metrics is scraped while they run, the sample query as
-// an analyst returns them. A second run is stopped with SIGTERM mid-flight: the CLI exits 0 and no
+// an analyst returns them, and the forget step's receipt shows 0 rows remaining. A second run is stopped with SIGTERM mid-flight: the CLI exits 0 and no
 // transaction is left open on the chunk topic.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -48,6 +48,16 @@ test('demo: rows appear in Postgres, /metrics shows every stage, the analyst que
   }
   assert.match(output, /score +entity +chunk +snippet +lineage/)
 
+  // The forget step: the customer with the most rows, forgotten through `ragstream forget --wait`; the receipt proves 0 remain.
+  const forgotten = result.forgotten
+  assert.ok(forgotten, output)
+  assert.match(forgotten.subject, /^customer:\d+$/)
+  assert.equal(forgotten.receipt.remaining, 0, output)
+  const rowsDeleted = Object.values(forgotten.receipt.rowsDeleted).reduce((a, b) => a + b, 0)
+  assert.equal(rowsDeleted, forgotten.rows, 'the receipt counts every row the customer had')
+  assert.ok(forgotten.receipt.chunksTombstoned >= forgotten.rows)
+  assert.match(output, /forget receipt[\s\S]*verification +0 rows remain/)
+
   // The analyst view reads this run's version; the rows are really there.
   const admin = new pg.Client({ connectionString: endpoints.postgresUrl })
   await admin.connect()
@@ -55,7 +65,9 @@ test('demo: rows appear in Postgres, /metrics shows every stage, the analyst que
   const active = await admin.query(`SELECT version FROM ${result.deployment.sink.names.versionsTable} WHERE topology = $1 AND active`, [o.sqlTopology])
   assert.deepEqual(active.rows, [{ version: result.deployment.version }])
   const count = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${result.deployment.sink.names.chunkTable}`)
-  assert.equal(Number(count.rows[0].n), result.rows)
+  assert.equal(Number(count.rows[0].n), result.rows - rowsDeleted)
+  const left = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${result.deployment.sink.names.chunkTable} WHERE subjects @> ARRAY[$1]::text[]`, [forgotten.subject])
+  assert.equal(Number(left.rows[0].n), 0, 'the forgotten customer has no row left')
 
   // The demo drained before querying: status agrees (a lag of 1 on the chunk topic is its last commit marker).
   const status = await topologyStatus({ topology: 'support-copilot', config: o.config, name: o.name, sqlTopology: o.sqlTopology, prefix: result.deployment.prefix })
@@ -63,7 +75,7 @@ test('demo: rows appear in Postgres, /metrics shows every stage, the analyst que
   const [version] = status.versions
   assert.equal(version.processor.lag, 0)
   assert.ok(version.sink.partitions.every((p) => p.lag <= 1), JSON.stringify(version.sink.partitions))
-  assert.equal(version.freshness?.rows, result.rows)
+  assert.equal(version.freshness?.rows, result.rows - rowsDeleted)
   assert.ok(version.stores.some((s) => s.store === 'chunk-sets' && s.checkpoint !== null), 'store checkpoints from Redis')
 
   // Scraped during the run: every stage reported.

@@ -13,17 +13,19 @@ function intOption(values: Record<string, unknown>, name: string, min: number): 
 
 /**
  * `ragstream demo` — the support-copilot topology end to end on the local stack: generator,
- * processor and sink in one process, live progress, then a nearest-neighbour query as an analyst.
+ * processor and sink in one process, live progress, then a nearest-neighbour query as an analyst and
+ * a forget of one customer with its receipt.
  *
  * @example
  * ```sh
  * npm run demo                                   # installs, starts the stack, runs this
  * ragstream demo --duration 60 --backfill 2000 --rate 50 --metrics-port 9464
+ * ragstream demo --no-forget
  * ```
  */
 export const demoCommand: CommandSpec = {
   name: 'demo',
-  summary: 'Run support-copilot end to end: generator → processor → pgvector sink, live progress, then a sample SQL query.',
+  summary: 'Run support-copilot end to end: generator → processor → pgvector sink, live progress, a sample SQL query, then a forget with its receipt.',
   options: {
     duration: { type: 'string', default: '20', value: '<s>', description: 'seconds of live changes after the backfill, before the query' },
     backfill: { type: 'string', default: '500', value: '<n>', description: 'tickets in the initial snapshot' },
@@ -34,6 +36,7 @@ export const demoCommand: CommandSpec = {
     'sql-topology': { type: 'string', default: 'support_demo', value: '<name>', description: 'SQL topology of the demo: tables chunks_<name>_r<id>, view rag.<name>' },
     'analyst-role': { type: 'string', default: 'ragstream_demo_analyst', value: '<role>', description: 'role the sample query runs as (created if missing)' },
     'metrics-port': { type: 'string', value: '<port>', description: 'serve Prometheus /metrics of processor and sink on this port (default /metrics/port of the config)' },
+    'no-forget': { type: 'boolean', description: 'skip the last step: ragstream forget --wait for the customer with the most rows, and its receipt' },
   },
   details: [
     'Each run creates fresh topics (<name>.r<id>.public.tickets, …), a fresh processor application and a new',
@@ -41,7 +44,9 @@ export const demoCommand: CommandSpec = {
     'runs (tables, topics, groups, Redis keys) are dropped. Progress, once a second: generated records,',
     'records/s into the processor and rows/s out of the sink, consumer lag of both, freshness p50/p99 of rows',
     'written in the last 30 s (visible_at − source_ts in Postgres), chunk rows, dead letters, embedding',
-    'calls vs cache hits. Then the query runs as ragstream_demo_analyst (row-level security applies).',
+    'calls vs cache hits. Then the query runs as ragstream_demo_analyst (row-level security applies), and',
+    'the customer with the most rows is forgotten as `ragstream forget --wait` does it (the run\'s own',
+    'deletions topic <name>.r<id>.governance.deletions); its receipt shows 0 rows remaining.',
     'Ctrl-C (SIGINT) or SIGTERM stops generator, processor and sink cleanly: the open transaction commits or',
     'aborts, nothing is left hanging. Postgres: RAGSTREAM_POSTGRES_URL must be able to create roles once.',
     'Exit codes: 0 done or interrupted, 1 failure, 69 a service is unavailable, 78 bad option or config.',
@@ -72,7 +77,7 @@ export const demoCommand: CommandSpec = {
     try {
       await runDemo({
         config, durationSeconds, backfill, rate, seed, partitions, metrics, out: stdout, signal: controller.signal, log: createLogger('demo', { destination: stderr, level: config.log.level, format: config.log.format }),
-        name: String(values.name), sqlTopology: String(values['sql-topology']), analystRole: String(values['analyst-role']),
+        name: String(values.name), sqlTopology: String(values['sql-topology']), analystRole: String(values['analyst-role']), forget: values['no-forget'] !== true,
       })
       return EXIT.ok
     } finally {
