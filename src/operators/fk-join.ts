@@ -92,17 +92,9 @@ interface ReverseIndex {
   dirty: boolean
 }
 
-// Stored bytes are never mutated, and a store hands back the very Buffer it was given until the key
-// is written again: what was computed from one Buffer is remembered by identity (a left row's hash
-// from its subscription to its response; a reverse index from the batch that wrote it to the next).
-const leftHashes = new WeakMap<Buffer, string>()
-const parsedIndexes = new WeakMap<Buffer, StoredReverseIndex>()
-
 /** KIP-213's stale-response check: a 128-bit hash of the left row's stored bytes. */
 function leftHash(bytes: Buffer): string {
-  let value = leftHashes.get(bytes)
-  if (value === undefined) leftHashes.set(bytes, (value = hash('md5', bytes, 'base64')))
-  return value
+  return hash('md5', bytes, 'base64')
 }
 
 /**
@@ -264,7 +256,7 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       if (index === undefined) {
         const bytes = scope.stores.get(indexStore)!.get(partition, rightKey)
         const subscribers = new Map<string, [number, string | null]>()
-        if (bytes !== undefined) for (const [leftKey, p, h] of parsedIndexes.get(bytes) ?? (decodeJson(bytes) as StoredReverseIndex)) subscribers.set(leftKey, [p, h])
+        if (bytes !== undefined) for (const [leftKey, p, h] of decodeJson(bytes) as StoredReverseIndex) subscribers.set(leftKey, [p, h])
         indexes.set(id, (index = { partition, rightKey, subscribers, dirty: false }))
       }
       return index
@@ -275,13 +267,7 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
         for (const index of indexes.values()) {
           if (!index.dirty) continue
           if (index.subscribers.size === 0) store.delete(index.partition, index.rightKey)
-          else {
-            const entries: StoredReverseIndex = []
-            for (const [leftKey, [p, h]] of index.subscribers) entries.push([leftKey, p, h])
-            const bytes = encodeJson(entries)
-            parsedIndexes.set(bytes, entries)
-            store.put(index.partition, index.rightKey, bytes)
-          }
+          else store.put(index.partition, index.rightKey, encodeJson([...index.subscribers].map(([leftKey, [p, h]]) => [leftKey, p, h])))
         }
         indexes.clear()
       },
