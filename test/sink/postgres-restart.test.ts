@@ -1,7 +1,7 @@
 // Postgres connection loss mid-run: the sink's backends are terminated (pg_terminate_backend) while
 // it writes, including inside open transactions; it retries with backoff, skips nothing, and the
-// table ends exact. (A real server restart, `pg_ctlcluster 15 main restart -m fast|immediate`, is
-// not run here: the PostgreSQL server is shared with other suites.)
+// table ends exact. (Real server restarts, fast and immediate, are in postgres-server-restart.test.ts,
+// against a server of that test's own.)
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
