@@ -149,6 +149,7 @@ async function forgetBusiestCustomer(config: RagstreamConfig, d: Deployment, sin
   await forgetCommand.run({ positionals: [], values, stdout: capture, stderr: capture, env: config.env, config })
   const receipt = JSON.parse(json) as ForgetReceipt
   say(formatReceipt(receipt))
+  say('')
   return { subject: row.subject, rows: row.n, receipt }
 }
 

@@ -57,6 +57,7 @@ test('demo: rows appear in Postgres, /metrics shows every stage, the analyst que
   assert.equal(rowsDeleted, forgotten.rows, 'the receipt counts every row the customer had')
   assert.ok(forgotten.receipt.chunksTombstoned >= forgotten.rows)
   assert.match(output, /forget receipt[\s\S]*verification +0 rows remain/)
+  t.diagnostic(output.slice(output.indexOf('$ ragstream forget')))
 
   // The analyst view reads this run's version; the rows are really there.
   const admin = new pg.Client({ connectionString: endpoints.postgresUrl })

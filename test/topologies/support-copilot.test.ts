@@ -211,7 +211,7 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }) {
 }
 
 test('support-copilot: a customer reclassified to restricted re-emits every chunk derived from its tickets, and only those', async (t) => {
-  const { driver, read, services } = await setup(t)
+  const { driver, read, audits, services } = await setup(t)
   await driver.pipeBatch([product('SKU-1', 'Ledger'), ...customer('r', ada), ...customer('r', grace)])
   await driver.pipeBatch([...ticket('r', ticketRow(10, 1, body(3))), ...ticket('r', ticketRow(11, 1, body(2))), ...ticket('r', ticketRow(12, 2, body(2)))])
   const first = await read()
@@ -233,6 +233,7 @@ test('support-copilot: a customer reclassified to restricted re-emits every chun
   const second = await read()
   assert.deepEqual(second.map((r) => r.key).sort(), first.filter((r) => r.event?.entity_key !== '12').map((r) => r.key).sort())
   for (const { event } of second) assert.equal(event?.classification, 'restricted')
+  assert.equal(audits.filter((a) => a.kind === 'RECLASSIFIED').length, 2, 'one audit event per ticket whose label changed')
   assert.equal(services.embedder.metrics().cacheMisses, misses, 'same texts: the embedding cache answers')
   assert.deepEqual(driver.readDeadLetters(), [])
 })
