@@ -361,12 +361,14 @@ test('support-copilot: a ticket whose customer is missing or in an unknown regio
 })
 
 test('support-copilot: forgetting a customer tombstones every chunk of its tickets, and later changes of that customer produce nothing', async (t) => {
-  const { driver, read, audits, forget } = await setup(t)
+  const { driver, read, audits, forget, services } = await setup(t)
   await driver.pipeBatch([product('SKU-1', 'Ledger'), ...customer('r', ada), ...customer('r', grace)])
   await driver.pipeBatch([...ticket('r', ticketRow(80, 1, body(3))), ...ticket('r', ticketRow(81, 1, body(1))), ...ticket('r', ticketRow(82, 2, body(2)))])
   const created = await read()
   const adas = created.filter((r) => r.event?.entity_key !== '82').map((r) => r.key).sort()
   assert.equal(adas.length, 4)
+  const cached = async () => (await services.embeddingCache.getMany(services.embedder.model, created.filter((r) => r.event?.entity_key !== '82').map((r) => r.event!.content_hash), 384)).filter((v) => v !== undefined).length
+  assert.equal(await cached(), 4, 'the chunks\' vectors are cached')
 
   await forget('customer:1', 'req-sc-1')
   const forgotten = await read()
@@ -375,6 +377,9 @@ test('support-copilot: forgetting a customer tombstones every chunk of its ticke
   const applied = audits.filter((a) => a.kind === 'DELETION_APPLIED' && a.request_id === 'req-sc-1')
   assert.equal(applied.length, 3, 'one DELETION_APPLIED per partition')
   assert.equal(applied.reduce((n, a) => n + (a.counts.chunks_tombstoned ?? 0), 0), 4)
+  assert.equal(await cached(), 0, 'their cached vectors are deleted')
+  const ticketKeys = [0, 1, 2].flatMap((p) => [...(driver.store('tickets')?.entries(p).keys() ?? [])])
+  assert.ok(ticketKeys.some((k) => k.includes('82')) && !ticketKeys.some((k) => k.includes('80') || k.includes('81')), `the forgotten tickets left the tickets store: ${ticketKeys}`)
 
   // Later changes of the forgotten customer and its tickets, and a new ticket of it: nothing comes back.
   await driver.pipeBatch([
