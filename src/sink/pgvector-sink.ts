@@ -26,6 +26,26 @@ const READ_COMMITTED = 1
 const IS_TRANSACTIONAL = 0x10
 const IS_CONTROL = 0x20
 const CONTROL_ABORT = 0
+/** How long #close waits for the group to be left and Postgres to say goodbye before it lets go. */
+const CLOSE_GRACE_MS = 5_000
+
+/** Thrown into run() by stop(): whatever it was awaiting is abandoned (nothing uncommitted matters). */
+class SinkStopped extends Error {
+  constructor(step: string) {
+    super(`stopped while waiting for ${step}`)
+    this.name = 'SinkStopped'
+  }
+}
+
+/** Resolves with `promise`, or after `ms` with `undefined`; the timer never keeps the process alive. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms).unref()))])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 export type SinkLogEvent =
   | { readonly event: 'started'; readonly instance: string; readonly topic: string; readonly table: string }
@@ -78,6 +98,8 @@ export class PgvectorSink {
   /** When the oldest unflushed progress was fetched; null when nothing is pending. */
   #batchStartedAt: number | null = null
   readonly #stopped: AbortController = new AbortController()
+  /** What run() is awaiting right now, for the shutdown deadline's message. */
+  #step = 'starting'
 
   constructor(options: PgvectorSinkOptions) {
     this.#config = options.config
@@ -109,6 +131,11 @@ export class PgvectorSink {
     return this.#instance
   }
 
+  /** What the sink is waiting for right now (e.g. `postgres batch`, `kafka fetch`, `closing: leave group`). */
+  get step(): string {
+    return this.#step
+  }
+
   /** Runs until stop() is called or a non-retriable error happens (then rejects with it). */
   async run(): Promise<void> {
     try {
@@ -119,6 +146,7 @@ export class PgvectorSink {
       while (!this.#stopping) {
         if (this.#assignmentChanged) await this.#reassign()
         if (this.#partitions.size === 0) {
+          this.#step = 'an assignment'
           await sleep(100, undefined, { signal: this.#stopped.signal }).catch(() => {})
           continue
         }
@@ -132,23 +160,67 @@ export class PgvectorSink {
         if (due && this.#hasProgress()) await this.#flush()
       }
     } catch (error) {
-      // Stopping interrupts retries and in-flight Kafka calls; what was not committed is read again by the next owner.
+      // Stopping abandons retries and in-flight Kafka and Postgres calls; what was not committed is
+      // read again by the next owner (an abandoned Postgres transaction either committed, offsets
+      // included, or rolls back when its connection goes).
       if (!this.#stopping) throw error
     } finally {
       await this.#close()
     }
   }
 
-  /** Stops after the current step; buffered, uncommitted records are simply read again by the next owner. */
+  /**
+   * Makes run() return promptly, whatever it is waiting for (a group join or rejoin, a fetch, a
+   * Postgres batch, a retry's backoff): the wait is abandoned, the group left and the connections
+   * closed, each within a few seconds. Buffered, uncommitted records are read again by the next owner.
+   */
   stop(): void {
     this.#stopping = true
     this.#stopped.abort()
   }
 
+  /**
+   * Awaits `operation` unless stop() comes first (then throws SinkStopped). The abandoned promise
+   * settles on its own (its connection is closed by #close) and is never left unhandled.
+   */
+  async #unlessStopped<T>(step: string, operation: () => Promise<T>): Promise<T> {
+    if (this.#stopping) throw new SinkStopped(step)
+    this.#step = step
+    const pending = operation()
+    pending.catch(() => {})
+    const signal = this.#stopped.signal
+    let onAbort: (() => void) | undefined
+    try {
+      return await Promise.race([pending, new Promise<never>((_, reject) => signal.addEventListener('abort', (onAbort = () => reject(new SinkStopped(step))), { once: true }))])
+    } finally {
+      if (onAbort) signal.removeEventListener('abort', onAbort)
+    }
+  }
+
   async #close(): Promise<void> {
-    await this.#consumer.close(true).catch(() => {})
-    await this.#client?.end().catch(() => {})
+    // Leaving the group lets the others take the partitions at once; if the coordinator does not
+    // answer in time (e.g. a JoinGroup of a rebalance still occupies the connection), the session
+    // timeout does the same later (and a command's shutdown deadline ends what is left open).
+    this.#step = 'closing: leave group'
+    const consumer = this.#consumer
+    // A failed close (e.g. the LeaveGroup answered with an error mid-rebalance) leaves the client
+    // open, heartbeating and rejoining: try again while the grace lasts.
+    const graceEnds = Date.now() + CLOSE_GRACE_MS
+    while (Date.now() < graceEnds) {
+      const closed = await within(consumer.close(true).then(() => true, () => false), graceEnds - Date.now())
+      if (closed !== false) break
+      await sleep(100)
+    }
+    const client = this.#client
     this.#client = null
+    if (client) {
+      this.#step = 'closing: postgres'
+      // end() waits for the server, which does not read the goodbye while a statement (e.g. one
+      // waiting on a lock) runs: then the socket is destroyed, and the server rolls the transaction back.
+      const ended = await within(client.end().then(() => true, () => false), CLOSE_GRACE_MS)
+      if (!ended) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()
+    }
+    this.#step = 'stopped'
     this.#log({ event: 'stopped' })
   }
 
@@ -190,15 +262,21 @@ export class PgvectorSink {
   async #withRetry<T>(what: string, fn: () => Promise<T>, transient: (error: unknown) => boolean = () => true): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await fn()
+        return await this.#unlessStopped(what, fn)
       } catch (error) {
         if (this.#stopping || !transient(error)) throw error
         const delayMs = Math.min(5000, 100 * 2 ** Math.min(attempt - 1, 6))
         this.#log({ event: 'retry', what, attempt, delayMs, error: (error as Error).message })
         if (what.startsWith('postgres')) this.#dropClient()
-        await sleep(delayMs)
+        await this.#pause(`${what} retry`, delayMs)
       }
     }
+  }
+
+  /** A backoff that stop() cuts short. */
+  async #pause(step: string, ms: number): Promise<void> {
+    this.#step = step
+    await sleep(ms, undefined, { signal: this.#stopped.signal }).catch(() => {})
   }
 
   async #checkTable(): Promise<void> {
@@ -222,9 +300,9 @@ export class PgvectorSink {
       throw new RagstreamError('RS_CONFIG_INVALID', `${c.topology}@${c.version} has ${result.rows[0].dims} dimensions, the configuration says ${c.dims}`, { context: { path: '/sink/dims' } })
     }
     // The sink must be subject to row-level security and must not own what it writes.
-    const role = await (await this.#pg()).query<{ who: string; rolsuper: boolean; rolbypassrls: boolean; owns: boolean }>(
+    const role = await this.#unlessStopped('postgres role check', async () => (await this.#pg()).query<{ who: string; rolsuper: boolean; rolbypassrls: boolean; owns: boolean }>(
       `SELECT current_user AS who, r.rolsuper, r.rolbypassrls, pg_has_role(current_user, c.relowner, 'USAGE') AS owns
-       FROM pg_roles r, pg_class c WHERE r.rolname = current_user AND c.oid = $1::regclass`, [c.names.chunkTable])
+       FROM pg_roles r, pg_class c WHERE r.rolname = current_user AND c.oid = $1::regclass`, [c.names.chunkTable]))
     const { who, rolsuper, rolbypassrls, owns } = role.rows[0]
     if (rolsuper || rolbypassrls || owns) {
       throw new RagstreamError('RS_CONFIG_INVALID', `the sink connected as ${JSON.stringify(who)}, which ${rolsuper ? 'is a superuser' : rolbypassrls ? 'has BYPASSRLS' : 'owns the table'}; connect as the sink role`, {
@@ -261,10 +339,11 @@ export class PgvectorSink {
     const topic = this.#config.topic
     let metadata
     try {
-      metadata = await this.#consumer.metadata({ topics: [topic] })
+      metadata = await this.#unlessStopped('kafka metadata', () => this.#consumer.metadata({ topics: [topic] }))
     } catch (error) {
+      if (this.#stopping) return
       this.#log({ event: 'retry', what: 'kafka metadata', attempt: 1, delayMs: 500, error: (error as Error).message })
-      await sleep(500)
+      await this.#pause('kafka metadata retry', 500)
       return
     }
     const topicMeta = metadata.topics.get(topic)
@@ -278,7 +357,7 @@ export class PgvectorSink {
       const requested = new Map(partitions.map((p) => [p, this.#partitions.get(p)!]))
       let response
       try {
-        response = await this.#consumer.fetch({
+        response = await this.#unlessStopped('kafka fetch', () => this.#consumer.fetch({
           node,
           isolationLevel: READ_COMMITTED,
           maxWaitTime: maxWaitMs,
@@ -288,11 +367,12 @@ export class PgvectorSink {
             topicId: topicMeta.id,
             partitions: partitions.map((p) => ({ partition: p, fetchOffset: requested.get(p)!.position, partitionMaxBytes: 4 * 1024 * 1024, currentLeaderEpoch: -1, lastFetchedEpoch: -1 })),
           }],
-        })
+        }))
       } catch (error) {
+        if (this.#stopping) return
         this.#log({ event: 'retry', what: 'kafka fetch', attempt: 1, delayMs: 500, error: (error as Error).message })
-        await this.#consumer.metadata({ topics: [topic], forceUpdate: true }).catch(() => {})
-        await sleep(500)
+        await this.#unlessStopped('kafka metadata refresh', () => this.#consumer.metadata({ topics: [topic], forceUpdate: true })).catch(() => {})
+        await this.#pause('kafka fetch retry', 500)
         return
       }
       for (const topicResponse of response.responses) {

@@ -232,6 +232,11 @@ export interface SinkChild {
   readonly exited: Promise<number | null>
   /** What the child wrote to stderr so far (for assertion messages). */
   stderr(): string
+  /**
+   * The child's exit code, waited for at most `timeoutMs`; rejects naming `what` was awaited, the
+   * last events and stderr when it does not exit in time (the child is killed by t.after).
+   */
+  exitCode(what: string, timeoutMs?: number): Promise<number | null>
   /** Resolves with the first event (already seen or future) matching `predicate`. */
   waitForEvent(predicate: (event: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>
   onEvent(listener: (event: Record<string, unknown>) => void): void
@@ -283,6 +288,7 @@ export function spawnSink(t: After, env: SinkEnv, extraArgs: readonly string[] =
     events,
     exited,
     stderr: () => stderr,
+    exitCode: (what, timeoutMs = 60_000) => boundedExit(exited, timeoutMs, () => `${what}: the sink did not exit within ${timeoutMs} ms; last events: ${JSON.stringify(events.slice(-5))}; stderr: ${stderr.slice(-3000)}`),
     onEvent: (l) => listeners.push(l),
     waitForEvent(predicate, timeoutMs = 60_000) {
       const seen = events.find(predicate)
@@ -302,6 +308,21 @@ export function spawnSink(t: After, env: SinkEnv, extraArgs: readonly string[] =
         })
       })
     },
+  }
+}
+
+/** `exited`, or a rejection with `message()` after `timeoutMs` (the timer never keeps the test alive). */
+export async function boundedExit(exited: Promise<number | null>, timeoutMs: number, message: () => string): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      exited,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(message())), timeoutMs)
+      }),
+    ])
+  } finally {
+    clearTimeout(timer)
   }
 }
 

@@ -3,6 +3,7 @@ import { EXIT, type CommandInput, type CommandSpec } from '../command.ts'
 import { endpointsFromEnv, redactUrl } from '../../config/endpoints.ts'
 import { ConfigError, RagstreamError } from '../../errors.ts'
 import { resolveSinkConfig, type Distance, type SinkConfig } from '../../sink/config.ts'
+import { exitUnlessStoppedWithin } from '../shutdown.ts'
 
 function intOption(values: CommandInput['values'], name: string): number | undefined {
   const raw = values[name]
@@ -104,12 +105,20 @@ export const sinkCommand: CommandSpec = {
     classifications: { type: 'string', value: '<a,b>', description: 'with --grant: readable classifications (* = all)' },
     tenants: { type: 'string', value: '<a,b>', description: 'with --grant: readable tenants (* = all)' },
     'metrics-port': { type: 'string', value: '<port>', description: 'serve Prometheus /metrics (batch size, commit time, rows, freshness, lag) on 127.0.0.1:<port>' },
+    'shutdown-timeout-ms': { type: 'string', value: '<ms>', description: 'after SIGTERM/SIGINT, exit 1 if the graceful stop has not finished by then', default: '30000' },
   },
-  details: `Logs one JSON object per line on stdout (started, assigned, batch-begin, batch-committed, fenced, retry, stopped).
+  details: `Logs one JSON object per line on stdout (started, assigned, batch-begin, batch-committed, fenced, retry, stopped, shutdown-timeout).
 Endpoints: RAGSTREAM_KAFKA_BROKERS, RAGSTREAM_SCHEMA_REGISTRY_URL, RAGSTREAM_POSTGRES_URL (or --postgres-url).
-Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure, 69 a service is unreachable, 78 configuration.`,
+SIGTERM/SIGINT stop gracefully: the current wait is abandoned, the group is left, connections close.
+If that has not finished within --shutdown-timeout-ms, the sink logs what it was waiting for
+(event shutdown-timeout) and exits 1; a second signal exits 1 at once. Exiting without a commit is
+safe: the next offsets live in Postgres, in the same transaction as the rows, so an unfinished batch
+is simply read again by the next owner.
+Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadline passed, 69 a service is unreachable, 78 configuration.`,
   async run({ positionals, values, stdout, env }) {
     const config = sinkConfigFromOptions(positionals[0], values)
+    const shutdownTimeoutMs = intOption(values, 'shutdown-timeout-ms') ?? 30_000
+    if (shutdownTimeoutMs <= 0) throw new ConfigError([{ path: '--shutdown-timeout-ms', message: 'must be a positive integer' }], 'arguments')
     const endpoints = endpointsFromEnv(env)
     const url = str(values, 'postgres-url') ?? endpoints.postgresUrl
     const migrations = await import('../../sink/migrations.ts')
@@ -154,16 +163,15 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure, 69 a service is 
       schemaRegistryUrl: endpoints.schemaRegistryUrl,
       log: metrics?.log ?? print,
     })
-    const stop = (): void => sink.stop()
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
+    const stop = exitUnlessStoppedWithin(shutdownTimeoutMs, () => sink.stop(), () => sink.step, print)
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
     try {
       await sink.run()
     } finally {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
       await metrics?.close()
     }
+    // The signal handlers stay: a signal during the last steps of the exit still ends the process.
     return EXIT.ok
   },
 }
