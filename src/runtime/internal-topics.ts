@@ -6,6 +6,7 @@
  */
 import { Admin, findErrorBy } from '@platformatic/kafka'
 import { ConfigError, type Problem } from '../errors.ts'
+import { Backoff, sleep } from './backoff.ts'
 import type { ProcessorTopology, TopicSpec } from './task.ts'
 
 const INTERNAL_ROLES = new Set<TopicSpec['role']>(['changelog', 'repartition', 'dead-letter'])
@@ -57,6 +58,7 @@ export async function ensureTopics(brokers: readonly string[], topology: Process
       changelogs.set(store, spec.name)
     }
 
+    const created: string[] = []
     for (const spec of specs) {
       if (!INTERNAL_ROLES.has(spec.role) || existing.has(spec.name)) continue
       const config = internalTopicConfig(spec)
@@ -67,13 +69,41 @@ export async function ensureTopics(brokers: readonly string[], topology: Process
           replicas,
           configs: Object.entries(config).map(([name, value]) => ({ name, value })),
         })
+        created.push(spec.name)
       } catch (error) {
         if (!findErrorBy(error as Error, 'apiId', 'TOPIC_ALREADY_EXISTS')) throw error
       }
     }
 
+    if (created.length > 0) await waitForLeaders(admin, created, SETTLE_MS)
     return { partitions, changelogs }
   } finally {
     await admin.close().catch(() => {})
+  }
+}
+
+const SETTLE_MS = 15_000
+
+/**
+ * Waits, within `timeoutMs`, until the broker's metadata shows every partition of the topics with a
+ * leader. A topic just created is unknown to the broker's metadata for a moment (it is applied
+ * asynchronously), and the stores are restored from the changelogs straight away. Best effort: the
+ * restore and the clients wait for a partition that is still unsettled themselves.
+ */
+async function waitForLeaders(admin: Admin, topics: readonly string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  const backoff = new Backoff({ initialMs: 50, maxMs: 500 })
+  while (Date.now() < deadline) {
+    try {
+      const metadata = await admin.metadata({ topics: [...topics], forceUpdate: true, retries: 0 })
+      const led = topics.every((name) => {
+        const topic = metadata.topics.get(name)
+        return topic !== undefined && topic.partitionsCount > 0 && topic.partitions.length === topic.partitionsCount && topic.partitions.every((p) => p !== undefined && p.leader >= 0)
+      })
+      if (led) return
+    } catch {
+      // UNKNOWN_TOPIC_OR_PARTITION or LEADER_NOT_AVAILABLE while the topics settle: ask again.
+    }
+    await sleep(backoff.next())
   }
 }

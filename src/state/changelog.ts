@@ -9,10 +9,19 @@
  *
  * Run a restore only after the instance's transactional producer is initialised: that fences the
  * previous owner and aborts its open transaction, so the LSO is not held back by it.
+ *
+ * A changelog topic created a moment ago is not settled yet: the broker applies the new metadata
+ * asynchronously, so for a while it answers Metadata with UNKNOWN_TOPIC_OR_PARTITION, and even once
+ * it names a leader, ListOffsets and Fetch may get NOT_LEADER_OR_FOLLOWER until that leader has taken
+ * the partition over. The client turns an unknown topic into a non-retriable "Unknown topic" error and
+ * answers from a metadata cache (5 s) otherwise, so each step is retried here with forced metadata
+ * refreshes and backoff, within `partitionWaitMs`; a topic or partition still absent after that is a
+ * configuration error that names the topic.
  */
-import { Consumer, FetchIsolationLevels, IS_CONTROL, IS_TRANSACTIONAL } from '@platformatic/kafka'
+import { Consumer, FetchIsolationLevels, IS_CONTROL, IS_TRANSACTIONAL, findErrorBy } from '@platformatic/kafka'
 import type { RecordsBatch } from '@platformatic/kafka'
 import { RagstreamError, ServiceUnavailableError } from '../errors.ts'
+import { Backoff, sleep } from '../runtime/backoff.ts'
 import type { SinkRecord } from '../runtime/task.ts'
 import type { ChangelogRecord, StateStore } from './store.ts'
 
@@ -81,6 +90,25 @@ export interface ChangelogRestorerOptions {
   readonly chunkSize?: number
   /** Bytes per fetch. Default 8 MiB. */
   readonly fetchMaxBytes?: number
+  /**
+   * How long a changelog partition may stay unknown or without a ready leader (a topic just created,
+   * a leader just moved) before the restore gives up: a missing topic or partition then fails with
+   * RS_CONFIG_INVALID. Default 30 s.
+   */
+  readonly partitionWaitMs?: number
+}
+
+/** Partition errors of a topic just created or a leader just moved: refresh the metadata and retry. */
+const UNSETTLED_PARTITION_ERRORS = new Set([3, 5, 6, 74]) // UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH
+
+/** Where a partition is read from, or why it cannot be yet. */
+type PartitionLocation = { readonly topicId: string; readonly leader: number } | 'no-topic' | 'no-partition' | 'no-leader'
+
+/** A partition answer that says the partition is not settled yet (see UNSETTLED_PARTITION_ERRORS). */
+class UnsettledPartition extends Error {}
+
+function isUnsettled(error: unknown): boolean {
+  return error instanceof UnsettledPartition || (error instanceof Error && findErrorBy(error, 'hasStaleMetadata', true) !== null)
 }
 
 /** The record-batch control type in a control record's key: version int16, then type int16 (0 = abort, 1 = commit). */
@@ -102,12 +130,14 @@ export class ChangelogRestorer {
   readonly #brokers: string
   readonly #chunkSize: number
   readonly #fetchMaxBytes: number
+  readonly #partitionWaitMs: number
   #queue: Promise<unknown> = Promise.resolve()
 
   constructor(options: ChangelogRestorerOptions) {
     this.#brokers = options.bootstrapBrokers.join(',')
     this.#chunkSize = options.chunkSize ?? 5000
     this.#fetchMaxBytes = options.fetchMaxBytes ?? 8 * 1024 * 1024
+    this.#partitionWaitMs = options.partitionWaitMs ?? 30_000
     const clientId = options.clientId ?? 'ragstream-restore'
     // The group id is never joined: the restorer only fetches by explicit offsets.
     this.#consumer = new Consumer({
@@ -140,16 +170,8 @@ export class ChangelogRestorer {
       })
     consumer.topics.track(topic)
     try {
-      const { topicId, leader } = await this.#kafka(`metadata of ${topic}`, async () => {
-        const metadata = await consumer.metadata({ topics: [topic] }).catch((error: unknown) => {
-          // The client reports a missing topic as a UserError; retrying would never make it appear.
-          throw error instanceof Error && /unknown topic/i.test(error.message) ? missing() : error
-        })
-        const info = metadata.topics.get(topic)
-        const partitionInfo = info?.partitions[partition]
-        if (!info || !partitionInfo) throw missing()
-        return { topicId: info.id, leader: partitionInfo.leader }
-      })
+      const settled = <T>(what: string, step: (location: { topicId: string; leader: number }) => Promise<T>): Promise<T> =>
+        this.#settled(what, topic, partition, missing, step)
       const offsets = async (timestamp: bigint): Promise<bigint> => {
         const result = await consumer.listOffsets({ topics: [topic], partitions: { [topic]: [partition] }, timestamp, isolationLevel: FetchIsolationLevels.READ_COMMITTED })
         const offset = result.get(topic)?.[partition]
@@ -158,7 +180,7 @@ export class ChangelogRestorer {
       }
       // The checkpoint first: a flush only follows a commit, so a checkpoint read before the LSO is never beyond it.
       const checkpoint = await store.checkpoint(partition)
-      const [logStart, end] = await this.#kafka(`offsets of ${topic}-${partition}`, () => Promise.all([offsets(-2n), offsets(-1n)]))
+      const [logStart, end] = await settled(`offsets of ${topic}-${partition}`, () => Promise.all([offsets(-2n), offsets(-1n)]))
       // No checkpoint: Redis lost the partition. A checkpoint outside the log: the topic was
       // recreated or truncated, so the stored state cannot be continued. Both start from scratch.
       const cleared = checkpoint === undefined || checkpoint < logStart || checkpoint > end
@@ -181,20 +203,20 @@ export class ChangelogRestorer {
 
       let emptyFetches = 0
       while (position < end) {
-        const response = await this.#kafka(`fetch ${topic}-${partition} at ${position}`, () =>
-          consumer.fetch({
+        const { response, data } = await settled(`fetch ${topic}-${partition} at ${position}`, async ({ topicId, leader }) => {
+          const response = await consumer.fetch({
             node: leader,
             topics: [{ topicId, partitions: [{ partition, fetchOffset: position, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: this.#fetchMaxBytes }] }],
             isolationLevel: FetchIsolationLevels.READ_COMMITTED,
             minBytes: 1,
             maxBytes: this.#fetchMaxBytes,
             maxWaitTime: 200,
-          }),
-        )
-        const data = response.responses.flatMap((t) => t.partitions).find((p) => p.partitionIndex === partition)
-        if (data && data.errorCode !== 0) {
-          throw new ServiceUnavailableError('Kafka', this.#brokers, new Error(`fetch ${topic}-${partition} at ${position}: error code ${data.errorCode}`))
-        }
+          })
+          const data = response.responses.flatMap((t) => t.partitions).find((p) => p.partitionIndex === partition)
+          if (data && UNSETTLED_PARTITION_ERRORS.has(data.errorCode)) throw new UnsettledPartition(`error code ${data.errorCode}`)
+          if (data && data.errorCode !== 0) throw new Error(`error code ${data.errorCode}`)
+          return { response, data }
+        })
         const batches = data?.records ?? []
         if (batches.length === 0) {
           if (response.throttleTimeMs > 0) {
@@ -247,13 +269,54 @@ export class ChangelogRestorer {
     }
   }
 
-  async #kafka<T>(what: string, operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation()
-    } catch (error) {
-      if (error instanceof RagstreamError) throw error
-      const message = error instanceof Error ? error.message : String(error)
-      throw new ServiceUnavailableError('Kafka', this.#brokers, new Error(`${what}: ${message}`, { cause: error }))
+  /**
+   * Runs `step` against the partition's leader; while the partition is unknown, leaderless or its
+   * leader not ready, again with fresh metadata and backoff, until `partitionWaitMs` has passed.
+   */
+  async #settled<T>(what: string, topic: string, partition: number, missing: () => RagstreamError, step: (location: { topicId: string; leader: number }) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.#partitionWaitMs
+    const backoff = new Backoff({ initialMs: 50, maxMs: 1_000 })
+    let refresh = false
+    for (;;) {
+      let reason: unknown
+      try {
+        const location = await this.#locate(topic, partition, refresh)
+        if (typeof location !== 'string') return await step(location)
+        reason = location
+      } catch (error) {
+        if (error instanceof RagstreamError || !isUnsettled(error)) throw this.#unavailable(what, error)
+        reason = error
+      }
+      if (Date.now() >= deadline) throw reason === 'no-topic' || reason === 'no-partition' ? missing() : this.#unavailable(what, reason === 'no-leader' ? `${topic}-${partition} has no leader` : reason)
+      refresh = true
+      await sleep(Math.min(backoff.next(), Math.max(0, deadline - Date.now())))
     }
+  }
+
+  /** The partition's leader from the client's metadata (fetched afresh when `refresh`), or why there is none. */
+  async #locate(topic: string, partition: number, refresh: boolean): Promise<PartitionLocation> {
+    let metadata
+    try {
+      // No retries inside the client: an unknown topic would come back as a non-retriable error after
+      // its fixed delays; #settled retries with its own backoff and bound instead.
+      metadata = await this.#consumer.metadata({ topics: [topic], forceUpdate: refresh, retries: 0 })
+    } catch (error) {
+      if (error instanceof Error && (findErrorBy(error, 'apiId', 'UNKNOWN_TOPIC_OR_PARTITION') || /unknown topic/i.test(error.message))) return 'no-topic'
+      // Anything the client itself would retry (a dropped connection, a leader election) is retried here.
+      if (error instanceof Error && findErrorBy(error, 'canRetry', false) === null) throw new UnsettledPartition(error.message, { cause: error })
+      throw error
+    }
+    const info = metadata.topics.get(topic)
+    if (!info) return 'no-topic'
+    const partitionInfo = info.partitions[partition]
+    if (!partitionInfo) return 'no-partition'
+    if (partitionInfo.leader < 0) return 'no-leader'
+    return { topicId: info.id, leader: partitionInfo.leader }
+  }
+
+  #unavailable(what: string, error: unknown): RagstreamError {
+    if (error instanceof RagstreamError) return error
+    const message = error instanceof Error ? error.message : String(error)
+    return new ServiceUnavailableError('Kafka', this.#brokers, new Error(`${what}: ${message}`, { cause: error }))
   }
 }

@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { Producer } from '@platformatic/kafka'
+import { Admin, Producer } from '@platformatic/kafka'
 import { checkKafka, checkRedis } from '../../src/config/services.ts'
 import { RagstreamError } from '../../src/errors.ts'
 import { ChangelogRestorer, changelogSinkRecords, changelogTopic } from '../../src/state/changelog.ts'
@@ -208,13 +208,72 @@ test('changelog: restoring from a changelog topic that does not exist fails with
   await checkKafka(endpoints)
   await checkRedis(endpoints.redisUrl)
   const h = await redisStoreHarness(t, { kind: 'single', url: endpoints.redisUrl })
-  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore') })
+  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore'), partitionWaitMs: 1_500 })
   t.after(() => restorer.close())
   const topic = uniqueName('rs-cl-missing')
   await assert.rejects(restorer.restore({ store: h.open('orders'), topic, partition: 0 }), (error: unknown) => {
     assert.ok(error instanceof RagstreamError, String(error))
+    assert.equal(error.code, 'RS_CONFIG_INVALID')
     assert.match(error.message, new RegExp(`${topic}`))
     assert.equal(error.context.topic, topic)
     return true
   })
+})
+
+test('changelog: restoring a partition the topic does not have fails, once the wait is over, with RS_CONFIG_INVALID naming the topic and partition', async (t) => {
+  await checkKafka(endpoints)
+  await checkRedis(endpoints.redisUrl)
+  const h = await redisStoreHarness(t, { kind: 'single', url: endpoints.redisUrl })
+  const topic = uniqueName('rs-cl-narrow')
+  await createTopics(t, [topic], 2, [{ name: 'cleanup.policy', value: 'compact' }])
+  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore'), partitionWaitMs: 2_000 })
+  t.after(() => restorer.close())
+  const store = h.open('orders')
+  // Partition 1 exists (and may not be settled yet: the wait covers that); partition 5 never will.
+  assert.equal((await restorer.restore({ store, topic, partition: 1 })).restored, 0)
+  const started = Date.now()
+  await assert.rejects(restorer.restore({ store, topic, partition: 5 }), (error: unknown) => {
+    assert.ok(error instanceof RagstreamError, String(error))
+    assert.equal(error.code, 'RS_CONFIG_INVALID')
+    assert.match(error.message, new RegExp(`${topic} has no partition 5`))
+    assert.deepEqual([error.context.topic, error.context.partition], [topic, 5])
+    return true
+  })
+  assert.ok(Date.now() - started >= 1_900, 'a missing partition is waited for (metadata refreshed) before it counts as missing')
+})
+
+test('changelog: a restore right after the changelog topics were created succeeds (the broker may not know them yet, or name a leader not ready)', async (t) => {
+  await checkKafka(endpoints)
+  await checkRedis(endpoints.redisUrl)
+  const h = await redisStoreHarness(t, { kind: 'single', url: endpoints.redisUrl })
+  const admin = new Admin({ clientId: uniqueName('rs-cl-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  const created: string[] = []
+  t.after(async () => {
+    await admin.deleteTopics({ topics: created }).catch(() => {})
+    await admin.close()
+  })
+  const PARTITIONS = 4
+  const store = h.open('orders')
+  // One restorer across rounds, as a runtime keeps it: its metadata cache holds the earlier topics.
+  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore') })
+  t.after(() => restorer.close())
+  for (let round = 0; round < 6; round++) {
+    // Several topics at once, as a topology's internal topics are created; restored with no wait at all.
+    const topics = Array.from({ length: 3 }, (_, i) => uniqueName(`rs-cl-fresh-${round}-${i}`))
+    created.push(...topics)
+    await admin.createTopics({ topics, partitions: PARTITIONS, replicas: 1, configs: [{ name: 'cleanup.policy', value: 'compact' }] })
+    // A fresh client each second round: a fresh restorer has no metadata cached at all.
+    const fresh = round % 2 === 1 ? new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore') }) : undefined
+    try {
+      for (const topic of topics) {
+        for (let partition = 0; partition < PARTITIONS; partition++) {
+          const result = await (fresh ?? restorer).restore({ store, topic, partition })
+          assert.deepEqual([result.topic, result.partition, result.restored, result.to], [topic, partition, 0, 0n], `round ${round} ${topic}-${partition}`)
+          assert.equal(await store.checkpoint(partition), 0n)
+        }
+      }
+    } finally {
+      await fresh?.close()
+    }
+  }
 })
