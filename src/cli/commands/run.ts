@@ -12,6 +12,7 @@ import type { ProcessorTopology } from '../../runtime/task.ts'
 import { MemoryStateStore } from '../../state/memory-store.ts'
 import type { StateStore } from '../../state/store.ts'
 import { EXIT, type CommandSpec } from '../command.ts'
+import { exitUnlessStoppedWithin } from '../shutdown.ts'
 
 interface Compilable {
   compile(options: { partitions: number; sinkPartitions?: Record<string, number> }): ProcessorTopology
@@ -103,11 +104,17 @@ export const runCommand: CommandSpec = {
     'transaction-timeout-ms': { type: 'string', value: '<ms>', default: '30000', description: 'the broker aborts (and fences) a transaction open longer than this' },
     'auto-offset-reset': { type: 'string', value: '<earliest|latest>', default: 'earliest', description: 'where partitions without committed offsets start' },
     'metrics-port': { type: 'string', value: '<port>', description: 'serve Prometheus metrics (GET /metrics, /healthz) on 127.0.0.1:<port>' },
+    'shutdown-timeout-ms': { type: 'string', value: '<ms>', default: '30000', description: 'after SIGTERM/SIGINT, exit 1 if the graceful stop has not finished by then' },
   },
   details: [
     'Brokers come from RAGSTREAM_KAFKA_BROKERS. Runtime events are printed to stderr as JSON lines.',
     'SIGTERM/SIGINT stop gracefully: the open batch commits (or aborts), the member leaves the group.',
-    'Exit codes: 0 stopped, 1 failure (RS_PRODUCER_FENCED: another instance took over), 2 usage, 69 a service is unavailable, 78 invalid topology or options.',
+    'If that has not finished within --shutdown-timeout-ms (e.g. a state store or the broker does not answer),',
+    'it logs the last runtime event and what is still open (event shutdown-timeout) and exits 1; a second',
+    'signal exits 1 at once. Exiting without a commit is safe: the open Kafka transaction never commits (the',
+    'next instance with the same --instance-id aborts it at once, otherwise the transaction timeout does), so',
+    'its outputs, changelog records and offsets are never visible, and the batch is processed again.',
+    'Exit codes: 0 stopped, 1 failure (RS_PRODUCER_FENCED: another instance took over) or shutdown deadline passed, 2 usage, 69 a service is unavailable, 78 invalid topology or options.',
   ].join('\n'),
   async run({ positionals, values, stderr, env }) {
     const file = positionals[0]
@@ -125,6 +132,7 @@ export const runCommand: CommandSpec = {
     const sessionTimeoutMs = positiveInt(values, 'session-timeout-ms', problems)
     const transactionTimeoutMs = positiveInt(values, 'transaction-timeout-ms', problems)
     const metricsPort = positiveInt(values, 'metrics-port', problems)
+    const shutdownTimeoutMs = positiveInt(values, 'shutdown-timeout-ms', problems) ?? 30_000
     if (problems.length > 0) throw new ConfigError(problems, 'arguments')
 
     const endpoints = endpointsFromEnv(env)
@@ -144,7 +152,9 @@ export const runCommand: CommandSpec = {
     }
 
     const instanceId = (values['instance-id'] as string | undefined) ?? env.RAGSTREAM_INSTANCE_ID?.trim() ?? undefined
+    let last: { event: string; at: number } = { event: 'none', at: Date.now() }
     const log = (event: RuntimeEvent): void => {
+      last = { event: event.event, at: Date.now() }
       stderr.write(`${JSON.stringify({ time: new Date().toISOString(), host: hostname(), ...event }, (_, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`)
     }
     const metrics = metricsPort === undefined ? undefined : new Metrics({ defaultMetrics: true })
@@ -166,11 +176,16 @@ export const runCommand: CommandSpec = {
     let server: Awaited<ReturnType<typeof serveMetrics>> | undefined
 
     let signals = 0
+    const deadline = exitUnlessStoppedWithin(
+      shutdownTimeoutMs,
+      () => runtime.stop(),
+      () => `the graceful stop; last runtime event: ${last.event}, ${Date.now() - last.at} ms ago`,
+      (event) => log(event as RuntimeEvent),
+    )
     const onSignal = (signal: NodeJS.Signals): void => {
       signals++
       log({ event: 'signal', signal, action: signals === 1 ? 'graceful stop' : 'exit now' })
-      if (signals === 1) runtime.stop()
-      else process.exit(EXIT.failure)
+      deadline(signal)
     }
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
@@ -182,8 +197,7 @@ export const runCommand: CommandSpec = {
       await runtime.run()
       return EXIT.ok
     } finally {
-      process.off('SIGTERM', onSignal)
-      process.off('SIGINT', onSignal)
+      // The signal handlers stay: a signal during the last steps of the exit still ends the process.
       await stopLag?.()
       await closeBackend().catch(() => {})
       const open = server
