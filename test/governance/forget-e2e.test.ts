@@ -142,55 +142,31 @@ test('governance e2e: redaction everywhere, reclassification, forget --wait with
       .to(config.topic, { name: 'chunk-events', encode: chunkEventEncoder(chunkCodec) })
     const processor = builder.build().compile({ partitions: PARTITIONS, sinkPartitions: { [config.topic]: PARTITIONS } })
     const internal = processor.topics.filter((x) => x.role !== 'source' && x.role !== 'sink')
+    // The runtime creates them (ensureTopics) and restores its stores from them straight away.
     internalTopics.push(...internal.map((x) => x.name))
-    // Created here, not by the runtime: a runtime that creates them restores its stores straight away
-    // and may not see the new partitions yet (reported to the runtime's owner).
-    for (const spec of internal) await admin.createTopics({ topics: [spec.name], partitions: PARTITIONS, replicas: 1, configs: Object.entries(spec.config).map(([name, value]) => ({ name, value })) })
-    await waitFor('the internal topics', async () => {
-      const metadata = await admin.metadata({ topics: internal.map((x) => x.name) })
-      return internal.every((x) => {
-        const topic = metadata.topics.get(x.name)
-        return topic?.partitionsCount === PARTITIONS && topic.partitions.every((p) => p !== undefined && p.leader >= 0)
-      })
-    }, 30_000, 100)
     const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
     t.after(() => backend.close())
     const events: RuntimeEvent[] = []
     const stores = new Map(processor.storeNames.map((name) => [name, backend.store(name)]))
-    let runtime: KafkaRuntime
-    let stopped = false
-    // A runtime may restore a store from a changelog topic its consumer's metadata does not show yet
-    // (RS_CONFIG_INVALID "has no partition", seen ~1 in 3 runs for a second topology version started
-    // right after its topics were created); reported to the runtime's owner. Until fixed: start again.
-    const launch = (): Promise<void> => {
-      runtime = new KafkaRuntime(processor, {
-        brokers: endpoints.kafkaBrokers,
-        stores,
-        instanceId: version,
-        sessionTimeoutMs: 6_000,
-        transactionTimeoutMs: 30_000,
-        batchMaxRecords: 200,
-        fetchMaxWaitMs: 50,
-        onEvent: (e) => {
-          events.push(e)
-          logs.push(e)
-        },
-      })
-      return runtime.run().catch(async (error: unknown) => {
-        const e = error as { code?: string; message?: string }
-        if (stopped || e.code !== 'RS_CONFIG_INVALID' || !/has no partition/.test(e.message ?? '')) throw error
-        t.diagnostic(`restarting ${applicationId} after: ${e.message}`)
-        await new Promise((resolve) => setTimeout(resolve, 500))
-        return launch()
-      })
-    }
-    const running = launch()
+    const runtime = new KafkaRuntime(processor, {
+      brokers: endpoints.kafkaBrokers,
+      stores,
+      instanceId: version,
+      sessionTimeoutMs: 6_000,
+      transactionTimeoutMs: 30_000,
+      batchMaxRecords: 200,
+      fetchMaxWaitMs: 50,
+      onEvent: (e) => {
+        events.push(e)
+        logs.push(e)
+      },
+    })
+    const running = runtime.run()
     running.catch(() => {})
     const sink = new PgvectorSink({ config, postgresUrl: env.sinkUrl, kafkaBrokers: endpoints.kafkaBrokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, log: (e: SinkLogEvent) => logs.push(e) })
     const sinking = sink.run()
     sinking.catch(() => {})
     t.after(async () => {
-      stopped = true
       runtime.stop()
       sink.stop()
       await running.catch(() => {})
