@@ -65,7 +65,10 @@ test('ragstream generate + ragstream run support-copilot: chunk events on the ch
   await createTopics(t, [deletionsTopic], PARTITIONS, [{ name: 'cleanup.policy', value: 'compact' }])
 
   const generate = ragstream(['generate', '--prefix', prefix, '--create-topics', '--partitions', String(PARTITIONS), '--backfill', '40', '--rate', '0', '--seed', '3'])
-  assert.equal(await generate.exited, 0, generate.stderr())
+  let generateTimer: NodeJS.Timeout | undefined
+  const generated = await Promise.race([generate.exited, new Promise((resolve) => (generateTimer = setTimeout(resolve, 120_000, 'ragstream generate still running after 120 s')))])
+  clearTimeout(generateTimer)
+  assert.equal(generated, 0, generate.stderr())
   assert.deepEqual((await admin.listTopics()).filter((name) => generatorTopics(prefix).includes(name)).sort(), generatorTopics(prefix).sort())
 
   const dir = await mkdtemp(join(tmpdir(), 'ragstream-sc-'))

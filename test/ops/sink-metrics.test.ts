@@ -36,5 +36,5 @@ test('sink --metrics-port: batch size, commit time, rows, freshness and lag are 
   assert.match(text, /ragstream_process_process_cpu_seconds_total \d/)
 
   sink.child.kill('SIGTERM')
-  assert.equal(await sink.exited, 0, sink.stderr())
+  assert.equal(await sink.exitCode('the sink after SIGTERM'), 0, sink.stderr())
 })

@@ -58,7 +58,7 @@ async function crashRun(t: TestContext, store: 'memory' | 'redis', kills: number
     const runner = new Runner(`crash-${i}`, stage ? { ...config, crashAtStage: stage, crashAfterBatches: afterBatches } : config)
     runners.push(runner)
     if (stage) {
-      await runner.exited
+      await runner.exitCode(`the crash at ${stage}`, 60_000)
       assert.ok(runner.events.some((e) => e.event === 'crashing'), `${runner.name} crashed at ${stage}: ${JSON.stringify(runner.events.slice(-3))} ${runner.stderr}`)
       killedAt.push(`${stage} after ${afterBatches} batches`)
       continue
@@ -68,7 +68,7 @@ async function crashRun(t: TestContext, store: 'memory' | 'redis', kills: number
     await new Promise((r) => setTimeout(r, delay))
     killedAt.push(`SIGKILL ${runner.count('committed')} batches +${delay}ms`)
     runner.kill('SIGKILL')
-    await runner.exited
+    await runner.exitCode('exit after SIGKILL', 10_000)
   }
   feeding = false
   await feeding$

@@ -13,7 +13,41 @@ import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
 const PARTITIONS = 3
 
-async function deleteAfter(t: { after: (fn: () => Promise<void>) => void }, topics: string[]): Promise<void> {
+type After = { after: (fn: () => Promise<void>) => void }
+
+/** `promise`, or a rejection naming `what` after `ms` (the timer never keeps the test alive). */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref()))])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * Starts `runtime.run()` and makes sure the test stops it and waits for it (bounded) even when an
+ * assertion fails first, so a failing test never leaves a runtime holding the file's event loop.
+ */
+function runStopped(t: After, runtime: KafkaRuntime, name: string): Promise<unknown> {
+  const running = runtime.run().then(() => 'stopped', (error: unknown) => error)
+  t.after(async () => {
+    runtime.stop()
+    await within(running, 45_000, `${name} to stop after the test`)
+  })
+  return running
+}
+
+/** Polls `condition` every 50 ms until it holds; rejects naming `what` after `ms`. */
+async function until(what: string, condition: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+async function deleteAfter(t: After, topics: string[]): Promise<void> {
   t.after(async () => {
     const admin = new Admin({ clientId: uniqueName('cleanup'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
     await admin.deleteTopics({ topics }).catch(() => {})
@@ -57,12 +91,12 @@ test('runtime: a keyed counting topology runs exactly once, creates its internal
     fetchMaxWaitMs: 100,
     onEvent: (e) => events.push(e),
   })
-  const running = runtime.run()
+  const running = runStopped(t, runtime, 'the runtime')
   await feeder.send(500)
   await feeder.sendMarkers(PARTITIONS, 'end')
   const records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 30_000)
   runtime.stop()
-  await running
+  assert.equal(await within(running, 30_000, 'the runtime to stop'), 'stopped')
 
   assert.equal(markersSeen(records, 'end'), PARTITIONS)
   assertExactlyOnce(records, feeder.sent)
@@ -116,11 +150,11 @@ test('runtime: failures inside the transaction (after produce, after offsets, af
       }
     },
   })
-  const running = runtime.run()
+  const running = runStopped(t, runtime, 'the runtime')
   await feeder.sendMarkers(PARTITIONS, 'end')
   const records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 45_000)
   runtime.stop()
-  await running
+  assert.equal(await within(running, 30_000, 'the runtime to stop'), 'stopped')
 
   assert.ok(injected.length >= 3, `failures injected at: ${injected.join(', ')}`)
   assert.ok(injected.includes('committed'), 'a failure after the commit (store not flushed) is covered')
@@ -167,15 +201,12 @@ test('runtime: two live instances given the same instance id fence each other un
         },
       }),
   )
-  t.after(async () => {
-    for (const r of runtimes) r.stop()
-  })
   const outcomes: Promise<{ index: number; outcome: unknown }>[] = []
-  outcomes.push(runtimes[0].run().then(() => ({ index: 0, outcome: 'stopped' }), (error: unknown) => ({ index: 0, outcome: error })))
-  while (runtimes[0].stats.batches < 2) await new Promise((r) => setTimeout(r, 50))
-  outcomes.push(runtimes[1].run().then(() => ({ index: 1, outcome: 'stopped' }), (error: unknown) => ({ index: 1, outcome: error })))
+  outcomes.push(runStopped(t, runtimes[0], 'instance 0').then((outcome) => ({ index: 0, outcome })))
+  await until('instance 0 to commit 2 batches', () => runtimes[0].stats.batches >= 2, 30_000)
+  outcomes.push(runStopped(t, runtimes[1], 'instance 1').then((outcome) => ({ index: 1, outcome })))
 
-  const first = await Promise.race(outcomes)
+  const first = await within(Promise.race(outcomes), 45_000, 'one of the two instances to stop fenced')
   assert.ok(first.outcome instanceof RagstreamError, `instance ${first.index}: ${String(first.outcome)}`)
   assert.equal(first.outcome.code, 'RS_PRODUCER_FENCED')
   assert.ok(events[first.index].some((e) => e.event === 'fenced'))
@@ -186,6 +217,6 @@ test('runtime: two live instances given the same instance id fence each other un
   await feeder.sendMarkers(PARTITIONS, 'end')
   const records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 30_000)
   survivor.stop()
-  assert.equal((await outcomes[1 - first.index]).outcome, 'stopped')
+  assert.equal((await within(outcomes[1 - first.index], 30_000, 'the survivor to stop')).outcome, 'stopped')
   assertExactlyOnce(records, feeder.sent)
 })

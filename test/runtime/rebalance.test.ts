@@ -59,7 +59,7 @@ test('runtime rebalance: two instances split the tasks; one is killed mid-run; t
   await b.waitFor((e) => e.event === 'committed', 20_000, b.events.length)
   assert.ok(a.count('committed') > from)
   a.kill('SIGKILL')
-  await a.exited
+  await a.exitCode('exit after SIGKILL', 10_000)
 
   const bEvents = b.events.length
   await b.waitFor((e) => e.event === 'assigned' && Array.isArray(e.tasks) && e.tasks.length === PARTITIONS, 30_000, bEvents)

@@ -50,7 +50,7 @@ test('runtime redis loss: Redis loses the stores while the processor runs and wh
   await feeder.send(50)
   await first.waitFor((e) => e.event === 'committed', 20_000, resumed)
   first.kill('SIGKILL')
-  await first.exited
+  await first.exitCode('exit after SIGKILL', 10_000)
   assert.equal(await redis.exists(...stateKeys), PARTITIONS, 'the stores were flushed to Redis')
 
   await redis.unlink(...stateKeys)

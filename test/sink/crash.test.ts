@@ -33,7 +33,7 @@ test(`crash: SIGKILL ${KILLS}× (half of them as a batch transaction starts) whi
       await sleep(300 + Math.random() * 2500)
       sink.child.kill('SIGKILL')
     }
-    await sink.exited
+    await sink.exitCode('exit after SIGKILL', 10_000)
     if (sink.events.at(-1)?.event === 'batch-begin') killedInsideBatch++
     for (const e of sink.events) if (e.event === 'batch-begin') largestBatch = Math.max(largestBatch, e.records as number)
   }
@@ -42,7 +42,7 @@ test(`crash: SIGKILL ${KILLS}× (half of them as a batch transaction starts) whi
   const final = spawnSink(t, env, args)
   await waitForCatchUp(env.admin, config, PARTITIONS)
   final.child.kill('SIGTERM')
-  assert.equal(await final.exited, 0, final.stderr())
+  assert.equal(await final.exitCode('the final sink after SIGTERM'), 0, final.stderr())
 
   const diff = await diffTable(env.admin, config, production.expected)
   assert.deepEqual({ missing: diff.missing, extra: diff.extra, stale: diff.stale }, { missing: [], extra: [], stale: [] })

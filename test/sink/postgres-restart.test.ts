@@ -36,7 +36,7 @@ test(`postgres: ${TERMINATIONS} terminated sink connections (inside transactions
   await production.stop()
   await waitForCatchUp(env.admin, config, PARTITIONS)
   sink.child.kill('SIGTERM')
-  assert.equal(await sink.exited, 0, sink.stderr())
+  assert.equal(await sink.exitCode('the sink after SIGTERM'), 0, sink.stderr())
 
   const retries = sink.events.filter((e) => e.event === 'retry' && String(e.what).startsWith('postgres'))
   assert.ok(retries.length >= 1, 'the sink retried after losing its connection')

@@ -46,7 +46,7 @@ test('zombie: a sink paused past its session timeout while another takes over co
     await zombie.waitForEvent((e) => e.event === 'assigned' && zombie.events.indexOf(e) > fencedAt, 60_000)
   }
   zombie.child.kill('SIGKILL')
-  await zombie.exited
+  await zombie.exitCode('the zombie after SIGKILL', 10_000)
   t.diagnostic(`resumed zombie: ${JSON.stringify(outcome)}`)
   if (outcome.event === 'fenced') assert.equal(outcome.code, 'RS_SINK_FENCED')
   assert.equal(zombie.events.some((e) => e.event === 'batch-committed'), false, 'the zombie committed no batch')

@@ -86,6 +86,22 @@ export class Runner {
     }
   }
 
+  /** The exit code, waited for at most `timeoutMs`; rejects naming `what` was awaited, with the last events and stderr. */
+  async exitCode(what: string, timeoutMs = 60_000): Promise<number | null> {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      return await Promise.race([
+        this.exited,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`${this.name}: ${what}: did not exit within ${timeoutMs} ms; last events: ${JSON.stringify(this.events.slice(-5))}; stderr: ${this.#stderr}`)), timeoutMs)
+          timer.unref()
+        }),
+      ])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   kill(signal: NodeJS.Signals): void {
     if (this.alive) this.child.kill(signal)
   }
@@ -96,7 +112,7 @@ export class Runner {
     this.child.kill('SIGCONT')
     this.child.kill('SIGTERM')
     const timer = setTimeout(() => this.kill('SIGKILL'), timeoutMs)
-    const code = await this.exited
+    const code = await this.exitCode('stop (SIGTERM, then SIGKILL)', timeoutMs + 10_000)
     clearTimeout(timer)
     return code
   }
