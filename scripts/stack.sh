@@ -58,8 +58,9 @@ kafka_fetch() {
 kafka_ready() { port_open "$KAFKA_HOST" "$KAFKA_PORT" && grep -q 'Kafka Server started' "$STATE/kafka/logs/server.log" 2>/dev/null; }
 
 kafka_up() {
-  if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then say "kafka      already up at $KAFKA_HOST:$KAFKA_PORT"; return; fi
+  # The jars are fetched even when a broker already runs: the tests use Kafka's own console tools.
   kafka_fetch
+  if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then say "kafka      already up at $KAFKA_HOST:$KAFKA_PORT"; return; fi
   mkdir -p "$STATE/kafka/logs" "$STATE/kafka/data"
   local props=$STATE/kafka/server.properties
   sed -e "s|@HOST@|$KAFKA_HOST|g" -e "s|@PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$RAGSTREAM_KAFKA_CONTROLLER_PORT|g" \
