@@ -496,7 +496,7 @@ export class KafkaRuntime {
         const onStart = ({ from, to }: { from: bigint; to: bigint }): void => {
           if (to > from) this.#emit({ event: 'restoring', store: name, partition, from, to })
         }
-        const result = await this.#restorer!.restore({ store, partition, topic, onStart })
+        const result = await this.#restorer!.restore({ store, partition, topic, onStart, signal: this.#stop.signal })
         this.#checkpoints.set(`${name}:${partition}`, result.to)
         this.#stats.restores++
         // Every 'restoring' is followed by a 'restored', so gauges of remaining records return to 0.

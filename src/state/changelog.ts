@@ -81,6 +81,8 @@ export interface RestoreOptions {
   readonly onProgress?: (progress: RestoreProgress) => void
   /** Called once the range to replay is known, before the first fetch (also when it is empty). */
   readonly onStart?: (range: { readonly from: bigint; readonly to: bigint; readonly cleared: boolean }) => void
+  /** Ends the wait for an unsettled partition (a runtime stopping): the restore fails at once with RS_SERVICE_UNAVAILABLE. */
+  readonly signal?: AbortSignal
 }
 
 export interface ChangelogRestorerOptions {
@@ -160,7 +162,7 @@ export class ChangelogRestorer {
     await this.#consumer.close(true)
   }
 
-  async #restore({ store, partition, applicationId, topic: explicitTopic, onProgress, onStart }: RestoreOptions): Promise<RestoreResult> {
+  async #restore({ store, partition, applicationId, topic: explicitTopic, onProgress, onStart, signal }: RestoreOptions): Promise<RestoreResult> {
     const topic = explicitTopic ?? (applicationId === undefined ? undefined : changelogTopic(applicationId, store.name))
     if (topic === undefined) throw new TypeError('restore needs an applicationId or a topic')
     const consumer = this.#consumer
@@ -171,7 +173,7 @@ export class ChangelogRestorer {
     consumer.topics.track(topic)
     try {
       const settled = <T>(what: string, step: (location: { topicId: string; leader: number }) => Promise<T>): Promise<T> =>
-        this.#settled(what, topic, partition, missing, step)
+        this.#settled(what, topic, partition, missing, step, signal)
       const offsets = async (timestamp: bigint): Promise<bigint> => {
         const result = await consumer.listOffsets({ topics: [topic], partitions: { [topic]: [partition] }, timestamp, isolationLevel: FetchIsolationLevels.READ_COMMITTED })
         const offset = result.get(topic)?.[partition]
@@ -273,7 +275,14 @@ export class ChangelogRestorer {
    * Runs `step` against the partition's leader; while the partition is unknown, leaderless or its
    * leader not ready, again with fresh metadata and backoff, until `partitionWaitMs` has passed.
    */
-  async #settled<T>(what: string, topic: string, partition: number, missing: () => RagstreamError, step: (location: { topicId: string; leader: number }) => Promise<T>): Promise<T> {
+  async #settled<T>(
+    what: string,
+    topic: string,
+    partition: number,
+    missing: () => RagstreamError,
+    step: (location: { topicId: string; leader: number }) => Promise<T>,
+    signal: AbortSignal | undefined,
+  ): Promise<T> {
     const deadline = Date.now() + this.#partitionWaitMs
     const backoff = new Backoff({ initialMs: 50, maxMs: 1_000 })
     let refresh = false
@@ -287,9 +296,12 @@ export class ChangelogRestorer {
         if (error instanceof RagstreamError || !isUnsettled(error)) throw this.#unavailable(what, error)
         reason = error
       }
-      if (Date.now() >= deadline) throw reason === 'no-topic' || reason === 'no-partition' ? missing() : this.#unavailable(what, reason === 'no-leader' ? `${topic}-${partition} has no leader` : reason)
+      const settling = reason === 'no-topic' ? `${topic} is unknown` : reason === 'no-partition' ? `${topic} has no partition ${partition}` : reason === 'no-leader' ? `${topic}-${partition} has no leader` : reason
+      // Stopping is not a verdict on the topic: a restore cut short by the signal is only unavailable.
+      if (signal?.aborted) throw this.#unavailable(`${what} (stopped while waiting)`, settling)
+      if (Date.now() >= deadline) throw reason === 'no-topic' || reason === 'no-partition' ? missing() : this.#unavailable(what, settling)
       refresh = true
-      await sleep(Math.min(backoff.next(), Math.max(0, deadline - Date.now())))
+      await sleep(Math.min(backoff.next(), Math.max(0, deadline - Date.now())), signal)
     }
   }
 

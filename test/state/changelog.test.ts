@@ -242,6 +242,23 @@ test('changelog: restoring a partition the topic does not have fails, once the w
   assert.ok(Date.now() - started >= 1_900, 'a missing partition is waited for (metadata refreshed) before it counts as missing')
 })
 
+test('changelog: a stop signal ends the wait for an unsettled partition at once, as unavailable rather than misconfigured', async (t) => {
+  await checkKafka(endpoints)
+  await checkRedis(endpoints.redisUrl)
+  const h = await redisStoreHarness(t, { kind: 'single', url: endpoints.redisUrl })
+  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore') })
+  t.after(() => restorer.close())
+  const topic = uniqueName('rs-cl-stopped')
+  const started = Date.now()
+  await assert.rejects(restorer.restore({ store: h.open('orders'), topic, partition: 0, signal: AbortSignal.timeout(300) }), (error: unknown) => {
+    assert.ok(error instanceof RagstreamError, String(error))
+    assert.equal(error.code, 'RS_SERVICE_UNAVAILABLE')
+    assert.match(error.message, new RegExp(`stopped while waiting.*${topic} is unknown`))
+    return true
+  })
+  assert.ok(Date.now() - started < 5_000, `stopped within ${Date.now() - started} ms, not after the 30 s wait`)
+})
+
 test('changelog: a restore right after the changelog topics were created succeeds (the broker may not know them yet, or name a leader not ready)', async (t) => {
   await checkKafka(endpoints)
   await checkRedis(endpoints.redisUrl)
