@@ -94,6 +94,7 @@ export class PgvectorSink {
   readonly #partitions = new Map<number, PartitionState>()
   #client: pg.Client | null = null
   #assignmentChanged = true
+  #groupFailed = false
   #stopping = false
   /** When the oldest unflushed progress was fetched; null when nothing is pending. */
   #batchStartedAt: number | null = null
@@ -123,6 +124,14 @@ export class PgvectorSink {
     this.#consumer.on('consumer:group:join', () => {
       this.#assignmentChanged = true
     })
+    // The client reports a failed background rejoin (after a heartbeat saw a rebalance) as an
+    // 'error' event; unhandled, it would crash the process. Rejoin from the loop instead. While
+    // stopping (the client was closed under an abandoned join) there is nothing left to do.
+    this.#consumer.on('error', (error: Error) => {
+      if (this.#stopping) return
+      this.#groupFailed = true
+      this.#log({ event: 'retry', what: 'kafka group', attempt: 1, delayMs: 0, error: error.message })
+    })
     this.#decoder = new ChunkDecoder(new SchemaRegistry({ host: options.schemaRegistryUrl.replace(/\/+$/, '') }), c.dims)
     this.#writer = new BatchWriter(c.names, this.#instance)
   }
@@ -144,6 +153,11 @@ export class PgvectorSink {
       await this.#withRetry('kafka join', () => this.#consumer.joinGroup({}))
       this.#log({ event: 'started', instance: this.#instance, topic: this.#config.topic, table: this.#config.names.chunkTable })
       while (!this.#stopping) {
+        if (this.#groupFailed) {
+          this.#groupFailed = false
+          this.#assignmentChanged = true
+          await this.#withRetry('kafka rejoin', () => this.#consumer.joinGroup({}))
+        }
         if (this.#assignmentChanged) await this.#reassign()
         if (this.#partitions.size === 0) {
           this.#step = 'an assignment'
