@@ -42,7 +42,7 @@ test('ragstream run: runs a DSL topology file exactly once and stops gracefully 
     ].join('\n'),
   )
 
-  const producer = new Producer({ clientId: uniqueName('feed'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  const producer = new Producer({ clientId: uniqueName('feed'), bootstrapBrokers: [...endpoints.kafkaBrokers], idempotent: true })
   t.after(() => producer.close())
   await producer.send({ messages: Array.from({ length: 200 }, (_, i) => ({ topic: input, key: Buffer.from(`k${i}`), value: Buffer.from(JSON.stringify({ n: i })) })) })
 
@@ -113,7 +113,7 @@ test('ragstream run: a graceful stop that cannot finish (its Redis stalls) ends 
       'export default builder.build()',
     ].join('\n'),
   )
-  const producer = new Producer({ clientId: uniqueName('feed'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  const producer = new Producer({ clientId: uniqueName('feed'), bootstrapBrokers: [...endpoints.kafkaBrokers], idempotent: true })
   t.after(() => producer.close())
   const feed = (from: number, count: number) =>
     producer.send({ messages: Array.from({ length: count }, (_, i) => ({ topic: input, key: Buffer.from(`k${from + i}`), value: Buffer.from(JSON.stringify({ n: from + i })) })) })

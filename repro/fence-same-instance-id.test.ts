@@ -1,0 +1,121 @@
+// KNOWN BUG (open, issue 3): two LIVE instances started with the same --instance-id (a
+// misconfiguration: the id is meant for a restarted instance to fence its dead predecessor) can lose
+// input records. In 30-50% of runs under load, the fenced instance's last committed batches end up
+// inside a transaction the broker later aborts (abort marker epoch 2), so read_committed readers never
+// see them, yet their input offsets stay committed and the survivor skips those records
+// (e.g. `key-1,18,10` where `key-1,10,10` was expected). Until it is fixed this reproduction lives
+// outside the suite; run it with:
+//   node_modules/.bin/node --test repro/fence-same-instance-id.test.ts
+// and see repro/README.md.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Admin } from '@platformatic/kafka'
+import { checkKafka } from '../src/config/services.ts'
+import { RagstreamError } from '../src/errors.ts'
+import { KafkaRuntime, type RuntimeEvent } from '../src/runtime/kafka-runtime.ts'
+import { countingTopology } from '../test/support/counting-topology.ts'
+import { MemoryStateStore } from '../src/state/memory-store.ts'
+import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted } from '../test/support/runtime-harness.ts'
+import { createTopics, endpoints, uniqueName } from '../test/support/stack.ts'
+
+const PARTITIONS = 3
+
+type After = { after: (fn: () => Promise<void>) => void }
+
+/** `promise`, or a rejection naming `what` after `ms` (the timer never keeps the test alive). */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref()))])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * Starts `runtime.run()` and makes sure the test stops it and waits for it (bounded) even when an
+ * assertion fails first, so a failing test never leaves a runtime holding the file's event loop.
+ */
+function runStopped(t: After, runtime: KafkaRuntime, name: string): Promise<unknown> {
+  const running = runtime.run().then(() => 'stopped', (error: unknown) => error)
+  t.after(async () => {
+    runtime.stop()
+    await within(running, 45_000, `${name} to stop after the test`)
+  })
+  return running
+}
+
+/** Polls `condition` every 50 ms until it holds; rejects naming `what` after `ms`. */
+async function until(what: string, condition: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+async function deleteAfter(t: After, topics: string[]): Promise<void> {
+  t.after(async () => {
+    const admin = new Admin({ clientId: uniqueName('cleanup'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+    await admin.deleteTopics({ topics }).catch(() => {})
+    await admin.close()
+  })
+}
+
+test('runtime: two live instances given the same instance id fence each other until one stops with RS_PRODUCER_FENCED; the survivor stays exact', { timeout: 60_000 }, async (t) => {
+  await checkKafka(endpoints)
+  const applicationId = uniqueName('rt-fenced')
+  const input = `${applicationId}-in`
+  const output = `${applicationId}-out`
+  await createTopics(t, [input, output], PARTITIONS)
+  await deleteAfter(t, [`${applicationId}-counts-changelog`])
+  const feeder = new InputFeeder(input, 6)
+  t.after(() => feeder.close())
+  let feeding = true
+  const feeding$ = (async () => {
+    while (feeding) {
+      await feeder.send(10)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  })()
+  t.after(async () => {
+    feeding = false
+    await feeding$
+  })
+
+  const events: RuntimeEvent[][] = [[], []]
+  const runtimes = events.map(
+    (list) =>
+      new KafkaRuntime(countingTopology({ applicationId, input, output }), {
+        brokers: endpoints.kafkaBrokers,
+        stores: new Map([['counts', new MemoryStateStore('counts')]]),
+        instanceId: 'same',
+        sessionTimeoutMs: 2_000,
+        transactionTimeoutMs: 10_000,
+        batchMaxRecords: 20,
+        fetchMaxWaitMs: 100,
+        onEvent: (e: RuntimeEvent) => {
+          list.push(e)
+          if (process.env.RT_DEBUG) console.log(events.indexOf(list), JSON.stringify(e, (_, v) => (typeof v === 'bigint' ? String(v) : v)))
+        },
+      }),
+  )
+  const outcomes: Promise<{ index: number; outcome: unknown }>[] = []
+  outcomes.push(runStopped(t, runtimes[0], 'instance 0').then((outcome) => ({ index: 0, outcome })))
+  await until('instance 0 to commit 2 batches', () => runtimes[0].stats.batches >= 2, 30_000)
+  outcomes.push(runStopped(t, runtimes[1], 'instance 1').then((outcome) => ({ index: 1, outcome })))
+
+  const first = await within(Promise.race(outcomes), 45_000, 'one of the two instances to stop fenced')
+  assert.ok(first.outcome instanceof RagstreamError, `instance ${first.index}: ${String(first.outcome)}`)
+  assert.equal(first.outcome.code, 'RS_PRODUCER_FENCED')
+  assert.ok(events[first.index].some((e) => e.event === 'fenced'))
+  const survivor = runtimes[1 - first.index]
+
+  feeding = false
+  await feeding$
+  await feeder.sendMarkers(PARTITIONS, 'end')
+  const records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 30_000)
+  survivor.stop()
+  assert.equal((await within(outcomes[1 - first.index], 30_000, 'the survivor to stop')).outcome, 'stopped')
+  assertExactlyOnce(records, feeder.sent)
+})
