@@ -1,3 +1,4 @@
+import { eventWriter } from '../../observability/event-log.ts'
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -153,9 +154,10 @@ export const runCommand: CommandSpec = {
 
     const instanceId = (values['instance-id'] as string | undefined) ?? env.RAGSTREAM_INSTANCE_ID?.trim() ?? undefined
     let last: { event: string; at: number } = { event: 'none', at: Date.now() }
+    const write = eventWriter(stderr, env)
     const log = (event: RuntimeEvent): void => {
       last = { event: event.event, at: Date.now() }
-      stderr.write(`${JSON.stringify({ time: new Date().toISOString(), host: hostname(), ...event }, (_, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`)
+      write({ time: new Date().toISOString(), host: hostname(), ...event })
     }
     const metrics = metricsPort === undefined ? undefined : new Metrics({ defaultMetrics: true })
     const instrumented = metrics ? instrumentProcessor(topology, metrics, { onEvent: log }) : undefined

@@ -1,3 +1,4 @@
+import { eventWriter } from '../../observability/event-log.ts'
 import pg from 'pg'
 import { EXIT, type CommandInput, type CommandSpec } from '../command.ts'
 import { endpointsFromEnv, redactUrl } from '../../config/endpoints.ts'
@@ -152,7 +153,7 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
       await probe.end().catch(() => {})
     }
     const { PgvectorSink } = await import('../../sink/pgvector-sink.ts')
-    const print = (event: object): void => void stdout.write(`${JSON.stringify(event)}\n`)
+    const print = eventWriter(stdout, env)
     const port = intOption(values, 'metrics-port')
     const metrics = port === undefined ? undefined : await (await import('../../ops/sink-metrics.ts')).startSinkMetrics({ port, config, postgresUrl: url, kafkaBrokers: endpoints.kafkaBrokers, log: print })
     if (metrics) print({ event: 'metrics', url: `http://127.0.0.1:${metrics.port}/metrics` })
