@@ -9,7 +9,6 @@
 // and see repro/README.md.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Admin } from '@platformatic/kafka'
 import { checkKafka } from '../src/config/services.ts'
 import { RagstreamError } from '../src/errors.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../src/runtime/kafka-runtime.ts'
@@ -17,50 +16,9 @@ import { countingTopology } from '../test/support/counting-topology.ts'
 import { MemoryStateStore } from '../src/state/memory-store.ts'
 import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted } from '../test/support/runtime-harness.ts'
 import { createTopics, endpoints, uniqueName } from '../test/support/stack.ts'
+import { deleteAfter, runStopped, until, within } from '../test/support/runtime-waits.ts'
 
 const PARTITIONS = 3
-
-type After = { after: (fn: () => Promise<void>) => void }
-
-/** `promise`, or a rejection naming `what` after `ms` (the timer never keeps the test alive). */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref()))])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-/**
- * Starts `runtime.run()` and makes sure the test stops it and waits for it (bounded) even when an
- * assertion fails first, so a failing test never leaves a runtime holding the file's event loop.
- */
-function runStopped(t: After, runtime: KafkaRuntime, name: string): Promise<unknown> {
-  const running = runtime.run().then(() => 'stopped', (error: unknown) => error)
-  t.after(async () => {
-    runtime.stop()
-    await within(running, 45_000, `${name} to stop after the test`)
-  })
-  return running
-}
-
-/** Polls `condition` every 50 ms until it holds; rejects naming `what` after `ms`. */
-async function until(what: string, condition: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
-async function deleteAfter(t: After, topics: string[]): Promise<void> {
-  t.after(async () => {
-    const admin = new Admin({ clientId: uniqueName('cleanup'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-    await admin.deleteTopics({ topics }).catch(() => {})
-    await admin.close()
-  })
-}
 
 test('runtime: two live instances given the same instance id fence each other until one stops with RS_PRODUCER_FENCED; the survivor stays exact', { timeout: 60_000 }, async (t) => {
   await checkKafka(endpoints)
