@@ -18,9 +18,13 @@ import { startPrivateRedis } from '../state/redis-harness.ts'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const PARTITIONS = 2
 
-test('ragstream run: runs a DSL topology file exactly once and stops gracefully on SIGTERM', { timeout: 60_000 }, async (t) => {
-  await checkKafka(endpoints)
-  const applicationId = uniqueName('rt-cli')
+type After = { after: (fn: () => Promise<void> | void) => void }
+
+/**
+ * A fresh pass-through topology file (table → to) on fresh topics, with an idempotent feeder of
+ * keyed records `k<n>` → `{"n": n}`; topics, internal topics and the file go away after the test.
+ */
+async function passThroughTopologyFile(t: After, applicationId: string) {
   const input = `${applicationId}.in`
   const output = `${applicationId}.out`
   await createTopics(t, [input, output], PARTITIONS)
@@ -41,10 +45,18 @@ test('ragstream run: runs a DSL topology file exactly once and stops gracefully 
       'export default builder.build()',
     ].join('\n'),
   )
-
   const producer = new Producer({ clientId: uniqueName('feed'), bootstrapBrokers: [...endpoints.kafkaBrokers], idempotent: true })
   t.after(() => producer.close())
-  await producer.send({ messages: Array.from({ length: 200 }, (_, i) => ({ topic: input, key: Buffer.from(`k${i}`), value: Buffer.from(JSON.stringify({ n: i })) })) })
+  const feed = (from: number, count: number) =>
+    producer.send({ messages: Array.from({ length: count }, (_, i) => ({ topic: input, key: Buffer.from(`k${from + i}`), value: Buffer.from(JSON.stringify({ n: from + i })) })) })
+  return { input, output, file, feed }
+}
+
+test('ragstream run: runs a DSL topology file exactly once and stops gracefully on SIGTERM', { timeout: 60_000 }, async (t) => {
+  await checkKafka(endpoints)
+  const applicationId = uniqueName('rt-cli')
+  const { file, feed, input, output } = await passThroughTopologyFile(t, applicationId)
+  await feed(0, 200)
 
   const port = await new Promise<number>((resolve) => {
     const probe = createServer().listen(0, '127.0.0.1', () => {
@@ -92,31 +104,7 @@ async function boundedExit(exited: Promise<number | null>, ms: number, message: 
 test('ragstream run: a graceful stop that cannot finish (its Redis stalls) ends at --shutdown-timeout-ms with exit 1 and the reason logged; the uncommitted batch is processed once, by the next instance', { timeout: 120_000 }, async (t) => {
   await checkKafka(endpoints)
   const redis = await startPrivateRedis(t)
-  const applicationId = uniqueName('rt-deadline')
-  const input = `${applicationId}.in`
-  const output = `${applicationId}.out`
-  await createTopics(t, [input, output], PARTITIONS)
-  t.after(async () => {
-    const admin = new Admin({ clientId: uniqueName('cleanup'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-    await admin.deleteTopics({ topics: [`${applicationId}-input-changelog`, `${applicationId}-dead-letter`] }).catch(() => {})
-    await admin.close()
-  })
-  const dir = await mkdtemp(join(tmpdir(), 'ragstream-run-'))
-  t.after(() => rm(dir, { recursive: true, force: true }))
-  const file = join(dir, 'topology.ts')
-  await writeFile(
-    file,
-    [
-      `import { TopologyBuilder } from ${JSON.stringify(join(ROOT, 'src/dsl/index.ts'))}`,
-      `const builder = new TopologyBuilder({ applicationId: ${JSON.stringify(applicationId)} })`,
-      `builder.table(${JSON.stringify(input)}, { name: 'input' }).to(${JSON.stringify(output)})`,
-      'export default builder.build()',
-    ].join('\n'),
-  )
-  const producer = new Producer({ clientId: uniqueName('feed'), bootstrapBrokers: [...endpoints.kafkaBrokers], idempotent: true })
-  t.after(() => producer.close())
-  const feed = (from: number, count: number) =>
-    producer.send({ messages: Array.from({ length: count }, (_, i) => ({ topic: input, key: Buffer.from(`k${from + i}`), value: Buffer.from(JSON.stringify({ n: from + i })) })) })
+  const { file, feed, output } = await passThroughTopologyFile(t, uniqueName('rt-deadline'))
 
   const start = (): { exitCode: (what: string, ms: number) => Promise<number | null>; kill: (s: NodeJS.Signals) => void; stderr: () => string } => {
     const args = ['run', file, '--store', 'redis', '--instance-id', 'deadline-test', '--session-timeout-ms', '3000', '--shutdown-timeout-ms', '3000']
