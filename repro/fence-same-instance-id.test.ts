@@ -14,19 +14,15 @@ import { RagstreamError } from '../src/errors.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../src/runtime/kafka-runtime.ts'
 import { countingTopology } from '../test/support/counting-topology.ts'
 import { MemoryStateStore } from '../src/state/memory-store.ts'
-import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted } from '../test/support/runtime-harness.ts'
-import { createTopics, endpoints, uniqueName } from '../test/support/stack.ts'
-import { deleteAfter, runStopped, until, within } from '../test/support/runtime-waits.ts'
+import { assertExactlyOnce, countingTopics, InputFeeder, markersSeen, readCommitted } from '../test/support/runtime-harness.ts'
+import { endpoints } from '../test/support/stack.ts'
+import { runStopped, until, within } from '../test/support/runtime-waits.ts'
 
 const PARTITIONS = 3
 
 test('runtime: two live instances given the same instance id fence each other until one stops with RS_PRODUCER_FENCED; the survivor stays exact', { timeout: 60_000 }, async (t) => {
   await checkKafka(endpoints)
-  const applicationId = uniqueName('rt-fenced')
-  const input = `${applicationId}-in`
-  const output = `${applicationId}-out`
-  await createTopics(t, [input, output], PARTITIONS)
-  await deleteAfter(t, [`${applicationId}-counts-changelog`])
+  const { applicationId, input, output } = await countingTopics(t, 'rt-fenced', PARTITIONS)
   const feeder = new InputFeeder(input, 6)
   t.after(() => feeder.close())
   let feeding = true

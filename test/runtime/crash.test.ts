@@ -4,26 +4,17 @@
 // (a kill between commit and flush leaves an older one: the changelog replay covers the gap).
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { Admin } from '@platformatic/kafka'
 import { Redis } from 'ioredis'
 import { checkKafka } from '../../src/config/services.ts'
-import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, readCommittedWithKafkaConsumer, Runner } from '../support/runtime-harness.ts'
+import { assertExactlyOnce, countingTopics, InputFeeder, markersSeen, readCommitted, readCommittedWithKafkaConsumer, Runner } from '../support/runtime-harness.ts'
 import type { RunnerConfig } from '../support/runtime-runner.ts'
-import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
+import { endpoints } from '../support/stack.ts'
 
 const PARTITIONS = 3
 
 async function crashRun(t: TestContext, store: 'memory' | 'redis', kills: number): Promise<void> {
   await checkKafka(endpoints)
-  const applicationId = uniqueName('rt-crash')
-  const input = `${applicationId}-in`
-  const output = `${applicationId}-out`
-  await createTopics(t, [input, output], PARTITIONS)
-  t.after(async () => {
-    const admin = new Admin({ clientId: uniqueName('cleanup'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-    await admin.deleteTopics({ topics: [`${applicationId}-counts-changelog`] }).catch(() => {})
-    await admin.close()
-  })
+  const { applicationId, input, output } = await countingTopics(t, 'rt-crash', PARTITIONS)
   const config: RunnerConfig = { brokers: [...endpoints.kafkaBrokers], applicationId, input, output, instanceId: 'only', store, redisUrl: endpoints.redisUrl, batchMaxRecords: 50 }
   if (store === 'redis') {
     const redis = new Redis(endpoints.redisUrl)

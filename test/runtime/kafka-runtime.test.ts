@@ -7,19 +7,15 @@ import { checkKafka } from '../../src/config/services.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
 import { countingTopology } from '../support/counting-topology.ts'
 import { MemoryStateStore } from '../../src/state/memory-store.ts'
-import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted } from '../support/runtime-harness.ts'
-import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
+import { assertExactlyOnce, countingTopics, InputFeeder, markersSeen, readCommitted } from '../support/runtime-harness.ts'
+import { endpoints, uniqueName } from '../support/stack.ts'
 import { deleteAfter, runStopped, within } from '../support/runtime-waits.ts'
 
 const PARTITIONS = 3
 
 test('runtime: a keyed counting topology runs exactly once, creates its internal topics (compacted changelog, repartition, dead-letter) and stops gracefully', async (t) => {
   await checkKafka(endpoints)
-  const applicationId = uniqueName('rt-basic')
-  const input = `${applicationId}-in`
-  const output = `${applicationId}-out`
-  await createTopics(t, [input, output], PARTITIONS)
-  await deleteAfter(t, [`${applicationId}-counts-changelog`])
+  const { applicationId, input, output } = await countingTopics(t, 'rt-basic', PARTITIONS)
 
   const feeder = new InputFeeder(input, 12)
   t.after(() => feeder.close())
@@ -76,11 +72,7 @@ test('runtime: a keyed counting topology runs exactly once, creates its internal
 
 test('runtime: failures inside the transaction (after produce, after offsets, after commit before the store flush) abort, re-initialise and replay exactly once', async (t) => {
   await checkKafka(endpoints)
-  const applicationId = uniqueName('rt-faults')
-  const input = `${applicationId}-in`
-  const output = `${applicationId}-out`
-  await createTopics(t, [input, output], PARTITIONS)
-  await deleteAfter(t, [`${applicationId}-counts-changelog`])
+  const { applicationId, input, output } = await countingTopics(t, 'rt-faults', PARTITIONS)
   const feeder = new InputFeeder(input, 9)
   t.after(() => feeder.close())
   await feeder.send(600)

@@ -3,26 +3,17 @@
 // most the changelog tail since their last flush — and the output stays exact.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Admin } from '@platformatic/kafka'
 import { Redis } from 'ioredis'
 import { checkKafka } from '../../src/config/services.ts'
-import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, readCommittedWithKafkaConsumer, Runner } from '../support/runtime-harness.ts'
+import { assertExactlyOnce, countingTopics, InputFeeder, markersSeen, readCommitted, readCommittedWithKafkaConsumer, Runner } from '../support/runtime-harness.ts'
 import type { RunnerConfig } from '../support/runtime-runner.ts'
-import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
+import { endpoints } from '../support/stack.ts'
 
 const PARTITIONS = 4
 
 test('runtime rebalance: two instances split the tasks; one is killed mid-run; the survivor takes over with no state transfer and the output is exact', { timeout: 100_000 }, async (t) => {
   await checkKafka(endpoints)
-  const applicationId = uniqueName('rt-rebalance')
-  const input = `${applicationId}-in`
-  const output = `${applicationId}-out`
-  await createTopics(t, [input, output], PARTITIONS)
-  t.after(async () => {
-    const admin = new Admin({ clientId: uniqueName('cleanup'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-    await admin.deleteTopics({ topics: [`${applicationId}-counts-changelog`] }).catch(() => {})
-    await admin.close()
-  })
+  const { applicationId, input, output } = await countingTopics(t, 'rt-rebalance', PARTITIONS)
   const base: RunnerConfig = { brokers: [...endpoints.kafkaBrokers], applicationId, input, output, instanceId: 'a', store: 'redis', redisUrl: endpoints.redisUrl, batchMaxRecords: 50, sessionTimeoutMs: 2_000, transactionTimeoutMs: 4_000 }
   const redis = new Redis(endpoints.redisUrl)
   t.after(async () => {

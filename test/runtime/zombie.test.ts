@@ -3,25 +3,16 @@
 // takes over. Resumed (SIGCONT), it must commit nothing: it is fenced and stops.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Admin } from '@platformatic/kafka'
 import { checkKafka } from '../../src/config/services.ts'
-import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, readCommittedWithKafkaConsumer, Runner } from '../support/runtime-harness.ts'
+import { assertExactlyOnce, countingTopics, InputFeeder, markersSeen, readCommitted, readCommittedWithKafkaConsumer, Runner } from '../support/runtime-harness.ts'
 import type { RunnerConfig } from '../support/runtime-runner.ts'
-import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
+import { endpoints } from '../support/stack.ts'
 
 const PARTITIONS = 3
 
 test('runtime zombie: an instance paused mid-transaction past its session timeout is fenced on resume and commits nothing visible', { timeout: 60_000 }, async (t) => {
   await checkKafka(endpoints)
-  const applicationId = uniqueName('rt-zombie')
-  const input = `${applicationId}-in`
-  const output = `${applicationId}-out`
-  await createTopics(t, [input, output], PARTITIONS)
-  t.after(async () => {
-    const admin = new Admin({ clientId: uniqueName('cleanup'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-    await admin.deleteTopics({ topics: [`${applicationId}-counts-changelog`] }).catch(() => {})
-    await admin.close()
-  })
+  const { applicationId, input, output } = await countingTopics(t, 'rt-zombie', PARTITIONS)
   const base: RunnerConfig = { brokers: [...endpoints.kafkaBrokers], applicationId, input, output, instanceId: 'a', store: 'memory', batchMaxRecords: 50, sessionTimeoutMs: 2_000, transactionTimeoutMs: 4_000 }
 
   const feeder = new InputFeeder(input, 12)
@@ -58,15 +49,7 @@ test('runtime zombie: an instance paused mid-transaction past its session timeou
 
 test('runtime zombie: an instance paused after producing, before sending offsets, cannot commit its batch after a takeover', { timeout: 60_000 }, async (t) => {
   await checkKafka(endpoints)
-  const applicationId = uniqueName('rt-zombie2')
-  const input = `${applicationId}-in`
-  const output = `${applicationId}-out`
-  await createTopics(t, [input, output], PARTITIONS)
-  t.after(async () => {
-    const admin = new Admin({ clientId: uniqueName('cleanup'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-    await admin.deleteTopics({ topics: [`${applicationId}-counts-changelog`] }).catch(() => {})
-    await admin.close()
-  })
+  const { applicationId, input, output } = await countingTopics(t, 'rt-zombie2', PARTITIONS)
   const base: RunnerConfig = { brokers: [...endpoints.kafkaBrokers], applicationId, input, output, instanceId: 'a', store: 'memory', batchMaxRecords: 50, sessionTimeoutMs: 2_000, transactionTimeoutMs: 4_000 }
   const feeder = new InputFeeder(input, 12)
   t.after(() => feeder.close())

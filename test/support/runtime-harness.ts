@@ -8,7 +8,8 @@ import assert from 'node:assert/strict'
 import { Consumer, Producer } from '@platformatic/kafka'
 import { PartitionReader } from '../../src/runtime/partition-reader.ts'
 import type { SourceRecord } from '../../src/runtime/task.ts'
-import { endpoints, uniqueName } from './stack.ts'
+import { createTopics, endpoints, uniqueName } from './stack.ts'
+import { deleteAfter, type After } from './runtime-waits.ts'
 import { MARKER_KEY } from './counting-topology.ts'
 import type { RunnerConfig } from './runtime-runner.ts'
 
@@ -259,4 +260,17 @@ export function assertExactlyOnce(records: readonly { key: Buffer | null; value:
   }
   for (const key of byKey.keys()) if (!sent.has(key)) problems.push(`unexpected key ${key}`)
   assert.deepEqual(problems, [], problems.slice(0, 10).join('\n'))
+}
+
+/**
+ * Fresh input and output topics for the counting topology under a fresh application id; its
+ * changelog (created by the runtime) is deleted with them after the test.
+ */
+export async function countingTopics(t: After, prefix: string, partitions: number): Promise<{ applicationId: string; input: string; output: string }> {
+  const applicationId = uniqueName(prefix)
+  const input = `${applicationId}-in`
+  const output = `${applicationId}-out`
+  await createTopics(t, [input, output], partitions)
+  await deleteAfter(t, [`${applicationId}-counts-changelog`])
+  return { applicationId, input, output }
 }
