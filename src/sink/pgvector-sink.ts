@@ -54,6 +54,8 @@ export type SinkLogEvent =
   | { readonly event: 'batch-committed'; readonly upserted: number; readonly deleted: number; readonly audits: number; readonly rejects: number; readonly alreadyCommitted: boolean; readonly offsets: Readonly<Record<string, string>> }
   | { readonly event: 'fenced'; readonly code: 'RS_SINK_FENCED'; readonly partitions: readonly number[] }
   | { readonly event: 'retry'; readonly what: string; readonly attempt: number; readonly delayMs: number; readonly error: string }
+  /** The idle Postgres connection died (server restart, connection killed); the next batch opens a new one. */
+  | { readonly event: 'connection-lost'; readonly what: 'postgres'; readonly error: string }
   | { readonly event: 'stopped' }
 
 export interface PgvectorSinkOptions {
@@ -252,9 +254,11 @@ export class PgvectorSink {
   async #pg(): Promise<pg.Client> {
     if (this.#client) return this.#client
     const client = new pg.Client({ connectionString: this.#postgresUrl, application_name: `ragstream-sink ${this.#config.topology}` })
-    client.on('error', () => {
+    client.on('error', (error: Error) => {
       // A dead connection is noticed by the next query, which fails and is retried on a new client.
-      if (this.#client === client) this.#client = null
+      if (this.#client !== client) return
+      this.#client = null
+      if (!this.#stopping) this.#log({ event: 'connection-lost', what: 'postgres', error: error.message })
     })
     try {
       await client.connect()
