@@ -73,9 +73,10 @@ export interface Problem {
 /** Collects every problem found in one validation pass; thrown once, listing them all. */
 export class ConfigError extends RagstreamError {
   readonly problems: readonly Problem[]
-  constructor(problems: readonly Problem[], what = 'configuration', code: ErrorCode = 'RS_CONFIG_INVALID') {
+  constructor(problems: readonly Problem[], what = 'configuration', code: ErrorCode = 'RS_CONFIG_INVALID', hint?: string) {
     super(code, `invalid ${what}:\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`, {
       context: { path: problems[0]?.path },
+      hint,
     })
     this.name = 'ConfigError'
     this.problems = problems

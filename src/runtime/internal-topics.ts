@@ -28,11 +28,13 @@ export function internalTopicConfig(spec: TopicSpec): Record<string, string> {
 export async function ensureTopics(brokers: readonly string[], topology: ProcessorTopology, replicas = -1): Promise<ResolvedTopics> {
   const admin = new Admin({ clientId: `${topology.applicationId}-admin`, bootstrapBrokers: [...brokers] })
   try {
-    const existing = new Set(await admin.listTopics())
-    const problems: Problem[] = []
     const external = topology.sourceTopics.filter((t) => !topology.topics.some((s) => s.name === t && INTERNAL_ROLES.has(s.role)))
+    const existing = await listUntilPresent(admin, external, SOURCE_SETTLE_MS)
+    const problems: Problem[] = []
     for (const topic of external) if (!existing.has(topic)) problems.push({ path: `/topology/sourceTopics/${topic}`, message: 'topic does not exist on the broker' })
-    if (problems.length > 0) throw new ConfigError(problems, 'topology topics', 'RS_TOPOLOGY_INVALID')
+    if (problems.length > 0) {
+      throw new ConfigError(problems, 'topology topics', 'RS_TOPOLOGY_INVALID', 'create the source topics (co-partitioned: the same partition count) before starting the processor')
+    }
 
     const metadata = external.length > 0 ? await admin.metadata({ topics: external }) : undefined
     const counts = new Map(external.map((t) => [t, metadata!.topics.get(t)!.partitionsCount]))
@@ -83,6 +85,19 @@ export async function ensureTopics(brokers: readonly string[], topology: Process
 }
 
 const SETTLE_MS = 15_000
+/** How long a missing source topic is looked for again: one created a moment ago may not be in the broker's metadata yet. */
+const SOURCE_SETTLE_MS = 5_000
+
+/** The broker's topics, listed again within `timeoutMs` while any of `wanted` is missing. */
+async function listUntilPresent(admin: Admin, wanted: readonly string[], timeoutMs: number): Promise<Set<string>> {
+  const deadline = Date.now() + timeoutMs
+  const backoff = new Backoff({ initialMs: 100, maxMs: 1_000 })
+  for (;;) {
+    const existing = new Set(await admin.listTopics())
+    if (wanted.every((t) => existing.has(t)) || Date.now() >= deadline) return existing
+    await sleep(backoff.next())
+  }
+}
 
 /**
  * Waits, within `timeoutMs`, until the broker's metadata shows every partition of the topics with a

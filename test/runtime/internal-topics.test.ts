@@ -1,0 +1,43 @@
+// ensureTopics against the real broker: source topics must exist (one created a moment before the
+// processor starts is waited for), internal topics are created with their settings.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Admin } from '@platformatic/kafka'
+import { RagstreamError } from '../../src/errors.ts'
+import { ensureTopics } from '../../src/runtime/internal-topics.ts'
+import { countingTopology } from '../support/counting-topology.ts'
+import { deleteAfter } from '../support/runtime-waits.ts'
+import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
+
+test('ensureTopics: a source topic created while it starts is waited for; its changelog is created compacted', async (t) => {
+  const applicationId = uniqueName('it-app')
+  const input = uniqueName('it-in')
+  const output = uniqueName('it-out')
+  const topology = countingTopology({ applicationId, input, output })
+  const changelog = `${applicationId}-counts-changelog`
+  await deleteAfter(t, [changelog])
+  const ensured = ensureTopics(endpoints.kafkaBrokers, topology, 1)
+  await new Promise((r) => setTimeout(r, 700))
+  await createTopics(t, [input, output], 3)
+  const resolved = await ensured
+  assert.equal(resolved.partitions, 3)
+  assert.equal(resolved.changelogs.get('counts'), changelog)
+
+  const admin = new Admin({ clientId: uniqueName('it-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  t.after(() => admin.close())
+  const [described] = await admin.describeConfigs({ resources: [{ resourceType: 2, resourceName: changelog, configurationKeys: ['cleanup.policy'] }] })
+  assert.equal(described.configs.find((c) => c.name === 'cleanup.policy')?.value, 'compact')
+  assert.equal((await admin.metadata({ topics: [changelog] })).topics.get(changelog)?.partitionsCount, 3)
+})
+
+test('ensureTopics: a source topic that never appears fails with RS_TOPOLOGY_INVALID naming it, with a hint', async () => {
+  const input = uniqueName('it-missing')
+  const topology = countingTopology({ applicationId: uniqueName('it-app'), input, output: uniqueName('it-out') })
+  await assert.rejects(ensureTopics(endpoints.kafkaBrokers, topology, 1), (error: unknown) => {
+    assert.ok(error instanceof RagstreamError)
+    assert.equal(error.code, 'RS_TOPOLOGY_INVALID')
+    assert.match(error.message, new RegExp(`/topology/sourceTopics/${input}: topic does not exist on the broker`))
+    assert.match(error.hint ?? '', /create the source topics/)
+    return true
+  })
+})
