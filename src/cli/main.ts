@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs'
 import { COMMANDS } from './commands.ts'
 import { loadConfig } from '../config/file.ts'
 import { EXIT, exitCodeFor, formatError, helpText, parseCommandArgs } from './command.ts'
+import { packageFile } from '../package-files.ts'
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+const pkg = JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string }
 
 async function usage(): Promise<string> {
   const specs = await Promise.all(Object.values(COMMANDS).map((load) => load()))

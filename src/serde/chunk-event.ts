@@ -5,6 +5,7 @@
  * Key = chunk id (UTF-8), partition = hash of the entity key, value = this record or null (tombstone).
  */
 import { readFileSync } from 'node:fs'
+import { packageFile } from '../package-files.ts'
 
 export interface ChunkLineage {
   readonly source_topic: string
@@ -42,7 +43,7 @@ export interface ChunkEvent {
 
 /** schemas/chunk-event.avsc, parsed. */
 export const CHUNK_EVENT_SCHEMA: Readonly<Record<string, unknown>> = JSON.parse(
-  readFileSync(new URL('../../schemas/chunk-event.avsc', import.meta.url), 'utf8'),
+  readFileSync(packageFile('schemas/chunk-event.avsc'), 'utf8'),
 ) as Record<string, unknown>
 
 /** The value subject of a topic (Confluent TopicNameStrategy). */

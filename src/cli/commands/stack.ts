@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { EXIT, type CommandSpec } from '../command.ts'
+import { packageFile } from '../../package-files.ts'
 
-const script = fileURLToPath(new URL('../../../scripts/stack.sh', import.meta.url))
+const script = fileURLToPath(packageFile('scripts/stack.sh'))
 
 /** `ragstream stack up|down|status` — the local stack without Docker (wraps scripts/stack.sh). */
 export const stackCommand: CommandSpec = {

@@ -11,9 +11,10 @@ import { readFileSync } from 'node:fs'
 import { AvroValueCodec } from '../../serde/avro-codec.ts'
 import type { AuditEventValue } from '../audit.ts'
 import type { DeletionRequestValue } from './deletion-request.ts'
+import { packageFile } from '../../package-files.ts'
 
 function schema(file: string): Readonly<Record<string, unknown>> {
-  return JSON.parse(readFileSync(new URL(`../../../schemas/${file}`, import.meta.url), 'utf8')) as Record<string, unknown>
+  return JSON.parse(readFileSync(packageFile(`schemas/${file}`), 'utf8')) as Record<string, unknown>
 }
 
 export const DELETION_REQUEST_SCHEMA = schema('deletion-request.avsc')
