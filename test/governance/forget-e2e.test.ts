@@ -3,7 +3,8 @@
 // audit events) into the pgvector sink. Then: no seeded value anywhere; a reclassification leaves the
 // analyst view; `ragstream forget --wait` removes a subject from every version, every store and the
 // embedding cache with a receipt whose counts equal what was deleted; forget racing updates leaves
-// nothing; a replay from earliest into a new version brings nothing back.
+// nothing; a replay from earliest into a new version, after the governance topic was compacted,
+// brings nothing back.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Admin, Producer } from '@platformatic/kafka'
@@ -321,7 +322,29 @@ test('governance e2e: redaction everywhere, reclassification, forget --wait with
   await v1.caughtUp()
   assert.equal(await rowsOf(env.config, 'customer:43'), 0, 'forget racing updates leaves 0 rows')
 
-  // ── 5. resurrection: replay everything from earliest into v2 (new topic, new table): nothing of the forgotten subjects
+  // ── 5a. the governance topic is compacted before the replay: only the latest request per subject stays.
+  // customer:42 was requested twice (asking again above); two more requests, each appended after
+  // segment.ms, roll two segments so the older requests become cleanable, and the cleaner (backoff 1 s
+  // on the local stack) drops them.
+  const requestsFor42 = async () => (await readToEnd(admin, PARTITIONS, [topics.deletions])).filter((r) => r.key?.toString('utf8') === 'customer:42')
+  const requested42 = (await requestsFor42()).length
+  assert.equal(requested42, 2)
+  const set = (name: string, value: string) => ({ name, value, configOperation: 0 as const })
+  await admin.incrementalAlterConfigs({
+    resources: [{ resourceType: 2, resourceName: topics.deletions, configs: [set('segment.ms', '100'), set('min.cleanable.dirty.ratio', '0.001'), set('min.compaction.lag.ms', '0')] }],
+  })
+  for (let i = 0; i < 2; i++) {
+    await new Promise((r) => setTimeout(r, 300))
+    await producer.send({ messages: [{ topic: topics.deletions, key: Buffer.from('customer:42'), value: deletionRequestEncoded(await deletionCodecOpened(topics.deletions), 'customer:42') }] })
+  }
+  const compacted = await waitFor('the log cleaner to compact the deletions topic', async () => {
+    const left = await requestsFor42()
+    return left.length < requested42 + 2 && left
+  }, 90_000, 500)
+  t.diagnostic(`deletions topic compacted: ${requested42 + 2} requests for customer:42 → ${compacted.length} (from offset ${compacted[0].offset})`)
+  await v1.caughtUp()
+
+  // ── 5. resurrection: replay everything from earliest, over the compacted governance topic, into v2 (new topic, new table): nothing of the forgotten subjects
   const v2config = resolveSinkConfig({ topology: env.config.topology, version: 'v2', topic: `${env.config.topic}.v2`, dims: DIMS, schema: n.schema, viewSchema: n.viewSchema, ownerRole: n.ownerRole, sinkRole: n.sinkRole, batchLingerMs: 100, sessionTimeoutMs: 6000 })
   await createTopics(t, [v2config.topic], PARTITIONS)
   await migrate(env.owner, v2config)
