@@ -132,7 +132,7 @@ export function topologyTopics(graph: TopologyGraph, partitions?: number): Topic
   const specs: TopicSpec[] = []
   for (const node of graph.nodes) {
     if (node.kind === 'table-source') specs.push({ name: node.topic, role: 'source', config: {} })
-    if (node.kind === 'govern') specs.push({ name: node.options.forget.deletionsTopic, role: 'source', config: {} })
+    if (node.kind === 'govern' && node.options.forget !== undefined) specs.push({ name: node.options.forget.deletionsTopic, role: 'source', config: {} })
   }
   for (const node of graph.nodes) {
     for (const topic of kindOf(node).internalTopics(node, graph)) {
