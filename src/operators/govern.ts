@@ -24,6 +24,13 @@
  * end in suppression whichever came first; across batches the input order suffices, because the
  * index finds what an earlier batch indexed and the suppression stops what a later batch brings.
  *
+ * Without `forget` (a topology whose rows name no subject to forget) govern still decides, redacts
+ * and audits every row; it has no deletions topic, broadcast topic or forgotten-subjects store, and
+ * its subject index only remembers each entity's classification (for RECLASSIFIED).
+ *
+ * Counts (never values) of each batch go to `observe` and to the telemetry scope of the runner
+ * (src/observability/telemetry.ts), which `ragstream run` exports as metrics.
+ *
  * The decisions need keys that depend on values (subject hashes), so govern is a stage: the
  * synchronous pass buffers the batch's changes and requests, and one async `process` per batch
  * prefetches its keys in at most three round trips and decides.
@@ -39,6 +46,7 @@ import { decodeSuppression, encodeSuppression, findSuppression, mergeSuppression
 import { compilePolicy, type CompiledPolicy, type GovernRecord, type JoinedMetadata, type PolicyDefinition } from '../governance/policy.ts'
 import { buildRedactor, type RedactionConfig } from '../governance/redact/redactor.ts'
 import { hashSubject, isSubject } from '../governance/subject.ts'
+import { report, telemetryActive } from '../observability/telemetry.ts'
 import type { StateStore } from '../state/store.ts'
 import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type InternalTopic, type NodeKindSpec, type StageBuffer } from '../topology/compiled.ts'
 import { changelogTopic, deletionBroadcastTopic, forgottenSubjectsStore, subjectIndexStore, topicNameProblem, type GovernNode, type StageContext, type StageItem, type StageNode, type StageResult, type StageRow, type TopologyGraph, type Decoder } from '../topology/graph.ts'
@@ -126,11 +134,16 @@ export interface GovernOptions<V> {
   /** The joined rows the policy decides on (e.g. the customer); default `{}`. */
   readonly joined?: (value: V, key: string) => JoinedMetadata
   readonly tenant?: (value: V, key: string) => string | null
-  readonly forget: ForgetOptions
+  /**
+   * Forgetting (deletion requests, suppression, store cleanup). Optional: without it the rows are
+   * still denied, classified, routed, redacted and audited, but no subject can be forgotten.
+   */
+  readonly forget?: ForgetOptions
   readonly audit: AuditOutput
   /**
-   * Called once per batch with what govern did (counts only): wire it to metrics, e.g. a Prometheus
-   * counter per detector. Redaction counts are per detector kind and `field:<path>`.
+   * Called once per batch with what govern did (counts only), e.g. for a test or your own metrics.
+   * Redaction counts are per detector kind and `field:<path>`. `ragstream run` exports the same
+   * counts without it (docs/metrics.md).
    */
   readonly observe?: (batch: GovernBatchMetrics) => void
 }
@@ -147,24 +160,41 @@ export interface GovernBatchMetrics {
   readonly redactions: Readonly<Record<string, number>>
 }
 
+/** Options of {@link redactAtSource}. */
+export interface RedactAtSourceOptions {
+  /** Detectors, actions and field rules; default every detector on, masking (docs/governance.md). */
+  readonly redact?: RedactionConfig
+  /** Where the pseudonymisation key is read from; default process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>>
+  /** Called for each row that had values removed, with the counts per detector kind and `field:<path>`. */
+  readonly observe?: (redactions: Readonly<Record<string, number>>, topic: string) => void
+}
+
 /**
  * A source decoder that redacts each row before the table materializes it, so the source table's
  * store, its changelog and every join downstream hold only redacted values: every string field goes
  * through the detectors (field rules apply, see docs/governance.md). Use it for sources whose raw text
- * must not rest anywhere; govern still decides and redacts what it passes on.
+ * must not rest anywhere; govern still decides and redacts what it passes on. What it removed is
+ * counted per detector (`observe`, and `ragstream_redactions_total{node="source:<topic>"}` under
+ * `ragstream run`).
  *
  * @example
  * ```ts
- * builder.table<Ticket>('crm.tickets', { name: 'tickets', decode: redactAtSource(defaultTableDecoder) })
+ * builder.table<Ticket>('crm.tickets', { name: 'tickets', decode: redactAtSource(defaultTableDecoder, { redact: { detectors: { email: 'pseudonymise' } } }) })
  * ```
  */
-export function redactAtSource(decode: Decoder, redact: RedactionConfig = {}, env: Readonly<Record<string, string | undefined>> = process.env): Decoder {
-  const redactor = buildRedactor(redact, env)
+export function redactAtSource(decode: Decoder, options: RedactAtSourceOptions = {}): Decoder {
+  const redactor = buildRedactor(options.redact ?? {}, options.env ?? process.env)
+  const observe = options.observe
   return (key, value, record) => {
     const decoded = decode(key, value, record)
     if (decoded === null || typeof decoded !== 'object' || decoded.value === null || typeof decoded.value !== 'object') return decoded
-    const redacted = redactor.redactMetadata(decoded.value as Record<string, unknown>, {})
-    return redacted === decoded.value ? decoded : { key: decoded.key, value: redacted }
+    const counts: Record<string, number> = {}
+    const redacted = redactor.redactMetadata(decoded.value as Record<string, unknown>, counts)
+    if (redacted === decoded.value) return decoded
+    observe?.(counts, record.topic)
+    if (telemetryActive()) report({ kind: 'source-redactions', topic: record.topic, redactions: counts })
+    return { key: decoded.key, value: redacted }
   }
 }
 
@@ -200,10 +230,15 @@ export function foreignStores(node: GovernNode): string[] {
   return [...(forget?.entityStores ?? []), ...Object.keys(forget?.subjectStores ?? {}), ...(forget?.chunkSets ?? []).map((c) => c.store)]
 }
 
+/** Its own stores: without `forget` only the subject index (classifications, for RECLASSIFIED). */
+function ownStores(node: GovernNode): string[] {
+  return node.options?.forget === undefined ? [subjectIndexStore(node.name)] : [forgottenSubjectsStore(node.name), subjectIndexStore(node.name)]
+}
+
 function internalTopicsOf(node: GovernNode, app: string): InternalTopic[] {
   return [
-    ...[forgottenSubjectsStore(node.name), subjectIndexStore(node.name)].map((store) => ({ name: changelogTopic(app, store), role: 'changelog' as const, store, purpose: `changelog of store ${store}`, config: CHANGELOG_CONFIG })),
-    { name: deletionBroadcastTopic(app, node.name), role: 'repartition' as const, purpose: `${node.name} deletion requests, one copy per partition`, config: REPARTITION_CONFIG },
+    ...ownStores(node).map((store) => ({ name: changelogTopic(app, store), role: 'changelog' as const, store, purpose: `changelog of store ${store}`, config: CHANGELOG_CONFIG })),
+    ...(node.options?.forget === undefined ? [] : [{ name: deletionBroadcastTopic(app, node.name), role: 'repartition' as const, purpose: `${node.name} deletion requests, one copy per partition`, config: REPARTITION_CONFIG }]),
   ]
 }
 
@@ -377,7 +412,9 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       for (const p of error.problems) problem(p.path.startsWith(prefix) ? p.path.slice(prefix.length) : p.path, p.message)
     }
     const forget = options.forget
-    if (forget === null || typeof forget !== 'object') problem('forget', 'required: { deletionsTopic, mode?, … }')
+    if (forget === undefined) {
+      // No forgetting: nothing more to check.
+    } else if (forget === null || typeof forget !== 'object') problem('forget', 'must be { deletionsTopic, mode?, … } (or left out: no subject can be forgotten)')
     else {
       const topic = topicNameProblem(forget.deletionsTopic)
       if (topic !== '') problem('forget/deletionsTopic', topic)
@@ -394,26 +431,24 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       if (audit.encode !== undefined && typeof audit.encode !== 'function') problem('audit/encode', 'must be a function (event) => Buffer')
     }
   },
-  stores: (node) => [forgottenSubjectsStore(node.name), subjectIndexStore(node.name)],
+  stores: (node) => ownStores(node),
   internalTopics: (node, graph) => internalTopicsOf(node, graph.applicationId),
   physical(node, graph) {
     const { name } = node
     const app = graph.applicationId
-    const mode = node.options?.forget?.mode ?? 'FOREVER'
+    const forget = node.options?.forget
+    const policy = `${node.options?.policy?.name}@${node.options?.policy?.version}`
+    const governor = (detail: string) => ({ type: 'processor' as const, name, stores: [...ownStores(node), ...foreignStores(node)], detail, next: [`${name}-audit-sink`] })
+    const auditSink = { type: 'sink' as const, name: `${name}-audit-sink`, topic: node.options?.audit?.topic, next: [] }
+    if (forget === undefined) return { nodes: [governor(`govern: ${policy}, no forget, async, batched`), auditSink], entries: [name], exit: name }
     return {
       nodes: [
-        { type: 'source', name: `${name}-deletions-source`, topics: [node.options?.forget?.deletionsTopic], next: [`${name}-deletions-broadcast`] },
+        { type: 'source', name: `${name}-deletions-source`, topics: [forget.deletionsTopic], next: [`${name}-deletions-broadcast`] },
         { type: 'processor', name: `${name}-deletions-broadcast`, stores: [], detail: 'one copy per partition', next: [`${name}-broadcast-sink`] },
         { type: 'sink', name: `${name}-broadcast-sink`, topic: deletionBroadcastTopic(app, name), next: [] },
         { type: 'source', name: `${name}-broadcast-source`, topics: [deletionBroadcastTopic(app, name)], next: [name] },
-        {
-          type: 'processor',
-          name,
-          stores: [forgottenSubjectsStore(name), subjectIndexStore(name), ...foreignStores(node)],
-          detail: `govern: ${node.options?.policy?.name}@${node.options?.policy?.version}, forget ${mode}, async, batched`,
-          next: [`${name}-audit-sink`],
-        },
-        { type: 'sink', name: `${name}-audit-sink`, topic: node.options?.audit?.topic, next: [] },
+        governor(`govern: ${policy}, forget ${forget.mode ?? 'FOREVER'}, async, batched`),
+        auditSink,
       ],
       entries: [name],
       exit: name,
@@ -425,15 +460,15 @@ export const governOperator: NodeKindSpec<GovernNode> = {
     const app = env.graph.applicationId
     const policy = compiled(node, env.graph)
     const forget = options.forget
-    const mode = forget.mode ?? 'FOREVER'
-    const decoder = forget.decode ?? jsonRequests
+    const mode = forget?.mode ?? 'FOREVER'
+    const decoder = forget?.decode ?? jsonRequests
     const broadcast = deletionBroadcastTopic(app, name)
-    const forgottenName = forgottenSubjectsStore(name)
+    const forgottenName = forget === undefined ? undefined : forgottenSubjectsStore(name)
     const indexName = subjectIndexStore(name)
-    const entityStores = forget.entityStores ?? []
-    const subjectStores = Object.entries(forget.subjectStores ?? {})
-    const chunkSets = forget.chunkSets ?? []
-    const embeddingCache = forget.embeddingCache
+    const entityStores = forget?.entityStores ?? []
+    const subjectStores = Object.entries(forget?.subjectStores ?? {})
+    const chunkSets = forget?.chunkSets ?? []
+    const embeddingCache = forget?.embeddingCache
     const audit = options.audit
     const encodeAudit = audit.encode ?? ((event: AuditEventValue) => encodeJson(event))
     const auditPartitions = env.sinkPartitions(audit.topic)
@@ -448,7 +483,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       named: true,
       inputs: node.inputs,
       stageKind: 'govern',
-      stores: Object.freeze([forgottenName, indexName, ...foreignStores(node)]),
+      stores: Object.freeze([...ownStores(node), ...foreignStores(node)]),
       processor: { process: (batch: readonly StageItem[], context: StageContext) => process(batch, context) },
     })
     const buffer: StageBuffer = {
@@ -466,7 +501,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
     env.addStage(buffer)
 
     // Deletions topic → every partition of the broadcast topic, bytes unchanged (decoded by each task's stage).
-    env.addTopic(forget.deletionsTopic, {
+    if (forget !== undefined) env.addTopic(forget.deletionsTopic, {
       node: `${name}-deletions-broadcast`,
       decode: (record) => ({ key: record.key === null ? '' : record.key.toString('utf8'), value: null }),
       handle(record) {
@@ -475,7 +510,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
         for (let p = 0; p < partitions; p++) scope.out.push({ topic: broadcast, partition: p, key: record.key, value: record.value })
       },
     })
-    env.addTopic(broadcast, {
+    if (forget !== undefined) env.addTopic(broadcast, {
       node: name,
       decode: (record) => ({ key: record.key === null ? '' : record.key.toString('utf8'), value: null }),
       handle(record) {
@@ -486,7 +521,9 @@ export const governOperator: NodeKindSpec<GovernNode> = {
 
     async function process(batch: readonly StageItem[], context: { store(name: string): StateStore; readonly now: number }): Promise<StageResult[]> {
       await audit.open?.()
-      const forgotten = context.store(forgottenName)
+      // Without forget there are no requests (no broadcast topic) and nothing is suppressed; so
+      // `forgotten!` below, on the requests' path only.
+      const forgotten = forgottenName === undefined ? undefined : context.store(forgottenName)
       const index = new SubjectIndex(context.store(indexName))
       const indexStore = context.store(indexName)
       const results: (StageResult | undefined)[] = new Array(batch.length)
@@ -545,14 +582,14 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       // Round 1: suppressions and subject lists of requests and rows; the rows' index entries.
       for (const [i, request] of requests) {
         const hash = hashSubject(request.subject)
-        wanted.add(forgotten, batch[i].partition, hash)
+        wanted.add(forgotten!, batch[i].partition, hash)
         wanted.add(indexStore, batch[i].partition, `s:${hash}`)
       }
       batch.forEach((item, i) => {
         if (!(item.value instanceof EntityChange) || results[i] !== undefined) return
         wanted.add(indexStore, item.partition, `e:${item.key}`)
         for (const hash of rows.get(i)?.hashes ?? []) {
-          wanted.add(forgotten, item.partition, hash)
+          if (forgotten !== undefined) wanted.add(forgotten, item.partition, hash)
           wanted.add(indexStore, item.partition, `s:${hash}`)
         }
       })
@@ -590,6 +627,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       const suppressions = new Map<string, SuppressionRecord | undefined>()
       const suppressionOf = (partition: number, hash: string): SuppressionRecord | undefined => {
         const id = `${partition}\u0000${hash}`
+        if (forgotten === undefined) return undefined
         if (!suppressions.has(id)) {
           const bytes = forgotten.get(partition, hash)
           suppressions.set(id, bytes === undefined ? undefined : decodeSuppression(bytes))
@@ -604,7 +642,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
         const partition = batch[i].partition
         const hash = hashSubject(request.subject)
         const next = mergeSuppression(suppressionOf(partition, hash), suppressionFromRequest(request, mode))
-        forgotten.put(partition, hash, encodeSuppression(next)) // never a null: compaction must keep it
+        forgotten!.put(partition, hash, encodeSuppression(next)) // never a null: compaction must keep it
         suppressions.set(`${partition}\u0000${hash}`, next)
         const out: StageRow[] = []
         const removed: Record<string, number> = {}
@@ -716,6 +754,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
 
       index.flush()
       options.observe?.(metrics)
+      if (telemetryActive()) report({ kind: 'govern', node: name, ...metrics })
       // The cache is not transactional: deleting before the commit is safe (an aborted batch only
       // costs re-embedding), deleting after it could be skipped by a crash.
       if (embeddingCache !== undefined && uncacheAll.length > 0) {

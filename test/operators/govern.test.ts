@@ -6,8 +6,10 @@ import { TopologyBuilder } from '../../src/dsl/index.ts'
 import { Embedder } from '../../src/embedding/embedder.ts'
 import { HashingProvider } from '../../src/embedding/hashing.ts'
 import { hashSubject } from '../../src/governance/subject.ts'
-import type { GovernedDocument } from '../../src/operators/govern.ts'
+import { redactAtSource, type GovernBatchMetrics, type GovernedDocument } from '../../src/operators/govern.ts'
+import { withTelemetry, type TelemetryEvent } from '../../src/observability/telemetry.ts'
 import type { SuppressionMode } from '../../src/governance/forget/suppression.ts'
+import { defaultTableDecoder } from '../../src/operators/table-source.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
 import { partitionForString } from '../../src/topology/partitioner.ts'
 
@@ -315,4 +317,107 @@ test('validation lists the policy and forget problems with their paths', () => {
     assert.match(error.message, /store 'nope' is not a store/)
     return true
   })
+})
+
+/** Tickets joined to customers, governed without `forget`; tickets redacted as they are decoded. */
+function unforgettable(observed: { govern: GovernBatchMetrics[]; source: Record<string, number>[] }) {
+  const builder = new TopologyBuilder({ applicationId: 'gov-nf' })
+  const customers = builder.table<Customer>('crm.customers', { name: 'customers' })
+  builder
+    .table<Ticket>('crm.tickets', { name: 'tickets', decode: redactAtSource(defaultTableDecoder, { redact: { detectors: { email: false } }, observe: (counts) => void observed.source.push({ ...counts }) }) })
+    .join(customers, { name: 'join-customers', type: 'left', foreignKey: (t) => String(t.customer_id), joiner: (ticket, customer) => ({ ticket, customer }) })
+    .govern({
+      name: 'govern',
+      policy: {
+        name: 'support',
+        version: '4',
+        deny: [{ name: 'no-consent', reason: 'customer withdrew consent', when: (_r, c) => c.consent === false }],
+        classify: (_r, c) => (typeof c.classification === 'string' ? c.classification : 'internal'),
+      },
+      document: ({ ticket }) => ({ text: ticket.body, metadata: { title: ticket.subject } }),
+      joined: ({ customer }) => customer ?? {},
+      audit: { topic: AUDIT },
+      observe: (batch) => void observed.govern.push(batch),
+    })
+    .stage({
+      name: 'chunk-embed',
+      kind: 'chunk+embed',
+      stores: ['chunk-sets'],
+      processor: chunkEmbedStage<GovernedDocument>({
+        topology: 'gov-nf',
+        version: 'v1',
+        entityType: 'ticket',
+        store: 'chunk-sets',
+        chunker: createChunker({ strategy: { kind: 'recursive', size: 400, overlap: 0 } }),
+        embedder: new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 })),
+        text: (doc) => doc.text,
+        metadata: (doc) => doc.metadata,
+        governance: (doc) => ({ classification: doc.classification, policy_version: doc.policy_version }),
+      }),
+    })
+    .to('rag.chunks')
+  return builder.build()
+}
+
+test('without forget: govern still denies, classifies, redacts and audits; no deletions topic, broadcast topic or forgotten-subjects store', async () => {
+  const observed = { govern: [] as GovernBatchMetrics[], source: [] as Record<string, number>[] }
+  const topology = unforgettable(observed)
+  const text = topology.describe()
+  assert.match(text, /Processor: govern \(stores: \[govern-subject-index\]\) \[govern: support@4, no forget, async, batched\]/)
+  assert.doesNotMatch(text, /deletions|forgotten-subjects|broadcast/)
+  assert.deepEqual(topology.compile({ partitions: 2 }).topics.filter((t) => t.role !== 'sink' && t.role !== 'dead-letter').map((t) => t.name).sort(), [
+    'crm.customers', 'crm.tickets', 'gov-nf-chunk-sets-changelog', 'gov-nf-customers-changelog', 'gov-nf-govern-subject-index-changelog',
+    'gov-nf-join-customers-response-repartition', 'gov-nf-join-customers-right-changelog', 'gov-nf-join-customers-right-repartition',
+    'gov-nf-join-customers-subscription-repartition', 'gov-nf-join-customers-subscriptions-changelog', 'gov-nf-tickets-changelog',
+  ].sort())
+
+  const driver = new TopologyTestDriver(topology, { partitions: 2 })
+  await driver.pipe('crm.customers', '42', { id: 42, region: 'EU', classification: 'internal' })
+  await driver.pipe('crm.customers', '7', { id: 7, region: 'US', classification: 'public', consent: false })
+  await driver.pipe('crm.tickets', '1', { id: 1, customer_id: 42, subject: 'Refund for 4111 1111 1111 1111', body: 'Call +44 20 7946 0958 or write to anna.schmidt@example.com.' })
+  await driver.pipe('crm.tickets', '2', { id: 2, customer_id: 7, subject: 'Denied', body: 'No consent.' })
+
+  // The source decoder masked the phone number and the card (email kept there); govern masked the email.
+  assert.deepEqual(observed.source, [{ phone: 1, payment_card: 1 }])
+  const chunks = [...driver.readTable('rag.chunks').values()] as Record<string, unknown>[]
+  assert.equal(chunks.length, 1)
+  assert.equal(chunks[0].classification, 'internal')
+  assert.equal(chunks[0].policy_version, 'support@4')
+  assert.doesNotMatch(JSON.stringify(chunks[0]), /anna\.schmidt|7946|4111/)
+  const kinds = () => driver.readOutput(AUDIT).map((r) => (r.value as { kind: string }).kind)
+  assert.deepEqual(kinds().sort(), ['DENIED', 'REDACTED'])
+  assert.deepEqual(observed.govern.reduce((sum, b) => ({ emitted: sum.emitted + b.emitted, denied: sum.denied + b.denied, email: sum.email + (b.redactions.email ?? 0) }), { emitted: 0, denied: 0, email: 0 }), { emitted: 1, denied: 1, email: 1 })
+
+  await driver.pipe('crm.customers', '42', { id: 42, region: 'EU', classification: 'confidential' })
+  assert.deepEqual(kinds(), ['REDACTED', 'RECLASSIFIED'], 'the subject index remembers classifications without forget')
+  assert.equal(([...driver.readTable('rag.chunks').values()][0] as Record<string, unknown>).classification, 'confidential')
+  await driver.pipe('crm.tickets', '1', null)
+  assert.equal(driver.readTable('rag.chunks').size, 0)
+  assert.deepEqual(driver.readDeadLetters(), [])
+  await driver.close()
+})
+
+test('govern and redactAtSource report their counts to the telemetry scope the batch runs in, and to nobody outside one', async () => {
+  const observed = { govern: [] as GovernBatchMetrics[], source: [] as Record<string, number>[] }
+  const driver = new TopologyTestDriver(unforgettable(observed), { partitions: 1 })
+  await driver.pipe('crm.customers', '42', { id: 42, region: 'EU', classification: 'internal' })
+  const events: TelemetryEvent[] = []
+  await withTelemetry((e) => events.push(e), () => driver.pipe('crm.tickets', '1', { id: 1, customer_id: 42, subject: 'x', body: 'Call +44 20 7946 0958 or write to anna.schmidt@example.com.' }))
+  await driver.pipe('crm.tickets', '2', { id: 2, customer_id: 42, subject: 'y', body: 'Write to bob@example.org.' })
+  assert.deepEqual(events.filter((e) => e.kind === 'source-redactions'), [{ kind: 'source-redactions', topic: 'crm.tickets', redactions: { phone: 1 } }])
+  const governed = events.filter((e) => e.kind === 'govern')
+  assert.equal(governed.length, 1)
+  assert.deepEqual(governed[0], { kind: 'govern', node: 'govern', emitted: 1, denied: 0, suppressed: 0, deleted: 0, requestsApplied: 0, entitiesForgotten: 0, redactions: { email: 1 } })
+  assert.equal(observed.govern.length, 2, 'observe sees every govern batch, in a scope or not')
+  await driver.close()
+})
+
+test('forget: null is refused with a hint; leaving forget out is not', () => {
+  const build = (forget: unknown) => {
+    const builder = new TopologyBuilder({ applicationId: 'nf' })
+    builder.table<{ body: string }>('t', { name: 't' }).govern({ name: 'govern', policy: { name: 'p', version: '1' }, document: (row) => ({ text: row.body }), audit: { topic: 'audit' }, ...(forget === undefined ? {} : { forget: forget as never }) }).to('out')
+    return builder.build()
+  }
+  assert.throws(() => build(null), /\/topology\/nodes\/govern\/forget: must be \{ deletionsTopic, mode\?, … \} \(or left out/)
+  assert.doesNotThrow(() => build(undefined))
 })
