@@ -14,9 +14,10 @@
  *   node_modules/.bin/node bench/runtime.ts            # BENCH_RECORDS=1000000 BENCH_PARTITIONS=3
  */
 import { spawn } from 'node:child_process'
+import { tracingChannel } from 'node:diagnostics_channel'
 import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import { Admin, Consumer, Producer } from '@platformatic/kafka'
+import { Admin, Consumer, Producer, protocolAPIsById } from '@platformatic/kafka'
 import { endpointsFromEnv } from '../src/config/endpoints.ts'
 import { KafkaRuntime } from '../src/runtime/kafka-runtime.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord } from '../src/runtime/task.ts'
@@ -123,7 +124,7 @@ async function runtimeLoop(topology: ProcessorTopology, stores: Map<string, Stat
 
 /** Runs until the runtime has seen `atLeast` records and then made no progress for 2 s; returns the time of the last progress. */
 async function runtimeUntilIdle(topology: ProcessorTopology, stores: Map<string, StateStore>, atLeast: number): Promise<{ records: number; ms: number }> {
-  const runtime = new KafkaRuntime(topology, { brokers, stores, batchMaxRecords: BATCH, sessionTimeoutMs: 10_000, fetchMaxWaitMs: 200 })
+  const runtime = new KafkaRuntime(topology, { brokers, stores, batchMaxRecords: BATCH, sessionTimeoutMs: 10_000, fetchMaxWaitMs: 200, ...(process.env.BENCH_DETAIL ? { onBatchStage: spans.stage } : {}) })
   const t0 = performance.now()
   const running = runtime.run()
   let last = -1
@@ -141,6 +142,112 @@ async function runtimeUntilIdle(topology: ProcessorTopology, stores: Map<string,
   return { records: runtime.stats.records, ms: lastAt - t0 }
 }
 
+/**
+ * BENCH_DETAIL=1: counts what the topology reads and writes per topic (records, key+value bytes) and
+ * the time spent in prefetch+process, and prints it to stderr when the child ends.
+ */
+/** BENCH_DETAIL: Kafka API calls of this process (count, total ms from request to response, errors by code). */
+const apiCalls = (() => {
+  const calls = new Map<string, { count: number; ms: number; errors: Map<string, number> }>()
+  const started = new WeakMap<object, number>()
+  if (process.env.BENCH_DETAIL) {
+    const names = protocolAPIsById as Record<number, string>
+    tracingChannel<string, { apiKey: number; error?: unknown }>('plt:kafka:connections:api').subscribe({
+      start: (d) => void started.set(d, performance.now()),
+      asyncStart: (d) => {
+        const t0 = started.get(d)
+        if (t0 === undefined || typeof d.apiKey !== 'number') return
+        const name = names[d.apiKey] ?? String(d.apiKey)
+        const entry = calls.get(name) ?? { count: 0, ms: 0, errors: new Map() }
+        entry.count++
+        entry.ms += performance.now() - t0
+        if (d.error !== undefined) {
+          const e = d.error as { apiId?: string; errors?: { apiId?: string }[]; message?: string }
+          const code = e.apiId ?? e.errors?.[0]?.apiId ?? e.message ?? 'error'
+          entry.errors.set(code, (entry.errors.get(code) ?? 0) + 1)
+        }
+        calls.set(name, entry)
+      },
+      end: () => {},
+      asyncEnd: () => {},
+      error: () => {},
+    })
+  }
+  return {
+    report: (): string =>
+      [...calls]
+        .sort((a, b) => b[1].ms - a[1].ms)
+        .map(([name, c]) => `  ${name.padEnd(28)} ${String(c.count).padStart(7)} calls ${(c.ms / 1000).toFixed(1).padStart(6)} s ${[...c.errors].map(([k, v]) => `${k}×${v}`).join(' ')}`)
+        .join('\n'),
+  }
+})()
+
+/** BENCH_DETAIL: wall time per batch phase, from the topology's calls and the runtime's batch stages. */
+const spans = (() => {
+  const totals = new Map<string, number>()
+  let phase = 'fetch (read, restore, flush)'
+  let at = performance.now()
+  const enter = (next: string): void => {
+    const now = performance.now()
+    totals.set(phase, (totals.get(phase) ?? 0) + now - at)
+    phase = next
+    at = now
+  }
+  const names: Record<string, string> = { produced: 'add offsets + send offsets', 'offsets-sent': 'end transaction', committed: 'fetch (read, restore, flush)' }
+  return {
+    enter,
+    stage: (stage: string): void => enter(names[stage]),
+    report: (): string => [...totals].map(([p, ms]) => `  ${p.padEnd(40)} ${(ms / 1000).toFixed(1).padStart(6)} s`).join('\n'),
+  }
+})()
+
+function detailed(topology: ProcessorTopology, stores: Map<string, StateStore>): ProcessorTopology {
+  const read = new Map<string, { records: number; bytes: number }>()
+  const written = new Map<string, { records: number; bytes: number }>()
+  const count = (map: typeof read, topic: string, key: Buffer | string | null, value: Buffer | null): void => {
+    const entry = map.get(topic) ?? { records: 0, bytes: 0 }
+    entry.records++
+    entry.bytes += (key?.length ?? 0) + (value?.length ?? 0)
+    map.set(topic, entry)
+  }
+  let batches = 0
+  let processMs = 0
+  for (const store of stores.values()) {
+    const drain = store.drainChangelog.bind(store)
+    store.drainChangelog = () => {
+      const records = drain()
+      for (const r of records) count(written, `${store.name} (changelog)`, r.key, r.value)
+      return records
+    }
+  }
+  process.on('exit', () => {
+    const table = (map: typeof read): string =>
+      [...map].map(([t, { records, bytes }]) => `  ${t.padEnd(60)} ${String(records).padStart(9)} records ${(bytes / records).toFixed(0).padStart(5)} B/record`).join('\n')
+    process.stderr.write(`batches ${batches}, ${(processMs / 1000).toFixed(1)} s in prefetchKeys+process\nwall time by phase:\n${spans.report()}\nKafka API calls:\n${apiCalls.report()}\nread:\n${table(read)}\nwritten:\n${table(written)}\n`)
+  })
+  return {
+    ...topology,
+    prefetchKeys(records) {
+      spans.enter('prefetchKeys + prefetch + verify stores')
+      const t0 = performance.now()
+      for (const r of records) count(read, r.topic, r.key, r.value)
+      const keys = topology.prefetchKeys(records)
+      processMs += performance.now() - t0
+      return keys
+    },
+    async process(records, s, now) {
+      spans.enter('process')
+      const t0 = performance.now()
+      const out = await topology.process(records, s, now)
+      processMs += performance.now() - t0
+      spans.enter('drain changelog + begin + produce')
+      batches++
+      for (const r of out) count(written, r.topic, r.key, r.value)
+      return out
+    },
+  }
+}
+
 async function child(variant: string, input: string, output: string): Promise<void> {
   let result: Result
   if (variant === 'raw') result = await measure(variant, () => rawLoop(input, output))
@@ -153,8 +260,15 @@ async function child(variant: string, input: string, output: string): Promise<vo
       .table<{ n: number; c: string }>(input, { name: 'tickets' })
       .join(customerTable, { name: 'join-customers', type: 'left', foreignKey: (t) => t.c, joiner: (t, c) => ({ n: t.n, tier: c?.tier ?? null }) })
       .to(output)
-    const topology = builder.build().compile({ partitions: PARTITIONS, sinkPartitions: { [output]: PARTITIONS } })
-    const stores = new Map<string, StateStore>(topology.storeNames.map((n) => [n, new MemoryStateStore(n)]))
+    const compiled = builder.build().compile({ partitions: PARTITIONS, sinkPartitions: { [output]: PARTITIONS } })
+    const stores = new Map<string, StateStore>(compiled.storeNames.map((n) => [n, new MemoryStateStore(n)]))
+    if (process.env.BENCH_SIMULATE_SOURCE_CHANGELOG) {
+      // What reusing the tickets topic as the tickets store's changelog would save in steady state (needs a runtime change; see docs).
+      const tickets = stores.get('tickets')!
+      const drain = tickets.drainChangelog.bind(tickets)
+      tickets.drainChangelog = () => (drain(), [])
+    }
+    const topology = process.env.BENCH_DETAIL ? detailed(compiled, stores) : compiled
     let ms = 0
     const measured = await measure(variant, async () => {
       const r = await runtimeUntilIdle(topology, stores, RECORDS + CUSTOMERS)
@@ -174,7 +288,9 @@ async function child(variant: string, input: string, output: string): Promise<vo
 
 function runChild(variant: string, input: string, output: string, customers: string): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), 'child', variant, input, output, customers], { stdio: ['ignore', 'pipe', 'inherit'] })
+    // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each child there (node --cpu-prof).
+    const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF, '--cpu-prof-name', `${variant}.cpuprofile`] : []
+    const proc = spawn(process.execPath, [...profile, fileURLToPath(import.meta.url), 'child', variant, input, output, customers], { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()))
     proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!) as Result) : reject(new Error(`${variant} exited ${code}`))))
