@@ -8,6 +8,10 @@
  *   6. store the new vectors in the cache (one round trip) and return one vector per input.
  * A failing call fails the whole batch (the runtime retries it): vectors are never partial.
  *
+ * Counters: `metrics()` keeps monotonic totals since construction; each call, failure, cache lookup
+ * and budget wait is also reported to the telemetry scope it runs in (src/observability/telemetry.ts),
+ * which is how `ragstream run` exports them without a handle on the topology's Embedder.
+ *
  * @example
  * const embedder = new Embedder(new OpenAIProvider({ kind: 'openai', model: 'text-embedding-3-small', dimensions: 1536 }),
  *                               { cache: new RedisEmbeddingCache(redis), budget: new EmbeddingBudget({ maxTokensPerMinute: 1e6 }) })
@@ -15,9 +19,10 @@
  */
 import { RagstreamError } from '../errors.ts'
 import { approxTokens } from '../chunking/size.ts'
+import { report } from '../observability/telemetry.ts'
 import type { EmbeddingBudget } from './budget.ts'
 import type { EmbeddingCache } from './cache.ts'
-import type { EmbeddingProvider } from './provider.ts'
+import type { EmbeddingProvider, EmbeddingResult } from './provider.ts'
 
 export interface EmbedItem {
   readonly text: string
@@ -34,13 +39,15 @@ export interface EmbedderOptions {
 export interface EmbeddingMetrics {
   /** Provider calls that succeeded. */
   readonly calls: number
+  /** Provider calls that failed (after the provider's own retries), by error code. */
+  readonly failures: Readonly<Record<string, number>>
   /** Texts sent to the provider. */
   readonly items: number
   readonly cacheHits: number
   readonly cacheMisses: number
   /** Billed tokens when the provider reports them, approximate otherwise. */
   readonly tokens: number
-  /** Retries inside provider calls (429/5xx/timeouts). */
+  /** Retries inside provider calls (429/5xx/timeouts), of failed calls too. */
   readonly retries: number
   readonly latencyMsTotal: number
   readonly latencyMsMax: number
@@ -53,6 +60,7 @@ export class Embedder {
   readonly #cache: EmbeddingCache | undefined
   readonly #budget: EmbeddingBudget | undefined
   readonly #metrics = { calls: 0, items: 0, cacheHits: 0, cacheMisses: 0, tokens: 0, retries: 0, latencyMsTotal: 0, latencyMsMax: 0, throttledMs: 0 }
+  readonly #failures: Record<string, number> = {}
 
   constructor(provider: EmbeddingProvider, options: EmbedderOptions = {}) {
     this.#provider = provider
@@ -70,7 +78,7 @@ export class Embedder {
   }
 
   metrics(): EmbeddingMetrics {
-    return { ...this.#metrics }
+    return { ...this.#metrics, failures: { ...this.#failures } }
   }
 
   /**
@@ -99,6 +107,7 @@ export class Embedder {
     const missing = hashes.filter((h) => !found.has(h))
     this.#metrics.cacheHits += hashes.length - missing.length
     this.#metrics.cacheMisses += missing.length
+    report({ kind: 'embedding-cache', model: this.model, hits: hashes.length - missing.length, misses: missing.length })
 
     if (missing.length > 0) {
       const fresh = await this.#embedMissing(missing.map((h) => [h, unique.get(h) as string] as const))
@@ -152,10 +161,34 @@ export class Embedder {
     if (this.#budget) {
       const waited = await this.#budget.acquire(texts.length, approx)
       this.#metrics.throttledMs += waited
+      if (waited > 0) report({ kind: 'embedding-throttled', model: this.model, ms: waited })
     }
     const started = performance.now()
-    const result = await provider.embedBatch(texts)
-    const latency = performance.now() - started
+    try {
+      const { out, tokens, retries } = this.#checked(batch, await provider.embedBatch(texts), approx)
+      const latency = performance.now() - started
+      this.#metrics.calls++
+      this.#metrics.items += texts.length
+      this.#metrics.tokens += tokens
+      this.#metrics.retries += retries
+      this.#metrics.latencyMsTotal += latency
+      this.#metrics.latencyMsMax = Math.max(this.#metrics.latencyMsMax, latency)
+      report({ kind: 'embedding-call', model: this.model, items: texts.length, tokens, retries, latencyMs: latency })
+      return out
+    } catch (error) {
+      // Providers put the attempts a failed call made in the error's context (openai.ts).
+      const code = error instanceof RagstreamError ? error.code : 'unknown'
+      const attempts = error instanceof RagstreamError ? Number(error.context.attempts) : NaN
+      const retries = Number.isSafeInteger(attempts) && attempts > 1 ? attempts - 1 : 0
+      this.#failures[code] = (this.#failures[code] ?? 0) + 1
+      this.#metrics.retries += retries
+      report({ kind: 'embedding-failure', model: this.model, code, retries, latencyMs: performance.now() - started })
+      throw error
+    }
+  }
+
+  #checked(batch: readonly (readonly [string, string])[], result: EmbeddingResult, approx: number): { out: [string, Float32Array][]; tokens: number; retries: number } {
+    const provider = this.#provider
     const out: [string, Float32Array][] = new Array(batch.length)
     for (let i = 0; i < batch.length; i++) {
       const vector = result.vectors[i]
@@ -168,12 +201,6 @@ export class Embedder {
       }
       out[i] = [batch[i][0], vector instanceof Float32Array ? vector : Float32Array.from(vector)]
     }
-    this.#metrics.calls++
-    this.#metrics.items += texts.length
-    this.#metrics.tokens += result.tokens ?? approx
-    this.#metrics.retries += result.retries ?? 0
-    this.#metrics.latencyMsTotal += latency
-    this.#metrics.latencyMsMax = Math.max(this.#metrics.latencyMsMax, latency)
-    return out
+    return { out, tokens: result.tokens ?? approx, retries: result.retries ?? 0 }
   }
 }

@@ -92,7 +92,7 @@ export class OpenAIProvider implements EmbeddingProvider {
         lastProblem = `HTTP ${response.status}${text ? `: ${text.slice(0, 300)}` : ''}`
         if (!RETRIABLE_STATUS(response.status)) {
           throw new RagstreamError('RS_EMBEDDING_REJECTED', `embedding service ${this.#address} rejected model ${c.model}: ${lastProblem}`, {
-            context: { service: 'embedding', address: this.#address, model: c.model, status: response.status },
+            context: { service: 'embedding', address: this.#address, model: c.model, status: response.status, attempts: attempt + 1 },
             hint: response.status === 401 || response.status === 403 ? `check the API key in $${c.apiKeyEnv ?? 'OPENAI_API_KEY'}` : 'check the model name, base URL and input sizes',
           })
         }
@@ -103,7 +103,8 @@ export class OpenAIProvider implements EmbeddingProvider {
       }
       if (attempt >= maxRetries) {
         throw new RagstreamError('RS_EMBEDDING_FAILED', `embedding service ${this.#address} failed for model ${c.model} after ${attempt + 1} attempts: ${lastProblem}`, {
-          context: { service: 'embedding', address: this.#address, model: c.model },
+          context: { service: 'embedding', address: this.#address, model: c.model, attempts: attempt + 1 },
+          hint: 'the runtime retries the batch; check the service\'s health and rate limits, or raise maxRetries / timeoutMs',
         })
       }
       const initial = c.initialBackoffMs ?? 500
