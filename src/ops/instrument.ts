@@ -6,14 +6,20 @@
  * Records in/out/dead-lettered are counted from what `process()` returned, but applied only when the
  * batch's transaction commits: an aborted batch is processed again, and counting it twice would
  * overstate throughput (the counters mean "committed", like the output topics under read_committed).
+ *
+ * Components inside the topology (govern, redactAtSource decoders, embedders) report counts to the
+ * telemetry scope each call into the topology runs in (src/observability/telemetry.ts). Governance
+ * counts describe the batch's records, so they too wait for the commit; embedding calls cost money
+ * and time whether the batch commits or not, so they are counted as they happen.
  */
 import { Admin as AdminClient, type Admin } from '@platformatic/kafka'
 import type pg from 'pg'
 import type { Embedder } from '../embedding/embedder.ts'
 import type { Metrics } from '../observability/metrics.ts'
+import { withTelemetry, type TelemetryEvent, type TelemetryListener } from '../observability/telemetry.ts'
 import type { BatchStage, KafkaRuntimeOptions, RuntimeEvent } from '../runtime/kafka-runtime.ts'
 import type { SinkLogEvent } from '../sink/pgvector-sink.ts'
-import type { ProcessorTopology } from '../runtime/task.ts'
+import type { ProcessorTopology, SourceRecord } from '../runtime/task.ts'
 import { DEAD_LETTER_HEADERS } from '../topology/compile.ts'
 import { consumerLag } from './consumer-lag.ts'
 
@@ -35,6 +41,76 @@ export interface InstrumentedProcessor {
   readonly counters: Readonly<ProcessorCounters>
 }
 
+export interface InstrumentOptions {
+  /**
+   * Also export the embedding families from what the topology's embedders report during its calls:
+   * for `ragstream run`, which has no handle on the Embedder a topology file built. Leave it off when
+   * `embedderMetricsExporter` exports that Embedder's counters already, or every call counts twice.
+   */
+  readonly embedding?: boolean
+}
+
+/** One batch's governance counts, keyed `<node>\u0000<detector|outcome>`, applied when it commits. */
+class GovernanceCounts {
+  readonly redactions = new Map<string, number>()
+  readonly rows = new Map<string, number>()
+  readonly requests = new Map<string, number>()
+  readonly forgotten = new Map<string, number>()
+
+  add(event: TelemetryEvent): void {
+    if (event.kind === 'source-redactions') {
+      for (const [detector, n] of Object.entries(event.redactions)) bump(this.redactions, `source:${event.topic}\u0000${detector}`, n)
+    } else if (event.kind === 'govern') {
+      for (const [detector, n] of Object.entries(event.redactions)) bump(this.redactions, `${event.node}\u0000${detector}`, n)
+      for (const outcome of ['emitted', 'denied', 'suppressed', 'deleted'] as const) bump(this.rows, `${event.node}\u0000${outcome}`, event[outcome])
+      bump(this.requests, event.node, event.requestsApplied)
+      bump(this.forgotten, event.node, event.entitiesForgotten)
+    }
+  }
+
+  apply(metrics: Metrics, topology: string): void {
+    for (const [key, n] of this.redactions) {
+      const [node, detector] = key.split('\u0000')
+      metrics.inc('ragstream_redactions_total', { topology, node, detector }, n)
+    }
+    for (const [key, n] of this.rows) {
+      const [node, outcome] = key.split('\u0000')
+      metrics.inc('ragstream_governed_rows_total', { topology, node, outcome }, n)
+    }
+    for (const [node, n] of this.requests) metrics.inc('ragstream_deletion_requests_applied_total', { topology, node }, n)
+    for (const [node, n] of this.forgotten) metrics.inc('ragstream_entities_forgotten_total', { topology, node }, n)
+  }
+}
+
+function bump(map: Map<string, number>, key: string, n: number): void {
+  if (n > 0) map.set(key, (map.get(key) ?? 0) + n)
+}
+
+/** The embedding families from one embedder report (applied at once: calls happened, commit or not). */
+function exportEmbedding(metrics: Metrics, event: TelemetryEvent): void {
+  switch (event.kind) {
+    case 'embedding-call': {
+      const { model } = event
+      metrics.inc('ragstream_embedding_calls_total', { model })
+      metrics.inc('ragstream_embedding_items_total', { model }, event.items)
+      metrics.inc('ragstream_embedding_tokens_total', { model }, event.tokens)
+      if (event.retries > 0) metrics.inc('ragstream_embedding_retries_total', { model }, event.retries)
+      metrics.observe('ragstream_embedding_latency_seconds', { model }, event.latencyMs / 1000)
+      break
+    }
+    case 'embedding-failure':
+      metrics.inc('ragstream_embedding_failures_total', { model: event.model, code: event.code })
+      if (event.retries > 0) metrics.inc('ragstream_embedding_retries_total', { model: event.model }, event.retries)
+      break
+    case 'embedding-cache':
+      if (event.hits > 0) metrics.inc('ragstream_embedding_cache_hits_total', { model: event.model }, event.hits)
+      break
+    case 'embedding-throttled':
+      metrics.inc('ragstream_embedding_throttled_seconds_total', { model: event.model }, event.ms / 1000)
+      break
+  }
+}
+
 /**
  * Wraps a compiled topology and returns the runtime callbacks that feed `metrics`.
  *
@@ -46,24 +122,42 @@ export function instrumentProcessor(
   topology: ProcessorTopology,
   metrics: Metrics,
   chain: Pick<KafkaRuntimeOptions, 'onEvent' | 'onBatchStage'> = {},
+  options: InstrumentOptions = {},
 ): InstrumentedProcessor {
   const name = topology.applicationId
   const roles = new Map(topology.topics.map((t) => [t.name, t.role]))
   const counters: ProcessorCounters = { recordsIn: 0, recordsOut: 0, deadLetters: 0, batches: 0, aborts: 0 }
-  let pending: { in: Map<string, number>; out: Map<string, number>; dlq: Map<string, number> } | undefined
+  let pending: { in: Map<string, number>; out: Map<string, number>; dlq: Map<string, number>; governance: GovernanceCounts } | undefined
   let producedAt: number | undefined
   const add = (map: Map<string, number>, key: string): void => void map.set(key, (map.get(key) ?? 0) + 1)
+
+  // A batch's governance counts, from its prepare/prefetchKeys (source decoders) to its process (govern).
+  const governance = new WeakMap<readonly SourceRecord[], GovernanceCounts>()
+  const scoped = <T>(records: readonly SourceRecord[], fn: () => T): T => {
+    let counts = governance.get(records)
+    if (counts === undefined) governance.set(records, (counts = new GovernanceCounts()))
+    const batch = counts
+    const listener: TelemetryListener = (event) => {
+      if (event.kind === 'govern' || event.kind === 'source-redactions') batch.add(event)
+      else if (options.embedding) exportEmbedding(metrics, event)
+    }
+    return withTelemetry(listener, fn)
+  }
 
   const wrapped: ProcessorTopology = {
     applicationId: topology.applicationId,
     sourceTopics: topology.sourceTopics,
     topics: topology.topics,
     storeNames: topology.storeNames,
-    ...(topology.prepare ? { prepare: (records) => topology.prepare!(records) } : {}),
-    prefetchKeys: (records) => topology.prefetchKeys(records),
+    ...(topology.prepare ? { prepare: (records) => scoped(records, () => topology.prepare!(records)) } : {}),
+    prefetchKeys: (records) => {
+      governance.delete(records) // a batch processed again counts afresh
+      return scoped(records, () => topology.prefetchKeys(records))
+    },
     async process(records, stores, now) {
-      const outputs = await topology.process(records, stores, now)
-      const batch = { in: new Map<string, number>(), out: new Map<string, number>(), dlq: new Map<string, number>() }
+      const outputs = await scoped(records, () => topology.process(records, stores, now))
+      const batch = { in: new Map<string, number>(), out: new Map<string, number>(), dlq: new Map<string, number>(), governance: governance.get(records) ?? new GovernanceCounts() }
+      governance.delete(records)
       for (const r of records) if (roles.get(r.topic) !== 'repartition') add(batch.in, r.topic)
       for (const r of outputs) {
         const role = roles.get(r.topic)
@@ -96,6 +190,7 @@ export function instrumentProcessor(
         metrics.inc('ragstream_dead_letter_records_total', { topology: name, node, code }, n)
         counters.deadLetters += n
       }
+      batch?.governance.apply(metrics, name)
     }
     await chain.onBatchStage?.(stage)
   }
@@ -120,7 +215,11 @@ export function instrumentProcessor(
   return { topology: wrapped, onEvent, onBatchStage, counters }
 }
 
-/** Copies an Embedder's monotonic counters into the embedding families (call periodically; it diffs). */
+/**
+ * Copies an Embedder's monotonic counters into the embedding families (call periodically; it diffs).
+ * For a runner that holds the Embedder (the demo pipeline); `ragstream run` uses the telemetry scope
+ * instead (`instrumentProcessor(…, { embedding: true })`), which also has each call's own latency.
+ */
 export function embedderMetricsExporter(embedder: Embedder, metrics: Metrics): () => void {
   const model = embedder.model
   let last = embedder.metrics()
@@ -137,6 +236,11 @@ export function embedderMetricsExporter(embedder: Embedder, metrics: Metrics): (
     if (now.tokens > last.tokens) metrics.inc('ragstream_embedding_tokens_total', { model }, now.tokens - last.tokens)
     if (now.cacheHits > last.cacheHits) metrics.inc('ragstream_embedding_cache_hits_total', { model }, now.cacheHits - last.cacheHits)
     if (now.throttledMs > last.throttledMs) metrics.inc('ragstream_embedding_throttled_seconds_total', { model }, (now.throttledMs - last.throttledMs) / 1000)
+    if (now.retries > last.retries) metrics.inc('ragstream_embedding_retries_total', { model }, now.retries - last.retries)
+    for (const [code, n] of Object.entries(now.failures)) {
+      const before = last.failures[code] ?? 0
+      if (n > before) metrics.inc('ragstream_embedding_failures_total', { model, code }, n - before)
+    }
     last = now
   }
 }

@@ -2,10 +2,16 @@
 // is processed again, and counting it twice would overstate throughput.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { contentHash } from '../../src/chunking/chunk-id.ts'
+import { Embedder } from '../../src/embedding/embedder.ts'
+import { HashingProvider } from '../../src/embedding/hashing.ts'
+import { OpenAIProvider } from '../../src/embedding/openai.ts'
 import { Metrics } from '../../src/observability/metrics.ts'
-import { instrumentProcessor, instrumentSink } from '../../src/ops/instrument.ts'
+import { report } from '../../src/observability/telemetry.ts'
+import { embedderMetricsExporter, instrumentProcessor, instrumentSink } from '../../src/ops/instrument.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord } from '../../src/runtime/task.ts'
 import { DEAD_LETTER_HEADERS } from '../../src/topology/compile.ts'
+import { startFakeOpenAI } from '../embedding/fake-openai.ts'
 import { sampleSum } from './support.ts'
 
 const topology: ProcessorTopology = {
@@ -97,4 +103,83 @@ test('exportProcessorLag: the group\'s lag on the external sources, polled from 
   const text = await metrics.text()
   assert.match(text, new RegExp(`ragstream_consumer_lag\\{component="processor",topic="${source}",partition="0"\\} 3`))
   assert.doesNotMatch(text, /app-join-repartition/)
+})
+
+/** A topology whose decoders and govern report like the real ones, and whose process embeds with a real Embedder. */
+function reportingTopology(embedder: Embedder): ProcessorTopology {
+  return {
+    ...topology,
+    prefetchKeys(records) {
+      for (const r of records) if (r.value?.toString().includes('@')) report({ kind: 'source-redactions', topic: r.topic, redactions: { email: 1 } })
+      return new Map()
+    },
+    async process(records, stores, now) {
+      await embedder.embed(records.map((r) => ({ text: r.value!.toString(), contentHash: contentHash(r.value!.toString()) })))
+      report({ kind: 'govern', node: 'govern', emitted: records.length - 1, denied: 1, suppressed: 0, deleted: 0, requestsApplied: 2, entitiesForgotten: 3, redactions: { phone: 2, 'field:notes': 1 } })
+      return topology.process(records, stores, now)
+    },
+  }
+}
+
+test('governance counts from decoders and govern are applied at commit, an aborted batch\'s not at all; embedding calls count at once', async () => {
+  const metrics = new Metrics()
+  const embedder = new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 }))
+  const m = instrumentProcessor(reportingTopology(embedder), metrics, {}, { embedding: true })
+  const run = async (batch: SourceRecord[]) => {
+    m.topology.prefetchKeys(batch)
+    await m.topology.process(batch, new Map(), 0)
+    await m.onBatchStage('produced')
+  }
+  const batch = () => [record('in', 'mail a@example.com'), record('in', 'b'), record('in', 'c')]
+
+  await run(batch())
+  m.onEvent({ event: 'batch-aborted', reason: 'transient' })
+  let text = await metrics.text()
+  assert.equal(sampleSum(text, 'ragstream_redactions_total'), 0, 'nothing of the aborted attempt')
+  assert.equal(sampleSum(text, 'ragstream_governed_rows_total'), 0)
+  assert.match(text, /^ragstream_embedding_calls_total\{model="hashing:v1@8"\} 1$/m, 'the aborted attempt did call the service')
+
+  await run(batch())
+  await m.onBatchStage('committed')
+  text = await metrics.text()
+  assert.match(text, /^ragstream_redactions_total\{topology="app",node="source:in",detector="email"\} 1$/m)
+  assert.match(text, /^ragstream_redactions_total\{topology="app",node="govern",detector="phone"\} 2$/m)
+  assert.match(text, /^ragstream_redactions_total\{topology="app",node="govern",detector="field:notes"\} 1$/m)
+  assert.match(text, /^ragstream_governed_rows_total\{topology="app",node="govern",outcome="emitted"\} 2$/m)
+  assert.match(text, /^ragstream_governed_rows_total\{topology="app",node="govern",outcome="denied"\} 1$/m)
+  assert.doesNotMatch(text, /outcome="suppressed"/, 'zero counts add no series')
+  assert.match(text, /^ragstream_deletion_requests_applied_total\{topology="app",node="govern"\} 2$/m)
+  assert.match(text, /^ragstream_entities_forgotten_total\{topology="app",node="govern"\} 3$/m)
+  assert.match(text, /^ragstream_embedding_calls_total\{model="hashing:v1@8"\} 2$/m)
+  assert.match(text, /^ragstream_embedding_items_total\{model="hashing:v1@8"\} 6$/m)
+  assert.equal(sampleSum(text, 'ragstream_embedding_latency_seconds_count'), 2, 'one latency sample per call')
+})
+
+test('without { embedding: true } the scope leaves the embedding families to embedderMetricsExporter, which exports retries and failures too', async (t) => {
+  const metrics = new Metrics()
+  const embedder = new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 }))
+  const m = instrumentProcessor(reportingTopology(embedder), metrics)
+  m.topology.prefetchKeys([record('in', 'x')])
+  await m.topology.process([record('in', 'x')], new Map(), 0)
+  assert.equal(sampleSum(await metrics.text(), 'ragstream_embedding_calls_total'), 0)
+
+  let fail = true
+  const fake = await startFakeOpenAI(t, {
+    dimensions: 8,
+    intercept: (_request, n, res) => {
+      if (!fail && n === 3) return false // the second embed: one 503, then an answer
+      res.writeHead(fail ? 400 : 503).end('no')
+      return true
+    },
+  })
+  const remote = new Embedder(new OpenAIProvider({ kind: 'openai', model: 'm', dimensions: 8, baseUrl: fake.baseUrl, initialBackoffMs: 1 }, {}))
+  const exporter = embedderMetricsExporter(remote, metrics)
+  await assert.rejects(remote.embed([{ text: 'a', contentHash: contentHash('a') }]))
+  fail = false
+  await remote.embed([{ text: 'b', contentHash: contentHash('b') }])
+  exporter()
+  const text = await metrics.text()
+  assert.match(text, /^ragstream_embedding_failures_total\{model="openai:m@8",code="RS_EMBEDDING_REJECTED"\} 1$/m)
+  assert.match(text, /^ragstream_embedding_retries_total\{model="openai:m@8"\} 1$/m)
+  assert.match(text, /^ragstream_embedding_calls_total\{model="openai:m@8"\} 1$/m)
 })

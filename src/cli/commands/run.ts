@@ -104,7 +104,7 @@ export const runCommand: CommandSpec = {
     'session-timeout-ms': { type: 'string', value: '<ms>', default: '10000', description: 'consumer group session timeout' },
     'transaction-timeout-ms': { type: 'string', value: '<ms>', default: '30000', description: 'the broker aborts (and fences) a transaction open longer than this' },
     'auto-offset-reset': { type: 'string', value: '<earliest|latest>', default: 'earliest', description: 'where partitions without committed offsets start' },
-    'metrics-port': { type: 'string', value: '<port>', description: 'serve Prometheus metrics (GET /metrics, /healthz) on 127.0.0.1:<port>' },
+    'metrics-port': { type: 'string', value: '<port>', description: 'serve Prometheus metrics (GET /metrics, /healthz) on 127.0.0.1:<port>: records, transactions, restore, lag, governance (redactions per detector, decisions) and embedding (docs/metrics.md)' },
     'shutdown-timeout-ms': { type: 'string', value: '<ms>', default: '30000', description: 'after SIGTERM/SIGINT, exit 1 if the graceful stop has not finished by then' },
   },
   details: [
@@ -160,7 +160,9 @@ export const runCommand: CommandSpec = {
       write({ time: new Date().toISOString(), host: hostname(), ...event })
     }
     const metrics = metricsPort === undefined ? undefined : new Metrics({ defaultMetrics: true })
-    const instrumented = metrics ? instrumentProcessor(topology, metrics, { onEvent: log }) : undefined
+    // The topology file built its own embedder and decoders: their counts reach the metrics through
+    // the telemetry scope instrumentProcessor opens around each batch (embedding included).
+    const instrumented = metrics ? instrumentProcessor(topology, metrics, { onEvent: log }, { embedding: true }) : undefined
     const stopLag = metrics ? exportProcessorLag(metrics, endpoints.kafkaBrokers, topology) : undefined
     const runtime = new KafkaRuntime(instrumented?.topology ?? topology, {
       brokers: endpoints.kafkaBrokers,
