@@ -6,8 +6,8 @@
  * Memory stays bounded while catching up a backlog: at most one fetch response (≤ `fetchMaxBytes`,
  * or one record batch if a single batch is larger) is buffered at a time.
  */
-import { FetchIsolationLevels, findErrorBy, type ClusterMetadata, type Consumer } from '@platformatic/kafka'
-import { committedRecords } from './read-committed.ts'
+import { findErrorBy, type ClusterMetadata, type Consumer } from '@platformatic/kafka'
+import { committedRecords, fetchUnfiltered, type UnfilteredFetchPartition } from './read-committed.ts'
 import type { TopicPartitionOffset } from './group-offsets.ts'
 import type { SourceRecord } from './task.ts'
 
@@ -124,38 +124,35 @@ export class PartitionReader {
   }
 
   async #fetchFrom(node: number, states: PartitionState[], metadata: ClusterMetadata): Promise<void> {
-    const topics = new Map<string, { topicId: string; partitions: { partition: number; currentLeaderEpoch: number; fetchOffset: bigint; lastFetchedEpoch: number; partitionMaxBytes: number }[] }>()
+    const topics = new Map<string, { topic: string; topicId: string; partitions: UnfilteredFetchPartition[] }>()
     const byKey = new Map<string, PartitionState>()
     for (const state of states) {
-      const topicId = metadata.topics.get(state.topic)!.id
-      const entry = topics.get(topicId) ?? { topicId, partitions: [] }
-      entry.partitions.push({ partition: state.partition, currentLeaderEpoch: -1, fetchOffset: state.fetchOffset, lastFetchedEpoch: -1, partitionMaxBytes: this.#options.fetchMaxBytes })
-      topics.set(topicId, entry)
-      byKey.set(`${topicId}:${state.partition}`, state)
+      const entry = topics.get(state.topic) ?? { topic: state.topic, topicId: metadata.topics.get(state.topic)!.id, partitions: [] }
+      entry.partitions.push({ partition: state.partition, fetchOffset: state.fetchOffset, maxBytes: this.#options.fetchMaxBytes })
+      topics.set(state.topic, entry)
+      byKey.set(state.key, state)
     }
-    let response: Awaited<ReturnType<Consumer['fetch']>>
+    let response: Awaited<ReturnType<typeof fetchUnfiltered>>
     try {
-      response = await this.#consumer.fetch({
+      // Not Consumer.fetch(): its read_committed filter drops committed records (see read-committed.ts).
+      response = await fetchUnfiltered(this.#consumer, {
         node,
         topics: [...topics.values()],
         minBytes: 1,
         maxBytes: this.#options.fetchMaxBytes,
-        maxWaitTime: this.#options.fetchMaxWaitMs,
-        isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+        maxWaitMs: this.#options.fetchMaxWaitMs,
       })
     } catch (error) {
       if (findErrorBy(error as Error, 'apiId', 'OFFSET_OUT_OF_RANGE')) throw new OffsetOutOfRangeError(states.map((s) => s.key), error)
       throw error
     }
-    for (const topic of response.responses) {
-      for (const p of topic.partitions) {
-        const state = byKey.get(`${topic.topicId}:${p.partitionIndex}`)
-        if (!state) continue
-        const { records, nextOffset } = committedRecords(state.topic, state.partition, state.fetchOffset, p.records, p.abortedTransactions)
-        state.buffer = records
-        state.bufferIndex = 0
-        state.fetchOffset = nextOffset
-      }
+    for (const p of response.partitions) {
+      const state = byKey.get(partitionKey(p.topic, p.partition))
+      if (!state) continue
+      const { records, nextOffset } = committedRecords(state.topic, state.partition, state.fetchOffset, p.batches, p.abortedTransactions)
+      state.buffer = records
+      state.bufferIndex = 0
+      state.fetchOffset = nextOffset
     }
   }
 }

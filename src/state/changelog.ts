@@ -23,6 +23,7 @@ import type { RecordsBatch } from '@platformatic/kafka'
 import { RagstreamError, ServiceUnavailableError } from '../errors.ts'
 import { Backoff, sleep } from '../runtime/backoff.ts'
 import type { SinkRecord } from '../runtime/task.ts'
+import { fetchUnfiltered } from '../runtime/read-committed.ts'
 import type { ChangelogRecord, StateStore } from './store.ts'
 
 /** The changelog topic of a store: `<applicationId>-<store>-changelog` (compacted; one partition per store partition). */
@@ -100,15 +101,17 @@ export interface ChangelogRestorerOptions {
   readonly partitionWaitMs?: number
 }
 
-/** Partition errors of a topic just created or a leader just moved: refresh the metadata and retry. */
-const UNSETTLED_PARTITION_ERRORS = new Set([3, 5, 6, 74]) // UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH
-
 /** Where a partition is read from, or why it cannot be yet. */
 type PartitionLocation = { readonly topicId: string; readonly leader: number } | 'no-topic' | 'no-partition' | 'no-leader'
 
-/** A partition answer that says the partition is not settled yet (see UNSETTLED_PARTITION_ERRORS). */
+/** Metadata that says the partition is not settled yet (a topic just created, a leader just moved). */
 class UnsettledPartition extends Error {}
 
+/**
+ * Partition errors of a topic just created or a leader just moved (UNKNOWN_TOPIC_OR_PARTITION,
+ * LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH) reject a ListOffsets or Fetch
+ * with a protocol error flagged `hasStaleMetadata`: refresh the metadata and retry.
+ */
 function isUnsettled(error: unknown): boolean {
   return error instanceof UnsettledPartition || (error instanceof Error && findErrorBy(error, 'hasStaleMetadata', true) !== null)
 }
@@ -206,20 +209,17 @@ export class ChangelogRestorer {
       let emptyFetches = 0
       while (position < end) {
         const { response, data } = await settled(`fetch ${topic}-${partition} at ${position}`, async ({ topicId, leader }) => {
-          const response = await consumer.fetch({
+          // Not Consumer.fetch(): its read_committed filter drops committed records (see src/runtime/read-committed.ts).
+          const response = await fetchUnfiltered(consumer, {
             node: leader,
-            topics: [{ topicId, partitions: [{ partition, fetchOffset: position, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: this.#fetchMaxBytes }] }],
-            isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+            topics: [{ topic, topicId, partitions: [{ partition, fetchOffset: position, maxBytes: this.#fetchMaxBytes }] }],
             minBytes: 1,
             maxBytes: this.#fetchMaxBytes,
-            maxWaitTime: 200,
+            maxWaitMs: 200,
           })
-          const data = response.responses.flatMap((t) => t.partitions).find((p) => p.partitionIndex === partition)
-          if (data && UNSETTLED_PARTITION_ERRORS.has(data.errorCode)) throw new UnsettledPartition(`error code ${data.errorCode}`)
-          if (data && data.errorCode !== 0) throw new Error(`error code ${data.errorCode}`)
-          return { response, data }
+          return { response, data: response.partitions.find((p) => p.topic === topic && p.partition === partition) }
         })
-        const batches = data?.records ?? []
+        const batches = data?.batches ?? []
         if (batches.length === 0) {
           if (response.throttleTimeMs > 0) {
             await new Promise((resolve) => setTimeout(resolve, response.throttleTimeMs))

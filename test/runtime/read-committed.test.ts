@@ -1,8 +1,12 @@
-// read_committed filtering of fetched record batches (pure; the wire format is the broker's).
+// read_committed filtering of fetched record batches (pure; the wire format is the broker's), and
+// the runtime's reader against the real broker.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { RecordsBatch } from '@platformatic/kafka'
+import { checkKafka } from '../../src/config/services.ts'
 import { committedRecords } from '../../src/runtime/read-committed.ts'
+import { readCommitted, writeAbortCommitEmptyAbort } from '../support/runtime-harness.ts'
+import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
 const TRANSACTIONAL = 0x10
 const CONTROL = 0x20
@@ -62,4 +66,17 @@ test('read_committed: records before the fetch offset are skipped, an aborted tr
   ])
   assert.equal(result.nextOffset, 14n)
   assert.equal(result.records[0].timestamp, 1001n)
+})
+
+test('read_committed against the broker: a producer id that aborted, committed, then aborted without records in the partition keeps its committed records', { timeout: 30_000 }, async (t) => {
+  await checkKafka(endpoints)
+  const topic = uniqueName('rc-abort-commit')
+  await createTopics(t, [topic], 1)
+  const expected = await writeAbortCommitEmptyAbort(t, topic)
+  // readCommitted reads with the runtime's PartitionReader; the last committed record comes after every marker.
+  const records = await readCommitted(topic, 1, (r) => r.some((x) => x.value?.toString() === expected.at(-1)), 15_000)
+  assert.deepEqual(
+    records.map((r) => r.value?.toString()),
+    expected,
+  )
 })

@@ -9,8 +9,10 @@ import { checkKafka, checkRedis } from '../../src/config/services.ts'
 import { RagstreamError } from '../../src/errors.ts'
 import { ChangelogRestorer, changelogSinkRecords, changelogTopic } from '../../src/state/changelog.ts'
 import type { RestoreProgress } from '../../src/state/changelog.ts'
+import { MemoryStateStore } from '../../src/state/memory-store.ts'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import type { StateStore } from '../../src/state/store.ts'
+import { writeAbortCommitEmptyAbort } from '../support/runtime-harness.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 import { redisStoreHarness, startPrivateRedis } from './redis-harness.ts'
 
@@ -202,6 +204,19 @@ test('changelog: a restore resumes from the checkpoint, skips aborted records an
   assert.equal(reset.restored, 6)
   assert.ok(reset.to > result.to, 'the end moved past the aborted transaction D and its marker')
   await assertStoreEquals(store, 0, ['a', 'b', 'c', 'd', 'e', 'f'], model.get(0))
+})
+
+test('changelog: a restore keeps a committed transaction that lies between two aborts of the same producer id (the second without records here)', async (t) => {
+  await checkKafka(endpoints)
+  const topic = uniqueName('rs-cl-abort-commit')
+  await createTopics(t, [topic], 1, [{ name: 'cleanup.policy', value: 'compact' }])
+  const committed = await writeAbortCommitEmptyAbort(t, topic)
+  const store = new MemoryStateStore('abort-commit')
+  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore') })
+  t.after(() => restorer.close())
+  const result = await restorer.restore({ store, topic, partition: 0 })
+  assert.equal(result.restored, committed.length)
+  await assertStoreEquals(store, 0, [...committed, 'aborted-1', 'aborted-2'], new Map(committed.map((v) => [v, Buffer.from(v)])))
 })
 
 test('changelog: restoring from a changelog topic that does not exist fails with a message naming the topic', async (t) => {

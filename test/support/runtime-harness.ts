@@ -274,3 +274,37 @@ export async function countingTopics(t: After, prefix: string, partitions: numbe
   await deleteAfter(t, [`${applicationId}-counts-changelog`])
   return { applicationId, input, output }
 }
+
+/**
+ * One transactional id (hence one producer id, as for a ragstream instance that restarts or has a
+ * twin) writes to partition 0 of `topic`: a transaction with records that aborts, one that commits,
+ * one that adds the partition and aborts before producing to it (its ABORT marker comes with no
+ * aborted-transaction entry in Fetch answers), and one that commits. Records are keyed by their
+ * values; returns the values a read_committed reader must see, in order. (@platformatic/kafka's own
+ * read_committed filter drops the first committed transaction here; see src/runtime/read-committed.ts.)
+ */
+export async function writeAbortCommitEmptyAbort(t: After, topic: string): Promise<string[]> {
+  const producer = new Producer({
+    clientId: uniqueName('abort-commit'),
+    bootstrapBrokers: [...endpoints.kafkaBrokers],
+    transactionalId: uniqueName('abort-commit'),
+    idempotent: true,
+    producerId: -1n,
+    producerEpoch: -1,
+  })
+  t.after(() => producer.close())
+  const transaction = async (values: string[], outcome: 'commit' | 'abort'): Promise<void> => {
+    const tx = await producer.beginTransaction()
+    if (values.length > 0) {
+      await tx.send({ messages: values.map((v) => ({ topic, partition: 0, key: Buffer.from(v), value: Buffer.from(v) })) })
+    } else {
+      await tx.addPartitions(await producer.metadata({ topics: [topic] }), [{ topic, partition: 0, value: Buffer.alloc(0) }])
+    }
+    await (outcome === 'commit' ? tx.commit() : tx.abort())
+  }
+  await transaction(['aborted-1', 'aborted-2'], 'abort')
+  await transaction(['committed-1', 'committed-2'], 'commit')
+  await transaction([], 'abort')
+  await transaction(['committed-3'], 'commit')
+  return ['committed-1', 'committed-2', 'committed-3']
+}
