@@ -1,10 +1,11 @@
 // knowledge-base — a second shape: published help-centre articles (Markdown, from a compacted upsert
-// topic) joined (inner) to their category (Debezium CDC), chunked one Markdown section per chunk,
-// embedded and written as Avro chunk events to rag.chunks.knowledge-base.
+// topic) joined (inner) to their category (Debezium CDC), governed (PII redacted, classified by the
+// category; no data subject, so no forget), chunked one Markdown section per chunk, embedded and
+// written as Avro chunk events to rag.chunks.knowledge-base, with the audit events beside them.
 //
-//   <prefix>.articles ──► articles ──► published ── inner FK join ──► categories ◄── <prefix>.public.categories
+//   <prefix>.articles ──► articles (redacted as decoded) ──► published ── inner FK join ──► categories ◄── <prefix>.public.categories
 //                                          ▼
-//                                       govern (not yet: see below)
+//                                       govern: classify by category, redact text and metadata, audit
 //                                          ▼
 //                                       chunk by heading → diff → embed ──► rag.chunks.knowledge-base
 //
@@ -18,8 +19,12 @@ import { chunkEmbedStage, chunkEventEncoder } from '../src/chunking/chunk-embed-
 import { createChunker, type ChunkingStrategy } from '../src/chunking/chunker.ts'
 import { markdownToText } from '../src/chunking/markup.ts'
 import { recursiveSplit } from '../src/chunking/recursive-split.ts'
-import { RagServices, withServicesOpen, type ChunkServices } from '../src/config/rag-services.ts'
+import { RagServices, withServicesOpen, type GovernedChunkServices } from '../src/config/rag-services.ts'
 import { TopologyBuilder } from '../src/dsl/index.ts'
+import { DEFAULT_CLASSIFICATION_LABELS } from '../src/governance/classification.ts'
+import { auditEventOutput } from '../src/governance/forget/governance-codecs.ts'
+import { definePolicy } from '../src/governance/policy.ts'
+import { redactAtSource, type GovernedDocument } from '../src/operators/govern.ts'
 import type { Topology } from '../src/topology/topology.ts'
 
 /** A row of `<prefix>.articles` (plain JSON upserts keyed by slug). */
@@ -49,10 +54,23 @@ export interface KnowledgeBaseOptions {
   readonly version?: string
   /** Default `rag.chunks.knowledge-base`. */
   readonly chunkTopic?: string
-  readonly services: ChunkServices
+  /** Embedder, chunk-event codec and the registry (Avro audit events); opened by the first batch. */
+  readonly services: GovernedChunkServices
 }
 
 export const KB_CHUNK_TOPIC = 'rag.chunks.knowledge-base'
+
+/**
+ * The knowledge-base policy, versioned: every chunk records `knowledge-base@1`. The label is the
+ * category's (an unknown label fails closed to `restricted`); every PII detector on, masking, over
+ * the article text and its title. One output, no subjects: an article is about no one, so there is
+ * nothing to forget (`govern` without `forget`).
+ */
+export const knowledgeBasePolicy = definePolicy({
+  name: 'knowledge-base',
+  version: '1',
+  classify: (_article, category) => ((DEFAULT_CLASSIFICATION_LABELS as readonly unknown[]).includes(category.classification) ? (category.classification as string) : 'restricted'),
+})
 
 /**
  * One chunk per Markdown section (a heading and what follows it, up to the next heading outside a
@@ -94,10 +112,13 @@ export function markdownSections(size: number): ChunkingStrategy {
 export function knowledgeBase(options: KnowledgeBaseOptions): Topology {
   const { prefix, services } = options
   const applicationId = options.applicationId ?? 'knowledge-base'
+  const version = options.version ?? 'v1'
+  const chunkTopic = options.chunkTopic ?? KB_CHUNK_TOPIC
   const builder = new TopologyBuilder({ applicationId })
 
   // ── sources: a compacted upsert topic of articles and a CDC table of categories (JSON: `decode` only)
-  const articles = builder.table<Article>(`${prefix}.articles`, { name: 'articles', decode: cdcTableDecoder(new UpsertDecoder({ valueFormat: 'json' })).decode })
+  //    Articles are redacted as they are decoded, so neither their store nor its changelog holds raw PII.
+  const articles = builder.table<Article>(`${prefix}.articles`, { name: 'articles', decode: redactAtSource(cdcTableDecoder(new UpsertDecoder({ valueFormat: 'json' })).decode) })
   const categories = builder.cdcTable<Category>(`${prefix}.public.categories`, {
     name: 'categories',
     decode: cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }), { lineageField: false }).decode,
@@ -112,28 +133,38 @@ export function knowledgeBase(options: KnowledgeBaseOptions): Topology {
       foreignKey: (article) => String(article.category_id),
       joiner: (article, category) => ({ ...article, category: category.name, classification: category.classification }),
     })
-    // ── GOVERN GOES HERE (issue 5): the governance `govern` stage will sit between the join and the
-    //    chunk stage. Until it does, the classification below is the category's, as it is.
+    // ── govern: only the redacted text and metadata go on, labelled with the category's classification;
+    //    a category's reclassification reaches every article in it through the join (RECLASSIFIED).
+    //    Audit events ride the chunk topic, so the sink writes them with the rows they explain.
+    .govern({
+      name: 'govern',
+      policy: knowledgeBasePolicy,
+      topologyVersion: version,
+      document: (article) => ({ text: article.body, metadata: { title: article.title, category: article.category } }),
+      joined: (article) => ({ category: article.category, classification: article.classification }),
+      audit: auditEventOutput({ registryUrl: services.registryUrl, chunkTopic }),
+    })
     .stage({
       name: 'chunk-embed',
       kind: 'chunk+embed',
       stores: ['chunk-sets'],
       processor: withServicesOpen(
         services,
-        chunkEmbedStage<Article & { category: string; classification: string }>({
+        chunkEmbedStage<GovernedDocument>({
           topology: applicationId,
-          version: options.version ?? 'v1',
+          version,
           entityType: 'article',
           store: 'chunk-sets',
           chunker: createChunker({ strategy: markdownSections(1200), template: '{title} ({category})\n\n{text}' }),
           embedder: services.embedder,
-          text: (article) => article.body,
-          metadata: (article) => ({ title: article.title, category: article.category }),
-          governance: (article) => ({ classification: article.classification }),
+          text: (doc) => doc.text,
+          fields: (doc) => doc.metadata,
+          metadata: (doc) => doc.metadata,
+          governance: (doc) => ({ classification: doc.classification, policy_version: doc.policy_version }),
         }),
       ),
     })
-    .to(options.chunkTopic ?? KB_CHUNK_TOPIC, { name: 'chunk-events', encode: chunkEventEncoder(services.chunkEvents) })
+    .to(chunkTopic, { name: 'chunk-events', encode: chunkEventEncoder(services.chunkEvents) })
 
   return builder.build()
 }

@@ -1,6 +1,7 @@
 // knowledge-base on the Kafka runtime (exactly once, in-memory stores restored from changelogs):
 // once it has indexed 30 articles, articles and categories change — section edits, unpublishing, a reclassified and a
-// deleted category, a malformed article — and the committed chunk table equals the test driver's.
+// deleted category, a malformed article — and the committed chunk table equals the test driver's. Audit events ride
+// the chunk topic beside the chunks (governed, no forget): the reclassification's RECLASSIFIED events are there.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Admin, Producer } from '@platformatic/kafka'
@@ -12,11 +13,15 @@ import { MemoryStateStore } from '../../src/state/memory-store.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
 import { DEAD_LETTER_HEADERS } from '../../src/topology/compile.ts'
 import { knowledgeBase } from '../../topologies/knowledge-base.ts'
+import { deleteSubject } from '../serde/registry-helpers.ts'
 import { decodeChunkEvents, testRagServices } from '../support/rag-services.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
 
 const PARTITIONS = 2
+
+/** Audit events ride the chunk topic beside the chunk events (keyed by event id). */
+const isAudit = (value: unknown): value is { kind: string; entity_key_hash: string } => typeof value === 'object' && value !== null && 'event_id' in value && 'kind' in value
 
 test('knowledge-base e2e: the Kafka runtime\'s committed chunk table equals the test driver\'s; a malformed article is dead-lettered', { timeout: 90_000 }, async (t) => {
   await checkKafka(endpoints)
@@ -40,6 +45,7 @@ test('knowledge-base e2e: the Kafka runtime\'s committed chunk table equals the 
   await createTopics(t, [chunkTopic], PARTITIONS)
 
   const services = await testRagServices(t, chunkTopic)
+  t.after(() => deleteSubject(`${chunkTopic}-audit-value`))
   const processor = knowledgeBase({ prefix, applicationId, chunkTopic, services }).compile({ partitions: PARTITIONS, sinkPartitions: { [chunkTopic]: PARTITIONS } })
   internalTopics = processor.topics.filter((x) => x.role !== 'source' && x.role !== 'sink').map((x) => x.name)
   const events: RuntimeEvent[] = []
@@ -89,18 +95,20 @@ test('knowledge-base e2e: the Kafka runtime\'s committed chunk table equals the 
   await running
 
   const committed = await readToEnd(admin, PARTITIONS, [chunkTopic])
-  const decoded = await decodeChunkEvents(committed.map((r) => r.value))
+  const values = (await decodeChunkEvents(committed.map((r) => r.value))) as unknown[]
+  const audits = values.filter(isAudit)
+  const decoded = values.filter((v) => !isAudit(v)) as (ChunkEvent | null)[]
   const table = new Map<string, ChunkEvent | null>()
-  committed.forEach((r, i) => table.set(r.key!.toString(), decoded[i]))
+  committed.filter((_r, i) => !isAudit(values[i])).forEach((r, i) => table.set(r.key!.toString(), decoded[i]))
 
   const input = await readToEnd(admin, PARTITIONS, [ARTICLES, CATEGORIES])
   const driver = new TopologyTestDriver(knowledgeBase({ prefix, applicationId, chunkTopic, services }), { partitions: PARTITIONS })
   t.after(() => driver.close())
   await driver.pipeBatch(input.map((r) => ({ topic: r.topic, key: r.key, value: r.value, partition: r.partition, timestamp: r.timestamp })))
   const driverRecords = driver.readOutput(chunkTopic)
-  const driverDecoded = await decodeChunkEvents(driverRecords.map((r) => r.rawValue))
+  const driverDecoded = (await decodeChunkEvents(driverRecords.map((r) => r.rawValue))) as unknown[]
   const expected = new Map<string, ChunkEvent | null>()
-  driverRecords.forEach((r, i) => expected.set(r.key!, driverDecoded[i]))
+  driverRecords.forEach((r, i) => void (isAudit(driverDecoded[i]) || expected.set(r.key!, driverDecoded[i] as ChunkEvent | null)))
 
   // Same content, classification and ids; lineage positions may differ (see docs/reference-topologies.md).
   // A tombstone and a chunk id never emitted are the same: no row.
@@ -110,7 +118,11 @@ test('knowledge-base e2e: the Kafka runtime\'s committed chunk table equals the 
 
   const live = [...table.values()].filter((e): e is ChunkEvent => e !== null)
   assert.ok(decoded.some((e) => e === null), 'unpublished articles and the deleted category left tombstones')
-  assert.ok(committed.length > table.size, 'edits and the reclassification re-emitted chunks')
+  assert.ok(decoded.length > table.size, 'edits and the reclassification re-emitted chunks')
+  // Articles 1, 4, 7, … (category 2, Security) were indexed, then reclassified internal → restricted.
+  const reclassified = audits.filter((a) => a.kind === 'RECLASSIFIED')
+  assert.ok(reclassified.length >= 5, `RECLASSIFIED for the Security articles (${reclassified.length})`)
+  assert.ok(live.every((e) => e.policy_version === 'knowledge-base@1'))
   const articles = new Set(live.map((e) => e.entity_key))
   assert.ok(!articles.has('article-2') && !articles.has('article-5'), 'unpublished articles have no chunks')
   assert.ok(![...articles].some((slug) => Number(slug.split('-')[1]) % 3 === 2), 'articles of the deleted category have no chunks')
