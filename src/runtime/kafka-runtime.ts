@@ -457,8 +457,8 @@ export class KafkaRuntime {
   }
 
   /**
-   * (Re)assignment: restore every store partition of the owned tasks from its changelog, then read the
-   * committed offsets (stable) of the owned input partitions and position the reader there.
+   * (Re)assignment: read the committed offsets (stable) of the owned input partitions, restore every
+   * store partition of the owned tasks from its changelog, and position the reader at the offsets.
    * Returns false when the generation moved meanwhile (the caller runs it again).
    */
   async #assign(): Promise<boolean> {
@@ -481,13 +481,29 @@ export class KafkaRuntime {
     for (const store of this.#options.stores.values()) store.discard()
     this.#emit({ event: 'assigned', generationId, tasks })
 
-    // Initialise the transactional id before restoring and reading offsets: that fences a previous
+    // Initialise the transactional id before reading offsets and restoring: that fences a previous
     // incarnation and aborts its open transaction, which would otherwise hold back the changelogs'
     // LSO and keep its pending offsets unstable until the transaction timeout.
     if (!this.#producer) {
       const producer = this.#newProducer()
       const transaction = await withTimeout(producer.beginTransaction(), this.#options.transactionTimeoutMs ?? 30_000, 'initialise transactional id')
       await transaction.cancel()
+    }
+
+    // Offsets before state. The previous owner of a task (another instance, another transactional
+    // id, so not fenced above) may still have a transaction open that holds the task's pending
+    // offsets and its changelog records; a restore ends at the changelog's LSO, i.e. before them.
+    // Restoring first and then waiting for the offsets, a transaction that commits meanwhile moved
+    // the offsets past a batch whose state the restore never saw (the zombie test that resumes
+    // before its transaction timeout). Waiting for stable offsets first lets that transaction end,
+    // and the restore then reads its changelog records too. (Left open: the coordinator writes the
+    // offsets' COMMIT marker and the changelog's independently, so a restore starting within that
+    // instant could still stop at the LSO before the changelog marker.)
+    let committed = new Map<string, bigint>()
+    if (owned.length > 0) {
+      const stable = await this.#stableOffsets(owned, generationId)
+      if (!stable) return false
+      committed = stable
     }
 
     for (const [name, store] of this.#options.stores) {
@@ -508,14 +524,10 @@ export class KafkaRuntime {
     }
 
     const positions: TopicPartitionOffset[] = []
-    if (owned.length > 0) {
-      const committed = await this.#stableOffsets(owned, generationId)
-      if (!committed) return false
-      for (const { topic, partition } of owned) {
-        const key = partitionKey(topic, partition)
-        const offset = this.#outOfRange.delete(key) ? -1n : (committed.get(key) ?? -1n)
-        positions.push({ topic, partition, offset: offset >= 0n ? offset : await this.#resetOffset(topic, partition) })
-      }
+    for (const { topic, partition } of owned) {
+      const key = partitionKey(topic, partition)
+      const offset = this.#outOfRange.delete(key) ? -1n : (committed.get(key) ?? -1n)
+      positions.push({ topic, partition, offset: offset >= 0n ? offset : await this.#resetOffset(topic, partition) })
     }
     await this.#reader!.assign(positions)
     if (consumer.generationId !== generationId) return false

@@ -7,8 +7,10 @@
  * records), so the loop advances by record-batch offsets, never by counting records, and it ends
  * when the position reaches the LSO even if the last offsets are transaction markers.
  *
- * Run a restore only after the instance's transactional producer is initialised: that fences the
- * previous owner and aborts its open transaction, so the LSO is not held back by it.
+ * Run a restore only after the instance's transactional producer is initialised (that fences its
+ * previous incarnation and aborts its open transaction, so the LSO is not held back by it) and after
+ * the task's committed offsets were read stable (a previous owner with another transactional id may
+ * still commit a transaction holding changelog records beyond the LSO; see KafkaRuntime's assign).
  *
  * A changelog topic created a moment ago is not settled yet: the broker applies the new metadata
  * asynchronously, so for a while it answers Metadata with UNKNOWN_TOPIC_OR_PARTITION, and even once

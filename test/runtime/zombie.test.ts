@@ -83,3 +83,35 @@ test('runtime zombie: an instance paused after producing, before sending offsets
   assertExactlyOnce(records, feeder.sent)
   assertExactlyOnce(await readCommittedWithKafkaConsumer(output, records.length), feeder.sent)
 })
+
+test('runtime zombie: an owner paused after sending its offsets that resumes and commits before its transaction times out: the new owner restores that batch too', { timeout: 60_000 }, async (t) => {
+  await checkKafka(endpoints)
+  const { applicationId, input, output } = await countingTopics(t, 'rt-zombie3', PARTITIONS)
+  // The transaction timeout outlasts the takeover, so the resumed zombie's commit succeeds.
+  const base: RunnerConfig = { brokers: [...endpoints.kafkaBrokers], applicationId, input, output, instanceId: 'a', store: 'memory', batchMaxRecords: 50, sessionTimeoutMs: 2_000, transactionTimeoutMs: 30_000 }
+  const feeder = new InputFeeder(input, 12)
+  t.after(() => feeder.close())
+  await feeder.send(300)
+
+  const zombie = new Runner('zombie', { ...base, instanceId: 'a', pauseAtStage: 'offsets-sent', pauseAfterBatches: 1 })
+  t.after(async () => zombie.kill('SIGKILL'))
+  await zombie.waitFor((e) => e.event === 'pausing', 30_000)
+  const successor = new Runner('successor', { ...base, instanceId: 'b' })
+  t.after(async () => successor.kill('SIGKILL'))
+  // The successor owns every task once the zombie's session expired, and waits for the zombie's pending offsets.
+  await successor.waitFor((e) => e.event === 'assigned' && Array.isArray(e.tasks) && e.tasks.length === PARTITIONS, 30_000)
+  await successor.waitFor((e) => e.event === 'offsets-unstable', 20_000)
+  const paused = zombie.events.length
+  zombie.kill('SIGCONT')
+  await zombie.waitFor((e) => e.event === 'committed', 20_000, paused)
+  await successor.waitFor((e) => e.event === 'committed', 30_000)
+
+  await feeder.send(300)
+  await feeder.sendMarkers(PARTITIONS, 'end')
+  const records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 40_000)
+  await zombie.stop()
+  assert.equal(await successor.stop(), 0, successor.stderr)
+  assert.equal(markersSeen(records, 'end'), PARTITIONS)
+  assertExactlyOnce(records, feeder.sent)
+  assertExactlyOnce(await readCommittedWithKafkaConsumer(output, records.length), feeder.sent)
+})
