@@ -26,6 +26,7 @@ import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type ChangeHandler, type Internal
 import { changelogTopic, responseTopic, rightRepartitionTopic, rightStore, subscriptionStore, subscriptionTopic, type FkJoinNode, type JoinType, type TopologyGraph } from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
 import { partitionForString } from '../topology/partitioner.ts'
+import { packTopic, unpackRecords } from '../topology/record-pack.ts'
 
 interface JoinOptionsBase<L> {
   /** Required: names the subscription store, its changelog and the two repartition topics. */
@@ -50,11 +51,23 @@ export function fkJoinNode(name: string, named: boolean, left: string, right: st
   return Object.freeze({ kind: 'fk-join', name, named, inputs: Object.freeze([left, right]), joinType, foreignKey, joiner })
 }
 
-/* Subscription record: key = foreign key (UTF-8), partition = partitionForString(foreign key),
- * value = JSON {"i": instruction, "k": left key, "p": left partition, "h": left hash | null}. */
+/* Subscription record: one item of a record pack (src/topology/record-pack.ts) — the subscriptions a
+ * left owner sends one partition in one batch, in order, at most PER_PACK to a record. Item key =
+ * foreign key (UTF-8), partition = partitionForString(foreign key), item value =
+ *   0x01 (version) | u8 instruction | u32 left partition | u32 left key length | left key UTF-8 | left hash (base64; none = null)
+ * A value starting with `{` is the earlier format, still read: JSON {"i", "k", "p", "h"}. */
 const UNSUBSCRIBE = 0
 const PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE = 1
 const PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE = 2
+const WIRE_V1 = 0x01
+const JSON_START = 0x7b // '{'
+/**
+ * Items per pack on the subscription and response topics. The runtime bounds a batch (one
+ * transaction) by records, and every left row costs a subscription and a response: packed, those cost
+ * 1/PER_PACK of a record each, so a batch's fixed cost is shared by ~PER_PACK times more rows. Small on
+ * purpose: a batch of packs does up to PER_PACK times the work (and output) of a batch of records.
+ */
+const PER_PACK = 8
 
 interface Subscription {
   readonly i: number
@@ -63,19 +76,55 @@ interface Subscription {
   readonly h: string | null
 }
 
-/* Response record: key = left key (UTF-8), partition = the left partition from the subscription,
- * value = JSON {"h": left hash from the subscription, "v": right value | null}. */
+function subscriptionBytes(instruction: number, leftKey: string, leftPartition: number, leftHashValue: string | null): Buffer {
+  const keyLength = Buffer.byteLength(leftKey, 'utf8')
+  const bytes = Buffer.allocUnsafe(10 + keyLength + (leftHashValue?.length ?? 0))
+  bytes[0] = WIRE_V1
+  bytes[1] = instruction
+  bytes.writeUInt32BE(leftPartition, 2)
+  bytes.writeUInt32BE(keyLength, 6)
+  bytes.write(leftKey, 10, 'utf8')
+  if (leftHashValue !== null) bytes.write(leftHashValue, 10 + keyLength, 'latin1')
+  return bytes
+}
+
+function decodeSubscription(bytes: Buffer): Subscription {
+  if (bytes[0] === JSON_START) return decodeJson(bytes) as Subscription
+  if (bytes[0] !== WIRE_V1 || bytes.length < 10) throw new RagstreamError('RS_DECODE_FAILED', `not a subscription (version byte ${bytes[0]})`)
+  const keyEnd = 10 + bytes.readUInt32BE(6)
+  if (keyEnd > bytes.length) throw new RagstreamError('RS_DECODE_FAILED', 'the subscription is truncated')
+  return { i: bytes[1], p: bytes.readUInt32BE(2), k: bytes.toString('utf8', 10, keyEnd), h: bytes.length > keyEnd ? bytes.toString('latin1', keyEnd, bytes.length) : null }
+}
+
+/* Response record: one item of a record pack, at most PER_PACK to a record. Item key = left key
+ * (UTF-8), partition = the left partition from the subscription, item value =
+ *   0x01 (version) | u32 left hash length (0xffffffff = null) | left hash (base64) | the right row's JSON bytes (none = no row)
+ * The right row's bytes are spliced in unparsed: one row fans out to many left keys.
+ * A value starting with `{` is the earlier format, still read: JSON {"h": left hash | null, "v": right value | null}. */
 interface Response {
   readonly h: string | null
   readonly v: unknown
 }
 
-const RESPONSE_VALUE_END = Buffer.from('}')
-const JSON_NULL = Buffer.from('null')
+const NO_HASH = 0xffffffff
 
-/** A response's value around the right row's JSON bytes, which are spliced in unparsed (one row fans out to many left keys). */
 function responseBytes(leftHashValue: string | null, right: Buffer | null): Buffer {
-  return Buffer.concat([Buffer.from(`{"h":${JSON.stringify(leftHashValue)},"v":`, 'utf8'), right ?? JSON_NULL, RESPONSE_VALUE_END])
+  const hashLength = leftHashValue?.length ?? 0
+  const bytes = Buffer.allocUnsafe(5 + hashLength + (right?.length ?? 0))
+  bytes[0] = WIRE_V1
+  bytes.writeUInt32BE(leftHashValue === null ? NO_HASH : hashLength, 1)
+  if (leftHashValue !== null) bytes.write(leftHashValue, 5, 'latin1')
+  right?.copy(bytes, 5 + hashLength)
+  return bytes
+}
+
+function decodeResponse(bytes: Buffer): Response {
+  if (bytes[0] === JSON_START) return decodeJson(bytes) as Response
+  if (bytes[0] !== WIRE_V1 || bytes.length < 5) throw new RagstreamError('RS_DECODE_FAILED', `not a join response (version byte ${bytes[0]})`)
+  const hashLength = bytes.readUInt32BE(1)
+  const valueStart = hashLength === NO_HASH ? 5 : 5 + hashLength
+  if (valueStart > bytes.length) throw new RagstreamError('RS_DECODE_FAILED', 'the join response is truncated')
+  return { h: hashLength === NO_HASH ? null : bytes.toString('latin1', 5, valueStart), v: bytes.length > valueStart ? JSON.parse(bytes.toString('utf8', valueStart, bytes.length)) : null }
 }
 
 /* Right repartition record: key = right key (UTF-8), partition = partitionForString(right key),
@@ -242,9 +291,10 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       scope.user = false
       return value
     }
+    // Subscriptions and responses go to scope.out as records of their own (so a failing record takes
+    // its own back with it); the end of the batch packs them (src/topology/record-pack.ts).
     const subscribe = (fk: string, instruction: number, leftKey: string, leftPartition: number, leftHashValue: string | null): void => {
-      const value: Subscription = { i: instruction, k: leftKey, p: leftPartition, h: leftHashValue }
-      scope.out.push({ topic: subTopic, partition: partitionForString(fk, partitions), key: Buffer.from(fk, 'utf8'), value: encodeJson(value) })
+      scope.out.push({ topic: subTopic, partition: partitionForString(fk, partitions), key: Buffer.from(fk, 'utf8'), value: subscriptionBytes(instruction, leftKey, leftPartition, leftHashValue) })
     }
     // The reverse index of a hot right key (one customer, 50k tickets) would cost O(subscribers) per
     // subscription if re-read and re-written per record; instead each batch parses it once, updates it
@@ -263,6 +313,8 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
     }
     env.addBatchState({
       flush() {
+        packTopic(scope.out, subTopic, PER_PACK)
+        packTopic(scope.out, respTopic, PER_PACK)
         const store = scope.stores.get(indexStore)!
         for (const index of indexes.values()) {
           if (!index.dirty) continue
@@ -290,7 +342,8 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
     // Subscription repartition topic → right owner: maintain the reverse index, answer with the right row.
     env.addTopic(subTopic, {
       node: `${name}-subscription-receive`,
-      decode: (record) => ({ key: record.key!.toString('utf8'), value: decodeJson(record.value!) }),
+      unpack: unpackRecords,
+      decode: (record) => ({ key: record.key!.toString('utf8'), value: decodeSubscription(record.value!) }),
       handle(record, decoded) {
         const sub = decoded.value as Subscription
         if (sub.i === UNSUBSCRIBE) {
@@ -313,7 +366,8 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
     // Response repartition topic → left owner: drop stale answers, join with the current left row.
     env.addTopic(respTopic, {
       node: name,
-      decode: (record) => ({ key: record.key!.toString('utf8'), value: decodeJson(record.value!) }),
+      unpack: unpackRecords,
+      decode: (record) => ({ key: record.key!.toString('utf8'), value: decodeResponse(record.value!) }),
       handle(record, decoded) {
         const response = decoded.value as Response
         const bytes = scope.stores.get(leftStore)!.get(record.partition, decoded.key)

@@ -43,6 +43,18 @@ class DecodeFailure {
   }
 }
 
+/** A packed record's items, each decoded on its own. */
+class Unpacked {
+  readonly items: readonly SourceRecord[]
+  readonly rows: readonly (DecodedRecord | DecodeFailure)[]
+  constructor(items: readonly SourceRecord[], rows: readonly (DecodedRecord | DecodeFailure)[]) {
+    this.items = items
+    this.rows = rows
+  }
+}
+
+type DecodedRow = DecodedRecord | DecodeFailure | Unpacked
+
 interface Instance {
   readonly scope: RecordScope
   readonly topics: ReadonlyMap<string, TopicEntry>
@@ -154,7 +166,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
   }
   const template = buildInstance(graph, options)
   const pool: Instance[] = [template]
-  const decodedBatches = new WeakMap<readonly SourceRecord[], (DecodedRecord | DecodeFailure)[]>()
+  const decodedBatches = new WeakMap<readonly SourceRecord[], DecodedRow[]>()
   const topics = topologyTopics(graph, options.partitions)
   const sourceTopics = [...template.topics.keys()]
   const storeNames = graph.nodes.flatMap((n) => kindOf(n).stores(n, graph))
@@ -167,12 +179,22 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
     if (entry === undefined) throw new Error(`topology '${app}' does not read topic '${record.topic}'`)
     return entry
   }
-  const decode = (entry: TopicEntry, record: SourceRecord): DecodedRecord | DecodeFailure => {
+  const decodeOne = (entry: TopicEntry, record: SourceRecord): DecodedRecord | DecodeFailure => {
     try {
       return entry.decode(record)
     } catch (error) {
       return new DecodeFailure(error)
     }
+  }
+  const decode = (entry: TopicEntry, record: SourceRecord): DecodedRow => {
+    if (entry.unpack === undefined) return decodeOne(entry, record)
+    let items: readonly SourceRecord[]
+    try {
+      items = entry.unpack(record)
+    } catch (error) {
+      return new DecodeFailure(error)
+    }
+    return new Unpacked(items, items.map((item) => decodeOne(entry, item)))
   }
   const deadLetter = (record: SourceRecord, node: string, error: unknown, fallback: ErrorCode, now: number): SinkRecord => {
     const code = error instanceof RagstreamError ? error.code : fallback
@@ -221,14 +243,10 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
     scope.out = out
     scope.stores = stores
     scope.now = now
-    const decoded = decodedBatches.get(records)
-    for (let i = 0; i < records.length; i++) {
-      const record = records[i]
-      const entry = entryFor(instance, record)
-      const row = decoded?.[i] ?? decode(entry, record)
+    const handleOne = (entry: TopicEntry, record: SourceRecord, row: DecodedRecord | DecodeFailure): void => {
       if (row instanceof DecodeFailure) {
         out.push(deadLetter(record, entry.node, row.error, 'RS_DECODE_FAILED', now))
-        continue
+        return
       }
       scope.record = record
       scope.user = false
@@ -243,6 +261,15 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         if (!scope.user) throw error
         fail(instance, record, mark, error)
       }
+    }
+    const decoded = decodedBatches.get(records)
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]
+      const entry = entryFor(instance, record)
+      const row = decoded?.[i] ?? decode(entry, record)
+      if (row instanceof Unpacked) {
+        for (let j = 0; j < row.items.length; j++) handleOne(entry, row.items[j], row.rows[j])
+      } else handleOne(entry, record, row)
     }
     for (const stage of instance.stages) {
       if (stage.items.length === 0) continue
@@ -312,12 +339,9 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         throw new Error(`topology '${app}' has decoders that load schemas per batch: call prepare(records) before prefetchKeys(records)`)
       }
       const keys = new Map<string, Map<number, Set<string>>>()
-      const rows: (DecodedRecord | DecodeFailure)[] = new Array(records.length)
-      for (let i = 0; i < records.length; i++) {
-        const record = records[i]
-        const row = decode(entryFor(template, record), record)
-        rows[i] = row
-        if (row instanceof DecodeFailure) continue
+      const rows: DecodedRow[] = new Array(records.length)
+      const want = (record: SourceRecord, row: DecodedRecord | DecodeFailure): void => {
+        if (row instanceof DecodeFailure) return
         for (const store of template.prefetch.get(record.topic) ?? []) {
           let partitions = keys.get(store)
           if (partitions === undefined) keys.set(store, (partitions = new Map()))
@@ -325,6 +349,14 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           if (set === undefined) partitions.set(record.partition, (set = new Set()))
           set.add(row.key)
         }
+      }
+      for (let i = 0; i < records.length; i++) {
+        const record = records[i]
+        const row = decode(entryFor(template, record), record)
+        rows[i] = row
+        if (row instanceof Unpacked) {
+          for (let j = 0; j < row.items.length; j++) want(row.items[j], row.rows[j])
+        } else want(record, row)
       }
       decodedBatches.set(records, rows)
       return keys

@@ -41,6 +41,14 @@ export interface TopicEntry {
   readonly node: string
   decode(record: SourceRecord): DecodedRecord
   handle(record: SourceRecord, decoded: DecodedRecord): void
+  /**
+   * For an internal topic whose records pack several items (e.g. the FK join's subscriptions: one record
+   * per partition per batch, so a batch's transaction carries a few records, not one per left row): the items as
+   * records of their own (the pack's topic, partition and offset; each item's key and value). Each is
+   * then decoded, prefetched, handled and — on failure — dead-lettered on its own, exactly as if it
+   * had been a record of the topic.
+   */
+  unpack?(record: SourceRecord): readonly SourceRecord[]
 }
 
 /**
