@@ -9,7 +9,6 @@
  *
  * so `replay`, `promote` and `status` agree on what "support-copilot@v2" is without a registry.
  */
-import { Admin } from '@platformatic/kafka'
 import { Redis } from 'ioredis'
 import { RagServices } from '../config/rag-services.ts'
 import type { HashingEmbeddingConfig } from '../embedding/hashing.ts'
@@ -17,6 +16,7 @@ import type { OpenAIEmbeddingConfig } from '../embedding/openai.ts'
 import { redactUrl, type Endpoints } from '../config/endpoints.ts'
 import type { RagstreamConfig } from '../config/file.ts'
 import { ConfigError } from '../errors.ts'
+import { compileForBroker as compileForKafka } from '../runtime/compile-for-broker.ts'
 import type { ProcessorTopology } from '../runtime/task.ts'
 import { resolveSinkConfig, type SinkConfig } from '../sink/config.ts'
 import type { Topology } from '../topology/topology.ts'
@@ -118,25 +118,7 @@ export function buildTopology(d: Deployment, services: RagServices): Topology {
 
 /** Compiles with the partition counts the broker reports (the same rule as `ragstream run`). */
 export async function compileForBroker(topology: Topology, endpoints: Endpoints): Promise<ProcessorTopology> {
-  const probe = topology.compile({ partitions: 1 })
-  const sinks = probe.topics.filter((t) => t.role === 'sink').map((t) => t.name)
-  const admin = new Admin({ clientId: `${probe.applicationId}-ops-admin`, bootstrapBrokers: [...endpoints.kafkaBrokers] })
-  try {
-    const existing = new Set(await admin.listTopics())
-    const missing = probe.sourceTopics.filter((t) => !existing.has(t) && !probe.topics.some((s) => s.name === t && s.role === 'repartition'))
-    if (missing.length > 0) throw new ConfigError(missing.map((t) => ({ path: `/topology/sources/${t}`, message: 'topic does not exist on the broker' })), 'topology topics', 'RS_TOPOLOGY_INVALID')
-    const known = [...new Set([...probe.sourceTopics, ...sinks])].filter((t) => existing.has(t))
-    const metadata = await admin.metadata({ topics: known })
-    const partitions = Math.max(1, ...probe.sourceTopics.map((t) => metadata.topics.get(t)?.partitionsCount ?? 0))
-    const sinkPartitions: Record<string, number> = {}
-    for (const t of sinks) {
-      const n = metadata.topics.get(t)?.partitionsCount
-      if (n !== undefined) sinkPartitions[t] = n
-    }
-    return topology.compile({ partitions, sinkPartitions })
-  } finally {
-    await admin.close().catch(() => {})
-  }
+  return compileForKafka(topology, endpoints.kafkaBrokers, 'ops-admin')
 }
 
 /** The external source topics of a deployment (no broker needed). */

@@ -86,10 +86,10 @@ export async function ensureTopics(brokers: readonly string[], topology: Process
 
 const SETTLE_MS = 15_000
 /** How long a missing source topic is looked for again: one created a moment ago may not be in the broker's metadata yet. */
-const SOURCE_SETTLE_MS = 5_000
+export const SOURCE_SETTLE_MS = 5_000
 
 /** The broker's topics, listed again within `timeoutMs` while any of `wanted` is missing. */
-async function listUntilPresent(admin: Admin, wanted: readonly string[], timeoutMs: number): Promise<Set<string>> {
+export async function listUntilPresent(admin: Admin, wanted: readonly string[], timeoutMs: number): Promise<Set<string>> {
   const deadline = Date.now() + timeoutMs
   const backoff = new Backoff({ initialMs: 100, maxMs: 1_000 })
   for (;;) {

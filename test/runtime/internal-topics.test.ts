@@ -4,6 +4,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Admin } from '@platformatic/kafka'
 import { RagstreamError } from '../../src/errors.ts'
+import { TopologyBuilder } from '../../src/dsl/index.ts'
+import { compileForBroker } from '../../src/runtime/compile-for-broker.ts'
 import { ensureTopics } from '../../src/runtime/internal-topics.ts'
 import { countingTopology } from '../support/counting-topology.ts'
 import { deleteAfter } from '../support/runtime-waits.ts'
@@ -40,4 +42,22 @@ test('ensureTopics: a source topic that never appears fails with RS_TOPOLOGY_INV
     assert.match(error.hint ?? '', /create the source topics/)
     return true
   })
+})
+
+test('compileForBroker (ragstream run, demo, replay): as many tasks as the sources have partitions; a source created meanwhile is waited for', async (t) => {
+  const input = uniqueName('cfb-in')
+  const output = uniqueName('cfb-out')
+  const builder = new TopologyBuilder({ applicationId: uniqueName('cfb-app') })
+  builder.table(input, { name: 'input' }).to(output)
+  await createTopics(t, [output], 1)
+  const compiling = compileForBroker(builder.build(), endpoints.kafkaBrokers, 'test-admin')
+  await new Promise((r) => setTimeout(r, 700))
+  await createTopics(t, [input], 3)
+  const compiled = await compiling
+  // One task per source partition: the store's changelog is created with that many partitions.
+  assert.equal(compiled.topics.find((x) => x.role === 'changelog')?.partitions, 3)
+
+  const missing = new TopologyBuilder({ applicationId: uniqueName('cfb-app') })
+  missing.table(uniqueName('cfb-missing'), { name: 'input' }).to(output)
+  await assert.rejects(compileForBroker(missing.build(), endpoints.kafkaBrokers, 'test-admin'), /RS_TOPOLOGY_INVALID|topic does not exist on the broker/)
 })

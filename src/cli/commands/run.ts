@@ -2,12 +2,12 @@ import { eventWriter } from '../../observability/event-log.ts'
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { Admin } from '@platformatic/kafka'
 import { checkKafka, checkRedis } from '../../config/services.ts'
 import { endpointsFromEnv } from '../../config/endpoints.ts'
 import { ConfigError, RagstreamError, type Problem } from '../../errors.ts'
 import { Metrics, serveMetrics } from '../../observability/metrics.ts'
 import { exportProcessorLag, instrumentProcessor } from '../../ops/instrument.ts'
+import { compileForBroker } from '../../runtime/compile-for-broker.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../runtime/kafka-runtime.ts'
 import type { ProcessorTopology } from '../../runtime/task.ts'
 import { MemoryStateStore } from '../../state/memory-store.ts'
@@ -45,26 +45,7 @@ export async function loadProcessorTopology(file: string, brokers: readonly stri
   if (!isCompilable(exported)) {
     throw new ConfigError([{ path: file, message: 'must default-export a topology built with TopologyBuilder#build() (or a compiled ProcessorTopology)' }], 'topology file')
   }
-  // Compile once to learn the topic names, then again with the broker's partition counts.
-  const probe = exported.compile({ partitions: 1 })
-  const sinks = probe.topics.filter((t) => t.role === 'sink').map((t) => t.name)
-  const admin = new Admin({ clientId: `${probe.applicationId}-run-admin`, bootstrapBrokers: [...brokers] })
-  try {
-    const existing = new Set(await admin.listTopics())
-    const missing = probe.sourceTopics.filter((t) => !existing.has(t) && !probe.topics.some((s) => s.name === t && s.role === 'repartition'))
-    if (missing.length > 0) throw new ConfigError(missing.map((t) => ({ path: `/topology/sources/${t}`, message: 'topic does not exist on the broker' })), 'topology topics', 'RS_TOPOLOGY_INVALID')
-    const known = [...new Set([...probe.sourceTopics, ...sinks])].filter((t) => existing.has(t))
-    const metadata = known.length > 0 ? await admin.metadata({ topics: known }) : undefined
-    const partitions = Math.max(1, ...probe.sourceTopics.map((t) => metadata?.topics.get(t)?.partitionsCount ?? 0))
-    const sinkPartitions: Record<string, number> = {}
-    for (const t of sinks) {
-      const n = metadata?.topics.get(t)?.partitionsCount
-      if (n !== undefined) sinkPartitions[t] = n
-    }
-    return exported.compile({ partitions, sinkPartitions })
-  } finally {
-    await admin.close().catch(() => {})
-  }
+  return compileForBroker(exported, brokers, 'run-admin')
 }
 
 function positiveInt(values: Record<string, unknown>, name: string, problems: Problem[]): number | undefined {
