@@ -113,6 +113,41 @@ test('a throwing joiner dead-letters the record and the line keeps moving', asyn
   assert.deepEqual([...driver.readTable('out').keys()], ['y'])
 })
 
+test('an answer that fails inside a response pack is dead-lettered alone, with its own key and value; the pack’s other answers join', async () => {
+  const builder = new TopologyBuilder({ applicationId: 'boom' })
+  const right = builder.table<{ ok: boolean }>('right', { name: 'right' })
+  builder
+    .table<{ fk: string }>('left', { name: 'left' })
+    .join(right, {
+      name: 'j',
+      foreignKey: (l) => l.fk,
+      joiner: (l, r) => {
+        if (!r.ok) throw new Error('not ok')
+        return { ...l, ...r }
+      },
+    })
+    .to('out')
+  const driver = new TopologyTestDriver(builder.build(), { partitions: 1 })
+  await driver.pipeBatch([
+    { topic: 'right', key: 'a', value: { ok: false } },
+    { topic: 'right', key: 'b', value: { ok: true } },
+  ])
+  await driver.pipeBatch([
+    { topic: 'left', key: 'x', value: { fk: 'a' } },
+    { topic: 'left', key: 'y', value: { fk: 'b' } },
+    { topic: 'left', key: 'z', value: { fk: 'b' } },
+  ])
+  const packs = driver.allOutput('boom-j-response-repartition')
+  assert.equal(packs.length, 1, 'the three answers travelled in one pack')
+  const [dead, ...more] = driver.readDeadLetters()
+  assert.equal(more.length, 0)
+  assert.equal(dead.key, 'x')
+  assert.equal(dead.headers[DEAD_LETTER_HEADERS.topic], 'boom-j-response-repartition')
+  assert.equal(dead.headers[DEAD_LETTER_HEADERS.offset], String(packs[0].offset))
+  assert.equal(dead.headers[DEAD_LETTER_HEADERS.message], 'not ok')
+  assert.deepEqual([...driver.readTable('out').keys()].sort(), ['y', 'z'])
+})
+
 /** Deterministic PRNG (mulberry32), so a failing seed can be replayed. */
 function prng(seed: number): () => number {
   let a = seed >>> 0

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { RagstreamError } from '../../src/errors.ts'
+import type { SinkRecord, SourceRecord } from '../../src/runtime/task.ts'
+import { packRecords, packTopic, unpackRecords } from '../../src/topology/record-pack.ts'
+
+function sourceOf(value: Buffer | null, key: Buffer | null = null): SourceRecord {
+  return { topic: 't', partition: 2, offset: 41n, timestamp: 7n, headers: new Map(), key, value }
+}
+
+const item = (partition: number, key: string, value: string | null, topic = 't'): SinkRecord => ({ topic, partition, key: Buffer.from(key), value: value === null ? null : Buffer.from(value) })
+
+test('a pack round-trips its items in order, null values and empty keys included, at the pack’s coordinates', () => {
+  const items = [item(2, 'a', 'one'), item(2, '', 'two'), item(2, 'ü', null)]
+  const unpacked = unpackRecords(sourceOf(packRecords(items)))
+  assert.deepEqual(
+    unpacked.map((r) => [r.key?.toString(), r.value?.toString() ?? null]),
+    [
+      ['a', 'one'],
+      ['', 'two'],
+      ['ü', null],
+    ],
+  )
+  for (const r of unpacked) assert.deepEqual([r.topic, r.partition, r.offset, r.timestamp], ['t', 2, 41n, 7n])
+})
+
+test('a record in the earlier JSON format is read as itself', () => {
+  const record = sourceOf(Buffer.from('{"i":1}'), Buffer.from('fk'))
+  assert.deepEqual(unpackRecords(record), [record])
+})
+
+test('a truncated or unknown pack is a decode failure', () => {
+  const bytes = packRecords([item(0, 'key', 'value')])
+  for (const broken of [bytes.subarray(0, bytes.length - 2), Buffer.from([9, 0, 0, 0, 1]), Buffer.alloc(0)]) {
+    assert.throws(
+      () => unpackRecords(sourceOf(broken)),
+      (e: unknown) => e instanceof RagstreamError && e.code === 'RS_DECODE_FAILED',
+    )
+  }
+})
+
+test('packTopic packs one topic per partition, in order, at most perPack items a record, and leaves other records alone', () => {
+  const out: SinkRecord[] = [item(0, 'x', '1', 'other'), item(1, 'a', '1'), item(0, 'b', '1'), item(1, 'c', '1'), item(1, 'd', '1'), item(0, 'y', '2', 'other')]
+  packTopic(out, 't', 2)
+  assert.deepEqual(
+    out.filter((r) => r.topic === 'other').map((r) => r.key?.toString()),
+    ['x', 'y'],
+  )
+  const packs = out.filter((r) => r.topic === 't')
+  assert.deepEqual(
+    packs.map((r) => [r.partition, r.key, unpackRecords(sourceOf(r.value)).map((i) => i.key?.toString())]),
+    [
+      [1, null, ['a', 'c']],
+      [1, null, ['d']],
+      [0, null, ['b']],
+    ],
+  )
+})
