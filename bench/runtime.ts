@@ -139,6 +139,7 @@ async function runtimeUntilIdle(topology: ProcessorTopology, stores: Map<string,
   }
   runtime.stop()
   await running
+  if (process.env.BENCH_DETAIL) process.stderr.write(`runtime stats: ${JSON.stringify(runtime.stats)}\n`)
   return { records: runtime.stats.records, ms: lastAt - t0 }
 }
 
