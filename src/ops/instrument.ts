@@ -1,7 +1,7 @@
 /**
  * Metrics wiring for the processor and the sink without touching either: the runtime and the sink
- * already report what happens (runtime events, batch stages, sink log events, the Embedder's
- * counters); this module turns those reports into the families of `src/observability/metrics.ts`.
+ * already report what happens (runtime events, batch stages, sink log events, telemetry from inside
+ * the topology); this module turns those reports into the families of `src/observability/metrics.ts`.
  *
  * Records in/out/dead-lettered are counted from what `process()` returned, but applied only when the
  * batch's transaction commits: an aborted batch is processed again, and counting it twice would
@@ -14,7 +14,6 @@
  */
 import { Admin as AdminClient, type Admin } from '@platformatic/kafka'
 import type pg from 'pg'
-import type { Embedder } from '../embedding/embedder.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { withTelemetry, type TelemetryEvent, type TelemetryListener } from '../observability/telemetry.ts'
 import type { BatchStage, KafkaRuntimeOptions, RuntimeEvent } from '../runtime/kafka-runtime.ts'
@@ -39,15 +38,6 @@ export interface InstrumentedProcessor {
   readonly onEvent: (event: RuntimeEvent) => void
   readonly onBatchStage: (stage: BatchStage) => void | Promise<void>
   readonly counters: Readonly<ProcessorCounters>
-}
-
-export interface InstrumentOptions {
-  /**
-   * Also export the embedding families from what the topology's embedders report during its calls:
-   * for `ragstream run`, which has no handle on the Embedder a topology file built. Leave it off when
-   * `embedderMetricsExporter` exports that Embedder's counters already, or every call counts twice.
-   */
-  readonly embedding?: boolean
 }
 
 /** One batch's governance counts, keyed `<node>\u0000<detector|outcome>`, applied when it commits. */
@@ -122,7 +112,6 @@ export function instrumentProcessor(
   topology: ProcessorTopology,
   metrics: Metrics,
   chain: Pick<KafkaRuntimeOptions, 'onEvent' | 'onBatchStage'> = {},
-  options: InstrumentOptions = {},
 ): InstrumentedProcessor {
   const name = topology.applicationId
   const roles = new Map(topology.topics.map((t) => [t.name, t.role]))
@@ -139,7 +128,7 @@ export function instrumentProcessor(
     const batch = counts
     const listener: TelemetryListener = (event) => {
       if (event.kind === 'govern' || event.kind === 'source-redactions') batch.add(event)
-      else if (options.embedding) exportEmbedding(metrics, event)
+      else exportEmbedding(metrics, event)
     }
     return withTelemetry(listener, fn)
   }
@@ -213,36 +202,6 @@ export function instrumentProcessor(
   }
 
   return { topology: wrapped, onEvent, onBatchStage, counters }
-}
-
-/**
- * Copies an Embedder's monotonic counters into the embedding families (call periodically; it diffs).
- * For a runner that holds the Embedder (the demo pipeline); `ragstream run` uses the telemetry scope
- * instead (`instrumentProcessor(…, { embedding: true })`), which also has each call's own latency.
- */
-export function embedderMetricsExporter(embedder: Embedder, metrics: Metrics): () => void {
-  const model = embedder.model
-  let last = embedder.metrics()
-  return () => {
-    const now = embedder.metrics()
-    const calls = now.calls - last.calls
-    if (calls > 0) {
-      metrics.inc('ragstream_embedding_calls_total', { model }, calls)
-      // Per-call latencies are not kept; the mean of the interval's calls is observed once per call.
-      const mean = (now.latencyMsTotal - last.latencyMsTotal) / calls / 1000
-      for (let i = 0; i < calls; i++) metrics.observe('ragstream_embedding_latency_seconds', { model }, mean)
-    }
-    if (now.items > last.items) metrics.inc('ragstream_embedding_items_total', { model }, now.items - last.items)
-    if (now.tokens > last.tokens) metrics.inc('ragstream_embedding_tokens_total', { model }, now.tokens - last.tokens)
-    if (now.cacheHits > last.cacheHits) metrics.inc('ragstream_embedding_cache_hits_total', { model }, now.cacheHits - last.cacheHits)
-    if (now.throttledMs > last.throttledMs) metrics.inc('ragstream_embedding_throttled_seconds_total', { model }, (now.throttledMs - last.throttledMs) / 1000)
-    if (now.retries > last.retries) metrics.inc('ragstream_embedding_retries_total', { model }, now.retries - last.retries)
-    for (const [code, n] of Object.entries(now.failures)) {
-      const before = last.failures[code] ?? 0
-      if (n > before) metrics.inc('ragstream_embedding_failures_total', { model, code }, n - before)
-    }
-    last = now
-  }
 }
 
 export interface SinkCounters {

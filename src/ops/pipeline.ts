@@ -19,7 +19,7 @@ import { RedisStateBackend } from '../state/redis-store.ts'
 import type { StateStore } from '../state/store.ts'
 import { buildTopology, compileForBroker, deploymentServices, sourceTopics, type Deployment } from './deployment.ts'
 import { consumerLag, type PartitionLag } from './consumer-lag.ts'
-import { embedderMetricsExporter, every, freshnessExporter, instrumentProcessor, instrumentSink, lagExporter, type ProcessorCounters, type SinkCounters } from './instrument.ts'
+import { every, freshnessExporter, instrumentProcessor, instrumentSink, lagExporter, type ProcessorCounters, type SinkCounters } from './instrument.ts'
 
 export async function connectPostgres(url: string, application: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url, application_name: application })
@@ -155,7 +155,6 @@ export class Pipeline {
     const processorLag = lagExporter(this.#admin, this.metrics, 'processor', d.applicationId, () => this.#sources)
     const sinkLag = lagExporter(this.#admin, this.metrics, 'sink', d.sink.groupId, () => [d.chunkTopic])
     this.#stopPollers = every(1000, [
-      embedderMetricsExporter(this.#services.embedder, this.metrics),
       freshnessExporter(this.#reader, d.sink.names.chunkTable, d.sink.names.chunkTableName, this.metrics),
       processorLag,
       sinkLag,

@@ -8,7 +8,7 @@ import { HashingProvider } from '../../src/embedding/hashing.ts'
 import { OpenAIProvider } from '../../src/embedding/openai.ts'
 import { Metrics } from '../../src/observability/metrics.ts'
 import { report } from '../../src/observability/telemetry.ts'
-import { embedderMetricsExporter, instrumentProcessor, instrumentSink } from '../../src/ops/instrument.ts'
+import { instrumentProcessor, instrumentSink } from '../../src/ops/instrument.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord } from '../../src/runtime/task.ts'
 import { DEAD_LETTER_HEADERS } from '../../src/topology/compile.ts'
 import { startFakeOpenAI } from '../embedding/fake-openai.ts'
@@ -124,7 +124,7 @@ function reportingTopology(embedder: Embedder): ProcessorTopology {
 test('governance counts from decoders and govern are applied at commit, an aborted batch\'s not at all; embedding calls count at once', async () => {
   const metrics = new Metrics()
   const embedder = new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 }))
-  const m = instrumentProcessor(reportingTopology(embedder), metrics, {}, { embedding: true })
+  const m = instrumentProcessor(reportingTopology(embedder), metrics)
   const run = async (batch: SourceRecord[]) => {
     m.topology.prefetchKeys(batch)
     await m.topology.process(batch, new Map(), 0)
@@ -155,14 +155,8 @@ test('governance counts from decoders and govern are applied at commit, an abort
   assert.equal(sampleSum(text, 'ragstream_embedding_latency_seconds_count'), 2, 'one latency sample per call')
 })
 
-test('without { embedding: true } the scope leaves the embedding families to embedderMetricsExporter, which exports retries and failures too', async (t) => {
+test('an embedding call that fails inside the topology counts with its error code, and the retries of one that succeeded', async (t) => {
   const metrics = new Metrics()
-  const embedder = new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 }))
-  const m = instrumentProcessor(reportingTopology(embedder), metrics)
-  m.topology.prefetchKeys([record('in', 'x')])
-  await m.topology.process([record('in', 'x')], new Map(), 0)
-  assert.equal(sampleSum(await metrics.text(), 'ragstream_embedding_calls_total'), 0)
-
   let fail = true
   const fake = await startFakeOpenAI(t, {
     dimensions: 8,
@@ -173,11 +167,14 @@ test('without { embedding: true } the scope leaves the embedding families to emb
     },
   })
   const remote = new Embedder(new OpenAIProvider({ kind: 'openai', model: 'm', dimensions: 8, baseUrl: fake.baseUrl, initialBackoffMs: 1 }, {}))
-  const exporter = embedderMetricsExporter(remote, metrics)
-  await assert.rejects(remote.embed([{ text: 'a', contentHash: contentHash('a') }]))
+  const m = instrumentProcessor(reportingTopology(remote), metrics)
+  const batch = [record('in', 'a')]
+  m.topology.prefetchKeys(batch)
+  await assert.rejects(m.topology.process(batch, new Map(), 0))
   fail = false
-  await remote.embed([{ text: 'b', contentHash: contentHash('b') }])
-  exporter()
+  const retried = [record('in', 'b')]
+  m.topology.prefetchKeys(retried)
+  await m.topology.process(retried, new Map(), 0)
   const text = await metrics.text()
   assert.match(text, /^ragstream_embedding_failures_total\{model="openai:m@8",code="RS_EMBEDDING_REJECTED"\} 1$/m)
   assert.match(text, /^ragstream_embedding_retries_total\{model="openai:m@8"\} 1$/m)

@@ -143,7 +143,7 @@ export const runCommand: CommandSpec = {
     const metrics = metricsPort === undefined ? undefined : new Metrics({ defaultMetrics: true })
     // The topology file built its own embedder and decoders: their counts reach the metrics through
     // the telemetry scope instrumentProcessor opens around each batch (embedding included).
-    const instrumented = metrics ? instrumentProcessor(topology, metrics, { onEvent: log }, { embedding: true }) : undefined
+    const instrumented = metrics ? instrumentProcessor(topology, metrics, { onEvent: log }) : undefined
     const stopLag = metrics ? exportProcessorLag(metrics, endpoints.kafkaBrokers, topology) : undefined
     const runtime = new KafkaRuntime(instrumented?.topology ?? topology, {
       brokers: endpoints.kafkaBrokers,
