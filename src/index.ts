@@ -29,7 +29,7 @@ export { MemoryStateStore } from './state/memory-store.ts'
 // Governance policies, the govern stage's helpers and the governance codecs.
 export { definePolicy, compilePolicy } from './governance/index.ts'
 export { redactAtSource } from './operators/govern.ts'
-export type { GovernOptions, GovernedDocument, ForgetOptions, AuditOutput, DeletionRequestDecoder } from './operators/govern.ts'
+export type { GovernOptions, GovernedDocument, GovernBatchMetrics, ForgetOptions, AuditOutput, DeletionRequestDecoder, RedactAtSourceOptions } from './operators/govern.ts'
 export { auditEventOutput, deletionRequestCodec } from './governance/forget/governance-codecs.ts'
 
 // Errors: codes are a documented contract (docs/errors.md).
