@@ -356,8 +356,12 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
         const rehomed = scope.stores.get(rehomedStore)!.get(record.partition, decoded.key)
         const right = rehomed !== undefined ? rehomed : rightBytes(scope.stores.get(rightRootStore)!.get(record.partition, decoded.key), decoded.key)
         const index = indexOf(record.partition, decoded.key)
-        index.subscribers.set(sub.k, [sub.p, sub.h])
-        index.dirty = true
+        const known = index.subscribers.get(sub.k)
+        // The same subscription again (an unchanged left row re-sent, e.g. a CDC snapshot re-read): the index stays as it is.
+        if (known === undefined || known[0] !== sub.p || known[1] !== sub.h) {
+          index.subscribers.set(sub.k, [sub.p, sub.h])
+          index.dirty = true
+        }
         if (right === null && sub.i === PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE) return
         respond(sub.k, sub.p, sub.h, right)
       },

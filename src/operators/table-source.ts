@@ -76,11 +76,11 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         const key = decoded.key
         const oldBytes = store.get(partition, key)
         const value = decoded.value === undefined ? null : decoded.value
-        scope.undoStore = store
-        scope.undoKey = key
-        scope.undoValue = oldBytes
         if (value === null) {
           if (oldBytes === undefined) return
+          scope.undoStore = store
+          scope.undoKey = key
+          scope.undoValue = oldBytes
           store.delete(partition, key)
           emit(key, needsOld ? decodeJson(oldBytes) : undefined, null)
         } else {
@@ -88,7 +88,14 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           scope.user = true // a decoder's value may not be JSON (a bigint): that record's failure
           const bytes = decoded.json ?? encodeJson(value)
           scope.user = false
-          store.put(partition, key, bytes)
+          // An unchanged row (a CDC snapshot re-read, a producer retry) is still a change downstream,
+          // as before, but rewriting the same bytes would only add a changelog record.
+          if (oldBytes === undefined || !oldBytes.equals(bytes)) {
+            scope.undoStore = store
+            scope.undoKey = key
+            scope.undoValue = oldBytes
+            store.put(partition, key, bytes)
+          }
           scope.encodedValue = value
           scope.encodedBytes = bytes
           emit(key, oldBytes === undefined ? null : needsOld ? decodeJson(oldBytes) : undefined, value)

@@ -148,6 +148,24 @@ test('an answer that fails inside a response pack is dead-lettered alone, with i
   assert.deepEqual([...driver.readTable('out').keys()].sort(), ['y', 'z'])
 })
 
+test('an unchanged left row re-sent joins again but rewrites neither its table nor the reverse index', async () => {
+  const driver = new TopologyTestDriver(fkJoinTopology('left', topics), { partitions: 3 })
+  await driver.pipe('products', 'p1', { name: 'widget', price: 5 })
+  await driver.pipe('orders', 'o1', { product: 'p1', qty: 1 })
+  const changelogs = (): number[] => ['orders', 'join-products-subscriptions'].map((store) => driver.allOutput(`fk-${store}-changelog`).length)
+  const before = changelogs()
+  assert.deepEqual(before, [1, 1])
+  await driver.pipe('orders', 'o1', { product: 'p1', qty: 1 })
+  assert.deepEqual(changelogs(), before)
+  assert.deepEqual(
+    driver.allOutput('order-details').map((r) => r.value),
+    [
+      { qty: 1, product: 'widget', price: 5 },
+      { qty: 1, product: 'widget', price: 5 },
+    ],
+  )
+})
+
 /** Deterministic PRNG (mulberry32), so a failing seed can be replayed. */
 function prng(seed: number): () => number {
   let a = seed >>> 0
