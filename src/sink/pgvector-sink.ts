@@ -21,11 +21,9 @@ import { redactUrl } from '../config/endpoints.ts'
 import type { SinkConfig } from './config.ts'
 import { ChunkDecoder, type RawChunkRecord } from './chunk-codec.ts'
 import { BatchWriter, buildBatch, claimPartitions, type PartitionProgress } from './batch-writer.ts'
+import { committedRecords, fetchUnfiltered } from '../runtime/read-committed.ts'
 
 const READ_COMMITTED = 1
-const IS_TRANSACTIONAL = 0x10
-const IS_CONTROL = 0x20
-const CONTROL_ABORT = 0
 /** How long #close waits for the group to be left and Postgres to say goodbye before it lets go. */
 const CLOSE_GRACE_MS = 5_000
 
@@ -375,16 +373,14 @@ export class PgvectorSink {
       const requested = new Map(partitions.map((p) => [p, this.#partitions.get(p)!]))
       let response
       try {
-        response = await this.#unlessStopped('kafka fetch', () => this.#consumer.fetch({
+        // Not Consumer.fetch: its read_committed filter drops committed transactions of a producer id
+        // that aborted more than once (see src/runtime/read-committed.ts); committedRecords filters.
+        response = await this.#unlessStopped('kafka fetch', () => fetchUnfiltered(this.#consumer, {
           node,
-          isolationLevel: READ_COMMITTED,
-          maxWaitTime: maxWaitMs,
+          maxWaitMs,
           minBytes: 1,
           maxBytes: 16 * 1024 * 1024,
-          topics: [{
-            topicId: topicMeta.id,
-            partitions: partitions.map((p) => ({ partition: p, fetchOffset: requested.get(p)!.position, partitionMaxBytes: 4 * 1024 * 1024, currentLeaderEpoch: -1, lastFetchedEpoch: -1 })),
-          }],
+          topics: [{ topic, topicId: topicMeta.id, partitions: partitions.map((p) => ({ partition: p, fetchOffset: requested.get(p)!.position, maxBytes: 4 * 1024 * 1024 })) }],
         }))
       } catch (error) {
         if (this.#stopping) return
@@ -393,49 +389,16 @@ export class PgvectorSink {
         await this.#pause('kafka fetch retry', 500)
         return
       }
-      for (const topicResponse of response.responses) {
-        for (const partitionResponse of topicResponse.partitions) {
-          const state = requested.get(partitionResponse.partitionIndex)
-          // The assignment changed while fetching, or this state was replaced: ignore the data.
-          if (!state || this.#partitions.get(partitionResponse.partitionIndex) !== state || this.#assignmentChanged) continue
-          this.#acceptFetched(partitionResponse.partitionIndex, state, partitionResponse.records ?? [], partitionResponse.abortedTransactions ?? [])
-        }
+      for (const fetched of response.partitions) {
+        const state = requested.get(fetched.partition)
+        // The assignment changed while fetching, or this state was replaced: ignore the data.
+        if (!state || this.#partitions.get(fetched.partition) !== state || this.#assignmentChanged) continue
+        const committed = committedRecords(topic, fetched.partition, state.position, fetched.batches, fetched.abortedTransactions)
+        for (const r of committed.records) state.records.push({ topic, partition: r.partition, offset: r.offset, key: r.key, value: r.value })
+        state.position = committed.nextOffset
+        if (this.#batchStartedAt === null && state.position > state.committed) this.#batchStartedAt = Date.now()
       }
     }))
-  }
-
-  /**
-   * Walks the fetched record batches in offset order, skipping control batches and batches of
-   * transactions the broker lists as aborted (Kafka's own read_committed algorithm: a producer
-   * is "aborting" from its listed first offset until its abort marker).
-   */
-  #acceptFetched(
-    partition: number,
-    state: PartitionState,
-    batches: readonly { firstOffset: bigint; lastOffsetDelta: number; attributes: number; producerId: bigint; firstTimestamp: bigint; records: readonly { offsetDelta: number; key: Buffer | null; value: Buffer | null }[] }[],
-    abortedList: readonly { producerId: bigint; firstOffset: bigint }[],
-  ): void {
-    const pendingAborts = [...abortedList].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0))
-    const aborting = new Set<bigint>()
-    const topic = this.#config.topic
-    for (const batch of batches) {
-      const lastOffset = batch.firstOffset + BigInt(batch.lastOffsetDelta)
-      if (lastOffset < state.position) continue
-      while (pendingAborts.length > 0 && pendingAborts[0].firstOffset <= lastOffset) aborting.add(pendingAborts.shift()!.producerId)
-      const transactional = (batch.attributes & IS_TRANSACTIONAL) !== 0
-      if ((batch.attributes & IS_CONTROL) !== 0) {
-        const type = batch.records[0]?.key?.readInt16BE(2)
-        if (type === CONTROL_ABORT) aborting.delete(batch.producerId)
-      } else if (!(transactional && aborting.has(batch.producerId))) {
-        for (const record of batch.records) {
-          const offset = batch.firstOffset + BigInt(record.offsetDelta)
-          if (offset < state.position) continue
-          state.records.push({ topic, partition, offset, key: record.key ?? null, value: record.value ?? null })
-        }
-      }
-      state.position = lastOffset + 1n
-    }
-    if (this.#batchStartedAt === null && state.position > state.committed) this.#batchStartedAt = Date.now()
   }
 
   async #flush(): Promise<void> {

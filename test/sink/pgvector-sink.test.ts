@@ -20,6 +20,27 @@ function startSink(env: SinkEnv, events: SinkLogEvent[] = []): { sink: PgvectorS
   return { sink, done, events }
 }
 
+test('sink: a producer that aborts, commits, aborts a transaction with no data and commits again: both committed transactions land', async (t) => {
+  // One transactional id, so one producer id with two aborts: the pattern @platformatic/kafka's own
+  // read_committed filter gets wrong (it dropped the first committed transaction; src/runtime/read-committed.ts).
+  const env = await createSinkEnv(t, { dims: 8 })
+  const producer = await chunkProducer(t, env.config)
+  const { config } = env
+  const chunk = async (id: string) => ({ key: id, value: await producer.encodeChunk(chunkEvent(config, { id })), partition: 0 })
+  await producer.send([await chunk('aborted#0')], { abort: true })
+  await producer.send([await chunk('a#0'), await chunk('b#0')])
+  await producer.send([], { abort: true })
+  await producer.send([await chunk('c#0')])
+  const { sink, done } = startSink(env)
+  t.after(async () => {
+    sink.stop()
+    await done.catch(() => {})
+  })
+  // 1 + 1 marker, 2 + 1 marker, 1 marker, 1 + 1 marker: offset 8 is the end.
+  await waitFor('the sink to reach the end of the topic', async () => ((await storedOffsets(env.admin, config)).get(0) ?? 0n) >= 8n)
+  assert.deepEqual([...(await readChunks(env.admin, config)).keys()].sort(), ['a#0', 'b#0', 'c#0'])
+})
+
 test('sink: upserts, tombstones, audit rows and rejects land in one transaction per batch; aborted transactions never', async (t) => {
   const env = await createSinkEnv(t, { dims: 8 })
   const producer = await chunkProducer(t, env.config)

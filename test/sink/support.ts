@@ -152,7 +152,7 @@ export interface ChunkProducer {
   readonly auditSchemaId: number
   encodeChunk(value: Record<string, unknown>): Promise<Buffer>
   encodeAudit(value: Record<string, unknown>): Promise<Buffer>
-  /** Produces in one transaction; `abort` aborts it instead of committing. */
+  /** Produces in one transaction; `abort` aborts it instead of committing. No messages: a transaction on partition 0 that produces nothing. */
   send(messages: readonly { key: string; value: Buffer | null; partition?: number }[], options?: { abort?: boolean }): Promise<void>
   close(): Promise<void>
 }
@@ -182,14 +182,19 @@ export async function chunkProducer(t: After, config: SinkConfig): Promise<Chunk
     encodeAudit: (value) => registry.encode(auditSchemaId, value),
     async send(messages, options = {}) {
       const tx = await producer.beginTransaction()
-      await tx.send({
-        messages: messages.map((m) => ({
-          topic: config.topic,
-          key: Buffer.from(m.key),
-          value: m.value ?? undefined,
-          ...(m.partition !== undefined ? { partition: m.partition } : {}),
-        })),
-      })
+      if (messages.length === 0) {
+        // A transaction that adds partition 0 and ends without producing to it: its marker is all it leaves.
+        await tx.addPartitions(await producer.metadata({ topics: [config.topic] }), [{ topic: config.topic, partition: 0, value: Buffer.alloc(0) }])
+      } else {
+        await tx.send({
+          messages: messages.map((m) => ({
+            topic: config.topic,
+            key: Buffer.from(m.key),
+            value: m.value ?? undefined,
+            ...(m.partition !== undefined ? { partition: m.partition } : {}),
+          })),
+        })
+      }
       if (options.abort) await tx.abort()
       else await tx.commit()
     },
