@@ -104,6 +104,8 @@ function decodeSubscription(bytes: Buffer): Subscription {
 interface Response {
   readonly h: string | null
   readonly v: unknown
+  /** The right row's JSON bytes, parsed only once the answer turns out current (most stale ones never are). */
+  readonly json?: Buffer | null
 }
 
 const NO_HASH = 0xffffffff
@@ -124,7 +126,7 @@ function decodeResponse(bytes: Buffer): Response {
   const hashLength = bytes.readUInt32BE(1)
   const valueStart = hashLength === NO_HASH ? 5 : 5 + hashLength
   if (valueStart > bytes.length) throw new RagstreamError('RS_DECODE_FAILED', 'the join response is truncated')
-  return { h: hashLength === NO_HASH ? null : bytes.toString('latin1', 5, valueStart), v: bytes.length > valueStart ? JSON.parse(bytes.toString('utf8', valueStart, bytes.length)) : null }
+  return { h: hashLength === NO_HASH ? null : bytes.toString('latin1', 5, valueStart), v: undefined, json: bytes.length > valueStart ? bytes.subarray(valueStart) : null }
 }
 
 /* Right repartition record: key = right key (UTF-8), partition = partitionForString(right key),
@@ -284,6 +286,14 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       scope.user = false
       return bytes
     }
+    /** A response's right row: JSON we wrote, so a parse failure is that record's (dead-lettered), never a retry. */
+    const rightValue = (json: Buffer): unknown => {
+      scope.node = name
+      scope.user = true
+      const value = decodeJson(json)
+      scope.user = false
+      return value
+    }
     const read = (getter: typeof leftGetter, bytes: Buffer | undefined, key: string): unknown => {
       scope.node = name
       scope.user = true
@@ -378,7 +388,8 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
         if (bytes === undefined || response.h !== leftHash(bytes)) return
         const left = read(leftGetter, bytes, decoded.key)
         if (left === null) return
-        if (response.v !== null) emit(decoded.key, undefined, join(left, response.v))
+        const right = response.json === undefined ? response.v : response.json === null ? null : rightValue(response.json)
+        if (right !== null) emit(decoded.key, undefined, join(left, right))
         else emit(decoded.key, undefined, isLeftJoin ? join(left, null) : null)
       },
     })
