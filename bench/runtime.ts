@@ -12,6 +12,15 @@
  * that loop alone. Throughput is records/s over the whole catch-up, from start to the last record.
  *
  *   node_modules/.bin/node bench/runtime.ts            # BENCH_RECORDS=1000000 BENCH_PARTITIONS=3
+ *
+ * Options (environment): BENCH_VARIANTS=raw,fk-join runs only those (ratios are against the first);
+ * BENCH_BATCH (1000); BENCH_DETAIL=1 prints, per runtime child, the records and bytes it read and
+ * wrote per topic and changelog, wall time per batch phase, the Kafka API calls it made (count, time,
+ * errors) and the runtime's stats; BENCH_CPU_PROF=<dir> writes a V8 CPU profile per child;
+ * BENCH_SIMULATE_SOURCE_CHANGELOG=1 drops the fk-join tickets store's changelog records, to estimate
+ * what reusing the source topic as that store's changelog would save (not exactly-once as it stands).
+ * The machine is shared: compare ratios and CPU µs/record within one run, repeat runs, never compare
+ * absolute rates across runs.
  */
 import { spawn } from 'node:child_process'
 import { tracingChannel } from 'node:diagnostics_channel'
