@@ -67,7 +67,7 @@ const JSON_START = 0x7b // '{'
  * 1/PER_PACK of a record each, so a batch's fixed cost is shared by ~PER_PACK times more rows. Small on
  * purpose: a batch of packs does up to PER_PACK times the work (and output) of a batch of records.
  */
-const PER_PACK = 8
+const PER_PACK = 16
 
 interface Subscription {
   readonly i: number
