@@ -25,6 +25,7 @@ import { RagstreamError } from '../errors.ts'
 import { ChangelogRestorer } from '../state/changelog.ts'
 import type { ChangelogRecord, StateStore } from '../state/store.ts'
 import { Backoff, sleep, withTimeout } from './backoff.ts'
+import { produceBounded } from './bounded-produce.ts'
 import { COPARTITIONED_PROTOCOL, copartitionedAssigner } from './copartitioned-assigner.ts'
 import { fetchStableOffsets, sendOffsetsToTransaction, type GroupMembership, type TopicPartitionOffset } from './group-offsets.ts'
 import { ensureTopics, type ResolvedTopics } from './internal-topics.ts'
@@ -349,8 +350,8 @@ export class KafkaRuntime {
     const producer = this.#producer ?? this.#newProducer()
     const timeout = this.#options.transactionTimeoutMs ?? 30_000
     const transaction = await withTimeout(producer.beginTransaction(), timeout, 'begin transaction')
-    const messages = outputs.length + changelog.length > 0 ? [...outputs, ...changelog].map(toMessage) : []
-    const produced = messages.length > 0 ? await withTimeout(transaction.send({ messages }), timeout, 'produce') : { offsets: [] }
+    const messages = [...outputs, ...changelog].map(toMessage)
+    const ends = await produceBounded((slice) => withTimeout(transaction.send({ messages: slice }), timeout, 'produce'), messages)
     await this.#stage('produced')
     await withTimeout(transaction.addConsumer(consumer), timeout, 'add offsets to transaction')
     await withTimeout(
@@ -368,15 +369,13 @@ export class KafkaRuntime {
     // Committed: now (and only now) the overlays may reach the backing store, with each changelog
     // partition's next offset as its checkpoint. A crash before this point loses nothing: the
     // checkpoint in the backing store is older, and restore replays the changelog from there.
-    const counts = new Map<string, number>()
-    for (const r of changelog) counts.set(partitionKey(r.topic, r.partition), (counts.get(partitionKey(r.topic, r.partition)) ?? 0) + 1)
     const checkpoints = new Map<string, Map<number, bigint>>()
-    for (const { topic, partition, offset } of produced.offsets ?? []) {
-      const store = changelogStore.get(topic)
-      const count = counts.get(partitionKey(topic, partition))
-      if (store === undefined || count === undefined) continue
+    for (const { topic, partition } of changelog) {
+      const end = ends.get(partitionKey(topic, partition))
+      if (end === undefined) continue
+      const store = changelogStore.get(topic)!
       const map = checkpoints.get(store) ?? new Map<number, bigint>()
-      map.set(partition, offset + BigInt(count))
+      map.set(partition, end)
       checkpoints.set(store, map)
     }
     await this.#flushStores(checkpoints)

@@ -57,10 +57,17 @@ export function unpackRecords(record: SourceRecord): readonly SourceRecord[] {
 }
 
 /**
- * Replaces, in place, the records of `topic` in `out` with packs of at most `perPack` items per
- * partition, in their order; other records keep theirs.
+ * Bytes of items a pack holds at most: a pack of large right rows must not become a record the broker
+ * refuses (max.message.bytes, 1 MiB by default) where its items, sent one by one, would pass.
  */
-export function packTopic(out: SinkRecord[], topic: string, perPack: number): void {
+export const PACK_MAX_BYTES = 256 * 1024
+
+/**
+ * Replaces, in place, the records of `topic` in `out` with packs of at most `perPack` items and about
+ * `maxBytes` of keys and values (an item larger than that is a pack of its own) per partition, in
+ * their order; other records keep theirs.
+ */
+export function packTopic(out: SinkRecord[], topic: string, perPack: number, maxBytes = PACK_MAX_BYTES): void {
   let byPartition: Map<number, SinkRecord[]> | undefined
   let kept = 0
   for (let i = 0; i < out.length; i++) {
@@ -77,8 +84,18 @@ export function packTopic(out: SinkRecord[], topic: string, perPack: number): vo
   if (byPartition === undefined) return
   out.length = kept
   for (const [partition, items] of byPartition) {
-    for (let from = 0; from < items.length; from += perPack) {
-      out.push({ topic, partition, key: null, value: packRecords(items.slice(from, from + perPack)) })
+    let pack: SinkRecord[] = []
+    let bytes = 0
+    for (const item of items) {
+      const n = (item.key?.length ?? 0) + (item.value?.length ?? 0)
+      if (pack.length === perPack || (pack.length > 0 && bytes + n > maxBytes)) {
+        out.push({ topic, partition, key: null, value: packRecords(pack) })
+        pack = []
+        bytes = 0
+      }
+      pack.push(item)
+      bytes += n
     }
+    if (pack.length > 0) out.push({ topic, partition, key: null, value: packRecords(pack) })
   }
 }

@@ -56,3 +56,14 @@ test('packTopic packs one topic per partition, in order, at most perPack items a
     ],
   )
 })
+
+test('packTopic closes a pack at maxBytes of keys and values, so large right rows never make a record the broker refuses', () => {
+  const big = 'v'.repeat(100)
+  const out: SinkRecord[] = [item(0, 'a', big), item(0, 'b', big), item(0, 'c', big), item(0, 'd', 'v'.repeat(500)), item(0, 'e', big)]
+  packTopic(out, 't', 16, 250)
+  assert.deepEqual(
+    out.map((r) => unpackRecords(sourceOf(r.value)).map((i) => i.key?.toString())),
+    [['a', 'b'], ['c'], ['d'], ['e']],
+    'a, b fit in 250 bytes; c would not; d alone exceeds the bound and is a pack of its own',
+  )
+})
