@@ -495,9 +495,9 @@ export class KafkaRuntime {
     // Restoring first and then waiting for the offsets, a transaction that commits meanwhile moved
     // the offsets past a batch whose state the restore never saw (the zombie test that resumes
     // before its transaction timeout). Waiting for stable offsets first lets that transaction end,
-    // and the restore then reads its changelog records too. (Left open: the coordinator writes the
-    // offsets' COMMIT marker and the changelog's independently, so a restore starting within that
-    // instant could still stop at the LSO before the changelog marker.)
+    // and the restore then reads its changelog records too. (The coordinator writes the offsets'
+    // COMMIT marker and the changelog's independently; the restorer gives a transaction still open
+    // on the changelog a moment to end, so it does not stop at an LSO the marker is about to move.)
     let committed = new Map<string, bigint>()
     if (owned.length > 0) {
       const stable = await this.#stableOffsets(owned, generationId)

@@ -3,7 +3,7 @@
  * restore that rebuilds a store partition from its changelog topic partition.
  *
  * Restore reads with read_committed up to the last stable offset (LSO) taken when the restore
- * starts. Transactional topics have offset gaps (commit/abort markers, aborted records, compacted
+ * starts (after a moment's wait if a transaction is open then: `openTransactionWaitMs`). Transactional topics have offset gaps (commit/abort markers, aborted records, compacted
  * records), so the loop advances by record-batch offsets, never by counting records, and it ends
  * when the position reaches the LSO even if the last offsets are transaction markers.
  *
@@ -101,6 +101,16 @@ export interface ChangelogRestorerOptions {
    * RS_CONFIG_INVALID. Default 30 s.
    */
   readonly partitionWaitMs?: number
+  /**
+   * When the changelog partition has an open transaction at the start (LSO below the high
+   * watermark), how long to wait for it to end before restoring to the LSO as it is. The committed
+   * offsets a task starts from are read first and stable, but the coordinator writes the offsets'
+   * COMMIT marker and the changelog's independently: a moment after the offsets turned stable the
+   * changelog's marker may still be on its way, and restoring to the LSO then would miss the very
+   * batch those offsets cover. A transaction still open after this is a live or zombie one the
+   * task's state does not depend on. Default 1 s.
+   */
+  readonly openTransactionWaitMs?: number
 }
 
 /** Where a partition is read from, or why it cannot be yet. */
@@ -138,6 +148,7 @@ export class ChangelogRestorer {
   readonly #chunkSize: number
   readonly #fetchMaxBytes: number
   readonly #partitionWaitMs: number
+  readonly #openTransactionWaitMs: number
   #queue: Promise<unknown> = Promise.resolve()
 
   constructor(options: ChangelogRestorerOptions) {
@@ -145,6 +156,7 @@ export class ChangelogRestorer {
     this.#chunkSize = options.chunkSize ?? 5000
     this.#fetchMaxBytes = options.fetchMaxBytes ?? 8 * 1024 * 1024
     this.#partitionWaitMs = options.partitionWaitMs ?? 30_000
+    this.#openTransactionWaitMs = options.openTransactionWaitMs ?? 1_000
     const clientId = options.clientId ?? 'ragstream-restore'
     // The group id is never joined: the restorer only fetches by explicit offsets.
     this.#consumer = new Consumer({
@@ -179,15 +191,23 @@ export class ChangelogRestorer {
     try {
       const settled = <T>(what: string, step: (location: { topicId: string; leader: number }) => Promise<T>): Promise<T> =>
         this.#settled(what, topic, partition, missing, step, signal)
-      const offsets = async (timestamp: bigint): Promise<bigint> => {
-        const result = await consumer.listOffsets({ topics: [topic], partitions: { [topic]: [partition] }, timestamp, isolationLevel: FetchIsolationLevels.READ_COMMITTED })
+      const offsets = async (timestamp: bigint, isolationLevel: number = FetchIsolationLevels.READ_COMMITTED): Promise<bigint> => {
+        const result = await consumer.listOffsets({ topics: [topic], partitions: { [topic]: [partition] }, timestamp, isolationLevel })
         const offset = result.get(topic)?.[partition]
         if (offset === undefined) throw new Error(`no ${timestamp === -2n ? 'earliest' : 'latest'} offset for ${topic}-${partition}`)
         return offset
       }
       // The checkpoint first: a flush only follows a commit, so a checkpoint read before the LSO is never beyond it.
       const checkpoint = await store.checkpoint(partition)
-      const [logStart, end] = await settled(`offsets of ${topic}-${partition}`, () => Promise.all([offsets(-2n), offsets(-1n)]))
+      const [logStart, lso, highWatermark] = await settled(`offsets of ${topic}-${partition}`, () =>
+        Promise.all([offsets(-2n), offsets(-1n), offsets(-1n, FetchIsolationLevels.READ_UNCOMMITTED)]))
+      // An open transaction holds the LSO back: give it a moment to end (see openTransactionWaitMs).
+      let end = lso
+      const deadline = Date.now() + this.#openTransactionWaitMs
+      while (end < highWatermark && Date.now() < deadline && !signal?.aborted) {
+        await sleep(50, signal)
+        end = await settled(`offsets of ${topic}-${partition}`, () => offsets(-1n))
+      }
       // No checkpoint: Redis lost the partition. A checkpoint outside the log: the topic was
       // recreated or truncated, so the stored state cannot be continued. Both start from scratch.
       const cleared = checkpoint === undefined || checkpoint < logStart || checkpoint > end

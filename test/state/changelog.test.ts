@@ -219,6 +219,25 @@ test('changelog: a restore keeps a committed transaction that lies between two a
   await assertStoreEquals(store, 0, [...committed, 'aborted-1', 'aborted-2'], new Map(committed.map((v) => [v, Buffer.from(v)])))
 })
 
+test('changelog: a transaction that commits a moment after the restore starts (its marker still on its way) is restored', async (t) => {
+  await checkKafka(endpoints)
+  const topic = uniqueName('rs-cl-late-commit')
+  await createTopics(t, [topic], 1, [{ name: 'cleanup.policy', value: 'compact' }])
+  const producer = transactionalProducer(t, 'rs-cl-late')
+  const open = await producer.beginTransaction()
+  await open.send({ messages: [{ topic, partition: 0, key: Buffer.from('k'), value: Buffer.from('committed late') }] })
+  const store = new MemoryStateStore('late-commit')
+  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore'), openTransactionWaitMs: 5_000 })
+  t.after(() => restorer.close())
+  const restoring = restorer.restore({ store, topic, partition: 0 })
+  await new Promise((r) => setTimeout(r, 300))
+  await open.commit()
+  const result = await restoring
+  assert.equal(result.restored, 1, 'the restore waited for the open transaction and read its record')
+  await store.prefetch(0, new Set(['k']))
+  assert.equal(store.get(0, 'k')?.toString(), 'committed late')
+})
+
 test('changelog: restoring from a changelog topic that does not exist fails with a message naming the topic', async (t) => {
   await checkKafka(endpoints)
   await checkRedis(endpoints.redisUrl)
