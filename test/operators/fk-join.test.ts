@@ -86,7 +86,8 @@ test('right rows on a partition their key does not hash to (e.g. Debezium JSON k
   assert.deepEqual(driver.readDeadLetters(), [])
 })
 
-test('a throwing joiner dead-letters the record and the line keeps moving', async () => {
+/** left ⋈ right on left.fk, whose joiner throws for a right row with ok = false. */
+function throwingJoinerTopology() {
   const builder = new TopologyBuilder({ applicationId: 'boom' })
   const right = builder.table<{ ok: boolean }>('right', { name: 'right' })
   builder
@@ -100,7 +101,11 @@ test('a throwing joiner dead-letters the record and the line keeps moving', asyn
       },
     })
     .to('out')
-  const driver = new TopologyTestDriver(builder.build(), { partitions: 2 })
+  return builder.build()
+}
+
+test('a throwing joiner dead-letters the record and the line keeps moving', async () => {
+  const driver = new TopologyTestDriver(throwingJoinerTopology(), { partitions: 2 })
   await driver.pipe('right', 'a', { ok: false })
   await driver.pipe('right', 'b', { ok: true })
   await driver.pipe('left', 'x', { fk: 'a' })
@@ -114,20 +119,7 @@ test('a throwing joiner dead-letters the record and the line keeps moving', asyn
 })
 
 test('an answer that fails inside a response pack is dead-lettered alone, with its own key and value; the pack’s other answers join', async () => {
-  const builder = new TopologyBuilder({ applicationId: 'boom' })
-  const right = builder.table<{ ok: boolean }>('right', { name: 'right' })
-  builder
-    .table<{ fk: string }>('left', { name: 'left' })
-    .join(right, {
-      name: 'j',
-      foreignKey: (l) => l.fk,
-      joiner: (l, r) => {
-        if (!r.ok) throw new Error('not ok')
-        return { ...l, ...r }
-      },
-    })
-    .to('out')
-  const driver = new TopologyTestDriver(builder.build(), { partitions: 1 })
+  const driver = new TopologyTestDriver(throwingJoinerTopology(), { partitions: 1 })
   await driver.pipeBatch([
     { topic: 'right', key: 'a', value: { ok: false } },
     { topic: 'right', key: 'b', value: { ok: true } },
