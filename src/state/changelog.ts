@@ -20,12 +20,11 @@
  * refreshes and backoff, within `partitionWaitMs`; a topic or partition still absent after that is a
  * configuration error that names the topic.
  */
-import { Consumer, FetchIsolationLevels, IS_CONTROL, IS_TRANSACTIONAL, findErrorBy } from '@platformatic/kafka'
-import type { RecordsBatch } from '@platformatic/kafka'
+import { Consumer, FetchIsolationLevels, findErrorBy } from '@platformatic/kafka'
 import { RagstreamError, ServiceUnavailableError } from '../errors.ts'
 import { Backoff, sleep } from '../runtime/backoff.ts'
 import type { SinkRecord } from '../runtime/task.ts'
-import { fetchUnfiltered } from '../runtime/read-committed.ts'
+import { committedRecords, fetchUnfiltered } from '../runtime/read-committed.ts'
 import type { ChangelogRecord, StateStore } from './store.ts'
 
 /** The changelog topic of a store: `<applicationId>-<store>-changelog` (compacted; one partition per store partition). */
@@ -126,11 +125,6 @@ class UnsettledPartition extends Error {}
  */
 function isUnsettled(error: unknown): boolean {
   return error instanceof UnsettledPartition || (error instanceof Error && findErrorBy(error, 'hasStaleMetadata', true) !== null)
-}
-
-/** The record-batch control type in a control record's key: version int16, then type int16 (0 = abort, 1 = commit). */
-function isAbortMarker(batch: RecordsBatch): boolean {
-  return batch.records[0]?.key?.readInt16BE(2) === 0
 }
 
 /**
@@ -255,33 +249,18 @@ export class ChangelogRestorer {
         }
         emptyFetches = 0
 
-        // Aborted transactions, as the Java consumer filters them: a producer's transactional
-        // batches are skipped from the first offset of its aborted transaction to its abort marker.
-        const pendingAborts = [...(data?.abortedTransactions ?? [])].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0))
-        const abortedProducers = new Set<bigint>()
-        for (const batch of batches) {
-          const next = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n
-          if (batch.producerId >= 0n) {
-            while (pendingAborts.length > 0 && pendingAborts[0].firstOffset < next) abortedProducers.add(pendingAborts.shift()!.producerId)
+        // Aborted transactions dropped as the Java consumer drops them; markers and gaps skipped.
+        const committed = committedRecords(topic, partition, position, batches, data?.abortedTransactions)
+        for (const record of committed.records) {
+          if (record.key === null) {
+            throw new RagstreamError('RS_DECODE_FAILED', `changelog ${topic}-${partition} has a record without a key at offset ${record.offset}`, {
+              context: { topic, partition, offset: record.offset },
+            })
           }
-          const skip = (batch.attributes & IS_CONTROL) !== 0 || ((batch.attributes & IS_TRANSACTIONAL) !== 0 && abortedProducers.has(batch.producerId))
-          if ((batch.attributes & IS_CONTROL) !== 0 && isAbortMarker(batch)) abortedProducers.delete(batch.producerId)
-          if (next <= position) continue // a batch that starts before the fetch offset comes back whole
-          if (!skip) {
-            for (const record of batch.records) {
-              const offset = batch.firstOffset + BigInt(record.offsetDelta)
-              if (offset < position) continue
-              if (record.key === null) {
-                throw new RagstreamError('RS_DECODE_FAILED', `changelog ${topic}-${partition} has a record without a key at offset ${offset}`, {
-                  context: { topic, partition, offset },
-                })
-              }
-              chunk.push({ key: record.key.toString('utf8'), value: record.value === null ? null : Buffer.from(record.value) })
-              if (chunk.length >= this.#chunkSize) await apply(offset + 1n)
-            }
-          }
-          position = next
+          chunk.push({ key: record.key.toString('utf8'), value: record.value === null ? null : Buffer.from(record.value) })
+          if (chunk.length >= this.#chunkSize) await apply(record.offset + 1n)
         }
+        position = committed.nextOffset
         await apply(position)
       }
       // Persist where the restore ended even when the last stretch held no records (markers only),
