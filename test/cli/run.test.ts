@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -18,18 +17,10 @@ import { startFakeOpenAI } from '../embedding/fake-openai.ts'
 import { deleteSubject } from '../serde/registry-helpers.ts'
 import { readCommitted } from '../support/runtime-harness.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
+import { freePort } from '../support/local.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const PARTITIONS = 2
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number }
-      probe.close(() => resolve(port))
-    })
-  })
-}
 
 /** The value of one sample line (`name{labels} value`), or undefined. */
 function sample(exposition: string, name: string, labels: string): number | undefined {

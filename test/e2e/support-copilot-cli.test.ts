@@ -16,6 +16,7 @@ import { generatorTopics } from '../../src/generator/generator.ts'
 import { readCommitted } from '../support/runtime-harness.ts'
 import { deleteSubject } from '../serde/registry-helpers.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
+import { deleteKeys } from '../support/local.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const NODE = join(ROOT, 'node_modules/.bin/node')
@@ -28,15 +29,6 @@ function ragstream(args: string[]): { exited: Promise<number | null>; stderr: ()
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
   return { exited, stderr: () => stderr, kill: (signal) => child.exitCode === null && child.kill(signal) }
-}
-
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
-    if (keys.length > 0) await redis.del(...keys)
-    cursor = next
-  } while (cursor !== '0')
 }
 
 test('ragstream generate + ragstream run support-copilot: chunk events on the chunk topic, graceful stop on SIGTERM', { timeout: 90_000 }, async (t) => {

@@ -25,6 +25,7 @@ import { deleteSubject } from '../serde/registry-helpers.ts'
 import { decodeChunkEvents, testRagServices } from '../support/rag-services.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
+import { deleteKeys } from '../support/local.ts'
 
 const PARTITIONS = 3
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -113,12 +114,7 @@ test('support-copilot e2e: generated CDC → KafkaRuntime (exactly once) → com
     await deleteSubject(`${deletionsTopic}-value`).catch(() => {})
     await admin.deleteGroups({ groups: [applicationId, consoleGroup] }).catch(() => {})
     await admin.close()
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `rs:{${applicationId}:*`, 'COUNT', 1000)
-      if (keys.length > 0) await redis.del(...keys)
-      cursor = next
-    } while (cursor !== '0')
+    await deleteKeys(redis, `rs:{${applicationId}:*`)
     await redis.quit()
   })
   await createTopics(t, [chunkTopic], PARTITIONS)

@@ -33,6 +33,7 @@ import { deleteSubject } from '../serde/registry-helpers.ts'
 import { connect, createRoles, createSinkEnv, roleUrl, waitFor, waitForCatchUp, type SinkEnv } from '../sink/support.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
+import { deleteKeys } from '../support/local.ts'
 
 const PARTITIONS = 3
 const DIMS = 16
@@ -72,14 +73,7 @@ test('governance e2e: redaction everywhere, reclassification, forget --wait with
     await admin.deleteTopics({ topics: internalTopics }).catch(() => {})
     await admin.deleteGroups({ groups: applications }).catch(() => {})
     await admin.close()
-    for (const pattern of [`${cachePrefix}:*`, ...applications.map((a) => `rs:{${a}:*`)]) {
-      let cursor = '0'
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
-        if (keys.length > 0) await redis.del(...keys)
-        cursor = next
-      } while (cursor !== '0')
-    }
+    for (const pattern of [`${cachePrefix}:*`, ...applications.map((a) => `rs:{${a}:*`)]) await deleteKeys(redis, pattern)
     await redis.quit()
   })
   t.after(() => deleteSubject(`${topics.deletions}-value`))

@@ -6,6 +6,7 @@ import { DEAD_LETTER_HEADERS, TopologyTestDriver } from '../../src/testing/index
 import { partitionForString } from '../../src/topology/partitioner.ts'
 import { unpackRecords } from '../../src/topology/record-pack.ts'
 import { fkJoinCases, fkJoinTopology, type FkJoinRunner, type OrderDetail } from '../support/fk-join-cases.ts'
+import { seededRandom } from '../support/seeded-random.ts'
 
 const driverRunner: FkJoinRunner = {
   async start(type, partitions) {
@@ -158,22 +159,10 @@ test('an unchanged left row re-sent joins again but rewrites neither its table n
   )
 })
 
-/** Deterministic PRNG (mulberry32), so a failing seed can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 for (const type of ['inner', 'left'] as const) {
   test(`${type}: seeded random changes on both sides keep the output equal to the join recomputed from scratch`, async () => {
     for (let seed = 1; seed <= 12; seed++) {
-      const random = prng(seed)
+      const random = seededRandom(seed)
       const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]
       const partitions = 1 + Math.floor(random() * 4)
       const driver = new TopologyTestDriver(fkJoinTopology(type, topics), { partitions })
@@ -266,7 +255,7 @@ test('a join result read by another join is materialized under the join name, wi
 for (const type of ['inner', 'left'] as const) {
   test(`${type}: chained joins re-trigger from every table, across store losses, checked against the recomputed join (seeded)`, async () => {
     for (let seed = 1; seed <= 10; seed++) {
-      const random = prng(1000 + seed)
+      const random = seededRandom(1000 + seed)
       const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]
       const partitions = 1 + Math.floor(random() * 4)
       const driver = new TopologyTestDriver(chainedTopology(type), { partitions })
@@ -329,7 +318,7 @@ test('a join result can be the right table of another join: right-side re-trigge
     .join(enriched, { name: 'join-enriched', foreignKey: (order) => order.product, joiner: (order, product) => ({ qty: order.qty, ...product }) })
     .to('lines')
   for (let seed = 1; seed <= 8; seed++) {
-    const random = prng(2000 + seed)
+    const random = seededRandom(2000 + seed)
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]
     const partitions = 1 + Math.floor(random() * 4)
     const driver = new TopologyTestDriver(b.build(), { partitions })

@@ -8,6 +8,7 @@ import { loadConfig, type RagstreamConfig } from '../../src/config/file.ts'
 import { quoteIdent } from '../../src/sink/identifiers.ts'
 import { deleteSubject } from '../serde/registry-helpers.ts'
 import { endpoints } from '../support/stack.ts'
+import { deleteKeys } from '../support/local.ts'
 
 type After = { after: (fn: () => Promise<void>) => void }
 
@@ -20,15 +21,6 @@ export interface OpsEnv {
   readonly sqlTopology: string
   readonly analystRole: string
   readonly cachePrefix: string
-}
-
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
-    if (keys.length > 0) await redis.del(...keys)
-    cursor = next
-  } while (cursor !== '0')
 }
 
 export function opsEnv(t: After, extra: NodeJS.ProcessEnv = {}): OpsEnv {

@@ -22,6 +22,7 @@ import type { Topology } from '../../src/topology/topology.ts'
 import { deleteRedisKeys } from '../support/kafka-fk-runner.ts'
 import { endpoints, uniqueName } from '../support/stack.ts'
 import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
+import { seededRandom } from '../support/seeded-random.ts'
 
 const PARTITIONS = 3
 const PHASES = 3
@@ -75,18 +76,6 @@ function recomputed(type: JoinType, orders: ReadonlyMap<string, Order>, products
   return out
 }
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 interface Change {
   readonly topic: string
   readonly key: string
@@ -111,7 +100,7 @@ test('differential: the Kafka runtime\'s committed FK-join output (inner and lef
   await checkRedis(endpoints.redisUrl)
   const seed = Number(process.env.RAGSTREAM_DIFF_SEED ?? randomInt(1, 2 ** 31))
   t.diagnostic(`seed ${seed} (replay: RAGSTREAM_DIFF_SEED=${seed})`)
-  const random = prng(seed)
+  const random = seededRandom(seed)
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]
 
   const id = uniqueName('diff')

@@ -5,7 +5,6 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -14,6 +13,7 @@ import { checkKafka } from '../../src/config/services.ts'
 import { readCommitted } from '../support/runtime-harness.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 import { startPrivateRedis } from '../state/redis-harness.ts'
+import { freePort } from '../support/local.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const PARTITIONS = 2
@@ -58,12 +58,7 @@ test('ragstream run: runs a DSL topology file exactly once and stops gracefully 
   const { file, feed, input, output } = await passThroughTopologyFile(t, applicationId)
   await feed(0, 200)
 
-  const port = await new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number }
-      probe.close(() => resolve(port))
-    })
-  })
+  const port = await freePort()
   const args = ['run', file, '--store', 'memory', '--instance-id', 'cli-test', '--session-timeout-ms', '3000', '--metrics-port', String(port)]
   const child = spawn(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'bin/ragstream.ts'), ...args], {
     env: { ...process.env, RAGSTREAM_KAFKA_BROKERS: endpoints.kafkaBrokers.join(',') },

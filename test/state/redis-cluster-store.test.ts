@@ -8,7 +8,8 @@ import { ServiceUnavailableError } from '../../src/errors.ts'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { endpoints, uniqueName } from '../support/stack.ts'
 import { stateStoreConformance } from './conformance.ts'
-import { freePort, redisStoreHarness, startPrivateCluster } from './redis-harness.ts'
+import { freePort } from '../support/local.ts'
+import { redisStoreHarness, startPrivateCluster } from './redis-harness.ts'
 
 const cluster = { kind: 'cluster', nodes: endpoints.redisClusterNodes } as const
 

@@ -5,7 +5,6 @@ import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
@@ -14,6 +13,7 @@ import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import type { RedisTarget } from '../../src/state/redis-store.ts'
 import { uniqueName } from '../support/stack.ts'
 import type { StoreHarness } from './conformance.ts'
+import { freePort } from '../support/local.ts'
 
 /** The Redis node connections (single server, or every cluster master) a backend talks through. */
 function nodeClients(client: Redis | Cluster): Redis[] {
@@ -89,16 +89,6 @@ export async function redisStoreHarness(t: TestContext, target: RedisTarget): Pr
     open: (name) => backend.store(name),
     commandsDuring: (store, partition, action) => commandsDuring(backend, store, partition, action),
   }
-}
-
-/** A loopback port nobody listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
 }
 
 export interface PrivateRedis {

@@ -7,7 +7,8 @@ import { RagstreamError, ServiceUnavailableError, isRetriable } from '../../src/
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { endpoints, uniqueName } from '../support/stack.ts'
 import { stateStoreConformance } from './conformance.ts'
-import { freePort, redisStoreHarness, startPrivateRedis } from './redis-harness.ts'
+import { freePort } from '../support/local.ts'
+import { redisStoreHarness, startPrivateRedis } from './redis-harness.ts'
 
 const single = { kind: 'single', url: endpoints.redisUrl } as const
 

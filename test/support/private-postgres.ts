@@ -3,22 +3,14 @@
 // Uses the newest installed server binaries and the system-wide pgvector extension files.
 import { execFileSync } from 'node:child_process'
 import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from './local.ts'
 
 export interface PrivatePostgres {
   readonly url: string
   restart(mode: 'fast' | 'immediate'): void
   stop(): void
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 function asPostgres(bin: string, args: string[]): void {

@@ -7,18 +7,14 @@ import { RagServices } from '../../src/config/rag-services.ts'
 import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
 import { deleteSubject } from '../serde/registry-helpers.ts'
 import { endpoints, uniqueName } from './stack.ts'
+import { deleteKeys } from './local.ts'
 
 export async function testRagServices(t: { after: (fn: () => Promise<void>) => void }, chunkTopic: string): Promise<RagServices> {
   const redis = new Redis(endpoints.redisUrl, { lazyConnect: true })
   const cachePrefix = uniqueName('rs-test-emb')
   const services = new RagServices({ redis, registryUrl: endpoints.schemaRegistryUrl, chunkTopic, cachePrefix, redisAddress: endpoints.redisUrl })
   t.after(async () => {
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${cachePrefix}:*`, 'COUNT', 1000)
-      if (keys.length > 0) await redis.del(...keys)
-      cursor = next
-    } while (cursor !== '0')
+    await deleteKeys(redis, `${cachePrefix}:*`)
     await services.close()
     await deleteSubject(`${chunkTopic}-value`)
   })

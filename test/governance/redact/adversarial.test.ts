@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { buildRedactor } from '../../../src/governance/redact/redactor.ts'
-import { seededRandom } from '../../fixtures/governance/corpus.ts'
+import { seededRandom } from '../../support/seeded-random.ts'
 import { run } from './helpers.ts'
 
 const N = 200_000

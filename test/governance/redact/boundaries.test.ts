@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { generateLabelledCorpus, seededRandom } from '../../fixtures/governance/corpus.ts'
+import { generateLabelledCorpus } from '../../fixtures/governance/corpus.ts'
+import { seededRandom } from '../../support/seeded-random.ts'
 import { run } from './helpers.ts'
 
 const LEFT = [' ', '\n', '(', '"', "'", ': ', '=', ', ', '[', '<', 'x ', '1 ', '. ', '\t', '*', '- ']
