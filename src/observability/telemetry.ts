@@ -19,6 +19,7 @@ export interface GovernTelemetry {
   readonly node: string
   readonly emitted: number
   readonly denied: number
+  /** Rows of a forgotten subject that produced only a delete. */
   readonly suppressed: number
   readonly deleted: number
   readonly requestsApplied: number

@@ -46,7 +46,7 @@ import { decodeSuppression, encodeSuppression, findSuppression, mergeSuppression
 import { compilePolicy, type CompiledPolicy, type GovernRecord, type JoinedMetadata, type PolicyDefinition } from '../governance/policy.ts'
 import { buildRedactor, type RedactionConfig } from '../governance/redact/redactor.ts'
 import { hashSubject, isSubject } from '../governance/subject.ts'
-import { report, telemetryActive } from '../observability/telemetry.ts'
+import { report, telemetryActive, type GovernTelemetry } from '../observability/telemetry.ts'
 import type { StateStore } from '../state/store.ts'
 import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type InternalTopic, type NodeKindSpec, type StageBuffer } from '../topology/compiled.ts'
 import { changelogTopic, deletionBroadcastTopic, forgottenSubjectsStore, subjectIndexStore, topicNameProblem, type GovernNode, type StageContext, type StageItem, type StageNode, type StageResult, type StageRow, type TopologyGraph, type Decoder } from '../topology/graph.ts'
@@ -148,17 +148,8 @@ export interface GovernOptions<V> {
   readonly observe?: (batch: GovernBatchMetrics) => void
 }
 
-/** What one batch of govern did: counts, never values. */
-export interface GovernBatchMetrics {
-  readonly emitted: number
-  readonly denied: number
-  /** Rows of a forgotten subject that produced only a delete. */
-  readonly suppressed: number
-  readonly deleted: number
-  readonly requestsApplied: number
-  readonly entitiesForgotten: number
-  readonly redactions: Readonly<Record<string, number>>
-}
+/** What one batch of govern did: counts, never values (the telemetry report without its node). */
+export type GovernBatchMetrics = Omit<GovernTelemetry, 'kind' | 'node'>
 
 /** Options of {@link redactAtSource}. */
 export interface RedactAtSourceOptions {
