@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is missing, starts the local stack, type-checks, and runs
-# every test file under test/ with Node's test runner on Node 24 (node_modules/.bin/node).
+# The README's test command: installs what is missing, starts the local stack, type-checks, lints,
+# checks formatting (scripts/lint.sh), and runs every test file under test/ with Node's test runner on Node 24 (node_modules/.bin/node).
 # Extra arguments are passed to `node --test` (e.g. a file path or --test-name-pattern).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 bash scripts/setup.sh
 export PATH="$ROOT/node_modules/.bin:$PATH"
-echo "[test] tsc --noEmit" >&2
-tsc --noEmit -p .
+bash scripts/lint.sh
 # Every test ends within 4 minutes (a test may ask for more with its own { timeout }): a hang fails
 # that test with a message instead of stalling the suite. RAGSTREAM_TEST_TIMEOUT_MS overrides it.
 # --test-force-exit: a test file whose tests are done exits even if a leaked handle would keep it alive.

@@ -40,7 +40,7 @@ export function recursiveSplit(text: string, options: RecursiveSplitOptions): st
 
   // Greedy packing with overlap, over pieces that each fit the limit.
   const pack = (pieces: readonly string[]): void => {
-    let current: string[] = []
+    const current: string[] = []
     let total = 0
     for (const piece of pieces) {
       const n = size(piece)

@@ -82,7 +82,7 @@ export class OpenAIProvider implements EmbeddingProvider {
       else headers.authorization = `Bearer ${this.#apiKey}`
     }
     const maxRetries = c.maxRetries ?? 6
-    let lastProblem = ''
+    let lastProblem: string
     for (let attempt = 0; ; attempt++) {
       let waitMs: number | undefined
       try {

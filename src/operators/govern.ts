@@ -47,6 +47,7 @@ import { compilePolicy, type CompiledPolicy, type GovernRecord, type JoinedMetad
 import { buildRedactor, type RedactionConfig } from '../governance/redact/redactor.ts'
 import { hashSubject, isSubject } from '../governance/subject.ts'
 import { report, telemetryActive, type GovernTelemetry } from '../observability/telemetry.ts'
+import type { SourceRecord } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
 import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type InternalTopic, type NodeKindSpec, type StageBuffer } from '../topology/compiled.ts'
 import { changelogTopic, deletionBroadcastTopic, forgottenSubjectsStore, subjectIndexStore, topicNameProblem, type GovernNode, type StageContext, type StageItem, type StageNode, type StageResult, type StageRow, type TopologyGraph, type Decoder } from '../topology/graph.ts'
@@ -467,7 +468,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
     const topologyVersion = options.topologyVersion
 
     const items: StageItem[] = []
-    const origins: import('../runtime/task.ts').SourceRecord[] = []
+    const origins: SourceRecord[] = []
     const stageNode: StageNode = Object.freeze({
       kind: 'stage',
       name,

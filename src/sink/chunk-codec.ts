@@ -10,7 +10,7 @@
  * Anything else becomes a reject row (code + message + position), never a silent drop and never a
  * stopped line. Uses the registry client directly until the shared serde module lands.
  */
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry'
+import { type SchemaRegistry } from '@kafkajs/confluent-schema-registry'
 
 export const CHUNK_EVENT_SCHEMA = 'dev.ragstream.v1.ChunkEvent'
 export const AUDIT_EVENT_SCHEMA = 'dev.ragstream.v1.AuditEvent'

@@ -322,7 +322,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
     await Promise.all(
       preparers.map(({ topic, prepare }) => {
         const own = records.filter((r) => r.topic === topic)
-        return own.length === 0 ? undefined : prepare(own)
+        return own.length === 0 ? Promise.resolve() : prepare(own)
       }),
     )
     prepared.add(records)

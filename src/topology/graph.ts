@@ -3,7 +3,9 @@
  * naming its inputs. Everything but the user functions serialises (`toJSON` in describe.ts); the
  * functions stay on the nodes so the graph compiles without a registry.
  */
+import type { GovernNodeOptions } from '../operators/govern.ts'
 import type { SourceRecord } from '../runtime/task.ts'
+import type { StateStore } from '../state/store.ts'
 
 /** Every node kind. Adding one fails `tsc` until src/topology/node-kinds.ts handles it. */
 export type NodeKind = 'table-source' | 'filter' | 'map-values' | 'fk-join' | 'stage' | 'govern' | 'sink'
@@ -93,7 +95,7 @@ export interface StageFailure {
 /** What a stage may touch during a batch: only the stores it declared. */
 export interface StageContext {
   /** A declared store; the stage prefetches the keys it reads itself (one round trip per batch). */
-  store(name: string): import('../state/store.ts').StateStore
+  store(name: string): StateStore
   readonly now: number
 }
 
@@ -118,7 +120,7 @@ export interface StageNode extends NodeBase {
  */
 export interface GovernNode extends NodeBase {
   readonly kind: 'govern'
-  readonly options: import('../operators/govern.ts').GovernNodeOptions
+  readonly options: GovernNodeOptions
 }
 
 export interface SinkNode extends NodeBase {

@@ -27,5 +27,5 @@ test('on a terminal, one readable line per event', () => {
   const out = sink(true)
   const log = createLogger('processor', { destination: out.stream, format: 'auto' })
   log.warn({ partition: 3 }, 'rebalancing')
-  assert.match(out.lines()[0], /^\d\d:\d\d:\d\d WARN  \[processor\] rebalancing  partition=3$/)
+  assert.match(out.lines()[0], /^\d\d:\d\d:\d\d WARN {2}\[processor\] rebalancing {2}partition=3$/)
 })

@@ -19,7 +19,7 @@ test('sink --metrics-port: batch size, commit time, rows, freshness and lag are 
   await sink.waitForEvent((e) => e.event === 'batch-committed' && Number(e.upserted) > 0)
 
   const deadline = Date.now() + 15_000
-  let text = ''
+  let text: string
   for (;;) {
     text = await (await fetch(url)).text()
     if (sampleSum(text, 'ragstream_freshness_seconds_count') >= 10 && /ragstream_consumer_lag\{component="sink"/.test(text)) break

@@ -125,7 +125,7 @@ export async function startPrivateRedis(t: TestContext, extraArgs: string[] = []
         probe.disconnect()
         return
       } catch (error) {
-        if (Date.now() > deadline) throw new Error(`private redis-server on port ${port} did not start: ${String(error)}`)
+        if (Date.now() > deadline) throw new Error(`private redis-server on port ${port} did not start: ${String(error)}`, { cause: error })
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
     }
@@ -177,7 +177,7 @@ export async function startPrivateCluster(t: TestContext): Promise<PrivateCluste
   t.after(async () => {
     for (const admin of admins) admin.disconnect()
     await Promise.all(children.map((child) => {
-      if (child.exitCode !== null) return undefined
+      if (child.exitCode !== null) return Promise.resolve()
       const exited = new Promise((resolve) => child.once('exit', resolve))
       child.kill('SIGTERM')
       return exited
@@ -192,7 +192,7 @@ export async function startPrivateCluster(t: TestContext): Promise<PrivateCluste
         await admin.ping()
         break
       } catch (error) {
-        if (Date.now() > deadline) throw new Error(`private cluster node did not start: ${String(error)}`)
+        if (Date.now() > deadline) throw new Error(`private cluster node did not start: ${String(error)}`, { cause: error })
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
     }

@@ -22,8 +22,7 @@ function passwordLike(text: string, start: number, end: number): boolean {
 
 function scan(text: string, found: (start: number, end: number) => void): void {
   KEYWORD.lastIndex = 0
-  let keyword: RegExpExecArray | null
-  while ((keyword = KEYWORD.exec(text)) !== null) {
+  while (KEYWORD.exec(text) !== null) {
     VALUE.lastIndex = KEYWORD.lastIndex
     if (!VALUE.test(text)) continue
     const start = KEYWORD.lastIndex

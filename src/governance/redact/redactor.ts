@@ -146,7 +146,12 @@ export function checkRedaction(config: RedactionConfig, path: string, env: Envir
     }
   }
   for (const kind of BUILT_IN_DETECTORS) {
-    if (kind === 'high_entropy') for (const c of customs) (detectors.push(c.detector), actions.push(c.action))
+    if (kind === 'high_entropy') {
+      for (const c of customs) {
+        detectors.push(c.detector)
+        actions.push(c.action)
+      }
+    }
     const action = chosen[kind] ?? defaultAction
     if (action === false) continue
     if (!ACTIONS.includes(action)) {

@@ -55,7 +55,10 @@ test(`false positives on 500 clean tickets stay ≤ ${FALSE_POSITIVE_BOUND}`, (t
   for (const ticket of clean) {
     const counts: RedactionCounts = {}
     maskAll.redactText(ticket.text, counts)
-    for (const [k, v] of Object.entries(counts)) ((found[k] = (found[k] ?? 0) + v), (total += v))
+    for (const [k, v] of Object.entries(counts)) {
+      found[k] = (found[k] ?? 0) + v
+      total += v
+    }
   }
   t.diagnostic(`false positives: ${total} ${JSON.stringify(found)} in ${clean.length} tickets`)
   assert.ok(total <= FALSE_POSITIVE_BOUND, `${total} false positives: ${JSON.stringify(found)}`)

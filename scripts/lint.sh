@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Static checks run by `npm test` before any test: types (tsc), lint rules (ESLint, type-aware) and
+# formatting (Prettier, 120 columns). `npm run format` rewrites files to Prettier's format.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export PATH="$ROOT/node_modules/.bin:$PATH"
+echo "[lint] tsc --noEmit" >&2
+tsc --noEmit -p .
+echo "[lint] prettier --check" >&2
+prettier --check --log-level warn . || { echo "[lint] run 'npm run format' to fix the formatting" >&2; exit 1; }
+echo "[lint] eslint" >&2
+eslint --max-warnings 0 .
