@@ -9,8 +9,12 @@ const TICKET_BYTES = 1024
 const env = { RAGSTREAM_PSEUDONYM_KEY: 'bench-key-0123456789abcdef0123456789abcdef' }
 
 function tickets(): string[] {
-  const seeded = generateLabelledCorpus({ seed: 1, perKind: 200 }).tickets.map((t) => t.text).join('\n\n')
-  const clean = generateCleanCorpus({ seed: 2, tickets: 1500 }).map((t) => t.text).join('\n\n')
+  const seeded = generateLabelledCorpus({ seed: 1, perKind: 200 })
+    .tickets.map((t) => t.text)
+    .join('\n\n')
+  const clean = generateCleanCorpus({ seed: 2, tickets: 1500 })
+    .map((t) => t.text)
+    .join('\n\n')
   const out: string[] = []
   for (const text of [seeded, clean]) {
     for (let at = 0; at + TICKET_BYTES <= text.length; at += TICKET_BYTES) out.push(text.slice(at, at + TICKET_BYTES))
@@ -26,7 +30,11 @@ interface Case {
   readonly run: (text: string) => number
 }
 
-function measure(c: Case, inputs: readonly string[], seconds: number): { mbPerS: number; usPerTicket: number; sink: number } {
+function measure(
+  c: Case,
+  inputs: readonly string[],
+  seconds: number,
+): { mbPerS: number; usPerTicket: number; sink: number } {
   let sink = 0
   for (let i = 0; i < Math.min(inputs.length, 2000); i++) sink += c.run(inputs[i]) // warm-up
   ;(globalThis as { gc?: () => void }).gc?.()
@@ -105,5 +113,7 @@ let baseline = 0
 for (const c of cases) {
   const r = measure(c, inputs, seconds)
   if (baseline === 0) baseline = r.usPerTicket
-  console.log(`${c.name.padEnd(66)} ${r.mbPerS.toFixed(1).padStart(9)} MB/s ${r.usPerTicket.toFixed(2).padStart(9)} µs/ticket${c === cases[0] ? '' : `  (+${(r.usPerTicket - baseline).toFixed(2)} µs over baseline)`}`)
+  console.log(
+    `${c.name.padEnd(66)} ${r.mbPerS.toFixed(1).padStart(9)} MB/s ${r.usPerTicket.toFixed(2).padStart(9)} µs/ticket${c === cases[0] ? '' : `  (+${(r.usPerTicket - baseline).toFixed(2)} µs over baseline)`}`,
+  )
 }

@@ -75,9 +75,22 @@ async function measure(variant: string, run: () => Promise<number>): Promise<Res
 
 async function rawLoop(input: string, output: string): Promise<number> {
   // Same fetch bound as the runtime (4 MiB per fetch), so the comparison is loop against loop.
-  const consumer = new Consumer({ groupId: `bench-raw-${randomUUID()}`, clientId: 'bench-raw', bootstrapBrokers: brokers, isolationLevel: 1, autocommit: false, maxWaitTime: 200, maxBytes: 4 * 1024 * 1024 })
+  const consumer = new Consumer({
+    groupId: `bench-raw-${randomUUID()}`,
+    clientId: 'bench-raw',
+    bootstrapBrokers: brokers,
+    isolationLevel: 1,
+    autocommit: false,
+    maxWaitTime: 200,
+    maxBytes: 4 * 1024 * 1024,
+  })
   const producer = new Producer({ clientId: 'bench-raw-out', bootstrapBrokers: brokers, idempotent: true })
-  const stream = await consumer.consume({ topics: [input], mode: 'earliest', autocommit: false, highWaterMark: BATCH * 2 })
+  const stream = await consumer.consume({
+    topics: [input],
+    mode: 'earliest',
+    autocommit: false,
+    highWaterMark: BATCH * 2,
+  })
   let done = 0
   let batch: { topic: string; partition: number; key: Buffer; value: Buffer }[] = []
   let last: { commit(): unknown } | undefined
@@ -123,7 +136,13 @@ function passthroughTopology(applicationId: string, input: string, output: strin
 }
 
 async function runtimeLoop(topology: ProcessorTopology, stores: Map<string, StateStore>): Promise<number> {
-  const runtime = new KafkaRuntime(topology, { brokers, stores, batchMaxRecords: BATCH, sessionTimeoutMs: 10_000, fetchMaxWaitMs: 200 })
+  const runtime = new KafkaRuntime(topology, {
+    brokers,
+    stores,
+    batchMaxRecords: BATCH,
+    sessionTimeoutMs: 10_000,
+    fetchMaxWaitMs: 200,
+  })
   const running = runtime.run()
   while (runtime.stats.records < RECORDS) await new Promise((r) => setTimeout(r, 20))
   runtime.stop()
@@ -132,8 +151,19 @@ async function runtimeLoop(topology: ProcessorTopology, stores: Map<string, Stat
 }
 
 /** Runs until the runtime has seen `atLeast` records and then made no progress for 2 s; returns the time of the last progress. */
-async function runtimeUntilIdle(topology: ProcessorTopology, stores: Map<string, StateStore>, atLeast: number): Promise<{ records: number; ms: number }> {
-  const runtime = new KafkaRuntime(topology, { brokers, stores, batchMaxRecords: BATCH, sessionTimeoutMs: 10_000, fetchMaxWaitMs: 200, ...(process.env.BENCH_DETAIL ? { onBatchStage: spans.stage } : {}) })
+async function runtimeUntilIdle(
+  topology: ProcessorTopology,
+  stores: Map<string, StateStore>,
+  atLeast: number,
+): Promise<{ records: number; ms: number }> {
+  const runtime = new KafkaRuntime(topology, {
+    brokers,
+    stores,
+    batchMaxRecords: BATCH,
+    sessionTimeoutMs: 10_000,
+    fetchMaxWaitMs: 200,
+    ...(process.env.BENCH_DETAIL ? { onBatchStage: spans.stage } : {}),
+  })
   const t0 = performance.now()
   const running = runtime.run()
   let last = -1
@@ -187,7 +217,10 @@ const apiCalls = (() => {
     report: (): string =>
       [...calls]
         .sort((a, b) => b[1].ms - a[1].ms)
-        .map(([name, c]) => `  ${name.padEnd(28)} ${String(c.count).padStart(7)} calls ${(c.ms / 1000).toFixed(1).padStart(6)} s ${[...c.errors].map(([k, v]) => `${k}×${v}`).join(' ')}`)
+        .map(
+          ([name, c]) =>
+            `  ${name.padEnd(28)} ${String(c.count).padStart(7)} calls ${(c.ms / 1000).toFixed(1).padStart(6)} s ${[...c.errors].map(([k, v]) => `${k}×${v}`).join(' ')}`,
+        )
         .join('\n'),
   }
 })()
@@ -203,11 +236,16 @@ const spans = (() => {
     phase = next
     at = now
   }
-  const names: Record<string, string> = { produced: 'add offsets + send offsets', 'offsets-sent': 'end transaction', committed: 'fetch (read, restore, flush)' }
+  const names: Record<string, string> = {
+    produced: 'add offsets + send offsets',
+    'offsets-sent': 'end transaction',
+    committed: 'fetch (read, restore, flush)',
+  }
   return {
     enter,
     stage: (stage: string): void => enter(names[stage]),
-    report: (): string => [...totals].map(([p, ms]) => `  ${p.padEnd(40)} ${(ms / 1000).toFixed(1).padStart(6)} s`).join('\n'),
+    report: (): string =>
+      [...totals].map(([p, ms]) => `  ${p.padEnd(40)} ${(ms / 1000).toFixed(1).padStart(6)} s`).join('\n'),
   }
 })()
 
@@ -232,8 +270,15 @@ function detailed(topology: ProcessorTopology, stores: Map<string, StateStore>):
   }
   process.on('exit', () => {
     const table = (map: typeof read): string =>
-      [...map].map(([t, { records, bytes }]) => `  ${t.padEnd(60)} ${String(records).padStart(9)} records ${(bytes / records).toFixed(0).padStart(5)} B/record`).join('\n')
-    process.stderr.write(`batches ${batches}, ${(processMs / 1000).toFixed(1)} s in prefetchKeys+process\nwall time by phase:\n${spans.report()}\nKafka API calls:\n${apiCalls.report()}\nread:\n${table(read)}\nwritten:\n${table(written)}\n`)
+      [...map]
+        .map(
+          ([t, { records, bytes }]) =>
+            `  ${t.padEnd(60)} ${String(records).padStart(9)} records ${(bytes / records).toFixed(0).padStart(5)} B/record`,
+        )
+        .join('\n')
+    process.stderr.write(
+      `batches ${batches}, ${(processMs / 1000).toFixed(1)} s in prefetchKeys+process\nwall time by phase:\n${spans.report()}\nKafka API calls:\n${apiCalls.report()}\nread:\n${table(read)}\nwritten:\n${table(written)}\n`,
+    )
   })
   return {
     ...topology,
@@ -261,14 +306,22 @@ function detailed(topology: ProcessorTopology, stores: Map<string, StateStore>):
 async function child(variant: string, input: string, output: string): Promise<void> {
   let result: Result
   if (variant === 'raw') result = await measure(variant, () => rawLoop(input, output))
-  else if (variant === 'passthrough') result = await measure(variant, () => runtimeLoop(passthroughTopology(`bench-pt-${randomUUID().slice(0, 8)}`, input, output), new Map()))
+  else if (variant === 'passthrough')
+    result = await measure(variant, () =>
+      runtimeLoop(passthroughTopology(`bench-pt-${randomUUID().slice(0, 8)}`, input, output), new Map()),
+    )
   else if (variant === 'fk-join') {
     const customers = process.argv[6]
     const builder = new TopologyBuilder({ applicationId: `bench-fk-${randomUUID().slice(0, 8)}` })
     const customerTable = builder.table<{ tier: string }>(customers, { name: 'customers' })
     builder
       .table<{ n: number; c: string }>(input, { name: 'tickets' })
-      .join(customerTable, { name: 'join-customers', type: 'left', foreignKey: (t) => t.c, joiner: (t, c) => ({ n: t.n, tier: c?.tier ?? null }) })
+      .join(customerTable, {
+        name: 'join-customers',
+        type: 'left',
+        foreignKey: (t) => t.c,
+        joiner: (t, c) => ({ n: t.n, tier: c?.tier ?? null }),
+      })
       .to(output)
     const compiled = builder.build().compile({ partitions: PARTITIONS, sinkPartitions: { [output]: PARTITIONS } })
     const stores = new Map<string, StateStore>(compiled.storeNames.map((n) => [n, new MemoryStateStore(n)]))
@@ -299,11 +352,21 @@ async function child(variant: string, input: string, output: string): Promise<vo
 function runChild(variant: string, input: string, output: string, customers: string): Promise<Result> {
   return new Promise((resolve, reject) => {
     // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each child there (node --cpu-prof).
-    const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF, '--cpu-prof-name', `${variant}.cpuprofile`] : []
-    const proc = spawn(process.execPath, [...profile, fileURLToPath(import.meta.url), 'child', variant, input, output, customers], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const profile = process.env.BENCH_CPU_PROF
+      ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF, '--cpu-prof-name', `${variant}.cpuprofile`]
+      : []
+    const proc = spawn(
+      process.execPath,
+      [...profile, fileURLToPath(import.meta.url), 'child', variant, input, output, customers],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
     let out = ''
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()))
-    proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!) as Result) : reject(new Error(`${variant} exited ${code}`))))
+    proc.on('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out.trim().split('\n').at(-1)!) as Result)
+        : reject(new Error(`${variant} exited ${code}`)),
+    )
   })
 }
 
@@ -312,12 +375,23 @@ async function preload(input: string, customers: string): Promise<number> {
   const pad = 'x'.repeat(56)
   const t0 = performance.now()
   for (let i = 0; i < CUSTOMERS; i += 5_000) {
-    await producer.send({ messages: Array.from({ length: 5_000 }, (_, j) => ({ topic: customers, key: Buffer.from(`c${i + j}`), value: Buffer.from(`{"tier":"${(i + j) % 3 ? 'basic' : 'gold'}"}`) })) })
+    await producer.send({
+      messages: Array.from({ length: 5_000 }, (_, j) => ({
+        topic: customers,
+        key: Buffer.from(`c${i + j}`),
+        value: Buffer.from(`{"tier":"${(i + j) % 3 ? 'basic' : 'gold'}"}`),
+      })),
+    })
   }
-  for (let sent = 0; sent < RECORDS; ) {
+  for (let sent = 0; sent < RECORDS;) {
     const n = Math.min(5_000, RECORDS - sent)
     const messages = []
-    for (let i = 0; i < n; i++, sent++) messages.push({ topic: input, key: Buffer.from(`key-${sent % 50_000}`), value: Buffer.from(`{"n":${sent},"c":"c${sent % CUSTOMERS}","pad":"${pad}"}`) })
+    for (let i = 0; i < n; i++, sent++)
+      messages.push({
+        topic: input,
+        key: Buffer.from(`key-${sent % 50_000}`),
+        value: Buffer.from(`{"n":${sent},"c":"c${sent % CUSTOMERS}","pad":"${pad}"}`),
+      })
     await producer.send({ messages })
   }
   await producer.close()
@@ -328,14 +402,27 @@ async function main(): Promise<void> {
   const id = randomUUID().slice(0, 8)
   const input = `bench-${id}-in`
   const customers = `bench-${id}-customers`
-  const outputs = { raw: `bench-${id}-raw`, passthrough: `bench-${id}-pt`, 'dsl-table': `bench-${id}-dsl`, 'fk-join': `bench-${id}-fk` }
+  const outputs = {
+    raw: `bench-${id}-raw`,
+    passthrough: `bench-${id}-pt`,
+    'dsl-table': `bench-${id}-dsl`,
+    'fk-join': `bench-${id}-fk`,
+  }
   const admin = new Admin({ clientId: 'bench-admin', bootstrapBrokers: brokers })
-  await admin.createTopics({ topics: [input, customers, ...Object.values(outputs)], partitions: PARTITIONS, replicas: 1 })
+  await admin.createTopics({
+    topics: [input, customers, ...Object.values(outputs)],
+    partitions: PARTITIONS,
+    replicas: 1,
+  })
   try {
     const preloadMs = await preload(input, customers)
-    console.log(`backlog: ${RECORDS} records (~${(RECORDS * 100) / 1e6} MB) in ${PARTITIONS} partitions, loaded in ${(preloadMs / 1000).toFixed(1)} s; batch ${BATCH} records`)
+    console.log(
+      `backlog: ${RECORDS} records (~${(RECORDS * 100) / 1e6} MB) in ${PARTITIONS} partitions, loaded in ${(preloadMs / 1000).toFixed(1)} s; batch ${BATCH} records`,
+    )
     const results: Result[] = []
-    const variants = (process.env.BENCH_VARIANTS ?? 'raw,passthrough,dsl-table,fk-join').split(',') as (keyof typeof outputs)[]
+    const variants = (process.env.BENCH_VARIANTS ?? 'raw,passthrough,dsl-table,fk-join').split(
+      ',',
+    ) as (keyof typeof outputs)[]
     for (const variant of variants) {
       const r = await runChild(variant, input, outputs[variant], customers)
       results.push(r)
@@ -350,7 +437,9 @@ async function main(): Promise<void> {
       )
     }
   } finally {
-    const internal = (await admin.listTopics()).filter((t) => t.startsWith('bench-pt-') || t.startsWith('bench-dsl-') || t.startsWith('bench-fk-'))
+    const internal = (await admin.listTopics()).filter(
+      (t) => t.startsWith('bench-pt-') || t.startsWith('bench-dsl-') || t.startsWith('bench-fk-'),
+    )
     await admin.deleteTopics({ topics: [input, customers, ...Object.values(outputs), ...internal] }).catch(() => {})
     await admin.close()
   }

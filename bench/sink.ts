@@ -160,11 +160,34 @@ function encodeCopy(config: SinkConfig, chunks: readonly BenchChunk[]): Buffer[]
   const now = Date.now()
   chunks.forEach((c, i) => {
     w.int16(CHUNK_COLUMNS.length)
-    w.text(c.id); w.text('ticket'); w.text(c.id.split('#')[0]); w.i4(0); w.text(c.text); w.text(`h${i}`)
-    w.vector(c.embedding); w.jsonb(c.metadata); w.text('internal'); w.text('acme'); w.text('eu'); w.textArray([`customer:${i}`]); w.text(null)
-    w.text('cdc.tickets'); w.i4(0); w.i8(BigInt(i)); w.text(null); w.timestamptz(now)
-    w.text(config.topology); w.text(config.version); w.text('fixed'); w.text('bench:random'); w.timestamptz(now)
-    w.text(config.topic); w.i4(0); w.i8(BigInt(i)); w.timestamptz(now); w.text('copy')
+    w.text(c.id)
+    w.text('ticket')
+    w.text(c.id.split('#')[0])
+    w.i4(0)
+    w.text(c.text)
+    w.text(`h${i}`)
+    w.vector(c.embedding)
+    w.jsonb(c.metadata)
+    w.text('internal')
+    w.text('acme')
+    w.text('eu')
+    w.textArray([`customer:${i}`])
+    w.text(null)
+    w.text('cdc.tickets')
+    w.i4(0)
+    w.i8(BigInt(i))
+    w.text(null)
+    w.timestamptz(now)
+    w.text(config.topology)
+    w.text(config.version)
+    w.text('fixed')
+    w.text('bench:random')
+    w.timestamptz(now)
+    w.text(config.topic)
+    w.i4(0)
+    w.i8(BigInt(i))
+    w.timestamptz(now)
+    w.text('copy')
     if (i % 1000 === 999) parts.push(w.take())
   })
   w.int16(-1)
@@ -176,15 +199,23 @@ function encodeCopy(config: SinkConfig, chunks: readonly BenchChunk[]): Buffer[]
 async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: number }> {
   const suffix = randomUUID().replaceAll('-', '').slice(0, 10)
   const config = resolveSinkConfig({
-    topology: `bench${suffix}`, dims, topic: `rag.chunks.bench${suffix}`, schema: `rsb_${suffix}`, viewSchema: `rvb_${suffix}`,
-    ownerRole: `rsb_owner_${suffix}`, sinkRole: `rsb_sink_${suffix}`, batchMaxRecords: 2000, batchLingerMs: 200,
+    topology: `bench${suffix}`,
+    dims,
+    topic: `rag.chunks.bench${suffix}`,
+    schema: `rsb_${suffix}`,
+    viewSchema: `rvb_${suffix}`,
+    ownerRole: `rsb_owner_${suffix}`,
+    sinkRole: `rsb_sink_${suffix}`,
+    batchMaxRecords: 2000,
+    batchLingerMs: 200,
   })
   const n = config.names
   const admin = new pg.Client({ connectionString: endpoints.postgresUrl })
   await admin.connect()
   const kafkaAdmin = new Admin({ clientId: `bench-${suffix}`, bootstrapBrokers: [...endpoints.kafkaBrokers] })
   try {
-    for (const role of [n.ownerRole, n.sinkRole]) await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS`)
+    for (const role of [n.ownerRole, n.sinkRole])
+      await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS`)
     await bootstrapDatabase(admin, n)
     const owner = new pg.Client({ connectionString: roleUrl(n.ownerRole) })
     await owner.connect()
@@ -198,7 +229,10 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
       const baseline = `${quoteIdent(n.schema)}.${quoteIdent(name)}`
       await admin.query(`CREATE TABLE ${baseline} (LIKE ${n.chunkTable} INCLUDING ALL)`)
       const start = performance.now()
-      await pipeline(Readable.from(copyParts), admin.query(copyFrom(`COPY ${baseline} (${CHUNK_COLUMNS.join(', ')}) FROM STDIN (FORMAT binary)`)))
+      await pipeline(
+        Readable.from(copyParts),
+        admin.query(copyFrom(`COPY ${baseline} (${CHUNK_COLUMNS.join(', ')}) FROM STDIN (FORMAT binary)`)),
+      )
       const seconds = (performance.now() - start) / 1000
       const copied = (await admin.query(`SELECT count(*)::int AS n FROM ${baseline}`)).rows[0].n
       if (copied !== N) throw new Error(`COPY wrote ${copied} rows, expected ${N}`)
@@ -210,8 +244,16 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     await kafkaAdmin.createTopics({ topics: [config.topic], partitions: 1, replicas: 1 })
     const registry = new SchemaRegistry({ host: endpoints.schemaRegistryUrl })
     const schema = readFileSync(new URL('../schemas/chunk-event.avsc', import.meta.url), 'utf8')
-    const { id: schemaId } = await registry.register({ type: SchemaType.AVRO, schema }, { subject: `${config.topic}-value` })
-    const producer = new Producer({ clientId: `bench-${suffix}`, bootstrapBrokers: [...endpoints.kafkaBrokers], transactionalId: `bench-${suffix}`, idempotent: true })
+    const { id: schemaId } = await registry.register(
+      { type: SchemaType.AVRO, schema },
+      { subject: `${config.topic}-value` },
+    )
+    const producer = new Producer({
+      clientId: `bench-${suffix}`,
+      bootstrapBrokers: [...endpoints.kafkaBrokers],
+      transactionalId: `bench-${suffix}`,
+      idempotent: true,
+    })
     let tombstones = 0
     try {
       for (let start = 0; start < N; start += 1000) {
@@ -224,11 +266,31 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
           }
           const c = chunks[i]
           const value = await registry.encode(schemaId, {
-            chunk_id: c.id, entity_type: 'ticket', entity_key: c.id.split('#')[0], chunk_index: 0, text: c.text, embedding: c.embedding,
-            content_hash: `h${i}`, metadata: c.metadata, classification: 'internal', tenant: 'acme', region: 'eu', subjects: [`customer:${i}`],
+            chunk_id: c.id,
+            entity_type: 'ticket',
+            entity_key: c.id.split('#')[0],
+            chunk_index: 0,
+            text: c.text,
+            embedding: c.embedding,
+            content_hash: `h${i}`,
+            metadata: c.metadata,
+            classification: 'internal',
+            tenant: 'acme',
+            region: 'eu',
+            subjects: [`customer:${i}`],
             policy_version: null,
-            lineage: { source_topic: 'cdc.tickets', source_partition: 0, source_offset: i, source_timestamp_ms: Date.now(), source_position: null,
-              topology: config.topology, topology_version: config.version, chunker: 'fixed', embedding_model: 'bench:random', emitted_at_ms: Date.now() },
+            lineage: {
+              source_topic: 'cdc.tickets',
+              source_partition: 0,
+              source_offset: i,
+              source_timestamp_ms: Date.now(),
+              source_position: null,
+              topology: config.topology,
+              topology_version: config.version,
+              chunker: 'fixed',
+              embedding_model: 'bench:random',
+              emitted_at_ms: Date.now(),
+            },
           })
           messages.push({ topic: config.topic, key: Buffer.from(c.id), value })
         }
@@ -240,7 +302,11 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     } finally {
       await producer.close()
     }
-    const end = (await kafkaAdmin.listOffsets({ topics: [{ name: config.topic, partitions: [{ partitionIndex: 0, timestamp: -1n }] }] }))[0].partitions[0].offset
+    const end = (
+      await kafkaAdmin.listOffsets({
+        topics: [{ name: config.topic, partitions: [{ partitionIndex: 0, timestamp: -1n }] }],
+      })
+    )[0].partitions[0].offset
 
     // The sink: from partition assignment to the commit that stores the end offset.
     let assignedAt = 0
@@ -251,7 +317,10 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     let resolveDone!: () => void
     const finished = new Promise<void>((resolve) => (resolveDone = resolve))
     const sink = new PgvectorSink({
-      config, postgresUrl: roleUrl(n.sinkRole), kafkaBrokers: endpoints.kafkaBrokers, schemaRegistryUrl: endpoints.schemaRegistryUrl,
+      config,
+      postgresUrl: roleUrl(n.sinkRole),
+      kafkaBrokers: endpoints.kafkaBrokers,
+      schemaRegistryUrl: endpoints.schemaRegistryUrl,
       log: (e) => {
         if (e.event === 'assigned' && e.partitions.length > 0) assignedAt = performance.now()
         if (e.event === 'batch-begin') batchBegan = performance.now()
@@ -266,7 +335,12 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
       },
     })
     const running = sink.run()
-    await Promise.race([finished, running.then(() => { throw new Error('sink stopped early') })])
+    await Promise.race([
+      finished,
+      running.then(() => {
+        throw new Error('sink stopped early')
+      }),
+    ])
     sink.stop()
     await running
     const sinkSeconds = (doneAt - assignedAt) / 1000
@@ -278,17 +352,19 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     const sinkRps = N / sinkSeconds
     process.stdout.write(
       `dims ${String(dims).padStart(4)}  COPY ${N} rows: ${copySeconds.toFixed(2)} s = ${copyRps.toFixed(0)} rows/s ` +
-      `(before ${(N / copyBefore).toFixed(0)}, after ${(N / copyAfter).toFixed(0)})   ` +
-      `sink ${N} events (${tombstones} tombstones, ${batches} batches): ${sinkSeconds.toFixed(2)} s = ${sinkRps.toFixed(0)} events/s ` +
-      `(${(inTransactions / 1000).toFixed(2)} s in Postgres transactions)   ` +
-      `ratio sink/COPY ${(sinkRps / copyRps).toFixed(2)}×\n`,
+        `(before ${(N / copyBefore).toFixed(0)}, after ${(N / copyAfter).toFixed(0)})   ` +
+        `sink ${N} events (${tombstones} tombstones, ${batches} batches): ${sinkSeconds.toFixed(2)} s = ${sinkRps.toFixed(0)} events/s ` +
+        `(${(inTransactions / 1000).toFixed(2)} s in Postgres transactions)   ` +
+        `ratio sink/COPY ${(sinkRps / copyRps).toFixed(2)}×\n`,
     )
     return { copyRps, sinkRps }
   } finally {
     await kafkaAdmin.deleteTopics({ topics: [config.topic] }).catch(() => {})
     await kafkaAdmin.close()
     for (const role of [n.ownerRole, n.sinkRole]) {
-      await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [role]).catch(() => {})
+      await admin
+        .query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [role])
+        .catch(() => {})
       await admin.query(`DROP OWNED BY ${quoteIdent(role)} CASCADE`).catch(() => {})
       await admin.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`).catch(() => {})
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, starts the local stack, type-checks, lints,
-# checks formatting (scripts/lint.sh), and runs every test file under test/ with Node's test runner on Node 24 (node_modules/.bin/node).
+# checks formatting (scripts/lint.sh), and runs every test file under test/ with Node's test runner
+# on Node 24 (node_modules/.bin/node).
 # Extra arguments are passed to `node --test` (e.g. a file path or --test-name-pattern).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

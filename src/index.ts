@@ -5,7 +5,24 @@
 
 // Topologies as code.
 export { TopologyBuilder, Table, Topology, partitionForKey, partitionForString, murmur2 } from './dsl/index.ts'
-export type { TopologyOptions, TableOptions, FilterOptions, MapValuesOptions, InnerJoinOptions, LeftJoinOptions, StageOptions, ToOptions, Decoder, DecodedRecord, Encoder, StageContext, StageItem, StageProcessor, StageResult, StageRow } from './dsl/index.ts'
+export type {
+  TopologyOptions,
+  TableOptions,
+  FilterOptions,
+  MapValuesOptions,
+  InnerJoinOptions,
+  LeftJoinOptions,
+  StageOptions,
+  ToOptions,
+  Decoder,
+  DecodedRecord,
+  Encoder,
+  StageContext,
+  StageItem,
+  StageProcessor,
+  StageResult,
+  StageRow,
+} from './dsl/index.ts'
 
 // The test driver for users' unit tests.
 export { TopologyTestDriver, DEAD_LETTER_HEADERS } from './testing/index.ts'
@@ -29,7 +46,15 @@ export { MemoryStateStore } from './state/memory-store.ts'
 // Governance policies, the govern stage's helpers and the governance codecs.
 export { definePolicy, compilePolicy } from './governance/index.ts'
 export { redactAtSource } from './operators/govern.ts'
-export type { GovernOptions, GovernedDocument, GovernBatchMetrics, ForgetOptions, AuditOutput, DeletionRequestDecoder, RedactAtSourceOptions } from './operators/govern.ts'
+export type {
+  GovernOptions,
+  GovernedDocument,
+  GovernBatchMetrics,
+  ForgetOptions,
+  AuditOutput,
+  DeletionRequestDecoder,
+  RedactAtSourceOptions,
+} from './operators/govern.ts'
 export { auditEventOutput, deletionRequestCodec } from './governance/forget/governance-codecs.ts'
 
 // Errors: codes are a documented contract (docs/errors.md).

@@ -19,7 +19,9 @@ test('every error code is documented with its retry flag, and every documented c
 })
 
 test('retry behaviour is decided by the code, and context travels with the error', () => {
-  const error = new RagstreamError('RS_DECODE_FAILED', 'bad envelope', { context: { topic: 't', partition: 2, offset: 7n } })
+  const error = new RagstreamError('RS_DECODE_FAILED', 'bad envelope', {
+    context: { topic: 't', partition: 2, offset: 7n },
+  })
   assert.equal(error.retriable, false)
   assert.equal(isRetriable(error), false)
   assert.equal(isRetriable(new RagstreamError('RS_EMBEDDING_FAILED', 'HTTP 503')), true)

@@ -69,7 +69,10 @@ export const KB_CHUNK_TOPIC = 'rag.chunks.knowledge-base'
 export const knowledgeBasePolicy = definePolicy({
   name: 'knowledge-base',
   version: '1',
-  classify: (_article, category) => ((DEFAULT_CLASSIFICATION_LABELS as readonly unknown[]).includes(category.classification) ? (category.classification as string) : 'restricted'),
+  classify: (_article, category) =>
+    (DEFAULT_CLASSIFICATION_LABELS as readonly unknown[]).includes(category.classification)
+      ? (category.classification as string)
+      : 'restricted',
 })
 
 /**
@@ -118,7 +121,10 @@ export function knowledgeBase(options: KnowledgeBaseOptions): Topology {
 
   // ── sources: a compacted upsert topic of articles and a CDC table of categories (JSON: `decode` only)
   //    Articles are redacted as they are decoded, so neither their store nor its changelog holds raw PII.
-  const articles = builder.table<Article>(`${prefix}.articles`, { name: 'articles', decode: redactAtSource(cdcTableDecoder(new UpsertDecoder({ valueFormat: 'json' })).decode) })
+  const articles = builder.table<Article>(`${prefix}.articles`, {
+    name: 'articles',
+    decode: redactAtSource(cdcTableDecoder(new UpsertDecoder({ valueFormat: 'json' })).decode),
+  })
   const categories = builder.cdcTable<Category>(`${prefix}.public.categories`, {
     name: 'categories',
     decode: cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }), { lineageField: false }).decode,

@@ -100,7 +100,8 @@ export const SUPPORT_DELETIONS_TOPIC = 'governance.deletions'
 /** The regions customers live in; each is an output of the policy (a ticket of any other region is denied). */
 export const SUPPORT_REGIONS = ['eu', 'us', 'apac'] as const
 
-const customerIdOf = (subject: string): string | null => (subject.startsWith('customer:') ? subject.slice('customer:'.length) : null)
+const customerIdOf = (subject: string): string | null =>
+  subject.startsWith('customer:') ? subject.slice('customer:'.length) : null
 
 /**
  * The support policy, versioned: every chunk records `support-copilot@1`. All PII detectors on
@@ -111,12 +112,21 @@ const customerIdOf = (subject: string): string | null => (subject.startsWith('cu
 export const supportPolicy = definePolicy({
   name: 'support-copilot',
   version: '1',
-  classify: (_ticket, customer) => ((DEFAULT_CLASSIFICATION_LABELS as readonly unknown[]).includes(customer.classification) ? (customer.classification as string) : 'restricted'),
+  classify: (_ticket, customer) =>
+    (DEFAULT_CLASSIFICATION_LABELS as readonly unknown[]).includes(customer.classification)
+      ? (customer.classification as string)
+      : 'restricted',
   // One chunk topic holds every region (analysts' row-level security filters by region); a region
   // per topic and table would be one chunk stage per output behind a filter (docs/governance.md).
   outputs: Object.fromEntries(SUPPORT_REGIONS.map((region) => [region, { maxClassification: 'restricted' }])),
-  residency: (_ticket, customer) => ((SUPPORT_REGIONS as readonly unknown[]).includes(customer.region) ? (customer.region as string) : { deny: 'customer missing or region unknown' }),
-  subjects: (_ticket, customer) => (customer.customer_id === null || customer.customer_id === undefined ? [] : [`customer:${String(customer.customer_id)}`]),
+  residency: (_ticket, customer) =>
+    (SUPPORT_REGIONS as readonly unknown[]).includes(customer.region)
+      ? (customer.region as string)
+      : { deny: 'customer missing or region unknown' },
+  subjects: (_ticket, customer) =>
+    customer.customer_id === null || customer.customer_id === undefined
+      ? []
+      : [`customer:${String(customer.customer_id)}`],
 })
 
 /** Each chunk says which ticket, customer tier and product it belongs to. */
@@ -144,12 +154,20 @@ export function supportCopilot(options: SupportCopilotOptions): Topology {
   // ── sources: two CDC tables and a compacted metadata topic. JSON needs no per-batch schema loads,
   //    so only `decode` is taken from each decoder (an Avro source would pass `prepare` too). Tickets
   //    and customers are redacted as they are decoded, so no store or changelog holds their raw PII.
-  const tickets = builder.cdcTable<Ticket>(`${prefix}.public.tickets`, { name: 'tickets', decode: redactAtSource(cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' })).decode) })
+  const tickets = builder.cdcTable<Ticket>(`${prefix}.public.tickets`, {
+    name: 'tickets',
+    decode: redactAtSource(cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' })).decode),
+  })
   const customers = builder.cdcTable<Customer>(`${prefix}.public.customers`, {
     name: 'customers',
-    decode: redactAtSource(cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }), { lineageField: false }).decode),
+    decode: redactAtSource(
+      cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }), { lineageField: false }).decode,
+    ),
   })
-  const products = builder.table<Product>(`${prefix}.products`, { name: 'products', decode: cdcTableDecoder(new UpsertDecoder({ valueFormat: 'json' }), { lineageField: false }).decode })
+  const products = builder.table<Product>(`${prefix}.products`, {
+    name: 'products',
+    decode: cdcTableDecoder(new UpsertDecoder({ valueFormat: 'json' }), { lineageField: false }).decode,
+  })
 
   tickets
     // ── foreign-key joins: a customer's or a product's change re-triggers every ticket pointing at it
@@ -189,7 +207,16 @@ export function supportCopilot(options: SupportCopilotOptions): Topology {
       topologyVersion: version,
       document: (doc) => ({
         text: doc.body,
-        metadata: { title: doc.title, status: doc.status, priority: doc.priority, tier: doc.tier, customer_status: doc.customer_status, product: doc.product, product_sku: doc.product_sku, product_category: doc.product_category },
+        metadata: {
+          title: doc.title,
+          status: doc.status,
+          priority: doc.priority,
+          tier: doc.tier,
+          customer_status: doc.customer_status,
+          product: doc.product,
+          product_sku: doc.product_sku,
+          product_category: doc.product_category,
+        },
       }),
       joined: (doc) => ({ customer_id: doc.customer_id, classification: doc.classification, region: doc.region }),
       tenant: (doc) => doc.tenant,
@@ -202,7 +229,16 @@ export function supportCopilot(options: SupportCopilotOptions): Topology {
         embeddingCache: {
           cache: services.embeddingCache,
           namespace: () => services.embedder.model,
-          contentHashes: (doc, key) => chunker.chunk({ topology: applicationId, entityType: 'ticket', entityKey: key, text: doc.text, fields: doc.metadata }).map((c) => c.contentHash),
+          contentHashes: (doc, key) =>
+            chunker
+              .chunk({
+                topology: applicationId,
+                entityType: 'ticket',
+                entityKey: key,
+                text: doc.text,
+                fields: doc.metadata,
+              })
+              .map((c) => c.contentHash),
         },
       },
       // Audit events (denials, redaction counts, reclassifications, deletions applied) ride the chunk
@@ -225,7 +261,13 @@ export function supportCopilot(options: SupportCopilotOptions): Topology {
           text: (doc) => doc.text,
           fields: (doc) => doc.metadata,
           metadata: (doc) => doc.metadata,
-          governance: (doc) => ({ classification: doc.classification, tenant: doc.tenant, region: doc.region, subjects: doc.subjects, policy_version: doc.policy_version }),
+          governance: (doc) => ({
+            classification: doc.classification,
+            tenant: doc.tenant,
+            region: doc.region,
+            subjects: doc.subjects,
+            policy_version: doc.policy_version,
+          }),
         }),
       ),
     })

@@ -23,7 +23,10 @@ const builder = new TopologyBuilder({ applicationId: 'support-tickets' })
 const customers = builder.table<Customer>('crm.customers', { name: 'customers' })
 
 builder
-  .cdcTable<Ticket>('pg.public.tickets', { name: 'tickets', ...cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' })) })
+  .cdcTable<Ticket>('pg.public.tickets', {
+    name: 'tickets',
+    ...cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' })),
+  })
   .filter((ticket) => ticket.status !== 'spam', { name: 'drop-spam' })
   .join(customers, {
     name: 'join-customers',

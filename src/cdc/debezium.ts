@@ -65,7 +65,9 @@ export class DebeziumDecoder {
       throw new TypeError('DebeziumDecoder: an AvroWireDecoder is required for the avro format')
     }
     if (this.#convert && this.#valueFormat === 'avro' && !this.#avro?.keepsRawSchemas) {
-      throw new TypeError("DebeziumDecoder: semanticTypes 'convert' with Avro needs new AvroWireDecoder(registry, url, { rawSchemas: true })")
+      throw new TypeError(
+        "DebeziumDecoder: semanticTypes 'convert' with Avro needs new AvroWireDecoder(registry, url, { rawSchemas: true })",
+      )
     }
   }
 
@@ -87,9 +89,21 @@ export class DebeziumDecoder {
     if (record.value === null) {
       const key = this.#keyColumns ? undefined : stableKey(keyStruct)
       if (key === undefined) {
-        throw decodeFailed(record, this.#keyColumns ? 'a tombstone cannot be mapped to a key built from keyColumns: the row is gone' : 'tombstone with a null or empty key')
+        throw decodeFailed(
+          record,
+          this.#keyColumns
+            ? 'a tombstone cannot be mapped to a key built from keyColumns: the row is gone'
+            : 'tombstone with a null or empty key',
+        )
       }
-      return { kind: 'delete', op: 'tombstone', key, keyFields: asKeyFields(keyStruct), before: null, source: positionOf(record, undefined, false) }
+      return {
+        kind: 'delete',
+        op: 'tombstone',
+        key,
+        keyFields: asKeyFields(keyStruct),
+        before: null,
+        source: positionOf(record, undefined, false),
+      }
     }
 
     const envelope = this.#decodeEnvelope(record)
@@ -119,7 +133,8 @@ export class DebeziumDecoder {
   }
 
   #converter(record: EncodedRecord): RowConverter | undefined {
-    if (this.#valueFormat === 'json') return this.#jsonSchema === undefined ? undefined : connectEnvelopeConverter(this.#jsonSchema)
+    if (this.#valueFormat === 'json')
+      return this.#jsonSchema === undefined ? undefined : connectEnvelopeConverter(this.#jsonSchema)
     const schema = (this.#avro as AvroWireDecoder).rawSchema(record.value as Buffer)
     if (schema === undefined) return undefined
     if (!this.#avroConverters.has(schema)) this.#avroConverters.set(schema, avroEnvelopeConverter(schema))
@@ -161,13 +176,18 @@ export class DebeziumDecoder {
       return { key, keyFields: fields }
     }
     const key = stableKey(keyStruct)
-    if (key === undefined) throw decodeFailed(record, 'record has no key (a table without a primary key?); set keyColumns')
+    if (key === undefined)
+      throw decodeFailed(record, 'record has no key (a table without a primary key?); set keyColumns')
     return { key, keyFields: asKeyFields(keyStruct) }
   }
 }
 
 /** Decodes a record key in the given format to a key struct or scalar (undefined when the key is null). */
-export function decodeKey(record: EncodedRecord, format: PayloadFormat | 'string', avro: AvroWireDecoder | undefined): unknown {
+export function decodeKey(
+  record: EncodedRecord,
+  format: PayloadFormat | 'string',
+  avro: AvroWireDecoder | undefined,
+): unknown {
   if (record.key === null) return undefined
   if (format === 'string') return record.key.toString('utf8')
   if (format === 'avro') {
@@ -199,12 +219,23 @@ const LONG_DIGIT_RUN = /\d{16}/
 const INTEGER_LITERAL = /^-?\d+$/
 
 function exactIntegers(_key: string, value: unknown, context?: { source?: string }): unknown {
-  if (typeof value === 'number' && !Number.isSafeInteger(value) && context?.source !== undefined && INTEGER_LITERAL.test(context.source)) return BigInt(context.source)
+  if (
+    typeof value === 'number' &&
+    !Number.isSafeInteger(value) &&
+    context?.source !== undefined &&
+    INTEGER_LITERAL.test(context.source)
+  )
+    return BigInt(context.source)
   return value
 }
 
 /** Parses JSON; `exact`: `always` uses the exact-integer reviver, `auto` only if the text has a long digit run, `never` not at all. */
-export function parseJson(record: EncodedRecord, bytes: Buffer, what: 'key' | 'value', exact: 'always' | 'auto' | 'never' = 'auto'): unknown {
+export function parseJson(
+  record: EncodedRecord,
+  bytes: Buffer,
+  what: 'key' | 'value',
+  exact: 'always' | 'auto' | 'never' = 'auto',
+): unknown {
   try {
     const text = bytes.toString('utf8')
     const useReviver = exact === 'always' || (exact === 'auto' && LONG_DIGIT_RUN.test(text))
@@ -235,7 +266,11 @@ function asKeyFields(key: unknown): Row {
   return key === undefined ? {} : { key }
 }
 
-function positionOf(record: EncodedRecord, envelope: Record<string, unknown> | undefined, snapshotRead: boolean): SourcePosition {
+function positionOf(
+  record: EncodedRecord,
+  envelope: Record<string, unknown> | undefined,
+  snapshotRead: boolean,
+): SourcePosition {
   const source = envelope && isObject(envelope.source) ? envelope.source : undefined
   const ts = numberOr(source?.ts_ms) ?? numberOr(envelope?.ts_ms) ?? Number(record.timestamp)
   let position: string | null = null
@@ -244,15 +279,25 @@ function positionOf(record: EncodedRecord, envelope: Record<string, unknown> | u
   if (source) {
     const lsn = source.lsn ?? source.change_lsn ?? source.commit_lsn
     if (lsn !== undefined && lsn !== null) position = String(lsn)
-    else if (source.file !== undefined && source.file !== null && source.pos !== undefined) position = `${String(source.file)}:${String(source.pos)}`
+    else if (source.file !== undefined && source.file !== null && source.pos !== undefined)
+      position = `${String(source.file)}:${String(source.pos)}`
     if (typeof source.table === 'string') {
-      const schema = typeof source.schema === 'string' ? source.schema : typeof source.db === 'string' ? source.db : undefined
+      const schema =
+        typeof source.schema === 'string' ? source.schema : typeof source.db === 'string' ? source.db : undefined
       table = schema ? `${schema}.${source.table}` : source.table
     }
     const flag = source.snapshot
     if (flag === true || (typeof flag === 'string' && flag !== 'false')) snapshot = true
   }
-  return { topic: record.topic, partition: record.partition, offset: record.offset, timestampMs: ts, position, table, snapshot }
+  return {
+    topic: record.topic,
+    partition: record.partition,
+    offset: record.offset,
+    timestampMs: ts,
+    position,
+    table,
+    snapshot,
+  }
 }
 
 function numberOr(value: unknown): number | undefined {

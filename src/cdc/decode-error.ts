@@ -7,8 +7,12 @@ import type { EncodedRecord } from './change-event.ts'
  */
 export function decodeFailed(record: EncodedRecord, reason: string, cause?: unknown): RagstreamError {
   const detail = cause instanceof Error ? `: ${cause.message}` : ''
-  return new RagstreamError('RS_DECODE_FAILED', `cannot decode ${record.topic}[${record.partition}]@${record.offset}: ${reason}${detail}`, {
-    context: { topic: record.topic, partition: record.partition, offset: record.offset, reason },
-    cause,
-  })
+  return new RagstreamError(
+    'RS_DECODE_FAILED',
+    `cannot decode ${record.topic}[${record.partition}]@${record.offset}: ${reason}${detail}`,
+    {
+      context: { topic: record.topic, partition: record.partition, offset: record.offset, reason },
+      cause,
+    },
+  )
 }

@@ -19,7 +19,8 @@ function scalarText(value: unknown): string {
       return String(value)
     default:
       if (value === null || value === undefined) return ''
-      if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')
+      if (value instanceof Uint8Array)
+        return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')
       return canonicalJson(value)
   }
 }
@@ -39,7 +40,10 @@ export function stableKey(key: unknown): string | undefined {
 }
 
 /** The key struct made of these columns of a row, or undefined when any of them is missing. */
-export function keyFromColumns(row: Readonly<Record<string, unknown>>, columns: readonly string[]): Record<string, unknown> | undefined {
+export function keyFromColumns(
+  row: Readonly<Record<string, unknown>>,
+  columns: readonly string[],
+): Record<string, unknown> | undefined {
   const key: Record<string, unknown> = {}
   for (const column of columns) {
     const value = row[column]
@@ -57,7 +61,8 @@ export function canonicalJson(value: unknown): string {
 function sortValue(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return typeof value === 'bigint' ? value.toString() : value
   if (Array.isArray(value)) return value.map(sortValue)
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')
   const out: Record<string, unknown> = {}
   for (const k of Object.keys(value).sort()) {
     const v = (value as Record<string, unknown>)[k]

@@ -143,11 +143,13 @@ export function avroEnvelopeConverter(envelopeSchema: unknown): RowConverter | u
   const after = fields?.find((f) => f.name === 'after') ?? fields?.find((f) => f.name === 'before')
   const resolve = (t: unknown): unknown => (typeof t === 'string' ? (named.get(t) ?? t) : t)
   const branches = Array.isArray(after?.type) ? after.type : [after?.type]
-  const record = branches.map(resolve).find((b) => (b as { type?: unknown })?.type === 'record') as { fields?: { name: string; type: unknown }[] } | undefined
+  const record = branches.map(resolve).find((b) => (b as { type?: unknown })?.type === 'record') as
+    { fields?: { name: string; type: unknown }[] } | undefined
   const converters = new Map<string, Convert>()
   for (const f of record?.fields ?? []) {
     const types = Array.isArray(f.type) ? f.type : [f.type]
-    const semantic = types.find((t) => typeof t === 'object' && t !== null && 'connect.name' in t) as { 'connect.name'?: string; 'connect.parameters'?: Record<string, unknown> } | undefined
+    const semantic = types.find((t) => typeof t === 'object' && t !== null && 'connect.name' in t) as
+      { 'connect.name'?: string; 'connect.parameters'?: Record<string, unknown> } | undefined
     const convert = converterFor(semantic?.['connect.name'], semantic?.['connect.parameters'])
     if (convert) converters.set(f.name, convert)
   }

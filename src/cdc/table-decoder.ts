@@ -36,7 +36,11 @@ export interface CdcDecoder {
 }
 
 export interface CdcTableDecoder {
-  readonly decode: (key: Buffer | null, value: Buffer | null, record: EncodedRecord) => { key: string; value: Row | null }
+  readonly decode: (
+    key: Buffer | null,
+    value: Buffer | null,
+    record: EncodedRecord,
+  ) => { key: string; value: Row | null }
   readonly prepare: (records: readonly EncodedRecord[]) => Promise<void>
 }
 
@@ -50,7 +54,15 @@ export function cdcTableDecoder(decoder: CdcDecoder, options: CdcTableDecoderOpt
       const row = jsonSafeRow(change.row)
       if (field === false) return { key: change.key, value: row }
       const s = change.source
-      const lineage: RowLineage = { topic: s.topic, partition: s.partition, offset: s.offset.toString(), timestampMs: s.timestampMs, position: s.position, table: s.table, op: change.op }
+      const lineage: RowLineage = {
+        topic: s.topic,
+        partition: s.partition,
+        offset: s.offset.toString(),
+        timestampMs: s.timestampMs,
+        position: s.position,
+        table: s.table,
+        op: change.op,
+      }
       row[field] = lineage
       return { key: change.key, value: row }
     },
@@ -68,7 +80,8 @@ export function jsonSafeRow(row: Row): Record<string, unknown> {
 function jsonSafe(value: unknown): unknown {
   if (typeof value === 'bigint') return value.toString()
   if (value === null || typeof value !== 'object') return value
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')
   if (Array.isArray(value)) return value.map(jsonSafe)
   return jsonSafeRow(value as Row)
 }

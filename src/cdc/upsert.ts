@@ -59,7 +59,14 @@ export class UpsertDecoder {
       const struct = decodeKey(record, this.#keyFormat, this.#avro)
       const key = stableKey(struct)
       if (key === undefined || key === '') throw decodeFailed(record, 'null value with a null or empty key')
-      return { kind: 'delete', op: 'tombstone', key, keyFields: isObject(struct) ? struct : { key: struct }, before: null, source }
+      return {
+        kind: 'delete',
+        op: 'tombstone',
+        key,
+        keyFields: isObject(struct) ? struct : { key: struct },
+        before: null,
+        source,
+      }
     }
     let row: unknown
     if (this.#valueFormat === 'avro') {
@@ -76,12 +83,21 @@ export class UpsertDecoder {
     if (this.#keyColumns) {
       const fields = keyFromColumns(row, this.#keyColumns)
       const key = stableKey(fields)
-      if (fields === undefined || key === undefined) throw decodeFailed(record, `key columns ${this.#keyColumns.join(', ')} are missing from the row`)
+      if (fields === undefined || key === undefined)
+        throw decodeFailed(record, `key columns ${this.#keyColumns.join(', ')} are missing from the row`)
       return { kind: 'upsert', op: 'upsert', key, keyFields: fields, row, before: null, source }
     }
     const struct = decodeKey(record, this.#keyFormat, this.#avro)
     const key = stableKey(struct)
     if (key === undefined || key === '') throw decodeFailed(record, 'record has no key; set keyColumns')
-    return { kind: 'upsert', op: 'upsert', key, keyFields: isObject(struct) ? struct : { key: struct }, row, before: null, source }
+    return {
+      kind: 'upsert',
+      op: 'upsert',
+      key,
+      keyFields: isObject(struct) ? struct : { key: struct },
+      row,
+      before: null,
+      source,
+    }
   }
 }

@@ -64,7 +64,8 @@ export interface ChunkStageContext {
   store(name: string): StateStore
   readonly now: number
 }
-export type ChunkStageResult = readonly { key: string; value: ChunkEvent | null; partitionKey: string }[] | { error: unknown }
+export type ChunkStageResult =
+  readonly { key: string; value: ChunkEvent | null; partitionKey: string }[] | { error: unknown }
 
 interface Planned {
   readonly item: ChunkStageItem
@@ -74,12 +75,17 @@ interface Planned {
   readonly vector?: Float32Array
 }
 
-export function chunkEmbedStage<V>(options: ChunkEmbedStageOptions<V>): { process(items: readonly ChunkStageItem[], context: ChunkStageContext): Promise<ChunkStageResult[]> } {
+export function chunkEmbedStage<V>(options: ChunkEmbedStageOptions<V>): {
+  process(items: readonly ChunkStageItem[], context: ChunkStageContext): Promise<ChunkStageResult[]>
+} {
   const { topology, version, entityType, chunker } = options
   const embedder = 'precomputed' in options.embedder ? undefined : options.embedder
   const precomputed = 'precomputed' in options.embedder ? options.embedder.precomputed : undefined
-  const embeddingModel = embedder ? embedder.model : `${precomputed?.model ?? `precomputed:${precomputed?.field}`}@${precomputed?.dimensions}`
-  const lineageOf = options.lineage ?? ((value: V) => (value as Record<string, unknown>)[LINEAGE_FIELD] as RowLineage | undefined)
+  const embeddingModel = embedder
+    ? embedder.model
+    : `${precomputed?.model ?? `precomputed:${precomputed?.field}`}@${precomputed?.dimensions}`
+  const lineageOf =
+    options.lineage ?? ((value: V) => (value as Record<string, unknown>)[LINEAGE_FIELD] as RowLineage | undefined)
 
   return {
     async process(items, context) {
@@ -102,12 +108,24 @@ export function chunkEmbedStage<V>(options: ChunkEmbedStageOptions<V>): { proces
           const metadata = options.metadata?.(value, item.key) ?? {}
           const governance = options.governance?.(value, item.key) ?? {}
           const lineage = lineageOf(value, item.key)
-          const vector = precomputed ? vectorFromField(value as Record<string, unknown>, precomputed, { node: options.store }) : undefined
-          const chunks = chunker.chunk({ topology, entityType, entityKey: item.key, text: options.text(value, item.key), fields: options.fields?.(value, item.key) ?? (value as TemplateFields) })
+          const vector = precomputed
+            ? vectorFromField(value as Record<string, unknown>, precomputed, { node: options.store })
+            : undefined
+          const chunks = chunker.chunk({
+            topology,
+            entityType,
+            entityKey: item.key,
+            text: options.text(value, item.key),
+            fields: options.fields?.(value, item.key) ?? (value as TemplateFields),
+          })
           if (precomputed && chunks.length > 1) {
-            throw new RagstreamError('RS_RECORD_INVALID', `precomputed embeddings (field "${precomputed.field}") describe the whole entity, but its text made ${chunks.length} chunks; use the "whole" chunking strategy`, {
-              context: { node: options.store, field: precomputed.field },
-            })
+            throw new RagstreamError(
+              'RS_RECORD_INVALID',
+              `precomputed embeddings (field "${precomputed.field}") describe the whole entity, but its text made ${chunks.length} chunks; use the "whole" chunking strategy`,
+              {
+                context: { node: options.store, field: precomputed.field },
+              },
+            )
           }
           const emitted = {
             metadata: JSON.stringify(metadata),
@@ -134,7 +152,13 @@ export function chunkEmbedStage<V>(options: ChunkEmbedStageOptions<V>): { proces
             embedding_model: embeddingModel,
             emitted_at_ms: context.now,
           }
-          return { item, upserts, tombstones, base: { entity_type: entityType, entity_key: item.key, ...emitted, lineage: chunkLineage }, vector }
+          return {
+            item,
+            upserts,
+            tombstones,
+            base: { entity_type: entityType, entity_key: item.key, ...emitted, lineage: chunkLineage },
+            vector,
+          }
         } catch (error) {
           return { error }
         }
@@ -152,7 +176,14 @@ export function chunkEmbedStage<V>(options: ChunkEmbedStageOptions<V>): { proces
           rows.push({
             key: chunk.id,
             partitionKey: plan.item.key,
-            value: { ...(plan.base as NonNullable<Planned['base']>), chunk_id: chunk.id, chunk_index: chunk.index, text: chunk.text, embedding, content_hash: chunk.contentHash },
+            value: {
+              ...(plan.base as NonNullable<Planned['base']>),
+              chunk_id: chunk.id,
+              chunk_index: chunk.index,
+              text: chunk.text,
+              embedding,
+              content_hash: chunk.contentHash,
+            },
           })
         }
         for (const id of plan.tombstones) rows.push({ key: id, value: null, partitionKey: plan.item.key })
@@ -163,6 +194,8 @@ export function chunkEmbedStage<V>(options: ChunkEmbedStageOptions<V>): { proces
 }
 
 /** A sink encoder for chunk events: UTF-8 chunk id key, codec-encoded value (null stays a tombstone). */
-export function chunkEventEncoder(codec: { encode(event: ChunkEvent | null): Buffer | null }): (key: string, value: unknown) => { key: Buffer; value: Buffer | null } {
+export function chunkEventEncoder(codec: {
+  encode(event: ChunkEvent | null): Buffer | null
+}): (key: string, value: unknown) => { key: Buffer; value: Buffer | null } {
   return (key, value) => ({ key: Buffer.from(key, 'utf8'), value: codec.encode(value as ChunkEvent | null) })
 }

@@ -21,5 +21,11 @@ export function contentHash(text: string): string {
 
 /** 128-bit base64url digest of the content hash and the chunk's other emitted attributes (key order does not matter). */
 export function chunkFingerprint(contentHashHex: string, attributes: unknown): string {
-  return createHash('sha256').update(contentHashHex).update('\0').update(canonicalJson(attributes ?? null)).digest().subarray(0, 16).toString('base64url')
+  return createHash('sha256')
+    .update(contentHashHex)
+    .update('\0')
+    .update(canonicalJson(attributes ?? null))
+    .digest()
+    .subarray(0, 16)
+    .toString('base64url')
 }

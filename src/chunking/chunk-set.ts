@@ -31,7 +31,10 @@ export interface ChunkSetChanges<T extends ChunkSetEntry> {
 }
 
 /** The diff itself, pure: previous set (undefined = entity unknown) vs the new chunks. */
-export function diffChunkSet<T extends ChunkSetEntry>(previous: readonly ChunkSetEntry[] | undefined, next: readonly T[]): ChunkSetChanges<T> {
+export function diffChunkSet<T extends ChunkSetEntry>(
+  previous: readonly ChunkSetEntry[] | undefined,
+  next: readonly T[],
+): ChunkSetChanges<T> {
   if (previous === undefined || previous.length === 0) return { upserts: [...next], tombstones: [] }
   const before = new Map<string, string>()
   for (const entry of previous) before.set(entry.id, entry.fingerprint)
@@ -54,7 +57,8 @@ export function encodeChunkSet(entries: readonly ChunkSetEntry[]): Buffer {
 
 export function decodeChunkSet(value: Buffer): ChunkSetEntry[] {
   const parsed = JSON.parse(value.toString('utf8')) as { v: number; c: [string, string][] }
-  if (parsed.v !== FORMAT_VERSION || !Array.isArray(parsed.c)) throw new Error(`unsupported chunk-set format version ${String(parsed.v)}`)
+  if (parsed.v !== FORMAT_VERSION || !Array.isArray(parsed.c))
+    throw new Error(`unsupported chunk-set format version ${String(parsed.v)}`)
   return parsed.c.map(([id, fingerprint]) => ({ id, fingerprint }))
 }
 
@@ -85,7 +89,12 @@ export class ChunkSetStore {
   }
 
   /** Diffs the entity's new chunks against its stored set and records the new set (or forgets the entity when it has no chunks left). */
-  update<T extends ChunkSetEntry>(partition: number, entityType: string, entityKey: string, next: readonly T[]): ChunkSetChanges<T> {
+  update<T extends ChunkSetEntry>(
+    partition: number,
+    entityType: string,
+    entityKey: string,
+    next: readonly T[],
+  ): ChunkSetChanges<T> {
     const key = ChunkSetStore.keyOf(entityType, entityKey)
     const stored = this.#store.get(partition, key)
     const previous = stored === undefined ? undefined : decodeChunkSet(stored)

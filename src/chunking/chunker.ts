@@ -74,21 +74,33 @@ export interface Chunker {
 }
 
 /** Every strategy kind must have a factory and a validator: the compiler refuses a kind nobody handles. */
-const STRATEGIES: { [K in StrategyKind]: { validate(config: Extract<StrategyConfig, { kind: K }>, path: string): Problem[]; create(config: Extract<StrategyConfig, { kind: K }>): ChunkingStrategy } } = {
+const STRATEGIES: {
+  [K in StrategyKind]: {
+    validate(config: Extract<StrategyConfig, { kind: K }>, path: string): Problem[]
+    create(config: Extract<StrategyConfig, { kind: K }>): ChunkingStrategy
+  }
+} = {
   recursive: {
     validate(config, path) {
       const problems: Problem[] = []
       const unit = config.unit ?? 'chars'
-      if (unit !== 'chars' && unit !== 'tokens') problems.push({ path: `${path}/unit`, message: 'must be "chars" or "tokens"' })
-      if (!Number.isInteger(config.size) || config.size < 1) problems.push({ path: `${path}/size`, message: 'must be a positive integer' })
+      if (unit !== 'chars' && unit !== 'tokens')
+        problems.push({ path: `${path}/unit`, message: 'must be "chars" or "tokens"' })
+      if (!Number.isInteger(config.size) || config.size < 1)
+        problems.push({ path: `${path}/size`, message: 'must be a positive integer' })
       const overlap = config.overlap ?? 0
-      if (!Number.isInteger(overlap) || overlap < 0) problems.push({ path: `${path}/overlap`, message: 'must be a non-negative integer' })
-      else if (Number.isInteger(config.size) && overlap >= config.size) problems.push({ path: `${path}/overlap`, message: `must be smaller than size (${config.size})` })
+      if (!Number.isInteger(overlap) || overlap < 0)
+        problems.push({ path: `${path}/overlap`, message: 'must be a non-negative integer' })
+      else if (Number.isInteger(config.size) && overlap >= config.size)
+        problems.push({ path: `${path}/overlap`, message: `must be smaller than size (${config.size})` })
       return problems
     },
     create(config) {
       const options = { size: config.size, overlap: config.overlap ?? 0, unit: config.unit ?? 'chars' } as const
-      return { id: `recursive(size=${options.size},overlap=${options.overlap},unit=${options.unit})`, split: (text) => recursiveSplit(text, options) }
+      return {
+        id: `recursive(size=${options.size},overlap=${options.overlap},unit=${options.unit})`,
+        split: (text) => recursiveSplit(text, options),
+      }
     },
   },
   whole: {
@@ -108,7 +120,11 @@ export function validateChunkerConfig(config: ChunkerConfig, path = ''): Problem
   if (strategy === undefined || strategy === null) problems.push({ path: `${path}/strategy`, message: 'required' })
   else if (!isStrategy(strategy)) {
     const entry = STRATEGIES[strategy.kind] as (typeof STRATEGIES)[StrategyKind] | undefined
-    if (!entry) problems.push({ path: `${path}/strategy/kind`, message: `unknown strategy "${String(strategy.kind)}"; one of ${Object.keys(STRATEGIES).join(', ')}` })
+    if (!entry)
+      problems.push({
+        path: `${path}/strategy/kind`,
+        message: `unknown strategy "${String(strategy.kind)}"; one of ${Object.keys(STRATEGIES).join(', ')}`,
+      })
     else problems.push(...entry.validate(strategy as never, `${path}/strategy`))
   }
   if (config.markup !== undefined && !['none', 'markdown', 'html'].includes(config.markup)) {
@@ -124,11 +140,14 @@ export function validateChunkerConfig(config: ChunkerConfig, path = ''): Problem
 export function createChunker(config: ChunkerConfig): Chunker {
   const problems = validateChunkerConfig(config)
   if (problems.length > 0) throw new ConfigError(problems, 'chunker configuration')
-  const strategy = isStrategy(config.strategy) ? config.strategy : STRATEGIES[config.strategy.kind].create(config.strategy as never)
+  const strategy = isStrategy(config.strategy)
+    ? config.strategy
+    : STRATEGIES[config.strategy.kind].create(config.strategy as never)
   const markup = config.markup ?? 'none'
   const template = config.template ?? DEFAULT_TEMPLATE
   const format = compileTemplate(template)
-  const templateId = template === DEFAULT_TEMPLATE ? '' : `+template:${createHash('sha256').update(template).digest('hex').slice(0, 8)}`
+  const templateId =
+    template === DEFAULT_TEMPLATE ? '' : `+template:${createHash('sha256').update(template).digest('hex').slice(0, 8)}`
   const id = `${strategy.id}${markup === 'none' ? '' : `+${markup}`}${templateId}`
   const noFields: TemplateFields = {}
   return {
@@ -139,7 +158,12 @@ export function createChunker(config: ChunkerConfig): Chunker {
       const chunks: Chunk[] = new Array(pieces.length)
       for (let index = 0; index < pieces.length; index++) {
         const text = format(pieces[index], fields)
-        chunks[index] = { id: chunkId(input.topology, input.entityType, input.entityKey, index), index, text, contentHash: contentHash(text) }
+        chunks[index] = {
+          id: chunkId(input.topology, input.entityType, input.entityKey, index),
+          index,
+          text,
+          contentHash: contentHash(text),
+        }
       }
       return chunks
     },

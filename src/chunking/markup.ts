@@ -7,8 +7,24 @@
 export type Markup = 'none' | 'markdown' | 'html'
 
 const NAMED_ENTITIES: Readonly<Record<string, string>> = {
-  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ', ndash: '–', mdash: '—', hellip: '…',
-  laquo: '«', raquo: '»', ldquo: '“', rdquo: '”', lsquo: '‘', rsquo: '’', copy: '©', reg: '®', euro: '€',
+  amp: '&',
+  lt: '<',
+  gt: '>',
+  quot: '"',
+  apos: "'",
+  nbsp: ' ',
+  ndash: '–',
+  mdash: '—',
+  hellip: '…',
+  laquo: '«',
+  raquo: '»',
+  ldquo: '“',
+  rdquo: '”',
+  lsquo: '‘',
+  rsquo: '’',
+  copy: '©',
+  reg: '®',
+  euro: '€',
 }
 
 export function decodeEntities(text: string): string {
@@ -21,7 +37,8 @@ export function decodeEntities(text: string): string {
   })
 }
 
-const BLOCK_TAGS = 'p|div|section|article|header|footer|aside|main|nav|h[1-6]|ul|ol|table|tr|blockquote|pre|figure|figcaption|hr|dl|dt|dd|form|fieldset|details|summary'
+const BLOCK_TAGS =
+  'p|div|section|article|header|footer|aside|main|nav|h[1-6]|ul|ol|table|tr|blockquote|pre|figure|figcaption|hr|dl|dt|dd|form|fieldset|details|summary'
 
 export function htmlToText(html: string): string {
   return tidy(
@@ -71,7 +88,13 @@ export function markdownToText(markdown: string): string {
       .replace(/(^|[^\w])_(?=\S)([^_]*?\S)_(?!\w)/g, '$1$2') // emphasis _x_ (not snake_case)
       .replace(/~~(?=\S)([\s\S]*?\S)~~/g, '$1') // strikethrough
       .replace(/<[^>]+>/g, '') // inline HTML
-    if (/^\s*\|.*\|\s*$/.test(text)) text = text.trim().slice(1, -1).split('|').map((c) => c.trim()).join(' | ')
+    if (/^\s*\|.*\|\s*$/.test(text))
+      text = text
+        .trim()
+        .slice(1, -1)
+        .split('|')
+        .map((c) => c.trim())
+        .join(' | ')
     lines.push(text)
   }
   return tidy(decodeEntities(lines.join('\n')))

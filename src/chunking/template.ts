@@ -87,6 +87,7 @@ function lookup(fields: TemplateFields, path: readonly string[]): unknown {
 function render(value: unknown): string {
   if (value === null || value === undefined) return ''
   if (typeof value === 'string') return value
-  if (typeof value === 'object') return JSON.stringify(value, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
+  if (typeof value === 'object')
+    return JSON.stringify(value, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
   return String(value)
 }

@@ -45,13 +45,30 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, unavailable: 69, config: 78 }
 
 /** Options every command takes (read by `main` before the command runs). */
 export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
-  config: { type: 'string', value: '<file.json>', description: 'configuration file (docs/operations.md); RAGSTREAM_* variables override it' },
+  config: {
+    type: 'string',
+    value: '<file.json>',
+    description: 'configuration file (docs/operations.md); RAGSTREAM_* variables override it',
+  },
 }
 
 export function helpText(spec: CommandSpec): string {
-  const lines = [`ragstream ${spec.name}${spec.args ? ` ${spec.args}` : ''} [options]`, '', spec.summary, '', 'Options:']
-  const entries = Object.entries({ ...spec.options, ...GLOBAL_OPTIONS, help: { type: 'boolean', short: 'h', description: 'show this help' } as OptionSpec })
-  const flags = entries.map(([name, o]) => `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? '<value>'}` : ''}`)
+  const lines = [
+    `ragstream ${spec.name}${spec.args ? ` ${spec.args}` : ''} [options]`,
+    '',
+    spec.summary,
+    '',
+    'Options:',
+  ]
+  const entries = Object.entries({
+    ...spec.options,
+    ...GLOBAL_OPTIONS,
+    help: { type: 'boolean', short: 'h', description: 'show this help' } as OptionSpec,
+  })
+  const flags = entries.map(
+    ([name, o]) =>
+      `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? '<value>'}` : ''}`,
+  )
   const width = Math.max(...flags.map((f) => f.length)) + 2
   entries.forEach(([, o], i) => {
     const def = o.default === undefined || o.default === false ? '' : ` (default: ${String(o.default)})`
@@ -61,10 +78,18 @@ export function helpText(spec: CommandSpec): string {
   return `${lines.join('\n')}\n`
 }
 
-export function parseCommandArgs(spec: CommandSpec, argv: string[]): { positionals: string[]; values: CommandInput['values'] } {
+export function parseCommandArgs(
+  spec: CommandSpec,
+  argv: string[],
+): { positionals: string[]; values: CommandInput['values'] } {
   const options: ParseArgsConfig['options'] = { help: { type: 'boolean', short: 'h' }, config: { type: 'string' } }
   for (const [name, o] of Object.entries(spec.options)) {
-    options[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}), ...(o.default !== undefined ? { default: o.default } : {}) }
+    options[name] = {
+      type: o.type,
+      ...(o.short ? { short: o.short } : {}),
+      ...(o.multiple ? { multiple: true } : {}),
+      ...(o.default !== undefined ? { default: o.default } : {}),
+    }
   }
   try {
     const { positionals, values } = parseArgs({ args: argv, options, allowPositionals: true, strict: true })

@@ -23,7 +23,13 @@ export function exitUnlessStoppedWithin(
       process.exit(EXIT.failure)
     }
     setTimeout(() => {
-      log({ event: 'shutdown-timeout', signal, timeoutMs, waitingFor: waitingFor(), open: process.getActiveResourcesInfo().filter((r) => r !== 'Timeout') })
+      log({
+        event: 'shutdown-timeout',
+        signal,
+        timeoutMs,
+        waitingFor: waitingFor(),
+        open: process.getActiveResourcesInfo().filter((r) => r !== 'Timeout'),
+      })
       process.exit(EXIT.failure)
     }, timeoutMs).unref()
     stop()

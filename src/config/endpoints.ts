@@ -21,13 +21,18 @@ export const ENDPOINT_DEFAULTS = {
 export function endpointsFromEnv(env: NodeJS.ProcessEnv = process.env): Endpoints {
   const get = (name: keyof typeof ENDPOINT_DEFAULTS): string => env[name]?.trim() || ENDPOINT_DEFAULTS[name]
   return {
-    kafkaBrokers: get('RAGSTREAM_KAFKA_BROKERS').split(',').map((s) => s.trim()).filter(Boolean),
+    kafkaBrokers: get('RAGSTREAM_KAFKA_BROKERS')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     schemaRegistryUrl: get('RAGSTREAM_SCHEMA_REGISTRY_URL'),
     redisUrl: get('RAGSTREAM_REDIS_URL'),
-    redisClusterNodes: get('RAGSTREAM_REDIS_CLUSTER_NODES').split(',').map((s) => {
-      const [host, port] = s.trim().split(':')
-      return { host, port: Number(port) }
-    }),
+    redisClusterNodes: get('RAGSTREAM_REDIS_CLUSTER_NODES')
+      .split(',')
+      .map((s) => {
+        const [host, port] = s.trim().split(':')
+        return { host, port: Number(port) }
+      }),
     postgresUrl: get('RAGSTREAM_POSTGRES_URL'),
   }
 }

@@ -31,14 +31,24 @@ interface FieldSpec {
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/
 const IDENT = /^[a-z_][a-z0-9_]*$/
 
-function urlField(path: string, env: string, schemes: readonly string[], description: string, defaultValue?: string): FieldSpec {
+function urlField(
+  path: string,
+  env: string,
+  schemes: readonly string[],
+  description: string,
+  defaultValue?: string,
+): FieldSpec {
   return {
-    path, env, description, default: defaultValue,
+    path,
+    env,
+    description,
+    default: defaultValue,
     parse(raw) {
       if (typeof raw !== 'string' || raw.trim() === '') return { error: `expected a ${schemes.join(' or ')} URL` }
       try {
         const url = new URL(raw.trim())
-        if (!schemes.includes(url.protocol.replace(/:$/, ''))) return { error: `expected a ${schemes.join(' or ')} URL, got scheme ${url.protocol}` }
+        if (!schemes.includes(url.protocol.replace(/:$/, '')))
+          return { error: `expected a ${schemes.join(' or ')} URL, got scheme ${url.protocol}` }
       } catch {
         return { error: `expected a ${schemes.join(' or ')} URL` }
       }
@@ -49,10 +59,14 @@ function urlField(path: string, env: string, schemes: readonly string[], descrip
 
 function hostPortsField(path: string, env: string, description: string, defaultValue: string): FieldSpec {
   return {
-    path, env, description, default: defaultValue,
+    path,
+    env,
+    description,
+    default: defaultValue,
     parse(raw) {
       const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined
-      if (!list || !list.every((s) => typeof s === 'string')) return { error: 'expected host:port entries (a JSON array, or comma-separated)' }
+      if (!list || !list.every((s) => typeof s === 'string'))
+        return { error: 'expected host:port entries (a JSON array, or comma-separated)' }
       const entries = (list as string[]).map((s) => s.trim()).filter(Boolean)
       const bad = entries.find((s) => !HOST_PORT.test(s) || Number(s.slice(s.lastIndexOf(':') + 1)) > 65535)
       if (entries.length === 0) return { error: 'expected at least one host:port' }
@@ -62,12 +76,29 @@ function hostPortsField(path: string, env: string, description: string, defaultV
   }
 }
 
-function intField(path: string, env: string, min: number, max: number, description: string, defaultValue?: string): FieldSpec {
+function intField(
+  path: string,
+  env: string,
+  min: number,
+  max: number,
+  description: string,
+  defaultValue?: string,
+): FieldSpec {
   return {
-    path, env, description, default: defaultValue,
+    path,
+    env,
+    description,
+    default: defaultValue,
     parse(raw) {
-      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw.trim()) : Number.NaN
-      if (!Number.isInteger(n) || n < min || n > max) return { error: max === Number.MAX_SAFE_INTEGER ? `expected an integer ≥ ${min}` : `expected an integer from ${min} to ${max}` }
+      const n =
+        typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw.trim()) : Number.NaN
+      if (!Number.isInteger(n) || n < min || n > max)
+        return {
+          error:
+            max === Number.MAX_SAFE_INTEGER
+              ? `expected an integer ≥ ${min}`
+              : `expected an integer from ${min} to ${max}`,
+        }
       return { value: n }
     },
   }
@@ -75,17 +106,30 @@ function intField(path: string, env: string, min: number, max: number, descripti
 
 function identField(path: string, env: string, description: string, defaultValue: string): FieldSpec {
   return {
-    path, env, description, default: defaultValue,
+    path,
+    env,
+    description,
+    default: defaultValue,
     parse(raw) {
-      if (typeof raw !== 'string' || !IDENT.test(raw) || Buffer.byteLength(raw) > 63) return { error: 'expected a SQL identifier: [a-z_][a-z0-9_]*, at most 63 bytes' }
+      if (typeof raw !== 'string' || !IDENT.test(raw) || Buffer.byteLength(raw) > 63)
+        return { error: 'expected a SQL identifier: [a-z_][a-z0-9_]*, at most 63 bytes' }
       return { value: raw }
     },
   }
 }
 
-function enumField(path: string, env: string, values: readonly string[], description: string, defaultValue?: string): FieldSpec {
+function enumField(
+  path: string,
+  env: string,
+  values: readonly string[],
+  description: string,
+  defaultValue?: string,
+): FieldSpec {
   return {
-    path, env, description, default: defaultValue,
+    path,
+    env,
+    description,
+    default: defaultValue,
     parse(raw) {
       if (typeof raw !== 'string' || !values.includes(raw)) return { error: `expected one of ${values.join(', ')}` }
       return { value: raw }
@@ -95,27 +139,101 @@ function enumField(path: string, env: string, values: readonly string[], descrip
 
 /** Every configuration field: where it lives in the file, its variable, default and meaning. */
 export const CONFIG_FIELDS: readonly FieldSpec[] = [
-  hostPortsField('/kafka/brokers', 'RAGSTREAM_KAFKA_BROKERS', 'Kafka bootstrap brokers', ENDPOINT_DEFAULTS.RAGSTREAM_KAFKA_BROKERS),
-  urlField('/schemaRegistry/url', 'RAGSTREAM_SCHEMA_REGISTRY_URL', ['http', 'https'], 'Confluent-compatible schema registry', ENDPOINT_DEFAULTS.RAGSTREAM_SCHEMA_REGISTRY_URL),
-  urlField('/redis/url', 'RAGSTREAM_REDIS_URL', ['redis', 'rediss'], 'Redis: state stores and the embedding cache', ENDPOINT_DEFAULTS.RAGSTREAM_REDIS_URL),
-  hostPortsField('/redis/clusterNodes', 'RAGSTREAM_REDIS_CLUSTER_NODES', 'Redis Cluster nodes (`run --redis-cluster`)', ENDPOINT_DEFAULTS.RAGSTREAM_REDIS_CLUSTER_NODES),
-  urlField('/postgres/url', 'RAGSTREAM_POSTGRES_URL', ['postgres', 'postgresql'], 'PostgreSQL as an administrator: one-time bootstrap of roles and schemas (demo), default for every role', ENDPOINT_DEFAULTS.RAGSTREAM_POSTGRES_URL),
-  urlField('/postgres/ownerUrl', 'RAGSTREAM_POSTGRES_OWNER_URL', ['postgres', 'postgresql'], 'PostgreSQL as the owner role (migrate, promote, drop); default: /postgres/url with the owner role as user'),
-  urlField('/postgres/sinkUrl', 'RAGSTREAM_POSTGRES_SINK_URL', ['postgres', 'postgresql'], 'PostgreSQL as the sink role; default: /postgres/url with the sink role as user'),
-  intField('/sink/dimensions', 'RAGSTREAM_SINK_DIMENSIONS', 1, Number.MAX_SAFE_INTEGER, 'embedding dimensions of the chunk tables', '384'),
+  hostPortsField(
+    '/kafka/brokers',
+    'RAGSTREAM_KAFKA_BROKERS',
+    'Kafka bootstrap brokers',
+    ENDPOINT_DEFAULTS.RAGSTREAM_KAFKA_BROKERS,
+  ),
+  urlField(
+    '/schemaRegistry/url',
+    'RAGSTREAM_SCHEMA_REGISTRY_URL',
+    ['http', 'https'],
+    'Confluent-compatible schema registry',
+    ENDPOINT_DEFAULTS.RAGSTREAM_SCHEMA_REGISTRY_URL,
+  ),
+  urlField(
+    '/redis/url',
+    'RAGSTREAM_REDIS_URL',
+    ['redis', 'rediss'],
+    'Redis: state stores and the embedding cache',
+    ENDPOINT_DEFAULTS.RAGSTREAM_REDIS_URL,
+  ),
+  hostPortsField(
+    '/redis/clusterNodes',
+    'RAGSTREAM_REDIS_CLUSTER_NODES',
+    'Redis Cluster nodes (`run --redis-cluster`)',
+    ENDPOINT_DEFAULTS.RAGSTREAM_REDIS_CLUSTER_NODES,
+  ),
+  urlField(
+    '/postgres/url',
+    'RAGSTREAM_POSTGRES_URL',
+    ['postgres', 'postgresql'],
+    'PostgreSQL as an administrator: one-time bootstrap of roles and schemas (demo), default for every role',
+    ENDPOINT_DEFAULTS.RAGSTREAM_POSTGRES_URL,
+  ),
+  urlField(
+    '/postgres/ownerUrl',
+    'RAGSTREAM_POSTGRES_OWNER_URL',
+    ['postgres', 'postgresql'],
+    'PostgreSQL as the owner role (migrate, promote, drop); default: /postgres/url with the owner role as user',
+  ),
+  urlField(
+    '/postgres/sinkUrl',
+    'RAGSTREAM_POSTGRES_SINK_URL',
+    ['postgres', 'postgresql'],
+    'PostgreSQL as the sink role; default: /postgres/url with the sink role as user',
+  ),
+  intField(
+    '/sink/dimensions',
+    'RAGSTREAM_SINK_DIMENSIONS',
+    1,
+    Number.MAX_SAFE_INTEGER,
+    'embedding dimensions of the chunk tables',
+    '384',
+  ),
   identField('/sink/schema', 'RAGSTREAM_SINK_SCHEMA', 'schema of the chunk tables', 'ragstream'),
   identField('/sink/viewSchema', 'RAGSTREAM_SINK_VIEW_SCHEMA', 'schema of the analyst views', 'rag'),
-  identField('/sink/ownerRole', 'RAGSTREAM_SINK_OWNER_ROLE', 'role that owns the tables and runs migrations', 'ragstream_owner'),
+  identField(
+    '/sink/ownerRole',
+    'RAGSTREAM_SINK_OWNER_ROLE',
+    'role that owns the tables and runs migrations',
+    'ragstream_owner',
+  ),
   identField('/sink/sinkRole', 'RAGSTREAM_SINK_ROLE', 'role the sink writes as (DML only)', 'ragstream_sink'),
-  intField('/metrics/port', 'RAGSTREAM_METRICS_PORT', 0, 65_535, 'Prometheus /metrics port of demo and replay (0 = any free port; unset = no endpoint)'),
-  enumField('/log/level', 'RAGSTREAM_LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], 'log level', 'info'),
-  enumField('/log/format', 'RAGSTREAM_LOG_FORMAT', ['json', 'human', 'auto'], 'JSON lines, human-readable, or human on a terminal', 'auto'),
+  intField(
+    '/metrics/port',
+    'RAGSTREAM_METRICS_PORT',
+    0,
+    65_535,
+    'Prometheus /metrics port of demo and replay (0 = any free port; unset = no endpoint)',
+  ),
+  enumField(
+    '/log/level',
+    'RAGSTREAM_LOG_LEVEL',
+    ['trace', 'debug', 'info', 'warn', 'error', 'fatal'],
+    'log level',
+    'info',
+  ),
+  enumField(
+    '/log/format',
+    'RAGSTREAM_LOG_FORMAT',
+    ['json', 'human', 'auto'],
+    'JSON lines, human-readable, or human on a terminal',
+    'auto',
+  ),
 ]
 
 export interface RagstreamConfig {
   readonly endpoints: Endpoints
   readonly postgres: { readonly adminUrl: string; readonly ownerUrl: string; readonly sinkUrl: string }
-  readonly sink: { readonly dimensions: number; readonly schema: string; readonly viewSchema: string; readonly ownerRole: string; readonly sinkRole: string }
+  readonly sink: {
+    readonly dimensions: number
+    readonly schema: string
+    readonly viewSchema: string
+    readonly ownerRole: string
+    readonly sinkRole: string
+  }
   readonly metricsPort: number | undefined
   readonly log: { readonly level: string; readonly format: 'json' | 'human' | 'auto' }
   /** The environment with every file value filled in (variables already set win): pass it to commands. */
@@ -138,7 +256,13 @@ function unknownPaths(object: unknown, prefix = ''): string[] {
   for (const [key, value] of Object.entries(object)) {
     const path = `${prefix}/${key}`
     if (CONFIG_FIELDS.some((f) => f.path === path)) continue
-    if (CONFIG_FIELDS.some((f) => f.path.startsWith(`${path}/`)) && value !== null && typeof value === 'object' && !Array.isArray(value)) out.push(...unknownPaths(value, path))
+    if (
+      CONFIG_FIELDS.some((f) => f.path.startsWith(`${path}/`)) &&
+      value !== null &&
+      typeof value === 'object' &&
+      !Array.isArray(value)
+    )
+      out.push(...unknownPaths(value, path))
     else out.push(path)
   }
   return out
@@ -149,14 +273,26 @@ function readFile(file: string): unknown {
   try {
     text = readFileSync(file, 'utf8')
   } catch (error) {
-    throw new ConfigError([{ path: '--config', message: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }], 'configuration')
+    throw new ConfigError(
+      [
+        {
+          path: '--config',
+          message: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        },
+      ],
+      'configuration',
+    )
   }
   try {
     const parsed: unknown = JSON.parse(text)
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('the top level must be a JSON object')
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new Error('the top level must be a JSON object')
     return parsed
   } catch (error) {
-    throw new ConfigError([{ path: '--config', message: `${file} is not a JSON object: ${(error as Error).message}` }], 'configuration')
+    throw new ConfigError(
+      [{ path: '--config', message: `${file} is not a JSON object: ${(error as Error).message}` }],
+      'configuration',
+    )
   }
 }
 
@@ -185,13 +321,23 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     if (raw === undefined) continue
     const parsed = field.parse(raw)
     if ('error' in parsed) {
-      problems.push({ path: fromEnv !== undefined ? `${field.path} (${field.env})` : field.path, message: parsed.error })
+      problems.push({
+        path: fromEnv !== undefined ? `${field.path} (${field.env})` : field.path,
+        message: parsed.error,
+      })
       continue
     }
     values.set(field.path, parsed.value)
-    if (fromEnv === undefined && fromFile !== undefined) merged[field.env] = Array.isArray(parsed.value) ? parsed.value.join(',') : String(parsed.value)
+    if (fromEnv === undefined && fromFile !== undefined)
+      merged[field.env] = Array.isArray(parsed.value) ? parsed.value.join(',') : String(parsed.value)
   }
-  if (problems.length > 0) throw new ConfigError(problems, options.file ? `configuration (${options.file} and RAGSTREAM_* variables)` : 'configuration (RAGSTREAM_* variables)')
+  if (problems.length > 0)
+    throw new ConfigError(
+      problems,
+      options.file
+        ? `configuration (${options.file} and RAGSTREAM_* variables)`
+        : 'configuration (RAGSTREAM_* variables)',
+    )
   const str = (path: string): string => values.get(path) as string
   const sink = {
     dimensions: values.get('/sink/dimensions') as number,
@@ -217,6 +363,9 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
 
 /** The docs/operations.md table of every field. */
 export function configFieldsMarkdown(): string {
-  const rows = CONFIG_FIELDS.map((f) => `| \`${f.path}\` | \`${f.env}\` | ${f.default === undefined ? '—' : `\`${f.default}\``} | ${f.description} |`)
+  const rows = CONFIG_FIELDS.map(
+    (f) =>
+      `| \`${f.path}\` | \`${f.env}\` | ${f.default === undefined ? '—' : `\`${f.default}\``} | ${f.description} |`,
+  )
   return ['| field | variable | default | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n')
 }

@@ -78,11 +78,15 @@ export class RagServices implements GovernedChunkServices {
     this.#options = options
     const provider = createEmbeddingProvider(options.embedding ?? DEFAULT_EMBEDDING)
     this.registryUrl = options.registryUrl
-    this.embeddingCache = new RedisEmbeddingCache(options.redis, { prefix: options.cachePrefix, address: options.redisAddress })
+    this.embeddingCache = new RedisEmbeddingCache(options.redis, {
+      prefix: options.cachePrefix,
+      address: options.redisAddress,
+    })
     this.embedder = new Embedder(provider, { cache: this.embeddingCache })
     this.chunkEvents = {
       encode: (event) => {
-        if (this.#codec === undefined) throw new Error(`the chunk-event codec for ${options.chunkTopic} is not open: call open() before encoding`)
+        if (this.#codec === undefined)
+          throw new Error(`the chunk-event codec for ${options.chunkTopic} is not open: call open() before encoding`)
         return this.#codec.encode(event)
       },
     }
@@ -93,13 +97,25 @@ export class RagServices implements GovernedChunkServices {
    * The Redis connection does not keep the process alive: when the runtime stops, `ragstream run`
    * exits although topology files have no close hook.
    */
-  static fromEnv(options: { chunkTopic: string; env?: NodeJS.ProcessEnv; embedding?: HashingEmbeddingConfig | OpenAIEmbeddingConfig; cachePrefix?: string }): RagServices {
+  static fromEnv(options: {
+    chunkTopic: string
+    env?: NodeJS.ProcessEnv
+    embedding?: HashingEmbeddingConfig | OpenAIEmbeddingConfig
+    cachePrefix?: string
+  }): RagServices {
     const endpoints = endpointsFromEnv(options.env)
     const redis = new Redis(endpoints.redisUrl, { lazyConnect: true })
     redis.on('connect', () => (redis as unknown as { stream?: { unref?: () => void } }).stream?.unref?.())
     // ioredis reports connection errors on the command that failed (the batch retries); without a listener it would also log them.
     redis.on('error', () => {})
-    return new RagServices({ redis, redisAddress: redactUrl(endpoints.redisUrl), registryUrl: endpoints.schemaRegistryUrl, chunkTopic: options.chunkTopic, embedding: options.embedding, cachePrefix: options.cachePrefix })
+    return new RagServices({
+      redis,
+      redisAddress: redactUrl(endpoints.redisUrl),
+      registryUrl: endpoints.schemaRegistryUrl,
+      chunkTopic: options.chunkTopic,
+      embedding: options.embedding,
+      cachePrefix: options.cachePrefix,
+    })
   }
 
   open(): Promise<void> {
@@ -111,7 +127,10 @@ export class RagServices implements GovernedChunkServices {
   }
 
   async #open(): Promise<void> {
-    const [codec] = await Promise.all([chunkEventAvroCodec({ registryUrl: this.#options.registryUrl, topic: this.#options.chunkTopic }), this.embedder.verify()])
+    const [codec] = await Promise.all([
+      chunkEventAvroCodec({ registryUrl: this.#options.registryUrl, topic: this.#options.chunkTopic }),
+      this.embedder.verify(),
+    ])
     this.#codec = codec
   }
 
@@ -122,7 +141,10 @@ export class RagServices implements GovernedChunkServices {
 }
 
 /** A stage processor that opens the services before its first batch (a failure to open retries the batch). */
-export function withServicesOpen<P extends { process(items: never, context: never): unknown }>(services: ChunkServices, processor: P): P {
+export function withServicesOpen<P extends { process(items: never, context: never): unknown }>(
+  services: ChunkServices,
+  processor: P,
+): P {
   return {
     ...processor,
     process: async (items: never, context: never) => {

@@ -101,7 +101,11 @@ export class TopologyBuilder {
   /** Validates the whole graph once; throws one ConfigError (RS_TOPOLOGY_INVALID) listing every problem. */
   build(): Topology {
     const applicationId = this.#options?.applicationId
-    return new Topology({ applicationId, deadLetterTopic: this.#options?.deadLetterTopic ?? `${applicationId}-dead-letter`, nodes: [...this.#nodes] })
+    return new Topology({
+      applicationId,
+      deadLetterTopic: this.#options?.deadLetterTopic ?? `${applicationId}-dead-letter`,
+      nodes: [...this.#nodes],
+    })
   }
 }
 
@@ -172,7 +176,17 @@ export class Table<V> {
   join<R, O>(right: Table<R>, options: InnerJoinOptions<V, R, O> | LeftJoinOptions<V, R, O>): Table<O> {
     const [name, named] = this.#named('KTABLE-FK-JOIN', options?.name)
     const joiner = options?.joiner as (left: unknown, right: unknown) => unknown
-    this.#list.add(fkJoinNode(name, named, this.name, right?.name, options?.type ?? 'inner', options?.foreignKey as (left: unknown) => string, joiner))
+    this.#list.add(
+      fkJoinNode(
+        name,
+        named,
+        this.name,
+        right?.name,
+        options?.type ?? 'inner',
+        options?.foreignKey as (left: unknown) => string,
+        joiner,
+      ),
+    )
     return new Table<O>(this.#list, name)
   }
 

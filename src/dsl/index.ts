@@ -7,6 +7,16 @@ export type { InnerJoinOptions, LeftJoinOptions } from '../operators/fk-join.ts'
 export type { StageOptions } from '../operators/stage.ts'
 export type { GovernOptions, GovernedDocument } from '../operators/govern.ts'
 export type { ToOptions } from '../operators/sink.ts'
-export type { Decoder, DecodedRecord, DecoderPreparer, Encoder, StageContext, StageItem, StageProcessor, StageResult, StageRow } from '../topology/graph.ts'
+export type {
+  Decoder,
+  DecodedRecord,
+  DecoderPreparer,
+  Encoder,
+  StageContext,
+  StageItem,
+  StageProcessor,
+  StageResult,
+  StageRow,
+} from '../topology/graph.ts'
 export { Topology } from '../topology/topology.ts'
 export { partitionForKey, partitionForString, murmur2 } from '../topology/partitioner.ts'

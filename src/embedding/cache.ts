@@ -47,11 +47,17 @@ export class RedisEmbeddingCache implements EmbeddingCache {
     return `${this.#prefix}:{${namespace.replace(/[{}]/g, '_')}}:${hash}`
   }
 
-  async getMany(namespace: string, hashes: readonly string[], dimensions: number): Promise<(Float32Array | undefined)[]> {
+  async getMany(
+    namespace: string,
+    hashes: readonly string[],
+    dimensions: number,
+  ): Promise<(Float32Array | undefined)[]> {
     if (hashes.length === 0) return []
-    const values = await this.#redis.mgetBuffer(...hashes.map((h) => this.#key(namespace, h))).catch((error: unknown) => {
-      throw new ServiceUnavailableError('Redis (embedding cache)', this.#address, error)
-    })
+    const values = await this.#redis
+      .mgetBuffer(...hashes.map((h) => this.#key(namespace, h)))
+      .catch((error: unknown) => {
+        throw new ServiceUnavailableError('Redis (embedding cache)', this.#address, error)
+      })
     return values.map((value) => {
       // A value of the wrong size (another dimension setting under a colliding name) is a miss.
       if (value === null || value.length !== dimensions * 4) return undefined

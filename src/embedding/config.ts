@@ -19,14 +19,22 @@ export const DEFAULT_EMBEDDING: HashingEmbeddingConfig = { kind: 'hashing', dime
 
 const MAX_DIMENSIONS = 16_000 // pgvector's limit for the vector type
 
-const positiveInt = (value: unknown, path: string, problems: Problem[], required = false, max = Number.MAX_SAFE_INTEGER): void => {
+const positiveInt = (
+  value: unknown,
+  path: string,
+  problems: Problem[],
+  required = false,
+  max = Number.MAX_SAFE_INTEGER,
+): void => {
   if (value === undefined && !required) return
   if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > max) {
     problems.push({ path, message: value === undefined ? 'required' : `must be an integer from 1 to ${max}` })
   }
 }
 
-const VALIDATORS: { [K in EmbeddingKind]: (config: Extract<EmbeddingConfig, { kind: K }>, path: string, problems: Problem[]) => void } = {
+const VALIDATORS: {
+  [K in EmbeddingKind]: (config: Extract<EmbeddingConfig, { kind: K }>, path: string, problems: Problem[]) => void
+} = {
   hashing(config, path, problems) {
     positiveInt(config.dimensions, `${path}/dimensions`, problems, false, MAX_DIMENSIONS)
   },
@@ -36,19 +44,35 @@ const VALIDATORS: { [K in EmbeddingKind]: (config: Extract<EmbeddingConfig, { ki
     if (config.baseUrl !== undefined) {
       try {
         const url = new URL(config.baseUrl)
-        if (url.protocol !== 'http:' && url.protocol !== 'https:') problems.push({ path: `${path}/baseUrl`, message: 'must be an http(s) URL' })
-        if (url.username || url.password) problems.push({ path: `${path}/baseUrl`, message: 'must not contain credentials; put the key in the environment variable named by apiKeyEnv' })
+        if (url.protocol !== 'http:' && url.protocol !== 'https:')
+          problems.push({ path: `${path}/baseUrl`, message: 'must be an http(s) URL' })
+        if (url.username || url.password)
+          problems.push({
+            path: `${path}/baseUrl`,
+            message: 'must not contain credentials; put the key in the environment variable named by apiKeyEnv',
+          })
       } catch {
         problems.push({ path: `${path}/baseUrl`, message: 'is not a URL' })
       }
     }
     if (config.apiKeyEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(config.apiKeyEnv)) {
-      problems.push({ path: `${path}/apiKeyEnv`, message: 'must be the name of an environment variable (not the key itself)' })
+      problems.push({
+        path: `${path}/apiKeyEnv`,
+        message: 'must be the name of an environment variable (not the key itself)',
+      })
     }
     if (config.authHeader !== undefined && config.authHeader !== 'authorization' && config.authHeader !== 'api-key') {
       problems.push({ path: `${path}/authHeader`, message: 'must be "authorization" or "api-key"' })
     }
-    for (const name of ['maxBatchItems', 'maxBatchTokens', 'maxConcurrency', 'timeoutMs', 'initialBackoffMs', 'maxBackoffMs', 'maxRetryAfterMs'] as const) {
+    for (const name of [
+      'maxBatchItems',
+      'maxBatchTokens',
+      'maxConcurrency',
+      'timeoutMs',
+      'initialBackoffMs',
+      'maxBackoffMs',
+      'maxRetryAfterMs',
+    ] as const) {
       positiveInt(config[name], `${path}/${name}`, problems)
     }
     if (config.maxRetries !== undefined && (!Number.isInteger(config.maxRetries) || config.maxRetries < 0)) {
@@ -64,13 +88,17 @@ const VALIDATORS: { [K in EmbeddingKind]: (config: Extract<EmbeddingConfig, { ki
 export function validateEmbeddingConfig(config: EmbeddingConfig, path = ''): Problem[] {
   const problems: Problem[] = []
   const validate = VALIDATORS[config?.kind] as ((c: EmbeddingConfig, p: string, out: Problem[]) => void) | undefined
-  if (!validate) problems.push({ path: `${path}/kind`, message: `must be one of ${Object.keys(VALIDATORS).join(', ')}` })
+  if (!validate)
+    problems.push({ path: `${path}/kind`, message: `must be one of ${Object.keys(VALIDATORS).join(', ')}` })
   else validate(config, path, problems)
   return problems
 }
 
 /** The provider for an API-backed or built-in kind; `precomputed` has none (use vectorFromField). */
-export function createEmbeddingProvider(config: HashingEmbeddingConfig | OpenAIEmbeddingConfig, env: NodeJS.ProcessEnv = process.env): EmbeddingProvider {
+export function createEmbeddingProvider(
+  config: HashingEmbeddingConfig | OpenAIEmbeddingConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): EmbeddingProvider {
   const problems = validateEmbeddingConfig(config)
   if (problems.length > 0) throw new ConfigError(problems, 'embedding configuration')
   switch (config.kind) {

@@ -59,7 +59,17 @@ export class Embedder {
   readonly #provider: EmbeddingProvider
   readonly #cache: EmbeddingCache | undefined
   readonly #budget: EmbeddingBudget | undefined
-  readonly #metrics = { calls: 0, items: 0, cacheHits: 0, cacheMisses: 0, tokens: 0, retries: 0, latencyMsTotal: 0, latencyMsMax: 0, throttledMs: 0 }
+  readonly #metrics = {
+    calls: 0,
+    items: 0,
+    cacheHits: 0,
+    cacheMisses: 0,
+    tokens: 0,
+    retries: 0,
+    latencyMsTotal: 0,
+    latencyMsMax: 0,
+    throttledMs: 0,
+  }
   readonly #failures: Record<string, number> = {}
 
   constructor(provider: EmbeddingProvider, options: EmbedderOptions = {}) {
@@ -124,7 +134,10 @@ export class Embedder {
     let batchTokens = 0
     for (const entry of missing) {
       const tokens = approxTokens(entry[1])
-      if (batch.length > 0 && (batch.length >= provider.maxBatchItems || batchTokens + tokens > provider.maxBatchTokens)) {
+      if (
+        batch.length > 0 &&
+        (batch.length >= provider.maxBatchItems || batchTokens + tokens > provider.maxBatchTokens)
+      ) {
         batches.push(batch)
         batch = []
         batchTokens = 0
@@ -143,13 +156,15 @@ export class Embedder {
   readonly #waiting: (() => void)[] = []
 
   async #withSlot<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#inFlight >= Math.max(1, this.#provider.maxConcurrency)) await new Promise<void>((resolve) => this.#waiting.push(resolve))
+    if (this.#inFlight >= Math.max(1, this.#provider.maxConcurrency))
+      await new Promise<void>((resolve) => this.#waiting.push(resolve))
     else this.#inFlight++
     try {
       return await fn()
     } finally {
       const next = this.#waiting.shift()
-      if (next) next() // hand the slot over directly
+      if (next)
+        next() // hand the slot over directly
       else this.#inFlight--
     }
   }
@@ -187,17 +202,25 @@ export class Embedder {
     }
   }
 
-  #checked(batch: readonly (readonly [string, string])[], result: EmbeddingResult, approx: number): { out: [string, Float32Array][]; tokens: number; retries: number } {
+  #checked(
+    batch: readonly (readonly [string, string])[],
+    result: EmbeddingResult,
+    approx: number,
+  ): { out: [string, Float32Array][]; tokens: number; retries: number } {
     const provider = this.#provider
     const out: [string, Float32Array][] = new Array(batch.length)
     for (let i = 0; i < batch.length; i++) {
       const vector = result.vectors[i]
       if (vector === undefined || vector.length !== provider.dimensions) {
         const got = vector === undefined ? 'no' : `${vector.length}-dimensional`
-        throw new RagstreamError('RS_EMBEDDING_DIMENSIONS', `embedding model ${provider.model} returned ${got} vectors, but the topology expects ${provider.dimensions} dimensions`, {
-          context: { model: provider.model, expected: provider.dimensions, actual: vector?.length },
-          hint: 'set the topology\'s embedding dimensions to the model\'s output size (or ask the model for that size), then re-index into a new version',
-        })
+        throw new RagstreamError(
+          'RS_EMBEDDING_DIMENSIONS',
+          `embedding model ${provider.model} returned ${got} vectors, but the topology expects ${provider.dimensions} dimensions`,
+          {
+            context: { model: provider.model, expected: provider.dimensions, actual: vector?.length },
+            hint: "set the topology's embedding dimensions to the model's output size (or ask the model for that size), then re-index into a new version",
+          },
+        )
       }
       out[i] = [batch[i][0], vector instanceof Float32Array ? vector : Float32Array.from(vector)]
     }

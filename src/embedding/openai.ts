@@ -75,7 +75,12 @@ export class OpenAIProvider implements EmbeddingProvider {
 
   async embedBatch(texts: readonly string[]): Promise<EmbeddingResult> {
     const c = this.#config
-    const body = JSON.stringify({ model: c.model, input: texts, encoding_format: 'float', ...(c.sendDimensions ? { dimensions: c.dimensions } : {}) })
+    const body = JSON.stringify({
+      model: c.model,
+      input: texts,
+      encoding_format: 'float',
+      ...(c.sendDimensions ? { dimensions: c.dimensions } : {}),
+    })
     const headers: Record<string, string> = { 'content-type': 'application/json' }
     if (this.#apiKey) {
       if (c.authHeader === 'api-key') headers['api-key'] = this.#apiKey
@@ -86,26 +91,53 @@ export class OpenAIProvider implements EmbeddingProvider {
     for (let attempt = 0; ; attempt++) {
       let waitMs: number | undefined
       try {
-        const response = await fetch(this.#url, { method: 'POST', headers, body, signal: AbortSignal.timeout(c.timeoutMs ?? 30_000) })
+        const response = await fetch(this.#url, {
+          method: 'POST',
+          headers,
+          body,
+          signal: AbortSignal.timeout(c.timeoutMs ?? 30_000),
+        })
         if (response.ok) return { ...this.#parse(await response.json(), texts.length), retries: attempt }
         const text = this.#scrub(await response.text().catch(() => ''))
         lastProblem = `HTTP ${response.status}${text ? `: ${text.slice(0, 300)}` : ''}`
         if (!RETRIABLE_STATUS(response.status)) {
-          throw new RagstreamError('RS_EMBEDDING_REJECTED', `embedding service ${this.#address} rejected model ${c.model}: ${lastProblem}`, {
-            context: { service: 'embedding', address: this.#address, model: c.model, status: response.status, attempts: attempt + 1 },
-            hint: response.status === 401 || response.status === 403 ? `check the API key in $${c.apiKeyEnv ?? 'OPENAI_API_KEY'}` : 'check the model name, base URL and input sizes',
-          })
+          throw new RagstreamError(
+            'RS_EMBEDDING_REJECTED',
+            `embedding service ${this.#address} rejected model ${c.model}: ${lastProblem}`,
+            {
+              context: {
+                service: 'embedding',
+                address: this.#address,
+                model: c.model,
+                status: response.status,
+                attempts: attempt + 1,
+              },
+              hint:
+                response.status === 401 || response.status === 403
+                  ? `check the API key in $${c.apiKeyEnv ?? 'OPENAI_API_KEY'}`
+                  : 'check the model name, base URL and input sizes',
+            },
+          )
         }
         waitMs = retryAfterMs(response.headers, c.maxRetryAfterMs ?? 60_000)
       } catch (error) {
         if (error instanceof RagstreamError) throw error
-        lastProblem = error instanceof Error ? (error.name === 'TimeoutError' ? `no answer within ${c.timeoutMs ?? 30_000} ms` : error.message) : String(error)
+        lastProblem =
+          error instanceof Error
+            ? error.name === 'TimeoutError'
+              ? `no answer within ${c.timeoutMs ?? 30_000} ms`
+              : error.message
+            : String(error)
       }
       if (attempt >= maxRetries) {
-        throw new RagstreamError('RS_EMBEDDING_FAILED', `embedding service ${this.#address} failed for model ${c.model} after ${attempt + 1} attempts: ${lastProblem}`, {
-          context: { service: 'embedding', address: this.#address, model: c.model, attempts: attempt + 1 },
-          hint: 'the runtime retries the batch; check the service\'s health and rate limits, or raise maxRetries / timeoutMs',
-        })
+        throw new RagstreamError(
+          'RS_EMBEDDING_FAILED',
+          `embedding service ${this.#address} failed for model ${c.model} after ${attempt + 1} attempts: ${lastProblem}`,
+          {
+            context: { service: 'embedding', address: this.#address, model: c.model, attempts: attempt + 1 },
+            hint: "the runtime retries the batch; check the service's health and rate limits, or raise maxRetries / timeoutMs",
+          },
+        )
       }
       const initial = c.initialBackoffMs ?? 500
       const backoff = Math.min(c.maxBackoffMs ?? 20_000, initial * 2 ** attempt) * (0.5 + Math.random() / 2)
@@ -116,22 +148,35 @@ export class OpenAIProvider implements EmbeddingProvider {
   #parse(json: unknown, expected: number): EmbeddingResult {
     const data = (json as { data?: unknown })?.data
     if (!Array.isArray(data) || data.length !== expected) {
-      throw new RagstreamError('RS_EMBEDDING_FAILED', `embedding service ${this.#address} returned ${Array.isArray(data) ? data.length : 'no'} embeddings for ${expected} inputs (model ${this.#config.model})`, {
-        context: { service: 'embedding', address: this.#address, model: this.#config.model },
-      })
+      throw new RagstreamError(
+        'RS_EMBEDDING_FAILED',
+        `embedding service ${this.#address} returned ${Array.isArray(data) ? data.length : 'no'} embeddings for ${expected} inputs (model ${this.#config.model})`,
+        {
+          context: { service: 'embedding', address: this.#address, model: this.#config.model },
+        },
+      )
     }
     const vectors: ArrayLike<number>[] = new Array(expected)
     for (const [position, item] of (data as { index?: number; embedding?: unknown }[]).entries()) {
       const index = typeof item.index === 'number' ? item.index : position
       if (!Array.isArray(item.embedding) || index < 0 || index >= expected) {
-        throw new RagstreamError('RS_EMBEDDING_FAILED', `embedding service ${this.#address} returned a malformed embedding at position ${position} (model ${this.#config.model})`, {
-          context: { service: 'embedding', address: this.#address, model: this.#config.model },
-        })
+        throw new RagstreamError(
+          'RS_EMBEDDING_FAILED',
+          `embedding service ${this.#address} returned a malformed embedding at position ${position} (model ${this.#config.model})`,
+          {
+            context: { service: 'embedding', address: this.#address, model: this.#config.model },
+          },
+        )
       }
       vectors[index] = item.embedding as number[]
     }
     const usage = (json as { usage?: { prompt_tokens?: unknown; total_tokens?: unknown } }).usage
-    const tokens = typeof usage?.prompt_tokens === 'number' ? usage.prompt_tokens : typeof usage?.total_tokens === 'number' ? usage.total_tokens : undefined
+    const tokens =
+      typeof usage?.prompt_tokens === 'number'
+        ? usage.prompt_tokens
+        : typeof usage?.total_tokens === 'number'
+          ? usage.total_tokens
+          : undefined
     return tokens === undefined ? { vectors } : { vectors, tokens }
   }
 

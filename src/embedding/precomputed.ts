@@ -14,11 +14,18 @@ export interface PrecomputedEmbeddingConfig {
   readonly model?: string
 }
 
-export function vectorFromField(row: Readonly<Record<string, unknown>>, config: PrecomputedEmbeddingConfig, context: ErrorContext = {}): Float32Array {
+export function vectorFromField(
+  row: Readonly<Record<string, unknown>>,
+  config: PrecomputedEmbeddingConfig,
+  context: ErrorContext = {},
+): Float32Array {
   let value: unknown = row
-  for (const name of config.field.split('.')) value = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[name] : undefined
+  for (const name of config.field.split('.'))
+    value = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[name] : undefined
   const fail = (what: string) =>
-    new RagstreamError('RS_RECORD_INVALID', `precomputed embedding field "${config.field}" ${what}`, { context: { ...context, field: config.field } })
+    new RagstreamError('RS_RECORD_INVALID', `precomputed embedding field "${config.field}" ${what}`, {
+      context: { ...context, field: config.field },
+    })
   let vector: Float32Array
   if (Array.isArray(value)) {
     const bad = value.findIndex((x) => typeof x !== 'number')
@@ -35,7 +42,9 @@ export function vectorFromField(row: Readonly<Record<string, unknown>>, config: 
       throw fail('is not a valid vector literal')
     }
   } else throw fail(value === undefined || value === null ? 'is missing' : `is not a vector (got ${typeof value})`)
-  if (vector.length !== config.dimensions) throw fail(`has ${vector.length} dimensions, the topology expects ${config.dimensions}`)
-  for (let i = 0; i < vector.length; i++) if (!Number.isFinite(vector[i])) throw fail(`has a non-finite value at index ${i}`)
+  if (vector.length !== config.dimensions)
+    throw fail(`has ${vector.length} dimensions, the topology expects ${config.dimensions}`)
+  for (let i = 0; i < vector.length; i++)
+    if (!Number.isFinite(vector[i])) throw fail(`has a non-finite value at index ${i}`)
   return vector
 }

@@ -49,7 +49,12 @@ export function topicOf(spec: TableSpec): string {
   return `${spec.server}.${spec.schema}.${spec.table}`
 }
 
-function struct(name: string, columns: readonly ColumnSpec[], optional: boolean, field?: string): Record<string, unknown> {
+function struct(
+  name: string,
+  columns: readonly ColumnSpec[],
+  optional: boolean,
+  field?: string,
+): Record<string, unknown> {
   return {
     type: 'struct',
     fields: columns.map((c) => ({ type: c.type, optional: c.optional, field: c.name })),
@@ -88,37 +93,53 @@ export function encodeChange(spec: TableSpec, change: RowChange, options: Envelo
     lsn: options.lsn,
     xmin: null,
   }
-  const payload = { before: change.before, after: change.after, source, op: change.op, ts_ms: options.tsMs + 3, transaction: null }
-  const value = wrap(options.withSchema, () => ({
-    type: 'struct',
-    fields: [
-      struct(`${prefix}.Value`, spec.columns, true, 'before'),
-      struct(`${prefix}.Value`, spec.columns, true, 'after'),
-      {
-        type: 'struct',
-        optional: false,
-        name: 'io.debezium.connector.postgresql.Source',
-        field: 'source',
-        fields: [
-          { type: 'string', optional: false, field: 'version' },
-          { type: 'string', optional: false, field: 'connector' },
-          { type: 'string', optional: false, field: 'name' },
-          { type: 'int64', optional: false, field: 'ts_ms' },
-          { type: 'string', optional: true, field: 'snapshot' },
-          { type: 'string', optional: false, field: 'db' },
-          { type: 'string', optional: true, field: 'sequence' },
-          { type: 'string', optional: false, field: 'schema' },
-          { type: 'string', optional: false, field: 'table' },
-          { type: 'int64', optional: true, field: 'txId' },
-          { type: 'int64', optional: true, field: 'lsn' },
-          { type: 'int64', optional: true, field: 'xmin' },
-        ],
-      },
-      { type: 'string', optional: false, field: 'op' },
-      { type: 'int64', optional: true, field: 'ts_ms' },
-    ],
-    optional: false,
-    name: `${prefix}.Envelope`,
-  }), payload)
-  return change.op === 'd' ? [{ key, value }, { key, value: null }] : [{ key, value }]
+  const payload = {
+    before: change.before,
+    after: change.after,
+    source,
+    op: change.op,
+    ts_ms: options.tsMs + 3,
+    transaction: null,
+  }
+  const value = wrap(
+    options.withSchema,
+    () => ({
+      type: 'struct',
+      fields: [
+        struct(`${prefix}.Value`, spec.columns, true, 'before'),
+        struct(`${prefix}.Value`, spec.columns, true, 'after'),
+        {
+          type: 'struct',
+          optional: false,
+          name: 'io.debezium.connector.postgresql.Source',
+          field: 'source',
+          fields: [
+            { type: 'string', optional: false, field: 'version' },
+            { type: 'string', optional: false, field: 'connector' },
+            { type: 'string', optional: false, field: 'name' },
+            { type: 'int64', optional: false, field: 'ts_ms' },
+            { type: 'string', optional: true, field: 'snapshot' },
+            { type: 'string', optional: false, field: 'db' },
+            { type: 'string', optional: true, field: 'sequence' },
+            { type: 'string', optional: false, field: 'schema' },
+            { type: 'string', optional: false, field: 'table' },
+            { type: 'int64', optional: true, field: 'txId' },
+            { type: 'int64', optional: true, field: 'lsn' },
+            { type: 'int64', optional: true, field: 'xmin' },
+          ],
+        },
+        { type: 'string', optional: false, field: 'op' },
+        { type: 'int64', optional: true, field: 'ts_ms' },
+      ],
+      optional: false,
+      name: `${prefix}.Envelope`,
+    }),
+    payload,
+  )
+  return change.op === 'd'
+    ? [
+        { key, value },
+        { key, value: null },
+      ]
+    : [{ key, value }]
 }

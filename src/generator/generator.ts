@@ -45,7 +45,12 @@ async function ensureTopics(brokers: readonly string[], topics: string[], partit
     const existing = new Set(await admin.listTopics())
     const missing = topics.filter((t) => !existing.has(t))
     if (missing.length > 0) {
-      await admin.createTopics({ topics: missing, partitions, replicas: 1, configs: [{ name: 'cleanup.policy', value: 'compact' }] })
+      await admin.createTopics({
+        topics: missing,
+        partitions,
+        replicas: 1,
+        configs: [{ name: 'cleanup.policy', value: 'compact' }],
+      })
     }
   } finally {
     await admin.close()
@@ -53,22 +58,41 @@ async function ensureTopics(brokers: readonly string[], topics: string[], partit
 }
 
 export async function generate(options: GenerateOptions): Promise<GenerateProgress> {
-  if (options.createTopics) await ensureTopics(options.brokers, generatorTopics(options.server), options.createTopics.partitions)
-  const dataset = new SupportDataset({ seed: options.seed, server: options.server, withSchema: options.withSchema, malformedRate: options.malformedRate })
-  const producer = new Producer({ clientId: `ragstream-generate-${options.server}`, bootstrapBrokers: [...options.brokers], idempotent: true })
+  if (options.createTopics)
+    await ensureTopics(options.brokers, generatorTopics(options.server), options.createTopics.partitions)
+  const dataset = new SupportDataset({
+    seed: options.seed,
+    server: options.server,
+    withSchema: options.withSchema,
+    malformedRate: options.malformedRate,
+  })
+  const producer = new Producer({
+    clientId: `ragstream-generate-${options.server}`,
+    bootstrapBrokers: [...options.brokers],
+    idempotent: true,
+  })
   const started = Date.now()
   const byKind: Record<string, number> = {}
   let records = 0
   let changes = 0
   let malformed = 0
   let pending: GeneratedRecord[] = []
-  const progress = (phase: GenerateProgress['phase']): GenerateProgress => ({ phase, records, changes, malformed, byKind: { ...byKind }, elapsedMs: Date.now() - started })
+  const progress = (phase: GenerateProgress['phase']): GenerateProgress => ({
+    phase,
+    records,
+    changes,
+    malformed,
+    byKind: { ...byKind },
+    elapsedMs: Date.now() - started,
+  })
 
   const flush = async (): Promise<void> => {
     if (pending.length === 0) return
     const batch = pending
     pending = []
-    await producer.send({ messages: batch.map((r) => ({ topic: r.topic, key: r.key ?? undefined, value: r.value ?? undefined })) })
+    await producer.send({
+      messages: batch.map((r) => ({ topic: r.topic, key: r.key ?? undefined, value: r.value ?? undefined })),
+    })
     records += batch.length
   }
   const take = async (generated: Iterable<GeneratedRecord>): Promise<void> => {

@@ -7,7 +7,14 @@
  */
 import { SeededRandom } from './random.ts'
 import { personName, email, ticketText } from './texts.ts'
-import { encodeChange, topicOf, type EnvelopeOptions, type Row, type RowChange, type TableSpec } from './debezium-envelope.ts'
+import {
+  encodeChange,
+  topicOf,
+  type EnvelopeOptions,
+  type Row,
+  type RowChange,
+  type TableSpec,
+} from './debezium-envelope.ts'
 
 export const CLASSIFICATIONS = ['public', 'internal', 'confidential', 'restricted'] as const
 export const REGIONS = ['eu', 'us', 'apac'] as const
@@ -20,7 +27,10 @@ const CATEGORIES = ['billing', 'analytics', 'identity', 'integrations', 'mobile'
 export function supportTables(server: string): { customers: TableSpec; tickets: TableSpec; productsTopic: string } {
   return {
     customers: {
-      server, schema: 'public', table: 'customers', key: ['id'],
+      server,
+      schema: 'public',
+      table: 'customers',
+      key: ['id'],
       columns: [
         { name: 'id', type: 'int64', optional: false },
         { name: 'name', type: 'string', optional: false },
@@ -34,7 +44,10 @@ export function supportTables(server: string): { customers: TableSpec; tickets: 
       ],
     },
     tickets: {
-      server, schema: 'public', table: 'tickets', key: ['id'],
+      server,
+      schema: 'public',
+      table: 'tickets',
+      key: ['id'],
       columns: [
         { name: 'id', type: 'int64', optional: false },
         { name: 'customer_id', type: 'int64', optional: false },
@@ -72,8 +85,16 @@ export interface DatasetOptions {
 }
 
 const TRICKLE_MIX = {
-  ticketCreate: 24, ticketEdit: 22, ticketStatus: 14, ticketDelete: 5, ticketKeyChange: 2,
-  customerCreate: 5, customerTier: 5, customerReclassify: 6, customerRegionMove: 5, customerDelete: 2,
+  ticketCreate: 24,
+  ticketEdit: 22,
+  ticketStatus: 14,
+  ticketDelete: 5,
+  ticketKeyChange: 2,
+  customerCreate: 5,
+  customerTier: 5,
+  customerReclassify: 6,
+  customerRegionMove: 5,
+  customerDelete: 2,
   productUpdate: 9,
 } as const
 
@@ -226,16 +247,36 @@ export class SupportDataset {
   }
 
   *#encode(spec: TableSpec, change: RowChange, kind: string): Generator<GeneratedRecord> {
-    const options: EnvelopeOptions = { withSchema: this.#options.withSchema, tsMs: this.#now(), lsn: (this.#lsn += this.#rng.int(8, 400)), txId: this.#txId++ }
+    const options: EnvelopeOptions = {
+      withSchema: this.#options.withSchema,
+      tsMs: this.#now(),
+      lsn: (this.#lsn += this.#rng.int(8, 400)),
+      txId: this.#txId++,
+    }
     for (const record of encodeChange(spec, change, options)) {
-      yield { topic: topicOf(spec), key: record.key, value: record.value, kind: record.value === null ? 'tombstone' : kind }
+      yield {
+        topic: topicOf(spec),
+        key: record.key,
+        value: record.value,
+        kind: record.value === null ? 'tombstone' : kind,
+      }
     }
   }
 
   #upsertProduct(sku: string, name: string): GeneratedRecord {
-    const row = { sku, name, category: this.#rng.pick(CATEGORIES), version: (Number(this.#products.get(sku)?.version ?? 0) + 1) }
+    const row = {
+      sku,
+      name,
+      category: this.#rng.pick(CATEGORIES),
+      version: Number(this.#products.get(sku)?.version ?? 0) + 1,
+    }
     this.#products.set(sku, row)
-    return { topic: this.tables.productsTopic, key: Buffer.from(sku), value: Buffer.from(JSON.stringify(row)), kind: 'product' }
+    return {
+      topic: this.tables.productsTopic,
+      key: Buffer.from(sku),
+      value: Buffer.from(JSON.stringify(row)),
+      kind: 'product',
+    }
   }
 
   #malformed(): GeneratedRecord {
@@ -243,10 +284,13 @@ export class SupportDataset {
     const key = Buffer.from(JSON.stringify({ id: this.#rng.int(1, this.#nextTicket) }))
     const flavour = this.#rng.pick(['truncated-json', 'not-json', 'missing-op', 'wrong-type'] as const)
     const value =
-      flavour === 'truncated-json' ? Buffer.from('{"before":null,"after":{"id":1,"body":"cut') :
-      flavour === 'not-json' ? Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00]) :
-      flavour === 'missing-op' ? Buffer.from(JSON.stringify({ before: null, after: { id: 1 }, source: {} })) :
-      Buffer.from(JSON.stringify([1, 2, 3]))
+      flavour === 'truncated-json'
+        ? Buffer.from('{"before":null,"after":{"id":1,"body":"cut')
+        : flavour === 'not-json'
+          ? Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00])
+          : flavour === 'missing-op'
+            ? Buffer.from(JSON.stringify({ before: null, after: { id: 1 }, source: {} }))
+            : Buffer.from(JSON.stringify([1, 2, 3]))
     return { topic, key, value, kind: 'malformed', malformed: flavour }
   }
 }

@@ -5,12 +5,38 @@
  */
 import type { SeededRandom } from './random.ts'
 
-const FIRST = ['Ada', 'Grace', 'Linus', 'Margaret', 'Ken', 'Barbara', 'Dennis', 'Radia', 'Tim', 'Frances', 'Edsger', 'Hedy']
-const LAST = ['Lovelace', 'Hopper', 'Torvalds', 'Hamilton', 'Thompson', 'Liskov', 'Ritchie', 'Perlman', 'Berners-Lee', 'Allen', 'Dijkstra', 'Lamarr']
+const FIRST = [
+  'Ada',
+  'Grace',
+  'Linus',
+  'Margaret',
+  'Ken',
+  'Barbara',
+  'Dennis',
+  'Radia',
+  'Tim',
+  'Frances',
+  'Edsger',
+  'Hedy',
+]
+const LAST = [
+  'Lovelace',
+  'Hopper',
+  'Torvalds',
+  'Hamilton',
+  'Thompson',
+  'Liskov',
+  'Ritchie',
+  'Perlman',
+  'Berners-Lee',
+  'Allen',
+  'Dijkstra',
+  'Lamarr',
+]
 const DOMAINS = ['example.com', 'mail.example.org', 'corp.example.net']
 const PROBLEMS = [
   'the export to CSV stops at 10,000 rows',
-  'the dashboard shows yesterday\'s numbers after the nightly sync',
+  "the dashboard shows yesterday's numbers after the nightly sync",
   'login with SSO loops back to the sign-in page',
   'the mobile app crashes when I attach a photo',
   'invoices are generated twice for the same order',
@@ -30,7 +56,12 @@ const STEPS = [
   'The status page did not report any incident.',
   'Logs show a timeout after about thirty seconds.',
 ]
-const CLOSINGS = ['Thanks for looking into it.', 'Please advise.', 'This is urgent for our quarter close.', 'Happy to share more details on a call.']
+const CLOSINGS = [
+  'Thanks for looking into it.',
+  'Please advise.',
+  'This is urgent for our quarter close.',
+  'Happy to share more details on a call.',
+]
 
 export function personName(rng: SeededRandom): string {
   return `${rng.pick(FIRST)} ${rng.pick(LAST)}`
@@ -41,7 +72,9 @@ export function email(rng: SeededRandom, name = personName(rng)): string {
 }
 
 export function phone(rng: SeededRandom): string {
-  return rng.chance(0.5) ? `+44 20 ${rng.digits(4)} ${rng.digits(4)}` : `(${rng.int(201, 989)}) ${rng.digits(3)}-${rng.digits(4)}`
+  return rng.chance(0.5)
+    ? `+44 20 ${rng.digits(4)} ${rng.digits(4)}`
+    : `(${rng.int(201, 989)}) ${rng.digits(3)}-${rng.digits(4)}`
 }
 
 /** A 16-digit card number with a valid Luhn check digit, printed in groups of four. */

@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto'
 
 /** The symbols of `AuditKind` in schemas/audit-event.avsc (a test keeps the two in step). */
-export const AUDIT_KINDS = ['DELETION_REQUESTED', 'DELETION_APPLIED', 'DELETION_CONFIRMED', 'DENIED', 'RECLASSIFIED', 'REDACTED'] as const
+export const AUDIT_KINDS = [
+  'DELETION_REQUESTED',
+  'DELETION_APPLIED',
+  'DELETION_CONFIRMED',
+  'DENIED',
+  'RECLASSIFIED',
+  'REDACTED',
+] as const
 export type AuditKind = (typeof AUDIT_KINDS)[number]
 
 /**
@@ -45,7 +52,17 @@ export interface AuditEventInput {
 /** Builds an audit event value with a deterministic `event_id`. */
 export function auditEvent(input: AuditEventInput): AuditEventValue {
   const event_id = createHash('sha256')
-    .update([input.kind, input.topology, input.topologyVersion ?? '', input.requestId ?? '', input.subjectHash ?? '', input.entityKeyHash ?? '', input.identity].join('\u0000'))
+    .update(
+      [
+        input.kind,
+        input.topology,
+        input.topologyVersion ?? '',
+        input.requestId ?? '',
+        input.subjectHash ?? '',
+        input.entityKeyHash ?? '',
+        input.identity,
+      ].join('\u0000'),
+    )
     .digest('hex')
     .slice(0, 32)
   return {

@@ -25,7 +25,11 @@ export class ClassificationScale {
     const start = problems.length
     const seen = new Set<string>()
     list.forEach((label, i) => {
-      if (typeof label !== 'string' || !LABEL.test(label)) problems.push({ path: `${path}/${i}`, message: 'must be a lower-case label (letters, digits, _ and -), at most 32 characters' })
+      if (typeof label !== 'string' || !LABEL.test(label))
+        problems.push({
+          path: `${path}/${i}`,
+          message: 'must be a lower-case label (letters, digits, _ and -), at most 32 characters',
+        })
       else if (seen.has(label)) problems.push({ path: `${path}/${i}`, message: `duplicates label ${label}` })
       seen.add(label)
     })

@@ -144,7 +144,17 @@ export function definePolicy<const T extends PolicyDefinition>(definition: T): T
 
 const NAME = /^[a-z][a-z0-9_-]{0,62}$/
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/
-const KNOWN_KEYS = new Set(['name', 'version', 'labels', 'deny', 'classify', 'outputs', 'residency', 'subjects', 'redact'])
+const KNOWN_KEYS = new Set([
+  'name',
+  'version',
+  'labels',
+  'deny',
+  'classify',
+  'outputs',
+  'residency',
+  'subjects',
+  'redact',
+])
 const DEFAULT_OUTPUT = 'default'
 const NO_SUBJECTS: readonly string[] = Object.freeze([])
 
@@ -152,32 +162,49 @@ const NO_SUBJECTS: readonly string[] = Object.freeze([])
 export function compilePolicy(definition: PolicyDefinition, options: CompileOptions): CompiledPolicy {
   const path = options.path ?? '/policy'
   const problems: Problem[] = []
-  if (typeof definition !== 'object' || definition === null) throw new ConfigError([{ path, message: 'must be a policy object' }], 'policy')
+  if (typeof definition !== 'object' || definition === null)
+    throw new ConfigError([{ path, message: 'must be a policy object' }], 'policy')
   for (const key of Object.keys(definition)) {
-    if (!KNOWN_KEYS.has(key)) problems.push({ path: `${path}/${key}`, message: `unknown option (known: ${[...KNOWN_KEYS].join(', ')})` })
+    if (!KNOWN_KEYS.has(key))
+      problems.push({ path: `${path}/${key}`, message: `unknown option (known: ${[...KNOWN_KEYS].join(', ')})` })
   }
-  if (typeof definition.name !== 'string' || !NAME.test(definition.name)) problems.push({ path: `${path}/name`, message: 'required: lower-case letters, digits, _ and -, starting with a letter' })
-  if (typeof definition.version !== 'string' || !VERSION.test(definition.version)) problems.push({ path: `${path}/version`, message: 'required: 1–64 characters of letters, digits, ., _, : and -' })
-  if (typeof options.topology !== 'string' || options.topology === '') problems.push({ path: '/topology/name', message: 'required to record audit events' })
+  if (typeof definition.name !== 'string' || !NAME.test(definition.name))
+    problems.push({
+      path: `${path}/name`,
+      message: 'required: lower-case letters, digits, _ and -, starting with a letter',
+    })
+  if (typeof definition.version !== 'string' || !VERSION.test(definition.version))
+    problems.push({ path: `${path}/version`, message: 'required: 1–64 characters of letters, digits, ., _, : and -' })
+  if (typeof options.topology !== 'string' || options.topology === '')
+    problems.push({ path: '/topology/name', message: 'required to record audit events' })
 
   const scale = ClassificationScale.of(definition.labels, `${path}/labels`, problems)
 
   const deny = definition.deny ?? []
-  if (!Array.isArray(deny)) problems.push({ path: `${path}/deny`, message: 'must be an array of { name, reason, when }' })
+  if (!Array.isArray(deny))
+    problems.push({ path: `${path}/deny`, message: 'must be an array of { name, reason, when }' })
   else {
     const names = new Set<string>()
     deny.forEach((rule, i) => {
       const p = `${path}/deny/${i}`
-      if (typeof rule !== 'object' || rule === null) return void problems.push({ path: p, message: 'must be { name, reason, when }' })
-      if (typeof rule.name !== 'string' || !NAME.test(rule.name)) problems.push({ path: `${p}/name`, message: 'required: lower-case letters, digits, _ and -' })
+      if (typeof rule !== 'object' || rule === null)
+        return void problems.push({ path: p, message: 'must be { name, reason, when }' })
+      if (typeof rule.name !== 'string' || !NAME.test(rule.name))
+        problems.push({ path: `${p}/name`, message: 'required: lower-case letters, digits, _ and -' })
       else if (names.has(rule.name)) problems.push({ path: `${p}/name`, message: `duplicates rule ${rule.name}` })
       else names.add(rule.name)
-      if (typeof rule.reason !== 'string' || rule.reason.trim() === '' || rule.reason.length > 200) problems.push({ path: `${p}/reason`, message: 'required: 1–200 characters (recorded in audit events; no data)' })
-      if (typeof rule.when !== 'function') problems.push({ path: `${p}/when`, message: 'required: a predicate (record, joined) => boolean' })
+      if (typeof rule.reason !== 'string' || rule.reason.trim() === '' || rule.reason.length > 200)
+        problems.push({
+          path: `${p}/reason`,
+          message: 'required: 1–200 characters (recorded in audit events; no data)',
+        })
+      if (typeof rule.when !== 'function')
+        problems.push({ path: `${p}/when`, message: 'required: a predicate (record, joined) => boolean' })
     })
   }
   for (const fn of ['classify', 'residency', 'subjects'] as const) {
-    if (definition[fn] !== undefined && typeof definition[fn] !== 'function') problems.push({ path: `${path}/${fn}`, message: 'must be a function (record, joined) => …' })
+    if (definition[fn] !== undefined && typeof definition[fn] !== 'function')
+      problems.push({ path: `${path}/${fn}`, message: 'must be a function (record, joined) => …' })
   }
 
   const outputs = new Map<string, string>()
@@ -187,12 +214,18 @@ export function compilePolicy(definition: PolicyDefinition, options: CompileOpti
   } else {
     for (const [region, output] of Object.entries(declared)) {
       const p = `${path}/outputs/${region}`
-      if (!NAME.test(region)) problems.push({ path: p, message: 'output names are lower-case letters, digits, _ and -' })
+      if (!NAME.test(region))
+        problems.push({ path: p, message: 'output names are lower-case letters, digits, _ and -' })
       const max = output?.maxClassification
-      if (max !== undefined && scale !== undefined && !scale.has(max)) problems.push({ path: `${p}/maxClassification`, message: `must be one of ${scale.labels.join(', ')}` })
+      if (max !== undefined && scale !== undefined && !scale.has(max))
+        problems.push({ path: `${p}/maxClassification`, message: `must be one of ${scale.labels.join(', ')}` })
       if (scale !== undefined) outputs.set(region, max ?? scale.highest)
     }
-    if (Object.keys(declared).length > 1 && definition.residency === undefined) problems.push({ path: `${path}/residency`, message: 'required when there is more than one output: it decides where each record goes' })
+    if (Object.keys(declared).length > 1 && definition.residency === undefined)
+      problems.push({
+        path: `${path}/residency`,
+        message: 'required when there is more than one output: it decides where each record goes',
+      })
   }
 
   let redactor: Redactor | undefined
@@ -219,7 +252,13 @@ class Policy implements CompiledPolicy {
   readonly #onlyOutput: string | undefined
   readonly #path: string
 
-  constructor(definition: PolicyDefinition, options: CompileOptions, scale: ClassificationScale, outputs: Map<string, string>, redactor: Redactor) {
+  constructor(
+    definition: PolicyDefinition,
+    options: CompileOptions,
+    scale: ClassificationScale,
+    outputs: Map<string, string>,
+    redactor: Redactor,
+  ) {
     this.name = definition.name
     this.policyVersion = `${definition.name}@${definition.version}`
     this.scale = scale
@@ -240,22 +279,32 @@ class Policy implements CompiledPolicy {
     const subjects = this.#call('subjects', this.#subjects, record, joined)
     if (!Array.isArray(subjects)) throw this.#invalid('subjects', 'did not return an array of subjects')
     for (let i = 0; i < subjects.length; i++) {
-      if (!isSubject(subjects[i])) throw this.#invalid('subjects', `returned an invalid subject at index ${i} (expected <type>:<id>, e.g. customer:42)`)
+      if (!isSubject(subjects[i]))
+        throw this.#invalid(
+          'subjects',
+          `returned an invalid subject at index ${i} (expected <type>:<id>, e.g. customer:42)`,
+        )
     }
     return subjects
   }
 
-  govern(record: GovernRecord, joined: JoinedMetadata, subjects: readonly string[] = this.subjects(record, joined)): GovernDecision {
+  govern(
+    record: GovernRecord,
+    joined: JoinedMetadata,
+    subjects: readonly string[] = this.subjects(record, joined),
+  ): GovernDecision {
     for (let i = 0; i < this.#deny.length; i++) {
       const rule = this.#deny[i]
-      if (this.#call(`deny/${i}/when`, rule.when, record, joined) === true) return this.#denied(record, subjects, rule.reason, `deny:${rule.name}`)
+      if (this.#call(`deny/${i}/when`, rule.when, record, joined) === true)
+        return this.#denied(record, subjects, rule.reason, `deny:${rule.name}`)
     }
 
     let classification: string
     if (this.#classify === undefined) classification = this.scale.highest
     else {
       const label = this.#call('classify', this.#classify, record, joined)
-      if (!this.scale.has(label)) throw this.#invalid('classify', `returned a label that is not on the scale (${this.scale.labels.join(' < ')})`)
+      if (!this.scale.has(label))
+        throw this.#invalid('classify', `returned a label that is not on the scale (${this.scale.labels.join(' < ')})`)
       classification = label
     }
 
@@ -266,19 +315,37 @@ class Policy implements CompiledPolicy {
       if (typeof decision === 'object' && decision !== null && typeof decision.deny === 'string') {
         return this.#denied(record, subjects, `residency: ${decision.deny}`, 'residency')
       }
-      if (typeof decision !== 'string' || !this.outputs.has(decision)) throw this.#invalid('residency', `returned neither an output (${[...this.outputs.keys()].join(', ')}) nor { deny: reason }`)
+      if (typeof decision !== 'string' || !this.outputs.has(decision))
+        throw this.#invalid(
+          'residency',
+          `returned neither an output (${[...this.outputs.keys()].join(', ')}) nor { deny: reason }`,
+        )
       region = decision
     }
 
     const maximum = this.outputs.get(region) as string
     if (!this.scale.allows(maximum, classification)) {
-      return this.#denied(record, subjects, `classification ${classification} exceeds ${maximum}, the maximum of output ${region}`, 'classification')
+      return this.#denied(
+        record,
+        subjects,
+        `classification ${classification} exceeds ${maximum}, the maximum of output ${region}`,
+        'classification',
+      )
     }
 
     const redactionCounts: RedactionCounts = {}
     const text = this.#redactor.redactText(record.text, redactionCounts)
     const metadata = this.#redactor.redactMetadata(record.metadata, redactionCounts)
-    return { action: 'emit', text, metadata, classification, region, subjects, policyVersion: this.policyVersion, redactionCounts }
+    return {
+      action: 'emit',
+      text,
+      metadata,
+      classification,
+      region,
+      subjects,
+      policyVersion: this.policyVersion,
+      redactionCounts,
+    }
   }
 
   redactionAudit(record: GovernRecord, emitted: GovernEmit): AuditEventValue | undefined {

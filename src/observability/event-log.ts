@@ -5,7 +5,10 @@
  */
 const bigintSafe = (_key: string, value: unknown): unknown => (typeof value === 'bigint' ? value.toString() : value)
 
-export function eventWriter(out: NodeJS.WritableStream & { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): (event: object) => void {
+export function eventWriter(
+  out: NodeJS.WritableStream & { isTTY?: boolean },
+  env: NodeJS.ProcessEnv = process.env,
+): (event: object) => void {
   const format = env.RAGSTREAM_LOG_FORMAT
   const human = format === 'human' || (format !== 'json' && Boolean(out.isTTY))
   if (!human) return (event) => void out.write(`${JSON.stringify(event, bigintSafe)}\n`)

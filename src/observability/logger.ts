@@ -6,18 +6,49 @@ import { pino, type Logger, type DestinationStream } from 'pino'
 
 export type { Logger }
 
-const REDACT = ['password', 'apiKey', 'api_key', 'authorization', 'secret', 'token', '*.password', '*.apiKey', '*.authorization', '*.secret', '*.token']
+const REDACT = [
+  'password',
+  'apiKey',
+  'api_key',
+  'authorization',
+  'secret',
+  'token',
+  '*.password',
+  '*.apiKey',
+  '*.authorization',
+  '*.secret',
+  '*.token',
+]
 
-const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' }
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+}
 
 /** A destination that renders pino's JSON as `HH:MM:SS LEVEL [component] message key=value`. */
 function humanDestination(out: NodeJS.WritableStream): DestinationStream {
   return {
     write(line: string) {
-      const { level, time, msg, component, pid: _pid, hostname: _host, ...rest } = JSON.parse(line) as Record<string, unknown>
+      const {
+        level,
+        time,
+        msg,
+        component,
+        pid: _pid,
+        hostname: _host,
+        ...rest
+      } = JSON.parse(line) as Record<string, unknown>
       const clock = new Date(Number(time)).toISOString().slice(11, 19)
-      const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
-      out.write(`${clock} ${(LEVEL_NAMES[Number(level)] ?? String(level)).padEnd(5)} ${component ? `[${String(component)}] ` : ''}${String(msg ?? '')}${fields ? `  ${fields}` : ''}\n`)
+      const fields = Object.entries(rest)
+        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+        .join(' ')
+      out.write(
+        `${clock} ${(LEVEL_NAMES[Number(level)] ?? String(level)).padEnd(5)} ${component ? `[${String(component)}] ` : ''}${String(msg ?? '')}${fields ? `  ${fields}` : ''}\n`,
+      )
     },
   }
 }

@@ -13,30 +13,126 @@ const SIZE_BUCKETS = [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
 
 export const METRIC_FAMILIES = {
   ragstream_records_in_total: { type: 'counter', labels: ['topology', 'node'], help: 'Records read per source node.' },
-  ragstream_records_out_total: { type: 'counter', labels: ['topology', 'node'], help: 'Records produced per sink node.' },
-  ragstream_dead_letter_records_total: { type: 'counter', labels: ['topology', 'node', 'code'], help: 'Records sent to the dead-letter topic, by node and error code.' },
-  ragstream_consumer_lag: { type: 'gauge', labels: ['component', 'topic', 'partition'], help: 'Records between the committed position and the end of each input partition.' },
-  ragstream_transaction_commit_seconds: { type: 'histogram', labels: ['topology'], help: 'Time to commit one Kafka transaction (produce, offsets, end).', buckets: LATENCY_BUCKETS },
-  ragstream_transactions_aborted_total: { type: 'counter', labels: ['topology', 'reason'], help: 'Kafka transactions aborted, by reason.' },
-  ragstream_restore_records_total: { type: 'counter', labels: ['topology', 'store'], help: 'Changelog records replayed into state stores.' },
-  ragstream_restore_remaining_records: { type: 'gauge', labels: ['topology', 'store', 'partition'], help: 'Changelog records left to replay before a store partition is ready.' },
-  ragstream_redactions_total: { type: 'counter', labels: ['topology', 'node', 'detector'], help: 'Values redacted, by node (a govern node, or source:<topic> for a redactAtSource decoder) and detector (a detector kind or field:<path>).' },
-  ragstream_governed_rows_total: { type: 'counter', labels: ['topology', 'node', 'outcome'], help: 'Row changes decided by a govern node, by outcome: emitted, denied, suppressed (forgotten subject) or deleted.' },
-  ragstream_deletion_requests_applied_total: { type: 'counter', labels: ['topology', 'node'], help: 'Deletion requests applied by a govern node (one per request and partition).' },
-  ragstream_entities_forgotten_total: { type: 'counter', labels: ['topology', 'node'], help: 'Indexed entities removed by deletion requests.' },
-  ragstream_embedding_calls_total: { type: 'counter', labels: ['model'], help: 'Successful calls to the embedding service.' },
-  ragstream_embedding_failures_total: { type: 'counter', labels: ['model', 'code'], help: 'Calls to the embedding service that failed after their retries, by error code.' },
-  ragstream_embedding_retries_total: { type: 'counter', labels: ['model'], help: 'Attempts beyond the first that embedding calls needed (429, 5xx, timeouts).' },
+  ragstream_records_out_total: {
+    type: 'counter',
+    labels: ['topology', 'node'],
+    help: 'Records produced per sink node.',
+  },
+  ragstream_dead_letter_records_total: {
+    type: 'counter',
+    labels: ['topology', 'node', 'code'],
+    help: 'Records sent to the dead-letter topic, by node and error code.',
+  },
+  ragstream_consumer_lag: {
+    type: 'gauge',
+    labels: ['component', 'topic', 'partition'],
+    help: 'Records between the committed position and the end of each input partition.',
+  },
+  ragstream_transaction_commit_seconds: {
+    type: 'histogram',
+    labels: ['topology'],
+    help: 'Time to commit one Kafka transaction (produce, offsets, end).',
+    buckets: LATENCY_BUCKETS,
+  },
+  ragstream_transactions_aborted_total: {
+    type: 'counter',
+    labels: ['topology', 'reason'],
+    help: 'Kafka transactions aborted, by reason.',
+  },
+  ragstream_restore_records_total: {
+    type: 'counter',
+    labels: ['topology', 'store'],
+    help: 'Changelog records replayed into state stores.',
+  },
+  ragstream_restore_remaining_records: {
+    type: 'gauge',
+    labels: ['topology', 'store', 'partition'],
+    help: 'Changelog records left to replay before a store partition is ready.',
+  },
+  ragstream_redactions_total: {
+    type: 'counter',
+    labels: ['topology', 'node', 'detector'],
+    help: 'Values redacted, by node (a govern node, or source:<topic> for a redactAtSource decoder) and detector (a detector kind or field:<path>).',
+  },
+  ragstream_governed_rows_total: {
+    type: 'counter',
+    labels: ['topology', 'node', 'outcome'],
+    help: 'Row changes decided by a govern node, by outcome: emitted, denied, suppressed (forgotten subject) or deleted.',
+  },
+  ragstream_deletion_requests_applied_total: {
+    type: 'counter',
+    labels: ['topology', 'node'],
+    help: 'Deletion requests applied by a govern node (one per request and partition).',
+  },
+  ragstream_entities_forgotten_total: {
+    type: 'counter',
+    labels: ['topology', 'node'],
+    help: 'Indexed entities removed by deletion requests.',
+  },
+  ragstream_embedding_calls_total: {
+    type: 'counter',
+    labels: ['model'],
+    help: 'Successful calls to the embedding service.',
+  },
+  ragstream_embedding_failures_total: {
+    type: 'counter',
+    labels: ['model', 'code'],
+    help: 'Calls to the embedding service that failed after their retries, by error code.',
+  },
+  ragstream_embedding_retries_total: {
+    type: 'counter',
+    labels: ['model'],
+    help: 'Attempts beyond the first that embedding calls needed (429, 5xx, timeouts).',
+  },
   ragstream_embedding_items_total: { type: 'counter', labels: ['model'], help: 'Texts embedded by successful calls.' },
-  ragstream_embedding_tokens_total: { type: 'counter', labels: ['model'], help: 'Tokens of successful calls: billed when the service reports them, else approximate.' },
-  ragstream_embedding_cache_hits_total: { type: 'counter', labels: ['model'], help: 'Distinct texts whose embedding came from the cache (no call).' },
-  ragstream_embedding_latency_seconds: { type: 'histogram', labels: ['model'], help: 'Latency of one embedding call, retries included (successful calls).', buckets: LATENCY_BUCKETS },
-  ragstream_embedding_throttled_seconds_total: { type: 'counter', labels: ['model'], help: 'Time spent waiting on the embedding budget guard.' },
-  ragstream_sink_batch_size: { type: 'histogram', labels: ['table'], help: 'Chunk events written per sink transaction.', buckets: SIZE_BUCKETS },
-  ragstream_sink_commit_seconds: { type: 'histogram', labels: ['table'], help: 'Time to write and commit one sink transaction.', buckets: LATENCY_BUCKETS },
-  ragstream_sink_rows_total: { type: 'counter', labels: ['table', 'op'], help: 'Rows upserted or deleted by the sink.' },
-  ragstream_freshness_seconds: { type: 'histogram', labels: ['table'], help: 'End-to-end freshness: source change timestamp to visible in PostgreSQL.', buckets: FRESHNESS_BUCKETS },
-} as const satisfies Record<string, { type: 'counter' | 'gauge' | 'histogram'; labels: readonly string[]; help: string; buckets?: readonly number[] }>
+  ragstream_embedding_tokens_total: {
+    type: 'counter',
+    labels: ['model'],
+    help: 'Tokens of successful calls: billed when the service reports them, else approximate.',
+  },
+  ragstream_embedding_cache_hits_total: {
+    type: 'counter',
+    labels: ['model'],
+    help: 'Distinct texts whose embedding came from the cache (no call).',
+  },
+  ragstream_embedding_latency_seconds: {
+    type: 'histogram',
+    labels: ['model'],
+    help: 'Latency of one embedding call, retries included (successful calls).',
+    buckets: LATENCY_BUCKETS,
+  },
+  ragstream_embedding_throttled_seconds_total: {
+    type: 'counter',
+    labels: ['model'],
+    help: 'Time spent waiting on the embedding budget guard.',
+  },
+  ragstream_sink_batch_size: {
+    type: 'histogram',
+    labels: ['table'],
+    help: 'Chunk events written per sink transaction.',
+    buckets: SIZE_BUCKETS,
+  },
+  ragstream_sink_commit_seconds: {
+    type: 'histogram',
+    labels: ['table'],
+    help: 'Time to write and commit one sink transaction.',
+    buckets: LATENCY_BUCKETS,
+  },
+  ragstream_sink_rows_total: {
+    type: 'counter',
+    labels: ['table', 'op'],
+    help: 'Rows upserted or deleted by the sink.',
+  },
+  ragstream_freshness_seconds: {
+    type: 'histogram',
+    labels: ['table'],
+    help: 'End-to-end freshness: source change timestamp to visible in PostgreSQL.',
+    buckets: FRESHNESS_BUCKETS,
+  },
+} as const satisfies Record<
+  string,
+  { type: 'counter' | 'gauge' | 'histogram'; labels: readonly string[]; help: string; buckets?: readonly number[] }
+>
 
 export type MetricName = keyof typeof METRIC_FAMILIES
 type Family<N extends MetricName> = (typeof METRIC_FAMILIES)[N]
@@ -52,9 +148,11 @@ export class Metrics {
     for (const [name, spec] of Object.entries(METRIC_FAMILIES) as [MetricName, Family<MetricName>][]) {
       const common = { name, help: spec.help, labelNames: [...spec.labels], registers: [this.registry] }
       const instrument =
-        spec.type === 'counter' ? new Counter(common)
-        : spec.type === 'gauge' ? new Gauge(common)
-        : new Histogram({ ...common, buckets: [...('buckets' in spec ? spec.buckets : LATENCY_BUCKETS)] })
+        spec.type === 'counter'
+          ? new Counter(common)
+          : spec.type === 'gauge'
+            ? new Gauge(common)
+            : new Histogram({ ...common, buckets: [...('buckets' in spec ? spec.buckets : LATENCY_BUCKETS)] })
       this.#instruments.set(name, instrument)
     }
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'ragstream_process_' })

@@ -71,7 +71,13 @@ export interface EmbeddingThrottleTelemetry {
   readonly ms: number
 }
 
-export type TelemetryEvent = GovernTelemetry | SourceRedactionTelemetry | EmbeddingCallTelemetry | EmbeddingFailureTelemetry | EmbeddingCacheTelemetry | EmbeddingThrottleTelemetry
+export type TelemetryEvent =
+  | GovernTelemetry
+  | SourceRedactionTelemetry
+  | EmbeddingCallTelemetry
+  | EmbeddingFailureTelemetry
+  | EmbeddingCacheTelemetry
+  | EmbeddingThrottleTelemetry
 
 export type TelemetryListener = (event: TelemetryEvent) => void
 

@@ -10,7 +10,12 @@ export interface FilterOptions {
   readonly name?: string
 }
 
-export function filterNode(name: string, named: boolean, input: string, predicate: FilterNode['predicate']): FilterNode {
+export function filterNode(
+  name: string,
+  named: boolean,
+  input: string,
+  predicate: FilterNode['predicate'],
+): FilterNode {
   return Object.freeze({ kind: 'filter', name, named, inputs: Object.freeze([input]), predicate })
 }
 
@@ -20,7 +25,11 @@ export const filterOperator: NodeKindSpec<FilterNode> = {
   },
   stores: () => [],
   internalTopics: () => [],
-  physical: (node) => ({ nodes: [{ type: 'processor', name: node.name, stores: [], next: [] }], entries: [node.name], exit: node.name }),
+  physical: (node) => ({
+    nodes: [{ type: 'processor', name: node.name, stores: [], next: [] }],
+    entries: [node.name],
+    exit: node.name,
+  }),
   getter(node, _graph, upstream) {
     const { predicate } = node
     const parent = upstream(node.inputs[0])
@@ -41,7 +50,8 @@ export const filterOperator: NodeKindSpec<FilterNode> = {
       (key, oldValue, newValue) => {
         scope.node = name
         scope.user = true
-        const oldKept = oldValue === undefined || oldValue === null ? oldValue : predicate(oldValue, key) ? oldValue : null
+        const oldKept =
+          oldValue === undefined || oldValue === null ? oldValue : predicate(oldValue, key) ? oldValue : null
         const newKept = newValue !== null && predicate(newValue, key) ? newValue : null
         scope.user = false
         if (oldKept === null && newKept === null) return
@@ -50,4 +60,3 @@ export const filterOperator: NodeKindSpec<FilterNode> = {
     ]
   },
 }
-

@@ -22,8 +22,24 @@
  */
 import { hash } from 'node:crypto'
 import { RagstreamError } from '../errors.ts'
-import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type ChangeHandler, type InternalTopic, type NodeKindSpec } from '../topology/compiled.ts'
-import { changelogTopic, responseTopic, rightRepartitionTopic, rightStore, subscriptionStore, subscriptionTopic, type FkJoinNode, type JoinType, type TopologyGraph } from '../topology/graph.ts'
+import {
+  CHANGELOG_CONFIG,
+  REPARTITION_CONFIG,
+  type ChangeHandler,
+  type InternalTopic,
+  type NodeKindSpec,
+} from '../topology/compiled.ts'
+import {
+  changelogTopic,
+  responseTopic,
+  rightRepartitionTopic,
+  rightStore,
+  subscriptionStore,
+  subscriptionTopic,
+  type FkJoinNode,
+  type JoinType,
+  type TopologyGraph,
+} from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
 import { partitionForString } from '../topology/partitioner.ts'
 import { packTopic, unpackRecords } from '../topology/record-pack.ts'
@@ -47,8 +63,24 @@ export interface LeftJoinOptions<L, R, O> extends JoinOptionsBase<L> {
   readonly joiner: (left: L, right: R | null) => O
 }
 
-export function fkJoinNode(name: string, named: boolean, left: string, right: string, joinType: JoinType, foreignKey: FkJoinNode['foreignKey'], joiner: FkJoinNode['joiner']): FkJoinNode {
-  return Object.freeze({ kind: 'fk-join', name, named, inputs: Object.freeze([left, right]), joinType, foreignKey, joiner })
+export function fkJoinNode(
+  name: string,
+  named: boolean,
+  left: string,
+  right: string,
+  joinType: JoinType,
+  foreignKey: FkJoinNode['foreignKey'],
+  joiner: FkJoinNode['joiner'],
+): FkJoinNode {
+  return Object.freeze({
+    kind: 'fk-join',
+    name,
+    named,
+    inputs: Object.freeze([left, right]),
+    joinType,
+    foreignKey,
+    joiner,
+  })
 }
 
 /* Subscription record: one item of a record pack (src/topology/record-pack.ts) — the subscriptions a
@@ -76,7 +108,12 @@ interface Subscription {
   readonly h: string | null
 }
 
-function subscriptionBytes(instruction: number, leftKey: string, leftPartition: number, leftHashValue: string | null): Buffer {
+function subscriptionBytes(
+  instruction: number,
+  leftKey: string,
+  leftPartition: number,
+  leftHashValue: string | null,
+): Buffer {
   const keyLength = Buffer.byteLength(leftKey, 'utf8')
   const bytes = Buffer.allocUnsafe(10 + keyLength + (leftHashValue?.length ?? 0))
   bytes[0] = WIRE_V1
@@ -90,10 +127,16 @@ function subscriptionBytes(instruction: number, leftKey: string, leftPartition: 
 
 function decodeSubscription(bytes: Buffer): Subscription {
   if (bytes[0] === JSON_START) return decodeJson(bytes) as Subscription
-  if (bytes[0] !== WIRE_V1 || bytes.length < 10) throw new RagstreamError('RS_DECODE_FAILED', `not a subscription (version byte ${bytes[0]})`)
+  if (bytes[0] !== WIRE_V1 || bytes.length < 10)
+    throw new RagstreamError('RS_DECODE_FAILED', `not a subscription (version byte ${bytes[0]})`)
   const keyEnd = 10 + bytes.readUInt32BE(6)
   if (keyEnd > bytes.length) throw new RagstreamError('RS_DECODE_FAILED', 'the subscription is truncated')
-  return { i: bytes[1], p: bytes.readUInt32BE(2), k: bytes.toString('utf8', 10, keyEnd), h: bytes.length > keyEnd ? bytes.toString('latin1', keyEnd, bytes.length) : null }
+  return {
+    i: bytes[1],
+    p: bytes.readUInt32BE(2),
+    k: bytes.toString('utf8', 10, keyEnd),
+    h: bytes.length > keyEnd ? bytes.toString('latin1', keyEnd, bytes.length) : null,
+  }
 }
 
 /* Response record: one item of a record pack, at most PER_PACK to a record. Item key = left key
@@ -122,11 +165,16 @@ function responseBytes(leftHashValue: string | null, right: Buffer | null): Buff
 
 function decodeResponse(bytes: Buffer): Response {
   if (bytes[0] === JSON_START) return decodeJson(bytes) as Response
-  if (bytes[0] !== WIRE_V1 || bytes.length < 5) throw new RagstreamError('RS_DECODE_FAILED', `not a join response (version byte ${bytes[0]})`)
+  if (bytes[0] !== WIRE_V1 || bytes.length < 5)
+    throw new RagstreamError('RS_DECODE_FAILED', `not a join response (version byte ${bytes[0]})`)
   const hashLength = bytes.readUInt32BE(1)
   const valueStart = hashLength === NO_HASH ? 5 : 5 + hashLength
   if (valueStart > bytes.length) throw new RagstreamError('RS_DECODE_FAILED', 'the join response is truncated')
-  return { h: hashLength === NO_HASH ? null : bytes.toString('latin1', 5, valueStart), v: undefined, json: bytes.length > valueStart ? bytes.subarray(valueStart) : null }
+  return {
+    h: hashLength === NO_HASH ? null : bytes.toString('latin1', 5, valueStart),
+    v: undefined,
+    json: bytes.length > valueStart ? bytes.subarray(valueStart) : null,
+  }
 }
 
 /* Right repartition record: key = right key (UTF-8), partition = partitionForString(right key),
@@ -168,12 +216,49 @@ function isMaterialized(graph: TopologyGraph, join: string): boolean {
 
 function internalTopicsOf(node: FkJoinNode, app: string, materialized: boolean): InternalTopic[] {
   return [
-    ...(materialized ? [{ name: changelogTopic(app, node.name), role: 'changelog' as const, store: node.name, purpose: `changelog of store ${node.name} (the join result, read by another join)`, config: CHANGELOG_CONFIG }] : []),
-    { name: changelogTopic(app, subscriptionStore(node.name)), role: 'changelog' as const, store: subscriptionStore(node.name), purpose: `changelog of store ${subscriptionStore(node.name)}`, config: CHANGELOG_CONFIG },
-    { name: changelogTopic(app, rightStore(node.name)), role: 'changelog' as const, store: rightStore(node.name), purpose: `changelog of store ${rightStore(node.name)}`, config: CHANGELOG_CONFIG },
-    { name: subscriptionTopic(app, node.name), role: 'repartition' as const, purpose: `${node.name} subscriptions, keyed by foreign key`, config: REPARTITION_CONFIG },
-    { name: responseTopic(app, node.name), role: 'repartition' as const, purpose: `${node.name} responses, keyed by left key`, config: REPARTITION_CONFIG },
-    { name: rightRepartitionTopic(app, node.name), role: 'repartition' as const, purpose: `${node.name} right rows not on their key's partition, keyed by right key`, config: REPARTITION_CONFIG },
+    ...(materialized
+      ? [
+          {
+            name: changelogTopic(app, node.name),
+            role: 'changelog' as const,
+            store: node.name,
+            purpose: `changelog of store ${node.name} (the join result, read by another join)`,
+            config: CHANGELOG_CONFIG,
+          },
+        ]
+      : []),
+    {
+      name: changelogTopic(app, subscriptionStore(node.name)),
+      role: 'changelog' as const,
+      store: subscriptionStore(node.name),
+      purpose: `changelog of store ${subscriptionStore(node.name)}`,
+      config: CHANGELOG_CONFIG,
+    },
+    {
+      name: changelogTopic(app, rightStore(node.name)),
+      role: 'changelog' as const,
+      store: rightStore(node.name),
+      purpose: `changelog of store ${rightStore(node.name)}`,
+      config: CHANGELOG_CONFIG,
+    },
+    {
+      name: subscriptionTopic(app, node.name),
+      role: 'repartition' as const,
+      purpose: `${node.name} subscriptions, keyed by foreign key`,
+      config: REPARTITION_CONFIG,
+    },
+    {
+      name: responseTopic(app, node.name),
+      role: 'repartition' as const,
+      purpose: `${node.name} responses, keyed by left key`,
+      config: REPARTITION_CONFIG,
+    },
+    {
+      name: rightRepartitionTopic(app, node.name),
+      role: 'repartition' as const,
+      purpose: `${node.name} right rows not on their key's partition, keyed by right key`,
+      config: REPARTITION_CONFIG,
+    },
   ]
 }
 
@@ -181,14 +266,22 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
   validate(node, graph, problem) {
     if (node.joinType !== 'inner' && node.joinType !== 'left') problem('type', `must be 'inner' or 'left'`)
     if (typeof node.foreignKey !== 'function') problem('foreignKey', 'required: a function (leftValue) => rightKey')
-    if (typeof node.joiner !== 'function') problem('joiner', 'required: a function (leftValue, rightValue) => joinedValue')
+    if (typeof node.joiner !== 'function')
+      problem('joiner', 'required: a function (leftValue, rightValue) => joinedValue')
     node.inputs.forEach((input, slot) => {
       if (graph.nodes.some((n) => n.name === input) && tableRoot(graph, input) === undefined) {
-        problem(`inputs/${slot}`, `'${input}' must be a table (a source or a join result, then filter/mapValues only); a stage's output cannot be joined`)
+        problem(
+          `inputs/${slot}`,
+          `'${input}' must be a table (a source or a join result, then filter/mapValues only); a stage's output cannot be joined`,
+        )
       }
     })
   },
-  stores: (node, graph) => [...(isMaterialized(graph, node.name) ? [node.name] : []), subscriptionStore(node.name), rightStore(node.name)],
+  stores: (node, graph) => [
+    ...(isMaterialized(graph, node.name) ? [node.name] : []),
+    subscriptionStore(node.name),
+    rightStore(node.name),
+  ],
   internalTopics: (node, graph) => internalTopicsOf(node, graph.applicationId, isMaterialized(graph, node.name)),
   getter: (node, graph, upstream) => ({
     store: node.name,
@@ -206,15 +299,46 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       nodes: [
         { type: 'processor', name: `${name}-subscription-send`, stores: [], next: [`${name}-subscription-sink`, name] },
         { type: 'sink', name: `${name}-subscription-sink`, topic: subscriptionTopic(app, name), next: [] },
-        { type: 'source', name: `${name}-subscription-source`, topics: [subscriptionTopic(app, name)], next: [`${name}-subscription-receive`] },
-        { type: 'processor', name: `${name}-subscription-receive`, stores: [subscriptionStore(name), rightRoot, rightStore(name)], next: [`${name}-response-sink`] },
-        { type: 'processor', name: `${name}-right-change`, stores: [subscriptionStore(name)], next: [`${name}-response-sink`, `${name}-right-sink`] },
+        {
+          type: 'source',
+          name: `${name}-subscription-source`,
+          topics: [subscriptionTopic(app, name)],
+          next: [`${name}-subscription-receive`],
+        },
+        {
+          type: 'processor',
+          name: `${name}-subscription-receive`,
+          stores: [subscriptionStore(name), rightRoot, rightStore(name)],
+          next: [`${name}-response-sink`],
+        },
+        {
+          type: 'processor',
+          name: `${name}-right-change`,
+          stores: [subscriptionStore(name)],
+          next: [`${name}-response-sink`, `${name}-right-sink`],
+        },
         { type: 'sink', name: `${name}-right-sink`, topic: rightRepartitionTopic(app, name), next: [] },
-        { type: 'source', name: `${name}-right-source`, topics: [rightRepartitionTopic(app, name)], next: [`${name}-right-receive`] },
-        { type: 'processor', name: `${name}-right-receive`, stores: [subscriptionStore(name), rightStore(name)], next: [`${name}-response-sink`] },
+        {
+          type: 'source',
+          name: `${name}-right-source`,
+          topics: [rightRepartitionTopic(app, name)],
+          next: [`${name}-right-receive`],
+        },
+        {
+          type: 'processor',
+          name: `${name}-right-receive`,
+          stores: [subscriptionStore(name), rightStore(name)],
+          next: [`${name}-response-sink`],
+        },
         { type: 'sink', name: `${name}-response-sink`, topic: responseTopic(app, name), next: [] },
         { type: 'source', name: `${name}-response-source`, topics: [responseTopic(app, name)], next: [name] },
-        { type: 'processor', name, stores: isMaterialized(graph, name) ? [leftRoot, name] : [leftRoot], detail: `fk-join: ${node.joinType}`, next: [] },
+        {
+          type: 'processor',
+          name,
+          stores: isMaterialized(graph, name) ? [leftRoot, name] : [leftRoot],
+          detail: `fk-join: ${node.joinType}`,
+          next: [],
+        },
       ],
       entries: [`${name}-subscription-send`, `${name}-right-change`],
       exit: name,
@@ -303,8 +427,19 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
     }
     // Subscriptions and responses go to scope.out as records of their own (so a failing record takes
     // its own back with it); the end of the batch packs them (src/topology/record-pack.ts).
-    const subscribe = (fk: string, instruction: number, leftKey: string, leftPartition: number, leftHashValue: string | null): void => {
-      scope.out.push({ topic: subTopic, partition: partitionForString(fk, partitions), key: Buffer.from(fk, 'utf8'), value: subscriptionBytes(instruction, leftKey, leftPartition, leftHashValue) })
+    const subscribe = (
+      fk: string,
+      instruction: number,
+      leftKey: string,
+      leftPartition: number,
+      leftHashValue: string | null,
+    ): void => {
+      scope.out.push({
+        topic: subTopic,
+        partition: partitionForString(fk, partitions),
+        key: Buffer.from(fk, 'utf8'),
+        value: subscriptionBytes(instruction, leftKey, leftPartition, leftHashValue),
+      })
     }
     // The reverse index of a hot right key (one customer, 50k tickets) would cost O(subscribers) per
     // subscription if re-read and re-written per record; instead each batch parses it once, updates it
@@ -316,7 +451,8 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       if (index === undefined) {
         const bytes = scope.stores.get(indexStore)!.get(partition, rightKey)
         const subscribers = new Map<string, [number, string | null]>()
-        if (bytes !== undefined) for (const [leftKey, p, h] of decodeJson(bytes) as StoredReverseIndex) subscribers.set(leftKey, [p, h])
+        if (bytes !== undefined)
+          for (const [leftKey, p, h] of decodeJson(bytes) as StoredReverseIndex) subscribers.set(leftKey, [p, h])
         indexes.set(id, (index = { partition, rightKey, subscribers, dirty: false }))
       }
       return index
@@ -329,7 +465,12 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
         for (const index of indexes.values()) {
           if (!index.dirty) continue
           if (index.subscribers.size === 0) store.delete(index.partition, index.rightKey)
-          else store.put(index.partition, index.rightKey, encodeJson([...index.subscribers].map(([leftKey, [p, h]]) => [leftKey, p, h])))
+          else
+            store.put(
+              index.partition,
+              index.rightKey,
+              encodeJson([...index.subscribers].map(([leftKey, [p, h]]) => [leftKey, p, h])),
+            )
         }
         indexes.clear()
       },
@@ -339,8 +480,18 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
     })
 
     /** `right`: the right row's value as JSON bytes (null = no row), encoded once however many left keys it answers. */
-    const respond = (leftKey: string, leftPartition: number, leftHashValue: string | null, right: Buffer | null): void => {
-      scope.out.push({ topic: respTopic, partition: leftPartition, key: Buffer.from(leftKey, 'utf8'), value: responseBytes(leftHashValue, right) })
+    const respond = (
+      leftKey: string,
+      leftPartition: number,
+      leftHashValue: string | null,
+      right: Buffer | null,
+    ): void => {
+      scope.out.push({
+        topic: respTopic,
+        partition: leftPartition,
+        key: Buffer.from(leftKey, 'utf8'),
+        value: responseBytes(leftHashValue, right),
+      })
     }
     /** The right input's value for stored right-root bytes, as JSON bytes: the stored bytes themselves when no filter/mapValues sits between. */
     const rightBytes = (stored: Buffer | undefined, key: string): Buffer | null => {
@@ -364,7 +515,10 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
         // Read the right row first: user code in the right input's chain may throw, and then nothing changed.
         // It lives either in its table's store here (it arrived on this partition) or, re-homed, in `<join>-right`.
         const rehomed = scope.stores.get(rehomedStore)!.get(record.partition, decoded.key)
-        const right = rehomed !== undefined ? rehomed : rightBytes(scope.stores.get(rightRootStore)!.get(record.partition, decoded.key), decoded.key)
+        const right =
+          rehomed !== undefined
+            ? rehomed
+            : rightBytes(scope.stores.get(rightRootStore)!.get(record.partition, decoded.key), decoded.key)
         const index = indexOf(record.partition, decoded.key)
         const known = index.subscribers.get(sub.k)
         // The same subscription again (an unchanged left row re-sent, e.g. a CDC snapshot re-read): the index stays as it is.
@@ -388,7 +542,8 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
         if (bytes === undefined || response.h !== leftHash(bytes)) return
         const left = read(leftGetter, bytes, decoded.key)
         if (left === null) return
-        const right = response.json === undefined ? response.v : response.json === null ? null : rightValue(response.json)
+        const right =
+          response.json === undefined ? response.v : response.json === null ? null : rightValue(response.json)
         if (right !== null) emit(decoded.key, undefined, join(left, right))
         else emit(decoded.key, undefined, isLeftJoin ? join(left, null) : null)
       },
@@ -412,12 +567,14 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
         return
       }
       const bytes = scope.stores.get(leftStore)!.get(partition, key)
-      const instruction = isLeftJoin || oldValue !== null ? PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE : PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE
+      const instruction =
+        isLeftJoin || oldValue !== null ? PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE : PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE
       subscribe(newFk, instruction, key, partition, bytes === undefined ? null : leftHash(bytes))
     }
 
     const fanOut = (partition: number, key: string, right: Buffer | null): void => {
-      for (const [leftKey, [leftPartition, leftHashValue]] of indexOf(partition, key).subscribers) respond(leftKey, leftPartition, leftHashValue, right)
+      for (const [leftKey, [leftPartition, leftHashValue]] of indexOf(partition, key).subscribers)
+        respond(leftKey, leftPartition, leftHashValue, right)
     }
 
     // Right repartition topic → the partition the right key hashes to: keep the re-homed row, fan out.
@@ -439,7 +596,12 @@ export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
       const partition = scope.record.partition
       const home = partitionForString(key, partitions)
       // Straight after its table source, the new value is the one it just stored: reuse those bytes.
-      const bytes = newValue === null ? null : rightGetter.raw === true && newValue === scope.encodedValue && scope.encodedBytes !== null ? scope.encodedBytes : userJson(newValue)
+      const bytes =
+        newValue === null
+          ? null
+          : rightGetter.raw === true && newValue === scope.encodedValue && scope.encodedBytes !== null
+            ? scope.encodedBytes
+            : userJson(newValue)
       if (home === partition) fanOut(partition, key, bytes)
       else scope.out.push({ topic: rightTopic, partition: home, key: Buffer.from(key, 'utf8'), value: bytes })
     }

@@ -42,15 +42,50 @@ import { ConfigError, RagstreamError } from '../errors.ts'
 import type { AuditEventValue } from '../governance/audit.ts'
 import { deletionAppliedAudit } from '../governance/forget/deletion-audit.ts'
 import type { DeletionRequestValue } from '../governance/forget/deletion-request.ts'
-import { decodeSuppression, encodeSuppression, findSuppression, mergeSuppression, suppresses, suppressionFromRequest, type SuppressionMode, type SuppressionRecord } from '../governance/forget/suppression.ts'
-import { compilePolicy, type CompiledPolicy, type GovernRecord, type JoinedMetadata, type PolicyDefinition } from '../governance/policy.ts'
+import {
+  decodeSuppression,
+  encodeSuppression,
+  findSuppression,
+  mergeSuppression,
+  suppresses,
+  suppressionFromRequest,
+  type SuppressionMode,
+  type SuppressionRecord,
+} from '../governance/forget/suppression.ts'
+import {
+  compilePolicy,
+  type CompiledPolicy,
+  type GovernRecord,
+  type JoinedMetadata,
+  type PolicyDefinition,
+} from '../governance/policy.ts'
 import { buildRedactor, type RedactionConfig } from '../governance/redact/redactor.ts'
 import { hashSubject, isSubject } from '../governance/subject.ts'
 import { report, telemetryActive, type GovernTelemetry } from '../observability/telemetry.ts'
 import type { SourceRecord } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
-import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type InternalTopic, type NodeKindSpec, type StageBuffer } from '../topology/compiled.ts'
-import { changelogTopic, deletionBroadcastTopic, forgottenSubjectsStore, subjectIndexStore, topicNameProblem, type GovernNode, type StageContext, type StageItem, type StageNode, type StageResult, type StageRow, type TopologyGraph, type Decoder } from '../topology/graph.ts'
+import {
+  CHANGELOG_CONFIG,
+  REPARTITION_CONFIG,
+  type InternalTopic,
+  type NodeKindSpec,
+  type StageBuffer,
+} from '../topology/compiled.ts'
+import {
+  changelogTopic,
+  deletionBroadcastTopic,
+  forgottenSubjectsStore,
+  subjectIndexStore,
+  topicNameProblem,
+  type GovernNode,
+  type StageContext,
+  type StageItem,
+  type StageNode,
+  type StageResult,
+  type StageRow,
+  type TopologyGraph,
+  type Decoder,
+} from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
 import { partitionForString } from '../topology/partitioner.ts'
 
@@ -180,7 +215,8 @@ export function redactAtSource(decode: Decoder, options: RedactAtSourceOptions =
   const observe = options.observe
   return (key, value, record) => {
     const decoded = decode(key, value, record)
-    if (decoded === null || typeof decoded !== 'object' || decoded.value === null || typeof decoded.value !== 'object') return decoded
+    if (decoded === null || typeof decoded !== 'object' || decoded.value === null || typeof decoded.value !== 'object')
+      return decoded
     const counts: Record<string, number> = {}
     const redacted = redactor.redactMetadata(decoded.value as Record<string, unknown>, counts)
     if (redacted === decoded.value) return decoded
@@ -194,7 +230,13 @@ export function redactAtSource(decode: Decoder, options: RedactAtSourceOptions =
 export type GovernNodeOptions = GovernOptions<any>
 
 export function governNode<V>(name: string, named: boolean, input: string, options: GovernOptions<V>): GovernNode {
-  return Object.freeze({ kind: 'govern', name, named, inputs: Object.freeze([input]), options: options as GovernNodeOptions })
+  return Object.freeze({
+    kind: 'govern',
+    name,
+    named,
+    inputs: Object.freeze([input]),
+    options: options as GovernNodeOptions,
+  })
 }
 
 const jsonRequests: DeletionRequestDecoder = {
@@ -204,33 +246,68 @@ const jsonRequests: DeletionRequestDecoder = {
 function checkRequest(request: unknown): DeletionRequestValue {
   const r = request as Record<string, unknown>
   if (
-    typeof r !== 'object' || r === null || typeof r.request_id !== 'string' || r.request_id === '' || !isSubject(r.subject) ||
-    !Number.isSafeInteger(Number(r.requested_at_ms)) || (r.mode !== 'FOREVER' && r.mode !== 'BEFORE_REQUEST')
+    typeof r !== 'object' ||
+    r === null ||
+    typeof r.request_id !== 'string' ||
+    r.request_id === '' ||
+    !isSubject(r.subject) ||
+    !Number.isSafeInteger(Number(r.requested_at_ms)) ||
+    (r.mode !== 'FOREVER' && r.mode !== 'BEFORE_REQUEST')
   ) {
-    throw new RagstreamError('RS_DECODE_FAILED', 'a deletion request needs request_id, a subject <type>:<id>, requested_at_ms and mode', { context: { node: 'govern' } })
+    throw new RagstreamError(
+      'RS_DECODE_FAILED',
+      'a deletion request needs request_id, a subject <type>:<id>, requested_at_ms and mode',
+      { context: { node: 'govern' } },
+    )
   }
   return { ...(r as unknown as DeletionRequestValue), requested_at_ms: Number(r.requested_at_ms) }
 }
 
 function compiled(node: GovernNode, graph: TopologyGraph): CompiledPolicy {
-  return compilePolicy(node.options.policy, { topology: graph.applicationId, topologyVersion: node.options.topologyVersion, env: node.options.env ?? process.env, path: `/topology/nodes/${node.name}/policy` })
+  return compilePolicy(node.options.policy, {
+    topology: graph.applicationId,
+    topologyVersion: node.options.topologyVersion,
+    env: node.options.env ?? process.env,
+    path: `/topology/nodes/${node.name}/policy`,
+  })
 }
 
 /** Stores of other nodes that forgetting reads or cleans (validate.ts checks they exist). */
 export function foreignStores(node: GovernNode): string[] {
   const forget = node.options?.forget
-  return [...(forget?.entityStores ?? []), ...Object.keys(forget?.subjectStores ?? {}), ...(forget?.chunkSets ?? []).map((c) => c.store)]
+  return [
+    ...(forget?.entityStores ?? []),
+    ...Object.keys(forget?.subjectStores ?? {}),
+    ...(forget?.chunkSets ?? []).map((c) => c.store),
+  ]
 }
 
 /** Its own stores: without `forget` only the subject index (classifications, for RECLASSIFIED). */
 function ownStores(node: GovernNode): string[] {
-  return node.options?.forget === undefined ? [subjectIndexStore(node.name)] : [forgottenSubjectsStore(node.name), subjectIndexStore(node.name)]
+  return node.options?.forget === undefined
+    ? [subjectIndexStore(node.name)]
+    : [forgottenSubjectsStore(node.name), subjectIndexStore(node.name)]
 }
 
 function internalTopicsOf(node: GovernNode, app: string): InternalTopic[] {
   return [
-    ...ownStores(node).map((store) => ({ name: changelogTopic(app, store), role: 'changelog' as const, store, purpose: `changelog of store ${store}`, config: CHANGELOG_CONFIG })),
-    ...(node.options?.forget === undefined ? [] : [{ name: deletionBroadcastTopic(app, node.name), role: 'repartition' as const, purpose: `${node.name} deletion requests, one copy per partition`, config: REPARTITION_CONFIG }]),
+    ...ownStores(node).map((store) => ({
+      name: changelogTopic(app, store),
+      role: 'changelog' as const,
+      store,
+      purpose: `changelog of store ${store}`,
+      config: CHANGELOG_CONFIG,
+    })),
+    ...(node.options?.forget === undefined
+      ? []
+      : [
+          {
+            name: deletionBroadcastTopic(app, node.name),
+            role: 'repartition' as const,
+            purpose: `${node.name} deletion requests, one copy per partition`,
+            config: REPARTITION_CONFIG,
+          },
+        ]),
   ]
 }
 
@@ -274,7 +351,10 @@ interface EntityEntry {
 class SubjectIndex {
   readonly #store: StateStore
   readonly #lists = new Map<string, { partition: number; key: string; entities: Map<string, number>; dirty: boolean }>()
-  readonly #entities = new Map<string, { partition: number; key: string; entry: EntityEntry | undefined; dirty: boolean }>()
+  readonly #entities = new Map<
+    string,
+    { partition: number; key: string; entry: EntityEntry | undefined; dirty: boolean }
+  >()
   removed = 0
 
   constructor(store: StateStore) {
@@ -301,7 +381,15 @@ class SubjectIndex {
     let slot = this.#entities.get(id)
     if (slot === undefined) {
       const bytes = this.#store.get(partition, `e:${key}`)
-      this.#entities.set(id, (slot = { partition, key: `e:${key}`, entry: bytes === undefined ? undefined : (decodeJson(bytes) as EntityEntry), dirty: false }))
+      this.#entities.set(
+        id,
+        (slot = {
+          partition,
+          key: `e:${key}`,
+          entry: bytes === undefined ? undefined : (decodeJson(bytes) as EntityEntry),
+          dirty: false,
+        }),
+      )
     }
     return slot
   }
@@ -328,7 +416,14 @@ class SubjectIndex {
     slot.dirty = true
   }
 
-  index(partition: number, key: string, hashes: readonly string[], classification: string, timestamp: number, contentHashes: readonly string[] | undefined): void {
+  index(
+    partition: number,
+    key: string,
+    hashes: readonly string[],
+    classification: string,
+    timestamp: number,
+    contentHashes: readonly string[] | undefined,
+  ): void {
     const slot = this.#entity(partition, key)
     const next = new Set(hashes)
     for (const hash of slot.entry?.s ?? []) {
@@ -343,7 +438,10 @@ class SubjectIndex {
         list.dirty = true
       }
     }
-    slot.entry = contentHashes === undefined ? { s: [...next], c: classification, t: timestamp } : { s: [...next], c: classification, t: timestamp, h: contentHashes }
+    slot.entry =
+      contentHashes === undefined
+        ? { s: [...next], c: classification, t: timestamp }
+        : { s: [...next], c: classification, t: timestamp, h: contentHashes }
     slot.dirty = true
   }
 
@@ -375,7 +473,8 @@ class Wanted {
   }
   async load(): Promise<void> {
     const loads: Promise<void>[] = []
-    for (const [store, partitions] of this.#keys) for (const [partition, keys] of partitions) loads.push(store.prefetch(partition, keys))
+    for (const [store, partitions] of this.#keys)
+      for (const [partition, keys] of partitions) loads.push(store.prefetch(partition, keys))
     await Promise.all(loads)
     this.#keys.clear()
   }
@@ -384,7 +483,11 @@ class Wanted {
 /** A user function's throw: the record's failure, without the thrown message (it may quote the row). */
 function userFailure(what: string, error: unknown): RagstreamError {
   if (error instanceof RagstreamError) return error
-  return new RagstreamError('RS_RECORD_INVALID', `govern: ${what} threw ${error instanceof Error ? error.name : typeof error}`, { context: { node: 'govern' } })
+  return new RagstreamError(
+    'RS_RECORD_INVALID',
+    `govern: ${what} threw ${error instanceof Error ? error.name : typeof error}`,
+    { context: { node: 'govern' } },
+  )
 }
 
 export const governOperator: NodeKindSpec<GovernNode> = {
@@ -392,35 +495,46 @@ export const governOperator: NodeKindSpec<GovernNode> = {
     const options = node.options
     if (!node.named) problem('name', 'required: govern is stateful; its name identifies its stores and broadcast topic')
     if (options === null || typeof options !== 'object') return problem('options', 'required')
-    if (typeof options.document !== 'function') problem('document', 'required: (row, key) => { text, metadata?, timestampMs? }')
-    if (options.joined !== undefined && typeof options.joined !== 'function') problem('joined', 'must be a function (row, key) => joined metadata')
-    if (options.tenant !== undefined && typeof options.tenant !== 'function') problem('tenant', 'must be a function (row, key) => tenant')
-    if (options.observe !== undefined && typeof options.observe !== 'function') problem('observe', 'must be a function (batch metrics) => void')
+    if (typeof options.document !== 'function')
+      problem('document', 'required: (row, key) => { text, metadata?, timestampMs? }')
+    if (options.joined !== undefined && typeof options.joined !== 'function')
+      problem('joined', 'must be a function (row, key) => joined metadata')
+    if (options.tenant !== undefined && typeof options.tenant !== 'function')
+      problem('tenant', 'must be a function (row, key) => tenant')
+    if (options.observe !== undefined && typeof options.observe !== 'function')
+      problem('observe', 'must be a function (batch metrics) => void')
     try {
       compiled(node, graph)
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error
       const prefix = `/topology/nodes/${node.name}/`
-      for (const p of error.problems) problem(p.path.startsWith(prefix) ? p.path.slice(prefix.length) : p.path, p.message)
+      for (const p of error.problems)
+        problem(p.path.startsWith(prefix) ? p.path.slice(prefix.length) : p.path, p.message)
     }
     const forget = options.forget
     if (forget === undefined) {
       // No forgetting: nothing more to check.
-    } else if (forget === null || typeof forget !== 'object') problem('forget', 'must be { deletionsTopic, mode?, … } (or left out: no subject can be forgotten)')
+    } else if (forget === null || typeof forget !== 'object')
+      problem('forget', 'must be { deletionsTopic, mode?, … } (or left out: no subject can be forgotten)')
     else {
       const topic = topicNameProblem(forget.deletionsTopic)
       if (topic !== '') problem('forget/deletionsTopic', topic)
-      else if (graph.nodes.some((n) => n.kind === 'table-source' && n.topic === forget.deletionsTopic)) problem('forget/deletionsTopic', `'${forget.deletionsTopic}' is also read as a table`)
-      if (forget.mode !== undefined && forget.mode !== 'FOREVER' && forget.mode !== 'BEFORE_REQUEST') problem('forget/mode', 'must be FOREVER or BEFORE_REQUEST')
+      else if (graph.nodes.some((n) => n.kind === 'table-source' && n.topic === forget.deletionsTopic))
+        problem('forget/deletionsTopic', `'${forget.deletionsTopic}' is also read as a table`)
+      if (forget.mode !== undefined && forget.mode !== 'FOREVER' && forget.mode !== 'BEFORE_REQUEST')
+        problem('forget/mode', 'must be FOREVER or BEFORE_REQUEST')
       // That the stores it names exist is checked graph-wide in validate.ts (it knows every kind's stores).
-      for (const [store, key] of Object.entries(forget.subjectStores ?? {})) if (typeof key !== 'function') problem(`forget/subjectStores/${store}`, 'must be a function (subject) => key | null')
+      for (const [store, key] of Object.entries(forget.subjectStores ?? {}))
+        if (typeof key !== 'function')
+          problem(`forget/subjectStores/${store}`, 'must be a function (subject) => key | null')
     }
     const audit = options.audit
     if (audit === null || typeof audit !== 'object') problem('audit', 'required: { topic, encode? }')
     else {
       const topic = topicNameProblem(audit.topic)
       if (topic !== '') problem('audit/topic', topic)
-      if (audit.encode !== undefined && typeof audit.encode !== 'function') problem('audit/encode', 'must be a function (event) => Buffer')
+      if (audit.encode !== undefined && typeof audit.encode !== 'function')
+        problem('audit/encode', 'must be a function (event) => Buffer')
     }
   },
   stores: (node) => ownStores(node),
@@ -430,13 +544,35 @@ export const governOperator: NodeKindSpec<GovernNode> = {
     const app = graph.applicationId
     const forget = node.options?.forget
     const policy = `${node.options?.policy?.name}@${node.options?.policy?.version}`
-    const governor = (detail: string) => ({ type: 'processor' as const, name, stores: [...ownStores(node), ...foreignStores(node)], detail, next: [`${name}-audit-sink`] })
+    const governor = (detail: string) => ({
+      type: 'processor' as const,
+      name,
+      stores: [...ownStores(node), ...foreignStores(node)],
+      detail,
+      next: [`${name}-audit-sink`],
+    })
     const auditSink = { type: 'sink' as const, name: `${name}-audit-sink`, topic: node.options?.audit?.topic, next: [] }
-    if (forget === undefined) return { nodes: [governor(`govern: ${policy}, no forget, async, batched`), auditSink], entries: [name], exit: name }
+    if (forget === undefined)
+      return {
+        nodes: [governor(`govern: ${policy}, no forget, async, batched`), auditSink],
+        entries: [name],
+        exit: name,
+      }
     return {
       nodes: [
-        { type: 'source', name: `${name}-deletions-source`, topics: [forget.deletionsTopic], next: [`${name}-deletions-broadcast`] },
-        { type: 'processor', name: `${name}-deletions-broadcast`, stores: [], detail: 'one copy per partition', next: [`${name}-broadcast-sink`] },
+        {
+          type: 'source',
+          name: `${name}-deletions-source`,
+          topics: [forget.deletionsTopic],
+          next: [`${name}-deletions-broadcast`],
+        },
+        {
+          type: 'processor',
+          name: `${name}-deletions-broadcast`,
+          stores: [],
+          detail: 'one copy per partition',
+          next: [`${name}-broadcast-sink`],
+        },
         { type: 'sink', name: `${name}-broadcast-sink`, topic: deletionBroadcastTopic(app, name), next: [] },
         { type: 'source', name: `${name}-broadcast-source`, topics: [deletionBroadcastTopic(app, name)], next: [name] },
         governor(`govern: ${policy}, forget ${forget.mode ?? 'FOREVER'}, async, batched`),
@@ -484,7 +620,12 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       origins,
       emit(key, oldValue, value) {
         if (value instanceof AuditRecord) {
-          scope.out.push({ topic: audit.topic, partition: partitionForString(key, auditPartitions), key: Buffer.from(key, 'utf8'), value: encodeAudit(value.event) })
+          scope.out.push({
+            topic: audit.topic,
+            partition: partitionForString(key, auditPartitions),
+            key: Buffer.from(key, 'utf8'),
+            value: encodeAudit(value.event),
+          })
           return
         }
         downstream(key, oldValue, value)
@@ -493,25 +634,31 @@ export const governOperator: NodeKindSpec<GovernNode> = {
     env.addStage(buffer)
 
     // Deletions topic → every partition of the broadcast topic, bytes unchanged (decoded by each task's stage).
-    if (forget !== undefined) env.addTopic(forget.deletionsTopic, {
-      node: `${name}-deletions-broadcast`,
-      decode: (record) => ({ key: record.key === null ? '' : record.key.toString('utf8'), value: null }),
-      handle(record) {
-        // A deletion cannot be undone: a null value on the deletions topic changes nothing.
-        if (record.value === null) return
-        for (let p = 0; p < partitions; p++) scope.out.push({ topic: broadcast, partition: p, key: record.key, value: record.value })
-      },
-    })
-    if (forget !== undefined) env.addTopic(broadcast, {
-      node: name,
-      decode: (record) => ({ key: record.key === null ? '' : record.key.toString('utf8'), value: null }),
-      handle(record) {
-        items.push({ key: '', value: new ForgetCopy(record.value), oldValue: undefined, partition: record.partition })
-        origins.push(record)
-      },
-    })
+    if (forget !== undefined)
+      env.addTopic(forget.deletionsTopic, {
+        node: `${name}-deletions-broadcast`,
+        decode: (record) => ({ key: record.key === null ? '' : record.key.toString('utf8'), value: null }),
+        handle(record) {
+          // A deletion cannot be undone: a null value on the deletions topic changes nothing.
+          if (record.value === null) return
+          for (let p = 0; p < partitions; p++)
+            scope.out.push({ topic: broadcast, partition: p, key: record.key, value: record.value })
+        },
+      })
+    if (forget !== undefined)
+      env.addTopic(broadcast, {
+        node: name,
+        decode: (record) => ({ key: record.key === null ? '' : record.key.toString('utf8'), value: null }),
+        handle(record) {
+          items.push({ key: '', value: new ForgetCopy(record.value), oldValue: undefined, partition: record.partition })
+          origins.push(record)
+        },
+      })
 
-    async function process(batch: readonly StageItem[], context: { store(name: string): StateStore; readonly now: number }): Promise<StageResult[]> {
+    async function process(
+      batch: readonly StageItem[],
+      context: { store(name: string): StateStore; readonly now: number },
+    ): Promise<StageResult[]> {
       await audit.open?.()
       // Without forget there are no requests (no broadcast topic) and nothing is suppressed; so
       // `forgotten!` below, on the requests' path only.
@@ -534,7 +681,15 @@ export const governOperator: NodeKindSpec<GovernNode> = {
           if (request === null) results[i] = []
           else requests.set(i, checkRequest(request))
         } catch (error) {
-          results[i] = { error: error instanceof RagstreamError ? error : new RagstreamError('RS_DECODE_FAILED', 'undecodable deletion request', { cause: error, context: { node: name } }) }
+          results[i] = {
+            error:
+              error instanceof RagstreamError
+                ? error
+                : new RagstreamError('RS_DECODE_FAILED', 'undecodable deletion request', {
+                    cause: error,
+                    context: { node: name },
+                  }),
+          }
         }
       }
       interface Decided {
@@ -560,7 +715,10 @@ export const governOperator: NodeKindSpec<GovernNode> = {
           } catch (error) {
             throw userFailure('document, joined or tenant', error)
           }
-          if (doc === null || typeof doc !== 'object' || typeof doc.text !== 'string') throw new RagstreamError('RS_RECORD_INVALID', 'govern: document must return { text: string, … }', { context: { node: name } })
+          if (doc === null || typeof doc !== 'object' || typeof doc.text !== 'string')
+            throw new RagstreamError('RS_RECORD_INVALID', 'govern: document must return { text: string, … }', {
+              context: { node: name },
+            })
           const source = (value as { _source?: RowLineage })._source
           const timestampMs = doc.timestampMs ?? source?.timestampMs ?? item.value.timestamp
           const record: GovernRecord = { key: item.key, text: doc.text, metadata: doc.metadata ?? {}, timestampMs }
@@ -602,7 +760,8 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       }
       batch.forEach((item, i) => {
         if (!(item.value instanceof EntityChange) || results[i] !== undefined) return
-        for (const hash of index.entity(item.partition, item.key)?.s ?? []) wanted.add(indexStore, item.partition, `s:${hash}`)
+        for (const hash of index.entity(item.partition, item.key)?.s ?? [])
+          wanted.add(indexStore, item.partition, `s:${hash}`)
       })
       await wanted.load()
 
@@ -673,13 +832,33 @@ export const governOperator: NodeKindSpec<GovernNode> = {
         if (uncache.size > 0) removed['embedding-cache'] = uncache.size
         uncacheAll.push(...uncache)
         uncache.clear()
-        const applied = deletionAppliedAudit({ topology: app, topologyVersion, requestId: request.request_id, subjectHash: hash, partition, chunksTombstoned: chunks, storeKeysRemoved: removed, atMs: context.now })
-        out.push({ key: applied.event_id, value: new AuditRecord({ ...applied, counts: { ...applied.counts, partitions } }) })
+        const applied = deletionAppliedAudit({
+          topology: app,
+          topologyVersion,
+          requestId: request.request_id,
+          subjectHash: hash,
+          partition,
+          chunksTombstoned: chunks,
+          storeKeysRemoved: removed,
+          atMs: context.now,
+        })
+        out.push({
+          key: applied.event_id,
+          value: new AuditRecord({ ...applied, counts: { ...applied.counts, partitions } }),
+        })
         results[i] = out
       }
 
       // Phase B: row changes in input order.
-      const metrics = { emitted: 0, denied: 0, suppressed: 0, deleted: 0, requestsApplied: requests.size, entitiesForgotten: 0, redactions: {} as Record<string, number> }
+      const metrics = {
+        emitted: 0,
+        denied: 0,
+        suppressed: 0,
+        deleted: 0,
+        requestsApplied: requests.size,
+        entitiesForgotten: 0,
+        redactions: {} as Record<string, number>,
+      }
       for (const i of requests.keys()) metrics.entitiesForgotten += (results[i] as StageRow[]).length - 1
       batch.forEach((item, i) => {
         if (!(item.value instanceof EntityChange) || results[i] !== undefined) return
@@ -708,12 +887,16 @@ export const governOperator: NodeKindSpec<GovernNode> = {
         }
         if (decision.action === 'deny') {
           index.unindex(partition, key)
-          results[i] = [{ key, value: null }, { key: decision.audit.event_id, value: new AuditRecord(decision.audit) }]
+          results[i] = [
+            { key, value: null },
+            { key: decision.audit.event_id, value: new AuditRecord(decision.audit) },
+          ]
           metrics.denied++
           return
         }
         metrics.emitted++
-        for (const detector in decision.redactionCounts) metrics.redactions[detector] = (metrics.redactions[detector] ?? 0) + decision.redactionCounts[detector]
+        for (const detector in decision.redactionCounts)
+          metrics.redactions[detector] = (metrics.redactions[detector] ?? 0) + decision.redactionCounts[detector]
         const governed: GovernedDocument = {
           text: decision.text,
           metadata: decision.metadata,
@@ -750,7 +933,8 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       // The cache is not transactional: deleting before the commit is safe (an aborted batch only
       // costs re-embedding), deleting after it could be skipped by a crash.
       if (embeddingCache !== undefined && uncacheAll.length > 0) {
-        const namespace = typeof embeddingCache.namespace === 'function' ? embeddingCache.namespace() : embeddingCache.namespace
+        const namespace =
+          typeof embeddingCache.namespace === 'function' ? embeddingCache.namespace() : embeddingCache.namespace
         await embeddingCache.cache.delete(namespace, [...new Set(uncacheAll)])
       }
       return results as StageResult[]
@@ -758,7 +942,12 @@ export const governOperator: NodeKindSpec<GovernNode> = {
 
     return [
       (key, _oldValue, newValue) => {
-        items.push({ key, value: new EntityChange(newValue, Number(scope.record.timestamp)), oldValue: undefined, partition: scope.record.partition })
+        items.push({
+          key,
+          value: new EntityChange(newValue, Number(scope.record.timestamp)),
+          oldValue: undefined,
+          partition: scope.record.partition,
+        })
         origins.push(scope.record)
       },
     ]

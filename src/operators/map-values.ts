@@ -10,7 +10,12 @@ export interface MapValuesOptions {
   readonly name?: string
 }
 
-export function mapValuesNode(name: string, named: boolean, input: string, mapper: MapValuesNode['mapper']): MapValuesNode {
+export function mapValuesNode(
+  name: string,
+  named: boolean,
+  input: string,
+  mapper: MapValuesNode['mapper'],
+): MapValuesNode {
   return Object.freeze({ kind: 'map-values', name, named, inputs: Object.freeze([input]), mapper })
 }
 
@@ -20,7 +25,11 @@ export const mapValuesOperator: NodeKindSpec<MapValuesNode> = {
   },
   stores: () => [],
   internalTopics: () => [],
-  physical: (node) => ({ nodes: [{ type: 'processor', name: node.name, stores: [], next: [] }], entries: [node.name], exit: node.name }),
+  physical: (node) => ({
+    nodes: [{ type: 'processor', name: node.name, stores: [], next: [] }],
+    entries: [node.name],
+    exit: node.name,
+  }),
   getter(node, _graph, upstream) {
     const { mapper } = node
     const parent = upstream(node.inputs[0])
@@ -50,4 +59,3 @@ export const mapValuesOperator: NodeKindSpec<MapValuesNode> = {
     ]
   },
 }
-

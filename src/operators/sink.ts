@@ -16,7 +16,13 @@ export interface ToOptions {
   readonly encode?: Encoder
 }
 
-export function sinkNode(name: string, named: boolean, input: string, topic: string, encode: Encoder | undefined): SinkNode {
+export function sinkNode(
+  name: string,
+  named: boolean,
+  input: string,
+  topic: string,
+  encode: Encoder | undefined,
+): SinkNode {
   return Object.freeze({ kind: 'sink', name, named, inputs: Object.freeze([input]), topic, encode })
 }
 
@@ -24,12 +30,18 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
   validate(node, graph, problem) {
     const topicProblem = topicNameProblem(node.topic)
     if (topicProblem !== '') problem('topic', topicProblem)
-    else if (graph.nodes.some((n) => n.kind === 'table-source' && n.topic === node.topic)) problem('topic', `'${node.topic}' is also a source topic of this topology (a cycle)`)
-    if (node.encode !== undefined && typeof node.encode !== 'function') problem('encode', 'must be a function (key, value) => { key, value }')
+    else if (graph.nodes.some((n) => n.kind === 'table-source' && n.topic === node.topic))
+      problem('topic', `'${node.topic}' is also a source topic of this topology (a cycle)`)
+    if (node.encode !== undefined && typeof node.encode !== 'function')
+      problem('encode', 'must be a function (key, value) => { key, value }')
   },
   stores: () => [],
   internalTopics: () => [],
-  physical: (node) => ({ nodes: [{ type: 'sink', name: node.name, topic: node.topic, next: [] }], entries: [node.name], exit: null }),
+  physical: (node) => ({
+    nodes: [{ type: 'sink', name: node.name, topic: node.topic, next: [] }],
+    entries: [node.name],
+    exit: null,
+  }),
   compile(node, env) {
     const { scope } = env
     const { name, topic, encode } = node
@@ -42,7 +54,12 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
         const partition = partitionForString(scope.partitionKey ?? key, partitions)
         if (encode === undefined) {
           if (newValue === null || (reuse && newValue === scope.encodedValue)) {
-            scope.out.push({ topic, partition, key: Buffer.from(key, 'utf8'), value: newValue === null ? null : scope.encodedBytes })
+            scope.out.push({
+              topic,
+              partition,
+              key: Buffer.from(key, 'utf8'),
+              value: newValue === null ? null : scope.encodedBytes,
+            })
             return
           }
           // A value user code built may not be JSON (a bigint, a cycle): that record's failure, not the batch's.
@@ -56,8 +73,16 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
         scope.node = name
         scope.user = true
         const encoded = encode(key, newValue)
-        if (encoded === null || typeof encoded !== 'object' || (encoded.key !== null && !Buffer.isBuffer(encoded.key)) || (encoded.value !== null && !Buffer.isBuffer(encoded.value))) {
-          throw new RagstreamError('RS_RECORD_INVALID', 'the encoder must return { key: Buffer | null, value: Buffer | null }')
+        if (
+          encoded === null ||
+          typeof encoded !== 'object' ||
+          (encoded.key !== null && !Buffer.isBuffer(encoded.key)) ||
+          (encoded.value !== null && !Buffer.isBuffer(encoded.value))
+        ) {
+          throw new RagstreamError(
+            'RS_RECORD_INVALID',
+            'the encoder must return { key: Buffer | null, value: Buffer | null }',
+          )
         }
         scope.user = false
         scope.out.push({ topic, partition, key: encoded.key, value: encoded.value })

@@ -37,13 +37,28 @@ export const stageOperator: NodeKindSpec<StageNode> = {
     if (node.processor === null || typeof node.processor !== 'object' || typeof node.processor.process !== 'function') {
       problem('processor', 'required: an object with process(items, context)')
     }
-    if (node.stores.length > 0 && !node.named) problem('name', 'required: a stage with stores is stateful; its name identifies it')
+    if (node.stores.length > 0 && !node.named)
+      problem('name', 'required: a stage with stores is stateful; its name identifies it')
   },
   stores: (node) => node.stores,
   internalTopics: (node, graph) =>
-    node.stores.map((store) => ({ name: changelogTopic(graph.applicationId, store), role: 'changelog' as const, store, purpose: `changelog of store ${store}`, config: CHANGELOG_CONFIG })),
+    node.stores.map((store) => ({
+      name: changelogTopic(graph.applicationId, store),
+      role: 'changelog' as const,
+      store,
+      purpose: `changelog of store ${store}`,
+      config: CHANGELOG_CONFIG,
+    })),
   physical: (node) => ({
-    nodes: [{ type: 'processor', name: node.name, stores: node.stores, detail: `stage: ${node.stageKind}, async, batched`, next: [] }],
+    nodes: [
+      {
+        type: 'processor',
+        name: node.name,
+        stores: node.stores,
+        detail: `stage: ${node.stageKind}, async, batched`,
+        next: [],
+      },
+    ],
     entries: [node.name],
     exit: node.name,
   }),

@@ -7,7 +7,14 @@
 import { RagstreamError } from '../errors.ts'
 import type { SourceRecord } from '../runtime/task.ts'
 import { CHANGELOG_CONFIG, type NodeKindSpec } from '../topology/compiled.ts'
-import { changelogTopic, topicNameProblem, type DecodedRecord, type Decoder, type DecoderPreparer, type TableSourceNode } from '../topology/graph.ts'
+import {
+  changelogTopic,
+  topicNameProblem,
+  type DecodedRecord,
+  type Decoder,
+  type DecoderPreparer,
+  type TableSourceNode,
+} from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
 
 export interface TableOptions {
@@ -22,27 +29,45 @@ export interface TableOptions {
   readonly prepare?: DecoderPreparer
 }
 
-export function tableSourceNode(name: string, named: boolean, topic: string, format: 'cdc' | 'compacted', decode: Decoder | undefined, prepare?: DecoderPreparer): TableSourceNode {
+export function tableSourceNode(
+  name: string,
+  named: boolean,
+  topic: string,
+  format: 'cdc' | 'compacted',
+  decode: Decoder | undefined,
+  prepare?: DecoderPreparer,
+): TableSourceNode {
   return Object.freeze({ kind: 'table-source', name, named, inputs: Object.freeze([]), topic, format, decode, prepare })
 }
 
 /** UTF-8 string key, JSON value, null value = tombstone. */
 export function defaultTableDecoder(key: Buffer | null, value: Buffer | null, _record: SourceRecord): DecodedRecord {
   if (key === null) throw new RagstreamError('RS_DECODE_FAILED', 'a table record needs a key')
-  return value === null ? { key: key.toString('utf8'), value: null } : { key: key.toString('utf8'), value: decodeJson(value), json: value }
+  return value === null
+    ? { key: key.toString('utf8'), value: null }
+    : { key: key.toString('utf8'), value: decodeJson(value), json: value }
 }
 
 export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
   validate(node, _graph, problem) {
     const topicProblem = topicNameProblem(node.topic)
     if (topicProblem !== '') problem('topic', topicProblem)
-    if (node.format === 'cdc' && node.decode === undefined) problem('decode', 'required for a CDC table (e.g. the Debezium decoder from src/cdc)')
-    if (node.decode !== undefined && typeof node.decode !== 'function') problem('decode', 'must be a function (key, value, record) => { key, value }')
-    if (node.prepare !== undefined && typeof node.prepare !== 'function') problem('prepare', 'must be a function (records) => Promise<void>')
+    if (node.format === 'cdc' && node.decode === undefined)
+      problem('decode', 'required for a CDC table (e.g. the Debezium decoder from src/cdc)')
+    if (node.decode !== undefined && typeof node.decode !== 'function')
+      problem('decode', 'must be a function (key, value, record) => { key, value }')
+    if (node.prepare !== undefined && typeof node.prepare !== 'function')
+      problem('prepare', 'must be a function (records) => Promise<void>')
   },
   stores: (node) => [node.name],
   internalTopics: (node, graph) => [
-    { name: changelogTopic(graph.applicationId, node.name), role: 'changelog', store: node.name, purpose: `changelog of store ${node.name}`, config: CHANGELOG_CONFIG },
+    {
+      name: changelogTopic(graph.applicationId, node.name),
+      role: 'changelog',
+      store: node.name,
+      purpose: `changelog of store ${node.name}`,
+      config: CHANGELOG_CONFIG,
+    },
   ],
   physical: (node) => ({
     nodes: [
@@ -52,7 +77,12 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
     entries: [],
     exit: node.name,
   }),
-  getter: (node) => ({ store: node.name, topics: [node.topic], raw: true, get: (bytes) => (bytes === undefined ? null : decodeJson(bytes)) }),
+  getter: (node) => ({
+    store: node.name,
+    topics: [node.topic],
+    raw: true,
+    get: (bytes) => (bytes === undefined ? null : decodeJson(bytes)),
+  }),
   compile(node, env) {
     const { scope } = env
     const name = node.name

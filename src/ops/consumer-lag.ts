@@ -30,10 +30,16 @@ async function partitionCounts(admin: Admin, topics: readonly string[]): Promise
 }
 
 async function offsets(admin: Admin, counts: Map<string, number>, timestamp: bigint): Promise<Map<string, bigint>> {
-  const topics = [...counts].filter(([, n]) => n > 0).map(([name, n]) => ({ name, partitions: Array.from({ length: n }, (_, partitionIndex) => ({ partitionIndex, timestamp })) }))
+  const topics = [...counts]
+    .filter(([, n]) => n > 0)
+    .map(([name, n]) => ({
+      name,
+      partitions: Array.from({ length: n }, (_, partitionIndex) => ({ partitionIndex, timestamp })),
+    }))
   const out = new Map<string, bigint>()
   if (topics.length === 0) return out
-  for (const t of await admin.listOffsets({ topics, isolationLevel: READ_COMMITTED })) for (const p of t.partitions) out.set(`${t.name}:${p.partitionIndex}`, p.offset)
+  for (const t of await admin.listOffsets({ topics, isolationLevel: READ_COMMITTED }))
+    for (const p of t.partitions) out.set(`${t.name}:${p.partitionIndex}`, p.offset)
   return out
 }
 
@@ -46,14 +52,22 @@ export async function consumerLag(admin: Admin, groupId: string, topics: readonl
     admin.listConsumerGroupOffsets({ groups: [groupId] }),
   ])
   const committed = new Map<string, bigint>()
-  for (const t of groups[0]?.topics ?? []) for (const p of t.partitions) if (p.committedOffset >= 0n) committed.set(`${t.name}:${p.partitionIndex}`, p.committedOffset)
+  for (const t of groups[0]?.topics ?? [])
+    for (const p of t.partitions)
+      if (p.committedOffset >= 0n) committed.set(`${t.name}:${p.partitionIndex}`, p.committedOffset)
   const out: PartitionLag[] = []
   for (const [topic, n] of counts) {
     for (let partition = 0; partition < n; partition++) {
       const key = `${topic}:${partition}`
       const end = ends.get(key) ?? 0n
       const position = committed.get(key) ?? starts.get(key) ?? 0n
-      out.push({ topic, partition, end: end.toString(), committed: committed.has(key) ? position.toString() : null, lag: Math.max(0, Number(end - position)) })
+      out.push({
+        topic,
+        partition,
+        end: end.toString(),
+        committed: committed.has(key) ? position.toString() : null,
+        lag: Math.max(0, Number(end - position)),
+      })
     }
   }
   return out
@@ -64,7 +78,11 @@ export function totalLag(lags: readonly PartitionLag[]): number {
 }
 
 /** For `replay --from <timestamp>`: the first offset at or after `timestampMs` per partition (the end when none). */
-export async function offsetsForTimestamp(admin: Admin, topics: readonly string[], timestampMs: number): Promise<Map<string, bigint>> {
+export async function offsetsForTimestamp(
+  admin: Admin,
+  topics: readonly string[],
+  timestampMs: number,
+): Promise<Map<string, bigint>> {
   const counts = await partitionCounts(admin, topics)
   const [at, ends] = await Promise.all([offsets(admin, counts, BigInt(timestampMs)), offsets(admin, counts, LATEST)])
   const out = new Map<string, bigint>()

@@ -84,10 +84,16 @@ async function dropOldDemoRuns(config: RagstreamConfig, base: string, keep: Depl
   try {
     const b = base.replaceAll('.', '\\.')
     const run = new RegExp(`^(?:${b}\\.r[a-z0-9]+\\.|${b}-r[a-z0-9]+-|rag\\.chunks\\.${b}\\.r[a-z0-9]+$)`)
-    const mine = (name: string): boolean => name.startsWith(`${keep.prefix}.`) || name.startsWith(`${keep.applicationId}-`) || name === keep.chunkTopic
+    const mine = (name: string): boolean =>
+      name.startsWith(`${keep.prefix}.`) || name.startsWith(`${keep.applicationId}-`) || name === keep.chunkTopic
     const topics = (await admin.listTopics()).filter((t) => run.test(t) && !mine(t))
     if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => {})
-    const groups = [...(await admin.listGroups()).keys()].filter((g) => (g.startsWith(`${base}-r`) || g.startsWith(`ragstream-sink.${keep.sink.topology}.r`)) && g !== keep.applicationId && g !== keep.sink.groupId)
+    const groups = [...(await admin.listGroups()).keys()].filter(
+      (g) =>
+        (g.startsWith(`${base}-r`) || g.startsWith(`ragstream-sink.${keep.sink.topology}.r`)) &&
+        g !== keep.applicationId &&
+        g !== keep.sink.groupId,
+    )
     if (groups.length > 0) await admin.deleteGroups({ groups }).catch(() => {})
     await redis.connect()
     const stale = new Set<string>()
@@ -109,7 +115,8 @@ export async function ensureAnalyst(config: RagstreamConfig, d: Deployment, role
   const admin = await connectPostgres(config.postgres.adminUrl, 'ragstream-demo')
   try {
     const exists = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])
-    if (!exists.rowCount) await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`)
+    if (!exists.rowCount)
+      await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`)
     const db = (await admin.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db
     await admin.query(`GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(role)}`)
   } finally {
@@ -132,7 +139,12 @@ export async function ensureAnalyst(config: RagstreamConfig, d: Deployment, role
  * lets see every row) is forgotten through `ragstream forget --wait` itself, with the owner role that
  * reads the audit table; its receipt is printed as that command prints it.
  */
-async function forgetBusiestCustomer(config: RagstreamConfig, d: Deployment, sinkReader: pg.Client, say: (line: string) => void): Promise<DemoResult['forgotten']> {
+async function forgetBusiestCustomer(
+  config: RagstreamConfig,
+  d: Deployment,
+  sinkReader: pg.Client,
+  say: (line: string) => void,
+): Promise<DemoResult['forgotten']> {
   const busiest = await sinkReader.query<{ subject: string; n: number }>(
     `SELECT s AS subject, count(*)::int AS n FROM ${d.sink.names.chunkTable}, unnest(subjects) AS s WHERE s LIKE 'customer:%' GROUP BY s ORDER BY n DESC, s LIMIT 1`,
   )
@@ -142,10 +154,25 @@ async function forgetBusiestCustomer(config: RagstreamConfig, d: Deployment, sin
     return undefined
   }
   say('')
-  say(`$ ragstream forget --subject ${row.subject} --reason "ragstream demo" --topology ${d.sink.topology} --deletions-topic ${d.deletionsTopic} --wait   (${row.n} rows)`)
+  say(
+    `$ ragstream forget --subject ${row.subject} --reason "ragstream demo" --topology ${d.sink.topology} --deletions-topic ${d.deletionsTopic} --wait   (${row.n} rows)`,
+  )
   let json = ''
   const capture = { write: (chunk: string) => ((json += chunk), true) } as unknown as NodeJS.WritableStream
-  const values = { subject: row.subject, reason: 'ragstream demo', 'requested-by': 'ragstream demo', topology: d.sink.topology, processor: d.applicationId, 'deletions-topic': d.deletionsTopic, schema: d.config.sink.schema, wait: true, timeout: '60', json: true, 'postgres-url': config.postgres.ownerUrl, mode: 'FOREVER' }
+  const values = {
+    subject: row.subject,
+    reason: 'ragstream demo',
+    'requested-by': 'ragstream demo',
+    topology: d.sink.topology,
+    processor: d.applicationId,
+    'deletions-topic': d.deletionsTopic,
+    schema: d.config.sink.schema,
+    wait: true,
+    timeout: '60',
+    json: true,
+    'postgres-url': config.postgres.ownerUrl,
+    mode: 'FOREVER',
+  }
   await forgetCommand.run({ positionals: [], values, stdout: capture, stderr: capture, env: config.env, config })
   const receipt = JSON.parse(json) as ForgetReceipt
   say(formatReceipt(receipt))
@@ -157,23 +184,48 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const { config, out } = o
   const say = (line: string): void => void out.write(`${line}\n`)
   const e = config.endpoints
-  await Promise.all([checkKafka(e), checkRedis(e.redisUrl), checkPostgres(config.postgres.adminUrl), checkSchemaRegistry(e.schemaRegistryUrl)])
+  await Promise.all([
+    checkKafka(e),
+    checkRedis(e.redisUrl),
+    checkPostgres(config.postgres.adminUrl),
+    checkSchemaRegistry(e.schemaRegistryUrl),
+  ])
 
   const runId = Date.now().toString(36)
   const base = o.name ?? 'demo-support-copilot'
   const d = deployment({
-    topology: 'support-copilot', version: `r${runId}`, name: base, prefix: `${base}.r${runId}`,
-    sqlTopology: o.sqlTopology ?? 'support_demo', cachePrefix: o.cachePrefix, config,
+    topology: 'support-copilot',
+    version: `r${runId}`,
+    name: base,
+    prefix: `${base}.r${runId}`,
+    sqlTopology: o.sqlTopology ?? 'support_demo',
+    cachePrefix: o.cachePrefix,
+    config,
   })
   const partitions = o.partitions ?? 3
   say(`ragstream demo — support-copilot, run r${runId}`)
-  say(`  sources   ${d.prefix}.public.tickets, ${d.prefix}.public.customers, ${d.prefix}.products (${partitions} partitions each)`)
+  say(
+    `  sources   ${d.prefix}.public.tickets, ${d.prefix}.public.customers, ${d.prefix}.products (${partitions} partitions each)`,
+  )
   say(`  processor ${d.applicationId} (exactly once, Redis state stores) → ${d.chunkTopic}`)
   say(`  sink      ${d.sink.names.chunkTable} (pgvector, HNSW), analysts read ${d.sink.names.view}`)
 
   // Fresh source topics first: the processor compiles against their partition count.
-  await generate({ brokers: e.kafkaBrokers, seed: o.seed ?? 42, server: d.prefix, withSchema: false, backfill: 0, rate: 0, createTopics: { partitions } })
-  const pipeline = await Pipeline.start({ deployment: d, metrics: o.metrics, instanceId: `demo-${runId}`, ...(o.log ? pipelineLogging(o.log) : {}) })
+  await generate({
+    brokers: e.kafkaBrokers,
+    seed: o.seed ?? 42,
+    server: d.prefix,
+    withSchema: false,
+    backfill: 0,
+    rate: 0,
+    createTopics: { partitions },
+  })
+  const pipeline = await Pipeline.start({
+    deployment: d,
+    metrics: o.metrics,
+    instanceId: `demo-${runId}`,
+    ...(o.log ? pipelineLogging(o.log) : {}),
+  })
   const owner = await connectPostgres(config.postgres.ownerUrl, 'ragstream-demo')
   let sinkReader: pg.Client | undefined
   let generator: Promise<GenerateProgress | undefined> = Promise.resolve(undefined)
@@ -183,15 +235,23 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const promoted = await promoteVersion(owner, d.sink)
     await dropInactiveVersions(owner, d.sink)
     await dropOldDemoRuns(config, base, d).catch(() => {})
-    say(`  view      ${d.sink.names.view} now reads ${d.version}${promoted.previous && promoted.previous !== d.version ? ` (was ${promoted.previous}, dropped)` : ''}`)
+    say(
+      `  view      ${d.sink.names.view} now reads ${d.version}${promoted.previous && promoted.previous !== d.version ? ` (was ${promoted.previous}, dropped)` : ''}`,
+    )
     say('')
 
     let generated: GenerateProgress | undefined
     const onAbort = (): void => stopGenerator.abort()
     o.signal?.addEventListener('abort', onAbort, { once: true })
     generator = generate({
-      brokers: e.kafkaBrokers, seed: o.seed ?? 42, server: d.prefix, withSchema: false, backfill: o.backfill, rate: o.rate,
-      signal: stopGenerator.signal, onProgress: (p) => (generated = p),
+      brokers: e.kafkaBrokers,
+      seed: o.seed ?? 42,
+      server: d.prefix,
+      withSchema: false,
+      backfill: o.backfill,
+      rate: o.rate,
+      signal: stopGenerator.signal,
+      onProgress: (p) => (generated = p),
     }).then((p) => (generated = p))
     generator.catch(() => {})
 
@@ -223,7 +283,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         // Drained: sources read to the end, repartition topics and the chunk topic too (a lag of 1 on
         // those transactional topics is the last commit marker), twice in a row.
         const lag = await pipeline.detailedLag()
-        const drained = lag.sources.every((l) => l.lag === 0) && [...lag.repartitions, ...lag.sink].every((l) => l.lag <= 1)
+        const drained =
+          lag.sources.every((l) => l.lag === 0) && [...lag.repartitions, ...lag.sink].every((l) => l.lag <= 1)
         drainedReadings = drained ? drainedReadings + 1 : 0
         if (drainedReadings >= 2) break
         caughtUpAt ??= now
@@ -244,7 +305,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     }
     const fresh = await tableFreshness(sinkReader, d.sink.names.chunkTable)
     say('')
-    say(`indexed ${fresh.rows} chunks; freshness over all rows p50 ${seconds(fresh.p50)}, p99 ${seconds(fresh.p99)} (visible_at − source_ts)`)
+    say(
+      `indexed ${fresh.rows} chunks; freshness over all rows p50 ${seconds(fresh.p50)}, p99 ${seconds(fresh.p99)} (visible_at − source_ts)`,
+    )
 
     const analystRole = o.analystRole ?? 'ragstream_demo_analyst'
     const analystUrl = await ensureAnalyst(config, d, analystRole)
@@ -254,18 +317,37 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     try {
       const provider = createEmbeddingProvider({ ...DEFAULT_EMBEDDING, dimensions: d.sink.dims })
       const { vectors } = await provider.embedBatch([text])
-      neighbours = await nearestNeighbours(analyst, { view: d.sink.names.view, distance: d.sink.distance, vector: Array.from(vectors[0]), filter: { columns: [], metadata: {} }, k: 5 })
+      neighbours = await nearestNeighbours(analyst, {
+        view: d.sink.names.view,
+        distance: d.sink.distance,
+        vector: Array.from(vectors[0]),
+        filter: { columns: [], metadata: {} },
+        k: 5,
+      })
     } finally {
       await analyst.end().catch(() => {})
     }
     say('')
-    say(`$ ragstream query ${JSON.stringify(text)} --topology ${d.sink.topology} -k 5   (as ${analystRole}; row-level security applies)`)
+    say(
+      `$ ragstream query ${JSON.stringify(text)} --topology ${d.sink.topology} -k 5   (as ${analystRole}; row-level security applies)`,
+    )
     out.write(neighbours.length === 0 ? 'no matching rows\n' : formatNeighbours(neighbours))
     say('')
-    say(`The same in psql: SELECT entity_key, left(content, 60) FROM ${d.sink.names.view} ORDER BY embedding <=> $1 LIMIT 5;`)
+    say(
+      `The same in psql: SELECT entity_key, left(content, 60) FROM ${d.sink.names.view} ORDER BY embedding <=> $1 LIMIT 5;`,
+    )
     const forgotten = o.forget === false ? undefined : await forgetBusiestCustomer(config, d, sinkReader, say)
-    say(`Status: ragstream status support-copilot --name ${base} --sql-topology ${d.sink.topology} --prefix ${d.prefix}`)
-    return { deployment: d, interrupted: false, rows: fresh.rows, neighbours, generated, ...(forgotten ? { forgotten } : {}) }
+    say(
+      `Status: ragstream status support-copilot --name ${base} --sql-topology ${d.sink.topology} --prefix ${d.prefix}`,
+    )
+    return {
+      deployment: d,
+      interrupted: false,
+      rows: fresh.rows,
+      neighbours,
+      generated,
+      ...(forgotten ? { forgotten } : {}),
+    }
   } finally {
     stopGenerator.abort()
     await generator.catch(() => undefined)

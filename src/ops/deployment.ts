@@ -73,13 +73,20 @@ export interface Deployment {
  */
 export function deletionsTopicFor(topology: ReferenceTopology, prefix: string): string | undefined {
   if (topology !== 'support-copilot') return undefined
-  return prefix === REFERENCE_TOPOLOGIES[topology].defaultPrefix ? SUPPORT_DELETIONS_TOPIC : `${prefix}.governance.deletions`
+  return prefix === REFERENCE_TOPOLOGIES[topology].defaultPrefix
+    ? SUPPORT_DELETIONS_TOPIC
+    : `${prefix}.governance.deletions`
 }
 
 export function deployment(o: DeploymentOptions): Deployment {
   const problems = []
-  if (!(o.topology in REFERENCE_TOPOLOGIES)) problems.push({ path: '<topology>', message: `expected one of ${Object.keys(REFERENCE_TOPOLOGIES).join(', ')}` })
-  if (!VERSION.test(o.version)) problems.push({ path: '--to-version', message: 'expected a version like v2 (lower-case letters, digits, _; at most 16)' })
+  if (!(o.topology in REFERENCE_TOPOLOGIES))
+    problems.push({ path: '<topology>', message: `expected one of ${Object.keys(REFERENCE_TOPOLOGIES).join(', ')}` })
+  if (!VERSION.test(o.version))
+    problems.push({
+      path: '--to-version',
+      message: 'expected a version like v2 (lower-case letters, digits, _; at most 16)',
+    })
   if (problems.length > 0) throw new ConfigError(problems, 'arguments')
   const topology = o.topology as ReferenceTopology
   const ref = REFERENCE_TOPOLOGIES[topology]
@@ -99,8 +106,20 @@ export function deployment(o: DeploymentOptions): Deployment {
     sinkRole: s.sinkRole,
     batchLingerMs: 100,
   })
-  const deletionsTopic = topology === 'support-copilot' ? (o.deletionsTopic ?? deletionsTopicFor(topology, prefix)) : undefined
-  return { topology, version: o.version, prefix, applicationId: first ? name : `${name}-${o.version}`, chunkTopic, cachePrefix: o.cachePrefix, embedding: o.embedding ?? { kind: 'hashing', dimensions: s.dimensions }, sink, deletionsTopic, config: o.config }
+  const deletionsTopic =
+    topology === 'support-copilot' ? (o.deletionsTopic ?? deletionsTopicFor(topology, prefix)) : undefined
+  return {
+    topology,
+    version: o.version,
+    prefix,
+    applicationId: first ? name : `${name}-${o.version}`,
+    chunkTopic,
+    cachePrefix: o.cachePrefix,
+    embedding: o.embedding ?? { kind: 'hashing', dimensions: s.dimensions },
+    sink,
+    deletionsTopic,
+    config: o.config,
+  }
 }
 
 /** The embedding and codec services of a deployment, at the configured endpoints (connects nothing until the first batch). */
@@ -108,12 +127,27 @@ export function deploymentServices(d: Deployment): RagServices {
   const endpoints = d.config.endpoints
   const redis = new Redis(endpoints.redisUrl, { lazyConnect: true })
   redis.on('error', () => {})
-  return new RagServices({ redis, redisAddress: redactUrl(endpoints.redisUrl), registryUrl: endpoints.schemaRegistryUrl, chunkTopic: d.chunkTopic, cachePrefix: d.cachePrefix, embedding: d.embedding })
+  return new RagServices({
+    redis,
+    redisAddress: redactUrl(endpoints.redisUrl),
+    registryUrl: endpoints.schemaRegistryUrl,
+    chunkTopic: d.chunkTopic,
+    cachePrefix: d.cachePrefix,
+    embedding: d.embedding,
+  })
 }
 
 export function buildTopology(d: Deployment, services: RagServices): Topology {
-  const common = { prefix: d.prefix, applicationId: d.applicationId, version: d.version, chunkTopic: d.chunkTopic, services }
-  return d.topology === 'support-copilot' ? supportCopilot({ ...common, deletionsTopic: d.deletionsTopic }) : REFERENCE_TOPOLOGIES[d.topology].build(common)
+  const common = {
+    prefix: d.prefix,
+    applicationId: d.applicationId,
+    version: d.version,
+    chunkTopic: d.chunkTopic,
+    services,
+  }
+  return d.topology === 'support-copilot'
+    ? supportCopilot({ ...common, deletionsTopic: d.deletionsTopic })
+    : REFERENCE_TOPOLOGIES[d.topology].build(common)
 }
 
 /** Compiles with the partition counts the broker reports (the same rule as `ragstream run`). */

@@ -19,11 +19,25 @@ export interface IndexVersion {
 }
 
 export async function listVersions(client: pg.Client, config: SinkConfig): Promise<IndexVersion[]> {
-  const r = await client.query<{ version: string; table_name: string; dims: number; active: boolean; created_at: Date; activated_at: Date | null }>(
+  const r = await client.query<{
+    version: string
+    table_name: string
+    dims: number
+    active: boolean
+    created_at: Date
+    activated_at: Date | null
+  }>(
     `SELECT version, table_name, dims, active, created_at, activated_at FROM ${config.names.versionsTable} WHERE topology = $1 ORDER BY created_at`,
     [config.topology],
   )
-  return r.rows.map((v) => ({ version: v.version, table: v.table_name, dims: v.dims, active: v.active, createdAt: v.created_at.toISOString(), activatedAt: v.activated_at?.toISOString() ?? null }))
+  return r.rows.map((v) => ({
+    version: v.version,
+    table: v.table_name,
+    dims: v.dims,
+    active: v.active,
+    createdAt: v.created_at.toISOString(),
+    activatedAt: v.activated_at?.toISOString() ?? null,
+  }))
 }
 
 export interface Freshness {
@@ -72,10 +86,22 @@ export interface PromoteResult {
  * other version's chunk and tombstone tables and registry row (a second transaction: the switch never
  * waits for the drop). Run as the owner role.
  */
-export async function promoteVersion(owner: pg.Client, config: SinkConfig, options: { dropOld?: boolean } = {}): Promise<PromoteResult> {
+export async function promoteVersion(
+  owner: pg.Client,
+  config: SinkConfig,
+  options: { dropOld?: boolean } = {},
+): Promise<PromoteResult> {
   const before = await listVersions(owner, config)
   if (!before.some((v) => v.version === config.version)) {
-    throw new ConfigError([{ path: '<version>', message: `${config.topology}@${config.version} does not exist (versions: ${before.map((v) => v.version).join(', ') || 'none'}); build it with ragstream replay` }], 'promote')
+    throw new ConfigError(
+      [
+        {
+          path: '<version>',
+          message: `${config.topology}@${config.version} does not exist (versions: ${before.map((v) => v.version).join(', ') || 'none'}); build it with ragstream replay`,
+        },
+      ],
+      'promote',
+    )
   }
   const previous = before.find((v) => v.active)?.version ?? null
   await activateVersion(owner, config)
@@ -89,12 +115,20 @@ export async function dropInactiveVersions(owner: pg.Client, config: SinkConfig)
   await owner.query('BEGIN')
   try {
     await owner.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ragstream.migrate.${n.schema}`])
-    const old = await owner.query<{ version: string; table_name: string }>(`SELECT version, table_name FROM ${n.versionsTable} WHERE topology = $1 AND NOT active`, [config.topology])
+    const old = await owner.query<{ version: string; table_name: string }>(
+      `SELECT version, table_name FROM ${n.versionsTable} WHERE topology = $1 AND NOT active`,
+      [config.topology],
+    )
     for (const { version, table_name } of old.rows) {
       // The tombstone table's name follows the chunk table's (resolveSinkConfig derives both).
       const tombstones = table_name.replace(/^chunks_/, 'tombstones_')
-      await owner.query(`DROP TABLE IF EXISTS ${qualified(n.schema, table_name)}, ${quoteIdent(n.schema)}.${quoteIdent(tombstones)}`)
-      await owner.query(`DELETE FROM ${n.versionsTable} WHERE topology = $1 AND version = $2`, [config.topology, version])
+      await owner.query(
+        `DROP TABLE IF EXISTS ${qualified(n.schema, table_name)}, ${quoteIdent(n.schema)}.${quoteIdent(tombstones)}`,
+      )
+      await owner.query(`DELETE FROM ${n.versionsTable} WHERE topology = $1 AND version = $2`, [
+        config.topology,
+        version,
+      ])
     }
     await owner.query('COMMIT')
     return old.rows.map((r) => r.version)

@@ -49,10 +49,13 @@ class GovernanceCounts {
 
   add(event: TelemetryEvent): void {
     if (event.kind === 'source-redactions') {
-      for (const [detector, n] of Object.entries(event.redactions)) bump(this.redactions, `source:${event.topic}\u0000${detector}`, n)
+      for (const [detector, n] of Object.entries(event.redactions))
+        bump(this.redactions, `source:${event.topic}\u0000${detector}`, n)
     } else if (event.kind === 'govern') {
-      for (const [detector, n] of Object.entries(event.redactions)) bump(this.redactions, `${event.node}\u0000${detector}`, n)
-      for (const outcome of ['emitted', 'denied', 'suppressed', 'deleted'] as const) bump(this.rows, `${event.node}\u0000${outcome}`, event[outcome])
+      for (const [detector, n] of Object.entries(event.redactions))
+        bump(this.redactions, `${event.node}\u0000${detector}`, n)
+      for (const outcome of ['emitted', 'denied', 'suppressed', 'deleted'] as const)
+        bump(this.rows, `${event.node}\u0000${outcome}`, event[outcome])
       bump(this.requests, event.node, event.requestsApplied)
       bump(this.forgotten, event.node, event.entitiesForgotten)
     }
@@ -67,7 +70,8 @@ class GovernanceCounts {
       const [node, outcome] = key.split('\u0000')
       metrics.inc('ragstream_governed_rows_total', { topology, node, outcome }, n)
     }
-    for (const [node, n] of this.requests) metrics.inc('ragstream_deletion_requests_applied_total', { topology, node }, n)
+    for (const [node, n] of this.requests)
+      metrics.inc('ragstream_deletion_requests_applied_total', { topology, node }, n)
     for (const [node, n] of this.forgotten) metrics.inc('ragstream_entities_forgotten_total', { topology, node }, n)
   }
 }
@@ -116,7 +120,9 @@ export function instrumentProcessor(
   const name = topology.applicationId
   const roles = new Map(topology.topics.map((t) => [t.name, t.role]))
   const counters: ProcessorCounters = { recordsIn: 0, recordsOut: 0, deadLetters: 0, batches: 0, aborts: 0 }
-  let pending: { in: Map<string, number>; out: Map<string, number>; dlq: Map<string, number>; governance: GovernanceCounts } | undefined
+  let pending:
+    | { in: Map<string, number>; out: Map<string, number>; dlq: Map<string, number>; governance: GovernanceCounts }
+    | undefined
   let producedAt: number | undefined
   const add = (map: Map<string, number>, key: string): void => void map.set(key, (map.get(key) ?? 0) + 1)
 
@@ -145,13 +151,22 @@ export function instrumentProcessor(
     },
     async process(records, stores, now) {
       const outputs = await scoped(records, () => topology.process(records, stores, now))
-      const batch = { in: new Map<string, number>(), out: new Map<string, number>(), dlq: new Map<string, number>(), governance: governance.get(records) ?? new GovernanceCounts() }
+      const batch = {
+        in: new Map<string, number>(),
+        out: new Map<string, number>(),
+        dlq: new Map<string, number>(),
+        governance: governance.get(records) ?? new GovernanceCounts(),
+      }
       governance.delete(records)
       for (const r of records) if (roles.get(r.topic) !== 'repartition') add(batch.in, r.topic)
       for (const r of outputs) {
         const role = roles.get(r.topic)
         if (role === 'sink') add(batch.out, r.topic)
-        else if (role === 'dead-letter') add(batch.dlq, `${r.headers?.get(DEAD_LETTER_HEADERS.node)?.toString() ?? '?'}\u0000${r.headers?.get(DEAD_LETTER_HEADERS.code)?.toString() ?? '?'}`)
+        else if (role === 'dead-letter')
+          add(
+            batch.dlq,
+            `${r.headers?.get(DEAD_LETTER_HEADERS.node)?.toString() ?? '?'}\u0000${r.headers?.get(DEAD_LETTER_HEADERS.code)?.toString() ?? '?'}`,
+          )
       }
       pending = batch
       return outputs
@@ -161,7 +176,12 @@ export function instrumentProcessor(
   const onBatchStage = async (stage: BatchStage): Promise<void> => {
     if (stage === 'produced') producedAt = performance.now()
     if (stage === 'committed') {
-      if (producedAt !== undefined) metrics.observe('ragstream_transaction_commit_seconds', { topology: name }, (performance.now() - producedAt) / 1000)
+      if (producedAt !== undefined)
+        metrics.observe(
+          'ragstream_transaction_commit_seconds',
+          { topology: name },
+          (performance.now() - producedAt) / 1000,
+        )
       producedAt = undefined
       counters.batches++
       const batch = pending
@@ -193,10 +213,22 @@ export function instrumentProcessor(
     } else if (event.event === 'restoring') {
       // An upper bound: transaction markers and compaction leave offsets without records.
       const remaining = Number(BigInt(event.to as bigint) - BigInt(event.from as bigint))
-      metrics.set('ragstream_restore_remaining_records', { topology: name, store: String(event.store), partition: Number(event.partition) }, remaining)
+      metrics.set(
+        'ragstream_restore_remaining_records',
+        { topology: name, store: String(event.store), partition: Number(event.partition) },
+        remaining,
+      )
     } else if (event.event === 'restored') {
-      metrics.inc('ragstream_restore_records_total', { topology: name, store: String(event.store) }, Number(event.records ?? 0))
-      metrics.set('ragstream_restore_remaining_records', { topology: name, store: String(event.store), partition: Number(event.partition) }, 0)
+      metrics.inc(
+        'ragstream_restore_records_total',
+        { topology: name, store: String(event.store) },
+        Number(event.records ?? 0),
+      )
+      metrics.set(
+        'ragstream_restore_remaining_records',
+        { topology: name, store: String(event.store), partition: Number(event.partition) },
+        0,
+      )
     }
     chain.onEvent?.(event)
   }
@@ -218,7 +250,11 @@ export interface SinkCounters {
  * const m = instrumentSink(metrics, config.names.chunkTableName, (e) => stdout.write(`${JSON.stringify(e)}\n`))
  * new PgvectorSink({ ...options, log: m.log })
  */
-export function instrumentSink(metrics: Metrics, table: string, chain?: (event: SinkLogEvent) => void): { log: (event: SinkLogEvent) => void; counters: Readonly<SinkCounters> } {
+export function instrumentSink(
+  metrics: Metrics,
+  table: string,
+  chain?: (event: SinkLogEvent) => void,
+): { log: (event: SinkLogEvent) => void; counters: Readonly<SinkCounters> } {
   const counters: SinkCounters = { batches: 0, upserted: 0, deleted: 0, rejects: 0 }
   let begun: { at: number; records: number } | undefined
   const log = (event: SinkLogEvent): void => {
@@ -247,27 +283,45 @@ export function instrumentSink(metrics: Metrics, table: string, chain?: (event: 
  * Observes end-to-end freshness (visible_at − source_ts) of rows the sink wrote since the last call,
  * read from Postgres: the analysts' own definition of "visible". Reads at most `limit` rows a call.
  */
-export function freshnessExporter(client: pg.Client, table: string, tableLabel: string, metrics: Metrics, limit = 20_000): () => Promise<void> {
+export function freshnessExporter(
+  client: pg.Client,
+  table: string,
+  tableLabel: string,
+  metrics: Metrics,
+  limit = 20_000,
+): () => Promise<void> {
   let since = new Date(0)
   return async () => {
     const r = await client.query<{ visible_at: Date; lag: number }>(
       `SELECT visible_at, extract(epoch FROM visible_at - source_ts)::float8 AS lag FROM ${table} WHERE visible_at > $1 ORDER BY visible_at LIMIT ${limit}`,
       [since],
     )
-    for (const row of r.rows) metrics.observe('ragstream_freshness_seconds', { table: tableLabel }, Math.max(0, row.lag))
+    for (const row of r.rows)
+      metrics.observe('ragstream_freshness_seconds', { table: tableLabel }, Math.max(0, row.lag))
     if (r.rows.length > 0) since = r.rows[r.rows.length - 1].visible_at
   }
 }
 
 /** Sets `ragstream_consumer_lag` for a group's partitions (call periodically). */
-export function lagExporter(admin: Admin, metrics: Metrics, component: string, groupId: string, topics: () => readonly string[]): () => Promise<void> {
+export function lagExporter(
+  admin: Admin,
+  metrics: Metrics,
+  component: string,
+  groupId: string,
+  topics: () => readonly string[],
+): () => Promise<void> {
   return async () => {
-    for (const l of await consumerLag(admin, groupId, topics())) metrics.set('ragstream_consumer_lag', { component, topic: l.topic, partition: l.partition }, l.lag)
+    for (const l of await consumerLag(admin, groupId, topics()))
+      metrics.set('ragstream_consumer_lag', { component, topic: l.topic, partition: l.partition }, l.lag)
   }
 }
 
 /** Runs `tasks` every `intervalMs` (never overlapping, errors reported not thrown) until the returned stop is called. */
-export function every(intervalMs: number, tasks: readonly (() => unknown)[], onError: (error: unknown) => void = () => {}): () => Promise<void> {
+export function every(
+  intervalMs: number,
+  tasks: readonly (() => unknown)[],
+  onError: (error: unknown) => void = () => {},
+): () => Promise<void> {
   let stopped = false
   let running: Promise<void> = Promise.resolve()
   const tick = async (): Promise<void> => {
@@ -297,7 +351,12 @@ export function every(intervalMs: number, tasks: readonly (() => unknown)[], onE
  * `ragstream_consumer_lag{component="processor"}` every `intervalMs`; the returned function stops it.
  * For `ragstream run --metrics-port`, which has the compiled topology but no Admin client.
  */
-export function exportProcessorLag(metrics: Metrics, brokers: readonly string[], topology: ProcessorTopology, intervalMs = 2000): () => Promise<void> {
+export function exportProcessorLag(
+  metrics: Metrics,
+  brokers: readonly string[],
+  topology: ProcessorTopology,
+  intervalMs = 2000,
+): () => Promise<void> {
   const internal = new Set(topology.topics.filter((t) => t.role !== 'source').map((t) => t.name))
   const sources = topology.sourceTopics.filter((t) => !internal.has(t))
   const admin = new AdminClient({ clientId: `${topology.applicationId}-lag`, bootstrapBrokers: [...brokers] })

@@ -19,7 +19,15 @@ import { RedisStateBackend } from '../state/redis-store.ts'
 import type { StateStore } from '../state/store.ts'
 import { buildTopology, compileForBroker, deploymentServices, sourceTopics, type Deployment } from './deployment.ts'
 import { consumerLag, type PartitionLag } from './consumer-lag.ts'
-import { every, freshnessExporter, instrumentProcessor, instrumentSink, lagExporter, type ProcessorCounters, type SinkCounters } from './instrument.ts'
+import {
+  every,
+  freshnessExporter,
+  instrumentProcessor,
+  instrumentSink,
+  lagExporter,
+  type ProcessorCounters,
+  type SinkCounters,
+} from './instrument.ts'
 
 export async function connectPostgres(url: string, application: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url, application_name: application })
@@ -38,7 +46,9 @@ export async function prepareDatabase(d: Deployment): Promise<void> {
   const admin = await connectPostgres(pgc.adminUrl, 'ragstream-ops')
   try {
     await bootstrapDatabase(admin, d.sink.names).catch(async (error: unknown) => {
-      const roles = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = ANY($1)', [[d.sink.names.ownerRole, d.sink.names.sinkRole]])
+      const roles = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = ANY($1)', [
+        [d.sink.names.ownerRole, d.sink.names.sinkRole],
+      ])
       if (roles.rowCount !== 2) throw error
     })
   } finally {
@@ -58,18 +68,35 @@ export async function prepareDatabase(d: Deployment): Promise<void> {
  * partition count (the deletions topic is co-partitioned with them).
  */
 export async function ensureChunkTopic(d: Deployment, sources: readonly string[]): Promise<void> {
-  const admin = new Admin({ clientId: `${d.applicationId}-ops`, bootstrapBrokers: [...d.config.endpoints.kafkaBrokers] })
+  const admin = new Admin({
+    clientId: `${d.applicationId}-ops`,
+    bootstrapBrokers: [...d.config.endpoints.kafkaBrokers],
+  })
   try {
     const existing = new Set(await admin.listTopics())
-    const missing = [d.chunkTopic, ...(d.deletionsTopic === undefined ? [] : [d.deletionsTopic])].filter((t) => !existing.has(t))
+    const missing = [d.chunkTopic, ...(d.deletionsTopic === undefined ? [] : [d.deletionsTopic])].filter(
+      (t) => !existing.has(t),
+    )
     if (missing.length === 0) return
     const known = sources.filter((t) => existing.has(t))
     const metadata = known.length > 0 ? await admin.metadata({ topics: known }) : undefined
     const partitions = Math.max(1, ...known.map((t) => metadata?.topics.get(t)?.partitionsCount ?? 1))
     for (const topic of missing) {
-      await admin.createTopics({ topics: [topic], partitions, replicas: 1, configs: [{ name: 'cleanup.policy', value: 'compact' }] }).catch((error: unknown) => {
-        if (!/already exists/i.test(String((error as Error).message) + JSON.stringify((error as { errors?: unknown }).errors ?? ''))) throw error
-      })
+      await admin
+        .createTopics({
+          topics: [topic],
+          partitions,
+          replicas: 1,
+          configs: [{ name: 'cleanup.policy', value: 'compact' }],
+        })
+        .catch((error: unknown) => {
+          if (
+            !/already exists/i.test(
+              String((error as Error).message) + JSON.stringify((error as { errors?: unknown }).errors ?? ''),
+            )
+          )
+            throw error
+        })
     }
   } finally {
     await admin.close().catch(() => {})
@@ -88,13 +115,23 @@ export interface PipelineOptions {
 }
 
 /** Runtime and sink events an operator must see (retries, aborts, fencing); routine ones stay quiet. */
-const NOTABLE = new Set(['batch-aborted', 'fenced', 'group-error', 'join-failed', 'offset-out-of-range', 'store-fenced', 'flush-retry', 'retry'])
+const NOTABLE = new Set([
+  'batch-aborted',
+  'fenced',
+  'group-error',
+  'join-failed',
+  'offset-out-of-range',
+  'store-fenced',
+  'flush-retry',
+  'retry',
+])
 
 /** Pipeline callbacks that log notable events of processor and sink, and poller failures, at warn. */
 export function pipelineLogging(log: Logger): Pick<PipelineOptions, 'onRuntimeEvent' | 'onSinkEvent' | 'onPollError'> {
   const json = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x)))
   return {
-    onRuntimeEvent: (e) => void (NOTABLE.has(e.event) && log.warn(json({ part: 'processor', ...e }) as object, e.event)),
+    onRuntimeEvent: (e) =>
+      void (NOTABLE.has(e.event) && log.warn(json({ part: 'processor', ...e }) as object, e.event)),
     onSinkEvent: (e) => void (NOTABLE.has(e.event) && log.warn({ part: 'sink', ...e }, e.event)),
     onPollError: (error) => log.warn({ error: (error as Error).message }, 'progress reading failed'),
   }
@@ -104,7 +141,12 @@ export interface PipelineProgress {
   readonly processor: Readonly<ProcessorCounters>
   readonly sink: Readonly<SinkCounters>
   /** Provider calls (the one startup check of the provider included), texts sent, cache hits and misses. */
-  readonly embedding: { readonly calls: number; readonly items: number; readonly cacheHits: number; readonly cacheMisses: number }
+  readonly embedding: {
+    readonly calls: number
+    readonly items: number
+    readonly cacheHits: number
+    readonly cacheMisses: number
+  }
   readonly processorLag: readonly PartitionLag[]
   readonly sinkLag: readonly PartitionLag[]
 }
@@ -128,7 +170,12 @@ export class Pipeline {
   #lag: { processor: PartitionLag[]; sink: PartitionLag[] } = { processor: [], sink: [] }
 
   private constructor(init: {
-    options: PipelineOptions; topology: ProcessorTopology; services: ReturnType<typeof deploymentServices>; backend: RedisStateBackend; reader: pg.Client; sources: readonly string[]
+    options: PipelineOptions
+    topology: ProcessorTopology
+    services: ReturnType<typeof deploymentServices>
+    backend: RedisStateBackend
+    reader: pg.Client
+    sources: readonly string[]
   }) {
     const d = init.options.deployment
     this.deployment = d
@@ -150,24 +197,42 @@ export class Pipeline {
     })
     const sink = instrumentSink(this.metrics, d.sink.names.chunkTableName, init.options.onSinkEvent)
     this.#sinkCounters = sink.counters
-    this.#sink = new PgvectorSink({ config: d.sink, postgresUrl: d.config.postgres.sinkUrl, kafkaBrokers: d.config.endpoints.kafkaBrokers, schemaRegistryUrl: d.config.endpoints.schemaRegistryUrl, log: sink.log })
-    this.#admin = new Admin({ clientId: `${d.applicationId}-ops-lag`, bootstrapBrokers: [...d.config.endpoints.kafkaBrokers] })
+    this.#sink = new PgvectorSink({
+      config: d.sink,
+      postgresUrl: d.config.postgres.sinkUrl,
+      kafkaBrokers: d.config.endpoints.kafkaBrokers,
+      schemaRegistryUrl: d.config.endpoints.schemaRegistryUrl,
+      log: sink.log,
+    })
+    this.#admin = new Admin({
+      clientId: `${d.applicationId}-ops-lag`,
+      bootstrapBrokers: [...d.config.endpoints.kafkaBrokers],
+    })
     const processorLag = lagExporter(this.#admin, this.metrics, 'processor', d.applicationId, () => this.#sources)
     const sinkLag = lagExporter(this.#admin, this.metrics, 'sink', d.sink.groupId, () => [d.chunkTopic])
-    this.#stopPollers = every(1000, [
-      freshnessExporter(this.#reader, d.sink.names.chunkTable, d.sink.names.chunkTableName, this.metrics),
-      processorLag,
-      sinkLag,
-      async () => {
-        const [processor, sinkPartitions] = await Promise.all([consumerLag(this.#admin, d.applicationId, this.#sources), consumerLag(this.#admin, d.sink.groupId, [d.chunkTopic])])
-        this.#lag = { processor, sink: sinkPartitions }
-      },
-    ], init.options.onPollError)
+    this.#stopPollers = every(
+      1000,
+      [
+        freshnessExporter(this.#reader, d.sink.names.chunkTable, d.sink.names.chunkTableName, this.metrics),
+        processorLag,
+        sinkLag,
+        async () => {
+          const [processor, sinkPartitions] = await Promise.all([
+            consumerLag(this.#admin, d.applicationId, this.#sources),
+            consumerLag(this.#admin, d.sink.groupId, [d.chunkTopic]),
+          ])
+          this.#lag = { processor, sink: sinkPartitions }
+        },
+      ],
+      init.options.onPollError,
+    )
     // Either part failing stops the other: a half-running pipeline would only look healthy.
-    const runs = [this.#runtime.run(), this.#sink.run()].map((p) => p.catch((error: unknown) => {
-      void this.stop()
-      throw error
-    }))
+    const runs = [this.#runtime.run(), this.#sink.run()].map((p) =>
+      p.catch((error: unknown) => {
+        void this.stop()
+        throw error
+      }),
+    )
     this.done = Promise.all(runs).then(() => undefined)
     this.done.catch(() => {})
   }

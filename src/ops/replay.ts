@@ -43,7 +43,8 @@ export interface ReplayResult {
   readonly embedding: { readonly calls: number; readonly cacheHits: number; readonly cacheMisses: number }
 }
 
-const sum = (lags: readonly PartitionLag[], f: (l: PartitionLag) => number): number => lags.reduce((s, l) => s + f(l), 0)
+const sum = (lags: readonly PartitionLag[], f: (l: PartitionLag) => number): number =>
+  lags.reduce((s, l) => s + f(l), 0)
 
 export function progressBar(fraction: number, width = 30): string {
   const f = Math.min(1, Math.max(0, fraction))
@@ -59,7 +60,10 @@ function eta(seconds: number): string {
 
 /** Starts a fresh group at the first offsets at or after `from` (only when the group has committed nothing). */
 async function seekGroupToTimestamp(d: Deployment, sources: readonly string[], from: Date): Promise<void> {
-  const admin = new Admin({ clientId: `${d.applicationId}-replay-seek`, bootstrapBrokers: [...d.config.endpoints.kafkaBrokers] })
+  const admin = new Admin({
+    clientId: `${d.applicationId}-replay-seek`,
+    bootstrapBrokers: [...d.config.endpoints.kafkaBrokers],
+  })
   try {
     const [group] = await admin.listConsumerGroupOffsets({ groups: [d.applicationId] })
     if ((group?.topics ?? []).some((t) => t.partitions.some((p) => p.committedOffset >= 0n))) return
@@ -71,7 +75,10 @@ async function seekGroupToTimestamp(d: Deployment, sources: readonly string[], f
       list.push({ partition: Number(key.slice(at + 1)), offset })
       topics.set(key.slice(0, at), list)
     }
-    await admin.alterConsumerGroupOffsets({ groupId: d.applicationId, topics: [...topics].map(([name, partitionOffsets]) => ({ name, partitionOffsets })) })
+    await admin.alterConsumerGroupOffsets({
+      groupId: d.applicationId,
+      topics: [...topics].map(([name, partitionOffsets]) => ({ name, partitionOffsets })),
+    })
   } finally {
     await admin.close().catch(() => {})
   }
@@ -84,7 +91,15 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     try {
       const versions = await listVersions(owner, d.sink).catch(() => [])
       if (versions.some((v) => v.version === d.version && v.active)) {
-        throw new ConfigError([{ path: '--to-version', message: `${d.sink.topology}@${d.version} is the serving version; replay into a new one (e.g. v${versions.length + 1})` }], 'replay')
+        throw new ConfigError(
+          [
+            {
+              path: '--to-version',
+              message: `${d.sink.topology}@${d.version} is the serving version; replay into a new one (e.g. v${versions.length + 1})`,
+            },
+          ],
+          'replay',
+        )
       }
     } finally {
       await owner.end().catch(() => {})
@@ -94,9 +109,18 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   if (o.from instanceof Date) await seekGroupToTimestamp(d, sources, o.from)
 
   const say = (line: string): void => void o.out.write(`${line}\n`)
-  say(`replay ${d.topology} → ${d.sink.topology}@${d.version}: processor ${d.applicationId}, chunk topic ${d.chunkTopic}, table ${d.sink.names.chunkTable}`)
-  say(`  from ${o.from instanceof Date ? o.from.toISOString() : 'earliest'}; the view ${d.sink.names.view} keeps serving until promote`)
-  const pipeline = await Pipeline.start({ deployment: d, metrics: o.metrics, instanceId: 'replay', ...(o.log ? pipelineLogging(o.log) : {}) })
+  say(
+    `replay ${d.topology} → ${d.sink.topology}@${d.version}: processor ${d.applicationId}, chunk topic ${d.chunkTopic}, table ${d.sink.names.chunkTable}`,
+  )
+  say(
+    `  from ${o.from instanceof Date ? o.from.toISOString() : 'earliest'}; the view ${d.sink.names.view} keeps serving until promote`,
+  )
+  const pipeline = await Pipeline.start({
+    deployment: d,
+    metrics: o.metrics,
+    instanceId: 'replay',
+    ...(o.log ? pipelineLogging(o.log) : {}),
+  })
   const started = Date.now()
   let caughtUp = false
   try {
@@ -129,7 +153,9 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
       else say(line)
       // Caught up: every source partition reached its target, repartition topics drained (a marker may
       // remain), and the sink has read the chunk topic to its end (or to its final marker) twice in a row.
-      const sourcesDone = lag.sources.every((l) => BigInt(l.end) - BigInt(l.lag) >= (target.get(`${l.topic}:${l.partition}`) ?? 0n))
+      const sourcesDone = lag.sources.every(
+        (l) => BigInt(l.end) - BigInt(l.lag) >= (target.get(`${l.topic}:${l.partition}`) ?? 0n),
+      )
       const repartitionsDone = lag.repartitions.every((l) => l.lag <= 1)
       const sinkDone = lag.sink.every((l) => l.lag <= 1) && sinkLag === lastSinkLag
       lastSinkLag = sinkLag
@@ -149,7 +175,11 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     const rows = await tableFreshness(reader, d.sink.names.chunkTable).finally(() => reader.end().catch(() => {}))
     const e = pipeline.progress().embedding
     return {
-      deployment: d, caughtUp, records: p.processor.recordsIn, rows: rows.rows, seconds: (Date.now() - started) / 1000,
+      deployment: d,
+      caughtUp,
+      records: p.processor.recordsIn,
+      rows: rows.rows,
+      seconds: (Date.now() - started) / 1000,
       embedding: { calls: e.calls, cacheHits: e.cacheHits, cacheMisses: e.cacheMisses },
     }
   } finally {

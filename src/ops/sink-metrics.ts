@@ -17,11 +17,20 @@ export interface SinkMetricsServer {
   close(): Promise<void>
 }
 
-export async function startSinkMetrics(o: { port: number; config: SinkConfig; postgresUrl: string; kafkaBrokers: readonly string[]; log: (event: SinkLogEvent) => void }): Promise<SinkMetricsServer> {
+export async function startSinkMetrics(o: {
+  port: number
+  config: SinkConfig
+  postgresUrl: string
+  kafkaBrokers: readonly string[]
+  log: (event: SinkLogEvent) => void
+}): Promise<SinkMetricsServer> {
   const metrics = new Metrics({ defaultMetrics: true })
   const sink = instrumentSink(metrics, o.config.names.chunkTableName, o.log)
   const server = await serveMetrics(metrics, { port: o.port })
-  const admin = new Admin({ clientId: `ragstream-sink-metrics-${o.config.topology}`, bootstrapBrokers: [...o.kafkaBrokers] })
+  const admin = new Admin({
+    clientId: `ragstream-sink-metrics-${o.config.topology}`,
+    bootstrapBrokers: [...o.kafkaBrokers],
+  })
   const reader = await connectPostgres(o.postgresUrl, 'ragstream-sink-metrics')
   const stop = every(2000, [
     freshnessExporter(reader, o.config.names.chunkTable, o.config.names.chunkTableName, metrics),
@@ -33,7 +42,11 @@ export async function startSinkMetrics(o: { port: number; config: SinkConfig; po
     port: typeof address === 'object' && address ? address.port : o.port,
     async close() {
       await stop()
-      await Promise.allSettled([admin.close(), reader.end(), new Promise<void>((resolve) => server.close(() => resolve()))])
+      await Promise.allSettled([
+        admin.close(),
+        reader.end(),
+        new Promise<void>((resolve) => server.close(() => resolve())),
+      ])
     },
   }
 }

@@ -55,7 +55,12 @@ export interface StatusOptions {
   readonly freshnessWindowSeconds?: number
 }
 
-async function storeCheckpoints(admin: Admin, redis: Redis, d: Deployment, partitions: number): Promise<StoreCheckpoint[]> {
+async function storeCheckpoints(
+  admin: Admin,
+  redis: Redis,
+  d: Deployment,
+  partitions: number,
+): Promise<StoreCheckpoint[]> {
   const services = deploymentServices(d)
   const compiled = buildTopology(d, services).compile({ partitions })
   void services.close()
@@ -65,7 +70,10 @@ async function storeCheckpoints(admin: Admin, redis: Redis, d: Deployment, parti
   const present = changelogs.filter((t) => existing.has(t.name))
   if (present.length > 0) {
     const listed = await admin.listOffsets({
-      topics: present.map((t) => ({ name: t.name, partitions: Array.from({ length: partitions }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })) })),
+      topics: present.map((t) => ({
+        name: t.name,
+        partitions: Array.from({ length: partitions }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })),
+      })),
       isolationLevel: 1,
     })
     for (const t of listed) for (const p of t.partitions) ends.set(`${t.name}:${p.partitionIndex}`, p.offset)
@@ -74,7 +82,12 @@ async function storeCheckpoints(admin: Admin, redis: Redis, d: Deployment, parti
   for (const t of changelogs) {
     for (let partition = 0; partition < partitions; partition++) {
       const stored = await redis.hget(`rs:{${d.applicationId}:${t.store}:${partition}}:state`, 'checkpoint')
-      out.push({ store: t.store!, partition, checkpoint: stored, changelogEnd: ends.get(`${t.name}:${partition}`)?.toString() ?? null })
+      out.push({
+        store: t.store!,
+        partition,
+        checkpoint: stored,
+        changelogEnd: ends.get(`${t.name}:${partition}`)?.toString() ?? null,
+      })
     }
   }
   return out
@@ -82,7 +95,14 @@ async function storeCheckpoints(admin: Admin, redis: Redis, d: Deployment, parti
 
 export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> {
   const warnings: string[] = []
-  const base = deployment({ topology: o.topology, version: o.version ?? 'v1', prefix: o.prefix, name: o.name, sqlTopology: o.sqlTopology, config: o.config })
+  const base = deployment({
+    topology: o.topology,
+    version: o.version ?? 'v1',
+    prefix: o.prefix,
+    name: o.name,
+    sqlTopology: o.sqlTopology,
+    config: o.config,
+  })
   const pg = await connectPostgres(o.config.postgres.sinkUrl, 'ragstream-status').catch((error: unknown) => {
     warnings.push(`PostgreSQL (as ${base.sink.names.sinkRole}): ${(error as Error).message}`)
     return undefined
@@ -109,17 +129,34 @@ export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> 
 
     const versions: VersionStatus[] = []
     for (const version of wanted) {
-      const d = deployment({ topology: o.topology, version, prefix: o.prefix, name: o.name, sqlTopology: o.sqlTopology, config: o.config })
-      const [processorLag, sinkLag] = await Promise.all([consumerLag(admin, d.applicationId, sources), consumerLag(admin, d.sink.groupId, [d.chunkTopic])])
+      const d = deployment({
+        topology: o.topology,
+        version,
+        prefix: o.prefix,
+        name: o.name,
+        sqlTopology: o.sqlTopology,
+        config: o.config,
+      })
+      const [processorLag, sinkLag] = await Promise.all([
+        consumerLag(admin, d.applicationId, sources),
+        consumerLag(admin, d.sink.groupId, [d.chunkTopic]),
+      ])
       const registered = known.find((v) => v.version === version)
       let freshness: Freshness | null = null
       if (pg && registered) {
-        freshness = await tableFreshness(pg, d.sink.names.chunkTable, o.freshnessWindowSeconds).catch((error: unknown) => {
-          warnings.push(`freshness of ${version}: ${(error as Error).message}`)
-          return null
-        })
+        freshness = await tableFreshness(pg, d.sink.names.chunkTable, o.freshnessWindowSeconds).catch(
+          (error: unknown) => {
+            warnings.push(`freshness of ${version}: ${(error as Error).message}`)
+            return null
+          },
+        )
       }
-      const stores = redis.status === 'ready' ? await storeCheckpoints(admin, redis, d, partitions).catch((error: unknown) => (warnings.push(`Redis: ${(error as Error).message}`), [])) : []
+      const stores =
+        redis.status === 'ready'
+          ? await storeCheckpoints(admin, redis, d, partitions).catch(
+              (error: unknown) => (warnings.push(`Redis: ${(error as Error).message}`), []),
+            )
+          : []
       versions.push({
         version,
         active: registered?.active ?? false,
@@ -132,7 +169,14 @@ export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> 
         stores,
       })
     }
-    return { topology: o.topology, sqlTopology: base.sink.topology, view: base.sink.names.view, activeVersion, versions, warnings }
+    return {
+      topology: o.topology,
+      sqlTopology: base.sink.topology,
+      view: base.sink.names.view,
+      activeVersion,
+      versions,
+      warnings,
+    }
   } finally {
     await Promise.allSettled([admin.close(), pg?.end()])
     redis.disconnect()
@@ -147,12 +191,27 @@ function secs(n: number | null | undefined): string {
 export function formatStatus(s: TopologyStatus): string {
   const lines = [`${s.topology} (SQL ${s.sqlTopology}): view ${s.view} → ${s.activeVersion ?? 'no active version'}`]
   for (const v of s.versions) {
-    lines.push('', `${v.version}${v.active ? ' (active)' : ''}  processor ${v.applicationId}  chunk topic ${v.chunkTopic}  table ${v.table}`)
+    lines.push(
+      '',
+      `${v.version}${v.active ? ' (active)' : ''}  processor ${v.applicationId}  chunk topic ${v.chunkTopic}  table ${v.table}`,
+    )
     lines.push(`  processor lag ${v.processor.lag}   sink lag ${v.sink.lag}`)
-    const rows = [...v.processor.partitions.map((p) => ['processor', p]), ...v.sink.partitions.map((p) => ['sink', p])] as [string, PartitionLag][]
-    for (const [who, p] of rows) lines.push(`    ${who.padEnd(9)} ${`${p.topic}[${p.partition}]`.padEnd(48)} committed ${String(p.committed ?? '–').padStart(8)}  end ${p.end.padStart(8)}  lag ${String(p.lag).padStart(7)}`)
-    if (v.freshness) lines.push(`  freshness  rows ${v.freshness.rows}  p50 ${secs(v.freshness.p50)}  p99 ${secs(v.freshness.p99)}  last visible ${v.freshness.lastVisibleAt ?? '–'}`)
-    for (const c of v.stores) lines.push(`    store ${`${c.store}[${c.partition}]`.padEnd(28)} checkpoint ${String(c.checkpoint ?? '–').padStart(8)}  changelog end ${String(c.changelogEnd ?? '–').padStart(8)}`)
+    const rows = [
+      ...v.processor.partitions.map((p) => ['processor', p]),
+      ...v.sink.partitions.map((p) => ['sink', p]),
+    ] as [string, PartitionLag][]
+    for (const [who, p] of rows)
+      lines.push(
+        `    ${who.padEnd(9)} ${`${p.topic}[${p.partition}]`.padEnd(48)} committed ${String(p.committed ?? '–').padStart(8)}  end ${p.end.padStart(8)}  lag ${String(p.lag).padStart(7)}`,
+      )
+    if (v.freshness)
+      lines.push(
+        `  freshness  rows ${v.freshness.rows}  p50 ${secs(v.freshness.p50)}  p99 ${secs(v.freshness.p99)}  last visible ${v.freshness.lastVisibleAt ?? '–'}`,
+      )
+    for (const c of v.stores)
+      lines.push(
+        `    store ${`${c.store}[${c.partition}]`.padEnd(28)} checkpoint ${String(c.checkpoint ?? '–').padStart(8)}  changelog end ${String(c.changelogEnd ?? '–').padStart(8)}`,
+      )
   }
   for (const w of s.warnings) lines.push(`warning: ${w}`)
   return `${lines.join('\n')}\n`

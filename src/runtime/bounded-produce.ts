@@ -28,7 +28,8 @@ export type Send = (messages: Message[]) => Promise<ProducedOffsets>
 
 function size(message: Message): number {
   let bytes = RECORD_OVERHEAD + (message.key?.length ?? 0) + (message.value?.length ?? 0)
-  if (message.headers instanceof Map) for (const [name, value] of message.headers) bytes += name.length + value.length + 8
+  if (message.headers instanceof Map)
+    for (const [name, value] of message.headers) bytes += name.length + value.length + 8
   return bytes
 }
 
@@ -55,7 +56,11 @@ export function sendSlices(messages: readonly Message[], maxSendBytes = MAX_SEND
  * Sends `messages` in order, in bounded sends, and returns for every partition written the offset
  * after its last record (`<topic>:<partition>` → next offset).
  */
-export async function produceBounded(send: Send, messages: readonly Message[], maxSendBytes = MAX_SEND_BYTES): Promise<Map<string, bigint>> {
+export async function produceBounded(
+  send: Send,
+  messages: readonly Message[],
+  maxSendBytes = MAX_SEND_BYTES,
+): Promise<Map<string, bigint>> {
   const ends = new Map<string, bigint>()
   for (const slice of sendSlices(messages, maxSendBytes)) {
     const counts = new Map<string, number>()

@@ -10,7 +10,11 @@ import { listUntilPresent, SOURCE_SETTLE_MS } from './internal-topics.ts'
 import type { ProcessorTopology } from './task.ts'
 
 /** `role` names the admin client: `<applicationId>-<role>`. */
-export async function compileForBroker(topology: Pick<Topology, 'compile'>, brokers: readonly string[], role: string): Promise<ProcessorTopology> {
+export async function compileForBroker(
+  topology: Pick<Topology, 'compile'>,
+  brokers: readonly string[],
+  role: string,
+): Promise<ProcessorTopology> {
   // Compile once to learn the topic names, then again with the broker's partition counts.
   const probe = topology.compile({ partitions: 1 })
   const sinks = probe.topics.filter((t) => t.role === 'sink').map((t) => t.name)

@@ -10,7 +10,10 @@ export const COPARTITIONED_PROTOCOL = { name: 'ragstream-copartitioned', version
 
 export const copartitionedAssigner: GroupPartitionsAssigner = (_current, members, topics, metadata) => {
   const memberIds = [...members.keys()].sort()
-  const result = memberIds.map((memberId) => ({ memberId, assignments: new Map<string, { topic: string; partitions: number[] }>() }))
+  const result = memberIds.map((memberId) => ({
+    memberId,
+    assignments: new Map<string, { topic: string; partitions: number[] }>(),
+  }))
   if (result.length === 0) return result
   for (const topic of [...topics].sort()) {
     const count = metadata.topics.get(topic)?.partitionsCount ?? 0

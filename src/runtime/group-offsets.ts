@@ -29,7 +29,10 @@ async function coordinatorConnection(consumer: Consumer, client: Base = consumer
 }
 
 /** Committed offsets (stable: no pending transactional offsets) for these partitions; -1n = none committed. */
-export async function fetchStableOffsets(consumer: Consumer, partitions: readonly { topic: string; partition: number }[]): Promise<Map<string, bigint>> {
+export async function fetchStableOffsets(
+  consumer: Consumer,
+  partitions: readonly { topic: string; partition: number }[],
+): Promise<Map<string, bigint>> {
   const byTopic = new Map<string, number[]>()
   for (const { topic, partition } of partitions) {
     const list = byTopic.get(topic) ?? []
@@ -39,7 +42,13 @@ export async function fetchStableOffsets(consumer: Consumer, partitions: readonl
   const connection = await coordinatorConnection(consumer)
   const response = await offsetFetchV8.api.async(
     connection,
-    [{ groupId: consumer.groupId, memberEpoch: -1, topics: [...byTopic].map(([name, partitionIndexes]) => ({ name, partitionIndexes })) }],
+    [
+      {
+        groupId: consumer.groupId,
+        memberEpoch: -1,
+        topics: [...byTopic].map(([name, partitionIndexes]) => ({ name, partitionIndexes })),
+      },
+    ],
     true,
   )
   const offsets = new Map<string, bigint>()

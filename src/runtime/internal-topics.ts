@@ -25,15 +25,28 @@ export function internalTopicConfig(spec: TopicSpec): Record<string, string> {
   return config
 }
 
-export async function ensureTopics(brokers: readonly string[], topology: ProcessorTopology, replicas = -1): Promise<ResolvedTopics> {
+export async function ensureTopics(
+  brokers: readonly string[],
+  topology: ProcessorTopology,
+  replicas = -1,
+): Promise<ResolvedTopics> {
   const admin = new Admin({ clientId: `${topology.applicationId}-admin`, bootstrapBrokers: [...brokers] })
   try {
-    const external = topology.sourceTopics.filter((t) => !topology.topics.some((s) => s.name === t && INTERNAL_ROLES.has(s.role)))
+    const external = topology.sourceTopics.filter(
+      (t) => !topology.topics.some((s) => s.name === t && INTERNAL_ROLES.has(s.role)),
+    )
     const existing = await listUntilPresent(admin, external, SOURCE_SETTLE_MS)
     const problems: Problem[] = []
-    for (const topic of external) if (!existing.has(topic)) problems.push({ path: `/topology/sourceTopics/${topic}`, message: 'topic does not exist on the broker' })
+    for (const topic of external)
+      if (!existing.has(topic))
+        problems.push({ path: `/topology/sourceTopics/${topic}`, message: 'topic does not exist on the broker' })
     if (problems.length > 0) {
-      throw new ConfigError(problems, 'topology topics', 'RS_TOPOLOGY_INVALID', 'create the source topics (co-partitioned: the same partition count) before starting the processor')
+      throw new ConfigError(
+        problems,
+        'topology topics',
+        'RS_TOPOLOGY_INVALID',
+        'create the source topics (co-partitioned: the same partition count) before starting the processor',
+      )
     }
 
     const metadata = external.length > 0 ? await admin.metadata({ topics: external }) : undefined
@@ -41,12 +54,17 @@ export async function ensureTopics(brokers: readonly string[], topology: Process
     const distinct = new Set(counts.values())
     if (distinct.size > 1) {
       throw new ConfigError(
-        [...counts].map(([t, n]) => ({ path: `/topology/sourceTopics/${t}`, message: `${n} partitions; source topics must be co-partitioned (same partition count)` })),
+        [...counts].map(([t, n]) => ({
+          path: `/topology/sourceTopics/${t}`,
+          message: `${n} partitions; source topics must be co-partitioned (same partition count)`,
+        })),
         'topology topics',
         'RS_TOPOLOGY_INVALID',
       )
     }
-    const declared = topology.topics.filter((s) => s.role === 'repartition' && s.partitions !== undefined).map((s) => s.partitions!)
+    const declared = topology.topics
+      .filter((s) => s.role === 'repartition' && s.partitions !== undefined)
+      .map((s) => s.partitions!)
     const partitions = distinct.size === 1 ? [...distinct][0] : (declared[0] ?? 1)
 
     const changelogs = new Map<string, string>()
@@ -89,7 +107,11 @@ const SETTLE_MS = 15_000
 export const SOURCE_SETTLE_MS = 5_000
 
 /** The broker's topics, listed again within `timeoutMs` while any of `wanted` is missing. */
-export async function listUntilPresent(admin: Admin, wanted: readonly string[], timeoutMs: number): Promise<Set<string>> {
+export async function listUntilPresent(
+  admin: Admin,
+  wanted: readonly string[],
+  timeoutMs: number,
+): Promise<Set<string>> {
   const deadline = Date.now() + timeoutMs
   const backoff = new Backoff({ initialMs: 100, maxMs: 1_000 })
   for (;;) {
@@ -113,7 +135,12 @@ async function waitForLeaders(admin: Admin, topics: readonly string[], timeoutMs
       const metadata = await admin.metadata({ topics: [...topics], forceUpdate: true, retries: 0 })
       const led = topics.every((name) => {
         const topic = metadata.topics.get(name)
-        return topic !== undefined && topic.partitionsCount > 0 && topic.partitions.length === topic.partitionsCount && topic.partitions.every((p) => p !== undefined && p.leader >= 0)
+        return (
+          topic !== undefined &&
+          topic.partitionsCount > 0 &&
+          topic.partitions.length === topic.partitionsCount &&
+          topic.partitions.every((p) => p !== undefined && p.leader >= 0)
+        )
       })
       if (led) return
     } catch {

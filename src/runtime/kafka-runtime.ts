@@ -27,7 +27,12 @@ import type { ChangelogRecord, StateStore } from '../state/store.ts'
 import { Backoff, sleep, withTimeout } from './backoff.ts'
 import { produceBounded } from './bounded-produce.ts'
 import { COPARTITIONED_PROTOCOL, copartitionedAssigner } from './copartitioned-assigner.ts'
-import { fetchStableOffsets, sendOffsetsToTransaction, type GroupMembership, type TopicPartitionOffset } from './group-offsets.ts'
+import {
+  fetchStableOffsets,
+  sendOffsetsToTransaction,
+  type GroupMembership,
+  type TopicPartitionOffset,
+} from './group-offsets.ts'
 import { ensureTopics, type ResolvedTopics } from './internal-topics.ts'
 import { OffsetOutOfRangeError, PartitionReader, partitionKey, type Batch } from './partition-reader.ts'
 import type { ProcessorTopology, SinkRecord } from './task.ts'
@@ -95,7 +100,11 @@ class StaleGenerationError extends Error {
 
 function isFenced(error: unknown): boolean {
   if (!(error instanceof Error)) return false
-  return Boolean(findErrorBy(error, 'apiId', 'PRODUCER_FENCED') || findErrorBy(error, 'apiId', 'INVALID_PRODUCER_EPOCH') || findErrorBy(error, 'apiId', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED'))
+  return Boolean(
+    findErrorBy(error, 'apiId', 'PRODUCER_FENCED') ||
+    findErrorBy(error, 'apiId', 'INVALID_PRODUCER_EPOCH') ||
+    findErrorBy(error, 'apiId', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED'),
+  )
 }
 
 /** RS_STATE_FENCED (a newer checkpoint: another owner) or RS_STATE_LOST (the backing store lost the partition). */
@@ -107,13 +116,18 @@ function isRebalance(error: unknown): boolean {
   if (error instanceof StaleGenerationError) return true
   if (error instanceof RagstreamError && error.code === 'RS_STATE_FENCED') return true
   if (!(error instanceof Error)) return false
-  return ['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'FENCED_INSTANCE_ID'].some((id) => findErrorBy(error, 'apiId', id))
+  return ['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'FENCED_INSTANCE_ID'].some((id) =>
+    findErrorBy(error, 'apiId', id),
+  )
 }
 
 function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error)
   const nested = (error as Error & { errors?: unknown[] }).errors
-  const inner = Array.isArray(nested) && nested.length > 0 ? ` (${nested.map((e) => (e instanceof Error ? e.message : String(e))).join('; ')})` : ''
+  const inner =
+    Array.isArray(nested) && nested.length > 0
+      ? ` (${nested.map((e) => (e instanceof Error ? e.message : String(e))).join('; ')})`
+      : ''
   return `${error.message}${inner}`
 }
 
@@ -152,7 +166,10 @@ export class KafkaRuntime {
 
   constructor(topology: ProcessorTopology, options: KafkaRuntimeOptions) {
     for (const name of topology.storeNames) {
-      if (!options.stores.has(name)) throw new RagstreamError('RS_CONFIG_INVALID', `no state store given for "${name}"`, { context: { field: `stores.${name}` } })
+      if (!options.stores.has(name))
+        throw new RagstreamError('RS_CONFIG_INVALID', `no state store given for "${name}"`, {
+          context: { field: `stores.${name}` },
+        })
     }
     this.#topology = topology
     this.#options = options
@@ -204,8 +221,15 @@ export class KafkaRuntime {
       this.#emit({ event: 'group-error', error: describeError(error) })
     })
     consumer.topics.trackAll(...this.#topology.sourceTopics)
-    this.#reader = new PartitionReader(consumer, { fetchMaxBytes: this.#batchMaxBytes, fetchMaxWaitMs: o.fetchMaxWaitMs ?? 500 })
-    this.#restorer = new ChangelogRestorer({ bootstrapBrokers: o.brokers, clientId: `${this.#transactionalId}-restore`, fetchMaxBytes: this.#batchMaxBytes })
+    this.#reader = new PartitionReader(consumer, {
+      fetchMaxBytes: this.#batchMaxBytes,
+      fetchMaxWaitMs: o.fetchMaxWaitMs ?? 500,
+    })
+    this.#restorer = new ChangelogRestorer({
+      bootstrapBrokers: o.brokers,
+      clientId: `${this.#transactionalId}-restore`,
+      fetchMaxBytes: this.#batchMaxBytes,
+    })
 
     let fatal: unknown
     try {
@@ -265,10 +289,14 @@ export class KafkaRuntime {
         if (isFenced(error)) {
           await this.#discardProducer(error)
           this.#emit({ event: 'fenced', transactionalId: this.#transactionalId, error: describeError(error) })
-          throw new RagstreamError('RS_PRODUCER_FENCED', `producer ${this.#transactionalId} was fenced: another instance took over its transactional id, or its transaction timed out`, {
-            cause: error,
-            hint: 'this instance stops; its partitions are processed by the group members that remain',
-          })
+          throw new RagstreamError(
+            'RS_PRODUCER_FENCED',
+            `producer ${this.#transactionalId} was fenced: another instance took over its transactional id, or its transaction timed out`,
+            {
+              cause: error,
+              hint: 'this instance stops; its partitions are processed by the group members that remain',
+            },
+          )
         }
         // A store refusing a write (another owner, or it lost data) is settled by re-assigning and restoring, not by stopping.
         if (error instanceof RagstreamError && !error.retriable && !isStoreRefusal(error)) throw error
@@ -276,7 +304,11 @@ export class KafkaRuntime {
         if (inTransaction) await this.#discardProducer(error)
         needsAssignment = true
         if (error instanceof OffsetOutOfRangeError) {
-          this.#emit({ event: 'offset-out-of-range', partitions: error.partitions, policy: this.#options.autoOffsetReset ?? 'earliest' })
+          this.#emit({
+            event: 'offset-out-of-range',
+            partitions: error.partitions,
+            policy: this.#options.autoOffsetReset ?? 'earliest',
+          })
           for (const key of error.partitions) this.#outOfRange.add(key)
         } else if (isRebalance(error)) {
           this.#emit({ event: 'batch-aborted', reason: 'rebalance', error: describeError(error) })
@@ -286,7 +318,13 @@ export class KafkaRuntime {
           const delay = backoff.next()
           // Inside the transaction the outcome is treated as unknown (RS_TRANSACTION_UNCERTAIN): the
           // re-initialised producer and the stable committed offsets settle it.
-          this.#emit({ event: 'batch-aborted', reason: 'transient', code: inTransaction ? 'RS_TRANSACTION_UNCERTAIN' : undefined, error: describeError(error), retryInMs: delay })
+          this.#emit({
+            event: 'batch-aborted',
+            reason: 'transient',
+            code: inTransaction ? 'RS_TRANSACTION_UNCERTAIN' : undefined,
+            error: describeError(error),
+            retryInMs: delay,
+          })
           await sleep(delay, this.#stop.signal)
         }
       }
@@ -320,7 +358,9 @@ export class KafkaRuntime {
   async #verifyStores(batch: Batch): Promise<void> {
     const partitions = new Set<number>()
     for (const r of batch.records) partitions.add(r.partition)
-    await Promise.all([...this.#options.stores].map(([name, store]) => this.#verifyCheckpoints(name, store, partitions)))
+    await Promise.all(
+      [...this.#options.stores].map(([name, store]) => this.#verifyCheckpoints(name, store, partitions)),
+    )
   }
 
   async #verifyCheckpoints(name: string, store: StateStore, partitions: Iterable<number>): Promise<void> {
@@ -351,16 +391,30 @@ export class KafkaRuntime {
     const timeout = this.#options.transactionTimeoutMs ?? 30_000
     const transaction = await withTimeout(producer.beginTransaction(), timeout, 'begin transaction')
     const messages = [...outputs, ...changelog].map(toMessage)
-    const ends = await produceBounded((slice) => withTimeout(transaction.send({ messages: slice }), timeout, 'produce'), messages)
+    const ends = await produceBounded(
+      (slice) => withTimeout(transaction.send({ messages: slice }), timeout, 'produce'),
+      messages,
+    )
     await this.#stage('produced')
     await withTimeout(transaction.addConsumer(consumer), timeout, 'add offsets to transaction')
     await withTimeout(
-      sendOffsetsToTransaction(consumer, producer, { transactionalId: this.#transactionalId, producerId: producer.producerId!, producerEpoch: producer.producerEpoch! }, membership, batch.positions),
+      sendOffsetsToTransaction(
+        consumer,
+        producer,
+        {
+          transactionalId: this.#transactionalId,
+          producerId: producer.producerId!,
+          producerEpoch: producer.producerEpoch!,
+        },
+        membership,
+        batch.positions,
+      ),
       timeout,
       'send offsets',
     )
     await this.#stage('offsets-sent')
-    if (consumer.generationId !== membership.generationId) throw new StaleGenerationError(membership.generationId, consumer.generationId)
+    if (consumer.generationId !== membership.generationId)
+      throw new StaleGenerationError(membership.generationId, consumer.generationId)
     await withTimeout(transaction.commit(), timeout, 'commit transaction')
     this.#stats.batches++
     this.#stats.records += batch.records.length
@@ -396,7 +450,10 @@ export class KafkaRuntime {
           for (const [partition, offset] of cps) this.#checkpoints.set(`${name}:${partition}`, offset)
           break
         } catch (error) {
-          if (error instanceof StoreCheckpointMismatch || (error instanceof RagstreamError && (error.code as string) === 'RS_STATE_LOST')) {
+          if (
+            error instanceof StoreCheckpointMismatch ||
+            (error instanceof RagstreamError && (error.code as string) === 'RS_STATE_LOST')
+          ) {
             // The batch is committed (its changelog records included); the restore after re-assignment applies it.
             store.discard()
             throw error
@@ -450,9 +507,17 @@ export class KafkaRuntime {
     const transaction = producer.transaction
     if (transaction && !transaction.completed && !isFenced(cause)) {
       // The client can throw synchronously once its producer state is gone; treat that like a failed abort.
-      await withTimeout(Promise.resolve().then(() => transaction.abort()), 5_000, 'abort').catch(() => {})
+      await withTimeout(
+        Promise.resolve().then(() => transaction.abort()),
+        5_000,
+        'abort',
+      ).catch(() => {})
     }
-    await withTimeout(Promise.resolve().then(() => producer.close(true)), 5_000, 'close producer').catch(() => {})
+    await withTimeout(
+      Promise.resolve().then(() => producer.close(true)),
+      5_000,
+      'close producer',
+    ).catch(() => {})
   }
 
   /**
@@ -472,7 +537,9 @@ export class KafkaRuntime {
     const memberId = consumer.memberId!
     const assignments = consumer.assignments ?? []
     const sources = new Set(this.#topology.sourceTopics)
-    const owned = assignments.filter((a) => sources.has(a.topic)).flatMap((a) => a.partitions.map((partition) => ({ topic: a.topic, partition })))
+    const owned = assignments
+      .filter((a) => sources.has(a.topic))
+      .flatMap((a) => a.partitions.map((partition) => ({ topic: a.topic, partition })))
     const tasks = [...new Set(owned.map((o) => o.partition))].sort((a, b) => a - b)
     this.#tasks = tasks
     this.#membership = undefined
@@ -485,7 +552,11 @@ export class KafkaRuntime {
     // LSO and keep its pending offsets unstable until the transaction timeout.
     if (!this.#producer) {
       const producer = this.#newProducer()
-      const transaction = await withTimeout(producer.beginTransaction(), this.#options.transactionTimeoutMs ?? 30_000, 'initialise transactional id')
+      const transaction = await withTimeout(
+        producer.beginTransaction(),
+        this.#options.transactionTimeoutMs ?? 30_000,
+        'initialise transactional id',
+      )
       await transaction.cancel()
     }
 
@@ -516,7 +587,15 @@ export class KafkaRuntime {
         this.#stats.restores++
         // Every 'restoring' is followed by a 'restored', so gauges of remaining records return to 0.
         if (result.restored > 0 || result.cleared || result.to > result.from) {
-          this.#emit({ event: 'restored', store: name, partition, from: result.from, to: result.to, records: result.restored, cleared: result.cleared })
+          this.#emit({
+            event: 'restored',
+            store: name,
+            partition,
+            from: result.from,
+            to: result.to,
+            records: result.restored,
+            cleared: result.cleared,
+          })
         }
         if (consumer.generationId !== generationId) return false
       }
@@ -535,13 +614,20 @@ export class KafkaRuntime {
   }
 
   /** Committed offsets, waiting while a (possibly zombie) transaction still holds pending offsets. */
-  async #stableOffsets(owned: { topic: string; partition: number }[], generationId: number): Promise<Map<string, bigint> | undefined> {
+  async #stableOffsets(
+    owned: { topic: string; partition: number }[],
+    generationId: number,
+  ): Promise<Map<string, bigint> | undefined> {
     const backoff = new Backoff({ initialMs: 100, maxMs: 1_000 })
     for (;;) {
       try {
         return await fetchStableOffsets(this.#consumer!, owned)
       } catch (error) {
-        if (!findErrorBy(error as Error, 'apiId', 'UNSTABLE_OFFSET_COMMIT') && !findErrorBy(error as Error, 'apiId', 'COORDINATOR_LOAD_IN_PROGRESS')) throw error
+        if (
+          !findErrorBy(error as Error, 'apiId', 'UNSTABLE_OFFSET_COMMIT') &&
+          !findErrorBy(error as Error, 'apiId', 'COORDINATOR_LOAD_IN_PROGRESS')
+        )
+          throw error
         if (this.#stop.signal.aborted || this.#consumer!.generationId !== generationId) return undefined
         this.#emit({ event: 'offsets-unstable' })
         await sleep(backoff.next(), this.#stop.signal)

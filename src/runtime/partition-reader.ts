@@ -62,7 +62,10 @@ export class PartitionReader {
       bufferIndex: 0,
       consumed: offset,
     }))
-    this.#metadata = this.#states.length > 0 ? await this.#consumer.metadata({ topics: [...new Set(this.#states.map((s) => s.topic))], forceUpdate: true }) : undefined
+    this.#metadata =
+      this.#states.length > 0
+        ? await this.#consumer.metadata({ topics: [...new Set(this.#states.map((s) => s.topic))], forceUpdate: true })
+        : undefined
   }
 
   get assigned(): readonly TopicPartitionOffset[] {
@@ -87,7 +90,11 @@ export class PartitionReader {
     for (let i = 0; i < n; i++) {
       const state = this.#states[(start + i) % n]
       const before = state.consumed
-      while (state.bufferIndex < state.buffer.length && records.length < maxRecords && (bytes < maxBytes || records.length === 0)) {
+      while (
+        state.bufferIndex < state.buffer.length &&
+        records.length < maxRecords &&
+        (bytes < maxBytes || records.length === 0)
+      ) {
         const record = state.buffer[state.bufferIndex++]
         records.push(record)
         bytes += recordBytes(record)
@@ -99,7 +106,8 @@ export class PartitionReader {
       } else {
         state.consumed = state.buffer[state.bufferIndex].offset
       }
-      if (state.consumed !== before) positions.push({ topic: state.topic, partition: state.partition, offset: state.consumed })
+      if (state.consumed !== before)
+        positions.push({ topic: state.topic, partition: state.partition, offset: state.consumed })
     }
     return { records, bytes, positions }
   }
@@ -118,7 +126,9 @@ export class PartitionReader {
       await Promise.all([...byNode].map(([node, states]) => this.#fetchFrom(node, states, metadata)))
     } catch (error) {
       // Leadership or topic metadata may have moved: refresh before the caller retries.
-      this.#metadata = await this.#consumer.metadata({ topics: [...new Set(this.#states.map((s) => s.topic))], forceUpdate: true }).catch(() => metadata)
+      this.#metadata = await this.#consumer
+        .metadata({ topics: [...new Set(this.#states.map((s) => s.topic))], forceUpdate: true })
+        .catch(() => metadata)
       throw error
     }
   }
@@ -127,8 +137,16 @@ export class PartitionReader {
     const topics = new Map<string, { topic: string; topicId: string; partitions: UnfilteredFetchPartition[] }>()
     const byKey = new Map<string, PartitionState>()
     for (const state of states) {
-      const entry = topics.get(state.topic) ?? { topic: state.topic, topicId: metadata.topics.get(state.topic)!.id, partitions: [] }
-      entry.partitions.push({ partition: state.partition, fetchOffset: state.fetchOffset, maxBytes: this.#options.fetchMaxBytes })
+      const entry = topics.get(state.topic) ?? {
+        topic: state.topic,
+        topicId: metadata.topics.get(state.topic)!.id,
+        partitions: [],
+      }
+      entry.partitions.push({
+        partition: state.partition,
+        fetchOffset: state.fetchOffset,
+        maxBytes: this.#options.fetchMaxBytes,
+      })
       topics.set(state.topic, entry)
       byKey.set(state.key, state)
     }
@@ -143,13 +161,23 @@ export class PartitionReader {
         maxWaitMs: this.#options.fetchMaxWaitMs,
       })
     } catch (error) {
-      if (findErrorBy(error as Error, 'apiId', 'OFFSET_OUT_OF_RANGE')) throw new OffsetOutOfRangeError(states.map((s) => s.key), error)
+      if (findErrorBy(error as Error, 'apiId', 'OFFSET_OUT_OF_RANGE'))
+        throw new OffsetOutOfRangeError(
+          states.map((s) => s.key),
+          error,
+        )
       throw error
     }
     for (const p of response.partitions) {
       const state = byKey.get(partitionKey(p.topic, p.partition))
       if (!state) continue
-      const { records, nextOffset } = committedRecords(state.topic, state.partition, state.fetchOffset, p.batches, p.abortedTransactions)
+      const { records, nextOffset } = committedRecords(
+        state.topic,
+        state.partition,
+        state.fetchOffset,
+        p.batches,
+        p.abortedTransactions,
+      )
       state.buffer = records
       state.bufferIndex = 0
       state.fetchOffset = nextOffset

@@ -78,7 +78,10 @@ export function committedRecords(
   let bytes = 0
   if (!batches || batches.length === 0) return { records, nextOffset, bytes }
 
-  const pending = aborted && aborted.length > 0 ? [...aborted].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0)) : []
+  const pending =
+    aborted && aborted.length > 0
+      ? [...aborted].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0))
+      : []
   let nextAborted = 0
   const abortedProducers = new Set<bigint>()
 
@@ -166,7 +169,22 @@ export interface UnfilteredFetchResponse {
 type FetchApi = (typeof fetchV17)['api']
 
 /** Newest first; versions up to 12 name topics, later ones give their ids. Same request arguments in all. */
-const FETCH_APIS = [fetchV17, fetchV16, fetchV15, fetchV14, fetchV13, fetchV12, fetchV11, fetchV10, fetchV9, fetchV8, fetchV7, fetchV6, fetchV5, fetchV4].map((m) => m.api as unknown as FetchApi)
+const FETCH_APIS = [
+  fetchV17,
+  fetchV16,
+  fetchV15,
+  fetchV14,
+  fetchV13,
+  fetchV12,
+  fetchV11,
+  fetchV10,
+  fetchV9,
+  fetchV8,
+  fetchV7,
+  fetchV6,
+  fetchV5,
+  fetchV4,
+].map((m) => m.api as unknown as FetchApi)
 const FETCH_KEY = 1
 /** Session id 0 with epoch -1: a full fetch that creates no fetch session on the broker (KIP-227). */
 const NO_SESSION = { id: 0, epoch: -1 }
@@ -181,7 +199,8 @@ function fetchApi(consumer: Consumer): Promise<FetchApi> {
     api = consumer.listApis().then((apis) => {
       const range = apis.find((a) => a.apiKey === FETCH_KEY)
       const chosen = range && FETCH_APIS.find((a) => a.version >= range.minVersion && a.version <= range.maxVersion)
-      if (!chosen) throw new Error(`the broker supports Fetch v${range?.minVersion}-v${range?.maxVersion}, none of v4-v17`)
+      if (!chosen)
+        throw new Error(`the broker supports Fetch v${range?.minVersion}-v${range?.maxVersion}, none of v4-v17`)
       return chosen
     })
     negotiated.set(consumer, api)
@@ -196,19 +215,39 @@ function fetchApi(consumer: Consumer): Promise<FetchApi> {
  * the caller filters with `committedRecords`. A partition error rejects, as `Consumer.fetch` does
  * (e.g. OFFSET_OUT_OF_RANGE, NOT_LEADER_OR_FOLLOWER); a dropped connection is retried a few times.
  */
-export async function fetchUnfiltered(consumer: Consumer, request: UnfilteredFetchRequest): Promise<UnfilteredFetchResponse> {
+export async function fetchUnfiltered(
+  consumer: Consumer,
+  request: UnfilteredFetchRequest,
+): Promise<UnfilteredFetchResponse> {
   const api = await fetchApi(consumer)
   const byName = api.version <= 12
   const names = new Map(request.topics.map((t) => [byName ? t.topic : t.topicId, t.topic]))
   const topics = request.topics.map((t) => ({
     topicId: byName ? t.topic : t.topicId,
-    partitions: t.partitions.map((p) => ({ partition: p.partition, currentLeaderEpoch: -1, fetchOffset: p.fetchOffset, lastFetchedEpoch: -1, partitionMaxBytes: p.maxBytes })),
+    partitions: t.partitions.map((p) => ({
+      partition: p.partition,
+      currentLeaderEpoch: -1,
+      fetchOffset: p.fetchOffset,
+      lastFetchedEpoch: -1,
+      partitionMaxBytes: p.maxBytes,
+    })),
   }))
   for (let attempt = 0; ; attempt++) {
     try {
       const connection = (await consumer.connectToBrokers([request.node])).get(request.node)
       if (!connection) throw new Error(`broker ${request.node} is not in the cluster metadata`)
-      const response = await api.async(connection, request.maxWaitMs, request.minBytes, request.maxBytes, FetchIsolationLevels.READ_COMMITTED, NO_SESSION.id, NO_SESSION.epoch, topics, [], '')
+      const response = await api.async(
+        connection,
+        request.maxWaitMs,
+        request.minBytes,
+        request.maxBytes,
+        FetchIsolationLevels.READ_COMMITTED,
+        NO_SESSION.id,
+        NO_SESSION.epoch,
+        topics,
+        [],
+        '',
+      )
       const partitions: FetchedPartition[] = []
       for (const t of response.responses) {
         const topic = names.get(t.topicId) ?? t.topicId

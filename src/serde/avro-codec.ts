@@ -17,7 +17,8 @@ import { RagstreamError, ServiceUnavailableError } from '../errors.ts'
 import { redactUrl } from '../config/endpoints.ts'
 import { avroTypeOptions, AvroWireDecoder, createSchemaRegistry, wireHeader, type AvroType } from './wire.ts'
 
-export type Compatibility = 'BACKWARD' | 'BACKWARD_TRANSITIVE' | 'FORWARD' | 'FORWARD_TRANSITIVE' | 'FULL' | 'FULL_TRANSITIVE' | 'NONE'
+export type Compatibility =
+  'BACKWARD' | 'BACKWARD_TRANSITIVE' | 'FORWARD' | 'FORWARD_TRANSITIVE' | 'FULL' | 'FULL_TRANSITIVE' | 'NONE'
 
 export interface AvroValueCodecOptions {
   readonly registryUrl: string
@@ -39,7 +40,13 @@ export class AvroValueCodec<T> {
   readonly #decoder: AvroWireDecoder
   readonly #toAvro: (value: T) => unknown
 
-  private constructor(subject: string, schemaId: number, type: AvroType, decoder: AvroWireDecoder, toAvro: (value: T) => unknown) {
+  private constructor(
+    subject: string,
+    schemaId: number,
+    type: AvroType,
+    decoder: AvroWireDecoder,
+    toAvro: (value: T) => unknown,
+  ) {
     this.subject = subject
     this.schemaId = schemaId
     this.#type = type
@@ -49,22 +56,34 @@ export class AvroValueCodec<T> {
   }
 
   /** Checks compatibility and registers the schema; throws RS_SCHEMA_INCOMPATIBLE or RS_SERVICE_UNAVAILABLE. */
-  static async forTopic<T>(options: AvroValueCodecOptions, toAvro: (value: T) => unknown = (v) => v): Promise<AvroValueCodec<T>> {
+  static async forTopic<T>(
+    options: AvroValueCodecOptions,
+    toAvro: (value: T) => unknown = (v) => v,
+  ): Promise<AvroValueCodec<T>> {
     const subject = `${options.topic}-value`
     const registry = options.registry ?? createSchemaRegistry(options.registryUrl)
     const level = options.compatibility ?? 'BACKWARD'
     const api = new RegistryApi(options.registryUrl)
-    const type = avsc.Type.forSchema(options.schema as avsc.Schema, avroTypeOptions() as unknown as Partial<avsc.ForSchemaOptions>) as unknown as AvroType
+    const type = avsc.Type.forSchema(
+      options.schema as avsc.Schema,
+      avroTypeOptions() as unknown as Partial<avsc.ForSchemaOptions>,
+    ) as unknown as AvroType
 
     await api.ensureCompatibility(subject, level)
     const latest = await api.latest(subject)
     if (latest !== undefined) {
       const compatible = await api.isCompatible(subject, options.schema)
-      if (!compatible) throw incompatible(subject, level, latest, options.schema, await api.registerError(subject, options.schema))
+      if (!compatible)
+        throw incompatible(subject, level, latest, options.schema, await api.registerError(subject, options.schema))
     }
     let id: number
     try {
-      id = (await registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(options.schema) }, { subject, compatibility: level as never })).id
+      id = (
+        await registry.register(
+          { type: SchemaType.AVRO, schema: JSON.stringify(options.schema) },
+          { subject, compatibility: level as never },
+        )
+      ).id
     } catch (error) {
       const status = (error as { status?: number }).status
       if (status === 409) throw incompatible(subject, level, latest, options.schema, (error as Error).message)
@@ -83,10 +102,14 @@ export class AvroValueCodec<T> {
     } catch (error) {
       const paths: string[] = []
       this.#type.isValid(avroValue, { errorHook: (path) => paths.push(path.join('.') || '(root)') })
-      throw new RagstreamError('RS_RECORD_INVALID', `value does not match the schema of ${this.subject}: ${paths.length ? `invalid ${paths.join(', ')}` : (error as Error).message}`, {
-        context: { subject: this.subject, fields: paths },
-        cause: error,
-      })
+      throw new RagstreamError(
+        'RS_RECORD_INVALID',
+        `value does not match the schema of ${this.subject}: ${paths.length ? `invalid ${paths.join(', ')}` : (error as Error).message}`,
+        {
+          context: { subject: this.subject, fields: paths },
+          cause: error,
+        },
+      )
     }
     return Buffer.concat([this.#header, body], this.#header.length + body.length)
   }
@@ -102,7 +125,13 @@ export class AvroValueCodec<T> {
   }
 }
 
-function incompatible(subject: string, level: string, latest: { version: number; schema: string } | undefined, schema: object, registryMessage: string | undefined): RagstreamError {
+function incompatible(
+  subject: string,
+  level: string,
+  latest: { version: number; schema: string } | undefined,
+  schema: object,
+  registryMessage: string | undefined,
+): RagstreamError {
   let reason = registryMessage ?? ''
   if (latest !== undefined) {
     try {
@@ -134,11 +163,18 @@ class RegistryApi {
     this.#address = redactUrl(url)
   }
 
-  async #request(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  async #request(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: Record<string, unknown> }> {
     try {
       const response = await fetch(`${this.#base}${path}`, {
         method,
-        headers: { 'content-type': 'application/vnd.schemaregistry.v1+json', accept: 'application/vnd.schemaregistry.v1+json, application/json' },
+        headers: {
+          'content-type': 'application/vnd.schemaregistry.v1+json',
+          accept: 'application/vnd.schemaregistry.v1+json, application/json',
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(10_000),
       })
@@ -155,26 +191,45 @@ class RegistryApi {
     const current = await this.#request('GET', `/config/${encodeURIComponent(subject)}`)
     if (current.status === 200 && current.json.compatibilityLevel === level) return
     const set = await this.#request('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: level })
-    if (set.status !== 200) throw new ServiceUnavailableError('the schema registry', this.#address, `setting compatibility of ${subject} to ${level}: HTTP ${set.status} ${JSON.stringify(set.json)}`)
+    if (set.status !== 200)
+      throw new ServiceUnavailableError(
+        'the schema registry',
+        this.#address,
+        `setting compatibility of ${subject} to ${level}: HTTP ${set.status} ${JSON.stringify(set.json)}`,
+      )
   }
 
   async latest(subject: string): Promise<{ version: number; schema: string } | undefined> {
     const r = await this.#request('GET', `/subjects/${encodeURIComponent(subject)}/versions/latest`)
     if (r.status === 404) return undefined
-    if (r.status !== 200) throw new ServiceUnavailableError('the schema registry', this.#address, `reading ${subject}: HTTP ${r.status}`)
+    if (r.status !== 200)
+      throw new ServiceUnavailableError('the schema registry', this.#address, `reading ${subject}: HTTP ${r.status}`)
     return { version: Number(r.json.version), schema: String(r.json.schema) }
   }
 
   async isCompatible(subject: string, schema: object): Promise<boolean> {
-    const r = await this.#request('POST', `/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`, { schema: JSON.stringify(schema) })
+    const r = await this.#request(
+      'POST',
+      `/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`,
+      { schema: JSON.stringify(schema) },
+    )
     if (r.status === 404) return true
-    if (r.status !== 200) throw new ServiceUnavailableError('the schema registry', this.#address, `compatibility check of ${subject}: HTTP ${r.status}`)
+    if (r.status !== 200)
+      throw new ServiceUnavailableError(
+        'the schema registry',
+        this.#address,
+        `compatibility check of ${subject}: HTTP ${r.status}`,
+      )
     return r.json.is_compatible === true
   }
 
   /** The registry's own explanation, if any (Confluent: `messages` with verbose=true; Apicurio: only on register). */
   async registerError(subject: string, schema: object): Promise<string | undefined> {
-    const r = await this.#request('POST', `/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`, { schema: JSON.stringify(schema) })
+    const r = await this.#request(
+      'POST',
+      `/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`,
+      { schema: JSON.stringify(schema) },
+    )
     const messages = r.json.messages
     return Array.isArray(messages) && messages.length > 0 ? messages.map(String).join('; ') : undefined
   }

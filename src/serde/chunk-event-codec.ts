@@ -25,7 +25,12 @@ function toAvro(event: ChunkEvent): unknown {
   return { ...event, embedding }
 }
 
-export function chunkEventAvroCodec(options: { registryUrl: string; topic: string; compatibility?: Compatibility; registry?: SchemaRegistry }): Promise<AvroValueCodec<ChunkEvent>> {
+export function chunkEventAvroCodec(options: {
+  registryUrl: string
+  topic: string
+  compatibility?: Compatibility
+  registry?: SchemaRegistry
+}): Promise<AvroValueCodec<ChunkEvent>> {
   return AvroValueCodec.forTopic<ChunkEvent>({ ...options, schema: CHUNK_EVENT_SCHEMA }, toAvro)
 }
 

@@ -146,7 +146,8 @@ export class AvroWireDecoder {
   /** Decodes one prepared buffer; throws a plain Error describing the problem (callers wrap it with the record position). */
   decode(buffer: Buffer): unknown {
     const id = wireSchemaId(buffer)
-    if (id === undefined) throw new Error(`not in the Confluent wire format (magic byte ${buffer[0] ?? 'missing'}, ${buffer.length} bytes)`)
+    if (id === undefined)
+      throw new Error(`not in the Confluent wire format (magic byte ${buffer[0] ?? 'missing'}, ${buffer.length} bytes)`)
     const type = this.#types.get(id)
     if (type === undefined) throw new Error(`schema id ${id} is unknown to the schema registry`)
     return type.fromBuffer(buffer.subarray(WIRE_HEADER_BYTES))

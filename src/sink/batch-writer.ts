@@ -40,14 +40,23 @@ export interface SinkBatch {
 }
 
 export type BatchOutcome =
-  | { readonly status: 'committed'; readonly upserted: number; readonly deleted: number; readonly alreadyCommitted: boolean }
+  | {
+      readonly status: 'committed'
+      readonly upserted: number
+      readonly deleted: number
+      readonly alreadyCommitted: boolean
+    }
   | { readonly status: 'fenced'; readonly partitions: readonly number[] }
 
 /**
  * Builds a batch from decoded events: per chunk id only the event at the highest offset counts
  * (one row can be touched once per statement, and later wins inside a partition anyway).
  */
-export function buildBatch(topic: string, partitions: readonly PartitionProgress[], events: readonly SinkEvent[]): SinkBatch {
+export function buildBatch(
+  topic: string,
+  partitions: readonly PartitionProgress[],
+  events: readonly SinkEvent[],
+): SinkBatch {
   const last = new Map<string, SinkEvent & { kind: 'upsert' | 'tombstone' }>()
   const audits: AuditRow[] = []
   const rejects: RejectRow[] = []
@@ -58,7 +67,8 @@ export function buildBatch(topic: string, partitions: readonly PartitionProgress
       const id = event.kind === 'upsert' ? event.row.chunkId : event.chunkId
       const offset = event.kind === 'upsert' ? event.row.chunkOffset : event.offset
       const previous = last.get(id)
-      const previousOffset = previous === undefined ? -1n : previous.kind === 'upsert' ? previous.row.chunkOffset : previous.offset
+      const previousOffset =
+        previous === undefined ? -1n : previous.kind === 'upsert' ? previous.row.chunkOffset : previous.offset
       if (offset > previousOffset) last.set(id, event)
     }
   }
@@ -89,10 +99,33 @@ export class BatchWriter {
     this.#writtenBy = writtenBy
     const t = names.chunkTable
     const updatable = [
-      'entity_type', 'entity_key', 'chunk_index', 'content', 'content_hash', 'embedding', 'metadata', 'classification', 'tenant',
-      'region', 'subjects', 'policy_version', 'source_topic', 'source_partition', 'source_offset', 'source_position', 'source_ts',
-      'topology', 'topology_version', 'chunker', 'embedding_model', 'emitted_at', 'chunk_topic', 'chunk_partition', 'chunk_offset',
-      'visible_at', 'written_by',
+      'entity_type',
+      'entity_key',
+      'chunk_index',
+      'content',
+      'content_hash',
+      'embedding',
+      'metadata',
+      'classification',
+      'tenant',
+      'region',
+      'subjects',
+      'policy_version',
+      'source_topic',
+      'source_partition',
+      'source_offset',
+      'source_position',
+      'source_ts',
+      'topology',
+      'topology_version',
+      'chunker',
+      'embedding_model',
+      'emitted_at',
+      'chunk_topic',
+      'chunk_partition',
+      'chunk_offset',
+      'visible_at',
+      'written_by',
     ]
     this.#fenceSql = `
       UPDATE ${names.offsetsTable} AS o SET next_offset = v.next_offset, updated_at = clock_timestamp()
@@ -171,15 +204,27 @@ export class BatchWriter {
       }
       let upserted = 0
       let deleted = 0
-      if (batch.upserts.length > 0) upserted = (await client.query(this.#upsertSql, this.#upsertParams(batch.upserts))).rowCount ?? 0
+      if (batch.upserts.length > 0)
+        upserted = (await client.query(this.#upsertSql, this.#upsertParams(batch.upserts))).rowCount ?? 0
       if (batch.tombstones.length > 0) {
-        const result = await client.query<{ deleted: number }>(this.#deleteSql, [batch.tombstones.map((t) => t.chunkId), batch.tombstones.map((t) => t.offset.toString())])
+        const result = await client.query<{ deleted: number }>(this.#deleteSql, [
+          batch.tombstones.map((t) => t.chunkId),
+          batch.tombstones.map((t) => t.offset.toString()),
+        ])
         deleted = result.rows[0].deleted
       }
-      if (batch.audits.length > 0) await client.query(this.#auditSql, auditParams(await forgetSubjects(client, this.#names, batch.audits)))
+      if (batch.audits.length > 0)
+        await client.query(this.#auditSql, auditParams(await forgetSubjects(client, this.#names, batch.audits)))
       if (batch.rejects.length > 0) {
         const r = batch.rejects
-        await client.query(this.#rejectSql, [r.map((x) => x.topic), r.map((x) => x.partition), r.map((x) => x.offset.toString()), r.map((x) => x.code), r.map((x) => x.message), r.map((x) => x.key)])
+        await client.query(this.#rejectSql, [
+          r.map((x) => x.topic),
+          r.map((x) => x.partition),
+          r.map((x) => x.offset.toString()),
+          r.map((x) => x.code),
+          r.map((x) => x.message),
+          r.map((x) => x.key),
+        ])
       }
       await client.query('COMMIT')
       return { status: 'committed', upserted, deleted, alreadyCommitted: false }
@@ -191,14 +236,20 @@ export class BatchWriter {
 
   /** The fence failed for some partition: either an earlier attempt of this very batch committed, or another instance owns it now. */
   async #resolveFence(client: pg.Client, batch: SinkBatch, passed: ReadonlySet<number>): Promise<BatchOutcome> {
-    const rows = await client.query<{ partition: number; next_offset: string; owner_token: string }>(this.#inspectSql, [batch.topic, batch.partitions.map((p) => p.partition)])
+    const rows = await client.query<{ partition: number; next_offset: string; owner_token: string }>(this.#inspectSql, [
+      batch.topic,
+      batch.partitions.map((p) => p.partition),
+    ])
     const stored = new Map(rows.rows.map((r) => [r.partition, r]))
     const landed = batch.partitions.every((p) => {
       const row = stored.get(p.partition)
       return row !== undefined && row.owner_token === p.ownerToken && BigInt(row.next_offset) === p.next
     })
     if (landed) return { status: 'committed', upserted: 0, deleted: 0, alreadyCommitted: true }
-    return { status: 'fenced', partitions: batch.partitions.filter((p) => !passed.has(p.partition)).map((p) => p.partition) }
+    return {
+      status: 'fenced',
+      partitions: batch.partitions.filter((p) => !passed.has(p.partition)).map((p) => p.partition),
+    }
   }
 
   #upsertParams(rows: readonly ChunkRow[]): unknown[] {
@@ -238,9 +289,19 @@ export class BatchWriter {
 
 function auditParams(rows: readonly AuditRow[]): unknown[] {
   return [
-    rows.map((r) => r.eventId), rows.map((r) => r.kind), rows.map((r) => r.topology), rows.map((r) => r.topologyVersion),
-    rows.map((r) => r.requestId), rows.map((r) => r.subjectHash), rows.map((r) => r.entityKeyHash), rows.map((r) => r.reason),
-    rows.map((r) => r.counts), rows.map((r) => r.atMs), rows.map((r) => r.topic), rows.map((r) => r.partition), rows.map((r) => r.offset.toString()),
+    rows.map((r) => r.eventId),
+    rows.map((r) => r.kind),
+    rows.map((r) => r.topology),
+    rows.map((r) => r.topologyVersion),
+    rows.map((r) => r.requestId),
+    rows.map((r) => r.subjectHash),
+    rows.map((r) => r.entityKeyHash),
+    rows.map((r) => r.reason),
+    rows.map((r) => r.counts),
+    rows.map((r) => r.atMs),
+    rows.map((r) => r.topic),
+    rows.map((r) => r.partition),
+    rows.map((r) => r.offset.toString()),
   ]
 }
 

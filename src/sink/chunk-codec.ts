@@ -145,7 +145,8 @@ function hasNul(values: readonly (string | null)[]): boolean {
 function jsonbStorable(value: unknown): boolean {
   if (typeof value === 'string') return !value.includes(NUL) && value.isWellFormed()
   if (Array.isArray(value)) return value.every(jsonbStorable)
-  if (value !== null && typeof value === 'object') return Object.entries(value).every(([k, v]) => jsonbStorable(k) && jsonbStorable(v))
+  if (value !== null && typeof value === 'object')
+    return Object.entries(value).every(([k, v]) => jsonbStorable(k) && jsonbStorable(v))
   return true
 }
 
@@ -168,27 +169,40 @@ export class ChunkDecoder {
         if (!this.#types.has(id)) missing.add(id)
       }
     }
-    await Promise.all([...missing].map(async (id) => {
-      try {
-        this.#types.set(id, (await this.#registry.getSchema(id)) as unknown as NamedType)
-      } catch (error) {
-        // A schema the registry does not know is a property of the record (reject it); an
-        // unreachable registry is transient and must fail the fetch so it is retried.
-        if ((error as { status?: number }).status === 404 || /not found/i.test(String((error as Error).message))) this.#types.set(id, null)
-        else throw error
-      }
-    }))
+    await Promise.all(
+      [...missing].map(async (id) => {
+        try {
+          this.#types.set(id, (await this.#registry.getSchema(id)) as unknown as NamedType)
+        } catch (error) {
+          // A schema the registry does not know is a property of the record (reject it); an
+          // unreachable registry is transient and must fail the fetch so it is retried.
+          if ((error as { status?: number }).status === 404 || /not found/i.test(String((error as Error).message)))
+            this.#types.set(id, null)
+          else throw error
+        }
+      }),
+    )
   }
 
   decode(record: RawChunkRecord): SinkEvent {
     const key = record.key === null ? null : record.key.toString('utf8')
-    const reject = (code: RejectRow['code'], message: string): SinkEvent =>
-      ({ kind: 'reject', row: { topic: record.topic, partition: record.partition, offset: record.offset, code, message, key: key !== null && !key.includes(NUL) ? key : null } })
+    const reject = (code: RejectRow['code'], message: string): SinkEvent => ({
+      kind: 'reject',
+      row: {
+        topic: record.topic,
+        partition: record.partition,
+        offset: record.offset,
+        code,
+        message,
+        key: key !== null && !key.includes(NUL) ? key : null,
+      },
+    })
     if (key === null || key.length === 0) return reject('RS_RECORD_INVALID', 'record has no key (chunk id)')
     if (key.includes(NUL)) return reject('RS_RECORD_INVALID', 'record key contains U+0000')
     if (record.value === null) return { kind: 'tombstone', chunkId: key, offset: record.offset }
     const value = record.value
-    if (value.length < 5 || value[0] !== 0) return reject('RS_DECODE_FAILED', `value is not in the Confluent wire format (${value.length} bytes)`)
+    if (value.length < 5 || value[0] !== 0)
+      return reject('RS_DECODE_FAILED', `value is not in the Confluent wire format (${value.length} bytes)`)
     const id = value.readUInt32BE(1)
     const type = this.#types.get(id)
     if (!type) return reject('RS_DECODE_FAILED', `schema id ${id} is unknown to the schema registry`)
@@ -199,22 +213,52 @@ export class ChunkDecoder {
       return reject('RS_DECODE_FAILED', `Avro decode failed under schema id ${id}: ${(error as Error).message}`)
     }
     if (type.name === AUDIT_EVENT_SCHEMA) return this.#audit(record, decoded as AuditEventValue, reject)
-    if (type.name !== CHUNK_EVENT_SCHEMA) return reject('RS_DECODE_FAILED', `schema id ${id} is ${type.name ?? 'unnamed'}, not ${CHUNK_EVENT_SCHEMA}`)
+    if (type.name !== CHUNK_EVENT_SCHEMA)
+      return reject('RS_DECODE_FAILED', `schema id ${id} is ${type.name ?? 'unnamed'}, not ${CHUNK_EVENT_SCHEMA}`)
     const e = decoded as ChunkEventValue
-    if (e.chunk_id !== key) return reject('RS_RECORD_INVALID', `key ${JSON.stringify(key)} differs from chunk_id ${JSON.stringify(e.chunk_id)}`)
-    if (e.embedding.length !== this.#dims) return reject('RS_EMBEDDING_DIMENSIONS', `embedding has ${e.embedding.length} dimensions, the table has ${this.#dims}`)
-    for (const x of e.embedding) if (!Number.isFinite(x)) return reject('RS_RECORD_INVALID', 'embedding contains NaN or infinity')
+    if (e.chunk_id !== key)
+      return reject(
+        'RS_RECORD_INVALID',
+        `key ${JSON.stringify(key)} differs from chunk_id ${JSON.stringify(e.chunk_id)}`,
+      )
+    if (e.embedding.length !== this.#dims)
+      return reject(
+        'RS_EMBEDDING_DIMENSIONS',
+        `embedding has ${e.embedding.length} dimensions, the table has ${this.#dims}`,
+      )
+    for (const x of e.embedding)
+      if (!Number.isFinite(x)) return reject('RS_RECORD_INVALID', 'embedding contains NaN or infinity')
     let metadata: unknown
     try {
       metadata = JSON.parse(e.metadata)
     } catch {
       return reject('RS_RECORD_INVALID', 'metadata is not valid JSON')
     }
-    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) return reject('RS_RECORD_INVALID', 'metadata is not a JSON object')
-    if (!jsonbStorable(metadata)) return reject('RS_RECORD_INVALID', 'metadata contains \\u0000 or a lone surrogate, which jsonb cannot store')
+    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata))
+      return reject('RS_RECORD_INVALID', 'metadata is not a JSON object')
+    if (!jsonbStorable(metadata))
+      return reject('RS_RECORD_INVALID', 'metadata contains \\u0000 or a lone surrogate, which jsonb cannot store')
     const l = e.lineage
-    if (hasNul([e.entity_type, e.entity_key, e.text, e.content_hash, e.metadata, e.classification, e.tenant, e.region, e.policy_version, ...e.subjects,
-      l.source_topic, l.source_position, l.topology, l.topology_version, l.chunker, l.embedding_model])) {
+    if (
+      hasNul([
+        e.entity_type,
+        e.entity_key,
+        e.text,
+        e.content_hash,
+        e.metadata,
+        e.classification,
+        e.tenant,
+        e.region,
+        e.policy_version,
+        ...e.subjects,
+        l.source_topic,
+        l.source_position,
+        l.topology,
+        l.topology_version,
+        l.chunker,
+        l.embedding_model,
+      ])
+    ) {
       return reject('RS_RECORD_INVALID', 'a text field contains U+0000, which PostgreSQL cannot store')
     }
     return {
@@ -250,11 +294,27 @@ export class ChunkDecoder {
     }
   }
 
-  #audit(record: RawChunkRecord, e: AuditEventValue, reject: (code: RejectRow['code'], message: string) => SinkEvent): SinkEvent {
+  #audit(
+    record: RawChunkRecord,
+    e: AuditEventValue,
+    reject: (code: RejectRow['code'], message: string) => SinkEvent,
+  ): SinkEvent {
     const counts: Record<string, number> = {}
     for (const [k, v] of Object.entries(e.counts)) counts[k] = Number(v)
     const countsJson = JSON.stringify(counts)
-    if (hasNul([e.event_id, e.kind, e.topology, e.topology_version, e.request_id, e.subject_hash, e.entity_key_hash, e.reason, countsJson])) {
+    if (
+      hasNul([
+        e.event_id,
+        e.kind,
+        e.topology,
+        e.topology_version,
+        e.request_id,
+        e.subject_hash,
+        e.entity_key_hash,
+        e.reason,
+        countsJson,
+      ])
+    ) {
       return reject('RS_RECORD_INVALID', 'an audit field contains U+0000')
     }
     return {

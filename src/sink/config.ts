@@ -52,7 +52,12 @@ export interface SinkNames {
   readonly tombstoneTableName: string
   readonly viewName: string
   readonly freshnessViewName: string
-  readonly indexNames: { readonly hnsw: string; readonly entity: string; readonly metadata: string; readonly tombstoneSubjects: string }
+  readonly indexNames: {
+    readonly hnsw: string
+    readonly entity: string
+    readonly metadata: string
+    readonly tombstoneSubjects: string
+  }
 }
 
 export interface SinkConfig {
@@ -93,21 +98,32 @@ export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
   const ownerRole = checkIdentifier('/sink/ownerRole', input.ownerRole ?? 'ragstream_owner')
   const sinkRole = checkIdentifier('/sink/sinkRole', input.sinkRole ?? 'ragstream_sink')
   const problems: Problem[] = []
-  if (schema === viewSchema) problems.push({ path: '/sink/viewSchema', message: 'must differ from /sink/schema (analysts get USAGE on the view schema only)' })
-  if (ownerRole === sinkRole) problems.push({ path: '/sink/sinkRole', message: 'must differ from /sink/ownerRole (the sink must not own the tables)' })
+  if (schema === viewSchema)
+    problems.push({
+      path: '/sink/viewSchema',
+      message: 'must differ from /sink/schema (analysts get USAGE on the view schema only)',
+    })
+  if (ownerRole === sinkRole)
+    problems.push({
+      path: '/sink/sinkRole',
+      message: 'must differ from /sink/ownerRole (the sink must not own the tables)',
+    })
   // pgvector's HNSW index supports up to 2000 dimensions for `vector`.
   const dims = intIn(problems, '/sink/dims', input.dims, 1, 2000, 0)
   if (input.dims === undefined) problems.push({ path: '/sink/dims', message: 'required' })
   const distance = input.distance ?? 'cosine'
-  if (!DISTANCES.includes(distance)) problems.push({ path: '/sink/distance', message: `must be one of ${DISTANCES.join(', ')}` })
+  if (!DISTANCES.includes(distance))
+    problems.push({ path: '/sink/distance', message: `must be one of ${DISTANCES.join(', ')}` })
   const m = intIn(problems, '/sink/hnsw/m', input.hnsw?.m, 2, 100, 16)
   const efConstruction = intIn(problems, '/sink/hnsw/efConstruction', input.hnsw?.efConstruction, 4, 1000, 64)
-  if (efConstruction < 2 * m) problems.push({ path: '/sink/hnsw/efConstruction', message: `must be at least 2 × m (${2 * m})` })
+  if (efConstruction < 2 * m)
+    problems.push({ path: '/sink/hnsw/efConstruction', message: `must be at least 2 × m (${2 * m})` })
   const batchMaxRecords = intIn(problems, '/sink/batchMaxRecords', input.batchMaxRecords, 1, 100_000, 2000)
   const batchLingerMs = intIn(problems, '/sink/batchLingerMs', input.batchLingerMs, 0, 60_000, 200)
   const sessionTimeoutMs = intIn(problems, '/sink/sessionTimeoutMs', input.sessionTimeoutMs, 6000, 300_000, 10_000)
   const topic = input.topic ?? `rag.chunks.${topology}`
-  if (typeof topic !== 'string' || !/^[A-Za-z0-9._-]{1,249}$/.test(topic)) problems.push({ path: '/sink/topic', message: 'must be a valid Kafka topic name' })
+  if (typeof topic !== 'string' || !/^[A-Za-z0-9._-]{1,249}$/.test(topic))
+    problems.push({ path: '/sink/topic', message: 'must be a valid Kafka topic name' })
   if (problems.length > 0) throw new ConfigError(problems, 'sink configuration')
 
   const chunkTableName = derivedIdentifier('/sink/topology', `chunks_${topology}_${version}`)

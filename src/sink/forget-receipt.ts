@@ -43,7 +43,11 @@ interface AppliedRow {
 }
 
 /** Polls until the request is confirmed; throws RS_FORGET_UNCONFIRMED after `timeoutMs`. */
-export async function awaitForgetReceipt(client: pg.Client, names: SinkNames, request: ReceiptRequest): Promise<{ receipt: ForgetReceipt; recorded: boolean }> {
+export async function awaitForgetReceipt(
+  client: pg.Client,
+  names: SinkNames,
+  request: ReceiptRequest,
+): Promise<{ receipt: ForgetReceipt; recorded: boolean }> {
   const deadline = Date.now() + request.timeoutMs
   const subjectHash = hashSubject(request.subject)
   const recorded = await recordedReceipt(client, names, request, subjectHash)
@@ -56,14 +60,20 @@ export async function awaitForgetReceipt(client: pg.Client, names: SinkNames, re
     )
     const complete = completeVersion(applied.rows)
     if (complete !== undefined) {
-      const rows = applied.rows.filter((r) => r.topology === complete.topology && r.topology_version === complete.topology_version)
+      const rows = applied.rows.filter(
+        (r) => r.topology === complete.topology && r.topology_version === complete.topology_version,
+      )
       const remaining = rows.reduce((n, r) => Math.max(n, Number(r.counts.remaining ?? 0)), 0)
       if (remaining === 0) return record(client, names, request, subjectHash, rows)
     }
     if (Date.now() >= deadline) {
-      throw new RagstreamError('RS_FORGET_UNCONFIRMED', `deletion request ${request.requestId} was not confirmed within ${Math.round(request.timeoutMs / 1000)} s (${applied.rowCount} partition confirmations so far); is the topology's processor running, and the sink?`, {
-        context: { field: 'timeout' },
-      })
+      throw new RagstreamError(
+        'RS_FORGET_UNCONFIRMED',
+        `deletion request ${request.requestId} was not confirmed within ${Math.round(request.timeoutMs / 1000)} s (${applied.rowCount} partition confirmations so far); is the topology's processor running, and the sink?`,
+        {
+          context: { field: 'timeout' },
+        },
+      )
     }
     await new Promise((resolve) => setTimeout(resolve, request.pollMs ?? 100))
   }
@@ -75,14 +85,21 @@ function completeVersion(rows: readonly AppliedRow[]): AppliedRow | undefined {
   for (const row of rows) {
     const id = `${row.topology}\u0000${row.topology_version ?? ''}`
     let group = groups.get(id)
-    if (group === undefined) groups.set(id, (group = { row, partitions: new Set(), expected: Number(row.counts.partitions ?? Infinity) }))
+    if (group === undefined)
+      groups.set(id, (group = { row, partitions: new Set(), expected: Number(row.counts.partitions ?? Infinity) }))
     group.partitions.add(Number(row.counts.partition))
   }
   for (const group of groups.values()) if (group.partitions.size >= group.expected) return group.row
   return undefined
 }
 
-async function record(client: pg.Client, names: SinkNames, request: ReceiptRequest, subjectHash: string, rows: readonly AppliedRow[]): Promise<{ receipt: ForgetReceipt; recorded: boolean }> {
+async function record(
+  client: pg.Client,
+  names: SinkNames,
+  request: ReceiptRequest,
+  subjectHash: string,
+  rows: readonly AppliedRow[],
+): Promise<{ receipt: ForgetReceipt; recorded: boolean }> {
   const rowsDeleted: Record<string, number> = {}
   let chunks = 0
   let confirmedAtMs = 0
@@ -109,7 +126,9 @@ async function record(client: pg.Client, names: SinkNames, request: ReceiptReque
     confirmedAtMs,
     verification: verificationQuery(tables.length > 0 ? tables : [`${names.schema}.${names.chunkTableName}`]),
     remaining: 0,
-    ...(request.deadLetters === undefined ? {} : { deadLettersExpireByMs: deadLetterExpiryMs(request.requestedAtMs, request.deadLetters) }),
+    ...(request.deadLetters === undefined
+      ? {}
+      : { deadLettersExpireByMs: deadLetterExpiryMs(request.requestedAtMs, request.deadLetters) }),
   }
   const confirmed = receiptAuditEvent(receipt, rows[0].topology_version)
   // The request time rides along in the counts (not part of the event id), so a later `--wait` prints the same receipt.
@@ -119,13 +138,30 @@ async function record(client: pg.Client, names: SinkNames, request: ReceiptReque
                                       source_topic, source_partition, source_offset)
      VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7::jsonb, to_timestamp($8 / 1000.0), $9, $10, $11)
      ON CONFLICT (event_id) DO NOTHING`,
-    [event.event_id, event.kind, event.topology, event.topology_version, event.request_id, event.subject_hash, JSON.stringify(event.counts), event.at_ms, request.source.topic, request.source.partition, request.source.offset.toString()],
+    [
+      event.event_id,
+      event.kind,
+      event.topology,
+      event.topology_version,
+      event.request_id,
+      event.subject_hash,
+      JSON.stringify(event.counts),
+      event.at_ms,
+      request.source.topic,
+      request.source.partition,
+      request.source.offset.toString(),
+    ],
   )
   return { receipt, recorded: (inserted.rowCount ?? 0) === 1 }
 }
 
 /** The receipt already recorded for this request (a second `--wait`), rebuilt from its DELETION_CONFIRMED row. */
-async function recordedReceipt(client: pg.Client, names: SinkNames, request: ReceiptRequest, subjectHash: string): Promise<ForgetReceipt | undefined> {
+async function recordedReceipt(
+  client: pg.Client,
+  names: SinkNames,
+  request: ReceiptRequest,
+  subjectHash: string,
+): Promise<ForgetReceipt | undefined> {
   const found = await client.query<{ topology: string; counts: Record<string, number>; at: Date }>(
     `SELECT topology, counts, at FROM ${names.auditTable} WHERE request_id = $1 AND kind = 'DELETION_CONFIRMED' AND subject_hash = $2`,
     [request.requestId, subjectHash],
@@ -133,7 +169,8 @@ async function recordedReceipt(client: pg.Client, names: SinkNames, request: Rec
   if (found.rowCount === 0) return undefined
   const { topology, counts, at } = found.rows[0]
   const rowsDeleted: Record<string, number> = {}
-  for (const [key, n] of Object.entries(counts)) if (key.startsWith('rows_deleted:')) rowsDeleted[key.slice('rows_deleted:'.length)] = Number(n)
+  for (const [key, n] of Object.entries(counts))
+    if (key.startsWith('rows_deleted:')) rowsDeleted[key.slice('rows_deleted:'.length)] = Number(n)
   const requestedAtMs = Number(counts.requested_at_ms ?? request.requestedAtMs)
   return {
     requestId: request.requestId,
@@ -143,8 +180,12 @@ async function recordedReceipt(client: pg.Client, names: SinkNames, request: Rec
     rowsDeleted,
     requestedAtMs,
     confirmedAtMs: at.getTime(),
-    verification: verificationQuery(Object.keys(rowsDeleted).length > 0 ? Object.keys(rowsDeleted) : [`${names.schema}.${names.chunkTableName}`]),
+    verification: verificationQuery(
+      Object.keys(rowsDeleted).length > 0 ? Object.keys(rowsDeleted) : [`${names.schema}.${names.chunkTableName}`],
+    ),
     remaining: Number(counts.remaining ?? 0),
-    ...(request.deadLetters === undefined ? {} : { deadLettersExpireByMs: deadLetterExpiryMs(requestedAtMs, request.deadLetters) }),
+    ...(request.deadLetters === undefined
+      ? {}
+      : { deadLettersExpireByMs: deadLetterExpiryMs(requestedAtMs, request.deadLetters) }),
   }
 }

@@ -28,11 +28,19 @@ export interface VersionTable {
 /** Every version table of the sink's topology, as registered in `topology_versions`. */
 export async function versionTables(client: pg.Client, names: SinkNames): Promise<VersionTable[]> {
   const topology = names.viewName
-  const rows = await client.query<{ version: string }>(`SELECT version FROM ${names.versionsTable} WHERE topology = $1 ORDER BY version`, [topology])
+  const rows = await client.query<{ version: string }>(
+    `SELECT version FROM ${names.versionsTable} WHERE topology = $1 ORDER BY version`,
+    [topology],
+  )
   return rows.rows.map(({ version }) => {
     const chunk = derivedIdentifier('/sink/topology', `chunks_${topology}_${version}`)
     const tombstones = derivedIdentifier('/sink/topology', `tombstones_${topology}_${version}`)
-    return { version, label: `${names.schema}.${chunk}`, chunkTable: qualified(names.schema, chunk), tombstoneTable: qualified(names.schema, tombstones) }
+    return {
+      version,
+      label: `${names.schema}.${chunk}`,
+      chunkTable: qualified(names.schema, chunk),
+      tombstoneTable: qualified(names.schema, tombstones),
+    }
   })
 }
 
@@ -58,8 +66,14 @@ function deleteSql(table: VersionTable): string {
  * table; returns the audits with `rows_deleted:<table>` counts added (to the first event of each
  * subject in the batch; later ones of the same subject get 0, so sums over events stay exact).
  */
-export async function forgetSubjects(client: pg.Client, names: SinkNames, audits: readonly AuditRow[]): Promise<readonly AuditRow[]> {
-  const hashes = [...new Set(audits.flatMap((a) => (a.kind === 'DELETION_APPLIED' && a.subjectHash !== null ? [a.subjectHash] : [])))]
+export async function forgetSubjects(
+  client: pg.Client,
+  names: SinkNames,
+  audits: readonly AuditRow[],
+): Promise<readonly AuditRow[]> {
+  const hashes = [
+    ...new Set(audits.flatMap((a) => (a.kind === 'DELETION_APPLIED' && a.subjectHash !== null ? [a.subjectHash] : []))),
+  ]
   if (hashes.length === 0) return audits
   const tables = await versionTables(client, names)
   const deleted = new Map<string, Map<string, number>>() // subject hash → table label → rows

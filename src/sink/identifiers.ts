@@ -26,7 +26,12 @@ function reject(field: string, value: string, reason: string): RagstreamError {
 export function checkIdentifier(field: string, value: unknown, kind: IdentifierKind = 'sql-name'): string {
   if (typeof value !== 'string' || value.length === 0) throw reject(field, String(value), 'must be a non-empty string')
   const bytes = Buffer.byteLength(value, 'utf8')
-  if (bytes > MAX_IDENTIFIER_BYTES) throw reject(field, value, `is ${bytes} bytes, PostgreSQL identifiers are at most ${MAX_IDENTIFIER_BYTES} (never truncated)`)
+  if (bytes > MAX_IDENTIFIER_BYTES)
+    throw reject(
+      field,
+      value,
+      `is ${bytes} bytes, PostgreSQL identifiers are at most ${MAX_IDENTIFIER_BYTES} (never truncated)`,
+    )
   const pattern = kind === 'sql-name' ? SQL_NAME : TOPOLOGY_NAME
   if (!pattern.test(value)) throw reject(field, value, `is not allowed: must match ${pattern.source}`)
   return value
@@ -38,7 +43,12 @@ export function checkIdentifier(field: string, value: unknown, kind: IdentifierK
  */
 export function derivedIdentifier(field: string, value: string): string {
   const bytes = Buffer.byteLength(value, 'utf8')
-  if (bytes > MAX_IDENTIFIER_BYTES) throw reject(field, value, `makes the identifier ${JSON.stringify(value)} ${bytes} bytes long, PostgreSQL allows ${MAX_IDENTIFIER_BYTES} (never truncated)`)
+  if (bytes > MAX_IDENTIFIER_BYTES)
+    throw reject(
+      field,
+      value,
+      `makes the identifier ${JSON.stringify(value)} ${bytes} bytes long, PostgreSQL allows ${MAX_IDENTIFIER_BYTES} (never truncated)`,
+    )
   return value
 }
 

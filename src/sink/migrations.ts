@@ -134,17 +134,24 @@ export async function migrate(owner: pg.Client, config: SinkConfig): Promise<Mig
     await lockSchema(owner, n)
     await owner.query(`CREATE TABLE IF NOT EXISTS ${n.migrationsTable} (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
-    const done = new Set((await owner.query<{ version: number }>(`SELECT version FROM ${n.migrationsTable}`)).rows.map((r) => r.version))
+    const done = new Set(
+      (await owner.query<{ version: number }>(`SELECT version FROM ${n.migrationsTable}`)).rows.map((r) => r.version),
+    )
     const applied: number[] = []
     for (const migration of MIGRATIONS) {
       if (done.has(migration.version)) continue
       await owner.query(migration.sql(n))
-      await owner.query(`INSERT INTO ${n.migrationsTable} (version, name) VALUES ($1, $2)`, [migration.version, migration.name])
+      await owner.query(`INSERT INTO ${n.migrationsTable} (version, name) VALUES ($1, $2)`, [
+        migration.version,
+        migration.name,
+      ])
       applied.push(migration.version)
     }
     await grantSinkRole(owner, n)
     const createdVersion = await ensureTopologyVersion(owner, config)
-    const active = await owner.query(`SELECT version FROM ${n.versionsTable} WHERE topology = $1 AND active`, [config.topology])
+    const active = await owner.query(`SELECT version FROM ${n.versionsTable} WHERE topology = $1 AND active`, [
+      config.topology,
+    ])
     let activated = false
     if (active.rowCount === 0) {
       await activateInTransaction(owner, config)
@@ -167,11 +174,34 @@ async function grantSinkRole(owner: pg.Client, n: SinkNames): Promise<void> {
 
 /** The chunk table's columns, in view order: what analysts read. */
 export const CHUNK_COLUMNS = [
-  'chunk_id', 'entity_type', 'entity_key', 'chunk_index', 'content', 'content_hash', 'embedding', 'metadata',
-  'classification', 'tenant', 'region', 'subjects', 'policy_version',
-  'source_topic', 'source_partition', 'source_offset', 'source_position', 'source_ts',
-  'topology', 'topology_version', 'chunker', 'embedding_model', 'emitted_at',
-  'chunk_topic', 'chunk_partition', 'chunk_offset', 'visible_at', 'written_by',
+  'chunk_id',
+  'entity_type',
+  'entity_key',
+  'chunk_index',
+  'content',
+  'content_hash',
+  'embedding',
+  'metadata',
+  'classification',
+  'tenant',
+  'region',
+  'subjects',
+  'policy_version',
+  'source_topic',
+  'source_partition',
+  'source_offset',
+  'source_position',
+  'source_ts',
+  'topology',
+  'topology_version',
+  'chunker',
+  'embedding_model',
+  'emitted_at',
+  'chunk_topic',
+  'chunk_partition',
+  'chunk_offset',
+  'visible_at',
+  'written_by',
 ] as const
 
 async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Promise<boolean> {
@@ -183,10 +213,21 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
   if (existing.rowCount) {
     const row = existing.rows[0]
     const problems = []
-    if (row.dims !== config.dims) problems.push({ path: '/sink/dims', message: `${config.topology}@${config.version} was created with ${row.dims} dimensions, not ${config.dims}; re-index into a new version` })
-    if (row.distance !== config.distance) problems.push({ path: '/sink/distance', message: `${config.topology}@${config.version} was created with ${row.distance}, not ${config.distance}` })
+    if (row.dims !== config.dims)
+      problems.push({
+        path: '/sink/dims',
+        message: `${config.topology}@${config.version} was created with ${row.dims} dimensions, not ${config.dims}; re-index into a new version`,
+      })
+    if (row.distance !== config.distance)
+      problems.push({
+        path: '/sink/distance',
+        message: `${config.topology}@${config.version} was created with ${row.distance}, not ${config.distance}`,
+      })
     if (row.hnsw_m !== config.hnsw.m || row.hnsw_ef_construction !== config.hnsw.efConstruction) {
-      problems.push({ path: '/sink/hnsw', message: `${config.topology}@${config.version} was indexed with m=${row.hnsw_m}, ef_construction=${row.hnsw_ef_construction}; re-index into a new version to change them` })
+      problems.push({
+        path: '/sink/hnsw',
+        message: `${config.topology}@${config.version} was indexed with m=${row.hnsw_m}, ef_construction=${row.hnsw_ef_construction}; re-index into a new version to change them`,
+      })
     }
     if (problems.length) throw new ConfigError(problems, 'sink configuration')
   }
@@ -265,7 +306,15 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
   await owner.query(
     `INSERT INTO ${n.versionsTable} (topology, version, table_name, dims, distance, hnsw_m, hnsw_ef_construction)
      VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    [config.topology, config.version, n.chunkTableName, config.dims, config.distance, config.hnsw.m, config.hnsw.efConstruction],
+    [
+      config.topology,
+      config.version,
+      n.chunkTableName,
+      config.dims,
+      config.distance,
+      config.hnsw.m,
+      config.hnsw.efConstruction,
+    ],
   )
   return true
 }
@@ -274,7 +323,10 @@ async function activateInTransaction(owner: pg.Client, config: SinkConfig): Prom
   const n = config.names
   const columns = CHUNK_COLUMNS.join(', ')
   await owner.query(`UPDATE ${n.versionsTable} SET active = false WHERE topology = $1 AND active`, [config.topology])
-  await owner.query(`UPDATE ${n.versionsTable} SET active = true, activated_at = now() WHERE topology = $1 AND version = $2`, [config.topology, config.version])
+  await owner.query(
+    `UPDATE ${n.versionsTable} SET active = true, activated_at = now() WHERE topology = $1 AND version = $2`,
+    [config.topology, config.version],
+  )
   // security_invoker: the view runs with the analyst's privileges, so RLS on the table applies to them.
   await owner.query(`
     CREATE OR REPLACE VIEW ${n.view} WITH (security_invoker = true) AS SELECT ${columns} FROM ${n.chunkTable};
@@ -298,8 +350,15 @@ async function activateInTransaction(owner: pg.Client, config: SinkConfig): Prom
 export async function activateVersion(owner: pg.Client, config: SinkConfig): Promise<void> {
   await inTransaction(owner, async () => {
     await lockSchema(owner, config.names)
-    const found = await owner.query(`SELECT 1 FROM ${config.names.versionsTable} WHERE topology = $1 AND version = $2`, [config.topology, config.version])
-    if (!found.rowCount) throw new ConfigError([{ path: '/sink/version', message: `${config.topology}@${config.version} has not been migrated` }], 'sink configuration')
+    const found = await owner.query(
+      `SELECT 1 FROM ${config.names.versionsTable} WHERE topology = $1 AND version = $2`,
+      [config.topology, config.version],
+    )
+    if (!found.rowCount)
+      throw new ConfigError(
+        [{ path: '/sink/version', message: `${config.topology}@${config.version} has not been migrated` }],
+        'sink configuration',
+      )
     await activateInTransaction(owner, config)
   })
 }
@@ -314,24 +373,38 @@ export interface AnalystAccess {
  * Lets an existing role read the topology's views, restricted by row-level security to the given
  * classifications and tenants (replacing what it had). Run as the owner.
  */
-export async function grantAnalyst(owner: pg.Client, config: SinkConfig, role: string, access: AnalystAccess): Promise<void> {
+export async function grantAnalyst(
+  owner: pg.Client,
+  config: SinkConfig,
+  role: string,
+  access: AnalystAccess,
+): Promise<void> {
   checkIdentifier('/analyst/role', role)
   const n = config.names
-  if (role === n.ownerRole || role === n.sinkRole) throw new ConfigError([{ path: '/analyst/role', message: 'must not be the owner or sink role' }], 'grant')
+  if (role === n.ownerRole || role === n.sinkRole)
+    throw new ConfigError([{ path: '/analyst/role', message: 'must not be the owner or sink role' }], 'grant')
   const r = quoteIdent(role)
   await inTransaction(owner, async () => {
     await owner.query(`DELETE FROM ${n.grantsTable} WHERE role_name = $1`, [role])
     await owner.query(
       `INSERT INTO ${n.grantsTable} (role_name, dimension, value)
        SELECT $1, d, v FROM unnest($2::text[], $3::text[]) AS u(d, v)`,
-      [role, [...access.classifications.map(() => 'classification'), ...access.tenants.map(() => 'tenant')], [...access.classifications, ...access.tenants]],
+      [
+        role,
+        [...access.classifications.map(() => 'classification'), ...access.tenants.map(() => 'tenant')],
+        [...access.classifications, ...access.tenants],
+      ],
     )
-    const tables = await owner.query<{ table_name: string }>(`SELECT table_name FROM ${n.versionsTable} WHERE topology = $1`, [config.topology])
+    const tables = await owner.query<{ table_name: string }>(
+      `SELECT table_name FROM ${n.versionsTable} WHERE topology = $1`,
+      [config.topology],
+    )
     await owner.query(`GRANT USAGE ON SCHEMA ${quoteIdent(n.viewSchema)} TO ${r}`)
     await owner.query(`GRANT SELECT ON ${n.view}, ${n.freshnessView}, ${n.grantsTable} TO ${r}`)
     // security_invoker views need SELECT on the table itself; without USAGE on the table schema the
     // analyst still cannot name the table directly, and RLS filters rows either way.
-    for (const { table_name } of tables.rows) await owner.query(`GRANT SELECT ON ${quoteIdent(n.schema)}.${quoteIdent(table_name)} TO ${r}`)
+    for (const { table_name } of tables.rows)
+      await owner.query(`GRANT SELECT ON ${quoteIdent(n.schema)}.${quoteIdent(table_name)} TO ${r}`)
   })
 }
 
@@ -348,13 +421,14 @@ export async function bootstrapDatabase(admin: pg.Client, names: SinkNames): Pro
     await admin.query('CREATE EXTENSION IF NOT EXISTS vector')
     for (const role of [names.ownerRole, names.sinkRole]) {
       const exists = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])
-      if (!exists.rowCount) await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`)
+      if (!exists.rowCount)
+        await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`)
     }
     await admin.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(names.schema)} AUTHORIZATION ${owner}`)
     await admin.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(names.viewSchema)} AUTHORIZATION ${owner}`)
     await admin.query(`REVOKE ALL ON SCHEMA ${quoteIdent(names.schema)}, ${quoteIdent(names.viewSchema)} FROM PUBLIC`)
-    await admin.query(`GRANT CONNECT ON DATABASE ${quoteIdent((await admin.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db)} TO ${owner}, ${sink}`)
+    await admin.query(
+      `GRANT CONNECT ON DATABASE ${quoteIdent((await admin.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db)} TO ${owner}, ${sink}`,
+    )
   })
 }
-
-

@@ -39,7 +39,10 @@ class SinkStopped extends Error {
 async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined
   try {
-    return await Promise.race([promise, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms).unref()))])
+    return await Promise.race([
+      promise,
+      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms).unref())),
+    ])
   } finally {
     clearTimeout(timer)
   }
@@ -47,11 +50,29 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined
 
 export type SinkLogEvent =
   | { readonly event: 'started'; readonly instance: string; readonly topic: string; readonly table: string }
-  | { readonly event: 'assigned'; readonly partitions: readonly number[]; readonly offsets: Readonly<Record<string, string>> }
+  | {
+      readonly event: 'assigned'
+      readonly partitions: readonly number[]
+      readonly offsets: Readonly<Record<string, string>>
+    }
   | { readonly event: 'batch-begin'; readonly records: number; readonly partitions: readonly number[] }
-  | { readonly event: 'batch-committed'; readonly upserted: number; readonly deleted: number; readonly audits: number; readonly rejects: number; readonly alreadyCommitted: boolean; readonly offsets: Readonly<Record<string, string>> }
+  | {
+      readonly event: 'batch-committed'
+      readonly upserted: number
+      readonly deleted: number
+      readonly audits: number
+      readonly rejects: number
+      readonly alreadyCommitted: boolean
+      readonly offsets: Readonly<Record<string, string>>
+    }
   | { readonly event: 'fenced'; readonly code: 'RS_SINK_FENCED'; readonly partitions: readonly number[] }
-  | { readonly event: 'retry'; readonly what: string; readonly attempt: number; readonly delayMs: number; readonly error: string }
+  | {
+      readonly event: 'retry'
+      readonly what: string
+      readonly attempt: number
+      readonly delayMs: number
+      readonly error: string
+    }
   /** The idle Postgres connection died (server restart, connection killed); the next batch opens a new one. */
   | { readonly event: 'connection-lost'; readonly what: 'postgres'; readonly error: string }
   | { readonly event: 'stopped' }
@@ -79,8 +100,11 @@ export function isTransientPostgresError(error: unknown): boolean {
   const e = error as { code?: string; message?: string }
   const code = e?.code ?? ''
   if (/^(08|57P|53|40001|40P01|55P03)/.test(code)) return true
-  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true
-  return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable|terminating connection/i.test(e?.message ?? '')
+  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code))
+    return true
+  return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable|terminating connection/i.test(
+    e?.message ?? '',
+  )
 }
 
 export class PgvectorSink {
@@ -132,7 +156,10 @@ export class PgvectorSink {
       this.#groupFailed = true
       this.#log({ event: 'retry', what: 'kafka group', attempt: 1, delayMs: 0, error: error.message })
     })
-    this.#decoder = new ChunkDecoder(new SchemaRegistry({ host: options.schemaRegistryUrl.replace(/\/+$/, '') }), c.dims)
+    this.#decoder = new ChunkDecoder(
+      new SchemaRegistry({ host: options.schemaRegistryUrl.replace(/\/+$/, '') }),
+      c.dims,
+    )
     this.#writer = new BatchWriter(c.names, this.#instance)
   }
 
@@ -151,7 +178,12 @@ export class PgvectorSink {
       await this.#checkTable()
       this.#consumer.topics.track(this.#config.topic)
       await this.#withRetry('kafka join', () => this.#consumer.joinGroup({}))
-      this.#log({ event: 'started', instance: this.#instance, topic: this.#config.topic, table: this.#config.names.chunkTable })
+      this.#log({
+        event: 'started',
+        instance: this.#instance,
+        topic: this.#config.topic,
+        table: this.#config.names.chunkTable,
+      })
       while (!this.#stopping) {
         if (this.#groupFailed) {
           this.#groupFailed = false
@@ -165,12 +197,15 @@ export class PgvectorSink {
           continue
         }
         const started = this.#batchStartedAt
-        const lingerLeft = started === null ? this.#config.batchLingerMs : this.#config.batchLingerMs - (Date.now() - started)
+        const lingerLeft =
+          started === null ? this.#config.batchLingerMs : this.#config.batchLingerMs - (Date.now() - started)
         if (this.#buffered() < this.#config.batchMaxRecords && lingerLeft > 0) {
           await this.#fetch(Math.min(Math.max(lingerLeft, 10), 500))
         }
         if (this.#assignmentChanged || this.#stopping || this.#batchStartedAt === null) continue
-        const due = this.#buffered() >= this.#config.batchMaxRecords || Date.now() - this.#batchStartedAt >= this.#config.batchLingerMs
+        const due =
+          this.#buffered() >= this.#config.batchMaxRecords ||
+          Date.now() - this.#batchStartedAt >= this.#config.batchLingerMs
         if (due && this.#hasProgress()) await this.#flush()
       }
     } catch (error) {
@@ -205,7 +240,12 @@ export class PgvectorSink {
     const signal = this.#stopped.signal
     let onAbort: (() => void) | undefined
     try {
-      return await Promise.race([pending, new Promise<never>((_, reject) => signal.addEventListener('abort', (onAbort = () => reject(new SinkStopped(step))), { once: true }))])
+      return await Promise.race([
+        pending,
+        new Promise<never>((_, reject) =>
+          signal.addEventListener('abort', (onAbort = () => reject(new SinkStopped(step))), { once: true }),
+        ),
+      ])
     } finally {
       if (onAbort) signal.removeEventListener('abort', onAbort)
     }
@@ -221,7 +261,13 @@ export class PgvectorSink {
     // open, heartbeating and rejoining: try again while the grace lasts.
     const graceEnds = Date.now() + CLOSE_GRACE_MS
     while (Date.now() < graceEnds) {
-      const closed = await within(consumer.close(true).then(() => true, () => false), graceEnds - Date.now())
+      const closed = await within(
+        consumer.close(true).then(
+          () => true,
+          () => false,
+        ),
+        graceEnds - Date.now(),
+      )
       if (closed !== false) break
       await sleep(100)
     }
@@ -231,7 +277,13 @@ export class PgvectorSink {
       this.#step = 'closing: postgres'
       // end() waits for the server, which does not read the goodbye while a statement (e.g. one
       // waiting on a lock) runs: then the socket is destroyed, and the server rolls the transaction back.
-      const ended = await within(client.end().then(() => true, () => false), CLOSE_GRACE_MS)
+      const ended = await within(
+        client.end().then(
+          () => true,
+          () => false,
+        ),
+        CLOSE_GRACE_MS,
+      )
       if (!ended) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()
     }
     this.#step = 'stopped'
@@ -251,7 +303,10 @@ export class PgvectorSink {
 
   async #pg(): Promise<pg.Client> {
     if (this.#client) return this.#client
-    const client = new pg.Client({ connectionString: this.#postgresUrl, application_name: `ragstream-sink ${this.#config.topology}` })
+    const client = new pg.Client({
+      connectionString: this.#postgresUrl,
+      application_name: `ragstream-sink ${this.#config.topology}`,
+    })
     client.on('error', (error: Error) => {
       // A dead connection is noticed by the next query, which fails and is retried on a new client.
       if (this.#client !== client) return
@@ -275,7 +330,11 @@ export class PgvectorSink {
   }
 
   /** Retries transient failures (Postgres down or restarting, connection killed) with capped exponential backoff; nothing is skipped. */
-  async #withRetry<T>(what: string, fn: () => Promise<T>, transient: (error: unknown) => boolean = () => true): Promise<T> {
+  async #withRetry<T>(
+    what: string,
+    fn: () => Promise<T>,
+    transient: (error: unknown) => boolean = () => true,
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.#unlessStopped(what, fn)
@@ -297,15 +356,25 @@ export class PgvectorSink {
 
   async #checkTable(): Promise<void> {
     const c = this.#config
-    const result = await this.#withRetry('postgres connect', async () => (await this.#pg()).query<{ dims: number }>(
-      `SELECT dims FROM ${c.names.versionsTable} WHERE topology = $1 AND version = $2`, [c.topology, c.version]), isTransientPostgresError)
-      .catch((error: unknown) => {
-        throw new RagstreamError('RS_CONFIG_INVALID', `the sink cannot read ${c.names.versionsTable} at ${redactUrl(this.#postgresUrl)}: ${(error as Error).message}`, {
+    const result = await this.#withRetry(
+      'postgres connect',
+      async () =>
+        (await this.#pg()).query<{ dims: number }>(
+          `SELECT dims FROM ${c.names.versionsTable} WHERE topology = $1 AND version = $2`,
+          [c.topology, c.version],
+        ),
+      isTransientPostgresError,
+    ).catch((error: unknown) => {
+      throw new RagstreamError(
+        'RS_CONFIG_INVALID',
+        `the sink cannot read ${c.names.versionsTable} at ${redactUrl(this.#postgresUrl)}: ${(error as Error).message}`,
+        {
           context: { path: '/sink/schema' },
           hint: 'run `ragstream sink <topology> --migrate` as the owner role first, and connect the sink as the sink role',
           cause: error,
-        })
-      })
+        },
+      )
+    })
     if (!result.rowCount) {
       throw new RagstreamError('RS_CONFIG_INVALID', `${c.topology}@${c.version} has no table yet`, {
         context: { path: '/sink/version' },
@@ -313,18 +382,30 @@ export class PgvectorSink {
       })
     }
     if (result.rows[0].dims !== c.dims) {
-      throw new RagstreamError('RS_CONFIG_INVALID', `${c.topology}@${c.version} has ${result.rows[0].dims} dimensions, the configuration says ${c.dims}`, { context: { path: '/sink/dims' } })
+      throw new RagstreamError(
+        'RS_CONFIG_INVALID',
+        `${c.topology}@${c.version} has ${result.rows[0].dims} dimensions, the configuration says ${c.dims}`,
+        { context: { path: '/sink/dims' } },
+      )
     }
     // The sink must be subject to row-level security and must not own what it writes.
-    const role = await this.#unlessStopped('postgres role check', async () => (await this.#pg()).query<{ who: string; rolsuper: boolean; rolbypassrls: boolean; owns: boolean }>(
-      `SELECT current_user AS who, r.rolsuper, r.rolbypassrls, pg_has_role(current_user, c.relowner, 'USAGE') AS owns
-       FROM pg_roles r, pg_class c WHERE r.rolname = current_user AND c.oid = $1::regclass`, [c.names.chunkTable]))
+    const role = await this.#unlessStopped('postgres role check', async () =>
+      (await this.#pg()).query<{ who: string; rolsuper: boolean; rolbypassrls: boolean; owns: boolean }>(
+        `SELECT current_user AS who, r.rolsuper, r.rolbypassrls, pg_has_role(current_user, c.relowner, 'USAGE') AS owns
+       FROM pg_roles r, pg_class c WHERE r.rolname = current_user AND c.oid = $1::regclass`,
+        [c.names.chunkTable],
+      ),
+    )
     const { who, rolsuper, rolbypassrls, owns } = role.rows[0]
     if (rolsuper || rolbypassrls || owns) {
-      throw new RagstreamError('RS_CONFIG_INVALID', `the sink connected as ${JSON.stringify(who)}, which ${rolsuper ? 'is a superuser' : rolbypassrls ? 'has BYPASSRLS' : 'owns the table'}; connect as the sink role`, {
-        context: { path: '/sink/sinkRole' },
-        hint: 'see docs/sql.md for the owner/sink/analyst roles',
-      })
+      throw new RagstreamError(
+        'RS_CONFIG_INVALID',
+        `the sink connected as ${JSON.stringify(who)}, which ${rolsuper ? 'is a superuser' : rolbypassrls ? 'has BYPASSRLS' : 'owns the table'}; connect as the sink role`,
+        {
+          context: { path: '/sink/sinkRole' },
+          hint: 'see docs/sql.md for the owner/sink/analyst roles',
+        },
+      )
     }
   }
 
@@ -339,16 +420,35 @@ export class PgvectorSink {
       this.#log({ event: 'assigned', partitions: [], offsets: {} })
       return
     }
-    const earliest = await this.#withRetry('kafka list offsets', () => this.#consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.EARLIEST }))
-    const claims = assigned.map((partition) => ({ partition, initial: earliest.get(topic)?.[partition] ?? 0n, ownerToken: randomUUID() }))
-    const stored = await this.#withRetry('postgres claim', async () => claimPartitions(await this.#pg(), this.#config.names, topic, claims), isTransientPostgresError)
+    const earliest = await this.#withRetry('kafka list offsets', () =>
+      this.#consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.EARLIEST }),
+    )
+    const claims = assigned.map((partition) => ({
+      partition,
+      initial: earliest.get(topic)?.[partition] ?? 0n,
+      ownerToken: randomUUID(),
+    }))
+    const stored = await this.#withRetry(
+      'postgres claim',
+      async () => claimPartitions(await this.#pg(), this.#config.names, topic, claims),
+      isTransientPostgresError,
+    )
     // The group moved on while we were claiming: claim again for the newer assignment.
     if (this.#assignmentChanged) return
     for (const claim of claims) {
       const offset = stored.get(claim.partition)!
-      this.#partitions.set(claim.partition, { ownerToken: claim.ownerToken, committed: offset, position: offset, records: [] })
+      this.#partitions.set(claim.partition, {
+        ownerToken: claim.ownerToken,
+        committed: offset,
+        position: offset,
+        records: [],
+      })
     }
-    this.#log({ event: 'assigned', partitions: assigned, offsets: Object.fromEntries([...stored].map(([p, o]) => [String(p), o.toString()])) })
+    this.#log({
+      event: 'assigned',
+      partitions: assigned,
+      offsets: Object.fromEntries([...stored].map(([p, o]) => [String(p), o.toString()])),
+    })
   }
 
   async #fetch(maxWaitMs: number): Promise<void> {
@@ -369,36 +469,59 @@ export class PgvectorSink {
       const leader = topicMeta.partitions[partition]?.leader ?? -1
       byNode.set(leader, [...(byNode.get(leader) ?? []), partition])
     }
-    await Promise.all([...byNode].map(async ([node, partitions]) => {
-      const requested = new Map(partitions.map((p) => [p, this.#partitions.get(p)!]))
-      let response
-      try {
-        // Not Consumer.fetch: its read_committed filter drops committed transactions of a producer id
-        // that aborted more than once (see src/runtime/read-committed.ts); committedRecords filters.
-        response = await this.#unlessStopped('kafka fetch', () => fetchUnfiltered(this.#consumer, {
-          node,
-          maxWaitMs,
-          minBytes: 1,
-          maxBytes: 16 * 1024 * 1024,
-          topics: [{ topic, topicId: topicMeta.id, partitions: partitions.map((p) => ({ partition: p, fetchOffset: requested.get(p)!.position, maxBytes: 4 * 1024 * 1024 })) }],
-        }))
-      } catch (error) {
-        if (this.#stopping) return
-        this.#log({ event: 'retry', what: 'kafka fetch', attempt: 1, delayMs: 500, error: (error as Error).message })
-        await this.#unlessStopped('kafka metadata refresh', () => this.#consumer.metadata({ topics: [topic], forceUpdate: true })).catch(() => {})
-        await this.#pause('kafka fetch retry', 500)
-        return
-      }
-      for (const fetched of response.partitions) {
-        const state = requested.get(fetched.partition)
-        // The assignment changed while fetching, or this state was replaced: ignore the data.
-        if (!state || this.#partitions.get(fetched.partition) !== state || this.#assignmentChanged) continue
-        const committed = committedRecords(topic, fetched.partition, state.position, fetched.batches, fetched.abortedTransactions)
-        for (const r of committed.records) state.records.push({ topic, partition: r.partition, offset: r.offset, key: r.key, value: r.value })
-        state.position = committed.nextOffset
-        if (this.#batchStartedAt === null && state.position > state.committed) this.#batchStartedAt = Date.now()
-      }
-    }))
+    await Promise.all(
+      [...byNode].map(async ([node, partitions]) => {
+        const requested = new Map(partitions.map((p) => [p, this.#partitions.get(p)!]))
+        let response
+        try {
+          // Not Consumer.fetch: its read_committed filter drops committed transactions of a producer id
+          // that aborted more than once (see src/runtime/read-committed.ts); committedRecords filters.
+          response = await this.#unlessStopped('kafka fetch', () =>
+            fetchUnfiltered(this.#consumer, {
+              node,
+              maxWaitMs,
+              minBytes: 1,
+              maxBytes: 16 * 1024 * 1024,
+              topics: [
+                {
+                  topic,
+                  topicId: topicMeta.id,
+                  partitions: partitions.map((p) => ({
+                    partition: p,
+                    fetchOffset: requested.get(p)!.position,
+                    maxBytes: 4 * 1024 * 1024,
+                  })),
+                },
+              ],
+            }),
+          )
+        } catch (error) {
+          if (this.#stopping) return
+          this.#log({ event: 'retry', what: 'kafka fetch', attempt: 1, delayMs: 500, error: (error as Error).message })
+          await this.#unlessStopped('kafka metadata refresh', () =>
+            this.#consumer.metadata({ topics: [topic], forceUpdate: true }),
+          ).catch(() => {})
+          await this.#pause('kafka fetch retry', 500)
+          return
+        }
+        for (const fetched of response.partitions) {
+          const state = requested.get(fetched.partition)
+          // The assignment changed while fetching, or this state was replaced: ignore the data.
+          if (!state || this.#partitions.get(fetched.partition) !== state || this.#assignmentChanged) continue
+          const committed = committedRecords(
+            topic,
+            fetched.partition,
+            state.position,
+            fetched.batches,
+            fetched.abortedTransactions,
+          )
+          for (const r of committed.records)
+            state.records.push({ topic, partition: r.partition, offset: r.offset, key: r.key, value: r.value })
+          state.position = committed.nextOffset
+          if (this.#batchStartedAt === null && state.position > state.committed) this.#batchStartedAt = Date.now()
+        }
+      }),
+    )
   }
 
   async #flush(): Promise<void> {
@@ -423,13 +546,20 @@ export class PgvectorSink {
     let batch = buildBatch(topic, progress, events)
     this.#log({ event: 'batch-begin', records: records.length, partitions: progress.map((p) => p.partition) })
     for (;;) {
-      const outcome = await this.#withRetry('postgres batch', async () => this.#writer.write(await this.#pg(), batch), isTransientPostgresError)
+      const outcome = await this.#withRetry(
+        'postgres batch',
+        async () => this.#writer.write(await this.#pg(), batch),
+        isTransientPostgresError,
+      )
       if (outcome.status === 'committed') {
         for (const p of batch.partitions) {
           const state = this.#partitions.get(p.partition)
           if (state?.ownerToken !== p.ownerToken) continue
           state.committed = p.next
-          state.records = state.records.length > 0 && state.records[state.records.length - 1].offset >= p.next ? state.records.filter((r) => r.offset >= p.next) : []
+          state.records =
+            state.records.length > 0 && state.records[state.records.length - 1].offset >= p.next
+              ? state.records.filter((r) => r.offset >= p.next)
+              : []
         }
         if (!this.#hasProgress()) this.#batchStartedAt = null
         this.#log({
@@ -442,7 +572,11 @@ export class PgvectorSink {
           offsets: Object.fromEntries(batch.partitions.map((p) => [String(p.partition), p.next.toString()])),
         })
         // Lag monitoring only: failures here (e.g. a zombie's stale generation) change nothing.
-        this.#consumer.commit({ offsets: batch.partitions.map((p) => ({ topic, partition: p.partition, offset: p.next, leaderEpoch: -1 })) }).catch(() => {})
+        this.#consumer
+          .commit({
+            offsets: batch.partitions.map((p) => ({ topic, partition: p.partition, offset: p.next, leaderEpoch: -1 })),
+          })
+          .catch(() => {})
         return
       }
       // RS_SINK_FENCED: another instance claimed these partitions. Stop their work and rejoin the
@@ -451,7 +585,13 @@ export class PgvectorSink {
       this.#log({ event: 'fenced', code: 'RS_SINK_FENCED', partitions: outcome.partitions })
       for (const partition of outcome.partitions) this.#partitions.delete(partition)
       this.#consumer.joinGroup({}).catch((error: unknown) => {
-        this.#log({ event: 'retry', what: 'kafka rejoin after fence', attempt: 1, delayMs: 0, error: (error as Error).message })
+        this.#log({
+          event: 'retry',
+          what: 'kafka rejoin after fence',
+          attempt: 1,
+          delayMs: 0,
+          error: (error as Error).message,
+        })
       })
       const remaining = progress.filter((p) => this.#partitions.has(p.partition))
       if (remaining.length === 0) {
@@ -459,7 +599,11 @@ export class PgvectorSink {
         return
       }
       const keep = new Set(remaining.map((p) => p.partition))
-      batch = buildBatch(topic, remaining, events.filter((_, i) => keep.has(records[i].partition)))
+      batch = buildBatch(
+        topic,
+        remaining,
+        events.filter((_, i) => keep.has(records[i].partition)),
+      )
     }
   }
 }

@@ -43,7 +43,10 @@ export function parseWhere(clauses: readonly string[]): QueryFilter {
     const key = eq < 0 ? '' : clause.slice(0, eq).trim()
     const raw = eq < 0 ? '' : clause.slice(eq + 1)
     if (eq < 0 || !KEY.test(key)) {
-      problems.push({ path: `--where[${i}]`, message: `must be key=value with a key of letters, digits, _, - and dots (got ${JSON.stringify(clause)})` })
+      problems.push({
+        path: `--where[${i}]`,
+        message: `must be key=value with a key of letters, digits, _, - and dots (got ${JSON.stringify(clause)})`,
+      })
       return
     }
     if ((FILTER_COLUMNS as readonly string[]).includes(key)) {
@@ -86,7 +89,8 @@ export function nearestNeighbourSql(q: NearestNeighbourQuery): { text: string; v
     where.push(`metadata @> $${values.length}::jsonb`)
   }
   // pgvector's <#> is the negative inner product, so negating either distance gives "higher is closer".
-  const score = q.distance === 'cosine' ? `1 - (embedding ${operator} $1::vector)` : `-(embedding ${operator} $1::vector)`
+  const score =
+    q.distance === 'cosine' ? `1 - (embedding ${operator} $1::vector)` : `-(embedding ${operator} $1::vector)`
   const text = `SELECT ${score} AS score, entity_type, entity_key, chunk_id, content, source_topic, source_partition, source_offset,
        source_ts, visible_at, topology_version, embedding_model
 FROM ${q.view}${where.length ? `\nWHERE ${where.join(' AND ')}` : ''}
@@ -118,7 +122,10 @@ export async function nearestNeighbours(client: pg.Client, q: NearestNeighbourQu
   const { text, values } = nearestNeighbourSql(q)
   await client.query('BEGIN READ ONLY')
   try {
-    await client.query(`SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'strict_order', true)`, [String(Math.min(1000, Math.max(40, q.k * 4)))])
+    await client.query(
+      `SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'strict_order', true)`,
+      [String(Math.min(1000, Math.max(40, q.k * 4)))],
+    )
     const result = await client.query<NeighbourRow>(text, values)
     await client.query('COMMIT')
     return result.rows.map((r) => ({ ...r, score: Number(r.score) }))
@@ -144,6 +151,10 @@ export function formatNeighbours(rows: readonly NeighbourRow[]): string {
     `${r.source_topic}[${r.source_partition}]@${r.source_offset} ${r.topology_version} ${r.embedding_model}`,
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
-  const fmt = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd()
+  const fmt = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd()
   return [fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...lines.map(fmt)].join('\n') + '\n'
 }

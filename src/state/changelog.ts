@@ -113,7 +113,8 @@ export interface ChangelogRestorerOptions {
 }
 
 /** Where a partition is read from, or why it cannot be yet. */
-type PartitionLocation = { readonly topicId: string; readonly leader: number } | 'no-topic' | 'no-partition' | 'no-leader'
+type PartitionLocation =
+  { readonly topicId: string; readonly leader: number } | 'no-topic' | 'no-partition' | 'no-leader'
 
 /** Metadata that says the partition is not settled yet (a topic just created, a leader just moved). */
 class UnsettledPartition extends Error {}
@@ -124,7 +125,10 @@ class UnsettledPartition extends Error {}
  * with a protocol error flagged `hasStaleMetadata`: refresh the metadata and retry.
  */
 function isUnsettled(error: unknown): boolean {
-  return error instanceof UnsettledPartition || (error instanceof Error && findErrorBy(error, 'hasStaleMetadata', true) !== null)
+  return (
+    error instanceof UnsettledPartition ||
+    (error instanceof Error && findErrorBy(error, 'hasStaleMetadata', true) !== null)
+  )
 }
 
 /**
@@ -173,28 +177,52 @@ export class ChangelogRestorer {
     await this.#consumer.close(true)
   }
 
-  async #restore({ store, partition, applicationId, topic: explicitTopic, onProgress, onStart, signal }: RestoreOptions): Promise<RestoreResult> {
+  async #restore({
+    store,
+    partition,
+    applicationId,
+    topic: explicitTopic,
+    onProgress,
+    onStart,
+    signal,
+  }: RestoreOptions): Promise<RestoreResult> {
     const topic = explicitTopic ?? (applicationId === undefined ? undefined : changelogTopic(applicationId, store.name))
     if (topic === undefined) throw new TypeError('restore needs an applicationId or a topic')
     const consumer = this.#consumer
     const missing = (): RagstreamError =>
-      new RagstreamError('RS_CONFIG_INVALID', `changelog topic ${topic} has no partition ${partition}; internal topics must be created before stores are restored`, {
-        context: { topic, partition, service: 'Kafka', address: this.#brokers },
-      })
+      new RagstreamError(
+        'RS_CONFIG_INVALID',
+        `changelog topic ${topic} has no partition ${partition}; internal topics must be created before stores are restored`,
+        {
+          context: { topic, partition, service: 'Kafka', address: this.#brokers },
+        },
+      )
     consumer.topics.track(topic)
     try {
-      const settled = <T>(what: string, step: (location: { topicId: string; leader: number }) => Promise<T>): Promise<T> =>
-        this.#settled(what, topic, partition, missing, step, signal)
-      const offsets = async (timestamp: bigint, isolationLevel: number = FetchIsolationLevels.READ_COMMITTED): Promise<bigint> => {
-        const result = await consumer.listOffsets({ topics: [topic], partitions: { [topic]: [partition] }, timestamp, isolationLevel })
+      const settled = <T>(
+        what: string,
+        step: (location: { topicId: string; leader: number }) => Promise<T>,
+      ): Promise<T> => this.#settled(what, topic, partition, missing, step, signal)
+      const offsets = async (
+        timestamp: bigint,
+        isolationLevel: number = FetchIsolationLevels.READ_COMMITTED,
+      ): Promise<bigint> => {
+        const result = await consumer.listOffsets({
+          topics: [topic],
+          partitions: { [topic]: [partition] },
+          timestamp,
+          isolationLevel,
+        })
         const offset = result.get(topic)?.[partition]
-        if (offset === undefined) throw new Error(`no ${timestamp === -2n ? 'earliest' : 'latest'} offset for ${topic}-${partition}`)
+        if (offset === undefined)
+          throw new Error(`no ${timestamp === -2n ? 'earliest' : 'latest'} offset for ${topic}-${partition}`)
         return offset
       }
       // The checkpoint first: a flush only follows a commit, so a checkpoint read before the LSO is never beyond it.
       const checkpoint = await store.checkpoint(partition)
       const [logStart, lso, highWatermark] = await settled(`offsets of ${topic}-${partition}`, () =>
-        Promise.all([offsets(-2n), offsets(-1n), offsets(-1n, FetchIsolationLevels.READ_UNCOMMITTED)]))
+        Promise.all([offsets(-2n), offsets(-1n), offsets(-1n, FetchIsolationLevels.READ_UNCOMMITTED)]),
+      )
       // An open transaction holds the LSO back: give it a moment to end (see openTransactionWaitMs).
       let end = lso
       const deadline = Date.now() + this.#openTransactionWaitMs
@@ -224,17 +252,22 @@ export class ChangelogRestorer {
 
       let emptyFetches = 0
       while (position < end) {
-        const { response, data } = await settled(`fetch ${topic}-${partition} at ${position}`, async ({ topicId, leader }) => {
-          // Not Consumer.fetch(): its read_committed filter drops committed records (see src/runtime/read-committed.ts).
-          const response = await fetchUnfiltered(consumer, {
-            node: leader,
-            topics: [{ topic, topicId, partitions: [{ partition, fetchOffset: position, maxBytes: this.#fetchMaxBytes }] }],
-            minBytes: 1,
-            maxBytes: this.#fetchMaxBytes,
-            maxWaitMs: 200,
-          })
-          return { response, data: response.partitions.find((p) => p.topic === topic && p.partition === partition) }
-        })
+        const { response, data } = await settled(
+          `fetch ${topic}-${partition} at ${position}`,
+          async ({ topicId, leader }) => {
+            // Not Consumer.fetch(): its read_committed filter drops committed records (see src/runtime/read-committed.ts).
+            const response = await fetchUnfiltered(consumer, {
+              node: leader,
+              topics: [
+                { topic, topicId, partitions: [{ partition, fetchOffset: position, maxBytes: this.#fetchMaxBytes }] },
+              ],
+              minBytes: 1,
+              maxBytes: this.#fetchMaxBytes,
+              maxWaitMs: 200,
+            })
+            return { response, data: response.partitions.find((p) => p.topic === topic && p.partition === partition) }
+          },
+        )
         const batches = data?.batches ?? []
         if (batches.length === 0) {
           if (response.throttleTimeMs > 0) {
@@ -253,11 +286,18 @@ export class ChangelogRestorer {
         const committed = committedRecords(topic, partition, position, batches, data?.abortedTransactions)
         for (const record of committed.records) {
           if (record.key === null) {
-            throw new RagstreamError('RS_DECODE_FAILED', `changelog ${topic}-${partition} has a record without a key at offset ${record.offset}`, {
-              context: { topic, partition, offset: record.offset },
-            })
+            throw new RagstreamError(
+              'RS_DECODE_FAILED',
+              `changelog ${topic}-${partition} has a record without a key at offset ${record.offset}`,
+              {
+                context: { topic, partition, offset: record.offset },
+              },
+            )
           }
-          chunk.push({ key: record.key.toString('utf8'), value: record.value === null ? null : Buffer.from(record.value) })
+          chunk.push({
+            key: record.key.toString('utf8'),
+            value: record.value === null ? null : Buffer.from(record.value),
+          })
           if (chunk.length >= this.#chunkSize) await apply(record.offset + 1n)
         }
         position = committed.nextOffset
@@ -297,10 +337,18 @@ export class ChangelogRestorer {
         if (error instanceof RagstreamError || !isUnsettled(error)) throw this.#unavailable(what, error)
         reason = error
       }
-      const settling = reason === 'no-topic' ? `${topic} is unknown` : reason === 'no-partition' ? `${topic} has no partition ${partition}` : reason === 'no-leader' ? `${topic}-${partition} has no leader` : reason
+      const settling =
+        reason === 'no-topic'
+          ? `${topic} is unknown`
+          : reason === 'no-partition'
+            ? `${topic} has no partition ${partition}`
+            : reason === 'no-leader'
+              ? `${topic}-${partition} has no leader`
+              : reason
       // Stopping is not a verdict on the topic: a restore cut short by the signal is only unavailable.
       if (signal?.aborted) throw this.#unavailable(`${what} (stopped while waiting)`, settling)
-      if (Date.now() >= deadline) throw reason === 'no-topic' || reason === 'no-partition' ? missing() : this.#unavailable(what, settling)
+      if (Date.now() >= deadline)
+        throw reason === 'no-topic' || reason === 'no-partition' ? missing() : this.#unavailable(what, settling)
       refresh = true
       await sleep(Math.min(backoff.next(), Math.max(0, deadline - Date.now())), signal)
     }
@@ -314,9 +362,14 @@ export class ChangelogRestorer {
       // its fixed delays; #settled retries with its own backoff and bound instead.
       metadata = await this.#consumer.metadata({ topics: [topic], forceUpdate: refresh, retries: 0 })
     } catch (error) {
-      if (error instanceof Error && (findErrorBy(error, 'apiId', 'UNKNOWN_TOPIC_OR_PARTITION') || /unknown topic/i.test(error.message))) return 'no-topic'
+      if (
+        error instanceof Error &&
+        (findErrorBy(error, 'apiId', 'UNKNOWN_TOPIC_OR_PARTITION') || /unknown topic/i.test(error.message))
+      )
+        return 'no-topic'
       // Anything the client itself would retry (a dropped connection, a leader election) is retried here.
-      if (error instanceof Error && findErrorBy(error, 'canRetry', false) === null) throw new UnsettledPartition(error.message, { cause: error })
+      if (error instanceof Error && findErrorBy(error, 'canRetry', false) === null)
+        throw new UnsettledPartition(error.message, { cause: error })
       throw error
     }
     const info = metadata.topics.get(topic)

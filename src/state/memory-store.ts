@@ -35,7 +35,10 @@ export class MemoryStateBacking {
   /** Partitions of `store` holding committed data or a checkpoint. */
   partitionsOf(store: string): number[] {
     const prefix = `${store}\u0000`
-    return [...this.#partitions.keys()].filter((id) => id.startsWith(prefix)).map((id) => Number(id.slice(prefix.length))).sort((a, b) => a - b)
+    return [...this.#partitions.keys()]
+      .filter((id) => id.startsWith(prefix))
+      .map((id) => Number(id.slice(prefix.length)))
+      .sort((a, b) => a - b)
   }
 }
 
@@ -72,9 +75,13 @@ export class MemoryStateStore implements StateStore {
     if (overlay !== undefined && overlay.has(key)) return overlay.get(key) ?? undefined
     const cache = this.#cache.get(partition)
     if (cache === undefined || !cache.has(key)) {
-      throw new RagstreamError('RS_STATE_NOT_PREFETCHED', `store '${this.name}' partition ${partition}: key '${key}' was read without being prefetched`, {
-        context: { store: this.name, partition },
-      })
+      throw new RagstreamError(
+        'RS_STATE_NOT_PREFETCHED',
+        `store '${this.name}' partition ${partition}: key '${key}' was read without being prefetched`,
+        {
+          context: { store: this.name, partition },
+        },
+      )
     }
     return cache.get(key) ?? undefined
   }
@@ -109,9 +116,13 @@ export class MemoryStateStore implements StateStore {
   #fence(partition: number, checkpoint: bigint): void {
     const stored = this.#backing.peek(this.name, partition)?.checkpoint
     if (stored !== undefined && stored > checkpoint) {
-      throw new RagstreamError('RS_STATE_FENCED', `store '${this.name}' partition ${partition} holds checkpoint ${stored}, newer than ${checkpoint}: another instance owns it`, {
-        context: { store: this.name, partition },
-      })
+      throw new RagstreamError(
+        'RS_STATE_FENCED',
+        `store '${this.name}' partition ${partition} holds checkpoint ${stored}, newer than ${checkpoint}: another instance owns it`,
+        {
+          context: { store: this.name, partition },
+        },
+      )
     }
   }
 
@@ -125,7 +136,8 @@ export class MemoryStateStore implements StateStore {
         else values.set(key, value)
       }
     }
-    for (const [partition, checkpoint] of checkpoints) this.#backing.partition(this.name, partition).checkpoint = checkpoint
+    for (const [partition, checkpoint] of checkpoints)
+      this.#backing.partition(this.name, partition).checkpoint = checkpoint
     this.discard()
   }
 
@@ -140,7 +152,11 @@ export class MemoryStateStore implements StateStore {
     return this.#backing.peek(this.name, partition)?.checkpoint
   }
 
-  async restore(partition: number, records: readonly { key: string; value: Buffer | null }[], nextOffset: bigint): Promise<void> {
+  async restore(
+    partition: number,
+    records: readonly { key: string; value: Buffer | null }[],
+    nextOffset: bigint,
+  ): Promise<void> {
     this.#open()
     this.#fence(partition, nextOffset)
     const data = this.#backing.partition(this.name, partition)

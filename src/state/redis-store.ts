@@ -88,7 +88,9 @@ const APPLY_SHA = createHash('sha1').update(APPLY_SCRIPT).digest('hex')
 
 type RedisClient = Redis | Cluster
 
-type ApplyOutcome = { readonly applied: true } | { readonly applied: false; readonly refused: 'fenced' | 'lost'; readonly stored: bigint | undefined }
+type ApplyOutcome =
+  | { readonly applied: true }
+  | { readonly applied: false; readonly refused: 'fenced' | 'lost'; readonly stored: bigint | undefined }
 
 /**
  * One Redis connection (or cluster client) shared by every store of a processor instance.
@@ -111,12 +113,17 @@ export class RedisStateBackend {
   constructor(options: RedisStateBackendOptions) {
     const problems: Problem[] = []
     if (!NAME.test(options.applicationId)) {
-      problems.push({ path: '/applicationId', message: `must match ${NAME} (it names Kafka topics and Redis hash tags)` })
+      problems.push({
+        path: '/applicationId',
+        message: `must match ${NAME} (it names Kafka topics and Redis hash tags)`,
+      })
     }
     const timeout = options.operationTimeoutMs ?? 10_000
-    if (!Number.isInteger(timeout) || timeout <= 0) problems.push({ path: '/operationTimeoutMs', message: 'must be a positive integer' })
+    if (!Number.isInteger(timeout) || timeout <= 0)
+      problems.push({ path: '/operationTimeoutMs', message: 'must be a positive integer' })
     const target = options.target
-    if (target.kind === 'cluster' && target.nodes.length === 0) problems.push({ path: '/target/nodes', message: 'at least one node is required' })
+    if (target.kind === 'cluster' && target.nodes.length === 0)
+      problems.push({ path: '/target/nodes', message: 'at least one node is required' })
     if (problems.length > 0) throw new ConfigError(problems, 'Redis state store options')
 
     this.applicationId = options.applicationId
@@ -163,7 +170,11 @@ export class RedisStateBackend {
   }
 
   /** The store backend for the configured endpoints: the single Redis, or the cluster when `cluster` is set. */
-  static fromEndpoints(applicationId: string, endpoints: Endpoints, options: { cluster?: boolean; operationTimeoutMs?: number } = {}): RedisStateBackend {
+  static fromEndpoints(
+    applicationId: string,
+    endpoints: Endpoints,
+    options: { cluster?: boolean; operationTimeoutMs?: number } = {},
+  ): RedisStateBackend {
     const target: RedisTarget = options.cluster
       ? { kind: 'cluster', nodes: endpoints.redisClusterNodes }
       : { kind: 'single', url: endpoints.redisUrl }
@@ -194,11 +205,18 @@ export class RedisStateBackend {
     if (down && this.#client.status === 'reconnecting') {
       // While the client is between reconnect attempts, fail at once instead of queueing the
       // batch behind a growing reconnect delay: the caller's backoff decides when to try again.
-      throw new ServiceUnavailableError(this.service, this.address, new Error(`${what}: ${down.message}`, { cause: down }))
+      throw new ServiceUnavailableError(
+        this.service,
+        this.address,
+        new Error(`${what}: ${down.message}`, { cause: down }),
+      )
     }
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.operationTimeoutMs} ms`)), this.operationTimeoutMs)
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${this.operationTimeoutMs} ms`)),
+        this.operationTimeoutMs,
+      )
     })
     try {
       return await Promise.race([operation(), timeout])
@@ -207,7 +225,8 @@ export class RedisStateBackend {
       const message = error instanceof Error ? error.message : String(error)
       const last = this.#lastConnectionError
       // "Reached the max retries per request limit" says nothing; the connection error says why.
-      const detail = last && error instanceof Error && error.name === 'MaxRetriesPerRequestError' ? last.message : message
+      const detail =
+        last && error instanceof Error && error.name === 'MaxRetriesPerRequestError' ? last.message : message
       throw new ServiceUnavailableError(this.service, this.address, new Error(`${what}: ${detail}`, { cause: error }))
     } finally {
       clearTimeout(timer)
@@ -218,8 +237,18 @@ export class RedisStateBackend {
    * Applies puts/deletes and a checkpoint to one partition hash if the stored checkpoint is
    * `expected` (undefined = no expectation, null = known empty) or already `checkpoint`.
    */
-  async apply(key: string, checkpoint: bigint, expected: bigint | null | undefined, puts: Map<string, Buffer>, deletes: string[]): Promise<ApplyOutcome> {
-    const args: (string | Buffer)[] = [checkpoint.toString(), expected === undefined ? '' : expected === null ? '-' : expected.toString(), String(puts.size)]
+  async apply(
+    key: string,
+    checkpoint: bigint,
+    expected: bigint | null | undefined,
+    puts: Map<string, Buffer>,
+    deletes: string[],
+  ): Promise<ApplyOutcome> {
+    const args: (string | Buffer)[] = [
+      checkpoint.toString(),
+      expected === undefined ? '' : expected === null ? '-' : expected.toString(),
+      String(puts.size),
+    ]
     for (const [k, value] of puts) args.push(VALUE_PREFIX + k, value)
     for (const k of deletes) args.push(VALUE_PREFIX + k)
     let result: unknown
@@ -259,7 +288,15 @@ export class RedisStateStore implements StateStore {
 
   constructor(backend: RedisStateBackend, name: string) {
     if (!NAME.test(name)) {
-      throw new ConfigError([{ path: '/store/name', message: `"${name}" must match ${NAME} (it names a changelog topic and a Redis hash tag)` }], 'state store')
+      throw new ConfigError(
+        [
+          {
+            path: '/store/name',
+            message: `"${name}" must match ${NAME} (it names a changelog topic and a Redis hash tag)`,
+          },
+        ],
+        'state store',
+      )
     }
     this.#backend = backend
     this.name = name
@@ -278,7 +315,9 @@ export class RedisStateStore implements StateStore {
     const fields = wanted.map((k) => VALUE_PREFIX + k)
     const client = this.#backend.client
     const key = this.#key(partition)
-    const values = await this.#backend.run(`prefetch store "${this.name}" partition ${partition}`, () => client.hmgetBuffer(key, ...fields))
+    const values = await this.#backend.run(`prefetch store "${this.name}" partition ${partition}`, () =>
+      client.hmgetBuffer(key, ...fields),
+    )
     if (!cache) {
       cache = new Map()
       this.#cache.set(partition, cache)
@@ -294,7 +333,10 @@ export class RedisStateStore implements StateStore {
     throw new RagstreamError(
       'RS_STATE_NOT_PREFETCHED',
       `store "${this.name}" partition ${partition}: key "${key}" was read without being prefetched for this batch`,
-      { context: { store: this.name, partition, key }, hint: "add the key to the topology's prefetchKeys for this batch" },
+      {
+        context: { store: this.name, partition, key },
+        hint: "add the key to the topology's prefetchKeys for this batch",
+      },
     )
   }
 
@@ -352,13 +394,19 @@ export class RedisStateStore implements StateStore {
   async checkpoint(partition: number): Promise<bigint | undefined> {
     const client = this.#backend.client
     const key = this.#key(partition)
-    const stored = await this.#backend.run(`read checkpoint of store "${this.name}" partition ${partition}`, () => client.hget(key, CHECKPOINT_FIELD))
+    const stored = await this.#backend.run(`read checkpoint of store "${this.name}" partition ${partition}`, () =>
+      client.hget(key, CHECKPOINT_FIELD),
+    )
     const checkpoint = stored === null ? undefined : BigInt(stored)
     this.#expected.set(partition, checkpoint ?? null)
     return checkpoint
   }
 
-  async restore(partition: number, records: readonly { key: string; value: Buffer | null }[], nextOffset: bigint): Promise<void> {
+  async restore(
+    partition: number,
+    records: readonly { key: string; value: Buffer | null }[],
+    nextOffset: bigint,
+  ): Promise<void> {
     // Last write per key wins, so puts and deletes can be applied as two sets.
     const latest = new Map<string, Buffer | null>()
     for (const { key, value } of records) {
@@ -394,7 +442,8 @@ export class RedisStateStore implements StateStore {
   }
 
   #key(partition: number): string {
-    if (!Number.isInteger(partition) || partition < 0) throw new RangeError(`store "${this.name}": invalid partition ${partition}`)
+    if (!Number.isInteger(partition) || partition < 0)
+      throw new RangeError(`store "${this.name}": invalid partition ${partition}`)
     return this.#backend.partitionKey(this.name, partition)
   }
 
@@ -416,8 +465,19 @@ export class RedisStateStore implements StateStore {
     for (const [id, record] of this.#pending) if (record.partition === partition) this.#pending.delete(id)
   }
 
-  #refused(partition: number, attempted: bigint, reason: 'fenced' | 'lost', stored: bigint | undefined): RagstreamError {
-    const context = { store: this.name, partition, offset: stored, service: this.#backend.service, address: this.#backend.address }
+  #refused(
+    partition: number,
+    attempted: bigint,
+    reason: 'fenced' | 'lost',
+    stored: bigint | undefined,
+  ): RagstreamError {
+    const context = {
+      store: this.name,
+      partition,
+      offset: stored,
+      service: this.#backend.service,
+      address: this.#backend.address,
+    }
     if (reason === 'fenced') {
       return new RagstreamError(
         'RS_STATE_FENCED',
@@ -429,7 +489,10 @@ export class RedisStateStore implements StateStore {
     return new RagstreamError(
       'RS_STATE_LOST',
       `store "${this.name}" partition ${partition}: Redis holds checkpoint ${stored ?? 'none'}, but this instance last saw ${expected ?? 'none'} (Redis lost data, or another instance wrote); the partition must be restored from its changelog`,
-      { context, hint: 'the runtime restores the partition from its changelog; a Redis without persistence loses stores on restart' },
+      {
+        context,
+        hint: 'the runtime restores the partition from its changelog; a Redis without persistence loses stores on restart',
+      },
     )
   }
 }

@@ -47,7 +47,11 @@ export interface StateStore {
   /** The next changelog offset the backing store already holds for this partition; undefined = empty (restore from 0). */
   checkpoint(partition: number): Promise<bigint | undefined>
   /** Applies restored changelog records straight to the backing store, then sets the checkpoint. */
-  restore(partition: number, records: readonly { key: string; value: Buffer | null }[], nextOffset: bigint): Promise<void>
+  restore(
+    partition: number,
+    records: readonly { key: string; value: Buffer | null }[],
+    nextOffset: bigint,
+  ): Promise<void>
   /** Removes every key of a partition (e.g. before a restore from offset 0). */
   clear(partition: number): Promise<void>
 

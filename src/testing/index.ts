@@ -1,3 +1,8 @@
 // The public test driver: run a topology in unit tests without a broker.
-export { TopologyTestDriver, type TestDriverOptions, type TestInputRecord, type TestOutputRecord } from './test-driver.ts'
+export {
+  TopologyTestDriver,
+  type TestDriverOptions,
+  type TestInputRecord,
+  type TestOutputRecord,
+} from './test-driver.ts'
 export { DEAD_LETTER_HEADERS } from '../topology/compile.ts'

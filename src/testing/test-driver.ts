@@ -148,7 +148,12 @@ export class TopologyTestDriver {
   }
 
   /** Pipes one record and runs the topology until it is quiet (all repartition records processed). */
-  pipe(topic: string, key: string | Buffer | null, value: unknown, options: Omit<TestInputRecord, 'topic' | 'key' | 'value'> = {}): Promise<void> {
+  pipe(
+    topic: string,
+    key: string | Buffer | null,
+    value: unknown,
+    options: Omit<TestInputRecord, 'topic' | 'key' | 'value'> = {},
+  ): Promise<void> {
     return this.pipeBatch([{ topic, key, value, ...options }])
   }
 
@@ -169,13 +174,23 @@ export class TopologyTestDriver {
       }
       const key = input.key === null ? null : Buffer.isBuffer(input.key) ? input.key : Buffer.from(input.key, 'utf8')
       const partition = input.partition ?? (key === null ? 0 : partitionForKey(key, this.partitions))
-      if (!Number.isInteger(partition) || partition < 0 || partition >= this.partitions) throw new Error(`partition ${partition} is outside 0..${this.partitions - 1}`)
+      if (!Number.isInteger(partition) || partition < 0 || partition >= this.partitions)
+        throw new Error(`partition ${partition} is outside 0..${this.partitions - 1}`)
       const headers = new Map(Object.entries(input.headers ?? {}).map(([k, v]) => [k, Buffer.from(v, 'utf8')]))
-      return { topic: input.topic, partition, offset: this.#nextOffset(input.topic, partition), timestamp: input.timestamp ?? BigInt(this.#now), key, value: toBytes(input.value), headers }
+      return {
+        topic: input.topic,
+        partition,
+        offset: this.#nextOffset(input.topic, partition),
+        timestamp: input.timestamp ?? BigInt(this.#now),
+        key,
+        value: toBytes(input.value),
+        headers,
+      }
     })
     let pending = batch
     for (let round = 0; pending.length > 0; round++) {
-      if (round === MAX_ROUNDS) throw new Error('the topology did not become quiet: repartition records keep producing each other')
+      if (round === MAX_ROUNDS)
+        throw new Error('the topology did not become quiet: repartition records keep producing each other')
       pending = await this.#runRound(pending)
     }
   }
@@ -199,7 +214,10 @@ export class TopologyTestDriver {
         const checkpoints = new Map<number, bigint>()
         for (const change of store.drainChangelog()) {
           const topic = changelogTopic(this.topology.applicationId, store.name)
-          this.#append({ topic, partition: change.partition, key: Buffer.from(change.key, 'utf8'), value: change.value }, batch[0].partition)
+          this.#append(
+            { topic, partition: change.partition, key: Buffer.from(change.key, 'utf8'), value: change.value },
+            batch[0].partition,
+          )
           checkpoints.set(change.partition, this.#offsets.get(`${topic}\u0000${change.partition}`)!)
         }
         await store.flush(checkpoints)
@@ -207,7 +225,15 @@ export class TopologyTestDriver {
       for (const record of out) {
         const offset = this.#append(record, batch[0].partition)
         if (this.#internalTopics.has(record.topic)) {
-          next.push({ topic: record.topic, partition: record.partition, offset, timestamp: BigInt(this.#now), key: record.key, value: record.value, headers: record.headers ?? new Map() })
+          next.push({
+            topic: record.topic,
+            partition: record.partition,
+            offset,
+            timestamp: BigInt(this.#now),
+            key: record.key,
+            value: record.value,
+            headers: record.headers ?? new Map(),
+          })
         }
       }
     }
@@ -293,7 +319,8 @@ export class TopologyTestDriver {
           list.push({ key: record.key!, value: record.rawValue })
           byPartition.set(record.partition, list)
         }
-        for (const [partition, records] of byPartition) await store.restore(partition, records, this.#offsets.get(`${topic}\u0000${partition}`)!)
+        for (const [partition, records] of byPartition)
+          await store.restore(partition, records, this.#offsets.get(`${topic}\u0000${partition}`)!)
         this.#stores.set(name, store)
       }
     })

@@ -8,7 +8,15 @@ import { RagstreamError, type ErrorCode } from '../errors.ts'
 import { DEAD_LETTER_TOPIC_CONFIG } from '../governance/forget/dead-letter.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord, TopicSpec } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
-import type { BatchState, ChangeHandler, CompileEnv, RecordScope, StageBuffer, TopicEntry, ValueGetter } from './compiled.ts'
+import type {
+  BatchState,
+  ChangeHandler,
+  CompileEnv,
+  RecordScope,
+  StageBuffer,
+  TopicEntry,
+  ValueGetter,
+} from './compiled.ts'
 import type { DecodedRecord, StageResult, TopologyGraph, TopologyNode } from './graph.ts'
 import { kindOf } from './node-kinds.ts'
 
@@ -144,16 +152,25 @@ export function topologyTopics(graph: TopologyGraph, partitions?: number): Topic
   const specs: TopicSpec[] = []
   for (const node of graph.nodes) {
     if (node.kind === 'table-source') specs.push({ name: node.topic, role: 'source', config: {} })
-    if (node.kind === 'govern' && node.options.forget !== undefined) specs.push({ name: node.options.forget.deletionsTopic, role: 'source', config: {} })
+    if (node.kind === 'govern' && node.options.forget !== undefined)
+      specs.push({ name: node.options.forget.deletionsTopic, role: 'source', config: {} })
   }
   for (const node of graph.nodes) {
     for (const topic of kindOf(node).internalTopics(node, graph)) {
-      specs.push({ name: topic.name, role: topic.role, partitions, config: topic.config, ...(topic.store ? { store: topic.store } : {}) })
+      specs.push({
+        name: topic.name,
+        role: topic.role,
+        partitions,
+        config: topic.config,
+        ...(topic.store ? { store: topic.store } : {}),
+      })
     }
   }
   for (const node of graph.nodes) {
-    if (node.kind === 'sink' && !specs.some((s) => s.name === node.topic)) specs.push({ name: node.topic, role: 'sink', config: {} })
-    if (node.kind === 'govern' && !specs.some((s) => s.name === node.options.audit.topic)) specs.push({ name: node.options.audit.topic, role: 'sink', config: {} })
+    if (node.kind === 'sink' && !specs.some((s) => s.name === node.topic))
+      specs.push({ name: node.topic, role: 'sink', config: {} })
+    if (node.kind === 'govern' && !specs.some((s) => s.name === node.options.audit.topic))
+      specs.push({ name: node.options.audit.topic, role: 'sink', config: {} })
   }
   // Bounded retention: the forgetting proof relies on dead letters expiring (src/governance/forget/dead-letter.ts).
   specs.push({ name: graph.deadLetterTopic, role: 'dead-letter', partitions, config: DEAD_LETTER_TOPIC_CONFIG })
@@ -162,7 +179,11 @@ export function topologyTopics(graph: TopologyGraph, partitions?: number): Topic
 
 export function compileTopology(graph: TopologyGraph, options: CompileOptions): ProcessorTopology {
   if (!Number.isInteger(options.partitions) || options.partitions < 1) {
-    throw new RagstreamError('RS_CONFIG_INVALID', `partitions must be a positive integer, got ${String(options.partitions)}`, { context: { field: 'partitions' } })
+    throw new RagstreamError(
+      'RS_CONFIG_INVALID',
+      `partitions must be a positive integer, got ${String(options.partitions)}`,
+      { context: { field: 'partitions' } },
+    )
   }
   const template = buildInstance(graph, options)
   const pool: Instance[] = [template]
@@ -171,7 +192,9 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
   const sourceTopics = [...template.topics.keys()]
   const storeNames = graph.nodes.flatMap((n) => kindOf(n).stores(n, graph))
   const app = graph.applicationId
-  const preparers = graph.nodes.flatMap((n) => (n.kind === 'table-source' && n.prepare !== undefined ? [{ topic: n.topic, prepare: n.prepare }] : []))
+  const preparers = graph.nodes.flatMap((n) =>
+    n.kind === 'table-source' && n.prepare !== undefined ? [{ topic: n.topic, prepare: n.prepare }] : [],
+  )
   const prepared = new WeakSet<readonly SourceRecord[]>()
 
   const entryFor = (instance: Instance, record: SourceRecord): TopicEntry => {
@@ -194,9 +217,18 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
     } catch (error) {
       return new DecodeFailure(error)
     }
-    return new Unpacked(items, items.map((item) => decodeOne(entry, item)))
+    return new Unpacked(
+      items,
+      items.map((item) => decodeOne(entry, item)),
+    )
   }
-  const deadLetter = (record: SourceRecord, node: string, error: unknown, fallback: ErrorCode, now: number): SinkRecord => {
+  const deadLetter = (
+    record: SourceRecord,
+    node: string,
+    error: unknown,
+    fallback: ErrorCode,
+    now: number,
+  ): SinkRecord => {
     const code = error instanceof RagstreamError ? error.code : fallback
     const message = (error instanceof Error ? error.message : String(error)).slice(0, MAX_MESSAGE)
     const headers = new Map<string, Buffer>([
@@ -237,7 +269,12 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
     scope.out.push(deadLetter(record, scope.node, error, 'RS_RECORD_INVALID', scope.now))
   }
 
-  const run = async (instance: Instance, records: readonly SourceRecord[], stores: ReadonlyMap<string, StateStore>, now: number): Promise<SinkRecord[]> => {
+  const run = async (
+    instance: Instance,
+    records: readonly SourceRecord[],
+    stores: ReadonlyMap<string, StateStore>,
+    now: number,
+  ): Promise<SinkRecord[]> => {
     const { scope } = instance
     const out: SinkRecord[] = []
     scope.out = out
@@ -283,7 +320,8 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           return stores.get(name)!
         },
       })
-      if (results.length !== items.length) throw new Error(`stage '${stage.node.name}' returned ${results.length} results for ${items.length} items`)
+      if (results.length !== items.length)
+        throw new Error(`stage '${stage.node.name}' returned ${results.length} results for ${items.length} items`)
       for (let j = 0; j < results.length; j++) {
         const record = origins[j]
         const result = results[j]
@@ -299,10 +337,18 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         const mark = out.length
         try {
           for (const row of result) {
-            if (row === null || typeof row !== 'object' || typeof row.key !== 'string' || (row.partitionKey !== undefined && typeof row.partitionKey !== 'string')) {
+            if (
+              row === null ||
+              typeof row !== 'object' ||
+              typeof row.key !== 'string' ||
+              (row.partitionKey !== undefined && typeof row.partitionKey !== 'string')
+            ) {
               scope.node = stage.node.name
               scope.user = true
-              throw new RagstreamError('RS_RECORD_INVALID', 'the stage returned a row without a string key (or with a non-string partitionKey)')
+              throw new RagstreamError(
+                'RS_RECORD_INVALID',
+                'the stage returned a row without a string key (or with a non-string partitionKey)',
+              )
             }
             scope.partitionKey = row.partitionKey ?? null
             stage.emit(row.key, undefined, row.value ?? null)
@@ -336,7 +382,9 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
     ...(preparers.length > 0 ? { prepare } : {}),
     prefetchKeys(records) {
       if (preparers.length > 0 && !prepared.has(records)) {
-        throw new Error(`topology '${app}' has decoders that load schemas per batch: call prepare(records) before prefetchKeys(records)`)
+        throw new Error(
+          `topology '${app}' has decoders that load schemas per batch: call prepare(records) before prefetchKeys(records)`,
+        )
       }
       const keys = new Map<string, Map<number, Set<string>>>()
       const rows: DecodedRow[] = new Array(records.length)

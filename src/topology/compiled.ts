@@ -148,4 +148,7 @@ export interface NodeKindSpec<N extends TopologyNode> {
 
 export const CHANGELOG_CONFIG: Readonly<Record<string, string>> = Object.freeze({ 'cleanup.policy': 'compact' })
 /** As Kafka Streams: never time-deleted; a runtime may purge consumed repartition records. */
-export const REPARTITION_CONFIG: Readonly<Record<string, string>> = Object.freeze({ 'cleanup.policy': 'delete', 'retention.ms': '-1' })
+export const REPARTITION_CONFIG: Readonly<Record<string, string>> = Object.freeze({
+  'cleanup.policy': 'delete',
+  'retention.ms': '-1',
+})

@@ -26,7 +26,13 @@ export interface TopologyDescription {
   readonly deadLetterTopic: string
   readonly subTopologies: readonly { readonly id: number; readonly nodes: readonly DescribedNode[] }[]
   readonly stores: readonly { readonly name: string; readonly owner: string; readonly changelog: string }[]
-  readonly topics: readonly { readonly name: string; readonly role: string; readonly partitions: string; readonly config: Readonly<Record<string, string>>; readonly purpose: string }[]
+  readonly topics: readonly {
+    readonly name: string
+    readonly role: string
+    readonly partitions: string
+    readonly config: Readonly<Record<string, string>>
+    readonly purpose: string
+  }[]
   /** The logical graph the DSL built (user functions omitted). */
   readonly nodes: readonly Record<string, unknown>[]
 }
@@ -42,7 +48,15 @@ export function serialiseNode(node: TopologyNode): Record<string, unknown> {
 }
 
 export function describeTopology(graph: TopologyGraph): TopologyDescription {
-  const physical: { type: PhysicalNode['type']; name: string; topics?: readonly string[]; topic?: string; stores?: readonly string[]; detail?: string; next: string[] }[] = []
+  const physical: {
+    type: PhysicalNode['type']
+    name: string
+    topics?: readonly string[]
+    topic?: string
+    stores?: readonly string[]
+    detail?: string
+    next: string[]
+  }[] = []
   const parts = new Map<string, { entries: readonly string[]; exit: string | null }>()
   for (const node of graph.nodes) {
     const part = kindOf(node).physical(node, graph)
@@ -78,19 +92,38 @@ export function describeTopology(graph: TopologyGraph): TopologyDescription {
     id,
     nodes: physical
       .filter((p) => component.get(p.name) === id)
-      .map(({ next, ...rest }): DescribedNode => ({ ...rest, successors: next, predecessors: previous.get(rest.name)! })),
+      .map(({ next, ...rest }): DescribedNode => ({
+        ...rest,
+        successors: next,
+        predecessors: previous.get(rest.name)!,
+      })),
   }))
 
-  const internal = new Map(graph.nodes.flatMap((n) => kindOf(n).internalTopics(n, graph)).map((t) => [t.name, t.purpose]))
+  const internal = new Map(
+    graph.nodes.flatMap((n) => kindOf(n).internalTopics(n, graph)).map((t) => [t.name, t.purpose]),
+  )
   const topics = topologyTopics(graph).map((t) => ({
     name: t.name,
     role: t.role,
     partitions: t.role === 'source' || t.role === 'sink' ? 'external' : 'as source topics',
     config: t.config,
-    purpose: internal.get(t.name) ?? (t.role === 'dead-letter' ? 'records that failed, with error and source position headers' : t.role),
+    purpose:
+      internal.get(t.name) ??
+      (t.role === 'dead-letter' ? 'records that failed, with error and source position headers' : t.role),
   }))
-  const stores = graph.nodes.flatMap((n) => kindOf(n).stores(n, graph).map((store) => ({ name: store, owner: n.name, changelog: changelogTopic(graph.applicationId, store) })))
-  return { applicationId: graph.applicationId, deadLetterTopic: graph.deadLetterTopic, subTopologies, stores, topics, nodes: graph.nodes.map(serialiseNode) }
+  const stores = graph.nodes.flatMap((n) =>
+    kindOf(n)
+      .stores(n, graph)
+      .map((store) => ({ name: store, owner: n.name, changelog: changelogTopic(graph.applicationId, store) })),
+  )
+  return {
+    applicationId: graph.applicationId,
+    deadLetterTopic: graph.deadLetterTopic,
+    subTopologies,
+    stores,
+    topics,
+    nodes: graph.nodes.map(serialiseNode),
+  }
 }
 
 function configText(config: Readonly<Record<string, string>>): string {
@@ -107,15 +140,20 @@ export function describeText(description: TopologyDescription): string {
       if (node.type === 'source') lines.push(`    Source: ${node.name} (topics: [${node.topics!.join(', ')}])${detail}`)
       else if (node.type === 'sink') lines.push(`    Sink: ${node.name} (topic: ${node.topic})${detail}`)
       else lines.push(`    Processor: ${node.name} (stores: [${node.stores!.join(', ')}])${detail}`)
-      if (node.type !== 'sink') lines.push(`      --> ${node.successors.length > 0 ? node.successors.join(', ') : 'none'}`)
-      if (node.type !== 'source') lines.push(`      <-- ${node.predecessors.length > 0 ? node.predecessors.join(', ') : 'none'}`)
+      if (node.type !== 'sink')
+        lines.push(`      --> ${node.successors.length > 0 ? node.successors.join(', ') : 'none'}`)
+      if (node.type !== 'source')
+        lines.push(`      <-- ${node.predecessors.length > 0 ? node.predecessors.join(', ') : 'none'}`)
     }
   }
   lines.push('Stores:')
-  for (const store of description.stores) lines.push(`    ${store.name} (owner: ${store.owner}, changelog: ${store.changelog})`)
+  for (const store of description.stores)
+    lines.push(`    ${store.name} (owner: ${store.owner}, changelog: ${store.changelog})`)
   lines.push('Topics:')
   for (const topic of description.topics) {
-    lines.push(`    ${topic.role}: ${topic.name} (partitions: ${topic.partitions})${configText(topic.config)}${topic.role === 'source' || topic.role === 'sink' ? '' : ` — ${topic.purpose}`}`)
+    lines.push(
+      `    ${topic.role}: ${topic.name} (partitions: ${topic.partitions})${configText(topic.config)}${topic.role === 'source' || topic.role === 'sink' ? '' : ` — ${topic.purpose}`}`,
+    )
   }
   return `${lines.join('\n')}\n`
 }
@@ -140,7 +178,9 @@ export function describeMermaid(description: TopologyDescription): string {
       const id = `n${ids.size}`
       ids.set(node.name, id)
       const label = `${node.type === 'source' ? 'Source' : node.type === 'sink' ? 'Sink' : 'Processor'}: ${node.name}${node.detail ? `<br/>${node.detail}` : ''}`
-      lines.push(node.type === 'processor' ? `    ${id}[${mermaidLabel(label)}]` : `    ${id}([${mermaidLabel(label)}])`)
+      lines.push(
+        node.type === 'processor' ? `    ${id}[${mermaidLabel(label)}]` : `    ${id}([${mermaidLabel(label)}])`,
+      )
     }
     lines.push('  end')
   }

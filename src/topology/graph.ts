@@ -102,7 +102,10 @@ export interface StageContext {
 /** The contract govern / chunk / embed plug into: async and batched, at an I/O edge of the batch. */
 export interface StageProcessor<V = unknown, O = unknown> {
   /** Returns one result per item, in item order. A throw is a transient failure: the batch is retried. */
-  process(items: readonly StageItem<V>[], context: StageContext): Promise<readonly StageResult<O>[]> | readonly StageResult<O>[]
+  process(
+    items: readonly StageItem<V>[],
+    context: StageContext,
+  ): Promise<readonly StageResult<O>[]> | readonly StageResult<O>[]
 }
 
 export interface StageNode extends NodeBase {
@@ -146,7 +149,8 @@ export function topicNameProblem(name: unknown): string {
   if (typeof name !== 'string' || name === '') return 'required'
   if (name === '.' || name === '..') return `'${name}' is not a legal topic name`
   if (name.length > 249) return 'a topic name has at most 249 characters'
-  if (!/^[a-zA-Z0-9._-]+$/.test(name)) return `'${name}' is not a legal topic name (letters, digits, ".", "_" and "-" only)`
+  if (!/^[a-zA-Z0-9._-]+$/.test(name))
+    return `'${name}' is not a legal topic name (letters, digits, ".", "_" and "-" only)`
   return ''
 }
 

@@ -35,9 +35,11 @@ export function packRecords(items: readonly SinkRecord[]): Buffer {
 /** The pack's items as records of their own: the pack's topic, partition, offset, timestamp and headers; each item's key and value. */
 export function unpackRecords(record: SourceRecord): readonly SourceRecord[] {
   const bytes = record.value
-  if (bytes === null || bytes.length === 0) throw new RagstreamError('RS_DECODE_FAILED', `a record of ${record.topic} needs a value`)
+  if (bytes === null || bytes.length === 0)
+    throw new RagstreamError('RS_DECODE_FAILED', `a record of ${record.topic} needs a value`)
   if (bytes[0] === JSON_START) return [record]
-  if (bytes[0] !== PACK_V1 || bytes.length < 5) throw new RagstreamError('RS_DECODE_FAILED', `not a record pack (version byte ${bytes[0]})`)
+  if (bytes[0] !== PACK_V1 || bytes.length < 5)
+    throw new RagstreamError('RS_DECODE_FAILED', `not a record pack (version byte ${bytes[0]})`)
   const count = bytes.readUInt32BE(1)
   const items: SourceRecord[] = []
   let at = 5
@@ -51,7 +53,15 @@ export function unpackRecords(record: SourceRecord): readonly SourceRecord[] {
     const value = valueLength === NULL_LENGTH ? null : bytes.subarray(at, at + valueLength)
     if (value !== null) at += valueLength
     if (at > bytes.length) throw new RagstreamError('RS_DECODE_FAILED', 'the record pack is truncated')
-    items.push({ topic: record.topic, partition: record.partition, offset: record.offset, timestamp: record.timestamp, headers: record.headers, key, value })
+    items.push({
+      topic: record.topic,
+      partition: record.partition,
+      offset: record.offset,
+      timestamp: record.timestamp,
+      headers: record.headers,
+      key,
+      value,
+    })
   }
   return items
 }

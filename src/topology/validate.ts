@@ -20,8 +20,15 @@ export function topologyProblems(graph: TopologyGraph): Problem[] {
   if (typeof graph.applicationId !== 'string' || !NAME.test(graph.applicationId)) {
     add('/topology/applicationId', 'required: letters, digits, ".", "_" and "-" only')
   }
-  if (typeof graph.deadLetterTopic !== 'string' || !NAME.test(graph.deadLetterTopic) || graph.deadLetterTopic.length > MAX_TOPIC_LENGTH) {
-    add('/topology/deadLetterTopic', `required: a topic name (letters, digits, ".", "_", "-"; at most ${MAX_TOPIC_LENGTH} characters)`)
+  if (
+    typeof graph.deadLetterTopic !== 'string' ||
+    !NAME.test(graph.deadLetterTopic) ||
+    graph.deadLetterTopic.length > MAX_TOPIC_LENGTH
+  ) {
+    add(
+      '/topology/deadLetterTopic',
+      `required: a topic name (letters, digits, ".", "_", "-"; at most ${MAX_TOPIC_LENGTH} characters)`,
+    )
   }
 
   const seen = new Set<string>()
@@ -35,16 +42,20 @@ export function topologyProblems(graph: TopologyGraph): Problem[] {
       continue
     }
     const spec = kindOf(node)
-    if (typeof node.name !== 'string' || !NAME.test(node.name)) add(`${at}/name`, 'letters, digits, ".", "_" and "-" only')
+    if (typeof node.name !== 'string' || !NAME.test(node.name))
+      add(`${at}/name`, 'letters, digits, ".", "_" and "-" only')
     else if (seen.has(node.name)) add(`${at}/name`, `duplicate: another node is already named '${node.name}'`)
     const stores = spec.stores(node, graph)
     const stateful = node.kind === 'table-source' || node.kind === 'fk-join'
-    if (stateful && !node.named) add(`${at}/name`, `required: a ${node.kind} is stateful; its name is its store and changelog identity`)
+    if (stateful && !node.named)
+      add(`${at}/name`, `required: a ${node.kind} is stateful; its name is its store and changelog identity`)
     node.inputs.forEach((input, slot) => {
-      if (!seen.has(input)) add(`${at}/inputs/${slot}`, `unknown node '${input}' (inputs must be built before the node that reads them)`)
+      if (!seen.has(input))
+        add(`${at}/inputs/${slot}`, `unknown node '${input}' (inputs must be built before the node that reads them)`)
     })
     stores.forEach((store, i) => {
-      if (typeof store !== 'string' || !NAME.test(store)) add(`${at}/stores/${i}`, 'letters, digits, ".", "_" and "-" only')
+      if (typeof store !== 'string' || !NAME.test(store))
+        add(`${at}/stores/${i}`, 'letters, digits, ".", "_" and "-" only')
       const owner = storeOwners.get(store)
       if (owner !== undefined) add(`${at}/stores/${i}`, `store '${store}' is already owned by '${owner}'`)
       storeOwners.set(store, node.name)
@@ -56,7 +67,8 @@ export function topologyProblems(graph: TopologyGraph): Problem[] {
     }
     if (graph.applicationId && typeof node.name === 'string') {
       for (const topic of spec.internalTopics(node, graph)) {
-        if (topic.name.length > MAX_TOPIC_LENGTH) add(`${at}/name`, `internal topic '${topic.name}' is longer than ${MAX_TOPIC_LENGTH} characters`)
+        if (topic.name.length > MAX_TOPIC_LENGTH)
+          add(`${at}/name`, `internal topic '${topic.name}' is longer than ${MAX_TOPIC_LENGTH} characters`)
         internalTopics.add(topic.name)
       }
     }
@@ -65,18 +77,23 @@ export function topologyProblems(graph: TopologyGraph): Problem[] {
   }
   for (const node of graph.nodes) {
     if (node.kind !== 'govern') continue
-    for (const store of foreignStores(node)) if (!storeOwners.has(store)) add(`/topology/nodes/${node.name}/forget`, `store '${store}' is not a store of this topology`)
+    for (const store of foreignStores(node))
+      if (!storeOwners.has(store))
+        add(`/topology/nodes/${node.name}/forget`, `store '${store}' is not a store of this topology`)
   }
   for (const node of graph.nodes) {
-    if (node.kind === 'sink' && internalTopics.has(node.topic)) add(`/topology/nodes/${node.name}/topic`, `'${node.topic}' is an internal topic of this topology`)
+    if (node.kind === 'sink' && internalTopics.has(node.topic))
+      add(`/topology/nodes/${node.name}/topic`, `'${node.topic}' is an internal topic of this topology`)
   }
   if (!graph.nodes.some((n) => n.kind === 'table-source')) add('/topology/nodes', 'no source: read at least one table')
-  if (!graph.nodes.some((n) => n.kind === 'sink')) add('/topology/nodes', 'no sink: write at least one output with .to(topic)')
+  if (!graph.nodes.some((n) => n.kind === 'sink'))
+    add('/topology/nodes', 'no sink: write at least one output with .to(topic)')
   return problems
 }
 
 /** Throws one ConfigError (RS_TOPOLOGY_INVALID) listing every problem, or returns. */
 export function validateTopology(graph: TopologyGraph): void {
   const problems = topologyProblems(graph)
-  if (problems.length > 0) throw new ConfigError(problems, `topology '${String(graph.applicationId)}'`, 'RS_TOPOLOGY_INVALID')
+  if (problems.length > 0)
+    throw new ConfigError(problems, `topology '${String(graph.applicationId)}'`, 'RS_TOPOLOGY_INVALID')
 }

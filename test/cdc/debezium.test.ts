@@ -49,7 +49,14 @@ function jsonRecord(topic: string, r: FixtureRecord, offset: number): EncodedRec
 
 function raw(value: string | Buffer | null, key: string | Buffer | null = '{"id":1}', offset = 7n): EncodedRecord {
   const buf = (v: string | Buffer | null) => (v === null ? null : Buffer.isBuffer(v) ? v : Buffer.from(v))
-  return { topic: 'dbserver1.inventory.customers', partition: 3, offset, timestamp: 0n, key: buf(key), value: buf(value) }
+  return {
+    topic: 'dbserver1.inventory.customers',
+    partition: 3,
+    offset,
+    timestamp: 0n,
+    key: buf(key),
+    value: buf(value),
+  }
 }
 
 /** avsc decodes records as instances of generated classes; compare their fields only. */
@@ -68,8 +75,10 @@ function check(change: RowChange, expect: Expect, description: string): void {
   if (expect.table !== undefined) assert.equal(change.source.table, expect.table, description)
   if (expect.timestampMs !== undefined) assert.equal(change.source.timestampMs, expect.timestampMs, description)
   if (expect.rowHas !== undefined) assert.ok(change.kind === 'upsert' && expect.rowHas in change.row, description)
-  if (expect.rowLacks !== undefined) assert.ok(change.kind === 'upsert' && !(expect.rowLacks in change.row), description)
-  if (expect.beforeHas !== undefined) assert.ok(change.before !== null && expect.beforeHas in change.before, description)
+  if (expect.rowLacks !== undefined)
+    assert.ok(change.kind === 'upsert' && !(expect.rowLacks in change.row), description)
+  if (expect.beforeHas !== undefined)
+    assert.ok(change.before !== null && expect.beforeHas in change.before, description)
 }
 
 for (const name of ['customers.json', 'customers.schemaless.json', 'order-lines.json']) {
@@ -90,7 +99,10 @@ test('wrapped and schemaless JSON decode to identical row changes', () => {
   const plain = fixture('customers.schemaless.json')
   const decoder = new DebeziumDecoder({ valueFormat: 'json' })
   wrapped.records.forEach((r, i) => {
-    assert.deepEqual(decoder.decode(jsonRecord(wrapped.topic, r, i)), decoder.decode(jsonRecord(plain.topic, plain.records[i], i)))
+    assert.deepEqual(
+      decoder.decode(jsonRecord(wrapped.topic, r, i)),
+      decoder.decode(jsonRecord(plain.topic, plain.records[i], i)),
+    )
   })
 })
 
@@ -112,8 +124,13 @@ test('row changes keep the row, the source position and the envelope time for li
 })
 
 test('a tombstone is a delete of its key (a no-op after the delete), never an error', () => {
-  const change = new DebeziumDecoder({ valueFormat: 'json' }).decode(raw(null, '{"schema":{"type":"struct"},"payload":{"id":1005}}'))
-  assert.deepEqual({ kind: change.kind, op: change.op, key: change.key, before: change.before }, { kind: 'delete', op: 'tombstone', key: '1005', before: null })
+  const change = new DebeziumDecoder({ valueFormat: 'json' }).decode(
+    raw(null, '{"schema":{"type":"struct"},"payload":{"id":1005}}'),
+  )
+  assert.deepEqual(
+    { kind: change.kind, op: change.op, key: change.key, before: change.before },
+    { kind: 'delete', op: 'tombstone', key: '1005', before: null },
+  )
 })
 
 test('composite keys have one stable string form whatever the field order', () => {
@@ -157,7 +174,10 @@ for (const [what, record, reason] of malformed) {
         assert.equal(error.retriable, false)
         assert.match(error.message, reason)
         assert.match(error.message, /dbserver1\.inventory\.customers\[3\]@7/)
-        assert.deepEqual([error.context.topic, error.context.partition, error.context.offset], ['dbserver1.inventory.customers', 3, 7n])
+        assert.deepEqual(
+          [error.context.topic, error.context.partition, error.context.offset],
+          ['dbserver1.inventory.customers', 3, 7n],
+        )
         assert.equal(typeof error.context.reason, 'string')
         return true
       },
@@ -172,7 +192,9 @@ test('a good record after a malformed one still decodes (the decoder keeps no st
 })
 
 test('Debezium Avro through the real schema registry: every op, tombstone, PK change and schema change', async (t) => {
-  const schemas = JSON.parse(readFileSync(new URL('../fixtures/debezium/customers.avro-schemas.json', import.meta.url), 'utf8')) as {
+  const schemas = JSON.parse(
+    readFileSync(new URL('../fixtures/debezium/customers.avro-schemas.json', import.meta.url), 'utf8'),
+  ) as {
     keySchema: object
     valueSchema: object
     valueSchemaV2: object
@@ -220,6 +242,13 @@ test('Debezium Avro through the real schema registry: every op, tombstone, PK ch
   const badRecords = bad.map(([value], i) => ({ ...encoded[1], offset: BigInt(900 + i), value }))
   await decoder.prepare(badRecords)
   bad.forEach(([, reason], i) => {
-    assert.throws(() => decoder.decode(badRecords[i]), (e: unknown) => e instanceof RagstreamError && e.code === 'RS_DECODE_FAILED' && reason.test(e.message) && e.context.offset === BigInt(900 + i))
+    assert.throws(
+      () => decoder.decode(badRecords[i]),
+      (e: unknown) =>
+        e instanceof RagstreamError &&
+        e.code === 'RS_DECODE_FAILED' &&
+        reason.test(e.message) &&
+        e.context.offset === BigInt(900 + i),
+    )
   })
 })

@@ -27,7 +27,10 @@ test('64-bit JSON keys and values stay exact: two ids that differ beyond 2^53 ne
   const { cdcTableDecoder } = await import('../../src/cdc/table-decoder.ts')
   const decoder = new DebeziumDecoder({ valueFormat: 'json' })
   const record = (id: string) => ({
-    topic: 't', partition: 0, offset: 1n, timestamp: 0n,
+    topic: 't',
+    partition: 0,
+    offset: 1n,
+    timestamp: 0n,
     key: Buffer.from(`{"id":${id}}`),
     value: Buffer.from(`{"op":"c","after":{"id":${id},"n":1.5},"source":{"ts_ms":1,"ts_ns":1764150000000000001}}`),
   })
@@ -37,5 +40,8 @@ test('64-bit JSON keys and values stay exact: two ids that differ beyond 2^53 ne
   assert.equal(b.key, '1234567890123456790')
   assert.ok(a.kind === 'upsert' && a.row.id === 1234567890123456789n && a.row.n === 1.5)
   const r = record('1234567890123456789')
-  assert.deepEqual(cdcTableDecoder(decoder, { lineageField: false }).decode(r.key, r.value, r).value, { id: '1234567890123456789', n: 1.5 })
+  assert.deepEqual(cdcTableDecoder(decoder, { lineageField: false }).decode(r.key, r.value, r).value, {
+    id: '1234567890123456789',
+    n: 1.5,
+  })
 })

@@ -6,16 +6,36 @@ import { cdcTableDecoder } from '../../src/cdc/table-decoder.ts'
 import type { EncodedRecord } from '../../src/cdc/change-event.ts'
 
 const rec = (key: string, value: string | null): EncodedRecord => ({
-  topic: 'dbserver1.inventory.customers', partition: 1, offset: 42n, timestamp: 5n, key: Buffer.from(key), value: value === null ? null : Buffer.from(value),
+  topic: 'dbserver1.inventory.customers',
+  partition: 1,
+  offset: 42n,
+  timestamp: 5n,
+  key: Buffer.from(key),
+  value: value === null ? null : Buffer.from(value),
 })
 
 test('table decoder: upserts carry the row plus _source lineage; deletes and tombstones are null values', async () => {
   const table = cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }))
   await table.prepare([])
-  const r = rec('{"id":7}', '{"op":"u","after":{"id":7,"name":"x"},"source":{"ts_ms":99,"lsn":123,"schema":"inventory","table":"customers"}}')
+  const r = rec(
+    '{"id":7}',
+    '{"op":"u","after":{"id":7,"name":"x"},"source":{"ts_ms":99,"lsn":123,"schema":"inventory","table":"customers"}}',
+  )
   assert.deepEqual(table.decode(r.key, r.value, r), {
     key: '7',
-    value: { id: 7, name: 'x', _source: { topic: 'dbserver1.inventory.customers', partition: 1, offset: '42', timestampMs: 99, position: '123', table: 'inventory.customers', op: 'u' } },
+    value: {
+      id: 7,
+      name: 'x',
+      _source: {
+        topic: 'dbserver1.inventory.customers',
+        partition: 1,
+        offset: '42',
+        timestampMs: 99,
+        position: '123',
+        table: 'inventory.customers',
+        op: 'u',
+      },
+    },
   })
   const d = rec('{"id":7}', '{"op":"d","before":{"id":7},"source":{}}')
   assert.deepEqual(table.decode(d.key, d.value, d), { key: '7', value: null })

@@ -22,15 +22,29 @@ test('plain upsert topic: a JSON value upserts, a null value deletes, the record
   assert.equal(up.kind, 'upsert')
   assert.equal(up.key, 'kb-17')
   assert.equal(up.kind === 'upsert' && up.row.title, 'Reset a password')
-  assert.deepEqual(up.source, { topic: 'kb.articles', partition: 1, offset: 1n, timestampMs: 1764150000123, position: null, table: null, snapshot: false })
+  assert.deepEqual(up.source, {
+    topic: 'kb.articles',
+    partition: 1,
+    offset: 1n,
+    timestampMs: 1764150000123,
+    position: null,
+    table: null,
+    snapshot: false,
+  })
   const del = decoder.decode(rec('kb-17', null))
   assert.deepEqual([del.kind, del.op, del.key], ['delete', 'tombstone', 'kb-17'])
 })
 
 test('JSON keys (scalar or struct) and keyColumns', () => {
-  assert.equal(new UpsertDecoder({ valueFormat: 'json', keyFormat: 'json' }).decode(rec('{"tenant":"t1","id":9}', '{}')).key, 'id=9,tenant=t1')
+  assert.equal(
+    new UpsertDecoder({ valueFormat: 'json', keyFormat: 'json' }).decode(rec('{"tenant":"t1","id":9}', '{}')).key,
+    'id=9,tenant=t1',
+  )
   assert.equal(new UpsertDecoder({ valueFormat: 'json', keyFormat: 'json' }).decode(rec('42', '{}')).key, '42')
-  assert.equal(new UpsertDecoder({ valueFormat: 'json', keyColumns: ['slug'] }).decode(rec(null, '{"slug":"reset"}')).key, 'reset')
+  assert.equal(
+    new UpsertDecoder({ valueFormat: 'json', keyColumns: ['slug'] }).decode(rec(null, '{"slug":"reset"}')).key,
+    'reset',
+  )
 })
 
 test('malformed upsert records throw RS_DECODE_FAILED with the record position', () => {
@@ -41,14 +55,37 @@ test('malformed upsert records throw RS_DECODE_FAILED with the record position',
     [rec(null, '{}'), /record has no key/],
     [rec(null, null), /null value with a null or empty key/],
   ] as const) {
-    assert.throws(() => decoder.decode(r), (e: unknown) => e instanceof RagstreamError && e.code === 'RS_DECODE_FAILED' && reason.test(e.message) && /kb\.articles\[1\]@1/.test(e.message))
+    assert.throws(
+      () => decoder.decode(r),
+      (e: unknown) =>
+        e instanceof RagstreamError &&
+        e.code === 'RS_DECODE_FAILED' &&
+        reason.test(e.message) &&
+        /kb\.articles\[1\]@1/.test(e.message),
+    )
   }
 })
 
 test('Avro upsert topic through the real registry: added and removed fields are tolerated', async (t) => {
   const topic = uniqueName('kb.articles')
-  const v1 = { type: 'record', name: 'Article', namespace: 'kb', fields: [{ name: 'title', type: 'string' }, { name: 'views', type: 'long' }] }
-  const v2 = { type: 'record', name: 'Article', namespace: 'kb', fields: [{ name: 'title', type: 'string' }, { name: 'lang', type: 'string', default: 'en' }] }
+  const v1 = {
+    type: 'record',
+    name: 'Article',
+    namespace: 'kb',
+    fields: [
+      { name: 'title', type: 'string' },
+      { name: 'views', type: 'long' },
+    ],
+  }
+  const v2 = {
+    type: 'record',
+    name: 'Article',
+    namespace: 'kb',
+    fields: [
+      { name: 'title', type: 'string' },
+      { name: 'lang', type: 'string', default: 'en' },
+    ],
+  }
   const id1 = await registerAvro(t, `${topic}-value`, v1)
   const id2 = await registerAvro(t, `${topic}-value`, v2)
   const enc = registry()

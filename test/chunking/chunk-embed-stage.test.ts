@@ -18,16 +18,27 @@ import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
 
 const TOPIC = 'dbserver1.inventory.customers'
 const OUT = 'rag.chunks.support'
-const fixture = JSON.parse(readFileSync(new URL('../fixtures/debezium/customers.schemaless.json', import.meta.url), 'utf8')) as { records: { value: { after: Record<string, unknown>; source: Record<string, unknown> } }[] }
+const fixture = JSON.parse(
+  readFileSync(new URL('../fixtures/debezium/customers.schemaless.json', import.meta.url), 'utf8'),
+) as { records: { value: { after: Record<string, unknown>; source: Record<string, unknown> } }[] }
 
-const paragraph = (i: number, edit = '') => `Note ${i}. ` + `The customer asked about invoice exports for plan ${i}; exports run nightly. ${edit}`.repeat(3).trim()
-const notes = (edits: Record<number, string> = {}, count = 10) => Array.from({ length: count }, (_, i) => paragraph(i, edits[i])).join('\n\n')
+const paragraph = (i: number, edit = '') =>
+  `Note ${i}. ` +
+  `The customer asked about invoice exports for plan ${i}; exports run nightly. ${edit}`.repeat(3).trim()
+const notes = (edits: Record<number, string> = {}, count = 10) =>
+  Array.from({ length: count }, (_, i) => paragraph(i, edits[i])).join('\n\n')
 
 let lsn = 34_000_000
 function change(op: 'c' | 'u' | 'd', id: number, text: string) {
   const row = { ...fixture.records[1].value.after, id, notes: text }
   lsn += 100
-  return { op, before: op === 'd' ? row : null, after: op === 'd' ? null : row, source: { ...fixture.records[1].value.source, lsn, ts_ms: 1764150000000 + lsn }, ts_ms: 1764150000000 + lsn }
+  return {
+    op,
+    before: op === 'd' ? row : null,
+    after: op === 'd' ? null : row,
+    source: { ...fixture.records[1].value.source, lsn, ts_ms: 1764150000000 + lsn },
+    ts_ms: 1764150000000 + lsn,
+  }
 }
 
 function setup() {
@@ -44,7 +55,10 @@ function setup() {
         version: 'v1',
         entityType: 'customer',
         store: 'chunk-sets',
-        chunker: createChunker({ strategy: { kind: 'recursive', size: 300, overlap: 0 }, template: '{first_name} {last_name}: {text}' }),
+        chunker: createChunker({
+          strategy: { kind: 'recursive', size: 300, overlap: 0 },
+          template: '{first_name} {last_name}: {text}',
+        }),
         embedder,
         text: (c) => String(c.notes ?? ''),
         metadata: (c) => ({ email: c.email }),
@@ -54,7 +68,11 @@ function setup() {
     .to(OUT, { encode: chunkEventEncoder(chunkEventJsonCodec) })
   const driver = new TopologyTestDriver(b.build(), { partitions: 2, sinkPartitions: { [OUT]: 3 } })
   const read = () =>
-    driver.readOutput(OUT).map((r) => ({ key: r.key as string, partition: r.partition, event: chunkEventJsonCodec.decode(r.rawValue) as ChunkEvent | null }))
+    driver.readOutput(OUT).map((r) => ({
+      key: r.key as string,
+      partition: r.partition,
+      event: chunkEventJsonCodec.decode(r.rawValue) as ChunkEvent | null,
+    }))
   const pipe = (id: number, value: unknown) => driver.pipe(TOPIC, JSON.stringify({ id }), value)
   return { driver, embedder, read, pipe }
 }
@@ -90,23 +108,32 @@ test('edit one paragraph → one upsert; identical resend → nothing; shrink �
 
   await pipe(7, change('u', 7, notes({ 3: 'Refunds too.' })))
   const edited = read()
-  assert.deepEqual(edited.map((r) => [r.key, r.event?.chunk_index]), [[ids[3], 3]])
+  assert.deepEqual(
+    edited.map((r) => [r.key, r.event?.chunk_index]),
+    [[ids[3], 3]],
+  )
   assert.equal(embedder.metrics().items, embeddedAfterCreate + 1, 'only the changed chunk was embedded')
 
   await pipe(7, change('u', 7, notes({ 3: 'Refunds too.' })))
   assert.deepEqual(read(), [])
 
   await pipe(7, change('u', 7, notes({ 3: 'Refunds too.', 5: 'Closed.' }, 6)))
-  assert.deepEqual(read().map((r) => [r.key, r.event === null ? 'tombstone' : 'upsert']), [
-    [ids[5], 'upsert'],
-    [ids[6], 'tombstone'],
-    [ids[7], 'tombstone'],
-    [ids[8], 'tombstone'],
-    [ids[9], 'tombstone'],
-  ])
+  assert.deepEqual(
+    read().map((r) => [r.key, r.event === null ? 'tombstone' : 'upsert']),
+    [
+      [ids[5], 'upsert'],
+      [ids[6], 'tombstone'],
+      [ids[7], 'tombstone'],
+      [ids[8], 'tombstone'],
+      [ids[9], 'tombstone'],
+    ],
+  )
 
   await pipe(7, change('d', 7, ''))
-  assert.deepEqual(read().map((r) => [r.key, r.event]), ids.slice(0, 6).map((id) => [id, null]))
+  assert.deepEqual(
+    read().map((r) => [r.key, r.event]),
+    ids.slice(0, 6).map((id) => [id, null]),
+  )
   await pipe(7, null) // the tombstone Debezium writes after the delete
   assert.deepEqual(read(), [])
 })
@@ -118,12 +145,15 @@ test('a primary-key change moves the chunks: tombstones under the old key, upser
   await pipe(1001, change('d', 1001, ''))
   await pipe(1001, null)
   await pipe(2001, change('c', 2001, notes({}, 2)))
-  assert.deepEqual(read().map((r) => [r.key, r.event === null]), [
-    [chunkId('support', 'customer', '1001', 0), true],
-    [chunkId('support', 'customer', '1001', 1), true],
-    [chunkId('support', 'customer', '2001', 0), false],
-    [chunkId('support', 'customer', '2001', 1), false],
-  ])
+  assert.deepEqual(
+    read().map((r) => [r.key, r.event === null]),
+    [
+      [chunkId('support', 'customer', '1001', 0), true],
+      [chunkId('support', 'customer', '1001', 1), true],
+      [chunkId('support', 'customer', '2001', 0), false],
+      [chunkId('support', 'customer', '2001', 1), false],
+    ],
+  )
 })
 
 test('a malformed record is dead-lettered with its position and the next good record still flows', async () => {
@@ -137,10 +167,13 @@ test('a malformed record is dead-lettered with its position and the next good re
   assert.equal(dead.headers[DEAD_LETTER_HEADERS.code], 'RS_DECODE_FAILED')
   assert.match(dead.headers[DEAD_LETTER_HEADERS.message], /value is not valid JSON/)
   assert.equal(dead.headers[DEAD_LETTER_HEADERS.topic], TOPIC)
-  assert.deepEqual(read().map((r) => r.event?.text), ['Jonas Berg: Short note.'])
+  assert.deepEqual(
+    read().map((r) => r.event?.text),
+    ['Jonas Berg: Short note.'],
+  )
 })
 
-test('bring your own vectors: the row\'s vector is the chunk\'s embedding; a bad vector dead-letters only that row', async () => {
+test("bring your own vectors: the row's vector is the chunk's embedding; a bad vector dead-letters only that row", async () => {
   const b = new TopologyBuilder({ applicationId: 'faq' })
   b.table<{ q: string; vec: number[] }>('faq.answers', { name: 'answers' })
     .stage({
@@ -165,7 +198,10 @@ test('bring your own vectors: the row\'s vector is the chunk\'s embedding; a bad
   ])
   const out = driver.readOutput('rag.chunks.faq').map((r) => chunkEventJsonCodec.decode(r.rawValue) as ChunkEvent)
   assert.equal(out.length, 1)
-  assert.deepEqual(Array.from(out[0].embedding).map((x) => Math.round(x * 10) / 10), [0.1, 0.2, 0.3])
+  assert.deepEqual(
+    Array.from(out[0].embedding).map((x) => Math.round(x * 10) / 10),
+    [0.1, 0.2, 0.3],
+  )
   assert.equal(out[0].lineage.embedding_model, 'upstream-e5@3')
   const [dead] = driver.readDeadLetters()
   assert.equal(dead.key, 'a2')
@@ -184,7 +220,9 @@ test('end to end with the real services: Debezium Avro in, Avro chunk events out
   const { registerAvro, registry, registryUrl, deleteSubject } = await import('../serde/registry-helpers.ts')
   const { endpoints, uniqueName } = await import('../support/stack.ts')
 
-  const schemas = JSON.parse(readFileSync(new URL('../fixtures/debezium/customers.avro-schemas.json', import.meta.url), 'utf8'))
+  const schemas = JSON.parse(
+    readFileSync(new URL('../fixtures/debezium/customers.avro-schemas.json', import.meta.url), 'utf8'),
+  )
   const source = uniqueName('dbserver1.inventory.customers')
   const keyId = await registerAvro(t, `${source}-key`, schemas.keySchema)
   const valueId = await registerAvro(t, `${source}-value`, schemas.valueSchema)
@@ -202,7 +240,11 @@ test('end to end with the real services: Debezium Avro in, Avro chunk events out
     [1, 2, 3].map(async (id) => ({
       topic: source,
       key: await encoder.encode(keyId, { id }),
-      value: await encoder.encode(valueId, { ...change('c', id, notes({ 0: `c${id}`, 1: `c${id}`, 2: `c${id}` }, 3)), transaction: null, source: { ...fixture.records[1].value.source, lsn: 5000 + id, xmin: null } }),
+      value: await encoder.encode(valueId, {
+        ...change('c', id, notes({ 0: `c${id}`, 1: `c${id}`, 2: `c${id}` }, 3)),
+        transaction: null,
+        source: { ...fixture.records[1].value.source, lsn: 5000 + id, xmin: null },
+      }),
     })),
   )
 
@@ -210,8 +252,16 @@ test('end to end with the real services: Debezium Avro in, Avro chunk events out
     const out = uniqueName(`rag.chunks.support.${version}`)
     t.after(() => deleteSubject(`${out}-value`))
     const codec = await chunkEventAvroCodec({ registryUrl, topic: out })
-    const embedder = new Embedder(new OpenAIProvider({ kind: 'openai', model: 'e2e', dimensions: 384, baseUrl: fake.baseUrl, maxBatchItems: 4 }, {}), { cache: new RedisEmbeddingCache(redis, { prefix }) })
-    const customers = cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'avro', avro: new AvroWireDecoder(registry(), registryUrl) }))
+    const embedder = new Embedder(
+      new OpenAIProvider(
+        { kind: 'openai', model: 'e2e', dimensions: 384, baseUrl: fake.baseUrl, maxBatchItems: 4 },
+        {},
+      ),
+      { cache: new RedisEmbeddingCache(redis, { prefix }) },
+    )
+    const customers = cdcTableDecoder(
+      new DebeziumDecoder({ valueFormat: 'avro', avro: new AvroWireDecoder(registry(), registryUrl) }),
+    )
     const b = new TopologyBuilder({ applicationId: `support-${version}` })
     b.cdcTable<Record<string, unknown>>(source, { name: 'customers', ...customers })
       .stage({
@@ -219,7 +269,11 @@ test('end to end with the real services: Debezium Avro in, Avro chunk events out
         kind: 'chunk+embed',
         stores: ['chunk-sets'],
         processor: chunkEmbedStage<Record<string, unknown>>({
-          topology: 'support', version, entityType: 'customer', store: 'chunk-sets', embedder,
+          topology: 'support',
+          version,
+          entityType: 'customer',
+          store: 'chunk-sets',
+          embedder,
           chunker: createChunker({ strategy: { kind: 'recursive', size: 300, overlap: 0 } }),
           text: (c) => String(c.notes),
         }),

@@ -7,7 +7,10 @@ import { MemoryStateStore } from '../../src/state/memory-store.ts'
 
 // Ten paragraphs of ~300 characters with a 400-character limit: one chunk per paragraph.
 const paragraph = (i: number, edit = ''): string =>
-  `Section ${i}. ` + `Customers on plan ${i} can export invoices from the billing page; exports run nightly and arrive by e-mail. ${edit}`.repeat(3).trim()
+  `Section ${i}. ` +
+  `Customers on plan ${i} can export invoices from the billing page; exports run nightly and arrive by e-mail. ${edit}`
+    .repeat(3)
+    .trim()
 const doc = (edits: Record<number, string> = {}, count = 10): string =>
   Array.from({ length: count }, (_, i) => paragraph(i, edits[i])).join('\n\n')
 
@@ -27,7 +30,11 @@ function setup() {
   const apply = async (text: string, meta?: Record<string, unknown>) => {
     await state.prefetch(0, [ChunkSetStore.keyOf('article', 'kb-17')])
     const result = store.update(0, 'article', 'kb-17', chunks(text, meta))
-    return { upserts: result.upserts.map((c) => c.index), tombstones: result.tombstones, changelog: state.drainChangelog() }
+    return {
+      upserts: result.upserts.map((c) => c.index),
+      tombstones: result.tombstones,
+      changelog: state.drainChangelog(),
+    }
   }
   return { state, store, apply }
 }
@@ -103,8 +110,16 @@ test('the chunk set survives a commit and is what the next batch diffs against; 
 })
 
 test('diffChunkSet is pure and ordered: upserts in input order, tombstones in previous order', () => {
-  const prev = [{ id: 'a', fingerprint: '1' }, { id: 'b', fingerprint: '2' }, { id: 'c', fingerprint: '3' }]
-  const next = [{ id: 'c', fingerprint: '3' }, { id: 'd', fingerprint: '4' }, { id: 'a', fingerprint: '9' }]
+  const prev = [
+    { id: 'a', fingerprint: '1' },
+    { id: 'b', fingerprint: '2' },
+    { id: 'c', fingerprint: '3' },
+  ]
+  const next = [
+    { id: 'c', fingerprint: '3' },
+    { id: 'd', fingerprint: '4' },
+    { id: 'a', fingerprint: '9' },
+  ]
   assert.deepEqual(diffChunkSet(prev, next), { upserts: [next[1], next[2]], tombstones: ['b'] })
   assert.deepEqual(diffChunkSet(undefined, next).upserts, next)
   assert.deepEqual(decodeChunkSet(encodeChunkSet(prev)), prev)

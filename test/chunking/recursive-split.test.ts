@@ -34,7 +34,10 @@ test('words, then characters, when nothing coarser fits', () => {
   const words = recursiveSplit('alpha beta gamma delta epsilon', { size: 12, overlap: 0, unit: 'chars' })
   assert.deepEqual(words, ['alpha beta', 'gamma delta', 'epsilon'])
   const hard = recursiveSplit('x'.repeat(25), { size: 10, overlap: 0, unit: 'chars' })
-  assert.deepEqual(hard.map((c) => c.length), [10, 10, 5])
+  assert.deepEqual(
+    hard.map((c) => c.length),
+    [10, 10, 5],
+  )
 })
 
 test('sizes in approximate tokens', () => {

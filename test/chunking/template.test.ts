@@ -11,7 +11,9 @@ test('a template prepends context from fields, nested paths included', () => {
 })
 
 test('template problems are listed, and {text} is required', () => {
-  assert.deepEqual(parseTemplate('{title}').problems, ['the template must contain {text}, or the chunk itself would be lost'])
+  assert.deepEqual(parseTemplate('{title}').problems, [
+    'the template must contain {text}, or the chunk itself would be lost',
+  ])
   assert.equal(parseTemplate('{text} {bad name} }').problems.length, 2)
   assert.throws(() => compileTemplate('{title'), /invalid chunk template/)
 })

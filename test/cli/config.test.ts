@@ -12,11 +12,24 @@ import { COMMANDS } from '../../src/cli/commands.ts'
 import { configFieldsMarkdown, loadConfig } from '../../src/config/file.ts'
 import { ConfigError } from '../../src/errors.ts'
 
-async function cli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(
+  argv: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = ''
   let stderr = ''
-  const sink = (append: (s: string) => void) => new Writable({ write(chunk, _e, done) { append(String(chunk)); done() } })
-  const code = await main(argv, { stdout: sink((s) => (stdout += s)) as unknown as typeof process.stdout, stderr: sink((s) => (stderr += s)) as unknown as typeof process.stderr, env })
+  const sink = (append: (s: string) => void) =>
+    new Writable({
+      write(chunk, _e, done) {
+        append(String(chunk))
+        done()
+      },
+    })
+  const code = await main(argv, {
+    stdout: sink((s) => (stdout += s)) as unknown as typeof process.stdout,
+    stderr: sink((s) => (stderr += s)) as unknown as typeof process.stderr,
+    env,
+  })
   return { code, stdout, stderr }
 }
 
@@ -39,13 +52,27 @@ test('a bad config file fails fast, before any connection, naming every bad fiel
   await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve))
   t.after(() => new Promise<void>((resolve) => listener.close(() => resolve())))
   const at = `127.0.0.1:${(listener.address() as AddressInfo).port}`
-  const services = { RAGSTREAM_POSTGRES_URL: `postgres://postgres@${at}/ragstream`, RAGSTREAM_REDIS_URL: `redis://${at}`, RAGSTREAM_SCHEMA_REGISTRY_URL: `http://${at}/apis/ccompat/v7` }
-  const file = await configFile(t, JSON.stringify({ sink: { dimensions: 0, schema: 'Robert"); DROP' }, kafka: { brokers: ['no-port'] }, metrics: { prot: 9464 } }))
+  const services = {
+    RAGSTREAM_POSTGRES_URL: `postgres://postgres@${at}/ragstream`,
+    RAGSTREAM_REDIS_URL: `redis://${at}`,
+    RAGSTREAM_SCHEMA_REGISTRY_URL: `http://${at}/apis/ccompat/v7`,
+  }
+  const file = await configFile(
+    t,
+    JSON.stringify({
+      sink: { dimensions: 0, schema: 'Robert"); DROP' },
+      kafka: { brokers: ['no-port'] },
+      metrics: { prot: 9464 },
+    }),
+  )
   for (const command of ['demo', 'status', 'replay', 'promote', 'run', 'sink', 'generate']) {
     const { code, stderr } = await cli([command, '--config', file], { RAGSTREAM_KAFKA_BROKERS: '', ...services })
     assert.equal(code, 78, `${command}: ${stderr}`)
     assert.equal(connections, 0, `${command} connected to a service before it reported the bad config`)
-    assert.match(stderr, /^error RS_CONFIG_INVALID: invalid configuration \(.*ragstream\.json and RAGSTREAM_\* variables\):/)
+    assert.match(
+      stderr,
+      /^error RS_CONFIG_INVALID: invalid configuration \(.*ragstream\.json and RAGSTREAM_\* variables\):/,
+    )
     assert.match(stderr, /\n {2}\/sink\/dimensions: expected an integer ≥ 1\n/)
     assert.match(stderr, /\n {2}\/sink\/schema: expected a SQL identifier/)
     assert.match(stderr, /\n {2}\/kafka\/brokers: expected host:port, got "no-port"/)
@@ -54,7 +81,11 @@ test('a bad config file fails fast, before any connection, naming every bad fiel
 })
 
 test('RAGSTREAM_* variables are validated the same way and named with their field', async () => {
-  const { code, stderr } = await cli(['status', 'support-copilot'], { RAGSTREAM_METRICS_PORT: 'ninety', RAGSTREAM_REDIS_URL: 'http://127.0.0.1:6379', RAGSTREAM_LOG_FORMAT: 'yaml' })
+  const { code, stderr } = await cli(['status', 'support-copilot'], {
+    RAGSTREAM_METRICS_PORT: 'ninety',
+    RAGSTREAM_REDIS_URL: 'http://127.0.0.1:6379',
+    RAGSTREAM_LOG_FORMAT: 'yaml',
+  })
   assert.equal(code, 78)
   assert.match(stderr, /\/metrics\/port \(RAGSTREAM_METRICS_PORT\): expected an integer from 0 to 65535/)
   assert.match(stderr, /\/redis\/url \(RAGSTREAM_REDIS_URL\): expected a redis or rediss URL, got scheme http:/)
@@ -71,17 +102,32 @@ test('unreadable or non-JSON files name --config', async (t) => {
 })
 
 test('precedence: default < file < environment; file values reach commands as their variables', async (t) => {
-  const file = await configFile(t, JSON.stringify({ kafka: { brokers: ['10.0.0.5:9092', 'kafka-2:9092'] }, redis: { url: 'redis://cache:6380' }, sink: { dimensions: 768, sinkRole: 'writer' }, postgres: { url: 'postgres://admin:secret@db:5432/rag' } }))
+  const file = await configFile(
+    t,
+    JSON.stringify({
+      kafka: { brokers: ['10.0.0.5:9092', 'kafka-2:9092'] },
+      redis: { url: 'redis://cache:6380' },
+      sink: { dimensions: 768, sinkRole: 'writer' },
+      postgres: { url: 'postgres://admin:secret@db:5432/rag' },
+    }),
+  )
   const config = loadConfig({ file, env: { RAGSTREAM_REDIS_URL: 'redis://from-env:6379' } })
   assert.deepEqual(config.endpoints.kafkaBrokers, ['10.0.0.5:9092', 'kafka-2:9092'])
   assert.equal(config.env.RAGSTREAM_KAFKA_BROKERS, '10.0.0.5:9092,kafka-2:9092')
   assert.equal(config.endpoints.redisUrl, 'redis://from-env:6379', 'the environment wins over the file')
   assert.equal(config.sink.dimensions, 768)
   assert.equal(config.sink.schema, 'ragstream', 'defaults fill the rest')
-  assert.equal(config.postgres.sinkUrl, 'postgres://writer@db:5432/rag', 'role URLs derive from the admin URL without its password')
+  assert.equal(
+    config.postgres.sinkUrl,
+    'postgres://writer@db:5432/rag',
+    'role URLs derive from the admin URL without its password',
+  )
   assert.equal(config.postgres.ownerUrl, 'postgres://ragstream_owner@db:5432/rag')
   assert.equal(config.metricsPort, undefined)
-  assert.throws(() => loadConfig({ env: { RAGSTREAM_SINK_DIMENSIONS: '1.5' } }), (e: unknown) => e instanceof ConfigError && e.problems[0].path === '/sink/dimensions (RAGSTREAM_SINK_DIMENSIONS)')
+  assert.throws(
+    () => loadConfig({ env: { RAGSTREAM_SINK_DIMENSIONS: '1.5' } }),
+    (e: unknown) => e instanceof ConfigError && e.problems[0].path === '/sink/dimensions (RAGSTREAM_SINK_DIMENSIONS)',
+  )
 })
 
 test('every command takes --config (listed in its --help); docs/operations.md lists every field', async () => {

@@ -14,9 +14,23 @@ const file = fileURLToPath(new URL('../../topologies/support-tickets.ts', import
 async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = ''
   let stderr = ''
-  const out = new Writable({ write(chunk, _enc, done) { stdout += String(chunk); done() } })
-  const err = new Writable({ write(chunk, _enc, done) { stderr += String(chunk); done() } })
-  const code = await main(argv, { stdout: out as unknown as typeof process.stdout, stderr: err as unknown as typeof process.stderr, env: {} })
+  const out = new Writable({
+    write(chunk, _enc, done) {
+      stdout += String(chunk)
+      done()
+    },
+  })
+  const err = new Writable({
+    write(chunk, _enc, done) {
+      stderr += String(chunk)
+      done()
+    },
+  })
+  const code = await main(argv, {
+    stdout: out as unknown as typeof process.stdout,
+    stderr: err as unknown as typeof process.stderr,
+    env: {},
+  })
   return { code, stdout, stderr }
 }
 
@@ -32,7 +46,9 @@ test('describe --format json prints the description as JSON, with the internal t
   const description = JSON.parse(stdout)
   assert.equal(description.applicationId, 'support-tickets')
   assert.deepEqual(
-    description.topics.filter((t: { role: string }) => t.role === 'repartition').map((t: { name: string; config: unknown }) => [t.name, t.config]),
+    description.topics
+      .filter((t: { role: string }) => t.role === 'repartition')
+      .map((t: { name: string; config: unknown }) => [t.name, t.config]),
     [
       ['support-tickets-join-customers-subscription-repartition', { 'cleanup.policy': 'delete', 'retention.ms': '-1' }],
       ['support-tickets-join-customers-response-repartition', { 'cleanup.policy': 'delete', 'retention.ms': '-1' }],

@@ -15,9 +15,23 @@ import { readToEnd } from '../support/topic-offsets.ts'
 async function run(argv: string[]) {
   let out = ''
   let err = ''
-  const stdout = new Writable({ write(chunk, _enc, done) { out += String(chunk); done() } })
-  const stderr = new Writable({ write(chunk, _enc, done) { err += String(chunk); done() } })
-  const code = await main(argv, { stdout: stdout as unknown as typeof process.stdout, stderr: stderr as unknown as typeof process.stderr, env: {} })
+  const stdout = new Writable({
+    write(chunk, _enc, done) {
+      out += String(chunk)
+      done()
+    },
+  })
+  const stderr = new Writable({
+    write(chunk, _enc, done) {
+      err += String(chunk)
+      done()
+    },
+  })
+  const code = await main(argv, {
+    stdout: stdout as unknown as typeof process.stdout,
+    stderr: stderr as unknown as typeof process.stderr,
+    env: {},
+  })
   return { code, stdout: out, stderr: err }
 }
 
@@ -36,10 +50,28 @@ test('forget: produces one Avro deletion request keyed by the subject', { timeou
   const topic = uniqueName('governance.deletions')
   await createTopics(t, [topic], 3, [{ name: 'cleanup.policy', value: 'compact' }])
   t.after(() => deleteSubject(`${topic}-value`))
-  const child = spawn(new URL('../../node_modules/.bin/node', import.meta.url).pathname, ['bin/ragstream.ts', 'forget', '--subject', 'customer:42', '--reason', 'GDPR art. 17', '--requested-by', 'dpo', '--request-id', 'req-cli-1', '--deletions-topic', topic, '--json'], {
-    cwd: new URL('../../', import.meta.url).pathname,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const child = spawn(
+    new URL('../../node_modules/.bin/node', import.meta.url).pathname,
+    [
+      'bin/ragstream.ts',
+      'forget',
+      '--subject',
+      'customer:42',
+      '--reason',
+      'GDPR art. 17',
+      '--requested-by',
+      'dpo',
+      '--request-id',
+      'req-cli-1',
+      '--deletions-topic',
+      topic,
+      '--json',
+    ],
+    {
+      cwd: new URL('../../', import.meta.url).pathname,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
@@ -53,5 +85,15 @@ test('forget: produces one Avro deletion request keyed by the subject', { timeou
   assert.equal(records.length, 1)
   assert.equal(records[0].key?.toString(), 'customer:42')
   const request = await new SchemaRegistry({ host: endpoints.schemaRegistryUrl }).decode(records[0].value!)
-  assert.deepEqual({ ...request, requested_at_ms: 0 }, { request_id: 'req-cli-1', subject: 'customer:42', reason: 'GDPR art. 17', requested_by: 'dpo', requested_at_ms: 0, mode: 'FOREVER' })
+  assert.deepEqual(
+    { ...request, requested_at_ms: 0 },
+    {
+      request_id: 'req-cli-1',
+      subject: 'customer:42',
+      reason: 'GDPR art. 17',
+      requested_by: 'dpo',
+      requested_at_ms: 0,
+      mode: 'FOREVER',
+    },
+  )
 })

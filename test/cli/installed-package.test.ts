@@ -41,45 +41,70 @@ assert.deepEqual(driver.readTable('shop.order-details').get('o1'), { product: 'p
 console.log('driver ok')
 `
 
-test('the packed package runs from node_modules: ragstream --version and describe, the test driver, and its type declarations', { timeout: 180_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ragstream-installed-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const { stdout: packed } = await run('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT, env, maxBuffer: 16 << 20 })
-  const tarball = join(dir, packed.trim().split('\n').pop()!)
+test(
+  'the packed package runs from node_modules: ragstream --version and describe, the test driver, and its type declarations',
+  { timeout: 180_000 },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ragstream-installed-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    const { stdout: packed } = await run('npm', ['pack', '--silent', '--pack-destination', dir], {
+      cwd: ROOT,
+      env,
+      maxBuffer: 16 << 20,
+    })
+    const tarball = join(dir, packed.trim().split('\n').pop()!)
 
-  const project = join(dir, 'project')
-  const installed = join(project, 'node_modules/ragstream')
-  mkdirSync(installed, { recursive: true })
-  await run('tar', ['-xzf', tarball, '-C', installed, '--strip-components=1'])
-  // The package's runtime dependencies, as npm would install them beside it.
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string> }
-  for (const dep of [...Object.keys(pkg.dependencies), '@types/node']) {
-    const link = join(project, 'node_modules', dep)
-    mkdirSync(dirname(link), { recursive: true })
-    symlinkSync(join(ROOT, 'node_modules', dep), link)
-  }
-  mkdirSync(join(project, 'topologies'))
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'shop', type: 'module', private: true }))
-  writeFileSync(join(project, 'topologies/shop.ts'), TOPOLOGY)
-  writeFileSync(join(project, 'shop.test.ts'), UNIT_TEST)
-  writeFileSync(
-    join(project, 'tsconfig.json'),
-    JSON.stringify({ compilerOptions: { module: 'nodenext', target: 'es2024', strict: true, noEmit: true, allowImportingTsExtensions: true, types: ['node'] }, include: ['**/*.ts'] }),
-  )
+    const project = join(dir, 'project')
+    const installed = join(project, 'node_modules/ragstream')
+    mkdirSync(installed, { recursive: true })
+    await run('tar', ['-xzf', tarball, '-C', installed, '--strip-components=1'])
+    // The package's runtime dependencies, as npm would install them beside it.
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      version: string
+      dependencies: Record<string, string>
+    }
+    for (const dep of [...Object.keys(pkg.dependencies), '@types/node']) {
+      const link = join(project, 'node_modules', dep)
+      mkdirSync(dirname(link), { recursive: true })
+      symlinkSync(join(ROOT, 'node_modules', dep), link)
+    }
+    mkdirSync(join(project, 'topologies'))
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'shop', type: 'module', private: true }))
+    writeFileSync(join(project, 'topologies/shop.ts'), TOPOLOGY)
+    writeFileSync(join(project, 'shop.test.ts'), UNIT_TEST)
+    writeFileSync(
+      join(project, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          module: 'nodenext',
+          target: 'es2024',
+          strict: true,
+          noEmit: true,
+          allowImportingTsExtensions: true,
+          types: ['node'],
+        },
+        include: ['**/*.ts'],
+      }),
+    )
 
-  const cli = join(installed, 'bin/ragstream.js')
-  const version = await run(NODE, [cli, '--version'], { cwd: project, env })
-  assert.match(version.stdout, new RegExp(pkg.version.replaceAll('.', '\\.')))
+    const cli = join(installed, 'bin/ragstream.js')
+    const version = await run(NODE, [cli, '--version'], { cwd: project, env })
+    assert.match(version.stdout, new RegExp(pkg.version.replaceAll('.', '\\.')))
 
-  const described = await run(NODE, [cli, 'describe', 'topologies/shop.ts'], { cwd: project, env })
-  for (const name of ['shop.orders', 'shop.products', 'shop.order-details', 'join-products']) assert.match(described.stdout, new RegExp(name.replaceAll('.', '\\.')), name)
+    const described = await run(NODE, [cli, 'describe', 'topologies/shop.ts'], { cwd: project, env })
+    for (const name of ['shop.orders', 'shop.products', 'shop.order-details', 'join-products'])
+      assert.match(described.stdout, new RegExp(name.replaceAll('.', '\\.')), name)
 
-  const unit = await run(NODE, ['shop.test.ts'], { cwd: project, env })
-  assert.match(unit.stdout, /driver ok/)
+    const unit = await run(NODE, ['shop.test.ts'], { cwd: project, env })
+    assert.match(unit.stdout, /driver ok/)
 
-  // The declarations type the user's code: a wrong joiner is a type error, the right one is not.
-  await run(join(BIN, 'tsc'), ['-p', '.'], { cwd: project, env })
-  writeFileSync(join(project, 'topologies/shop.ts'), TOPOLOGY.replace('p?.price ?? null', 'p.pricee'))
-  const broken = await run(join(BIN, 'tsc'), ['-p', '.'], { cwd: project, env }).then(() => undefined, (error: { stdout: string }) => error.stdout)
-  assert.match(broken ?? 'tsc accepted a misspelt property', /topologies\/shop\.ts.*pricee/s)
-})
+    // The declarations type the user's code: a wrong joiner is a type error, the right one is not.
+    await run(join(BIN, 'tsc'), ['-p', '.'], { cwd: project, env })
+    writeFileSync(join(project, 'topologies/shop.ts'), TOPOLOGY.replace('p?.price ?? null', 'p.pricee'))
+    const broken = await run(join(BIN, 'tsc'), ['-p', '.'], { cwd: project, env }).then(
+      () => undefined,
+      (error: { stdout: string }) => error.stdout,
+    )
+    assert.match(broken ?? 'tsc accepted a misspelt property', /topologies\/shop\.ts.*pricee/s)
+  },
+)

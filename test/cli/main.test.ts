@@ -7,14 +7,23 @@ import { COMMANDS } from '../../src/cli/commands.ts'
 
 function capture(): { stream: Writable; text: () => string } {
   let out = ''
-  const stream = new Writable({ write(chunk, _enc, done) { out += String(chunk); done() } })
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      out += String(chunk)
+      done()
+    },
+  })
   return { stream, text: () => out }
 }
 
 async function run(argv: string[]) {
   const stdout = capture()
   const stderr = capture()
-  const code = await main(argv, { stdout: stdout.stream as unknown as typeof process.stdout, stderr: stderr.stream as unknown as typeof process.stderr, env: {} })
+  const code = await main(argv, {
+    stdout: stdout.stream as unknown as typeof process.stdout,
+    stderr: stderr.stream as unknown as typeof process.stderr,
+    env: {},
+  })
   return { code, stdout: stdout.text(), stderr: stderr.text() }
 }
 

@@ -13,11 +13,15 @@ async function run(argv: string[]): Promise<{ code: number; stdout: string; stde
   let stderr = ''
   out.on('data', (c: Buffer) => (stdout += c.toString()))
   err.on('data', (c: Buffer) => (stderr += c.toString()))
-  const code = await main(argv, { stdout: out as unknown as typeof process.stdout, stderr: err as unknown as typeof process.stderr, env: process.env })
+  const code = await main(argv, {
+    stdout: out as unknown as typeof process.stdout,
+    stderr: err as unknown as typeof process.stderr,
+    env: process.env,
+  })
   return { code, stdout, stderr }
 }
 
-test('cli sink: hostile names are rejected with RS_IDENTIFIER_INVALID naming the option\'s field, before any connection', async () => {
+test("cli sink: hostile names are rejected with RS_IDENTIFIER_INVALID naming the option's field, before any connection", async () => {
   const cases: [string[], string][] = [
     [['sink', 'x"; DROP SCHEMA public CASCADE; --', '--dims', '4'], '/sink/topology'],
     [['sink', 'support', '--dims', '4', '--schema', 'ragstream;drop'], '/sink/schema'],
@@ -35,11 +39,40 @@ test('cli sink: hostile names are rejected with RS_IDENTIFIER_INVALID naming the
 test('cli sink: --migrate runs as the owner role only; the sink refuses a superuser or owner connection', async (t) => {
   const env = await createSinkEnv(t, { dims: 4 })
   const n = env.config.names
-  const common = ['sink', env.config.topology, '--dims', '4', '--schema', n.schema, '--view-schema', n.viewSchema, '--owner-role', n.ownerRole, '--sink-role', n.sinkRole, '--topic', env.config.topic]
+  const common = [
+    'sink',
+    env.config.topology,
+    '--dims',
+    '4',
+    '--schema',
+    n.schema,
+    '--view-schema',
+    n.viewSchema,
+    '--owner-role',
+    n.ownerRole,
+    '--sink-role',
+    n.sinkRole,
+    '--topic',
+    env.config.topic,
+  ]
   const migrated = await run([...common, '--migrate', '--postgres-url', env.ownerUrl])
   assert.equal(migrated.code, 0, migrated.stderr)
-  assert.deepEqual(JSON.parse(migrated.stdout), { event: 'migrated', table: n.chunkTable, applied: [], createdVersion: false, activated: false })
-  const hostileGrant = await run([...common, '--grant', 'analyst"; DROP ROLE x; --', '--tenants', '*', '--postgres-url', env.ownerUrl])
+  assert.deepEqual(JSON.parse(migrated.stdout), {
+    event: 'migrated',
+    table: n.chunkTable,
+    applied: [],
+    createdVersion: false,
+    activated: false,
+  })
+  const hostileGrant = await run([
+    ...common,
+    '--grant',
+    'analyst"; DROP ROLE x; --',
+    '--tenants',
+    '*',
+    '--postgres-url',
+    env.ownerUrl,
+  ])
   assert.notEqual(hostileGrant.code, 0)
   assert.match(hostileGrant.stderr, /^error RS_IDENTIFIER_INVALID: \/analyst\/role:/)
   const asSuperuser = await run([...common, '--migrate', '--postgres-url', ADMIN_URL])

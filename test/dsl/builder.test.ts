@@ -15,7 +15,11 @@ test('build() returns a frozen, validated topology; stateless nodes get Kafka-st
   const customers = b.table<Customer>('crm.customers', { name: 'customers' })
   b.table<Ticket>('tickets', { name: 'tickets' })
     .filter((t) => t.subject !== '')
-    .join(customers, { name: 'join-customers', foreignKey: (t) => t.customerId, joiner: (t, c) => ({ subject: t.subject, customer: c.name }) })
+    .join(customers, {
+      name: 'join-customers',
+      foreignKey: (t) => t.customerId,
+      joiner: (t, c) => ({ subject: t.subject, customer: c.name }),
+    })
     .mapValues((doc) => doc)
     .to('docs')
   const topology = b.build()

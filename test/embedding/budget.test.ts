@@ -7,7 +7,7 @@ import { contentHash } from '../../src/chunking/chunk-id.ts'
 
 const item = (text: string) => ({ text, contentHash: contentHash(text) })
 
-test('the budget throttles once a minute\'s items are spent, and never refuses', async () => {
+test("the budget throttles once a minute's items are spent, and never refuses", async () => {
   const budget = new EmbeddingBudget({ maxItemsPerMinute: 120 }) // 2 per second
   assert.equal(await budget.acquire(120, 0), 0)
   const started = performance.now()
@@ -17,7 +17,7 @@ test('the budget throttles once a minute\'s items are spent, and never refuses',
   assert.ok(budget.throttledMs >= 900)
 })
 
-test('a request larger than a minute\'s token budget runs at once and the debt slows the next one', async () => {
+test("a request larger than a minute's token budget runs at once and the debt slows the next one", async () => {
   const budget = new EmbeddingBudget({ maxTokensPerMinute: 6000 }) // 100 per second
   const started = performance.now()
   await budget.acquire(1, 6100)
@@ -28,7 +28,9 @@ test('a request larger than a minute\'s token budget runs at once and the debt s
 })
 
 test('concurrent callers queue in order; the Embedder reports the time spent throttled', async () => {
-  const embedder = new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 }), { budget: new EmbeddingBudget({ maxItemsPerMinute: 60 }) })
+  const embedder = new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 }), {
+    budget: new EmbeddingBudget({ maxItemsPerMinute: 60 }),
+  })
   await embedder.embed(Array.from({ length: 60 }, (_, i) => item(`text ${i}`)))
   const [a, b] = await Promise.all([embedder.embed([item('late one')]), embedder.embed([item('late two')])])
   assert.equal(a.length + b.length, 2)

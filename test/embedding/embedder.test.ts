@@ -16,7 +16,16 @@ import { endpoints, uniqueName } from '../support/stack.ts'
 import { startFakeOpenAI } from './fake-openai.ts'
 
 const item = (text: string) => ({ text, contentHash: contentHash(text) })
-const config = (baseUrl: string, extra: Partial<OpenAIEmbeddingConfig> = {}): OpenAIEmbeddingConfig => ({ kind: 'openai', model: 'm', dimensions: 8, baseUrl, apiKeyEnv: 'NO_KEY_NEEDED', initialBackoffMs: 1, maxBackoffMs: 5, ...extra })
+const config = (baseUrl: string, extra: Partial<OpenAIEmbeddingConfig> = {}): OpenAIEmbeddingConfig => ({
+  kind: 'openai',
+  model: 'm',
+  dimensions: 8,
+  baseUrl,
+  apiKeyEnv: 'NO_KEY_NEEDED',
+  initialBackoffMs: 1,
+  maxBackoffMs: 5,
+  ...extra,
+})
 
 test('a call that needed retries: counted once with its retries, tokens and latency, and reported to the scope', async (t) => {
   const fake = await startFakeOpenAI(t, {
@@ -29,13 +38,22 @@ test('a call that needed retries: counted once with its retries, tokens and late
   })
   const embedder = new Embedder(new OpenAIProvider(config(fake.baseUrl), {}))
   const events: TelemetryEvent[] = []
-  await withTelemetry((e) => events.push(e), () => embedder.embed([item('a'), item('b'), item('a')]))
+  await withTelemetry(
+    (e) => events.push(e),
+    () => embedder.embed([item('a'), item('b'), item('a')]),
+  )
   const m = embedder.metrics()
   assert.deepEqual([m.calls, m.items, m.tokens, m.retries, m.failures], [1, 2, 6, 2, {}])
-  assert.deepEqual(events.map((e) => e.kind), ['embedding-cache', 'embedding-call'])
+  assert.deepEqual(
+    events.map((e) => e.kind),
+    ['embedding-cache', 'embedding-call'],
+  )
   assert.deepEqual(events[0], { kind: 'embedding-cache', model: 'openai:m@8', hits: 0, misses: 2 })
   const call = events[1] as Extract<TelemetryEvent, { kind: 'embedding-call' }>
-  assert.deepEqual({ ...call, latencyMs: 0 }, { kind: 'embedding-call', model: 'openai:m@8', items: 2, tokens: 6, retries: 2, latencyMs: 0 })
+  assert.deepEqual(
+    { ...call, latencyMs: 0 },
+    { kind: 'embedding-call', model: 'openai:m@8', items: 2, tokens: 6, retries: 2, latencyMs: 0 },
+  )
   assert.ok(call.latencyMs > 0)
 })
 
@@ -50,9 +68,21 @@ test('failed calls are counted by error code with the retries they made; outside
   })
   const embedder = new Embedder(new OpenAIProvider(config(fake.baseUrl, { maxRetries: 2 }), {}))
   const events: TelemetryEvent[] = []
-  await assert.rejects(withTelemetry((e) => events.push(e), () => embedder.embed([item('x')])), (e: RagstreamError) => e.code === 'RS_EMBEDDING_FAILED' && e.context.attempts === 3 && e.hint !== undefined)
+  await assert.rejects(
+    withTelemetry(
+      (e) => events.push(e),
+      () => embedder.embed([item('x')]),
+    ),
+    (e: RagstreamError) => e.code === 'RS_EMBEDDING_FAILED' && e.context.attempts === 3 && e.hint !== undefined,
+  )
   status = 400
-  await assert.rejects(withTelemetry((e) => events.push(e), () => embedder.embed([item('x')])), (e: RagstreamError) => e.code === 'RS_EMBEDDING_REJECTED')
+  await assert.rejects(
+    withTelemetry(
+      (e) => events.push(e),
+      () => embedder.embed([item('x')]),
+    ),
+    (e: RagstreamError) => e.code === 'RS_EMBEDDING_REJECTED',
+  )
   await assert.rejects(embedder.embed([item('x')]), (e: RagstreamError) => e.code === 'RS_EMBEDDING_REJECTED')
   const failures = events.filter((e) => e.kind === 'embedding-failure').map((e) => ({ ...e, latencyMs: 0 }))
   assert.deepEqual(failures, [
@@ -77,13 +107,25 @@ test('wrong vector sizes count as an RS_EMBEDDING_DIMENSIONS failure; cache hits
     await redis.quit()
   })
   const budget = new EmbeddingBudget({ maxItemsPerMinute: 240 }) // 4 a second once the first 240 are spent
-  const embedder = new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 }), { cache: new RedisEmbeddingCache(redis, { prefix }), budget })
-  const events: TelemetryEvent[] = []
-  await withTelemetry((e) => events.push(e), async () => {
-    await embedder.embed(Array.from({ length: 240 }, (_, i) => item(`text ${i}`)))
-    await embedder.embed([item('text 0'), item('text 1'), item('new')])
+  const embedder = new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 }), {
+    cache: new RedisEmbeddingCache(redis, { prefix }),
+    budget,
   })
-  assert.deepEqual(events.filter((e) => e.kind === 'embedding-cache').map((e) => [e.hits, e.misses]), [[0, 240], [2, 1]])
+  const events: TelemetryEvent[] = []
+  await withTelemetry(
+    (e) => events.push(e),
+    async () => {
+      await embedder.embed(Array.from({ length: 240 }, (_, i) => item(`text ${i}`)))
+      await embedder.embed([item('text 0'), item('text 1'), item('new')])
+    },
+  )
+  assert.deepEqual(
+    events.filter((e) => e.kind === 'embedding-cache').map((e) => [e.hits, e.misses]),
+    [
+      [0, 240],
+      [2, 1],
+    ],
+  )
   const throttled = events.filter((e) => e.kind === 'embedding-throttled')
   assert.equal(throttled.length, 1, 'the second call waited for the budget')
   assert.ok(throttled[0].ms >= 150, `waited ${throttled[0].ms} ms`)

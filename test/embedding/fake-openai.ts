@@ -15,7 +15,10 @@ export interface FakeRequest {
 /** Returns true when it answered the request itself; otherwise the fake answers with vectors of `dimensions`. */
 export type Intercept = (request: FakeRequest, n: number, res: ServerResponse) => boolean | Promise<boolean>
 
-export async function startFakeOpenAI(t: { after: (fn: () => Promise<void>) => void }, options: { dimensions: number; intercept?: Intercept; latencyMs?: number }) {
+export async function startFakeOpenAI(
+  t: { after: (fn: () => Promise<void>) => void },
+  options: { dimensions: number; intercept?: Intercept; latencyMs?: number },
+) {
   const requests: FakeRequest[] = []
   let inFlight = 0
   let maxInFlight = 0
@@ -34,11 +37,22 @@ export async function startFakeOpenAI(t: { after: (fn: () => Promise<void>) => v
       }
       if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs))
       if (options.intercept && (await options.intercept(request, requests.length, res))) return
-      const data = body.input.map((text, index) => ({ object: 'embedding', index, embedding: Array.from(hashingEmbed(text, options.dimensions)) }))
+      const data = body.input.map((text, index) => ({
+        object: 'embedding',
+        index,
+        embedding: Array.from(hashingEmbed(text, options.dimensions)),
+      }))
       // Answer out of order: clients must place vectors by `index`.
       data.reverse()
       res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ object: 'list', data, model: body.model, usage: { prompt_tokens: body.input.length * 3, total_tokens: body.input.length * 3 } }))
+      res.end(
+        JSON.stringify({
+          object: 'list',
+          data,
+          model: body.model,
+          usage: { prompt_tokens: body.input.length * 3, total_tokens: body.input.length * 3 },
+        }),
+      )
     } finally {
       inFlight--
     }

@@ -12,7 +12,10 @@ test('hashing embeddings are deterministic, L2-normalised and of the configured 
   const provider = new HashingProvider({ kind: 'hashing', dimensions: 64 })
   assert.equal(provider.model, 'hashing:v1')
   const { vectors } = await provider.embedBatch(['x y', 'z'])
-  assert.deepEqual(vectors.map((v) => v.length), [64, 64])
+  assert.deepEqual(
+    vectors.map((v) => v.length),
+    [64, 64],
+  )
   assert.equal(new HashingProvider().dimensions, 384)
 })
 

@@ -32,7 +32,9 @@ test('batches respect the item and token limits and the concurrency limit; vecto
   const fake = await startFakeOpenAI(t, { dimensions: 16, latencyMs: 30 })
   const input = items(23)
   const maxBatchTokens = 40
-  const embedder = new Embedder(new OpenAIProvider(config(fake.baseUrl, { maxBatchItems: 4, maxBatchTokens, maxConcurrency: 2 }), env))
+  const embedder = new Embedder(
+    new OpenAIProvider(config(fake.baseUrl, { maxBatchItems: 4, maxBatchTokens, maxConcurrency: 2 }), env),
+  )
   const vectors = await embedder.embed(input)
   assert.equal(vectors.length, 23)
   vectors.forEach((v, i) => assert.deepEqual(v, Float32Array.from(hashingEmbed(input[i].text, 16))))
@@ -65,7 +67,10 @@ test('duplicate texts in one batch are embedded once', async (t) => {
   const fake = await startFakeOpenAI(t, { dimensions: 16 })
   const [a, b] = items(2)
   const vectors = await new Embedder(new OpenAIProvider(config(fake.baseUrl), env)).embed([a, b, a, a])
-  assert.deepEqual(fake.requests.map((r) => r.input.length), [2])
+  assert.deepEqual(
+    fake.requests.map((r) => r.input.length),
+    [2],
+  )
   assert.deepEqual(vectors[3], vectors[0])
 })
 
@@ -74,7 +79,9 @@ test('429 with Retry-After is retried after the requested wait', async (t) => {
     dimensions: 16,
     intercept: (_, n, res) => {
       if (n > 1) return false
-      res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"error":{"message":"Rate limit reached"}}')
+      res
+        .writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' })
+        .end('{"error":{"message":"Rate limit reached"}}')
       return true
     },
   })
@@ -82,7 +89,10 @@ test('429 with Retry-After is retried after the requested wait', async (t) => {
   const vectors = await embedder.embed(items(3))
   assert.equal(vectors.length, 3)
   assert.equal(fake.requests.length, 2)
-  assert.ok(fake.requests[1].at - fake.requests[0].at >= 950, `retried after ${fake.requests[1].at - fake.requests[0].at} ms`)
+  assert.ok(
+    fake.requests[1].at - fake.requests[0].at >= 950,
+    `retried after ${fake.requests[1].at - fake.requests[0].at} ms`,
+  )
   assert.equal(embedder.metrics().retries, 1)
 })
 
@@ -102,7 +112,10 @@ test('5xx and timeouts are retried; when attempts run out the error is RS_EMBEDD
       return false
     },
   })
-  assert.equal((await new Embedder(new OpenAIProvider(config(flaky.baseUrl, { timeoutMs: 150 }), env)).embed(items(2))).length, 2)
+  assert.equal(
+    (await new Embedder(new OpenAIProvider(config(flaky.baseUrl, { timeoutMs: 150 }), env)).embed(items(2))).length,
+    2,
+  )
   assert.equal(flaky.requests.length, 3)
 
   const down = await startFakeOpenAI(t, {
@@ -112,32 +125,43 @@ test('5xx and timeouts are retried; when attempts run out the error is RS_EMBEDD
       return true
     },
   })
-  await assert.rejects(new Embedder(new OpenAIProvider(config(down.baseUrl, { maxRetries: 2 }), env)).embed(items(1)), (e: unknown) => {
-    assert.ok(e instanceof RagstreamError)
-    assert.equal(e.code, 'RS_EMBEDDING_FAILED')
-    assert.equal(e.retriable, true)
-    assert.match(e.message, /after 3 attempts: HTTP 502/)
-    return true
-  })
+  await assert.rejects(
+    new Embedder(new OpenAIProvider(config(down.baseUrl, { maxRetries: 2 }), env)).embed(items(1)),
+    (e: unknown) => {
+      assert.ok(e instanceof RagstreamError)
+      assert.equal(e.code, 'RS_EMBEDDING_FAILED')
+      assert.equal(e.retriable, true)
+      assert.match(e.message, /after 3 attempts: HTTP 502/)
+      return true
+    },
+  )
   assert.equal(down.requests.length, 3)
 })
 
 test('a dimension mismatch is RS_EMBEDDING_DIMENSIONS naming the model and both sizes', async (t) => {
   const fake = await startFakeOpenAI(t, { dimensions: 8 })
-  await assert.rejects(new Embedder(new OpenAIProvider(config(fake.baseUrl, { dimensions: 16 }), env)).embed(items(2)), (e: unknown) => {
-    assert.ok(e instanceof RagstreamError)
-    assert.equal(e.code, 'RS_EMBEDDING_DIMENSIONS')
-    assert.equal(e.message, 'embedding model openai:text-embedding-test returned 8-dimensional vectors, but the topology expects 16 dimensions')
-    assert.deepEqual([e.context.expected, e.context.actual], [16, 8])
-    return true
-  })
+  await assert.rejects(
+    new Embedder(new OpenAIProvider(config(fake.baseUrl, { dimensions: 16 }), env)).embed(items(2)),
+    (e: unknown) => {
+      assert.ok(e instanceof RagstreamError)
+      assert.equal(e.code, 'RS_EMBEDDING_DIMENSIONS')
+      assert.equal(
+        e.message,
+        'embedding model openai:text-embedding-test returned 8-dimensional vectors, but the topology expects 16 dimensions',
+      )
+      assert.deepEqual([e.context.expected, e.context.actual], [16, 8])
+      return true
+    },
+  )
 })
 
 test('a rejected key is RS_EMBEDDING_REJECTED, not retried, and the key never appears in the error', async (t) => {
   const fake = await startFakeOpenAI(t, {
     dimensions: 16,
     intercept: (r, _, res) => {
-      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: `Incorrect API key provided: ${String(r.headers.authorization)}` } }))
+      res
+        .writeHead(401, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { message: `Incorrect API key provided: ${String(r.headers.authorization)}` } }))
       return true
     },
   })
@@ -173,7 +197,9 @@ test('a replay of the same input makes 0 embedding calls (Redis cache keyed by m
     await redis.quit()
   })
   const input = items(10)
-  const first = new Embedder(new OpenAIProvider(config(fake.baseUrl, { maxBatchItems: 4 }), env), { cache: new RedisEmbeddingCache(redis, { prefix }) })
+  const first = new Embedder(new OpenAIProvider(config(fake.baseUrl, { maxBatchItems: 4 }), env), {
+    cache: new RedisEmbeddingCache(redis, { prefix }),
+  })
   const vectors = await first.embed(input)
   const callsAfterFirstRun = fake.requests.length
   assert.equal(callsAfterFirstRun, 3)
@@ -181,7 +207,9 @@ test('a replay of the same input makes 0 embedding calls (Redis cache keyed by m
   // Same process, same input: all hits.
   assert.deepEqual(await first.embed(input), vectors)
   // A restarted worker replaying from earliest: a fresh Embedder, same Redis.
-  const replay = new Embedder(new OpenAIProvider(config(fake.baseUrl, { maxBatchItems: 4 }), env), { cache: new RedisEmbeddingCache(redis, { prefix }) })
+  const replay = new Embedder(new OpenAIProvider(config(fake.baseUrl, { maxBatchItems: 4 }), env), {
+    cache: new RedisEmbeddingCache(redis, { prefix }),
+  })
   assert.deepEqual(await replay.embed([...input].reverse()), [...vectors].reverse())
   assert.equal(fake.requests.length, callsAfterFirstRun, 'the replay called the embedding service')
   assert.deepEqual(replay.metrics(), { ...replay.metrics(), calls: 0, items: 0, cacheHits: 10, cacheMisses: 0 })
@@ -193,7 +221,10 @@ test('a replay of the same input makes 0 embedding calls (Redis cache keyed by m
   assert.deepEqual(fake.requests.at(-1)?.input, [edited[9].text])
 
   // Another model (or dimension setting) never sees these vectors.
-  assert.equal((await new RedisEmbeddingCache(redis, { prefix }).getMany('openai:other@16', [input[0].contentHash], 16))[0], undefined)
+  assert.equal(
+    (await new RedisEmbeddingCache(redis, { prefix }).getMany('openai:other@16', [input[0].contentHash], 16))[0],
+    undefined,
+  )
 })
 
 test('Retry-After parsing: seconds, HTTP date, retry-after-ms, capped', () => {

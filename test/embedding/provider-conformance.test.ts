@@ -9,13 +9,20 @@ import type { EmbeddingProvider } from '../../src/embedding/provider.ts'
 import { RagstreamError } from '../../src/errors.ts'
 import { startFakeOpenAI } from './fake-openai.ts'
 
-type Factory = (t: { after: (fn: () => Promise<void>) => void }, dimensions: number, served?: number) => Promise<EmbeddingProvider>
+type Factory = (
+  t: { after: (fn: () => Promise<void>) => void },
+  dimensions: number,
+  served?: number,
+) => Promise<EmbeddingProvider>
 
 const implementations: Record<string, Factory> = {
   hashing: async (_t, dimensions) => new HashingProvider({ kind: 'hashing', dimensions }),
   openai: async (t, dimensions, served = dimensions) => {
     const fake = await startFakeOpenAI(t, { dimensions: served })
-    return new OpenAIProvider({ kind: 'openai', model: 'conformance', dimensions, baseUrl: fake.baseUrl, initialBackoffMs: 10 }, {})
+    return new OpenAIProvider(
+      { kind: 'openai', model: 'conformance', dimensions, baseUrl: fake.baseUrl, initialBackoffMs: 10 },
+      {},
+    )
   },
 }
 
@@ -40,5 +47,11 @@ for (const [name, create] of Object.entries(implementations)) {
 
 test('openai: Embedder.verify fails fast at startup when the service returns another size', async (t) => {
   const embedder = new Embedder(await implementations.openai(t, 24, 12))
-  await assert.rejects(embedder.verify(), (e: unknown) => e instanceof RagstreamError && e.code === 'RS_EMBEDDING_DIMENSIONS' && /returned 12-dimensional vectors, but the topology expects 24/.test(e.message))
+  await assert.rejects(
+    embedder.verify(),
+    (e: unknown) =>
+      e instanceof RagstreamError &&
+      e.code === 'RS_EMBEDDING_DIMENSIONS' &&
+      /returned 12-dimensional vectors, but the topology expects 24/.test(e.message),
+  )
 })

@@ -17,17 +17,34 @@ test('generate: backfill then a bounded trickle, all records on compacted topics
   })
   const phases: string[] = []
   const result = await generate({
-    brokers: endpoints.kafkaBrokers, seed: 5, server, withSchema: false, backfill: 60, rate: 500, changes: 100,
-    createTopics: { partitions: 2 }, onProgress: (p) => phases.push(p.phase),
+    brokers: endpoints.kafkaBrokers,
+    seed: 5,
+    server,
+    withSchema: false,
+    backfill: 60,
+    rate: 500,
+    changes: 100,
+    createTopics: { partitions: 2 },
+    onProgress: (p) => phases.push(p.phase),
   })
   assert.equal(result.changes, 100)
   assert.ok(phases.includes('backfill') && phases.at(-1) === 'done')
 
-  const offsets = await admin.listOffsets({ topics: topics.map((name) => ({ name, partitions: [{ partitionIndex: 0, timestamp: -1n }, { partitionIndex: 1, timestamp: -1n }] })) })
+  const offsets = await admin.listOffsets({
+    topics: topics.map((name) => ({
+      name,
+      partitions: [
+        { partitionIndex: 0, timestamp: -1n },
+        { partitionIndex: 1, timestamp: -1n },
+      ],
+    })),
+  })
   const total = offsets.flatMap((topic) => topic.partitions).reduce((sum, p) => sum + Number(p.offset), 0)
   assert.equal(total, result.records, 'every generated record is on the broker')
 
-  const configs = await admin.describeConfigs({ resources: topics.map((name) => ({ resourceType: 2, resourceName: name, configurationKeys: ['cleanup.policy'] })) })
+  const configs = await admin.describeConfigs({
+    resources: topics.map((name) => ({ resourceType: 2, resourceName: name, configurationKeys: ['cleanup.policy'] })),
+  })
   for (const resource of configs) {
     assert.equal(resource.configs.find((c) => c.name === 'cleanup.policy')?.value, 'compact')
   }

@@ -14,7 +14,8 @@ function run(seed: number, withSchema: boolean, steps: number, malformedRate = 0
   return records
 }
 
-const asBytes = (records: GeneratedRecord[]) => records.map((r) => [r.topic, r.key?.toString('hex'), r.value?.toString('hex')])
+const asBytes = (records: GeneratedRecord[]) =>
+  records.map((r) => [r.topic, r.key?.toString('hex'), r.value?.toString('hex')])
 
 test('the same seed gives the same records; another seed does not', () => {
   assert.deepEqual(asBytes(run(7, false, 300)), asBytes(run(7, false, 300)))
@@ -31,19 +32,34 @@ for (const withSchema of [false, true]) {
     let previous: GeneratedRecord | undefined
     for (const record of records) {
       if (record.topic === 'support.products') continue
-      const encoded = { topic: record.topic, partition: 0, offset: offset++, timestamp: 0n, key: record.key, value: record.value }
+      const encoded = {
+        topic: record.topic,
+        partition: 0,
+        offset: offset++,
+        timestamp: 0n,
+        key: record.key,
+        value: record.value,
+      }
       if (record.malformed) {
         malformed++
-        assert.throws(() => decoder.decode(encoded), (e: unknown) => e instanceof RagstreamError && e.code === 'RS_DECODE_FAILED', record.malformed)
+        assert.throws(
+          () => decoder.decode(encoded),
+          (e: unknown) => e instanceof RagstreamError && e.code === 'RS_DECODE_FAILED',
+          record.malformed,
+        )
         continue
       }
       const change = decoder.decode(encoded)
       ops[change.op] = (ops[change.op] ?? 0) + 1
       if (change.op === 'tombstone') {
         // A tombstone always follows the delete envelope of the same key.
-        assert.ok(previous && previous.value !== null && previous.key?.equals(record.key as Buffer), 'tombstone follows its delete')
+        assert.ok(
+          previous && previous.value !== null && previous.key?.equals(record.key as Buffer),
+          'tombstone follows its delete',
+        )
       }
-      if (change.kind === 'upsert') assert.equal(change.source.table, record.topic.endsWith('tickets') ? 'public.tickets' : 'public.customers')
+      if (change.kind === 'upsert')
+        assert.equal(change.source.table, record.topic.endsWith('tickets') ? 'public.tickets' : 'public.customers')
       previous = record
     }
     assert.ok(ops.r >= 40 && ops.c > 0 && ops.u > 0 && ops.d > 0, JSON.stringify(ops))
@@ -55,11 +71,15 @@ for (const withSchema of [false, true]) {
 test('the trickle includes key changes, reclassifications, region moves and PII in texts', () => {
   const records = run(3, false, 3000, 0)
   const kinds = new Set(records.map((r) => r.kind))
-  for (const kind of ['ticket:c', 'ticket:u', 'ticket:d', 'tombstone', 'customerUpdate', 'product']) assert.ok(kinds.has(kind), kind)
+  for (const kind of ['ticket:c', 'ticket:u', 'ticket:d', 'tombstone', 'customerUpdate', 'product'])
+    assert.ok(kinds.has(kind), kind)
   const customerUpdates = records.filter((r) => r.kind === 'customerUpdate').map((r) => JSON.parse(String(r.value)))
   const changed = (field: string) => customerUpdates.some((e) => e.before[field] !== e.after[field])
   assert.ok(changed('classification') && changed('region') && changed('tier'))
-  const bodies = records.filter((r) => r.kind.startsWith('ticket:') && r.value).map((r) => JSON.parse(String(r.value)).after?.body ?? '').join('\n')
+  const bodies = records
+    .filter((r) => r.kind.startsWith('ticket:') && r.value)
+    .map((r) => JSON.parse(String(r.value)).after?.body ?? '')
+    .join('\n')
   assert.match(bodies, /[a-z.]+\d+@[a-z.]+\.(com|org|net)/)
   assert.match(bodies, /card (\d{4} ){3}\d{4}/)
   assert.match(bodies, /IBAN DE\d\d/)

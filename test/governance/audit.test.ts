@@ -13,7 +13,14 @@ test('audit event values have exactly the fields and kinds of schemas/audit-even
 })
 
 test('event ids are deterministic per identity, so re-processing writes the same event', () => {
-  const input = { kind: 'DENIED', topology: 'support', entityKeyHash: 'ab', reason: 'r', atMs: 5, identity: 'p0@12' } as const
+  const input = {
+    kind: 'DENIED',
+    topology: 'support',
+    entityKeyHash: 'ab',
+    reason: 'r',
+    atMs: 5,
+    identity: 'p0@12',
+  } as const
   assert.equal(auditEvent(input).event_id, auditEvent(input).event_id)
   assert.notEqual(auditEvent(input).event_id, auditEvent({ ...input, identity: 'p0@13' }).event_id)
   assert.match(auditEvent(input).event_id, /^[0-9a-f]{32}$/)

@@ -31,8 +31,14 @@ test('a configured scale keeps its order', () => {
 test('invalid scales are reported with paths', () => {
   const problems: Problem[] = []
   assert.equal(ClassificationScale.of(['public', 'Public', 'public'], '/policy/labels', problems), undefined)
-  assert.deepEqual(problems.map((p) => p.path), ['/policy/labels/1', '/policy/labels/2'])
+  assert.deepEqual(
+    problems.map((p) => p.path),
+    ['/policy/labels/1', '/policy/labels/2'],
+  )
   const empty: Problem[] = []
   ClassificationScale.of([], '/policy/labels', empty)
-  assert.deepEqual(empty.map((p) => p.path), ['/policy/labels'])
+  assert.deepEqual(
+    empty.map((p) => p.path),
+    ['/policy/labels'],
+  )
 })

@@ -11,7 +11,12 @@ import { HashingProvider } from '../../src/embedding/hashing.ts'
 import type { GovernBatchMetrics, GovernedDocument } from '../../src/operators/govern.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
 import { containsToken } from '../fixtures/governance/contains-token.ts'
-import { CORPUS_KINDS, generateCleanCorpus, generateLabelledCorpus, type Ticket } from '../fixtures/governance/corpus.ts'
+import {
+  CORPUS_KINDS,
+  generateCleanCorpus,
+  generateLabelledCorpus,
+  type Ticket,
+} from '../fixtures/governance/corpus.ts'
 
 async function run(tickets: readonly Ticket[]) {
   const batches: GovernBatchMetrics[] = []
@@ -31,7 +36,10 @@ async function run(tickets: readonly Ticket[]) {
       kind: 'chunk+embed',
       stores: ['chunk-sets'],
       processor: chunkEmbedStage<GovernedDocument>({
-        topology: 'corpus', version: 'v1', entityType: 'ticket', store: 'chunk-sets',
+        topology: 'corpus',
+        version: 'v1',
+        entityType: 'ticket',
+        store: 'chunk-sets',
         chunker: createChunker({ strategy: { kind: 'recursive', size: 400, overlap: 0 } }),
         embedder: new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 })),
         text: (d) => d.text,
@@ -42,7 +50,10 @@ async function run(tickets: readonly Ticket[]) {
   await driver.pipeBatch(tickets.map((t) => ({ topic: 'tickets', key: t.id, value: { body: t.text } })))
   const redactions: Record<string, number> = {}
   for (const b of batches) for (const [k, n] of Object.entries(b.redactions)) redactions[k] = (redactions[k] ?? 0) + n
-  const chunks = driver.allOutput('chunks').map((r) => r.rawValue?.toString('utf8') ?? '').join('\n')
+  const chunks = driver
+    .allOutput('chunks')
+    .map((r) => r.rawValue?.toString('utf8') ?? '')
+    .join('\n')
   const audits = driver.allOutput('audit').map((r) => r.value as { kind: string; counts: Record<string, number> })
   await driver.close()
   return { redactions, chunks, audits, emitted: batches.reduce((n, b) => n + b.emitted, 0) }
@@ -56,7 +67,8 @@ test('labelled corpus: 0 seeded values reach the chunk topic; redaction counts p
   assert.deepEqual(leaked, [])
   for (const kind of CORPUS_KINDS) assert.equal(redactions[kind] ?? 0, corpus.counts[kind], kind)
   const audited: Record<string, number> = {}
-  for (const a of audits.filter((a) => a.kind === 'REDACTED')) for (const [k, n] of Object.entries(a.counts)) audited[k] = (audited[k] ?? 0) + n
+  for (const a of audits.filter((a) => a.kind === 'REDACTED'))
+    for (const [k, n] of Object.entries(a.counts)) audited[k] = (audited[k] ?? 0) + n
   assert.deepEqual(audited, redactions)
   assert.doesNotMatch(JSON.stringify(audits), /@/)
 })

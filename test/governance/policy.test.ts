@@ -9,10 +9,18 @@ const ENV = { RAGSTREAM_PSEUDONYM_KEY: 'policy-test-key-0123456789abcdef01234567
 const supportPolicy = definePolicy({
   name: 'support',
   version: '3',
-  deny: [{ name: 'no-consent', reason: 'customer withdrew consent', when: (_r: GovernRecord, c: JoinedMetadata) => c.consent === false }],
-  classify: (_r: GovernRecord, c: JoinedMetadata) => (c.tier === 'restricted' ? 'restricted' : c.tier === 'vip' ? 'confidential' : 'internal'),
+  deny: [
+    {
+      name: 'no-consent',
+      reason: 'customer withdrew consent',
+      when: (_r: GovernRecord, c: JoinedMetadata) => c.consent === false,
+    },
+  ],
+  classify: (_r: GovernRecord, c: JoinedMetadata) =>
+    c.tier === 'restricted' ? 'restricted' : c.tier === 'vip' ? 'confidential' : 'internal',
   outputs: { eu: { maxClassification: 'confidential' }, us: { maxClassification: 'internal' } },
-  residency: (_r: GovernRecord, c: JoinedMetadata) => (c.region === 'EU' ? 'eu' : c.region === 'US' ? 'us' : { deny: 'no residency for this region' }),
+  residency: (_r: GovernRecord, c: JoinedMetadata) =>
+    c.region === 'EU' ? 'eu' : c.region === 'US' ? 'us' : { deny: 'no residency for this region' },
   subjects: (_r: GovernRecord, c: JoinedMetadata) => [`customer:${c.id}`],
   redact: { detectors: { email: 'pseudonymise' }, fields: { 'contact.phone': 'drop' } },
 })
@@ -42,7 +50,10 @@ test('emit: redacted text and metadata, classification, region, subjects, policy
 
 test('subjects computed once by the operator can be passed to govern', () => {
   let calls = 0
-  const counted = compilePolicy({ name: 'p', version: '1', subjects: () => (calls++, ['customer:1']) }, { topology: 't', env: {} })
+  const counted = compilePolicy(
+    { name: 'p', version: '1', subjects: () => (calls++, ['customer:1']) },
+    { topology: 't', env: {} },
+  )
   const subjects = counted.subjects(record, {})
   const d = counted.govern(record, {}, subjects)
   assert.equal(calls, 1)
@@ -62,8 +73,13 @@ test('deny rule: the reason and an audit event with ids and hashes, never conten
   assert.equal(d.audit.reason, 'customer withdrew consent')
   assert.equal(d.audit.at_ms, record.timestampMs)
   const serialised = JSON.stringify(d)
-  for (const leak of ['anna@example.com', '4111', 'ticket:981', 'customer:42', 'Anna', '555-2671']) assert.ok(!serialised.includes(leak), leak)
-  assert.deepEqual(policy.govern(record, { ...customer, consent: false }), d, 'pure: same input, same decision and event id')
+  for (const leak of ['anna@example.com', '4111', 'ticket:981', 'customer:42', 'Anna', '555-2671'])
+    assert.ok(!serialised.includes(leak), leak)
+  assert.deepEqual(
+    policy.govern(record, { ...customer, consent: false }),
+    d,
+    'pure: same input, same decision and event id',
+  )
 })
 
 test('residency routes records per region, or denies them', () => {
@@ -78,7 +94,10 @@ test('per-output maximum classification: a reclassified customer is denied where
   const vipEu = policy.govern(record, { ...customer, tier: 'vip' })
   assert.equal(vipEu.action === 'emit' && vipEu.classification, 'confidential')
   const vipUs = policy.govern(record, { ...customer, tier: 'vip', region: 'US' })
-  assert.equal(vipUs.action === 'deny' && vipUs.reason, 'classification confidential exceeds internal, the maximum of output us')
+  assert.equal(
+    vipUs.action === 'deny' && vipUs.reason,
+    'classification confidential exceeds internal, the maximum of output us',
+  )
   const restricted = policy.govern(record, { ...customer, tier: 'restricted' })
   assert.equal(restricted.action, 'deny')
   assert.equal(restricted.action === 'deny' && restricted.audit.kind, 'DENIED')
@@ -97,7 +116,13 @@ test('defaults: one output, every label accepted, no classify means the highest 
 
 test('a custom scale with per-output maxima', () => {
   const p = compilePolicy(
-    { name: 'hr', version: '2026.1', labels: ['open', 'team', 'hr-only'], classify: (r) => (r.text.includes('salary') ? 'hr-only' : 'team'), outputs: { main: { maxClassification: 'team' } } },
+    {
+      name: 'hr',
+      version: '2026.1',
+      labels: ['open', 'team', 'hr-only'],
+      classify: (r) => (r.text.includes('salary') ? 'hr-only' : 'team'),
+      outputs: { main: { maxClassification: 'team' } },
+    },
     { topology: 'hr', env: {} },
   )
   assert.equal(p.govern({ ...record, text: 'desk move' }, {}).action, 'emit')
@@ -109,7 +134,12 @@ test('policy functions that throw or return nonsense make the record invalid, wi
     {
       name: 'broken',
       version: '1',
-      classify: (_r, c) => (c.mode === 'throw' ? (() => { throw new Error('bad customer anna@example.com') })() : (c.label as string)),
+      classify: (_r, c) =>
+        c.mode === 'throw'
+          ? (() => {
+              throw new Error('bad customer anna@example.com')
+            })()
+          : (c.label as string),
       subjects: (_r, c) => (c.subject === undefined ? [] : [c.subject as string]),
       outputs: { eu: {}, us: {} },
       residency: (_r, c) => c.region as string,
@@ -130,7 +160,11 @@ test('policy functions that throw or return nonsense make the record invalid, wi
         assert.equal(error.code, 'RS_RECORD_INVALID')
         assert.equal(error.retriable, false)
         assert.match(error.message, message)
-        assert.ok(!error.message.includes('anna@example.com') && !error.message.includes('mars') && !error.message.includes('not a subject'))
+        assert.ok(
+          !error.message.includes('anna@example.com') &&
+            !error.message.includes('mars') &&
+            !error.message.includes('not a subject'),
+        )
         return true
       },
     )
@@ -145,7 +179,10 @@ test('validation: one ConfigError naming every problem by path', () => {
           name: 'Support Policy',
           version: '',
           labels: ['public', 'public'],
-          deny: [{ name: 'x', reason: '', when: 'yes' as never }, { name: 'x', reason: 'ok', when: () => true }],
+          deny: [
+            { name: 'x', reason: '', when: 'yes' as never },
+            { name: 'x', reason: 'ok', when: () => true },
+          ],
           classify: 'internal' as never,
           outputs: { eu: { maxClassification: 'secret' }, us: {} },
           redact: { detectors: { email: 'pseudonymise' } },
@@ -155,18 +192,21 @@ test('validation: one ConfigError naming every problem by path', () => {
       ),
     (error: unknown) => {
       assert.ok(error instanceof ConfigError)
-      assert.deepEqual(error.problems.map((p) => p.path), [
-        '/policy/colour',
-        '/policy/name',
-        '/policy/version',
-        '/policy/labels/1',
-        '/policy/deny/0/reason',
-        '/policy/deny/0/when',
-        '/policy/deny/1/name',
-        '/policy/classify',
-        '/policy/residency',
-        '/policy/redact/pseudonymKeyEnv',
-      ])
+      assert.deepEqual(
+        error.problems.map((p) => p.path),
+        [
+          '/policy/colour',
+          '/policy/name',
+          '/policy/version',
+          '/policy/labels/1',
+          '/policy/deny/0/reason',
+          '/policy/deny/0/when',
+          '/policy/deny/1/name',
+          '/policy/classify',
+          '/policy/residency',
+          '/policy/redact/pseudonymKeyEnv',
+        ],
+      )
       assert.match(error.message, /\/policy\/residency: required when there is more than one output/)
       return true
     },
@@ -175,7 +215,11 @@ test('validation: one ConfigError naming every problem by path', () => {
 
 test('validation: an unknown maxClassification is named once the scale is valid', () => {
   assert.throws(
-    () => compilePolicy({ name: 'p', version: '1', outputs: { eu: { maxClassification: 'secret' } } }, { topology: 't', env: {} }),
+    () =>
+      compilePolicy(
+        { name: 'p', version: '1', outputs: { eu: { maxClassification: 'secret' } } },
+        { topology: 't', env: {} },
+      ),
     /\/policy\/outputs\/eu\/maxClassification: must be one of public, internal, confidential, restricted/,
   )
 })

@@ -5,7 +5,8 @@ import { hashSubject, isSubject } from '../../src/governance/subject.ts'
 
 test('subjects are <type>:<id>', () => {
   for (const s of ['customer:42', 'employee:e-1007', 'user.account:abc@def']) assert.equal(isSubject(s), true, s)
-  for (const s of ['customer', ':42', 'customer:', 'customer: 42', '42:customer x', 42, null]) assert.equal(isSubject(s), false, String(s))
+  for (const s of ['customer', ':42', 'customer:', 'customer: 42', '42:customer x', 42, null])
+    assert.equal(isSubject(s), false, String(s))
 })
 
 test('subject hashes are sha256 hex of the subject, never the subject', () => {

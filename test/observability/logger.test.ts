@@ -5,7 +5,15 @@ import { createLogger } from '../../src/observability/logger.ts'
 
 function sink(isTTY = false): { stream: Writable & { isTTY?: boolean }; lines: () => string[] } {
   let out = ''
-  const stream = Object.assign(new Writable({ write(chunk, _e, done) { out += String(chunk); done() } }), { isTTY })
+  const stream = Object.assign(
+    new Writable({
+      write(chunk, _e, done) {
+        out += String(chunk)
+        done()
+      },
+    }),
+    { isTTY },
+  )
   return { stream, lines: () => out.trim().split('\n') }
 }
 

@@ -16,12 +16,17 @@ const driverRunner: FkJoinRunner = {
       topics,
       send: (topic, key, value) => driver.pipe(topic, key, value),
       settle: async () => {},
-      outputsFor: async (key) => driver.allOutput(topics.output).filter((r) => r.key === key).map((r) => r.value as OrderDetail | null),
+      outputsFor: async (key) =>
+        driver
+          .allOutput(topics.output)
+          .filter((r) => r.key === key)
+          .map((r) => r.value as OrderDetail | null),
       outputTable: async () => driver.readTable(topics.output) as Map<string, OrderDetail>,
       close: async () => {
         const deadLetters = driver.readDeadLetters()
         await driver.close()
-        if (deadLetters.length > 0) throw new Error(`unexpected dead letters: ${JSON.stringify(deadLetters.map((r) => r.headers))}`)
+        if (deadLetters.length > 0)
+          throw new Error(`unexpected dead letters: ${JSON.stringify(deadLetters.map((r) => r.headers))}`)
       },
     }
   },
@@ -45,10 +50,23 @@ test('a response to a left row that changed since (stale hash) is dropped', asyn
   // Responses travel in record packs (src/topology/record-pack.ts): count the answers inside them.
   const responses = driver
     .allOutput('fk-join-products-response-repartition')
-    .flatMap((r) => unpackRecords({ topic: r.topic, partition: r.partition, offset: r.offset, timestamp: 0n, headers: new Map(), key: r.rawKey, value: r.rawValue }))
+    .flatMap((r) =>
+      unpackRecords({
+        topic: r.topic,
+        partition: r.partition,
+        offset: r.offset,
+        timestamp: 0n,
+        headers: new Map(),
+        key: r.rawKey,
+        value: r.rawValue,
+      }),
+    )
     .filter((r) => r.key?.toString('utf8') === 'o1')
   assert.equal(responses.length, 2, 'both subscriptions were answered')
-  assert.deepEqual(driver.readOutput('order-details').map((r) => r.value), [{ qty: 2, product: 'widget', price: 5 }])
+  assert.deepEqual(
+    driver.readOutput('order-details').map((r) => r.value),
+    [{ qty: 2, product: 'widget', price: 5 }],
+  )
 })
 
 test('a foreign-key move inside one batch leaves no subscription on the old key', async () => {
@@ -64,7 +82,10 @@ test('a foreign-key move inside one batch leaves no subscription on the old key'
   assert.deepEqual(driver.readTable('order-details').get('o1'), { qty: 1, product: 'gadget', price: 7 })
   const index = driver.readStore('join-products-subscriptions')
   assert.equal(index.has('p1'), false)
-  assert.deepEqual((index.get('p2') as unknown[][]).map((entry) => entry[0]), ['o1'])
+  assert.deepEqual(
+    (index.get('p2') as unknown[][]).map((entry) => entry[0]),
+    ['o1'],
+  )
   await driver.pipe('orders', 'o1', null)
   assert.equal(driver.readStore('join-products-subscriptions').size, 0, 'a left delete unsubscribes')
 })
@@ -76,7 +97,10 @@ test('right rows on a partition their key does not hash to (e.g. Debezium JSON k
   await driver.pipe('orders', 'o1', { product: 'p1', qty: 1 })
   assert.deepEqual(driver.readTable('order-details').get('o1'), { qty: 1, product: 'widget', price: 5 })
   const rehomed = driver.allOutput('fk-join-products-right-repartition')
-  assert.deepEqual(rehomed.map((r) => [r.key, r.partition]), [['p1', partitionForString('p1', 3)]])
+  assert.deepEqual(
+    rehomed.map((r) => [r.key, r.partition]),
+    [['p1', partitionForString('p1', 3)]],
+  )
   await driver.pipe('products', 'p1', { name: 'widget', price: 6 }, { partition: wrong })
   assert.deepEqual(driver.readTable('order-details').get('o1'), { qty: 1, product: 'widget', price: 6 })
   await driver.pipe('products', 'p1', null, { partition: wrong })
@@ -145,7 +169,8 @@ test('an unchanged left row re-sent joins again but rewrites neither its table n
   const driver = new TopologyTestDriver(fkJoinTopology('left', topics), { partitions: 3 })
   await driver.pipe('products', 'p1', { name: 'widget', price: 5 })
   await driver.pipe('orders', 'o1', { product: 'p1', qty: 1 })
-  const changelogs = (): number[] => ['orders', 'join-products-subscriptions'].map((store) => driver.allOutput(`fk-${store}-changelog`).length)
+  const changelogs = (): number[] =>
+    ['orders', 'join-products-subscriptions'].map((store) => driver.allOutput(`fk-${store}-changelog`).length)
   const before = changelogs()
   assert.deepEqual(before, [1, 1])
   await driver.pipe('orders', 'o1', { product: 'p1', qty: 1 })
@@ -169,14 +194,22 @@ for (const type of ['inner', 'left'] as const) {
       const orderKeys = Array.from({ length: 12 }, (_, i) => `o${i}`)
       const productKeys = Array.from({ length: 5 }, (_, i) => `p${i}`)
       // Some products live on a partition their key does not hash to (as with Debezium keys): stable per key.
-      const productPartition = new Map(productKeys.map((k) => [k, random() < 0.4 ? Math.floor(random() * partitions) : partitionForString(k, partitions)]))
+      const productPartition = new Map(
+        productKeys.map((k) => [
+          k,
+          random() < 0.4 ? Math.floor(random() * partitions) : partitionForString(k, partitions),
+        ]),
+      )
       const orders = new Map<string, { product: string | null; qty: number }>()
       const products = new Map<string, { name: string; price: number }>()
       for (let step = 0; step < 60; step++) {
         const batch = Array.from({ length: 1 + Math.floor(random() * 4) }, () => {
           if (random() < 0.6) {
             const key = pick(orderKeys)
-            const value = random() < 0.2 ? null : { product: random() < 0.1 ? null : pick([...productKeys, 'nowhere']), qty: Math.floor(random() * 4) }
+            const value =
+              random() < 0.2
+                ? null
+                : { product: random() < 0.1 ? null : pick([...productKeys, 'nowhere']), qty: Math.floor(random() * 4) }
             if (value === null) orders.delete(key)
             else orders.set(key, value)
             return { topic: 'orders', key, value }
@@ -196,10 +229,15 @@ for (const type of ['inner', 'left'] as const) {
           else if (type === 'left') expected.set(key, { qty: order.qty, product: null, price: null })
         }
         const actual = driver.readTable('order-details')
-        assert.deepEqual(new Map([...actual].sort()), new Map([...expected].sort()), `seed ${seed}, step ${step}, partitions ${partitions}`)
+        assert.deepEqual(
+          new Map([...actual].sort()),
+          new Map([...expected].sort()),
+          `seed ${seed}, step ${step}, partitions ${partitions}`,
+        )
       }
       assert.deepEqual(driver.readDeadLetters(), [], `seed ${seed}`)
-      for (const record of driver.allOutput('order-details')) assert.equal(record.task, partitionForString(record.key!, partitions), `seed ${seed}: one owner per left key`)
+      for (const record of driver.allOutput('order-details'))
+        assert.equal(record.task, partitionForString(record.key!, partitions), `seed ${seed}: one owner per left key`)
     }
   })
 }
@@ -225,12 +263,25 @@ function chainedTopology(type: 'inner' | 'left') {
     name: 'join-products',
     type: 'left',
     foreignKey: (order) => order.product,
-    joiner: (order, product) => ({ qty: order.qty, product: product?.name ?? null, category: product?.category ?? null }),
+    joiner: (order, product) => ({
+      qty: order.qty,
+      product: product?.name ?? null,
+      category: product?.category ?? null,
+    }),
   })
   const joined =
     type === 'inner'
-      ? withProduct.join(categories, { name: 'join-categories', foreignKey: (row) => row.category, joiner: (row, category) => ({ ...row, label: category.label }) })
-      : withProduct.join(categories, { name: 'join-categories', type: 'left', foreignKey: (row) => row.category, joiner: (row, category) => ({ ...row, label: category?.label ?? null }) })
+      ? withProduct.join(categories, {
+          name: 'join-categories',
+          foreignKey: (row) => row.category,
+          joiner: (row, category) => ({ ...row, label: category.label }),
+        })
+      : withProduct.join(categories, {
+          name: 'join-categories',
+          type: 'left',
+          foreignKey: (row) => row.category,
+          joiner: (row, category) => ({ ...row, label: category?.label ?? null }),
+        })
   joined.to('lines')
   return b.build()
 }
@@ -268,14 +319,18 @@ for (const type of ['inner', 'left'] as const) {
           const roll = random()
           if (roll < 0.45) {
             const key = pick(['o0', 'o1', 'o2', 'o3', 'o4', 'o5', 'o6', 'o7'])
-            const value = random() < 0.15 ? null : { product: random() < 0.1 ? null : pick(['p0', 'p1', 'p2', 'p3']), qty: 1 + Math.floor(random() * 3) }
+            const value =
+              random() < 0.15
+                ? null
+                : { product: random() < 0.1 ? null : pick(['p0', 'p1', 'p2', 'p3']), qty: 1 + Math.floor(random() * 3) }
             if (value === null) orders.delete(key)
             else orders.set(key, value)
             return { topic: 'orders', key, value }
           }
           if (roll < 0.75) {
             const key = pick(['p0', 'p1', 'p2', 'p3'])
-            const value = random() < 0.2 ? null : { name: `${key}@${step}`, category: random() < 0.1 ? null : pick(categoryKeys) }
+            const value =
+              random() < 0.2 ? null : { name: `${key}@${step}`, category: random() < 0.1 ? null : pick(categoryKeys) }
             if (value === null) products.delete(key)
             else products.set(key, value)
             return { topic: 'products', key, value }
@@ -297,10 +352,15 @@ for (const type of ['inner', 'left'] as const) {
           else if (type === 'left') expected.set(key, { ...row, label: null })
         }
         const actual = driver.readTable('lines')
-        assert.deepEqual(new Map([...actual].sort()), new Map([...expected].sort()), `seed ${seed}, step ${step}, partitions ${partitions}`)
+        assert.deepEqual(
+          new Map([...actual].sort()),
+          new Map([...expected].sort()),
+          `seed ${seed}, step ${step}, partitions ${partitions}`,
+        )
       }
       assert.deepEqual(driver.readDeadLetters(), [], `seed ${seed}`)
-      for (const record of driver.allOutput('lines')) assert.equal(record.task, partitionForString(record.key!, partitions))
+      for (const record of driver.allOutput('lines'))
+        assert.equal(record.task, partitionForString(record.key!, partitions))
     }
   })
 }
@@ -315,7 +375,11 @@ test('a join result can be the right table of another join: right-side re-trigge
     joiner: (product, category) => ({ name: product.name, label: category?.label ?? null }),
   })
   b.table<Line>('orders', { name: 'orders' })
-    .join(enriched, { name: 'join-enriched', foreignKey: (order) => order.product, joiner: (order, product) => ({ qty: order.qty, ...product }) })
+    .join(enriched, {
+      name: 'join-enriched',
+      foreignKey: (order) => order.product,
+      joiner: (order, product) => ({ qty: order.qty, ...product }),
+    })
     .to('lines')
   for (let seed = 1; seed <= 8; seed++) {
     const random = seededRandom(2000 + seed)
@@ -353,7 +417,11 @@ test('a join result can be the right table of another join: right-side re-trigge
         const category = product.category === null ? undefined : cats.get(product.category)
         expected.set(key, { qty: order.qty, name: product.name, label: category?.label ?? null })
       }
-      assert.deepEqual(new Map([...driver.readTable('lines')].sort()), new Map([...expected].sort()), `seed ${seed}, step ${step}`)
+      assert.deepEqual(
+        new Map([...driver.readTable('lines')].sort()),
+        new Map([...expected].sort()),
+        `seed ${seed}, step ${step}`,
+      )
     }
     assert.deepEqual(driver.readDeadLetters(), [])
   }

@@ -36,7 +36,12 @@ function topology(options: { mode?: SuppressionMode; version?: string } = {}) {
   const customers = builder.table<Customer>('crm.customers', { name: 'customers' })
   const tickets = builder.table<Ticket>('crm.tickets', { name: 'tickets' })
   const governed = tickets
-    .join(customers, { name: 'join-customers', type: 'left', foreignKey: (t) => String(t.customer_id), joiner: (ticket, customer) => ({ ticket, customer }) })
+    .join(customers, {
+      name: 'join-customers',
+      type: 'left',
+      foreignKey: (t) => String(t.customer_id),
+      joiner: (ticket, customer) => ({ ticket, customer }),
+    })
     .govern({
       name: 'govern',
       topologyVersion: options.version ?? 'v1',
@@ -49,7 +54,11 @@ function topology(options: { mode?: SuppressionMode; version?: string } = {}) {
         residency: (_r, c) => (c.region === 'EU' ? 'eu' : c.region === 'US' ? 'us' : { deny: 'no region' }),
         subjects: (r) => [`customer:${String(r.metadata.customer_id)}`],
       },
-      document: ({ ticket }) => ({ text: ticket.body, metadata: { title: ticket.subject, customer_id: ticket.customer_id }, timestampMs: ticket.ts }),
+      document: ({ ticket }) => ({
+        text: ticket.body,
+        metadata: { title: ticket.subject, customer_id: ticket.customer_id },
+        timestampMs: ticket.ts,
+      }),
       joined: ({ customer }) => customer ?? {},
       forget: {
         deletionsTopic: DELETIONS,
@@ -80,7 +89,13 @@ function topology(options: { mode?: SuppressionMode; version?: string } = {}) {
           embedder,
           text: (doc) => doc.text,
           metadata: (doc) => doc.metadata,
-          governance: (doc) => ({ classification: doc.classification, tenant: doc.tenant, region: doc.region, subjects: doc.subjects, policy_version: doc.policy_version }),
+          governance: (doc) => ({
+            classification: doc.classification,
+            tenant: doc.tenant,
+            region: doc.region,
+            subjects: doc.subjects,
+            policy_version: doc.policy_version,
+          }),
         }),
       })
       .to(`rag.chunks.${region}`)
@@ -88,7 +103,8 @@ function topology(options: { mode?: SuppressionMode; version?: string } = {}) {
   return builder.build()
 }
 
-const LONG = 'The parcel arrived damaged and the customer wants a refund. Contact anna.schmidt@example.com please. It was the second time this month, and the courier did not answer.'
+const LONG =
+  'The parcel arrived damaged and the customer wants a refund. Contact anna.schmidt@example.com please. It was the second time this month, and the courier did not answer.'
 
 function request(subject: string, id: string, atMs: number, mode: SuppressionMode = 'FOREVER') {
   return { request_id: id, subject, reason: 'erasure request', requested_by: 'dpo', requested_at_ms: atMs, mode }
@@ -96,14 +112,21 @@ function request(subject: string, id: string, atMs: number, mode: SuppressionMod
 
 /** Chunks in a region's table whose subjects include `subject`. */
 function chunksOf(driver: TopologyTestDriver, region: string, subject: string): unknown[] {
-  return [...driver.readTable(`rag.chunks.${region}`).values()].filter((c) => (c as { subjects: string[] }).subjects.includes(subject))
+  return [...driver.readTable(`rag.chunks.${region}`).values()].filter((c) =>
+    (c as { subjects: string[] }).subjects.includes(subject),
+  )
 }
 
 async function seed(driver: TopologyTestDriver): Promise<void> {
   await driver.pipe('crm.customers', '42', { id: 42, region: 'EU', classification: 'internal' })
   await driver.pipe('crm.customers', '7', { id: 7, region: 'US', classification: 'public' })
   for (let id = 1; id <= 12; id++) {
-    await driver.pipe('crm.tickets', String(id), { id, customer_id: id % 2 === 0 ? 42 : 7, subject: `Ticket ${id}`, body: `${LONG} Ticket number ${id}.` })
+    await driver.pipe('crm.tickets', String(id), {
+      id,
+      customer_id: id % 2 === 0 ? 42 : 7,
+      subject: `Ticket ${id}`,
+      body: `${LONG} Ticket number ${id}.`,
+    })
   }
 }
 
@@ -117,12 +140,23 @@ test('govern redacts before the chunk stage, records the policy version, routes 
     assert.equal(chunk.policy_version, 'support@3')
     assert.doesNotMatch(JSON.stringify(chunk), /anna\.schmidt/)
   }
-  assert.ok(eu.every((c) => c.region === 'eu' && c.classification === 'internal' && (c.subjects as string[])[0] === 'customer:42'))
+  assert.ok(
+    eu.every(
+      (c) => c.region === 'eu' && c.classification === 'internal' && (c.subjects as string[])[0] === 'customer:42',
+    ),
+  )
   assert.ok(us.every((c) => c.region === 'us' && c.classification === 'public'))
   assert.ok(eu.some((c) => String(c.text).includes('[EMAIL]')))
   // Nothing of the raw text anywhere the topology wrote, stores and changelogs aside from the source table's own.
-  for (const topic of ['rag.chunks.eu', 'rag.chunks.us', AUDIT, 'gov-v1-chunk-sets-eu-changelog', 'gov-v1-govern-subject-index-changelog']) {
-    for (const record of driver.allOutput(topic)) assert.doesNotMatch(record.rawValue?.toString('utf8') ?? '', /anna\.schmidt/, topic)
+  for (const topic of [
+    'rag.chunks.eu',
+    'rag.chunks.us',
+    AUDIT,
+    'gov-v1-chunk-sets-eu-changelog',
+    'gov-v1-govern-subject-index-changelog',
+  ]) {
+    for (const record of driver.allOutput(topic))
+      assert.doesNotMatch(record.rawValue?.toString('utf8') ?? '', /anna\.schmidt/, topic)
   }
   const audits = driver.readOutput(AUDIT).map((r) => r.value as Record<string, unknown>)
   assert.equal(audits.filter((a) => a.kind === 'REDACTED').length, 12)
@@ -138,12 +172,19 @@ test('a customer reclassified to restricted, denied, or moved region re-triggers
   driver.readOutput(AUDIT)
 
   await driver.pipe('crm.customers', '42', { id: 42, region: 'EU', classification: 'confidential' })
-  assert.ok((chunksOf(driver, 'eu', 'customer:42') as { classification: string }[]).every((c) => c.classification === 'confidential'))
+  assert.ok(
+    (chunksOf(driver, 'eu', 'customer:42') as { classification: string }[]).every(
+      (c) => c.classification === 'confidential',
+    ),
+  )
   assert.equal(driver.readOutput(AUDIT).filter((r) => (r.value as { kind: string }).kind === 'RECLASSIFIED').length, 6)
 
   await driver.pipe('crm.customers', '42', { id: 42, region: 'EU', classification: 'restricted' })
   assert.equal(chunksOf(driver, 'eu', 'customer:42').length, 0, 'restricted exceeds the outputs maximum')
-  const denied = driver.readOutput(AUDIT).map((r) => r.value as Record<string, unknown>).filter((a) => a.kind === 'DENIED')
+  const denied = driver
+    .readOutput(AUDIT)
+    .map((r) => r.value as Record<string, unknown>)
+    .filter((a) => a.kind === 'DENIED')
   assert.equal(denied.length, 6)
   assert.match(String(denied[0].reason), /classification restricted exceeds confidential/)
   assert.equal(denied[0].subject_hash, hashSubject('customer:42'))
@@ -154,7 +195,11 @@ test('a customer reclassified to restricted, denied, or moved region re-triggers
 
   await driver.pipe('crm.customers', '42', { id: 42, region: 'US', classification: 'internal', consent: false })
   assert.equal(chunksOf(driver, 'us', 'customer:42').length, 0)
-  const reasons = driver.readOutput(AUDIT).map((r) => r.value as Record<string, unknown>).filter((a) => a.kind === 'DENIED').map((a) => a.reason)
+  const reasons = driver
+    .readOutput(AUDIT)
+    .map((r) => r.value as Record<string, unknown>)
+    .filter((a) => a.kind === 'DENIED')
+    .map((a) => a.reason)
   assert.deepEqual(new Set(reasons), new Set(['customer withdrew consent']))
   assert.ok(chunksOf(driver, 'us', 'customer:7').length >= 6, 'other customers untouched')
   await driver.close()
@@ -171,12 +216,24 @@ test('forget: every partition tombstones its chunks of the subject, cleans its s
   const tombstones = driver.readOutput('rag.chunks.eu').filter((r) => r.value === null)
   assert.equal(tombstones.length, before)
   assert.equal(chunksOf(driver, 'eu', 'customer:42').length, 0)
-  const applied = driver.readOutput(AUDIT).map((r) => r.value as { kind: string; request_id: string; counts: Record<string, number> })
+  const applied = driver
+    .readOutput(AUDIT)
+    .map((r) => r.value as { kind: string; request_id: string; counts: Record<string, number> })
   assert.equal(applied.length, 3, 'one DELETION_APPLIED per partition')
   assert.ok(applied.every((a) => a.kind === 'DELETION_APPLIED' && a.request_id === 'r-1' && a.counts.partitions === 3))
-  assert.equal(applied.reduce((n, a) => n + a.counts.chunks_tombstoned, 0), before, 'the counts equal the tombstones')
-  assert.equal(applied.reduce((n, a) => n + (a.counts['store_keys_removed:tickets'] ?? 0), 0), 6)
-  assert.equal(applied.reduce((n, a) => n + (a.counts['store_keys_removed:customers'] ?? 0), 0), 1)
+  assert.equal(
+    applied.reduce((n, a) => n + a.counts.chunks_tombstoned, 0),
+    before,
+    'the counts equal the tombstones',
+  )
+  assert.equal(
+    applied.reduce((n, a) => n + (a.counts['store_keys_removed:tickets'] ?? 0), 0),
+    6,
+  )
+  assert.equal(
+    applied.reduce((n, a) => n + (a.counts['store_keys_removed:customers'] ?? 0), 0),
+    1,
+  )
 
   const hash = hashSubject('customer:42')
   const index = driver.readStore('govern-subject-index')
@@ -189,7 +246,10 @@ test('forget: every partition tombstones its chunks of the subject, cleans its s
   assert.equal(driver.readStore('customers').has('42'), false)
   const suppression = driver.allOutput('gov-v1-govern-forgotten-subjects-changelog')
   assert.equal(suppression.length, 3)
-  assert.ok(suppression.every((r) => r.rawValue !== null && r.key === hash), 'never a null: compaction keeps it')
+  assert.ok(
+    suppression.every((r) => r.rawValue !== null && r.key === hash),
+    'never a null: compaction keeps it',
+  )
   assert.doesNotMatch(JSON.stringify([...driver.readStore('govern-forgotten-subjects').values()]), /customer:42/)
 
   // Later changes of the subject, on any partition, produce nothing.
@@ -209,7 +269,11 @@ test('forget racing an update of the same subject, same batch and across partiti
     await seed(driver)
     const updates = [
       { topic: 'crm.customers', key: '42', value: { id: 42, region: 'EU', classification: 'confidential' } },
-      ...[2, 4, 6, 8].map((id) => ({ topic: 'crm.tickets', key: String(id), value: { id, customer_id: 42, subject: 'edited', body: `edited ${id}` } })),
+      ...[2, 4, 6, 8].map((id) => ({
+        topic: 'crm.tickets',
+        key: String(id),
+        value: { id, customer_id: 42, subject: 'edited', body: `edited ${id}` },
+      })),
       { topic: 'crm.tickets', key: '200', value: { id: 200, customer_id: 42, subject: 'new', body: 'brand new' } },
     ]
     const forget = { topic: DELETIONS, key: 'customer:42', value: request('customer:42', 'r-race', 1000) }
@@ -225,8 +289,18 @@ test('the broadcast copy and a join response racing in one task batch: the reque
   await seed(driver)
   // The customer change fans out as join responses in the same round as the request's broadcast copies.
   await driver.pipeBatch([
-    { topic: 'crm.customers', key: '42', value: { id: 42, region: 'EU', classification: 'public' }, partition: partitionForString('42', 3) },
-    { topic: DELETIONS, key: 'customer:42', value: request('customer:42', 'r-2', 1000), partition: partitionForString('42', 3) },
+    {
+      topic: 'crm.customers',
+      key: '42',
+      value: { id: 42, region: 'EU', classification: 'public' },
+      partition: partitionForString('42', 3),
+    },
+    {
+      topic: DELETIONS,
+      key: 'customer:42',
+      value: request('customer:42', 'r-2', 1000),
+      partition: partitionForString('42', 3),
+    },
   ])
   assert.equal(chunksOf(driver, 'eu', 'customer:42').length, 0)
   await driver.close()
@@ -234,12 +308,23 @@ test('the broadcast copy and a join response racing in one task batch: the reque
 
 test('resurrection: a replay from earliest into a new version, in either order, and a replay after the deletions topic is gone, produce no chunks of the subject', async () => {
   const history: { topic: string; key: string; value: unknown }[] = []
-  const customers = [{ id: 42, region: 'EU', classification: 'internal' }, { id: 7, region: 'US', classification: 'public' }]
+  const customers = [
+    { id: 42, region: 'EU', classification: 'internal' },
+    { id: 7, region: 'US', classification: 'public' },
+  ]
   for (const c of customers) history.push({ topic: 'crm.customers', key: String(c.id), value: c })
-  for (let id = 1; id <= 12; id++) history.push({ topic: 'crm.tickets', key: String(id), value: { id, customer_id: id % 2 === 0 ? 42 : 7, subject: `T${id}`, body: `${LONG} ${id}` } })
+  for (let id = 1; id <= 12; id++)
+    history.push({
+      topic: 'crm.tickets',
+      key: String(id),
+      value: { id, customer_id: id % 2 === 0 ? 42 : 7, subject: `T${id}`, body: `${LONG} ${id}` },
+    })
   const deletion = { topic: DELETIONS, key: 'customer:42', value: request('customer:42', 'r-3', 1000) }
 
-  for (const replay of [[...history, deletion], [deletion, ...history]]) {
+  for (const replay of [
+    [...history, deletion],
+    [deletion, ...history],
+  ]) {
     const v2 = new TopologyTestDriver(topology({ version: 'v2' }), { partitions: 3 })
     for (const record of replay) await v2.pipe(record.topic, record.key, record.value)
     assert.equal(chunksOf(v2, 'eu', 'customer:42').length, 0)
@@ -263,11 +348,23 @@ test('BEFORE_REQUEST suppresses data older than the request and indexes what the
   await seed(driver)
   await driver.pipe(DELETIONS, 'customer:42', request('customer:42', 'r-4', 1000, 'BEFORE_REQUEST'))
   assert.equal(chunksOf(driver, 'eu', 'customer:42').length, 0)
-  await driver.pipe('crm.tickets', '2', { id: 2, customer_id: 42, subject: 'old', body: 'replayed old change', ts: 900 })
+  await driver.pipe('crm.tickets', '2', {
+    id: 2,
+    customer_id: 42,
+    subject: 'old',
+    body: 'replayed old change',
+    ts: 900,
+  })
   assert.equal(chunksOf(driver, 'eu', 'customer:42').length, 0)
   // The customer's own change re-triggers ticket 2 through the join: its source time (900) still suppresses it.
   await driver.pipe('crm.customers', '42', { id: 42, region: 'EU', classification: 'internal' })
-  await driver.pipe('crm.tickets', '300', { id: 300, customer_id: 42, subject: 'new', body: 'came back and consented again', ts: 1500 })
+  await driver.pipe('crm.tickets', '300', {
+    id: 300,
+    customer_id: 42,
+    subject: 'new',
+    body: 'came back and consented again',
+    ts: 1500,
+  })
   assert.equal(chunksOf(driver, 'eu', 'customer:42').length, 1)
   await driver.close()
 })
@@ -294,7 +391,10 @@ test('an undecodable deletion request is dead-lettered by each task; a policy fu
 test('describe shows the govern processor, its stores, the broadcast topic and the audit sink', () => {
   const text = topology().describe()
   assert.match(text, /Source: govern-deletions-source \(topics: \[governance\.deletions\]\)/)
-  assert.match(text, /Processor: govern \(stores: \[govern-forgotten-subjects, govern-subject-index, tickets, customers, chunk-sets-eu, chunk-sets-us\]\) \[govern: support@3, forget FOREVER, async, batched\]/)
+  assert.match(
+    text,
+    /Processor: govern \(stores: \[govern-forgotten-subjects, govern-subject-index, tickets, customers, chunk-sets-eu, chunk-sets-us\]\) \[govern: support@3, forget FOREVER, async, batched\]/,
+  )
   assert.match(text, /repartition: gov-v1-govern-deletions-broadcast-repartition/)
   assert.match(text, /Sink: govern-audit-sink \(topic: rag\.audit\)/)
 })
@@ -311,12 +411,15 @@ test('validation lists the policy and forget problems with their paths', () => {
       audit: { topic: 'audit' },
     })
     .to('out')
-  assert.throws(() => builder.build(), (error: Error) => {
-    assert.match(error.message, /\/topology\/nodes\/govern\/policy\/residency: required/)
-    assert.match(error.message, /\/topology\/nodes\/govern\/forget\/deletionsTopic/)
-    assert.match(error.message, /store 'nope' is not a store/)
-    return true
-  })
+  assert.throws(
+    () => builder.build(),
+    (error: Error) => {
+      assert.match(error.message, /\/topology\/nodes\/govern\/policy\/residency: required/)
+      assert.match(error.message, /\/topology\/nodes\/govern\/forget\/deletionsTopic/)
+      assert.match(error.message, /store 'nope' is not a store/)
+      return true
+    },
+  )
 })
 
 /** Tickets joined to customers, governed without `forget`; tickets redacted as they are decoded. */
@@ -324,8 +427,19 @@ function unforgettable(observed: { govern: GovernBatchMetrics[]; source: Record<
   const builder = new TopologyBuilder({ applicationId: 'gov-nf' })
   const customers = builder.table<Customer>('crm.customers', { name: 'customers' })
   builder
-    .table<Ticket>('crm.tickets', { name: 'tickets', decode: redactAtSource(defaultTableDecoder, { redact: { detectors: { email: false } }, observe: (counts) => void observed.source.push({ ...counts }) }) })
-    .join(customers, { name: 'join-customers', type: 'left', foreignKey: (t) => String(t.customer_id), joiner: (ticket, customer) => ({ ticket, customer }) })
+    .table<Ticket>('crm.tickets', {
+      name: 'tickets',
+      decode: redactAtSource(defaultTableDecoder, {
+        redact: { detectors: { email: false } },
+        observe: (counts) => void observed.source.push({ ...counts }),
+      }),
+    })
+    .join(customers, {
+      name: 'join-customers',
+      type: 'left',
+      foreignKey: (t) => String(t.customer_id),
+      joiner: (ticket, customer) => ({ ticket, customer }),
+    })
     .govern({
       name: 'govern',
       policy: {
@@ -363,18 +477,41 @@ test('without forget: govern still denies, classifies, redacts and audits; no de
   const observed = { govern: [] as GovernBatchMetrics[], source: [] as Record<string, number>[] }
   const topology = unforgettable(observed)
   const text = topology.describe()
-  assert.match(text, /Processor: govern \(stores: \[govern-subject-index\]\) \[govern: support@4, no forget, async, batched\]/)
+  assert.match(
+    text,
+    /Processor: govern \(stores: \[govern-subject-index\]\) \[govern: support@4, no forget, async, batched\]/,
+  )
   assert.doesNotMatch(text, /deletions|forgotten-subjects|broadcast/)
-  assert.deepEqual(topology.compile({ partitions: 2 }).topics.filter((t) => t.role !== 'sink' && t.role !== 'dead-letter').map((t) => t.name).sort(), [
-    'crm.customers', 'crm.tickets', 'gov-nf-chunk-sets-changelog', 'gov-nf-customers-changelog', 'gov-nf-govern-subject-index-changelog',
-    'gov-nf-join-customers-response-repartition', 'gov-nf-join-customers-right-changelog', 'gov-nf-join-customers-right-repartition',
-    'gov-nf-join-customers-subscription-repartition', 'gov-nf-join-customers-subscriptions-changelog', 'gov-nf-tickets-changelog',
-  ].sort())
+  assert.deepEqual(
+    topology
+      .compile({ partitions: 2 })
+      .topics.filter((t) => t.role !== 'sink' && t.role !== 'dead-letter')
+      .map((t) => t.name)
+      .sort(),
+    [
+      'crm.customers',
+      'crm.tickets',
+      'gov-nf-chunk-sets-changelog',
+      'gov-nf-customers-changelog',
+      'gov-nf-govern-subject-index-changelog',
+      'gov-nf-join-customers-response-repartition',
+      'gov-nf-join-customers-right-changelog',
+      'gov-nf-join-customers-right-repartition',
+      'gov-nf-join-customers-subscription-repartition',
+      'gov-nf-join-customers-subscriptions-changelog',
+      'gov-nf-tickets-changelog',
+    ].sort(),
+  )
 
   const driver = new TopologyTestDriver(topology, { partitions: 2 })
   await driver.pipe('crm.customers', '42', { id: 42, region: 'EU', classification: 'internal' })
   await driver.pipe('crm.customers', '7', { id: 7, region: 'US', classification: 'public', consent: false })
-  await driver.pipe('crm.tickets', '1', { id: 1, customer_id: 42, subject: 'Refund for 4111 1111 1111 1111', body: 'Call +44 20 7946 0958 or write to anna.schmidt@example.com.' })
+  await driver.pipe('crm.tickets', '1', {
+    id: 1,
+    customer_id: 42,
+    subject: 'Refund for 4111 1111 1111 1111',
+    body: 'Call +44 20 7946 0958 or write to anna.schmidt@example.com.',
+  })
   await driver.pipe('crm.tickets', '2', { id: 2, customer_id: 7, subject: 'Denied', body: 'No consent.' })
 
   // The source decoder masked the phone number and the card (email kept there); govern masked the email.
@@ -386,11 +523,24 @@ test('without forget: govern still denies, classifies, redacts and audits; no de
   assert.doesNotMatch(JSON.stringify(chunks[0]), /anna\.schmidt|7946|4111/)
   const kinds = () => driver.readOutput(AUDIT).map((r) => (r.value as { kind: string }).kind)
   assert.deepEqual(kinds().sort(), ['DENIED', 'REDACTED'])
-  assert.deepEqual(observed.govern.reduce((sum, b) => ({ emitted: sum.emitted + b.emitted, denied: sum.denied + b.denied, email: sum.email + (b.redactions.email ?? 0) }), { emitted: 0, denied: 0, email: 0 }), { emitted: 1, denied: 1, email: 1 })
+  assert.deepEqual(
+    observed.govern.reduce(
+      (sum, b) => ({
+        emitted: sum.emitted + b.emitted,
+        denied: sum.denied + b.denied,
+        email: sum.email + (b.redactions.email ?? 0),
+      }),
+      { emitted: 0, denied: 0, email: 0 },
+    ),
+    { emitted: 1, denied: 1, email: 1 },
+  )
 
   await driver.pipe('crm.customers', '42', { id: 42, region: 'EU', classification: 'confidential' })
   assert.deepEqual(kinds(), ['REDACTED', 'RECLASSIFIED'], 'the subject index remembers classifications without forget')
-  assert.equal(([...driver.readTable('rag.chunks').values()][0] as Record<string, unknown>).classification, 'confidential')
+  assert.equal(
+    ([...driver.readTable('rag.chunks').values()][0] as Record<string, unknown>).classification,
+    'confidential',
+  )
   await driver.pipe('crm.tickets', '1', null)
   assert.equal(driver.readTable('rag.chunks').size, 0)
   assert.deepEqual(driver.readDeadLetters(), [])
@@ -402,12 +552,34 @@ test('govern and redactAtSource report their counts to the telemetry scope the b
   const driver = new TopologyTestDriver(unforgettable(observed), { partitions: 1 })
   await driver.pipe('crm.customers', '42', { id: 42, region: 'EU', classification: 'internal' })
   const events: TelemetryEvent[] = []
-  await withTelemetry((e) => events.push(e), () => driver.pipe('crm.tickets', '1', { id: 1, customer_id: 42, subject: 'x', body: 'Call +44 20 7946 0958 or write to anna.schmidt@example.com.' }))
+  await withTelemetry(
+    (e) => events.push(e),
+    () =>
+      driver.pipe('crm.tickets', '1', {
+        id: 1,
+        customer_id: 42,
+        subject: 'x',
+        body: 'Call +44 20 7946 0958 or write to anna.schmidt@example.com.',
+      }),
+  )
   await driver.pipe('crm.tickets', '2', { id: 2, customer_id: 42, subject: 'y', body: 'Write to bob@example.org.' })
-  assert.deepEqual(events.filter((e) => e.kind === 'source-redactions'), [{ kind: 'source-redactions', topic: 'crm.tickets', redactions: { phone: 1 } }])
+  assert.deepEqual(
+    events.filter((e) => e.kind === 'source-redactions'),
+    [{ kind: 'source-redactions', topic: 'crm.tickets', redactions: { phone: 1 } }],
+  )
   const governed = events.filter((e) => e.kind === 'govern')
   assert.equal(governed.length, 1)
-  assert.deepEqual(governed[0], { kind: 'govern', node: 'govern', emitted: 1, denied: 0, suppressed: 0, deleted: 0, requestsApplied: 0, entitiesForgotten: 0, redactions: { email: 1 } })
+  assert.deepEqual(governed[0], {
+    kind: 'govern',
+    node: 'govern',
+    emitted: 1,
+    denied: 0,
+    suppressed: 0,
+    deleted: 0,
+    requestsApplied: 0,
+    entitiesForgotten: 0,
+    redactions: { email: 1 },
+  })
   assert.equal(observed.govern.length, 2, 'observe sees every govern batch, in a scope or not')
   await driver.close()
 })
@@ -415,9 +587,21 @@ test('govern and redactAtSource report their counts to the telemetry scope the b
 test('forget: null is refused with a hint; leaving forget out is not', () => {
   const build = (forget: unknown) => {
     const builder = new TopologyBuilder({ applicationId: 'nf' })
-    builder.table<{ body: string }>('t', { name: 't' }).govern({ name: 'govern', policy: { name: 'p', version: '1' }, document: (row) => ({ text: row.body }), audit: { topic: 'audit' }, ...(forget === undefined ? {} : { forget: forget as never }) }).to('out')
+    builder
+      .table<{ body: string }>('t', { name: 't' })
+      .govern({
+        name: 'govern',
+        policy: { name: 'p', version: '1' },
+        document: (row) => ({ text: row.body }),
+        audit: { topic: 'audit' },
+        ...(forget === undefined ? {} : { forget: forget as never }),
+      })
+      .to('out')
     return builder.build()
   }
-  assert.throws(() => build(null), /\/topology\/nodes\/govern\/forget: must be \{ deletionsTopic, mode\?, … \} \(or left out/)
+  assert.throws(
+    () => build(null),
+    /\/topology\/nodes\/govern\/forget: must be \{ deletionsTopic, mode\?, … \} \(or left out/,
+  )
   assert.doesNotThrow(() => build(undefined))
 })

@@ -12,16 +12,25 @@ test('mapValues transforms values under the same key; null or undefined deletes 
   await driver.pipe('in', 'a', { n: 2 })
   await driver.pipe('in', 'a', { n: 0 })
   await driver.pipe('in', 'b', { n: 0 })
-  assert.deepEqual(driver.readOutput('out').map((r) => [r.key, r.value]), [['a', { key: 'a', double: 4 }], ['a', null]])
+  assert.deepEqual(
+    driver.readOutput('out').map((r) => [r.key, r.value]),
+    [
+      ['a', { key: 'a', double: 4 }],
+      ['a', null],
+    ],
+  )
 })
 
 test('a throwing mapper dead-letters the record, named after the node', async () => {
   const b = new TopologyBuilder({ applicationId: 'app' })
   b.table<{ n: number }>('in', { name: 'rows' })
-    .mapValues((row) => {
-      if (row.n > 1) throw new TypeError('too big')
-      return row
-    }, { name: 'check' })
+    .mapValues(
+      (row) => {
+        if (row.n > 1) throw new TypeError('too big')
+        return row
+      },
+      { name: 'check' },
+    )
     .to('out')
   const driver = new TopologyTestDriver(b.build(), { partitions: 2 })
   await driver.pipe('in', 'a', { n: 5 })

@@ -8,7 +8,7 @@ interface Doc {
   readonly text: string
 }
 
-test('a stage gets each batch\'s changes in one async call and may re-key rows, partitioned by the entity', async () => {
+test("a stage gets each batch's changes in one async call and may re-key rows, partitioned by the entity", async () => {
   const calls: StageItem[][] = []
   const b = new TopologyBuilder({ applicationId: 'rag' })
   b.table<Doc>('docs', { name: 'docs' })
@@ -22,7 +22,11 @@ test('a stage gets each batch\'s changes in one async call and may re-key rows, 
           return items.map((item) =>
             item.value === null
               ? [{ key: `${item.key}#0`, value: null, partitionKey: item.key }]
-              : (item.value as Doc).text.split(' ').map((word, i) => ({ key: `${item.key}#${i}`, value: { entity: item.key, text: word }, partitionKey: item.key })),
+              : (item.value as Doc).text.split(' ').map((word, i) => ({
+                  key: `${item.key}#${i}`,
+                  value: { entity: item.key, text: word },
+                  partitionKey: item.key,
+                })),
           )
         },
       },
@@ -34,24 +38,35 @@ test('a stage gets each batch\'s changes in one async call and may re-key rows, 
     { topic: 'docs', key: 'd2', value: { text: 'bye' } },
   ])
   await driver.pipe('docs', 'd2', null)
-  assert.deepEqual(calls.map((items) => items.map((i) => [i.key, i.value, i.oldValue, i.partition])), [
+  assert.deepEqual(
+    calls.map((items) => items.map((i) => [i.key, i.value, i.oldValue, i.partition])),
     [
-      ['d1', { text: 'hello world' }, null, 0],
-      ['d2', { text: 'bye' }, null, 0],
+      [
+        ['d1', { text: 'hello world' }, null, 0],
+        ['d2', { text: 'bye' }, null, 0],
+      ],
+      [['d2', null, { text: 'bye' }, 0]],
     ],
-    [['d2', null, { text: 'bye' }, 0]],
-  ])
+  )
   const out = driver.readOutput('chunks')
-  assert.deepEqual(out.map((r) => [r.key, r.value]), [
-    ['d1#0', { entity: 'd1', text: 'hello' }],
-    ['d1#1', { entity: 'd1', text: 'world' }],
-    ['d2#0', { entity: 'd2', text: 'bye' }],
-    ['d2#0', null],
-  ])
-  for (const record of out) assert.equal(record.partition, partitionForString(record.key!.split('#')[0], 5), 'partitioned by entity, not chunk id')
+  assert.deepEqual(
+    out.map((r) => [r.key, r.value]),
+    [
+      ['d1#0', { entity: 'd1', text: 'hello' }],
+      ['d1#1', { entity: 'd1', text: 'world' }],
+      ['d2#0', { entity: 'd2', text: 'bye' }],
+      ['d2#0', null],
+    ],
+  )
+  for (const record of out)
+    assert.equal(
+      record.partition,
+      partitionForString(record.key!.split('#')[0], 5),
+      'partitioned by entity, not chunk id',
+    )
 })
 
-test('a per-item failure dead-letters that item\'s source record; a throw fails the batch', async () => {
+test("a per-item failure dead-letters that item's source record; a throw fails the batch", async () => {
   const b = new TopologyBuilder({ applicationId: 'rag' })
   b.table<Doc>('docs', { name: 'docs' })
     .stage({
@@ -60,7 +75,9 @@ test('a per-item failure dead-letters that item\'s source record; a throw fails 
       processor: {
         process(items) {
           if (items.some((i) => (i.value as Doc | null)?.text === 'outage')) throw new Error('service down')
-          return items.map((i) => ((i.value as Doc).text === 'pii' ? { error: new Error('unredactable') } : [{ key: i.key, value: i.value }]))
+          return items.map((i) =>
+            (i.value as Doc).text === 'pii' ? { error: new Error('unredactable') } : [{ key: i.key, value: i.value }],
+          )
         },
       },
     })
@@ -71,7 +88,10 @@ test('a per-item failure dead-letters that item\'s source record; a throw fails 
     { topic: 'docs', key: 'b', value: { text: 'ok' } },
   ])
   const [dead] = driver.readDeadLetters()
-  assert.deepEqual([dead.key, dead.headers[DEAD_LETTER_HEADERS.node], dead.headers[DEAD_LETTER_HEADERS.message]], ['a', 'govern', 'unredactable'])
+  assert.deepEqual(
+    [dead.key, dead.headers[DEAD_LETTER_HEADERS.node], dead.headers[DEAD_LETTER_HEADERS.message]],
+    ['a', 'govern', 'unredactable'],
+  )
   assert.deepEqual([...driver.readTable('governed').keys()], ['b'])
   await assert.rejects(driver.pipe('docs', 'c', { text: 'outage' }), /service down/)
 })
@@ -108,7 +128,13 @@ test('a stage reads and writes only the stores it declared, prefetching them its
 test('a stage row without a string key dead-letters its item', async () => {
   const b = new TopologyBuilder({ applicationId: 'rag' })
   b.table<Doc>('docs', { name: 'docs' })
-    .stage({ name: 'sloppy', kind: 'chunk', processor: { process: (items) => items.map((i) => [{ key: (i.key === 'bad' ? 7 : i.key) as string, value: i.value }]) } })
+    .stage({
+      name: 'sloppy',
+      kind: 'chunk',
+      processor: {
+        process: (items) => items.map((i) => [{ key: (i.key === 'bad' ? 7 : i.key) as string, value: i.value }]),
+      },
+    })
     .to('out')
   const driver = new TopologyTestDriver(b.build(), { partitions: 1 })
   await driver.pipeBatch([

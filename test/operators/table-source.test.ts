@@ -12,7 +12,14 @@ test('a compacted table: latest row per key wins, a null value deletes, deleting
   await driver.pipe('in', 'a', { v: 2 })
   await driver.pipe('in', 'a', null)
   await driver.pipe('in', 'ghost', null)
-  assert.deepEqual(driver.readOutput('out').map((r) => [r.key, r.value]), [['a', { v: 1 }], ['a', { v: 2 }], ['a', null]])
+  assert.deepEqual(
+    driver.readOutput('out').map((r) => [r.key, r.value]),
+    [
+      ['a', { v: 1 }],
+      ['a', { v: 2 }],
+      ['a', null],
+    ],
+  )
   assert.equal(driver.readStore('rows').size, 0)
 })
 
@@ -21,7 +28,10 @@ test('a CDC table decodes with its decoder, which gets the source record; value 
   const decode: Decoder = (key, value, record) => {
     seen.push(`${record.topic}@${record.offset}`)
     const envelope = value === null ? null : JSON.parse(value.toString())
-    return { key: JSON.parse(key!.toString()).id, value: envelope === null || envelope.op === 'd' ? null : envelope.after }
+    return {
+      key: JSON.parse(key!.toString()).id,
+      value: envelope === null || envelope.op === 'd' ? null : envelope.after,
+    }
   }
   const b = new TopologyBuilder({ applicationId: 'app' })
   b.cdcTable('db.rows', { name: 'rows', decode }).to('out')
@@ -29,7 +39,13 @@ test('a CDC table decodes with its decoder, which gets the source record; value 
   await driver.pipe('db.rows', '{"id":"7"}', { op: 'c', after: { name: 'x' } })
   await driver.pipe('db.rows', '{"id":"7"}', { op: 'd', after: null })
   await driver.pipe('db.rows', '{"id":"7"}', null)
-  assert.deepEqual(driver.readOutput('out').map((r) => [r.key, r.value]), [['7', { name: 'x' }], ['7', null]])
+  assert.deepEqual(
+    driver.readOutput('out').map((r) => [r.key, r.value]),
+    [
+      ['7', { name: 'x' }],
+      ['7', null],
+    ],
+  )
   assert.deepEqual(seen.slice(-3), ['db.rows@0', 'db.rows@1', 'db.rows@2'])
 })
 
@@ -47,7 +63,13 @@ test('a decoder that throws or returns no string key dead-letters the record as 
   await driver.pipe('db.rows', 'numeric', 'x')
   await driver.pipe('db.rows', 'fine', 'x')
   assert.deepEqual(
-    driver.readDeadLetters().map((r) => [r.headers[DEAD_LETTER_HEADERS.code], r.headers[DEAD_LETTER_HEADERS.message], r.headers[DEAD_LETTER_HEADERS.node]]),
+    driver
+      .readDeadLetters()
+      .map((r) => [
+        r.headers[DEAD_LETTER_HEADERS.code],
+        r.headers[DEAD_LETTER_HEADERS.message],
+        r.headers[DEAD_LETTER_HEADERS.node],
+      ]),
     [
       ['RS_DECODE_FAILED', 'bad envelope', 'rows'],
       ['RS_DECODE_FAILED', 'the decoder returned no string key', 'rows'],
@@ -56,7 +78,7 @@ test('a decoder that throws or returns no string key dead-letters the record as 
   assert.deepEqual([...driver.readTable('out').keys()], ['fine'])
 })
 
-test('a decoder\'s prepare runs once per batch with the topic\'s own records, before any decode; prefetchKeys refuses an unprepared batch', async () => {
+test("a decoder's prepare runs once per batch with the topic's own records, before any decode; prefetchKeys refuses an unprepared batch", async () => {
   const log: string[] = []
   const b = new TopologyBuilder({ applicationId: 'avro' })
   b.table('plain', { name: 'plain' }).to('out1')
@@ -81,7 +103,17 @@ test('a decoder\'s prepare runs once per batch with the topic\'s own records, be
   assert.equal(driver.readTable('out2').size, 2)
 
   const processor = topology.compile({ partitions: 1 })
-  const records: SourceRecord[] = [{ topic: 'avro.rows', partition: 0, offset: 0n, timestamp: 0n, key: Buffer.from('a'), value: Buffer.from('x'), headers: new Map() }]
+  const records: SourceRecord[] = [
+    {
+      topic: 'avro.rows',
+      partition: 0,
+      offset: 0n,
+      timestamp: 0n,
+      key: Buffer.from('a'),
+      value: Buffer.from('x'),
+      headers: new Map(),
+    },
+  ]
   assert.throws(() => processor.prefetchKeys(records), /call prepare\(records\) before prefetchKeys/)
   await processor.prepare!(records)
   assert.deepEqual([...processor.prefetchKeys(records).keys()], ['rows'])

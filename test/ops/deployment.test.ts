@@ -6,17 +6,33 @@ import { deployment, sourceTopics } from '../../src/ops/deployment.ts'
 
 const config = loadConfig({ env: {} })
 
-test('v1 keeps the default exports\' names; vN gets its own application id, chunk topic, table and sink group', () => {
+test("v1 keeps the default exports' names; vN gets its own application id, chunk topic, table and sink group", () => {
   const v1 = deployment({ topology: 'support-copilot', version: 'v1', config })
   assert.equal(v1.applicationId, 'support-copilot')
   assert.equal(v1.chunkTopic, 'rag.chunks.support-copilot')
   assert.equal(v1.prefix, 'support')
   assert.equal(v1.sink.names.chunkTable, '"ragstream"."chunks_support-copilot_v1"')
   assert.equal(v1.sink.names.view, '"rag"."support-copilot"')
-  assert.deepEqual(sourceTopics(v1).sort(), ['governance.deletions', 'support.products', 'support.public.customers', 'support.public.tickets'])
-  assert.equal(v1.deletionsTopic, 'governance.deletions', 'the default prefix reads the topic `ragstream forget` writes to by default')
+  assert.deepEqual(sourceTopics(v1).sort(), [
+    'governance.deletions',
+    'support.products',
+    'support.public.customers',
+    'support.public.tickets',
+  ])
+  assert.equal(
+    v1.deletionsTopic,
+    'governance.deletions',
+    'the default prefix reads the topic `ragstream forget` writes to by default',
+  )
 
-  const v2 = deployment({ topology: 'support-copilot', version: 'v2', prefix: 'acme', name: 'sc', sqlTopology: 'sc_sql', config })
+  const v2 = deployment({
+    topology: 'support-copilot',
+    version: 'v2',
+    prefix: 'acme',
+    name: 'sc',
+    sqlTopology: 'sc_sql',
+    config,
+  })
   assert.equal(v2.applicationId, 'sc-v2')
   assert.equal(v2.chunkTopic, 'rag.chunks.sc.v2')
   assert.equal(v2.sink.names.chunkTable, '"ragstream"."chunks_sc_sql_v2"')
@@ -25,12 +41,22 @@ test('v1 keeps the default exports\' names; vN gets its own application id, chun
   assert.deepEqual(v2.embedding, { kind: 'hashing', dimensions: 384 })
   assert.equal(v2.deletionsTopic, 'acme.governance.deletions', 'co-partitioned with its own sources')
 
-  const kb = deployment({ topology: 'knowledge-base', version: 'v1', config: loadConfig({ env: { RAGSTREAM_KB_PREFIX: 'help' } }) })
+  const kb = deployment({
+    topology: 'knowledge-base',
+    version: 'v1',
+    config: loadConfig({ env: { RAGSTREAM_KB_PREFIX: 'help' } }),
+  })
   assert.equal(kb.prefix, 'help')
   assert.equal(kb.deletionsTopic, undefined)
 })
 
 test('unknown topologies and malformed versions are refused, naming the argument', () => {
-  assert.throws(() => deployment({ topology: 'fraud', version: 'v2', config }), /<topology>: expected one of support-copilot, knowledge-base/)
-  assert.throws(() => deployment({ topology: 'support-copilot', version: 'V2"', config }), /--to-version: expected a version like v2/)
+  assert.throws(
+    () => deployment({ topology: 'fraud', version: 'v2', config }),
+    /<topology>: expected one of support-copilot, knowledge-base/,
+  )
+  assert.throws(
+    () => deployment({ topology: 'support-copilot', version: 'V2"', config }),
+    /--to-version: expected a version like v2/,
+  )
 })

@@ -26,13 +26,37 @@ const topology: ProcessorTopology = {
   storeNames: [],
   prefetchKeys: () => new Map(),
   async process(records) {
-    return records.flatMap((r): SinkRecord[] => r.value?.toString() === 'bad'
-      ? [{ topic: 'app-dead-letter', partition: 0, key: null, value: r.value, headers: new Map([[DEAD_LETTER_HEADERS.node, Buffer.from('decode-in')], [DEAD_LETTER_HEADERS.code, Buffer.from('RS_DECODE_FAILED')]]) }]
-      : [{ topic: 'out', partition: 0, key: r.key, value: r.value }, { topic: 'app-join-repartition', partition: 0, key: r.key, value: r.value }])
+    return records.flatMap((r): SinkRecord[] =>
+      r.value?.toString() === 'bad'
+        ? [
+            {
+              topic: 'app-dead-letter',
+              partition: 0,
+              key: null,
+              value: r.value,
+              headers: new Map([
+                [DEAD_LETTER_HEADERS.node, Buffer.from('decode-in')],
+                [DEAD_LETTER_HEADERS.code, Buffer.from('RS_DECODE_FAILED')],
+              ]),
+            },
+          ]
+        : [
+            { topic: 'out', partition: 0, key: r.key, value: r.value },
+            { topic: 'app-join-repartition', partition: 0, key: r.key, value: r.value },
+          ],
+    )
   },
 }
 
-const record = (topic: string, value: string): SourceRecord => ({ topic, partition: 0, offset: 0n, timestamp: 0n, key: Buffer.from('k'), value: Buffer.from(value), headers: new Map() })
+const record = (topic: string, value: string): SourceRecord => ({
+  topic,
+  partition: 0,
+  offset: 0n,
+  timestamp: 0n,
+  key: Buffer.from('k'),
+  value: Buffer.from(value),
+  headers: new Map(),
+})
 
 test('records in/out/dead-lettered are counted at commit; an aborted batch is not counted', async () => {
   const metrics = new Metrics()
@@ -43,7 +67,11 @@ test('records in/out/dead-lettered are counted at commit; an aborted batch is no
   await m.topology.process(batch, new Map(), 0)
   await m.onBatchStage('produced')
   m.onEvent({ event: 'batch-aborted', reason: 'transient' })
-  assert.equal(sampleSum(await metrics.text(), 'ragstream_records_in_total'), 0, 'nothing counted for the aborted attempt')
+  assert.equal(
+    sampleSum(await metrics.text(), 'ragstream_records_in_total'),
+    0,
+    'nothing counted for the aborted attempt',
+  )
 
   await m.topology.process(batch, new Map(), 0)
   await m.onBatchStage('produced')
@@ -76,9 +104,25 @@ test('sink: batch size and commit time per committed batch; a batch already comm
   const metrics = new Metrics()
   const m = instrumentSink(metrics, 'chunks_t_v1')
   m.log({ event: 'batch-begin', records: 7, partitions: [0] })
-  m.log({ event: 'batch-committed', upserted: 5, deleted: 2, audits: 0, rejects: 0, alreadyCommitted: false, offsets: {} })
+  m.log({
+    event: 'batch-committed',
+    upserted: 5,
+    deleted: 2,
+    audits: 0,
+    rejects: 0,
+    alreadyCommitted: false,
+    offsets: {},
+  })
   m.log({ event: 'batch-begin', records: 7, partitions: [0] })
-  m.log({ event: 'batch-committed', upserted: 5, deleted: 2, audits: 0, rejects: 0, alreadyCommitted: true, offsets: {} })
+  m.log({
+    event: 'batch-committed',
+    upserted: 5,
+    deleted: 2,
+    audits: 0,
+    rejects: 0,
+    alreadyCommitted: true,
+    offsets: {},
+  })
   const text = await metrics.text()
   assert.match(text, /ragstream_sink_rows_total\{table="chunks_t_v1",op="upsert"\} 5/)
   assert.match(text, /ragstream_sink_rows_total\{table="chunks_t_v1",op="delete"\} 2/)
@@ -86,42 +130,73 @@ test('sink: batch size and commit time per committed batch; a batch already comm
   assert.deepEqual(m.counters, { batches: 1, upserted: 5, deleted: 2, rejects: 0 })
 })
 
-test('exportProcessorLag: the group\'s lag on the external sources, polled from the real broker', { timeout: 20_000 }, async (t) => {
-  const { checkKafka } = await import('../../src/config/services.ts')
-  const { createTopics, endpoints, uniqueName } = await import('../support/stack.ts')
-  const { exportProcessorLag } = await import('../../src/ops/instrument.ts')
-  const { Producer } = await import('@platformatic/kafka')
-  await checkKafka(endpoints)
-  const source = uniqueName('ops-lag-src')
-  await createTopics(t, [source], 1)
-  const producer = new Producer({ clientId: uniqueName('ops-lag'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-  t.after(() => producer.close())
-  await producer.send({ messages: [1, 2, 3].map((i) => ({ topic: source, value: Buffer.from(String(i)) })) })
-  const metrics = new Metrics()
-  const stop = exportProcessorLag(metrics, endpoints.kafkaBrokers, { ...topology, applicationId: uniqueName('ops-lag-app'), sourceTopics: [source, 'app-join-repartition'], topics: [{ name: source, role: 'source', config: {} }, ...topology.topics.slice(1)] }, 100)
-  await stop() // stopping takes a final reading
-  const text = await metrics.text()
-  assert.match(text, new RegExp(`ragstream_consumer_lag\\{component="processor",topic="${source}",partition="0"\\} 3`))
-  assert.doesNotMatch(text, /app-join-repartition/)
-})
+test(
+  "exportProcessorLag: the group's lag on the external sources, polled from the real broker",
+  { timeout: 20_000 },
+  async (t) => {
+    const { checkKafka } = await import('../../src/config/services.ts')
+    const { createTopics, endpoints, uniqueName } = await import('../support/stack.ts')
+    const { exportProcessorLag } = await import('../../src/ops/instrument.ts')
+    const { Producer } = await import('@platformatic/kafka')
+    await checkKafka(endpoints)
+    const source = uniqueName('ops-lag-src')
+    await createTopics(t, [source], 1)
+    const producer = new Producer({ clientId: uniqueName('ops-lag'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+    t.after(() => producer.close())
+    await producer.send({ messages: [1, 2, 3].map((i) => ({ topic: source, value: Buffer.from(String(i)) })) })
+    const metrics = new Metrics()
+    const stop = exportProcessorLag(
+      metrics,
+      endpoints.kafkaBrokers,
+      {
+        ...topology,
+        applicationId: uniqueName('ops-lag-app'),
+        sourceTopics: [source, 'app-join-repartition'],
+        topics: [{ name: source, role: 'source', config: {} }, ...topology.topics.slice(1)],
+      },
+      100,
+    )
+    await stop() // stopping takes a final reading
+    const text = await metrics.text()
+    assert.match(
+      text,
+      new RegExp(`ragstream_consumer_lag\\{component="processor",topic="${source}",partition="0"\\} 3`),
+    )
+    assert.doesNotMatch(text, /app-join-repartition/)
+  },
+)
 
 /** A topology whose decoders and govern report like the real ones, and whose process embeds with a real Embedder. */
 function reportingTopology(embedder: Embedder): ProcessorTopology {
   return {
     ...topology,
     prefetchKeys(records) {
-      for (const r of records) if (r.value?.toString().includes('@')) report({ kind: 'source-redactions', topic: r.topic, redactions: { email: 1 } })
+      for (const r of records)
+        if (r.value?.toString().includes('@'))
+          report({ kind: 'source-redactions', topic: r.topic, redactions: { email: 1 } })
       return new Map()
     },
     async process(records, stores, now) {
-      await embedder.embed(records.map((r) => ({ text: r.value!.toString(), contentHash: contentHash(r.value!.toString()) })))
-      report({ kind: 'govern', node: 'govern', emitted: records.length - 1, denied: 1, suppressed: 0, deleted: 0, requestsApplied: 2, entitiesForgotten: 3, redactions: { phone: 2, 'field:notes': 1 } })
+      await embedder.embed(
+        records.map((r) => ({ text: r.value!.toString(), contentHash: contentHash(r.value!.toString()) })),
+      )
+      report({
+        kind: 'govern',
+        node: 'govern',
+        emitted: records.length - 1,
+        denied: 1,
+        suppressed: 0,
+        deleted: 0,
+        requestsApplied: 2,
+        entitiesForgotten: 3,
+        redactions: { phone: 2, 'field:notes': 1 },
+      })
       return topology.process(records, stores, now)
     },
   }
 }
 
-test('governance counts from decoders and govern are applied at commit, an aborted batch\'s not at all; embedding calls count at once', async () => {
+test("governance counts from decoders and govern are applied at commit, an aborted batch's not at all; embedding calls count at once", async () => {
   const metrics = new Metrics()
   const embedder = new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 }))
   const m = instrumentProcessor(reportingTopology(embedder), metrics)
@@ -137,7 +212,11 @@ test('governance counts from decoders and govern are applied at commit, an abort
   let text = await metrics.text()
   assert.equal(sampleSum(text, 'ragstream_redactions_total'), 0, 'nothing of the aborted attempt')
   assert.equal(sampleSum(text, 'ragstream_governed_rows_total'), 0)
-  assert.match(text, /^ragstream_embedding_calls_total\{model="hashing:v1@8"\} 1$/m, 'the aborted attempt did call the service')
+  assert.match(
+    text,
+    /^ragstream_embedding_calls_total\{model="hashing:v1@8"\} 1$/m,
+    'the aborted attempt did call the service',
+  )
 
   await run(batch())
   await m.onBatchStage('committed')
@@ -166,7 +245,9 @@ test('an embedding call that fails inside the topology counts with its error cod
       return true
     },
   })
-  const remote = new Embedder(new OpenAIProvider({ kind: 'openai', model: 'm', dimensions: 8, baseUrl: fake.baseUrl, initialBackoffMs: 1 }, {}))
+  const remote = new Embedder(
+    new OpenAIProvider({ kind: 'openai', model: 'm', dimensions: 8, baseUrl: fake.baseUrl, initialBackoffMs: 1 }, {}),
+  )
   const m = instrumentProcessor(reportingTopology(remote), metrics)
   const batch = [record('in', 'a')]
   m.topology.prefetchKeys(batch)

@@ -23,100 +23,192 @@ const PROBE = 'ragstream embedding check'
 
 function collect(): { stream: NodeJS.WritableStream; text: () => string } {
   let text = ''
-  const stream = new Writable({ write(chunk, _e, done) { text += String(chunk); done() } })
+  const stream = new Writable({
+    write(chunk, _e, done) {
+      text += String(chunk)
+      done()
+    },
+  })
   return { stream, text: () => text }
 }
 
-test('replay v2 beside serving v1 with the same model: 0 embedding calls for content, promote switches queries to v2', { timeout: 90_000 }, async (t) => {
-  await Promise.all([checkKafka(endpoints), checkRedis(endpoints.redisUrl), checkPostgres(endpoints.postgresUrl)])
-  const o = opsEnv(t, { RAGSTREAM_SINK_DIMENSIONS: '64' })
-  const fake = await startFakeOpenAI(t, { dimensions: 64 })
-  const embedding: OpenAIEmbeddingConfig = { kind: 'openai', model: 'fake-embed', dimensions: 64, baseUrl: fake.baseUrl }
-  const prefix = `${o.name}.src`
-  await generate({ brokers: endpoints.kafkaBrokers, seed: 7, server: prefix, withSchema: false, backfill: 60, rate: 0, malformedRate: 0, createTopics: { partitions: 2 } })
-  const out = collect()
-  const common = { topology: 'support-copilot', prefix, name: o.name, sqlTopology: o.sqlTopology, cachePrefix: o.cachePrefix, embedding, config: o.config, out: out.stream, timeoutMs: 40_000 }
-
-  const v1 = await replay({ ...common, toVersion: 'v1' })
-  assert.ok(v1.caughtUp, out.text())
-  assert.ok(v1.rows >= 60, `${v1.rows} rows in v1`)
-  assert.ok(fake.requests.some((r) => !r.input.includes(PROBE)), 'v1 embedded its content')
-  assert.match(out.text(), /\[#+\.*\] +\d+% \d+\/\d+ records .* ETA /)
-
-  // An analyst queries the view all along.
-  const analyst = await connectPostgres(await ensureAnalyst(o.config, v1.deployment, o.analystRole), 'replay-test')
-  t.after(() => analyst.end())
-  const vector = Array.from(hashingEmbed('the export to CSV stops at 10,000 rows', 64))
-  const view = v1.deployment.sink.names.view
-  const query = async () => nearestNeighbours(analyst, { view, distance: 'cosine', vector, filter: { columns: [], metadata: {} }, k: 3 })
-  assert.deepEqual([...new Set((await query()).map((r) => r.topology_version))], ['v1'])
-  const seen: string[][] = []
-  let querying = true
-  const querier = (async () => {
-    while (querying) {
-      seen.push((await query()).map((r) => r.topology_version))
-      await new Promise((resolve) => setTimeout(resolve, 100))
+test(
+  'replay v2 beside serving v1 with the same model: 0 embedding calls for content, promote switches queries to v2',
+  { timeout: 90_000 },
+  async (t) => {
+    await Promise.all([checkKafka(endpoints), checkRedis(endpoints.redisUrl), checkPostgres(endpoints.postgresUrl)])
+    const o = opsEnv(t, { RAGSTREAM_SINK_DIMENSIONS: '64' })
+    const fake = await startFakeOpenAI(t, { dimensions: 64 })
+    const embedding: OpenAIEmbeddingConfig = {
+      kind: 'openai',
+      model: 'fake-embed',
+      dimensions: 64,
+      baseUrl: fake.baseUrl,
     }
-  })()
-  t.after(() => { querying = false })
+    const prefix = `${o.name}.src`
+    await generate({
+      brokers: endpoints.kafkaBrokers,
+      seed: 7,
+      server: prefix,
+      withSchema: false,
+      backfill: 60,
+      rate: 0,
+      malformedRate: 0,
+      createTopics: { partitions: 2 },
+    })
+    const out = collect()
+    const common = {
+      topology: 'support-copilot',
+      prefix,
+      name: o.name,
+      sqlTopology: o.sqlTopology,
+      cachePrefix: o.cachePrefix,
+      embedding,
+      config: o.config,
+      out: out.stream,
+      timeoutMs: 40_000,
+    }
 
-  const before = fake.requests.length
-  const v2 = await replay({ ...common, toVersion: 'v2' })
-  querying = false
-  await querier
-  assert.ok(v2.caughtUp, out.text())
-  const during = fake.requests.slice(before)
-  assert.deepEqual(during.filter((r) => !r.input.includes(PROBE)), [], 'no embedding call for content during a same-model replay')
-  assert.equal(v2.embedding.cacheMisses, 0)
-  assert.ok(v2.embedding.cacheHits > 0)
-  assert.equal(v2.rows, v1.rows, 'same sources, same chunks')
-  assert.equal(v2.deployment.chunkTopic, `rag.chunks.${o.name}.v2`)
-  assert.equal(v2.deployment.applicationId, `${o.name}-v2`)
-  assert.ok(seen.length >= 3, `${seen.length} queries during the replay`)
-  for (const versions of seen) assert.deepEqual(versions, ['v1', 'v1', 'v1'], 'v1 keeps serving while v2 is built')
+    const v1 = await replay({ ...common, toVersion: 'v1' })
+    assert.ok(v1.caughtUp, out.text())
+    assert.ok(v1.rows >= 60, `${v1.rows} rows in v1`)
+    assert.ok(
+      fake.requests.some((r) => !r.input.includes(PROBE)),
+      'v1 embedded its content',
+    )
+    assert.match(out.text(), /\[#+\.*\] +\d+% \d+\/\d+ records .* ETA /)
 
-  const promote = collect()
-  const err = collect()
-  const code = await main(['promote', 'support-copilot', 'v2', '--sql-topology', o.sqlTopology, '--drop-old'], { stdout: promote.stream as typeof process.stdout, stderr: err.stream as typeof process.stderr, env: o.env })
-  assert.equal(code, 0, err.text())
-  assert.match(promote.text(), /now reads t\w+@v2 \(was v1\)\ndropped t\w+@v1/)
-  assert.deepEqual([...new Set((await query()).map((r) => r.topology_version))], ['v2'])
-  const admin = await connectPostgres(endpoints.postgresUrl, 'replay-test-admin')
-  t.after(() => admin.end())
-  const gone = await admin.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [v1.deployment.sink.names.chunkTable])
-  assert.equal(gone.rows[0].t, null, 'v1 table dropped')
+    // An analyst queries the view all along.
+    const analyst = await connectPostgres(await ensureAnalyst(o.config, v1.deployment, o.analystRole), 'replay-test')
+    t.after(() => analyst.end())
+    const vector = Array.from(hashingEmbed('the export to CSV stops at 10,000 rows', 64))
+    const view = v1.deployment.sink.names.view
+    const query = async () =>
+      nearestNeighbours(analyst, { view, distance: 'cosine', vector, filter: { columns: [], metadata: {} }, k: 3 })
+    assert.deepEqual([...new Set((await query()).map((r) => r.topology_version))], ['v1'])
+    const seen: string[][] = []
+    let querying = true
+    const querier = (async () => {
+      while (querying) {
+        seen.push((await query()).map((r) => r.topology_version))
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    })()
+    t.after(() => {
+      querying = false
+    })
 
-  const again = await main(['promote', 'support-copilot', 'v1', '--sql-topology', o.sqlTopology], { stdout: promote.stream as typeof process.stdout, stderr: err.stream as typeof process.stderr, env: o.env })
-  assert.equal(again, 78, 'a dropped version cannot be promoted')
-  assert.match(err.text(), /<version>: t\w+@v1 does not exist \(versions: v2\)/)
-})
+    const before = fake.requests.length
+    const v2 = await replay({ ...common, toVersion: 'v2' })
+    querying = false
+    await querier
+    assert.ok(v2.caughtUp, out.text())
+    const during = fake.requests.slice(before)
+    assert.deepEqual(
+      during.filter((r) => !r.input.includes(PROBE)),
+      [],
+      'no embedding call for content during a same-model replay',
+    )
+    assert.equal(v2.embedding.cacheMisses, 0)
+    assert.ok(v2.embedding.cacheHits > 0)
+    assert.equal(v2.rows, v1.rows, 'same sources, same chunks')
+    assert.equal(v2.deployment.chunkTopic, `rag.chunks.${o.name}.v2`)
+    assert.equal(v2.deployment.applicationId, `${o.name}-v2`)
+    assert.ok(seen.length >= 3, `${seen.length} queries during the replay`)
+    for (const versions of seen) assert.deepEqual(versions, ['v1', 'v1', 'v1'], 'v1 keeps serving while v2 is built')
 
-test('replay --follow: after catching up the new version keeps following live changes until stopped', { timeout: 60_000 }, async (t) => {
-  await Promise.all([checkKafka(endpoints), checkRedis(endpoints.redisUrl), checkPostgres(endpoints.postgresUrl)])
-  const o = opsEnv(t)
-  const prefix = `${o.name}.src`
-  await generate({ brokers: endpoints.kafkaBrokers, seed: 11, server: prefix, withSchema: false, backfill: 20, rate: 0, malformedRate: 0, createTopics: { partitions: 2 } })
-  const out = collect()
-  const stop = new AbortController()
-  const following = replay({ topology: 'support-copilot', toVersion: 'v1', prefix, name: o.name, sqlTopology: o.sqlTopology, cachePrefix: o.cachePrefix, config: o.config, out: out.stream, follow: true, signal: stop.signal })
-  t.after(() => stop.abort())
-  const deadline = Date.now() + 30_000
-  while (!out.text().includes('following live changes')) {
-    assert.ok(Date.now() < deadline, out.text())
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-  const reader = await connectPostgres(o.config.postgres.sinkUrl, 'replay-follow-test')
-  t.after(() => reader.end())
-  const count = async () => Number((await reader.query<{ n: string }>(`SELECT count(*) AS n FROM ${quoteIdent(o.config.sink.schema)}.${quoteIdent(`chunks_${o.sqlTopology}_v1`)}`)).rows[0].n)
-  const before = await count()
-  // A second backfill under another server name would be other topics: more tickets on the same topics instead.
-  await generate({ brokers: endpoints.kafkaBrokers, seed: 12, server: prefix, withSchema: false, backfill: 60, rate: 0, malformedRate: 0 })
-  while ((await count()) <= before) {
-    assert.ok(Date.now() < deadline + 20_000, `no new rows while following:\n${out.text()}`)
-    await new Promise((resolve) => setTimeout(resolve, 300))
-  }
-  stop.abort()
-  const result = await following
-  assert.ok(result.caughtUp)
-  assert.ok(result.rows > before)
-})
+    const promote = collect()
+    const err = collect()
+    const code = await main(['promote', 'support-copilot', 'v2', '--sql-topology', o.sqlTopology, '--drop-old'], {
+      stdout: promote.stream as typeof process.stdout,
+      stderr: err.stream as typeof process.stderr,
+      env: o.env,
+    })
+    assert.equal(code, 0, err.text())
+    assert.match(promote.text(), /now reads t\w+@v2 \(was v1\)\ndropped t\w+@v1/)
+    assert.deepEqual([...new Set((await query()).map((r) => r.topology_version))], ['v2'])
+    const admin = await connectPostgres(endpoints.postgresUrl, 'replay-test-admin')
+    t.after(() => admin.end())
+    const gone = await admin.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [
+      v1.deployment.sink.names.chunkTable,
+    ])
+    assert.equal(gone.rows[0].t, null, 'v1 table dropped')
+
+    const again = await main(['promote', 'support-copilot', 'v1', '--sql-topology', o.sqlTopology], {
+      stdout: promote.stream as typeof process.stdout,
+      stderr: err.stream as typeof process.stderr,
+      env: o.env,
+    })
+    assert.equal(again, 78, 'a dropped version cannot be promoted')
+    assert.match(err.text(), /<version>: t\w+@v1 does not exist \(versions: v2\)/)
+  },
+)
+
+test(
+  'replay --follow: after catching up the new version keeps following live changes until stopped',
+  { timeout: 60_000 },
+  async (t) => {
+    await Promise.all([checkKafka(endpoints), checkRedis(endpoints.redisUrl), checkPostgres(endpoints.postgresUrl)])
+    const o = opsEnv(t)
+    const prefix = `${o.name}.src`
+    await generate({
+      brokers: endpoints.kafkaBrokers,
+      seed: 11,
+      server: prefix,
+      withSchema: false,
+      backfill: 20,
+      rate: 0,
+      malformedRate: 0,
+      createTopics: { partitions: 2 },
+    })
+    const out = collect()
+    const stop = new AbortController()
+    const following = replay({
+      topology: 'support-copilot',
+      toVersion: 'v1',
+      prefix,
+      name: o.name,
+      sqlTopology: o.sqlTopology,
+      cachePrefix: o.cachePrefix,
+      config: o.config,
+      out: out.stream,
+      follow: true,
+      signal: stop.signal,
+    })
+    t.after(() => stop.abort())
+    const deadline = Date.now() + 30_000
+    while (!out.text().includes('following live changes')) {
+      assert.ok(Date.now() < deadline, out.text())
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+    const reader = await connectPostgres(o.config.postgres.sinkUrl, 'replay-follow-test')
+    t.after(() => reader.end())
+    const count = async () =>
+      Number(
+        (
+          await reader.query<{ n: string }>(
+            `SELECT count(*) AS n FROM ${quoteIdent(o.config.sink.schema)}.${quoteIdent(`chunks_${o.sqlTopology}_v1`)}`,
+          )
+        ).rows[0].n,
+      )
+    const before = await count()
+    // A second backfill under another server name would be other topics: more tickets on the same topics instead.
+    await generate({
+      brokers: endpoints.kafkaBrokers,
+      seed: 12,
+      server: prefix,
+      withSchema: false,
+      backfill: 60,
+      rate: 0,
+      malformedRate: 0,
+    })
+    while ((await count()) <= before) {
+      assert.ok(Date.now() < deadline + 20_000, `no new rows while following:\n${out.text()}`)
+      await new Promise((resolve) => setTimeout(resolve, 300))
+    }
+    stop.abort()
+    const result = await following
+    assert.ok(result.caughtUp)
+    assert.ok(result.rows > before)
+  },
+)

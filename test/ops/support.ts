@@ -34,7 +34,13 @@ export function opsEnv(t: After, extra: NodeJS.ProcessEnv = {}): OpsEnv {
     ...extra,
   }
   const o: OpsEnv = {
-    suffix, env, config: loadConfig({ env }), name: `ops-${suffix}`, sqlTopology: `t${suffix}`, analystRole: `rs_analyst_${suffix}`, cachePrefix: `rs-test-emb-${suffix}`,
+    suffix,
+    env,
+    config: loadConfig({ env }),
+    name: `ops-${suffix}`,
+    sqlTopology: `t${suffix}`,
+    analystRole: `rs_analyst_${suffix}`,
+    cachePrefix: `rs-test-emb-${suffix}`,
   }
   t.after(() => cleanupOps(o))
   return o
@@ -43,9 +49,13 @@ export function opsEnv(t: After, extra: NodeJS.ProcessEnv = {}): OpsEnv {
 export async function cleanupOps(o: OpsEnv): Promise<void> {
   const admin = new Admin({ clientId: `cleanup-${o.suffix}`, bootstrapBrokers: [...endpoints.kafkaBrokers] })
   try {
-    const topics = (await admin.listTopics()).filter((t) => t.startsWith(o.name) || t.startsWith(`rag.chunks.${o.name}`))
+    const topics = (await admin.listTopics()).filter(
+      (t) => t.startsWith(o.name) || t.startsWith(`rag.chunks.${o.name}`),
+    )
     if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => {})
-    const groups = [...(await admin.listGroups()).keys()].filter((g) => g.startsWith(o.name) || g.startsWith(`ragstream-sink.${o.sqlTopology}.`))
+    const groups = [...(await admin.listGroups()).keys()].filter(
+      (g) => g.startsWith(o.name) || g.startsWith(`ragstream-sink.${o.sqlTopology}.`),
+    )
     if (groups.length > 0) await admin.deleteGroups({ groups }).catch(() => {})
     for (const t of topics.filter((t) => t.startsWith('rag.chunks.'))) await deleteSubject(`${t}-value`).catch(() => {})
   } finally {
@@ -74,10 +84,21 @@ export async function cleanupOps(o: OpsEnv): Promise<void> {
 
 /** read_committed end == high watermark on every partition: no transaction is left open on `topic`. */
 export async function openTransactionPartitions(topic: string, partitions: number): Promise<number[]> {
-  const admin = new Admin({ clientId: `lso-${randomUUID().slice(0, 8)}`, bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  const admin = new Admin({
+    clientId: `lso-${randomUUID().slice(0, 8)}`,
+    bootstrapBrokers: [...endpoints.kafkaBrokers],
+  })
   try {
     const ask = (isolationLevel: 0 | 1) =>
-      admin.listOffsets({ topics: [{ name: topic, partitions: Array.from({ length: partitions }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })) }], isolationLevel })
+      admin.listOffsets({
+        topics: [
+          {
+            name: topic,
+            partitions: Array.from({ length: partitions }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })),
+          },
+        ],
+        isolationLevel,
+      })
     const [committed, uncommitted] = await Promise.all([ask(1), ask(0)])
     const lso = new Map(committed[0].partitions.map((p) => [p.partitionIndex, p.offset]))
     return uncommitted[0].partitions.filter((p) => lso.get(p.partitionIndex) !== p.offset).map((p) => p.partitionIndex)

@@ -11,48 +11,76 @@ import { readCommitted } from '../support/runtime-harness.ts'
 import { deleteAfter, runStopped, within } from '../support/runtime-waits.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
-const message = (partition: number, bytes: number) => ({ topic: 't', partition, key: Buffer.from('k'), value: Buffer.alloc(bytes) })
+const message = (partition: number, bytes: number) => ({
+  topic: 't',
+  partition,
+  key: Buffer.from('k'),
+  value: Buffer.alloc(bytes),
+})
 
 test('sendSlices keeps order, bounds every slice, and gives a record larger than the bound a slice of its own', () => {
   const messages = [message(0, 300), message(1, 300), message(0, 300), message(0, 2_000), message(1, 100)]
   const slices = sendSlices(messages, 1_000)
   assert.deepEqual(slices.flat(), messages, 'every record once, in order')
-  assert.deepEqual(slices.map((s) => s.length), [3, 1, 1])
+  assert.deepEqual(
+    slices.map((s) => s.length),
+    [3, 1, 1],
+  )
   assert.equal(sendSlices([], 1_000).length, 0)
 })
 
 test('produceBounded: the end offset of each partition is where its last slice put its last record', async () => {
   const next = new Map<string, bigint>()
   const sends: number[] = []
-  const ends = await produceBounded(async (slice) => {
-    sends.push(slice.length)
-    const offsets = []
-    for (const partition of new Set(slice.map((m) => m.partition!))) {
-      const key = `t:${partition}`
-      const base = next.get(key) ?? 100n
-      next.set(key, base + BigInt(slice.filter((m) => m.partition === partition).length))
-      offsets.push({ topic: 't', partition, offset: base })
-    }
-    return { offsets }
-  }, [message(0, 600), message(1, 600), message(0, 600), message(0, 600)], 1_300)
+  const ends = await produceBounded(
+    async (slice) => {
+      sends.push(slice.length)
+      const offsets = []
+      for (const partition of new Set(slice.map((m) => m.partition!))) {
+        const key = `t:${partition}`
+        const base = next.get(key) ?? 100n
+        next.set(key, base + BigInt(slice.filter((m) => m.partition === partition).length))
+        offsets.push({ topic: 't', partition, offset: base })
+      }
+      return { offsets }
+    },
+    [message(0, 600), message(1, 600), message(0, 600), message(0, 600)],
+    1_300,
+  )
   assert.deepEqual(sends, [2, 2])
-  assert.deepEqual(ends, new Map([['t:0', 103n], ['t:1', 101n]]))
+  assert.deepEqual(
+    ends,
+    new Map([
+      ['t:0', 103n],
+      ['t:1', 101n],
+    ]),
+  )
 })
 
-test('runtime: one batch whose output for one partition is 2.4 MiB (over the broker\'s 1 MiB record-batch limit) commits', async (t) => {
+test("runtime: one batch whose output for one partition is 2.4 MiB (over the broker's 1 MiB record-batch limit) commits", async (t) => {
   const applicationId = uniqueName('rt-big')
   const input = uniqueName('rt-big-in')
   const output = uniqueName('rt-big-out')
   await createTopics(t, [input, output], 1)
   await deleteAfter(t, [`${applicationId}-input-changelog`, `${applicationId}-dead-letter`])
   const builder = new TopologyBuilder({ applicationId })
-  builder.table<{ n: number }>(input, { name: 'input' }).mapValues((v) => ({ n: v.n, padding: 'x'.repeat(20_000) })).to(output)
+  builder
+    .table<{ n: number }>(input, { name: 'input' })
+    .mapValues((v) => ({ n: v.n, padding: 'x'.repeat(20_000) }))
+    .to(output)
   const topology = builder.build().compile({ partitions: 1 })
 
   const producer = new Producer({ clientId: uniqueName('rt-big'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
   t.after(() => producer.close())
   const RECORDS = 120
-  await producer.send({ messages: Array.from({ length: RECORDS }, (_, n) => ({ topic: input, partition: 0, key: Buffer.from(`k${n}`), value: Buffer.from(JSON.stringify({ n })) })) })
+  await producer.send({
+    messages: Array.from({ length: RECORDS }, (_, n) => ({
+      topic: input,
+      partition: 0,
+      key: Buffer.from(`k${n}`),
+      value: Buffer.from(JSON.stringify({ n })),
+    })),
+  })
 
   const runtime = new KafkaRuntime(topology, {
     brokers: endpoints.kafkaBrokers,
@@ -66,7 +94,13 @@ test('runtime: one batch whose output for one partition is 2.4 MiB (over the bro
   runtime.stop()
   assert.equal(await within(running, 30_000, 'the runtime to stop'), 'stopped')
   assert.equal(records.length, RECORDS)
-  assert.deepEqual(records.map((r) => JSON.parse(r.value!.toString()).n), Array.from({ length: RECORDS }, (_, n) => n))
+  assert.deepEqual(
+    records.map((r) => JSON.parse(r.value!.toString()).n),
+    Array.from({ length: RECORDS }, (_, n) => n),
+  )
   assert.equal(runtime.stats.aborts, 0, 'no batch was refused and retried')
-  assert.ok(runtime.stats.batches <= 3, `the records were read in few batches (${runtime.stats.batches}), so one batch carried well over 1 MiB`)
+  assert.ok(
+    runtime.stats.batches <= 3,
+    `the records were read in few batches (${runtime.stats.batches}), so one batch carried well over 1 MiB`,
+  )
 })

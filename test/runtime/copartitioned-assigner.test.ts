@@ -10,7 +10,12 @@ function metadata(topics: Record<string, number>): ClusterMetadata {
     brokers: new Map(),
     controllerId: 1,
     lastUpdate: 0,
-    topics: new Map(Object.entries(topics).map(([name, n]) => [name, { id: name, partitionsCount: n, lastUpdate: 0, partitions: [] }])),
+    topics: new Map(
+      Object.entries(topics).map(([name, n]) => [
+        name,
+        { id: name, partitionsCount: n, lastUpdate: 0, partitions: [] },
+      ]),
+    ),
   }
 }
 
@@ -19,10 +24,16 @@ test('copartitioned assigner: each task (partition number) has one owner across 
     ['m-b', { memberId: 'm-b', version: 1 }],
     ['m-a', { memberId: 'm-a', version: 1 }],
   ])
-  const result = copartitionedAssigner('m-a', members, new Set(['tickets', 'app-join-repartition']), metadata({ tickets: 4, 'app-join-repartition': 4 }))
+  const result = copartitionedAssigner(
+    'm-a',
+    members,
+    new Set(['tickets', 'app-join-repartition']),
+    metadata({ tickets: 4, 'app-join-repartition': 4 }),
+  )
   const owners = new Map<number, Set<string>>()
   for (const { memberId, assignments } of result) {
-    for (const { partitions } of assignments.values()) for (const p of partitions) owners.set(p, (owners.get(p) ?? new Set()).add(memberId))
+    for (const { partitions } of assignments.values())
+      for (const p of partitions) owners.set(p, (owners.get(p) ?? new Set()).add(memberId))
   }
   assert.deepEqual([...owners.keys()].sort(), [0, 1, 2, 3])
   for (const set of owners.values()) assert.equal(set.size, 1)

@@ -6,7 +6,15 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { Redis } from 'ioredis'
 import { checkKafka } from '../../src/config/services.ts'
-import { assertExactlyOnce, countingTopics, InputFeeder, markersSeen, readCommitted, readCommittedWithKafkaConsumer, Runner } from '../support/runtime-harness.ts'
+import {
+  assertExactlyOnce,
+  countingTopics,
+  InputFeeder,
+  markersSeen,
+  readCommitted,
+  readCommittedWithKafkaConsumer,
+  Runner,
+} from '../support/runtime-harness.ts'
 import type { RunnerConfig } from '../support/runtime-runner.ts'
 import { endpoints } from '../support/stack.ts'
 
@@ -15,11 +23,22 @@ const PARTITIONS = 3
 async function crashRun(t: TestContext, store: 'memory' | 'redis', kills: number): Promise<void> {
   await checkKafka(endpoints)
   const { applicationId, input, output } = await countingTopics(t, 'rt-crash', PARTITIONS)
-  const config: RunnerConfig = { brokers: [...endpoints.kafkaBrokers], applicationId, input, output, instanceId: 'only', store, redisUrl: endpoints.redisUrl, batchMaxRecords: 50 }
+  const config: RunnerConfig = {
+    brokers: [...endpoints.kafkaBrokers],
+    applicationId,
+    input,
+    output,
+    instanceId: 'only',
+    store,
+    redisUrl: endpoints.redisUrl,
+    batchMaxRecords: 50,
+  }
   if (store === 'redis') {
     const redis = new Redis(endpoints.redisUrl)
     t.after(async () => {
-      await redis.unlink(...Array.from({ length: PARTITIONS }, (_, p) => `rs:{${applicationId}:counts:${p}}:state`)).catch(() => {})
+      await redis
+        .unlink(...Array.from({ length: PARTITIONS }, (_, p) => `rs:{${applicationId}:counts:${p}}:state`))
+        .catch(() => {})
       redis.disconnect()
     })
   }
@@ -46,11 +65,17 @@ async function crashRun(t: TestContext, store: 'memory' | 'redis', kills: number
   for (let i = 0; i < kills; i++) {
     const stage = stages[i % stages.length]
     const afterBatches = 1 + Math.floor(Math.random() * 8)
-    const runner = new Runner(`crash-${i}`, stage ? { ...config, crashAtStage: stage, crashAfterBatches: afterBatches } : config)
+    const runner = new Runner(
+      `crash-${i}`,
+      stage ? { ...config, crashAtStage: stage, crashAfterBatches: afterBatches } : config,
+    )
     runners.push(runner)
     if (stage) {
       await runner.exitCode(`the crash at ${stage}`, 60_000)
-      assert.ok(runner.events.some((e) => e.event === 'crashing'), `${runner.name} crashed at ${stage}: ${JSON.stringify(runner.events.slice(-3))} ${runner.stderr}`)
+      assert.ok(
+        runner.events.some((e) => e.event === 'crashing'),
+        `${runner.name} crashed at ${stage}: ${JSON.stringify(runner.events.slice(-3))} ${runner.stderr}`,
+      )
       killedAt.push(`${stage} after ${afterBatches} batches`)
       continue
     }
@@ -71,7 +96,11 @@ async function crashRun(t: TestContext, store: 'memory' | 'redis', kills: number
   const records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 60_000)
   assert.equal(await last.stop(), 0, last.stderr)
 
-  assert.equal(markersSeen(records, 'end'), PARTITIONS, 'the end marker of every partition is readable: no transaction hangs')
+  assert.equal(
+    markersSeen(records, 'end'),
+    PARTITIONS,
+    'the end marker of every partition is readable: no transaction hangs',
+  )
   assertExactlyOnce(records, feeder.sent)
   // The same verdict from Apache Kafka's own read_committed consumer.
   const javaRecords = await readCommittedWithKafkaConsumer(output, records.length)
@@ -79,10 +108,18 @@ async function crashRun(t: TestContext, store: 'memory' | 'redis', kills: number
   assertExactlyOnce(javaRecords, feeder.sent)
 }
 
-test('runtime crash (in-memory stores): killed 6 times (after produce, after offsets, after commit before flush, random) while input flows — 0 lost, 0 duplicated, nothing aborted visible, no hanging transaction', { timeout: 110_000 }, async (t) => {
-  await crashRun(t, 'memory', 6)
-})
+test(
+  'runtime crash (in-memory stores): killed 6 times (after produce, after offsets, after commit before flush, random) while input flows — 0 lost, 0 duplicated, nothing aborted visible, no hanging transaction',
+  { timeout: 110_000 },
+  async (t) => {
+    await crashRun(t, 'memory', 6)
+  },
+)
 
-test('runtime crash (Redis stores): killed 5 times likewise — output exact, stores restored from their checkpoints', { timeout: 110_000 }, async (t) => {
-  await crashRun(t, 'redis', 5)
-})
+test(
+  'runtime crash (Redis stores): killed 5 times likewise — output exact, stores restored from their checkpoints',
+  { timeout: 110_000 },
+  async (t) => {
+    await crashRun(t, 'redis', 5)
+  },
+)

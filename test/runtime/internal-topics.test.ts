@@ -27,7 +27,9 @@ test('ensureTopics: a source topic created while it starts is waited for; its ch
 
   const admin = new Admin({ clientId: uniqueName('it-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
   t.after(() => admin.close())
-  const [described] = await admin.describeConfigs({ resources: [{ resourceType: 2, resourceName: changelog, configurationKeys: ['cleanup.policy'] }] })
+  const [described] = await admin.describeConfigs({
+    resources: [{ resourceType: 2, resourceName: changelog, configurationKeys: ['cleanup.policy'] }],
+  })
   assert.equal(described.configs.find((c) => c.name === 'cleanup.policy')?.value, 'compact')
   assert.equal((await admin.metadata({ topics: [changelog] })).topics.get(changelog)?.partitionsCount, 3)
 })
@@ -59,5 +61,8 @@ test('compileForBroker (ragstream run, demo, replay): as many tasks as the sourc
 
   const missing = new TopologyBuilder({ applicationId: uniqueName('cfb-app') })
   missing.table(uniqueName('cfb-missing'), { name: 'input' }).to(output)
-  await assert.rejects(compileForBroker(missing.build(), endpoints.kafkaBrokers, 'test-admin'), /RS_TOPOLOGY_INVALID|topic does not exist on the broker/)
+  await assert.rejects(
+    compileForBroker(missing.build(), endpoints.kafkaBrokers, 'test-admin'),
+    /RS_TOPOLOGY_INVALID|topic does not exist on the broker/,
+  )
 })

@@ -25,7 +25,15 @@ function data(producerId: bigint, firstOffset: bigint, values: string[]): Record
     producerId,
     producerEpoch: 0,
     firstSequence: 0,
-    records: values.map((v, i) => ({ length: 0, attributes: 0, timestampDelta: BigInt(i), offsetDelta: i, key: Buffer.from('k'), value: Buffer.from(v), headers: [] })),
+    records: values.map((v, i) => ({
+      length: 0,
+      attributes: 0,
+      timestampDelta: BigInt(i),
+      offsetDelta: i,
+      key: Buffer.from('k'),
+      value: Buffer.from(v),
+      headers: [],
+    })),
   }
 }
 
@@ -33,7 +41,11 @@ function marker(producerId: bigint, offset: bigint, commit: boolean): RecordsBat
   const key = Buffer.alloc(4)
   key.writeInt16BE(0, 0)
   key.writeInt16BE(commit ? 1 : 0, 2)
-  return { ...data(producerId, offset, ['']), attributes: TRANSACTIONAL | CONTROL, records: [{ length: 0, attributes: 0, timestampDelta: 0n, offsetDelta: 0, key, value: null, headers: [] }] }
+  return {
+    ...data(producerId, offset, ['']),
+    attributes: TRANSACTIONAL | CONTROL,
+    records: [{ length: 0, attributes: 0, timestampDelta: 0n, offsetDelta: 0, key, value: null, headers: [] }],
+  }
 }
 
 test('read_committed: every aborted transaction of a producer is dropped, committed ones and other producers kept, position passes markers', () => {
@@ -52,31 +64,44 @@ test('read_committed: every aborted transaction of a producer is dropped, commit
     { producerId: 7n, firstOffset: 0n },
   ]
   const result = committedRecords('t', 0, 0n, batches, aborted)
-  assert.deepEqual(result.records.map((r) => r.value?.toString()), ['c1', 'other'])
-  assert.deepEqual(result.records.map((r) => r.offset), [3n, 4n])
+  assert.deepEqual(
+    result.records.map((r) => r.value?.toString()),
+    ['c1', 'other'],
+  )
+  assert.deepEqual(
+    result.records.map((r) => r.offset),
+    [3n, 4n],
+  )
   assert.equal(result.nextOffset, 8n)
 })
 
 test('read_committed: records before the fetch offset are skipped, an aborted transaction cut off before its marker stays dropped', () => {
   const batches = [data(1n, 10n, ['x', 'y', 'z']), data(2n, 13n, ['open-aborted'])]
   const result = committedRecords('t', 3, 11n, batches, [{ producerId: 2n, firstOffset: 13n }])
-  assert.deepEqual(result.records.map((r) => [r.offset, r.value?.toString(), r.partition]), [
-    [11n, 'y', 3],
-    [12n, 'z', 3],
-  ])
+  assert.deepEqual(
+    result.records.map((r) => [r.offset, r.value?.toString(), r.partition]),
+    [
+      [11n, 'y', 3],
+      [12n, 'z', 3],
+    ],
+  )
   assert.equal(result.nextOffset, 14n)
   assert.equal(result.records[0].timestamp, 1001n)
 })
 
-test('read_committed against the broker: a producer id that aborted, committed, then aborted without records in the partition keeps its committed records', { timeout: 30_000 }, async (t) => {
-  await checkKafka(endpoints)
-  const topic = uniqueName('rc-abort-commit')
-  await createTopics(t, [topic], 1)
-  const expected = await writeAbortCommitEmptyAbort(t, topic)
-  // readCommitted reads with the runtime's PartitionReader; the last committed record comes after every marker.
-  const records = await readCommitted(topic, 1, (r) => r.some((x) => x.value?.toString() === expected.at(-1)), 15_000)
-  assert.deepEqual(
-    records.map((r) => r.value?.toString()),
-    expected,
-  )
-})
+test(
+  'read_committed against the broker: a producer id that aborted, committed, then aborted without records in the partition keeps its committed records',
+  { timeout: 30_000 },
+  async (t) => {
+    await checkKafka(endpoints)
+    const topic = uniqueName('rc-abort-commit')
+    await createTopics(t, [topic], 1)
+    const expected = await writeAbortCommitEmptyAbort(t, topic)
+    // readCommitted reads with the runtime's PartitionReader; the last committed record comes after every marker.
+    const records = await readCommitted(topic, 1, (r) => r.some((x) => x.value?.toString() === expected.at(-1)), 15_000)
+    assert.deepEqual(
+      records.map((r) => r.value?.toString()),
+      expected,
+    )
+  },
+)

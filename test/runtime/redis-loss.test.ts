@@ -14,68 +14,96 @@ import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
 const PARTITIONS = 3
 
-test('runtime redis loss: Redis loses the stores while the processor runs and while it is down; they are restored from the changelogs and the output is exact', { timeout: 90_000 }, async (t) => {
-  await checkKafka(endpoints)
-  await checkRedis(endpoints.redisUrl)
-  const applicationId = uniqueName('rt-redis')
-  const input = `${applicationId}-in`
-  const output = `${applicationId}-out`
-  await createTopics(t, [input, output], PARTITIONS)
-  const redis = new Redis(endpoints.redisUrl)
-  const stateKeys = Array.from({ length: PARTITIONS }, (_, p) => `rs:{${applicationId}:counts:${p}}:state`)
-  t.after(async () => {
-    await redis.unlink(...stateKeys).catch(() => {})
-    redis.disconnect()
-    const admin = new Admin({ clientId: uniqueName('cleanup'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-    await admin.deleteTopics({ topics: [`${applicationId}-counts-changelog`] }).catch(() => {})
-    await admin.close()
-  })
-  const config: RunnerConfig = { brokers: [...endpoints.kafkaBrokers], applicationId, input, output, instanceId: 'r', store: 'redis', redisUrl: endpoints.redisUrl, batchMaxRecords: 50 }
+test(
+  'runtime redis loss: Redis loses the stores while the processor runs and while it is down; they are restored from the changelogs and the output is exact',
+  { timeout: 90_000 },
+  async (t) => {
+    await checkKafka(endpoints)
+    await checkRedis(endpoints.redisUrl)
+    const applicationId = uniqueName('rt-redis')
+    const input = `${applicationId}-in`
+    const output = `${applicationId}-out`
+    await createTopics(t, [input, output], PARTITIONS)
+    const redis = new Redis(endpoints.redisUrl)
+    const stateKeys = Array.from({ length: PARTITIONS }, (_, p) => `rs:{${applicationId}:counts:${p}}:state`)
+    t.after(async () => {
+      await redis.unlink(...stateKeys).catch(() => {})
+      redis.disconnect()
+      const admin = new Admin({ clientId: uniqueName('cleanup'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+      await admin.deleteTopics({ topics: [`${applicationId}-counts-changelog`] }).catch(() => {})
+      await admin.close()
+    })
+    const config: RunnerConfig = {
+      brokers: [...endpoints.kafkaBrokers],
+      applicationId,
+      input,
+      output,
+      instanceId: 'r',
+      store: 'redis',
+      redisUrl: endpoints.redisUrl,
+      batchMaxRecords: 50,
+    }
 
-  const feeder = new InputFeeder(input, 15)
-  t.after(() => feeder.close())
-  await feeder.send(400)
+    const feeder = new InputFeeder(input, 15)
+    t.after(() => feeder.close())
+    await feeder.send(400)
 
-  const first = new Runner('redis-1', config)
-  t.after(async () => first.kill('SIGKILL'))
-  await first.waitFor((e) => e.event === 'committed' && Number(e.records) >= 200, 30_000)
+    const first = new Runner('redis-1', config)
+    t.after(async () => first.kill('SIGKILL'))
+    await first.waitFor((e) => e.event === 'committed' && Number(e.records) >= 200, 30_000)
 
-  // Loss while running: the next batch finds the checkpoints gone, aborts, and restores from 0.
-  const before = first.events.length
-  await redis.unlink(...stateKeys)
-  await feeder.send(300)
-  await first.waitFor((e) => e.event === 'batch-aborted' && String(e.error).includes('lost data'), 20_000, before)
-  for (let p = 0; p < PARTITIONS; p++) await first.waitFor((e) => e.event === 'restored' && e.partition === p && e.from === '0', 20_000, before)
-  const resumed = first.events.length
-  await feeder.send(50)
-  await first.waitFor((e) => e.event === 'committed', 20_000, resumed)
-  first.kill('SIGKILL')
-  await first.exitCode('exit after SIGKILL', 10_000)
-  assert.equal(await redis.exists(...stateKeys), PARTITIONS, 'the stores were flushed to Redis')
+    // Loss while running: the next batch finds the checkpoints gone, aborts, and restores from 0.
+    const before = first.events.length
+    await redis.unlink(...stateKeys)
+    await feeder.send(300)
+    await first.waitFor((e) => e.event === 'batch-aborted' && String(e.error).includes('lost data'), 20_000, before)
+    for (let p = 0; p < PARTITIONS; p++)
+      await first.waitFor((e) => e.event === 'restored' && e.partition === p && e.from === '0', 20_000, before)
+    const resumed = first.events.length
+    await feeder.send(50)
+    await first.waitFor((e) => e.event === 'committed', 20_000, resumed)
+    first.kill('SIGKILL')
+    await first.exitCode('exit after SIGKILL', 10_000)
+    assert.equal(await redis.exists(...stateKeys), PARTITIONS, 'the stores were flushed to Redis')
 
-  await redis.unlink(...stateKeys)
-  await feeder.send(400)
-  const second = new Runner('redis-2', config)
-  t.after(async () => second.kill('SIGKILL'))
-  await feeder.sendMarkers(PARTITIONS, 'mid')
-  let records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'mid') === PARTITIONS, 40_000)
-  assert.equal(await second.stop(), 0, second.stderr)
-  const fromZero = second.events.filter((e) => e.event === 'restored' && e.from === '0' && Number(e.records) > 0)
-  assert.equal(new Set(fromZero.map((e) => e.partition)).size, PARTITIONS, `every partition restored from offset 0: ${JSON.stringify(fromZero)}`)
-  for (const done of fromZero) {
-    const at = second.events.indexOf(done)
-    const announced = second.events.slice(0, at).findLast((e) => e.event === 'restoring' && e.store === done.store && e.partition === done.partition)
-    assert.deepEqual([announced?.from, announced?.to], [done.from, done.to], `a restoring event names the range before the replay: ${JSON.stringify(done)}`)
-  }
-  assertExactlyOnce(records, feeder.sent)
+    await redis.unlink(...stateKeys)
+    await feeder.send(400)
+    const second = new Runner('redis-2', config)
+    t.after(async () => second.kill('SIGKILL'))
+    await feeder.sendMarkers(PARTITIONS, 'mid')
+    let records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'mid') === PARTITIONS, 40_000)
+    assert.equal(await second.stop(), 0, second.stderr)
+    const fromZero = second.events.filter((e) => e.event === 'restored' && e.from === '0' && Number(e.records) > 0)
+    assert.equal(
+      new Set(fromZero.map((e) => e.partition)).size,
+      PARTITIONS,
+      `every partition restored from offset 0: ${JSON.stringify(fromZero)}`,
+    )
+    for (const done of fromZero) {
+      const at = second.events.indexOf(done)
+      const announced = second.events
+        .slice(0, at)
+        .findLast((e) => e.event === 'restoring' && e.store === done.store && e.partition === done.partition)
+      assert.deepEqual(
+        [announced?.from, announced?.to],
+        [done.from, done.to],
+        `a restoring event names the range before the replay: ${JSON.stringify(done)}`,
+      )
+    }
+    assertExactlyOnce(records, feeder.sent)
 
-  // Redis intact this time: the checkpoints are there, nothing is replayed from 0.
-  await feeder.send(200)
-  const third = new Runner('redis-3', config)
-  t.after(async () => third.kill('SIGKILL'))
-  await feeder.sendMarkers(PARTITIONS, 'end')
-  records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 40_000)
-  assert.equal(await third.stop(), 0, third.stderr)
-  assert.equal(third.events.filter((e) => e.event === 'restored' && e.from === '0').length, 0, 'no restore from 0 with Redis intact')
-  assertExactlyOnce(records, feeder.sent)
-})
+    // Redis intact this time: the checkpoints are there, nothing is replayed from 0.
+    await feeder.send(200)
+    const third = new Runner('redis-3', config)
+    t.after(async () => third.kill('SIGKILL'))
+    await feeder.sendMarkers(PARTITIONS, 'end')
+    records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 40_000)
+    assert.equal(await third.stop(), 0, third.stderr)
+    assert.equal(
+      third.events.filter((e) => e.event === 'restored' && e.from === '0').length,
+      0,
+      'no restore from 0 with Redis intact',
+    )
+    assertExactlyOnce(records, feeder.sent)
+  },
+)

@@ -45,7 +45,11 @@ export function sampleEvent(index = 0, dimensions = 384): ChunkEvent {
   }
 }
 
-function withoutField(schema: Readonly<Record<string, unknown>>, record: string, field: string): Record<string, unknown> {
+function withoutField(
+  schema: Readonly<Record<string, unknown>>,
+  record: string,
+  field: string,
+): Record<string, unknown> {
   const copy = structuredClone(schema) as Record<string, unknown>
   const visit = (node: unknown): void => {
     if (Array.isArray(node)) return node.forEach(visit)
@@ -75,7 +79,10 @@ test('Avro chunk events round-trip through the real registry and an independent 
 
   const independent = new SchemaRegistry({ host: registryUrl })
   const decoded = (await independent.decode(bytes)) as ChunkEvent
-  assert.deepEqual({ ...decoded, embedding: Float32Array.from(decoded.embedding), lineage: { ...decoded.lineage } }, event)
+  assert.deepEqual(
+    { ...decoded, embedding: Float32Array.from(decoded.embedding), lineage: { ...decoded.lineage } },
+    event,
+  )
 
   await codec.prepare([bytes])
   const own = codec.decode(bytes) as ChunkEvent
@@ -93,7 +100,10 @@ test('Avro chunk events round-trip through the real registry and an independent 
 test('a compatible schema change (new field with a default) passes at startup; old events still decode', async (t) => {
   const topic = subjectOf(t)
   const previous = withoutField(CHUNK_EVENT_SCHEMA, 'Lineage', 'source_table')
-  const v1 = await AvroValueCodec.forTopic<ChunkEvent>({ registryUrl, topic, schema: previous }, (e) => ({ ...e, embedding: Array.from(e.embedding) }))
+  const v1 = await AvroValueCodec.forTopic<ChunkEvent>({ registryUrl, topic, schema: previous }, (e) => ({
+    ...e,
+    embedding: Array.from(e.embedding),
+  }))
   const old = v1.encode(sampleEvent(1))
   const v2 = await chunkEventAvroCodec({ registryUrl, topic })
   assert.notEqual(v2.schemaId, v1.schemaId)
@@ -110,20 +120,32 @@ test('an incompatible schema change fails at startup with RS_SCHEMA_INCOMPATIBLE
     assert.ok(e instanceof RagstreamError)
     assert.equal(e.code, 'RS_SCHEMA_INCOMPATIBLE')
     assert.equal(e.retriable, false)
-    assert.match(e.message, new RegExp(`schema for subject ${topic.replace(/\./g, '\\.')}-value is not BACKWARD-compatible with registered version 1`))
+    assert.match(
+      e.message,
+      new RegExp(
+        `schema for subject ${topic.replace(/\./g, '\\.')}-value is not BACKWARD-compatible with registered version 1`,
+      ),
+    )
     assert.match(e.message, /owner_id/)
     assert.match(e.hint ?? '', /new fields need defaults/)
     return true
   })
   const retyped = structuredClone(CHUNK_EVENT_SCHEMA) as { fields: { name: string; type: unknown }[] }
   retyped.fields.find((f) => f.name === 'chunk_index')!.type = 'string'
-  await assert.rejects(AvroValueCodec.forTopic({ registryUrl, topic, schema: retyped }), /RS_SCHEMA_INCOMPATIBLE|not BACKWARD-compatible/)
+  await assert.rejects(
+    AvroValueCodec.forTopic({ registryUrl, topic, schema: retyped }),
+    /RS_SCHEMA_INCOMPATIBLE|not BACKWARD-compatible/,
+  )
 })
 
 test('encoding an event that breaks the schema is RS_RECORD_INVALID naming the field', async (t) => {
   const codec = await chunkEventAvroCodec({ registryUrl, topic: subjectOf(t) })
   const bad = { ...sampleEvent(), chunk_index: 'one' } as unknown as ChunkEvent
-  assert.throws(() => codec.encode(bad), (e: unknown) => e instanceof RagstreamError && e.code === 'RS_RECORD_INVALID' && /invalid chunk_index/.test(e.message))
+  assert.throws(
+    () => codec.encode(bad),
+    (e: unknown) =>
+      e instanceof RagstreamError && e.code === 'RS_RECORD_INVALID' && /invalid chunk_index/.test(e.message),
+  )
 })
 
 test('JSON fallback codec: same field names, embedding as numbers, tombstone is null', () => {
@@ -157,7 +179,12 @@ test('chunk events on a real topic: an independent consumer decodes them with th
     ],
   })
 
-  const consumer = new Consumer({ groupId: uniqueName('serde-reader'), clientId: uniqueName('serde-reader'), bootstrapBrokers: [...endpoints.kafkaBrokers], maxWaitTime: 200 })
+  const consumer = new Consumer({
+    groupId: uniqueName('serde-reader'),
+    clientId: uniqueName('serde-reader'),
+    bootstrapBrokers: [...endpoints.kafkaBrokers],
+    maxWaitTime: 200,
+  })
   const received: { key: string; value: Buffer | null }[] = []
   try {
     const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false })
@@ -184,14 +211,45 @@ test('chunk events on a real topic: an independent consumer decodes them with th
   assert.equal(received[2].value, null)
 
   const classpath = kafkaClasspath()
-  assert.ok(classpath, 'the local stack\'s Kafka jars (scripts/stack.sh up) are needed for the console consumer')
-  const { stdout } = await execFileAsync('java', [
-    '-cp', classpath, 'org.apache.kafka.tools.consumer.ConsoleConsumer',
-    '--bootstrap-server', endpoints.kafkaBrokers[0], '--topic', topic, '--from-beginning', '--max-messages', '3',
-    '--timeout-ms', '20000', '--isolation-level', 'read_committed',
-    '--property', 'print.key=true', '--property', 'key.separator=|', '--property', 'line.separator=<EOR>', '--property', 'null.literal=TOMBSTONE',
-  ], { timeout: 60_000, encoding: 'latin1' })
-  const printed = stdout.split('<EOR>').filter((r) => r.length > 0).map((r) => [r.slice(0, r.indexOf('|')), r.slice(r.indexOf('|') + 1)])
-  assert.deepEqual(printed.map(([key]) => key), [events[0].chunk_id, events[1].chunk_id, events[1].chunk_id])
-  assert.deepEqual(printed.map(([, value]) => value === 'TOMBSTONE'), [false, false, true])
+  assert.ok(classpath, "the local stack's Kafka jars (scripts/stack.sh up) are needed for the console consumer")
+  const { stdout } = await execFileAsync(
+    'java',
+    [
+      '-cp',
+      classpath,
+      'org.apache.kafka.tools.consumer.ConsoleConsumer',
+      '--bootstrap-server',
+      endpoints.kafkaBrokers[0],
+      '--topic',
+      topic,
+      '--from-beginning',
+      '--max-messages',
+      '3',
+      '--timeout-ms',
+      '20000',
+      '--isolation-level',
+      'read_committed',
+      '--property',
+      'print.key=true',
+      '--property',
+      'key.separator=|',
+      '--property',
+      'line.separator=<EOR>',
+      '--property',
+      'null.literal=TOMBSTONE',
+    ],
+    { timeout: 60_000, encoding: 'latin1' },
+  )
+  const printed = stdout
+    .split('<EOR>')
+    .filter((r) => r.length > 0)
+    .map((r) => [r.slice(0, r.indexOf('|')), r.slice(r.indexOf('|') + 1)])
+  assert.deepEqual(
+    printed.map(([key]) => key),
+    [events[0].chunk_id, events[1].chunk_id, events[1].chunk_id],
+  )
+  assert.deepEqual(
+    printed.map(([, value]) => value === 'TOMBSTONE'),
+    [false, false, true],
+  )
 })

@@ -16,7 +16,9 @@ export function registry() {
  * when the stack restarts anyway.
  */
 export async function deleteSubject(subject: string): Promise<void> {
-  await fetch(`${registryUrl.replace(/\/+$/, '')}/subjects/${encodeURIComponent(subject)}`, { method: 'DELETE' }).catch(() => {})
+  await fetch(`${registryUrl.replace(/\/+$/, '')}/subjects/${encodeURIComponent(subject)}`, { method: 'DELETE' }).catch(
+    () => {},
+  )
 }
 
 /** Registers an Avro schema under a subject and deletes the subject when the test ends. */

@@ -8,10 +8,32 @@ import { connect, createSinkEnv, readChunks, type SinkEnv } from './support.ts'
 
 function row(env: SinkEnv, id: string, offset: bigint, content: string): ChunkRow {
   return {
-    chunkId: id, entityType: 'ticket', entityKey: id, chunkIndex: 0, content, contentHash: content, embedding: `[${Array(env.config.dims).fill(0.5).join(',')}]`,
-    metadata: '{}', classification: null, tenant: null, region: null, subjects: '[]', policyVersion: null, sourceTopic: 'cdc', sourcePartition: 0,
-    sourceOffset: String(offset), sourcePosition: null, sourceTimestampMs: Date.now(), topology: env.config.topology, topologyVersion: 'v1',
-    chunker: 'fixed', embeddingModel: 'm', emittedAtMs: Date.now(), chunkTopic: env.config.topic, chunkPartition: 0, chunkOffset: offset,
+    chunkId: id,
+    entityType: 'ticket',
+    entityKey: id,
+    chunkIndex: 0,
+    content,
+    contentHash: content,
+    embedding: `[${Array(env.config.dims).fill(0.5).join(',')}]`,
+    metadata: '{}',
+    classification: null,
+    tenant: null,
+    region: null,
+    subjects: '[]',
+    policyVersion: null,
+    sourceTopic: 'cdc',
+    sourcePartition: 0,
+    sourceOffset: String(offset),
+    sourcePosition: null,
+    sourceTimestampMs: Date.now(),
+    topology: env.config.topology,
+    topologyVersion: 'v1',
+    chunker: 'fixed',
+    embeddingModel: 'm',
+    emittedAtMs: Date.now(),
+    chunkTopic: env.config.topic,
+    chunkPartition: 0,
+    chunkOffset: offset,
   }
 }
 
@@ -20,11 +42,16 @@ test('sink: out-of-order delivery of two versions of a chunk leaves the newer; a
   const sinkClient = await connect(t, env.sinkUrl)
   const writer = new BatchWriter(env.config.names, 'test')
   const token = crypto.randomUUID()
-  await claimPartitions(sinkClient, env.config.names, env.config.topic, [{ partition: 0, initial: 0n, ownerToken: token }])
+  await claimPartitions(sinkClient, env.config.names, env.config.topic, [
+    { partition: 0, initial: 0n, ownerToken: token },
+  ])
   let expected = 0n
   const write = async (events: Parameters<typeof buildBatch>[2]) => {
     const next = expected + 1n
-    const outcome = await writer.write(sinkClient, buildBatch(env.config.topic, [{ partition: 0, expected, next, ownerToken: token }], events))
+    const outcome = await writer.write(
+      sinkClient,
+      buildBatch(env.config.topic, [{ partition: 0, expected, next, ownerToken: token }], events),
+    )
     assert.equal(outcome.status, 'committed')
     expected = next
   }
@@ -33,7 +60,10 @@ test('sink: out-of-order delivery of two versions of a chunk leaves the newer; a
   await write([{ kind: 'upsert', row: row(env, 'x', 10n, 'old') }])
   assert.equal((await readChunks(env.admin, env.config)).get('x')!.content, 'new')
   // Both in one batch, older last: still the newer.
-  await write([{ kind: 'upsert', row: row(env, 'y', 31n, 'new') }, { kind: 'upsert', row: row(env, 'y', 30n, 'old') }])
+  await write([
+    { kind: 'upsert', row: row(env, 'y', 31n, 'new') },
+    { kind: 'upsert', row: row(env, 'y', 30n, 'old') },
+  ])
   assert.equal((await readChunks(env.admin, env.config)).get('y')!.content, 'new')
   // A tombstone at 40, then a replay of the upsert at 20: stays deleted. A newer upsert (50) re-creates it.
   await write([{ kind: 'tombstone', chunkId: 'x', offset: 40n }])
@@ -54,7 +84,11 @@ test('sink: the offsets fence refuses a batch from a stale owner, and recognises
   const first = crypto.randomUUID()
   await claimPartitions(a, env.config.names, topic, [{ partition: 0, initial: 0n, ownerToken: first }])
   const batch = (token: string, expected: bigint, next: bigint, id: string) =>
-    buildBatch(topic, [{ partition: 0, expected, next, ownerToken: token }], [{ kind: 'upsert', row: row(env, id, next - 1n, id) }])
+    buildBatch(
+      topic,
+      [{ partition: 0, expected, next, ownerToken: token }],
+      [{ kind: 'upsert', row: row(env, id, next - 1n, id) }],
+    )
   assert.equal((await writer.write(a, batch(first, 0n, 5n, 'one'))).status, 'committed')
   // The same batch again (its COMMIT reply was lost): recognised as already committed, nothing written twice.
   const again = await writer.write(a, batch(first, 0n, 5n, 'one'))
@@ -78,21 +112,34 @@ test('sink: a tombstone that removes a row records when and the sha256 of its su
   await claimPartitions(sink, env.config.names, env.config.topic, [{ partition: 0, initial: 0n, ownerToken: token }])
   let expected = 0n
   const write = async (events: Parameters<typeof buildBatch>[2]) => {
-    const outcome = await writer.write(sink, buildBatch(env.config.topic, [{ partition: 0, expected, next: expected + 1n, ownerToken: token }], events))
+    const outcome = await writer.write(
+      sink,
+      buildBatch(env.config.topic, [{ partition: 0, expected, next: expected + 1n, ownerToken: token }], events),
+    )
     expected++
     return outcome
   }
-  await write([{ kind: 'upsert', row: { ...row(env, 'p', 1n, 'pii'), subjects: JSON.stringify(['customer:42', 'email:a@b.c']) } }])
-  const removed = await write([{ kind: 'tombstone', chunkId: 'p', offset: 2n }, { kind: 'tombstone', chunkId: 'never-existed', offset: 3n }])
+  await write([
+    { kind: 'upsert', row: { ...row(env, 'p', 1n, 'pii'), subjects: JSON.stringify(['customer:42', 'email:a@b.c']) } },
+  ])
+  const removed = await write([
+    { kind: 'tombstone', chunkId: 'p', offset: 2n },
+    { kind: 'tombstone', chunkId: 'never-existed', offset: 3n },
+  ])
   assert.deepEqual(removed, { status: 'committed', upserted: 0, deleted: 1, alreadyCommitted: false })
   // A later tombstone for the already-deleted chunk keeps the proof.
   await write([{ kind: 'tombstone', chunkId: 'p', offset: 4n }])
-  const proof = await env.admin.query(`SELECT chunk_id, chunk_offset::int, removed_at IS NOT NULL AS removed, subject_hashes FROM ${env.config.names.tombstoneTable} ORDER BY chunk_id`)
+  const proof = await env.admin.query(
+    `SELECT chunk_id, chunk_offset::int, removed_at IS NOT NULL AS removed, subject_hashes FROM ${env.config.names.tombstoneTable} ORDER BY chunk_id`,
+  )
   const sha = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex')
   assert.deepEqual(proof.rows, [
     { chunk_id: 'never-existed', chunk_offset: 3, removed: false, subject_hashes: [] },
     { chunk_id: 'p', chunk_offset: 4, removed: true, subject_hashes: [sha('customer:42'), sha('email:a@b.c')] },
   ])
-  const forgotten = await env.admin.query(`SELECT count(*)::int AS n FROM ${env.config.names.tombstoneTable} WHERE subject_hashes @> ARRAY[$1] AND removed_at IS NOT NULL`, [sha('customer:42')])
+  const forgotten = await env.admin.query(
+    `SELECT count(*)::int AS n FROM ${env.config.names.tombstoneTable} WHERE subject_hashes @> ARRAY[$1] AND removed_at IS NOT NULL`,
+    [sha('customer:42')],
+  )
   assert.equal(forgotten.rows[0].n, 1)
 })

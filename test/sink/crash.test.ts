@@ -23,19 +23,22 @@ test(`crash: SIGKILL ${KILLS}× (half of them as a batch transaction starts) whi
     if (round % 2 === 0) {
       // Mid-commit: kill the moment a batch transaction starts (after one committed batch this round).
       await sink.waitForEvent((e) => e.event === 'batch-committed', 60_000)
-      await new Promise<void>((resolve) => sink.onEvent((e) => {
-        if (e.event === 'batch-begin') {
-          sink.child.kill('SIGKILL')
-          resolve()
-        }
-      }))
+      await new Promise<void>((resolve) =>
+        sink.onEvent((e) => {
+          if (e.event === 'batch-begin') {
+            sink.child.kill('SIGKILL')
+            resolve()
+          }
+        }),
+      )
     } else {
       await sleep(300 + Math.random() * 2500)
       sink.child.kill('SIGKILL')
     }
     await sink.exitCode('exit after SIGKILL', 10_000)
     if (sink.events.at(-1)?.event === 'batch-begin') killedInsideBatch++
-    for (const e of sink.events) if (e.event === 'batch-begin') largestBatch = Math.max(largestBatch, e.records as number)
+    for (const e of sink.events)
+      if (e.event === 'batch-begin') largestBatch = Math.max(largestBatch, e.records as number)
   }
   await production.stop()
 
@@ -45,10 +48,16 @@ test(`crash: SIGKILL ${KILLS}× (half of them as a batch transaction starts) whi
   assert.equal(await final.exitCode('the final sink after SIGTERM'), 0, final.stderr())
 
   const diff = await diffTable(env.admin, config, production.expected)
-  assert.deepEqual({ missing: diff.missing, extra: diff.extra, stale: diff.stale }, { missing: [], extra: [], stale: [] })
+  assert.deepEqual(
+    { missing: diff.missing, extra: diff.extra, stale: diff.stale },
+    { missing: [], extra: [], stale: [] },
+  )
   assert.ok(production.counts.committed > 0)
-  for (const e of final.events) if (e.event === 'batch-begin') largestBatch = Math.max(largestBatch, e.records as number)
+  for (const e of final.events)
+    if (e.event === 'batch-begin') largestBatch = Math.max(largestBatch, e.records as number)
   assert.ok(largestBatch <= 300, `batches are capped at --batch-size (largest: ${largestBatch})`)
   assert.ok(killedInsideBatch >= KILLS / 2, `${killedInsideBatch} kills landed between batch-begin and batch-committed`)
-  t.diagnostic(`${production.counts.committed} committed events (${production.counts.abortedTransactions} aborted transactions), ${diff.rows} rows, ${KILLS} kills (${killedInsideBatch} inside a batch transaction), largest batch ${largestBatch} records`)
+  t.diagnostic(
+    `${production.counts.committed} committed events (${production.counts.abortedTransactions} aborted transactions), ${diff.rows} rows, ${KILLS} kills (${killedInsideBatch} inside a batch transaction), largest batch ${largestBatch} records`,
+  )
 })

@@ -22,13 +22,16 @@ const hostile = [
 ]
 
 function assertRejected(input: SinkConfigInput, field: string, label: string): void {
-  assert.throws(() => resolveSinkConfig(input), (error: unknown) => {
-    assert.ok(error instanceof RagstreamError, `${label}: a RagstreamError`)
-    assert.equal(error.code, 'RS_IDENTIFIER_INVALID', label)
-    assert.equal(error.context.field, field, label)
-    assert.ok(error.message.startsWith(`${field}:`), `${label}: message names the field: ${error.message}`)
-    return true
-  })
+  assert.throws(
+    () => resolveSinkConfig(input),
+    (error: unknown) => {
+      assert.ok(error instanceof RagstreamError, `${label}: a RagstreamError`)
+      assert.equal(error.code, 'RS_IDENTIFIER_INVALID', label)
+      assert.equal(error.context.field, field, label)
+      assert.ok(error.message.startsWith(`${field}:`), `${label}: message names the field: ${error.message}`)
+      return true
+    },
+  )
 }
 
 test('identifiers: hostile topology, version, schema and role names are rejected naming the field', () => {
@@ -63,8 +66,14 @@ test('identifiers: accepted names are always quoted', () => {
 })
 
 test('config: other problems are listed together with their paths', () => {
-  assert.throws(() => resolveSinkConfig({ ...base, dims: 0, hnsw: { m: 1, efConstruction: 2 }, distance: 'dot' as never }), (error: Error & { problems?: { path: string }[] }) => {
-    assert.deepEqual(error.problems!.map((p) => p.path), ['/sink/dims', '/sink/distance', '/sink/hnsw/m', '/sink/hnsw/efConstruction'])
-    return true
-  })
+  assert.throws(
+    () => resolveSinkConfig({ ...base, dims: 0, hnsw: { m: 1, efConstruction: 2 }, distance: 'dot' as never }),
+    (error: Error & { problems?: { path: string }[] }) => {
+      assert.deepEqual(
+        error.problems!.map((p) => p.path),
+        ['/sink/dims', '/sink/distance', '/sink/hnsw/m', '/sink/hnsw/efConstruction'],
+      )
+      return true
+    },
+  )
 })

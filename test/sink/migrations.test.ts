@@ -12,10 +12,32 @@ import { connect, createRoles, createSinkEnv, roleUrl, type SinkEnv } from './su
 
 function row(env: SinkEnv, id: string, classification: string | null, tenant: string | null, offset: bigint): ChunkRow {
   return {
-    chunkId: id, entityType: 'ticket', entityKey: id, chunkIndex: 0, content: id, contentHash: id, embedding: `[${Array(env.config.dims).fill(0.25).join(',')}]`,
-    metadata: JSON.stringify({ c: classification, t: tenant }), classification, tenant, region: 'eu', subjects: '[]', policyVersion: null,
-    sourceTopic: 'cdc', sourcePartition: 0, sourceOffset: '0', sourcePosition: null, sourceTimestampMs: Date.now() - 5000, topology: env.config.topology,
-    topologyVersion: env.config.version, chunker: 'fixed', embeddingModel: 'm', emittedAtMs: Date.now(), chunkTopic: env.config.topic, chunkPartition: 0, chunkOffset: offset,
+    chunkId: id,
+    entityType: 'ticket',
+    entityKey: id,
+    chunkIndex: 0,
+    content: id,
+    contentHash: id,
+    embedding: `[${Array(env.config.dims).fill(0.25).join(',')}]`,
+    metadata: JSON.stringify({ c: classification, t: tenant }),
+    classification,
+    tenant,
+    region: 'eu',
+    subjects: '[]',
+    policyVersion: null,
+    sourceTopic: 'cdc',
+    sourcePartition: 0,
+    sourceOffset: '0',
+    sourcePosition: null,
+    sourceTimestampMs: Date.now() - 5000,
+    topology: env.config.topology,
+    topologyVersion: env.config.version,
+    chunker: 'fixed',
+    embeddingModel: 'm',
+    emittedAtMs: Date.now(),
+    chunkTopic: env.config.topic,
+    chunkPartition: 0,
+    chunkOffset: offset,
   }
 }
 
@@ -27,7 +49,9 @@ async function rejects(promise: Promise<unknown>, pattern: RegExp): Promise<void
 }
 
 async function visible(client: pg.Client, env: SinkEnv): Promise<string[]> {
-  const result = await client.query<{ chunk_id: string }>(`SELECT chunk_id FROM ${env.config.names.view} ORDER BY chunk_id`)
+  const result = await client.query<{ chunk_id: string }>(
+    `SELECT chunk_id FROM ${env.config.names.view} ORDER BY chunk_id`,
+  )
   return result.rows.map((r) => r.chunk_id)
 }
 
@@ -39,24 +63,40 @@ test('migrations: idempotent and versioned; dims are fixed per version; a new ve
   assert.deepEqual(applied.rows, [{ version: 1 }])
 
   const wrongDims = resolveSinkConfig({ ...inputOf(env), dims: 8 })
-  await assert.rejects(migrate(env.owner, wrongDims), (error: Error & { code?: string; problems?: { path: string }[] }) => {
-    assert.equal(error.code, 'RS_CONFIG_INVALID')
-    assert.equal(error.problems![0].path, '/sink/dims')
-    return true
-  })
+  await assert.rejects(
+    migrate(env.owner, wrongDims),
+    (error: Error & { code?: string; problems?: { path: string }[] }) => {
+      assert.equal(error.code, 'RS_CONFIG_INVALID')
+      assert.equal(error.problems![0].path, '/sink/dims')
+      return true
+    },
+  )
 
-  await assert.rejects(migrate(env.owner, resolveSinkConfig({ ...inputOf(env), hnsw: { m: 24 } })), /\/sink\/hnsw: .*m=16, ef_construction=64/)
+  await assert.rejects(
+    migrate(env.owner, resolveSinkConfig({ ...inputOf(env), hnsw: { m: 24 } })),
+    /\/sink\/hnsw: .*m=16, ef_construction=64/,
+  )
 
   // Indexes as configured: HNSW (cosine), btree on entity, GIN on metadata.
-  const indexes = await env.admin.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`, [env.config.names.schema, env.config.names.chunkTableName])
+  const indexes = await env.admin.query<{ indexdef: string }>(
+    `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`,
+    [env.config.names.schema, env.config.names.chunkTableName],
+  )
   const defs = indexes.rows.map((r) => r.indexdef).join('\n')
   assert.match(defs, /USING hnsw \(embedding vector_cosine_ops\) WITH \(m='16', ef_construction='64'\)/)
   assert.match(defs, /USING btree \(entity_type, entity_key\)/)
   assert.match(defs, /USING gin \(metadata jsonb_path_ops\)/)
-  const rls = await env.admin.query(`SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = $1::regclass`, [env.config.names.chunkTable])
+  const rls = await env.admin.query(
+    `SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = $1::regclass`,
+    [env.config.names.chunkTable],
+  )
   assert.deepEqual(rls.rows[0], { relrowsecurity: true, relforcerowsecurity: true })
-  const views = await env.admin.query(`SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 ORDER BY 1`, [env.config.names.viewSchema])
-  for (const v of views.rows) assert.deepEqual(v.reloptions, ['security_invoker=true'], `${v.relname} is security_invoker`)
+  const views = await env.admin.query(
+    `SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 ORDER BY 1`,
+    [env.config.names.viewSchema],
+  )
+  for (const v of views.rows)
+    assert.deepEqual(v.reloptions, ['security_invoker=true'], `${v.relname} is security_invoker`)
 
   // v2: its own table (other HNSW settings), the view stays on v1 until activated.
   const v2 = resolveSinkConfig({ ...inputOf(env), version: 'v2', hnsw: { m: 8, efConstruction: 32 } })
@@ -65,8 +105,16 @@ test('migrations: idempotent and versioned; dims are fixed per version; a new ve
   const token = randomUUID()
   await claimPartitions(sink, v2.names, 'v2-topic', [{ partition: 0, initial: 0n, ownerToken: token }])
   const v2env = { ...env, config: v2 }
-  await new BatchWriter(v2.names, 'test').write(sink, buildBatch('v2-topic', [{ partition: 0, expected: 0n, next: 1n, ownerToken: token }], [{ kind: 'upsert', row: row(v2env, 'only-in-v2', 'public', 'acme', 0n) }]))
-  const viewRows = async () => (await env.admin.query(`SELECT chunk_id FROM ${env.config.names.view}`)).rows.map((r) => r.chunk_id)
+  await new BatchWriter(v2.names, 'test').write(
+    sink,
+    buildBatch(
+      'v2-topic',
+      [{ partition: 0, expected: 0n, next: 1n, ownerToken: token }],
+      [{ kind: 'upsert', row: row(v2env, 'only-in-v2', 'public', 'acme', 0n) }],
+    ),
+  )
+  const viewRows = async () =>
+    (await env.admin.query(`SELECT chunk_id FROM ${env.config.names.view}`)).rows.map((r) => r.chunk_id)
   assert.deepEqual(await viewRows(), [])
   await activateVersion(env.owner, v2)
   assert.deepEqual(await viewRows(), ['only-in-v2'])
@@ -76,7 +124,16 @@ test('migrations: idempotent and versioned; dims are fixed per version; a new ve
 
 function inputOf(env: SinkEnv) {
   const n = env.config.names
-  return { topology: env.config.topology, version: env.config.version, topic: env.config.topic, dims: env.config.dims, schema: n.schema, viewSchema: n.viewSchema, ownerRole: n.ownerRole, sinkRole: n.sinkRole }
+  return {
+    topology: env.config.topology,
+    version: env.config.version,
+    topic: env.config.topic,
+    dims: env.config.dims,
+    schema: n.schema,
+    viewSchema: n.viewSchema,
+    ownerRole: n.ownerRole,
+    sinkRole: n.sinkRole,
+  }
 }
 
 test('RLS matrix: each analyst role sees exactly its classifications and tenants; SET widens nothing; views do not bypass RLS; the sink cannot read audit or alter policies', async (t) => {
@@ -92,7 +149,10 @@ test('RLS matrix: each analyst role sees exactly its classifications and tenants
   }
   await createRoles(t, env.admin, Object.values(analysts))
   await grantAnalyst(env.owner, config, analysts.internalAcme, { classifications: ['internal'], tenants: ['acme'] })
-  await grantAnalyst(env.owner, config, analysts.publicInternalGlobex, { classifications: ['public', 'internal'], tenants: ['globex'] })
+  await grantAnalyst(env.owner, config, analysts.publicInternalGlobex, {
+    classifications: ['public', 'internal'],
+    tenants: ['globex'],
+  })
   await grantAnalyst(env.owner, config, analysts.everything, { classifications: ['*'], tenants: ['*'] })
   await grantAnalyst(env.owner, config, analysts.nothing, { classifications: [], tenants: [] })
   await grantAnalyst(env.owner, config, analysts.untenanted, { classifications: ['public', ''], tenants: [''] })
@@ -101,11 +161,19 @@ test('RLS matrix: each analyst role sees exactly its classifications and tenants
   const tenants = ['acme', 'globex', null]
   const rows: ChunkRow[] = []
   let offset = 0n
-  for (const c of classifications) for (const tn of tenants) rows.push(row(env, `${c ?? 'none'}/${tn ?? 'none'}`, c, tn, offset++))
+  for (const c of classifications)
+    for (const tn of tenants) rows.push(row(env, `${c ?? 'none'}/${tn ?? 'none'}`, c, tn, offset++))
   const sink = await connect(t, env.sinkUrl)
   const token = randomUUID()
   await claimPartitions(sink, n, config.topic, [{ partition: 0, initial: 0n, ownerToken: token }])
-  const outcome = await new BatchWriter(n, 'test').write(sink, buildBatch(config.topic, [{ partition: 0, expected: 0n, next: offset, ownerToken: token }], rows.map((r) => ({ kind: 'upsert' as const, row: r }))))
+  const outcome = await new BatchWriter(n, 'test').write(
+    sink,
+    buildBatch(
+      config.topic,
+      [{ partition: 0, expected: 0n, next: offset, ownerToken: token }],
+      rows.map((r) => ({ kind: 'upsert' as const, row: r })),
+    ),
+  )
   assert.equal(outcome.status, 'committed')
 
   const all = rows.map((r) => r.chunkId).sort()
@@ -122,7 +190,13 @@ test('RLS matrix: each analyst role sees exactly its classifications and tenants
     const fresh = await client.query(`SELECT coalesce(sum(chunks), 0)::int AS n FROM ${n.freshnessView}`)
     assert.equal(fresh.rows[0].n, expected.length, `${role}: the freshness view is filtered too`)
     // No setting an analyst can SET widens access.
-    for (const setting of ['ragstream.tenant', 'ragstream.classification', 'app.tenant', 'app.current_tenant', 'request.jwt.claims']) {
+    for (const setting of [
+      'ragstream.tenant',
+      'ragstream.classification',
+      'app.tenant',
+      'app.current_tenant',
+      'request.jwt.claims',
+    ]) {
       await client.query(`SELECT set_config($1, $2, false)`, [setting, 'globex'])
       assert.deepEqual(await visible(client, env), expected, `${role} after SET ${setting}`)
     }
@@ -134,20 +208,31 @@ test('RLS matrix: each analyst role sees exactly its classifications and tenants
     if (typeof withoutRls === 'string') assert.match(withoutRls, /row-level security/)
     else assert.deepEqual(withoutRls, expected, `${role} with row_security = off`)
     await client.query('RESET row_security')
-    await rejects(client.query(`SET ROLE ${JSON.stringify(role === analysts.everything ? analysts.internalAcme : analysts.everything)}`), /permission denied/)
+    await rejects(
+      client.query(
+        `SET ROLE ${JSON.stringify(role === analysts.everything ? analysts.internalAcme : analysts.everything)}`,
+      ),
+      /permission denied/,
+    )
     await rejects(client.query(`SET ROLE ${JSON.stringify(n.ownerRole)}`), /permission denied/)
     await rejects(client.query(`SET SESSION AUTHORIZATION ${JSON.stringify(n.ownerRole)}`), /permission denied/)
     // Views only: the tables' schema is closed to analysts, and so are audit and offsets.
     await rejects(client.query(`SELECT * FROM ${n.chunkTable}`), /permission denied for schema/)
     await rejects(client.query(`SELECT * FROM ${n.auditTable}`), /permission denied/)
-    await rejects(client.query(`INSERT INTO ${n.grantsTable} VALUES (current_user, 'tenant', '*')`), /permission denied/)
+    await rejects(
+      client.query(`INSERT INTO ${n.grantsTable} VALUES (current_user, 'tenant', '*')`),
+      /permission denied/,
+    )
     await rejects(client.query(`SELECT * FROM ${n.grantsTable}`), /permission denied/)
   }
 
   // The sink role: DML only, no superuser, no BYPASSRLS, not the owner; audit is write-only for it.
   const attrs = await env.admin.query(`SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1`, [n.sinkRole])
   assert.deepEqual(attrs.rows[0], { rolsuper: false, rolbypassrls: false })
-  const tableOwner = await env.admin.query(`SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = $2`, [n.schema, n.chunkTableName])
+  const tableOwner = await env.admin.query(
+    `SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = $2`,
+    [n.schema, n.chunkTableName],
+  )
   assert.equal(tableOwner.rows[0].tableowner, n.ownerRole)
   await rejects(sink.query(`SELECT * FROM ${n.auditTable}`), /permission denied/)
   await rejects(sink.query(`SELECT count(*) FROM ${n.grantsTable}`), /permission denied/)

@@ -23,13 +23,17 @@ test(`postgres: ${TERMINATIONS} terminated sink connections (inside transactions
     for (let attempt = 0; attempt < 100 && terminated === 0; attempt++) {
       const busy = await env.admin.query<{ n: number }>(
         `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-         WHERE usename = $1 AND (state = 'active' OR state LIKE 'idle in transaction%')`, [config.names.sinkRole])
+         WHERE usename = $1 AND (state = 'active' OR state LIKE 'idle in transaction%')`,
+        [config.names.sinkRole],
+      )
       terminated = busy.rows[0].n
       if (terminated > 0) insideTransaction++
       else await sleep(10)
     }
     if (terminated === 0) {
-      await env.admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [config.names.sinkRole])
+      await env.admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [
+        config.names.sinkRole,
+      ])
     }
     await sleep(300 + Math.random() * 700)
   }
@@ -41,6 +45,11 @@ test(`postgres: ${TERMINATIONS} terminated sink connections (inside transactions
   const retries = sink.events.filter((e) => e.event === 'retry' && String(e.what).startsWith('postgres'))
   assert.ok(retries.length >= 1, 'the sink retried after losing its connection')
   const diff = await diffTable(env.admin, config, production.expected)
-  assert.deepEqual({ missing: diff.missing, extra: diff.extra, stale: diff.stale }, { missing: [], extra: [], stale: [] })
-  t.diagnostic(`${production.counts.committed} committed events, ${diff.rows} rows, ${TERMINATIONS} terminations (${insideTransaction} of a busy backend), ${retries.length} retries`)
+  assert.deepEqual(
+    { missing: diff.missing, extra: diff.extra, stale: diff.stale },
+    { missing: [], extra: [], stale: [] },
+  )
+  t.diagnostic(
+    `${production.counts.committed} committed events, ${diff.rows} rows, ${TERMINATIONS} terminations (${insideTransaction} of a busy backend), ${retries.length} retries`,
+  )
 })

@@ -18,7 +18,8 @@ test('postgres server restarts (fast, then immediate) mid-run: the sink recovers
   await bootstrap.end()
   // The sink fixtures read the admin URL from the environment when they load: point them at this server.
   process.env.RAGSTREAM_POSTGRES_URL = `${server.url}/ragstream`
-  const { chunkProducer, createSinkEnv, diffTable, spawnSink, startProduction, waitForCatchUp } = await import('./support.ts')
+  const { chunkProducer, createSinkEnv, diffTable, spawnSink, startProduction, waitForCatchUp } =
+    await import('./support.ts')
 
   // Fixtures clean up in a subtest, so their hooks run before the server's own shutdown above.
   await t.test('the sink rides through both restarts', async (t) => {
@@ -30,14 +31,20 @@ test('postgres server restarts (fast, then immediate) mid-run: the sink recovers
 
     // The sink notices each restart either mid-batch (a query fails and is retried with backoff) or
     // between batches (its idle connection dies and the next batch opens a new one).
-    const noticed = (e: Record<string, unknown>) => (e.event === 'retry' && String(e.what).startsWith('postgres')) || e.event === 'connection-lost'
+    const noticed = (e: Record<string, unknown>) =>
+      (e.event === 'retry' && String(e.what).startsWith('postgres')) || e.event === 'connection-lost'
     const restartsNoticed: number[] = []
     for (const mode of ['fast', 'immediate'] as const) {
       const committedBefore = sink.events.filter((e) => e.event === 'batch-committed').length
       const noticedBefore = sink.events.filter(noticed).length
       // The fixtures' admin connection dies with the server; it is only used after the restarts.
       server.restart(mode)
-      await sink.waitForEvent((e) => e.event === 'batch-committed' && sink.events.filter((x) => x.event === 'batch-committed').length > committedBefore, 90_000)
+      await sink.waitForEvent(
+        (e) =>
+          e.event === 'batch-committed' &&
+          sink.events.filter((x) => x.event === 'batch-committed').length > committedBefore,
+        90_000,
+      )
       restartsNoticed.push(sink.events.filter(noticed).length - noticedBefore)
       await sleep(500)
     }
@@ -51,9 +58,17 @@ test('postgres server restarts (fast, then immediate) mid-run: the sink recovers
     assert.equal(await sink.exited, 0, sink.stderr())
 
     const retries = sink.events.filter((e) => e.event === 'retry' && String(e.what).startsWith('postgres'))
-    assert.ok(restartsNoticed.every((n) => n > 0), `the sink noticed each restart before committing again (per restart: ${restartsNoticed.join(', ')})`)
+    assert.ok(
+      restartsNoticed.every((n) => n > 0),
+      `the sink noticed each restart before committing again (per restart: ${restartsNoticed.join(', ')})`,
+    )
     const diff = await diffTable(admin, config, production.expected)
-    assert.deepEqual({ missing: diff.missing, extra: diff.extra, stale: diff.stale }, { missing: [], extra: [], stale: [] })
-    t.diagnostic(`${production.counts.committed} committed events, ${diff.rows} rows, ${retries.length} postgres retries`)
+    assert.deepEqual(
+      { missing: diff.missing, extra: diff.extra, stale: diff.stale },
+      { missing: [], extra: [], stale: [] },
+    )
+    t.diagnostic(
+      `${production.counts.committed} committed events, ${diff.rows} rows, ${retries.length} postgres retries`,
+    )
   })
 })

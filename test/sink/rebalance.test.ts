@@ -16,7 +16,8 @@ test('rebalance: instances joining, leaving and crashing move partitions without
   await a.waitForEvent((e) => e.event === 'batch-committed', 60_000)
   const b = spawnSink(t, env, ['--linger-ms', '50'])
   // Both own some partitions after the rebalance, and b has committed.
-  const partial = (e: Record<string, unknown>): boolean => e.event === 'assigned' && (e.partitions as number[]).length > 0 && (e.partitions as number[]).length < PARTITIONS
+  const partial = (e: Record<string, unknown>): boolean =>
+    e.event === 'assigned' && (e.partitions as number[]).length > 0 && (e.partitions as number[]).length < PARTITIONS
   await b.waitForEvent(partial, 60_000)
   await a.waitForEvent(partial, 60_000)
   await b.waitForEvent((e) => e.event === 'batch-committed', 60_000)
@@ -33,11 +34,22 @@ test('rebalance: instances joining, leaving and crashing move partitions without
   c.child.kill('SIGTERM')
   assert.equal(await c.exitCode('c after SIGTERM'), 0, c.stderr())
   const diff = await diffTable(env.admin, config, production.expected)
-  assert.deepEqual({ missing: diff.missing, extra: diff.extra, stale: diff.stale }, { missing: [], extra: [], stale: [] })
+  assert.deepEqual(
+    { missing: diff.missing, extra: diff.extra, stale: diff.stale },
+    { missing: [], extra: [], stale: [] },
+  )
   const shared = (events: Record<string, unknown>[]) => events.some(partial)
   assert.ok(shared(a.events) && shared(b.events), 'a and b shared the partitions')
-  assert.ok(c.events.some((e) => e.event === 'assigned' && (e.partitions as number[]).length === PARTITIONS), 'c took all partitions after b left')
+  assert.ok(
+    c.events.some((e) => e.event === 'assigned' && (e.partitions as number[]).length === PARTITIONS),
+    'c took all partitions after b left',
+  )
   const committed = [a, b, c].map((s) => s.events.filter((e) => e.event === 'batch-committed').length)
-  assert.ok(committed.every((n) => n > 0), `every instance committed batches: ${committed}`)
-  t.diagnostic(`${production.counts.committed} committed events, ${diff.rows} rows; batches committed by a/b/c: ${committed.join('/')}`)
+  assert.ok(
+    committed.every((n) => n > 0),
+    `every instance committed batches: ${committed}`,
+  )
+  t.diagnostic(
+    `${production.counts.committed} committed events, ${diff.rows} rows; batches committed by a/b/c: ${committed.join('/')}`,
+  )
 })

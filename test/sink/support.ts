@@ -64,7 +64,10 @@ export interface SinkEnv {
  * A fresh topology version in Postgres (own schemas and roles) and a fresh chunk topic.
  * Cleanups run in reverse: roles (and everything they own) are dropped before the admin disconnects.
  */
-export async function createSinkEnv(t: After, input: Partial<SinkConfigInput> & { dims: number; partitions?: number }): Promise<SinkEnv> {
+export async function createSinkEnv(
+  t: After,
+  input: Partial<SinkConfigInput> & { dims: number; partitions?: number },
+): Promise<SinkEnv> {
   const suffix = randomUUID().replaceAll('-', '').slice(0, 10)
   const config = resolveSinkConfig({
     topology: `t${suffix}`,
@@ -153,14 +156,23 @@ export interface ChunkProducer {
   encodeChunk(value: Record<string, unknown>): Promise<Buffer>
   encodeAudit(value: Record<string, unknown>): Promise<Buffer>
   /** Produces in one transaction; `abort` aborts it instead of committing. No messages: a transaction on partition 0 that produces nothing. */
-  send(messages: readonly { key: string; value: Buffer | null; partition?: number }[], options?: { abort?: boolean }): Promise<void>
+  send(
+    messages: readonly { key: string; value: Buffer | null; partition?: number }[],
+    options?: { abort?: boolean },
+  ): Promise<void>
   close(): Promise<void>
 }
 
 export async function chunkProducer(t: After, config: SinkConfig): Promise<ChunkProducer> {
   const registry = new SchemaRegistry({ host: endpoints.schemaRegistryUrl })
-  const { id: chunkSchemaId } = await registry.register({ type: SchemaType.AVRO, schema: chunkSchema }, { subject: `${config.topic}-value` })
-  const { id: auditSchemaId } = await registry.register({ type: SchemaType.AVRO, schema: auditSchema }, { subject: `${config.topic}-audit-value` })
+  const { id: chunkSchemaId } = await registry.register(
+    { type: SchemaType.AVRO, schema: chunkSchema },
+    { subject: `${config.topic}-value` },
+  )
+  const { id: auditSchemaId } = await registry.register(
+    { type: SchemaType.AVRO, schema: auditSchema },
+    { subject: `${config.topic}-audit-value` },
+  )
   const producer = new Producer({
     clientId: `test-${config.topology}`,
     bootstrapBrokers: [...endpoints.kafkaBrokers],
@@ -184,7 +196,9 @@ export async function chunkProducer(t: After, config: SinkConfig): Promise<Chunk
       const tx = await producer.beginTransaction()
       if (messages.length === 0) {
         // A transaction that adds partition 0 and ends without producing to it: its marker is all it leaves.
-        await tx.addPartitions(await producer.metadata({ topics: [config.topic] }), [{ topic: config.topic, partition: 0, value: Buffer.alloc(0) }])
+        await tx.addPartitions(await producer.metadata({ topics: [config.topic] }), [
+          { topic: config.topic, partition: 0, value: Buffer.alloc(0) },
+        ])
       } else {
         await tx.send({
           messages: messages.map((m) => ({
@@ -212,16 +226,26 @@ export interface StoredChunk {
 
 /** The table as the superuser sees it (bypasses RLS): chunk id → row. */
 export async function readChunks(admin: pg.Client, config: SinkConfig): Promise<Map<string, StoredChunk>> {
-  const result = await admin.query<StoredChunk>(`SELECT chunk_id, content, content_hash, chunk_offset::text, written_by FROM ${config.names.chunkTable}`)
+  const result = await admin.query<StoredChunk>(
+    `SELECT chunk_id, content, content_hash, chunk_offset::text, written_by FROM ${config.names.chunkTable}`,
+  )
   return new Map(result.rows.map((r) => [r.chunk_id, r]))
 }
 
 export async function storedOffsets(admin: pg.Client, config: SinkConfig): Promise<Map<number, bigint>> {
-  const result = await admin.query<{ partition: number; next_offset: string }>(`SELECT partition, next_offset FROM ${config.names.offsetsTable} WHERE topic = $1`, [config.topic])
+  const result = await admin.query<{ partition: number; next_offset: string }>(
+    `SELECT partition, next_offset FROM ${config.names.offsetsTable} WHERE topic = $1`,
+    [config.topic],
+  )
   return new Map(result.rows.map((r) => [r.partition, BigInt(r.next_offset)]))
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  intervalMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const value = await fn()
@@ -243,7 +267,10 @@ export interface SinkChild {
    */
   exitCode(what: string, timeoutMs?: number): Promise<number | null>
   /** Resolves with the first event (already seen or future) matching `predicate`. */
-  waitForEvent(predicate: (event: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>
+  waitForEvent(
+    predicate: (event: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>
   onEvent(listener: (event: Record<string, unknown>) => void): void
 }
 
@@ -253,12 +280,35 @@ const repoRoot = new URL('../../', import.meta.url)
 export function spawnSink(t: After, env: SinkEnv, extraArgs: readonly string[] = []): SinkChild {
   const c = env.config
   const args = [
-    'bin/ragstream.ts', 'sink', c.topology, '--dims', String(c.dims), '--topic', c.topic, '--schema', c.names.schema,
-    '--view-schema', c.names.viewSchema, '--owner-role', c.names.ownerRole, '--sink-role', c.names.sinkRole,
-    '--postgres-url', env.sinkUrl, '--session-timeout-ms', String(c.sessionTimeoutMs), '--linger-ms', String(c.batchLingerMs),
-    '--group', c.groupId, ...extraArgs,
+    'bin/ragstream.ts',
+    'sink',
+    c.topology,
+    '--dims',
+    String(c.dims),
+    '--topic',
+    c.topic,
+    '--schema',
+    c.names.schema,
+    '--view-schema',
+    c.names.viewSchema,
+    '--owner-role',
+    c.names.ownerRole,
+    '--sink-role',
+    c.names.sinkRole,
+    '--postgres-url',
+    env.sinkUrl,
+    '--session-timeout-ms',
+    String(c.sessionTimeoutMs),
+    '--linger-ms',
+    String(c.batchLingerMs),
+    '--group',
+    c.groupId,
+    ...extraArgs,
   ]
-  const child = spawn(new URL('node_modules/.bin/node', repoRoot).pathname, args, { cwd: repoRoot.pathname, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(new URL('node_modules/.bin/node', repoRoot).pathname, args, {
+    cwd: repoRoot.pathname,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   const events: Record<string, unknown>[] = []
   const listeners: ((event: Record<string, unknown>) => void)[] = []
   let pending = ''
@@ -293,13 +343,22 @@ export function spawnSink(t: After, env: SinkEnv, extraArgs: readonly string[] =
     events,
     exited,
     stderr: () => stderr,
-    exitCode: (what, timeoutMs = 60_000) => boundedExit(exited, timeoutMs, () => `${what}: the sink did not exit within ${timeoutMs} ms; last events: ${JSON.stringify(events.slice(-5))}; stderr: ${stderr.slice(-3000)}`),
+    exitCode: (what, timeoutMs = 60_000) =>
+      boundedExit(
+        exited,
+        timeoutMs,
+        () =>
+          `${what}: the sink did not exit within ${timeoutMs} ms; last events: ${JSON.stringify(events.slice(-5))}; stderr: ${stderr.slice(-3000)}`,
+      ),
     onEvent: (l) => listeners.push(l),
     waitForEvent(predicate, timeoutMs = 60_000) {
       const seen = events.find(predicate)
       if (seen) return Promise.resolve(seen)
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no matching sink event within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}`)), timeoutMs)
+        const timer = setTimeout(
+          () => reject(new Error(`no matching sink event within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}`)),
+          timeoutMs,
+        )
         const listener = (event: Record<string, unknown>): void => {
           if (!predicate(event)) return
           clearTimeout(timer)
@@ -317,7 +376,11 @@ export function spawnSink(t: After, env: SinkEnv, extraArgs: readonly string[] =
 }
 
 /** `exited`, or a rejection with `message()` after `timeoutMs` (the timer never keeps the test alive). */
-export async function boundedExit(exited: Promise<number | null>, timeoutMs: number, message: () => string): Promise<number | null> {
+export async function boundedExit(
+  exited: Promise<number | null>,
+  timeoutMs: number,
+  message: () => string,
+): Promise<number | null> {
   let timer: NodeJS.Timeout | undefined
   try {
     return await Promise.race([
@@ -339,7 +402,11 @@ export interface Production {
 }
 
 /** Keeps producing transactions of 40 events (10 % tombstones, 10 % of transactions aborted) over `ids` chunk ids until stopped. */
-export function startProduction(producer: ChunkProducer, config: SinkConfig, options: { ids: number; partitions: number }): Production {
+export function startProduction(
+  producer: ChunkProducer,
+  config: SinkConfig,
+  options: { ids: number; partitions: number },
+): Production {
   const expected = new Map<string, string | null>()
   const counts = { committed: 0, abortedTransactions: 0 }
   let version = 0
@@ -353,7 +420,11 @@ export function startProduction(producer: ChunkProducer, config: SinkConfig, opt
         const id = `e${n}#0`
         version++
         const tombstone = Math.random() < 0.1
-        messages.push({ key: id, partition: n % options.partitions, value: tombstone ? null : await producer.encodeChunk(chunkEvent(config, { id, version })) })
+        messages.push({
+          key: id,
+          partition: n % options.partitions,
+          value: tombstone ? null : await producer.encodeChunk(chunkEvent(config, { id, version })),
+        })
         ops.set(id, tombstone ? null : `hash-${id}-${version}`)
       }
       const abort = Math.random() < 0.1
@@ -377,7 +448,11 @@ export function startProduction(producer: ChunkProducer, config: SinkConfig, opt
 }
 
 /** Compares the table with the expected last value per chunk id. */
-export async function diffTable(admin: pg.Client, config: SinkConfig, expected: ReadonlyMap<string, string | null>): Promise<{ missing: string[]; extra: string[]; stale: string[]; rows: number }> {
+export async function diffTable(
+  admin: pg.Client,
+  config: SinkConfig,
+  expected: ReadonlyMap<string, string | null>,
+): Promise<{ missing: string[]; extra: string[]; stale: string[]; rows: number }> {
   const rows = await readChunks(admin, config)
   const missing: string[] = []
   const stale: string[] = []
@@ -395,9 +470,19 @@ export async function diffTable(admin: pg.Client, config: SinkConfig, expected: 
 
 /** The log end offsets of a topic's partitions (= the last stable offsets once no transaction is open). */
 export async function endOffsets(topic: string, partitions: number): Promise<Map<number, bigint>> {
-  const admin = new Admin({ clientId: `test-admin-${randomUUID().slice(0, 8)}`, bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  const admin = new Admin({
+    clientId: `test-admin-${randomUUID().slice(0, 8)}`,
+    bootstrapBrokers: [...endpoints.kafkaBrokers],
+  })
   try {
-    const result = await admin.listOffsets({ topics: [{ name: topic, partitions: Array.from({ length: partitions }, (_, p) => ({ partitionIndex: p, timestamp: -1n })) }] })
+    const result = await admin.listOffsets({
+      topics: [
+        {
+          name: topic,
+          partitions: Array.from({ length: partitions }, (_, p) => ({ partitionIndex: p, timestamp: -1n })),
+        },
+      ],
+    })
     const out = new Map<number, bigint>()
     for (const topicResult of result) for (const p of topicResult.partitions) out.set(p.partitionIndex, p.offset)
     return out
@@ -407,10 +492,19 @@ export async function endOffsets(topic: string, partitions: number): Promise<Map
 }
 
 /** Waits until the stored offsets reach the end of every partition. */
-export async function waitForCatchUp(admin: pg.Client, config: SinkConfig, partitions: number, timeoutMs = 120_000): Promise<void> {
+export async function waitForCatchUp(
+  admin: pg.Client,
+  config: SinkConfig,
+  partitions: number,
+  timeoutMs = 120_000,
+): Promise<void> {
   const end = await endOffsets(config.topic, partitions)
-  await waitFor('the sink to reach the end of every partition', async () => {
-    const stored = await storedOffsets(admin, config)
-    return [...end].every(([p, o]) => stored.get(p) === o)
-  }, timeoutMs)
+  await waitFor(
+    'the sink to reach the end of every partition',
+    async () => {
+      const stored = await storedOffsets(admin, config)
+      return [...end].every(([p, o]) => stored.get(p) === o)
+    },
+    timeoutMs,
+  )
 }

@@ -11,7 +11,11 @@ test('zombie: a sink paused past its session timeout while another takes over co
   const producer = await chunkProducer(t, config)
   const send = async (from: number, to: number, version: number) => {
     const messages = []
-    for (let i = from; i < to; i++) messages.push({ key: `z${i}#0`, value: await producer.encodeChunk(chunkEvent(config, { id: `z${i}#0`, version })) })
+    for (let i = from; i < to; i++)
+      messages.push({
+        key: `z${i}#0`,
+        value: await producer.encodeChunk(chunkEvent(config, { id: `z${i}#0`, version })),
+      })
     await producer.send(messages)
   }
 
@@ -21,7 +25,11 @@ test('zombie: a sink paused past its session timeout while another takes over co
   await zombie.waitForEvent((e) => e.event === 'assigned' && (e.partitions as number[]).includes(0))
   await send(0, 20, 1)
   await sleep(1500)
-  assert.equal(zombie.events.some((e) => e.event === 'batch-committed'), false, 'the zombie holds its batch')
+  assert.equal(
+    zombie.events.some((e) => e.event === 'batch-committed'),
+    false,
+    'the zombie holds its batch',
+  )
   zombie.child.kill('SIGSTOP')
   t.after(() => {
     zombie.child.kill('SIGCONT')
@@ -39,7 +47,10 @@ test('zombie: a sink paused past its session timeout while another takes over co
   zombie.child.kill('SIGCONT')
   // Resumed, the zombie either tries its stale batch and is fenced (RS_SINK_FENCED), or learns of
   // the new generation first and drops the batch. Either way it commits nothing.
-  const outcome = await zombie.waitForEvent((e) => e.event === 'fenced' || (e.event === 'assigned' && zombie.events.indexOf(e) > 1), 60_000)
+  const outcome = await zombie.waitForEvent(
+    (e) => e.event === 'fenced' || (e.event === 'assigned' && zombie.events.indexOf(e) > 1),
+    60_000,
+  )
   if (outcome.event === 'fenced') {
     // After the fence it rejoins the group and claims whatever the new generation gives it.
     const fencedAt = zombie.events.indexOf(outcome)
@@ -49,8 +60,15 @@ test('zombie: a sink paused past its session timeout while another takes over co
   await zombie.exitCode('the zombie after SIGKILL', 10_000)
   t.diagnostic(`resumed zombie: ${JSON.stringify(outcome)}`)
   if (outcome.event === 'fenced') assert.equal(outcome.code, 'RS_SINK_FENCED')
-  assert.equal(zombie.events.some((e) => e.event === 'batch-committed'), false, 'the zombie committed no batch')
-  const byZombie = await env.admin.query(`SELECT count(*)::int AS n FROM ${config.names.chunkTable} WHERE written_by = $1`, [started.instance])
+  assert.equal(
+    zombie.events.some((e) => e.event === 'batch-committed'),
+    false,
+    'the zombie committed no batch',
+  )
+  const byZombie = await env.admin.query(
+    `SELECT count(*)::int AS n FROM ${config.names.chunkTable} WHERE written_by = $1`,
+    [started.instance],
+  )
   assert.equal(byZombie.rows[0].n, 0)
   const rows = await readChunks(env.admin, config)
   for (let i = 0; i < 20; i++) assert.equal(rows.get(`z${i}#0`)!.content_hash, `hash-z${i}#0-${i < 10 ? 2 : 1}`)

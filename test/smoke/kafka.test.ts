@@ -45,7 +45,12 @@ test('kafka: a transaction is visible to read_committed only after commit, an ab
   t.after(() => producer.close())
 
   const aborted = await producer.beginTransaction()
-  await aborted.send({ messages: [{ topic, key: 'k', value: 'aborted-1' }, { topic, key: 'k', value: 'aborted-2' }] })
+  await aborted.send({
+    messages: [
+      { topic, key: 'k', value: 'aborted-1' },
+      { topic, key: 'k', value: 'aborted-2' },
+    ],
+  })
   await aborted.abort()
 
   const open = await producer.beginTransaction()

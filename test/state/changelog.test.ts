@@ -30,11 +30,21 @@ function transactionalProducer(t: TestContext, name: string): Producer {
 }
 
 /** Produces the store's drained changelog in one transaction; returns the next offset per partition, or nothing when aborted. */
-async function produceBatch(producer: Producer, applicationId: string, store: StateStore, outcome: 'commit' | 'abort'): Promise<Map<number, bigint>> {
+async function produceBatch(
+  producer: Producer,
+  applicationId: string,
+  store: StateStore,
+  outcome: 'commit' | 'abort',
+): Promise<Map<number, bigint>> {
   const records = changelogSinkRecords(applicationId, store.drainChangelog())
   const tx = await producer.beginTransaction()
   const result = await tx.send({
-    messages: records.map((r) => ({ topic: r.topic, partition: r.partition, key: r.key ?? undefined, value: r.value as Buffer })),
+    messages: records.map((r) => ({
+      topic: r.topic,
+      partition: r.partition,
+      key: r.key ?? undefined,
+      value: r.value as Buffer,
+    })),
   })
   if (outcome === 'abort') {
     await tx.abort()
@@ -43,7 +53,9 @@ async function produceBatch(producer: Producer, applicationId: string, store: St
   await tx.commit()
   const counts = new Map<number, number>()
   for (const r of records) counts.set(r.partition, (counts.get(r.partition) ?? 0) + 1)
-  return new Map((result.offsets ?? []).map(({ partition, offset }) => [partition, offset + BigInt(counts.get(partition) ?? 0)]))
+  return new Map(
+    (result.offsets ?? []).map(({ partition, offset }) => [partition, offset + BigInt(counts.get(partition) ?? 0)]),
+  )
 }
 
 /** Applies writes to the store overlay and, when the batch commits, to the model. */
@@ -59,10 +71,16 @@ function write(store: StateStore, model: Model | undefined, writes: [number, str
   }
 }
 
-async function assertStoreEquals(store: StateStore, partition: number, keys: Iterable<string>, expected: Map<string, Buffer> | undefined): Promise<void> {
+async function assertStoreEquals(
+  store: StateStore,
+  partition: number,
+  keys: Iterable<string>,
+  expected: Map<string, Buffer> | undefined,
+): Promise<void> {
   const all = [...new Set(keys)]
   await store.prefetch(partition, all)
-  for (const key of all) assert.deepEqual(store.get(partition, key), expected?.get(key), `partition ${partition} key ${key}`)
+  for (const key of all)
+    assert.deepEqual(store.get(partition, key), expected?.get(key), `partition ${partition} key ${key}`)
 }
 
 test('changelog: changelog records go to <applicationId>-<store>-changelog partition p, keyed by the UTF-8 key, deletes as tombstones', () => {
@@ -130,11 +148,20 @@ test('changelog: after Redis lost everything (FLUSHALL), a restore from the chan
   assert.equal(await store.checkpoint(0), undefined)
   assert.equal(await store.checkpoint(1), undefined)
 
-  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore'), chunkSize: 50 })
+  const restorer = new ChangelogRestorer({
+    bootstrapBrokers: endpoints.kafkaBrokers,
+    clientId: uniqueName('rs-cl-restore'),
+    chunkSize: 50,
+  })
   t.after(() => restorer.close())
   for (const p of [0, 1]) {
     const progress: RestoreProgress[] = []
-    const result = await restorer.restore({ store, applicationId, partition: p, onProgress: (step) => progress.push(step) })
+    const result = await restorer.restore({
+      store,
+      applicationId,
+      partition: p,
+      onProgress: (step) => progress.push(step),
+    })
     assert.equal(result.cleared, true)
     assert.equal(result.from, 0n)
     assert.equal(result.restored, committedPerPartition.get(p), 'every committed record, none of the aborted batch')
@@ -142,7 +169,8 @@ test('changelog: after Redis lost everything (FLUSHALL), a restore from the chan
     assert.equal(result.to, (flushed[p] ?? 0n) + 1n)
     assert.equal(await store.checkpoint(p), result.to)
     assert.ok(progress.length >= 2, 'progress is reported per chunk')
-    for (let i = 1; i < progress.length; i++) assert.ok(progress[i].restored >= progress[i - 1].restored && progress[i].position >= progress[i - 1].position)
+    for (let i = 1; i < progress.length; i++)
+      assert.ok(progress[i].restored >= progress[i - 1].restored && progress[i].position >= progress[i - 1].position)
     const last = progress.at(-1)!
     assert.deepEqual([last.restored, last.position, last.end], [result.restored, result.to, result.to])
     assert.ok(last.total >= last.restored)
@@ -151,7 +179,11 @@ test('changelog: after Redis lost everything (FLUSHALL), a restore from the chan
     store.discard()
 
     const again = await restorer.restore({ store, applicationId, partition: p })
-    assert.deepEqual([again.cleared, again.restored, again.from, again.to], [false, 0, result.to, result.to], 'a second restore finds nothing to do')
+    assert.deepEqual(
+      [again.cleared, again.restored, again.from, again.to],
+      [false, 0, result.to, result.to],
+      'a second restore finds nothing to do',
+    )
   }
 })
 
@@ -168,30 +200,54 @@ test('changelog: a restore resumes from the checkpoint, skips aborted records an
   const v = (s: string): Buffer => Buffer.from(s)
 
   // A: committed and flushed.
-  write(store, model, [[0, 'a', v('a1')], [0, 'b', v('b1')], [0, 'c', v('c1')]])
+  write(store, model, [
+    [0, 'a', v('a1')],
+    [0, 'b', v('b1')],
+    [0, 'c', v('c1')],
+  ])
   await store.flush(await produceBatch(producer, applicationId, store, 'commit'))
   const checkpointA = await store.checkpoint(0)
   // B: committed, but the instance died before its flush: Redis still holds A.
-  write(store, model, [[0, 'a', v('a2')], [0, 'b', null], [0, 'd', v('d1')]])
+  write(store, model, [
+    [0, 'a', v('a2')],
+    [0, 'b', null],
+    [0, 'd', v('d1')],
+  ])
   await produceBatch(producer, applicationId, store, 'commit')
   store.discard()
   // C: aborted.
-  write(store, undefined, [[0, 'a', v('aborted')], [0, 'e', v('aborted')]])
+  write(store, undefined, [
+    [0, 'a', v('aborted')],
+    [0, 'e', v('aborted')],
+  ])
   await produceBatch(producer, applicationId, store, 'abort')
   store.discard()
   // D: a second producer's transaction, still open while the restore runs.
   const other = transactionalProducer(t, 'rs-cl-open')
   const open = await other.beginTransaction()
-  await open.send({ messages: [{ topic, partition: 0, key: v('f'), value: v('uncommitted') }, { topic, partition: 0, key: v('a'), value: v('uncommitted') }] })
+  await open.send({
+    messages: [
+      { topic, partition: 0, key: v('f'), value: v('uncommitted') },
+      { topic, partition: 0, key: v('a'), value: v('uncommitted') },
+    ],
+  })
 
   // One record batch per fetch: an aborted batch and its abort marker arrive in different responses.
-  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore'), fetchMaxBytes: 1 })
+  const restorer = new ChangelogRestorer({
+    bootstrapBrokers: endpoints.kafkaBrokers,
+    clientId: uniqueName('rs-cl-restore'),
+    fetchMaxBytes: 1,
+  })
   t.after(() => restorer.close())
   const started: { from: bigint; to: bigint; cleared: boolean }[] = []
   const result = await restorer.restore({ store, topic, partition: 0, onStart: (range) => started.push({ ...range }) })
   assert.equal(result.cleared, false)
   assert.equal(result.from, checkpointA)
-  assert.deepEqual(started, [{ from: result.from, to: result.to, cleared: false }], 'onStart names the range before the replay')
+  assert.deepEqual(
+    started,
+    [{ from: result.from, to: result.to, cleared: false }],
+    'onStart names the range before the replay',
+  )
   assert.equal(result.restored, 3, "only batch B's records are replayed")
   await assertStoreEquals(store, 0, ['a', 'b', 'c', 'd', 'e', 'f'], model.get(0))
   store.discard()
@@ -212,11 +268,19 @@ test('changelog: a restore keeps a committed transaction that lies between two a
   await createTopics(t, [topic], 1, [{ name: 'cleanup.policy', value: 'compact' }])
   const committed = await writeAbortCommitEmptyAbort(t, topic)
   const store = new MemoryStateStore('abort-commit')
-  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore') })
+  const restorer = new ChangelogRestorer({
+    bootstrapBrokers: endpoints.kafkaBrokers,
+    clientId: uniqueName('rs-cl-restore'),
+  })
   t.after(() => restorer.close())
   const result = await restorer.restore({ store, topic, partition: 0 })
   assert.equal(result.restored, committed.length)
-  await assertStoreEquals(store, 0, [...committed, 'aborted-1', 'aborted-2'], new Map(committed.map((v) => [v, Buffer.from(v)])))
+  await assertStoreEquals(
+    store,
+    0,
+    [...committed, 'aborted-1', 'aborted-2'],
+    new Map(committed.map((v) => [v, Buffer.from(v)])),
+  )
 })
 
 test('changelog: a transaction that commits a moment after the restore starts (its marker still on its way) is restored', async (t) => {
@@ -227,7 +291,11 @@ test('changelog: a transaction that commits a moment after the restore starts (i
   const open = await producer.beginTransaction()
   await open.send({ messages: [{ topic, partition: 0, key: Buffer.from('k'), value: Buffer.from('committed late') }] })
   const store = new MemoryStateStore('late-commit')
-  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore'), openTransactionWaitMs: 5_000 })
+  const restorer = new ChangelogRestorer({
+    bootstrapBrokers: endpoints.kafkaBrokers,
+    clientId: uniqueName('rs-cl-restore'),
+    openTransactionWaitMs: 5_000,
+  })
   t.after(() => restorer.close())
   const restoring = restorer.restore({ store, topic, partition: 0 })
   await new Promise((r) => setTimeout(r, 300))
@@ -242,7 +310,11 @@ test('changelog: restoring from a changelog topic that does not exist fails with
   await checkKafka(endpoints)
   await checkRedis(endpoints.redisUrl)
   const h = await redisStoreHarness(t, { kind: 'single', url: endpoints.redisUrl })
-  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore'), partitionWaitMs: 1_500 })
+  const restorer = new ChangelogRestorer({
+    bootstrapBrokers: endpoints.kafkaBrokers,
+    clientId: uniqueName('rs-cl-restore'),
+    partitionWaitMs: 1_500,
+  })
   t.after(() => restorer.close())
   const topic = uniqueName('rs-cl-missing')
   await assert.rejects(restorer.restore({ store: h.open('orders'), topic, partition: 0 }), (error: unknown) => {
@@ -260,7 +332,11 @@ test('changelog: restoring a partition the topic does not have fails, once the w
   const h = await redisStoreHarness(t, { kind: 'single', url: endpoints.redisUrl })
   const topic = uniqueName('rs-cl-narrow')
   await createTopics(t, [topic], 2, [{ name: 'cleanup.policy', value: 'compact' }])
-  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore'), partitionWaitMs: 2_000 })
+  const restorer = new ChangelogRestorer({
+    bootstrapBrokers: endpoints.kafkaBrokers,
+    clientId: uniqueName('rs-cl-restore'),
+    partitionWaitMs: 2_000,
+  })
   t.after(() => restorer.close())
   const store = h.open('orders')
   // Partition 1 exists (and may not be settled yet: the wait covers that); partition 5 never will.
@@ -273,23 +349,32 @@ test('changelog: restoring a partition the topic does not have fails, once the w
     assert.deepEqual([error.context.topic, error.context.partition], [topic, 5])
     return true
   })
-  assert.ok(Date.now() - started >= 1_900, 'a missing partition is waited for (metadata refreshed) before it counts as missing')
+  assert.ok(
+    Date.now() - started >= 1_900,
+    'a missing partition is waited for (metadata refreshed) before it counts as missing',
+  )
 })
 
 test('changelog: a stop signal ends the wait for an unsettled partition at once, as unavailable rather than misconfigured', async (t) => {
   await checkKafka(endpoints)
   await checkRedis(endpoints.redisUrl)
   const h = await redisStoreHarness(t, { kind: 'single', url: endpoints.redisUrl })
-  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore') })
+  const restorer = new ChangelogRestorer({
+    bootstrapBrokers: endpoints.kafkaBrokers,
+    clientId: uniqueName('rs-cl-restore'),
+  })
   t.after(() => restorer.close())
   const topic = uniqueName('rs-cl-stopped')
   const started = Date.now()
-  await assert.rejects(restorer.restore({ store: h.open('orders'), topic, partition: 0, signal: AbortSignal.timeout(300) }), (error: unknown) => {
-    assert.ok(error instanceof RagstreamError, String(error))
-    assert.equal(error.code, 'RS_SERVICE_UNAVAILABLE')
-    assert.match(error.message, new RegExp(`stopped while waiting.*${topic} is unknown`))
-    return true
-  })
+  await assert.rejects(
+    restorer.restore({ store: h.open('orders'), topic, partition: 0, signal: AbortSignal.timeout(300) }),
+    (error: unknown) => {
+      assert.ok(error instanceof RagstreamError, String(error))
+      assert.equal(error.code, 'RS_SERVICE_UNAVAILABLE')
+      assert.match(error.message, new RegExp(`stopped while waiting.*${topic} is unknown`))
+      return true
+    },
+  )
   assert.ok(Date.now() - started < 5_000, `stopped within ${Date.now() - started} ms, not after the 30 s wait`)
 })
 
@@ -306,20 +391,35 @@ test('changelog: a restore right after the changelog topics were created succeed
   const PARTITIONS = 4
   const store = h.open('orders')
   // One restorer across rounds, as a runtime keeps it: its metadata cache holds the earlier topics.
-  const restorer = new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore') })
+  const restorer = new ChangelogRestorer({
+    bootstrapBrokers: endpoints.kafkaBrokers,
+    clientId: uniqueName('rs-cl-restore'),
+  })
   t.after(() => restorer.close())
   for (let round = 0; round < 6; round++) {
     // Several topics at once, as a topology's internal topics are created; restored with no wait at all.
     const topics = Array.from({ length: 3 }, (_, i) => uniqueName(`rs-cl-fresh-${round}-${i}`))
     created.push(...topics)
-    await admin.createTopics({ topics, partitions: PARTITIONS, replicas: 1, configs: [{ name: 'cleanup.policy', value: 'compact' }] })
+    await admin.createTopics({
+      topics,
+      partitions: PARTITIONS,
+      replicas: 1,
+      configs: [{ name: 'cleanup.policy', value: 'compact' }],
+    })
     // A fresh client each second round: a fresh restorer has no metadata cached at all.
-    const fresh = round % 2 === 1 ? new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore') }) : undefined
+    const fresh =
+      round % 2 === 1
+        ? new ChangelogRestorer({ bootstrapBrokers: endpoints.kafkaBrokers, clientId: uniqueName('rs-cl-restore') })
+        : undefined
     try {
       for (const topic of topics) {
         for (let partition = 0; partition < PARTITIONS; partition++) {
           const result = await (fresh ?? restorer).restore({ store, topic, partition })
-          assert.deepEqual([result.topic, result.partition, result.restored, result.to], [topic, partition, 0, 0n], `round ${round} ${topic}-${partition}`)
+          assert.deepEqual(
+            [result.topic, result.partition, result.restored, result.to],
+            [topic, partition, 0, 0n],
+            `round ${round} ${topic}-${partition}`,
+          )
           assert.equal(await store.checkpoint(partition), 0n)
         }
       }

@@ -258,7 +258,13 @@ export function stateStoreConformance(label: string, factory: StoreHarnessFactor
     assert.deepEqual(c.get(0, 'k'), b('customers-0'))
     assert.equal(c.get(1, 'k'), undefined)
     assert.deepEqual(
-      [await o.checkpoint(0), await o.checkpoint(1), await o.checkpoint(2), await c.checkpoint(0), await c.checkpoint(1)],
+      [
+        await o.checkpoint(0),
+        await o.checkpoint(1),
+        await o.checkpoint(2),
+        await c.checkpoint(0),
+        await c.checkpoint(1),
+      ],
       [10n, 20n, undefined, 30n, undefined],
     )
     await customers.clear(0)
@@ -300,7 +306,11 @@ export function stateStoreConformance(label: string, factory: StoreHarnessFactor
     const probe = [...keys, 'absent-1', 'absent-2']
     if (h.commandsDuring) {
       const commands = await h.commandsDuring('orders', 3, () => fresh.prefetch(3, probe))
-      assert.equal(commands.length, 1, `prefetch of ${probe.length} keys sent ${commands.length} commands: ${commands.slice(0, 5).join(', ')}`)
+      assert.equal(
+        commands.length,
+        1,
+        `prefetch of ${probe.length} keys sent ${commands.length} commands: ${commands.slice(0, 5).join(', ')}`,
+      )
       // Already-cached keys cost nothing.
       assert.deepEqual(await h.commandsDuring('orders', 3, () => fresh.prefetch(3, keys.slice(0, 100))), [])
     } else {

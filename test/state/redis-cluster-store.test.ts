@@ -49,20 +49,35 @@ test('redis cluster store: partitions of one store spread over the cluster nodes
 })
 
 test('redis cluster store: an unreachable cluster is a retriable RS_SERVICE_UNAVAILABLE naming its nodes', async (t) => {
-  const nodes = [{ host: '127.0.0.1', port: await freePort() }, { host: '127.0.0.1', port: await freePort() }]
-  const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: { kind: 'cluster', nodes }, operationTimeoutMs: 2000 })
+  const nodes = [
+    { host: '127.0.0.1', port: await freePort() },
+    { host: '127.0.0.1', port: await freePort() },
+  ]
+  const backend = new RedisStateBackend({
+    applicationId: uniqueName('rs-test'),
+    target: { kind: 'cluster', nodes },
+    operationTimeoutMs: 2000,
+  })
   t.after(() => backend.close())
   await assert.rejects(backend.store('orders').checkpoint(0), (error: unknown) => {
     assert.ok(error instanceof ServiceUnavailableError, String(error))
     assert.ok(error.retriable)
-    assert.match(error.message, new RegExp(`^Redis Cluster is not reachable at 127\\.0\\.0\\.1:${nodes[0].port},127\\.0\\.0\\.1:${nodes[1].port}`))
+    assert.match(
+      error.message,
+      new RegExp(
+        `^Redis Cluster is not reachable at 127\\.0\\.0\\.1:${nodes[0].port},127\\.0\\.0\\.1:${nodes[1].port}`,
+      ),
+    )
     return true
   })
 })
 
 test('redis cluster store: a store partition keeps working while its slot migrates to another node (ASK, then MOVED)', async (t) => {
   const cluster = await startPrivateCluster(t)
-  const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: { kind: 'cluster', nodes: cluster.nodes } })
+  const backend = new RedisStateBackend({
+    applicationId: uniqueName('rs-test'),
+    target: { kind: 'cluster', nodes: cluster.nodes },
+  })
   t.after(() => backend.close())
   const store = backend.store('orders')
   const v = (s: string): Buffer => Buffer.from(s)
@@ -88,7 +103,8 @@ test('redis cluster store: a store partition keeps working while its slot migrat
   assert.equal(asked?.[1][1], '2', 'the flush reached the node the hash moved to')
 
   // Migration done: the target owns the slot and the client's slot map is stale (MOVED).
-  for (const admin of [dst, src, cluster.admins[(source.index + 2) % 3]]) await admin.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId)
+  for (const admin of [dst, src, cluster.admins[(source.index + 2) % 3]])
+    await admin.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId)
   const fresh = backend.store('orders')
   assert.equal(await fresh.checkpoint(0), 2n)
   await fresh.prefetch(0, ['k1', 'k2'])

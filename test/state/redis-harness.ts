@@ -38,7 +38,12 @@ export async function deleteNamespace(client: Redis | Cluster, applicationId: st
  * as the servers saw them (MONITOR). Marker commands on a key in the partition's slot bracket the
  * action, so commands of other clients and of other moments are excluded.
  */
-export async function commandsDuring(backend: RedisStateBackend, store: string, partition: number, action: () => Promise<void>): Promise<string[]> {
+export async function commandsDuring(
+  backend: RedisStateBackend,
+  store: string,
+  partition: number,
+  action: () => Promise<void>,
+): Promise<string[]> {
   const client = backend.client
   const marker = (label: string): string => `${backend.partitionKey(store, partition)}:marker-${label}-${randomUUID()}`
   const begin = marker('begin')
@@ -47,7 +52,9 @@ export async function commandsDuring(backend: RedisStateBackend, store: string, 
   const nodes = nodeClients(client).filter((n) => n.stream !== undefined)
   const sources = new Set(nodes.map((n) => `${n.stream.localAddress}:${n.stream.localPort}`))
   // Redis#monitor() opens a second connection in monitor mode; both are closed below.
-  const bases = nodes.map((n) => new Redis({ host: n.options.host, port: n.options.port, password: n.options.password, lazyConnect: true }))
+  const bases = nodes.map(
+    (n) => new Redis({ host: n.options.host, port: n.options.port, password: n.options.password, lazyConnect: true }),
+  )
   const monitors = await Promise.all(bases.map((base) => base.monitor()))
   const seen: { args: string[]; source: string }[] = []
   let sawEnd!: () => void
@@ -63,7 +70,10 @@ export async function commandsDuring(backend: RedisStateBackend, store: string, 
     await client.exists(begin)
     await action()
     await client.exists(end)
-    await Promise.race([ended, new Promise((_, reject) => setTimeout(() => reject(new Error('MONITOR never saw the end marker')), 5000))])
+    await Promise.race([
+      ended,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('MONITOR never saw the end marker')), 5000)),
+    ])
   } finally {
     for (const connection of [...monitors, ...bases]) connection.disconnect()
   }
@@ -74,7 +84,10 @@ export async function commandsDuring(backend: RedisStateBackend, store: string, 
 }
 
 /** A conformance harness on a fresh application namespace of `target`, cleaned up after the test. */
-export async function redisStoreHarness(t: TestContext, target: RedisTarget): Promise<StoreHarness & { backend: RedisStateBackend }> {
+export async function redisStoreHarness(
+  t: TestContext,
+  target: RedisTarget,
+): Promise<StoreHarness & { backend: RedisStateBackend }> {
   const applicationId = uniqueName('rs-test')
   const backend = new RedisStateBackend({ applicationId, target })
   t.after(async () => {
@@ -110,22 +123,48 @@ export async function startPrivateRedis(t: TestContext, extraArgs: string[] = []
   const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'rs-redis-'))
   let child: ChildProcess | undefined
-  const admin = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 })
+  const admin = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => 100,
+  })
   admin.on('error', () => {})
   const start = async ({ untilLoaded = true }: { untilLoaded?: boolean } = {}): Promise<void> => {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs]
+    const args = [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      ...extraArgs,
+    ]
     child = spawn('redis-server', args, { stdio: 'ignore' })
     const deadline = Date.now() + 10_000
     for (;;) {
       try {
-        const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableReadyCheck: false })
+        const probe = new Redis({
+          host: '127.0.0.1',
+          port,
+          lazyConnect: true,
+          maxRetriesPerRequest: 0,
+          retryStrategy: () => null,
+          enableReadyCheck: false,
+        })
         probe.on('error', () => {})
         await probe.connect()
         if (untilLoaded) await probe.ping()
         probe.disconnect()
         return
       } catch (error) {
-        if (Date.now() > deadline) throw new Error(`private redis-server on port ${port} did not start: ${String(error)}`, { cause: error })
+        if (Date.now() > deadline)
+          throw new Error(`private redis-server on port ${port} did not start: ${String(error)}`, { cause: error })
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
     }
@@ -164,24 +203,48 @@ export async function startPrivateCluster(t: TestContext): Promise<PrivateCluste
   const children = ports.map((port) =>
     spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`),
-        '--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--dir', dir],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        join(dir, `nodes-${port}.conf`),
+        '--cluster-node-timeout',
+        '2000',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+      ],
       { stdio: 'ignore' },
     ),
   )
   const admins = ports.map((port) => {
-    const admin = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 })
+    const admin = new Redis({
+      host: '127.0.0.1',
+      port,
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => 100,
+    })
     admin.on('error', () => {})
     return admin
   })
   t.after(async () => {
     for (const admin of admins) admin.disconnect()
-    await Promise.all(children.map((child) => {
-      if (child.exitCode !== null) return Promise.resolve()
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGTERM')
-      return exited
-    }))
+    await Promise.all(
+      children.map((child) => {
+        if (child.exitCode !== null) return Promise.resolve()
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        child.kill('SIGTERM')
+        return exited
+      }),
+    )
     await rm(dir, { recursive: true, force: true })
   })
   const deadline = Date.now() + 15_000
@@ -192,14 +255,21 @@ export async function startPrivateCluster(t: TestContext): Promise<PrivateCluste
         await admin.ping()
         break
       } catch (error) {
-        if (Date.now() > deadline) throw new Error(`private cluster node did not start: ${String(error)}`, { cause: error })
+        if (Date.now() > deadline)
+          throw new Error(`private cluster node did not start: ${String(error)}`, { cause: error })
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
     }
   }
   await new Promise<void>((resolve, reject) => {
-    const create = spawn('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' })
-    create.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited with ${code}`))))
+    const create = spawn(
+      'redis-cli',
+      ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
+      { stdio: 'ignore' },
+    )
+    create.once('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited with ${code}`)),
+    )
   })
   for (const admin of admins) {
     while (!String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok')) {

@@ -41,11 +41,18 @@ test('redis store: a flush is atomic: a concurrent reader sees all of it with it
 
 test('redis store: a refused connection is a retriable RS_SERVICE_UNAVAILABLE naming Redis and the address, never the password', async (t) => {
   const port = await freePort()
-  const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: { kind: 'single', url: `redis://:s3cret-pw@127.0.0.1:${port}` } })
+  const backend = new RedisStateBackend({
+    applicationId: uniqueName('rs-test'),
+    target: { kind: 'single', url: `redis://:s3cret-pw@127.0.0.1:${port}` },
+  })
   t.after(() => backend.close())
   const store = backend.store('orders')
   const started = Date.now()
-  for (const operation of [() => store.checkpoint(0), () => store.prefetch(0, ['k']), () => store.flush(new Map([[0, 1n]]))]) {
+  for (const operation of [
+    () => store.checkpoint(0),
+    () => store.prefetch(0, ['k']),
+    () => store.flush(new Map([[0, 1n]])),
+  ]) {
     await assert.rejects(operation(), (error: unknown) => {
       assert.ok(error instanceof ServiceUnavailableError, String(error))
       assert.equal(error.code, 'RS_SERVICE_UNAVAILABLE')
@@ -62,7 +69,11 @@ test('redis store: a refused connection is a retriable RS_SERVICE_UNAVAILABLE na
 
 test('redis store: a stalled server fails the operation within the time bound, and a restarted server is found again', async (t) => {
   const redis = await startPrivateRedis(t)
-  const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: { kind: 'single', url: redis.url }, operationTimeoutMs: 500 })
+  const backend = new RedisStateBackend({
+    applicationId: uniqueName('rs-test'),
+    target: { kind: 'single', url: redis.url },
+    operationTimeoutMs: 500,
+  })
   t.after(() => backend.close())
   const store = backend.store('orders')
   store.put(0, 'k', Buffer.from('v'))
@@ -74,14 +85,20 @@ test('redis store: a stalled server fails the operation within the time bound, a
   await assert.rejects(store.checkpoint(0), (error: unknown) => {
     assert.ok(error instanceof ServiceUnavailableError)
     // Whichever fires first: the store's operation bound or the client's command timeout (both 500 ms).
-    assert.match(error.message, /Redis is not reachable at redis:\/\/127\.0\.0\.1:\d+.*(no answer within 500 ms|Command timed out)/)
+    assert.match(
+      error.message,
+      /Redis is not reachable at redis:\/\/127\.0\.0\.1:\d+.*(no answer within 500 ms|Command timed out)/,
+    )
     return true
   })
   assert.ok(Date.now() - started < 4_000, `failed after ${Date.now() - started} ms, not when the 5 s pause ended`)
   await redis.admin.call('CLIENT', 'UNPAUSE')
 
   await redis.stop()
-  await assert.rejects(store.checkpoint(0), (error: unknown) => error instanceof ServiceUnavailableError && error.retriable)
+  await assert.rejects(
+    store.checkpoint(0),
+    (error: unknown) => error instanceof ServiceUnavailableError && error.retriable,
+  )
   await redis.start() // a restart without persistence: Redis lost everything
   let checkpoint: bigint | undefined | 'failed' = 'failed'
   for (let attempt = 0; attempt < 50 && checkpoint === 'failed'; attempt++) {
@@ -107,16 +124,27 @@ test('redis store: a server still loading its dataset (LOADING) fails operations
   await redis.stop()
   await redis.start({ untilLoaded: false })
 
-  const reader = new RedisStateBackend({ applicationId, target: { kind: 'single', url: redis.url }, operationTimeoutMs: 200 })
+  const reader = new RedisStateBackend({
+    applicationId,
+    target: { kind: 'single', url: redis.url },
+    operationTimeoutMs: 200,
+  })
   t.after(() => reader.close())
   const restarted = reader.store('orders')
   await assert.rejects(restarted.checkpoint(0), (error: unknown) => {
     assert.ok(error instanceof ServiceUnavailableError, String(error))
     assert.ok(error.retriable)
-    assert.match(error.message, /^Redis is not reachable at redis:\/\/127\.0\.0\.1:\d+: read checkpoint of store "orders" partition 0/)
+    assert.match(
+      error.message,
+      /^Redis is not reachable at redis:\/\/127\.0\.0\.1:\d+: read checkpoint of store "orders" partition 0/,
+    )
     return true
   })
-  assert.match(String(await redis.admin.info('persistence')), /loading:1/, 'the failure above happened while Redis was loading')
+  assert.match(
+    String(await redis.admin.info('persistence')),
+    /loading:1/,
+    'the failure above happened while Redis was loading',
+  )
   let checkpoint: bigint | undefined | 'loading' = 'loading'
   for (let attempt = 0; attempt < 100 && checkpoint === 'loading'; attempt++) {
     checkpoint = await restarted.checkpoint(0).catch(async (error: unknown) => {
@@ -132,12 +160,20 @@ test('redis store: a server still loading its dataset (LOADING) fails operations
 
 test('redis store: Redis losing everything (FLUSHALL on a private server) leaves no checkpoint', async (t) => {
   const redis = await startPrivateRedis(t)
-  const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: { kind: 'single', url: redis.url } })
+  const backend = new RedisStateBackend({
+    applicationId: uniqueName('rs-test'),
+    target: { kind: 'single', url: redis.url },
+  })
   t.after(() => backend.close())
   const store = backend.store('orders')
   store.put(0, 'k', Buffer.from('v'))
   store.put(1, 'k', Buffer.from('v'))
-  await store.flush(new Map([[0, 10n], [1, 20n]]))
+  await store.flush(
+    new Map([
+      [0, 10n],
+      [1, 20n],
+    ]),
+  )
   assert.equal(await store.checkpoint(0), 10n)
   await redis.admin.flushall()
   assert.equal(await store.checkpoint(0), undefined)
@@ -146,7 +182,10 @@ test('redis store: Redis losing everything (FLUSHALL on a private server) leaves
 
 test('redis store: a write after Redis lost the partition is refused with RS_STATE_LOST instead of recreating it with one batch', async (t) => {
   const redis = await startPrivateRedis(t)
-  const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: { kind: 'single', url: redis.url } })
+  const backend = new RedisStateBackend({
+    applicationId: uniqueName('rs-test'),
+    target: { kind: 'single', url: redis.url },
+  })
   t.after(() => backend.close())
   const store = backend.store('orders')
   const key = backend.partitionKey('orders', 0)
@@ -164,12 +203,23 @@ test('redis store: a write after Redis lost the partition is refused with RS_STA
     return true
   })
   assert.equal(await redis.admin.exists(key), 0, 'nothing was recreated')
-  await assert.rejects(store.restore(0, [{ key: 'c', value: Buffer.from('c') }], 21n), (error: unknown) => error instanceof RagstreamError && error.code === 'RS_STATE_LOST')
+  await assert.rejects(
+    store.restore(0, [{ key: 'c', value: Buffer.from('c') }], 21n),
+    (error: unknown) => error instanceof RagstreamError && error.code === 'RS_STATE_LOST',
+  )
 
   // The runtime's way back: read the checkpoint (none), clear, restore from the changelog.
   assert.equal(await store.checkpoint(0), undefined)
   await store.clear(0)
-  await store.restore(0, [{ key: 'a', value: Buffer.from('a') }, { key: 'b', value: Buffer.from('b') }, { key: 'c', value: Buffer.from('c') }], 21n)
+  await store.restore(
+    0,
+    [
+      { key: 'a', value: Buffer.from('a') },
+      { key: 'b', value: Buffer.from('b') },
+      { key: 'c', value: Buffer.from('c') },
+    ],
+    21n,
+  )
   store.discard()
   store.put(0, 'd', Buffer.from('d'))
   await store.flush(new Map([[0, 30n]]))
@@ -177,7 +227,10 @@ test('redis store: a write after Redis lost the partition is refused with RS_STA
   // Redis comes back from an older snapshot: the stored checkpoint went backwards.
   await redis.admin.hset(key, 'checkpoint', '21')
   store.put(0, 'e', Buffer.from('e'))
-  await assert.rejects(store.flush(new Map([[0, 40n]])), (error: unknown) => error instanceof RagstreamError && error.code === 'RS_STATE_LOST')
+  await assert.rejects(
+    store.flush(new Map([[0, 40n]])),
+    (error: unknown) => error instanceof RagstreamError && error.code === 'RS_STATE_LOST',
+  )
   store.discard()
 
   // A flush whose first attempt did reach Redis (an uncertain outcome) may be retried: same checkpoint, accepted.
@@ -193,10 +246,14 @@ test('redis store: a write after Redis lost the partition is refused with RS_STA
 test('redis store: names that would break topic names or hash tags are refused up front', async (t) => {
   assert.throws(
     () => new RedisStateBackend({ applicationId: 'app}{x', target: single }),
-    (error: unknown) => error instanceof RagstreamError && error.code === 'RS_CONFIG_INVALID' && /\/applicationId/.test(error.message),
+    (error: unknown) =>
+      error instanceof RagstreamError && error.code === 'RS_CONFIG_INVALID' && /\/applicationId/.test(error.message),
   )
   const backend = new RedisStateBackend({ applicationId: uniqueName('rs-test'), target: single })
   t.after(() => backend.close()) // never connected: validation and key layout need no server
-  assert.throws(() => backend.store('bad name'), (error: unknown) => error instanceof RagstreamError && /\/store\/name/.test(error.message))
+  assert.throws(
+    () => backend.store('bad name'),
+    (error: unknown) => error instanceof RagstreamError && /\/store\/name/.test(error.message),
+  )
   assert.equal(backend.partitionKey('orders', 3), `rs:{${backend.applicationId}:orders:3}:state`)
 })

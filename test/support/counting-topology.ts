@@ -13,7 +13,12 @@ import type { StateStore } from '../../src/state/store.ts'
 
 export const MARKER_KEY = '__marker__'
 
-export function countingTopology(options: { applicationId: string; input: string; output: string; outputPartitions?: number }): ProcessorTopology {
+export function countingTopology(options: {
+  applicationId: string
+  input: string
+  output: string
+  outputPartitions?: number
+}): ProcessorTopology {
   const { applicationId, input, output } = options
   const changelog = `${applicationId}-counts-changelog`
   const topics: TopicSpec[] = [
@@ -48,7 +53,12 @@ export function countingTopology(options: { applicationId: string; input: string
         }
         const count = Number(counts.get(r.partition, key)?.toString() ?? '0') + 1
         counts.put(r.partition, key, Buffer.from(String(count)))
-        out.push({ topic: output, partition: r.partition, key: r.key, value: Buffer.from(`${key},${r.value?.toString()},${count}`) })
+        out.push({
+          topic: output,
+          partition: r.partition,
+          key: r.key,
+          value: Buffer.from(`${key},${r.value?.toString()},${count}`),
+        })
       }
       return out
     },

@@ -43,7 +43,9 @@ export interface OrderDetail {
 export function fkJoinTopology(type: 'inner' | 'left', topics: FkJoinTopics): Topology {
   const builder = new TopologyBuilder({ applicationId: topics.applicationId })
   const products = builder.table<Product>(topics.products, { name: 'products' })
-  const orders = builder.table<Order>(topics.orders, { name: 'orders' }).filter((order) => order.qty > 0, { name: 'positive-qty' })
+  const orders = builder
+    .table<Order>(topics.orders, { name: 'orders' })
+    .filter((order) => order.qty > 0, { name: 'positive-qty' })
   const joined =
     type === 'inner'
       ? orders.join(products, {
@@ -55,7 +57,11 @@ export function fkJoinTopology(type: 'inner' | 'left', topics: FkJoinTopics): To
           name: 'join-products',
           type: 'left',
           foreignKey: (order) => order.product,
-          joiner: (order, product): OrderDetail => ({ qty: order.qty, product: product?.name ?? null, price: product?.price ?? null }),
+          joiner: (order, product): OrderDetail => ({
+            qty: order.qty,
+            product: product?.name ?? null,
+            price: product?.price ?? null,
+          }),
         })
   joined.to(topics.output, { name: 'order-details' })
   return builder.build()
@@ -85,7 +91,12 @@ export interface FkJoinCase {
   run(runner: FkJoinRunner): Promise<void>
 }
 
-async function withSession(runner: FkJoinRunner, type: 'inner' | 'left', fn: (s: FkJoinSession) => Promise<void>, partitions = 3): Promise<void> {
+async function withSession(
+  runner: FkJoinRunner,
+  type: 'inner' | 'left',
+  fn: (s: FkJoinSession) => Promise<void>,
+  partitions = 3,
+): Promise<void> {
   const session = await runner.start(type, partitions)
   try {
     await fn(session)
@@ -177,7 +188,11 @@ export const fkJoinCases: readonly FkJoinCase[] = [
         assert.equal((await s.outputTable()).has('o1'), false)
         await s.send(s.topics.products, 'p1', gadget)
         await s.settle()
-        assert.deepEqual(await last(s, 'o1'), { qty: 2, product: 'gadget', price: 7 }, 'the subscription survives a right delete')
+        assert.deepEqual(
+          await last(s, 'o1'),
+          { qty: 2, product: 'gadget', price: 7 },
+          'the subscription survives a right delete',
+        )
       }),
   },
   {
@@ -205,7 +220,11 @@ export const fkJoinCases: readonly FkJoinCase[] = [
         const before = (await s.outputsFor('o1')).length
         await s.send(s.topics.products, 'p1', gadget)
         await s.settle()
-        assert.equal((await s.outputsFor('o1')).length, before, 'a right change after the left delete emits nothing for it')
+        assert.equal(
+          (await s.outputsFor('o1')).length,
+          before,
+          'a right change after the left delete emits nothing for it',
+        )
         assert.equal((await s.outputTable()).has('o1'), false)
       }),
   })),
@@ -240,7 +259,11 @@ export const fkJoinCases: readonly FkJoinCase[] = [
         await s.send(s.topics.products, 'p1', { name: 'widget v2', price: 6 })
         await s.send(s.topics.products, 'p1', null)
         await s.settle()
-        assert.equal((await s.outputsFor('o1')).length, before, 'changes to the old foreign key no longer reach the left key')
+        assert.equal(
+          (await s.outputsFor('o1')).length,
+          before,
+          'changes to the old foreign key no longer reach the left key',
+        )
         await s.send(s.topics.products, 'p2', { name: 'gadget v2', price: 8 })
         await s.settle()
         assert.deepEqual(await last(s, 'o1'), { qty: 2, product: 'gadget v2', price: 8 })
@@ -300,27 +323,34 @@ export const fkJoinCases: readonly FkJoinCase[] = [
   ...(['inner', 'left'] as const).map((type) => ({
     name: `${type}: a right change fans out to every subscribed left key, on every partition`,
     run: (runner: FkJoinRunner) =>
-      withSession(runner, type, async (s) => {
-        const keys = Array.from({ length: 24 }, (_, i) => `order-${i}`)
-        await s.send(s.topics.products, 'p1', widget)
-        await s.send(s.topics.products, 'p2', gadget)
-        for (const [i, key] of keys.entries()) await s.send(s.topics.orders, key, { product: i % 4 === 3 ? 'p2' : 'p1', qty: i + 1 })
-        await s.settle()
-        await s.send(s.topics.products, 'p1', { name: 'widget v2', price: 6 })
-        await s.settle()
-        let table = await s.outputTable()
-        for (const [i, key] of keys.entries()) {
-          const expected = i % 4 === 3 ? { qty: i + 1, product: 'gadget', price: 7 } : { qty: i + 1, product: 'widget v2', price: 6 }
-          assert.deepEqual(table.get(key), expected, key)
-        }
-        await s.send(s.topics.products, 'p1', null)
-        await s.settle()
-        table = await s.outputTable()
-        for (const [i, key] of keys.entries()) {
-          if (i % 4 === 3) assert.deepEqual(table.get(key), { qty: i + 1, product: 'gadget', price: 7 }, key)
-          else if (type === 'inner') assert.equal(table.has(key), false, key)
-          else assert.deepEqual(table.get(key), { qty: i + 1, product: null, price: null }, key)
-        }
-      }, 4),
+      withSession(
+        runner,
+        type,
+        async (s) => {
+          const keys = Array.from({ length: 24 }, (_, i) => `order-${i}`)
+          await s.send(s.topics.products, 'p1', widget)
+          await s.send(s.topics.products, 'p2', gadget)
+          for (const [i, key] of keys.entries())
+            await s.send(s.topics.orders, key, { product: i % 4 === 3 ? 'p2' : 'p1', qty: i + 1 })
+          await s.settle()
+          await s.send(s.topics.products, 'p1', { name: 'widget v2', price: 6 })
+          await s.settle()
+          let table = await s.outputTable()
+          for (const [i, key] of keys.entries()) {
+            const expected =
+              i % 4 === 3 ? { qty: i + 1, product: 'gadget', price: 7 } : { qty: i + 1, product: 'widget v2', price: 6 }
+            assert.deepEqual(table.get(key), expected, key)
+          }
+          await s.send(s.topics.products, 'p1', null)
+          await s.settle()
+          table = await s.outputTable()
+          for (const [i, key] of keys.entries()) {
+            if (i % 4 === 3) assert.deepEqual(table.get(key), { qty: i + 1, product: 'gadget', price: 7 }, key)
+            else if (type === 'inner') assert.equal(table.has(key), false, key)
+            else assert.deepEqual(table.get(key), { qty: i + 1, product: null, price: null }, key)
+          }
+        },
+        4,
+      ),
   })),
 ]

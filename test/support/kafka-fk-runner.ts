@@ -45,11 +45,23 @@ function parse(value: Buffer | null): OrderDetail | null {
 export const kafkaFkJoinRunner: FkJoinRunner = {
   async start(type, partitions) {
     const applicationId = uniqueName(`fk-${type}`)
-    const topics = { applicationId, orders: `${applicationId}-orders`, products: `${applicationId}-products`, output: `${applicationId}-order-details` }
+    const topics = {
+      applicationId,
+      orders: `${applicationId}-orders`,
+      products: `${applicationId}-products`,
+      output: `${applicationId}-order-details`,
+    }
     const admin = new Admin({ clientId: uniqueName('fk-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-    const producer = new Producer({ clientId: uniqueName('fk-input'), bootstrapBrokers: [...endpoints.kafkaBrokers], idempotent: true })
+    const producer = new Producer({
+      clientId: uniqueName('fk-input'),
+      bootstrapBrokers: [...endpoints.kafkaBrokers],
+      idempotent: true,
+    })
     const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
-    const processor = fkJoinTopology(type, topics).compile({ partitions, sinkPartitions: { [topics.output]: partitions } })
+    const processor = fkJoinTopology(type, topics).compile({
+      partitions,
+      sinkPartitions: { [topics.output]: partitions },
+    })
     const internal = processor.topics.filter((t) => t.role !== 'source' && t.role !== 'sink').map((t) => t.name)
     const repartitions = processor.topics.filter((t) => t.role === 'repartition').map((t) => t.name)
     const deadLetter = processor.topics.find((t) => t.role === 'dead-letter')!.name
@@ -70,13 +82,21 @@ export const kafkaFkJoinRunner: FkJoinRunner = {
     }
 
     try {
-      await admin.createTopics({ topics: [topics.orders, topics.products], partitions, replicas: 1, configs: [{ name: 'cleanup.policy', value: 'compact' }] })
+      await admin.createTopics({
+        topics: [topics.orders, topics.products],
+        partitions,
+        replicas: 1,
+        configs: [{ name: 'cleanup.policy', value: 'compact' }],
+      })
       await admin.createTopics({ topics: [topics.output], partitions, replicas: 1 })
       // The broker answers createTopics before every listing shows them; the runtime refuses missing sources.
       for (let attempt = 0; ; attempt++) {
         const listed = new Set(await admin.listTopics())
         if ([topics.orders, topics.products, topics.output].every((t) => listed.has(t))) break
-        if (attempt === 100) throw new Error(`created topics not listed by the broker after 10 s: ${topics.orders}, ${topics.products}, ${topics.output}`)
+        if (attempt === 100)
+          throw new Error(
+            `created topics not listed by the broker after 10 s: ${topics.orders}, ${topics.products}, ${topics.output}`,
+          )
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
       runtime = new KafkaRuntime(processor, {
@@ -102,12 +122,25 @@ export const kafkaFkJoinRunner: FkJoinRunner = {
     const session: FkJoinSession = {
       topics,
       async send(topic, key, value) {
-        const message = { topic, partition: partitionForString(key, partitions), key: Buffer.from(key, 'utf8'), ...(value === null ? {} : { value: Buffer.from(JSON.stringify(value), 'utf8') }) }
+        const message = {
+          topic,
+          partition: partitionForString(key, partitions),
+          key: Buffer.from(key, 'utf8'),
+          ...(value === null ? {} : { value: Buffer.from(JSON.stringify(value), 'utf8') }),
+        }
         await producer.send({ messages: [message] })
       },
       async settle() {
         await Promise.race([
-          waitCaughtUp(admin, partitions, applicationId, [topics.orders, topics.products], repartitions, SETTLE_TIMEOUT_MS, events),
+          waitCaughtUp(
+            admin,
+            partitions,
+            applicationId,
+            [topics.orders, topics.products],
+            repartitions,
+            SETTLE_TIMEOUT_MS,
+            events,
+          ),
           running!.then(() => Promise.reject(new Error(`the runtime stopped: ${JSON.stringify(events.slice(-3))}`))),
         ])
       },
@@ -126,9 +159,14 @@ export const kafkaFkJoinRunner: FkJoinRunner = {
       },
       async close() {
         try {
-          if (failure !== undefined) throw new Error(`the runtime failed: ${(failure as Error).message}`, { cause: failure })
+          if (failure !== undefined)
+            throw new Error(`the runtime failed: ${(failure as Error).message}`, { cause: failure })
           const dead = await readToEnd(admin, partitions, [deadLetter])
-          assert.deepEqual(dead.map((r) => Object.fromEntries([...r.headers].map(([k, v]) => [k, v.toString()]))), [], 'unexpected dead letters')
+          assert.deepEqual(
+            dead.map((r) => Object.fromEntries([...r.headers].map(([k, v]) => [k, v.toString()]))),
+            [],
+            'unexpected dead letters',
+          )
         } finally {
           await cleanup()
         }

@@ -14,12 +14,16 @@ export interface PrivatePostgres {
 }
 
 function asPostgres(bin: string, args: string[]): void {
-  const command = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] as const : [bin, args] as const
+  const command =
+    process.getuid?.() === 0 ? (['runuser', ['-u', 'postgres', '--', bin, ...args]] as const) : ([bin, args] as const)
   execFileSync(command[0], command[1], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 })
 }
 
 export async function startPrivatePostgres(): Promise<PrivatePostgres> {
-  const major = readdirSync('/usr/lib/postgresql').filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(a) - Number(b)).at(-1)
+  const major = readdirSync('/usr/lib/postgresql')
+    .filter((d) => /^\d+$/.test(d))
+    .sort((a, b) => Number(a) - Number(b))
+    .at(-1)
   if (!major) throw new Error('no PostgreSQL server binaries under /usr/lib/postgresql')
   const bin = `/usr/lib/postgresql/${major}/bin`
   const dir = mkdtempSync(join(tmpdir(), 'ragstream-pg-'))

@@ -9,10 +9,19 @@ import { deleteSubject } from '../serde/registry-helpers.ts'
 import { endpoints, uniqueName } from './stack.ts'
 import { deleteKeys } from './local.ts'
 
-export async function testRagServices(t: { after: (fn: () => Promise<void>) => void }, chunkTopic: string): Promise<RagServices> {
+export async function testRagServices(
+  t: { after: (fn: () => Promise<void>) => void },
+  chunkTopic: string,
+): Promise<RagServices> {
   const redis = new Redis(endpoints.redisUrl, { lazyConnect: true })
   const cachePrefix = uniqueName('rs-test-emb')
-  const services = new RagServices({ redis, registryUrl: endpoints.schemaRegistryUrl, chunkTopic, cachePrefix, redisAddress: endpoints.redisUrl })
+  const services = new RagServices({
+    redis,
+    registryUrl: endpoints.schemaRegistryUrl,
+    chunkTopic,
+    cachePrefix,
+    redisAddress: endpoints.redisUrl,
+  })
   t.after(async () => {
     await deleteKeys(redis, `${cachePrefix}:*`)
     await services.close()

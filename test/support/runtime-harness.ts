@@ -31,7 +31,10 @@ export class Runner {
 
   constructor(name: string, config: RunnerConfig) {
     this.name = name
-    this.child = spawn(NODE, [RUNNER], { env: { ...process.env, RUNNER_CONFIG: JSON.stringify(config) }, stdio: ['ignore', 'pipe', 'pipe'] })
+    this.child = spawn(NODE, [RUNNER], {
+      env: { ...process.env, RUNNER_CONFIG: JSON.stringify(config) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let buffered = ''
     this.child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString()
@@ -50,10 +53,12 @@ export class Runner {
     this.child.stderr!.on('data', (chunk: Buffer) => {
       this.#stderr = (this.#stderr + chunk.toString()).slice(-4000)
     })
-    this.exited = new Promise((resolve) => this.child.once('exit', (code) => {
-      for (const w of this.#waiters.splice(0)) w()
-      resolve(code)
-    }))
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code) => {
+        for (const w of this.#waiters.splice(0)) w()
+        resolve(code)
+      }),
+    )
   }
 
   get stderr(): string {
@@ -74,9 +79,15 @@ export class Runner {
     for (;;) {
       const found = this.events.slice(from).find(predicate)
       if (found) return found
-      if (!this.alive) throw new Error(`${this.name} exited (${this.child.exitCode ?? this.child.signalCode}) before the awaited event; last events: ${JSON.stringify(this.events.slice(-5))}; stderr: ${this.#stderr}`)
+      if (!this.alive)
+        throw new Error(
+          `${this.name} exited (${this.child.exitCode ?? this.child.signalCode}) before the awaited event; last events: ${JSON.stringify(this.events.slice(-5))}; stderr: ${this.#stderr}`,
+        )
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`${this.name}: timed out waiting; last events: ${JSON.stringify(this.events.slice(-5))}; stderr: ${this.#stderr}`)
+      if (left <= 0)
+        throw new Error(
+          `${this.name}: timed out waiting; last events: ${JSON.stringify(this.events.slice(-5))}; stderr: ${this.#stderr}`,
+        )
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 250))
         this.#waiters.push(() => {
@@ -94,7 +105,15 @@ export class Runner {
       return await Promise.race([
         this.exited,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`${this.name}: ${what}: did not exit within ${timeoutMs} ms; last events: ${JSON.stringify(this.events.slice(-5))}; stderr: ${this.#stderr}`)), timeoutMs)
+          timer = setTimeout(
+            () =>
+              reject(
+                new Error(
+                  `${this.name}: ${what}: did not exit within ${timeoutMs} ms; last events: ${JSON.stringify(this.events.slice(-5))}; stderr: ${this.#stderr}`,
+                ),
+              ),
+            timeoutMs,
+          )
           timer.unref()
         }),
       ])
@@ -130,7 +149,11 @@ export class InputFeeder {
   constructor(topic: string, keys: number) {
     this.#topic = topic
     this.#keys = Array.from({ length: keys }, (_, i) => `key-${i}`)
-    this.#producer = new Producer({ clientId: uniqueName('feeder'), bootstrapBrokers: [...endpoints.kafkaBrokers], idempotent: true })
+    this.#producer = new Producer({
+      clientId: uniqueName('feeder'),
+      bootstrapBrokers: [...endpoints.kafkaBrokers],
+      idempotent: true,
+    })
   }
 
   get total(): number {
@@ -152,7 +175,12 @@ export class InputFeeder {
 
   /** One marker per partition: read back through the processor, it proves no transaction hangs. */
   async sendMarkers(partitions: number, id: string): Promise<void> {
-    const messages = Array.from({ length: partitions }, (_, p) => ({ topic: this.#topic, partition: p, key: Buffer.from(MARKER_KEY), value: Buffer.from(id) }))
+    const messages = Array.from({ length: partitions }, (_, p) => ({
+      topic: this.#topic,
+      partition: p,
+      key: Buffer.from(MARKER_KEY),
+      value: Buffer.from(id),
+    }))
     await this.#producer.send({ messages })
   }
 
@@ -162,8 +190,17 @@ export class InputFeeder {
 }
 
 /** Everything committed in `topic` (read_committed), read until `done(records)` holds or the timeout passes. */
-export async function readCommitted(topic: string, partitions: number, done: (records: SourceRecord[]) => boolean, timeoutMs: number): Promise<SourceRecord[]> {
-  const consumer = new Consumer({ groupId: uniqueName('verify'), clientId: uniqueName('verify'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+export async function readCommitted(
+  topic: string,
+  partitions: number,
+  done: (records: SourceRecord[]) => boolean,
+  timeoutMs: number,
+): Promise<SourceRecord[]> {
+  const consumer = new Consumer({
+    groupId: uniqueName('verify'),
+    clientId: uniqueName('verify'),
+    bootstrapBrokers: [...endpoints.kafkaBrokers],
+  })
   const reader = new PartitionReader(consumer, { fetchMaxBytes: 4 * 1024 * 1024, fetchMaxWaitMs: 200 })
   const records: SourceRecord[] = []
   try {
@@ -188,10 +225,17 @@ export function markersSeen(records: readonly SourceRecord[], id: string): numbe
  * `--isolation-level read_committed`, so the exactly-once verdict does not rest on ragstream's
  * read_committed filter alone. Reads until `count` records arrived (or 20 s without new ones).
  */
-export async function readCommittedWithKafkaConsumer(topic: string, count: number): Promise<{ key: Buffer; value: Buffer }[]> {
+export async function readCommittedWithKafkaConsumer(
+  topic: string,
+  count: number,
+): Promise<{ key: Buffer; value: Buffer }[]> {
   const stackDir = process.env.RAGSTREAM_STACK_DIR ?? fileURLToPath(new URL('../../.stack', import.meta.url))
   const version = process.env.RAGSTREAM_KAFKA_VERSION
-  const lib = join(stackDir, 'kafka', version ? `lib-${version}` : readdirSync(join(stackDir, 'kafka')).find((d) => d.startsWith('lib-'))!)
+  const lib = join(
+    stackDir,
+    'kafka',
+    version ? `lib-${version}` : readdirSync(join(stackDir, 'kafka')).find((d) => d.startsWith('lib-'))!,
+  )
   const args = [
     '-Xmx256m',
     '-cp',
@@ -240,7 +284,10 @@ export async function readCommittedWithKafkaConsumer(topic: string, count: numbe
  * 1, 2, …, n, where n is how many records of that key were sent. Anything lost, duplicated, visible
  * from an aborted transaction, or computed from state that diverged breaks it.
  */
-export function assertExactlyOnce(records: readonly { key: Buffer | null; value: Buffer | null }[], sent: ReadonlyMap<string, number>): void {
+export function assertExactlyOnce(
+  records: readonly { key: Buffer | null; value: Buffer | null }[],
+  sent: ReadonlyMap<string, number>,
+): void {
   const byKey = new Map<string, string[]>()
   for (const r of records) {
     const key = r.key?.toString() ?? ''
@@ -255,7 +302,9 @@ export function assertExactlyOnce(records: readonly { key: Buffer | null; value:
     const expected = Array.from({ length: n }, (_, i) => `${key},${i + 1},${i + 1}`)
     if (got.length !== expected.length || got.some((v, i) => v !== expected[i])) {
       const firstBad = got.findIndex((v, i) => v !== expected[i])
-      problems.push(`${key}: expected ${n} outputs, got ${got.length}; first difference at #${firstBad}: ${got[firstBad]} (expected ${expected[firstBad]})`)
+      problems.push(
+        `${key}: expected ${n} outputs, got ${got.length}; first difference at #${firstBad}: ${got[firstBad]} (expected ${expected[firstBad]})`,
+      )
     }
   }
   for (const key of byKey.keys()) if (!sent.has(key)) problems.push(`unexpected key ${key}`)
@@ -266,7 +315,11 @@ export function assertExactlyOnce(records: readonly { key: Buffer | null; value:
  * Fresh input and output topics for the counting topology under a fresh application id; its
  * changelog (created by the runtime) is deleted with them after the test.
  */
-export async function countingTopics(t: After, prefix: string, partitions: number): Promise<{ applicationId: string; input: string; output: string }> {
+export async function countingTopics(
+  t: After,
+  prefix: string,
+  partitions: number,
+): Promise<{ applicationId: string; input: string; output: string }> {
   const applicationId = uniqueName(prefix)
   const input = `${applicationId}-in`
   const output = `${applicationId}-out`
@@ -296,9 +349,13 @@ export async function writeAbortCommitEmptyAbort(t: After, topic: string): Promi
   const transaction = async (values: string[], outcome: 'commit' | 'abort'): Promise<void> => {
     const tx = await producer.beginTransaction()
     if (values.length > 0) {
-      await tx.send({ messages: values.map((v) => ({ topic, partition: 0, key: Buffer.from(v), value: Buffer.from(v) })) })
+      await tx.send({
+        messages: values.map((v) => ({ topic, partition: 0, key: Buffer.from(v), value: Buffer.from(v) })),
+      })
     } else {
-      await tx.addPartitions(await producer.metadata({ topics: [topic] }), [{ topic, partition: 0, value: Buffer.alloc(0) }])
+      await tx.addPartitions(await producer.metadata({ topics: [topic] }), [
+        { topic, partition: 0, value: Buffer.alloc(0) },
+      ])
     }
     await (outcome === 'commit' ? tx.commit() : tx.abort())
   }

@@ -39,7 +39,10 @@ const stores = new Map<string, StateStore>()
 let closeBackend: () => Promise<void> = async () => {}
 if (config.store === 'redis') {
   const { RedisStateBackend } = await import('../../src/state/redis-store.ts')
-  const backend = new RedisStateBackend({ applicationId: config.applicationId, target: { kind: 'single', url: config.redisUrl ?? 'redis://127.0.0.1:6379' } })
+  const backend = new RedisStateBackend({
+    applicationId: config.applicationId,
+    target: { kind: 'single', url: config.redisUrl ?? 'redis://127.0.0.1:6379' },
+  })
   stores.set('counts', backend.store('counts'))
   closeBackend = () => backend.close()
 } else {
@@ -59,7 +62,8 @@ const runtime = new KafkaRuntime(countingTopology(config), {
   fetchMaxWaitMs: 200,
   onEvent: (event) => print(event),
   onBatchStage: (stage) => {
-    if (stage === 'committed') print({ event: 'committed', batches: runtime.stats.batches, records: runtime.stats.records })
+    if (stage === 'committed')
+      print({ event: 'committed', batches: runtime.stats.batches, records: runtime.stats.records })
     if (config.crashAtStage === stage && runtime.stats.batches >= (config.crashAfterBatches ?? 0)) {
       print({ event: 'crashing', stage })
       process.kill(process.pid, 'SIGKILL')
@@ -80,7 +84,11 @@ try {
   await closeBackend()
   process.exit(0)
 } catch (error) {
-  print({ event: 'fatal', code: error instanceof RagstreamError ? error.code : undefined, message: (error as Error).message })
+  print({
+    event: 'fatal',
+    code: error instanceof RagstreamError ? error.code : undefined,
+    message: (error as Error).message,
+  })
   await closeBackend().catch(() => {})
   process.exit(error instanceof RagstreamError && error.code === 'RS_PRODUCER_FENCED' ? 3 : 1)
 }

@@ -10,7 +10,13 @@ export type After = { after: (fn: () => Promise<void>) => void }
 export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref()))])
+    return await Promise.race([
+      promise,
+      new Promise<never>(
+        (_, reject) =>
+          (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref()),
+      ),
+    ])
   } finally {
     clearTimeout(timer)
   }
@@ -21,7 +27,10 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
  * assertion fails first, so a failing test never leaves a runtime holding the file's event loop.
  */
 export function runStopped(t: After, runtime: KafkaRuntime, name: string): Promise<unknown> {
-  const running = runtime.run().then(() => 'stopped', (error: unknown) => error)
+  const running = runtime.run().then(
+    () => 'stopped',
+    (error: unknown) => error,
+  )
   t.after(async () => {
     runtime.stop()
     await within(running, 45_000, `${name} to stop after the test`)

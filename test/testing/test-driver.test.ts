@@ -12,7 +12,11 @@ test('the TSDoc example: an order picks up its product, and follows its changes'
   const products = builder.table<{ price: number }>('products', { name: 'products' })
   builder
     .table<{ product: string; qty: number }>('orders', { name: 'orders' })
-    .join(products, { name: 'join-products', foreignKey: (o) => o.product, joiner: (o, p) => ({ ...o, price: p.price }) })
+    .join(products, {
+      name: 'join-products',
+      foreignKey: (o) => o.product,
+      joiner: (o, p) => ({ ...o, price: p.price }),
+    })
     .to('order-details')
 
   const driver = new TopologyTestDriver(builder.build(), { partitions: 3 })
@@ -23,7 +27,7 @@ test('the TSDoc example: an order picks up its product, and follows its changes'
   assert.deepEqual(driver.readDeadLetters(), [])
 })
 
-test('inputs are placed with Kafka\'s default partitioner; every output for a left key comes from that key\'s task', async () => {
+test("inputs are placed with Kafka's default partitioner; every output for a left key comes from that key's task", async () => {
   const driver = new TopologyTestDriver(fkJoinTopology('left', topics), { partitions: 5 })
   const keys = Array.from({ length: 30 }, (_, i) => `o${i}`)
   await driver.pipe('products', 'p1', { name: 'widget', price: 5 })
@@ -33,10 +37,11 @@ test('inputs are placed with Kafka\'s default partitioner; every output for a le
   const outputs = driver.allOutput('order-details')
   assert.equal(outputs.length, keys.length * 3)
   for (const record of outputs) assert.equal(record.task, partitionForString(record.key!, 5), record.key!)
-  for (const record of driver.allOutput('shop-join-products-subscription-repartition')) assert.equal(record.partition, partitionForString('p1', 5))
+  for (const record of driver.allOutput('shop-join-products-subscription-repartition'))
+    assert.equal(record.partition, partitionForString('p1', 5))
 })
 
-test('pipeBatch runs one batch per task: the batch\'s keys are prefetched once and later records see earlier writes', async () => {
+test("pipeBatch runs one batch per task: the batch's keys are prefetched once and later records see earlier writes", async () => {
   const driver = new TopologyTestDriver(fkJoinTopology('inner', topics), { partitions: 2 })
   await driver.pipeBatch([
     { topic: 'products', key: 'p1', value: { name: 'widget', price: 5 } },
@@ -56,11 +61,24 @@ test('outputs: readOutput consumes, allOutput keeps everything, changelogs are r
   assert.equal(driver.readOutput('order-details').length, 1)
   assert.equal(driver.readOutput('order-details').length, 0)
   await driver.pipe('orders', 'o1', { product: null, qty: 2 })
-  assert.deepEqual(driver.readOutput('order-details').map((r) => r.value), [{ qty: 2, product: null, price: null }])
+  assert.deepEqual(
+    driver.readOutput('order-details').map((r) => r.value),
+    [{ qty: 2, product: null, price: null }],
+  )
   assert.equal(driver.allOutput('order-details').length, 2)
   const changelog = driver.allOutput('shop-orders-changelog')
-  assert.deepEqual(changelog.map((r) => [r.key, r.value, r.offset]), [['o1', { product: null, qty: 1 }, 0n], ['o1', { product: null, qty: 2 }, 1n]])
-  assert.equal(await driver.store('orders')!.checkpoint(partitionForString('o1', 2)), 2n, 'the checkpoint is the next changelog offset')
+  assert.deepEqual(
+    changelog.map((r) => [r.key, r.value, r.offset]),
+    [
+      ['o1', { product: null, qty: 1 }, 0n],
+      ['o1', { product: null, qty: 2 }, 1n],
+    ],
+  )
+  assert.equal(
+    await driver.store('orders')!.checkpoint(partitionForString('o1', 2)),
+    2n,
+    'the checkpoint is the next changelog offset',
+  )
 })
 
 test('undecodable input is dead-lettered with its source position and the line keeps moving', async () => {
@@ -70,7 +88,13 @@ test('undecodable input is dead-lettered with its source position and the line k
   await driver.pipe('orders', 'o2', { product: null, qty: 1 })
   const dead = driver.readDeadLetters()
   assert.deepEqual(
-    dead.map((r) => [r.headers[DEAD_LETTER_HEADERS.code], r.headers[DEAD_LETTER_HEADERS.node], r.headers[DEAD_LETTER_HEADERS.topic], r.headers[DEAD_LETTER_HEADERS.offset], r.headers[DEAD_LETTER_HEADERS.application]]),
+    dead.map((r) => [
+      r.headers[DEAD_LETTER_HEADERS.code],
+      r.headers[DEAD_LETTER_HEADERS.node],
+      r.headers[DEAD_LETTER_HEADERS.topic],
+      r.headers[DEAD_LETTER_HEADERS.offset],
+      r.headers[DEAD_LETTER_HEADERS.application],
+    ]),
     [
       ['RS_DECODE_FAILED', 'orders', 'orders', '0', 'shop'],
       ['RS_DECODE_FAILED', 'orders', 'orders', '0', 'shop'],
@@ -88,7 +112,10 @@ test('piping to a topic the topology does not read, or to an internal topic, or 
   const driver = new TopologyTestDriver(fkJoinTopology('left', topics), { partitions: 2 })
   await assert.rejects(driver.pipe('nope', 'k', 1), /does not read topic 'nope'/)
   await assert.rejects(driver.pipe('shop-join-products-response-repartition', 'k', 1), /does not read topic/)
-  await assert.rejects(driver.pipe('orders', 'k', { product: null, qty: 1 }, { partition: 2 }), /partition 2 is outside 0..1/)
+  await assert.rejects(
+    driver.pipe('orders', 'k', { product: null, qty: 1 }, { partition: 2 }),
+    /partition 2 is outside 0..1/,
+  )
   await driver.pipe('orders', 'k', { product: null, qty: 1 })
   assert.equal(driver.readTable('order-details').size, 1, 'the driver keeps working after a rejected pipe')
   await driver.close()

@@ -14,7 +14,9 @@ import { decodeChunkEvents, testRagServices } from '../support/rag-services.ts'
 import { uniqueName } from '../support/stack.ts'
 
 test('knowledge-base: describe text is pinned', () => {
-  assert.equal(topology.describe(), `Topology: knowledge-base
+  assert.equal(
+    topology.describe(),
+    `Topology: knowledge-base
    Sub-topology: 0
     Source: articles-source (topics: [kb.articles])
       --> articles
@@ -88,19 +90,31 @@ Topics:
     changelog: knowledge-base-chunk-sets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store chunk-sets
     sink: rag.chunks.knowledge-base (partitions: external)
     dead-letter: knowledge-base-dead-letter (partitions: as source topics) (cleanup.policy=delete, retention.ms=604800000, segment.ms=86400000) — records that failed, with error and source position headers
-`)
+`,
+  )
 })
 
 const PREFIX = 'kbt'
 const ARTICLES = `${PREFIX}.articles`
 const CATEGORIES = `${PREFIX}.public.categories`
 const categoriesTable = {
-  server: PREFIX, schema: 'public', table: 'categories', key: ['id'],
-  columns: [{ name: 'id', type: 'int64', optional: false }, { name: 'name', type: 'string', optional: false }, { name: 'classification', type: 'string', optional: false }],
+  server: PREFIX,
+  schema: 'public',
+  table: 'categories',
+  key: ['id'],
+  columns: [
+    { name: 'id', type: 'int64', optional: false },
+    { name: 'name', type: 'string', optional: false },
+    { name: 'classification', type: 'string', optional: false },
+  ],
 } as const
 
 function category(id: number, name: string, classification: string) {
-  const [record] = encodeChange(categoriesTable, { op: 'r', before: null, after: { id, name, classification } }, { withSchema: false, tsMs: 1, lsn: 1, txId: 1 })
+  const [record] = encodeChange(
+    categoriesTable,
+    { op: 'r', before: null, after: { id, name, classification } },
+    { withSchema: false, tsMs: 1, lsn: 1, txId: 1 },
+  )
   return { topic: CATEGORIES, key: record.key, value: record.value }
 }
 
@@ -116,7 +130,11 @@ const ARTICLE = [
   'Call the [export endpoint](https://example.com/api) with your token.',
 ].join('\n')
 
-const article = (slug: string, body: string, extra: Record<string, unknown> = {}) => ({ topic: ARTICLES, key: slug, value: { slug, category_id: 1, title: 'Invoices', body, published: true, ...extra } })
+const article = (slug: string, body: string, extra: Record<string, unknown> = {}) => ({
+  topic: ARTICLES,
+  key: slug,
+  value: { slug, category_id: 1, title: 'Invoices', body, published: true, ...extra },
+})
 
 test('knowledge-base: markdownSections splits at headings outside code fences, as plain text', () => {
   assert.deepEqual(markdownSections(1200).split(ARTICLE), [
@@ -124,7 +142,11 @@ test('knowledge-base: markdownSections splits at headings outside code fences, a
     'From the web app\n\nOpen Billing, choose a period and press Export.\n# not a heading: inside a code fence',
     'With the API\n\nCall the export endpoint with your token.',
   ])
-  assert.ok(markdownSections(40).split(ARTICLE).every((chunk) => chunk.length <= 40))
+  assert.ok(
+    markdownSections(40)
+      .split(ARTICLE)
+      .every((chunk) => chunk.length <= 40),
+  )
 })
 
 test('knowledge-base: one chunk per section; an edit re-emits its section; a reclassified category reaches every article; unpublishing tombstones', async (t) => {
@@ -140,33 +162,59 @@ test('knowledge-base: one chunk per section; an edit re-emits its section; a rec
     const values = (await decodeChunkEvents(records.map((r) => r.rawValue))) as unknown[]
     const isAudit = (v: unknown): boolean => typeof v === 'object' && v !== null && 'event_id' in v && 'kind' in v
     audits = values.filter(isAudit) as typeof audits
-    return records.flatMap((r, i) => (isAudit(values[i]) ? [] : [{ key: r.key as string, event: values[i] as ChunkEvent | null }]))
+    return records.flatMap((r, i) =>
+      isAudit(values[i]) ? [] : [{ key: r.key as string, event: values[i] as ChunkEvent | null }],
+    )
   }
 
   await driver.pipe(ARTICLES, ...args(article('export-invoices', ARTICLE)))
   assert.deepEqual(await read(), [], 'inner join: no category yet, nothing indexed')
   await driver.pipeBatch([category(1, 'Billing', 'public'), article('draft', ARTICLE, { published: false })])
   const first = await read()
-  assert.deepEqual(first.map((r) => [r.event?.entity_key, r.event?.chunk_index]), [['export-invoices', 0], ['export-invoices', 1], ['export-invoices', 2]])
+  assert.deepEqual(
+    first.map((r) => [r.event?.entity_key, r.event?.chunk_index]),
+    [
+      ['export-invoices', 0],
+      ['export-invoices', 1],
+      ['export-invoices', 2],
+    ],
+  )
   assert.equal(first[2].event?.text, 'Invoices (Billing)\n\nWith the API\n\nCall the export endpoint with your token.')
   assert.equal(first[0].event?.classification, 'public')
   assert.equal(first[0].event?.policy_version, 'knowledge-base@1')
   assert.equal(audits.length, 0, 'nothing redacted, nothing reclassified')
 
   await driver.pipe(ARTICLES, ...args(article('export-invoices', ARTICLE.replace('your token', 'an API key'))))
-  assert.deepEqual((await read()).map((r) => r.key), [first[2].key])
+  assert.deepEqual(
+    (await read()).map((r) => r.key),
+    [first[2].key],
+  )
 
   await driver.pipe(ARTICLES, ...args(article('refunds', '# Refunds\nRefunds take five days.')))
   await read()
   await driver.pipeBatch([category(1, 'Billing', 'internal')])
   const reclassified = await read()
-  assert.deepEqual(reclassified.map((r) => r.event?.entity_key).sort(), ['export-invoices', 'export-invoices', 'export-invoices', 'refunds'])
+  assert.deepEqual(reclassified.map((r) => r.event?.entity_key).sort(), [
+    'export-invoices',
+    'export-invoices',
+    'export-invoices',
+    'refunds',
+  ])
   for (const r of reclassified) assert.equal(r.event?.classification, 'internal')
-  assert.deepEqual(audits.map((a) => [a.kind, a.topology, a.topology_version]), [['RECLASSIFIED', 'knowledge-base', 'v1'], ['RECLASSIFIED', 'knowledge-base', 'v1']])
+  assert.deepEqual(
+    audits.map((a) => [a.kind, a.topology, a.topology_version]),
+    [
+      ['RECLASSIFIED', 'knowledge-base', 'v1'],
+      ['RECLASSIFIED', 'knowledge-base', 'v1'],
+    ],
+  )
 
   await driver.pipe(ARTICLES, ...args(article('export-invoices', ARTICLE, { published: false })))
   const unpublished = await read()
-  assert.deepEqual(unpublished.map((r) => [r.key, r.event]), first.map((r) => [r.key, null]))
+  assert.deepEqual(
+    unpublished.map((r) => [r.key, r.event]),
+    first.map((r) => [r.key, null]),
+  )
   assert.deepEqual(driver.readDeadLetters(), [])
 })
 
@@ -180,12 +228,26 @@ test('knowledge-base: PII in an article is masked before its store and in its ch
   t.after(() => deleteSubject(`${chunkTopic}-audit-value`))
   const driver = new TopologyTestDriver(knowledgeBase({ prefix: PREFIX, chunkTopic, services }), { partitions: 2 })
   t.after(() => driver.close())
-  const body = '# Contact\nWrite to jane.doe@example.com or call +44 20 7946 0958.\n## Keys\nNever paste a key like AKIAIOSFODNN7EXAMPLE into a ticket.'
+  const body =
+    '# Contact\nWrite to jane.doe@example.com or call +44 20 7946 0958.\n## Keys\nNever paste a key like AKIAIOSFODNN7EXAMPLE into a ticket.'
   const events: TelemetryEvent[] = []
-  await withTelemetry((e) => events.push(e), () => driver.pipeBatch([category(1, 'Billing', 'unheard-of'), article('contact', body, { title: 'Reach jane.doe@example.com' })]))
+  await withTelemetry(
+    (e) => events.push(e),
+    () =>
+      driver.pipeBatch([
+        category(1, 'Billing', 'unheard-of'),
+        article('contact', body, { title: 'Reach jane.doe@example.com' }),
+      ]),
+  )
   // redactAtSource masked the article before its store, so govern found nothing left to remove.
-  assert.deepEqual(events.filter((e) => e.kind === 'source-redactions'), [{ kind: 'source-redactions', topic: ARTICLES, redactions: { email: 2, phone: 1, secret: 1 } }])
-  assert.deepEqual(events.filter((e) => e.kind === 'govern').map((e) => e.kind === 'govern' && [e.emitted, e.redactions]), [[1, {}]])
+  assert.deepEqual(
+    events.filter((e) => e.kind === 'source-redactions'),
+    [{ kind: 'source-redactions', topic: ARTICLES, redactions: { email: 2, phone: 1, secret: 1 } }],
+  )
+  assert.deepEqual(
+    events.filter((e) => e.kind === 'govern').map((e) => e.kind === 'govern' && [e.emitted, e.redactions]),
+    [[1, {}]],
+  )
 
   const records = driver.readOutput(chunkTopic)
   const values = (await decodeChunkEvents(records.map((r) => r.rawValue))) as unknown as Record<string, unknown>[]
@@ -197,7 +259,12 @@ test('knowledge-base: PII in an article is masked before its store and in its ch
     assert.equal(chunk.classification, 'restricted', 'an unknown category label fails closed')
   }
   assert.equal(chunks[0].text, 'Reach [EMAIL] (Billing)\n\nContact\n\nWrite to [EMAIL] or call [PHONE].')
-  assert.deepEqual(audits, [], 'no REDACTED event: govern removed nothing (the counts are the metrics\' and the source\'s)')
-  for (const record of driver.allOutput('knowledge-base-articles-changelog')) assert.doesNotMatch(record.rawValue?.toString('utf8') ?? '', /jane\.doe|7946|AKIA/)
+  assert.deepEqual(
+    audits,
+    [],
+    "no REDACTED event: govern removed nothing (the counts are the metrics' and the source's)",
+  )
+  for (const record of driver.allOutput('knowledge-base-articles-changelog'))
+    assert.doesNotMatch(record.rawValue?.toString('utf8') ?? '', /jane\.doe|7946|AKIA/)
   assert.deepEqual(driver.readDeadLetters(), [])
 })

@@ -4,7 +4,9 @@ import { TopologyTestDriver } from '../../src/testing/index.ts'
 import topology from '../../topologies/passthrough.ts'
 
 test('passthrough: describe text is pinned', () => {
-  assert.equal(topology.describe(), `Topology: passthrough
+  assert.equal(
+    topology.describe(),
+    `Topology: passthrough
    Sub-topology: 0
     Source: input-source (topics: [passthrough.input])
       --> input
@@ -20,7 +22,8 @@ Topics:
     changelog: passthrough-input-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store input
     sink: passthrough.output (partitions: external)
     dead-letter: passthrough-dead-letter (partitions: as source topics) (cleanup.policy=delete, retention.ms=604800000, segment.ms=86400000) — records that failed, with error and source position headers
-`)
+`,
+  )
 })
 
 test('passthrough: rows and deletes pass through unchanged', async () => {
@@ -28,5 +31,12 @@ test('passthrough: rows and deletes pass through unchanged', async () => {
   await driver.pipe('passthrough.input', 'a', { n: 1 })
   await driver.pipe('passthrough.input', 'b', { n: 2 })
   await driver.pipe('passthrough.input', 'a', null)
-  assert.deepEqual(driver.readOutput('passthrough.output').map((r) => [r.key, r.value]), [['a', { n: 1 }], ['b', { n: 2 }], ['a', null]])
+  assert.deepEqual(
+    driver.readOutput('passthrough.output').map((r) => [r.key, r.value]),
+    [
+      ['a', { n: 1 }],
+      ['b', { n: 2 }],
+      ['a', null],
+    ],
+  )
 })

@@ -4,7 +4,9 @@ import { TopologyTestDriver } from '../../src/testing/index.ts'
 import topology from '../../topologies/support-tickets.ts'
 
 test('support-tickets: describe text is pinned', () => {
-  assert.equal(topology.describe(), `Topology: support-tickets
+  assert.equal(
+    topology.describe(),
+    `Topology: support-tickets
    Sub-topology: 0
     Source: customers-source (topics: [crm.customers])
       --> customers
@@ -69,7 +71,8 @@ Topics:
     repartition: support-tickets-join-customers-right-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-customers right rows not on their key's partition, keyed by right key
     sink: support.documents (partitions: external)
     dead-letter: support-tickets-dead-letter (partitions: as source topics) (cleanup.policy=delete, retention.ms=604800000, segment.ms=86400000) — records that failed, with error and source position headers
-`)
+`,
+  )
 })
 
 const envelope = (op: string, after: unknown): unknown => ({ schema: {}, payload: { op, before: null, after } })
@@ -78,13 +81,22 @@ test('support-tickets: a customer reclassified to restricted changes every ticke
   const driver = new TopologyTestDriver(topology, { partitions: 3 })
   await driver.pipe('crm.customers', '42', { name: 'Ada', tier: 'gold', classification: 'internal' })
   for (const id of [1, 2, 3]) {
-    await driver.pipe('pg.public.tickets', JSON.stringify({ id }), envelope('c', { id, customer_id: 42, subject: `s${id}`, body: 'b', status: 'open' }))
+    await driver.pipe(
+      'pg.public.tickets',
+      JSON.stringify({ id }),
+      envelope('c', { id, customer_id: 42, subject: `s${id}`, body: 'b', status: 'open' }),
+    )
   }
-  await driver.pipe('pg.public.tickets', JSON.stringify({ id: 4 }), envelope('r', { id: 4, customer_id: 42, subject: 'spam', body: 'b', status: 'spam' }))
+  await driver.pipe(
+    'pg.public.tickets',
+    JSON.stringify({ id: 4 }),
+    envelope('r', { id: 4, customer_id: 42, subject: 'spam', body: 'b', status: 'spam' }),
+  )
   await driver.pipe('crm.customers', '42', { name: 'Ada', tier: 'gold', classification: 'restricted' })
   const documents = driver.readTable('support.documents')
   assert.deepEqual([...documents.keys()].sort(), ['1', '2', '3'])
-  for (const document of documents.values()) assert.equal((document as { classification: string }).classification, 'restricted')
+  for (const document of documents.values())
+    assert.equal((document as { classification: string }).classification, 'restricted')
   await driver.pipe('pg.public.tickets', JSON.stringify({ id: 2 }), envelope('d', null))
   assert.deepEqual([...driver.readTable('support.documents').keys()].sort(), ['1', '3'])
   assert.deepEqual(driver.readDeadLetters(), [])

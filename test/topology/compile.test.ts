@@ -25,8 +25,13 @@ function storesFor(names: readonly string[]): Map<string, MemoryStateStore> {
   return new Map(names.map((name) => [name, new MemoryStateStore(name)]))
 }
 
-async function prefetch(processor: ProcessorTopology, stores: Map<string, MemoryStateStore>, records: SourceRecord[]): Promise<void> {
-  for (const [store, partitions] of processor.prefetchKeys(records)) for (const [p, keys] of partitions) await stores.get(store)!.prefetch(p, keys)
+async function prefetch(
+  processor: ProcessorTopology,
+  stores: Map<string, MemoryStateStore>,
+  records: SourceRecord[],
+): Promise<void> {
+  for (const [store, partitions] of processor.prefetchKeys(records))
+    for (const [p, keys] of partitions) await stores.get(store)!.prefetch(p, keys)
 }
 
 test('the compiled topology lists its topics with the settings internal ones are created with', () => {
@@ -47,13 +52,43 @@ test('the compiled topology lists its topics with the settings internal ones are
       ['source', 'orders', undefined, {}, undefined],
       ['changelog', 'shop-products-changelog', 6, { 'cleanup.policy': 'compact' }, 'products'],
       ['changelog', 'shop-orders-changelog', 6, { 'cleanup.policy': 'compact' }, 'orders'],
-      ['changelog', 'shop-join-products-subscriptions-changelog', 6, { 'cleanup.policy': 'compact' }, 'join-products-subscriptions'],
+      [
+        'changelog',
+        'shop-join-products-subscriptions-changelog',
+        6,
+        { 'cleanup.policy': 'compact' },
+        'join-products-subscriptions',
+      ],
       ['changelog', 'shop-join-products-right-changelog', 6, { 'cleanup.policy': 'compact' }, 'join-products-right'],
-      ['repartition', 'shop-join-products-subscription-repartition', 6, { 'cleanup.policy': 'delete', 'retention.ms': '-1' }, undefined],
-      ['repartition', 'shop-join-products-response-repartition', 6, { 'cleanup.policy': 'delete', 'retention.ms': '-1' }, undefined],
-      ['repartition', 'shop-join-products-right-repartition', 6, { 'cleanup.policy': 'delete', 'retention.ms': '-1' }, undefined],
+      [
+        'repartition',
+        'shop-join-products-subscription-repartition',
+        6,
+        { 'cleanup.policy': 'delete', 'retention.ms': '-1' },
+        undefined,
+      ],
+      [
+        'repartition',
+        'shop-join-products-response-repartition',
+        6,
+        { 'cleanup.policy': 'delete', 'retention.ms': '-1' },
+        undefined,
+      ],
+      [
+        'repartition',
+        'shop-join-products-right-repartition',
+        6,
+        { 'cleanup.policy': 'delete', 'retention.ms': '-1' },
+        undefined,
+      ],
       ['sink', 'order-details', undefined, {}, undefined],
-      ['dead-letter', 'shop-dead-letter', 6, { 'cleanup.policy': 'delete', 'retention.ms': '604800000', 'segment.ms': '86400000' }, undefined],
+      [
+        'dead-letter',
+        'shop-dead-letter',
+        6,
+        { 'cleanup.policy': 'delete', 'retention.ms': '604800000', 'segment.ms': '86400000' },
+        undefined,
+      ],
     ],
   )
 })
@@ -68,7 +103,12 @@ test('prefetchKeys names every key the batch reads, per store and partition; und
     record('shop-join-products-response-repartition', 'o8', { h: 'x', v: null }, 3),
     record('shop-join-products-right-repartition', 'p5', { name: 'w', price: 1 }, 1),
   ])
-  const plain = Object.fromEntries([...keys].map(([store, partitions]) => [store, Object.fromEntries([...partitions].map(([p, set]) => [p, [...set]]))]))
+  const plain = Object.fromEntries(
+    [...keys].map(([store, partitions]) => [
+      store,
+      Object.fromEntries([...partitions].map(([p, set]) => [p, [...set]])),
+    ]),
+  )
   assert.deepEqual(plain, {
     orders: { 1: ['o1'], 3: ['o8'] },
     products: { 2: ['p1'], 0: ['p9'] },
@@ -81,14 +121,16 @@ test('a store read the batch did not prefetch is a transient failure (process re
   const topology = fkJoinTopology('inner', topics)
   const processor = topology.compile({ partitions: 4 })
   const stores = storesFor(processor.storeNames)
-  await assert.rejects(processor.process([record('orders', 'o1', { product: 'p1', qty: 1 }, 0)], stores, 0), { code: 'RS_STATE_NOT_PREFETCHED' })
+  await assert.rejects(processor.process([record('orders', 'o1', { product: 'p1', qty: 1 }, 0)], stores, 0), {
+    code: 'RS_STATE_NOT_PREFETCHED',
+  })
 })
 
 test('compile refuses a partition count that is not a positive integer', () => {
   assert.throws(() => fkJoinTopology('inner', topics).compile({ partitions: 0 }), { code: 'RS_CONFIG_INVALID' })
 })
 
-test('a per-record failure reverts the record\'s table write and drops its partial outputs', async () => {
+test("a per-record failure reverts the record's table write and drops its partial outputs", async () => {
   const builder = new TopologyBuilder({ applicationId: 'app' })
   const rows = builder.table<{ n: number }>('in', { name: 'rows' })
   rows.to('copy')
@@ -100,7 +142,11 @@ test('a per-record failure reverts the record\'s table write and drops its parti
     .to('checked')
   const processor = builder.build().compile({ partitions: 1 })
   const stores = storesFor(processor.storeNames)
-  const batch = [record('in', 'k', { n: 1 }, 0, 0n), record('in', 'k', { n: -1 }, 0, 1n), record('in', 'j', { n: -2 }, 0, 2n)]
+  const batch = [
+    record('in', 'k', { n: 1 }, 0, 0n),
+    record('in', 'k', { n: -1 }, 0, 1n),
+    record('in', 'j', { n: -2 }, 0, 2n),
+  ]
   await prefetch(processor, stores, batch)
   const out = await processor.process(batch, stores, 0)
   assert.deepEqual(
@@ -145,6 +191,12 @@ test('concurrent process() calls (tasks awaiting a stage) do not share per-recor
   while (release.length < 2) await new Promise((resolve) => setImmediate(resolve))
   release.forEach((fn) => fn())
   const [outA, outB] = await Promise.all([first, second])
-  assert.deepEqual(outA.map((r) => [r.key?.toString(), r.value?.toString(), r.partition]), [['a', '{"n":10}', partitionForString('a', 2)]])
-  assert.deepEqual(outB.map((r) => [r.key?.toString(), r.value?.toString(), r.partition]), [['b', '{"n":20}', partitionForString('b', 2)]])
+  assert.deepEqual(
+    outA.map((r) => [r.key?.toString(), r.value?.toString(), r.partition]),
+    [['a', '{"n":10}', partitionForString('a', 2)]],
+  )
+  assert.deepEqual(
+    outB.map((r) => [r.key?.toString(), r.value?.toString(), r.partition]),
+    [['b', '{"n":20}', partitionForString('b', 2)]],
+  )
 })

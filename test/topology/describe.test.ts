@@ -6,7 +6,12 @@ import { describeTopology } from '../../src/topology/describe.ts'
 function stagedTopology() {
   const b = new TopologyBuilder({ applicationId: 'rag', deadLetterTopic: 'rag.dlq' })
   b.table<{ body: string }>('docs', { name: 'docs' })
-    .stage({ name: 'chunk', kind: 'chunk', stores: ['chunk-sets'], processor: { process: (items) => items.map(() => []) } })
+    .stage({
+      name: 'chunk',
+      kind: 'chunk',
+      stores: ['chunk-sets'],
+      processor: { process: (items) => items.map(() => []) },
+    })
     .to('rag.chunks', { name: 'chunks-out' })
   return b.build()
 }
@@ -42,7 +47,14 @@ Topics:
 test('the JSON description is plain data: the logical nodes without their functions, and arrows both ways', () => {
   const description = describeTopology(stagedTopology().graph)
   assert.deepEqual(JSON.parse(JSON.stringify(description)), description)
-  assert.deepEqual(description.nodes[1], { kind: 'stage', name: 'chunk', named: true, inputs: ['docs'], stageKind: 'chunk', stores: ['chunk-sets'] })
+  assert.deepEqual(description.nodes[1], {
+    kind: 'stage',
+    name: 'chunk',
+    named: true,
+    inputs: ['docs'],
+    stageKind: 'chunk',
+    stores: ['chunk-sets'],
+  })
   const [sub] = description.subTopologies
   assert.deepEqual(
     sub.nodes.map((n) => [n.name, n.successors, n.predecessors]),

@@ -14,7 +14,7 @@ test('murmur2 matches the Java client (Kafka UtilsTest vectors)', () => {
   for (const [input, expected] of vectors) assert.equal(murmur2(Buffer.from(input)), expected, input)
 })
 
-test('the partition is toPositive(murmur2) % partitions, as Kafka\'s default partitioner', () => {
+test("the partition is toPositive(murmur2) % partitions, as Kafka's default partitioner", () => {
   assert.equal(partitionForString('21', 7), (-973932308 & 0x7fffffff) % 7)
   for (let i = 0; i < 200; i++) {
     const key = `key-${i}-${'x'.repeat(i % 9)}`

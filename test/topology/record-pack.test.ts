@@ -8,7 +8,12 @@ function sourceOf(value: Buffer | null, key: Buffer | null = null): SourceRecord
   return { topic: 't', partition: 2, offset: 41n, timestamp: 7n, headers: new Map(), key, value }
 }
 
-const item = (partition: number, key: string, value: string | null, topic = 't'): SinkRecord => ({ topic, partition, key: Buffer.from(key), value: value === null ? null : Buffer.from(value) })
+const item = (partition: number, key: string, value: string | null, topic = 't'): SinkRecord => ({
+  topic,
+  partition,
+  key: Buffer.from(key),
+  value: value === null ? null : Buffer.from(value),
+})
 
 test('a pack round-trips its items in order, null values and empty keys included, at the pack’s coordinates', () => {
   const items = [item(2, 'a', 'one'), item(2, '', 'two'), item(2, 'ü', null)]
@@ -40,7 +45,14 @@ test('a truncated or unknown pack is a decode failure', () => {
 })
 
 test('packTopic packs one topic per partition, in order, at most perPack items a record, and leaves other records alone', () => {
-  const out: SinkRecord[] = [item(0, 'x', '1', 'other'), item(1, 'a', '1'), item(0, 'b', '1'), item(1, 'c', '1'), item(1, 'd', '1'), item(0, 'y', '2', 'other')]
+  const out: SinkRecord[] = [
+    item(0, 'x', '1', 'other'),
+    item(1, 'a', '1'),
+    item(0, 'b', '1'),
+    item(1, 'c', '1'),
+    item(1, 'd', '1'),
+    item(0, 'y', '2', 'other'),
+  ]
   packTopic(out, 't', 2)
   assert.deepEqual(
     out.filter((r) => r.topic === 'other').map((r) => r.key?.toString()),
@@ -59,7 +71,13 @@ test('packTopic packs one topic per partition, in order, at most perPack items a
 
 test('packTopic closes a pack at maxBytes of keys and values, so large right rows never make a record the broker refuses', () => {
   const big = 'v'.repeat(100)
-  const out: SinkRecord[] = [item(0, 'a', big), item(0, 'b', big), item(0, 'c', big), item(0, 'd', 'v'.repeat(500)), item(0, 'e', big)]
+  const out: SinkRecord[] = [
+    item(0, 'a', big),
+    item(0, 'b', big),
+    item(0, 'c', big),
+    item(0, 'd', 'v'.repeat(500)),
+    item(0, 'e', big),
+  ]
   packTopic(out, 't', 16, 250)
   assert.deepEqual(
     out.map((r) => unpackRecords(sourceOf(r.value)).map((i) => i.key?.toString())),

@@ -38,11 +38,17 @@ test('every problem is reported at once, each with its path', () => {
 test('the error message lists the problems, one per line', () => {
   const b = new TopologyBuilder({ applicationId: 'app' })
   b.table('a', { name: 'a' })
-  assert.throws(() => b.build(), (error: ConfigError) => {
-    assert.equal(error.message, "invalid topology 'app':\n  /topology/nodes: no sink: write at least one output with .to(topic)")
-    assert.equal(error.retriable, false)
-    return true
-  })
+  assert.throws(
+    () => b.build(),
+    (error: ConfigError) => {
+      assert.equal(
+        error.message,
+        "invalid topology 'app':\n  /topology/nodes: no sink: write at least one output with .to(topic)",
+      )
+      assert.equal(error.retriable, false)
+      return true
+    },
+  )
 })
 
 test('names, topics and stores must be unique; sinks may not write sources or internal topics', () => {
@@ -50,7 +56,9 @@ test('names, topics and stores must be unique; sinks may not write sources or in
     const b = new TopologyBuilder({ applicationId: 'app' })
     const a = b.table('in', { name: 'a' })
     b.table('in', { name: 'a' }).to('in')
-    a.stage({ name: 'chunk', kind: 'chunk', stores: ['a'], processor: { process: (items) => items.map(() => []) } }).to('app-a-changelog')
+    a.stage({ name: 'chunk', kind: 'chunk', stores: ['a'], processor: { process: (items) => items.map(() => []) } }).to(
+      'app-a-changelog',
+    )
     return b.build()
   })
   assert.deepEqual(problems, [
@@ -68,10 +76,18 @@ test('a join reads tables (sources or join results), not stage outputs; stateful
     const b = new TopologyBuilder({ applicationId: 'app' })
     const left = b.table<{ fk: string }>('l', { name: 'l' })
     const right = b.table('r', { name: 'r' })
-    const staged = left.stage<{ fk: string }>({ kind: 'govern', stores: ['s'], processor: { process: (items) => items.map(() => []) } })
+    const staged = left.stage<{ fk: string }>({
+      kind: 'govern',
+      stores: ['s'],
+      processor: { process: (items) => items.map(() => []) },
+    })
     staged.join(right, { name: 'j', foreignKey: (v) => v.fk, joiner: (l) => l }).to('out')
-    // @ts-expect-error: wrong types on purpose
-    left.filter('nope').mapValues(undefined).join(right, { name: 'k', type: 'outer', foreignKey: 1, joiner: 2 }).to('out2')
+    const untyped = left as any // wrong types on purpose
+    untyped
+      .filter('nope')
+      .mapValues(undefined)
+      .join(right, { name: 'k', type: 'outer', foreignKey: 1, joiner: 2 })
+      .to('out2')
     return b.build()
   })
   assert.deepEqual(problems, [
@@ -91,7 +107,17 @@ test('inputs must exist and be built first', () => {
       new Topology({
         applicationId: 'app',
         deadLetterTopic: 'app-dlq',
-        nodes: [fkJoinNode('j', true, 'ghost', 'phantom', 'inner', () => 'x', () => ({}))],
+        nodes: [
+          fkJoinNode(
+            'j',
+            true,
+            'ghost',
+            'phantom',
+            'inner',
+            () => 'x',
+            () => ({}),
+          ),
+        ],
       }),
   )
   assert.deepEqual(problems, [
@@ -123,5 +149,7 @@ test('internal topic names longer than Kafka allows are refused at build time', 
     b.table('in', { name: 'x'.repeat(240) }).to('out')
     return b.build()
   })
-  assert.deepEqual(problems, [`/topology/nodes/${'x'.repeat(240)}/name: internal topic 'app-${'x'.repeat(240)}-changelog' is longer than 249 characters`])
+  assert.deepEqual(problems, [
+    `/topology/nodes/${'x'.repeat(240)}/name: internal topic 'app-${'x'.repeat(240)}-changelog' is longer than 249 characters`,
+  ])
 })

@@ -7,7 +7,8 @@ import { EXIT, type CommandSpec } from '../command.ts'
 function intOption(values: Record<string, unknown>, name: string, min: number): number {
   const raw = String(values[name])
   const n = Number(raw)
-  if (!Number.isInteger(n) || n < min) throw new ConfigError([{ path: `--${name}`, message: `expected an integer ≥ ${min}, got '${raw}'` }], 'arguments')
+  if (!Number.isInteger(n) || n < min)
+    throw new ConfigError([{ path: `--${name}`, message: `expected an integer ≥ ${min}, got '${raw}'` }], 'arguments')
   return n
 }
 
@@ -25,18 +26,46 @@ function intOption(values: Record<string, unknown>, name: string, min: number): 
  */
 export const demoCommand: CommandSpec = {
   name: 'demo',
-  summary: 'Run support-copilot end to end: generator → processor → pgvector sink, live progress, a sample SQL query, then a forget with its receipt.',
+  summary:
+    'Run support-copilot end to end: generator → processor → pgvector sink, live progress, a sample SQL query, then a forget with its receipt.',
   options: {
-    duration: { type: 'string', default: '20', value: '<s>', description: 'seconds of live changes after the backfill, before the query' },
+    duration: {
+      type: 'string',
+      default: '20',
+      value: '<s>',
+      description: 'seconds of live changes after the backfill, before the query',
+    },
     backfill: { type: 'string', default: '500', value: '<n>', description: 'tickets in the initial snapshot' },
     rate: { type: 'string', default: '20', value: '<n/s>', description: 'live changes per second after the backfill' },
     seed: { type: 'string', default: '42', value: '<n>', description: 'generator seed' },
     partitions: { type: 'string', default: '3', value: '<n>', description: 'partitions of the fresh source topics' },
-    name: { type: 'string', default: 'demo-support-copilot', value: '<base>', description: 'base of the demo\'s Kafka names and Redis keys (demos with other bases leave each other alone)' },
-    'sql-topology': { type: 'string', default: 'support_demo', value: '<name>', description: 'SQL topology of the demo: tables chunks_<name>_r<id>, view rag.<name>' },
-    'analyst-role': { type: 'string', default: 'ragstream_demo_analyst', value: '<role>', description: 'role the sample query runs as (created if missing)' },
-    'metrics-port': { type: 'string', value: '<port>', description: 'serve Prometheus /metrics of processor and sink on this port (default /metrics/port of the config)' },
-    'no-forget': { type: 'boolean', description: 'skip the last step: ragstream forget --wait for the customer with the most rows, and its receipt' },
+    name: {
+      type: 'string',
+      default: 'demo-support-copilot',
+      value: '<base>',
+      description: "base of the demo's Kafka names and Redis keys (demos with other bases leave each other alone)",
+    },
+    'sql-topology': {
+      type: 'string',
+      default: 'support_demo',
+      value: '<name>',
+      description: 'SQL topology of the demo: tables chunks_<name>_r<id>, view rag.<name>',
+    },
+    'analyst-role': {
+      type: 'string',
+      default: 'ragstream_demo_analyst',
+      value: '<role>',
+      description: 'role the sample query runs as (created if missing)',
+    },
+    'metrics-port': {
+      type: 'string',
+      value: '<port>',
+      description: 'serve Prometheus /metrics of processor and sink on this port (default /metrics/port of the config)',
+    },
+    'no-forget': {
+      type: 'boolean',
+      description: 'skip the last step: ragstream forget --wait for the customer with the most rows, and its receipt',
+    },
   },
   details: [
     'Each run creates fresh topics (<name>.r<id>.public.tickets, …), a fresh processor application and a new',
@@ -45,7 +74,7 @@ export const demoCommand: CommandSpec = {
     'records/s into the processor and rows/s out of the sink, consumer lag of both, freshness p50/p99 of rows',
     'written in the last 30 s (visible_at − source_ts in Postgres), chunk rows, dead letters, embedding',
     'calls vs cache hits. Then the query runs as ragstream_demo_analyst (row-level security applies), and',
-    'the customer with the most rows is forgotten as `ragstream forget --wait` does it (the run\'s own',
+    "the customer with the most rows is forgotten as `ragstream forget --wait` does it (the run's own",
     'deletions topic <name>.r<id>.governance.deletions); its receipt shows 0 rows remaining.',
     'Ctrl-C (SIGINT) or SIGTERM stops generator, processor and sink cleanly: the open transaction commits or',
     'aborts, nothing is left hanging. Postgres: RAGSTREAM_POSTGRES_URL must be able to create roles once.',
@@ -64,7 +93,9 @@ export const demoCommand: CommandSpec = {
     const server = port === undefined ? undefined : await serveMetrics(metrics, { port })
     if (server) {
       const address = server.address()
-      stderr.write(`metrics on http://127.0.0.1:${typeof address === 'object' && address ? address.port : port}/metrics\n`)
+      stderr.write(
+        `metrics on http://127.0.0.1:${typeof address === 'object' && address ? address.port : port}/metrics\n`,
+      )
     }
     const controller = new AbortController()
     let signals = 0
@@ -76,8 +107,20 @@ export const demoCommand: CommandSpec = {
     process.on('SIGTERM', onSignal)
     try {
       await runDemo({
-        config, durationSeconds, backfill, rate, seed, partitions, metrics, out: stdout, signal: controller.signal, log: createLogger('demo', { destination: stderr, level: config.log.level, format: config.log.format }),
-        name: String(values.name), sqlTopology: String(values['sql-topology']), analystRole: String(values['analyst-role']), forget: values['no-forget'] !== true,
+        config,
+        durationSeconds,
+        backfill,
+        rate,
+        seed,
+        partitions,
+        metrics,
+        out: stdout,
+        signal: controller.signal,
+        log: createLogger('demo', { destination: stderr, level: config.log.level, format: config.log.format }),
+        name: String(values.name),
+        sqlTopology: String(values['sql-topology']),
+        analystRole: String(values['analyst-role']),
+        forget: values['no-forget'] !== true,
       })
       return EXIT.ok
     } finally {

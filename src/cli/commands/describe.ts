@@ -24,7 +24,8 @@ export const describeCommand: CommandSpec = {
   options: {
     format: { type: 'string', short: 'f', default: 'text', value: '<text|json|mermaid>', description: 'output format' },
   },
-  details: 'The file must default-export a topology built with the DSL (TopologyBuilder#build()).\nExit codes: 0 ok, 2 usage, 78 invalid topology or file.',
+  details:
+    'The file must default-export a topology built with the DSL (TopologyBuilder#build()).\nExit codes: 0 ok, 2 usage, 78 invalid topology or file.',
   async run({ positionals, values, stdout, stderr }) {
     const file = positionals[0]
     if (file === undefined || positionals.length > 1) {
@@ -32,7 +33,8 @@ export const describeCommand: CommandSpec = {
       return EXIT.usage
     }
     const format = values.format as DescribeFormat
-    if (!FORMATS.includes(format)) throw new ConfigError([{ path: '--format', message: `must be one of ${FORMATS.join(', ')}` }], 'arguments')
+    if (!FORMATS.includes(format))
+      throw new ConfigError([{ path: '--format', message: `must be one of ${FORMATS.join(', ')}` }], 'arguments')
     let loaded: { default?: unknown }
     try {
       loaded = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown }
@@ -41,7 +43,10 @@ export const describeCommand: CommandSpec = {
       throw new ConfigError([{ path: file, message: `cannot load: ${(error as Error).message}` }], 'topology file')
     }
     if (!isTopology(loaded.default)) {
-      throw new ConfigError([{ path: file, message: 'must default-export a topology built with TopologyBuilder#build()' }], 'topology file')
+      throw new ConfigError(
+        [{ path: file, message: 'must default-export a topology built with TopologyBuilder#build()' }],
+        'topology file',
+      )
     }
     stdout.write(loaded.default.describe(format))
     return EXIT.ok

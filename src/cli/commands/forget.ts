@@ -28,17 +28,48 @@ export const forgetCommand: CommandSpec = {
   summary: 'Forget a data subject everywhere (chunks, stores, every index version) and print the receipt.',
   options: {
     subject: { type: 'string', value: '<type:id>', description: 'the data subject, e.g. customer:42 (required)' },
-    reason: { type: 'string', value: '<text>', description: 'why (kept on the deletions topic only; audit rows hold ids and counts) (required)' },
+    reason: {
+      type: 'string',
+      value: '<text>',
+      description: 'why (kept on the deletions topic only; audit rows hold ids and counts) (required)',
+    },
     'requested-by': { type: 'string', value: '<who>', description: 'who asks (default: user@host)' },
-    'request-id': { type: 'string', value: '<id>', description: 'idempotency key; default a random UUID (re-run with the same id to get the receipt again)' },
-    mode: { type: 'string', value: '<FOREVER|BEFORE_REQUEST>', description: 'suppress forever, or only data older than the request (a topology configured FOREVER stays FOREVER)', default: 'FOREVER' },
-    'deletions-topic': { type: 'string', value: '<topic>', description: 'the governance deletions topic the topology reads', default: DEFAULT_DELETIONS_TOPIC },
-    topology: { type: 'string', value: '<name>', description: 'sink topology (its tables in Postgres): required with --wait' },
-    processor: { type: 'string', value: '<application id>', description: 'only count confirmations of this processor topology (default: any)' },
+    'request-id': {
+      type: 'string',
+      value: '<id>',
+      description: 'idempotency key; default a random UUID (re-run with the same id to get the receipt again)',
+    },
+    mode: {
+      type: 'string',
+      value: '<FOREVER|BEFORE_REQUEST>',
+      description:
+        'suppress forever, or only data older than the request (a topology configured FOREVER stays FOREVER)',
+      default: 'FOREVER',
+    },
+    'deletions-topic': {
+      type: 'string',
+      value: '<topic>',
+      description: 'the governance deletions topic the topology reads',
+      default: DEFAULT_DELETIONS_TOPIC,
+    },
+    topology: {
+      type: 'string',
+      value: '<name>',
+      description: 'sink topology (its tables in Postgres): required with --wait',
+    },
+    processor: {
+      type: 'string',
+      value: '<application id>',
+      description: 'only count confirmations of this processor topology (default: any)',
+    },
     wait: { type: 'boolean', description: 'wait for the receipt' },
     timeout: { type: 'string', value: '<s>', description: 'how long --wait waits', default: '120' },
     schema: { type: 'string', value: '<name>', description: 'schema of the sink tables', default: 'ragstream' },
-    'postgres-url': { type: 'string', value: '<url>', description: 'owner or auditor role for --wait (reads the audit table) (default $RAGSTREAM_POSTGRES_URL)' },
+    'postgres-url': {
+      type: 'string',
+      value: '<url>',
+      description: 'owner or auditor role for --wait (reads the audit table) (default $RAGSTREAM_POSTGRES_URL)',
+    },
     json: { type: 'boolean', description: 'print the receipt as JSON' },
   },
   details: `Exactly one receipt per request: the DELETION_CONFIRMED audit row's id derives from the request id.
@@ -48,16 +79,29 @@ Exit codes: 0 requested (and confirmed with --wait), 1 failure, 69 Kafka/registr
 78 bad arguments; RS_FORGET_UNCONFIRMED when --timeout passes first.`,
   async run({ values, stdout, env }) {
     const mode = String(values.mode ?? 'FOREVER') as SuppressionMode
-    const requestedBy = typeof values['requested-by'] === 'string' ? values['requested-by'] : `${userInfo().username}@${hostname()}`
+    const requestedBy =
+      typeof values['requested-by'] === 'string' ? values['requested-by'] : `${userInfo().username}@${hostname()}`
     const request = buildDeletionRequest(
-      { subject: String(values.subject ?? ''), reason: String(values.reason ?? ''), requestedBy, requestedAtMs: Date.now(), mode, ...(typeof values['request-id'] === 'string' ? { requestId: values['request-id'] } : {}) },
+      {
+        subject: String(values.subject ?? ''),
+        reason: String(values.reason ?? ''),
+        requestedBy,
+        requestedAtMs: Date.now(),
+        mode,
+        ...(typeof values['request-id'] === 'string' ? { requestId: values['request-id'] } : {}),
+      },
       '',
     )
     const timeoutSeconds = Number(values.timeout ?? '120')
-    if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw new ConfigError([{ path: '--timeout', message: 'must be a positive number of seconds' }], 'arguments')
+    if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0)
+      throw new ConfigError([{ path: '--timeout', message: 'must be a positive number of seconds' }], 'arguments')
     const sinkConfig = values.wait
       ? (() => {
-          if (typeof values.topology !== 'string') throw new ConfigError([{ path: '--topology', message: 'required with --wait: whose tables the receipt counts' }], 'arguments')
+          if (typeof values.topology !== 'string')
+            throw new ConfigError(
+              [{ path: '--topology', message: 'required with --wait: whose tables the receipt counts' }],
+              'arguments',
+            )
           return resolveSinkConfig({ topology: values.topology, schema: String(values.schema ?? 'ragstream'), dims: 1 })
         })()
       : undefined
@@ -66,7 +110,11 @@ Exit codes: 0 requested (and confirmed with --wait), 1 failure, 69 Kafka/registr
     const subjectHash = hashSubject(request.subject)
     if (sinkConfig === undefined) {
       await produceRequest(endpoints, topic, request)
-      stdout.write(values.json ? `${JSON.stringify({ requestId: request.request_id, subjectHash, requestedAtMs: request.requested_at_ms })}\n` : `forget requested: ${request.request_id} (subject sha256 ${subjectHash}) on ${topic}\n`)
+      stdout.write(
+        values.json
+          ? `${JSON.stringify({ requestId: request.request_id, subjectHash, requestedAtMs: request.requested_at_ms })}\n`
+          : `forget requested: ${request.request_id} (subject sha256 ${subjectHash}) on ${topic}\n`,
+      )
       return EXIT.ok
     }
 
@@ -84,7 +132,18 @@ Exit codes: 0 requested (and confirmed with --wait), 1 failure, 69 Kafka/registr
       await client.query(
         `INSERT INTO ${names.auditTable} (event_id, kind, topology, topology_version, request_id, subject_hash, entity_key_hash, reason, counts, at, source_topic, source_partition, source_offset)
          VALUES ($1, $2, $3, NULL, $4, $5, NULL, $6, '{}'::jsonb, to_timestamp($7 / 1000.0), $8, $9, $10) ON CONFLICT (event_id) DO NOTHING`,
-        [requested.event_id, requested.kind, requested.topology, requested.request_id, requested.subject_hash, requested.reason, requested.at_ms, position.topic, position.partition, position.offset.toString()],
+        [
+          requested.event_id,
+          requested.kind,
+          requested.topology,
+          requested.request_id,
+          requested.subject_hash,
+          requested.reason,
+          requested.at_ms,
+          position.topic,
+          position.partition,
+          position.offset.toString(),
+        ],
       )
       const { awaitForgetReceipt } = await import('../../sink/forget-receipt.ts')
       const { receipt } = await awaitForgetReceipt(client, names, {
@@ -106,14 +165,25 @@ Exit codes: 0 requested (and confirmed with --wait), 1 failure, 69 Kafka/registr
 }
 
 /* The deletion request: key = subject (UTF-8), value = schemas/deletion-request.avsc in the Confluent wire format. */
-async function produceRequest(endpoints: ReturnType<typeof endpointsFromEnv>, topic: string, request: DeletionRequestValue): Promise<{ topic: string; partition: number; offset: bigint }> {
+async function produceRequest(
+  endpoints: ReturnType<typeof endpointsFromEnv>,
+  topic: string,
+  request: DeletionRequestValue,
+): Promise<{ topic: string; partition: number; offset: bigint }> {
   const { deletionRequestCodec } = await import('../../governance/forget/governance-codecs.ts')
   const { Producer } = await import('@platformatic/kafka')
   const codec = deletionRequestCodec({ registryUrl: endpoints.schemaRegistryUrl, topic })
   await codec.open()
-  const producer = new Producer({ clientId: 'ragstream-forget', bootstrapBrokers: [...endpoints.kafkaBrokers], idempotent: true, acks: -1 })
+  const producer = new Producer({
+    clientId: 'ragstream-forget',
+    bootstrapBrokers: [...endpoints.kafkaBrokers],
+    idempotent: true,
+    acks: -1,
+  })
   try {
-    const sent = await producer.send({ messages: [{ topic, key: Buffer.from(request.subject, 'utf8'), value: codec.encode(request) }] })
+    const sent = await producer.send({
+      messages: [{ topic, key: Buffer.from(request.subject, 'utf8'), value: codec.encode(request) }],
+    })
     const first = sent.offsets?.[0]
     return { topic, partition: first?.partition ?? -1, offset: BigInt(first?.offset ?? -1) }
   } finally {

@@ -14,11 +14,15 @@ import { DEPLOYMENT_OPTIONS, str } from './status.ts'
  */
 export const promoteCommand: CommandSpec = {
   name: 'promote',
-  summary: 'Switch a topology\'s analyst view to a version in one transaction; --drop-old drops the other versions\' tables.',
+  summary:
+    "Switch a topology's analyst view to a version in one transaction; --drop-old drops the other versions' tables.",
   args: '<topology> <version>',
   options: {
     'sql-topology': DEPLOYMENT_OPTIONS['sql-topology'],
-    'drop-old': { type: 'boolean', description: 'after the switch, drop the chunk and tombstone tables of every other version' },
+    'drop-old': {
+      type: 'boolean',
+      description: 'after the switch, drop the chunk and tombstone tables of every other version',
+    },
   },
   details: [
     'Runs as the owner role (/postgres/ownerUrl, RAGSTREAM_POSTGRES_OWNER_URL). The switch is CREATE OR REPLACE VIEW',
@@ -32,7 +36,8 @@ export const promoteCommand: CommandSpec = {
     const config = given ?? loadConfig({ env })
     const problems: Problem[] = []
     const [topology, version] = positionals
-    if (topology === undefined || version === undefined || positionals.length > 2) problems.push({ path: '<topology> <version>', message: 'a topology name and a version are required' })
+    if (topology === undefined || version === undefined || positionals.length > 2)
+      problems.push({ path: '<topology> <version>', message: 'a topology name and a version are required' })
     if (problems.length > 0) throw new ConfigError(problems, 'arguments')
     const { deployment } = await import('../../ops/deployment.ts')
     const { promoteVersion } = await import('../../ops/index-versions.ts')
@@ -41,8 +46,11 @@ export const promoteCommand: CommandSpec = {
     const owner = await connectPostgres(config.postgres.ownerUrl, 'ragstream-promote')
     try {
       const result = await promoteVersion(owner, d.sink, { dropOld: Boolean(values['drop-old']) })
-      stdout.write(`${d.sink.names.view} now reads ${d.sink.topology}@${result.active}${result.previous && result.previous !== result.active ? ` (was ${result.previous})` : ''}\n`)
-      if (result.dropped.length > 0) stdout.write(`dropped ${result.dropped.map((v) => `${d.sink.topology}@${v}`).join(', ')}\n`)
+      stdout.write(
+        `${d.sink.names.view} now reads ${d.sink.topology}@${result.active}${result.previous && result.previous !== result.active ? ` (was ${result.previous})` : ''}\n`,
+      )
+      if (result.dropped.length > 0)
+        stdout.write(`dropped ${result.dropped.map((v) => `${d.sink.topology}@${v}`).join(', ')}\n`)
       return EXIT.ok
     } finally {
       await owner.end().catch(() => {})

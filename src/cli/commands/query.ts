@@ -12,8 +12,15 @@ function parseVector(raw: string): number[] {
   } catch {
     parsed = undefined
   }
-  if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-    throw new ConfigError([{ path: '--vector', message: 'must be a JSON array of finite numbers, e.g. [0.1, 0.2]' }], 'arguments')
+  if (
+    !Array.isArray(parsed) ||
+    parsed.length === 0 ||
+    !parsed.every((x) => typeof x === 'number' && Number.isFinite(x))
+  ) {
+    throw new ConfigError(
+      [{ path: '--vector', message: 'must be a JSON array of finite numbers, e.g. [0.1, 0.2]' }],
+      'arguments',
+    )
   }
   return parsed as number[]
 }
@@ -23,10 +30,28 @@ async function embedLikeTheRows(text: string, model: string, dims: number, env: 
   const { createEmbeddingProvider } = await import('../../embedding/config.ts')
   let provider
   if (model.startsWith('hashing:')) provider = createEmbeddingProvider({ kind: 'hashing', dimensions: dims })
-  else if (model.startsWith('openai:')) provider = createEmbeddingProvider({ kind: 'openai', model: model.slice('openai:'.length), dimensions: dims }, env)
-  else throw new ConfigError([{ path: '--vector', message: `rows were embedded with ${JSON.stringify(model)}, which the query cannot call; pass the query vector with --vector` }], 'arguments')
+  else if (model.startsWith('openai:'))
+    provider = createEmbeddingProvider({ kind: 'openai', model: model.slice('openai:'.length), dimensions: dims }, env)
+  else
+    throw new ConfigError(
+      [
+        {
+          path: '--vector',
+          message: `rows were embedded with ${JSON.stringify(model)}, which the query cannot call; pass the query vector with --vector`,
+        },
+      ],
+      'arguments',
+    )
   if (provider.model !== model) {
-    throw new ConfigError([{ path: '--vector', message: `rows were embedded with ${model}, this ragstream embeds with ${provider.model}; pass --vector` }], 'arguments')
+    throw new ConfigError(
+      [
+        {
+          path: '--vector',
+          message: `rows were embedded with ${model}, this ragstream embeds with ${provider.model}; pass --vector`,
+        },
+      ],
+      'arguments',
+    )
   }
   const { vectors } = await provider.embedBatch([text])
   return Array.from(vectors[0])
@@ -41,16 +66,35 @@ async function embedLikeTheRows(text: string, model: string, dims: number, env: 
  */
 export const queryCommand: CommandSpec = {
   name: 'query',
-  summary: 'Nearest-neighbour search over a topology\'s pgvector view (as your role sees it).',
+  summary: "Nearest-neighbour search over a topology's pgvector view (as your role sees it).",
   args: '"<text>"',
   options: {
     topology: { type: 'string', value: '<name>', description: 'topology whose view to search (required)' },
     k: { type: 'string', short: 'k', value: '<n>', description: 'how many neighbours', default: '5' },
-    where: { type: 'string', multiple: true, value: '<key=value>', description: 'filter (repeatable, all must hold): a column (entity_type, entity_key, classification, tenant, region) or a metadata key; never SQL' },
-    vector: { type: 'string', value: '<json>', description: 'query vector as a JSON array instead of embedding the text' },
-    distance: { type: 'string', value: '<cosine|l2|inner_product>', description: 'distance the topology was indexed with', default: 'cosine' },
+    where: {
+      type: 'string',
+      multiple: true,
+      value: '<key=value>',
+      description:
+        'filter (repeatable, all must hold): a column (entity_type, entity_key, classification, tenant, region) or a metadata key; never SQL',
+    },
+    vector: {
+      type: 'string',
+      value: '<json>',
+      description: 'query vector as a JSON array instead of embedding the text',
+    },
+    distance: {
+      type: 'string',
+      value: '<cosine|l2|inner_product>',
+      description: 'distance the topology was indexed with',
+      default: 'cosine',
+    },
     'view-schema': { type: 'string', value: '<name>', description: 'schema of the analyst views', default: 'rag' },
-    'postgres-url': { type: 'string', value: '<url>', description: 'connection URL of your (analyst) role (default $RAGSTREAM_POSTGRES_URL)' },
+    'postgres-url': {
+      type: 'string',
+      value: '<url>',
+      description: 'connection URL of your (analyst) role (default $RAGSTREAM_POSTGRES_URL)',
+    },
     json: { type: 'boolean', description: 'print rows as JSON lines instead of a table' },
   },
   details: `The text is embedded with the model recorded on the rows (hashing:v1 built in; openai:<model> with its API key
@@ -65,9 +109,11 @@ Exit codes: 0 ok (also when nothing matches), 1 failure, 78 bad arguments.`,
     const topology = checkIdentifier('--topology', values.topology, 'topology-name')
     const viewSchema = checkIdentifier('--view-schema', values['view-schema'] ?? 'rag')
     const k = Number(values.k ?? '5')
-    if (!Number.isInteger(k) || k < 1 || k > 1000) throw new ConfigError([{ path: '-k', message: 'must be an integer from 1 to 1000' }], 'arguments')
+    if (!Number.isInteger(k) || k < 1 || k > 1000)
+      throw new ConfigError([{ path: '-k', message: 'must be an integer from 1 to 1000' }], 'arguments')
     const distance = String(values.distance ?? 'cosine') as Distance
-    if (!['cosine', 'l2', 'inner_product'].includes(distance)) throw new ConfigError([{ path: '--distance', message: 'must be cosine, l2 or inner_product' }], 'arguments')
+    if (!['cosine', 'l2', 'inner_product'].includes(distance))
+      throw new ConfigError([{ path: '--distance', message: 'must be cosine, l2 or inner_product' }], 'arguments')
     const { parseWhere, nearestNeighbours, formatNeighbours } = await import('../../sink/query.ts')
     const filter = parseWhere((values.where as string[] | undefined) ?? [])
     const view = qualified(viewSchema, topology)
@@ -79,7 +125,9 @@ Exit codes: 0 ok (also when nothing matches), 1 failure, 78 bad arguments.`,
       let vector: number[]
       if (typeof values.vector === 'string') vector = parseVector(values.vector)
       else {
-        const sample = await client.query<{ embedding_model: string; dims: number }>(`SELECT embedding_model, vector_dims(embedding) AS dims FROM ${view} LIMIT 1`)
+        const sample = await client.query<{ embedding_model: string; dims: number }>(
+          `SELECT embedding_model, vector_dims(embedding) AS dims FROM ${view} LIMIT 1`,
+        )
         if (sample.rowCount === 0) {
           if (!values.json) stdout.write('no rows visible to this role\n')
           return EXIT.ok

@@ -19,21 +19,47 @@ import { DEPLOYMENT_OPTIONS, str } from './status.ts'
  */
 export const replayCommand: CommandSpec = {
   name: 'replay',
-  summary: 'Build a new version of a topology (new application id, chunk topic and table) beside the serving one, with progress and ETA.',
+  summary:
+    'Build a new version of a topology (new application id, chunk topic and table) beside the serving one, with progress and ETA.',
   args: '<topology>',
   options: {
     ...DEPLOYMENT_OPTIONS,
-    'to-version': { type: 'string', value: '<v>', description: 'the version to build, e.g. v2 (required; must not be the serving one)' },
-    from: { type: 'string', value: '<earliest|ISO time>', default: 'earliest', description: 'where each source partition starts' },
-    follow: { type: 'boolean', description: 'keep running after catching up, so the new version stays fresh (Ctrl-C stops)' },
-    embedding: { type: 'string', value: '<hashing|openai>', default: 'hashing', description: 'embedding provider of the new version' },
+    'to-version': {
+      type: 'string',
+      value: '<v>',
+      description: 'the version to build, e.g. v2 (required; must not be the serving one)',
+    },
+    from: {
+      type: 'string',
+      value: '<earliest|ISO time>',
+      default: 'earliest',
+      description: 'where each source partition starts',
+    },
+    follow: {
+      type: 'boolean',
+      description: 'keep running after catching up, so the new version stays fresh (Ctrl-C stops)',
+    },
+    embedding: {
+      type: 'string',
+      value: '<hashing|openai>',
+      default: 'hashing',
+      description: 'embedding provider of the new version',
+    },
     'embedding-model': { type: 'string', value: '<model>', description: 'with --embedding openai: the model' },
-    'embedding-url': { type: 'string', value: '<url>', description: 'with --embedding openai: base URL of an OpenAI-compatible API (key in OPENAI_API_KEY)' },
-    'metrics-port': { type: 'string', value: '<port>', description: 'serve Prometheus /metrics of the replay\'s processor and sink (default /metrics/port of the config)' },
+    'embedding-url': {
+      type: 'string',
+      value: '<url>',
+      description: 'with --embedding openai: base URL of an OpenAI-compatible API (key in OPENAI_API_KEY)',
+    },
+    'metrics-port': {
+      type: 'string',
+      value: '<port>',
+      description: "serve Prometheus /metrics of the replay's processor and sink (default /metrics/port of the config)",
+    },
   },
   details: [
     'Names of version vN: application id <base>-vN, chunk topic rag.chunks.<base>.vN, table chunks_<sql>_vN,',
-    'sink group ragstream-sink.<sql>.vN (v1 keeps the default exports\' names). The view keeps reading the',
+    "sink group ragstream-sink.<sql>.vN (v1 keeps the default exports' names). The view keeps reading the",
     'serving version until `ragstream promote`. Embeddings are cached by (model, content hash) across versions:',
     'with an unchanged model and chunker the replay embeds nothing (the provider is called once at start, to',
     'check it answers). Dimensions come from /sink/dimensions (RAGSTREAM_SINK_DIMENSIONS).',
@@ -45,22 +71,31 @@ export const replayCommand: CommandSpec = {
     const config = given ?? loadConfig({ env })
     const problems: Problem[] = []
     const topology = positionals[0]
-    if (topology === undefined || positionals.length > 1) problems.push({ path: '<topology>', message: 'exactly one topology name is required' })
+    if (topology === undefined || positionals.length > 1)
+      problems.push({ path: '<topology>', message: 'exactly one topology name is required' })
     const toVersion = str(values, 'to-version')
     if (toVersion === undefined) problems.push({ path: '--to-version', message: 'required' })
     const fromRaw = str(values, 'from') ?? 'earliest'
     const from = fromRaw === 'earliest' ? 'earliest' : new Date(fromRaw)
-    if (from !== 'earliest' && (!/^\d{4}-\d\d-\d\d/.test(fromRaw) || Number.isNaN(from.getTime()))) problems.push({ path: '--from', message: 'expected earliest or an ISO 8601 timestamp' })
+    if (from !== 'earliest' && (!/^\d{4}-\d\d-\d\d/.test(fromRaw) || Number.isNaN(from.getTime())))
+      problems.push({ path: '--from', message: 'expected earliest or an ISO 8601 timestamp' })
     const kind = str(values, 'embedding')
     let embedding: OpenAIEmbeddingConfig | undefined
     if (kind === 'openai') {
       const model = str(values, 'embedding-model')
       if (!model) problems.push({ path: '--embedding-model', message: 'required with --embedding openai' })
-      else embedding = { kind: 'openai', model, dimensions: config.sink.dimensions, ...(str(values, 'embedding-url') ? { baseUrl: str(values, 'embedding-url') } : {}) }
+      else
+        embedding = {
+          kind: 'openai',
+          model,
+          dimensions: config.sink.dimensions,
+          ...(str(values, 'embedding-url') ? { baseUrl: str(values, 'embedding-url') } : {}),
+        }
     } else if (kind !== 'hashing') problems.push({ path: '--embedding', message: 'expected hashing or openai' })
     const portRaw = str(values, 'metrics-port')
     const port = portRaw === undefined ? config.metricsPort : Number(portRaw)
-    if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) problems.push({ path: '--metrics-port', message: 'expected an integer from 0 to 65535' })
+    if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535))
+      problems.push({ path: '--metrics-port', message: 'expected an integer from 0 to 65535' })
     if (problems.length > 0) throw new ConfigError(problems, 'arguments')
 
     const { replay } = await import('../../ops/replay.ts')
@@ -72,16 +107,29 @@ export const replayCommand: CommandSpec = {
     process.on('SIGTERM', onSignal)
     try {
       const result = await replay({
-        topology: topology!, toVersion: toVersion!, from, follow: Boolean(values.follow), embedding, metrics, config, log: createLogger('replay', { destination: stderr, level: config.log.level, format: config.log.format }),
-        prefix: str(values, 'prefix'), name: str(values, 'name'), sqlTopology: str(values, 'sql-topology'),
-        out: stdout as NodeJS.WritableStream & { isTTY?: boolean }, signal: controller.signal,
+        topology: topology!,
+        toVersion: toVersion!,
+        from,
+        follow: Boolean(values.follow),
+        embedding,
+        metrics,
+        config,
+        log: createLogger('replay', { destination: stderr, level: config.log.level, format: config.log.format }),
+        prefix: str(values, 'prefix'),
+        name: str(values, 'name'),
+        sqlTopology: str(values, 'sql-topology'),
+        out: stdout as NodeJS.WritableStream & { isTTY?: boolean },
+        signal: controller.signal,
       })
       const d = result.deployment
       stdout.write(
         `${d.sink.topology}@${d.version}: ${result.rows} rows in ${d.sink.names.chunkTable} from ${result.records} records in ${result.seconds.toFixed(1)}s; ` +
           `embedding: ${result.embedding.cacheMisses} texts embedded, ${result.embedding.cacheHits} from the cache, ${result.embedding.calls} provider calls (the start-up check included)\n`,
       )
-      if (result.caughtUp) stdout.write(`next: ragstream promote ${topology} ${d.version}${str(values, 'sql-topology') ? ` --sql-topology ${str(values, 'sql-topology')}` : ''}   (then --drop-old, or promote back to roll back)\n`)
+      if (result.caughtUp)
+        stdout.write(
+          `next: ragstream promote ${topology} ${d.version}${str(values, 'sql-topology') ? ` --sql-topology ${str(values, 'sql-topology')}` : ''}   (then --drop-old, or promote back to roll back)\n`,
+        )
       else stderr.write('stopped before catching up; run the same command again to continue\n')
       return EXIT.ok
     } finally {

@@ -21,7 +21,13 @@ interface Compilable {
 
 function isProcessorTopology(value: unknown): value is ProcessorTopology {
   const v = value as Partial<ProcessorTopology> | undefined
-  return typeof v === 'object' && v !== null && typeof v.process === 'function' && typeof v.prefetchKeys === 'function' && Array.isArray(v.sourceTopics)
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.process === 'function' &&
+    typeof v.prefetchKeys === 'function' &&
+    Array.isArray(v.sourceTopics)
+  )
 }
 
 function isCompilable(value: unknown): value is Compilable {
@@ -43,7 +49,16 @@ export async function loadProcessorTopology(file: string, brokers: readonly stri
   const exported = loaded.default
   if (isProcessorTopology(exported)) return exported
   if (!isCompilable(exported)) {
-    throw new ConfigError([{ path: file, message: 'must default-export a topology built with TopologyBuilder#build() (or a compiled ProcessorTopology)' }], 'topology file')
+    throw new ConfigError(
+      [
+        {
+          path: file,
+          message:
+            'must default-export a topology built with TopologyBuilder#build() (or a compiled ProcessorTopology)',
+        },
+      ],
+      'topology file',
+    )
   }
   return compileForBroker(exported, brokers, 'run-admin')
 }
@@ -76,17 +91,59 @@ export const runCommand: CommandSpec = {
     'instance-id': {
       type: 'string',
       value: '<id>',
-      description: 'stable id of this instance (transactional id <applicationId>-<id>); reuse it on restart, never run two at once. Default: RAGSTREAM_INSTANCE_ID, else a random id',
+      description:
+        'stable id of this instance (transactional id <applicationId>-<id>); reuse it on restart, never run two at once. Default: RAGSTREAM_INSTANCE_ID, else a random id',
     },
-    store: { type: 'string', default: 'redis', value: '<redis|memory>', description: 'state stores: Redis (RAGSTREAM_REDIS_URL) or in-process memory (restored from changelogs on every start)' },
+    store: {
+      type: 'string',
+      default: 'redis',
+      value: '<redis|memory>',
+      description:
+        'state stores: Redis (RAGSTREAM_REDIS_URL) or in-process memory (restored from changelogs on every start)',
+    },
     'redis-cluster': { type: 'boolean', description: 'use the Redis Cluster nodes of RAGSTREAM_REDIS_CLUSTER_NODES' },
-    'batch-max-records': { type: 'string', value: '<n>', default: '1000', description: 'a batch (one transaction) closes at this many records' },
-    'batch-max-bytes': { type: 'string', value: '<n>', default: String(4 * 1024 * 1024), description: '… or at this many key+value bytes' },
-    'session-timeout-ms': { type: 'string', value: '<ms>', default: '10000', description: 'consumer group session timeout' },
-    'transaction-timeout-ms': { type: 'string', value: '<ms>', default: '30000', description: 'the broker aborts (and fences) a transaction open longer than this' },
-    'auto-offset-reset': { type: 'string', value: '<earliest|latest>', default: 'earliest', description: 'where partitions without committed offsets start' },
-    'metrics-port': { type: 'string', value: '<port>', description: 'serve Prometheus metrics (GET /metrics, /healthz) on 127.0.0.1:<port>: records, transactions, restore, lag, governance (redactions per detector, decisions) and embedding (docs/metrics.md)' },
-    'shutdown-timeout-ms': { type: 'string', value: '<ms>', default: '30000', description: 'after SIGTERM/SIGINT, exit 1 if the graceful stop has not finished by then' },
+    'batch-max-records': {
+      type: 'string',
+      value: '<n>',
+      default: '1000',
+      description: 'a batch (one transaction) closes at this many records',
+    },
+    'batch-max-bytes': {
+      type: 'string',
+      value: '<n>',
+      default: String(4 * 1024 * 1024),
+      description: '… or at this many key+value bytes',
+    },
+    'session-timeout-ms': {
+      type: 'string',
+      value: '<ms>',
+      default: '10000',
+      description: 'consumer group session timeout',
+    },
+    'transaction-timeout-ms': {
+      type: 'string',
+      value: '<ms>',
+      default: '30000',
+      description: 'the broker aborts (and fences) a transaction open longer than this',
+    },
+    'auto-offset-reset': {
+      type: 'string',
+      value: '<earliest|latest>',
+      default: 'earliest',
+      description: 'where partitions without committed offsets start',
+    },
+    'metrics-port': {
+      type: 'string',
+      value: '<port>',
+      description:
+        'serve Prometheus metrics (GET /metrics, /healthz) on 127.0.0.1:<port>: records, transactions, restore, lag, governance (redactions per detector, decisions) and embedding (docs/metrics.md)',
+    },
+    'shutdown-timeout-ms': {
+      type: 'string',
+      value: '<ms>',
+      default: '30000',
+      description: 'after SIGTERM/SIGINT, exit 1 if the graceful stop has not finished by then',
+    },
   },
   details: [
     'Brokers come from RAGSTREAM_KAFKA_BROKERS. Runtime events are printed to stderr as JSON lines.',
@@ -108,7 +165,8 @@ export const runCommand: CommandSpec = {
     const store = values.store as string
     if (store !== 'redis' && store !== 'memory') problems.push({ path: '--store', message: 'must be redis or memory' })
     const reset = values['auto-offset-reset'] as string
-    if (reset !== 'earliest' && reset !== 'latest') problems.push({ path: '--auto-offset-reset', message: 'must be earliest or latest' })
+    if (reset !== 'earliest' && reset !== 'latest')
+      problems.push({ path: '--auto-offset-reset', message: 'must be earliest or latest' })
     const batchMaxRecords = positiveInt(values, 'batch-max-records', problems)
     const batchMaxBytes = positiveInt(values, 'batch-max-bytes', problems)
     const sessionTimeoutMs = positiveInt(values, 'session-timeout-ms', problems)
@@ -126,7 +184,9 @@ export const runCommand: CommandSpec = {
     if (store === 'redis') {
       if (!values['redis-cluster']) await checkRedis(endpoints.redisUrl)
       const { RedisStateBackend } = await import('../../state/redis-store.ts')
-      const backend = RedisStateBackend.fromEndpoints(topology.applicationId, endpoints, { cluster: Boolean(values['redis-cluster']) })
+      const backend = RedisStateBackend.fromEndpoints(topology.applicationId, endpoints, {
+        cluster: Boolean(values['redis-cluster']),
+      })
       for (const name of topology.storeNames) stores.set(name, backend.store(name))
       closeBackend = () => backend.close()
     } else {
@@ -157,7 +217,13 @@ export const runCommand: CommandSpec = {
       onEvent: instrumented?.onEvent ?? log,
       ...(instrumented ? { onBatchStage: instrumented.onBatchStage } : {}),
     })
-    log({ event: 'starting', applicationId: topology.applicationId, transactionalId: runtime.transactionalId, sources: topology.sourceTopics, store })
+    log({
+      event: 'starting',
+      applicationId: topology.applicationId,
+      transactionalId: runtime.transactionalId,
+      sources: topology.sourceTopics,
+      store,
+    })
     let server: Awaited<ReturnType<typeof serveMetrics>> | undefined
 
     let signals = 0

@@ -10,7 +10,11 @@ function intOption(values: CommandInput['values'], name: string): number | undef
   const raw = values[name]
   if (raw === undefined) return undefined
   const n = Number(raw)
-  if (!Number.isInteger(n)) throw new ConfigError([{ path: `--${name}`, message: `must be an integer (got ${JSON.stringify(raw)})` }], 'arguments')
+  if (!Number.isInteger(n))
+    throw new ConfigError(
+      [{ path: `--${name}`, message: `must be an integer (got ${JSON.stringify(raw)})` }],
+      'arguments',
+    )
   return n
 }
 
@@ -44,13 +48,28 @@ export function sinkConfigFromOptions(topology: string | undefined, values: Comm
 
 /** Options shared by `sink` and `query` that name the topology version's SQL objects. */
 export const SINK_NAME_OPTIONS = {
-  'topology-version': { type: 'string', value: '<v>', description: 'topology version (one table per version)', default: 'v1' },
+  'topology-version': {
+    type: 'string',
+    value: '<v>',
+    description: 'topology version (one table per version)',
+    default: 'v1',
+  },
   dims: { type: 'string', value: '<n>', description: 'embedding dimensions of the topology (vector(<n>))' },
   distance: { type: 'string', value: '<cosine|l2|inner_product>', description: 'HNSW distance', default: 'cosine' },
   schema: { type: 'string', value: '<name>', description: 'schema of the chunk tables', default: 'ragstream' },
   'view-schema': { type: 'string', value: '<name>', description: 'schema of the analyst views', default: 'rag' },
-  'owner-role': { type: 'string', value: '<role>', description: 'role that owns tables and runs migrations', default: 'ragstream_owner' },
-  'sink-role': { type: 'string', value: '<role>', description: 'role the sink connects as (DML only)', default: 'ragstream_sink' },
+  'owner-role': {
+    type: 'string',
+    value: '<role>',
+    description: 'role that owns tables and runs migrations',
+    default: 'ragstream_owner',
+  },
+  'sink-role': {
+    type: 'string',
+    value: '<role>',
+    description: 'role the sink connects as (DML only)',
+    default: 'ragstream_sink',
+  },
   'postgres-url': { type: 'string', value: '<url>', description: 'connection URL (default $RAGSTREAM_POSTGRES_URL)' },
 } as const
 
@@ -64,13 +83,18 @@ async function connect(url: string): Promise<pg.Client> {
 /** Refuses to run as a superuser or a BYPASSRLS role, or as the wrong role for the job. */
 async function checkRole(client: pg.Client, expected: string, job: string): Promise<void> {
   const r = await client.query<{ who: string; rolsuper: boolean; rolbypassrls: boolean }>(
-    'SELECT current_user AS who, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user')
+    'SELECT current_user AS who, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user',
+  )
   const { who, rolsuper, rolbypassrls } = r.rows[0]
   if (who !== expected || rolsuper || rolbypassrls) {
-    throw new RagstreamError('RS_CONFIG_INVALID', `${job} must connect as role ${JSON.stringify(expected)} (not a superuser, no BYPASSRLS); connected as ${JSON.stringify(who)}`, {
-      context: { path: '--postgres-url' },
-      hint: 'pass --postgres-url with that role, see docs/sql.md for the role setup',
-    })
+    throw new RagstreamError(
+      'RS_CONFIG_INVALID',
+      `${job} must connect as role ${JSON.stringify(expected)} (not a superuser, no BYPASSRLS); connected as ${JSON.stringify(who)}`,
+      {
+        context: { path: '--postgres-url' },
+        hint: 'pass --postgres-url with that role, see docs/sql.md for the role setup',
+      },
+    )
   }
 }
 
@@ -88,25 +112,67 @@ function list(value: string | undefined): string[] {
  */
 export const sinkCommand: CommandSpec = {
   name: 'sink',
-  summary: 'Write a topology\'s chunk topic into its pgvector table, exactly once (or --migrate / --activate / --grant).',
+  summary:
+    "Write a topology's chunk topic into its pgvector table, exactly once (or --migrate / --activate / --grant).",
   args: '<topology>',
   options: {
     ...SINK_NAME_OPTIONS,
     topic: { type: 'string', value: '<topic>', description: 'chunk topic (default rag.chunks.<topology>)' },
     'hnsw-m': { type: 'string', value: '<n>', description: 'HNSW m', default: '16' },
     'hnsw-ef-construction': { type: 'string', value: '<n>', description: 'HNSW ef_construction', default: '64' },
-    group: { type: 'string', value: '<id>', description: 'consumer group (default ragstream-sink.<topology>.<version>)' },
-    'instance-id': { type: 'string', value: '<id>', description: 'static group membership id: a restart takes its partitions back at once' },
-    'batch-size': { type: 'string', value: '<n>', description: 'records per Postgres transaction at most', default: '2000' },
+    group: {
+      type: 'string',
+      value: '<id>',
+      description: 'consumer group (default ragstream-sink.<topology>.<version>)',
+    },
+    'instance-id': {
+      type: 'string',
+      value: '<id>',
+      description: 'static group membership id: a restart takes its partitions back at once',
+    },
+    'batch-size': {
+      type: 'string',
+      value: '<n>',
+      description: 'records per Postgres transaction at most',
+      default: '2000',
+    },
     'linger-ms': { type: 'string', value: '<ms>', description: 'how long a batch may wait to fill', default: '200' },
-    'session-timeout-ms': { type: 'string', value: '<ms>', description: 'Kafka group session timeout', default: '10000' },
-    migrate: { type: 'boolean', description: 'create/upgrade the tables, views, grants and RLS as the owner role, then exit' },
-    activate: { type: 'boolean', description: 'point the topology views at this version (as the owner role), then exit' },
-    grant: { type: 'string', value: '<role>', description: 'let an analyst role read the views (as the owner role), then exit' },
-    classifications: { type: 'string', value: '<a,b>', description: 'with --grant: readable classifications (* = all)' },
+    'session-timeout-ms': {
+      type: 'string',
+      value: '<ms>',
+      description: 'Kafka group session timeout',
+      default: '10000',
+    },
+    migrate: {
+      type: 'boolean',
+      description: 'create/upgrade the tables, views, grants and RLS as the owner role, then exit',
+    },
+    activate: {
+      type: 'boolean',
+      description: 'point the topology views at this version (as the owner role), then exit',
+    },
+    grant: {
+      type: 'string',
+      value: '<role>',
+      description: 'let an analyst role read the views (as the owner role), then exit',
+    },
+    classifications: {
+      type: 'string',
+      value: '<a,b>',
+      description: 'with --grant: readable classifications (* = all)',
+    },
     tenants: { type: 'string', value: '<a,b>', description: 'with --grant: readable tenants (* = all)' },
-    'metrics-port': { type: 'string', value: '<port>', description: 'serve Prometheus /metrics (batch size, commit time, rows, freshness, lag) on 127.0.0.1:<port>' },
-    'shutdown-timeout-ms': { type: 'string', value: '<ms>', description: 'after SIGTERM/SIGINT, exit 1 if the graceful stop has not finished by then', default: '30000' },
+    'metrics-port': {
+      type: 'string',
+      value: '<port>',
+      description: 'serve Prometheus /metrics (batch size, commit time, rows, freshness, lag) on 127.0.0.1:<port>',
+    },
+    'shutdown-timeout-ms': {
+      type: 'string',
+      value: '<ms>',
+      description: 'after SIGTERM/SIGINT, exit 1 if the graceful stop has not finished by then',
+      default: '30000',
+    },
   },
   details: `Logs one JSON object per line on stdout (started, assigned, batch-begin, batch-committed, fenced, retry, stopped, shutdown-timeout).
 Endpoints: RAGSTREAM_KAFKA_BROKERS, RAGSTREAM_SCHEMA_REGISTRY_URL, RAGSTREAM_POSTGRES_URL (or --postgres-url).
@@ -119,7 +185,8 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
   async run({ positionals, values, stdout, env }) {
     const config = sinkConfigFromOptions(positionals[0], values)
     const shutdownTimeoutMs = intOption(values, 'shutdown-timeout-ms') ?? 30_000
-    if (shutdownTimeoutMs <= 0) throw new ConfigError([{ path: '--shutdown-timeout-ms', message: 'must be a positive integer' }], 'arguments')
+    if (shutdownTimeoutMs <= 0)
+      throw new ConfigError([{ path: '--shutdown-timeout-ms', message: 'must be a positive integer' }], 'arguments')
     const endpoints = endpointsFromEnv(env)
     const url = str(values, 'postgres-url') ?? endpoints.postgresUrl
     const migrations = await import('../../sink/migrations.ts')
@@ -133,10 +200,15 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
         }
         if (values.activate) {
           await migrations.activateVersion(client, config)
-          stdout.write(`${JSON.stringify({ event: 'activated', view: config.names.view, table: config.names.chunkTable })}\n`)
+          stdout.write(
+            `${JSON.stringify({ event: 'activated', view: config.names.view, table: config.names.chunkTable })}\n`,
+          )
         }
         if (typeof values.grant === 'string') {
-          await migrations.grantAnalyst(client, config, values.grant, { classifications: list(str(values, 'classifications')), tenants: list(str(values, 'tenants')) })
+          await migrations.grantAnalyst(client, config, values.grant, {
+            classifications: list(str(values, 'classifications')),
+            tenants: list(str(values, 'tenants')),
+          })
           stdout.write(`${JSON.stringify({ event: 'granted', role: values.grant, view: config.names.view })}\n`)
         }
       } finally {
@@ -145,7 +217,11 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
       return EXIT.ok
     }
     const probe = await connect(url).catch((error: unknown) => {
-      throw new RagstreamError('RS_SERVICE_UNAVAILABLE', `PostgreSQL is not reachable at ${redactUrl(url)}: ${(error as Error).message}`, { context: { service: 'PostgreSQL' }, cause: error })
+      throw new RagstreamError(
+        'RS_SERVICE_UNAVAILABLE',
+        `PostgreSQL is not reachable at ${redactUrl(url)}: ${(error as Error).message}`,
+        { context: { service: 'PostgreSQL' }, cause: error },
+      )
     })
     try {
       await checkRole(probe, config.names.sinkRole, 'the sink')
@@ -155,7 +231,12 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
     const { PgvectorSink } = await import('../../sink/pgvector-sink.ts')
     const print = eventWriter(stdout, env)
     const port = intOption(values, 'metrics-port')
-    const metrics = port === undefined ? undefined : await (await import('../../ops/sink-metrics.ts')).startSinkMetrics({ port, config, postgresUrl: url, kafkaBrokers: endpoints.kafkaBrokers, log: print })
+    const metrics =
+      port === undefined
+        ? undefined
+        : await (
+            await import('../../ops/sink-metrics.ts')
+          ).startSinkMetrics({ port, config, postgresUrl: url, kafkaBrokers: endpoints.kafkaBrokers, log: print })
     if (metrics) print({ event: 'metrics', url: `http://127.0.0.1:${metrics.port}/metrics` })
     const sink = new PgvectorSink({
       config,
@@ -164,7 +245,12 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
       schemaRegistryUrl: endpoints.schemaRegistryUrl,
       log: metrics?.log ?? print,
     })
-    const stop = exitUnlessStoppedWithin(shutdownTimeoutMs, () => sink.stop(), () => sink.step, print)
+    const stop = exitUnlessStoppedWithin(
+      shutdownTimeoutMs,
+      () => sink.stop(),
+      () => sink.step,
+      print,
+    )
     process.on('SIGINT', stop)
     process.on('SIGTERM', stop)
     try {

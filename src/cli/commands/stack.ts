@@ -11,7 +11,8 @@ export const stackCommand: CommandSpec = {
   summary: 'Start, stop or inspect the local stack (Kafka, schema registry, Redis, PostgreSQL + pgvector).',
   args: '<up|down|status>',
   options: {},
-  details: 'Endpoints come from RAGSTREAM_* environment variables; see the README.\nExit codes: 0 ok, 1 a service failed to start, 2 usage.',
+  details:
+    'Endpoints come from RAGSTREAM_* environment variables; see the README.\nExit codes: 0 ok, 1 a service failed to start, 2 usage.',
   async run({ positionals, stderr }) {
     const action = positionals[0]
     if (!action || !['up', 'down', 'status'].includes(action)) {

@@ -4,9 +4,22 @@ import { EXIT, type CommandSpec } from '../command.ts'
 
 /** Options that name a deployment of a reference topology; shared by status, replay and promote. */
 export const DEPLOYMENT_OPTIONS = {
-  prefix: { type: 'string', value: '<prefix>', description: 'source topic prefix (default RAGSTREAM_SUPPORT_PREFIX / RAGSTREAM_KB_PREFIX, else support / kb)' },
-  name: { type: 'string', value: '<base>', description: 'base of the Kafka names: application id <base>[-<version>], chunk topic rag.chunks.<base>[.<version>] (default the topology)' },
-  'sql-topology': { type: 'string', value: '<name>', description: 'topology name in SQL: tables chunks_<name>_<version>, view rag.<name> (default the topology)' },
+  prefix: {
+    type: 'string',
+    value: '<prefix>',
+    description: 'source topic prefix (default RAGSTREAM_SUPPORT_PREFIX / RAGSTREAM_KB_PREFIX, else support / kb)',
+  },
+  name: {
+    type: 'string',
+    value: '<base>',
+    description:
+      'base of the Kafka names: application id <base>[-<version>], chunk topic rag.chunks.<base>[.<version>] (default the topology)',
+  },
+  'sql-topology': {
+    type: 'string',
+    value: '<name>',
+    description: 'topology name in SQL: tables chunks_<name>_<version>, view rag.<name> (default the topology)',
+  },
 } as const
 
 export function str(values: Record<string, unknown>, name: string): string | undefined {
@@ -25,19 +38,28 @@ export function str(values: Record<string, unknown>, name: string): string | und
  */
 export const statusCommand: CommandSpec = {
   name: 'status',
-  summary: 'Show consumer lag (processor and sink, per partition), freshness, store checkpoints and the active index version.',
+  summary:
+    'Show consumer lag (processor and sink, per partition), freshness, store checkpoints and the active index version.',
   args: '<topology>',
   options: {
     ...DEPLOYMENT_OPTIONS,
-    version: { type: 'string', value: '<v>', description: 'only this version (default: every version in Postgres, v1 when none)' },
+    version: {
+      type: 'string',
+      value: '<v>',
+      description: 'only this version (default: every version in Postgres, v1 when none)',
+    },
     format: { type: 'string', value: '<text|json>', default: 'text', description: 'output format' },
-    'freshness-window': { type: 'string', value: '<s>', description: 'freshness percentiles over rows written in the last <s> seconds (default: all rows)' },
+    'freshness-window': {
+      type: 'string',
+      value: '<s>',
+      description: 'freshness percentiles over rows written in the last <s> seconds (default: all rows)',
+    },
   },
   details: [
-    'Topologies: support-copilot, knowledge-base. Lag is the read_committed end offset minus the group\'s',
+    "Topologies: support-copilot, knowledge-base. Lag is the read_committed end offset minus the group's",
     'committed offset per partition (a partition the group never committed counts from the log start).',
     'Freshness is visible_at − source_ts in Postgres, read as the sink role. Store checkpoints are the next',
-    'changelog offsets the Redis copies reflect, next to the changelogs\' ends.',
+    "changelog offsets the Redis copies reflect, next to the changelogs' ends.",
     'Exit codes: 0 reported (warnings name services that could not be read), 1 failure, 78 bad arguments.',
   ].join('\n'),
   async run({ positionals, values, stdout, env, config: given }) {
@@ -45,14 +67,21 @@ export const statusCommand: CommandSpec = {
     const topology = positionals[0]
     const format = str(values, 'format') ?? 'text'
     const problems = []
-    if (topology === undefined || positionals.length > 1) problems.push({ path: '<topology>', message: 'exactly one topology name is required' })
+    if (topology === undefined || positionals.length > 1)
+      problems.push({ path: '<topology>', message: 'exactly one topology name is required' })
     if (format !== 'text' && format !== 'json') problems.push({ path: '--format', message: 'expected text or json' })
     const window = str(values, 'freshness-window')
-    if (window !== undefined && !(Number.isInteger(Number(window)) && Number(window) > 0)) problems.push({ path: '--freshness-window', message: 'expected an integer ≥ 1' })
+    if (window !== undefined && !(Number.isInteger(Number(window)) && Number(window) > 0))
+      problems.push({ path: '--freshness-window', message: 'expected an integer ≥ 1' })
     if (problems.length > 0) throw new ConfigError(problems, 'arguments')
     const { topologyStatus, formatStatus } = await import('../../ops/status.ts')
     const status = await topologyStatus({
-      topology: topology!, config, prefix: str(values, 'prefix'), name: str(values, 'name'), sqlTopology: str(values, 'sql-topology'), version: str(values, 'version'),
+      topology: topology!,
+      config,
+      prefix: str(values, 'prefix'),
+      name: str(values, 'name'),
+      sqlTopology: str(values, 'sql-topology'),
+      version: str(values, 'version'),
       freshnessWindowSeconds: window === undefined ? undefined : Number(window),
     })
     stdout.write(format === 'json' ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status))

@@ -31,7 +31,12 @@ export interface DeadLetterRetention {
  * request lives at most segment.ms + retention.ms + check interval.
  */
 export function deadLetterExpiryMs(requestedAtMs: number, retention: DeadLetterRetention): number {
-  return requestedAtMs + retention.segmentMs + retention.retentionMs + (retention.checkIntervalMs ?? RETENTION_CHECK_INTERVAL_MS)
+  return (
+    requestedAtMs +
+    retention.segmentMs +
+    retention.retentionMs +
+    (retention.checkIntervalMs ?? RETENTION_CHECK_INTERVAL_MS)
+  )
 }
 
 /** Reads the bound from a dead-letter topic's configs (as the runtime creates or describes it). */

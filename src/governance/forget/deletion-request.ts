@@ -35,13 +35,19 @@ const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/
  */
 export function buildDeletionRequest(input: DeletionRequestInput, path = '/forget'): DeletionRequestValue {
   const problems: Problem[] = []
-  if (!isSubject(input.subject)) problems.push({ path: `${path}/subject`, message: 'required: <type>:<id>, e.g. customer:42' })
-  if (typeof input.reason !== 'string' || input.reason.trim() === '' || input.reason.length > 500) problems.push({ path: `${path}/reason`, message: 'required: 1–500 characters' })
-  if (typeof input.requestedBy !== 'string' || input.requestedBy.trim() === '' || input.requestedBy.length > 200) problems.push({ path: `${path}/requestedBy`, message: 'required: 1–200 characters' })
-  if (!Number.isSafeInteger(input.requestedAtMs) || input.requestedAtMs <= 0) problems.push({ path: `${path}/requestedAtMs`, message: 'must be a positive integer (ms since the epoch)' })
+  if (!isSubject(input.subject))
+    problems.push({ path: `${path}/subject`, message: 'required: <type>:<id>, e.g. customer:42' })
+  if (typeof input.reason !== 'string' || input.reason.trim() === '' || input.reason.length > 500)
+    problems.push({ path: `${path}/reason`, message: 'required: 1–500 characters' })
+  if (typeof input.requestedBy !== 'string' || input.requestedBy.trim() === '' || input.requestedBy.length > 200)
+    problems.push({ path: `${path}/requestedBy`, message: 'required: 1–200 characters' })
+  if (!Number.isSafeInteger(input.requestedAtMs) || input.requestedAtMs <= 0)
+    problems.push({ path: `${path}/requestedAtMs`, message: 'must be a positive integer (ms since the epoch)' })
   const mode = input.mode ?? 'FOREVER'
-  if (mode !== 'FOREVER' && mode !== 'BEFORE_REQUEST') problems.push({ path: `${path}/mode`, message: 'must be FOREVER or BEFORE_REQUEST' })
-  if (input.requestId !== undefined && !REQUEST_ID.test(input.requestId)) problems.push({ path: `${path}/requestId`, message: 'must be 1–128 characters of letters, digits, ., _, : and -' })
+  if (mode !== 'FOREVER' && mode !== 'BEFORE_REQUEST')
+    problems.push({ path: `${path}/mode`, message: 'must be FOREVER or BEFORE_REQUEST' })
+  if (input.requestId !== undefined && !REQUEST_ID.test(input.requestId))
+    problems.push({ path: `${path}/requestId`, message: 'must be 1–128 characters of letters, digits, ., _, : and -' })
   if (problems.length > 0) throw new ConfigError(problems, 'deletion request')
   return {
     request_id: input.requestId ?? randomUUID(),

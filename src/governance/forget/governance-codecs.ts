@@ -46,7 +46,13 @@ class LazyCodec<T> {
 
 /** Deletion requests: `encode` for `ragstream forget`, `prepare`/`decode` for the govern operator (`forget.decode`). */
 export function deletionRequestCodec(options: { registryUrl: string; topic: string }) {
-  const lazy = new LazyCodec(() => AvroValueCodec.forTopic<DeletionRequestValue>({ registryUrl: options.registryUrl, topic: options.topic, schema: DELETION_REQUEST_SCHEMA }))
+  const lazy = new LazyCodec(() =>
+    AvroValueCodec.forTopic<DeletionRequestValue>({
+      registryUrl: options.registryUrl,
+      topic: options.topic,
+      schema: DELETION_REQUEST_SCHEMA,
+    }),
+  )
   return {
     open: () => lazy.open(),
     encode: (request: DeletionRequestValue): Buffer => lazy.codec.encode(request) as Buffer,
@@ -57,7 +63,13 @@ export function deletionRequestCodec(options: { registryUrl: string; topic: stri
 
 /** The govern operator's `audit` output for the pgvector sink: Avro audit events on the chunk topic. */
 export function auditEventOutput(options: { registryUrl: string; chunkTopic: string }) {
-  const lazy = new LazyCodec(() => AvroValueCodec.forTopic<AuditEventValue>({ registryUrl: options.registryUrl, topic: `${options.chunkTopic}-audit`, schema: AUDIT_EVENT_SCHEMA }))
+  const lazy = new LazyCodec(() =>
+    AvroValueCodec.forTopic<AuditEventValue>({
+      registryUrl: options.registryUrl,
+      topic: `${options.chunkTopic}-audit`,
+      schema: AUDIT_EVENT_SCHEMA,
+    }),
+  )
   return {
     topic: options.chunkTopic,
     open: () => lazy.open(),

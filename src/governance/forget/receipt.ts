@@ -33,9 +33,13 @@ const IDENTIFIER = /^[a-z_][a-z0-9_]*$/
 function quoteIdentifier(name: string): string {
   const parts = name.split('.')
   if (parts.length > 2 || parts.some((p) => !IDENTIFIER.test(p) || Buffer.byteLength(p) > 63)) {
-    throw new RagstreamError('RS_IDENTIFIER_INVALID', `identifier ${JSON.stringify(name.slice(0, 80))} is not [schema.]name of lower-case letters, digits and _ (at most 63 bytes each)`, {
-      context: { field: 'verification' },
-    })
+    throw new RagstreamError(
+      'RS_IDENTIFIER_INVALID',
+      `identifier ${JSON.stringify(name.slice(0, 80))} is not [schema.]name of lower-case letters, digits and _ (at most 63 bytes each)`,
+      {
+        context: { field: 'verification' },
+      },
+    )
   }
   return parts.map((p) => `"${p}"`).join('.')
 }
@@ -44,11 +48,20 @@ function quoteIdentifier(name: string): string {
  * The query that counts what is left of a subject in every index table: it returns 0 after a
  * successful forget. `column` is a `text[]` column of subjects (or of subject hashes).
  */
-export function verificationQuery(tables: readonly string[], options: { column?: string; parameter?: 'subject' | 'subject_hash' } = {}): VerificationQuery {
-  if (tables.length === 0) throw new RagstreamError('RS_IDENTIFIER_INVALID', 'verification needs at least one table', { context: { field: 'verification' } })
+export function verificationQuery(
+  tables: readonly string[],
+  options: { column?: string; parameter?: 'subject' | 'subject_hash' } = {},
+): VerificationQuery {
+  if (tables.length === 0)
+    throw new RagstreamError('RS_IDENTIFIER_INVALID', 'verification needs at least one table', {
+      context: { field: 'verification' },
+    })
   const column = quoteIdentifier(options.column ?? 'subjects')
   const selects = tables.map((table) => `SELECT 1 FROM ${quoteIdentifier(table)} WHERE ${column} @> ARRAY[$1]::text[]`)
-  return { sql: `SELECT count(*) AS remaining FROM (${selects.join(' UNION ALL ')}) AS t`, parameter: options.parameter ?? 'subject' }
+  return {
+    sql: `SELECT count(*) AS remaining FROM (${selects.join(' UNION ALL ')}) AS t`,
+    parameter: options.parameter ?? 'subject',
+  }
 }
 
 function iso(ms: number): string {
@@ -86,7 +99,8 @@ export function formatReceipt(receipt: ForgetReceipt): string {
     `  requested     ${iso(receipt.requestedAtMs)}`,
     `  confirmed     ${iso(receipt.confirmedAtMs)} (${duration(receipt.confirmedAtMs - receipt.requestedAtMs)} after the request)`,
   ]
-  if (receipt.deadLettersExpireByMs !== undefined) lines.push(`  dead letters  written before the request expire by ${iso(receipt.deadLettersExpireByMs)}`)
+  if (receipt.deadLettersExpireByMs !== undefined)
+    lines.push(`  dead letters  written before the request expire by ${iso(receipt.deadLettersExpireByMs)}`)
   lines.push(
     `  verification  ${receipt.remaining} rows remain:`,
     `    ${receipt.verification.sql};`,

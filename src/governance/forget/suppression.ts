@@ -36,7 +36,10 @@ export function effectiveMode(topologyMode: SuppressionMode, requestMode: Suppre
   return topologyMode === 'FOREVER' || requestMode === 'FOREVER' ? 'FOREVER' : 'BEFORE_REQUEST'
 }
 
-export function suppressionFromRequest(request: DeletionRequestValue, topologyMode: SuppressionMode): SuppressionRecord {
+export function suppressionFromRequest(
+  request: DeletionRequestValue,
+  topologyMode: SuppressionMode,
+): SuppressionRecord {
   return {
     subjectHash: hashSubject(request.subject),
     requestId: request.request_id,
@@ -50,11 +53,15 @@ export function suppressionFromRequest(request: DeletionRequestValue, topologyMo
  * FOREVER, and a BEFORE_REQUEST watermark only moves later — so requests applied in any order, or
  * twice (a redelivered request after an aborted transaction), end in the same record.
  */
-export function mergeSuppression(existing: SuppressionRecord | undefined, incoming: SuppressionRecord): SuppressionRecord {
+export function mergeSuppression(
+  existing: SuppressionRecord | undefined,
+  incoming: SuppressionRecord,
+): SuppressionRecord {
   if (existing === undefined) return incoming
   if (existing.mode === 'FOREVER' && incoming.mode === 'FOREVER') {
     // The first request that forgot the subject stays the reference (ties broken by request id).
-    if (incoming.requestedAtMs !== existing.requestedAtMs) return incoming.requestedAtMs < existing.requestedAtMs ? incoming : existing
+    if (incoming.requestedAtMs !== existing.requestedAtMs)
+      return incoming.requestedAtMs < existing.requestedAtMs ? incoming : existing
     return incoming.requestId < existing.requestId ? incoming : existing
   }
   if (existing.mode === 'FOREVER') return existing
@@ -94,7 +101,15 @@ export function subjectHashes(subjects: readonly string[]): string[] {
 
 // Store value, JSON in UTF-8: {"v":1,"subjectHash":"<64 hex>","requestId":"…","mode":"FOREVER"|"BEFORE_REQUEST","requestedAtMs":<ms>}
 export function encodeSuppression(record: SuppressionRecord): Buffer {
-  return Buffer.from(JSON.stringify({ v: 1, subjectHash: record.subjectHash, requestId: record.requestId, mode: record.mode, requestedAtMs: record.requestedAtMs }))
+  return Buffer.from(
+    JSON.stringify({
+      v: 1,
+      subjectHash: record.subjectHash,
+      requestId: record.requestId,
+      mode: record.mode,
+      requestedAtMs: record.requestedAtMs,
+    }),
+  )
 }
 
 const HASH = /^[0-9a-f]{64}$/
@@ -104,17 +119,25 @@ export function decodeSuppression(bytes: Buffer): SuppressionRecord {
   try {
     value = JSON.parse(bytes.toString('utf8'))
   } catch (cause) {
-    throw new RagstreamError('RS_DECODE_FAILED', 'suppression record is not JSON', { cause, context: { node: 'forgotten-subjects' } })
+    throw new RagstreamError('RS_DECODE_FAILED', 'suppression record is not JSON', {
+      cause,
+      context: { node: 'forgotten-subjects' },
+    })
   }
   const v = value as Record<string, unknown>
   if (
-    typeof v !== 'object' || v === null || v.v !== 1 ||
-    typeof v.subjectHash !== 'string' || !HASH.test(v.subjectHash) ||
+    typeof v !== 'object' ||
+    v === null ||
+    v.v !== 1 ||
+    typeof v.subjectHash !== 'string' ||
+    !HASH.test(v.subjectHash) ||
     typeof v.requestId !== 'string' ||
     (v.mode !== 'FOREVER' && v.mode !== 'BEFORE_REQUEST') ||
     !Number.isSafeInteger(v.requestedAtMs)
   ) {
-    throw new RagstreamError('RS_DECODE_FAILED', 'suppression record has an unexpected shape (version 1 expected)', { context: { node: 'forgotten-subjects' } })
+    throw new RagstreamError('RS_DECODE_FAILED', 'suppression record has an unexpected shape (version 1 expected)', {
+      context: { node: 'forgotten-subjects' },
+    })
   }
   return { subjectHash: v.subjectHash, requestId: v.requestId, mode: v.mode, requestedAtMs: v.requestedAtMs as number }
 }

@@ -25,7 +25,10 @@ export function customDetector(spec: CustomPattern, path: string, problems: Prob
     return undefined
   }
   if (typeof spec.name !== 'string' || !NAME.test(spec.name)) {
-    problems.push({ path: `${path}/name`, message: 'required: lower-case letters, digits and _ (starting with a letter), at most 63 characters' })
+    problems.push({
+      path: `${path}/name`,
+      message: 'required: lower-case letters, digits and _ (starting with a letter), at most 63 characters',
+    })
   }
   if (spec.label !== undefined && (typeof spec.label !== 'string' || !LABEL.test(spec.label))) {
     problems.push({ path: `${path}/label`, message: 'must be upper-case letters, digits and _, at most 32 characters' })
@@ -44,7 +47,11 @@ export function customDetector(spec: CustomPattern, path: string, problems: Prob
         problems.push({ path: `${path}/pattern`, message: 'matches the empty string' })
       }
       if (NESTED_QUANTIFIER.test(source)) {
-        problems.push({ path: `${path}/pattern`, message: 'has a quantified group that ends in a quantifier (catastrophic backtracking risk); make the repetition unambiguous' })
+        problems.push({
+          path: `${path}/pattern`,
+          message:
+            'has a quantified group that ends in a quantifier (catastrophic backtracking risk); make the repetition unambiguous',
+        })
       }
     }
   } else {

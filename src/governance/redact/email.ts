@@ -5,7 +5,8 @@ const ALNUM = asciiClass(ALNUM_CHARS)
 // The domain, matched sticky right after the `@`: 1–8 labels and an alphabetic TLD, all bounded.
 // A dash after the TLD ends the address unless more labels follow ("x@a.com-based" is x@a.com,
 // "x@a.co-op.org" is one domain).
-const DOMAIN = /[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9])(?!-[A-Za-z0-9-]{0,62}\.[A-Za-z0-9])/y
+const DOMAIN =
+  /[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9])(?!-[A-Za-z0-9-]{0,62}\.[A-Za-z0-9])/y
 
 /**
  * Finds each `@`, walks back over the local part (at most 64 characters of letters, digits and

@@ -26,7 +26,13 @@ function scan(text: string, found: (start: number, end: number) => void): void {
     let start = at
     while (start > 0 && inClass(CANDIDATE, text.charCodeAt(start - 1))) start--
     // "host:2001:db8::1": a single colon after a word separates, it does not start the address.
-    if (text.charCodeAt(start) === 58 && text.charCodeAt(start + 1) !== 58 && start > 0 && inClass(WORD, text.charCodeAt(start - 1))) start++
+    if (
+      text.charCodeAt(start) === 58 &&
+      text.charCodeAt(start + 1) !== 58 &&
+      start > 0 &&
+      inClass(WORD, text.charCodeAt(start - 1))
+    )
+      start++
     let end = at + 1
     let colons = 1
     while (end < text.length && inClass(CANDIDATE, text.charCodeAt(end))) {
@@ -41,11 +47,17 @@ function scan(text: string, found: (start: number, end: number) => void): void {
       while (cut > start && text.charCodeAt(cut) !== 46 && text.charCodeAt(cut) !== 58) cut--
       if (cut > start && cut >= end - 5) end = cut
     }
-    const glued = (start > 0 && inClass(WORD, text.charCodeAt(start - 1))) || (end < text.length && inClass(WORD, text.charCodeAt(end)))
+    const glued =
+      (start > 0 && inClass(WORD, text.charCodeAt(start - 1))) ||
+      (end < text.length && inClass(WORD, text.charCodeAt(end)))
     // 45 characters is the longest IPv6 text form (IPv4-embedded); longer runs are not one address.
     if (colons >= 2 && !glued && end - start <= 47) {
       let e = end
-      while (e > start + 2 && (text.charCodeAt(e - 1) === 46 || (text.charCodeAt(e - 1) === 58 && text.charCodeAt(e - 2) !== 58))) e--
+      while (
+        e > start + 2 &&
+        (text.charCodeAt(e - 1) === 46 || (text.charCodeAt(e - 1) === 58 && text.charCodeAt(e - 2) !== 58))
+      )
+        e--
       const value = text.slice(start, e)
       if (groups(value) >= 2 && isIPv6(value)) found(start, e)
     }

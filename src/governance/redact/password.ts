@@ -2,7 +2,8 @@ import { type Detector } from './detector.ts'
 
 // The keyword and its separator: "password is …", "pwd: …", "passwd=…", "Passwort: …". The scan
 // looks for these (literal alternatives: cheap to find) and takes the token after them.
-const KEYWORD = /(?<![A-Za-z0-9_])(?:password|passwort|passwd|passphrase|pwd|pin|kennwort|mot de passe)(?:\s{0,3}(?:is|was|ist)\s{1,3}|\s{0,3}[:=]\s{0,3})/gi
+const KEYWORD =
+  /(?<![A-Za-z0-9_])(?:password|passwort|passwd|passphrase|pwd|pin|kennwort|mot de passe)(?:\s{0,3}(?:is|was|ist)\s{1,3}|\s{0,3}[:=]\s{0,3})/gi
 // The value: a run of non-space characters, not a quote or bracket.
 const VALUE = /[^\s"'`<>()[\]{}]{3,128}/y
 

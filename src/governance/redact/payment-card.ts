@@ -32,7 +32,15 @@ function knownIssuer(d: string): boolean {
     case '2':
       return four >= 2221 && four <= 2720
     case '3':
-      return two === 34 || two === 37 || two === 36 || two === 38 || two === 39 || (four >= 3528 && four <= 3589) || (four >= 3000 && four <= 3059)
+      return (
+        two === 34 ||
+        two === 37 ||
+        two === 36 ||
+        two === 38 ||
+        two === 39 ||
+        (four >= 3528 && four <= 3589) ||
+        (four >= 3000 && four <= 3059)
+      )
     case '6':
       return true
     default:

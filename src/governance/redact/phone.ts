@@ -20,7 +20,8 @@ function valid(text: string, start: number, end: number): boolean {
   const first = text.charCodeAt(start)
   if (first === 43 /* + */) {
     let trunkZero = false
-    for (let i = start + 1; i + 2 < end && !trunkZero; i++) trunkZero = text.charCodeAt(i) === 40 && text.charCodeAt(i + 1) === 48 && text.charCodeAt(i + 2) === 41
+    for (let i = start + 1; i + 2 < end && !trunkZero; i++)
+      trunkZero = text.charCodeAt(i) === 40 && text.charCodeAt(i + 1) === 48 && text.charCodeAt(i + 2) === 41
     return digits >= 8 && digits <= (trunkZero ? 16 : 15)
   }
   if (first === 48 /* 0 */ || (first === 40 /* ( */ && text.charCodeAt(start + 1) === 48)) {

@@ -37,18 +37,29 @@ export class Pseudonymiser {
   }
 
   /** Reads the key from `env[name]`; problems name the variable, never its value. */
-  static fromEnvironment(name: string, env: Readonly<Record<string, string | undefined>>, path: string, problems: Problem[]): Pseudonymiser | undefined {
+  static fromEnvironment(
+    name: string,
+    env: Readonly<Record<string, string | undefined>>,
+    path: string,
+    problems: Problem[],
+  ): Pseudonymiser | undefined {
     if (typeof name !== 'string' || !ENV_NAME.test(name)) {
       problems.push({ path, message: 'must be an environment variable name' })
       return undefined
     }
     const value = env[name]
     if (value === undefined || value === '') {
-      problems.push({ path, message: `environment variable ${name} is not set (pseudonymisation needs a key of at least ${MIN_PSEUDONYM_KEY_BYTES} bytes)` })
+      problems.push({
+        path,
+        message: `environment variable ${name} is not set (pseudonymisation needs a key of at least ${MIN_PSEUDONYM_KEY_BYTES} bytes)`,
+      })
       return undefined
     }
     if (Buffer.byteLength(value) < MIN_PSEUDONYM_KEY_BYTES) {
-      problems.push({ path, message: `environment variable ${name} holds a key shorter than ${MIN_PSEUDONYM_KEY_BYTES} bytes` })
+      problems.push({
+        path,
+        message: `environment variable ${name} holds a key shorter than ${MIN_PSEUDONYM_KEY_BYTES} bytes`,
+      })
       return undefined
     }
     return new Pseudonymiser(Buffer.from(value))

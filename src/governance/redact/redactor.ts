@@ -63,13 +63,29 @@ export interface Redactor {
   /** Returns the redacted text and adds what it removed to `counts`. */
   redactText(text: string, counts: RedactionCounts): string
   /** Applies field rules (and the detectors to other strings); returns the input itself when nothing changed. */
-  redactMetadata(metadata: Readonly<Record<string, unknown>>, counts: RedactionCounts): Readonly<Record<string, unknown>>
+  redactMetadata(
+    metadata: Readonly<Record<string, unknown>>,
+    counts: RedactionCounts,
+  ): Readonly<Record<string, unknown>>
 }
 
-const KNOWN_KEYS = new Set(['defaultAction', 'detectors', 'custom', 'fields', 'metadataStrings', 'pseudonymKeyEnv', 'entropy'])
+const KNOWN_KEYS = new Set([
+  'defaultAction',
+  'detectors',
+  'custom',
+  'fields',
+  'metadataStrings',
+  'pseudonymKeyEnv',
+  'entropy',
+])
 const FIELD_PATH = /^[A-Za-z0-9_$-]+(?:\.[A-Za-z0-9_$-]+)*$/
 const LABEL = /^[A-Z][A-Z0-9_]{0,31}$/
-const ENTROPY_KEYS: readonly (keyof EntropyThresholds)[] = ['minLength', 'minHexLength', 'entropyRatio', 'classChangeRatio']
+const ENTROPY_KEYS: readonly (keyof EntropyThresholds)[] = [
+  'minLength',
+  'minHexLength',
+  'entropyRatio',
+  'classChangeRatio',
+]
 
 type Environment = Readonly<Record<string, string | undefined>>
 
@@ -82,14 +98,20 @@ export function buildRedactor(config: RedactionConfig = {}, env: Environment = p
 }
 
 /** Validates `config` (problems appended under `path`) and, when it is valid, builds the redactor. */
-export function checkRedaction(config: RedactionConfig, path: string, env: Environment, problems: Problem[]): Redactor | undefined {
+export function checkRedaction(
+  config: RedactionConfig,
+  path: string,
+  env: Environment,
+  problems: Problem[],
+): Redactor | undefined {
   const start = problems.length
   if (typeof config !== 'object' || config === null) {
     problems.push({ path, message: 'must be an object' })
     return undefined
   }
   for (const key of Object.keys(config)) {
-    if (!KNOWN_KEYS.has(key)) problems.push({ path: `${path}/${key}`, message: `unknown option (known: ${[...KNOWN_KEYS].join(', ')})` })
+    if (!KNOWN_KEYS.has(key))
+      problems.push({ path: `${path}/${key}`, message: `unknown option (known: ${[...KNOWN_KEYS].join(', ')})` })
   }
   let defaultAction = config.defaultAction ?? 'mask'
   if (!ACTIONS.includes(defaultAction)) {
@@ -100,8 +122,13 @@ export function checkRedaction(config: RedactionConfig, path: string, env: Envir
   const entropy = { ...DEFAULT_ENTROPY_THRESHOLDS }
   if (config.entropy !== undefined) {
     for (const [key, value] of Object.entries(config.entropy)) {
-      if (!(ENTROPY_KEYS as readonly string[]).includes(key)) problems.push({ path: `${path}/entropy/${key}`, message: `unknown threshold (known: ${ENTROPY_KEYS.join(', ')})` })
-      else if (typeof value !== 'number' || !(value > 0)) problems.push({ path: `${path}/entropy/${key}`, message: 'must be a positive number' })
+      if (!(ENTROPY_KEYS as readonly string[]).includes(key))
+        problems.push({
+          path: `${path}/entropy/${key}`,
+          message: `unknown threshold (known: ${ENTROPY_KEYS.join(', ')})`,
+        })
+      else if (typeof value !== 'number' || !(value > 0))
+        problems.push({ path: `${path}/entropy/${key}`, message: 'must be a positive number' })
       else entropy[key as keyof EntropyThresholds] = value
     }
   }
@@ -123,7 +150,10 @@ export function checkRedaction(config: RedactionConfig, path: string, env: Envir
   const chosen = config.detectors ?? {}
   for (const kind of Object.keys(chosen)) {
     if (!(BUILT_IN_DETECTORS as readonly string[]).includes(kind)) {
-      problems.push({ path: `${path}/detectors/${kind}`, message: `unknown detector (known: ${BUILT_IN_DETECTORS.join(', ')})` })
+      problems.push({
+        path: `${path}/detectors/${kind}`,
+        message: `unknown detector (known: ${BUILT_IN_DETECTORS.join(', ')})`,
+      })
     }
   }
   // Custom patterns go after the checksum-verified detectors and before the entropy catch-all.
@@ -136,9 +166,11 @@ export function checkRedaction(config: RedactionConfig, path: string, env: Envir
         const p = `${path}/custom/${i}`
         const detector = customDetector(spec, p, problems)
         const action = spec?.action ?? defaultAction
-        if (!ACTIONS.includes(action)) problems.push({ path: `${p}/action`, message: `must be one of ${ACTIONS.join(', ')}` })
+        if (!ACTIONS.includes(action))
+          problems.push({ path: `${p}/action`, message: `must be one of ${ACTIONS.join(', ')}` })
         if (detector !== undefined) {
-          if (names.has(detector.kind)) problems.push({ path: `${p}/name`, message: `duplicates detector name ${detector.kind}` })
+          if (names.has(detector.kind))
+            problems.push({ path: `${p}/name`, message: `duplicates detector name ${detector.kind}` })
           names.add(detector.kind)
           customs.push({ detector, action })
         }
@@ -164,37 +196,50 @@ export function checkRedaction(config: RedactionConfig, path: string, env: Envir
 
   const fieldRules = new Map<string, FieldRule>()
   if (config.fields !== undefined) {
-    if (typeof config.fields !== 'object' || config.fields === null) problems.push({ path: `${path}/fields`, message: 'must be an object of path → rule' })
+    if (typeof config.fields !== 'object' || config.fields === null)
+      problems.push({ path: `${path}/fields`, message: 'must be an object of path → rule' })
     else {
       for (const [field, raw] of Object.entries(config.fields)) {
         const p = `${path}/fields/${field}`
         const rule: FieldRule = typeof raw === 'string' ? { action: raw } : raw
-        if (!FIELD_PATH.test(field)) problems.push({ path: p, message: 'must be a dotted field path such as customer.email' })
+        if (!FIELD_PATH.test(field))
+          problems.push({ path: p, message: 'must be a dotted field path such as customer.email' })
         if (typeof rule !== 'object' || rule === null || !FIELD_ACTIONS.includes(rule.action)) {
           problems.push({ path: p, message: `must be one of ${FIELD_ACTIONS.join(', ')} (or { action, label })` })
           continue
         }
         if (rule.label !== undefined && (typeof rule.label !== 'string' || !LABEL.test(rule.label))) {
-          problems.push({ path: `${p}/label`, message: 'must be upper-case letters, digits and _, at most 32 characters' })
+          problems.push({
+            path: `${p}/label`,
+            message: 'must be upper-case letters, digits and _, at most 32 characters',
+          })
         }
         fieldRules.set(field, rule)
       }
     }
   }
   const metadataStrings = config.metadataStrings ?? 'redact'
-  if (metadataStrings !== 'redact' && metadataStrings !== 'keep') problems.push({ path: `${path}/metadataStrings`, message: 'must be redact or keep' })
+  if (metadataStrings !== 'redact' && metadataStrings !== 'keep')
+    problems.push({ path: `${path}/metadataStrings`, message: 'must be redact or keep' })
 
   let pseudonymiser: Pseudonymiser | undefined
   const needsKey = actions.includes('pseudonymise') || [...fieldRules.values()].some((r) => r.action === 'pseudonymise')
   if (needsKey) {
-    pseudonymiser = Pseudonymiser.fromEnvironment(config.pseudonymKeyEnv ?? DEFAULT_PSEUDONYM_KEY_ENV, env, `${path}/pseudonymKeyEnv`, problems)
+    pseudonymiser = Pseudonymiser.fromEnvironment(
+      config.pseudonymKeyEnv ?? DEFAULT_PSEUDONYM_KEY_ENV,
+      env,
+      `${path}/pseudonymKeyEnv`,
+      problems,
+    )
   }
   if (problems.length > start) return undefined
   return new CompiledRedactor(detectors, actions, fieldRules, metadataStrings === 'redact', pseudonymiser)
 }
 
 const DETECTOR_BY_LABEL = new Map<string, Detector>(
-  [emailDetector, phoneDetector, paymentCardDetector, ibanDetector, usSsnDetector, ipv4Detector, ipv6Detector].map((d) => [d.label, d]),
+  [emailDetector, phoneDetector, paymentCardDetector, ibanDetector, usSsnDetector, ipv4Detector, ipv6Detector].map(
+    (d) => [d.label, d],
+  ),
 )
 
 class CompiledRedactor implements Redactor {
@@ -212,7 +257,13 @@ class CompiledRedactor implements Redactor {
   #current = 0
   readonly #found = (start: number, end: number): void => this.#candidates.push(start, end, this.#current)
 
-  constructor(detectors: Detector[], actions: RedactionAction[], fields: Map<string, FieldRule>, scanMetadata: boolean, pseudonymiser: Pseudonymiser | undefined) {
+  constructor(
+    detectors: Detector[],
+    actions: RedactionAction[],
+    fields: Map<string, FieldRule>,
+    scanMetadata: boolean,
+    pseudonymiser: Pseudonymiser | undefined,
+  ) {
     this.#detectors = detectors
     this.#actions = actions
     this.#fields = fields
@@ -295,11 +346,18 @@ class CompiledRedactor implements Redactor {
     return this.#pseudonymiser.token(detector.label, canonical)
   }
 
-  redactMetadata(metadata: Readonly<Record<string, unknown>>, counts: RedactionCounts): Readonly<Record<string, unknown>> {
+  redactMetadata(
+    metadata: Readonly<Record<string, unknown>>,
+    counts: RedactionCounts,
+  ): Readonly<Record<string, unknown>> {
     return this.#object(metadata, '', counts)
   }
 
-  #object(value: Readonly<Record<string, unknown>>, prefix: string, counts: RedactionCounts): Readonly<Record<string, unknown>> {
+  #object(
+    value: Readonly<Record<string, unknown>>,
+    prefix: string,
+    counts: RedactionCounts,
+  ): Readonly<Record<string, unknown>> {
     let copy: Record<string, unknown> | undefined
     for (const key of Object.keys(value)) {
       const path = prefix === '' ? key : `${prefix}.${key}`
@@ -344,7 +402,8 @@ class CompiledRedactor implements Redactor {
       if (action === 'keep' || (action === undefined && !this.#scanMetadata)) return value
       return this.redactText(value, counts)
     }
-    if (typeof value === 'object' && action !== 'keep') return this.#object(value as Record<string, unknown>, path, counts)
+    if (typeof value === 'object' && action !== 'keep')
+      return this.#object(value as Record<string, unknown>, path, counts)
     return value
   }
 }

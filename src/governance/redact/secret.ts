@@ -51,7 +51,8 @@ function withoutTrailingWords(text: string, start: number, end: number): number 
 }
 
 function verify(text: string, start: number, end: number): number {
-  if (text.startsWith('-----BEGIN', start)) return text.endsWith('KEY-----', end) ? end : withoutTrailingWords(text, start, end)
+  if (text.startsWith('-----BEGIN', start))
+    return text.endsWith('KEY-----', end) ? end : withoutTrailingWords(text, start, end)
   // "sk-" is a common word fragment ("sk-1" in a SKU): a real OpenAI key body mixes letters and digits.
   if (text.startsWith('sk-', start)) {
     let letters = 0

@@ -9,7 +9,10 @@ function verify(text: string, start: number, end: number): number {
   const serial = Number(text.slice(start + 7, start + 11))
   if (area === 0 || area === 666 || area >= 900) return -1
   if (group === 0 || serial === 0) return -1
-  if (PUBLISHED.has(text.slice(start, start + 3) + text.slice(start + 4, start + 6) + text.slice(start + 7, start + 11))) return -1
+  if (
+    PUBLISHED.has(text.slice(start, start + 3) + text.slice(start + 4, start + 6) + text.slice(start + 7, start + 11))
+  )
+    return -1
   return end
 }
 

@@ -4,7 +4,13 @@ import { deletionAppliedAudit, deletionRequestedAudit } from '../../../src/gover
 import { buildDeletionRequest } from '../../../src/governance/forget/deletion-request.ts'
 import { hashSubject } from '../../../src/governance/subject.ts'
 
-const request = buildDeletionRequest({ subject: 'customer:42', reason: 'Anna Schmidt asked by phone', requestedBy: 'dpo', requestedAtMs: 1000, requestId: 'req-1' })
+const request = buildDeletionRequest({
+  subject: 'customer:42',
+  reason: 'Anna Schmidt asked by phone',
+  requestedBy: 'dpo',
+  requestedAtMs: 1000,
+  requestId: 'req-1',
+})
 
 test('DELETION_REQUESTED: one per request, hashed subject, no free text', () => {
   const event = deletionRequestedAudit(request, 'support')
@@ -18,10 +24,28 @@ test('DELETION_REQUESTED: one per request, hashed subject, no free text', () => 
 })
 
 test('DELETION_APPLIED: one per request and partition, with counts per store', () => {
-  const applied = { topology: 'support', topologyVersion: 'v2', requestId: 'req-1', subjectHash: hashSubject('customer:42'), partition: 3, chunksTombstoned: 7, storeKeysRemoved: { 'chunk-sets': 2, 'embedding-cache': 7 }, atMs: 2000 }
+  const applied = {
+    topology: 'support',
+    topologyVersion: 'v2',
+    requestId: 'req-1',
+    subjectHash: hashSubject('customer:42'),
+    partition: 3,
+    chunksTombstoned: 7,
+    storeKeysRemoved: { 'chunk-sets': 2, 'embedding-cache': 7 },
+    atMs: 2000,
+  }
   const event = deletionAppliedAudit(applied)
   assert.equal(event.kind, 'DELETION_APPLIED')
-  assert.deepEqual(event.counts, { chunks_tombstoned: 7, partition: 3, 'store_keys_removed:chunk-sets': 2, 'store_keys_removed:embedding-cache': 7 })
-  assert.equal(deletionAppliedAudit({ ...applied, atMs: 3000 }).event_id, event.event_id, 'a re-processed batch writes the same event')
+  assert.deepEqual(event.counts, {
+    chunks_tombstoned: 7,
+    partition: 3,
+    'store_keys_removed:chunk-sets': 2,
+    'store_keys_removed:embedding-cache': 7,
+  })
+  assert.equal(
+    deletionAppliedAudit({ ...applied, atMs: 3000 }).event_id,
+    event.event_id,
+    'a re-processed batch writes the same event',
+  )
   assert.notEqual(deletionAppliedAudit({ ...applied, partition: 4 }).event_id, event.event_id)
 })

@@ -17,10 +17,28 @@ test('a deletion request value has exactly the fields of schemas/deletion-reques
 
 test('invalid input is reported per field, without repeating the subject', () => {
   assert.throws(
-    () => buildDeletionRequest({ subject: 'Anna Schmidt', reason: ' ', requestedBy: '', requestedAtMs: -1, mode: 'SOMETIMES' as never, requestId: 'a b' }),
+    () =>
+      buildDeletionRequest({
+        subject: 'Anna Schmidt',
+        reason: ' ',
+        requestedBy: '',
+        requestedAtMs: -1,
+        mode: 'SOMETIMES' as never,
+        requestId: 'a b',
+      }),
     (error: unknown) => {
       assert.ok(error instanceof ConfigError)
-      assert.deepEqual(error.problems.map((p) => p.path), ['/forget/subject', '/forget/reason', '/forget/requestedBy', '/forget/requestedAtMs', '/forget/mode', '/forget/requestId'])
+      assert.deepEqual(
+        error.problems.map((p) => p.path),
+        [
+          '/forget/subject',
+          '/forget/reason',
+          '/forget/requestedBy',
+          '/forget/requestedAtMs',
+          '/forget/mode',
+          '/forget/requestId',
+        ],
+      )
       assert.ok(!error.message.includes('Anna'))
       return true
     },

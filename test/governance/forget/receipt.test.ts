@@ -2,7 +2,13 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { RagstreamError } from '../../../src/errors.ts'
 import { deadLetterExpiryMs } from '../../../src/governance/forget/dead-letter.ts'
-import { formatReceipt, receiptAuditEvent, receiptJson, verificationQuery, type ForgetReceipt } from '../../../src/governance/forget/receipt.ts'
+import {
+  formatReceipt,
+  receiptAuditEvent,
+  receiptJson,
+  verificationQuery,
+  type ForgetReceipt,
+} from '../../../src/governance/forget/receipt.ts'
 import { hashSubject } from '../../../src/governance/subject.ts'
 
 const requestedAtMs = Date.UTC(2026, 10, 26, 10, 0, 0)
@@ -52,8 +58,17 @@ test('one DELETION_CONFIRMED audit event per request, with the counts', () => {
   assert.equal(event.kind, 'DELETION_CONFIRMED')
   assert.equal(event.request_id, receipt.requestId)
   assert.equal(event.subject_hash, receipt.subjectHash)
-  assert.deepEqual(event.counts, { chunks_tombstoned: 12, remaining: 0, 'rows_deleted:ragstream.support_v1': 12, 'rows_deleted:ragstream.support_v2': 11 })
-  assert.equal(event.event_id, receiptAuditEvent({ ...receipt, confirmedAtMs: receipt.confirmedAtMs + 5 }, 'v2').event_id, 'the event id depends on the request only')
+  assert.deepEqual(event.counts, {
+    chunks_tombstoned: 12,
+    remaining: 0,
+    'rows_deleted:ragstream.support_v1': 12,
+    'rows_deleted:ragstream.support_v2': 11,
+  })
+  assert.equal(
+    event.event_id,
+    receiptAuditEvent({ ...receipt, confirmedAtMs: receipt.confirmedAtMs + 5 }, 'v2').event_id,
+    'the event id depends on the request only',
+  )
 })
 
 test('verification identifiers pass an allow-list; the subject is a bound parameter', () => {
@@ -62,7 +77,11 @@ test('verification identifiers pass an allow-list; the subject is a bound parame
     parameter: 'subject_hash',
   })
   for (const bad of ['support"; DROP TABLE x; --', 'a.b.c', 'Upper', 'x'.repeat(64)]) {
-    assert.throws(() => verificationQuery([bad]), (e: unknown) => e instanceof RagstreamError && e.code === 'RS_IDENTIFIER_INVALID', bad)
+    assert.throws(
+      () => verificationQuery([bad]),
+      (e: unknown) => e instanceof RagstreamError && e.code === 'RS_IDENTIFIER_INVALID',
+      bad,
+    )
   }
   assert.throws(() => verificationQuery([]), /at least one table/)
 })

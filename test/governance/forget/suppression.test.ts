@@ -17,7 +17,14 @@ import { hashSubject } from '../../../src/governance/subject.ts'
 
 const REQUESTED_AT = 1_764_000_000_000
 const request = (mode: 'FOREVER' | 'BEFORE_REQUEST', requestedAtMs = REQUESTED_AT, requestId = 'req-1') =>
-  buildDeletionRequest({ subject: 'customer:42', reason: 'GDPR art. 17', requestedBy: 'dpo@example.com', requestedAtMs, mode, requestId })
+  buildDeletionRequest({
+    subject: 'customer:42',
+    reason: 'GDPR art. 17',
+    requestedBy: 'dpo@example.com',
+    requestedAtMs,
+    mode,
+    requestId,
+  })
 
 function store(...records: SuppressionRecord[]): (hash: string) => SuppressionRecord | undefined {
   const map = new Map(records.map((r) => [r.subjectHash, r]))
@@ -27,7 +34,8 @@ function store(...records: SuppressionRecord[]): (hash: string) => SuppressionRe
 test('FOREVER suppresses every record of the subject, old and new', () => {
   const s = suppressionFromRequest(request('FOREVER'), 'FOREVER')
   assert.equal(s.subjectHash, hashSubject('customer:42'))
-  for (const ts of [0, REQUESTED_AT - 1, REQUESTED_AT, REQUESTED_AT + 86_400_000]) assert.equal(suppresses(s, ts), true, String(ts))
+  for (const ts of [0, REQUESTED_AT - 1, REQUESTED_AT, REQUESTED_AT + 86_400_000])
+    assert.equal(suppresses(s, ts), true, String(ts))
 })
 
 test('BEFORE_REQUEST suppresses data with a source time before the request only', () => {
@@ -66,8 +74,14 @@ test('merging only ever grows suppression, and is order-independent and idempote
   assert.equal(mergeSuppression(late, late), late)
   assert.equal(mergeSuppression(late, forever), forever)
   assert.equal(mergeSuppression(forever, late), forever)
-  const orders = [[early, late, forever], [forever, late, early], [late, forever, early]]
-  const results = orders.map((o) => o.reduce<SuppressionRecord | undefined>((acc, r) => mergeSuppression(acc, r), undefined))
+  const orders = [
+    [early, late, forever],
+    [forever, late, early],
+    [late, forever, early],
+  ]
+  const results = orders.map((o) =>
+    o.reduce<SuppressionRecord | undefined>((acc, r) => mergeSuppression(acc, r), undefined),
+  )
   for (const r of results) assert.deepEqual(r, forever)
 })
 
@@ -77,6 +91,9 @@ test('the store value round-trips, never holds the subject, and is never empty',
   assert.ok(bytes.length > 0)
   assert.ok(!bytes.toString().includes('customer'))
   assert.deepEqual(decodeSuppression(bytes), s)
-  assert.throws(() => decodeSuppression(Buffer.from('{')), (e: unknown) => e instanceof RagstreamError && e.code === 'RS_DECODE_FAILED')
+  assert.throws(
+    () => decodeSuppression(Buffer.from('{')),
+    (e: unknown) => e instanceof RagstreamError && e.code === 'RS_DECODE_FAILED',
+  )
   assert.throws(() => decodeSuppression(Buffer.from('{"v":2}')), /unexpected shape/)
 })

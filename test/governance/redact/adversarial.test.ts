@@ -42,12 +42,16 @@ for (const [name, text] of UNCHANGED) {
   })
 }
 
-test('adversarial: BEGIN lines without a body are each masked (a bare marker is still a key paste)', { timeout: 60_000 }, () => {
-  const count = Math.floor(N / 28)
-  const out = run('-----BEGIN PRIVATE KEY-----\n'.repeat(count))
-  assert.equal(out.text, '[SECRET]\n'.repeat(count))
-  assert.deepEqual(out.counts, { secret: count })
-})
+test(
+  'adversarial: BEGIN lines without a body are each masked (a bare marker is still a key paste)',
+  { timeout: 60_000 },
+  () => {
+    const count = Math.floor(N / 28)
+    const out = run('-----BEGIN PRIVATE KEY-----\n'.repeat(count))
+    assert.equal(out.text, '[SECRET]\n'.repeat(count))
+    assert.deepEqual(out.counts, { secret: count })
+  },
+)
 
 test('adversarial: a PEM header followed by 100,000 short words gives the words back', { timeout: 60_000 }, () => {
   const words = 'a '.repeat(N / 2)
@@ -80,10 +84,14 @@ test('adversarial: a custom pattern is scanned once per text', { timeout: 60_000
   assert.deepEqual(run(text, redactor).counts, {})
 })
 
-test('adversarial: tens of thousands of findings of several kinds in one text are merged in one pass each', { timeout: 60_000 }, () => {
-  const unit = 'a@example.com +44 20 7946 0958 10.0.0.1 '
-  const count = Math.floor(N / unit.length) * 2
-  const out = run(unit.repeat(count))
-  assert.equal(out.text, '[EMAIL] [PHONE] [IPV4] '.repeat(count))
-  assert.deepEqual(out.counts, { email: count, phone: count, ipv4: count })
-})
+test(
+  'adversarial: tens of thousands of findings of several kinds in one text are merged in one pass each',
+  { timeout: 60_000 },
+  () => {
+    const unit = 'a@example.com +44 20 7946 0958 10.0.0.1 '
+    const count = Math.floor(N / unit.length) * 2
+    const out = run(unit.repeat(count))
+    assert.equal(out.text, '[EMAIL] [PHONE] [IPV4] '.repeat(count))
+    assert.deepEqual(out.counts, { email: count, phone: count, ipv4: count })
+  },
+)

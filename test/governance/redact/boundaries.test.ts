@@ -10,7 +10,32 @@ import { seededRandom } from '../../support/seeded-random.ts'
 import { run } from './helpers.ts'
 
 const LEFT = [' ', '\n', '(', '"', "'", ': ', '=', ', ', '[', '<', 'x ', '1 ', '. ', '\t', '*', '- ']
-const RIGHT = [' ', '\n', ')', '"', "'", '.', ',', ';', ']', '>', ' x', ' 1', '. Next', '!', '?', ':', '/', ' 10.0.0.1', ' 2026', '-', '-end', '.end', ':end', '/end']
+const RIGHT = [
+  ' ',
+  '\n',
+  ')',
+  '"',
+  "'",
+  '.',
+  ',',
+  ';',
+  ']',
+  '>',
+  ' x',
+  ' 1',
+  '. Next',
+  '!',
+  '?',
+  ':',
+  '/',
+  ' 10.0.0.1',
+  ' 2026',
+  '-',
+  '-end',
+  '.end',
+  ':end',
+  '/end',
+]
 
 test('seeded values survive no neighbourhood', () => {
   const values = generateLabelledCorpus({ seed: 99, perKind: 200 }).tickets.flatMap((t) => t.seeded)

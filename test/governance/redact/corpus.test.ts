@@ -15,7 +15,8 @@ const corpus = generateLabelledCorpus({ seed: 42, perKind: 60 })
 function tracesOf(kind: string, value: string): string[] {
   if (kind === 'payment_card' || kind === 'us_ssn') return [value, digitsOf(value)]
   if (kind === 'iban') return [value, value.replaceAll(' ', '')]
-  if (kind === 'secret' && value.startsWith('-----BEGIN')) return value.split('\n').filter((line) => !line.startsWith('-----'))
+  if (kind === 'secret' && value.startsWith('-----BEGIN'))
+    return value.split('\n').filter((line) => !line.startsWith('-----'))
   return [value]
 }
 
@@ -23,7 +24,11 @@ test('the corpus seeds at least 50 values of every detector kind', () => {
   for (const kind of CORPUS_KINDS) assert.ok(corpus.counts[kind] >= 50, kind)
 })
 
-for (const [name, redactor] of [['mask', maskAll], ['drop', withKey({ defaultAction: 'drop' })], ['pseudonymise', withKey({ defaultAction: 'pseudonymise' })]] as const) {
+for (const [name, redactor] of [
+  ['mask', maskAll],
+  ['drop', withKey({ defaultAction: 'drop' })],
+  ['pseudonymise', withKey({ defaultAction: 'pseudonymise' })],
+] as const) {
   test(`${name}: 0 seeded values survive, and counts equal the seeded numbers per detector`, () => {
     const total: RedactionCounts = {}
     const survivors: string[] = []

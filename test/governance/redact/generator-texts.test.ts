@@ -11,7 +11,12 @@ import { run } from './helpers.ts'
 test('values made by the data generator are all redacted, alone and inside its ticket texts', () => {
   const rng = new SeededRandom(11)
   for (let i = 0; i < 500; i++) {
-    for (const [kind, value] of [['email', email(rng)], ['phone', phone(rng)], ['payment_card', cardNumber(rng)], ['iban', iban(rng)]] as const) {
+    for (const [kind, value] of [
+      ['email', email(rng)],
+      ['phone', phone(rng)],
+      ['payment_card', cardNumber(rng)],
+      ['iban', iban(rng)],
+    ] as const) {
       const out = run(`value: ${value}.`)
       assert.deepEqual(out.counts, { [kind]: 1 }, value)
     }

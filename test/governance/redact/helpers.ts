@@ -1,4 +1,9 @@
-import { buildRedactor, type RedactionConfig, type RedactionCounts, type Redactor } from '../../../src/governance/redact/redactor.ts'
+import {
+  buildRedactor,
+  type RedactionConfig,
+  type RedactionCounts,
+  type Redactor,
+} from '../../../src/governance/redact/redactor.ts'
 
 /** A redactor with every built-in detector masking. */
 export const maskAll: Redactor = buildRedactor({})

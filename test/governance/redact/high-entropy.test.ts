@@ -10,7 +10,12 @@ test('Shannon entropy', () => {
 })
 
 test('random base64, alphanumeric and long hex tokens are masked', () => {
-  for (const value of ['wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 'q8Zr2LmX9vT4kPw7Nc1Hd6Ys3Bf5Gj0A', 'Tz4xK9mQ2vR7nW1pL8sF3hJ6dC0bY5aE+g/Q==', '4f9c2a7e1b8d3f6a0c5e9b2d7f4a1c8e6b3d0f5a2c9e7b4d1f8a6c3e0b5d2f9a']) {
+  for (const value of [
+    'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+    'q8Zr2LmX9vT4kPw7Nc1Hd6Ys3Bf5Gj0A',
+    'Tz4xK9mQ2vR7nW1pL8sF3hJ6dC0bY5aE+g/Q==',
+    '4f9c2a7e1b8d3f6a0c5e9b2d7f4a1c8e6b3d0f5a2c9e7b4d1f8a6c3e0b5d2f9a',
+  ]) {
     const out = run(`secret is ${value} ok`)
     assert.equal(out.text, 'secret is [SECRET] ok', value)
     assert.deepEqual(out.counts, { high_entropy: 1 })

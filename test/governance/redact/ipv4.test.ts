@@ -12,7 +12,15 @@ test('IPv4 addresses are masked', () => {
 })
 
 test('out-of-range octets, longer dotted numbers and versions are not addresses', () => {
-  for (const text of ['256.1.1.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', 'driver version 10.2.0.114', 'build 1.4.2.7', 'v1.2.3.4']) {
+  for (const text of [
+    '256.1.1.1',
+    '1.2.3',
+    '1.2.3.4.5',
+    '01.2.3.4',
+    'driver version 10.2.0.114',
+    'build 1.4.2.7',
+    'v1.2.3.4',
+  ]) {
     assert.equal(run(text).counts.ipv4, undefined, text)
   }
 })

@@ -3,7 +3,13 @@ import { test } from 'node:test'
 import { run } from './helpers.ts'
 
 test('IPv6 addresses in full, compressed and IPv4-embedded forms are masked', () => {
-  for (const value of ['2001:0db8:85a3:0000:0000:8a2e:0370:7334', '2001:db8::8a2e:370:7334', 'fe80::1ff:fe23:4567:890a', '::ffff:192.0.2.128', '2A02:1810:4D02:8A00::1']) {
+  for (const value of [
+    '2001:0db8:85a3:0000:0000:8a2e:0370:7334',
+    '2001:db8::8a2e:370:7334',
+    'fe80::1ff:fe23:4567:890a',
+    '::ffff:192.0.2.128',
+    '2A02:1810:4D02:8A00::1',
+  ]) {
     const out = run(`from ${value} at noon`)
     assert.equal(out.text, 'from [IPV6] at noon', value)
     assert.deepEqual(out.counts, { ipv6: 1 })

@@ -19,7 +19,14 @@ test('the value after a password keyword is masked, the keyword stays', () => {
 })
 
 test('prose after the keyword is not a password', () => {
-  for (const text of ['The password is incorrect.', 'The password is Wrong again', 'password reset link expired', 'the password: see the letter', 'shipping: 3 days', 'passwords are hashed']) {
+  for (const text of [
+    'The password is incorrect.',
+    'The password is Wrong again',
+    'password reset link expired',
+    'the password: see the letter',
+    'shipping: 3 days',
+    'passwords are hashed',
+  ]) {
     assert.deepEqual(run(text).counts, {}, text)
   }
 })

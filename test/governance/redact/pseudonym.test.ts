@@ -16,11 +16,19 @@ test('pseudonyms are stable per key, canonical per value, and differ across keys
   const first = run(text, a).text
   assert.match(first, /^Mail \[EMAIL:[0-9a-f]{12}\] or call \[PHONE:[0-9a-f]{12}\]\.$/)
   assert.equal(run(text, b).text, first, 'same key, same tokens')
-  assert.equal(run('Mail anna.schmidt@example.com or call +442079460958.', a).text, first, 'canonical forms share a token')
+  assert.equal(
+    run('Mail anna.schmidt@example.com or call +442079460958.', a).text,
+    first,
+    'canonical forms share a token',
+  )
   const second = run(text, other).text
   assert.notEqual(second, first)
   assert.notEqual(second.slice(5, 25), first.slice(5, 25))
-  assert.notEqual(run('Mail grace@example.com', a).text.slice(5), first.slice(5, 25), 'different values, different tokens')
+  assert.notEqual(
+    run('Mail grace@example.com', a).text.slice(5),
+    first.slice(5, 25),
+    'different values, different tokens',
+  )
 })
 
 test('the key never appears in output, errors, or an inspected redactor', () => {
@@ -36,7 +44,10 @@ test('the key never appears in output, errors, or an inspected redactor', () => 
     () => buildRedactor(config, { RAGSTREAM_PSEUDONYM_KEY: short }),
     (error: unknown) => {
       assert.ok(error instanceof ConfigError)
-      assert.deepEqual(error.problems.map((p) => p.path), ['/redact/pseudonymKeyEnv'])
+      assert.deepEqual(
+        error.problems.map((p) => p.path),
+        ['/redact/pseudonymKeyEnv'],
+      )
       assert.match(error.message, /RAGSTREAM_PSEUDONYM_KEY holds a key shorter than 32 bytes/)
       assert.ok(!error.message.includes(short) && !inspect(error).includes(short))
       return true
@@ -45,7 +56,10 @@ test('the key never appears in output, errors, or an inspected redactor', () => 
 })
 
 test('a missing key fails at build time, naming the variable; no key is needed without pseudonymisation', () => {
-  assert.throws(() => buildRedactor({ ...config, pseudonymKeyEnv: 'MY_KEY' }, {}), /\/redact\/pseudonymKeyEnv: environment variable MY_KEY is not set/)
+  assert.throws(
+    () => buildRedactor({ ...config, pseudonymKeyEnv: 'MY_KEY' }, {}),
+    /\/redact\/pseudonymKeyEnv: environment variable MY_KEY is not set/,
+  )
   assert.doesNotThrow(() => buildRedactor({ defaultAction: 'mask' }, {}))
 })
 

@@ -67,7 +67,13 @@ test('field rules: drop, mask, pseudonymise with a detector label, keep, and red
   assert.equal(out.subject, `Refund to ${inText}`)
   assert.match(out.raw_id, /^\[FIELD:[0-9a-f]{12}\]$/)
   assert.equal(out.count, 3)
-  assert.deepEqual(counts, { 'field:internal_notes': 1, 'field:customer.name': 1, 'field:customer.email': 1, email: 1, 'field:raw_id': 1 })
+  assert.deepEqual(counts, {
+    'field:internal_notes': 1,
+    'field:customer.name': 1,
+    'field:customer.email': 1,
+    email: 1,
+    'field:raw_id': 1,
+  })
   assert.equal(metadata.customer.email, 'Anna@Example.com', 'the input is not modified')
 })
 

@@ -26,9 +26,11 @@ test('credentials with known prefixes are masked whole', () => {
 })
 
 test('PEM private key blocks are masked from BEGIN to END, and truncated ones through the body', () => {
-  const block = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACDhLkZ1bD+v/8r==\n-----END OPENSSH PRIVATE KEY-----'
+  const block =
+    '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACDhLkZ1bD+v/8r==\n-----END OPENSSH PRIVATE KEY-----'
   assert.equal(run(`config:\n${block}\nthanks`).text, 'config:\n[SECRET]\nthanks')
-  const truncated = '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\n4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u\n'
+  const truncated =
+    '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\n4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u\n'
   const out = run(`pasted: ${truncated}-- sorry, cut off`)
   assert.equal(out.text, 'pasted: [SECRET]\n-- sorry, cut off')
 })
@@ -36,13 +38,18 @@ test('PEM private key blocks are masked from BEGIN to END, and truncated ones th
 test('PEM blocks pasted on one line, JSON-escaped, or with encryption headers are masked whole', () => {
   const body = 'MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw'
   assert.equal(run(`k: -----BEGIN PRIVATE KEY----- ${body} AB12== -----END PRIVATE KEY----- ok`).text, 'k: [SECRET] ok')
-  assert.equal(run(`{"key":"-----BEGIN EC PRIVATE KEY-----\\n${body}\\n-----END EC PRIVATE KEY-----\\n"}`).text, '{"key":"[SECRET]\\n"}')
+  assert.equal(
+    run(`{"key":"-----BEGIN EC PRIVATE KEY-----\\n${body}\\n-----END EC PRIVATE KEY-----\\n"}`).text,
+    '{"key":"[SECRET]\\n"}',
+  )
   const encrypted = `-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,8A72B1C3D4E5F60718293A4B5C6D7E8F\n\n${body}\n-----END RSA PRIVATE KEY-----`
   assert.equal(run(`see ${encrypted} here`).text, 'see [SECRET] here')
 })
 
 test('a truncated one-line PEM block gives the prose after it back', () => {
-  const out = run('-----BEGIN PRIVATE KEY----- MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6 sorry it got cut off')
+  const out = run(
+    '-----BEGIN PRIVATE KEY----- MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6 sorry it got cut off',
+  )
   assert.equal(out.text, '[SECRET] sorry it got cut off')
 })
 

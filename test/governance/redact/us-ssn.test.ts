@@ -11,7 +11,16 @@ test('SSNs with dashes or spaces are masked', () => {
 })
 
 test('numbers the SSA never issues are not SSNs', () => {
-  for (const value of ['000-12-3456', '666-12-3456', '900-12-3456', '987-65-4321', '123-00-4567', '123-45-0000', '078-05-1120', '219-09-9999']) {
+  for (const value of [
+    '000-12-3456',
+    '666-12-3456',
+    '900-12-3456',
+    '987-65-4321',
+    '123-00-4567',
+    '123-45-0000',
+    '078-05-1120',
+    '219-09-9999',
+  ]) {
     assert.equal(run(`SSN ${value}.`).counts.us_ssn, undefined, value)
   }
 })
