@@ -45,6 +45,8 @@ export interface EmbeddingCallTelemetry {
   /** Attempts beyond the first that the call needed. */
   readonly retries: number
   readonly latencyMs: number
+  /** CPU time the call cost this machine (local models; 0 for a remote service). */
+  readonly cpuMs: number
 }
 
 /** One call to the embedding service that failed (after its retries), by error code. */
