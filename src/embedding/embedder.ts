@@ -90,6 +90,11 @@ export class Embedder {
     return this.#provider.dimensions
   }
 
+  /** Releases the provider's resources (the local model's worker threads). */
+  async close(): Promise<void> {
+    await this.#provider.close?.()
+  }
+
   metrics(): EmbeddingMetrics {
     return { ...this.#metrics, failures: { ...this.#failures } }
   }
@@ -125,7 +130,8 @@ export class Embedder {
     if (missing.length > 0) {
       const fresh = await this.#embedMissing(missing.map((h) => [h, unique.get(h) as string] as const))
       for (const [hash, vector] of fresh) found.set(hash, vector)
-      await this.#cache?.setMany(this.model, fresh)
+      const evicted = (await this.#cache?.setMany(this.model, fresh)) ?? 0
+      if (evicted > 0) report({ kind: 'embedding-cache-evictions', model: this.model, evicted })
     }
     return items.map((item) => found.get(item.contentHash) as Float32Array)
   }

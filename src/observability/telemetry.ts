@@ -66,6 +66,13 @@ export interface EmbeddingCacheTelemetry {
   readonly misses: number
 }
 
+/** Entries the embedding cache's bound evicted to store one batch's new vectors. */
+export interface EmbeddingCacheEvictionTelemetry {
+  readonly kind: 'embedding-cache-evictions'
+  readonly model: string
+  readonly evicted: number
+}
+
 /** Time one call waited for the embedding budget. */
 export interface EmbeddingThrottleTelemetry {
   readonly kind: 'embedding-throttled'
@@ -79,6 +86,7 @@ export type TelemetryEvent =
   | EmbeddingCallTelemetry
   | EmbeddingFailureTelemetry
   | EmbeddingCacheTelemetry
+  | EmbeddingCacheEvictionTelemetry
   | EmbeddingThrottleTelemetry
 
 export type TelemetryListener = (event: TelemetryEvent) => void

@@ -101,6 +101,9 @@ function exportEmbedding(metrics: Metrics, event: TelemetryEvent): void {
       if (event.hits > 0) metrics.inc('ragstream_embedding_cache_hits_total', { model: event.model }, event.hits)
       if (event.misses > 0) metrics.inc('ragstream_embedding_cache_misses_total', { model: event.model }, event.misses)
       break
+    case 'embedding-cache-evictions':
+      metrics.inc('ragstream_embedding_cache_evictions_total', { model: event.model }, event.evicted)
+      break
     case 'embedding-throttled':
       metrics.inc('ragstream_embedding_throttled_seconds_total', { model: event.model }, event.ms / 1000)
       break
