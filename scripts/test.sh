@@ -12,7 +12,8 @@ bash scripts/lint.sh
 # Every test ends within 4 minutes (a test may ask for more with its own { timeout }): a hang fails
 # that test with a message instead of stalling the suite. RAGSTREAM_TEST_TIMEOUT_MS overrides it.
 # --test-force-exit: a test file whose tests are done exits even if a leaked handle would keep it alive.
-TIMEOUT="--test-timeout=${RAGSTREAM_TEST_TIMEOUT_MS:-240000} --test-force-exit"
+# scripts/test-preload.js keeps --test-force-exit from dropping verdicts (see the file).
+TIMEOUT="--test-timeout=${RAGSTREAM_TEST_TIMEOUT_MS:-240000} --test-force-exit --import ./scripts/test-preload.js"
 if [ $# -gt 0 ]; then
   exec node --test --test-concurrency="${RAGSTREAM_TEST_CONCURRENCY:-2}" $TIMEOUT "$@"
 fi
