@@ -57,6 +57,11 @@ export const ERROR_CODES = {
       'The embedding service refused the request (4xx other than 429): API key, model name or input size; not retried.',
   },
   RS_EMBEDDING_DIMENSIONS: { retriable: false, summary: 'The embedding service returned vectors of the wrong size.' },
+  RS_EMBEDDING_MODEL_MISSING: {
+    retriable: false,
+    summary:
+      'A local embedding model is not installed in the models folder, or its files differ from the pinned sha256.',
+  },
   RS_IDENTIFIER_INVALID: {
     retriable: false,
     summary: 'A SQL identifier from configuration failed the allow-list or is longer than 63 bytes.',

@@ -202,6 +202,29 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   ),
   identField('/sink/sinkRole', 'RAGSTREAM_SINK_ROLE', 'role the sink writes as (DML only)', 'ragstream_sink'),
   intField(
+    '/embedding/cache/maxEntries',
+    'RAGSTREAM_EMBEDDING_CACHE_MAX_ENTRIES',
+    0,
+    Number.MAX_SAFE_INTEGER,
+    'embedding cache: at most this many vectors per model in Redis, least recently used evicted first (0 = no limit)',
+    '1000000',
+  ),
+  intField(
+    '/embedding/cache/ttlSeconds',
+    'RAGSTREAM_EMBEDDING_CACHE_TTL_SECONDS',
+    0,
+    Number.MAX_SAFE_INTEGER,
+    'embedding cache: vectors unused for this long expire; a hit renews them (unset or 0 = never)',
+  ),
+  {
+    path: '/embedding/modelsDir',
+    env: 'RAGSTREAM_MODELS_DIR',
+    description:
+      'folder of the local embedding models (`npm run setup` fills it); default `$RAGSTREAM_STACK_DIR/models`, else `.stack/models`',
+    parse: (raw) =>
+      typeof raw === 'string' && raw.trim() !== '' ? { value: raw.trim() } : { error: 'expected a folder path' },
+  },
+  intField(
     '/metrics/port',
     'RAGSTREAM_METRICS_PORT',
     0,

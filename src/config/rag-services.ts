@@ -20,11 +20,14 @@
  * ```
  */
 import { Redis } from 'ioredis'
-import { RedisEmbeddingCache, type EmbeddingCache } from '../embedding/cache.ts'
-import { createEmbeddingProvider, DEFAULT_EMBEDDING } from '../embedding/config.ts'
+import {
+  embeddingCacheBoundFromEnv,
+  RedisEmbeddingCache,
+  type EmbeddingCache,
+  type EmbeddingCacheBound,
+} from '../embedding/cache.ts'
+import { createEmbeddingProvider, DEFAULT_EMBEDDING, type ProviderEmbeddingConfig } from '../embedding/config.ts'
 import { Embedder } from '../embedding/embedder.ts'
-import type { HashingEmbeddingConfig } from '../embedding/hashing.ts'
-import type { OpenAIEmbeddingConfig } from '../embedding/openai.ts'
 import { chunkEventAvroCodec } from '../serde/chunk-event-codec.ts'
 import type { ChunkEvent } from '../serde/chunk-event.ts'
 import { endpointsFromEnv, redactUrl } from './endpoints.ts'
@@ -54,11 +57,15 @@ export interface RagServicesOptions {
   /** The chunk topic; the codec registers the chunk-event schema under `<chunkTopic>-value`. */
   readonly chunkTopic: string
   /** Default: the built-in `hashing` embedder, 384 dimensions. */
-  readonly embedding?: HashingEmbeddingConfig | OpenAIEmbeddingConfig
+  readonly embedding?: ProviderEmbeddingConfig
   /** Embedding cache key prefix; default `rs:emb` (shared by every topology using the same model, on purpose). */
   readonly cachePrefix?: string
+  /** How large the embedding cache may grow per model; default `embeddingCacheBoundFromEnv()` (a million entries). */
+  readonly cacheBound?: EmbeddingCacheBound
   /** Names Redis in errors (no credentials). */
   readonly redisAddress?: string
+  /** The environment the provider reads (API key variable, RAGSTREAM_MODELS_DIR); default `process.env`. */
+  readonly env?: NodeJS.ProcessEnv
   /** Close the Redis client in `close()`; default true. */
   readonly ownsRedis?: boolean
 }
@@ -76,11 +83,12 @@ export class RagServices implements GovernedChunkServices {
 
   constructor(options: RagServicesOptions) {
     this.#options = options
-    const provider = createEmbeddingProvider(options.embedding ?? DEFAULT_EMBEDDING)
+    const provider = createEmbeddingProvider(options.embedding ?? DEFAULT_EMBEDDING, options.env)
     this.registryUrl = options.registryUrl
     this.embeddingCache = new RedisEmbeddingCache(options.redis, {
       prefix: options.cachePrefix,
       address: options.redisAddress,
+      ...(options.cacheBound ?? embeddingCacheBoundFromEnv({})),
     })
     this.embedder = new Embedder(provider, { cache: this.embeddingCache })
     this.chunkEvents = {
@@ -100,7 +108,7 @@ export class RagServices implements GovernedChunkServices {
   static fromEnv(options: {
     chunkTopic: string
     env?: NodeJS.ProcessEnv
-    embedding?: HashingEmbeddingConfig | OpenAIEmbeddingConfig
+    embedding?: ProviderEmbeddingConfig
     cachePrefix?: string
   }): RagServices {
     const endpoints = endpointsFromEnv(options.env)
@@ -115,6 +123,8 @@ export class RagServices implements GovernedChunkServices {
       chunkTopic: options.chunkTopic,
       embedding: options.embedding,
       cachePrefix: options.cachePrefix,
+      cacheBound: embeddingCacheBoundFromEnv(options.env),
+      ...(options.env ? { env: options.env } : {}),
     })
   }
 
@@ -135,6 +145,7 @@ export class RagServices implements GovernedChunkServices {
   }
 
   async close(): Promise<void> {
+    await this.embedder.close()
     if (this.#options.ownsRedis === false) return
     this.#options.redis.disconnect()
   }

@@ -53,6 +53,8 @@ export interface EmbeddingMetrics {
   readonly latencyMsMax: number
   /** Time spent waiting for the budget. */
   readonly throttledMs: number
+  /** CPU time the provider spent on this machine (local models; 0 for remote services). */
+  readonly cpuMs: number
 }
 
 export class Embedder {
@@ -69,6 +71,7 @@ export class Embedder {
     latencyMsTotal: 0,
     latencyMsMax: 0,
     throttledMs: 0,
+    cpuMs: 0,
   }
   readonly #failures: Record<string, number> = {}
 
@@ -85,6 +88,11 @@ export class Embedder {
 
   get dimensions(): number {
     return this.#provider.dimensions
+  }
+
+  /** Releases the provider's resources (the local model's worker threads). */
+  async close(): Promise<void> {
+    await this.#provider.close?.()
   }
 
   metrics(): EmbeddingMetrics {
@@ -122,7 +130,8 @@ export class Embedder {
     if (missing.length > 0) {
       const fresh = await this.#embedMissing(missing.map((h) => [h, unique.get(h) as string] as const))
       for (const [hash, vector] of fresh) found.set(hash, vector)
-      await this.#cache?.setMany(this.model, fresh)
+      const evicted = (await this.#cache?.setMany(this.model, fresh)) ?? 0
+      if (evicted > 0) report({ kind: 'embedding-cache-evictions', model: this.model, evicted })
     }
     return items.map((item) => found.get(item.contentHash) as Float32Array)
   }
@@ -180,7 +189,7 @@ export class Embedder {
     }
     const started = performance.now()
     try {
-      const { out, tokens, retries } = this.#checked(batch, await provider.embedBatch(texts), approx)
+      const { out, tokens, retries, cpuMs } = this.#checked(batch, await provider.embedBatch(texts), approx)
       const latency = performance.now() - started
       this.#metrics.calls++
       this.#metrics.items += texts.length
@@ -188,7 +197,16 @@ export class Embedder {
       this.#metrics.retries += retries
       this.#metrics.latencyMsTotal += latency
       this.#metrics.latencyMsMax = Math.max(this.#metrics.latencyMsMax, latency)
-      report({ kind: 'embedding-call', model: this.model, items: texts.length, tokens, retries, latencyMs: latency })
+      this.#metrics.cpuMs += cpuMs
+      report({
+        kind: 'embedding-call',
+        model: this.model,
+        items: texts.length,
+        tokens,
+        retries,
+        latencyMs: latency,
+        cpuMs,
+      })
       return out
     } catch (error) {
       // Providers put the attempts a failed call made in the error's context (openai.ts).
@@ -206,7 +224,7 @@ export class Embedder {
     batch: readonly (readonly [string, string])[],
     result: EmbeddingResult,
     approx: number,
-  ): { out: [string, Float32Array][]; tokens: number; retries: number } {
+  ): { out: [string, Float32Array][]; tokens: number; retries: number; cpuMs: number } {
     const provider = this.#provider
     const out: [string, Float32Array][] = new Array(batch.length)
     for (let i = 0; i < batch.length; i++) {
@@ -224,6 +242,6 @@ export class Embedder {
       }
       out[i] = [batch[i][0], vector instanceof Float32Array ? vector : Float32Array.from(vector)]
     }
-    return { out, tokens: result.tokens ?? approx, retries: result.retries ?? 0 }
+    return { out, tokens: result.tokens ?? approx, retries: result.retries ?? 0, cpuMs: result.cpuMs ?? 0 }
   }
 }

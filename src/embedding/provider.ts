@@ -12,10 +12,12 @@ export interface EmbeddingResult {
   readonly tokens?: number
   /** Attempts beyond the first that the call needed (429/5xx/timeouts). */
   readonly retries?: number
+  /** CPU time the call cost this machine (local models): their equivalent of billed tokens. */
+  readonly cpuMs?: number
 }
 
 export interface EmbeddingProvider {
-  /** Provider and model, e.g. `openai:text-embedding-3-small`, `hashing:v1`. */
+  /** Provider and model, e.g. `openai:text-embedding-3-small`, `hashing:v1`, `local:all-minilm-l6-v2-int8`. */
   readonly model: string
   /** The vector size the topology expects; any other size is an error. */
   readonly dimensions: number
@@ -25,4 +27,6 @@ export interface EmbeddingProvider {
   /** Calls allowed in flight at once. */
   readonly maxConcurrency: number
   embedBatch(texts: readonly string[]): Promise<EmbeddingResult>
+  /** Releases what the provider holds (the local provider's worker threads); optional. */
+  close?(): Promise<void>
 }

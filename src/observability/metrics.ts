@@ -95,6 +95,21 @@ export const METRIC_FAMILIES = {
     labels: ['model'],
     help: 'Distinct texts whose embedding came from the cache (no call).',
   },
+  ragstream_embedding_cache_misses_total: {
+    type: 'counter',
+    labels: ['model'],
+    help: 'Distinct texts the cache did not hold (embedded by a call); hit rate = hits / (hits + misses).',
+  },
+  ragstream_embedding_cache_evictions_total: {
+    type: 'counter',
+    labels: ['model'],
+    help: "Cache entries evicted by the cache's bound (maxEntries) to make room for new vectors.",
+  },
+  ragstream_embedding_cpu_seconds_total: {
+    type: 'counter',
+    labels: ['model'],
+    help: 'CPU time local models spent embedding (worker threads): the cost of a local model.',
+  },
   ragstream_embedding_latency_seconds: {
     type: 'histogram',
     labels: ['model'],

@@ -45,6 +45,8 @@ export interface EmbeddingCallTelemetry {
   /** Attempts beyond the first that the call needed. */
   readonly retries: number
   readonly latencyMs: number
+  /** CPU time the call cost this machine (local models; 0 for a remote service). */
+  readonly cpuMs: number
 }
 
 /** One call to the embedding service that failed (after its retries), by error code. */
@@ -64,6 +66,13 @@ export interface EmbeddingCacheTelemetry {
   readonly misses: number
 }
 
+/** Entries the embedding cache's bound evicted to store one batch's new vectors. */
+export interface EmbeddingCacheEvictionTelemetry {
+  readonly kind: 'embedding-cache-evictions'
+  readonly model: string
+  readonly evicted: number
+}
+
 /** Time one call waited for the embedding budget. */
 export interface EmbeddingThrottleTelemetry {
   readonly kind: 'embedding-throttled'
@@ -77,6 +86,7 @@ export type TelemetryEvent =
   | EmbeddingCallTelemetry
   | EmbeddingFailureTelemetry
   | EmbeddingCacheTelemetry
+  | EmbeddingCacheEvictionTelemetry
   | EmbeddingThrottleTelemetry
 
 export type TelemetryListener = (event: TelemetryEvent) => void

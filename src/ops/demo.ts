@@ -16,7 +16,7 @@ import type { RagstreamConfig } from '../config/file.ts'
 import { checkKafka, checkPostgres, checkRedis, checkSchemaRegistry } from '../config/services.ts'
 import { forgetCommand } from '../cli/commands/forget.ts'
 import { formatReceipt, type ForgetReceipt } from '../governance/forget/receipt.ts'
-import { createEmbeddingProvider, DEFAULT_EMBEDDING } from '../embedding/config.ts'
+import { defaultLocalOrHashing, providerForModel, type ProviderEmbeddingConfig } from '../embedding/config.ts'
 import { generate, type GenerateProgress } from '../generator/generator.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
@@ -43,6 +43,8 @@ export interface DemoOptions {
   readonly analystRole?: string
   /** Embedding cache prefix (tests use their own); default the shared one. */
   readonly cachePrefix?: string
+  /** Default: the local model (all-minilm-l6-v2-int8) when installed, else the hashing embedder. */
+  readonly embedding?: ProviderEmbeddingConfig
   readonly queryText?: string
   readonly metrics?: Metrics
   /** Warnings of processor and sink (retries, aborts, fencing); default silent. */
@@ -193,6 +195,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   const runId = Date.now().toString(36)
   const base = o.name ?? 'demo-support-copilot'
+  const chosen: { config: ProviderEmbeddingConfig; fallback?: string } = o.embedding
+    ? { config: o.embedding }
+    : defaultLocalOrHashing(config.env)
   const d = deployment({
     topology: 'support-copilot',
     version: `r${runId}`,
@@ -200,6 +205,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     prefix: `${base}.r${runId}`,
     sqlTopology: o.sqlTopology ?? 'support_demo',
     cachePrefix: o.cachePrefix,
+    embedding: chosen.config,
     config,
   })
   const partitions = o.partitions ?? 3
@@ -209,6 +215,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   )
   say(`  processor ${d.applicationId} (exactly once, Redis state stores) → ${d.chunkTopic}`)
   say(`  sink      ${d.sink.names.chunkTable} (pgvector, HNSW), analysts read ${d.sink.names.view}`)
+  say(
+    `  embedding ${d.embedding.kind === 'local' ? `local:${d.embedding.model ?? 'all-minilm-l6-v2-int8'} (ONNX in a worker thread)` : d.embedding.kind}${chosen.fallback ? ` — ${chosen.fallback}` : ''}`,
+  )
 
   // Fresh source topics first: the processor compiles against their partition count.
   await generate({
@@ -261,7 +270,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const liveUntil = started + o.durationSeconds * 1000
     let caughtUpAt: number | undefined
     let drainedReadings = 0
-    say('  time   phase     gen    in/s   out/s   lag(proc/sink)  fresh p50/p99   rows    dlq  embed calls/hits')
+    say('  time   phase     gen    in/s   out/s   lag(proc/sink)  fresh p50/p99   rows    dlq  embed calls/hits/cpu')
     for (;;) {
       await sleep(1000, o.signal)
       if (interrupted()) break
@@ -274,7 +283,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       const lagS = p.sinkLag.reduce((s, l) => s + l.lag, 0)
       const phase = now < liveUntil ? (generated?.phase === 'trickle' ? 'live' : 'backfill') : 'drain'
       say(
-        `  ${String(Math.round((now - started) / 1000)).padStart(3)}s   ${phase.padEnd(8)} ${String(generated?.records ?? 0).padStart(5)} ${((p.processor.recordsIn - last.in) / dt).toFixed(0).padStart(7)} ${((sinkRows - last.out) / dt).toFixed(0).padStart(7)}   ${`${lagP}/${lagS}`.padStart(13)}  ${`${seconds(fresh.p50)}/${seconds(fresh.p99)}`.padStart(13)}  ${String(fresh.rows).padStart(6)} ${String(p.processor.deadLetters).padStart(5)}  ${p.embedding.calls}/${p.embedding.cacheHits}`,
+        `  ${String(Math.round((now - started) / 1000)).padStart(3)}s   ${phase.padEnd(8)} ${String(generated?.records ?? 0).padStart(5)} ${((p.processor.recordsIn - last.in) / dt).toFixed(0).padStart(7)} ${((sinkRows - last.out) / dt).toFixed(0).padStart(7)}   ${`${lagP}/${lagS}`.padStart(13)}  ${`${seconds(fresh.p50)}/${seconds(fresh.p99)}`.padStart(13)}  ${String(fresh.rows).padStart(6)} ${String(p.processor.deadLetters).padStart(5)}  ${p.embedding.calls}/${p.embedding.cacheHits}/${(p.embedding.cpuMs / 1000).toFixed(1)}s`,
       )
       last = { at: now, in: p.processor.recordsIn, out: sinkRows }
       if (now >= liveUntil) {
@@ -315,8 +324,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const analyst = await connectPostgres(analystUrl, 'ragstream-demo-query')
     let neighbours: NeighbourRow[]
     try {
-      const provider = createEmbeddingProvider({ ...DEFAULT_EMBEDDING, dimensions: d.sink.dims })
-      const { vectors } = await provider.embedBatch([text])
+      // The query embeds like the rows: the model id they record, with the model's query prefix.
+      const provider = providerForModel(pipeline.embeddingModel, config.env)
+      const { vectors } = await provider.embedBatch([text]).finally(() => provider.close?.())
       neighbours = await nearestNeighbours(analyst, {
         view: d.sink.names.view,
         distance: d.sink.distance,

@@ -11,8 +11,8 @@
  */
 import { Redis } from 'ioredis'
 import { RagServices } from '../config/rag-services.ts'
-import type { HashingEmbeddingConfig } from '../embedding/hashing.ts'
-import type { OpenAIEmbeddingConfig } from '../embedding/openai.ts'
+import { embeddingCacheBoundFromEnv } from '../embedding/cache.ts'
+import type { ProviderEmbeddingConfig } from '../embedding/config.ts'
 import { redactUrl, type Endpoints } from '../config/endpoints.ts'
 import type { RagstreamConfig } from '../config/file.ts'
 import { ConfigError } from '../errors.ts'
@@ -45,7 +45,7 @@ export interface DeploymentOptions {
   /** Embedding cache key prefix; default `rs:emb`, shared by every version on purpose (a same-model replay costs no calls). */
   readonly cachePrefix?: string
   /** Default: the built-in hashing embedder with the sink's dimensions. */
-  readonly embedding?: HashingEmbeddingConfig | OpenAIEmbeddingConfig
+  readonly embedding?: ProviderEmbeddingConfig
   /** Governance deletions topic (support-copilot); default see `deletionsTopicFor`. */
   readonly deletionsTopic?: string
   readonly config: RagstreamConfig
@@ -58,7 +58,7 @@ export interface Deployment {
   readonly applicationId: string
   readonly chunkTopic: string
   readonly cachePrefix: string | undefined
-  readonly embedding: HashingEmbeddingConfig | OpenAIEmbeddingConfig
+  readonly embedding: ProviderEmbeddingConfig
   readonly sink: SinkConfig
   /** The governance deletions topic the topology reads (`ragstream forget --deletions-topic`); undefined when it reads none. */
   readonly deletionsTopic: string | undefined
@@ -133,7 +133,9 @@ export function deploymentServices(d: Deployment): RagServices {
     registryUrl: endpoints.schemaRegistryUrl,
     chunkTopic: d.chunkTopic,
     cachePrefix: d.cachePrefix,
+    cacheBound: embeddingCacheBoundFromEnv(d.config.env),
     embedding: d.embedding,
+    env: d.config.env,
   })
 }
 

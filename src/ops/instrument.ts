@@ -90,6 +90,7 @@ function exportEmbedding(metrics: Metrics, event: TelemetryEvent): void {
       metrics.inc('ragstream_embedding_tokens_total', { model }, event.tokens)
       if (event.retries > 0) metrics.inc('ragstream_embedding_retries_total', { model }, event.retries)
       metrics.observe('ragstream_embedding_latency_seconds', { model }, event.latencyMs / 1000)
+      if (event.cpuMs > 0) metrics.inc('ragstream_embedding_cpu_seconds_total', { model }, event.cpuMs / 1000)
       break
     }
     case 'embedding-failure':
@@ -98,6 +99,10 @@ function exportEmbedding(metrics: Metrics, event: TelemetryEvent): void {
       break
     case 'embedding-cache':
       if (event.hits > 0) metrics.inc('ragstream_embedding_cache_hits_total', { model: event.model }, event.hits)
+      if (event.misses > 0) metrics.inc('ragstream_embedding_cache_misses_total', { model: event.model }, event.misses)
+      break
+    case 'embedding-cache-evictions':
+      metrics.inc('ragstream_embedding_cache_evictions_total', { model: event.model }, event.evicted)
       break
     case 'embedding-throttled':
       metrics.inc('ragstream_embedding_throttled_seconds_total', { model: event.model }, event.ms / 1000)

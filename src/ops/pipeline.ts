@@ -140,12 +140,13 @@ export function pipelineLogging(log: Logger): Pick<PipelineOptions, 'onRuntimeEv
 export interface PipelineProgress {
   readonly processor: Readonly<ProcessorCounters>
   readonly sink: Readonly<SinkCounters>
-  /** Provider calls (the one startup check of the provider included), texts sent, cache hits and misses. */
+  /** Provider calls (the one startup check of the provider included), texts sent, cache hits and misses, local CPU time. */
   readonly embedding: {
     readonly calls: number
     readonly items: number
     readonly cacheHits: number
     readonly cacheMisses: number
+    readonly cpuMs: number
   }
   readonly processorLag: readonly PartitionLag[]
   readonly sinkLag: readonly PartitionLag[]
@@ -256,13 +257,18 @@ export class Pipeline {
     }
   }
 
+  /** The model id the rows record (`Embedder.model`, e.g. `local:all-minilm-l6-v2-int8@384`). */
+  get embeddingModel(): string {
+    return this.#services.embedder.model
+  }
+
   /** What happened so far: committed records, sink rows, embedding calls and cache hits, last lag reading. */
   progress(): PipelineProgress {
     const e = this.#services.embedder.metrics()
     return {
       processor: { ...this.#processor.counters },
       sink: { ...this.#sinkCounters },
-      embedding: { calls: e.calls, items: e.items, cacheHits: e.cacheHits, cacheMisses: e.cacheMisses },
+      embedding: { calls: e.calls, items: e.items, cacheHits: e.cacheHits, cacheMisses: e.cacheMisses, cpuMs: e.cpuMs },
       processorLag: this.#lag.processor,
       sinkLag: this.#lag.sink,
     }

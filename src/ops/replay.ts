@@ -40,7 +40,13 @@ export interface ReplayResult {
   readonly rows: number
   readonly seconds: number
   /** Provider calls include the one startup check of the provider; cache misses are the texts that needed the provider. */
-  readonly embedding: { readonly calls: number; readonly cacheHits: number; readonly cacheMisses: number }
+  readonly embedding: {
+    readonly calls: number
+    readonly cacheHits: number
+    readonly cacheMisses: number
+    /** CPU time a local model spent (its cost); 0 for hashing and remote services. */
+    readonly cpuMs: number
+  }
 }
 
 const sum = (lags: readonly PartitionLag[], f: (l: PartitionLag) => number): number =>
@@ -180,7 +186,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
       records: p.processor.recordsIn,
       rows: rows.rows,
       seconds: (Date.now() - started) / 1000,
-      embedding: { calls: e.calls, cacheHits: e.cacheHits, cacheMisses: e.cacheMisses },
+      embedding: { calls: e.calls, cacheHits: e.cacheHits, cacheMisses: e.cacheMisses, cpuMs: e.cpuMs },
     }
   } finally {
     await pipeline.stop()

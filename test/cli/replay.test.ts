@@ -26,9 +26,21 @@ test('replay: a version, a real timestamp and a known provider are required, eac
   assert.equal(missing.code, 78)
   assert.match(missing.stderr, /--to-version: required/)
   assert.match(missing.stderr, /--from: expected earliest or an ISO 8601 timestamp/)
-  assert.match(missing.stderr, /--embedding: expected hashing or openai/)
+  assert.match(missing.stderr, /--embedding: expected hashing, local or openai/)
   const model = await cli(['replay', 'support-copilot', '--to-version', 'v2', '--embedding', 'openai'])
   assert.match(model.stderr, /--embedding-model: required with --embedding openai/)
+  const local = await cli([
+    'replay',
+    'support-copilot',
+    '--to-version',
+    'v2',
+    '--embedding',
+    'local',
+    '--embedding-model',
+    'gpt-9',
+  ])
+  assert.equal(local.code, 78)
+  assert.match(local.stderr, /--embedding-model: expected one of all-minilm-l6-v2-int8, /)
   const unknown = await cli(['replay', 'fraud-graph', '--to-version', 'v2', '--from', '2026-11-01T00:00:00Z'])
   assert.equal(unknown.code, 78)
   assert.match(unknown.stderr, /<topology>: expected one of support-copilot, knowledge-base/)

@@ -67,7 +67,7 @@ function row(env: SinkEnv, doc: (typeof DOCS)[number], offset: bigint): ChunkRow
     topology: env.config.topology,
     topologyVersion: 'v1',
     chunker: 'fixed',
-    embeddingModel: 'hashing:v1',
+    embeddingModel: `hashing:v1@${env.config.dims}`, // as Embedder.model records it
     emittedAtMs: Date.now(),
     chunkTopic: env.config.topic,
     chunkPartition: 0,
@@ -109,7 +109,7 @@ test('cli query: nearest neighbours as the analyst sees them, with safe metadata
   assert.match(lines[0], /^score\s+entity\s+chunk\s+snippet\s+lineage$/)
   assert.match(
     lines[2],
-    /^\d\.\d{4}\s+ticket:d1\s+d1#0\s+refund for a damaged parcel\s+cdc\.tickets\[0\]@0 v1 hashing:v1$/,
+    /^\d\.\d{4}\s+ticket:d1\s+d1#0\s+refund for a damaged parcel\s+cdc\.tickets\[0\]@0 v1 hashing:v1@64$/,
   )
   assert.equal(lines.length, 4)
   assert.doesNotMatch(table.stdout, /globex/, 'row-level security hides the other tenant')

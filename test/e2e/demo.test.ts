@@ -61,7 +61,12 @@ test(
 
     assert.equal(result.interrupted, false)
     assert.ok(result.rows >= 100, `${result.rows} chunk rows for 120+ tickets\n${output}`)
-    assert.match(output, /in\/s +out\/s +lag\(proc\/sink\) +fresh p50\/p99 +rows +dlq +embed calls\/hits/)
+    assert.match(output, /in\/s +out\/s +lag\(proc\/sink\) +fresh p50\/p99 +rows +dlq +embed calls\/hits\/cpu/)
+    // npm run setup installed the local model, so the demo embeds with it (CPU time > 0 in the last column).
+    assert.match(output, /embedding local:all-minilm-l6-v2-int8 \(ONNX in a worker thread\)/)
+    const cpu = [...output.matchAll(/ \d+\/\d+\/(\d+\.\d)s\n/g)].map((m) => Number(m[1]))
+    assert.ok(cpu.length > 0 && cpu[cpu.length - 1] > 0, output)
+    assert.ok(result.neighbours.every((n) => n.embedding_model === 'local:all-minilm-l6-v2-int8@384'))
     assert.equal(result.neighbours.length, 5, output)
     for (const n of result.neighbours) {
       assert.equal(n.topology_version, result.deployment.version)

@@ -52,7 +52,7 @@ test('a call that needed retries: counted once with its retries, tokens and late
   const call = events[1] as Extract<TelemetryEvent, { kind: 'embedding-call' }>
   assert.deepEqual(
     { ...call, latencyMs: 0 },
-    { kind: 'embedding-call', model: 'openai:m@8', items: 2, tokens: 6, retries: 2, latencyMs: 0 },
+    { kind: 'embedding-call', model: 'openai:m@8', items: 2, tokens: 6, retries: 2, latencyMs: 0, cpuMs: 0 },
   )
   assert.ok(call.latencyMs > 0)
 })
@@ -106,28 +106,34 @@ test('wrong vector sizes count as an RS_EMBEDDING_DIMENSIONS failure; cache hits
     if (keys.length > 0) await redis.del(...keys)
     await redis.quit()
   })
-  const budget = new EmbeddingBudget({ maxItemsPerMinute: 240 }) // 4 a second once the first 240 are spent
+  // One item every 3 s once the first 20 are spent: far slower than anything between the two calls,
+  // however busy the machine.
+  const budget = new EmbeddingBudget({ maxItemsPerMinute: 20 })
   const embedder = new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 }), {
     cache: new RedisEmbeddingCache(redis, { prefix }),
     budget,
   })
   const events: TelemetryEvent[] = []
+  const started = performance.now()
   await withTelemetry(
     (e) => events.push(e),
     async () => {
-      await embedder.embed(Array.from({ length: 240 }, (_, i) => item(`text ${i}`)))
+      await embedder.embed(Array.from({ length: 20 }, (_, i) => item(`text ${i}`)))
       await embedder.embed([item('text 0'), item('text 1'), item('new')])
     },
   )
+  const elapsed = performance.now() - started
   assert.deepEqual(
     events.filter((e) => e.kind === 'embedding-cache').map((e) => [e.hits, e.misses]),
     [
-      [0, 240],
+      [0, 20],
       [2, 1],
     ],
   )
   const throttled = events.filter((e) => e.kind === 'embedding-throttled')
   assert.equal(throttled.length, 1, 'the second call waited for the budget')
-  assert.ok(throttled[0].ms >= 150, `waited ${throttled[0].ms} ms`)
+  // The bucket was empty after the first call and refills one item per 3 s: the second call waited
+  // for it, and however long the calls themselves took, both could not end sooner.
+  assert.ok(throttled[0].ms >= 1500 && elapsed >= 2950, `waited ${throttled[0].ms} ms, both calls took ${elapsed} ms`)
   assert.equal(throttled[0].ms, embedder.metrics().throttledMs)
 })

@@ -26,35 +26,15 @@ function parseVector(raw: string): number[] {
 }
 
 /** The query text's embedding with the model the rows were embedded with (read from the rows themselves). */
-async function embedLikeTheRows(text: string, model: string, dims: number, env: NodeJS.ProcessEnv): Promise<number[]> {
-  const { createEmbeddingProvider } = await import('../../embedding/config.ts')
-  let provider
-  if (model.startsWith('hashing:')) provider = createEmbeddingProvider({ kind: 'hashing', dimensions: dims })
-  else if (model.startsWith('openai:'))
-    provider = createEmbeddingProvider({ kind: 'openai', model: model.slice('openai:'.length), dimensions: dims }, env)
-  else
-    throw new ConfigError(
-      [
-        {
-          path: '--vector',
-          message: `rows were embedded with ${JSON.stringify(model)}, which the query cannot call; pass the query vector with --vector`,
-        },
-      ],
-      'arguments',
-    )
-  if (provider.model !== model) {
-    throw new ConfigError(
-      [
-        {
-          path: '--vector',
-          message: `rows were embedded with ${model}, this ragstream embeds with ${provider.model}; pass --vector`,
-        },
-      ],
-      'arguments',
-    )
+async function embedLikeTheRows(text: string, model: string, env: NodeJS.ProcessEnv): Promise<number[]> {
+  const { providerForModel } = await import('../../embedding/config.ts')
+  const provider = providerForModel(model, env)
+  try {
+    const { vectors } = await provider.embedBatch([text])
+    return Array.from(vectors[0])
+  } finally {
+    await provider.close?.()
   }
-  const { vectors } = await provider.embedBatch([text])
-  return Array.from(vectors[0])
 }
 
 /**
@@ -97,8 +77,9 @@ export const queryCommand: CommandSpec = {
     },
     json: { type: 'boolean', description: 'print rows as JSON lines instead of a table' },
   },
-  details: `The text is embedded with the model recorded on the rows (hashing:v1 built in; openai:<model> with its API key
-in the environment); any other model needs --vector. --where clauses are bound as parameters: a column
+  details: `The text is embedded with the model recorded on the rows (hashing:v1 built in; local:<model> installed by
+npm run setup; openai:<model> with its API key in the environment, base URL in RAGSTREAM_EMBEDDING_URL); any other
+model needs --vector. --where clauses are bound as parameters: a column
 comparison or a jsonb containment test on metadata (metadata @> '{"key": value}'); values parse as JSON scalars
 when they can (42, true, "007"), else as strings; dots nest keys (customer.tier=gold).
 docs/sql.md shows the same query as plain SQL.
@@ -132,7 +113,7 @@ Exit codes: 0 ok (also when nothing matches), 1 failure, 78 bad arguments.`,
           if (!values.json) stdout.write('no rows visible to this role\n')
           return EXIT.ok
         }
-        vector = await embedLikeTheRows(text, sample.rows[0].embedding_model, sample.rows[0].dims, env)
+        vector = await embedLikeTheRows(text, sample.rows[0].embedding_model, env)
       }
       const rows = await nearestNeighbours(client, { view, distance, vector, filter, k })
       if (values.json) for (const row of rows) stdout.write(`${JSON.stringify(row)}\n`)

@@ -1,6 +1,7 @@
 import { loadConfig } from '../../config/file.ts'
 import { ConfigError, type Problem } from '../../errors.ts'
-import type { OpenAIEmbeddingConfig } from '../../embedding/openai.ts'
+import type { ProviderEmbeddingConfig } from '../../embedding/config.ts'
+import { isLocalModelId, LOCAL_MODELS } from '../../embedding/models.ts'
 import { createLogger } from '../../observability/logger.ts'
 import { Metrics, serveMetrics } from '../../observability/metrics.ts'
 import { EXIT, type CommandSpec } from '../command.ts'
@@ -41,11 +42,16 @@ export const replayCommand: CommandSpec = {
     },
     embedding: {
       type: 'string',
-      value: '<hashing|openai>',
+      value: '<hashing|local|openai>',
       default: 'hashing',
-      description: 'embedding provider of the new version',
+      description:
+        'embedding provider of the new version (local: an ONNX model in worker threads, npm run setup installs it)',
     },
-    'embedding-model': { type: 'string', value: '<model>', description: 'with --embedding openai: the model' },
+    'embedding-model': {
+      type: 'string',
+      value: '<model>',
+      description: `with --embedding openai: the model (required); with local: ${Object.keys(LOCAL_MODELS).join(', ')} (default ${Object.keys(LOCAL_MODELS)[0]})`,
+    },
     'embedding-url': {
       type: 'string',
       value: '<url>',
@@ -80,8 +86,18 @@ export const replayCommand: CommandSpec = {
     if (from !== 'earliest' && (!/^\d{4}-\d\d-\d\d/.test(fromRaw) || Number.isNaN(from.getTime())))
       problems.push({ path: '--from', message: 'expected earliest or an ISO 8601 timestamp' })
     const kind = str(values, 'embedding')
-    let embedding: OpenAIEmbeddingConfig | undefined
-    if (kind === 'openai') {
+    let embedding: ProviderEmbeddingConfig | undefined
+    if (kind === 'local') {
+      const model = str(values, 'embedding-model') ?? Object.keys(LOCAL_MODELS)[0]
+      if (!isLocalModelId(model))
+        problems.push({ path: '--embedding-model', message: `expected one of ${Object.keys(LOCAL_MODELS).join(', ')}` })
+      else if (LOCAL_MODELS[model].dimensions !== config.sink.dimensions)
+        problems.push({
+          path: '--embedding-model',
+          message: `${model} embeds into ${LOCAL_MODELS[model].dimensions} dimensions; set RAGSTREAM_SINK_DIMENSIONS=${LOCAL_MODELS[model].dimensions}`,
+        })
+      else embedding = { kind: 'local', model }
+    } else if (kind === 'openai') {
       const model = str(values, 'embedding-model')
       if (!model) problems.push({ path: '--embedding-model', message: 'required with --embedding openai' })
       else
@@ -91,7 +107,7 @@ export const replayCommand: CommandSpec = {
           dimensions: config.sink.dimensions,
           ...(str(values, 'embedding-url') ? { baseUrl: str(values, 'embedding-url') } : {}),
         }
-    } else if (kind !== 'hashing') problems.push({ path: '--embedding', message: 'expected hashing or openai' })
+    } else if (kind !== 'hashing') problems.push({ path: '--embedding', message: 'expected hashing, local or openai' })
     const portRaw = str(values, 'metrics-port')
     const port = portRaw === undefined ? config.metricsPort : Number(portRaw)
     if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535))
@@ -124,7 +140,7 @@ export const replayCommand: CommandSpec = {
       const d = result.deployment
       stdout.write(
         `${d.sink.topology}@${d.version}: ${result.rows} rows in ${d.sink.names.chunkTable} from ${result.records} records in ${result.seconds.toFixed(1)}s; ` +
-          `embedding: ${result.embedding.cacheMisses} texts embedded, ${result.embedding.cacheHits} from the cache, ${result.embedding.calls} provider calls (the start-up check included)\n`,
+          `embedding: ${result.embedding.cacheMisses} texts embedded, ${result.embedding.cacheHits} from the cache, ${result.embedding.calls} provider calls (the start-up check included)${result.embedding.cpuMs > 0 ? `, ${(result.embedding.cpuMs / 1000).toFixed(1)} CPU-s of local model` : ''}\n`,
       )
       if (result.caughtUp)
         stdout.write(
