@@ -123,7 +123,7 @@ export const replayCommand: CommandSpec = {
     process.on('SIGTERM', onSignal)
     try {
       const result = await replay({
-        topology: topology!,
+        app: await (await import('../../app/load.ts')).loadApp(topology!, config.apps),
         toVersion: toVersion!,
         from,
         follow: Boolean(values.follow),
