@@ -8,7 +8,10 @@ import type { Topology } from '../topology/topology.ts'
 import type { App } from './app.ts'
 
 /** Builds one version of an app with lazily connecting services (closed before returning). */
-export function appTopology(app: App, options: { version?: string; prefix?: string; env?: NodeJS.ProcessEnv } = {}): Topology {
+export function appTopology(
+  app: App,
+  options: { version?: string; prefix?: string; env?: NodeJS.ProcessEnv } = {},
+): Topology {
   const env = options.env ?? process.env
   const services = RagServices.fromEnv({ chunkTopic: app.names(options.version).chunkTopic, env })
   try {

@@ -14,7 +14,7 @@ export const REFERENCE_APPS = ['support-copilot', 'knowledge-base'] as const
 
 const looksLikeFile = (ref: string): boolean => /[\\/]/.test(ref) || /\.(?:[cm]?ts|[cm]?js)$/.test(ref)
 
-/** The file of a reference app: `<package>/topologies/<name>.ts` from a checkout, `dist/…/<name>.js` when built. */
+/** The file of a reference app: in the package's topologies folder (`.ts` from a checkout, `.js` when built). */
 export function referenceAppFile(name: (typeof REFERENCE_APPS)[number]): string {
   const here = fileURLToPath(import.meta.url)
   const ext = here.endsWith('.ts') ? '.ts' : '.js'
@@ -56,7 +56,7 @@ export function resolveAppRef(ref: string, apps: Readonly<Record<string, string>
     [{ path: '<app>', message: `${JSON.stringify(ref)} is neither a file nor a known app (${known.join(', ')})` }],
     'arguments',
     'RS_CONFIG_INVALID',
-    'pass a topology file (e.g. topologies/reviews.ts), or name it in the config file: { "apps": { "reviews": "topologies/reviews.ts" } }',
+    'pass a topology file (e.g. src/reviews.ts), or name it in the config file: { "apps": { "reviews": "src/reviews.ts" } }',
   )
 }
 

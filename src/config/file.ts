@@ -261,7 +261,7 @@ export interface RagstreamConfig {
   readonly metricsPort: number | undefined
   /**
    * `/apps` of the file: app names → topology files (resolved against the file's directory), so a
-   * command takes `reviews` for `topologies/reviews.ts`.
+   * command takes `reviews` for `src/reviews.ts`.
    */
   readonly apps: Readonly<Record<string, string>>
   readonly log: { readonly level: string; readonly format: 'json' | 'human' | 'auto' }

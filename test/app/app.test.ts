@@ -67,7 +67,14 @@ test('bad names fail at defineApp naming the field; build must use the deploymen
   assert.throws(() => defineApp({ name: 'r', sqlName: 'a"b', build }), /app\.sqlName/)
   assert.throws(() => defineApp({ name: 'r' } as never), /app\.build: required/)
   assert.throws(() => reviews.names('V2'), /version: "V2": expected a version like v2/)
-  const fixed = defineApp({ name: 'fixed', build: () => new TopologyBuilder({ applicationId: 'fixed' }).build() })
+  const fixed = defineApp({
+    name: 'fixed',
+    build: () => {
+      const builder = new TopologyBuilder({ applicationId: 'fixed' })
+      builder.table('in', { name: 'in' }).to('out')
+      return builder.build()
+    },
+  })
   assert.throws(() => fixed.deploy({ version: 'v2', services }), /use deployment\.applicationId \("fixed-v2"\)/)
 })
 

@@ -54,7 +54,10 @@ test("v1 keeps the default exports' names; vN gets its own application id, chunk
 })
 
 test('unknown apps and malformed versions are refused, naming the argument', async () => {
-  await assert.rejects(loadApp('fraud'), /<app>: "fraud" is neither a file nor a known app \(support-copilot, knowledge-base\)/)
+  await assert.rejects(
+    loadApp('fraud'),
+    /<app>: "fraud" is neither a file nor a known app \(support-copilot, knowledge-base\)/,
+  )
   assert.throws(
     () => deployment({ app: supportCopilot, version: 'V2"', config }),
     /version: "V2\\"": expected a version like v2/,

@@ -14,8 +14,8 @@ const FORMATS: readonly DescribeFormat[] = ['text', 'json', 'mermaid']
  *
  * @example
  * ```sh
- * ragstream describe topologies/support-tickets.ts
- * ragstream describe topologies/support-tickets.ts --format mermaid > topology.mmd
+ * ragstream describe support-copilot
+ * ragstream describe src/reviews.ts --format mermaid > topology.mmd
  * ```
  */
 export const describeCommand: CommandSpec = {
@@ -44,7 +44,12 @@ export const describeCommand: CommandSpec = {
     if (isApp(loaded)) stdout.write(describeApp(loaded, format, { version, prefix, env }))
     else if (version !== undefined || prefix !== undefined)
       throw new ConfigError(
-        [{ path: version !== undefined ? '--version' : '--prefix', message: `${file} exports a bare topology, not an app` }],
+        [
+          {
+            path: version !== undefined ? '--version' : '--prefix',
+            message: `${file} exports a bare topology, not an app`,
+          },
+        ],
         'arguments',
       )
     else stdout.write(loaded.describe(format))

@@ -43,7 +43,12 @@ export const promoteCommand: CommandSpec = {
     const { promoteVersion } = await import('../../ops/index-versions.ts')
     const { connectPostgres } = await import('../../ops/pipeline.ts')
     const { loadApp } = await import('../../app/load.ts')
-    const d = deployment({ app: await loadApp(topology!, config.apps), version: version!, sqlTopology: str(values, 'sql-topology'), config })
+    const d = deployment({
+      app: await loadApp(topology!, config.apps),
+      version: version!,
+      sqlTopology: str(values, 'sql-topology'),
+      config,
+    })
     const owner = await connectPostgres(config.postgres.ownerUrl, 'ragstream-promote')
     try {
       const result = await promoteVersion(owner, d.sink, { dropOld: Boolean(values['drop-old']) })

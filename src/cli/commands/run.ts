@@ -1,0 +1,300 @@
+import { eventWriter } from '../../observability/event-log.ts'
+import { hostname } from 'node:os'
+import { isApp } from '../../app/app.ts'
+import { importTopologyFile, resolveAppRef } from '../../app/load.ts'
+import { loadConfig, type RagstreamConfig } from '../../config/file.ts'
+import { checkKafka, checkRedis } from '../../config/services.ts'
+import { buildTopology, deployment, deploymentServices, type Deployment } from '../../ops/deployment.ts'
+import { ConfigError, type Problem } from '../../errors.ts'
+import { Metrics, serveMetrics } from '../../observability/metrics.ts'
+import { exportProcessorLag, instrumentProcessor } from '../../ops/instrument.ts'
+import { compileForBroker } from '../../runtime/compile-for-broker.ts'
+import { KafkaRuntime, type RuntimeEvent } from '../../runtime/kafka-runtime.ts'
+import type { ProcessorTopology } from '../../runtime/task.ts'
+import { MemoryStateStore } from '../../state/memory-store.ts'
+import type { StateStore } from '../../state/store.ts'
+import { EXIT, type CommandSpec } from '../command.ts'
+import { exitUnlessStoppedWithin } from '../shutdown.ts'
+
+interface Compilable {
+  compile(options: { partitions: number; sinkPartitions?: Record<string, number> }): ProcessorTopology
+}
+
+function isProcessorTopology(value: unknown): value is ProcessorTopology {
+  const v = value as Partial<ProcessorTopology> | undefined
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.process === 'function' &&
+    typeof v.prefetchKeys === 'function' &&
+    Array.isArray(v.sourceTopics)
+  )
+}
+
+function isCompilable(value: unknown): value is Compilable {
+  return typeof value === 'object' && value !== null && typeof (value as Partial<Compilable>).compile === 'function'
+}
+
+/**
+ * Loads what a command names as the runtime's ProcessorTopology: an app (one version of it, its
+ * services from the configuration), a DSL topology, or an already compiled ProcessorTopology,
+ * compiled with the partition counts the broker reports (source topics must exist).
+ */
+export async function loadProcessorTopology(
+  ref: string,
+  config: RagstreamConfig,
+  options: { version?: string; prefix?: string } = {},
+): Promise<{ topology: ProcessorTopology; deployment?: Deployment; close(): Promise<void> }> {
+  const brokers = config.endpoints.kafkaBrokers
+  const { file } = resolveAppRef(ref, config.apps)
+  const exported = await importTopologyFile(file)
+  if (isProcessorTopology(exported)) return { topology: exported, close: async () => {} }
+  if (isApp(exported)) {
+    const d = deployment({ app: exported, version: options.version ?? 'v1', prefix: options.prefix, config })
+    const services = deploymentServices(d)
+    try {
+      const topology = await compileForBroker(buildTopology(d, services), brokers, 'run-admin')
+      return { topology, deployment: d, close: () => services.close() }
+    } catch (error) {
+      await services.close().catch(() => {})
+      throw error
+    }
+  }
+  if (!isCompilable(exported)) {
+    throw new ConfigError(
+      [
+        {
+          path: file,
+          message:
+            'must default-export an app (defineApp), a topology built with TopologyBuilder#build() or a compiled ProcessorTopology',
+        },
+      ],
+      'topology file',
+    )
+  }
+  if (options.version !== undefined || options.prefix !== undefined)
+    throw new ConfigError(
+      [
+        {
+          path: options.version !== undefined ? '--version' : '--prefix',
+          message: `${file} exports a bare topology, not an app: it has no versions or prefix`,
+        },
+      ],
+      'arguments',
+      'RS_CONFIG_INVALID',
+      'wrap it in defineApp (docs/your-own-topology.md)',
+    )
+  return { topology: await compileForBroker(exported, brokers, 'run-admin'), close: async () => {} }
+}
+
+function positiveInt(values: Record<string, unknown>, name: string, problems: Problem[]): number | undefined {
+  const raw = values[name]
+  if (raw === undefined) return undefined
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n <= 0) {
+    problems.push({ path: `--${name}`, message: 'must be a positive integer' })
+    return undefined
+  }
+  return n
+}
+
+/**
+ * `ragstream run <topology-file>` — runs a topology as one member of its consumer group, exactly once.
+ *
+ * @example
+ * ```sh
+ * ragstream run support-copilot --instance-id "$HOSTNAME"
+ * ragstream run src/reviews.ts --version v2 --store memory --batch-max-records 5000
+ * ```
+ */
+export const runCommand: CommandSpec = {
+  name: 'run',
+  summary: 'Run a topology: one consumer-group member, one task per input partition, exactly-once batches.',
+  args: '<app>',
+  options: {
+    version: {
+      type: 'string',
+      value: '<v>',
+      description: 'the version of the app to run (default v1); its names follow docs/operations.md',
+    },
+    prefix: {
+      type: 'string',
+      value: '<prefix>',
+      description: "the app's source topic prefix (default its variable, else its default)",
+    },
+    'instance-id': {
+      type: 'string',
+      value: '<id>',
+      description:
+        'stable id of this instance (transactional id <applicationId>-<id>); reuse it on restart, never run two at once. Default: RAGSTREAM_INSTANCE_ID, else a random id',
+    },
+    store: {
+      type: 'string',
+      default: 'redis',
+      value: '<redis|memory>',
+      description:
+        'state stores: Redis (RAGSTREAM_REDIS_URL) or in-process memory (restored from changelogs on every start)',
+    },
+    'redis-cluster': { type: 'boolean', description: 'use the Redis Cluster nodes of RAGSTREAM_REDIS_CLUSTER_NODES' },
+    'batch-max-records': {
+      type: 'string',
+      value: '<n>',
+      default: '1000',
+      description: 'a batch (one transaction) closes at this many records',
+    },
+    'batch-max-bytes': {
+      type: 'string',
+      value: '<n>',
+      default: String(4 * 1024 * 1024),
+      description: '… or at this many key+value bytes',
+    },
+    'session-timeout-ms': {
+      type: 'string',
+      value: '<ms>',
+      default: '10000',
+      description: 'consumer group session timeout',
+    },
+    'transaction-timeout-ms': {
+      type: 'string',
+      value: '<ms>',
+      default: '30000',
+      description: 'the broker aborts (and fences) a transaction open longer than this',
+    },
+    'auto-offset-reset': {
+      type: 'string',
+      value: '<earliest|latest>',
+      default: 'earliest',
+      description: 'where partitions without committed offsets start',
+    },
+    'metrics-port': {
+      type: 'string',
+      value: '<port>',
+      description:
+        'serve Prometheus metrics (GET /metrics, /healthz) on 127.0.0.1:<port>: records, transactions, restore, lag, governance (redactions per detector, decisions) and embedding (docs/metrics.md)',
+    },
+    'shutdown-timeout-ms': {
+      type: 'string',
+      value: '<ms>',
+      default: '30000',
+      description: 'after SIGTERM/SIGINT, exit 1 if the graceful stop has not finished by then',
+    },
+  },
+  details: [
+    'Brokers come from RAGSTREAM_KAFKA_BROKERS. Runtime events are printed to stderr as JSON lines.',
+    'SIGTERM/SIGINT stop gracefully: the open batch commits (or aborts), the member leaves the group.',
+    'If that has not finished within --shutdown-timeout-ms (e.g. a state store or the broker does not answer),',
+    'it logs the last runtime event and what is still open (event shutdown-timeout) and exits 1; a second',
+    'signal exits 1 at once. Exiting without a commit is safe: the open Kafka transaction never commits (the',
+    'next instance with the same --instance-id aborts it at once, otherwise the transaction timeout does), so',
+    'its outputs, changelog records and offsets are never visible, and the batch is processed again.',
+    'Exit codes: 0 stopped, 1 failure (RS_PRODUCER_FENCED: another instance took over) or shutdown deadline passed, 2 usage, 69 a service is unavailable, 78 invalid topology or options.',
+  ].join('\n'),
+  async run({ positionals, values, stderr, env, config: given }) {
+    const file = positionals[0]
+    if (file === undefined || positionals.length > 1) {
+      stderr.write(
+        'usage: ragstream run <app> [options]   (<app>: a topology file or a name from /apps of the config)\n',
+      )
+      return EXIT.usage
+    }
+    const problems: Problem[] = []
+    const store = values.store as string
+    if (store !== 'redis' && store !== 'memory') problems.push({ path: '--store', message: 'must be redis or memory' })
+    const reset = values['auto-offset-reset'] as string
+    if (reset !== 'earliest' && reset !== 'latest')
+      problems.push({ path: '--auto-offset-reset', message: 'must be earliest or latest' })
+    const batchMaxRecords = positiveInt(values, 'batch-max-records', problems)
+    const batchMaxBytes = positiveInt(values, 'batch-max-bytes', problems)
+    const sessionTimeoutMs = positiveInt(values, 'session-timeout-ms', problems)
+    const transactionTimeoutMs = positiveInt(values, 'transaction-timeout-ms', problems)
+    const metricsPort = positiveInt(values, 'metrics-port', problems)
+    const shutdownTimeoutMs = positiveInt(values, 'shutdown-timeout-ms', problems) ?? 30_000
+    if (problems.length > 0) throw new ConfigError(problems, 'arguments')
+
+    const config = given ?? loadConfig({ env })
+    const endpoints = config.endpoints
+    await checkKafka(endpoints)
+    const loaded = await loadProcessorTopology(file, config, {
+      version: values.version as string | undefined,
+      prefix: values.prefix as string | undefined,
+    })
+    const topology = loaded.topology
+
+    const stores = new Map<string, StateStore>()
+    let closeBackend = async (): Promise<void> => {}
+    if (store === 'redis') {
+      if (!values['redis-cluster']) await checkRedis(endpoints.redisUrl)
+      const { RedisStateBackend } = await import('../../state/redis-store.ts')
+      const backend = RedisStateBackend.fromEndpoints(topology.applicationId, endpoints, {
+        cluster: Boolean(values['redis-cluster']),
+      })
+      for (const name of topology.storeNames) stores.set(name, backend.store(name))
+      closeBackend = () => backend.close()
+    } else {
+      for (const name of topology.storeNames) stores.set(name, new MemoryStateStore(name))
+    }
+
+    const instanceId = (values['instance-id'] as string | undefined) ?? env.RAGSTREAM_INSTANCE_ID?.trim() ?? undefined
+    let last: { event: string; at: number } = { event: 'none', at: Date.now() }
+    const write = eventWriter(stderr, env)
+    const log = (event: RuntimeEvent): void => {
+      last = { event: event.event, at: Date.now() }
+      write({ time: new Date().toISOString(), host: hostname(), ...event })
+    }
+    const metrics = metricsPort === undefined ? undefined : new Metrics({ defaultMetrics: true })
+    // The topology file built its own embedder and decoders: their counts reach the metrics through
+    // the telemetry scope instrumentProcessor opens around each batch (embedding included).
+    const instrumented = metrics ? instrumentProcessor(topology, metrics, { onEvent: log }) : undefined
+    const stopLag = metrics ? exportProcessorLag(metrics, endpoints.kafkaBrokers, topology) : undefined
+    const runtime = new KafkaRuntime(instrumented?.topology ?? topology, {
+      brokers: endpoints.kafkaBrokers,
+      stores,
+      instanceId: instanceId || undefined,
+      batchMaxRecords,
+      batchMaxBytes,
+      sessionTimeoutMs,
+      transactionTimeoutMs,
+      autoOffsetReset: reset as 'earliest' | 'latest',
+      onEvent: instrumented?.onEvent ?? log,
+      ...(instrumented ? { onBatchStage: instrumented.onBatchStage } : {}),
+    })
+    log({
+      event: 'starting',
+      applicationId: topology.applicationId,
+      transactionalId: runtime.transactionalId,
+      sources: topology.sourceTopics,
+      store,
+    })
+    let server: Awaited<ReturnType<typeof serveMetrics>> | undefined
+
+    let signals = 0
+    const deadline = exitUnlessStoppedWithin(
+      shutdownTimeoutMs,
+      () => runtime.stop(),
+      () => `the graceful stop; last runtime event: ${last.event}, ${Date.now() - last.at} ms ago`,
+      (event) => log(event as RuntimeEvent),
+    )
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals++
+      log({ event: 'signal', signal, action: signals === 1 ? 'graceful stop' : 'exit now' })
+      deadline(signal)
+    }
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
+    try {
+      if (metrics && metricsPort !== undefined) {
+        server = await serveMetrics(metrics, { port: metricsPort })
+        log({ event: 'metrics', url: `http://127.0.0.1:${metricsPort}/metrics` })
+      }
+      await runtime.run()
+      return EXIT.ok
+    } finally {
+      // The signal handlers stay: a signal during the last steps of the exit still ends the process.
+      await stopLag?.()
+      await closeBackend().catch(() => {})
+      await loaded.close().catch(() => {})
+      const open = server
+      if (open) await new Promise<void>((resolve) => open.close(() => resolve()))
+    }
+  },
+}
