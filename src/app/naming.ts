@@ -68,7 +68,7 @@ export function checkNames(input: VersionNamesInput, where = 'app'): void {
   if (typeof version !== 'string' || !VERSION_PATTERN.test(version))
     problems.push({
       path: 'version',
-      message: `${JSON.stringify(version)}: expected a version like v2 (lower-case letters, digits, _; at most 16)`,
+      message: `expected a version like v2 (lower-case letters, digits, _; at most 16), got ${JSON.stringify(version)}`,
     })
   if (input.chunkTopic !== undefined && !/^[A-Za-z0-9._-]{1,200}$/.test(input.chunkTopic))
     problems.push({

@@ -66,7 +66,7 @@ test('bad names fail at defineApp naming the field; build must use the deploymen
   assert.throws(() => defineApp({ name: 'Reviews!', build }), /app\.name: "Reviews!" must match/)
   assert.throws(() => defineApp({ name: 'r', sqlName: 'a"b', build }), /app\.sqlName/)
   assert.throws(() => defineApp({ name: 'r' } as never), /app\.build: required/)
-  assert.throws(() => reviews.names('V2'), /version: "V2": expected a version like v2/)
+  assert.throws(() => reviews.names('V2'), /version: expected a version like v2 .*, got "V2"/)
   const fixed = defineApp({
     name: 'fixed',
     build: () => {
