@@ -6,6 +6,7 @@ import { cdcTableDecoder } from '../../src/cdc/table-decoder.ts'
 import { DEFAULT_UNAVAILABLE_PLACEHOLDER, UnavailableValueMatcher } from '../../src/cdc/unavailable.ts'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
 import { AvroWireDecoder } from '../../src/serde/wire.ts'
+import { redactAtSource } from '../../src/operators/govern/index.ts'
 import { DEAD_LETTER_HEADERS, TopologyTestDriver } from '../../src/testing/index.ts'
 import { uniqueName } from '../support/stack.ts'
 import { registerAvro, registry, registryUrl } from '../serde/registry-helpers.ts'
@@ -180,12 +181,10 @@ test('Avro: placeholders in a string, a bytes and an array column; the Decimal c
   assert.equal(change.row.body, P)
 })
 
-function ticketsDriver() {
+function ticketsDriver(redacted = false) {
   const b = new TopologyBuilder({ applicationId: 'toast' })
-  b.cdcTable('pg.public.tickets', {
-    name: 'tickets',
-    ...cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }), { lineageField: false }),
-  }).to('out')
+  const { decode } = cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }), { lineageField: false })
+  b.cdcTable('pg.public.tickets', { name: 'tickets', decode: redacted ? redactAtSource(decode) : decode }).to('out')
   return new TopologyTestDriver(b.build(), { partitions: 1 })
 }
 
@@ -243,4 +242,18 @@ test('an unchanged-TOAST update with no previous row is dead-lettered naming REP
     'open',
     'the failed update changed nothing',
   )
+})
+
+test('behind redactAtSource the restored column is the previous, already redacted, value', async () => {
+  const driver = ticketsDriver(true)
+  const body = `Please call me back, write to jane.doe@example.com. ${'details '.repeat(900)}`
+  await driver.pipe('pg.public.tickets', '{"id":1}', change('c', { id: 1, status: 'open', body }))
+  await driver.pipe('pg.public.tickets', '{"id":1}', change('u', { id: 1, status: 'closed', body: P }))
+  const out = driver.readOutput('out').map((r) => r.value as { status: string; body: string })
+  assert.equal(out.length, 2)
+  assert.equal(out[1].status, 'closed')
+  assert.equal(out[1].body, out[0].body)
+  assert.ok(!out[1].body.includes('jane.doe@example.com'), 'redacted')
+  assert.ok(out[1].body.includes('details'))
+  assert.equal(driver.readDeadLetters().length, 0)
 })
