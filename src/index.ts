@@ -47,7 +47,7 @@ export { MemoryStateStore } from './state/memory-store.ts'
 
 // Governance policies, the govern stage's helpers and the governance codecs.
 export { definePolicy, compilePolicy } from './governance/index.ts'
-export { redactAtSource } from './operators/govern.ts'
+export { redactAtSource } from './operators/govern/index.ts'
 export type {
   GovernOptions,
   GovernedDocument,
@@ -56,7 +56,7 @@ export type {
   AuditOutput,
   DeletionRequestDecoder,
   RedactAtSourceOptions,
-} from './operators/govern.ts'
+} from './operators/govern/index.ts'
 export { auditEventOutput, deletionRequestCodec } from './governance/forget/governance-codecs.ts'
 
 // Errors: codes are a documented contract (docs/errors.md).

@@ -24,7 +24,7 @@ import { TopologyBuilder } from '../src/dsl/index.ts'
 import { DEFAULT_CLASSIFICATION_LABELS } from '../src/governance/classification.ts'
 import { auditEventOutput } from '../src/governance/forget/governance-codecs.ts'
 import { definePolicy } from '../src/governance/policy.ts'
-import { redactAtSource, type GovernedDocument } from '../src/operators/govern.ts'
+import { redactAtSource, type GovernedDocument } from '../src/operators/govern/index.ts'
 import type { Topology } from '../src/topology/topology.ts'
 
 /** A row of `<prefix>.articles` (plain JSON upserts keyed by slug). */

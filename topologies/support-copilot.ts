@@ -28,7 +28,7 @@ import { TopologyBuilder } from '../src/dsl/index.ts'
 import { auditEventOutput, deletionRequestCodec } from '../src/governance/forget/governance-codecs.ts'
 import { DEFAULT_CLASSIFICATION_LABELS } from '../src/governance/classification.ts'
 import { definePolicy } from '../src/governance/policy.ts'
-import { redactAtSource, type GovernedDocument } from '../src/operators/govern.ts'
+import { redactAtSource, type GovernedDocument } from '../src/operators/govern/index.ts'
 import type { Topology } from '../src/topology/topology.ts'
 
 /** A row of `<prefix>.public.tickets` (columns as Debezium sends them; `_source` is the row's lineage). */

@@ -5,7 +5,7 @@ export type { FilterOptions } from '../operators/filter.ts'
 export type { MapValuesOptions } from '../operators/map-values.ts'
 export type { InnerJoinOptions, LeftJoinOptions } from '../operators/fk-join.ts'
 export type { StageOptions } from '../operators/stage.ts'
-export type { GovernOptions, GovernedDocument } from '../operators/govern.ts'
+export type { GovernOptions, GovernedDocument } from '../operators/govern/index.ts'
 export type { ToOptions } from '../operators/sink.ts'
 export type {
   Decoder,

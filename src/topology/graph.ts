@@ -3,7 +3,7 @@
  * naming its inputs. Everything but the user functions serialises (`toJSON` in describe.ts); the
  * functions stay on the nodes so the graph compiles without a registry.
  */
-import type { GovernNodeOptions } from '../operators/govern.ts'
+import type { GovernNodeOptions } from '../operators/govern/index.ts'
 import type { SourceRecord } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
 
@@ -16,6 +16,12 @@ export interface DecodedRecord {
   readonly value: unknown
   /** The value's JSON bytes when the decoder already holds them (saves re-encoding for the store). */
   readonly json?: Buffer
+  /**
+   * Columns of `value` the source did not send (Debezium's unchanged-TOAST placeholder): the table
+   * source replaces each with the column's value in the row it already holds for the key, and
+   * dead-letters the record when it holds none. Never indexed as data.
+   */
+  readonly unavailable?: readonly string[]
 }
 
 /**
@@ -119,7 +125,7 @@ export interface StageNode extends NodeBase {
 
 /**
  * `govern`: the governance policy, the forgotten-subjects anti-join and the subject index, between
- * the joins and the chunk stage (src/operators/govern.ts). Its options live in the operator file.
+ * the joins and the chunk stage (src/operators/govern/). Its options live in the operator file.
  */
 export interface GovernNode extends NodeBase {
   readonly kind: 'govern'

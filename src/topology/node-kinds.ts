@@ -4,7 +4,7 @@
  */
 import { filterOperator } from '../operators/filter.ts'
 import { fkJoinOperator } from '../operators/fk-join.ts'
-import { governOperator } from '../operators/govern.ts'
+import { governOperator } from '../operators/govern/index.ts'
 import { mapValuesOperator } from '../operators/map-values.ts'
 import { sinkOperator } from '../operators/sink.ts'
 import { stageOperator } from '../operators/stage.ts'

@@ -6,7 +6,7 @@
 import { ConfigError, type Problem } from '../errors.ts'
 import type { TopologyGraph } from './graph.ts'
 import { NODE_KINDS, kindOf } from './node-kinds.ts'
-import { foreignStores } from '../operators/govern.ts'
+import { foreignStores } from '../operators/govern/index.ts'
 
 const NAME = /^[a-zA-Z0-9._-]+$/
 /** Kafka's limit on topic names. */

@@ -8,7 +8,7 @@ import { createChunker } from '../../src/chunking/chunker.ts'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
 import { Embedder } from '../../src/embedding/embedder.ts'
 import { HashingProvider } from '../../src/embedding/hashing.ts'
-import type { GovernBatchMetrics, GovernedDocument } from '../../src/operators/govern.ts'
+import type { GovernBatchMetrics, GovernedDocument } from '../../src/operators/govern/index.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
 import { containsToken } from '../fixtures/governance/contains-token.ts'
 import {
