@@ -5,6 +5,7 @@
  * runtime's failure path consults one function. `docs/errors.md` documents each code with its
  * recovery; `test/errors.test.ts` keeps the two in step.
  */
+import { maskCredentials } from './security/secrets.ts'
 
 /** Where an error happened: any subset, never secrets. */
 export interface ErrorContext {
@@ -143,13 +144,14 @@ export class RagstreamError extends Error {
   readonly hint: string | undefined
 
   constructor(code: ErrorCode, message: string, options: RagstreamErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    // A cause's message may quote a URL with its password (fetch does): never show one.
+    super(maskCredentials(message), options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'RagstreamError'
     this.code = code
     this.recovery = ERROR_CODES[code].recovery
     this.retriable = RETRIED.has(this.recovery)
     this.context = options.context ?? {}
-    this.hint = options.hint
+    this.hint = options.hint === undefined ? undefined : maskCredentials(options.hint)
   }
 }
 

@@ -24,6 +24,12 @@ export type {
   StageRow,
 } from './dsl/index.ts'
 
+// Apps: what a topology file default-exports, so every command can deploy its versions.
+export { defineApp, isApp } from './app/app.ts'
+export type { App, AppOptions, AppDeployment, AppServicesOptions, DeployOptions, SourcePrefix } from './app/app.ts'
+export { versionNames, VERSION_PATTERN, APP_NAME_PATTERN } from './app/naming.ts'
+export type { VersionNames, VersionNamesInput } from './app/naming.ts'
+
 // The test driver for users' unit tests.
 export { TopologyTestDriver, DEAD_LETTER_HEADERS } from './testing/index.ts'
 export type { TestDriverOptions, TestInputRecord, TestOutputRecord } from './testing/index.ts'
@@ -32,6 +38,7 @@ export type { TestDriverOptions, TestInputRecord, TestOutputRecord } from './tes
 export { DebeziumDecoder } from './cdc/debezium.ts'
 export { UpsertDecoder } from './cdc/upsert.ts'
 export { cdcTableDecoder, LINEAGE_FIELD } from './cdc/table-decoder.ts'
+export type { RowLineage } from './cdc/table-decoder.ts'
 export { stableKey } from './cdc/keys.ts'
 export { createChunker } from './chunking/chunker.ts'
 export { chunkEmbedStage, chunkEventEncoder } from './chunking/chunk-embed-stage.ts'
@@ -42,7 +49,7 @@ export { Embedder } from './embedding/embedder.ts'
 export { RedisEmbeddingCache } from './embedding/cache.ts'
 export { chunkEventAvroCodec, chunkEventJsonCodec } from './serde/chunk-event-codec.ts'
 export { RagServices, withServicesOpen } from './config/rag-services.ts'
-export type { ChunkServices } from './config/rag-services.ts'
+export type { ChunkServices, GovernedChunkServices } from './config/rag-services.ts'
 export { MemoryStateStore } from './state/memory-store.ts'
 
 // Governance policies, the govern stage's helpers and the governance codecs.

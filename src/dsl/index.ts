@@ -1,4 +1,4 @@
-// The topology DSL: what `topologies/*.ts` import.
+// The topology DSL: what topology files import.
 export { TopologyBuilder, Table, type TopologyOptions } from './builder.ts'
 export type { TableOptions } from '../operators/table-source.ts'
 export type { FilterOptions } from '../operators/filter.ts'

@@ -34,7 +34,7 @@ import {
 } from '@platformatic/kafka'
 import { classifyError, RagstreamError, ServiceUnavailableError, type Classified } from '../errors.ts'
 import { ChangelogRestorer } from '../state/changelog.ts'
-import type { ChangelogRecord, StateStore } from '../state/store.ts'
+import { prefetchAll, type ChangelogRecord, type StateStore } from '../state/store.ts'
 import { Backoff, sleep, withTimeout } from './backoff.ts'
 import { produceBounded } from './bounded-produce.ts'
 import { resolveRuntimeConfig, type BatchStage, type KafkaRuntimeOptions, type RuntimeConfig } from './config.ts'
@@ -332,14 +332,11 @@ export class KafkaRuntime {
     const stores = this.#config.stores
     // Per-batch I/O the topology needs before it can name its keys (e.g. loading Avro writer schemas).
     if (this.#topology.prepare) await this.#topology.prepare(batch.records)
-    const wanted = this.#topology.prefetchKeys(batch.records)
-    const loads: Promise<void>[] = []
-    for (const [name, partitions] of wanted) {
-      const store = stores.get(name)
-      if (!store) throw new RagstreamError('RS_TOPOLOGY_INVALID', `topology prefetches unknown store "${name}"`)
-      for (const [partition, keys] of partitions) loads.push(store.prefetch(partition, keys))
-    }
-    await Promise.all(loads)
+    await prefetchAll(
+      this.#topology.prefetchKeys(batch.records),
+      stores,
+      (name) => new RagstreamError('RS_TOPOLOGY_INVALID', `topology prefetches unknown store "${name}"`),
+    )
     await this.#verifyStores(batch)
     return this.#topology.process(batch.records, stores, Date.now())
   }
