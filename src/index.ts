@@ -4,7 +4,7 @@
  */
 
 // Topologies as code.
-export { TopologyBuilder, Table, Topology, partitionForKey, partitionForString, murmur2 } from './dsl/index.ts'
+export { TopologyBuilder, Table, Chunks, Topology, partitionForKey, partitionForString, murmur2 } from './dsl/index.ts'
 export type {
   TopologyOptions,
   TableOptions,
@@ -22,11 +22,13 @@ export type {
   StageProcessor,
   StageResult,
   StageRow,
+  ChunkOptions,
+  EmbedOptions,
 } from './dsl/index.ts'
 
 // The test driver for users' unit tests.
-export { TopologyTestDriver, DEAD_LETTER_HEADERS } from './testing/index.ts'
-export type { TestDriverOptions, TestInputRecord, TestOutputRecord } from './testing/index.ts'
+export { TopologyTestDriver, DEAD_LETTER_HEADERS, MemoryRagServices } from './testing/index.ts'
+export type { TestDriverOptions, TestInputRecord, TestOutputRecord, MemoryRagServicesOptions } from './testing/index.ts'
 
 // Components: CDC decoding, chunking, embedding, serde, state.
 export { DebeziumDecoder } from './cdc/debezium.ts'
@@ -40,9 +42,13 @@ export { LocalProvider } from './embedding/local.ts'
 export { LOCAL_MODELS } from './embedding/models.ts'
 export { Embedder } from './embedding/embedder.ts'
 export { RedisEmbeddingCache } from './embedding/cache.ts'
+export { MemoryEmbeddingCache } from './embedding/cache-memory.ts'
+export type { EmbeddingCache } from './embedding/cache.ts'
 export { chunkEventAvroCodec, chunkEventJsonCodec } from './serde/chunk-event-codec.ts'
 export { RagServices, withServicesOpen } from './config/rag-services.ts'
-export type { ChunkServices } from './config/rag-services.ts'
+export type { ChunkServices, GovernedChunkServices, TailServices } from './config/rag-services.ts'
+export type { RowLineage } from './cdc/table-decoder.ts'
+export type { ChunkEvent } from './serde/chunk-event.ts'
 export { MemoryStateStore } from './state/memory-store.ts'
 
 // Governance policies, the govern stage's helpers and the governance codecs.
