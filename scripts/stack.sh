@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The local stack without Docker: Kafka 4.x (KRaft, from Maven Central jars), Apicurio Registry
 # (Confluent-compatible API), the machine's Redis (+ a 3-node Redis Cluster for store conformance
-# tests) and the machine's PostgreSQL with pgvector.
+# tests), the machine's PostgreSQL with pgvector, and the change-data-capture source: a PostgreSQL
+# cluster of its own with wal_level=logical (the machine's server is left as it is) and Kafka Connect
+# with the Debezium PostgreSQL connector and Apicurio's Avro converter (jars from Maven Central).
 #
 #   scripts/stack.sh up       start what is not running, wait until healthy (idempotent)
 #   scripts/stack.sh down     stop only what `up` started
@@ -40,6 +42,12 @@ PG_HOST=$(host_of "$RAGSTREAM_POSTGRES_URL"); PG_PORT=$(port_of "$RAGSTREAM_POST
 PG_DB=${RAGSTREAM_POSTGRES_URL##*/}; PG_DB=${PG_DB%%\?*}
 PG_USER=${RAGSTREAM_POSTGRES_URL#*://}; PG_USER=${PG_USER%%@*}; PG_USER=${PG_USER%%:*}
 IFS=',' read -r -a CLUSTER_NODES <<<"$RAGSTREAM_REDIS_CLUSTER_NODES"
+CONNECT_HOST=$(host_of "$RAGSTREAM_CONNECT_URL"); CONNECT_PORT=$(port_of "$RAGSTREAM_CONNECT_URL")
+SRC_HOST=$(host_of "$RAGSTREAM_SOURCE_POSTGRES_URL"); SRC_PORT=$(port_of "$RAGSTREAM_SOURCE_POSTGRES_URL")
+SRC_DB=${RAGSTREAM_SOURCE_POSTGRES_URL##*/}; SRC_DB=${SRC_DB%%\?*}
+SRC_USER=${RAGSTREAM_SOURCE_POSTGRES_URL#*://}; SRC_USER=${SRC_USER%%@*}; SRC_USER=${SRC_USER%%:*}
+# The source cluster's name for pg_createcluster/pg_ctlcluster.
+SRC_CLUSTER=${RAGSTREAM_SOURCE_PG_CLUSTER:-ragstream_cdc}
 
 # ---------------------------------------------------------------- Kafka
 kafka_lib=$STATE/kafka/lib-$RAGSTREAM_KAFKA_VERSION
@@ -166,6 +174,89 @@ postgres_up() {
   say "postgres   up at $PG_HOST:$PG_PORT, database $PG_DB, pgvector $(psqlc -d "$PG_DB" -c "SELECT extversion FROM pg_extension WHERE extname = 'vector'")"
 }
 
+# ---------------------------------------------------------------- CDC source: PostgreSQL, wal_level=logical
+src_ready() { pg_isready -q -h "$SRC_HOST" -p "$SRC_PORT"; }
+src_psql() { PGOPTIONS='-c client_min_messages=warning' psql -XAtq -h "$SRC_HOST" -p "$SRC_PORT" -U "$SRC_USER" "$@"; }
+pg_version() { ls /etc/postgresql 2>/dev/null | sort -n | tail -n1; }
+
+source_pg_up() {
+  if ! src_ready; then
+    local ver; ver=$(pg_version)
+    [ -n "$ver" ] || die "no PostgreSQL installed (apt-get install postgresql)"
+    if [ ! -d "/etc/postgresql/$ver/$SRC_CLUSTER" ]; then
+      say "source-pg  creating PostgreSQL $ver cluster $SRC_CLUSTER on port $SRC_PORT (wal_level=logical)"
+      pg_createcluster "$ver" "$SRC_CLUSTER" -p "$SRC_PORT" -- --auth=trust >"$STATE/source-pg-create.log" 2>&1 \
+        || die "pg_createcluster failed; see $STATE/source-pg-create.log"
+      # A local test source: logical decoding on; durability traded for speed (it holds nothing of value).
+      mkdir -p "/etc/postgresql/$ver/$SRC_CLUSTER/conf.d"
+      cat >"/etc/postgresql/$ver/$SRC_CLUSTER/conf.d/ragstream.conf" <<CONF
+listen_addresses = '$SRC_HOST'
+wal_level = logical
+max_replication_slots = 20
+max_wal_senders = 20
+shared_buffers = 64MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+    fi
+    pg_ctlcluster --skip-systemctl-redirect "$ver" "$SRC_CLUSTER" start >"$STATE/source-pg-start.log" 2>&1 \
+      || die "could not start the source cluster $ver/$SRC_CLUSTER; see $STATE/source-pg-start.log and /var/log/postgresql/"
+    wait_for source-pg 30 src_ready || die "the source PostgreSQL did not become ready at $SRC_HOST:$SRC_PORT"
+  fi
+  [ "$(src_psql -d postgres -c 'SHOW wal_level')" = logical ] \
+    || die "PostgreSQL at $SRC_HOST:$SRC_PORT has wal_level=$(src_psql -d postgres -c 'SHOW wal_level'); Debezium needs logical"
+  if [ "$(src_psql -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$SRC_DB'")" != 1 ]; then
+    src_psql -d postgres -c "CREATE DATABASE \"$SRC_DB\"" >/dev/null
+    say "source-pg  created database $SRC_DB"
+  fi
+  say "source-pg  up at $SRC_HOST:$SRC_PORT, database $SRC_DB (wal_level=logical)"
+}
+
+# ---------------------------------------------------------------- Kafka Connect + Debezium
+connect_dir=$STATE/connect
+connect_pom=$ROOT/stack/connect/pom.xml
+connect_lib=$connect_dir/lib-$RAGSTREAM_KAFKA_VERSION
+connect_plugins=$connect_dir/plugins
+connect_ready() { curl -fsS "$RAGSTREAM_CONNECT_URL/connector-plugins" 2>/dev/null | grep -q PostgresConnector; }
+
+# connect_fetch_one PROFILE DIR [EXCLUDED_GROUPS] — one profile of stack/connect/pom.xml into DIR, once per pom content.
+connect_fetch_one() {
+  local profile=$1 dir=$2 exclude=${3:-} sum
+  sum=$(sha1sum "$connect_pom" | cut -c1-40)
+  [ "$(cat "$dir/.complete" 2>/dev/null)" = "$sum" ] && return 0
+  say "fetching Kafka Connect $profile jars from Maven Central"
+  rm -rf "$dir"
+  mvn -q -B -f "$connect_pom" dependency:copy-dependencies -P "$profile" -Dkafka.version="$RAGSTREAM_KAFKA_VERSION" \
+    -DincludeScope=runtime ${exclude:+-DexcludeGroupIds="$exclude"} -DoutputDirectory="$dir" \
+    >"$STATE/connect-fetch-$profile.log" 2>&1 || die "mvn could not fetch the $profile jars; see $STATE/connect-fetch-$profile.log"
+  echo "$sum" >"$dir/.complete"
+}
+
+connect_fetch() {
+  connect_fetch_one runtime "$connect_lib"
+  # The worker provides the Connect API and the clients: plugins leave org.apache.kafka out.
+  connect_fetch_one debezium "$connect_plugins/debezium-postgres" org.apache.kafka
+  connect_fetch_one apicurio "$connect_plugins/apicurio-converter" org.apache.kafka
+}
+
+connect_up() {
+  if connect_ready; then say "connect    already up at $RAGSTREAM_CONNECT_URL"; return; fi
+  port_open "$CONNECT_HOST" "$CONNECT_PORT" && die "port $CONNECT_PORT is taken by something that is not Kafka Connect with Debezium"
+  connect_fetch
+  mkdir -p "$connect_dir/logs"
+  sed -e "s|@BROKERS@|$RAGSTREAM_KAFKA_BROKERS|g" -e "s|@GROUP@|ragstream-connect|g" -e "s|@HOST@|$CONNECT_HOST|g" \
+    -e "s|@PORT@|$CONNECT_PORT|g" -e "s|@PLUGINS@|$connect_plugins|g" "$ROOT/stack/connect/worker.properties.tmpl" \
+    >"$connect_dir/worker.properties"
+  : >"$connect_dir/logs/connect.log"
+  nohup java -Xms128m -Xmx768m -XX:+UseG1GC -Dlog4j2.configurationFile="$ROOT/stack/connect/log4j2.properties" \
+    -Dkafka.logs.dir="$connect_dir/logs" -cp "$connect_lib/*" org.apache.kafka.connect.cli.ConnectDistributed \
+    "$connect_dir/worker.properties" >"$connect_dir/logs/stdout.log" 2>&1 &
+  echo $! >"$STATE/connect.pid"
+  wait_for connect 120 connect_ready || die "Kafka Connect did not become ready within 120 s; see $connect_dir/logs/connect.log"
+  say "connect    started at $RAGSTREAM_CONNECT_URL (Kafka Connect $RAGSTREAM_KAFKA_VERSION + Debezium PostgreSQL); logs: $connect_dir/logs/connect.log"
+}
+
 # ---------------------------------------------------------------- commands
 stop_pidfile() {
   local name=$1 file=$2 pid
@@ -191,6 +282,8 @@ cmd_status() {
   s=down; cluster_ok && s=up; status_line redis-cluster "$s" "$RAGSTREAM_REDIS_CLUSTER_NODES"
   s=down; pg_ready && psqlc -d "$PG_DB" -c "SELECT 1 FROM pg_extension WHERE extname = 'vector'" 2>/dev/null | grep -q 1 && s=up
   status_line postgres "$s" "$PG_HOST:$PG_PORT/$PG_DB (pgvector)"
+  s=down; src_ready && s=up; status_line source-pg "$s" "$SRC_HOST:$SRC_PORT/$SRC_DB (wal_level=logical)"
+  s=down; connect_ready && s=up; status_line connect "$s" "$RAGSTREAM_CONNECT_URL (Debezium)"
 }
 
 case "${1:-}" in
@@ -200,13 +293,19 @@ case "${1:-}" in
     redis_cluster_up
     kafka_up
     registry_up
+    source_pg_up
+    connect_up
     say "stack is up; state in $STATE"
     ;;
   down)
+    stop_pidfile connect "$STATE/connect.pid"
     stop_pidfile registry "$STATE/registry.pid"
     stop_pidfile kafka "$STATE/kafka.pid"
     for f in "$STATE"/redis-cluster-*.pid; do [ -e "$f" ] && stop_pidfile "redis-cluster node" "$f"; done
     stop_pidfile redis "$STATE/redis.pid"
+    if src_ready && [ -d "/etc/postgresql/$(pg_version)/$SRC_CLUSTER" ]; then
+      pg_ctlcluster --skip-systemctl-redirect "$(pg_version)" "$SRC_CLUSTER" stop && say "source-pg stopped ($SRC_CLUSTER)"
+    fi
     ;;
   status) cmd_status ;;
   -h|--help|help|"")

@@ -26,6 +26,12 @@ export type {
   EmbedOptions,
 } from './dsl/index.ts'
 
+// Apps: what a topology file default-exports, so every command can deploy its versions.
+export { defineApp, isApp } from './app/app.ts'
+export type { App, AppOptions, AppDeployment, AppServicesOptions, DeployOptions, SourcePrefix } from './app/app.ts'
+export { versionNames, VERSION_PATTERN, APP_NAME_PATTERN } from './app/naming.ts'
+export type { VersionNames, VersionNamesInput } from './app/naming.ts'
+
 // The test driver for users' unit tests.
 export { TopologyTestDriver, DEAD_LETTER_HEADERS, MemoryRagServices } from './testing/index.ts'
 export type { TestDriverOptions, TestInputRecord, TestOutputRecord, MemoryRagServicesOptions } from './testing/index.ts'
@@ -34,6 +40,7 @@ export type { TestDriverOptions, TestInputRecord, TestOutputRecord, MemoryRagSer
 export { DebeziumDecoder } from './cdc/debezium.ts'
 export { UpsertDecoder } from './cdc/upsert.ts'
 export { cdcTableDecoder, LINEAGE_FIELD } from './cdc/table-decoder.ts'
+export type { RowLineage } from './cdc/table-decoder.ts'
 export { stableKey } from './cdc/keys.ts'
 export { createChunker } from './chunking/chunker.ts'
 export { chunkEmbedStage, chunkEventEncoder } from './chunking/chunk-embed-stage.ts'

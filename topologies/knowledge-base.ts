@@ -19,8 +19,9 @@ import { chunkEmbedStage, chunkEventEncoder } from '../src/chunking/chunk-embed-
 import { createChunker, type ChunkingStrategy } from '../src/chunking/chunker.ts'
 import { markdownToText } from '../src/chunking/markup.ts'
 import { recursiveSplit } from '../src/chunking/recursive-split.ts'
-import { RagServices, withServicesOpen, type GovernedChunkServices } from '../src/config/rag-services.ts'
+import { withServicesOpen, type GovernedChunkServices } from '../src/config/rag-services.ts'
 import { TopologyBuilder } from '../src/dsl/index.ts'
+import { defineApp } from '../src/index.ts'
 import { DEFAULT_CLASSIFICATION_LABELS } from '../src/governance/classification.ts'
 import { auditEventOutput } from '../src/governance/forget/governance-codecs.ts'
 import { definePolicy } from '../src/governance/policy.ts'
@@ -175,7 +176,19 @@ export function knowledgeBase(options: KnowledgeBaseOptions): Topology {
   return builder.build()
 }
 
-export default knowledgeBase({
-  prefix: process.env.RAGSTREAM_KB_PREFIX?.trim() || 'kb',
-  services: RagServices.fromEnv({ chunkTopic: KB_CHUNK_TOPIC }),
+/**
+ * The app every command deploys (`ragstream run|sink|status|replay|promote knowledge-base`): v1 keeps the
+ * names above; the framework derives every other version's names and passes the services in.
+ */
+export default defineApp({
+  name: 'knowledge-base',
+  sourcePrefix: { default: 'kb', env: 'RAGSTREAM_KB_PREFIX' },
+  build: (d) =>
+    knowledgeBase({
+      prefix: d.prefix!,
+      applicationId: d.applicationId,
+      version: d.version,
+      chunkTopic: d.chunkTopic,
+      services: d.services,
+    }),
 })

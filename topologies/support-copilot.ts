@@ -23,8 +23,9 @@ import { cdcTableDecoder } from '../src/cdc/table-decoder.ts'
 import { UpsertDecoder } from '../src/cdc/upsert.ts'
 import { chunkEmbedStage, chunkEventEncoder } from '../src/chunking/chunk-embed-stage.ts'
 import { createChunker } from '../src/chunking/chunker.ts'
-import { RagServices, withServicesOpen, type GovernedChunkServices } from '../src/config/rag-services.ts'
+import { withServicesOpen, type GovernedChunkServices } from '../src/config/rag-services.ts'
 import { TopologyBuilder } from '../src/dsl/index.ts'
+import { defineApp } from '../src/index.ts'
 import { auditEventOutput, deletionRequestCodec } from '../src/governance/forget/governance-codecs.ts'
 import { DEFAULT_CLASSIFICATION_LABELS } from '../src/governance/classification.ts'
 import { definePolicy } from '../src/governance/policy.ts'
@@ -277,7 +278,22 @@ export function supportCopilot(options: SupportCopilotOptions): Topology {
   return builder.build()
 }
 
-export default supportCopilot({
-  prefix: process.env.RAGSTREAM_SUPPORT_PREFIX?.trim() || 'support',
-  services: RagServices.fromEnv({ chunkTopic: SUPPORT_CHUNK_TOPIC }),
+/**
+ * The app every command deploys (`ragstream run|sink|status|replay|promote support-copilot`): v1 keeps the
+ * names above; the framework derives every other version's names and passes the services in.
+ */
+export default defineApp({
+  name: 'support-copilot',
+  sourcePrefix: { default: 'support', env: 'RAGSTREAM_SUPPORT_PREFIX' },
+  deletionsTopic: (prefix) =>
+    prefix === 'support' || prefix === undefined ? SUPPORT_DELETIONS_TOPIC : `${prefix}.governance.deletions`,
+  build: (d) =>
+    supportCopilot({
+      prefix: d.prefix!,
+      applicationId: d.applicationId,
+      version: d.version,
+      chunkTopic: d.chunkTopic,
+      deletionsTopic: d.deletionsTopic,
+      services: d.services,
+    }),
 })

@@ -42,6 +42,11 @@ export interface RowUpsert {
   /** The row before the change, when the source sent it (Debezium `before`, REPLICA IDENTITY FULL). */
   readonly before: Row | null
   readonly source: SourcePosition
+  /**
+   * Columns of `row` the source did not send (Debezium's unchanged-TOAST placeholder): their value in
+   * `row` is not data; the previous value of the column stands. Absent or empty when every column came.
+   */
+  readonly unavailable?: readonly string[]
 }
 
 export interface RowDelete {

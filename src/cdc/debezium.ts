@@ -18,6 +18,7 @@ import { decodeFailed } from './decode-error.ts'
 import { keyFromColumns, stableKey } from './keys.ts'
 import { avroEnvelopeConverter, connectEnvelopeConverter, type RowConverter } from './semantic-types.ts'
 import type { AvroWireDecoder } from '../serde/wire.ts'
+import { UnavailableValueMatcher } from './unavailable.ts'
 
 export type PayloadFormat = 'json' | 'avro'
 
@@ -38,6 +39,12 @@ export interface DebeziumDecoderOptions {
    * readable strings when the record carries its schema (JSON wrapper, Avro). Default `raw`.
    */
   readonly semanticTypes?: 'raw' | 'convert'
+  /**
+   * The connector's `unavailable.value.placeholder` (default `__debezium_unavailable_value`; `hex:…`
+   * for bytes, as on the connector). Columns holding it are listed in `RowUpsert.unavailable` and
+   * left unconverted; the table source restores their previous value (see src/cdc/unavailable.ts).
+   */
+  readonly unavailableValuePlaceholder?: string
 }
 
 const ENVELOPE_OPS: ReadonlySet<string> = new Set(['c', 'u', 'r', 'd'])
@@ -54,8 +61,10 @@ export class DebeziumDecoder {
   readonly #avro: AvroWireDecoder | undefined
   readonly #convert: boolean
   readonly #avroConverters = new Map<unknown, RowConverter | undefined>()
+  readonly #unavailable: UnavailableValueMatcher
 
   constructor(options: DebeziumDecoderOptions) {
+    this.#unavailable = new UnavailableValueMatcher(options.unavailableValuePlaceholder)
     this.#convert = options.semanticTypes === 'convert'
     this.#valueFormat = options.valueFormat
     this.#keyFormat = options.keyFormat ?? options.valueFormat
@@ -114,11 +123,13 @@ export class DebeziumDecoder {
 
     let before = rowOrNull(record, envelope.before, 'before')
     let after = rowOrNull(record, envelope.after, 'after')
+    // Placeholders are found before conversion: a bytes placeholder would otherwise "convert" to a decimal.
+    const unavailable = after === null || op === 'd' ? [] : this.#unavailable.columns(after)
     if (this.#convert) {
       const convert = this.#converter(record)
       if (convert) {
         if (before) before = convert(before)
-        if (after) after = convert(after)
+        if (after) after = keepColumns(convert(after), after, unavailable)
       }
     }
     const source = positionOf(record, envelope, op === 'r')
@@ -129,6 +140,7 @@ export class DebeziumDecoder {
     }
     if (after === null) throw decodeFailed(record, `op=${op} without an "after" row`)
     const { key, keyFields } = this.#key(record, keyStruct, after)
+    if (unavailable.length > 0) return { kind: 'upsert', op, key, keyFields, row: after, before, source, unavailable }
     return { kind: 'upsert', op, key, keyFields, row: after, before, source }
   }
 
@@ -259,6 +271,14 @@ function rowOrNull(record: EncodedRecord, value: unknown, field: string): Row | 
   if (value === null || value === undefined) return null
   if (!isObject(value)) throw decodeFailed(record, `"${field}" is not a row (got ${describe(value)})`)
   return value
+}
+
+/** `converted` with these columns put back as they were in `raw`. */
+function keepColumns(converted: Row, raw: Row, columns: readonly string[]): Row {
+  if (columns.length === 0) return converted
+  const out: Record<string, unknown> = { ...converted }
+  for (const name of columns) out[name] = raw[name]
+  return out
 }
 
 function asKeyFields(key: unknown): Row {

@@ -40,7 +40,7 @@ export interface CdcTableDecoder {
     key: Buffer | null,
     value: Buffer | null,
     record: EncodedRecord,
-  ) => { key: string; value: Row | null }
+  ) => { key: string; value: Row | null; unavailable?: readonly string[] }
   readonly prepare: (records: readonly EncodedRecord[]) => Promise<void>
 }
 
@@ -52,7 +52,8 @@ export function cdcTableDecoder(decoder: CdcDecoder, options: CdcTableDecoderOpt
       const change = decoder.decode(record)
       if (change.kind === 'delete') return { key: change.key, value: null }
       const row = jsonSafeRow(change.row)
-      if (field === false) return { key: change.key, value: row }
+      const unavailable = change.unavailable?.length ? { unavailable: change.unavailable } : {}
+      if (field === false) return { key: change.key, value: row, ...unavailable }
       const s = change.source
       const lineage: RowLineage = {
         topic: s.topic,
@@ -64,7 +65,7 @@ export function cdcTableDecoder(decoder: CdcDecoder, options: CdcTableDecoderOpt
         op: change.op,
       }
       row[field] = lineage
-      return { key: change.key, value: row }
+      return { key: change.key, value: row, ...unavailable }
     },
     prepare: (records) => decoder.prepare(records),
   }

@@ -14,6 +14,7 @@
  * ```
  */
 import { readFileSync } from 'node:fs'
+import { dirname, resolve as resolvePath } from 'node:path'
 import { ConfigError, type Problem } from '../errors.ts'
 import { ENDPOINT_DEFAULTS, endpointsFromEnv, type Endpoints } from './endpoints.ts'
 
@@ -258,6 +259,11 @@ export interface RagstreamConfig {
     readonly sinkRole: string
   }
   readonly metricsPort: number | undefined
+  /**
+   * `/apps` of the file: app names → topology files (resolved against the file's directory), so a
+   * command takes `reviews` for `src/reviews.ts`.
+   */
+  readonly apps: Readonly<Record<string, string>>
   readonly log: { readonly level: string; readonly format: 'json' | 'human' | 'auto' }
   /** The environment with every file value filled in (variables already set win): pass it to commands. */
   readonly env: NodeJS.ProcessEnv
@@ -278,7 +284,7 @@ function unknownPaths(object: unknown, prefix = ''): string[] {
   const out: string[] = []
   for (const [key, value] of Object.entries(object)) {
     const path = `${prefix}/${key}`
-    if (CONFIG_FIELDS.some((f) => f.path === path)) continue
+    if (CONFIG_FIELDS.some((f) => f.path === path) || path === '/apps') continue
     if (
       CONFIG_FIELDS.some((f) => f.path.startsWith(`${path}/`)) &&
       value !== null &&
@@ -354,6 +360,18 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     if (fromEnv === undefined && fromFile !== undefined)
       merged[field.env] = Array.isArray(parsed.value) ? parsed.value.join(',') : String(parsed.value)
   }
+  const apps: Record<string, string> = {}
+  const listed = lookup(file, '/apps')
+  if (listed !== undefined) {
+    if (listed === null || typeof listed !== 'object' || Array.isArray(listed))
+      problems.push({ path: '/apps', message: 'expected an object of app names to topology files' })
+    else
+      for (const [name, path] of Object.entries(listed)) {
+        if (typeof path !== 'string' || path === '')
+          problems.push({ path: `/apps/${name}`, message: 'expected the path of a topology file' })
+        else apps[name] = resolvePath(dirname(resolvePath(options.file!)), path)
+      }
+  }
   if (problems.length > 0)
     throw new ConfigError(
       problems,
@@ -379,6 +397,7 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     },
     sink,
     metricsPort: values.get('/metrics/port') as number | undefined,
+    apps,
     log: { level: str('/log/level'), format: str('/log/format') as 'json' | 'human' | 'auto' },
     env: merged,
   }

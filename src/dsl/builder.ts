@@ -1,5 +1,5 @@
 /**
- * The topology DSL: what users write in `topologies/*.ts`. Pure — no I/O; `build()` returns a frozen,
+ * The topology DSL: what users write in their topology files. Pure — no I/O; `build()` returns a frozen,
  * validated {@link Topology}.
  *
  * @example

@@ -1,4 +1,4 @@
-// The topology DSL: what `topologies/*.ts` import.
+// The topology DSL: what topology files import.
 export { TopologyBuilder, Table, Chunks, type TopologyOptions } from './builder.ts'
 export type { ChunkOptions, EmbedOptions } from '../operators/chunk-embed.ts'
 export type { TableOptions } from '../operators/table-source.ts'

@@ -48,6 +48,41 @@ export function defaultTableDecoder(key: Buffer | null, value: Buffer | null, _r
     : { key: key.toString('utf8'), value: decodeJson(value), json: value }
 }
 
+/**
+ * The row with each unavailable column (an unchanged TOAST value the source did not send) set to the
+ * column's value in the row the store holds for the key. No stored row, or one without the column:
+ * RS_DECODE_FAILED (dead-lettered), because indexing the placeholder would replace real text with it.
+ */
+function withPreviousColumns(
+  record: SourceRecord,
+  key: string,
+  value: unknown,
+  columns: readonly string[],
+  oldBytes: Buffer | undefined,
+): Record<string, unknown> {
+  const previous = oldBytes === undefined ? undefined : (decodeJson(oldBytes) as Record<string, unknown> | null)
+  const missing = columns.filter((c) => previous === undefined || previous === null || !(c in previous))
+  if (missing.length > 0) {
+    const where = `${record.topic}[${record.partition}]@${record.offset}`
+    const hint =
+      'set REPLICA IDENTITY FULL on the source table (ALTER TABLE … REPLICA IDENTITY FULL) so updates carry every ' +
+      'column, or re-snapshot the table so ragstream holds the full rows'
+    // The hint is in the message too: the dead-letter headers carry the message, not the hint.
+    throw new RagstreamError(
+      'RS_DECODE_FAILED',
+      `cannot decode ${where}: key ${key}: column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} ` +
+        `arrived as the unchanged-TOAST placeholder and the table holds no previous value; ${hint}`,
+      {
+        context: { topic: record.topic, partition: record.partition, offset: record.offset, key, columns: missing },
+        hint,
+      },
+    )
+  }
+  const row = { ...(value as Record<string, unknown>) }
+  for (const column of columns) row[column] = (previous as Record<string, unknown>)[column]
+  return row
+}
+
 export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
   validate(node, _graph, problem) {
     const topicProblem = topicNameProblem(node.topic)
@@ -116,7 +151,11 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         } else {
           scope.node = name
           scope.user = true // a decoder's value may not be JSON (a bigint): that record's failure
-          const bytes = decoded.json ?? encodeJson(value)
+          const unavailable = decoded.unavailable
+          const bytes =
+            unavailable !== undefined && unavailable.length > 0
+              ? encodeJson(withPreviousColumns(record, key, value, unavailable, oldBytes))
+              : (decoded.json ?? encodeJson(value))
           scope.user = false
           // An unchanged row (a CDC snapshot re-read, a producer retry) is still a change downstream,
           // as before, but rewriting the same bytes would only add a changelog record.
@@ -126,9 +165,10 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
             scope.undoValue = oldBytes
             store.put(partition, key, bytes)
           }
-          scope.encodedValue = value
+          const row = unavailable !== undefined && unavailable.length > 0 ? decodeJson(bytes) : value
+          scope.encodedValue = row
           scope.encodedBytes = bytes
-          emit(key, oldBytes === undefined ? null : needsOld ? decodeJson(oldBytes) : undefined, value)
+          emit(key, oldBytes === undefined ? null : needsOld ? decodeJson(oldBytes) : undefined, row)
         }
       },
     })

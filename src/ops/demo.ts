@@ -23,6 +23,7 @@ import type { Metrics } from '../observability/metrics.ts'
 import { grantAnalyst } from '../sink/migrations.ts'
 import { formatNeighbours, nearestNeighbours, type NeighbourRow } from '../sink/query.ts'
 import { quoteIdent } from '../sink/identifiers.ts'
+import { loadApp } from '../app/load.ts'
 import { deployment, type Deployment } from './deployment.ts'
 import { dropInactiveVersions, promoteVersion, tableFreshness } from './index-versions.ts'
 import { connectPostgres, Pipeline, pipelineLogging } from './pipeline.ts'
@@ -199,7 +200,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     ? { config: o.embedding }
     : defaultLocalOrHashing(config.env)
   const d = deployment({
-    topology: 'support-copilot',
+    app: await loadApp('support-copilot'),
     version: `r${runId}`,
     name: base,
     prefix: `${base}.r${runId}`,
@@ -223,7 +224,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   await generate({
     brokers: e.kafkaBrokers,
     seed: o.seed ?? 42,
-    server: d.prefix,
+    server: d.prefix!,
     withSchema: false,
     backfill: 0,
     rate: 0,
@@ -255,7 +256,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     generator = generate({
       brokers: e.kafkaBrokers,
       seed: o.seed ?? 42,
-      server: d.prefix,
+      server: d.prefix!,
       withSchema: false,
       backfill: o.backfill,
       rate: o.rate,

@@ -1,104 +1,76 @@
 /**
- * A deployment is one version of a reference topology, with every name derived in one place:
- *
- *   version v1 (the default exports' names)     version vN
- *   applicationId  <name>                        <name>-vN          (consumer group, transactional ids, internal topics, Redis keys)
- *   chunk topic    rag.chunks.<name>             rag.chunks.<name>.vN
- *   SQL            ragstream."chunks_<sql>_v1"   ragstream."chunks_<sql>_vN", view rag."<sql>" → the active one
- *   sink group     ragstream-sink.<sql>.v1       ragstream-sink.<sql>.vN
- *
- * so `replay`, `promote` and `status` agree on what "support-copilot@v2" is without a registry.
+ * A deployment is one version of an app (what a topology file default-exports, `defineApp`), with its
+ * names from `versionNames` (src/app/naming.ts), its sink configuration and its embedding model, so
+ * `run`, `sink`, `replay`, `promote`, `status`, `forget` and `query` agree on what "my-app@v2" is
+ * without a registry.
  */
 import { Redis } from 'ioredis'
+import { defineApp, type App } from '../app/app.ts'
+import type { VersionNames } from '../app/naming.ts'
 import { RagServices } from '../config/rag-services.ts'
 import { embeddingCacheBoundFromEnv } from '../embedding/cache.ts'
 import type { ProviderEmbeddingConfig } from '../embedding/config.ts'
 import { redactUrl, type Endpoints } from '../config/endpoints.ts'
 import type { RagstreamConfig } from '../config/file.ts'
-import { ConfigError } from '../errors.ts'
 import { compileForBroker as compileForKafka } from '../runtime/compile-for-broker.ts'
 import type { ProcessorTopology } from '../runtime/task.ts'
 import { resolveSinkConfig, type SinkConfig } from '../sink/config.ts'
 import type { Topology } from '../topology/topology.ts'
-import { knowledgeBase } from '../../topologies/knowledge-base.ts'
-import { SUPPORT_DELETIONS_TOPIC, supportCopilot } from '../../topologies/support-copilot.ts'
-
-/** The topologies `replay`, `status` and `demo` know by name, with their factories and default prefixes. */
-export const REFERENCE_TOPOLOGIES = {
-  'support-copilot': { defaultPrefix: 'support', prefixEnv: 'RAGSTREAM_SUPPORT_PREFIX', build: supportCopilot },
-  'knowledge-base': { defaultPrefix: 'kb', prefixEnv: 'RAGSTREAM_KB_PREFIX', build: knowledgeBase },
-} as const
-
-export type ReferenceTopology = keyof typeof REFERENCE_TOPOLOGIES
-
-const VERSION = /^v[0-9]+$|^[a-z][a-z0-9_]{0,15}$/
 
 export interface DeploymentOptions {
-  readonly topology: string
+  readonly app: App
   readonly version: string
-  /** Source topic prefix; default from the topology's environment variable, else its default. */
+  /** Source topic prefix; default the app's (its variable, else its default). */
   readonly prefix?: string
-  /** Base of the Kafka names (application id, chunk topic); default the topology name. */
+  /** Overrides the app's name (the base of the Kafka names): several copies of one app side by side. */
   readonly name?: string
-  /** Topology name in SQL (tables, view); default the topology name. */
+  /** Overrides the app's SQL name (tables, view). */
   readonly sqlTopology?: string
   /** Embedding cache key prefix; default `rs:emb`, shared by every version on purpose (a same-model replay costs no calls). */
   readonly cachePrefix?: string
-  /** Default: the built-in hashing embedder with the sink's dimensions. */
+  /** Default: the app's, else the built-in hashing embedder with the sink's dimensions. */
   readonly embedding?: ProviderEmbeddingConfig
-  /** Governance deletions topic (support-copilot); default see `deletionsTopicFor`. */
+  /** Overrides the app's deletions topic. */
   readonly deletionsTopic?: string
   readonly config: RagstreamConfig
 }
 
 export interface Deployment {
-  readonly topology: ReferenceTopology
+  /** The app's name (after overrides). */
+  readonly topology: string
+  readonly app: App
   readonly version: string
-  readonly prefix: string
+  readonly names: VersionNames
+  readonly prefix: string | undefined
   readonly applicationId: string
   readonly chunkTopic: string
   readonly cachePrefix: string | undefined
   readonly embedding: ProviderEmbeddingConfig
   readonly sink: SinkConfig
-  /** The governance deletions topic the topology reads (`ragstream forget --deletions-topic`); undefined when it reads none. */
+  /** The governance deletions topic the app reads (`ragstream forget`); undefined when it reads none. */
   readonly deletionsTopic: string | undefined
   readonly config: RagstreamConfig
 }
 
-/**
- * A governed topology's deletions topic: `governance.deletions` (what `ragstream forget` writes to by
- * default) for the default source prefix, else `<prefix>.governance.deletions`, because the topic
- * must be co-partitioned with the sources it governs. Every version of one prefix reads the same one,
- * so a replay into v2 forgets what v1 forgot.
- */
-export function deletionsTopicFor(topology: ReferenceTopology, prefix: string): string | undefined {
-  if (topology !== 'support-copilot') return undefined
-  return prefix === REFERENCE_TOPOLOGIES[topology].defaultPrefix
-    ? SUPPORT_DELETIONS_TOPIC
-    : `${prefix}.governance.deletions`
-}
-
 export function deployment(o: DeploymentOptions): Deployment {
-  const problems = []
-  if (!(o.topology in REFERENCE_TOPOLOGIES))
-    problems.push({ path: '<topology>', message: `expected one of ${Object.keys(REFERENCE_TOPOLOGIES).join(', ')}` })
-  if (!VERSION.test(o.version))
-    problems.push({
-      path: '--to-version',
-      message: 'expected a version like v2 (lower-case letters, digits, _; at most 16)',
-    })
-  if (problems.length > 0) throw new ConfigError(problems, 'arguments')
-  const topology = o.topology as ReferenceTopology
-  const ref = REFERENCE_TOPOLOGIES[topology]
-  const name = o.name ?? topology
-  const prefix = o.prefix ?? (o.config.env[ref.prefixEnv]?.trim() || ref.defaultPrefix)
-  const first = o.version === 'v1'
-  const chunkTopic = first ? `rag.chunks.${name}` : `rag.chunks.${name}.${o.version}`
+  const app =
+    (o.name !== undefined && o.name !== o.app.name) || (o.sqlTopology !== undefined && o.sqlTopology !== o.app.sqlName)
+      ? defineApp({
+          ...o.app,
+          name: o.name ?? o.app.name,
+          sqlName: o.sqlTopology ?? (o.name !== undefined && o.app.sqlName === o.app.name ? o.name : o.app.sqlName),
+          // an explicit chunk topic belongs to the app's own name; a renamed copy derives its own
+          chunkTopic: o.name !== undefined && o.name !== o.app.name ? undefined : o.app.chunkTopic,
+        })
+      : o.app
+  const names = app.names(o.version)
+  const prefix = app.resolvePrefix(o.prefix, o.config.env)
   const s = o.config.sink
   const sink = resolveSinkConfig({
-    topology: o.sqlTopology ?? topology,
-    version: o.version,
-    topic: chunkTopic,
+    topology: names.sqlName,
+    version: names.version,
+    topic: names.chunkTopic,
+    groupId: names.sinkGroup,
     dims: s.dimensions,
     schema: s.schema,
     viewSchema: s.viewSchema,
@@ -106,18 +78,18 @@ export function deployment(o: DeploymentOptions): Deployment {
     sinkRole: s.sinkRole,
     batchLingerMs: 100,
   })
-  const deletionsTopic =
-    topology === 'support-copilot' ? (o.deletionsTopic ?? deletionsTopicFor(topology, prefix)) : undefined
   return {
-    topology,
-    version: o.version,
+    topology: app.name,
+    app,
+    version: names.version,
+    names,
     prefix,
-    applicationId: first ? name : `${name}-${o.version}`,
-    chunkTopic,
+    applicationId: names.applicationId,
+    chunkTopic: names.chunkTopic,
     cachePrefix: o.cachePrefix,
-    embedding: o.embedding ?? { kind: 'hashing', dimensions: s.dimensions },
+    embedding: o.embedding ?? app.services?.embedding ?? { kind: 'hashing', dimensions: s.dimensions },
     sink,
-    deletionsTopic,
+    deletionsTopic: o.deletionsTopic ?? app.deletionsTopicFor(prefix),
     config: o.config,
   }
 }
@@ -126,6 +98,7 @@ export function deployment(o: DeploymentOptions): Deployment {
 export function deploymentServices(d: Deployment): RagServices {
   const endpoints = d.config.endpoints
   const redis = new Redis(endpoints.redisUrl, { lazyConnect: true })
+  redis.on('connect', () => (redis as unknown as { stream?: { unref?: () => void } }).stream?.unref?.())
   redis.on('error', () => {})
   return new RagServices({
     redis,
@@ -140,16 +113,13 @@ export function deploymentServices(d: Deployment): RagServices {
 }
 
 export function buildTopology(d: Deployment, services: RagServices): Topology {
-  const common = {
-    prefix: d.prefix,
-    applicationId: d.applicationId,
+  return d.app.deploy({
     version: d.version,
-    chunkTopic: d.chunkTopic,
+    prefix: d.prefix,
+    env: d.config.env,
+    deletionsTopic: d.deletionsTopic,
     services,
-  }
-  return d.topology === 'support-copilot'
-    ? supportCopilot({ ...common, deletionsTopic: d.deletionsTopic })
-    : REFERENCE_TOPOLOGIES[d.topology].build(common)
+  }).topology
 }
 
 /** Compiles with the partition counts the broker reports (the same rule as `ragstream run`). */

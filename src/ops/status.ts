@@ -6,6 +6,7 @@
  */
 import { Admin } from '@platformatic/kafka'
 import { Redis } from 'ioredis'
+import type { App } from '../app/app.ts'
 import type { RagstreamConfig } from '../config/file.ts'
 import { consumerLag, totalLag, type PartitionLag } from './consumer-lag.ts'
 import { buildTopology, deployment, deploymentServices, type Deployment } from './deployment.ts'
@@ -44,7 +45,7 @@ export interface TopologyStatus {
 }
 
 export interface StatusOptions {
-  readonly topology: string
+  readonly app: App
   readonly config: RagstreamConfig
   readonly prefix?: string
   readonly name?: string
@@ -96,7 +97,7 @@ async function storeCheckpoints(
 export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> {
   const warnings: string[] = []
   const base = deployment({
-    topology: o.topology,
+    app: o.app,
     version: o.version ?? 'v1',
     prefix: o.prefix,
     name: o.name,
@@ -130,7 +131,7 @@ export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> 
     const versions: VersionStatus[] = []
     for (const version of wanted) {
       const d = deployment({
-        topology: o.topology,
+        app: o.app,
         version,
         prefix: o.prefix,
         name: o.name,
@@ -170,7 +171,7 @@ export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> 
       })
     }
     return {
-      topology: o.topology,
+      topology: base.topology,
       sqlTopology: base.sink.topology,
       view: base.sink.names.view,
       activeVersion,

@@ -19,6 +19,12 @@ export interface DecodedRecord {
   readonly value: unknown
   /** The value's JSON bytes when the decoder already holds them (saves re-encoding for the store). */
   readonly json?: Buffer
+  /**
+   * Columns of `value` the source did not send (Debezium's unchanged-TOAST placeholder): the table
+   * source replaces each with the column's value in the row it already holds for the key, and
+   * dead-letters the record when it holds none. Never indexed as data.
+   */
+  readonly unavailable?: readonly string[]
 }
 
 /**

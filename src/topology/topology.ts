@@ -1,6 +1,6 @@
 /**
  * A built topology: the frozen, validated logical graph, plus describe and compile. What
- * `topologies/*.ts` default-export and what `ragstream describe|run` and the test driver take.
+ * an app builds (`defineApp`, src/app/app.ts) and what `ragstream describe|run` and the test driver take.
  */
 import type { ProcessorTopology } from '../runtime/task.ts'
 import { compileTopology, type CompileOptions } from './compile.ts'

@@ -1,4 +1,4 @@
-// `ragstream describe <topology-file> [--format text|json|mermaid]`
+// `ragstream describe <app> [--format text|json|mermaid]`
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -70,16 +70,16 @@ test('describe refuses an unknown format, a missing file and a file without a to
   assert.match(badFormat.stderr, /--format: must be one of text, json, mermaid/)
   const missing = await run(['describe', 'no/such/topology.ts'])
   assert.equal(missing.code, 78)
-  assert.match(missing.stderr, /no\/such\/topology\.ts: cannot load/)
+  assert.match(missing.stderr, /no\/such\/topology\.ts: no such file/)
   const notATopology = await run(['describe', fileURLToPath(new URL('../support/fk-join-cases.ts', import.meta.url))])
   assert.equal(notATopology.code, 78)
-  assert.match(notATopology.stderr, /must default-export a topology/)
+  assert.match(notATopology.stderr, /must default-export an app/)
 })
 
 test('describe without a file prints its usage and exits 2', async () => {
   const { code, stderr } = await run(['describe'])
   assert.equal(code, 2)
-  assert.match(stderr, /usage: ragstream describe <topology-file>/)
+  assert.match(stderr, /usage: ragstream describe <app>/)
 })
 
 test('describe of a topology that fails validation prints every problem and exits 78', async (t) => {

@@ -43,7 +43,10 @@ test('replay: a version, a real timestamp and a known provider are required, eac
   assert.match(local.stderr, /--embedding-model: expected one of all-minilm-l6-v2-int8, /)
   const unknown = await cli(['replay', 'fraud-graph', '--to-version', 'v2', '--from', '2026-11-01T00:00:00Z'])
   assert.equal(unknown.code, 78)
-  assert.match(unknown.stderr, /<topology>: expected one of support-copilot, knowledge-base/)
+  assert.match(
+    unknown.stderr,
+    /<app>: "fraud-graph" is neither a file nor a known app \(support-copilot, knowledge-base\)/,
+  )
   const version = await cli(['replay', 'support-copilot', '--to-version', 'V2; DROP'])
   assert.match(version.stderr, /--to-version: expected a version like v2/)
 })

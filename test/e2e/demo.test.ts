@@ -2,6 +2,7 @@
 // the pgvector sink run together; rows appear, /metrics is scraped while they run, the sample query as
 // an analyst returns them, and the forget step's receipt shows 0 rows remaining. A second run is stopped with SIGTERM mid-flight: the CLI exits 0 and no
 // transaction is left open on the chunk topic.
+import { loadApp } from '../../src/app/load.ts'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
@@ -106,7 +107,7 @@ test(
 
     // The demo drained before querying: status agrees (a lag of 1 on the chunk topic is its last commit marker).
     const status = await topologyStatus({
-      topology: 'support-copilot',
+      app: await loadApp('support-copilot'),
       config: o.config,
       name: o.name,
       sqlTopology: o.sqlTopology,

@@ -2,12 +2,15 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { loadConfig } from '../../src/config/file.ts'
+import { loadApp } from '../../src/app/load.ts'
 import { deployment, sourceTopics } from '../../src/ops/deployment.ts'
 
 const config = loadConfig({ env: {} })
+const supportCopilot = await loadApp('support-copilot')
+const knowledgeBase = await loadApp('knowledge-base')
 
 test("v1 keeps the default exports' names; vN gets its own application id, chunk topic, table and sink group", () => {
-  const v1 = deployment({ topology: 'support-copilot', version: 'v1', config })
+  const v1 = deployment({ app: supportCopilot, version: 'v1', config })
   assert.equal(v1.applicationId, 'support-copilot')
   assert.equal(v1.chunkTopic, 'rag.chunks.support-copilot')
   assert.equal(v1.prefix, 'support')
@@ -26,7 +29,7 @@ test("v1 keeps the default exports' names; vN gets its own application id, chunk
   )
 
   const v2 = deployment({
-    topology: 'support-copilot',
+    app: supportCopilot,
     version: 'v2',
     prefix: 'acme',
     name: 'sc',
@@ -42,7 +45,7 @@ test("v1 keeps the default exports' names; vN gets its own application id, chunk
   assert.equal(v2.deletionsTopic, 'acme.governance.deletions', 'co-partitioned with its own sources')
 
   const kb = deployment({
-    topology: 'knowledge-base',
+    app: knowledgeBase,
     version: 'v1',
     config: loadConfig({ env: { RAGSTREAM_KB_PREFIX: 'help' } }),
   })
@@ -50,13 +53,13 @@ test("v1 keeps the default exports' names; vN gets its own application id, chunk
   assert.equal(kb.deletionsTopic, undefined)
 })
 
-test('unknown topologies and malformed versions are refused, naming the argument', () => {
-  assert.throws(
-    () => deployment({ topology: 'fraud', version: 'v2', config }),
-    /<topology>: expected one of support-copilot, knowledge-base/,
+test('unknown apps and malformed versions are refused, naming the argument', async () => {
+  await assert.rejects(
+    loadApp('fraud'),
+    /<app>: "fraud" is neither a file nor a known app \(support-copilot, knowledge-base\)/,
   )
   assert.throws(
-    () => deployment({ topology: 'support-copilot', version: 'V2"', config }),
-    /--to-version: expected a version like v2/,
+    () => deployment({ app: supportCopilot, version: 'V2"', config }),
+    /version: expected a version like v2/,
   )
 })

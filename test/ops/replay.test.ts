@@ -2,6 +2,7 @@
 // it with the same model (the fake OpenAI-compatible server sees no request for content: every vector
 // comes from the shared embedding cache); queries keep seeing v1 throughout; `ragstream promote v2
 // --drop-old` switches the view and queries see v2; v1's table is gone.
+import { loadApp } from '../../src/app/load.ts'
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Writable } from 'node:stream'
@@ -58,7 +59,7 @@ test(
     })
     const out = collect()
     const common = {
-      topology: 'support-copilot',
+      app: await loadApp('support-copilot'),
       prefix,
       name: o.name,
       sqlTopology: o.sqlTopology,
@@ -164,7 +165,7 @@ test(
     const out = collect()
     const stop = new AbortController()
     const following = replay({
-      topology: 'support-copilot',
+      app: await loadApp('support-copilot'),
       toVersion: 'v1',
       prefix,
       name: o.name,

@@ -6,16 +6,17 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { encodeChange } from '../../src/generator/debezium-envelope.ts'
 import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
+import { describeApp } from '../../src/app/describe.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
 import { withTelemetry, type TelemetryEvent } from '../../src/observability/telemetry.ts'
-import topology, { knowledgeBase, markdownSections } from '../../topologies/knowledge-base.ts'
+import app, { knowledgeBase, markdownSections } from '../../topologies/knowledge-base.ts'
 import { deleteSubject } from '../serde/registry-helpers.ts'
 import { decodeChunkEvents, testRagServices } from '../support/rag-services.ts'
 import { uniqueName } from '../support/stack.ts'
 
 test('knowledge-base: describe text is pinned', () => {
   assert.equal(
-    topology.describe(),
+    describeApp(app),
     `Topology: knowledge-base
    Sub-topology: 0
     Source: articles-source (topics: [kb.articles])

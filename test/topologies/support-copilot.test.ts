@@ -13,16 +13,17 @@ import { buildDeletionRequest } from '../../src/governance/forget/deletion-reque
 import { deletionRequestCodec } from '../../src/governance/forget/governance-codecs.ts'
 import { supportTables } from '../../src/generator/support-dataset.ts'
 import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
+import { describeApp } from '../../src/app/describe.ts'
 import { TopologyTestDriver, type TestInputRecord } from '../../src/testing/index.ts'
 import { DEAD_LETTER_HEADERS } from '../../src/topology/compile.ts'
-import topology, { supportCopilot } from '../../topologies/support-copilot.ts'
+import app, { supportCopilot } from '../../topologies/support-copilot.ts'
 import { deleteSubject } from '../serde/registry-helpers.ts'
 import { decodeChunkEvents, testRagServices } from '../support/rag-services.ts'
 import { endpoints, uniqueName } from '../support/stack.ts'
 
 test('support-copilot: describe text is pinned', () => {
   assert.equal(
-    topology.describe(),
+    describeApp(app),
     `Topology: support-copilot
    Sub-topology: 0
     Source: tickets-source (topics: [support.public.tickets])

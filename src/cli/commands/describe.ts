@@ -1,8 +1,9 @@
-import { resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { isApp } from '../../app/app.ts'
+import { describeApp } from '../../app/describe.ts'
+import { loadAppOrTopology } from '../../app/load.ts'
+import { loadConfig } from '../../config/file.ts'
 import { ConfigError } from '../../errors.ts'
 import type { DescribeFormat } from '../../topology/describe.ts'
-import { isTopology } from '../../topology/topology.ts'
 import { EXIT, type CommandSpec } from '../command.ts'
 
 const FORMATS: readonly DescribeFormat[] = ['text', 'json', 'mermaid']
@@ -13,42 +14,45 @@ const FORMATS: readonly DescribeFormat[] = ['text', 'json', 'mermaid']
  *
  * @example
  * ```sh
- * ragstream describe topologies/support-tickets.ts
- * ragstream describe topologies/support-tickets.ts --format mermaid > topology.mmd
+ * ragstream describe support-copilot
+ * ragstream describe src/reviews.ts --format mermaid > topology.mmd
  * ```
  */
 export const describeCommand: CommandSpec = {
   name: 'describe',
   summary: 'Print a topology: sources, processors, stores, sinks and internal topics (text, JSON or Mermaid).',
-  args: '<topology-file>',
+  args: '<app>',
   options: {
+    version: { type: 'string', value: '<v>', description: 'the version of an app to describe (default v1)' },
+    prefix: { type: 'string', value: '<prefix>', description: "an app's source topic prefix (default its own)" },
     format: { type: 'string', short: 'f', default: 'text', value: '<text|json|mermaid>', description: 'output format' },
   },
   details:
-    'The file must default-export a topology built with the DSL (TopologyBuilder#build()).\nExit codes: 0 ok, 2 usage, 78 invalid topology or file.',
-  async run({ positionals, values, stdout, stderr }) {
+    '<app> is a topology file, a name from /apps of the config file, or a reference app (support-copilot,\nknowledge-base). The file default-exports an app (defineApp) or a topology built with the DSL.\nExit codes: 0 ok, 2 usage, 78 invalid topology or file.',
+  async run({ positionals, values, stdout, stderr, env, config: given }) {
     const file = positionals[0]
     if (file === undefined || positionals.length > 1) {
-      stderr.write('usage: ragstream describe <topology-file> [--format text|json|mermaid]\n')
+      stderr.write('usage: ragstream describe <app> [--format text|json|mermaid]\n')
       return EXIT.usage
     }
     const format = values.format as DescribeFormat
     if (!FORMATS.includes(format))
       throw new ConfigError([{ path: '--format', message: `must be one of ${FORMATS.join(', ')}` }], 'arguments')
-    let loaded: { default?: unknown }
-    try {
-      loaded = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown }
-    } catch (error) {
-      if (error instanceof ConfigError) throw error
-      throw new ConfigError([{ path: file, message: `cannot load: ${(error as Error).message}` }], 'topology file')
-    }
-    if (!isTopology(loaded.default)) {
+    const loaded = await loadAppOrTopology(file, (given ?? loadConfig({ env })).apps)
+    const version = values.version as string | undefined
+    const prefix = values.prefix as string | undefined
+    if (isApp(loaded)) stdout.write(describeApp(loaded, format, { version, prefix, env }))
+    else if (version !== undefined || prefix !== undefined)
       throw new ConfigError(
-        [{ path: file, message: 'must default-export a topology built with TopologyBuilder#build()' }],
-        'topology file',
+        [
+          {
+            path: version !== undefined ? '--version' : '--prefix',
+            message: `${file} exports a bare topology, not an app`,
+          },
+        ],
+        'arguments',
       )
-    }
-    stdout.write(loaded.default.describe(format))
+    else stdout.write(loaded.describe(format))
     return EXIT.ok
   },
 }

@@ -42,7 +42,13 @@ export const promoteCommand: CommandSpec = {
     const { deployment } = await import('../../ops/deployment.ts')
     const { promoteVersion } = await import('../../ops/index-versions.ts')
     const { connectPostgres } = await import('../../ops/pipeline.ts')
-    const d = deployment({ topology: topology!, version: version!, sqlTopology: str(values, 'sql-topology'), config })
+    const { loadApp } = await import('../../app/load.ts')
+    const d = deployment({
+      app: await loadApp(topology!, config.apps),
+      version: version!,
+      sqlTopology: str(values, 'sql-topology'),
+      config,
+    })
     const owner = await connectPostgres(config.postgres.ownerUrl, 'ragstream-promote')
     try {
       const result = await promoteVersion(owner, d.sink, { dropOld: Boolean(values['drop-old']) })

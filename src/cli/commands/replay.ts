@@ -1,3 +1,6 @@
+import type { App } from '../../app/app.ts'
+import { loadApp } from '../../app/load.ts'
+import { VERSION_PATTERN } from '../../app/naming.ts'
 import { loadConfig } from '../../config/file.ts'
 import { ConfigError, type Problem } from '../../errors.ts'
 import type { ProviderEmbeddingConfig } from '../../embedding/config.ts'
@@ -81,6 +84,11 @@ export const replayCommand: CommandSpec = {
       problems.push({ path: '<topology>', message: 'exactly one topology name is required' })
     const toVersion = str(values, 'to-version')
     if (toVersion === undefined) problems.push({ path: '--to-version', message: 'required' })
+    else if (!VERSION_PATTERN.test(toVersion))
+      problems.push({
+        path: '--to-version',
+        message: `expected a version like v2 (lower-case letters, digits, _; at most 16), got ${JSON.stringify(toVersion)}`,
+      })
     const fromRaw = str(values, 'from') ?? 'earliest'
     const from = fromRaw === 'earliest' ? 'earliest' : new Date(fromRaw)
     if (from !== 'earliest' && (!/^\d{4}-\d\d-\d\d/.test(fromRaw) || Number.isNaN(from.getTime())))
@@ -112,7 +120,14 @@ export const replayCommand: CommandSpec = {
     const port = portRaw === undefined ? config.metricsPort : Number(portRaw)
     if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535))
       problems.push({ path: '--metrics-port', message: 'expected an integer from 0 to 65535' })
-    if (problems.length > 0) throw new ConfigError(problems, 'arguments')
+    let app: App | undefined
+    if (topology !== undefined)
+      app = await loadApp(topology, config.apps).catch((error: unknown) => {
+        if (!(error instanceof ConfigError)) throw error
+        problems.push(...error.problems)
+        return undefined
+      })
+    if (problems.length > 0 || app === undefined) throw new ConfigError(problems, 'arguments')
 
     const { replay } = await import('../../ops/replay.ts')
     const metrics = new Metrics()
@@ -123,7 +138,7 @@ export const replayCommand: CommandSpec = {
     process.on('SIGTERM', onSignal)
     try {
       const result = await replay({
-        topology: topology!,
+        app,
         toVersion: toVersion!,
         from,
         follow: Boolean(values.follow),

@@ -1,10 +1,11 @@
 import { eventWriter } from '../../observability/event-log.ts'
 import { hostname } from 'node:os'
-import { resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { isApp } from '../../app/app.ts'
+import { importTopologyFile, resolveAppRef } from '../../app/load.ts'
+import { loadConfig, type RagstreamConfig } from '../../config/file.ts'
 import { checkKafka, checkRedis } from '../../config/services.ts'
-import { endpointsFromEnv } from '../../config/endpoints.ts'
-import { ConfigError, RagstreamError, type Problem } from '../../errors.ts'
+import { buildTopology, deployment, deploymentServices, type Deployment } from '../../ops/deployment.ts'
+import { ConfigError, type Problem } from '../../errors.ts'
 import { Metrics, serveMetrics } from '../../observability/metrics.ts'
 import { exportProcessorLag, instrumentProcessor } from '../../ops/instrument.ts'
 import { compileForBroker } from '../../runtime/compile-for-broker.ts'
@@ -35,32 +36,55 @@ function isCompilable(value: unknown): value is Compilable {
 }
 
 /**
- * Loads a topology file's default export as the runtime's ProcessorTopology: either one already, or
- * a DSL topology compiled with the partition counts the broker reports (source topics must exist).
+ * Loads what a command names as the runtime's ProcessorTopology: an app (one version of it, its
+ * services from the configuration), a DSL topology, or an already compiled ProcessorTopology,
+ * compiled with the partition counts the broker reports (source topics must exist).
  */
-export async function loadProcessorTopology(file: string, brokers: readonly string[]): Promise<ProcessorTopology> {
-  let loaded: { default?: unknown }
-  try {
-    loaded = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown }
-  } catch (error) {
-    if (error instanceof RagstreamError) throw error
-    throw new ConfigError([{ path: file, message: `cannot load: ${(error as Error).message}` }], 'topology file')
+export async function loadProcessorTopology(
+  ref: string,
+  config: RagstreamConfig,
+  options: { version?: string; prefix?: string } = {},
+): Promise<{ topology: ProcessorTopology; deployment?: Deployment; close(): Promise<void> }> {
+  const brokers = config.endpoints.kafkaBrokers
+  const { file } = resolveAppRef(ref, config.apps)
+  const exported = await importTopologyFile(file)
+  if (isProcessorTopology(exported)) return { topology: exported, close: async () => {} }
+  if (isApp(exported)) {
+    const d = deployment({ app: exported, version: options.version ?? 'v1', prefix: options.prefix, config })
+    const services = deploymentServices(d)
+    try {
+      const topology = await compileForBroker(buildTopology(d, services), brokers, 'run-admin')
+      return { topology, deployment: d, close: () => services.close() }
+    } catch (error) {
+      await services.close().catch(() => {})
+      throw error
+    }
   }
-  const exported = loaded.default
-  if (isProcessorTopology(exported)) return exported
   if (!isCompilable(exported)) {
     throw new ConfigError(
       [
         {
           path: file,
           message:
-            'must default-export a topology built with TopologyBuilder#build() (or a compiled ProcessorTopology)',
+            'must default-export an app (defineApp), a topology built with TopologyBuilder#build() or a compiled ProcessorTopology',
         },
       ],
       'topology file',
     )
   }
-  return compileForBroker(exported, brokers, 'run-admin')
+  if (options.version !== undefined || options.prefix !== undefined)
+    throw new ConfigError(
+      [
+        {
+          path: options.version !== undefined ? '--version' : '--prefix',
+          message: `${file} exports a bare topology, not an app: it has no versions or prefix`,
+        },
+      ],
+      'arguments',
+      'RS_CONFIG_INVALID',
+      'wrap it in defineApp (docs/your-own-topology.md)',
+    )
+  return { topology: await compileForBroker(exported, brokers, 'run-admin'), close: async () => {} }
 }
 
 function positiveInt(values: Record<string, unknown>, name: string, problems: Problem[]): number | undefined {
@@ -79,15 +103,25 @@ function positiveInt(values: Record<string, unknown>, name: string, problems: Pr
  *
  * @example
  * ```sh
- * ragstream run topologies/support-tickets.ts --instance-id "$HOSTNAME"
- * ragstream run topologies/passthrough.ts --store memory --batch-max-records 5000
+ * ragstream run support-copilot --instance-id "$HOSTNAME"
+ * ragstream run src/reviews.ts --version v2 --store memory --batch-max-records 5000
  * ```
  */
 export const runCommand: CommandSpec = {
   name: 'run',
   summary: 'Run a topology: one consumer-group member, one task per input partition, exactly-once batches.',
-  args: '<topology-file>',
+  args: '<app>',
   options: {
+    version: {
+      type: 'string',
+      value: '<v>',
+      description: 'the version of the app to run (default v1); its names follow docs/operations.md',
+    },
+    prefix: {
+      type: 'string',
+      value: '<prefix>',
+      description: "the app's source topic prefix (default its variable, else its default)",
+    },
     'instance-id': {
       type: 'string',
       value: '<id>',
@@ -155,10 +189,12 @@ export const runCommand: CommandSpec = {
     'its outputs, changelog records and offsets are never visible, and the batch is processed again.',
     'Exit codes: 0 stopped, 1 failure (RS_PRODUCER_FENCED: another instance took over) or shutdown deadline passed, 2 usage, 69 a service is unavailable, 78 invalid topology or options.',
   ].join('\n'),
-  async run({ positionals, values, stderr, env }) {
+  async run({ positionals, values, stderr, env, config: given }) {
     const file = positionals[0]
     if (file === undefined || positionals.length > 1) {
-      stderr.write('usage: ragstream run <topology-file> [options]\n')
+      stderr.write(
+        'usage: ragstream run <app> [options]   (<app>: a topology file or a name from /apps of the config)\n',
+      )
       return EXIT.usage
     }
     const problems: Problem[] = []
@@ -175,9 +211,14 @@ export const runCommand: CommandSpec = {
     const shutdownTimeoutMs = positiveInt(values, 'shutdown-timeout-ms', problems) ?? 30_000
     if (problems.length > 0) throw new ConfigError(problems, 'arguments')
 
-    const endpoints = endpointsFromEnv(env)
+    const config = given ?? loadConfig({ env })
+    const endpoints = config.endpoints
     await checkKafka(endpoints)
-    const topology = await loadProcessorTopology(file, endpoints.kafkaBrokers)
+    const loaded = await loadProcessorTopology(file, config, {
+      version: values.version as string | undefined,
+      prefix: values.prefix as string | undefined,
+    })
+    const topology = loaded.topology
 
     const stores = new Map<string, StateStore>()
     let closeBackend = async (): Promise<void> => {}
@@ -251,6 +292,7 @@ export const runCommand: CommandSpec = {
       // The signal handlers stay: a signal during the last steps of the exit still ends the process.
       await stopLag?.()
       await closeBackend().catch(() => {})
+      await loaded.close().catch(() => {})
       const open = server
       if (open) await new Promise<void>((resolve) => open.close(() => resolve()))
     }

@@ -76,7 +76,7 @@ export const statusCommand: CommandSpec = {
     if (problems.length > 0) throw new ConfigError(problems, 'arguments')
     const { topologyStatus, formatStatus } = await import('../../ops/status.ts')
     const status = await topologyStatus({
-      topology: topology!,
+      app: await (await import('../../app/load.ts')).loadApp(topology!, config.apps),
       config,
       prefix: str(values, 'prefix'),
       name: str(values, 'name'),

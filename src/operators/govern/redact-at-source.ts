@@ -41,6 +41,9 @@ export function redactAtSource(decode: Decoder, options: RedactAtSourceOptions =
     if (redacted === decoded.value) return decoded
     observe?.(counts, record.topic)
     if (telemetryActive()) report({ kind: 'source-redactions', topic: record.topic, redactions: counts })
-    return { key: decoded.key, value: redacted }
+    // Not `json`: those bytes are the unredacted row. `unavailable` columns still need their previous value.
+    return decoded.unavailable === undefined
+      ? { key: decoded.key, value: redacted }
+      : { key: decoded.key, value: redacted, unavailable: decoded.unavailable }
   }
 }
