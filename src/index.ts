@@ -54,7 +54,6 @@ export type { EmbeddingCache } from './embedding/cache.ts'
 export { chunkEventAvroCodec, chunkEventJsonCodec } from './serde/chunk-event-codec.ts'
 export { RagServices, withServicesOpen } from './config/rag-services.ts'
 export type { ChunkServices, GovernedChunkServices, TailServices } from './config/rag-services.ts'
-export type { RowLineage } from './cdc/table-decoder.ts'
 export type { ChunkEvent } from './serde/chunk-event.ts'
 export { MemoryStateStore } from './state/memory-store.ts'
 
