@@ -23,7 +23,7 @@ import { randomUUID } from 'node:crypto'
 import { Consumer, findErrorBy, ListOffsetTimestamps, Producer, type MessageToProduce } from '@platformatic/kafka'
 import { RagstreamError } from '../errors.ts'
 import { ChangelogRestorer } from '../state/changelog.ts'
-import type { ChangelogRecord, StateStore } from '../state/store.ts'
+import { prefetchAll, type ChangelogRecord, type StateStore } from '../state/store.ts'
 import { Backoff, sleep, withTimeout } from './backoff.ts'
 import { produceBounded } from './bounded-produce.ts'
 import { COPARTITIONED_PROTOCOL, copartitionedAssigner } from './copartitioned-assigner.ts'
@@ -336,14 +336,11 @@ export class KafkaRuntime {
     const stores = this.#options.stores
     // Per-batch I/O the topology needs before it can name its keys (e.g. loading Avro writer schemas).
     if (this.#topology.prepare) await this.#topology.prepare(batch.records)
-    const wanted = this.#topology.prefetchKeys(batch.records)
-    const loads: Promise<void>[] = []
-    for (const [name, partitions] of wanted) {
-      const store = stores.get(name)
-      if (!store) throw new RagstreamError('RS_TOPOLOGY_INVALID', `topology prefetches unknown store "${name}"`)
-      for (const [partition, keys] of partitions) loads.push(store.prefetch(partition, keys))
-    }
-    await Promise.all(loads)
+    await prefetchAll(
+      this.#topology.prefetchKeys(batch.records),
+      stores,
+      (name) => new RagstreamError('RS_TOPOLOGY_INVALID', `topology prefetches unknown store "${name}"`),
+    )
     await this.#verifyStores(batch)
     return this.#topology.process(batch.records, stores, Date.now())
   }

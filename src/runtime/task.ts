@@ -6,7 +6,7 @@
  * Partitioning: task p owns partition p of every source topic (inputs are co-partitioned; internal
  * repartition topics are created with the inputs' partition count) and partition p of every store.
  */
-import type { StateStore } from '../state/store.ts'
+import type { PrefetchPlan, StateStore } from '../state/store.ts'
 
 /** A record read from a source topic partition (an external input or an internal repartition topic). */
 export interface SourceRecord {
@@ -56,8 +56,12 @@ export interface ProcessorTopology {
    * it when present; a topology that has it refuses `prefetchKeys` for a batch it did not prepare.
    */
   prepare?(records: readonly SourceRecord[]): Promise<void>
-  /** The keys this batch will read, per store and store partition: prefetched in one round trip per store. */
-  prefetchKeys(records: readonly SourceRecord[]): Map<string, Map<number, Set<string>>>
+  /**
+   * The keys this batch will read, per store and store partition: prefetched in one round trip per
+   * store partition. A `PrefetchPlan` also carries the prefixes the batch scans; load it with
+   * `prefetchAll` (src/state/store.ts), which handles both.
+   */
+  prefetchKeys(records: readonly SourceRecord[]): Map<string, Map<number, Set<string>>> | PrefetchPlan
   /**
    * Processes one batch against prefetched stores and returns the records to produce (outputs,
    * repartition records, dead letters). Per-record failures become dead-letter records; a throw means

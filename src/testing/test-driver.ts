@@ -30,6 +30,7 @@
 import type { ProcessorTopology, SinkRecord, SourceRecord } from '../runtime/task.ts'
 import type { TailServices } from '../config/rag-services.ts'
 import { MemoryStateStore } from '../state/memory-store.ts'
+import { prefetchAll } from '../state/store.ts'
 import { MemoryRagServices } from './memory-services.ts'
 import { changelogTopic } from '../topology/graph.ts'
 import { partitionForKey } from '../topology/partitioner.ts'
@@ -223,9 +224,11 @@ export class TopologyTestDriver {
     const next: SourceRecord[] = []
     for (const batch of byPartition.values()) {
       await this.processor.prepare?.(batch)
-      for (const [store, partitions] of this.processor.prefetchKeys(batch)) {
-        for (const [p, keys] of partitions) await this.#stores.get(store)!.prefetch(p, keys)
-      }
+      await prefetchAll(
+        this.processor.prefetchKeys(batch),
+        this.#stores,
+        (name) => new Error(`topology prefetches unknown store "${name}"`),
+      )
       const out = await this.processor.process(batch, this.#stores, this.#now)
       for (const store of this.#stores.values()) {
         const checkpoints = new Map<number, bigint>()

@@ -8,7 +8,7 @@ import type { TailServices } from '../config/rag-services.ts'
 import { RagstreamError, type ErrorCode } from '../errors.ts'
 import { DEAD_LETTER_TOPIC_CONFIG } from '../governance/forget/dead-letter.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord, TopicSpec } from '../runtime/task.ts'
-import type { StateStore } from '../state/store.ts'
+import { PrefetchPlan, type StateStore } from '../state/store.ts'
 import type {
   BatchState,
   ChangeHandler,
@@ -72,7 +72,14 @@ interface Instance {
   readonly topics: ReadonlyMap<string, TopicEntry>
   readonly stages: readonly StageBuffer[]
   readonly batchStates: readonly BatchState[]
-  readonly prefetch: ReadonlyMap<string, readonly string[]>
+  readonly prefetch: ReadonlyMap<string, readonly PrefetchRead[]>
+}
+
+/** One store read the records of a topic make: a key (the decoded key, or `keyOf`'s), or a prefix scan. */
+interface PrefetchRead {
+  readonly store: string
+  readonly keyOf?: (decoded: DecodedRecord) => string | null
+  readonly scan: boolean
 }
 
 function noop(): void {}
@@ -104,7 +111,12 @@ function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance 
   }
   const handlers = new Map<string, readonly ChangeHandler[]>()
   const topics = new Map<string, TopicEntry>()
-  const prefetch = new Map<string, string[]>()
+  const prefetch = new Map<string, PrefetchRead[]>()
+  const addRead = (topic: string, read: PrefetchRead): void => {
+    const list = prefetch.get(topic) ?? []
+    if (!list.some((r) => r.store === read.store && r.keyOf === read.keyOf && r.scan === read.scan)) list.push(read)
+    prefetch.set(topic, list)
+  }
   const stages: StageBuffer[] = []
   const batchStates: BatchState[] = []
 
@@ -124,10 +136,11 @@ function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance 
     addTopic(topic, entry) {
       topics.set(topic, entry)
     },
-    addPrefetch(topic, store) {
-      const list = prefetch.get(topic) ?? []
-      if (!list.includes(store)) list.push(store)
-      prefetch.set(topic, list)
+    addPrefetch(topic, store, keyOf) {
+      addRead(topic, { store, keyOf, scan: false })
+    },
+    addPrefetchScan(topic, store, prefixOf) {
+      addRead(topic, { store, keyOf: prefixOf, scan: true })
     },
     getter(name): ValueGetter {
       const node = byName.get(name)!
@@ -392,16 +405,15 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           `topology '${app}' has decoders that load schemas per batch: call prepare(records) before prefetchKeys(records)`,
         )
       }
-      const keys = new Map<string, Map<number, Set<string>>>()
+      const plan = new PrefetchPlan()
       const rows: DecodedRow[] = new Array(records.length)
       const want = (record: SourceRecord, row: DecodedRecord | DecodeFailure): void => {
         if (row instanceof DecodeFailure) return
-        for (const store of template.prefetch.get(record.topic) ?? []) {
-          let partitions = keys.get(store)
-          if (partitions === undefined) keys.set(store, (partitions = new Map()))
-          let set = partitions.get(record.partition)
-          if (set === undefined) partitions.set(record.partition, (set = new Set()))
-          set.add(row.key)
+        for (const read of template.prefetch.get(record.topic) ?? []) {
+          const key = read.keyOf === undefined ? row.key : read.keyOf(row)
+          if (key === null) continue
+          if (read.scan) plan.prefix(read.store, record.partition, key)
+          else plan.key(read.store, record.partition, key)
         }
       }
       for (let i = 0; i < records.length; i++) {
@@ -413,7 +425,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         } else want(record, row)
       }
       decodedBatches.set(records, rows)
-      return keys
+      return plan
     },
     async process(records, stores, now) {
       const instance = pool.pop() ?? buildInstance(graph, options)

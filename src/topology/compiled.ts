@@ -88,8 +88,13 @@ export interface CompileEnv {
   /** Fan-out to every consumer of `node`'s output. */
   downstream(node: string): ChangeHandler
   addTopic(topic: string, entry: TopicEntry): void
-  /** Records of `topic` read `store` at their decoded key: prefetched once per batch. */
-  addPrefetch(topic: string, store: string): void
+  /**
+   * Records of `topic` read `store` at their decoded key, or at `keyOf(decoded)` (null = no read):
+   * prefetched once per batch, with every other read of the batch.
+   */
+  addPrefetch(topic: string, store: string, keyOf?: (decoded: DecodedRecord) => string | null): void
+  /** Records of `topic` scan `store` under `prefixOf(decoded)` (see `groupPrefix`; null = no scan). */
+  addPrefetchScan(topic: string, store: string, prefixOf: (decoded: DecodedRecord) => string | null): void
   getter(node: string): ValueGetter
   sinkPartitions(topic: string): number
   addStage(buffer: StageBuffer): void
