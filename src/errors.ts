@@ -3,6 +3,7 @@
  * (callers never switch on codes to decide whether to retry) and typed context naming where it
  * happened. `docs/errors.md` documents each code; `test/errors.test.ts` keeps the two in step.
  */
+import { maskCredentials } from './security/secrets.ts'
 
 /** Where an error happened: any subset, never secrets. */
 export interface ErrorContext {
@@ -104,12 +105,13 @@ export class RagstreamError extends Error {
   readonly hint: string | undefined
 
   constructor(code: ErrorCode, message: string, options: RagstreamErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    // A cause's message may quote a URL with its password (fetch does): never show one.
+    super(maskCredentials(message), options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'RagstreamError'
     this.code = code
     this.retriable = ERROR_CODES[code].retriable
     this.context = options.context ?? {}
-    this.hint = options.hint
+    this.hint = options.hint === undefined ? undefined : maskCredentials(options.hint)
   }
 }
 
