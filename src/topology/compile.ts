@@ -7,6 +7,7 @@
 import type { TailServices } from '../config/rag-services.ts'
 import { RagstreamError, type ErrorCode } from '../errors.ts'
 import { DEAD_LETTER_TOPIC_CONFIG } from '../governance/forget/dead-letter.ts'
+import { DEAD_LETTER_HEADERS } from '../runtime/dead-letter.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord, TopicSpec } from '../runtime/task.ts'
 import { PrefetchPlan, type StateStore } from '../state/store.ts'
 import type {
@@ -31,20 +32,8 @@ export interface CompileOptions {
   readonly services?: TailServices
 }
 
-/* Dead-letter record: key and value are the failed record's own bytes, at its partition; headers: */
-export const DEAD_LETTER_HEADERS = {
-  code: 'ragstream.error.code',
-  message: 'ragstream.error.message',
-  topic: 'ragstream.source.topic',
-  partition: 'ragstream.source.partition',
-  offset: 'ragstream.source.offset',
-  /** Source record timestamp, epoch ms. */
-  timestamp: 'ragstream.source.timestamp',
-  node: 'ragstream.node',
-  /** When processing failed: the batch clock, epoch ms. */
-  failedAt: 'ragstream.failed-at',
-  application: 'ragstream.application',
-} as const
+/* Dead-letter record: key and value are the failed record's own bytes, at its partition; headers: see runtime/dead-letter.ts. */
+export { DEAD_LETTER_HEADERS }
 
 const MAX_MESSAGE = 1000
 
