@@ -24,7 +24,7 @@
  * ```
  */
 import { filterNode, type FilterOptions } from '../operators/filter.ts'
-import { fkJoinNode, type InnerJoinOptions, type LeftJoinOptions } from '../operators/fk-join.ts'
+import { fkJoinNode, type InnerJoinOptions, type LeftJoinOptions } from '../operators/fk-join/index.ts'
 import { governNode, type GovernedDocument, type GovernOptions } from '../operators/govern/index.ts'
 import { mapValuesNode, type MapValuesOptions } from '../operators/map-values.ts'
 import { sinkNode, type ToOptions } from '../operators/sink.ts'

@@ -8,6 +8,7 @@ import type { NodeKindSpec } from '../topology/compiled.ts'
 import { topicNameProblem, type Encoder, type SinkNode } from '../topology/graph.ts'
 import { encodeJson } from '../topology/json.ts'
 import { partitionForString } from '../topology/partitioner.ts'
+import { recordFailure, userFunction } from '../topology/user-code.ts'
 
 export interface ToOptions {
   /** Optional; generated (`KTABLE-SINK-<n>`) when absent. */
@@ -44,7 +45,10 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
   }),
   compile(node, env) {
     const { scope } = env
-    const { name, topic, encode } = node
+    const { name, topic } = node
+    const encode = node.encode === undefined ? undefined : userFunction(name, node.encode)
+    // A value user code built may not be JSON (a bigint, a cycle): that record's failure, not the batch's.
+    const userJson = userFunction(name, encodeJson)
     const partitions = env.sinkPartitions(topic)
     // Straight after a table source the value is the one it just stored: reuse its bytes. Further
     // down, user code may have mutated it in place, so encode.
@@ -62,16 +66,10 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
             })
             return
           }
-          // A value user code built may not be JSON (a bigint, a cycle): that record's failure, not the batch's.
-          scope.node = name
-          scope.user = true
-          const value = encodeJson(newValue)
-          scope.user = false
+          const value = userJson(newValue)
           scope.out.push({ topic, partition, key: Buffer.from(key, 'utf8'), value })
           return
         }
-        scope.node = name
-        scope.user = true
         const encoded = encode(key, newValue)
         if (
           encoded === null ||
@@ -79,12 +77,14 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
           (encoded.key !== null && !Buffer.isBuffer(encoded.key)) ||
           (encoded.value !== null && !Buffer.isBuffer(encoded.value))
         ) {
-          throw new RagstreamError(
-            'RS_RECORD_INVALID',
-            'the encoder must return { key: Buffer | null, value: Buffer | null }',
+          throw recordFailure(
+            name,
+            new RagstreamError(
+              'RS_RECORD_INVALID',
+              'the encoder must return { key: Buffer | null, value: Buffer | null }',
+            ),
           )
         }
-        scope.user = false
         scope.out.push({ topic, partition, key: encoded.key, value: encoded.value })
       },
     ]

@@ -3,7 +3,7 @@
  * graph.ts fails `tsc` here until an operator handles validation, stores, describe and compile.
  */
 import { filterOperator } from '../operators/filter.ts'
-import { fkJoinOperator } from '../operators/fk-join.ts'
+import { fkJoinOperator } from '../operators/fk-join/index.ts'
 import { governOperator } from '../operators/govern/index.ts'
 import { mapValuesOperator } from '../operators/map-values.ts'
 import { sinkOperator } from '../operators/sink.ts'
