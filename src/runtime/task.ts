@@ -26,6 +26,11 @@ export interface SinkRecord {
   readonly key: Buffer | null
   readonly value: Buffer | null
   readonly headers?: ReadonlyMap<string, Buffer>
+  /**
+   * The input record this output derives from, when the topology knows it: the runtime names it in
+   * the dead letter that replaces an output it cannot produce (too large). Never produced itself.
+   */
+  readonly source?: SourceRecord
 }
 
 export type TopicRole = 'source' | 'sink' | 'changelog' | 'repartition' | 'dead-letter'

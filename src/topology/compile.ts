@@ -4,8 +4,10 @@
  * instance (closures + one mutable scope) serves one `process` call at a time; concurrent calls
  * (tasks awaiting a stage's I/O) each take their own instance from a small pool.
  */
+import type { TailServices } from '../config/rag-services.ts'
 import { RagstreamError, type ErrorCode } from '../errors.ts'
 import { DEAD_LETTER_TOPIC_CONFIG } from '../governance/forget/dead-letter.ts'
+import { DEAD_LETTER_HEADERS } from '../runtime/dead-letter.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord, TopicSpec } from '../runtime/task.ts'
 import { PrefetchPlan, type StateStore } from '../state/store.ts'
 import {
@@ -21,6 +23,7 @@ import {
 } from './compiled.ts'
 import { RecordFailure, recordFailure } from './user-code.ts'
 import type { DecodedRecord, StageResult, TopologyGraph, TopologyNode } from './graph.ts'
+import { auditTopic } from '../operators/govern/index.ts'
 import { kindOf } from './node-kinds.ts'
 
 export interface CompileOptions {
@@ -28,22 +31,12 @@ export interface CompileOptions {
   readonly partitions: number
   /** Partition count per sink topic as the broker reports it; defaults to `partitions`. */
   readonly sinkPartitions?: Readonly<Record<string, number>>
+  /** Services of the RAG tail (embedder, codecs); default the ones the topology was built with. */
+  readonly services?: TailServices
 }
 
-/* Dead-letter record: key and value are the failed record's own bytes, at its partition; headers: */
-export const DEAD_LETTER_HEADERS = {
-  code: 'ragstream.error.code',
-  message: 'ragstream.error.message',
-  topic: 'ragstream.source.topic',
-  partition: 'ragstream.source.partition',
-  offset: 'ragstream.source.offset',
-  /** Source record timestamp, epoch ms. */
-  timestamp: 'ragstream.source.timestamp',
-  node: 'ragstream.node',
-  /** When processing failed: the batch clock, epoch ms. */
-  failedAt: 'ragstream.failed-at',
-  application: 'ragstream.application',
-} as const
+/* Dead-letter record: key and value are the failed record's own bytes, at its partition; headers: see runtime/dead-letter.ts. */
+export { DEAD_LETTER_HEADERS }
 
 const MAX_MESSAGE = 1000
 
@@ -108,6 +101,7 @@ function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance 
   const env: CompileEnv = {
     graph,
     partitions: options.partitions,
+    services: options.services ?? graph.services,
     scope,
     downstream(name) {
       const targets = (consumers.get(name) ?? []).map((c) => handlers.get(c.node)![c.slot])
@@ -171,8 +165,9 @@ export function topologyTopics(graph: TopologyGraph, partitions?: number): Topic
   for (const node of graph.nodes) {
     if (node.kind === 'sink' && !specs.some((s) => s.name === node.topic))
       specs.push({ name: node.topic, role: 'sink', config: {} })
-    if (node.kind === 'govern' && !specs.some((s) => s.name === node.options.audit.topic))
-      specs.push({ name: node.options.audit.topic, role: 'sink', config: {} })
+    const audit = node.kind === 'govern' ? auditTopic(node, graph) : undefined
+    if (audit !== undefined && !specs.some((s) => s.name === audit))
+      specs.push({ name: audit, role: 'sink', config: {} })
   }
   // Bounded retention: the forgetting proof relies on dead letters expiring (src/governance/forget/dead-letter.ts).
   specs.push({ name: graph.deadLetterTopic, role: 'dead-letter', partitions, config: DEAD_LETTER_TOPIC_CONFIG })

@@ -3,6 +3,7 @@
  * compile) and what compile hands it. Operators compose once into nested closures over one mutable
  * `RecordScope`, so the per-record path interprets nothing and allocates little.
  */
+import type { TailServices } from '../config/rag-services.ts'
 import type { SinkRecord, SourceRecord } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
 import type { DecodedRecord, StageItem, StageNode, TopologyGraph, TopologyNode } from './graph.ts'
@@ -142,6 +143,8 @@ export interface StageBuffer {
 export interface CompileEnv {
   readonly graph: TopologyGraph
   readonly partitions: number
+  /** The RAG tail's services: the compile options', else the graph's; undefined when neither has any. */
+  readonly services: TailServices | undefined
   readonly scope: RecordScope
   /** Fan-out to every consumer of `node`'s output. */
   downstream(node: string): ChangeHandler
