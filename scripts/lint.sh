@@ -5,6 +5,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export PATH="$ROOT/node_modules/.bin:$PATH"
+# A worktree's node_modules symlink, once committed, replaces /work/main's installed packages with a
+# link to itself on the next fast-forward (it happened twice): refuse to let it land.
+if [ -n "$(git ls-files node_modules)" ]; then
+  echo "[lint] node_modules is tracked by git: run 'git rm --cached node_modules' and commit" >&2
+  exit 1
+fi
 echo "[lint] tsc --noEmit" >&2
 tsc --noEmit -p .
 echo "[lint] prettier --check" >&2
