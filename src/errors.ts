@@ -86,6 +86,11 @@ export const ERROR_CODES = {
     summary:
       'Redis no longer holds the checkpoint this instance last wrote or restored for a store partition; the partition must be restored from its changelog.',
   },
+  RS_VERSION_IN_USE: {
+    retriable: true,
+    summary:
+      "A version's tables cannot be dropped while its sink still runs (its consumer group has members); stop it first.",
+  },
 } as const satisfies Record<string, { retriable: boolean; summary: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES
