@@ -1,8 +1,11 @@
 /**
- * Every error ragstream raises on purpose carries a stable `code`, a `retriable` flag decided here
- * (callers never switch on codes to decide whether to retry) and typed context naming where it
- * happened. `docs/errors.md` documents each code; `test/errors.test.ts` keeps the two in step.
+ * Every error ragstream raises on purpose carries a stable `code`, a `recovery` decided here (callers
+ * never switch on codes to decide what to do) and typed context naming where it happened.
+ * `recoveryOf` extends the same decision to any error (client errors, system errors, bugs), so the
+ * runtime's failure path consults one function. `docs/errors.md` documents each code with its
+ * recovery; `test/errors.test.ts` keeps the two in step.
  */
+import { maskCredentials } from './security/secrets.ts'
 
 /** Where an error happened: any subset, never secrets. */
 export interface ErrorContext {
@@ -18,80 +21,115 @@ export interface ErrorContext {
   readonly [key: string]: unknown
 }
 
+/**
+ * What the component that meets an error does about it:
+ * - `retry`: transient; abort the batch (nothing committed), back off, retry from the committed offsets.
+ * - `rejoin`: the group moved (a rebalance, another owner); abort and take the new assignment, no backoff.
+ * - `restore`: a state store lost data; abort, re-assign and restore the store from its changelog.
+ * - `dead-letter`: the record's own fault; it goes to the dead-letter topic with context, the partition moves on.
+ * - `stop`: retrying cannot help (configuration, fencing, a broken stage); the instance stops with the error.
+ */
+export type Recovery = 'retry' | 'rejoin' | 'restore' | 'dead-letter' | 'stop'
+
+const RETRIED: ReadonlySet<Recovery> = new Set(['retry', 'rejoin', 'restore'])
+
 /** The catalogue of codes: each code's retry behaviour is decided once, here. */
 export const ERROR_CODES = {
-  RS_CONFIG_INVALID: { retriable: false, summary: 'Configuration is invalid; the message names the field.' },
+  RS_CONFIG_INVALID: { recovery: 'stop', summary: 'Configuration is invalid; the message names the field.' },
   RS_TOPOLOGY_INVALID: {
-    retriable: false,
+    recovery: 'stop',
     summary: 'A topology failed validation at build time; every problem is listed with its path.',
   },
   RS_SERVICE_UNAVAILABLE: {
-    retriable: true,
+    recovery: 'retry',
     summary: 'A required service (Kafka, schema registry, Redis, PostgreSQL, embedding service) did not answer.',
   },
   RS_DECODE_FAILED: {
-    retriable: false,
+    recovery: 'dead-letter',
     summary: 'A record could not be decoded; it goes to the dead-letter topic with its source position.',
   },
   RS_RECORD_INVALID: {
-    retriable: false,
+    recovery: 'dead-letter',
     summary: 'A decoded record broke a rule of the topology; it goes to the dead-letter topic.',
   },
-  RS_SCHEMA_INCOMPATIBLE: { retriable: false, summary: 'A schema change failed the registry compatibility check.' },
+  RS_SCHEMA_INCOMPATIBLE: { recovery: 'stop', summary: 'A schema change failed the registry compatibility check.' },
   RS_PRODUCER_FENCED: {
-    retriable: false,
+    recovery: 'stop',
     summary: 'Another instance took over this transactional id; this instance stops.',
   },
   RS_TRANSACTION_UNCERTAIN: {
-    retriable: true,
+    recovery: 'retry',
     summary: 'A Kafka transaction outcome is unknown; the batch is aborted and re-processed from committed offsets.',
   },
   RS_SINK_FENCED: {
-    retriable: false,
+    recovery: 'rejoin',
     summary: 'The sink offsets fence moved: another sink instance owns the partition now.',
   },
-  RS_EMBEDDING_FAILED: { retriable: true, summary: 'The embedding service failed; retried with backoff.' },
+  RS_EMBEDDING_FAILED: { recovery: 'retry', summary: 'The embedding service failed; retried with backoff.' },
   RS_EMBEDDING_REJECTED: {
-    retriable: false,
+    recovery: 'stop',
     summary:
       'The embedding service refused the request (4xx other than 429): API key, model name or input size; not retried.',
   },
-  RS_EMBEDDING_DIMENSIONS: { retriable: false, summary: 'The embedding service returned vectors of the wrong size.' },
+  RS_EMBEDDING_DIMENSIONS: { recovery: 'stop', summary: 'The embedding service returned vectors of the wrong size.' },
   RS_EMBEDDING_MODEL_MISSING: {
-    retriable: false,
+    recovery: 'stop',
     summary:
       'A local embedding model is not installed in the models folder, or its files differ from the pinned sha256.',
   },
   RS_IDENTIFIER_INVALID: {
-    retriable: false,
+    recovery: 'stop',
     summary: 'A SQL identifier from configuration failed the allow-list or is longer than 63 bytes.',
   },
   RS_STATE_NOT_PREFETCHED: {
-    retriable: false,
+    recovery: 'stop',
     summary:
       'A topology read a state-store key that its prefetchKeys did not declare for the batch (a bug in the operator).',
   },
   RS_STATE_FENCED: {
-    retriable: false,
+    recovery: 'rejoin',
     summary:
       'A state-store write was refused: Redis holds a newer changelog checkpoint, so another instance owns the partition now.',
   },
   RS_FORGET_UNCONFIRMED: {
-    retriable: true,
+    recovery: 'retry',
     summary:
       'A deletion request was not confirmed by every processor partition and the sink within the --wait timeout.',
   },
   RS_STATE_LOST: {
-    retriable: false,
+    recovery: 'restore',
     summary:
       'Redis no longer holds the checkpoint this instance last wrote or restored for a store partition; the partition must be restored from its changelog.',
   },
+  RS_STAGE_CONTRACT_VIOLATED: {
+    recovery: 'stop',
+    summary:
+      'A user stage broke its contract (wrong number of results, an undeclared store); the instance stops naming the stage, never a retry loop.',
+  },
+  RS_GROUP_REBALANCED: {
+    recovery: 'rejoin',
+    summary: 'The consumer group rebalanced while a batch was open; the batch is aborted and the new assignment taken.',
+  },
+  RS_RECORD_TOO_LARGE: {
+    recovery: 'dead-letter',
+    summary:
+      'An output record is larger than the runtime maxRecordBytes (checked before producing); the source record is dead-lettered with an excerpt and the partition moves on.',
+  },
+  RS_MESSAGE_TOO_LARGE: {
+    recovery: 'stop',
+    summary:
+      'A record that cannot be dead-lettered (a state-store value, or one the broker refused despite the check) is larger than its topic accepts; the message names topic, key and size.',
+  },
+  RS_TOPIC_MISSING: {
+    recovery: 'stop',
+    summary: 'A topic the topology reads or writes does not exist on the broker; create it, then start again.',
+  },
   RS_VERSION_IN_USE: {
-    retriable: true,
+    recovery: 'stop',
     summary:
       "A version's tables cannot be dropped while its sink still runs (its consumer group has members); stop it first.",
   },
-} as const satisfies Record<string, { retriable: boolean; summary: string }>
+} as const satisfies Record<string, { recovery: Recovery; summary: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES
 
@@ -104,17 +142,21 @@ export interface RagstreamErrorOptions {
 
 export class RagstreamError extends Error {
   readonly code: ErrorCode
+  readonly recovery: Recovery
+  /** `recovery` is retry, rejoin or restore: the work is done again, nothing is skipped. */
   readonly retriable: boolean
   readonly context: ErrorContext
   readonly hint: string | undefined
 
   constructor(code: ErrorCode, message: string, options: RagstreamErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    // A cause's message may quote a URL with its password (fetch does): never show one.
+    super(maskCredentials(message), options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'RagstreamError'
     this.code = code
-    this.retriable = ERROR_CODES[code].retriable
+    this.recovery = ERROR_CODES[code].recovery
+    this.retriable = RETRIED.has(this.recovery)
     this.context = options.context ?? {}
-    this.hint = options.hint
+    this.hint = options.hint === undefined ? undefined : maskCredentials(options.hint)
   }
 }
 
@@ -156,5 +198,72 @@ export class ServiceUnavailableError extends RagstreamError {
 }
 
 export function isRetriable(error: unknown): boolean {
-  return error instanceof RagstreamError && error.retriable
+  return RETRIED.has(recoveryOf(error))
+}
+
+/** What any error means for whoever meets it: the recovery, and the code it amounts to (if any). */
+export interface Classified {
+  readonly recovery: Recovery
+  readonly code: ErrorCode | undefined
+}
+
+/** Kafka protocol errors (`apiId` of @platformatic/kafka's ProtocolError) and what they amount to. */
+const KAFKA_ERRORS: Readonly<Record<string, Classified>> = {
+  PRODUCER_FENCED: { recovery: 'stop', code: 'RS_PRODUCER_FENCED' },
+  INVALID_PRODUCER_EPOCH: { recovery: 'stop', code: 'RS_PRODUCER_FENCED' },
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: { recovery: 'stop', code: 'RS_PRODUCER_FENCED' },
+  ILLEGAL_GENERATION: { recovery: 'rejoin', code: 'RS_GROUP_REBALANCED' },
+  UNKNOWN_MEMBER_ID: { recovery: 'rejoin', code: 'RS_GROUP_REBALANCED' },
+  REBALANCE_IN_PROGRESS: { recovery: 'rejoin', code: 'RS_GROUP_REBALANCED' },
+  FENCED_INSTANCE_ID: { recovery: 'rejoin', code: 'RS_GROUP_REBALANCED' },
+  // Positions fell out of the log (retention): re-assign, starting by the reset policy.
+  OFFSET_OUT_OF_RANGE: { recovery: 'rejoin', code: undefined },
+  MESSAGE_TOO_LARGE: { recovery: 'stop', code: 'RS_MESSAGE_TOO_LARGE' },
+  RECORD_LIST_TOO_LARGE: { recovery: 'stop', code: 'RS_MESSAGE_TOO_LARGE' },
+  UNKNOWN_TOPIC_OR_PARTITION: { recovery: 'stop', code: 'RS_TOPIC_MISSING' },
+}
+
+/** Node system errors that mean "the other side did not answer" (ECONNREFUSED, ETIMEDOUT, EAI_AGAIN, ...). */
+const SYSTEM_CODE = /^E[A-Z0-9_]+$/
+
+/**
+ * The one place that decides what an error means, for errors of any origin: ragstream's own (by
+ * code), the Kafka client's (by protocol error, searched through nested and aggregated errors),
+ * Node's system errors anywhere in the cause chain (a service did not answer: retry), and anything
+ * else — an error nobody classified is retried with backoff (it may be a service blip), never
+ * skipped; the runtime reports it without a code so it shows up as unclassified.
+ *
+ * @example
+ * const { recovery } = classifyError(error) // 'retry' | 'rejoin' | 'restore' | 'dead-letter' | 'stop'
+ */
+export function classifyError(error: unknown): Classified {
+  let network = false
+  let kafka: Classified | undefined
+  const seen = new Set<unknown>()
+  const visit = (e: unknown, depth: number): Classified | undefined => {
+    if (e === null || typeof e !== 'object' || seen.has(e) || depth > 8) return undefined
+    seen.add(e)
+    if (e instanceof RagstreamError) return { recovery: e.recovery, code: e.code }
+    const fields = e as { apiId?: unknown; code?: unknown; errors?: unknown; cause?: unknown }
+    if (typeof fields.apiId === 'string' && kafka === undefined) kafka = KAFKA_ERRORS[fields.apiId]
+    if (typeof fields.code === 'string' && (SYSTEM_CODE.test(fields.code) || fields.code === 'PLT_KFK_NETWORK'))
+      network = true
+    if (Array.isArray(fields.errors))
+      for (const inner of fields.errors) {
+        const found = visit(inner, depth + 1)
+        if (found) return found
+      }
+    return visit(fields.cause, depth + 1)
+  }
+  const own = visit(error, 0)
+  if (own) return own
+  // A fencing or a rebalance decides over a network error reported beside it.
+  if (kafka) return kafka
+  if (network) return { recovery: 'retry', code: 'RS_SERVICE_UNAVAILABLE' }
+  return { recovery: 'retry', code: undefined }
+}
+
+/** The recovery for any error: see `classifyError`. */
+export function recoveryOf(error: unknown): Recovery {
+  return classifyError(error).recovery
 }

@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { ConfigError, RagstreamError } from '../errors.ts'
+import { maskCredentials } from '../security/secrets.ts'
 import type { RagstreamConfig } from '../config/file.ts'
 
 export interface OptionSpec {
@@ -103,10 +104,11 @@ export function parseCommandArgs(
 export function formatError(error: unknown, env: NodeJS.ProcessEnv = process.env): string {
   if (error instanceof RagstreamError) {
     const hint = error.hint ? `\nhint: ${error.hint}` : ''
-    const stack = env.RAGSTREAM_DEBUG ? `\n${error.stack}` : ''
+    const stack = env.RAGSTREAM_DEBUG ? `\n${maskCredentials(error.stack ?? '')}` : ''
     return `error ${error.code}: ${error.message}${hint}${stack}\n`
   }
-  return `error: ${error instanceof Error ? (env.RAGSTREAM_DEBUG ? error.stack : error.message) : String(error)}\n`
+  // Not ours: a client library's message may quote a URL with its password.
+  return `error: ${maskCredentials(error instanceof Error ? ((env.RAGSTREAM_DEBUG ? error.stack : error.message) ?? '') : String(error))}\n`
 }
 
 export function exitCodeFor(error: unknown): number {

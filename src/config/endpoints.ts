@@ -2,6 +2,8 @@
  * Where the services are. The same names and defaults as `scripts/env.sh` and `docker-compose.yml`;
  * the README's environment table documents them.
  */
+import { maskCredentials } from '../security/secrets.ts'
+
 export interface Endpoints {
   readonly kafkaBrokers: readonly string[]
   readonly schemaRegistryUrl: string
@@ -44,6 +46,6 @@ export function redactUrl(url: string): string {
     if (u.password) u.password = '***'
     return u.toString()
   } catch {
-    return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@')
+    return maskCredentials(url)
   }
 }

@@ -272,7 +272,8 @@ export interface RagstreamConfig {
 function lookup(object: unknown, path: string): unknown {
   let at = object
   for (const part of path.split('/').slice(1)) {
-    if (at === null || typeof at !== 'object' || Array.isArray(at)) return undefined
+    // Own properties only: nothing inherited (`constructor`, `__proto__`) is ever read as a value.
+    if (at === null || typeof at !== 'object' || Array.isArray(at) || !Object.hasOwn(at, part)) return undefined
     at = (at as Record<string, unknown>)[part]
   }
   return at

@@ -1,5 +1,6 @@
 // The topology DSL: what topology files import.
-export { TopologyBuilder, Table, type TopologyOptions } from './builder.ts'
+export { TopologyBuilder, Table, Chunks, type TopologyOptions } from './builder.ts'
+export type { ChunkOptions, EmbedOptions } from '../operators/chunk-embed.ts'
 export type { TableOptions } from '../operators/table-source.ts'
 export type { FilterOptions } from '../operators/filter.ts'
 export type { MapValuesOptions } from '../operators/map-values.ts'

@@ -214,24 +214,20 @@ export function instrumentProcessor(
       pending = undefined
       producedAt = undefined
       counters.aborts++
-      metrics.inc('ragstream_transactions_aborted_total', { topology: name, reason: String(event.reason ?? 'unknown') })
+      metrics.inc('ragstream_transactions_aborted_total', { topology: name, reason: event.recovery })
     } else if (event.event === 'restoring') {
       // An upper bound: transaction markers and compaction leave offsets without records.
-      const remaining = Number(BigInt(event.to as bigint) - BigInt(event.from as bigint))
+      const remaining = Number(event.to - event.from)
       metrics.set(
         'ragstream_restore_remaining_records',
-        { topology: name, store: String(event.store), partition: Number(event.partition) },
+        { topology: name, store: event.store, partition: event.partition },
         remaining,
       )
     } else if (event.event === 'restored') {
-      metrics.inc(
-        'ragstream_restore_records_total',
-        { topology: name, store: String(event.store) },
-        Number(event.records ?? 0),
-      )
+      metrics.inc('ragstream_restore_records_total', { topology: name, store: event.store }, event.records)
       metrics.set(
         'ragstream_restore_remaining_records',
-        { topology: name, store: String(event.store), partition: Number(event.partition) },
+        { topology: name, store: event.store, partition: event.partition },
         0,
       )
     }

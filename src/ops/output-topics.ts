@@ -55,7 +55,7 @@ export async function ensureWrittenTopics(
         const text = `${(error as Error).message} ${JSON.stringify((error as { errors?: unknown }).errors ?? '')}`
         if (!/already exists/i.test(text))
           throw new RagstreamError(
-            'RS_TOPOLOGY_INVALID',
+            'RS_TOPIC_MISSING',
             `topic ${name} does not exist and could not be created: ${(error as Error).message}`,
             {
               context: { topic: name, path: `/topology/outputs/${name}` },

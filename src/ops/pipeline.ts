@@ -7,7 +7,8 @@
  * In production the same two parts run as `ragstream run` and `ragstream sink` processes.
  */
 import { Admin } from '@platformatic/kafka'
-import pg from 'pg'
+import type pg from 'pg'
+import { connectPostgres } from '../config/services.ts'
 import type { Logger } from '../observability/logger.ts'
 import { Metrics } from '../observability/metrics.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../runtime/kafka-runtime.ts'
@@ -29,12 +30,7 @@ import {
   type SinkCounters,
 } from './instrument.ts'
 
-export async function connectPostgres(url: string, application: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: application })
-  client.on('error', () => {})
-  await client.connect()
-  return client
-}
+export { connectPostgres }
 
 /**
  * Roles and schemas (once, as the administrator: skipped when they exist and the administrator may

@@ -18,15 +18,28 @@
  * so a member that lost its partitions in a rebalance cannot commit them, and a new owner reads
  * committed offsets with require_stable, so it waits for a zombie's in-flight offsets to resolve.
  * A fenced producer stops the instance (RS_PRODUCER_FENCED); it is never retried.
+ *
+ * Recovery is decided in one place: every failure goes through `classifyError` (src/errors.ts),
+ * whose answer (retry, rejoin, restore, stop) is all the failure path consults. A producer that
+ * may be in a broken state (any failure after it was created or began a transaction, until a
+ * commit or a clean initialisation) is closed and replaced, never reused.
  */
-import { randomUUID } from 'node:crypto'
-import { Consumer, findErrorBy, ListOffsetTimestamps, Producer, type MessageToProduce } from '@platformatic/kafka'
-import { RagstreamError } from '../errors.ts'
+import {
+  Consumer,
+  FetchIsolationLevels,
+  findErrorBy,
+  ListOffsetTimestamps,
+  Producer,
+  type MessageToProduce,
+} from '@platformatic/kafka'
+import { classifyError, RagstreamError, ServiceUnavailableError, type Classified } from '../errors.ts'
 import { ChangelogRestorer } from '../state/changelog.ts'
-import type { ChangelogRecord, StateStore } from '../state/store.ts'
+import { prefetchAll, type ChangelogRecord, type StateStore } from '../state/store.ts'
 import { Backoff, sleep, withTimeout } from './backoff.ts'
 import { produceBounded } from './bounded-produce.ts'
+import { resolveRuntimeConfig, type BatchStage, type KafkaRuntimeOptions, type RuntimeConfig } from './config.ts'
 import { COPARTITIONED_PROTOCOL, copartitionedAssigner } from './copartitioned-assigner.ts'
+import type { FailureFields, RuntimeEvent } from './events.ts'
 import {
   fetchStableOffsets,
   sendOffsetsToTransaction,
@@ -34,92 +47,51 @@ import {
   type TopicPartitionOffset,
 } from './group-offsets.ts'
 import { ensureTopics, type ResolvedTopics } from './internal-topics.ts'
-import { OffsetOutOfRangeError, PartitionReader, partitionKey, type Batch } from './partition-reader.ts'
+import { DEAD_LETTER_HEADERS } from './dead-letter.ts'
+import { PartitionReader, partitionKey, type Batch } from './partition-reader.ts'
 import type { ProcessorTopology, SinkRecord } from './task.ts'
 
-/** Points inside a batch's transaction, reported to `onBatchStage` (instrumentation and fault-injection tests). */
-export type BatchStage = 'produced' | 'offsets-sent' | 'committed'
-
-export interface RuntimeEvent {
-  readonly event: string
-  readonly [field: string]: unknown
-}
-
-export interface KafkaRuntimeOptions {
-  readonly brokers: readonly string[]
-  /** One store per name in `topology.storeNames`. The runtime closes them when it stops. */
-  readonly stores: ReadonlyMap<string, StateStore>
-  /**
-   * Stable identity of this instance: the transactional id is `<applicationId>-<instanceId>`. Give a
-   * restarted instance its previous id (e.g. the pod name) so it fences its predecessor immediately.
-   * Two live instances must never share one. Default: a random id.
-   */
-  readonly instanceId?: string
-  /** Batch bounds: a batch closes at this many records or bytes, whichever comes first. */
-  readonly batchMaxRecords?: number
-  readonly batchMaxBytes?: number
-  readonly fetchMaxWaitMs?: number
-  readonly sessionTimeoutMs?: number
-  readonly heartbeatIntervalMs?: number
-  readonly rebalanceTimeoutMs?: number
-  /** Transaction timeout: the coordinator aborts a transaction open longer than this (and fences its producer). */
-  readonly transactionTimeoutMs?: number
-  /** Where a partition with no committed offset starts. */
-  readonly autoOffsetReset?: 'earliest' | 'latest'
-  /** Replication factor of the internal topics it creates; default -1 = the broker's default.replication.factor. */
-  readonly replicationFactor?: number
-  readonly onEvent?: (event: RuntimeEvent) => void
-  readonly onBatchStage?: (stage: BatchStage) => void | Promise<void>
-}
+export type { BatchStage, KafkaRuntimeOptions } from './config.ts'
+export type { RuntimeEvent } from './events.ts'
 
 export interface RuntimeStats {
   batches: number
   records: number
   aborts: number
   restores: number
+  /** Source records dead-lettered by the runtime itself (outputs too large to produce). */
+  deadLettered: number
 }
 
-/** A store partition's backing store no longer holds the checkpoint this instance left there. */
-class StoreCheckpointMismatch extends Error {
-  constructor(store: string, partition: number, expected: bigint | undefined, actual: bigint | undefined) {
-    const lost = actual === undefined || (expected !== undefined && actual < expected)
-    super(
-      `store "${store}" partition ${partition}: backing store checkpoint is ${actual ?? 'missing'}, expected ${expected ?? 'missing'} — ${lost ? 'it lost data' : 'another owner wrote to it'}; restoring from the changelog`,
-    )
-    this.name = 'StoreCheckpointMismatch'
-  }
+/** After a rebalance error, a moment for the consumer's heartbeat to notice and rejoin before re-assigning. */
+const REJOIN_PAUSE_MS = 250
+
+/**
+ * A store partition's backing store no longer holds the checkpoint this instance left there: an
+ * older or missing one means it lost data (RS_STATE_LOST), a newer one that another owner wrote
+ * (RS_STATE_FENCED).
+ */
+function checkpointMismatch(
+  store: string,
+  partition: number,
+  expected: bigint | undefined,
+  actual: bigint | undefined,
+): RagstreamError {
+  const lost = actual === undefined || (expected !== undefined && actual < expected)
+  return new RagstreamError(
+    lost ? 'RS_STATE_LOST' : 'RS_STATE_FENCED',
+    `store "${store}" partition ${partition}: backing store checkpoint is ${actual ?? 'missing'}, expected ${expected ?? 'missing'} — ${lost ? 'it lost data' : 'another owner wrote to it'}; restoring from the changelog`,
+    { context: { node: store, partition } },
+  )
 }
 
 /** A batch was read under a generation that is no longer current: abort it, never commit it. */
-class StaleGenerationError extends Error {
-  constructor(read: number, current: number) {
-    super(`group generation moved from ${read} to ${current} during the batch`)
-    this.name = 'StaleGenerationError'
-  }
+function staleGeneration(read: number, current: number): RagstreamError {
+  return new RagstreamError('RS_GROUP_REBALANCED', `group generation moved from ${read} to ${current} during the batch`)
 }
 
-function isFenced(error: unknown): boolean {
-  if (!(error instanceof Error)) return false
-  return Boolean(
-    findErrorBy(error, 'apiId', 'PRODUCER_FENCED') ||
-    findErrorBy(error, 'apiId', 'INVALID_PRODUCER_EPOCH') ||
-    findErrorBy(error, 'apiId', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED'),
-  )
-}
-
-/** RS_STATE_FENCED (a newer checkpoint: another owner) or RS_STATE_LOST (the backing store lost the partition). */
-function isStoreRefusal(error: unknown): boolean {
-  return error instanceof RagstreamError && ['RS_STATE_FENCED', 'RS_STATE_LOST'].includes(error.code as string)
-}
-
-function isRebalance(error: unknown): boolean {
-  if (error instanceof StaleGenerationError) return true
-  if (error instanceof RagstreamError && error.code === 'RS_STATE_FENCED') return true
-  if (!(error instanceof Error)) return false
-  return ['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'FENCED_INSTANCE_ID'].some((id) =>
-    findErrorBy(error, 'apiId', id),
-  )
-}
+/** Where the loop was when a failure happened: it decides what the failure is reported as. */
+type Phase = 'assign' | 'process' | 'transaction' | 'committed'
 
 function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error)
@@ -146,34 +118,29 @@ function describeError(error: unknown): string {
  */
 export class KafkaRuntime {
   readonly #topology: ProcessorTopology
-  readonly #options: KafkaRuntimeOptions
+  readonly #config: RuntimeConfig
   readonly #transactionalId: string
   readonly #stop = new AbortController()
-  readonly #stats: RuntimeStats = { batches: 0, records: 0, aborts: 0, restores: 0 }
+  readonly #stats: RuntimeStats = { batches: 0, records: 0, aborts: 0, restores: 0, deadLettered: 0 }
   #resolved: ResolvedTopics | undefined
   #consumer: Consumer | undefined
   #producer: Producer | undefined
+  /** False from the moment the producer is created or begins a transaction until it initialised or committed cleanly. */
+  #producerClean = false
   #reader: PartitionReader | undefined
   #restorer: ChangelogRestorer | undefined
   #membership: GroupMembership | undefined
   #tasks: number[] = []
   #groupFailure: Error | undefined
   #running = false
-  /** Partitions whose committed offset fell out of the log (retention): they restart by the reset policy. */
-  readonly #outOfRange = new Set<string>()
   /** The changelog checkpoint each owned store partition must have in its backing store (`<store>:<partition>`). */
   readonly #checkpoints = new Map<string, bigint>()
 
+  /** Throws RS_CONFIG_INVALID listing every problem of `options` (see `resolveRuntimeConfig`). */
   constructor(topology: ProcessorTopology, options: KafkaRuntimeOptions) {
-    for (const name of topology.storeNames) {
-      if (!options.stores.has(name))
-        throw new RagstreamError('RS_CONFIG_INVALID', `no state store given for "${name}"`, {
-          context: { field: `stores.${name}` },
-        })
-    }
     this.#topology = topology
-    this.#options = options
-    this.#transactionalId = `${topology.applicationId}-${options.instanceId ?? randomUUID()}`
+    this.#config = resolveRuntimeConfig(topology, options)
+    this.#transactionalId = this.#config.transactionalId
   }
 
   get transactionalId(): string {
@@ -198,19 +165,26 @@ export class KafkaRuntime {
   async run(): Promise<void> {
     if (this.#running) throw new Error('KafkaRuntime.run() is already running')
     this.#running = true
-    const o = this.#options
-    this.#resolved = await ensureTopics(o.brokers, this.#topology, o.replicationFactor ?? -1)
-    const sessionTimeout = o.sessionTimeoutMs ?? 10_000
+    const c = this.#config
+    try {
+      this.#resolved = await ensureTopics(c.brokers, this.#topology, c.replicationFactor)
+    } catch (error) {
+      this.#running = false
+      // `connect ECONNREFUSED` and the like name the service, not the socket.
+      if (classifyError(error).code === 'RS_SERVICE_UNAVAILABLE')
+        throw new ServiceUnavailableError('Kafka', c.brokers.join(','), error)
+      throw error
+    }
     const consumer = new Consumer({
       groupId: this.#topology.applicationId,
       clientId: `${this.#transactionalId}-consumer`,
-      bootstrapBrokers: [...o.brokers],
-      sessionTimeout,
-      heartbeatInterval: o.heartbeatIntervalMs ?? Math.max(100, Math.floor(sessionTimeout / 4)),
-      rebalanceTimeout: o.rebalanceTimeoutMs ?? Math.max(sessionTimeout, 10_000),
+      bootstrapBrokers: [...c.brokers],
+      sessionTimeout: c.sessionTimeoutMs,
+      heartbeatInterval: c.heartbeatIntervalMs,
+      rebalanceTimeout: c.rebalanceTimeoutMs,
       protocols: [COPARTITIONED_PROTOCOL],
       partitionAssigner: copartitionedAssigner,
-      isolationLevel: 1,
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
       autocommit: false,
       retries: 3,
       retryDelay: 200,
@@ -222,13 +196,13 @@ export class KafkaRuntime {
     })
     consumer.topics.trackAll(...this.#topology.sourceTopics)
     this.#reader = new PartitionReader(consumer, {
-      fetchMaxBytes: this.#batchMaxBytes,
-      fetchMaxWaitMs: o.fetchMaxWaitMs ?? 500,
+      fetchMaxBytes: c.batchMaxBytes,
+      fetchMaxWaitMs: c.fetchMaxWaitMs,
     })
     this.#restorer = new ChangelogRestorer({
-      bootstrapBrokers: o.brokers,
+      bootstrapBrokers: c.brokers,
       clientId: `${this.#transactionalId}-restore`,
-      fetchMaxBytes: this.#batchMaxBytes,
+      fetchMaxBytes: c.batchMaxBytes,
     })
 
     let fatal: unknown
@@ -242,10 +216,6 @@ export class KafkaRuntime {
     if (fatal !== undefined) throw fatal
   }
 
-  get #batchMaxBytes(): number {
-    return this.#options.batchMaxBytes ?? 4 * 1024 * 1024
-  }
-
   async #join(): Promise<void> {
     const backoff = new Backoff({ initialMs: 200, maxMs: 5_000 })
     while (!this.#stop.signal.aborted) {
@@ -254,18 +224,24 @@ export class KafkaRuntime {
         await this.#consumer!.joinGroup({})
         return
       } catch (error) {
-        this.#emit({ event: 'join-failed', error: describeError(error) })
-        await sleep(backoff.next(), this.#stop.signal)
+        const { recovery, code } = classifyError(error)
+        if (recovery === 'stop') throw error
+        const retryInMs = backoff.next()
+        this.#emit({ event: 'join-failed', error: describeError(error), ...(code ? { code } : {}), retryInMs })
+        await sleep(retryInMs, this.#stop.signal)
       }
     }
   }
 
   async #loop(): Promise<void> {
     const consumer = this.#consumer!
+    const c = this.#config
     const backoff = new Backoff({ initialMs: 100, maxMs: 5_000 })
     let needsAssignment = true
     while (!this.#stop.signal.aborted) {
-      let inTransaction = false
+      // An object, not a local: the commit callback moves it, and the failure path reads it.
+      const at: { phase: Phase } = { phase: 'assign' }
+      let records = 0
       try {
         if (this.#groupFailure) await this.#join()
         if (needsAssignment || this.#membership?.generationId !== consumer.generationId) {
@@ -273,77 +249,94 @@ export class KafkaRuntime {
           needsAssignment = !ready
           continue
         }
-        const batch = await this.#reader!.nextBatch(this.#options.batchMaxRecords ?? 1_000, this.#batchMaxBytes)
+        at.phase = 'process'
+        const batch = await this.#reader!.nextBatch(c.batchMaxRecords, c.batchMaxBytes)
+        records = batch.records.length
         if (batch.records.length === 0) {
-          if (this.#tasks.length === 0) await sleep(this.#options.fetchMaxWaitMs ?? 500, this.#stop.signal)
+          if (this.#tasks.length === 0) await sleep(c.fetchMaxWaitMs, this.#stop.signal)
           continue
         }
         const membership = this.#membership!
         const outputs = await this.#process(batch)
-        inTransaction = true
-        await this.#commitTransaction(batch, membership, outputs)
-        inTransaction = false
+        at.phase = 'transaction'
+        await this.#commitTransaction(batch, membership, outputs, () => (at.phase = 'committed'))
         backoff.reset()
       } catch (error) {
-        for (const store of this.#options.stores.values()) store.discard()
-        if (isFenced(error)) {
-          await this.#discardProducer(error)
-          this.#emit({ event: 'fenced', transactionalId: this.#transactionalId, error: describeError(error) })
-          throw new RagstreamError(
-            'RS_PRODUCER_FENCED',
-            `producer ${this.#transactionalId} was fenced: another instance took over its transactional id, or its transaction timed out`,
-            {
-              cause: error,
-              hint: 'this instance stops; its partitions are processed by the group members that remain',
-            },
-          )
-        }
-        // A store refusing a write (another owner, or it lost data) is settled by re-assigning and restoring, not by stopping.
-        if (error instanceof RagstreamError && !error.retriable && !isStoreRefusal(error)) throw error
-        this.#stats.aborts++
-        if (inTransaction) await this.#discardProducer(error)
+        for (const store of c.stores.values()) store.discard()
+        const classified = classifyError(error)
+        if (!this.#producerClean) await this.#discardProducer(error, classified)
+        if (classified.recovery === 'stop' || classified.recovery === 'dead-letter')
+          throw this.#fatal(error, classified)
+        // Retry, rejoin or restore: the batch is read again from the committed offsets on a fresh
+        // assignment (which restores the stores too), so nothing is skipped and nothing applied twice.
         needsAssignment = true
-        if (error instanceof OffsetOutOfRangeError) {
-          this.#emit({
-            event: 'offset-out-of-range',
-            partitions: error.partitions,
-            policy: this.#options.autoOffsetReset ?? 'earliest',
-          })
-          for (const key of error.partitions) this.#outOfRange.add(key)
-        } else if (isRebalance(error)) {
-          this.#emit({ event: 'batch-aborted', reason: 'rebalance', error: describeError(error) })
-          // Give the heartbeat a moment to notice the rebalance and rejoin before re-assigning.
-          await sleep(this.#options.heartbeatIntervalMs ?? 250, this.#stop.signal)
+        const failure: FailureFields = {
+          recovery: classified.recovery,
+          error: describeError(error),
+          ...(classified.code
+            ? { code: classified.code }
+            : at.phase === 'transaction'
+              ? { code: 'RS_TRANSACTION_UNCERTAIN' as const }
+              : {}),
+        }
+        const phase = at.phase
+        if (phase === 'committed') {
+          // The batch stands; only its store overlays were not written. The assignment restores them.
+          this.#emit({ event: 'committed-then-failed', records, ...failure })
+          continue
+        }
+        this.#stats.aborts++
+        if (classified.recovery === 'retry') {
+          const retryInMs = backoff.next()
+          this.#emit({ event: 'batch-aborted', phase, ...failure, retryInMs })
+          await sleep(retryInMs, this.#stop.signal)
         } else {
-          const delay = backoff.next()
-          // Inside the transaction the outcome is treated as unknown (RS_TRANSACTION_UNCERTAIN): the
-          // re-initialised producer and the stable committed offsets settle it.
-          this.#emit({
-            event: 'batch-aborted',
-            reason: 'transient',
-            code: inTransaction ? 'RS_TRANSACTION_UNCERTAIN' : undefined,
-            error: describeError(error),
-            retryInMs: delay,
-          })
-          await sleep(delay, this.#stop.signal)
+          this.#emit({ event: 'batch-aborted', phase, ...failure })
+          if (classified.recovery === 'rejoin') await sleep(REJOIN_PAUSE_MS, this.#stop.signal)
         }
       }
     }
   }
 
+  /** The error `run()` rejects with: always coded, naming what happened (the fencing, the stage, the topic). */
+  #fatal(error: unknown, { recovery, code }: Classified): RagstreamError {
+    if (code === 'RS_PRODUCER_FENCED' && !(error instanceof RagstreamError)) {
+      this.#emit({ event: 'fenced', transactionalId: this.#transactionalId, error: describeError(error) })
+      return new RagstreamError(
+        'RS_PRODUCER_FENCED',
+        `producer ${this.#transactionalId} was fenced: another instance took over its transactional id, or its transaction timed out`,
+        { cause: error, hint: 'this instance stops; its partitions are processed by the group members that remain' },
+      )
+    }
+    this.#emit({ event: 'fatal', recovery, ...(code ? { code } : {}), error: describeError(error) })
+    if (error instanceof RagstreamError) return error
+    if (code === 'RS_TOPIC_MISSING')
+      return new RagstreamError('RS_TOPIC_MISSING', `a topic the topology writes is missing: ${describeError(error)}`, {
+        cause: error,
+        hint: 'create the topology output topics (`ragstream run` creates them) and start again',
+      })
+    if (code === 'RS_MESSAGE_TOO_LARGE')
+      return new RagstreamError(
+        'RS_MESSAGE_TOO_LARGE',
+        `the broker refused a record as too large: ${describeError(error)}`,
+        {
+          cause: error,
+          hint: "lower the runtime's maxRecordBytes below the output topics' max.message.bytes",
+        },
+      )
+    return new RagstreamError(code ?? 'RS_TOPOLOGY_INVALID', describeError(error), { cause: error })
+  }
+
   /** Prepares the batch, prefetches every key it reads (one round trip per store partition, concurrently), then runs the topology. */
   async #process(batch: Batch): Promise<SinkRecord[]> {
-    const stores = this.#options.stores
+    const stores = this.#config.stores
     // Per-batch I/O the topology needs before it can name its keys (e.g. loading Avro writer schemas).
     if (this.#topology.prepare) await this.#topology.prepare(batch.records)
-    const wanted = this.#topology.prefetchKeys(batch.records)
-    const loads: Promise<void>[] = []
-    for (const [name, partitions] of wanted) {
-      const store = stores.get(name)
-      if (!store) throw new RagstreamError('RS_TOPOLOGY_INVALID', `topology prefetches unknown store "${name}"`)
-      for (const [partition, keys] of partitions) loads.push(store.prefetch(partition, keys))
-    }
-    await Promise.all(loads)
+    await prefetchAll(
+      this.#topology.prefetchKeys(batch.records),
+      stores,
+      (name) => new RagstreamError('RS_TOPOLOGY_INVALID', `topology prefetches unknown store "${name}"`),
+    )
     await this.#verifyStores(batch)
     return this.#topology.process(batch.records, stores, Date.now())
   }
@@ -358,9 +351,7 @@ export class KafkaRuntime {
   async #verifyStores(batch: Batch): Promise<void> {
     const partitions = new Set<number>()
     for (const r of batch.records) partitions.add(r.partition)
-    await Promise.all(
-      [...this.#options.stores].map(([name, store]) => this.#verifyCheckpoints(name, store, partitions)),
-    )
+    await Promise.all([...this.#config.stores].map(([name, store]) => this.#verifyCheckpoints(name, store, partitions)))
   }
 
   async #verifyCheckpoints(name: string, store: StateStore, partitions: Iterable<number>): Promise<void> {
@@ -369,26 +360,38 @@ export class KafkaRuntime {
       const expected = this.#checkpoints.get(`${name}:${partition}`)
       checks.push(
         store.checkpoint(partition).then((actual) => {
-          if (actual !== expected) throw new StoreCheckpointMismatch(name, partition, expected, actual)
+          if (actual !== expected) throw checkpointMismatch(name, partition, expected, actual)
         }),
       )
     }
     await Promise.all(checks)
   }
 
-  async #commitTransaction(batch: Batch, membership: GroupMembership, outputs: SinkRecord[]): Promise<void> {
+  async #commitTransaction(
+    batch: Batch,
+    membership: GroupMembership,
+    produced: SinkRecord[],
+    onCommitted: () => void,
+  ): Promise<void> {
     const consumer = this.#consumer!
     const changelogs = this.#resolved!.changelogs
     const changelog: SinkRecord[] = []
     const changelogStore = new Map<string, string>()
-    for (const [name, store] of this.#options.stores) {
+    for (const [name, store] of this.#config.stores) {
       const topic = changelogs.get(name)!
       changelogStore.set(topic, name)
       for (const record of store.drainChangelog()) changelog.push(changelogSinkRecord(topic, record))
     }
+    // Checked before producing, so one record the broker would refuse never stalls the partition.
+    for (const record of changelog) {
+      const bytes = recordBytes(record)
+      if (bytes > this.#config.maxRecordBytes) throw stateRecordTooLarge(record, bytes, this.#config.maxRecordBytes)
+    }
+    const outputs = this.#boundOutputs(produced)
 
     const producer = this.#producer ?? this.#newProducer()
-    const timeout = this.#options.transactionTimeoutMs ?? 30_000
+    const timeout = this.#config.transactionTimeoutMs
+    this.#producerClean = false
     const transaction = await withTimeout(producer.beginTransaction(), timeout, 'begin transaction')
     const messages = [...outputs, ...changelog].map(toMessage)
     const ends = await produceBounded(
@@ -414,8 +417,10 @@ export class KafkaRuntime {
     )
     await this.#stage('offsets-sent')
     if (consumer.generationId !== membership.generationId)
-      throw new StaleGenerationError(membership.generationId, consumer.generationId)
+      throw staleGeneration(membership.generationId, consumer.generationId)
     await withTimeout(transaction.commit(), timeout, 'commit transaction')
+    this.#producerClean = true
+    onCommitted()
     this.#stats.batches++
     this.#stats.records += batch.records.length
     await this.#stage('committed')
@@ -438,7 +443,7 @@ export class KafkaRuntime {
   /** Flushes every store; retried with backoff until it succeeds (a committed batch is never un-flushed by skipping). */
   async #flushStores(checkpoints: Map<string, Map<number, bigint>>): Promise<void> {
     const backoff = new Backoff({ initialMs: 100, maxMs: 5_000 })
-    for (const [name, store] of this.#options.stores) {
+    for (const [name, store] of this.#config.stores) {
       const cps = checkpoints.get(name) ?? new Map<number, bigint>()
       for (;;) {
         try {
@@ -450,20 +455,18 @@ export class KafkaRuntime {
           for (const [partition, offset] of cps) this.#checkpoints.set(`${name}:${partition}`, offset)
           break
         } catch (error) {
-          if (
-            error instanceof StoreCheckpointMismatch ||
-            (error instanceof RagstreamError && (error.code as string) === 'RS_STATE_LOST')
-          ) {
-            // The batch is committed (its changelog records included); the restore after re-assignment applies it.
-            store.discard()
-            throw error
-          }
-          if (error instanceof RagstreamError && error.code === 'RS_STATE_FENCED') {
+          const { recovery } = classifyError(error)
+          if (recovery === 'rejoin') {
             // Another owner already wrote a newer checkpoint: our committed batch is in the changelog;
             // drop the overlay and re-assign (the generation has moved or is about to).
             this.#emit({ event: 'store-fenced', store: name, error: describeError(error) })
             store.discard()
             break
+          }
+          if (recovery !== 'retry') {
+            // The batch is committed (its changelog records included); the restore after re-assignment applies it.
+            store.discard()
+            throw error
           }
           if (this.#stop.signal.aborted) throw error
           const delay = backoff.next()
@@ -475,14 +478,67 @@ export class KafkaRuntime {
   }
 
   async #stage(stage: BatchStage): Promise<void> {
-    await this.#options.onBatchStage?.(stage)
+    await this.#config.onBatchStage?.(stage)
+  }
+
+  /**
+   * Outputs larger than `maxRecordBytes` cannot be produced (the broker refuses them with
+   * MESSAGE_TOO_LARGE, and a retry fails the same way forever): each is replaced by a dead letter
+   * naming its topic, key and size, with a bounded excerpt of its value (never the value itself),
+   * and the source record's position when the topology gave it. The partition moves on.
+   */
+  #boundOutputs(outputs: SinkRecord[]): SinkRecord[] {
+    const c = this.#config
+    let bounded: SinkRecord[] | undefined
+    for (let i = 0; i < outputs.length; i++) {
+      const record = outputs[i]
+      const bytes = recordBytes(record)
+      if (bytes <= c.maxRecordBytes) {
+        bounded?.push(record)
+        continue
+      }
+      bounded ??= outputs.slice(0, i)
+      const deadLetters = this.#topology.topics.find((t) => t.role === 'dead-letter')
+      if (deadLetters === undefined || record.topic === deadLetters.name)
+        throw new RagstreamError(
+          'RS_MESSAGE_TOO_LARGE',
+          `a record for ${record.topic} (key ${keyExcerpt(record.key)}) is ${bytes} bytes, above maxRecordBytes ${c.maxRecordBytes}, and the topology has no dead-letter topic for it`,
+          {
+            context: { topic: record.topic, size: bytes },
+            hint: 'raise maxRecordBytes (and the topic max.message.bytes)',
+          },
+        )
+      const partitions = deadLetters.partitions ?? this.#resolved!.partitions
+      bounded.push(
+        tooLargeDeadLetter(record, bytes, {
+          topic: deadLetters.name,
+          partition: (record.source?.partition ?? record.partition) % partitions,
+          limit: c.maxRecordBytes,
+          excerptBytes: c.deadLetterExcerptBytes,
+          application: this.#topology.applicationId,
+        }),
+      )
+      this.#stats.deadLettered++
+      const source = record.source
+      this.#emit({
+        event: 'output-dead-lettered',
+        code: 'RS_RECORD_TOO_LARGE',
+        topic: record.topic,
+        partition: record.partition,
+        bytes,
+        limit: c.maxRecordBytes,
+        source: source ? { topic: source.topic, partition: source.partition, offset: source.offset } : undefined,
+      })
+    }
+    return bounded ?? outputs
   }
 
   #newProducer(): Producer {
-    const o = this.#options
+    const c = this.#config
+    this.#producerClean = false
     this.#producer = new Producer({
       clientId: `${this.#transactionalId}-producer`,
-      bootstrapBrokers: [...o.brokers],
+      bootstrapBrokers: [...c.brokers],
       transactionalId: this.#transactionalId,
       idempotent: true,
       // InitProducerId must say "no current producer" (-1/-1, KIP-360): the client's default 0/0 makes
@@ -490,7 +546,7 @@ export class KafkaRuntime {
       producerId: -1n,
       producerEpoch: -1,
       // Also the transaction timeout sent with InitProducerId.
-      timeout: o.transactionTimeoutMs ?? 30_000,
+      timeout: c.transactionTimeoutMs,
       // Right after a commit the coordinator may still be writing markers and answer the next
       // transaction's AddPartitionsToTxn with CONCURRENT_TRANSACTIONS: retry that quickly.
       retries: 12,
@@ -499,14 +555,25 @@ export class KafkaRuntime {
     return this.#producer
   }
 
-  /** Aborts what can be aborted and drops the producer; the next transaction re-initialises the transactional id. */
-  async #discardProducer(cause: unknown): Promise<void> {
+  /**
+   * Aborts what can be aborted, closes the producer and forgets it: the next transaction starts with
+   * a new producer, which re-initialises the transactional id (and so settles any uncertain outcome).
+   *
+   * A producer whose `beginTransaction()` failed before InitProducerId answered (the broker went
+   * down while a task initialised) keeps a half-open transaction and no producer id: reusing it
+   * fails with "There is already an active transaction", and @platformatic/kafka 2.12's `abort()`
+   * on it throws `TypeError: Cannot read properties of undefined (reading 'producerId')` from a
+   * connection callback, outside any promise, which would crash the process. So such a producer is
+   * never aborted (there is nothing on the broker to abort), only closed.
+   */
+  async #discardProducer(cause: unknown, classified = classifyError(cause)): Promise<void> {
     const producer = this.#producer
     this.#producer = undefined
+    this.#producerClean = false
     if (!producer) return
     const transaction = producer.transaction
-    if (transaction && !transaction.completed && !isFenced(cause)) {
-      // The client can throw synchronously once its producer state is gone; treat that like a failed abort.
+    const fenced = classified.code === 'RS_PRODUCER_FENCED'
+    if (transaction && !transaction.completed && !fenced && producer.producerId !== undefined) {
       await withTimeout(
         Promise.resolve().then(() => transaction.abort()),
         5_000,
@@ -518,6 +585,7 @@ export class KafkaRuntime {
       5_000,
       'close producer',
     ).catch(() => {})
+    if (cause !== undefined) this.#emit({ event: 'producer-replaced', reason: describeError(cause) })
   }
 
   /**
@@ -527,7 +595,7 @@ export class KafkaRuntime {
    */
   async #assign(): Promise<boolean> {
     const consumer = this.#consumer!
-    const deadline = Date.now() + (this.#options.rebalanceTimeoutMs ?? 60_000)
+    const deadline = Date.now() + this.#config.rebalanceTimeoutMs
     while (!consumer.isActive()) {
       if (this.#stop.signal.aborted) return false
       if (this.#groupFailure || Date.now() > deadline) return false
@@ -544,20 +612,23 @@ export class KafkaRuntime {
     this.#tasks = tasks
     this.#membership = undefined
     this.#checkpoints.clear()
-    for (const store of this.#options.stores.values()) store.discard()
+    for (const store of this.#config.stores.values()) store.discard()
     this.#emit({ event: 'assigned', generationId, tasks })
 
     // Initialise the transactional id before reading offsets and restoring: that fences a previous
     // incarnation and aborts its open transaction, which would otherwise hold back the changelogs'
     // LSO and keep its pending offsets unstable until the transaction timeout.
-    if (!this.#producer) {
+    // A failure here leaves the producer unclean, so the loop's failure path replaces it.
+    if (!this.#producer || !this.#producerClean) {
+      if (this.#producer) await this.#discardProducer(undefined)
       const producer = this.#newProducer()
       const transaction = await withTimeout(
         producer.beginTransaction(),
-        this.#options.transactionTimeoutMs ?? 30_000,
+        this.#config.transactionTimeoutMs,
         'initialise transactional id',
       )
       await transaction.cancel()
+      this.#producerClean = true
     }
 
     // Offsets before state. The previous owner of a task (another instance, another transactional
@@ -576,7 +647,7 @@ export class KafkaRuntime {
       committed = stable
     }
 
-    for (const [name, store] of this.#options.stores) {
+    for (const [name, store] of this.#config.stores) {
       const topic = this.#resolved!.changelogs.get(name)!
       for (const partition of tasks) {
         const onStart = ({ from, to }: { from: bigint; to: bigint }): void => {
@@ -602,11 +673,16 @@ export class KafkaRuntime {
     }
 
     const positions: TopicPartitionOffset[] = []
+    const outOfRange: string[] = []
     for (const { topic, partition } of owned) {
       const key = partitionKey(topic, partition)
-      const offset = this.#outOfRange.delete(key) ? -1n : (committed.get(key) ?? -1n)
+      const reset = this.#reader!.takeOutOfRange(key)
+      if (reset) outOfRange.push(key)
+      const offset = reset ? -1n : (committed.get(key) ?? -1n)
       positions.push({ topic, partition, offset: offset >= 0n ? offset : await this.#resetOffset(topic, partition) })
     }
+    if (outOfRange.length > 0)
+      this.#emit({ event: 'offset-out-of-range', partitions: outOfRange, policy: this.#config.autoOffsetReset })
     await this.#reader!.assign(positions)
     if (consumer.generationId !== generationId) return false
     this.#membership = { groupId: consumer.groupId, generationId, memberId }
@@ -636,12 +712,12 @@ export class KafkaRuntime {
   }
 
   async #resetOffset(topic: string, partition: number): Promise<bigint> {
-    const latest = this.#options.autoOffsetReset === 'latest'
+    const latest = this.#config.autoOffsetReset === 'latest'
     const offsets = await this.#consumer!.listOffsets({
       topics: [topic],
       partitions: { [topic]: [partition] },
       timestamp: latest ? ListOffsetTimestamps.LATEST : ListOffsetTimestamps.EARLIEST,
-      isolationLevel: 1,
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
     })
     const offset = offsets.get(topic)?.[partition]
     if (offset === undefined) throw new Error(`no ${latest ? 'latest' : 'earliest'} offset for ${topic}:${partition}`)
@@ -654,13 +730,13 @@ export class KafkaRuntime {
     if (this.#consumer) {
       await withTimeout(this.#consumer.close(true), 10_000, 'leave group').catch(() => {})
     }
-    for (const store of this.#options.stores.values()) await store.close().catch(() => {})
+    for (const store of this.#config.stores.values()) await store.close().catch(() => {})
     this.#running = false
     this.#emit({ event: 'stopped', ...this.#stats })
   }
 
   #emit(event: RuntimeEvent): void {
-    this.#options.onEvent?.(event)
+    this.#config.onEvent(event)
   }
 }
 
@@ -679,4 +755,76 @@ function toMessage(record: SinkRecord): MessageToProduce<Buffer, Buffer, Buffer,
     message.headers = headers
   }
   return message
+}
+
+/** Size of a record as the broker counts it against max.message.bytes, generously (record overhead included). */
+function recordBytes(record: SinkRecord): number {
+  let bytes = 64 + (record.key?.length ?? 0) + (record.value?.length ?? 0)
+  if (record.headers) for (const [name, value] of record.headers) bytes += Buffer.byteLength(name) + value.length + 8
+  return bytes
+}
+
+const KEY_EXCERPT = 64
+
+function keyExcerpt(key: Buffer | null): string {
+  if (key === null) return 'null'
+  const text = key.subarray(0, KEY_EXCERPT).toString('utf8')
+  return `${JSON.stringify(text)}${key.length > KEY_EXCERPT ? ` (${key.length} bytes)` : ''}`
+}
+
+function stateRecordTooLarge(record: SinkRecord, bytes: number, limit: number): RagstreamError {
+  return new RagstreamError(
+    'RS_MESSAGE_TOO_LARGE',
+    `a state-store value for changelog ${record.topic} partition ${record.partition} (key ${keyExcerpt(record.key)}) is ${bytes} bytes, above maxRecordBytes ${limit}`,
+    {
+      context: { topic: record.topic, partition: record.partition, size: bytes },
+      hint: 'a stored value cannot be dead-lettered: keep stored rows small (drop large fields before the table), or raise maxRecordBytes and the changelog max.message.bytes',
+    },
+  )
+}
+
+/* Dead letter for an output too large to produce: key = the output's key (bounded), value = null;
+ * headers: the standard dead-letter headers (source position when known) plus the output's topic,
+ * size and a bounded excerpt of its value. */
+function tooLargeDeadLetter(
+  record: SinkRecord,
+  bytes: number,
+  to: { topic: string; partition: number; limit: number; excerptBytes: number; application: string },
+): SinkRecord {
+  const source = record.source
+  const headers = new Map<string, Buffer>([
+    [DEAD_LETTER_HEADERS.code, Buffer.from('RS_RECORD_TOO_LARGE')],
+    [
+      DEAD_LETTER_HEADERS.message,
+      Buffer.from(
+        `output for ${record.topic} (key ${keyExcerpt(record.key)}) is ${bytes} bytes, above maxRecordBytes ${to.limit}`,
+      ),
+    ],
+    [
+      DEAD_LETTER_HEADERS.hint,
+      Buffer.from(
+        "shrink the record (smaller chunks, fewer metadata fields) or raise maxRecordBytes and the topic's max.message.bytes",
+      ),
+    ],
+    [DEAD_LETTER_HEADERS.outputTopic, Buffer.from(record.topic)],
+    [DEAD_LETTER_HEADERS.outputBytes, Buffer.from(String(bytes))],
+    [DEAD_LETTER_HEADERS.excerpt, (record.value ?? Buffer.alloc(0)).subarray(0, to.excerptBytes)],
+    [DEAD_LETTER_HEADERS.node, Buffer.from('runtime')],
+    [DEAD_LETTER_HEADERS.failedAt, Buffer.from(String(Date.now()))],
+    [DEAD_LETTER_HEADERS.application, Buffer.from(to.application)],
+  ])
+  if (source) {
+    headers.set(DEAD_LETTER_HEADERS.topic, Buffer.from(source.topic))
+    headers.set(DEAD_LETTER_HEADERS.partition, Buffer.from(String(source.partition)))
+    headers.set(DEAD_LETTER_HEADERS.offset, Buffer.from(String(source.offset)))
+    headers.set(DEAD_LETTER_HEADERS.timestamp, Buffer.from(String(source.timestamp)))
+  }
+  const key = record.key !== null && record.key.length <= 1024 ? record.key : (source?.key ?? null)
+  return {
+    topic: to.topic,
+    partition: to.partition,
+    key: key !== null && key.length <= 1024 ? key : null,
+    value: null,
+    headers,
+  }
 }

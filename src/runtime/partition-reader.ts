@@ -45,6 +45,8 @@ export class PartitionReader {
   #states: PartitionState[] = []
   #metadata: ClusterMetadata | undefined
   #rotation = 0
+  /** Partitions whose fetch position fell out of the log (retention); the next assignment resets them. */
+  readonly #outOfRange = new Set<string>()
 
   constructor(consumer: Consumer, options: ReaderOptions) {
     this.#consumer = consumer
@@ -66,6 +68,11 @@ export class PartitionReader {
       this.#states.length > 0
         ? await this.#consumer.metadata({ topics: [...new Set(this.#states.map((s) => s.topic))], forceUpdate: true })
         : undefined
+  }
+
+  /** Whether `key`'s position fell out of the log since the last assignment (and forgets it). */
+  takeOutOfRange(key: string): boolean {
+    return this.#outOfRange.delete(key)
   }
 
   get assigned(): readonly TopicPartitionOffset[] {
@@ -161,11 +168,13 @@ export class PartitionReader {
         maxWaitMs: this.#options.fetchMaxWaitMs,
       })
     } catch (error) {
-      if (findErrorBy(error as Error, 'apiId', 'OFFSET_OUT_OF_RANGE'))
+      if (findErrorBy(error as Error, 'apiId', 'OFFSET_OUT_OF_RANGE')) {
+        for (const s of states) this.#outOfRange.add(s.key)
         throw new OffsetOutOfRangeError(
           states.map((s) => s.key),
           error,
         )
+      }
       throw error
     }
     for (const p of response.partitions) {

@@ -6,7 +6,7 @@
  * Partitioning: task p owns partition p of every source topic (inputs are co-partitioned; internal
  * repartition topics are created with the inputs' partition count) and partition p of every store.
  */
-import type { StateStore } from '../state/store.ts'
+import type { PrefetchPlan, StateStore } from '../state/store.ts'
 
 /** A record read from a source topic partition (an external input or an internal repartition topic). */
 export interface SourceRecord {
@@ -26,6 +26,11 @@ export interface SinkRecord {
   readonly key: Buffer | null
   readonly value: Buffer | null
   readonly headers?: ReadonlyMap<string, Buffer>
+  /**
+   * The input record this output derives from, when the topology knows it: the runtime names it in
+   * the dead letter that replaces an output it cannot produce (too large). Never produced itself.
+   */
+  readonly source?: SourceRecord
 }
 
 export type TopicRole = 'source' | 'sink' | 'changelog' | 'repartition' | 'dead-letter'
@@ -56,8 +61,12 @@ export interface ProcessorTopology {
    * it when present; a topology that has it refuses `prefetchKeys` for a batch it did not prepare.
    */
   prepare?(records: readonly SourceRecord[]): Promise<void>
-  /** The keys this batch will read, per store and store partition: prefetched in one round trip per store. */
-  prefetchKeys(records: readonly SourceRecord[]): Map<string, Map<number, Set<string>>>
+  /**
+   * The keys this batch will read, per store and store partition: prefetched in one round trip per
+   * store partition. A `PrefetchPlan` also carries the prefixes the batch scans; load it with
+   * `prefetchAll` (src/state/store.ts), which handles both.
+   */
+  prefetchKeys(records: readonly SourceRecord[]): Map<string, Map<number, Set<string>>> | PrefetchPlan
   /**
    * Processes one batch against prefetched stores and returns the records to produce (outputs,
    * repartition records, dead letters). Per-record failures become dead-letter records; a throw means

@@ -15,6 +15,7 @@ import { SchemaType } from '@kafkajs/confluent-schema-registry'
 import avsc from 'avsc'
 import { RagstreamError, ServiceUnavailableError } from '../errors.ts'
 import { redactUrl } from '../config/endpoints.ts'
+import { basicAuth } from '../security/secrets.ts'
 import { avroTypeOptions, AvroWireDecoder, createSchemaRegistry, wireHeader, type AvroType } from './wire.ts'
 
 export type Compatibility =
@@ -158,8 +159,12 @@ class RegistryApi {
   readonly #base: string
   readonly #address: string
 
+  readonly #headers: Record<string, string>
+
   constructor(url: string) {
-    this.#base = url.replace(/\/+$/, '')
+    const auth = basicAuth(url)
+    this.#base = auth.url.replace(/\/+$/, '')
+    this.#headers = auth.headers
     this.#address = redactUrl(url)
   }
 
@@ -172,6 +177,7 @@ class RegistryApi {
       const response = await fetch(`${this.#base}${path}`, {
         method,
         headers: {
+          ...this.#headers,
           'content-type': 'application/vnd.schemaregistry.v1+json',
           accept: 'application/vnd.schemaregistry.v1+json, application/json',
         },

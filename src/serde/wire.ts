@@ -10,6 +10,7 @@ import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry'
 import avsc from 'avsc'
 import { ServiceUnavailableError } from '../errors.ts'
 import { redactUrl } from '../config/endpoints.ts'
+import { basicAuth, splitCredentials } from '../security/secrets.ts'
 
 export const WIRE_MAGIC_BYTE = 0
 export const WIRE_HEADER_BYTES = 5
@@ -69,8 +70,14 @@ function longHook(schema: unknown): avsc.Type | undefined {
 
 /** A registry client for a Confluent-compatible API (Confluent, Apicurio's ccompat, Redpanda, Karapace), with 64-bit-safe longs. */
 export function createSchemaRegistry(url: string): SchemaRegistry {
+  // Credentials go in the Authorization header, never in the URL (fetch refuses it and quotes it whole).
+  const { url: host, username, password } = splitCredentials(url)
   return new SchemaRegistry(
-    { host: url.replace(/\/+$/, ''), retry: { retries: 2 } },
+    {
+      host: host.replace(/\/+$/, ''),
+      retry: { retries: 2 },
+      ...(username !== undefined ? { auth: { username, password: password ?? '' } } : {}),
+    },
     { [SchemaType.AVRO]: { typeHook: longHook as never } },
   )
 }
@@ -84,6 +91,7 @@ export function createSchemaRegistry(url: string): SchemaRegistry {
 export class AvroWireDecoder {
   readonly #registry: SchemaRegistry
   readonly #url: string
+  readonly #headers: Record<string, string>
   readonly #address: string
   readonly #types = new Map<number, AvroType>()
   readonly #rawSchemas: Map<number, unknown> | undefined
@@ -95,7 +103,9 @@ export class AvroWireDecoder {
    */
   constructor(registry: SchemaRegistry, url: string, options: { rawSchemas?: boolean } = {}) {
     this.#registry = registry
-    this.#url = url.replace(/\/+$/, '')
+    const auth = basicAuth(url)
+    this.#url = auth.url.replace(/\/+$/, '')
+    this.#headers = auth.headers
     this.#address = redactUrl(url)
     this.#rawSchemas = options.rawSchemas ? new Map() : undefined
   }
@@ -112,7 +122,10 @@ export class AvroWireDecoder {
 
   async #fetchRaw(id: number): Promise<void> {
     try {
-      const response = await fetch(`${this.#url}/schemas/ids/${id}`, { signal: AbortSignal.timeout(10_000) })
+      const response = await fetch(`${this.#url}/schemas/ids/${id}`, {
+        headers: this.#headers,
+        signal: AbortSignal.timeout(10_000),
+      })
       if (response.status === 404) return
       if (!response.ok) throw new Error(`HTTP ${response.status}`)
       const { schema } = (await response.json()) as { schema: string }

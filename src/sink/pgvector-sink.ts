@@ -15,7 +15,7 @@ import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka'
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry'
+import { createSchemaRegistry } from '../serde/wire.ts'
 import { RagstreamError } from '../errors.ts'
 import { redactUrl } from '../config/endpoints.ts'
 import type { SinkConfig } from './config.ts'
@@ -156,10 +156,7 @@ export class PgvectorSink {
       this.#groupFailed = true
       this.#log({ event: 'retry', what: 'kafka group', attempt: 1, delayMs: 0, error: error.message })
     })
-    this.#decoder = new ChunkDecoder(
-      new SchemaRegistry({ host: options.schemaRegistryUrl.replace(/\/+$/, '') }),
-      c.dims,
-    )
+    this.#decoder = new ChunkDecoder(createSchemaRegistry(options.schemaRegistryUrl), c.dims)
     this.#writer = new BatchWriter(c.names, this.#instance)
   }
 

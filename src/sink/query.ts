@@ -13,6 +13,7 @@
 import type pg from 'pg'
 import { ConfigError, type Problem } from '../errors.ts'
 import { DISTANCE_SQL, type Distance } from './config.ts'
+import { terminalSafe } from '../security/terminal.ts'
 
 export const FILTER_COLUMNS = ['entity_type', 'entity_key', 'classification', 'tenant', 'region'] as const
 type FilterColumn = (typeof FILTER_COLUMNS)[number]
@@ -21,6 +22,8 @@ export interface QueryFilter {
   readonly columns: readonly { readonly column: FilterColumn; readonly value: string }[]
   readonly metadata: Readonly<Record<string, unknown>>
 }
+
+const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype'])
 
 const KEY = /^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*$/
 
@@ -37,7 +40,8 @@ function scalar(raw: string): unknown {
 export function parseWhere(clauses: readonly string[]): QueryFilter {
   const problems: Problem[] = []
   const columns: { column: FilterColumn; value: string }[] = []
-  const metadata: Record<string, unknown> = {}
+  // Null prototypes all the way down: no key can reach Object.prototype.
+  const metadata: Record<string, unknown> = Object.create(null) as Record<string, unknown>
   clauses.forEach((clause, i) => {
     const eq = clause.indexOf('=')
     const key = eq < 0 ? '' : clause.slice(0, eq).trim()
@@ -54,10 +58,19 @@ export function parseWhere(clauses: readonly string[]): QueryFilter {
       return
     }
     const path = (key.startsWith('metadata.') ? key.slice('metadata.'.length) : key).split('.')
+    // These names reach Object.prototype or a constructor when used as keys: refused, never assigned.
+    const forbidden = path.find((part) => FORBIDDEN_KEYS.has(part))
+    if (forbidden !== undefined) {
+      problems.push({
+        path: `--where[${i}]`,
+        message: `key part ${JSON.stringify(forbidden)} is not allowed (got ${JSON.stringify(clause)})`,
+      })
+      return
+    }
     let target = metadata
     for (const part of path.slice(0, -1)) {
       const next = target[part]
-      if (next === undefined || next === null || typeof next !== 'object') target[part] = {}
+      if (next === undefined || next === null || typeof next !== 'object') target[part] = Object.create(null)
       target = target[part] as Record<string, unknown>
     }
     target[path[path.length - 1]] = scalar(raw)
@@ -136,20 +149,23 @@ export async function nearestNeighbours(client: pg.Client, q: NearestNeighbourQu
 }
 
 function snippet(text: string, width: number): string {
-  const flat = text.replace(/\s+/g, ' ').trim()
+  const flat = terminalSafe(text.replace(/\s+/g, ' ').trim(), { singleLine: true })
   return flat.length > width ? `${flat.slice(0, width - 1)}…` : flat
 }
 
 /** A plain-text table: score, entity, chunk, snippet, lineage. */
 export function formatNeighbours(rows: readonly NeighbourRow[]): string {
   const header = ['score', 'entity', 'chunk', 'snippet', 'lineage']
-  const lines = rows.map((r) => [
-    r.score.toFixed(4),
-    `${r.entity_type}:${r.entity_key}`,
-    r.chunk_id,
-    snippet(r.content, 60),
-    `${r.source_topic}[${r.source_partition}]@${r.source_offset} ${r.topology_version} ${r.embedding_model}`,
-  ])
+  // Every cell is data someone else wrote: no control or bidi character reaches the terminal.
+  const lines = rows.map((r) =>
+    [
+      r.score.toFixed(4),
+      `${r.entity_type}:${r.entity_key}`,
+      r.chunk_id,
+      snippet(r.content, 60),
+      `${r.source_topic}[${r.source_partition}]@${r.source_offset} ${r.topology_version} ${r.embedding_model}`,
+    ].map((cell) => terminalSafe(cell, { singleLine: true })),
+  )
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
   const fmt = (cells: string[]): string =>
     cells

@@ -6,7 +6,7 @@
  * workers share Redis. Used by the test driver; the shared conformance suite runs against it.
  */
 import { RagstreamError } from '../errors.ts'
-import type { ChangelogRecord, StateStore } from './store.ts'
+import { assertScannable, type ChangelogRecord, type StateStore } from './store.ts'
 
 interface PartitionData {
   readonly values: Map<string, Buffer>
@@ -49,6 +49,8 @@ export class MemoryStateStore implements StateStore {
   readonly #overlay = new Map<number, Map<string, Buffer | null>>()
   /** What this batch prefetched: committed values as read (null = absent). */
   readonly #cache = new Map<number, Map<string, Buffer | null>>()
+  /** Prefixes this batch prefetched for scans, with the committed keys found under each. */
+  readonly #scanned = new Map<number, Map<string, string[]>>()
   /** Changed keys in write order (last write per key; re-writing moves a key to the end). */
   readonly #changed = new Map<string, { partition: number; key: string }>()
   #closed = false
@@ -62,12 +64,38 @@ export class MemoryStateStore implements StateStore {
     if (this.#closed) throw new Error(`store '${this.name}' is closed`)
   }
 
-  async prefetch(partition: number, keys: Iterable<string>): Promise<void> {
+  async prefetch(partition: number, keys: Iterable<string>, prefixes?: Iterable<string>): Promise<void> {
     this.#open()
     let cache = this.#cache.get(partition)
     if (cache === undefined) this.#cache.set(partition, (cache = new Map()))
     const values = this.#backing.peek(this.name, partition)?.values
     for (const key of keys) if (!cache.has(key)) cache.set(key, values?.get(key) ?? null)
+    if (prefixes === undefined) return
+    let scanned = this.#scanned.get(partition)
+    for (const prefix of prefixes) {
+      assertScannable(this.name, prefix)
+      if (scanned?.has(prefix)) continue
+      if (scanned === undefined) this.#scanned.set(partition, (scanned = new Map()))
+      const found: string[] = []
+      for (const [key, value] of values ?? []) {
+        if (!key.startsWith(prefix)) continue
+        found.push(key)
+        if (!cache.has(key)) cache.set(key, value)
+      }
+      scanned.set(prefix, found)
+    }
+  }
+
+  scan(partition: number, prefix: string): [string, Buffer][] {
+    const committed = this.#scanned.get(partition)?.get(prefix)
+    if (committed === undefined) {
+      throw new RagstreamError(
+        'RS_STATE_NOT_PREFETCHED',
+        `store '${this.name}' partition ${partition}: prefix ${JSON.stringify(prefix)} was scanned without being prefetched`,
+        { context: { store: this.name, partition } },
+      )
+    }
+    return scanEntries(committed, this.#cache.get(partition), this.#overlay.get(partition), prefix)
   }
 
   get(partition: number, key: string): Buffer | undefined {
@@ -144,6 +172,7 @@ export class MemoryStateStore implements StateStore {
   discard(): void {
     this.#overlay.clear()
     this.#cache.clear()
+    this.#scanned.clear()
     this.#changed.clear()
   }
 
@@ -185,4 +214,27 @@ export class MemoryStateStore implements StateStore {
   async close(): Promise<void> {
     this.#closed = true
   }
+}
+
+/**
+ * A scan as a batch sees it: the committed keys found under `prefix` at prefetch (values in `cache`),
+ * with the batch's overlay applied (puts added or replaced, deletes removed), in key order.
+ */
+export function scanEntries(
+  committed: Iterable<string>,
+  cache: ReadonlyMap<string, Buffer | null> | undefined,
+  overlay: ReadonlyMap<string, Buffer | null> | undefined,
+  prefix: string,
+): [string, Buffer][] {
+  const entries = new Map<string, Buffer>()
+  for (const key of committed) {
+    const value = overlay?.has(key) ? overlay.get(key) : cache?.get(key)
+    if (value !== null && value !== undefined) entries.set(key, value)
+  }
+  if (overlay !== undefined) {
+    for (const [key, value] of overlay) {
+      if (value !== null && !entries.has(key) && key.startsWith(prefix)) entries.set(key, value)
+    }
+  }
+  return [...entries].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
 }

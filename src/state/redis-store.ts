@@ -8,6 +8,11 @@
  *     field `v:<key>`      → the value bytes
  *     field `checkpoint`   → the next changelog offset this hash reflects (decimal)
  *
+ *   rs:{<applicationId>:<store>:<partition>}:scan
+ *     a sorted set (all scores 0) of the fields `v:<key>` whose key contains SCAN_SEPARATOR: the
+ *     index a prefix scan reads with ZRANGEBYLEX (see `groupedKey` in store.ts). Stores that never
+ *     write grouped keys never create it.
+ *
  * Why one hash: the values and their checkpoint can only be lost together (eviction, a restart
  * from an older snapshot, FLUSHALL), so Redis never holds a checkpoint that claims data it no
  * longer has; `prefetch` is one HMGET, `clear` is one UNLINK, and the hash tag puts every
@@ -31,7 +36,8 @@ import { ConfigError, RagstreamError, ServiceUnavailableError } from '../errors.
 import type { Problem } from '../errors.ts'
 import { redactUrl } from '../config/endpoints.ts'
 import type { Endpoints } from '../config/endpoints.ts'
-import type { ChangelogRecord, StateStore } from './store.ts'
+import { scanEntries } from './memory-store.ts'
+import { SCAN_SEPARATOR, assertScannable, type ChangelogRecord, type StateStore } from './store.ts'
 
 /** Where the stores live: a single server (`redis://[:password@]host:port[/db]`) or a Redis Cluster. */
 export type RedisTarget =
@@ -56,7 +62,7 @@ const NAME = /^[A-Za-z0-9._-]{1,200}$/
 const CHECKPOINT_FIELD = 'checkpoint'
 const VALUE_PREFIX = 'v:'
 
-// KEYS[1]: the partition hash. ARGV[1]: the new checkpoint; ARGV[2]: the checkpoint this instance
+// KEYS[1]: the partition hash; KEYS[2]: its scan index (only when a field is grouped). ARGV[1]: the new checkpoint; ARGV[2]: the checkpoint this instance
 // expects ('' = no expectation, '-' = the partition is known to be empty); ARGV[3]: n, the number
 // of puts; ARGV[4 .. 3+2n]: field/value pairs to set; ARGV[4+2n ..]: fields to delete.
 // Returns nil when applied; {'fenced', stored} or {'lost', stored or ''} when nothing was written.
@@ -75,16 +81,60 @@ while i <= last do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
   i = j + 1
 end
+for f = 4, last, 2 do
+  if string.find(ARGV[f], '\\0', 1, true) then redis.call('ZADD', KEYS[2], 0, ARGV[f]) end
+end
 local n = #ARGV
+local first = i
 while i <= n do
   local j = math.min(i + 999, n)
   redis.call('HDEL', KEYS[1], unpack(ARGV, i, j))
   i = j + 1
 end
+for f = first, n do
+  if string.find(ARGV[f], '\\0', 1, true) then redis.call('ZREM', KEYS[2], ARGV[f]) end
+end
 redis.call('HSET', KEYS[1], '${CHECKPOINT_FIELD}', ARGV[1])
 return false
 `
 const APPLY_SHA = createHash('sha1').update(APPLY_SCRIPT).digest('hex')
+
+// A prefetch with scans, in one round trip. KEYS[1]: the partition hash; KEYS[2]: its scan index.
+// ARGV[1]: n, the number of point fields; ARGV[2 .. 1+n]: the fields; ARGV[2+n ..]: scan prefixes
+// (as fields: `v:<prefix>`). Returns { values of the point fields, then per prefix a flat list
+// field, value, field, value, ... }.
+const PREFETCH_SCRIPT = `
+local n = tonumber(ARGV[1])
+local result = {}
+local points = {}
+local i = 2
+while i <= 1 + n do
+  local j = math.min(i + 999, 1 + n)
+  local values = redis.call('HMGET', KEYS[1], unpack(ARGV, i, j))
+  for _, v in ipairs(values) do points[#points + 1] = v end
+  i = j + 1
+end
+result[1] = points
+for p = 2 + n, #ARGV do
+  local fields = redis.call('ZRANGEBYLEX', KEYS[2], '[' .. ARGV[p], '(' .. ARGV[p] .. '\\255')
+  local found = {}
+  local k = 1
+  while k <= #fields do
+    local j = math.min(k + 999, #fields)
+    local values = redis.call('HMGET', KEYS[1], unpack(fields, k, j))
+    for x = 1, #values do
+      if values[x] then
+        found[#found + 1] = fields[k + x - 1]
+        found[#found + 1] = values[x]
+      end
+    end
+    k = j + 1
+  end
+  result[#result + 1] = found
+end
+return result
+`
+const PREFETCH_SHA = createHash('sha1').update(PREFETCH_SCRIPT).digest('hex')
 
 type RedisClient = Redis | Cluster
 
@@ -251,16 +301,48 @@ export class RedisStateBackend {
     ]
     for (const [k, value] of puts) args.push(VALUE_PREFIX + k, value)
     for (const k of deletes) args.push(VALUE_PREFIX + k)
+    // The scan index is named only when the write touches grouped keys: a multi-key script on a slot
+    // being migrated is refused (TRYAGAIN) until both keys moved, so plain stores never pay for it.
+    const grouped = (k: string): boolean => k.includes(SCAN_SEPARATOR)
+    const keys = [...puts.keys()].some(grouped) || deletes.some(grouped) ? [key, scanIndexKey(key)] : [key]
     let result: unknown
     try {
-      result = await this.#client.evalsha(APPLY_SHA, 1, key, ...args)
+      result = await this.#client.evalsha(APPLY_SHA, keys.length, ...keys, ...args)
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
-      result = await this.#client.eval(APPLY_SCRIPT, 1, key, ...args)
+      result = await this.#client.eval(APPLY_SCRIPT, keys.length, ...keys, ...args)
     }
     if (!Array.isArray(result)) return { applied: true }
     const stored = result[1] === '' || result[1] === undefined ? undefined : BigInt(String(result[1]))
     return { applied: false, refused: result[0] === 'fenced' ? 'fenced' : 'lost', stored }
+  }
+
+  /**
+   * Point fields and scan prefixes of one partition in one round trip (one script): the values of
+   * `fields` in order, and per prefix the fields and values found under it.
+   */
+  async prefetchWithScans(
+    key: string,
+    fields: readonly string[],
+    prefixes: readonly string[],
+  ): Promise<{ points: (Buffer | null)[]; scans: [Buffer, Buffer][][] }> {
+    const args = [String(fields.length), ...fields, ...prefixes.map((p) => VALUE_PREFIX + p)]
+    let result: unknown
+    try {
+      result = await this.#client.callBuffer('EVALSHA', PREFETCH_SHA, 2, key, scanIndexKey(key), ...args)
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
+      result = await this.#client.callBuffer('EVAL', PREFETCH_SCRIPT, 2, key, scanIndexKey(key), ...args)
+    }
+    const [points, ...found] = result as [(Buffer | null)[], ...Buffer[][]]
+    return {
+      points,
+      scans: found.map((flat) => {
+        const pairs: [Buffer, Buffer][] = []
+        for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i], flat[i + 1]])
+        return pairs
+      }),
+    }
   }
 
   async close(): Promise<void> {
@@ -273,6 +355,11 @@ export class RedisStateBackend {
   }
 }
 
+/** The scan index of a partition hash: same hash tag, so the same cluster slot. */
+function scanIndexKey(partitionKey: string): string {
+  return partitionKey.replace(/:state$/, ':scan')
+}
+
 /** A `StateStore` whose committed state lives in Redis (see the module comment for the layout). */
 export class RedisStateStore implements StateStore {
   readonly name: string
@@ -281,6 +368,8 @@ export class RedisStateStore implements StateStore {
   readonly #overlay = new Map<number, Map<string, Buffer | null>>()
   /** Committed values loaded by prefetch (null = absent in Redis), per partition. */
   readonly #cache = new Map<number, Map<string, Buffer | null>>()
+  /** Prefixes this batch prefetched for scans, with the committed keys found under each, per partition. */
+  readonly #scanned = new Map<number, Map<string, string[]>>()
   /** Changes since the last drain, keyed `<partition>:<key>`; re-inserted on rewrite so the order is write order. */
   readonly #pending = new Map<string, ChangelogRecord>()
   /** The checkpoint this instance last read, restored or flushed per partition (null = known empty): the next write's precondition. */
@@ -302,7 +391,7 @@ export class RedisStateStore implements StateStore {
     this.name = name
   }
 
-  async prefetch(partition: number, keys: Iterable<string>): Promise<void> {
+  async prefetch(partition: number, keys: Iterable<string>, prefixes?: Iterable<string>): Promise<void> {
     const overlay = this.#overlay.get(partition)
     let cache = this.#cache.get(partition)
     const missing = new Set<string>()
@@ -310,19 +399,58 @@ export class RedisStateStore implements StateStore {
       if (overlay?.has(key) || cache?.has(key)) continue
       missing.add(key)
     }
-    if (missing.size === 0) return
+    const scans: string[] = []
+    for (const prefix of prefixes ?? []) {
+      assertScannable(this.name, prefix)
+      if (!this.#scanned.get(partition)?.has(prefix) && !scans.includes(prefix)) scans.push(prefix)
+    }
+    if (missing.size === 0 && scans.length === 0) return
     const wanted = [...missing]
     const fields = wanted.map((k) => VALUE_PREFIX + k)
     const client = this.#backend.client
     const key = this.#key(partition)
-    const values = await this.#backend.run(`prefetch store "${this.name}" partition ${partition}`, () =>
-      client.hmgetBuffer(key, ...fields),
-    )
     if (!cache) {
       cache = new Map()
       this.#cache.set(partition, cache)
     }
-    for (let i = 0; i < wanted.length; i++) cache.set(wanted[i], values[i] ?? null)
+    if (scans.length === 0) {
+      const values = await this.#backend.run(`prefetch store "${this.name}" partition ${partition}`, () =>
+        client.hmgetBuffer(key, ...fields),
+      )
+      for (let i = 0; i < wanted.length; i++) cache.set(wanted[i], values[i] ?? null)
+      return
+    }
+    const { points, scans: found } = await this.#backend.run(
+      `prefetch store "${this.name}" partition ${partition}`,
+      () => this.#backend.prefetchWithScans(key, fields, scans),
+    )
+    for (let i = 0; i < wanted.length; i++) cache.set(wanted[i], points[i] ?? null)
+    let scanned = this.#scanned.get(partition)
+    if (scanned === undefined) this.#scanned.set(partition, (scanned = new Map()))
+    for (let i = 0; i < scans.length; i++) {
+      const keys: string[] = []
+      for (const [field, value] of found[i]) {
+        const k = field.toString('utf8', VALUE_PREFIX.length)
+        keys.push(k)
+        if (!cache.has(k)) cache.set(k, value)
+      }
+      scanned.set(scans[i], keys)
+    }
+  }
+
+  scan(partition: number, prefix: string): [string, Buffer][] {
+    const committed = this.#scanned.get(partition)?.get(prefix)
+    if (committed === undefined) {
+      throw new RagstreamError(
+        'RS_STATE_NOT_PREFETCHED',
+        `store "${this.name}" partition ${partition}: prefix ${JSON.stringify(prefix)} was scanned without being prefetched for this batch`,
+        {
+          context: { store: this.name, partition },
+          hint: "add the prefix to the topology's prefetch plan for this batch",
+        },
+      )
+    }
+    return scanEntries(committed, this.#cache.get(partition), this.#overlay.get(partition), prefix)
   }
 
   get(partition: number, key: string): Buffer | undefined {
@@ -383,11 +511,13 @@ export class RedisStateStore implements StateStore {
     // A batch reads only what it prefetched: dropping the cache keeps memory bounded by the batch.
     this.#overlay.clear()
     this.#cache.clear()
+    this.#scanned.clear()
   }
 
   discard(): void {
     this.#overlay.clear()
     this.#cache.clear()
+    this.#scanned.clear()
     this.#pending.clear()
   }
 
@@ -432,7 +562,11 @@ export class RedisStateStore implements StateStore {
     const key = this.#key(partition)
     this.#forgetPartition(partition)
     const client = this.#backend.client
-    await this.#backend.run(`clear store "${this.name}" partition ${partition}`, () => client.unlink(key))
+    // The hash first: an index entry whose field is gone is skipped by scans, the reverse would hide entries.
+    await this.#backend.run(`clear store "${this.name}" partition ${partition}`, async () => {
+      await client.unlink(key)
+      await client.unlink(scanIndexKey(key))
+    })
     this.#expected.set(partition, null)
   }
 
@@ -462,6 +596,7 @@ export class RedisStateStore implements StateStore {
   #forgetPartition(partition: number): void {
     this.#overlay.delete(partition)
     this.#cache.delete(partition)
+    this.#scanned.delete(partition)
     for (const [id, record] of this.#pending) if (record.partition === partition) this.#pending.delete(id)
   }
 

@@ -7,7 +7,8 @@
  * `customers` is only ever written by the task owning input partition p ("one owner per key").
  *
  * Life of a batch (see design point 4):
- *   1. `prefetch(p, keys)` — one round trip per store per batch loads every key the batch will read.
+ *   1. `prefetch(p, keys, prefixes)` — one round trip per store partition per batch loads every key the
+ *      batch will read, and every entry under each prefix it will scan.
  *   2. `get` / `put` / `delete` — synchronous; writes go to an in-memory overlay that reads see.
  *   3. `drainChangelog()` — the overlay's changes as changelog records; the runtime produces them in
  *      the same Kafka transaction as the outputs and the input offsets.
@@ -30,10 +31,19 @@ export interface StateStore {
   /** The store's name: also its changelog identity (`<application>-<name>-changelog`). */
   readonly name: string
 
-  /** Loads these keys of one partition into the read cache, in one round trip. */
-  prefetch(partition: number, keys: Iterable<string>): Promise<void>
+  /**
+   * Loads these keys of one partition into the read cache, and every entry whose key starts with one
+   * of `prefixes` (each must contain SCAN_SEPARATOR, see `groupPrefix`), in one round trip.
+   */
+  prefetch(partition: number, keys: Iterable<string>, prefixes?: Iterable<string>): Promise<void>
   /** The value as this batch sees it (overlay first). Reading a key that was not prefetched throws. */
   get(partition: number, key: string): Buffer | undefined
+  /**
+   * Every entry whose key starts with `prefix`, as this batch sees it (overlay first, deletes
+   * applied), in ascending key order (JavaScript string order). Scanning a prefix that was not
+   * prefetched throws RS_STATE_NOT_PREFETCHED.
+   */
+  scan(partition: number, prefix: string): [string, Buffer][]
   put(partition: number, key: string, value: Buffer): void
   delete(partition: number, key: string): void
 
@@ -56,4 +66,94 @@ export interface StateStore {
   clear(partition: number): Promise<void>
 
   close(): Promise<void>
+}
+
+/**
+ * Prefix scans cover "grouped" keys only: keys containing SCAN_SEPARATOR (U+0000). A Redis store
+ * indexes those keys (and only those) in a sorted set per partition, so stores whose keys never
+ * contain it pay nothing for the capability. Build grouped keys with `groupedKey`, scan a group with
+ * `groupPrefix`.
+ */
+export const SCAN_SEPARATOR = '\u0000'
+
+/** The group part of a grouped key, escaped so that it never contains the separator. */
+function escapeGroup(group: string): string {
+  if (!group.includes('\u0000') && !group.includes('\u0001')) return group
+  return group.replaceAll('\u0001', '\u0001\u0002').replaceAll('\u0000', '\u0001\u0001')
+}
+
+/** The scan prefix of a group: every `groupedKey(group, member)` starts with it, no other key does. */
+export function groupPrefix(group: string): string {
+  return escapeGroup(group) + SCAN_SEPARATOR
+}
+
+/** The key of one member of a group (e.g. a join's subscription: right key → left key). */
+export function groupedKey(group: string, member: string): string {
+  return escapeGroup(group) + SCAN_SEPARATOR + member
+}
+
+/** The member part of a grouped key read back from a scan of `prefix`. */
+export function memberOf(prefix: string, key: string): string {
+  return key.slice(prefix.length)
+}
+
+/** Throws unless `prefix` can be scanned (contains the separator). */
+export function assertScannable(store: string, prefix: string): void {
+  if (!prefix.includes(SCAN_SEPARATOR)) {
+    throw new RangeError(
+      `store "${store}": scan prefix ${JSON.stringify(prefix)} has no SCAN_SEPARATOR; only grouped keys (groupedKey) can be scanned`,
+    )
+  }
+}
+
+/** What one batch reads: keys per store and partition, plus (optionally) prefixes it scans. */
+export type PrefetchKeys = Map<string, Map<number, Set<string>>>
+
+/**
+ * A batch's prefetch plan, as `ProcessorTopology.prefetchKeys` returns it: the map holds point keys;
+ * `prefixes` the scans, per store and partition. `prefetchAll` loads both, one round trip per store
+ * partition.
+ */
+export class PrefetchPlan extends Map<string, Map<number, Set<string>>> {
+  readonly prefixes: PrefetchKeys = new Map()
+
+  key(store: string, partition: number, key: string): void {
+    add(this, store, partition, key)
+  }
+
+  prefix(store: string, partition: number, prefix: string): void {
+    add(this.prefixes, store, partition, prefix)
+  }
+}
+
+function add(map: PrefetchKeys, store: string, partition: number, value: string): void {
+  let partitions = map.get(store)
+  if (partitions === undefined) map.set(store, (partitions = new Map()))
+  let set = partitions.get(partition)
+  if (set === undefined) partitions.set(partition, (set = new Set()))
+  set.add(value)
+}
+
+/**
+ * Loads a batch's plan into its stores, every store partition concurrently, one `prefetch` (one
+ * round trip) each. `unknown` names a store the plan wants but `stores` lacks.
+ */
+export async function prefetchAll(
+  plan: PrefetchKeys | PrefetchPlan,
+  stores: ReadonlyMap<string, StateStore>,
+  unknown: (store: string) => Error,
+): Promise<void> {
+  const prefixes = plan instanceof PrefetchPlan ? plan.prefixes : undefined
+  const loads: Promise<void>[] = []
+  const names = new Set([...plan.keys(), ...(prefixes?.keys() ?? [])])
+  for (const name of names) {
+    const store = stores.get(name)
+    if (store === undefined) throw unknown(name)
+    const keys = plan.get(name)
+    const scans = prefixes?.get(name)
+    const partitions = new Set([...(keys?.keys() ?? []), ...(scans?.keys() ?? [])])
+    for (const partition of partitions)
+      loads.push(store.prefetch(partition, keys?.get(partition) ?? [], scans?.get(partition)))
+  }
+  await Promise.all(loads)
 }

@@ -4,10 +4,12 @@
  * instance (closures + one mutable scope) serves one `process` call at a time; concurrent calls
  * (tasks awaiting a stage's I/O) each take their own instance from a small pool.
  */
+import type { TailServices } from '../config/rag-services.ts'
 import { RagstreamError, type ErrorCode } from '../errors.ts'
 import { DEAD_LETTER_TOPIC_CONFIG } from '../governance/forget/dead-letter.ts'
+import { DEAD_LETTER_HEADERS } from '../runtime/dead-letter.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord, TopicSpec } from '../runtime/task.ts'
-import type { StateStore } from '../state/store.ts'
+import { PrefetchPlan, type StateStore } from '../state/store.ts'
 import type {
   BatchState,
   ChangeHandler,
@@ -18,6 +20,7 @@ import type {
   ValueGetter,
 } from './compiled.ts'
 import type { DecodedRecord, StageResult, TopologyGraph, TopologyNode } from './graph.ts'
+import { auditTopic } from '../operators/govern/index.ts'
 import { kindOf } from './node-kinds.ts'
 
 export interface CompileOptions {
@@ -25,22 +28,12 @@ export interface CompileOptions {
   readonly partitions: number
   /** Partition count per sink topic as the broker reports it; defaults to `partitions`. */
   readonly sinkPartitions?: Readonly<Record<string, number>>
+  /** Services of the RAG tail (embedder, codecs); default the ones the topology was built with. */
+  readonly services?: TailServices
 }
 
-/* Dead-letter record: key and value are the failed record's own bytes, at its partition; headers: */
-export const DEAD_LETTER_HEADERS = {
-  code: 'ragstream.error.code',
-  message: 'ragstream.error.message',
-  topic: 'ragstream.source.topic',
-  partition: 'ragstream.source.partition',
-  offset: 'ragstream.source.offset',
-  /** Source record timestamp, epoch ms. */
-  timestamp: 'ragstream.source.timestamp',
-  node: 'ragstream.node',
-  /** When processing failed: the batch clock, epoch ms. */
-  failedAt: 'ragstream.failed-at',
-  application: 'ragstream.application',
-} as const
+/* Dead-letter record: key and value are the failed record's own bytes, at its partition; headers: see runtime/dead-letter.ts. */
+export { DEAD_LETTER_HEADERS }
 
 const MAX_MESSAGE = 1000
 
@@ -68,7 +61,14 @@ interface Instance {
   readonly topics: ReadonlyMap<string, TopicEntry>
   readonly stages: readonly StageBuffer[]
   readonly batchStates: readonly BatchState[]
-  readonly prefetch: ReadonlyMap<string, readonly string[]>
+  readonly prefetch: ReadonlyMap<string, readonly PrefetchRead[]>
+}
+
+/** One store read the records of a topic make: a key (the decoded key, or `keyOf`'s), or a prefix scan. */
+interface PrefetchRead {
+  readonly store: string
+  readonly keyOf?: (decoded: DecodedRecord) => string | null
+  readonly scan: boolean
 }
 
 function noop(): void {}
@@ -100,13 +100,19 @@ function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance 
   }
   const handlers = new Map<string, readonly ChangeHandler[]>()
   const topics = new Map<string, TopicEntry>()
-  const prefetch = new Map<string, string[]>()
+  const prefetch = new Map<string, PrefetchRead[]>()
+  const addRead = (topic: string, read: PrefetchRead): void => {
+    const list = prefetch.get(topic) ?? []
+    if (!list.some((r) => r.store === read.store && r.keyOf === read.keyOf && r.scan === read.scan)) list.push(read)
+    prefetch.set(topic, list)
+  }
   const stages: StageBuffer[] = []
   const batchStates: BatchState[] = []
 
   const env: CompileEnv = {
     graph,
     partitions: options.partitions,
+    services: options.services ?? graph.services,
     scope,
     downstream(name) {
       const targets = (consumers.get(name) ?? []).map((c) => handlers.get(c.node)![c.slot])
@@ -119,10 +125,11 @@ function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance 
     addTopic(topic, entry) {
       topics.set(topic, entry)
     },
-    addPrefetch(topic, store) {
-      const list = prefetch.get(topic) ?? []
-      if (!list.includes(store)) list.push(store)
-      prefetch.set(topic, list)
+    addPrefetch(topic, store, keyOf) {
+      addRead(topic, { store, keyOf, scan: false })
+    },
+    addPrefetchScan(topic, store, prefixOf) {
+      addRead(topic, { store, keyOf: prefixOf, scan: true })
     },
     getter(name): ValueGetter {
       const node = byName.get(name)!
@@ -169,8 +176,9 @@ export function topologyTopics(graph: TopologyGraph, partitions?: number): Topic
   for (const node of graph.nodes) {
     if (node.kind === 'sink' && !specs.some((s) => s.name === node.topic))
       specs.push({ name: node.topic, role: 'sink', config: {} })
-    if (node.kind === 'govern' && !specs.some((s) => s.name === node.options.audit.topic))
-      specs.push({ name: node.options.audit.topic, role: 'sink', config: {} })
+    const audit = node.kind === 'govern' ? auditTopic(node, graph) : undefined
+    if (audit !== undefined && !specs.some((s) => s.name === audit))
+      specs.push({ name: audit, role: 'sink', config: {} })
   }
   // Bounded retention: the forgetting proof relies on dead letters expiring (src/governance/forget/dead-letter.ts).
   specs.push({ name: graph.deadLetterTopic, role: 'dead-letter', partitions, config: DEAD_LETTER_TOPIC_CONFIG })
@@ -386,16 +394,15 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           `topology '${app}' has decoders that load schemas per batch: call prepare(records) before prefetchKeys(records)`,
         )
       }
-      const keys = new Map<string, Map<number, Set<string>>>()
+      const plan = new PrefetchPlan()
       const rows: DecodedRow[] = new Array(records.length)
       const want = (record: SourceRecord, row: DecodedRecord | DecodeFailure): void => {
         if (row instanceof DecodeFailure) return
-        for (const store of template.prefetch.get(record.topic) ?? []) {
-          let partitions = keys.get(store)
-          if (partitions === undefined) keys.set(store, (partitions = new Map()))
-          let set = partitions.get(record.partition)
-          if (set === undefined) partitions.set(record.partition, (set = new Set()))
-          set.add(row.key)
+        for (const read of template.prefetch.get(record.topic) ?? []) {
+          const key = read.keyOf === undefined ? row.key : read.keyOf(row)
+          if (key === null) continue
+          if (read.scan) plan.prefix(read.store, record.partition, key)
+          else plan.key(read.store, record.partition, key)
         }
       }
       for (let i = 0; i < records.length; i++) {
@@ -407,7 +414,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         } else want(record, row)
       }
       decodedBatches.set(records, rows)
-      return keys
+      return plan
     },
     async process(records, stores, now) {
       const instance = pool.pop() ?? buildInstance(graph, options)

@@ -3,6 +3,7 @@
  * compile) and what compile hands it. Operators compose once into nested closures over one mutable
  * `RecordScope`, so the per-record path interprets nothing and allocates little.
  */
+import type { TailServices } from '../config/rag-services.ts'
 import type { SinkRecord, SourceRecord } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
 import type { DecodedRecord, StageItem, StageNode, TopologyGraph, TopologyNode } from './graph.ts'
@@ -81,12 +82,19 @@ export interface StageBuffer {
 export interface CompileEnv {
   readonly graph: TopologyGraph
   readonly partitions: number
+  /** The RAG tail's services: the compile options', else the graph's; undefined when neither has any. */
+  readonly services: TailServices | undefined
   readonly scope: RecordScope
   /** Fan-out to every consumer of `node`'s output. */
   downstream(node: string): ChangeHandler
   addTopic(topic: string, entry: TopicEntry): void
-  /** Records of `topic` read `store` at their decoded key: prefetched once per batch. */
-  addPrefetch(topic: string, store: string): void
+  /**
+   * Records of `topic` read `store` at their decoded key, or at `keyOf(decoded)` (null = no read):
+   * prefetched once per batch, with every other read of the batch.
+   */
+  addPrefetch(topic: string, store: string, keyOf?: (decoded: DecodedRecord) => string | null): void
+  /** Records of `topic` scan `store` under `prefixOf(decoded)` (see `groupPrefix`; null = no scan). */
+  addPrefetchScan(topic: string, store: string, prefixOf: (decoded: DecodedRecord) => string | null): void
   getter(node: string): ValueGetter
   sinkPartitions(topic: string): number
   addStage(buffer: StageBuffer): void

@@ -2,6 +2,7 @@
  * The exhaustive node-kind table: every `NodeKind` maps to its operator's spec, so adding a kind to
  * graph.ts fails `tsc` here until an operator handles validation, stores, describe and compile.
  */
+import { chunkEmbedOperator } from '../operators/chunk-embed.ts'
 import { filterOperator } from '../operators/filter.ts'
 import { fkJoinOperator } from '../operators/fk-join.ts'
 import { governOperator } from '../operators/govern/index.ts'
@@ -19,6 +20,7 @@ export const NODE_KINDS: { readonly [K in NodeKind]: NodeKindSpec<NodeOf<K>> } =
   'fk-join': fkJoinOperator,
   stage: stageOperator,
   govern: governOperator,
+  'chunk-embed': chunkEmbedOperator,
   sink: sinkOperator,
 }
 

@@ -3,7 +3,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer } from 'node:net'
 import { endpointsFromEnv } from '../../src/config/endpoints.ts'
-import { checkKafka, checkPostgres, checkRedis, checkSchemaRegistry } from '../../src/config/services.ts'
+import {
+  checkKafka,
+  checkPostgres,
+  checkRedis,
+  checkSchemaRegistry,
+  connectPostgres,
+} from '../../src/config/services.ts'
 import { RagstreamError } from '../../src/errors.ts'
 
 /** A loopback port that nothing listens on: bind, read the port, close. */
@@ -40,6 +46,18 @@ test('each service check names the service and its address when it is down', asy
   await assertUnavailable(checkSchemaRegistry(env.schemaRegistryUrl), /schema registry/, `127.0.0.1:${port}`)
   await assertUnavailable(checkRedis(env.redisUrl), /^Redis/, `127.0.0.1:${port}`)
   await assertUnavailable(checkPostgres(env.postgresUrl), /^PostgreSQL/, `127.0.0.1:${port}`)
+  // Commands connecting to Postgres (query, sink, forget) say the same, not `connect ECONNREFUSED`.
+  await assertUnavailable(
+    connectPostgres(env.postgresUrl, 'test').then(() => {}),
+    /^PostgreSQL/,
+    `127.0.0.1:${port}`,
+  )
+  // A registry URL with credentials: the password is masked in the address and in the cause.
+  await assertUnavailable(
+    checkSchemaRegistry(`http://reg:s3cret@127.0.0.1:${port}/apis/ccompat/v7`),
+    /schema registry/,
+    `127.0.0.1:${port}`,
+  )
 })
 
 test('endpoints default to the local stack and honour overrides', () => {

@@ -66,7 +66,7 @@ test('records in/out/dead-lettered are counted at commit; an aborted batch is no
 
   await m.topology.process(batch, new Map(), 0)
   await m.onBatchStage('produced')
-  m.onEvent({ event: 'batch-aborted', reason: 'transient' })
+  m.onEvent({ event: 'batch-aborted', phase: 'process', recovery: 'retry', error: 'Redis blip' })
   assert.equal(
     sampleSum(await metrics.text(), 'ragstream_records_in_total'),
     0,
@@ -82,7 +82,7 @@ test('records in/out/dead-lettered are counted at commit; an aborted batch is no
   assert.doesNotMatch(text, /node="app-join-repartition"/, 'internal repartition reads are not input')
   assert.match(text, /ragstream_records_out_total\{topology="app",node="out"\} 2/)
   assert.match(text, /ragstream_dead_letter_records_total\{topology="app",node="decode-in",code="RS_DECODE_FAILED"\} 1/)
-  assert.match(text, /ragstream_transactions_aborted_total\{topology="app",reason="transient"\} 1/)
+  assert.match(text, /ragstream_transactions_aborted_total\{topology="app",reason="retry"\} 1/)
   assert.equal(sampleSum(text, 'ragstream_transaction_commit_seconds_count'), 1)
   assert.deepEqual(m.counters, { recordsIn: 2, recordsOut: 2, deadLetters: 1, batches: 1, aborts: 1 })
   assert.deepEqual(events, ['batch-aborted'], 'events reach the chained callback')
@@ -208,7 +208,7 @@ test("governance counts from decoders and govern are applied at commit, an abort
   const batch = () => [record('in', 'mail a@example.com'), record('in', 'b'), record('in', 'c')]
 
   await run(batch())
-  m.onEvent({ event: 'batch-aborted', reason: 'transient' })
+  m.onEvent({ event: 'batch-aborted', phase: 'process', recovery: 'retry', error: 'Redis blip' })
   let text = await metrics.text()
   assert.equal(sampleSum(text, 'ragstream_redactions_total'), 0, 'nothing of the aborted attempt')
   assert.equal(sampleSum(text, 'ragstream_governed_rows_total'), 0)

@@ -52,7 +52,7 @@ test('missing output and deletions topics are created with the sources’ partit
   )
 })
 
-test('a topic the broker refuses to create fails at once with RS_TOPOLOGY_INVALID naming it, with a hint', async (t) => {
+test('a topic the broker refuses to create fails at once with RS_TOPIC_MISSING naming it, with a hint', async (t) => {
   const input = uniqueName('ot-in')
   const id = uniqueName('ot').replace(/-/g, '')
   await createTopics(t, [input, `ot_${id}_chunks`], 2)
@@ -60,7 +60,7 @@ test('a topic the broker refuses to create fails at once with RS_TOPOLOGY_INVALI
     ensureWrittenTopics(passthrough(input, `ot.${id}.chunks`), endpoints.kafkaBrokers),
     (error: unknown) => {
       assert.ok(error instanceof RagstreamError)
-      assert.equal(error.code, 'RS_TOPOLOGY_INVALID')
+      assert.equal(error.code, 'RS_TOPIC_MISSING')
       assert.match(error.message, new RegExp(`topic ot\\.${id}\\.chunks does not exist and could not be created`))
       assert.match(error.hint ?? '', /create it before starting \(2 partitions\).*--partitions 2/)
       return true

@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { RagstreamError } from '../../src/errors.ts'
-import type { StateStore } from '../../src/state/store.ts'
+import { groupPrefix, groupedKey, memberOf, type StateStore } from '../../src/state/store.ts'
 
 export interface StoreHarness {
   /** A new store instance over the same backing data as every other instance this harness opened (a fresh namespace per test). */
@@ -319,5 +319,121 @@ export function stateStoreConformance(label: string, factory: StoreHarnessFactor
     for (const key of keys) assert.deepEqual(fresh.get(3, key), b(`value-${key}`))
     assert.equal(fresh.get(3, 'absent-1'), undefined)
     assert.equal(await fresh.checkpoint(3), 10_000n)
+  })
+
+  test(`${label}: a prefix scan reads a group's committed entries with the batch's writes applied, in key order`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('subs')
+    const a = groupPrefix('SKU-1')
+    store.put(0, groupedKey('SKU-1', 't3'), b('3'))
+    store.put(0, groupedKey('SKU-1', 't1'), b('1'))
+    store.put(0, groupedKey('SKU-1', 't2'), b('2'))
+    store.put(0, groupedKey('SKU-10', 't9'), b('other group sharing a string prefix'))
+    store.put(0, groupedKey('SKU-1\u0000x', 't8'), b('a group whose name contains the separator'))
+    store.put(0, 'SKU-1', b('a plain key named like the group'))
+    store.put(1, groupedKey('SKU-1', 't7'), b('other partition'))
+    await commit(store, { 0: 5n, 1: 1n })
+
+    const fresh = h.open('subs')
+    await fresh.prefetch(0, ['SKU-1'], [a])
+    const members = (entries: [string, Buffer][]): string[][] =>
+      entries.map(([key, value]) => [memberOf(a, key), value.toString()])
+    assert.deepEqual(members(fresh.scan(0, a)), [
+      ['t1', '1'],
+      ['t2', '2'],
+      ['t3', '3'],
+    ])
+    assert.deepEqual(fresh.get(0, 'SKU-1'), b('a plain key named like the group'), 'point keys load in the same call')
+    assert.deepEqual(fresh.get(0, groupedKey('SKU-1', 't2')), b('2'), 'scanned entries can be read with get')
+    fresh.delete(0, groupedKey('SKU-1', 't1'))
+    fresh.put(0, groupedKey('SKU-1', 't2'), b('2b'))
+    fresh.put(0, groupedKey('SKU-1', 't0'), b('0'))
+    assert.deepEqual(members(fresh.scan(0, a)), [
+      ['t0', '0'],
+      ['t2', '2b'],
+      ['t3', '3'],
+    ])
+    await commit(fresh, { 0: 6n })
+
+    const again = h.open('subs')
+    const weird = groupPrefix('SKU-1\u0000x')
+    await again.prefetch(0, [], [a, weird, groupPrefix('none')])
+    assert.deepEqual(members(again.scan(0, a)), [
+      ['t0', '0'],
+      ['t2', '2b'],
+      ['t3', '3'],
+    ])
+    assert.deepEqual(
+      again.scan(0, weird).map(([k]) => memberOf(weird, k)),
+      ['t8'],
+    )
+    assert.deepEqual(again.scan(0, groupPrefix('none')), [])
+  })
+
+  test(`${label}: scanning a prefix that was not prefetched throws RS_STATE_NOT_PREFETCHED; a prefix without the separator is refused`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('subs')
+    assert.throws(() => store.scan(0, groupPrefix('g')), assertCode('RS_STATE_NOT_PREFETCHED'))
+    await store.prefetch(0, [], [groupPrefix('g')])
+    assert.deepEqual(store.scan(0, groupPrefix('g')), [])
+    assert.throws(
+      () => store.scan(1, groupPrefix('g')),
+      assertCode('RS_STATE_NOT_PREFETCHED'),
+      'a scan is per partition',
+    )
+    store.put(0, groupedKey('g', 'm'), b('v'))
+    await commit(store, { 0: 1n })
+    assert.throws(() => store.scan(0, groupPrefix('g')), assertCode('RS_STATE_NOT_PREFETCHED'), 'per batch')
+    await assert.rejects(store.prefetch(0, [], ['plain-prefix']), /SCAN_SEPARATOR/)
+  })
+
+  test(`${label}: restored grouped entries are scannable; deletes and clear remove them from scans`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('subs')
+    await store.restore(
+      0,
+      [
+        { key: groupedKey('g', 'a'), value: b('1') },
+        { key: groupedKey('g', 'b'), value: b('2') },
+        { key: groupedKey('g', 'a'), value: null },
+        { key: groupedKey('g', 'c'), value: b('3') },
+      ],
+      4n,
+    )
+    const fresh = h.open('subs')
+    await fresh.prefetch(0, [], [groupPrefix('g')])
+    assert.deepEqual(
+      fresh.scan(0, groupPrefix('g')).map(([k]) => memberOf(groupPrefix('g'), k)),
+      ['b', 'c'],
+    )
+    fresh.delete(0, groupedKey('g', 'b'))
+    await commit(fresh, { 0: 5n })
+    const again = h.open('subs')
+    await again.prefetch(0, [], [groupPrefix('g')])
+    assert.deepEqual(
+      again.scan(0, groupPrefix('g')).map(([k]) => memberOf(groupPrefix('g'), k)),
+      ['c'],
+    )
+    await again.clear(0)
+    const cleared = h.open('subs')
+    await cleared.prefetch(0, [], [groupPrefix('g')])
+    assert.deepEqual(cleared.scan(0, groupPrefix('g')), [])
+  })
+
+  test(`${label}: a 10k-entry group is scanned with point keys in one round trip`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('subs')
+    for (let i = 0; i < 10_000; i++) store.put(2, groupedKey('hot', `left-${i}`), b(String(i)))
+    store.put(2, 'point', b('p'))
+    await commit(store, { 2: 10_001n })
+    const fresh = h.open('subs')
+    const load = (): Promise<void> => fresh.prefetch(2, ['point', 'absent'], [groupPrefix('hot'), groupPrefix('cold')])
+    if (h.commandsDuring) {
+      const commands = await h.commandsDuring('subs', 2, load)
+      assert.equal(commands.length, 1, `sent ${commands.length} commands: ${commands.slice(0, 5).join(', ')}`)
+    } else await load()
+    assert.equal(fresh.scan(2, groupPrefix('hot')).length, 10_000)
+    assert.deepEqual(fresh.get(2, 'point'), b('p'))
+    assert.equal(fresh.get(2, 'absent'), undefined)
   })
 }

@@ -198,7 +198,7 @@ test('redis store: a write after Redis lost the partition is refused with RS_STA
   store.put(0, 'c', Buffer.from('c'))
   await assert.rejects(store.flush(new Map([[0, 20n]])), (error: unknown) => {
     assert.ok(error instanceof RagstreamError && error.code === 'RS_STATE_LOST', String(error))
-    assert.equal(error.retriable, false)
+    assert.equal(error.recovery, 'restore', 'the runtime restores the partition from its changelog')
     assert.match(error.message, /Redis holds checkpoint none, but this instance last saw 10/)
     return true
   })

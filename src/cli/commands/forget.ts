@@ -1,5 +1,5 @@
 import { hostname, userInfo } from 'node:os'
-import pg from 'pg'
+import { connectPostgres } from '../../config/services.ts'
 import { EXIT, type CommandSpec } from '../command.ts'
 import { endpointsFromEnv } from '../../config/endpoints.ts'
 import { ConfigError } from '../../errors.ts'
@@ -153,9 +153,7 @@ Exit codes: 0 requested (and confirmed with --wait), 1 failure, 69 Kafka/registr
     }
 
     const url = typeof values['postgres-url'] === 'string' ? values['postgres-url'] : endpoints.postgresUrl
-    const client = new pg.Client({ connectionString: url, application_name: 'ragstream-forget' })
-    client.on('error', () => {})
-    await client.connect()
+    const client = await connectPostgres(url, 'ragstream-forget')
     try {
       // Postgres's clock before producing: the receipt counts the subject's rows removed since.
       const sinceDb = (await client.query<{ now: Date }>('SELECT clock_timestamp() AS now')).rows[0].now

@@ -1,4 +1,4 @@
-import pg from 'pg'
+import { connectPostgres } from '../../config/services.ts'
 import { EXIT, type CommandSpec } from '../command.ts'
 import { endpointsFromEnv } from '../../config/endpoints.ts'
 import { ConfigError } from '../../errors.ts'
@@ -122,9 +122,7 @@ Exit codes: 0 ok (also when nothing matches), 1 failure, 78 bad arguments.`,
     const filter = parseWhere((values.where as string[] | undefined) ?? [])
     const view = qualified(viewSchema, topology)
     const url = typeof values['postgres-url'] === 'string' ? values['postgres-url'] : endpointsFromEnv(env).postgresUrl
-    const client = new pg.Client({ connectionString: url, application_name: 'ragstream-query' })
-    client.on('error', () => {})
-    await client.connect()
+    const client = await connectPostgres(url, 'ragstream-query')
     try {
       let vector: number[]
       if (typeof values.vector === 'string') vector = parseVector(values.vector)

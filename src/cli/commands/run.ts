@@ -264,7 +264,8 @@ export const runCommand: CommandSpec = {
 
     const instanceId = (values['instance-id'] as string | undefined) ?? env.RAGSTREAM_INSTANCE_ID?.trim() ?? undefined
     let last: { event: string; at: number } = { event: 'none', at: Date.now() }
-    const log = (event: RuntimeEvent): void => {
+    /** The runtime's events and the command's own (starting, signal, metrics, shutdown-timeout). */
+    const log = (event: RuntimeEvent | { readonly event: string; readonly [field: string]: unknown }): void => {
       last = { event: event.event, at: Date.now() }
       write({ time: new Date().toISOString(), host: hostname(), ...event })
     }
@@ -321,7 +322,7 @@ export const runCommand: CommandSpec = {
       shutdownTimeoutMs,
       () => runtime.stop(),
       () => `the graceful stop; last runtime event: ${last.event}, ${Date.now() - last.at} ms ago`,
-      (event) => log(event as RuntimeEvent),
+      (event) => log({ event: String(event.event), ...event }),
     )
     const onSignal = (signal: NodeJS.Signals): void => {
       signals++

@@ -1,5 +1,6 @@
 import { eventWriter } from '../../observability/event-log.ts'
-import pg from 'pg'
+import type pg from 'pg'
+import { connectPostgres } from '../../config/services.ts'
 import { EXIT, type CommandInput, type CommandSpec } from '../command.ts'
 import { endpointsFromEnv, redactUrl } from '../../config/endpoints.ts'
 import { ConfigError, RagstreamError } from '../../errors.ts'
@@ -131,11 +132,8 @@ export const SINK_NAME_OPTIONS = {
   'postgres-url': { type: 'string', value: '<url>', description: 'connection URL (default $RAGSTREAM_POSTGRES_URL)' },
 } as const
 
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: 'ragstream-cli' })
-  client.on('error', () => {})
-  await client.connect()
-  return client
+function connect(url: string): Promise<pg.Client> {
+  return connectPostgres(url, 'ragstream-cli')
 }
 
 /** Refuses to run as a superuser or a BYPASSRLS role, or as the wrong role for the job. */

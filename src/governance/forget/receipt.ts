@@ -28,14 +28,15 @@ export interface VerificationQuery {
   readonly parameter: 'subject' | 'subject_hash'
 }
 
-const IDENTIFIER = /^[a-z_][a-z0-9_]*$/
+// Topology names may hold '-' (chunks_support-copilot_v1); every part is double-quoted, and no part may hold a quote.
+const IDENTIFIER = /^[a-z_][a-z0-9_-]*$/
 
 function quoteIdentifier(name: string): string {
   const parts = name.split('.')
   if (parts.length > 2 || parts.some((p) => !IDENTIFIER.test(p) || Buffer.byteLength(p) > 63)) {
     throw new RagstreamError(
       'RS_IDENTIFIER_INVALID',
-      `identifier ${JSON.stringify(name.slice(0, 80))} is not [schema.]name of lower-case letters, digits and _ (at most 63 bytes each)`,
+      `identifier ${JSON.stringify(name.slice(0, 80))} is not [schema.]name of lower-case letters, digits, _ and - (at most 63 bytes each)`,
       {
         context: { field: 'verification' },
       },

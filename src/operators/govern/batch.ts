@@ -15,6 +15,7 @@
  * Synchronous from step 3 on: the steps read only what step 2 prefetched.
  */
 import type { RowLineage } from '../../cdc/table-decoder.ts'
+import type { TailServices } from '../../config/rag-services.ts'
 import { decodeChunkSet } from '../../chunking/chunk-set.ts'
 import { RagstreamError } from '../../errors.ts'
 import { deletionAppliedAudit } from '../../governance/forget/deletion-audit.ts'
@@ -40,6 +41,7 @@ import type {
   DeletionRequestDecoder,
   ForgetOptions,
   GovernBatchMetrics,
+  AuditOutput,
   GovernDocumentInput,
   GovernedDocument,
   GovernNodeOptions,
@@ -55,6 +57,9 @@ export interface GovernPlan {
   readonly partitions: number
   readonly policy: CompiledPolicy
   readonly options: GovernNodeOptions
+  readonly audit: AuditOutput
+  /** Opened before the batch's first I/O (idempotent); undefined when compiled without services. */
+  readonly services: TailServices | undefined
   readonly mode: SuppressionMode
   readonly decoder: DeletionRequestDecoder
   /** The forgotten-subjects store; undefined without `forget`. */
@@ -126,7 +131,8 @@ export class GovernBatch {
 
   /** The batch's results, one per item, in item order. */
   async run(): Promise<StageResult[]> {
-    await this.#plan.options.audit.open?.()
+    await this.#plan.services?.open()
+    await this.#plan.audit.open?.()
     await this.decode()
     await this.prefetch()
     this.applyRequests()

@@ -85,3 +85,16 @@ test('verification identifiers pass an allow-list; the subject is a bound parame
   }
   assert.throws(() => verificationQuery([]), /at least one table/)
 })
+
+test('a topology name with a hyphen verifies (the sink names its table chunks_support-copilot_v1)', () => {
+  assert.match(
+    verificationQuery(['ragstream.chunks_support-copilot_v1']).sql,
+    /FROM "ragstream"\."chunks_support-copilot_v1" WHERE/,
+  )
+  for (const bad of ['chunks_a"-b', 'x-"y', "it's"])
+    assert.throws(
+      () => verificationQuery([bad]),
+      (e: unknown) => e instanceof RagstreamError,
+      bad,
+    )
+})

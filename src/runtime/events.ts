@@ -1,0 +1,102 @@
+/**
+ * What the Kafka runtime reports while it runs, as one discriminated union on `event`: a consumer
+ * switches on `event.event` and gets the fields of that event typed, with no casts. Events carry
+ * counts, positions and error messages, never record values. Offsets are bigint (JSON writers turn
+ * them into strings).
+ */
+import type { ErrorCode, Recovery } from '../errors.ts'
+
+/** How one failure was handled, as decided by `classifyError` (src/errors.ts). */
+export interface FailureFields {
+  /** The code the failure amounts to; absent when nothing classified it (then it is retried). */
+  readonly code?: ErrorCode
+  readonly recovery: Recovery
+  readonly error: string
+}
+
+export type RuntimeEvent =
+  /** Joining the consumer group failed (broker down, coordinator moving); retried with backoff. */
+  | { readonly event: 'join-failed'; readonly error: string; readonly code?: ErrorCode; readonly retryInMs: number }
+  /** The consumer's background work (heartbeat, rejoin) failed; the loop rejoins. */
+  | { readonly event: 'group-error'; readonly error: string }
+  /** A new assignment: the tasks (input partitions) this instance owns from now on. */
+  | { readonly event: 'assigned'; readonly generationId: number; readonly tasks: readonly number[] }
+  /** A store partition replays its changelog from `from` to `to` (exclusive). */
+  | {
+      readonly event: 'restoring'
+      readonly store: string
+      readonly partition: number
+      readonly from: bigint
+      readonly to: bigint
+    }
+  /** Follows every `restoring` (and reports a cleared partition): `records` replayed. */
+  | {
+      readonly event: 'restored'
+      readonly store: string
+      readonly partition: number
+      readonly from: bigint
+      readonly to: bigint
+      readonly records: number
+      readonly cleared: boolean
+    }
+  /** Committed offsets are held by an open transaction (e.g. a previous owner's); waiting for it to end. */
+  | { readonly event: 'offsets-unstable' }
+  /** Committed offsets fell out of the log (retention): these partitions restart by the reset policy. */
+  | {
+      readonly event: 'offset-out-of-range'
+      readonly partitions: readonly string[]
+      readonly policy: 'earliest' | 'latest'
+    }
+  /**
+   * A batch was abandoned before its commit: nothing of it is visible, it is read again from the
+   * committed offsets. `phase` says where it failed; `inTransaction` failures have an unknown
+   * outcome until the re-initialised producer settles it (code RS_TRANSACTION_UNCERTAIN when nothing
+   * more specific applies).
+   */
+  | (FailureFields & {
+      readonly event: 'batch-aborted'
+      readonly phase: 'assign' | 'process' | 'transaction'
+      readonly retryInMs?: number
+    })
+  /**
+   * A batch committed, then something failed before its store overlays reached the backing store:
+   * the batch stands (outputs, changelog, offsets); the stores are restored from the changelogs.
+   */
+  | (FailureFields & { readonly event: 'committed-then-failed'; readonly records: number })
+  /** An output record was larger than `maxRecordBytes`: its source record went to the dead-letter topic instead. */
+  | {
+      readonly event: 'output-dead-lettered'
+      readonly code: 'RS_RECORD_TOO_LARGE'
+      readonly topic: string
+      readonly partition: number
+      readonly bytes: number
+      readonly limit: number
+      readonly source: { readonly topic: string; readonly partition: number; readonly offset: bigint } | undefined
+    }
+  /** The producer may be in a broken state: it was closed, and the next transaction starts with a new one. */
+  | { readonly event: 'producer-replaced'; readonly reason: string }
+  /** A client error thrown outside any promise (a known @platformatic/kafka bug) was contained. */
+  | { readonly event: 'client-error-contained'; readonly error: string }
+  /** Records of repartition topics up to the committed offsets were deleted. */
+  | { readonly event: 'repartition-purged'; readonly partitions: number }
+  /** Purging repartition topics failed; retried after a later commit (nothing depends on it). */
+  | { readonly event: 'repartition-purge-failed'; readonly error: string }
+  /** Another instance took over the transactional id; this instance stops. */
+  | { readonly event: 'fenced'; readonly transactionalId: string; readonly error: string }
+  /** The instance stops on an error retrying cannot fix. */
+  | (FailureFields & { readonly event: 'fatal' })
+  /** A store refused a flush because another owner wrote a newer checkpoint; its overlay is dropped. */
+  | { readonly event: 'store-fenced'; readonly store: string; readonly error: string }
+  /** Writing a committed batch's overlay to the backing store failed; retried until it succeeds. */
+  | { readonly event: 'flush-retry'; readonly store: string; readonly error: string; readonly retryInMs: number }
+  /** `run()` is about to resolve (or reject); the totals of this run. */
+  | {
+      readonly event: 'stopped'
+      readonly batches: number
+      readonly records: number
+      readonly aborts: number
+      readonly restores: number
+      readonly deadLettered: number
+    }
+
+export type RuntimeEventName = RuntimeEvent['event']
