@@ -58,7 +58,15 @@ export type { ChunkEvent } from './serde/chunk-event.ts'
 export { MemoryStateStore } from './state/memory-store.ts'
 
 // Governance policies, the govern stage's helpers and the governance codecs.
-export { definePolicy, compilePolicy } from './governance/index.ts'
+export { definePolicy, compilePolicy, buildRedactor, redactText } from './governance/index.ts'
+export type {
+  RedactionConfig,
+  RedactionContext,
+  RedactionCounts,
+  Redactor,
+  JoinedKind,
+  JoinedValue,
+} from './governance/index.ts'
 export { redactAtSource } from './operators/govern/index.ts'
 export type {
   GovernOptions,
