@@ -5,10 +5,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export PATH="$ROOT/node_modules/.bin:$PATH"
-# A worktree's node_modules symlink, once committed, replaces /work/main's installed packages with a
-# link to itself on the next fast-forward (it happened twice): refuse to let it land.
-if [ -n "$(git ls-files node_modules)" ]; then
-  echo "[lint] node_modules is tracked by git: run 'git rm --cached node_modules' and commit" >&2
+# A tracked node_modules (a worktree's symlink committed by mistake) replaces the installed packages of
+# every checkout it is merged into: refuse it before anything else.
+if [ -n "$(git ls-files -- node_modules 2>/dev/null)" ]; then
+  echo "[lint] node_modules is tracked by git: git rm --cached node_modules (it must stay untracked)" >&2
   exit 1
 fi
 echo "[lint] tsc --noEmit" >&2
