@@ -189,6 +189,7 @@ export default defineApp({
       applicationId: d.applicationId,
       version: d.version,
       chunkTopic: d.chunkTopic,
-      services: d.services,
+      // the framework passes RagServices, governed-chunk services too (until this file uses the declarative tail)
+      services: d.services as unknown as GovernedChunkServices,
     }),
 })

@@ -294,6 +294,7 @@ export default defineApp({
       version: d.version,
       chunkTopic: d.chunkTopic,
       deletionsTopic: d.deletionsTopic,
-      services: d.services,
+      // the framework passes RagServices, governed-chunk services too (until this file uses the declarative tail)
+      services: d.services as unknown as GovernedChunkServices,
     }),
 })
