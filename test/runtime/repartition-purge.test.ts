@@ -71,8 +71,8 @@ test('repartition purge: after commits, each repartition partition starts at its
   assert.equal(out.length, 300)
 
   // Purged up to the committed offsets: the log start offset of each partition is the group's committed offset.
-  let committed: bigint[] = []
-  let start: bigint[] = []
+  let committed: bigint[]
+  let start: bigint[]
   const deadline = Date.now() + 20_000
   for (;;) {
     const [group] = await admin.listConsumerGroupOffsets({ groups: [applicationId] })
