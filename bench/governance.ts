@@ -23,7 +23,12 @@ function tickets(): string[] {
   return out.sort((a, b) => a.charCodeAt(7) - b.charCodeAt(7) || a.length - b.length)
 }
 
-const noop: Redactor = { kinds: [], redactText: (text) => text, redactMetadata: (m) => m }
+const noop: Redactor = {
+  kinds: [],
+  redactText: (text) => text,
+  redactMetadata: (m) => m,
+  contextOf: () => undefined,
+}
 
 interface Case {
   readonly name: string

@@ -4,7 +4,7 @@
  */
 
 // Topologies as code.
-export { TopologyBuilder, Table, Topology, partitionForKey, partitionForString, murmur2 } from './dsl/index.ts'
+export { TopologyBuilder, Table, Chunks, Topology, partitionForKey, partitionForString, murmur2 } from './dsl/index.ts'
 export type {
   TopologyOptions,
   TableOptions,
@@ -22,6 +22,8 @@ export type {
   StageProcessor,
   StageResult,
   StageRow,
+  ChunkOptions,
+  EmbedOptions,
 } from './dsl/index.ts'
 
 // Apps: what a topology file default-exports, so every command can deploy its versions.
@@ -31,8 +33,8 @@ export { versionNames, VERSION_PATTERN, APP_NAME_PATTERN } from './app/naming.ts
 export type { VersionNames, VersionNamesInput } from './app/naming.ts'
 
 // The test driver for users' unit tests.
-export { TopologyTestDriver, DEAD_LETTER_HEADERS } from './testing/index.ts'
-export type { TestDriverOptions, TestInputRecord, TestOutputRecord } from './testing/index.ts'
+export { TopologyTestDriver, DEAD_LETTER_HEADERS, MemoryRagServices } from './testing/index.ts'
+export type { TestDriverOptions, TestInputRecord, TestOutputRecord, MemoryRagServicesOptions } from './testing/index.ts'
 
 // Components: CDC decoding, chunking, embedding, serde, state.
 export { DebeziumDecoder } from './cdc/debezium.ts'
@@ -47,13 +49,24 @@ export { LocalProvider } from './embedding/local.ts'
 export { LOCAL_MODELS } from './embedding/models.ts'
 export { Embedder } from './embedding/embedder.ts'
 export { RedisEmbeddingCache } from './embedding/cache.ts'
+export { MemoryEmbeddingCache } from './embedding/cache-memory.ts'
+export type { EmbeddingCache } from './embedding/cache.ts'
 export { chunkEventAvroCodec, chunkEventJsonCodec } from './serde/chunk-event-codec.ts'
 export { RagServices, withServicesOpen } from './config/rag-services.ts'
-export type { ChunkServices, GovernedChunkServices } from './config/rag-services.ts'
+export type { ChunkServices, GovernedChunkServices, TailServices } from './config/rag-services.ts'
+export type { ChunkEvent } from './serde/chunk-event.ts'
 export { MemoryStateStore } from './state/memory-store.ts'
 
 // Governance policies, the govern stage's helpers and the governance codecs.
-export { definePolicy, compilePolicy } from './governance/index.ts'
+export { definePolicy, compilePolicy, buildRedactor, redactText } from './governance/index.ts'
+export type {
+  RedactionConfig,
+  RedactionContext,
+  RedactionCounts,
+  Redactor,
+  JoinedKind,
+  JoinedValue,
+} from './governance/index.ts'
 export { redactAtSource } from './operators/govern/index.ts'
 export type {
   GovernOptions,

@@ -28,6 +28,8 @@ import {
 } from '../embedding/cache.ts'
 import { createEmbeddingProvider, DEFAULT_EMBEDDING, type ProviderEmbeddingConfig } from '../embedding/config.ts'
 import { Embedder } from '../embedding/embedder.ts'
+import { auditEventOutput, deletionRequestCodec } from '../governance/forget/governance-codecs.ts'
+import type { AuditOutput, DeletionRequestDecoder } from '../operators/govern/options.ts'
 import { chunkEventAvroCodec } from '../serde/chunk-event-codec.ts'
 import type { ChunkEvent } from '../serde/chunk-event.ts'
 import { endpointsFromEnv, redactUrl } from './endpoints.ts'
@@ -48,6 +50,21 @@ export interface ChunkServices {
 export interface GovernedChunkServices extends ChunkServices {
   readonly registryUrl: string
   readonly embeddingCache: EmbeddingCache
+}
+
+/**
+ * Everything the declarative RAG tail (`govern`, `chunk(…).embed()`, `toChunks`) uses, so a topology
+ * names no service: the framework hands these to the operators when it compiles the topology, opens
+ * them before the first batch and closes them at the end. `RagServices` connects to Redis and the
+ * schema registry (Avro); the test driver defaults to `MemoryRagServices` (nothing running).
+ */
+export interface TailServices extends ChunkServices {
+  readonly embeddingCache: EmbeddingCache
+  /** The decoder of deletion requests on `topic` (what `ragstream forget` writes). */
+  deletionRequests(topic: string): DeletionRequestDecoder
+  /** Where and how govern writes audit events: the chunk topic, so the sink writes them with the rows they explain. */
+  auditEvents(chunkTopic: string): AuditOutput
+  close(): Promise<void>
 }
 
 export interface RagServicesOptions {
@@ -72,7 +89,7 @@ export interface RagServicesOptions {
 
 type Codec = ChunkServices['chunkEvents']
 
-export class RagServices implements GovernedChunkServices {
+export class RagServices implements GovernedChunkServices, TailServices {
   readonly embedder: Embedder
   readonly chunkEvents: Codec
   readonly registryUrl: string
@@ -80,6 +97,8 @@ export class RagServices implements GovernedChunkServices {
   readonly #options: RagServicesOptions
   #codec: Codec | undefined
   #opening: Promise<void> | undefined
+  readonly #deletionCodecs = new Map<string, DeletionRequestDecoder>()
+  readonly #auditOutputs = new Map<string, AuditOutput>()
 
   constructor(options: RagServicesOptions) {
     this.#options = options
@@ -126,6 +145,22 @@ export class RagServices implements GovernedChunkServices {
       cacheBound: embeddingCacheBoundFromEnv(options.env),
       ...(options.env ? { env: options.env } : {}),
     })
+  }
+
+  /** Avro deletion requests through the registry (subject `<topic>-value`), one codec per topic. */
+  deletionRequests(topic: string): DeletionRequestDecoder {
+    let codec = this.#deletionCodecs.get(topic)
+    if (codec === undefined)
+      this.#deletionCodecs.set(topic, (codec = deletionRequestCodec({ registryUrl: this.registryUrl, topic })))
+    return codec
+  }
+
+  /** Avro audit events on the chunk topic (subject `<chunkTopic>-audit-value`), what the pgvector sink reads. */
+  auditEvents(chunkTopic: string): AuditOutput {
+    let output = this.#auditOutputs.get(chunkTopic)
+    if (output === undefined)
+      this.#auditOutputs.set(chunkTopic, (output = auditEventOutput({ registryUrl: this.registryUrl, chunkTopic })))
+    return output
   }
 
   open(): Promise<void> {

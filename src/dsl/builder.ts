@@ -23,13 +23,16 @@
  * export default builder.build()
  * ```
  */
+import type { TailServices } from '../config/rag-services.ts'
+import { chunkEmbedNode, type ChunkOptions, type EmbedOptions } from '../operators/chunk-embed.ts'
 import { filterNode, type FilterOptions } from '../operators/filter.ts'
-import { fkJoinNode, type InnerJoinOptions, type LeftJoinOptions } from '../operators/fk-join.ts'
+import { fkJoinNode, type InnerJoinOptions, type LeftJoinOptions } from '../operators/fk-join/index.ts'
 import { governNode, type GovernedDocument, type GovernOptions } from '../operators/govern/index.ts'
 import { mapValuesNode, type MapValuesOptions } from '../operators/map-values.ts'
 import { sinkNode, type ToOptions } from '../operators/sink.ts'
 import { stageNode, type StageOptions } from '../operators/stage.ts'
 import { tableSourceNode, type TableOptions } from '../operators/table-source.ts'
+import type { ChunkEvent } from '../serde/chunk-event.ts'
 import type { Decoder, TopologyNode } from '../topology/graph.ts'
 import { Topology } from '../topology/topology.ts'
 
@@ -38,6 +41,14 @@ export interface TopologyOptions {
   readonly applicationId: string
   /** Where per-record failures go; default `<applicationId>-dead-letter`. */
   readonly deadLetterTopic?: string
+  /** The version chunk events record; default `v1` (an app's deployment passes its own). */
+  readonly version?: string
+  /**
+   * The services of the RAG tail (`govern`, `chunk(…).embed()`, `toChunks`): an app's
+   * `deployment.services`. The framework opens them before the first batch and closes them; the test
+   * driver replaces them with in-memory ones unless the test passes its own.
+   */
+  readonly services?: TailServices
 }
 
 /** Where tables append their nodes; internal to the DSL. */
@@ -105,6 +116,8 @@ export class TopologyBuilder {
       applicationId,
       deadLetterTopic: this.#options?.deadLetterTopic ?? `${applicationId}-dead-letter`,
       nodes: [...this.#nodes],
+      ...(this.#options?.version === undefined ? {} : { version: this.#options.version }),
+      ...(this.#options?.services === undefined ? {} : { services: this.#options.services }),
     })
   }
 }
@@ -237,6 +250,38 @@ export class Table<V> {
   }
 
   /**
+   * Chunks each row (stable chunk ids; per entity only new or changed chunks go on, vanished ones
+   * become tombstones); `.embed()` then embeds them. After `govern`, the text, template fields,
+   * metadata and governance columns default to the governed document's.
+   *
+   * @example
+   * ```ts
+   * governed
+   *   .chunk({ entityType: 'ticket', strategy: { kind: 'recursive', size: 600 }, template: '{title}\n\n{text}' })
+   *   .embed()
+   *   .toChunks('rag.chunks.support')
+   * ```
+   */
+  chunk(options: ChunkOptions<V>): Chunks<V> {
+    return new Chunks<V>(this.#list, this.name, options)
+  }
+
+  /**
+   * Writes chunk events (the output of `chunk(…).embed()`) to the chunk topic the pgvector sink reads:
+   * upserts then tombstones, keyed by chunk id, partitioned by entity, encoded by the services'
+   * chunk-event codec (Avro through the schema registry; JSON in the test driver).
+   *
+   * @example
+   * ```ts
+   * chunks.embed().toChunks(deployment.chunkTopic)
+   * ```
+   */
+  toChunks(topic: string, options?: { readonly name?: string }): void {
+    const name = options?.name ?? 'chunk-events'
+    this.#list.add(sinkNode(name, true, this.name, topic, undefined, true))
+  }
+
+  /**
    * Writes every change to `topic`: upserts as JSON, deletes as tombstones, partitioned by key with
    * Kafka's default partitioner.
    *
@@ -248,5 +293,34 @@ export class Table<V> {
   to(topic: string, options?: ToOptions): void {
     const [name, named] = this.#named('KTABLE-SINK', options?.name)
     this.#list.add(sinkNode(name, named, this.name, topic, options?.encode))
+  }
+}
+
+/** Rows to be chunked (`table.chunk(…)`); `.embed()` adds the chunk → diff → embed step. */
+export class Chunks<V> {
+  readonly #list: NodeList
+  readonly #input: string
+  readonly #options: ChunkOptions<V>
+
+  /** @internal Made by {@link Table.chunk}. */
+  constructor(list: NodeList, input: string, options: ChunkOptions<V>) {
+    this.#list = list
+    this.#input = input
+    this.#options = options
+  }
+
+  /**
+   * Embeds the new or changed chunks of each batch in one call, with the services' embedder (its
+   * cache skips texts already embedded), or `{ embedder }` given here.
+   *
+   * @example
+   * ```ts
+   * governed.chunk({ entityType: 'ticket' }).embed()
+   * ```
+   */
+  embed(options: EmbedOptions = {}): Table<ChunkEvent> {
+    const name = this.#options?.name ?? 'chunk-embed'
+    this.#list.add(chunkEmbedNode(name, this.#input, this.#options, options))
+    return new Table<ChunkEvent>(this.#list, name)
   }
 }

@@ -23,6 +23,10 @@ export type {
   RedactionConfig,
   RedactionCounts,
   Redactor,
+  JoinedKind,
+  JoinedRule,
+  JoinedValue,
+  RedactionContext,
 } from './redact/redactor.ts'
 export { BUILT_IN_DETECTORS } from './redact/detector.ts'
 export type { BuiltInDetectorKind } from './redact/detector.ts'

@@ -334,8 +334,11 @@ class Policy implements CompiledPolicy {
     }
 
     const redactionCounts: RedactionCounts = {}
-    const text = this.#redactor.redactText(record.text, redactionCounts)
-    const metadata = this.#redactor.redactMetadata(record.metadata, redactionCounts)
+    // The joined rows' personal values (`redact.joined`: customer name, e-mail, phone) are redacted
+    // wherever the text or metadata repeats them.
+    const context = this.#redactor.contextOf(joined)
+    const text = this.#redactor.redactText(record.text, redactionCounts, context)
+    const metadata = this.#redactor.redactMetadata(record.metadata, redactionCounts, context)
     return {
       action: 'emit',
       text,

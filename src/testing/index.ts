@@ -6,3 +6,4 @@ export {
   type TestOutputRecord,
 } from './test-driver.ts'
 export { DEAD_LETTER_HEADERS } from '../topology/compile.ts'
+export { MemoryRagServices, type MemoryRagServicesOptions } from './memory-services.ts'

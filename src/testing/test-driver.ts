@@ -28,8 +28,10 @@
  * ```
  */
 import type { ProcessorTopology, SinkRecord, SourceRecord } from '../runtime/task.ts'
+import type { TailServices } from '../config/rag-services.ts'
 import { MemoryStateStore } from '../state/memory-store.ts'
 import { prefetchAll } from '../state/store.ts'
+import { MemoryRagServices } from './memory-services.ts'
 import { changelogTopic } from '../topology/graph.ts'
 import { partitionForKey } from '../topology/partitioner.ts'
 import type { Topology } from '../topology/topology.ts'
@@ -41,6 +43,12 @@ export interface TestDriverOptions {
   readonly sinkPartitions?: Readonly<Record<string, number>>
   /** The clock handed to `process()` (ms); advance it with `advanceTime`. Default 0. */
   readonly startTime?: number
+  /**
+   * Services of the RAG tail (`govern`, `chunk(…).embed()`, `toChunks`). Default: in-memory ones
+   * (`MemoryRagServices`: hashing embedder, in-memory embedding cache, JSON codecs), whatever services
+   * the topology was built with, so a test needs nothing running. Pass real ones to test against them.
+   */
+  readonly services?: TailServices
 }
 
 /** A record to pipe: keys and values as strings, Buffers, or (values) anything JSON-encodable. */
@@ -128,6 +136,9 @@ export class TopologyTestDriver {
   /** The compiled form the driver runs; the Kafka runtime runs the same. */
   readonly processor: ProcessorTopology
   readonly partitions: number
+  /** The services the topology runs with (the test's, or the in-memory defaults). */
+  readonly services: TailServices
+  readonly #ownsServices: boolean
   readonly #stores = new Map<string, MemoryStateStore>()
   readonly #internalTopics: ReadonlySet<string>
   readonly #sourceTopics: ReadonlySet<string>
@@ -141,7 +152,13 @@ export class TopologyTestDriver {
   constructor(topology: Topology, options: TestDriverOptions = {}) {
     this.topology = topology
     this.partitions = options.partitions ?? 4
-    this.processor = topology.compile({ partitions: this.partitions, sinkPartitions: options.sinkPartitions })
+    this.#ownsServices = options.services === undefined
+    this.services = options.services ?? new MemoryRagServices()
+    this.processor = topology.compile({
+      partitions: this.partitions,
+      sinkPartitions: options.sinkPartitions,
+      services: this.services,
+    })
     for (const name of this.processor.storeNames) this.#stores.set(name, new MemoryStateStore(name))
     this.#sourceTopics = new Set(this.processor.sourceTopics)
     this.#internalTopics = new Set(this.processor.topics.filter((t) => t.role === 'repartition').map((t) => t.name))
@@ -335,8 +352,10 @@ export class TopologyTestDriver {
     this.#now += ms
   }
 
+  /** Closes the stores, and the services when the driver made them (a test closes its own). */
   async close(): Promise<void> {
     await this.#queue
     for (const store of this.#stores.values()) await store.close()
+    if (this.#ownsServices) await this.services.close()
   }
 }

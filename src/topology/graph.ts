@@ -3,12 +3,15 @@
  * naming its inputs. Everything but the user functions serialises (`toJSON` in describe.ts); the
  * functions stay on the nodes so the graph compiles without a registry.
  */
+import type { TailServices } from '../config/rag-services.ts'
+import type { ChunkEmbedNodeOptions } from '../operators/chunk-embed.ts'
 import type { GovernNodeOptions } from '../operators/govern/index.ts'
 import type { SourceRecord } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
 
 /** Every node kind. Adding one fails `tsc` until src/topology/node-kinds.ts handles it. */
-export type NodeKind = 'table-source' | 'filter' | 'map-values' | 'fk-join' | 'stage' | 'govern' | 'sink'
+export type NodeKind =
+  'table-source' | 'filter' | 'map-values' | 'fk-join' | 'stage' | 'govern' | 'chunk-embed' | 'sink'
 
 /** A decoded table row: `value: null` is a tombstone (the key is deleted). */
 export interface DecodedRecord {
@@ -132,13 +135,22 @@ export interface GovernNode extends NodeBase {
   readonly options: GovernNodeOptions
 }
 
+/** `chunk(…).embed(…)`: chunk → diff → embed with the services' embedder (src/operators/chunk-embed.ts). */
+export interface ChunkEmbedNode extends NodeBase {
+  readonly kind: 'chunk-embed'
+  readonly options: ChunkEmbedNodeOptions
+}
+
 export interface SinkNode extends NodeBase {
   readonly kind: 'sink'
   readonly topic: string
   readonly encode: Encoder | undefined
+  /** `toChunks`: values are chunk events, encoded by the services' chunk-event codec. */
+  readonly chunkEvents?: boolean
 }
 
-export type TopologyNode = TableSourceNode | FilterNode | MapValuesNode | FkJoinNode | StageNode | GovernNode | SinkNode
+export type TopologyNode =
+  TableSourceNode | FilterNode | MapValuesNode | FkJoinNode | StageNode | GovernNode | ChunkEmbedNode | SinkNode
 
 /** The frozen logical graph. */
 export interface TopologyGraph {
@@ -146,6 +158,10 @@ export interface TopologyGraph {
   readonly deadLetterTopic: string
   /** In build order: every node's inputs come before it. */
   readonly nodes: readonly TopologyNode[]
+  /** The version chunk events record (an app's deployment sets it); default `v1`. */
+  readonly version?: string
+  /** Services of the RAG tail, unless the compiler is given others (the test driver's in-memory ones). */
+  readonly services?: TailServices
 }
 
 export type NodeOf<K extends NodeKind> = Extract<TopologyNode, { kind: K }>

@@ -2,8 +2,9 @@
  * The exhaustive node-kind table: every `NodeKind` maps to its operator's spec, so adding a kind to
  * graph.ts fails `tsc` here until an operator handles validation, stores, describe and compile.
  */
+import { chunkEmbedOperator } from '../operators/chunk-embed.ts'
 import { filterOperator } from '../operators/filter.ts'
-import { fkJoinOperator } from '../operators/fk-join.ts'
+import { fkJoinOperator } from '../operators/fk-join/index.ts'
 import { governOperator } from '../operators/govern/index.ts'
 import { mapValuesOperator } from '../operators/map-values.ts'
 import { sinkOperator } from '../operators/sink.ts'
@@ -19,6 +20,7 @@ export const NODE_KINDS: { readonly [K in NodeKind]: NodeKindSpec<NodeOf<K>> } =
   'fk-join': fkJoinOperator,
   stage: stageOperator,
   govern: governOperator,
+  'chunk-embed': chunkEmbedOperator,
   sink: sinkOperator,
 }
 

@@ -77,7 +77,7 @@ export function topologyProblems(graph: TopologyGraph): Problem[] {
   }
   for (const node of graph.nodes) {
     if (node.kind !== 'govern') continue
-    for (const store of foreignStores(node))
+    for (const store of foreignStores(node, graph))
       if (!storeOwners.has(store))
         add(`/topology/nodes/${node.name}/forget`, `store '${store}' is not a store of this topology`)
   }

@@ -106,34 +106,35 @@ export function ibanChecksumValid(compact: string): boolean {
 }
 
 function isAlnum(c: number): boolean {
-  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90)
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)
 }
 
 // The candidate may run on into following upper-case words ("… 0130 00 IS MINE"); verify takes
 // exactly the country's length of characters and ends the value there.
 function verify(text: string, start: number, end: number): number {
-  const length = IBAN_LENGTHS[text.slice(start, start + 2)]
+  const length = IBAN_LENGTHS[text.slice(start, start + 2).toUpperCase()]
   if (length === undefined) return -1
   let compact = ''
   let i = start
   while (i < end && compact.length < length) {
     const c = text.charCodeAt(i)
-    if (c !== 32) compact += text[i]
+    if (c !== 32 && c !== 45) compact += text[i]
     i++
   }
   if (compact.length !== length) return -1
   if (i < text.length && isAlnum(text.charCodeAt(i))) return -1
-  return ibanChecksumValid(compact) ? i : -1
+  return ibanChecksumValid(compact.toUpperCase()) ? i : -1
 }
 
 /**
- * International Bank Account Numbers, compact (`DE89370400440532013000`) or printed in groups of
- * four (`DE89 3704 0044 0532 0130 00`): known country, that country's length, mod-97 check.
+ * International Bank Account Numbers, compact (`DE89370400440532013000`) or in groups separated by
+ * spaces or dashes (`DE89 3704 0044 0532 0130 00`, `de89-3704-…`), in any letter case: known country,
+ * that country's length, mod-97 check.
  */
 export const ibanDetector: Detector = {
   kind: 'iban',
   label: 'IBAN',
-  pattern: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![a-z0-9])/g,
+  pattern: /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,30}/g,
   verify,
-  normalize: (value) => value.replaceAll(' ', ''),
+  normalize: (value) => value.replace(/[\s-]/g, '').toUpperCase(),
 }

@@ -48,6 +48,19 @@ function knownIssuer(d: string): boolean {
   }
 }
 
+// Dots group a card only on their own ("4111.1111.1111.1111"): mixed with spaces they are the
+// decimal points of the numbers around ("+44 20 7946 0958 10.0.0.1"). Spaces and dashes may mix.
+function dotsMixed(text: string, start: number, end: number): boolean {
+  let dot = false
+  let other = false
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 46) dot = true
+    else if (c === 32 || c === 45) other = true
+  }
+  return dot && other
+}
+
 // "card 4111 1111 1111 1111 123": the card is the longest run of whole groups that is valid. The
 // issuer is decided by the first digits, so it is checked once; the cuts are tried from the right
 // with the digit count kept incrementally (this runs for every digit run in a text).
@@ -55,9 +68,6 @@ function verify(text: string, start: number, end: number): number {
   const value = text.slice(start, end)
   const digits = digitsOf(value)
   if (digits.length < 13 || !knownIssuer(digits)) return -1
-  // One separator style throughout: "4111 1111 1111 1111" or "4111-1111-…", never mixed.
-  const firstSpace = value.indexOf(' ')
-  const firstDash = value.indexOf('-')
   let n = digits.length
   for (let e = end; e > start; e--) {
     if (e !== end) {
@@ -68,20 +78,20 @@ function verify(text: string, start: number, end: number): number {
       }
     }
     if (n < 13) return -1
-    const mixed = firstSpace !== -1 && firstDash !== -1 && firstSpace < e - start && firstDash < e - start
-    if (n <= 19 && !mixed && luhnValid(digits.slice(0, n))) return e
+    if (n <= 19 && luhnValid(digits.slice(0, n)) && !dotsMixed(text, start, e)) return e
   }
   return -1
 }
 
 /**
- * Payment card numbers: 13–19 digits, optionally grouped by spaces or dashes, Luhn-valid and from a
- * known issuer range.
+ * Payment card numbers: 13–19 digits, optionally grouped by spaces, dashes or dots (mixed too; any
+ * Unicode dash or space and a line break between groups, through the normalised view), Luhn-valid
+ * and from a known issuer range.
  */
 export const paymentCardDetector: Detector = {
   kind: 'payment_card',
   label: 'CARD',
-  pattern: /(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w]|[.-]\d)/g,
+  pattern: /(?<![\w.+-])\d(?:[ .-]?\d){12,18}(?![\w]|[.-]\d)/g,
   verify,
   normalize: digitsOf,
 }

@@ -10,7 +10,9 @@ import { countDigits, digitsOf, longestValidPrefix, type Detector } from './dete
 // Each repetition consumes exactly one digit (or one parenthesised group) after an optional single
 // separator, so there is one way to match a given string and backtracking is bounded.
 const PATTERN =
-  /(?<![\w+.#/$€£-])(?:\+\d(?:[ .-]?(?:\(\d{1,4}\)|\d)){7,16}|\([2-9]\d\d\)[ .-]?\d{3}[ .-]\d{4}|[2-9]\d\d([.-])\d{3}\1\d{4}|[2-9]\d\d [2-9]\d\d \d{4}|0\d(?:[ .-]?\d){7,11}|\(0\d{1,4}\)[ .-]?\d(?:[ .-]?\d){4,10})(?![\w]|[.-]\d)/g
+  /(?<=(?:wa\.me|whatsapp\.com\/send\?phone=|phone=|tel:|callto:)\/?)\+?\d{8,15}(?!\w)|(?<![\w+.#/$€£-])(?:\+\d(?:[ .-]?(?:\(\d{1,4}\)|\d)){7,16}|\([2-9]\d\d\)[ .-]?\d{3}[ .-]\d{4}|[2-9]\d\d([.-])\d{3}\1\d{4}|[2-9]\d\d [2-9]\d\d \d{4}|0\d(?:[ .-]?\d){7,11}|\(0\d{1,4}\)[ .-]?\d(?:[ .-]?\d){4,10})(?![\w]|[.-]\d)/g
+
+const LINKED = /(?:wa\.me|whatsapp\.com\/send\?phone=|phone=|tel:|callto:)\/?\+?$/
 
 /** dd.mm.yyyy, dd-mm-yyyy and friends: dates written like phone numbers. */
 const DATE_LIKE = /^\d{1,2}([.-])\d{1,2}\1(?:\d{4}|\d{2})(?![.-]?\d)/
@@ -18,6 +20,9 @@ const DATE_LIKE = /^\d{1,2}([.-])\d{1,2}\1(?:\d{4}|\d{2})(?![.-]?\d)/
 function valid(text: string, start: number, end: number): boolean {
   const digits = countDigits(text, start, end)
   const first = text.charCodeAt(start)
+  // A messaging link or a phone parameter (`wa.me/447911123456`): the country code without `+`.
+  if (digits === end - start && first !== 48 && LINKED.test(text.slice(Math.max(0, start - 32), start)))
+    return digits >= 8 && digits <= 15
   if (first === 43 /* + */) {
     let trunkZero = false
     for (let i = start + 1; i + 2 < end && !trunkZero; i++)

@@ -1,4 +1,11 @@
 import { ConfigError, type Problem } from '../../errors.ts'
+import {
+  contextualDetectors,
+  JOINED_KIND,
+  type JoinedKind,
+  type JoinedValue,
+  type RedactionContext,
+} from './contextual.ts'
 import { customDetector, type CustomPattern } from './custom.ts'
 import { BUILT_IN_DETECTORS, type BuiltInDetectorKind, type Detector } from './detector.ts'
 import { emailDetector } from './email.ts'
@@ -11,7 +18,10 @@ import { paymentCardDetector } from './payment-card.ts'
 import { phoneDetector } from './phone.ts'
 import { DEFAULT_PSEUDONYM_KEY_ENV, Pseudonymiser } from './pseudonym.ts'
 import { secretDetector } from './secret.ts'
+import { TextView } from './normalise.ts'
 import { usSsnDetector } from './us-ssn.ts'
+
+export type { JoinedKind, JoinedValue, RedactionContext } from './contextual.ts'
 
 /** What happens to a detected value: removed, replaced by `[LABEL]`, or by a keyed `[LABEL:hmac]`. */
 export type RedactionAction = 'drop' | 'mask' | 'pseudonymise'
@@ -49,9 +59,21 @@ export interface RedactionConfig {
   readonly fields?: Readonly<Record<string, FieldAction | FieldRule>>
   /** Whether string metadata without a field rule is scanned by the detectors. Default `redact`. */
   readonly metadataStrings?: 'redact' | 'keep'
+  /**
+   * Dotted paths into the joined rows (the policy's `joined` metadata) whose values are personal and
+   * are redacted wherever they occur in the text and metadata strings, by kind: `name`, `email`,
+   * `phone` or `text` (or `{ kind, label }`). E.g. `{ 'customer.name': 'name', 'customer.email': 'email' }`.
+   */
+  readonly joined?: Readonly<Record<string, JoinedKind | JoinedRule>>
   /** Environment variable holding the HMAC key; read once, at build time. */
   readonly pseudonymKeyEnv?: string
   readonly entropy?: Partial<EntropyThresholds>
+}
+
+/** A `joined` path's kind of value and, optionally, its mask label. */
+export interface JoinedRule {
+  readonly kind: JoinedKind
+  readonly label?: string
 }
 
 /** Values removed per detector kind (and per `field:<path>`); never the values themselves. */
@@ -60,13 +82,29 @@ export type RedactionCounts = Record<string, number>
 export interface Redactor {
   /** Detector kinds in priority order: on overlapping matches the earlier kind wins. */
   readonly kinds: readonly string[]
-  /** Returns the redacted text and adds what it removed to `counts`. */
-  redactText(text: string, counts: RedactionCounts): string
+  /**
+   * Returns the redacted text and adds what it removed to `counts`. `context.joined` lists personal
+   * values known from joined rows (a customer's name, e-mail, phone): they are redacted wherever they
+   * occur, counted as `joined` (unless a detector found the same place first).
+   *
+   * @example
+   * ```ts
+   * redactor.redactText('Thanks, Jane Doe', counts, { joined: ['Jane Doe', 'jane@example.com'] })
+   * // → 'Thanks, [NAME]'
+   * ```
+   */
+  redactText(text: string, counts: RedactionCounts, context?: RedactionContext): string
   /** Applies field rules (and the detectors to other strings); returns the input itself when nothing changed. */
   redactMetadata(
     metadata: Readonly<Record<string, unknown>>,
     counts: RedactionCounts,
+    context?: RedactionContext,
   ): Readonly<Record<string, unknown>>
+  /**
+   * The context of a record from its joined rows, by the config's `joined` paths (`customer.name`);
+   * undefined when the config names none or none is present.
+   */
+  contextOf(joined: Readonly<Record<string, unknown>>): RedactionContext | undefined
 }
 
 const KNOWN_KEYS = new Set([
@@ -77,7 +115,9 @@ const KNOWN_KEYS = new Set([
   'metadataStrings',
   'pseudonymKeyEnv',
   'entropy',
+  'joined',
 ])
+const JOINED_KINDS: readonly string[] = ['name', 'email', 'phone', 'text']
 const FIELD_PATH = /^[A-Za-z0-9_$-]+(?:\.[A-Za-z0-9_$-]+)*$/
 const LABEL = /^[A-Z][A-Z0-9_]{0,31}$/
 const ENTROPY_KEYS: readonly (keyof EntropyThresholds)[] = [
@@ -218,6 +258,29 @@ export function checkRedaction(
       }
     }
   }
+  const joinedRules = new Map<string, JoinedRule>()
+  if (config.joined !== undefined) {
+    if (typeof config.joined !== 'object' || config.joined === null || Array.isArray(config.joined))
+      problems.push({ path: `${path}/joined`, message: 'must be an object of joined path → kind' })
+    else {
+      for (const [field, raw] of Object.entries(config.joined)) {
+        const p = `${path}/joined/${field}`
+        const rule: JoinedRule = typeof raw === 'string' ? { kind: raw } : raw
+        if (!FIELD_PATH.test(field))
+          problems.push({ path: p, message: 'must be a dotted field path such as customer.name' })
+        if (typeof rule !== 'object' || rule === null || !JOINED_KINDS.includes(rule.kind)) {
+          problems.push({ path: p, message: `must be one of ${JOINED_KINDS.join(', ')} (or { kind, label })` })
+          continue
+        }
+        if (rule.label !== undefined && (typeof rule.label !== 'string' || !LABEL.test(rule.label)))
+          problems.push({
+            path: `${p}/label`,
+            message: 'must be upper-case letters, digits and _, at most 32 characters',
+          })
+        joinedRules.set(field, rule)
+      }
+    }
+  }
   const metadataStrings = config.metadataStrings ?? 'redact'
   if (metadataStrings !== 'redact' && metadataStrings !== 'keep')
     problems.push({ path: `${path}/metadataStrings`, message: 'must be redact or keep' })
@@ -233,7 +296,15 @@ export function checkRedaction(
     )
   }
   if (problems.length > start) return undefined
-  return new CompiledRedactor(detectors, actions, fieldRules, metadataStrings === 'redact', pseudonymiser)
+  return new CompiledRedactor(
+    detectors,
+    actions,
+    fieldRules,
+    joinedRules,
+    defaultAction,
+    metadataStrings === 'redact',
+    pseudonymiser,
+  )
 }
 
 const DETECTOR_BY_LABEL = new Map<string, Detector>(
@@ -247,116 +318,167 @@ class CompiledRedactor implements Redactor {
   readonly #detectors: readonly Detector[]
   readonly #actions: readonly RedactionAction[]
   readonly #fields: ReadonlyMap<string, FieldRule>
+  readonly #joined: ReadonlyMap<string, JoinedRule>
+  readonly #defaultAction: RedactionAction
   readonly #scanMetadata: boolean
   readonly #pseudonymiser: Pseudonymiser | undefined
-  // Accepted spans of the text being redacted (sorted, disjoint), the running detector's candidates,
-  // and a spare list for merging: reused across calls, so a redaction allocates only its output.
-  #accepted = new Spans()
-  #spare = new Spans()
-  readonly #candidates = new Spans()
-  #current = 0
-  readonly #found = (start: number, end: number): void => this.#candidates.push(start, end, this.#current)
+  // The normalised and the joined view of the text being redacted and its findings: reused across
+  // calls, so a redaction allocates little beyond its output.
+  readonly #view = new TextView()
+  readonly #joinedView = new TextView()
+  readonly #valueView = new TextView()
+  readonly #findings = new Spans()
+  #order: number[] = []
 
   constructor(
     detectors: Detector[],
     actions: RedactionAction[],
     fields: Map<string, FieldRule>,
+    joined: Map<string, JoinedRule>,
+    defaultAction: RedactionAction,
     scanMetadata: boolean,
     pseudonymiser: Pseudonymiser | undefined,
   ) {
     this.#detectors = detectors
     this.#actions = actions
     this.#fields = fields
+    this.#joined = joined
+    this.#defaultAction = defaultAction
     this.#scanMetadata = scanMetadata
     this.#pseudonymiser = pseudonymiser
     this.kinds = detectors.map((d) => d.kind)
   }
 
-  redactText(text: string, counts: RedactionCounts): string {
+  redactText(text: string, counts: RedactionCounts, context?: RedactionContext): string {
     if (text.length === 0) return text
-    this.#accepted.clear()
-    // Detectors run in priority order; a candidate overlapping an already accepted span is dropped,
-    // so "4111 1111 1111 1111" is one card, not a card and a phone number.
-    for (let d = 0; d < this.#detectors.length; d++) {
-      const detector = this.#detectors[d]
-      if (detector.mayOccur !== undefined && !detector.mayOccur(text)) continue
-      this.#candidates.clear()
-      this.#current = d
-      if (detector.scan !== undefined) detector.scan(text, this.#found)
-      else {
-        const pattern = detector.pattern as RegExp
-        pattern.lastIndex = 0
-        let match: RegExpExecArray | null
-        while ((match = pattern.exec(text)) !== null) {
-          const start = match.index
-          let end = start + match[0].length
-          if (detector.verify !== undefined) end = detector.verify(text, start, end)
-          if (end <= start) {
-            // Not a value: look again from the next character, so a real value inside the rejected
-            // candidate is still found (the lookbehinds keep this linear).
-            pattern.lastIndex = start + 1
-            continue
-          }
-          this.#found(start, end)
-        }
-      }
-      if (this.#candidates.length > 0) this.#merge()
+    const contextual = contextualDetectors(context)
+    const detectors = contextual.length === 0 ? this.#detectors : [...this.#detectors, ...contextual]
+    const findings = this.#findings
+    findings.clear()
+    const view = this.#view.build(text, false)
+    for (let d = 0; d < detectors.length; d++) this.#scan(detectors[d], d, view, -1)
+    if (view.joinable) {
+      // Values wrapped inside a token (`AKIA…\n…`, `anna@\nexample.com`): findings of the joined
+      // view count when they cross a removed break and no finding of the same detector already
+      // covers that place.
+      const plain = findings.length
+      const joined = this.#joinedView.build(text, true)
+      for (let d = 0; d < detectors.length; d++) this.#scan(detectors[d], d, joined, plain)
     }
-    const spans = this.#accepted
-    if (spans.length === 0) return text
+    if (findings.length === 0) return text
+    // Overlapping findings merge into one span, labelled by the highest-priority detector among
+    // them: a value is masked whole, never in parts ("fr56 4215 1021 [PHONE] 744").
+    const order = this.#order
+    order.length = findings.length
+    for (let i = 0; i < findings.length; i++) order[i] = i
+    order.sort((a, b) => findings.starts[a] - findings.starts[b] || findings.which[a] - findings.which[b])
     let out = ''
     let last = 0
-    for (let i = 0; i < spans.length; i++) {
-      const detector = this.#detectors[spans.which[i]]
-      out += text.slice(last, spans.starts[i])
-      out += this.#replacement(this.#actions[spans.which[i]], detector, text.slice(spans.starts[i], spans.ends[i]))
-      last = spans.ends[i]
+    let k = 0
+    while (k < order.length) {
+      const first = order[k++]
+      const start = findings.starts[first]
+      let end = findings.ends[first]
+      let which = findings.which[first]
+      while (k < order.length && findings.starts[order[k]] < end) {
+        const next = order[k++]
+        if (findings.ends[next] > end) end = findings.ends[next]
+        if (findings.which[next] < which) which = findings.which[next]
+      }
+      const detector = detectors[which]
+      const action = which < this.#actions.length ? this.#actions[which] : this.#defaultAction
+      out += text.slice(last, start)
+      out += this.#replacement(action, detector, text.slice(start, end))
+      last = end
       counts[detector.kind] = (counts[detector.kind] ?? 0) + 1
     }
     return out + text.slice(last)
   }
 
   /**
-   * Merges this detector's candidates (in text order) into the accepted spans, dropping those that
-   * overlap a span of a higher-priority detector: one linear pass, whatever the number of findings.
+   * Runs one detector over a view and records its findings in original positions. With `plainEnd`
+   * ≥ 0 the view is the joined one: only findings that cross a removed break and do not overlap a
+   * finding of the same detector among the first `plainEnd` count.
    */
-  #merge(): void {
-    const a = this.#accepted
-    const c = this.#candidates
-    const out = this.#spare
-    out.clear()
-    let i = 0
-    for (let j = 0; j < c.length; j++) {
-      const start = c.starts[j]
-      const end = c.ends[j]
-      while (i < a.length && a.ends[i] <= start) out.push(a.starts[i], a.ends[i], a.which[i++])
-      if (i < a.length && a.starts[i] < end) continue
-      if (out.length > 0 && out.ends[out.length - 1] > start) continue
-      out.push(start, end, c.which[j])
+  #scan(detector: Detector, d: number, view: TextView, plainEnd: number): void {
+    const text = view.text
+    if (detector.mayOccur !== undefined && !detector.mayOccur(text)) return
+    const findings = this.#findings
+    const found = (start: number, end: number): void => {
+      if (plainEnd >= 0 && !view.crossesJoin(start, end)) return
+      const s = view.originalStart(start)
+      const e = view.originalEnd(end)
+      if (plainEnd >= 0) {
+        for (let i = 0; i < plainEnd; i++)
+          if (findings.which[i] === d && findings.starts[i] < e && findings.ends[i] > s) return
+      }
+      findings.push(s, e, d)
     }
-    while (i < a.length) out.push(a.starts[i], a.ends[i], a.which[i++])
-    this.#spare = a
-    this.#accepted = out
+    if (detector.scan !== undefined) {
+      detector.scan(text, found)
+      return
+    }
+    const pattern = detector.pattern as RegExp
+    pattern.lastIndex = 0
+    let match: RegExpExecArray | null
+    while ((match = pattern.exec(text)) !== null) {
+      const start = match.index
+      let end = start + match[0].length
+      if (detector.verify !== undefined) end = detector.verify(text, start, end)
+      if (end <= start) {
+        // Not a value: look again from the next character, so a real value inside the rejected
+        // candidate is still found (the lookbehinds keep this linear).
+        pattern.lastIndex = start + 1
+        continue
+      }
+      found(start, end)
+    }
   }
 
   #replacement(action: RedactionAction, detector: Detector, value: string): string {
     if (action === 'drop') return ''
     if (action === 'mask' || this.#pseudonymiser === undefined) return `[${detector.label}]`
-    const canonical = detector.normalize === undefined ? value : detector.normalize(value)
+    // The canonical form is taken from the value's normalised view, so `%2B44%2020…`, `+44 20…` with
+    // NBSPs and `+44 20 7946 0958` share a pseudonym.
+    // Names keep the white space between their words (canonicalised by their normalize).
+    const normalised = this.#valueView.build(value, detector.kind !== JOINED_KIND).text
+    const canonical = detector.normalize === undefined ? normalised : detector.normalize(normalised)
     return this.#pseudonymiser.token(detector.label, canonical)
   }
 
   redactMetadata(
     metadata: Readonly<Record<string, unknown>>,
     counts: RedactionCounts,
+    context?: RedactionContext,
   ): Readonly<Record<string, unknown>> {
-    return this.#object(metadata, '', counts)
+    return this.#object(metadata, '', counts, context)
+  }
+
+  contextOf(joined: Readonly<Record<string, unknown>>): RedactionContext | undefined {
+    if (this.#joined.size === 0 || joined === null || typeof joined !== 'object') return undefined
+    const values: JoinedValue[] = []
+    for (const [path, rule] of this.#joined) {
+      let value: unknown = joined
+      for (const key of path.split('.')) {
+        if (value === null || typeof value !== 'object') {
+          value = undefined
+          break
+        }
+        value = Object.hasOwn(value, key) ? (value as Record<string, unknown>)[key] : undefined
+      }
+      for (const v of Array.isArray(value) ? value : [value]) {
+        if (typeof v === 'string' || typeof v === 'number')
+          values.push({ value: String(v), kind: rule.kind, label: rule.label })
+      }
+    }
+    return values.length === 0 ? undefined : { joined: values }
   }
 
   #object(
     value: Readonly<Record<string, unknown>>,
     prefix: string,
     counts: RedactionCounts,
+    context: RedactionContext | undefined,
   ): Readonly<Record<string, unknown>> {
     let copy: Record<string, unknown> | undefined
     for (const key of Object.keys(value)) {
@@ -369,7 +491,7 @@ class CompiledRedactor implements Redactor {
         counts[`field:${path}`] = (counts[`field:${path}`] ?? 0) + 1
         continue
       }
-      const next = this.#value(child, path, rule, counts)
+      const next = this.#value(child, path, rule, counts, context)
       if (next !== child) {
         copy ??= { ...value }
         // Defined, not assigned: a JSON key `__proto__` must stay a field, not reach the setter.
@@ -379,12 +501,18 @@ class CompiledRedactor implements Redactor {
     return copy ?? value
   }
 
-  #value(value: unknown, path: string, rule: FieldRule | undefined, counts: RedactionCounts): unknown {
+  #value(
+    value: unknown,
+    path: string,
+    rule: FieldRule | undefined,
+    counts: RedactionCounts,
+    context: RedactionContext | undefined,
+  ): unknown {
     if (value === null || value === undefined) return value
     if (Array.isArray(value)) {
       let copy: unknown[] | undefined
       for (let i = 0; i < value.length; i++) {
-        const next = this.#value(value[i], path, rule, counts)
+        const next = this.#value(value[i], path, rule, counts, context)
         if (next !== value[i]) (copy ??= value.slice())[i] = next
       }
       return copy ?? value
@@ -400,10 +528,10 @@ class CompiledRedactor implements Redactor {
     }
     if (typeof value === 'string') {
       if (action === 'keep' || (action === undefined && !this.#scanMetadata)) return value
-      return this.redactText(value, counts)
+      return this.redactText(value, counts, context)
     }
     if (typeof value === 'object' && action !== 'keep')
-      return this.#object(value as Record<string, unknown>, path, counts)
+      return this.#object(value as Record<string, unknown>, path, counts, context)
     return value
   }
 }
@@ -428,7 +556,11 @@ class Spans {
 }
 
 /** Convenience for one text: the redacted text and what was removed. */
-export function redactText(redactor: Redactor, text: string): { text: string; counts: RedactionCounts } {
+export function redactText(
+  redactor: Redactor,
+  text: string,
+  context?: RedactionContext,
+): { text: string; counts: RedactionCounts } {
   const counts: RedactionCounts = {}
-  return { text: redactor.redactText(text, counts), counts }
+  return { text: redactor.redactText(text, counts, context), counts }
 }

@@ -15,6 +15,7 @@
  * Synchronous from step 3 on: the steps read only what step 2 prefetched.
  */
 import type { RowLineage } from '../../cdc/table-decoder.ts'
+import type { TailServices } from '../../config/rag-services.ts'
 import { decodeChunkSet } from '../../chunking/chunk-set.ts'
 import { RagstreamError } from '../../errors.ts'
 import { deletionAppliedAudit } from '../../governance/forget/deletion-audit.ts'
@@ -32,7 +33,7 @@ import {
 import type { CompiledPolicy, GovernRecord, JoinedMetadata } from '../../governance/policy.ts'
 import { hashSubject } from '../../governance/subject.ts'
 import { report, telemetryActive } from '../../observability/telemetry.ts'
-import type { StateStore } from '../../state/store.ts'
+import { groupPrefix, type StateStore } from '../../state/store.ts'
 import type { StageContext, StageItem, StageResult, StageRow } from '../../topology/graph.ts'
 import { checkRequest } from './deletion-requests.ts'
 import { AuditRecord, EntityChange, ForgetCopy } from './items.ts'
@@ -40,6 +41,7 @@ import type {
   DeletionRequestDecoder,
   ForgetOptions,
   GovernBatchMetrics,
+  AuditOutput,
   GovernDocumentInput,
   GovernedDocument,
   GovernNodeOptions,
@@ -55,6 +57,9 @@ export interface GovernPlan {
   readonly partitions: number
   readonly policy: CompiledPolicy
   readonly options: GovernNodeOptions
+  readonly audit: AuditOutput
+  /** Opened before the batch's first I/O (idempotent); undefined when compiled without services. */
+  readonly services: TailServices | undefined
   readonly mode: SuppressionMode
   readonly decoder: DeletionRequestDecoder
   /** The forgotten-subjects store; undefined without `forget`. */
@@ -126,7 +131,8 @@ export class GovernBatch {
 
   /** The batch's results, one per item, in item order. */
   async run(): Promise<StageResult[]> {
-    await this.#plan.options.audit.open?.()
+    await this.#plan.services?.open()
+    await this.#plan.audit.open?.()
     await this.decode()
     await this.prefetch()
     this.applyRequests()
@@ -237,7 +243,10 @@ export class GovernBatch {
       }
       for (const [store, keyOf] of subjectStores) {
         const key = keyOf(request.subject)
-        if (typeof key === 'string') round.add(this.#context.store(store), partition, key)
+        if (typeof key !== 'string') continue
+        round.add(this.#context.store(store), partition, key)
+        // Entries grouped under the key (a join's subscriptions: one per left row) go with it.
+        round.addPrefix(this.#context.store(store), partition, groupPrefix(key))
       }
     }
     for (const [, item] of changes)
@@ -307,8 +316,13 @@ export class GovernBatch {
     // subject is forgotten for good: under BEFORE_REQUEST its later entities stay indexed and still need them.
     for (const [name, keyOf] of next.mode === 'FOREVER' ? subjectStores : []) {
       const key = keyOf(request.subject)
+      if (typeof key !== 'string') continue
       const store = this.#context.store(name)
-      if (typeof key !== 'string' || store.get(partition, key) === undefined) continue
+      for (const [grouped] of store.scan(partition, groupPrefix(key))) {
+        store.delete(partition, grouped)
+        count(name)
+      }
+      if (store.get(partition, key) === undefined) continue
       store.delete(partition, key)
       count(name)
     }

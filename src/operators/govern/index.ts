@@ -43,6 +43,8 @@
  *   subject-index.ts      the `<name>-subject-index` store's batch view
  *   redact-at-source.ts   redaction before a source table materializes its rows
  */
+import type { TemplateFields } from '../../chunking/template.ts'
+import type { TailServices } from '../../config/rag-services.ts'
 import { ConfigError } from '../../errors.ts'
 import type { AuditEventValue } from '../../governance/audit.ts'
 import { compilePolicy, type CompiledPolicy } from '../../governance/policy.ts'
@@ -64,14 +66,17 @@ import {
   type StageContext,
   type StageItem,
   type StageNode,
+  type ChunkEmbedNode,
   type TopologyGraph,
+  type TopologyNode,
 } from '../../topology/graph.ts'
 import { encodeJson } from '../../topology/json.ts'
 import { partitionForString } from '../../topology/partitioner.ts'
 import { GovernBatch, type GovernPlan } from './batch.ts'
 import { jsonRequests } from './deletion-requests.ts'
 import { AuditRecord, EntityChange, ForgetCopy } from './items.ts'
-import type { GovernNodeOptions, GovernOptions } from './options.ts'
+import { chunkSetStore } from '../chunk-embed.ts'
+import type { ForgetOptions, GovernNodeOptions, GovernOptions } from './options.ts'
 
 export type {
   AuditOutput,
@@ -104,14 +109,82 @@ function compiled(node: GovernNode, graph: TopologyGraph): CompiledPolicy {
   })
 }
 
+/** Nodes downstream of `name`, in graph order. */
+function downstreamOf(graph: TopologyGraph, name: string): TopologyNode[] {
+  const reached = new Set([name])
+  const out: TopologyNode[] = []
+  for (const n of graph.nodes)
+    if (n.inputs.some((i) => reached.has(i))) {
+      reached.add(n.name)
+      out.push(n)
+    }
+  return out
+}
+
+/** The chunk-embed nodes fed straight by this govern: their chunk sets and cached vectors are the subject's. */
+function chunkNodesOf(node: GovernNode, graph: TopologyGraph): ChunkEmbedNode[] {
+  return graph.nodes.filter((n): n is ChunkEmbedNode => n.kind === 'chunk-embed' && n.inputs[0] === node.name)
+}
+
+/** The chunk sets forgetting counts: the ones named, else every chunk-embed node fed by this govern. */
+function chunkSetsOf(node: GovernNode, graph: TopologyGraph): NonNullable<ForgetOptions['chunkSets']> {
+  return (
+    node.options?.forget?.chunkSets ??
+    chunkNodesOf(node, graph).map((n) => ({ store: chunkSetStore(n.name), entityType: n.options.chunk.entityType }))
+  )
+}
+
+/** The topic audit events go to: `audit.topic`, else the chunk topic written downstream (`toChunks`). */
+export function auditTopic(node: GovernNode, graph: TopologyGraph): string | undefined {
+  if (node.options?.audit !== undefined) return node.options.audit?.topic
+  const sink = downstreamOf(graph, node.name).find((n) => n.kind === 'sink' && n.chunkEvents === true)
+  return sink?.kind === 'sink' ? sink.topic : undefined
+}
+
 /** Stores of other nodes that forgetting reads or cleans (validate.ts checks they exist). */
-export function foreignStores(node: GovernNode): string[] {
+export function foreignStores(node: GovernNode, graph: TopologyGraph): string[] {
   const forget = node.options?.forget
+  if (forget === undefined || forget === null) return []
   return [
-    ...(forget?.entityStores ?? []),
-    ...Object.keys(forget?.subjectStores ?? {}),
-    ...(forget?.chunkSets ?? []).map((c) => c.store),
+    ...(forget.entityStores ?? []),
+    ...Object.keys(forget.subjectStores ?? {}),
+    ...chunkSetsOf(node, graph).map((c) => c.store),
   ]
+}
+
+/**
+ * The embedding cache entries forgetting deletes: the ones configured, else, for a chunk-embed node
+ * fed by this govern that embeds with the services' embedder, the content hashes its chunker makes of
+ * a governed row (the same chunker and the same text and fields, so the same hashes).
+ */
+function embeddingCacheOf(
+  node: GovernNode,
+  graph: TopologyGraph,
+  services: TailServices | undefined,
+): ForgetOptions['embeddingCache'] {
+  const forget = node.options.forget
+  if (forget?.embeddingCache !== undefined || forget === undefined || services === undefined)
+    return forget?.embeddingCache
+  const chunkers = chunkNodesOf(node, graph).filter((n) => n.options.embed.embedder === undefined)
+  if (chunkers.length === 0) return undefined
+  const app = graph.applicationId
+  return {
+    cache: services.embeddingCache,
+    namespace: () => services.embedder.model,
+    contentHashes: (doc, key) =>
+      chunkers.flatMap((n) => {
+        const { chunk, chunker } = n.options
+        return chunker!
+          .chunk({
+            topology: app,
+            entityType: chunk.entityType,
+            entityKey: key,
+            text: chunk.text === undefined ? doc.text : chunk.text(doc, key),
+            fields: chunk.fields === undefined ? (doc.metadata as TemplateFields) : chunk.fields(doc, key),
+          })
+          .map((c) => c.contentHash)
+      }),
+  }
 }
 
 /** Its own stores: without `forget` only the subject index (classifications, for RECLASSIFIED). */
@@ -182,7 +255,10 @@ export const governOperator: NodeKindSpec<GovernNode> = {
           problem(`forget/subjectStores/${store}`, 'must be a function (subject) => key | null')
     }
     const audit = options.audit
-    if (audit === null || typeof audit !== 'object') problem('audit', 'required: { topic, encode? }')
+    if (audit === undefined) {
+      if (auditTopic(node, graph) === undefined)
+        problem('audit', 'required: { topic, encode? } (or write chunk events downstream with toChunks)')
+    } else if (audit === null || typeof audit !== 'object') problem('audit', 'must be { topic, encode? }')
     else {
       const topic = topicNameProblem(audit.topic)
       if (topic !== '') problem('audit/topic', topic)
@@ -200,11 +276,11 @@ export const governOperator: NodeKindSpec<GovernNode> = {
     const governor = (detail: string) => ({
       type: 'processor' as const,
       name,
-      stores: [...ownStores(node), ...foreignStores(node)],
+      stores: [...ownStores(node), ...foreignStores(node, graph)],
       detail,
       next: [`${name}-audit-sink`],
     })
-    const auditSink = { type: 'sink' as const, name: `${name}-audit-sink`, topic: node.options?.audit?.topic, next: [] }
+    const auditSink = { type: 'sink' as const, name: `${name}-audit-sink`, topic: auditTopic(node, graph), next: [] }
     if (forget === undefined)
       return {
         nodes: [governor(`govern: ${policy}, no forget, async, batched`), auditSink],
@@ -240,6 +316,9 @@ export const governOperator: NodeKindSpec<GovernNode> = {
     const { name, options } = node
     const app = env.graph.applicationId
     const forget = options.forget
+    const topic = auditTopic(node, env.graph)!
+    const audit = options.audit ?? env.services?.auditEvents(topic) ?? { topic }
+    const broadcast = deletionBroadcastTopic(app, name)
     const plan: GovernPlan = {
       name,
       app,
@@ -247,17 +326,19 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       partitions,
       policy: compiled(node, env.graph),
       options,
+      audit,
+      services: env.services,
       mode: forget?.mode ?? 'FOREVER',
-      decoder: forget?.decode ?? jsonRequests,
+      decoder:
+        forget?.decode ??
+        (forget === undefined ? jsonRequests : (env.services?.deletionRequests(forget.deletionsTopic) ?? jsonRequests)),
       forgottenStore: forget === undefined ? undefined : forgottenSubjectsStore(name),
       indexStore: subjectIndexStore(name),
       entityStores: forget?.entityStores ?? [],
       subjectStores: Object.entries(forget?.subjectStores ?? {}),
-      chunkSets: forget?.chunkSets ?? [],
-      embeddingCache: forget?.embeddingCache,
+      chunkSets: forget === undefined ? [] : chunkSetsOf(node, env.graph),
+      embeddingCache: embeddingCacheOf(node, env.graph, env.services),
     }
-    const broadcast = deletionBroadcastTopic(app, name)
-    const audit = options.audit
     const encodeAudit = audit.encode ?? ((event: AuditEventValue) => encodeJson(event))
     const auditPartitions = env.sinkPartitions(audit.topic)
     const downstream = env.downstream(name)
@@ -270,7 +351,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       named: true,
       inputs: node.inputs,
       stageKind: 'govern',
-      stores: Object.freeze([...ownStores(node), ...foreignStores(node)]),
+      stores: Object.freeze([...ownStores(node), ...foreignStores(node, env.graph)]),
       processor: {
         process: (batch: readonly StageItem[], context: StageContext) => new GovernBatch(plan, batch, context).run(),
       },

@@ -96,7 +96,8 @@ export interface GovernOptions<V> {
    * still denied, classified, routed, redacted and audited, but no subject can be forgotten.
    */
   readonly forget?: ForgetOptions
-  readonly audit: AuditOutput
+  /** Default: the chunk topic written downstream (`toChunks`), encoded by the services (Avro for the sink). */
+  readonly audit?: AuditOutput
   /**
    * Called once per batch with what govern did (counts only), e.g. for a test or your own metrics.
    * Redaction counts are per detector kind and `field:<path>`. `ragstream run` exports the same
