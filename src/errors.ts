@@ -124,6 +124,11 @@ export const ERROR_CODES = {
     recovery: 'stop',
     summary: 'A topic the topology reads or writes does not exist on the broker; create it, then start again.',
   },
+  RS_VERSION_IN_USE: {
+    recovery: 'stop',
+    summary:
+      "A version's tables cannot be dropped while its sink still runs (its consumer group has members); stop it first.",
+  },
 } as const satisfies Record<string, { recovery: Recovery; summary: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES

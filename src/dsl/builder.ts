@@ -26,7 +26,7 @@
 import type { TailServices } from '../config/rag-services.ts'
 import { chunkEmbedNode, type ChunkOptions, type EmbedOptions } from '../operators/chunk-embed.ts'
 import { filterNode, type FilterOptions } from '../operators/filter.ts'
-import { fkJoinNode, type InnerJoinOptions, type LeftJoinOptions } from '../operators/fk-join.ts'
+import { fkJoinNode, type InnerJoinOptions, type LeftJoinOptions } from '../operators/fk-join/index.ts'
 import { governNode, type GovernedDocument, type GovernOptions } from '../operators/govern/index.ts'
 import { mapValuesNode, type MapValuesOptions } from '../operators/map-values.ts'
 import { sinkNode, type ToOptions } from '../operators/sink.ts'

@@ -4,6 +4,7 @@
  * the two in step. Each process owns one `Metrics` (its own registry, never prom-client's global one,
  * so several instances can live in one test process).
  */
+import { RagstreamError } from '../errors.ts'
 import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
@@ -195,7 +196,10 @@ export class Metrics {
  * Serves `GET /metrics` (Prometheus text) and `GET /healthz` on a loopback port by default.
  * Port 0 picks a free port; the returned server's address tells which.
  */
-export async function serveMetrics(metrics: Metrics, options: { port: number; host?: string }): Promise<Server> {
+export async function serveMetrics(
+  metrics: Metrics,
+  options: { port: number; host?: string; /** The option that chose the port, named in errors. */ path?: string },
+): Promise<Server> {
   const server = createServer((request, response) => {
     if (request.url === '/metrics') {
       metrics.text().then(
@@ -216,9 +220,23 @@ export async function serveMetrics(metrics: Metrics, options: { port: number; ho
       response.end('try /metrics or /healthz\n')
     }
   })
+  const host = options.host ?? '127.0.0.1'
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port, options.host ?? '127.0.0.1', resolve)
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EADDRINUSE' && error.code !== 'EACCES') return reject(error)
+      reject(
+        new RagstreamError(
+          'RS_CONFIG_INVALID',
+          `cannot serve metrics on ${host}:${options.port}: ${error.code === 'EADDRINUSE' ? 'the port is in use' : 'permission denied'}`,
+          {
+            context: { path: options.path ?? '/metrics/port' },
+            hint: `choose another port, or 0 for any free one (${options.path ?? '--metrics-port'} 0); the chosen port is logged`,
+            cause: error,
+          },
+        ),
+      )
+    })
+    server.listen(options.port, host, resolve)
   })
   return server
 }

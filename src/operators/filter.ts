@@ -3,6 +3,7 @@
  * tombstone downstream; a change where neither the old nor the new row matches is not forwarded.
  */
 import type { NodeKindSpec } from '../topology/compiled.ts'
+import { userFunction } from '../topology/user-code.ts'
 import type { FilterNode } from '../topology/graph.ts'
 
 export interface FilterOptions {
@@ -31,7 +32,7 @@ export const filterOperator: NodeKindSpec<FilterNode> = {
     exit: node.name,
   }),
   getter(node, _graph, upstream) {
-    const { predicate } = node
+    const predicate = userFunction(node.name, node.predicate)
     const parent = upstream(node.inputs[0])
     return {
       store: parent.store,
@@ -43,17 +44,14 @@ export const filterOperator: NodeKindSpec<FilterNode> = {
     }
   },
   compile(node, env) {
-    const { scope } = env
-    const { name, predicate } = node
+    const { name } = node
+    const predicate = userFunction(name, node.predicate)
     const emit = env.downstream(name)
     return [
       (key, oldValue, newValue) => {
-        scope.node = name
-        scope.user = true
         const oldKept =
           oldValue === undefined || oldValue === null ? oldValue : predicate(oldValue, key) ? oldValue : null
         const newKept = newValue !== null && predicate(newValue, key) ? newValue : null
-        scope.user = false
         if (oldKept === null && newKept === null) return
         emit(key, oldKept, newKept)
       },

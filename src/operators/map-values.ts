@@ -3,6 +3,7 @@
  * undefined deletes the row downstream.
  */
 import type { NodeKindSpec } from '../topology/compiled.ts'
+import { userFunction } from '../topology/user-code.ts'
 import type { MapValuesNode } from '../topology/graph.ts'
 
 export interface MapValuesOptions {
@@ -31,7 +32,7 @@ export const mapValuesOperator: NodeKindSpec<MapValuesNode> = {
     exit: node.name,
   }),
   getter(node, _graph, upstream) {
-    const { mapper } = node
+    const mapper = userFunction(node.name, node.mapper)
     const parent = upstream(node.inputs[0])
     return {
       store: parent.store,
@@ -43,16 +44,13 @@ export const mapValuesOperator: NodeKindSpec<MapValuesNode> = {
     }
   },
   compile(node, env) {
-    const { scope } = env
-    const { name, mapper } = node
+    const { name } = node
+    const mapper = userFunction(name, node.mapper)
     const emit = env.downstream(name)
     return [
       (key, oldValue, newValue) => {
-        scope.node = name
-        scope.user = true
         const oldMapped = oldValue === undefined || oldValue === null ? oldValue : (mapper(oldValue, key) ?? null)
         const newMapped = newValue === null ? null : (mapper(newValue, key) ?? null)
-        scope.user = false
         if (oldMapped === null && newMapped === null) return
         emit(key, oldMapped, newMapped)
       },

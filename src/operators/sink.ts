@@ -9,6 +9,7 @@ import type { CompileEnv, NodeKindSpec } from '../topology/compiled.ts'
 import { topicNameProblem, type Encoder, type SinkNode } from '../topology/graph.ts'
 import { encodeJson } from '../topology/json.ts'
 import { partitionForString } from '../topology/partitioner.ts'
+import { recordFailure, userFunction } from '../topology/user-code.ts'
 
 export interface ToOptions {
   /** Optional; generated (`KTABLE-SINK-<n>`) when absent. */
@@ -57,7 +58,10 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
   compile(node, env) {
     const { scope } = env
     const { name, topic } = node
-    const encode = node.chunkEvents === true ? chunkEventsEncoder(node, env.services) : node.encode
+    const userEncode = node.chunkEvents === true ? chunkEventsEncoder(node, env.services) : node.encode
+    const encode = userEncode === undefined ? undefined : userFunction(name, userEncode)
+    // A value user code built may not be JSON (a bigint, a cycle): that record's failure, not the batch's.
+    const userJson = userFunction(name, encodeJson)
     const partitions = env.sinkPartitions(topic)
     // Straight after a table source the value is the one it just stored: reuse its bytes. Further
     // down, user code may have mutated it in place, so encode.
@@ -75,16 +79,10 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
             })
             return
           }
-          // A value user code built may not be JSON (a bigint, a cycle): that record's failure, not the batch's.
-          scope.node = name
-          scope.user = true
-          const value = encodeJson(newValue)
-          scope.user = false
+          const value = userJson(newValue)
           scope.out.push({ topic, partition, key: Buffer.from(key, 'utf8'), value })
           return
         }
-        scope.node = name
-        scope.user = true
         const encoded = encode(key, newValue)
         if (
           encoded === null ||
@@ -92,12 +90,14 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
           (encoded.key !== null && !Buffer.isBuffer(encoded.key)) ||
           (encoded.value !== null && !Buffer.isBuffer(encoded.value))
         ) {
-          throw new RagstreamError(
-            'RS_RECORD_INVALID',
-            'the encoder must return { key: Buffer | null, value: Buffer | null }',
+          throw recordFailure(
+            name,
+            new RagstreamError(
+              'RS_RECORD_INVALID',
+              'the encoder must return { key: Buffer | null, value: Buffer | null }',
+            ),
           )
         }
-        scope.user = false
         scope.out.push({ topic, partition, key: encoded.key, value: encoded.value })
       },
     ]

@@ -16,6 +16,7 @@ import {
   type TableSourceNode,
 } from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
+import { recordFailure } from '../topology/user-code.ts'
 
 export interface TableOptions {
   /** Required: the table's store and changelog identity. */
@@ -143,26 +144,25 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         const value = decoded.value === undefined ? null : decoded.value
         if (value === null) {
           if (oldBytes === undefined) return
-          scope.undoStore = store
-          scope.undoKey = key
-          scope.undoValue = oldBytes
+          scope.undo.remember(store, partition, key, oldBytes)
           store.delete(partition, key)
           emit(key, needsOld ? decodeJson(oldBytes) : undefined, null)
         } else {
-          scope.node = name
-          scope.user = true // a decoder's value may not be JSON (a bigint): that record's failure
           const unavailable = decoded.unavailable
-          const bytes =
-            unavailable !== undefined && unavailable.length > 0
-              ? encodeJson(withPreviousColumns(record, key, value, unavailable, oldBytes))
-              : (decoded.json ?? encodeJson(value))
-          scope.user = false
+          let bytes: Buffer
+          try {
+            bytes =
+              unavailable !== undefined && unavailable.length > 0
+                ? encodeJson(withPreviousColumns(record, key, value, unavailable, oldBytes))
+                : (decoded.json ?? encodeJson(value))
+          } catch (error) {
+            // A decoder's value may not be JSON (a bigint), or lack its unchanged columns: that record's failure.
+            throw recordFailure(name, error)
+          }
           // An unchanged row (a CDC snapshot re-read, a producer retry) is still a change downstream,
           // as before, but rewriting the same bytes would only add a changelog record.
           if (oldBytes === undefined || !oldBytes.equals(bytes)) {
-            scope.undoStore = store
-            scope.undoKey = key
-            scope.undoValue = oldBytes
+            scope.undo.remember(store, partition, key, oldBytes)
             store.put(partition, key, bytes)
           }
           const row = unavailable !== undefined && unavailable.length > 0 ? decodeJson(bytes) : value

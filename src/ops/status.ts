@@ -11,6 +11,7 @@ import type { RagstreamConfig } from '../config/file.ts'
 import { consumerLag, totalLag, type PartitionLag } from './consumer-lag.ts'
 import { buildTopology, deployment, deploymentServices, type Deployment } from './deployment.ts'
 import { listVersions, tableFreshness, type Freshness, type IndexVersion } from './index-versions.ts'
+import { groupStates } from './group-members.ts'
 import { connectPostgres } from './pipeline.ts'
 
 export interface StoreCheckpoint {
@@ -28,8 +29,20 @@ export interface VersionStatus {
   readonly applicationId: string
   readonly chunkTopic: string
   readonly table: string
-  readonly processor: { readonly group: string; readonly lag: number; readonly partitions: readonly PartitionLag[] }
-  readonly sink: { readonly group: string; readonly lag: number; readonly partitions: readonly PartitionLag[] }
+  readonly processor: {
+    readonly group: string
+    /** False when the group has neither committed offsets nor members: the lag is then the whole backlog. */
+    readonly seen: boolean
+    readonly members: number
+    readonly lag: number
+    readonly partitions: readonly PartitionLag[]
+  }
+  readonly sink: {
+    readonly group: string
+    readonly members: number
+    readonly lag: number
+    readonly partitions: readonly PartitionLag[]
+  }
   readonly freshness: Freshness | null
   readonly stores: readonly StoreCheckpoint[]
 }
@@ -142,6 +155,15 @@ export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> 
         consumerLag(admin, d.applicationId, sources),
         consumerLag(admin, d.sink.groupId, [d.chunkTopic]),
       ])
+      const [processorGroup, sinkGroup] = await groupStates(admin, [d.applicationId, d.sink.groupId]).catch(() => [
+        undefined,
+        undefined,
+      ])
+      const processorSeen = processorLag.some((p) => p.committed !== null) || (processorGroup?.members.length ?? 0) > 0
+      if (!processorSeen)
+        warnings.push(
+          `${version}: cannot see the processor's consumer group ${d.applicationId} (no committed offset on ${sources.join(', ') || 'any source'}, no member): its lag above is the whole backlog. Is \`ragstream run\` running this app and version (same name, prefix ${d.prefix ?? '(none)'})?`,
+        )
       const registered = known.find((v) => v.version === version)
       let freshness: Freshness | null = null
       if (pg && registered) {
@@ -164,8 +186,19 @@ export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> 
         applicationId: d.applicationId,
         chunkTopic: d.chunkTopic,
         table: d.sink.names.chunkTable,
-        processor: { group: d.applicationId, lag: totalLag(processorLag), partitions: processorLag },
-        sink: { group: d.sink.groupId, lag: totalLag(sinkLag), partitions: sinkLag },
+        processor: {
+          group: d.applicationId,
+          seen: processorSeen,
+          members: processorGroup?.members.length ?? 0,
+          lag: totalLag(processorLag),
+          partitions: processorLag,
+        },
+        sink: {
+          group: d.sink.groupId,
+          members: sinkGroup?.members.length ?? 0,
+          lag: totalLag(sinkLag),
+          partitions: sinkLag,
+        },
         freshness,
         stores,
       })
@@ -196,7 +229,9 @@ export function formatStatus(s: TopologyStatus): string {
       '',
       `${v.version}${v.active ? ' (active)' : ''}  processor ${v.applicationId}  chunk topic ${v.chunkTopic}  table ${v.table}`,
     )
-    lines.push(`  processor lag ${v.processor.lag}   sink lag ${v.sink.lag}`)
+    lines.push(
+      `  processor lag ${v.processor.lag}   sink lag ${v.sink.lag}   running: processor ${v.processor.members}, sink ${v.sink.members}${v.processor.seen ? '' : '   PROCESSOR GROUP NOT SEEN (see the warning)'}`,
+    )
     const rows = [
       ...v.processor.partitions.map((p) => ['processor', p]),
       ...v.sink.partitions.map((p) => ['sink', p]),
@@ -214,6 +249,6 @@ export function formatStatus(s: TopologyStatus): string {
         `    store ${`${c.store}[${c.partition}]`.padEnd(28)} checkpoint ${String(c.checkpoint ?? '–').padStart(8)}  changelog end ${String(c.changelogEnd ?? '–').padStart(8)}`,
       )
   }
-  for (const w of s.warnings) lines.push(`warning: ${w}`)
+  for (const w of s.warnings) lines.push(`WARNING: ${w}`)
   return `${lines.join('\n')}\n`
 }

@@ -10,15 +10,18 @@ import { DEAD_LETTER_TOPIC_CONFIG } from '../governance/forget/dead-letter.ts'
 import { DEAD_LETTER_HEADERS } from '../runtime/dead-letter.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord, TopicSpec } from '../runtime/task.ts'
 import { PrefetchPlan, type StateStore } from '../state/store.ts'
-import type {
-  BatchState,
-  ChangeHandler,
-  CompileEnv,
-  RecordScope,
-  StageBuffer,
-  TopicEntry,
-  ValueGetter,
+import {
+  beginRecord,
+  newRecordScope,
+  type BatchState,
+  type ChangeHandler,
+  type CompileEnv,
+  type RecordScope,
+  type StageBuffer,
+  type TopicEntry,
+  type ValueGetter,
 } from './compiled.ts'
+import { RecordFailure, recordFailure } from './user-code.ts'
 import type { DecodedRecord, StageResult, TopologyGraph, TopologyNode } from './graph.ts'
 import { auditTopic } from '../operators/govern/index.ts'
 import { kindOf } from './node-kinds.ts'
@@ -74,21 +77,7 @@ interface PrefetchRead {
 function noop(): void {}
 
 function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance {
-  const scope: RecordScope = {
-    out: [],
-    stores: new Map(),
-    record: undefined as unknown as SourceRecord,
-    node: '',
-    user: false,
-    partitionKey: null,
-    undoStore: null,
-    undoKey: '',
-    undoValue: undefined,
-    undoMore: [],
-    encodedValue: undefined,
-    encodedBytes: null,
-    now: 0,
-  }
+  const scope = newRecordScope()
   const byName = new Map<string, TopologyNode>(graph.nodes.map((n) => [n.name, n]))
   const consumers = new Map<string, { node: string; slot: number }[]>()
   for (const node of graph.nodes) {
@@ -252,10 +241,9 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
     ])
     return { topic: graph.deadLetterTopic, partition: record.partition, key: record.key, value: record.value, headers }
   }
-  /** A per-record failure: forget what the record did so far, revert its table write, dead-letter it. */
-  const fail = (instance: Instance, record: SourceRecord, mark: number, error: unknown): void => {
+  /** A per-record failure: forget what the record did so far, revert its store writes, dead-letter it. */
+  const fail = (instance: Instance, record: SourceRecord, mark: number, failure: RecordFailure): void => {
     const { scope } = instance
-    scope.user = false
     scope.out.length = mark
     for (const stage of instance.stages) {
       while (stage.origins.length > 0 && stage.origins[stage.origins.length - 1] === record) {
@@ -263,18 +251,8 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         stage.items.pop()
       }
     }
-    for (let i = scope.undoMore.length - 1; i >= 0; i--) {
-      const undo = scope.undoMore[i]
-      if (undo.value === undefined) undo.store.delete(undo.partition, undo.key)
-      else undo.store.put(undo.partition, undo.key, undo.value)
-    }
-    scope.undoMore.length = 0
-    if (scope.undoStore !== null) {
-      if (scope.undoValue === undefined) scope.undoStore.delete(record.partition, scope.undoKey)
-      else scope.undoStore.put(record.partition, scope.undoKey, scope.undoValue)
-      scope.undoStore = null
-    }
-    scope.out.push(deadLetter(record, scope.node, error, 'RS_RECORD_INVALID', scope.now))
+    scope.undo.revert()
+    scope.out.push(deadLetter(record, failure.node, failure.error, 'RS_RECORD_INVALID', scope.now))
   }
 
   const run = async (
@@ -293,17 +271,12 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         out.push(deadLetter(record, entry.node, row.error, 'RS_DECODE_FAILED', now))
         return
       }
-      scope.record = record
-      scope.user = false
-      scope.partitionKey = null
-      scope.undoStore = null
-      scope.undoMore.length = 0
-      scope.encodedValue = undefined
+      beginRecord(scope, record)
       const mark = out.length
       try {
         entry.handle(record, row)
       } catch (error) {
-        if (!scope.user) throw error
+        if (!(error instanceof RecordFailure)) throw error
         fail(instance, record, mark, error)
       }
     }
@@ -337,11 +310,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           out.push(deadLetter(record, stage.node.name, (result as { error: unknown }).error, 'RS_RECORD_INVALID', now))
           continue
         }
-        scope.record = record
-        scope.user = false
-        scope.undoStore = null
-        scope.undoMore.length = 0
-        scope.encodedValue = undefined
+        beginRecord(scope, record)
         const mark = out.length
         try {
           for (const row of result) {
@@ -351,18 +320,19 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
               typeof row.key !== 'string' ||
               (row.partitionKey !== undefined && typeof row.partitionKey !== 'string')
             ) {
-              scope.node = stage.node.name
-              scope.user = true
-              throw new RagstreamError(
-                'RS_RECORD_INVALID',
-                'the stage returned a row without a string key (or with a non-string partitionKey)',
+              throw recordFailure(
+                stage.node.name,
+                new RagstreamError(
+                  'RS_RECORD_INVALID',
+                  'the stage returned a row without a string key (or with a non-string partitionKey)',
+                ),
               )
             }
             scope.partitionKey = row.partitionKey ?? null
             stage.emit(row.key, undefined, row.value ?? null)
           }
         } catch (error) {
-          if (!scope.user) throw error
+          if (!(error instanceof RecordFailure)) throw error
           fail(instance, record, mark, error)
         }
         scope.partitionKey = null
@@ -426,6 +396,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           stage.origins.length = 0
         }
         for (const state of instance.batchStates) state.reset()
+        instance.scope.undo.release()
         instance.scope.out = []
         instance.scope.stores = new Map()
         pool.push(instance)

@@ -12,28 +12,89 @@ import type { DecodedRecord, StageItem, StageNode, TopologyGraph, TopologyNode }
 export type ChangeHandler = (key: string, oldValue: unknown, newValue: unknown) => void
 
 /**
- * Per-record state shared by every closure of one compiled instance. `user` is true only while user
- * code (a decoder, predicate, mapper, joiner, ...) runs: a throw then is a per-record failure that
- * goes to the dead-letter topic; any other throw is transient and fails the batch.
+ * Per-record state shared by every closure of one compiled instance. Compile resets it with
+ * `beginRecord` before each record; user code runs behind `userFunction` (src/topology/user-code.ts),
+ * so a throw there is that record's failure and any other throw fails the batch.
  */
 export interface RecordScope {
   out: SinkRecord[]
   stores: ReadonlyMap<string, StateStore>
   record: SourceRecord
-  node: string
-  user: boolean
   /** Set by stages whose rows are partitioned by another key (chunks by entity). */
   partitionKey: string | null
-  /** The source-table write to revert if this record fails further down. */
-  undoStore: StateStore | null
-  undoKey: string
-  undoValue: Buffer | undefined
-  /** Further writes to revert (materialized join results), rarely used. */
-  readonly undoMore: { store: StateStore; partition: number; key: string; value: Buffer | undefined }[]
+  /** Store writes of the current record, reverted if it fails further down. */
+  readonly undo: UndoLog
   /** The value the source table just stored and its bytes, so a sink writing it unchanged reuses them. */
   encodedValue: unknown
   encodedBytes: Buffer | null
   now: number
+}
+
+/** A new scope for one compiled instance. */
+export function newRecordScope(): RecordScope {
+  return {
+    out: [],
+    stores: new Map(),
+    record: undefined as unknown as SourceRecord,
+    partitionKey: null,
+    undo: new UndoLog(),
+    encodedValue: undefined,
+    encodedBytes: null,
+    now: 0,
+  }
+}
+
+/** The one place a record's processing starts: everything per-record in the scope is reset here. */
+export function beginRecord(scope: RecordScope, record: SourceRecord): void {
+  scope.record = record
+  scope.partitionKey = null
+  scope.undo.clear()
+  scope.encodedValue = undefined
+}
+
+/**
+ * The one undo log: the values a record's store writes replaced, so a record failing further down
+ * (a dead letter) leaves the stores as they were before it. Kept as parallel arrays reused from
+ * record to record, so remembering a write allocates nothing on the hot path.
+ */
+export class UndoLog {
+  readonly #stores: StateStore[] = []
+  readonly #partitions: number[] = []
+  readonly #keys: string[] = []
+  readonly #values: (Buffer | undefined)[] = []
+  #length = 0
+
+  /** Call before a write: `value` is what the key held (undefined = absent). */
+  remember(store: StateStore, partition: number, key: string, value: Buffer | undefined): void {
+    const i = this.#length++
+    this.#stores[i] = store
+    this.#partitions[i] = partition
+    this.#keys[i] = key
+    this.#values[i] = value
+  }
+
+  /** Puts every remembered value back, newest first, and empties the log. */
+  revert(): void {
+    for (let i = this.#length - 1; i >= 0; i--) {
+      const value = this.#values[i]
+      if (value === undefined) this.#stores[i].delete(this.#partitions[i], this.#keys[i])
+      else this.#stores[i].put(this.#partitions[i], this.#keys[i], value)
+    }
+    this.clear()
+  }
+
+  clear(): void {
+    this.#length = 0
+  }
+
+  /** Drops the references kept for reuse (end of a batch): a pooled instance must not pin old values. */
+  release(): void {
+    this.#length = 0
+    this.#stores.length = 0
+    this.#partitions.length = 0
+    this.#keys.length = 0
+    this.#values.length = 0
+  }
 }
 
 /** How records of one topic enter the compiled graph. */

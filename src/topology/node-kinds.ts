@@ -4,7 +4,7 @@
  */
 import { chunkEmbedOperator } from '../operators/chunk-embed.ts'
 import { filterOperator } from '../operators/filter.ts'
-import { fkJoinOperator } from '../operators/fk-join.ts'
+import { fkJoinOperator } from '../operators/fk-join/index.ts'
 import { governOperator } from '../operators/govern/index.ts'
 import { mapValuesOperator } from '../operators/map-values.ts'
 import { sinkOperator } from '../operators/sink.ts'

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
 import { DEAD_LETTER_HEADERS, TopologyTestDriver } from '../../src/testing/index.ts'
+import { groupPrefix, groupedKey } from '../../src/state/store.ts'
 import { partitionForString } from '../../src/topology/partitioner.ts'
 import { unpackRecords } from '../../src/topology/record-pack.ts'
 import { fkJoinCases, fkJoinTopology, type FkJoinRunner, type OrderDetail } from '../support/fk-join-cases.ts'
@@ -80,12 +81,9 @@ test('a foreign-key move inside one batch leaves no subscription on the old key'
     { topic: 'orders', key: 'o1', value: { product: 'p2', qty: 1 } },
   ])
   assert.deepEqual(driver.readTable('order-details').get('o1'), { qty: 1, product: 'gadget', price: 7 })
+  // One entry per (right key, left key): o1 is subscribed to p2 only.
   const index = driver.readStore('join-products-subscriptions')
-  assert.equal(index.has('p1'), false)
-  assert.deepEqual(
-    (index.get('p2') as unknown[][]).map((entry) => entry[0]),
-    ['o1'],
-  )
+  assert.deepEqual([...index.keys()], [groupedKey('p2', 'o1')])
   await driver.pipe('orders', 'o1', null)
   assert.equal(driver.readStore('join-products-subscriptions').size, 0, 'a left delete unsubscribes')
 })
@@ -425,4 +423,97 @@ test('a join result can be the right table of another join: right-side re-trigge
     }
     assert.deepEqual(driver.readDeadLetters(), [])
   }
+})
+
+test('subscriptions in the earlier layout (one list per right key) migrate to entries the first time the key is touched', async () => {
+  const driver = new TopologyTestDriver(fkJoinTopology('left', topics), { partitions: 3 })
+  await driver.pipe('products', 'p1', { name: 'widget', price: 5 })
+  await driver.pipe('orders', 'o1', { product: 'p1', qty: 1 })
+  await driver.pipe('orders', 'o2', { product: 'p1', qty: 2 })
+  // Rewrite the committed entries as the earlier layout: JSON [[left key, left partition, left hash], ...] under p1.
+  const store = driver.store('join-products-subscriptions')!
+  const partition = partitionForString('p1', 3)
+  const entries = [...store.entries(partition)]
+  assert.deepEqual(
+    entries.map(([key]) => key),
+    [groupedKey('p1', 'o1'), groupedKey('p1', 'o2')],
+  )
+  const legacy = entries.map(([key, value]) => [
+    key.slice(groupPrefix('p1').length),
+    value.readUInt32BE(1),
+    value.toString('latin1', 5),
+  ])
+  for (const [key] of entries) store.delete(partition, key)
+  store.put(partition, 'p1', Buffer.from(JSON.stringify(legacy)))
+  store.drainChangelog()
+  await store.flush(new Map())
+
+  await driver.pipe('products', 'p1', { name: 'widget', price: 6 })
+  assert.deepEqual(Object.fromEntries(driver.readTable('order-details')), {
+    o1: { qty: 1, product: 'widget', price: 6 },
+    o2: { qty: 2, product: 'widget', price: 6 },
+  })
+  assert.deepEqual(
+    [...driver.readStore('join-products-subscriptions').keys()],
+    [groupedKey('p1', 'o1'), groupedKey('p1', 'o2')],
+    'the list was replaced by one entry per left row',
+  )
+  const changelog = driver.allOutput('fk-join-products-subscriptions-changelog').slice(-3)
+  assert.deepEqual(
+    changelog.map((r) => [r.key, r.value === null]),
+    [
+      [groupedKey('p1', 'o1'), false],
+      [groupedKey('p1', 'o2'), false],
+      ['p1', true],
+    ],
+    'the migration is in the changelog: entries written, the list tombstoned',
+  )
+  assert.deepEqual(driver.readDeadLetters(), [])
+})
+
+test('one right key referenced by 100,000 left rows: the join completes, a right change re-triggers all, and no record or store value grows with the rows', async () => {
+  const rows = 100_000
+  const driver = new TopologyTestDriver(fkJoinTopology('inner', topics), { partitions: 4 })
+  await driver.pipe('products', 'hot', { name: 'widget', price: 1 })
+  const batch = 5_000
+  for (let from = 0; from < rows; from += batch) {
+    await driver.pipeBatch(
+      Array.from({ length: batch }, (_, i) => ({
+        topic: 'orders',
+        key: `o${from + i}`,
+        value: { product: 'hot', qty: 1 },
+      })),
+    )
+  }
+  const joined = driver.readTable('order-details')
+  assert.equal(joined.size, rows)
+  assert.deepEqual(joined.get('o99999'), { qty: 1, product: 'widget', price: 1 })
+
+  await driver.pipe('products', 'hot', { name: 'widget', price: 2 })
+  const after = driver.readTable('order-details')
+  let repriced = 0
+  for (const value of after.values()) if ((value as OrderDetail).price === 2) repriced++
+  assert.equal(repriced, rows, 'the right change reached every left row')
+
+  // Fixed bounds: a subscription entry, a pack of 16 responses or subscriptions (one right row each).
+  let largestValue = 0
+  for (const name of ['join-products-subscriptions', 'orders', 'products']) {
+    const store = driver.store(name)!
+    for (const partition of store.partitions())
+      for (const value of store.entries(partition).values()) largestValue = Math.max(largestValue, value.length)
+  }
+  assert.ok(largestValue < 256, `largest store value ${largestValue} bytes`)
+  let largestRecord = 0
+  for (const topic of [
+    'fk-join-products-subscriptions-changelog',
+    'fk-join-products-subscription-repartition',
+    'fk-join-products-response-repartition',
+  ]) {
+    for (const r of driver.allOutput(topic))
+      largestRecord = Math.max(largestRecord, (r.rawKey?.length ?? 0) + (r.rawValue?.length ?? 0))
+  }
+  assert.ok(largestRecord < 4096, `largest internal record ${largestRecord} bytes`)
+  assert.equal(driver.store('join-products-subscriptions')!.partitions().length, 1)
+  assert.equal(driver.readStore('join-products-subscriptions').size, rows, 'one entry per left row')
+  assert.deepEqual(driver.readDeadLetters(), [])
 })

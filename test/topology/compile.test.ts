@@ -3,6 +3,7 @@ import { test } from 'node:test'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
 import type { ProcessorTopology, SourceRecord } from '../../src/runtime/task.ts'
 import { MemoryStateStore } from '../../src/state/memory-store.ts'
+import { PrefetchPlan, groupPrefix, groupedKey, prefetchAll } from '../../src/state/store.ts'
 import { DEAD_LETTER_HEADERS } from '../../src/topology/compile.ts'
 import { partitionForString } from '../../src/topology/partitioner.ts'
 import { fkJoinTopology } from '../support/fk-join-cases.ts'
@@ -30,8 +31,7 @@ async function prefetch(
   stores: Map<string, MemoryStateStore>,
   records: SourceRecord[],
 ): Promise<void> {
-  for (const [store, partitions] of processor.prefetchKeys(records))
-    for (const [p, keys] of partitions) await stores.get(store)!.prefetch(p, keys)
+  await prefetchAll(processor.prefetchKeys(records), stores, (name) => new Error(`no store ${name}`))
 }
 
 test('the compiled topology lists its topics with the settings internal ones are created with', () => {
@@ -103,17 +103,24 @@ test('prefetchKeys names every key the batch reads, per store and partition; und
     record('shop-join-products-response-repartition', 'o8', { h: 'x', v: null }, 3),
     record('shop-join-products-right-repartition', 'p5', { name: 'w', price: 1 }, 1),
   ])
-  const plain = Object.fromEntries(
-    [...keys].map(([store, partitions]) => [
-      store,
-      Object.fromEntries([...partitions].map(([p, set]) => [p, [...set]])),
-    ]),
-  )
-  assert.deepEqual(plain, {
+  const plainOf = (map: Map<string, Map<number, Set<string>>>): unknown =>
+    Object.fromEntries(
+      [...map].map(([store, partitions]) => [
+        store,
+        Object.fromEntries([...partitions].map(([p, set]) => [p, [...set]])),
+      ]),
+    )
+  assert.deepEqual(plainOf(keys), {
     orders: { 1: ['o1'], 3: ['o8'] },
     products: { 2: ['p1'], 0: ['p9'] },
-    'join-products-subscriptions': { 2: ['p1'], 0: ['p9'], 1: ['p5'] },
+    // The right key (a list-layout value to migrate) and, for a subscription, its own entry.
+    'join-products-subscriptions': { 2: ['p1'], 0: ['p9', groupedKey('p9', 'o7')], 1: ['p5'] },
     'join-products-right': { 0: ['p9'] },
+  })
+  // A right change (and a re-homed right row) scans every subscription of its key.
+  assert.ok(keys instanceof PrefetchPlan)
+  assert.deepEqual(plainOf(keys.prefixes), {
+    'join-products-subscriptions': { 2: [groupPrefix('p1')], 1: [groupPrefix('p5')] },
   })
 })
 

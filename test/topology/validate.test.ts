@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
 import { ConfigError } from '../../src/errors.ts'
-import { fkJoinNode } from '../../src/operators/fk-join.ts'
+import { fkJoinNode } from '../../src/operators/fk-join/index.ts'
 import { Topology } from '../../src/topology/topology.ts'
 
 function problemsOf(build: () => unknown): string[] {

@@ -52,10 +52,17 @@ export const forgetCommand: CommandSpec = {
       description: 'the governance deletions topic the topology reads',
       default: DEFAULT_DELETIONS_TOPIC,
     },
+    app: {
+      type: 'string',
+      value: '<app>',
+      description:
+        'the app (topology file, /apps name or reference name): its deletions topic and, with --wait, its tables',
+    },
+    prefix: { type: 'string', value: '<prefix>', description: "with --app: the app's source prefix" },
     topology: {
       type: 'string',
       value: '<name>',
-      description: 'sink topology (its tables in Postgres): required with --wait',
+      description: 'sink topology (its tables in Postgres): required with --wait unless --app names it',
     },
     processor: {
       type: 'string',
@@ -77,7 +84,30 @@ The subject appears in the receipt only as its sha256; the verification query bi
 as a role that row-level security lets see every row, e.g. the sink role: it returns 0).
 Exit codes: 0 requested (and confirmed with --wait), 1 failure, 69 Kafka/registry/Postgres unreachable,
 78 bad arguments; RS_FORGET_UNCONFIRMED when --timeout passes first.`,
-  async run({ values, stdout, env }) {
+  async run({ values, stdout, env, config: given }) {
+    let appTopic: string | undefined
+    let appSql: string | undefined
+    if (typeof values.app === 'string') {
+      const config = given ?? (await import('../../config/file.ts')).loadConfig({ env })
+      const { loadApp } = await import('../../app/load.ts')
+      const { deployment } = await import('../../ops/deployment.ts')
+      const d = deployment({
+        app: await loadApp(values.app, config.apps),
+        version: 'v1',
+        prefix: typeof values.prefix === 'string' ? values.prefix : undefined,
+        config,
+      })
+      if (d.deletionsTopic === undefined)
+        throw new ConfigError(
+          [{ path: '--app', message: `${d.app.name} reads no deletions topic: it has nothing to forget` }],
+          'arguments',
+          'RS_CONFIG_INVALID',
+          'declare deletionsTopic in defineApp and a forget section in its govern step (docs/governance.md)',
+        )
+      appTopic = d.deletionsTopic
+      appSql = d.names.sqlName
+      values = { schema: config.sink.schema, ...values }
+    }
     const mode = String(values.mode ?? 'FOREVER') as SuppressionMode
     const requestedBy =
       typeof values['requested-by'] === 'string' ? values['requested-by'] : `${userInfo().username}@${hostname()}`
@@ -97,16 +127,20 @@ Exit codes: 0 requested (and confirmed with --wait), 1 failure, 69 Kafka/registr
       throw new ConfigError([{ path: '--timeout', message: 'must be a positive number of seconds' }], 'arguments')
     const sinkConfig = values.wait
       ? (() => {
-          if (typeof values.topology !== 'string')
+          const topology = typeof values.topology === 'string' ? values.topology : appSql
+          if (topology === undefined)
             throw new ConfigError(
               [{ path: '--topology', message: 'required with --wait: whose tables the receipt counts' }],
               'arguments',
             )
-          return resolveSinkConfig({ topology: values.topology, schema: String(values.schema ?? 'ragstream'), dims: 1 })
+          return resolveSinkConfig({ topology, schema: String(values.schema ?? 'ragstream'), dims: 1 })
         })()
       : undefined
     const endpoints = endpointsFromEnv(env)
-    const topic = String(values['deletions-topic'] ?? DEFAULT_DELETIONS_TOPIC)
+    const topic =
+      values['deletions-topic'] !== undefined && values['deletions-topic'] !== DEFAULT_DELETIONS_TOPIC
+        ? String(values['deletions-topic'])
+        : (appTopic ?? DEFAULT_DELETIONS_TOPIC)
     const subjectHash = hashSubject(request.subject)
     if (sinkConfig === undefined) {
       await produceRequest(endpoints, topic, request)

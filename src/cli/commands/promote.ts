@@ -1,5 +1,5 @@
 import { loadConfig } from '../../config/file.ts'
-import { ConfigError, type Problem } from '../../errors.ts'
+import { ConfigError, RagstreamError, type Problem } from '../../errors.ts'
 import { EXIT, type CommandSpec } from '../command.ts'
 import { DEPLOYMENT_OPTIONS, str } from './status.ts'
 
@@ -16,8 +16,9 @@ export const promoteCommand: CommandSpec = {
   name: 'promote',
   summary:
     "Switch a topology's analyst view to a version in one transaction; --drop-old drops the other versions' tables.",
-  args: '<topology> <version>',
+  args: '<app> <version>',
   options: {
+    name: DEPLOYMENT_OPTIONS.name,
     'sql-topology': DEPLOYMENT_OPTIONS['sql-topology'],
     'drop-old': {
       type: 'boolean',
@@ -29,7 +30,8 @@ export const promoteCommand: CommandSpec = {
     'in one transaction: a query sees the old version or the new one, never a mix or nothing. Rolling back is',
     'promoting the previous version again, as long as it was not dropped. --drop-old runs after the switch, in',
     'its own transaction; Kafka topics and consumer groups of dropped versions are left to the operator',
-    '(docs/operations.md lists them).',
+    '(docs/operations.md lists them). --drop-old refuses (RS_VERSION_IN_USE, nothing changed) while the sink group',
+    'of a version it would drop (ragstream-sink.<sql>.<version>) has members: stop that sink first.',
     'Exit codes: 0 promoted, 1 failure, 78 unknown version or bad arguments.',
   ].join('\n'),
   async run({ positionals, values, stdout, env, config: given }) {
@@ -51,6 +53,30 @@ export const promoteCommand: CommandSpec = {
     })
     const owner = await connectPostgres(config.postgres.ownerUrl, 'ragstream-promote')
     try {
+      if (values['drop-old']) {
+        // Dropping a table under a running sink kills it (`relation … does not exist`): refuse while
+        // the sink group of any version to drop has members, before changing anything.
+        const { listVersions } = await import('../../ops/index-versions.ts')
+        const { groupStates } = await import('../../ops/group-members.ts')
+        const { Admin } = await import('@platformatic/kafka')
+        const others = (await listVersions(owner, d.sink)).filter((v) => v.version !== d.version)
+        const admin = new Admin({ clientId: 'ragstream-promote', bootstrapBrokers: [...config.endpoints.kafkaBrokers] })
+        try {
+          const groups = others.map((v) => d.app.names(v.version).sinkGroup)
+          const busy = (await groupStates(admin, groups)).filter((g) => g.members.length > 0)
+          if (busy.length > 0)
+            throw new RagstreamError(
+              'RS_VERSION_IN_USE',
+              `not promoting: --drop-old would drop ${busy.map((g) => `${g.group} (${g.members.length} member${g.members.length === 1 ? '' : 's'}: ${g.members.map((m) => `${m.clientId}@${m.host}`).join(', ')})`).join('; ')} while its sink still runs`,
+              {
+                context: { path: '--drop-old' },
+                hint: `stop that sink first (its table is ${others.map((v) => d.app.names(v.version).chunkTable).join(', ')}), or promote without --drop-old now and drop later`,
+              },
+            )
+        } finally {
+          await admin.close().catch(() => {})
+        }
+      }
       const result = await promoteVersion(owner, d.sink, { dropOld: Boolean(values['drop-old']) })
       stdout.write(
         `${d.sink.names.view} now reads ${d.sink.topology}@${result.active}${result.previous && result.previous !== result.active ? ` (was ${result.previous})` : ''}\n`,

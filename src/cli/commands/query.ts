@@ -49,7 +49,12 @@ export const queryCommand: CommandSpec = {
   summary: "Nearest-neighbour search over a topology's pgvector view (as your role sees it).",
   args: '"<text>"',
   options: {
-    topology: { type: 'string', value: '<name>', description: 'topology whose view to search (required)' },
+    app: {
+      type: 'string',
+      value: '<app>',
+      description: 'the app whose view to search (topology file, /apps name or reference name)',
+    },
+    topology: { type: 'string', value: '<name>', description: 'or the SQL name of the view to search' },
     k: { type: 'string', short: 'k', value: '<n>', description: 'how many neighbours', default: '5' },
     where: {
       type: 'string',
@@ -84,11 +89,29 @@ comparison or a jsonb containment test on metadata (metadata @> '{"key": value}'
 when they can (42, true, "007"), else as strings; dots nest keys (customer.tier=gold).
 docs/sql.md shows the same query as plain SQL.
 Exit codes: 0 ok (also when nothing matches), 1 failure, 78 bad arguments.`,
-  async run({ positionals, values, stdout, env }) {
+  async run({ positionals, values, stdout, env, config: given }) {
     const text = positionals[0]
     if (text === undefined) throw new ConfigError([{ path: '"<text>"', message: 'required' }], 'arguments')
-    const topology = checkIdentifier('--topology', values.topology, 'topology-name')
-    const viewSchema = checkIdentifier('--view-schema', values['view-schema'] ?? 'rag')
+    let sqlName: string | undefined = typeof values.topology === 'string' ? values.topology : undefined
+    let viewSchemaDefault = 'rag'
+    if (typeof values.app === 'string') {
+      const config = given ?? (await import('../../config/file.ts')).loadConfig({ env })
+      const app = await (await import('../../app/load.ts')).loadApp(values.app, config.apps)
+      sqlName ??= app.sqlName
+      viewSchemaDefault = config.sink.viewSchema
+    }
+    if (sqlName === undefined)
+      throw new ConfigError(
+        [{ path: '--app', message: 'required: the app (or --topology, its SQL name)' }],
+        'arguments',
+      )
+    const topology = checkIdentifier('--topology', sqlName, 'topology-name')
+    const viewSchema = checkIdentifier(
+      '--view-schema',
+      values['view-schema'] === undefined || values['view-schema'] === 'rag'
+        ? viewSchemaDefault
+        : values['view-schema'],
+    )
     const k = Number(values.k ?? '5')
     if (!Number.isInteger(k) || k < 1 || k > 1000)
       throw new ConfigError([{ path: '-k', message: 'must be an integer from 1 to 1000' }], 'arguments')

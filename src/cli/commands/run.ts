@@ -5,6 +5,10 @@ import { importTopologyFile, resolveAppRef } from '../../app/load.ts'
 import { loadConfig, type RagstreamConfig } from '../../config/file.ts'
 import { checkKafka, checkRedis } from '../../config/services.ts'
 import { buildTopology, deployment, deploymentServices, type Deployment } from '../../ops/deployment.ts'
+import { ensureWrittenTopics, type WrittenTopic } from '../../ops/output-topics.ts'
+import { ago, startProgress } from '../../ops/progress.ts'
+import { consumerLag, totalLag } from '../../ops/consumer-lag.ts'
+import { Admin } from '@platformatic/kafka'
 import { ConfigError, type Problem } from '../../errors.ts'
 import { Metrics, serveMetrics } from '../../observability/metrics.ts'
 import { exportProcessorLag, instrumentProcessor } from '../../ops/instrument.ts'
@@ -43,7 +47,7 @@ function isCompilable(value: unknown): value is Compilable {
 export async function loadProcessorTopology(
   ref: string,
   config: RagstreamConfig,
-  options: { version?: string; prefix?: string } = {},
+  options: { version?: string; prefix?: string; onTopics?: (topics: WrittenTopic[]) => void } = {},
 ): Promise<{ topology: ProcessorTopology; deployment?: Deployment; close(): Promise<void> }> {
   const brokers = config.endpoints.kafkaBrokers
   const { file } = resolveAppRef(ref, config.apps)
@@ -53,7 +57,12 @@ export async function loadProcessorTopology(
     const d = deployment({ app: exported, version: options.version ?? 'v1', prefix: options.prefix, config })
     const services = deploymentServices(d)
     try {
-      const topology = await compileForBroker(buildTopology(d, services), brokers, 'run-admin')
+      const built = buildTopology(d, services)
+      const deletions = d.deletionsTopic === undefined ? [] : [d.deletionsTopic]
+      options.onTopics?.(
+        await ensureWrittenTopics(built, brokers, { compact: [d.chunkTopic, ...deletions], extra: deletions }),
+      )
+      const topology = await compileForBroker(built, brokers, 'run-admin')
       return { topology, deployment: d, close: () => services.close() }
     } catch (error) {
       await services.close().catch(() => {})
@@ -84,15 +93,25 @@ export async function loadProcessorTopology(
       'RS_CONFIG_INVALID',
       'wrap it in defineApp (docs/your-own-topology.md)',
     )
+  options.onTopics?.(await ensureWrittenTopics(exported, brokers))
   return { topology: await compileForBroker(exported, brokers, 'run-admin'), close: async () => {} }
 }
 
-function positiveInt(values: Record<string, unknown>, name: string, problems: Problem[]): number | undefined {
+function positiveInt(
+  values: Record<string, unknown>,
+  name: string,
+  problems: Problem[],
+  min = 1,
+  max = Number.MAX_SAFE_INTEGER,
+): number | undefined {
   const raw = values[name]
   if (raw === undefined) return undefined
   const n = Number(raw)
-  if (!Number.isInteger(n) || n <= 0) {
-    problems.push({ path: `--${name}`, message: 'must be a positive integer' })
+  if (!Number.isInteger(n) || n < min || n > max) {
+    problems.push({
+      path: `--${name}`,
+      message: min === 0 ? `must be an integer from 0 to ${max}` : 'must be a positive integer',
+    })
     return undefined
   }
   return n
@@ -207,16 +226,25 @@ export const runCommand: CommandSpec = {
     const batchMaxBytes = positiveInt(values, 'batch-max-bytes', problems)
     const sessionTimeoutMs = positiveInt(values, 'session-timeout-ms', problems)
     const transactionTimeoutMs = positiveInt(values, 'transaction-timeout-ms', problems)
-    const metricsPort = positiveInt(values, 'metrics-port', problems)
+    const metricsPort = positiveInt(values, 'metrics-port', problems, 0, 65535)
     const shutdownTimeoutMs = positiveInt(values, 'shutdown-timeout-ms', problems) ?? 30_000
     if (problems.length > 0) throw new ConfigError(problems, 'arguments')
 
     const config = given ?? loadConfig({ env })
     const endpoints = config.endpoints
     await checkKafka(endpoints)
+    const write = eventWriter(stderr, env)
     const loaded = await loadProcessorTopology(file, config, {
       version: values.version as string | undefined,
       prefix: values.prefix as string | undefined,
+      onTopics: (topics) => {
+        for (const t of topics)
+          write({
+            time: new Date().toISOString(),
+            event: t.created ? 'topic-created' : 'topic-verified',
+            topic: t.name,
+          })
+      },
     })
     const topology = loaded.topology
 
@@ -236,18 +264,39 @@ export const runCommand: CommandSpec = {
 
     const instanceId = (values['instance-id'] as string | undefined) ?? env.RAGSTREAM_INSTANCE_ID?.trim() ?? undefined
     let last: { event: string; at: number } = { event: 'none', at: Date.now() }
-    const write = eventWriter(stderr, env)
     /** The runtime's events and the command's own (starting, signal, metrics, shutdown-timeout). */
     const log = (event: RuntimeEvent | { readonly event: string; readonly [field: string]: unknown }): void => {
       last = { event: event.event, at: Date.now() }
       write({ time: new Date().toISOString(), host: hostname(), ...event })
     }
-    const metrics = metricsPort === undefined ? undefined : new Metrics({ defaultMetrics: true })
+    const metrics = new Metrics({ defaultMetrics: metricsPort !== undefined })
     // The topology file built its own embedder and decoders: their counts reach the metrics through
-    // the telemetry scope instrumentProcessor opens around each batch (embedding included).
-    const instrumented = metrics ? instrumentProcessor(topology, metrics, { onEvent: log }) : undefined
-    const stopLag = metrics ? exportProcessorLag(metrics, endpoints.kafkaBrokers, topology) : undefined
-    const runtime = new KafkaRuntime(instrumented?.topology ?? topology, {
+    // the telemetry scope instrumentProcessor opens around each batch (embedding included). The
+    // counters feed the progress line too.
+    let lastCommit: number | undefined
+    const instrumented = instrumentProcessor(topology, metrics, {
+      onEvent: log,
+      onBatchStage: (stage) => void (stage === 'committed' && (lastCommit = Date.now())),
+    })
+    const stopLag =
+      metricsPort !== undefined ? exportProcessorLag(metrics, endpoints.kafkaBrokers, topology) : undefined
+    const internalTopics = new Set(topology.topics.filter((t) => t.role !== 'source').map((t) => t.name))
+    const externalSources = topology.sourceTopics.filter((t) => !internalTopics.has(t))
+    let progressAdmin: Admin | undefined
+    const stopProgress = startProgress({
+      out: stderr,
+      env,
+      line: async () => {
+        progressAdmin ??= new Admin({
+          clientId: `${topology.applicationId}-progress`,
+          bootstrapBrokers: [...endpoints.kafkaBrokers],
+        })
+        const lag = totalLag(await consumerLag(progressAdmin, topology.applicationId, externalSources))
+        const c = instrumented.counters
+        return `records in ${c.recordsIn} out ${c.recordsOut}  lag ${lag}  dead letters ${c.deadLetters}  batches ${c.batches} (aborted ${c.aborts})  last commit ${ago(lastCommit)}`
+      },
+    })
+    const runtime = new KafkaRuntime(instrumented.topology, {
       brokers: endpoints.kafkaBrokers,
       stores,
       instanceId: instanceId || undefined,
@@ -256,8 +305,8 @@ export const runCommand: CommandSpec = {
       sessionTimeoutMs,
       transactionTimeoutMs,
       autoOffsetReset: reset as 'earliest' | 'latest',
-      onEvent: instrumented?.onEvent ?? log,
-      ...(instrumented ? { onBatchStage: instrumented.onBatchStage } : {}),
+      onEvent: instrumented.onEvent,
+      onBatchStage: instrumented.onBatchStage,
     })
     log({
       event: 'starting',
@@ -283,14 +332,17 @@ export const runCommand: CommandSpec = {
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
     try {
-      if (metrics && metricsPort !== undefined) {
-        server = await serveMetrics(metrics, { port: metricsPort })
-        log({ event: 'metrics', url: `http://127.0.0.1:${metricsPort}/metrics` })
+      if (metricsPort !== undefined) {
+        server = await serveMetrics(metrics, { port: metricsPort, path: '--metrics-port' })
+        const bound = (server.address() as { port: number } | null)?.port ?? metricsPort
+        log({ event: 'metrics', url: `http://127.0.0.1:${bound}/metrics` })
       }
       await runtime.run()
       return EXIT.ok
     } finally {
       // The signal handlers stay: a signal during the last steps of the exit still ends the process.
+      stopProgress()
+      await progressAdmin?.close().catch(() => {})
       await stopLag?.()
       await closeBackend().catch(() => {})
       await loaded.close().catch(() => {})

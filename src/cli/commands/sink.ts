@@ -5,6 +5,9 @@ import { EXIT, type CommandInput, type CommandSpec } from '../command.ts'
 import { endpointsFromEnv, redactUrl } from '../../config/endpoints.ts'
 import { ConfigError, RagstreamError } from '../../errors.ts'
 import { resolveSinkConfig, type Distance, type SinkConfig } from '../../sink/config.ts'
+import { loadConfig, type RagstreamConfig } from '../../config/file.ts'
+import type { Deployment } from '../../ops/deployment.ts'
+import { ago, startProgress } from '../../ops/progress.ts'
 import { exitUnlessStoppedWithin } from '../shutdown.ts'
 
 function intOption(values: CommandInput['values'], name: string): number | undefined {
@@ -45,6 +48,61 @@ export function sinkConfigFromOptions(topology: string | undefined, values: Comm
     batchLingerMs: intOption(values, 'linger-ms'),
     sessionTimeoutMs: intOption(values, 'session-timeout-ms'),
   })
+}
+
+const OPTION_DEFAULTS: Record<string, string> = {
+  schema: 'ragstream',
+  'view-schema': 'rag',
+  'owner-role': 'ragstream_owner',
+  'sink-role': 'ragstream_sink',
+}
+
+/** An option the user gave (not its default), else the configured value. */
+function given(values: CommandInput['values'], name: string, configured: string): string {
+  const v = str(values, name)
+  return v === undefined || v === OPTION_DEFAULTS[name] ? configured : v
+}
+
+/**
+ * The sink configuration of an app's version: names from the app (src/app/naming.ts), dimensions,
+ * schemas and roles from the configuration, each overridable by its option.
+ */
+export async function sinkConfigForApp(
+  ref: string,
+  values: CommandInput['values'],
+  config: RagstreamConfig,
+): Promise<{ sink: SinkConfig; deployment: Deployment } | undefined> {
+  const { resolveAppRef, loadApp } = await import('../../app/load.ts')
+  try {
+    resolveAppRef(ref, config.apps)
+  } catch (error) {
+    // not an app: the legacy form, `<topology>` is the SQL name and --dims is required
+    if (values.dims !== undefined || values.topic !== undefined) return undefined
+    throw error
+  }
+  const app = await loadApp(ref, config.apps)
+  const { deployment } = await import('../../ops/deployment.ts')
+  const version = str(values, 'version') ?? str(values, 'topology-version') ?? 'v1'
+  const d = deployment({ app, version, prefix: str(values, 'prefix'), config })
+  const dims = intOption(values, 'dims') ?? config.sink.dimensions
+  const sink = resolveSinkConfig({
+    topology: d.names.sqlName,
+    version: d.version,
+    topic: str(values, 'topic') ?? d.chunkTopic,
+    groupId: str(values, 'group') ?? d.names.sinkGroup,
+    dims,
+    distance: str(values, 'distance') as Distance | undefined,
+    hnsw: { m: intOption(values, 'hnsw-m'), efConstruction: intOption(values, 'hnsw-ef-construction') },
+    schema: given(values, 'schema', config.sink.schema),
+    viewSchema: given(values, 'view-schema', config.sink.viewSchema),
+    ownerRole: given(values, 'owner-role', config.sink.ownerRole),
+    sinkRole: given(values, 'sink-role', config.sink.sinkRole),
+    instanceId: str(values, 'instance-id'),
+    batchMaxRecords: intOption(values, 'batch-size'),
+    batchLingerMs: intOption(values, 'linger-ms'),
+    sessionTimeoutMs: intOption(values, 'session-timeout-ms'),
+  })
+  return { sink, deployment: d }
 }
 
 /** Options shared by `sink` and `query` that name the topology version's SQL objects. */
@@ -112,8 +170,14 @@ export const sinkCommand: CommandSpec = {
   name: 'sink',
   summary:
     "Write a topology's chunk topic into its pgvector table, exactly once (or --migrate / --activate / --grant).",
-  args: '<topology>',
+  args: '<app>',
   options: {
+    version: {
+      type: 'string',
+      value: '<v>',
+      description: "the app's version whose chunk topic to write (default v1); same as --topology-version",
+    },
+    prefix: { type: 'string', value: '<prefix>', description: "the app's source prefix (names its deletions topic)" },
     ...SINK_NAME_OPTIONS,
     topic: { type: 'string', value: '<topic>', description: 'chunk topic (default rag.chunks.<topology>)' },
     'hnsw-m': { type: 'string', value: '<n>', description: 'HNSW m', default: '16' },
@@ -180,15 +244,29 @@ If that has not finished within --shutdown-timeout-ms, the sink logs what it was
 safe: the next offsets live in Postgres, in the same transaction as the rows, so an unfinished batch
 is simply read again by the next owner.
 Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadline passed, 69 a service is unreachable, 78 configuration.`,
-  async run({ positionals, values, stdout, env }) {
-    const config = sinkConfigFromOptions(positionals[0], values)
+  async run({ positionals, values, stdout, env, config: given }) {
+    const rc = given ?? loadConfig({ env })
+    const ref = positionals[0]
+    if (ref === undefined || positionals.length > 1)
+      throw new ConfigError([{ path: '<app>', message: 'exactly one app is required' }], 'arguments')
+    const forApp = await sinkConfigForApp(ref, values, rc)
+    const config = forApp?.sink ?? sinkConfigFromOptions(ref, values)
     const shutdownTimeoutMs = intOption(values, 'shutdown-timeout-ms') ?? 30_000
     if (shutdownTimeoutMs <= 0)
       throw new ConfigError([{ path: '--shutdown-timeout-ms', message: 'must be a positive integer' }], 'arguments')
     const endpoints = endpointsFromEnv(env)
-    const url = str(values, 'postgres-url') ?? endpoints.postgresUrl
+    const admin = values.migrate || values.activate || values.grant !== undefined
+    // Migrations run as the owner (/postgres/ownerUrl), the sink as the sink role (/postgres/sinkUrl);
+    // --postgres-url overrides either.
+    const url =
+      str(values, 'postgres-url') ??
+      (forApp || env.RAGSTREAM_POSTGRES_OWNER_URL || env.RAGSTREAM_POSTGRES_SINK_URL
+        ? admin
+          ? rc.postgres.ownerUrl
+          : rc.postgres.sinkUrl
+        : endpoints.postgresUrl)
     const migrations = await import('../../sink/migrations.ts')
-    if (values.migrate || values.activate || values.grant !== undefined) {
+    if (admin) {
       const client = await connect(url)
       try {
         await checkRole(client, config.names.ownerRole, 'migrations')
@@ -236,12 +314,39 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
             await import('../../ops/sink-metrics.ts')
           ).startSinkMetrics({ port, config, postgresUrl: url, kafkaBrokers: endpoints.kafkaBrokers, log: print })
     if (metrics) print({ event: 'metrics', url: `http://127.0.0.1:${metrics.port}/metrics` })
+    // The progress line (terminal only): rows written, rejects, lag, last commit.
+    const counts = { batches: 0, upserted: 0, deleted: 0, rejects: 0, lastCommit: undefined as number | undefined }
+    const log = metrics?.log ?? print
     const sink = new PgvectorSink({
       config,
       postgresUrl: url,
       kafkaBrokers: endpoints.kafkaBrokers,
       schemaRegistryUrl: endpoints.schemaRegistryUrl,
-      log: metrics?.log ?? print,
+      log: (event) => {
+        if (event.event === 'batch-committed' && !event.alreadyCommitted) {
+          counts.batches++
+          counts.upserted += event.upserted
+          counts.deleted += event.deleted
+          counts.rejects += event.rejects
+          counts.lastCommit = Date.now()
+        }
+        log(event)
+      },
+    })
+    const { Admin } = await import('@platformatic/kafka')
+    const { consumerLag, totalLag } = await import('../../ops/consumer-lag.ts')
+    let lagAdmin: InstanceType<typeof Admin> | undefined
+    const stopProgress = startProgress({
+      out: stdout,
+      env,
+      line: async () => {
+        lagAdmin ??= new Admin({
+          clientId: `${config.groupId}-progress`,
+          bootstrapBrokers: [...endpoints.kafkaBrokers],
+        })
+        const lag = totalLag(await consumerLag(lagAdmin, config.groupId, [config.topic]))
+        return `rows upserted ${counts.upserted} deleted ${counts.deleted}  rejects (dead letters) ${counts.rejects}  lag ${lag}  batches ${counts.batches}  last commit ${ago(counts.lastCommit)}`
+      },
     })
     const stop = exitUnlessStoppedWithin(
       shutdownTimeoutMs,
@@ -254,6 +359,8 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
     try {
       await sink.run()
     } finally {
+      stopProgress()
+      await lagAdmin?.close().catch(() => {})
       await metrics?.close()
     }
     // The signal handlers stay: a signal during the last steps of the exit still ends the process.

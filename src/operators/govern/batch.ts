@@ -33,7 +33,7 @@ import {
 import type { CompiledPolicy, GovernRecord, JoinedMetadata } from '../../governance/policy.ts'
 import { hashSubject } from '../../governance/subject.ts'
 import { report, telemetryActive } from '../../observability/telemetry.ts'
-import type { StateStore } from '../../state/store.ts'
+import { groupPrefix, type StateStore } from '../../state/store.ts'
 import type { StageContext, StageItem, StageResult, StageRow } from '../../topology/graph.ts'
 import { checkRequest } from './deletion-requests.ts'
 import { AuditRecord, EntityChange, ForgetCopy } from './items.ts'
@@ -243,7 +243,10 @@ export class GovernBatch {
       }
       for (const [store, keyOf] of subjectStores) {
         const key = keyOf(request.subject)
-        if (typeof key === 'string') round.add(this.#context.store(store), partition, key)
+        if (typeof key !== 'string') continue
+        round.add(this.#context.store(store), partition, key)
+        // Entries grouped under the key (a join's subscriptions: one per left row) go with it.
+        round.addPrefix(this.#context.store(store), partition, groupPrefix(key))
       }
     }
     for (const [, item] of changes)
@@ -313,8 +316,13 @@ export class GovernBatch {
     // subject is forgotten for good: under BEFORE_REQUEST its later entities stay indexed and still need them.
     for (const [name, keyOf] of next.mode === 'FOREVER' ? subjectStores : []) {
       const key = keyOf(request.subject)
+      if (typeof key !== 'string') continue
       const store = this.#context.store(name)
-      if (typeof key !== 'string' || store.get(partition, key) === undefined) continue
+      for (const [grouped] of store.scan(partition, groupPrefix(key))) {
+        store.delete(partition, grouped)
+        count(name)
+      }
+      if (store.get(partition, key) === undefined) continue
       store.delete(partition, key)
       count(name)
     }
