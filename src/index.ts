@@ -43,6 +43,9 @@ export { cdcTableDecoder, LINEAGE_FIELD } from './cdc/table-decoder.ts'
 export type { RowLineage } from './cdc/table-decoder.ts'
 export { stableKey } from './cdc/keys.ts'
 export { createChunker } from './chunking/chunker.ts'
+export type { Chunker, ChunkerConfig, ChunkingStrategy, StrategyConfig } from './chunking/chunker.ts'
+export { markdownToText } from './chunking/markup.ts'
+export { recursiveSplit } from './chunking/recursive-split.ts'
 export { chunkEmbedStage, chunkEventEncoder } from './chunking/chunk-embed-stage.ts'
 export { createEmbeddingProvider, providerForModel } from './embedding/config.ts'
 export { LocalProvider } from './embedding/local.ts'
@@ -58,7 +61,13 @@ export type { ChunkEvent } from './serde/chunk-event.ts'
 export { MemoryStateStore } from './state/memory-store.ts'
 
 // Governance policies, the govern stage's helpers and the governance codecs.
-export { definePolicy, compilePolicy, buildRedactor, redactText } from './governance/index.ts'
+export {
+  definePolicy,
+  compilePolicy,
+  buildRedactor,
+  redactText,
+  DEFAULT_CLASSIFICATION_LABELS,
+} from './governance/index.ts'
 export type {
   RedactionConfig,
   RedactionContext,

@@ -1,9 +1,10 @@
 // knowledge-base — a second shape: published help-centre articles (Markdown, from a compacted upsert
 // topic) joined (inner) to their category (Debezium CDC), governed (PII redacted, classified by the
 // category; no data subject, so no forget), chunked one Markdown section per chunk, embedded and
-// written as Avro chunk events to rag.chunks.knowledge-base, with the audit events beside them.
+// written as chunk events to rag.chunks.knowledge-base, with the audit events beside them.
 //
-//   <prefix>.articles ──► articles (redacted as decoded) ──► published ── inner FK join ──► categories ◄── <prefix>.public.categories
+//   <prefix>.articles ──► articles ──► published ── inner FK join ──► categories ◄── <prefix>.public.categories
+//   (every source redacted as it is decoded)
 //                                          ▼
 //                                       govern: classify by category, redact text and metadata, audit
 //                                          ▼
@@ -11,22 +12,16 @@
 //
 // Topic prefix: RAGSTREAM_KB_PREFIX for `ragstream run`/`describe` (default `kb`), or the
 // `knowledgeBase({ prefix, ... })` factory in tests.
-import { DebeziumDecoder } from '../src/cdc/debezium.ts'
-import type { RowLineage } from '../src/cdc/table-decoder.ts'
-import { cdcTableDecoder } from '../src/cdc/table-decoder.ts'
-import { UpsertDecoder } from '../src/cdc/upsert.ts'
-import { chunkEmbedStage, chunkEventEncoder } from '../src/chunking/chunk-embed-stage.ts'
-import { createChunker, type ChunkingStrategy } from '../src/chunking/chunker.ts'
-import { markdownToText } from '../src/chunking/markup.ts'
-import { recursiveSplit } from '../src/chunking/recursive-split.ts'
-import { withServicesOpen, type GovernedChunkServices } from '../src/config/rag-services.ts'
-import { TopologyBuilder } from '../src/dsl/index.ts'
-import { defineApp } from '../src/index.ts'
-import { DEFAULT_CLASSIFICATION_LABELS } from '../src/governance/classification.ts'
-import { auditEventOutput } from '../src/governance/forget/governance-codecs.ts'
-import { definePolicy } from '../src/governance/policy.ts'
-import { redactAtSource, type GovernedDocument } from '../src/operators/govern/index.ts'
-import type { Topology } from '../src/topology/topology.ts'
+import {
+  cdcTableDecoder,
+  DebeziumDecoder,
+  defineApp,
+  definePolicy,
+  markdownToText,
+  recursiveSplit,
+} from '../src/index.ts'
+import { DEFAULT_CLASSIFICATION_LABELS, redactAtSource, TopologyBuilder, UpsertDecoder } from '../src/index.ts'
+import type { AppDeployment, ChunkingStrategy, RowLineage, Topology } from '../src/index.ts'
 
 /** A row of `<prefix>.articles` (plain JSON upserts keyed by slug). */
 export interface Article {
@@ -46,17 +41,11 @@ export interface Category {
   readonly classification: string
 }
 
-export interface KnowledgeBaseOptions {
-  /** Topic prefix: `<prefix>.articles`, `<prefix>.public.categories`. */
+/** What a deployment names (tests pass their own names and services); only `prefix` is required. */
+export type KnowledgeBaseOptions = Partial<
+  Pick<AppDeployment, 'applicationId' | 'version' | 'chunkTopic' | 'services'>
+> & {
   readonly prefix: string
-  /** Default `knowledge-base`. */
-  readonly applicationId?: string
-  /** Default `v1`. */
-  readonly version?: string
-  /** Default `rag.chunks.knowledge-base`. */
-  readonly chunkTopic?: string
-  /** Embedder, chunk-event codec and the registry (Avro audit events); opened by the first batch. */
-  readonly services: GovernedChunkServices
 }
 
 export const KB_CHUNK_TOPIC = 'rag.chunks.knowledge-base'
@@ -105,30 +94,22 @@ export function markdownSections(size: number): ChunkingStrategy {
   }
 }
 
-/**
- * Builds knowledge-base over the topics of `prefix`.
- *
- * @example
- * ```ts
- * const topology = knowledgeBase({ prefix: 'helpcenter', services: RagServices.fromEnv({ chunkTopic: KB_CHUNK_TOPIC }) })
- * ```
- */
+/** Builds knowledge-base over the topics of `prefix` (the app's `build`, and tests' factory). */
 export function knowledgeBase(options: KnowledgeBaseOptions): Topology {
-  const { prefix, services } = options
-  const applicationId = options.applicationId ?? 'knowledge-base'
-  const version = options.version ?? 'v1'
-  const chunkTopic = options.chunkTopic ?? KB_CHUNK_TOPIC
-  const builder = new TopologyBuilder({ applicationId })
+  const { prefix, services, applicationId = 'knowledge-base', version = 'v1' } = options
+  const builder = new TopologyBuilder({ applicationId, version, services })
 
-  // ── sources: a compacted upsert topic of articles and a CDC table of categories (JSON: `decode` only)
-  //    Articles are redacted as they are decoded, so neither their store nor its changelog holds raw PII.
+  // ── sources: a compacted upsert topic of articles and a CDC table of categories (JSON: `decode` only).
+  //    Both are redacted as they are decoded, so no store or changelog holds their raw PII.
   const articles = builder.table<Article>(`${prefix}.articles`, {
     name: 'articles',
     decode: redactAtSource(cdcTableDecoder(new UpsertDecoder({ valueFormat: 'json' })).decode),
   })
   const categories = builder.cdcTable<Category>(`${prefix}.public.categories`, {
     name: 'categories',
-    decode: cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }), { lineageField: false }).decode,
+    decode: redactAtSource(
+      cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }), { lineageField: false }).decode,
+    ),
   })
 
   articles
@@ -142,36 +123,23 @@ export function knowledgeBase(options: KnowledgeBaseOptions): Topology {
     })
     // ── govern: only the redacted text and metadata go on, labelled with the category's classification;
     //    a category's reclassification reaches every article in it through the join (RECLASSIFIED).
-    //    Audit events ride the chunk topic, so the sink writes them with the rows they explain.
+    //    Audit events ride the chunk topic (the framework wires them), so the sink writes them with the rows.
     .govern({
       name: 'govern',
       policy: knowledgeBasePolicy,
       topologyVersion: version,
       document: (article) => ({ text: article.body, metadata: { title: article.title, category: article.category } }),
       joined: (article) => ({ category: article.category, classification: article.classification }),
-      audit: auditEventOutput({ registryUrl: services.registryUrl, chunkTopic }),
     })
-    .stage({
-      name: 'chunk-embed',
-      kind: 'chunk+embed',
-      stores: ['chunk-sets'],
-      processor: withServicesOpen(
-        services,
-        chunkEmbedStage<GovernedDocument>({
-          topology: applicationId,
-          version,
-          entityType: 'article',
-          store: 'chunk-sets',
-          chunker: createChunker({ strategy: markdownSections(1200), template: '{title} ({category})\n\n{text}' }),
-          embedder: services.embedder,
-          text: (doc) => doc.text,
-          fields: (doc) => doc.metadata,
-          metadata: (doc) => doc.metadata,
-          governance: (doc) => ({ classification: doc.classification, policy_version: doc.policy_version }),
-        }),
-      ),
+    // ── one chunk per Markdown section; an article is about no one, so only the label and policy are recorded
+    .chunk({
+      entityType: 'article',
+      strategy: markdownSections(1200),
+      template: '{title} ({category})\n\n{text}',
+      governance: (doc) => ({ classification: doc.classification, policy_version: doc.policy_version }),
     })
-    .to(chunkTopic, { name: 'chunk-events', encode: chunkEventEncoder(services.chunkEvents) })
+    .embed()
+    .toChunks(options.chunkTopic ?? KB_CHUNK_TOPIC)
 
   return builder.build()
 }
@@ -183,12 +151,5 @@ export function knowledgeBase(options: KnowledgeBaseOptions): Topology {
 export default defineApp({
   name: 'knowledge-base',
   sourcePrefix: { default: 'kb', env: 'RAGSTREAM_KB_PREFIX' },
-  build: (d) =>
-    knowledgeBase({
-      prefix: d.prefix!,
-      applicationId: d.applicationId,
-      version: d.version,
-      chunkTopic: d.chunkTopic,
-      services: d.services,
-    }),
+  build: (d) => knowledgeBase({ ...d, prefix: d.prefix! }),
 })

@@ -1,8 +1,8 @@
 // Support tickets (a CDC table) enriched with their customer (a compacted metadata table) through a
 // left foreign-key join, so a customer's change re-triggers every ticket document that points at it.
-import { DebeziumDecoder } from '../src/cdc/debezium.ts'
-import { cdcTableDecoder } from '../src/cdc/table-decoder.ts'
-import { TopologyBuilder } from '../src/dsl/index.ts'
+import { DebeziumDecoder } from '../src/index.ts'
+import { cdcTableDecoder } from '../src/index.ts'
+import { TopologyBuilder } from '../src/index.ts'
 
 interface Ticket {
   readonly id: number

@@ -13,6 +13,7 @@
  * no-op downstream (the key is already gone); after compaction it is the only trace of the delete,
  * so it must delete. Columns are taken as they come, so added or removed columns need no config.
  */
+import { isUtf8 } from 'node:buffer'
 import type { EncodedRecord, Row, RowChange, SourcePosition } from './change-event.ts'
 import { decodeFailed } from './decode-error.ts'
 import { keyFromColumns, stableKey } from './keys.ts'
@@ -201,7 +202,10 @@ export function decodeKey(
   avro: AvroWireDecoder | undefined,
 ): unknown {
   if (record.key === null) return undefined
-  if (format === 'string') return record.key.toString('utf8')
+  if (format === 'string') {
+    if (!isUtf8(record.key)) throw decodeFailed(record, `key is not valid UTF-8 (${record.key.length} bytes)`)
+    return record.key.toString('utf8')
+  }
   if (format === 'avro') {
     try {
       return (avro as AvroWireDecoder).decode(record.key)
@@ -248,6 +252,8 @@ export function parseJson(
   what: 'key' | 'value',
   exact: 'always' | 'auto' | 'never' = 'auto',
 ): unknown {
+  // Invalid UTF-8 is the record's fault, never replaced silently with U+FFFD: it is dead-lettered.
+  if (!isUtf8(bytes)) throw decodeFailed(record, `${what} is not valid UTF-8 (${bytes.length} bytes)`)
   try {
     const text = bytes.toString('utf8')
     const useReviver = exact === 'always' || (exact === 'auto' && LONG_DIGIT_RUN.test(text))

@@ -113,7 +113,8 @@ export function formatError(error: unknown, env: NodeJS.ProcessEnv = process.env
 
 export function exitCodeFor(error: unknown): number {
   if (!(error instanceof RagstreamError)) return EXIT.failure
-  if (error.code === 'RS_CONFIG_INVALID' || error.code === 'RS_TOPOLOGY_INVALID') return EXIT.config
+  if (error.code === 'RS_CONFIG_INVALID' || error.code === 'RS_TOPOLOGY_INVALID' || error.code === 'RS_TOPIC_MISSING')
+    return EXIT.config
   if (error.code === 'RS_SERVICE_UNAVAILABLE') return EXIT.unavailable
   return EXIT.failure
 }

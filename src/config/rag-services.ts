@@ -47,9 +47,8 @@ export interface ChunkServices {
  * What a governed chunk topology needs besides: the schema registry (Avro deletion requests and audit
  * events) and the embedding cache (forgetting a subject deletes its chunks' cached vectors).
  */
-export interface GovernedChunkServices extends ChunkServices {
+export interface GovernedChunkServices extends TailServices {
   readonly registryUrl: string
-  readonly embeddingCache: EmbeddingCache
 }
 
 /**

@@ -105,7 +105,17 @@ export class TopologyBuilder {
 
   #source<V>(topic: string, format: 'cdc' | 'compacted', options: TableOptions | undefined): Table<V> {
     const name = options?.name ?? this.#list.generateName('KTABLE-SOURCE')
-    this.#list.add(tableSourceNode(name, options?.name !== undefined, topic, format, options?.decode, options?.prepare))
+    this.#list.add(
+      tableSourceNode(
+        name,
+        options?.name !== undefined,
+        topic,
+        format,
+        options?.decode,
+        options?.prepare,
+        options?.subject,
+      ),
+    )
     return new Table<V>(this.#list, name)
   }
 

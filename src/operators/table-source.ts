@@ -4,12 +4,18 @@
  * store named after the node (its changelog is `<application>-<name>-changelog`), so downstream
  * operators get the old and the new value of every change.
  */
+import { LINEAGE_FIELD } from '../cdc/table-decoder.ts'
 import { RagstreamError } from '../errors.ts'
+import { decodeSuppression, suppresses } from '../governance/forget/suppression.ts'
+import { hashSubject } from '../governance/subject.ts'
 import type { SourceRecord } from '../runtime/task.ts'
 import { CHANGELOG_CONFIG, type NodeKindSpec } from '../topology/compiled.ts'
 import {
   changelogTopic,
+  forgottenSubjectsStore,
   topicNameProblem,
+  type TableSubject,
+  type TopologyGraph,
   type DecodedRecord,
   type Decoder,
   type DecoderPreparer,
@@ -29,6 +35,14 @@ export interface TableOptions {
   readonly decode?: Decoder
   /** Runs once per batch, with this topic's records, before any of them is decoded (e.g. Avro schema loads). */
   readonly prepare?: DecoderPreparer
+  /**
+   * The data subject a row belongs to, for forgetting by construction: a subject type when the row's
+   * key is the subject's id (`'customer'`: row 42 is `customer:42`), or a function naming the row's
+   * subject (`(ticket) => \`customer:${ticket.customer_id}\``, null for none). A forgotten subject's
+   * later changes are then dropped here, where they enter (a delete downstream, nothing stored), and
+   * `govern` removes the subject's rows from this table's store and from every join that reads it.
+   */
+  readonly subject?: TableSubject
 }
 
 export function tableSourceNode(
@@ -38,8 +52,42 @@ export function tableSourceNode(
   format: 'cdc' | 'compacted',
   decode: Decoder | undefined,
   prepare?: DecoderPreparer,
+  subject?: TableSubject,
 ): TableSourceNode {
-  return Object.freeze({ kind: 'table-source', name, named, inputs: Object.freeze([]), topic, format, decode, prepare })
+  return Object.freeze({
+    kind: 'table-source',
+    name,
+    named,
+    inputs: Object.freeze([]),
+    topic,
+    format,
+    decode,
+    prepare,
+    ...(subject === undefined ? {} : { subject }),
+  })
+}
+
+/** The subject of a decoded row, or null (see {@link TableOptions.subject}). */
+export function subjectOfRow(subject: TableSubject, key: string, value: unknown): string | null {
+  if (typeof subject === 'string') return `${subject}:${key}`
+  if (value === null || value === undefined) return null
+  const named = subject(value, key)
+  return typeof named === 'string' && named !== '' ? named : null
+}
+
+/** The forgotten-subjects stores of the topology's governs: where a table source looks its rows' subjects up. */
+function forgottenStores(graph: TopologyGraph): string[] {
+  return graph.nodes.flatMap((n) =>
+    n.kind === 'govern' && n.options?.forget !== undefined && n.options.forget !== null
+      ? [forgottenSubjectsStore(n.name)]
+      : [],
+  )
+}
+
+/** The record's source time for suppression: its CDC lineage, else the record timestamp. */
+function sourceTimeOf(value: unknown, record: SourceRecord): number {
+  const lineage = (value as { [LINEAGE_FIELD]?: { timestampMs?: unknown } } | null)?.[LINEAGE_FIELD]
+  return typeof lineage?.timestampMs === 'number' ? lineage.timestampMs : Number(record.timestamp)
 }
 
 /** UTF-8 string key, JSON value, null value = tombstone. */
@@ -98,6 +146,16 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
       problem('decode', 'must be a function (key, value, record) => { key, value }')
     if (node.prepare !== undefined && typeof node.prepare !== 'function')
       problem('prepare', 'must be a function (records) => Promise<void>')
+    const subject = node.subject
+    if (
+      subject !== undefined &&
+      typeof subject !== 'function' &&
+      !(typeof subject === 'string' && /^[a-z][a-z0-9_-]*$/.test(subject))
+    )
+      problem(
+        'subject',
+        "must be a subject type (e.g. 'customer': the row key is the id) or (row, key) => 'type:id' | null",
+      )
   },
   stores: (node) => [node.name],
   internalTopics: (node, graph) => [
@@ -131,6 +189,26 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
     // Old values cost a JSON parse per change; only operators other than sinks use them.
     const needsOld = env.graph.nodes.some((n) => n.inputs.includes(name) && factsOf(n).role !== 'sink')
     env.addPrefetch(node.topic, name)
+    // Forgetting where data enters: a row of a forgotten subject is dropped (a delete) before any store holds it.
+    const subject = node.subject
+    const forgotten = subject === undefined ? [] : forgottenStores(env.graph)
+    const subjectHash = (decoded: DecodedRecord): string | null => {
+      if (decoded.value === null || decoded.value === undefined) return null
+      const named = subjectOfRow(subject!, decoded.key, decoded.value)
+      return named === null ? null : hashSubject(named)
+    }
+    for (const store of forgotten) env.addPrefetch(node.topic, store, subjectHash)
+    const isForgotten = (decoded: DecodedRecord, record: SourceRecord): boolean => {
+      if (forgotten.length === 0) return false
+      const hash = subjectHash(decoded)
+      if (hash === null) return false
+      for (const store of forgotten) {
+        const bytes = scope.stores.get(store)!.get(record.partition, hash)
+        if (bytes !== undefined && suppresses(decodeSuppression(bytes), sourceTimeOf(decoded.value, record)))
+          return true
+      }
+      return false
+    }
     env.addTopic(node.topic, {
       node: name,
       decode(record) {
@@ -145,7 +223,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         const partition = record.partition
         const key = decoded.key
         const oldBytes = store.get(partition, key)
-        const value = decoded.value === undefined ? null : decoded.value
+        const value = decoded.value === undefined || isForgotten(decoded, record) ? null : decoded.value
         if (value === null) {
           if (oldBytes === undefined) return
           scope.undo.remember(store, partition, key, oldBytes)

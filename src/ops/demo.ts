@@ -22,7 +22,8 @@ import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { grantAnalyst } from '../sink/migrations.ts'
 import { formatNeighbours, nearestNeighbours, type NeighbourRow } from '../sink/query.ts'
-import { quoteIdent } from '../sink/identifiers.ts'
+import { checkIdentifier, quoteIdent } from '../sink/identifiers.ts'
+import { ConfigError } from '../errors.ts'
 import { loadApp } from '../app/load.ts'
 import { deployment, type Deployment } from './deployment.ts'
 import { dropInactiveVersions, promoteVersion, tableFreshness } from './index-versions.ts'
@@ -113,13 +114,49 @@ async function dropOldDemoRuns(config: RagstreamConfig, base: string, keep: Depl
   }
 }
 
+/** Marks the roles the demo created, so a later run reuses its own role and nobody else's. */
+const DEMO_ROLE_COMMENT = 'analyst role created by ragstream demo'
+export const DEFAULT_DEMO_ANALYST = 'ragstream_demo_analyst'
+
+/**
+ * Before anything runs: the demo grants its analyst every tenant and classification of the demo
+ * topology, so it only ever uses a role it created itself (or the reserved default name). An existing
+ * role of someone else is refused (RS_CONFIG_INVALID, exit 78), never silently widened.
+ */
+export async function checkDemoAnalyst(config: RagstreamConfig, role: string): Promise<void> {
+  checkIdentifier('--analyst-role', role)
+  const admin = await connectPostgres(config.postgres.adminUrl, 'ragstream-demo')
+  try {
+    const found = await admin.query<{ comment: string | null }>(
+      `SELECT shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = $1`,
+      [role],
+    )
+    if (found.rowCount && found.rows[0].comment !== DEMO_ROLE_COMMENT && role !== DEFAULT_DEMO_ANALYST)
+      throw new ConfigError(
+        [
+          {
+            path: '--analyst-role',
+            message: `role ${role} already exists and was not created by the demo, which would grant it every tenant and classification of the demo topology`,
+          },
+        ],
+        'arguments',
+        'RS_CONFIG_INVALID',
+        'give a name that does not exist yet (the demo creates it), or leave --analyst-role out',
+      )
+  } finally {
+    await admin.end().catch(() => {})
+  }
+}
+
 /** The analyst the demo queries as: reads every classification and tenant of the demo topology, through the view only. */
 export async function ensureAnalyst(config: RagstreamConfig, d: Deployment, role: string): Promise<string> {
   const admin = await connectPostgres(config.postgres.adminUrl, 'ragstream-demo')
   try {
     const exists = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])
-    if (!exists.rowCount)
+    if (!exists.rowCount) {
       await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`)
+      await admin.query(`COMMENT ON ROLE ${quoteIdent(role)} IS '${DEMO_ROLE_COMMENT}'`)
+    }
     const db = (await admin.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db
     await admin.query(`GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(role)}`)
   } finally {
@@ -193,6 +230,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     checkPostgres(config.postgres.adminUrl),
     checkSchemaRegistry(e.schemaRegistryUrl),
   ])
+  const analystRole = o.analystRole ?? DEFAULT_DEMO_ANALYST
+  await checkDemoAnalyst(config, analystRole)
 
   const runId = Date.now().toString(36)
   const base = o.name ?? 'demo-support-copilot'
@@ -319,7 +358,6 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       `indexed ${fresh.rows} chunks; freshness over all rows p50 ${seconds(fresh.p50)}, p99 ${seconds(fresh.p99)} (visible_at − source_ts)`,
     )
 
-    const analystRole = o.analystRole ?? 'ragstream_demo_analyst'
     const analystUrl = await ensureAnalyst(config, d, analystRole)
     const text = o.queryText ?? DEMO_QUERY
     const analyst = await connectPostgres(analystUrl, 'ragstream-demo-query')

@@ -45,8 +45,10 @@ export interface KafkaRuntimeOptions {
   readonly maxRecordBytes?: number
   /** Bytes of the failed output kept in a dead letter's excerpt header (never the whole value). */
   readonly deadLetterExcerptBytes?: number
-  /** Purge repartition topics up to the committed offsets after each commit (DeleteRecords). */
+  /** Purge repartition topics up to the committed offsets after commits (DeleteRecords). Default true. */
   readonly purgeRepartitionTopics?: boolean
+  /** At most one purge per this interval (Kafka Streams' repartition.purge.interval.ms); 0 = after every commit. */
+  readonly repartitionPurgeIntervalMs?: number
   readonly onEvent?: (event: RuntimeEvent) => void
   readonly onBatchStage?: (stage: BatchStage) => void | Promise<void>
 }
@@ -70,6 +72,7 @@ export interface RuntimeConfig {
   readonly maxRecordBytes: number
   readonly deadLetterExcerptBytes: number
   readonly purgeRepartitionTopics: boolean
+  readonly repartitionPurgeIntervalMs: number
   readonly onEvent: (event: RuntimeEvent) => void
   readonly onBatchStage: ((stage: BatchStage) => void | Promise<void>) | undefined
 }
@@ -151,6 +154,14 @@ export function resolveRuntimeConfig(topology: ProcessorTopology, options: Kafka
   const purgeRepartitionTopics = o.purgeRepartitionTopics ?? true
   if (typeof purgeRepartitionTopics !== 'boolean')
     problems.push({ path: '/runtime/purgeRepartitionTopics', message: 'must be a boolean' })
+  const repartitionPurgeIntervalMs = intIn(
+    problems,
+    'repartitionPurgeIntervalMs',
+    o.repartitionPurgeIntervalMs,
+    0,
+    3_600_000,
+    30_000,
+  )
   for (const fn of ['onEvent', 'onBatchStage'] as const)
     if (o[fn] !== undefined && typeof o[fn] !== 'function')
       problems.push({ path: `/runtime/${fn}`, message: 'must be a function' })
@@ -175,6 +186,7 @@ export function resolveRuntimeConfig(topology: ProcessorTopology, options: Kafka
     maxRecordBytes,
     deadLetterExcerptBytes,
     purgeRepartitionTopics,
+    repartitionPurgeIntervalMs,
     onEvent: o.onEvent ?? noEvents,
     onBatchStage: o.onBatchStage,
   }

@@ -1,6 +1,7 @@
 /**
  * Makes the broker match the topology before anything runs: source topics must exist and be
- * co-partitioned (task p reads partition p of each), and internal topics are created when missing:
+ * co-partitioned (task p reads partition p of each), output topics must exist (RS_TOPIC_MISSING
+ * otherwise, at once), and internal topics are created when missing:
  * changelogs compacted, repartition topics with the inputs' partition count, dead-letter topics with
  * the settings the topology declares.
  */
@@ -35,7 +36,10 @@ export async function ensureTopics(
     const external = topology.sourceTopics.filter(
       (t) => !topology.topics.some((s) => s.name === t && INTERNAL_ROLES.has(s.role)),
     )
-    const existing = await listUntilPresent(admin, external, SOURCE_SETTLE_MS)
+    // Output topics are the user's (their partition count and retention are decisions): never
+    // created here, and a missing one fails the start instead of a produce retried forever.
+    const outputs = topology.topics.filter((s) => s.role === 'sink').map((s) => s.name)
+    const existing = await listUntilPresent(admin, [...external, ...outputs], SOURCE_SETTLE_MS)
     const problems: Problem[] = []
     for (const topic of external)
       if (!existing.has(topic))
@@ -46,6 +50,19 @@ export async function ensureTopics(
         'topology topics',
         'RS_TOPOLOGY_INVALID',
         'create the source topics (co-partitioned: the same partition count) before starting the processor',
+      )
+    }
+
+    const missingOutputs = outputs.filter((t) => !existing.has(t))
+    if (missingOutputs.length > 0) {
+      throw new ConfigError(
+        missingOutputs.map((t) => ({
+          path: `/topology/topics/${t}`,
+          message: 'output topic does not exist on the broker',
+        })),
+        'topology topics',
+        'RS_TOPIC_MISSING',
+        'create the output topics before starting the processor (`ragstream run` creates the topology output topics)',
       )
     }
 

@@ -49,6 +49,7 @@ import {
 import { ensureTopics, type ResolvedTopics } from './internal-topics.ts'
 import { DEAD_LETTER_HEADERS } from './dead-letter.ts'
 import { PartitionReader, partitionKey, type Batch } from './partition-reader.ts'
+import { RepartitionPurger } from './repartition-purge.ts'
 import type { ProcessorTopology, SinkRecord } from './task.ts'
 
 export type { BatchStage, KafkaRuntimeOptions } from './config.ts'
@@ -129,6 +130,7 @@ export class KafkaRuntime {
   #producerClean = false
   #reader: PartitionReader | undefined
   #restorer: ChangelogRestorer | undefined
+  #purger: RepartitionPurger | undefined
   #membership: GroupMembership | undefined
   #tasks: number[] = []
   #groupFailure: Error | undefined
@@ -204,6 +206,19 @@ export class KafkaRuntime {
       clientId: `${this.#transactionalId}-restore`,
       fetchMaxBytes: c.batchMaxBytes,
     })
+
+    if (c.purgeRepartitionTopics) {
+      const sources = new Set(this.#topology.sourceTopics)
+      this.#purger = new RepartitionPurger({
+        brokers: c.brokers,
+        clientId: `${this.#transactionalId}-purge`,
+        topics: new Set(
+          this.#topology.topics.filter((t) => t.role === 'repartition' && sources.has(t.name)).map((t) => t.name),
+        ),
+        intervalMs: c.repartitionPurgeIntervalMs,
+        onEvent: (event) => this.#emit(event),
+      })
+    }
 
     let fatal: unknown
     try {
@@ -421,6 +436,7 @@ export class KafkaRuntime {
     await withTimeout(transaction.commit(), timeout, 'commit transaction')
     this.#producerClean = true
     onCommitted()
+    this.#purger?.committed(batch.positions)
     this.#stats.batches++
     this.#stats.records += batch.records.length
     await this.#stage('committed')
@@ -727,6 +743,7 @@ export class KafkaRuntime {
   async #shutdown(): Promise<void> {
     await this.#discardProducer(undefined)
     await withTimeout(this.#restorer?.close() ?? Promise.resolve(), 10_000, 'close restorer').catch(() => {})
+    await withTimeout(this.#purger?.close() ?? Promise.resolve(), 10_000, 'close purger').catch(() => {})
     if (this.#consumer) {
       await withTimeout(this.#consumer.close(true), 10_000, 'leave group').catch(() => {})
     }

@@ -18,7 +18,7 @@
  */
 import type pg from 'pg'
 import type { SinkNames } from './config.ts'
-import type { AuditRow, ChunkRow, RejectRow, SinkEvent } from './chunk-codec.ts'
+import { excerpt, type AuditRow, type ChunkRow, type RejectRow, type SinkEvent } from './chunk-codec.ts'
 import { forgetSubjects } from './forget-subjects.ts'
 
 export interface PartitionProgress {
@@ -34,7 +34,7 @@ export interface SinkBatch {
   readonly topic: string
   readonly partitions: readonly PartitionProgress[]
   readonly upserts: readonly ChunkRow[]
-  readonly tombstones: readonly { readonly chunkId: string; readonly offset: bigint }[]
+  readonly tombstones: readonly { readonly chunkId: string; readonly partition: number; readonly offset: bigint }[]
   readonly audits: readonly AuditRow[]
   readonly rejects: readonly RejectRow[]
 }
@@ -45,6 +45,8 @@ export type BatchOutcome =
       readonly upserted: number
       readonly deleted: number
       readonly alreadyCommitted: boolean
+      /** Rows PostgreSQL refused (see writeIsolating), written to sink_rejects instead. */
+      readonly refused?: readonly RejectRow[]
     }
   | { readonly status: 'fenced'; readonly partitions: readonly number[] }
 
@@ -73,14 +75,23 @@ export function buildBatch(
     }
   }
   const upserts: ChunkRow[] = []
-  const tombstones: { chunkId: string; offset: bigint }[] = []
+  const tombstones: { chunkId: string; partition: number; offset: bigint }[] = []
   for (const event of last.values()) {
     if (event.kind === 'upsert') upserts.push(event.row)
-    else tombstones.push({ chunkId: event.chunkId, offset: event.offset })
+    else tombstones.push({ chunkId: event.chunkId, partition: event.partition, offset: event.offset })
   }
   // Audit event ids are deterministic, so a re-delivered event is the same row: keep the first.
   const uniqueAudits = [...new Map(audits.reverse().map((a) => [a.eventId, a])).values()].reverse()
   return { topic, partitions, upserts, tombstones, audits: uniqueAudits, rejects }
+}
+
+/**
+ * An error PostgreSQL raised because of what a row holds, so writing the row again fails again:
+ * data exceptions (class 22: invalid text, out of range), integrity violations (23) and program
+ * limits (54: an index entry over its size limit). Never a connection, lock or server failure.
+ */
+export function isRowRefusal(error: unknown): boolean {
+  return /^(22|23|54)/.test((error as { code?: string })?.code ?? '')
 }
 
 /** The SQL of one topology version's batch, built once per sink. */
@@ -186,8 +197,23 @@ export class BatchWriter {
     return this.#names
   }
 
-  /** Runs the batch's transaction on `client`. Throws on database errors (the caller retries with a new connection). */
+  /**
+   * Runs the batch's transaction on `client`. When PostgreSQL refuses a row for what it holds (see
+   * isRowRefusal: a value too large for an index, an invalid value), the batch is written again with
+   * each row behind a savepoint, and the refused rows go to sink_rejects: one record never stops the
+   * sink, on this run or on any restart. Throws other database errors (the caller retries with a new
+   * connection).
+   */
   async write(client: pg.Client, batch: SinkBatch): Promise<BatchOutcome> {
+    try {
+      return await this.#write(client, batch, false)
+    } catch (error) {
+      if (!isRowRefusal(error)) throw error
+      return this.#write(client, batch, true)
+    }
+  }
+
+  async #write(client: pg.Client, batch: SinkBatch, isolate: boolean): Promise<BatchOutcome> {
     const parts = batch.partitions
     await client.query('BEGIN')
     try {
@@ -204,30 +230,76 @@ export class BatchWriter {
       }
       let upserted = 0
       let deleted = 0
-      if (batch.upserts.length > 0)
-        upserted = (await client.query(this.#upsertSql, this.#upsertParams(batch.upserts))).rowCount ?? 0
-      if (batch.tombstones.length > 0) {
-        const result = await client.query<{ deleted: number }>(this.#deleteSql, [
-          batch.tombstones.map((t) => t.chunkId),
-          batch.tombstones.map((t) => t.offset.toString()),
-        ])
-        deleted = result.rows[0].deleted
+      const refused: RejectRow[] = []
+      // One statement per kind, or (isolating) one per row behind a savepoint.
+      const each = async <T>(
+        rows: readonly T[],
+        run: (rows: readonly T[]) => Promise<void>,
+        position: (row: T) => { topic: string; partition: number; offset: bigint; key: string | null },
+      ): Promise<void> => {
+        if (rows.length === 0) return
+        if (!isolate) return run(rows)
+        for (const row of rows) {
+          await client.query('SAVEPOINT row')
+          try {
+            await run([row])
+            await client.query('RELEASE SAVEPOINT row')
+          } catch (error) {
+            if (!isRowRefusal(error)) throw error
+            await client.query('ROLLBACK TO SAVEPOINT row')
+            const e = error as { code?: string; message?: string }
+            refused.push({
+              ...position(row),
+              code: 'RS_RECORD_INVALID',
+              message: `PostgreSQL refused the row (SQLSTATE ${e.code}): ${excerpt(String(e.message), 300)}`,
+            })
+          }
+        }
       }
-      if (batch.audits.length > 0)
-        await client.query(this.#auditSql, auditParams(await forgetSubjects(client, this.#names, batch.audits)))
-      if (batch.rejects.length > 0) {
-        const r = batch.rejects
+      await each(
+        batch.upserts,
+        async (rows) => {
+          upserted += (await client.query(this.#upsertSql, this.#upsertParams(rows))).rowCount ?? 0
+        },
+        (r) => ({ topic: r.chunkTopic, partition: r.chunkPartition, offset: r.chunkOffset, key: excerpt(r.chunkId) }),
+      )
+      await each(
+        batch.tombstones,
+        async (rows) => {
+          const result = await client.query<{ deleted: number }>(this.#deleteSql, [
+            rows.map((t) => t.chunkId),
+            rows.map((t) => t.offset.toString()),
+          ])
+          deleted += result.rows[0].deleted
+        },
+        (t) => ({ topic: batch.topic, partition: t.partition, offset: t.offset, key: excerpt(t.chunkId) }),
+      )
+      await each(
+        batch.audits,
+        async (rows) => {
+          await client.query(this.#auditSql, auditParams(await forgetSubjects(client, this.#names, rows)))
+        },
+        (a) => ({ topic: a.topic, partition: a.partition, offset: a.offset, key: excerpt(a.eventId) }),
+      )
+      const rejects = [...batch.rejects, ...refused]
+      if (rejects.length > 0) {
         await client.query(this.#rejectSql, [
-          r.map((x) => x.topic),
-          r.map((x) => x.partition),
-          r.map((x) => x.offset.toString()),
-          r.map((x) => x.code),
-          r.map((x) => x.message),
-          r.map((x) => x.key),
+          rejects.map((x) => x.topic),
+          rejects.map((x) => x.partition),
+          rejects.map((x) => x.offset.toString()),
+          rejects.map((x) => x.code),
+          rejects.map((x) => x.message),
+          rejects.map((x) => x.key),
         ])
       }
       await client.query('COMMIT')
-      return { status: 'committed', upserted, deleted, alreadyCommitted: false }
+      return {
+        status: 'committed',
+        upserted,
+        deleted,
+        alreadyCommitted: false,
+        ...(refused.length > 0 ? { refused } : {}),
+      }
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {})
       throw error
@@ -308,7 +380,12 @@ function auditParams(rows: readonly AuditRow[]): unknown[] {
 /**
  * Claims partitions for this instance: a fresh owner token per claim moves the fence, so any batch
  * still in flight from an earlier owner (or an earlier assignment of this instance) cannot commit.
- * Returns the stored next offset per partition (inserting `initial` where none is stored yet).
+ * Returns the stored next offset per claimed partition (inserting `initial` where none is stored yet).
+ *
+ * A partition whose offsets row is locked by another session (an earlier owner frozen inside its
+ * batch transaction) is skipped, not waited for, and left out of the result: the caller claims it
+ * again later. So a frozen sink delays only its own partitions, and only until Postgres ends its
+ * session (idle_in_transaction_session_timeout), never the partitions of the sinks that are alive.
  */
 export async function claimPartitions(
   client: pg.Client,
@@ -316,13 +393,46 @@ export async function claimPartitions(
   topic: string,
   claims: readonly { partition: number; initial: bigint; ownerToken: string }[],
 ): Promise<Map<number, bigint>> {
-  const result = await client.query<{ partition: number; next_offset: string }>(
-    `INSERT INTO ${names.offsetsTable} AS o (topic, partition, next_offset, owner_token, claimed_at, updated_at)
-     SELECT $1, partition, initial, owner_token, clock_timestamp(), clock_timestamp()
-     FROM unnest($2::int[], $3::bigint[], $4::uuid[]) AS u(partition, initial, owner_token)
-     ON CONFLICT (topic, partition) DO UPDATE SET owner_token = EXCLUDED.owner_token, claimed_at = EXCLUDED.claimed_at
-     RETURNING partition, next_offset`,
-    [topic, claims.map((c) => c.partition), claims.map((c) => c.initial.toString()), claims.map((c) => c.ownerToken)],
-  )
-  return new Map(result.rows.map((r) => [r.partition, BigInt(r.next_offset)]))
+  const partitions = claims.map((c) => c.partition)
+  await client.query('BEGIN')
+  try {
+    // Committed rows, read without waiting for anyone's lock.
+    const existing = await client.query<{ partition: number }>(
+      `SELECT partition FROM ${names.offsetsTable} WHERE topic = $1 AND partition = ANY($2::int[])`,
+      [topic, partitions],
+    )
+    const stored = new Set(existing.rows.map((r) => r.partition))
+    const fresh = claims.filter((c) => !stored.has(c.partition))
+    const claimed = new Map<number, bigint>()
+    if (fresh.length > 0) {
+      const inserted = await client.query<{ partition: number; next_offset: string }>(
+        `INSERT INTO ${names.offsetsTable} AS o (topic, partition, next_offset, owner_token, claimed_at, updated_at)
+         SELECT $1, partition, initial, owner_token, clock_timestamp(), clock_timestamp()
+         FROM unnest($2::int[], $3::bigint[], $4::uuid[]) AS u(partition, initial, owner_token)
+         ON CONFLICT (topic, partition) DO NOTHING
+         RETURNING partition, next_offset`,
+        [topic, fresh.map((c) => c.partition), fresh.map((c) => c.initial.toString()), fresh.map((c) => c.ownerToken)],
+      )
+      for (const r of inserted.rows) claimed.set(r.partition, BigInt(r.next_offset))
+    }
+    const taken = claims.filter((c) => !claimed.has(c.partition))
+    if (taken.length > 0) {
+      const updated = await client.query<{ partition: number; next_offset: string }>(
+        `WITH lockable AS (
+           SELECT partition FROM ${names.offsetsTable}
+           WHERE topic = $1 AND partition = ANY($2::int[]) FOR UPDATE SKIP LOCKED)
+         UPDATE ${names.offsetsTable} AS o SET owner_token = u.owner_token, claimed_at = clock_timestamp()
+         FROM unnest($2::int[], $3::uuid[]) AS u(partition, owner_token)
+         WHERE o.topic = $1 AND o.partition = u.partition AND o.partition IN (SELECT partition FROM lockable)
+         RETURNING o.partition, o.next_offset`,
+        [topic, taken.map((c) => c.partition), taken.map((c) => c.ownerToken)],
+      )
+      for (const r of updated.rows) claimed.set(r.partition, BigInt(r.next_offset))
+    }
+    await client.query('COMMIT')
+    return claimed
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw error
+  }
 }

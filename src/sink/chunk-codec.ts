@@ -11,6 +11,7 @@
  * stopped line. Uses the registry client directly until the shared serde module lands.
  */
 import { type SchemaRegistry } from '@kafkajs/confluent-schema-registry'
+import { SINK_LIMIT_DEFAULTS } from './config.ts'
 
 export const CHUNK_EVENT_SCHEMA = 'dev.ragstream.v1.ChunkEvent'
 export const AUDIT_EVENT_SCHEMA = 'dev.ragstream.v1.AuditEvent'
@@ -84,7 +85,7 @@ export interface RejectRow {
 
 export type SinkEvent =
   | { readonly kind: 'upsert'; readonly row: ChunkRow }
-  | { readonly kind: 'tombstone'; readonly chunkId: string; readonly offset: bigint }
+  | { readonly kind: 'tombstone'; readonly chunkId: string; readonly partition: number; readonly offset: bigint }
   | { readonly kind: 'audit'; readonly row: AuditRow }
   | { readonly kind: 'reject'; readonly row: RejectRow }
 
@@ -150,14 +151,22 @@ function jsonbStorable(value: unknown): boolean {
   return true
 }
 
+/** At most `chars` characters of `text`, saying how long it was when cut. */
+export function excerpt(text: string, chars = 200): string {
+  if (text.length <= chars) return text
+  return `${text.slice(0, chars)}… (${Buffer.byteLength(text)} bytes)`
+}
+
 export class ChunkDecoder {
   readonly #registry: SchemaRegistry
   readonly #dims: number
+  readonly #maxKeyBytes: number
   readonly #types = new Map<number, NamedType | null>()
 
-  constructor(registry: SchemaRegistry, dims: number) {
+  constructor(registry: SchemaRegistry, dims: number, limits: { readonly maxKeyBytes?: number } = {}) {
     this.#registry = registry
     this.#dims = dims
+    this.#maxKeyBytes = limits.maxKeyBytes ?? SINK_LIMIT_DEFAULTS.maxKeyBytes
   }
 
   /** Fetches the writer schemas this batch needs (once per id: ids are immutable), so decode() does no I/O. */
@@ -194,12 +203,20 @@ export class ChunkDecoder {
         offset: record.offset,
         code,
         message,
-        key: key !== null && !key.includes(NUL) ? key : null,
+        // A bounded excerpt: the record may be hostile (a 100 KB key), the reject row must stay writable.
+        key: key !== null && !key.includes(NUL) ? excerpt(key) : null,
       },
     })
     if (key === null || key.length === 0) return reject('RS_RECORD_INVALID', 'record has no key (chunk id)')
     if (key.includes(NUL)) return reject('RS_RECORD_INVALID', 'record key contains U+0000')
-    if (record.value === null) return { kind: 'tombstone', chunkId: key, offset: record.offset }
+    const keyBytes = record.key!.length
+    if (keyBytes > this.#maxKeyBytes)
+      return reject(
+        'RS_RECORD_INVALID',
+        `key (chunk id) is ${keyBytes} bytes, the sink indexes at most ${this.#maxKeyBytes} (/sink/maxKeyBytes)`,
+      )
+    if (record.value === null)
+      return { kind: 'tombstone', chunkId: key, partition: record.partition, offset: record.offset }
     const value = record.value
     if (value.length < 5 || value[0] !== 0)
       return reject('RS_DECODE_FAILED', `value is not in the Confluent wire format (${value.length} bytes)`)
@@ -219,7 +236,13 @@ export class ChunkDecoder {
     if (e.chunk_id !== key)
       return reject(
         'RS_RECORD_INVALID',
-        `key ${JSON.stringify(key)} differs from chunk_id ${JSON.stringify(e.chunk_id)}`,
+        `key ${JSON.stringify(excerpt(key))} differs from chunk_id ${JSON.stringify(excerpt(e.chunk_id))}`,
+      )
+    const entityBytes = Buffer.byteLength(e.entity_type) + Buffer.byteLength(e.entity_key)
+    if (entityBytes > this.#maxKeyBytes)
+      return reject(
+        'RS_RECORD_INVALID',
+        `entity type + key are ${entityBytes} bytes, the sink indexes at most ${this.#maxKeyBytes} (/sink/maxKeyBytes)`,
       )
     if (e.embedding.length !== this.#dims)
       return reject(

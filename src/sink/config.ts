@@ -28,6 +28,18 @@ export interface SinkConfigInput {
   readonly sessionTimeoutMs?: number
   /** Kafka static membership id: a restarted sink with the same id takes its partitions back without a rebalance. */
   readonly instanceId?: string
+  /**
+   * Longest chunk id (record key) and longest entity type + key, in UTF-8 bytes, the sink writes; longer
+   * records go to sink_rejects. Both are btree-indexed, and a btree entry holds at most ~2700 bytes.
+   */
+  readonly maxKeyBytes?: number
+  /**
+   * Postgres ends the sink's session when it sits idle inside a transaction this long (a sink frozen
+   * mid-batch: SIGSTOP, a VM pause): its row locks go and another sink can claim its partitions.
+   */
+  readonly idleInTransactionTimeoutMs?: number
+  /** A statement waiting this long for a lock fails and is retried, instead of waiting forever. */
+  readonly lockTimeoutMs?: number
 }
 
 /** The SQL names of one topology version, each checked and quoted. */
@@ -72,8 +84,18 @@ export interface SinkConfig {
   readonly batchLingerMs: number
   readonly sessionTimeoutMs: number
   readonly instanceId: string | undefined
+  readonly maxKeyBytes: number
+  readonly idleInTransactionTimeoutMs: number
+  readonly lockTimeoutMs: number
   readonly names: SinkNames
 }
+
+/** The defaults docs/operations.md documents ("Limits and timeouts of the sink"). */
+export const SINK_LIMIT_DEFAULTS = {
+  maxKeyBytes: 1024,
+  idleInTransactionTimeoutMs: 10_000,
+  lockTimeoutMs: 5_000,
+} as const
 
 const DISTANCES: readonly Distance[] = ['cosine', 'l2', 'inner_product']
 
@@ -121,6 +143,23 @@ export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
   const batchMaxRecords = intIn(problems, '/sink/batchMaxRecords', input.batchMaxRecords, 1, 100_000, 2000)
   const batchLingerMs = intIn(problems, '/sink/batchLingerMs', input.batchLingerMs, 0, 60_000, 200)
   const sessionTimeoutMs = intIn(problems, '/sink/sessionTimeoutMs', input.sessionTimeoutMs, 6000, 300_000, 10_000)
+  const maxKeyBytes = intIn(problems, '/sink/maxKeyBytes', input.maxKeyBytes, 16, 2400, SINK_LIMIT_DEFAULTS.maxKeyBytes)
+  const idleInTransactionTimeoutMs = intIn(
+    problems,
+    '/sink/idleInTransactionTimeoutMs',
+    input.idleInTransactionTimeoutMs,
+    1000,
+    600_000,
+    SINK_LIMIT_DEFAULTS.idleInTransactionTimeoutMs,
+  )
+  const lockTimeoutMs = intIn(
+    problems,
+    '/sink/lockTimeoutMs',
+    input.lockTimeoutMs,
+    100,
+    600_000,
+    SINK_LIMIT_DEFAULTS.lockTimeoutMs,
+  )
   const topic = input.topic ?? `rag.chunks.${topology}`
   if (typeof topic !== 'string' || !/^[A-Za-z0-9._-]{1,249}$/.test(topic))
     problems.push({ path: '/sink/topic', message: 'must be a valid Kafka topic name' })
@@ -167,6 +206,9 @@ export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
     batchLingerMs,
     sessionTimeoutMs,
     instanceId: input.instanceId,
+    maxKeyBytes,
+    idleInTransactionTimeoutMs,
+    lockTimeoutMs,
     names,
   }
 }

@@ -99,6 +99,25 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE POLICY own_grants ON ${n.grantsTable} FOR SELECT TO PUBLIC USING (role_name = current_user);
     `,
   },
+  {
+    version: 2,
+    name: 'analyst grants scoped to a topology and version',
+    // A grant was global: granting a role a tenant on one topology granted it on every topology. Now
+    // each grant names its topology and version ('*' = every version of that topology). Existing grants
+    // become one grant per topology that existed, which is exactly what they gave until now; topologies
+    // created later are no longer granted implicitly. The chunk tables' policies are rebuilt by migrate().
+    sql: (n) => `
+      ALTER TABLE ${n.grantsTable} DROP CONSTRAINT analyst_grants_pkey,
+        ADD COLUMN topology text, ADD COLUMN topology_version text NOT NULL DEFAULT '*';
+      INSERT INTO ${n.grantsTable} (role_name, dimension, value, topology, topology_version)
+        SELECT g.role_name, g.dimension, g.value, v.topology, '*'
+        FROM ${n.grantsTable} g CROSS JOIN (SELECT DISTINCT topology FROM ${n.versionsTable}) v
+        WHERE g.topology IS NULL;
+      DELETE FROM ${n.grantsTable} WHERE topology IS NULL;
+      ALTER TABLE ${n.grantsTable} ALTER COLUMN topology SET NOT NULL,
+        ADD PRIMARY KEY (role_name, topology, topology_version, dimension, value);
+    `,
+  },
 ]
 
 export interface MigrateResult {
@@ -148,6 +167,16 @@ export async function migrate(owner: pg.Client, config: SinkConfig): Promise<Mig
       applied.push(migration.version)
     }
     await grantSinkRole(owner, n)
+    // Grants just became topology-scoped: every existing chunk table gets the scoped policy now.
+    if (applied.includes(2)) {
+      const tables = await owner.query<{ topology: string; version: string; table_name: string }>(
+        `SELECT topology, version, table_name FROM ${n.versionsTable}`,
+      )
+      for (const v of tables.rows)
+        await owner.query(
+          analystPolicySql(n, `${quoteIdent(n.schema)}.${quoteIdent(v.table_name)}`, v.topology, v.version),
+        )
+    }
     const createdVersion = await ensureTopologyVersion(owner, config)
     const active = await owner.query(`SELECT version FROM ${n.versionsTable} WHERE topology = $1 AND active`, [
       config.topology,
@@ -203,6 +232,27 @@ export const CHUNK_COLUMNS = [
   'visible_at',
   'written_by',
 ] as const
+
+/** A SQL string literal of a name that passed checkIdentifier (no quote can be in it; doubled anyway). */
+function literal(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`
+}
+
+/**
+ * Row-level security for analysts on one chunk table: a row is visible when the role holds a grant on
+ * this table's topology and version ('*' = every version) for the row's classification and tenant.
+ * The topology and version are literals here (one policy per table), so the planner compares constants.
+ */
+function analystPolicySql(n: SinkNames, table: string, topology: string, version: string): string {
+  const scope = `g.role_name = current_user AND g.topology = ${literal(topology)} AND g.topology_version IN ('*', ${literal(version)})`
+  return `
+    DROP POLICY IF EXISTS analyst_reads ON ${table};
+    CREATE POLICY analyst_reads ON ${table} FOR SELECT TO PUBLIC USING (
+      EXISTS (SELECT 1 FROM ${n.grantsTable} g WHERE ${scope} AND g.dimension = 'classification'
+              AND g.value IN ('*', coalesce(classification, '')))
+      AND EXISTS (SELECT 1 FROM ${n.grantsTable} g WHERE ${scope} AND g.dimension = 'tenant'
+              AND g.value IN ('*', coalesce(tenant, ''))));`
+}
 
 async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Promise<boolean> {
   const n = config.names
@@ -285,18 +335,17 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
     ALTER TABLE ${t} FORCE ROW LEVEL SECURITY;
     DROP POLICY IF EXISTS sink_writes ON ${t};
     CREATE POLICY sink_writes ON ${t} FOR ALL TO ${sink} USING (true) WITH CHECK (true);
-    DROP POLICY IF EXISTS analyst_reads ON ${t};
-    CREATE POLICY analyst_reads ON ${t} FOR SELECT TO PUBLIC USING (
-      EXISTS (SELECT 1 FROM ${n.grantsTable} g WHERE g.role_name = current_user AND g.dimension = 'classification'
-              AND g.value IN ('*', coalesce(classification, '')))
-      AND EXISTS (SELECT 1 FROM ${n.grantsTable} g WHERE g.role_name = current_user AND g.dimension = 'tenant'
-              AND g.value IN ('*', coalesce(tenant, ''))));
+    ${analystPolicySql(n, t, config.topology, config.version)}
 
     GRANT SELECT, INSERT, UPDATE, DELETE ON ${t} TO ${sink};
     GRANT SELECT, INSERT, UPDATE ON ${n.tombstoneTable} TO ${sink};
   `)
-  // Analysts already granted on this topology read the new version too (rows still filtered by RLS).
-  const analysts = await owner.query<{ role_name: string }>(`SELECT DISTINCT role_name FROM ${n.grantsTable}`)
+  // Analysts granted every version of this topology (or this version) read this table too (rows still
+  // filtered by RLS); nobody else: a grant on another topology or another version gives nothing here.
+  const analysts = await owner.query<{ role_name: string }>(
+    `SELECT DISTINCT role_name FROM ${n.grantsTable} WHERE topology = $1 AND topology_version IN ('*', $2)`,
+    [config.topology, config.version],
+  )
   for (const { role_name } of analysts.rows) {
     if ((await owner.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role_name])).rowCount) {
       await owner.query(`GRANT SELECT ON ${t} TO ${quoteIdent(role_name)}`)
@@ -367,11 +416,42 @@ export interface AnalystAccess {
   /** Classifications the role may read; `*` = all, `` (empty) = rows without a classification. */
   readonly classifications: readonly string[]
   readonly tenants: readonly string[]
+  /** The one version the grant covers; default every version of the topology (`*`), later ones included. */
+  readonly version?: string
 }
 
 /**
- * Lets an existing role read the topology's views, restricted by row-level security to the given
- * classifications and tenants (replacing what it had). Run as the owner.
+ * Refuses roles that must never be analysts: PUBLIC (every role), superusers and BYPASSRLS roles
+ * (row-level security does not apply to them, so a grant would read as "everything"), roles that
+ * cannot log in (group roles: granting one grants every member), roles that do not exist, and the
+ * owner and sink roles.
+ */
+export async function checkAnalystRole(client: pg.Client, names: SinkNames, role: string): Promise<void> {
+  const refuse = (message: string, hint?: string): never => {
+    throw new ConfigError([{ path: '/analyst/role', message }], 'grant', 'RS_CONFIG_INVALID', hint)
+  }
+  if (role.toLowerCase() === 'public') refuse('must not be PUBLIC (that would grant every role)')
+  checkIdentifier('/analyst/role', role)
+  if (role === names.ownerRole || role === names.sinkRole) refuse('must not be the owner or sink role')
+  const found = await client.query<{ rolsuper: boolean; rolbypassrls: boolean; rolcanlogin: boolean }>(
+    'SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = $1',
+    [role],
+  )
+  if (!found.rowCount) refuse(`role ${role} does not exist`, `create it first: CREATE ROLE ${role} LOGIN PASSWORD '…'`)
+  const r = found.rows[0]
+  if (r.rolsuper) refuse(`${role} is a superuser: row-level security does not apply to it`)
+  if (r.rolbypassrls) refuse(`${role} has BYPASSRLS: row-level security does not apply to it`)
+  if (!r.rolcanlogin)
+    refuse(
+      `${role} cannot log in (a group role): a grant would reach every member`,
+      'grant each analyst login role separately',
+    )
+}
+
+/**
+ * Lets an existing login role read the topology's views, restricted by row-level security to the
+ * given classifications and tenants of this topology only (replacing what it had on this topology;
+ * its grants on other topologies are untouched). Run as the owner.
  */
 export async function grantAnalyst(
   owner: pg.Client,
@@ -379,25 +459,27 @@ export async function grantAnalyst(
   role: string,
   access: AnalystAccess,
 ): Promise<void> {
-  checkIdentifier('/analyst/role', role)
   const n = config.names
-  if (role === n.ownerRole || role === n.sinkRole)
-    throw new ConfigError([{ path: '/analyst/role', message: 'must not be the owner or sink role' }], 'grant')
+  await checkAnalystRole(owner, n, role)
+  const version = access.version ?? '*'
+  if (version !== '*') checkIdentifier('/analyst/version', version, 'topology-name')
   const r = quoteIdent(role)
   await inTransaction(owner, async () => {
-    await owner.query(`DELETE FROM ${n.grantsTable} WHERE role_name = $1`, [role])
+    await owner.query(`DELETE FROM ${n.grantsTable} WHERE role_name = $1 AND topology = $2`, [role, config.topology])
     await owner.query(
-      `INSERT INTO ${n.grantsTable} (role_name, dimension, value)
-       SELECT $1, d, v FROM unnest($2::text[], $3::text[]) AS u(d, v)`,
+      `INSERT INTO ${n.grantsTable} (role_name, topology, topology_version, dimension, value)
+       SELECT $1, $2, $3, d, v FROM unnest($4::text[], $5::text[]) AS u(d, v)`,
       [
         role,
+        config.topology,
+        version,
         [...access.classifications.map(() => 'classification'), ...access.tenants.map(() => 'tenant')],
         [...access.classifications, ...access.tenants],
       ],
     )
     const tables = await owner.query<{ table_name: string }>(
-      `SELECT table_name FROM ${n.versionsTable} WHERE topology = $1`,
-      [config.topology],
+      `SELECT table_name FROM ${n.versionsTable} WHERE topology = $1 AND (version = $2 OR $2 = '*')`,
+      [config.topology, version],
     )
     await owner.query(`GRANT USAGE ON SCHEMA ${quoteIdent(n.viewSchema)} TO ${r}`)
     await owner.query(`GRANT SELECT ON ${n.view}, ${n.freshnessView}, ${n.grantsTable} TO ${r}`)

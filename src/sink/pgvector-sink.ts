@@ -26,6 +26,8 @@ import { committedRecords, fetchUnfiltered } from '../runtime/read-committed.ts'
 const READ_COMMITTED = 1
 /** How long #close waits for the group to be left and Postgres to say goodbye before it lets go. */
 const CLOSE_GRACE_MS = 5_000
+/** How often partitions locked by another session (a frozen earlier owner) are claimed again. */
+const PENDING_CLAIM_RETRY_MS = 1_000
 
 /** Thrown into run() by stop(): whatever it was awaiting is abandoned (nothing uncommitted matters). */
 class SinkStopped extends Error {
@@ -66,6 +68,11 @@ export type SinkLogEvent =
       readonly offsets: Readonly<Record<string, string>>
     }
   | { readonly event: 'fenced'; readonly code: 'RS_SINK_FENCED'; readonly partitions: readonly number[] }
+  /**
+   * Assigned partitions whose offsets row another session holds locked (an earlier owner frozen inside
+   * its transaction): claimed again every second until Postgres ends that session.
+   */
+  | { readonly event: 'claim-pending'; readonly partitions: readonly number[] }
   | {
       readonly event: 'retry'
       readonly what: string
@@ -116,6 +123,9 @@ export class PgvectorSink {
   readonly #writer: BatchWriter
   readonly #instance: string
   readonly #partitions = new Map<number, PartitionState>()
+  /** Assigned but not claimed yet (their offsets row is locked by another session). */
+  #pendingClaims: { partition: number; initial: bigint }[] = []
+  #pendingSince = 0
   #client: pg.Client | null = null
   #assignmentChanged = true
   #groupFailed = false
@@ -156,7 +166,9 @@ export class PgvectorSink {
       this.#groupFailed = true
       this.#log({ event: 'retry', what: 'kafka group', attempt: 1, delayMs: 0, error: error.message })
     })
-    this.#decoder = new ChunkDecoder(createSchemaRegistry(options.schemaRegistryUrl), c.dims)
+    this.#decoder = new ChunkDecoder(createSchemaRegistry(options.schemaRegistryUrl), c.dims, {
+      maxKeyBytes: c.maxKeyBytes,
+    })
     this.#writer = new BatchWriter(c.names, this.#instance)
   }
 
@@ -188,6 +200,8 @@ export class PgvectorSink {
           await this.#withRetry('kafka rejoin', () => this.#consumer.joinGroup({}))
         }
         if (this.#assignmentChanged) await this.#reassign()
+        if (this.#pendingClaims.length > 0 && Date.now() - this.#pendingSince >= PENDING_CLAIM_RETRY_MS)
+          await this.#claim(this.#pendingClaims)
         if (this.#partitions.size === 0) {
           this.#step = 'an assignment'
           await sleep(100, undefined, { signal: this.#stopped.signal }).catch(() => {})
@@ -303,6 +317,10 @@ export class PgvectorSink {
     const client = new pg.Client({
       connectionString: this.#postgresUrl,
       application_name: `ragstream-sink ${this.#config.topology}`,
+      // A sink frozen mid-batch loses its session (and its row locks) after this long; nothing the
+      // sink does waits for a lock longer than lock_timeout (55P03 is retried).
+      idle_in_transaction_session_timeout: this.#config.idleInTransactionTimeoutMs,
+      lock_timeout: this.#config.lockTimeoutMs,
     })
     client.on('error', (error: Error) => {
       // A dead connection is noticed by the next query, which fails and is retried on a new client.
@@ -410,6 +428,7 @@ export class PgvectorSink {
   async #reassign(): Promise<void> {
     this.#assignmentChanged = false
     this.#partitions.clear()
+    this.#pendingClaims = []
     this.#batchStartedAt = null
     const topic = this.#config.topic
     const assigned = (this.#consumer.assignments ?? []).filter((a) => a.topic === topic).flatMap((a) => a.partitions)
@@ -420,11 +439,19 @@ export class PgvectorSink {
     const earliest = await this.#withRetry('kafka list offsets', () =>
       this.#consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.EARLIEST }),
     )
-    const claims = assigned.map((partition) => ({
-      partition,
-      initial: earliest.get(topic)?.[partition] ?? 0n,
-      ownerToken: randomUUID(),
-    }))
+    await this.#claim(
+      assigned.map((partition) => ({ partition, initial: earliest.get(topic)?.[partition] ?? 0n })),
+      true,
+    )
+  }
+
+  /**
+   * Claims partitions with fresh owner tokens and starts reading them from their stored offsets.
+   * Partitions locked by another session stay pending and are claimed again later by run().
+   */
+  async #claim(wanted: readonly { partition: number; initial: bigint }[], assignment = false): Promise<void> {
+    const topic = this.#config.topic
+    const claims = wanted.map((w) => ({ ...w, ownerToken: randomUUID() }))
     const stored = await this.#withRetry(
       'postgres claim',
       async () => claimPartitions(await this.#pg(), this.#config.names, topic, claims),
@@ -433,7 +460,8 @@ export class PgvectorSink {
     // The group moved on while we were claiming: claim again for the newer assignment.
     if (this.#assignmentChanged) return
     for (const claim of claims) {
-      const offset = stored.get(claim.partition)!
+      const offset = stored.get(claim.partition)
+      if (offset === undefined) continue
       this.#partitions.set(claim.partition, {
         ownerToken: claim.ownerToken,
         committed: offset,
@@ -441,11 +469,18 @@ export class PgvectorSink {
         records: [],
       })
     }
-    this.#log({
-      event: 'assigned',
-      partitions: assigned,
-      offsets: Object.fromEntries([...stored].map(([p, o]) => [String(p), o.toString()])),
-    })
+    const pending = wanted.filter((w) => !stored.has(w.partition))
+    const wasPending = this.#pendingClaims.length
+    this.#pendingClaims = pending
+    this.#pendingSince = Date.now()
+    if (pending.length > 0 && (assignment || pending.length !== wasPending))
+      this.#log({ event: 'claim-pending', partitions: pending.map((p) => p.partition) })
+    if (assignment || stored.size > 0)
+      this.#log({
+        event: 'assigned',
+        partitions: [...this.#partitions.keys()],
+        offsets: Object.fromEntries([...this.#partitions].map(([p, st]) => [String(p), st.committed.toString()])),
+      })
   }
 
   async #fetch(maxWaitMs: number): Promise<void> {
@@ -564,7 +599,7 @@ export class PgvectorSink {
           upserted: outcome.upserted,
           deleted: outcome.deleted,
           audits: batch.audits.length,
-          rejects: batch.rejects.length,
+          rejects: batch.rejects.length + (outcome.refused?.length ?? 0),
           alreadyCommitted: outcome.alreadyCommitted,
           offsets: Object.fromEntries(batch.partitions.map((p) => [String(p.partition), p.next.toString()])),
         })

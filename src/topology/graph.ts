@@ -55,7 +55,12 @@ export interface TableSourceNode extends NodeBase {
   readonly format: 'cdc' | 'compacted'
   readonly decode: Decoder | undefined
   readonly prepare: DecoderPreparer | undefined
+  /** The data subject of its rows (src/operators/table-source.ts). */
+  readonly subject?: TableSubject
 }
+
+/** A subject type (the row key is the id) or a function naming a row's subject (`type:id`), null for none. */
+export type TableSubject = string | ((value: any, key: string) => string | null)
 
 export interface FilterNode extends NodeBase {
   readonly kind: 'filter'

@@ -252,3 +252,26 @@ test('Debezium Avro through the real schema registry: every op, tombstone, PK ch
     )
   })
 })
+
+test('invalid UTF-8 in a JSON value or a string key is a decode failure naming it, never replaced silently', () => {
+  const decoder = new DebeziumDecoder({ valueFormat: 'json' })
+  // A valid envelope whose name field carries a lone continuation byte and a truncated sequence.
+  const envelope = Buffer.concat([
+    Buffer.from('{"op":"c","after":{"id":1,"name":"caf'),
+    Buffer.from([0xc3, 0x28, 0x80, 0xe2, 0x82]),
+    Buffer.from('"},"source":{"ts_ms":1}}'),
+  ])
+  assert.throws(
+    () => decoder.decode(raw(envelope)),
+    (error: unknown) =>
+      error instanceof RagstreamError &&
+      error.code === 'RS_DECODE_FAILED' &&
+      /value is not valid UTF-8/.test(error.message) &&
+      error.context.offset === 7n,
+  )
+  const stringKeys = new DebeziumDecoder({ valueFormat: 'json', keyFormat: 'string' })
+  assert.throws(
+    () => stringKeys.decode(raw('{"op":"c","after":{"id":1},"source":{"ts_ms":1}}', Buffer.from([0xff, 0xfe]))),
+    /key is not valid UTF-8/,
+  )
+})

@@ -122,7 +122,7 @@ test(
     )
     assert.equal(version.freshness?.rows, result.rows - rowsDeleted)
     assert.ok(
-      version.stores.some((s) => s.store === 'chunk-sets' && s.checkpoint !== null),
+      version.stores.some((s) => s.store === 'chunk-embed-chunk-sets' && s.checkpoint !== null),
       'store checkpoints from Redis',
     )
 

@@ -164,6 +164,7 @@ test(
     const input = await readToEnd(admin, PARTITIONS, [ARTICLES, CATEGORIES])
     const driver = new TopologyTestDriver(knowledgeBase({ prefix, applicationId, chunkTopic, services }), {
       partitions: PARTITIONS,
+      services,
     })
     t.after(() => driver.close())
     await driver.pipeBatch(

@@ -302,7 +302,7 @@ test(
     // (b) The test driver, fed the same records at the same partitions and offsets, ends with the same chunk table.
     const driver = new TopologyTestDriver(
       supportCopilot({ prefix, applicationId, chunkTopic, deletionsTopic, services }),
-      { partitions: PARTITIONS },
+      { partitions: PARTITIONS, services },
     )
     t.after(() => driver.close())
     const ordered = [...input].sort(

@@ -46,6 +46,23 @@ test('ensureTopics: a source topic that never appears fails with RS_TOPOLOGY_INV
   })
 })
 
+test('ensureTopics: a missing output topic fails the start at once with RS_TOPIC_MISSING naming it, with a hint', async (t) => {
+  const input = uniqueName('it-in')
+  const output = uniqueName('it-out-missing')
+  await createTopics(t, [input], 2)
+  const topology = countingTopology({ applicationId: uniqueName('it-app'), input, output })
+  const started = Date.now()
+  await assert.rejects(ensureTopics(endpoints.kafkaBrokers, topology, 1), (error: unknown) => {
+    assert.ok(error instanceof RagstreamError)
+    assert.equal(error.code, 'RS_TOPIC_MISSING')
+    assert.equal(error.recovery, 'stop')
+    assert.match(error.message, new RegExp(`/topology/topics/${output}: output topic does not exist on the broker`))
+    assert.match(error.hint ?? '', /create the output topics/)
+    return true
+  })
+  assert.ok(Date.now() - started < 15_000, 'no endless retry')
+})
+
 test('compileForBroker (ragstream run, demo, replay): as many tasks as the sources have partitions; a source created meanwhile is waited for', async (t) => {
   const input = uniqueName('cfb-in')
   const output = uniqueName('cfb-out')

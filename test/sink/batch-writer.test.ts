@@ -1,7 +1,7 @@
 // The batch transaction on its own: the source-position guard and the offsets fence.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { BatchWriter, buildBatch, claimPartitions } from '../../src/sink/batch-writer.ts'
 import type { ChunkRow } from '../../src/sink/chunk-codec.ts'
 import { connect, createSinkEnv, readChunks, type SinkEnv } from './support.ts'
@@ -66,13 +66,13 @@ test('sink: out-of-order delivery of two versions of a chunk leaves the newer; a
   ])
   assert.equal((await readChunks(env.admin, env.config)).get('y')!.content, 'new')
   // A tombstone at 40, then a replay of the upsert at 20: stays deleted. A newer upsert (50) re-creates it.
-  await write([{ kind: 'tombstone', chunkId: 'x', offset: 40n }])
+  await write([{ kind: 'tombstone', chunkId: 'x', partition: 0, offset: 40n }])
   await write([{ kind: 'upsert', row: row(env, 'x', 20n, 'new') }])
   assert.equal((await readChunks(env.admin, env.config)).has('x'), false)
   await write([{ kind: 'upsert', row: row(env, 'x', 50n, 'newest') }])
   assert.equal((await readChunks(env.admin, env.config)).get('x')!.content, 'newest')
   // An older tombstone does not delete a newer row.
-  await write([{ kind: 'tombstone', chunkId: 'x', offset: 45n }])
+  await write([{ kind: 'tombstone', chunkId: 'x', partition: 0, offset: 45n }])
   assert.equal((await readChunks(env.admin, env.config)).get('x')!.content, 'newest')
 })
 
@@ -123,12 +123,12 @@ test('sink: a tombstone that removes a row records when and the sha256 of its su
     { kind: 'upsert', row: { ...row(env, 'p', 1n, 'pii'), subjects: JSON.stringify(['customer:42', 'email:a@b.c']) } },
   ])
   const removed = await write([
-    { kind: 'tombstone', chunkId: 'p', offset: 2n },
-    { kind: 'tombstone', chunkId: 'never-existed', offset: 3n },
+    { kind: 'tombstone', chunkId: 'p', partition: 0, offset: 2n },
+    { kind: 'tombstone', chunkId: 'never-existed', partition: 0, offset: 3n },
   ])
   assert.deepEqual(removed, { status: 'committed', upserted: 0, deleted: 1, alreadyCommitted: false })
   // A later tombstone for the already-deleted chunk keeps the proof.
-  await write([{ kind: 'tombstone', chunkId: 'p', offset: 4n }])
+  await write([{ kind: 'tombstone', chunkId: 'p', partition: 0, offset: 4n }])
   const proof = await env.admin.query(
     `SELECT chunk_id, chunk_offset::int, removed_at IS NOT NULL AS removed, subject_hashes FROM ${env.config.names.tombstoneTable} ORDER BY chunk_id`,
   )
@@ -142,4 +142,77 @@ test('sink: a tombstone that removes a row records when and the sha256 of its su
     [sha('customer:42')],
   )
   assert.equal(forgotten.rows[0].n, 1)
+})
+
+test('sink: a row PostgreSQL refuses (a 66 KB chunk id or entity key, over the btree limit) goes to sink_rejects; the rest of the batch commits', async (t) => {
+  const env = await createSinkEnv(t, { dims: 4 })
+  const sinkClient = await connect(t, env.sinkUrl)
+  const writer = new BatchWriter(env.config.names, 'test')
+  const token = crypto.randomUUID()
+  await claimPartitions(sinkClient, env.config.names, env.config.topic, [
+    { partition: 0, initial: 0n, ownerToken: token },
+  ])
+  // Incompressible: TOAST compression cannot bring these under the index entry limit.
+  const hugeId = randomBytes(50_000).toString('base64')
+  const hugeEntity = { ...row(env, 'big-entity', 3n, 'c'), entityKey: randomBytes(50_000).toString('base64') }
+  const outcome = await writer.write(
+    sinkClient,
+    buildBatch(
+      env.config.topic,
+      [{ partition: 0, expected: 0n, next: 10n, ownerToken: token }],
+      [
+        { kind: 'upsert', row: row(env, 'good-1', 1n, 'a') },
+        { kind: 'upsert', row: row(env, hugeId, 2n, 'b') },
+        { kind: 'upsert', row: hugeEntity },
+        { kind: 'tombstone', chunkId: randomBytes(50_000).toString('base64'), partition: 0, offset: 4n },
+        { kind: 'upsert', row: row(env, 'good-2', 5n, 'e') },
+      ],
+    ),
+  )
+  assert.equal(outcome.status, 'committed')
+  assert.equal(outcome.status === 'committed' && outcome.refused?.length, 3)
+  const rows = await readChunks(env.admin, env.config)
+  assert.deepEqual([...rows.keys()].sort(), ['good-1', 'good-2'])
+  const rejects = await env.admin.query<{ offset: string; error_code: string; message: string; record_key: string }>(
+    `SELECT "offset"::text, error_code, message, record_key FROM ${env.config.names.rejectsTable} ORDER BY "offset"`,
+  )
+  assert.deepEqual(
+    rejects.rows.map((r) => r.offset),
+    ['2', '3', '4'],
+  )
+  for (const r of rejects.rows) {
+    assert.equal(r.error_code, 'RS_RECORD_INVALID')
+    assert.match(r.message, /PostgreSQL refused the row \(SQLSTATE 54000\)/)
+    assert.ok(r.record_key.length < 300, 'the key is kept as a bounded excerpt')
+  }
+  const offsets = await env.admin.query(`SELECT next_offset::int AS n FROM ${env.config.names.offsetsTable}`)
+  assert.equal(offsets.rows[0].n, 10)
+})
+
+test('sink: a claim skips partitions whose offsets row another session holds locked, instead of waiting for it', async (t) => {
+  const env = await createSinkEnv(t, { dims: 4 })
+  const { names, topic } = env.config
+  const a = await connect(t, env.sinkUrl)
+  const frozen = await connect(t, env.sinkUrl)
+  await claimPartitions(a, names, topic, [
+    { partition: 0, initial: 0n, ownerToken: crypto.randomUUID() },
+    { partition: 1, initial: 0n, ownerToken: crypto.randomUUID() },
+  ])
+  // An owner stopped inside its batch transaction: it holds partition 1's row.
+  await frozen.query('BEGIN')
+  await frozen.query(`UPDATE ${names.offsetsTable} SET updated_at = now() WHERE topic = $1 AND partition = 1`, [topic])
+  const started = Date.now()
+  const claimed = await claimPartitions(a, names, topic, [
+    { partition: 0, initial: 0n, ownerToken: crypto.randomUUID() },
+    { partition: 1, initial: 0n, ownerToken: crypto.randomUUID() },
+    { partition: 2, initial: 7n, ownerToken: crypto.randomUUID() },
+  ])
+  assert.ok(Date.now() - started < 2000, `the claim did not wait (${Date.now() - started} ms)`)
+  assert.deepEqual([...claimed].sort(), [
+    [0, 0n],
+    [2, 7n],
+  ])
+  await frozen.query('ROLLBACK')
+  const later = await claimPartitions(a, names, topic, [{ partition: 1, initial: 0n, ownerToken: crypto.randomUUID() }])
+  assert.deepEqual([...later], [[1, 0n]])
 })

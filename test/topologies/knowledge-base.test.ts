@@ -42,7 +42,7 @@ test('knowledge-base: describe text is pinned', () => {
       <-- join-categories
     Sink: govern-audit-sink (topic: rag.chunks.knowledge-base)
       <-- govern
-    Processor: chunk-embed (stores: [chunk-sets]) [stage: chunk+embed, async, batched]
+    Processor: chunk-embed (stores: [chunk-embed-chunk-sets]) [chunk article (markdown-sections(size=1200)+template:e583a7dd) → diff → embed, async, batched]
       --> chunk-events
       <-- govern
     Sink: chunk-events (topic: rag.chunks.knowledge-base)
@@ -76,7 +76,7 @@ Stores:
     join-categories-subscriptions (owner: join-categories, changelog: knowledge-base-join-categories-subscriptions-changelog)
     join-categories-right (owner: join-categories, changelog: knowledge-base-join-categories-right-changelog)
     govern-subject-index (owner: govern, changelog: knowledge-base-govern-subject-index-changelog)
-    chunk-sets (owner: chunk-embed, changelog: knowledge-base-chunk-sets-changelog)
+    chunk-embed-chunk-sets (owner: chunk-embed, changelog: knowledge-base-chunk-embed-chunk-sets-changelog)
 Topics:
     source: kb.articles (partitions: external)
     source: kb.public.categories (partitions: external)
@@ -88,7 +88,7 @@ Topics:
     repartition: knowledge-base-join-categories-response-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-categories responses, keyed by left key
     repartition: knowledge-base-join-categories-right-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-categories right rows not on their key's partition, keyed by right key
     changelog: knowledge-base-govern-subject-index-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store govern-subject-index
-    changelog: knowledge-base-chunk-sets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store chunk-sets
+    changelog: knowledge-base-chunk-embed-chunk-sets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store chunk-embed-chunk-sets
     sink: rag.chunks.knowledge-base (partitions: external)
     dead-letter: knowledge-base-dead-letter (partitions: as source topics) (cleanup.policy=delete, retention.ms=604800000, segment.ms=86400000) — records that failed, with error and source position headers
 `,
@@ -154,7 +154,10 @@ test('knowledge-base: one chunk per section; an edit re-emits its section; a rec
   const chunkTopic = uniqueName('rag.chunks.kb-test')
   const services = await testRagServices(t, chunkTopic)
   t.after(() => deleteSubject(`${chunkTopic}-audit-value`))
-  const driver = new TopologyTestDriver(knowledgeBase({ prefix: PREFIX, chunkTopic, services }), { partitions: 2 })
+  const driver = new TopologyTestDriver(knowledgeBase({ prefix: PREFIX, chunkTopic, services }), {
+    partitions: 2,
+    services,
+  })
   t.after(() => driver.close())
   // The chunk topic carries the chunk events and, beside them, the audit events (keyed by event id).
   let audits: { kind: string; topology: string; topology_version: string }[] = []
@@ -227,7 +230,10 @@ test('knowledge-base: PII in an article is masked before its store and in its ch
   const chunkTopic = uniqueName('rag.chunks.kb-pii')
   const services = await testRagServices(t, chunkTopic)
   t.after(() => deleteSubject(`${chunkTopic}-audit-value`))
-  const driver = new TopologyTestDriver(knowledgeBase({ prefix: PREFIX, chunkTopic, services }), { partitions: 2 })
+  const driver = new TopologyTestDriver(knowledgeBase({ prefix: PREFIX, chunkTopic, services }), {
+    partitions: 2,
+    services,
+  })
   t.after(() => driver.close())
   const body =
     '# Contact\nWrite to jane.doe@example.com or call +44 20 7946 0958.\n## Keys\nNever paste a key like AKIAIOSFODNN7EXAMPLE into a ticket.'

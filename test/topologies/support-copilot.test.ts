@@ -53,12 +53,12 @@ test('support-copilot: describe text is pinned', () => {
       <-- join-products-subscription-send, join-products-response-source
     Source: govern-broadcast-source (topics: [support-copilot-govern-deletions-broadcast-repartition])
       --> govern
-    Processor: govern (stores: [govern-forgotten-subjects, govern-subject-index, tickets, join-customers, customers, join-customers-subscriptions, chunk-sets]) [govern: support-copilot@1, forget FOREVER, async, batched]
+    Processor: govern (stores: [govern-forgotten-subjects, govern-subject-index, join-customers, tickets, customers, join-customers-subscriptions, join-customers-right, chunk-embed-chunk-sets]) [govern: support-copilot@1, forget FOREVER, async, batched]
       --> govern-audit-sink, chunk-embed
       <-- join-products, govern-broadcast-source
     Sink: govern-audit-sink (topic: rag.chunks.support-copilot)
       <-- govern
-    Processor: chunk-embed (stores: [chunk-sets]) [stage: chunk+embed, async, batched]
+    Processor: chunk-embed (stores: [chunk-embed-chunk-sets]) [chunk ticket (recursive(size=600,overlap=0,unit=chars)+template:83b9967e) → diff → embed, async, batched]
       --> chunk-events
       <-- govern
     Sink: chunk-events (topic: rag.chunks.support-copilot)
@@ -128,7 +128,7 @@ Stores:
     join-products-right (owner: join-products, changelog: support-copilot-join-products-right-changelog)
     govern-forgotten-subjects (owner: govern, changelog: support-copilot-govern-forgotten-subjects-changelog)
     govern-subject-index (owner: govern, changelog: support-copilot-govern-subject-index-changelog)
-    chunk-sets (owner: chunk-embed, changelog: support-copilot-chunk-sets-changelog)
+    chunk-embed-chunk-sets (owner: chunk-embed, changelog: support-copilot-chunk-embed-chunk-sets-changelog)
 Topics:
     source: support.public.tickets (partitions: external)
     source: support.public.customers (partitions: external)
@@ -151,7 +151,7 @@ Topics:
     changelog: support-copilot-govern-forgotten-subjects-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store govern-forgotten-subjects
     changelog: support-copilot-govern-subject-index-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store govern-subject-index
     repartition: support-copilot-govern-deletions-broadcast-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — govern deletion requests, one copy per partition
-    changelog: support-copilot-chunk-sets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store chunk-sets
+    changelog: support-copilot-chunk-embed-chunk-sets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store chunk-embed-chunk-sets
     sink: rag.chunks.support-copilot (partitions: external)
     dead-letter: support-copilot-dead-letter (partitions: as source topics) (cleanup.policy=delete, retention.ms=604800000, segment.ms=86400000) — records that failed, with error and source position headers
 `,
@@ -233,8 +233,10 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }) {
   const deletionsTopic = uniqueName('sc-test.deletions')
   const services = await testRagServices(t, chunkTopic)
   t.after(() => deleteSubject(`${chunkTopic}-audit-value`).then(() => deleteSubject(`${deletionsTopic}-value`)))
+  // The real services, in the driver too: the chunk and audit events are the Avro the sink reads.
   const driver = new TopologyTestDriver(supportCopilot({ prefix: PREFIX, chunkTopic, deletionsTopic, services }), {
     partitions: 3,
+    services,
   })
   t.after(() => driver.close())
   const audits: AuditEventValue[] = []
@@ -429,9 +431,9 @@ test('support-copilot: seeded PII never reaches the chunk topic or a store; the 
     for (const raw of outputs) assert.ok(!raw.includes(value), `${label} reached the chunk topic`)
     for (const { event } of chunks)
       assert.ok(!JSON.stringify(event?.metadata).includes(value) && !event?.text.includes(value), `${label} in a chunk`)
-    for (const name of ['tickets', 'customers', 'join-customers', 'chunk-sets', 'govern-subject-index']) {
+    for (const name of driver.processor.storeNames) {
       for (let p = 0; p < 3; p++) {
-        for (const [, stored] of driver.store(name)?.entries(p) ?? [])
+        for (const [, stored] of driver.store(name)!.entries(p))
           assert.ok(!stored.includes(value), `${label} in store ${name}`)
       }
     }

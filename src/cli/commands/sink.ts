@@ -47,6 +47,9 @@ export function sinkConfigFromOptions(topology: string | undefined, values: Comm
     batchMaxRecords: intOption(values, 'batch-size'),
     batchLingerMs: intOption(values, 'linger-ms'),
     sessionTimeoutMs: intOption(values, 'session-timeout-ms'),
+    maxKeyBytes: intOption(values, 'max-key-bytes'),
+    idleInTransactionTimeoutMs: intOption(values, 'idle-in-transaction-timeout-ms'),
+    lockTimeoutMs: intOption(values, 'lock-timeout-ms'),
   })
 }
 
@@ -204,6 +207,24 @@ export const sinkCommand: CommandSpec = {
       value: '<ms>',
       description: 'Kafka group session timeout',
       default: '10000',
+    },
+    'max-key-bytes': {
+      type: 'string',
+      value: '<n>',
+      description: 'longest chunk id and entity type + key written; longer records go to sink_rejects',
+      default: '1024',
+    },
+    'idle-in-transaction-timeout-ms': {
+      type: 'string',
+      value: '<ms>',
+      description: 'Postgres ends a sink session frozen inside its transaction after this long',
+      default: '10000',
+    },
+    'lock-timeout-ms': {
+      type: 'string',
+      value: '<ms>',
+      description: 'longest wait of a sink statement for a lock (then retried)',
+      default: '5000',
     },
     migrate: {
       type: 'boolean',

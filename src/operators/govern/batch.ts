@@ -249,9 +249,15 @@ export class GovernBatch {
         round.addPrefix(this.#context.store(store), partition, groupPrefix(key))
       }
     }
-    for (const [, item] of changes)
+    const requested = new Set([...this.#requests.values()].map((r) => hashSubject(r.subject)))
+    for (const [i, item] of changes) {
       for (const hash of index.entity(item.partition, item.key)?.s ?? [])
         round.add(indexStore, item.partition, `s:${hash}`)
+      // A row that will be suppressed leaves the entity stores too (it may have entered them in this very batch).
+      const hashes = this.#rows.get(i)?.hashes ?? []
+      if (hashes.some((h) => requested.has(h) || forgotten?.get(item.partition, h) !== undefined))
+        for (const store of entityStores) round.add(this.#context.store(store), item.partition, item.key)
+    }
     await round.load()
 
     // Round 3: the other subjects of the entities the requests remove.
@@ -364,6 +370,10 @@ export class GovernBatch {
     const { record, joined, subjects, hashes } = decided
     if (findSuppression(hashes, record.timestampMs, (h) => this.#suppressionOf(partition, h)) !== undefined) {
       index.unindex(partition, key)
+      for (const name of this.#plan.entityStores) {
+        const store = this.#context.store(name)
+        if (store.get(partition, key) !== undefined) store.delete(partition, key)
+      }
       metrics.suppressed++
       return [{ key, value: null }]
     }
@@ -374,8 +384,11 @@ export class GovernBatch {
       return { error }
     }
     if (decision.action === 'deny') {
-      index.unindex(partition, key)
+      // Still indexed under its subjects (a forget must find it, and uncache its former chunks), marked
+      // denied: a re-trigger of the same denial (its customer changed, say) writes no second DENIED.
+      index.index(partition, key, hashes, before?.c ?? '', record.timestampMs, before?.h, decision.reason)
       metrics.denied++
+      if (before?.d === decision.reason) return [{ key, value: null }]
       return [
         { key, value: null },
         { key: decision.audit.event_id, value: new AuditRecord(decision.audit) },
@@ -405,7 +418,7 @@ export class GovernBatch {
     const out: StageRow[] = [{ key, value: governed }]
     const redacted = policy.redactionAudit(record, decision)
     if (redacted !== undefined) out.push({ key: redacted.event_id, value: new AuditRecord(redacted) })
-    if (before !== undefined && before.c !== decision.classification) {
+    if (before !== undefined && before.d === undefined && before.c !== decision.classification) {
       const reclassified = policy.reclassificationAudit(record, subjects, before.c, decision.classification)
       out.push({ key: reclassified.event_id, value: new AuditRecord(reclassified) })
     }

@@ -73,6 +73,7 @@ import {
 import { encodeJson } from '../../topology/json.ts'
 import { partitionForString } from '../../topology/partitioner.ts'
 import { GovernBatch, type GovernPlan } from './batch.ts'
+import { entityStoresOf, subjectStoresOf } from './coverage.ts'
 import { jsonRequests } from './deletion-requests.ts'
 import { AuditRecord, EntityChange, ForgetCopy } from './items.ts'
 import { chunkSetStore } from '../chunk-embed.ts'
@@ -146,8 +147,8 @@ export function foreignStores(node: GovernNode, graph: TopologyGraph): string[] 
   const forget = node.options?.forget
   if (forget === undefined || forget === null) return []
   return [
-    ...(forget.entityStores ?? []),
-    ...Object.keys(forget.subjectStores ?? {}),
+    ...entityStoresOf(node, graph),
+    ...subjectStoresOf(node, graph).map(([store]) => store),
     ...chunkSetsOf(node, graph).map((c) => c.store),
   ]
 }
@@ -345,8 +346,8 @@ export const governOperator: NodeKindSpec<GovernNode> = {
         (forget === undefined ? jsonRequests : (env.services?.deletionRequests(forget.deletionsTopic) ?? jsonRequests)),
       forgottenStore: forget === undefined ? undefined : forgottenSubjectsStore(name),
       indexStore: subjectIndexStore(name),
-      entityStores: forget?.entityStores ?? [],
-      subjectStores: Object.entries(forget?.subjectStores ?? {}),
+      entityStores: forget === undefined ? [] : entityStoresOf(node, env.graph),
+      subjectStores: forget === undefined ? [] : subjectStoresOf(node, env.graph),
       chunkSets: forget === undefined ? [] : chunkSetsOf(node, env.graph),
       embeddingCache: embeddingCacheOf(node, env.graph, env.services),
     }

@@ -16,6 +16,8 @@ export interface EntityEntry {
   readonly t: number
   /** Content hashes of its chunk texts (only with `forget.embeddingCache`). */
   readonly h?: readonly string[]
+  /** The reason the entity is denied now (so a re-trigger of the same denial writes no second audit event). */
+  readonly d?: string
 }
 
 /** The batch's view of the subject index: parsed once, written once at the end of `process`. */
@@ -94,6 +96,7 @@ export class SubjectIndex {
     classification: string,
     timestamp: number,
     contentHashes: readonly string[] | undefined,
+    denied?: string,
   ): void {
     const slot = this.#entity(partition, key)
     const next = new Set(hashes)
@@ -109,10 +112,13 @@ export class SubjectIndex {
         list.dirty = true
       }
     }
-    slot.entry =
-      contentHashes === undefined
-        ? { s: [...next], c: classification, t: timestamp }
-        : { s: [...next], c: classification, t: timestamp, h: contentHashes }
+    slot.entry = {
+      s: [...next],
+      c: classification,
+      t: timestamp,
+      ...(contentHashes === undefined ? {} : { h: contentHashes }),
+      ...(denied === undefined ? {} : { d: denied }),
+    }
     slot.dirty = true
   }
 

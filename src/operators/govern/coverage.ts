@@ -1,0 +1,80 @@
+/**
+ * Forgetting by construction: which stores of the topology hold a governed entity's or a data
+ * subject's data, read off the graph, so a topology names subjects and never stores.
+ *
+ *   entity stores   keyed like govern's input (the entity key): the table source at the root of its
+ *                   input and every materialized join result on the way (the "left spine");
+ *   subject stores  keyed by a subject's id: every table source declared `subject: '<type>'` (its row
+ *                   key is the id), and on each join reading such a table on its right side, the
+ *                   join's subscription index and its re-homed right store.
+ * What a topology lists in `forget.entityStores` / `forget.subjectStores` is added to these.
+ */
+import {
+  rightStore,
+  subscriptionStore,
+  type GovernNode,
+  type TopologyGraph,
+  type TopologyNode,
+} from '../../topology/graph.ts'
+
+type SubjectKey = (subject: string) => string | null
+
+function byName(graph: TopologyGraph, name: string): TopologyNode | undefined {
+  return graph.nodes.find((n) => n.name === name)
+}
+
+/** The table a node reads through filters and mapValues (a source or a join result), if any. */
+function tableRoot(graph: TopologyGraph, name: string): TopologyNode | undefined {
+  let node = byName(graph, name)
+  while (node !== undefined && (node.kind === 'filter' || node.kind === 'map-values'))
+    node = byName(graph, node.inputs[0])
+  return node !== undefined && (node.kind === 'table-source' || node.kind === 'fk-join') ? node : undefined
+}
+
+/** A join's result is materialized (a store named after it) when another join reads it. */
+function isMaterialized(graph: TopologyGraph, join: string): boolean {
+  return graph.nodes.some((n) => n.kind === 'fk-join' && n.inputs.some((i) => tableRoot(graph, i)?.name === join))
+}
+
+/** Stores keyed by govern's entity key, derived from the graph. */
+export function derivedEntityStores(node: GovernNode, graph: TopologyGraph): string[] {
+  const stores: string[] = []
+  let table = tableRoot(graph, node.inputs[0])
+  while (table !== undefined) {
+    if (table.kind === 'table-source') {
+      stores.push(table.name)
+      break
+    }
+    if (table.kind !== 'fk-join') break
+    if (isMaterialized(graph, table.name)) stores.push(table.name)
+    table = tableRoot(graph, table.inputs[0])
+  }
+  return stores
+}
+
+/** Stores keyed by a subject's id, derived from the sources that declare `subject: '<type>'`. */
+export function derivedSubjectStores(graph: TopologyGraph): [string, SubjectKey][] {
+  const stores: [string, SubjectKey][] = []
+  for (const source of graph.nodes) {
+    if (source.kind !== 'table-source' || typeof source.subject !== 'string') continue
+    const prefix = `${source.subject}:`
+    const keyOf: SubjectKey = (subject) => (subject.startsWith(prefix) ? subject.slice(prefix.length) : null)
+    stores.push([source.name, keyOf])
+    for (const join of graph.nodes)
+      if (join.kind === 'fk-join' && tableRoot(graph, join.inputs[1])?.name === source.name)
+        stores.push([subscriptionStore(join.name), keyOf], [rightStore(join.name), keyOf])
+  }
+  return stores
+}
+
+/** Every entity store: derived, then the topology's own list. */
+export function entityStoresOf(node: GovernNode, graph: TopologyGraph): string[] {
+  return [...new Set([...derivedEntityStores(node, graph), ...(node.options?.forget?.entityStores ?? [])])]
+}
+
+/** Every subject store: derived, then the topology's own (which win for a store named in both). */
+export function subjectStoresOf(node: GovernNode, graph: TopologyGraph): [string, SubjectKey][] {
+  const stores = new Map(derivedSubjectStores(graph))
+  for (const [store, keyOf] of Object.entries(node.options?.forget?.subjectStores ?? {})) stores.set(store, keyOf)
+  return [...stores]
+}
