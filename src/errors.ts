@@ -267,3 +267,15 @@ export function classifyError(error: unknown): Classified {
 export function recoveryOf(error: unknown): Recovery {
   return classifyError(error).recovery
 }
+
+/**
+ * `text` with every quoted part replaced by `"…"` (double, single and back quotes): for messages of
+ * errors ragstream did not write (a JSON parser's, a codec's), which quote the input they failed on,
+ * before they go where the input may not (dead-letter headers, logs).
+ */
+export function quotesWithheld(text: string): string {
+  return text
+    .replace(/"(?:[^"\\]|\\.)*"?(?:\.\.\.)?/g, '"…"')
+    .replace(/'(?:[^'\\]|\\.)*'?/g, "'…'")
+    .replace(/`(?:[^`\\]|\\.)*`?/g, '`…`')
+}
