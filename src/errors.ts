@@ -52,6 +52,11 @@ export const ERROR_CODES = {
     recovery: 'dead-letter',
     summary: 'A decoded record broke a rule of the topology; it goes to the dead-letter topic.',
   },
+  RS_AUDIT_UNAUTHENTICATED: {
+    recovery: 'dead-letter',
+    summary:
+      'A DELETION_APPLIED audit event on the chunk topic is not signed with the audit key; the sink records it in sink_rejects and deletes nothing.',
+  },
   RS_SCHEMA_INCOMPATIBLE: { recovery: 'stop', summary: 'A schema change failed the registry compatibility check.' },
   RS_PRODUCER_FENCED: {
     recovery: 'stop',
@@ -266,4 +271,16 @@ export function classifyError(error: unknown): Classified {
 /** The recovery for any error: see `classifyError`. */
 export function recoveryOf(error: unknown): Recovery {
   return classifyError(error).recovery
+}
+
+/**
+ * `text` with every quoted part replaced by `"…"` (double, single and back quotes): for messages of
+ * errors ragstream did not write (a JSON parser's, a codec's), which quote the input they failed on,
+ * before they go where the input may not (dead-letter headers, logs).
+ */
+export function quotesWithheld(text: string): string {
+  return text
+    .replace(/"(?:[^"\\]|\\.)*"?(?:\.\.\.)?/g, '"…"')
+    .replace(/'(?:[^'\\]|\\.)*'?/g, "'…'")
+    .replace(/`(?:[^`\\]|\\.)*`?/g, '`…`')
 }

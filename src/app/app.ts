@@ -20,7 +20,7 @@
  * })
  * ```
  */
-import type { GovernedChunkServices } from '../config/rag-services.ts'
+import type { TailServices } from '../config/rag-services.ts'
 import type { ProviderEmbeddingConfig } from '../embedding/config.ts'
 import { ConfigError, type Problem } from '../errors.ts'
 import { isTopology, type Topology } from '../topology/topology.ts'
@@ -66,7 +66,7 @@ export interface AppDeployment extends VersionNames {
   readonly prefix: string | undefined
   /** The governance deletions topic; undefined when the app reads none. */
   readonly deletionsTopic: string | undefined
-  readonly services: GovernedChunkServices
+  readonly services: TailServices
   /** A source topic: `<prefix>.<name>`, or `name` when the app has no prefix. */
   source(name: string): string
 }
@@ -80,7 +80,7 @@ export interface DeployOptions {
   readonly env?: NodeJS.ProcessEnv
   /** Overrides the app's deletions topic. */
   readonly deletionsTopic?: string
-  readonly services: GovernedChunkServices
+  readonly services: TailServices
 }
 
 const APP = Symbol.for('ragstream.app')

@@ -35,7 +35,17 @@ export async function importTopologyFile(file: string): Promise<unknown> {
     return ((await import(pathToFileURL(path).href)) as { default?: unknown }).default
   } catch (error) {
     if (error instanceof RagstreamError) throw error
-    throw new ConfigError([{ path: file, message: `cannot load: ${(error as Error).message}` }], 'topology file')
+    const code = (error as NodeJS.ErrnoException).code
+    throw new ConfigError(
+      [{ path: file, message: `cannot load: ${(error as Error).message}` }],
+      'topology file',
+      'RS_CONFIG_INVALID',
+      code === 'ERR_UNKNOWN_FILE_EXTENSION'
+        ? `this Node.js (${process.version}) cannot run TypeScript files: use Node.js 24 or later`
+        : code === 'ERR_MODULE_NOT_FOUND'
+          ? "a module it imports is missing: is ragstream installed in the file's project (npm install ragstream)?"
+          : undefined,
+    )
   }
 }
 

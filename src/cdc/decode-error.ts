@@ -1,4 +1,4 @@
-import { RagstreamError } from '../errors.ts'
+import { quotesWithheld, RagstreamError } from '../errors.ts'
 import type { EncodedRecord } from './change-event.ts'
 
 /**
@@ -6,7 +6,8 @@ import type { EncodedRecord } from './change-event.ts'
  * what is wrong, so the runtime's dead-letter handler has everything it needs for the headers.
  */
 export function decodeFailed(record: EncodedRecord, reason: string, cause?: unknown): RagstreamError {
-  const detail = cause instanceof Error ? `: ${cause.message}` : ''
+  // The cause's own message may quote the record (a JSON parser's does): its quoted parts are withheld.
+  const detail = cause instanceof Error ? `: ${quotesWithheld(cause.message)}` : ''
   return new RagstreamError(
     'RS_DECODE_FAILED',
     `cannot decode ${record.topic}[${record.partition}]@${record.offset}: ${reason}${detail}`,

@@ -2,6 +2,7 @@
 import type { CommandSpec } from './command.ts'
 
 export const COMMANDS: Readonly<Record<string, () => Promise<CommandSpec>>> = {
+  new: async () => (await import('./commands/new.ts')).newCommand,
   generate: async () => (await import('./commands/generate.ts')).generateCommand,
   stack: async () => (await import('./commands/stack.ts')).stackCommand,
   sink: async () => (await import('./commands/sink.ts')).sinkCommand,

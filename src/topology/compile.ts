@@ -5,7 +5,7 @@
  * (tasks awaiting a stage's I/O) each take their own instance from a small pool.
  */
 import type { TailServices } from '../config/rag-services.ts'
-import { RagstreamError, type ErrorCode } from '../errors.ts'
+import { quotesWithheld, RagstreamError, type ErrorCode } from '../errors.ts'
 import { DEAD_LETTER_TOPIC_CONFIG } from '../governance/forget/dead-letter.ts'
 import { DEAD_LETTER_HEADERS } from '../runtime/dead-letter.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord, TopicSpec } from '../runtime/task.ts'
@@ -39,6 +39,18 @@ export interface CompileOptions {
 export { DEAD_LETTER_HEADERS }
 
 const MAX_MESSAGE = 1000
+
+/**
+ * The dead-letter header's message, which must never quote the record (it may hold personal data, and
+ * headers are read by people who may not read the record): ragstream's own messages name fields and
+ * positions, never values; any other error's message keeps its shape with every quoted part withheld
+ * (V8's `Unexpected token 'j', "{"email":"jane@…" is not valid JSON`).
+ */
+export function deadLetterMessage(error: unknown): string {
+  if (error instanceof RagstreamError) return error.message.slice(0, MAX_MESSAGE)
+  const text = error instanceof Error ? quotesWithheld(error.message) : ''
+  return (text === '' ? (error instanceof Error ? error.name : typeof error) : text).slice(0, MAX_MESSAGE)
+}
 
 class DecodeFailure {
   readonly error: unknown
@@ -227,7 +239,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
     now: number,
   ): SinkRecord => {
     const code = error instanceof RagstreamError ? error.code : fallback
-    const message = (error instanceof Error ? error.message : String(error)).slice(0, MAX_MESSAGE)
+    const message = deadLetterMessage(error)
     const headers = new Map<string, Buffer>([
       [DEAD_LETTER_HEADERS.code, Buffer.from(code)],
       [DEAD_LETTER_HEADERS.message, Buffer.from(message)],

@@ -7,9 +7,9 @@ import { test } from 'node:test'
 import { defineApp, isApp, TopologyBuilder, versionNames, type AppDeployment } from '../../src/index.ts'
 import { loadApp, loadAppOrTopology, resolveAppRef } from '../../src/app/load.ts'
 import { loadConfig } from '../../src/config/file.ts'
-import type { GovernedChunkServices } from '../../src/config/rag-services.ts'
+import type { TailServices } from '../../src/config/rag-services.ts'
 
-const services = {} as GovernedChunkServices // build() here touches no service
+const services = {} as TailServices // build() here touches no service
 
 const reviews = defineApp({
   name: 'reviews',

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { ConfigError, type Problem } from '../../errors.ts'
+import { buildRedactor, type Redactor } from '../redact/redactor.ts'
 import { isSubject } from '../subject.ts'
 import type { SuppressionMode } from './suppression.ts'
 
@@ -29,9 +30,17 @@ export interface DeletionRequestInput {
 
 const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/
 
+/** Every detector on, masking: what a request's free text may not carry onto Kafka. */
+let freeTextRedactor: Redactor | undefined
+
 /**
  * Validates what `ragstream forget` was given and builds the request value; one ConfigError lists
  * every problem (`/forget/subject: …`). The message never repeats the subject.
+ *
+ * The request is a record on the deletions topic and, copied, on the broadcast repartition topic: the
+ * free-text `reason` and `requested_by` go through the PII detectors first (masking), so a reason
+ * quoting the requester's e-mail does not re-store it. Keep who asked and why in your ticketing
+ * system; the request id links the two.
  */
 export function buildDeletionRequest(input: DeletionRequestInput, path = '/forget'): DeletionRequestValue {
   const problems: Problem[] = []
@@ -52,9 +61,14 @@ export function buildDeletionRequest(input: DeletionRequestInput, path = '/forge
   return {
     request_id: input.requestId ?? randomUUID(),
     subject: input.subject,
-    reason: input.reason,
-    requested_by: input.requestedBy,
+    reason: redactFreeText(input.reason),
+    requested_by: redactFreeText(input.requestedBy),
     requested_at_ms: input.requestedAtMs,
     mode,
   }
+}
+
+function redactFreeText(text: string): string {
+  freeTextRedactor ??= buildRedactor({}, {})
+  return freeTextRedactor.redactText(text, {})
 }

@@ -112,3 +112,20 @@ export function longestValidPrefix(text: string, start: number, end: number, val
   }
   return -1
 }
+
+/**
+ * Whether the digits at `start` continue a number on their left ("9205 0358 1239 …": a parcel
+ * number's inner groups are not a phone number): a group of three or more digits and one separator
+ * right before `start`.
+ */
+export function continuesNumberLeft(text: string, start: number): boolean {
+  if (start < 4) return false
+  const sep = text.charCodeAt(start - 1)
+  if (sep !== 32 && sep !== 45 && sep !== 46) return false
+  // A group of at least three digits: a lone "1 " before a number is a country code or a count.
+  for (let i = start - 4; i < start - 1; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 48 || c > 57) return false
+  }
+  return true
+}

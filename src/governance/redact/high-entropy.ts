@@ -76,7 +76,9 @@ export function looksRandom(text: string, start: number, end: number, t: Entropy
     if (n < t.minHexLength || digit === 0 || digit === n) return false
     return shannonEntropy(text, start, end) >= t.entropyRatio * Math.min(4, Math.log2(n))
   }
-  if (upper === 0 || lower === 0 || digit === 0) return false
+  // A long base64 value may lack digits by chance (1 in ~1,000 at 44 characters); its `+` or `/`
+  // stands in for them.
+  if (upper === 0 || lower === 0 || (digit === 0 && !(n >= 32 && n - upper - lower > 0))) return false
   if (changes / (n - 1) < t.classChangeRatio) return false
   return shannonEntropy(text, start, end) >= t.entropyRatio * Math.min(6, Math.log2(n))
 }
@@ -106,7 +108,7 @@ export function highEntropyDetector(thresholds: EntropyThresholds = DEFAULT_ENTR
       let end = i
       while (end < n && end - i < 2 && text.charCodeAt(end) === 61) end++
       const closed = end === n || (!inClass(TOKEN, text.charCodeAt(end)) && text.charCodeAt(end) !== 61)
-      if (closed && i - start >= thresholds.minLength) {
+      if (closed && i - start >= thresholds.minLength && !isIdentifier(text, start, i)) {
         if (isSecret(text, start, end)) found(start, end)
         else segments(text, start, i, found)
       }
@@ -129,12 +131,31 @@ export function highEntropyDetector(thresholds: EntropyThresholds = DEFAULT_ENTR
   const isSecret = (text: string, start: number, end: number): boolean => {
     if (!looksRandom(text, start, end, thresholds)) return false
     if (end - start === 36 && UUID.test(text.slice(start, end))) return false
-    return !(HEX_TOKEN.test(text.slice(start, end)) && precededBy(text, start, HASH_CONTEXT))
+    const token = text.slice(start, end)
+    if (!HEX_TOKEN.test(token)) return true
+    if (precededBy(text, start, HASH_CONTEXT)) return false
+    // A dashless UUID (version and variant digits in place) is an id, unless named as a key.
+    return !(token.length === 32 && DASHLESS_UUID.test(token) && !precededBy(text, start, SECRET_CONTEXT))
   }
   return { kind: 'high_entropy', label: 'SECRET', scan }
 }
 
-// Hex named as a hash right before it ("commit 3f9a…", "sha256: …") is a content address, not a key.
-const HASH_CONTEXT = /\b(?:commit|sha1|sha256|sha512|sha|hash|checksum|digest|revision|rev|etag)[\s:=#]*$/i
+// Hex named as a hash right before it ("commit 3f9a…", "sha256: …", ".../commit/3f9a…") is a content
+// address, not a key.
+const HASH_CONTEXT = /\b(?:commits?|sha1|sha256|sha512|sha|hash|checksum|digest|revision|rev|etag|tree|blob)[\s:=#/]*$/i
+const SECRET_CONTEXT = /\b(?:key|token|secret|password|passwd|signature|sig|auth|bearer|credentials?|apikey)\W{0,4}$/i
+const DASHLESS_UUID = /^[0-9a-fA-F]{12}[1-8][0-9a-fA-F]{3}[89abAB][0-9a-fA-F]{15}$/
+// Identifiers that look random but name objects: W3C trace context (`00-<trace id>-<span id>-01`) and
+// Stripe object ids (`ch_…`, `pi_…`, `cus_…`; not the `sk_`/`rk_` keys, which the secret detector
+// finds, nor `whsec_` webhook secrets).
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
+const STRIPE_ID =
+  /^(?:acct|ba|card|ch|cn|cs_(?:live|test)|cus|dp|du|evt|fee|file|ii|il|in|iv|po|pi|pm|prod|price|py|pyr|re|seti|si|sub|src|tok|tr|txn|trr|req)_[A-Za-z0-9]{8,}$/
+
+function isIdentifier(text: string, start: number, end: number): boolean {
+  const first = text.charCodeAt(start)
+  if (first === 48 && end - start === 55) return TRACEPARENT.test(text.slice(start, end))
+  return text.indexOf('_', start) < Math.min(end, start + 9) && STRIPE_ID.test(text.slice(start, end))
+}
 const HEX_TOKEN = /^[0-9a-fA-F]+$/
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/

@@ -1,4 +1,7 @@
-import { digitsOf, type Detector } from './detector.ts'
+import { continuesNumberLeft, digitsOf, precededBy, type Detector } from './detector.ts'
+
+const ID_CONTEXT =
+  /\b(?:transaction|txn|order|invoice|tracking|parcel|shipment|reference|ref|booking)(?:\s+(?:id|no\.?|number|#))?[\s:#.]*$/i
 
 /** Luhn (mod 10) check over a string of digits. */
 export function luhnValid(digits: string): boolean {
@@ -67,7 +70,9 @@ function dotsMixed(text: string, start: number, end: number): boolean {
 function verify(text: string, start: number, end: number): number {
   const value = text.slice(start, end)
   const digits = digitsOf(value)
-  if (digits.length < 13 || !knownIssuer(digits)) return -1
+  if (digits.length < 13 || !knownIssuer(digits) || continuesNumberLeft(text, start)) return -1
+  // An unseparated number named as an id ("transaction id 4438…") is that id, not a card.
+  if (digits.length === end - start && precededBy(text, start, ID_CONTEXT)) return -1
   let n = digits.length
   for (let e = end; e > start; e--) {
     if (e !== end) {

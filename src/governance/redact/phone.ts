@@ -1,4 +1,4 @@
-import { countDigits, digitsOf, longestValidPrefix, type Detector } from './detector.ts'
+import { continuesNumberLeft, countDigits, digitsOf, longestValidPrefix, type Detector } from './detector.ts'
 
 // Candidates, one alternative per family of formats:
 //   international  +44 20 7946 0958 · +1 (415) 555-2671 · +44 (0)20 7946 0958 · +4915123456789
@@ -40,6 +40,7 @@ function valid(text: string, start: number, end: number): boolean {
 // The longest valid number at group boundaries: "+44 20 7946 0958 10.0.0.1" is a phone number
 // followed by an address, not a 17-digit non-number.
 function verify(text: string, start: number, end: number): number {
+  if (continuesNumberLeft(text, start)) return -1
   return longestValidPrefix(text, start, end, (e) => valid(text, start, e))
 }
 

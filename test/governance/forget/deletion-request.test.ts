@@ -44,3 +44,17 @@ test('invalid input is reported per field, without repeating the subject', () =>
     },
   )
 })
+
+test('the free text of a request (reason, requested_by) reaches Kafka with its PII masked', () => {
+  const request = buildDeletionRequest({
+    subject: 'customer:42',
+    reason: 'GDPR art. 17 request from jane.doe@example.com, call back on +44 20 7946 0958',
+    requestedBy: 'dpo@acme.example',
+    requestedAtMs: 1_700_000_000_000,
+  })
+  assert.ok(!request.reason.includes('jane.doe@example.com'), request.reason)
+  assert.ok(!request.reason.includes('7946 0958'), request.reason)
+  assert.match(request.reason, /^GDPR art\. 17 request from \[EMAIL\]/)
+  assert.equal(request.requested_by, '[EMAIL]')
+  assert.equal(request.subject, 'customer:42', 'the subject is the key of the request: kept')
+})
