@@ -73,9 +73,9 @@ import {
 import { encodeJson } from '../../topology/json.ts'
 import { partitionForString } from '../../topology/partitioner.ts'
 import { GovernBatch, type GovernPlan } from './batch.ts'
-import { entityStoresOf, subjectStoresOf } from './coverage.ts'
+import { entityStoresOf, spineJoins, subjectStoresOf } from './coverage.ts'
 import { jsonRequests } from './deletion-requests.ts'
-import { AuditRecord, EntityChange, ForgetCopy } from './items.ts'
+import { AuditRecord, EntityChange, ForgetCopy, InternalRecord } from './items.ts'
 import { chunkSetStore } from '../chunk-embed.ts'
 import type { ForgetOptions, GovernNodeOptions, GovernOptions } from './options.ts'
 
@@ -218,6 +218,17 @@ function internalTopicsOf(node: GovernNode, app: string): InternalTopic[] {
 }
 
 export const governOperator: NodeKindSpec<GovernNode> = {
+  // Stateful, but its validate requires the name with its own reason (stores and broadcast topic).
+  facts: { stateful: false },
+  externalTopics: (node, graph) => {
+    const forget = node.options?.forget
+    const audit = auditTopic(node, graph)
+    return {
+      reads: forget !== undefined && forget !== null ? [forget.deletionsTopic] : [],
+      writes: audit === undefined ? [] : [audit],
+    }
+  },
+  foreignStores: (node, graph) => foreignStores(node, graph),
   validate(node, graph, problem) {
     const options = node.options
     if (!node.named) problem('name', 'required: govern is stateful; its name identifies its stores and broadcast topic')
@@ -337,6 +348,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       indexStore: subjectIndexStore(name),
       entityStores: forget === undefined ? [] : entityStoresOf(node, env.graph),
       subjectStores: forget === undefined ? [] : subjectStoresOf(node, env.graph),
+      spineJoins: forget === undefined ? [] : spineJoins(node, env.graph),
       chunkSets: forget === undefined ? [] : chunkSetsOf(node, env.graph),
       embeddingCache: embeddingCacheOf(node, env.graph, env.services),
     }
@@ -362,6 +374,10 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       items,
       origins,
       emit(key, oldValue, value) {
+        if (value instanceof InternalRecord) {
+          scope.out.push({ topic: value.topic, partition: value.partition, key: value.key, value: value.value })
+          return
+        }
         if (value instanceof AuditRecord) {
           scope.out.push({
             topic: audit.topic,
