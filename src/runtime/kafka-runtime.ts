@@ -181,6 +181,9 @@ export class KafkaRuntime {
       groupId: this.#topology.applicationId,
       clientId: `${this.#transactionalId}-consumer`,
       bootstrapBrokers: [...c.brokers],
+      // Static membership (KIP-345): a restart with the same id within the session timeout takes its
+      // partitions back without a rebalance; nobody else stops.
+      ...(c.staticMember ? { groupInstanceId: c.instanceId } : {}),
       sessionTimeout: c.sessionTimeoutMs,
       heartbeatInterval: c.heartbeatIntervalMs,
       rebalanceTimeout: c.rebalanceTimeoutMs,
@@ -515,7 +518,13 @@ export class KafkaRuntime {
       }
       bounded ??= outputs.slice(0, i)
       const deadLetters = this.#topology.topics.find((t) => t.role === 'dead-letter')
-      if (deadLetters === undefined || record.topic === deadLetters.name)
+      // A dead letter that carries its whole source record (400 KB of undecodable bytes) is itself too
+      // large: it keeps its headers (code, reason, source position) and loses its value, never the partition.
+      if (deadLetters !== undefined && record.topic === deadLetters.name) {
+        bounded.push(trimmedDeadLetter(record, bytes, c.deadLetterExcerptBytes))
+        continue
+      }
+      if (deadLetters === undefined)
         throw new RagstreamError(
           'RS_MESSAGE_TOO_LARGE',
           `a record for ${record.topic} (key ${keyExcerpt(record.key)}) is ${bytes} bytes, above maxRecordBytes ${c.maxRecordBytes}, and the topology has no dead-letter topic for it`,
@@ -745,11 +754,24 @@ export class KafkaRuntime {
     await withTimeout(this.#restorer?.close() ?? Promise.resolve(), 10_000, 'close restorer').catch(() => {})
     await withTimeout(this.#purger?.close() ?? Promise.resolve(), 10_000, 'close purger').catch(() => {})
     if (this.#consumer) {
+      if (!this.#config.leaveGroupOnStop) await this.#stayInGroup(this.#consumer)
       await withTimeout(this.#consumer.close(true), 10_000, 'leave group').catch(() => {})
     }
     for (const store of this.#config.stores.values()) await store.close().catch(() => {})
     this.#running = false
     this.#emit({ event: 'stopped', ...this.#stats })
+  }
+
+  /**
+   * A static member stops without a LeaveGroup, as Kafka's Java consumer does: its partitions wait
+   * for it (up to the session timeout) instead of moving, so a restart moves nothing.
+   * @platformatic/kafka 2.12 sends LeaveGroup on close() for static members too; `leaveGroup()` with
+   * no member id stops the heartbeat and sends nothing, and close() then only closes connections.
+   */
+  async #stayInGroup(consumer: Consumer): Promise<void> {
+    consumer.memberId = null
+    const stopped = new Promise<void>((resolve) => consumer.leaveGroup(true, () => resolve()))
+    await withTimeout(stopped, 5_000, 'stop heartbeats').catch(() => {})
   }
 
   #emit(event: RuntimeEvent): void {
@@ -803,6 +825,14 @@ function stateRecordTooLarge(record: SinkRecord, bytes: number, limit: number): 
 /* Dead letter for an output too large to produce: key = the output's key (bounded), value = null;
  * headers: the standard dead-letter headers (source position when known) plus the output's topic,
  * size and a bounded excerpt of its value. */
+/** A dead letter over maxRecordBytes: its headers, a bounded excerpt of its value, and its size; no value. */
+function trimmedDeadLetter(record: SinkRecord, bytes: number, excerptBytes: number): SinkRecord {
+  const headers = new Map(record.headers ?? [])
+  headers.set(DEAD_LETTER_HEADERS.outputBytes, Buffer.from(String(bytes)))
+  headers.set(DEAD_LETTER_HEADERS.excerpt, (record.value ?? Buffer.alloc(0)).subarray(0, excerptBytes))
+  return { ...record, key: record.key !== null && record.key.length <= 1024 ? record.key : null, value: null, headers }
+}
+
 function tooLargeDeadLetter(
   record: SinkRecord,
   bytes: number,
