@@ -52,6 +52,11 @@ export const ERROR_CODES = {
     recovery: 'dead-letter',
     summary: 'A decoded record broke a rule of the topology; it goes to the dead-letter topic.',
   },
+  RS_AUDIT_UNAUTHENTICATED: {
+    recovery: 'dead-letter',
+    summary:
+      'A DELETION_APPLIED audit event on the chunk topic is not signed with the audit key; the sink records it in sink_rejects and deletes nothing.',
+  },
   RS_SCHEMA_INCOMPATIBLE: { recovery: 'stop', summary: 'A schema change failed the registry compatibility check.' },
   RS_PRODUCER_FENCED: {
     recovery: 'stop',

@@ -50,7 +50,7 @@ export interface DebeziumDecoderOptions {
 
 const ENVELOPE_OPS: ReadonlySet<string> = new Set(['c', 'u', 'r', 'd'])
 const UNSUPPORTED_OPS: Readonly<Record<string, string>> = {
-  t: 'a truncate event (op=t) names no key; re-snapshot the table instead (set skipped.operations=t on the connector)',
+  t: 'a truncate event (op=t) is not applied yet, so the truncated rows stay indexed; empty tables that feed ragstream with DELETE (one change per row) instead of TRUNCATE (docs/cdc.md)',
   m: 'a logical decoding message (op=m) is not a row change; route it to another topic',
 }
 

@@ -126,6 +126,7 @@ const governedDefaults = {
 }
 
 export const chunkEmbedOperator: NodeKindSpec<ChunkEmbedNode> = {
+  facts: { stateful: false },
   validate(node, graph, problem) {
     const { chunk, embed, chunkerProblems } = node.options
     if (typeof chunk.entityType !== 'string' || !/^[a-z][a-z0-9_-]*$/.test(chunk.entityType))

@@ -21,6 +21,7 @@ export function filterNode(
 }
 
 export const filterOperator: NodeKindSpec<FilterNode> = {
+  facts: { stateful: false, table: 'chain' },
   validate(node, _graph, problem) {
     if (typeof node.predicate !== 'function') problem('predicate', 'required: a function (value, key) => boolean')
   },

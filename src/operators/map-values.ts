@@ -21,6 +21,7 @@ export function mapValuesNode(
 }
 
 export const mapValuesOperator: NodeKindSpec<MapValuesNode> = {
+  facts: { stateful: false, table: 'chain' },
   validate(node, _graph, problem) {
     if (typeof node.mapper !== 'function') problem('mapper', 'required: a function (value, key) => newValue')
   },

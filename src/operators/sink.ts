@@ -9,6 +9,7 @@ import type { CompileEnv, NodeKindSpec } from '../topology/compiled.ts'
 import { topicNameProblem, type Encoder, type SinkNode } from '../topology/graph.ts'
 import { encodeJson } from '../topology/json.ts'
 import { partitionForString } from '../topology/partitioner.ts'
+import { externalReads, factsOf } from '../topology/node-kinds.ts'
 import { recordFailure, userFunction } from '../topology/user-code.ts'
 
 export interface ToOptions {
@@ -38,10 +39,12 @@ export function sinkNode(
 }
 
 export const sinkOperator: NodeKindSpec<SinkNode> = {
+  facts: { stateful: false, role: 'sink' },
+  externalTopics: (node) => ({ reads: [], writes: [node.topic] }),
   validate(node, graph, problem) {
     const topicProblem = topicNameProblem(node.topic)
     if (topicProblem !== '') problem('topic', topicProblem)
-    else if (graph.nodes.some((n) => n.kind === 'table-source' && n.topic === node.topic))
+    else if (graph.nodes.some((n) => factsOf(n).role === 'source' && externalReads(n, graph).includes(node.topic)))
       problem('topic', `'${node.topic}' is also a source topic of this topology (a cycle)`)
     if (node.encode !== undefined && typeof node.encode !== 'function')
       problem('encode', 'must be a function (key, value) => { key, value }')
@@ -65,7 +68,7 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
     const partitions = env.sinkPartitions(topic)
     // Straight after a table source the value is the one it just stored: reuse its bytes. Further
     // down, user code may have mutated it in place, so encode.
-    const reuse = env.graph.nodes.some((n) => n.name === node.inputs[0] && n.kind === 'table-source')
+    const reuse = env.graph.nodes.some((n) => n.name === node.inputs[0] && factsOf(n).emitsStoredValue === true)
     return [
       (key, _oldValue, newValue) => {
         const partition = partitionForString(scope.partitionKey ?? key, partitions)

@@ -32,6 +32,8 @@ export function stageNode<V, O>(name: string, named: boolean, input: string, opt
 }
 
 export const stageOperator: NodeKindSpec<StageNode> = {
+  // Named only when it owns stores: its validate says so.
+  facts: { stateful: false },
   validate(node, _graph, problem) {
     if (typeof node.stageKind !== 'string' || node.stageKind === '') problem('kind', 'required, e.g. chunk')
     if (node.processor === null || typeof node.processor !== 'object' || typeof node.processor.process !== 'function') {

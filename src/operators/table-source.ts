@@ -22,6 +22,7 @@ import {
   type TableSourceNode,
 } from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
+import { factsOf } from '../topology/node-kinds.ts'
 import { recordFailure } from '../topology/user-code.ts'
 
 export interface TableOptions {
@@ -133,6 +134,9 @@ function withPreviousColumns(
 }
 
 export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
+  facts: { stateful: true, role: 'source', table: 'root', emitsStoredValue: true },
+  externalTopics: (node) => ({ reads: [node.topic], writes: [] }),
+  preparer: (node) => (node.prepare === undefined ? undefined : { topic: node.topic, prepare: node.prepare }),
   validate(node, _graph, problem) {
     const topicProblem = topicNameProblem(node.topic)
     if (topicProblem !== '') problem('topic', topicProblem)
@@ -183,7 +187,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
     const decoder = node.decode ?? defaultTableDecoder
     const emit = env.downstream(name)
     // Old values cost a JSON parse per change; only operators other than sinks use them.
-    const needsOld = env.graph.nodes.some((n) => n.inputs.includes(name) && n.kind !== 'sink')
+    const needsOld = env.graph.nodes.some((n) => n.inputs.includes(name) && factsOf(n).role !== 'sink')
     env.addPrefetch(node.topic, name)
     // Forgetting where data enters: a row of a forgotten subject is dropped (a delete) before any store holds it.
     const subject = node.subject

@@ -12,6 +12,7 @@
  */
 import { type SchemaRegistry } from '@kafkajs/confluent-schema-registry'
 import { SINK_LIMIT_DEFAULTS } from './config.ts'
+import { verifyAudit } from '../security/audit-auth.ts'
 
 export const CHUNK_EVENT_SCHEMA = 'dev.ragstream.v1.ChunkEvent'
 export const AUDIT_EVENT_SCHEMA = 'dev.ragstream.v1.AuditEvent'
@@ -78,7 +79,7 @@ export interface RejectRow {
   readonly topic: string
   readonly partition: number
   readonly offset: bigint
-  readonly code: 'RS_DECODE_FAILED' | 'RS_RECORD_INVALID' | 'RS_EMBEDDING_DIMENSIONS'
+  readonly code: 'RS_DECODE_FAILED' | 'RS_RECORD_INVALID' | 'RS_EMBEDDING_DIMENSIONS' | 'RS_AUDIT_UNAUTHENTICATED'
   readonly message: string
   readonly key: string | null
 }
@@ -133,6 +134,8 @@ interface AuditEventValue {
   reason: string | null
   counts: Record<string, number | bigint>
   at_ms: number | bigint
+  /** Absent when the writer schema predates it. */
+  auth?: string | null
 }
 
 // PostgreSQL text and jsonb cannot hold U+0000; such a record is rejected, not altered.
@@ -161,12 +164,22 @@ export class ChunkDecoder {
   readonly #registry: SchemaRegistry
   readonly #dims: number
   readonly #maxKeyBytes: number
+  readonly #auditKey: Buffer | undefined
   readonly #types = new Map<number, NamedType | null>()
 
-  constructor(registry: SchemaRegistry, dims: number, limits: { readonly maxKeyBytes?: number } = {}) {
+  /**
+   * `auditKey` authenticates DELETION_APPLIED events (src/security/audit-auth.ts); without one, every
+   * DELETION_APPLIED is refused.
+   */
+  constructor(
+    registry: SchemaRegistry,
+    dims: number,
+    options: { readonly maxKeyBytes?: number; readonly auditKey?: Buffer } = {},
+  ) {
     this.#registry = registry
     this.#dims = dims
-    this.#maxKeyBytes = limits.maxKeyBytes ?? SINK_LIMIT_DEFAULTS.maxKeyBytes
+    this.#maxKeyBytes = options.maxKeyBytes ?? SINK_LIMIT_DEFAULTS.maxKeyBytes
+    this.#auditKey = options.auditKey
   }
 
   /** Fetches the writer schemas this batch needs (once per id: ids are immutable), so decode() does no I/O. */
@@ -340,6 +353,12 @@ export class ChunkDecoder {
     ) {
       return reject('RS_RECORD_INVALID', 'an audit field contains U+0000')
     }
+    // It deletes rows: only the processor (holding the audit key) may emit one.
+    if (e.kind === 'DELETION_APPLIED' && (this.#auditKey === undefined || !verifyAudit(e, e.auth, this.#auditKey)))
+      return reject(
+        'RS_AUDIT_UNAUTHENTICATED',
+        `DELETION_APPLIED ${JSON.stringify(excerpt(e.event_id, 80))} (request ${JSON.stringify(excerpt(e.request_id ?? '', 80))}) is ${e.auth ? 'signed with another key' : 'not signed'}: refused, nothing deleted`,
+      )
     return {
       kind: 'audit',
       row: {

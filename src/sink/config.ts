@@ -59,6 +59,8 @@ export interface SinkNames {
   readonly grantsTable: string
   readonly versionsTable: string
   readonly migrationsTable: string
+  /** Registry of per-tenant tables (tenant isolation mode). */
+  readonly tenantTablesTable: string
   /** Unquoted names, for catalog lookups and index names. */
   readonly chunkTableName: string
   readonly tombstoneTableName: string
@@ -183,6 +185,7 @@ export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
     grantsTable: qualified(schema, 'analyst_grants'),
     versionsTable: qualified(schema, 'topology_versions'),
     migrationsTable: qualified(schema, 'schema_migrations'),
+    tenantTablesTable: qualified(schema, 'tenant_tables'),
     chunkTableName,
     tombstoneTableName,
     viewName: topology,

@@ -118,6 +118,22 @@ export const MIGRATIONS: readonly Migration[] = [
         ADD PRIMARY KEY (role_name, topology, topology_version, dimension, value);
     `,
   },
+  {
+    version: 3,
+    name: 'tenant tables (tenant isolation mode)',
+    // Which tenants of a topology version have a table of their own (tenant-isolation.ts): the sink's
+    // trigger copies each row into its tenant's table, and a tenant's analysts read only that table.
+    sql: (n) => `
+      CREATE TABLE ${n.tenantTablesTable} (
+        topology text NOT NULL,
+        version text NOT NULL,
+        tenant text NOT NULL,
+        table_name text NOT NULL UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (topology, version, tenant)
+      );
+    `,
+  },
 ]
 
 export interface MigrateResult {
@@ -126,7 +142,7 @@ export interface MigrateResult {
   readonly activated: boolean
 }
 
-async function inTransaction<T>(client: pg.Client, fn: () => Promise<T>): Promise<T> {
+export async function inTransaction<T>(client: pg.Client, fn: () => Promise<T>): Promise<T> {
   await client.query('BEGIN')
   try {
     const result = await fn()
@@ -138,7 +154,7 @@ async function inTransaction<T>(client: pg.Client, fn: () => Promise<T>): Promis
   }
 }
 
-async function lockSchema(client: pg.Client, names: SinkNames): Promise<void> {
+export async function lockSchema(client: pg.Client, names: SinkNames): Promise<void> {
   await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ragstream.migrate.${names.schema}`])
 }
 
@@ -198,6 +214,7 @@ async function grantSinkRole(owner: pg.Client, n: SinkNames): Promise<void> {
     GRANT SELECT, INSERT, UPDATE ON ${n.offsetsTable} TO ${sink};
     GRANT INSERT ON ${n.auditTable} TO ${sink};
     GRANT INSERT ON ${n.rejectsTable} TO ${sink};
+    GRANT SELECT ON ${n.tenantTablesTable} TO ${sink};
   `)
 }
 
@@ -234,7 +251,7 @@ export const CHUNK_COLUMNS = [
 ] as const
 
 /** A SQL string literal of a name that passed checkIdentifier (no quote can be in it; doubled anyway). */
-function literal(value: string): string {
+export function literal(value: string): string {
   return `'${value.replaceAll("'", "''")}'`
 }
 
@@ -243,7 +260,7 @@ function literal(value: string): string {
  * this table's topology and version ('*' = every version) for the row's classification and tenant.
  * The topology and version are literals here (one policy per table), so the planner compares constants.
  */
-function analystPolicySql(n: SinkNames, table: string, topology: string, version: string): string {
+export function analystPolicySql(n: SinkNames, table: string, topology: string, version: string): string {
   const scope = `g.role_name = current_user AND g.topology = ${literal(topology)} AND g.topology_version IN ('*', ${literal(version)})`
   return `
     DROP POLICY IF EXISTS analyst_reads ON ${table};

@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka'
 import { createSchemaRegistry } from '../serde/wire.ts'
+import { auditKey } from '../security/audit-auth.ts'
 import { RagstreamError } from '../errors.ts'
 import { redactUrl } from '../config/endpoints.ts'
 import type { SinkConfig } from './config.ts'
@@ -91,6 +92,8 @@ export interface PgvectorSinkOptions {
   readonly kafkaBrokers: readonly string[]
   readonly schemaRegistryUrl: string
   readonly log?: (event: SinkLogEvent) => void
+  /** The key DELETION_APPLIED events are signed with; default `auditKey()` (src/security/audit-auth.ts). */
+  readonly auditKey?: Buffer
 }
 
 interface PartitionState {
@@ -168,6 +171,7 @@ export class PgvectorSink {
     })
     this.#decoder = new ChunkDecoder(createSchemaRegistry(options.schemaRegistryUrl), c.dims, {
       maxKeyBytes: c.maxKeyBytes,
+      auditKey: options.auditKey ?? auditKey(),
     })
     this.#writer = new BatchWriter(c.names, this.#instance)
   }

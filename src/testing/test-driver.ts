@@ -142,6 +142,8 @@ export class TopologyTestDriver {
   readonly #stores = new Map<string, MemoryStateStore>()
   readonly #internalTopics: ReadonlySet<string>
   readonly #sourceTopics: ReadonlySet<string>
+  /** Every topic the topology reads, writes or owns. */
+  readonly #topics: ReadonlySet<string>
   /** Next offset per topic-partition, for inputs, outputs and changelogs alike. */
   readonly #offsets = new Map<string, bigint>()
   readonly #outputs = new Map<string, TestOutputRecord[]>()
@@ -161,6 +163,7 @@ export class TopologyTestDriver {
     })
     for (const name of this.processor.storeNames) this.#stores.set(name, new MemoryStateStore(name))
     this.#sourceTopics = new Set(this.processor.sourceTopics)
+    this.#topics = new Set([...this.processor.sourceTopics, ...this.processor.topics.map((t) => t.name)])
     this.#internalTopics = new Set(this.processor.topics.filter((t) => t.role === 'repartition').map((t) => t.name))
     this.#now = options.startTime ?? 0
   }
@@ -188,7 +191,10 @@ export class TopologyTestDriver {
   async #pipeBatch(records: readonly TestInputRecord[]): Promise<void> {
     const batch = records.map((input): SourceRecord => {
       if (!this.#sourceTopics.has(input.topic) || this.#internalTopics.has(input.topic)) {
-        throw new Error(`topology '${this.topology.applicationId}' does not read topic '${input.topic}'`)
+        const inputs = [...this.#sourceTopics].filter((t) => !this.#internalTopics.has(t))
+        throw new Error(
+          `topology '${this.topology.applicationId}' does not read topic '${input.topic}'; it reads: ${inputs.join(', ')}`,
+        )
       }
       const key = input.key === null ? null : Buffer.isBuffer(input.key) ? input.key : Buffer.from(input.key, 'utf8')
       const partition = input.partition ?? (key === null ? 0 : partitionForKey(key, this.partitions))
@@ -277,8 +283,20 @@ export class TopologyTestDriver {
     return offset
   }
 
+  /**
+   * Throws unless the topology has `topic` (reads, writes or owns it), listing the topics it has: an
+   * assertion on a misspelled topic must fail, not pass on an empty list.
+   */
+  #known(topic: string): void {
+    if (this.#topics.has(topic)) return
+    throw new Error(
+      `topology '${this.topology.applicationId}' has no topic '${topic}'; its topics: ${[...this.#topics].join(', ')}`,
+    )
+  }
+
   /** Records produced to `topic` since the last `readOutput(topic)`, in produce order. */
   readOutput(topic: string): TestOutputRecord[] {
+    this.#known(topic)
     const all = this.#outputs.get(topic) ?? []
     const from = this.#read.get(topic) ?? 0
     this.#read.set(topic, all.length)
@@ -287,11 +305,13 @@ export class TopologyTestDriver {
 
   /** Every record ever produced to `topic` (internal and changelog topics included). */
   allOutput(topic: string): TestOutputRecord[] {
+    this.#known(topic)
     return [...(this.#outputs.get(topic) ?? [])]
   }
 
   /** `topic` read as a table: the latest value per key, tombstones applied. */
   readTable(topic: string): Map<string, unknown> {
+    this.#known(topic)
     const table = new Map<string, unknown>()
     for (const record of this.#outputs.get(topic) ?? []) {
       if (record.key === null) continue

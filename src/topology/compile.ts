@@ -23,8 +23,7 @@ import {
 } from './compiled.ts'
 import { RecordFailure, recordFailure } from './user-code.ts'
 import type { DecodedRecord, StageResult, TopologyGraph, TopologyNode } from './graph.ts'
-import { auditTopic } from '../operators/govern/index.ts'
-import { kindOf } from './node-kinds.ts'
+import { externalReads, externalWrites, kindOf, preparerOf } from './node-kinds.ts'
 
 export interface CompileOptions {
   /** Partition count of the (co-partitioned) source topics; internal topics are created with it. */
@@ -39,6 +38,14 @@ export interface CompileOptions {
 export { DEAD_LETTER_HEADERS }
 
 const MAX_MESSAGE = 1000
+
+/** A stage broke its contract: not the record's fault, and retrying cannot help (recovery 'stop'). */
+function contractViolation(stage: string, what: string, hint: string): RagstreamError {
+  return new RagstreamError('RS_STAGE_CONTRACT_VIOLATED', `stage '${stage}' ${what}`, {
+    context: { node: stage },
+    hint,
+  })
+}
 
 /**
  * The dead-letter header's message, which must never quote the record (it may hold personal data, and
@@ -158,11 +165,9 @@ function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance 
 /** Every topic the topology reads, writes or owns, with the settings internal ones are created with. */
 export function topologyTopics(graph: TopologyGraph, partitions?: number): TopicSpec[] {
   const specs: TopicSpec[] = []
-  for (const node of graph.nodes) {
-    if (node.kind === 'table-source') specs.push({ name: node.topic, role: 'source', config: {} })
-    if (node.kind === 'govern' && node.options.forget !== undefined)
-      specs.push({ name: node.options.forget.deletionsTopic, role: 'source', config: {} })
-  }
+  for (const node of graph.nodes)
+    for (const topic of externalReads(node, graph))
+      if (!specs.some((s) => s.name === topic)) specs.push({ name: topic, role: 'source', config: {} })
   for (const node of graph.nodes) {
     for (const topic of kindOf(node).internalTopics(node, graph)) {
       specs.push({
@@ -174,13 +179,9 @@ export function topologyTopics(graph: TopologyGraph, partitions?: number): Topic
       })
     }
   }
-  for (const node of graph.nodes) {
-    if (node.kind === 'sink' && !specs.some((s) => s.name === node.topic))
-      specs.push({ name: node.topic, role: 'sink', config: {} })
-    const audit = node.kind === 'govern' ? auditTopic(node, graph) : undefined
-    if (audit !== undefined && !specs.some((s) => s.name === audit))
-      specs.push({ name: audit, role: 'sink', config: {} })
-  }
+  for (const node of graph.nodes)
+    for (const topic of externalWrites(node, graph))
+      if (!specs.some((s) => s.name === topic)) specs.push({ name: topic, role: 'sink', config: {} })
   // Bounded retention: the forgetting proof relies on dead letters expiring (src/governance/forget/dead-letter.ts).
   specs.push({ name: graph.deadLetterTopic, role: 'dead-letter', partitions, config: DEAD_LETTER_TOPIC_CONFIG })
   return specs
@@ -201,9 +202,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
   const sourceTopics = [...template.topics.keys()]
   const storeNames = graph.nodes.flatMap((n) => kindOf(n).stores(n, graph))
   const app = graph.applicationId
-  const preparers = graph.nodes.flatMap((n) =>
-    n.kind === 'table-source' && n.prepare !== undefined ? [{ topic: n.topic, prepare: n.prepare }] : [],
-  )
+  const preparers = graph.nodes.flatMap((n) => preparerOf(n) ?? [])
   const prepared = new WeakSet<readonly SourceRecord[]>()
 
   const entryFor = (instance: Instance, record: SourceRecord): TopicEntry => {
@@ -306,20 +305,43 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
       const items = stage.items.splice(0)
       const origins = stage.origins.splice(0)
       const declared = stage.node.stores
+      // Remembered, not only thrown: a stage that catches the throw and answers per item still stops.
+      let violation: RagstreamError | undefined
       const results: readonly StageResult[] = await stage.node.processor.process(items, {
         now,
         store(name) {
-          if (!declared.includes(name)) throw new Error(`stage '${stage.node.name}' did not declare store '${name}'`)
+          if (!declared.includes(name)) {
+            violation ??= contractViolation(
+              stage.node.name,
+              `read store '${name}', which it did not declare (declared: ${declared.length > 0 ? declared.join(', ') : 'none'})`,
+              "declare every store the stage reads in its options' stores",
+            )
+            throw violation
+          }
           return stores.get(name)!
         },
       })
-      if (results.length !== items.length)
-        throw new Error(`stage '${stage.node.name}' returned ${results.length} results for ${items.length} items`)
+      if (violation !== undefined) throw violation
+      if (!Array.isArray(results) || results.length !== items.length) {
+        const count = Array.isArray(results) ? results.length : 'no array of'
+        throw contractViolation(
+          stage.node.name,
+          `returned ${count} results for ${items.length} item${items.length === 1 ? '' : 's'}`,
+          'process(items) must return one result per item, in order: an array of rows, or { error } for that item',
+        )
+      }
       for (let j = 0; j < results.length; j++) {
         const record = origins[j]
         const result = results[j]
         if (!Array.isArray(result)) {
-          out.push(deadLetter(record, stage.node.name, (result as { error: unknown }).error, 'RS_RECORD_INVALID', now))
+          if (result === null || typeof result !== 'object' || !('error' in result)) {
+            throw contractViolation(
+              stage.node.name,
+              `returned ${result === null ? 'null' : typeof result} as the result of item ${j}`,
+              'each result is an array of rows, or { error } for that item',
+            )
+          }
+          out.push(deadLetter(record, stage.node.name, result.error, 'RS_RECORD_INVALID', now))
           continue
         }
         beginRecord(scope, record)

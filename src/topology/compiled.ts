@@ -204,6 +204,34 @@ export interface PhysicalPart {
 export type ProblemSink = (field: string, message: string) => void
 
 export interface NodeKindSpec<N extends TopologyNode> {
+  /**
+   * What the graph-wide code (validate, compile, topics) asks about a kind instead of branching on it:
+   * - `stateful`: its name is its store and changelog identity, so it must be named explicitly;
+   * - `role`: 'source' (rows enter here: a topology needs one), 'sink' (rows leave: a topology needs
+   *   one; sinks read no old values);
+   * - `table`: 'root' when a join can read the node as a materialized table (its store holds the
+   *   rows), 'chain' when it passes a table through (filter, mapValues), absent otherwise;
+   * - `readsTables`: it reads its inputs as tables through their getters (a join), so a table root
+   *   it reads must be materialized;
+   * - `emitsStoredValue`: its output value is the one it just stored (scope.encodedValue, with the
+   *   bytes in scope.encodedBytes), so a consumer may reuse the bytes.
+   */
+  readonly facts: {
+    readonly stateful: boolean
+    readonly role?: 'source' | 'sink'
+    readonly table?: 'root' | 'chain'
+    readonly readsTables?: boolean
+    readonly emitsStoredValue?: boolean
+  }
+  /** External topics it reads and writes (not internal ones): they become the topology's source and sink topics. */
+  externalTopics?(
+    node: N,
+    graph: TopologyGraph,
+  ): { readonly reads: readonly string[]; readonly writes: readonly string[] }
+  /** Stores owned by other nodes that it reads or writes (validate checks they exist; the runtime hands them over). */
+  foreignStores?(node: N, graph: TopologyGraph): readonly string[]
+  /** Per-batch I/O its records need before they can be decoded (e.g. Avro writer schemas). */
+  preparer?(node: N): { readonly topic: string; prepare(records: readonly SourceRecord[]): Promise<void> } | undefined
   /** Node-local rules; graph-wide ones (names, inputs, cycles) live in validate.ts. */
   validate(node: N, graph: TopologyGraph, problem: ProblemSink): void
   stores(node: N, graph: TopologyGraph): readonly string[]

@@ -10,21 +10,79 @@ import { mapValuesOperator } from '../operators/map-values.ts'
 import { sinkOperator } from '../operators/sink.ts'
 import { stageOperator } from '../operators/stage.ts'
 import { tableSourceOperator } from '../operators/table-source.ts'
+import type { SourceRecord } from '../runtime/task.ts'
 import type { NodeKindSpec } from './compiled.ts'
-import type { NodeKind, NodeOf, TopologyNode } from './graph.ts'
+import type { NodeKind, NodeOf, TopologyGraph, TopologyNode } from './graph.ts'
 
-export const NODE_KINDS: { readonly [K in NodeKind]: NodeKindSpec<NodeOf<K>> } = {
-  'table-source': tableSourceOperator,
-  filter: filterOperator,
-  'map-values': mapValuesOperator,
-  'fk-join': fkJoinOperator,
-  stage: stageOperator,
-  govern: governOperator,
-  'chunk-embed': chunkEmbedOperator,
-  sink: sinkOperator,
+type NodeKindTable = { readonly [K in NodeKind]: NodeKindSpec<NodeOf<K>> }
+
+// Built on first use: operator modules import the helpers below, so the table cannot be evaluated
+// while they are still loading (an import cycle resolved at call time, not at module evaluation).
+let table: NodeKindTable | undefined
+
+function nodeKinds(): NodeKindTable {
+  return (table ??= {
+    'table-source': tableSourceOperator,
+    filter: filterOperator,
+    'map-values': mapValuesOperator,
+    'fk-join': fkJoinOperator,
+    stage: stageOperator,
+    govern: governOperator,
+    'chunk-embed': chunkEmbedOperator,
+    sink: sinkOperator,
+  })
+}
+
+/** Whether `kind` names a node kind (graphs built by hand may carry anything). */
+export function isNodeKind(kind: unknown): kind is NodeKind {
+  return typeof kind === 'string' && Object.hasOwn(nodeKinds(), kind)
 }
 
 /** The spec of a node's kind, typed for that node. */
 export function kindOf<N extends TopologyNode>(node: N): NodeKindSpec<N> {
-  return NODE_KINDS[node.kind] as unknown as NodeKindSpec<N>
+  return nodeKinds()[node.kind] as unknown as NodeKindSpec<N>
+}
+
+/*
+ * The questions graph-wide code asks about a node, answered from its kind's spec: nothing outside
+ * this table branches on `node.kind`, so a new kind declares its facts once and validation, topics
+ * and compile follow.
+ */
+
+export function factsOf(node: TopologyNode): NodeKindSpec<TopologyNode>['facts'] {
+  return kindOf(node).facts
+}
+
+/** External topics the node reads (its rows' or requests' sources). */
+export function externalReads(node: TopologyNode, graph: TopologyGraph): readonly string[] {
+  return kindOf(node).externalTopics?.(node, graph).reads ?? []
+}
+
+/** External topics the node writes (outputs, audit events). */
+export function externalWrites(node: TopologyNode, graph: TopologyGraph): readonly string[] {
+  return kindOf(node).externalTopics?.(node, graph).writes ?? []
+}
+
+export function foreignStoresOf(node: TopologyNode, graph: TopologyGraph): readonly string[] {
+  return kindOf(node).foreignStores?.(node, graph) ?? []
+}
+
+export function preparerOf(
+  node: TopologyNode,
+): { readonly topic: string; prepare(records: readonly SourceRecord[]): Promise<void> } | undefined {
+  return kindOf(node).preparer?.(node)
+}
+
+/**
+ * The materialized table a join input reads through passing-through nodes only — a table root (a
+ * source, or a join whose result is then materialized); undefined if there is none (e.g. a stage's output).
+ */
+export function tableRoot(graph: TopologyGraph, name: string): string | undefined {
+  const byName = new Map(graph.nodes.map((n) => [n.name, n]))
+  for (let node = byName.get(name); node !== undefined; node = byName.get(node.inputs[0] ?? '')) {
+    const table = factsOf(node).table
+    if (table === 'root') return node.name
+    if (table !== 'chain') return undefined
+  }
+  return undefined
 }

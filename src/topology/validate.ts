@@ -5,8 +5,7 @@
  */
 import { ConfigError, type Problem } from '../errors.ts'
 import type { TopologyGraph } from './graph.ts'
-import { NODE_KINDS, kindOf } from './node-kinds.ts'
-import { foreignStores } from '../operators/govern/index.ts'
+import { isNodeKind, externalReads, externalWrites, factsOf, foreignStoresOf, kindOf } from './node-kinds.ts'
 
 const NAME = /^[a-zA-Z0-9._-]+$/
 /** Kafka's limit on topic names. */
@@ -37,7 +36,7 @@ export function topologyProblems(graph: TopologyGraph): Problem[] {
   const internalTopics = new Set<string>()
   for (const node of graph.nodes) {
     const at = `/topology/nodes/${node.name}`
-    if (!Object.hasOwn(NODE_KINDS, node.kind)) {
+    if (!isNodeKind(node.kind)) {
       add(`${at}/kind`, `unknown node kind '${String(node.kind)}'`)
       continue
     }
@@ -46,8 +45,7 @@ export function topologyProblems(graph: TopologyGraph): Problem[] {
       add(`${at}/name`, 'letters, digits, ".", "_" and "-" only')
     else if (seen.has(node.name)) add(`${at}/name`, `duplicate: another node is already named '${node.name}'`)
     const stores = spec.stores(node, graph)
-    const stateful = node.kind === 'table-source' || node.kind === 'fk-join'
-    if (stateful && !node.named)
+    if (spec.facts.stateful && !node.named)
       add(`${at}/name`, `required: a ${node.kind} is stateful; its name is its store and changelog identity`)
     node.inputs.forEach((input, slot) => {
       if (!seen.has(input))
@@ -60,10 +58,13 @@ export function topologyProblems(graph: TopologyGraph): Problem[] {
       if (owner !== undefined) add(`${at}/stores/${i}`, `store '${store}' is already owned by '${owner}'`)
       storeOwners.set(store, node.name)
     })
-    if (node.kind === 'table-source' && typeof node.topic === 'string') {
-      const reader = sourceTopics.get(node.topic)
-      if (reader !== undefined) add(`${at}/topic`, `'${node.topic}' is already read by table '${reader}'`)
-      sourceTopics.set(node.topic, node.name)
+    if (spec.facts.role === 'source') {
+      for (const topic of externalReads(node, graph)) {
+        if (typeof topic !== 'string') continue
+        const reader = sourceTopics.get(topic)
+        if (reader !== undefined) add(`${at}/topic`, `'${topic}' is already read by table '${reader}'`)
+        sourceTopics.set(topic, node.name)
+      }
     }
     if (graph.applicationId && typeof node.name === 'string') {
       for (const topic of spec.internalTopics(node, graph)) {
@@ -76,17 +77,19 @@ export function topologyProblems(graph: TopologyGraph): Problem[] {
     seen.add(node.name)
   }
   for (const node of graph.nodes) {
-    if (node.kind !== 'govern') continue
-    for (const store of foreignStores(node, graph))
+    if (!isNodeKind(node.kind)) continue
+    // Foreign stores are named by forgetting options today (govern's `forget`), hence the path.
+    for (const store of foreignStoresOf(node, graph))
       if (!storeOwners.has(store))
         add(`/topology/nodes/${node.name}/forget`, `store '${store}' is not a store of this topology`)
+    if (factsOf(node).role !== 'sink') continue
+    for (const topic of externalWrites(node, graph))
+      if (internalTopics.has(topic))
+        add(`/topology/nodes/${node.name}/topic`, `'${topic}' is an internal topic of this topology`)
   }
-  for (const node of graph.nodes) {
-    if (node.kind === 'sink' && internalTopics.has(node.topic))
-      add(`/topology/nodes/${node.name}/topic`, `'${node.topic}' is an internal topic of this topology`)
-  }
-  if (!graph.nodes.some((n) => n.kind === 'table-source')) add('/topology/nodes', 'no source: read at least one table')
-  if (!graph.nodes.some((n) => n.kind === 'sink'))
+  const known = graph.nodes.filter((n) => isNodeKind(n.kind))
+  if (!known.some((n) => factsOf(n).role === 'source')) add('/topology/nodes', 'no source: read at least one table')
+  if (!known.some((n) => factsOf(n).role === 'sink'))
     add('/topology/nodes', 'no sink: write at least one output with .to(topic)')
   return problems
 }

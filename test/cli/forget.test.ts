@@ -97,3 +97,22 @@ test('forget: produces one Avro deletion request keyed by the subject', { timeou
     },
   )
 })
+
+test('forget: a deletions topic that does not exist fails at once (RS_TOPIC_MISSING, exit 78), nothing produced', async () => {
+  const topic = uniqueName('governance.missing-deletions')
+  const started = Date.now()
+  const result = await run(['forget', '--subject', 'customer:42', '--reason', 'gdpr', '--deletions-topic', topic])
+  assert.equal(result.code, 78, result.stderr)
+  assert.match(
+    result.stderr,
+    new RegExp(`RS_TOPIC_MISSING: the deletions topic ${topic.replaceAll('.', '\\.')} does not exist`),
+  )
+  assert.match(result.stderr, /hint: pass --deletions-topic/)
+  assert.ok(Date.now() - started < 10_000, `failed fast (${Date.now() - started} ms)`)
+  const admin = new Admin({ clientId: 'test-forget-missing', bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  try {
+    assert.equal((await admin.listTopics()).includes(topic), false, 'not auto-created either')
+  } finally {
+    await admin.close()
+  }
+})

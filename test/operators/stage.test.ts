@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { TopologyBuilder, type StageItem } from '../../src/dsl/index.ts'
+import { RagstreamError, recoveryOf } from '../../src/errors.ts'
+import type { StageProcessor } from '../../src/topology/graph.ts'
 import { DEAD_LETTER_HEADERS, TopologyTestDriver } from '../../src/testing/index.ts'
 import { partitionForString } from '../../src/topology/partitioner.ts'
 
@@ -107,7 +109,6 @@ test('a stage reads and writes only the stores it declared, prefetching them its
         async process(items, context) {
           const store = context.store('doc-versions')
           for (const item of items) await store.prefetch(item.partition, [item.key])
-          assert.throws(() => context.store('docs'), /did not declare store 'docs'/)
           return items.map((item) => {
             const version = Number(store.get(item.partition, item.key)?.toString() ?? '0') + 1
             store.put(item.partition, item.key, Buffer.from(String(version)))
@@ -123,6 +124,45 @@ test('a stage reads and writes only the stores it declared, prefetching them its
   assert.deepEqual(driver.readTable('versions').get('a'), { version: 2 })
   assert.deepEqual(driver.readStore('doc-versions').get('a'), 2)
   assert.equal(driver.allOutput('rag-doc-versions-changelog').length, 2)
+})
+
+test('a stage that breaks its contract fails the batch with RS_STAGE_CONTRACT_VIOLATED naming the stage, never a dead letter or a retry', async () => {
+  const broken = (name: string, process: StageProcessor['process']): TopologyTestDriver => {
+    const b = new TopologyBuilder({ applicationId: 'rag' })
+    b.table<Doc>('docs', { name: 'docs' }).stage({ name, kind: 'enrich', processor: { process } }).to('out')
+    return new TopologyTestDriver(b.build(), { partitions: 1 })
+  }
+  const violation = (stage: string, what: RegExp) => (error: unknown) => {
+    assert.ok(error instanceof RagstreamError, String(error))
+    assert.equal(error.code, 'RS_STAGE_CONTRACT_VIOLATED')
+    assert.equal(recoveryOf(error), 'stop')
+    assert.equal(error.context.node, stage)
+    assert.match(error.message, new RegExp(`stage '${stage}'`))
+    assert.match(error.message, what)
+    return true
+  }
+  const none = broken('drops-items', () => [])
+  await assert.rejects(none.pipe('docs', 'a', { text: '1' }), violation('drops-items', /returned 0 results for 1 item/))
+  assert.deepEqual(none.readOutput('out'), [])
+  assert.deepEqual(none.readDeadLetters(), [])
+
+  // Reading an undeclared store stops the batch even when the stage catches the throw.
+  const sneaky = broken('reads-docs', (items, context) => {
+    try {
+      context.store('docs')
+    } catch {
+      // swallowed: the driver still refuses the batch
+    }
+    return items.map((i) => [{ key: i.key, value: i.value }])
+  })
+  await assert.rejects(
+    sneaky.pipe('docs', 'a', { text: '1' }),
+    violation('reads-docs', /read store 'docs', which it did not declare/),
+  )
+  assert.deepEqual(sneaky.readOutput('out'), [])
+
+  const shapeless = broken('returns-undefined', (items) => items.map(() => undefined as unknown as []))
+  await assert.rejects(shapeless.pipe('docs', 'a', { text: '1' }), violation('returns-undefined', /item 0/))
 })
 
 test('a stage row without a string key dead-letters its item', async () => {

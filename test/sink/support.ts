@@ -10,6 +10,7 @@ import { resolveSinkConfig, type SinkConfig, type SinkConfigInput } from '../../
 import { bootstrapDatabase, migrate } from '../../src/sink/migrations.ts'
 import { quoteIdent } from '../../src/sink/identifiers.ts'
 import { createTopics, endpoints } from '../support/stack.ts'
+import { auditKey, signAudit, type SignedAuditFields } from '../../src/security/audit-auth.ts'
 
 export const ADMIN_URL = endpoints.postgresUrl
 
@@ -191,7 +192,12 @@ export async function chunkProducer(t: After, config: SinkConfig): Promise<Chunk
     chunkSchemaId,
     auditSchemaId,
     encodeChunk: (value) => registry.encode(chunkSchemaId, value),
-    encodeAudit: (value) => registry.encode(auditSchemaId, value),
+    // Signed like the processor signs (the shared audit key), unless the value brings its own `auth`.
+    encodeAudit: (value) =>
+      registry.encode(
+        auditSchemaId,
+        'auth' in value ? value : { ...value, auth: signAudit(value as unknown as SignedAuditFields, auditKey()) },
+      ),
     async send(messages, options = {}) {
       const tx = await producer.beginTransaction()
       if (messages.length === 0) {

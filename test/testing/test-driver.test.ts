@@ -133,3 +133,27 @@ test('stores rebuilt from their changelogs (Redis lost everything) carry on exac
   await driver.pipe('products', 'p1', { name: 'widget', price: 6 })
   assert.deepEqual([...driver.readTable('order-details')], [['o1', { qty: 1, product: 'widget', price: 6 }]])
 })
+
+test('the driver is strict: reading or piping a topic the topology does not have fails, listing the topics it has', async () => {
+  const builder = new TopologyBuilder({ applicationId: 'strict' })
+  builder.table<{ n: number }>('rows', { name: 'rows' }).to('copies')
+  const driver = new TopologyTestDriver(builder.build(), { partitions: 1 })
+  await driver.pipe('rows', 'a', { n: 1 })
+  assert.equal(driver.readOutput('copies').length, 1)
+  for (const read of [
+    () => driver.readOutput('copy'),
+    () => driver.allOutput('copy'),
+    () => driver.readTable('copy'),
+  ]) {
+    assert.throws(read, (error: Error) => {
+      assert.match(error.message, /has no topic 'copy'/)
+      for (const topic of ['rows', 'copies', 'strict-rows-changelog', 'strict-dead-letter'])
+        assert.ok(error.message.includes(topic), `lists ${topic}: ${error.message}`)
+      return true
+    })
+  }
+  await assert.rejects(driver.pipe('row', 'a', { n: 1 }), /does not read topic 'row'; it reads: rows/)
+  // A topic the topology has but nothing was produced to yet reads as empty.
+  assert.deepEqual(driver.readDeadLetters(), [])
+  await driver.close()
+})

@@ -2,7 +2,7 @@ import { hostname, userInfo } from 'node:os'
 import { connectPostgres } from '../../config/services.ts'
 import { EXIT, type CommandSpec } from '../command.ts'
 import { endpointsFromEnv } from '../../config/endpoints.ts'
-import { ConfigError } from '../../errors.ts'
+import { ConfigError, RagstreamError, ServiceUnavailableError } from '../../errors.ts'
 import { deletionRequestedAudit } from '../../governance/forget/deletion-audit.ts'
 import { buildDeletionRequest, type DeletionRequestValue } from '../../governance/forget/deletion-request.ts'
 import { DEAD_LETTER_TOPIC_CONFIG, deadLetterRetentionOf } from '../../governance/forget/dead-letter.ts'
@@ -203,7 +203,22 @@ async function produceRequest(
   request: DeletionRequestValue,
 ): Promise<{ topic: string; partition: number; offset: bigint }> {
   const { deletionRequestCodec } = await import('../../governance/forget/governance-codecs.ts')
-  const { Producer } = await import('@platformatic/kafka')
+  const { Admin, Producer } = await import('@platformatic/kafka')
+  // A producer to a missing topic retries its metadata for minutes: ask once, and say what is wrong.
+  const admin = new Admin({ clientId: 'ragstream-forget', bootstrapBrokers: [...endpoints.kafkaBrokers], retries: 2 })
+  let topics: string[]
+  try {
+    topics = await admin.listTopics()
+  } catch (error) {
+    throw new ServiceUnavailableError('Kafka', endpoints.kafkaBrokers.join(','), error)
+  } finally {
+    await admin.close().catch(() => {})
+  }
+  if (!topics.includes(topic))
+    throw new RagstreamError('RS_TOPIC_MISSING', `the deletions topic ${topic} does not exist on the broker`, {
+      context: { topic, path: '--deletions-topic' },
+      hint: 'pass --deletions-topic with the topic your processors read deletion requests from, or create it (compacted)',
+    })
   const codec = deletionRequestCodec({ registryUrl: endpoints.schemaRegistryUrl, topic })
   await codec.open()
   const producer = new Producer({

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs'
 import { AvroValueCodec } from '../../serde/avro-codec.ts'
 import type { AuditEventValue } from '../audit.ts'
+import { auditKey, signAudit } from '../../security/audit-auth.ts'
 import type { DeletionRequestValue } from './deletion-request.ts'
 import { packageFile } from '../../package-files.ts'
 
@@ -61,18 +62,29 @@ export function deletionRequestCodec(options: { registryUrl: string; topic: stri
   }
 }
 
-/** The govern operator's `audit` output for the pgvector sink: Avro audit events on the chunk topic. */
-export function auditEventOutput(options: { registryUrl: string; chunkTopic: string }) {
-  const lazy = new LazyCodec(() =>
-    AvroValueCodec.forTopic<AuditEventValue>({
+/**
+ * The govern operator's `audit` output for the pgvector sink: Avro audit events on the chunk topic,
+ * each signed with the audit key (`signingKey`, default `auditKey()`: src/security/audit-auth.ts), so
+ * the sink can tell the processor's DELETION_APPLIED from one anybody wrote to the topic.
+ */
+export function auditEventOutput(options: { registryUrl: string; chunkTopic: string; signingKey?: Buffer }) {
+  let key = options.signingKey
+  const lazy = new LazyCodec(() => {
+    key ??= auditKey()
+    return AvroValueCodec.forTopic<SignedAuditEvent>({
       registryUrl: options.registryUrl,
       topic: `${options.chunkTopic}-audit`,
       schema: AUDIT_EVENT_SCHEMA,
-    }),
-  )
+    })
+  })
   return {
     topic: options.chunkTopic,
     open: () => lazy.open(),
-    encode: (event: AuditEventValue): Buffer => lazy.codec.encode(event) as Buffer,
+    encode: (event: AuditEventValue): Buffer => {
+      const signed: SignedAuditEvent = { ...event, auth: signAudit(event, key!) }
+      return lazy.codec.encode(signed) as Buffer
+    },
   }
 }
+
+type SignedAuditEvent = AuditEventValue & { readonly auth: string }

@@ -39,6 +39,7 @@ import { subscriptionReceive } from './subscription-receive.ts'
 import { subscriptionSend } from './subscription-send.ts'
 import { SubscriptionStore } from './subscription-store.ts'
 import { PER_PACK, type Subscription } from './wire.ts'
+import { factsOf, tableRoot } from '../../topology/node-kinds.ts'
 
 interface JoinOptionsBase<L> {
   /** Required: names the subscription store, its changelog and the two repartition topics. */
@@ -79,22 +80,11 @@ export function fkJoinNode(
   })
 }
 
-/**
- * The materialized table a join input reads through filter/mapValues only — a table source, or a
- * join (whose result is then materialized); undefined if there is none (e.g. a stage's output).
- */
-function tableRoot(graph: TopologyGraph, name: string): string | undefined {
-  const byName = new Map(graph.nodes.map((n) => [n.name, n]))
-  for (let node = byName.get(name); node !== undefined; node = byName.get(node.inputs[0] ?? '')) {
-    if (node.kind === 'table-source' || node.kind === 'fk-join') return node.name
-    if (node.kind !== 'filter' && node.kind !== 'map-values') return undefined
-  }
-  return undefined
-}
-
 /** A join's result is materialized (in a store named after the join) only when another join reads it. */
 function isMaterialized(graph: TopologyGraph, join: string): boolean {
-  return graph.nodes.some((n) => n.kind === 'fk-join' && n.inputs.some((input) => tableRoot(graph, input) === join))
+  return graph.nodes.some(
+    (n) => factsOf(n).readsTables === true && n.inputs.some((input) => tableRoot(graph, input) === join),
+  )
 }
 
 function internalTopicsOf(node: FkJoinNode, app: string, materialized: boolean): InternalTopic[] {
@@ -146,6 +136,7 @@ function internalTopicsOf(node: FkJoinNode, app: string, materialized: boolean):
 }
 
 export const fkJoinOperator: NodeKindSpec<FkJoinNode> = {
+  facts: { stateful: true, table: 'root', readsTables: true },
   validate(node, graph, problem) {
     if (node.joinType !== 'inner' && node.joinType !== 'left') problem('type', `must be 'inner' or 'left'`)
     if (typeof node.foreignKey !== 'function') problem('foreignKey', 'required: a function (leftValue) => rightKey')

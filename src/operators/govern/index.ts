@@ -218,6 +218,17 @@ function internalTopicsOf(node: GovernNode, app: string): InternalTopic[] {
 }
 
 export const governOperator: NodeKindSpec<GovernNode> = {
+  // Stateful, but its validate requires the name with its own reason (stores and broadcast topic).
+  facts: { stateful: false },
+  externalTopics: (node, graph) => {
+    const forget = node.options?.forget
+    const audit = auditTopic(node, graph)
+    return {
+      reads: forget !== undefined && forget !== null ? [forget.deletionsTopic] : [],
+      writes: audit === undefined ? [] : [audit],
+    }
+  },
+  foreignStores: (node, graph) => foreignStores(node, graph),
   validate(node, graph, problem) {
     const options = node.options
     if (!node.named) problem('name', 'required: govern is stateful; its name identifies its stores and broadcast topic')
