@@ -20,7 +20,6 @@ import { loadConfig } from '../../src/config/file.ts'
 import { deployment } from '../../src/ops/deployment.ts'
 import { defineApp } from '../../src/app/app.ts'
 import { bootstrapDatabase } from '../../src/sink/migrations.ts'
-import { quoteIdent } from '../../src/sink/identifiers.ts'
 import { ADMIN_URL, createRoles, roleUrl } from '../sink/support.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
