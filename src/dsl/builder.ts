@@ -29,6 +29,7 @@ import { filterNode, type FilterOptions } from '../operators/filter.ts'
 import { fkJoinNode, type InnerJoinOptions, type LeftJoinOptions } from '../operators/fk-join/index.ts'
 import { governNode, type GovernedDocument, type GovernOptions } from '../operators/govern/index.ts'
 import { mapValuesNode, type MapValuesOptions } from '../operators/map-values.ts'
+import { peekNode, type PeekOptions } from '../operators/peek.ts'
 import { sinkNode, type ToOptions } from '../operators/sink.ts'
 import { stageNode, type StageOptions } from '../operators/stage.ts'
 import { tableSourceNode, type TableOptions } from '../operators/table-source.ts'
@@ -162,6 +163,21 @@ export class Table<V> {
   filter(predicate: (value: V, key: string) => boolean, options?: FilterOptions): Table<V> {
     const [name, named] = this.#named('KTABLE-FILTER', options?.name)
     this.#list.add(filterNode(name, named, this.name, predicate))
+    return new Table<V>(this.#list, name)
+  }
+
+  /**
+   * Runs `action` on every change (the new value; null for a delete) and passes it on unchanged.
+   * A throw in `action` dead-letters that record.
+   *
+   * @example
+   * ```ts
+   * tickets.peek((ticket, key) => console.log('ticket changed', key, ticket?.status))
+   * ```
+   */
+  peek(action: (value: V | null, key: string) => void, options?: PeekOptions): Table<V> {
+    const [name, named] = this.#named('KTABLE-PEEK', options?.name)
+    this.#list.add(peekNode(name, named, this.name, action))
     return new Table<V>(this.#list, name)
   }
 

@@ -3,6 +3,7 @@ export { TopologyBuilder, Table, Chunks, type TopologyOptions } from './builder.
 export type { ChunkOptions, EmbedOptions } from '../operators/chunk-embed.ts'
 export type { TableOptions } from '../operators/table-source.ts'
 export type { FilterOptions } from '../operators/filter.ts'
+export type { PeekOptions } from '../operators/peek.ts'
 export type { MapValuesOptions } from '../operators/map-values.ts'
 export type { InnerJoinOptions, LeftJoinOptions } from '../operators/fk-join/index.ts'
 export type { StageOptions } from '../operators/stage.ts'

@@ -80,31 +80,59 @@ function seconds(n: number | null): string {
   return n === null ? '–' : n < 10 ? `${n.toFixed(2)}s` : `${n.toFixed(1)}s`
 }
 
-/** Kafka topics, consumer groups and Redis keys of demo runs other than `keep`. */
-async function dropOldDemoRuns(config: RagstreamConfig, base: string, keep: Deployment): Promise<void> {
+/** A demo run's id: `r` + Date.now() in base 36 (8 characters until 2059). */
+const RUN_ID = '(r[0-9a-z]{8})'
+
+/**
+ * The Kafka topics, consumer groups, Redis keys and SQL tables of earlier runs of the demo named
+ * `base`, by exact name: a run `R` of `base` owns the topics `<base>.R.*` (sources, deletions),
+ * `<base>-R-*` (internal) and `rag.chunks.<base>.R`, the groups `<base>-R` and
+ * `ragstream-sink.<sql topology>.R`, the Redis keys `rs:{<base>-R:*` and the version `R` of the SQL
+ * topology. Nothing of a demo with another name (`<base>-rx`, or the same SQL topology under another
+ * name) matches, and nothing of `keep`.
+ */
+export async function dropOldDemoRuns(
+  config: RagstreamConfig,
+  base: string,
+  keep: Deployment,
+  owner: pg.Client,
+): Promise<void> {
   const admin = new Admin({ clientId: 'ragstream-demo-cleanup', bootstrapBrokers: [...config.endpoints.kafkaBrokers] })
   const redis = new Redis(config.endpoints.redisUrl, { lazyConnect: true })
   redis.on('error', () => {})
   try {
-    const b = base.replaceAll('.', '\\.')
-    const run = new RegExp(`^(?:${b}\\.r[a-z0-9]+\\.|${b}-r[a-z0-9]+-|rag\\.chunks\\.${b}\\.r[a-z0-9]+$)`)
-    const mine = (name: string): boolean =>
-      name.startsWith(`${keep.prefix}.`) || name.startsWith(`${keep.applicationId}-`) || name === keep.chunkTopic
-    const topics = (await admin.listTopics()).filter((t) => run.test(t) && !mine(t))
+    const b = base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+    const runOf = (pattern: string, name: string): string | undefined => new RegExp(pattern).exec(name)?.[1]
+    const topicRun = (t: string): string | undefined =>
+      runOf(`^${b}\\.${RUN_ID}\\.`, t) ?? runOf(`^${b}-${RUN_ID}-`, t) ?? runOf(`^rag\\.chunks\\.${b}\\.${RUN_ID}$`, t)
+    const runs = new Set<string>()
+    const topics = (await admin.listTopics()).filter((t) => {
+      const run = topicRun(t)
+      if (run === undefined || run === keep.version) return false
+      runs.add(run)
+      return true
+    })
+    const allGroups = [...(await admin.listGroups()).keys()]
+    for (const g of allGroups) {
+      const run = runOf(`^${b}-${RUN_ID}$`, g)
+      if (run !== undefined && run !== keep.version) runs.add(run)
+    }
     if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => {})
-    const groups = [...(await admin.listGroups()).keys()].filter(
-      (g) =>
-        (g.startsWith(`${base}-r`) || g.startsWith(`ragstream-sink.${keep.sink.topology}.r`)) &&
-        g !== keep.applicationId &&
-        g !== keep.sink.groupId,
+    const groups = allGroups.filter((g) =>
+      [...runs].some((run) => g === `${base}-${run}` || g === `ragstream-sink.${keep.sink.topology}.${run}`),
     )
     if (groups.length > 0) await admin.deleteGroups({ groups }).catch(() => {})
+    // Only this demo's earlier versions of the SQL topology: another demo may share the topology.
+    await dropInactiveVersions(owner, keep.sink, (version) => runs.has(version))
     await redis.connect()
     const stale = new Set<string>()
     let cursor = '0'
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `rs:{${base}-r*`, 'COUNT', 1000)
-      for (const k of keys) if (!k.startsWith(`rs:{${keep.applicationId}:`)) stale.add(k)
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `rs:{${base}-r????????:*`, 'COUNT', 1000)
+      for (const k of keys) {
+        const run = runOf(`^rs:\\{${b}-${RUN_ID}:`, k)
+        if (run !== undefined && runs.has(run)) stale.add(k)
+      }
       cursor = next
     } while (cursor !== '0')
     if (stale.size > 0) await redis.del(...stale)
@@ -282,8 +310,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const interrupted = (): boolean => o.signal?.aborted ?? false
   try {
     const promoted = await promoteVersion(owner, d.sink)
-    await dropInactiveVersions(owner, d.sink)
-    await dropOldDemoRuns(config, base, d).catch(() => {})
+    await dropOldDemoRuns(config, base, d, owner).catch(() => {})
     say(
       `  view      ${d.sink.names.view} now reads ${d.version}${promoted.previous && promoted.previous !== d.version ? ` (was ${promoted.previous}, dropped)` : ''}`,
     )

@@ -110,7 +110,11 @@ export async function promoteVersion(
 }
 
 /** Drops every version of the topology except the active one. Refuses to drop what the view reads. */
-export async function dropInactiveVersions(owner: pg.Client, config: SinkConfig): Promise<string[]> {
+export async function dropInactiveVersions(
+  owner: pg.Client,
+  config: SinkConfig,
+  only: (version: string) => boolean = () => true,
+): Promise<string[]> {
   const n = config.names
   await owner.query('BEGIN')
   try {
@@ -119,6 +123,7 @@ export async function dropInactiveVersions(owner: pg.Client, config: SinkConfig)
       `SELECT version, table_name FROM ${n.versionsTable} WHERE topology = $1 AND NOT active`,
       [config.topology],
     )
+    old.rows = old.rows.filter((r) => only(r.version))
     for (const { version, table_name } of old.rows) {
       // The tombstone table's name follows the chunk table's (resolveSinkConfig derives both).
       const tombstones = table_name.replace(/^chunks_/, 'tombstones_')

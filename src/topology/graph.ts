@@ -11,7 +11,7 @@ import type { StateStore } from '../state/store.ts'
 
 /** Every node kind. Adding one fails `tsc` until src/topology/node-kinds.ts handles it. */
 export type NodeKind =
-  'table-source' | 'filter' | 'map-values' | 'fk-join' | 'stage' | 'govern' | 'chunk-embed' | 'sink'
+  'table-source' | 'filter' | 'map-values' | 'peek' | 'fk-join' | 'stage' | 'govern' | 'chunk-embed' | 'sink'
 
 /** A decoded table row: `value: null` is a tombstone (the key is deleted). */
 export interface DecodedRecord {
@@ -65,6 +65,11 @@ export type TableSubject = string | ((value: any, key: string) => string | null)
 export interface FilterNode extends NodeBase {
   readonly kind: 'filter'
   readonly predicate: (value: any, key: string) => boolean
+}
+
+export interface PeekNode extends NodeBase {
+  readonly kind: 'peek'
+  readonly action: (value: any, key: string) => void
 }
 
 export interface MapValuesNode extends NodeBase {
@@ -155,7 +160,15 @@ export interface SinkNode extends NodeBase {
 }
 
 export type TopologyNode =
-  TableSourceNode | FilterNode | MapValuesNode | FkJoinNode | StageNode | GovernNode | ChunkEmbedNode | SinkNode
+  | TableSourceNode
+  | FilterNode
+  | MapValuesNode
+  | PeekNode
+  | FkJoinNode
+  | StageNode
+  | GovernNode
+  | ChunkEmbedNode
+  | SinkNode
 
 /** The frozen logical graph. */
 export interface TopologyGraph {

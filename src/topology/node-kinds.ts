@@ -7,6 +7,7 @@ import { filterOperator } from '../operators/filter.ts'
 import { fkJoinOperator } from '../operators/fk-join/index.ts'
 import { governOperator } from '../operators/govern/index.ts'
 import { mapValuesOperator } from '../operators/map-values.ts'
+import { peekOperator } from '../operators/peek.ts'
 import { sinkOperator } from '../operators/sink.ts'
 import { stageOperator } from '../operators/stage.ts'
 import { tableSourceOperator } from '../operators/table-source.ts'
@@ -25,6 +26,7 @@ function nodeKinds(): NodeKindTable {
     'table-source': tableSourceOperator,
     filter: filterOperator,
     'map-values': mapValuesOperator,
+    peek: peekOperator,
     'fk-join': fkJoinOperator,
     stage: stageOperator,
     govern: governOperator,

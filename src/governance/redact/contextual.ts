@@ -77,6 +77,11 @@ function regexScan(pattern: RegExp): (text: string, found: (start: number, end: 
   }
 }
 
+// Compiled matchers by value: a customer's tickets repeat the same values, and compiling their
+// regexes costs more than scanning a ticket with them. Bounded; cleared whole when full.
+const CACHE_LIMIT = 4096
+const cache = new Map<string, readonly Detector[]>()
+
 /** Detectors for one record's joined values, or none when no value is usable. */
 export function contextualDetectors(context: RedactionContext | undefined): Detector[] {
   const joined = context?.joined
@@ -89,50 +94,66 @@ export function contextualDetectors(context: RedactionContext | undefined): Dete
     if (value.length < 2) continue
     const kind = spec.kind ?? inferKind(value)
     const label = spec.label ?? LABELS[kind]
-    const detector = (scan: Detector['scan']): Detector => ({
-      kind: JOINED_KIND,
-      label,
-      scan,
-      normalize: (v) => canonicalJoined(kind, v),
-    })
-    if (kind === 'phone') {
-      const digits = digitsOf(value)
-      if (digits.length < 7) continue
-      out.push(detector(phoneScan(digits)))
-      continue
+    const key = `${kind}\u0000${label}\u0000${value}`
+    let detectors = cache.get(key)
+    if (detectors === undefined) {
+      detectors = compile(value, kind, label)
+      if (cache.size >= CACHE_LIMIT) cache.clear()
+      cache.set(key, detectors)
     }
-    const words = value.split(/[\s\u00a0]+/).filter((w) => w.length > 0)
-    if (kind === 'email') {
-      out.push(detector(regexScan(new RegExp(`(?<![\\w.+%'-])${escape(value)}(?![\\w-]|\\.[A-Za-z0-9])`, 'giu'))))
-      continue
+    for (const d of detectors) out.push(d)
+  }
+  return out
+}
+
+// The lower-cased text of the latest call, shared by a record's matchers' pre-checks.
+let lastText = ''
+let lastLower = ''
+function lowerOf(text: string): string {
+  if (text !== lastText) {
+    lastText = text
+    lastLower = text.toLowerCase()
+  }
+  return lastLower
+}
+
+function compile(value: string, kind: JoinedKind, label: string): Detector[] {
+  // A cheap pre-check: the value's first word (its local part for an e-mail) must occur at all.
+  const anchor = (kind === 'email' ? value.slice(0, value.indexOf('@')) : value.split(/[\s\u00a0]+/)[0]).toLowerCase()
+  const detector = (scan: Detector['scan'], mayOccur?: (text: string) => boolean): Detector => ({
+    kind: JOINED_KIND,
+    label,
+    scan,
+    mayOccur,
+    normalize: (v) => canonicalJoined(kind, v),
+  })
+  const mayOccur = anchor.length > 0 ? (text: string) => lowerOf(text).includes(anchor) : undefined
+  if (kind === 'phone') {
+    const digits = digitsOf(value)
+    return digits.length < 7 ? [] : [detector(phoneScan(digits))]
+  }
+  if (kind === 'email')
+    return [
+      detector(regexScan(new RegExp(`(?<![\\w.+%'-])${escape(value)}(?![\\w-]|\\.[A-Za-z0-9])`, 'giu')), mayOccur),
+    ]
+  const out: Detector[] = []
+  const words = value.split(/[\s\u00a0]+/).filter((w) => w.length > 0)
+  const whole = words.map(escape).join('\\s+')
+  out.push(detector(regexScan(new RegExp(`${WORD_BOUNDARY_BEFORE}${whole}${WORD_BOUNDARY_AFTER}`, 'giu')), mayOccur))
+  if (kind === 'name') {
+    // Each word of the name on its own, as written or in upper case (a one-word name too).
+    const parts = new Set<string>()
+    for (const w of words) {
+      if (w.replace(/[^\p{L}]/gu, '').length < 2) continue
+      parts.add(escape(w))
+      parts.add(escape(w.toUpperCase()))
     }
-    const whole = words.map(escape).join('\\s+')
-    out.push(detector(regexScan(new RegExp(`${WORD_BOUNDARY_BEFORE}${whole}${WORD_BOUNDARY_AFTER}`, 'giu'))))
-    if (kind === 'name' && words.length > 1) {
-      const parts = new Set<string>()
-      for (const w of words) {
-        const letters = w.replace(/[^\p{L}]/gu, '')
-        if (letters.length < 2) continue
-        parts.add(escape(w))
-        parts.add(escape(w.toUpperCase()))
-      }
-      if (parts.size > 0)
-        out.push(
-          detector(
-            regexScan(new RegExp(`${WORD_BOUNDARY_BEFORE}(?:${[...parts].join('|')})${WORD_BOUNDARY_AFTER}`, 'gu')),
-          ),
-        )
-    } else if (kind === 'name' && words.length === 1 && words[0].length >= 2) {
-      // A one-word name: the word as written or in upper case, like a part above.
-      const w = escape(words[0])
+    if (parts.size > 0)
       out.push(
         detector(
-          regexScan(
-            new RegExp(`${WORD_BOUNDARY_BEFORE}(?:${w}|${escape(words[0].toUpperCase())})${WORD_BOUNDARY_AFTER}`, 'gu'),
-          ),
+          regexScan(new RegExp(`${WORD_BOUNDARY_BEFORE}(?:${[...parts].join('|')})${WORD_BOUNDARY_AFTER}`, 'gu')),
         ),
       )
-    }
   }
   return out
 }

@@ -155,7 +155,10 @@ const STRIPE_ID =
 function isIdentifier(text: string, start: number, end: number): boolean {
   const first = text.charCodeAt(start)
   if (first === 48 && end - start === 55) return TRACEPARENT.test(text.slice(start, end))
-  return text.indexOf('_', start) < Math.min(end, start + 9) && STRIPE_ID.test(text.slice(start, end))
+  // A Stripe prefix is at most 8 characters before its `_`: look no further before the regex.
+  for (let i = start + 2, stop = Math.min(end, start + 9); i < stop; i++)
+    if (text.charCodeAt(i) === 95) return STRIPE_ID.test(text.slice(start, end))
+  return false
 }
 const HEX_TOKEN = /^[0-9a-fA-F]+$/
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/

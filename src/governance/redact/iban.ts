@@ -123,6 +123,8 @@ function verify(text: string, start: number, end: number): number {
   }
   if (compact.length !== length) return -1
   if (i < text.length && isAlnum(text.charCodeAt(i))) return -1
+  // A dash-grouped token that goes on ("ba56f321-8320-4265-905d-7367f290e98e", a UUID) is not an IBAN.
+  if (text.charCodeAt(i) === 45 && isAlnum(text.charCodeAt(i + 1)) && text.lastIndexOf('-', i - 1) >= start) return -1
   return ibanChecksumValid(compact.toUpperCase()) ? i : -1
 }
 

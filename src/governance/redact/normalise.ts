@@ -110,43 +110,48 @@ export class TextView {
       this.text = original
       return this
     }
+    // One-for-one replacements (a dash, a space, a single line break) keep positions, so they stay
+    // inside an identity segment; only edits that change the length (an escape, a removed character,
+    // a collapsed white-space run) cut segments. Most tickets then need no segment at all.
     let out = ''
-    let copied = 0 // original position up to which `original` has been copied or replaced
-    let v = 0 // view length so far
-    // Flushes the untouched characters before `i` as an identity segment.
-    const flush = (i: number): void => {
-      if (i > copied) {
-        this.#push(v, copied, i, true)
-        out += original.slice(copied, i)
-        v += i - copied
-      }
+    let copied = 0 // original position up to which `out` holds the text
+    let identityFrom = 0 // original start of the open identity segment
+    let identityV = 0 // its view start
+    const sub = (i: number, by: string): void => {
+      out += original.slice(copied, i) + by
+      copied = i + 1
     }
-    const replace = (i: number, end: number, by: string): void => {
-      flush(i)
+    let edited = false
+    const edit = (i: number, end: number, by: string): void => {
+      edited = true
+      out += original.slice(copied, i)
+      if (i > identityFrom) this.#push(identityV, identityFrom, i, true)
+      let v = identityV + (i - identityFrom)
       if (by.length === 1) {
         this.#push(v, i, end, false)
         out += by
-        v += 1
+        v++
       }
       copied = end
+      identityFrom = end
+      identityV = v
     }
     let i = 0
     while (i < n) {
       const c = original.charCodeAt(i)
-      if (c < 128 && c !== 37 && c !== 10 && c !== 13 && c !== 32 && c !== 9) {
+      if (c < 128 && c !== 37 && c !== 10 && c !== 13 && c !== 9 && c !== 32) {
         i++
         continue
       }
       if (c === 37 /* % */) {
         const code = i + 2 < n ? hexByte(original.charCodeAt(i + 1), original.charCodeAt(i + 2)) : -1
         if (code >= 0x20 && code <= 0x7e) {
-          replace(i, i + 3, String.fromCharCode(code))
+          edit(i, i + 3, String.fromCharCode(code))
           i += 3
         } else i++
         continue
       }
       if (isSpace(c)) {
-        // A run of white space: kept as is unless it holds a line break.
         let end = i
         let breaks = 0
         while (end < n) {
@@ -157,36 +162,40 @@ export class TextView {
           } else if (!isSpace(d)) break
           end++
         }
-        if (breaks === 0) {
-          for (let j = i; j < end; j++) if (original.charCodeAt(j) !== 32) replace(j, j + 1, ' ')
-          i = end
-          continue
+        if (breaks > 0) {
+          const before = i > copied ? mappedChar(original.charCodeAt(i - 1)) : lastOf(out)
+          const after = end < n ? mappedChar(original.charCodeAt(end)) : -1
+          const continues = joinsLeft(before) && joinsRight(after)
+          if (continues && breaks === 1) this.joinable = true
+          if (join && continues && breaks === 1) {
+            edit(i, end, '')
+            this.joins.push(identityV)
+            i = end
+            continue
+          }
+          // A run that may sit inside a value (`4111 1111\n    1111 …`) becomes one space; elsewhere
+          // each white-space character becomes a space, one for one.
+          if (continues && end - i > 1) {
+            edit(i, end, ' ')
+            i = end
+            continue
+          }
         }
-        const before = v > 0 || i > copied ? lastChar(out, original, copied, i) : -1
-        const after = end < n ? original.charCodeAt(end) : -1
-        const tokenBreak = breaks === 1 && joinsLeft(before) && joinsRight(after)
-        if (tokenBreak) this.joinable = true
-        if (join && tokenBreak) {
-          replace(i, end, '')
-          this.joins.push(v)
-        } else replace(i, end, ' ')
+        for (let j = i; j < end; j++) if (original.charCodeAt(j) !== 32) sub(j, ' ')
         i = end
         continue
       }
       const mapped = mapChar(c)
-      if (mapped === -1) {
-        i++
-        continue
-      }
-      replace(i, i + 1, mapped === 0 ? '' : String.fromCharCode(mapped))
+      if (mapped === 0) edit(i, i + 1, '')
+      else if (mapped > 0) sub(i, String.fromCharCode(mapped))
       i++
     }
-    if (this.segments === 0 && copied === 0) {
+    if (copied === 0) {
       this.text = original
       return this
     }
-    flush(n)
-    this.text = out
+    if (edited && n > identityFrom) this.#push(identityV, identityFrom, n, true)
+    this.text = out + original.slice(copied)
     return this
   }
 }
@@ -240,13 +249,12 @@ function mapChar(c: number): number {
   return -1
 }
 
-// The character before a white-space run, as the view will have it (decoded / mapped).
-function lastChar(out: string, original: string, copied: number, i: number): number {
-  if (i > copied) {
-    const c = original.charCodeAt(i - 1)
-    const m = mapChar(c)
-    return m > 0 ? m : c
-  }
+function mappedChar(c: number): number {
+  const m = mapChar(c)
+  return m > 0 ? m : c
+}
+
+function lastOf(out: string): number {
   return out.length > 0 ? out.charCodeAt(out.length - 1) : -1
 }
 

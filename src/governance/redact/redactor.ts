@@ -329,6 +329,25 @@ class CompiledRedactor implements Redactor {
   readonly #valueView = new TextView()
   readonly #findings = new Spans()
   #order: number[] = []
+  // The detector being run, its view and (joined view) the number of plain findings: fields, so
+  // the callback below is allocated once, not per detector and text.
+  #scanning = 0
+  #scanView = this.#view
+  #plainEnd = -1
+  readonly #found = (start: number, end: number): void => {
+    const view = this.#scanView
+    const plainEnd = this.#plainEnd
+    const d = this.#scanning
+    if (plainEnd >= 0 && !view.crossesJoin(start, end)) return
+    const findings = this.#findings
+    const s = view.originalStart(start)
+    const e = view.originalEnd(end)
+    if (plainEnd >= 0) {
+      for (let i = 0; i < plainEnd; i++)
+        if (findings.which[i] === d && findings.starts[i] < e && findings.ends[i] > s) return
+    }
+    findings.push(s, e, d)
+  }
 
   constructor(
     detectors: Detector[],
@@ -403,17 +422,10 @@ class CompiledRedactor implements Redactor {
   #scan(detector: Detector, d: number, view: TextView, plainEnd: number): void {
     const text = view.text
     if (detector.mayOccur !== undefined && !detector.mayOccur(text)) return
-    const findings = this.#findings
-    const found = (start: number, end: number): void => {
-      if (plainEnd >= 0 && !view.crossesJoin(start, end)) return
-      const s = view.originalStart(start)
-      const e = view.originalEnd(end)
-      if (plainEnd >= 0) {
-        for (let i = 0; i < plainEnd; i++)
-          if (findings.which[i] === d && findings.starts[i] < e && findings.ends[i] > s) return
-      }
-      findings.push(s, e, d)
-    }
+    this.#scanning = d
+    this.#scanView = view
+    this.#plainEnd = plainEnd
+    const found = this.#found
     if (detector.scan !== undefined) {
       detector.scan(text, found)
       return

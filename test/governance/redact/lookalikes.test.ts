@@ -45,3 +45,8 @@ for (const [text, expected] of found) {
     assert.equal(run(text).text, expected)
   })
 }
+
+test('a UUID whose first groups happen to pass as a dash-grouped IBAN is kept', () => {
+  const text = 'The export job ba56f321-8320-4265-905d-7367f290e98e failed.'
+  assert.equal(run(text).text, text)
+})
