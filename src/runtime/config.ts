@@ -24,6 +24,12 @@ export interface KafkaRuntimeOptions {
    * (then the member is dynamic: a stopped instance leaves the group at once).
    */
   readonly instanceId?: string
+  /**
+   * Whether a graceful stop sends LeaveGroup, so the partitions move at once. Default: true for a
+   * dynamic member, false for a static one (its restart within the session timeout then moves
+   * nothing; for a permanent scale-in set it to true, or let the session time out).
+   */
+  readonly leaveGroupOnStop?: boolean
   /** Batch bounds: a batch closes at this many records or bytes, whichever comes first. */
   readonly batchMaxRecords?: number
   readonly batchMaxBytes?: number
@@ -59,6 +65,7 @@ export interface RuntimeConfig {
   readonly instanceId: string
   /** Whether the member joins with `group.instance.id = instanceId` (only when the id was given). */
   readonly staticMember: boolean
+  readonly leaveGroupOnStop: boolean
   readonly transactionalId: string
   readonly batchMaxRecords: number
   readonly batchMaxBytes: number
@@ -162,6 +169,8 @@ export function resolveRuntimeConfig(topology: ProcessorTopology, options: Kafka
     3_600_000,
     30_000,
   )
+  if (o.leaveGroupOnStop !== undefined && typeof o.leaveGroupOnStop !== 'boolean')
+    problems.push({ path: '/runtime/leaveGroupOnStop', message: 'must be a boolean' })
   for (const fn of ['onEvent', 'onBatchStage'] as const)
     if (o[fn] !== undefined && typeof o[fn] !== 'function')
       problems.push({ path: `/runtime/${fn}`, message: 'must be a function' })
@@ -173,6 +182,7 @@ export function resolveRuntimeConfig(topology: ProcessorTopology, options: Kafka
     stores: o.stores!,
     instanceId,
     staticMember: given !== undefined,
+    leaveGroupOnStop: o.leaveGroupOnStop ?? given === undefined,
     transactionalId: `${topology.applicationId}-${instanceId}`,
     batchMaxRecords,
     batchMaxBytes,

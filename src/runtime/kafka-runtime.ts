@@ -181,6 +181,9 @@ export class KafkaRuntime {
       groupId: this.#topology.applicationId,
       clientId: `${this.#transactionalId}-consumer`,
       bootstrapBrokers: [...c.brokers],
+      // Static membership (KIP-345): a restart with the same id within the session timeout takes its
+      // partitions back without a rebalance; nobody else stops.
+      ...(c.staticMember ? { groupInstanceId: c.instanceId } : {}),
       sessionTimeout: c.sessionTimeoutMs,
       heartbeatInterval: c.heartbeatIntervalMs,
       rebalanceTimeout: c.rebalanceTimeoutMs,
@@ -745,11 +748,24 @@ export class KafkaRuntime {
     await withTimeout(this.#restorer?.close() ?? Promise.resolve(), 10_000, 'close restorer').catch(() => {})
     await withTimeout(this.#purger?.close() ?? Promise.resolve(), 10_000, 'close purger').catch(() => {})
     if (this.#consumer) {
+      if (!this.#config.leaveGroupOnStop) await this.#stayInGroup(this.#consumer)
       await withTimeout(this.#consumer.close(true), 10_000, 'leave group').catch(() => {})
     }
     for (const store of this.#config.stores.values()) await store.close().catch(() => {})
     this.#running = false
     this.#emit({ event: 'stopped', ...this.#stats })
+  }
+
+  /**
+   * A static member stops without a LeaveGroup, as Kafka's Java consumer does: its partitions wait
+   * for it (up to the session timeout) instead of moving, so a restart moves nothing.
+   * @platformatic/kafka 2.12 sends LeaveGroup on close() for static members too; `leaveGroup()` with
+   * no member id stops the heartbeat and sends nothing, and close() then only closes connections.
+   */
+  async #stayInGroup(consumer: Consumer): Promise<void> {
+    consumer.memberId = null
+    const stopped = new Promise<void>((resolve) => consumer.leaveGroup(true, () => resolve()))
+    await withTimeout(stopped, 5_000, 'stop heartbeats').catch(() => {})
   }
 
   #emit(event: RuntimeEvent): void {
