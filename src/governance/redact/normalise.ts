@@ -58,12 +58,16 @@ export class TextView {
 
   /** Whether view span [start, end) crosses a removed line break. */
   crossesJoin(start: number, end: number): boolean {
+    // The first join after `start` (binary search: a text can hold many joins and many findings).
     const joins = this.joins
-    for (let i = 0; i < joins.length; i++) {
-      if (joins[i] >= end) return false
-      if (joins[i] > start) return true
+    let lo = 0
+    let hi = joins.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (joins[mid] <= start) lo = mid + 1
+      else hi = mid
     }
-    return false
+    return lo < joins.length && joins[lo] < end
   }
 
   #segmentOf(v: number): number {
