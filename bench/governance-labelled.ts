@@ -71,7 +71,10 @@ const chars = inputs.reduce((n, x) => n + x.text.length, 0)
 
 function measure(run: (text: string, context?: ReturnType<typeof contextOf>) => number): number {
   let sink = 0
-  for (const x of inputs) sink += run(x.text, x.context) // warm-up
+  // Warm-up for a second: V8 tiers regexes and the scanners up over many calls, and one pass over
+  // the corpus measured a third of the steady speed.
+  const warm = process.hrtime.bigint() + 1_000_000_000n
+  while (process.hrtime.bigint() < warm) for (const x of inputs) sink += run(x.text, x.context)
   ;(globalThis as { gc?: () => void }).gc?.()
   let n = 0
   const start = process.hrtime.bigint()

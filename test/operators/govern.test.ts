@@ -605,3 +605,27 @@ test('forget: null is refused with a hint; leaving forget out is not', () => {
   )
   assert.doesNotThrow(() => build(undefined))
 })
+
+test('audit events only when a decision changes: a re-triggered, still-denied ticket writes no second DENIED; allowed again, it is indexed', async () => {
+  const driver = new TopologyTestDriver(topology(), { partitions: 2 })
+  const denied = () => driver.readOutput(AUDIT).filter((r) => (r.value as { kind: string }).kind === 'DENIED')
+  await driver.pipe('crm.customers', '9', { id: 9, region: 'EU', classification: 'internal', consent: false })
+  await driver.pipe('crm.tickets', '1', { id: 1, customer_id: 9, subject: 'Hi', body: 'short body' })
+  assert.equal(denied().length, 1, 'denied once')
+  // The customer changes three times (still no consent): each change re-triggers the ticket through the join.
+  for (const classification of ['public', 'confidential', 'internal'])
+    await driver.pipe('crm.customers', '9', { id: 9, region: 'EU', classification, consent: false })
+  assert.equal(denied().length, 0, 'the same denial again writes nothing')
+  assert.equal(driver.readTable('rag.chunks.eu').size, 0)
+  // Another reason is another decision: audited.
+  await driver.pipe('crm.customers', '9', { id: 9, region: 'MARS', classification: 'internal', consent: true })
+  assert.equal(denied().length, 1, 'a new reason is audited')
+  await driver.pipe('crm.customers', '9', { id: 9, region: 'EU', classification: 'internal', consent: true })
+  assert.ok(driver.readTable('rag.chunks.eu').size > 0, 'allowed again: indexed')
+  // Forgetting still finds the ticket that was denied before (it stayed in the subject index).
+  await driver.pipe('crm.customers', '9', { id: 9, region: 'EU', classification: 'internal', consent: false })
+  await driver.pipe(DELETIONS, 'customer:9', request('customer:9', 'r-9', 1))
+  assert.equal(driver.readStore('tickets').size, 0)
+  assert.equal(driver.readStore('govern-subject-index').size, 0)
+  await driver.close()
+})

@@ -10,9 +10,36 @@ import { continuesNumberLeft, countDigits, digitsOf, longestValidPrefix, type De
 // Each repetition consumes exactly one digit (or one parenthesised group) after an optional single
 // separator, so there is one way to match a given string and backtracking is bounded.
 const PATTERN =
-  /(?<=(?:wa\.me|whatsapp\.com\/send\?phone=|phone=|tel:|callto:)\/?)\+?\d{8,15}(?!\w)|(?<![\w+.#/$€£-])(?:\+\d(?:[ .-]?(?:\(\d{1,4}\)|\d)){7,16}|\([2-9]\d\d\)[ .-]?\d{3}[ .-]\d{4}|[2-9]\d\d([.-])\d{3}\1\d{4}|[2-9]\d\d [2-9]\d\d \d{4}|0\d(?:[ .-]?\d){7,11}|\(0\d{1,4}\)[ .-]?\d(?:[ .-]?\d){4,10})(?![\w]|[.-]\d)/g
+  /(?<![\w+.#/$€£-])(?:\+\d(?:[ .-]?(?:\(\d{1,4}\)|\d)){7,16}|\([2-9]\d\d\)[ .-]?\d{3}[ .-]\d{4}|[2-9]\d\d([.-])\d{3}\1\d{4}|[2-9]\d\d [2-9]\d\d \d{4}|0\d(?:[ .-]?\d){7,11}|\(0\d{1,4}\)[ .-]?\d(?:[ .-]?\d){4,10})(?![\w]|[.-]\d)/g
 
 const LINKED = /(?:wa\.me|whatsapp\.com\/send\?phone=|phone=|tel:|callto:)\/?\+?$/
+
+// Numbers in messaging and call links, with or without `+`: `wa.me/447911123456`, `tel:…`, `phone=…`.
+// A separate pattern with a literal prefix: as a lookbehind alternative of PATTERN it was tried at
+// every position of every text.
+const LINK = /(?:wa\.me\/|whatsapp\.com\/send\?phone=|phone=|tel:|callto:)(\+?\d{8,15})(?!\w)/g
+
+function scan(text: string, found: (start: number, end: number) => void): void {
+  PATTERN.lastIndex = 0
+  let match: RegExpExecArray | null
+  while ((match = PATTERN.exec(text)) !== null) {
+    const start = match.index
+    const end = verify(text, start, start + match[0].length)
+    if (end <= start) {
+      // Not a value: look again from the next character, so a number inside it is still found.
+      PATTERN.lastIndex = start + 1
+      continue
+    }
+    found(start, end)
+  }
+  if (!text.includes('wa.me/') && !text.includes('tel:') && !text.includes('phone=') && !text.includes('callto:'))
+    return
+  LINK.lastIndex = 0
+  while ((match = LINK.exec(text)) !== null) {
+    const end = match.index + match[0].length
+    found(end - match[1].length, end)
+  }
+}
 
 /** dd.mm.yyyy, dd-mm-yyyy and friends: dates written like phone numbers. */
 const DATE_LIKE = /^\d{1,2}([.-])\d{1,2}\1(?:\d{4}|\d{2})(?![.-]?\d)/
@@ -53,7 +80,6 @@ function verify(text: string, start: number, end: number): number {
 export const phoneDetector: Detector = {
   kind: 'phone',
   label: 'PHONE',
-  pattern: PATTERN,
-  verify,
+  scan,
   normalize: (value) => (value.startsWith('+') ? '+' : '') + digitsOf(value),
 }

@@ -331,6 +331,10 @@ class CompiledRedactor implements Redactor {
   #order: number[] = []
   // The detector being run, its view and (joined view) the number of plain findings: fields, so
   // the callback below is allocated once, not per detector and text.
+  // Per detector, its plain-view findings sorted by start with the running maximum of their ends:
+  // whether a joined-view finding overlaps one is then a binary search, whatever their number.
+  #plainStarts: number[][] = []
+  #plainMaxEnds: number[][] = []
   #scanning = 0
   #scanView = this.#view
   #plainEnd = -1
@@ -339,14 +343,10 @@ class CompiledRedactor implements Redactor {
     const plainEnd = this.#plainEnd
     const d = this.#scanning
     if (plainEnd >= 0 && !view.crossesJoin(start, end)) return
-    const findings = this.#findings
     const s = view.originalStart(start)
     const e = view.originalEnd(end)
-    if (plainEnd >= 0) {
-      for (let i = 0; i < plainEnd; i++)
-        if (findings.which[i] === d && findings.starts[i] < e && findings.ends[i] > s) return
-    }
-    findings.push(s, e, d)
+    if (plainEnd >= 0 && this.#plainOverlap(d, s, e)) return
+    this.#findings.push(s, e, d)
   }
 
   constructor(
@@ -381,6 +381,7 @@ class CompiledRedactor implements Redactor {
       // view count when they cross a removed break and no finding of the same detector already
       // covers that place.
       const plain = findings.length
+      this.#indexPlain(detectors.length)
       const joined = this.#joinedView.build(text, true)
       for (let d = 0; d < detectors.length; d++) this.#scan(detectors[d], d, joined, plain)
     }
@@ -412,6 +413,36 @@ class CompiledRedactor implements Redactor {
       counts[detector.kind] = (counts[detector.kind] ?? 0) + 1
     }
     return out + text.slice(last)
+  }
+
+  #indexPlain(detectors: number): void {
+    const f = this.#findings
+    const order: number[] = []
+    for (let i = 0; i < f.length; i++) order.push(i)
+    order.sort((a, b) => f.which[a] - f.which[b] || f.starts[a] - f.starts[b])
+    for (let d = 0; d < detectors; d++) {
+      ;(this.#plainStarts[d] ??= []).length = 0
+      ;(this.#plainMaxEnds[d] ??= []).length = 0
+    }
+    for (const i of order) {
+      const starts = this.#plainStarts[f.which[i]]
+      const ends = this.#plainMaxEnds[f.which[i]]
+      starts.push(f.starts[i])
+      ends.push(Math.max(f.ends[i], ends.length > 0 ? ends[ends.length - 1] : 0))
+    }
+  }
+
+  #plainOverlap(d: number, s: number, e: number): boolean {
+    const starts = this.#plainStarts[d]
+    let lo = 0
+    let hi = starts.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (starts[mid] < e) lo = mid + 1
+      else hi = mid
+    }
+    // Findings [0, lo) start before `e`; one of them overlaps when the furthest end passes `s`.
+    return lo > 0 && this.#plainMaxEnds[d][lo - 1] > s
   }
 
   /**

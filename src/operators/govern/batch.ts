@@ -47,6 +47,10 @@ import type {
   GovernNodeOptions,
 } from './options.ts'
 import { PrefetchRound } from './prefetch-round.ts'
+import type { SpineJoin } from './coverage.ts'
+import { InternalRecord } from './items.ts'
+import { subscriptionBytes, UNSUBSCRIBE } from '../fk-join/wire.ts'
+import { partitionForString } from '../../topology/partitioner.ts'
 import { SubjectIndex } from './subject-index.ts'
 
 /** What a govern node needs per batch, resolved once at compile time. */
@@ -67,6 +71,8 @@ export interface GovernPlan {
   readonly indexStore: string
   readonly entityStores: readonly string[]
   readonly subjectStores: readonly (readonly [string, (subject: string) => string | null])[]
+  /** Joins a forgotten entity unsubscribes from (their left value is in one of the entity stores). */
+  readonly spineJoins: readonly SpineJoin[]
   readonly chunkSets: NonNullable<ForgetOptions['chunkSets']>
   readonly embeddingCache: ForgetOptions['embeddingCache']
 }
@@ -309,6 +315,7 @@ export class GovernBatch {
         const bytes = this.#context.store(set.store).get(partition, `${set.entityType}:${entity}`)
         if (bytes !== undefined) chunks += decodeChunkSet(bytes).length
       }
+      out.push(...this.#unsubscribe(partition, entity))
       for (const name of entityStores) {
         const store = this.#context.store(name)
         if (store.get(partition, entity) === undefined) continue
@@ -349,6 +356,34 @@ export class GovernBatch {
       value: new AuditRecord({ ...applied, counts: { ...applied.counts, partitions: this.#plan.partitions } }),
     })
     return out
+  }
+
+  /**
+   * The unsubscribes a left delete of `entity` would send each join on govern's input (KIP-213's
+   * subscription protocol), so the right owners' subscription indexes drop the forgotten key: its
+   * store rows go straight away, and the joins would never see them leave.
+   */
+  #unsubscribe(partition: number, entity: string): StageRow[] {
+    const rows: StageRow[] = []
+    for (const join of this.#plan.spineJoins) {
+      const bytes = this.#context.store(join.leftStore).get(partition, entity)
+      if (bytes === undefined) continue
+      let fk: string | null | undefined
+      try {
+        fk = join.foreignKey(JSON.parse(bytes.toString('utf8')))
+      } catch {
+        continue // the join could not have subscribed with it either
+      }
+      if (typeof fk !== 'string') continue
+      const record = new InternalRecord(
+        join.subscriptionTopic,
+        partitionForString(fk, this.#plan.partitions),
+        Buffer.from(fk, 'utf8'),
+        subscriptionBytes(UNSUBSCRIBE, entity, partition, null),
+      )
+      rows.push({ key: fk, value: record })
+    }
+    return rows
   }
 
   /** Step 4: row changes in input order. */

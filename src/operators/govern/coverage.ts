@@ -12,6 +12,7 @@
 import {
   rightStore,
   subscriptionStore,
+  subscriptionTopic,
   type GovernNode,
   type TopologyGraph,
   type TopologyNode,
@@ -65,6 +66,43 @@ export function derivedSubjectStores(graph: TopologyGraph): [string, SubjectKey]
         stores.push([subscriptionStore(join.name), keyOf], [rightStore(join.name), keyOf])
   }
   return stores
+}
+
+/** A join on govern's input whose left input is a stored table root: a forgotten entity unsubscribes from it. */
+export interface SpineJoin {
+  readonly join: string
+  /** The store holding the join's left value for an entity (its left input, read as stored JSON). */
+  readonly leftStore: string
+  readonly foreignKey: (left: unknown) => string | null | undefined
+  readonly subscriptionTopic: string
+}
+
+/**
+ * The joins on govern's left spine whose left input is the table root itself (no filter/mapValues in
+ * between, so the stored JSON is the join's left value). Forgetting an entity sends each of them the
+ * unsubscribe a left delete would, so the subscription index on the right owner forgets its key too.
+ */
+export function spineJoins(node: GovernNode, graph: TopologyGraph): SpineJoin[] {
+  const joins: SpineJoin[] = []
+  let table = tableRoot(graph, node.inputs[0])
+  while (table !== undefined && table.kind === 'fk-join') {
+    const left = byName(graph, table.inputs[0])
+    const root = tableRoot(graph, table.inputs[0])
+    if (
+      left !== undefined &&
+      root !== undefined &&
+      left.name === root.name &&
+      (root.kind === 'table-source' || isMaterialized(graph, root.name))
+    )
+      joins.push({
+        join: table.name,
+        leftStore: root.name,
+        foreignKey: table.foreignKey,
+        subscriptionTopic: subscriptionTopic(graph.applicationId, table.name),
+      })
+    table = root
+  }
+  return joins
 }
 
 /** Every entity store: derived, then the topology's own list. */

@@ -73,9 +73,9 @@ import {
 import { encodeJson } from '../../topology/json.ts'
 import { partitionForString } from '../../topology/partitioner.ts'
 import { GovernBatch, type GovernPlan } from './batch.ts'
-import { entityStoresOf, subjectStoresOf } from './coverage.ts'
+import { entityStoresOf, spineJoins, subjectStoresOf } from './coverage.ts'
 import { jsonRequests } from './deletion-requests.ts'
-import { AuditRecord, EntityChange, ForgetCopy } from './items.ts'
+import { AuditRecord, EntityChange, ForgetCopy, InternalRecord } from './items.ts'
 import { chunkSetStore } from '../chunk-embed.ts'
 import type { ForgetOptions, GovernNodeOptions, GovernOptions } from './options.ts'
 
@@ -348,6 +348,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       indexStore: subjectIndexStore(name),
       entityStores: forget === undefined ? [] : entityStoresOf(node, env.graph),
       subjectStores: forget === undefined ? [] : subjectStoresOf(node, env.graph),
+      spineJoins: forget === undefined ? [] : spineJoins(node, env.graph),
       chunkSets: forget === undefined ? [] : chunkSetsOf(node, env.graph),
       embeddingCache: embeddingCacheOf(node, env.graph, env.services),
     }
@@ -373,6 +374,10 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       items,
       origins,
       emit(key, oldValue, value) {
+        if (value instanceof InternalRecord) {
+          scope.out.push({ topic: value.topic, partition: value.partition, key: value.key, value: value.value })
+          return
+        }
         if (value instanceof AuditRecord) {
           scope.out.push({
             topic: audit.topic,

@@ -30,3 +30,17 @@ export class AuditRecord {
     this.event = event
   }
 }
+
+/** A record govern writes to an internal topic as is (a forgotten entity's unsubscribe from a join). */
+export class InternalRecord {
+  readonly topic: string
+  readonly partition: number
+  readonly key: Buffer
+  readonly value: Buffer
+  constructor(topic: string, partition: number, key: Buffer, value: Buffer) {
+    this.topic = topic
+    this.partition = partition
+    this.key = key
+    this.value = value
+  }
+}

@@ -95,3 +95,18 @@ test(
     assert.deepEqual(out.counts, { email: count, phone: count, ipv4: count })
   },
 )
+
+test(
+  'adversarial: tens of thousands of values wrapped at a line break are joined in one pass each',
+  { timeout: 60_000 },
+  () => {
+    // Every address is found in the plain view ("x@y.co") and again, longer, across the break in the
+    // joined view ("x@y.com"): the overlap check must not compare every pair.
+    // 50,000 values: the pairwise check took ~11 s here, the binary searches take under one.
+    const count = Math.floor(N / 4)
+    const started = performance.now()
+    const out = run('x@y.co\nm '.repeat(count))
+    assert.equal(out.counts.email, count)
+    assert.ok(performance.now() - started < 5_000, `${performance.now() - started} ms`)
+  },
+)

@@ -1,0 +1,299 @@
+// Forgetting by construction, checked physically: support-copilot (which names subjects, never stores)
+// runs on the real services (KafkaRuntime, Redis stores, registry); then every Redis key of the app and
+// every internal topic (changelogs, repartition topics, dead letters: all records from the log start,
+// read_uncommitted) is scanned for the subject's raw values and row keys — before the forget (found:
+// the scan works), after it, and after later changes of the subject (0 found).
+//
+// What "found" means per place, and why:
+//   - Redis: any key or field or value of the app's keys (`rs:{<applicationId>:…`).
+//   - repartition topics and dead letters: any record still in the log (consumed records are purged up
+//     to the committed offsets after each commit, so they are physically gone).
+//   - changelog topics: any record compaction keeps, i.e. the latest record of its key unless that is
+//     a tombstone. Older records of the key stay on disk until the log cleaner runs (a broker
+//     setting: segment.ms / min.cleanable.dirty.ratio), which docs/governance.md states.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { Admin, Consumer, Producer } from '@platformatic/kafka'
+import { Redis } from 'ioredis'
+import { encodeChange, type Row } from '../../src/generator/debezium-envelope.ts'
+import { supportTables } from '../../src/generator/support-dataset.ts'
+import { buildDeletionRequest } from '../../src/governance/forget/deletion-request.ts'
+import { deletionRequestCodec } from '../../src/governance/forget/governance-codecs.ts'
+import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
+import { RedisStateBackend } from '../../src/state/redis-store.ts'
+import { supportCopilot } from '../../topologies/support-copilot.ts'
+import { deleteSubject } from '../serde/registry-helpers.ts'
+import { deleteKeys } from '../support/local.ts'
+import { testRagServices } from '../support/rag-services.ts'
+import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
+import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
+
+const PARTITIONS = 3
+const READ_UNCOMMITTED = 0
+
+/** Every record of `topics` from each partition's log start, aborted transactions included. */
+async function readPhysically(topics: readonly string[]) {
+  const admin = new Admin({ clientId: uniqueName('scan-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  const listed = await admin.listOffsets({
+    topics: topics.map((name) => ({
+      name,
+      partitions: Array.from({ length: PARTITIONS }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })),
+    })),
+    isolationLevel: READ_UNCOMMITTED,
+  })
+  await admin.close()
+  const ends = new Map(listed.flatMap((t) => t.partitions.map((p) => [`${t.name}:${p.partitionIndex}`, p.offset])))
+  const consumer = new Consumer({
+    groupId: uniqueName('scan'),
+    clientId: uniqueName('scan'),
+    bootstrapBrokers: [...endpoints.kafkaBrokers],
+    maxWaitTime: 200,
+  })
+  const records: { topic: string; partition: number; offset: bigint; key: Buffer | null; value: Buffer | null }[] = []
+  const seen = new Map<string, bigint>()
+  try {
+    const stream = await consumer.consume({
+      topics: [...topics],
+      mode: 'earliest',
+      autocommit: false,
+      isolationLevel: READ_UNCOMMITTED,
+    })
+    // Done when every partition's last record (before its end offset; markers take offsets too) was seen, or idle.
+    let last = Date.now()
+    const deadline = Date.now() + 30_000
+    const timer = setInterval(() => {
+      const done = [...ends].every(([tp, end]) => end === 0n || (seen.get(tp) ?? -1n) >= end - 2n)
+      if ((done && Date.now() - last > 500) || Date.now() - last > 4_000 || Date.now() > deadline) void stream.close()
+    }, 100)
+    for await (const m of stream) {
+      last = Date.now()
+      seen.set(`${m.topic}:${m.partition}`, m.offset)
+      const value = m.value as Buffer | null | undefined
+      records.push({
+        topic: m.topic,
+        partition: m.partition,
+        offset: m.offset,
+        key: (m.key as Buffer | null) ?? null,
+        value: value && value.length > 0 ? value : null,
+      })
+    }
+    clearInterval(timer)
+  } finally {
+    await consumer.close(true)
+  }
+  return records
+}
+
+test(
+  'forget by construction: no Redis key and no internal topic of the app holds the subject after the forget, nor after its later changes',
+  { timeout: 240_000 },
+  async (t) => {
+    const prefix = uniqueName('fscan')
+    const applicationId = uniqueName('fscan-app')
+    const chunkTopic = uniqueName('rag.chunks.fscan')
+    const deletionsTopic = `${prefix}.governance.deletions`
+    const tables = supportTables(prefix)
+    const topics = {
+      tickets: `${prefix}.public.tickets`,
+      customers: `${prefix}.public.customers`,
+      products: `${prefix}.products`,
+    }
+    await createTopics(t, [topics.customers, topics.products, deletionsTopic], PARTITIONS, [
+      { name: 'cleanup.policy', value: 'compact' },
+    ])
+    await createTopics(t, [topics.tickets, chunkTopic], PARTITIONS)
+    const services = await testRagServices(t, chunkTopic)
+    const processor = supportCopilot({ prefix, applicationId, chunkTopic, deletionsTopic, services }).compile({
+      partitions: PARTITIONS,
+      sinkPartitions: { [chunkTopic]: PARTITIONS },
+    })
+    const internal = processor.topics.filter((x) => x.role !== 'source' && x.role !== 'sink')
+    const changelogs = new Set(internal.filter((x) => x.role === 'changelog').map((x) => x.name))
+    const admin = new Admin({ clientId: uniqueName('fscan-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+    const redis = new Redis(endpoints.redisUrl)
+    t.after(async () => {
+      await admin.deleteTopics({ topics: internal.map((x) => x.name) }).catch(() => {})
+      await admin.deleteGroups({ groups: [applicationId] }).catch(() => {})
+      await admin.close()
+      await deleteSubject(`${chunkTopic}-audit-value`).catch(() => {})
+      await deleteSubject(`${deletionsTopic}-value`).catch(() => {})
+      await deleteKeys(redis, `rs:{${applicationId}:*`)
+      await redis.quit()
+    })
+
+    const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
+    t.after(() => backend.close())
+    const events: RuntimeEvent[] = []
+    const runtime = new KafkaRuntime(processor, {
+      brokers: endpoints.kafkaBrokers,
+      stores: new Map(processor.storeNames.map((name) => [name, backend.store(name)])),
+      instanceId: 'fscan',
+      sessionTimeoutMs: 6_000,
+      batchMaxRecords: 50,
+      fetchMaxWaitMs: 100,
+      repartitionPurgeIntervalMs: 0, // purge after every commit, so the scan needs no wait for the interval
+      onEvent: (e) => events.push(e),
+    })
+    const running = runtime.run()
+    t.after(async () => {
+      runtime.stop()
+      await running.catch(() => {})
+    })
+
+    const producer = new Producer({ clientId: uniqueName('fscan-feed'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+    t.after(() => producer.close())
+    const envelope = { withSchema: false, tsMs: 1_700_000_000_000, lsn: 1, txId: 1 }
+    const change = (spec: 'customers' | 'tickets', op: 'c' | 'u', row: Row) =>
+      encodeChange(tables[spec], { op, before: null, after: row }, envelope).map((r) => ({
+        topic: topics[spec],
+        key: r.key,
+        value: r.value!,
+      }))
+    const customer = (id: number, name: string, region = 'eu') => ({
+      id,
+      name,
+      email: `${name.split(' ')[0].toLowerCase()}@example.org`,
+      tenant: 'acme',
+      tier: 'pro',
+      region,
+      status: 'active',
+      classification: 'internal',
+      updated_at: 1,
+    })
+    const ticket = (id: number, customerId: number, body: string) => ({
+      id,
+      customer_id: customerId,
+      product_sku: 'SKU-Q',
+      subject: `Ticket ${id}`,
+      body,
+      status: 'open',
+      priority: 2,
+      updated_at: 1,
+    })
+    const SUBJECT = 7_770_001
+    const OTHER = 7_770_002
+    const send = (messages: { topic: string; key: Buffer; value: Buffer }[]) => producer.send({ messages })
+    await send([
+      {
+        topic: topics.products,
+        key: Buffer.from('SKU-Q'),
+        value: Buffer.from('{"sku":"SKU-Q","name":"Ledger","category":"billing"}'),
+      },
+      ...change('customers', 'c', customer(SUBJECT, 'Zorblax Quagmire')),
+      ...change('customers', 'c', customer(OTHER, 'Mirabel Ostrander')),
+    ])
+    await send([
+      ...change(
+        'tickets',
+        'c',
+        ticket(8_880_001, SUBJECT, 'Zorblax Quagmire here: the ledger export fails every night.'),
+      ),
+      ...change('tickets', 'c', ticket(8_880_002, SUBJECT, 'Second issue from Zorblax: invoices are duplicated.')),
+      ...change('tickets', 'c', ticket(8_880_003, OTHER, 'Mirabel Ostrander: the dashboard is slow on Mondays.')),
+    ])
+    const sources = processor.sourceTopics.filter((s) => !internal.some((x) => x.name === s))
+    const repartitions = internal.filter((x) => x.role === 'repartition').map((x) => x.name)
+    /** Caught up, and every repartition partition purged up to the group's committed offset. */
+    const caughtUp = async () => {
+      await waitCaughtUp(admin, PARTITIONS, applicationId, sources, repartitions, 90_000, events)
+      const deadline = Date.now() + 20_000
+      for (;;) {
+        const [group] = await admin.listConsumerGroupOffsets({ groups: [applicationId], requireStable: true })
+        const committed = new Map<string, bigint>()
+        for (const t of group?.topics ?? [])
+          for (const p of t.partitions) committed.set(`${t.name}:${p.partitionIndex}`, p.committedOffset)
+        const starts = await admin.listOffsets({
+          topics: repartitions.map((name) => ({
+            name,
+            partitions: Array.from({ length: PARTITIONS }, (_, partitionIndex) => ({ partitionIndex, timestamp: -2n })),
+          })),
+        })
+        const behind = starts.flatMap((t) =>
+          t.partitions
+            .filter((p) => p.offset < (committed.get(`${t.name}:${p.partitionIndex}`) ?? 0n))
+            .map((p) => `${t.name}[${p.partitionIndex}] starts at ${p.offset}`),
+        )
+        if (behind.length === 0) return
+        assert.ok(Date.now() < deadline, `repartition topics not purged to the committed offsets: ${behind.join(', ')}`)
+        await new Promise((resolve) => setTimeout(resolve, 300))
+      }
+    }
+    await caughtUp()
+
+    /** Occurrences of the subject's raw values and row keys in every Redis key of the app and every internal topic. */
+    const needles = ['Zorblax', String(SUBJECT), '8880001', '8880002', '8880009']
+    const scan = async () => {
+      const found: string[] = []
+      const hits = (where: string, ...bytes: (Buffer | string | null)[]) => {
+        for (const b of bytes)
+          for (const needle of needles)
+            if (b !== null && b.toString('latin1').includes(needle)) found.push(`${where}: ${needle}`)
+      }
+      for (const key of await redis.keys(`rs:{${applicationId}:*`)) {
+        const type = await redis.type(key)
+        if (type === 'hash') {
+          const entries = await redis.hgetallBuffer(key)
+          for (const [field, value] of Object.entries(entries)) hits(`redis ${key} ${field.slice(0, 40)}`, field, value)
+        } else if (type === 'zset') hits(`redis ${key}`, ...(await redis.zrange(key, 0, -1)))
+        else hits(`redis ${key}`, key, await redis.getBuffer(key))
+      }
+      const records = await readPhysically(internal.map((x) => x.name))
+      const latest = new Map<string, (typeof records)[number]>()
+      for (const r of records)
+        if (changelogs.has(r.topic)) latest.set(`${r.topic}:${r.partition}:${r.key?.toString('hex')}`, r)
+        else hits(`${r.topic}[${r.partition}]@${r.offset}`, r.key, r.value)
+      for (const r of latest.values())
+        if (r.value !== null) hits(`${r.topic}[${r.partition}]@${r.offset} (kept by compaction)`, r.key, r.value)
+      return { found, records: records.length }
+    }
+
+    const before = await scan()
+    assert.ok(
+      before.found.some((f) => f.startsWith('redis') && f.endsWith('Zorblax')),
+      `the scan sees Redis: ${before.found.join('\n')}`,
+    )
+    assert.ok(
+      before.found.some((f) => !f.startsWith('redis')),
+      `the scan sees the internal topics: ${before.found.join('\n')}`,
+    )
+    const other = () =>
+      redis.keys(`rs:{${applicationId}:tickets:*`).then(async (keys) => {
+        for (const key of keys) if ((await redis.hgetallBuffer(key))['v:8880003'] !== undefined) return true
+        return false
+      })
+    assert.ok(await other(), "the other customer's ticket is stored")
+
+    // ragstream forget --subject customer:7770001 (the Avro request it writes, keyed by subject).
+    const codec = deletionRequestCodec({ registryUrl: endpoints.schemaRegistryUrl, topic: deletionsTopic })
+    await codec.open()
+    const request = buildDeletionRequest({
+      subject: `customer:${SUBJECT}`,
+      reason: 'erasure',
+      requestedBy: 'dpo',
+      requestedAtMs: Date.now(),
+    })
+    await send([{ topic: deletionsTopic, key: Buffer.from(request.subject), value: codec.encode(request) }])
+    await caughtUp()
+    const after = await scan()
+    assert.deepEqual(after.found, [], 'after the forget')
+    assert.ok(await other(), "the other customer's ticket stays")
+
+    // Later changes of the forgotten subject: an update of the customer, of an old ticket, and a new ticket.
+    await send([
+      ...change('customers', 'u', customer(SUBJECT, 'Zorblax Returned')),
+      ...change('tickets', 'u', ticket(8_880_001, SUBJECT, 'Zorblax again: still failing.')),
+      ...change('tickets', 'c', ticket(8_880_009, SUBJECT, 'A new ticket by Zorblax.')),
+    ])
+    await caughtUp()
+    const later = await scan()
+    assert.deepEqual(later.found, [], 'after later changes of the subject')
+
+    // And the chunk table has none of the subject's tickets: only the other customer's.
+    const chunks = await readToEnd(admin, PARTITIONS, [chunkTopic])
+    const live = new Map<string, Buffer | null>()
+    for (const r of chunks) if (r.key !== null) live.set(r.key.toString(), r.value)
+    assert.ok([...live.values()].some((v) => v !== null))
+    for (const v of live.values()) if (v !== null) assert.ok(!v.toString('latin1').includes('Zorblax'))
+    assert.ok(!events.some((e) => e.event === 'fatal'))
+  },
+)
