@@ -3,6 +3,8 @@
  * reach a log line: known secret-bearing keys are redacted and URLs lose their passwords.
  */
 import { pino, type Logger, type DestinationStream } from 'pino'
+import { maskCredentials } from '../security/secrets.ts'
+import { terminalSafe } from '../security/terminal.ts'
 
 export type { Logger }
 
@@ -46,9 +48,8 @@ function humanDestination(out: NodeJS.WritableStream): DestinationStream {
       const fields = Object.entries(rest)
         .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
         .join(' ')
-      out.write(
-        `${clock} ${(LEVEL_NAMES[Number(level)] ?? String(level)).padEnd(5)} ${component ? `[${String(component)}] ` : ''}${String(msg ?? '')}${fields ? `  ${fields}` : ''}\n`,
-      )
+      const text = `${clock} ${(LEVEL_NAMES[Number(level)] ?? String(level)).padEnd(5)} ${component ? `[${String(component)}] ` : ''}${String(msg ?? '')}${fields ? `  ${fields}` : ''}`
+      out.write(`${terminalSafe(maskCredentials(text), { singleLine: true })}\n`)
     },
   }
 }
@@ -66,5 +67,7 @@ export function createLogger(component: string, options: LoggerOptions = {}): Lo
   const human = format === 'human' || (format === 'auto' && Boolean(out.isTTY))
   const level = options.level ?? process.env.RAGSTREAM_LOG_LEVEL ?? 'info'
   const base = { level, redact: { paths: REDACT, censor: '***' }, base: { component } }
-  return pino(base, human ? humanDestination(out) : (out as DestinationStream))
+  // Messages quote client errors, which may quote URLs with their passwords: masked on the way out.
+  const masked: DestinationStream = { write: (line: string) => void out.write(maskCredentials(line)) }
+  return pino(base, human ? humanDestination(out) : masked)
 }

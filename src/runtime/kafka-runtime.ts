@@ -518,7 +518,13 @@ export class KafkaRuntime {
       }
       bounded ??= outputs.slice(0, i)
       const deadLetters = this.#topology.topics.find((t) => t.role === 'dead-letter')
-      if (deadLetters === undefined || record.topic === deadLetters.name)
+      // A dead letter that carries its whole source record (400 KB of undecodable bytes) is itself too
+      // large: it keeps its headers (code, reason, source position) and loses its value, never the partition.
+      if (deadLetters !== undefined && record.topic === deadLetters.name) {
+        bounded.push(trimmedDeadLetter(record, bytes, c.deadLetterExcerptBytes))
+        continue
+      }
+      if (deadLetters === undefined)
         throw new RagstreamError(
           'RS_MESSAGE_TOO_LARGE',
           `a record for ${record.topic} (key ${keyExcerpt(record.key)}) is ${bytes} bytes, above maxRecordBytes ${c.maxRecordBytes}, and the topology has no dead-letter topic for it`,
@@ -819,6 +825,14 @@ function stateRecordTooLarge(record: SinkRecord, bytes: number, limit: number): 
 /* Dead letter for an output too large to produce: key = the output's key (bounded), value = null;
  * headers: the standard dead-letter headers (source position when known) plus the output's topic,
  * size and a bounded excerpt of its value. */
+/** A dead letter over maxRecordBytes: its headers, a bounded excerpt of its value, and its size; no value. */
+function trimmedDeadLetter(record: SinkRecord, bytes: number, excerptBytes: number): SinkRecord {
+  const headers = new Map(record.headers ?? [])
+  headers.set(DEAD_LETTER_HEADERS.outputBytes, Buffer.from(String(bytes)))
+  headers.set(DEAD_LETTER_HEADERS.excerpt, (record.value ?? Buffer.alloc(0)).subarray(0, excerptBytes))
+  return { ...record, key: record.key !== null && record.key.length <= 1024 ? record.key : null, value: null, headers }
+}
+
 function tooLargeDeadLetter(
   record: SinkRecord,
   bytes: number,

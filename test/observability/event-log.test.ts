@@ -42,3 +42,19 @@ test('on a terminal, one readable line per event; RAGSTREAM_LOG_FORMAT overrides
   eventWriter(human.stream, { RAGSTREAM_LOG_FORMAT: 'human' })({ event: 'stopped' })
   assert.match(human.text(), /^\d\d:\d\d:\d\d stopped\n$/)
 })
+
+test('event lines never carry a URL password, and on a terminal no control or bidi character', () => {
+  const event = {
+    event: 'retry',
+    error: 'fetch http://reg:s3cret@10.0.0.5:8081/x failed \u001b]0;pwned\u0007 key a\u202eb',
+  }
+  const json = sink(false)
+  eventWriter(json.stream, {})(event)
+  assert.doesNotMatch(json.text(), /s3cret/)
+  assert.match(json.text(), /reg:\*\*\*@10\.0\.0\.5/)
+  const human = sink(true)
+  eventWriter(human.stream, {})(event)
+  assert.doesNotMatch(human.text(), /s3cret/)
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  assert.doesNotMatch(human.text().trimEnd(), /[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/)
+})

@@ -37,3 +37,18 @@ test('on a terminal, one readable line per event', () => {
   log.warn({ partition: 3 }, 'rebalancing')
   assert.match(out.lines()[0], /^\d\d:\d\d:\d\d WARN {2}\[processor\] rebalancing {2}partition=3$/)
 })
+
+test('a URL password in a message or field never reaches a log line', () => {
+  for (const format of ['json', 'human'] as const) {
+    const out = sink(format === 'human')
+    const log = createLogger('sink', { format, destination: out.stream })
+    log.error(
+      { error: 'connect to postgres://sink:s3cret@db/rag failed' },
+      'registry http://u:p4ss@reg:8081 down \u001b[2J',
+    )
+    const text = out.lines().join('\n')
+    assert.doesNotMatch(text, /s3cret|p4ss/, format)
+    assert.match(text, /postgres:\/\/sink:\*\*\*@db/)
+    if (format === 'human') assert.ok(!text.includes('\u001b'), 'no escape sequence on a terminal')
+  }
+})

@@ -86,6 +86,11 @@ function duration(ms: number): string {
  *   …
  * ```
  */
+/** No chunk was tombstoned and no row deleted: the subject had nothing indexed. */
+export function nothingFound(receipt: ForgetReceipt): boolean {
+  return receipt.chunksTombstoned === 0 && Object.values(receipt.rowsDeleted).every((n) => n === 0)
+}
+
 export function formatReceipt(receipt: ForgetReceipt): string {
   const tables = Object.entries(receipt.rowsDeleted)
   const rowsTotal = tables.reduce((sum, [, n]) => sum + n, 0)
@@ -102,6 +107,12 @@ export function formatReceipt(receipt: ForgetReceipt): string {
   ]
   if (receipt.deadLettersExpireByMs !== undefined)
     lines.push(`  dead letters  written before the request expire by ${iso(receipt.deadLettersExpireByMs)}`)
+  // A typo in the subject must not look like a successful forget.
+  if (nothingFound(receipt))
+    lines.push(
+      '  note          nothing of this subject was found: no chunk tombstoned, no row deleted (a subject never',
+      '                indexed, a typo, or one forgotten before); the request still suppresses it from now on',
+    )
   lines.push(
     `  verification  ${receipt.remaining} rows remain:`,
     `    ${receipt.verification.sql};`,
@@ -114,6 +125,7 @@ export function formatReceipt(receipt: ForgetReceipt): string {
 export function receiptJson(receipt: ForgetReceipt): string {
   return JSON.stringify({
     ...receipt,
+    nothingFound: nothingFound(receipt),
     requestedAt: iso(receipt.requestedAtMs),
     confirmedAt: iso(receipt.confirmedAtMs),
     ...(receipt.deadLettersExpireByMs === undefined ? {} : { deadLettersExpireBy: iso(receipt.deadLettersExpireByMs) }),

@@ -98,3 +98,11 @@ test('a topology name with a hyphen verifies (the sink names its table chunks_su
       bad,
     )
 })
+
+test('a receipt that found nothing of the subject says so (a typo must not look like a forget)', () => {
+  const empty: ForgetReceipt = { ...receipt, chunksTombstoned: 0, rowsDeleted: { 'ragstream.support_v1': 0 } }
+  assert.match(formatReceipt(empty), /note {10}nothing of this subject was found/)
+  assert.equal(JSON.parse(receiptJson(empty)).nothingFound, true)
+  assert.doesNotMatch(formatReceipt(receipt), /nothing of this subject/)
+  assert.equal(JSON.parse(receiptJson(receipt)).nothingFound, false)
+})

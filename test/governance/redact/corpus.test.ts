@@ -49,9 +49,10 @@ for (const [name, redactor] of [
   })
 }
 
-// Measured: 3 false positives in 500 clean tickets (seed 7), all 16-digit transaction ids that are
-// Luhn-valid with a card issuer prefix. Across seeds 1–8 the count ranged 1–4, all of that kind.
-const FALSE_POSITIVE_BOUND = 5
+// Measured: 0 false positives in 500 clean tickets (seed 7); seeds 1–8 gave 0 (one UUID taken for a
+// dash-grouped IBAN in seed 6 was fixed). Before issue 11: 1–4, all 16-digit transaction ids that are
+// Luhn-valid with a card issuer prefix, now recognised by the id word before them.
+const FALSE_POSITIVE_BOUND = 1
 
 test(`false positives on 500 clean tickets stay ≤ ${FALSE_POSITIVE_BOUND}`, (t) => {
   const clean = generateCleanCorpus({ seed: 7, tickets: 500 })
