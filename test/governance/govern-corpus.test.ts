@@ -1,6 +1,7 @@
 // The labelled and the clean corpus through a governed topology (test driver): every seeded value is
 // redacted before the chunk stage, counted per detector exactly; detections in the clean corpus are
-// false positives, counted and bounded.
+// false positives, counted and bounded; the variant corpus (issue 11) with the joined customer leaks
+// nothing.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { chunkEmbedStage } from '../../src/chunking/chunk-embed-stage.ts'
@@ -10,7 +11,10 @@ import { Embedder } from '../../src/embedding/embedder.ts'
 import { HashingProvider } from '../../src/embedding/hashing.ts'
 import type { GovernBatchMetrics, GovernedDocument } from '../../src/operators/govern/index.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
+import { TextView } from '../../src/governance/redact/normalise.ts'
 import { containsToken } from '../fixtures/governance/contains-token.ts'
+import { piecesOf } from '../fixtures/governance/score.ts'
+import { generateVariantCorpus, type Customer } from '../fixtures/governance/variants.ts'
 import {
   CORPUS_KINDS,
   generateCleanCorpus,
@@ -79,4 +83,55 @@ test('clean corpus: detections are false positives, counted and reported', async
   const falsePositives = Object.values(redactions).reduce((a, b) => a + b, 0)
   t.diagnostic(`false positives on 500 clean tickets: ${falsePositives} ${JSON.stringify(redactions)}`)
   assert.ok(falsePositives <= 5, `${falsePositives} false positives`)
+})
+
+test('variant corpus: values in every written shape, and the joined customer name, e-mail and phone, reach no chunk', async () => {
+  // Issue 11's labelled variants through govern with `redact.joined`: the customer row rides along
+  // as the policy's joined metadata, and nothing of any labelled value may come out in a chunk.
+  const tickets = generateVariantCorpus({ seed: 31, perClass: 20 })
+  const batches: GovernBatchMetrics[] = []
+  const builder = new TopologyBuilder({ applicationId: 'variants' })
+  builder
+    .table<{ body: string; customer: Customer }>('tickets', { name: 'tickets' })
+    .govern({
+      name: 'govern',
+      policy: {
+        name: 'variants',
+        version: '1',
+        classify: () => 'internal',
+        redact: { joined: { 'customer.name': 'name', 'customer.email': 'email', 'customer.phone': 'phone' } },
+      },
+      document: (t) => ({ text: t.body }),
+      joined: (t) => ({ customer: t.customer }),
+      audit: { topic: 'audit' },
+      observe: (b) => batches.push(b),
+    })
+    .to('governed')
+  const driver = new TopologyTestDriver(builder.build(), { partitions: 3 })
+  await driver.pipeBatch(
+    tickets.map((t) => ({ topic: 'tickets', key: t.id, value: { body: t.text, customer: t.customer } })),
+  )
+  const texts = driver.allOutput('governed').map((r) => (r.value as GovernedDocument).text)
+  await driver.close()
+  assert.equal(texts.length, tickets.length)
+  const readable = (s: string): string => new TextView().build(s, false).text.toLowerCase()
+  const out = readable(texts.join('\n\n'))
+  let background = tickets.map((t) => t.text).join('\n\n')
+  for (const t of tickets)
+    for (const v of [
+      ...t.values.map((x) => x.written),
+      t.customer.name,
+      ...t.customer.name.split(' '),
+      t.customer.email,
+    ])
+      background = background.split(v).join(' ')
+  const base = readable(background)
+  const count = (text: string, piece: string): number =>
+    text.split(new RegExp(`(?<![a-z0-9])${piece}(?![a-z0-9])`)).length - 1
+  const leaked = tickets
+    .flatMap((t) => t.values)
+    .filter((v) => piecesOf(v.written).some((p) => count(out, p) > count(base, p)))
+    .map((v) => `${v.detector}/${v.variant}: ${JSON.stringify(v.written)}`)
+  assert.deepEqual(leaked, [])
+  assert.ok(batches.reduce((n, b) => n + (b.redactions.joined ?? 0), 0) > 0, 'contextual matches are counted')
 })

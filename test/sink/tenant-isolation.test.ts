@@ -5,6 +5,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
+import { PassThrough } from 'node:stream'
+import { main } from '../../src/cli/main.ts'
 import { grantAnalyst } from '../../src/sink/migrations.ts'
 import { grantTenantAnalyst, isolateTenant } from '../../src/sink/tenant-isolation.ts'
 import { BatchWriter, buildBatch, claimPartitions } from '../../src/sink/batch-writer.ts'
@@ -125,4 +127,38 @@ test('tenant isolation: a tenant analyst’s EXPLAIN ANALYZE counts no row of an
   assert.deepEqual(await visible(), [])
   const copy = await env.admin.query(`SELECT chunk_id, tenant FROM ${acme.table} ORDER BY 1`)
   assert.deepEqual(copy.rows, [{ chunk_id: 'acme-secret', tenant: 'acme' }])
+})
+
+test('tenant isolation from the CLI: sink --isolate-tenant, then --grant … --isolated', async (t) => {
+  const env = await createSinkEnv(t, { dims: 4 })
+  const c = env.config
+  const analyst = `rs_cli_${env.suffix}`
+  await createRoles(t, env.admin, [analyst])
+  const common = ['sink', c.topology, '--dims', '4', '--schema', c.names.schema, '--view-schema', c.names.viewSchema]
+  const roles = ['--owner-role', c.names.ownerRole, '--sink-role', c.names.sinkRole, '--postgres-url', env.ownerUrl]
+  const run = async (args: string[]): Promise<{ code: number; out: string; err: string }> => {
+    let out = ''
+    let err = ''
+    const stdout = new PassThrough().on('data', (b: Buffer) => (out += b.toString()))
+    const stderr = new PassThrough().on('data', (b: Buffer) => (err += b.toString()))
+    const code = await main([...common, ...roles, ...args], {
+      stdout: stdout as unknown as typeof process.stdout,
+      stderr: stderr as unknown as typeof process.stderr,
+      env: process.env,
+    })
+    return { code, out, err }
+  }
+  const isolated = await run(['--isolate-tenant', 'globex'])
+  assert.equal(isolated.code, 0, isolated.err)
+  assert.match(isolated.out, /"event":"tenant-isolated"/)
+  const refused = await run(['--grant', analyst, '--tenants', 'globex,acme', '--classifications', '*', '--isolated'])
+  assert.equal(refused.code, 78, 'one tenant only')
+  const granted = await run(['--grant', analyst, '--tenants', 'globex', '--classifications', '*', '--isolated'])
+  assert.equal(granted.code, 0, granted.err)
+  const client = await connect(t, roleUrl(analyst))
+  assert.equal(
+    (await client.query(`SELECT count(*)::int AS n FROM ${c.names.viewSchema}."${c.topology}__globex"`)).rows[0].n,
+    0,
+  )
+  await assert.rejects(client.query(`SELECT count(*) FROM ${c.names.view}`), /permission denied/)
 })

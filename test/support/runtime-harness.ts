@@ -146,12 +146,12 @@ export class InputFeeder {
   readonly sent = new Map<string, number>()
   #next = 0
 
-  constructor(topic: string, keys: number) {
+  constructor(topic: string, keys: number, brokers: readonly string[] = endpoints.kafkaBrokers) {
     this.#topic = topic
     this.#keys = Array.from({ length: keys }, (_, i) => `key-${i}`)
     this.#producer = new Producer({
       clientId: uniqueName('feeder'),
-      bootstrapBrokers: [...endpoints.kafkaBrokers],
+      bootstrapBrokers: [...brokers],
       idempotent: true,
     })
   }
@@ -195,11 +195,12 @@ export async function readCommitted(
   partitions: number,
   done: (records: SourceRecord[]) => boolean,
   timeoutMs: number,
+  brokers: readonly string[] = endpoints.kafkaBrokers,
 ): Promise<SourceRecord[]> {
   const consumer = new Consumer({
     groupId: uniqueName('verify'),
     clientId: uniqueName('verify'),
-    bootstrapBrokers: [...endpoints.kafkaBrokers],
+    bootstrapBrokers: [...brokers],
   })
   const reader = new PartitionReader(consumer, { fetchMaxBytes: 4 * 1024 * 1024, fetchMaxWaitMs: 200 })
   const records: SourceRecord[] = []

@@ -245,6 +245,21 @@ export const sinkCommand: CommandSpec = {
       description: 'with --grant: readable classifications (* = all)',
     },
     tenants: { type: 'string', value: '<a,b>', description: 'with --grant: readable tenants (* = all)' },
+    'grant-version': {
+      type: 'string',
+      value: '<v>',
+      description: 'with --grant: only this topology version (default every version, later ones included)',
+    },
+    'isolate-tenant': {
+      type: 'string',
+      value: '<tenant>',
+      description:
+        'give a tenant its own table and view, the boundary a GRANT (as the owner role; docs/sql.md), then exit',
+    },
+    isolated: {
+      type: 'boolean',
+      description: "with --grant and one --tenants: grant only that isolated tenant's view, nothing shared",
+    },
     'metrics-port': {
       type: 'string',
       value: '<port>',
@@ -276,7 +291,8 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
     if (shutdownTimeoutMs <= 0)
       throw new ConfigError([{ path: '--shutdown-timeout-ms', message: 'must be a positive integer' }], 'arguments')
     const endpoints = endpointsFromEnv(env)
-    const admin = values.migrate || values.activate || values.grant !== undefined
+    const admin =
+      values.migrate || values.activate || values.grant !== undefined || values['isolate-tenant'] !== undefined
     // Migrations run as the owner (/postgres/ownerUrl), the sink as the sink role (/postgres/sinkUrl);
     // --postgres-url overrides either.
     const url =
@@ -301,12 +317,36 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
             `${JSON.stringify({ event: 'activated', view: config.names.view, table: config.names.chunkTable })}\n`,
           )
         }
+        const isolation = await import('../../sink/tenant-isolation.ts')
+        const isolate = str(values, 'isolate-tenant')
+        if (isolate !== undefined) {
+          const t = await isolation.isolateTenant(client, config, isolate)
+          stdout.write(
+            `${JSON.stringify({ event: 'tenant-isolated', tenant: isolate, table: t.table, view: t.view })}\n`,
+          )
+        }
         if (typeof values.grant === 'string') {
-          await migrations.grantAnalyst(client, config, values.grant, {
-            classifications: list(str(values, 'classifications')),
-            tenants: list(str(values, 'tenants')),
-          })
-          stdout.write(`${JSON.stringify({ event: 'granted', role: values.grant, view: config.names.view })}\n`)
+          const tenants = list(str(values, 'tenants'))
+          if (values.isolated) {
+            if (tenants.length !== 1 || tenants[0] === '*')
+              throw new ConfigError(
+                [{ path: '--tenants', message: 'with --isolated: exactly one tenant, not *' }],
+                'arguments',
+              )
+            await isolation.grantTenantAnalyst(client, config, values.grant, {
+              tenant: tenants[0],
+              classifications: list(str(values, 'classifications')),
+            })
+            const view = isolation.tenantTable(config, tenants[0]).view
+            stdout.write(`${JSON.stringify({ event: 'granted', role: values.grant, view })}\n`)
+          } else {
+            await migrations.grantAnalyst(client, config, values.grant, {
+              classifications: list(str(values, 'classifications')),
+              tenants,
+              ...(str(values, 'grant-version') !== undefined ? { version: str(values, 'grant-version') } : {}),
+            })
+            stdout.write(`${JSON.stringify({ event: 'granted', role: values.grant, view: config.names.view })}\n`)
+          }
         }
       } finally {
         await client.end().catch(() => {})
