@@ -122,10 +122,13 @@ export class SupportDataset {
     return { customers: this.#customers.size, tickets: this.#tickets.size, products: this.#products.size }
   }
 
-  /** Snapshot of the initial tables: products, then customers, then `tickets` tickets (op=r). */
-  *backfill(tickets: number): Generator<GeneratedRecord> {
+  /**
+   * Snapshot of the initial tables: products, then customers (default one per 10 tickets, at least 5;
+   * fewer make hot foreign keys, as bench/scale.ts wants), then `tickets` tickets (op=r).
+   */
+  *backfill(tickets: number, customerCount?: number): Generator<GeneratedRecord> {
     for (let i = 0; i < PRODUCT_NAMES.length; i++) yield this.#upsertProduct(`SKU-${100 + i}`, PRODUCT_NAMES[i])
-    const customers = Math.max(5, Math.ceil(tickets / 10))
+    const customers = customerCount ?? Math.max(5, Math.ceil(tickets / 10))
     for (let i = 0; i < customers; i++) yield* this.#customerChange('r', this.#newCustomer())
     for (let i = 0; i < tickets; i++) yield* this.#ticketChange('r', null, this.#newTicket())
   }
