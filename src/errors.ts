@@ -118,12 +118,12 @@ export const ERROR_CODES = {
   RS_RECORD_TOO_LARGE: {
     recovery: 'dead-letter',
     summary:
-      'An output record is larger than the runtime maxRecordBytes (checked before producing); the source record is dead-lettered with an excerpt and the partition moves on.',
+      'An output record or state value is larger than the runtime maxRecordBytes (checked before producing); the source record is dead-lettered with an excerpt and the partition moves on.',
   },
   RS_MESSAGE_TOO_LARGE: {
     recovery: 'stop',
     summary:
-      'A record that cannot be dead-lettered (a state-store value, or one the broker refused despite the check) is larger than its topic accepts; the message names topic, key and size.',
+      'A record that cannot be dead-lettered (no dead-letter topic, or one the broker refused despite the check) is larger than its topic accepts; the message names topic, key and size.',
   },
   RS_TOPIC_MISSING: {
     recovery: 'stop',

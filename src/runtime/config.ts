@@ -45,8 +45,9 @@ export interface KafkaRuntimeOptions {
   readonly replicationFactor?: number
   /**
    * Largest record (key + value + headers) the runtime produces, checked before producing. An output
-   * record above it dead-letters its source record (RS_RECORD_TOO_LARGE); a state-store value above it
-   * stops the instance (RS_MESSAGE_TOO_LARGE). Keep it at or below the output topics' `max.message.bytes`.
+   * record above it dead-letters its source record (RS_RECORD_TOO_LARGE); so does a state-store value
+   * above it, found by re-reading the batch one record at a time. Keep it at or below the topics'
+   * `max.message.bytes`.
    */
   readonly maxRecordBytes?: number
   /** Bytes of the failed output kept in a dead letter's excerpt header (never the whole value). */

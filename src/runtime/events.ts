@@ -73,6 +73,18 @@ export type RuntimeEvent =
       readonly limit: number
       readonly source: { readonly topic: string; readonly partition: number; readonly offset: bigint } | undefined
     }
+  /**
+   * A batch's state would be too large for its changelog: nothing of it was produced, and it is read
+   * again one record at a time, so the one record that causes it is dead-lettered alone.
+   */
+  | {
+      readonly event: 'isolating-records'
+      readonly code: 'RS_RECORD_TOO_LARGE'
+      readonly topic: string
+      readonly bytes: number
+      readonly limit: number
+      readonly records: number
+    }
   /** The producer may be in a broken state: it was closed, and the next transaction starts with a new one. */
   | { readonly event: 'producer-replaced'; readonly reason: string }
   /** A client error thrown outside any promise (a known @platformatic/kafka bug) was contained. */

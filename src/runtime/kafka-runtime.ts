@@ -137,6 +137,12 @@ export class KafkaRuntime {
   #running = false
   /** The changelog checkpoint each owned store partition must have in its backing store (`<store>:<partition>`). */
   readonly #checkpoints = new Map<string, bigint>()
+  /**
+   * While set, batches hold one record, until every partition named here has passed the offset: a
+   * batch whose state would be too large for its changelog is re-read record by record, so the one
+   * record that causes it can be dead-lettered alone (with none of its effects) and the rest go on.
+   */
+  #isolateUntil: Map<string, bigint> | undefined
 
   /** Throws RS_CONFIG_INVALID listing every problem of `options` (see `resolveRuntimeConfig`). */
   constructor(topology: ProcessorTopology, options: KafkaRuntimeOptions) {
@@ -268,7 +274,8 @@ export class KafkaRuntime {
           continue
         }
         at.phase = 'process'
-        const batch = await this.#reader!.nextBatch(c.batchMaxRecords, c.batchMaxBytes)
+        if (this.#isolateUntil && this.#isolationDone()) this.#isolateUntil = undefined
+        const batch = await this.#reader!.nextBatch(this.#isolateUntil ? 1 : c.batchMaxRecords, c.batchMaxBytes)
         records = batch.records.length
         if (batch.records.length === 0) {
           if (this.#tasks.length === 0) await sleep(c.fetchMaxWaitMs, this.#stop.signal)
@@ -277,7 +284,12 @@ export class KafkaRuntime {
         const membership = this.#membership!
         const outputs = await this.#process(batch)
         at.phase = 'transaction'
-        await this.#commitTransaction(batch, membership, outputs, () => (at.phase = 'committed'))
+        if (!(await this.#commitTransaction(batch, membership, outputs, () => (at.phase = 'committed')))) {
+          // Nothing was produced: read the batch again from the committed offsets, one record at a time.
+          for (const store of c.stores.values()) store.discard()
+          needsAssignment = true
+          continue
+        }
         backoff.reset()
       } catch (error) {
         for (const store of c.stores.values()) store.discard()
@@ -314,6 +326,43 @@ export class KafkaRuntime {
         }
       }
     }
+  }
+
+  #isolationDone(): boolean {
+    for (const [key, until] of this.#isolateUntil!) {
+      const [topic, partition] = [key.slice(0, key.lastIndexOf(':')), Number(key.slice(key.lastIndexOf(':') + 1))]
+      const position = this.#reader!.position(topic, partition)
+      // A partition this instance no longer owns is not waited for.
+      if (position !== undefined && position < until) return false
+    }
+    return true
+  }
+
+  #stateTooLargeDeadLetter(batch: Batch, state: SinkRecord): SinkRecord {
+    const c = this.#config
+    const [source] = batch.records
+    const bytes = recordBytes(state)
+    const deadLetters = this.#topology.topics.find((t) => t.role === 'dead-letter')
+    if (deadLetters === undefined) throw stateRecordTooLarge(state, bytes, c.maxRecordBytes)
+    const letter = tooLargeDeadLetter({ ...state, source }, bytes, {
+      topic: deadLetters.name,
+      partition: source.partition % (deadLetters.partitions ?? this.#resolved!.partitions),
+      limit: c.maxRecordBytes,
+      excerptBytes: c.deadLetterExcerptBytes,
+      application: this.#topology.applicationId,
+    })
+    this.#stats.deadLettered++
+    this.#emit({
+      event: 'output-dead-lettered',
+      code: 'RS_RECORD_TOO_LARGE',
+      topic: state.topic,
+      partition: state.partition,
+      bytes,
+      limit: c.maxRecordBytes,
+      source: { topic: source.topic, partition: source.partition, offset: source.offset },
+    })
+    // The source record's own key, not the store key: a consumer of dead letters looks records up by source.
+    return { ...letter, key: source.key !== null && source.key.length <= 1024 ? source.key : null }
   }
 
   /** The error `run()` rejects with: always coded, naming what happened (the fencing, the stage, the topic). */
@@ -390,7 +439,7 @@ export class KafkaRuntime {
     membership: GroupMembership,
     produced: SinkRecord[],
     onCommitted: () => void,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const consumer = this.#consumer!
     const changelogs = this.#resolved!.changelogs
     const changelog: SinkRecord[] = []
@@ -401,11 +450,28 @@ export class KafkaRuntime {
       for (const record of store.drainChangelog()) changelog.push(changelogSinkRecord(topic, record))
     }
     // Checked before producing, so one record the broker would refuse never stalls the partition.
-    for (const record of changelog) {
-      const bytes = recordBytes(record)
-      if (bytes > this.#config.maxRecordBytes) throw stateRecordTooLarge(record, bytes, this.#config.maxRecordBytes)
+    let outputs: SinkRecord[]
+    const tooLarge = changelog.find((record) => recordBytes(record) > this.#config.maxRecordBytes)
+    if (tooLarge === undefined) outputs = this.#boundOutputs(produced)
+    else if (batch.records.length > 1) {
+      // Which record? Re-read this batch one record at a time (it is aborted: nothing of it is visible).
+      this.#isolateUntil = new Map(batch.positions.map((p) => [partitionKey(p.topic, p.partition), p.offset]))
+      this.#emit({
+        event: 'isolating-records',
+        code: 'RS_RECORD_TOO_LARGE',
+        topic: tooLarge.topic,
+        bytes: recordBytes(tooLarge),
+        limit: this.#config.maxRecordBytes,
+        records: batch.records.length,
+      })
+      return false
+    } else {
+      // This record's state is too large to keep: it is dead-lettered with none of its effects (no
+      // outputs, no state writes; the stores' overlays are dropped after the commit).
+      outputs = [this.#stateTooLargeDeadLetter(batch, tooLarge)]
+      changelog.length = 0
+      for (const store of this.#config.stores.values()) store.discard()
     }
-    const outputs = this.#boundOutputs(produced)
 
     const producer = this.#producer ?? this.#newProducer()
     const timeout = this.#config.transactionTimeoutMs
@@ -457,6 +523,7 @@ export class KafkaRuntime {
       checkpoints.set(store, map)
     }
     await this.#flushStores(checkpoints)
+    return true
   }
 
   /** Flushes every store; retried with backoff until it succeeds (a committed batch is never un-flushed by skipping). */

@@ -166,3 +166,49 @@ test('recovery: an output above maxRecordBytes dead-letters its source record wi
     'the partition moved on',
   )
 })
+
+test('recovery: a record whose state is too large for its changelog is found by re-reading its batch record by record and dead-lettered with none of its effects', async (t) => {
+  await checkKafka(endpoints)
+  const { applicationId, input, output } = await countingTopics(t, 'rt-state', PARTITIONS)
+  const deadLetters = `${applicationId}-dead-letter`
+  await deleteAfter(t, [deadLetters])
+  const feeder = new InputFeeder(input, 5)
+  t.after(() => feeder.close())
+  await feeder.send(100)
+  const counting = countingTopology({ applicationId, input, output })
+  const huge = Buffer.alloc(50_000, 'y')
+  const topology: ProcessorTopology = {
+    ...counting,
+    topics: [...counting.topics, { name: deadLetters, role: 'dead-letter', config: {} }],
+    async process(records, stores, now) {
+      const out = await counting.process(records, stores, now)
+      // key-2's 3rd record writes a 50 kB state value (a row that grew on decode).
+      for (const r of records)
+        if (r.key?.toString() === 'key-2' && r.value?.toString() === '3')
+          stores.get('counts')!.put(r.partition, 'key-2', huge)
+      return out
+    },
+  }
+  const events: RuntimeEvent[] = []
+  const runtime = new KafkaRuntime(topology, { ...options(events), maxRecordBytes: 10_000 })
+  const running = runStopped(t, runtime, 'the runtime')
+  await feeder.sendMarkers(PARTITIONS, 'end')
+  const records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 30_000)
+  const dead = await readCommitted(deadLetters, PARTITIONS, (r) => r.length >= 1, 10_000)
+  runtime.stop()
+  assert.equal(await within(running, 30_000, 'the runtime to stop'), 'stopped')
+
+  assert.ok(events.some((e) => e.event === 'isolating-records'))
+  assert.ok(!events.some((e) => e.event === 'fatal'), 'the instance did not stop')
+  assert.equal(dead.length, 1)
+  const [letter] = dead
+  assert.equal(letter.headers.get(DEAD_LETTER_HEADERS.code)?.toString(), 'RS_RECORD_TOO_LARGE')
+  assert.equal(letter.headers.get(DEAD_LETTER_HEADERS.topic)?.toString(), input)
+  assert.equal(letter.key?.toString(), 'key-2', 'the source record key')
+  assert.equal(letter.value, null)
+  // None of its effects: no output for key-2 #3, and key-2's count goes on from 2.
+  const values = records.map((r) => r.value?.toString() ?? '')
+  assert.ok(!values.some((v) => v.startsWith('key-2,3,')))
+  assert.ok(values.includes('key-2,4,3'), 'key-2 #4 counts 3: the dead-lettered record left no state')
+  assert.equal(records.filter((r) => r.key?.toString() !== '__marker__').length, feeder.total - 1)
+})
