@@ -29,7 +29,7 @@ import { AuditRecord, EntityChange, ForgetCopy } from './items.ts'
 import type { ForgetOptions, GovernBatchMetrics, GovernDocumentInput, GovernedDocument } from './options.ts'
 import type { GovernPlan } from './plan.ts'
 import { PrefetchRound } from './prefetch-round.ts'
-import { SubjectIndex } from './subject-index.ts'
+import { SubjectIndex, subjectEntryKey, subjectKey, subjectPrefix } from './subject-index.ts'
 
 /** A row decided in step 1: the policy's input and its subjects. */
 interface DecodedRow {
@@ -182,13 +182,15 @@ export class GovernBatch {
     for (const [i, request] of this.#requests) {
       const hash = hashSubject(request.subject)
       round.add(forgotten!, this.#items[i].partition, hash)
-      round.add(indexStore, this.#items[i].partition, `s:${hash}`)
+      round.add(indexStore, this.#items[i].partition, subjectKey(hash))
+      round.addPrefix(indexStore, this.#items[i].partition, subjectPrefix(hash))
     }
     for (const [i, item] of changes) {
       round.add(indexStore, item.partition, `e:${item.key}`)
       for (const hash of this.#rows.get(i)?.hashes ?? []) {
         if (forgotten !== undefined) round.add(forgotten, item.partition, hash)
-        round.add(indexStore, item.partition, `s:${hash}`)
+        round.add(indexStore, item.partition, subjectKey(hash))
+        round.add(indexStore, item.partition, subjectEntryKey(hash, item.key))
       }
     }
     await round.load()
@@ -211,8 +213,10 @@ export class GovernBatch {
     }
     const requested = new Set([...this.#requests.values()].map((r) => hashSubject(r.subject)))
     for (const [i, item] of changes) {
-      for (const hash of index.entity(item.partition, item.key)?.s ?? [])
-        round.add(indexStore, item.partition, `s:${hash}`)
+      for (const hash of index.entity(item.partition, item.key)?.s ?? []) {
+        round.add(indexStore, item.partition, subjectKey(hash))
+        round.add(indexStore, item.partition, subjectEntryKey(hash, item.key))
+      }
       // A row that will be suppressed leaves the entity stores too (it may have entered them in this very batch).
       const hashes = this.#rows.get(i)?.hashes ?? []
       if (hashes.some((h) => requested.has(h) || forgotten?.get(item.partition, h) !== undefined))
@@ -224,7 +228,10 @@ export class GovernBatch {
     for (const [i, request] of this.#requests) {
       const partition = this.#items[i].partition
       for (const entity of index.subject(partition, hashSubject(request.subject)).keys())
-        for (const hash of index.entity(partition, entity)?.s ?? []) round.add(indexStore, partition, `s:${hash}`)
+        for (const hash of index.entity(partition, entity)?.s ?? []) {
+          round.add(indexStore, partition, subjectKey(hash))
+          round.add(indexStore, partition, subjectEntryKey(hash, entity))
+        }
     }
     await round.load()
   }
