@@ -279,7 +279,14 @@ async function runSize(tickets: number): Promise<SizeResult> {
       sinkCpuS: s?.cpuS,
       processorRssMb: p.peakRssMb,
       topicBytes: new Map(
-        [...bytes].map(([t, b]) => [t.replace(`${d.applicationId}-`, '').replace(d.chunkTopic, 'chunk topic'), b]),
+        [...bytes].map(([t, b]) => [
+          t === d.chunkTopic
+            ? 'chunk topic'
+            : t.startsWith(`${spec.prefix}.`)
+              ? `source ${t.slice(spec.prefix.length + 1)}`
+              : t.replace(`${d.applicationId}-`, ''),
+          b,
+        ]),
       ),
       redisStateBytes: state.bytes,
       redisCacheBytes: cache.bytes,

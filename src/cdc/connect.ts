@@ -141,11 +141,12 @@ export class ConnectClient {
     return status === 404 ? undefined : (json as ConnectorStatus)
   }
 
-  /** Waits until the connector and each of its tasks are RUNNING; a FAILED task fails at once with its trace. */
-  async waitRunning(name: string, timeoutMs = 60_000): Promise<void> {
+  /** Waits until the connector and each of its tasks are RUNNING (or `signal` aborts); a FAILED task fails at once with its trace. */
+  async waitRunning(name: string, timeoutMs = 60_000, signal?: AbortSignal): Promise<void> {
     const deadline = Date.now() + timeoutMs
     let last: ConnectorStatus | undefined
     for (;;) {
+      if (signal?.aborted) return
       last = await this.status(name).catch(() => undefined)
       const failed =
         last?.tasks.find((t) => t.state === 'FAILED') ??
@@ -176,6 +177,20 @@ export class ConnectClient {
       }
       await new Promise((resolve) => setTimeout(resolve, 250))
     }
+  }
+
+  /** The names of the connectors the cluster runs. */
+  async list(): Promise<string[]> {
+    const { status, json } = await this.#request('GET', '/connectors')
+    if (status >= 300 || !Array.isArray(json))
+      throw new RagstreamError(
+        'RS_SERVICE_UNAVAILABLE',
+        `listing connectors failed (${status}): ${JSON.stringify(json)}`,
+        {
+          context: { service: 'kafka-connect', address: this.url },
+        },
+      )
+    return json as string[]
   }
 
   /** Deletes the connector (absent is fine). Its replication slot stays: drop it in the source database. */

@@ -23,6 +23,7 @@
  * export default builder.build()
  * ```
  */
+import { aggregateNode, type AggregateOptions } from '../operators/aggregate/index.ts'
 import type { TailServices } from '../config/rag-services.ts'
 import { chunkEmbedNode, type ChunkOptions, type EmbedOptions } from '../operators/chunk-embed.ts'
 import { filterNode, type FilterOptions } from '../operators/filter.ts'
@@ -230,6 +231,29 @@ export class Table<V> {
   }
 
   /**
+   * Groups the table's rows by `groupKey` (null = no group) for `aggregate`, `count` or `reduce`, with
+   * each row contributing `valueMapper(row)` (default: the row). KTable semantics: a row that moves
+   * to another group leaves the old one; a deleted row leaves its group; a group without rows is
+   * deleted. The result is a table keyed by group key.
+   *
+   * @example
+   * ```ts
+   * const reviewCounts = reviews.groupBy((review) => review.productId).count({ name: 'review-counts' })
+   * ```
+   */
+  groupBy<G = V>(
+    groupKey: (value: V, key: string) => string | null | undefined,
+    valueMapper?: (value: V, key: string) => G,
+  ): GroupedTable<G> {
+    return new GroupedTable<G>(
+      this.#list,
+      this.name,
+      groupKey as (value: unknown, key: string) => string | null | undefined,
+      (valueMapper ?? ((value: V) => value)) as (value: unknown, key: string) => unknown,
+    )
+  }
+
+  /**
    * An async, batched stage (govern, chunk, embed): receives the batch's row changes in one call
    * and returns, per change, the rows to emit (possibly re-keyed, e.g. by chunk id, with the entity
    * as partition key) or a failure that goes to the dead-letter topic.
@@ -319,6 +343,112 @@ export class Table<V> {
   to(topic: string, options?: ToOptions): void {
     const [name, named] = this.#named('KTABLE-SINK', options?.name)
     this.#list.add(sinkNode(name, named, this.name, topic, options?.encode))
+  }
+}
+
+/** A table grouped by `groupBy`: aggregate it into a table keyed by group key. */
+export class GroupedTable<G> {
+  readonly #list: NodeList
+  readonly #input: string
+  readonly #groupKey: (value: unknown, key: string) => string | null | undefined
+  readonly #valueMapper: (value: unknown, key: string) => unknown
+
+  /** @internal Made by {@link Table.groupBy}. */
+  constructor(
+    list: NodeList,
+    input: string,
+    groupKey: (value: unknown, key: string) => string | null | undefined,
+    valueMapper: (value: unknown, key: string) => unknown,
+  ) {
+    this.#list = list
+    this.#input = input
+    this.#groupKey = groupKey
+    this.#valueMapper = valueMapper
+  }
+
+  /**
+   * Folds each group's values: a row's value is added with `adder` when it enters the group and
+   * subtracted with `subtractor` when it leaves or changes (subtract old, then add new); a group
+   * starts from `initializer()`. `name` is required: it names the store, its changelog and the
+   * group-by repartition topic.
+   *
+   * @example
+   * ```ts
+   * reviews
+   *   .groupBy((review) => review.productId, (review) => review.stars)
+   *   .aggregate(() => ({ sum: 0, n: 0 }), (a, stars) => ({ sum: a.sum + stars, n: a.n + 1 }),
+   *     (a, stars) => ({ sum: a.sum - stars, n: a.n - 1 }), { name: 'stars-per-product' })
+   * ```
+   */
+  aggregate<A>(
+    initializer: () => A,
+    adder: (aggregate: A, value: G, groupKey: string) => A,
+    subtractor: (aggregate: A, value: G, groupKey: string) => A,
+    options: AggregateOptions,
+  ): Table<A> {
+    return this.#add<A>('aggregate', options, initializer, adder, subtractor)
+  }
+
+  /**
+   * The number of rows per group.
+   *
+   * @example
+   * ```ts
+   * reviews.groupBy((review) => review.productId).count({ name: 'review-counts' })
+   * ```
+   */
+  count(options: AggregateOptions): Table<number> {
+    return this.#add<number>(
+      'count',
+      options,
+      () => 0,
+      (n: number) => n + 1,
+      (n: number) => n - 1,
+    )
+  }
+
+  /**
+   * Combines each group's values with `adder` (the first value is the start), and takes a leaving
+   * value out with `subtractor`.
+   *
+   * @example
+   * ```ts
+   * orders.groupBy((o) => o.customerId, (o) => o.total).reduce((a, b) => a + b, (a, b) => a - b, { name: 'spend' })
+   * ```
+   */
+  reduce(
+    adder: (aggregate: G, value: G) => G,
+    subtractor: (aggregate: G, value: G) => G,
+    options: AggregateOptions,
+  ): Table<G> {
+    return this.#add<G>(
+      'reduce',
+      options,
+      () => null as G,
+      (aggregate: G | null, value: G) => (aggregate === null ? value : adder(aggregate, value)),
+      subtractor,
+    )
+  }
+
+  #add<A>(
+    operation: string,
+    options: AggregateOptions,
+    initializer: () => unknown,
+    adder: (aggregate: any, value: any, groupKey: string) => unknown,
+    subtractor: (aggregate: any, value: any, groupKey: string) => unknown,
+  ): Table<A> {
+    const name = options?.name ?? this.#list.generateName('KTABLE-AGGREGATE')
+    this.#list.add(
+      aggregateNode(name, options?.name !== undefined, this.#input, {
+        groupKey: this.#groupKey,
+        valueMapper: this.#valueMapper,
+        initializer,
+        adder,
+        subtractor,
+        operation,
+      }),
+    )
+    return new Table<A>(this.#list, name)
   }
 }
 

@@ -10,6 +10,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 const FRESHNESS_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900]
+/** Finer at the low end than FRESHNESS_BUCKETS: the goals are 100 ms idle and 300 ms under load. */
+const EVENT_TO_VISIBLE_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10, 30, 60, 300]
 const SIZE_BUCKETS = [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
 
 export const METRIC_FAMILIES = {
@@ -144,6 +146,12 @@ export const METRIC_FAMILIES = {
     labels: ['table'],
     help: 'End-to-end freshness: source change timestamp to visible in PostgreSQL.',
     buckets: FRESHNESS_BUCKETS,
+  },
+  ragstream_event_to_visible_seconds: {
+    type: 'histogram',
+    labels: ['topology', 'version'],
+    help: "Freshness measured at the sink's commit: the commit minus the time the change that made the row version happened at its source.",
+    buckets: EVENT_TO_VISIBLE_BUCKETS,
   },
 } as const satisfies Record<
   string,

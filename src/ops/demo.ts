@@ -18,6 +18,7 @@ import { forgetCommand } from '../cli/commands/forget.ts'
 import { formatReceipt, type ForgetReceipt } from '../governance/forget/receipt.ts'
 import { defaultLocalOrHashing, providerForModel, type ProviderEmbeddingConfig } from '../embedding/config.ts'
 import { generate, type GenerateProgress } from '../generator/generator.ts'
+import { dropSqlSource, generateSql, prepareSqlSource, sqlSourceEndpoints } from '../generator/sql-source.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { grantAnalyst } from '../sink/migrations.ts'
@@ -56,6 +57,11 @@ export interface DemoOptions {
   readonly signal?: AbortSignal
   /** After the query, forget the customer with the most rows and print the receipt; default true. */
   readonly forget?: boolean
+  /**
+   * `postgres`: the changes are written as SQL into the CDC source database and Debezium captures them
+   * (src/generator/sql-source.ts); `kafka` (default here, what tests use): envelopes straight to Kafka.
+   */
+  readonly source?: 'postgres' | 'kafka'
 }
 
 export interface DemoResult {
@@ -281,6 +287,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   say(
     `  sources   ${d.prefix}.public.tickets, ${d.prefix}.public.customers, ${d.prefix}.products (${partitions} partitions each)`,
   )
+  const sqlSource = o.source === 'postgres' ? sqlSourceEndpoints(config.env, base) : undefined
+  if (sqlSource)
+    say(
+      `  captured  tickets, customers: SQL into ${new URL(sqlSource.sourceUrl).host}${new URL(sqlSource.sourceUrl).pathname} → Debezium (Kafka Connect ${sqlSource.connectUrl}); products: upserts`,
+    )
   say(`  processor ${d.applicationId} (exactly once, Redis state stores) → ${d.chunkTopic}`)
   say(`  sink      ${d.sink.names.chunkTable} (pgvector, HNSW), analysts read ${d.sink.names.view}`)
   say(
@@ -297,6 +308,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     rate: 0,
     createTopics: { partitions },
   })
+  if (sqlSource) await prepareSqlSource({ ...sqlSource, base, server: d.prefix! })
   const pipeline = await Pipeline.start({
     deployment: d,
     metrics: o.metrics,
@@ -319,16 +331,20 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     let generated: GenerateProgress | undefined
     const onAbort = (): void => stopGenerator.abort()
     o.signal?.addEventListener('abort', onAbort, { once: true })
-    generator = generate({
+    const generating = {
       brokers: e.kafkaBrokers,
       seed: o.seed ?? 42,
       server: d.prefix!,
-      withSchema: false,
       backfill: o.backfill,
       rate: o.rate,
       signal: stopGenerator.signal,
-      onProgress: (p) => (generated = p),
-    }).then((p) => (generated = p))
+      onProgress: (p: GenerateProgress) => (generated = p),
+    }
+    generator = (
+      sqlSource
+        ? generateSql({ ...generating, ...sqlSource, base, partitions })
+        : generate({ ...generating, withSchema: false })
+    ).then((p) => (generated = p))
     generator.catch(() => {})
 
     sinkReader = await connectPostgres(config.postgres.sinkUrl, 'ragstream-demo-progress')
@@ -429,5 +445,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     await generator.catch(() => undefined)
     await pipeline.stop()
     await Promise.allSettled([owner.end(), sinkReader?.end()])
+    // The run's connector and replication slot go (a slot nobody reads keeps WAL); tables and topics stay.
+    if (sqlSource) await dropSqlSource({ ...sqlSource, server: d.prefix! }).catch(() => {})
   }
 }

@@ -17,7 +17,7 @@ import type pg from 'pg'
 import type { Metrics } from '../observability/metrics.ts'
 import { withTelemetry, type TelemetryEvent, type TelemetryListener } from '../observability/telemetry.ts'
 import type { BatchStage, KafkaRuntimeOptions, RuntimeEvent } from '../runtime/kafka-runtime.ts'
-import type { SinkLogEvent } from '../sink/pgvector-sink.ts'
+import { COMMITTED_FRESHNESS, type SinkLogEvent } from '../sink/pgvector-sink.ts'
 import type { ProcessorTopology, SourceRecord } from '../runtime/task.ts'
 import { DEAD_LETTER_HEADERS } from '../topology/compile.ts'
 import { consumerLag } from './consumer-lag.ts'
@@ -272,6 +272,13 @@ export function instrumentSink(
         counters.deleted += event.deleted
         counters.rejects += event.rejects
         if (event.upserted > 0) metrics.inc('ragstream_sink_rows_total', { table, op: 'upsert' }, event.upserted)
+        for (const f of event[COMMITTED_FRESHNESS] ?? [])
+          for (const ms of f.lagsMs)
+            metrics.observe(
+              'ragstream_event_to_visible_seconds',
+              { topology: f.topology, version: f.version },
+              ms / 1000,
+            )
         if (event.deleted > 0) metrics.inc('ragstream_sink_rows_total', { table, op: 'delete' }, event.deleted)
       }
     } else if (event.event === 'fenced' || event.event === 'retry') begun = undefined

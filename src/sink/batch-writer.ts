@@ -45,6 +45,11 @@ export type BatchOutcome =
       readonly upserted: number
       readonly deleted: number
       readonly alreadyCommitted: boolean
+      /**
+       * When COMMIT returned (epoch ms, this process's clock): the moment the rows became visible to
+       * readers, up to the acknowledgment's trip back. Absent when an earlier attempt had committed.
+       */
+      readonly visibleAtMs?: number
       /** Rows PostgreSQL refused (see writeIsolating), written to sink_rejects instead. */
       readonly refused?: readonly RejectRow[]
     }
@@ -298,6 +303,7 @@ export class BatchWriter {
         upserted,
         deleted,
         alreadyCommitted: false,
+        visibleAtMs: Date.now(),
         ...(refused.length > 0 ? { refused } : {}),
       }
     } catch (error) {

@@ -406,7 +406,14 @@ async function activateInTransaction(owner: pg.Client, config: SinkConfig): Prom
              percentile_cont(0.5) WITHIN GROUP (ORDER BY visible_at - source_ts) AS p50_lag,
              percentile_cont(0.95) WITHIN GROUP (ORDER BY visible_at - source_ts) AS p95_lag,
              max(visible_at - source_ts) AS max_lag,
-             now() - max(visible_at) AS since_last_write
+             now() - max(visible_at) AS since_last_write,
+             -- Live freshness: the same over the rows made visible in the last 5 minutes (the columns
+             -- above cover every row, so an old backfill dominates them).
+             count(*) FILTER (WHERE visible_at > now() - interval '5 minutes') AS chunks_5m,
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY visible_at - source_ts)
+               FILTER (WHERE visible_at > now() - interval '5 minutes') AS p50_lag_5m,
+             percentile_cont(0.99) WITHIN GROUP (ORDER BY visible_at - source_ts)
+               FILTER (WHERE visible_at > now() - interval '5 minutes') AS p99_lag_5m
       FROM ${n.view}
       GROUP BY topology, topology_version;
   `)

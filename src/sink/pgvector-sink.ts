@@ -20,8 +20,8 @@ import { auditKey } from '../security/audit-auth.ts'
 import { RagstreamError } from '../errors.ts'
 import { redactUrl } from '../config/endpoints.ts'
 import type { SinkConfig } from './config.ts'
-import { ChunkDecoder, type RawChunkRecord } from './chunk-codec.ts'
-import { BatchWriter, buildBatch, claimPartitions, type PartitionProgress } from './batch-writer.ts'
+import { ChunkDecoder, type RawChunkRecord, type RejectRow } from './chunk-codec.ts'
+import { BatchWriter, buildBatch, claimPartitions, type PartitionProgress, type SinkBatch } from './batch-writer.ts'
 import { committedRecords, fetchUnfiltered } from '../runtime/read-committed.ts'
 
 const READ_COMMITTED = 1
@@ -67,6 +67,13 @@ export type SinkLogEvent =
       readonly rejects: number
       readonly alreadyCommitted: boolean
       readonly offsets: Readonly<Record<string, string>>
+      /** When COMMIT returned (epoch ms): freshness is measured to here, not to the rows' `visible_at`. */
+      readonly visibleAtMs?: number
+      /**
+       * In-process observers only (a symbol key: JSON logs leave it out): per topology version, how
+       * long each upserted row took from its source change (`source_ts`) to this commit, in ms.
+       */
+      readonly [COMMITTED_FRESHNESS]?: readonly CommittedFreshness[]
     }
   | { readonly event: 'fenced'; readonly code: 'RS_SINK_FENCED'; readonly partitions: readonly number[] }
   /**
@@ -84,6 +91,16 @@ export type SinkLogEvent =
   /** The idle Postgres connection died (server restart, connection killed); the next batch opens a new one. */
   | { readonly event: 'connection-lost'; readonly what: 'postgres'; readonly error: string }
   | { readonly event: 'stopped' }
+
+/** Key of the per-row freshness a `batch-committed` event carries for in-process observers (src/ops/instrument.ts). */
+export const COMMITTED_FRESHNESS: unique symbol = Symbol('ragstream.sink.committedFreshness')
+
+/** The freshness of one committed batch's rows of one topology version: commit − source change, in ms. */
+export interface CommittedFreshness {
+  readonly topology: string
+  readonly version: string
+  readonly lagsMs: readonly number[]
+}
 
 export interface PgvectorSinkOptions {
   readonly config: SinkConfig
@@ -606,6 +623,12 @@ export class PgvectorSink {
           rejects: batch.rejects.length + (outcome.refused?.length ?? 0),
           alreadyCommitted: outcome.alreadyCommitted,
           offsets: Object.fromEntries(batch.partitions.map((p) => [String(p.partition), p.next.toString()])),
+          ...(outcome.visibleAtMs === undefined
+            ? {}
+            : {
+                visibleAtMs: outcome.visibleAtMs,
+                [COMMITTED_FRESHNESS]: committedFreshness(batch, outcome.visibleAtMs, outcome.refused),
+              }),
         })
         // Lag monitoring only: failures here (e.g. a zombie's stale generation) change nothing.
         this.#consumer
@@ -642,4 +665,29 @@ export class PgvectorSink {
       )
     }
   }
+}
+
+/**
+ * Freshness of the rows a batch committed, grouped by topology version: `visibleAtMs` (the commit)
+ * minus each row's `source_ts` (the time of the change that made this row version, at its source).
+ * Rows PostgreSQL refused are left out: they never became visible.
+ */
+function committedFreshness(
+  batch: SinkBatch,
+  visibleAtMs: number,
+  refused: readonly RejectRow[] | undefined,
+): CommittedFreshness[] {
+  const skip = new Set((refused ?? []).map((r) => `${r.partition}:${r.offset}`))
+  const groups = new Map<string, { topology: string; version: string; lagsMs: number[] }>()
+  for (const row of batch.upserts) {
+    if (skip.size > 0 && skip.has(`${row.chunkPartition}:${row.chunkOffset}`)) continue
+    const id = `${row.topology}\u0000${row.topologyVersion}`
+    let group = groups.get(id)
+    if (group === undefined) {
+      group = { topology: row.topology, version: row.topologyVersion, lagsMs: [] }
+      groups.set(id, group)
+    }
+    group.lagsMs.push(Math.max(0, visibleAtMs - row.sourceTimestampMs))
+  }
+  return [...groups.values()]
 }

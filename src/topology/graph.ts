@@ -11,7 +11,16 @@ import type { StateStore } from '../state/store.ts'
 
 /** Every node kind. Adding one fails `tsc` until src/topology/node-kinds.ts handles it. */
 export type NodeKind =
-  'table-source' | 'filter' | 'map-values' | 'peek' | 'fk-join' | 'stage' | 'govern' | 'chunk-embed' | 'sink'
+  | 'table-source'
+  | 'filter'
+  | 'map-values'
+  | 'peek'
+  | 'fk-join'
+  | 'aggregate'
+  | 'stage'
+  | 'govern'
+  | 'chunk-embed'
+  | 'sink'
 
 /** A decoded table row: `value: null` is a tombstone (the key is deleted). */
 export interface DecodedRecord {
@@ -85,6 +94,21 @@ export interface FkJoinNode extends NodeBase {
   readonly joinType: JoinType
   readonly foreignKey: (leftValue: any) => string | null | undefined
   readonly joiner: (leftValue: any, rightValue: any) => unknown
+}
+
+/**
+ * `groupBy(…).aggregate(…)` on a table (KTable semantics): each child row contributes its mapped value to
+ * the group its `groupKey` names; the result is a table keyed by group key (src/operators/aggregate/).
+ */
+export interface AggregateNode extends NodeBase {
+  readonly kind: 'aggregate'
+  readonly groupKey: (value: any, key: string) => string | null | undefined
+  readonly valueMapper: (value: any, key: string) => unknown
+  readonly initializer: () => unknown
+  readonly adder: (aggregate: any, value: any, groupKey: string) => unknown
+  readonly subtractor: (aggregate: any, value: any, groupKey: string) => unknown
+  /** Which DSL call built it, for describe: 'aggregate' | 'count' | 'reduce'. */
+  readonly operation: string
 }
 
 /** One row change handed to a stage: `value: null` = deleted; `oldValue: undefined` = previous value unknown. */
@@ -165,6 +189,7 @@ export type TopologyNode =
   | MapValuesNode
   | PeekNode
   | FkJoinNode
+  | AggregateNode
   | StageNode
   | GovernNode
   | ChunkEmbedNode
@@ -218,6 +243,11 @@ export function rightRepartitionTopic(applicationId: string, join: string): stri
 
 export function rightStore(join: string): string {
   return `${join}-right`
+}
+
+/** An aggregate's child changes (subtract old, add new), keyed by group key. */
+export function groupByTopic(applicationId: string, aggregate: string): string {
+  return `${applicationId}-${aggregate}-groupby-repartition`
 }
 
 /** Every task's copy of each deletion request (one record per partition), keyed by subject. */

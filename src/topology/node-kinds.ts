@@ -2,6 +2,7 @@
  * The exhaustive node-kind table: every `NodeKind` maps to its operator's spec, so adding a kind to
  * graph.ts fails `tsc` here until an operator handles validation, stores, describe and compile.
  */
+import { aggregateOperator } from '../operators/aggregate/index.ts'
 import { chunkEmbedOperator } from '../operators/chunk-embed.ts'
 import { filterOperator } from '../operators/filter.ts'
 import { fkJoinOperator } from '../operators/fk-join/index.ts'
@@ -28,6 +29,7 @@ function nodeKinds(): NodeKindTable {
     'map-values': mapValuesOperator,
     peek: peekOperator,
     'fk-join': fkJoinOperator,
+    aggregate: aggregateOperator,
     stage: stageOperator,
     govern: governOperator,
     'chunk-embed': chunkEmbedOperator,

@@ -179,6 +179,9 @@ test(
         o.sqlTopology,
         '--analyst-role',
         o.analystRole,
+        // What SIGTERM does to generator, processor and sink; the Debezium path is test/generator/sql-source.test.ts's.
+        '--source',
+        'kafka',
       ],
       { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] },
     )

@@ -387,8 +387,8 @@ test(
     }
     assert.deepEqual(leftovers, [], 'no store of the app keeps the forgotten reviewer’s reviews or their text')
 
-    // ── replay into v2: progress with an ETA, then caught up
-    const replayed = await cli(['replay', 'reviews', '--to-version', 'v2'], 240_000)
+    // ── replay into v2 with the local ONNX model: progress with an ETA, then caught up
+    const replayed = await cli(['replay', 'reviews', '--to-version', 'v2', '--embedding', 'local'], 240_000)
     assert.equal(replayed.code, 0, replayed.stderr)
     assert.match(replayed.stdout, /records .*ETA/)
     assert.match(replayed.stdout, /caught up in/)
@@ -403,6 +403,31 @@ test(
     const promoted = await cli(['promote', 'reviews', 'v2'])
     assert.equal(promoted.code, 0, promoted.stderr)
     assert.match(promoted.stdout, /now reads .*@v2/)
+    // query embeds with the model v2's rows record (local), where v1's were hashing
+    const models = await pgAdmin.query<{ m: string }>(
+      `SELECT DISTINCT embedding_model AS m FROM ${v2.sink.names.chunkTable}`,
+    )
+    assert.deepEqual(
+      models.rows.map((r) => r.m.split('@')[0]),
+      ['local:all-minilm-l6-v2-int8'],
+    )
+    const local = await cli([
+      'query',
+      'great battery life, lasts for days',
+      '--app',
+      'reviews',
+      '-k',
+      '2',
+      '--json',
+      '--postgres-url',
+      roleUrl(analyst),
+    ])
+    assert.equal(local.code, 0, local.stderr)
+    const near = local.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { content: string })
+    assert.match(near[0].content, /great battery life, lasts for days/)
     await Promise.all([stop(sink.child), stop(a.child), stop(b.child)])
     const dropped = await cli(['promote', 'reviews', 'v2', '--drop-old'])
     assert.equal(dropped.code, 0, dropped.stderr)

@@ -7,6 +7,7 @@ import { Embedder } from '../../src/embedding/embedder.ts'
 import { HashingProvider } from '../../src/embedding/hashing.ts'
 import { hashSubject } from '../../src/governance/subject.ts'
 import { redactAtSource, type GovernBatchMetrics, type GovernedDocument } from '../../src/operators/govern/index.ts'
+import { subjectPrefix } from '../../src/operators/govern/subject-index.ts'
 import { withTelemetry, type TelemetryEvent } from '../../src/observability/telemetry.ts'
 import type { SuppressionMode } from '../../src/governance/forget/suppression.ts'
 import { defaultTableDecoder } from '../../src/operators/table-source.ts'
@@ -211,6 +212,18 @@ test('forget: every partition tombstones its chunks of the subject, cleans its s
   const before = chunksOf(driver, 'eu', 'customer:42').length
   driver.readOutput('rag.chunks.eu')
   driver.readOutput(AUDIT)
+  // One small entry per (subject, entity), no list per subject: nothing grows with a subject's rows.
+  const entries = [...driver.readStore('govern-subject-index').keys()].filter((k) =>
+    k.startsWith(subjectPrefix(hashSubject('customer:42'))),
+  )
+  assert.deepEqual(entries.map((k) => k.slice(subjectPrefix(hashSubject('customer:42')).length)).sort(), [
+    '10',
+    '12',
+    '2',
+    '4',
+    '6',
+    '8',
+  ])
 
   await driver.pipe(DELETIONS, 'customer:42', request('customer:42', 'r-1', 1000))
   const tombstones = driver.readOutput('rag.chunks.eu').filter((r) => r.value === null)
@@ -238,6 +251,7 @@ test('forget: every partition tombstones its chunks of the subject, cleans its s
   const hash = hashSubject('customer:42')
   const index = driver.readStore('govern-subject-index')
   assert.equal(index.has(`s:${hash}`), false)
+  assert.equal([...index.keys()].filter((k) => k.startsWith(subjectPrefix(hash))).length, 0, 'its entries are gone')
   for (let id = 2; id <= 12; id += 2) {
     assert.equal(index.has(`e:${id}`), false)
     assert.equal(driver.readStore('tickets').has(String(id)), false)

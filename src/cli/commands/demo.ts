@@ -22,6 +22,7 @@ function intOption(values: Record<string, unknown>, name: string, min: number): 
  * npm run demo                                   # installs, starts the stack, runs this
  * ragstream demo --duration 60 --backfill 2000 --rate 50 --metrics-port 9464
  * ragstream demo --no-forget
+ * ragstream demo --source kafka                  # envelopes straight to Kafka, no Debezium
  * ```
  */
 export const demoCommand: CommandSpec = {
@@ -62,6 +63,13 @@ export const demoCommand: CommandSpec = {
       value: '<port>',
       description: 'serve Prometheus /metrics of processor and sink on this port (default /metrics/port of the config)',
     },
+    source: {
+      type: 'string',
+      default: 'postgres',
+      value: '<postgres|kafka>',
+      description:
+        'postgres: write the changes as SQL into the CDC source database, captured by Debezium; kafka: Debezium envelopes straight to Kafka',
+    },
     'no-forget': {
       type: 'boolean',
       description: 'skip the last step: ragstream forget --wait for the customer with the most rows, and its receipt',
@@ -87,6 +95,9 @@ export const demoCommand: CommandSpec = {
     const rate = intOption(values, 'rate', 0)
     const seed = intOption(values, 'seed', 0)
     const partitions = intOption(values, 'partitions', 1)
+    const source = String(values.source)
+    if (source !== 'postgres' && source !== 'kafka')
+      throw new ConfigError([{ path: '--source', message: `expected postgres or kafka, got '${source}'` }], 'arguments')
     const port = values['metrics-port'] === undefined ? config.metricsPort : intOption(values, 'metrics-port', 0)
     const { runDemo } = await import('../../ops/demo.ts')
     const metrics = new Metrics()
@@ -121,6 +132,7 @@ export const demoCommand: CommandSpec = {
         sqlTopology: String(values['sql-topology']),
         analystRole: String(values['analyst-role']),
         forget: values['no-forget'] !== true,
+        source,
       })
       return EXIT.ok
     } finally {

@@ -15,67 +15,21 @@
  * Synchronous from step 3 on: the steps read only what step 2 prefetched.
  */
 import type { RowLineage } from '../../cdc/table-decoder.ts'
-import type { TailServices } from '../../config/rag-services.ts'
-import { decodeChunkSet } from '../../chunking/chunk-set.ts'
 import { RagstreamError } from '../../errors.ts'
-import { deletionAppliedAudit } from '../../governance/forget/deletion-audit.ts'
 import type { DeletionRequestValue } from '../../governance/forget/deletion-request.ts'
-import {
-  decodeSuppression,
-  encodeSuppression,
-  findSuppression,
-  mergeSuppression,
-  suppresses,
-  suppressionFromRequest,
-  type SuppressionMode,
-  type SuppressionRecord,
-} from '../../governance/forget/suppression.ts'
-import type { CompiledPolicy, GovernRecord, JoinedMetadata } from '../../governance/policy.ts'
+import { decodeSuppression, findSuppression, type SuppressionRecord } from '../../governance/forget/suppression.ts'
+import type { GovernRecord, JoinedMetadata } from '../../governance/policy.ts'
 import { hashSubject } from '../../governance/subject.ts'
 import { report, telemetryActive } from '../../observability/telemetry.ts'
 import { groupPrefix, type StateStore } from '../../state/store.ts'
 import type { StageContext, StageItem, StageResult, StageRow } from '../../topology/graph.ts'
 import { checkRequest } from './deletion-requests.ts'
+import { applyDeletionRequest, type ForgetScope } from './forget.ts'
 import { AuditRecord, EntityChange, ForgetCopy } from './items.ts'
-import type {
-  DeletionRequestDecoder,
-  ForgetOptions,
-  GovernBatchMetrics,
-  AuditOutput,
-  GovernDocumentInput,
-  GovernedDocument,
-  GovernNodeOptions,
-} from './options.ts'
+import type { ForgetOptions, GovernBatchMetrics, GovernDocumentInput, GovernedDocument } from './options.ts'
+import type { GovernPlan } from './plan.ts'
 import { PrefetchRound } from './prefetch-round.ts'
-import type { SpineJoin } from './coverage.ts'
-import { InternalRecord } from './items.ts'
-import { subscriptionBytes, UNSUBSCRIBE } from '../fk-join/wire.ts'
-import { partitionForString } from '../../topology/partitioner.ts'
-import { SubjectIndex } from './subject-index.ts'
-
-/** What a govern node needs per batch, resolved once at compile time. */
-export interface GovernPlan {
-  readonly name: string
-  readonly app: string
-  readonly topologyVersion: string | undefined
-  readonly partitions: number
-  readonly policy: CompiledPolicy
-  readonly options: GovernNodeOptions
-  readonly audit: AuditOutput
-  /** Opened before the batch's first I/O (idempotent); undefined when compiled without services. */
-  readonly services: TailServices | undefined
-  readonly mode: SuppressionMode
-  readonly decoder: DeletionRequestDecoder
-  /** The forgotten-subjects store; undefined without `forget`. */
-  readonly forgottenStore: string | undefined
-  readonly indexStore: string
-  readonly entityStores: readonly string[]
-  readonly subjectStores: readonly (readonly [string, (subject: string) => string | null])[]
-  /** Joins a forgotten entity unsubscribes from (their left value is in one of the entity stores). */
-  readonly spineJoins: readonly SpineJoin[]
-  readonly chunkSets: NonNullable<ForgetOptions['chunkSets']>
-  readonly embeddingCache: ForgetOptions['embeddingCache']
-}
+import { SubjectIndex, subjectEntryKey, subjectKey, subjectPrefix } from './subject-index.ts'
 
 /** A row decided in step 1: the policy's input and its subjects. */
 interface DecodedRow {
@@ -228,13 +182,15 @@ export class GovernBatch {
     for (const [i, request] of this.#requests) {
       const hash = hashSubject(request.subject)
       round.add(forgotten!, this.#items[i].partition, hash)
-      round.add(indexStore, this.#items[i].partition, `s:${hash}`)
+      round.add(indexStore, this.#items[i].partition, subjectKey(hash))
+      round.addPrefix(indexStore, this.#items[i].partition, subjectPrefix(hash))
     }
     for (const [i, item] of changes) {
       round.add(indexStore, item.partition, `e:${item.key}`)
       for (const hash of this.#rows.get(i)?.hashes ?? []) {
         if (forgotten !== undefined) round.add(forgotten, item.partition, hash)
-        round.add(indexStore, item.partition, `s:${hash}`)
+        round.add(indexStore, item.partition, subjectKey(hash))
+        round.add(indexStore, item.partition, subjectEntryKey(hash, item.key))
       }
     }
     await round.load()
@@ -257,8 +213,10 @@ export class GovernBatch {
     }
     const requested = new Set([...this.#requests.values()].map((r) => hashSubject(r.subject)))
     for (const [i, item] of changes) {
-      for (const hash of index.entity(item.partition, item.key)?.s ?? [])
-        round.add(indexStore, item.partition, `s:${hash}`)
+      for (const hash of index.entity(item.partition, item.key)?.s ?? []) {
+        round.add(indexStore, item.partition, subjectKey(hash))
+        round.add(indexStore, item.partition, subjectEntryKey(hash, item.key))
+      }
       // A row that will be suppressed leaves the entity stores too (it may have entered them in this very batch).
       const hashes = this.#rows.get(i)?.hashes ?? []
       if (hashes.some((h) => requested.has(h) || forgotten?.get(item.partition, h) !== undefined))
@@ -270,7 +228,10 @@ export class GovernBatch {
     for (const [i, request] of this.#requests) {
       const partition = this.#items[i].partition
       for (const entity of index.subject(partition, hashSubject(request.subject)).keys())
-        for (const hash of index.entity(partition, entity)?.s ?? []) round.add(indexStore, partition, `s:${hash}`)
+        for (const hash of index.entity(partition, entity)?.s ?? []) {
+          round.add(indexStore, partition, subjectKey(hash))
+          round.add(indexStore, partition, subjectEntryKey(hash, entity))
+        }
     }
     await round.load()
   }
@@ -287,103 +248,21 @@ export class GovernBatch {
 
   /** Step 3: every deletion request of the batch, before any row change. */
   applyRequests(): void {
-    for (const [i, request] of this.#requests) this.#results[i] = this.#applyRequest(this.#items[i].partition, request)
+    const scope: ForgetScope = {
+      plan: this.#plan,
+      context: this.#context,
+      index: this.#index,
+      forgotten: this.#forgotten!,
+      suppressionOf: (partition, hash) => this.#suppressionOf(partition, hash),
+      suppress: (partition, hash, record) => this.#suppressions.set(`${partition}\u0000${hash}`, record),
+      uncache: this.#uncache,
+    }
+    for (const [i, request] of this.#requests) {
+      const applied = applyDeletionRequest(scope, this.#items[i].partition, request)
+      this.#results[i] = applied.rows
+      this.#metrics.entitiesForgotten += applied.entitiesForgotten
+    }
     this.#metrics.requestsApplied = this.#requests.size
-  }
-
-  #applyRequest(partition: number, request: DeletionRequestValue): StageRow[] {
-    const { mode, entityStores, subjectStores, chunkSets, indexStore: indexName } = this.#plan
-    const index = this.#index
-    const hash = hashSubject(request.subject)
-    const next = mergeSuppression(this.#suppressionOf(partition, hash), suppressionFromRequest(request, mode))
-    this.#forgotten!.put(partition, hash, encodeSuppression(next)) // never a null: compaction must keep it
-    this.#suppressions.set(`${partition}\u0000${hash}`, next)
-    const out: StageRow[] = []
-    const removed: Record<string, number> = {}
-    const count = (store: string): void => {
-      removed[store] = (removed[store] ?? 0) + 1
-    }
-    const uncache = new Set<string>()
-    let chunks = 0
-    for (const [entity, timestamp] of [...index.subject(partition, hash)]) {
-      if (!suppresses(next, timestamp)) continue
-      for (const contentHash of index.entity(partition, entity)?.h ?? []) uncache.add(contentHash)
-      index.unindex(partition, entity)
-      index.drop(partition, hash, entity)
-      count(indexName)
-      for (const set of chunkSets) {
-        const bytes = this.#context.store(set.store).get(partition, `${set.entityType}:${entity}`)
-        if (bytes !== undefined) chunks += decodeChunkSet(bytes).length
-      }
-      out.push(...this.#unsubscribe(partition, entity))
-      for (const name of entityStores) {
-        const store = this.#context.store(name)
-        if (store.get(partition, entity) === undefined) continue
-        store.delete(partition, entity)
-        count(name)
-      }
-      out.push({ key: entity, value: null })
-      this.#metrics.entitiesForgotten++
-    }
-    // Rows keyed by the subject itself (its metadata row, a join's reverse index) go only when the
-    // subject is forgotten for good: under BEFORE_REQUEST its later entities stay indexed and still need them.
-    for (const [name, keyOf] of next.mode === 'FOREVER' ? subjectStores : []) {
-      const key = keyOf(request.subject)
-      if (typeof key !== 'string') continue
-      const store = this.#context.store(name)
-      for (const [grouped] of store.scan(partition, groupPrefix(key))) {
-        store.delete(partition, grouped)
-        count(name)
-      }
-      if (store.get(partition, key) === undefined) continue
-      store.delete(partition, key)
-      count(name)
-    }
-    if (uncache.size > 0) removed['embedding-cache'] = uncache.size
-    for (const contentHash of uncache) this.#uncache.add(contentHash)
-    const applied = deletionAppliedAudit({
-      topology: this.#plan.app,
-      topologyVersion: this.#plan.topologyVersion,
-      requestId: request.request_id,
-      subjectHash: hash,
-      partition,
-      chunksTombstoned: chunks,
-      storeKeysRemoved: removed,
-      atMs: this.#context.now,
-    })
-    out.push({
-      key: applied.event_id,
-      value: new AuditRecord({ ...applied, counts: { ...applied.counts, partitions: this.#plan.partitions } }),
-    })
-    return out
-  }
-
-  /**
-   * The unsubscribes a left delete of `entity` would send each join on govern's input (KIP-213's
-   * subscription protocol), so the right owners' subscription indexes drop the forgotten key: its
-   * store rows go straight away, and the joins would never see them leave.
-   */
-  #unsubscribe(partition: number, entity: string): StageRow[] {
-    const rows: StageRow[] = []
-    for (const join of this.#plan.spineJoins) {
-      const bytes = this.#context.store(join.leftStore).get(partition, entity)
-      if (bytes === undefined) continue
-      let fk: string | null | undefined
-      try {
-        fk = join.foreignKey(JSON.parse(bytes.toString('utf8')))
-      } catch {
-        continue // the join could not have subscribed with it either
-      }
-      if (typeof fk !== 'string') continue
-      const record = new InternalRecord(
-        join.subscriptionTopic,
-        partitionForString(fk, this.#plan.partitions),
-        Buffer.from(fk, 'utf8'),
-        subscriptionBytes(UNSUBSCRIBE, entity, partition, null),
-      )
-      rows.push({ key: fk, value: record })
-    }
-    return rows
   }
 
   /** Step 4: row changes in input order. */

@@ -39,8 +39,13 @@
  *   index.ts              the node kind: factory, validation, stores and topics, physical nodes, compile
  *   options.ts            what a topology writes in `govern({...})` and the GovernedDocument it gets
  *   deletion-requests.ts  decoding and checking deletion requests (`<name>-deletions-broadcast`)
+ *   plan.ts               what a batch needs, resolved once at compile time
  *   batch.ts              one batch of the `<name>` processor: decode, prefetch, apply requests, apply rows
+ *   forget.ts             one deletion request applied (the forget anti-join's write side)
+ *   coverage.ts           which stores and joins hold a subject's data, read off the graph
  *   subject-index.ts      the `<name>-subject-index` store's batch view
+ *   prefetch-round.ts     the keys (and scan prefixes) of one prefetch round
+ *   items.ts              what the stage buffers and emits besides rows (requests, audit, unsubscribes)
  *   redact-at-source.ts   redaction before a source table materializes its rows
  */
 import type { TemplateFields } from '../../chunking/template.ts'
@@ -72,7 +77,8 @@ import {
 } from '../../topology/graph.ts'
 import { encodeJson } from '../../topology/json.ts'
 import { partitionForString } from '../../topology/partitioner.ts'
-import { GovernBatch, type GovernPlan } from './batch.ts'
+import { GovernBatch } from './batch.ts'
+import type { GovernPlan } from './plan.ts'
 import { entityStoresOf, spineJoins, subjectStoresOf } from './coverage.ts'
 import { jsonRequests } from './deletion-requests.ts'
 import { AuditRecord, EntityChange, ForgetCopy, InternalRecord } from './items.ts'

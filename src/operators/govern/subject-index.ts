@@ -3,13 +3,33 @@
  * request finds them) and, per entity, its subjects, classification and chunk content hashes (so a
  * row change can leave its former subjects, RECLASSIFIED can compare, and forgetting can uncache).
  */
-import type { StateStore } from '../../state/store.ts'
+import { groupPrefix, groupedKey, memberOf, type StateStore } from '../../state/store.ts'
 import { decodeJson, encodeJson } from '../../topology/json.ts'
 
-/* Subject index store, two kinds of keys per partition (JSON values):
- *   s:<subject hash>  → [[entity key, source time ms], …]   the entities indexed for the subject
- *   e:<entity key>    → {"s": [subject hash, …], "c": classification, "t": source time ms, "h"?: [chunk content hash, …]}
- * Only hashes and entity keys, never subjects. */
+/* Subject index store, two kinds of keys per partition:
+ *   groupedKey(s:<subject hash>, entity key) → source time ms (decimal)   one entry per (subject, entity)
+ *   e:<entity key>    → JSON {"s": [subject hash, …], "c": classification, "t": source time ms, "h"?: [chunk content hash, …]}
+ * Only hashes and entity keys, never subjects. A subject's entities are read with one prefix scan
+ * (`subjectPrefix`) when a deletion request names it; a row change writes only its own entries, so no
+ * value grows with the rows that share a subject (a customer with 100,000 tickets).
+ * Earlier versions kept one JSON list per subject under `s:<subject hash>` ([[entity key, time], …]);
+ * such a list is migrated to entries the first time its subject is touched (the key stays in every
+ * prefetch for that). */
+
+/** The key whose grouped entries list a subject's entities (and, in the earlier layout, its list). */
+export function subjectKey(hash: string): string {
+  return `s:${hash}`
+}
+
+/** The scan prefix of a subject's entities. */
+export function subjectPrefix(hash: string): string {
+  return groupPrefix(subjectKey(hash))
+}
+
+/** The entry of one (subject, entity) pair. */
+export function subjectEntryKey(hash: string, entity: string): string {
+  return groupedKey(subjectKey(hash), entity)
+}
 export interface EntityEntry {
   readonly s: readonly string[]
   readonly c: string
@@ -23,7 +43,6 @@ export interface EntityEntry {
 /** The batch's view of the subject index: parsed once, written once at the end of `process`. */
 export class SubjectIndex {
   readonly #store: StateStore
-  readonly #lists = new Map<string, { partition: number; key: string; entities: Map<string, number>; dirty: boolean }>()
   readonly #entities = new Map<
     string,
     { partition: number; key: string; entry: EntityEntry | undefined; dirty: boolean }
@@ -34,19 +53,38 @@ export class SubjectIndex {
     this.#store = store
   }
 
+  /** The entities indexed for a subject, with their source times (its prefix must be prefetched). */
   subject(partition: number, hash: string): Map<string, number> {
-    return this.#list(partition, hash).entities
+    this.#migrate(partition, hash)
+    const prefix = subjectPrefix(hash)
+    const entities = new Map<string, number>()
+    for (const [key, bytes] of this.#store.scan(partition, prefix))
+      entities.set(memberOf(prefix, key), Number(bytes.toString('latin1')))
+    return entities
   }
 
-  #list(partition: number, hash: string) {
-    const id = `${partition}\u0000${hash}`
-    let list = this.#lists.get(id)
-    if (list === undefined) {
-      const bytes = this.#store.get(partition, `s:${hash}`)
-      const entities = new Map<string, number>(bytes === undefined ? [] : (decodeJson(bytes) as [string, number][]))
-      this.#lists.set(id, (list = { partition, key: `s:${hash}`, entities, dirty: false }))
-    }
-    return list
+  /** A subject's list in the earlier layout becomes one entry per entity, the list is deleted. */
+  #migrate(partition: number, hash: string): void {
+    const legacy = this.#store.get(partition, subjectKey(hash))
+    if (legacy === undefined) return
+    for (const [entity, timestamp] of decodeJson(legacy) as [string, number][])
+      this.#store.put(partition, subjectEntryKey(hash, entity), Buffer.from(String(timestamp), 'latin1'))
+    this.#store.delete(partition, subjectKey(hash))
+  }
+
+  #set(partition: number, hash: string, key: string, timestamp: number): void {
+    this.#migrate(partition, hash)
+    const entry = subjectEntryKey(hash, key)
+    const bytes = Buffer.from(String(timestamp), 'latin1')
+    if (!this.#store.get(partition, entry)?.equals(bytes)) this.#store.put(partition, entry, bytes)
+  }
+
+  #delete(partition: number, hash: string, key: string): void {
+    this.#migrate(partition, hash)
+    const entry = subjectEntryKey(hash, key)
+    if (this.#store.get(partition, entry) === undefined) return
+    this.#store.delete(partition, entry)
+    this.removed++
   }
 
   #entity(partition: number, key: string) {
@@ -71,20 +109,16 @@ export class SubjectIndex {
     return this.#entity(partition, key).entry
   }
 
-  /** Removes one entity from one subject's list (when its own entry is missing or lists other subjects). */
+  /** Removes one entity from one subject's entries (when its own entry is missing or lists other subjects). */
   drop(partition: number, hash: string, key: string): void {
-    const list = this.#list(partition, hash)
-    if (list.entities.delete(key)) list.dirty = true
+    this.#delete(partition, hash, key)
   }
 
-  /** The entity leaves the index (its subjects' lists and its own entry). */
+  /** The entity leaves the index (its subjects' entries and its own entry). */
   unindex(partition: number, key: string): void {
     const slot = this.#entity(partition, key)
     if (slot.entry === undefined) return
-    for (const hash of slot.entry.s) {
-      const list = this.#list(partition, hash)
-      if (list.entities.delete(key)) list.dirty = true
-    }
+    for (const hash of slot.entry.s) this.#delete(partition, hash, key)
     slot.entry = undefined
     slot.dirty = true
   }
@@ -100,18 +134,8 @@ export class SubjectIndex {
   ): void {
     const slot = this.#entity(partition, key)
     const next = new Set(hashes)
-    for (const hash of slot.entry?.s ?? []) {
-      if (next.has(hash)) continue
-      const list = this.#list(partition, hash)
-      if (list.entities.delete(key)) list.dirty = true
-    }
-    for (const hash of next) {
-      const list = this.#list(partition, hash)
-      if (list.entities.get(key) !== timestamp) {
-        list.entities.set(key, timestamp)
-        list.dirty = true
-      }
-    }
+    for (const hash of slot.entry?.s ?? []) if (!next.has(hash)) this.#delete(partition, hash, key)
+    for (const hash of next) this.#set(partition, hash, key, timestamp)
     slot.entry = {
       s: [...next],
       c: classification,
@@ -123,13 +147,6 @@ export class SubjectIndex {
   }
 
   flush(): void {
-    for (const list of this.#lists.values()) {
-      if (!list.dirty) continue
-      if (list.entities.size === 0) {
-        this.#store.delete(list.partition, list.key)
-        this.removed++
-      } else this.#store.put(list.partition, list.key, encodeJson([...list.entities]))
-    }
     for (const slot of this.#entities.values()) {
       if (!slot.dirty) continue
       if (slot.entry === undefined) this.#store.delete(slot.partition, slot.key)
