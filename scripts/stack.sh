@@ -321,7 +321,7 @@ case "${1:-}" in
     ;;
   status) cmd_status ;;
   -h|--help|help|"")
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     [ -n "${1:-}" ] || exit 2
     ;;
   *) die "unknown command '$1' (expected up, down or status)" ;;

@@ -53,6 +53,8 @@ export interface TopologyStatus {
   readonly view: string
   readonly activeVersion: string | null
   readonly versions: readonly VersionStatus[]
+  /** The window the freshness percentiles cover, in seconds; null: every row. */
+  readonly freshnessWindowSeconds: number | null
   /** Problems reading one of the services; the rest of the report still holds. */
   readonly warnings: readonly string[]
 }
@@ -65,9 +67,15 @@ export interface StatusOptions {
   readonly sqlTopology?: string
   /** Only this version; default every version Postgres knows (v1 when it knows none). */
   readonly version?: string
-  /** Freshness window in seconds; default every row. */
-  readonly freshnessWindowSeconds?: number
+  /**
+   * Freshness percentiles over the rows made visible in the last this many seconds; default
+   * DEFAULT_FRESHNESS_WINDOW_SECONDS (live freshness), `null` for every row (dominated by the backfill).
+   */
+  readonly freshnessWindowSeconds?: number | null
 }
+
+/** `status`'s default freshness window: the last 5 minutes, as the freshness view's `*_5m` columns. */
+export const DEFAULT_FRESHNESS_WINDOW_SECONDS = 300
 
 async function storeCheckpoints(
   admin: Admin,
@@ -109,6 +117,8 @@ async function storeCheckpoints(
 
 export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> {
   const warnings: string[] = []
+  const freshnessWindow =
+    o.freshnessWindowSeconds === undefined ? DEFAULT_FRESHNESS_WINDOW_SECONDS : o.freshnessWindowSeconds
   const base = deployment({
     app: o.app,
     version: o.version ?? 'v1',
@@ -167,7 +177,7 @@ export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> 
       const registered = known.find((v) => v.version === version)
       let freshness: Freshness | null = null
       if (pg && registered) {
-        freshness = await tableFreshness(pg, d.sink.names.chunkTable, o.freshnessWindowSeconds).catch(
+        freshness = await tableFreshness(pg, d.sink.names.chunkTable, freshnessWindow ?? undefined).catch(
           (error: unknown) => {
             warnings.push(`freshness of ${version}: ${(error as Error).message}`)
             return null
@@ -209,6 +219,7 @@ export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> 
       view: base.sink.names.view,
       activeVersion,
       versions,
+      freshnessWindowSeconds: freshnessWindow,
       warnings,
     }
   } finally {
@@ -240,10 +251,15 @@ export function formatStatus(s: TopologyStatus): string {
       lines.push(
         `    ${who.padEnd(9)} ${`${p.topic}[${p.partition}]`.padEnd(48)} committed ${String(p.committed ?? '–').padStart(8)}  end ${p.end.padStart(8)}  lag ${String(p.lag).padStart(7)}`,
       )
-    if (v.freshness)
+    if (v.freshness) {
+      const window =
+        s.freshnessWindowSeconds === null
+          ? 'all rows'
+          : `last ${s.freshnessWindowSeconds}s: ${v.freshness.windowRows} rows`
       lines.push(
-        `  freshness  rows ${v.freshness.rows}  p50 ${secs(v.freshness.p50)}  p99 ${secs(v.freshness.p99)}  last visible ${v.freshness.lastVisibleAt ?? '–'}`,
+        `  freshness (${window})  p50 ${secs(v.freshness.p50)}  p99 ${secs(v.freshness.p99)}  rows ${v.freshness.rows}  last visible ${v.freshness.lastVisibleAt ?? '–'}`,
       )
+    }
     for (const c of v.stores)
       lines.push(
         `    store ${`${c.store}[${c.partition}]`.padEnd(28)} checkpoint ${String(c.checkpoint ?? '–').padStart(8)}  changelog end ${String(c.changelogEnd ?? '–').padStart(8)}`,

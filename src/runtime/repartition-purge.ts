@@ -30,7 +30,11 @@ export class RepartitionPurger {
   readonly #pending = new Map<string, TopicPartitionOffset>()
   #admin: Admin | undefined
   #inFlight: Promise<void> | undefined
+  #timer: NodeJS.Timeout | undefined
+  #closed = false
   #lastPurge = 0
+  /** After a failed purge, the next waits at least a second (a broker that is down is not hammered). */
+  #retryAfter = 0
 
   constructor(options: RepartitionPurgerOptions) {
     this.#options = options
@@ -41,13 +45,34 @@ export class RepartitionPurger {
     if (this.#options.topics.size === 0) return
     for (const p of positions)
       if (this.#options.topics.has(p.topic)) this.#pending.set(`${p.topic}\u0000${p.partition}`, p)
-    if (this.#pending.size === 0 || this.#inFlight !== undefined) return
-    if (Date.now() - this.#lastPurge < this.#options.intervalMs) return
-    this.#inFlight = this.#purge().finally(() => (this.#inFlight = undefined))
+    this.#schedule()
+  }
+
+  /**
+   * Purges now, or when the interval has passed, or when the purge in flight ends: offsets committed
+   * meanwhile are never left behind waiting for a commit that may not come (an idle partition).
+   */
+  #schedule(): void {
+    if (this.#closed || this.#pending.size === 0 || this.#inFlight !== undefined || this.#timer !== undefined) return
+    const wait = Math.max(this.#lastPurge + this.#options.intervalMs, this.#retryAfter) - Date.now()
+    if (wait > 0) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined
+        this.#schedule()
+      }, wait).unref()
+      return
+    }
+    this.#inFlight = this.#purge().finally(() => {
+      this.#inFlight = undefined
+      this.#schedule()
+    })
   }
 
   /** Waits for the purge in flight (if any) and closes the admin client. */
   async close(): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
     await this.#inFlight
     await this.#admin?.close().catch(() => {})
     this.#admin = undefined
@@ -72,6 +97,7 @@ export class RepartitionPurger {
       await this.#admin.deleteRecords({ topics: [...byTopic].map(([name, partitions]) => ({ name, partitions })) })
       this.#options.onEvent({ event: 'repartition-purged', partitions: batch.length })
     } catch (error) {
+      this.#retryAfter = Date.now() + 1_000
       // Keep the newest offset per partition for the next attempt (a later commit may have replaced it).
       for (const p of batch) {
         const key = `${p.topic}\u0000${p.partition}`

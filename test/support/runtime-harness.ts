@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import assert from 'node:assert/strict'
-import { Consumer, Producer } from '@platformatic/kafka'
+import { Consumer, findErrorBy, Producer } from '@platformatic/kafka'
 import { PartitionReader } from '../../src/runtime/partition-reader.ts'
 import type { SourceRecord } from '../../src/runtime/task.ts'
 import { createTopics, endpoints, uniqueName } from './stack.ts'
@@ -189,6 +189,8 @@ export class InputFeeder {
   }
 }
 
+const STALE_METADATA = ['NOT_LEADER_OR_FOLLOWER', 'LEADER_NOT_AVAILABLE', 'UNKNOWN_TOPIC_OR_PARTITION']
+
 /** Everything committed in `topic` (read_committed), read until `done(records)` holds or the timeout passes. */
 export async function readCommitted(
   topic: string,
@@ -208,8 +210,16 @@ export async function readCommitted(
     await reader.assign(Array.from({ length: partitions }, (_, p) => ({ topic, partition: p, offset: 0n })))
     const deadline = Date.now() + timeoutMs
     while (!done(records) && Date.now() < deadline) {
-      const batch = await reader.nextBatch(100_000, 64 * 1024 * 1024)
-      records.push(...batch.records)
+      try {
+        const batch = await reader.nextBatch(100_000, 64 * 1024 * 1024)
+        records.push(...batch.records)
+      } catch (error) {
+        // A topic created a moment ago (or a broker just restarted) may not have its leader yet:
+        // refresh the metadata and read on from where the reader is.
+        if (!STALE_METADATA.some((id) => findErrorBy(error as Error, 'apiId', id))) throw error
+        await new Promise((r) => setTimeout(r, 200))
+        await reader.assign(reader.assigned)
+      }
     }
   } finally {
     await consumer.close(true)

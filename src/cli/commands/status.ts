@@ -52,7 +52,7 @@ export const statusCommand: CommandSpec = {
     'freshness-window': {
       type: 'string',
       value: '<s>',
-      description: 'freshness percentiles over rows written in the last <s> seconds (default: all rows)',
+      description: 'freshness percentiles over rows made visible in the last <s> seconds, or all (default: 300)',
     },
   },
   details: [
@@ -71,8 +71,8 @@ export const statusCommand: CommandSpec = {
       problems.push({ path: '<topology>', message: 'exactly one topology name is required' })
     if (format !== 'text' && format !== 'json') problems.push({ path: '--format', message: 'expected text or json' })
     const window = str(values, 'freshness-window')
-    if (window !== undefined && !(Number.isInteger(Number(window)) && Number(window) > 0))
-      problems.push({ path: '--freshness-window', message: 'expected an integer ≥ 1' })
+    if (window !== undefined && window !== 'all' && !(Number.isInteger(Number(window)) && Number(window) > 0))
+      problems.push({ path: '--freshness-window', message: 'expected an integer ≥ 1 (seconds) or all' })
     if (problems.length > 0) throw new ConfigError(problems, 'arguments')
     const { topologyStatus, formatStatus } = await import('../../ops/status.ts')
     const status = await topologyStatus({
@@ -82,7 +82,7 @@ export const statusCommand: CommandSpec = {
       name: str(values, 'name'),
       sqlTopology: str(values, 'sql-topology'),
       version: str(values, 'version'),
-      freshnessWindowSeconds: window === undefined ? undefined : Number(window),
+      freshnessWindowSeconds: window === undefined ? undefined : window === 'all' ? null : Number(window),
     })
     stdout.write(format === 'json' ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status))
     return EXIT.ok
