@@ -6,6 +6,10 @@ import { ConfigError, type Problem } from '../errors.ts'
 import { checkIdentifier, derivedIdentifier, qualified } from './identifiers.ts'
 
 export type Distance = 'cosine' | 'l2' | 'inner_product'
+/** Column type of the embedding: `halfvec` stores 2 bytes per dimension instead of 4 and indexes up to 4000. */
+export type VectorStorage = 'vector' | 'halfvec'
+/** pgvector index method on the embedding. */
+export type VectorIndex = 'hnsw' | 'ivfflat'
 
 export interface SinkConfigInput {
   readonly topology: string
@@ -16,6 +20,12 @@ export interface SinkConfigInput {
   readonly dims: number
   readonly distance?: Distance
   readonly hnsw?: { readonly m?: number; readonly efConstruction?: number }
+  /** Embedding column type; default `vector`. Fixed per version, like dims. */
+  readonly storage?: VectorStorage
+  /** Vector index method; default `hnsw`. Fixed per version. */
+  readonly index?: VectorIndex
+  /** IVFFlat lists (used when index is `ivfflat`); default 100. */
+  readonly ivfflat?: { readonly lists?: number }
   /** Schema of the tables (analysts get no USAGE on it); default `ragstream`. */
   readonly schema?: string
   /** Schema of the analyst views; default `rag`. */
@@ -68,6 +78,7 @@ export interface SinkNames {
   readonly freshnessViewName: string
   readonly indexNames: {
     readonly hnsw: string
+    readonly ivfflat: string
     readonly entity: string
     readonly metadata: string
     readonly tombstoneSubjects: string
@@ -81,6 +92,9 @@ export interface SinkConfig {
   readonly dims: number
   readonly distance: Distance
   readonly hnsw: { readonly m: number; readonly efConstruction: number }
+  readonly storage: VectorStorage
+  readonly index: VectorIndex
+  readonly ivfflat: { readonly lists: number }
   readonly groupId: string
   readonly batchMaxRecords: number
   readonly batchLingerMs: number
@@ -100,6 +114,10 @@ export const SINK_LIMIT_DEFAULTS = {
 } as const
 
 const DISTANCES: readonly Distance[] = ['cosine', 'l2', 'inner_product']
+const STORAGES: readonly VectorStorage[] = ['vector', 'halfvec']
+const INDEXES: readonly VectorIndex[] = ['hnsw', 'ivfflat']
+/** Most dimensions pgvector indexes (HNSW and IVFFlat) per column type. */
+export const MAX_INDEXED_DIMS: Readonly<Record<VectorStorage, number>> = { vector: 2000, halfvec: 4000 }
 
 function intIn(problems: Problem[], path: string, value: unknown, min: number, max: number, fallback: number): number {
   if (value === undefined) return fallback
@@ -132,8 +150,14 @@ export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
       path: '/sink/sinkRole',
       message: 'must differ from /sink/ownerRole (the sink must not own the tables)',
     })
-  // pgvector's HNSW index supports up to 2000 dimensions for `vector`.
-  const dims = intIn(problems, '/sink/dims', input.dims, 1, 2000, 0)
+  const storage = input.storage ?? 'vector'
+  if (!STORAGES.includes(storage))
+    problems.push({ path: '/sink/storage', message: `must be one of ${STORAGES.join(', ')}` })
+  const index = input.index ?? 'hnsw'
+  if (!INDEXES.includes(index)) problems.push({ path: '/sink/index', message: `must be one of ${INDEXES.join(', ')}` })
+  // pgvector indexes up to 2000 dimensions of `vector`, 4000 of `halfvec`.
+  const dims = intIn(problems, '/sink/dims', input.dims, 1, MAX_INDEXED_DIMS[storage] ?? 2000, 0)
+  const lists = intIn(problems, '/sink/ivfflat/lists', input.ivfflat?.lists, 1, 32_768, 100)
   if (input.dims === undefined) problems.push({ path: '/sink/dims', message: 'required' })
   const distance = input.distance ?? 'cosine'
   if (!DISTANCES.includes(distance))
@@ -192,6 +216,7 @@ export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
     freshnessViewName,
     indexNames: {
       hnsw: derivedIdentifier('/sink/topology', `${chunkTableName}_hnsw`),
+      ivfflat: derivedIdentifier('/sink/topology', `${chunkTableName}_ivfflat`),
       entity: derivedIdentifier('/sink/topology', `${chunkTableName}_entity`),
       metadata: derivedIdentifier('/sink/topology', `${chunkTableName}_metadata`),
       tombstoneSubjects: derivedIdentifier('/sink/topology', `${tombstoneTableName}_subjects`),
@@ -204,6 +229,9 @@ export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
     dims,
     distance,
     hnsw: { m, efConstruction },
+    storage,
+    index,
+    ivfflat: { lists },
     groupId: input.groupId ?? `ragstream-sink.${topology}.${version}`,
     batchMaxRecords,
     batchLingerMs,
@@ -221,4 +249,10 @@ export const DISTANCE_SQL: Readonly<Record<Distance, { readonly opclass: string;
   cosine: { opclass: 'vector_cosine_ops', operator: '<=>' },
   l2: { opclass: 'vector_l2_ops', operator: '<->' },
   inner_product: { opclass: 'vector_ip_ops', operator: '<#>' },
+}
+
+/** The index operator class for a column type and distance (`halfvec_cosine_ops`, …). */
+export function opclassFor(storage: VectorStorage, distance: Distance): string {
+  const { opclass } = DISTANCE_SQL[distance]
+  return storage === 'halfvec' ? opclass.replace(/^vector_/, 'halfvec_') : opclass
 }

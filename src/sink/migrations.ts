@@ -14,7 +14,7 @@
  */
 import type pg from 'pg'
 import { ConfigError } from '../errors.ts'
-import { DISTANCE_SQL, type SinkConfig, type SinkNames } from './config.ts'
+import { opclassFor, type SinkConfig, type SinkNames } from './config.ts'
 import { checkIdentifier, quoteIdent } from './identifiers.ts'
 
 interface Migration {
@@ -132,6 +132,18 @@ export const MIGRATIONS: readonly Migration[] = [
         created_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (topology, version, tenant)
       );
+    `,
+  },
+  {
+    version: 4,
+    name: 'pgvector storage and index method per topology version',
+    // Each version records its embedding column type (vector | halfvec) and index method (hnsw |
+    // ivfflat, with lists): like dims, fixed once the table exists. Existing versions were vector + HNSW.
+    sql: (n) => `
+      ALTER TABLE ${n.versionsTable}
+        ADD COLUMN storage text NOT NULL DEFAULT 'vector' CHECK (storage IN ('vector', 'halfvec')),
+        ADD COLUMN index_method text NOT NULL DEFAULT 'hnsw' CHECK (index_method IN ('hnsw', 'ivfflat')),
+        ADD COLUMN ivfflat_lists integer;
     `,
   },
 ]
@@ -273,8 +285,17 @@ export function analystPolicySql(n: SinkNames, table: string, topology: string, 
 
 async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Promise<boolean> {
   const n = config.names
-  const existing = await owner.query<{ dims: number; distance: string; hnsw_m: number; hnsw_ef_construction: number }>(
-    `SELECT dims, distance, hnsw_m, hnsw_ef_construction FROM ${n.versionsTable} WHERE topology = $1 AND version = $2`,
+  const existing = await owner.query<{
+    dims: number
+    distance: string
+    hnsw_m: number
+    hnsw_ef_construction: number
+    storage: string
+    index_method: string
+    ivfflat_lists: number | null
+  }>(
+    `SELECT dims, distance, hnsw_m, hnsw_ef_construction, storage, index_method, ivfflat_lists
+     FROM ${n.versionsTable} WHERE topology = $1 AND version = $2`,
     [config.topology, config.version],
   )
   if (existing.rowCount) {
@@ -290,7 +311,25 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
         path: '/sink/distance',
         message: `${config.topology}@${config.version} was created with ${row.distance}, not ${config.distance}`,
       })
-    if (row.hnsw_m !== config.hnsw.m || row.hnsw_ef_construction !== config.hnsw.efConstruction) {
+    if (row.storage !== config.storage)
+      problems.push({
+        path: '/sink/storage',
+        message: `${config.topology}@${config.version} stores embeddings as ${row.storage}, not ${config.storage}; re-index into a new version to change it`,
+      })
+    if (row.index_method !== config.index)
+      problems.push({
+        path: '/sink/index',
+        message: `${config.topology}@${config.version} was indexed with ${row.index_method}, not ${config.index}; re-index into a new version to change it`,
+      })
+    else if (config.index === 'ivfflat' && row.ivfflat_lists !== config.ivfflat.lists)
+      problems.push({
+        path: '/sink/ivfflat/lists',
+        message: `${config.topology}@${config.version} was indexed with lists=${row.ivfflat_lists}, not ${config.ivfflat.lists}; re-index into a new version to change it`,
+      })
+    if (
+      config.index === 'hnsw' &&
+      (row.hnsw_m !== config.hnsw.m || row.hnsw_ef_construction !== config.hnsw.efConstruction)
+    ) {
       problems.push({
         path: '/sink/hnsw',
         message: `${config.topology}@${config.version} was indexed with m=${row.hnsw_m}, ef_construction=${row.hnsw_ef_construction}; re-index into a new version to change them`,
@@ -298,7 +337,14 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
     }
     if (problems.length) throw new ConfigError(problems, 'sink configuration')
   }
-  const { opclass } = DISTANCE_SQL[config.distance]
+  const opclass = opclassFor(config.storage, config.distance)
+  // Integers validated by resolveSinkConfig; storage and method from closed lists.
+  const vectorIndex =
+    config.index === 'ivfflat'
+      ? `CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.ivfflat)} ON ${n.chunkTable}
+      USING ivfflat (embedding ${opclass}) WITH (lists = ${config.ivfflat.lists});`
+      : `CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.hnsw)} ON ${n.chunkTable}
+      USING hnsw (embedding ${opclass}) WITH (m = ${config.hnsw.m}, ef_construction = ${config.hnsw.efConstruction});`
   const t = n.chunkTable
   const sink = quoteIdent(n.sinkRole)
   await owner.query(`
@@ -309,7 +355,7 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
       chunk_index integer NOT NULL,
       content text NOT NULL,
       content_hash text NOT NULL,
-      embedding vector(${config.dims}) NOT NULL,
+      embedding ${config.storage}(${config.dims}) NOT NULL,
       metadata jsonb NOT NULL,
       classification text,
       tenant text,
@@ -332,8 +378,7 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
       visible_at timestamptz NOT NULL,
       written_by text NOT NULL
     );
-    CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.hnsw)} ON ${t}
-      USING hnsw (embedding ${opclass}) WITH (m = ${config.hnsw.m}, ef_construction = ${config.hnsw.efConstruction});
+    ${vectorIndex}
     CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.entity)} ON ${t} (entity_type, entity_key);
     CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.metadata)} ON ${t} USING gin (metadata jsonb_path_ops);
 
@@ -370,8 +415,9 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
   }
   if (existing.rowCount) return false
   await owner.query(
-    `INSERT INTO ${n.versionsTable} (topology, version, table_name, dims, distance, hnsw_m, hnsw_ef_construction)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    `INSERT INTO ${n.versionsTable}
+       (topology, version, table_name, dims, distance, hnsw_m, hnsw_ef_construction, storage, index_method, ivfflat_lists)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
     [
       config.topology,
       config.version,
@@ -380,6 +426,9 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
       config.distance,
       config.hnsw.m,
       config.hnsw.efConstruction,
+      config.storage,
+      config.index,
+      config.index === 'ivfflat' ? config.ivfflat.lists : null,
     ],
   )
   return true
@@ -393,6 +442,15 @@ async function activateInTransaction(owner: pg.Client, config: SinkConfig): Prom
     `UPDATE ${n.versionsTable} SET active = true, activated_at = now() WHERE topology = $1 AND version = $2`,
     [config.topology, config.version],
   )
+  // CREATE OR REPLACE VIEW cannot change a column's type: a version with other dims or storage
+  // (vector → halfvec) replaces the views, in this transaction, and re-grants them to the analysts.
+  const current = await owner.query<{ type: string }>(
+    `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute
+     WHERE attrelid = to_regclass($1) AND attname = 'embedding' AND NOT attisdropped`,
+    [n.view],
+  )
+  const replaced = current.rowCount !== 0 && current.rows[0].type !== `${config.storage}(${config.dims})`
+  if (replaced) await owner.query(`DROP VIEW ${n.freshnessView}; DROP VIEW ${n.view};`)
   // security_invoker: the view runs with the analyst's privileges, so RLS on the table applies to them.
   await owner.query(`
     CREATE OR REPLACE VIEW ${n.view} WITH (security_invoker = true) AS SELECT ${columns} FROM ${n.chunkTable};
@@ -417,6 +475,13 @@ async function activateInTransaction(owner: pg.Client, config: SinkConfig): Prom
       FROM ${n.view}
       GROUP BY topology, topology_version;
   `)
+  if (!replaced) return
+  const analysts = await owner.query<{ role_name: string }>(
+    `SELECT DISTINCT g.role_name FROM ${n.grantsTable} g JOIN pg_roles r ON r.rolname = g.role_name WHERE g.topology = $1`,
+    [config.topology],
+  )
+  for (const { role_name } of analysts.rows)
+    await owner.query(`GRANT SELECT ON ${n.view}, ${n.freshnessView} TO ${quoteIdent(role_name)}`)
 }
 
 /** Points the topology's views at this version (it must have been migrated). One transaction. */

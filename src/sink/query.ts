@@ -12,7 +12,7 @@
  */
 import type pg from 'pg'
 import { ConfigError, type Problem } from '../errors.ts'
-import { DISTANCE_SQL, type Distance } from './config.ts'
+import { DISTANCE_SQL, type Distance, type VectorStorage } from './config.ts'
 import { terminalSafe } from '../security/terminal.ts'
 
 export const FILTER_COLUMNS = ['entity_type', 'entity_key', 'classification', 'tenant', 'region'] as const
@@ -86,12 +86,18 @@ export interface NearestNeighbourQuery {
   readonly vector: readonly number[]
   readonly filter: QueryFilter
   readonly k: number
+  /**
+   * Column type of the embedding: the query vector is cast to it (`$1::halfvec` for halfvec tables),
+   * so the operator is the index's without a conversion per row. Default: looked up from the view's column.
+   */
+  readonly storage?: VectorStorage
 }
 
 /** The SQL and its parameters. Score: cosine similarity, negative L2 distance, or inner product. */
 export function nearestNeighbourSql(q: NearestNeighbourQuery): { text: string; values: unknown[] } {
   const { operator } = DISTANCE_SQL[q.distance]
   const values: unknown[] = [`[${q.vector.join(',')}]`, q.k]
+  const cast = q.storage === 'halfvec' ? 'halfvec' : 'vector'
   const where: string[] = []
   for (const { column, value } of q.filter.columns) {
     values.push(value)
@@ -103,11 +109,11 @@ export function nearestNeighbourSql(q: NearestNeighbourQuery): { text: string; v
   }
   // pgvector's <#> is the negative inner product, so negating either distance gives "higher is closer".
   const score =
-    q.distance === 'cosine' ? `1 - (embedding ${operator} $1::vector)` : `-(embedding ${operator} $1::vector)`
+    q.distance === 'cosine' ? `1 - (embedding ${operator} $1::${cast})` : `-(embedding ${operator} $1::${cast})`
   const text = `SELECT ${score} AS score, entity_type, entity_key, chunk_id, content, source_topic, source_partition, source_offset,
        source_ts, visible_at, topology_version, embedding_model
 FROM ${q.view}${where.length ? `\nWHERE ${where.join(' AND ')}` : ''}
-ORDER BY embedding ${operator} $1::vector
+ORDER BY embedding ${operator} $1::${cast}
 LIMIT $2`
   return { text, values }
 }
@@ -132,11 +138,15 @@ export interface NeighbourRow {
  * reading the HNSW graph until k rows pass them (instead of returning fewer than k).
  */
 export async function nearestNeighbours(client: pg.Client, q: NearestNeighbourQuery): Promise<NeighbourRow[]> {
-  const { text, values } = nearestNeighbourSql(q)
   await client.query('BEGIN READ ONLY')
   try {
+    const storage = q.storage ?? (await embeddingStorage(client, q.view))
+    const { text, values } = nearestNeighbourSql({ ...q, storage })
+    // HNSW: a wider candidate list for larger k. IVFFlat: probe 10 lists (pgvector's default of 1 loses
+    // recall); relaxed_order keeps probing until k rows pass the filters (IVFFlat has no strict_order).
     await client.query(
-      `SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'strict_order', true)`,
+      `SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'strict_order', true),
+              set_config('ivfflat.probes', '10', true), set_config('ivfflat.iterative_scan', 'relaxed_order', true)`,
       [String(Math.min(1000, Math.max(40, q.k * 4)))],
     )
     const result = await client.query<NeighbourRow>(text, values)
@@ -146,6 +156,16 @@ export async function nearestNeighbours(client: pg.Client, q: NearestNeighbourQu
     await client.query('ROLLBACK').catch(() => {})
     throw error
   }
+}
+
+/** `vector` or `halfvec`: the type of the view's (or table's) embedding column. */
+export async function embeddingStorage(client: pg.Client, view: string): Promise<VectorStorage> {
+  const found = await client.query<{ type: string | null }>(
+    `SELECT format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
+     WHERE a.attrelid = to_regclass($1) AND a.attname = 'embedding' AND NOT a.attisdropped`,
+    [view],
+  )
+  return found.rows[0]?.type?.startsWith('halfvec') ? 'halfvec' : 'vector'
 }
 
 function snippet(text: string, width: number): string {

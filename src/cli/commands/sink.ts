@@ -4,7 +4,13 @@ import { connectPostgres } from '../../config/services.ts'
 import { EXIT, type CommandInput, type CommandSpec } from '../command.ts'
 import { endpointsFromEnv, redactUrl } from '../../config/endpoints.ts'
 import { ConfigError, RagstreamError } from '../../errors.ts'
-import { resolveSinkConfig, type Distance, type SinkConfig } from '../../sink/config.ts'
+import {
+  resolveSinkConfig,
+  type Distance,
+  type SinkConfig,
+  type VectorIndex,
+  type VectorStorage,
+} from '../../sink/config.ts'
 import { loadConfig, type RagstreamConfig } from '../../config/file.ts'
 import type { Deployment } from '../../ops/deployment.ts'
 import { ago, startProgress } from '../../ops/progress.ts'
@@ -38,6 +44,9 @@ export function sinkConfigFromOptions(topology: string | undefined, values: Comm
     dims: dims as number,
     distance: str(values, 'distance') as Distance | undefined,
     hnsw: { m: intOption(values, 'hnsw-m'), efConstruction: intOption(values, 'hnsw-ef-construction') },
+    storage: str(values, 'storage') as VectorStorage | undefined,
+    index: str(values, 'index') as VectorIndex | undefined,
+    ivfflat: { lists: intOption(values, 'ivfflat-lists') },
     schema: str(values, 'schema'),
     viewSchema: str(values, 'view-schema'),
     ownerRole: str(values, 'owner-role'),
@@ -96,6 +105,9 @@ export async function sinkConfigForApp(
     dims,
     distance: str(values, 'distance') as Distance | undefined,
     hnsw: { m: intOption(values, 'hnsw-m'), efConstruction: intOption(values, 'hnsw-ef-construction') },
+    storage: str(values, 'storage') as VectorStorage | undefined,
+    index: str(values, 'index') as VectorIndex | undefined,
+    ivfflat: { lists: intOption(values, 'ivfflat-lists') },
     schema: given(values, 'schema', config.sink.schema),
     viewSchema: given(values, 'view-schema', config.sink.viewSchema),
     ownerRole: given(values, 'owner-role', config.sink.ownerRole),
@@ -185,6 +197,24 @@ export const sinkCommand: CommandSpec = {
     topic: { type: 'string', value: '<topic>', description: 'chunk topic (default rag.chunks.<topology>)' },
     'hnsw-m': { type: 'string', value: '<n>', description: 'HNSW m', default: '16' },
     'hnsw-ef-construction': { type: 'string', value: '<n>', description: 'HNSW ef_construction', default: '64' },
+    storage: {
+      type: 'string',
+      value: 'vector|halfvec',
+      description: 'embedding column type (halfvec: half the size, up to 4000 dims); fixed per version',
+      default: 'vector',
+    },
+    index: {
+      type: 'string',
+      value: 'hnsw|ivfflat',
+      description: 'vector index method; fixed per version',
+      default: 'hnsw',
+    },
+    'ivfflat-lists': {
+      type: 'string',
+      value: '<n>',
+      description: 'IVFFlat lists (with --index ivfflat)',
+      default: '100',
+    },
     group: {
       type: 'string',
       value: '<id>',
