@@ -7,7 +7,11 @@
  *                     (table → to: store put + changelog record per input record), in-memory store;
  *   4. fk-join      — a DSL left foreign-key join (KIP-213) of the same records (as tickets) with a
  *                     10 000-row customers table: subscription and response repartition topics,
- *                     four changelogged stores; events/s counts input tickets.
+ *                     four changelogged stores; events/s counts input tickets;
+ *   5. aggregate    — a DSL groupBy(customer).aggregate of the same records (as tickets): a child
+ *                     change is a group-by repartition record (two when it moves customers) and one
+ *                     write of the customer's aggregate; events/s counts input tickets, and the
+ *                     line after the table gives the aggregate store's writes per input ticket.
  * Each runs in its own child process, so CPU time (user+system, µs per record) and peak RSS belong to
  * that loop alone. Throughput is records/s over the whole catch-up, from start to the last record.
  *
@@ -49,6 +53,8 @@ interface Result {
   /** RSS sampled every 250 ms during the catch-up: median and last sample (flat = bounded). */
   readonly medianRssMb: number
   readonly lastRssMb: number
+  /** The aggregate variant: writes to the aggregate store during the run. */
+  readonly storeWrites?: number
 }
 
 /** Measures one loop in this process: wall time, CPU and peak RSS until `done()` resolves. */
@@ -340,6 +346,39 @@ async function child(variant: string, input: string, output: string): Promise<vo
     })
     // Throughput counts input tickets over the time to the last progress (the idle wait excluded).
     result = { ...measured, ms }
+  } else if (variant === 'aggregate') {
+    const builder = new TopologyBuilder({ applicationId: `bench-agg-${randomUUID().slice(0, 8)}` })
+    builder
+      .table<{ n: number; c: string }>(input, { name: 'tickets' })
+      .groupBy(
+        (t) => t.c,
+        (t) => t.n,
+      )
+      .aggregate(
+        () => ({ tickets: 0, sum: 0 }),
+        (a: { tickets: number; sum: number }, n) => ({ tickets: a.tickets + 1, sum: a.sum + n }),
+        (a, n) => ({ tickets: a.tickets - 1, sum: a.sum - n }),
+        { name: 'per-customer' },
+      )
+      .to(output)
+    const compiled = builder.build().compile({ partitions: PARTITIONS, sinkPartitions: { [output]: PARTITIONS } })
+    const stores = new Map<string, StateStore>(compiled.storeNames.map((n) => [n, new MemoryStateStore(n)]))
+    // Counts the aggregate store's writes (put + delete) to report writes per input ticket.
+    const aggregateStore = stores.get('per-customer')!
+    let writes = 0
+    const put = aggregateStore.put.bind(aggregateStore)
+    const del = aggregateStore.delete.bind(aggregateStore)
+    aggregateStore.put = (partition, key, value) => (writes++, put(partition, key, value))
+    aggregateStore.delete = (partition, key) => (writes++, del(partition, key))
+    const topology = process.env.BENCH_DETAIL ? detailed(compiled, stores) : compiled
+    let ms = 0
+    const measured = await measure(variant, async () => {
+      // Input tickets plus their group-by repartition records.
+      const r = await runtimeUntilIdle(topology, stores, 2 * RECORDS)
+      ms = r.ms
+      return RECORDS
+    })
+    result = { ...measured, ms, storeWrites: writes }
   } else {
     const builder = new TopologyBuilder({ applicationId: `bench-dsl-${randomUUID().slice(0, 8)}` })
     builder.table(input, { name: 'input' }).to(output)
@@ -407,6 +446,7 @@ async function main(): Promise<void> {
     passthrough: `bench-${id}-pt`,
     'dsl-table': `bench-${id}-dsl`,
     'fk-join': `bench-${id}-fk`,
+    aggregate: `bench-${id}-agg`,
   }
   const admin = new Admin({ clientId: 'bench-admin', bootstrapBrokers: brokers })
   await admin.createTopics({
@@ -420,7 +460,7 @@ async function main(): Promise<void> {
       `backlog: ${RECORDS} records (~${(RECORDS * 100) / 1e6} MB) in ${PARTITIONS} partitions, loaded in ${(preloadMs / 1000).toFixed(1)} s; batch ${BATCH} records`,
     )
     const results: Result[] = []
-    const variants = (process.env.BENCH_VARIANTS ?? 'raw,passthrough,dsl-table,fk-join').split(
+    const variants = (process.env.BENCH_VARIANTS ?? 'raw,passthrough,dsl-table,fk-join,aggregate').split(
       ',',
     ) as (keyof typeof outputs)[]
     for (const variant of variants) {
@@ -436,9 +476,18 @@ async function main(): Promise<void> {
         `${r.variant.padEnd(12)} ${String(r.records).padStart(8)} ${rate(r).toFixed(0).padStart(10)} ${(r.cpuUs / r.records).toFixed(2).padStart(15)} ${rss.padStart(29)} ${(rate(r) / rate(raw)).toFixed(2).padStart(14)}`,
       )
     }
+    for (const r of results)
+      if (r.storeWrites !== undefined)
+        console.log(
+          `${r.variant}: ${r.storeWrites} aggregate store writes for ${r.records} input tickets (${(r.storeWrites / r.records).toFixed(2)} per ticket)`,
+        )
   } finally {
     const internal = (await admin.listTopics()).filter(
-      (t) => t.startsWith('bench-pt-') || t.startsWith('bench-dsl-') || t.startsWith('bench-fk-'),
+      (t) =>
+        t.startsWith('bench-pt-') ||
+        t.startsWith('bench-dsl-') ||
+        t.startsWith('bench-fk-') ||
+        t.startsWith('bench-agg-'),
     )
     await admin.deleteTopics({ topics: [input, customers, ...Object.values(outputs), ...internal] }).catch(() => {})
     await admin.close()

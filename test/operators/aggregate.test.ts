@@ -252,3 +252,44 @@ test('a stage output cannot be grouped', () => {
     .to('counts')
   assert.throws(() => builder.build(), /must be a table/)
 })
+
+test('a change to one child of a parent with 10,000 children costs a constant number of store writes', async () => {
+  const builder = new TopologyBuilder({ applicationId: 'agg-hot' })
+  builder
+    .table<Review>('reviews', { name: 'reviews' })
+    .groupBy(
+      (r) => r.product,
+      (r) => r.stars,
+    )
+    .aggregate<number>(
+      () => 0,
+      (sum, stars) => sum + stars,
+      (sum, stars) => sum - stars,
+      { name: 'sum' },
+    )
+    .to('sums')
+  const driver = new TopologyTestDriver(builder.build(), { partitions: 3 })
+  const children = Array.from({ length: 10_000 }, (_, i) => ({
+    topic: 'reviews',
+    key: `r${i}`,
+    value: { product: 'hot', stars: 1 },
+  }))
+  for (let i = 0; i < children.length; i += 1_000) await driver.pipeBatch(children.slice(i, i + 1_000))
+  assert.equal(driver.readTable('sums').get('hot'), 10_000)
+  const store = driver.store('sum')!
+  const writes: string[] = []
+  const put = store.put.bind(store)
+  const del = store.delete.bind(store)
+  store.put = (partition, key, value) => (writes.push(`put ${key}`), put(partition, key, value))
+  store.delete = (partition, key) => (writes.push(`delete ${key}`), del(partition, key))
+  const changelog = () => driver.allOutput('agg-hot-sum-changelog').length
+  const before = changelog()
+  await driver.pipe('reviews', 'r17', { product: 'hot', stars: 5 })
+  assert.deepEqual(writes, ['put hot'], 'one write of the group, whatever its size')
+  assert.equal(changelog() - before, 1, 'one changelog record')
+  assert.equal(driver.readTable('sums').get('hot'), 10_004)
+  writes.length = 0
+  await driver.pipe('reviews', 'r18', { product: 'cold', stars: 2 })
+  assert.deepEqual(writes.sort(), ['put cold', 'put hot'], 'a move writes the old group and the new one')
+  await driver.close()
+})

@@ -1,0 +1,253 @@
+// Differential test of groupBy/aggregate on the Kafka runtime: seeded change streams (children moving
+// between parents, child deletes, a hot parent with thousands of children, whole parents emptied)
+// through two Kafka runtime instances of one application (exactly once, Redis stores; one instance
+// stopped mid-way so the other takes over its partitions and restores their stores) give the same
+// committed final tables as the test driver fed the same records, and both equal the aggregates
+// computed directly from the final child rows.
+//
+// Replay a failure with RAGSTREAM_AGG_SEED=<seed>.
+import assert from 'node:assert/strict'
+import { randomInt } from 'node:crypto'
+import { test } from 'node:test'
+import { Admin, Producer } from '@platformatic/kafka'
+import { checkKafka, checkRedis } from '../../src/config/services.ts'
+import { TopologyBuilder } from '../../src/dsl/index.ts'
+import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
+import type { SourceRecord } from '../../src/runtime/task.ts'
+import { RedisStateBackend } from '../../src/state/redis-store.ts'
+import { TopologyTestDriver } from '../../src/testing/index.ts'
+import { partitionForString } from '../../src/topology/partitioner.ts'
+import { deleteRedisKeys } from '../support/kafka-fk-runner.ts'
+import { seededRandom } from '../support/seeded-random.ts'
+import { endpoints, uniqueName } from '../support/stack.ts'
+import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
+
+const PARTITIONS = 3
+const HOT_CHILDREN = 2_000
+
+interface Review {
+  readonly product: string | null
+  readonly stars: number
+}
+
+function topology(applicationId: string, reviewsTopic: string) {
+  const builder = new TopologyBuilder({ applicationId })
+  const reviews = builder.table<Review>(reviewsTopic, { name: 'reviews' })
+  reviews
+    .groupBy((r) => r.product)
+    .count({ name: 'review-count' })
+    .to(`${applicationId}-counts`)
+  reviews
+    .groupBy(
+      (r) => r.product,
+      (r) => r.stars,
+    )
+    .aggregate(
+      () => ({ sum: 0, n: 0 }),
+      (a: { sum: number; n: number }, stars) => ({ sum: a.sum + stars, n: a.n + 1 }),
+      (a, stars) => ({ sum: a.sum - stars, n: a.n - 1 }),
+      { name: 'stars' },
+    )
+    .to(`${applicationId}-stars`)
+  return builder.build()
+}
+
+function direct(rows: ReadonlyMap<string, Review>): { counts: Map<string, unknown>; stars: Map<string, unknown> } {
+  const counts = new Map<string, number>()
+  const stars = new Map<string, { sum: number; n: number }>()
+  for (const r of rows.values()) {
+    if (r.product === null) continue
+    counts.set(r.product, (counts.get(r.product) ?? 0) + 1)
+    const s = stars.get(r.product) ?? { sum: 0, n: 0 }
+    stars.set(r.product, { sum: s.sum + r.stars, n: s.n + 1 })
+  }
+  return { counts, stars }
+}
+
+function table(records: readonly SourceRecord[]): Map<string, unknown> {
+  const out = new Map<string, unknown>()
+  for (const r of records) {
+    const key = r.key!.toString('utf8')
+    if (r.value === null) out.delete(key)
+    else out.set(key, JSON.parse(r.value.toString('utf8')))
+  }
+  return out
+}
+
+const sorted = (m: ReadonlyMap<string, unknown>): Map<string, unknown> =>
+  new Map([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+
+test(
+  'aggregate differential: two Kafka runtime instances (one stopped mid-way) = the test driver = the aggregate of the final rows',
+  { timeout: 170_000 },
+  async (t) => {
+    await checkKafka(endpoints)
+    await checkRedis(endpoints.redisUrl)
+    const seed = Number(process.env.RAGSTREAM_AGG_SEED ?? randomInt(1, 2 ** 31))
+    t.diagnostic(`seed ${seed} (replay: RAGSTREAM_AGG_SEED=${seed})`)
+    const random = seededRandom(seed)
+    const id = uniqueName('agg')
+    const reviewsTopic = `${id}-reviews`
+    const applicationId = `${id}-app`
+    const built = topology(applicationId, reviewsTopic)
+    const outputs = [`${applicationId}-counts`, `${applicationId}-stars`]
+    const processor = built.compile({
+      partitions: PARTITIONS,
+      sinkPartitions: Object.fromEntries(outputs.map((o) => [o, PARTITIONS])),
+    })
+    const admin = new Admin({ clientId: uniqueName('agg-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+    const producer = new Producer({
+      clientId: uniqueName('agg-input'),
+      bootstrapBrokers: [...endpoints.kafkaBrokers],
+      idempotent: true,
+    })
+    const cleanup: (() => Promise<void>)[] = []
+    t.after(async () => {
+      for (const step of cleanup.reverse()) await step().catch(() => {})
+      await producer.close().catch(() => {})
+      await admin
+        .deleteTopics({
+          topics: [
+            reviewsTopic,
+            ...outputs,
+            ...processor.topics.filter((x) => x.role !== 'source' && x.role !== 'sink').map((x) => x.name),
+          ],
+        })
+        .catch(() => {})
+      await admin.deleteGroups({ groups: [applicationId] }).catch(() => {})
+      await deleteRedisKeys(endpoints.redisUrl, applicationId)
+      await admin.close()
+    })
+    await admin.createTopics({ topics: [reviewsTopic, ...outputs], partitions: PARTITIONS, replicas: 1 })
+    for (let attempt = 0; ; attempt++) {
+      const listed = new Set(await admin.listTopics())
+      if ([reviewsTopic, ...outputs].every((name) => listed.has(name))) break
+      assert.ok(attempt < 100, 'created topics are not listed by the broker')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+
+    const events: RuntimeEvent[] = []
+    const start = (instanceId: string) => {
+      const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
+      const runtime = new KafkaRuntime(processor, {
+        brokers: endpoints.kafkaBrokers,
+        stores: new Map(processor.storeNames.map((name) => [name, backend.store(name)])),
+        instanceId,
+        sessionTimeoutMs: 6_000,
+        transactionTimeoutMs: 20_000,
+        batchMaxRecords: 200,
+        fetchMaxWaitMs: 50,
+        onEvent: (e) => events.push(e),
+      })
+      let failure: unknown
+      const running = runtime.run().catch((error: unknown) => {
+        failure = error
+      })
+      let stopped = false
+      const stop = async () => {
+        if (stopped) return
+        stopped = true
+        runtime.stop()
+        await running
+        await backend.close().catch(() => {})
+      }
+      cleanup.push(stop)
+      return { runtime, stop, failed: () => failure }
+    }
+    const instances = [start('a'), start('b')]
+
+    const rows = new Map<string, Review>()
+    const sent: { key: string; value: Review | null }[] = []
+    let products = Array.from({ length: 12 }, (_, i) => `p${i}`)
+    const send = async (changes: { key: string; value: Review | null }[]) => {
+      for (const c of changes) {
+        if (c.value === null) rows.delete(c.key)
+        else rows.set(c.key, c.value)
+      }
+      sent.push(...changes)
+      for (let i = 0; i < changes.length; i += 500)
+        await producer.send({
+          messages: changes.slice(i, i + 500).map((c) => ({
+            topic: reviewsTopic,
+            partition: partitionForString(c.key, PARTITIONS),
+            key: Buffer.from(c.key, 'utf8'),
+            ...(c.value === null ? {} : { value: Buffer.from(JSON.stringify(c.value), 'utf8') }),
+          })),
+        })
+    }
+    const stars = () => 1 + Math.floor(random() * 5)
+    const randomChange = (): { key: string; value: Review | null } => {
+      const roll = random()
+      const key = random() < 0.5 ? `hot-${Math.floor(random() * HOT_CHILDREN)}` : `r${Math.floor(random() * 300)}`
+      if (roll < 0.15) return { key, value: null }
+      if (roll < 0.2) return { key, value: { product: null, stars: stars() } }
+      const product = random() < 0.3 ? 'hot' : products[Math.floor(random() * products.length)]
+      return { key, value: { product, stars: stars() } }
+    }
+    const caughtUp = async () => {
+      const live = instances.filter((i) => i.failed() === undefined)
+      assert.equal(
+        live.length,
+        instances.length,
+        `seed ${seed}: a runtime failed: ${String(instances.map((i) => i.failed()))}`,
+      )
+      await waitCaughtUp(
+        admin,
+        PARTITIONS,
+        applicationId,
+        [reviewsTopic],
+        processor.topics.filter((x) => x.role === 'repartition').map((x) => x.name),
+        90_000,
+        events,
+      )
+    }
+
+    // Phase 1: the hot parent gets its thousands of children, others a few.
+    await send(
+      Array.from({ length: HOT_CHILDREN }, (_, i) => ({ key: `hot-${i}`, value: { product: 'hot', stars: stars() } })),
+    )
+    await send(
+      Array.from({ length: 300 }, (_, i) => ({
+        key: `r${i}`,
+        value: { product: products[Math.floor(random() * products.length)], stars: stars() },
+      })),
+    )
+    // Phase 2: moves, deletes, updates while both instances run.
+    for (let burst = 0; burst < 4; burst++) await send(Array.from({ length: 250 }, randomChange))
+    await caughtUp()
+    // Instance b leaves: a takes over its partitions (restoring their stores) and goes on.
+    await instances[1].stop()
+    instances.pop()
+    // Phase 3: p0 loses every child (the group is deleted) and gets no new ones, more churn.
+    products = products.filter((p) => p !== 'p0')
+    await send([...rows].filter(([, r]) => r.product === 'p0').map(([key]) => ({ key, value: null })))
+    for (let burst = 0; burst < 3; burst++) await send(Array.from({ length: 250 }, randomChange))
+    await caughtUp()
+
+    const driver = new TopologyTestDriver(built, { partitions: PARTITIONS })
+    t.after(() => driver.close())
+    for (let i = 0; i < sent.length; i += 200)
+      await driver.pipeBatch(sent.slice(i, i + 200).map((c) => ({ topic: reviewsTopic, key: c.key, value: c.value })))
+
+    const want = direct(rows)
+    assert.equal(want.counts.has('p0'), false)
+    assert.ok((want.counts.get('hot') as number) > 1_000, 'the hot parent keeps over a thousand children')
+    for (const [output, expected] of [
+      [outputs[0], want.counts],
+      [outputs[1], want.stars],
+    ] as const) {
+      const committed = await readToEnd(admin, PARTITIONS, [output])
+      const actual = table(committed)
+      assert.deepEqual(sorted(actual), sorted(driver.readTable(output)), `seed ${seed}: ${output}: runtime vs driver`)
+      assert.deepEqual(sorted(actual), sorted(expected), `seed ${seed}: ${output}: runtime vs direct aggregate`)
+      for (const r of committed)
+        assert.equal(r.partition, partitionForString(r.key!.toString(), PARTITIONS), `${output}: key on its partition`)
+    }
+    assert.deepEqual(
+      await readToEnd(admin, PARTITIONS, [processor.topics.find((x) => x.role === 'dead-letter')!.name]),
+      [],
+      `seed ${seed}: no dead letters`,
+    )
+    t.diagnostic(`${sent.length} child changes; hot parent: ${String(want.counts.get('hot'))} children`)
+  },
+)
