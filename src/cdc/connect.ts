@@ -83,6 +83,23 @@ export function registryApiUrl(ccompatUrl: string): string {
   return ccompatUrl.replace(/\/apis\/ccompat\/v\d+\/?$/, '/apis/registry/v2')
 }
 
+/**
+ * Settings of a Debezium connector's config under which ragstream's index silently diverges from the
+ * source tables, one sentence each (empty: none found). Today: `skipped.operations` unset or listing
+ * `t` (Debezium's default), under which a `TRUNCATE` emits nothing (docs/cdc.md).
+ */
+export function connectorConfigWarnings(config: Readonly<Record<string, string>>): string[] {
+  const warnings: string[] = []
+  const skipped = config['skipped.operations']
+  const ops = (skipped ?? 't').split(',').map((op) => op.trim())
+  if (ops.includes('t')) {
+    warnings.push(
+      `skipped.operations=${skipped ?? '(unset: Debezium skips t)'}: a TRUNCATE emits nothing and its rows stay indexed; set skipped.operations=none (docs/cdc.md, TRUNCATE and re-snapshots)`,
+    )
+  }
+  return warnings
+}
+
 export interface ConnectorStatus {
   readonly connector: { readonly state: string; readonly trace?: string }
   readonly tasks: readonly { readonly id: number; readonly state: string; readonly trace?: string }[]

@@ -128,6 +128,44 @@ test(
     assert.equal(code, 0, err.text())
     assert.match(promote.text(), /now reads t\w+@v2 \(was v1\)\ndropped t\w+@v1/)
     assert.deepEqual([...new Set((await query()).map((r) => r.topology_version))], ['v2'])
+
+    // `ragstream query` embeds the text with the model the rows record (the OpenAI-compatible one here,
+    // at RAGSTREAM_EMBEDDING_URL), as the analyst, through rows the real pipeline wrote.
+    const asked = 'the export to CSV stops at 10,000 rows'
+    const mark = fake.requests.length
+    const found = collect()
+    const queried = await main(
+      [
+        'query',
+        asked,
+        '--topology',
+        o.sqlTopology,
+        '-k',
+        '3',
+        '--json',
+        '--view-schema',
+        o.config.sink.viewSchema,
+        '--postgres-url',
+        await ensureAnalyst(o.config, v2.deployment, o.analystRole),
+      ],
+      {
+        stdout: found.stream as typeof process.stdout,
+        stderr: err.stream as typeof process.stderr,
+        env: { ...o.env, RAGSTREAM_EMBEDDING_URL: fake.baseUrl },
+      },
+    )
+    assert.equal(queried, 0, err.text())
+    assert.ok(
+      fake.requests.slice(mark).some((r) => JSON.stringify(r.input).includes(asked)),
+      'the query text went to the provider the rows were embedded with',
+    )
+    const hits = found
+      .text()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { topology_version: string })
+    assert.equal(hits.length, 3)
+    assert.deepEqual([...new Set(hits.map((h) => h.topology_version))], ['v2'])
     const admin = await connectPostgres(endpoints.postgresUrl, 'replay-test-admin')
     t.after(() => admin.end())
     const gone = await admin.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [

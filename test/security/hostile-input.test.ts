@@ -1,7 +1,7 @@
 // Hostile input to a running processor (support-copilot, exactly once) and sink: CDC records of the
 // kinds a careless or hostile writer produces — 400 KB of invalid UTF-8, tickets just and well under
-// the output limit, a 100 KB key, a wrong magic byte, an unknown schema id. (A ticket larger than the limit as it stands stops the processor today: its state-store
-// changelog record is RS_MESSAGE_TOO_LARGE, a stop — see issue 13's report.) Each ends in the
+// the output limit, just over it and three times over it (its state-store changelog record alone is
+// too large), a 100 KB key, a wrong magic byte, an unknown schema id. Each ends in the
 // dead-letter topic (naming its source position) or in sink_rejects, or is indexed; nothing stalls:
 // the next good ticket is indexed within seconds; the process's memory stays bounded.
 import { test } from 'node:test'
@@ -141,6 +141,8 @@ test(
       },
       { kind: 'just under the output limit', ...change(910_003, words(MAX_RECORD_BYTES - 700)) } as never,
       { kind: 'well under the output limit', ...change(910_004, words(MAX_RECORD_BYTES / 8)) } as never,
+      { kind: 'just over the output limit', ...change(910_006, words(MAX_RECORD_BYTES + 700)) } as never,
+      { kind: 'three times the output limit', ...change(910_007, words(3 * MAX_RECORD_BYTES)) } as never,
       {
         kind: '100 KB key',
         key: Buffer.from(JSON.stringify({ id: '9'.repeat(100_000) })),
@@ -217,7 +219,13 @@ test(
     }
     t.diagnostic(report.join('; '))
     assert.ok(!report.some((r) => r.endsWith('NOWHERE')), report.join('\n'))
-    for (const kind of ['invalid UTF-8', 'wrong magic byte', 'unknown schema id'])
+    for (const kind of [
+      'invalid UTF-8',
+      'wrong magic byte',
+      'unknown schema id',
+      'just over the output limit',
+      'three times the output limit',
+    ])
       assert.ok(
         report.find((r) => r.startsWith(kind))?.includes('dead-lettered'),
         `${kind} is dead-lettered: ${report.join('; ')}`,
