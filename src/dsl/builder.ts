@@ -23,7 +23,8 @@
  * export default builder.build()
  * ```
  */
-import { aggregateNode, type AggregateOptions } from '../operators/aggregate/index.ts'
+import { aggregateNode, type AggregateOptions, type CollectOptions } from '../operators/aggregate/index.ts'
+import type { Collected } from '../operators/aggregate/collect.ts'
 import type { TailServices } from '../config/rag-services.ts'
 import { chunkEmbedNode, type ChunkOptions, type EmbedOptions } from '../operators/chunk-embed.ts'
 import { filterNode, type FilterOptions } from '../operators/filter.ts'
@@ -35,7 +36,7 @@ import { sinkNode, type ToOptions } from '../operators/sink.ts'
 import { stageNode, type StageOptions } from '../operators/stage.ts'
 import { tableSourceNode, type TableOptions } from '../operators/table-source.ts'
 import type { ChunkEvent } from '../serde/chunk-event.ts'
-import type { Decoder, TopologyNode } from '../topology/graph.ts'
+import type { CollectSpec, Decoder, TopologyNode } from '../topology/graph.ts'
 import { Topology } from '../topology/topology.ts'
 
 export interface TopologyOptions {
@@ -430,12 +431,41 @@ export class GroupedTable<G> {
     )
   }
 
+  /**
+   * The children of each group as an ordered, bounded list — the document of a parent with its
+   * children: `{ items: [{ key, value }], total, truncated }`, the first `limit` children by `orderBy`
+   * (ties: child key). Each child is its own store entry, so a change to one child of a parent with
+   * thousands costs a constant number of store writes.
+   *
+   * @example
+   * ```ts
+   * reviews
+   *   .groupBy((review) => review.productId, (review) => ({ text: review.text, stars: review.stars }))
+   *   .collect({ name: 'reviews-per-product', orderBy: (review) => review.stars, descending: true, limit: 20 })
+   * ```
+   */
+  collect(options: CollectOptions<G>): Table<Collected<G>> {
+    return this.#add<Collected<G>>(
+      'collect',
+      options,
+      () => null,
+      (_a: unknown, value: G) => value,
+      () => null,
+      {
+        ...(options?.orderBy === undefined ? {} : { orderBy: options.orderBy }),
+        descending: options?.descending === true,
+        limit: options?.limit,
+      },
+    )
+  }
+
   #add<A>(
     operation: string,
     options: AggregateOptions,
     initializer: () => unknown,
     adder: (aggregate: any, value: any, groupKey: string) => unknown,
     subtractor: (aggregate: any, value: any, groupKey: string) => unknown,
+    collect?: CollectSpec,
   ): Table<A> {
     const name = options?.name ?? this.#list.generateName('KTABLE-AGGREGATE')
     this.#list.add(
@@ -446,6 +476,7 @@ export class GroupedTable<G> {
         adder,
         subtractor,
         operation,
+        ...(collect === undefined ? {} : { collect }),
       }),
     )
     return new Table<A>(this.#list, name)

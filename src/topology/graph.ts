@@ -107,8 +107,18 @@ export interface AggregateNode extends NodeBase {
   readonly initializer: () => unknown
   readonly adder: (aggregate: any, value: any, groupKey: string) => unknown
   readonly subtractor: (aggregate: any, value: any, groupKey: string) => unknown
-  /** Which DSL call built it, for describe: 'aggregate' | 'count' | 'reduce'. */
+  /** Which DSL call built it, for describe: 'aggregate' | 'count' | 'reduce' | 'collect'. */
   readonly operation: string
+  /** `collect`: the group's children as an ordered, bounded list, one store entry per child. */
+  readonly collect?: CollectSpec
+}
+
+export interface CollectSpec {
+  /** The order of the list (ties: child key); default the child key. */
+  readonly orderBy?: (value: any, key: string) => string | number
+  readonly descending: boolean
+  /** At most this many children in the list (the first ones in order); `total` counts them all. */
+  readonly limit: number
 }
 
 /** One row change handed to a stage: `value: null` = deleted; `oldValue: undefined` = previous value unknown. */

@@ -25,6 +25,9 @@ import { encodeJson } from '../../topology/json.ts'
 import { tableRoot } from '../../topology/node-kinds.ts'
 import { partitionForString } from '../../topology/partitioner.ts'
 import { recordFailure, userFunction } from '../../topology/user-code.ts'
+import { collectHandler, collectProblems } from './collect.ts'
+import { groupPrefix } from '../../state/store.ts'
+import { decodeJson } from '../../topology/json.ts'
 import { decodeGroupChange, decodeGroupState, groupChangeBytes, type GroupChange } from './wire.ts'
 
 export interface AggregateOptions {
@@ -32,11 +35,23 @@ export interface AggregateOptions {
   readonly name: string
 }
 
+export interface CollectOptions<V> extends AggregateOptions {
+  /** The list's order (ties: child key); default the child key. */
+  readonly orderBy?: (value: V, childKey: string) => string | number
+  /** Largest first. Default false. */
+  readonly descending?: boolean
+  /** Required: at most this many children in a document (1 to 10,000); `total` counts them all. */
+  readonly limit: number
+}
+
 export function aggregateNode(
   name: string,
   named: boolean,
   input: string,
-  fns: Pick<AggregateNode, 'groupKey' | 'valueMapper' | 'initializer' | 'adder' | 'subtractor' | 'operation'>,
+  fns: Pick<
+    AggregateNode,
+    'groupKey' | 'valueMapper' | 'initializer' | 'adder' | 'subtractor' | 'operation' | 'collect'
+  >,
 ): AggregateNode {
   return Object.freeze({
     kind: 'aggregate',
@@ -49,6 +64,7 @@ export function aggregateNode(
     adder: fns.adder,
     subtractor: fns.subtractor,
     operation: fns.operation,
+    ...(fns.collect === undefined ? {} : { collect: Object.freeze({ ...fns.collect }) }),
   })
 }
 
@@ -78,6 +94,7 @@ export const aggregateOperator: NodeKindSpec<AggregateNode> = {
       problem('adder', 'required: a function (aggregate, value, groupKey) => aggregate')
     if (typeof node.subtractor !== 'function')
       problem('subtractor', 'required: a function (aggregate, value, groupKey) => aggregate')
+    if (node.collect !== undefined) collectProblems(node.collect, problem)
     const input = node.inputs[0]
     if (graph.nodes.some((n) => n.name === input) && tableRoot(graph, input) === undefined)
       problem(
@@ -104,7 +121,10 @@ export const aggregateOperator: NodeKindSpec<AggregateNode> = {
   getter: (node, graph) => ({
     store: node.name,
     topics: [groupByTopic(graph.applicationId, node.name)],
-    get: (bytes) => (bytes === undefined ? null : (decodeGroupState(bytes).v ?? null)),
+    // collect stores the document itself at the parent key (its children are grouped entries beside it).
+    ...(node.collect !== undefined ? { raw: true } : {}),
+    get: (bytes) =>
+      bytes === undefined ? null : node.collect !== undefined ? decodeJson(bytes) : (decodeGroupState(bytes).v ?? null),
   }),
   physical(node, graph) {
     const { name } = node
@@ -166,6 +186,8 @@ export const aggregateOperator: NodeKindSpec<AggregateNode> = {
 
     // Group owner: apply the change to the group's aggregate.
     env.addPrefetch(topic, name)
+    if (node.collect !== undefined) env.addPrefetchScan(topic, name, (decoded) => groupPrefix(decoded.key))
+    const collect = node.collect === undefined ? undefined : collectHandler(node, node.collect, scope, downstream)
     env.addTopic(topic, {
       node: name,
       decode: (record) => {
@@ -174,6 +196,7 @@ export const aggregateOperator: NodeKindSpec<AggregateNode> = {
         return { key: record.key.toString('utf8'), value: decodeGroupChange(record.value) }
       },
       handle(record, decoded) {
+        if (collect !== undefined) return collect(record, decoded)
         const group = decoded.key
         const change = decoded.value as GroupChange
         const store = scope.stores.get(name)!
