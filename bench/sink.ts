@@ -6,7 +6,11 @@
 //             before and after the sink, the mean is the baseline;
 //   sink:     PgvectorSink consuming N chunk events (10 % tombstones of earlier chunks) from a
 //             transactional Kafka topic, timed from partition assignment to the last commit.
-// Prints rows/s for each and the ratio sink/COPY. N defaults to 10000 (BENCH_SINK_N); BENCH_SINK_DIMS=384,768.
+//   N connections: the same rows split over 2 and 4 connections, each COPYing its share into one
+//             HNSW table at once (BENCH_SINK_WRITERS=2,4), vs the one-connection baseline;
+//   bulk:     COPY into the table without its HNSW index, then one CREATE INDEX with
+//             maintenance_work_mem and max_parallel_maintenance_workers (what `replay --bulk` does).
+// Prints rows/s for each and the ratios to COPY. N defaults to 10000 (BENCH_SINK_N); BENCH_SINK_DIMS=384,768.
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Readable } from 'node:stream'
@@ -350,12 +354,79 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     const copySeconds = (copyBefore + copyAfter) / 2
     const copyRps = N / copySeconds
     const sinkRps = N / sinkSeconds
+
+    // N connections into one HNSW table: each COPYs its share of the rows at the same time.
+    const writersLines: string[] = []
+    for (const writers of (process.env.BENCH_SINK_WRITERS ?? '2,4').split(',').map(Number)) {
+      const table = `${quoteIdent(n.schema)}.${quoteIdent(`copy_w${writers}`)}`
+      await admin.query(`CREATE TABLE ${table} (LIKE ${n.chunkTable} INCLUDING ALL)`)
+      const shares = Array.from({ length: writers }, (_, w) =>
+        encodeCopy(
+          config,
+          chunks.filter((_, i) => i % writers === w),
+        ),
+      )
+      const clients = await Promise.all(
+        shares.map(async () => {
+          const c = new pg.Client({ connectionString: endpoints.postgresUrl })
+          await c.connect()
+          return c
+        }),
+      )
+      try {
+        const start = performance.now()
+        await Promise.all(
+          shares.map((parts, w) =>
+            pipeline(
+              Readable.from(parts),
+              clients[w].query(copyFrom(`COPY ${table} (${CHUNK_COLUMNS.join(', ')}) FROM STDIN (FORMAT binary)`)),
+            ),
+          ),
+        )
+        const rps = N / ((performance.now() - start) / 1000)
+        writersLines.push(`${writers} connections ${rps.toFixed(0)} rows/s = ${(rps / copyRps).toFixed(2)}× one`)
+      } finally {
+        await Promise.all(clients.map((c) => c.end()))
+      }
+    }
+
+    // Bulk: COPY without the HNSW index, then build it once.
+    const bulk = `${quoteIdent(n.schema)}.${quoteIdent('copy_bulk')}`
+    await admin.query(`CREATE TABLE ${bulk} (LIKE ${n.chunkTable} INCLUDING ALL)`)
+    const hnsw = await admin.query<{ name: string }>(
+      `SELECT indexname AS name FROM pg_indexes WHERE schemaname = $1 AND tablename = 'copy_bulk' AND indexdef ~ 'USING hnsw'`,
+      [n.schema],
+    )
+    for (const { name } of hnsw.rows) await admin.query(`DROP INDEX ${quoteIdent(n.schema)}.${quoteIdent(name)}`)
+    const workers = Number(process.env.BENCH_SINK_BUILD_WORKERS ?? 2)
+    const loadStart = performance.now()
+    await pipeline(
+      Readable.from(copyParts),
+      admin.query(copyFrom(`COPY ${bulk} (${CHUNK_COLUMNS.join(', ')}) FROM STDIN (FORMAT binary)`)),
+    )
+    const loadSeconds = (performance.now() - loadStart) / 1000
+    const buildStart = performance.now()
+    await admin.query('BEGIN')
+    await admin.query(
+      `SET LOCAL maintenance_work_mem = '512MB'; SET LOCAL max_parallel_maintenance_workers = ${workers}`,
+    )
+    await admin.query(
+      `CREATE INDEX ON ${bulk} USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)`,
+    )
+    await admin.query('COMMIT')
+    const buildSeconds = (performance.now() - buildStart) / 1000
+    const bulkRps = N / (loadSeconds + buildSeconds)
+    const extra =
+      `           ${writersLines.join('   ')}\n` +
+      `           bulk: COPY without HNSW ${loadSeconds.toFixed(2)} s + CREATE INDEX (${workers} workers) ${buildSeconds.toFixed(2)} s = ` +
+      `${bulkRps.toFixed(0)} rows/s = ${(bulkRps / copyRps).toFixed(2)}× one connection's incremental COPY, ${(bulkRps / sinkRps).toFixed(2)}× the sink\n`
     process.stdout.write(
       `dims ${String(dims).padStart(4)}  COPY ${N} rows: ${copySeconds.toFixed(2)} s = ${copyRps.toFixed(0)} rows/s ` +
         `(before ${(N / copyBefore).toFixed(0)}, after ${(N / copyAfter).toFixed(0)})   ` +
         `sink ${N} events (${tombstones} tombstones, ${batches} batches): ${sinkSeconds.toFixed(2)} s = ${sinkRps.toFixed(0)} events/s ` +
         `(${(inTransactions / 1000).toFixed(2)} s in Postgres transactions)   ` +
-        `ratio sink/COPY ${(sinkRps / copyRps).toFixed(2)}×\n`,
+        `ratio sink/COPY ${(sinkRps / copyRps).toFixed(2)}×\n` +
+        extra,
     )
     return { copyRps, sinkRps }
   } finally {
@@ -373,4 +444,10 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
 }
 
 process.stdout.write(`pgvector sink vs raw binary COPY, N = ${N}, HNSW m=16 ef_construction=64 (cosine)\n`)
+const loadavg = (): string =>
+  globalThis.process.platform === 'linux'
+    ? readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
+    : 'n/a'
+process.stdout.write(`machine: load average ${loadavg()} (1/5/15 min) at start\n`)
 for (const dims of (process.env.BENCH_SINK_DIMS ?? '384,768').split(',').map(Number)) await benchDims(dims)
+process.stdout.write(`machine: load average ${loadavg()} (1/5/15 min) at end\n`)

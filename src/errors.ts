@@ -129,6 +129,11 @@ export const ERROR_CODES = {
     recovery: 'stop',
     summary: 'A topic the topology reads or writes does not exist on the broker; create it, then start again.',
   },
+  RS_INDEX_NOT_BUILT: {
+    recovery: 'stop',
+    summary:
+      "A bulk-loaded version's vector index has not been built yet; it cannot serve (be activated or promoted) until it is.",
+  },
   RS_VERSION_IN_USE: {
     recovery: 'stop',
     summary:

@@ -15,6 +15,7 @@ import type { Metrics } from '../observability/metrics.ts'
 import { offsetsForTimestamp, type PartitionLag } from './consumer-lag.ts'
 import { deployment, sourceTopics, type Deployment, type DeploymentOptions } from './deployment.ts'
 import { listVersions, tableFreshness } from './index-versions.ts'
+import { buildVectorIndex, type IndexBuildOptions } from '../sink/migrations.ts'
 import { connectPostgres, Pipeline, pipelineLogging } from './pipeline.ts'
 
 export interface ReplayOptions extends Omit<DeploymentOptions, 'version'> {
@@ -31,6 +32,14 @@ export interface ReplayOptions extends Omit<DeploymentOptions, 'version'> {
   readonly signal?: AbortSignal
   /** Give up if not caught up after this long; default none. */
   readonly timeoutMs?: number
+  /**
+   * Bulk mode: a new version's table is loaded without its vector index (still exactly once through
+   * the sink's offsets table); once caught up the index is built in one pass, and only then can the
+   * version be promoted. Ignored for a version that already has its index.
+   */
+  readonly bulk?: boolean
+  /** maintenance_work_mem and parallel workers of the index build (bulk mode). */
+  readonly indexBuild?: IndexBuildOptions
 }
 
 export interface ReplayResult {
@@ -47,6 +56,8 @@ export interface ReplayResult {
     /** CPU time a local model spent (its cost); 0 for hashing and remote services. */
     readonly cpuMs: number
   }
+  /** Bulk mode: how long the one index build took (undefined when none ran). */
+  readonly indexBuildSeconds?: number
 }
 
 const sum = (lags: readonly PartitionLag[], f: (l: PartitionLag) => number): number =>
@@ -90,8 +101,70 @@ async function seekGroupToTimestamp(d: Deployment, sources: readonly string[], f
   }
 }
 
+/** Prints the index build's phase and progress (pg_stat_progress_create_index) once a second until stopped. */
+function watchIndexBuild(
+  o: ReplayOptions,
+  say: (line: string) => void,
+  backendOf: () => number | undefined,
+): () => Promise<void> {
+  let stopped = false
+  const started = Date.now()
+  const done = (async () => {
+    const watcher = await connectPostgres(o.config.postgres.ownerUrl, 'ragstream-replay-progress').catch(
+      () => undefined,
+    )
+    if (!watcher) return
+    try {
+      while (!stopped) {
+        await new Promise((resolve) => setTimeout(resolve, 1000))
+        if (stopped) break
+        const pid = backendOf()
+        const row = (
+          await watcher
+            .query<{ phase: string; done: string; total: string }>(
+              `SELECT phase, coalesce(nullif(tuples_done, 0), blocks_done) AS done,
+                      coalesce(nullif(tuples_total, 0), blocks_total) AS total
+               FROM pg_stat_progress_create_index WHERE pid = $1`,
+              [pid ?? 0],
+            )
+            .catch(() => ({ rows: [] }))
+        ).rows[0]
+        if (!row) continue
+        const fraction = Number(row.total) > 0 ? Number(row.done) / Number(row.total) : 0
+        const elapsed = (Date.now() - started) / 1000
+        const left = fraction > 0 ? (elapsed / fraction) * (1 - fraction) : Infinity
+        say(`  index: ${progressBar(fraction)} ${row.phase} ${row.done}/${row.total}  ETA ${eta(left)} (this phase)`)
+      }
+    } finally {
+      await watcher.end().catch(() => {})
+    }
+  })()
+  return async () => {
+    stopped = true
+    await done
+  }
+}
+
+/** Builds the deferred vector index of the replayed version, reporting the phase with progress. */
+async function buildIndexPhase(o: ReplayOptions, d: Deployment, say: (line: string) => void): Promise<number> {
+  const owner = await connectPostgres(o.config.postgres.ownerUrl, 'ragstream-replay-index')
+  const pid = (await owner.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid
+  say(`  phase 2/2: building the ${d.sink.index} index of ${d.sink.names.chunkTable} once`)
+  const stop = watchIndexBuild(o, say, () => pid)
+  try {
+    const result = await buildVectorIndex(owner, d.sink, o.indexBuild)
+    say(`  index built in ${result.seconds.toFixed(1)}s; ${d.sink.topology}@${d.version} is now promotable`)
+    return result.seconds
+  } finally {
+    await stop()
+    await owner.end().catch(() => {})
+  }
+}
+
 export async function replay(o: ReplayOptions): Promise<ReplayResult> {
-  const d = deployment({ ...o, version: o.toVersion })
+  const planned = deployment({ ...o, version: o.toVersion })
+  // Bulk mode: the version's table is created without its vector index (see buildIndexPhase).
+  const d: Deployment = o.bulk ? { ...planned, sink: { ...planned.sink, deferIndex: true } } : planned
   const owner = await connectPostgres(o.config.postgres.ownerUrl, 'ragstream-replay').catch(() => undefined)
   if (owner) {
     try {
@@ -121,6 +194,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   say(
     `  from ${o.from instanceof Date ? o.from.toISOString() : 'earliest'}; the view ${d.sink.names.view} keeps serving until promote`,
   )
+  if (o.bulk) say('  bulk mode: phase 1/2 loads the table without its vector index; phase 2/2 builds the index once')
   const pipeline = await Pipeline.start({
     deployment: d,
     metrics: o.metrics,
@@ -129,6 +203,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   })
   const started = Date.now()
   let caughtUp = false
+  let indexBuildSeconds: number | undefined
   try {
     // The target: where the sources end now. Records arriving later are live traffic, not replay.
     const first = await pipeline.detailedLag()
@@ -171,12 +246,17 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
         if (o.out.isTTY) o.out.write('\n')
         say(`  caught up in ${elapsed.toFixed(1)}s`)
         if (!o.follow) break
+        // Following: the index is built now, while the sink waits on the table lock (it retries), then
+        // the sink goes on with incremental upserts into the indexed table.
+        if (o.bulk) indexBuildSeconds = await buildIndexPhase(o, d, say)
         say('  following live changes (Ctrl-C to stop)')
       }
       if (o.timeoutMs !== undefined && Date.now() - started > o.timeoutMs && !caughtUp) break
     }
     const p = pipeline.progress()
     await pipeline.stop()
+    // The load is complete (nothing writes the table now): build the index once.
+    if (o.bulk && caughtUp && indexBuildSeconds === undefined) indexBuildSeconds = await buildIndexPhase(o, d, say)
     const reader = await connectPostgres(o.config.postgres.sinkUrl, 'ragstream-replay')
     const rows = await tableFreshness(reader, d.sink.names.chunkTable).finally(() => reader.end().catch(() => {}))
     const e = pipeline.progress().embedding
@@ -187,6 +267,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
       rows: rows.rows,
       seconds: (Date.now() - started) / 1000,
       embedding: { calls: e.calls, cacheHits: e.cacheHits, cacheMisses: e.cacheMisses, cpuMs: e.cpuMs },
+      indexBuildSeconds,
     }
   } finally {
     await pipeline.stop()

@@ -26,6 +26,11 @@ export interface SinkConfigInput {
   readonly index?: VectorIndex
   /** IVFFlat lists (used when index is `ivfflat`); default 100. */
   readonly ivfflat?: { readonly lists?: number }
+  /**
+   * Bulk mode (replay/backfill): a version created with it gets its table without the vector index;
+   * `buildVectorIndex` builds it once after the load, and the version cannot be activated before.
+   */
+  readonly deferIndex?: boolean
   /** Schema of the tables (analysts get no USAGE on it); default `ragstream`. */
   readonly schema?: string
   /** Schema of the analyst views; default `rag`. */
@@ -95,6 +100,7 @@ export interface SinkConfig {
   readonly storage: VectorStorage
   readonly index: VectorIndex
   readonly ivfflat: { readonly lists: number }
+  readonly deferIndex: boolean
   readonly groupId: string
   readonly batchMaxRecords: number
   readonly batchLingerMs: number
@@ -232,6 +238,7 @@ export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
     storage,
     index,
     ivfflat: { lists },
+    deferIndex: input.deferIndex ?? false,
     groupId: input.groupId ?? `ragstream-sink.${topology}.${version}`,
     batchMaxRecords,
     batchLingerMs,

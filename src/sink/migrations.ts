@@ -13,7 +13,7 @@
  * other text interpolated into DDL are validated integers (dims, m, ef_construction).
  */
 import type pg from 'pg'
-import { ConfigError } from '../errors.ts'
+import { ConfigError, RagstreamError } from '../errors.ts'
 import { opclassFor, type SinkConfig, type SinkNames } from './config.ts'
 import { checkIdentifier, quoteIdent } from './identifiers.ts'
 
@@ -146,6 +146,17 @@ export const MIGRATIONS: readonly Migration[] = [
         ADD COLUMN ivfflat_lists integer;
     `,
   },
+  {
+    version: 5,
+    name: 'deferred vector index (bulk load)',
+    // `deferred`: the version's table is bulk-loaded without its vector index (replay --bulk); it may
+    // not be activated until buildVectorIndex has built the index and set `ready`.
+    sql: (n) => `
+      ALTER TABLE ${n.versionsTable}
+        ADD COLUMN index_state text NOT NULL DEFAULT 'ready' CHECK (index_state IN ('deferred', 'ready')),
+        ADD COLUMN index_built_at timestamptz;
+    `,
+  },
 ]
 
 export interface MigrateResult {
@@ -210,7 +221,12 @@ export async function migrate(owner: pg.Client, config: SinkConfig): Promise<Mig
       config.topology,
     ])
     let activated = false
-    if (active.rowCount === 0) {
+    // A bulk-loading version cannot serve: it is activated (or promoted) once its index is built.
+    const state = await owner.query<{ index_state: string }>(
+      `SELECT index_state FROM ${n.versionsTable} WHERE topology = $1 AND version = $2`,
+      [config.topology, config.version],
+    )
+    if (active.rowCount === 0 && state.rows[0]?.index_state !== 'deferred') {
       await activateInTransaction(owner, config)
       activated = true
     }
@@ -293,8 +309,9 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
     storage: string
     index_method: string
     ivfflat_lists: number | null
+    index_state: string
   }>(
-    `SELECT dims, distance, hnsw_m, hnsw_ef_construction, storage, index_method, ivfflat_lists
+    `SELECT dims, distance, hnsw_m, hnsw_ef_construction, storage, index_method, ivfflat_lists, index_state
      FROM ${n.versionsTable} WHERE topology = $1 AND version = $2`,
     [config.topology, config.version],
   )
@@ -337,14 +354,9 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
     }
     if (problems.length) throw new ConfigError(problems, 'sink configuration')
   }
-  const opclass = opclassFor(config.storage, config.distance)
-  // Integers validated by resolveSinkConfig; storage and method from closed lists.
-  const vectorIndex =
-    config.index === 'ivfflat'
-      ? `CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.ivfflat)} ON ${n.chunkTable}
-      USING ivfflat (embedding ${opclass}) WITH (lists = ${config.ivfflat.lists});`
-      : `CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.hnsw)} ON ${n.chunkTable}
-      USING hnsw (embedding ${opclass}) WITH (m = ${config.hnsw.m}, ef_construction = ${config.hnsw.efConstruction});`
+  // A version being bulk-loaded gets its vector index from buildVectorIndex, once, after the load.
+  const deferred = existing.rowCount ? existing.rows[0].index_state === 'deferred' : config.deferIndex
+  const vectorIndex = deferred ? '' : `${vectorIndexSql(config)};`
   const t = n.chunkTable
   const sink = quoteIdent(n.sinkRole)
   await owner.query(`
@@ -416,8 +428,9 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
   if (existing.rowCount) return false
   await owner.query(
     `INSERT INTO ${n.versionsTable}
-       (topology, version, table_name, dims, distance, hnsw_m, hnsw_ef_construction, storage, index_method, ivfflat_lists)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+       (topology, version, table_name, dims, distance, hnsw_m, hnsw_ef_construction, storage, index_method, ivfflat_lists,
+        index_state, index_built_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, CASE WHEN $11 = 'ready' THEN now() END)`,
     [
       config.topology,
       config.version,
@@ -429,13 +442,94 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
       config.storage,
       config.index,
       config.index === 'ivfflat' ? config.ivfflat.lists : null,
+      deferred ? 'deferred' : 'ready',
     ],
   )
   return true
 }
 
+/** The vector index of a version's table as configured (integers validated; storage and method from closed lists). */
+export function vectorIndexSql(config: SinkConfig): string {
+  const n = config.names
+  const opclass = opclassFor(config.storage, config.distance)
+  return config.index === 'ivfflat'
+    ? `CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.ivfflat)} ON ${n.chunkTable}
+      USING ivfflat (embedding ${opclass}) WITH (lists = ${config.ivfflat.lists})`
+    : `CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.hnsw)} ON ${n.chunkTable}
+      USING hnsw (embedding ${opclass}) WITH (m = ${config.hnsw.m}, ef_construction = ${config.hnsw.efConstruction})`
+}
+
+export interface IndexBuildOptions {
+  /** `maintenance_work_mem` for the build, e.g. `1GB`; default `512MB`. The HNSW graph should fit in it. */
+  readonly maintenanceWorkMem?: string
+  /** `max_parallel_maintenance_workers` for the build; default 2 (PostgreSQL caps it by max_worker_processes). */
+  readonly parallelWorkers?: number
+}
+
+/**
+ * Builds the deferred vector index of a bulk-loaded version once (pgvector builds HNSW in parallel
+ * with enough maintenance_work_mem) and marks the version `ready`, so it may be activated. Idempotent:
+ * a version already `ready` is left alone. Run as the owner, while the version is not yet serving.
+ */
+export async function buildVectorIndex(
+  owner: pg.Client,
+  config: SinkConfig,
+  options: IndexBuildOptions = {},
+): Promise<{ built: boolean; seconds: number }> {
+  const n = config.names
+  const memory = options.maintenanceWorkMem ?? '512MB'
+  if (!/^\d{1,7}(kB|MB|GB)$/.test(memory))
+    throw new ConfigError([{ path: '--maintenance-work-mem', message: `must look like 512MB or 2GB (got ${memory})` }])
+  const workers = options.parallelWorkers ?? 2
+  if (!Number.isInteger(workers) || workers < 0 || workers > 64)
+    throw new ConfigError([{ path: '--parallel-workers', message: `must be an integer from 0 to 64 (got ${workers})` }])
+  const started = Date.now()
+  const built = await inTransaction(owner, async () => {
+    await lockSchema(owner, n)
+    const state = await owner.query<{ index_state: string }>(
+      `SELECT index_state FROM ${n.versionsTable} WHERE topology = $1 AND version = $2 FOR UPDATE`,
+      [config.topology, config.version],
+    )
+    if (!state.rowCount)
+      throw new ConfigError(
+        [{ path: '/sink/version', message: `${config.topology}@${config.version} has not been migrated` }],
+        'sink configuration',
+      )
+    if (state.rows[0].index_state === 'ready') return false
+    await owner.query(
+      `SELECT set_config('maintenance_work_mem', $1, true), set_config('max_parallel_maintenance_workers', $2, true)`,
+      [memory, String(workers)],
+    )
+    await owner.query(vectorIndexSql(config))
+    await owner.query(
+      `UPDATE ${n.versionsTable} SET index_state = 'ready', index_built_at = now() WHERE topology = $1 AND version = $2`,
+      [config.topology, config.version],
+    )
+    return true
+  })
+  return { built, seconds: (Date.now() - started) / 1000 }
+}
+
+/** Refuses to let a version whose vector index is still deferred serve. */
+async function checkIndexBuilt(owner: pg.Client, config: SinkConfig): Promise<void> {
+  const state = await owner.query<{ index_state: string }>(
+    `SELECT index_state FROM ${config.names.versionsTable} WHERE topology = $1 AND version = $2`,
+    [config.topology, config.version],
+  )
+  if (state.rows[0]?.index_state === 'deferred')
+    throw new RagstreamError(
+      'RS_INDEX_NOT_BUILT',
+      `${config.topology}@${config.version} is being bulk-loaded: its vector index has not been built, so it cannot serve yet`,
+      {
+        context: { topology: config.topology, version: config.version },
+        hint: 'let `ragstream replay --bulk` finish (it builds the index once caught up), then promote',
+      },
+    )
+}
+
 async function activateInTransaction(owner: pg.Client, config: SinkConfig): Promise<void> {
   const n = config.names
+  await checkIndexBuilt(owner, config)
   const columns = CHUNK_COLUMNS.join(', ')
   await owner.query(`UPDATE ${n.versionsTable} SET active = false WHERE topology = $1 AND active`, [config.topology])
   await owner.query(

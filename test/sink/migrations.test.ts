@@ -60,7 +60,7 @@ test('migrations: idempotent and versioned; dims are fixed per version; a new ve
   const again = await migrate(env.owner, env.config)
   assert.deepEqual(again, { applied: [], createdVersion: false, activated: false })
   const applied = await env.admin.query(`SELECT version FROM ${env.config.names.migrationsTable} ORDER BY version`)
-  assert.deepEqual(applied.rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }])
+  assert.deepEqual(applied.rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }])
 
   const wrongDims = resolveSinkConfig({ ...inputOf(env), dims: 8 })
   await assert.rejects(

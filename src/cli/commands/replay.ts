@@ -39,6 +39,23 @@ export const replayCommand: CommandSpec = {
       default: 'earliest',
       description: 'where each source partition starts',
     },
+    bulk: {
+      type: 'boolean',
+      description:
+        'load the new table without its vector index, then build the index once (faster for large replays; promotable only after)',
+    },
+    'maintenance-work-mem': {
+      type: 'string',
+      value: '<size>',
+      default: '512MB',
+      description: 'with --bulk: maintenance_work_mem of the index build (the HNSW graph should fit)',
+    },
+    'parallel-workers': {
+      type: 'string',
+      value: '<n>',
+      default: '2',
+      description: 'with --bulk: max_parallel_maintenance_workers of the index build',
+    },
     follow: {
       type: 'boolean',
       description: 'keep running after catching up, so the new version stays fresh (Ctrl-C stops)',
@@ -142,6 +159,12 @@ export const replayCommand: CommandSpec = {
         toVersion: toVersion!,
         from,
         follow: Boolean(values.follow),
+        bulk: Boolean(values.bulk),
+        indexBuild: {
+          maintenanceWorkMem: str(values, 'maintenance-work-mem'),
+          parallelWorkers:
+            str(values, 'parallel-workers') === undefined ? undefined : Number(str(values, 'parallel-workers')),
+        },
         embedding,
         metrics,
         config,
