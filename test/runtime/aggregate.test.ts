@@ -24,6 +24,7 @@ import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
 
 const PARTITIONS = 3
 const HOT_CHILDREN = 2_000
+const COLLECT_LIMIT = 5
 
 interface Review {
   readonly product: string | null
@@ -49,19 +50,41 @@ function topology(applicationId: string, reviewsTopic: string) {
       { name: 'stars' },
     )
     .to(`${applicationId}-stars`)
+  reviews
+    .groupBy(
+      (r) => r.product,
+      (r) => r.stars,
+    )
+    .collect({ name: 'top', orderBy: (stars) => stars, descending: true, limit: COLLECT_LIMIT })
+    .to(`${applicationId}-top`)
   return builder.build()
 }
 
-function direct(rows: ReadonlyMap<string, Review>): { counts: Map<string, unknown>; stars: Map<string, unknown> } {
+function direct(rows: ReadonlyMap<string, Review>): {
+  counts: Map<string, unknown>
+  stars: Map<string, unknown>
+  top: Map<string, unknown>
+} {
   const counts = new Map<string, number>()
   const stars = new Map<string, { sum: number; n: number }>()
-  for (const r of rows.values()) {
+  const children = new Map<string, { key: string; value: number }[]>()
+  for (const [key, r] of rows) {
     if (r.product === null) continue
     counts.set(r.product, (counts.get(r.product) ?? 0) + 1)
     const s = stars.get(r.product) ?? { sum: 0, n: 0 }
     stars.set(r.product, { sum: s.sum + r.stars, n: s.n + 1 })
+    children.set(r.product, [...(children.get(r.product) ?? []), { key, value: r.stars }])
   }
-  return { counts, stars }
+  const top = new Map<string, unknown>()
+  for (const [product, items] of children) {
+    items.sort((a, b) => b.value - a.value || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    top.set(product, {
+      items: items.slice(0, COLLECT_LIMIT),
+      total: items.length,
+      truncated: items.length > COLLECT_LIMIT,
+    })
+  }
+  return { counts, stars, top }
 }
 
 function table(records: readonly SourceRecord[]): Map<string, unknown> {
@@ -90,7 +113,7 @@ test(
     const reviewsTopic = `${id}-reviews`
     const applicationId = `${id}-app`
     const built = topology(applicationId, reviewsTopic)
-    const outputs = [`${applicationId}-counts`, `${applicationId}-stars`]
+    const outputs = [`${applicationId}-counts`, `${applicationId}-stars`, `${applicationId}-top`]
     const processor = built.compile({
       partitions: PARTITIONS,
       sinkPartitions: Object.fromEntries(outputs.map((o) => [o, PARTITIONS])),
@@ -235,6 +258,7 @@ test(
     for (const [output, expected] of [
       [outputs[0], want.counts],
       [outputs[1], want.stars],
+      [outputs[2], want.top],
     ] as const) {
       const committed = await readToEnd(admin, PARTITIONS, [output])
       const actual = table(committed)
