@@ -19,10 +19,11 @@ export const SUPPORT_REGIONS = ['eu', 'us', 'apac'] as const
 export const SUPPORT_TEMPLATE = '{title}\nCustomer tier: {tier} | Product: {product}\n\n{text}'
 const oneOf = (values: readonly unknown[], value: unknown): value is string => values.includes(value)
 
-/** `support-copilot@1`: the customer's label (unknown → restricted) and region (else denied); subject customer:<id>. */
+/** `support-copilot@2`: customer label (unknown → restricted), region (else denied), subject, name masked in text. */
 export const supportPolicy = definePolicy({
   name: 'support-copilot',
-  version: '1',
+  version: '2',
+  redact: { joined: { name: 'name' } },
   classify: (_t, c) => (oneOf(DEFAULT_CLASSIFICATION_LABELS, c.classification) ? c.classification : 'restricted'),
   outputs: Object.fromEntries(SUPPORT_REGIONS.map((region) => [region, { maxClassification: 'restricted' }])),
   residency: (_t, c) => (oneOf(SUPPORT_REGIONS, c.region) ? c.region : { deny: 'customer missing or region unknown' }),
