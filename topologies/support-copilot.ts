@@ -1,6 +1,5 @@
 // support-copilot — the reference app: tickets (Debezium CDC) joined with their customer (CDC) and product,
-// every source redacted as decoded, governed (classified, placed and forgotten by customer), chunked, embedded,
-// written for the pgvector sink. The framework wires services, audit events and forgetting, by construction.
+// redacted as decoded, governed (classified, placed, forgotten by customer), chunked and embedded.
 //   <prefix>.public.tickets ─► tickets ─ FK ─► customers ◄─ <prefix>.public.customers   (subject: customer)
 //                                 └──── FK ─► products  ◄─ <prefix>.products
 //   governance.deletions ─► govern ─► chunk → embed ─► rag.chunks.support-copilot (chunks + audit events)
