@@ -1,6 +1,5 @@
 // support-copilot — the reference app: tickets (Debezium CDC) joined with their customer (CDC) and product,
-// every source redacted as decoded, governed (classified, placed and forgotten by customer), chunked, embedded,
-// written for the pgvector sink. The framework wires services, audit events and forgetting, by construction.
+// redacted as decoded, governed (classified, placed, forgotten by customer), chunked and embedded.
 //   <prefix>.public.tickets ─► tickets ─ FK ─► customers ◄─ <prefix>.public.customers   (subject: customer)
 //                                 └──── FK ─► products  ◄─ <prefix>.products
 //   governance.deletions ─► govern ─► chunk → embed ─► rag.chunks.support-copilot (chunks + audit events)
@@ -19,10 +18,11 @@ export const SUPPORT_REGIONS = ['eu', 'us', 'apac'] as const
 export const SUPPORT_TEMPLATE = '{title}\nCustomer tier: {tier} | Product: {product}\n\n{text}'
 const oneOf = (values: readonly unknown[], value: unknown): value is string => values.includes(value)
 
-/** `support-copilot@1`: the customer's label (unknown → restricted) and region (else denied); subject customer:<id>. */
+/** `support-copilot@2`: customer label (unknown → restricted), region (else denied), subject, name masked in text. */
 export const supportPolicy = definePolicy({
   name: 'support-copilot',
-  version: '1',
+  version: '2',
+  redact: { joined: { name: 'name' } },
   classify: (_t, c) => (oneOf(DEFAULT_CLASSIFICATION_LABELS, c.classification) ? c.classification : 'restricted'),
   outputs: Object.fromEntries(SUPPORT_REGIONS.map((region) => [region, { maxClassification: 'restricted' }])),
   residency: (_t, c) => (oneOf(SUPPORT_REGIONS, c.region) ? c.region : { deny: 'customer missing or region unknown' }),

@@ -25,7 +25,9 @@ import {
   type StageContext,
   type StageItem,
   type StageNode,
+  type TopologyNode,
 } from '../topology/graph.ts'
+import { nodeIs } from '../topology/node-kinds.ts'
 import type { GovernedDocument } from './govern/options.ts'
 
 /** Options of `table.chunk(…)`: how each row becomes chunks. */
@@ -105,11 +107,8 @@ export function chunkEmbedNode<V>(
 }
 
 /** True when the node's input is a govern node: text, fields, metadata and governance then default to the document's. */
-function afterGovern(
-  node: ChunkEmbedNode,
-  graph: { readonly nodes: readonly { name: string; kind: string }[] },
-): boolean {
-  return graph.nodes.some((n) => n.name === node.inputs[0] && n.kind === 'govern')
+function afterGovern(node: ChunkEmbedNode, graph: { readonly nodes: readonly TopologyNode[] }): boolean {
+  return graph.nodes.some((n) => n.name === node.inputs[0] && nodeIs(n, 'govern'))
 }
 
 const governedDefaults = {

@@ -9,7 +9,7 @@ import type { CompileEnv, NodeKindSpec } from '../topology/compiled.ts'
 import { topicNameProblem, type Encoder, type SinkNode } from '../topology/graph.ts'
 import { encodeJson } from '../topology/json.ts'
 import { partitionForString } from '../topology/partitioner.ts'
-import { externalReads, factsOf } from '../topology/node-kinds.ts'
+import { externalReads, factsOf, nodeIs } from '../topology/node-kinds.ts'
 import { recordFailure, userFunction } from '../topology/user-code.ts'
 
 export interface ToOptions {
@@ -48,7 +48,7 @@ export const sinkOperator: NodeKindSpec<SinkNode> = {
       problem('topic', `'${node.topic}' is also a source topic of this topology (a cycle)`)
     if (node.encode !== undefined && typeof node.encode !== 'function')
       problem('encode', 'must be a function (key, value) => { key, value }')
-    if (node.chunkEvents === true && !graph.nodes.some((n) => n.name === node.inputs[0] && n.kind === 'chunk-embed'))
+    if (node.chunkEvents === true && !graph.nodes.some((n) => n.name === node.inputs[0] && nodeIs(n, 'chunk-embed')))
       problem('inputs', 'toChunks writes chunk events: its input must be chunk(…).embed(…)')
   },
   stores: () => [],

@@ -22,7 +22,7 @@ import {
   type TableSourceNode,
 } from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
-import { factsOf } from '../topology/node-kinds.ts'
+import { factsOf, nodeIs } from '../topology/node-kinds.ts'
 import { recordFailure } from '../topology/user-code.ts'
 
 export interface TableOptions {
@@ -78,7 +78,7 @@ export function subjectOfRow(subject: TableSubject, key: string, value: unknown)
 /** The forgotten-subjects stores of the topology's governs: where a table source looks its rows' subjects up. */
 function forgottenStores(graph: TopologyGraph): string[] {
   return graph.nodes.flatMap((n) =>
-    n.kind === 'govern' && n.options?.forget !== undefined && n.options.forget !== null
+    nodeIs(n, 'govern') && n.options?.forget !== undefined && n.options.forget !== null
       ? [forgottenSubjectsStore(n.name)]
       : [],
   )

@@ -78,6 +78,15 @@ export function preparerOf(
 }
 
 /**
+ * Whether `node` is of `kind`, typed for it: the one place an operator asks for a partner operator by
+ * kind (govern's chunk-embed consumers, toChunks' chunk-embed input, forgetting's FK joins). Structural
+ * questions (chain or table root, source, external topics, stores) go through the facts above instead.
+ */
+export function nodeIs<K extends NodeKind>(node: TopologyNode, kind: K): node is NodeOf<K> {
+  return node.kind === kind
+}
+
+/**
  * The materialized table a join input reads through passing-through nodes only — a table root (a
  * source, or a join whose result is then materialized); undefined if there is none (e.g. a stage's output).
  */

@@ -243,7 +243,7 @@ test(
       assert.equal(event.embedding.length, 384)
       assert.equal(event.lineage.source_topic, `${prefix}.public.tickets`)
       assert.equal(event.lineage.embedding_model, 'hashing:v1@384')
-      assert.equal(event.policy_version, 'support-copilot@1')
+      assert.equal(event.policy_version, 'support-copilot@2')
       assert.doesNotMatch(
         event.text,
         /[\w.+-]+@[\w-]+(\.[\w-]+)*\.[a-z]{2,}/i,

@@ -53,7 +53,7 @@ test('support-copilot: describe text is pinned', () => {
       <-- join-products-subscription-send, join-products-response-source
     Source: govern-broadcast-source (topics: [support-copilot-govern-deletions-broadcast-repartition])
       --> govern
-    Processor: govern (stores: [govern-forgotten-subjects, govern-subject-index, join-customers, tickets, customers, join-customers-subscriptions, join-customers-right, chunk-embed-chunk-sets]) [govern: support-copilot@1, forget FOREVER, async, batched]
+    Processor: govern (stores: [govern-forgotten-subjects, govern-subject-index, join-customers, tickets, customers, join-customers-subscriptions, join-customers-right, chunk-embed-chunk-sets]) [govern: support-copilot@2, forget FOREVER, async, batched]
       --> govern-audit-sink, chunk-embed
       <-- join-products, govern-broadcast-source
     Sink: govern-audit-sink (topic: rag.chunks.support-copilot)
@@ -284,7 +284,7 @@ test('support-copilot: a customer reclassified to restricted re-emits every chun
     assert.deepEqual(event.subjects, [`customer:${event.entity_key === '12' ? 2 : 1}`])
     assert.equal(event.region, event.entity_key === '12' ? 'us' : 'eu')
     assert.equal(event.tenant, event.entity_key === '12' ? 'globex' : 'acme')
-    assert.equal(event.policy_version, 'support-copilot@1')
+    assert.equal(event.policy_version, 'support-copilot@2')
     assert.match(event.text, /^Ticket \d+\nCustomer tier: (pro|free) \| Product: Ledger\n\nParagraph \d/)
     assert.equal(event.lineage.source_topic, TICKETS)
     assert.equal(event.embedding.length, 384)
@@ -449,6 +449,17 @@ test('support-copilot: seeded PII never reaches the chunk topic or a store; the 
   )
   for (const value of Object.values(seeded)) assert.ok(audits.every((a) => !JSON.stringify(a).includes(value)))
   assert.deepEqual(driver.readDeadLetters(), [])
+})
+
+test("support-copilot: the joined customer's name is redacted wherever the ticket repeats it, however it is cased or wrapped", async (t) => {
+  const { driver, read } = await setup(t)
+  const text =
+    'The export stops at 10,000 rows again.\n\nThanks,\nADA  BYRON\n\nP.S. ada\nbyron is also on the invoice.'
+  await driver.pipeBatch([product('SKU-1', 'Ledger'), ...customer('r', ada), ...ticket('r', ticketRow(61, 1, text))])
+  const all = (await read()).map((c) => c.event?.text ?? '').join('\n')
+  assert.ok(!/ada\s+byron/i.test(all), all)
+  assert.equal(all.match(/\[NAME\]/g)?.length, 2, all)
+  assert.match(all, /export stops at 10,000 rows/, 'the rest of the text is kept')
 })
 
 test('support-copilot: a ticket whose customer is missing or in an unknown region is denied (audited), and indexed once the customer is known', async (t) => {

@@ -9,6 +9,7 @@
  *                   join's subscription index and its re-homed right store.
  * What a topology lists in `forget.entityStores` / `forget.subjectStores` is added to these.
  */
+import { factsOf, nodeIs } from '../../topology/node-kinds.ts'
 import {
   rightStore,
   subscriptionStore,
@@ -24,17 +25,18 @@ function byName(graph: TopologyGraph, name: string): TopologyNode | undefined {
   return graph.nodes.find((n) => n.name === name)
 }
 
-/** The table a node reads through filters and mapValues (a source or a join result), if any. */
+/** The table a node reads through pass-through nodes (a source, a join or an aggregate result), if any. */
 function tableRoot(graph: TopologyGraph, name: string): TopologyNode | undefined {
   let node = byName(graph, name)
-  while (node !== undefined && (node.kind === 'filter' || node.kind === 'map-values'))
-    node = byName(graph, node.inputs[0])
-  return node !== undefined && (node.kind === 'table-source' || node.kind === 'fk-join') ? node : undefined
+  while (node !== undefined && factsOf(node).table === 'chain') node = byName(graph, node.inputs[0])
+  return node !== undefined && factsOf(node).table === 'root' ? node : undefined
 }
 
-/** A join's result is materialized (a store named after it) when another join reads it. */
-function isMaterialized(graph: TopologyGraph, join: string): boolean {
-  return graph.nodes.some((n) => n.kind === 'fk-join' && n.inputs.some((i) => tableRoot(graph, i)?.name === join))
+/** A table's result is materialized (a store named after it) when a node reading tables reads it. */
+function isMaterialized(graph: TopologyGraph, table: string): boolean {
+  return graph.nodes.some(
+    (n) => factsOf(n).readsTables === true && n.inputs.some((i) => tableRoot(graph, i)?.name === table),
+  )
 }
 
 /** Stores keyed by govern's entity key, derived from the graph. */
@@ -42,11 +44,11 @@ export function derivedEntityStores(node: GovernNode, graph: TopologyGraph): str
   const stores: string[] = []
   let table = tableRoot(graph, node.inputs[0])
   while (table !== undefined) {
-    if (table.kind === 'table-source') {
+    if (factsOf(table).role === 'source') {
       stores.push(table.name)
       break
     }
-    if (table.kind !== 'fk-join') break
+    if (!nodeIs(table, 'fk-join')) break
     if (isMaterialized(graph, table.name)) stores.push(table.name)
     table = tableRoot(graph, table.inputs[0])
   }
@@ -57,12 +59,12 @@ export function derivedEntityStores(node: GovernNode, graph: TopologyGraph): str
 export function derivedSubjectStores(graph: TopologyGraph): [string, SubjectKey][] {
   const stores: [string, SubjectKey][] = []
   for (const source of graph.nodes) {
-    if (source.kind !== 'table-source' || typeof source.subject !== 'string') continue
+    if (!nodeIs(source, 'table-source') || typeof source.subject !== 'string') continue
     const prefix = `${source.subject}:`
     const keyOf: SubjectKey = (subject) => (subject.startsWith(prefix) ? subject.slice(prefix.length) : null)
     stores.push([source.name, keyOf])
     for (const join of graph.nodes)
-      if (join.kind === 'fk-join' && tableRoot(graph, join.inputs[1])?.name === source.name)
+      if (nodeIs(join, 'fk-join') && tableRoot(graph, join.inputs[1])?.name === source.name)
         stores.push([subscriptionStore(join.name), keyOf], [rightStore(join.name), keyOf])
   }
   return stores
@@ -85,14 +87,14 @@ export interface SpineJoin {
 export function spineJoins(node: GovernNode, graph: TopologyGraph): SpineJoin[] {
   const joins: SpineJoin[] = []
   let table = tableRoot(graph, node.inputs[0])
-  while (table !== undefined && table.kind === 'fk-join') {
+  while (table !== undefined && nodeIs(table, 'fk-join')) {
     const left = byName(graph, table.inputs[0])
     const root = tableRoot(graph, table.inputs[0])
     if (
       left !== undefined &&
       root !== undefined &&
       left.name === root.name &&
-      (root.kind === 'table-source' || isMaterialized(graph, root.name))
+      (factsOf(root).role === 'source' || isMaterialized(graph, root.name))
     )
       joins.push({
         join: table.name,

@@ -76,6 +76,7 @@ import {
   type TopologyNode,
 } from '../../topology/graph.ts'
 import { encodeJson } from '../../topology/json.ts'
+import { externalReads, factsOf, nodeIs } from '../../topology/node-kinds.ts'
 import { partitionForString } from '../../topology/partitioner.ts'
 import { GovernBatch } from './batch.ts'
 import type { GovernPlan } from './plan.ts'
@@ -130,7 +131,7 @@ function downstreamOf(graph: TopologyGraph, name: string): TopologyNode[] {
 
 /** The chunk-embed nodes fed straight by this govern: their chunk sets and cached vectors are the subject's. */
 function chunkNodesOf(node: GovernNode, graph: TopologyGraph): ChunkEmbedNode[] {
-  return graph.nodes.filter((n): n is ChunkEmbedNode => n.kind === 'chunk-embed' && n.inputs[0] === node.name)
+  return graph.nodes.filter((n): n is ChunkEmbedNode => nodeIs(n, 'chunk-embed') && n.inputs[0] === node.name)
 }
 
 /** The chunk sets forgetting counts: the ones named, else every chunk-embed node fed by this govern. */
@@ -144,8 +145,8 @@ function chunkSetsOf(node: GovernNode, graph: TopologyGraph): NonNullable<Forget
 /** The topic audit events go to: `audit.topic`, else the chunk topic written downstream (`toChunks`). */
 export function auditTopic(node: GovernNode, graph: TopologyGraph): string | undefined {
   if (node.options?.audit !== undefined) return node.options.audit?.topic
-  const sink = downstreamOf(graph, node.name).find((n) => n.kind === 'sink' && n.chunkEvents === true)
-  return sink?.kind === 'sink' ? sink.topic : undefined
+  const sink = downstreamOf(graph, node.name).find((n) => nodeIs(n, 'sink') && n.chunkEvents === true)
+  return sink !== undefined && nodeIs(sink, 'sink') ? sink.topic : undefined
 }
 
 /** Stores of other nodes that forgetting reads or cleans (validate.ts checks they exist). */
@@ -263,7 +264,9 @@ export const governOperator: NodeKindSpec<GovernNode> = {
     else {
       const topic = topicNameProblem(forget.deletionsTopic)
       if (topic !== '') problem('forget/deletionsTopic', topic)
-      else if (graph.nodes.some((n) => n.kind === 'table-source' && n.topic === forget.deletionsTopic))
+      else if (
+        graph.nodes.some((n) => factsOf(n).role === 'source' && externalReads(n, graph).includes(forget.deletionsTopic))
+      )
         problem('forget/deletionsTopic', `'${forget.deletionsTopic}' is also read as a table`)
       if (forget.mode !== undefined && forget.mode !== 'FOREVER' && forget.mode !== 'BEFORE_REQUEST')
         problem('forget/mode', 'must be FOREVER or BEFORE_REQUEST')
