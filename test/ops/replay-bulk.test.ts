@@ -35,14 +35,34 @@ async function rows(admin: pg.Client, sink: SinkConfig): Promise<unknown[]> {
   return result.rows
 }
 
-async function topK(admin: pg.Client, sink: SinkConfig, vector: readonly number[]): Promise<string[]> {
+/**
+ * The top 5 as distances and, for the rows closer than the 5th, their chunks sorted by (distance, chunk):
+ * rows at equal distance (identical texts embed identically) come back in any order, and a tie at the
+ * 5th place may be broken either way, so only what is determined is compared.
+ */
+async function topK(
+  admin: pg.Client,
+  sink: SinkConfig,
+  vector: readonly number[],
+): Promise<{ distances: string[]; closer: string[] }> {
   await admin.query('BEGIN')
   try {
     await admin.query('SET LOCAL enable_seqscan = off; SET LOCAL hnsw.ef_search = 1000')
-    const sql = `SELECT entity_key || '#' || chunk_index AS chunk FROM ${sink.names.chunkTable} ORDER BY embedding <=> $1::vector LIMIT 5`
+    const sql = `SELECT entity_key || '#' || chunk_index AS chunk, embedding <=> $1::vector AS d FROM ${sink.names.chunkTable} ORDER BY embedding <=> $1::vector LIMIT 5`
     const plan = await admin.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, [`[${vector.join(',')}]`])
     assert.match(plan.rows.map((r) => r['QUERY PLAN']).join('\n'), /Index Scan using .*_hnsw/)
-    return (await admin.query<{ chunk: string }>(sql, [`[${vector.join(',')}]`])).rows.map((r) => r.chunk)
+    const found = (await admin.query<{ chunk: string; d: number }>(sql, [`[${vector.join(',')}]`])).rows.map((r) => ({
+      chunk: r.chunk,
+      d: Number(r.d).toFixed(6),
+    }))
+    const last = found.at(-1)?.d
+    return {
+      distances: found.map((r) => r.d),
+      closer: found
+        .filter((r) => r.d !== last)
+        .sort((a, b) => a.d.localeCompare(b.d) || a.chunk.localeCompare(b.chunk))
+        .map((r) => `${r.d} ${r.chunk}`),
+    }
   } finally {
     await admin.query('ROLLBACK')
   }
