@@ -2,7 +2,7 @@
  * `filter`: keeps the rows a predicate accepts. On a table, a row that stops matching becomes a
  * tombstone downstream; a change where neither the old nor the new row matches is not forwarded.
  */
-import type { NodeKindSpec } from '../topology/compiled.ts'
+import { type NodeKindSpec, singleProcessor } from '../topology/compiled.ts'
 import { userFunction } from '../topology/user-code.ts'
 import type { FilterNode } from '../topology/graph.ts'
 
@@ -27,11 +27,7 @@ export const filterOperator: NodeKindSpec<FilterNode> = {
   },
   stores: () => [],
   internalTopics: () => [],
-  physical: (node) => ({
-    nodes: [{ type: 'processor', name: node.name, stores: [], next: [] }],
-    entries: [node.name],
-    exit: node.name,
-  }),
+  physical: singleProcessor,
   getter(node, _graph, upstream) {
     const predicate = userFunction(node.name, node.predicate)
     const parent = upstream(node.inputs[0])

@@ -2,7 +2,7 @@
  * `mapValues`: transforms each row's value; the key (and so the partition) stays. Returning null or
  * undefined deletes the row downstream.
  */
-import type { NodeKindSpec } from '../topology/compiled.ts'
+import { type NodeKindSpec, singleProcessor } from '../topology/compiled.ts'
 import { userFunction } from '../topology/user-code.ts'
 import type { MapValuesNode } from '../topology/graph.ts'
 
@@ -27,11 +27,7 @@ export const mapValuesOperator: NodeKindSpec<MapValuesNode> = {
   },
   stores: () => [],
   internalTopics: () => [],
-  physical: (node) => ({
-    nodes: [{ type: 'processor', name: node.name, stores: [], next: [] }],
-    entries: [node.name],
-    exit: node.name,
-  }),
+  physical: singleProcessor,
   getter(node, _graph, upstream) {
     const mapper = userFunction(node.name, node.mapper)
     const parent = upstream(node.inputs[0])

@@ -4,7 +4,7 @@
  * checklist walks through: stateless, one input, user code behind the boundary, so an action that
  * throws dead-letters its record and nothing of that record reaches downstream.
  */
-import type { NodeKindSpec } from '../topology/compiled.ts'
+import { type NodeKindSpec, singleProcessor } from '../topology/compiled.ts'
 import type { PeekNode } from '../topology/graph.ts'
 import { userFunction } from '../topology/user-code.ts'
 
@@ -25,11 +25,7 @@ export const peekOperator: NodeKindSpec<PeekNode> = {
   },
   stores: () => [],
   internalTopics: () => [],
-  physical: (node) => ({
-    nodes: [{ type: 'processor', name: node.name, stores: [], next: [] }],
-    entries: [node.name],
-    exit: node.name,
-  }),
+  physical: singleProcessor,
   // A join reading through a peek reads its input's values: the action is for changes, not reads.
   getter: (node, _graph, upstream) => upstream(node.inputs[0]),
   compile(node, env) {

@@ -201,6 +201,15 @@ export interface PhysicalPart {
   readonly exit: string | null
 }
 
+/** The physical part of a stateless one-input node: one processor, named like the node, with no stores. */
+export function singleProcessor(node: { readonly name: string }): PhysicalPart {
+  return {
+    nodes: [{ type: 'processor', name: node.name, stores: [], next: [] }],
+    entries: [node.name],
+    exit: node.name,
+  }
+}
+
 export type ProblemSink = (field: string, message: string) => void
 
 export interface NodeKindSpec<N extends TopologyNode> {
