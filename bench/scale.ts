@@ -1,27 +1,38 @@
 /**
  * Scale benchmark (issue 19): backfills the reference topology (support-copilot: tickets joined with
  * customers and products, governed, chunked, embedded, written to pgvector) at several sizes with hot
- * foreign keys — 10 products and 50 customers however many tickets — and prints per size:
+ * foreign keys — 10 products and 50 customers however many tickets — end to end, and prints per size:
  *   - time to caught up: processor (sources and repartition topics read to the end) and sink (chunk
- *     topic read to the end), from the moment both start on the already-written backlog;
- *   - CPU seconds of the processor process and of the sink process (each runs in its own child);
+ *     topic read to the end), from the moment both start on the already-written backlog; then the one
+ *     vector-index build, and the end-to-end time (sink caught up + index built);
+ *   - CPU seconds and peak RSS of the processor process and of the sink process (each runs in its own
+ *     child), and the CPU seconds of the Postgres backend that builds the index;
  *   - bytes on disk per internal topic (changelogs, repartitions) and for the chunk topic;
- *   - Redis bytes per ticket (MEMORY USAGE of every state key of the run; the run's embedding cache apart);
+ *   - Redis bytes per ticket (MEMORY USAGE of every state key of the run; the run's embedding cache apart)
+ *     and the chunk table's bytes in Postgres (heap and vector index);
  * then the growth from the second size to the last against linear (the issue asks for ≤ 1.3× linear).
  * The baseline in the same run is linear growth from the smaller size: a quadratic store (the earlier
  * list-per-right-key subscriptions) shows up as a ratio near ×4 for ×4 the tickets.
  *
+ * The sink loads as `replay --bulk` does: the table is created without its vector index, the sink
+ * writes its ordinary exactly-once batches into it, and once it has caught up the index is built in
+ * one pass. Inserting every row into an HNSW graph is what kept the sink from catching up at 160k
+ * tickets (> 1,650 s); BENCH_INDEX=incremental measures that path instead.
+ *
  *   node_modules/.bin/node bench/scale.ts                  # BENCH_SIZES=10000,40000,160000
+ *   nice -n 10 node_modules/.bin/node bench/scale.ts       # on a shared machine
  *
  * Options (environment): BENCH_SIZES; BENCH_PARTITIONS (3); BENCH_CUSTOMERS (50);
  * BENCH_PROCESSOR_ONLY=1 runs no sink (e.g. BENCH_SIZES=1000000 BENCH_PROCESSOR_ONLY=1);
+ * BENCH_INDEX=bulk|incremental (bulk); BENCH_INDEX_MEM (512MB) and BENCH_INDEX_WORKERS (0: the backend
+ * alone, so its CPU seconds are the build's) for the index build;
  * BENCH_KEEP=1 keeps topics, Redis keys and the table. Embeddings use the built-in hashing embedder, so
  * the figures are the pipeline's own cost. Kafka bytes are read from the local broker's log directory
  * (RAGSTREAM_STACK_DIR/kafka/data), so run it against the local stack. The machine is shared: compare
  * ratios within one run.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readdirSync, statSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Admin, Producer } from '@platformatic/kafka'
@@ -35,6 +46,7 @@ import type { Deployment } from '../src/ops/deployment.ts'
 import { connectPostgres, ensureChunkTopic, prepareDatabase } from '../src/ops/pipeline.ts'
 import { KafkaRuntime } from '../src/runtime/kafka-runtime.ts'
 import { PgvectorSink } from '../src/sink/pgvector-sink.ts'
+import { buildVectorIndex } from '../src/sink/migrations.ts'
 import { RedisStateBackend } from '../src/state/redis-store.ts'
 import type { StateStore } from '../src/state/store.ts'
 
@@ -43,6 +55,9 @@ const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 3)
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 50)
 const PROCESSOR_ONLY = process.env.BENCH_PROCESSOR_ONLY === '1'
 const KEEP = process.env.BENCH_KEEP === '1'
+const BULK = (process.env.BENCH_INDEX ?? 'bulk') === 'bulk'
+const INDEX_MEM = process.env.BENCH_INDEX_MEM ?? '512MB'
+const INDEX_WORKERS = Number(process.env.BENCH_INDEX_WORKERS ?? 0)
 const STACK_DIR = process.env.RAGSTREAM_STACK_DIR ?? join(process.cwd(), '.stack')
 
 interface RunSpec {
@@ -50,10 +65,12 @@ interface RunSpec {
   readonly version: string
   readonly prefix: string
   readonly cachePrefix: string
+  /** Load the table without its vector index and build it once at the end (as `replay --bulk`). */
+  readonly bulk: boolean
 }
 
 async function deploymentOf(spec: RunSpec): Promise<Deployment> {
-  return deployment({
+  const d = deployment({
     app: await loadApp('support-copilot'),
     version: spec.version,
     name: spec.name,
@@ -63,6 +80,7 @@ async function deploymentOf(spec: RunSpec): Promise<Deployment> {
     embedding: { kind: 'hashing', dimensions: 384 },
     config: loadConfig(),
   })
+  return spec.bulk ? { ...d, sink: { ...d.sink, deferIndex: true } } : d
 }
 
 // ---------------------------------------------------------------- children: one part each
@@ -115,6 +133,14 @@ interface SizeResult {
   readonly processorCpuS: number
   readonly sinkCpuS: number | undefined
   readonly processorRssMb: number
+  readonly sinkRssMb: number | undefined
+  /** The one vector-index build after the bulk load: wall seconds and CPU seconds of its Postgres backend. */
+  readonly indexS: number | undefined
+  readonly indexCpuS: number | undefined
+  /** Chunk table: heap (with TOAST) and vector index bytes; rows. */
+  readonly tableBytes: number | undefined
+  readonly indexBytes: number | undefined
+  readonly rows: number | undefined
   readonly topicBytes: ReadonlyMap<string, number>
   readonly redisStateBytes: number
   readonly redisCacheBytes: number
@@ -185,6 +211,7 @@ async function runSize(tickets: number): Promise<SizeResult> {
     version: 'v1',
     prefix: `bench-scale-${id}`,
     cachePrefix: `rs:bench-scale-${id}`,
+    bulk: BULK,
   }
   const d = await deploymentOf(spec)
   const e = d.config.endpoints
@@ -238,9 +265,9 @@ async function runSize(tickets: number): Promise<SizeResult> {
       ])
       // A lag of 1 on a transactional topic is its last commit marker.
       if (processorS === undefined && drained(src, 0) && rep.every((l) => l.lag <= 1)) processorS = elapsed
-      if (processorS !== undefined && sink !== undefined && sinkS === undefined) {
-        if (drained(await consumerLag(admin, d.sink.groupId, [d.chunkTopic]), 1)) sinkS = elapsed
-      }
+      const chunkLag =
+        sink !== undefined && sinkS === undefined ? await consumerLag(admin, d.sink.groupId, [d.chunkTopic]) : undefined
+      if (processorS !== undefined && chunkLag !== undefined && drained(chunkLag, 1)) sinkS = elapsed
       if (processorS !== undefined && (sink === undefined || sinkS !== undefined)) {
         if (++readings >= 2) break
       }
@@ -248,13 +275,14 @@ async function runSize(tickets: number): Promise<SizeResult> {
         const lag = (lags: readonly PartitionLag[]): string =>
           lags.map((l) => `${l.lag}${l.committed === null ? '?' : ''}`).join(',')
         process.stderr.write(
-          `  ${tickets} tickets: ${elapsed.toFixed(0)} s, lag: sources ${lag(src)}; repartitions ${lag(rep)}; processor ${processorS === undefined ? 'catching up' : `caught up at ${processorS.toFixed(1)} s`}\n`,
+          `  ${tickets} tickets: ${elapsed.toFixed(0)} s, lag: sources ${lag(src)}; repartitions ${lag(rep)}; processor ${processorS === undefined ? 'catching up' : `caught up at ${processorS.toFixed(1)} s`}${chunkLag ? `; sink lag ${lag(chunkLag)}` : ''}\n`,
         )
       }
     }
     processor.process.kill('SIGTERM')
     sink?.process.kill('SIGTERM')
     const [p, s] = await Promise.all([processor.result, sink?.result])
+    const table = PROCESSOR_ONLY ? undefined : await buildIndexAndMeasure(d, tickets)
     // Give the broker a moment to roll its writes into the log files it reports.
     await new Promise((r) => setTimeout(r, 2000))
     const bytes = topicBytes([d.applicationId, d.chunkTopic])
@@ -278,6 +306,12 @@ async function runSize(tickets: number): Promise<SizeResult> {
       processorCpuS: p.cpuS,
       sinkCpuS: s?.cpuS,
       processorRssMb: p.peakRssMb,
+      sinkRssMb: s?.peakRssMb,
+      indexS: table?.indexS,
+      indexCpuS: table?.indexCpuS,
+      tableBytes: table?.tableBytes,
+      indexBytes: table?.indexBytes,
+      rows: table?.rows,
       topicBytes: new Map(
         [...bytes].map(([t, b]) => [
           t === d.chunkTopic
@@ -297,40 +331,138 @@ async function runSize(tickets: number): Promise<SizeResult> {
   }
 }
 
+/** CPU seconds (user + system) a process has used, from /proc (the Postgres backend runs on this machine). */
+function processCpuS(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  // utime and stime are fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/**
+ * Bulk mode: builds the vector index once, now that the load is complete (as `replay --bulk` does after
+ * catching up), timing it and the CPU of the backend that builds it; then the table's size on disk.
+ */
+async function buildIndexAndMeasure(
+  d: Deployment,
+  tickets: number,
+): Promise<{ indexS?: number; indexCpuS?: number; tableBytes: number; indexBytes: number; rows: number }> {
+  const owner = await connectPostgres(d.config.postgres.ownerUrl, 'bench-scale-index')
+  try {
+    let indexS: number | undefined
+    let indexCpuS: number | undefined
+    if (BULK) {
+      process.stderr.write(`  ${tickets} tickets: building the vector index once…\n`)
+      const pid = (await owner.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid
+      const cpuBefore = processCpuS(pid)
+      const built = await buildVectorIndex(owner, d.sink, {
+        maintenanceWorkMem: INDEX_MEM,
+        parallelWorkers: INDEX_WORKERS,
+      })
+      indexS = built.seconds
+      indexCpuS = processCpuS(pid) - cpuBefore
+    }
+    // Counted as the administrator: the owner sees no rows through the table's forced row-level security.
+    const admin = await connectPostgres(d.config.postgres.adminUrl, 'bench-scale-size')
+    const size = await admin
+      .query<{ heap: string; index: string; rows: string }>(
+        `SELECT pg_table_size($1::regclass) AS heap, pg_indexes_size($1::regclass) AS index,
+                (SELECT count(*) FROM ${d.sink.names.chunkTable}) AS rows`,
+        [d.sink.names.chunkTable],
+      )
+      .finally(() => admin.end().catch(() => {}))
+    const row = size.rows[0]
+    return { indexS, indexCpuS, tableBytes: Number(row.heap), indexBytes: Number(row.index), rows: Number(row.rows) }
+  } finally {
+    await owner.end().catch(() => {})
+  }
+}
+
 const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(1)
+
+/** A table: a header row and right-aligned cells, `-` for a figure not measured. */
+function table(header: readonly string[], rows: readonly (readonly (string | undefined)[])[]): string[] {
+  const width = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '-').length)))
+  const line = (cells: readonly (string | undefined)[]): string =>
+    cells.map((c, i) => (c ?? '-').padStart(width[i])).join('  ')
+  return [line(header), ...rows.map(line)]
+}
+
+const fixed = (x: number | undefined, digits = 1): string | undefined => x?.toFixed(digits)
+const endToEnd = (r: SizeResult): number | undefined => (r.sinkS === undefined ? undefined : r.sinkS + (r.indexS ?? 0))
 
 function report(results: readonly SizeResult[]): string {
   const lines: string[] = []
   lines.push(
-    `support-copilot backfill, ${PARTITIONS} partitions, 10 products, ${CUSTOMERS} customers, hashing embedder`,
+    `support-copilot backfill, ${PARTITIONS} partitions, 10 products, ${CUSTOMERS} customers, hashing embedder, ` +
+      (PROCESSOR_ONLY
+        ? 'processor only'
+        : BULK
+          ? `bulk load + one index build (maintenance_work_mem ${INDEX_MEM}, ${INDEX_WORKERS} parallel workers)`
+          : 'incremental HNSW inserts'),
   )
+  lines.push('')
+  lines.push('seconds (wall, from the start on the written backlog) and CPU seconds per process')
   lines.push(
-    'tickets   produce s  processor s  sink s  processor CPU-s  sink CPU-s  processor RSS MB  Redis B/ticket  cache B/ticket',
+    ...table(
+      ['tickets', 'produce', 'processor', 'sink', 'index', 'end to end', 'proc CPU', 'sink CPU', 'index CPU'],
+      results.map((r) => [
+        String(r.tickets),
+        fixed(r.produceS),
+        fixed(r.processorS),
+        fixed(r.sinkS),
+        fixed(r.indexS),
+        fixed(endToEnd(r)),
+        fixed(r.processorCpuS),
+        fixed(r.sinkCpuS),
+        fixed(r.indexCpuS),
+      ]),
+    ),
   )
-  for (const r of results) {
-    lines.push(
-      `${String(r.tickets).padStart(7)}  ${r.produceS.toFixed(1).padStart(9)}  ${r.processorS.toFixed(1).padStart(11)}  ${(r.sinkS?.toFixed(1) ?? '-').padStart(6)}  ${r.processorCpuS.toFixed(1).padStart(15)}  ${(r.sinkCpuS?.toFixed(1) ?? '-').padStart(10)}  ${r.processorRssMb.toFixed(0).padStart(16)}  ${(r.redisStateBytes / r.tickets).toFixed(0).padStart(14)}  ${(r.redisCacheBytes / r.tickets).toFixed(0).padStart(14)}`,
-    )
-  }
+  lines.push('')
+  lines.push('memory and storage')
+  lines.push(
+    ...table(
+      ['tickets', 'proc RSS MB', 'sink RSS MB', 'Redis B/ticket', 'cache B/ticket', 'rows', 'table MB', 'index MB'],
+      results.map((r) => [
+        String(r.tickets),
+        fixed(r.processorRssMb, 0),
+        fixed(r.sinkRssMb, 0),
+        (r.redisStateBytes / r.tickets).toFixed(0),
+        (r.redisCacheBytes / r.tickets).toFixed(0),
+        r.rows === undefined ? undefined : String(r.rows),
+        r.tableBytes === undefined ? undefined : mb(r.tableBytes),
+        r.indexBytes === undefined ? undefined : mb(r.indexBytes),
+      ]),
+    ),
+  )
   const topics = [...new Set(results.flatMap((r) => [...r.topicBytes.keys()]))].sort()
   lines.push('')
   lines.push(`MB on disk per topic: ${results.map((r) => r.tickets).join(' / ')} tickets`)
   for (const topic of topics)
     lines.push(`  ${topic.padEnd(58)} ${results.map((r) => mb(r.topicBytes.get(topic) ?? 0).padStart(8)).join(' ')}`)
-  if (results.length >= 2) {
-    const a = results[results.length - 2]
-    const b = results[results.length - 1]
+  // Growth between consecutive sizes against linear: y₂ / y₁ / (tickets₂ / tickets₁); 1.00× is linear.
+  for (let i = 1; i < results.length; i++) {
+    const a = results[i - 1]
+    const b = results[i]
     const scale = b.tickets / a.tickets
+    // A figure that did not grow at all (the 10 products, the 50 customers) is marked constant.
     const vsLinear = (x: number | undefined, y: number | undefined): string =>
-      x === undefined || y === undefined || x === 0 ? '-' : `${(y / x / scale).toFixed(2)}×`
+      x === undefined || y === undefined || x === 0
+        ? '-'
+        : `${(y / x / scale).toFixed(2)}×${Math.abs(y / x - 1) < 0.1 ? ' (constant)' : ''}`
     lines.push('')
     lines.push(`growth ${a.tickets} → ${b.tickets} (×${scale}) against linear (1.00× = linear; the bar is ≤ 1.30×):`)
-    lines.push(`  processor time ${vsLinear(a.processorS, b.processorS)}, sink time ${vsLinear(a.sinkS, b.sinkS)}`)
     lines.push(
-      `  processor CPU ${vsLinear(a.processorCpuS, b.processorCpuS)}, sink CPU ${vsLinear(a.sinkCpuS, b.sinkCpuS)}`,
+      `  time: processor ${vsLinear(a.processorS, b.processorS)}, sink ${vsLinear(a.sinkS, b.sinkS)}, index ${vsLinear(a.indexS, b.indexS)}, end to end ${vsLinear(endToEnd(a), endToEnd(b))}`,
     )
     lines.push(
-      `  Redis state ${vsLinear(a.redisStateBytes, b.redisStateBytes)}, embedding cache ${vsLinear(a.redisCacheBytes, b.redisCacheBytes)}`,
+      `  CPU: processor ${vsLinear(a.processorCpuS, b.processorCpuS)}, sink ${vsLinear(a.sinkCpuS, b.sinkCpuS)}, index ${vsLinear(a.indexCpuS, b.indexCpuS)}`,
+    )
+    lines.push(
+      `  RSS: processor ${vsLinear(a.processorRssMb, b.processorRssMb)}, sink ${vsLinear(a.sinkRssMb, b.sinkRssMb)} (a fixed part dominates small sizes)`,
+    )
+    lines.push(
+      `  Redis state ${vsLinear(a.redisStateBytes, b.redisStateBytes)}, embedding cache ${vsLinear(a.redisCacheBytes, b.redisCacheBytes)}, table ${vsLinear(a.tableBytes, b.tableBytes)}, index ${vsLinear(a.indexBytes, b.indexBytes)}`,
     )
     for (const topic of topics)
       lines.push(`  ${topic.padEnd(58)} ${vsLinear(a.topicBytes.get(topic), b.topicBytes.get(topic))}`)
