@@ -164,6 +164,7 @@ export class Pipeline {
   readonly #reader: pg.Client
   readonly done: Promise<void>
   #stopped: Promise<void> | undefined
+  #failure: { readonly error: unknown } | undefined
   #lag: { processor: PartitionLag[]; sink: PartitionLag[] } = { processor: [], sink: [] }
 
   private constructor(init: {
@@ -226,6 +227,7 @@ export class Pipeline {
     // Either part failing stops the other: a half-running pipeline would only look healthy.
     const runs = [this.#runtime.run(), this.#sink.run()].map((p) =>
       p.catch((error: unknown) => {
+        this.#failure ??= { error }
         void this.stop()
         throw error
       }),
@@ -276,13 +278,28 @@ export class Pipeline {
    * commit marker no consumer passes, so a lag of 1 there can mean "caught up".
    */
   async detailedLag(): Promise<{ sources: PartitionLag[]; repartitions: PartitionLag[]; sink: PartitionLag[] }> {
+    this.throwIfFailed()
     const d = this.deployment
-    const [sources, repartitions, sink] = await Promise.all([
-      consumerLag(this.#admin, d.applicationId, this.#sources),
-      consumerLag(this.#admin, d.applicationId, this.#repartitions),
-      consumerLag(this.#admin, d.sink.groupId, [d.chunkTopic]),
-    ])
-    return { sources, repartitions, sink }
+    try {
+      const [sources, repartitions, sink] = await Promise.all([
+        consumerLag(this.#admin, d.applicationId, this.#sources),
+        consumerLag(this.#admin, d.applicationId, this.#repartitions),
+        consumerLag(this.#admin, d.sink.groupId, [d.chunkTopic]),
+      ])
+      return { sources, repartitions, sink }
+    } catch (error) {
+      // A part failed while this call was in flight and its stop closed the admin client: say why.
+      this.throwIfFailed()
+      throw error
+    }
+  }
+
+  /**
+   * Throws the error that stopped the processor or the sink, if one did. A caller polling the pipeline
+   * must see that cause, not what its next call on the closed clients says ("Client is closed.").
+   */
+  throwIfFailed(): void {
+    if (this.#failure) throw this.#failure.error
   }
 
   /** Graceful stop of both parts; resolves when both have stopped and every connection is closed. Idempotent. */
