@@ -20,6 +20,7 @@ import { RedisStateBackend } from '../state/redis-store.ts'
 import type { StateStore } from '../state/store.ts'
 import { buildTopology, compileForBroker, deploymentServices, sourceTopics, type Deployment } from './deployment.ts'
 import { consumerLag, type PartitionLag } from './consumer-lag.ts'
+import { LagClock } from './lag-seconds.ts'
 import {
   every,
   freshnessExporter,
@@ -158,6 +159,7 @@ export class Pipeline {
   readonly #services: ReturnType<typeof deploymentServices>
   readonly #backend: RedisStateBackend
   readonly #admin: Admin
+  readonly #lagClock: LagClock
   readonly #sources: readonly string[]
   readonly #repartitions: readonly string[]
   readonly #stopPollers: () => Promise<void>
@@ -206,8 +208,16 @@ export class Pipeline {
       clientId: `${d.applicationId}-ops-lag`,
       bootstrapBrokers: [...d.config.endpoints.kafkaBrokers],
     })
-    const processorLag = lagExporter(this.#admin, this.metrics, 'processor', d.applicationId, () => this.#sources)
-    const sinkLag = lagExporter(this.#admin, this.metrics, 'sink', d.sink.groupId, () => [d.chunkTopic])
+    this.#lagClock = new LagClock(d.config.endpoints.kafkaBrokers, `${d.applicationId}-ops-lag-seconds`)
+    const processorLag = lagExporter(
+      this.#admin,
+      this.metrics,
+      'processor',
+      d.applicationId,
+      () => this.#sources,
+      this.#lagClock,
+    )
+    const sinkLag = lagExporter(this.#admin, this.metrics, 'sink', d.sink.groupId, () => [d.chunkTopic], this.#lagClock)
     this.#stopPollers = every(
       1000,
       [
@@ -309,7 +319,13 @@ export class Pipeline {
       this.#sink.stop()
       await Promise.allSettled([this.done])
       await this.#stopPollers()
-      await Promise.allSettled([this.#admin.close(), this.#services.close(), this.#backend.close(), this.#reader.end()])
+      await Promise.allSettled([
+        this.#admin.close(),
+        this.#lagClock.close(),
+        this.#services.close(),
+        this.#backend.close(),
+        this.#reader.end(),
+      ])
     })()
     return this.#stopped
   }
