@@ -24,6 +24,10 @@ export type {
   StageRow,
   ChunkOptions,
   EmbedOptions,
+  AggregateOptions,
+  CollectOptions,
+  Collected,
+  CollectedItem,
 } from './dsl/index.ts'
 
 // Apps: what a topology file default-exports, so every command can deploy its versions.

@@ -31,6 +31,16 @@ export const METRIC_FAMILIES = {
     labels: ['component', 'topic', 'partition'],
     help: 'Records between the committed position and the end of each input partition.',
   },
+  ragstream_consumer_lag_seconds: {
+    type: 'gauge',
+    labels: ['component', 'group'],
+    help: 'Age of the oldest record the group has not processed yet (0 when caught up): the autoscaling signal.',
+  },
+  ragstream_consumer_drain_seconds: {
+    type: 'gauge',
+    labels: ['component', 'group'],
+    help: "Seconds to drain the group's lag at the rate it committed over the last interval (absent while unknown).",
+  },
   ragstream_transaction_commit_seconds: {
     type: 'histogram',
     labels: ['topology'],

@@ -21,6 +21,7 @@ import { COMMITTED_FRESHNESS, type SinkLogEvent } from '../sink/pgvector-sink.ts
 import type { ProcessorTopology, SourceRecord } from '../runtime/task.ts'
 import { DEAD_LETTER_HEADERS } from '../topology/compile.ts'
 import { consumerLag } from './consumer-lag.ts'
+import { LagClock } from './lag-seconds.ts'
 
 /** Counters a live display reads directly (the same numbers as the metrics, without parsing them). */
 export interface ProcessorCounters {
@@ -310,17 +311,28 @@ export function freshnessExporter(
   }
 }
 
-/** Sets `ragstream_consumer_lag` for a group's partitions (call periodically). */
+/**
+ * Sets `ragstream_consumer_lag` for a group's partitions (call periodically), and with a `clock` the
+ * group's lag in seconds: `ragstream_consumer_lag_seconds` (oldest unprocessed record) and
+ * `ragstream_consumer_drain_seconds` (at the rate since the previous call).
+ */
 export function lagExporter(
   admin: Admin,
   metrics: Metrics,
   component: string,
   groupId: string,
   topics: () => readonly string[],
+  clock?: LagClock,
 ): () => Promise<void> {
   return async () => {
-    for (const l of await consumerLag(admin, groupId, topics()))
+    const lags = await consumerLag(admin, groupId, topics())
+    for (const l of lags)
       metrics.set('ragstream_consumer_lag', { component, topic: l.topic, partition: l.partition }, l.lag)
+    if (!clock) return
+    const seconds = await clock.read(groupId, lags)
+    metrics.set('ragstream_consumer_lag_seconds', { component, group: groupId }, seconds.oldestSeconds)
+    if (seconds.drainSeconds !== null)
+      metrics.set('ragstream_consumer_drain_seconds', { component, group: groupId }, seconds.drainSeconds)
   }
 }
 
@@ -368,9 +380,12 @@ export function exportProcessorLag(
   const internal = new Set(topology.topics.filter((t) => t.role !== 'source').map((t) => t.name))
   const sources = topology.sourceTopics.filter((t) => !internal.has(t))
   const admin = new AdminClient({ clientId: `${topology.applicationId}-lag`, bootstrapBrokers: [...brokers] })
-  const stop = every(intervalMs, [lagExporter(admin, metrics, 'processor', topology.applicationId, () => sources)])
+  const clock = new LagClock(brokers, `${topology.applicationId}-lag-seconds`)
+  const stop = every(intervalMs, [
+    lagExporter(admin, metrics, 'processor', topology.applicationId, () => sources, clock),
+  ])
   return async () => {
     await stop()
-    await admin.close().catch(() => {})
+    await Promise.allSettled([admin.close(), clock.close()])
   }
 }

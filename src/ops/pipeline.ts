@@ -20,6 +20,7 @@ import { RedisStateBackend } from '../state/redis-store.ts'
 import type { StateStore } from '../state/store.ts'
 import { buildTopology, compileForBroker, deploymentServices, sourceTopics, type Deployment } from './deployment.ts'
 import { consumerLag, type PartitionLag } from './consumer-lag.ts'
+import { LagClock } from './lag-seconds.ts'
 import {
   every,
   freshnessExporter,
@@ -158,12 +159,14 @@ export class Pipeline {
   readonly #services: ReturnType<typeof deploymentServices>
   readonly #backend: RedisStateBackend
   readonly #admin: Admin
+  readonly #lagClock: LagClock
   readonly #sources: readonly string[]
   readonly #repartitions: readonly string[]
   readonly #stopPollers: () => Promise<void>
   readonly #reader: pg.Client
   readonly done: Promise<void>
   #stopped: Promise<void> | undefined
+  #failure: { readonly error: unknown } | undefined
   #lag: { processor: PartitionLag[]; sink: PartitionLag[] } = { processor: [], sink: [] }
 
   private constructor(init: {
@@ -205,8 +208,16 @@ export class Pipeline {
       clientId: `${d.applicationId}-ops-lag`,
       bootstrapBrokers: [...d.config.endpoints.kafkaBrokers],
     })
-    const processorLag = lagExporter(this.#admin, this.metrics, 'processor', d.applicationId, () => this.#sources)
-    const sinkLag = lagExporter(this.#admin, this.metrics, 'sink', d.sink.groupId, () => [d.chunkTopic])
+    this.#lagClock = new LagClock(d.config.endpoints.kafkaBrokers, `${d.applicationId}-ops-lag-seconds`)
+    const processorLag = lagExporter(
+      this.#admin,
+      this.metrics,
+      'processor',
+      d.applicationId,
+      () => this.#sources,
+      this.#lagClock,
+    )
+    const sinkLag = lagExporter(this.#admin, this.metrics, 'sink', d.sink.groupId, () => [d.chunkTopic], this.#lagClock)
     this.#stopPollers = every(
       1000,
       [
@@ -226,6 +237,7 @@ export class Pipeline {
     // Either part failing stops the other: a half-running pipeline would only look healthy.
     const runs = [this.#runtime.run(), this.#sink.run()].map((p) =>
       p.catch((error: unknown) => {
+        this.#failure ??= { error }
         void this.stop()
         throw error
       }),
@@ -276,13 +288,28 @@ export class Pipeline {
    * commit marker no consumer passes, so a lag of 1 there can mean "caught up".
    */
   async detailedLag(): Promise<{ sources: PartitionLag[]; repartitions: PartitionLag[]; sink: PartitionLag[] }> {
+    this.throwIfFailed()
     const d = this.deployment
-    const [sources, repartitions, sink] = await Promise.all([
-      consumerLag(this.#admin, d.applicationId, this.#sources),
-      consumerLag(this.#admin, d.applicationId, this.#repartitions),
-      consumerLag(this.#admin, d.sink.groupId, [d.chunkTopic]),
-    ])
-    return { sources, repartitions, sink }
+    try {
+      const [sources, repartitions, sink] = await Promise.all([
+        consumerLag(this.#admin, d.applicationId, this.#sources),
+        consumerLag(this.#admin, d.applicationId, this.#repartitions),
+        consumerLag(this.#admin, d.sink.groupId, [d.chunkTopic]),
+      ])
+      return { sources, repartitions, sink }
+    } catch (error) {
+      // A part failed while this call was in flight and its stop closed the admin client: say why.
+      this.throwIfFailed()
+      throw error
+    }
+  }
+
+  /**
+   * Throws the error that stopped the processor or the sink, if one did. A caller polling the pipeline
+   * must see that cause, not what its next call on the closed clients says ("Client is closed.").
+   */
+  throwIfFailed(): void {
+    if (this.#failure) throw this.#failure.error
   }
 
   /** Graceful stop of both parts; resolves when both have stopped and every connection is closed. Idempotent. */
@@ -292,7 +319,13 @@ export class Pipeline {
       this.#sink.stop()
       await Promise.allSettled([this.done])
       await this.#stopPollers()
-      await Promise.allSettled([this.#admin.close(), this.#services.close(), this.#backend.close(), this.#reader.end()])
+      await Promise.allSettled([
+        this.#admin.close(),
+        this.#lagClock.close(),
+        this.#services.close(),
+        this.#backend.close(),
+        this.#reader.end(),
+      ])
     })()
     return this.#stopped
   }

@@ -15,6 +15,7 @@ import type { Metrics } from '../observability/metrics.ts'
 import { offsetsForTimestamp, type PartitionLag } from './consumer-lag.ts'
 import { deployment, sourceTopics, type Deployment, type DeploymentOptions } from './deployment.ts'
 import { listVersions, tableFreshness } from './index-versions.ts'
+import { ReplayProgress, type PartProgress, type ReplayEstimate } from './replay-progress.ts'
 import { buildVectorIndex, type IndexBuildOptions } from '../sink/migrations.ts'
 import { connectPostgres, Pipeline, pipelineLogging } from './pipeline.ts'
 
@@ -62,6 +63,16 @@ export interface ReplayResult {
 
 const sum = (lags: readonly PartitionLag[], f: (l: PartitionLag) => number): number =>
   lags.reduce((s, l) => s + f(l), 0)
+
+/**
+ * `[####......]  40% 1200/3000 records (processor 1000/1200, sink 200/~1800 chunks)  600/s  ETA 3s`:
+ * the whole job's records, `~` where a total is still an estimate; in bulk mode the index build follows.
+ */
+export function progressLine(e: ReplayEstimate, elapsedSeconds: number, indexBuildFollows: boolean): string {
+  const part = (p: PartProgress): string => `${p.done}/${p.exact ? '' : '~'}${p.total}`
+  const rate = e.job.done / Math.max(elapsedSeconds, 0.001)
+  return `${progressBar(e.fraction)} ${e.job.done}/${e.job.total} records (processor ${part(e.processor)}, sink ${part(e.sink)} chunks)  ${rate.toFixed(0)}/s  ETA ${eta(e.etaSeconds)}${indexBuildFollows ? ' + the index build' : ''}`
+}
 
 export function progressBar(fraction: number, width = 30): string {
   const f = Math.min(1, Math.max(0, fraction))
@@ -208,8 +219,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     // The target: where the sources end now. Records arriving later are live traffic, not replay.
     const first = await pipeline.detailedLag()
     const target = new Map(first.sources.map((l) => [`${l.topic}:${l.partition}`, BigInt(l.end)]))
-    const startAt = new Map(first.sources.map((l) => [`${l.topic}:${l.partition}`, BigInt(l.end) - BigInt(l.lag)]))
-    const total = Number([...target].reduce((s, [k, end]) => s + (end - (startAt.get(k) ?? 0n)), 0n))
+    const progress = new ReplayProgress(first, Date.now())
     let stable = 0
     let lastSinkLag = -1
     for (;;) {
@@ -219,17 +229,11 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
       })
       if (o.signal?.aborted) break
       const lag = await pipeline.detailedLag()
-      const done = sum(lag.sources, (l) => {
-        const key = `${l.topic}:${l.partition}`
-        const position = BigInt(l.end) - BigInt(l.lag)
-        const t = target.get(key) ?? position
-        return Number((position < t ? position : t) - (startAt.get(key) ?? 0n))
-      })
+      const e = progress.update(lag, Date.now())
       const sinkLag = sum(lag.sink, (l) => l.lag)
       const elapsed = (Date.now() - started) / 1000
-      const rate = done / Math.max(elapsed, 0.001)
       const p = pipeline.progress()
-      const line = `  ${progressBar(total === 0 ? 1 : done / total)} ${done}/${total} records  ${rate.toFixed(0)}/s  ETA ${eta((total - done) / rate)}  sink lag ${sinkLag}  rows ${p.sink.upserted - p.sink.deleted}  embedding calls ${p.embedding.calls} cache hits ${p.embedding.cacheHits}`
+      const line = `  ${progressLine(e, elapsed, Boolean(o.bulk) && indexBuildSeconds === undefined && !caughtUp)}  rows ${p.sink.upserted - p.sink.deleted}  embedding calls ${p.embedding.calls} cache hits ${p.embedding.cacheHits}`
       if (o.out.isTTY) o.out.write(`\r${line}\u001b[K`)
       else say(line)
       // Caught up: every source partition reached its target, repartition topics drained (a marker may

@@ -9,6 +9,7 @@ import type { SinkConfig } from '../sink/config.ts'
 import type { SinkLogEvent } from '../sink/pgvector-sink.ts'
 import { every, freshnessExporter, instrumentSink, lagExporter } from './instrument.ts'
 import { connectPostgres } from './pipeline.ts'
+import { LagClock } from './lag-seconds.ts'
 
 export interface SinkMetricsServer {
   /** The sink's log callback: feeds the metrics, then `log`. */
@@ -32,9 +33,10 @@ export async function startSinkMetrics(o: {
     bootstrapBrokers: [...o.kafkaBrokers],
   })
   const reader = await connectPostgres(o.postgresUrl, 'ragstream-sink-metrics')
+  const clock = new LagClock(o.kafkaBrokers, `ragstream-sink-metrics-${o.config.topology}-lag-seconds`)
   const stop = every(2000, [
     freshnessExporter(reader, o.config.names.chunkTable, o.config.names.chunkTableName, metrics),
-    lagExporter(admin, metrics, 'sink', o.config.groupId, () => [o.config.topic]),
+    lagExporter(admin, metrics, 'sink', o.config.groupId, () => [o.config.topic], clock),
   ])
   const address = server.address()
   return {
@@ -44,6 +46,7 @@ export async function startSinkMetrics(o: {
       await stop()
       await Promise.allSettled([
         admin.close(),
+        clock.close(),
         reader.end(),
         new Promise<void>((resolve) => server.close(() => resolve())),
       ])

@@ -11,7 +11,8 @@ import type { RagstreamConfig } from '../config/file.ts'
 import { consumerLag, totalLag, type PartitionLag } from './consumer-lag.ts'
 import { buildTopology, deployment, deploymentServices, type Deployment } from './deployment.ts'
 import { listVersions, tableFreshness, type Freshness, type IndexVersion } from './index-versions.ts'
-import { groupStates } from './group-members.ts'
+import { groupStates, type GroupMemberTasks } from './group-members.ts'
+import { formatSeconds, LagClock, type GroupLagSeconds } from './lag-seconds.ts'
 import { connectPostgres } from './pipeline.ts'
 
 export interface StoreCheckpoint {
@@ -34,13 +35,23 @@ export interface VersionStatus {
     /** False when the group has neither committed offsets nor members: the lag is then the whole backlog. */
     readonly seen: boolean
     readonly members: number
+    /** Kafka's state of the group (Stable, PreparingRebalance, Empty, …). */
+    readonly groupState: string
+    /** Every member and the tasks (input partitions) it owns. */
+    readonly assignment: readonly GroupMemberTasks[]
     readonly lag: number
+    /** The lag in seconds (age of the oldest unprocessed record); null when it could not be read. */
+    readonly lagSeconds: GroupLagSeconds | null
     readonly partitions: readonly PartitionLag[]
   }
   readonly sink: {
     readonly group: string
     readonly members: number
+    readonly groupState: string
+    /** Every member and the chunk-topic partitions it writes. */
+    readonly assignment: readonly GroupMemberTasks[]
     readonly lag: number
+    readonly lagSeconds: GroupLagSeconds | null
     readonly partitions: readonly PartitionLag[]
   }
   readonly freshness: Freshness | null
@@ -132,6 +143,7 @@ export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> 
     return undefined
   })
   const admin = new Admin({ clientId: 'ragstream-status', bootstrapBrokers: [...o.config.endpoints.kafkaBrokers] })
+  const clock = new LagClock(o.config.endpoints.kafkaBrokers, 'ragstream-status-lag')
   const redis = new Redis(o.config.endpoints.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
   redis.on('error', () => {})
   try {
@@ -165,10 +177,19 @@ export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> 
         consumerLag(admin, d.applicationId, sources),
         consumerLag(admin, d.sink.groupId, [d.chunkTopic]),
       ])
-      const [processorGroup, sinkGroup] = await groupStates(admin, [d.applicationId, d.sink.groupId]).catch(() => [
-        undefined,
-        undefined,
-      ])
+      const [processorGroup, sinkGroup] = await groupStates(admin, [d.applicationId, d.sink.groupId]).catch(
+        (error: unknown) => {
+          warnings.push(`${version}: consumer groups: ${(error as Error).message}`)
+          return [undefined, undefined]
+        },
+      )
+      const lagSeconds = async (group: string, lags: readonly PartitionLag[]): Promise<GroupLagSeconds | null> =>
+        clock.read(group, lags).catch((error: unknown) => {
+          warnings.push(`${version}: lag in seconds of ${group}: ${(error as Error).message}`)
+          return null
+        })
+      const processorSeconds = await lagSeconds(d.applicationId, processorLag)
+      const sinkSeconds = await lagSeconds(d.sink.groupId, sinkLag)
       const processorSeen = processorLag.some((p) => p.committed !== null) || (processorGroup?.members.length ?? 0) > 0
       if (!processorSeen)
         warnings.push(
@@ -200,13 +221,19 @@ export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> 
           group: d.applicationId,
           seen: processorSeen,
           members: processorGroup?.members.length ?? 0,
+          groupState: processorGroup?.state ?? 'unknown',
+          assignment: processorGroup?.members ?? [],
           lag: totalLag(processorLag),
+          lagSeconds: processorSeconds,
           partitions: processorLag,
         },
         sink: {
           group: d.sink.groupId,
           members: sinkGroup?.members.length ?? 0,
+          groupState: sinkGroup?.state ?? 'unknown',
+          assignment: sinkGroup?.members ?? [],
           lag: totalLag(sinkLag),
+          lagSeconds: sinkSeconds,
           partitions: sinkLag,
         },
         freshness,
@@ -223,13 +250,18 @@ export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> 
       warnings,
     }
   } finally {
-    await Promise.allSettled([admin.close(), pg?.end()])
+    await Promise.allSettled([admin.close(), clock.close(), pg?.end()])
     redis.disconnect()
   }
 }
 
 function secs(n: number | null | undefined): string {
   return n === null || n === undefined ? '–' : `${n.toFixed(2)}s`
+}
+
+function lagSeconds(l: GroupLagSeconds | null): string {
+  if (l === null) return '–'
+  return `oldest unprocessed ${formatSeconds(l.oldestSeconds)}`
 }
 
 /** The human rendering: one block per version. */
@@ -242,7 +274,19 @@ export function formatStatus(s: TopologyStatus): string {
     )
     lines.push(
       `  processor lag ${v.processor.lag}   sink lag ${v.sink.lag}   running: processor ${v.processor.members}, sink ${v.sink.members}${v.processor.seen ? '' : '   PROCESSOR GROUP NOT SEEN (see the warning)'}`,
+      `  lag in seconds: processor ${lagSeconds(v.processor.lagSeconds)}   sink ${lagSeconds(v.sink.lagSeconds)}`,
     )
+    for (const [who, group] of [
+      ['processor', v.processor],
+      ['sink', v.sink],
+    ] as const) {
+      if (group.assignment.length === 0) continue
+      lines.push(`  ${who} group ${group.group} (${group.groupState}):`)
+      for (const m of group.assignment)
+        lines.push(
+          `    member ${(m.instanceId ?? m.memberId).padEnd(24)} ${`${m.clientId}@${m.host}`.padEnd(40)} ${who === 'processor' ? 'tasks' : 'partitions'} ${m.tasks.length > 0 ? m.tasks.join(',') : '(none)'}`,
+        )
+    }
     const rows = [
       ...v.processor.partitions.map((p) => ['processor', p]),
       ...v.sink.partitions.map((p) => ['sink', p]),

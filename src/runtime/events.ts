@@ -29,7 +29,11 @@ export type RuntimeEvent =
       readonly from: bigint
       readonly to: bigint
     }
-  /** Follows every `restoring` (and reports a cleared partition): `records` replayed. */
+  /**
+   * One per store partition of every assignment, after its restore: `records` replayed from `from`
+   * (the Redis checkpoint, or the log start when `cleared`: Redis had nothing) to `to`. A task whose
+   * Redis copy was current reports `records: 0`: it moved without moving data.
+   */
   | {
       readonly event: 'restored'
       readonly store: string

@@ -751,18 +751,18 @@ export class KafkaRuntime {
         const result = await this.#restorer!.restore({ store, partition, topic, onStart, signal: this.#stop.signal })
         this.#checkpoints.set(`${name}:${partition}`, result.to)
         this.#stats.restores++
-        // Every 'restoring' is followed by a 'restored', so gauges of remaining records return to 0.
-        if (result.restored > 0 || result.cleared || result.to > result.from) {
-          this.#emit({
-            event: 'restored',
-            store: name,
-            partition,
-            from: result.from,
-            to: result.to,
-            records: result.restored,
-            cleared: result.cleared,
-          })
-        }
+        // Every store partition of a new assignment reports how it was restored, also when its
+        // Redis copy was current (records 0): a task that moved says it moved no data. Every
+        // 'restoring' is followed by a 'restored', so gauges of remaining records return to 0.
+        this.#emit({
+          event: 'restored',
+          store: name,
+          partition,
+          from: result.from,
+          to: result.to,
+          records: result.restored,
+          cleared: result.cleared,
+        })
         if (consumer.generationId !== generationId) return false
       }
     }

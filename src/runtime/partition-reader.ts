@@ -5,6 +5,14 @@
  *
  * Memory stays bounded while catching up a backlog: at most one fetch response (≤ `fetchMaxBytes`,
  * or one record batch if a single batch is larger) is buffered at a time.
+ *
+ * Fair across partitions (as the Java consumer is): the broker fills a fetch response in request
+ * order, so a request that let one partition take the whole response and always named the same
+ * partition first would drain a backlog one partition after another. Each partition may take only
+ * its share of a fetch (`fetchMaxBytes` / partitions), the partitions served least recently are asked
+ * first (a record batch larger than the share is returned only to the first partition that has data,
+ * so with large producer batches the partitions take turns), and a batch hands out each buffered
+ * partition's share of `maxRecords` before filling up from the others.
  */
 import { findErrorBy, type ClusterMetadata, type Consumer } from '@platformatic/kafka'
 import { committedRecords, fetchUnfiltered, type UnfilteredFetchPartition } from './read-committed.ts'
@@ -21,6 +29,8 @@ interface PartitionState {
   bufferIndex: number
   /** Position after everything handed out so far (control markers and aborted data included). */
   consumed: bigint
+  /** The fetch that last returned records for it (0: never): the least recently served are asked first. */
+  servedAt: number
 }
 
 export interface ReaderOptions {
@@ -45,6 +55,7 @@ export class PartitionReader {
   #states: PartitionState[] = []
   #metadata: ClusterMetadata | undefined
   #rotation = 0
+  #fetches = 0
   /** Partitions whose fetch position fell out of the log (retention); the next assignment resets them. */
   readonly #outOfRange = new Set<string>()
 
@@ -63,6 +74,7 @@ export class PartitionReader {
       buffer: [],
       bufferIndex: 0,
       consumed: offset,
+      servedAt: 0,
     }))
     this.#metadata =
       this.#states.length > 0
@@ -84,28 +96,46 @@ export class PartitionReader {
     return this.#states.find((s) => s.topic === topic && s.partition === partition)?.consumed
   }
 
-  /** The next batch: at most `maxRecords` records and, past the first record, at most `maxBytes`. May be empty. */
+  /**
+   * The next batch: at most `maxRecords` records and, past the first record, at most `maxBytes`. May be
+   * empty. Every partition with buffered records first gets its share (`maxRecords` / such partitions,
+   * rounded up), starting from a different partition each batch; what is left is then filled in the
+   * same order. A partition's records stay in offset order.
+   */
   async nextBatch(maxRecords: number, maxBytes: number): Promise<Batch> {
     if (this.#states.length === 0) return { records: [], bytes: 0, positions: [] }
     if (this.#states.every((s) => s.bufferIndex >= s.buffer.length)) await this.#fetch()
 
-    const records: SourceRecord[] = []
-    let bytes = 0
-    const positions: TopicPartitionOffset[] = []
     const n = this.#states.length
     const start = this.#rotation++ % n
-    for (let i = 0; i < n; i++) {
-      const state = this.#states[(start + i) % n]
-      const before = state.consumed
-      while (
-        state.bufferIndex < state.buffer.length &&
-        records.length < maxRecords &&
-        (bytes < maxBytes || records.length === 0)
-      ) {
-        const record = state.buffer[state.bufferIndex++]
-        records.push(record)
-        bytes += recordBytes(record)
-      }
+    const order = Array.from({ length: n }, (_, i) => this.#states[(start + i) % n])
+    const before = order.map((s) => s.consumed)
+    const buffered = order.filter((s) => s.bufferIndex < s.buffer.length).length
+    const share = Math.max(1, Math.ceil(maxRecords / Math.max(1, buffered)))
+    // Per partition, so the batch holds each partition's records together and in offset order.
+    const taken: SourceRecord[][] = order.map(() => [])
+    let count = 0
+    let bytes = 0
+    for (const quota of [share, maxRecords]) {
+      order.forEach((state, i) => {
+        const mine = taken[i]
+        const limit = mine.length + quota
+        while (
+          state.bufferIndex < state.buffer.length &&
+          mine.length < limit &&
+          count < maxRecords &&
+          (bytes < maxBytes || count === 0)
+        ) {
+          const record = state.buffer[state.bufferIndex++]
+          mine.push(record)
+          bytes += recordBytes(record)
+          count++
+        }
+      })
+    }
+    const records = taken.flat()
+    const positions: TopicPartitionOffset[] = []
+    order.forEach((state, i) => {
       if (state.bufferIndex >= state.buffer.length) {
         state.buffer = []
         state.bufferIndex = 0
@@ -113,16 +143,19 @@ export class PartitionReader {
       } else {
         state.consumed = state.buffer[state.bufferIndex].offset
       }
-      if (state.consumed !== before)
+      if (state.consumed !== before[i])
         positions.push({ topic: state.topic, partition: state.partition, offset: state.consumed })
-    }
+    })
     return { records, bytes, positions }
   }
 
   async #fetch(): Promise<void> {
     const metadata = this.#metadata!
     const byNode = new Map<number, PartitionState[]>()
-    for (const state of this.#states) {
+    // Least recently served first (stable: assignment order among equals).
+    const order = [...this.#states].sort((a, b) => a.servedAt - b.servedAt)
+    const fetch = ++this.#fetches
+    for (const state of order) {
       const leader = metadata.topics.get(state.topic)?.partitions[state.partition]?.leader
       if (leader === undefined) throw new Error(`no leader known for ${state.key}`)
       const list = byNode.get(leader) ?? []
@@ -130,7 +163,7 @@ export class PartitionReader {
       byNode.set(leader, list)
     }
     try {
-      await Promise.all([...byNode].map(([node, states]) => this.#fetchFrom(node, states, metadata)))
+      await Promise.all([...byNode].map(([node, states]) => this.#fetchFrom(node, states, metadata, fetch)))
     } catch (error) {
       // Leadership or topic metadata may have moved: refresh before the caller retries.
       this.#metadata = await this.#consumer
@@ -140,7 +173,9 @@ export class PartitionReader {
     }
   }
 
-  async #fetchFrom(node: number, states: PartitionState[], metadata: ClusterMetadata): Promise<void> {
+  async #fetchFrom(node: number, states: PartitionState[], metadata: ClusterMetadata, fetch: number): Promise<void> {
+    // Each partition's share of the response (the broker still returns a first batch larger than it).
+    const share = Math.max(1, Math.floor(this.#options.fetchMaxBytes / states.length))
     const topics = new Map<string, { topic: string; topicId: string; partitions: UnfilteredFetchPartition[] }>()
     const byKey = new Map<string, PartitionState>()
     for (const state of states) {
@@ -152,7 +187,7 @@ export class PartitionReader {
       entry.partitions.push({
         partition: state.partition,
         fetchOffset: state.fetchOffset,
-        maxBytes: this.#options.fetchMaxBytes,
+        maxBytes: share,
       })
       topics.set(state.topic, entry)
       byKey.set(state.key, state)
@@ -187,6 +222,7 @@ export class PartitionReader {
         p.batches,
         p.abortedTransactions,
       )
+      if (nextOffset > state.fetchOffset) state.servedAt = fetch
       state.buffer = records
       state.bufferIndex = 0
       state.fetchOffset = nextOffset

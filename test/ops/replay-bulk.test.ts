@@ -111,7 +111,10 @@ test(
     assert.ok(v2.caughtUp, bulkOut.text())
     assert.ok(v2.indexBuildSeconds !== undefined && v2.indexBuildSeconds >= 0)
     assert.match(bulkOut.text(), /bulk mode: phase 1\/2 loads the table without its vector index/)
-    assert.match(bulkOut.text(), /\[#+\.*\] +\d+% \d+\/\d+ records .* ETA /)
+    assert.match(
+      bulkOut.text(),
+      /\[#+\.*\] +\d+% \d+\/\d+ records \(processor \d+\/~?\d+, sink \d+\/~?\d+ chunks\) .* ETA \S+ \+ the index build /,
+    )
     assert.match(
       bulkOut.text(),
       /phase 2\/2: building the hnsw index of .*\n.*index built in [\d.]+s; t\w+@v2 is now promotable/,

@@ -77,7 +77,10 @@ test(
       fake.requests.some((r) => !r.input.includes(PROBE)),
       'v1 embedded its content',
     )
-    assert.match(out.text(), /\[#+\.*\] +\d+% \d+\/\d+ records .* ETA /)
+    assert.match(
+      out.text(),
+      /\[#+\.*\] +\d+% \d+\/\d+ records \(processor \d+\/~?\d+, sink \d+\/~?\d+ chunks\) .* ETA /,
+    )
 
     // An analyst queries the view all along.
     const analyst = await connectPostgres(await ensureAnalyst(o.config, v1.deployment, o.analystRole), 'replay-test')
