@@ -38,7 +38,13 @@ export type { VersionNames, VersionNamesInput } from './app/naming.ts'
 
 // The test driver for users' unit tests.
 export { TopologyTestDriver, DEAD_LETTER_HEADERS, MemoryRagServices } from './testing/index.ts'
-export type { TestDriverOptions, TestInputRecord, TestOutputRecord, MemoryRagServicesOptions } from './testing/index.ts'
+export type {
+  TestDriverOptions,
+  TestInputRecord,
+  TestOutputRecord,
+  TestRecordOrigin,
+  MemoryRagServicesOptions,
+} from './testing/index.ts'
 
 // Components: CDC decoding, chunking, embedding, serde, state.
 export { DebeziumDecoder } from './cdc/debezium.ts'

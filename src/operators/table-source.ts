@@ -22,7 +22,8 @@ import {
   type TableSourceNode,
 } from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
-import { factsOf, nodeIs } from '../topology/node-kinds.ts'
+import { factsOf, nodeIs, tableRoot } from '../topology/node-kinds.ts'
+import { groupedKey } from '../state/store.ts'
 import { recordFailure } from '../topology/user-code.ts'
 
 export interface TableOptions {
@@ -73,6 +74,30 @@ export function subjectOfRow(subject: TableSubject, key: string, value: unknown)
   if (value === null || value === undefined) return null
   const named = subject(value, key)
   return typeof named === 'string' && named !== '' ? named : null
+}
+
+/**
+ * The store of a table's row keys per subject: `groupedKey(<subject hash>, row key)` → `1`. Kept by a table whose rows name their subject with a function and whose
+ * rows an aggregate gathers (see {@link keepsRowSubjects}).
+ */
+const INDEXED = Buffer.from('1', 'latin1')
+
+export function rowSubjectsStore(table: string): string {
+  return `${table}-subjects`
+}
+
+/**
+ * True when the table keeps {@link rowSubjectsStore}: its rows name their subject with a function
+ * (the row key is not the subject's id), an aggregate groups them, and a govern forgets. Forgetting a
+ * subject then finds the subject's rows with one prefix scan and takes each out of every aggregate
+ * it contributed to (src/operators/govern/forget.ts), as a delete of the row would.
+ */
+export function keepsRowSubjects(node: TableSourceNode, graph: TopologyGraph): boolean {
+  return (
+    typeof node.subject === 'function' &&
+    forgottenStores(graph).length > 0 &&
+    graph.nodes.some((n) => nodeIs(n, 'aggregate') && tableRoot(graph, n.inputs[0]) === node.name)
+  )
 }
 
 /** The forgotten-subjects stores of the topology's governs: where a table source looks its rows' subjects up. */
@@ -157,7 +182,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         "must be a subject type (e.g. 'customer': the row key is the id) or (row, key) => 'type:id' | null",
       )
   },
-  stores: (node) => [node.name],
+  stores: (node, graph) => (keepsRowSubjects(node, graph) ? [node.name, rowSubjectsStore(node.name)] : [node.name]),
   internalTopics: (node, graph) => [
     {
       name: changelogTopic(graph.applicationId, node.name),
@@ -166,11 +191,28 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
       purpose: `changelog of store ${node.name}`,
       config: CHANGELOG_CONFIG,
     },
+    ...(keepsRowSubjects(node, graph)
+      ? [
+          {
+            name: changelogTopic(graph.applicationId, rowSubjectsStore(node.name)),
+            role: 'changelog' as const,
+            store: rowSubjectsStore(node.name),
+            purpose: `changelog of store ${rowSubjectsStore(node.name)} (row keys per subject, for forgetting)`,
+            config: CHANGELOG_CONFIG,
+          },
+        ]
+      : []),
   ],
-  physical: (node) => ({
+  physical: (node, graph) => ({
     nodes: [
       { type: 'source', name: `${node.name}-source`, topics: [node.topic], next: [node.name] },
-      { type: 'processor', name: node.name, stores: [node.name], detail: `table: ${node.format}`, next: [] },
+      {
+        type: 'processor',
+        name: node.name,
+        stores: keepsRowSubjects(node, graph) ? [node.name, rowSubjectsStore(node.name)] : [node.name],
+        detail: `table: ${node.format}`,
+        next: [],
+      },
     ],
     entries: [],
     exit: node.name,
@@ -209,6 +251,25 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
       }
       return false
     }
+    // Row keys per subject (keepsRowSubjects): written blind (no read), the old row says which entry exists.
+    const rowSubjects = keepsRowSubjects(node, env.graph) ? rowSubjectsStore(name) : undefined
+    const SUBJECT_OF_ROW = subject as Exclude<TableSubject, string>
+    const indexRow = (partition: number, key: string, oldRow: unknown, newRow: unknown): void => {
+      const index = scope.stores.get(rowSubjects!)!
+      const before = oldRow === null ? null : subjectOfRow(SUBJECT_OF_ROW, key, oldRow)
+      const after = newRow === null ? null : subjectOfRow(SUBJECT_OF_ROW, key, newRow)
+      if (before === after) return
+      if (before !== null) {
+        const entry = groupedKey(hashSubject(before), key)
+        scope.undo.remember(index, partition, entry, INDEXED)
+        index.delete(partition, entry)
+      }
+      if (after !== null) {
+        const entry = groupedKey(hashSubject(after), key)
+        scope.undo.remember(index, partition, entry, undefined)
+        index.put(partition, entry, INDEXED)
+      }
+    }
     env.addTopic(node.topic, {
       node: name,
       decode(record) {
@@ -228,7 +289,9 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           if (oldBytes === undefined) return
           scope.undo.remember(store, partition, key, oldBytes)
           store.delete(partition, key)
-          emit(key, needsOld ? decodeJson(oldBytes) : undefined, null)
+          const oldRow = needsOld || rowSubjects !== undefined ? decodeJson(oldBytes) : undefined
+          if (rowSubjects !== undefined) indexRow(partition, key, oldRow, null)
+          emit(key, oldRow, null)
         } else {
           const unavailable = decoded.unavailable
           let bytes: Buffer
@@ -250,7 +313,10 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           const row = unavailable !== undefined && unavailable.length > 0 ? decodeJson(bytes) : value
           scope.encodedValue = row
           scope.encodedBytes = bytes
-          emit(key, oldBytes === undefined ? null : needsOld ? decodeJson(oldBytes) : undefined, row)
+          const oldRow =
+            oldBytes === undefined ? null : needsOld || rowSubjects !== undefined ? decodeJson(oldBytes) : undefined
+          if (rowSubjects !== undefined) indexRow(partition, key, oldRow, row)
+          emit(key, oldRow, row)
         }
       },
     })

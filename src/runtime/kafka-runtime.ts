@@ -48,6 +48,7 @@ import {
 } from './group-offsets.ts'
 import { ensureTopics, type ResolvedTopics } from './internal-topics.ts'
 import { DEAD_LETTER_HEADERS } from './dead-letter.ts'
+import { ORIGIN_KEY_MAX_BYTES, originHeader } from './origin.ts'
 import { PartitionReader, partitionKey, type Batch } from './partition-reader.ts'
 import { RepartitionPurger } from './repartition-purge.ts'
 import type { ProcessorTopology, SinkRecord } from './task.ts'
@@ -340,13 +341,15 @@ export class KafkaRuntime {
 
   #stateTooLargeDeadLetter(batch: Batch, state: SinkRecord): SinkRecord {
     const c = this.#config
-    const [source] = batch.records
+    const [record] = batch.records
+    // The record's origin when it is an internal one (a pack's items may have several: the pack is named).
+    const source = record.origin ?? originHeader(record.headers) ?? record
     const bytes = recordBytes(state)
     const deadLetters = this.#topology.topics.find((t) => t.role === 'dead-letter')
     if (deadLetters === undefined) throw stateRecordTooLarge(state, bytes, c.maxRecordBytes)
-    const letter = tooLargeDeadLetter({ ...state, source }, bytes, {
+    const letter = tooLargeDeadLetter({ ...state, source, ...(source !== record ? { input: record } : {}) }, bytes, {
       topic: deadLetters.name,
-      partition: source.partition % (deadLetters.partitions ?? this.#resolved!.partitions),
+      partition: record.partition % (deadLetters.partitions ?? this.#resolved!.partitions),
       limit: c.maxRecordBytes,
       excerptBytes: c.deadLetterExcerptBytes,
       application: this.#topology.applicationId,
@@ -932,6 +935,14 @@ function tooLargeDeadLetter(
     headers.set(DEAD_LETTER_HEADERS.partition, Buffer.from(String(source.partition)))
     headers.set(DEAD_LETTER_HEADERS.offset, Buffer.from(String(source.offset)))
     headers.set(DEAD_LETTER_HEADERS.timestamp, Buffer.from(String(source.timestamp)))
+  }
+  const input = record.input
+  if (input) {
+    if (source !== undefined && source.key !== null && source.key.length <= ORIGIN_KEY_MAX_BYTES)
+      headers.set(DEAD_LETTER_HEADERS.sourceKey, source.key)
+    headers.set(DEAD_LETTER_HEADERS.inputTopic, Buffer.from(input.topic))
+    headers.set(DEAD_LETTER_HEADERS.inputPartition, Buffer.from(String(input.partition)))
+    headers.set(DEAD_LETTER_HEADERS.inputOffset, Buffer.from(String(input.offset)))
   }
   const key = record.key !== null && record.key.length <= 1024 ? record.key : (source?.key ?? null)
   return {

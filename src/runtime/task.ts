@@ -17,6 +17,28 @@ export interface SourceRecord {
   readonly key: Buffer | null
   readonly value: Buffer | null
   readonly headers: ReadonlyMap<string, Buffer>
+  /** For an item of a record pack: the origin the pack carried for it (see src/runtime/origin.ts). */
+  readonly origin?: RecordOrigin
+}
+
+/**
+ * The external source record whose change led to a record (through internal repartition topics):
+ * what a dead letter names as `ragstream.source.*` (src/runtime/origin.ts). A SourceRecord of an
+ * external topic is its own origin.
+ */
+export interface RecordOrigin {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+  readonly timestamp: bigint
+  readonly key: Buffer | null
+}
+
+/** A record's position: what a dead letter names as `ragstream.input.*` when the failed record was internal. */
+export interface RecordPosition {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
 }
 
 /** A record to produce inside the batch's transaction. The topology decides the partition. */
@@ -27,10 +49,13 @@ export interface SinkRecord {
   readonly value: Buffer | null
   readonly headers?: ReadonlyMap<string, Buffer>
   /**
-   * The input record this output derives from, when the topology knows it: the runtime names it in
-   * the dead letter that replaces an output it cannot produce (too large). Never produced itself.
+   * The external source record this output derives from (its origin, through internal topics), set by
+   * the compiled topology: the runtime names it in the dead letter that replaces an output it cannot
+   * produce (too large), and internal records carry it on. Never produced itself.
    */
-  readonly source?: SourceRecord
+  readonly source?: RecordOrigin
+  /** The internal record the topology was processing when it produced this output, when that was not the source. */
+  readonly input?: RecordPosition
 }
 
 export type TopicRole = 'source' | 'sink' | 'changelog' | 'repartition' | 'dead-letter'

@@ -193,8 +193,10 @@ export class BatchWriter {
              source_topic, source_partition, source_offset)
       ON CONFLICT DO NOTHING`
     this.#rejectSql = `
-      INSERT INTO ${names.rejectsTable} (topic, partition, "offset", error_code, message, record_key)
-      SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+      INSERT INTO ${names.rejectsTable} (topic, partition, "offset", error_code, message, record_key,
+                                         source_topic, source_partition, source_offset)
+      SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                           $7::text[], $8::int[], $9::bigint[])
       ON CONFLICT DO NOTHING`
   }
 
@@ -240,7 +242,7 @@ export class BatchWriter {
       const each = async <T>(
         rows: readonly T[],
         run: (rows: readonly T[]) => Promise<void>,
-        position: (row: T) => { topic: string; partition: number; offset: bigint; key: string | null },
+        position: (row: T) => Pick<RejectRow, 'topic' | 'partition' | 'offset' | 'key' | 'source'>,
       ): Promise<void> => {
         if (rows.length === 0) return
         if (!isolate) return run(rows)
@@ -266,7 +268,13 @@ export class BatchWriter {
         async (rows) => {
           upserted += (await client.query(this.#upsertSql, this.#upsertParams(rows))).rowCount ?? 0
         },
-        (r) => ({ topic: r.chunkTopic, partition: r.chunkPartition, offset: r.chunkOffset, key: excerpt(r.chunkId) }),
+        (r) => ({
+          topic: r.chunkTopic,
+          partition: r.chunkPartition,
+          offset: r.chunkOffset,
+          key: excerpt(r.chunkId),
+          source: { topic: r.sourceTopic, partition: r.sourcePartition, offset: r.sourceOffset },
+        }),
       )
       await each(
         batch.tombstones,
@@ -295,6 +303,9 @@ export class BatchWriter {
           rejects.map((x) => x.code),
           rejects.map((x) => x.message),
           rejects.map((x) => x.key),
+          rejects.map((x) => x.source?.topic ?? null),
+          rejects.map((x) => x.source?.partition ?? null),
+          rejects.map((x) => x.source?.offset ?? null),
         ])
       }
       await client.query('COMMIT')

@@ -82,6 +82,8 @@ export interface RejectRow {
   readonly code: 'RS_DECODE_FAILED' | 'RS_RECORD_INVALID' | 'RS_EMBEDDING_DIMENSIONS' | 'RS_AUDIT_UNAUTHENTICATED'
   readonly message: string
   readonly key: string | null
+  /** The chunk event's lineage (the source change it was derived from), when the record decoded that far. */
+  readonly source?: { readonly topic: string; readonly partition: number; readonly offset: string }
 }
 
 export type SinkEvent =
@@ -155,6 +157,13 @@ function jsonbStorable(value: unknown): boolean {
 }
 
 /** At most `chars` characters of `text`, saying how long it was when cut. */
+/** A chunk event's lineage as a reject row names it; none when its text cannot be stored (U+0000) or is oversized. */
+function lineageOf(l: ChunkEventValue['lineage'] | undefined): RejectRow['source'] {
+  if (l === undefined || l === null || typeof l.source_topic !== 'string' || l.source_topic === '') return undefined
+  if (l.source_topic.includes(NUL) || Buffer.byteLength(l.source_topic) > 1024) return undefined
+  return { topic: l.source_topic, partition: l.source_partition, offset: String(l.source_offset) }
+}
+
 export function excerpt(text: string, chars = 200): string {
   if (text.length <= chars) return text
   return `${text.slice(0, chars)}… (${Buffer.byteLength(text)} bytes)`
@@ -208,7 +217,7 @@ export class ChunkDecoder {
 
   decode(record: RawChunkRecord): SinkEvent {
     const key = record.key === null ? null : record.key.toString('utf8')
-    const reject = (code: RejectRow['code'], message: string): SinkEvent => ({
+    const reject = (code: RejectRow['code'], message: string, source?: RejectRow['source']): SinkEvent => ({
       kind: 'reject',
       row: {
         topic: record.topic,
@@ -218,6 +227,7 @@ export class ChunkDecoder {
         message,
         // A bounded excerpt: the record may be hostile (a 100 KB key), the reject row must stay writable.
         key: key !== null && !key.includes(NUL) ? excerpt(key) : null,
+        ...(source !== undefined ? { source } : {}),
       },
     })
     if (key === null || key.length === 0) return reject('RS_RECORD_INVALID', 'record has no key (chunk id)')
@@ -246,34 +256,37 @@ export class ChunkDecoder {
     if (type.name !== CHUNK_EVENT_SCHEMA)
       return reject('RS_DECODE_FAILED', `schema id ${id} is ${type.name ?? 'unnamed'}, not ${CHUNK_EVENT_SCHEMA}`)
     const e = decoded as ChunkEventValue
+    // From here on a reject names the change the chunk was derived from.
+    const lineage = lineageOf(e.lineage)
+    const rejectChunk = (code: RejectRow['code'], message: string): SinkEvent => reject(code, message, lineage)
     if (e.chunk_id !== key)
-      return reject(
+      return rejectChunk(
         'RS_RECORD_INVALID',
         `key ${JSON.stringify(excerpt(key))} differs from chunk_id ${JSON.stringify(excerpt(e.chunk_id))}`,
       )
     const entityBytes = Buffer.byteLength(e.entity_type) + Buffer.byteLength(e.entity_key)
     if (entityBytes > this.#maxKeyBytes)
-      return reject(
+      return rejectChunk(
         'RS_RECORD_INVALID',
         `entity type + key are ${entityBytes} bytes, the sink indexes at most ${this.#maxKeyBytes} (/sink/maxKeyBytes)`,
       )
     if (e.embedding.length !== this.#dims)
-      return reject(
+      return rejectChunk(
         'RS_EMBEDDING_DIMENSIONS',
         `embedding has ${e.embedding.length} dimensions, the table has ${this.#dims}`,
       )
     for (const x of e.embedding)
-      if (!Number.isFinite(x)) return reject('RS_RECORD_INVALID', 'embedding contains NaN or infinity')
+      if (!Number.isFinite(x)) return rejectChunk('RS_RECORD_INVALID', 'embedding contains NaN or infinity')
     let metadata: unknown
     try {
       metadata = JSON.parse(e.metadata)
     } catch {
-      return reject('RS_RECORD_INVALID', 'metadata is not valid JSON')
+      return rejectChunk('RS_RECORD_INVALID', 'metadata is not valid JSON')
     }
     if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata))
-      return reject('RS_RECORD_INVALID', 'metadata is not a JSON object')
+      return rejectChunk('RS_RECORD_INVALID', 'metadata is not a JSON object')
     if (!jsonbStorable(metadata))
-      return reject('RS_RECORD_INVALID', 'metadata contains \\u0000 or a lone surrogate, which jsonb cannot store')
+      return rejectChunk('RS_RECORD_INVALID', 'metadata contains \\u0000 or a lone surrogate, which jsonb cannot store')
     const l = e.lineage
     if (
       hasNul([
@@ -295,7 +308,7 @@ export class ChunkDecoder {
         l.embedding_model,
       ])
     ) {
-      return reject('RS_RECORD_INVALID', 'a text field contains U+0000, which PostgreSQL cannot store')
+      return rejectChunk('RS_RECORD_INVALID', 'a text field contains U+0000, which PostgreSQL cannot store')
     }
     return {
       kind: 'upsert',

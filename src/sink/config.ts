@@ -11,6 +11,14 @@ export type VectorStorage = 'vector' | 'halfvec'
 /** pgvector index method on the embedding. */
 export type VectorIndex = 'hnsw' | 'ivfflat'
 
+/**
+ * When a batch closes (besides `batchMaxRecords`): `adaptive` as soon as the sink has read everything
+ * committed on its partitions, so an idle sink writes a change at once and a loaded one writes what
+ * arrived during its previous transaction (never later than `batchLingerMs` while records keep
+ * coming); `linger` always waits `batchLingerMs` from a batch's first record.
+ */
+export type BatchWait = 'adaptive' | 'linger'
+
 export interface SinkConfigInput {
   readonly topology: string
   /** Topology version, e.g. `v1`: one table per version. */
@@ -39,7 +47,10 @@ export interface SinkConfigInput {
   readonly sinkRole?: string
   readonly groupId?: string
   readonly batchMaxRecords?: number
+  /** The longest a batch waits to fill (from its first record); default 200. */
   readonly batchLingerMs?: number
+  /** Default `adaptive` (see `BatchWait`). */
+  readonly batchWait?: BatchWait
   readonly sessionTimeoutMs?: number
   /** Kafka static membership id: a restarted sink with the same id takes its partitions back without a rebalance. */
   readonly instanceId?: string
@@ -104,6 +115,7 @@ export interface SinkConfig {
   readonly groupId: string
   readonly batchMaxRecords: number
   readonly batchLingerMs: number
+  readonly batchWait: BatchWait
   readonly sessionTimeoutMs: number
   readonly instanceId: string | undefined
   readonly maxKeyBytes: number
@@ -174,6 +186,12 @@ export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
     problems.push({ path: '/sink/hnsw/efConstruction', message: `must be at least 2 × m (${2 * m})` })
   const batchMaxRecords = intIn(problems, '/sink/batchMaxRecords', input.batchMaxRecords, 1, 100_000, 2000)
   const batchLingerMs = intIn(problems, '/sink/batchLingerMs', input.batchLingerMs, 0, 60_000, 200)
+  const batchWait = input.batchWait ?? 'adaptive'
+  if (batchWait !== 'adaptive' && batchWait !== 'linger')
+    problems.push({
+      path: '/sink/batchWait',
+      message: `must be 'adaptive' or 'linger' (got ${JSON.stringify(batchWait)})`,
+    })
   const sessionTimeoutMs = intIn(problems, '/sink/sessionTimeoutMs', input.sessionTimeoutMs, 6000, 300_000, 10_000)
   const maxKeyBytes = intIn(problems, '/sink/maxKeyBytes', input.maxKeyBytes, 16, 2400, SINK_LIMIT_DEFAULTS.maxKeyBytes)
   const idleInTransactionTimeoutMs = intIn(
@@ -242,6 +260,7 @@ export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
     groupId: input.groupId ?? `ragstream-sink.${topology}.${version}`,
     batchMaxRecords,
     batchLingerMs,
+    batchWait,
     sessionTimeoutMs,
     instanceId: input.instanceId,
     maxKeyBytes,

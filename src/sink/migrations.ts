@@ -157,6 +157,17 @@ export const MIGRATIONS: readonly Migration[] = [
         ADD COLUMN index_built_at timestamptz;
     `,
   },
+  {
+    version: 7,
+    name: 'sink rejects name the source lineage',
+    // A rejected chunk event names the change it was derived from (its lineage: source topic,
+    // partition, offset), so a reject leads to the source record, not only to the chunk topic's
+    // position. NULL for records that carry no lineage (undecodable values, audit events).
+    sql: (n) => `
+      ALTER TABLE ${n.rejectsTable}
+        ADD COLUMN source_topic text, ADD COLUMN source_partition integer, ADD COLUMN source_offset bigint;
+    `,
+  },
 ]
 
 export interface MigrateResult {

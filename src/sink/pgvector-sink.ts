@@ -27,6 +27,8 @@ import { committedRecords, fetchUnfiltered } from '../runtime/read-committed.ts'
 const READ_COMMITTED = 1
 /** How long #close waits for the group to be left and Postgres to say goodbye before it lets go. */
 const CLOSE_GRACE_MS = 5_000
+/** The longest fetch wait while nothing is pending (a fetch returns as soon as a record is committed). */
+const IDLE_FETCH_WAIT_MS = 500
 /** How often partitions locked by another session (a frozen earlier owner) are claimed again. */
 const PENDING_CLAIM_RETRY_MS = 1_000
 
@@ -120,6 +122,8 @@ interface PartitionState {
   /** The next offset to fetch (ahead of `committed` while records are buffered). */
   position: bigint
   records: RawChunkRecord[]
+  /** The partition's last stable offset at its latest fetch: read up to it = caught up (adaptive batch close). */
+  stableOffset?: bigint
 }
 
 /** Retriable: connection-level failures, server shutdown/restart, serialization conflicts. */
@@ -228,16 +232,17 @@ export class PgvectorSink {
           await sleep(100, undefined, { signal: this.#stopped.signal }).catch(() => {})
           continue
         }
+        // Nothing pending: wait for records (the fetch returns as soon as one is committed).
         const started = this.#batchStartedAt
-        const lingerLeft =
-          started === null ? this.#config.batchLingerMs : this.#config.batchLingerMs - (Date.now() - started)
-        if (this.#buffered() < this.#config.batchMaxRecords && lingerLeft > 0) {
-          await this.#fetch(Math.min(Math.max(lingerLeft, 10), 500))
+        const lingerLeft = started === null ? IDLE_FETCH_WAIT_MS : this.#config.batchLingerMs - (Date.now() - started)
+        if (this.#buffered() < this.#config.batchMaxRecords && lingerLeft > 0 && !this.#closesNow()) {
+          await this.#fetch(Math.min(Math.max(lingerLeft, 10), IDLE_FETCH_WAIT_MS))
         }
         if (this.#assignmentChanged || this.#stopping || this.#batchStartedAt === null) continue
         const due =
           this.#buffered() >= this.#config.batchMaxRecords ||
-          Date.now() - this.#batchStartedAt >= this.#config.batchLingerMs
+          Date.now() - this.#batchStartedAt >= this.#config.batchLingerMs ||
+          this.#closesNow()
         if (due && this.#hasProgress()) await this.#flush()
       }
     } catch (error) {
@@ -320,6 +325,18 @@ export class PgvectorSink {
     }
     this.#step = 'stopped'
     this.#log({ event: 'stopped' })
+  }
+
+  /**
+   * Adaptive batch close: something is pending and every partition has been read up to its last
+   * stable offset, so waiting longer would only add latency. Under load the batch is what arrived
+   * while the previous transaction ran, so it grows with the rate without any timer.
+   */
+  #closesNow(): boolean {
+    if (this.#config.batchWait !== 'adaptive' || this.#batchStartedAt === null) return false
+    for (const p of this.#partitions.values())
+      if (p.stableOffset === undefined || p.position < p.stableOffset) return false
+    return true
   }
 
   #buffered(): number {
@@ -571,6 +588,7 @@ export class PgvectorSink {
           for (const r of committed.records)
             state.records.push({ topic, partition: r.partition, offset: r.offset, key: r.key, value: r.value })
           state.position = committed.nextOffset
+          state.stableOffset = fetched.lastStableOffset
           if (this.#batchStartedAt === null && state.position > state.committed) this.#batchStartedAt = Date.now()
         }
       }),

@@ -4,6 +4,7 @@ export {
   type TestDriverOptions,
   type TestInputRecord,
   type TestOutputRecord,
+  type TestRecordOrigin,
 } from './test-driver.ts'
 export { DEAD_LETTER_HEADERS } from '../topology/compile.ts'
 export { MemoryRagServices, type MemoryRagServicesOptions } from './memory-services.ts'

@@ -76,6 +76,19 @@ export interface TestOutputRecord {
   readonly task: number
   readonly rawKey: Buffer | null
   readonly rawValue: Buffer | null
+  /**
+   * The source record whose change led to this output, through any internal topics (what its dead
+   * letters name as `ragstream.source.*`); undefined for records no input led to (changelogs).
+   */
+  readonly source: TestRecordOrigin | undefined
+}
+
+/** Where a record came from: an input record's topic, partition, offset and key. */
+export interface TestRecordOrigin {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+  readonly key: string | null
 }
 
 function toBytes(value: unknown): Buffer | null {
@@ -105,6 +118,7 @@ class OutputRecord implements TestOutputRecord {
   readonly task: number
   readonly rawKey: Buffer | null
   readonly rawValue: Buffer | null
+  readonly source: TestRecordOrigin | undefined
   #value: unknown = undefined
   #parsed = false
 
@@ -117,6 +131,16 @@ class OutputRecord implements TestOutputRecord {
     this.task = task
     this.rawKey = record.key
     this.rawValue = record.value
+    const source = record.source
+    this.source =
+      source === undefined
+        ? undefined
+        : {
+            topic: source.topic,
+            partition: source.partition,
+            offset: source.offset,
+            key: source.key === null ? null : source.key.toString('utf8'),
+          }
   }
 
   get value(): unknown {

@@ -8,7 +8,15 @@ import type { TailServices } from '../config/rag-services.ts'
 import { quotesWithheld, RagstreamError, type ErrorCode } from '../errors.ts'
 import { DEAD_LETTER_TOPIC_CONFIG } from '../governance/forget/dead-letter.ts'
 import { DEAD_LETTER_HEADERS } from '../runtime/dead-letter.ts'
-import type { ProcessorTopology, SinkRecord, SourceRecord, TopicSpec } from '../runtime/task.ts'
+import { encodeOrigin, ORIGIN_HEADER, ORIGIN_KEY_MAX_BYTES, originHeader } from '../runtime/origin.ts'
+import type {
+  ProcessorTopology,
+  RecordOrigin,
+  RecordPosition,
+  SinkRecord,
+  SourceRecord,
+  TopicSpec,
+} from '../runtime/task.ts'
 import { PrefetchPlan, type StateStore } from '../state/store.ts'
 import {
   beginRecord,
@@ -34,7 +42,9 @@ export interface CompileOptions {
   readonly services?: TailServices
 }
 
-/* Dead-letter record: key and value are the failed record's own bytes, at its partition; headers: see runtime/dead-letter.ts. */
+/* Dead-letter record: key and value are the failed record's own bytes, at its partition; headers: see
+ * runtime/dead-letter.ts (`ragstream.source.*` name the record's origin, `ragstream.input.*` the failed
+ * record itself when it is an internal one). */
 export { DEAD_LETTER_HEADERS }
 
 const MAX_MESSAGE = 1000
@@ -94,6 +104,22 @@ interface PrefetchRead {
 }
 
 function noop(): void {}
+
+/** What compile adds to an output once an operator pushed it (operators push fresh objects). */
+type Stamped = { source?: RecordOrigin; input?: RecordPosition }
+
+/**
+ * Stamps the outputs `out[from..]` the record produced with its origin (and the record's position,
+ * when it is not the origin itself): the runtime names them in dead letters, internal records carry them on.
+ */
+function stampOrigin(out: SinkRecord[], from: number, record: SourceRecord, origin: RecordOrigin): void {
+  for (let i = from; i < out.length; i++) {
+    const output = out[i] as Stamped
+    if (output.source !== undefined) continue
+    output.source = origin
+    if (origin !== record) output.input = record
+  }
+}
 
 function buildInstance(graph: TopologyGraph, options: CompileOptions): Instance {
   const scope = newRecordScope()
@@ -204,6 +230,24 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
   const app = graph.applicationId
   const preparers = graph.nodes.flatMap((n) => preparerOf(n) ?? [])
   const prepared = new WeakSet<readonly SourceRecord[]>()
+  const repartitionTopics = new Set(topics.filter((t) => t.role === 'repartition').map((t) => t.name))
+
+  /** The record's origin: a pack item's, an internal record's header, else the record itself. */
+  const originOf = (record: SourceRecord): RecordOrigin => {
+    if (record.origin !== undefined) return record.origin
+    if (repartitionTopics.has(record.topic)) return originHeader(record.headers) ?? record
+    return record
+  }
+  /** Internal records carry their origin in a header (packs carry one per item instead). */
+  const carryOrigins = (out: SinkRecord[]): void => {
+    for (let i = 0; i < out.length; i++) {
+      const record = out[i]
+      if (record.source === undefined || !repartitionTopics.has(record.topic)) continue
+      const headers = new Map(record.headers ?? [])
+      headers.set(ORIGIN_HEADER, encodeOrigin(record.source))
+      out[i] = { ...record, headers }
+    }
+  }
 
   const entryFor = (instance: Instance, record: SourceRecord): TopicEntry => {
     const entry = instance.topics.get(record.topic)
@@ -239,18 +283,35 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
   ): SinkRecord => {
     const code = error instanceof RagstreamError ? error.code : fallback
     const message = deadLetterMessage(error)
+    const origin = originOf(record)
     const headers = new Map<string, Buffer>([
       [DEAD_LETTER_HEADERS.code, Buffer.from(code)],
       [DEAD_LETTER_HEADERS.message, Buffer.from(message)],
-      [DEAD_LETTER_HEADERS.topic, Buffer.from(record.topic)],
-      [DEAD_LETTER_HEADERS.partition, Buffer.from(String(record.partition))],
-      [DEAD_LETTER_HEADERS.offset, Buffer.from(String(record.offset))],
-      [DEAD_LETTER_HEADERS.timestamp, Buffer.from(String(record.timestamp))],
+      [DEAD_LETTER_HEADERS.topic, Buffer.from(origin.topic)],
+      [DEAD_LETTER_HEADERS.partition, Buffer.from(String(origin.partition))],
+      [DEAD_LETTER_HEADERS.offset, Buffer.from(String(origin.offset))],
+      [DEAD_LETTER_HEADERS.timestamp, Buffer.from(String(origin.timestamp))],
       [DEAD_LETTER_HEADERS.node, Buffer.from(node)],
       [DEAD_LETTER_HEADERS.failedAt, Buffer.from(String(now))],
       [DEAD_LETTER_HEADERS.application, Buffer.from(app)],
     ])
-    return { topic: graph.deadLetterTopic, partition: record.partition, key: record.key, value: record.value, headers }
+    if (origin !== record) {
+      // An internal record (a join's response, a group-by change): name the source change that caused it, and where it failed.
+      if (origin.key !== null && origin.key.length <= ORIGIN_KEY_MAX_BYTES)
+        headers.set(DEAD_LETTER_HEADERS.sourceKey, origin.key)
+      headers.set(DEAD_LETTER_HEADERS.inputTopic, Buffer.from(record.topic))
+      headers.set(DEAD_LETTER_HEADERS.inputPartition, Buffer.from(String(record.partition)))
+      headers.set(DEAD_LETTER_HEADERS.inputOffset, Buffer.from(String(record.offset)))
+    }
+    return {
+      topic: graph.deadLetterTopic,
+      partition: record.partition,
+      key: record.key,
+      value: record.value,
+      headers,
+      source: origin,
+      ...(origin !== record ? { input: record } : {}),
+    }
   }
   /** A per-record failure: forget what the record did so far, revert its store writes, dead-letter it. */
   const fail = (instance: Instance, record: SourceRecord, mark: number, failure: RecordFailure): void => {
@@ -282,7 +343,8 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         out.push(deadLetter(record, entry.node, row.error, 'RS_DECODE_FAILED', now))
         return
       }
-      beginRecord(scope, record)
+      const origin = originOf(record)
+      beginRecord(scope, record, origin)
       const mark = out.length
       try {
         entry.handle(record, row)
@@ -290,6 +352,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         if (!(error instanceof RecordFailure)) throw error
         fail(instance, record, mark, error)
       }
+      stampOrigin(out, mark, record, origin)
     }
     const decoded = decodedBatches.get(records)
     for (let i = 0; i < records.length; i++) {
@@ -344,7 +407,8 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           out.push(deadLetter(record, stage.node.name, result.error, 'RS_RECORD_INVALID', now))
           continue
         }
-        beginRecord(scope, record)
+        const origin = originOf(record)
+        beginRecord(scope, record, origin)
         const mark = out.length
         try {
           for (const row of result) {
@@ -369,10 +433,12 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           if (!(error instanceof RecordFailure)) throw error
           fail(instance, record, mark, error)
         }
+        stampOrigin(out, mark, record, origin)
         scope.partitionKey = null
       }
     }
     for (const state of instance.batchStates) state.flush()
+    if (repartitionTopics.size > 0) carryOrigins(out)
     return out
   }
 

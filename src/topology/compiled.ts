@@ -4,7 +4,7 @@
  * `RecordScope`, so the per-record path interprets nothing and allocates little.
  */
 import type { TailServices } from '../config/rag-services.ts'
-import type { SinkRecord, SourceRecord } from '../runtime/task.ts'
+import type { RecordOrigin, SinkRecord, SourceRecord } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
 import type { DecodedRecord, StageItem, StageNode, TopologyGraph, TopologyNode } from './graph.ts'
 
@@ -20,6 +20,8 @@ export interface RecordScope {
   out: SinkRecord[]
   stores: ReadonlyMap<string, StateStore>
   record: SourceRecord
+  /** The external source record whose change led to `record` (itself unless it is internal): stamped on every output. */
+  origin: RecordOrigin
   /** Set by stages whose rows are partitioned by another key (chunks by entity). */
   partitionKey: string | null
   /** Store writes of the current record, reverted if it fails further down. */
@@ -36,6 +38,7 @@ export function newRecordScope(): RecordScope {
     out: [],
     stores: new Map(),
     record: undefined as unknown as SourceRecord,
+    origin: undefined as unknown as RecordOrigin,
     partitionKey: null,
     undo: new UndoLog(),
     encodedValue: undefined,
@@ -45,8 +48,9 @@ export function newRecordScope(): RecordScope {
 }
 
 /** The one place a record's processing starts: everything per-record in the scope is reset here. */
-export function beginRecord(scope: RecordScope, record: SourceRecord): void {
+export function beginRecord(scope: RecordScope, record: SourceRecord, origin: RecordOrigin = record): void {
   scope.record = record
+  scope.origin = origin
   scope.partitionKey = null
   scope.undo.clear()
   scope.encodedValue = undefined

@@ -7,52 +7,77 @@
  * item as the record it stands for.
  */
 import { RagstreamError } from '../errors.ts'
-import type { SinkRecord, SourceRecord } from '../runtime/task.ts'
+import { decodeOrigin, encodeOrigin } from '../runtime/origin.ts'
+import type { RecordOrigin, SinkRecord, SourceRecord } from '../runtime/task.ts'
 
 /* Pack record: key = null, partition = the items' partition, value =
- *   0x01 (version) | u32 count | count × (u32 key length | key | u32 value length (0xffffffff = null) | value)
- * Items keep their produce order. A value starting with `{` is not a pack but one record in the
- * earlier JSON format, read as itself (records in flight across an upgrade). */
+ *   0x02 (version) | u32 count | count × (u32 key length | key | u32 value length (0xffffffff = null) | value
+ *                                         | u32 origin length (0 = none) | origin (src/runtime/origin.ts))
+ * Items keep their produce order; each carries the origin of the record that produced it, so a dead
+ * letter further down names the source change. Version 0x01 (no origins) and a value starting with
+ * `{` (one record in the earlier JSON format, read as itself) are still read: records in flight
+ * across an upgrade. */
 const PACK_V1 = 0x01
+const PACK_V2 = 0x02
 const JSON_START = 0x7b
 const NULL_LENGTH = 0xffffffff
 
 export function packRecords(items: readonly SinkRecord[]): Buffer {
+  const origins = items.map((item) => (item.source === undefined ? null : encodeOrigin(item.source)))
   let size = 5
-  for (const item of items) size += 8 + (item.key?.length ?? 0) + (item.value?.length ?? 0)
+  for (let i = 0; i < items.length; i++)
+    size += 12 + (items[i].key?.length ?? 0) + (items[i].value?.length ?? 0) + (origins[i]?.length ?? 0)
   const bytes = Buffer.allocUnsafe(size)
-  bytes[0] = PACK_V1
+  bytes[0] = PACK_V2
   let at = bytes.writeUInt32BE(items.length, 1)
-  for (const { key, value } of items) {
+  for (let i = 0; i < items.length; i++) {
+    const { key, value } = items[i]
     at = bytes.writeUInt32BE(key?.length ?? 0, at)
     if (key !== null) at += key.copy(bytes, at)
     at = bytes.writeUInt32BE(value === null ? NULL_LENGTH : value.length, at)
     if (value !== null) at += value.copy(bytes, at)
+    const origin = origins[i]
+    at = bytes.writeUInt32BE(origin?.length ?? 0, at)
+    if (origin !== null) at += origin.copy(bytes, at)
   }
   return bytes
 }
 
-/** The pack's items as records of their own: the pack's topic, partition, offset, timestamp and headers; each item's key and value. */
+/**
+ * The pack's items as records of their own: the pack's topic, partition, offset, timestamp and
+ * headers; each item's key, value and origin.
+ */
 export function unpackRecords(record: SourceRecord): readonly SourceRecord[] {
   const bytes = record.value
   if (bytes === null || bytes.length === 0)
     throw new RagstreamError('RS_DECODE_FAILED', `a record of ${record.topic} needs a value`)
   if (bytes[0] === JSON_START) return [record]
-  if (bytes[0] !== PACK_V1 || bytes.length < 5)
+  const version = bytes[0]
+  if ((version !== PACK_V1 && version !== PACK_V2) || bytes.length < 5)
     throw new RagstreamError('RS_DECODE_FAILED', `not a record pack (version byte ${bytes[0]})`)
+  const truncated = (): RagstreamError => new RagstreamError('RS_DECODE_FAILED', 'the record pack is truncated')
   const count = bytes.readUInt32BE(1)
   const items: SourceRecord[] = []
   let at = 5
   for (let n = 0; n < count; n++) {
-    if (at + 8 > bytes.length) throw new RagstreamError('RS_DECODE_FAILED', 'the record pack is truncated')
+    if (at + 8 > bytes.length) throw truncated()
     const keyLength = bytes.readUInt32BE(at)
     const key = bytes.subarray(at + 4, at + 4 + keyLength)
     at += 4 + keyLength
+    if (at + 4 > bytes.length) throw truncated()
     const valueLength = bytes.readUInt32BE(at)
     at += 4
     const value = valueLength === NULL_LENGTH ? null : bytes.subarray(at, at + valueLength)
     if (value !== null) at += valueLength
-    if (at > bytes.length) throw new RagstreamError('RS_DECODE_FAILED', 'the record pack is truncated')
+    let origin: RecordOrigin | undefined
+    if (version === PACK_V2) {
+      if (at + 4 > bytes.length) throw truncated()
+      const originLength = bytes.readUInt32BE(at)
+      at += 4
+      if (originLength > 0) origin = decodeOrigin(bytes.subarray(at, at + originLength))
+      at += originLength
+    }
+    if (at > bytes.length) throw truncated()
     items.push({
       topic: record.topic,
       partition: record.partition,
@@ -61,6 +86,7 @@ export function unpackRecords(record: SourceRecord): readonly SourceRecord[] {
       headers: record.headers,
       key,
       value,
+      ...(origin !== undefined ? { origin } : {}),
     })
   }
   return items
@@ -71,6 +97,8 @@ export function unpackRecords(record: SourceRecord): readonly SourceRecord[] {
  * refuses (max.message.bytes, 1 MiB by default) where its items, sent one by one, would pass.
  */
 export const PACK_MAX_BYTES = 256 * 1024
+/** An item's origin, as packTopic counts it (a topic name and a short key); exact size does not matter there. */
+const ORIGIN_BYTES = 96
 
 /**
  * Replaces, in place, the records of `topic` in `out` with packs of at most `perPack` items and about
@@ -97,7 +125,7 @@ export function packTopic(out: SinkRecord[], topic: string, perPack: number, max
     let pack: SinkRecord[] = []
     let bytes = 0
     for (const item of items) {
-      const n = (item.key?.length ?? 0) + (item.value?.length ?? 0)
+      const n = (item.key?.length ?? 0) + (item.value?.length ?? 0) + (item.source === undefined ? 0 : ORIGIN_BYTES)
       if (pack.length === perPack || (pack.length > 0 && bytes + n > maxBytes)) {
         out.push({ topic, partition, key: null, value: packRecords(pack) })
         pack = []

@@ -1,11 +1,13 @@
 // `groupBy(…).collect(…)`: a parent's children as an ordered, bounded list (top-N by a field, `total`
-// counting all, `truncated` when the overflow rule left some out), one store entry per child so a
-// change to one child of a 2,000-child parent costs two store writes (its entry and the document);
+// counting all, `truncated` when the overflow rule left some out), one store entry per child keyed by
+// its place in the order, so a change to one child of a 2,000-child parent costs at most three store
+// writes (its old entry, its new one, the document) and no scan unless a listed child leaves;
 // equal on seeded change streams to the list computed from the final rows, also after a restore;
 // joinable as a product catalog's reviews.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
+import { orderPart } from '../../src/operators/aggregate/collect.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
 import { seededRandom } from '../support/seeded-random.ts'
 
@@ -112,7 +114,7 @@ for (const seed of [11, 12, 13]) {
   })
 }
 
-test('a change to one child of a parent with 2,000 children writes its entry and the document, nothing else', async () => {
+test('a change to one child of a parent with 2,000 children writes its entries and the document, and scans only to refill the list', async () => {
   const driver = new TopologyTestDriver(collectTopology('collect-hot'), { partitions: 3 })
   const children = Array.from({ length: 2_000 }, (_, i) => ({
     topic: 'reviews',
@@ -124,14 +126,18 @@ test('a change to one child of a parent with 2,000 children writes its entry and
   let writes = 0
   const put = store.put.bind(store)
   const del = store.delete.bind(store)
+  let scans = 0
+  const scan = store.scan.bind(store)
   store.put = (partition, key, value) => (writes++, put(partition, key, value))
   store.delete = (partition, key) => (writes++, del(partition, key))
+  store.scan = (partition, prefix) => (scans++, scan(partition, prefix))
   const changelog = () => driver.allOutput('collect-hot-top-reviews-changelog').length
   const before = changelog()
-  // r00001 (2 stars) becomes 5 stars: it enters the top 3.
+  // r00001 (2 stars) becomes 5 stars: it enters the top 3 (its entry moves: old key deleted, new key written).
   await driver.pipe('reviews', 'r00001', { product: 'hot', stars: 5, text: 'rewritten' })
-  assert.equal(writes, 2, 'the child entry and the document')
-  assert.equal(changelog() - before, 2)
+  assert.equal(writes, 3, 'the old entry, the new entry and the document')
+  assert.equal(changelog() - before, 3)
+  assert.equal(scans, 0, 'a child entering the list needs no scan')
   writes = 0
   // A child outside the top 3 changes: its entry is written; the document is unchanged (no write, no output).
   const outputs = driver.allOutput('documents').length
@@ -146,7 +152,30 @@ test('a change to one child of a parent with 2,000 children writes its entry and
     ['r00001', 'r00004', 'r00009'],
   )
   assert.equal(doc.truncated, true)
+  // A listed child leaves: the list is refilled from one ordered scan (the next 5-star child enters).
+  await driver.pipe('reviews', 'r00004', null)
+  assert.equal(scans, 1)
+  assert.deepEqual(
+    (driver.readTable('documents').get('hot') as { items: { key: string }[] }).items.map((i) => i.key),
+    ['r00001', 'r00009', 'r00014'],
+  )
   await driver.close()
+})
+
+test('orderPart: key order is the order of numbers (negatives, fractions, -0) and strings (any Unicode), reversed when descending', () => {
+  const numbers = [-Infinity, -1e300, -2.5, -1, -Number.MIN_VALUE, 0, Number.MIN_VALUE, 0.5, 1, 2, 10, 1e300, Infinity]
+  const strings = ['', 'a', 'ab', 'b', 'z\u0000', 'é', '\uffff', '😀', 'ꙮ']
+  const values: (number | string)[] = [
+    ...numbers,
+    ...strings.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
+  ]
+  const ascending = values.map((v) => orderPart(v, false))
+  const descending = values.map((v) => orderPart(v, true))
+  assert.deepEqual([...ascending].sort(), ascending, 'ascending: numbers first, then strings by code point')
+  assert.deepEqual([...descending].sort(), [...descending].reverse(), 'descending: the exact reverse')
+  assert.equal(orderPart(-0, false), orderPart(0, false))
+  for (const part of [...ascending, ...descending])
+    assert.match(part, /^[0-9a-f]+[!~]$/, 'ASCII only: Redis sorts it the same')
 })
 
 test('a catalog: products joined with their collected reviews (the collect result is a table)', async () => {

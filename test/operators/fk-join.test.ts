@@ -136,7 +136,10 @@ test('a throwing joiner dead-letters the record and the line keeps moving', asyn
   const [dead, ...more] = driver.readDeadLetters()
   assert.equal(more.length, 0)
   assert.equal(dead.headers[DEAD_LETTER_HEADERS.node], 'j')
-  assert.equal(dead.headers[DEAD_LETTER_HEADERS.topic], 'boom-j-response-repartition')
+  // The source change that led here (left x), and the internal record that failed (its response).
+  assert.equal(dead.headers[DEAD_LETTER_HEADERS.topic], 'left')
+  assert.equal(dead.headers[DEAD_LETTER_HEADERS.sourceKey], 'x')
+  assert.equal(dead.headers[DEAD_LETTER_HEADERS.inputTopic], 'boom-j-response-repartition')
   assert.equal(dead.headers[DEAD_LETTER_HEADERS.message], 'not ok')
   assert.deepEqual([...driver.readTable('out').keys()], ['y'])
 })
@@ -157,8 +160,14 @@ test('an answer that fails inside a response pack is dead-lettered alone, with i
   const [dead, ...more] = driver.readDeadLetters()
   assert.equal(more.length, 0)
   assert.equal(dead.key, 'x')
-  assert.equal(dead.headers[DEAD_LETTER_HEADERS.topic], 'boom-j-response-repartition')
-  assert.equal(dead.headers[DEAD_LETTER_HEADERS.offset], String(packs[0].offset))
+  assert.equal(dead.headers[DEAD_LETTER_HEADERS.topic], 'left')
+  assert.equal(
+    dead.headers[DEAD_LETTER_HEADERS.offset],
+    '0',
+    "x's own offset on the left topic, not a neighbour's in the pack",
+  )
+  assert.equal(dead.headers[DEAD_LETTER_HEADERS.inputTopic], 'boom-j-response-repartition')
+  assert.equal(dead.headers[DEAD_LETTER_HEADERS.inputOffset], String(packs[0].offset))
   assert.equal(dead.headers[DEAD_LETTER_HEADERS.message], 'not ok')
   assert.deepEqual([...driver.readTable('out').keys()].sort(), ['y', 'z'])
 })

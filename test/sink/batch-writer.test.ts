@@ -180,12 +180,24 @@ test('sink: a row PostgreSQL refuses (a 66 KB chunk id or entity key, over the b
   assert.equal(outcome.status === 'committed' && outcome.refused?.length, 3)
   const rows = await readChunks(env.admin, env.config)
   assert.deepEqual([...rows.keys()].sort(), ['good-1', 'good-2'])
-  const rejects = await env.admin.query<{ offset: string; error_code: string; message: string; record_key: string }>(
-    `SELECT "offset"::text, error_code, message, record_key FROM ${env.config.names.rejectsTable} ORDER BY "offset"`,
+  const rejects = await env.admin.query<{
+    offset: string
+    error_code: string
+    message: string
+    record_key: string
+    source: string | null
+  }>(
+    `SELECT "offset"::text, error_code, message, record_key, source_topic || ':' || source_partition || '@' || source_offset AS source
+     FROM ${env.config.names.rejectsTable} ORDER BY "offset"`,
   )
   assert.deepEqual(
-    rejects.rows.map((r) => r.offset),
-    ['2', '3', '4'],
+    rejects.rows.map((r) => [r.offset, r.source]),
+    [
+      ['2', 'cdc:0@2'],
+      ['3', 'cdc:0@3'],
+      ['4', null],
+    ],
+    "refused upserts name their chunk event's source lineage; a tombstone has none",
   )
   for (const r of rejects.rows) {
     assert.equal(r.error_code, 'RS_RECORD_INVALID')

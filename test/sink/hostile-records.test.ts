@@ -68,8 +68,12 @@ test('sink: a 100 KB key, a key just over and just under the limit, a huge entit
     error_code: string
     message: string
     record_key: string | null
+    source_topic: string | null
+    source_partition: number | null
+    source_offset: string | null
   }>(
-    `SELECT partition, "offset"::text, error_code, message, record_key FROM ${config.names.rejectsTable} ORDER BY "offset"`,
+    `SELECT partition, "offset"::text, error_code, message, record_key, source_topic, source_partition, source_offset::text
+     FROM ${config.names.rejectsTable} ORDER BY "offset"`,
   )
   assert.equal(rejects.rowCount, hostile.length, JSON.stringify(rejects.rows.map((r) => r.message)))
   rejects.rows.forEach((r, i) => {
@@ -78,6 +82,13 @@ test('sink: a 100 KB key, a key just over and just under the limit, a huge entit
     assert.ok(r.error_code === 'RS_RECORD_INVALID' || r.error_code === 'RS_DECODE_FAILED')
     assert.ok((r.record_key ?? '').length <= 300, 'the key is a bounded excerpt')
   })
+  // A chunk event that decoded names the change it was derived from (its lineage); an undecodable one cannot.
+  const lineage = (key: string) => {
+    const r = rejects.rows[hostile.findIndex((h) => h.key === key)]
+    return [r.source_topic, r.source_partition, r.source_offset]
+  }
+  assert.deepEqual(lineage('entity-huge'), ['cdc.tickets', 0, '1'])
+  for (const key of ['magic', 'unknown-schema', 'truncated']) assert.deepEqual(lineage(key), [null, null, null], key)
   const rss = rssMb(sink.child.pid!)
   t.diagnostic(`sink RSS after the hostile records: ${rss.toFixed(0)} MB`)
   assert.ok(rss < 400, `RSS bounded (${rss.toFixed(0)} MB)`)

@@ -19,8 +19,9 @@ test('zombie: a sink paused past its session timeout while another takes over co
     await producer.send(messages)
   }
 
-  // The zombie-to-be lingers 5 s per batch, so it is holding fetched, uncommitted records when paused.
-  const zombie = spawnSink(t, env, ['--linger-ms', '5000'])
+  // The zombie-to-be lingers 5 s per batch (a fixed wait, not the adaptive close), so it is holding
+  // fetched, uncommitted records when paused.
+  const zombie = spawnSink(t, env, ['--linger-ms', '5000', '--batch-wait', 'linger'])
   const started = await zombie.waitForEvent((e) => e.event === 'started')
   await zombie.waitForEvent((e) => e.event === 'assigned' && (e.partitions as number[]).includes(0))
   await send(0, 20, 1)

@@ -85,3 +85,34 @@ test('packTopic closes a pack at maxBytes of keys and values, so large right row
     'a, b fit in 250 bytes; c would not; d alone exceeds the bound and is a pack of its own',
   )
 })
+
+test("each item carries its own origin through the pack; a version-1 pack's items have none", () => {
+  const origin = (offset: bigint) => ({
+    topic: 'src',
+    partition: 4,
+    offset,
+    timestamp: 9n,
+    key: Buffer.from(`k${offset}`),
+  })
+  const items = [
+    { ...item(2, 'a', 'one'), source: origin(10n) },
+    item(2, 'b', 'two'),
+    { ...item(2, 'c', null), source: origin(12n) },
+  ]
+  const unpacked = unpackRecords(sourceOf(packRecords(items)))
+  assert.deepEqual(
+    unpacked.map((r) => r.origin),
+    [origin(10n), undefined, origin(12n)],
+  )
+  // Version 1 (before origins): 0x01 | count | (key length | key | value length | value)…
+  const v1 = Buffer.concat([
+    Buffer.from([1, 0, 0, 0, 1, 0, 0, 0, 1]),
+    Buffer.from('a'),
+    Buffer.from([0, 0, 0, 1]),
+    Buffer.from('v'),
+  ])
+  assert.deepEqual(
+    unpackRecords(sourceOf(v1)).map((r) => [r.key?.toString(), r.value?.toString(), r.origin]),
+    [['a', 'v', undefined]],
+  )
+})

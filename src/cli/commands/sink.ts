@@ -6,6 +6,7 @@ import { endpointsFromEnv, redactUrl } from '../../config/endpoints.ts'
 import { ConfigError, RagstreamError } from '../../errors.ts'
 import {
   resolveSinkConfig,
+  type BatchWait,
   type Distance,
   type SinkConfig,
   type VectorIndex,
@@ -55,6 +56,7 @@ export function sinkConfigFromOptions(topology: string | undefined, values: Comm
     instanceId: str(values, 'instance-id'),
     batchMaxRecords: intOption(values, 'batch-size'),
     batchLingerMs: intOption(values, 'linger-ms'),
+    batchWait: str(values, 'batch-wait') as BatchWait | undefined,
     sessionTimeoutMs: intOption(values, 'session-timeout-ms'),
     maxKeyBytes: intOption(values, 'max-key-bytes'),
     idleInTransactionTimeoutMs: intOption(values, 'idle-in-transaction-timeout-ms'),
@@ -115,6 +117,7 @@ export async function sinkConfigForApp(
     instanceId: str(values, 'instance-id'),
     batchMaxRecords: intOption(values, 'batch-size'),
     batchLingerMs: intOption(values, 'linger-ms'),
+    batchWait: str(values, 'batch-wait') as BatchWait | undefined,
     sessionTimeoutMs: intOption(values, 'session-timeout-ms'),
   })
   return { sink, deployment: d }
@@ -231,7 +234,19 @@ export const sinkCommand: CommandSpec = {
       description: 'records per Postgres transaction at most',
       default: '2000',
     },
-    'linger-ms': { type: 'string', value: '<ms>', description: 'how long a batch may wait to fill', default: '200' },
+    'linger-ms': {
+      type: 'string',
+      value: '<ms>',
+      description: 'the longest a batch waits to fill, from its first record',
+      default: '200',
+    },
+    'batch-wait': {
+      type: 'string',
+      value: 'adaptive|linger',
+      description:
+        'adaptive: a batch closes once everything committed is read (no wait when idle, bigger batches under load); linger: always wait --linger-ms',
+      default: 'adaptive',
+    },
     'session-timeout-ms': {
       type: 'string',
       value: '<ms>',

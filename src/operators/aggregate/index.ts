@@ -22,7 +22,8 @@ import { RagstreamError } from '../../errors.ts'
 import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type ChangeHandler, type NodeKindSpec } from '../../topology/compiled.ts'
 import { changelogTopic, groupByTopic, type AggregateNode } from '../../topology/graph.ts'
 import { encodeJson } from '../../topology/json.ts'
-import { tableRoot } from '../../topology/node-kinds.ts'
+import { nodeIs, tableRoot } from '../../topology/node-kinds.ts'
+import { subjectOfRow } from '../table-source.ts'
 import { partitionForString } from '../../topology/partitioner.ts'
 import { recordFailure, userFunction } from '../../topology/user-code.ts'
 import { collectHandler, collectProblems } from './collect.ts'
@@ -159,6 +160,19 @@ export const aggregateOperator: NodeKindSpec<AggregateNode> = {
     const subtract = userCombiner(name, node.subtractor)
     const json = userFunction(name, encodeJson)
 
+    // collect keeps each child's data subjects when the grouped table names them (its source's `subject`):
+    // read off the row itself, or off the source's store when filter/mapValues lie in between.
+    const rootName = tableRoot(env.graph, node.inputs[0])
+    const root = env.graph.nodes.find((n) => n.name === rootName)
+    const rootSubject =
+      node.collect !== undefined && root !== undefined && nodeIs(root, 'table-source') ? root.subject : undefined
+    const subjectsOf = userFunction(name, (key: string, value: unknown): readonly string[] | undefined => {
+      if (rootSubject === undefined) return undefined
+      const row = rootName === node.inputs[0] ? value : scope.stores.get(rootName!)!.get(scope.record.partition, key)
+      const subject = subjectOfRow(rootSubject, key, row instanceof Buffer ? decodeJson(row) : row)
+      return subject === null ? [] : [subject]
+    })
+
     const send = (group: string, change: GroupChange): void => {
       scope.out.push({
         topic,
@@ -176,18 +190,28 @@ export const aggregateOperator: NodeKindSpec<AggregateNode> = {
       const newGroup = newValue === null ? null : groupKeyOf(newValue, key)
       const s = oldGroup === null ? undefined : ([mapValue(oldValue, key)] as const)
       const a = newGroup === null ? undefined : ([mapValue(newValue, key)] as const)
+      const j = newGroup === null ? undefined : subjectsOf(key, newValue)
+      const subjects = j === undefined ? {} : { j }
       if (oldGroup !== null && oldGroup === newGroup) {
-        send(oldGroup, { k: key, s, a })
+        send(oldGroup, { k: key, s, a, ...subjects })
         return
       }
       if (oldGroup !== null) send(oldGroup, { k: key, s })
-      if (newGroup !== null) send(newGroup, { k: key, a })
+      if (newGroup !== null) send(newGroup, { k: key, a, ...subjects })
     }
 
     // Group owner: apply the change to the group's aggregate.
     env.addPrefetch(topic, name)
-    if (node.collect !== undefined) env.addPrefetchScan(topic, name, (decoded) => groupPrefix(decoded.key))
-    const collect = node.collect === undefined ? undefined : collectHandler(node, node.collect, scope, downstream)
+    const collect =
+      node.collect === undefined
+        ? undefined
+        : collectHandler(node, node.collect, scope, downstream, rootSubject !== undefined)
+    if (collect !== undefined) {
+      // The child's old and new entry, and the parent's entries in order (read only to refill the list).
+      env.addPrefetch(topic, name, (decoded) => collect.entryKeys(decoded)[0])
+      env.addPrefetch(topic, name, (decoded) => collect.entryKeys(decoded)[1])
+      env.addPrefetchScan(topic, name, (decoded) => groupPrefix(decoded.key))
+    }
     env.addTopic(topic, {
       node: name,
       decode: (record) => {
@@ -196,7 +220,7 @@ export const aggregateOperator: NodeKindSpec<AggregateNode> = {
         return { key: record.key.toString('utf8'), value: decodeGroupChange(record.value) }
       },
       handle(record, decoded) {
-        if (collect !== undefined) return collect(record, decoded)
+        if (collect !== undefined) return collect.handle(record, decoded)
         const group = decoded.key
         const change = decoded.value as GroupChange
         const store = scope.stores.get(name)!

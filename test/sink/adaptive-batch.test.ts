@@ -1,0 +1,56 @@
+// The sink's adaptive batch close (batchWait 'adaptive', the default): a batch closes as soon as the
+// sink has read everything committed on its partitions, so a lone change is written at once however
+// long --linger-ms is, and records that arrive together are written together.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { PgvectorSink, type SinkLogEvent } from '../../src/sink/pgvector-sink.ts'
+import { resolveSinkConfig } from '../../src/sink/config.ts'
+import { endpoints } from '../support/stack.ts'
+import { chunkEvent, chunkProducer, createSinkEnv, readChunks, waitFor } from './support.ts'
+
+test('sink config: batchWait is adaptive by default and refuses anything but adaptive or linger', () => {
+  assert.equal(resolveSinkConfig({ topology: 't', dims: 4 }).batchWait, 'adaptive')
+  assert.equal(resolveSinkConfig({ topology: 't', dims: 4, batchWait: 'linger' }).batchWait, 'linger')
+  assert.throws(
+    () => resolveSinkConfig({ topology: 't', dims: 4, batchWait: 'soon' as 'linger' }),
+    /\/sink\/batchWait: must be 'adaptive' or 'linger'/,
+  )
+})
+
+test('sink: with a linger of a minute, a lone change is still written at once, and a transaction of 30 in one batch', async (t) => {
+  // A fixed linger would hold the first record for a minute: far past waitFor's 30 s.
+  const env = await createSinkEnv(t, { dims: 8, batchLingerMs: 60_000 })
+  const { config } = env
+  const producer = await chunkProducer(t, config)
+  const events: SinkLogEvent[] = []
+  const sink = new PgvectorSink({
+    config,
+    postgresUrl: env.sinkUrl,
+    kafkaBrokers: endpoints.kafkaBrokers,
+    schemaRegistryUrl: endpoints.schemaRegistryUrl,
+    log: (e) => events.push(e),
+  })
+  const done = sink.run()
+  done.catch(() => {})
+  t.after(async () => {
+    sink.stop()
+    await done.catch(() => {})
+  })
+  await waitFor('the assignment', async () => events.some((e) => e.event === 'assigned' && e.partitions.length > 0))
+
+  await producer.send([{ key: 'lone#0', value: await producer.encodeChunk(chunkEvent(config, { id: 'lone#0' })) }])
+  await waitFor('the lone change in Postgres', async () => (await readChunks(env.admin, config)).has('lone#0'))
+
+  const many = []
+  for (let i = 0; i < 30; i++)
+    many.push({ key: `m${i}#0`, value: await producer.encodeChunk(chunkEvent(config, { id: `m${i}#0` })) })
+  await producer.send(many)
+  await waitFor('the 30 in Postgres', async () => (await readChunks(env.admin, config)).size === 31)
+
+  const begins = events.filter((e) => e.event === 'batch-begin')
+  assert.deepEqual(
+    begins.map((e) => e.records),
+    [1, 30],
+    'one batch for the lone change, one for the transaction of 30 (visible at once, read in one fetch)',
+  )
+})
