@@ -34,6 +34,7 @@ import {
 } from '@platformatic/kafka'
 import { classifyError, RagstreamError, ServiceUnavailableError, type Classified } from '../errors.ts'
 import { ChangelogRestorer } from '../state/changelog.ts'
+import { containClientFaults, type ClientFault } from './client-faults.ts'
 import { prefetchAll, type ChangelogRecord, type StateStore } from '../state/store.ts'
 import { Backoff, sleep, withTimeout } from './backoff.ts'
 import { MAX_SEND_BYTES, produceBounded } from './bounded-produce.ts'
@@ -139,6 +140,8 @@ export class KafkaRuntime {
   #membership: GroupMembership | undefined
   #tasks: number[] = []
   #groupFailure: Error | undefined
+  /** A Kafka client threw outside any promise: its producer is replaced at the next batch boundary. */
+  #clientFault: ClientFault | undefined
   #running = false
   /** The changelog checkpoint each owned store partition must have in its backing store (`<store>:<partition>`). */
   readonly #checkpoints = new Map<string, bigint>()
@@ -239,6 +242,13 @@ export class KafkaRuntime {
       })
     }
 
+    // A client bug thrown from a socket callback would end the process: it is contained, and what it
+    // may have broken is replaced (src/runtime/client-faults.ts).
+    const guard = containClientFaults((fault) => {
+      this.#clientFault = fault
+      if (fault.part !== 'producer') this.#groupFailure = fault.error
+      this.#emit({ event: 'client-error-contained', client: fault.part, error: describeError(fault.error) })
+    })
     let fatal: unknown
     try {
       await this.#join()
@@ -247,6 +257,7 @@ export class KafkaRuntime {
       fatal = error
     }
     await this.#shutdown()
+    guard.release()
     if (fatal !== undefined) throw fatal
   }
 
@@ -277,6 +288,13 @@ export class KafkaRuntime {
       const at: { phase: Phase } = { phase: 'assign' }
       let records = 0
       try {
+        if (this.#clientFault) {
+          // The producer may be half-way through a callback that threw: never reused.
+          const fault = this.#clientFault
+          this.#clientFault = undefined
+          await this.#discardProducer(fault.error)
+          needsAssignment = true
+        }
         if (this.#groupFailure) await this.#join()
         if (needsAssignment || this.#membership?.generationId !== consumer.generationId) {
           const ready = await this.#assign()
