@@ -4,7 +4,7 @@
  * store named after the node (its changelog is `<application>-<name>-changelog`), so downstream
  * operators get the old and the new value of every change.
  */
-import { LINEAGE_FIELD } from '../cdc/table-decoder.ts'
+import { rowChangeTime } from '../cdc/table-decoder.ts'
 import { RagstreamError } from '../errors.ts'
 import { decodeSuppression, suppresses } from '../governance/forget/suppression.ts'
 import { hashSubject } from '../governance/subject.ts'
@@ -109,10 +109,9 @@ function forgottenStores(graph: TopologyGraph): string[] {
   )
 }
 
-/** The record's source time for suppression: its CDC lineage, else the record timestamp. */
+/** The record's source time (its event time, and what suppression compares): its CDC lineage, else the record timestamp. */
 function sourceTimeOf(value: unknown, record: SourceRecord): number {
-  const lineage = (value as { [LINEAGE_FIELD]?: { timestampMs?: unknown } } | null)?.[LINEAGE_FIELD]
-  return typeof lineage?.timestampMs === 'number' ? lineage.timestampMs : Number(record.timestamp)
+  return rowChangeTime(value) ?? Number(record.timestamp)
 }
 
 /** UTF-8 string key, JSON value, null value = tombstone. */
@@ -280,6 +279,8 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         return decoded
       },
       handle(record, decoded) {
+        // Event time: when the change happened at its source (Debezium ts_ms), else the record's timestamp.
+        scope.timestamp = decoded.timestamp ?? sourceTimeOf(decoded.value, record)
         const store = scope.stores.get(name)!
         const partition = record.partition
         const key = decoded.key
