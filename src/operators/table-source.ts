@@ -6,12 +6,13 @@
  */
 import { rowChangeTime } from '../cdc/table-decoder.ts'
 import { RagstreamError } from '../errors.ts'
-import { decodeSuppression, suppresses } from '../governance/forget/suppression.ts'
+import { decodeSuppression, suppresses, type SuppressionRecord } from '../governance/forget/suppression.ts'
 import { hashSubject } from '../governance/subject.ts'
 import type { SourceRecord } from '../runtime/task.ts'
-import { CHANGELOG_CONFIG, type NodeKindSpec } from '../topology/compiled.ts'
+import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type NodeKindSpec } from '../topology/compiled.ts'
 import {
   changelogTopic,
+  forgetRepartitionTopic,
   forgottenSubjectsStore,
   topicNameProblem,
   type TableSubject,
@@ -89,8 +90,10 @@ export function rowSubjectsStore(table: string): string {
 /**
  * True when the table keeps {@link rowSubjectsStore}: its rows name their subject with a function
  * (the row key is not the subject's id), an aggregate groups them, and a govern forgets. Forgetting a
- * subject then finds the subject's rows with one prefix scan and takes each out of every aggregate
- * it contributed to (src/operators/govern/forget.ts), as a delete of the row would.
+ * subject then finds the subject's rows with one prefix scan (src/operators/govern/forget.ts) and
+ * sends their keys on the table's forget topic ({@link forgetRepartitionTopic}) to this table's own
+ * task, which deletes each row as a delete of the row would: it leaves every aggregate it
+ * contributed to, and the parents are re-emitted without it (forgetting per contribution).
  */
 export function keepsRowSubjects(node: TableSourceNode, graph: TopologyGraph): boolean {
   return (
@@ -199,12 +202,28 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
             purpose: `changelog of store ${rowSubjectsStore(node.name)} (row keys per subject, for forgetting)`,
             config: CHANGELOG_CONFIG,
           },
+          {
+            name: forgetRepartitionTopic(graph.applicationId, node.name),
+            role: 'repartition' as const,
+            purpose: `${node.name} rows of forgotten subjects (keys only), keyed by row key: deleted from every aggregate`,
+            config: REPARTITION_CONFIG,
+          },
         ]
       : []),
   ],
   physical: (node, graph) => ({
     nodes: [
       { type: 'source', name: `${node.name}-source`, topics: [node.topic], next: [node.name] },
+      ...(keepsRowSubjects(node, graph)
+        ? [
+            {
+              type: 'source' as const,
+              name: `${node.name}-forget-source`,
+              topics: [forgetRepartitionTopic(graph.applicationId, node.name)],
+              next: [node.name],
+            },
+          ]
+        : []),
       {
         type: 'processor',
         name: node.name,
@@ -216,9 +235,12 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
     entries: [],
     exit: node.name,
   }),
-  getter: (node) => ({
+  getter: (node, graph) => ({
     store: node.name,
-    topics: [node.topic],
+    // A forgotten row's retraction changes the table too (a delete): readers prefetch on it as on the topic.
+    topics: keepsRowSubjects(node, graph)
+      ? [node.topic, forgetRepartitionTopic(graph.applicationId, node.name)]
+      : [node.topic],
     raw: true,
     get: (bytes) => (bytes === undefined ? null : decodeJson(bytes)),
   }),
@@ -269,6 +291,40 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         index.put(partition, entry, INDEXED)
       }
     }
+    /** A row's delete: the store, the row-subject index and every consumer (an aggregate subtracts it). */
+    const deleteRow = (partition: number, key: string, oldBytes: Buffer): void => {
+      const store = scope.stores.get(name)!
+      scope.undo.remember(store, partition, key, oldBytes)
+      store.delete(partition, key)
+      const oldRow = needsOld || rowSubjects !== undefined ? decodeJson(oldBytes) : undefined
+      if (rowSubjects !== undefined) indexRow(partition, key, oldRow, null)
+      emit(key, oldRow, null)
+    }
+    if (rowSubjects !== undefined) {
+      // Forgetting per contribution: govern found this row under a forgotten subject; it goes as a
+      // delete would, unless it has changed since (another subject now, or, under BEFORE_REQUEST,
+      // written after the request; a row without a source time counts as written before it).
+      const forgetTopic = forgetRepartitionTopic(env.graph.applicationId, name)
+      env.addPrefetch(forgetTopic, name)
+      env.addTopic(forgetTopic, {
+        node: name,
+        decode(record) {
+          if (record.key === null || record.value === null)
+            throw new RagstreamError('RS_DECODE_FAILED', 'a forget record needs a key and a suppression value')
+          return { key: record.key.toString('utf8'), value: decodeSuppression(record.value) }
+        },
+        handle(record, decoded) {
+          const suppression = decoded.value as SuppressionRecord
+          const oldBytes = scope.stores.get(name)!.get(record.partition, decoded.key)
+          if (oldBytes === undefined) return
+          const row = decodeJson(oldBytes)
+          const named = subjectOfRow(SUBJECT_OF_ROW, decoded.key, row)
+          if (named === null || hashSubject(named) !== suppression.subjectHash) return
+          if (!suppresses(suppression, rowChangeTime(row) ?? Number.NEGATIVE_INFINITY)) return
+          deleteRow(record.partition, decoded.key, oldBytes)
+        },
+      })
+    }
     env.addTopic(node.topic, {
       node: name,
       decode(record) {
@@ -288,11 +344,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         const value = decoded.value === undefined || isForgotten(decoded, record) ? null : decoded.value
         if (value === null) {
           if (oldBytes === undefined) return
-          scope.undo.remember(store, partition, key, oldBytes)
-          store.delete(partition, key)
-          const oldRow = needsOld || rowSubjects !== undefined ? decodeJson(oldBytes) : undefined
-          if (rowSubjects !== undefined) indexRow(partition, key, oldRow, null)
-          emit(key, oldRow, null)
+          deleteRow(partition, key, oldBytes)
         } else {
           const unavailable = decoded.unavailable
           let bytes: Buffer

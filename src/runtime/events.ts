@@ -91,8 +91,15 @@ export type RuntimeEvent =
     }
   /** The producer may be in a broken state: it was closed, and the next transaction starts with a new one. */
   | { readonly event: 'producer-replaced'; readonly reason: string }
-  /** A client error thrown outside any promise (a known @platformatic/kafka bug) was contained. */
-  | { readonly event: 'client-error-contained'; readonly error: string }
+  /**
+   * The Kafka client threw outside any promise (a client bug: docs/operations.md "Known client
+   * issues"); the process lives, the producer is replaced, and a consumer fault rejoins the group.
+   */
+  | {
+      readonly event: 'client-error-contained'
+      readonly client: 'producer' | 'consumer' | 'client'
+      readonly error: string
+    }
   /** Records of repartition topics up to the committed offsets were deleted. */
   | { readonly event: 'repartition-purged'; readonly partitions: number }
   /** Purging repartition topics failed; retried after a later commit (nothing depends on it). */

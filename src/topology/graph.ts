@@ -272,6 +272,15 @@ export function groupByTopic(applicationId: string, aggregate: string): string {
   return `${applicationId}-${aggregate}-groupby-repartition`
 }
 
+/**
+ * Rows of a forgotten subject that a table keeps for an aggregate (their keys, with the suppression
+ * that removes them), sent by govern to the table's own task: each is then deleted as a row delete
+ * would be, so it leaves every aggregate it contributed to. Keyed by row key, on the row's partition.
+ */
+export function forgetRepartitionTopic(applicationId: string, table: string): string {
+  return `${applicationId}-${table}-forget-repartition`
+}
+
 /** Every task's copy of each deletion request (one record per partition), keyed by subject. */
 export function deletionBroadcastTopic(applicationId: string, govern: string): string {
   return `${applicationId}-${govern}-deletions-broadcast-repartition`
