@@ -893,6 +893,8 @@ function toMessage(record: SinkRecord): MessageToProduce<Buffer, Buffer, Buffer,
   const message: MessageToProduce<Buffer, Buffer, Buffer, Buffer> = { topic: record.topic, partition: record.partition }
   if (record.key !== null) message.key = record.key
   if (record.value !== null) message.value = record.value
+  // Event time travels as the record's timestamp (Kafka Streams does the same), so internal topics carry it on.
+  if (record.timestamp !== undefined) message.timestamp = record.timestamp
   if (record.headers && record.headers.size > 0) {
     const headers = new Map<Buffer, Buffer>()
     for (const [name, value] of record.headers) headers.set(Buffer.from(name), value)

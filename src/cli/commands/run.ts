@@ -160,6 +160,11 @@ export const runCommand: CommandSpec = {
       description:
         'stable id of this instance (transactional id <applicationId>-<id>); reuse it on restart, never run two at once. Default: RAGSTREAM_INSTANCE_ID, else a random id',
     },
+    'leave-group': {
+      type: 'boolean',
+      description:
+        'on SIGTERM/SIGINT leave the consumer group, so the tasks move at once (a planned scale-in). Without it, an instance with --instance-id keeps its tasks until its session times out, so a restart moves nothing',
+    },
     store: {
       type: 'string',
       default: 'redis',
@@ -213,7 +218,9 @@ export const runCommand: CommandSpec = {
   },
   details: [
     'Brokers come from RAGSTREAM_KAFKA_BROKERS. Runtime events are printed to stderr as JSON lines.',
-    'SIGTERM/SIGINT stop gracefully: the open batch commits (or aborts), the member leaves the group.',
+    'SIGTERM/SIGINT stop gracefully: the open batch commits (or aborts). An instance with --instance-id stays in the',
+    'group (static membership: a restart within the session timeout takes its tasks back, nothing moves) unless',
+    '--leave-group is given (scale-in: its tasks move at once); one without an id leaves the group.',
     'If that has not finished within --shutdown-timeout-ms (e.g. a state store or the broker does not answer),',
     'it logs the last runtime event and what is still open (event shutdown-timeout) and exits 1; a second',
     'signal exits 1 at once. Exiting without a commit is safe: the open Kafka transaction never commits (the',
@@ -318,6 +325,7 @@ export const runCommand: CommandSpec = {
       batchMaxBytes,
       sessionTimeoutMs,
       transactionTimeoutMs,
+      ...(values['leave-group'] ? { leaveGroupOnStop: true } : {}),
       autoOffsetReset: reset as 'earliest' | 'latest',
       onEvent: instrumented.onEvent,
       onBatchStage: instrumented.onBatchStage,
