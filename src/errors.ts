@@ -118,7 +118,7 @@ export const ERROR_CODES = {
   RS_RECORD_TOO_LARGE: {
     recovery: 'dead-letter',
     summary:
-      'An output record or state value is larger than the runtime maxRecordBytes (checked before producing); the source record is dead-lettered with an excerpt and the partition moves on.',
+      "An output record or state value is larger than its topic takes (maxRecordBytes, or the topic's lower max.message.bytes; checked before producing); the source record is dead-lettered with an excerpt and the partition moves on.",
   },
   RS_MESSAGE_TOO_LARGE: {
     recovery: 'stop',
