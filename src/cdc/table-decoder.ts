@@ -10,6 +10,7 @@
  * const customers = cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }))
  * builder.cdcTable('dbserver1.inventory.customers', { name: 'customers', decode: customers.decode, prepare: customers.prepare })
  */
+import type { CdcMark, DecodedRecord } from '../topology/graph.ts'
 import type { EncodedRecord, Row, RowChange } from './change-event.ts'
 
 /** The lineage attached to each decoded row (JSON-safe: the offset is a decimal string). */
@@ -25,6 +26,8 @@ export interface RowLineage {
 
 export const LINEAGE_FIELD = '_source'
 
+const STREAMED: CdcMark = Object.freeze({ snapshot: 'streamed' })
+
 export interface CdcTableDecoderOptions {
   /** Row field that receives the lineage; `false` to leave rows untouched. Default `_source`. */
   readonly lineageField?: string | false
@@ -36,11 +39,7 @@ export interface CdcDecoder {
 }
 
 export interface CdcTableDecoder {
-  readonly decode: (
-    key: Buffer | null,
-    value: Buffer | null,
-    record: EncodedRecord,
-  ) => { key: string; value: Row | null; unavailable?: readonly string[] }
+  readonly decode: (key: Buffer | null, value: Buffer | null, record: EncodedRecord) => DecodedRecord
   readonly prepare: (records: readonly EncodedRecord[]) => Promise<void>
 }
 
@@ -50,10 +49,18 @@ export function cdcTableDecoder(decoder: CdcDecoder, options: CdcTableDecoderOpt
     // The runtime hands the same record; key/value are taken from it so a decoder sees exactly what Kafka delivered.
     decode: (_key, _value, record) => {
       const change = decoder.decode(record)
-      if (change.kind === 'delete') return { key: change.key, value: null }
+      if (change.kind === 'truncate') {
+        const { position, timestampMs, table } = change.source
+        return { key: '', value: null, cdc: { truncate: { position, timestampMs, table } } }
+      }
+      if (change.kind === 'delete') return { key: change.key, value: null, cdc: STREAMED }
       const row = jsonSafeRow(change.row)
-      const unavailable = change.unavailable?.length ? { unavailable: change.unavailable } : {}
-      if (field === false) return { key: change.key, value: row, ...unavailable }
+      const mark = change.source.snapshotMark
+      const extra: { unavailable?: readonly string[]; cdc?: CdcMark } = {}
+      if (change.unavailable?.length) extra.unavailable = change.unavailable
+      if (mark === undefined) extra.cdc = STREAMED
+      else if (mark !== 'incremental') extra.cdc = { snapshot: mark }
+      if (field === false) return { key: change.key, value: row, ...extra }
       const s = change.source
       const lineage: RowLineage = {
         topic: s.topic,
@@ -65,7 +72,7 @@ export function cdcTableDecoder(decoder: CdcDecoder, options: CdcTableDecoderOpt
         op: change.op,
       }
       row[field] = lineage
-      return { key: change.key, value: row, ...unavailable }
+      return { key: change.key, value: row, ...extra }
     },
     prepare: (records) => decoder.prepare(records),
   }
