@@ -2,7 +2,9 @@
 // by stars, with the count), so a question about a product finds what its buyers said about it.
 //   <prefix>.products ─► products ─ FK ─► brands ◄─ <prefix>.brands
 //                           └──── FK ─► product-reviews ◄─ collect ◄─ groupBy product ◄─ reviews ◄─ <prefix>.reviews
-//   ─► govern (classified public, redacted) ─► chunk → embed ─► rag.chunks.catalog (chunks + audit events)
+//   governance.deletions ─► govern (classified public, redacted; forgets reviewers) ─► chunk → embed ─► rag.chunks.catalog
+// A review names its reviewer (subject `reviewer:<id>`): forgetting a reviewer takes their reviews out
+// of every product's digest, and the products, re-chunked without them, stay indexed.
 import { defineApp, definePolicy, TopologyBuilder } from '../src/index.ts'
 import type { AppDeployment, Collected, Topology } from '../src/index.ts'
 
@@ -11,6 +13,7 @@ export type Brand = { id: string; name: string }
 export type Review = { id: string; product_sku: string | null; reviewer_id: string; stars: number; text: string }
 export type ReviewDigest = Pick<Review, 'stars' | 'text'>
 export const CATALOG_CHUNK_TOPIC = 'rag.chunks.catalog'
+export const CATALOG_DELETIONS_TOPIC = 'governance.deletions'
 export const CATALOG_REVIEWS_LISTED = 5
 export const CATALOG_TEMPLATE = '{title} by {brand} ({reviews} reviews; listed ones average {rating} stars)\n\n{text}'
 
@@ -23,7 +26,7 @@ export function productText(product: Product, reviews: Collected<ReviewDigest> |
   return [product.description, ...listed].join('\n\n')
 }
 
-type Names = Pick<AppDeployment, 'applicationId' | 'version' | 'chunkTopic' | 'services'>
+type Names = Pick<AppDeployment, 'applicationId' | 'version' | 'chunkTopic' | 'deletionsTopic' | 'services'>
 
 /** One deployment of catalog over the topics of `prefix` (tests pass their own names and services). */
 export function catalog(o: Partial<Names> & { readonly prefix: string }): Topology {
@@ -31,7 +34,10 @@ export function catalog(o: Partial<Names> & { readonly prefix: string }): Topolo
   const builder = new TopologyBuilder({ applicationId, version, services })
   const products = builder.table<Product>(`${prefix}.products`, { name: 'products' })
   const brands = builder.table<Brand>(`${prefix}.brands`, { name: 'brands' })
-  const reviews = builder.table<Review>(`${prefix}.reviews`, { name: 'reviews' })
+  const reviews = builder.table<Review>(`${prefix}.reviews`, {
+    name: 'reviews',
+    subject: (review) => `reviewer:${review.reviewer_id}`,
+  })
   // ── the digest: a product's reviews, best first (ties: review key), at most 5 listed, all counted
   const productReviews = reviews
     .groupBy(
@@ -66,6 +72,7 @@ export function catalog(o: Partial<Names> & { readonly prefix: string }): Topolo
           rating: average((reviews?.items ?? []).map((item) => item.value.stars)),
         },
       }),
+      forget: { deletionsTopic: o.deletionsTopic ?? CATALOG_DELETIONS_TOPIC },
     })
     .chunk({
       entityType: 'product',
@@ -85,5 +92,6 @@ function average(values: readonly number[]): number | null {
 export default defineApp({
   name: 'catalog',
   sourcePrefix: { default: 'shop', env: 'RAGSTREAM_CATALOG_PREFIX' },
+  deletionsTopic: (p) => (p === 'shop' || !p ? CATALOG_DELETIONS_TOPIC : `${p}.governance.deletions`),
   build: (d) => catalog({ ...d, prefix: d.prefix! }),
 })

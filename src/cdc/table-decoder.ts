@@ -28,6 +28,13 @@ export const LINEAGE_FIELD = '_source'
 
 const STREAMED: CdcMark = Object.freeze({ snapshot: 'streamed' })
 
+/** When the row's last change happened at its source (`_source.timestampMs`), if it carries its lineage. */
+export function rowChangeTime(row: unknown): number | undefined {
+  if (row === null || typeof row !== 'object') return undefined
+  const time = (row as { [LINEAGE_FIELD]?: { timestampMs?: unknown } })[LINEAGE_FIELD]?.timestampMs
+  return typeof time === 'number' ? time : undefined
+}
+
 export interface CdcTableDecoderOptions {
   /** Row field that receives the lineage; `false` to leave rows untouched. Default `_source`. */
   readonly lineageField?: string | false
@@ -49,19 +56,19 @@ export function cdcTableDecoder(decoder: CdcDecoder, options: CdcTableDecoderOpt
     // The runtime hands the same record; key/value are taken from it so a decoder sees exactly what Kafka delivered.
     decode: (_key, _value, record) => {
       const change = decoder.decode(record)
+      const s = change.source
       if (change.kind === 'truncate') {
-        const { position, timestampMs, table } = change.source
-        return { key: '', value: null, cdc: { truncate: { position, timestampMs, table } } }
+        const { position, timestampMs, table } = s
+        return { key: '', value: null, timestamp: timestampMs, cdc: { truncate: { position, timestampMs, table } } }
       }
-      if (change.kind === 'delete') return { key: change.key, value: null, cdc: STREAMED }
+      if (change.kind === 'delete') return { key: change.key, value: null, timestamp: s.timestampMs, cdc: STREAMED }
       const row = jsonSafeRow(change.row)
-      const mark = change.source.snapshotMark
+      const mark = s.snapshotMark
       const extra: { unavailable?: readonly string[]; cdc?: CdcMark } = {}
       if (change.unavailable?.length) extra.unavailable = change.unavailable
       if (mark === undefined) extra.cdc = STREAMED
       else if (mark !== 'incremental') extra.cdc = { snapshot: mark }
-      if (field === false) return { key: change.key, value: row, ...extra }
-      const s = change.source
+      if (field === false) return { key: change.key, value: row, timestamp: s.timestampMs, ...extra }
       const lineage: RowLineage = {
         topic: s.topic,
         partition: s.partition,
@@ -72,7 +79,7 @@ export function cdcTableDecoder(decoder: CdcDecoder, options: CdcTableDecoderOpt
         op: change.op,
       }
       row[field] = lineage
-      return { key: change.key, value: row, ...extra }
+      return { key: change.key, value: row, timestamp: s.timestampMs, ...extra }
     },
     prepare: (records) => decoder.prepare(records),
   }

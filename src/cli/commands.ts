@@ -5,6 +5,7 @@ export const COMMANDS: Readonly<Record<string, () => Promise<CommandSpec>>> = {
   new: async () => (await import('./commands/new.ts')).newCommand,
   generate: async () => (await import('./commands/generate.ts')).generateCommand,
   stack: async () => (await import('./commands/stack.ts')).stackCommand,
+  models: async () => (await import('./commands/models.ts')).modelsCommand,
   sink: async () => (await import('./commands/sink.ts')).sinkCommand,
   query: async () => (await import('./commands/query.ts')).queryCommand,
   forget: async () => (await import('./commands/forget.ts')).forgetCommand,

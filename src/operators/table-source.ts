@@ -4,14 +4,15 @@
  * store named after the node (its changelog is `<application>-<name>-changelog`), so downstream
  * operators get the old and the new value of every change.
  */
-import { LINEAGE_FIELD } from '../cdc/table-decoder.ts'
+import { rowChangeTime } from '../cdc/table-decoder.ts'
 import { RagstreamError } from '../errors.ts'
-import { decodeSuppression, suppresses } from '../governance/forget/suppression.ts'
+import { decodeSuppression, suppresses, type SuppressionRecord } from '../governance/forget/suppression.ts'
 import { hashSubject } from '../governance/subject.ts'
 import type { SourceRecord } from '../runtime/task.ts'
 import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type NodeKindSpec } from '../topology/compiled.ts'
 import {
   changelogTopic,
+  forgetRepartitionTopic,
   tableResetTopic,
   forgottenSubjectsStore,
   topicNameProblem,
@@ -27,12 +28,12 @@ import { factsOf, nodeIs, tableRoot } from '../topology/node-kinds.ts'
 import { WHOLE_PARTITION, groupedKey } from '../state/store.ts'
 import {
   CDC_STATE_KEY,
+  changedBefore,
   decodeReset,
   encodeReset,
   laterTruncate,
   readCdcState,
   resetRemoves,
-  changedBefore,
   type CdcTableState,
   type ResetPoint,
   type ResetRecord,
@@ -102,8 +103,10 @@ export function rowSubjectsStore(table: string): string {
 /**
  * True when the table keeps {@link rowSubjectsStore}: its rows name their subject with a function
  * (the row key is not the subject's id), an aggregate groups them, and a govern forgets. Forgetting a
- * subject then finds the subject's rows with one prefix scan and takes each out of every aggregate
- * it contributed to (src/operators/govern/forget.ts), as a delete of the row would.
+ * subject then finds the subject's rows with one prefix scan (src/operators/govern/forget.ts) and
+ * sends their keys on the table's forget topic ({@link forgetRepartitionTopic}) to this table's own
+ * task, which deletes each row as a delete of the row would: it leaves every aggregate it
+ * contributed to, and the parents are re-emitted without it (forgetting per contribution).
  */
 export function keepsRowSubjects(node: TableSourceNode, graph: TopologyGraph): boolean {
   return (
@@ -122,10 +125,9 @@ function forgottenStores(graph: TopologyGraph): string[] {
   )
 }
 
-/** The record's source time for suppression: its CDC lineage, else the record timestamp. */
+/** The record's source time (its event time, and what suppression compares): its CDC lineage, else the record timestamp. */
 function sourceTimeOf(value: unknown, record: SourceRecord): number {
-  const lineage = (value as { [LINEAGE_FIELD]?: { timestampMs?: unknown } } | null)?.[LINEAGE_FIELD]
-  return typeof lineage?.timestampMs === 'number' ? lineage.timestampMs : Number(record.timestamp)
+  return rowChangeTime(value) ?? Number(record.timestamp)
 }
 
 /** UTF-8 string key, JSON value, null value = tombstone. */
@@ -204,6 +206,23 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
       purpose: `changelog of store ${node.name}`,
       config: CHANGELOG_CONFIG,
     },
+    ...(keepsRowSubjects(node, graph)
+      ? [
+          {
+            name: changelogTopic(graph.applicationId, rowSubjectsStore(node.name)),
+            role: 'changelog' as const,
+            store: rowSubjectsStore(node.name),
+            purpose: `changelog of store ${rowSubjectsStore(node.name)} (row keys per subject, for forgetting)`,
+            config: CHANGELOG_CONFIG,
+          },
+          {
+            name: forgetRepartitionTopic(graph.applicationId, node.name),
+            role: 'repartition' as const,
+            purpose: `${node.name} rows of forgotten subjects (keys only), keyed by row key: deleted from every aggregate`,
+            config: REPARTITION_CONFIG,
+          },
+        ]
+      : []),
     ...(node.format === 'cdc'
       ? [
           {
@@ -214,24 +233,23 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           },
         ]
       : []),
-    ...(keepsRowSubjects(node, graph)
-      ? [
-          {
-            name: changelogTopic(graph.applicationId, rowSubjectsStore(node.name)),
-            role: 'changelog' as const,
-            store: rowSubjectsStore(node.name),
-            purpose: `changelog of store ${rowSubjectsStore(node.name)} (row keys per subject, for forgetting)`,
-            config: CHANGELOG_CONFIG,
-          },
-        ]
-      : []),
   ],
   physical: (node, graph) => {
-    const reset = tableResetTopic(graph.applicationId, node.name)
     const cdc = node.format === 'cdc'
+    const reset = tableResetTopic(graph.applicationId, node.name)
     return {
       nodes: [
         { type: 'source', name: `${node.name}-source`, topics: [node.topic], next: [node.name] },
+        ...(keepsRowSubjects(node, graph)
+          ? [
+              {
+                type: 'source' as const,
+                name: `${node.name}-forget-source`,
+                topics: [forgetRepartitionTopic(graph.applicationId, node.name)],
+                next: [node.name],
+              },
+            ]
+          : []),
         ...(cdc
           ? [{ type: 'source' as const, name: `${node.name}-reset-source`, topics: [reset], next: [node.name] }]
           : []),
@@ -250,8 +268,13 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
   },
   getter: (node, graph) => ({
     store: node.name,
-    // Row deletes of a reset are changes of the table too, keyed by the row: consumers prefetch on them.
-    topics: node.format === 'cdc' ? [node.topic, tableResetTopic(graph.applicationId, node.name)] : [node.topic],
+    // A forgotten row's retraction and a reset's row deletes change the table too (deletes): readers
+    // prefetch on them as on the topic.
+    topics: [
+      node.topic,
+      ...(keepsRowSubjects(node, graph) ? [forgetRepartitionTopic(graph.applicationId, node.name)] : []),
+      ...(node.format === 'cdc' ? [tableResetTopic(graph.applicationId, node.name)] : []),
+    ],
     raw: true,
     get: (bytes) => (bytes === undefined ? null : decodeJson(bytes)),
   }),
@@ -302,24 +325,49 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         index.put(partition, entry, INDEXED)
       }
     }
-    const store = (): NonNullable<ReturnType<typeof scope.stores.get>> => scope.stores.get(name)!
-    /** Deletes a stored row and sends the delete downstream (chunks are tombstoned by table semantics). */
+    /** A row's delete: the store, the row-subject index and every consumer (an aggregate subtracts it). */
     const deleteRow = (partition: number, key: string, oldBytes: Buffer): void => {
-      const rows = store()
-      scope.undo.remember(rows, partition, key, oldBytes)
-      rows.delete(partition, key)
+      const store = scope.stores.get(name)!
+      scope.undo.remember(store, partition, key, oldBytes)
+      store.delete(partition, key)
       const oldRow = needsOld || rowSubjects !== undefined ? decodeJson(oldBytes) : undefined
       if (rowSubjects !== undefined) indexRow(partition, key, oldRow, null)
       emit(key, oldRow, null)
     }
+    if (rowSubjects !== undefined) {
+      // Forgetting per contribution: govern found this row under a forgotten subject; it goes as a
+      // delete would, unless it has changed since (another subject now, or, under BEFORE_REQUEST,
+      // written after the request; a row without a source time counts as written before it).
+      const forgetTopic = forgetRepartitionTopic(env.graph.applicationId, name)
+      env.addPrefetch(forgetTopic, name)
+      env.addTopic(forgetTopic, {
+        node: name,
+        decode(record) {
+          if (record.key === null || record.value === null)
+            throw new RagstreamError('RS_DECODE_FAILED', 'a forget record needs a key and a suppression value')
+          return { key: record.key.toString('utf8'), value: decodeSuppression(record.value) }
+        },
+        handle(record, decoded) {
+          const suppression = decoded.value as SuppressionRecord
+          const oldBytes = scope.stores.get(name)!.get(record.partition, decoded.key)
+          if (oldBytes === undefined) return
+          const row = decodeJson(oldBytes)
+          const named = subjectOfRow(SUBJECT_OF_ROW, decoded.key, row)
+          if (named === null || hashSubject(named) !== suppression.subjectHash) return
+          if (!suppresses(suppression, rowChangeTime(row) ?? Number.NEGATIVE_INFINITY)) return
+          deleteRow(record.partition, decoded.key, oldBytes)
+        },
+      })
+    }
+    const rowsStore = (): NonNullable<ReturnType<typeof scope.stores.get>> => scope.stores.get(name)!
 
     // CDC tables: truncates and completed snapshots reset the table (src/operators/table-reset.ts).
     const cdc = node.format === 'cdc'
     const resetTopic = tableResetTopic(env.graph.applicationId, name)
     const partitions = env.partitions
-    const readState = (partition: number): CdcTableState => readCdcState(store().get(partition, CDC_STATE_KEY))
+    const readState = (partition: number): CdcTableState => readCdcState(rowsStore().get(partition, CDC_STATE_KEY))
     const writeState = (partition: number, state: CdcTableState): CdcTableState => {
-      const rows = store()
+      const rows = rowsStore()
       scope.undo.remember(rows, partition, CDC_STATE_KEY, rows.get(partition, CDC_STATE_KEY))
       if (state.truncated === undefined && state.snapshotFrom === undefined) rows.delete(partition, CDC_STATE_KEY)
       else rows.put(partition, CDC_STATE_KEY, encodeJson(state))
@@ -350,7 +398,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           const reset = decoded.value as ResetRecord
           if ('delete' in reset) {
             // A row delete: the row goes if it still changed before the reset (a later change keeps it).
-            const oldBytes = store().get(partition, decoded.key)
+            const oldBytes = rowsStore().get(partition, decoded.key)
             if (oldBytes !== undefined && resetRemoves(decodeJson(oldBytes), reset.delete))
               deleteRow(partition, decoded.key, oldBytes)
             return
@@ -361,7 +409,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
             writeState(partition, { ...state, truncated: laterTruncate(state.truncated, point) })
           }
           const value = encodeReset({ delete: point })
-          for (const [key, bytes] of store().scan(partition, WHOLE_PARTITION)) {
+          for (const [key, bytes] of rowsStore().scan(partition, WHOLE_PARTITION)) {
             if (key !== CDC_STATE_KEY && resetRemoves(decodeJson(bytes), point)) sendReset(partition, key, value)
           }
         },
@@ -378,7 +426,9 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         return decoded
       },
       handle(record, decoded) {
-        const rows = store()
+        // Event time: when the change happened at its source (Debezium ts_ms), else the record's timestamp.
+        scope.timestamp = decoded.timestamp ?? sourceTimeOf(decoded.value, record)
+        const store = scope.stores.get(name)!
         const partition = record.partition
         const key = decoded.key
         const mark = cdc ? decoded.cdc : undefined
@@ -409,7 +459,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           )
             return
         }
-        const oldBytes = rows.get(partition, key)
+        const oldBytes = store.get(partition, key)
         const value = decoded.value === undefined || isForgotten(decoded, record) ? null : decoded.value
         if (value === null) {
           if (oldBytes !== undefined) deleteRow(partition, key, oldBytes)
@@ -428,8 +478,8 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           // An unchanged row (a CDC snapshot re-read, a producer retry) is still a change downstream,
           // as before, but rewriting the same bytes would only add a changelog record.
           if (oldBytes === undefined || !oldBytes.equals(bytes)) {
-            scope.undo.remember(rows, partition, key, oldBytes)
-            rows.put(partition, key, bytes)
+            scope.undo.remember(store, partition, key, oldBytes)
+            store.put(partition, key, bytes)
           }
           const row = unavailable !== undefined && unavailable.length > 0 ? decodeJson(bytes) : value
           scope.encodedValue = row

@@ -7,9 +7,12 @@
  * tickets' chunk events with 1536-d embeddings are several MiB), and retrying would fail the same
  * way forever. So the records go out in consecutive sends of at most `maxSendBytes` (estimated),
  * in order, which keeps each partition's record batch under the limit; only a single record larger
- * than the limit can still be refused.
+ * than the limit can still be refused (the runtime checks each record against its topic's limit
+ * before producing). Should the broker refuse a send all the same, the error names the send's largest
+ * record (topic, partition, key, size): a MESSAGE_TOO_LARGE alone names nothing.
  */
 import type { MessageToProduce } from '@platformatic/kafka'
+import { classifyError, RagstreamError } from '../errors.ts'
 import { partitionKey } from './partition-reader.ts'
 
 /** Default bound of one send: well under the broker's default max.message.bytes (1 MiB). */
@@ -68,7 +71,12 @@ export async function produceBounded(
       const key = partitionKey(m.topic, m.partition!)
       counts.set(key, (counts.get(key) ?? 0) + 1)
     }
-    const produced = await send(slice)
+    let produced: ProducedOffsets
+    try {
+      produced = await send(slice)
+    } catch (error) {
+      throw classifyError(error).code === 'RS_MESSAGE_TOO_LARGE' ? refused(slice, error) : error
+    }
     for (const { topic, partition, offset } of produced.offsets ?? []) {
       const key = partitionKey(topic, partition)
       const count = counts.get(key)
@@ -76,4 +84,24 @@ export async function produceBounded(
     }
   }
   return ends
+}
+
+/** The broker refused a send as too large: what it held, and its largest record. */
+function refused(slice: readonly Message[], cause: unknown): RagstreamError {
+  let largest = slice[0]
+  let total = 0
+  for (const m of slice) {
+    total += size(m)
+    if (size(m) > size(largest)) largest = m
+  }
+  const key = largest.key === undefined ? 'null' : JSON.stringify(largest.key.subarray(0, 64).toString('utf8'))
+  return new RagstreamError(
+    'RS_MESSAGE_TOO_LARGE',
+    `the broker refused a send of ${slice.length} records (~${total} bytes) as too large; its largest: ${largest.topic} partition ${largest.partition} key ${key}, ~${size(largest)} bytes`,
+    {
+      cause,
+      context: { topic: largest.topic, partition: largest.partition, size: size(largest) },
+      hint: "compare the topic's max.message.bytes (and the broker's message.max.bytes) with the runtime's maxRecordBytes",
+    },
+  )
 }

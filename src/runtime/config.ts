@@ -46,8 +46,8 @@ export interface KafkaRuntimeOptions {
   /**
    * Largest record (key + value + headers) the runtime produces, checked before producing. An output
    * record above it dead-letters its source record (RS_RECORD_TOO_LARGE); so does a state-store value
-   * above it, found by re-reading the batch one record at a time. Keep it at or below the topics'
-   * `max.message.bytes`.
+   * above it, found by re-reading the batch one record at a time. A topic whose `max.message.bytes`
+   * (read from the broker at start) is lower bounds its own records by that instead.
    */
   readonly maxRecordBytes?: number
   /** Bytes of the failed output kept in a dead letter's excerpt header (never the whole value). */

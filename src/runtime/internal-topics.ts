@@ -17,6 +17,12 @@ export interface ResolvedTopics {
   readonly partitions: number
   /** Store name → its changelog topic. */
   readonly changelogs: ReadonlyMap<string, string>
+  /**
+   * Every topic the runtime writes (outputs, changelogs, repartition and dead-letter topics) → its
+   * `max.message.bytes` as the broker reports it (the topic's setting, else the broker's default):
+   * the largest record batch the broker accepts, checked before producing.
+   */
+  readonly maxMessageBytes: ReadonlyMap<string, number>
 }
 
 /** The settings an internal topic is created with. */
@@ -113,10 +119,31 @@ export async function ensureTopics(
     }
 
     if (created.length > 0) await waitForLeaders(admin, created, SETTLE_MS)
-    return { partitions, changelogs }
+    const written = specs.filter((s) => s.role === 'sink' || INTERNAL_ROLES.has(s.role)).map((s) => s.name)
+    return { partitions, changelogs, maxMessageBytes: await maxMessageBytesOf(admin, written) }
   } finally {
     await admin.close().catch(() => {})
   }
+}
+
+const TOPIC_RESOURCE = 2
+
+/** `max.message.bytes` of each topic, as the broker reports it (a topic it does not know is left out). */
+export async function maxMessageBytesOf(admin: Admin, topics: readonly string[]): Promise<Map<string, number>> {
+  const limits = new Map<string, number>()
+  if (topics.length === 0) return limits
+  const described = await admin.describeConfigs({
+    resources: [...new Set(topics)].map((resourceName) => ({
+      resourceType: TOPIC_RESOURCE,
+      resourceName,
+      configurationKeys: ['max.message.bytes'],
+    })),
+  })
+  for (const { resourceName, configs } of described) {
+    const value = Number(configs.find((c) => c.name === 'max.message.bytes')?.value)
+    if (Number.isSafeInteger(value) && value > 0) limits.set(resourceName, value)
+  }
+  return limits
 }
 
 const SETTLE_MS = 15_000

@@ -32,11 +32,19 @@ import {
   Producer,
   type MessageToProduce,
 } from '@platformatic/kafka'
-import { classifyError, RagstreamError, ServiceUnavailableError, type Classified } from '../errors.ts'
+import {
+  classifyError,
+  isKafkaClientError,
+  RagstreamError,
+  ServiceUnavailableError,
+  unavailableService,
+  type Classified,
+} from '../errors.ts'
 import { ChangelogRestorer } from '../state/changelog.ts'
+import { containClientFaults, type ClientFault } from './client-faults.ts'
 import { prefetchAll, type ChangelogRecord, type StateStore } from '../state/store.ts'
 import { Backoff, sleep, withTimeout } from './backoff.ts'
-import { produceBounded } from './bounded-produce.ts'
+import { MAX_SEND_BYTES, produceBounded } from './bounded-produce.ts'
 import { resolveRuntimeConfig, type BatchStage, type KafkaRuntimeOptions, type RuntimeConfig } from './config.ts'
 import { COPARTITIONED_PROTOCOL, copartitionedAssigner } from './copartitioned-assigner.ts'
 import type { FailureFields, RuntimeEvent } from './events.ts'
@@ -125,6 +133,10 @@ export class KafkaRuntime {
   readonly #stop = new AbortController()
   readonly #stats: RuntimeStats = { batches: 0, records: 0, aborts: 0, restores: 0, deadLettered: 0 }
   #resolved: ResolvedTopics | undefined
+  /** The largest record each written topic takes (maxRecordBytes, or its max.message.bytes when lower), known once the topics are resolved. */
+  #limits = new Map<string, RecordLimit>()
+  /** Bound of one produce: small enough for the strictest topic written (bounded-produce.ts). */
+  #maxSendBytes = MAX_SEND_BYTES
   #consumer: Consumer | undefined
   #producer: Producer | undefined
   /** False from the moment the producer is created or begins a transaction until it initialised or committed cleanly. */
@@ -135,6 +147,8 @@ export class KafkaRuntime {
   #membership: GroupMembership | undefined
   #tasks: number[] = []
   #groupFailure: Error | undefined
+  /** A Kafka client threw outside any promise: its producer is replaced at the next batch boundary. */
+  #clientFault: ClientFault | undefined
   #running = false
   /** The changelog checkpoint each owned store partition must have in its backing store (`<store>:<partition>`). */
   readonly #checkpoints = new Map<string, bigint>()
@@ -177,6 +191,11 @@ export class KafkaRuntime {
     const c = this.#config
     try {
       this.#resolved = await ensureTopics(c.brokers, this.#topology, c.replicationFactor)
+      for (const [topic, bytes] of this.#resolved.maxMessageBytes) {
+        const limit = recordLimit(c.maxRecordBytes, bytes)
+        this.#limits.set(topic, limit)
+        this.#maxSendBytes = Math.min(this.#maxSendBytes, bytes - RECORD_BATCH_HEADER)
+      }
     } catch (error) {
       this.#running = false
       // `connect ECONNREFUSED` and the like name the service, not the socket.
@@ -204,7 +223,8 @@ export class KafkaRuntime {
     this.#consumer = consumer
     consumer.on('error', (error: Error) => {
       this.#groupFailure = error
-      this.#emit({ event: 'group-error', error: describeError(error) })
+      const named = this.#named(error, classifyError(error).code)
+      this.#emit({ event: 'group-error', error: describeError(named), ...unavailableService(named) })
     })
     consumer.topics.trackAll(...this.#topology.sourceTopics)
     this.#reader = new PartitionReader(consumer, {
@@ -230,6 +250,13 @@ export class KafkaRuntime {
       })
     }
 
+    // A client bug thrown from a socket callback would end the process: it is contained, and what it
+    // may have broken is replaced (src/runtime/client-faults.ts).
+    const guard = containClientFaults((fault) => {
+      this.#clientFault = fault
+      if (fault.part !== 'producer') this.#groupFailure = fault.error
+      this.#emit({ event: 'client-error-contained', client: fault.part, error: describeError(fault.error) })
+    })
     let fatal: unknown
     try {
       await this.#join()
@@ -238,6 +265,7 @@ export class KafkaRuntime {
       fatal = error
     }
     await this.#shutdown()
+    guard.release()
     if (fatal !== undefined) throw fatal
   }
 
@@ -252,7 +280,14 @@ export class KafkaRuntime {
         const { recovery, code } = classifyError(error)
         if (recovery === 'stop') throw error
         const retryInMs = backoff.next()
-        this.#emit({ event: 'join-failed', error: describeError(error), ...(code ? { code } : {}), retryInMs })
+        const named = this.#named(error, code)
+        this.#emit({
+          event: 'join-failed',
+          error: describeError(named),
+          ...(code ? { code } : {}),
+          ...unavailableService(named),
+          retryInMs,
+        })
         await sleep(retryInMs, this.#stop.signal)
       }
     }
@@ -268,6 +303,13 @@ export class KafkaRuntime {
       const at: { phase: Phase } = { phase: 'assign' }
       let records = 0
       try {
+        if (this.#clientFault) {
+          // The producer may be half-way through a callback that threw: never reused.
+          const fault = this.#clientFault
+          this.#clientFault = undefined
+          await this.#discardProducer(fault.error)
+          needsAssignment = true
+        }
         if (this.#groupFailure) await this.#join()
         if (needsAssignment || this.#membership?.generationId !== consumer.generationId) {
           const ready = await this.#assign()
@@ -301,9 +343,11 @@ export class KafkaRuntime {
         // Retry, rejoin or restore: the batch is read again from the committed offsets on a fresh
         // assignment (which restores the stores too), so nothing is skipped and nothing applied twice.
         needsAssignment = true
+        const named = this.#named(error, classified.code)
         const failure: FailureFields = {
           recovery: classified.recovery,
-          error: describeError(error),
+          error: describeError(named),
+          ...unavailableService(named),
           ...(classified.code
             ? { code: classified.code }
             : at.phase === 'transaction'
@@ -329,6 +373,19 @@ export class KafkaRuntime {
     }
   }
 
+  /**
+   * A network failure of the runtime's own Kafka clients (`connect ECONNREFUSED`, a dropped
+   * connection) as the service it is: Kafka, at the brokers. Other services' failures name themselves.
+   */
+  #named(error: unknown, code: Classified['code']): unknown {
+    if (code !== 'RS_SERVICE_UNAVAILABLE' || error instanceof RagstreamError || !isKafkaClientError(error)) return error
+    return new ServiceUnavailableError(
+      'Kafka',
+      this.#config.brokers.join(','),
+      new Error(describeError(error), { cause: error }),
+    )
+  }
+
   #isolationDone(): boolean {
     for (const [key, until] of this.#isolateUntil!) {
       const [topic, partition] = [key.slice(0, key.lastIndexOf(':')), Number(key.slice(key.lastIndexOf(':') + 1))]
@@ -345,12 +402,13 @@ export class KafkaRuntime {
     // The record's origin when it is an internal one (a pack's items may have several: the pack is named).
     const source = record.origin ?? originHeader(record.headers) ?? record
     const bytes = recordBytes(state)
+    const limit = this.#limitOf(state.topic)
     const deadLetters = this.#topology.topics.find((t) => t.role === 'dead-letter')
-    if (deadLetters === undefined) throw stateRecordTooLarge(state, bytes, c.maxRecordBytes)
+    if (deadLetters === undefined) throw stateRecordTooLarge(state, bytes, limit)
     const letter = tooLargeDeadLetter({ ...state, source, ...(source !== record ? { input: record } : {}) }, bytes, {
       topic: deadLetters.name,
       partition: record.partition % (deadLetters.partitions ?? this.#resolved!.partitions),
-      limit: c.maxRecordBytes,
+      limit,
       excerptBytes: c.deadLetterExcerptBytes,
       application: this.#topology.applicationId,
     })
@@ -361,7 +419,7 @@ export class KafkaRuntime {
       topic: state.topic,
       partition: state.partition,
       bytes,
-      limit: c.maxRecordBytes,
+      limit: limit.bytes,
       source: { topic: source.topic, partition: source.partition, offset: source.offset },
     })
     // The source record's own key, not the store key: a consumer of dead letters looks records up by source.
@@ -454,7 +512,7 @@ export class KafkaRuntime {
     }
     // Checked before producing, so one record the broker would refuse never stalls the partition.
     let outputs: SinkRecord[]
-    const tooLarge = changelog.find((record) => recordBytes(record) > this.#config.maxRecordBytes)
+    const tooLarge = changelog.find((record) => recordBytes(record) > this.#limitOf(record.topic).bytes)
     if (tooLarge === undefined) outputs = this.#boundOutputs(produced)
     else if (batch.records.length > 1) {
       // Which record? Re-read this batch one record at a time (it is aborted: nothing of it is visible).
@@ -464,7 +522,7 @@ export class KafkaRuntime {
         code: 'RS_RECORD_TOO_LARGE',
         topic: tooLarge.topic,
         bytes: recordBytes(tooLarge),
-        limit: this.#config.maxRecordBytes,
+        limit: this.#limitOf(tooLarge.topic).bytes,
         records: batch.records.length,
       })
       return false
@@ -484,6 +542,7 @@ export class KafkaRuntime {
     const ends = await produceBounded(
       (slice) => withTimeout(transaction.send({ messages: slice }), timeout, 'produce'),
       messages,
+      this.#maxSendBytes,
     )
     await this.#stage('produced')
     await withTimeout(transaction.addConsumer(consumer), timeout, 'add offsets to transaction')
@@ -559,7 +618,13 @@ export class KafkaRuntime {
           }
           if (this.#stop.signal.aborted) throw error
           const delay = backoff.next()
-          this.#emit({ event: 'flush-retry', store: name, error: describeError(error), retryInMs: delay })
+          this.#emit({
+            event: 'flush-retry',
+            store: name,
+            error: describeError(error),
+            ...unavailableService(error),
+            retryInMs: delay,
+          })
           await sleep(delay, this.#stop.signal)
         }
       }
@@ -570,9 +635,14 @@ export class KafkaRuntime {
     await this.#config.onBatchStage?.(stage)
   }
 
+  #limitOf(topic: string): RecordLimit {
+    return this.#limits.get(topic) ?? recordLimit(this.#config.maxRecordBytes, undefined)
+  }
+
   /**
-   * Outputs larger than `maxRecordBytes` cannot be produced (the broker refuses them with
-   * MESSAGE_TOO_LARGE, and a retry fails the same way forever): each is replaced by a dead letter
+   * Outputs larger than their topic takes (`maxRecordBytes`, or the topic's `max.message.bytes` when
+   * lower) cannot be produced (the broker refuses them with MESSAGE_TOO_LARGE, and a retry fails the
+   * same way forever): each is replaced by a dead letter
    * naming its topic, key and size, with a bounded excerpt of its value (never the value itself),
    * and the source record's position when the topology gave it. The partition moves on.
    */
@@ -582,7 +652,8 @@ export class KafkaRuntime {
     for (let i = 0; i < outputs.length; i++) {
       const record = outputs[i]
       const bytes = recordBytes(record)
-      if (bytes <= c.maxRecordBytes) {
+      const limit = this.#limitOf(record.topic)
+      if (bytes <= limit.bytes) {
         bounded?.push(record)
         continue
       }
@@ -597,7 +668,7 @@ export class KafkaRuntime {
       if (deadLetters === undefined)
         throw new RagstreamError(
           'RS_MESSAGE_TOO_LARGE',
-          `a record for ${record.topic} (key ${keyExcerpt(record.key)}) is ${bytes} bytes, above maxRecordBytes ${c.maxRecordBytes}, and the topology has no dead-letter topic for it`,
+          `a record for ${record.topic} (key ${keyExcerpt(record.key)}) is ${bytes} bytes, above ${limit.text}, and the topology has no dead-letter topic for it`,
           {
             context: { topic: record.topic, size: bytes },
             hint: 'raise maxRecordBytes (and the topic max.message.bytes)',
@@ -608,7 +679,7 @@ export class KafkaRuntime {
         tooLargeDeadLetter(record, bytes, {
           topic: deadLetters.name,
           partition: (record.source?.partition ?? record.partition) % partitions,
-          limit: c.maxRecordBytes,
+          limit,
           excerptBytes: c.deadLetterExcerptBytes,
           application: this.#topology.applicationId,
         }),
@@ -621,7 +692,7 @@ export class KafkaRuntime {
         topic: record.topic,
         partition: record.partition,
         bytes,
-        limit: c.maxRecordBytes,
+        limit: limit.bytes,
         source: source ? { topic: source.topic, partition: source.partition, offset: source.offset } : undefined,
       })
     }
@@ -858,12 +929,30 @@ function toMessage(record: SinkRecord): MessageToProduce<Buffer, Buffer, Buffer,
   const message: MessageToProduce<Buffer, Buffer, Buffer, Buffer> = { topic: record.topic, partition: record.partition }
   if (record.key !== null) message.key = record.key
   if (record.value !== null) message.value = record.value
+  // Event time travels as the record's timestamp (Kafka Streams does the same), so internal topics carry it on.
+  if (record.timestamp !== undefined) message.timestamp = record.timestamp
   if (record.headers && record.headers.size > 0) {
     const headers = new Map<Buffer, Buffer>()
     for (const [name, value] of record.headers) headers.set(Buffer.from(name), value)
     message.headers = headers
   }
   return message
+}
+
+/** The largest record one topic takes, and how to say so in an error or dead letter. */
+interface RecordLimit {
+  readonly bytes: number
+  readonly text: string
+}
+
+/** Header of a v2 record batch: what a batch of one record costs beyond that record against max.message.bytes. */
+const RECORD_BATCH_HEADER = 61
+
+/** maxRecordBytes, or the topic's max.message.bytes when that is the lower bound (a batch of one record must fit). */
+function recordLimit(maxRecordBytes: number, maxMessageBytes: number | undefined): RecordLimit {
+  if (maxMessageBytes === undefined || maxMessageBytes - RECORD_BATCH_HEADER >= maxRecordBytes)
+    return { bytes: maxRecordBytes, text: `maxRecordBytes ${maxRecordBytes}` }
+  return { bytes: maxMessageBytes - RECORD_BATCH_HEADER, text: `its topic's max.message.bytes ${maxMessageBytes}` }
 }
 
 /** Size of a record as the broker counts it against max.message.bytes, generously (record overhead included). */
@@ -881,10 +970,10 @@ function keyExcerpt(key: Buffer | null): string {
   return `${JSON.stringify(text)}${key.length > KEY_EXCERPT ? ` (${key.length} bytes)` : ''}`
 }
 
-function stateRecordTooLarge(record: SinkRecord, bytes: number, limit: number): RagstreamError {
+function stateRecordTooLarge(record: SinkRecord, bytes: number, limit: RecordLimit): RagstreamError {
   return new RagstreamError(
     'RS_MESSAGE_TOO_LARGE',
-    `a state-store value for changelog ${record.topic} partition ${record.partition} (key ${keyExcerpt(record.key)}) is ${bytes} bytes, above maxRecordBytes ${limit}`,
+    `a state-store value for changelog ${record.topic} partition ${record.partition} (key ${keyExcerpt(record.key)}) is ${bytes} bytes, above ${limit.text}`,
     {
       context: { topic: record.topic, partition: record.partition, size: bytes },
       hint: 'a stored value cannot be dead-lettered: keep stored rows small (drop large fields before the table), or raise maxRecordBytes and the changelog max.message.bytes',
@@ -906,7 +995,7 @@ function trimmedDeadLetter(record: SinkRecord, bytes: number, excerptBytes: numb
 function tooLargeDeadLetter(
   record: SinkRecord,
   bytes: number,
-  to: { topic: string; partition: number; limit: number; excerptBytes: number; application: string },
+  to: { topic: string; partition: number; limit: RecordLimit; excerptBytes: number; application: string },
 ): SinkRecord {
   const source = record.source
   const headers = new Map<string, Buffer>([
@@ -914,7 +1003,7 @@ function tooLargeDeadLetter(
     [
       DEAD_LETTER_HEADERS.message,
       Buffer.from(
-        `output for ${record.topic} (key ${keyExcerpt(record.key)}) is ${bytes} bytes, above maxRecordBytes ${to.limit}`,
+        `output for ${record.topic} (key ${keyExcerpt(record.key)}) is ${bytes} bytes, above ${to.limit.text}`,
       ),
     ],
     [

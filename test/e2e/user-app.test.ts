@@ -20,6 +20,7 @@ import { loadConfig } from '../../src/config/file.ts'
 import { deployment } from '../../src/ops/deployment.ts'
 import { defineApp } from '../../src/app/app.ts'
 import { bootstrapDatabase } from '../../src/sink/migrations.ts'
+import { modelsDir } from '../../src/embedding/models.ts'
 import { ADMIN_URL, createRoles, roleUrl } from '../sink/support.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
@@ -187,7 +188,9 @@ test(
     writeFileSync(join(project, 'src/reviews.ts'), topologyFile(name, sql, prefix))
     writeFileSync(join(project, 'ragstream.json'), JSON.stringify({ apps: { reviews: 'src/reviews.ts' } }))
     const cliPath = join(installed, 'bin/ragstream.js')
-    const env: NodeJS.ProcessEnv = { ...process.env, RAGSTREAM_LOG_FORMAT: 'json' }
+    // The installed package looks for models under its own folder (node_modules/ragstream/.stack): a
+    // user's project names its models folder, as this one names the checkout's (`npm run setup` filled it).
+    const env: NodeJS.ProcessEnv = { ...process.env, RAGSTREAM_LOG_FORMAT: 'json', RAGSTREAM_MODELS_DIR: modelsDir() }
     const withConfig = (args: string[]) => [...args, '--config', 'ragstream.json']
     const cli = (args: string[], timeout = 120_000): Promise<Result> =>
       execute(NODE, [cliPath, ...withConfig(args)], { cwd: project, env, timeout, maxBuffer: 16 << 20 }).then(

@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Producer } from '@platformatic/kafka'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
+import { RagstreamError } from '../../src/errors.ts'
 import { produceBounded, sendSlices } from '../../src/runtime/bounded-produce.ts'
 import { KafkaRuntime } from '../../src/runtime/kafka-runtime.ts'
 import { MemoryStateStore } from '../../src/state/memory-store.ts'
@@ -27,6 +28,32 @@ test('sendSlices keeps order, bounds every slice, and gives a record larger than
     [3, 1, 1],
   )
   assert.equal(sendSlices([], 1_000).length, 0)
+})
+
+test('produceBounded: a send the broker refuses as too large fails RS_MESSAGE_TOO_LARGE naming its largest record (topic, partition, key, size)', async () => {
+  // The shape of @platformatic/kafka's error: a protocol error nested in aggregated ones.
+  const brokerError = new AggregateError(
+    [new AggregateError([Object.assign(new Error('message too large'), { apiId: 'MESSAGE_TOO_LARGE' })])],
+    'Producing messages failed.',
+  )
+  const messages = [message(0, 100), { ...message(1, 5_000), topic: 'big', key: Buffer.from('SKU-104') }]
+  await assert.rejects(
+    produceBounded(() => Promise.reject(brokerError), messages, 1_000_000),
+    (error: unknown) => {
+      assert.ok(error instanceof RagstreamError)
+      assert.equal(error.code, 'RS_MESSAGE_TOO_LARGE')
+      assert.equal(error.recovery, 'stop', 'never retried as transient')
+      assert.match(error.message, /big partition 1 key "SKU-104", ~50\d\d bytes/)
+      assert.equal(error.context.topic, 'big')
+      return true
+    },
+  )
+  // Any other failure passes through as it is.
+  const blip = new Error('connection reset')
+  await assert.rejects(
+    produceBounded(() => Promise.reject(blip), messages),
+    (error: unknown) => error === blip,
+  )
 })
 
 test('produceBounded: the end offset of each partition is where its last slice put its last record', async () => {

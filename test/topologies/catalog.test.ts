@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { describeApp } from '../../src/app/describe.ts'
+import { buildDeletionRequest } from '../../src/governance/forget/deletion-request.ts'
 import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
 import app, { catalog, type Review } from '../../topologies/catalog.ts'
@@ -38,10 +39,14 @@ test('catalog: describe text is pinned', () => {
     Processor: join-reviews (stores: [join-brands]) [fk-join: left]
       --> govern
       <-- join-reviews-subscription-send, join-reviews-response-source
-    Processor: govern (stores: [govern-subject-index]) [govern: catalog@1, no forget, async, batched]
-      --> govern-audit-sink, chunk-embed
-      <-- join-reviews
+    Source: govern-broadcast-source (topics: [catalog-govern-deletions-broadcast-repartition])
+      --> govern
+    Processor: govern (stores: [govern-forgotten-subjects, govern-subject-index, join-brands, products, chunk-embed-chunk-sets, reviews-subjects]) [govern: catalog@1, forget FOREVER, async, batched]
+      --> govern-audit-sink, govern-reviews-forget-sink, chunk-embed
+      <-- join-reviews, govern-broadcast-source
     Sink: govern-audit-sink (topic: rag.chunks.catalog)
+      <-- govern
+    Sink: govern-reviews-forget-sink (topic: catalog-reviews-forget-repartition)
       <-- govern
     Processor: chunk-embed (stores: [chunk-embed-chunk-sets]) [chunk product (recursive(size=800,overlap=0,unit=chars)+template:69f3523f) → diff → embed, async, batched]
       --> chunk-events
@@ -74,9 +79,11 @@ test('catalog: describe text is pinned', () => {
    Sub-topology: 2
     Source: reviews-source (topics: [shop.reviews])
       --> reviews
-    Processor: reviews (stores: [reviews]) [table: compacted]
+    Source: reviews-forget-source (topics: [catalog-reviews-forget-repartition])
+      --> reviews
+    Processor: reviews (stores: [reviews, reviews-subjects]) [table: compacted]
       --> product-reviews-groupby-map
-      <-- reviews-source
+      <-- reviews-source, reviews-forget-source
     Processor: product-reviews-groupby-map (stores: [])
       --> product-reviews-groupby-sink
       <-- reviews
@@ -105,25 +112,38 @@ test('catalog: describe text is pinned', () => {
       <-- join-reviews-right-source
     Sink: join-reviews-response-sink (topic: catalog-join-reviews-response-repartition)
       <-- join-reviews-subscription-receive, join-reviews-right-change, join-reviews-right-receive
+   Sub-topology: 4
+    Source: govern-deletions-source (topics: [governance.deletions])
+      --> govern-deletions-broadcast
+    Processor: govern-deletions-broadcast (stores: []) [one copy per partition]
+      --> govern-broadcast-sink
+      <-- govern-deletions-source
+    Sink: govern-broadcast-sink (topic: catalog-govern-deletions-broadcast-repartition)
+      <-- govern-deletions-broadcast
 Stores:
     products (owner: products, changelog: catalog-products-changelog)
     brands (owner: brands, changelog: catalog-brands-changelog)
     reviews (owner: reviews, changelog: catalog-reviews-changelog)
+    reviews-subjects (owner: reviews, changelog: catalog-reviews-subjects-changelog)
     product-reviews (owner: product-reviews, changelog: catalog-product-reviews-changelog)
     join-brands (owner: join-brands, changelog: catalog-join-brands-changelog)
     join-brands-subscriptions (owner: join-brands, changelog: catalog-join-brands-subscriptions-changelog)
     join-brands-right (owner: join-brands, changelog: catalog-join-brands-right-changelog)
     join-reviews-subscriptions (owner: join-reviews, changelog: catalog-join-reviews-subscriptions-changelog)
     join-reviews-right (owner: join-reviews, changelog: catalog-join-reviews-right-changelog)
+    govern-forgotten-subjects (owner: govern, changelog: catalog-govern-forgotten-subjects-changelog)
     govern-subject-index (owner: govern, changelog: catalog-govern-subject-index-changelog)
     chunk-embed-chunk-sets (owner: chunk-embed, changelog: catalog-chunk-embed-chunk-sets-changelog)
 Topics:
     source: shop.products (partitions: external)
     source: shop.brands (partitions: external)
     source: shop.reviews (partitions: external)
+    source: governance.deletions (partitions: external)
     changelog: catalog-products-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store products
     changelog: catalog-brands-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store brands
     changelog: catalog-reviews-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store reviews
+    changelog: catalog-reviews-subjects-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store reviews-subjects (row keys per subject, for forgetting)
+    repartition: catalog-reviews-forget-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — reviews rows of forgotten subjects (keys only), keyed by row key: deleted from every aggregate
     changelog: catalog-product-reviews-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store product-reviews (the aggregate per group key)
     repartition: catalog-product-reviews-groupby-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — product-reviews child changes (subtract old, add new), keyed by group key
     changelog: catalog-join-brands-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-brands (the join result, read by another join)
@@ -137,7 +157,9 @@ Topics:
     repartition: catalog-join-reviews-subscription-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-reviews subscriptions, keyed by foreign key
     repartition: catalog-join-reviews-response-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-reviews responses, keyed by left key
     repartition: catalog-join-reviews-right-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-reviews right rows not on their key's partition, keyed by right key
+    changelog: catalog-govern-forgotten-subjects-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store govern-forgotten-subjects
     changelog: catalog-govern-subject-index-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store govern-subject-index
+    repartition: catalog-govern-deletions-broadcast-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — govern deletion requests, one copy per partition
     changelog: catalog-chunk-embed-chunk-sets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store chunk-embed-chunk-sets
     sink: rag.chunks.catalog (partitions: external)
     dead-letter: catalog-dead-letter (partitions: as source topics) (cleanup.policy=delete, retention.ms=604800000, segment.ms=86400000) — records that failed, with error and source position headers
@@ -208,3 +230,75 @@ test('catalog: a product document lists its best five reviews, follows every rev
 function args(record: { topic: string; key: string; value: unknown }): [string, string, unknown] {
   return [record.topic, record.key, record.value]
 }
+
+/** JSON of every store's keys and values (parsed), for "nothing of the reviewer is left" checks. */
+function everyStore(driver: TopologyTestDriver): string {
+  return JSON.stringify(driver.processor.storeNames.map((name) => [name, [...driver.readStore(name)]]))
+}
+
+test('catalog: forgetting a reviewer takes their reviews out of every product, which stays indexed; their later reviews never enter', async () => {
+  const driver = new TopologyTestDriver(catalog({ prefix: PREFIX }), { partitions: 3 })
+  await driver.pipe(`${PREFIX}.brands`, 'b1', { id: 'b1', name: 'Acme' })
+  for (const [sku, name] of [
+    ['k1', 'Kettle'],
+    ['k2', 'Toaster'],
+    ['k3', 'Grinder'],
+  ])
+    await driver.pipe(`${PREFIX}.products`, sku, { sku, name, description: `The ${name}.`, brand_id: 'b1' })
+  await driver.pipeBatch([
+    review('r1', 'k1', 4, 'Quiet.'),
+    review('r2', 'k1', 5, 'Zephyrine boils fast.', 'ann'),
+    review('r3', 'k2', 3, 'Zephyrine likes the crumb tray.', 'ann'),
+    review('r4', 'k2', 2, 'Uneven.'),
+    review('r5', 'k3', 1, 'Zephyrine found it loud.', 'ann'), // k3's only review
+  ])
+  assert.match(documentOf(driver, 'k1'), /Zephyrine boils fast/)
+  assert.match(documentOf(driver, 'k3'), /\(1 reviews;.*Zephyrine found it loud/s)
+  assert.match(everyStore(driver), /Zephyrine/, 'the stores hold her reviews before the forget')
+  assert.match(everyStore(driver), /"[^"]*r5"/, 'and her review keys')
+  driver.readOutput('rag.chunks.catalog')
+
+  const request = buildDeletionRequest({
+    subject: 'reviewer:ann',
+    reason: 'erasure request',
+    requestedBy: 'dpo',
+    requestedAtMs: Date.now(),
+  })
+  await driver.pipe('governance.deletions', 'reviewer:ann', request)
+
+  // Every product she reviewed is re-chunked without her reviews and stays indexed.
+  assert.equal(
+    documentOf(driver, 'k1'),
+    'Kettle by Acme (1 reviews; listed ones average 4 stars)\n\nThe Kettle.\n\n★★★★ Quiet.',
+  )
+  assert.equal(
+    documentOf(driver, 'k2'),
+    'Toaster by Acme (1 reviews; listed ones average 2 stars)\n\nThe Toaster.\n\n★★ Uneven.',
+  )
+  assert.equal(documentOf(driver, 'k3'), 'Grinder by Acme (0 reviews; listed ones average  stars)\n\nThe Grinder.')
+  const emitted = driver.readOutput('rag.chunks.catalog').map((r) => r.value as (ChunkEvent & { kind?: string }) | null)
+  const chunks = emitted.filter((v): v is ChunkEvent => v !== null && 'chunk_index' in v)
+  assert.deepEqual([...new Set(chunks.map((c) => c.entity_key))].sort(), ['k1', 'k2', 'k3'], 'her products re-emitted')
+  assert.equal(emitted.includes(null), false, 'no product chunk tombstoned: one chunk each, rewritten in place')
+  const applied = emitted.filter((v) => (v as { kind?: string } | null)?.kind === 'DELETION_APPLIED')
+  assert.equal(applied.length, 3, 'one DELETION_APPLIED per partition')
+  assert.equal(
+    applied.reduce(
+      (n, a) => n + ((a as unknown as { counts: Record<string, number> }).counts['store_keys_removed:reviews'] ?? 0),
+      0,
+    ),
+    3,
+    'her three reviews were sent back to their table',
+  )
+  assert.doesNotMatch(JSON.stringify([...driver.readTable('rag.chunks.catalog').values()]), /Zephyrine/)
+  const stores = everyStore(driver)
+  assert.doesNotMatch(stores, /Zephyrine/, 'no store holds her text')
+  for (const key of ['r2', 'r3', 'r5']) assert.doesNotMatch(stores, new RegExp(`"[^"]*${key}"`), `no store key ${key}`)
+
+  // A later review of hers never enters an aggregate; other reviewers' still do.
+  await driver.pipeBatch([review('r6', 'k1', 5, 'Zephyrine is back.', 'ann'), review('r7', 'k1', 3, 'Fine.')])
+  assert.doesNotMatch(everyStore(driver), /Zephyrine|"r6"/)
+  assert.match(documentOf(driver, 'k1'), /^Kettle by Acme \(2 reviews;.*★★★★ Quiet\.\n\n★★★ Fine\.$/s)
+  assert.deepEqual(driver.readDeadLetters(), [])
+  await driver.close()
+})

@@ -43,7 +43,9 @@ export interface Collected<V = unknown> {
   readonly truncated: boolean
   /**
    * The data subjects of the listed children (sorted, each once), when the grouped table names its
-   * rows' subjects: pass them to `govern({ partSubjects })` so the document's chunks carry them.
+   * rows' subjects. They are the document's parts, not its owners: forgetting one takes its children
+   * out of the list (forgetting per contribution) and the document stays, so a policy should not name
+   * them as the document's `subjects` (forgetting those removes the whole document).
    */
   readonly subjects?: readonly string[]
 }

@@ -184,6 +184,8 @@ export class GovernBatch {
       round.add(forgotten!, this.#items[i].partition, hash)
       round.add(indexStore, this.#items[i].partition, subjectKey(hash))
       round.addPrefix(indexStore, this.#items[i].partition, subjectPrefix(hash))
+      for (const c of this.#plan.contributions)
+        round.addPrefix(this.#context.store(c.index), this.#items[i].partition, groupPrefix(hash))
     }
     for (const [i, item] of changes) {
       round.add(indexStore, item.partition, `e:${item.key}`)

@@ -7,10 +7,15 @@
  *   subject stores  keyed by a subject's id: every table source declared `subject: '<type>'` (its row
  *                   key is the id), and on each join reading such a table on its right side, the
  *                   join's subscription index and its re-homed right store.
+ *   contributions   tables whose rows an aggregate gathers and that name each row's subject: a
+ *                   forgotten subject's rows leave every aggregate they contributed to (the parent
+ *                   stays, re-emitted without them), found in the table's row-subject index.
  * What a topology lists in `forget.entityStores` / `forget.subjectStores` is added to these.
  */
 import { factsOf, nodeIs } from '../../topology/node-kinds.ts'
+import { keepsRowSubjects, rowSubjectsStore } from '../table-source.ts'
 import {
+  forgetRepartitionTopic,
   rightStore,
   subscriptionStore,
   subscriptionTopic,
@@ -105,6 +110,24 @@ export function spineJoins(node: GovernNode, graph: TopologyGraph): SpineJoin[] 
     table = root
   }
   return joins
+}
+
+/** A table whose rows contribute to aggregates, by subject: where govern finds them and sends their keys. */
+export interface ContributionTable {
+  readonly table: string
+  /** `<table>-subjects`: groupedKey(subject hash, row key) for each row. */
+  readonly index: string
+  /** The table's forget topic: a row key sent there is deleted by the table's task, as a delete would. */
+  readonly topic: string
+}
+
+/** Every table that keeps its row keys per subject for its aggregates (see keepsRowSubjects). */
+export function contributionTables(graph: TopologyGraph): ContributionTable[] {
+  return graph.nodes.flatMap((n) =>
+    nodeIs(n, 'table-source') && keepsRowSubjects(n, graph)
+      ? [{ table: n.name, index: rowSubjectsStore(n.name), topic: forgetRepartitionTopic(graph.applicationId, n.name) }]
+      : [],
+  )
 }
 
 /** Every entity store: derived, then the topology's own list. */

@@ -19,7 +19,7 @@ import {
   type SuppressionRecord,
 } from '../../governance/forget/suppression.ts'
 import { hashSubject } from '../../governance/subject.ts'
-import { groupPrefix, type StateStore } from '../../state/store.ts'
+import { groupPrefix, memberOf, type StateStore } from '../../state/store.ts'
 import type { StageContext, StageRow } from '../../topology/graph.ts'
 import { partitionForString } from '../../topology/partitioner.ts'
 import { subscriptionBytes, UNSUBSCRIBE } from '../fk-join/wire.ts'
@@ -93,6 +93,18 @@ export function applyDeletionRequest(
     if (store.get(partition, key) === undefined) continue
     store.delete(partition, key)
     count(name)
+  }
+  // The subject's contributions to aggregates: each row goes back to its table's task, which deletes
+  // it as a delete would (src/operators/table-source.ts), so every aggregate subtracts it and the
+  // parents are re-emitted without it; the suppression travels along (a row changed since stays).
+  const suppression = encodeSuppression(next)
+  for (const c of plan.contributions) {
+    const prefix = groupPrefix(hash)
+    for (const [entry] of context.store(c.index).scan(partition, prefix)) {
+      const row = memberOf(prefix, entry)
+      out.push({ key: row, value: new InternalRecord(c.topic, partition, Buffer.from(row, 'utf8'), suppression) })
+      count(c.table)
+    }
   }
   if (uncache.size > 0) removed['embedding-cache'] = uncache.size
   for (const contentHash of uncache) scope.uncache.add(contentHash)

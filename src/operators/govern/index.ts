@@ -80,7 +80,7 @@ import { externalReads, factsOf, nodeIs } from '../../topology/node-kinds.ts'
 import { partitionForString } from '../../topology/partitioner.ts'
 import { GovernBatch } from './batch.ts'
 import type { GovernPlan } from './plan.ts'
-import { entityStoresOf, spineJoins, subjectStoresOf } from './coverage.ts'
+import { contributionTables, entityStoresOf, spineJoins, subjectStoresOf } from './coverage.ts'
 import { jsonRequests } from './deletion-requests.ts'
 import { AuditRecord, EntityChange, ForgetCopy, InternalRecord } from './items.ts'
 import { chunkSetStore } from '../chunk-embed.ts'
@@ -157,6 +157,7 @@ export function foreignStores(node: GovernNode, graph: TopologyGraph): string[] 
     ...entityStoresOf(node, graph),
     ...subjectStoresOf(node, graph).map(([store]) => store),
     ...chunkSetsOf(node, graph).map((c) => c.store),
+    ...contributionTables(graph).map((c) => c.index),
   ]
 }
 
@@ -302,6 +303,13 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       next: [`${name}-audit-sink`],
     })
     const auditSink = { type: 'sink' as const, name: `${name}-audit-sink`, topic: auditTopic(node, graph), next: [] }
+    // Forgetting per contribution: a forgotten subject's rows go back to their table's task, keys only.
+    const forgetSinks = (forget === undefined ? [] : contributionTables(graph)).map((c) => ({
+      type: 'sink' as const,
+      name: `${name}-${c.table}-forget-sink`,
+      topic: c.topic,
+      next: [],
+    }))
     if (forget === undefined)
       return {
         nodes: [governor(`govern: ${policy}, no forget, async, batched`), auditSink],
@@ -325,8 +333,12 @@ export const governOperator: NodeKindSpec<GovernNode> = {
         },
         { type: 'sink', name: `${name}-broadcast-sink`, topic: deletionBroadcastTopic(app, name), next: [] },
         { type: 'source', name: `${name}-broadcast-source`, topics: [deletionBroadcastTopic(app, name)], next: [name] },
-        governor(`govern: ${policy}, forget ${forget.mode ?? 'FOREVER'}, async, batched`),
+        {
+          ...governor(`govern: ${policy}, forget ${forget.mode ?? 'FOREVER'}, async, batched`),
+          next: [`${name}-audit-sink`, ...forgetSinks.map((s) => s.name)],
+        },
         auditSink,
+        ...forgetSinks,
       ],
       entries: [name],
       exit: name,
@@ -358,6 +370,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       entityStores: forget === undefined ? [] : entityStoresOf(node, env.graph),
       subjectStores: forget === undefined ? [] : subjectStoresOf(node, env.graph),
       spineJoins: forget === undefined ? [] : spineJoins(node, env.graph),
+      contributions: forget === undefined ? [] : contributionTables(env.graph),
       chunkSets: forget === undefined ? [] : chunkSetsOf(node, env.graph),
       embeddingCache: embeddingCacheOf(node, env.graph, env.services),
     }
@@ -417,7 +430,14 @@ export const governOperator: NodeKindSpec<GovernNode> = {
         node: name,
         decode: (record) => ({ key: record.key === null ? '' : record.key.toString('utf8'), value: null }),
         handle(record) {
-          items.push({ key: '', value: new ForgetCopy(record.value), oldValue: undefined, partition: record.partition })
+          items.push({
+            key: '',
+            value: new ForgetCopy(record.value),
+            oldValue: undefined,
+            partition: record.partition,
+            timestamp: scope.timestamp,
+            origin: scope.origin,
+          })
           origins.push(record)
         },
       })
@@ -427,9 +447,11 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       (key, _oldValue, newValue) => {
         items.push({
           key,
-          value: new EntityChange(newValue, Number(scope.record.timestamp)),
+          value: new EntityChange(newValue, scope.timestamp),
           oldValue: undefined,
           partition: scope.record.partition,
+          timestamp: scope.timestamp,
+          origin: scope.origin,
         })
         origins.push(scope.record)
       },

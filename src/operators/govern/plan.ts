@@ -2,7 +2,7 @@
 import type { TailServices } from '../../config/rag-services.ts'
 import type { SuppressionMode } from '../../governance/forget/suppression.ts'
 import type { CompiledPolicy } from '../../governance/policy.ts'
-import type { SpineJoin } from './coverage.ts'
+import type { ContributionTable, SpineJoin } from './coverage.ts'
 import type { AuditOutput, DeletionRequestDecoder, ForgetOptions, GovernNodeOptions } from './options.ts'
 
 export interface GovernPlan {
@@ -24,6 +24,8 @@ export interface GovernPlan {
   readonly subjectStores: readonly (readonly [string, (subject: string) => string | null])[]
   /** Joins a forgotten entity unsubscribes from (their left value is in one of the entity stores). */
   readonly spineJoins: readonly SpineJoin[]
+  /** Tables whose rows of a forgotten subject leave every aggregate (forgetting per contribution). */
+  readonly contributions: readonly ContributionTable[]
   readonly chunkSets: NonNullable<ForgetOptions['chunkSets']>
   readonly embeddingCache: ForgetOptions['embeddingCache']
 }
