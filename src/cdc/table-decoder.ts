@@ -25,6 +25,13 @@ export interface RowLineage {
 
 export const LINEAGE_FIELD = '_source'
 
+/** When the row's last change happened at its source (`_source.timestampMs`), if it carries its lineage. */
+export function rowChangeTime(row: unknown): number | undefined {
+  if (row === null || typeof row !== 'object') return undefined
+  const time = (row as { [LINEAGE_FIELD]?: { timestampMs?: unknown } })[LINEAGE_FIELD]?.timestampMs
+  return typeof time === 'number' ? time : undefined
+}
+
 export interface CdcTableDecoderOptions {
   /** Row field that receives the lineage; `false` to leave rows untouched. Default `_source`. */
   readonly lineageField?: string | false
@@ -40,7 +47,7 @@ export interface CdcTableDecoder {
     key: Buffer | null,
     value: Buffer | null,
     record: EncodedRecord,
-  ) => { key: string; value: Row | null; unavailable?: readonly string[] }
+  ) => { key: string; value: Row | null; unavailable?: readonly string[]; timestamp?: number }
   readonly prepare: (records: readonly EncodedRecord[]) => Promise<void>
 }
 
@@ -50,11 +57,11 @@ export function cdcTableDecoder(decoder: CdcDecoder, options: CdcTableDecoderOpt
     // The runtime hands the same record; key/value are taken from it so a decoder sees exactly what Kafka delivered.
     decode: (_key, _value, record) => {
       const change = decoder.decode(record)
-      if (change.kind === 'delete') return { key: change.key, value: null }
+      const s = change.source
+      if (change.kind === 'delete') return { key: change.key, value: null, timestamp: s.timestampMs }
       const row = jsonSafeRow(change.row)
       const unavailable = change.unavailable?.length ? { unavailable: change.unavailable } : {}
-      if (field === false) return { key: change.key, value: row, ...unavailable }
-      const s = change.source
+      if (field === false) return { key: change.key, value: row, timestamp: s.timestampMs, ...unavailable }
       const lineage: RowLineage = {
         topic: s.topic,
         partition: s.partition,
@@ -65,7 +72,7 @@ export function cdcTableDecoder(decoder: CdcDecoder, options: CdcTableDecoderOpt
         op: change.op,
       }
       row[field] = lineage
-      return { key: change.key, value: row, ...unavailable }
+      return { key: change.key, value: row, timestamp: s.timestampMs, ...unavailable }
     },
     prepare: (records) => decoder.prepare(records),
   }

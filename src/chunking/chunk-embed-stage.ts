@@ -16,7 +16,7 @@ import type { RowLineage } from '../cdc/table-decoder.ts'
 import { LINEAGE_FIELD } from '../cdc/table-decoder.ts'
 import type { Embedder } from '../embedding/embedder.ts'
 import { vectorFromField, type PrecomputedEmbeddingConfig } from '../embedding/precomputed.ts'
-import type { ChunkEvent, ChunkLineage } from '../serde/chunk-event.ts'
+import type { ChunkChange, ChunkEvent, ChunkLineage } from '../serde/chunk-event.ts'
 import type { StateStore } from '../state/store.ts'
 import { RagstreamError } from '../errors.ts'
 import { chunkFingerprint } from './chunk-id.ts'
@@ -59,6 +59,15 @@ export interface ChunkStageItem {
   readonly value: unknown
   readonly oldValue: unknown
   readonly partition: number
+  readonly timestamp?: number
+  readonly origin?: { readonly topic: string; readonly partition: number; readonly offset: bigint }
+}
+
+/** The change that made this version: the item's origin, at the item's event time (null when the runtime gave neither). */
+function changeOf(item: ChunkStageItem): ChunkChange | null {
+  const { origin, timestamp } = item
+  if (origin === undefined || timestamp === undefined) return null
+  return { topic: origin.topic, partition: origin.partition, offset: Number(origin.offset), timestamp_ms: timestamp }
 }
 export interface ChunkStageContext {
   store(name: string): StateStore
@@ -151,6 +160,7 @@ export function chunkEmbedStage<V>(options: ChunkEmbedStageOptions<V>): {
             chunker: chunker.id,
             embedding_model: embeddingModel,
             emitted_at_ms: context.now,
+            change: changeOf(item),
           }
           return {
             item,

@@ -215,7 +215,14 @@ export const chunkEmbedOperator: NodeKindSpec<ChunkEmbedNode> = {
     env.addStage(buffer)
     return [
       (key, oldValue, newValue) => {
-        items.push({ key, value: newValue, oldValue, partition: scope.record.partition })
+        items.push({
+          key,
+          value: newValue,
+          oldValue,
+          partition: scope.record.partition,
+          timestamp: scope.timestamp,
+          origin: scope.origin,
+        })
         origins.push(scope.record)
       },
     ]

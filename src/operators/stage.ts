@@ -72,7 +72,14 @@ export const stageOperator: NodeKindSpec<StageNode> = {
     env.addStage(buffer)
     return [
       (key, oldValue, newValue) => {
-        items.push({ key, value: newValue, oldValue, partition: scope.record.partition })
+        items.push({
+          key,
+          value: newValue,
+          oldValue,
+          partition: scope.record.partition,
+          timestamp: scope.timestamp,
+          origin: scope.origin,
+        })
         origins.push(scope.record)
       },
     ]

@@ -4,7 +4,7 @@
  * store named after the node (its changelog is `<application>-<name>-changelog`), so downstream
  * operators get the old and the new value of every change.
  */
-import { LINEAGE_FIELD } from '../cdc/table-decoder.ts'
+import { rowChangeTime } from '../cdc/table-decoder.ts'
 import { RagstreamError } from '../errors.ts'
 import { decodeSuppression, suppresses, type SuppressionRecord } from '../governance/forget/suppression.ts'
 import { hashSubject } from '../governance/subject.ts'
@@ -112,16 +112,9 @@ function forgottenStores(graph: TopologyGraph): string[] {
   )
 }
 
-/** A stored row's source time (its CDC lineage), if it has one. */
-function rowSourceTime(value: unknown): number | undefined {
-  const lineage = (value as { [LINEAGE_FIELD]?: { timestampMs?: unknown } } | null)?.[LINEAGE_FIELD]
-  return typeof lineage?.timestampMs === 'number' ? lineage.timestampMs : undefined
-}
-
-/** The record's source time for suppression: its CDC lineage, else the record timestamp. */
+/** The record's source time (its event time, and what suppression compares): its CDC lineage, else the record timestamp. */
 function sourceTimeOf(value: unknown, record: SourceRecord): number {
-  const lineage = (value as { [LINEAGE_FIELD]?: { timestampMs?: unknown } } | null)?.[LINEAGE_FIELD]
-  return typeof lineage?.timestampMs === 'number' ? lineage.timestampMs : Number(record.timestamp)
+  return rowChangeTime(value) ?? Number(record.timestamp)
 }
 
 /** UTF-8 string key, JSON value, null value = tombstone. */
@@ -327,7 +320,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           const row = decodeJson(oldBytes)
           const named = subjectOfRow(SUBJECT_OF_ROW, decoded.key, row)
           if (named === null || hashSubject(named) !== suppression.subjectHash) return
-          if (!suppresses(suppression, rowSourceTime(row) ?? Number.NEGATIVE_INFINITY)) return
+          if (!suppresses(suppression, rowChangeTime(row) ?? Number.NEGATIVE_INFINITY)) return
           deleteRow(record.partition, decoded.key, oldBytes)
         },
       })
@@ -342,6 +335,8 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         return decoded
       },
       handle(record, decoded) {
+        // Event time: when the change happened at its source (Debezium ts_ms), else the record's timestamp.
+        scope.timestamp = decoded.timestamp ?? sourceTimeOf(decoded.value, record)
         const store = scope.stores.get(name)!
         const partition = record.partition
         const key = decoded.key

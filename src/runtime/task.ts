@@ -13,6 +13,10 @@ export interface SourceRecord {
   readonly topic: string
   readonly partition: number
   readonly offset: bigint
+  /**
+   * The record's Kafka timestamp. On an internal topic it is the event time of the change it carries
+   * (the runtime produces every output with its event time); a pack item's is its own (record-pack.ts).
+   */
   readonly timestamp: bigint
   readonly key: Buffer | null
   readonly value: Buffer | null
@@ -48,6 +52,11 @@ export interface SinkRecord {
   readonly key: Buffer | null
   readonly value: Buffer | null
   readonly headers?: ReadonlyMap<string, Buffer>
+  /**
+   * Event time (epoch ms), produced as the record's Kafka timestamp: the time of the change it derives
+   * from, by Kafka Streams' rules (design point 10), set by the compiled topology. Absent = produce time.
+   */
+  readonly timestamp?: bigint
   /**
    * The external source record this output derives from (its origin, through internal topics), set by
    * the compiled topology: the runtime names it in the dead letter that replaces an output it cannot

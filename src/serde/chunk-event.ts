@@ -20,6 +20,20 @@ export interface ChunkLineage {
   readonly chunker: string
   readonly embedding_model: string
   readonly emitted_at_ms: number
+  /**
+   * The change that made this version (design point 10): the entity's own record above, or the joined
+   * row's change that re-triggered it. Null in events written before the field existed.
+   */
+  readonly change?: ChunkChange | null
+}
+
+/** A change's source record and when it happened at its source (its event time). */
+export interface ChunkChange {
+  readonly topic: string
+  readonly partition: number
+  /** Kafka offset; a JS number (exact up to 2^53). */
+  readonly offset: number
+  readonly timestamp_ms: number
 }
 
 export interface ChunkEvent {

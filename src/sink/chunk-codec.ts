@@ -122,6 +122,7 @@ interface ChunkEventValue {
     chunker: string
     embedding_model: string
     emitted_at_ms: number | bigint
+    change?: { topic: string; partition: number; offset: number | bigint; timestamp_ms: number | bigint } | null
   }
 }
 
@@ -330,7 +331,8 @@ export class ChunkDecoder {
         sourcePartition: l.source_partition,
         sourceOffset: String(l.source_offset),
         sourcePosition: l.source_position,
-        sourceTimestampMs: Number(l.source_timestamp_ms),
+        // Freshness is measured from the change that made this version (a re-triggering join's right row), not the entity's own last change.
+        sourceTimestampMs: Number(l.change?.timestamp_ms ?? l.source_timestamp_ms),
         topology: l.topology,
         topologyVersion: l.topology_version,
         chunker: l.chunker,

@@ -496,7 +496,12 @@ export async function buildVectorIndex(
     throw new ConfigError([{ path: '--parallel-workers', message: `must be an integer from 0 to 64 (got ${workers})` }])
   const started = Date.now()
   const built = await inTransaction(owner, async () => {
-    await lockSchema(owner, n)
+    // Not the schema's migration lock: a build takes minutes to hours, and every other version and
+    // topology of the schema must keep migrating meanwhile. Builds of this version serialize on their
+    // own lock (and its registry row); DDL on this table waits on the build's table lock by itself.
+    await owner.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+      `ragstream.index.${n.schema}.${config.topology}.${config.version}`,
+    ])
     const state = await owner.query<{ index_state: string }>(
       `SELECT index_state FROM ${n.versionsTable} WHERE topology = $1 AND version = $2 FOR UPDATE`,
       [config.topology, config.version],

@@ -77,6 +77,12 @@ export interface TestOutputRecord {
   readonly rawKey: Buffer | null
   readonly rawValue: Buffer | null
   /**
+   * The record's timestamp: its event time, as the runtime produces it (Kafka Streams' rules: a table
+   * source's change time, a join's later input, carried through every operator); the driver's clock
+   * for records without one (changelogs).
+   */
+  readonly timestamp: bigint
+  /**
    * The source record whose change led to this output, through any internal topics (what its dead
    * letters name as `ragstream.source.*`); undefined for records no input led to (changelogs).
    */
@@ -118,12 +124,20 @@ class OutputRecord implements TestOutputRecord {
   readonly task: number
   readonly rawKey: Buffer | null
   readonly rawValue: Buffer | null
+  readonly timestamp: bigint
   readonly source: TestRecordOrigin | undefined
   #value: unknown = undefined
   #parsed = false
 
-  constructor(record: SinkRecord, offset: bigint, headers: Readonly<Record<string, string>>, task: number) {
+  constructor(
+    record: SinkRecord,
+    offset: bigint,
+    headers: Readonly<Record<string, string>>,
+    task: number,
+    now: number,
+  ) {
     this.topic = record.topic
+    this.timestamp = record.timestamp ?? BigInt(now)
     this.partition = record.partition
     this.offset = offset
     this.key = record.key === null ? null : record.key.toString('utf8')
@@ -279,7 +293,7 @@ export class TopologyTestDriver {
             topic: record.topic,
             partition: record.partition,
             offset,
-            timestamp: BigInt(this.#now),
+            timestamp: record.timestamp ?? BigInt(this.#now),
             key: record.key,
             value: record.value,
             headers: record.headers ?? new Map(),
@@ -302,7 +316,7 @@ export class TopologyTestDriver {
     const headers: Record<string, string> = {}
     for (const [k, v] of record.headers ?? []) headers[k] = v.toString('utf8')
     const list = this.#outputs.get(record.topic) ?? []
-    list.push(new OutputRecord(record, offset, headers, task))
+    list.push(new OutputRecord(record, offset, headers, task, this.#now))
     this.#outputs.set(record.topic, list)
     return offset
   }
@@ -392,8 +406,17 @@ export class TopologyTestDriver {
     return run
   }
 
+  /**
+   * Moves the driver's clock (the wall-clock time `process()` gets, and the timestamp of piped records
+   * that set none) forward by `ms`.
+   */
   advanceTime(ms: number): void {
     this.#now += ms
+  }
+
+  /** The driver's clock (epoch ms as the test set it): the default timestamp of the next piped record. */
+  get now(): number {
+    return this.#now
   }
 
   /** Closes the stores, and the services when the driver made them (a test closes its own). */

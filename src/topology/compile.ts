@@ -106,15 +106,19 @@ interface PrefetchRead {
 function noop(): void {}
 
 /** What compile adds to an output once an operator pushed it (operators push fresh objects). */
-type Stamped = { source?: RecordOrigin; input?: RecordPosition }
+type Stamped = { source?: RecordOrigin; input?: RecordPosition; timestamp?: bigint }
 
 /**
  * Stamps the outputs `out[from..]` the record produced with its origin (and the record's position,
- * when it is not the origin itself): the runtime names them in dead letters, internal records carry them on.
+ * when it is not the origin itself): the runtime names them in dead letters, internal records carry
+ * them on; and with the record's event time (unless a join stamped a later one), produced as their
+ * Kafka timestamp.
  */
-function stampOrigin(out: SinkRecord[], from: number, record: SourceRecord, origin: RecordOrigin): void {
+function stampOrigin(out: SinkRecord[], from: number, record: SourceRecord, origin: RecordOrigin, at: number): void {
+  let timestamp: bigint | undefined
   for (let i = from; i < out.length; i++) {
     const output = out[i] as Stamped
+    if (output.timestamp === undefined) output.timestamp = timestamp ??= BigInt(at)
     if (output.source !== undefined) continue
     output.source = origin
     if (origin !== record) output.input = record
@@ -352,7 +356,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         if (!(error instanceof RecordFailure)) throw error
         fail(instance, record, mark, error)
       }
-      stampOrigin(out, mark, record, origin)
+      stampOrigin(out, mark, record, origin, scope.timestamp)
     }
     const decoded = decodedBatches.get(records)
     for (let i = 0; i < records.length; i++) {
@@ -408,7 +412,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           continue
         }
         const origin = originOf(record)
-        beginRecord(scope, record, origin)
+        beginRecord(scope, record, origin, items[j].timestamp)
         const mark = out.length
         try {
           for (const row of result) {
@@ -433,7 +437,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           if (!(error instanceof RecordFailure)) throw error
           fail(instance, record, mark, error)
         }
-        stampOrigin(out, mark, record, origin)
+        stampOrigin(out, mark, record, origin, scope.timestamp)
         scope.partitionKey = null
       }
     }

@@ -22,6 +22,12 @@ export interface RecordScope {
   record: SourceRecord
   /** The external source record whose change led to `record` (itself unless it is internal): stamped on every output. */
   origin: RecordOrigin
+  /**
+   * Event time of the change being processed (epoch ms), Kafka Streams' rules: the record's timestamp,
+   * a table source's change time (Debezium `ts_ms`), a join's later of its two inputs (`emitAt`).
+   * Every output is produced with it as its Kafka timestamp; stages get it per item.
+   */
+  timestamp: number
   /** Set by stages whose rows are partitioned by another key (chunks by entity). */
   partitionKey: string | null
   /** Store writes of the current record, reverted if it fails further down. */
@@ -39,6 +45,7 @@ export function newRecordScope(): RecordScope {
     stores: new Map(),
     record: undefined as unknown as SourceRecord,
     origin: undefined as unknown as RecordOrigin,
+    timestamp: 0,
     partitionKey: null,
     undo: new UndoLog(),
     encodedValue: undefined,
@@ -48,12 +55,43 @@ export function newRecordScope(): RecordScope {
 }
 
 /** The one place a record's processing starts: everything per-record in the scope is reset here. */
-export function beginRecord(scope: RecordScope, record: SourceRecord, origin: RecordOrigin = record): void {
+export function beginRecord(
+  scope: RecordScope,
+  record: SourceRecord,
+  origin: RecordOrigin = record,
+  timestamp: number = Number(record.timestamp),
+): void {
   scope.record = record
   scope.origin = origin
+  scope.timestamp = timestamp
   scope.partitionKey = null
   scope.undo.clear()
   scope.encodedValue = undefined
+}
+
+/**
+ * Runs `emit` at event time `timestamp` when it is later than the record's (a join's result takes the
+ * later of its inputs' times): consumers see it in `scope.timestamp`, and the outputs produced meanwhile
+ * carry it as their Kafka timestamp.
+ */
+export function emitAt(scope: RecordScope, timestamp: number, emit: () => void): void {
+  if (!(timestamp > scope.timestamp)) {
+    emit()
+    return
+  }
+  const saved = scope.timestamp
+  const mark = scope.out.length
+  scope.timestamp = timestamp
+  try {
+    emit()
+  } finally {
+    scope.timestamp = saved
+  }
+  const at = BigInt(timestamp)
+  for (let i = mark; i < scope.out.length; i++) {
+    const output = scope.out[i] as { timestamp?: bigint }
+    output.timestamp ??= at
+  }
 }
 
 /**

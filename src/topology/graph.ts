@@ -6,7 +6,7 @@
 import type { TailServices } from '../config/rag-services.ts'
 import type { ChunkEmbedNodeOptions } from '../operators/chunk-embed.ts'
 import type { GovernNodeOptions } from '../operators/govern/index.ts'
-import type { SourceRecord } from '../runtime/task.ts'
+import type { RecordOrigin, SourceRecord } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
 
 /** Every node kind. Adding one fails `tsc` until src/topology/node-kinds.ts handles it. */
@@ -34,6 +34,11 @@ export interface DecodedRecord {
    * dead-letters the record when it holds none. Never indexed as data.
    */
   readonly unavailable?: readonly string[]
+  /**
+   * When the change happened at its source (epoch ms), if the decoder knows (Debezium `source.ts_ms`):
+   * the record's event time. Default: the row's `_source.timestampMs`, else the Kafka record timestamp.
+   */
+  readonly timestamp?: number
 }
 
 /**
@@ -128,6 +133,13 @@ export interface StageItem<V = unknown> {
   readonly oldValue: V | null | undefined
   /** The task's input partition: the partition of the stage's own store entries for this key. */
   readonly partition: number
+  /** Event time of the change that produced this item (epoch ms, design point 10); set by the runtimes. */
+  readonly timestamp?: number
+  /**
+   * The external source record of that change (for a join re-triggered by its right side, the right
+   * row's change, not the left row's own position); set by the runtimes.
+   */
+  readonly origin?: RecordOrigin
 }
 
 /** What a stage emits for one item: rows (possibly re-keyed, e.g. chunk ids) or a per-item failure. */

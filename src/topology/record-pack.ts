@@ -11,14 +11,18 @@ import { decodeOrigin, encodeOrigin } from '../runtime/origin.ts'
 import type { RecordOrigin, SinkRecord, SourceRecord } from '../runtime/task.ts'
 
 /* Pack record: key = null, partition = the items' partition, value =
- *   0x02 (version) | u32 count | count × (u32 key length | key | u32 value length (0xffffffff = null) | value
- *                                         | u32 origin length (0 = none) | origin (src/runtime/origin.ts))
+ *   0x03 (version) | u32 count | count × (u32 key length | key | u32 value length (0xffffffff = null) | value
+ *                                         | u32 origin length (0 = none) | origin (src/runtime/origin.ts)
+ *                                         | i64 event time (epoch ms; -1 = none: the pack's timestamp))
  * Items keep their produce order; each carries the origin of the record that produced it, so a dead
- * letter further down names the source change. Version 0x01 (no origins) and a value starting with
- * `{` (one record in the earlier JSON format, read as itself) are still read: records in flight
- * across an upgrade. */
+ * letter further down names the source change, and its own event time (the pack's Kafka timestamp is
+ * one for all). Versions 0x02 (no event times: the pack's timestamp), 0x01 (no origins either) and a
+ * value starting with `{` (one record in the earlier JSON format, read as itself) are still read:
+ * records in flight across an upgrade. */
 const PACK_V1 = 0x01
 const PACK_V2 = 0x02
+const PACK_V3 = 0x03
+const NO_TIME = -1n
 const JSON_START = 0x7b
 const NULL_LENGTH = 0xffffffff
 
@@ -26,9 +30,9 @@ export function packRecords(items: readonly SinkRecord[]): Buffer {
   const origins = items.map((item) => (item.source === undefined ? null : encodeOrigin(item.source)))
   let size = 5
   for (let i = 0; i < items.length; i++)
-    size += 12 + (items[i].key?.length ?? 0) + (items[i].value?.length ?? 0) + (origins[i]?.length ?? 0)
+    size += 20 + (items[i].key?.length ?? 0) + (items[i].value?.length ?? 0) + (origins[i]?.length ?? 0)
   const bytes = Buffer.allocUnsafe(size)
-  bytes[0] = PACK_V2
+  bytes[0] = PACK_V3
   let at = bytes.writeUInt32BE(items.length, 1)
   for (let i = 0; i < items.length; i++) {
     const { key, value } = items[i]
@@ -39,6 +43,7 @@ export function packRecords(items: readonly SinkRecord[]): Buffer {
     const origin = origins[i]
     at = bytes.writeUInt32BE(origin?.length ?? 0, at)
     if (origin !== null) at += origin.copy(bytes, at)
+    at = bytes.writeBigInt64BE(items[i].timestamp ?? NO_TIME, at)
   }
   return bytes
 }
@@ -53,7 +58,7 @@ export function unpackRecords(record: SourceRecord): readonly SourceRecord[] {
     throw new RagstreamError('RS_DECODE_FAILED', `a record of ${record.topic} needs a value`)
   if (bytes[0] === JSON_START) return [record]
   const version = bytes[0]
-  if ((version !== PACK_V1 && version !== PACK_V2) || bytes.length < 5)
+  if ((version !== PACK_V1 && version !== PACK_V2 && version !== PACK_V3) || bytes.length < 5)
     throw new RagstreamError('RS_DECODE_FAILED', `not a record pack (version byte ${bytes[0]})`)
   const truncated = (): RagstreamError => new RagstreamError('RS_DECODE_FAILED', 'the record pack is truncated')
   const count = bytes.readUInt32BE(1)
@@ -70,19 +75,26 @@ export function unpackRecords(record: SourceRecord): readonly SourceRecord[] {
     const value = valueLength === NULL_LENGTH ? null : bytes.subarray(at, at + valueLength)
     if (value !== null) at += valueLength
     let origin: RecordOrigin | undefined
-    if (version === PACK_V2) {
+    let timestamp = record.timestamp
+    if (version >= PACK_V2) {
       if (at + 4 > bytes.length) throw truncated()
       const originLength = bytes.readUInt32BE(at)
       at += 4
       if (originLength > 0) origin = decodeOrigin(bytes.subarray(at, at + originLength))
       at += originLength
     }
+    if (version === PACK_V3) {
+      if (at + 8 > bytes.length) throw truncated()
+      const time = bytes.readBigInt64BE(at)
+      if (time !== NO_TIME) timestamp = time
+      at += 8
+    }
     if (at > bytes.length) throw truncated()
     items.push({
       topic: record.topic,
       partition: record.partition,
       offset: record.offset,
-      timestamp: record.timestamp,
+      timestamp,
       headers: record.headers,
       key,
       value,
@@ -127,13 +139,27 @@ export function packTopic(out: SinkRecord[], topic: string, perPack: number, max
     for (const item of items) {
       const n = (item.key?.length ?? 0) + (item.value?.length ?? 0) + (item.source === undefined ? 0 : ORIGIN_BYTES)
       if (pack.length === perPack || (pack.length > 0 && bytes + n > maxBytes)) {
-        out.push({ topic, partition, key: null, value: packRecords(pack) })
+        out.push(packOf(topic, partition, pack))
         pack = []
         bytes = 0
       }
       pack.push(item)
       bytes += n
     }
-    if (pack.length > 0) out.push({ topic, partition, key: null, value: packRecords(pack) })
+    if (pack.length > 0) out.push(packOf(topic, partition, pack))
+  }
+}
+
+/** A pack's own Kafka timestamp: its latest item's event time (each item carries its own inside). */
+function packOf(topic: string, partition: number, items: readonly SinkRecord[]): SinkRecord {
+  let latest: bigint | undefined
+  for (const item of items)
+    if (item.timestamp !== undefined && (latest === undefined || item.timestamp > latest)) latest = item.timestamp
+  return {
+    topic,
+    partition,
+    key: null,
+    value: packRecords(items),
+    ...(latest !== undefined ? { timestamp: latest } : {}),
   }
 }

@@ -23,6 +23,7 @@ test('table decoder: upserts carry the row plus _source lineage; deletes and tom
   )
   assert.deepEqual(table.decode(r.key, r.value, r), {
     key: '7',
+    timestamp: 99,
     value: {
       id: 7,
       name: 'x',
@@ -37,16 +38,17 @@ test('table decoder: upserts carry the row plus _source lineage; deletes and tom
       },
     },
   })
-  const d = rec('{"id":7}', '{"op":"d","before":{"id":7},"source":{}}')
-  assert.deepEqual(table.decode(d.key, d.value, d), { key: '7', value: null })
+  // A delete's event time is its change time too: Debezium's ts_ms, else the record timestamp.
+  const d = rec('{"id":7}', '{"op":"d","before":{"id":7},"source":{"ts_ms":120}}')
+  assert.deepEqual(table.decode(d.key, d.value, d), { key: '7', value: null, timestamp: 120 })
   const t = rec('{"id":7}', null)
-  assert.deepEqual(table.decode(t.key, t.value, t), { key: '7', value: null })
+  assert.deepEqual(table.decode(t.key, t.value, t), { key: '7', value: null, timestamp: 5 })
 })
 
 test('table decoder: lineage can be turned off or renamed; works for plain upsert topics', () => {
   const plain = cdcTableDecoder(new UpsertDecoder({ valueFormat: 'json' }), { lineageField: false })
   const r = rec('kb-1', '{"title":"t"}')
-  assert.deepEqual(plain.decode(r.key, r.value, r), { key: 'kb-1', value: { title: 't' } })
+  assert.deepEqual(plain.decode(r.key, r.value, r), { key: 'kb-1', value: { title: 't' }, timestamp: 5 })
   const renamed = cdcTableDecoder(new UpsertDecoder({ valueFormat: 'json' }), { lineageField: 'lineage' })
   assert.equal((renamed.decode(r.key, r.value, r).value as { lineage: { op: string } }).lineage.op, 'upsert')
 })

@@ -13,7 +13,7 @@
 //     setting: segment.ms / min.cleanable.dirty.ratio), which docs/governance.md states.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { Admin, Consumer, Producer } from '@platformatic/kafka'
+import { Admin, Producer } from '@platformatic/kafka'
 import { Redis } from 'ioredis'
 import { encodeChange, type Row } from '../../src/generator/debezium-envelope.ts'
 import { supportTables } from '../../src/generator/support-dataset.ts'
@@ -25,64 +25,11 @@ import { supportCopilot } from '../../topologies/support-copilot.ts'
 import { deleteSubject } from '../serde/registry-helpers.ts'
 import { deleteKeys } from '../support/local.ts'
 import { testRagServices } from '../support/rag-services.ts'
+import { caughtUpAndPurged, scanApp } from '../support/physical-scan.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
-import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
+import { readToEnd } from '../support/topic-offsets.ts'
 
 const PARTITIONS = 3
-const READ_UNCOMMITTED = 0
-
-/** Every record of `topics` from each partition's log start, aborted transactions included. */
-async function readPhysically(topics: readonly string[]) {
-  const admin = new Admin({ clientId: uniqueName('scan-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-  const listed = await admin.listOffsets({
-    topics: topics.map((name) => ({
-      name,
-      partitions: Array.from({ length: PARTITIONS }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })),
-    })),
-    isolationLevel: READ_UNCOMMITTED,
-  })
-  await admin.close()
-  const ends = new Map(listed.flatMap((t) => t.partitions.map((p) => [`${t.name}:${p.partitionIndex}`, p.offset])))
-  const consumer = new Consumer({
-    groupId: uniqueName('scan'),
-    clientId: uniqueName('scan'),
-    bootstrapBrokers: [...endpoints.kafkaBrokers],
-    maxWaitTime: 200,
-  })
-  const records: { topic: string; partition: number; offset: bigint; key: Buffer | null; value: Buffer | null }[] = []
-  const seen = new Map<string, bigint>()
-  try {
-    const stream = await consumer.consume({
-      topics: [...topics],
-      mode: 'earliest',
-      autocommit: false,
-      isolationLevel: READ_UNCOMMITTED,
-    })
-    // Done when every partition's last record (before its end offset; markers take offsets too) was seen, or idle.
-    let last = Date.now()
-    const deadline = Date.now() + 30_000
-    const timer = setInterval(() => {
-      const done = [...ends].every(([tp, end]) => end === 0n || (seen.get(tp) ?? -1n) >= end - 2n)
-      if ((done && Date.now() - last > 500) || Date.now() - last > 4_000 || Date.now() > deadline) void stream.close()
-    }, 100)
-    for await (const m of stream) {
-      last = Date.now()
-      seen.set(`${m.topic}:${m.partition}`, m.offset)
-      const value = m.value as Buffer | null | undefined
-      records.push({
-        topic: m.topic,
-        partition: m.partition,
-        offset: m.offset,
-        key: (m.key as Buffer | null) ?? null,
-        value: value && value.length > 0 ? value : null,
-      })
-    }
-    clearInterval(timer)
-  } finally {
-    await consumer.close(true)
-  }
-  return records
-}
 
 test(
   'forget by construction: no Redis key and no internal topic of the app holds the subject after the forget, nor after its later changes',
@@ -108,7 +55,6 @@ test(
       sinkPartitions: { [chunkTopic]: PARTITIONS },
     })
     const internal = processor.topics.filter((x) => x.role !== 'source' && x.role !== 'sink')
-    const changelogs = new Set(internal.filter((x) => x.role === 'changelog').map((x) => x.name))
     const admin = new Admin({ clientId: uniqueName('fscan-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
     const redis = new Redis(endpoints.redisUrl)
     t.after(async () => {
@@ -194,59 +140,12 @@ test(
     ])
     const sources = processor.sourceTopics.filter((s) => !internal.some((x) => x.name === s))
     const repartitions = internal.filter((x) => x.role === 'repartition').map((x) => x.name)
-    /** Caught up, and every repartition partition purged up to the group's committed offset. */
-    const caughtUp = async () => {
-      await waitCaughtUp(admin, PARTITIONS, applicationId, sources, repartitions, 90_000, events)
-      const deadline = Date.now() + 20_000
-      for (;;) {
-        const [group] = await admin.listConsumerGroupOffsets({ groups: [applicationId], requireStable: true })
-        const committed = new Map<string, bigint>()
-        for (const t of group?.topics ?? [])
-          for (const p of t.partitions) committed.set(`${t.name}:${p.partitionIndex}`, p.committedOffset)
-        const starts = await admin.listOffsets({
-          topics: repartitions.map((name) => ({
-            name,
-            partitions: Array.from({ length: PARTITIONS }, (_, partitionIndex) => ({ partitionIndex, timestamp: -2n })),
-          })),
-        })
-        const behind = starts.flatMap((t) =>
-          t.partitions
-            .filter((p) => p.offset < (committed.get(`${t.name}:${p.partitionIndex}`) ?? 0n))
-            .map((p) => `${t.name}[${p.partitionIndex}] starts at ${p.offset}`),
-        )
-        if (behind.length === 0) return
-        assert.ok(Date.now() < deadline, `repartition topics not purged to the committed offsets: ${behind.join(', ')}`)
-        await new Promise((resolve) => setTimeout(resolve, 300))
-      }
-    }
+    const caughtUp = () => caughtUpAndPurged(admin, PARTITIONS, applicationId, sources, repartitions, events)
     await caughtUp()
 
     /** Occurrences of the subject's raw values and row keys in every Redis key of the app and every internal topic. */
     const needles = ['Zorblax', String(SUBJECT), '8880001', '8880002', '8880009']
-    const scan = async () => {
-      const found: string[] = []
-      const hits = (where: string, ...bytes: (Buffer | string | null)[]) => {
-        for (const b of bytes)
-          for (const needle of needles)
-            if (b !== null && b.toString('latin1').includes(needle)) found.push(`${where}: ${needle}`)
-      }
-      for (const key of await redis.keys(`rs:{${applicationId}:*`)) {
-        const type = await redis.type(key)
-        if (type === 'hash') {
-          const entries = await redis.hgetallBuffer(key)
-          for (const [field, value] of Object.entries(entries)) hits(`redis ${key} ${field.slice(0, 40)}`, field, value)
-        } else if (type === 'zset') hits(`redis ${key}`, ...(await redis.zrange(key, 0, -1)))
-        else hits(`redis ${key}`, key, await redis.getBuffer(key))
-      }
-      const records = await readPhysically(internal.map((x) => x.name))
-      const latest = new Map<string, (typeof records)[number]>()
-      for (const r of records)
-        if (changelogs.has(r.topic)) latest.set(`${r.topic}:${r.partition}:${r.key?.toString('hex')}`, r)
-        else hits(`${r.topic}[${r.partition}]@${r.offset}`, r.key, r.value)
-      for (const r of latest.values())
-        if (r.value !== null) hits(`${r.topic}[${r.partition}]@${r.offset} (kept by compaction)`, r.key, r.value)
-      return { found, records: records.length }
-    }
+    const scan = () => scanApp(redis, applicationId, internal, PARTITIONS, needles)
 
     const before = await scan()
     assert.ok(

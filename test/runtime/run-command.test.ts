@@ -239,3 +239,64 @@ test(
     )
   },
 )
+
+test(
+  'ragstream run --leave-group: a static member that stops for a scale-in hands its tasks over at once, not after its session timeout',
+  { timeout: 90_000 },
+  async (t) => {
+    await checkKafka(endpoints)
+    const { file, feed, output } = await passThroughTopologyFile(t, uniqueName('rt-leave'))
+    await feed(0, 50)
+    const start = (instanceId: string, extra: readonly string[]) => {
+      // A session longer than the test's bound: only a LeaveGroup can move the tasks in time.
+      const args = ['run', file, '--store', 'memory', '--instance-id', instanceId, '--session-timeout-ms', '30000']
+      const child = spawn(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'bin/ragstream.ts'), ...args, ...extra], {
+        env: { ...process.env, RAGSTREAM_KAFKA_BROKERS: endpoints.kafkaBrokers.join(',') },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      })
+      let stderr = ''
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+      t.after(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      })
+      const assignments = () =>
+        stderr
+          .split('\n')
+          .filter((l) => l.includes('"event":"assigned"'))
+          .map((l) => JSON.parse(l) as { tasks: number[]; time: string })
+      return { child, exited, assignments, stderr: () => stderr }
+    }
+    const waitFor = async (what: string, ok: () => boolean, ms: number) => {
+      const deadline = Date.now() + ms
+      while (!ok()) {
+        assert.ok(Date.now() < deadline, `${what} within ${ms} ms`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    const a = start('leave-a', [])
+    await waitFor('a to own every task', () => a.assignments().at(-1)?.tasks.length === PARTITIONS, 30_000)
+    const b = start('leave-b', ['--leave-group'])
+    await waitFor(
+      'a and b to split the tasks',
+      () => a.assignments().at(-1)?.tasks.length === 1 && b.assignments().at(-1)?.tasks.length === 1,
+      30_000,
+    )
+    const stopped = Date.now()
+    b.child.kill('SIGTERM')
+    assert.equal(await boundedExit(b.exited, 30_000, () => `b did not exit: ${b.stderr().slice(-2000)}`), 0)
+    await waitFor('a to own every task again', () => a.assignments().at(-1)?.tasks.length === PARTITIONS, 20_000)
+    const handoverMs = Date.now() - stopped
+    assert.ok(handoverMs < 20_000, `tasks back after ${handoverMs} ms, far below the 30 s session`)
+    // Still exactly once across the hand-over.
+    await feed(50, 50)
+    const records = await readCommitted(output, PARTITIONS, (r) => r.length >= 100, 30_000)
+    assert.deepEqual(
+      records.map((r) => r.key?.toString()).sort(),
+      Array.from({ length: 100 }, (_, i) => `k${i}`).sort(),
+    )
+    a.child.kill('SIGTERM')
+    assert.equal(await boundedExit(a.exited, 30_000, () => `a did not exit: ${a.stderr().slice(-2000)}`), 0)
+    t.diagnostic(`--leave-group: the remaining member owned every task ${handoverMs} ms after SIGTERM`)
+  },
+)

@@ -41,6 +41,7 @@ export function sampleEvent(index = 0, dimensions = 384): ChunkEvent {
       chunker: 'recursive(size=800,overlap=100,unit=chars)',
       embedding_model: 'hashing:v1@384',
       emitted_at_ms: 1764150001000,
+      change: { topic: 'dbserver1.kb.authors', partition: 0, offset: 77, timestamp_ms: 1764150000900 },
     },
   }
 }
@@ -80,7 +81,11 @@ test('Avro chunk events round-trip through the real registry and an independent 
   const independent = new SchemaRegistry({ host: registryUrl })
   const decoded = (await independent.decode(bytes)) as ChunkEvent
   assert.deepEqual(
-    { ...decoded, embedding: Float32Array.from(decoded.embedding), lineage: { ...decoded.lineage } },
+    {
+      ...decoded,
+      embedding: Float32Array.from(decoded.embedding),
+      lineage: { ...decoded.lineage, change: { ...decoded.lineage.change! } },
+    },
     event,
   )
 
@@ -109,6 +114,23 @@ test('a compatible schema change (new field with a default) passes at startup; o
   assert.notEqual(v2.schemaId, v1.schemaId)
   await v2.prepare([old])
   assert.equal(v2.decode(old)?.lineage.source_topic, 'dbserver1.kb.articles')
+})
+
+test('events written before lineage.change existed still decode, without a change; new ones carry it', async (t) => {
+  const topic = subjectOf(t)
+  const previous = withoutField(CHUNK_EVENT_SCHEMA, 'Lineage', 'change')
+  const v1 = await AvroValueCodec.forTopic<ChunkEvent>({ registryUrl, topic, schema: previous }, (e) => ({
+    ...e,
+    embedding: Array.from(e.embedding),
+  }))
+  const { change: _change, ...lineage } = sampleEvent(1).lineage
+  const old = v1.encode({ ...sampleEvent(1), lineage })
+  const v2 = await chunkEventAvroCodec({ registryUrl, topic })
+  assert.notEqual(v2.schemaId, v1.schemaId)
+  const current = v2.encode(sampleEvent(2))
+  await v2.prepare([old, current])
+  assert.equal(v2.decode(old)?.lineage.change ?? null, null)
+  assert.deepEqual({ ...v2.decode(current)?.lineage.change }, sampleEvent(2).lineage.change)
 })
 
 test('an incompatible schema change fails at startup with RS_SCHEMA_INCOMPATIBLE naming the subject and the field', async (t) => {

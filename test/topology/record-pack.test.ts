@@ -116,3 +116,23 @@ test("each item carries its own origin through the pack; a version-1 pack's item
     [['a', 'v', undefined]],
   )
 })
+
+test('each item carries its own event time; the pack is stamped with the latest, and an item without one reads the pack’s', () => {
+  const timed = (key: string, timestamp?: bigint): SinkRecord => ({
+    ...item(2, key, 'v'),
+    ...(timestamp !== undefined ? { timestamp } : {}),
+  })
+  const out = [timed('a', 5_000n), timed('b', 9_000n), timed('c')]
+  packTopic(out, 't', 16)
+  assert.equal(out.length, 1)
+  assert.equal(out[0].timestamp, 9_000n)
+  const unpacked = unpackRecords({ ...sourceOf(out[0].value), timestamp: 9_000n })
+  assert.deepEqual(
+    unpacked.map((r) => [r.key?.toString(), r.timestamp]),
+    [
+      ['a', 5_000n],
+      ['b', 9_000n],
+      ['c', 9_000n],
+    ],
+  )
+})

@@ -47,14 +47,20 @@ function isCompilable(value: unknown): value is Compilable {
 export async function loadProcessorTopology(
   ref: string,
   config: RagstreamConfig,
-  options: { version?: string; prefix?: string; onTopics?: (topics: WrittenTopic[]) => void } = {},
+  options: { version?: string; prefix?: string; name?: string; onTopics?: (topics: WrittenTopic[]) => void } = {},
 ): Promise<{ topology: ProcessorTopology; deployment?: Deployment; close(): Promise<void> }> {
   const brokers = config.endpoints.kafkaBrokers
   const { file } = resolveAppRef(ref, config.apps)
   const exported = await importTopologyFile(file)
   if (isProcessorTopology(exported)) return { topology: exported, close: async () => {} }
   if (isApp(exported)) {
-    const d = deployment({ app: exported, version: options.version ?? 'v1', prefix: options.prefix, config })
+    const d = deployment({
+      app: exported,
+      version: options.version ?? 'v1',
+      prefix: options.prefix,
+      name: options.name,
+      config,
+    })
     const services = deploymentServices(d)
     try {
       const built = buildTopology(d, services)
@@ -81,12 +87,13 @@ export async function loadProcessorTopology(
       'topology file',
     )
   }
-  if (options.version !== undefined || options.prefix !== undefined)
+  const appOnly = (['version', 'prefix', 'name'] as const).find((o) => options[o] !== undefined)
+  if (appOnly !== undefined)
     throw new ConfigError(
       [
         {
-          path: options.version !== undefined ? '--version' : '--prefix',
-          message: `${file} exports a bare topology, not an app: it has no versions or prefix`,
+          path: `--${appOnly}`,
+          message: `${file} exports a bare topology, not an app: it has no versions, prefix or name`,
         },
       ],
       'arguments',
@@ -141,11 +148,22 @@ export const runCommand: CommandSpec = {
       value: '<prefix>',
       description: "the app's source topic prefix (default its variable, else its default)",
     },
+    name: {
+      type: 'string',
+      value: '<base>',
+      description:
+        "base of the Kafka names instead of the app's: application id <base>[-<version>], chunk topic rag.chunks.<base>[.<version>] (a second copy of an app side by side)",
+    },
     'instance-id': {
       type: 'string',
       value: '<id>',
       description:
         'stable id of this instance (transactional id <applicationId>-<id>); reuse it on restart, never run two at once. Default: RAGSTREAM_INSTANCE_ID, else a random id',
+    },
+    'leave-group': {
+      type: 'boolean',
+      description:
+        'on SIGTERM/SIGINT leave the consumer group, so the tasks move at once (a planned scale-in). Without it, an instance with --instance-id keeps its tasks until its session times out, so a restart moves nothing',
     },
     store: {
       type: 'string',
@@ -200,7 +218,9 @@ export const runCommand: CommandSpec = {
   },
   details: [
     'Brokers come from RAGSTREAM_KAFKA_BROKERS. Runtime events are printed to stderr as JSON lines.',
-    'SIGTERM/SIGINT stop gracefully: the open batch commits (or aborts), the member leaves the group.',
+    'SIGTERM/SIGINT stop gracefully: the open batch commits (or aborts). An instance with --instance-id stays in the',
+    'group (static membership: a restart within the session timeout takes its tasks back, nothing moves) unless',
+    '--leave-group is given (scale-in: its tasks move at once); one without an id leaves the group.',
     'If that has not finished within --shutdown-timeout-ms (e.g. a state store or the broker does not answer),',
     'it logs the last runtime event and what is still open (event shutdown-timeout) and exits 1; a second',
     'signal exits 1 at once. Exiting without a commit is safe: the open Kafka transaction never commits (the',
@@ -237,6 +257,7 @@ export const runCommand: CommandSpec = {
     const loaded = await loadProcessorTopology(file, config, {
       version: values.version as string | undefined,
       prefix: values.prefix as string | undefined,
+      name: values.name as string | undefined,
       onTopics: (topics) => {
         for (const t of topics)
           write({
@@ -304,6 +325,7 @@ export const runCommand: CommandSpec = {
       batchMaxBytes,
       sessionTimeoutMs,
       transactionTimeoutMs,
+      ...(values['leave-group'] ? { leaveGroupOnStop: true } : {}),
       autoOffsetReset: reset as 'earliest' | 'latest',
       onEvent: instrumented.onEvent,
       onBatchStage: instrumented.onBatchStage,

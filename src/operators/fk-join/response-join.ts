@@ -4,7 +4,8 @@
  * sent; a newer response is on its way). Every output for a left key is thus emitted by the left
  * key's owner, in order.
  */
-import type { TopicEntry } from '../../topology/compiled.ts'
+import { rowChangeTime } from '../../cdc/table-decoder.ts'
+import { emitAt, type TopicEntry } from '../../topology/compiled.ts'
 import { unpackRecords } from '../../topology/record-pack.ts'
 import type { JoinContext } from './context.ts'
 import { decodeResponse, leftHash, type Response } from './wire.ts'
@@ -23,8 +24,13 @@ export function responseJoin(ctx: JoinContext): TopicEntry {
       if (left === null) return
       const right =
         response.json === undefined ? response.v : response.json === null ? null : ctx.rightValue(response.json)
-      if (right !== null) emit(decoded.key, undefined, join(left, right))
-      else emit(decoded.key, undefined, isLeftJoin ? join(left, null) : null)
+      // Event time: the later of the two rows' changes (Kafka Streams' table–table join rule). The
+      // response carries its triggering change's time; rows that carry their lineage add their own.
+      const at = Math.max(rowChangeTime(left) ?? 0, rowChangeTime(right) ?? 0)
+      emitAt(scope, at, () => {
+        if (right !== null) emit(decoded.key, undefined, join(left, right))
+        else emit(decoded.key, undefined, isLeftJoin ? join(left, null) : null)
+      })
     },
   }
 }

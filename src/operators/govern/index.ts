@@ -430,7 +430,14 @@ export const governOperator: NodeKindSpec<GovernNode> = {
         node: name,
         decode: (record) => ({ key: record.key === null ? '' : record.key.toString('utf8'), value: null }),
         handle(record) {
-          items.push({ key: '', value: new ForgetCopy(record.value), oldValue: undefined, partition: record.partition })
+          items.push({
+            key: '',
+            value: new ForgetCopy(record.value),
+            oldValue: undefined,
+            partition: record.partition,
+            timestamp: scope.timestamp,
+            origin: scope.origin,
+          })
           origins.push(record)
         },
       })
@@ -440,9 +447,11 @@ export const governOperator: NodeKindSpec<GovernNode> = {
       (key, _oldValue, newValue) => {
         items.push({
           key,
-          value: new EntityChange(newValue, Number(scope.record.timestamp)),
+          value: new EntityChange(newValue, scope.timestamp),
           oldValue: undefined,
           partition: scope.record.partition,
+          timestamp: scope.timestamp,
+          origin: scope.origin,
         })
         origins.push(scope.record)
       },
