@@ -207,6 +207,48 @@ export class ServiceUnavailableError extends RagstreamError {
   }
 }
 
+/** What a running component's retry event says about a service it waits for: which, where (masked), what to do. */
+export interface UnavailableService {
+  readonly service: string
+  readonly address: string
+  readonly hint: string
+}
+
+/**
+ * The service `error` says did not answer (a ServiceUnavailableError anywhere in its cause chain), for
+ * the events of a component that keeps retrying: the fields name it, its address (never a password)
+ * and a hint, so a log line alone says what is down.
+ */
+export function unavailableService(error: unknown): UnavailableService | undefined {
+  const seen = new Set<unknown>()
+  for (let e = error; e !== null && typeof e === 'object' && !seen.has(e); e = (e as { cause?: unknown }).cause) {
+    seen.add(e)
+    if (!(e instanceof RagstreamError) || e.code !== 'RS_SERVICE_UNAVAILABLE') continue
+    const { service, address } = e.context
+    if (typeof service !== 'string' || typeof address !== 'string') continue
+    return {
+      service,
+      address: maskCredentials(address),
+      hint: `retried with backoff, nothing is skipped: check that ${service} is up and reachable at ${maskCredentials(address)}`,
+    }
+  }
+  return undefined
+}
+
+/** Kafka client errors (@platformatic/kafka's codes are PLT_KFK_*), searched through causes and aggregated errors. */
+export function isKafkaClientError(error: unknown): boolean {
+  const seen = new Set<unknown>()
+  const visit = (e: unknown, depth: number): boolean => {
+    if (e === null || typeof e !== 'object' || seen.has(e) || depth > 8) return false
+    seen.add(e)
+    const fields = e as { code?: unknown; errors?: unknown; cause?: unknown }
+    if (typeof fields.code === 'string' && fields.code.startsWith('PLT_KFK_')) return true
+    if (Array.isArray(fields.errors) && fields.errors.some((inner) => visit(inner, depth + 1))) return true
+    return visit(fields.cause, depth + 1)
+  }
+  return visit(error, 0)
+}
+
 export function isRetriable(error: unknown): boolean {
   return RETRIED.has(recoveryOf(error))
 }

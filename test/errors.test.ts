@@ -3,7 +3,17 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { ConfigError, ERROR_CODES, RagstreamError, classifyError, isRetriable, recoveryOf } from '../src/errors.ts'
+import {
+  ConfigError,
+  ERROR_CODES,
+  RagstreamError,
+  ServiceUnavailableError,
+  classifyError,
+  isKafkaClientError,
+  isRetriable,
+  recoveryOf,
+  unavailableService,
+} from '../src/errors.ts'
 
 const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8')
 const documented = new Map([...doc.matchAll(/^\| `(RS_[A-Z_]+)` \| ([a-z-]+) \|/gm)].map((m) => [m[1], m[2]] as const))
@@ -84,4 +94,19 @@ test('classifyError: one decision for errors of any origin', () => {
   const a: Error & { cause?: unknown } = new Error('a')
   a.cause = new Error('b', { cause: a })
   assert.equal(recoveryOf(a), 'retry')
+})
+
+test('unavailableService names the service a retried failure waits for, its address masked, with a hint', () => {
+  const down = new ServiceUnavailableError('Redis', 'redis://:s3cret@10.0.0.7:6379', new Error('connect ECONNREFUSED'))
+  assert.deepEqual(unavailableService(new Error('prefetch failed', { cause: down })), {
+    service: 'Redis',
+    address: 'redis://:***@10.0.0.7:6379',
+    hint: 'retried with backoff, nothing is skipped: check that Redis is up and reachable at redis://:***@10.0.0.7:6379',
+  })
+  assert.equal(unavailableService(new Error('connect ECONNREFUSED')), undefined)
+  assert.equal(unavailableService(new RagstreamError('RS_DECODE_FAILED', 'bad')), undefined)
+
+  const network = Object.assign(new Error('Connection closed'), { code: 'PLT_KFK_NETWORK' })
+  assert.ok(isKafkaClientError(new AggregateError([network], 'initProducerId failed 1 times.')))
+  assert.ok(!isKafkaClientError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })))
 })

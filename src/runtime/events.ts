@@ -6,8 +6,17 @@
  */
 import type { ErrorCode, Recovery } from '../errors.ts'
 
+/** A service that did not answer, named (see `unavailableService` in src/errors.ts). */
+export interface ServiceFields {
+  /** Kafka, Redis, PostgreSQL, the schema registry, …: present when the failure is RS_SERVICE_UNAVAILABLE. */
+  readonly service?: string
+  /** Its address, password masked. */
+  readonly address?: string
+  readonly hint?: string
+}
+
 /** How one failure was handled, as decided by `classifyError` (src/errors.ts). */
-export interface FailureFields {
+export interface FailureFields extends ServiceFields {
   /** The code the failure amounts to; absent when nothing classified it (then it is retried). */
   readonly code?: ErrorCode
   readonly recovery: Recovery
@@ -16,9 +25,14 @@ export interface FailureFields {
 
 export type RuntimeEvent =
   /** Joining the consumer group failed (broker down, coordinator moving); retried with backoff. */
-  | { readonly event: 'join-failed'; readonly error: string; readonly code?: ErrorCode; readonly retryInMs: number }
+  | (ServiceFields & {
+      readonly event: 'join-failed'
+      readonly error: string
+      readonly code?: ErrorCode
+      readonly retryInMs: number
+    })
   /** The consumer's background work (heartbeat, rejoin) failed; the loop rejoins. */
-  | { readonly event: 'group-error'; readonly error: string }
+  | (ServiceFields & { readonly event: 'group-error'; readonly error: string })
   /** A new assignment: the tasks (input partitions) this instance owns from now on. */
   | { readonly event: 'assigned'; readonly generationId: number; readonly tasks: readonly number[] }
   /** A store partition replays its changelog from `from` to `to` (exclusive). */
@@ -111,7 +125,12 @@ export type RuntimeEvent =
   /** A store refused a flush because another owner wrote a newer checkpoint; its overlay is dropped. */
   | { readonly event: 'store-fenced'; readonly store: string; readonly error: string }
   /** Writing a committed batch's overlay to the backing store failed; retried until it succeeds. */
-  | { readonly event: 'flush-retry'; readonly store: string; readonly error: string; readonly retryInMs: number }
+  | (ServiceFields & {
+      readonly event: 'flush-retry'
+      readonly store: string
+      readonly error: string
+      readonly retryInMs: number
+    })
   /** `run()` is about to resolve (or reject); the totals of this run. */
   | {
       readonly event: 'stopped'

@@ -32,7 +32,14 @@ import {
   Producer,
   type MessageToProduce,
 } from '@platformatic/kafka'
-import { classifyError, RagstreamError, ServiceUnavailableError, type Classified } from '../errors.ts'
+import {
+  classifyError,
+  isKafkaClientError,
+  RagstreamError,
+  ServiceUnavailableError,
+  unavailableService,
+  type Classified,
+} from '../errors.ts'
 import { ChangelogRestorer } from '../state/changelog.ts'
 import { containClientFaults, type ClientFault } from './client-faults.ts'
 import { prefetchAll, type ChangelogRecord, type StateStore } from '../state/store.ts'
@@ -216,7 +223,8 @@ export class KafkaRuntime {
     this.#consumer = consumer
     consumer.on('error', (error: Error) => {
       this.#groupFailure = error
-      this.#emit({ event: 'group-error', error: describeError(error) })
+      const named = this.#named(error, classifyError(error).code)
+      this.#emit({ event: 'group-error', error: describeError(named), ...unavailableService(named) })
     })
     consumer.topics.trackAll(...this.#topology.sourceTopics)
     this.#reader = new PartitionReader(consumer, {
@@ -272,7 +280,14 @@ export class KafkaRuntime {
         const { recovery, code } = classifyError(error)
         if (recovery === 'stop') throw error
         const retryInMs = backoff.next()
-        this.#emit({ event: 'join-failed', error: describeError(error), ...(code ? { code } : {}), retryInMs })
+        const named = this.#named(error, code)
+        this.#emit({
+          event: 'join-failed',
+          error: describeError(named),
+          ...(code ? { code } : {}),
+          ...unavailableService(named),
+          retryInMs,
+        })
         await sleep(retryInMs, this.#stop.signal)
       }
     }
@@ -328,9 +343,11 @@ export class KafkaRuntime {
         // Retry, rejoin or restore: the batch is read again from the committed offsets on a fresh
         // assignment (which restores the stores too), so nothing is skipped and nothing applied twice.
         needsAssignment = true
+        const named = this.#named(error, classified.code)
         const failure: FailureFields = {
           recovery: classified.recovery,
-          error: describeError(error),
+          error: describeError(named),
+          ...unavailableService(named),
           ...(classified.code
             ? { code: classified.code }
             : at.phase === 'transaction'
@@ -354,6 +371,19 @@ export class KafkaRuntime {
         }
       }
     }
+  }
+
+  /**
+   * A network failure of the runtime's own Kafka clients (`connect ECONNREFUSED`, a dropped
+   * connection) as the service it is: Kafka, at the brokers. Other services' failures name themselves.
+   */
+  #named(error: unknown, code: Classified['code']): unknown {
+    if (code !== 'RS_SERVICE_UNAVAILABLE' || error instanceof RagstreamError || !isKafkaClientError(error)) return error
+    return new ServiceUnavailableError(
+      'Kafka',
+      this.#config.brokers.join(','),
+      new Error(describeError(error), { cause: error }),
+    )
   }
 
   #isolationDone(): boolean {
@@ -588,7 +618,13 @@ export class KafkaRuntime {
           }
           if (this.#stop.signal.aborted) throw error
           const delay = backoff.next()
-          this.#emit({ event: 'flush-retry', store: name, error: describeError(error), retryInMs: delay })
+          this.#emit({
+            event: 'flush-retry',
+            store: name,
+            error: describeError(error),
+            ...unavailableService(error),
+            retryInMs: delay,
+          })
           await sleep(delay, this.#stop.signal)
         }
       }

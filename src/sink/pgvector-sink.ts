@@ -17,7 +17,13 @@ import pg from 'pg'
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka'
 import { createSchemaRegistry } from '../serde/wire.ts'
 import { auditKey } from '../security/audit-auth.ts'
-import { RagstreamError } from '../errors.ts'
+import {
+  classifyError,
+  RagstreamError,
+  ServiceUnavailableError,
+  unavailableService,
+  type UnavailableService,
+} from '../errors.ts'
 import { redactUrl } from '../config/endpoints.ts'
 import type { SinkConfig } from './config.ts'
 import { ChunkDecoder, type RawChunkRecord, type RejectRow } from './chunk-codec.ts'
@@ -83,15 +89,25 @@ export type SinkLogEvent =
    * its transaction): claimed again every second until Postgres ends that session.
    */
   | { readonly event: 'claim-pending'; readonly partitions: readonly number[] }
-  | {
+  /**
+   * A transient failure, retried after `delayMs`. When a service did not answer, `code` is
+   * RS_SERVICE_UNAVAILABLE and `service`, `address` (password masked) and `hint` say which and where.
+   */
+  | (Partial<UnavailableService> & {
       readonly event: 'retry'
       readonly what: string
       readonly attempt: number
       readonly delayMs: number
       readonly error: string
-    }
+      readonly code?: 'RS_SERVICE_UNAVAILABLE'
+    })
   /** The idle Postgres connection died (server restart, connection killed); the next batch opens a new one. */
-  | { readonly event: 'connection-lost'; readonly what: 'postgres'; readonly error: string }
+  | (Partial<UnavailableService> & {
+      readonly event: 'connection-lost'
+      readonly what: 'postgres'
+      readonly error: string
+      readonly code?: 'RS_SERVICE_UNAVAILABLE'
+    })
   | { readonly event: 'stopped' }
 
 /** Key of the per-row freshness a `batch-committed` event carries for in-process observers (src/ops/instrument.ts). */
@@ -138,9 +154,17 @@ export function isTransientPostgresError(error: unknown): boolean {
   )
 }
 
+/** A Postgres failure that means the server is not there (down, restarting, refusing connections), not a conflict. */
+export function isPostgresUnavailable(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code ?? ''
+  return isTransientPostgresError(error) && !/^(40001|40P01|55P03)$/.test(code)
+}
+
 export class PgvectorSink {
   readonly #config: SinkConfig
   readonly #postgresUrl: string
+  readonly #kafkaBrokers: readonly string[]
+  readonly #schemaRegistryUrl: string
   readonly #log: (event: SinkLogEvent) => void
   readonly #consumer: Consumer
   readonly #decoder: ChunkDecoder
@@ -163,6 +187,8 @@ export class PgvectorSink {
   constructor(options: PgvectorSinkOptions) {
     this.#config = options.config
     this.#postgresUrl = options.postgresUrl
+    this.#kafkaBrokers = options.kafkaBrokers
+    this.#schemaRegistryUrl = options.schemaRegistryUrl
     this.#log = options.log ?? (() => {})
     this.#instance = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
     const c = options.config
@@ -188,7 +214,7 @@ export class PgvectorSink {
     this.#consumer.on('error', (error: Error) => {
       if (this.#stopping) return
       this.#groupFailed = true
-      this.#log({ event: 'retry', what: 'kafka group', attempt: 1, delayMs: 0, error: error.message })
+      this.#log(this.#retryEvent('kafka group', 1, 0, error))
     })
     this.#decoder = new ChunkDecoder(createSchemaRegistry(options.schemaRegistryUrl), c.dims, {
       maxKeyBytes: c.maxKeyBytes,
@@ -364,7 +390,10 @@ export class PgvectorSink {
       // A dead connection is noticed by the next query, which fails and is retried on a new client.
       if (this.#client !== client) return
       this.#client = null
-      if (!this.#stopping) this.#log({ event: 'connection-lost', what: 'postgres', error: error.message })
+      if (!this.#stopping) {
+        const named = this.#named('postgres', error)
+        this.#log({ event: 'connection-lost', what: 'postgres', error: named.message, ...serviceFields(named) })
+      }
     })
     try {
       await client.connect()
@@ -394,11 +423,34 @@ export class PgvectorSink {
       } catch (error) {
         if (this.#stopping || !transient(error)) throw error
         const delayMs = Math.min(5000, 100 * 2 ** Math.min(attempt - 1, 6))
-        this.#log({ event: 'retry', what, attempt, delayMs, error: (error as Error).message })
+        this.#log(this.#retryEvent(what, attempt, delayMs, error))
         if (what.startsWith('postgres')) this.#dropClient()
         await this.#pause(`${what} retry`, delayMs)
       }
     }
+  }
+
+  /**
+   * A failure of the sink's own Postgres connection, Kafka consumer or schema-registry client that
+   * means the service did not answer, as that service at its address (the URL's password masked);
+   * anything else as it is.
+   */
+  #named(what: string, error: unknown): Error {
+    const plain = error instanceof Error ? error : new Error(String(error))
+    if (error instanceof RagstreamError) return error
+    if (what.startsWith('postgres') && isPostgresUnavailable(error))
+      return new ServiceUnavailableError('PostgreSQL', redactUrl(this.#postgresUrl), plain)
+    if (what.startsWith('kafka') && classifyError(error).code === 'RS_SERVICE_UNAVAILABLE')
+      return new ServiceUnavailableError('Kafka', this.#kafkaBrokers.join(','), plain)
+    // Whatever fails fetching a writer schema (an unknown id is a reject, not an error) is the registry's.
+    if (what === 'schema registry')
+      return new ServiceUnavailableError('the schema registry', redactUrl(this.#schemaRegistryUrl), plain)
+    return plain
+  }
+
+  #retryEvent(what: string, attempt: number, delayMs: number, error: unknown): SinkLogEvent {
+    const named = this.#named(what, error)
+    return { event: 'retry', what, attempt, delayMs, error: named.message, ...serviceFields(named) }
   }
 
   /** A backoff that stop() cuts short. */
@@ -528,7 +580,7 @@ export class PgvectorSink {
       metadata = await this.#unlessStopped('kafka metadata', () => this.#consumer.metadata({ topics: [topic] }))
     } catch (error) {
       if (this.#stopping) return
-      this.#log({ event: 'retry', what: 'kafka metadata', attempt: 1, delayMs: 500, error: (error as Error).message })
+      this.#log(this.#retryEvent('kafka metadata', 1, 500, error))
       await this.#pause('kafka metadata retry', 500)
       return
     }
@@ -567,7 +619,7 @@ export class PgvectorSink {
           )
         } catch (error) {
           if (this.#stopping) return
-          this.#log({ event: 'retry', what: 'kafka fetch', attempt: 1, delayMs: 500, error: (error as Error).message })
+          this.#log(this.#retryEvent('kafka fetch', 1, 500, error))
           await this.#unlessStopped('kafka metadata refresh', () =>
             this.#consumer.metadata({ topics: [topic], forceUpdate: true }),
           ).catch(() => {})
@@ -662,13 +714,7 @@ export class PgvectorSink {
       this.#log({ event: 'fenced', code: 'RS_SINK_FENCED', partitions: outcome.partitions })
       for (const partition of outcome.partitions) this.#partitions.delete(partition)
       this.#consumer.joinGroup({}).catch((error: unknown) => {
-        this.#log({
-          event: 'retry',
-          what: 'kafka rejoin after fence',
-          attempt: 1,
-          delayMs: 0,
-          error: (error as Error).message,
-        })
+        this.#log(this.#retryEvent('kafka rejoin after fence', 1, 0, error))
       })
       const remaining = progress.filter((p) => this.#partitions.has(p.partition))
       if (remaining.length === 0) {
@@ -683,6 +729,12 @@ export class PgvectorSink {
       )
     }
   }
+}
+
+/** The event fields naming the service an error says did not answer (none when it names none). */
+function serviceFields(error: unknown): Partial<UnavailableService> & { code?: 'RS_SERVICE_UNAVAILABLE' } {
+  const service = unavailableService(error)
+  return service ? { code: 'RS_SERVICE_UNAVAILABLE', ...service } : {}
 }
 
 /**

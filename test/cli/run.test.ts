@@ -212,3 +212,40 @@ test(
     assert.equal(code, 0, stderr.slice(-2000))
   },
 )
+
+test('ragstream run --name --prefix: a second copy of an app runs side by side under its own names (application id, internal and chunk topics)', async (t) => {
+  await checkKafka(endpoints)
+  const { loadConfig } = await import('../../src/config/file.ts')
+  const { loadProcessorTopology } = await import('../../src/cli/commands/run.ts')
+  const prefix = uniqueName('copy-src')
+  const name = uniqueName('copy')
+  const sources = [`${prefix}.public.tickets`, `${prefix}.public.customers`, `${prefix}.products`]
+  const admin = new Admin({ clientId: uniqueName('copy-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  t.after(async () => {
+    const topics = (await admin.listTopics()).filter((topic) => topic.startsWith(name) || topic.includes(name))
+    await admin.deleteTopics({ topics }).catch(() => {})
+    await admin.close()
+  })
+  // The deletions topic too: the copy reads its prefix's own (created here, so the broker lists it in time).
+  await createTopics(t, [...sources, `${prefix}.governance.deletions`], PARTITIONS, [
+    { name: 'cleanup.policy', value: 'compact' },
+  ])
+  const loaded = await loadProcessorTopology('support-copilot', loadConfig({ env: process.env }), { name, prefix })
+  t.after(() => loaded.close())
+  const { topology } = loaded
+  assert.equal(topology.applicationId, name)
+  assert.deepEqual(topology.sourceTopics.filter((s) => sources.includes(s)).sort(), [...sources].sort())
+  assert.deepEqual(
+    topology.topics.filter((s) => s.role === 'sink').map((s) => s.name),
+    [`rag.chunks.${name}`],
+  )
+  const internal = topology.topics.filter((s) => s.role === 'changelog' || s.role === 'repartition')
+  assert.ok(internal.length > 5)
+  for (const s of internal) assert.ok(s.name.startsWith(`${name}-`), s.name)
+
+  // A bare topology has no name to change: --name is refused, naming the option.
+  await assert.rejects(
+    loadProcessorTopology(join(ROOT, 'topologies/passthrough.ts'), loadConfig({ env: process.env }), { name }),
+    (error: unknown) => (error as { context?: { path?: string } }).context?.path === '--name',
+  )
+})

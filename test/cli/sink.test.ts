@@ -84,3 +84,16 @@ test('cli sink: --migrate runs as the owner role only; the sink refuses a superu
     assert.match(refused.stderr, /the sink must connect as role .*not a superuser, no BYPASSRLS/)
   }
 })
+
+test('cli sink: --name and --sql-topology name a second copy of an app (chunk topic, group, table), as replay, status and promote do', async () => {
+  const { loadConfig } = await import('../../src/config/file.ts')
+  const { sinkConfigForApp } = await import('../../src/cli/commands/sink.ts')
+  const values = { name: 'copilot-b', 'sql-topology': 'copilot_b', version: 'v2', prefix: 'tenant-b' }
+  const result = await sinkConfigForApp('support-copilot', values, loadConfig({ env: process.env }))
+  assert.ok(result)
+  assert.equal(result.deployment.applicationId, 'copilot-b-v2')
+  assert.equal(result.sink.topic, 'rag.chunks.copilot-b.v2')
+  assert.equal(result.sink.groupId, 'ragstream-sink.copilot_b.v2')
+  assert.match(result.sink.names.chunkTable, /chunks_copilot_b_v2/)
+  assert.equal(result.deployment.deletionsTopic, 'tenant-b.governance.deletions')
+})

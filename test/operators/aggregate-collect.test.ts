@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
-import { orderPart } from '../../src/operators/aggregate/collect.ts'
+import { orderPart, type Collected } from '../../src/operators/aggregate/collect.ts'
+import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
 import { seededRandom } from '../support/seeded-random.ts'
 
@@ -214,4 +215,55 @@ test('collect validates its limit', () => {
     .collect({ name: 'c', limit: 0 })
     .to('out')
   assert.throws(() => builder.build(), /limit/)
+})
+
+test("a hot parent's document (10,000 children, 60 listed, several chunks): one child's edit costs two store writes and re-emits only the chunk that holds it", async () => {
+  const builder = new TopologyBuilder({ applicationId: 'collect-doc' })
+  builder
+    .table<Review>('reviews', { name: 'reviews' })
+    .groupBy(
+      (r) => r.product,
+      (r) => ({ stars: r.stars, text: r.text }),
+    )
+    .collect({ name: 'listed', orderBy: (r) => r.stars, descending: true, limit: 60 })
+    .chunk({
+      entityType: 'product',
+      strategy: { kind: 'recursive', size: 300, overlap: 0 },
+      text: (doc: Collected<{ stars: number; text: string }>) =>
+        doc.items.map((item) => `${item.key} (${item.value.stars}): ${item.value.text}`).join('\n\n'),
+    })
+    .embed()
+    .toChunks('rag.chunks.collect-doc')
+  const driver = new TopologyTestDriver(builder.build(), { partitions: 3 })
+  const children = Array.from({ length: 10_000 }, (_, i) => ({
+    topic: 'reviews',
+    key: `r${String(i).padStart(5, '0')}`,
+    value: { product: 'hot', stars: 1 + (i % 5), text: `review number ${i} of the hot product` },
+  }))
+  for (let i = 0; i < children.length; i += 1_000) await driver.pipeBatch(children.slice(i, i + 1_000))
+  const chunks = () => driver.readOutput('rag.chunks.collect-doc').map((r) => r.value as ChunkEvent | null)
+  const document = chunks().filter((c): c is ChunkEvent => c !== null && c.entity_key === 'hot')
+  const live = new Map(document.map((c) => [c.chunk_id, c]))
+  assert.ok(live.size >= 5, `the document spans several chunks (${live.size})`)
+
+  const store = driver.store('listed')!
+  const writes: string[] = []
+  const put = store.put.bind(store)
+  const del = store.delete.bind(store)
+  store.put = (partition, key, value) => (writes.push('put'), put(partition, key, value))
+  store.delete = (partition, key) => (writes.push('delete'), del(partition, key))
+  // r00004 (5 stars) is listed; its text changes, its stars do not.
+  await driver.pipe('reviews', 'r00004', { product: 'hot', stars: 5, text: 'edited in place' })
+  assert.deepEqual(writes, ['put', 'put'], "the child's entry and the document, whatever the parent's size")
+  const emitted = chunks()
+  assert.equal(emitted.length, 1, 'one chunk re-emitted, no tombstone')
+  assert.match(emitted[0]!.text, /r00004 \(5\): edited in place/)
+  assert.ok(live.has(emitted[0]!.chunk_id), 'in place: the chunk that held the child')
+  writes.length = 0
+  // An unlisted child's edit writes its entry only and re-emits nothing.
+  await driver.pipe('reviews', 'r00000', { product: 'hot', stars: 1, text: 'unlisted edit' })
+  assert.deepEqual(writes, ['put'])
+  assert.deepEqual(chunks(), [])
+  assert.deepEqual(driver.readDeadLetters(), [])
+  await driver.close()
 })

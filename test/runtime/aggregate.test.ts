@@ -1,9 +1,9 @@
 // Differential test of groupBy/aggregate on the Kafka runtime: seeded change streams (children moving
 // between parents, child deletes, a hot parent with thousands of children, whole parents emptied)
-// through two Kafka runtime instances of one application (exactly once, Redis stores; one instance
-// stopped mid-way so the other takes over its partitions and restores their stores) give the same
-// committed final tables as the test driver fed the same records, and both equal the aggregates
-// computed directly from the final child rows.
+// through two Kafka runtime instances of one application, each its own process (exactly once, Redis
+// stores; one SIGKILLed inside an open transaction mid-way, so the other takes over its partitions and
+// restores their stores) give the same committed final tables as the test driver fed the same
+// records, and both equal the aggregates computed directly from the final child rows.
 //
 // Replay a failure with RAGSTREAM_AGG_SEED=<seed>.
 import assert from 'node:assert/strict'
@@ -11,54 +11,19 @@ import { randomInt } from 'node:crypto'
 import { test } from 'node:test'
 import { Admin, Producer } from '@platformatic/kafka'
 import { checkKafka, checkRedis } from '../../src/config/services.ts'
-import { TopologyBuilder } from '../../src/dsl/index.ts'
-import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
+import type { RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
 import type { SourceRecord } from '../../src/runtime/task.ts'
-import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
 import { partitionForString } from '../../src/topology/partitioner.ts'
 import { deleteRedisKeys } from '../support/kafka-fk-runner.ts'
+import { COLLECT_LIMIT, reviewAggregates, type Review } from '../support/aggregate-topology.ts'
+import { Runner } from '../support/runtime-harness.ts'
 import { seededRandom } from '../support/seeded-random.ts'
 import { endpoints, uniqueName } from '../support/stack.ts'
-import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
+import { endOffsets, readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
 
 const PARTITIONS = 3
 const HOT_CHILDREN = 2_000
-const COLLECT_LIMIT = 5
-
-interface Review {
-  readonly product: string | null
-  readonly stars: number
-}
-
-function topology(applicationId: string, reviewsTopic: string) {
-  const builder = new TopologyBuilder({ applicationId })
-  const reviews = builder.table<Review>(reviewsTopic, { name: 'reviews' })
-  reviews
-    .groupBy((r) => r.product)
-    .count({ name: 'review-count' })
-    .to(`${applicationId}-counts`)
-  reviews
-    .groupBy(
-      (r) => r.product,
-      (r) => r.stars,
-    )
-    .aggregate(
-      () => ({ sum: 0, n: 0 }),
-      (a: { sum: number; n: number }, stars) => ({ sum: a.sum + stars, n: a.n + 1 }),
-      (a, stars) => ({ sum: a.sum - stars, n: a.n - 1 }),
-      { name: 'stars' },
-    )
-    .to(`${applicationId}-stars`)
-  reviews
-    .groupBy(
-      (r) => r.product,
-      (r) => r.stars,
-    )
-    .collect({ name: 'top', orderBy: (stars) => stars, descending: true, limit: COLLECT_LIMIT })
-    .to(`${applicationId}-top`)
-  return builder.build()
-}
 
 function direct(rows: ReadonlyMap<string, Review>): {
   counts: Map<string, unknown>
@@ -101,7 +66,7 @@ const sorted = (m: ReadonlyMap<string, unknown>): Map<string, unknown> =>
   new Map([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
 
 test(
-  'aggregate differential: two Kafka runtime instances (one stopped mid-way) = the test driver = the aggregate of the final rows',
+  'aggregate differential: two Kafka runtime processes (one SIGKILLed mid-transaction) = the test driver = the aggregate of the final rows',
   { timeout: 170_000 },
   async (t) => {
     await checkKafka(endpoints)
@@ -112,7 +77,7 @@ test(
     const id = uniqueName('agg')
     const reviewsTopic = `${id}-reviews`
     const applicationId = `${id}-app`
-    const built = topology(applicationId, reviewsTopic)
+    const built = reviewAggregates(applicationId, reviewsTopic)
     const outputs = [`${applicationId}-counts`, `${applicationId}-stars`, `${applicationId}-top`]
     const processor = built.compile({
       partitions: PARTITIONS,
@@ -149,35 +114,30 @@ test(
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
 
-    const events: RuntimeEvent[] = []
-    const start = (instanceId: string) => {
-      const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
-      const runtime = new KafkaRuntime(processor, {
-        brokers: endpoints.kafkaBrokers,
-        stores: new Map(processor.storeNames.map((name) => [name, backend.store(name)])),
-        instanceId,
-        sessionTimeoutMs: 6_000,
-        transactionTimeoutMs: 20_000,
-        batchMaxRecords: 200,
-        fetchMaxWaitMs: 50,
-        onEvent: (e) => events.push(e),
-      })
-      let failure: unknown
-      const running = runtime.run().catch((error: unknown) => {
-        failure = error
-      })
-      let stopped = false
-      const stop = async () => {
-        if (stopped) return
-        stopped = true
-        runtime.stop()
-        await running
-        await backend.close().catch(() => {})
-      }
-      cleanup.push(stop)
-      return { runtime, stop, failed: () => failure }
-    }
-    const instances = [start('a'), start('b')]
+    // Instance b kills itself (SIGKILL) inside an open transaction, after producing its outputs and
+    // changelog records but before the commit, once it has committed a few batches.
+    const crashAfterBatches = 3 + Math.floor(random() * 5)
+    const runners = ['a', 'b'].map(
+      (instanceId) =>
+        new Runner(`agg-${instanceId}`, {
+          brokers: [...endpoints.kafkaBrokers],
+          applicationId,
+          input: reviewsTopic,
+          output: outputs[0],
+          instanceId,
+          store: 'redis',
+          redisUrl: endpoints.redisUrl,
+          topology: 'aggregate',
+          partitions: PARTITIONS,
+          batchMaxRecords: 200,
+          ...(instanceId === 'b' ? { crashAtStage: 'produced' as const, crashAfterBatches } : {}),
+        }),
+    )
+    cleanup.push(async () => {
+      for (const r of runners) await r.stop()
+    })
+    const [a, b] = runners
+    const events = (): RuntimeEvent[] => runners.flatMap((r) => r.events) as unknown as RuntimeEvent[]
 
     const rows = new Map<string, Review>()
     const sent: { key: string; value: Review | null }[] = []
@@ -208,12 +168,7 @@ test(
       return { key, value: { product, stars: stars() } }
     }
     const caughtUp = async () => {
-      const live = instances.filter((i) => i.failed() === undefined)
-      assert.equal(
-        live.length,
-        instances.length,
-        `seed ${seed}: a runtime failed: ${String(instances.map((i) => i.failed()))}`,
-      )
+      assert.ok(a.alive, `seed ${seed}: instance a exited: ${JSON.stringify(a.events.slice(-3))} ${a.stderr}`)
       await waitCaughtUp(
         admin,
         PARTITIONS,
@@ -221,8 +176,9 @@ test(
         [reviewsTopic],
         processor.topics.filter((x) => x.role === 'repartition').map((x) => x.name),
         90_000,
-        events,
+        events(),
       )
+      assert.ok(a.alive, `seed ${seed}: instance a exited: ${JSON.stringify(a.events.slice(-3))} ${a.stderr}`)
     }
 
     // Phase 1: the hot parent gets its thousands of children, others a few.
@@ -237,10 +193,36 @@ test(
     )
     // Phase 2: moves, deletes, updates while both instances run.
     for (let burst = 0; burst < 4; burst++) await send(Array.from({ length: 250 }, randomChange))
-    await caughtUp()
-    // Instance b leaves: a takes over its partitions (restoring their stores) and goes on.
-    await instances[1].stop()
-    instances.pop()
+    // Instance b dies inside a transaction: a takes over its partitions after the session timeout
+    // (restoring their stores from the changelogs) and its open transaction is aborted.
+    assert.equal(await b.exitCode('the SIGKILL inside a transaction', 90_000), null)
+    assert.equal(b.child.signalCode, 'SIGKILL')
+    assert.ok(
+      b.events.some((e) => e.event === 'crashing'),
+      `b crashed at 'produced': ${b.stderr}`,
+    )
+    // Its open transaction holds every topic it wrote below their last stable offset until the broker
+    // aborts it (transaction timeout): read_committed ends (what "caught up" compares with) stay behind
+    // it until then, so wait until they pass the high watermarks of the moment it died.
+    const written = [...outputs, ...processor.topics.filter((x) => x.role === 'repartition').map((x) => x.name)]
+    const highWatermarks = await admin.listOffsets({
+      topics: written.map((name) => ({
+        name,
+        partitions: Array.from({ length: PARTITIONS }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })),
+      })),
+      isolationLevel: 0,
+    })
+    for (const deadline = Date.now() + 90_000; ;) {
+      const stable = await endOffsets(admin, PARTITIONS, written)
+      const held = highWatermarks.flatMap((x) =>
+        x.partitions
+          .filter((p) => stable.get(`${x.name}:${p.partitionIndex}`)! < p.offset)
+          .map((p) => `${x.name}[${p.partitionIndex}]`),
+      )
+      if (held.length === 0) break
+      assert.ok(Date.now() < deadline, `seed ${seed}: b's transaction was never aborted: ${held.join(', ')}`)
+      await new Promise((resolve) => setTimeout(resolve, 300))
+    }
     // Phase 3: p0 loses every child (the group is deleted) and gets no new ones, more churn.
     products = products.filter((p) => p !== 'p0')
     await send([...rows].filter(([, r]) => r.product === 'p0').map(([key]) => ({ key, value: null })))
@@ -272,6 +254,8 @@ test(
       [],
       `seed ${seed}: no dead letters`,
     )
-    t.diagnostic(`${sent.length} child changes; hot parent: ${String(want.counts.get('hot'))} children`)
+    t.diagnostic(
+      `${sent.length} child changes; hot parent: ${String(want.counts.get('hot'))} children; b SIGKILLed after ${crashAfterBatches} batches`,
+    )
   },
 )

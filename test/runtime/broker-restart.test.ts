@@ -2,7 +2,8 @@
 // broker is SIGKILLed the moment the runtime announces a new assignment — while its tasks
 // initialise the producer's transactional id, read offsets and restore — and restarted, repeatedly.
 // The processor must never crash (no rejection, no uncaught exception: the half-open producer of a
-// failed initialisation is replaced, never reused or aborted) and the output must stay exact.
+// failed initialisation is replaced, never reused or aborted), its log names Kafka while it is away,
+// and the output must stay exact.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Admin } from '@platformatic/kafka'
@@ -97,6 +98,18 @@ test('broker restart: killed while tasks initialise, repeatedly; the processor r
   assert.deepEqual(crashes, [], 'no uncaught exception')
   assert.ok(duringInit >= 1, 'at least one kill hit a task initialisation')
   assertExactlyOnce(records, feeder.sent)
+  // While the broker was away, the log said so: Kafka, at the brokers, with a hint (no raw `connect ECONNREFUSED`).
+  const named = events.filter((e) => 'service' in e && e.service !== undefined)
+  assert.ok(named.length > 0, 'the broker going away is reported naming Kafka')
+  for (const e of named) {
+    assert.ok('service' in e && 'address' in e && 'hint' in e)
+    assert.equal(e.service, 'Kafka')
+    assert.equal(e.address, kafka.brokers.join(','))
+    assert.match(String(e.hint), /retried with backoff/)
+  }
+  for (const e of events)
+    if ((e.event === 'batch-aborted' || e.event === 'join-failed') && e.code === 'RS_SERVICE_UNAVAILABLE')
+      assert.equal(e.service, 'Kafka', `named: ${JSON.stringify(e)}`)
   const replaced = events.filter((e) => e.event === 'producer-replaced').length
   t.diagnostic(
     `${RESTARTS} broker kills (${duringInit} during an assignment), ${replaced} producers replaced, ${runtime.stats.aborts} batches aborted, ${feeder.total} records exact`,

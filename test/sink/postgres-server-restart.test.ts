@@ -1,6 +1,7 @@
 // A real PostgreSQL server restart mid-run, fast and then immediate (crash-like: no shutdown
 // checkpoint), while chunk events keep arriving: the sink retries with backoff, skips nothing, and
-// the table ends exact. The server is the test's own, so other suites never see it go down.
+// the table ends exact; its log names what went away (RS_SERVICE_UNAVAILABLE, PostgreSQL, the URL
+// with its password masked, a hint). The server is the test's own, so other suites never see it go down.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -9,7 +10,7 @@ import { startPrivatePostgres } from '../support/private-postgres.ts'
 
 const PARTITIONS = 2
 
-test('postgres server restarts (fast, then immediate) mid-run: the sink recovers and the table stays exact', async (t) => {
+test('postgres server restarts (fast, then immediate) mid-run: the sink names PostgreSQL at its masked URL, recovers, and the table stays exact', async (t) => {
   const server = await startPrivatePostgres()
   t.after(() => server.stop())
   const bootstrap = new pg.Client({ connectionString: `${server.url}/postgres` })
@@ -26,7 +27,11 @@ test('postgres server restarts (fast, then immediate) mid-run: the sink recovers
     const env = await createSinkEnv(t, { dims: 16, partitions: PARTITIONS, batchLingerMs: 50 })
     const { config } = env
     const production = startProduction(await chunkProducer(t, config), config, { ids: 200, partitions: PARTITIONS })
-    const sink = spawnSink(t, env, ['--batch-size', '300'])
+    // The server trusts local connections, so a password in the URL is accepted and never needed:
+    // it is there to be masked in every line the sink writes.
+    const url = new URL(env.sinkUrl)
+    url.password = 'hunter2-never-shown'
+    const sink = spawnSink(t, { ...env, sinkUrl: url.toString() }, ['--batch-size', '300'])
     await sink.waitForEvent((e) => e.event === 'batch-committed', 90_000)
 
     // The sink notices each restart either mid-batch (a query fails and is retried with backoff) or
@@ -62,6 +67,20 @@ test('postgres server restarts (fast, then immediate) mid-run: the sink recovers
       restartsNoticed.every((n) => n > 0),
       `the sink noticed each restart before committing again (per restart: ${restartsNoticed.join(', ')})`,
     )
+    // Each restart is reported as the service it is, where it is, with what to do.
+    const named = sink.events.filter(noticed).filter((e) => e.code === 'RS_SERVICE_UNAVAILABLE')
+    assert.ok(
+      named.length >= 2,
+      `restarts reported as RS_SERVICE_UNAVAILABLE: ${JSON.stringify(sink.events.filter(noticed))}`,
+    )
+    for (const e of named) {
+      assert.equal(e.service, 'PostgreSQL')
+      assert.equal(e.address, url.toString().replace('hunter2-never-shown', '***'))
+      assert.match(String(e.error), /^PostgreSQL is not reachable at postgres:\/\/[^:]+:\*\*\*@/)
+      assert.match(String(e.hint), /retried with backoff, nothing is skipped/)
+    }
+    assert.ok(!`${JSON.stringify(sink.events)}${sink.stderr()}`.includes('hunter2'), 'the password is never written')
+
     const diff = await diffTable(admin, config, production.expected)
     assert.deepEqual(
       { missing: diff.missing, extra: diff.extra, stale: diff.stale },

@@ -1,6 +1,7 @@
 /**
- * Runs the counting topology under the Kafka runtime in its own process, for the crash, zombie,
- * rebalance and Redis-loss tests. Configuration comes as JSON in RUNNER_CONFIG; runtime events are
+ * Runs the counting topology (or, with `topology: 'aggregate'`, the review aggregates of
+ * aggregate-topology.ts) under the Kafka runtime in its own process, for the crash, zombie,
+ * rebalance, Redis-loss and aggregate differential tests. Configuration comes as JSON in RUNNER_CONFIG; runtime events are
  * printed to stdout as JSON lines. Exit codes: 0 stopped by SIGTERM/SIGINT, 3 fenced, 1 other error.
  *
  *   node_modules/.bin/node test/support/runtime-runner.ts
@@ -9,6 +10,7 @@ import { KafkaRuntime, type BatchStage } from '../../src/runtime/kafka-runtime.t
 import { RagstreamError } from '../../src/errors.ts'
 import type { StateStore } from '../../src/state/store.ts'
 import { countingTopology } from './counting-topology.ts'
+import { reviewAggregates } from './aggregate-topology.ts'
 import { MemoryStateStore } from '../../src/state/memory-store.ts'
 
 export interface RunnerConfig {
@@ -18,6 +20,10 @@ export interface RunnerConfig {
   readonly output: string
   readonly instanceId: string
   readonly store: 'memory' | 'redis'
+  /** Default 'counting'. 'aggregate' reads `input` as the reviews topic; its outputs are `<applicationId>-counts|stars|top`. */
+  readonly topology?: 'counting' | 'aggregate'
+  /** Partitions of the aggregate topology's topics (its internal and output topics are created with them). */
+  readonly partitions?: number
   readonly redisUrl?: string
   readonly sessionTimeoutMs?: number
   readonly transactionTimeoutMs?: number
@@ -35,6 +41,15 @@ const print = (event: object): void => {
   process.stdout.write(`${JSON.stringify(event, (_, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`)
 }
 
+const topology =
+  config.topology === 'aggregate'
+    ? reviewAggregates(config.applicationId, config.input).compile({
+        partitions: config.partitions ?? 3,
+        sinkPartitions: Object.fromEntries(
+          ['counts', 'stars', 'top'].map((o) => [`${config.applicationId}-${o}`, config.partitions ?? 3]),
+        ),
+      })
+    : countingTopology(config)
 const stores = new Map<string, StateStore>()
 let closeBackend: () => Promise<void> = async () => {}
 if (config.store === 'redis') {
@@ -43,14 +58,14 @@ if (config.store === 'redis') {
     applicationId: config.applicationId,
     target: { kind: 'single', url: config.redisUrl ?? 'redis://127.0.0.1:6379' },
   })
-  stores.set('counts', backend.store('counts'))
+  for (const name of topology.storeNames) stores.set(name, backend.store(name))
   closeBackend = () => backend.close()
 } else {
-  stores.set('counts', new MemoryStateStore('counts'))
+  for (const name of topology.storeNames) stores.set(name, new MemoryStateStore(name))
 }
 
 let paused = false
-const runtime = new KafkaRuntime(countingTopology(config), {
+const runtime = new KafkaRuntime(topology, {
   brokers: config.brokers,
   stores,
   instanceId: config.instanceId,

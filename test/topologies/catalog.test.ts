@@ -7,6 +7,7 @@ import { describeApp } from '../../src/app/describe.ts'
 import { buildDeletionRequest } from '../../src/governance/forget/deletion-request.ts'
 import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
+import { partitionForString } from '../../src/topology/partitioner.ts'
 import app, { catalog, type Review } from '../../topologies/catalog.ts'
 
 test('catalog: describe text is pinned', () => {
@@ -279,6 +280,12 @@ test('catalog: forgetting a reviewer takes their reviews out of every product, w
   const emitted = driver.readOutput('rag.chunks.catalog').map((r) => r.value as (ChunkEvent & { kind?: string }) | null)
   const chunks = emitted.filter((v): v is ChunkEvent => v !== null && 'chunk_index' in v)
   assert.deepEqual([...new Set(chunks.map((c) => c.entity_key))].sort(), ['k1', 'k2', 'k3'], 'her products re-emitted')
+  for (const c of chunks)
+    assert.equal(
+      c.lineage.change?.topic,
+      'governance.deletions',
+      'the new version names the deletion request as its change',
+    )
   assert.equal(emitted.includes(null), false, 'no product chunk tombstoned: one chunk each, rewritten in place')
   const applied = emitted.filter((v) => (v as { kind?: string } | null)?.kind === 'DELETION_APPLIED')
   assert.equal(applied.length, 3, 'one DELETION_APPLIED per partition')
@@ -300,5 +307,30 @@ test('catalog: forgetting a reviewer takes their reviews out of every product, w
   assert.doesNotMatch(everyStore(driver), /Zephyrine|"r6"/)
   assert.match(documentOf(driver, 'k1'), /^Kettle by Acme \(2 reviews;.*★★★★ Quiet\.\n\n★★★ Fine\.$/s)
   assert.deepEqual(driver.readDeadLetters(), [])
+  await driver.close()
+})
+
+test("catalog: a product re-emitted for a review's change names that change in its chunks' lineage (position and time)", async () => {
+  const driver = new TopologyTestDriver(catalog({ prefix: PREFIX }), { partitions: 3 })
+  await driver.pipe(`${PREFIX}.brands`, 'b1', { id: 'b1', name: 'Acme' }, { timestamp: 1_000n })
+  const product = { sku: 'k1', name: 'Kettle', description: 'A kettle.', brand_id: 'b1' }
+  await driver.pipe(`${PREFIX}.products`, 'k1', product, { timestamp: 2_000n })
+  const changes = () =>
+    driver
+      .readOutput('rag.chunks.catalog')
+      .flatMap((r) =>
+        (r.value as ChunkEvent | null)?.lineage === undefined ? [] : [(r.value as ChunkEvent).lineage.change],
+      )
+  assert.deepEqual(changes(), [
+    { topic: `${PREFIX}.products`, partition: partitionForString('k1', 3), offset: 0, timestamp_ms: 2_000 },
+  ])
+  // A review, a move and a delete each re-emit the product; its lineage names that review change.
+  await driver.pipe(...args(review('r1', 'k1', 4, 'Quiet.')), { timestamp: 5_000n })
+  const at = { topic: `${PREFIX}.reviews`, partition: partitionForString('r1', 3) }
+  assert.deepEqual(changes(), [{ ...at, offset: 0, timestamp_ms: 5_000 }])
+  await driver.pipe(...args(review('r1', 'k1', 4, 'Quiet, and fast.')), { timestamp: 6_000n })
+  assert.deepEqual(changes(), [{ ...at, offset: 1, timestamp_ms: 6_000 }])
+  await driver.pipe(`${PREFIX}.reviews`, 'r1', null, { timestamp: 7_000n })
+  assert.deepEqual(changes(), [{ ...at, offset: 2, timestamp_ms: 7_000 }])
   await driver.close()
 })

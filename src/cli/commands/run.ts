@@ -47,14 +47,20 @@ function isCompilable(value: unknown): value is Compilable {
 export async function loadProcessorTopology(
   ref: string,
   config: RagstreamConfig,
-  options: { version?: string; prefix?: string; onTopics?: (topics: WrittenTopic[]) => void } = {},
+  options: { version?: string; prefix?: string; name?: string; onTopics?: (topics: WrittenTopic[]) => void } = {},
 ): Promise<{ topology: ProcessorTopology; deployment?: Deployment; close(): Promise<void> }> {
   const brokers = config.endpoints.kafkaBrokers
   const { file } = resolveAppRef(ref, config.apps)
   const exported = await importTopologyFile(file)
   if (isProcessorTopology(exported)) return { topology: exported, close: async () => {} }
   if (isApp(exported)) {
-    const d = deployment({ app: exported, version: options.version ?? 'v1', prefix: options.prefix, config })
+    const d = deployment({
+      app: exported,
+      version: options.version ?? 'v1',
+      prefix: options.prefix,
+      name: options.name,
+      config,
+    })
     const services = deploymentServices(d)
     try {
       const built = buildTopology(d, services)
@@ -81,12 +87,13 @@ export async function loadProcessorTopology(
       'topology file',
     )
   }
-  if (options.version !== undefined || options.prefix !== undefined)
+  const appOnly = (['version', 'prefix', 'name'] as const).find((o) => options[o] !== undefined)
+  if (appOnly !== undefined)
     throw new ConfigError(
       [
         {
-          path: options.version !== undefined ? '--version' : '--prefix',
-          message: `${file} exports a bare topology, not an app: it has no versions or prefix`,
+          path: `--${appOnly}`,
+          message: `${file} exports a bare topology, not an app: it has no versions, prefix or name`,
         },
       ],
       'arguments',
@@ -140,6 +147,12 @@ export const runCommand: CommandSpec = {
       type: 'string',
       value: '<prefix>',
       description: "the app's source topic prefix (default its variable, else its default)",
+    },
+    name: {
+      type: 'string',
+      value: '<base>',
+      description:
+        "base of the Kafka names instead of the app's: application id <base>[-<version>], chunk topic rag.chunks.<base>[.<version>] (a second copy of an app side by side)",
     },
     'instance-id': {
       type: 'string',
@@ -244,6 +257,7 @@ export const runCommand: CommandSpec = {
     const loaded = await loadProcessorTopology(file, config, {
       version: values.version as string | undefined,
       prefix: values.prefix as string | undefined,
+      name: values.name as string | undefined,
       onTopics: (topics) => {
         for (const t of topics)
           write({

@@ -16,6 +16,7 @@ import { loadConfig, type RagstreamConfig } from '../../config/file.ts'
 import type { Deployment } from '../../ops/deployment.ts'
 import { ago, startProgress } from '../../ops/progress.ts'
 import { exitUnlessStoppedWithin } from '../shutdown.ts'
+import { DEPLOYMENT_OPTIONS } from './status.ts'
 
 function intOption(values: CommandInput['values'], name: string): number | undefined {
   const raw = values[name]
@@ -97,7 +98,14 @@ export async function sinkConfigForApp(
   const app = await loadApp(ref, config.apps)
   const { deployment } = await import('../../ops/deployment.ts')
   const version = str(values, 'version') ?? str(values, 'topology-version') ?? 'v1'
-  const d = deployment({ app, version, prefix: str(values, 'prefix'), config })
+  const d = deployment({
+    app,
+    version,
+    prefix: str(values, 'prefix'),
+    name: str(values, 'name'),
+    sqlTopology: str(values, 'sql-topology'),
+    config,
+  })
   const dims = intOption(values, 'dims') ?? config.sink.dimensions
   const sink = resolveSinkConfig({
     topology: d.names.sqlName,
@@ -196,6 +204,8 @@ export const sinkCommand: CommandSpec = {
       description: "the app's version whose chunk topic to write (default v1); same as --topology-version",
     },
     prefix: { type: 'string', value: '<prefix>', description: "the app's source prefix (names its deletions topic)" },
+    name: DEPLOYMENT_OPTIONS.name,
+    'sql-topology': DEPLOYMENT_OPTIONS['sql-topology'],
     ...SINK_NAME_OPTIONS,
     topic: { type: 'string', value: '<topic>', description: 'chunk topic (default rag.chunks.<topology>)' },
     'hnsw-m': { type: 'string', value: '<n>', description: 'HNSW m', default: '16' },
