@@ -200,7 +200,12 @@ test(
     }
 
     // 2. `ragstream generate` while it runs: a snapshot of 300 tickets, then 200 live changes over 2 s (~5% malformed).
+    // The live changes start once the snapshot is processed, so the tickets they delete were indexed
+    // (on a loaded machine the processor could otherwise read a ticket's delete before its join's
+    // response, index nothing and leave nothing to tombstone).
+    const repartitions = processor.topics.filter((x) => x.role === 'repartition').map((x) => x.name)
     const generated = await generate({
+      afterBackfill: () => waitCaughtUp(admin, PARTITIONS, applicationId, sources, repartitions, 60_000, events),
       brokers: endpoints.kafkaBrokers,
       seed: 7,
       server: prefix,
@@ -214,7 +219,6 @@ test(
     const input = await readToEnd(admin, PARTITIONS, sources)
     assert.equal(input.length, generated.records)
 
-    const repartitions = processor.topics.filter((x) => x.role === 'repartition').map((x) => x.name)
     await waitCaughtUp(admin, PARTITIONS, applicationId, sources, repartitions, 60_000, events)
     const caughtUpMs = Date.now() - started
     runtime.stop()

@@ -10,7 +10,7 @@ import { resolveSinkConfig, type SinkConfig, type SinkConfigInput } from '../../
 import { BatchWriter, buildBatch, claimPartitions } from '../../src/sink/batch-writer.ts'
 import type { ChunkRow } from '../../src/sink/chunk-codec.ts'
 import { promoteVersion } from '../../src/ops/index-versions.ts'
-import { connect, createSinkEnv, type SinkEnv } from './support.ts'
+import { ADMIN_URL, connect, createSinkEnv, type SinkEnv } from './support.ts'
 
 const DIMS = 16
 const ROWS = 400
@@ -171,4 +171,44 @@ test('bulk mode: loaded without the vector index, indexed once, equal to an incr
   const now = await env.admin.query(`SELECT version, index_state FROM ${env.config.names.versionsTable} WHERE active`)
   assert.deepEqual(now.rows, [{ version: 'bulk', index_state: 'ready' }])
   await assert.rejects(buildVectorIndex(env.owner, bulk, { maintenanceWorkMem: '1; DROP' }), /maintenance-work-mem/)
+})
+
+test("an index build holds only its own version: the schema's other versions migrate while it runs", async (t) => {
+  const env = await createSinkEnv(t, { dims: DIMS })
+  const bulk = resolveSinkConfig(inputOf(env, { version: 'building', deferIndex: true }))
+  await migrate(env.owner, bulk)
+  // Another session holds the table in a mode CREATE INDEX waits for, so the build stays in progress.
+  const blocker = await connect(t, ADMIN_URL)
+  await blocker.query('BEGIN')
+  await blocker.query(`LOCK TABLE ${bulk.names.chunkTable} IN SHARE ROW EXCLUSIVE MODE`)
+  const builder = await connect(t, env.ownerUrl)
+  const building = buildVectorIndex(builder, bulk, { maintenanceWorkMem: '64MB', parallelWorkers: 0 })
+  building.catch(() => {})
+  for (let i = 0; ; i++) {
+    const waiting = await env.admin.query(
+      `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'CREATE INDEX%' AND query LIKE $1`,
+      [`%${bulk.names.chunkTableName}%`],
+    )
+    if (waiting.rowCount) break
+    assert.ok(i < 100, 'the build to wait on the table lock')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  // Meanwhile a new version migrates (the schema's migration lock is free); before, it waited for the build.
+  const other = resolveSinkConfig(inputOf(env, { version: 'next' }))
+  let timer: NodeJS.Timeout | undefined
+  let migrated: string
+  try {
+    migrated = await Promise.race([
+      migrate(env.owner, other).then(() => 'migrated'),
+      new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still waiting after 10 s'), 10_000))),
+    ])
+    assert.deepEqual(await vectorIndexes(env, bulk), [], 'the build is still held')
+  } finally {
+    clearTimeout(timer)
+    await blocker.query('ROLLBACK')
+  }
+  assert.equal(migrated, 'migrated')
+  assert.equal((await vectorIndexes(env, other)).length, 1)
+  assert.equal((await building).built, true)
+  assert.equal((await vectorIndexes(env, bulk)).length, 1)
 })
