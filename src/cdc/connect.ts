@@ -210,6 +210,37 @@ export class ConnectClient {
     return json as string[]
   }
 
+  /**
+   * Makes a running connector snapshot its tables again (`snapshot.mode=initial`): stops it, deletes
+   * its source offsets (Connect 3.6+ `DELETE /connectors/<name>/offsets`, which needs it STOPPED) and
+   * resumes it. The replication slot stays, so changes made meanwhile are read by the new snapshot, not
+   * streamed; the completed snapshot deletes the rows it did not read again (docs/cdc.md).
+   * `whileStopped` runs between the stop and the reset (a test's "changes while no connector ran").
+   */
+  async resnapshot(name: string, whileStopped?: () => Promise<void>, timeoutMs = 60_000): Promise<void> {
+    const path = `/connectors/${encodeURIComponent(name)}`
+    const check = (what: string, { status, json }: { status: number; json: unknown }): void => {
+      if (status >= 300)
+        throw new RagstreamError(
+          'RS_SERVICE_UNAVAILABLE',
+          `${what} connector ${name} failed (${status}): ${JSON.stringify(json)}`,
+          { context: { service: 'kafka-connect', address: this.url } },
+        )
+    }
+    check('stopping', await this.#request('PUT', `${path}/stop`))
+    const deadline = Date.now() + timeoutMs
+    while ((await this.status(name))?.connector.state !== 'STOPPED') {
+      if (Date.now() > deadline)
+        throw new RagstreamError('RS_SERVICE_UNAVAILABLE', `connector ${name} did not stop in ${timeoutMs} ms`, {
+          context: { service: 'kafka-connect', address: this.url },
+        })
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    await whileStopped?.()
+    check('resetting the offsets of', await this.#request('DELETE', `${path}/offsets`))
+    check('resuming', await this.#request('PUT', `${path}/resume`))
+  }
+
   /** Deletes the connector (absent is fine). Its replication slot stays: drop it in the source database. */
   async remove(name: string): Promise<void> {
     const { status, json } = await this.#request('DELETE', `/connectors/${encodeURIComponent(name)}`)
