@@ -5,6 +5,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { ConfigError, RagstreamError } from '../errors.ts'
 import { maskCredentials } from '../security/secrets.ts'
+import { terminalSafe } from '../security/terminal.ts'
 import type { RagstreamConfig } from '../config/file.ts'
 
 export interface OptionSpec {
@@ -100,8 +101,16 @@ export function parseCommandArgs(
   }
 }
 
-/** Prints an error the way a person at 3 a.m. wants it: code, message, hint; no stack unless RAGSTREAM_DEBUG. */
+/**
+ * Prints an error the way a person at 3 a.m. wants it: code, message, hint; no stack unless
+ * RAGSTREAM_DEBUG. Messages quote keys, names and client errors: no password and no escape sequence
+ * gets through.
+ */
 export function formatError(error: unknown, env: NodeJS.ProcessEnv = process.env): string {
+  return terminalSafe(errorText(error, env))
+}
+
+function errorText(error: unknown, env: NodeJS.ProcessEnv): string {
   if (error instanceof RagstreamError) {
     const hint = error.hint ? `\nhint: ${error.hint}` : ''
     const stack = env.RAGSTREAM_DEBUG ? `\n${maskCredentials(error.stack ?? '')}` : ''

@@ -21,6 +21,8 @@ export interface GenerateOptions {
   readonly createTopics?: { partitions: number }
   readonly signal?: AbortSignal
   readonly onProgress?: (progress: GenerateProgress) => void
+  /** Awaited once the backfill is written, before the first live change (e.g. to let a processor catch up). */
+  readonly afterBackfill?: () => Promise<void>
 }
 
 export interface GenerateProgress {
@@ -116,6 +118,7 @@ export async function generate(options: GenerateOptions): Promise<GenerateProgre
     }
     await flush()
     options.onProgress?.(progress('backfill'))
+    await options.afterBackfill?.()
     if (options.rate > 0) {
       const limit = options.changes ?? Number.POSITIVE_INFINITY
       const trickleStart = Date.now()

@@ -4,7 +4,7 @@
  * readable line (`12:03:04 batch-committed  partition=2 records=500`). RAGSTREAM_LOG_FORMAT=json forces JSON.
  */
 import { maskCredentials } from '../security/secrets.ts'
-import { terminalSafe } from '../security/terminal.ts'
+import { jsonSafe, terminalSafe } from '../security/terminal.ts'
 
 const bigintSafe = (_key: string, value: unknown): unknown => (typeof value === 'bigint' ? value.toString() : value)
 
@@ -15,7 +15,7 @@ export function eventWriter(
   const format = env.RAGSTREAM_LOG_FORMAT
   const human = format === 'human' || (format !== 'json' && Boolean(out.isTTY))
   // Events quote errors of clients and records' keys: no password and (on a terminal) no escape sequence gets through.
-  if (!human) return (event) => void out.write(`${maskCredentials(JSON.stringify(event, bigintSafe))}\n`)
+  if (!human) return (event) => void out.write(`${jsonSafe(maskCredentials(JSON.stringify(event, bigintSafe)))}\n`)
   return (event) => {
     const { event: name, time, host: _host, ...fields } = event as Record<string, unknown>
     const clock = (typeof time === 'string' ? time : new Date().toISOString()).slice(11, 19)

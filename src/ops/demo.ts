@@ -21,9 +21,9 @@ import { generate, type GenerateProgress } from '../generator/generator.ts'
 import { dropSqlSource, generateSql, prepareSqlSource, sqlSourceEndpoints } from '../generator/sql-source.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import { grantAnalyst } from '../sink/migrations.ts'
+import { ensureLoginRole, grantAnalyst } from '../sink/migrations.ts'
 import { formatNeighbours, nearestNeighbours, type NeighbourRow } from '../sink/query.ts'
-import { checkIdentifier, quoteIdent } from '../sink/identifiers.ts'
+import { checkIdentifier } from '../sink/identifiers.ts'
 import { ConfigError } from '../errors.ts'
 import { loadApp } from '../app/load.ts'
 import { deployment, type Deployment } from './deployment.ts'
@@ -186,13 +186,7 @@ export async function checkDemoAnalyst(config: RagstreamConfig, role: string): P
 export async function ensureAnalyst(config: RagstreamConfig, d: Deployment, role: string): Promise<string> {
   const admin = await connectPostgres(config.postgres.adminUrl, 'ragstream-demo')
   try {
-    const exists = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])
-    if (!exists.rowCount) {
-      await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`)
-      await admin.query(`COMMENT ON ROLE ${quoteIdent(role)} IS '${DEMO_ROLE_COMMENT}'`)
-    }
-    const db = (await admin.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db
-    await admin.query(`GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(role)}`)
+    await ensureLoginRole(admin, role, DEMO_ROLE_COMMENT)
   } finally {
     await admin.end().catch(() => {})
   }

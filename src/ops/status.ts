@@ -14,6 +14,7 @@ import { listVersions, tableFreshness, type Freshness, type IndexVersion } from 
 import { groupStates, type GroupMemberTasks } from './group-members.ts'
 import { formatSeconds, LagClock, type GroupLagSeconds } from './lag-seconds.ts'
 import { connectPostgres } from './pipeline.ts'
+import { terminalSafe } from '../security/terminal.ts'
 
 export interface StoreCheckpoint {
   readonly store: string
@@ -310,5 +311,6 @@ export function formatStatus(s: TopologyStatus): string {
       )
   }
   for (const w of s.warnings) lines.push(`WARNING: ${w}`)
-  return `${lines.join('\n')}\n`
+  // Member ids, client ids and hosts are whatever a client joining the group said; warnings quote errors.
+  return terminalSafe(`${lines.join('\n')}\n`)
 }

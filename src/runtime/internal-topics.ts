@@ -128,17 +128,26 @@ export async function ensureTopics(
 
 const TOPIC_RESOURCE = 2
 
-/** `max.message.bytes` of each topic, as the broker reports it (a topic it does not know is left out). */
+/**
+ * `max.message.bytes` of each topic, as the broker reports it. Best effort: a topic it does not
+ * describe (unknown, or a principal without DESCRIBE_CONFIGS on it under ACLs) is left out, and only
+ * maxRecordBytes bounds its records.
+ */
 export async function maxMessageBytesOf(admin: Admin, topics: readonly string[]): Promise<Map<string, number>> {
   const limits = new Map<string, number>()
   if (topics.length === 0) return limits
-  const described = await admin.describeConfigs({
-    resources: [...new Set(topics)].map((resourceName) => ({
-      resourceType: TOPIC_RESOURCE,
-      resourceName,
-      configurationKeys: ['max.message.bytes'],
-    })),
-  })
+  let described: Awaited<ReturnType<Admin['describeConfigs']>>
+  try {
+    described = await admin.describeConfigs({
+      resources: [...new Set(topics)].map((resourceName) => ({
+        resourceType: TOPIC_RESOURCE,
+        resourceName,
+        configurationKeys: ['max.message.bytes'],
+      })),
+    })
+  } catch {
+    return limits
+  }
   for (const { resourceName, configs } of described) {
     const value = Number(configs.find((c) => c.name === 'max.message.bytes')?.value)
     if (Number.isSafeInteger(value) && value > 0) limits.set(resourceName, value)

@@ -17,3 +17,15 @@ const UNSAFE_OR_NEWLINE =
 export function terminalSafe(text: string, options: { readonly singleLine?: boolean } = {}): string {
   return text.replace(options.singleLine ? UNSAFE_OR_NEWLINE : UNSAFE, '\uFFFD')
 }
+
+// The same characters as UNSAFE that JSON.stringify leaves raw (it escapes C0 already): DEL, C1, bidi, separators.
+const JSON_RAW = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+
+/**
+ * JSON text safe to print: the characters `terminalSafe` replaces are written as `\uXXXX` escapes
+ * instead, which is the same JSON (lossless: `JSON.parse` gives the original strings back). Outside
+ * strings JSON has none of them, so escaping them anywhere in the text is sound.
+ */
+export function jsonSafe(json: string): string {
+  return json.replace(JSON_RAW, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}

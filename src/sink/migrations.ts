@@ -690,6 +690,52 @@ export async function grantAnalyst(
 }
 
 /**
+ * Serialises, for the rest of the transaction, every change ragstream makes to roles and to the
+ * database's own ACL: two concurrent GRANT CONNECT ON DATABASE (two sinks bootstrapping, a demo creating
+ * its analyst) update the same pg_database row, and the loser fails with "tuple concurrently updated".
+ */
+export async function lockRolesAndDatabase(admin: pg.Client): Promise<void> {
+  await admin.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['ragstream.bootstrap'])
+}
+
+/**
+ * Runs an idempotent catalog transaction again when Postgres refuses it with "tuple concurrently
+ * updated": the lock above orders ragstream's own changes, but an administrator's REVOKE or DROP OWNED
+ * (which rewrites the database ACL) can still change the row under a GRANT; the next attempt reads the
+ * new row. (Locking the row FOR UPDATE first deadlocks with such a REVOKE instead.)
+ */
+async function retryingCatalogRace(run: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run()
+    } catch (error) {
+      if (attempt >= 10 || (error as Error).message !== 'tuple concurrently updated') throw error
+      await new Promise((resolve) => setTimeout(resolve, 20 * attempt + Math.random() * 50))
+    }
+  }
+}
+
+/**
+ * A login role (no superuser, no BYPASSRLS) that may connect to the current database, created if it
+ * does not exist (with `comment` then); under the bootstrap lock, so it runs beside bootstrapDatabase.
+ */
+export async function ensureLoginRole(admin: pg.Client, role: string, comment?: string): Promise<void> {
+  await retryingCatalogRace(() =>
+    inTransaction(admin, async () => {
+      await lockRolesAndDatabase(admin)
+      const exists = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])
+      if (!exists.rowCount) {
+        await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`)
+        if (comment !== undefined)
+          await admin.query(`COMMENT ON ROLE ${quoteIdent(role)} IS ${admin.escapeLiteral(comment)}`)
+      }
+      const db = (await admin.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db
+      await admin.query(`GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(role)}`)
+    }),
+  )
+}
+
+/**
  * One-time setup a database administrator runs (superuser or a role with CREATEROLE and CREATE on
  * the database): the pgvector extension, the owner and sink roles (LOGIN, no superuser, no
  * BYPASSRLS), and both schemas owned by the owner role. Idempotent. docs/sql.md has the same as SQL.
@@ -697,19 +743,21 @@ export async function grantAnalyst(
 export async function bootstrapDatabase(admin: pg.Client, names: SinkNames): Promise<void> {
   const owner = quoteIdent(names.ownerRole)
   const sink = quoteIdent(names.sinkRole)
-  await inTransaction(admin, async () => {
-    await admin.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['ragstream.bootstrap'])
-    await admin.query('CREATE EXTENSION IF NOT EXISTS vector')
-    for (const role of [names.ownerRole, names.sinkRole]) {
-      const exists = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])
-      if (!exists.rowCount)
-        await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`)
-    }
-    await admin.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(names.schema)} AUTHORIZATION ${owner}`)
-    await admin.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(names.viewSchema)} AUTHORIZATION ${owner}`)
-    await admin.query(`REVOKE ALL ON SCHEMA ${quoteIdent(names.schema)}, ${quoteIdent(names.viewSchema)} FROM PUBLIC`)
-    await admin.query(
-      `GRANT CONNECT ON DATABASE ${quoteIdent((await admin.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db)} TO ${owner}, ${sink}`,
-    )
-  })
+  await retryingCatalogRace(() =>
+    inTransaction(admin, async () => {
+      await lockRolesAndDatabase(admin)
+      await admin.query('CREATE EXTENSION IF NOT EXISTS vector')
+      for (const role of [names.ownerRole, names.sinkRole]) {
+        const exists = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])
+        if (!exists.rowCount)
+          await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`)
+      }
+      await admin.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(names.schema)} AUTHORIZATION ${owner}`)
+      await admin.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(names.viewSchema)} AUTHORIZATION ${owner}`)
+      await admin.query(`REVOKE ALL ON SCHEMA ${quoteIdent(names.schema)}, ${quoteIdent(names.viewSchema)} FROM PUBLIC`)
+      await admin.query(
+        `GRANT CONNECT ON DATABASE ${quoteIdent((await admin.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db)} TO ${owner}, ${sink}`,
+      )
+    }),
+  )
 }

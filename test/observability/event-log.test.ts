@@ -43,7 +43,7 @@ test('on a terminal, one readable line per event; RAGSTREAM_LOG_FORMAT overrides
   assert.match(human.text(), /^\d\d:\d\d:\d\d stopped\n$/)
 })
 
-test('event lines never carry a URL password, and on a terminal no control or bidi character', () => {
+test('event lines never carry a URL password, nor a raw control or bidi character', () => {
   const event = {
     event: 'retry',
     error: 'fetch http://reg:s3cret@10.0.0.5:8081/x failed \u001b]0;pwned\u0007 key a\u202eb',
@@ -52,6 +52,10 @@ test('event lines never carry a URL password, and on a terminal no control or bi
   eventWriter(json.stream, {})(event)
   assert.doesNotMatch(json.text(), /s3cret/)
   assert.match(json.text(), /reg:\*\*\*@10\.0\.0\.5/)
+  // JSON lines escape them (C0 by JSON itself, bidi and C1 by jsonSafe): the same JSON, nothing a terminal acts on.
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  assert.doesNotMatch(json.text().trimEnd(), /[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/)
+  assert.match((JSON.parse(json.text()) as { error: string }).error, /key a\u202eb$/)
   const human = sink(true)
   eventWriter(human.stream, {})(event)
   assert.doesNotMatch(human.text(), /s3cret/)

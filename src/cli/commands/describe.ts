@@ -5,6 +5,7 @@ import { loadConfig } from '../../config/file.ts'
 import { ConfigError } from '../../errors.ts'
 import type { DescribeFormat } from '../../topology/describe.ts'
 import { EXIT, type CommandSpec } from '../command.ts'
+import { jsonSafe, terminalSafe } from '../../security/terminal.ts'
 
 const FORMATS: readonly DescribeFormat[] = ['text', 'json', 'mermaid']
 
@@ -41,7 +42,9 @@ export const describeCommand: CommandSpec = {
     const loaded = await loadAppOrTopology(file, (given ?? loadConfig({ env })).apps)
     const version = values.version as string | undefined
     const prefix = values.prefix as string | undefined
-    if (isApp(loaded)) stdout.write(describeApp(loaded, format, { version, prefix, env }))
+    // Names in a topology file are the file's to choose: printed, they are data like any other.
+    const print = (text: string): boolean => stdout.write(format === 'json' ? jsonSafe(text) : terminalSafe(text))
+    if (isApp(loaded)) print(describeApp(loaded, format, { version, prefix, env }))
     else if (version !== undefined || prefix !== undefined)
       throw new ConfigError(
         [
@@ -52,7 +55,7 @@ export const describeCommand: CommandSpec = {
         ],
         'arguments',
       )
-    else stdout.write(loaded.describe(format))
+    else print(loaded.describe(format))
     return EXIT.ok
   },
 }

@@ -9,6 +9,7 @@ import { DEAD_LETTER_TOPIC_CONFIG, deadLetterRetentionOf } from '../../governanc
 import { formatReceipt, receiptJson } from '../../governance/forget/receipt.ts'
 import type { SuppressionMode } from '../../governance/forget/suppression.ts'
 import { hashSubject } from '../../governance/subject.ts'
+import { jsonSafe, terminalSafe } from '../../security/terminal.ts'
 import { resolveSinkConfig } from '../../sink/config.ts'
 
 /** The default governance deletions topic. */
@@ -146,8 +147,8 @@ Exit codes: 0 requested (and confirmed with --wait), 1 failure, 69 Kafka/registr
       await produceRequest(endpoints, topic, request)
       stdout.write(
         values.json
-          ? `${JSON.stringify({ requestId: request.request_id, subjectHash, requestedAtMs: request.requested_at_ms })}\n`
-          : `forget requested: ${request.request_id} (subject sha256 ${subjectHash}) on ${topic}\n`,
+          ? `${jsonSafe(JSON.stringify({ requestId: request.request_id, subjectHash, requestedAtMs: request.requested_at_ms }))}\n`
+          : terminalSafe(`forget requested: ${request.request_id} (subject sha256 ${subjectHash}) on ${topic}\n`),
       )
       return EXIT.ok
     }

@@ -2,6 +2,7 @@ import { connectPostgres } from '../../config/services.ts'
 import { EXIT, type CommandSpec } from '../command.ts'
 import { endpointsFromEnv } from '../../config/endpoints.ts'
 import { ConfigError } from '../../errors.ts'
+import { jsonSafe } from '../../security/terminal.ts'
 import type { Distance } from '../../sink/config.ts'
 import { checkIdentifier, qualified } from '../../sink/identifiers.ts'
 
@@ -137,7 +138,7 @@ Exit codes: 0 ok (also when nothing matches), 1 failure, 78 bad arguments.`,
         vector = await embedLikeTheRows(text, sample.rows[0].embedding_model, env)
       }
       const rows = await nearestNeighbours(client, { view, distance, vector, filter, k })
-      if (values.json) for (const row of rows) stdout.write(`${JSON.stringify(row)}\n`)
+      if (values.json) for (const row of rows) stdout.write(`${jsonSafe(JSON.stringify(row))}\n`)
       else stdout.write(rows.length === 0 ? 'no matching rows\n' : formatNeighbours(rows))
       return EXIT.ok
     } finally {

@@ -1,6 +1,7 @@
 import { loadConfig } from '../../config/file.ts'
 import { ConfigError } from '../../errors.ts'
 import { EXIT, type CommandSpec } from '../command.ts'
+import { jsonSafe } from '../../security/terminal.ts'
 
 /** Options that name a deployment of a reference topology; shared by status, replay and promote. */
 export const DEPLOYMENT_OPTIONS = {
@@ -84,7 +85,7 @@ export const statusCommand: CommandSpec = {
       version: str(values, 'version'),
       freshnessWindowSeconds: window === undefined ? undefined : window === 'all' ? null : Number(window),
     })
-    stdout.write(format === 'json' ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status))
+    stdout.write(format === 'json' ? `${jsonSafe(JSON.stringify(status, null, 2))}\n` : formatStatus(status))
     return EXIT.ok
   },
 }

@@ -1,5 +1,6 @@
 import { RagstreamError } from '../../errors.ts'
 import { auditEvent, type AuditEventValue } from '../audit.ts'
+import { jsonSafe, terminalSafe } from '../../security/terminal.ts'
 
 /** Proof that a deletion request was applied, as `ragstream forget --wait` prints it. */
 export interface ForgetReceipt {
@@ -118,18 +119,23 @@ export function formatReceipt(receipt: ForgetReceipt): string {
     `    ${receipt.verification.sql};`,
     `    -- $1 = ${receipt.verification.parameter === 'subject' ? 'the subject' : 'sha256 hex of the subject'}`,
   )
-  return lines.join('\n')
+  // The request id is whatever the requester chose; the table names come from the database.
+  return terminalSafe(lines.join('\n'))
 }
 
 /** The receipt as JSON (`forget --wait --json`): same fields, times as ISO strings too. */
 export function receiptJson(receipt: ForgetReceipt): string {
-  return JSON.stringify({
-    ...receipt,
-    nothingFound: nothingFound(receipt),
-    requestedAt: iso(receipt.requestedAtMs),
-    confirmedAt: iso(receipt.confirmedAtMs),
-    ...(receipt.deadLettersExpireByMs === undefined ? {} : { deadLettersExpireBy: iso(receipt.deadLettersExpireByMs) }),
-  })
+  return jsonSafe(
+    JSON.stringify({
+      ...receipt,
+      nothingFound: nothingFound(receipt),
+      requestedAt: iso(receipt.requestedAtMs),
+      confirmedAt: iso(receipt.confirmedAtMs),
+      ...(receipt.deadLettersExpireByMs === undefined
+        ? {}
+        : { deadLettersExpireBy: iso(receipt.deadLettersExpireByMs) }),
+    }),
+  )
 }
 
 /** The DELETION_CONFIRMED audit event of a receipt: one per request (the event id is derived from the request id). */
