@@ -85,8 +85,9 @@ export function registryApiUrl(ccompatUrl: string): string {
 
 /**
  * Settings of a Debezium connector's config under which ragstream's index silently diverges from the
- * source tables, one sentence each (empty: none found). Today: `skipped.operations` unset or listing
- * `t` (Debezium's default), under which a `TRUNCATE` emits nothing (docs/cdc.md).
+ * source tables, one sentence each (empty: none found): `skipped.operations` unset or listing `t`
+ * (Debezium's default), under which a `TRUNCATE` emits nothing; table topics of more than one
+ * partition, on which a re-snapshot converges only partly (docs/cdc.md).
  */
 export function connectorConfigWarnings(config: Readonly<Record<string, string>>): string[] {
   const warnings: string[] = []
@@ -95,6 +96,12 @@ export function connectorConfigWarnings(config: Readonly<Record<string, string>>
   if (ops.includes('t')) {
     warnings.push(
       `skipped.operations=${skipped ?? '(unset: Debezium skips t)'}: a TRUNCATE emits nothing and its rows stay indexed; set skipped.operations=none (docs/cdc.md, TRUNCATE and re-snapshots)`,
+    )
+  }
+  const partitions = Number(config['topic.creation.default.partitions'] ?? '1')
+  if (partitions > 1) {
+    warnings.push(
+      `topic.creation.default.partitions=${partitions}: a re-snapshot removes rows deleted while no connector ran only on partitions that receive snapshot reads, some only at their next change; use 1 partition per table topic, or converge by replay (docs/cdc.md, TRUNCATE and re-snapshots)`,
     )
   }
   return warnings
