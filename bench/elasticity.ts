@@ -436,23 +436,34 @@ interface OracleResult {
 async function oracle(admin: Admin, d: Deployment, sources: readonly string[]): Promise<OracleResult> {
   const input = await readToEnd(admin, PARTITIONS, sources)
   const committed = await readToEnd(admin, PARTITIONS, [d.chunkTopic])
-  const decoded = await decodeChunkEvents(committed.map((r) => r.value))
   const previous = new Map<string, string>()
   const duplicatedAt: number[] = []
-  const actual = new Map<string, { event: ChunkEvent; offset: bigint } | null>()
-  committed.forEach((r, i) => {
-    const event = decoded[i]
-    if (isAudit(event)) return
-    const key = r.key!.toString()
-    let seen = 'tombstone'
-    if (event !== null) {
-      const { emitted_at_ms: _emitted, ...lineage } = event.lineage
-      seen = JSON.stringify({ ...event, embedding: undefined, lineage })
-    }
-    if (previous.get(key) === seen) duplicatedAt.push(event?.lineage.emitted_at_ms ?? Number(r.timestamp))
-    previous.set(key, seen)
-    actual.set(key, event === null ? null : { event, offset: r.offset })
-  })
+  const actual = new Map<string, { event: Omit<ChunkEvent, 'embedding'>; offset: bigint } | null>()
+  // Decoded a slice at a time, embeddings dropped: a few minutes of load are hundreds of thousands of chunk records.
+  for (let from = 0; from < committed.length; from += 2000) {
+    const slice = committed.slice(from, from + 2000)
+    const decoded = await decodeChunkEvents(slice.map((r) => r.value))
+    slice.forEach((r, i) => {
+      const full = decoded[i]
+      if (isAudit(full)) return
+      const key = r.key!.toString()
+      let event: Omit<ChunkEvent, 'embedding'> | null = null
+      let seen = 'tombstone'
+      if (full !== null) {
+        const { embedding, ...rest } = full
+        event = rest
+        const { emitted_at_ms: _emitted, ...lineage } = rest.lineage
+        seen = JSON.stringify({
+          ...rest,
+          lineage,
+          embedding: Buffer.from(Float32Array.from(embedding).buffer).toString('base64'),
+        })
+      }
+      if (previous.get(key) === seen) duplicatedAt.push(event?.lineage.emitted_at_ms ?? Number(r.timestamp))
+      previous.set(key, seen)
+      actual.set(key, event === null ? null : { event, offset: r.offset })
+    })
+  }
   const tickets = finalRows(input, `${d.prefix}.public.tickets`)
   const customers = finalRows(input, `${d.prefix}.public.customers`)
   const customerOf = (ticket: string) => customers.get(String(tickets.get(ticket)?.row.customer_id)) ?? null
@@ -462,7 +473,10 @@ async function oracle(admin: Admin, d: Deployment, sources: readonly string[]): 
       (id) => tickets.get(id) && (SUPPORT_REGIONS as readonly unknown[]).includes(customerOf(id)?.row.region),
     ),
   )
-  const live = [...actual].filter(([, v]) => v !== null) as [string, { event: ChunkEvent; offset: bigint }][]
+  const live = [...actual].filter(([, v]) => v !== null) as [
+    string,
+    { event: Omit<ChunkEvent, 'embedding'>; offset: bigint },
+  ][]
   const chunked = new Set(live.map(([, v]) => v.event.entity_key))
   const lostAt: number[] = []
   for (const ticket of governed) if (!chunked.has(ticket)) lostAt.push(lastChange(ticket))
