@@ -32,7 +32,12 @@ const STREAMED: CdcMark = Object.freeze({ snapshot: 'streamed' })
 export function rowChangeTime(row: unknown): number | undefined {
   if (row === null || typeof row !== 'object') return undefined
   const time = (row as { [LINEAGE_FIELD]?: { timestampMs?: unknown } })[LINEAGE_FIELD]?.timestampMs
-  return typeof time === 'number' ? time : undefined
+  return isEventTime(time) ? time : undefined
+}
+
+/** A usable event time: epoch ms, a non-negative integer (Kafka refuses other record timestamps). */
+export function isEventTime(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
 }
 
 export interface CdcTableDecoderOptions {

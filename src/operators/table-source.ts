@@ -4,7 +4,7 @@
  * store named after the node (its changelog is `<application>-<name>-changelog`), so downstream
  * operators get the old and the new value of every change.
  */
-import { rowChangeTime } from '../cdc/table-decoder.ts'
+import { isEventTime, rowChangeTime } from '../cdc/table-decoder.ts'
 import { RagstreamError } from '../errors.ts'
 import { decodeSuppression, suppresses, type SuppressionRecord } from '../governance/forget/suppression.ts'
 import { hashSubject } from '../governance/subject.ts'
@@ -427,7 +427,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
       },
       handle(record, decoded) {
         // Event time: when the change happened at its source (Debezium ts_ms), else the record's timestamp.
-        scope.timestamp = decoded.timestamp ?? sourceTimeOf(decoded.value, record)
+        scope.timestamp = isEventTime(decoded.timestamp) ? decoded.timestamp : sourceTimeOf(decoded.value, record)
         const store = scope.stores.get(name)!
         const partition = record.partition
         const key = decoded.key
