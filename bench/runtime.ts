@@ -12,6 +12,12 @@
  *                     change is a group-by repartition record (two when it moves customers) and one
  *                     write of the customer's aggregate; events/s counts input tickets, and the
  *                     line after the table gives the aggregate store's writes per input ticket.
+ *   6. collect-hot  — a DSL groupBy(() => 'hot').collect({ limit: 20 }) of the same records: ONE parent
+ *                     whose children are all the input keys (50 000 once the backlog is that large;
+ *                     every later record changes a child of a parent that has them all), its top 20
+ *                     kept in place; a single task owns it, so this is the hot-parent worst case. The
+ *                     line after the table gives the collect store's writes per input ticket: constant
+ *                     (its old entry, its new one, the document), however many children the parent has.
  * Each runs in its own child process, so CPU time (user+system, µs per record) and peak RSS belong to
  * that loop alone. Throughput is records/s over the whole catch-up, from start to the last record.
  *
@@ -379,6 +385,32 @@ async function child(variant: string, input: string, output: string): Promise<vo
       return RECORDS
     })
     result = { ...measured, ms, storeWrites: writes }
+  } else if (variant === 'collect-hot') {
+    const builder = new TopologyBuilder({ applicationId: `bench-agg-${randomUUID().slice(0, 8)}` })
+    builder
+      .table<{ n: number; c: string }>(input, { name: 'tickets' })
+      .groupBy(
+        () => 'hot',
+        (t) => t.n,
+      )
+      .collect({ name: 'hot-parent', orderBy: (n) => n, descending: true, limit: 20 })
+      .to(output)
+    const compiled = builder.build().compile({ partitions: PARTITIONS, sinkPartitions: { [output]: PARTITIONS } })
+    const stores = new Map<string, StateStore>(compiled.storeNames.map((n) => [n, new MemoryStateStore(n)]))
+    const collectStore = stores.get('hot-parent')!
+    let writes = 0
+    const put = collectStore.put.bind(collectStore)
+    const del = collectStore.delete.bind(collectStore)
+    collectStore.put = (partition, key, value) => (writes++, put(partition, key, value))
+    collectStore.delete = (partition, key) => (writes++, del(partition, key))
+    const topology = process.env.BENCH_DETAIL ? detailed(compiled, stores) : compiled
+    let ms = 0
+    const measured = await measure(variant, async () => {
+      const r = await runtimeUntilIdle(topology, stores, 2 * RECORDS)
+      ms = r.ms
+      return RECORDS
+    })
+    result = { ...measured, ms, storeWrites: writes }
   } else {
     const builder = new TopologyBuilder({ applicationId: `bench-dsl-${randomUUID().slice(0, 8)}` })
     builder.table(input, { name: 'input' }).to(output)
@@ -447,6 +479,7 @@ async function main(): Promise<void> {
     'dsl-table': `bench-${id}-dsl`,
     'fk-join': `bench-${id}-fk`,
     aggregate: `bench-${id}-agg`,
+    'collect-hot': `bench-${id}-hot`,
   }
   const admin = new Admin({ clientId: 'bench-admin', bootstrapBrokers: brokers })
   await admin.createTopics({
@@ -460,7 +493,7 @@ async function main(): Promise<void> {
       `backlog: ${RECORDS} records (~${(RECORDS * 100) / 1e6} MB) in ${PARTITIONS} partitions, loaded in ${(preloadMs / 1000).toFixed(1)} s; batch ${BATCH} records`,
     )
     const results: Result[] = []
-    const variants = (process.env.BENCH_VARIANTS ?? 'raw,passthrough,dsl-table,fk-join,aggregate').split(
+    const variants = (process.env.BENCH_VARIANTS ?? 'raw,passthrough,dsl-table,fk-join,aggregate,collect-hot').split(
       ',',
     ) as (keyof typeof outputs)[]
     for (const variant of variants) {
@@ -479,7 +512,7 @@ async function main(): Promise<void> {
     for (const r of results)
       if (r.storeWrites !== undefined)
         console.log(
-          `${r.variant}: ${r.storeWrites} aggregate store writes for ${r.records} input tickets (${(r.storeWrites / r.records).toFixed(2)} per ticket)`,
+          `${r.variant}: ${r.storeWrites} ${r.variant === 'collect-hot' ? 'collect (one parent)' : 'aggregate'} store writes for ${r.records} input tickets (${(r.storeWrites / r.records).toFixed(2)} per ticket)`,
         )
   } finally {
     const internal = (await admin.listTopics()).filter(

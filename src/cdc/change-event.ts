@@ -29,6 +29,13 @@ export interface SourcePosition {
   readonly table: string | null
   /** True for snapshot reads (`op=r` or `source.snapshot` true/last). */
   readonly snapshot: boolean
+  /**
+   * Where a snapshot read sits in its table's snapshot (Debezium's `source.snapshot`): `first` starts
+   * it (`first`, `first_in_data_collection`), `last` completes it (`last`, `last_in_data_collection`),
+   * `read` is any other read of a blocking snapshot, `incremental` a read of an incremental snapshot
+   * (interleaved with streaming, so it neither starts nor completes anything). Absent for changes.
+   */
+  readonly snapshotMark?: 'first' | 'read' | 'last' | 'incremental'
 }
 
 export interface RowUpsert {
@@ -59,7 +66,14 @@ export interface RowDelete {
   readonly source: SourcePosition
 }
 
-export type RowChange = RowUpsert | RowDelete
+/** A `TRUNCATE` of the table (Debezium `op=t`, no key): every row changed before `source` is gone. */
+export interface TableTruncate {
+  readonly kind: 'truncate'
+  readonly op: 't'
+  readonly source: SourcePosition
+}
+
+export type RowChange = RowUpsert | RowDelete | TableTruncate
 
 /** The parts of a Kafka record a decoder reads: structurally the runtime's `SourceRecord`. */
 export interface EncodedRecord {

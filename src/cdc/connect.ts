@@ -85,8 +85,9 @@ export function registryApiUrl(ccompatUrl: string): string {
 
 /**
  * Settings of a Debezium connector's config under which ragstream's index silently diverges from the
- * source tables, one sentence each (empty: none found). Today: `skipped.operations` unset or listing
- * `t` (Debezium's default), under which a `TRUNCATE` emits nothing (docs/cdc.md).
+ * source tables, one sentence each (empty: none found): `skipped.operations` unset or listing `t`
+ * (Debezium's default), under which a `TRUNCATE` emits nothing; table topics of more than one
+ * partition, on which a re-snapshot converges only partly (docs/cdc.md).
  */
 export function connectorConfigWarnings(config: Readonly<Record<string, string>>): string[] {
   const warnings: string[] = []
@@ -95,6 +96,12 @@ export function connectorConfigWarnings(config: Readonly<Record<string, string>>
   if (ops.includes('t')) {
     warnings.push(
       `skipped.operations=${skipped ?? '(unset: Debezium skips t)'}: a TRUNCATE emits nothing and its rows stay indexed; set skipped.operations=none (docs/cdc.md, TRUNCATE and re-snapshots)`,
+    )
+  }
+  const partitions = Number(config['topic.creation.default.partitions'] ?? '1')
+  if (partitions > 1) {
+    warnings.push(
+      `topic.creation.default.partitions=${partitions}: a re-snapshot removes rows deleted while no connector ran only on partitions that receive snapshot reads, some only at their next change; use 1 partition per table topic, or converge by replay (docs/cdc.md, TRUNCATE and re-snapshots)`,
     )
   }
   return warnings
@@ -208,6 +215,37 @@ export class ConnectClient {
         },
       )
     return json as string[]
+  }
+
+  /**
+   * Makes a running connector snapshot its tables again (`snapshot.mode=initial`): stops it, deletes
+   * its source offsets (Connect 3.6+ `DELETE /connectors/<name>/offsets`, which needs it STOPPED) and
+   * resumes it. The replication slot stays, so changes made meanwhile are read by the new snapshot, not
+   * streamed; the completed snapshot deletes the rows it did not read again (docs/cdc.md).
+   * `whileStopped` runs between the stop and the reset (a test's "changes while no connector ran").
+   */
+  async resnapshot(name: string, whileStopped?: () => Promise<void>, timeoutMs = 60_000): Promise<void> {
+    const path = `/connectors/${encodeURIComponent(name)}`
+    const check = (what: string, { status, json }: { status: number; json: unknown }): void => {
+      if (status >= 300)
+        throw new RagstreamError(
+          'RS_SERVICE_UNAVAILABLE',
+          `${what} connector ${name} failed (${status}): ${JSON.stringify(json)}`,
+          { context: { service: 'kafka-connect', address: this.url } },
+        )
+    }
+    check('stopping', await this.#request('PUT', `${path}/stop`))
+    const deadline = Date.now() + timeoutMs
+    while ((await this.status(name))?.connector.state !== 'STOPPED') {
+      if (Date.now() > deadline)
+        throw new RagstreamError('RS_SERVICE_UNAVAILABLE', `connector ${name} did not stop in ${timeoutMs} ms`, {
+          context: { service: 'kafka-connect', address: this.url },
+        })
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    await whileStopped?.()
+    check('resetting the offsets of', await this.#request('DELETE', `${path}/offsets`))
+    check('resuming', await this.#request('PUT', `${path}/resume`))
   }
 
   /** Deletes the connector (absent is fine). Its replication slot stays: drop it in the source database. */

@@ -50,7 +50,6 @@ export interface DebeziumDecoderOptions {
 
 const ENVELOPE_OPS: ReadonlySet<string> = new Set(['c', 'u', 'r', 'd'])
 const UNSUPPORTED_OPS: Readonly<Record<string, string>> = {
-  t: 'a truncate event (op=t) is not applied yet, so the truncated rows stay indexed; empty tables that feed ragstream with DELETE (one change per row) instead of TRUNCATE (docs/cdc.md)',
   m: 'a logical decoding message (op=m) is not a row change; route it to another topic',
 }
 
@@ -119,6 +118,8 @@ export class DebeziumDecoder {
     const envelope = this.#decodeEnvelope(record)
     const rawOp = envelope.op
     if (typeof rawOp !== 'string') throw decodeFailed(record, 'not a Debezium envelope: field "op" is missing')
+    // A truncate has no key and no rows: the whole table is emptied (the table source applies it).
+    if (rawOp === 't') return { kind: 'truncate', op: 't', source: positionOf(record, envelope, false) }
     if (!ENVELOPE_OPS.has(rawOp)) throw decodeFailed(record, UNSUPPORTED_OPS[rawOp] ?? `unknown Debezium op "${rawOp}"`)
     const op = rawOp as 'c' | 'u' | 'r' | 'd'
 
@@ -315,6 +316,7 @@ function positionOf(
     const flag = source.snapshot
     if (flag === true || (typeof flag === 'string' && flag !== 'false')) snapshot = true
   }
+  const mark = snapshotRead ? snapshotMarkOf(source?.snapshot) : undefined
   return {
     topic: record.topic,
     partition: record.partition,
@@ -323,6 +325,23 @@ function positionOf(
     position,
     table,
     snapshot,
+    ...(mark === undefined ? {} : { snapshotMark: mark }),
+  }
+}
+
+/** Debezium's `source.snapshot` of a read (`op=r`) → its place in the snapshot (see SourcePosition.snapshotMark). */
+function snapshotMarkOf(flag: unknown): SourcePosition['snapshotMark'] {
+  switch (flag) {
+    case 'first':
+    case 'first_in_data_collection':
+      return 'first'
+    case 'last':
+    case 'last_in_data_collection':
+      return 'last'
+    case 'incremental':
+      return 'incremental'
+    default:
+      return 'read'
   }
 }
 

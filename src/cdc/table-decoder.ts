@@ -10,6 +10,7 @@
  * const customers = cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }))
  * builder.cdcTable('dbserver1.inventory.customers', { name: 'customers', decode: customers.decode, prepare: customers.prepare })
  */
+import type { CdcMark, DecodedRecord } from '../topology/graph.ts'
 import type { EncodedRecord, Row, RowChange } from './change-event.ts'
 
 /** The lineage attached to each decoded row (JSON-safe: the offset is a decimal string). */
@@ -25,11 +26,18 @@ export interface RowLineage {
 
 export const LINEAGE_FIELD = '_source'
 
+const STREAMED: CdcMark = Object.freeze({ snapshot: 'streamed' })
+
 /** When the row's last change happened at its source (`_source.timestampMs`), if it carries its lineage. */
 export function rowChangeTime(row: unknown): number | undefined {
   if (row === null || typeof row !== 'object') return undefined
   const time = (row as { [LINEAGE_FIELD]?: { timestampMs?: unknown } })[LINEAGE_FIELD]?.timestampMs
-  return typeof time === 'number' ? time : undefined
+  return isEventTime(time) ? time : undefined
+}
+
+/** A usable event time: epoch ms, a non-negative integer (Kafka refuses other record timestamps). */
+export function isEventTime(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
 }
 
 export interface CdcTableDecoderOptions {
@@ -43,11 +51,7 @@ export interface CdcDecoder {
 }
 
 export interface CdcTableDecoder {
-  readonly decode: (
-    key: Buffer | null,
-    value: Buffer | null,
-    record: EncodedRecord,
-  ) => { key: string; value: Row | null; unavailable?: readonly string[]; timestamp?: number }
+  readonly decode: (key: Buffer | null, value: Buffer | null, record: EncodedRecord) => DecodedRecord
   readonly prepare: (records: readonly EncodedRecord[]) => Promise<void>
 }
 
@@ -58,10 +62,18 @@ export function cdcTableDecoder(decoder: CdcDecoder, options: CdcTableDecoderOpt
     decode: (_key, _value, record) => {
       const change = decoder.decode(record)
       const s = change.source
-      if (change.kind === 'delete') return { key: change.key, value: null, timestamp: s.timestampMs }
+      if (change.kind === 'truncate') {
+        const { position, timestampMs, table } = s
+        return { key: '', value: null, timestamp: timestampMs, cdc: { truncate: { position, timestampMs, table } } }
+      }
+      if (change.kind === 'delete') return { key: change.key, value: null, timestamp: s.timestampMs, cdc: STREAMED }
       const row = jsonSafeRow(change.row)
-      const unavailable = change.unavailable?.length ? { unavailable: change.unavailable } : {}
-      if (field === false) return { key: change.key, value: row, timestamp: s.timestampMs, ...unavailable }
+      const mark = s.snapshotMark
+      const extra: { unavailable?: readonly string[]; cdc?: CdcMark } = {}
+      if (change.unavailable?.length) extra.unavailable = change.unavailable
+      if (mark === undefined) extra.cdc = STREAMED
+      else if (mark !== 'incremental') extra.cdc = { snapshot: mark }
+      if (field === false) return { key: change.key, value: row, timestamp: s.timestampMs, ...extra }
       const lineage: RowLineage = {
         topic: s.topic,
         partition: s.partition,
@@ -72,7 +84,7 @@ export function cdcTableDecoder(decoder: CdcDecoder, options: CdcTableDecoderOpt
         op: change.op,
       }
       row[field] = lineage
-      return { key: change.key, value: row, timestamp: s.timestampMs, ...unavailable }
+      return { key: change.key, value: row, timestamp: s.timestampMs, ...extra }
     },
     prepare: (records) => decoder.prepare(records),
   }

@@ -3,7 +3,7 @@
  * wire-format Avro record), a null value deletes the key. What a compacted "latest state" topic, a
  * ksqlDB table or a Kafka Connect source without Debezium looks like.
  */
-import type { EncodedRecord, RowChange, SourcePosition } from './change-event.ts'
+import type { EncodedRecord, RowDelete, RowUpsert, SourcePosition } from './change-event.ts'
 import { decodeFailed } from './decode-error.ts'
 import { decodeKey, hasInexactInteger, isObject, parseJson, unwrapSchema, type PayloadFormat } from './debezium.ts'
 import { keyFromColumns, stableKey } from './keys.ts'
@@ -44,7 +44,7 @@ export class UpsertDecoder {
     await this.#avro.prepare(buffers)
   }
 
-  decode(record: EncodedRecord): RowChange {
+  decode(record: EncodedRecord): RowUpsert | RowDelete {
     const source: SourcePosition = {
       topic: record.topic,
       partition: record.partition,

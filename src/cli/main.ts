@@ -3,6 +3,7 @@ import { COMMANDS } from './commands.ts'
 import { loadConfig } from '../config/file.ts'
 import { EXIT, exitCodeFor, formatError, helpText, parseCommandArgs } from './command.ts'
 import { packageFile } from '../package-files.ts'
+import { terminalSafe } from '../security/terminal.ts'
 
 const pkg = JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string }
 
@@ -35,7 +36,9 @@ export async function main(
   }
   const load = COMMANDS[name]
   if (!load) {
-    io.stderr.write(`error: unknown command '${name}'\nhint: run 'ragstream --help' for the list of commands\n`)
+    io.stderr.write(
+      `error: unknown command '${terminalSafe(name, { singleLine: true })}'\nhint: run 'ragstream --help' for the list of commands\n`,
+    )
     return EXIT.usage
   }
   const spec = await load()

@@ -4,7 +4,7 @@
  * store named after the node (its changelog is `<application>-<name>-changelog`), so downstream
  * operators get the old and the new value of every change.
  */
-import { rowChangeTime } from '../cdc/table-decoder.ts'
+import { isEventTime, rowChangeTime } from '../cdc/table-decoder.ts'
 import { RagstreamError } from '../errors.ts'
 import { decodeSuppression, suppresses, type SuppressionRecord } from '../governance/forget/suppression.ts'
 import { hashSubject } from '../governance/subject.ts'
@@ -13,6 +13,7 @@ import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type NodeKindSpec } from '../topo
 import {
   changelogTopic,
   forgetRepartitionTopic,
+  tableResetTopic,
   forgottenSubjectsStore,
   topicNameProblem,
   type TableSubject,
@@ -24,7 +25,19 @@ import {
 } from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
 import { factsOf, nodeIs, tableRoot } from '../topology/node-kinds.ts'
-import { groupedKey } from '../state/store.ts'
+import { WHOLE_PARTITION, groupedKey } from '../state/store.ts'
+import {
+  CDC_STATE_KEY,
+  changedBefore,
+  decodeReset,
+  encodeReset,
+  laterTruncate,
+  readCdcState,
+  resetRemoves,
+  type CdcTableState,
+  type ResetPoint,
+  type ResetRecord,
+} from './table-reset.ts'
 import { recordFailure } from '../topology/user-code.ts'
 
 export interface TableOptions {
@@ -210,37 +223,58 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           },
         ]
       : []),
+    ...(node.format === 'cdc'
+      ? [
+          {
+            name: tableResetTopic(graph.applicationId, node.name),
+            role: 'repartition' as const,
+            purpose: `truncates and completed snapshots of ${node.name}, and the row deletes they cause`,
+            config: REPARTITION_CONFIG,
+          },
+        ]
+      : []),
   ],
-  physical: (node, graph) => ({
-    nodes: [
-      { type: 'source', name: `${node.name}-source`, topics: [node.topic], next: [node.name] },
-      ...(keepsRowSubjects(node, graph)
-        ? [
-            {
-              type: 'source' as const,
-              name: `${node.name}-forget-source`,
-              topics: [forgetRepartitionTopic(graph.applicationId, node.name)],
-              next: [node.name],
-            },
-          ]
-        : []),
-      {
-        type: 'processor',
-        name: node.name,
-        stores: keepsRowSubjects(node, graph) ? [node.name, rowSubjectsStore(node.name)] : [node.name],
-        detail: `table: ${node.format}`,
-        next: [],
-      },
-    ],
-    entries: [],
-    exit: node.name,
-  }),
+  physical: (node, graph) => {
+    const cdc = node.format === 'cdc'
+    const reset = tableResetTopic(graph.applicationId, node.name)
+    return {
+      nodes: [
+        { type: 'source', name: `${node.name}-source`, topics: [node.topic], next: [node.name] },
+        ...(keepsRowSubjects(node, graph)
+          ? [
+              {
+                type: 'source' as const,
+                name: `${node.name}-forget-source`,
+                topics: [forgetRepartitionTopic(graph.applicationId, node.name)],
+                next: [node.name],
+              },
+            ]
+          : []),
+        ...(cdc
+          ? [{ type: 'source' as const, name: `${node.name}-reset-source`, topics: [reset], next: [node.name] }]
+          : []),
+        {
+          type: 'processor',
+          name: node.name,
+          stores: keepsRowSubjects(node, graph) ? [node.name, rowSubjectsStore(node.name)] : [node.name],
+          detail: cdc ? 'table: cdc, truncates and snapshots reset it' : `table: ${node.format}`,
+          next: cdc ? [`${node.name}-reset-sink`] : [],
+        },
+        ...(cdc ? [{ type: 'sink' as const, name: `${node.name}-reset-sink`, topic: reset, next: [] }] : []),
+      ],
+      entries: [],
+      exit: node.name,
+    }
+  },
   getter: (node, graph) => ({
     store: node.name,
-    // A forgotten row's retraction changes the table too (a delete): readers prefetch on it as on the topic.
-    topics: keepsRowSubjects(node, graph)
-      ? [node.topic, forgetRepartitionTopic(graph.applicationId, node.name)]
-      : [node.topic],
+    // A forgotten row's retraction and a reset's row deletes change the table too (deletes): readers
+    // prefetch on them as on the topic.
+    topics: [
+      node.topic,
+      ...(keepsRowSubjects(node, graph) ? [forgetRepartitionTopic(graph.applicationId, node.name)] : []),
+      ...(node.format === 'cdc' ? [tableResetTopic(graph.applicationId, node.name)] : []),
+    ],
     raw: true,
     get: (bytes) => (bytes === undefined ? null : decodeJson(bytes)),
   }),
@@ -325,6 +359,63 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         },
       })
     }
+    const rowsStore = (): NonNullable<ReturnType<typeof scope.stores.get>> => scope.stores.get(name)!
+
+    // CDC tables: truncates and completed snapshots reset the table (src/operators/table-reset.ts).
+    const cdc = node.format === 'cdc'
+    const resetTopic = tableResetTopic(env.graph.applicationId, name)
+    const partitions = env.partitions
+    const readState = (partition: number): CdcTableState => readCdcState(rowsStore().get(partition, CDC_STATE_KEY))
+    const writeState = (partition: number, state: CdcTableState): CdcTableState => {
+      const rows = rowsStore()
+      scope.undo.remember(rows, partition, CDC_STATE_KEY, rows.get(partition, CDC_STATE_KEY))
+      if (state.truncated === undefined && state.snapshotFrom === undefined) rows.delete(partition, CDC_STATE_KEY)
+      else rows.put(partition, CDC_STATE_KEY, encodeJson(state))
+      return state
+    }
+    const sendReset = (partition: number, key: string | null, value: Buffer): void => {
+      scope.out.push({ topic: resetTopic, partition, key: key === null ? null : Buffer.from(key, 'utf8'), value })
+    }
+    /** The snapshot run of this partition is complete: rows it did not read again, changed before it, are gone. */
+    const completeSnapshot = (partition: number, state: CdcTableState, table: string | null): CdcTableState => {
+      const point: ResetPoint = { kind: 'snapshot', partition, before: state.snapshotFrom! }
+      sendReset(partition, null, encodeReset({ reset: point, table }))
+      return writeState(partition, { ...(state.truncated === undefined ? {} : { truncated: state.truncated }) })
+    }
+    if (cdc) {
+      env.addPrefetch(node.topic, name, () => CDC_STATE_KEY)
+      env.addPrefetch(resetTopic, name)
+      env.addPrefetch(resetTopic, name, () => CDC_STATE_KEY)
+      env.addPrefetchScan(resetTopic, name, (decoded) => (decoded.key === '' ? WHOLE_PARTITION : null))
+      env.addTopic(resetTopic, {
+        node: name,
+        decode: (record) => ({
+          key: record.key === null ? '' : record.key.toString('utf8'),
+          value: decodeReset(record.value),
+        }),
+        handle(record, decoded) {
+          const partition = record.partition
+          const reset = decoded.value as ResetRecord
+          if ('delete' in reset) {
+            // A row delete: the row goes if it still changed before the reset (a later change keeps it).
+            const oldBytes = rowsStore().get(partition, decoded.key)
+            if (oldBytes !== undefined && resetRemoves(decodeJson(oldBytes), reset.delete))
+              deleteRow(partition, decoded.key, oldBytes)
+            return
+          }
+          const point = reset.reset
+          if (point.kind === 'truncate') {
+            const state = readState(partition)
+            writeState(partition, { ...state, truncated: laterTruncate(state.truncated, point) })
+          }
+          const value = encodeReset({ delete: point })
+          for (const [key, bytes] of rowsStore().scan(partition, WHOLE_PARTITION)) {
+            if (key !== CDC_STATE_KEY && resetRemoves(decodeJson(bytes), point)) sendReset(partition, key, value)
+          }
+        },
+      })
+    }
+
     env.addTopic(node.topic, {
       node: name,
       decode(record) {
@@ -336,15 +427,42 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
       },
       handle(record, decoded) {
         // Event time: when the change happened at its source (Debezium ts_ms), else the record's timestamp.
-        scope.timestamp = decoded.timestamp ?? sourceTimeOf(decoded.value, record)
+        scope.timestamp = isEventTime(decoded.timestamp) ? decoded.timestamp : sourceTimeOf(decoded.value, record)
         const store = scope.stores.get(name)!
         const partition = record.partition
         const key = decoded.key
+        const mark = cdc ? decoded.cdc : undefined
+        let state: CdcTableState | undefined
+        if (cdc) {
+          const truncate = mark?.truncate
+          if (truncate !== undefined) {
+            const point: ResetPoint = {
+              kind: 'truncate',
+              position: truncate.position,
+              timestampMs: truncate.timestampMs,
+            }
+            const value = encodeReset({ reset: point, table: truncate.table })
+            for (let p = 0; p < partitions; p++) sendReset(p, null, value)
+            return
+          }
+          state = readState(partition)
+          const snapshot = mark?.snapshot
+          if (snapshot === 'streamed') {
+            if (state.snapshotFrom !== undefined) state = completeSnapshot(partition, state, null)
+          } else if (snapshot !== undefined && (snapshot === 'first' || state.snapshotFrom === undefined))
+            state = writeState(partition, { ...state, snapshotFrom: String(record.offset) })
+          // A change older than a truncate this partition already applied (it lagged behind the truncate).
+          if (
+            state.truncated !== undefined &&
+            decoded.value !== null &&
+            changedBefore(decoded.value, state.truncated) === true
+          )
+            return
+        }
         const oldBytes = store.get(partition, key)
         const value = decoded.value === undefined || isForgotten(decoded, record) ? null : decoded.value
         if (value === null) {
-          if (oldBytes === undefined) return
-          deleteRow(partition, key, oldBytes)
+          if (oldBytes !== undefined) deleteRow(partition, key, oldBytes)
         } else {
           const unavailable = decoded.unavailable
           let bytes: Buffer
@@ -371,6 +489,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           if (rowSubjects !== undefined) indexRow(partition, key, oldRow, row)
           emit(key, oldRow, row)
         }
+        if (mark?.snapshot === 'last') completeSnapshot(partition, state!, null)
       },
     })
     return []

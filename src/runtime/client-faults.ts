@@ -15,6 +15,7 @@
  * reaches no other listener: a test runner would count it as a failure of whatever test runs.
  */
 import { inspect } from 'node:util'
+import { maskCredentials } from '../security/secrets.ts'
 
 /** Which client the fault came from, by the file of the throwing frame. */
 export type KafkaClientPart = 'producer' | 'consumer' | 'client'
@@ -56,7 +57,7 @@ function capture(error: unknown): void {
     emit('uncaughtException', error, 'uncaughtException')
     return
   }
-  process.stderr.write(`${inspect(error)}\n\nNode.js ${process.version}\n`)
+  process.stderr.write(`${maskCredentials(inspect(error))}\n\nNode.js ${process.version}\n`)
   process.exit(1)
 }
 

@@ -538,7 +538,8 @@ export class KafkaRuntime {
     const timeout = this.#config.transactionTimeoutMs
     this.#producerClean = false
     const transaction = await withTimeout(producer.beginTransaction(), timeout, 'begin transaction')
-    const messages = [...outputs, ...changelog].map(toMessage)
+    const now = BigInt(Date.now())
+    const messages = [...outputs, ...changelog].map((record) => toMessage(record, now))
     const ends = await produceBounded(
       (slice) => withTimeout(transaction.send({ messages: slice }), timeout, 'produce'),
       messages,
@@ -925,12 +926,15 @@ function changelogSinkRecord(topic: string, record: ChangelogRecord): SinkRecord
   return { topic, partition: record.partition, key: Buffer.from(record.key, 'utf8'), value: record.value }
 }
 
-function toMessage(record: SinkRecord): MessageToProduce<Buffer, Buffer, Buffer, Buffer> {
+function toMessage(record: SinkRecord, now: bigint): MessageToProduce<Buffer, Buffer, Buffer, Buffer> {
   const message: MessageToProduce<Buffer, Buffer, Buffer, Buffer> = { topic: record.topic, partition: record.partition }
   if (record.key !== null) message.key = record.key
   if (record.value !== null) message.value = record.value
-  // Event time travels as the record's timestamp (Kafka Streams does the same), so internal topics carry it on.
-  if (record.timestamp !== undefined) message.timestamp = record.timestamp
+  // Event time travels as the record's timestamp (Kafka Streams does the same), so internal topics carry
+  // it on. One in the future (a source clock ahead of ours) is produced as now: the broker refuses
+  // timestamps beyond message.timestamp.after.max.ms (1 hour by default), and retrying would not help.
+  if (record.timestamp !== undefined && record.timestamp >= 0n)
+    message.timestamp = record.timestamp <= now ? record.timestamp : now
   if (record.headers && record.headers.size > 0) {
     const headers = new Map<Buffer, Buffer>()
     for (const [name, value] of record.headers) headers.set(Buffer.from(name), value)

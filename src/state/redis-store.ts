@@ -101,7 +101,7 @@ const APPLY_SHA = createHash('sha1').update(APPLY_SCRIPT).digest('hex')
 
 // A prefetch with scans, in one round trip. KEYS[1]: the partition hash; KEYS[2]: its scan index.
 // ARGV[1]: n, the number of point fields; ARGV[2 .. 1+n]: the fields; ARGV[2+n ..]: scan prefixes
-// (as fields: `v:<prefix>`). Returns { values of the point fields, then per prefix a flat list
+// (as fields: `v:<prefix>`; `v:` alone, WHOLE_PARTITION, reads every value field of the hash). Returns { values of the point fields, then per prefix a flat list
 // field, value, field, value, ... }.
 const PREFETCH_SCRIPT = `
 local n = tonumber(ARGV[1])
@@ -116,19 +116,29 @@ while i <= 1 + n do
 end
 result[1] = points
 for p = 2 + n, #ARGV do
-  local fields = redis.call('ZRANGEBYLEX', KEYS[2], '[' .. ARGV[p], '(' .. ARGV[p] .. '\\255')
   local found = {}
-  local k = 1
-  while k <= #fields do
-    local j = math.min(k + 999, #fields)
-    local values = redis.call('HMGET', KEYS[1], unpack(fields, k, j))
-    for x = 1, #values do
-      if values[x] then
-        found[#found + 1] = fields[k + x - 1]
-        found[#found + 1] = values[x]
+  if ARGV[p] == '${VALUE_PREFIX}' then
+    local all = redis.call('HGETALL', KEYS[1])
+    for x = 1, #all, 2 do
+      if string.sub(all[x], 1, ${VALUE_PREFIX.length}) == '${VALUE_PREFIX}' then
+        found[#found + 1] = all[x]
+        found[#found + 1] = all[x + 1]
       end
     end
-    k = j + 1
+  else
+    local fields = redis.call('ZRANGEBYLEX', KEYS[2], '[' .. ARGV[p], '(' .. ARGV[p] .. '\\255')
+    local k = 1
+    while k <= #fields do
+      local j = math.min(k + 999, #fields)
+      local values = redis.call('HMGET', KEYS[1], unpack(fields, k, j))
+      for x = 1, #values do
+        if values[x] then
+          found[#found + 1] = fields[k + x - 1]
+          found[#found + 1] = values[x]
+        end
+      end
+      k = j + 1
+    end
   end
   result[#result + 1] = found
 end

@@ -33,7 +33,8 @@ export interface StateStore {
 
   /**
    * Loads these keys of one partition into the read cache, and every entry whose key starts with one
-   * of `prefixes` (each must contain SCAN_SEPARATOR, see `groupPrefix`), in one round trip.
+   * of `prefixes` (each must contain SCAN_SEPARATOR, see `groupPrefix`, or be `WHOLE_PARTITION`),
+   * in one round trip.
    */
   prefetch(partition: number, keys: Iterable<string>, prefixes?: Iterable<string>): Promise<void>
   /** The value as this batch sees it (overlay first). Reading a key that was not prefetched throws. */
@@ -71,7 +72,8 @@ export interface StateStore {
 /**
  * Prefix scans cover "grouped" keys only: keys containing SCAN_SEPARATOR (U+0000). A Redis store
  * indexes those keys (and only those) in a sorted set per partition, so stores whose keys never
- * contain it pay nothing for the capability. Build grouped keys with `groupedKey`, scan a group with
+ * contain it pay nothing for the capability. The one exception is WHOLE_PARTITION, which lists
+ * every key. Build grouped keys with `groupedKey`, scan a group with
  * `groupPrefix`.
  */
 export const SCAN_SEPARATOR = '\u0000'
@@ -97,11 +99,18 @@ export function memberOf(prefix: string, key: string): string {
   return key.slice(prefix.length)
 }
 
-/** Throws unless `prefix` can be scanned (contains the separator). */
+/**
+ * The scan "prefix" of every key of a partition, grouped or not: what a CDC table source lists when
+ * a truncate or a completed snapshot removes the entities it no longer has (src/operators/table-source.ts).
+ * It costs a read of the whole partition (one HGETALL in Redis), so it is for rare events only.
+ */
+export const WHOLE_PARTITION = ''
+
+/** Throws unless `prefix` can be scanned (contains the separator, or is WHOLE_PARTITION). */
 export function assertScannable(store: string, prefix: string): void {
-  if (!prefix.includes(SCAN_SEPARATOR)) {
+  if (prefix !== WHOLE_PARTITION && !prefix.includes(SCAN_SEPARATOR)) {
     throw new RangeError(
-      `store "${store}": scan prefix ${JSON.stringify(prefix)} has no SCAN_SEPARATOR; only grouped keys (groupedKey) can be scanned`,
+      `store "${store}": scan prefix ${JSON.stringify(prefix)} has no SCAN_SEPARATOR; only grouped keys (groupedKey) or the whole partition (WHOLE_PARTITION) can be scanned`,
     )
   }
 }

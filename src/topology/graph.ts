@@ -39,6 +39,30 @@ export interface DecodedRecord {
    * the record's event time. Default: the row's `_source.timestampMs`, else the Kafka record timestamp.
    */
   readonly timestamp?: number
+  /**
+   * What a CDC decoder knows beyond the row (src/cdc/table-decoder.ts): a truncate of the whole table
+   * (then `key` is '' and `value` null), or the record's place in a snapshot of the table. A CDC table
+   * source deletes the rows a truncate or a completed snapshot says are gone (src/operators/table-source.ts).
+   */
+  readonly cdc?: CdcMark
+}
+
+/** A table-wide fact a CDC record carries (see {@link DecodedRecord.cdc}). */
+export interface CdcMark {
+  /** The table was truncated here: every row changed before this source position is gone. */
+  readonly truncate?: {
+    /** The source's position (a Postgres LSN, decimal), or null when the source names none. */
+    readonly position: string | null
+    readonly timestampMs: number
+    /** `schema.table`, for messages and audit. */
+    readonly table: string | null
+  }
+  /**
+   * `first`, `read`, `last`: a read of a blocking snapshot (`first` starts the table's snapshot, `last`
+   * completes it); `streamed`: a change streamed after the snapshot, which completes a snapshot still in
+   * progress on its partition. A record without a mark neither starts nor completes anything.
+   */
+  readonly snapshot?: 'first' | 'read' | 'last' | 'streamed'
 }
 
 /**
@@ -244,6 +268,11 @@ export function topicNameProblem(name: unknown): string {
 /** Internal topic names: `<application>-<store>-changelog` as the store contract says. */
 export function changelogTopic(applicationId: string, store: string): string {
   return `${applicationId}-${store}-changelog`
+}
+
+/** A CDC table's resets (truncates, completed snapshots) and the row deletes they cause: src/operators/table-reset.ts. */
+export function tableResetTopic(applicationId: string, table: string): string {
+  return `${applicationId}-${table}-reset-repartition`
 }
 
 export function subscriptionTopic(applicationId: string, join: string): string {

@@ -14,6 +14,15 @@ test('a connector that skips truncates (Debezium default or explicit t) is warne
   assert.deepEqual(connectorConfigWarnings({ 'skipped.operations': 'u' }), [])
 })
 
+test('table topics of more than one partition are warned about (re-snapshots converge only partly)', () => {
+  const none = { 'skipped.operations': 'none' }
+  assert.match(
+    connectorConfigWarnings({ ...none, 'topic.creation.default.partitions': '6' })[0] ?? '',
+    /partitions=6: a re-snapshot removes rows deleted while no connector ran only on partitions/,
+  )
+  assert.deepEqual(connectorConfigWarnings({ ...none, 'topic.creation.default.partitions': '1' }), [])
+})
+
 test('the checked-in connectors raise no warning', () => {
   const vars = postgresConnectorVars({
     name: 'n',

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { DebeziumDecoder } from '../../src/cdc/debezium.ts'
-import type { EncodedRecord, RowChange } from '../../src/cdc/change-event.ts'
+import type { EncodedRecord, RowChange, RowDelete, RowUpsert } from '../../src/cdc/change-event.ts'
 import { RagstreamError } from '../../src/errors.ts'
 import { AvroWireDecoder } from '../../src/serde/wire.ts'
 import { uniqueName } from '../support/stack.ts'
@@ -30,6 +30,12 @@ interface FixtureRecord {
 interface Fixture {
   topic: string
   records: FixtureRecord[]
+}
+
+/** The change as a row change (a truncate fails the test). */
+function rowOf(change: RowChange): RowUpsert | RowDelete {
+  assert.notEqual(change.kind, 'truncate')
+  return change as RowUpsert | RowDelete
 }
 
 const fixture = (name: string): Fixture =>
@@ -124,8 +130,10 @@ test('row changes keep the row, the source position and the envelope time for li
 })
 
 test('a tombstone is a delete of its key (a no-op after the delete), never an error', () => {
-  const change = new DebeziumDecoder({ valueFormat: 'json' }).decode(
-    raw(null, '{"schema":{"type":"struct"},"payload":{"id":1005}}'),
+  const change = rowOf(
+    new DebeziumDecoder({ valueFormat: 'json' }).decode(
+      raw(null, '{"schema":{"type":"struct"},"payload":{"id":1005}}'),
+    ),
   )
   assert.deepEqual(
     { kind: change.kind, op: change.op, key: change.key, before: change.before },
@@ -135,11 +143,11 @@ test('a tombstone is a delete of its key (a no-op after the delete), never an er
 
 test('composite keys have one stable string form whatever the field order', () => {
   const decoder = new DebeziumDecoder({ valueFormat: 'json' })
-  const a = decoder.decode(raw(null, '{"order_id":7,"line_no":2}'))
-  const b = decoder.decode(raw(null, '{"line_no":2,"order_id":7}'))
+  const a = rowOf(decoder.decode(raw(null, '{"order_id":7,"line_no":2}')))
+  const b = rowOf(decoder.decode(raw(null, '{"line_no":2,"order_id":7}')))
   assert.equal(a.key, 'line_no=2,order_id=7')
   assert.equal(b.key, a.key)
-  const c = decoder.decode(raw(null, '{"a":"x,y=z%","b":1}'))
+  const c = rowOf(decoder.decode(raw(null, '{"a":"x,y=z%","b":1}')))
   assert.equal(c.key, 'a=x%2Cy%3Dz%25,b=1')
 })
 
@@ -147,7 +155,37 @@ test('keyColumns builds the key from the row (tables without a primary key)', ()
   const { topic, records } = fixture('customers.schemaless.json')
   const decoder = new DebeziumDecoder({ valueFormat: 'json', keyColumns: ['email'] })
   const r = { ...records[1], key: null }
-  assert.equal(decoder.decode(jsonRecord(topic, r, 1)).key, 'jonas@berg.example')
+  assert.equal(rowOf(decoder.decode(jsonRecord(topic, r, 1))).key, 'jonas@berg.example')
+})
+
+test('a truncate (op=t, no key) decodes to a truncate of the table at its source position', () => {
+  const decoder = new DebeziumDecoder({ valueFormat: 'json' })
+  const change = decoder.decode(
+    raw(
+      '{"op":"t","before":null,"after":null,"source":{"ts_ms":1796644393475,"lsn":26677912,"schema":"public","table":"tickets","snapshot":"false"}}',
+      null,
+    ),
+  )
+  assert.equal(change.kind, 'truncate')
+  assert.deepEqual(
+    { position: change.source.position, table: change.source.table, ts: change.source.timestampMs },
+    { position: '26677912', table: 'public.tickets', ts: 1796644393475 },
+  )
+})
+
+test("snapshot reads say where they sit in their table's snapshot (source.snapshot), changes do not", () => {
+  const decoder = new DebeziumDecoder({ valueFormat: 'json' })
+  const mark = (op: string, flag: string) =>
+    rowOf(decoder.decode(raw(`{"op":"${op}","after":{"id":1},"source":{"snapshot":"${flag}","lsn":5}}`))).source
+      .snapshotMark
+  assert.equal(mark('r', 'first'), 'first')
+  assert.equal(mark('r', 'first_in_data_collection'), 'first')
+  assert.equal(mark('r', 'true'), 'read')
+  assert.equal(mark('r', 'last_in_data_collection'), 'last')
+  assert.equal(mark('r', 'last'), 'last')
+  assert.equal(mark('r', 'incremental'), 'incremental')
+  assert.equal(mark('c', 'false'), undefined)
+  assert.equal(mark('u', 'false'), undefined)
 })
 
 const malformed: [string, EncodedRecord, RegExp][] = [
@@ -155,7 +193,6 @@ const malformed: [string, EncodedRecord, RegExp][] = [
   ['an array value', raw('[1,2]'), /not a Debezium envelope \(got an array\)/],
   ['no op field', raw('{"before":null,"after":{"id":1}}'), /field "op" is missing/],
   ['unknown op', raw('{"op":"x","after":{"id":1},"source":{}}'), /unknown Debezium op "x"/],
-  ['a truncate event', raw('{"op":"t","source":{}}'), /truncate event/],
   ['create without after', raw('{"op":"c","before":null,"after":null,"source":{}}'), /op=c without an "after" row/],
   ['after that is not a row', raw('{"op":"u","after":"oops","source":{}}'), /"after" is not a row \(got string\)/],
   ['null key and null value', raw(null, null), /tombstone with a null or empty key/],
@@ -188,7 +225,7 @@ for (const [what, record, reason] of malformed) {
 test('a good record after a malformed one still decodes (the decoder keeps no state)', () => {
   const decoder = new DebeziumDecoder({ valueFormat: 'json' })
   assert.throws(() => decoder.decode(raw('not json')))
-  assert.equal(decoder.decode(raw('{"op":"c","after":{"id":1,"name":"a"},"source":{"ts_ms":5}}')).key, '1')
+  assert.equal(rowOf(decoder.decode(raw('{"op":"c","after":{"id":1,"name":"a"},"source":{"ts_ms":5}}'))).key, '1')
 })
 
 test('Debezium Avro through the real schema registry: every op, tombstone, PK change and schema change', async (t) => {

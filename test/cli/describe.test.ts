@@ -50,6 +50,7 @@ test('describe --format json prints the description as JSON, with the internal t
       .filter((t: { role: string }) => t.role === 'repartition')
       .map((t: { name: string; config: unknown }) => [t.name, t.config]),
     [
+      ['support-tickets-tickets-reset-repartition', { 'cleanup.policy': 'delete', 'retention.ms': '-1' }],
       ['support-tickets-join-customers-subscription-repartition', { 'cleanup.policy': 'delete', 'retention.ms': '-1' }],
       ['support-tickets-join-customers-response-repartition', { 'cleanup.policy': 'delete', 'retention.ms': '-1' }],
       ['support-tickets-join-customers-right-repartition', { 'cleanup.policy': 'delete', 'retention.ms': '-1' }],

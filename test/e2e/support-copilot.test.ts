@@ -113,6 +113,9 @@ function comparable(event: ChunkEvent | null): unknown {
     source_offset: _offset,
     source_position: _position,
     source_timestamp_ms: _timestamp,
+    // Which change made the last emitted version (the ticket's own or its customer's) depends on how
+    // the two topics interleave; the test checks that it names an input record instead.
+    change: _change,
     ...lineage
   } = event.lineage
   return { ...event, embedding: Array.from(event.embedding), lineage }
@@ -292,6 +295,16 @@ test(
           [`customer:${String(tickets.get(event.entity_key)?.customer_id)}`],
         ],
         `chunk ${event.chunk_id} of ticket ${event.entity_key}`,
+      )
+    }
+    // Each version names the change that made it: a record of the input (the ticket's or a joined row's).
+    const inputPositions = new Set(input.map((r) => `${r.topic}/${r.partition}/${r.offset}`))
+    for (const [key, event] of live) {
+      const change = event.lineage.change
+      assert.ok(change, `chunk ${key} names the change that made it`)
+      assert.ok(
+        inputPositions.has(`${change.topic}/${change.partition}/${change.offset}`),
+        `chunk ${key}: its change ${JSON.stringify(change)} is an input record`,
       )
     }
     // One entity, one partition: every chunk of a ticket is on the same partition.

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
+import { buildDeletionRequest } from '../../src/governance/forget/deletion-request.ts'
 import { DEAD_LETTER_HEADERS, TopologyTestDriver } from '../../src/testing/index.ts'
 import { seededRandom } from '../support/seeded-random.ts'
 
@@ -293,3 +294,95 @@ test('a change to one child of a parent with 10,000 children costs a constant nu
   assert.deepEqual(writes.sort(), ['put cold', 'put hot'], 'a move writes the old group and the new one')
   await driver.close()
 })
+
+for (const mode of ['FOREVER', 'BEFORE_REQUEST'] as const)
+  test(`forgetting per contribution (${mode}): a subject's rows leave every aggregate they fed; later ones per the mode`, async () => {
+    interface Rated {
+      readonly product: string
+      readonly by: string
+      readonly stars: number
+      readonly at: number
+    }
+    const builder = new TopologyBuilder({ applicationId: `agg-forget-${mode}` })
+    const reviews = builder.table<Rated>('reviews', {
+      name: 'reviews',
+      // Each row carries its source change time as CDC lineage does (`_source.timestampMs`).
+      decode: (key, value) => {
+        if (key === null) throw new Error('no key')
+        if (value === null) return { key: key.toString(), value: null }
+        const row = JSON.parse(value.toString()) as Rated
+        return { key: key.toString(), value: { ...row, _source: { timestampMs: row.at } } }
+      },
+      subject: (r) => `reviewer:${r.by}`,
+    })
+    reviews
+      .groupBy((r) => r.product)
+      .count({ name: 'count' })
+      .to('counts')
+    reviews
+      .groupBy(
+        (r) => r.product,
+        (r) => r.stars,
+      )
+      .aggregate(
+        () => 0,
+        (sum: number, stars) => sum + stars,
+        (sum, stars) => sum - stars,
+        { name: 'stars' },
+      )
+      .govern({
+        name: 'govern',
+        policy: { name: 'p', version: '1' },
+        document: (sum, key) => ({ text: `${key}: ${String(sum)} stars` }),
+        forget: { deletionsTopic: 'deletions', mode },
+        audit: { topic: 'audit' },
+      })
+      .to('documents')
+    const driver = new TopologyTestDriver(builder.build(), { partitions: 3 })
+    const review = (key: string, product: string, by: string, stars: number, at: number) => ({
+      topic: 'reviews',
+      key,
+      value: { product, by, stars, at },
+    })
+    await driver.pipeBatch([
+      review('r1', 'p', 'ann', 5, 1_000),
+      review('r2', 'p', 'bob', 2, 1_000),
+      review('r3', 'q', 'ann', 4, 5_000), // written after the request below
+    ])
+    const request = buildDeletionRequest({
+      subject: 'reviewer:ann',
+      reason: 'erasure',
+      requestedBy: 'dpo',
+      requestedAtMs: 3_000,
+      mode,
+    })
+    await driver.pipe('deletions', 'reviewer:ann', request)
+    const forever = mode === 'FOREVER'
+    assert.deepEqual(
+      sorted(driver.readTable('counts')),
+      new Map(
+        forever
+          ? [['p', 1]]
+          : [
+              ['p', 1],
+              ['q', 1],
+            ],
+      ),
+    )
+    assert.deepEqual(
+      [...driver.readTable('documents')].map(([k, d]) => [k, (d as { text: string }).text]).sort(),
+      forever
+        ? [['p', 'p: 2 stars']]
+        : [
+            ['p', 'p: 2 stars'],
+            ['q', 'q: 4 stars'],
+          ],
+      'the parents are re-emitted without her rows; one left without children goes',
+    )
+    assert.deepEqual([...driver.readStore('reviews').keys()].sort(), forever ? ['r2'] : ['r2', 'r3'])
+    // Her later review: dropped where it enters under FOREVER, kept under BEFORE_REQUEST (after the request).
+    await driver.pipe(...(Object.values(review('r4', 'p', 'ann', 3, 9_000)) as [string, string, unknown]))
+    assert.equal(driver.readTable('counts').get('p'), forever ? 1 : 2)
+    assert.deepEqual(driver.readDeadLetters(), [])
+    await driver.close()
+  })

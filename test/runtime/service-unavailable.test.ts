@@ -2,7 +2,8 @@
 // service, its address with the password masked, and a hint; the batch is retried until the service
 // is back, nothing is skipped. Redis here is the test's own (killed and restarted empty, as a server
 // without persistence), so the shared one is never touched. Kafka going away is covered by
-// test/runtime/broker-restart.test.ts, PostgreSQL under the sink by test/sink/postgres-server-restart.test.ts.
+// test/runtime/broker-restart.test.ts (processor) and test/sink/kafka-down.test.ts (sink), PostgreSQL
+// under the sink by test/sink/postgres-server-restart.test.ts, the registry by test/sink/registry-down.test.ts.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { checkKafka } from '../../src/config/services.ts'

@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { RagstreamError } from '../../src/errors.ts'
-import { groupPrefix, groupedKey, memberOf, type StateStore } from '../../src/state/store.ts'
+import { WHOLE_PARTITION, groupPrefix, groupedKey, memberOf, type StateStore } from '../../src/state/store.ts'
 
 export interface StoreHarness {
   /** A new store instance over the same backing data as every other instance this harness opened (a fresh namespace per test). */
@@ -418,6 +418,37 @@ export function stateStoreConformance(label: string, factory: StoreHarnessFactor
     const cleared = h.open('subs')
     await cleared.prefetch(0, [], [groupPrefix('g')])
     assert.deepEqual(cleared.scan(0, groupPrefix('g')), [])
+  })
+
+  test(`${label}: a WHOLE_PARTITION scan lists every key of the partition, plain and grouped, with the batch's writes applied`, async (t) => {
+    const h = await factory(t)
+    const store = h.open('rows')
+    store.put(0, 'b', b('2'))
+    store.put(0, 'a', b('1'))
+    store.put(0, 'gone', b('x'))
+    store.put(0, groupedKey('g', 'm'), b('grouped'))
+    store.put(1, 'other-partition', b('p1'))
+    await commit(store, { 0: 4n, 1: 1n })
+    const fresh = h.open('rows')
+    fresh.delete(0, 'gone')
+    await fresh.prefetch(0, ['checkpoint'], [WHOLE_PARTITION])
+    fresh.put(0, 'c', b('3'))
+    assert.deepEqual(
+      fresh.scan(0, WHOLE_PARTITION).map(([k, v]) => [k, v.toString()]),
+      [
+        ['a', '1'],
+        ['b', '2'],
+        ['c', '3'],
+        [groupedKey('g', 'm'), 'grouped'],
+      ],
+      'no bookkeeping field (the checkpoint) is listed, and nothing of another partition',
+    )
+    assert.equal(fresh.get(0, 'checkpoint'), undefined)
+    assert.deepEqual(fresh.get(0, 'b'), b('2'), 'listed entries can be read with get')
+    assert.throws(() => fresh.scan(1, WHOLE_PARTITION), assertCode('RS_STATE_NOT_PREFETCHED'))
+    const empty = h.open('rows')
+    await empty.prefetch(7, [], [WHOLE_PARTITION])
+    assert.deepEqual(empty.scan(7, WHOLE_PARTITION), [])
   })
 
   test(`${label}: a 10k-entry group is scanned with point keys in one round trip`, async (t) => {

@@ -50,9 +50,13 @@ test('knowledge-base: describe text is pinned', () => {
    Sub-topology: 1
     Source: categories-source (topics: [kb.public.categories])
       --> categories
-    Processor: categories (stores: [categories]) [table: cdc]
-      --> join-categories-right-change
-      <-- categories-source
+    Source: categories-reset-source (topics: [knowledge-base-categories-reset-repartition])
+      --> categories
+    Processor: categories (stores: [categories]) [table: cdc, truncates and snapshots reset it]
+      --> categories-reset-sink, join-categories-right-change
+      <-- categories-source, categories-reset-source
+    Sink: categories-reset-sink (topic: knowledge-base-categories-reset-repartition)
+      <-- categories
     Source: join-categories-subscription-source (topics: [knowledge-base-join-categories-subscription-repartition])
       --> join-categories-subscription-receive
     Processor: join-categories-subscription-receive (stores: [join-categories-subscriptions, categories, join-categories-right])
@@ -82,6 +86,7 @@ Topics:
     source: kb.public.categories (partitions: external)
     changelog: knowledge-base-articles-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store articles
     changelog: knowledge-base-categories-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store categories
+    repartition: knowledge-base-categories-reset-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — truncates and completed snapshots of categories, and the row deletes they cause
     changelog: knowledge-base-join-categories-subscriptions-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-categories-subscriptions
     changelog: knowledge-base-join-categories-right-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-categories-right
     repartition: knowledge-base-join-categories-subscription-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-categories subscriptions, keyed by foreign key

@@ -28,9 +28,13 @@ test('support-copilot: describe text is pinned', () => {
    Sub-topology: 0
     Source: tickets-source (topics: [support.public.tickets])
       --> tickets
-    Processor: tickets (stores: [tickets]) [table: cdc]
-      --> join-customers-subscription-send
-      <-- tickets-source
+    Source: tickets-reset-source (topics: [support-copilot-tickets-reset-repartition])
+      --> tickets
+    Processor: tickets (stores: [tickets]) [table: cdc, truncates and snapshots reset it]
+      --> tickets-reset-sink, join-customers-subscription-send
+      <-- tickets-source, tickets-reset-source
+    Sink: tickets-reset-sink (topic: support-copilot-tickets-reset-repartition)
+      <-- tickets
     Processor: join-customers-subscription-send (stores: [])
       --> join-customers-subscription-sink, join-customers
       <-- tickets
@@ -66,9 +70,13 @@ test('support-copilot: describe text is pinned', () => {
    Sub-topology: 1
     Source: customers-source (topics: [support.public.customers])
       --> customers
-    Processor: customers (stores: [customers]) [table: cdc]
-      --> join-customers-right-change
-      <-- customers-source
+    Source: customers-reset-source (topics: [support-copilot-customers-reset-repartition])
+      --> customers
+    Processor: customers (stores: [customers]) [table: cdc, truncates and snapshots reset it]
+      --> customers-reset-sink, join-customers-right-change
+      <-- customers-source, customers-reset-source
+    Sink: customers-reset-sink (topic: support-copilot-customers-reset-repartition)
+      <-- customers
     Source: join-customers-subscription-source (topics: [support-copilot-join-customers-subscription-repartition])
       --> join-customers-subscription-receive
     Processor: join-customers-subscription-receive (stores: [join-customers-subscriptions, customers, join-customers-right])
@@ -135,7 +143,9 @@ Topics:
     source: support.products (partitions: external)
     source: governance.deletions (partitions: external)
     changelog: support-copilot-tickets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store tickets
+    repartition: support-copilot-tickets-reset-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — truncates and completed snapshots of tickets, and the row deletes they cause
     changelog: support-copilot-customers-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store customers
+    repartition: support-copilot-customers-reset-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — truncates and completed snapshots of customers, and the row deletes they cause
     changelog: support-copilot-products-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store products
     changelog: support-copilot-join-customers-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-customers (the join result, read by another join)
     changelog: support-copilot-join-customers-subscriptions-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-customers-subscriptions

@@ -33,9 +33,13 @@ test('support-tickets: describe text is pinned', () => {
    Sub-topology: 1
     Source: tickets-source (topics: [pg.public.tickets])
       --> tickets
-    Processor: tickets (stores: [tickets]) [table: cdc]
-      --> drop-spam
-      <-- tickets-source
+    Source: tickets-reset-source (topics: [support-tickets-tickets-reset-repartition])
+      --> tickets
+    Processor: tickets (stores: [tickets]) [table: cdc, truncates and snapshots reset it]
+      --> tickets-reset-sink, drop-spam
+      <-- tickets-source, tickets-reset-source
+    Sink: tickets-reset-sink (topic: support-tickets-tickets-reset-repartition)
+      <-- tickets
     Processor: drop-spam (stores: [])
       --> join-customers-subscription-send
       <-- tickets
@@ -64,6 +68,7 @@ Topics:
     source: pg.public.tickets (partitions: external)
     changelog: support-tickets-customers-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store customers
     changelog: support-tickets-tickets-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store tickets
+    repartition: support-tickets-tickets-reset-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — truncates and completed snapshots of tickets, and the row deletes they cause
     changelog: support-tickets-join-customers-subscriptions-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-customers-subscriptions
     changelog: support-tickets-join-customers-right-changelog (partitions: as source topics) (cleanup.policy=compact) — changelog of store join-customers-right
     repartition: support-tickets-join-customers-subscription-repartition (partitions: as source topics) (cleanup.policy=delete, retention.ms=-1) — join-customers subscriptions, keyed by foreign key

@@ -171,3 +171,27 @@ test('a chunk names the change that made its version: its own row’s, or the jo
   assert.equal(retriggered.event.lineage.change?.timestamp_ms, 602_000)
   assert.equal(retriggered.timestamp, 602_000n, 'the chunk record is produced at the change’s time')
 })
+
+test('a decoder’s unusable change time (negative, fractional, not a number) falls back to the record timestamp', async () => {
+  const b = new TopologyBuilder({ applicationId: 'event-time-bad' })
+  b.cdcTable<{ n: number }>('rows', {
+    name: 'rows',
+    decode: (key, value) => {
+      const row = JSON.parse(value!.toString()) as { n: number; ts: unknown }
+      return { key: key!.toString(), value: { n: row.n }, timestamp: row.ts as number }
+    },
+  }).to('out')
+  const driver = new TopologyTestDriver(b.build(), { partitions: 1 })
+  for (const [n, ts] of [
+    [1, -5],
+    [2, 1.5],
+    [3, 'soon'],
+    [4, 77],
+  ] as const)
+    await driver.pipe('rows', `k${n}`, { n, ts }, { timestamp: 9_000n })
+  assert.deepEqual(
+    driver.readOutput('out').map((r) => r.timestamp),
+    [9_000n, 9_000n, 9_000n, 77n],
+  )
+  assert.deepEqual(driver.readDeadLetters(), [])
+})

@@ -41,9 +41,9 @@ export function redactAtSource(decode: Decoder, options: RedactAtSourceOptions =
     if (redacted === decoded.value) return decoded
     observe?.(counts, record.topic)
     if (telemetryActive()) report({ kind: 'source-redactions', topic: record.topic, redactions: counts })
-    // Not `json`: those bytes are the unredacted row. `unavailable` columns still need their previous value.
-    return decoded.unavailable === undefined
-      ? { key: decoded.key, value: redacted }
-      : { key: decoded.key, value: redacted, unavailable: decoded.unavailable }
+    // Not `json`: those bytes are the unredacted row. `unavailable` columns still need their previous
+    // value, and a CDC mark (truncate, snapshot) still says where the change sits.
+    const { json: _unredacted, ...rest } = decoded
+    return { ...rest, value: redacted }
   }
 }

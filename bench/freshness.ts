@@ -1,0 +1,368 @@
+/**
+ * Freshness benchmark (issue 18): the support-copilot reference topology on the local stack, both sides
+ * exactly once (the processor's Kafka transactions, the sink's Postgres transaction with its offsets).
+ * A producer writes Debezium changes at fixed rates into the source topics; each change's ts_ms is
+ * the moment it is sent, so a row's event → visible (`ragstream_event_to_visible_seconds`: the sink's
+ * COMMIT returning minus the change's time) is ragstream's part from the change's append to its source
+ * topic to visible in Postgres, plus the produce round trip (~1-3 ms).
+ *
+ * Three processes, so CPU is per process: this one (orchestration, the pgvector sink), a processor
+ * child (KafkaRuntime, Redis stores) and a producer child. Loads, each for direct updates (a ticket's
+ * body changes: one row) and re-triggers (a customer's tier changes: its tickets' rows, measured from
+ * the customer's change):
+ *   idle  — one change at a time, the next after the previous was visible and a pause;
+ *   50/s  — changes at a fixed 50 per second;
+ *   half  — half of the capacity the backfill measured (processor + sink, tickets/s), in rows.
+ * Per load and kind: p50/p95/p99/max, where the time went (processor: batch processing and
+ * transaction; sink: write and commit; the rest is waiting and fetching), transactions per change,
+ * and CPU ms per change of the processor and the sink.
+ *
+ *   node bench/freshness.ts                         # BENCH_CUSTOMERS=100 BENCH_TICKETS_PER_CUSTOMER=5
+ *
+ * Options (environment): BENCH_SECONDS (per load, default 8), BENCH_IDLE_PROBES (default 15),
+ * BENCH_PARTITIONS (default 2), BENCH_LOADS=idle,50,half, BENCH_HALF_RATE (rows/s; default measured).
+ * The machine is shared: the closing lines print its load average; compare within one run.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { loadavg } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { Admin, Producer } from '@platformatic/kafka'
+import { Redis } from 'ioredis'
+import { loadApp } from '../src/app/load.ts'
+import { loadConfig } from '../src/config/file.ts'
+import { buildTopology, compileForBroker, deployment, deploymentServices, sourceTopics } from '../src/ops/deployment.ts'
+import { connectPostgres, ensureChunkTopic, prepareDatabase } from '../src/ops/pipeline.ts'
+import { KafkaRuntime } from '../src/runtime/kafka-runtime.ts'
+import { COMMITTED_FRESHNESS, PgvectorSink, type SinkLogEvent } from '../src/sink/pgvector-sink.ts'
+import { RedisStateBackend } from '../src/state/redis-store.ts'
+import type { StateStore } from '../src/state/store.ts'
+
+const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 100)
+const PER_CUSTOMER = Number(process.env.BENCH_TICKETS_PER_CUSTOMER ?? 5)
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
+const IDLE_PROBES = Number(process.env.BENCH_IDLE_PROBES ?? 15)
+const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 2)
+const LOADS = (process.env.BENCH_LOADS ?? 'idle,50,half').split(',')
+const RUN = process.env.BENCH_RUN ?? randomUUID().slice(0, 8)
+const NAME = `bench-fresh-${RUN}`
+const PREFIX = `${NAME}.src`
+const TOPICS = {
+  tickets: `${PREFIX}.public.tickets`,
+  customers: `${PREFIX}.public.customers`,
+  products: `${PREFIX}.products`,
+}
+const config = loadConfig({ env: process.env })
+const brokers = [...config.endpoints.kafkaBrokers]
+
+/** Debezium JSON (schemaless) of a row change, committed at its source at `tsMs`. */
+function envelope(table: string, row: Record<string, unknown>, tsMs: number) {
+  return {
+    key: Buffer.from(JSON.stringify({ id: row.id })),
+    value: Buffer.from(
+      JSON.stringify({
+        before: null,
+        after: row,
+        source: { ts_ms: tsMs, schema: 'public', table },
+        op: 'u',
+        ts_ms: tsMs,
+      }),
+    ),
+  }
+}
+const customerRow = (id: number, tier: string) => ({
+  id,
+  name: `Customer ${id}`,
+  tier,
+  status: 'active',
+  classification: 'internal',
+  region: 'eu',
+  tenant: 'acme',
+})
+const ticketRow = (id: number, version: number) => ({
+  id,
+  customer_id: id % CUSTOMERS,
+  product_sku: null,
+  subject: `Ticket ${id}`,
+  body: `The export of report ${id} stops after version ${version}; the customer needs it by Friday.`,
+  status: 'open',
+  priority: 2,
+})
+
+function cpuMs(): number {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+
+// ---- children ----------------------------------------------------------------------------------
+
+/** The processor: the deployment's topology on the Kafka runtime, exactly once, Redis stores. */
+async function processorChild(): Promise<void> {
+  const d = benchDeployment(await loadApp('support-copilot'))
+  const services = deploymentServices(d)
+  const topology = await compileForBroker(buildTopology(d, services), config.endpoints)
+  const backend = RedisStateBackend.fromEndpoints(d.applicationId, config.endpoints)
+  const stores = new Map<string, StateStore>(topology.storeNames.map((n) => [n, backend.store(n)]))
+  const stats = { batches: 0, processMs: 0, transactionMs: 0 }
+  let producedAt = 0
+  const timed = {
+    ...topology,
+    async process(...args: Parameters<typeof topology.process>) {
+      const begun = performance.now()
+      try {
+        return await topology.process(...args)
+      } finally {
+        stats.processMs += performance.now() - begun
+      }
+    },
+  }
+  const runtime = new KafkaRuntime(timed, {
+    brokers,
+    stores,
+    instanceId: 'bench',
+    sessionTimeoutMs: 6000,
+    onBatchStage: (stage) => {
+      if (stage === 'produced') producedAt = performance.now()
+      if (stage === 'committed') {
+        stats.batches++
+        stats.transactionMs += performance.now() - producedAt
+      }
+    },
+  })
+  process.on('message', (m: { ask?: string }) => {
+    if (m.ask === 'stats') process.send!({ cpuMs: cpuMs(), ...stats })
+    if (m.ask === 'stop') runtime.stop()
+  })
+  await runtime.run()
+  await services.close()
+  process.exit(0)
+}
+
+/** The producer: sends what the parent asks for, stamping each change with the moment it is sent. */
+async function producerChild(): Promise<void> {
+  const producer = new Producer({ clientId: `${NAME}-producer`, bootstrapBrokers: brokers })
+  process.on('message', (m: { kind: 'ticket' | 'customer'; id: number; version: number } | { ask: string }) => {
+    if ('ask' in m) {
+      if (m.ask === 'stop') void producer.close().then(() => process.exit(0))
+      return
+    }
+    const now = Date.now()
+    const change =
+      m.kind === 'ticket'
+        ? { topic: TOPICS.tickets, ...envelope('tickets', ticketRow(m.id, m.version), now) }
+        : { topic: TOPICS.customers, ...envelope('customers', customerRow(m.id, `tier-${m.version}`), now) }
+    producer.send({ messages: [change] }).catch((error: unknown) => process.send!({ error: String(error) }))
+  })
+  process.send!({ ready: true })
+}
+
+function benchDeployment(app: Awaited<ReturnType<typeof loadApp>>) {
+  return deployment({
+    app,
+    version: 'v1',
+    prefix: PREFIX,
+    name: NAME,
+    sqlTopology: `bench_fresh_${RUN}`,
+    cachePrefix: `${NAME}-emb`,
+    config,
+  })
+}
+
+// ---- the run -----------------------------------------------------------------------------------
+
+const pct = (sorted: number[], p: number) =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
+const ask = <T>(child: ChildProcess, what: string): Promise<T> =>
+  new Promise((resolve) => {
+    const on = (m: unknown) => {
+      if (m !== null && typeof m === 'object' && 'cpuMs' in m) {
+        child.off('message', on)
+        resolve(m as T)
+      }
+    }
+    child.on('message', on)
+    child.send({ ask: what })
+  })
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+interface ProcessorStats {
+  readonly cpuMs: number
+  readonly batches: number
+  readonly processMs: number
+  readonly transactionMs: number
+}
+
+async function main(): Promise<void> {
+  const self = fileURLToPath(import.meta.url)
+  const admin = new Admin({ clientId: `${NAME}-admin`, bootstrapBrokers: brokers })
+  await admin.createTopics({ topics: Object.values(TOPICS), partitions: PARTITIONS, replicas: 1 })
+  const d = benchDeployment(await loadApp('support-copilot'))
+  await prepareDatabase(d)
+  await ensureChunkTopic(d, sourceTopics(d))
+
+  // Backfill: every customer, then its tickets, ten minutes old.
+  const seed = new Producer({ clientId: `${NAME}-seed`, bootstrapBrokers: brokers })
+  const old = Date.now() - 600_000
+  const tickets = CUSTOMERS * PER_CUSTOMER
+  await seed.send({
+    messages: Array.from({ length: CUSTOMERS }, (_, id) => ({
+      topic: TOPICS.customers,
+      ...envelope('customers', customerRow(id, 'tier-0'), old),
+    })),
+  })
+  for (let from = 0; from < tickets; from += 500)
+    await seed.send({
+      messages: Array.from({ length: Math.min(500, tickets - from) }, (_, i) => ({
+        topic: TOPICS.tickets,
+        ...envelope('tickets', ticketRow(from + i, 0), old),
+      })),
+    })
+  await seed.close()
+
+  // Sink here; processor and producer in children.
+  const lags: number[] = []
+  let sinkBegin = 0
+  const sinkStats = { batches: 0, writeMs: 0, rows: 0 }
+  const sink = new PgvectorSink({
+    config: d.sink,
+    postgresUrl: config.postgres.sinkUrl,
+    kafkaBrokers: brokers,
+    schemaRegistryUrl: config.endpoints.schemaRegistryUrl,
+    log: (e: SinkLogEvent) => {
+      if (e.event === 'batch-begin') sinkBegin = performance.now()
+      if (e.event !== 'batch-committed' || e.upserted === 0) return
+      sinkStats.batches++
+      sinkStats.writeMs += performance.now() - sinkBegin
+      for (const f of e[COMMITTED_FRESHNESS] ?? []) for (const ms of f.lagsMs) lags.push(ms)
+      sinkStats.rows += e.upserted
+    },
+  })
+  const sinkDone = sink.run()
+  const started = Date.now()
+  const env = { ...process.env, BENCH_RUN: RUN }
+  const processor = fork(self, ['processor'], { stdio: 'inherit', env })
+  const producer = fork(self, ['producer'], { stdio: 'inherit', env })
+  processor.once('exit', (code) => {
+    if (code !== 0) {
+      process.stderr.write(`the processor stopped (exit ${code})\n`)
+      process.exit(1)
+    }
+  })
+  await new Promise<void>((resolve) => producer.once('message', () => resolve()))
+  const reader = await connectPostgres(config.postgres.sinkUrl, `${NAME}-reader`)
+  const rows = async () =>
+    Number((await reader.query(`SELECT count(*) AS n FROM ${d.sink.names.chunkTable}`)).rows[0].n)
+  while ((await rows()) < tickets) await sleep(200)
+  const capacity = tickets / ((Date.now() - started) / 1000)
+  const halfRate = Number(process.env.BENCH_HALF_RATE ?? Math.max(1, Math.floor(capacity / 2)))
+  process.stdout.write(
+    `backfill: ${CUSTOMERS} customers, ${tickets} tickets (${PARTITIONS} partitions) indexed in ${((Date.now() - started) / 1000).toFixed(1)} s: ~${capacity.toFixed(0)} tickets/s end to end (start-up included); half load = ${halfRate} rows/s\n\n`,
+  )
+  await sleep(1500)
+
+  let version = 1
+  const results: string[] = []
+  for (const load of LOADS) {
+    for (const kind of ['ticket', 'customer'] as const) {
+      const rowsPerChange = kind === 'ticket' ? 1 : PER_CUSTOMER
+      lags.length = 0
+      const before = {
+        processor: await ask<ProcessorStats>(processor, 'stats'),
+        sinkCpu: cpuMs(),
+        sink: { ...sinkStats },
+      }
+      let changes = 0
+      const send = () => {
+        const id = kind === 'ticket' ? changes % tickets : changes % CUSTOMERS
+        producer.send({ kind, id, version })
+        changes++
+        if (changes % (kind === 'ticket' ? tickets : CUSTOMERS) === 0) version++
+      }
+      if (load === 'idle') {
+        for (let i = 0; i < IDLE_PROBES; i++) {
+          const want = lags.length + rowsPerChange
+          send()
+          const deadline = Date.now() + 10_000
+          while (lags.length < want && Date.now() < deadline) await sleep(5)
+          await sleep(300)
+        }
+      } else {
+        const rate = (load === 'half' ? halfRate : Number(load)) / rowsPerChange
+        const t0 = Date.now()
+        while (Date.now() - t0 < SECONDS * 1000) {
+          const due = Math.floor(((Date.now() - t0) / 1000) * rate)
+          while (changes < due) send()
+          await sleep(5)
+        }
+        const deadline = Date.now() + 30_000
+        while (lags.length < changes * rowsPerChange && Date.now() < deadline) await sleep(20)
+        await sleep(500)
+      }
+      version++
+      const after = {
+        processor: await ask<ProcessorStats>(processor, 'stats'),
+        sinkCpu: cpuMs(),
+        sink: { ...sinkStats },
+      }
+      const sorted = [...lags].sort((a, b) => a - b)
+      const pBatches = after.processor.batches - before.processor.batches
+      const sBatches = after.sink.batches - before.sink.batches
+      const per = (x: number, n: number) => (n === 0 ? 0 : x / n)
+      results.push(
+        [
+          load.padEnd(5),
+          (kind === 'ticket' ? 'direct' : `re-trigger ×${PER_CUSTOMER}`).padEnd(14),
+          `${String(changes).padStart(5)} chg ${String(sorted.length).padStart(5)} rows`,
+          `p50 ${pct(sorted, 50)} p95 ${pct(sorted, 95)} p99 ${pct(sorted, 99)} max ${pct(sorted, 100)} ms`,
+          `proc ${per(after.processor.processMs - before.processor.processMs, pBatches).toFixed(1)}+${per(after.processor.transactionMs - before.processor.transactionMs, pBatches).toFixed(1)} ms/txn, ${per(pBatches, changes).toFixed(2)} txn/chg`,
+          `sink ${per(after.sink.writeMs - before.sink.writeMs, sBatches).toFixed(1)} ms/txn, ${per(sBatches, changes).toFixed(2)} txn/chg`,
+          `cpu/chg proc ${per(after.processor.cpuMs - before.processor.cpuMs, changes).toFixed(1)} sink ${per(after.sinkCpu - before.sinkCpu, changes).toFixed(1)} ms`,
+        ].join(' | '),
+      )
+      process.stdout.write(`${results[results.length - 1]}\n`)
+    }
+  }
+  process.stdout.write(
+    `\nload  kind           | changes, rows | event → visible (sink commit − change sent) | processor: processing + transaction per batch, batches per change | sink: write + commit per batch | CPU per change\n`,
+  )
+  process.stdout.write(
+    `machine load average (1/5/15 min): ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / ')}\n`,
+  )
+
+  processor.send({ ask: 'stop' })
+  producer.send({ ask: 'stop' })
+  await new Promise((resolve) => processor.once('exit', resolve))
+  sink.stop()
+  await sinkDone.catch(() => {})
+  await reader.end()
+  // Clean up: topics, groups, Redis keys, the version's table.
+  const topics = (await admin.listTopics()).filter((t) => t.startsWith(NAME) || t.startsWith(`rag.chunks.${NAME}`))
+  await admin.deleteTopics({ topics }).catch(() => {})
+  const groups = [...(await admin.listGroups()).keys()].filter(
+    (g) => g.startsWith(NAME) || g.includes(`bench_fresh_${RUN}`),
+  )
+  if (groups.length > 0) await admin.deleteGroups({ groups }).catch(() => {})
+  await admin.close()
+  const redis = new Redis(config.endpoints.redisUrl)
+  for (const pattern of [`rs:{${NAME}*`, `${NAME}-emb:*`]) {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+      if (keys.length > 0) await redis.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  }
+  redis.disconnect()
+  const owner = await connectPostgres(config.postgres.ownerUrl, `${NAME}-cleanup`)
+  const n = d.sink.names
+  // The bench's topology and its only version (active, so promote's drop would keep it): tables, views, registration.
+  await owner.query(`DROP TABLE IF EXISTS ${n.chunkTable}, ${n.tombstoneTable} CASCADE`)
+  await owner.query(`DELETE FROM ${n.versionsTable} WHERE topology = $1`, [d.sink.topology]).catch(() => {})
+  await owner.end()
+}
+
+const role = process.argv[2]
+if (role === 'processor') await processorChild()
+else if (role === 'producer') await producerChild()
+else await main()
