@@ -195,7 +195,8 @@ export const runCommand: CommandSpec = {
       type: 'string',
       value: '<ms>',
       default: '30000',
-      description: 'the broker aborts (and fences) a transaction open longer than this',
+      description:
+        "the broker aborts (and fences) a transaction open longer than this; a killed instance's tasks wait for it (after the session timeout), so keep it near the session timeout for fast failover",
     },
     'auto-offset-reset': {
       type: 'string',
