@@ -12,6 +12,9 @@ import { RagstreamError } from '../errors.ts'
 import { listUntilPresent, SOURCE_SETTLE_MS } from '../runtime/internal-topics.ts'
 import type { Topology } from '../topology/topology.ts'
 
+/** How long a topic this command created may take to appear in the broker's listing. */
+const CREATED_SETTLE_MS = 30_000
+
 export interface WrittenTopic {
   readonly name: string
   readonly compact: boolean
@@ -65,6 +68,22 @@ export async function ensureWrittenTopics(
           )
       }
       out.push({ name, compact: compact.has(name), created: true })
+    }
+    // What this created is waited for until the broker lists it (its metadata is applied asynchronously,
+    // seconds later on a busy broker): the processor that starts next finds its deletions topic.
+    const created = out.filter((t) => t.created).map((t) => t.name)
+    if (created.length > 0) {
+      const listed = await listUntilPresent(admin, created, CREATED_SETTLE_MS)
+      const absent = created.filter((t) => !listed.has(t))
+      if (absent.length > 0)
+        throw new RagstreamError(
+          'RS_TOPIC_MISSING',
+          `topic ${absent.join(', ')} was created but the broker did not list it within ${CREATED_SETTLE_MS / 1000} s`,
+          {
+            context: { topic: absent[0], path: `/topology/outputs/${absent[0]}` },
+            hint: 'the broker is slow to apply metadata (check its controller log); run the command again',
+          },
+        )
     }
     return out
   } finally {

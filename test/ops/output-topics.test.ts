@@ -38,6 +38,9 @@ test('missing output and deletions topics are created with the sources’ partit
       [deletions, true, true],
     ],
   )
+  // Listed as soon as it returns: the processor started next looks its deletions topic up this way.
+  const listed = new Set(await admin.listTopics())
+  assert.ok(listed.has(output) && listed.has(deletions), 'created topics are listed when it returns')
   const metadata = await admin.metadata({ topics: [output, deletions] })
   assert.equal(metadata.topics.get(output)?.partitionsCount, 3)
   assert.equal(metadata.topics.get(deletions)?.partitionsCount, 3)

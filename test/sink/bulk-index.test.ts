@@ -180,35 +180,37 @@ test("an index build holds only its own version: the schema's other versions mig
   // Another session holds the table in a mode CREATE INDEX waits for, so the build stays in progress.
   const blocker = await connect(t, ADMIN_URL)
   await blocker.query('BEGIN')
-  await blocker.query(`LOCK TABLE ${bulk.names.chunkTable} IN SHARE ROW EXCLUSIVE MODE`)
-  const builder = await connect(t, env.ownerUrl)
-  const building = buildVectorIndex(builder, bulk, { maintenanceWorkMem: '64MB', parallelWorkers: 0 })
-  building.catch(() => {})
-  for (let i = 0; ; i++) {
-    const waiting = await env.admin.query(
-      `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'CREATE INDEX%' AND query LIKE $1`,
-      [`%${bulk.names.chunkTableName}%`],
-    )
-    if (waiting.rowCount) break
-    assert.ok(i < 100, 'the build to wait on the table lock')
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  // Meanwhile a new version migrates (the schema's migration lock is free); before, it waited for the build.
-  const other = resolveSinkConfig(inputOf(env, { version: 'next' }))
+  // Whatever fails below, the blocker lets go: left open, its lock would stall this test's cleanup
+  // (DROP OWNED) and, through the database row that holds, every other session's bootstrap.
   let timer: NodeJS.Timeout | undefined
-  let migrated: string
   try {
-    migrated = await Promise.race([
+    await blocker.query(`LOCK TABLE ${bulk.names.chunkTable} IN SHARE ROW EXCLUSIVE MODE`)
+    const builder = await connect(t, env.ownerUrl)
+    const building = buildVectorIndex(builder, bulk, { maintenanceWorkMem: '64MB', parallelWorkers: 0 })
+    building.catch(() => {})
+    for (let i = 0; ; i++) {
+      const waiting = await env.admin.query(
+        `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'CREATE INDEX%' AND query LIKE $1`,
+        [`%${bulk.names.chunkTableName}%`],
+      )
+      if (waiting.rowCount) break
+      assert.ok(i < 600, 'the build to wait on the table lock')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    // Meanwhile a new version migrates (the schema's migration lock is free); before, it waited for the build.
+    const other = resolveSinkConfig(inputOf(env, { version: 'next' }))
+    const migrated = await Promise.race([
       migrate(env.owner, other).then(() => 'migrated'),
       new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still waiting after 10 s'), 10_000))),
     ])
     assert.deepEqual(await vectorIndexes(env, bulk), [], 'the build is still held')
+    await blocker.query('ROLLBACK')
+    assert.equal(migrated, 'migrated')
+    assert.equal((await vectorIndexes(env, other)).length, 1)
+    assert.equal((await building).built, true)
   } finally {
     clearTimeout(timer)
-    await blocker.query('ROLLBACK')
+    await blocker.query('ROLLBACK').catch(() => {})
   }
-  assert.equal(migrated, 'migrated')
-  assert.equal((await vectorIndexes(env, other)).length, 1)
-  assert.equal((await building).built, true)
   assert.equal((await vectorIndexes(env, bulk)).length, 1)
 })

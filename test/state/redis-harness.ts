@@ -4,6 +4,8 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { connect, type Socket } from 'node:net'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -34,6 +36,53 @@ export async function deleteNamespace(client: Redis | Cluster, applicationId: st
 }
 
 /**
+ * A MONITOR connection on a plain socket. ioredis' monitor() fails with "Command queue state error"
+ * when the first monitored commands arrive in the same read as MONITOR's +OK (a busy shared server
+ * does that), so the lines are read here: `+<time> [<db> <client address>] "cmd" "arg" …`.
+ */
+async function monitor(
+  host: string,
+  port: number,
+  password: string | undefined,
+  onCommand: (args: string[], source: string) => void,
+): Promise<Socket> {
+  const socket = connect({ host, port })
+  await once(socket, 'connect')
+  const quote = (arg: string): string => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`
+  const auth = password === undefined ? '' : `*2\r\n${quote('AUTH')}${quote(password)}`
+  socket.write(`${auth}*1\r\n${quote('MONITOR')}`)
+  let pending = ''
+  let oks = password === undefined ? 1 : 2 // AUTH's +OK, then MONITOR's
+  let ok!: () => void
+  let failed!: (error: Error) => void
+  const started = new Promise<void>((resolve, reject) => ((ok = resolve), (failed = reject)))
+  socket.on('error', (error) => failed(error))
+  socket.on('data', (chunk: Buffer) => {
+    pending += chunk.toString('latin1')
+    let at: number
+    while ((at = pending.indexOf('\r\n')) >= 0) {
+      const line = pending.slice(0, at)
+      pending = pending.slice(at + 2)
+      if (line.startsWith('-')) failed(new Error(`MONITOR refused: ${line.slice(1)}`))
+      else if (line === '+OK') {
+        if (--oks === 0) ok()
+      } else {
+        const header = /^\+[\d.]+ \[\d+ ([^\]]+)\] /.exec(line)
+        if (!header) continue
+        const args = [...line.slice(header[0].length).matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) =>
+          m[1].replace(/\\(x[0-9a-f]{2}|.)/g, (_, c: string) =>
+            c.length === 3 ? String.fromCharCode(parseInt(c.slice(1), 16)) : c === 'n' ? '\n' : c === 'r' ? '\r' : c,
+          ),
+        )
+        onCommand(args, header[1])
+      }
+    }
+  })
+  await started
+  return socket
+}
+
+/**
  * Runs `action` and returns the commands the backend's own connections sent to Redis while it ran,
  * as the servers saw them (MONITOR). Marker commands on a key in the partition's slot bracket the
  * action, so commands of other clients and of other moments are excluded.
@@ -51,21 +100,23 @@ export async function commandsDuring(
   await client.exists(marker('warmup')) // makes sure the connection to the partition's node is up
   const nodes = nodeClients(client).filter((n) => n.stream !== undefined)
   const sources = new Set(nodes.map((n) => `${n.stream.localAddress}:${n.stream.localPort}`))
-  // Redis#monitor() opens a second connection in monitor mode; both are closed below.
-  const bases = nodes.map(
-    (n) => new Redis({ host: n.options.host, port: n.options.port, password: n.options.password, lazyConnect: true }),
-  )
-  const monitors = await Promise.all(bases.map((base) => base.monitor()))
   const seen: { args: string[]; source: string }[] = []
   let sawEnd!: () => void
   const ended = new Promise<void>((resolve) => (sawEnd = resolve))
-  for (const monitor of monitors) {
-    monitor.on('monitor', (_time: string, args: string[], source: string) => {
-      if (!sources.has(source)) return
-      seen.push({ args, source })
-      if (args[1] === end) sawEnd()
-    })
-  }
+  const monitors = await Promise.all(
+    nodes.map((n) =>
+      monitor(
+        n.options.host ?? '127.0.0.1',
+        n.options.port ?? 6379,
+        n.options.password || undefined,
+        (args, source) => {
+          if (!sources.has(source)) return
+          seen.push({ args, source })
+          if (args[1] === end) sawEnd()
+        },
+      ),
+    ),
+  )
   try {
     await client.exists(begin)
     await action()
@@ -75,7 +126,7 @@ export async function commandsDuring(
       new Promise((_, reject) => setTimeout(() => reject(new Error('MONITOR never saw the end marker')), 5000)),
     ])
   } finally {
-    for (const connection of [...monitors, ...bases]) connection.disconnect()
+    for (const connection of monitors) connection.destroy()
   }
   const from = seen.findIndex((c) => c.args[1] === begin)
   const to = seen.findIndex((c) => c.args[1] === end)
