@@ -10,7 +10,7 @@
  * const customers = cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }))
  * builder.cdcTable('dbserver1.inventory.customers', { name: 'customers', decode: customers.decode, prepare: customers.prepare })
  */
-import type { CdcMark, DecodedRecord } from '../topology/graph.ts'
+import type { CdcMark, DecodedRecord } from '../topology/decoded-record.ts'
 import type { EncodedRecord, Row, RowChange } from './change-event.ts'
 
 /** The lineage attached to each decoded row (JSON-safe: the offset is a decimal string). */
