@@ -121,7 +121,7 @@ function describeError(error: unknown): string {
  *   brokers: ['127.0.0.1:9092'],
  *   stores: new Map([['customers', redisBackend.store('customers')]]),
  *   instanceId: process.env.HOSTNAME,
- *   onEvent: (e) => console.error(JSON.stringify(e)),
+ *   onEvent: (e) => console.error(e), // events carry bigint offsets: JSON.stringify needs a replacer
  * })
  * process.once('SIGTERM', () => runtime.stop())
  * await runtime.run() // resolves after stop(); rejects with RS_PRODUCER_FENCED if fenced
@@ -135,6 +135,7 @@ export class KafkaRuntime {
   #resolved: ResolvedTopics | undefined
   /** The largest record each written topic takes (maxRecordBytes, or its max.message.bytes when lower), known once the topics are resolved. */
   #limits = new Map<string, RecordLimit>()
+  #observerFailed = false
   /** Bound of one produce: small enough for the strictest topic written (bounded-produce.ts). */
   #maxSendBytes = MAX_SEND_BYTES
   #consumer: Consumer | undefined
@@ -916,8 +917,20 @@ export class KafkaRuntime {
     await withTimeout(stopped, 5_000, 'stop heartbeats').catch(() => {})
   }
 
+  /**
+   * The observer is the caller's code: a throw there (JSON.stringify of an event's bigint offsets, say)
+   * must not abort the batch or the assignment it reports on — that retried forever. Said once on stderr.
+   */
   #emit(event: RuntimeEvent): void {
-    this.#config.onEvent(event)
+    try {
+      this.#config.onEvent(event)
+    } catch (error) {
+      if (this.#observerFailed) return
+      this.#observerFailed = true
+      process.stderr.write(
+        `ragstream: the runtime's onEvent observer threw on a '${event.event}' event (${error instanceof Error ? error.message : String(error)}); processing goes on, further throws are not reported\n`,
+      )
+    }
   }
 }
 
