@@ -24,6 +24,7 @@
  * may be in a broken state (any failure after it was created or began a transaction, until a
  * commit or a clean initialisation) is closed and replaced, never reused.
  */
+import { guardedObserver } from '../observability/guarded-observer.ts'
 import {
   Consumer,
   FetchIsolationLevels,
@@ -129,13 +130,14 @@ function describeError(error: unknown): string {
 export class KafkaRuntime {
   readonly #topology: ProcessorTopology
   readonly #config: RuntimeConfig
+  /** onEvent, guarded: an observer's throw never aborts what it reports on. */
+  readonly #observe: (event: RuntimeEvent) => void
   readonly #transactionalId: string
   readonly #stop = new AbortController()
   readonly #stats: RuntimeStats = { batches: 0, records: 0, aborts: 0, restores: 0, deadLettered: 0 }
   #resolved: ResolvedTopics | undefined
   /** The largest record each written topic takes (maxRecordBytes, or its max.message.bytes when lower), known once the topics are resolved. */
   #limits = new Map<string, RecordLimit>()
-  #observerFailed = false
   /** Bound of one produce: small enough for the strictest topic written (bounded-produce.ts). */
   #maxSendBytes = MAX_SEND_BYTES
   #consumer: Consumer | undefined
@@ -164,6 +166,7 @@ export class KafkaRuntime {
   constructor(topology: ProcessorTopology, options: KafkaRuntimeOptions) {
     this.#topology = topology
     this.#config = resolveRuntimeConfig(topology, options)
+    this.#observe = guardedObserver("the runtime's onEvent observer", this.#config.onEvent)
     this.#transactionalId = this.#config.transactionalId
   }
 
@@ -917,20 +920,8 @@ export class KafkaRuntime {
     await withTimeout(stopped, 5_000, 'stop heartbeats').catch(() => {})
   }
 
-  /**
-   * The observer is the caller's code: a throw there (JSON.stringify of an event's bigint offsets, say)
-   * must not abort the batch or the assignment it reports on — that retried forever. Said once on stderr.
-   */
   #emit(event: RuntimeEvent): void {
-    try {
-      this.#config.onEvent(event)
-    } catch (error) {
-      if (this.#observerFailed) return
-      this.#observerFailed = true
-      process.stderr.write(
-        `ragstream: the runtime's onEvent observer threw on a '${event.event}' event (${error instanceof Error ? error.message : String(error)}); processing goes on, further throws are not reported\n`,
-      )
-    }
+    this.#observe(event)
   }
 }
 

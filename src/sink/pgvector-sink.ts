@@ -10,6 +10,7 @@
  * Records are fetched with read_committed; aborted transactional batches are also filtered here
  * (defence in depth, and the client keeps batches whose abort marker lies past the response).
  */
+import { guardedObserver } from '../observability/guarded-observer.ts'
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -189,7 +190,7 @@ export class PgvectorSink {
     this.#postgresUrl = options.postgresUrl
     this.#kafkaBrokers = options.kafkaBrokers
     this.#schemaRegistryUrl = options.schemaRegistryUrl
-    this.#log = options.log ?? (() => {})
+    this.#log = guardedObserver("the sink's log callback", options.log)
     this.#instance = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
     const c = options.config
     this.#consumer = new Consumer({
