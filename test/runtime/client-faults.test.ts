@@ -9,11 +9,11 @@ import { join } from 'node:path'
 import { checkKafka } from '../../src/config/services.ts'
 import { kafkaClientFault } from '../../src/runtime/client-faults.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
-import { MemoryStateStore } from '../../src/state/memory-store.ts'
 import { countingTopology } from '../support/counting-topology.ts'
 import { abortWithoutProducerId } from '../support/kafka-abort-repro.ts'
 import {
   assertExactlyOnce,
+  countingRuntimeOptions,
   countingTopics,
   InputFeeder,
   markersSeen,
@@ -81,15 +81,10 @@ test('runtime: a client fault while it runs is contained; the producer is replac
   await feeder.send(200)
 
   const events: RuntimeEvent[] = []
-  const runtime = new KafkaRuntime(countingTopology({ applicationId, input, output }), {
-    brokers: endpoints.kafkaBrokers,
-    stores: new Map([['counts', new MemoryStateStore('counts')]]),
-    sessionTimeoutMs: 6_000,
-    transactionTimeoutMs: 10_000,
-    batchMaxRecords: 50,
-    fetchMaxWaitMs: 100,
-    onEvent: (e) => events.push(e),
-  })
+  const runtime = new KafkaRuntime(
+    countingTopology({ applicationId, input, output }),
+    countingRuntimeOptions((e) => void events.push(e), { batchMaxRecords: 50, sessionTimeoutMs: 6_000 }),
+  )
   const running = runStopped(t, runtime, 'the runtime')
   await until('a first batch', () => runtime.stats.batches > 0, 30_000)
 

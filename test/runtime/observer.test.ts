@@ -4,16 +4,15 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { KafkaRuntime } from '../../src/runtime/kafka-runtime.ts'
-import { MemoryStateStore } from '../../src/state/memory-store.ts'
 import { countingTopology } from '../support/counting-topology.ts'
 import {
   assertExactlyOnce,
+  countingRuntimeOptions,
   countingTopics,
   InputFeeder,
   markersSeen,
   readCommitted,
 } from '../support/runtime-harness.ts'
-import { endpoints } from '../support/stack.ts'
 import { runStopped, within } from '../support/runtime-waits.ts'
 
 const PARTITIONS = 3
@@ -24,18 +23,13 @@ test('runtime: an onEvent observer that throws (JSON.stringify of bigint offsets
   t.after(() => feeder.close())
   await feeder.send(300)
   const seen: string[] = []
-  const runtime = new KafkaRuntime(countingTopology({ applicationId, input, output }), {
-    brokers: endpoints.kafkaBrokers,
-    stores: new Map([['counts', new MemoryStateStore('counts')]]),
-    sessionTimeoutMs: 3_000,
-    transactionTimeoutMs: 10_000,
-    batchMaxRecords: 100,
-    fetchMaxWaitMs: 100,
-    onEvent: (e) => {
+  const runtime = new KafkaRuntime(
+    countingTopology({ applicationId, input, output }),
+    countingRuntimeOptions((e) => {
       seen.push(e.event)
       JSON.stringify(e) // throws on the events that carry bigints
-    },
-  })
+    }),
+  )
   const running = runStopped(t, runtime, 'the runtime')
   await feeder.send(300)
   await feeder.sendMarkers(PARTITIONS, 'end')

@@ -8,10 +8,10 @@ import { RagstreamError } from '../../src/errors.ts'
 import { DEAD_LETTER_HEADERS } from '../../src/runtime/dead-letter.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
 import type { ProcessorTopology, SinkRecord } from '../../src/runtime/task.ts'
-import { MemoryStateStore } from '../../src/state/memory-store.ts'
 import { countingTopology } from '../support/counting-topology.ts'
 import {
   assertExactlyOnce,
+  countingRuntimeOptions,
   countingTopics,
   InputFeeder,
   markersSeen,
@@ -22,17 +22,7 @@ import { endpoints } from '../support/stack.ts'
 
 const PARTITIONS = 2
 
-function options(events: RuntimeEvent[]) {
-  return {
-    brokers: endpoints.kafkaBrokers,
-    stores: new Map([['counts', new MemoryStateStore('counts')]]),
-    sessionTimeoutMs: 3_000,
-    transactionTimeoutMs: 10_000,
-    batchMaxRecords: 50,
-    fetchMaxWaitMs: 100,
-    onEvent: (e: RuntimeEvent) => void events.push(e),
-  }
-}
+const options = (events: RuntimeEvent[]) => countingRuntimeOptions((e) => void events.push(e), { batchMaxRecords: 50 })
 
 test('recovery: a stage contract violation stops the instance within seconds with its code; no retry loop', async (t) => {
   await checkKafka(endpoints)

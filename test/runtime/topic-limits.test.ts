@@ -9,9 +9,8 @@ import { checkKafka } from '../../src/config/services.ts'
 import { DEAD_LETTER_HEADERS } from '../../src/runtime/dead-letter.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
 import type { ProcessorTopology, SinkRecord } from '../../src/runtime/task.ts'
-import { MemoryStateStore } from '../../src/state/memory-store.ts'
 import { countingTopology } from '../support/counting-topology.ts'
-import { InputFeeder, markersSeen, readCommitted } from '../support/runtime-harness.ts'
+import { countingRuntimeOptions, InputFeeder, markersSeen, readCommitted } from '../support/runtime-harness.ts'
 import { deleteAfter, runStopped, within } from '../support/runtime-waits.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
@@ -36,17 +35,7 @@ async function topics(t: { after: (fn: () => Promise<void>) => void }, prefix: s
   return { applicationId, input, output, deadLetters }
 }
 
-function options(events: RuntimeEvent[]) {
-  return {
-    brokers: endpoints.kafkaBrokers,
-    stores: new Map([['counts', new MemoryStateStore('counts')]]),
-    sessionTimeoutMs: 3_000,
-    transactionTimeoutMs: 10_000,
-    batchMaxRecords: 100,
-    fetchMaxWaitMs: 100,
-    onEvent: (e: RuntimeEvent) => void events.push(e),
-  }
-}
+const options = (events: RuntimeEvent[]) => countingRuntimeOptions((e) => void events.push(e))
 
 test("topic limits: an output above its topic's max.message.bytes (below maxRecordBytes) is dead-lettered naming topic, limit and size; small outputs to it go out in sends it accepts", async (t) => {
   await checkKafka(endpoints)

@@ -8,6 +8,8 @@ import assert from 'node:assert/strict'
 import { Consumer, findErrorBy, Producer } from '@platformatic/kafka'
 import { PartitionReader } from '../../src/runtime/partition-reader.ts'
 import type { SourceRecord } from '../../src/runtime/task.ts'
+import type { KafkaRuntimeOptions, RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
+import { MemoryStateStore } from '../../src/state/memory-store.ts'
 import { createTopics, endpoints, uniqueName } from './stack.ts'
 import { deleteAfter, type After } from './runtime-waits.ts'
 import { MARKER_KEY } from './counting-topology.ts'
@@ -337,6 +339,26 @@ export async function countingTopics(
   await createTopics(t, [input, output], partitions)
   await deleteAfter(t, [`${applicationId}-counts-changelog`])
   return { applicationId, input, output }
+}
+
+/**
+ * KafkaRuntime options for the counting topology on the shared stack: a fresh in-memory `counts`
+ * store, short session and transaction timeouts, events to `onEvent`. `batchMaxRecords` and the
+ * timeouts may be overridden.
+ */
+export function countingRuntimeOptions(
+  onEvent: (event: RuntimeEvent) => void,
+  o: { readonly batchMaxRecords?: number; readonly sessionTimeoutMs?: number } = {},
+): KafkaRuntimeOptions {
+  return {
+    brokers: endpoints.kafkaBrokers,
+    stores: new Map([['counts', new MemoryStateStore('counts')]]),
+    sessionTimeoutMs: o.sessionTimeoutMs ?? 3_000,
+    transactionTimeoutMs: 10_000,
+    batchMaxRecords: o.batchMaxRecords ?? 100,
+    fetchMaxWaitMs: 100,
+    onEvent,
+  }
 }
 
 /**
