@@ -315,6 +315,34 @@ function detailed(topology: ProcessorTopology, stores: Map<string, StateStore>):
   }
 }
 
+/**
+ * A grouped topology (aggregate, collect) run until idle: tickets plus their group-by repartition
+ * records, with the writes (put + delete) of the grouped store counted to report writes per ticket.
+ */
+async function measureGrouped(
+  variant: string,
+  builder: TopologyBuilder,
+  output: string,
+  store: string,
+): Promise<Result> {
+  const compiled = builder.build().compile({ partitions: PARTITIONS, sinkPartitions: { [output]: PARTITIONS } })
+  const stores = new Map<string, StateStore>(compiled.storeNames.map((n) => [n, new MemoryStateStore(n)]))
+  const grouped = stores.get(store)!
+  let writes = 0
+  const put = grouped.put.bind(grouped)
+  const del = grouped.delete.bind(grouped)
+  grouped.put = (partition, key, value) => (writes++, put(partition, key, value))
+  grouped.delete = (partition, key) => (writes++, del(partition, key))
+  const topology = process.env.BENCH_DETAIL ? detailed(compiled, stores) : compiled
+  let ms = 0
+  const measured = await measure(variant, async () => {
+    const r = await runtimeUntilIdle(topology, stores, 2 * RECORDS)
+    ms = r.ms
+    return RECORDS
+  })
+  return { ...measured, ms, storeWrites: writes }
+}
+
 async function child(variant: string, input: string, output: string): Promise<void> {
   let result: Result
   if (variant === 'raw') result = await measure(variant, () => rawLoop(input, output))
@@ -367,24 +395,7 @@ async function child(variant: string, input: string, output: string): Promise<vo
         { name: 'per-customer' },
       )
       .to(output)
-    const compiled = builder.build().compile({ partitions: PARTITIONS, sinkPartitions: { [output]: PARTITIONS } })
-    const stores = new Map<string, StateStore>(compiled.storeNames.map((n) => [n, new MemoryStateStore(n)]))
-    // Counts the aggregate store's writes (put + delete) to report writes per input ticket.
-    const aggregateStore = stores.get('per-customer')!
-    let writes = 0
-    const put = aggregateStore.put.bind(aggregateStore)
-    const del = aggregateStore.delete.bind(aggregateStore)
-    aggregateStore.put = (partition, key, value) => (writes++, put(partition, key, value))
-    aggregateStore.delete = (partition, key) => (writes++, del(partition, key))
-    const topology = process.env.BENCH_DETAIL ? detailed(compiled, stores) : compiled
-    let ms = 0
-    const measured = await measure(variant, async () => {
-      // Input tickets plus their group-by repartition records.
-      const r = await runtimeUntilIdle(topology, stores, 2 * RECORDS)
-      ms = r.ms
-      return RECORDS
-    })
-    result = { ...measured, ms, storeWrites: writes }
+    result = await measureGrouped(variant, builder, output, 'per-customer')
   } else if (variant === 'collect-hot') {
     const builder = new TopologyBuilder({ applicationId: `bench-agg-${randomUUID().slice(0, 8)}` })
     builder
@@ -395,22 +406,7 @@ async function child(variant: string, input: string, output: string): Promise<vo
       )
       .collect({ name: 'hot-parent', orderBy: (n) => n, descending: true, limit: 20 })
       .to(output)
-    const compiled = builder.build().compile({ partitions: PARTITIONS, sinkPartitions: { [output]: PARTITIONS } })
-    const stores = new Map<string, StateStore>(compiled.storeNames.map((n) => [n, new MemoryStateStore(n)]))
-    const collectStore = stores.get('hot-parent')!
-    let writes = 0
-    const put = collectStore.put.bind(collectStore)
-    const del = collectStore.delete.bind(collectStore)
-    collectStore.put = (partition, key, value) => (writes++, put(partition, key, value))
-    collectStore.delete = (partition, key) => (writes++, del(partition, key))
-    const topology = process.env.BENCH_DETAIL ? detailed(compiled, stores) : compiled
-    let ms = 0
-    const measured = await measure(variant, async () => {
-      const r = await runtimeUntilIdle(topology, stores, 2 * RECORDS)
-      ms = r.ms
-      return RECORDS
-    })
-    result = { ...measured, ms, storeWrites: writes }
+    result = await measureGrouped(variant, builder, output, 'hot-parent')
   } else {
     const builder = new TopologyBuilder({ applicationId: `bench-dsl-${randomUUID().slice(0, 8)}` })
     builder.table(input, { name: 'input' }).to(output)
