@@ -694,7 +694,7 @@ export async function grantAnalyst(
  * database's own ACL: two concurrent GRANT CONNECT ON DATABASE (two sinks bootstrapping, a demo creating
  * its analyst) update the same pg_database row, and the loser fails with "tuple concurrently updated".
  */
-export async function lockRolesAndDatabase(admin: pg.Client): Promise<void> {
+async function lockRolesAndDatabase(admin: pg.Client): Promise<void> {
   await admin.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['ragstream.bootstrap'])
 }
 
