@@ -436,6 +436,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
             oldValue: undefined,
             partition: record.partition,
             timestamp: scope.timestamp,
+            appendedAt: scope.appendedAt,
             origin: scope.origin,
           })
           origins.push(record)
@@ -451,6 +452,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
           oldValue: undefined,
           partition: scope.record.partition,
           timestamp: scope.timestamp,
+          appendedAt: scope.appendedAt,
           origin: scope.origin,
         })
         origins.push(scope.record)
