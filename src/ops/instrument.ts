@@ -273,13 +273,11 @@ export function instrumentSink(
         counters.deleted += event.deleted
         counters.rejects += event.rejects
         if (event.upserted > 0) metrics.inc('ragstream_sink_rows_total', { table, op: 'upsert' }, event.upserted)
-        for (const f of event[COMMITTED_FRESHNESS] ?? [])
-          for (const ms of f.lagsMs)
-            metrics.observe(
-              'ragstream_event_to_visible_seconds',
-              { topology: f.topology, version: f.version },
-              ms / 1000,
-            )
+        for (const f of event[COMMITTED_FRESHNESS] ?? []) {
+          const labels = { topology: f.topology, version: f.version }
+          for (const ms of f.lagsMs) metrics.observe('ragstream_event_to_visible_seconds', labels, ms / 1000)
+          for (const ms of f.appendLagsMs) metrics.observe('ragstream_append_to_visible_seconds', labels, ms / 1000)
+        }
         if (event.deleted > 0) metrics.inc('ragstream_sink_rows_total', { table, op: 'delete' }, event.deleted)
       }
     } else if (event.event === 'fenced' || event.event === 'retry') begun = undefined
