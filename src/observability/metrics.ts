@@ -136,19 +136,19 @@ export const METRIC_FAMILIES = {
   },
   ragstream_sink_batch_size: {
     type: 'histogram',
-    labels: ['table'],
+    labels: ['table', 'writer'],
     help: 'Chunk events written per sink transaction.',
     buckets: SIZE_BUCKETS,
   },
   ragstream_sink_commit_seconds: {
     type: 'histogram',
-    labels: ['table'],
+    labels: ['table', 'writer'],
     help: 'Time to write and commit one sink transaction.',
     buckets: LATENCY_BUCKETS,
   },
   ragstream_sink_rows_total: {
     type: 'counter',
-    labels: ['table', 'op'],
+    labels: ['table', 'writer', 'op'],
     help: 'Rows upserted or deleted by the sink.',
   },
   ragstream_freshness_seconds: {

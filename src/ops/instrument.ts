@@ -256,15 +256,18 @@ export function instrumentSink(
   metrics: Metrics,
   table: string,
   chain?: (event: SinkLogEvent) => void,
+  /** The writer's index among a process's writers (`ragstream sink --writers N`: one instrumentSink per writer). */
+  writer = 0,
 ): { log: (event: SinkLogEvent) => void; counters: Readonly<SinkCounters> } {
   const counters: SinkCounters = { batches: 0, upserted: 0, deleted: 0, rejects: 0 }
+  const labels = { table, writer: String(writer) }
   let begun: { at: number; records: number } | undefined
   const log = (event: SinkLogEvent): void => {
     if (event.event === 'batch-begin') begun = { at: performance.now(), records: event.records }
     else if (event.event === 'batch-committed') {
       if (begun) {
-        metrics.observe('ragstream_sink_commit_seconds', { table }, (performance.now() - begun.at) / 1000)
-        metrics.observe('ragstream_sink_batch_size', { table }, begun.records)
+        metrics.observe('ragstream_sink_commit_seconds', labels, (performance.now() - begun.at) / 1000)
+        metrics.observe('ragstream_sink_batch_size', labels, begun.records)
       }
       begun = undefined
       if (!event.alreadyCommitted) {
@@ -272,13 +275,13 @@ export function instrumentSink(
         counters.upserted += event.upserted
         counters.deleted += event.deleted
         counters.rejects += event.rejects
-        if (event.upserted > 0) metrics.inc('ragstream_sink_rows_total', { table, op: 'upsert' }, event.upserted)
+        if (event.upserted > 0) metrics.inc('ragstream_sink_rows_total', { ...labels, op: 'upsert' }, event.upserted)
         for (const f of event[COMMITTED_FRESHNESS] ?? []) {
-          const labels = { topology: f.topology, version: f.version }
-          for (const ms of f.lagsMs) metrics.observe('ragstream_event_to_visible_seconds', labels, ms / 1000)
-          for (const ms of f.appendLagsMs) metrics.observe('ragstream_append_to_visible_seconds', labels, ms / 1000)
+          const version = { topology: f.topology, version: f.version }
+          for (const ms of f.lagsMs) metrics.observe('ragstream_event_to_visible_seconds', version, ms / 1000)
+          for (const ms of f.appendLagsMs) metrics.observe('ragstream_append_to_visible_seconds', version, ms / 1000)
         }
-        if (event.deleted > 0) metrics.inc('ragstream_sink_rows_total', { table, op: 'delete' }, event.deleted)
+        if (event.deleted > 0) metrics.inc('ragstream_sink_rows_total', { ...labels, op: 'delete' }, event.deleted)
       }
     } else if (event.event === 'fenced' || event.event === 'retry') begun = undefined
     chain?.(event)

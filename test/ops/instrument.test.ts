@@ -124,8 +124,8 @@ test('sink: batch size and commit time per committed batch; a batch already comm
     offsets: {},
   })
   const text = await metrics.text()
-  assert.match(text, /ragstream_sink_rows_total\{table="chunks_t_v1",op="upsert"\} 5/)
-  assert.match(text, /ragstream_sink_rows_total\{table="chunks_t_v1",op="delete"\} 2/)
+  assert.match(text, /ragstream_sink_rows_total\{table="chunks_t_v1",writer="0",op="upsert"\} 5/)
+  assert.match(text, /ragstream_sink_rows_total\{table="chunks_t_v1",writer="0",op="delete"\} 2/)
   assert.equal(sampleSum(text, 'ragstream_sink_batch_size_count'), 2)
   assert.deepEqual(m.counters, { batches: 1, upserted: 5, deleted: 2, rejects: 0 })
 })
