@@ -82,6 +82,16 @@ export const METRIC_FAMILIES = {
     labels: ['topology', 'node'],
     help: 'Indexed entities removed by deletion requests.',
   },
+  ragstream_table_resets_total: {
+    type: 'counter',
+    labels: ['topology', 'table', 'kind'],
+    help: 'Resets of a CDC table applied, per partition: kind truncate (op=t) or snapshot (a completed blocking snapshot that removed rows or not).',
+  },
+  ragstream_table_reset_rows_total: {
+    type: 'counter',
+    labels: ['topology', 'table', 'kind'],
+    help: 'Rows of a CDC table removed by its resets (truncate or snapshot).',
+  },
   ragstream_embedding_calls_total: {
     type: 'counter',
     labels: ['model'],

@@ -5,7 +5,7 @@
  */
 import type { TailServices } from '../config/rag-services.ts'
 import type { ChunkEmbedNodeOptions } from '../operators/chunk-embed.ts'
-import type { GovernNodeOptions } from '../operators/govern/index.ts'
+import type { AuditOutput, GovernNodeOptions } from '../operators/govern/index.ts'
 import type { RecordOrigin, SourceRecord } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
 import type { DecodedRecord } from './decoded-record.ts'
@@ -55,6 +55,8 @@ export interface TableSourceNode extends NodeBase {
   readonly prepare: DecoderPreparer | undefined
   /** The data subject of its rows (src/operators/table-source.ts). */
   readonly subject?: TableSubject
+  /** CDC tables: where the audit events of its truncates and snapshot resets go (src/operators/audit-outputs.ts). */
+  readonly audit?: AuditOutput
 }
 
 /** A subject type (the row key is the id) or a function naming a row's subject (`type:id`), null for none. */
