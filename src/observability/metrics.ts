@@ -173,6 +173,12 @@ export const METRIC_FAMILIES = {
     help: "Freshness measured at the sink's commit: the commit minus the time the change that made the row version happened at its source.",
     buckets: EVENT_TO_VISIBLE_BUCKETS,
   },
+  ragstream_append_to_visible_seconds: {
+    type: 'histogram',
+    labels: ['topology', 'version'],
+    help: "Ragstream's part of freshness, at the sink's commit: the commit minus the time the change that made the row version was appended to its source topic (rows that carry it).",
+    buckets: EVENT_TO_VISIBLE_BUCKETS,
+  },
 } as const satisfies Record<
   string,
   { type: 'counter' | 'gauge' | 'histogram'; labels: readonly string[]; help: string; buckets?: readonly number[] }

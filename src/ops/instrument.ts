@@ -290,13 +290,11 @@ export function instrumentSink(
         counters.deleted += event.deleted
         counters.rejects += event.rejects
         if (event.upserted > 0) metrics.inc('ragstream_sink_rows_total', { ...labels, op: 'upsert' }, event.upserted)
-        for (const f of event[COMMITTED_FRESHNESS] ?? [])
-          for (const ms of f.lagsMs)
-            metrics.observe(
-              'ragstream_event_to_visible_seconds',
-              { topology: f.topology, version: f.version },
-              ms / 1000,
-            )
+        for (const f of event[COMMITTED_FRESHNESS] ?? []) {
+          const version = { topology: f.topology, version: f.version }
+          for (const ms of f.lagsMs) metrics.observe('ragstream_event_to_visible_seconds', version, ms / 1000)
+          for (const ms of f.appendLagsMs) metrics.observe('ragstream_append_to_visible_seconds', version, ms / 1000)
+        }
         if (event.deleted > 0) metrics.inc('ragstream_sink_rows_total', { ...labels, op: 'delete' }, event.deleted)
       }
     } else if (event.event === 'fenced' || event.event === 'retry') begun = undefined

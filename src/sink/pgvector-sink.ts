@@ -81,7 +81,8 @@ export type SinkLogEvent = { readonly writer?: number } & (
       readonly visibleAtMs?: number
       /**
        * In-process observers only (a symbol key: JSON logs leave it out): per topology version, how
-       * long each upserted row took from its source change (`source_ts`) to this commit, in ms.
+       * long each upserted row took from its source change (`source_ts`) to this commit, in ms, and
+       * from its change's append to the source topic (`source_appended_at`) to this commit.
        */
       readonly [COMMITTED_FRESHNESS]?: readonly CommittedFreshness[]
     }
@@ -121,6 +122,11 @@ export interface CommittedFreshness {
   readonly topology: string
   readonly version: string
   readonly lagsMs: readonly number[]
+  /**
+   * Ragstream's part of it, for the rows that know when their change reached its source topic:
+   * commit − `source_appended_at`, in ms (rows without it are left out).
+   */
+  readonly appendLagsMs: readonly number[]
 }
 
 export interface PgvectorSinkOptions {
@@ -764,16 +770,18 @@ function committedFreshness(
   refused: readonly RejectRow[] | undefined,
 ): CommittedFreshness[] {
   const skip = new Set((refused ?? []).map((r) => `${r.partition}:${r.offset}`))
-  const groups = new Map<string, { topology: string; version: string; lagsMs: number[] }>()
+  const groups = new Map<string, { topology: string; version: string; lagsMs: number[]; appendLagsMs: number[] }>()
   for (const row of batch.upserts) {
     if (skip.size > 0 && skip.has(`${row.chunkPartition}:${row.chunkOffset}`)) continue
     const id = `${row.topology}\u0000${row.topologyVersion}`
     let group = groups.get(id)
     if (group === undefined) {
-      group = { topology: row.topology, version: row.topologyVersion, lagsMs: [] }
+      group = { topology: row.topology, version: row.topologyVersion, lagsMs: [], appendLagsMs: [] }
       groups.set(id, group)
     }
     group.lagsMs.push(Math.max(0, visibleAtMs - row.sourceTimestampMs))
+    const appendedAt = row.sourceAppendedAtMs
+    if (appendedAt !== undefined && appendedAt !== null) group.appendLagsMs.push(Math.max(0, visibleAtMs - appendedAt))
   }
   return [...groups.values()]
 }

@@ -122,6 +122,11 @@ export interface StageItem<V = unknown> {
   /** Event time of the change that produced this item (epoch ms, design point 10); set by the runtimes. */
   readonly timestamp?: number
   /**
+   * When that change was appended to its source topic (epoch ms, -1 = unknown): the Kafka timestamp of
+   * its source record, the pair of `timestamp` (design point 10); set by the runtimes.
+   */
+  readonly appendedAt?: number
+  /**
    * The external source record of that change (for a join re-triggered by its right side, the right
    * row's change, not the left row's own position); set by the runtimes.
    */

@@ -416,6 +416,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
             oldValue: undefined,
             partition: record.partition,
             timestamp: scope.timestamp,
+            appendedAt: scope.appendedAt,
             origin: scope.origin,
           })
           origins.push(record)
@@ -431,6 +432,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
           oldValue: undefined,
           partition: scope.record.partition,
           timestamp: scope.timestamp,
+          appendedAt: scope.appendedAt,
           origin: scope.origin,
         })
         origins.push(scope.record)
