@@ -12,10 +12,11 @@
 //               one writer          1 process, --writers 1
 //               N writers, 1 proc.  1 process, --writers N
 //               N processes         N processes, --writers 1 each, one group
-//             timed from the first partition assignment to the commit that stores every end offset
-//             ("wall", rebalances as writers join included) and from the last assignment of the run
-//             ("steady": chunk-topic offsets committed after it / its time; offsets count the
-//             transaction markers too, < 1 %), with each process's peak RSS;
+//             each run starts behind a gate: the bench holds the offsets rows locked until every
+//             writer has joined and the group has settled, then releases them, so the timed part
+//             (release → the commit that stores every end offset) has no start-up and no rebalance
+//             in it; printed with the batches, the processes' CPU time from the release and peak
+//             RSS, and the time the processes took to start and settle;
 //   N connections: the same rows split over N connections, each COPYing its share into one HNSW
 //             table at once: what N writers could reach if the sink cost nothing;
 //   bulk:     COPY into the table without its HNSW index, then one CREATE INDEX with
@@ -216,18 +217,32 @@ function encodeCopy(config: SinkConfig, chunks: readonly BenchChunk[]): Buffer[]
 // ---- sink runs -------------------------------------------------------------------------------
 interface SinkRun {
   readonly label: string
-  /** N events / (done − first assignment). */
-  readonly wallRps: number
-  /** Chunk-topic offsets committed after the run's last assignment / the time since it; undefined when that was under 20 % of the run. */
-  readonly steadyRps: number | undefined
-  /** First assignment → last assignment (the group settling as writers join). */
-  readonly joinMs: number
+  /** N events / (the last commit − the start gate's release). */
+  readonly rps: number
+  /** From spawning the processes until the group had settled (start-up, joins, rebalances). */
+  readonly settleMs: number
   readonly batches: number
   /** Peak resident set of each process (VmHWM). */
   readonly rssMb: readonly number[]
+  /** CPU seconds (user + system) of all the run's processes from release to the end, and per second: near 1 per process, Node is the limit. */
+  readonly cpuSeconds: number
+  readonly cpuPerSecond: number
 }
 
 const repoRoot = new URL('../', import.meta.url).pathname
+/** The group has settled when no writer reported an assignment or a pending claim for this long. */
+const SETTLED_QUIET_MS = 2500
+
+/** User + system CPU seconds of a live process (/proc/<pid>/stat fields 14 and 15, in clock ticks of 1/100 s). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return NaN
+  }
+}
 
 function peakRssMb(pid: number | undefined): number {
   try {
@@ -239,8 +254,15 @@ function peakRssMb(pid: number | undefined): number {
 }
 
 /**
- * Runs `processes` × `ragstream sink --writers <writers>` on one group until the offsets committed
- * (as their batch-committed events report them) reach `end` on every partition, then SIGTERMs them.
+ * Runs `processes` × `ragstream sink --writers <writers>` on one group from an empty table until the
+ * offsets committed (as their batch-committed events report them) reach `end` on every partition,
+ * then SIGTERMs them.
+ *
+ * The start gate: the partitions' offsets rows (at offset 0) are held locked by the bench, so every
+ * writer's claim stays pending (`claim-pending`) while the processes start and the group settles
+ * (every writer has reported its pending share and nothing changed for SETTLED_QUIET_MS); then the
+ * lock is released and every writer claims within its 1 s retry. So one process and N processes
+ * start writing alike, and no rebalance falls inside the timed part.
  */
 async function runSinks(o: {
   label: string
@@ -252,12 +274,20 @@ async function runSinks(o: {
   writers: number
 }): Promise<SinkRun> {
   const c = o.config
+  const n = c.names
+  const gate = new pg.Client({ connectionString: endpoints.postgresUrl })
+  await gate.connect()
+  await gate.query(
+    `INSERT INTO ${n.offsetsTable} (topic, partition, next_offset, owner_token, claimed_at, updated_at)
+     SELECT $1, p, 0, gen_random_uuid(), now(), now() FROM unnest($2::int[]) AS p`,
+    [c.topic, [...o.end.keys()]],
+  )
+  await gate.query('BEGIN')
+  await gate.query(`SELECT 1 FROM ${n.offsetsTable} WHERE topic = $1 FOR UPDATE`, [c.topic])
   const committed = new Map<number, bigint>()
-  const total = (): bigint => [...committed.values()].reduce((a, b) => a + b, 0n)
-  const endTotal = [...o.end.values()].reduce((a, b) => a + b, 0n)
-  let firstAssigned = 0
-  let lastAssigned = 0
-  let committedAtLastAssigned = 0n
+  const pendingMembers = new Set<string>()
+  let lastGroupEvent = performance.now()
+  let releasedAt = 0
   let doneAt = 0
   let batches = 0
   let resolveDone!: () => void
@@ -266,16 +296,15 @@ async function runSinks(o: {
     resolveDone = resolve
     rejectRun = reject
   })
-  const onEvent = (e: Record<string, unknown>): void => {
+  const onEvent = (member: string, e: Record<string, unknown>): void => {
     if (doneAt > 0) return
-    if (e.event === 'assigned') {
-      const now = performance.now()
-      if (firstAssigned === 0 && (e.partitions as number[]).length > 0) firstAssigned = now
-      if (firstAssigned > 0) {
-        lastAssigned = now
-        committedAtLastAssigned = total()
-      }
+    if (e.event === 'assigned' || e.event === 'claim-pending') {
+      lastGroupEvent = performance.now()
+      if (e.event === 'claim-pending') pendingMembers.add(member)
+      if (releasedAt > 0 && e.event === 'assigned' && (e.partitions as number[]).length === 0)
+        process.stderr.write(`${o.label}: a writer reported an empty assignment after the start gate\n`)
     } else if (e.event === 'batch-committed') {
+      if (releasedAt === 0) rejectRun(new Error(`${o.label}: a batch committed before the start gate opened`))
       batches++
       for (const [p, next] of Object.entries(e.offsets as Record<string, string>)) {
         const offset = BigInt(next)
@@ -291,13 +320,14 @@ async function runSinks(o: {
     'bin/ragstream.ts',
     'sink',
     c.topology,
-    ...['--dims', String(c.dims), '--topic', c.topic, '--schema', c.names.schema],
-    ...['--view-schema', c.names.viewSchema, '--owner-role', c.names.ownerRole, '--sink-role', c.names.sinkRole],
+    ...['--dims', String(c.dims), '--topic', c.topic, '--schema', n.schema],
+    ...['--view-schema', n.viewSchema, '--owner-role', n.ownerRole, '--sink-role', n.sinkRole],
     ...['--postgres-url', o.sinkUrl, '--group', o.groupId, '--writers', String(o.writers)],
     ...['--batch-size', String(c.batchMaxRecords), '--linger-ms', String(c.batchLingerMs)],
     ...['--session-timeout-ms', '6000'],
   ]
-  const children = Array.from({ length: o.processes }, () => {
+  const started = performance.now()
+  const children = Array.from({ length: o.processes }, (_, i) => {
     const child = spawn(process.execPath, args, {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -311,7 +341,9 @@ async function runSinks(o: {
       while ((nl = pending.indexOf('\n')) >= 0) {
         const line = pending.slice(0, nl)
         pending = pending.slice(nl + 1)
-        if (line.startsWith('{')) onEvent(JSON.parse(line) as Record<string, unknown>)
+        if (!line.startsWith('{')) continue
+        const e = JSON.parse(line) as Record<string, unknown>
+        onEvent(`${i}/${String(e.writer ?? 0)}`, e)
       }
     })
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
@@ -326,26 +358,40 @@ async function runSinks(o: {
     for (const { child } of children) child.kill('SIGTERM')
     return Promise.all(children.map(({ exited }) => exited))
   }
+  let cpuAtRelease: number
   try {
+    const members = o.processes * o.writers
+    const settled = (async () => {
+      while (
+        pendingMembers.size < Math.min(members, o.end.size) ||
+        performance.now() - lastGroupEvent < SETTLED_QUIET_MS
+      )
+        await new Promise((resolve) => setTimeout(resolve, 100))
+    })()
+    await Promise.race([settled, done])
+    cpuAtRelease = children.reduce((sum, { child }) => sum + cpuSeconds(child.pid), 0)
+    releasedAt = performance.now()
+    await gate.query('ROLLBACK')
     await done
   } catch (error) {
     await stopAll()
     throw error
+  } finally {
+    await gate.end().catch(() => {})
   }
   const rssMb = children.map(({ child }) => peakRssMb(child.pid))
+  const cpu = children.reduce((sum, { child }) => sum + cpuSeconds(child.pid), 0) - cpuAtRelease
   const codes = await stopAll()
   if (codes.some((code) => code !== 0)) throw new Error(`${o.label}: a sink exited ${codes.join(',')} after SIGTERM`)
-  const steadyMs = doneAt - lastAssigned
+  const seconds = (doneAt - releasedAt) / 1000
   return {
     label: o.label,
-    wallRps: N / ((doneAt - firstAssigned) / 1000),
-    steadyRps:
-      steadyMs >= 0.2 * (doneAt - firstAssigned)
-        ? Number(endTotal - committedAtLastAssigned) / (steadyMs / 1000)
-        : undefined,
-    joinMs: lastAssigned - firstAssigned,
+    rps: N / seconds,
+    settleMs: releasedAt - started - SETTLED_QUIET_MS,
     batches,
     rssMb,
+    cpuSeconds: cpu,
+    cpuPerSecond: cpu / seconds,
   }
 }
 
@@ -499,7 +545,7 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     const copyAfter = await copyOnce('copy_after')
     const copySeconds = (copyBefore + copyAfter) / 2
     const copyRps = N / copySeconds
-    const sinkRps = one.wallRps
+    const sinkRps = one.rps
 
     // N connections into one HNSW table: each COPYs its share of the rows at the same time.
     const writersLines: string[] = []
@@ -566,15 +612,14 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     const sinkTable = runs
       .map(
         (r) =>
-          `  ${r.label.padEnd(22)}${pad(r.wallRps.toFixed(0), 8)}${pad((r.wallRps / copyRps).toFixed(2) + '×', 9)}${pad((r.wallRps / one.wallRps).toFixed(2) + '×', 9)}` +
-          `${pad(r.steadyRps === undefined ? '-' : r.steadyRps.toFixed(0), 9)}${pad(r.steadyRps === undefined || one.steadyRps === undefined ? '-' : (r.steadyRps / one.steadyRps).toFixed(2) + '×', 9)}` +
-          `${pad((r.joinMs / 1000).toFixed(1), 7)}${pad(r.batches.toString(), 8)}   ${r.rssMb.map((m) => m.toFixed(0)).join('+')} MB`,
+          `  ${r.label.padEnd(22)}${pad(r.rps.toFixed(0), 7)}${pad((r.rps / copyRps).toFixed(2) + '×', 8)}${pad((r.rps / one.rps).toFixed(2) + '×', 8)}` +
+          `${pad(r.batches.toString(), 8)}${pad(r.cpuSeconds.toFixed(1), 7)}${pad(r.cpuPerSecond.toFixed(2), 7)}${pad((r.settleMs / 1000).toFixed(1), 9)}   ${r.rssMb.map((m) => m.toFixed(0)).join('+')} MB`,
       )
       .join('\n')
     process.stdout.write(
       `dims ${String(dims).padStart(4)}  ${N} rows (${tombstones} tombstones), ${PARTITIONS} partitions\n` +
         `  COPY, 1 connection:   ${copyRps.toFixed(0)} rows/s (before ${(N / copyBefore).toFixed(0)}, after ${(N / copyAfter).toFixed(0)})\n` +
-        `  sink                  wall/s   ×COPY   ×1 wr.  steady/s  ×1 wr.  join s batches  peak RSS per process\n` +
+        `  sink                   rows/s  ×COPY  ×1 wr. batches  CPU s  CPU/s  start s   peak RSS per process\n` +
         `${sinkTable}\n` +
         `  ${writersLines.join('   ')}\n` +
         `  bulk: COPY without HNSW ${loadSeconds.toFixed(2)} s + CREATE INDEX (${workers} workers) ${buildSeconds.toFixed(2)} s = ` +
