@@ -1,17 +1,31 @@
-// bench/sink.ts — the pgvector sink against the fastest way into the same table shape.
+// bench/sink.ts — the pgvector sink against the fastest way into the same table shape, and what N
+// sink writers buy over one.
 //
-// For 384 and 768 dimensions, in one run:
-//   baseline: raw binary COPY of N chunk rows into an identical table (same columns, same HNSW,
-//             btree and GIN indexes; no RLS), rows pre-encoded so only the COPY is timed; run
-//             before and after the sink, the mean is the baseline;
-//   sink:     PgvectorSink consuming N chunk events (10 % tombstones of earlier chunks) from a
-//             transactional Kafka topic, timed from partition assignment to the last commit.
-//   N connections: the same rows split over 2 and 4 connections, each COPYing its share into one
-//             HNSW table at once (BENCH_SINK_WRITERS=2,4), vs the one-connection baseline;
+// For 384 and 768 dimensions, in one run, the same N chunk rows into the same table shape:
+//   COPY:     raw binary COPY of N rows into an identical table (same columns, same HNSW, btree and
+//             GIN indexes; no RLS), rows pre-encoded so only the COPY is timed; run before and after
+//             the sinks, the mean is the baseline;
+//   sinks:    `ragstream sink` child processes consuming N chunk events (10 % tombstones of earlier
+//             chunks) from a transactional topic of P partitions (P = the largest N of
+//             BENCH_SINK_WRITERS) into one HNSW table, emptied before each run (rows and stored
+//             offsets; fresh consumer group):
+//               one writer          1 process, --writers 1
+//               N writers, 1 proc.  1 process, --writers N
+//               N processes         N processes, --writers 1 each, one group
+//             each run starts behind a gate: the bench holds the offsets rows locked until every
+//             writer has joined and the group has settled, then releases them, so the timed part
+//             (release → the commit that stores every end offset) has no start-up and no rebalance
+//             in it; printed with the batches, the processes' CPU time from the release and peak
+//             RSS, and the time the processes took to start and settle;
+//   N connections: the same rows split over N connections, each COPYing its share into one HNSW
+//             table at once: what N writers could reach if the sink cost nothing;
 //   bulk:     COPY into the table without its HNSW index, then one CREATE INDEX with
 //             maintenance_work_mem and max_parallel_maintenance_workers (what `replay --bulk` does).
-// Prints rows/s for each and the ratios to COPY. N defaults to 10000 (BENCH_SINK_N); BENCH_SINK_DIMS=384,768.
+// Prints rows/s and the ratios to COPY and to one writer. BENCH_SINK_N rows (default 6000; a few
+// minutes on a 2-core machine; 2000 for a quick look), BENCH_SINK_DIMS=384,768, BENCH_SINK_WRITERS=2,4.
+import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { cpus } from 'node:os'
 import { readFileSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -23,9 +37,10 @@ import { endpointsFromEnv } from '../src/config/endpoints.ts'
 import { resolveSinkConfig, type SinkConfig } from '../src/sink/config.ts'
 import { bootstrapDatabase, migrate, CHUNK_COLUMNS } from '../src/sink/migrations.ts'
 import { quoteIdent } from '../src/sink/identifiers.ts'
-import { PgvectorSink } from '../src/sink/pgvector-sink.ts'
 
-const N = Number(process.env.BENCH_SINK_N ?? 10_000)
+const N = Number(process.env.BENCH_SINK_N ?? 6000)
+const WRITERS = (process.env.BENCH_SINK_WRITERS ?? '2,4').split(',').map(Number)
+const PARTITIONS = Math.max(...WRITERS)
 const endpoints = endpointsFromEnv()
 
 function roleUrl(role: string): string {
@@ -199,6 +214,187 @@ function encodeCopy(config: SinkConfig, chunks: readonly BenchChunk[]): Buffer[]
   return parts
 }
 
+// ---- sink runs -------------------------------------------------------------------------------
+interface SinkRun {
+  readonly label: string
+  /** N events / (the last commit − the start gate's release). */
+  readonly rps: number
+  /** From spawning the processes until the group had settled (start-up, joins, rebalances). */
+  readonly settleMs: number
+  readonly batches: number
+  /** Peak resident set of each process (VmHWM). */
+  readonly rssMb: readonly number[]
+  /** CPU seconds (user + system) of all the run's processes from release to the end, and per second: near 1 per process, Node is the limit. */
+  readonly cpuSeconds: number
+  readonly cpuPerSecond: number
+}
+
+const repoRoot = new URL('../', import.meta.url).pathname
+/** The group has settled when no writer reported an assignment or a pending claim for this long. */
+const SETTLED_QUIET_MS = 2500
+
+/** User + system CPU seconds of a live process (/proc/<pid>/stat fields 14 and 15, in clock ticks of 1/100 s). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return NaN
+  }
+}
+
+function peakRssMb(pid: number | undefined): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024
+  } catch {
+    return NaN
+  }
+}
+
+/**
+ * Runs `processes` × `ragstream sink --writers <writers>` on one group from an empty table until the
+ * offsets committed (as their batch-committed events report them) reach `end` on every partition,
+ * then SIGTERMs them.
+ *
+ * The start gate: the partitions' offsets rows (at offset 0) are held locked by the bench, so every
+ * writer's claim stays pending (`claim-pending`) while the processes start and the group settles
+ * (every writer has reported its pending share and nothing changed for SETTLED_QUIET_MS); then the
+ * lock is released and every writer claims within its 1 s retry. So one process and N processes
+ * start writing alike, and no rebalance falls inside the timed part.
+ */
+async function runSinks(o: {
+  label: string
+  config: SinkConfig
+  groupId: string
+  sinkUrl: string
+  end: ReadonlyMap<number, bigint>
+  processes: number
+  writers: number
+}): Promise<SinkRun> {
+  const c = o.config
+  const n = c.names
+  const gate = new pg.Client({ connectionString: endpoints.postgresUrl })
+  await gate.connect()
+  await gate.query(
+    `INSERT INTO ${n.offsetsTable} (topic, partition, next_offset, owner_token, claimed_at, updated_at)
+     SELECT $1, p, 0, gen_random_uuid(), now(), now() FROM unnest($2::int[]) AS p`,
+    [c.topic, [...o.end.keys()]],
+  )
+  await gate.query('BEGIN')
+  await gate.query(`SELECT 1 FROM ${n.offsetsTable} WHERE topic = $1 FOR UPDATE`, [c.topic])
+  const committed = new Map<number, bigint>()
+  const pendingMembers = new Set<string>()
+  let lastGroupEvent = performance.now()
+  let releasedAt = 0
+  let doneAt = 0
+  let batches = 0
+  let resolveDone!: () => void
+  let rejectRun!: (error: Error) => void
+  const done = new Promise<void>((resolve, reject) => {
+    resolveDone = resolve
+    rejectRun = reject
+  })
+  const onEvent = (member: string, e: Record<string, unknown>): void => {
+    if (doneAt > 0) return
+    if (e.event === 'assigned' || e.event === 'claim-pending') {
+      lastGroupEvent = performance.now()
+      if (e.event === 'claim-pending') pendingMembers.add(member)
+      if (releasedAt > 0 && e.event === 'assigned' && (e.partitions as number[]).length === 0)
+        process.stderr.write(`${o.label}: a writer reported an empty assignment after the start gate\n`)
+    } else if (e.event === 'batch-committed') {
+      if (releasedAt === 0) rejectRun(new Error(`${o.label}: a batch committed before the start gate opened`))
+      batches++
+      for (const [p, next] of Object.entries(e.offsets as Record<string, string>)) {
+        const offset = BigInt(next)
+        if (offset > (committed.get(Number(p)) ?? 0n)) committed.set(Number(p), offset)
+      }
+      if ([...o.end].every(([p, last]) => (committed.get(p) ?? 0n) >= last)) {
+        doneAt = performance.now()
+        resolveDone()
+      }
+    }
+  }
+  const args = [
+    'bin/ragstream.ts',
+    'sink',
+    c.topology,
+    ...['--dims', String(c.dims), '--topic', c.topic, '--schema', n.schema],
+    ...['--view-schema', n.viewSchema, '--owner-role', n.ownerRole, '--sink-role', n.sinkRole],
+    ...['--postgres-url', o.sinkUrl, '--group', o.groupId, '--writers', String(o.writers)],
+    ...['--batch-size', String(c.batchMaxRecords), '--linger-ms', String(c.batchLingerMs)],
+    ...['--session-timeout-ms', '6000'],
+  ]
+  const started = performance.now()
+  const children = Array.from({ length: o.processes }, (_, i) => {
+    const child = spawn(process.execPath, args, {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, RAGSTREAM_LOG_FORMAT: 'json' },
+    })
+    let pending = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('utf8')
+      let nl: number
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl)
+        pending = pending.slice(nl + 1)
+        if (!line.startsWith('{')) continue
+        const e = JSON.parse(line) as Record<string, unknown>
+        onEvent(`${i}/${String(e.writer ?? 0)}`, e)
+      }
+    })
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    void exited.then((code) => {
+      if (doneAt === 0)
+        rejectRun(new Error(`${o.label}: a sink exited (${code}) before the end: ${stderr.slice(-2000)}`))
+    })
+    return { child, exited }
+  })
+  const stopAll = async (): Promise<(number | null)[]> => {
+    for (const { child } of children) child.kill('SIGTERM')
+    return Promise.all(children.map(({ exited }) => exited))
+  }
+  let cpuAtRelease: number
+  try {
+    const members = o.processes * o.writers
+    const settled = (async () => {
+      while (
+        pendingMembers.size < Math.min(members, o.end.size) ||
+        performance.now() - lastGroupEvent < SETTLED_QUIET_MS
+      )
+        await new Promise((resolve) => setTimeout(resolve, 100))
+    })()
+    await Promise.race([settled, done])
+    cpuAtRelease = children.reduce((sum, { child }) => sum + cpuSeconds(child.pid), 0)
+    releasedAt = performance.now()
+    await gate.query('ROLLBACK')
+    await done
+  } catch (error) {
+    await stopAll()
+    throw error
+  } finally {
+    await gate.end().catch(() => {})
+  }
+  const rssMb = children.map(({ child }) => peakRssMb(child.pid))
+  const cpu = children.reduce((sum, { child }) => sum + cpuSeconds(child.pid), 0) - cpuAtRelease
+  const codes = await stopAll()
+  if (codes.some((code) => code !== 0)) throw new Error(`${o.label}: a sink exited ${codes.join(',')} after SIGTERM`)
+  const seconds = (doneAt - releasedAt) / 1000
+  return {
+    label: o.label,
+    rps: N / seconds,
+    settleMs: releasedAt - started - SETTLED_QUIET_MS,
+    batches,
+    rssMb,
+    cpuSeconds: cpu,
+    cpuPerSecond: cpu / seconds,
+  }
+}
+
 // ---- one dimension ---------------------------------------------------------------------------
 async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: number }> {
   const suffix = randomUUID().replaceAll('-', '').slice(0, 10)
@@ -245,7 +441,7 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     const copyBefore = await copyOnce('copy_before')
 
     // The same N events on a transactional topic: every 10th is a tombstone of an earlier chunk.
-    await kafkaAdmin.createTopics({ topics: [config.topic], partitions: 1, replicas: 1 })
+    await kafkaAdmin.createTopics({ topics: [config.topic], partitions: PARTITIONS, replicas: 1 })
     const registry = new SchemaRegistry({ host: endpoints.schemaRegistryUrl })
     const schema = readFileSync(new URL('../schemas/chunk-event.avsc', import.meta.url), 'utf8')
     const { id: schemaId } = await registry.register(
@@ -265,7 +461,12 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
         for (let i = start; i < Math.min(N, start + 1000); i++) {
           if (i % 10 === 9) {
             tombstones++
-            messages.push({ topic: config.topic, key: Buffer.from(chunks[i - 5].id), value: undefined })
+            messages.push({
+              topic: config.topic,
+              key: Buffer.from(chunks[i - 5].id),
+              value: undefined,
+              partition: (i - 5) % PARTITIONS,
+            })
             continue
           }
           const c = chunks[i]
@@ -296,7 +497,7 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
               emitted_at_ms: Date.now(),
             },
           })
-          messages.push({ topic: config.topic, key: Buffer.from(c.id), value })
+          messages.push({ topic: config.topic, key: Buffer.from(c.id), value, partition: i % PARTITIONS })
         }
         // One transaction per 1000 events, sent in slices that stay under the broker's 1 MiB batch limit.
         const tx = await producer.beginTransaction()
@@ -306,58 +507,49 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     } finally {
       await producer.close()
     }
-    const end = (
-      await kafkaAdmin.listOffsets({
-        topics: [{ name: config.topic, partitions: [{ partitionIndex: 0, timestamp: -1n }] }],
-      })
-    )[0].partitions[0].offset
-
-    // The sink: from partition assignment to the commit that stores the end offset.
-    let assignedAt = 0
-    let doneAt = 0
-    let batches = 0
-    let batchBegan = 0
-    let inTransactions = 0
-    let resolveDone!: () => void
-    const finished = new Promise<void>((resolve) => (resolveDone = resolve))
-    const sink = new PgvectorSink({
-      config,
-      postgresUrl: roleUrl(n.sinkRole),
-      kafkaBrokers: endpoints.kafkaBrokers,
-      schemaRegistryUrl: endpoints.schemaRegistryUrl,
-      log: (e) => {
-        if (e.event === 'assigned' && e.partitions.length > 0) assignedAt = performance.now()
-        if (e.event === 'batch-begin') batchBegan = performance.now()
-        if (e.event === 'batch-committed') {
-          batches++
-          inTransactions += performance.now() - batchBegan
-          if (BigInt(e.offsets['0'] ?? -1) >= end) {
-            doneAt = performance.now()
-            resolveDone()
-          }
-        }
-      },
+    const listed = await kafkaAdmin.listOffsets({
+      topics: [
+        {
+          name: config.topic,
+          partitions: Array.from({ length: PARTITIONS }, (_, p) => ({ partitionIndex: p, timestamp: -1n })),
+        },
+      ],
     })
-    const running = sink.run()
-    await Promise.race([
-      finished,
-      running.then(() => {
-        throw new Error('sink stopped early')
-      }),
-    ])
-    sink.stop()
-    await running
-    const sinkSeconds = (doneAt - assignedAt) / 1000
-    const rows = (await admin.query(`SELECT count(*)::int AS n FROM ${n.chunkTable}`)).rows[0].n
-    if (rows !== N - 2 * tombstones) throw new Error(`sink table has ${rows} rows, expected ${N - 2 * tombstones}`)
+    const end = new Map(listed[0].partitions.map((p) => [p.partitionIndex, p.offset]))
+
+    // The sinks: one writer, N writers in one process, N processes; the same table, emptied each time.
+    const runs: SinkRun[] = []
+    const expectedRows = N - 2 * tombstones
+    const sinkRun = async (label: string, processes: number, writers: number): Promise<SinkRun> => {
+      await admin.query(`TRUNCATE ${n.chunkTable}`)
+      await admin.query(`DELETE FROM ${n.offsetsTable} WHERE topic = $1`, [config.topic])
+      const run = await runSinks({
+        label,
+        config,
+        groupId: `${config.groupId}.${runs.length}`,
+        sinkUrl: roleUrl(n.sinkRole),
+        end,
+        processes,
+        writers,
+      })
+      const rows = (await admin.query(`SELECT count(*)::int AS n FROM ${n.chunkTable}`)).rows[0].n
+      if (rows !== expectedRows) throw new Error(`${label}: table has ${rows} rows, expected ${expectedRows}`)
+      runs.push(run)
+      return run
+    }
+    const one = await sinkRun('one writer', 1, 1)
+    for (const w of WRITERS) {
+      await sinkRun(`${w} writers, 1 process`, 1, w)
+      await sinkRun(`${w} processes`, w, 1)
+    }
     const copyAfter = await copyOnce('copy_after')
     const copySeconds = (copyBefore + copyAfter) / 2
     const copyRps = N / copySeconds
-    const sinkRps = N / sinkSeconds
+    const sinkRps = one.rps
 
     // N connections into one HNSW table: each COPYs its share of the rows at the same time.
     const writersLines: string[] = []
-    for (const writers of (process.env.BENCH_SINK_WRITERS ?? '2,4').split(',').map(Number)) {
+    for (const writers of WRITERS) {
       const table = `${quoteIdent(n.schema)}.${quoteIdent(`copy_w${writers}`)}`
       await admin.query(`CREATE TABLE ${table} (LIKE ${n.chunkTable} INCLUDING ALL)`)
       const shares = Array.from({ length: writers }, (_, w) =>
@@ -416,17 +608,22 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
     await admin.query('COMMIT')
     const buildSeconds = (performance.now() - buildStart) / 1000
     const bulkRps = N / (loadSeconds + buildSeconds)
-    const extra =
-      `           ${writersLines.join('   ')}\n` +
-      `           bulk: COPY without HNSW ${loadSeconds.toFixed(2)} s + CREATE INDEX (${workers} workers) ${buildSeconds.toFixed(2)} s = ` +
-      `${bulkRps.toFixed(0)} rows/s = ${(bulkRps / copyRps).toFixed(2)}× one connection's incremental COPY, ${(bulkRps / sinkRps).toFixed(2)}× the sink\n`
+    const pad = (v: string, w: number): string => v.padStart(w)
+    const sinkTable = runs
+      .map(
+        (r) =>
+          `  ${r.label.padEnd(22)}${pad(r.rps.toFixed(0), 7)}${pad((r.rps / copyRps).toFixed(2) + '×', 8)}${pad((r.rps / one.rps).toFixed(2) + '×', 8)}` +
+          `${pad(r.batches.toString(), 8)}${pad(r.cpuSeconds.toFixed(1), 7)}${pad(r.cpuPerSecond.toFixed(2), 7)}${pad((r.settleMs / 1000).toFixed(1), 9)}   ${r.rssMb.map((m) => m.toFixed(0)).join('+')} MB`,
+      )
+      .join('\n')
     process.stdout.write(
-      `dims ${String(dims).padStart(4)}  COPY ${N} rows: ${copySeconds.toFixed(2)} s = ${copyRps.toFixed(0)} rows/s ` +
-        `(before ${(N / copyBefore).toFixed(0)}, after ${(N / copyAfter).toFixed(0)})   ` +
-        `sink ${N} events (${tombstones} tombstones, ${batches} batches): ${sinkSeconds.toFixed(2)} s = ${sinkRps.toFixed(0)} events/s ` +
-        `(${(inTransactions / 1000).toFixed(2)} s in Postgres transactions)   ` +
-        `ratio sink/COPY ${(sinkRps / copyRps).toFixed(2)}×\n` +
-        extra,
+      `dims ${String(dims).padStart(4)}  ${N} rows (${tombstones} tombstones), ${PARTITIONS} partitions\n` +
+        `  COPY, 1 connection:   ${copyRps.toFixed(0)} rows/s (before ${(N / copyBefore).toFixed(0)}, after ${(N / copyAfter).toFixed(0)})\n` +
+        `  sink                   rows/s  ×COPY  ×1 wr. batches  CPU s  CPU/s  start s   peak RSS per process\n` +
+        `${sinkTable}\n` +
+        `  ${writersLines.join('   ')}\n` +
+        `  bulk: COPY without HNSW ${loadSeconds.toFixed(2)} s + CREATE INDEX (${workers} workers) ${buildSeconds.toFixed(2)} s = ` +
+        `${bulkRps.toFixed(0)} rows/s = ${(bulkRps / copyRps).toFixed(2)}× one connection's incremental COPY, ${(bulkRps / sinkRps).toFixed(2)}× one writer\n`,
     )
     return { copyRps, sinkRps }
   } finally {
@@ -443,7 +640,9 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
   }
 }
 
-process.stdout.write(`pgvector sink vs raw binary COPY, N = ${N}, HNSW m=16 ef_construction=64 (cosine)\n`)
+process.stdout.write(
+  `pgvector sink (1 and N writers) vs raw binary COPY, N = ${N}, HNSW m=16 ef_construction=64 (cosine), ${cpus().length} cores\n`,
+)
 const loadavg = (): string =>
   globalThis.process.platform === 'linux'
     ? readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')

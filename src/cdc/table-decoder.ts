@@ -19,6 +19,12 @@ export interface RowLineage {
   readonly partition: number
   readonly offset: string
   readonly timestampMs: number
+  /**
+   * When the change was appended to its source topic: the record's Kafka timestamp (LogAppendTime
+   * topics: the broker's append; CreateTime: what the producer, e.g. Kafka Connect, stamped). Absent in
+   * rows stored before it existed.
+   */
+  readonly appendedAtMs?: number
   readonly position: string | null
   readonly table: string | null
   readonly op: RowChange['op']
@@ -32,6 +38,13 @@ const STREAMED: CdcMark = Object.freeze({ snapshot: 'streamed' })
 export function rowChangeTime(row: unknown): number | undefined {
   if (row === null || typeof row !== 'object') return undefined
   const time = (row as { [LINEAGE_FIELD]?: { timestampMs?: unknown } })[LINEAGE_FIELD]?.timestampMs
+  return isEventTime(time) ? time : undefined
+}
+
+/** When the row's last change was appended to its source topic (`_source.appendedAtMs`), if it carries it. */
+export function rowAppendTime(row: unknown): number | undefined {
+  if (row === null || typeof row !== 'object') return undefined
+  const time = (row as { [LINEAGE_FIELD]?: { appendedAtMs?: unknown } })[LINEAGE_FIELD]?.appendedAtMs
   return isEventTime(time) ? time : undefined
 }
 
@@ -79,6 +92,7 @@ export function cdcTableDecoder(decoder: CdcDecoder, options: CdcTableDecoderOpt
         partition: s.partition,
         offset: s.offset.toString(),
         timestampMs: s.timestampMs,
+        ...(isEventTime(Number(record.timestamp)) ? { appendedAtMs: Number(record.timestamp) } : {}),
         position: s.position,
         table: s.table,
         op: change.op,

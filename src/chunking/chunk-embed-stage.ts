@@ -60,14 +60,24 @@ export interface ChunkStageItem {
   readonly oldValue: unknown
   readonly partition: number
   readonly timestamp?: number
+  readonly appendedAt?: number
   readonly origin?: { readonly topic: string; readonly partition: number; readonly offset: bigint }
 }
 
-/** The change that made this version: the item's origin, at the item's event time (null when the runtime gave neither). */
+/**
+ * The change that made this version: the item's origin, at the item's event time and append time
+ * (null when the runtime gave neither; the append time null when unknown).
+ */
 function changeOf(item: ChunkStageItem): ChunkChange | null {
-  const { origin, timestamp } = item
+  const { origin, timestamp, appendedAt } = item
   if (origin === undefined || timestamp === undefined) return null
-  return { topic: origin.topic, partition: origin.partition, offset: Number(origin.offset), timestamp_ms: timestamp }
+  return {
+    topic: origin.topic,
+    partition: origin.partition,
+    offset: Number(origin.offset),
+    timestamp_ms: timestamp,
+    appended_at_ms: appendedAt !== undefined && appendedAt >= 0 ? appendedAt : null,
+  }
 }
 export interface ChunkStageContext {
   store(name: string): StateStore

@@ -117,6 +117,7 @@ export class TopologyBuilder {
         options?.decode,
         options?.prepare,
         options?.subject,
+        options?.audit,
       ),
     )
     return new Table<V>(this.#list, name)

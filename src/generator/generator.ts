@@ -17,8 +17,12 @@ export interface GenerateOptions {
   /** Stop after this many live changes (default: unbounded until `signal` aborts). */
   readonly changes?: number
   readonly malformedRate?: number
-  /** Create missing topics (compacted: each is a table's changelog) with this many partitions. */
-  readonly createTopics?: { partitions: number }
+  /**
+   * Create missing topics (compacted: each is a table's changelog) with this many partitions; with
+   * `appendTime`, stamped by the broker on append (`message.timestamp.type=LogAppendTime`), so a
+   * record's timestamp is when it reached the topic (the freshness split: docs/sql.md).
+   */
+  readonly createTopics?: { partitions: number; appendTime?: boolean }
   readonly signal?: AbortSignal
   readonly onProgress?: (progress: GenerateProgress) => void
   /** Awaited once the backfill is written, before the first live change (e.g. to let a processor catch up). */
@@ -41,7 +45,12 @@ export function generatorTopics(server: string): string[] {
   return [`${server}.public.customers`, `${server}.public.tickets`, dataset.tables.productsTopic]
 }
 
-async function ensureTopics(brokers: readonly string[], topics: string[], partitions: number): Promise<void> {
+async function ensureTopics(
+  brokers: readonly string[],
+  topics: string[],
+  partitions: number,
+  appendTime = false,
+): Promise<void> {
   const admin = new Admin({ clientId: 'ragstream-generate-admin', bootstrapBrokers: [...brokers] })
   try {
     const existing = new Set(await admin.listTopics())
@@ -51,7 +60,10 @@ async function ensureTopics(brokers: readonly string[], topics: string[], partit
         topics: missing,
         partitions,
         replicas: 1,
-        configs: [{ name: 'cleanup.policy', value: 'compact' }],
+        configs: [
+          { name: 'cleanup.policy', value: 'compact' },
+          ...(appendTime ? [{ name: 'message.timestamp.type', value: 'LogAppendTime' }] : []),
+        ],
       })
     }
   } finally {
@@ -61,7 +73,12 @@ async function ensureTopics(brokers: readonly string[], topics: string[], partit
 
 export async function generate(options: GenerateOptions): Promise<GenerateProgress> {
   if (options.createTopics)
-    await ensureTopics(options.brokers, generatorTopics(options.server), options.createTopics.partitions)
+    await ensureTopics(
+      options.brokers,
+      generatorTopics(options.server),
+      options.createTopics.partitions,
+      options.createTopics.appendTime,
+    )
   const dataset = new SupportDataset({
     seed: options.seed,
     server: options.server,

@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto'
 
-/** The symbols of `AuditKind` in schemas/audit-event.avsc (a test keeps the two in step). */
+/**
+ * The kinds ragstream writes: the symbols of `AuditKind` in schemas/audit-event.avsc, in order, but
+ * {@link AUDIT_KIND_DEFAULT} (a test keeps the two in step). New kinds are appended to the schema.
+ */
 export const AUDIT_KINDS = [
   'DELETION_REQUESTED',
   'DELETION_APPLIED',
@@ -8,8 +11,17 @@ export const AUDIT_KINDS = [
   'DENIED',
   'RECLASSIFIED',
   'REDACTED',
+  'TRUNCATED',
+  'SNAPSHOT_RESET',
 ] as const
 export type AuditKind = (typeof AUDIT_KINDS)[number]
+
+/**
+ * The enum's default: what a reader whose schema predates a kind reads it as (Avro schema
+ * resolution), so adding a kind never breaks a consumer that decodes with its own reader schema.
+ * Never written.
+ */
+export const AUDIT_KIND_DEFAULT = 'UNKNOWN'
 
 /**
  * The value of one governance audit record, field for field as schemas/audit-event.avsc

@@ -82,6 +82,16 @@ export const METRIC_FAMILIES = {
     labels: ['topology', 'node'],
     help: 'Indexed entities removed by deletion requests.',
   },
+  ragstream_table_resets_total: {
+    type: 'counter',
+    labels: ['topology', 'table', 'kind'],
+    help: 'Resets of a CDC table applied, per partition: kind truncate (op=t) or snapshot (a completed blocking snapshot that removed rows or not).',
+  },
+  ragstream_table_reset_rows_total: {
+    type: 'counter',
+    labels: ['topology', 'table', 'kind'],
+    help: 'Rows of a CDC table removed by its resets (truncate or snapshot).',
+  },
   ragstream_embedding_calls_total: {
     type: 'counter',
     labels: ['model'],
@@ -136,19 +146,19 @@ export const METRIC_FAMILIES = {
   },
   ragstream_sink_batch_size: {
     type: 'histogram',
-    labels: ['table'],
+    labels: ['table', 'writer'],
     help: 'Chunk events written per sink transaction.',
     buckets: SIZE_BUCKETS,
   },
   ragstream_sink_commit_seconds: {
     type: 'histogram',
-    labels: ['table'],
+    labels: ['table', 'writer'],
     help: 'Time to write and commit one sink transaction.',
     buckets: LATENCY_BUCKETS,
   },
   ragstream_sink_rows_total: {
     type: 'counter',
-    labels: ['table', 'op'],
+    labels: ['table', 'writer', 'op'],
     help: 'Rows upserted or deleted by the sink.',
   },
   ragstream_freshness_seconds: {
@@ -161,6 +171,12 @@ export const METRIC_FAMILIES = {
     type: 'histogram',
     labels: ['topology', 'version'],
     help: "Freshness measured at the sink's commit: the commit minus the time the change that made the row version happened at its source.",
+    buckets: EVENT_TO_VISIBLE_BUCKETS,
+  },
+  ragstream_append_to_visible_seconds: {
+    type: 'histogram',
+    labels: ['topology', 'version'],
+    help: "Ragstream's part of freshness, at the sink's commit: the commit minus the time the change that made the row version was appended to its source topic (rows that carry it).",
     buckets: EVENT_TO_VISIBLE_BUCKETS,
   },
 } as const satisfies Record<

@@ -80,8 +80,19 @@ export interface EmbeddingThrottleTelemetry {
   readonly ms: number
 }
 
+/** A truncate or a completed snapshot applied on one partition of a CDC table (src/operators/table-reset.ts). */
+export interface TableResetTelemetry {
+  readonly kind: 'table-reset'
+  /** The table's node name. */
+  readonly table: string
+  readonly reset: 'truncate' | 'snapshot'
+  readonly partition: number
+  readonly rowsRemoved: number
+}
+
 export type TelemetryEvent =
   | GovernTelemetry
+  | TableResetTelemetry
   | SourceRedactionTelemetry
   | EmbeddingCallTelemetry
   | EmbeddingFailureTelemetry

@@ -221,6 +221,7 @@ export const chunkEmbedOperator: NodeKindSpec<ChunkEmbedNode> = {
           oldValue,
           partition: scope.record.partition,
           timestamp: scope.timestamp,
+          appendedAt: scope.appendedAt,
           origin: scope.origin,
         })
         origins.push(scope.record)

@@ -78,6 +78,7 @@ export const stageOperator: NodeKindSpec<StageNode> = {
           oldValue,
           partition: scope.record.partition,
           timestamp: scope.timestamp,
+          appendedAt: scope.appendedAt,
           origin: scope.origin,
         })
         origins.push(scope.record)

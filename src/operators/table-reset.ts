@@ -14,7 +14,15 @@
  *      and sends a *row delete* record, keyed by the row, to its own partition for every row changed
  *      before the reset point;
  *   3. each row delete is a change like any other, prefetched by its key: the row is deleted (and the
- *      delete goes downstream: chunks tombstoned) if it still changed before the reset point.
+ *      delete goes downstream: chunks tombstoned) if it still changed before the reset point, and
+ *      counted in the partition's state ({@link CdcTableState.removed});
+ *   4. after its row deletes, step 2 sends a *done* record to its own partition. A task writes the row
+ *      deletes and the done record of one reset in one go, so on its partition of the reset topic they
+ *      follow each other with no other reset's deletes between: the done record reads the count and
+ *      reports the reset — an audit event (TRUNCATED, or SNAPSHOT_RESET when rows went) to the
+ *      topology's audit topics (src/operators/audit-outputs.ts) and `ragstream_table_resets_total`.
+ *      The count is of rows actually deleted: a row changed again after the reset, or one an earlier
+ *      reset's deletes already removed, is not counted twice.
  *
  * "Changed before" is read off the row's lineage (`_source`, written by cdcTableDecoder):
  *   - a truncate compares source positions (Postgres LSNs). LSNs of concurrent transactions interleave,
@@ -32,14 +40,22 @@
  * Record shapes on the reset topic (JSON values):
  *   reset       key null       {"reset": ResetPoint, "table": "schema.table" | null}
  *   row delete  key = row key  {"delete": ResetPoint}
+ *   done        key null       {"done": ResetPoint, "table": "schema.table" | null}
  */
 import { LINEAGE_FIELD } from '../cdc/table-decoder.ts'
+import { auditEvent, type AuditEventValue } from '../governance/audit.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
 
 /** The point before which a reset removes rows. */
 export type ResetPoint =
   | { readonly kind: 'truncate'; readonly position: string | null; readonly timestampMs: number }
-  | { readonly kind: 'snapshot'; readonly partition: number; readonly before: string }
+  | {
+      readonly kind: 'snapshot'
+      readonly partition: number
+      readonly before: string
+      /** Source time of the change that completed the snapshot (absent on resets written before it was kept). */
+      readonly timestampMs?: number
+    }
 
 /** What the table remembers per partition under {@link CDC_STATE_KEY}. */
 export interface CdcTableState {
@@ -47,6 +63,8 @@ export interface CdcTableState {
   readonly truncated?: Extract<ResetPoint, { kind: 'truncate' }>
   /** The offset of the first read of the snapshot in progress on this partition. */
   readonly snapshotFrom?: string
+  /** Rows the reset being applied on this partition deleted so far: its done record reports and clears them. */
+  readonly removed?: number
 }
 
 /**
@@ -56,7 +74,9 @@ export interface CdcTableState {
 export const CDC_STATE_KEY = '\u0000cdc-table'
 
 export type ResetRecord =
-  { readonly reset: ResetPoint; readonly table: string | null } | { readonly delete: ResetPoint }
+  | { readonly reset: ResetPoint; readonly table: string | null }
+  | { readonly delete: ResetPoint }
+  | { readonly done: ResetPoint; readonly table: string | null }
 
 export function encodeReset(record: ResetRecord): Buffer {
   return encodeJson(record)
@@ -107,4 +127,52 @@ export function laterTruncate(
 /** Whether a reset removes a listed row: rows without lineage go with a truncate and stay with a snapshot. */
 export function resetRemoves(row: unknown, point: ResetPoint): boolean {
   return changedBefore(row, point) ?? point.kind === 'truncate'
+}
+
+export interface ResetAuditInput {
+  readonly topology: string
+  readonly topologyVersion: string | null
+  /** The table's node name. */
+  readonly table: string
+  /** `schema.table` as the source named it, when it did. */
+  readonly sourceTable: string | null
+  readonly point: ResetPoint
+  readonly partition: number
+  readonly rowsRemoved: number
+  /** When the reset happened at the source (the truncate's time, the completing change's time). */
+  readonly atMs: number
+}
+
+/** A decimal position as a count (counts are numbers), when it is one that a number holds exactly. */
+function positionCount(decimal: string | null): number | undefined {
+  if (decimal === null || !DECIMAL.test(decimal)) return undefined
+  const n = Number(decimal)
+  return Number.isSafeInteger(n) ? n : undefined
+}
+
+/**
+ * The audit event of one reset applied on one partition: TRUNCATED or SNAPSHOT_RESET, counts only.
+ * `reason` names the table (`<node>`, or `<node> (<schema.table>)` when the source named it); counts
+ * hold `rows_removed`, `partition` and the source position (`source_position`: the truncate's LSN) or
+ * the snapshot's first read (`snapshot_offset`). The event id is a hash of the table, the partition
+ * and the reset point, so applying the same reset again (a batch re-processed after an abort, a
+ * replay) writes the same event.
+ */
+export function resetAudit(input: ResetAuditInput): AuditEventValue {
+  const { point, partition, table } = input
+  const counts: Record<string, number> = { rows_removed: input.rowsRemoved, partition }
+  const position = positionCount(point.kind === 'truncate' ? point.position : point.before)
+  if (position !== undefined) counts[point.kind === 'truncate' ? 'source_position' : 'snapshot_offset'] = position
+  return auditEvent({
+    kind: point.kind === 'truncate' ? 'TRUNCATED' : 'SNAPSHOT_RESET',
+    topology: input.topology,
+    topologyVersion: input.topologyVersion,
+    reason: input.sourceTable === null ? table : `${table} (${input.sourceTable})`,
+    counts,
+    atMs: input.atMs,
+    identity:
+      point.kind === 'truncate'
+        ? [table, partition, point.position ?? '', point.timestampMs].join('\u0000')
+        : [table, partition, point.partition, point.before].join('\u0000'),
+  })
 }

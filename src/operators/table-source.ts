@@ -6,10 +6,12 @@
  */
 import { isEventTime, rowChangeTime } from '../cdc/table-decoder.ts'
 import { RagstreamError } from '../errors.ts'
+import type { AuditEventValue } from '../governance/audit.ts'
 import { decodeSuppression, suppresses, type SuppressionRecord } from '../governance/forget/suppression.ts'
 import { hashSubject } from '../governance/subject.ts'
+import { report, telemetryActive } from '../observability/telemetry.ts'
 import type { SourceRecord } from '../runtime/task.ts'
-import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type NodeKindSpec } from '../topology/compiled.ts'
+import { CHANGELOG_CONFIG, REPARTITION_CONFIG, type NodeKindSpec, type StageBuffer } from '../topology/compiled.ts'
 import {
   changelogTopic,
   forgetRepartitionTopic,
@@ -21,10 +23,13 @@ import {
   type DecodedRecord,
   type Decoder,
   type DecoderPreparer,
+  type StageItem,
+  type StageNode,
   type TableSourceNode,
 } from '../topology/graph.ts'
 import { decodeJson, encodeJson } from '../topology/json.ts'
 import { factsOf, nodeIs, tableRoot } from '../topology/node-kinds.ts'
+import { partitionForString } from '../topology/partitioner.ts'
 import { WHOLE_PARTITION, groupedKey } from '../state/store.ts'
 import {
   CDC_STATE_KEY,
@@ -33,12 +38,15 @@ import {
   encodeReset,
   laterTruncate,
   readCdcState,
+  resetAudit,
   resetRemoves,
   type CdcTableState,
   type ResetPoint,
   type ResetRecord,
 } from './table-reset.ts'
 import { recordFailure } from '../topology/user-code.ts'
+import { tableAuditOutputs, tableAuditTopics } from './audit-outputs.ts'
+import type { AuditOutput } from './govern/options.ts'
 
 export interface TableOptions {
   /** Required: the table's store and changelog identity. */
@@ -58,6 +66,14 @@ export interface TableOptions {
    * `govern` removes the subject's rows from this table's store and from every join that reads it.
    */
   readonly subject?: TableSubject
+  /**
+   * CDC tables: where the audit events of its truncates and completed snapshots go (`TRUNCATED`,
+   * `SNAPSHOT_RESET`: the rows each partition removed, no content). Default: the audit topic of every
+   * `govern` the table feeds, and the chunk topic of every `toChunks` it reaches without one, in the
+   * services' encoding (what the pgvector sink reads); with none of these, no event is written (the
+   * reset is still counted in `ragstream_table_resets_total`). `encode` defaults to JSON.
+   */
+  readonly audit?: AuditOutput
 }
 
 export function tableSourceNode(
@@ -68,6 +84,7 @@ export function tableSourceNode(
   decode: Decoder | undefined,
   prepare?: DecoderPreparer,
   subject?: TableSubject,
+  audit?: AuditOutput,
 ): TableSourceNode {
   return Object.freeze({
     kind: 'table-source',
@@ -79,6 +96,7 @@ export function tableSourceNode(
     decode,
     prepare,
     ...(subject === undefined ? {} : { subject }),
+    ...(audit === undefined ? {} : { audit }),
   })
 }
 
@@ -175,7 +193,7 @@ function withPreviousColumns(
 
 export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
   facts: { stateful: true, role: 'source', table: 'root', emitsStoredValue: true },
-  externalTopics: (node) => ({ reads: [node.topic], writes: [] }),
+  externalTopics: (node, graph) => ({ reads: [node.topic], writes: tableAuditTopics(node, graph) }),
   preparer: (node) => (node.prepare === undefined ? undefined : { topic: node.topic, prepare: node.prepare }),
   validate(node, _graph, problem) {
     const topicProblem = topicNameProblem(node.topic)
@@ -196,6 +214,18 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
         'subject',
         "must be a subject type (e.g. 'customer': the row key is the id) or (row, key) => 'type:id' | null",
       )
+    const audit = node.audit
+    if (audit === undefined) return
+    if (node.format !== 'cdc') problem('audit', 'only a CDC table (cdcTable) resets, so only it writes audit events')
+    else if (audit === null || typeof audit !== 'object') problem('audit', 'must be { topic, encode?, open? }')
+    else {
+      const topic = topicNameProblem(audit.topic)
+      if (topic !== '') problem('audit/topic', topic)
+      if (audit.encode !== undefined && typeof audit.encode !== 'function')
+        problem('audit/encode', 'must be a function (event) => Buffer')
+      if (audit.open !== undefined && typeof audit.open !== 'function')
+        problem('audit/open', 'must be a function () => Promise<void>')
+    }
   },
   stores: (node, graph) => (keepsRowSubjects(node, graph) ? [node.name, rowSubjectsStore(node.name)] : [node.name]),
   internalTopics: (node, graph) => [
@@ -237,6 +267,12 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
   physical: (node, graph) => {
     const cdc = node.format === 'cdc'
     const reset = tableResetTopic(graph.applicationId, node.name)
+    const audits = tableAuditTopics(node, graph).map((topic, i, all) => ({
+      type: 'sink' as const,
+      name: all.length === 1 ? `${node.name}-audit-sink` : `${node.name}-audit-sink-${i}`,
+      topic,
+      next: [],
+    }))
     return {
       nodes: [
         { type: 'source', name: `${node.name}-source`, topics: [node.topic], next: [node.name] },
@@ -258,9 +294,10 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           name: node.name,
           stores: keepsRowSubjects(node, graph) ? [node.name, rowSubjectsStore(node.name)] : [node.name],
           detail: cdc ? 'table: cdc, truncates and snapshots reset it' : `table: ${node.format}`,
-          next: cdc ? [`${node.name}-reset-sink`] : [],
+          next: cdc ? [`${node.name}-reset-sink`, ...audits.map((a) => a.name)] : [],
         },
         ...(cdc ? [{ type: 'sink' as const, name: `${node.name}-reset-sink`, topic: reset, next: [] }] : []),
+        ...audits,
       ],
       entries: [],
       exit: node.name,
@@ -369,7 +406,8 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
     const writeState = (partition: number, state: CdcTableState): CdcTableState => {
       const rows = rowsStore()
       scope.undo.remember(rows, partition, CDC_STATE_KEY, rows.get(partition, CDC_STATE_KEY))
-      if (state.truncated === undefined && state.snapshotFrom === undefined) rows.delete(partition, CDC_STATE_KEY)
+      if (state.truncated === undefined && state.snapshotFrom === undefined && state.removed === undefined)
+        rows.delete(partition, CDC_STATE_KEY)
       else rows.put(partition, CDC_STATE_KEY, encodeJson(state))
       return state
     }
@@ -378,15 +416,55 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
     }
     /** The snapshot run of this partition is complete: rows it did not read again, changed before it, are gone. */
     const completeSnapshot = (partition: number, state: CdcTableState, table: string | null): CdcTableState => {
-      const point: ResetPoint = { kind: 'snapshot', partition, before: state.snapshotFrom! }
+      const point: ResetPoint = {
+        kind: 'snapshot',
+        partition,
+        before: state.snapshotFrom!,
+        timestampMs: scope.timestamp,
+      }
       sendReset(partition, null, encodeReset({ reset: point, table }))
-      return writeState(partition, { ...(state.truncated === undefined ? {} : { truncated: state.truncated }) })
+      const { snapshotFrom: _done, ...rest } = state
+      return writeState(partition, rest)
+    }
+    /** A reset's row deletes on this partition are done: its audit event and telemetry (table-reset.ts, step 4). */
+    const auditOf = cdc ? resetAuditor(node, env) : undefined
+    const reportReset = (record: SourceRecord, point: ResetPoint, table: string | null): void => {
+      const state = readState(record.partition)
+      const removed = state.removed ?? 0
+      if (state.removed !== undefined) {
+        const { removed: _reported, ...rest } = state
+        writeState(record.partition, rest)
+      }
+      if (telemetryActive())
+        report({
+          kind: 'table-reset',
+          table: name,
+          reset: point.kind,
+          partition: record.partition,
+          rowsRemoved: removed,
+        })
+      // A truncate is audited on every partition (0 rows too: the proof it reached each); a snapshot when it removed rows.
+      if (point.kind === 'snapshot' && removed === 0) return
+      auditOf?.(
+        resetAudit({
+          topology: env.graph.applicationId,
+          topologyVersion: env.graph.version ?? null,
+          table: name,
+          sourceTable: table,
+          point,
+          partition: record.partition,
+          rowsRemoved: removed,
+          atMs: point.kind === 'truncate' ? point.timestampMs : (point.timestampMs ?? Number(record.timestamp)),
+        }),
+      )
     }
     if (cdc) {
       env.addPrefetch(node.topic, name, () => CDC_STATE_KEY)
       env.addPrefetch(resetTopic, name)
       env.addPrefetch(resetTopic, name, () => CDC_STATE_KEY)
-      env.addPrefetchScan(resetTopic, name, (decoded) => (decoded.key === '' ? WHOLE_PARTITION : null))
+      env.addPrefetchScan(resetTopic, name, (decoded) =>
+        decoded.key === '' && 'reset' in (decoded.value as ResetRecord) ? WHOLE_PARTITION : null,
+      )
       env.addTopic(resetTopic, {
         node: name,
         decode: (record) => ({
@@ -399,10 +477,14 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           if ('delete' in reset) {
             // A row delete: the row goes if it still changed before the reset (a later change keeps it).
             const oldBytes = rowsStore().get(partition, decoded.key)
-            if (oldBytes !== undefined && resetRemoves(decodeJson(oldBytes), reset.delete))
+            if (oldBytes !== undefined && resetRemoves(decodeJson(oldBytes), reset.delete)) {
               deleteRow(partition, decoded.key, oldBytes)
+              const state = readState(partition)
+              writeState(partition, { ...state, removed: (state.removed ?? 0) + 1 })
+            }
             return
           }
+          if ('done' in reset) return reportReset(record, reset.done, reset.table)
           const point = reset.reset
           if (point.kind === 'truncate') {
             const state = readState(partition)
@@ -412,6 +494,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
           for (const [key, bytes] of rowsStore().scan(partition, WHOLE_PARTITION)) {
             if (key !== CDC_STATE_KEY && resetRemoves(decodeJson(bytes), point)) sendReset(partition, key, value)
           }
+          sendReset(partition, null, encodeReset({ done: point, table: reset.table }))
         },
       })
     }
@@ -494,4 +577,68 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
     })
     return []
   },
+}
+
+/**
+ * How a CDC table writes the audit events of its resets: to each of its audit outputs
+ * (src/operators/audit-outputs.ts), keyed and partitioned by event id. Opening an output (an Avro
+ * codec registering its schema) is I/O, so the events go through a stage of the table's own: the
+ * synchronous pass buffers them, the stage opens the outputs once per batch, and they are written in
+ * the batch's transaction under the done record that produced them. Undefined without outputs.
+ */
+function resetAuditor(
+  node: TableSourceNode,
+  env: Parameters<NodeKindSpec<TableSourceNode>['compile']>[1],
+): ((event: AuditEventValue) => void) | undefined {
+  const outputs = tableAuditOutputs(node, env.graph, env.services)
+  if (outputs.length === 0) return undefined
+  const { scope } = env
+  const writers = outputs.map((output) => ({
+    topic: output.topic,
+    partitions: env.sinkPartitions(output.topic),
+    encode: output.encode ?? ((event: AuditEventValue) => encodeJson(event)),
+  }))
+  const items: StageItem[] = []
+  const origins: SourceRecord[] = []
+  const stageNode: StageNode = Object.freeze({
+    kind: 'stage',
+    name: `${node.name}-audit`,
+    named: true,
+    inputs: Object.freeze([node.name]),
+    stageKind: 'audit',
+    stores: Object.freeze([]),
+    processor: {
+      async process(batch: readonly StageItem[]) {
+        await Promise.all(outputs.flatMap((o) => (o.open === undefined ? [] : [o.open()])))
+        return batch.map((item) => [{ key: item.key, value: item.value }])
+      },
+    },
+  })
+  const buffer: StageBuffer = {
+    node: stageNode,
+    items,
+    origins,
+    emit(key, _oldValue, value) {
+      const bytes = Buffer.from(key, 'utf8')
+      for (const w of writers)
+        scope.out.push({
+          topic: w.topic,
+          partition: partitionForString(key, w.partitions),
+          key: bytes,
+          value: w.encode(value as AuditEventValue),
+        })
+    },
+  }
+  env.addStage(buffer)
+  return (event) => {
+    items.push({
+      key: event.event_id,
+      value: event,
+      oldValue: undefined,
+      partition: scope.record.partition,
+      timestamp: scope.timestamp,
+      origin: scope.origin,
+    })
+    origins.push(scope.record)
+  }
 }

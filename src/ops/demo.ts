@@ -27,7 +27,7 @@ import { checkIdentifier } from '../sink/identifiers.ts'
 import { ConfigError } from '../errors.ts'
 import { loadApp } from '../app/load.ts'
 import { deployment, type Deployment } from './deployment.ts'
-import { dropInactiveVersions, promoteVersion, tableFreshness } from './index-versions.ts'
+import { dropInactiveVersions, promoteVersion, tableFreshness, type Freshness } from './index-versions.ts'
 import { connectPostgres, Pipeline, pipelineLogging } from './pipeline.ts'
 
 export interface DemoOptions {
@@ -84,6 +84,27 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
 
 function seconds(n: number | null): string {
   return n === null ? '–' : n < 10 ? `${n.toFixed(2)}s` : `${n.toFixed(1)}s`
+}
+
+/** A freshness figure as short as it reads: milliseconds under a second (ragstream's part is tens of them). */
+function duration(n: number): string {
+  return n < 1 ? `${Math.round(n * 1000)}ms` : seconds(n)
+}
+
+/** p50/p99 of one part of the freshness split, or – when no row of the window carries it. */
+function split(part: { readonly p50: number; readonly p99: number } | null): string {
+  return part === null ? '–' : `${duration(part.p50)}/${duration(part.p99)}`
+}
+
+/**
+ * The demo's last word on freshness: the rows of the live changes (changed at their source after the
+ * backfill), split at their append to the source topic into capture (Debezium's share) and ragstream.
+ */
+export function freshnessSplitLine(live: Freshness | undefined): string {
+  if (live === undefined || live.windowRows === 0) return 'live changes: none indexed (no live phase, or --rate 0)'
+  const part = (p: { readonly p50: number; readonly p99: number } | null): string =>
+    p === null ? 'p50 –, p99 –' : `p50 ${duration(p.p50)}, p99 ${duration(p.p99)}`
+  return `live changes (${live.windowRows} rows): capture (source commit → source topic) ${part(live.capture)}; ragstream (source topic → visible in Postgres) ${part(live.ragstream)}`
 }
 
 /** A demo run's id: `r` + Date.now() in base 36 (8 characters until 2059). */
@@ -300,7 +321,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     withSchema: false,
     backfill: 0,
     rate: 0,
-    createTopics: { partitions },
+    // LogAppendTime: a source record's timestamp is its append, where capture ends and ragstream begins.
+    createTopics: { partitions, appendTime: true },
   })
   if (sqlSource) await prepareSqlSource({ ...sqlSource, base, server: d.prefix! })
   const pipeline = await Pipeline.start({
@@ -347,7 +369,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const liveUntil = started + o.durationSeconds * 1000
     let caughtUpAt: number | undefined
     let drainedReadings = 0
-    say('  time   phase     gen    in/s   out/s   lag(proc/sink)  fresh p50/p99   rows    dlq  embed calls/hits/cpu')
+    // The live phase's changes: the final line's figures cover the changes made from here on, not the backfill.
+    let liveSince: number | undefined
+    say(
+      '  time   phase     gen    in/s   out/s   lag(proc/sink)  capture p50/p99  ragstream p50/p99   rows    dlq  embed calls/hits/cpu',
+    )
     for (;;) {
       await sleep(1000, o.signal)
       if (interrupted()) break
@@ -359,8 +385,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       const lagP = p.processorLag.reduce((s, l) => s + l.lag, 0)
       const lagS = p.sinkLag.reduce((s, l) => s + l.lag, 0)
       const phase = now < liveUntil ? (generated?.phase === 'trickle' ? 'live' : 'backfill') : 'drain'
+      if (phase === 'live') liveSince ??= last.at
       say(
-        `  ${String(Math.round((now - started) / 1000)).padStart(3)}s   ${phase.padEnd(8)} ${String(generated?.records ?? 0).padStart(5)} ${((p.processor.recordsIn - last.in) / dt).toFixed(0).padStart(7)} ${((sinkRows - last.out) / dt).toFixed(0).padStart(7)}   ${`${lagP}/${lagS}`.padStart(13)}  ${`${seconds(fresh.p50)}/${seconds(fresh.p99)}`.padStart(13)}  ${String(fresh.rows).padStart(6)} ${String(p.processor.deadLetters).padStart(5)}  ${p.embedding.calls}/${p.embedding.cacheHits}/${(p.embedding.cpuMs / 1000).toFixed(1)}s`,
+        `  ${String(Math.round((now - started) / 1000)).padStart(3)}s   ${phase.padEnd(8)} ${String(generated?.records ?? 0).padStart(5)} ${((p.processor.recordsIn - last.in) / dt).toFixed(0).padStart(7)} ${((sinkRows - last.out) / dt).toFixed(0).padStart(7)}   ${`${lagP}/${lagS}`.padStart(13)}  ${split(fresh.capture).padStart(15)}  ${split(fresh.ragstream).padStart(17)}  ${String(fresh.rows).padStart(6)} ${String(p.processor.deadLetters).padStart(5)}  ${p.embedding.calls}/${p.embedding.cacheHits}/${(p.embedding.cpuMs / 1000).toFixed(1)}s`,
       )
       last = { at: now, in: p.processor.recordsIn, out: sinkRows }
       if (now >= liveUntil) {
@@ -394,6 +421,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     say(
       `indexed ${fresh.rows} chunks; freshness over all rows p50 ${seconds(fresh.p50)}, p99 ${seconds(fresh.p99)} (visible_at − source_ts)`,
     )
+    const live =
+      liveSince === undefined
+        ? undefined
+        : await tableFreshness(sinkReader, d.sink.names.chunkTable, undefined, liveSince)
+    say(freshnessSplitLine(live))
 
     const analystUrl = await ensureAnalyst(config, d, analystRole)
     const text = o.queryText ?? DEMO_QUERY

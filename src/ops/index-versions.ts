@@ -47,31 +47,74 @@ export interface Freshness {
   readonly p99: number | null
   readonly windowRows: number
   readonly lastVisibleAt: string | null
+  /**
+   * The same split in two at the change's append to its source topic (`source_appended_at`), over the
+   * window's rows that carry it (`splitRows`; rows of older processors do not): capture is
+   * source_appended_at − source_ts (the source's commit to its topic: Debezium's share), ragstream
+   * visible_at − source_appended_at. Null when no row of the window carries it.
+   */
+  readonly splitRows: number
+  readonly capture: { readonly p50: number; readonly p99: number } | null
+  readonly ragstream: { readonly p50: number; readonly p99: number } | null
 }
 
 /**
  * Freshness of one version's table. `windowSeconds` limits the percentiles to recently written rows
- * (live freshness); without it they cover every row. Read as a role that sees every row (the sink role).
+ * (live freshness); without it they cover every row. `changedSince` (epoch ms) limits them instead to
+ * rows whose change happened at its source after it (`source_ts`: the demo's live changes, not the
+ * backfill). Read as a role that sees every row (the sink role).
  */
-export async function tableFreshness(client: pg.Client, table: string, windowSeconds?: number): Promise<Freshness> {
-  const window = windowSeconds === undefined ? '' : `WHERE visible_at > clock_timestamp() - make_interval(secs => $1)`
+export async function tableFreshness(
+  client: pg.Client,
+  table: string,
+  windowSeconds?: number,
+  changedSince?: number,
+): Promise<Freshness> {
+  const window =
+    changedSince !== undefined
+      ? `WHERE source_ts > to_timestamp($1 / 1000.0)`
+      : windowSeconds === undefined
+        ? ''
+        : `WHERE visible_at > clock_timestamp() - make_interval(secs => $1)`
+  const params = changedSince !== undefined ? [changedSince] : windowSeconds === undefined ? [] : [windowSeconds]
+  const pct = (p: number, from: string, to: string): string =>
+    `percentile_cont(${p}) WITHIN GROUP (ORDER BY extract(epoch FROM ${to} - ${from}))`
   const [total, recent] = await Promise.all([
     client.query<{ rows: string; last: Date | null }>(`SELECT count(*) AS rows, max(visible_at) AS last FROM ${table}`),
-    client.query<{ n: string; p50: number | null; p99: number | null }>(
+    client.query<{
+      n: string
+      p50: number | null
+      p99: number | null
+      split: string
+      capture_p50: number | null
+      capture_p99: number | null
+      ragstream_p50: number | null
+      ragstream_p99: number | null
+    }>(
       `SELECT count(*) AS n,
-              percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM visible_at - source_ts)) AS p50,
-              percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM visible_at - source_ts)) AS p99
+              ${pct(0.5, 'source_ts', 'visible_at')} AS p50,
+              ${pct(0.99, 'source_ts', 'visible_at')} AS p99,
+              count(source_appended_at) AS split,
+              ${pct(0.5, 'source_ts', 'source_appended_at')} AS capture_p50,
+              ${pct(0.99, 'source_ts', 'source_appended_at')} AS capture_p99,
+              ${pct(0.5, 'source_appended_at', 'visible_at')} AS ragstream_p50,
+              ${pct(0.99, 'source_appended_at', 'visible_at')} AS ragstream_p99
        FROM ${table} ${window}`,
-      windowSeconds === undefined ? [] : [windowSeconds],
+      params,
     ),
   ])
   const r = recent.rows[0]
+  const pair = (p50: number | null, p99: number | null) =>
+    p50 === null || p99 === null ? null : { p50: Number(p50), p99: Number(p99) }
   return {
     rows: Number(total.rows[0].rows),
     p50: r.p50 === null ? null : Number(r.p50),
     p99: r.p99 === null ? null : Number(r.p99),
     windowRows: Number(r.n),
     lastVisibleAt: total.rows[0].last?.toISOString() ?? null,
+    splitRows: Number(r.split),
+    capture: pair(r.capture_p50, r.capture_p99),
+    ragstream: pair(r.ragstream_p50, r.ragstream_p99),
   }
 }
 

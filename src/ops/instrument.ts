@@ -41,12 +41,14 @@ export interface InstrumentedProcessor {
   readonly counters: Readonly<ProcessorCounters>
 }
 
-/** One batch's governance counts, keyed `<node>\u0000<detector|outcome>`, applied when it commits. */
+/** One batch's governance counts (and its table resets), keyed `<node>\u0000<detector|outcome|reset>`, applied when it commits. */
 class GovernanceCounts {
   readonly redactions = new Map<string, number>()
   readonly rows = new Map<string, number>()
   readonly requests = new Map<string, number>()
   readonly forgotten = new Map<string, number>()
+  readonly resets = new Map<string, number>()
+  readonly resetRows = new Map<string, number>()
 
   add(event: TelemetryEvent): void {
     if (event.kind === 'source-redactions') {
@@ -59,6 +61,9 @@ class GovernanceCounts {
         bump(this.rows, `${event.node}\u0000${outcome}`, event[outcome])
       bump(this.requests, event.node, event.requestsApplied)
       bump(this.forgotten, event.node, event.entitiesForgotten)
+    } else if (event.kind === 'table-reset') {
+      bump(this.resets, `${event.table}\u0000${event.reset}`, 1)
+      bump(this.resetRows, `${event.table}\u0000${event.reset}`, event.rowsRemoved)
     }
   }
 
@@ -74,6 +79,14 @@ class GovernanceCounts {
     for (const [node, n] of this.requests)
       metrics.inc('ragstream_deletion_requests_applied_total', { topology, node }, n)
     for (const [node, n] of this.forgotten) metrics.inc('ragstream_entities_forgotten_total', { topology, node }, n)
+    for (const [key, n] of this.resets) {
+      const [table, kind] = key.split('\u0000')
+      metrics.inc('ragstream_table_resets_total', { topology, table, kind }, n)
+    }
+    for (const [key, n] of this.resetRows) {
+      const [table, kind] = key.split('\u0000')
+      metrics.inc('ragstream_table_reset_rows_total', { topology, table, kind }, n)
+    }
   }
 }
 
@@ -139,7 +152,8 @@ export function instrumentProcessor(
     if (counts === undefined) governance.set(records, (counts = new GovernanceCounts()))
     const batch = counts
     const listener: TelemetryListener = (event) => {
-      if (event.kind === 'govern' || event.kind === 'source-redactions') batch.add(event)
+      if (event.kind === 'govern' || event.kind === 'source-redactions' || event.kind === 'table-reset')
+        batch.add(event)
       else exportEmbedding(metrics, event)
     }
     return withTelemetry(listener, fn)
@@ -256,15 +270,18 @@ export function instrumentSink(
   metrics: Metrics,
   table: string,
   chain?: (event: SinkLogEvent) => void,
+  /** The writer's index among a process's writers (`ragstream sink --writers N`: one instrumentSink per writer). */
+  writer = 0,
 ): { log: (event: SinkLogEvent) => void; counters: Readonly<SinkCounters> } {
   const counters: SinkCounters = { batches: 0, upserted: 0, deleted: 0, rejects: 0 }
+  const labels = { table, writer: String(writer) }
   let begun: { at: number; records: number } | undefined
   const log = (event: SinkLogEvent): void => {
     if (event.event === 'batch-begin') begun = { at: performance.now(), records: event.records }
     else if (event.event === 'batch-committed') {
       if (begun) {
-        metrics.observe('ragstream_sink_commit_seconds', { table }, (performance.now() - begun.at) / 1000)
-        metrics.observe('ragstream_sink_batch_size', { table }, begun.records)
+        metrics.observe('ragstream_sink_commit_seconds', labels, (performance.now() - begun.at) / 1000)
+        metrics.observe('ragstream_sink_batch_size', labels, begun.records)
       }
       begun = undefined
       if (!event.alreadyCommitted) {
@@ -272,15 +289,13 @@ export function instrumentSink(
         counters.upserted += event.upserted
         counters.deleted += event.deleted
         counters.rejects += event.rejects
-        if (event.upserted > 0) metrics.inc('ragstream_sink_rows_total', { table, op: 'upsert' }, event.upserted)
-        for (const f of event[COMMITTED_FRESHNESS] ?? [])
-          for (const ms of f.lagsMs)
-            metrics.observe(
-              'ragstream_event_to_visible_seconds',
-              { topology: f.topology, version: f.version },
-              ms / 1000,
-            )
-        if (event.deleted > 0) metrics.inc('ragstream_sink_rows_total', { table, op: 'delete' }, event.deleted)
+        if (event.upserted > 0) metrics.inc('ragstream_sink_rows_total', { ...labels, op: 'upsert' }, event.upserted)
+        for (const f of event[COMMITTED_FRESHNESS] ?? []) {
+          const version = { topology: f.topology, version: f.version }
+          for (const ms of f.lagsMs) metrics.observe('ragstream_event_to_visible_seconds', version, ms / 1000)
+          for (const ms of f.appendLagsMs) metrics.observe('ragstream_append_to_visible_seconds', version, ms / 1000)
+        }
+        if (event.deleted > 0) metrics.inc('ragstream_sink_rows_total', { ...labels, op: 'delete' }, event.deleted)
       }
     } else if (event.event === 'fenced' || event.event === 'retry') begun = undefined
     chain?.(event)

@@ -12,8 +12,8 @@ import { connectPostgres } from './pipeline.ts'
 import { LagClock } from './lag-seconds.ts'
 
 export interface SinkMetricsServer {
-  /** The sink's log callback: feeds the metrics, then `log`. */
-  readonly log: (event: SinkLogEvent) => void
+  /** Writer `writer`'s log callback (writer 0 for a single sink): feeds the metrics labelled with it, then `log`. */
+  logFor(writer: number): (event: SinkLogEvent) => void
   readonly port: number
   close(): Promise<void>
 }
@@ -26,7 +26,6 @@ export async function startSinkMetrics(o: {
   log: (event: SinkLogEvent) => void
 }): Promise<SinkMetricsServer> {
   const metrics = new Metrics({ defaultMetrics: true })
-  const sink = instrumentSink(metrics, o.config.names.chunkTableName, o.log)
   const server = await serveMetrics(metrics, { port: o.port })
   const admin = new Admin({
     clientId: `ragstream-sink-metrics-${o.config.topology}`,
@@ -40,7 +39,7 @@ export async function startSinkMetrics(o: {
   ])
   const address = server.address()
   return {
-    log: sink.log,
+    logFor: (writer) => instrumentSink(metrics, o.config.names.chunkTableName, o.log, writer).log,
     port: typeof address === 'object' && address ? address.port : o.port,
     async close() {
       await stop()

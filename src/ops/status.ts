@@ -256,6 +256,11 @@ export async function topologyStatus(o: StatusOptions): Promise<TopologyStatus> 
   }
 }
 
+/** Seconds as milliseconds (the split's parts are tens of them). */
+function millis(n: number): string {
+  return `${Math.round(n * 1000)}ms`
+}
+
 function secs(n: number | null | undefined): string {
   return n === null || n === undefined ? '–' : `${n.toFixed(2)}s`
 }
@@ -304,6 +309,11 @@ export function formatStatus(s: TopologyStatus): string {
       lines.push(
         `  freshness (${window})  p50 ${secs(v.freshness.p50)}  p99 ${secs(v.freshness.p99)}  rows ${v.freshness.rows}  last visible ${v.freshness.lastVisibleAt ?? '–'}`,
       )
+      const { capture, ragstream, splitRows } = v.freshness
+      if (capture !== null && ragstream !== null)
+        lines.push(
+          `  freshness split (${splitRows} rows)  capture p50 ${millis(capture.p50)}  p99 ${millis(capture.p99)}  ragstream p50 ${millis(ragstream.p50)}  p99 ${millis(ragstream.p99)}`,
+        )
     }
     for (const c of v.stores)
       lines.push(

@@ -59,3 +59,23 @@ export function originHeader(headers: ReadonlyMap<string, Buffer>): RecordOrigin
   const bytes = headers.get(ORIGIN_HEADER)
   return bytes === undefined ? undefined : decodeOrigin(bytes)
 }
+
+/**
+ * Header of an internal repartition record whose change was appended at another time than its origin's
+ * Kafka timestamp (a join took a joined row's later change): i64 epoch ms, -1 = unknown. Absent: the origin's.
+ */
+export const APPENDED_HEADER = 'ragstream.appended'
+
+export function encodeAppendTime(appendedAt: number): Buffer {
+  const bytes = Buffer.allocUnsafe(8)
+  bytes.writeBigInt64BE(BigInt(appendedAt), 0)
+  return bytes
+}
+
+/** The append time an internal record's header names, if any (best effort, as the origin). */
+export function appendTimeHeader(headers: ReadonlyMap<string, Buffer>): number | undefined {
+  const bytes = headers.get(APPENDED_HEADER)
+  if (bytes === undefined || bytes.length !== 8) return undefined
+  const at = Number(bytes.readBigInt64BE(0))
+  return at >= 0 ? at : -1
+}

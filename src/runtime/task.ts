@@ -23,6 +23,11 @@ export interface SourceRecord {
   readonly headers: ReadonlyMap<string, Buffer>
   /** For an item of a record pack: the origin the pack carried for it (see src/runtime/origin.ts). */
   readonly origin?: RecordOrigin
+  /**
+   * For an item of a record pack: the append time the pack carried for its change (epoch ms, -1 =
+   * unknown; see SinkRecord.appendedAt). Absent: its origin's timestamp.
+   */
+  readonly appendedAt?: number
 }
 
 /**
@@ -65,6 +70,12 @@ export interface SinkRecord {
   readonly source?: RecordOrigin
   /** The internal record the topology was processing when it produced this output, when that was not the source. */
   readonly input?: RecordPosition
+  /**
+   * When the change whose event time `timestamp` is was appended to its source topic (epoch ms, -1 =
+   * unknown), set by the compiled topology: usually its origin's Kafka timestamp, the joined row's
+   * when a join took that row's later time. Internal records carry it on; never produced itself.
+   */
+  readonly appendedAt?: number
 }
 
 export type TopicRole = 'source' | 'sink' | 'changelog' | 'repartition' | 'dead-letter'

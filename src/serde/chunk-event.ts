@@ -27,13 +27,19 @@ export interface ChunkLineage {
   readonly change?: ChunkChange | null
 }
 
-/** A change's source record and when it happened at its source (its event time). */
+/** A change's source record, when it happened at its source (its event time) and when it reached its source topic. */
 export interface ChunkChange {
   readonly topic: string
   readonly partition: number
   /** Kafka offset; a JS number (exact up to 2^53). */
   readonly offset: number
   readonly timestamp_ms: number
+  /**
+   * When the same change was appended to its source topic (its source record's Kafka timestamp):
+   * `timestamp_ms` → here is capture, here → visible in Postgres is ragstream's part. Null when
+   * unknown; absent in events written before the field existed.
+   */
+  readonly appended_at_ms?: number | null
 }
 
 export interface ChunkEvent {

@@ -142,6 +142,7 @@ export class BatchWriter {
       'chunk_offset',
       'visible_at',
       'written_by',
+      'source_appended_at',
     ]
     this.#fenceSql = `
       UPDATE ${names.offsetsTable} AS o SET next_offset = v.next_offset, updated_at = clock_timestamp()
@@ -155,15 +156,16 @@ export class BatchWriter {
              u.classification, u.tenant, u.region, ARRAY(SELECT jsonb_array_elements_text(u.subjects)), u.policy_version,
              u.source_topic, u.source_partition, u.source_offset, u.source_position, to_timestamp(u.source_ts_ms / 1000.0),
              u.topology, u.topology_version, u.chunker, u.embedding_model, to_timestamp(u.emitted_at_ms / 1000.0),
-             u.chunk_topic, u.chunk_partition, u.chunk_offset, clock_timestamp(), $27
+             u.chunk_topic, u.chunk_partition, u.chunk_offset, clock_timestamp(), $27,
+             to_timestamp(u.source_appended_at_ms / 1000.0)
       FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::vector[], $8::jsonb[],
                   $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::text[], $14::text[], $15::int[], $16::bigint[],
                   $17::text[], $18::float8[], $19::text[], $20::text[], $21::text[], $22::text[], $23::float8[],
-                  $24::text[], $25::int[], $26::bigint[])
+                  $24::text[], $25::int[], $26::bigint[], $28::float8[])
         AS u(chunk_id, entity_type, entity_key, chunk_index, content, content_hash, embedding, metadata,
              classification, tenant, region, subjects, policy_version, source_topic, source_partition, source_offset,
              source_position, source_ts_ms, topology, topology_version, chunker, embedding_model, emitted_at_ms,
-             chunk_topic, chunk_partition, chunk_offset)
+             chunk_topic, chunk_partition, chunk_offset, source_appended_at_ms)
       WHERE NOT EXISTS (SELECT 1 FROM ${names.tombstoneTable} d WHERE d.chunk_id = u.chunk_id AND d.chunk_offset >= u.chunk_offset)
       ON CONFLICT (chunk_id) DO UPDATE SET (${updatable.join(', ')}) = (${updatable.map((c) => `EXCLUDED.${c}`).join(', ')})
       WHERE ${t}.chunk_offset < EXCLUDED.chunk_offset`
@@ -342,7 +344,7 @@ export class BatchWriter {
   }
 
   #upsertParams(rows: readonly ChunkRow[]): unknown[] {
-    const cols: unknown[][] = Array.from({ length: 26 }, () => new Array(rows.length))
+    const cols: unknown[][] = Array.from({ length: 27 }, () => new Array(rows.length))
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]
       cols[0][i] = r.chunkId
@@ -371,8 +373,10 @@ export class BatchWriter {
       cols[23][i] = r.chunkTopic
       cols[24][i] = r.chunkPartition
       cols[25][i] = r.chunkOffset.toString()
+      cols[26][i] = r.sourceAppendedAtMs ?? null
     }
-    return [...cols, this.#writtenBy]
+    const appended = cols.pop()!
+    return [...cols, this.#writtenBy, appended]
   }
 }
 

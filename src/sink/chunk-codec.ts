@@ -48,6 +48,8 @@ export interface ChunkRow {
   readonly sourceOffset: string
   readonly sourcePosition: string | null
   readonly sourceTimestampMs: number
+  /** When the change that made this version was appended to its source topic (epoch ms); null or absent when unknown. */
+  readonly sourceAppendedAtMs?: number | null
   readonly topology: string
   readonly topologyVersion: string
   readonly chunker: string
@@ -122,8 +124,23 @@ interface ChunkEventValue {
     chunker: string
     embedding_model: string
     emitted_at_ms: number | bigint
-    change?: { topic: string; partition: number; offset: number | bigint; timestamp_ms: number | bigint } | null
+    change?: {
+      topic: string
+      partition: number
+      offset: number | bigint
+      timestamp_ms: number | bigint
+      /** Absent when the writer schema predates it. */
+      appended_at_ms?: number | bigint | null
+    } | null
   }
+}
+
+/** A change's append time as the sink stores it: epoch ms, or null when absent or not a usable time. */
+function appendedAtOf(change: ChunkEventValue['lineage']['change']): number | null {
+  const at = change?.appended_at_ms
+  if (at === undefined || at === null) return null
+  const ms = Number(at)
+  return Number.isSafeInteger(ms) && ms >= 0 ? ms : null
 }
 
 interface AuditEventValue {
@@ -333,6 +350,8 @@ export class ChunkDecoder {
         sourcePosition: l.source_position,
         // Freshness is measured from the change that made this version (a re-triggering join's right row), not the entity's own last change.
         sourceTimestampMs: Number(l.change?.timestamp_ms ?? l.source_timestamp_ms),
+        // ...and split at its append to the source topic: capture before, ragstream after.
+        sourceAppendedAtMs: appendedAtOf(l.change),
         topology: l.topology,
         topologyVersion: l.topology_version,
         chunker: l.chunker,

@@ -168,6 +168,25 @@ export const MIGRATIONS: readonly Migration[] = [
         ADD COLUMN source_topic text, ADD COLUMN source_partition integer, ADD COLUMN source_offset bigint;
     `,
   },
+  {
+    version: 8,
+    name: 'chunk rows record when their change reached its source topic',
+    // source_appended_at: when the change that made the row version was appended to its source topic
+    // (the chunk event's lineage.change.appended_at_ms), which splits freshness into capture
+    // (source_ts → source_appended_at) and ragstream (source_appended_at → visible_at). NULL for rows
+    // written before it existed and for events without it. Added last to every chunk table, shared and
+    // per tenant, so they keep one column order (the tenant trigger copies whole rows); the views gain
+    // it when migrate re-creates the active version's views (refreshViews).
+    sql: (n) => `
+      DO $migrate$
+      DECLARE t text;
+      BEGIN
+        FOR t IN SELECT table_name FROM ${n.versionsTable} UNION SELECT table_name FROM ${n.tenantTablesTable} LOOP
+          EXECUTE format('ALTER TABLE IF EXISTS %I.%I ADD COLUMN IF NOT EXISTS source_appended_at timestamptz', ${literal(n.schema)}, t);
+        END LOOP;
+      END $migrate$;
+    `,
+  },
 ]
 
 export interface MigrateResult {
@@ -228,6 +247,7 @@ export async function migrate(owner: pg.Client, config: SinkConfig): Promise<Mig
         )
     }
     const createdVersion = await ensureTopologyVersion(owner, config)
+    await refreshViews(owner, config)
     const active = await owner.query(`SELECT version FROM ${n.versionsTable} WHERE topology = $1 AND active`, [
       config.topology,
     ])
@@ -287,6 +307,7 @@ export const CHUNK_COLUMNS = [
   'chunk_offset',
   'visible_at',
   'written_by',
+  'source_appended_at',
 ] as const
 
 /** A SQL string literal of a name that passed checkIdentifier (no quote can be in it; doubled anyway). */
@@ -399,7 +420,8 @@ async function ensureTopologyVersion(owner: pg.Client, config: SinkConfig): Prom
       chunk_partition integer NOT NULL,
       chunk_offset bigint NOT NULL,
       visible_at timestamptz NOT NULL,
-      written_by text NOT NULL
+      written_by text NOT NULL,
+      source_appended_at timestamptz
     );
     ${vectorIndex}
     CREATE INDEX IF NOT EXISTS ${quoteIdent(n.indexNames.entity)} ON ${t} (entity_type, entity_key);
@@ -546,7 +568,6 @@ async function checkIndexBuilt(owner: pg.Client, config: SinkConfig): Promise<vo
 async function activateInTransaction(owner: pg.Client, config: SinkConfig): Promise<void> {
   const n = config.names
   await checkIndexBuilt(owner, config)
-  const columns = CHUNK_COLUMNS.join(', ')
   await owner.query(`UPDATE ${n.versionsTable} SET active = false WHERE topology = $1 AND active`, [config.topology])
   await owner.query(
     `UPDATE ${n.versionsTable} SET active = true, activated_at = now() WHERE topology = $1 AND version = $2`,
@@ -561,9 +582,26 @@ async function activateInTransaction(owner: pg.Client, config: SinkConfig): Prom
   )
   const replaced = current.rowCount !== 0 && current.rows[0].type !== `${config.storage}(${config.dims})`
   if (replaced) await owner.query(`DROP VIEW ${n.freshnessView}; DROP VIEW ${n.view};`)
-  // security_invoker: the view runs with the analyst's privileges, so RLS on the table applies to them.
-  await owner.query(`
-    CREATE OR REPLACE VIEW ${n.view} WITH (security_invoker = true) AS SELECT ${columns} FROM ${n.chunkTable};
+  await owner.query(viewsSql(n, n.chunkTable))
+  if (!replaced) return
+  const analysts = await owner.query<{ role_name: string }>(
+    `SELECT DISTINCT g.role_name FROM ${n.grantsTable} g JOIN pg_roles r ON r.rolname = g.role_name WHERE g.topology = $1`,
+    [config.topology],
+  )
+  for (const { role_name } of analysts.rows)
+    await owner.query(`GRANT SELECT ON ${n.view}, ${n.freshnessView} TO ${quoteIdent(role_name)}`)
+}
+
+/**
+ * The topology's views over one version's chunk table. security_invoker: the view runs with the
+ * analyst's privileges, so RLS on the table applies to them. Freshness (docs/sql.md): visible_at −
+ * source_ts end to end, split at source_appended_at into capture (source_ts → source_appended_at)
+ * and ragstream (source_appended_at → visible_at); percentiles skip rows without it (NULL).
+ */
+function viewsSql(n: SinkNames, chunkTable: string): string {
+  const recent = `FILTER (WHERE visible_at > now() - interval '5 minutes')`
+  return `
+    CREATE OR REPLACE VIEW ${n.view} WITH (security_invoker = true) AS SELECT ${CHUNK_COLUMNS.join(', ')} FROM ${chunkTable};
     CREATE OR REPLACE VIEW ${n.freshnessView} WITH (security_invoker = true) AS
       SELECT topology, topology_version,
              count(*) AS chunks,
@@ -577,21 +615,44 @@ async function activateInTransaction(owner: pg.Client, config: SinkConfig): Prom
              now() - max(visible_at) AS since_last_write,
              -- Live freshness: the same over the rows made visible in the last 5 minutes (the columns
              -- above cover every row, so an old backfill dominates them).
-             count(*) FILTER (WHERE visible_at > now() - interval '5 minutes') AS chunks_5m,
-             percentile_cont(0.5) WITHIN GROUP (ORDER BY visible_at - source_ts)
-               FILTER (WHERE visible_at > now() - interval '5 minutes') AS p50_lag_5m,
-             percentile_cont(0.99) WITHIN GROUP (ORDER BY visible_at - source_ts)
-               FILTER (WHERE visible_at > now() - interval '5 minutes') AS p99_lag_5m
+             count(*) ${recent} AS chunks_5m,
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY visible_at - source_ts) ${recent} AS p50_lag_5m,
+             percentile_cont(0.99) WITHIN GROUP (ORDER BY visible_at - source_ts) ${recent} AS p99_lag_5m,
+             -- The split, over the rows that know when their change reached its source topic.
+             count(source_appended_at) AS split_chunks,
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY source_appended_at - source_ts) AS capture_p50,
+             percentile_cont(0.99) WITHIN GROUP (ORDER BY source_appended_at - source_ts) AS capture_p99,
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY visible_at - source_appended_at) AS ragstream_p50,
+             percentile_cont(0.99) WITHIN GROUP (ORDER BY visible_at - source_appended_at) AS ragstream_p99,
+             count(source_appended_at) ${recent} AS split_chunks_5m,
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY source_appended_at - source_ts) ${recent} AS capture_p50_5m,
+             percentile_cont(0.99) WITHIN GROUP (ORDER BY source_appended_at - source_ts) ${recent} AS capture_p99_5m,
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY visible_at - source_appended_at) ${recent} AS ragstream_p50_5m,
+             percentile_cont(0.99) WITHIN GROUP (ORDER BY visible_at - source_appended_at) ${recent} AS ragstream_p99_5m
       FROM ${n.view}
       GROUP BY topology, topology_version;
-  `)
-  if (!replaced) return
-  const analysts = await owner.query<{ role_name: string }>(
-    `SELECT DISTINCT g.role_name FROM ${n.grantsTable} g JOIN pg_roles r ON r.rolname = g.role_name WHERE g.topology = $1`,
+  `
+}
+
+/**
+ * Views created before a migration added columns to the chunk tables (migration 8: source_appended_at)
+ * lack them: re-created over the active version's table, in the migration's transaction. CREATE OR
+ * REPLACE VIEW may append columns, so analysts' grants stay.
+ */
+async function refreshViews(owner: pg.Client, config: SinkConfig): Promise<void> {
+  const n = config.names
+  const stale = await owner.query(
+    `SELECT 1 FROM pg_class c WHERE c.oid = to_regclass($1)
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'source_appended_at' AND NOT a.attisdropped)`,
+    [n.view],
+  )
+  if (stale.rowCount === 0) return
+  const active = await owner.query<{ table_name: string }>(
+    `SELECT table_name FROM ${n.versionsTable} WHERE topology = $1 AND active`,
     [config.topology],
   )
-  for (const { role_name } of analysts.rows)
-    await owner.query(`GRANT SELECT ON ${n.view}, ${n.freshnessView} TO ${quoteIdent(role_name)}`)
+  if (active.rowCount === 0) return
+  await owner.query(viewsSql(n, `${quoteIdent(n.schema)}.${quoteIdent(active.rows[0].table_name)}`))
 }
 
 /** Points the topology's views at this version (it must have been migrated). One transaction. */

@@ -60,7 +60,8 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined
   }
 }
 
-export type SinkLogEvent =
+/** What the sink reports; `writer` is set on every event of writer i of a process with several (sink-writers.ts). */
+export type SinkLogEvent = { readonly writer?: number } & (
   | { readonly event: 'started'; readonly instance: string; readonly topic: string; readonly table: string }
   | {
       readonly event: 'assigned'
@@ -80,7 +81,8 @@ export type SinkLogEvent =
       readonly visibleAtMs?: number
       /**
        * In-process observers only (a symbol key: JSON logs leave it out): per topology version, how
-       * long each upserted row took from its source change (`source_ts`) to this commit, in ms.
+       * long each upserted row took from its source change (`source_ts`) to this commit, in ms, and
+       * from its change's append to the source topic (`source_appended_at`) to this commit.
        */
       readonly [COMMITTED_FRESHNESS]?: readonly CommittedFreshness[]
     }
@@ -110,6 +112,7 @@ export type SinkLogEvent =
       readonly code?: 'RS_SERVICE_UNAVAILABLE'
     })
   | { readonly event: 'stopped' }
+)
 
 /** Key of the per-row freshness a `batch-committed` event carries for in-process observers (src/ops/instrument.ts). */
 export const COMMITTED_FRESHNESS: unique symbol = Symbol('ragstream.sink.committedFreshness')
@@ -119,6 +122,11 @@ export interface CommittedFreshness {
   readonly topology: string
   readonly version: string
   readonly lagsMs: readonly number[]
+  /**
+   * Ragstream's part of it, for the rows that know when their change reached its source topic:
+   * commit − `source_appended_at`, in ms (rows without it are left out).
+   */
+  readonly appendLagsMs: readonly number[]
 }
 
 export interface PgvectorSinkOptions {
@@ -130,6 +138,12 @@ export interface PgvectorSinkOptions {
   readonly log?: (event: SinkLogEvent) => void
   /** The key DELETION_APPLIED events are signed with; default `auditKey()` (src/security/audit-auth.ts). */
   readonly auditKey?: Buffer
+  /**
+   * This writer's index among the writers of one process (src/sink/sink-writers.ts): it names the
+   * Kafka client (`ragstream-sink-<topology>-w<i>`) and the Postgres application_name, so `status`
+   * and pg_stat_activity tell the writers apart.
+   */
+  readonly writer?: number
 }
 
 interface PartitionState {
@@ -171,6 +185,8 @@ export class PgvectorSink {
   readonly #decoder: ChunkDecoder
   readonly #writer: BatchWriter
   readonly #instance: string
+  /** `-w<i>` for writer i of a process with several, else empty. */
+  readonly #writerLabel: string
   readonly #partitions = new Map<number, PartitionState>()
   /** Assigned but not claimed yet (their offsets row is locked by another session). */
   #pendingClaims: { partition: number; initial: bigint }[] = []
@@ -190,11 +206,16 @@ export class PgvectorSink {
     this.#postgresUrl = options.postgresUrl
     this.#kafkaBrokers = options.kafkaBrokers
     this.#schemaRegistryUrl = options.schemaRegistryUrl
-    this.#log = guardedObserver("the sink's log callback", options.log)
+    const { log, writer } = options
+    this.#log = guardedObserver(
+      "the sink's log callback",
+      writer === undefined || log === undefined ? log : (event: SinkLogEvent) => log({ ...event, writer }),
+    )
     this.#instance = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
     const c = options.config
+    this.#writerLabel = options.writer === undefined ? '' : `-w${options.writer}`
     this.#consumer = new Consumer({
-      clientId: `ragstream-sink-${c.topology}`,
+      clientId: `ragstream-sink-${c.topology}${this.#writerLabel}`,
       groupId: c.groupId,
       bootstrapBrokers: [...options.kafkaBrokers],
       isolationLevel: READ_COMMITTED,
@@ -381,7 +402,7 @@ export class PgvectorSink {
     if (this.#client) return this.#client
     const client = new pg.Client({
       connectionString: this.#postgresUrl,
-      application_name: `ragstream-sink ${this.#config.topology}`,
+      application_name: `ragstream-sink ${this.#config.topology}${this.#writerLabel}`,
       // A sink frozen mid-batch loses its session (and its row locks) after this long; nothing the
       // sink does waits for a lock longer than lock_timeout (55P03 is retried).
       idle_in_transaction_session_timeout: this.#config.idleInTransactionTimeoutMs,
@@ -749,16 +770,18 @@ function committedFreshness(
   refused: readonly RejectRow[] | undefined,
 ): CommittedFreshness[] {
   const skip = new Set((refused ?? []).map((r) => `${r.partition}:${r.offset}`))
-  const groups = new Map<string, { topology: string; version: string; lagsMs: number[] }>()
+  const groups = new Map<string, { topology: string; version: string; lagsMs: number[]; appendLagsMs: number[] }>()
   for (const row of batch.upserts) {
     if (skip.size > 0 && skip.has(`${row.chunkPartition}:${row.chunkOffset}`)) continue
     const id = `${row.topology}\u0000${row.topologyVersion}`
     let group = groups.get(id)
     if (group === undefined) {
-      group = { topology: row.topology, version: row.topologyVersion, lagsMs: [] }
+      group = { topology: row.topology, version: row.topologyVersion, lagsMs: [], appendLagsMs: [] }
       groups.set(id, group)
     }
     group.lagsMs.push(Math.max(0, visibleAtMs - row.sourceTimestampMs))
+    const appendedAt = row.sourceAppendedAtMs
+    if (appendedAt !== undefined && appendedAt !== null) group.appendLagsMs.push(Math.max(0, visibleAtMs - appendedAt))
   }
   return [...groups.values()]
 }

@@ -83,6 +83,14 @@ export interface TestOutputRecord {
    */
   readonly timestamp: bigint
   /**
+   * When the change whose event time `timestamp` is was appended to its source topic (epoch ms): the
+   * piped record's timestamp (what a LogAppendTime topic would stamp), the joined row's when a join
+   * took that row's later change. A chunk event carries it as `lineage.change.appended_at_ms`: the
+   * split of freshness into capture (`timestamp` → here) and ragstream (here → visible). Undefined
+   * when unknown and for records no input led to (changelogs).
+   */
+  readonly appendedAt: number | undefined
+  /**
    * The source record whose change led to this output, through any internal topics (what its dead
    * letters name as `ragstream.source.*`); undefined for records no input led to (changelogs).
    */
@@ -125,6 +133,7 @@ class OutputRecord implements TestOutputRecord {
   readonly rawKey: Buffer | null
   readonly rawValue: Buffer | null
   readonly timestamp: bigint
+  readonly appendedAt: number | undefined
   readonly source: TestRecordOrigin | undefined
   #value: unknown = undefined
   #parsed = false
@@ -138,6 +147,7 @@ class OutputRecord implements TestOutputRecord {
   ) {
     this.topic = record.topic
     this.timestamp = record.timestamp ?? BigInt(now)
+    this.appendedAt = record.appendedAt !== undefined && record.appendedAt >= 0 ? record.appendedAt : undefined
     this.partition = record.partition
     this.offset = offset
     this.key = record.key === null ? null : record.key.toString('utf8')

@@ -8,7 +8,15 @@ import type { TailServices } from '../config/rag-services.ts'
 import { quotesWithheld, RagstreamError, type ErrorCode } from '../errors.ts'
 import { DEAD_LETTER_TOPIC_CONFIG } from '../governance/forget/dead-letter.ts'
 import { DEAD_LETTER_HEADERS } from '../runtime/dead-letter.ts'
-import { encodeOrigin, ORIGIN_HEADER, ORIGIN_KEY_MAX_BYTES, originHeader } from '../runtime/origin.ts'
+import {
+  APPENDED_HEADER,
+  appendTimeHeader,
+  encodeAppendTime,
+  encodeOrigin,
+  ORIGIN_HEADER,
+  ORIGIN_KEY_MAX_BYTES,
+  originHeader,
+} from '../runtime/origin.ts'
 import type {
   ProcessorTopology,
   RecordOrigin,
@@ -21,6 +29,7 @@ import { PrefetchPlan, type StateStore } from '../state/store.ts'
 import {
   beginRecord,
   newRecordScope,
+  originAppendTime,
   type BatchState,
   type ChangeHandler,
   type CompileEnv,
@@ -106,19 +115,27 @@ interface PrefetchRead {
 function noop(): void {}
 
 /** What compile adds to an output once an operator pushed it (operators push fresh objects). */
-type Stamped = { source?: RecordOrigin; input?: RecordPosition; timestamp?: bigint }
+type Stamped = { source?: RecordOrigin; input?: RecordPosition; timestamp?: bigint; appendedAt?: number }
 
 /**
  * Stamps the outputs `out[from..]` the record produced with its origin (and the record's position,
  * when it is not the origin itself): the runtime names them in dead letters, internal records carry
  * them on; and with the record's event time (unless a join stamped a later one), produced as their
- * Kafka timestamp.
+ * Kafka timestamp, and the append time of the same change.
  */
-function stampOrigin(out: SinkRecord[], from: number, record: SourceRecord, origin: RecordOrigin, at: number): void {
+function stampOrigin(
+  out: SinkRecord[],
+  from: number,
+  record: SourceRecord,
+  origin: RecordOrigin,
+  at: number,
+  appendedAt: number,
+): void {
   let timestamp: bigint | undefined
   for (let i = from; i < out.length; i++) {
     const output = out[i] as Stamped
     if (output.timestamp === undefined) output.timestamp = timestamp ??= BigInt(at)
+    output.appendedAt ??= appendedAt
     if (output.source !== undefined) continue
     output.source = origin
     if (origin !== record) output.input = record
@@ -242,13 +259,24 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
     if (repartitionTopics.has(record.topic)) return originHeader(record.headers) ?? record
     return record
   }
-  /** Internal records carry their origin in a header (packs carry one per item instead). */
+  /** When the record's change was appended to its source topic: a pack item's, an internal record's header, else its origin's timestamp. */
+  const appendedAtOf = (record: SourceRecord, origin: RecordOrigin): number => {
+    if (record.appendedAt !== undefined) return record.appendedAt
+    if (repartitionTopics.has(record.topic)) return appendTimeHeader(record.headers) ?? originAppendTime(origin)
+    return originAppendTime(origin)
+  }
+  /**
+   * Internal records carry their origin in a header (packs carry one per item instead), and their
+   * change's append time when it is not the origin's (a join took a joined row's later change).
+   */
   const carryOrigins = (out: SinkRecord[]): void => {
     for (let i = 0; i < out.length; i++) {
       const record = out[i]
       if (record.source === undefined || !repartitionTopics.has(record.topic)) continue
       const headers = new Map(record.headers ?? [])
       headers.set(ORIGIN_HEADER, encodeOrigin(record.source))
+      if (record.appendedAt !== undefined && record.appendedAt !== originAppendTime(record.source))
+        headers.set(APPENDED_HEADER, encodeAppendTime(record.appendedAt))
       out[i] = { ...record, headers }
     }
   }
@@ -348,7 +376,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         return
       }
       const origin = originOf(record)
-      beginRecord(scope, record, origin)
+      beginRecord(scope, record, origin, Number(record.timestamp), appendedAtOf(record, origin))
       const mark = out.length
       try {
         entry.handle(record, row)
@@ -356,7 +384,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         if (!(error instanceof RecordFailure)) throw error
         fail(instance, record, mark, error)
       }
-      stampOrigin(out, mark, record, origin, scope.timestamp)
+      stampOrigin(out, mark, record, origin, scope.timestamp, scope.appendedAt)
     }
     const decoded = decodedBatches.get(records)
     for (let i = 0; i < records.length; i++) {
@@ -412,7 +440,8 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           continue
         }
         const origin = originOf(record)
-        beginRecord(scope, record, origin, items[j].timestamp)
+        const item = items[j]
+        beginRecord(scope, record, origin, item.timestamp, item.appendedAt ?? appendedAtOf(record, origin))
         const mark = out.length
         try {
           for (const row of result) {
@@ -437,7 +466,7 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           if (!(error instanceof RecordFailure)) throw error
           fail(instance, record, mark, error)
         }
-        stampOrigin(out, mark, record, origin, scope.timestamp)
+        stampOrigin(out, mark, record, origin, scope.timestamp, scope.appendedAt)
         scope.partitionKey = null
       }
     }

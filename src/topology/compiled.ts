@@ -28,6 +28,13 @@ export interface RecordScope {
    * Every output is produced with it as its Kafka timestamp; stages get it per item.
    */
   timestamp: number
+  /**
+   * When the change `timestamp` belongs to was appended to its source topic (epoch ms; -1 = unknown):
+   * the Kafka record timestamp of that change's external source record. It pairs with `timestamp`
+   * (a join that takes a row's later time takes that row's append time too), so the chunk event can
+   * split freshness into capture (event → append) and ragstream (append → visible).
+   */
+  appendedAt: number
   /** Set by stages whose rows are partitioned by another key (chunks by entity). */
   partitionKey: string | null
   /** Store writes of the current record, reverted if it fails further down. */
@@ -46,6 +53,7 @@ export function newRecordScope(): RecordScope {
     record: undefined as unknown as SourceRecord,
     origin: undefined as unknown as RecordOrigin,
     timestamp: 0,
+    appendedAt: NO_APPEND_TIME,
     partitionKey: null,
     undo: new UndoLog(),
     encodedValue: undefined,
@@ -54,16 +62,27 @@ export function newRecordScope(): RecordScope {
   }
 }
 
+/** `RecordScope.appendedAt` when the append time is unknown. */
+export const NO_APPEND_TIME = -1
+
+/** The append time an origin names: its Kafka timestamp, or unknown (-1) when it has none. */
+export function originAppendTime(origin: RecordOrigin): number {
+  const at = Number(origin.timestamp)
+  return at >= 0 ? at : NO_APPEND_TIME
+}
+
 /** The one place a record's processing starts: everything per-record in the scope is reset here. */
 export function beginRecord(
   scope: RecordScope,
   record: SourceRecord,
   origin: RecordOrigin = record,
   timestamp: number = Number(record.timestamp),
+  appendedAt: number = originAppendTime(origin),
 ): void {
   scope.record = record
   scope.origin = origin
   scope.timestamp = timestamp
+  scope.appendedAt = appendedAt
   scope.partitionKey = null
   scope.undo.clear()
   scope.encodedValue = undefined
@@ -71,26 +90,31 @@ export function beginRecord(
 
 /**
  * Runs `emit` at event time `timestamp` when it is later than the record's (a join's result takes the
- * later of its inputs' times): consumers see it in `scope.timestamp`, and the outputs produced meanwhile
- * carry it as their Kafka timestamp.
+ * later of its inputs' times), with `appendedAt`, the append time of the change that time belongs to
+ * (the pair stays one change's): consumers see them in `scope.timestamp` and `scope.appendedAt`, and
+ * the outputs produced meanwhile carry them (the event time as their Kafka timestamp).
  */
-export function emitAt(scope: RecordScope, timestamp: number, emit: () => void): void {
+export function emitAt(scope: RecordScope, timestamp: number, appendedAt: number, emit: () => void): void {
   if (!(timestamp > scope.timestamp)) {
     emit()
     return
   }
   const saved = scope.timestamp
+  const savedAppend = scope.appendedAt
   const mark = scope.out.length
   scope.timestamp = timestamp
+  scope.appendedAt = appendedAt
   try {
     emit()
   } finally {
     scope.timestamp = saved
+    scope.appendedAt = savedAppend
   }
   const at = BigInt(timestamp)
   for (let i = mark; i < scope.out.length; i++) {
-    const output = scope.out[i] as { timestamp?: bigint }
+    const output = scope.out[i] as { timestamp?: bigint; appendedAt?: number }
     output.timestamp ??= at
+    output.appendedAt ??= appendedAt
   }
 }
 

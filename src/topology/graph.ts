@@ -5,7 +5,7 @@
  */
 import type { TailServices } from '../config/rag-services.ts'
 import type { ChunkEmbedNodeOptions } from '../operators/chunk-embed.ts'
-import type { GovernNodeOptions } from '../operators/govern/index.ts'
+import type { AuditOutput, GovernNodeOptions } from '../operators/govern/index.ts'
 import type { RecordOrigin, SourceRecord } from '../runtime/task.ts'
 import type { StateStore } from '../state/store.ts'
 import type { DecodedRecord } from './decoded-record.ts'
@@ -55,6 +55,8 @@ export interface TableSourceNode extends NodeBase {
   readonly prepare: DecoderPreparer | undefined
   /** The data subject of its rows (src/operators/table-source.ts). */
   readonly subject?: TableSubject
+  /** CDC tables: where the audit events of its truncates and snapshot resets go (src/operators/audit-outputs.ts). */
+  readonly audit?: AuditOutput
 }
 
 /** A subject type (the row key is the id) or a function naming a row's subject (`type:id`), null for none. */
@@ -119,6 +121,11 @@ export interface StageItem<V = unknown> {
   readonly partition: number
   /** Event time of the change that produced this item (epoch ms, design point 10); set by the runtimes. */
   readonly timestamp?: number
+  /**
+   * When that change was appended to its source topic (epoch ms, -1 = unknown): the Kafka timestamp of
+   * its source record, the pair of `timestamp` (design point 10); set by the runtimes.
+   */
+  readonly appendedAt?: number
   /**
    * The external source record of that change (for a join re-triggered by its right side, the right
    * row's change, not the left row's own position); set by the runtimes.

@@ -11,18 +11,22 @@ import { decodeOrigin, encodeOrigin } from '../runtime/origin.ts'
 import type { RecordOrigin, SinkRecord, SourceRecord } from '../runtime/task.ts'
 
 /* Pack record: key = null, partition = the items' partition, value =
- *   0x03 (version) | u32 count | count × (u32 key length | key | u32 value length (0xffffffff = null) | value
+ *   0x04 (version) | u32 count | count × (u32 key length | key | u32 value length (0xffffffff = null) | value
  *                                         | u32 origin length (0 = none) | origin (src/runtime/origin.ts)
- *                                         | i64 event time (epoch ms; -1 = none: the pack's timestamp))
+ *                                         | i64 event time (epoch ms; -1 = none: the pack's timestamp)
+ *                                         | i64 append time (epoch ms; -1 = unknown; -2 = the origin's timestamp))
  * Items keep their produce order; each carries the origin of the record that produced it, so a dead
- * letter further down names the source change, and its own event time (the pack's Kafka timestamp is
- * one for all). Versions 0x02 (no event times: the pack's timestamp), 0x01 (no origins either) and a
- * value starting with `{` (one record in the earlier JSON format, read as itself) are still read:
- * records in flight across an upgrade. */
+ * letter further down names the source change, its own event time (the pack's Kafka timestamp is
+ * one for all) and when that change was appended to its source topic. Versions 0x03 (no append
+ * times: the origin's timestamp), 0x02 (no event times either: the pack's timestamp), 0x01 (no
+ * origins either) and a value starting with `{` (one record in the earlier JSON format, read as
+ * itself) are still read: records in flight across an upgrade. */
 const PACK_V1 = 0x01
 const PACK_V2 = 0x02
 const PACK_V3 = 0x03
+const PACK_V4 = 0x04
 const NO_TIME = -1n
+const ORIGIN_TIME = -2n
 const JSON_START = 0x7b
 const NULL_LENGTH = 0xffffffff
 
@@ -30,9 +34,9 @@ export function packRecords(items: readonly SinkRecord[]): Buffer {
   const origins = items.map((item) => (item.source === undefined ? null : encodeOrigin(item.source)))
   let size = 5
   for (let i = 0; i < items.length; i++)
-    size += 20 + (items[i].key?.length ?? 0) + (items[i].value?.length ?? 0) + (origins[i]?.length ?? 0)
+    size += 28 + (items[i].key?.length ?? 0) + (items[i].value?.length ?? 0) + (origins[i]?.length ?? 0)
   const bytes = Buffer.allocUnsafe(size)
-  bytes[0] = PACK_V3
+  bytes[0] = PACK_V4
   let at = bytes.writeUInt32BE(items.length, 1)
   for (let i = 0; i < items.length; i++) {
     const { key, value } = items[i]
@@ -44,6 +48,11 @@ export function packRecords(items: readonly SinkRecord[]): Buffer {
     at = bytes.writeUInt32BE(origin?.length ?? 0, at)
     if (origin !== null) at += origin.copy(bytes, at)
     at = bytes.writeBigInt64BE(items[i].timestamp ?? NO_TIME, at)
+    const appendedAt = items[i].appendedAt
+    at = bytes.writeBigInt64BE(
+      appendedAt === undefined ? ORIGIN_TIME : appendedAt < 0 ? NO_TIME : BigInt(appendedAt),
+      at,
+    )
   }
   return bytes
 }
@@ -58,7 +67,7 @@ export function unpackRecords(record: SourceRecord): readonly SourceRecord[] {
     throw new RagstreamError('RS_DECODE_FAILED', `a record of ${record.topic} needs a value`)
   if (bytes[0] === JSON_START) return [record]
   const version = bytes[0]
-  if ((version !== PACK_V1 && version !== PACK_V2 && version !== PACK_V3) || bytes.length < 5)
+  if (version < PACK_V1 || version > PACK_V4 || bytes.length < 5)
     throw new RagstreamError('RS_DECODE_FAILED', `not a record pack (version byte ${bytes[0]})`)
   const truncated = (): RagstreamError => new RagstreamError('RS_DECODE_FAILED', 'the record pack is truncated')
   const count = bytes.readUInt32BE(1)
@@ -83,10 +92,17 @@ export function unpackRecords(record: SourceRecord): readonly SourceRecord[] {
       if (originLength > 0) origin = decodeOrigin(bytes.subarray(at, at + originLength))
       at += originLength
     }
-    if (version === PACK_V3) {
+    let appendedAt: number | undefined
+    if (version >= PACK_V3) {
       if (at + 8 > bytes.length) throw truncated()
       const time = bytes.readBigInt64BE(at)
       if (time !== NO_TIME) timestamp = time
+      at += 8
+    }
+    if (version >= PACK_V4) {
+      if (at + 8 > bytes.length) throw truncated()
+      const time = bytes.readBigInt64BE(at)
+      if (time !== ORIGIN_TIME) appendedAt = time < 0n ? -1 : Number(time)
       at += 8
     }
     if (at > bytes.length) throw truncated()
@@ -99,6 +115,7 @@ export function unpackRecords(record: SourceRecord): readonly SourceRecord[] {
       key,
       value,
       ...(origin !== undefined ? { origin } : {}),
+      ...(appendedAt !== undefined ? { appendedAt } : {}),
     })
   }
   return items

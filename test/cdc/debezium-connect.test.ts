@@ -5,7 +5,9 @@
 // tables (SQL join): 0 lost, stale, extra or placeholder rows. Phases: snapshot, CRUD, primary-key
 // change, FK re-trigger, TOAST-unchanged update, ALTER TABLE, TRUNCATE, re-snapshot (rows deleted
 // while the connectors were stopped), Connect killed (SIGKILL) and restarted. Every format runs every
-// phase.
+// phase. The TRUNCATE and the re-snapshot are audited: the tables write their TRUNCATED /
+// SNAPSHOT_RESET events (signed Avro) to a topic the pgvector sink reads, and the audit rows in
+// Postgres carry the number of rows each removed.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
@@ -23,10 +25,13 @@ import { DebeziumDecoder } from '../../src/cdc/debezium.ts'
 import { cdcTableDecoder } from '../../src/cdc/table-decoder.ts'
 import { DEFAULT_UNAVAILABLE_PLACEHOLDER } from '../../src/cdc/unavailable.ts'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
+import { auditEventOutput } from '../../src/governance/forget/governance-codecs.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
 import { AvroWireDecoder, createSchemaRegistry } from '../../src/serde/wire.ts'
+import { PgvectorSink } from '../../src/sink/pgvector-sink.ts'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { deleteSubject } from '../serde/registry-helpers.ts'
+import { createSinkEnv } from '../sink/support.ts'
 import { deleteKeys } from '../support/local.ts'
 import { within } from '../support/runtime-waits.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
@@ -187,6 +192,40 @@ test(
     }
     for (const p of prefixes) await connect.waitRunning(p, 90_000)
 
+    // ── the audit trail: every pipeline's tables audit their resets on one topic, which the pgvector sink
+    // writes to its audit table (Avro, signed, as with govern)
+    const sinkEnv = await createSinkEnv(t, { dims: 4 })
+    const auditTopic = sinkEnv.config.topic
+    t.after(() => deleteSubject(`${auditTopic}-audit-value`))
+    const audit = auditEventOutput({ registryUrl: endpoints.schemaRegistryUrl, chunkTopic: auditTopic })
+    const sink = new PgvectorSink({
+      config: sinkEnv.config,
+      postgresUrl: sinkEnv.sinkUrl,
+      kafkaBrokers: endpoints.kafkaBrokers,
+      schemaRegistryUrl: endpoints.schemaRegistryUrl,
+    })
+    const sinking = sink.run().catch((error: unknown) => error)
+    t.after(async () => {
+      sink.stop()
+      await within(sinking, 60_000, 'the sink to stop')
+    })
+    /** The audit rows of one kind in Postgres, once there are `count` of them (one per pipeline and table). */
+    const auditRows = async (kind: string, count: number) => {
+      const deadline = Date.now() + 90_000
+      for (;;) {
+        const { rows } = await sinkEnv.admin.query<{
+          topology: string
+          reason: string
+          counts: Record<string, number>
+        }>(`SELECT topology, reason, counts FROM ${sinkEnv.config.names.auditTable} WHERE kind = $1`, [kind])
+        // Sorted here, not by SQL: the same order as the expected lists' sort.
+        if (rows.length >= count)
+          return rows.sort((a, b) => (`${a.topology} ${a.reason}` < `${b.topology} ${b.reason}` ? -1 : 1))
+        assert.ok(Date.now() < deadline, `${count} ${kind} audit rows, got ${JSON.stringify(rows)}`)
+        await new Promise((resolve) => setTimeout(resolve, 500))
+      }
+    }
+
     // ── the topology, per format, on the Kafka runtime (Redis stores), once the connector made its topics
     const pipelines: Pipeline[] = []
     for (const [i, format] of FORMATS.entries()) {
@@ -216,8 +255,8 @@ test(
       const out = `${applicationId}.view`
       await createTopics(t, [out], 1)
       const b = new TopologyBuilder({ applicationId })
-      const tickets = b.cdcTable<Row>(ticketsTopic, { name: 'tickets', ...decoder() })
-      const customers = b.cdcTable<Row>(customersTopic, { name: 'customers', ...decoder() })
+      const tickets = b.cdcTable<Row>(ticketsTopic, { name: 'tickets', ...decoder(), audit })
+      const customers = b.cdcTable<Row>(customersTopic, { name: 'customers', ...decoder(), audit })
       tickets
         .join(customers, {
           name: 'join-customers',
@@ -230,7 +269,7 @@ test(
           }),
         })
         .to(out)
-      const processor = b.build().compile({ partitions: 1, sinkPartitions: { [out]: 1 } })
+      const processor = b.build().compile({ partitions: 1, sinkPartitions: { [out]: 1, [auditTopic]: 1 } })
       internalTopics.push(
         ...processor.topics.filter((x) => x.role !== 'source' && x.role !== 'sink').map((x) => x.name),
       )
@@ -329,6 +368,7 @@ test(
 
     // TRUNCATE in a transaction with a row written before it and one after it (skipped.operations=none:
     // op=t, no key): every ticket goes but the one written after it; then the table fills again.
+    const held = Number((await db.query(`SELECT count(*)::int AS n FROM "${schema}".tickets`)).rows[0].n)
     const tx = await db.connect()
     try {
       await tx.query('BEGIN')
@@ -349,6 +389,16 @@ test(
         `${prefix}: no truncate event (a keyless record) was sent`,
       )
     }
+    // Audited: one TRUNCATED row per pipeline (one partition), counting the tickets the table held and
+    // the one inserted before the TRUNCATE in its transaction — not the one inserted after it.
+    const truncated = await auditRows('TRUNCATED', FORMATS.length)
+    assert.deepEqual(
+      truncated.map((r) => [r.topology, r.reason, r.counts.rows_removed, r.counts.partition]),
+      FORMATS.map((f) => [`${id}_${f}`, `tickets (${schema}.tickets)`, held + 1, 0]).sort((a, b) =>
+        a[0] < b[0] ? -1 : 1,
+      ),
+    )
+    for (const r of truncated) assert.ok(Number.isSafeInteger(r.counts.source_position), 'the LSN of the truncate')
 
     // Re-snapshot: every connector stopped; meanwhile a ticket and a customer are deleted and a ticket
     // inserted, which no connector streams; offsets reset, each connector snapshots both tables again,
@@ -372,6 +422,15 @@ test(
     )
     for (const p of prefixes) await connect.waitRunning(p, 90_000)
     await converged('a re-snapshot')
+    // Audited: each pipeline's tables removed the one row their snapshot did not read again.
+    const resnapshot = await auditRows('SNAPSHOT_RESET', 2 * FORMATS.length)
+    assert.deepEqual(
+      resnapshot.map((r) => [r.topology, r.reason, r.counts.rows_removed]),
+      FORMATS.flatMap((f) => [
+        [`${id}_${f}`, 'customers', 1],
+        [`${id}_${f}`, 'tickets', 1],
+      ]).sort((a, b) => (`${a[0]} ${a[1]}` < `${b[0]} ${b[1]}` ? -1 : 1)),
+    )
     // The phase tested the snapshot: no connector streamed the delete of ticket 21 (JSON formats, where
     // the envelope can be read here), the snapshot did not read it, so only the snapshot removed it.
     for (const [i, format] of FORMATS.entries()) {

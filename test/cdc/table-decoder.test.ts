@@ -32,6 +32,7 @@ test('table decoder: upserts carry the row plus _source lineage; deletes and tom
         partition: 1,
         offset: '42',
         timestampMs: 99,
+        appendedAtMs: 5,
         position: '123',
         table: 'inventory.customers',
         op: 'u',

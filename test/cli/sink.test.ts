@@ -97,3 +97,22 @@ test('cli sink: --name and --sql-topology name a second copy of an app (chunk to
   assert.match(result.sink.names.chunkTable, /chunks_copilot_b_v2/)
   assert.equal(result.deployment.deletionsTopic, 'tenant-b.governance.deletions')
 })
+
+test('cli sink --writers: not a positive integer is refused naming --writers; a writer that fails stops the others and the command exits with its error', async (t) => {
+  for (const bad of ['0', '-2', '1.5', 'three']) {
+    const { code, stderr } = await run(['sink', 'support', '--dims', '4', '--writers', bad])
+    assert.equal(code, 78, `--writers ${bad}: ${stderr}`)
+    assert.match(stderr, /--writers/, `--writers ${bad}`)
+  }
+  const env = await createSinkEnv(t, { dims: 4, partitions: 2 })
+  const n = env.config.names
+  // Every writer finds a 4-dimension table where 5 are configured: the first failure ends the command.
+  const mismatch = await run([
+    ...['sink', env.config.topology, '--dims', '5', '--topic', env.config.topic, '--schema', n.schema],
+    ...['--view-schema', n.viewSchema, '--owner-role', n.ownerRole, '--sink-role', n.sinkRole],
+    ...['--postgres-url', env.sinkUrl, '--writers', '3'],
+  ])
+  assert.equal(mismatch.code, 78, mismatch.stderr)
+  assert.match(mismatch.stderr, /has 4 dimensions, the configuration says 5/)
+  assert.equal(mismatch.stderr.match(/has 4 dimensions/g)?.length, 1, 'one error, not one per writer')
+})

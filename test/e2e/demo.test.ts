@@ -62,7 +62,17 @@ test(
 
     assert.equal(result.interrupted, false)
     assert.ok(result.rows >= 100, `${result.rows} chunk rows for 120+ tickets\n${output}`)
-    assert.match(output, /in\/s +out\/s +lag\(proc\/sink\) +fresh p50\/p99 +rows +dlq +embed calls\/hits\/cpu/)
+    assert.match(
+      output,
+      /in\/s +out\/s +lag\(proc\/sink\) +capture p50\/p99 +ragstream p50\/p99 +rows +dlq +embed calls\/hits\/cpu/,
+    )
+    // The final line: the live changes' freshness split at their append to the (LogAppendTime) source topics.
+    const split =
+      /^live changes \((\d+) rows\): capture \(source commit → source topic\) p50 (\S+), p99 (\S+); ragstream \(source topic → visible in Postgres\) p50 (\d+ms|\d+\.\d+s), p99 (\d+ms|\d+\.\d+s)$/m.exec(
+        output,
+      )
+    assert.ok(split && Number(split[1]) > 0, output)
+    assert.notEqual(split[2], '–', 'every live row carries its append time')
     // npm run setup installed the local model, so the demo embeds with it (CPU time > 0 in the last column).
     assert.match(output, /embedding local:all-minilm-l6-v2-int8 \(ONNX in a worker thread\)/)
     const cpu = [...output.matchAll(/ \d+\/\d+\/(\d+\.\d)s\n/g)].map((m) => Number(m[1]))
@@ -194,7 +204,7 @@ test(
 
     // Wait for a progress line with rows in Postgres, then stop it.
     const deadline = Date.now() + 40_000
-    while (!/^ +\d+s +\S+ +\d+ +\d+ +\d+ +\S+ +\S+ +[1-9]\d* /m.test(stdout)) {
+    while (!/^ +\d+s +\S+ +\d+ +\d+ +\d+ +\S+ +\S+ +\S+ +[1-9]\d* /m.test(stdout)) {
       assert.ok(Date.now() < deadline, `no progress with rows; stdout:\n${stdout}\nstderr:\n${stderr}`)
       assert.equal(child.exitCode, null, `demo exited early:\n${stdout}\n${stderr}`)
       await new Promise((resolve) => setTimeout(resolve, 200))

@@ -1,15 +1,18 @@
 // Table resets of a CDC table under the test driver (src/operators/table-reset.ts): a TRUNCATE removes
 // every row changed before it on every partition, and nothing written after it; a completed blocking
 // snapshot removes the rows it did not read again; incremental snapshots and rows without lineage
-// behave as documented (docs/cdc.md).
+// behave as documented (docs/cdc.md). Each partition's reset writes its audit event (TRUNCATED,
+// SNAPSHOT_RESET) with the rows it removed, to the table's audit topic.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { DebeziumDecoder } from '../../src/cdc/debezium.ts'
 import { cdcTableDecoder } from '../../src/cdc/table-decoder.ts'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
+import type { AuditEventValue } from '../../src/governance/audit.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
 
 const TOPIC = 'db.public.items'
+const AUDIT = 'resets.audit'
 
 type Flag = 'first' | 'true' | 'last_in_data_collection' | 'last' | 'incremental' | 'false'
 
@@ -35,7 +38,7 @@ function setup(partitions: number, options: { lineage?: boolean } = {}) {
     new DebeziumDecoder({ valueFormat: 'json' }),
     options.lineage === false ? { lineageField: false } : {},
   )
-  b.cdcTable<Record<string, unknown>>(TOPIC, { name: 'items', ...decoder })
+  b.cdcTable<Record<string, unknown>>(TOPIC, { name: 'items', ...decoder, audit: { topic: AUDIT } })
     .mapValues((row) => ({ id: row.id, name: row.name }))
     .to('out')
   const driver = new TopologyTestDriver(b.build(), { partitions })
@@ -55,6 +58,8 @@ function setup(partitions: number, options: { lineage?: boolean } = {}) {
         .filter((k) => !k.startsWith('\u0000'))
         .map(Number)
         .sort((a, b) => a - b),
+    /** The audit events written since the last call (JSON: the table's audit option has no encoder). */
+    audits: () => driver.readOutput(AUDIT).map((r) => ({ ...(r.value as AuditEventValue), key: r.key })),
   }
 }
 
@@ -191,4 +196,90 @@ test('without lineage (lineageField: false) a truncate still removes every row; 
   assert.deepEqual(t.ids(), [1, 2, 3])
   await t.truncate(600)
   assert.deepEqual(t.ids(), [])
+})
+
+test('a TRUNCATE writes one TRUNCATED audit event per partition: rows removed there, table, LSN, source time, no content', async () => {
+  const t = setup(4)
+  for (let id = 1; id <= 12; id++) await t.change('c', id, 100 + id)
+  assert.deepEqual(t.audits(), [], 'changes are not audited')
+  await t.truncate(500, 2)
+  const audits = t.audits()
+  assert.deepEqual(
+    audits.map((a) => a.counts.partition).sort(),
+    [0, 1, 2, 3],
+    'one event per partition, also where nothing was removed',
+  )
+  assert.equal(
+    audits.reduce((n, a) => n + a.counts.rows_removed, 0),
+    12,
+  )
+  for (const a of audits) {
+    assert.equal(a.kind, 'TRUNCATED')
+    assert.equal(a.topology, 'resets')
+    assert.equal(a.reason, 'items (public.items)')
+    assert.equal(a.counts.source_position, 500)
+    assert.equal(a.at_ms, 1_500, 'the source time of the truncate')
+    assert.equal(a.key, a.event_id)
+    assert.deepEqual([a.subject_hash, a.entity_key_hash, a.request_id], [null, null, null])
+    assert.doesNotMatch(JSON.stringify(a), /item \d/, 'no row content')
+  }
+  assert.equal(new Set(audits.map((a) => a.event_id)).size, 4)
+  // Connect redelivers the truncate (a crash before its offsets were flushed): nothing left to remove,
+  // and the same event ids, so the sink keeps the first events.
+  await t.truncate(500, 1)
+  const again = t.audits()
+  assert.deepEqual(
+    again.map((a) => a.counts.rows_removed),
+    [0, 0, 0, 0],
+  )
+  assert.deepEqual(new Set(again.map((a) => a.event_id)), new Set(audits.map((a) => a.event_id)))
+})
+
+test('the TRUNCATED count is of rows actually removed: rows written after the truncate, and rows a racing truncate took, are not counted', async () => {
+  const t = setup(2)
+  await t.change('c', 1, 100)
+  await t.change('c', 2, 110)
+  // BEGIN; INSERT 5; TRUNCATE; INSERT 6; COMMIT: 1, 2 and 5 removed, 6 stays.
+  await t.driver.pipeBatch([
+    { topic: TOPIC, key: JSON.stringify({ id: 5 }), value: envelope('c', 200, { id: 5, name: 'pre' }) },
+    { topic: TOPIC, key: null, value: envelope('t', 210, null), partition: 1 },
+    { topic: TOPIC, key: JSON.stringify({ id: 6 }), value: envelope('c', 220, { id: 6, name: 'post' }) },
+  ])
+  assert.deepEqual(t.ids(), [6])
+  const seen: ReturnType<typeof t.audits> = []
+  const total = (position: number) => {
+    seen.push(...t.audits())
+    return seen.filter((a) => a.counts.source_position === position).reduce((n, a) => n + a.counts.rows_removed, 0)
+  }
+  assert.equal(total(210), 3)
+  // Two truncates read in one batch: the second lists rows the first has not deleted yet, but each row
+  // is counted once, by the truncate that removed it.
+  await t.change('c', 7, 300)
+  await t.change('c', 8, 310)
+  await t.driver.pipeBatch([
+    { topic: TOPIC, key: null, value: envelope('t', 400, null), partition: 0 },
+    { topic: TOPIC, key: null, value: envelope('t', 410, null), partition: 1 },
+  ])
+  assert.deepEqual(t.ids(), [])
+  assert.equal(total(400) + total(410), 3, 'rows 6, 7 and 8, once each')
+})
+
+test('a completed snapshot that removed rows writes SNAPSHOT_RESET with the count; one that removed nothing writes nothing', async () => {
+  const t = setup(1)
+  await t.read(1, 100, 'first')
+  await t.read(2, 100, 'true')
+  await t.read(3, 100, 'last_in_data_collection')
+  assert.deepEqual(t.audits(), [], 'the first snapshot removed nothing')
+  await t.change('c', 4, 150)
+  // Rows 2 and 4 deleted while no connector ran; a new snapshot reads 1, 3 and 5.
+  await t.read(1, 500, 'first')
+  await t.read(3, 500, 'true')
+  await t.read(5, 500, 'last')
+  assert.deepEqual(t.ids(), [1, 3, 5])
+  const [audit, ...more] = t.audits()
+  assert.deepEqual(more, [])
+  assert.equal(audit.kind, 'SNAPSHOT_RESET')
+  assert.equal(audit.reason, 'items')
+  assert.deepEqual(audit.counts, { rows_removed: 2, partition: 0, snapshot_offset: 4 })
+  assert.equal(audit.at_ms, 1_500, 'the source time of the read that completed the snapshot')
 })

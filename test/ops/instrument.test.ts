@@ -124,8 +124,8 @@ test('sink: batch size and commit time per committed batch; a batch already comm
     offsets: {},
   })
   const text = await metrics.text()
-  assert.match(text, /ragstream_sink_rows_total\{table="chunks_t_v1",op="upsert"\} 5/)
-  assert.match(text, /ragstream_sink_rows_total\{table="chunks_t_v1",op="delete"\} 2/)
+  assert.match(text, /ragstream_sink_rows_total\{table="chunks_t_v1",writer="0",op="upsert"\} 5/)
+  assert.match(text, /ragstream_sink_rows_total\{table="chunks_t_v1",writer="0",op="delete"\} 2/)
   assert.equal(sampleSum(text, 'ragstream_sink_batch_size_count'), 2)
   assert.deepEqual(m.counters, { batches: 1, upserted: 5, deleted: 2, rejects: 0 })
 })
@@ -191,12 +191,14 @@ function reportingTopology(embedder: Embedder): ProcessorTopology {
         entitiesForgotten: 3,
         redactions: { phone: 2, 'field:notes': 1 },
       })
+      report({ kind: 'table-reset', table: 'items', reset: 'truncate', partition: 0, rowsRemoved: 3 })
+      report({ kind: 'table-reset', table: 'items', reset: 'truncate', partition: 1, rowsRemoved: 0 })
       return topology.process(records, stores, now)
     },
   }
 }
 
-test("governance counts from decoders and govern are applied at commit, an aborted batch's not at all; embedding calls count at once", async () => {
+test("governance counts from decoders and govern, and table resets, are applied at commit, an aborted batch's not at all; embedding calls count at once", async () => {
   const metrics = new Metrics()
   const embedder = new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 }))
   const m = instrumentProcessor(reportingTopology(embedder), metrics)
@@ -212,6 +214,7 @@ test("governance counts from decoders and govern are applied at commit, an abort
   let text = await metrics.text()
   assert.equal(sampleSum(text, 'ragstream_redactions_total'), 0, 'nothing of the aborted attempt')
   assert.equal(sampleSum(text, 'ragstream_governed_rows_total'), 0)
+  assert.equal(sampleSum(text, 'ragstream_table_resets_total'), 0)
   assert.match(
     text,
     /^ragstream_embedding_calls_total\{model="hashing:v1@8"\} 1$/m,
@@ -229,6 +232,8 @@ test("governance counts from decoders and govern are applied at commit, an abort
   assert.doesNotMatch(text, /outcome="suppressed"/, 'zero counts add no series')
   assert.match(text, /^ragstream_deletion_requests_applied_total\{topology="app",node="govern"\} 2$/m)
   assert.match(text, /^ragstream_entities_forgotten_total\{topology="app",node="govern"\} 3$/m)
+  assert.match(text, /^ragstream_table_resets_total\{topology="app",table="items",kind="truncate"\} 2$/m)
+  assert.match(text, /^ragstream_table_reset_rows_total\{topology="app",table="items",kind="truncate"\} 3$/m)
   assert.match(text, /^ragstream_embedding_calls_total\{model="hashing:v1@8"\} 2$/m)
   assert.match(text, /^ragstream_embedding_items_total\{model="hashing:v1@8"\} 6$/m)
   assert.equal(sampleSum(text, 'ragstream_embedding_latency_seconds_count'), 2, 'one latency sample per call')

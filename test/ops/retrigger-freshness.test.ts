@@ -69,12 +69,16 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-/** The `ragstream_event_to_visible_seconds` count and its `le` bucket for one topology version. */
-function histogram(text: string, le: string): { count: number; bucket: number } {
+/** A freshness histogram's count and its `le` bucket for one topology version (default: event → visible). */
+function histogram(
+  text: string,
+  le: string,
+  name = 'ragstream_event_to_visible_seconds',
+): { count: number; bucket: number } {
   const sample = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0)
   return {
-    count: sample(/^ragstream_event_to_visible_seconds_count\{[^}]*\} (\d+)$/m),
-    bucket: sample(new RegExp(`^ragstream_event_to_visible_seconds_bucket\\{le="${le}",[^}]*\\} (\\d+)$`, 'm')),
+    count: sample(new RegExp(`^${name}_count\\{[^}]*\\} (\\d+)$`, 'm')),
+    bucket: sample(new RegExp(`^${name}_bucket\\{le="${le}",[^}]*\\} (\\d+)$`, 'm')),
   }
 }
 
@@ -94,8 +98,9 @@ test(
     const producer = new Producer({ clientId: `fresh-${o.suffix}`, bootstrapBrokers: [...endpoints.kafkaBrokers] })
     t.after(() => producer.close())
 
-    // Ten minutes ago: a customer and its tickets.
+    // Ten minutes ago: a customer and its tickets (appended to their topics only now).
     const long = Date.now() - AGE_MS
+    const sentAt = Date.now()
     const customer = (tier: string) => ({
       id: 1,
       name: 'Ada Byron',
@@ -146,8 +151,16 @@ test(
     t.after(() => reader.end())
     const table = d.sink.names.chunkTable
     const rows = (tier: string) =>
-      reader.query<{ entity_key: string; source_topic: string; source_ms: number; visible_ms: number; lag: number }>(
+      reader.query<{
+        entity_key: string
+        source_topic: string
+        source_ms: number
+        appended_ms: number | null
+        visible_ms: number
+        lag: number
+      }>(
         `SELECT entity_key, source_topic, extract(epoch FROM source_ts) * 1000 AS source_ms,
+                extract(epoch FROM source_appended_at) * 1000 AS appended_ms,
                 extract(epoch FROM visible_at) * 1000 AS visible_ms, extract(epoch FROM visible_at - source_ts) AS lag
          FROM ${table} WHERE metadata->>'tier' = $1`,
         [tier],
@@ -156,8 +169,17 @@ test(
       const r = await rows('gold')
       return r.rows.length === TICKETS ? r.rows : undefined
     })
-    for (const row of backfilled) assert.ok(row.lag >= AGE_MS / 1000, `a ten-minute-old ticket: ${row.lag} s`)
+    for (const row of backfilled) {
+      assert.ok(row.lag >= AGE_MS / 1000, `a ten-minute-old ticket: ${row.lag} s`)
+      // Split at the append: the ten minutes are capture (committed long before it reached its topic).
+      assert.ok(row.appended_ms !== null, 'source_appended_at is filled')
+      assert.ok(
+        Number(row.appended_ms) >= sentAt && Number(row.appended_ms) <= Number(row.visible_ms),
+        `appended ${row.appended_ms}: after the send (${sentAt}), before visible (${row.visible_ms})`,
+      )
+    }
     const before = histogram(await pipeline.metrics.text(), '1')
+    const appendBefore = histogram(await pipeline.metrics.text(), '1', 'ragstream_append_to_visible_seconds')
 
     // Now the customer's tier changes: every ticket's chunk is re-triggered.
     const changedAt = Date.now()
@@ -173,6 +195,11 @@ test(
     for (const row of retriggered) {
       assert.equal(row.source_topic, topics.tickets, 'the row still names its ticket')
       assert.equal(Math.round(row.source_ms), changedAt, 'source_ts is the customer change’s time')
+      // source_appended_at: when the customer's change reached its topic (the producer's CreateTime here).
+      assert.ok(
+        Number(row.appended_ms) >= changedAt && Number(row.appended_ms) <= Number(row.visible_ms),
+        `ticket ${row.entity_key}: appended ${row.appended_ms}, changed ${changedAt}, visible ${row.visible_ms}`,
+      )
       assert.ok(row.lag < 1, `ticket ${row.entity_key}: ${row.lag} s from the customer's change to visible`)
       // The old definition: visible − the ticket's own last change.
       assert.ok(row.visible_ms - long >= AGE_MS, 'the old definition would report ten minutes')
@@ -195,6 +222,10 @@ test(
     assert.equal(after.count - before.count, TICKETS)
     assert.equal(after.bucket - before.bucket, TICKETS, 'each re-triggered row: event → visible ≤ 1 s')
     assert.equal(before.bucket, 0, 'the backfilled rows were ten minutes old')
+    // Ragstream's part (source topic → visible): the re-triggered rows too, each under a second.
+    const appendAfter = histogram(await pipeline.metrics.text(), '1', 'ragstream_append_to_visible_seconds')
+    assert.equal(appendAfter.count - appendBefore.count, TICKETS)
+    assert.equal(appendAfter.bucket - appendBefore.bucket, TICKETS, 'each re-triggered row: append → visible ≤ 1 s')
 
     // status: its live window's percentiles.
     const args = ['status', 'support-copilot', '--prefix', prefix, '--name', o.name, '--sql-topology', o.sqlTopology]
@@ -203,5 +234,12 @@ test(
     assert.ok(fresh, JSON.stringify(s.json.warnings))
     assert.ok((fresh.p99 ?? Infinity) < 1, `status p99 ${fresh.p99} s`)
     assert.match(s.text, /freshness/)
+    // Split: every row of the window carries its append time; ragstream's part under a second.
+    assert.equal(fresh.splitRows, fresh.windowRows)
+    assert.ok((fresh.ragstream?.p99 ?? Infinity) < 1, `status ragstream p99 ${fresh.ragstream?.p99} s`)
+    assert.match(
+      s.text,
+      /freshness split \(\d+ rows\) {2}capture p50 -?\d+ms {2}p99 -?\d+ms {2}ragstream p50 \d+ms {2}p99 \d+ms/,
+    )
   },
 )

@@ -41,7 +41,7 @@ test(
     }
     const table = env.config.names.chunkTableName
     assert.equal(sampleSum(text, 'ragstream_sink_rows_total'), 10)
-    assert.match(text, new RegExp(`ragstream_sink_rows_total\\{table="${table}",op="upsert"\\} 10`))
+    assert.match(text, new RegExp(`ragstream_sink_rows_total\\{table="${table}",writer="0",op="upsert"\\} 10`))
     assert.ok(sampleSum(text, 'ragstream_sink_batch_size_count') >= 1)
     assert.ok(sampleSum(text, 'ragstream_sink_commit_seconds_count') >= 1)
     assert.equal(sampleSum(text, 'ragstream_freshness_seconds_count'), 10)

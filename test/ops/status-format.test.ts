@@ -55,7 +55,16 @@ const version: VersionStatus = {
     lagSeconds: { records: 0, oldestSeconds: 0, drainSeconds: 0 },
     partitions: [],
   },
-  freshness: { rows: 18234, p50: 0.25, p99: 0.31, windowRows: 412, lastVisibleAt: '2026-11-26T10:57:46.052Z' },
+  freshness: {
+    rows: 18234,
+    p50: 0.25,
+    p99: 0.31,
+    windowRows: 412,
+    lastVisibleAt: '2026-11-26T10:57:46.052Z',
+    splitRows: 400,
+    capture: { p50: 0.0124, p99: 0.0511 },
+    ragstream: { p50: 0.0432, p99: 0.0987 },
+  },
   stores: [],
 }
 const status = (freshnessWindowSeconds: number | null): TopologyStatus => ({
@@ -74,6 +83,18 @@ test('status: the freshness line names its window and how many rows it covers', 
     /^ {2}freshness \(last 300s: 412 rows\) {2}p50 0\.25s {2}p99 0\.31s {2}rows 18234 {2}last visible 2026-11-26T10:57:46\.052Z$/m,
   )
   assert.match(formatStatus(status(null)), /^ {2}freshness \(all rows\) {2}p50 0\.25s/m)
+})
+
+test('status: the freshness split line: capture (source commit → source topic) and ragstream (source topic → visible), over the rows that carry the append time', () => {
+  assert.match(
+    formatStatus(status(300)),
+    /^ {2}freshness split \(400 rows\) {2}capture p50 12ms {2}p99 51ms {2}ragstream p50 43ms {2}p99 99ms$/m,
+  )
+  // Rows of an older processor carry no append time: no split line, the end-to-end line stays.
+  const old = { ...version, freshness: { ...version.freshness!, splitRows: 0, capture: null, ragstream: null } }
+  const text = formatStatus({ ...status(300), versions: [old] })
+  assert.doesNotMatch(text, /freshness split/)
+  assert.match(text, /^ {2}freshness \(last 300s/m)
 })
 
 test('status: the lag in seconds of both groups, and every member with the tasks it owns', () => {

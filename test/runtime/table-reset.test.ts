@@ -1,7 +1,9 @@
 // Table resets on the Kafka runtime with Redis stores (src/operators/table-reset.ts): a TRUNCATE read on
 // one partition removes every ticket on both partitions through the reset topic, the deletes reach the
 // join's output, a change older than the truncate arriving after it is dropped, and a re-snapshot
-// removes the tickets it did not read again while keeping the changes after it.
+// removes the tickets it did not read again while keeping the changes after it. Each reset is audited
+// per partition (TRUNCATED, SNAPSHOT_RESET with the rows removed) on the table's audit topic, in the
+// batch's transaction, and counted in ragstream_table_resets_total / ragstream_table_reset_rows_total.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Admin, Producer } from '@platformatic/kafka'
@@ -9,6 +11,9 @@ import { Redis } from 'ioredis'
 import { DebeziumDecoder } from '../../src/cdc/debezium.ts'
 import { cdcTableDecoder } from '../../src/cdc/table-decoder.ts'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
+import type { AuditEventValue } from '../../src/governance/audit.ts'
+import { Metrics } from '../../src/observability/metrics.ts'
+import { instrumentProcessor } from '../../src/ops/instrument.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { partitionForKey } from '../../src/topology/partitioner.ts'
@@ -35,12 +40,17 @@ function envelope(op: 'c' | 'r' | 't', lsn: number, row: Row | null, flag: Flag 
 
 test('runtime: TRUNCATE and a re-snapshot of a CDC table reach every partition and the join downstream', async (t) => {
   const app = uniqueName('resets')
-  const topics = { tickets: `${app}.public.tickets`, customers: `${app}.public.customers`, out: `${app}-out` }
-  await createTopics(t, [topics.tickets, topics.customers, topics.out], PARTITIONS)
+  const topics = {
+    tickets: `${app}.public.tickets`,
+    customers: `${app}.public.customers`,
+    out: `${app}-out`,
+    audit: `${app}-audit`,
+  }
+  await createTopics(t, [topics.tickets, topics.customers, topics.out, topics.audit], PARTITIONS)
   const decoder = () => cdcTableDecoder(new DebeziumDecoder({ valueFormat: 'json' }))
   const b = new TopologyBuilder({ applicationId: app })
   const customers = b.cdcTable<Row>(topics.customers, { name: 'customers', ...decoder() })
-  b.cdcTable<Row>(topics.tickets, { name: 'tickets', ...decoder() })
+  b.cdcTable<Row>(topics.tickets, { name: 'tickets', ...decoder(), audit: { topic: topics.audit } })
     .join(customers, {
       name: 'jc',
       foreignKey: (ticket) => String(ticket.customer_id as number),
@@ -60,13 +70,16 @@ test('runtime: TRUNCATE and a re-snapshot of a CDC table reach every partition a
     await redis.quit()
   })
   const events: RuntimeEvent[] = []
-  const runtime = new KafkaRuntime(topology, {
+  const metrics = new Metrics()
+  const instrumented = instrumentProcessor(topology, metrics, { onEvent: (e) => events.push(e) })
+  const runtime = new KafkaRuntime(instrumented.topology, {
     brokers: endpoints.kafkaBrokers,
     stores: new Map(topology.storeNames.map((name) => [name, backend.store(name)])),
     instanceId: 'resets',
     sessionTimeoutMs: 6_000,
     fetchMaxWaitMs: 50,
-    onEvent: (e) => events.push(e),
+    onEvent: instrumented.onEvent,
+    onBatchStage: instrumented.onBatchStage,
   })
   void runStopped(t, runtime, 'the resets runtime')
   const producer = new Producer({ clientId: uniqueName('resets-in'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
@@ -112,6 +125,34 @@ test('runtime: TRUNCATE and a re-snapshot of a CDC table reach every partition a
       await new Promise((resolve) => setTimeout(resolve, 200))
     }
   }
+  /** The audit events of one kind, once every partition wrote one (polled: the reset's done records may lag its deletes). */
+  const audited = async (kind: string, partitions: number): Promise<AuditEventValue[]> => {
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      const all = (await readToEnd(admin, PARTITIONS, [topics.audit])).map(
+        (r) => JSON.parse(r.value!.toString()) as AuditEventValue,
+      )
+      const found = all.filter((a) => a.kind === kind)
+      if (found.length >= partitions) return found
+      assert.ok(Date.now() < deadline, `${partitions} ${kind} audit events, got ${JSON.stringify(all)}`)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
+  /** A counter's sample, once it reached `want` (metrics apply when the batch's transaction commits). */
+  const counted = async (sample: string, want: number): Promise<void> => {
+    const deadline = Date.now() + 30_000
+    const value = async () =>
+      Number(
+        (await metrics.text())
+          .split('\n')
+          .find((line) => line.startsWith(`${sample} `))
+          ?.split(' ')[1] ?? 0,
+      )
+    while ((await value()) < want && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.equal(await value(), want, sample)
+  }
+  const label = (kind: string) => `{topology="${app}",table="tickets",kind="${kind}"}`
+
   // Ids on each partition, so both partitions hold rows and see changes.
   const ids = Array.from({ length: 60 }, (_, i) => i + 1)
   const on = (p: number) => ids.filter((id) => partitionOf(id) === p)
@@ -134,6 +175,18 @@ test('runtime: TRUNCATE and a re-snapshot of a CDC table reach every partition a
   await send(topics.tickets, [{ id: null, value: envelope('t', 500, null), partition: 1 }])
   await send(topics.tickets, [ticket(after, 510), ticket(stale, 490)])
   await converges('TRUNCATE', [after])
+  const truncated = await audited('TRUNCATED', PARTITIONS)
+  assert.deepEqual(truncated.map((a) => a.counts.partition).sort(), [0, 1], 'one event per partition')
+  for (const a of truncated)
+    assert.deepEqual([a.counts.source_position, a.at_ms, a.reason], [500, 1_500, 'tickets (public.t)'])
+  // Partition 0 removed its 4 tickets (the one written after the truncate stays). Partition 1 removed
+  // its 4, and the stale ticket too when it reached the table before the reset did (the table then
+  // held it, and the truncate removed it); after the reset, it is dropped where it enters.
+  const removed = new Map(truncated.map((a) => [a.counts.partition, a.counts.rows_removed]))
+  assert.equal(removed.get(0), 4)
+  assert.ok([4, 5].includes(removed.get(1)!), `partition 1 removed ${removed.get(1)}`)
+  await counted(`ragstream_table_resets_total${label('truncate')}`, 2)
+  await counted(`ragstream_table_reset_rows_total${label('truncate')}`, 4 + removed.get(1)!)
 
   // Tickets, then a re-snapshot that does not read two of them (deleted while no connector ran), then
   // streaming again on both partitions.
@@ -161,6 +214,16 @@ test('runtime: TRUNCATE and a re-snapshot of a CDC table reach every partition a
     'a re-snapshot',
     [...read, ...streamed].sort((x, y) => x - y),
   )
+  const resnapshot = await audited('SNAPSHOT_RESET', PARTITIONS)
+  assert.deepEqual(
+    resnapshot.map((a) => [a.counts.partition, a.counts.rows_removed]).sort(),
+    [
+      [0, 1],
+      [1, 1],
+    ],
+    'each partition removed the one ticket its snapshot did not read',
+  )
+  await counted(`ragstream_table_reset_rows_total${label('snapshot')}`, 2)
 
   assert.deepEqual(
     await readToEnd(admin, PARTITIONS, [topology.topics.find((s) => s.role === 'dead-letter')!.name]),

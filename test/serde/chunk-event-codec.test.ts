@@ -41,7 +41,13 @@ export function sampleEvent(index = 0, dimensions = 384): ChunkEvent {
       chunker: 'recursive(size=800,overlap=100,unit=chars)',
       embedding_model: 'hashing:v1@384',
       emitted_at_ms: 1764150001000,
-      change: { topic: 'dbserver1.kb.authors', partition: 0, offset: 77, timestamp_ms: 1764150000900 },
+      change: {
+        topic: 'dbserver1.kb.authors',
+        partition: 0,
+        offset: 77,
+        timestamp_ms: 1764150000900,
+        appended_at_ms: 1764150000950,
+      },
     },
   }
 }
@@ -131,6 +137,26 @@ test('events written before lineage.change existed still decode, without a chang
   await v2.prepare([old, current])
   assert.equal(v2.decode(old)?.lineage.change ?? null, null)
   assert.deepEqual({ ...v2.decode(current)?.lineage.change }, sampleEvent(2).lineage.change)
+})
+
+test('events written before change.appended_at_ms existed still decode, the append time null; new ones carry it', async (t) => {
+  const topic = subjectOf(t)
+  const previous = withoutField(CHUNK_EVENT_SCHEMA, 'Change', 'appended_at_ms')
+  const v1 = await AvroValueCodec.forTopic<ChunkEvent>({ registryUrl, topic, schema: previous }, (e) => ({
+    ...e,
+    embedding: Array.from(e.embedding),
+  }))
+  const { appended_at_ms: _appended, ...change } = sampleEvent(1).lineage.change!
+  const old = v1.encode({ ...sampleEvent(1), lineage: { ...sampleEvent(1).lineage, change } })
+  const v2 = await chunkEventAvroCodec({ registryUrl, topic })
+  assert.notEqual(v2.schemaId, v1.schemaId)
+  const current = v2.encode(sampleEvent(2))
+  await v2.prepare([old, current])
+  // Decoded with its writer schema: the field is absent (the sink reads that as null).
+  const decoded = v2.decode(old)?.lineage.change
+  assert.equal(decoded?.appended_at_ms ?? null, null)
+  assert.equal(decoded?.timestamp_ms, change.timestamp_ms)
+  assert.equal(v2.decode(current)?.lineage.change?.appended_at_ms, 1764150000950)
 })
 
 test('an incompatible schema change fails at startup with RS_SCHEMA_INCOMPATIBLE naming the subject and the field', async (t) => {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { COMMITTED_FRESHNESS, PgvectorSink, type SinkLogEvent } from '../../src/sink/pgvector-sink.ts'
 import { Metrics } from '../../src/observability/metrics.ts'
 import { instrumentSink } from '../../src/ops/instrument.ts'
+import { tableFreshness } from '../../src/ops/index-versions.ts'
 import { endpoints } from '../support/stack.ts'
 import { chunkEvent, chunkProducer, createSinkEnv, readChunks, waitFor } from './support.ts'
 
@@ -99,4 +100,88 @@ test('sink: event → visible is measured at the commit, per topology version, a
     `SELECT chunks, chunks_5m, p50_lag_5m AS p50 FROM ${config.names.freshnessView}`,
   )
   assert.deepEqual([Number(later.rows[0].chunks), Number(later.rows[0].chunks_5m), later.rows[0].p50], [6, 0, null])
+})
+
+test('sink: the split at the append — rows that carry lineage.change.appended_at_ms fill source_appended_at, the view and status split capture from ragstream, and older events (no append time) keep NULL and are left out of it', async (t) => {
+  const env = await createSinkEnv(t, { dims: 4, partitions: 1 })
+  const { config } = env
+  const producer = await chunkProducer(t, config)
+  const metrics = new Metrics()
+  const events: SinkLogEvent[] = []
+  const instrumented = instrumentSink(metrics, config.names.chunkTableName, (e) => events.push(e))
+  const sink = new PgvectorSink({
+    config,
+    postgresUrl: env.sinkUrl,
+    kafkaBrokers: endpoints.kafkaBrokers,
+    schemaRegistryUrl: endpoints.schemaRegistryUrl,
+    log: instrumented.log,
+  })
+  const done = sink.run()
+  done.catch(() => {})
+  t.after(async () => {
+    sink.stop()
+    await done.catch(() => {})
+  })
+
+  // Changes committed at their source 3 s ago, appended to their topic 2 s later (a slow capture);
+  // two events as an older processor wrote them: a change without an append time, and no change at all.
+  const sourceTs = Date.now() - AGE_MS
+  const appendedAt = sourceTs + 2000
+  const split = ['s0#0', 's1#0', 's2#0', 's3#0']
+  const messages = await Promise.all(
+    [...split, 'old-change#0', 'no-change#0'].map(async (id) => {
+      const value = chunkEvent(config, { id })
+      const lineage = value.lineage as Record<string, unknown>
+      lineage.source_timestamp_ms = sourceTs
+      if (id.startsWith('s'))
+        lineage.change = { topic: 'cdc.t', partition: 0, offset: 1, timestamp_ms: sourceTs, appended_at_ms: appendedAt }
+      else if (id.startsWith('old'))
+        lineage.change = { topic: 'cdc.t', partition: 0, offset: 1, timestamp_ms: sourceTs, appended_at_ms: null }
+      return { key: id, value: await producer.encodeChunk(value) }
+    }),
+  )
+  await producer.send(messages)
+  await waitFor('the six rows', async () => (await readChunks(env.admin, config)).size === 6)
+  await waitFor('their commits to be logged', async () => {
+    const upserted = events.reduce((n, e) => n + (e.event === 'batch-committed' ? e.upserted : 0), 0)
+    return upserted >= 6
+  })
+
+  const rows = await env.admin.query<{ chunk_id: string; appended_ms: number | null }>(
+    `SELECT chunk_id, extract(epoch FROM source_appended_at) * 1000 AS appended_ms FROM ${config.names.chunkTable} ORDER BY chunk_id`,
+  )
+  assert.deepEqual(
+    rows.rows.map((r) => [r.chunk_id, r.appended_ms === null ? null : Math.round(Number(r.appended_ms))]),
+    [['no-change#0', null], ['old-change#0', null], ...split.map((id) => [id, appendedAt])],
+  )
+
+  // The view: capture exactly 2 s (source_ts → source_appended_at), ragstream the rest, over the four.
+  const view = await env.admin.query<{ split: string; capture: number; ragstream: number; e2e: number }>(
+    `SELECT split_chunks_5m AS split, extract(epoch FROM capture_p50_5m) AS capture,
+            extract(epoch FROM ragstream_p99_5m) AS ragstream, extract(epoch FROM p99_lag_5m) AS e2e
+     FROM ${config.names.freshnessView}`,
+  )
+  const v = view.rows[0]
+  assert.equal(Number(v.split), 4)
+  assert.equal(Number(v.capture), 2)
+  assert.ok(Number(v.ragstream) >= 1 && Number(v.ragstream) < 1 + 20, `ragstream p99 ${v.ragstream} s`)
+  assert.ok(Math.abs(Number(v.e2e) - 2 - Number(v.ragstream)) < 0.001, 'end to end = capture + ragstream')
+
+  // status's figures: the same split over its window.
+  const fresh = await tableFreshness(env.admin, config.names.chunkTable, 300)
+  assert.equal(fresh.windowRows, 6)
+  assert.equal(fresh.splitRows, 4)
+  assert.equal(fresh.capture?.p50, 2)
+  assert.ok(fresh.ragstream !== null && fresh.ragstream.p50 >= 1 && fresh.ragstream.p99 < 21)
+
+  // The histogram of ragstream's part: the four rows, each at least 1 s (appended 1 s before the rows were written).
+  const body = await metrics.text()
+  const labels = `topology="${config.topology}",version="${config.version}"`
+  const sample = (name: string) => body.match(new RegExp(`^${name}\\{${labels}\\} (\\d+)$`, 'm'))?.[1]
+  assert.equal(sample('ragstream_append_to_visible_seconds_count'), '4', body)
+  assert.equal(sample('ragstream_event_to_visible_seconds_count'), '6', body)
+  const bucket = (le: string) =>
+    body.match(new RegExp(`^ragstream_append_to_visible_seconds_bucket\\{le="${le}",${labels}\\} (\\d+)$`, 'm'))?.[1]
+  assert.equal(bucket('0.5'), '0', body)
+  assert.equal(bucket('30'), '4', body)
 })

@@ -246,3 +246,97 @@ test('RLS matrix: each analyst role sees exactly its classifications and tenants
   await rejects(sink.query(`CREATE OR REPLACE VIEW ${n.view} AS SELECT 1`), /permission denied|must be owner/)
   await rejects(sink.query(`CREATE TABLE ${n.schema}.sneaky (x int)`), /permission denied/)
 })
+
+test('migration 8: chunk tables made before it gain source_appended_at (last, so tenant copies keep one row shape), the views too; old rows keep NULL', async (t) => {
+  const env = await createSinkEnv(t, { dims: 4 })
+  const n = env.config.names
+  // Back to the shape before migration 8: no column, views without it, migration not recorded.
+  const columns = (
+    await env.admin.query<{ name: string }>(
+      `SELECT attname AS name FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+      [n.chunkTable],
+    )
+  ).rows.map((r) => r.name)
+  assert.equal(columns.at(-1), 'source_appended_at', 'a new table has it last')
+  const before = columns.slice(0, -1)
+  await env.owner.query(`
+    DROP VIEW ${n.freshnessView}; DROP VIEW ${n.view};
+    ALTER TABLE ${n.chunkTable} DROP COLUMN source_appended_at;
+    CREATE VIEW ${n.view} WITH (security_invoker = true) AS SELECT ${before.join(', ')} FROM ${n.chunkTable};
+    DELETE FROM ${n.migrationsTable} WHERE version = 8;`)
+  const sink = await connect(t, env.sinkUrl)
+  const token = randomUUID()
+  await claimPartitions(sink, n, env.config.topic, [{ partition: 0, initial: 0n, ownerToken: token }])
+  // A row of the old shape (written as the old writer did, without the column).
+  await env.owner.query(`ALTER TABLE ${n.chunkTable} NO FORCE ROW LEVEL SECURITY`)
+  await env.owner.query(
+    `INSERT INTO ${n.chunkTable} (${before.join(', ')}) SELECT ${before.join(', ')} FROM json_populate_record(NULL::${n.chunkTable}, $1)`,
+    [
+      JSON.stringify({
+        chunk_id: 'old',
+        entity_type: 'ticket',
+        entity_key: 'old',
+        chunk_index: 0,
+        content: 'old',
+        content_hash: 'old',
+        embedding: `[${Array(env.config.dims).fill(0.25).join(',')}]`,
+        metadata: {},
+        subjects: [],
+        source_topic: 'cdc',
+        source_partition: 0,
+        source_offset: 0,
+        source_ts: new Date(Date.now() - 5000).toISOString(),
+        topology: env.config.topology,
+        topology_version: env.config.version,
+        chunker: 'fixed',
+        embedding_model: 'm',
+        emitted_at: new Date().toISOString(),
+        chunk_topic: env.config.topic,
+        chunk_partition: 0,
+        chunk_offset: 0,
+        visible_at: new Date().toISOString(),
+        written_by: 'old',
+      }),
+    ],
+  )
+  await env.owner.query(`ALTER TABLE ${n.chunkTable} FORCE ROW LEVEL SECURITY`)
+  const { applied } = await migrate(env.owner, env.config)
+  assert.deepEqual(applied, [8])
+  const after = await env.admin.query<{ name: string }>(
+    `SELECT attname AS name FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+    [n.view],
+  )
+  assert.equal(after.rows.at(-1)?.name, 'source_appended_at', 'the view has it')
+  const split = await env.admin.query(
+    `SELECT split_chunks_5m, ragstream_p99_5m, capture_p99_5m FROM ${n.freshnessView}`,
+  )
+  assert.deepEqual(
+    split.fields.map((f) => f.name),
+    ['split_chunks_5m', 'ragstream_p99_5m', 'capture_p99_5m'],
+  )
+  // The writer fills it for rows that know it; the old row keeps NULL and the split skips it.
+  const appendedAt = Date.now() - 1000
+  await new BatchWriter(n, 'test').write(
+    sink,
+    buildBatch(
+      env.config.topic,
+      [{ partition: 0, expected: 0n, next: 2n, ownerToken: token }],
+      [{ kind: 'upsert', row: { ...row(env, 'new', 'public', 'acme', 1n), sourceAppendedAtMs: appendedAt } }],
+    ),
+  )
+  const rows = await env.admin.query<{ chunk_id: string; appended_ms: number | null }>(
+    `SELECT chunk_id, extract(epoch FROM source_appended_at) * 1000 AS appended_ms FROM ${n.chunkTable} ORDER BY chunk_id`,
+  )
+  assert.deepEqual(
+    rows.rows.map((r) => [r.chunk_id, r.appended_ms === null ? null : Math.round(Number(r.appended_ms))]),
+    [
+      ['new', appendedAt],
+      ['old', null],
+    ],
+  )
+  const view = await env.admin.query<{ chunks_5m: string; split_chunks_5m: string }>(
+    `SELECT chunks_5m, split_chunks_5m FROM ${n.freshnessView}`,
+  )
+  assert.deepEqual([Number(view.rows[0].chunks_5m), Number(view.rows[0].split_chunks_5m)], [2, 1])
+  assert.deepEqual(await migrate(env.owner, env.config), { applied: [], createdVersion: false, activated: false })
+})

@@ -322,15 +322,21 @@ test("catalog: a product re-emitted for a review's change names that change in i
         (r.value as ChunkEvent | null)?.lineage === undefined ? [] : [(r.value as ChunkEvent).lineage.change],
       )
   assert.deepEqual(changes(), [
-    { topic: `${PREFIX}.products`, partition: partitionForString('k1', 3), offset: 0, timestamp_ms: 2_000 },
+    {
+      topic: `${PREFIX}.products`,
+      partition: partitionForString('k1', 3),
+      offset: 0,
+      timestamp_ms: 2_000,
+      appended_at_ms: 2_000,
+    },
   ])
   // A review, a move and a delete each re-emit the product; its lineage names that review change.
   await driver.pipe(...args(review('r1', 'k1', 4, 'Quiet.')), { timestamp: 5_000n })
   const at = { topic: `${PREFIX}.reviews`, partition: partitionForString('r1', 3) }
-  assert.deepEqual(changes(), [{ ...at, offset: 0, timestamp_ms: 5_000 }])
+  assert.deepEqual(changes(), [{ ...at, offset: 0, timestamp_ms: 5_000, appended_at_ms: 5_000 }])
   await driver.pipe(...args(review('r1', 'k1', 4, 'Quiet, and fast.')), { timestamp: 6_000n })
-  assert.deepEqual(changes(), [{ ...at, offset: 1, timestamp_ms: 6_000 }])
+  assert.deepEqual(changes(), [{ ...at, offset: 1, timestamp_ms: 6_000, appended_at_ms: 6_000 }])
   await driver.pipe(`${PREFIX}.reviews`, 'r1', null, { timestamp: 7_000n })
-  assert.deepEqual(changes(), [{ ...at, offset: 2, timestamp_ms: 7_000 }])
+  assert.deepEqual(changes(), [{ ...at, offset: 2, timestamp_ms: 7_000, appended_at_ms: 7_000 }])
   await driver.close()
 })

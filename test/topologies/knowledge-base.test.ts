@@ -53,9 +53,11 @@ test('knowledge-base: describe text is pinned', () => {
     Source: categories-reset-source (topics: [knowledge-base-categories-reset-repartition])
       --> categories
     Processor: categories (stores: [categories]) [table: cdc, truncates and snapshots reset it]
-      --> categories-reset-sink, join-categories-right-change
+      --> categories-reset-sink, categories-audit-sink, join-categories-right-change
       <-- categories-source, categories-reset-source
     Sink: categories-reset-sink (topic: knowledge-base-categories-reset-repartition)
+      <-- categories
+    Sink: categories-audit-sink (topic: rag.chunks.knowledge-base)
       <-- categories
     Source: join-categories-subscription-source (topics: [knowledge-base-join-categories-subscription-repartition])
       --> join-categories-subscription-receive

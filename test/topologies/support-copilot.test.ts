@@ -31,9 +31,11 @@ test('support-copilot: describe text is pinned', () => {
     Source: tickets-reset-source (topics: [support-copilot-tickets-reset-repartition])
       --> tickets
     Processor: tickets (stores: [tickets]) [table: cdc, truncates and snapshots reset it]
-      --> tickets-reset-sink, join-customers-subscription-send
+      --> tickets-reset-sink, tickets-audit-sink, join-customers-subscription-send
       <-- tickets-source, tickets-reset-source
     Sink: tickets-reset-sink (topic: support-copilot-tickets-reset-repartition)
+      <-- tickets
+    Sink: tickets-audit-sink (topic: rag.chunks.support-copilot)
       <-- tickets
     Processor: join-customers-subscription-send (stores: [])
       --> join-customers-subscription-sink, join-customers
@@ -73,9 +75,11 @@ test('support-copilot: describe text is pinned', () => {
     Source: customers-reset-source (topics: [support-copilot-customers-reset-repartition])
       --> customers
     Processor: customers (stores: [customers]) [table: cdc, truncates and snapshots reset it]
-      --> customers-reset-sink, join-customers-right-change
+      --> customers-reset-sink, customers-audit-sink, join-customers-right-change
       <-- customers-source, customers-reset-source
     Sink: customers-reset-sink (topic: support-copilot-customers-reset-repartition)
+      <-- customers
+    Sink: customers-audit-sink (topic: rag.chunks.support-copilot)
       <-- customers
     Source: join-customers-subscription-source (topics: [support-copilot-join-customers-subscription-repartition])
       --> join-customers-subscription-receive

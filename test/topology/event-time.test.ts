@@ -157,11 +157,14 @@ test('a chunk names the change that made its version: its own row’s, or the jo
     partition: direct.event.lineage.source_partition,
     offset: 0,
     timestamp_ms: 2_000,
+    appended_at_ms: 90_000_000,
   })
   assert.equal(direct.timestamp, 2_000n)
 
   // Ten minutes later the customer changes: the ticket's chunk is re-emitted, caused by the customer's change.
-  await driver.pipe('crm.customers', '{"id":"c1"}', change({ id: 'c1', tier: 'platinum' }, 602_000))
+  await driver.pipe('crm.customers', '{"id":"c1"}', change({ id: 'c1', tier: 'platinum' }, 602_000), {
+    timestamp: 602_040n,
+  })
   const [retriggered] = chunks()
   assert.equal(JSON.parse(retriggered.event.metadata).tier, 'platinum')
   assert.equal(retriggered.event.lineage.source_topic, 'crm.tickets', 'the entity’s own position is kept')
@@ -169,7 +172,102 @@ test('a chunk names the change that made its version: its own row’s, or the jo
   assert.equal(retriggered.event.lineage.change?.topic, 'crm.customers')
   assert.equal(retriggered.event.lineage.change?.offset, 1)
   assert.equal(retriggered.event.lineage.change?.timestamp_ms, 602_000)
+  assert.equal(retriggered.event.lineage.change?.appended_at_ms, 602_040, 'the customer change’s append time')
   assert.equal(retriggered.timestamp, 602_000n, 'the chunk record is produced at the change’s time')
+})
+
+test('the append time pairs with the event time: a join re-trigger takes the right change’s, a later joined row its own, across a second join’s topics', async () => {
+  const b = new TopologyBuilder({ applicationId: 'event-time-append' })
+  const customers = b.cdcTable<Customer>('crm.customers', { name: 'customers', ...cdc() })
+  const products = b.cdcTable<{ id: string; name: string }>('crm.products', { name: 'products', ...cdc() })
+  b.cdcTable<Ticket & { product: string }>('crm.tickets', { name: 'tickets', ...cdc() })
+    .join(customers, {
+      name: 'join-customers',
+      foreignKey: (t) => t.customer,
+      joiner: (t, c) => ({ ...t, tier: c.tier }),
+    })
+    .join(products, {
+      name: 'join-products',
+      foreignKey: (t) => t.product,
+      joiner: (t, p) => ({ id: t.id, tier: t.tier, product: p.name }),
+    })
+    .to('joined')
+  // 8 partitions: every result crosses both joins' subscription and response topics.
+  const driver = new TopologyTestDriver(b.build(), { partitions: 8, startTime: 10_000_000 })
+  const joined = () =>
+    driver
+      .readOutput('joined')
+      .map((r) => [r.key, r.timestamp, r.appendedAt])
+      .sort()
+  await driver.pipe('crm.products', '{"id":"p1"}', change({ id: 'p1', name: 'Printer' }, 500), { timestamp: 600n })
+  await driver.pipe('crm.customers', '{"id":"c1"}', change({ id: 'c1', tier: 'gold' }, 1_000), { timestamp: 1_500n })
+  for (const [id, at] of [
+    ['t1', 2_000],
+    ['t2', 3_000],
+  ] as const)
+    await driver.pipe(
+      'crm.tickets',
+      JSON.stringify({ id }),
+      change({ id, customer: 'c1', product: 'p1', body: id }, at),
+      { timestamp: BigInt(at + 100) },
+    )
+  assert.deepEqual(joined(), [
+    ['t1', 2_000n, 2_100],
+    ['t2', 3_000n, 3_100],
+  ])
+
+  // The customer changes long after: both re-triggered results take its change's time and append time.
+  await driver.pipe('crm.customers', '{"id":"c1"}', change({ id: 'c1', tier: 'platinum' }, 600_000), {
+    timestamp: 600_250n,
+  })
+  assert.deepEqual(joined(), [
+    ['t1', 600_000n, 600_250],
+    ['t2', 600_000n, 600_250],
+  ])
+
+  // A ticket change that happened before the customer's but reached its topic later: the result takes the
+  // customer's change (the later event time) and that change's append time, not the ticket record's.
+  await driver.pipe(
+    'crm.tickets',
+    '{"id":"t1"}',
+    change({ id: 't1', customer: 'c1', product: 'p1', body: 'again' }, 500_000),
+    { timestamp: 700_000n },
+  )
+  assert.deepEqual(joined(), [['t1', 600_000n, 600_250]])
+  assert.deepEqual(driver.readDeadLetters(), [])
+})
+
+test('a join’s borrowed append time crosses a plain repartition topic in its header: an aggregate of the results keeps the pair', async () => {
+  const b = new TopologyBuilder({ applicationId: 'event-time-append-aggregate' })
+  const customers = b.cdcTable<Customer>('crm.customers', { name: 'customers', ...cdc() })
+  b.cdcTable<Ticket>('crm.tickets', { name: 'tickets', ...cdc() })
+    .join(customers, {
+      name: 'join-customers',
+      foreignKey: (t) => t.customer,
+      joiner: (t, c) => ({ id: t.id, tier: c.tier }),
+    })
+    .groupBy((t) => t.tier)
+    .count({ name: 'per-tier' })
+    .to('per-tier')
+  const driver = new TopologyTestDriver(b.build(), { partitions: 8, startTime: 10_000_000 })
+  await driver.pipe('crm.customers', '{"id":"c1"}', change({ id: 'c1', tier: 'gold' }, 600_000), {
+    timestamp: 600_250n,
+  })
+  // A ticket change older than the customer's, appended later: the pair is the customer's change.
+  await driver.pipe('crm.tickets', '{"id":"t1"}', change({ id: 't1', customer: 'c1', body: 'a' }, 500_000), {
+    timestamp: 700_000n,
+  })
+  const repartitioned = driver.processor.topics
+    .filter((t) => t.role === 'repartition' && t.name.includes('per-tier'))
+    .flatMap((t) => driver.allOutput(t.name))
+  assert.ok(
+    repartitioned.some((r) => 'ragstream.appended' in r.headers),
+    'the group-by record names its own append time',
+  )
+  assert.deepEqual(
+    driver.readOutput('per-tier').map((r) => [r.key, r.value, r.timestamp, r.appendedAt]),
+    [['gold', 1, 600_000n, 600_250]],
+  )
 })
 
 test('a decoder’s unusable change time (negative, fractional, not a number) falls back to the record timestamp', async () => {

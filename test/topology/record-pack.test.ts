@@ -136,3 +136,44 @@ test('each item carries its own event time; the pack is stamped with the latest,
     ],
   )
 })
+
+test('each item carries its change’s append time: a known one, unknown (-1), or none (its origin’s); a version-3 pack’s items have none', () => {
+  const appended = (key: string, appendedAt?: number): SinkRecord => ({
+    ...item(2, key, 'v'),
+    timestamp: 1_000n,
+    ...(appendedAt !== undefined ? { appendedAt } : {}),
+  })
+  const out = [appended('a', 1_250), appended('b', -1), appended('c')]
+  packTopic(out, 't', 16)
+  const unpacked = unpackRecords(sourceOf(out[0].value))
+  assert.deepEqual(
+    unpacked.map((r) => [r.key?.toString(), r.appendedAt]),
+    [
+      ['a', 1_250],
+      ['b', -1],
+      ['c', undefined],
+    ],
+  )
+  // Version 3 (written before append times): the same bytes without the trailing i64 per item.
+  const v3 = Buffer.from(out[0].value!)
+  const items: Buffer[] = [Buffer.from([0x03]), v3.subarray(1, 5)]
+  let at = 5
+  for (let n = 0; n < 3; n++) {
+    const start = at
+    at += 4 + v3.readUInt32BE(at)
+    at += 4 + v3.readUInt32BE(at)
+    at += 4 + v3.readUInt32BE(at)
+    at += 8
+    items.push(v3.subarray(start, at))
+    at += 8
+  }
+  const old = unpackRecords(sourceOf(Buffer.concat(items)))
+  assert.deepEqual(
+    old.map((r) => [r.key?.toString(), r.timestamp, 'appendedAt' in r]),
+    [
+      ['a', 1_000n, false],
+      ['b', 1_000n, false],
+      ['c', 1_000n, false],
+    ],
+  )
+})

@@ -315,10 +315,18 @@ export const sinkCommand: CommandSpec = {
       type: 'boolean',
       description: "with --grant and one --tenants: grant only that isolated tenant's view, nothing shared",
     },
+    writers: {
+      type: 'string',
+      value: '<n>',
+      description:
+        'sink writers in this process: each a member of the group with its own Postgres connection, writing the partitions it is given (at most one per partition does work)',
+      default: '1',
+    },
     'metrics-port': {
       type: 'string',
       value: '<port>',
-      description: 'serve Prometheus /metrics (batch size, commit time, rows, freshness, lag) on 127.0.0.1:<port>',
+      description:
+        'serve Prometheus /metrics (batch size, commit time, rows per writer; freshness, lag) on 127.0.0.1:<port>',
     },
     'shutdown-timeout-ms': {
       type: 'string',
@@ -328,6 +336,10 @@ export const sinkCommand: CommandSpec = {
     },
   },
   details: `Logs one JSON object per line on stdout (started, assigned, batch-begin, batch-committed, fenced, retry, stopped, shutdown-timeout).
+With --writers N (N > 1) every writer's events carry "writer": 0 … N-1; each writer is an ordinary sink
+(its own group member, Postgres connection and owner tokens), so exactly-once holds as for N processes.
+With --instance-id X, writer i joins as X-w<i> (static membership per writer). A writer that fails
+stops the others and the command exits with its error.
 Endpoints: RAGSTREAM_KAFKA_BROKERS, RAGSTREAM_SCHEMA_REGISTRY_URL, RAGSTREAM_POSTGRES_URL (or --postgres-url).
 SIGTERM/SIGINT stop gracefully: the current wait is abandoned, the group is left, connections close.
 If that has not finished within --shutdown-timeout-ms, the sink logs what it was waiting for
@@ -342,6 +354,9 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
       throw new ConfigError([{ path: '<app>', message: 'exactly one app is required' }], 'arguments')
     const forApp = await sinkConfigForApp(ref, values, rc)
     const config = forApp?.sink ?? sinkConfigFromOptions(ref, values)
+    const writers = intOption(values, 'writers') ?? 1
+    if (writers < 1)
+      throw new ConfigError([{ path: '--writers', message: `must be an integer ≥ 1 (got ${writers})` }], 'arguments')
     const shutdownTimeoutMs = intOption(values, 'shutdown-timeout-ms') ?? 30_000
     if (shutdownTimeoutMs <= 0)
       throw new ConfigError([{ path: '--shutdown-timeout-ms', message: 'must be a positive integer' }], 'arguments')
@@ -420,7 +435,7 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
     } finally {
       await probe.end().catch(() => {})
     }
-    const { PgvectorSink } = await import('../../sink/pgvector-sink.ts')
+    const { SinkWriters } = await import('../../sink/sink-writers.ts')
     const print = eventWriter(stdout, env)
     const port = intOption(values, 'metrics-port')
     const metrics =
@@ -432,13 +447,15 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
     if (metrics) print({ event: 'metrics', url: `http://127.0.0.1:${metrics.port}/metrics` })
     // The progress line (terminal only): rows written, rejects, lag, last commit.
     const counts = { batches: 0, upserted: 0, deleted: 0, rejects: 0, lastCommit: undefined as number | undefined }
-    const log = metrics?.log ?? print
-    const sink = new PgvectorSink({
+    // One metrics chain per writer (its batch-begin → batch-committed pairs are its own).
+    const logs = Array.from({ length: writers }, (_, i) => metrics?.logFor(i) ?? print)
+    const sink = new SinkWriters({
+      writers,
       config,
       postgresUrl: url,
       kafkaBrokers: endpoints.kafkaBrokers,
       schemaRegistryUrl: endpoints.schemaRegistryUrl,
-      log: (event) => {
+      log: (event, writer) => {
         if (event.event === 'batch-committed' && !event.alreadyCommitted) {
           counts.batches++
           counts.upserted += event.upserted
@@ -446,7 +463,7 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
           counts.rejects += event.rejects
           counts.lastCommit = Date.now()
         }
-        log(event)
+        logs[writer](event)
       },
     })
     const { Admin } = await import('@platformatic/kafka')

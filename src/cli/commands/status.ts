@@ -59,8 +59,9 @@ export const statusCommand: CommandSpec = {
   details: [
     "Topologies: support-copilot, knowledge-base. Lag is the read_committed end offset minus the group's",
     'committed offset per partition (a partition the group never committed counts from the log start).',
-    'Freshness is visible_at − source_ts in Postgres, read as the sink role. Store checkpoints are the next',
-    "changelog offsets the Redis copies reflect, next to the changelogs' ends.",
+    'Freshness is visible_at − source_ts in Postgres, read as the sink role, and split at source_appended_at',
+    'into capture (source commit → source topic) and ragstream (source topic → visible). Store checkpoints',
+    "are the next changelog offsets the Redis copies reflect, next to the changelogs' ends.",
     'Exit codes: 0 reported (warnings name services that could not be read), 1 failure, 78 bad arguments.',
   ].join('\n'),
   async run({ positionals, values, stdout, env, config: given }) {

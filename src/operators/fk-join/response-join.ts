@@ -4,8 +4,8 @@
  * sent; a newer response is on its way). Every output for a left key is thus emitted by the left
  * key's owner, in order.
  */
-import { rowChangeTime } from '../../cdc/table-decoder.ts'
-import { emitAt, type TopicEntry } from '../../topology/compiled.ts'
+import { rowAppendTime, rowChangeTime } from '../../cdc/table-decoder.ts'
+import { emitAt, NO_APPEND_TIME, type TopicEntry } from '../../topology/compiled.ts'
 import { unpackRecords } from '../../topology/record-pack.ts'
 import type { JoinContext } from './context.ts'
 import { decodeResponse, leftHash, type Response } from './wire.ts'
@@ -26,8 +26,11 @@ export function responseJoin(ctx: JoinContext): TopicEntry {
         response.json === undefined ? response.v : response.json === null ? null : ctx.rightValue(response.json)
       // Event time: the later of the two rows' changes (Kafka Streams' table–table join rule). The
       // response carries its triggering change's time; rows that carry their lineage add their own.
-      const at = Math.max(rowChangeTime(left) ?? 0, rowChangeTime(right) ?? 0)
-      emitAt(scope, at, () => {
+      // A row's later time comes with that row's append time (-1 when it predates recording it).
+      const leftAt = rowChangeTime(left) ?? 0
+      const rightAt = rowChangeTime(right) ?? 0
+      const later = rightAt > leftAt ? right : left
+      emitAt(scope, Math.max(leftAt, rightAt), rowAppendTime(later) ?? NO_APPEND_TIME, () => {
         if (right !== null) emit(decoded.key, undefined, join(left, right))
         else emit(decoded.key, undefined, isLeftJoin ? join(left, null) : null)
       })

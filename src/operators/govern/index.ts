@@ -73,7 +73,6 @@ import {
   type StageNode,
   type ChunkEmbedNode,
   type TopologyGraph,
-  type TopologyNode,
 } from '../../topology/graph.ts'
 import { encodeJson } from '../../topology/json.ts'
 import { externalReads, factsOf, nodeIs } from '../../topology/node-kinds.ts'
@@ -84,6 +83,7 @@ import { contributionTables, entityStoresOf, spineJoins, subjectStoresOf } from 
 import { jsonRequests } from './deletion-requests.ts'
 import { AuditRecord, EntityChange, ForgetCopy, InternalRecord } from './items.ts'
 import { chunkSetStore } from '../chunk-embed.ts'
+import { governAuditOutput, governAuditTopic as auditTopic } from '../audit-outputs.ts'
 import type { ForgetOptions, GovernNodeOptions, GovernOptions } from './options.ts'
 
 export type {
@@ -117,18 +117,6 @@ function compiled(node: GovernNode, graph: TopologyGraph): CompiledPolicy {
   })
 }
 
-/** Nodes downstream of `name`, in graph order. */
-function downstreamOf(graph: TopologyGraph, name: string): TopologyNode[] {
-  const reached = new Set([name])
-  const out: TopologyNode[] = []
-  for (const n of graph.nodes)
-    if (n.inputs.some((i) => reached.has(i))) {
-      reached.add(n.name)
-      out.push(n)
-    }
-  return out
-}
-
 /** The chunk-embed nodes fed straight by this govern: their chunk sets and cached vectors are the subject's. */
 function chunkNodesOf(node: GovernNode, graph: TopologyGraph): ChunkEmbedNode[] {
   return graph.nodes.filter((n): n is ChunkEmbedNode => nodeIs(n, 'chunk-embed') && n.inputs[0] === node.name)
@@ -140,13 +128,6 @@ function chunkSetsOf(node: GovernNode, graph: TopologyGraph): NonNullable<Forget
     node.options?.forget?.chunkSets ??
     chunkNodesOf(node, graph).map((n) => ({ store: chunkSetStore(n.name), entityType: n.options.chunk.entityType }))
   )
-}
-
-/** The topic audit events go to: `audit.topic`, else the chunk topic written downstream (`toChunks`). */
-export function auditTopic(node: GovernNode, graph: TopologyGraph): string | undefined {
-  if (node.options?.audit !== undefined) return node.options.audit?.topic
-  const sink = downstreamOf(graph, node.name).find((n) => nodeIs(n, 'sink') && n.chunkEvents === true)
-  return sink !== undefined && nodeIs(sink, 'sink') ? sink.topic : undefined
 }
 
 /** Stores of other nodes that forgetting reads or cleans (validate.ts checks they exist). */
@@ -349,8 +330,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
     const { name, options } = node
     const app = env.graph.applicationId
     const forget = options.forget
-    const topic = auditTopic(node, env.graph)!
-    const audit = options.audit ?? env.services?.auditEvents(topic) ?? { topic }
+    const audit = governAuditOutput(node, env.graph, env.services)
     const broadcast = deletionBroadcastTopic(app, name)
     const plan: GovernPlan = {
       name,
@@ -436,6 +416,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
             oldValue: undefined,
             partition: record.partition,
             timestamp: scope.timestamp,
+            appendedAt: scope.appendedAt,
             origin: scope.origin,
           })
           origins.push(record)
@@ -451,6 +432,7 @@ export const governOperator: NodeKindSpec<GovernNode> = {
           oldValue: undefined,
           partition: scope.record.partition,
           timestamp: scope.timestamp,
+          appendedAt: scope.appendedAt,
           origin: scope.origin,
         })
         origins.push(scope.record)
