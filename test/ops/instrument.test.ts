@@ -88,6 +88,23 @@ test('records in/out/dead-lettered are counted at commit; an aborted batch is no
   assert.deepEqual(events, ['batch-aborted'], 'events reach the chained callback')
 })
 
+test('a transaction of several process() calls (hop chaining, commit cadence) counts all of them at commit; an isolation drops them', async () => {
+  const metrics = new Metrics()
+  const m = instrumentProcessor(topology, metrics)
+  await m.topology.process([record('in', 'a')], new Map(), 0)
+  await m.topology.process([record('app-join-repartition', 'r')], new Map(), 0)
+  await m.topology.process([record('in', 'b'), record('in', 'bad')], new Map(), 0)
+  await m.onBatchStage('produced')
+  await m.onBatchStage('committed')
+  assert.deepEqual(m.counters, { recordsIn: 3, recordsOut: 3, deadLetters: 1, batches: 1, aborts: 0 })
+
+  await m.topology.process([record('in', 'c'), record('in', 'd')], new Map(), 0)
+  m.onEvent({ event: 'isolating-records', code: 'RS_RECORD_TOO_LARGE', topic: 't', bytes: 2, limit: 1, records: 2 })
+  await m.topology.process([record('in', 'c')], new Map(), 0)
+  await m.onBatchStage('committed')
+  assert.deepEqual(m.counters, { recordsIn: 4, recordsOut: 4, deadLetters: 1, batches: 2, aborts: 0 })
+})
+
 test('restore progress: a restoring event sets the records left to replay, restored sets them to 0', async () => {
   const metrics = new Metrics()
   const m = instrumentProcessor(topology, metrics)
