@@ -207,6 +207,7 @@ function encodeCopy(config: SinkConfig, chunks: readonly BenchChunk[]): Buffer[]
     w.i8(BigInt(i))
     w.timestamptz(now)
     w.text('copy')
+    w.timestamptz(now) // source_appended_at
     if (i % 1000 === 999) parts.push(w.take())
   })
   w.int16(-1)
