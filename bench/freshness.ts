@@ -18,7 +18,9 @@
  *   half  — half of the capacity the backfill measured (processor + sink, tickets/s), in rows.
  * Per load and kind: p50/p95/p99/max, where the time went (processor: batch processing and
  * transaction; sink: write and commit; the rest is waiting and fetching), transactions per change,
- * and CPU ms per change of the processor and the sink.
+ * CPU ms per change of the processor and the sink (this process: the sink, and the bench's own sends,
+ * which wait for events rather than poll), and socket writes per change by service (Kafka, Redis,
+ * Postgres): on this VM each costs ~0.3-1 ms of CPU, so they are most of a lone change's CPU.
  *
  *   node bench/freshness.ts                         # BENCH_CUSTOMERS=100 BENCH_TICKETS_PER_CUSTOMER=5
  *
@@ -28,6 +30,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { Socket } from 'node:net'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Admin, Producer } from '@platformatic/kafka'
@@ -97,6 +100,25 @@ function cpuMs(): number {
   return (u.user + u.system) / 1000
 }
 
+/**
+ * Socket writes (≈ send syscalls: a corked stream's writes count once) per service, by remote port:
+ * what a change costs in round trips to Kafka, Redis and Postgres.
+ */
+const socketWrites: Record<string, number> = {}
+function countSocketWrites(): void {
+  const ports = new Map<number, string>()
+  for (const b of brokers) ports.set(Number(b.split(':').pop()), 'kafka')
+  ports.set(Number(new URL(config.endpoints.redisUrl).port || 6379), 'redis')
+  ports.set(Number(new URL(config.postgres.sinkUrl).port || 5432), 'pg')
+  const proto = Socket.prototype as unknown as { _writeGeneric: (...args: unknown[]) => unknown }
+  const write = proto._writeGeneric
+  proto._writeGeneric = function (this: Socket, ...args: unknown[]) {
+    const service = ports.get(this.remotePort ?? 0) ?? 'other'
+    socketWrites[service] = (socketWrites[service] ?? 0) + 1
+    return write.apply(this, args)
+  }
+}
+
 // ---- children ----------------------------------------------------------------------------------
 
 /** The processor: the deployment's topology on the Kafka runtime, exactly once, Redis stores. */
@@ -106,6 +128,7 @@ async function processorChild(): Promise<void> {
   const topology = await compileForBroker(buildTopology(d, services), config.endpoints)
   const backend = RedisStateBackend.fromEndpoints(d.applicationId, config.endpoints)
   const stores = new Map<string, StateStore>(topology.storeNames.map((n) => [n, backend.store(n)]))
+  countSocketWrites()
   const stats = { batches: 0, processMs: 0, transactionMs: 0 }
   let producedAt = 0
   const timed = {
@@ -133,7 +156,7 @@ async function processorChild(): Promise<void> {
     },
   })
   process.on('message', (m: { ask?: string }) => {
-    if (m.ask === 'stats') process.send!({ cpuMs: cpuMs(), ...stats })
+    if (m.ask === 'stats') process.send!({ cpuMs: cpuMs(), writes: { ...socketWrites }, ...stats })
     if (m.ask === 'stop') runtime.stop()
   })
   await runtime.run()
@@ -186,9 +209,20 @@ const ask = <T>(child: ChildProcess, what: string): Promise<T> =>
     child.on('message', on)
     child.send({ ask: what })
   })
+/** Socket writes per change, per service. */
+const writesPer = (
+  before: Record<string, number>,
+  after: Record<string, number>,
+  changes: number,
+  services = ['kafka', 'redis'],
+) =>
+  services
+    .map((s) => `${s} ${changes === 0 ? 0 : (((after[s] ?? 0) - (before[s] ?? 0)) / changes).toFixed(1)}`)
+    .join(' ')
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 interface ProcessorStats {
   readonly cpuMs: number
+  readonly writes: Record<string, number>
   readonly batches: number
   readonly processMs: number
   readonly transactionMs: number
@@ -229,6 +263,24 @@ async function main(): Promise<void> {
   // Sink here; processor and producer in children.
   const lags: number[] = []
   const sentLags: number[] = []
+  // Waits for `n` measured rows without polling (this process's CPU is the sink's figure).
+  let waiter: { n: number; resolve: () => void } | undefined
+  const rowsSeen = (n: number, timeoutMs: number) =>
+    new Promise<void>((resolve) => {
+      if (lags.length >= n) return resolve()
+      const timer = setTimeout(() => {
+        waiter = undefined
+        resolve()
+      }, timeoutMs)
+      waiter = {
+        n,
+        resolve: () => {
+          clearTimeout(timer)
+          waiter = undefined
+          resolve()
+        },
+      }
+    })
   let sinkBegin = 0
   const sinkStats = { batches: 0, writeMs: 0, rows: 0 }
   const sink = new PgvectorSink({
@@ -245,9 +297,11 @@ async function main(): Promise<void> {
         for (const ms of f.appendLagsMs) lags.push(ms)
         for (const ms of f.lagsMs) sentLags.push(ms)
       }
+      if (waiter && lags.length >= waiter.n) waiter.resolve()
       sinkStats.rows += e.upserted
     },
   })
+  countSocketWrites()
   const sinkDone = sink.run()
   const started = Date.now()
   const env = { ...process.env, BENCH_RUN: RUN }
@@ -281,6 +335,7 @@ async function main(): Promise<void> {
       const before = {
         processor: await ask<ProcessorStats>(processor, 'stats'),
         sinkCpu: cpuMs(),
+        sinkWrites: { ...socketWrites },
         sink: { ...sinkStats },
       }
       let changes = 0
@@ -294,8 +349,7 @@ async function main(): Promise<void> {
         for (let i = 0; i < IDLE_PROBES; i++) {
           const want = lags.length + rowsPerChange
           send()
-          const deadline = Date.now() + 10_000
-          while (lags.length < want && Date.now() < deadline) await sleep(5)
+          await rowsSeen(want, 10_000)
           await sleep(300)
         }
       } else {
@@ -304,16 +358,17 @@ async function main(): Promise<void> {
         while (Date.now() - t0 < SECONDS * 1000) {
           const due = Math.floor(((Date.now() - t0) / 1000) * rate)
           while (changes < due) send()
-          await sleep(5)
+          // Until the next change is due (no polling: this process's CPU is the sink's figure).
+          await sleep(Math.max(1, Math.ceil(t0 + ((changes + 1) / rate) * 1000 - Date.now())))
         }
-        const deadline = Date.now() + 30_000
-        while (lags.length < changes * rowsPerChange && Date.now() < deadline) await sleep(20)
+        await rowsSeen(changes * rowsPerChange, 30_000)
         await sleep(500)
       }
       version++
       const after = {
         processor: await ask<ProcessorStats>(processor, 'stats'),
         sinkCpu: cpuMs(),
+        sinkWrites: { ...socketWrites },
         sink: { ...sinkStats },
       }
       const sorted = [...lags].sort((a, b) => a - b)
@@ -331,13 +386,14 @@ async function main(): Promise<void> {
           `proc ${per(after.processor.processMs - before.processor.processMs, pBatches).toFixed(1)}+${per(after.processor.transactionMs - before.processor.transactionMs, pBatches).toFixed(1)} ms/txn, ${per(pBatches, changes).toFixed(2)} txn/chg`,
           `sink ${per(after.sink.writeMs - before.sink.writeMs, sBatches).toFixed(1)} ms/txn, ${per(sBatches, changes).toFixed(2)} txn/chg`,
           `cpu/chg proc ${per(after.processor.cpuMs - before.processor.cpuMs, changes).toFixed(1)} sink ${per(after.sinkCpu - before.sinkCpu, changes).toFixed(1)} ms`,
+          `writes/chg proc ${writesPer(before.processor.writes, after.processor.writes, changes)} sink ${writesPer(before.sinkWrites, after.sinkWrites, changes, ['kafka', 'pg'])}`,
         ].join(' | '),
       )
       process.stdout.write(`${results[results.length - 1]}\n`)
     }
   }
   process.stdout.write(
-    `\nload  kind           | changes, rows | append → visible (sink commit − broker append: ragstream's part) | sent → visible (sink commit − change sent) | processor: processing + transaction per batch, batches per change | sink: write + commit per batch | CPU per change\n`,
+    `\nload  kind           | changes, rows | append → visible (sink commit − broker append: ragstream's part) | sent → visible (sink commit − change sent) | processor: processing + transaction per batch, batches per change | sink: write + commit per batch | CPU per change | socket writes (≈ send syscalls) per change, by service\n`,
   )
   process.stdout.write(
     `machine load average (1/5/15 min): ${loadavg()

@@ -139,9 +139,14 @@ export function instrumentProcessor(
   const name = topology.applicationId
   const roles = new Map(topology.topics.map((t) => [t.name, t.role]))
   const counters: ProcessorCounters = { recordsIn: 0, recordsOut: 0, deadLetters: 0, batches: 0, aborts: 0 }
-  let pending:
-    | { in: Map<string, number>; out: Map<string, number>; dlq: Map<string, number>; governance: GovernanceCounts }
-    | undefined
+  // Every process() of the open transaction (hop chaining and the commit cadence run several in one):
+  // counted when it commits, dropped when it aborts.
+  let pending: {
+    in: Map<string, number>
+    out: Map<string, number>
+    dlq: Map<string, number>
+    governance: GovernanceCounts
+  }[] = []
   let producedAt: number | undefined
   const add = (map: Map<string, number>, key: string): void => void map.set(key, (map.get(key) ?? 0) + 1)
 
@@ -188,7 +193,7 @@ export function instrumentProcessor(
             `${r.headers?.get(DEAD_LETTER_HEADERS.node)?.toString() ?? '?'}\u0000${r.headers?.get(DEAD_LETTER_HEADERS.code)?.toString() ?? '?'}`,
           )
       }
-      pending = batch
+      pending.push(batch)
       return outputs
     },
   }
@@ -204,29 +209,34 @@ export function instrumentProcessor(
         )
       producedAt = undefined
       counters.batches++
-      const batch = pending
-      pending = undefined
-      for (const [node, n] of batch?.in ?? []) {
-        metrics.inc('ragstream_records_in_total', { topology: name, node }, n)
-        counters.recordsIn += n
+      const batches = pending
+      pending = []
+      for (const batch of batches) {
+        for (const [node, n] of batch.in) {
+          metrics.inc('ragstream_records_in_total', { topology: name, node }, n)
+          counters.recordsIn += n
+        }
+        for (const [node, n] of batch.out) {
+          metrics.inc('ragstream_records_out_total', { topology: name, node }, n)
+          counters.recordsOut += n
+        }
+        for (const [key, n] of batch.dlq) {
+          const [node, code] = key.split('\u0000')
+          metrics.inc('ragstream_dead_letter_records_total', { topology: name, node, code }, n)
+          counters.deadLetters += n
+        }
+        batch.governance.apply(metrics, name)
       }
-      for (const [node, n] of batch?.out ?? []) {
-        metrics.inc('ragstream_records_out_total', { topology: name, node }, n)
-        counters.recordsOut += n
-      }
-      for (const [key, n] of batch?.dlq ?? []) {
-        const [node, code] = key.split('\u0000')
-        metrics.inc('ragstream_dead_letter_records_total', { topology: name, node, code }, n)
-        counters.deadLetters += n
-      }
-      batch?.governance.apply(metrics, name)
     }
     await chain.onBatchStage?.(stage)
   }
 
   const onEvent = (event: RuntimeEvent): void => {
-    if (event.event === 'batch-aborted') {
-      pending = undefined
+    if (event.event === 'isolating-records') {
+      // The transaction was aborted to re-read its batch one record at a time: nothing of it counts.
+      pending = []
+    } else if (event.event === 'batch-aborted') {
+      pending = []
       producedAt = undefined
       counters.aborts++
       metrics.inc('ragstream_transactions_aborted_total', { topology: name, reason: event.recovery })

@@ -34,6 +34,23 @@ export interface KafkaRuntimeOptions {
   readonly batchMaxRecords?: number
   readonly batchMaxBytes?: number
   readonly fetchMaxWaitMs?: number
+  /**
+   * Hop chaining: records the topology writes to an internal (repartition, FK subscription/response)
+   * topic partition this instance reads are processed inside the same transaction, as the next round,
+   * when nothing precedes them in that partition; so one change crosses its internal hops in one
+   * transaction instead of one per hop (exactly once as before: the round's input offsets commit with
+   * its outputs). At most this many chained rounds per transaction (and `batchMaxRecords` records);
+   * 0 = one transaction per hop. Default 8.
+   */
+  readonly maxChainedRounds?: number
+  /**
+   * Commit cadence, adaptive: after a batch (and its chained rounds), the open transaction takes the
+   * next batch too if it is already there (buffered, or returned by a fetch that does not wait), until
+   * the transaction has been open this long or holds `batchMaxRecords` records; when nothing more is
+   * there it commits at once, so a lone change is not delayed, and under load several batches share
+   * one commit. 0 = one transaction per fetched batch. Default 100.
+   */
+  readonly commitIntervalMs?: number
   readonly sessionTimeoutMs?: number
   readonly heartbeatIntervalMs?: number
   readonly rebalanceTimeoutMs?: number
@@ -71,6 +88,8 @@ export interface RuntimeConfig {
   readonly batchMaxRecords: number
   readonly batchMaxBytes: number
   readonly fetchMaxWaitMs: number
+  readonly maxChainedRounds: number
+  readonly commitIntervalMs: number
   readonly sessionTimeoutMs: number
   readonly heartbeatIntervalMs: number
   readonly rebalanceTimeoutMs: number
@@ -131,6 +150,8 @@ export function resolveRuntimeConfig(topology: ProcessorTopology, options: Kafka
   const batchMaxRecords = intIn(problems, 'batchMaxRecords', o.batchMaxRecords, 1, 1_000_000, 1_000)
   const batchMaxBytes = intIn(problems, 'batchMaxBytes', o.batchMaxBytes, 1024, 1024 ** 3, 4 * 1024 * 1024)
   const fetchMaxWaitMs = intIn(problems, 'fetchMaxWaitMs', o.fetchMaxWaitMs, 0, 60_000, 500)
+  const maxChainedRounds = intIn(problems, 'maxChainedRounds', o.maxChainedRounds, 0, 1_000, 8)
+  const commitIntervalMs = intIn(problems, 'commitIntervalMs', o.commitIntervalMs, 0, 60_000, 100)
   const sessionTimeoutMs = intIn(problems, 'sessionTimeoutMs', o.sessionTimeoutMs, 1_000, 3_600_000, 10_000)
   const heartbeatIntervalMs = intIn(
     problems,
@@ -151,6 +172,11 @@ export function resolveRuntimeConfig(topology: ProcessorTopology, options: Kafka
     Math.max(sessionTimeoutMs, 10_000),
   )
   const transactionTimeoutMs = intIn(problems, 'transactionTimeoutMs', o.transactionTimeoutMs, 1_000, 900_000, 30_000)
+  if (commitIntervalMs >= transactionTimeoutMs)
+    problems.push({
+      path: '/runtime/commitIntervalMs',
+      message: `must be shorter than transactionTimeoutMs (${transactionTimeoutMs})`,
+    })
   const autoOffsetReset = o.autoOffsetReset ?? 'earliest'
   if (autoOffsetReset !== 'earliest' && autoOffsetReset !== 'latest')
     problems.push({ path: '/runtime/autoOffsetReset', message: "must be 'earliest' or 'latest'" })
@@ -188,6 +214,8 @@ export function resolveRuntimeConfig(topology: ProcessorTopology, options: Kafka
     batchMaxRecords,
     batchMaxBytes,
     fetchMaxWaitMs,
+    maxChainedRounds,
+    commitIntervalMs,
     sessionTimeoutMs,
     heartbeatIntervalMs,
     rebalanceTimeoutMs,

@@ -60,7 +60,8 @@ import { DEAD_LETTER_HEADERS } from './dead-letter.ts'
 import { ORIGIN_KEY_MAX_BYTES, originHeader } from './origin.ts'
 import { PartitionReader, partitionKey, type Batch } from './partition-reader.ts'
 import { RepartitionPurger } from './repartition-purge.ts'
-import type { ProcessorTopology, SinkRecord } from './task.ts'
+import { NO_HEADERS } from './read-committed.ts'
+import type { ProcessorTopology, SinkRecord, SourceRecord } from './task.ts'
 
 export type { BatchStage, KafkaRuntimeOptions } from './config.ts'
 export type { RuntimeEvent } from './events.ts'
@@ -101,6 +102,15 @@ function staleGeneration(read: number, current: number): RagstreamError {
   return new RagstreamError('RS_GROUP_REBALANCED', `group generation moved from ${read} to ${current} during the batch`)
 }
 
+type Transaction = Awaited<ReturnType<Producer['beginTransaction']>>
+type Message = MessageToProduce<Buffer, Buffer, Buffer, Buffer>
+/** What one produce into the open transaction wrote: per partition the next offset, and the messages as sent. */
+interface Produced {
+  readonly written: Map<string, bigint>
+  readonly messages: readonly Message[]
+}
+type Produce = (out: readonly SinkRecord[]) => Promise<Produced>
+
 /** Where the loop was when a failure happened: it decides what the failure is reported as. */
 type Phase = 'assign' | 'process' | 'transaction' | 'committed'
 
@@ -135,6 +145,8 @@ export class KafkaRuntime {
   readonly #transactionalId: string
   readonly #stop = new AbortController()
   readonly #stats: RuntimeStats = { batches: 0, records: 0, aborts: 0, restores: 0, deadLettered: 0 }
+  /** Internal topics the topology both writes and reads: what a chained round may take (see #transaction). */
+  readonly #chainTopics: ReadonlySet<string>
   #resolved: ResolvedTopics | undefined
   /** The largest record each written topic takes (maxRecordBytes, or its max.message.bytes when lower), known once the topics are resolved. */
   #limits = new Map<string, RecordLimit>()
@@ -168,6 +180,10 @@ export class KafkaRuntime {
     this.#config = resolveRuntimeConfig(topology, options)
     this.#observe = guardedObserver("the runtime's onEvent observer", this.#config.onEvent)
     this.#transactionalId = this.#config.transactionalId
+    const read = new Set(topology.sourceTopics)
+    this.#chainTopics = new Set(
+      topology.topics.filter((t) => t.role === 'repartition' && read.has(t.name)).map((t) => t.name),
+    )
   }
 
   get transactionalId(): string {
@@ -329,9 +345,7 @@ export class KafkaRuntime {
           continue
         }
         const membership = this.#membership!
-        const outputs = await this.#process(batch)
-        at.phase = 'transaction'
-        if (!(await this.#commitTransaction(batch, membership, outputs, () => (at.phase = 'committed')))) {
+        if (!(await this.#transaction(batch, membership, at))) {
           // Nothing was produced: read the batch again from the committed offsets, one record at a time.
           for (const store of c.stores.values()) store.discard()
           needsAssignment = true
@@ -459,17 +473,23 @@ export class KafkaRuntime {
     return new RagstreamError(code ?? 'RS_TOPOLOGY_INVALID', describeError(error), { cause: error })
   }
 
-  /** Prepares the batch, prefetches every key it reads (one round trip per store partition, concurrently), then runs the topology. */
-  async #process(batch: Batch): Promise<SinkRecord[]> {
+  /**
+   * Prepares a batch, prefetches every key it reads (one round trip per store partition, concurrently,
+   * with the checkpoint checks), then runs the topology. `verified`: the store partitions already
+   * checked in this transaction (a chained round does not check them again).
+   */
+  async #process(batch: Batch, verified: Set<string>): Promise<SinkRecord[]> {
     const stores = this.#config.stores
     // Per-batch I/O the topology needs before it can name its keys (e.g. loading Avro writer schemas).
     if (this.#topology.prepare) await this.#topology.prepare(batch.records)
-    await prefetchAll(
+    // Issued in the same tick, the checkpoint reads go after the prefetches in one Redis pipeline
+    // (the backend auto-pipelines): Redis still answers them after the values, with no round trip between.
+    const loaded = prefetchAll(
       this.#topology.prefetchKeys(batch.records),
       stores,
       (name) => new RagstreamError('RS_TOPOLOGY_INVALID', `topology prefetches unknown store "${name}"`),
     )
-    await this.#verifyStores(batch)
+    await Promise.all([loaded, this.#verifyStores(batch, verified)])
     return this.#topology.process(batch.records, stores, Date.now())
   }
 
@@ -480,9 +500,11 @@ export class KafkaRuntime {
    * without persistence, FLUSHALL) and a newer one means another owner wrote; either way the
    * prefetched values cannot be trusted: abort, re-assign, restore from the changelog.
    */
-  async #verifyStores(batch: Batch): Promise<void> {
+  async #verifyStores(batch: Batch, verified: Set<string>): Promise<void> {
     const partitions = new Set<number>()
-    for (const r of batch.records) partitions.add(r.partition)
+    for (const r of batch.records) if (!verified.has(`${r.partition}`)) partitions.add(r.partition)
+    for (const partition of partitions) verified.add(`${partition}`)
+    if (partitions.size === 0) return
     await Promise.all([...this.#config.stores].map(([name, store]) => this.#verifyCheckpoints(name, store, partitions)))
   }
 
@@ -499,13 +521,145 @@ export class KafkaRuntime {
     await Promise.all(checks)
   }
 
-  async #commitTransaction(
-    batch: Batch,
-    membership: GroupMembership,
-    produced: SinkRecord[],
-    onCommitted: () => void,
-  ): Promise<boolean> {
+  /**
+   * One transaction: the batch, and then (hop chaining) the records it wrote to internal topic
+   * partitions this instance reads, processed as the next round inside the same transaction, and
+   * theirs, until a round writes none (or `maxChainedRounds`, or `batchMaxRecords` records). Then the
+   * stores' changelog records and every round's input offsets go in, and it commits. Returns false
+   * when nothing may be committed and the batch is to be read again one record at a time.
+   *
+   * Why a chained round is exactly once: a record is chained only when its partition's reader has
+   * nothing before it (see `PartitionReader.chain`), so the round reads exactly the records the
+   * partition would hand out next, in offset order, with the offsets, timestamps, keys, values and
+   * headers the broker stored; its input offset (after them) commits in the same transaction as
+   * their production, so either both happen or neither (an abort discards every round, and the
+   * re-assignment re-reads from the committed offsets).
+   */
+  async #transaction(first: Batch, membership: GroupMembership, at: { phase: Phase }): Promise<boolean> {
     const consumer = this.#consumer!
+    const c = this.#config
+    const timeout = c.transactionTimeoutMs
+    const chaining = c.maxChainedRounds > 0 && this.#isolateUntil === undefined
+    const positions = new Map<string, TopicPartitionOffset>()
+    const verified = new Set<string>()
+    const cadence = c.commitIntervalMs > 0 && this.#isolateUntil === undefined
+    let batch = first
+    let records = 0
+    let transaction: Transaction | undefined
+    const begin = async (): Promise<Transaction> => {
+      if (transaction) return transaction
+      const producer = this.#producer ?? this.#newProducer()
+      at.phase = 'transaction'
+      this.#producerClean = false
+      transaction = await withTimeout(producer.beginTransaction(), timeout, 'begin transaction')
+      return transaction
+    }
+    const produce: Produce = async (out) => {
+      const t = await begin()
+      const now = BigInt(Date.now())
+      const messages = out.map((record) => toMessage(record, now))
+      const written = await produceBounded(
+        (slice) => withTimeout(t.send({ messages: slice }), timeout, 'produce'),
+        messages,
+        this.#maxSendBytes,
+      )
+      return { written, messages }
+    }
+    let checkpoints: Map<string, Map<number, bigint>> | undefined
+
+    const opened = performance.now()
+    // Positions of the batches taken from the reader (not chained): what an isolation re-reads.
+    const read = new Map<string, TopicPartitionOffset>()
+    const take = (b: Batch, into: Map<string, TopicPartitionOffset>[]) => {
+      for (const p of b.positions) for (const map of into) map.set(partitionKey(p.topic, p.partition), p)
+    }
+    take(first, [read])
+    let chained = 0
+    for (;;) {
+      records += batch.records.length
+      take(batch, [positions])
+      const produced = await this.#process(batch, verified)
+      let pending = produced
+      if (chaining && chained < c.maxChainedRounds && records < c.batchMaxRecords && this.#chainable(produced)) {
+        const outputs = this.#boundOutputs(produced)
+        const next = this.#chain(outputs, await produce(outputs))
+        if (next !== undefined) {
+          batch = next
+          chained++
+          continue
+        }
+        // Nothing could be chained after all: the outputs are in.
+        pending = []
+      }
+      // Commit cadence, adaptive: the transaction takes what is already there (buffered, or a fetch
+      // that does not wait) until it has been open commitIntervalMs; when nothing is, it commits now.
+      if (cadence && records < c.batchMaxRecords && performance.now() - opened < c.commitIntervalMs) {
+        const more = await this.#reader!.nextBatch(c.batchMaxRecords - records, c.batchMaxBytes, 0)
+        take(more, [positions, read])
+        if (more.records.length > 0) {
+          if (pending.length > 0) await produce(this.#boundOutputs(pending))
+          batch = more
+          chained = 0
+          continue
+        }
+      }
+      checkpoints = await this.#produceChangelog(pending, records, first, [...read.values()], produce, transaction)
+      if (checkpoints === undefined) return false
+      break
+    }
+    await this.#stage('produced')
+    const t = await begin()
+    const producer = this.#producer!
+    await withTimeout(t.addConsumer(consumer), timeout, 'add offsets to transaction')
+    await withTimeout(
+      sendOffsetsToTransaction(
+        consumer,
+        producer,
+        {
+          transactionalId: this.#transactionalId,
+          producerId: producer.producerId!,
+          producerEpoch: producer.producerEpoch!,
+        },
+        membership,
+        [...positions.values()],
+      ),
+      timeout,
+      'send offsets',
+    )
+    await this.#stage('offsets-sent')
+    if (consumer.generationId !== membership.generationId)
+      throw staleGeneration(membership.generationId, consumer.generationId)
+    await withTimeout(t.commit(), timeout, 'commit transaction')
+    this.#producerClean = true
+    at.phase = 'committed'
+    this.#purger?.committed([...positions.values()])
+    this.#stats.batches++
+    this.#stats.records += records
+    await this.#stage('committed')
+
+    // Committed: now (and only now) the overlays may reach the backing store, with each changelog
+    // partition's next offset as its checkpoint. A crash before this point loses nothing: the
+    // checkpoint in the backing store is older, and restore replays the changelog from there.
+    await this.#flushStores(checkpoints)
+    return true
+  }
+
+  /**
+   * The last step before the offsets: the stores' changelog records (and the last round's outputs)
+   * go into the transaction; returns each store's checkpoints (per partition, the changelog's next
+   * offset) for the flush after the commit. A state value too large for its changelog is found here:
+   * with more than one record in the transaction, it aborts (nothing of it is visible) and the batch
+   * is re-read one record at a time (returns undefined); a lone record is dead-lettered with none of
+   * its effects.
+   */
+  async #produceChangelog(
+    produced: SinkRecord[],
+    records: number,
+    first: Batch,
+    read: readonly TopicPartitionOffset[],
+    produce: Produce,
+    open: Transaction | undefined,
+  ): Promise<Map<string, Map<number, bigint>> | undefined> {
     const changelogs = this.#resolved!.changelogs
     const changelog: SinkRecord[] = []
     const changelogStore = new Map<string, string>()
@@ -518,120 +672,139 @@ export class KafkaRuntime {
     let outputs: SinkRecord[]
     const tooLarge = changelog.find((record) => recordBytes(record) > this.#limitOf(record.topic).bytes)
     if (tooLarge === undefined) outputs = this.#boundOutputs(produced)
-    else if (batch.records.length > 1) {
+    else if (records > 1) {
       // Which record? Re-read this batch one record at a time (it is aborted: nothing of it is visible).
-      this.#isolateUntil = new Map(batch.positions.map((p) => [partitionKey(p.topic, p.partition), p.offset]))
+      if (open) {
+        await withTimeout(open.abort(), this.#config.transactionTimeoutMs, 'abort')
+        this.#producerClean = true
+      }
+      this.#isolateUntil = new Map(read.map((p) => [partitionKey(p.topic, p.partition), p.offset]))
       this.#emit({
         event: 'isolating-records',
         code: 'RS_RECORD_TOO_LARGE',
         topic: tooLarge.topic,
         bytes: recordBytes(tooLarge),
         limit: this.#limitOf(tooLarge.topic).bytes,
-        records: batch.records.length,
+        records,
       })
-      return false
+      return undefined
     } else {
       // This record's state is too large to keep: it is dead-lettered with none of its effects (no
       // outputs, no state writes; the stores' overlays are dropped after the commit).
-      outputs = [this.#stateTooLargeDeadLetter(batch, tooLarge)]
+      outputs = [this.#stateTooLargeDeadLetter(first, tooLarge)]
       changelog.length = 0
       for (const store of this.#config.stores.values()) store.discard()
     }
-
-    const producer = this.#producer ?? this.#newProducer()
-    const timeout = this.#config.transactionTimeoutMs
-    this.#producerClean = false
-    const transaction = await withTimeout(producer.beginTransaction(), timeout, 'begin transaction')
-    const now = BigInt(Date.now())
-    const messages = [...outputs, ...changelog].map((record) => toMessage(record, now))
-    const ends = await produceBounded(
-      (slice) => withTimeout(transaction.send({ messages: slice }), timeout, 'produce'),
-      messages,
-      this.#maxSendBytes,
-    )
-    await this.#stage('produced')
-    await withTimeout(transaction.addConsumer(consumer), timeout, 'add offsets to transaction')
-    await withTimeout(
-      sendOffsetsToTransaction(
-        consumer,
-        producer,
-        {
-          transactionalId: this.#transactionalId,
-          producerId: producer.producerId!,
-          producerEpoch: producer.producerEpoch!,
-        },
-        membership,
-        batch.positions,
-      ),
-      timeout,
-      'send offsets',
-    )
-    await this.#stage('offsets-sent')
-    if (consumer.generationId !== membership.generationId)
-      throw staleGeneration(membership.generationId, consumer.generationId)
-    await withTimeout(transaction.commit(), timeout, 'commit transaction')
-    this.#producerClean = true
-    onCommitted()
-    this.#purger?.committed(batch.positions)
-    this.#stats.batches++
-    this.#stats.records += batch.records.length
-    await this.#stage('committed')
-
-    // Committed: now (and only now) the overlays may reach the backing store, with each changelog
-    // partition's next offset as its checkpoint. A crash before this point loses nothing: the
-    // checkpoint in the backing store is older, and restore replays the changelog from there.
+    const { written } = await produce([...outputs, ...changelog])
     const checkpoints = new Map<string, Map<number, bigint>>()
     for (const { topic, partition } of changelog) {
-      const end = ends.get(partitionKey(topic, partition))
+      const end = written.get(partitionKey(topic, partition))
       if (end === undefined) continue
       const store = changelogStore.get(topic)!
       const map = checkpoints.get(store) ?? new Map<number, bigint>()
       map.set(partition, end)
       checkpoints.set(store, map)
     }
-    await this.#flushStores(checkpoints)
-    return true
+    return checkpoints
   }
 
-  /** Flushes every store; retried with backoff until it succeeds (a committed batch is never un-flushed by skipping). */
-  async #flushStores(checkpoints: Map<string, Map<number, bigint>>): Promise<void> {
-    const backoff = new Backoff({ initialMs: 100, maxMs: 5_000 })
-    for (const [name, store] of this.#config.stores) {
-      const cps = checkpoints.get(name) ?? new Map<number, bigint>()
-      for (;;) {
-        try {
-          // Writing this batch's overlay onto a store that lost its data would recreate the
-          // partition with only these keys and a valid-looking checkpoint: check first. (The
-          // backing store's own compare-and-set on the previous checkpoint closes the last gap.)
-          await this.#verifyCheckpoints(name, store, cps.keys())
-          await store.flush(cps)
-          for (const [partition, offset] of cps) this.#checkpoints.set(`${name}:${partition}`, offset)
-          break
-        } catch (error) {
-          const { recovery } = classifyError(error)
-          if (recovery === 'rejoin') {
-            // Another owner already wrote a newer checkpoint: our committed batch is in the changelog;
-            // drop the overlay and re-assign (the generation has moved or is about to).
-            this.#emit({ event: 'store-fenced', store: name, error: describeError(error) })
-            store.discard()
-            break
-          }
-          if (recovery !== 'retry') {
-            // The batch is committed (its changelog records included); the restore after re-assignment applies it.
-            store.discard()
-            throw error
-          }
-          if (this.#stop.signal.aborted) throw error
-          const delay = backoff.next()
-          this.#emit({
-            event: 'flush-retry',
-            store: name,
-            error: describeError(error),
-            ...unavailableService(error),
-            retryInMs: delay,
-          })
-          await sleep(delay, this.#stop.signal)
+  /** Whether some output goes to an internal topic partition this instance reads (a chained round could take it). */
+  #chainable(outputs: readonly SinkRecord[]): boolean {
+    for (const record of outputs) if (this.#chainTopics.has(record.topic)) return true
+    return false
+  }
+
+  /**
+   * The next round: the records just written (`outputs`, which landed before `written`'s end offsets)
+   * to internal partitions whose reader can take them now, as the reader would hand them out.
+   */
+  #chain(outputs: readonly SinkRecord[], { written, messages }: Produced): Batch | undefined {
+    const byPartition = new Map<string, { record: SinkRecord; timestamp: bigint }[]>()
+    outputs.forEach((record, i) => {
+      if (!this.#chainTopics.has(record.topic)) return
+      const key = partitionKey(record.topic, record.partition)
+      const item = { record, timestamp: messages[i].timestamp as bigint }
+      const list = byPartition.get(key)
+      if (list) list.push(item)
+      else byPartition.set(key, [item])
+    })
+    const records: SourceRecord[] = []
+    const positions: TopicPartitionOffset[] = []
+    let bytes = 0
+    for (const [key, list] of byPartition) {
+      const end = written.get(key)
+      if (end === undefined) continue
+      const { topic, partition } = list[0].record
+      const from = end - BigInt(list.length)
+      if (!this.#reader!.chain(topic, partition, from, end)) continue
+      list.forEach(({ record, timestamp }, i) => {
+        const read: SourceRecord = {
+          topic,
+          partition,
+          offset: from + BigInt(i),
+          timestamp,
+          key: record.key,
+          value: record.value,
+          headers: record.headers && record.headers.size > 0 ? new Map(record.headers) : NO_HEADERS,
         }
+        bytes += (read.key?.length ?? 0) + (read.value?.length ?? 0)
+        records.push(read)
+      })
+      positions.push({ topic, partition, offset: end })
+    }
+    return records.length === 0 ? undefined : { records, bytes, positions }
+  }
+
+  /**
+   * Flushes every store; retried with backoff until it succeeds (a committed batch is never un-flushed
+   * by skipping). The stores flush concurrently (each partition has its own checkpoint, so no order
+   * between them matters): their checks and writes go to the backing store together, not one store
+   * after another.
+   */
+  async #flushStores(checkpoints: Map<string, Map<number, bigint>>): Promise<void> {
+    const results = await Promise.allSettled(
+      [...this.#config.stores].map(([name, store]) => this.#flushStore(name, store, checkpoints.get(name))),
+    )
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed) throw failed.reason
+  }
+
+  async #flushStore(name: string, store: StateStore, given: Map<number, bigint> | undefined): Promise<void> {
+    const backoff = new Backoff({ initialMs: 100, maxMs: 5_000 })
+    const cps = given ?? new Map<number, bigint>()
+    for (;;) {
+      try {
+        // Writing this batch's overlay onto a store that lost its data would recreate the
+        // partition with only these keys and a valid-looking checkpoint: check first. (The
+        // backing store's own compare-and-set on the previous checkpoint closes the last gap.)
+        await this.#verifyCheckpoints(name, store, cps.keys())
+        await store.flush(cps)
+        for (const [partition, offset] of cps) this.#checkpoints.set(`${name}:${partition}`, offset)
+        return
+      } catch (error) {
+        const { recovery } = classifyError(error)
+        if (recovery === 'rejoin') {
+          // Another owner already wrote a newer checkpoint: our committed batch is in the changelog;
+          // drop the overlay and re-assign (the generation has moved or is about to).
+          this.#emit({ event: 'store-fenced', store: name, error: describeError(error) })
+          store.discard()
+          return
+        }
+        if (recovery !== 'retry') {
+          // The batch is committed (its changelog records included); the restore after re-assignment applies it.
+          store.discard()
+          throw error
+        }
+        if (this.#stop.signal.aborted) throw error
+        const delay = backoff.next()
+        this.#emit({
+          event: 'flush-retry',
+          store: name,
+          error: describeError(error),
+          ...unavailableService(error),
+          retryInMs: delay,
+        })
+        await sleep(delay, this.#stop.signal)
       }
     }
   }
@@ -937,8 +1110,9 @@ function toMessage(record: SinkRecord, now: bigint): MessageToProduce<Buffer, Bu
   // Event time travels as the record's timestamp (Kafka Streams does the same), so internal topics carry
   // it on. One in the future (a source clock ahead of ours) is produced as now: the broker refuses
   // timestamps beyond message.timestamp.after.max.ms (1 hour by default), and retrying would not help.
-  if (record.timestamp !== undefined && record.timestamp >= 0n)
-    message.timestamp = record.timestamp <= now ? record.timestamp : now
+  // Always set (the client would stamp its own clock otherwise): a chained round reads it back.
+  message.timestamp =
+    record.timestamp !== undefined && record.timestamp >= 0n && record.timestamp <= now ? record.timestamp : now
   if (record.headers && record.headers.size > 0) {
     const headers = new Map<Buffer, Buffer>()
     for (const [name, value] of record.headers) headers.set(Buffer.from(name), value)

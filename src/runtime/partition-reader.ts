@@ -100,11 +100,12 @@ export class PartitionReader {
    * The next batch: at most `maxRecords` records and, past the first record, at most `maxBytes`. May be
    * empty. Every partition with buffered records first gets its share (`maxRecords` / such partitions,
    * rounded up), starting from a different partition each batch; what is left is then filled in the
-   * same order. A partition's records stay in offset order.
+   * same order. A partition's records stay in offset order. `maxWaitMs`: how long a fetch (when
+   * nothing is buffered) may wait for records (default `fetchMaxWaitMs`; 0 = only what is there).
    */
-  async nextBatch(maxRecords: number, maxBytes: number): Promise<Batch> {
+  async nextBatch(maxRecords: number, maxBytes: number, maxWaitMs = this.#options.fetchMaxWaitMs): Promise<Batch> {
     if (this.#states.length === 0) return { records: [], bytes: 0, positions: [] }
-    if (this.#states.every((s) => s.bufferIndex >= s.buffer.length)) await this.#fetch()
+    if (this.#states.every((s) => s.bufferIndex >= s.buffer.length)) await this.#fetch(maxWaitMs)
 
     const n = this.#states.length
     const start = this.#rotation++ % n
@@ -149,7 +150,22 @@ export class PartitionReader {
     return { records, bytes, positions }
   }
 
-  async #fetch(): Promise<void> {
+  /**
+   * Hop chaining: the records at [from, to) of this partition were just written by the caller's open
+   * transaction, which will also commit this partition's offset `to`. Takes them as read (the
+   * position moves to `to`) if and only if nothing comes before them: the partition is assigned,
+   * has nothing buffered, and its next offset to fetch is `from` (so no other records, committed,
+   * open or aborted, lie between what was handed out and them). Returns whether it took them.
+   */
+  chain(topic: string, partition: number, from: bigint, to: bigint): boolean {
+    const state = this.#states.find((s) => s.topic === topic && s.partition === partition)
+    if (state === undefined || state.bufferIndex < state.buffer.length || state.fetchOffset !== from) return false
+    state.fetchOffset = to
+    state.consumed = to
+    return true
+  }
+
+  async #fetch(maxWaitMs: number): Promise<void> {
     const metadata = this.#metadata!
     const byNode = new Map<number, PartitionState[]>()
     // Least recently served first (stable: assignment order among equals).
@@ -163,7 +179,7 @@ export class PartitionReader {
       byNode.set(leader, list)
     }
     try {
-      await Promise.all([...byNode].map(([node, states]) => this.#fetchFrom(node, states, metadata, fetch)))
+      await Promise.all([...byNode].map(([node, states]) => this.#fetchFrom(node, states, metadata, fetch, maxWaitMs)))
     } catch (error) {
       // Leadership or topic metadata may have moved: refresh before the caller retries.
       this.#metadata = await this.#consumer
@@ -173,7 +189,13 @@ export class PartitionReader {
     }
   }
 
-  async #fetchFrom(node: number, states: PartitionState[], metadata: ClusterMetadata, fetch: number): Promise<void> {
+  async #fetchFrom(
+    node: number,
+    states: PartitionState[],
+    metadata: ClusterMetadata,
+    fetch: number,
+    maxWaitMs: number,
+  ): Promise<void> {
     // Each partition's share of the response (the broker still returns a first batch larger than it).
     const share = Math.max(1, Math.floor(this.#options.fetchMaxBytes / states.length))
     const topics = new Map<string, { topic: string; topicId: string; partitions: UnfilteredFetchPartition[] }>()
@@ -200,7 +222,7 @@ export class PartitionReader {
         topics: [...topics.values()],
         minBytes: 1,
         maxBytes: this.#options.fetchMaxBytes,
-        maxWaitMs: this.#options.fetchMaxWaitMs,
+        maxWaitMs,
       })
     } catch (error) {
       if (findErrorBy(error as Error, 'apiId', 'OFFSET_OUT_OF_RANGE')) {

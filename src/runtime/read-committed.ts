@@ -64,7 +64,7 @@ export interface CommittedRecords {
   readonly bytes: number
 }
 
-const NO_HEADERS: ReadonlyMap<string, Buffer> = new Map()
+export const NO_HEADERS: ReadonlyMap<string, Buffer> = new Map()
 
 export function committedRecords(
   topic: string,

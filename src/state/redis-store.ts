@@ -97,6 +97,12 @@ end
 redis.call('HSET', KEYS[1], '${CHECKPOINT_FIELD}', ARGV[1])
 return false
 `
+/** ioredis generates these (one per command, with a Buffer-reply twin) but its types leave them out. */
+interface BufferScripts {
+  evalshaBuffer(sha: string, numKeys: number, ...args: string[]): Promise<unknown>
+  evalBuffer(script: string, numKeys: number, ...args: string[]): Promise<unknown>
+}
+
 const APPLY_SHA = createHash('sha1').update(APPLY_SCRIPT).digest('hex')
 
 // A prefetch with scans, in one round trip. KEYS[1]: the partition hash; KEYS[2]: its scan index.
@@ -193,6 +199,9 @@ export class RedisStateBackend {
       this.address = redactUrl(target.url)
       this.#client = new Redis(target.url, {
         lazyConnect: true,
+        // A batch's commands (a prefetch and a checkpoint read per store partition, a flush per
+        // written partition) are issued in one tick: sent as one pipeline, one socket write.
+        enableAutoPipelining: true,
         connectTimeout: Math.min(timeout, 5000),
         commandTimeout: timeout,
         // Fail queued commands after a few reconnect attempts instead of holding a batch forever;
@@ -207,6 +216,7 @@ export class RedisStateBackend {
         target.nodes.map((n) => ({ host: n.host, port: n.port })),
         {
           lazyConnect: true,
+          enableAutoPipelining: true,
           maxRedirections: 16,
           retryDelayOnMoved: 50,
           retryDelayOnClusterDown: 200,
@@ -339,10 +349,23 @@ export class RedisStateBackend {
     const args = [String(fields.length), ...fields, ...prefixes.map((p) => VALUE_PREFIX + p)]
     let result: unknown
     try {
-      result = await this.#client.callBuffer('EVALSHA', PREFETCH_SHA, 2, key, scanIndexKey(key), ...args)
+      // evalshaBuffer, not callBuffer('EVALSHA', …): ioredis 5 drops call()'s command name when it auto-pipelines.
+      result = await (this.#client as unknown as BufferScripts).evalshaBuffer(
+        PREFETCH_SHA,
+        2,
+        key,
+        scanIndexKey(key),
+        ...args,
+      )
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
-      result = await this.#client.callBuffer('EVAL', PREFETCH_SCRIPT, 2, key, scanIndexKey(key), ...args)
+      result = await (this.#client as unknown as BufferScripts).evalBuffer(
+        PREFETCH_SCRIPT,
+        2,
+        key,
+        scanIndexKey(key),
+        ...args,
+      )
     }
     const [points, ...found] = result as [(Buffer | null)[], ...Buffer[][]]
     return {

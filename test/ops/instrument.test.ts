@@ -88,6 +88,23 @@ test('records in/out/dead-lettered are counted at commit; an aborted batch is no
   assert.deepEqual(events, ['batch-aborted'], 'events reach the chained callback')
 })
 
+test('a transaction of several process() calls (hop chaining, commit cadence) counts all of them at commit; an isolation drops them', async () => {
+  const metrics = new Metrics()
+  const m = instrumentProcessor(topology, metrics)
+  await m.topology.process([record('in', 'a')], new Map(), 0)
+  await m.topology.process([record('app-join-repartition', 'r')], new Map(), 0)
+  await m.topology.process([record('in', 'b'), record('in', 'bad')], new Map(), 0)
+  await m.onBatchStage('produced')
+  await m.onBatchStage('committed')
+  assert.deepEqual(m.counters, { recordsIn: 3, recordsOut: 3, deadLetters: 1, batches: 1, aborts: 0 })
+
+  await m.topology.process([record('in', 'c'), record('in', 'd')], new Map(), 0)
+  m.onEvent({ event: 'isolating-records', code: 'RS_RECORD_TOO_LARGE', topic: 't', bytes: 2, limit: 1, records: 2 })
+  await m.topology.process([record('in', 'c')], new Map(), 0)
+  await m.onBatchStage('committed')
+  assert.deepEqual(m.counters, { recordsIn: 4, recordsOut: 4, deadLetters: 1, batches: 2, aborts: 0 })
+})
+
 test('restore progress: a restoring event sets the records left to replay, restored sets them to 0', async () => {
   const metrics = new Metrics()
   const m = instrumentProcessor(topology, metrics)
@@ -191,12 +208,14 @@ function reportingTopology(embedder: Embedder): ProcessorTopology {
         entitiesForgotten: 3,
         redactions: { phone: 2, 'field:notes': 1 },
       })
+      report({ kind: 'table-reset', table: 'items', reset: 'truncate', partition: 0, rowsRemoved: 3 })
+      report({ kind: 'table-reset', table: 'items', reset: 'truncate', partition: 1, rowsRemoved: 0 })
       return topology.process(records, stores, now)
     },
   }
 }
 
-test("governance counts from decoders and govern are applied at commit, an aborted batch's not at all; embedding calls count at once", async () => {
+test("governance counts from decoders and govern, and table resets, are applied at commit, an aborted batch's not at all; embedding calls count at once", async () => {
   const metrics = new Metrics()
   const embedder = new Embedder(new HashingProvider({ kind: 'hashing', dimensions: 8 }))
   const m = instrumentProcessor(reportingTopology(embedder), metrics)
@@ -212,6 +231,7 @@ test("governance counts from decoders and govern are applied at commit, an abort
   let text = await metrics.text()
   assert.equal(sampleSum(text, 'ragstream_redactions_total'), 0, 'nothing of the aborted attempt')
   assert.equal(sampleSum(text, 'ragstream_governed_rows_total'), 0)
+  assert.equal(sampleSum(text, 'ragstream_table_resets_total'), 0)
   assert.match(
     text,
     /^ragstream_embedding_calls_total\{model="hashing:v1@8"\} 1$/m,
@@ -229,6 +249,8 @@ test("governance counts from decoders and govern are applied at commit, an abort
   assert.doesNotMatch(text, /outcome="suppressed"/, 'zero counts add no series')
   assert.match(text, /^ragstream_deletion_requests_applied_total\{topology="app",node="govern"\} 2$/m)
   assert.match(text, /^ragstream_entities_forgotten_total\{topology="app",node="govern"\} 3$/m)
+  assert.match(text, /^ragstream_table_resets_total\{topology="app",table="items",kind="truncate"\} 2$/m)
+  assert.match(text, /^ragstream_table_reset_rows_total\{topology="app",table="items",kind="truncate"\} 3$/m)
   assert.match(text, /^ragstream_embedding_calls_total\{model="hashing:v1@8"\} 2$/m)
   assert.match(text, /^ragstream_embedding_items_total\{model="hashing:v1@8"\} 6$/m)
   assert.equal(sampleSum(text, 'ragstream_embedding_latency_seconds_count'), 2, 'one latency sample per call')

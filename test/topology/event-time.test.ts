@@ -234,8 +234,40 @@ test('the append time pairs with the event time: a join re-trigger takes the rig
     { timestamp: 700_000n },
   )
   assert.deepEqual(joined(), [['t1', 600_000n, 600_250]])
-  const chunkless = driver.readDeadLetters()
-  assert.deepEqual(chunkless, [])
+  assert.deepEqual(driver.readDeadLetters(), [])
+})
+
+test('a join’s borrowed append time crosses a plain repartition topic in its header: an aggregate of the results keeps the pair', async () => {
+  const b = new TopologyBuilder({ applicationId: 'event-time-append-aggregate' })
+  const customers = b.cdcTable<Customer>('crm.customers', { name: 'customers', ...cdc() })
+  b.cdcTable<Ticket>('crm.tickets', { name: 'tickets', ...cdc() })
+    .join(customers, {
+      name: 'join-customers',
+      foreignKey: (t) => t.customer,
+      joiner: (t, c) => ({ id: t.id, tier: c.tier }),
+    })
+    .groupBy((t) => t.tier)
+    .count({ name: 'per-tier' })
+    .to('per-tier')
+  const driver = new TopologyTestDriver(b.build(), { partitions: 8, startTime: 10_000_000 })
+  await driver.pipe('crm.customers', '{"id":"c1"}', change({ id: 'c1', tier: 'gold' }, 600_000), {
+    timestamp: 600_250n,
+  })
+  // A ticket change older than the customer's, appended later: the pair is the customer's change.
+  await driver.pipe('crm.tickets', '{"id":"t1"}', change({ id: 't1', customer: 'c1', body: 'a' }, 500_000), {
+    timestamp: 700_000n,
+  })
+  const repartitioned = driver.processor.topics
+    .filter((t) => t.role === 'repartition' && t.name.includes('per-tier'))
+    .flatMap((t) => driver.allOutput(t.name))
+  assert.ok(
+    repartitioned.some((r) => 'ragstream.appended' in r.headers),
+    'the group-by record names its own append time',
+  )
+  assert.deepEqual(
+    driver.readOutput('per-tier').map((r) => [r.key, r.value, r.timestamp, r.appendedAt]),
+    [['gold', 1, 600_000n, 600_250]],
+  )
 })
 
 test('a decoder’s unusable change time (negative, fractional, not a number) falls back to the record timestamp', async () => {

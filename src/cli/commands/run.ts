@@ -185,6 +185,20 @@ export const runCommand: CommandSpec = {
       default: String(4 * 1024 * 1024),
       description: '… or at this many key+value bytes',
     },
+    'max-chained-rounds': {
+      type: 'string',
+      value: '<n>',
+      default: '8',
+      description:
+        'hop chaining: records a batch writes to internal topics (repartition, FK subscription and response) that this instance reads are processed in the same transaction, up to this many rounds, so a change crosses its hops in one transaction; 0 = a transaction per hop',
+    },
+    'commit-interval-ms': {
+      type: 'string',
+      value: '<ms>',
+      default: '100',
+      description:
+        'commit cadence, adaptive: a transaction also takes the batches already there (no waiting) until it has been open this long; with nothing more there it commits at once. 0 = a transaction per fetched batch',
+    },
     'session-timeout-ms': {
       type: 'string',
       value: '<ms>',
@@ -245,6 +259,8 @@ export const runCommand: CommandSpec = {
       problems.push({ path: '--auto-offset-reset', message: 'must be earliest or latest' })
     const batchMaxRecords = positiveInt(values, 'batch-max-records', problems)
     const batchMaxBytes = positiveInt(values, 'batch-max-bytes', problems)
+    const maxChainedRounds = positiveInt(values, 'max-chained-rounds', problems, 0, 1000)
+    const commitIntervalMs = positiveInt(values, 'commit-interval-ms', problems, 0, 60_000)
     const sessionTimeoutMs = positiveInt(values, 'session-timeout-ms', problems)
     const transactionTimeoutMs = positiveInt(values, 'transaction-timeout-ms', problems)
     const metricsPort = positiveInt(values, 'metrics-port', problems, 0, 65535)
@@ -324,6 +340,8 @@ export const runCommand: CommandSpec = {
       instanceId: instanceId || undefined,
       batchMaxRecords,
       batchMaxBytes,
+      maxChainedRounds,
+      commitIntervalMs,
       sessionTimeoutMs,
       transactionTimeoutMs,
       ...(values['leave-group'] ? { leaveGroupOnStop: true } : {}),

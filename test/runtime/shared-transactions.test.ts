@@ -1,0 +1,176 @@
+// Hops and batches sharing transactions (issue 18).
+// Hop chaining: a change whose records cross internal topics (an FK join's subscription and response
+// hops) is processed in one transaction when this instance reads those partitions, and the group's
+// committed offsets cover the chained records; with maxChainedRounds 0 each hop is a transaction of
+// its own. The outputs are the same either way (the FK-join suite checks semantics).
+// Commit cadence: records that are already there when a batch is done join its open transaction;
+// with commitIntervalMs 0 they take a transaction of their own.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Admin, Producer } from '@platformatic/kafka'
+import { checkKafka, checkRedis } from '../../src/config/services.ts'
+import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
+import { PartitionReader } from '../../src/runtime/partition-reader.ts'
+import { RedisStateBackend } from '../../src/state/redis-store.ts'
+import { partitionForString } from '../../src/topology/partitioner.ts'
+import { fkJoinTopology, type OrderDetail } from '../support/fk-join-cases.ts'
+import { deleteRedisKeys } from '../support/kafka-fk-runner.ts'
+import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
+import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
+
+const PARTITIONS = 2
+
+/** Runs the FK-join topology; `change` sends inputs and says which output it waits for; returns the transactions it took. */
+async function transactionsPerChange(
+  t: { after: (fn: () => Promise<void>) => void },
+  options: { maxChainedRounds?: number; commitIntervalMs?: number },
+): Promise<{ order: number; product: number; pair: number; outputs: Map<string, OrderDetail> }> {
+  await checkKafka(endpoints)
+  await checkRedis(endpoints.redisUrl)
+  const applicationId = uniqueName('chain')
+  const topics = {
+    applicationId,
+    orders: `${applicationId}-orders`,
+    products: `${applicationId}-products`,
+    output: `${applicationId}-order-details`,
+  }
+  await createTopics(t, [topics.orders, topics.products, topics.output], PARTITIONS)
+  const processor = fkJoinTopology('inner', topics).compile({
+    partitions: PARTITIONS,
+    sinkPartitions: { [topics.output]: PARTITIONS },
+  })
+  // A gate in process(): while it is closed, the batch being processed waits (the test sends meanwhile).
+  let gate: Promise<void> | undefined
+  let entered: () => void = () => {}
+  const gated = {
+    ...processor,
+    async process(...args: Parameters<typeof processor.process>) {
+      if (gate) {
+        entered()
+        await gate
+      }
+      return processor.process(...args)
+    },
+  }
+  const repartitions = processor.topics.filter((topic) => topic.role === 'repartition').map((topic) => topic.name)
+  const admin = new Admin({ clientId: uniqueName('chain-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  const producer = new Producer({ clientId: uniqueName('chain-in'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
+  const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
+  const events: RuntimeEvent[] = []
+  const runtime = new KafkaRuntime(gated, {
+    brokers: endpoints.kafkaBrokers,
+    stores: new Map(processor.storeNames.map((name) => [name, backend.store(name)])),
+    sessionTimeoutMs: 6_000,
+    fetchMaxWaitMs: 50,
+    transactionTimeoutMs: 20_000,
+    ...options,
+    onEvent: (e) => events.push(e),
+  })
+  const running = runtime.run()
+  t.after(async () => {
+    runtime.stop()
+    await running.catch(() => {})
+    await producer.close().catch(() => {})
+    const internal = processor.topics.filter((p) => p.role !== 'source' && p.role !== 'sink').map((p) => p.name)
+    await admin.deleteTopics({ topics: internal }).catch(() => {})
+    await admin.deleteGroups({ groups: [applicationId] }).catch(() => {})
+    await admin.close().catch(() => {})
+    await deleteRedisKeys(endpoints.redisUrl, applicationId).catch(() => {})
+  })
+  const send = (topic: string, key: string, value: unknown) =>
+    producer.send({
+      messages: [
+        {
+          topic,
+          partition: partitionForString(key, PARTITIONS),
+          key: Buffer.from(key),
+          value: Buffer.from(JSON.stringify(value)),
+        },
+      ],
+    })
+  const settle = () =>
+    Promise.race([
+      waitCaughtUp(admin, PARTITIONS, applicationId, [topics.orders, topics.products], repartitions, 45_000, events),
+      running.then(() => Promise.reject(new Error(`the runtime stopped: ${JSON.stringify(events.slice(-3))}`))),
+    ])
+  const outputs = async () => {
+    const table = new Map<string, OrderDetail>()
+    for (const r of await readToEnd(admin, PARTITIONS, [topics.output]))
+      if (r.key !== null && r.value !== null) table.set(r.key.toString(), JSON.parse(r.value.toString()) as OrderDetail)
+    return table
+  }
+
+  // Warm up: the product, and an order on each partition, so both tasks have run a transaction.
+  await send(topics.products, 'p1', { name: 'Pen', price: 2 })
+  await send(topics.orders, 'o-a', { product: 'p1', qty: 1 })
+  await send(topics.orders, 'o-b', { product: 'p1', qty: 1 })
+  await settle()
+  // One order: its subscription and the response cross two internal topics.
+  let before = runtime.stats.batches
+  await send(topics.orders, 'o1', { product: 'p1', qty: 3 })
+  await settle()
+  const order = runtime.stats.batches - before
+  // One product change: the response hop to each subscribed order's owner.
+  before = runtime.stats.batches
+  await send(topics.products, 'p1', { name: 'Pen', price: 5 })
+  await settle()
+  const product = runtime.stats.batches - before
+  // Two orders on one partition: the second is sent while the first is being processed.
+  const partition = partitionForString('o2', PARTITIONS)
+  const other = ['o3', 'o4', 'o5', 'o6', 'o7', 'o8'].find((k) => partitionForString(k, PARTITIONS) === partition)!
+  before = runtime.stats.batches
+  let release: () => void = () => {}
+  gate = new Promise((resolve) => (release = resolve))
+  const processing = new Promise<void>((resolve) => (entered = resolve))
+  await send(topics.orders, 'o2', { product: 'p1', qty: 2 })
+  await processing
+  gate = undefined
+  await send(topics.orders, other, { product: 'p1', qty: 2 })
+  release()
+  await settle()
+  const pair = runtime.stats.batches - before
+  const table = await outputs()
+  assert.deepEqual(table.get(other), { qty: 2, product: 'Pen', price: 5 })
+  table.delete(other)
+  return { order, product, pair, outputs: table }
+}
+
+const expected = new Map<string, OrderDetail>([
+  ['o-a', { qty: 1, product: 'Pen', price: 5 }],
+  ['o-b', { qty: 1, product: 'Pen', price: 5 }],
+  ['o1', { qty: 3, product: 'Pen', price: 5 }],
+  ['o2', { qty: 2, product: 'Pen', price: 5 }],
+])
+
+test('hop chaining: an order crosses its FK join hops in one transaction; a product change re-triggers its orders in one', async (t) => {
+  const { order, product, pair, outputs } = await transactionsPerChange(t, {})
+  assert.equal(order, 1, 'transactions for one order change')
+  assert.equal(product, 1, 'transactions for one product change')
+  assert.equal(pair, 1, 'an order sent while the previous one was processed joins its transaction')
+  assert.deepEqual(outputs, expected)
+})
+
+test('hop chaining and commit cadence off: one transaction per hop and per batch, the same outputs', async (t) => {
+  const { order, product, pair, outputs } = await transactionsPerChange(t, { maxChainedRounds: 0, commitIntervalMs: 0 })
+  assert.ok(order >= 3, `an order's source batch, subscription and response each commit: ${order} transactions`)
+  assert.ok(product >= 2, `a product's source batch and its responses each commit: ${product} transactions`)
+  assert.ok(
+    pair >= 4,
+    `the second order, sent during the first one's batch, and its two hops commit after it: ${pair} transactions`,
+  )
+  assert.deepEqual(outputs, expected)
+})
+
+test('PartitionReader.chain takes records only when nothing precedes them in the partition', async () => {
+  const consumer = { metadata: async () => ({ topics: new Map() }) }
+  const reader = new PartitionReader(consumer as never, { fetchMaxBytes: 1024, fetchMaxWaitMs: 10 })
+  await reader.assign([{ topic: 'rep', partition: 0, offset: 5n }])
+  assert.equal(reader.chain('rep', 1, 5n, 7n), false, 'a partition not assigned')
+  assert.equal(reader.chain('other', 0, 5n, 7n), false, 'a topic not assigned')
+  assert.equal(reader.chain('rep', 0, 6n, 7n), false, 'offset 5 (not handed out yet) precedes them')
+  assert.equal(reader.chain('rep', 0, 5n, 7n), true)
+  assert.equal(reader.position('rep', 0), 7n)
+  assert.deepEqual(reader.assigned, [{ topic: 'rep', partition: 0, offset: 7n }])
+  assert.equal(reader.chain('rep', 0, 5n, 9n), false, 'already past 5')
+  assert.equal(reader.chain('rep', 0, 7n, 9n), true, 'the next records after the chained ones')
+})
