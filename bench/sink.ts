@@ -9,7 +9,7 @@
 //             chunks) from a transactional topic of P partitions (P = the largest N of
 //             BENCH_SINK_WRITERS) into one HNSW table, emptied before each run (rows and stored
 //             offsets; fresh consumer group):
-//               one writer          1 process, --writers 1
+//               one writer          1 process, --writers 1 (first and again last: the baseline is the mean)
 //               N writers, 1 proc.  1 process, --writers N
 //               N processes         N processes, --writers 1 each, one group
 //             each run starts behind a gate: the bench holds the offsets rows locked until every
@@ -207,6 +207,7 @@ function encodeCopy(config: SinkConfig, chunks: readonly BenchChunk[]): Buffer[]
     w.i8(BigInt(i))
     w.timestamptz(now)
     w.text('copy')
+    w.timestamptz(now) // source_appended_at
     if (i % 1000 === 999) parts.push(w.take())
   })
   w.int16(-1)
@@ -537,11 +538,15 @@ async function benchDims(dims: number): Promise<{ copyRps: number; sinkRps: numb
       runs.push(run)
       return run
     }
-    const one = await sinkRun('one writer', 1, 1)
+    // One writer first and last (like COPY), so drift in the machine's load shows instead of
+    // skewing the ratios: "×1 wr." is to the mean of the two.
+    const oneBefore = await sinkRun('one writer', 1, 1)
     for (const w of WRITERS) {
-      await sinkRun(`${w} writers, 1 process`, 1, w)
       await sinkRun(`${w} processes`, w, 1)
+      await sinkRun(`${w} writers, 1 process`, 1, w)
     }
+    const oneAfter = await sinkRun('one writer, again', 1, 1)
+    const one = { rps: 2 / (1 / oneBefore.rps + 1 / oneAfter.rps) }
     const copyAfter = await copyOnce('copy_after')
     const copySeconds = (copyBefore + copyAfter) / 2
     const copyRps = N / copySeconds

@@ -63,7 +63,7 @@ export interface CdcTableState {
   readonly truncated?: Extract<ResetPoint, { kind: 'truncate' }>
   /** The offset of the first read of the snapshot in progress on this partition. */
   readonly snapshotFrom?: string
-  /** Rows the reset being applied on this partition deleted so far: its done record reports and clears them. */
+  /** Rows the reset being applied on this partition deleted in earlier batches: its done record reports and clears them. */
   readonly removed?: number
 }
 

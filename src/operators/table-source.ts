@@ -426,11 +426,29 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
       const { snapshotFrom: _done, ...rest } = state
       return writeState(partition, rest)
     }
+    // Rows this batch's reset row deletes removed, per partition: counted in memory, added to the
+    // partition's state once after the batch (a truncate of many rows then costs one state write per
+    // batch, not one per row). A failed batch forgets them with the rest of its writes.
+    const removedInBatch = new Map<number, number>()
+    if (cdc)
+      env.addBatchState({
+        flush() {
+          for (const [partition, n] of removedInBatch) {
+            const state = readState(partition)
+            writeState(partition, { ...state, removed: (state.removed ?? 0) + n })
+          }
+          removedInBatch.clear()
+        },
+        reset() {
+          removedInBatch.clear()
+        },
+      })
     /** A reset's row deletes on this partition are done: its audit event and telemetry (table-reset.ts, step 4). */
     const auditOf = cdc ? resetAuditor(node, env) : undefined
     const reportReset = (record: SourceRecord, point: ResetPoint, table: string | null): void => {
       const state = readState(record.partition)
-      const removed = state.removed ?? 0
+      const removed = (state.removed ?? 0) + (removedInBatch.get(record.partition) ?? 0)
+      removedInBatch.delete(record.partition)
       if (state.removed !== undefined) {
         const { removed: _reported, ...rest } = state
         writeState(record.partition, rest)
@@ -479,8 +497,7 @@ export const tableSourceOperator: NodeKindSpec<TableSourceNode> = {
             const oldBytes = rowsStore().get(partition, decoded.key)
             if (oldBytes !== undefined && resetRemoves(decodeJson(oldBytes), reset.delete)) {
               deleteRow(partition, decoded.key, oldBytes)
-              const state = readState(partition)
-              writeState(partition, { ...state, removed: (state.removed ?? 0) + 1 })
+              removedInBatch.set(partition, (removedInBatch.get(partition) ?? 0) + 1)
             }
             return
           }
