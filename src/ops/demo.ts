@@ -34,6 +34,12 @@ export interface DemoOptions {
   readonly config: RagstreamConfig
   /** Seconds of live changes after the backfill before the query. */
   readonly durationSeconds: number
+  /**
+   * After the live time, how long to wait for the pipeline to drain (sources, internal topics and the
+   * chunk topic read to the end) before the query and the forget step; default 20 s. A demo that did not
+   * drain queries what is visible, and its forget step races the rows still on their way.
+   */
+  readonly drainTimeoutSeconds?: number
   readonly backfill: number
   readonly rate: number
   readonly seed?: number
@@ -67,6 +73,8 @@ export interface DemoOptions {
 export interface DemoResult {
   readonly deployment: Deployment
   readonly interrupted: boolean
+  /** The pipeline drained within the drain timeout (false: the query and forget saw rows still arriving). */
+  readonly drained: boolean
   readonly rows: number
   readonly neighbours: readonly NeighbourRow[]
   readonly generated: GenerateProgress | undefined
@@ -369,6 +377,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const liveUntil = started + o.durationSeconds * 1000
     let caughtUpAt: number | undefined
     let drainedReadings = 0
+    let drainedAt: number | undefined
+    const drainTimeoutMs = (o.drainTimeoutSeconds ?? 20) * 1000
     // The live phase's changes: the final line's figures cover the changes made from here on, not the backfill.
     let liveSince: number | undefined
     say(
@@ -399,10 +409,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         const drained =
           lag.sources.every((l) => l.lag === 0) && [...lag.repartitions, ...lag.sink].every((l) => l.lag <= 1)
         drainedReadings = drained ? drainedReadings + 1 : 0
-        if (drainedReadings >= 2) break
+        if (drainedReadings >= 2) {
+          drainedAt = now
+          break
+        }
         caughtUpAt ??= now
-        if (now - caughtUpAt > 20_000) {
-          say('  (not fully drained after 20 s; querying what is visible)')
+        if (now - caughtUpAt > drainTimeoutMs) {
+          say(`  (not fully drained after ${drainTimeoutMs / 1000} s; querying what is visible)`)
           break
         }
       }
@@ -414,7 +427,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const rows = (await tableFreshness(sinkReader, d.sink.names.chunkTable)).rows
     if (interrupted()) {
       say('\ninterrupted: stopping generator, processor and sink…')
-      return { deployment: d, interrupted: true, rows, neighbours: [], generated }
+      return { deployment: d, interrupted: true, drained: false, rows, neighbours: [], generated }
     }
     const fresh = await tableFreshness(sinkReader, d.sink.names.chunkTable)
     say('')
@@ -461,6 +474,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     return {
       deployment: d,
       interrupted: false,
+      drained: drainedAt !== undefined,
       rows: fresh.rows,
       neighbours,
       generated,

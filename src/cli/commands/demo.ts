@@ -36,6 +36,12 @@ export const demoCommand: CommandSpec = {
       value: '<s>',
       description: 'seconds of live changes after the backfill, before the query',
     },
+    'drain-timeout': {
+      type: 'string',
+      default: '20',
+      value: '<s>',
+      description: 'after the live time, seconds to wait for the pipeline to drain before the query and the forget',
+    },
     backfill: { type: 'string', default: '500', value: '<n>', description: 'tickets in the initial snapshot' },
     rate: { type: 'string', default: '20', value: '<n/s>', description: 'live changes per second after the backfill' },
     seed: { type: 'string', default: '42', value: '<n>', description: 'generator seed' },
@@ -94,6 +100,7 @@ export const demoCommand: CommandSpec = {
   async run({ values, stdout, stderr, env, config: given }) {
     const config = given ?? loadConfig({ env })
     const durationSeconds = intOption(values, 'duration', 1)
+    const drainTimeoutSeconds = intOption(values, 'drain-timeout', 1)
     const backfill = intOption(values, 'backfill', 0)
     const rate = intOption(values, 'rate', 0)
     const seed = intOption(values, 'seed', 0)
@@ -123,6 +130,7 @@ export const demoCommand: CommandSpec = {
       await runDemo({
         config,
         durationSeconds,
+        drainTimeoutSeconds,
         backfill,
         rate,
         seed,
