@@ -177,7 +177,8 @@ export const runCommand: CommandSpec = {
       type: 'string',
       value: '<n>',
       default: '1000',
-      description: 'a batch (one transaction) closes at this many records',
+      description:
+        'a batch closes at this many records, and a transaction takes no further chained rounds or batches once it holds this many',
     },
     'batch-max-bytes': {
       type: 'string',
