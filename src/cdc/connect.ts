@@ -236,7 +236,11 @@ export class ConnectClient {
     }
     check('stopping', await this.#request('PUT', `${path}/stop`))
     const deadline = Date.now() + timeoutMs
-    while ((await this.status(name))?.connector.state !== 'STOPPED') {
+    // The connector reads STOPPED before its tasks have shut down; a task still RUNNING streams what
+    // `whileStopped` changes, which a re-snapshot must not see streamed.
+    const stopped = (s: ConnectorStatus | undefined): boolean =>
+      s?.connector.state === 'STOPPED' && !s.tasks.some((task) => task.state === 'RUNNING')
+    while (!stopped(await this.status(name))) {
       if (Date.now() > deadline)
         throw new RagstreamError('RS_SERVICE_UNAVAILABLE', `connector ${name} did not stop in ${timeoutMs} ms`, {
           context: { service: 'kafka-connect', address: this.url },
