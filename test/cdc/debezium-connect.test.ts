@@ -422,15 +422,6 @@ test(
     )
     for (const p of prefixes) await connect.waitRunning(p, 90_000)
     await converged('a re-snapshot')
-    // Audited: each pipeline's tables removed the one row their snapshot did not read again.
-    const resnapshot = await auditRows('SNAPSHOT_RESET', 2 * FORMATS.length)
-    assert.deepEqual(
-      resnapshot.map((r) => [r.topology, r.reason, r.counts.rows_removed]),
-      FORMATS.flatMap((f) => [
-        [`${id}_${f}`, 'customers', 1],
-        [`${id}_${f}`, 'tickets', 1],
-      ]).sort((a, b) => (`${a[0]} ${a[1]}` < `${b[0]} ${b[1]}` ? -1 : 1)),
-    )
     // The phase tested the snapshot: no connector streamed the delete of ticket 21 (JSON formats, where
     // the envelope can be read here), the snapshot did not read it, so only the snapshot removed it.
     for (const [i, format] of FORMATS.entries()) {
@@ -449,6 +440,16 @@ test(
         `${format}: the re-snapshot did not read ticket 24`,
       )
     }
+    // Audited: each pipeline's tables removed the one row their snapshot did not read again. (After the
+    // check above: a connector that streamed a delete before it stopped leaves its snapshot nothing to remove.)
+    const resnapshot = await auditRows('SNAPSHOT_RESET', 2 * FORMATS.length)
+    assert.deepEqual(
+      resnapshot.map((r) => [r.topology, r.reason, r.counts.rows_removed]),
+      FORMATS.flatMap((f) => [
+        [`${id}_${f}`, 'customers', 1],
+        [`${id}_${f}`, 'tickets', 1],
+      ]).sort((a, b) => (`${a[0]} ${a[1]}` < `${b[0]} ${b[1]}` ? -1 : 1)),
+    )
 
     // Connect killed without a chance to flush; changes while it is down; restarted, it resumes from
     // its committed source offsets (redelivering what it had not committed: duplicates are harmless).
