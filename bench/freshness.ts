@@ -25,7 +25,9 @@
  *   node bench/freshness.ts                         # BENCH_CUSTOMERS=100 BENCH_TICKETS_PER_CUSTOMER=5
  *
  * Options (environment): BENCH_SECONDS (per load, default 8), BENCH_IDLE_PROBES (default 15),
- * BENCH_PARTITIONS (default 2), BENCH_LOADS=idle,50,half, BENCH_HALF_RATE (rows/s; default measured).
+ * BENCH_PARTITIONS (default 2), BENCH_LOADS=idle,50,half, BENCH_HALF_RATE (rows/s; default measured),
+ * BENCH_COMMIT_INTERVAL_MS and BENCH_MAX_CHAINED_ROUNDS (the processor's commitIntervalMs and
+ * maxChainedRounds; 0 turns the commit cadence or hop chaining off).
  * The machine is shared: the closing lines print its load average; compare within one run.
  */
 import { fork, type ChildProcess } from 'node:child_process'
@@ -147,6 +149,9 @@ async function processorChild(): Promise<void> {
     stores,
     instanceId: 'bench',
     sessionTimeoutMs: 6000,
+    // The runtime's transaction sharing, to compare within one machine state (defaults when unset).
+    ...(process.env.BENCH_COMMIT_INTERVAL_MS ? { commitIntervalMs: Number(process.env.BENCH_COMMIT_INTERVAL_MS) } : {}),
+    ...(process.env.BENCH_MAX_CHAINED_ROUNDS ? { maxChainedRounds: Number(process.env.BENCH_MAX_CHAINED_ROUNDS) } : {}),
     onBatchStage: (stage) => {
       if (stage === 'produced') producedAt = performance.now()
       if (stage === 'committed') {
