@@ -11,7 +11,8 @@
  *   wire.ts                  the bytes on the repartition topics and in the subscription store
  *
  * Inner vs left, as in Kafka Streams: a left join emits `joiner(left, null)` when the right row is
- * missing or deleted, an inner join emits a tombstone (or nothing for a brand-new row); left deletes
+ * missing or deleted, an inner join emits a tombstone (also for a brand-new row: subscription-send.ts says
+ * why Kafka Streams' "nothing" is not enough); left deletes
  * (and rows filtered out upstream) emit a tombstone in both.
  *
  * Bounded: every record and store value the join writes is bounded by one row (a subscription, an
