@@ -1,7 +1,7 @@
 // Freshness measured where it happens: the sink's commit. Rows whose source change is 3 s old must
 // report ~3 s (not less: visible_at is stamped before COMMIT, so the commit itself is counted from the
 // commit's return), per topology version, in the Prometheus histogram and in the view's live columns.
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { COMMITTED_FRESHNESS, PgvectorSink, type SinkLogEvent } from '../../src/sink/pgvector-sink.ts'
 import { Metrics } from '../../src/observability/metrics.ts'
@@ -12,8 +12,9 @@ import { chunkEvent, chunkProducer, createSinkEnv, readChunks, waitFor } from '.
 
 const AGE_MS = 3000
 
-test('sink: event → visible is measured at the commit, per topology version, and the view has a live window', async (t) => {
-  const env = await createSinkEnv(t, { dims: 4, partitions: 2 })
+/** A sink over a fresh chunk topic and table, its events and metrics recorded; stopped after the test. */
+async function runInstrumentedSink(t: TestContext, partitions: number) {
+  const env = await createSinkEnv(t, { dims: 4, partitions })
   const { config } = env
   const producer = await chunkProducer(t, config)
   const metrics = new Metrics()
@@ -32,6 +33,11 @@ test('sink: event → visible is measured at the commit, per topology version, a
     sink.stop()
     await done.catch(() => {})
   })
+  return { env, config, producer, metrics, events }
+}
+
+test('sink: event → visible is measured at the commit, per topology version, and the view has a live window', async (t) => {
+  const { env, config, producer, metrics, events } = await runInstrumentedSink(t, 2)
 
   const sourceTs = Date.now() - AGE_MS
   const ids = Array.from({ length: 6 }, (_, i) => `f${i}#0`)
@@ -103,25 +109,7 @@ test('sink: event → visible is measured at the commit, per topology version, a
 })
 
 test('sink: the split at the append — rows that carry lineage.change.appended_at_ms fill source_appended_at, the view and status split capture from ragstream, and older events (no append time) keep NULL and are left out of it', async (t) => {
-  const env = await createSinkEnv(t, { dims: 4, partitions: 1 })
-  const { config } = env
-  const producer = await chunkProducer(t, config)
-  const metrics = new Metrics()
-  const events: SinkLogEvent[] = []
-  const instrumented = instrumentSink(metrics, config.names.chunkTableName, (e) => events.push(e))
-  const sink = new PgvectorSink({
-    config,
-    postgresUrl: env.sinkUrl,
-    kafkaBrokers: endpoints.kafkaBrokers,
-    schemaRegistryUrl: endpoints.schemaRegistryUrl,
-    log: instrumented.log,
-  })
-  const done = sink.run()
-  done.catch(() => {})
-  t.after(async () => {
-    sink.stop()
-    await done.catch(() => {})
-  })
+  const { env, config, producer, metrics, events } = await runInstrumentedSink(t, 1)
 
   // Changes committed at their source 3 s ago, appended to their topic 2 s later (a slow capture);
   // two events as an older processor wrote them: a change without an append time, and no change at all.
