@@ -6,17 +6,15 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Producer } from '@platformatic/kafka'
-import { Redis } from 'ioredis'
 import { DebeziumDecoder } from '../../src/cdc/debezium.ts'
 import { cdcTableDecoder } from '../../src/cdc/table-decoder.ts'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
 import { KafkaRuntime } from '../../src/runtime/kafka-runtime.ts'
 import { PgvectorSink } from '../../src/sink/pgvector-sink.ts'
-import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { partitionForKey } from '../../src/topology/partitioner.ts'
 import { deleteSubject } from '../serde/registry-helpers.ts'
 import { createSinkEnv, readChunks, waitFor } from '../sink/support.ts'
-import { deleteKeys } from '../support/local.ts'
+import { redisStoresFor } from '../support/local.ts'
 import { testRagServices } from '../support/rag-services.ts'
 import { deleteAfter, runStopped, within } from '../support/runtime-waits.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
@@ -58,16 +56,9 @@ test('no govern, real stack: a TRUNCATE empties the index and the sink writes it
     t,
     topology.topics.filter((x) => x.role !== 'source' && x.role !== 'sink').map((x) => x.name),
   )
-  const redis = new Redis(endpoints.redisUrl)
-  const backend = new RedisStateBackend({ applicationId: app, target: { kind: 'single', url: endpoints.redisUrl } })
-  t.after(async () => {
-    await backend.close()
-    await deleteKeys(redis, `rs:{${app}*`)
-    await redis.quit()
-  })
   const runtime = new KafkaRuntime(topology, {
     brokers: endpoints.kafkaBrokers,
-    stores: new Map(topology.storeNames.map((name) => [name, backend.store(name)])),
+    stores: redisStoresFor(t, app, topology.storeNames),
     instanceId: 'notes',
     sessionTimeoutMs: 6_000,
     fetchMaxWaitMs: 50,

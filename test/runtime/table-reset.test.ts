@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Admin, Producer } from '@platformatic/kafka'
-import { Redis } from 'ioredis'
 import { DebeziumDecoder } from '../../src/cdc/debezium.ts'
 import { cdcTableDecoder } from '../../src/cdc/table-decoder.ts'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
@@ -15,9 +14,8 @@ import type { AuditEventValue } from '../../src/governance/audit.ts'
 import { Metrics } from '../../src/observability/metrics.ts'
 import { instrumentProcessor } from '../../src/ops/instrument.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
-import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { partitionForKey } from '../../src/topology/partitioner.ts'
-import { deleteKeys } from '../support/local.ts'
+import { redisStoresFor } from '../support/local.ts'
 import { deleteAfter, runStopped } from '../support/runtime-waits.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 import { readToEnd } from '../support/topic-offsets.ts'
@@ -62,19 +60,12 @@ test('runtime: TRUNCATE and a re-snapshot of a CDC table reach every partition a
     t,
     topology.topics.filter((s) => s.role !== 'source' && s.role !== 'sink').map((s) => s.name),
   )
-  const redis = new Redis(endpoints.redisUrl)
-  const backend = new RedisStateBackend({ applicationId: app, target: { kind: 'single', url: endpoints.redisUrl } })
-  t.after(async () => {
-    await backend.close()
-    await deleteKeys(redis, `rs:{${app}*`)
-    await redis.quit()
-  })
   const events: RuntimeEvent[] = []
   const metrics = new Metrics()
   const instrumented = instrumentProcessor(topology, metrics, { onEvent: (e) => events.push(e) })
   const runtime = new KafkaRuntime(instrumented.topology, {
     brokers: endpoints.kafkaBrokers,
-    stores: new Map(topology.storeNames.map((name) => [name, backend.store(name)])),
+    stores: redisStoresFor(t, app, topology.storeNames),
     instanceId: 'resets',
     sessionTimeoutMs: 6_000,
     fetchMaxWaitMs: 50,

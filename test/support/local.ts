@@ -1,6 +1,9 @@
-// Small local helpers shared by tests: a free loopback port, and deleting a test's Redis keys.
+// Small local helpers shared by tests: a free loopback port, a test's Redis state stores and deleting its keys.
 import { createServer } from 'node:net'
-import type { Redis } from 'ioredis'
+import { Redis } from 'ioredis'
+import { RedisStateBackend } from '../../src/state/redis-store.ts'
+import type { StateStore } from '../../src/state/store.ts'
+import { endpoints } from './stack.ts'
 
 /** A loopback port nobody listens on right now. */
 export async function freePort(): Promise<number> {
@@ -20,4 +23,20 @@ export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
     if (keys.length > 0) await redis.del(...keys)
     cursor = next
   } while (cursor !== '0')
+}
+
+/** An application's Redis state stores for a topology; closed and its keys deleted after the test. */
+export function redisStoresFor(
+  t: { after: (fn: () => Promise<void>) => void },
+  applicationId: string,
+  storeNames: readonly string[],
+): Map<string, StateStore> {
+  const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
+  t.after(async () => {
+    await backend.close()
+    const redis = new Redis(endpoints.redisUrl)
+    await deleteKeys(redis, `rs:{${applicationId}*`)
+    await redis.quit()
+  })
+  return new Map(storeNames.map((name) => [name, backend.store(name)]))
 }
