@@ -575,6 +575,10 @@ export class KafkaRuntime {
     }
     take(first, [read])
     let chained = 0
+    // Outputs of earlier rounds not produced yet (bounded): they go out at the head of the next
+    // produce, so a round whose outputs nothing chains costs no request of its own. Each partition's
+    // records still reach the broker in the order they were produced by the topology.
+    let held: SinkRecord[] = []
     for (;;) {
       records += batch.records.length
       take(batch, [positions])
@@ -582,7 +586,9 @@ export class KafkaRuntime {
       let pending = produced
       if (chaining && chained < c.maxChainedRounds && records < c.batchMaxRecords && this.#chainable(produced)) {
         const outputs = this.#boundOutputs(produced)
-        const next = this.#chain(outputs, await produce(outputs))
+        const { written, messages } = await produce([...held, ...outputs])
+        const next = this.#chain(outputs, { written, messages: messages.slice(held.length) })
+        held = []
         if (next !== undefined) {
           batch = next
           chained++
@@ -597,13 +603,21 @@ export class KafkaRuntime {
         const more = await this.#reader!.nextBatch(c.batchMaxRecords - records, c.batchMaxBytes, 0)
         take(more, [positions, read])
         if (more.records.length > 0) {
-          if (pending.length > 0) await produce(this.#boundOutputs(pending))
+          if (pending.length > 0) held = [...held, ...this.#boundOutputs(pending)]
           batch = more
           chained = 0
           continue
         }
       }
-      checkpoints = await this.#produceChangelog(pending, records, first, [...read.values()], produce, transaction)
+      checkpoints = await this.#produceChangelog(
+        held,
+        pending,
+        records,
+        first,
+        [...read.values()],
+        produce,
+        transaction,
+      )
       if (checkpoints === undefined) return false
       break
     }
@@ -645,14 +659,15 @@ export class KafkaRuntime {
   }
 
   /**
-   * The last step before the offsets: the stores' changelog records (and the last round's outputs)
-   * go into the transaction; returns each store's checkpoints (per partition, the changelog's next
+   * The last step before the offsets: the stores' changelog records (after the outputs held from
+   * earlier rounds and the last round's) go into the transaction; returns each store's checkpoints (per partition, the changelog's next
    * offset) for the flush after the commit. A state value too large for its changelog is found here:
    * with more than one record in the transaction, it aborts (nothing of it is visible) and the batch
    * is re-read one record at a time (returns undefined); a lone record is dead-lettered with none of
    * its effects.
    */
   async #produceChangelog(
+    held: readonly SinkRecord[],
     produced: SinkRecord[],
     records: number,
     first: Batch,
@@ -690,12 +705,13 @@ export class KafkaRuntime {
       return undefined
     } else {
       // This record's state is too large to keep: it is dead-lettered with none of its effects (no
-      // outputs, no state writes; the stores' overlays are dropped after the commit).
+      // outputs, no state writes; the stores' overlays are dropped after the commit). Alone in its
+      // transaction, so nothing else is held.
       outputs = [this.#stateTooLargeDeadLetter(first, tooLarge)]
       changelog.length = 0
       for (const store of this.#config.stores.values()) store.discard()
     }
-    const { written } = await produce([...outputs, ...changelog])
+    const { written } = await produce([...held, ...outputs, ...changelog])
     const checkpoints = new Map<string, Map<number, bigint>>()
     for (const { topic, partition } of changelog) {
       const end = written.get(partitionKey(topic, partition))

@@ -5,6 +5,7 @@
 // its own. The outputs are the same either way (the FK-join suite checks semantics).
 // Commit cadence: records that are already there when a batch is done join its open transaction;
 // with commitIntervalMs 0 they take a transaction of their own.
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Admin, Producer } from '@platformatic/kafka'
@@ -24,7 +25,7 @@ const PARTITIONS = 2
 async function transactionsPerChange(
   t: { after: (fn: () => Promise<void>) => void },
   options: { maxChainedRounds?: number; commitIntervalMs?: number },
-): Promise<{ order: number; product: number; pair: number; outputs: Map<string, OrderDetail> }> {
+): Promise<{ order: number; product: number; pair: number; pairSends: number; outputs: Map<string, OrderDetail> }> {
   await checkKafka(endpoints)
   await checkRedis(endpoints.redisUrl)
   const applicationId = uniqueName('chain')
@@ -66,8 +67,16 @@ async function transactionsPerChange(
     ...options,
     onEvent: (e) => events.push(e),
   })
+  // Produce requests of the runtime's transactional producer (the client's diagnostics channel).
+  let sends = 0
+  const onSend = (message: unknown) => {
+    const client = (message as { client?: { clientId?: string } }).client
+    if (client?.clientId === `${runtime.transactionalId}-producer`) sends++
+  }
+  subscribe('tracing:plt:kafka:producer:sends:start', onSend)
   const running = runtime.run()
   t.after(async () => {
+    unsubscribe('tracing:plt:kafka:producer:sends:start', onSend)
     runtime.stop()
     await running.catch(() => {})
     await producer.close().catch(() => {})
@@ -119,6 +128,7 @@ async function transactionsPerChange(
   const partition = partitionForString('o2', PARTITIONS)
   const other = ['o3', 'o4', 'o5', 'o6', 'o7', 'o8'].find((k) => partitionForString(k, PARTITIONS) === partition)!
   before = runtime.stats.batches
+  const sendsBefore = sends
   let release: () => void = () => {}
   gate = new Promise((resolve) => (release = resolve))
   const processing = new Promise<void>((resolve) => (entered = resolve))
@@ -129,10 +139,11 @@ async function transactionsPerChange(
   release()
   await settle()
   const pair = runtime.stats.batches - before
+  const pairSends = sends - sendsBefore
   const table = await outputs()
   assert.deepEqual(table.get(other), { qty: 2, product: 'Pen', price: 5 })
   table.delete(other)
-  return { order, product, pair, outputs: table }
+  return { order, product, pair, pairSends, outputs: table }
 }
 
 const expected = new Map<string, OrderDetail>([
@@ -143,10 +154,15 @@ const expected = new Map<string, OrderDetail>([
 ])
 
 test('hop chaining: an order crosses its FK join hops in one transaction; a product change re-triggers its orders in one', async (t) => {
-  const { order, product, pair, outputs } = await transactionsPerChange(t, {})
+  // The cadence's window runs from the transaction's start, the gate's wait and the second send
+  // included: at the 100 ms default a loaded machine closed it before the second order arrived.
+  const { order, product, pair, pairSends, outputs } = await transactionsPerChange(t, { commitIntervalMs: 10_000 })
   assert.equal(order, 1, 'transactions for one order change')
   assert.equal(product, 1, 'transactions for one product change')
   assert.equal(pair, 1, 'an order sent while the previous one was processed joins its transaction')
+  // Each order's subscription and response are produced to be chained (2 + 2); the first order's
+  // output goes out with the second's subscription, the second's with the changelogs: 5, not 6.
+  assert.equal(pairSends, 5, "produce requests for the pair's transaction")
   assert.deepEqual(outputs, expected)
 })
 
