@@ -27,7 +27,7 @@
  * Options (environment): BENCH_SECONDS (per load, default 8), BENCH_IDLE_PROBES (default 15),
  * BENCH_IDLE_SECONDS (the processor with no input, default 5), BENCH_PARTITIONS (default 2), BENCH_LOADS=idle,50,half, BENCH_HALF_RATE (rows/s; default measured),
  * BENCH_COMMIT_INTERVAL_MS and BENCH_MAX_CHAINED_ROUNDS (the processor's commitIntervalMs and
- * maxChainedRounds; 0 turns the commit cadence or hop chaining off), BENCH_PROFILE=<dir> (a V8 CPU
+ * maxChainedRounds; 0 turns the commit cadence or hop chaining off), BENCH_BATCH_LINGER_MS (batchLingerMs; 0 = off), BENCH_PROFILE=<dir> (a V8 CPU
  * profile of the processor child during the loads, written into <dir>).
  * The machine is shared: the closing lines print its load average; compare within one run.
  */
@@ -188,6 +188,7 @@ async function processorChild(): Promise<void> {
     // The runtime's transaction sharing, to compare within one machine state (defaults when unset).
     ...(process.env.BENCH_COMMIT_INTERVAL_MS ? { commitIntervalMs: Number(process.env.BENCH_COMMIT_INTERVAL_MS) } : {}),
     ...(process.env.BENCH_MAX_CHAINED_ROUNDS ? { maxChainedRounds: Number(process.env.BENCH_MAX_CHAINED_ROUNDS) } : {}),
+    ...(process.env.BENCH_BATCH_LINGER_MS ? { batchLingerMs: Number(process.env.BENCH_BATCH_LINGER_MS) } : {}),
     onBatchStage: (stage) => {
       if (stage === 'produced') producedAt = performance.now()
       if (stage === 'committed') {

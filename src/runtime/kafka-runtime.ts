@@ -58,7 +58,7 @@ import {
 import { ensureTopics, type ResolvedTopics } from './internal-topics.ts'
 import { DEAD_LETTER_HEADERS } from './dead-letter.ts'
 import { ORIGIN_KEY_MAX_BYTES, originHeader } from './origin.ts'
-import { PartitionReader, partitionKey, type Batch } from './partition-reader.ts'
+import { joinBatches, PartitionReader, partitionKey, type Batch } from './partition-reader.ts'
 import { RepartitionPurger } from './repartition-purge.ts'
 import { NO_HEADERS } from './read-committed.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord } from './task.ts'
@@ -173,6 +173,8 @@ export class KafkaRuntime {
    * record that causes it can be dead-lettered alone (with none of its effects) and the rest go on.
    */
   #isolateUntil: Map<string, bigint> | undefined
+  /** When the last batch was read (performance.now()): what the adaptive linger compares with. */
+  #lastBatchReadAt = -Infinity
 
   /** Throws RS_CONFIG_INVALID listing every problem of `options` (see `resolveRuntimeConfig`). */
   constructor(topology: ProcessorTopology, options: KafkaRuntimeOptions) {
@@ -338,12 +340,14 @@ export class KafkaRuntime {
         }
         at.phase = 'process'
         if (this.#isolateUntil && this.#isolationDone()) this.#isolateUntil = undefined
-        const batch = await this.#reader!.nextBatch(this.#isolateUntil ? 1 : c.batchMaxRecords, c.batchMaxBytes)
-        records = batch.records.length
-        if (batch.records.length === 0) {
+        const read = await this.#reader!.nextBatch(this.#isolateUntil ? 1 : c.batchMaxRecords, c.batchMaxBytes)
+        records = read.records.length
+        if (read.records.length === 0) {
           if (this.#tasks.length === 0) await sleep(c.fetchMaxWaitMs, this.#stop.signal)
           continue
         }
+        const batch = await this.#linger(read)
+        records = batch.records.length
         const membership = this.#membership!
         if (!(await this.#transaction(batch, membership, at))) {
           // Nothing was produced: read the batch again from the committed offsets, one record at a time.
@@ -402,6 +406,29 @@ export class KafkaRuntime {
       this.#config.brokers.join(','),
       new Error(describeError(error), { cause: error }),
     )
+  }
+
+  /**
+   * Adaptive batch linger: when records keep arriving (the previous batch was read less than
+   * 2 × batchLingerMs before this one), the batch waits up to batchLingerMs for more (one fetch the
+   * broker holds until then), so a trickle is processed several changes per round: one produce per
+   * hop, one prefetch per store partition, one commit for all of them. After a pause, or for a full
+   * batch, it does not wait. Never while isolating records.
+   */
+  async #linger(batch: Batch): Promise<Batch> {
+    const c = this.#config
+    const now = performance.now()
+    const previous = this.#lastBatchReadAt
+    this.#lastBatchReadAt = now
+    if (c.batchLingerMs === 0 || this.#isolateUntil !== undefined || now - previous >= 2 * c.batchLingerMs) return batch
+    if (batch.records.length >= c.batchMaxRecords || batch.bytes >= c.batchMaxBytes) return batch
+    const more = await this.#reader!.nextBatch(
+      c.batchMaxRecords - batch.records.length,
+      c.batchMaxBytes - batch.bytes,
+      c.batchLingerMs,
+      c.batchMaxBytes,
+    )
+    return joinBatches(batch, more)
   }
 
   #isolationDone(): boolean {

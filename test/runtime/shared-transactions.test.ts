@@ -14,8 +14,18 @@ import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime
 import { PartitionReader } from '../../src/runtime/partition-reader.ts'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { partitionForString } from '../../src/topology/partitioner.ts'
+import { countingTopology } from '../support/counting-topology.ts'
 import { fkJoinTopology, type OrderDetail } from '../support/fk-join-cases.ts'
 import { deleteRedisKeys } from '../support/kafka-fk-runner.ts'
+import {
+  assertExactlyOnce,
+  countingRuntimeOptions,
+  countingTopics,
+  InputFeeder,
+  markersSeen,
+  readCommitted,
+} from '../support/runtime-harness.ts'
+import { runStopped, until, within } from '../support/runtime-waits.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
 
@@ -189,4 +199,47 @@ test('PartitionReader.chain takes records only when nothing precedes them in the
   assert.deepEqual(reader.assigned, [{ topic: 'rep', partition: 0, offset: 7n }])
   assert.equal(reader.chain('rep', 0, 5n, 9n), false, 'already past 5')
   assert.equal(reader.chain('rep', 0, 7n, 9n), true, 'the next records after the chained ones')
+})
+
+// Adaptive batch linger: a trickle is processed several records per batch; a record after a pause
+// is not held back. commitIntervalMs 0, so each batch is its own transaction (what is counted).
+test('batch linger: a steady trickle is read into a few batches; a lone record after a pause is processed at once', async (t) => {
+  await checkKafka(endpoints)
+  const { applicationId, input, output } = await countingTopics(t, 'rt-linger', PARTITIONS)
+  const feeder = new InputFeeder(input, 4)
+  t.after(() => feeder.close())
+  const events: RuntimeEvent[] = []
+  const runtime = new KafkaRuntime(countingTopology({ applicationId, input, output }), {
+    ...countingRuntimeOptions((e) => events.push(e)),
+    commitIntervalMs: 0,
+    batchLingerMs: 1_000,
+  })
+  const running = runStopped(t, runtime, 'the runtime')
+  await feeder.sendMarkers(PARTITIONS, 'warm')
+  await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'warm') === PARTITIONS, 30_000)
+
+  // 40 records, one every 10 ms: without the linger ~1 batch each on a quiet machine.
+  const before = runtime.stats.batches
+  for (let i = 0; i < 40; i++) {
+    await feeder.send(1)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  await until('the trickle processed', () => runtime.stats.records >= 40 + PARTITIONS, 30_000)
+  const trickle = runtime.stats.batches - before
+  assert.ok(trickle <= 12, `40 records in a trickle took ${trickle} batches`)
+
+  // A pause longer than twice the linger, then one record: committed well within the linger.
+  await new Promise((resolve) => setTimeout(resolve, 2_500))
+  const committed = runtime.stats.batches
+  const sent = performance.now()
+  await feeder.send(1)
+  await until('the lone record committed', () => runtime.stats.batches > committed, 30_000)
+  const waited = performance.now() - sent
+  assert.ok(waited < 900, `a lone record after a pause was committed after ${waited.toFixed(0)} ms (linger 1000)`)
+
+  await feeder.sendMarkers(PARTITIONS, 'end')
+  const records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 30_000)
+  runtime.stop()
+  assert.equal(await within(running, 30_000, 'the runtime to stop'), 'stopped')
+  assertExactlyOnce(records, feeder.sent)
 })
