@@ -36,8 +36,15 @@ const READ_COMMITTED = 1
 const CLOSE_GRACE_MS = 5_000
 /** The longest fetch wait while nothing is pending (a fetch returns as soon as a record is committed). */
 const IDLE_FETCH_WAIT_MS = 500
-/** How often partitions locked by another session (a frozen earlier owner) are claimed again. */
-const PENDING_CLAIM_RETRY_MS = 1_000
+/**
+ * How often partitions locked by another session are claimed again: the previous owner's batch in
+ * flight after a rebalance (taken as soon as it commits or rolls back), or a frozen earlier owner.
+ */
+const PENDING_CLAIM_RETRY_MS = 100
+/** The fewest records a time-capped batch may hold (see batchMaxMs), and the first batch's cap before any is timed. */
+const MIN_CAPPED_BATCH = 100
+/** Weight of the latest batch in the sink's running per-record write time. */
+const WRITE_RATE_WEIGHT = 0.3
 /**
  * Kafka group offsets (lag monitoring only) are committed at most this often: the latest batch's
  * follow within it. One commit per batch was a Kafka round trip per lone change.
@@ -92,6 +99,15 @@ export type SinkLogEvent = { readonly writer?: number } & (
       readonly [COMMITTED_FRESHNESS]?: readonly CommittedFreshness[]
     }
   | { readonly event: 'fenced'; readonly code: 'RS_SINK_FENCED'; readonly partitions: readonly number[] }
+  /** The group rebalances (a member joined or left): an `assigned` event follows once it has settled. */
+  | { readonly event: 'rebalancing' }
+  /**
+   * `sink --writers N --instance-id X` removed static members of X it does not run (`X-w<i>` for
+   * i ≥ N, or X when N > 1): left by a run with more writers, their partitions move at once.
+   */
+  | { readonly event: 'writers-removed'; readonly instanceIds: readonly string[] }
+  /** Reading or changing the group for `writers-removed` failed: those members leave at their session timeout. */
+  | { readonly event: 'writers-remove-failed'; readonly error: string }
   /**
    * Assigned partitions whose offsets row another session holds locked (an earlier owner frozen inside
    * its transaction): claimed again every second until Postgres ends that session.
@@ -198,7 +214,10 @@ export class PgvectorSink {
   #pendingSince = 0
   #client: pg.Client | null = null
   #assignmentChanged = true
+  #rebalancing = false
   #groupFailed = false
+  /** Running mean of one record's share of a batch's write time, in ms (undefined before a batch is timed). */
+  #msPerRecord: number | undefined
   #stopping = false
   /** When the oldest unflushed progress was fetched; null when nothing is pending. */
   #batchStartedAt: number | null = null
@@ -230,7 +249,9 @@ export class PgvectorSink {
       isolationLevel: READ_COMMITTED,
       sessionTimeout: c.sessionTimeoutMs,
       rebalanceTimeout: c.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(c.sessionTimeoutMs / 5)),
+      // A member learns of a rebalance (another member joined or left) only at its next heartbeat,
+      // and a leaver's partitions stay idle until then: a tenth of the session keeps that short.
+      heartbeatInterval: Math.max(300, Math.floor(c.sessionTimeoutMs / 10)),
       ...(c.instanceId ? { groupInstanceId: c.instanceId } : {}),
       autocommit: false,
       retries: 5,
@@ -238,6 +259,12 @@ export class PgvectorSink {
     })
     this.#consumer.on('consumer:group:join', () => {
       this.#assignmentChanged = true
+      this.#rebalancing = false
+    })
+    this.#consumer.on('consumer:group:rebalance', () => {
+      if (this.#rebalancing || this.#stopping) return
+      this.#rebalancing = true
+      this.#log({ event: 'rebalancing' })
     })
     // The client reports a failed background rejoin (after a heartbeat saw a rebalance) as an
     // 'error' event; unhandled, it would crash the process. Rejoin from the loop instead. While
@@ -292,12 +319,12 @@ export class PgvectorSink {
         // Nothing pending: wait for records (the fetch returns as soon as one is committed).
         const started = this.#batchStartedAt
         const lingerLeft = started === null ? IDLE_FETCH_WAIT_MS : this.#config.batchLingerMs - (Date.now() - started)
-        if (this.#buffered() < this.#config.batchMaxRecords && lingerLeft > 0 && !this.#closesNow()) {
+        if (this.#buffered() < this.#batchCap() && lingerLeft > 0 && !this.#closesNow()) {
           await this.#fetch(Math.min(Math.max(lingerLeft, 10), IDLE_FETCH_WAIT_MS))
         }
         if (this.#assignmentChanged || this.#stopping || this.#batchStartedAt === null) continue
         const due =
-          this.#buffered() >= this.#config.batchMaxRecords ||
+          this.#buffered() >= this.#batchCap() ||
           Date.now() - this.#batchStartedAt >= this.#config.batchLingerMs ||
           this.#closesNow()
         if (due && this.#hasProgress()) await this.#flush()
@@ -434,6 +461,28 @@ export class PgvectorSink {
     }))
     this.#groupOffsets.clear()
     return { offsets }
+  }
+
+  /**
+   * The most records the next batch takes: what the sink wrote in `batchMaxMs` at its recent rate
+   * (at least MIN_CAPPED_BATCH, at most `batchMaxRecords`). A batch's transaction holds its
+   * partitions' offsets rows locked, and a partition the group moves to another sink waits for it:
+   * the cap bounds that wait (and a backlog's batches) by time instead of by count alone.
+   */
+  #batchCap(): number {
+    const { batchMaxRecords, batchMaxMs } = this.#config
+    const timed = this.#msPerRecord === undefined ? MIN_CAPPED_BATCH : Math.floor(batchMaxMs / this.#msPerRecord)
+    return Math.min(batchMaxRecords, Math.max(MIN_CAPPED_BATCH, timed))
+  }
+
+  /** Folds a committed batch's write time into the per-record mean (batches too small to say much are skipped). */
+  #timed(records: number, ms: number): void {
+    if (records < 10) return
+    const perRecord = ms / records
+    this.#msPerRecord =
+      this.#msPerRecord === undefined
+        ? perRecord
+        : this.#msPerRecord + WRITE_RATE_WEIGHT * (perRecord - this.#msPerRecord)
   }
 
   #buffered(): number {
@@ -725,7 +774,7 @@ export class PgvectorSink {
     const progress: PartitionProgress[] = []
     // At most batchMaxRecords per transaction: a partition cut short stores the offset of its first
     // record left out, and the rest goes into the next batch.
-    let budget = this.#config.batchMaxRecords
+    let budget = this.#batchCap()
     for (const [partition, state] of this.#partitions) {
       if (state.position <= state.committed) continue
       if (state.records.length > 0 && budget === 0) continue
@@ -741,12 +790,14 @@ export class PgvectorSink {
     let batch = buildBatch(topic, progress, events)
     this.#log({ event: 'batch-begin', records: records.length, partitions: progress.map((p) => p.partition) })
     for (;;) {
+      const began = performance.now()
       const outcome = await this.#withRetry(
         'postgres batch',
         async () => this.#writer.write(await this.#pg(), batch),
         isTransientPostgresError,
       )
       if (outcome.status === 'committed') {
+        this.#timed(records.length, performance.now() - began)
         for (const p of batch.partitions) {
           const state = this.#partitions.get(p.partition)
           if (state?.ownerToken !== p.ownerToken) continue
