@@ -168,7 +168,9 @@ export function resolveRuntimeConfig(topology: ProcessorTopology, options: Kafka
     o.heartbeatIntervalMs,
     50,
     3_600_000,
-    Math.max(100, Math.floor(sessionTimeoutMs / 4)),
+    // A member learns of a rebalance only at its next heartbeat, and a leaver's tasks stay idle
+    // until every member has: a tenth of the session keeps that part of a scale-in short.
+    Math.max(100, Math.floor(sessionTimeoutMs / 10)),
   )
   if (heartbeatIntervalMs >= sessionTimeoutMs)
     problems.push({ path: '/runtime/heartbeatIntervalMs', message: 'must be shorter than sessionTimeoutMs' })

@@ -33,6 +33,11 @@ export type RuntimeEvent =
     })
   /** The consumer's background work (heartbeat, rejoin) failed; the loop rejoins. */
   | (ServiceFields & { readonly event: 'group-error'; readonly error: string })
+  /**
+   * The group rebalances (a member joined or left; learnt at a heartbeat): every task of this
+   * instance pauses until the `assigned` that follows.
+   */
+  | { readonly event: 'rebalancing' }
   /** A new assignment: the tasks (input partitions) this instance owns from now on. */
   | { readonly event: 'assigned'; readonly generationId: number; readonly tasks: readonly number[] }
   /** A store partition replays its changelog from `from` to `to` (exclusive). */

@@ -48,6 +48,7 @@ import { Backoff, sleep, withTimeout } from './backoff.ts'
 import { MAX_SEND_BYTES, produceBounded } from './bounded-produce.ts'
 import { resolveRuntimeConfig, type BatchStage, type KafkaRuntimeOptions, type RuntimeConfig } from './config.ts'
 import { COPARTITIONED_PROTOCOL, copartitionedAssigner } from './copartitioned-assigner.ts'
+import { currentCheckpoints } from './current-checkpoints.ts'
 import type { FailureFields, RuntimeEvent } from './events.ts'
 import {
   fetchStableOffsets,
@@ -247,6 +248,9 @@ export class KafkaRuntime {
       this.#groupFailure = error
       const named = this.#named(error, classifyError(error).code)
       this.#emit({ event: 'group-error', error: describeError(named), ...unavailableService(named) })
+    })
+    consumer.on('consumer:group:rebalance', () => {
+      if (!this.#stop.signal.aborted) this.#emit({ event: 'rebalancing' })
     })
     consumer.topics.trackAll(...this.#topology.sourceTopics)
     this.#reader = new PartitionReader(consumer, {
@@ -1035,9 +1039,31 @@ export class KafkaRuntime {
       committed = stable
     }
 
+    // Store partitions whose Redis checkpoint is their changelog's end, found in one pass (usually
+    // all of a moved task's: Redis is shared); the others are restored one by one. If the pass
+    // fails, every store partition goes through the restorer, which retries and names the failure.
+    const current = await currentCheckpoints(consumer, this.#config.stores, this.#resolved!.changelogs, tasks).catch(
+      () => new Map<string, bigint>(),
+    )
+    if (consumer.generationId !== generationId) return false
     for (const [name, store] of this.#config.stores) {
       const topic = this.#resolved!.changelogs.get(name)!
       for (const partition of tasks) {
+        const checkpoint = current.get(`${name}:${partition}`)
+        if (checkpoint !== undefined) {
+          this.#checkpoints.set(`${name}:${partition}`, checkpoint)
+          this.#stats.restores++
+          this.#emit({
+            event: 'restored',
+            store: name,
+            partition,
+            from: checkpoint,
+            to: checkpoint,
+            records: 0,
+            cleared: false,
+          })
+          continue
+        }
         const onStart = ({ from, to }: { from: bigint; to: bigint }): void => {
           if (to > from) this.#emit({ event: 'restoring', store: name, partition, from, to })
         }

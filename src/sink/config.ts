@@ -51,6 +51,13 @@ export interface SinkConfigInput {
   readonly batchLingerMs?: number
   /** Default `adaptive` (see `BatchWait`). */
   readonly batchWait?: BatchWait
+  /**
+   * Time cap of one batch's Postgres transaction, in ms (default 1000): a batch holds at most as many
+   * records as the sink wrote in this long at its recent rate (never fewer than 100, never more than
+   * `batchMaxRecords`). It bounds how long a partition moved to another sink waits for this one's
+   * transaction in flight, and the freshness cost of a backlog's large batches.
+   */
+  readonly batchMaxMs?: number
   readonly sessionTimeoutMs?: number
   /** Kafka static membership id: a restarted sink with the same id takes its partitions back without a rebalance. */
   readonly instanceId?: string
@@ -116,6 +123,7 @@ export interface SinkConfig {
   readonly batchMaxRecords: number
   readonly batchLingerMs: number
   readonly batchWait: BatchWait
+  readonly batchMaxMs: number
   readonly sessionTimeoutMs: number
   readonly instanceId: string | undefined
   readonly maxKeyBytes: number
@@ -192,6 +200,7 @@ export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
       path: '/sink/batchWait',
       message: `must be 'adaptive' or 'linger' (got ${JSON.stringify(batchWait)})`,
     })
+  const batchMaxMs = intIn(problems, '/sink/batchMaxMs', input.batchMaxMs, 10, 600_000, 1000)
   const sessionTimeoutMs = intIn(problems, '/sink/sessionTimeoutMs', input.sessionTimeoutMs, 6000, 300_000, 10_000)
   const maxKeyBytes = intIn(problems, '/sink/maxKeyBytes', input.maxKeyBytes, 16, 2400, SINK_LIMIT_DEFAULTS.maxKeyBytes)
   const idleInTransactionTimeoutMs = intIn(
@@ -261,6 +270,7 @@ export function resolveSinkConfig(input: SinkConfigInput): SinkConfig {
     batchMaxRecords,
     batchLingerMs,
     batchWait,
+    batchMaxMs,
     sessionTimeoutMs,
     instanceId: input.instanceId,
     maxKeyBytes,

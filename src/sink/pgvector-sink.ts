@@ -36,8 +36,20 @@ const READ_COMMITTED = 1
 const CLOSE_GRACE_MS = 5_000
 /** The longest fetch wait while nothing is pending (a fetch returns as soon as a record is committed). */
 const IDLE_FETCH_WAIT_MS = 500
-/** How often partitions locked by another session (a frozen earlier owner) are claimed again. */
-const PENDING_CLAIM_RETRY_MS = 1_000
+/**
+ * How often partitions locked by another session are claimed again: the previous owner's batch in
+ * flight after a rebalance (taken as soon as it commits or rolls back), or a frozen earlier owner.
+ */
+const PENDING_CLAIM_RETRY_MS = 100
+/** The fewest records a time-capped batch may hold (see batchMaxMs), and the first batch's cap before any is timed. */
+const MIN_CAPPED_BATCH = 100
+/** Weight of the latest batch in the sink's running per-record write time. */
+const WRITE_RATE_WEIGHT = 0.3
+/**
+ * Kafka group offsets (lag monitoring only) are committed at most this often: the latest batch's
+ * follow within it. One commit per batch was a Kafka round trip per lone change.
+ */
+const GROUP_COMMIT_INTERVAL_MS = 1_000
 
 /** Thrown into run() by stop(): whatever it was awaiting is abandoned (nothing uncommitted matters). */
 class SinkStopped extends Error {
@@ -87,6 +99,15 @@ export type SinkLogEvent = { readonly writer?: number } & (
       readonly [COMMITTED_FRESHNESS]?: readonly CommittedFreshness[]
     }
   | { readonly event: 'fenced'; readonly code: 'RS_SINK_FENCED'; readonly partitions: readonly number[] }
+  /** The group rebalances (a member joined or left): an `assigned` event follows once it has settled. */
+  | { readonly event: 'rebalancing' }
+  /**
+   * `sink --writers N --instance-id X` removed static members of X it does not run (`X-w<i>` for
+   * i ≥ N, or X when N > 1): left by a run with more writers, their partitions move at once.
+   */
+  | { readonly event: 'writers-removed'; readonly instanceIds: readonly string[] }
+  /** Reading or changing the group for `writers-removed` failed: those members leave at their session timeout. */
+  | { readonly event: 'writers-remove-failed'; readonly error: string }
   /**
    * Assigned partitions whose offsets row another session holds locked (an earlier owner frozen inside
    * its transaction): claimed again every second until Postgres ends that session.
@@ -193,10 +214,17 @@ export class PgvectorSink {
   #pendingSince = 0
   #client: pg.Client | null = null
   #assignmentChanged = true
+  #rebalancing = false
   #groupFailed = false
+  /** Running mean of one record's share of a batch's write time, in ms (undefined before a batch is timed). */
+  #msPerRecord: number | undefined
   #stopping = false
   /** When the oldest unflushed progress was fetched; null when nothing is pending. */
   #batchStartedAt: number | null = null
+  /** Next offsets committed to Postgres but not yet to the Kafka group (lag monitoring), by partition. */
+  readonly #groupOffsets = new Map<number, bigint>()
+  #groupCommittedAt = 0
+  #groupCommitTimer: NodeJS.Timeout | undefined
   readonly #stopped: AbortController = new AbortController()
   /** What run() is awaiting right now, for the shutdown deadline's message. */
   #step = 'starting'
@@ -221,7 +249,9 @@ export class PgvectorSink {
       isolationLevel: READ_COMMITTED,
       sessionTimeout: c.sessionTimeoutMs,
       rebalanceTimeout: c.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(c.sessionTimeoutMs / 5)),
+      // A member learns of a rebalance (another member joined or left) only at its next heartbeat,
+      // and a leaver's partitions stay idle until then: a tenth of the session keeps that short.
+      heartbeatInterval: Math.max(300, Math.floor(c.sessionTimeoutMs / 10)),
       ...(c.instanceId ? { groupInstanceId: c.instanceId } : {}),
       autocommit: false,
       retries: 5,
@@ -229,6 +259,12 @@ export class PgvectorSink {
     })
     this.#consumer.on('consumer:group:join', () => {
       this.#assignmentChanged = true
+      this.#rebalancing = false
+    })
+    this.#consumer.on('consumer:group:rebalance', () => {
+      if (this.#rebalancing || this.#stopping) return
+      this.#rebalancing = true
+      this.#log({ event: 'rebalancing' })
     })
     // The client reports a failed background rejoin (after a heartbeat saw a rebalance) as an
     // 'error' event; unhandled, it would crash the process. Rejoin from the loop instead. While
@@ -283,12 +319,12 @@ export class PgvectorSink {
         // Nothing pending: wait for records (the fetch returns as soon as one is committed).
         const started = this.#batchStartedAt
         const lingerLeft = started === null ? IDLE_FETCH_WAIT_MS : this.#config.batchLingerMs - (Date.now() - started)
-        if (this.#buffered() < this.#config.batchMaxRecords && lingerLeft > 0 && !this.#closesNow()) {
+        if (this.#buffered() < this.#batchCap() && lingerLeft > 0 && !this.#closesNow()) {
           await this.#fetch(Math.min(Math.max(lingerLeft, 10), IDLE_FETCH_WAIT_MS))
         }
         if (this.#assignmentChanged || this.#stopping || this.#batchStartedAt === null) continue
         const due =
-          this.#buffered() >= this.#config.batchMaxRecords ||
+          this.#buffered() >= this.#batchCap() ||
           Date.now() - this.#batchStartedAt >= this.#config.batchLingerMs ||
           this.#closesNow()
         if (due && this.#hasProgress()) await this.#flush()
@@ -342,6 +378,14 @@ export class PgvectorSink {
     // timeout does the same later (and a command's shutdown deadline ends what is left open).
     this.#step = 'closing: leave group'
     const consumer = this.#consumer
+    clearTimeout(this.#groupCommitTimer)
+    this.#groupCommitTimer = undefined
+    // The last batches' group offsets, so lag tools see where this instance stopped (best effort).
+    if (this.#groupOffsets.size > 0)
+      await within(
+        consumer.commit(this.#takeGroupOffsets()).catch(() => {}),
+        1_000,
+      )
     // A failed close (e.g. the LeaveGroup answered with an error mid-rebalance) leaves the client
     // open, heartbeating and rejoining: try again while the grace lasts.
     const graceEnds = Date.now() + CLOSE_GRACE_MS
@@ -385,6 +429,60 @@ export class PgvectorSink {
     for (const p of this.#partitions.values())
       if (p.stableOffset === undefined || p.position < p.stableOffset) return false
     return true
+  }
+
+  /**
+   * Commits the group offsets of the batches written since the last commit, at most once per
+   * GROUP_COMMIT_INTERVAL_MS (a timer commits what a burst's last batches left). Lag monitoring only:
+   * failures (e.g. a zombie's stale generation) change nothing, and the next commit carries on.
+   */
+  #commitGroupOffsets(): void {
+    if (this.#groupCommitTimer !== undefined || this.#groupOffsets.size === 0 || this.#stopping) return
+    const wait = this.#groupCommittedAt + GROUP_COMMIT_INTERVAL_MS - Date.now()
+    if (wait > 0) {
+      this.#groupCommitTimer = setTimeout(() => {
+        this.#groupCommitTimer = undefined
+        this.#commitGroupOffsets()
+      }, wait).unref()
+      return
+    }
+    this.#groupCommittedAt = Date.now()
+    this.#consumer.commit(this.#takeGroupOffsets()).catch(() => {})
+  }
+
+  /** The group offsets waiting to be committed, as a commit's options; none wait after. */
+  #takeGroupOffsets() {
+    const topic = this.#config.topic
+    const offsets = [...this.#groupOffsets].map(([partition, offset]) => ({
+      topic,
+      partition,
+      offset,
+      leaderEpoch: -1,
+    }))
+    this.#groupOffsets.clear()
+    return { offsets }
+  }
+
+  /**
+   * The most records the next batch takes: what the sink wrote in `batchMaxMs` at its recent rate
+   * (at least MIN_CAPPED_BATCH, at most `batchMaxRecords`). A batch's transaction holds its
+   * partitions' offsets rows locked, and a partition the group moves to another sink waits for it:
+   * the cap bounds that wait (and a backlog's batches) by time instead of by count alone.
+   */
+  #batchCap(): number {
+    const { batchMaxRecords, batchMaxMs } = this.#config
+    const timed = this.#msPerRecord === undefined ? MIN_CAPPED_BATCH : Math.floor(batchMaxMs / this.#msPerRecord)
+    return Math.min(batchMaxRecords, Math.max(MIN_CAPPED_BATCH, timed))
+  }
+
+  /** Folds a committed batch's write time into the per-record mean (batches too small to say much are skipped). */
+  #timed(records: number, ms: number): void {
+    if (records < 10) return
+    const perRecord = ms / records
+    this.#msPerRecord =
+      this.#msPerRecord === undefined
+        ? perRecord
+        : this.#msPerRecord + WRITE_RATE_WEIGHT * (perRecord - this.#msPerRecord)
   }
 
   #buffered(): number {
@@ -540,6 +638,7 @@ export class PgvectorSink {
   async #reassign(): Promise<void> {
     this.#assignmentChanged = false
     this.#partitions.clear()
+    this.#groupOffsets.clear()
     this.#pendingClaims = []
     this.#batchStartedAt = null
     const topic = this.#config.topic
@@ -675,7 +774,7 @@ export class PgvectorSink {
     const progress: PartitionProgress[] = []
     // At most batchMaxRecords per transaction: a partition cut short stores the offset of its first
     // record left out, and the rest goes into the next batch.
-    let budget = this.#config.batchMaxRecords
+    let budget = this.#batchCap()
     for (const [partition, state] of this.#partitions) {
       if (state.position <= state.committed) continue
       if (state.records.length > 0 && budget === 0) continue
@@ -691,12 +790,14 @@ export class PgvectorSink {
     let batch = buildBatch(topic, progress, events)
     this.#log({ event: 'batch-begin', records: records.length, partitions: progress.map((p) => p.partition) })
     for (;;) {
+      const began = performance.now()
       const outcome = await this.#withRetry(
         'postgres batch',
         async () => this.#writer.write(await this.#pg(), batch),
         isTransientPostgresError,
       )
       if (outcome.status === 'committed') {
+        this.#timed(records.length, performance.now() - began)
         for (const p of batch.partitions) {
           const state = this.#partitions.get(p.partition)
           if (state?.ownerToken !== p.ownerToken) continue
@@ -722,19 +823,18 @@ export class PgvectorSink {
                 [COMMITTED_FRESHNESS]: committedFreshness(batch, outcome.visibleAtMs, outcome.refused),
               }),
         })
-        // Lag monitoring only: failures here (e.g. a zombie's stale generation) change nothing.
-        this.#consumer
-          .commit({
-            offsets: batch.partitions.map((p) => ({ topic, partition: p.partition, offset: p.next, leaderEpoch: -1 })),
-          })
-          .catch(() => {})
+        for (const p of batch.partitions) this.#groupOffsets.set(p.partition, p.next)
+        this.#commitGroupOffsets()
         return
       }
       // RS_SINK_FENCED: another instance claimed these partitions. Stop their work and rejoin the
       // group; the assignment it hands out is claimed afresh. (The client deduplicates this with a
       // rejoin its heartbeat may have started already.)
       this.#log({ event: 'fenced', code: 'RS_SINK_FENCED', partitions: outcome.partitions })
-      for (const partition of outcome.partitions) this.#partitions.delete(partition)
+      for (const partition of outcome.partitions) {
+        this.#partitions.delete(partition)
+        this.#groupOffsets.delete(partition)
+      }
       this.#consumer.joinGroup({}).catch((error: unknown) => {
         this.#log(this.#retryEvent('kafka rejoin after fence', 1, 0, error))
       })

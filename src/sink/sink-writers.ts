@@ -14,7 +14,12 @@
  *
  * Static membership: with `instanceId` X and N > 1, writer i joins as `X-w<i>`, so a restart of the
  * process takes every writer's partitions back without a rebalance (with N = 1 the id is X itself).
+ * A restart with fewer writers (or after a crash, which left no member) would leave the static
+ * members of the writers it no longer runs in the group, their partitions idle until the session
+ * timeout: before joining, the process removes the members of its own id that it will not run
+ * (`X-w<i>` for i ≥ N, or X itself when N > 1), so their partitions move at once.
  */
+import { Admin } from '@platformatic/kafka'
 import { PgvectorSink, type PgvectorSinkOptions, type SinkLogEvent } from './pgvector-sink.ts'
 
 export interface SinkWritersOptions extends Omit<PgvectorSinkOptions, 'log'> {
@@ -30,10 +35,23 @@ export function writerInstanceId(instanceId: string | undefined, writer: number,
   return `${instanceId}-w${writer}`
 }
 
+/**
+ * Whether `memberInstanceId` is a writer of the process with id `instanceId` that a process running
+ * `writers` writers does not run (so nobody will take that static member's place).
+ */
+export function isRetiredWriter(memberInstanceId: string, instanceId: string, writers: number): boolean {
+  if (memberInstanceId === instanceId) return writers > 1
+  if (!memberInstanceId.startsWith(`${instanceId}-w`)) return false
+  const index = memberInstanceId.slice(instanceId.length + 2)
+  return /^(0|[1-9][0-9]*)$/.test(index) && (writers === 1 || Number(index) >= writers)
+}
+
 export class SinkWriters {
   readonly #sinks: readonly PgvectorSink[]
+  readonly #options: SinkWritersOptions
 
   constructor(options: SinkWritersOptions) {
+    this.#options = options
     const { writers, log, ...sinkOptions } = options
     if (!Number.isInteger(writers) || writers < 1)
       throw new RangeError(`writers must be an integer ≥ 1 (got ${String(writers)})`)
@@ -70,6 +88,7 @@ export class SinkWriters {
    * all have stopped.
    */
   async run(): Promise<void> {
+    await this.#removeRetiredWriters()
     let failure: { error: unknown } | undefined
     await Promise.all(
       this.#sinks.map((sink) =>
@@ -80,6 +99,40 @@ export class SinkWriters {
       ),
     )
     if (failure) throw failure.error
+  }
+
+  /**
+   * Removes from the group the static members of this process's id that it does not run (a previous
+   * run had more writers, or one writer under the bare id). Best effort: if the group cannot be read
+   * or changed, those members leave at their session timeout, as before.
+   */
+  async #removeRetiredWriters(): Promise<void> {
+    const { config, kafkaBrokers, writers, log } = this.#options
+    const instanceId = config.instanceId
+    if (instanceId === undefined) return
+    const admin = new Admin({
+      clientId: `ragstream-sink-${config.topology}-admin`,
+      bootstrapBrokers: [...kafkaBrokers],
+    })
+    try {
+      const group = (await admin.describeGroups({ groups: [config.groupId] })).get(config.groupId)
+      const retired = [...(group?.members.values() ?? [])].filter(
+        (m) => m.groupInstanceId != null && isRetiredWriter(m.groupInstanceId, instanceId, writers),
+      )
+      if (retired.length === 0) return
+      await admin.removeMembersFromConsumerGroup({
+        groupId: config.groupId,
+        members: retired.map((m) => ({
+          memberId: m.id,
+          reason: `ragstream sink ${instanceId} runs ${writers} writer(s)`,
+        })),
+      })
+      log?.({ event: 'writers-removed', instanceIds: retired.map((m) => m.groupInstanceId!).sort() }, 0)
+    } catch (error) {
+      log?.({ event: 'writers-remove-failed', error: (error as Error).message }, 0)
+    } finally {
+      await admin.close().catch(() => {})
+    }
   }
 
   /** Stops every writer (see PgvectorSink.stop); run() resolves when all have left and closed. */

@@ -6,19 +6,14 @@
 // a listed review's place is taken by the next one, and their later reviews never enter.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { Admin, Producer } from '@platformatic/kafka'
-import { Redis } from 'ioredis'
+import { Producer } from '@platformatic/kafka'
 import { buildDeletionRequest } from '../../src/governance/forget/deletion-request.ts'
 import { deletionRequestCodec } from '../../src/governance/forget/governance-codecs.ts'
-import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
-import { PgvectorSink } from '../../src/sink/pgvector-sink.ts'
-import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { catalog, type Review } from '../../topologies/catalog.ts'
-import { deleteSubject } from '../serde/registry-helpers.ts'
 import { createSinkEnv, waitForCatchUp } from '../sink/support.ts'
-import { deleteKeys } from '../support/local.ts'
 import { caughtUpAndPurged, scanApp } from '../support/physical-scan.ts'
 import { testRagServices } from '../support/rag-services.ts'
+import { runAppOnStack } from '../support/app-on-stack.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 import { readToEnd } from '../support/topic-offsets.ts'
 
@@ -43,49 +38,14 @@ test(
       partitions: PARTITIONS,
       sinkPartitions: { [chunkTopic]: PARTITIONS },
     })
-    const internal = processor.topics.filter((x) => x.role !== 'source' && x.role !== 'sink')
-    assert.ok(internal.some((x) => x.name === `${applicationId}-reviews-forget-repartition`))
-    const admin = new Admin({ clientId: uniqueName('fcontrib-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-    const redis = new Redis(endpoints.redisUrl)
-    t.after(async () => {
-      await admin.deleteTopics({ topics: internal.map((x) => x.name) }).catch(() => {})
-      await admin.deleteGroups({ groups: [applicationId] }).catch(() => {})
-      await admin.close()
-      await deleteSubject(`${chunkTopic}-audit-value`).catch(() => {})
-      await deleteSubject(`${deletionsTopic}-value`).catch(() => {})
-      await deleteKeys(redis, `rs:{${applicationId}:*`)
-      await redis.quit()
-    })
-
-    const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
-    t.after(() => backend.close())
-    const events: RuntimeEvent[] = []
-    const runtime = new KafkaRuntime(processor, {
-      brokers: endpoints.kafkaBrokers,
-      stores: new Map(processor.storeNames.map((name) => [name, backend.store(name)])),
+    const { admin, redis, events, internal, stop } = await runAppOnStack(t, processor, {
+      applicationId,
       instanceId: 'fcontrib',
-      sessionTimeoutMs: 6_000,
-      batchMaxRecords: 50,
-      fetchMaxWaitMs: 100,
-      repartitionPurgeIntervalMs: 0, // purge after every commit, so the scan needs no wait for the interval
-      onEvent: (e) => events.push(e),
+      subjects: [`${chunkTopic}-audit-value`, `${deletionsTopic}-value`],
+      runtime: { repartitionPurgeIntervalMs: 0 }, // purge after every commit, so the scan needs no wait for the interval
+      sink: env,
     })
-    const running = runtime.run()
-    running.catch(() => {}) // awaited at the end of the test; teardown (topics deleted) must not report it
-    const sink = new PgvectorSink({
-      config: env.config,
-      postgresUrl: env.sinkUrl,
-      kafkaBrokers: endpoints.kafkaBrokers,
-      schemaRegistryUrl: endpoints.schemaRegistryUrl,
-    })
-    const sinking = sink.run()
-    sinking.catch(() => {})
-    t.after(async () => {
-      runtime.stop()
-      sink.stop()
-      await running.catch(() => {})
-      await sinking.catch(() => {})
-    })
+    assert.ok(internal.some((x) => x.name === `${applicationId}-reviews-forget-repartition`))
 
     const producer = new Producer({
       clientId: uniqueName('fcontrib-feed'),
@@ -201,7 +161,6 @@ test(
     assert.deepEqual((await scan()).found, [], 'after her later reviews')
     assert.ok(!events.some((e) => e.event === 'fatal'))
     // The processor ran the whole test without failing, and stops before the teardown deletes its topics.
-    runtime.stop()
-    await running
+    await stop()
   },
 )

@@ -13,19 +13,15 @@
 //     setting: segment.ms / min.cleanable.dirty.ratio), which docs/governance.md states.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { Admin, Producer } from '@platformatic/kafka'
-import { Redis } from 'ioredis'
+import { Producer } from '@platformatic/kafka'
 import { encodeChange, type Row } from '../../src/generator/debezium-envelope.ts'
 import { supportTables } from '../../src/generator/support-dataset.ts'
 import { buildDeletionRequest } from '../../src/governance/forget/deletion-request.ts'
 import { deletionRequestCodec } from '../../src/governance/forget/governance-codecs.ts'
-import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
-import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { supportCopilot } from '../../topologies/support-copilot.ts'
-import { deleteSubject } from '../serde/registry-helpers.ts'
-import { deleteKeys } from '../support/local.ts'
 import { testRagServices } from '../support/rag-services.ts'
 import { caughtUpAndPurged, scanApp } from '../support/physical-scan.ts'
+import { runAppOnStack } from '../support/app-on-stack.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 import { readToEnd } from '../support/topic-offsets.ts'
 
@@ -54,37 +50,11 @@ test(
       partitions: PARTITIONS,
       sinkPartitions: { [chunkTopic]: PARTITIONS },
     })
-    const internal = processor.topics.filter((x) => x.role !== 'source' && x.role !== 'sink')
-    const admin = new Admin({ clientId: uniqueName('fscan-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-    const redis = new Redis(endpoints.redisUrl)
-    t.after(async () => {
-      await admin.deleteTopics({ topics: internal.map((x) => x.name) }).catch(() => {})
-      await admin.deleteGroups({ groups: [applicationId] }).catch(() => {})
-      await admin.close()
-      await deleteSubject(`${chunkTopic}-audit-value`).catch(() => {})
-      await deleteSubject(`${deletionsTopic}-value`).catch(() => {})
-      await deleteKeys(redis, `rs:{${applicationId}:*`)
-      await redis.quit()
-    })
-
-    const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
-    t.after(() => backend.close())
-    const events: RuntimeEvent[] = []
-    const runtime = new KafkaRuntime(processor, {
-      brokers: endpoints.kafkaBrokers,
-      stores: new Map(processor.storeNames.map((name) => [name, backend.store(name)])),
+    const { admin, redis, events, internal, stop } = await runAppOnStack(t, processor, {
+      applicationId,
       instanceId: 'fscan',
-      sessionTimeoutMs: 6_000,
-      batchMaxRecords: 50,
-      fetchMaxWaitMs: 100,
-      repartitionPurgeIntervalMs: 0, // purge after every commit, so the scan needs no wait for the interval
-      onEvent: (e) => events.push(e),
-    })
-    const running = runtime.run()
-    running.catch(() => {}) // awaited at the end of the test; teardown (topics deleted) must not report it
-    t.after(async () => {
-      runtime.stop()
-      await running.catch(() => {})
+      subjects: [`${chunkTopic}-audit-value`, `${deletionsTopic}-value`],
+      runtime: { repartitionPurgeIntervalMs: 0 }, // purge after every commit, so the scan needs no wait for the interval
     })
 
     const producer = new Producer({ clientId: uniqueName('fscan-feed'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
@@ -196,7 +166,6 @@ test(
     for (const v of live.values()) if (v !== null) assert.ok(!v.toString('latin1').includes('Zorblax'))
     assert.ok(!events.some((e) => e.event === 'fatal'))
     // The processor ran the whole test without failing, and stops before the teardown deletes its topics.
-    runtime.stop()
-    await running
+    await stop()
   },
 )

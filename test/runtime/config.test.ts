@@ -15,7 +15,7 @@ test('runtime config: one default per option, derived ones from the options they
   assert.equal(c.batchMaxBytes, 4 * 1024 * 1024)
   assert.equal(c.fetchMaxWaitMs, 500)
   assert.equal(c.sessionTimeoutMs, 10_000)
-  assert.equal(c.heartbeatIntervalMs, 2_500)
+  assert.equal(c.heartbeatIntervalMs, 1_000)
   assert.equal(c.rebalanceTimeoutMs, 10_000)
   assert.equal(c.transactionTimeoutMs, 30_000)
   assert.equal(c.autoOffsetReset, 'earliest')
@@ -32,7 +32,7 @@ test('runtime config: one default per option, derived ones from the options they
   })
   assert.equal(given.transactionalId, 'cfg-app-pod-0')
   assert.equal(given.staticMember, true)
-  assert.equal(given.heartbeatIntervalMs, 7_500)
+  assert.equal(given.heartbeatIntervalMs, 3_000)
   assert.equal(given.rebalanceTimeoutMs, 30_000)
 })
 

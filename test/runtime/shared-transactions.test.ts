@@ -164,8 +164,10 @@ const expected = new Map<string, OrderDetail>([
 ])
 
 test('hop chaining: an order crosses its FK join hops in one transaction; a product change re-triggers its orders in one', async (t) => {
-  // The cadence's window runs from the transaction's start, the gate's wait and the second send
-  // included: at the 100 ms default a loaded machine closed it before the second order arrived.
+  // The cadence's window runs from the batch's start, and the gate holds that batch while the test
+  // sends the second order: a loaded machine can take longer than the default 100 ms for that send
+  // (CI saw 2 transactions under load 17). A wide window keeps the check about what joins, not how
+  // fast the send was; a transaction with nothing more to take still commits at once.
   const { order, product, pair, pairSends, outputs } = await transactionsPerChange(t, { commitIntervalMs: 10_000 })
   assert.equal(order, 1, 'transactions for one order change')
   assert.equal(product, 1, 'transactions for one product change')

@@ -6,22 +6,17 @@
 // the next good ticket is indexed within seconds; the process's memory stays bounded.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Admin, Producer } from '@platformatic/kafka'
-import { Redis } from 'ioredis'
+import { Producer } from '@platformatic/kafka'
 import { checkKafka } from '../../src/config/services.ts'
 import { generate, generatorTopics } from '../../src/generator/generator.ts'
 import { encodeChange } from '../../src/generator/debezium-envelope.ts'
 import { supportTables } from '../../src/generator/support-dataset.ts'
-import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
 import { DEAD_LETTER_HEADERS } from '../../src/runtime/dead-letter.ts'
-import { RedisStateBackend } from '../../src/state/redis-store.ts'
-import { PgvectorSink } from '../../src/sink/pgvector-sink.ts'
 import { supportCopilot } from '../../topologies/support-copilot.ts'
-import { deleteSubject } from '../serde/registry-helpers.ts'
 import { testRagServices } from '../support/rag-services.ts'
+import { runAppOnStack } from '../support/app-on-stack.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 import { readToEnd } from '../support/topic-offsets.ts'
-import { deleteKeys } from '../support/local.ts'
 import { createSinkEnv, waitFor } from '../sink/support.ts'
 
 const PARTITIONS = 2
@@ -38,53 +33,18 @@ test(
     const applicationId = uniqueName('hostile-sc')
     const sources = generatorTopics(prefix)
     const deletionsTopic = `${prefix}.governance.deletions`
-    const admin = new Admin({ clientId: uniqueName('hostile-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-    const redis = new Redis(endpoints.redisUrl)
-    let internalTopics: string[] = []
-    t.after(async () => {
-      await admin.deleteTopics({ topics: [...sources, deletionsTopic, ...internalTopics] }).catch(() => {})
-      await deleteSubject(`${chunkTopic}-audit-value`).catch(() => {})
-      await deleteSubject(`${deletionsTopic}-value`).catch(() => {})
-      await admin.deleteGroups({ groups: [applicationId, env.config.groupId] }).catch(() => {})
-      await admin.close()
-      await deleteKeys(redis, `rs:{${applicationId}:*`)
-      await redis.quit()
-    })
     await createTopics(t, [...sources, deletionsTopic], PARTITIONS, [{ name: 'cleanup.policy', value: 'compact' }])
     const services = await testRagServices(t, chunkTopic)
     const processor = supportCopilot({ prefix, applicationId, chunkTopic, deletionsTopic, services }).compile({
       partitions: PARTITIONS,
       sinkPartitions: { [chunkTopic]: PARTITIONS },
     })
-    internalTopics = processor.topics.filter((x) => x.role !== 'source' && x.role !== 'sink').map((x) => x.name)
-    const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
-    t.after(() => backend.close())
-    const events: RuntimeEvent[] = []
-    const runtime = new KafkaRuntime(processor, {
-      brokers: endpoints.kafkaBrokers,
-      stores: new Map(processor.storeNames.map((name) => [name, backend.store(name)])),
+    const { admin, events } = await runAppOnStack(t, processor, {
+      applicationId,
       instanceId: 'hostile',
-      sessionTimeoutMs: 6_000,
-      transactionTimeoutMs: 30_000,
-      batchMaxRecords: 100,
-      fetchMaxWaitMs: 100,
-      maxRecordBytes: MAX_RECORD_BYTES,
-      onEvent: (e) => events.push(e),
-    })
-    const running = runtime.run()
-    running.catch(() => {})
-    const sink = new PgvectorSink({
-      config: env.config,
-      postgresUrl: env.sinkUrl,
-      kafkaBrokers: endpoints.kafkaBrokers,
-      schemaRegistryUrl: endpoints.schemaRegistryUrl,
-    })
-    const sinking = sink.run()
-    sinking.catch(() => {})
-    t.after(async () => {
-      runtime.stop()
-      sink.stop()
-      await Promise.all([running.catch(() => {}), sinking.catch(() => {})])
+      subjects: [`${chunkTopic}-audit-value`, `${deletionsTopic}-value`],
+      runtime: { transactionTimeoutMs: 30_000, batchMaxRecords: 100, maxRecordBytes: MAX_RECORD_BYTES },
+      sink: env,
     })
     const rows = async (where = 'true', values: unknown[] = []): Promise<number> =>
       (await env.admin.query(`SELECT count(*)::int AS n FROM ${env.config.names.chunkTable} WHERE ${where}`, values))

@@ -54,3 +54,50 @@ test('sink: with a linger of a minute, a lone change is still written at once, a
     'one batch for the lone change, one for the transaction of 30 (visible at once, read in one fetch)',
   )
 })
+
+test('sink config: batchMaxMs defaults to 1000 and refuses values outside 10 … 600000', () => {
+  assert.equal(resolveSinkConfig({ topology: 't', dims: 4 }).batchMaxMs, 1000)
+  assert.throws(() => resolveSinkConfig({ topology: 't', dims: 4, batchMaxMs: 5 }), /\/sink\/batchMaxMs/)
+})
+
+// The time cap (batchMaxMs): a backlog is written in batches of about what the sink writes in that
+// long, so a partition moved to another sink never waits for a long transaction. The first batch
+// takes at most 100 records (nothing timed yet), and no batch fewer than 100 while records wait.
+test('sink: a backlog of 1200 records is written in batches of at most 100 with a 10 ms cap, in 2 with a 10 min cap', async (t) => {
+  const backlog = async (batchMaxMs: number): Promise<number[]> => {
+    const env = await createSinkEnv(t, { dims: 8, batchMaxMs })
+    const { config } = env
+    const producer = await chunkProducer(t, config)
+    const records = []
+    for (let i = 0; i < 1200; i++)
+      records.push({ key: `b${i}#0`, value: await producer.encodeChunk(chunkEvent(config, { id: `b${i}#0` })) })
+    await producer.send(records)
+    const events: SinkLogEvent[] = []
+    const sink = new PgvectorSink({
+      config,
+      postgresUrl: env.sinkUrl,
+      kafkaBrokers: endpoints.kafkaBrokers,
+      schemaRegistryUrl: endpoints.schemaRegistryUrl,
+      log: (e) => events.push(e),
+    })
+    const done = sink.run()
+    done.catch(() => {})
+    t.after(async () => {
+      sink.stop()
+      await done.catch(() => {})
+    })
+    await waitFor('the backlog in Postgres', async () => (await readChunks(env.admin, config)).size === 1200, 90_000)
+    return events.flatMap((e) => (e.event === 'batch-begin' ? [e.records] : []))
+  }
+  const capped = await backlog(10)
+  assert.ok(
+    capped.every((n) => n <= 100),
+    `every batch at most 100 records with a 10 ms cap: ${capped.join(',')}`,
+  )
+  assert.equal(
+    capped.reduce((a, b) => a + b, 0),
+    1200,
+  )
+  const uncapped = await backlog(600_000)
+  assert.deepEqual(uncapped, [100, 1100], 'the first batch of 100 is timed, the rest fits in one (batch size 2000)')
+})

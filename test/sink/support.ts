@@ -311,7 +311,12 @@ export function spawnSink(t: After, env: SinkEnv, extraArgs: readonly string[] =
     c.groupId,
     ...extraArgs,
   ]
-  const child = spawn(new URL('node_modules/.bin/node', repoRoot).pathname, args, {
+  return spawnRagstream(t, args)
+}
+
+/** Runs `node <args>` in the repository root (e.g. `bin/ragstream.ts sink <app file> …`), parsing its JSON log lines. */
+export function spawnRagstream(t: After, args: readonly string[]): SinkChild {
+  const child = spawn(new URL('node_modules/.bin/node', repoRoot).pathname, [...args], {
     cwd: repoRoot.pathname,
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -459,6 +459,9 @@ export function stateStoreConformance(label: string, factory: StoreHarnessFactor
     await commit(store, { 2: 10_001n })
     const fresh = h.open('subs')
     const load = (): Promise<void> => fresh.prefetch(2, ['point', 'absent'], [groupPrefix('hot'), groupPrefix('cold')])
+    // The script's first run on the node that owns this test's keys may meet an empty script cache
+    // (NOSCRIPT, then the script sent again: 2 commands, seen in CI); the count is a warm node's.
+    await h.open('subs').prefetch(2, ['point'], [groupPrefix('cold')])
     if (h.commandsDuring) {
       const commands = await h.commandsDuring('subs', 2, load)
       assert.equal(commands.length, 1, `sent ${commands.length} commands: ${commands.slice(0, 5).join(', ')}`)

@@ -58,6 +58,7 @@ export function sinkConfigFromOptions(topology: string | undefined, values: Comm
     batchMaxRecords: intOption(values, 'batch-size'),
     batchLingerMs: intOption(values, 'linger-ms'),
     batchWait: str(values, 'batch-wait') as BatchWait | undefined,
+    batchMaxMs: intOption(values, 'batch-max-ms'),
     sessionTimeoutMs: intOption(values, 'session-timeout-ms'),
     maxKeyBytes: intOption(values, 'max-key-bytes'),
     idleInTransactionTimeoutMs: intOption(values, 'idle-in-transaction-timeout-ms'),
@@ -126,6 +127,7 @@ export async function sinkConfigForApp(
     batchMaxRecords: intOption(values, 'batch-size'),
     batchLingerMs: intOption(values, 'linger-ms'),
     batchWait: str(values, 'batch-wait') as BatchWait | undefined,
+    batchMaxMs: intOption(values, 'batch-max-ms'),
     sessionTimeoutMs: intOption(values, 'session-timeout-ms'),
   })
   return { sink, deployment: d }
@@ -257,6 +259,13 @@ export const sinkCommand: CommandSpec = {
         'adaptive: a batch closes once everything committed is read (no wait when idle, bigger batches under load); linger: always wait --linger-ms',
       default: 'adaptive',
     },
+    'batch-max-ms': {
+      type: 'string',
+      value: '<ms>',
+      description:
+        "time cap of a batch: at most the records written in this long at the sink's recent rate (at least 100); bounds what a partition moved to another sink waits for",
+      default: '1000',
+    },
     'session-timeout-ms': {
       type: 'string',
       value: '<ms>',
@@ -335,7 +344,7 @@ export const sinkCommand: CommandSpec = {
       default: '30000',
     },
   },
-  details: `Logs one JSON object per line on stdout (started, assigned, batch-begin, batch-committed, fenced, retry, stopped, shutdown-timeout).
+  details: `Logs one JSON object per line on stdout (started, assigned, rebalancing, claim-pending, batch-begin, batch-committed, fenced, retry, writers-removed, stopped, shutdown-timeout).
 With --writers N (N > 1) every writer's events carry "writer": 0 … N-1; each writer is an ordinary sink
 (its own group member, Postgres connection and owner tokens), so exactly-once holds as for N processes.
 With --instance-id X, writer i joins as X-w<i> (static membership per writer). A writer that fails
