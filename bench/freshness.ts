@@ -25,15 +25,20 @@
  *   node bench/freshness.ts                         # BENCH_CUSTOMERS=100 BENCH_TICKETS_PER_CUSTOMER=5
  *
  * Options (environment): BENCH_SECONDS (per load, default 8), BENCH_IDLE_PROBES (default 15),
- * BENCH_PARTITIONS (default 2), BENCH_LOADS=idle,50,half, BENCH_HALF_RATE (rows/s; default measured),
+ * BENCH_IDLE_SECONDS (the processor with no input, default 5), BENCH_PARTITIONS (default 2), BENCH_LOADS=idle,50,half, BENCH_HALF_RATE (rows/s; default measured),
  * BENCH_COMMIT_INTERVAL_MS and BENCH_MAX_CHAINED_ROUNDS (the processor's commitIntervalMs and
- * maxChainedRounds; 0 turns the commit cadence or hop chaining off).
+ * maxChainedRounds; 0 turns the commit cadence or hop chaining off), BENCH_BATCH_LINGER_MS (batchLingerMs; 0 = off), BENCH_PROFILE=<dir> (a V8 CPU
+ * profile of the processor child during the loads, written into <dir>).
  * The machine is shared: the closing lines print its load average; compare within one run.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { subscribe } from 'node:diagnostics_channel'
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { Socket } from 'node:net'
 import { loadavg } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Admin, Producer } from '@platformatic/kafka'
 import { Redis } from 'ioredis'
@@ -50,6 +55,7 @@ const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 100)
 const PER_CUSTOMER = Number(process.env.BENCH_TICKETS_PER_CUSTOMER ?? 5)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
 const IDLE_PROBES = Number(process.env.BENCH_IDLE_PROBES ?? 15)
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 5)
 const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 2)
 const LOADS = (process.env.BENCH_LOADS ?? 'idle,50,half').split(',')
 const RUN = process.env.BENCH_RUN ?? randomUUID().slice(0, 8)
@@ -121,6 +127,32 @@ function countSocketWrites(): void {
   }
 }
 
+/** Kafka requests this process sent, by API (the client's diagnostics channel sees every request). */
+const kafkaRequests: Record<string, number> = {}
+const KAFKA_APIS: Record<number, string> = {
+  0: 'Produce',
+  1: 'Fetch',
+  2: 'ListOffsets',
+  3: 'Metadata',
+  8: 'OffsetCommit',
+  9: 'OffsetFetch',
+  10: 'FindCoordinator',
+  12: 'Heartbeat',
+  21: 'DeleteRecords',
+  22: 'InitProducerId',
+  24: 'AddPartitionsToTxn',
+  25: 'AddOffsetsToTxn',
+  26: 'EndTxn',
+  28: 'TxnOffsetCommit',
+}
+function countKafkaRequests(): void {
+  subscribe('tracing:plt:kafka:connections:api:start', (message) => {
+    const apiKey = (message as { apiKey: number }).apiKey
+    const name = KAFKA_APIS[apiKey] ?? `api${apiKey}`
+    kafkaRequests[name] = (kafkaRequests[name] ?? 0) + 1
+  })
+}
+
 // ---- children ----------------------------------------------------------------------------------
 
 /** The processor: the deployment's topology on the Kafka runtime, exactly once, Redis stores. */
@@ -131,16 +163,20 @@ async function processorChild(): Promise<void> {
   const backend = RedisStateBackend.fromEndpoints(d.applicationId, config.endpoints)
   const stores = new Map<string, StateStore>(topology.storeNames.map((n) => [n, backend.store(n)]))
   countSocketWrites()
-  const stats = { batches: 0, processMs: 0, transactionMs: 0 }
+  countKafkaRequests()
+  // processCpuMs: this process's CPU while the topology processed (decode, join, govern, chunk, embed, encode).
+  const stats = { batches: 0, processMs: 0, processCpuMs: 0, transactionMs: 0 }
   let producedAt = 0
   const timed = {
     ...topology,
     async process(...args: Parameters<typeof topology.process>) {
       const begun = performance.now()
+      const cpu = cpuMs()
       try {
         return await topology.process(...args)
       } finally {
         stats.processMs += performance.now() - begun
+        stats.processCpuMs += cpuMs() - cpu
       }
     },
   }
@@ -152,6 +188,7 @@ async function processorChild(): Promise<void> {
     // The runtime's transaction sharing, to compare within one machine state (defaults when unset).
     ...(process.env.BENCH_COMMIT_INTERVAL_MS ? { commitIntervalMs: Number(process.env.BENCH_COMMIT_INTERVAL_MS) } : {}),
     ...(process.env.BENCH_MAX_CHAINED_ROUNDS ? { maxChainedRounds: Number(process.env.BENCH_MAX_CHAINED_ROUNDS) } : {}),
+    ...(process.env.BENCH_BATCH_LINGER_MS ? { batchLingerMs: Number(process.env.BENCH_BATCH_LINGER_MS) } : {}),
     onBatchStage: (stage) => {
       if (stage === 'produced') producedAt = performance.now()
       if (stage === 'committed') {
@@ -160,8 +197,23 @@ async function processorChild(): Promise<void> {
       }
     },
   })
-  process.on('message', (m: { ask?: string }) => {
-    if (m.ask === 'stats') process.send!({ cpuMs: cpuMs(), writes: { ...socketWrites }, ...stats })
+  // BENCH_PROFILE=<dir>: a V8 CPU profile of the measured loads (not the backfill), written on 'profile-stop'.
+  const profiler = new Session()
+  process.on('message', async (m: { ask?: string }) => {
+    if (m.ask === 'profile-start') {
+      profiler.connect()
+      await profiler.post('Profiler.enable')
+      await profiler.post('Profiler.start')
+    }
+    if (m.ask === 'profile-stop') {
+      const { profile } = await profiler.post('Profiler.stop')
+      const file = join(process.env.BENCH_PROFILE!, `processor-${RUN}.cpuprofile`)
+      writeFileSync(file, JSON.stringify(profile))
+      process.stderr.write(`processor profile: ${file}\n`)
+      profiler.disconnect()
+    }
+    if (m.ask === 'stats')
+      process.send!({ cpuMs: cpuMs(), writes: { ...socketWrites }, requests: { ...kafkaRequests }, ...stats })
     if (m.ask === 'stop') runtime.stop()
   })
   await runtime.run()
@@ -228,10 +280,20 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 interface ProcessorStats {
   readonly cpuMs: number
   readonly writes: Record<string, number>
+  readonly requests: Record<string, number>
   readonly batches: number
   readonly processMs: number
+  readonly processCpuMs: number
   readonly transactionMs: number
 }
+/** Kafka requests per change (or per second), by API, the most frequent first; `per` divides the difference. */
+const requestsPer = (before: Record<string, number>, after: Record<string, number>, per: number) =>
+  Object.keys(after)
+    .map((api) => [api, (after[api] - (before[api] ?? 0)) / per] as const)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([api, n]) => `${api} ${n.toFixed(n < 1 ? 2 : 1)}`)
+    .join(', ')
 
 async function main(): Promise<void> {
   const self = fileURLToPath(import.meta.url)
@@ -330,14 +392,29 @@ async function main(): Promise<void> {
   )
   await sleep(1500)
 
+  // The processor caught up and given nothing: what it costs to wait (fetch long-polls, heartbeats,
+  // timers). Each load's CPU per change is split into this share (its duration × this rate), the
+  // topology's own processing, and the rest (the runtime's Kafka requests and Redis round trips).
+  const idleBefore = await ask<ProcessorStats>(processor, 'stats')
+  const idleStarted = performance.now()
+  await sleep(IDLE_SECONDS * 1000)
+  const idleAfter = await ask<ProcessorStats>(processor, 'stats')
+  const idleSeconds = (performance.now() - idleStarted) / 1000
+  const idleCpuPerSecond = (idleAfter.cpuMs - idleBefore.cpuMs) / idleSeconds
+  const idleLine = `processor with no input for ${idleSeconds.toFixed(1)} s: ${idleCpuPerSecond.toFixed(1)} ms CPU/s; Kafka requests/s ${requestsPer(idleBefore.requests, idleAfter.requests, idleSeconds)}; socket writes/s ${writesPer(idleBefore.writes, idleAfter.writes, idleSeconds)}`
+  process.stdout.write(`${idleLine}\n\n`)
+
+  if (process.env.BENCH_PROFILE) processor.send({ ask: 'profile-start' })
   let version = 1
   const results: string[] = []
+  const splits: string[] = []
   for (const load of LOADS) {
     for (const kind of ['ticket', 'customer'] as const) {
       const rowsPerChange = kind === 'ticket' ? 1 : PER_CUSTOMER
       lags.length = 0
       sentLags.length = 0
       const before = {
+        at: performance.now(),
         processor: await ask<ProcessorStats>(processor, 'stats'),
         sinkCpu: cpuMs(),
         sinkWrites: { ...socketWrites },
@@ -371,6 +448,7 @@ async function main(): Promise<void> {
       }
       version++
       const after = {
+        at: performance.now(),
         processor: await ask<ProcessorStats>(processor, 'stats'),
         sinkCpu: cpuMs(),
         sinkWrites: { ...socketWrites },
@@ -381,6 +459,9 @@ async function main(): Promise<void> {
       const pBatches = after.processor.batches - before.processor.batches
       const sBatches = after.sink.batches - before.sink.batches
       const per = (x: number, n: number) => (n === 0 ? 0 : x / n)
+      const procCpu = per(after.processor.cpuMs - before.processor.cpuMs, changes)
+      const idleShare = per((idleCpuPerSecond * (after.at - before.at)) / 1000, changes)
+      const topologyCpu = per(after.processor.processCpuMs - before.processor.processCpuMs, changes)
       results.push(
         [
           load.padEnd(5),
@@ -394,6 +475,14 @@ async function main(): Promise<void> {
           `writes/chg proc ${writesPer(before.processor.writes, after.processor.writes, changes)} sink ${writesPer(before.sinkWrites, after.sinkWrites, changes, ['kafka', 'pg'])}`,
         ].join(' | '),
       )
+      splits.push(
+        [
+          load.padEnd(5),
+          (kind === 'ticket' ? 'direct' : `re-trigger ×${PER_CUSTOMER}`).padEnd(14),
+          `proc cpu/chg ${procCpu.toFixed(1)} ms = idle ${idleShare.toFixed(1)} + topology ${topologyCpu.toFixed(1)} + runtime I/O ${(procCpu - idleShare - topologyCpu).toFixed(1)}`,
+          `Kafka requests/chg ${requestsPer(before.processor.requests, after.processor.requests, Math.max(1, changes))}`,
+        ].join(' | '),
+      )
       process.stdout.write(`${results[results.length - 1]}\n`)
     }
   }
@@ -401,11 +490,18 @@ async function main(): Promise<void> {
     `\nload  kind           | changes, rows | append → visible (sink commit − broker append: ragstream's part) | sent → visible (sink commit − change sent) | processor: processing + transaction per batch, batches per change | sink: write + commit per batch | CPU per change | socket writes (≈ send syscalls) per change, by service\n`,
   )
   process.stdout.write(
+    `\nWhere the processor's CPU per change went (idle: its CPU/s with no input × the load's duration; topology: CPU inside process(); runtime I/O: the rest — Kafka requests, Redis round trips, the loop)\n${idleLine}\n${splits.join('\n')}\n`,
+  )
+  process.stdout.write(
     `machine load average (1/5/15 min): ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' / ')}\n`,
   )
 
+  if (process.env.BENCH_PROFILE) {
+    processor.send({ ask: 'profile-stop' })
+    await sleep(2000)
+  }
   processor.send({ ask: 'stop' })
   producer.send({ ask: 'stop' })
   await new Promise((resolve) => processor.once('exit', resolve))

@@ -96,6 +96,7 @@ interface Planned {
 
 export function chunkEmbedStage<V>(options: ChunkEmbedStageOptions<V>): {
   process(items: readonly ChunkStageItem[], context: ChunkStageContext): Promise<ChunkStageResult[]>
+  prefetchAhead(items: readonly { key: string; partition: number }[], context: ChunkStageContext): Promise<void>
 } {
   const { topology, version, entityType, chunker } = options
   const embedder = 'precomputed' in options.embedder ? undefined : options.embedder
@@ -106,17 +107,26 @@ export function chunkEmbedStage<V>(options: ChunkEmbedStageOptions<V>): {
   const lineageOf =
     options.lineage ?? ((value: V) => (value as Record<string, unknown>)[LINEAGE_FIELD] as RowLineage | undefined)
 
+  /** The chunk sets of these entities, one round trip (keys already loaded in this batch are skipped). */
+  const prefetchChunkSets = async (
+    items: readonly { key: string; partition: number }[],
+    state: StateStore,
+  ): Promise<void> => {
+    const keysByPartition = new Map<number, Set<string>>()
+    for (const item of items) {
+      let keys = keysByPartition.get(item.partition)
+      if (keys === undefined) keysByPartition.set(item.partition, (keys = new Set()))
+      keys.add(ChunkSetStore.keyOf(entityType, item.key))
+    }
+    await Promise.all([...keysByPartition].map(([partition, keys]) => state.prefetch(partition, keys)))
+  }
+
   return {
+    prefetchAhead: (items, context) => prefetchChunkSets(items, context.store(options.store)),
     async process(items, context) {
       const state = context.store(options.store)
       const chunkSets = new ChunkSetStore(state)
-      const keysByPartition = new Map<number, Set<string>>()
-      for (const item of items) {
-        let keys = keysByPartition.get(item.partition)
-        if (keys === undefined) keysByPartition.set(item.partition, (keys = new Set()))
-        keys.add(ChunkSetStore.keyOf(entityType, item.key))
-      }
-      await Promise.all([...keysByPartition].map(([partition, keys]) => state.prefetch(partition, keys)))
+      await prefetchChunkSets(items, state)
 
       const plans: (Planned | { error: unknown })[] = items.map((item) => {
         try {

@@ -207,6 +207,7 @@ export const chunkEmbedOperator: NodeKindSpec<ChunkEmbedNode> = {
           if (services !== undefined) await services.open()
           return stage.process(items, context)
         },
+        prefetchAhead: stage.prefetchAhead,
       },
     })
     const items: StageItem[] = []

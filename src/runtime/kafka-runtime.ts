@@ -59,7 +59,7 @@ import {
 import { ensureTopics, type ResolvedTopics } from './internal-topics.ts'
 import { DEAD_LETTER_HEADERS } from './dead-letter.ts'
 import { ORIGIN_KEY_MAX_BYTES, originHeader } from './origin.ts'
-import { PartitionReader, partitionKey, type Batch } from './partition-reader.ts'
+import { joinBatches, PartitionReader, partitionKey, type Batch } from './partition-reader.ts'
 import { RepartitionPurger } from './repartition-purge.ts'
 import { NO_HEADERS } from './read-committed.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord } from './task.ts'
@@ -174,6 +174,8 @@ export class KafkaRuntime {
    * record that causes it can be dead-lettered alone (with none of its effects) and the rest go on.
    */
   #isolateUntil: Map<string, bigint> | undefined
+  /** When the last batch was read (performance.now()): what the adaptive linger compares with. */
+  #lastBatchReadAt = -Infinity
 
   /** Throws RS_CONFIG_INVALID listing every problem of `options` (see `resolveRuntimeConfig`). */
   constructor(topology: ProcessorTopology, options: KafkaRuntimeOptions) {
@@ -342,12 +344,14 @@ export class KafkaRuntime {
         }
         at.phase = 'process'
         if (this.#isolateUntil && this.#isolationDone()) this.#isolateUntil = undefined
-        const batch = await this.#reader!.nextBatch(this.#isolateUntil ? 1 : c.batchMaxRecords, c.batchMaxBytes)
-        records = batch.records.length
-        if (batch.records.length === 0) {
+        const read = await this.#reader!.nextBatch(this.#isolateUntil ? 1 : c.batchMaxRecords, c.batchMaxBytes)
+        records = read.records.length
+        if (read.records.length === 0) {
           if (this.#tasks.length === 0) await sleep(c.fetchMaxWaitMs, this.#stop.signal)
           continue
         }
+        const batch = await this.#linger(read)
+        records = batch.records.length
         const membership = this.#membership!
         if (!(await this.#transaction(batch, membership, at))) {
           // Nothing was produced: read the batch again from the committed offsets, one record at a time.
@@ -406,6 +410,29 @@ export class KafkaRuntime {
       this.#config.brokers.join(','),
       new Error(describeError(error), { cause: error }),
     )
+  }
+
+  /**
+   * Adaptive batch linger: when records keep arriving (the previous batch was read less than
+   * 2 × batchLingerMs before this one), the batch waits up to batchLingerMs for more (one fetch the
+   * broker holds until then), so a trickle is processed several changes per round: one produce per
+   * hop, one prefetch per store partition, one commit for all of them. After a pause, or for a full
+   * batch, it does not wait. Never while isolating records.
+   */
+  async #linger(batch: Batch): Promise<Batch> {
+    const c = this.#config
+    const now = performance.now()
+    const previous = this.#lastBatchReadAt
+    this.#lastBatchReadAt = now
+    if (c.batchLingerMs === 0 || this.#isolateUntil !== undefined || now - previous >= 2 * c.batchLingerMs) return batch
+    if (batch.records.length >= c.batchMaxRecords || batch.bytes >= c.batchMaxBytes) return batch
+    const more = await this.#reader!.nextBatch(
+      c.batchMaxRecords - batch.records.length,
+      c.batchMaxBytes - batch.bytes,
+      c.batchLingerMs,
+      c.batchMaxBytes,
+    )
+    return joinBatches(batch, more)
   }
 
   #isolationDone(): boolean {
@@ -579,6 +606,10 @@ export class KafkaRuntime {
     }
     take(first, [read])
     let chained = 0
+    // Outputs of earlier rounds not produced yet (bounded): they go out at the head of the next
+    // produce, so a round whose outputs nothing chains costs no request of its own. Each partition's
+    // records still reach the broker in the order they were produced by the topology.
+    let held: SinkRecord[] = []
     for (;;) {
       records += batch.records.length
       take(batch, [positions])
@@ -586,7 +617,9 @@ export class KafkaRuntime {
       let pending = produced
       if (chaining && chained < c.maxChainedRounds && records < c.batchMaxRecords && this.#chainable(produced)) {
         const outputs = this.#boundOutputs(produced)
-        const next = this.#chain(outputs, await produce(outputs))
+        const { written, messages } = await produce([...held, ...outputs])
+        const next = this.#chain(outputs, { written, messages: messages.slice(held.length) })
+        held = []
         if (next !== undefined) {
           batch = next
           chained++
@@ -601,13 +634,21 @@ export class KafkaRuntime {
         const more = await this.#reader!.nextBatch(c.batchMaxRecords - records, c.batchMaxBytes, 0)
         take(more, [positions, read])
         if (more.records.length > 0) {
-          if (pending.length > 0) await produce(this.#boundOutputs(pending))
+          if (pending.length > 0) held = [...held, ...this.#boundOutputs(pending)]
           batch = more
           chained = 0
           continue
         }
       }
-      checkpoints = await this.#produceChangelog(pending, records, first, [...read.values()], produce, transaction)
+      checkpoints = await this.#produceChangelog(
+        held,
+        pending,
+        records,
+        first,
+        [...read.values()],
+        produce,
+        transaction,
+      )
       if (checkpoints === undefined) return false
       break
     }
@@ -649,14 +690,15 @@ export class KafkaRuntime {
   }
 
   /**
-   * The last step before the offsets: the stores' changelog records (and the last round's outputs)
-   * go into the transaction; returns each store's checkpoints (per partition, the changelog's next
+   * The last step before the offsets: the stores' changelog records (after the outputs held from
+   * earlier rounds and the last round's) go into the transaction; returns each store's checkpoints (per partition, the changelog's next
    * offset) for the flush after the commit. A state value too large for its changelog is found here:
    * with more than one record in the transaction, it aborts (nothing of it is visible) and the batch
    * is re-read one record at a time (returns undefined); a lone record is dead-lettered with none of
    * its effects.
    */
   async #produceChangelog(
+    held: readonly SinkRecord[],
     produced: SinkRecord[],
     records: number,
     first: Batch,
@@ -694,12 +736,13 @@ export class KafkaRuntime {
       return undefined
     } else {
       // This record's state is too large to keep: it is dead-lettered with none of its effects (no
-      // outputs, no state writes; the stores' overlays are dropped after the commit).
+      // outputs, no state writes; the stores' overlays are dropped after the commit). Alone in its
+      // transaction, so nothing else is held.
       outputs = [this.#stateTooLargeDeadLetter(first, tooLarge)]
       changelog.length = 0
       for (const store of this.#config.stores.values()) store.discard()
     }
-    const { written } = await produce([...outputs, ...changelog])
+    const { written } = await produce([...held, ...outputs, ...changelog])
     const checkpoints = new Map<string, Map<number, bigint>>()
     for (const { topic, partition } of changelog) {
       const end = written.get(partitionKey(topic, partition))
@@ -779,9 +822,10 @@ export class KafkaRuntime {
     for (;;) {
       try {
         // Writing this batch's overlay onto a store that lost its data would recreate the
-        // partition with only these keys and a valid-looking checkpoint: check first. (The
-        // backing store's own compare-and-set on the previous checkpoint closes the last gap.)
-        await this.#verifyCheckpoints(name, store, cps.keys())
+        // partition with only these keys and a valid-looking checkpoint: check first, unless the
+        // store's flush compares the checkpoints itself, atomically with the write (Redis: one
+        // round trip per transaction fewer, and a retried flush that had applied is accepted).
+        if (!store.flushComparesCheckpoints) await this.#verifyCheckpoints(name, store, cps.keys())
         await store.flush(cps)
         for (const [partition, offset] of cps) this.#checkpoints.set(`${name}:${partition}`, offset)
         return

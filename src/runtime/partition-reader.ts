@@ -101,11 +101,17 @@ export class PartitionReader {
    * empty. Every partition with buffered records first gets its share (`maxRecords` / such partitions,
    * rounded up), starting from a different partition each batch; what is left is then filled in the
    * same order. A partition's records stay in offset order. `maxWaitMs`: how long a fetch (when
-   * nothing is buffered) may wait for records (default `fetchMaxWaitMs`; 0 = only what is there).
+   * nothing is buffered) may wait for records (default `fetchMaxWaitMs`; 0 = only what is there);
+   * `minBytes`: how much it waits for (default 1: it returns with the first records).
    */
-  async nextBatch(maxRecords: number, maxBytes: number, maxWaitMs = this.#options.fetchMaxWaitMs): Promise<Batch> {
+  async nextBatch(
+    maxRecords: number,
+    maxBytes: number,
+    maxWaitMs = this.#options.fetchMaxWaitMs,
+    minBytes = 1,
+  ): Promise<Batch> {
     if (this.#states.length === 0) return { records: [], bytes: 0, positions: [] }
-    if (this.#states.every((s) => s.bufferIndex >= s.buffer.length)) await this.#fetch(maxWaitMs)
+    if (this.#states.every((s) => s.bufferIndex >= s.buffer.length)) await this.#fetch(maxWaitMs, minBytes)
 
     const n = this.#states.length
     const start = this.#rotation++ % n
@@ -165,7 +171,7 @@ export class PartitionReader {
     return true
   }
 
-  async #fetch(maxWaitMs: number): Promise<void> {
+  async #fetch(maxWaitMs: number, minBytes: number): Promise<void> {
     const metadata = this.#metadata!
     const byNode = new Map<number, PartitionState[]>()
     // Least recently served first (stable: assignment order among equals).
@@ -179,7 +185,9 @@ export class PartitionReader {
       byNode.set(leader, list)
     }
     try {
-      await Promise.all([...byNode].map(([node, states]) => this.#fetchFrom(node, states, metadata, fetch, maxWaitMs)))
+      await Promise.all(
+        [...byNode].map(([node, states]) => this.#fetchFrom(node, states, metadata, fetch, maxWaitMs, minBytes)),
+      )
     } catch (error) {
       // Leadership or topic metadata may have moved: refresh before the caller retries.
       this.#metadata = await this.#consumer
@@ -195,6 +203,7 @@ export class PartitionReader {
     metadata: ClusterMetadata,
     fetch: number,
     maxWaitMs: number,
+    minBytes: number,
   ): Promise<void> {
     // Each partition's share of the response (the broker still returns a first batch larger than it).
     const share = Math.max(1, Math.floor(this.#options.fetchMaxBytes / states.length))
@@ -220,7 +229,7 @@ export class PartitionReader {
       response = await fetchUnfiltered(this.#consumer, {
         node,
         topics: [...topics.values()],
-        minBytes: 1,
+        minBytes,
         maxBytes: this.#options.fetchMaxBytes,
         maxWaitMs,
       })
@@ -250,6 +259,14 @@ export class PartitionReader {
       state.fetchOffset = nextOffset
     }
   }
+}
+
+/** `a` then `b` as one batch (each partition's records stay in offset order; the later position wins). */
+export function joinBatches(a: Batch, b: Batch): Batch {
+  if (b.records.length === 0 && b.positions.length === 0) return a
+  const positions = new Map<string, TopicPartitionOffset>()
+  for (const p of [...a.positions, ...b.positions]) positions.set(partitionKey(p.topic, p.partition), p)
+  return { records: [...a.records, ...b.records], bytes: a.bytes + b.bytes, positions: [...positions.values()] }
 }
 
 export function recordBytes(record: SourceRecord): number {

@@ -12,10 +12,19 @@
  *   4. for DELETION_APPLIED audit events, the subject's rows in every version table (forget-subjects.ts);
  *   5. audit rows and reject rows.
  *
+ * A batch without audit events (nearly all of them) is ONE statement sent in ONE round trip: its
+ * own implicit transaction, so its COMMIT travels with it (BEGIN / fence / upsert / COMMIT took four
+ * round trips). Its first step locks the batch's offsets rows (`FOR UPDATE` returns their latest
+ * committed versions, whoever wrote them after the statement's snapshot) and checks every one; the
+ * offsets, rows, tombstones and rejects are written only when all passed, and the statement returns
+ * the locked rows, so a fenced batch is resolved without another query. Audit events (their
+ * subjects' rows are looked up first) and the per-row isolation below use an explicit transaction.
+ *
  * A commit whose outcome is unknown (the connection died during COMMIT) is resolved on retry: if
  * the offsets rows already hold this instance's token and this batch's next offsets, the batch
  * committed; otherwise it did not and is written again.
  */
+import { createHash } from 'node:crypto'
 import type pg from 'pg'
 import type { SinkNames } from './config.ts'
 import { excerpt, type AuditRow, type ChunkRow, type RejectRow, type SinkEvent } from './chunk-codec.ts'
@@ -109,6 +118,8 @@ export class BatchWriter {
   readonly #auditSql: string
   readonly #rejectSql: string
   readonly #inspectSql: string
+  /** The one-statement batch, prepared once per connection (by this name) rather than parsed and planned per batch. */
+  readonly #oneStatement: { readonly name: string; readonly text: string }
 
   constructor(names: SinkNames, writtenBy: string) {
     this.#names = names
@@ -150,7 +161,8 @@ export class BatchWriter {
       WHERE o.topic = $1 AND o.partition = v.partition AND o.next_offset = v.expected AND o.owner_token = v.owner_token
       RETURNING o.partition`
     this.#inspectSql = `SELECT partition, next_offset, owner_token FROM ${names.offsetsTable} WHERE topic = $1 AND partition = ANY($2::int[])`
-    this.#upsertSql = `
+    // `guard`: a condition every row must meet, besides the tombstone's (the one-statement batch's fence).
+    const upsert = (guard: string) => `
       INSERT INTO ${t} (chunk_id, ${updatable.join(', ')})
       SELECT u.chunk_id, u.entity_type, u.entity_key, u.chunk_index, u.content, u.content_hash, u.embedding, u.metadata,
              u.classification, u.tenant, u.region, ARRAY(SELECT jsonb_array_elements_text(u.subjects)), u.policy_version,
@@ -166,11 +178,12 @@ export class BatchWriter {
              classification, tenant, region, subjects, policy_version, source_topic, source_partition, source_offset,
              source_position, source_ts_ms, topology, topology_version, chunker, embedding_model, emitted_at_ms,
              chunk_topic, chunk_partition, chunk_offset, source_appended_at_ms)
-      WHERE NOT EXISTS (SELECT 1 FROM ${names.tombstoneTable} d WHERE d.chunk_id = u.chunk_id AND d.chunk_offset >= u.chunk_offset)
+      WHERE ${guard}NOT EXISTS (SELECT 1 FROM ${names.tombstoneTable} d WHERE d.chunk_id = u.chunk_id AND d.chunk_offset >= u.chunk_offset)
       ON CONFLICT (chunk_id) DO UPDATE SET (${updatable.join(', ')}) = (${updatable.map((c) => `EXCLUDED.${c}`).join(', ')})
       WHERE ${t}.chunk_offset < EXCLUDED.chunk_offset`
-    this.#deleteSql = `
-      WITH d AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS u(chunk_id, chunk_offset)),
+    this.#upsertSql = upsert('')
+    // The tombstones' CTEs (d: the batch's tombstones), shared with the one-statement batch.
+    const deletes = `
       gone AS (DELETE FROM ${t} AS c USING d WHERE c.chunk_id = d.chunk_id AND c.chunk_offset < d.chunk_offset RETURNING c.chunk_id, c.subjects),
       marked AS (
         INSERT INTO ${names.tombstoneTable} AS m (chunk_id, chunk_offset, deleted_at, removed_at, subject_hashes)
@@ -182,7 +195,9 @@ export class BatchWriter {
           removed_at = coalesce(EXCLUDED.removed_at, m.removed_at),
           subject_hashes = CASE WHEN EXCLUDED.removed_at IS NULL THEN m.subject_hashes ELSE EXCLUDED.subject_hashes END
         WHERE m.chunk_offset < EXCLUDED.chunk_offset
-        RETURNING 1)
+        RETURNING 1)`
+    this.#deleteSql = `
+      WITH d AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS u(chunk_id, chunk_offset)),${deletes}
       SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT count(*) FROM marked)::int AS marked`
     this.#auditSql = `
       INSERT INTO ${names.auditTable} (event_id, kind, topology, topology_version, request_id, subject_hash, entity_key_hash,
@@ -194,12 +209,42 @@ export class BatchWriter {
         AS u(event_id, kind, topology, topology_version, request_id, subject_hash, entity_key_hash, reason, counts, at_ms,
              source_topic, source_partition, source_offset)
       ON CONFLICT DO NOTHING`
-    this.#rejectSql = `
+    const reject = (guard: string) => `
       INSERT INTO ${names.rejectsTable} (topic, partition, "offset", error_code, message, record_key,
                                          source_topic, source_partition, source_offset)
       SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-                           $7::text[], $8::int[], $9::bigint[])
+                           $7::text[], $8::int[], $9::bigint[]) AS r
+      ${guard ? `WHERE ${guard}` : ''}
       ON CONFLICT DO NOTHING`
+    this.#rejectSql = reject('')
+    // One round trip for a whole batch (see the file's comment). $1 topic, $2-$5 the fence (partition,
+    // expected, next, owner token), $6-$33 the upserts (the upsert's $1-$28), $34-$35 the tombstones
+    // (chunk id, offset), $36-$44 the rejects (the reject's $1-$9).
+    const shift = (sql: string, by: number) => sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + by}`)
+    const passed = '(SELECT ok FROM fence)'
+    const oneStatement = `
+      WITH v AS (
+        SELECT * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::uuid[]) AS v(partition, expected, next_offset, owner_token)),
+      locked AS MATERIALIZED (
+        SELECT o.partition, o.next_offset, o.owner_token FROM ${names.offsetsTable} o
+        WHERE o.topic = $1 AND o.partition = ANY($2::int[]) ORDER BY o.partition FOR UPDATE),
+      fence AS MATERIALIZED (
+        SELECT count(*) = cardinality($2::int[]) AS ok
+        FROM locked l JOIN v ON v.partition = l.partition AND v.expected = l.next_offset AND v.owner_token = l.owner_token),
+      advanced AS (
+        UPDATE ${names.offsetsTable} AS o SET next_offset = v.next_offset, updated_at = clock_timestamp()
+        FROM v WHERE o.topic = $1 AND o.partition = v.partition AND ${passed}
+        RETURNING o.partition),
+      up AS (${shift(upsert(`${passed} AND `), 5)}
+        RETURNING 1),
+      d AS (SELECT * FROM unnest($34::text[], $35::bigint[]) AS u(chunk_id, chunk_offset) WHERE ${passed}),${deletes},
+      rejected AS (${shift(reject(passed), 35)})
+      SELECT ${passed} AS ok, (SELECT count(*) FROM advanced)::int AS advanced,
+             (SELECT count(*) FROM up)::int AS upserted, (SELECT count(*) FROM gone)::int AS deleted,
+             CASE WHEN ${passed} THEN NULL ELSE (SELECT json_agg(json_build_object(
+               'partition', partition, 'next_offset', next_offset::text, 'owner_token', owner_token)) FROM locked) END AS stored`
+    const digest = createHash('sha256').update(oneStatement).digest('hex').slice(0, 24)
+    this.#oneStatement = { name: `ragstream_sink_batch_${digest}`, text: oneStatement }
   }
 
   get names(): SinkNames {
@@ -215,11 +260,56 @@ export class BatchWriter {
    */
   async write(client: pg.Client, batch: SinkBatch): Promise<BatchOutcome> {
     try {
+      if (batch.audits.length === 0) return await this.#writeOneStatement(client, batch)
       return await this.#write(client, batch, false)
     } catch (error) {
       if (!isRowRefusal(error)) throw error
       return this.#write(client, batch, true)
     }
+  }
+
+  /** The batch as one statement, its own transaction: one round trip, COMMIT included. */
+  async #writeOneStatement(client: pg.Client, batch: SinkBatch): Promise<BatchOutcome> {
+    const parts = batch.partitions
+    const { rejects, tombstones } = batch
+    const result = await client.query<{
+      ok: boolean
+      advanced: number
+      upserted: number
+      deleted: number
+      stored: { partition: number; next_offset: string; owner_token: string }[] | null
+    }>({
+      ...this.#oneStatement,
+      values: [
+        batch.topic,
+        parts.map((p) => p.partition),
+        parts.map((p) => p.expected.toString()),
+        parts.map((p) => p.next.toString()),
+        parts.map((p) => p.ownerToken),
+        ...this.#upsertParams(batch.upserts),
+        tombstones.map((t) => t.chunkId),
+        tombstones.map((t) => t.offset.toString()),
+        rejects.map((x) => x.topic),
+        rejects.map((x) => x.partition),
+        rejects.map((x) => x.offset.toString()),
+        rejects.map((x) => x.code),
+        rejects.map((x) => x.message),
+        rejects.map((x) => x.key),
+        rejects.map((x) => x.source?.topic ?? null),
+        rejects.map((x) => x.source?.partition ?? null),
+        rejects.map((x) => x.source?.offset ?? null),
+      ],
+    })
+    const { ok, advanced, upserted, deleted, stored } = result.rows[0]
+    if (ok && advanced === parts.length)
+      return { status: 'committed', upserted, deleted, alreadyCommitted: false, visibleAtMs: Date.now() }
+    if (ok) {
+      // Cannot happen while the offsets rows stay locked from the check to the update; say so loudly.
+      throw new Error(
+        `the sink's batch on ${batch.topic} advanced ${advanced} of ${parts.length} offsets rows after its fence passed`,
+      )
+    }
+    return fenceOutcome(batch, stored ?? [], null)
   }
 
   async #write(client: pg.Client, batch: SinkBatch, isolate: boolean): Promise<BatchOutcome> {
@@ -331,16 +421,7 @@ export class BatchWriter {
       batch.topic,
       batch.partitions.map((p) => p.partition),
     ])
-    const stored = new Map(rows.rows.map((r) => [r.partition, r]))
-    const landed = batch.partitions.every((p) => {
-      const row = stored.get(p.partition)
-      return row !== undefined && row.owner_token === p.ownerToken && BigInt(row.next_offset) === p.next
-    })
-    if (landed) return { status: 'committed', upserted: 0, deleted: 0, alreadyCommitted: true }
-    return {
-      status: 'fenced',
-      partitions: batch.partitions.filter((p) => !passed.has(p.partition)).map((p) => p.partition),
-    }
+    return fenceOutcome(batch, rows.rows, passed)
   }
 
   #upsertParams(rows: readonly ChunkRow[]): unknown[] {
@@ -378,6 +459,29 @@ export class BatchWriter {
     const appended = cols.pop()!
     return [...cols, this.#writtenBy, appended]
   }
+}
+
+/**
+ * A batch whose fence failed, from the offsets rows as stored (latest committed): it committed
+ * already (an earlier attempt whose COMMIT's answer was lost: every row holds this batch's owner
+ * token and next offset), or the partitions that did not pass are fenced: `passed` when the fence ran
+ * as its own statement, else those whose row no longer holds this owner's token and expected offset.
+ */
+function fenceOutcome(
+  batch: SinkBatch,
+  rows: readonly { partition: number; next_offset: string; owner_token: string }[],
+  passed: ReadonlySet<number> | null,
+): BatchOutcome {
+  const stored = new Map(rows.map((r) => [r.partition, r]))
+  const holds = (p: PartitionProgress, offset: bigint) => {
+    const row = stored.get(p.partition)
+    return row !== undefined && row.owner_token === p.ownerToken && BigInt(row.next_offset) === offset
+  }
+  if (batch.partitions.every((p) => holds(p, p.next)))
+    return { status: 'committed', upserted: 0, deleted: 0, alreadyCommitted: true }
+  const fenced = batch.partitions.filter((p) => (passed === null ? !holds(p, p.expected) : !passed.has(p.partition)))
+  // None looks moved (cannot happen: the check read these very rows): give them all up and claim afresh.
+  return { status: 'fenced', partitions: (fenced.length > 0 ? fenced : batch.partitions).map((p) => p.partition) }
 }
 
 function auditParams(rows: readonly AuditRow[]): unknown[] {

@@ -45,6 +45,11 @@ const PENDING_CLAIM_RETRY_MS = 100
 const MIN_CAPPED_BATCH = 100
 /** Weight of the latest batch in the sink's running per-record write time. */
 const WRITE_RATE_WEIGHT = 0.3
+/**
+ * Kafka group offsets (lag monitoring only) are committed at most this often: the latest batch's
+ * follow within it. One commit per batch was a Kafka round trip per lone change.
+ */
+const GROUP_COMMIT_INTERVAL_MS = 1_000
 
 /** Thrown into run() by stop(): whatever it was awaiting is abandoned (nothing uncommitted matters). */
 class SinkStopped extends Error {
@@ -216,6 +221,10 @@ export class PgvectorSink {
   #stopping = false
   /** When the oldest unflushed progress was fetched; null when nothing is pending. */
   #batchStartedAt: number | null = null
+  /** Next offsets committed to Postgres but not yet to the Kafka group (lag monitoring), by partition. */
+  readonly #groupOffsets = new Map<number, bigint>()
+  #groupCommittedAt = 0
+  #groupCommitTimer: NodeJS.Timeout | undefined
   readonly #stopped: AbortController = new AbortController()
   /** What run() is awaiting right now, for the shutdown deadline's message. */
   #step = 'starting'
@@ -369,6 +378,14 @@ export class PgvectorSink {
     // timeout does the same later (and a command's shutdown deadline ends what is left open).
     this.#step = 'closing: leave group'
     const consumer = this.#consumer
+    clearTimeout(this.#groupCommitTimer)
+    this.#groupCommitTimer = undefined
+    // The last batches' group offsets, so lag tools see where this instance stopped (best effort).
+    if (this.#groupOffsets.size > 0)
+      await within(
+        consumer.commit(this.#takeGroupOffsets()).catch(() => {}),
+        1_000,
+      )
     // A failed close (e.g. the LeaveGroup answered with an error mid-rebalance) leaves the client
     // open, heartbeating and rejoining: try again while the grace lasts.
     const graceEnds = Date.now() + CLOSE_GRACE_MS
@@ -412,6 +429,38 @@ export class PgvectorSink {
     for (const p of this.#partitions.values())
       if (p.stableOffset === undefined || p.position < p.stableOffset) return false
     return true
+  }
+
+  /**
+   * Commits the group offsets of the batches written since the last commit, at most once per
+   * GROUP_COMMIT_INTERVAL_MS (a timer commits what a burst's last batches left). Lag monitoring only:
+   * failures (e.g. a zombie's stale generation) change nothing, and the next commit carries on.
+   */
+  #commitGroupOffsets(): void {
+    if (this.#groupCommitTimer !== undefined || this.#groupOffsets.size === 0 || this.#stopping) return
+    const wait = this.#groupCommittedAt + GROUP_COMMIT_INTERVAL_MS - Date.now()
+    if (wait > 0) {
+      this.#groupCommitTimer = setTimeout(() => {
+        this.#groupCommitTimer = undefined
+        this.#commitGroupOffsets()
+      }, wait).unref()
+      return
+    }
+    this.#groupCommittedAt = Date.now()
+    this.#consumer.commit(this.#takeGroupOffsets()).catch(() => {})
+  }
+
+  /** The group offsets waiting to be committed, as a commit's options; none wait after. */
+  #takeGroupOffsets() {
+    const topic = this.#config.topic
+    const offsets = [...this.#groupOffsets].map(([partition, offset]) => ({
+      topic,
+      partition,
+      offset,
+      leaderEpoch: -1,
+    }))
+    this.#groupOffsets.clear()
+    return { offsets }
   }
 
   /**
@@ -589,6 +638,7 @@ export class PgvectorSink {
   async #reassign(): Promise<void> {
     this.#assignmentChanged = false
     this.#partitions.clear()
+    this.#groupOffsets.clear()
     this.#pendingClaims = []
     this.#batchStartedAt = null
     const topic = this.#config.topic
@@ -773,19 +823,18 @@ export class PgvectorSink {
                 [COMMITTED_FRESHNESS]: committedFreshness(batch, outcome.visibleAtMs, outcome.refused),
               }),
         })
-        // Lag monitoring only: failures here (e.g. a zombie's stale generation) change nothing.
-        this.#consumer
-          .commit({
-            offsets: batch.partitions.map((p) => ({ topic, partition: p.partition, offset: p.next, leaderEpoch: -1 })),
-          })
-          .catch(() => {})
+        for (const p of batch.partitions) this.#groupOffsets.set(p.partition, p.next)
+        this.#commitGroupOffsets()
         return
       }
       // RS_SINK_FENCED: another instance claimed these partitions. Stop their work and rejoin the
       // group; the assignment it hands out is claimed afresh. (The client deduplicates this with a
       // rejoin its heartbeat may have started already.)
       this.#log({ event: 'fenced', code: 'RS_SINK_FENCED', partitions: outcome.partitions })
-      for (const partition of outcome.partitions) this.#partitions.delete(partition)
+      for (const partition of outcome.partitions) {
+        this.#partitions.delete(partition)
+        this.#groupOffsets.delete(partition)
+      }
       this.#consumer.joinGroup({}).catch((error: unknown) => {
         this.#log(this.#retryEvent('kafka rejoin after fence', 1, 0, error))
       })

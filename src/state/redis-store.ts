@@ -396,6 +396,8 @@ function scanIndexKey(partitionKey: string): string {
 /** A `StateStore` whose committed state lives in Redis (see the module comment for the layout). */
 export class RedisStateStore implements StateStore {
   readonly name: string
+  /** The apply script compares the stored checkpoint with `#expected` (see the module comment). */
+  readonly flushComparesCheckpoints = true
   readonly #backend: RedisStateBackend
   /** This batch's writes (null = deleted), per partition: what reads see first. */
   readonly #overlay = new Map<number, Map<string, Buffer | null>>()

@@ -52,6 +52,13 @@ export interface StateStore {
   drainChangelog(): ChangelogRecord[]
   /** Persists the overlay and the checkpoints (next changelog offset per partition) atomically per partition. */
   flush(checkpoints: ReadonlyMap<number, bigint>): Promise<void>
+  /**
+   * True when `flush` itself refuses, atomically with the write, a partition whose stored checkpoint
+   * is not the one this store last read (`checkpoint`), restored or flushed: RS_STATE_LOST when it is
+   * older or missing, RS_STATE_FENCED when newer (re-applying the same checkpoint is accepted). The
+   * runtime then skips its own checkpoint read before each flush. Absent or false: it reads first.
+   */
+  readonly flushComparesCheckpoints?: boolean
   /** Drops the overlay and the read cache (after an abort, or when a partition is revoked). */
   discard(): void
 

@@ -39,7 +39,7 @@ import {
   type ValueGetter,
 } from './compiled.ts'
 import { RecordFailure, recordFailure } from './user-code.ts'
-import type { DecodedRecord, StageResult, TopologyGraph, TopologyNode } from './graph.ts'
+import type { DecodedRecord, StageContext, StageNode, StageResult, TopologyGraph, TopologyNode } from './graph.ts'
 import { externalReads, externalWrites, kindOf, preparerOf } from './node-kinds.ts'
 
 export interface CompileOptions {
@@ -395,20 +395,20 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
         for (let j = 0; j < row.items.length; j++) handleOne(entry, row.items[j], row.rows[j])
       } else handleOne(entry, record, row)
     }
-    for (const stage of instance.stages) {
+    for (let s = 0; s < instance.stages.length; s++) {
+      const stage = instance.stages[s]
       if (stage.items.length === 0) continue
       const items = stage.items.splice(0)
       const origins = stage.origins.splice(0)
-      const declared = stage.node.stores
       // Remembered, not only thrown: a stage that catches the throw and answers per item still stops.
       let violation: RagstreamError | undefined
-      const results: readonly StageResult[] = await stage.node.processor.process(items, {
+      const contextOf = (node: StageNode): StageContext => ({
         now,
         store(name) {
-          if (!declared.includes(name)) {
+          if (!node.stores.includes(name)) {
             violation ??= contractViolation(
-              stage.node.name,
-              `read store '${name}', which it did not declare (declared: ${declared.length > 0 ? declared.join(', ') : 'none'})`,
+              node.name,
+              `read store '${name}', which it did not declare (declared: ${node.stores.length > 0 ? node.stores.join(', ') : 'none'})`,
               "declare every store the stage reads in its options' stores",
             )
             throw violation
@@ -416,6 +416,12 @@ export function compileTopology(graph: TopologyGraph, options: CompileOptions): 
           return stores.get(name)!
         },
       })
+      // The next stage's look-ahead, with this stage's items, in the same tick as this stage's own
+      // first reads (see StageProcessor.prefetchAhead); its failures are the next stage's to meet.
+      const next = instance.stages[s + 1]?.node
+      const ahead = next?.processor.prefetchAhead?.(items, contextOf(next)).catch(() => {})
+      const results: readonly StageResult[] = await stage.node.processor.process(items, contextOf(stage.node))
+      await ahead
       if (violation !== undefined) throw violation
       if (!Array.isArray(results) || results.length !== items.length) {
         const count = Array.isArray(results) ? results.length : 'no array of'

@@ -162,6 +162,16 @@ export interface StageProcessor<V = unknown, O = unknown> {
     items: readonly StageItem<V>[],
     context: StageContext,
   ): Promise<readonly StageResult<O>[]> | readonly StageResult<O>[]
+  /**
+   * Optional, a look-ahead: prefetches what `process` would read for items with these keys. The
+   * runtimes call it with the previous stage's items while that stage runs (keys usually pass through
+   * a stage), so the two stages' store reads share one round trip. An optimisation only: `process`
+   * still prefetches what it reads (already loaded keys cost nothing), and a failure here is ignored.
+   */
+  prefetchAhead?(
+    items: readonly { readonly key: string; readonly partition: number }[],
+    context: StageContext,
+  ): Promise<void>
 }
 
 export interface StageNode extends NodeBase {

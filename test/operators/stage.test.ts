@@ -185,3 +185,56 @@ test('a stage row without a string key dead-letters its item', async () => {
   assert.deepEqual([dead.key, dead.headers[DEAD_LETTER_HEADERS.node]], ['bad', 'sloppy'])
   assert.deepEqual([...driver.readTable('out').keys()], ['good'])
 })
+
+test("a stage's look-ahead prefetch gets the previous stage's items before that stage runs; its failure is ignored", async () => {
+  const seen: string[] = []
+  let fail = false
+  const b = new TopologyBuilder({ applicationId: 'rag' })
+  b.table<Doc>('docs', { name: 'docs' })
+    .stage({
+      name: 'first',
+      kind: 'govern',
+      processor: {
+        async process(items) {
+          seen.push(`first ${items.map((i) => i.key).join(',')}`)
+          await new Promise((resolve) => setImmediate(resolve))
+          seen.push('first done')
+          return items.map((i) => [{ key: i.key, value: i.value }])
+        },
+      },
+    })
+    .stage({
+      name: 'second',
+      kind: 'chunk',
+      stores: ['second-state'],
+      processor: {
+        async prefetchAhead(items, context) {
+          seen.push(`ahead ${items.map((i) => `${i.key}@${i.partition}`).join(',')}`)
+          const store = context.store('second-state')
+          if (fail) throw new Error('Redis down')
+          for (const item of items) await store.prefetch(item.partition, [item.key])
+        },
+        async process(items, context) {
+          const store = context.store('second-state')
+          // Its own prefetch stays (a no-op for what was loaded ahead): the look-ahead may have failed.
+          for (const item of items) await store.prefetch(item.partition, [item.key])
+          return items.map((item) => {
+            const n = Number(store.get(item.partition, item.key)?.toString() ?? '0') + 1
+            store.put(item.partition, item.key, Buffer.from(String(n)))
+            return [{ key: item.key, value: { n } }]
+          })
+        },
+      },
+    })
+    .to('out')
+  const driver = new TopologyTestDriver(b.build(), { partitions: 1 })
+  await driver.pipeBatch([
+    { topic: 'docs', key: 'a', value: { text: '1' } },
+    { topic: 'docs', key: 'b', value: { text: '1' } },
+  ])
+  assert.deepEqual(seen, ['ahead a@0,b@0', 'first a,b', 'first done'])
+  assert.deepEqual(driver.readTable('out').get('a'), { n: 1 })
+  fail = true
+  await driver.pipe('docs', 'a', { text: '2' })
+  assert.deepEqual(driver.readTable('out').get('a'), { n: 2 }, 'read from what was committed all the same')
+})

@@ -8,8 +8,20 @@ import assert from 'node:assert/strict'
 import { Admin } from '@platformatic/kafka'
 import { Redis } from 'ioredis'
 import { checkKafka, checkRedis } from '../../src/config/services.ts'
-import { assertExactlyOnce, InputFeeder, markersSeen, readCommitted, Runner } from '../support/runtime-harness.ts'
+import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
+import { RedisStateBackend } from '../../src/state/redis-store.ts'
+import { countingTopology } from '../support/counting-topology.ts'
+import {
+  assertExactlyOnce,
+  countingRuntimeOptions,
+  countingTopics,
+  InputFeeder,
+  markersSeen,
+  readCommitted,
+  Runner,
+} from '../support/runtime-harness.ts'
 import type { RunnerConfig } from '../support/runtime-runner.ts'
+import { runStopped, within } from '../support/runtime-waits.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
 const PARTITIONS = 3
@@ -114,6 +126,61 @@ test(
       0,
       'no restore from 0 with Redis intact',
     )
+    assertExactlyOnce(records, feeder.sent)
+  },
+)
+
+// The Redis store's flush compares the stored checkpoint itself (atomically with the write), so the
+// runtime sends no checkpoint read of its own before it: this loss, after the commit and before the
+// flush, is what that compare alone has to catch. Without it the flush would recreate each partition
+// with one batch's keys under a valid-looking checkpoint, and the counts after it would be wrong.
+test(
+  'runtime redis loss: Redis loses the stores between a commit and its flush; the flush is refused (RS_STATE_LOST), the stores are restored from the changelog and the output is exact',
+  { timeout: 90_000 },
+  async (t) => {
+    await checkKafka(endpoints)
+    await checkRedis(endpoints.redisUrl)
+    const { applicationId, input, output } = await countingTopics(t, 'rt-redis-flush', PARTITIONS)
+    const redis = new Redis(endpoints.redisUrl)
+    const stateKeys = Array.from({ length: PARTITIONS }, (_, p) => `rs:{${applicationId}:counts:${p}}:state`)
+    const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
+    t.after(async () => {
+      await backend.close()
+      await redis.unlink(...stateKeys).catch(() => {})
+      redis.disconnect()
+    })
+    const store = backend.store('counts')
+    assert.equal(store.flushComparesCheckpoints, true)
+
+    const feeder = new InputFeeder(input, 15)
+    t.after(() => feeder.close())
+    await feeder.send(300)
+    const events: RuntimeEvent[] = []
+    let lost = 0
+    const runtime = new KafkaRuntime(countingTopology({ applicationId, input, output }), {
+      ...countingRuntimeOptions((e) => events.push(e), { batchMaxRecords: 50 }),
+      stores: new Map([['counts', store]]),
+      onBatchStage: async (stage) => {
+        // Twice, after the 3rd and the 8th committed batch: between the commit and the flush.
+        if (stage !== 'committed' || lost >= 2 || runtime.stats.batches < (lost === 0 ? 3 : 8)) return
+        lost++
+        await redis.unlink(...stateKeys)
+      },
+    })
+    const running = runStopped(t, runtime, 'the runtime')
+    await feeder.send(300)
+    await feeder.sendMarkers(PARTITIONS, 'end')
+    const records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 45_000)
+    runtime.stop()
+    assert.equal(await within(running, 30_000, 'the runtime to stop'), 'stopped')
+
+    assert.equal(lost, 2)
+    const refused = events.filter(
+      (e) => e.event === 'committed-then-failed' && e.code === 'RS_STATE_LOST' && e.recovery === 'restore',
+    )
+    assert.equal(refused.length, 2, `each loss refused at its flush: ${JSON.stringify(refused)}`)
+    const fromZero = events.filter((e) => e.event === 'restored' && e.from === 0n)
+    assert.ok(fromZero.length >= PARTITIONS, `restored from offset 0 after the loss: ${fromZero.length}`)
     assertExactlyOnce(records, feeder.sent)
   },
 )

@@ -5,6 +5,7 @@
 // its own. The outputs are the same either way (the FK-join suite checks semantics).
 // Commit cadence: records that are already there when a batch is done join its open transaction;
 // with commitIntervalMs 0 they take a transaction of their own.
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Admin, Producer } from '@platformatic/kafka'
@@ -13,8 +14,18 @@ import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime
 import { PartitionReader } from '../../src/runtime/partition-reader.ts'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { partitionForString } from '../../src/topology/partitioner.ts'
+import { countingTopology } from '../support/counting-topology.ts'
 import { fkJoinTopology, type OrderDetail } from '../support/fk-join-cases.ts'
 import { deleteRedisKeys } from '../support/kafka-fk-runner.ts'
+import {
+  assertExactlyOnce,
+  countingRuntimeOptions,
+  countingTopics,
+  InputFeeder,
+  markersSeen,
+  readCommitted,
+} from '../support/runtime-harness.ts'
+import { runStopped, until, within } from '../support/runtime-waits.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
 
@@ -24,7 +35,7 @@ const PARTITIONS = 2
 async function transactionsPerChange(
   t: { after: (fn: () => Promise<void>) => void },
   options: { maxChainedRounds?: number; commitIntervalMs?: number },
-): Promise<{ order: number; product: number; pair: number; outputs: Map<string, OrderDetail> }> {
+): Promise<{ order: number; product: number; pair: number; pairSends: number; outputs: Map<string, OrderDetail> }> {
   await checkKafka(endpoints)
   await checkRedis(endpoints.redisUrl)
   const applicationId = uniqueName('chain')
@@ -66,8 +77,16 @@ async function transactionsPerChange(
     ...options,
     onEvent: (e) => events.push(e),
   })
+  // Produce requests of the runtime's transactional producer (the client's diagnostics channel).
+  let sends = 0
+  const onSend = (message: unknown) => {
+    const client = (message as { client?: { clientId?: string } }).client
+    if (client?.clientId === `${runtime.transactionalId}-producer`) sends++
+  }
+  subscribe('tracing:plt:kafka:producer:sends:start', onSend)
   const running = runtime.run()
   t.after(async () => {
+    unsubscribe('tracing:plt:kafka:producer:sends:start', onSend)
     runtime.stop()
     await running.catch(() => {})
     await producer.close().catch(() => {})
@@ -119,6 +138,7 @@ async function transactionsPerChange(
   const partition = partitionForString('o2', PARTITIONS)
   const other = ['o3', 'o4', 'o5', 'o6', 'o7', 'o8'].find((k) => partitionForString(k, PARTITIONS) === partition)!
   before = runtime.stats.batches
+  const sendsBefore = sends
   let release: () => void = () => {}
   gate = new Promise((resolve) => (release = resolve))
   const processing = new Promise<void>((resolve) => (entered = resolve))
@@ -129,10 +149,11 @@ async function transactionsPerChange(
   release()
   await settle()
   const pair = runtime.stats.batches - before
+  const pairSends = sends - sendsBefore
   const table = await outputs()
   assert.deepEqual(table.get(other), { qty: 2, product: 'Pen', price: 5 })
   table.delete(other)
-  return { order, product, pair, outputs: table }
+  return { order, product, pair, pairSends, outputs: table }
 }
 
 const expected = new Map<string, OrderDetail>([
@@ -147,10 +168,13 @@ test('hop chaining: an order crosses its FK join hops in one transaction; a prod
   // sends the second order: a loaded machine can take longer than the default 100 ms for that send
   // (CI saw 2 transactions under load 17). A wide window keeps the check about what joins, not how
   // fast the send was; a transaction with nothing more to take still commits at once.
-  const { order, product, pair, outputs } = await transactionsPerChange(t, { commitIntervalMs: 10_000 })
+  const { order, product, pair, pairSends, outputs } = await transactionsPerChange(t, { commitIntervalMs: 10_000 })
   assert.equal(order, 1, 'transactions for one order change')
   assert.equal(product, 1, 'transactions for one product change')
   assert.equal(pair, 1, 'an order sent while the previous one was processed joins its transaction')
+  // Each order's subscription and response are produced to be chained (2 + 2); the first order's
+  // output goes out with the second's subscription, the second's with the changelogs: 5, not 6.
+  assert.equal(pairSends, 5, "produce requests for the pair's transaction")
   assert.deepEqual(outputs, expected)
 })
 
@@ -177,4 +201,47 @@ test('PartitionReader.chain takes records only when nothing precedes them in the
   assert.deepEqual(reader.assigned, [{ topic: 'rep', partition: 0, offset: 7n }])
   assert.equal(reader.chain('rep', 0, 5n, 9n), false, 'already past 5')
   assert.equal(reader.chain('rep', 0, 7n, 9n), true, 'the next records after the chained ones')
+})
+
+// Adaptive batch linger: a trickle is processed several records per batch; a record after a pause
+// is not held back. commitIntervalMs 0, so each batch is its own transaction (what is counted).
+test('batch linger: a steady trickle is read into a few batches; a lone record after a pause is processed at once', async (t) => {
+  await checkKafka(endpoints)
+  const { applicationId, input, output } = await countingTopics(t, 'rt-linger', PARTITIONS)
+  const feeder = new InputFeeder(input, 4)
+  t.after(() => feeder.close())
+  const events: RuntimeEvent[] = []
+  const runtime = new KafkaRuntime(countingTopology({ applicationId, input, output }), {
+    ...countingRuntimeOptions((e) => events.push(e)),
+    commitIntervalMs: 0,
+    batchLingerMs: 1_000,
+  })
+  const running = runStopped(t, runtime, 'the runtime')
+  await feeder.sendMarkers(PARTITIONS, 'warm')
+  await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'warm') === PARTITIONS, 30_000)
+
+  // 40 records, one every 10 ms: without the linger ~1 batch each on a quiet machine.
+  const before = runtime.stats.batches
+  for (let i = 0; i < 40; i++) {
+    await feeder.send(1)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  await until('the trickle processed', () => runtime.stats.records >= 40 + PARTITIONS, 30_000)
+  const trickle = runtime.stats.batches - before
+  assert.ok(trickle <= 12, `40 records in a trickle took ${trickle} batches`)
+
+  // A pause longer than twice the linger, then one record: committed well within the linger.
+  await new Promise((resolve) => setTimeout(resolve, 2_500))
+  const committed = runtime.stats.batches
+  const sent = performance.now()
+  await feeder.send(1)
+  await until('the lone record committed', () => runtime.stats.batches > committed, 30_000)
+  const waited = performance.now() - sent
+  assert.ok(waited < 900, `a lone record after a pause was committed after ${waited.toFixed(0)} ms (linger 1000)`)
+
+  await feeder.sendMarkers(PARTITIONS, 'end')
+  const records = await readCommitted(output, PARTITIONS, (r) => markersSeen(r, 'end') === PARTITIONS, 30_000)
+  runtime.stop()
+  assert.equal(await within(running, 30_000, 'the runtime to stop'), 'stopped')
+  assertExactlyOnce(records, feeder.sent)
 })

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { BatchWriter, buildBatch, claimPartitions } from '../../src/sink/batch-writer.ts'
 import type { ChunkRow } from '../../src/sink/chunk-codec.ts'
+import type pg from 'pg'
 import { connect, createSinkEnv, readChunks, type SinkEnv } from './support.ts'
 
 function row(env: SinkEnv, id: string, offset: bigint, content: string): ChunkRow {
@@ -234,4 +235,154 @@ test('sink: a claim skips partitions whose offsets row another session holds loc
   await frozen.query('ROLLBACK')
   const later = await claimPartitions(a, names, topic, [{ partition: 1, initial: 0n, ownerToken: crypto.randomUUID() }])
   assert.deepEqual([...later], [[1, 0n]])
+})
+
+/**
+ * What the server answers on a real connection: ReadyForQuery, one per finished exchange (a round
+ * trip), and ParseComplete, one per statement it parsed.
+ */
+function roundTrips(client: pg.Client): { readonly count: number; readonly parsed: number } {
+  const counter = { count: 0, parsed: 0 }
+  const connection = (client as unknown as { connection: { on(event: string, fn: () => void): void } }).connection
+  connection.on('readyForQuery', () => counter.count++)
+  connection.on('parseComplete', () => counter.parsed++)
+  return counter
+}
+
+test('sink: a batch of upserts, tombstones and rejects is one round trip, COMMIT included, of a statement prepared once per connection, and commits as one transaction', async (t) => {
+  const env = await createSinkEnv(t, { dims: 4 })
+  const { names, topic } = env.config
+  const sink = await connect(t, env.sinkUrl)
+  const writer = new BatchWriter(names, 'test')
+  const token = crypto.randomUUID()
+  await claimPartitions(sink, names, topic, [
+    { partition: 0, initial: 0n, ownerToken: token },
+    { partition: 1, initial: 0n, ownerToken: token },
+  ])
+  await writer.write(
+    sink,
+    buildBatch(
+      topic,
+      [{ partition: 0, expected: 0n, next: 2n, ownerToken: token }],
+      [
+        { kind: 'upsert', row: row(env, 'gone', 0n, 'to be deleted') },
+        { kind: 'upsert', row: row(env, 'kept', 1n, 'v1') },
+      ],
+    ),
+  )
+  const trips = roundTrips(sink)
+  const outcome = await writer.write(
+    sink,
+    buildBatch(
+      topic,
+      [
+        { partition: 0, expected: 2n, next: 5n, ownerToken: token },
+        { partition: 1, expected: 0n, next: 1n, ownerToken: token },
+      ],
+      [
+        { kind: 'upsert', row: row(env, 'kept', 3n, 'v2') },
+        { kind: 'upsert', row: { ...row(env, 'new', 0n, 'fresh'), chunkPartition: 1 } },
+        { kind: 'tombstone', chunkId: 'gone', partition: 0, offset: 4n },
+        {
+          kind: 'reject',
+          row: { topic, partition: 0, offset: 2n, code: 'RS_DECODE_FAILED', message: 'not Avro', key: 'junk' },
+        },
+      ],
+    ),
+  )
+  assert.equal(trips.count, 1, 'one round trip for the whole batch')
+  assert.equal(trips.parsed, 0, 'the statement prepared by the first batch, not parsed again')
+  assert.equal(outcome.status, 'committed')
+  assert.deepEqual(
+    {
+      upserted: outcome.status === 'committed' && outcome.upserted,
+      deleted: outcome.status === 'committed' && outcome.deleted,
+    },
+    { upserted: 2, deleted: 1 },
+  )
+  const rows = await readChunks(env.admin, env.config)
+  assert.deepEqual([...rows.keys()].sort(), ['kept', 'new'])
+  assert.equal(rows.get('kept')?.content, 'v2')
+  const stored = await env.admin.query(
+    `SELECT partition, next_offset::int AS n FROM ${names.offsetsTable} ORDER BY partition`,
+  )
+  assert.deepEqual(
+    stored.rows.map((r) => [r.partition, r.n]),
+    [
+      [0, 5],
+      [1, 1],
+    ],
+  )
+  const tomb = await env.admin.query(`SELECT chunk_id, removed_at IS NOT NULL AS removed FROM ${names.tombstoneTable}`)
+  assert.deepEqual(tomb.rows, [{ chunk_id: 'gone', removed: true }])
+  const rejects = await env.admin.query(`SELECT record_key FROM ${names.rejectsTable} WHERE topic = $1`, [topic])
+  assert.deepEqual(rejects.rows, [{ record_key: 'junk' }])
+  // One transaction: every row it wrote carries the same creating transaction id.
+  const xmins = await env.admin.query(
+    `SELECT xmin::text AS x FROM ${names.chunkTable} UNION SELECT xmin::text FROM ${names.offsetsTable} WHERE topic = $1
+     UNION SELECT xmin::text FROM ${names.tombstoneTable} UNION SELECT xmin::text FROM ${names.rejectsTable} WHERE topic = $1`,
+    [topic],
+  )
+  assert.equal(xmins.rowCount, 1, 'rows, offsets, tombstone and reject written by one transaction')
+})
+
+test('sink: a one-statement batch waiting on an offsets row that a new owner then claims is fenced and writes nothing; one the holder gives back commits', async (t) => {
+  const env = await createSinkEnv(t, { dims: 4 })
+  const { names, topic } = env.config
+  const zombie = await connect(t, env.sinkUrl)
+  const claimer = await connect(t, env.sinkUrl)
+  const writer = new BatchWriter(names, 'test')
+  const old = crypto.randomUUID()
+  await claimPartitions(zombie, names, topic, [
+    { partition: 0, initial: 0n, ownerToken: old },
+    { partition: 1, initial: 0n, ownerToken: old },
+  ])
+  const batch = (id: string, expected: bigint) =>
+    buildBatch(
+      topic,
+      [
+        { partition: 0, expected, next: expected + 1n, ownerToken: old },
+        { partition: 1, expected, next: expected + 1n, ownerToken: old },
+      ],
+      [{ kind: 'upsert', row: row(env, id, expected, id) }],
+    )
+  /** Writes `id` while `claimer` holds partition 1's row in an open transaction; `end` finishes that transaction. */
+  const raced = async (id: string, expected: bigint, end: 'COMMIT' | 'ROLLBACK') => {
+    await claimer.query('BEGIN')
+    await claimer.query(`UPDATE ${names.offsetsTable} SET owner_token = $2 WHERE topic = $1 AND partition = 1`, [
+      topic,
+      crypto.randomUUID(),
+    ])
+    const pending = writer.write(zombie, batch(id, expected))
+    const pid = (zombie as unknown as { processID: number }).processID
+    // The batch's statement is waiting for the row lock (its snapshot predates the claim's commit).
+    for (let i = 0; ; i++) {
+      const waiting = await env.admin.query(
+        `SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'`,
+        [pid],
+      )
+      if (waiting.rowCount === 1) break
+      assert.ok(i < 200, 'the batch never waited for the offsets row lock')
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+    await claimer.query(end)
+    return pending
+  }
+  const givenBack = await raced('given-back', 0n, 'ROLLBACK')
+  assert.equal(givenBack.status, 'committed', 'the claim rolled back: the row lock was all the batch waited for')
+  assert.equal(givenBack.status === 'committed' && givenBack.upserted, 1)
+  // Now the claim commits while the batch waits: the batch reads the new owner's token (not its
+  // snapshot's) and is fenced on partition 1, and nothing of it lands, not even partition 0's offset.
+  assert.deepEqual(await raced('zombie', 1n, 'COMMIT'), { status: 'fenced', partitions: [1] })
+  assert.deepEqual([...(await readChunks(env.admin, env.config)).keys()], ['given-back'])
+  const stored = await env.admin.query(
+    `SELECT partition, next_offset::int AS n FROM ${names.offsetsTable} ORDER BY partition`,
+  )
+  assert.deepEqual(
+    stored.rows.map((r) => [r.partition, r.n]),
+    [
+      [0, 1],
+      [1, 1],
+    ],
+  )
 })

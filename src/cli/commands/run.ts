@@ -200,6 +200,13 @@ export const runCommand: CommandSpec = {
       description:
         'commit cadence, adaptive: a transaction also takes the batches already there (no waiting) until it has been open this long; with nothing more there it commits at once. 0 = a transaction per fetched batch',
     },
+    'batch-linger-ms': {
+      type: 'string',
+      value: '<ms>',
+      default: '30',
+      description:
+        'adaptive batch linger: while records keep arriving (the previous batch was read less than twice this long before), a batch waits up to this long for more, so a trickle is processed several changes per transaction; after a pause no wait. 0 = never wait',
+    },
     'session-timeout-ms': {
       type: 'string',
       value: '<ms>',
@@ -262,6 +269,7 @@ export const runCommand: CommandSpec = {
     const batchMaxBytes = positiveInt(values, 'batch-max-bytes', problems)
     const maxChainedRounds = positiveInt(values, 'max-chained-rounds', problems, 0, 1000)
     const commitIntervalMs = positiveInt(values, 'commit-interval-ms', problems, 0, 60_000)
+    const batchLingerMs = positiveInt(values, 'batch-linger-ms', problems, 0, 60_000)
     const sessionTimeoutMs = positiveInt(values, 'session-timeout-ms', problems)
     const transactionTimeoutMs = positiveInt(values, 'transaction-timeout-ms', problems)
     const metricsPort = positiveInt(values, 'metrics-port', problems, 0, 65535)
@@ -343,6 +351,7 @@ export const runCommand: CommandSpec = {
       batchMaxBytes,
       maxChainedRounds,
       commitIntervalMs,
+      batchLingerMs,
       sessionTimeoutMs,
       transactionTimeoutMs,
       ...(values['leave-group'] ? { leaveGroupOnStop: true } : {}),
