@@ -24,6 +24,7 @@
  * the offsets rows already hold this instance's token and this batch's next offsets, the batch
  * committed; otherwise it did not and is written again.
  */
+import { createHash } from 'node:crypto'
 import type pg from 'pg'
 import type { SinkNames } from './config.ts'
 import { excerpt, type AuditRow, type ChunkRow, type RejectRow, type SinkEvent } from './chunk-codec.ts'
@@ -117,7 +118,8 @@ export class BatchWriter {
   readonly #auditSql: string
   readonly #rejectSql: string
   readonly #inspectSql: string
-  readonly #oneStatementSql: string
+  /** The one-statement batch, prepared once per connection (by this name) rather than parsed and planned per batch. */
+  readonly #oneStatement: { readonly name: string; readonly text: string }
 
   constructor(names: SinkNames, writtenBy: string) {
     this.#names = names
@@ -220,7 +222,7 @@ export class BatchWriter {
     // (chunk id, offset), $36-$44 the rejects (the reject's $1-$9).
     const shift = (sql: string, by: number) => sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + by}`)
     const passed = '(SELECT ok FROM fence)'
-    this.#oneStatementSql = `
+    const oneStatement = `
       WITH v AS (
         SELECT * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::uuid[]) AS v(partition, expected, next_offset, owner_token)),
       locked AS MATERIALIZED (
@@ -241,6 +243,8 @@ export class BatchWriter {
              (SELECT count(*) FROM up)::int AS upserted, (SELECT count(*) FROM gone)::int AS deleted,
              CASE WHEN ${passed} THEN NULL ELSE (SELECT json_agg(json_build_object(
                'partition', partition, 'next_offset', next_offset::text, 'owner_token', owner_token)) FROM locked) END AS stored`
+    const digest = createHash('sha256').update(oneStatement).digest('hex').slice(0, 24)
+    this.#oneStatement = { name: `ragstream_sink_batch_${digest}`, text: oneStatement }
   }
 
   get names(): SinkNames {
@@ -274,25 +278,28 @@ export class BatchWriter {
       upserted: number
       deleted: number
       stored: { partition: number; next_offset: string; owner_token: string }[] | null
-    }>(this.#oneStatementSql, [
-      batch.topic,
-      parts.map((p) => p.partition),
-      parts.map((p) => p.expected.toString()),
-      parts.map((p) => p.next.toString()),
-      parts.map((p) => p.ownerToken),
-      ...this.#upsertParams(batch.upserts),
-      tombstones.map((t) => t.chunkId),
-      tombstones.map((t) => t.offset.toString()),
-      rejects.map((x) => x.topic),
-      rejects.map((x) => x.partition),
-      rejects.map((x) => x.offset.toString()),
-      rejects.map((x) => x.code),
-      rejects.map((x) => x.message),
-      rejects.map((x) => x.key),
-      rejects.map((x) => x.source?.topic ?? null),
-      rejects.map((x) => x.source?.partition ?? null),
-      rejects.map((x) => x.source?.offset ?? null),
-    ])
+    }>({
+      ...this.#oneStatement,
+      values: [
+        batch.topic,
+        parts.map((p) => p.partition),
+        parts.map((p) => p.expected.toString()),
+        parts.map((p) => p.next.toString()),
+        parts.map((p) => p.ownerToken),
+        ...this.#upsertParams(batch.upserts),
+        tombstones.map((t) => t.chunkId),
+        tombstones.map((t) => t.offset.toString()),
+        rejects.map((x) => x.topic),
+        rejects.map((x) => x.partition),
+        rejects.map((x) => x.offset.toString()),
+        rejects.map((x) => x.code),
+        rejects.map((x) => x.message),
+        rejects.map((x) => x.key),
+        rejects.map((x) => x.source?.topic ?? null),
+        rejects.map((x) => x.source?.partition ?? null),
+        rejects.map((x) => x.source?.offset ?? null),
+      ],
+    })
     const { ok, advanced, upserted, deleted, stored } = result.rows[0]
     if (ok && advanced === parts.length)
       return { status: 'committed', upserted, deleted, alreadyCommitted: false, visibleAtMs: Date.now() }

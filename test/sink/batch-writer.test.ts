@@ -237,17 +237,19 @@ test('sink: a claim skips partitions whose offsets row another session holds loc
   assert.deepEqual([...later], [[1, 0n]])
 })
 
-/** Round trips on a real connection: the server's ReadyForQuery messages, one per finished exchange. */
-function roundTrips(client: pg.Client): { readonly count: number } {
-  const counter = { count: 0 }
-  ;(client as unknown as { connection: { on(event: string, fn: () => void): void } }).connection.on(
-    'readyForQuery',
-    () => counter.count++,
-  )
+/**
+ * What the server answers on a real connection: ReadyForQuery, one per finished exchange (a round
+ * trip), and ParseComplete, one per statement it parsed.
+ */
+function roundTrips(client: pg.Client): { readonly count: number; readonly parsed: number } {
+  const counter = { count: 0, parsed: 0 }
+  const connection = (client as unknown as { connection: { on(event: string, fn: () => void): void } }).connection
+  connection.on('readyForQuery', () => counter.count++)
+  connection.on('parseComplete', () => counter.parsed++)
   return counter
 }
 
-test('sink: a batch of upserts, tombstones and rejects is one round trip, COMMIT included, and commits as one transaction', async (t) => {
+test('sink: a batch of upserts, tombstones and rejects is one round trip, COMMIT included, of a statement prepared once per connection, and commits as one transaction', async (t) => {
   const env = await createSinkEnv(t, { dims: 4 })
   const { names, topic } = env.config
   const sink = await connect(t, env.sinkUrl)
@@ -289,6 +291,7 @@ test('sink: a batch of upserts, tombstones and rejects is one round trip, COMMIT
     ),
   )
   assert.equal(trips.count, 1, 'one round trip for the whole batch')
+  assert.equal(trips.parsed, 0, 'the statement prepared by the first batch, not parsed again')
   assert.equal(outcome.status, 'committed')
   assert.deepEqual(
     {
