@@ -230,6 +230,7 @@ class Fleet {
         const event = JSON.parse(line) as ChildEvent
         if (event.e === 'ready') ready(event.t)
         else this.log.push({ instance: id, role, event })
+        if (event.e === 'failed') process.stderr.write(`${id} failed: ${event.error ?? 'unknown error'}\n`)
       } catch {
         process.stderr.write(`${id}: ${line}\n`)
       }
