@@ -5,7 +5,7 @@
  * for positions is the offsets table in Postgres. On every (re)assignment the instance claims its
  * partitions with a fresh owner token and reads from the stored offsets; every batch then commits
  * rows and next offsets together behind a compare-and-set fence (see batch-writer.ts). Kafka group
- * offsets are committed after each batch for lag monitoring only and are never read back.
+ * offsets are committed for lag monitoring only (at most once a second) and are never read back.
  *
  * Records are fetched with read_committed; aborted transactional batches are also filtered here
  * (defence in depth, and the client keeps batches whose abort marker lies past the response).
