@@ -320,7 +320,10 @@ export class PgvectorSink {
         const started = this.#batchStartedAt
         const lingerLeft = started === null ? IDLE_FETCH_WAIT_MS : this.#config.batchLingerMs - (Date.now() - started)
         if (this.#buffered() < this.#batchCap() && lingerLeft > 0 && !this.#closesNow()) {
-          await this.#fetch(Math.min(Math.max(lingerLeft, 10), IDLE_FETCH_WAIT_MS))
+          // While claims are pending, the fetch waits no longer than their retry interval: the
+          // partitions moved here are claimed as soon as their previous owner's transaction ends.
+          const longest = this.#pendingClaims.length > 0 ? PENDING_CLAIM_RETRY_MS : IDLE_FETCH_WAIT_MS
+          await this.#fetch(Math.min(Math.max(lingerLeft, 10), longest))
         }
         if (this.#assignmentChanged || this.#stopping || this.#batchStartedAt === null) continue
         const due =
