@@ -289,15 +289,7 @@ export class BatchWriter {
         ...this.#upsertParams(batch.upserts),
         tombstones.map((t) => t.chunkId),
         tombstones.map((t) => t.offset.toString()),
-        rejects.map((x) => x.topic),
-        rejects.map((x) => x.partition),
-        rejects.map((x) => x.offset.toString()),
-        rejects.map((x) => x.code),
-        rejects.map((x) => x.message),
-        rejects.map((x) => x.key),
-        rejects.map((x) => x.source?.topic ?? null),
-        rejects.map((x) => x.source?.partition ?? null),
-        rejects.map((x) => x.source?.offset ?? null),
+        ...rejectParams(rejects),
       ],
     })
     const { ok, advanced, upserted, deleted, stored } = result.rows[0]
@@ -388,17 +380,7 @@ export class BatchWriter {
       )
       const rejects = [...batch.rejects, ...refused]
       if (rejects.length > 0) {
-        await client.query(this.#rejectSql, [
-          rejects.map((x) => x.topic),
-          rejects.map((x) => x.partition),
-          rejects.map((x) => x.offset.toString()),
-          rejects.map((x) => x.code),
-          rejects.map((x) => x.message),
-          rejects.map((x) => x.key),
-          rejects.map((x) => x.source?.topic ?? null),
-          rejects.map((x) => x.source?.partition ?? null),
-          rejects.map((x) => x.source?.offset ?? null),
-        ])
+        await client.query(this.#rejectSql, rejectParams(rejects))
       }
       await client.query('COMMIT')
       return {
@@ -482,6 +464,21 @@ function fenceOutcome(
   const fenced = batch.partitions.filter((p) => (passed === null ? !holds(p, p.expected) : !passed.has(p.partition)))
   // None looks moved (cannot happen: the check read these very rows): give them all up and claim afresh.
   return { status: 'fenced', partitions: (fenced.length > 0 ? fenced : batch.partitions).map((p) => p.partition) }
+}
+
+/** The reject statement's nine arrays, in its parameters' order. */
+function rejectParams(rows: readonly RejectRow[]): unknown[] {
+  return [
+    rows.map((x) => x.topic),
+    rows.map((x) => x.partition),
+    rows.map((x) => x.offset.toString()),
+    rows.map((x) => x.code),
+    rows.map((x) => x.message),
+    rows.map((x) => x.key),
+    rows.map((x) => x.source?.topic ?? null),
+    rows.map((x) => x.source?.partition ?? null),
+    rows.map((x) => x.source?.offset ?? null),
+  ]
 }
 
 function auditParams(rows: readonly AuditRow[]): unknown[] {

@@ -3,10 +3,8 @@
 // long --linger-ms is, and records that arrive together are written together.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { PgvectorSink, type SinkLogEvent } from '../../src/sink/pgvector-sink.ts'
 import { resolveSinkConfig } from '../../src/sink/config.ts'
-import { endpoints } from '../support/stack.ts'
-import { chunkEvent, chunkProducer, createSinkEnv, readChunks, waitFor } from './support.ts'
+import { chunkEvent, chunkProducer, createSinkEnv, readChunks, runSink, waitFor } from './support.ts'
 
 test('sink config: batchWait is adaptive by default and refuses anything but adaptive or linger', () => {
   assert.equal(resolveSinkConfig({ topology: 't', dims: 4 }).batchWait, 'adaptive')
@@ -22,20 +20,7 @@ test('sink: with a linger of a minute, a lone change is still written at once, a
   const env = await createSinkEnv(t, { dims: 8, batchLingerMs: 60_000 })
   const { config } = env
   const producer = await chunkProducer(t, config)
-  const events: SinkLogEvent[] = []
-  const sink = new PgvectorSink({
-    config,
-    postgresUrl: env.sinkUrl,
-    kafkaBrokers: endpoints.kafkaBrokers,
-    schemaRegistryUrl: endpoints.schemaRegistryUrl,
-    log: (e) => events.push(e),
-  })
-  const done = sink.run()
-  done.catch(() => {})
-  t.after(async () => {
-    sink.stop()
-    await done.catch(() => {})
-  })
+  const { events } = runSink(t, env)
   await waitFor('the assignment', async () => events.some((e) => e.event === 'assigned' && e.partitions.length > 0))
 
   await producer.send([{ key: 'lone#0', value: await producer.encodeChunk(chunkEvent(config, { id: 'lone#0' })) }])
@@ -72,20 +57,7 @@ test('sink: a backlog of 1200 records is written in batches of at most 100 with 
     for (let i = 0; i < 1200; i++)
       records.push({ key: `b${i}#0`, value: await producer.encodeChunk(chunkEvent(config, { id: `b${i}#0` })) })
     await producer.send(records)
-    const events: SinkLogEvent[] = []
-    const sink = new PgvectorSink({
-      config,
-      postgresUrl: env.sinkUrl,
-      kafkaBrokers: endpoints.kafkaBrokers,
-      schemaRegistryUrl: endpoints.schemaRegistryUrl,
-      log: (e) => events.push(e),
-    })
-    const done = sink.run()
-    done.catch(() => {})
-    t.after(async () => {
-      sink.stop()
-      await done.catch(() => {})
-    })
+    const { events } = runSink(t, env)
     await waitFor('the backlog in Postgres', async () => (await readChunks(env.admin, config)).size === 1200, 90_000)
     return events.flatMap((e) => (e.event === 'batch-begin' ? [e.records] : []))
   }

@@ -2,34 +2,10 @@
 // never writes (aborted transactions), and the group offsets it commits for lag.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { PgvectorSink, type SinkLogEvent } from '../../src/sink/pgvector-sink.ts'
+import { PgvectorSink } from '../../src/sink/pgvector-sink.ts'
 import { Admin } from '@platformatic/kafka'
 import { endpoints } from '../support/stack.ts'
-import {
-  chunkEvent,
-  chunkProducer,
-  createSinkEnv,
-  readChunks,
-  storedOffsets,
-  waitFor,
-  type SinkEnv,
-} from './support.ts'
-
-function startSink(
-  env: SinkEnv,
-  events: SinkLogEvent[] = [],
-): { sink: PgvectorSink; done: Promise<void>; events: SinkLogEvent[] } {
-  const sink = new PgvectorSink({
-    config: env.config,
-    postgresUrl: env.sinkUrl,
-    kafkaBrokers: endpoints.kafkaBrokers,
-    schemaRegistryUrl: endpoints.schemaRegistryUrl,
-    log: (e) => events.push(e),
-  })
-  const done = sink.run()
-  done.catch(() => {})
-  return { sink, done, events }
-}
+import { chunkEvent, chunkProducer, createSinkEnv, readChunks, storedOffsets, runSink, waitFor } from './support.ts'
 
 test('sink: a producer that aborts, commits, aborts a transaction with no data and commits again: both committed transactions land', async (t) => {
   // One transactional id, so one producer id with two aborts: the pattern @platformatic/kafka's own
@@ -46,11 +22,7 @@ test('sink: a producer that aborts, commits, aborts a transaction with no data a
   await producer.send([await chunk('a#0'), await chunk('b#0')])
   await producer.send([], { abort: true })
   await producer.send([await chunk('c#0')])
-  const { sink, done } = startSink(env)
-  t.after(async () => {
-    sink.stop()
-    await done.catch(() => {})
-  })
+  runSink(t, env)
   // 1 + 1 marker, 2 + 1 marker, 1 marker, 1 + 1 marker: offset 8 is the end.
   await waitFor(
     'the sink to reach the end of the topic',
@@ -108,11 +80,7 @@ test('sink: upserts, tombstones, audit rows and rejects land in one transaction 
       }),
     },
   ])
-  const { sink, done, events } = startSink(env)
-  t.after(async () => {
-    sink.stop()
-    await done.catch(() => {})
-  })
+  const { events } = runSink(t, env)
   const end = await waitFor('the sink to reach the end of the topic', async () => {
     const stored = (await storedOffsets(env.admin, config)).get(0)
     return stored !== undefined && stored >= 14n ? stored : undefined

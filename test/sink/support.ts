@@ -7,6 +7,7 @@ import pg from 'pg'
 import { Admin, Producer } from '@platformatic/kafka'
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry'
 import { resolveSinkConfig, type SinkConfig, type SinkConfigInput } from '../../src/sink/config.ts'
+import { PgvectorSink, type SinkLogEvent } from '../../src/sink/pgvector-sink.ts'
 import { bootstrapDatabase, migrate } from '../../src/sink/migrations.ts'
 import { quoteIdent } from '../../src/sink/identifiers.ts'
 import { createTopics, endpoints } from '../support/stack.ts'
@@ -90,6 +91,25 @@ export async function createSinkEnv(
   const owner = await connect(t, ownerUrl)
   await migrate(owner, config)
   return { config, admin, owner, sinkUrl: roleUrl(config.names.sinkRole), ownerUrl, suffix }
+}
+
+/** The environment's sink, running in this process until the test ends; its log events as they come. */
+export function runSink(t: After, env: SinkEnv): { sink: PgvectorSink; done: Promise<void>; events: SinkLogEvent[] } {
+  const events: SinkLogEvent[] = []
+  const sink = new PgvectorSink({
+    config: env.config,
+    postgresUrl: env.sinkUrl,
+    kafkaBrokers: endpoints.kafkaBrokers,
+    schemaRegistryUrl: endpoints.schemaRegistryUrl,
+    log: (e) => events.push(e),
+  })
+  const done = sink.run()
+  done.catch(() => {})
+  t.after(async () => {
+    sink.stop()
+    await done.catch(() => {})
+  })
+  return { sink, done, events }
 }
 
 export interface ChunkSpec {
