@@ -28,10 +28,9 @@ import { TopologyBuilder } from '../../src/dsl/index.ts'
 import { auditEventOutput } from '../../src/governance/forget/governance-codecs.ts'
 import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
 import { AvroWireDecoder, createSchemaRegistry } from '../../src/serde/wire.ts'
-import { PgvectorSink } from '../../src/sink/pgvector-sink.ts'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { deleteSubject } from '../serde/registry-helpers.ts'
-import { createSinkEnv } from '../sink/support.ts'
+import { createSinkEnv, runSink } from '../sink/support.ts'
 import { deleteKeys } from '../support/local.ts'
 import { within } from '../support/runtime-waits.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
@@ -198,17 +197,7 @@ test(
     const auditTopic = sinkEnv.config.topic
     t.after(() => deleteSubject(`${auditTopic}-audit-value`))
     const audit = auditEventOutput({ registryUrl: endpoints.schemaRegistryUrl, chunkTopic: auditTopic })
-    const sink = new PgvectorSink({
-      config: sinkEnv.config,
-      postgresUrl: sinkEnv.sinkUrl,
-      kafkaBrokers: endpoints.kafkaBrokers,
-      schemaRegistryUrl: endpoints.schemaRegistryUrl,
-    })
-    const sinking = sink.run().catch((error: unknown) => error)
-    t.after(async () => {
-      sink.stop()
-      await within(sinking, 60_000, 'the sink to stop')
-    })
+    runSink(t, sinkEnv)
     /** The audit rows of one kind in Postgres, once there are `count` of them (one per pipeline and table). */
     const auditRows = async (kind: string, count: number) => {
       const deadline = Date.now() + 90_000

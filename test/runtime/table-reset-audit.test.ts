@@ -10,13 +10,12 @@ import { DebeziumDecoder } from '../../src/cdc/debezium.ts'
 import { cdcTableDecoder } from '../../src/cdc/table-decoder.ts'
 import { TopologyBuilder } from '../../src/dsl/index.ts'
 import { KafkaRuntime } from '../../src/runtime/kafka-runtime.ts'
-import { PgvectorSink } from '../../src/sink/pgvector-sink.ts'
 import { partitionForKey } from '../../src/topology/partitioner.ts'
 import { deleteSubject } from '../serde/registry-helpers.ts'
-import { createSinkEnv, readChunks, waitFor } from '../sink/support.ts'
+import { createSinkEnv, readChunks, runSink, waitFor } from '../sink/support.ts'
 import { redisStoresFor } from '../support/local.ts'
 import { testRagServices } from '../support/rag-services.ts'
-import { deleteAfter, runStopped, within } from '../support/runtime-waits.ts'
+import { deleteAfter, runStopped } from '../support/runtime-waits.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 
 const PARTITIONS = 2
@@ -64,17 +63,7 @@ test('no govern, real stack: a TRUNCATE empties the index and the sink writes it
     fetchMaxWaitMs: 50,
   })
   void runStopped(t, runtime, 'the notes runtime')
-  const sink = new PgvectorSink({
-    config: env.config,
-    postgresUrl: env.sinkUrl,
-    kafkaBrokers: endpoints.kafkaBrokers,
-    schemaRegistryUrl: endpoints.schemaRegistryUrl,
-  })
-  const sinking = sink.run().catch((error: unknown) => error)
-  t.after(async () => {
-    sink.stop()
-    await within(sinking, 60_000, 'the sink to stop')
-  })
+  runSink(t, env)
   const producer = new Producer({ clientId: uniqueName('notes-in'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
   t.after(() => producer.close().catch(() => {}))
 

@@ -10,6 +10,7 @@ import { resolveSinkConfig, type SinkConfig, type SinkConfigInput } from '../../
 import { PgvectorSink, type SinkLogEvent } from '../../src/sink/pgvector-sink.ts'
 import { bootstrapDatabase, migrate } from '../../src/sink/migrations.ts'
 import { quoteIdent } from '../../src/sink/identifiers.ts'
+import { within } from '../support/runtime-waits.ts'
 import { createTopics, endpoints } from '../support/stack.ts'
 import { auditKey, signAudit, type SignedAuditFields } from '../../src/security/audit-auth.ts'
 
@@ -107,7 +108,11 @@ export function runSink(t: After, env: SinkEnv): { sink: PgvectorSink; done: Pro
   done.catch(() => {})
   t.after(async () => {
     sink.stop()
-    await done.catch(() => {})
+    await within(
+      done.catch(() => {}),
+      60_000,
+      'the sink to stop',
+    )
   })
   return { sink, done, events }
 }
