@@ -9,23 +9,18 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { Admin } from '@platformatic/kafka'
-import { Redis } from 'ioredis'
 import { checkKafka } from '../../src/config/services.ts'
 import { generate, generatorTopics } from '../../src/generator/generator.ts'
-import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime.ts'
 import type { SourceRecord } from '../../src/runtime/task.ts'
-import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import type { ChunkEvent } from '../../src/serde/chunk-event.ts'
 import { SUPPORT_REGIONS } from '../../topologies/support-copilot.ts'
 import { TopologyTestDriver } from '../../src/testing/index.ts'
 import { DEAD_LETTER_HEADERS } from '../../src/topology/compile.ts'
 import { supportCopilot } from '../../topologies/support-copilot.ts'
-import { deleteSubject } from '../serde/registry-helpers.ts'
 import { decodeChunkEvents, testRagServices } from '../support/rag-services.ts'
+import { runAppOnStack } from '../support/app-on-stack.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
 import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
-import { deleteKeys } from '../support/local.ts'
 
 const PARTITIONS = 3
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -153,19 +148,7 @@ test(
     const chunkTopic = uniqueName('rag.chunks.support-copilot-e2e')
     const sources = generatorTopics(prefix)
     const deletionsTopic = `${prefix}.governance.deletions`
-    const admin = new Admin({ clientId: uniqueName('e2e-admin'), bootstrapBrokers: [...endpoints.kafkaBrokers] })
-    const redis = new Redis(endpoints.redisUrl)
-    let internalTopics: string[] = []
     const consoleGroup = uniqueName('e2e-console')
-    t.after(async () => {
-      await admin.deleteTopics({ topics: [...sources, deletionsTopic, ...internalTopics] }).catch(() => {})
-      await deleteSubject(`${chunkTopic}-audit-value`).catch(() => {})
-      await deleteSubject(`${deletionsTopic}-value`).catch(() => {})
-      await admin.deleteGroups({ groups: [applicationId, consoleGroup] }).catch(() => {})
-      await admin.close()
-      await deleteKeys(redis, `rs:{${applicationId}:*`)
-      await redis.quit()
-    })
     await createTopics(t, [chunkTopic], PARTITIONS)
 
     // 1. The Kafka runtime, exactly once, Redis state stores, started on fresh (empty, compacted) topics.
@@ -175,25 +158,13 @@ test(
       partitions: PARTITIONS,
       sinkPartitions: { [chunkTopic]: PARTITIONS },
     })
-    internalTopics = processor.topics.filter((x) => x.role !== 'source' && x.role !== 'sink').map((x) => x.name)
-    const backend = new RedisStateBackend({ applicationId, target: { kind: 'single', url: endpoints.redisUrl } })
-    t.after(() => backend.close())
-    const events: RuntimeEvent[] = []
-    const runtime = new KafkaRuntime(processor, {
-      brokers: endpoints.kafkaBrokers,
-      stores: new Map(processor.storeNames.map((name) => [name, backend.store(name)])),
-      instanceId: 'e2e',
-      sessionTimeoutMs: 6_000,
-      transactionTimeoutMs: 30_000,
-      batchMaxRecords: 100,
-      fetchMaxWaitMs: 100,
-      onEvent: (e) => events.push(e),
-    })
     const started = Date.now()
-    const running = runtime.run()
-    t.after(async () => {
-      runtime.stop()
-      await running.catch(() => {})
+    const { admin, runtime, events, stop } = await runAppOnStack(t, processor, {
+      applicationId,
+      instanceId: 'e2e',
+      subjects: [`${chunkTopic}-audit-value`, `${deletionsTopic}-value`],
+      groups: [consoleGroup],
+      runtime: { transactionTimeoutMs: 30_000, batchMaxRecords: 100 },
     })
 
     const deadline = Date.now() + 20_000
@@ -224,8 +195,7 @@ test(
 
     await waitCaughtUp(admin, PARTITIONS, applicationId, sources, repartitions, 60_000, events)
     const caughtUpMs = Date.now() - started
-    runtime.stop()
-    await running
+    await stop()
 
     // (a) The committed chunk topic, decoded by an independent registry client.
     const committed = await readToEnd(admin, PARTITIONS, [chunkTopic])

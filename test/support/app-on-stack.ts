@@ -23,11 +23,14 @@ export interface AppOnStackOptions {
   readonly runtime?: Partial<KafkaRuntimeOptions>
   /** Runs the pgvector sink of this environment too, stopped with the runtime. */
   readonly sink?: SinkEnv
+  /** Other consumer groups the test creates (e.g. a console consumer's), deleted with the app's. */
+  readonly groups?: readonly string[]
 }
 
 export interface AppOnStack {
   readonly admin: Admin
   readonly redis: Redis
+  readonly runtime: KafkaRuntime
   readonly events: RuntimeEvent[]
   /** The app's topics that are neither its sources nor its sinks. */
   readonly internal: ProcessorTopology['topics']
@@ -46,7 +49,7 @@ export async function runAppOnStack(
   const redis = new Redis(endpoints.redisUrl)
   t.after(async () => {
     await admin.deleteTopics({ topics: internal.map((x) => x.name) }).catch(() => {})
-    const groups = sinkEnv ? [applicationId, sinkEnv.config.groupId] : [applicationId]
+    const groups = [applicationId, ...(sinkEnv ? [sinkEnv.config.groupId] : []), ...(options.groups ?? [])]
     await admin.deleteGroups({ groups }).catch(() => {})
     await admin.close()
     for (const subject of options.subjects ?? []) await deleteSubject(subject).catch(() => {})
@@ -87,6 +90,7 @@ export async function runAppOnStack(
   return {
     admin,
     redis,
+    runtime,
     events,
     internal,
     async stop() {
