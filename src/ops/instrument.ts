@@ -235,11 +235,12 @@ export function instrumentProcessor(
     if (event.event === 'isolating-records') {
       // The transaction was aborted to re-read its batch one record at a time: nothing of it counts.
       pending = []
-    } else if (event.event === 'batch-aborted') {
+    } else if (event.event === 'batch-aborted' || event.event === 'chain-conflict') {
       pending = []
       producedAt = undefined
       counters.aborts++
-      metrics.inc('ragstream_transactions_aborted_total', { topology: name, reason: event.recovery })
+      const reason = event.event === 'chain-conflict' ? 'chain-conflict' : event.recovery
+      metrics.inc('ragstream_transactions_aborted_total', { topology: name, reason })
     } else if (event.event === 'restoring') {
       // An upper bound: transaction markers and compaction leave offsets without records.
       const remaining = Number(event.to - event.from)

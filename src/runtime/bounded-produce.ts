@@ -57,12 +57,14 @@ export function sendSlices(messages: readonly Message[], maxSendBytes = MAX_SEND
 
 /**
  * Sends `messages` in order, in bounded sends, and returns for every partition written the offset
- * after its last record (`<topic>:<partition>` → next offset).
+ * after its last record (`<topic>:<partition>` → next offset); `starts`, when given, receives the
+ * offset of each partition's first record.
  */
 export async function produceBounded(
   send: Send,
   messages: readonly Message[],
   maxSendBytes = MAX_SEND_BYTES,
+  starts?: Map<string, bigint>,
 ): Promise<Map<string, bigint>> {
   const ends = new Map<string, bigint>()
   for (const slice of sendSlices(messages, maxSendBytes)) {
@@ -80,7 +82,9 @@ export async function produceBounded(
     for (const { topic, partition, offset } of produced.offsets ?? []) {
       const key = partitionKey(topic, partition)
       const count = counts.get(key)
-      if (count !== undefined) ends.set(key, offset + BigInt(count))
+      if (count === undefined) continue
+      ends.set(key, offset + BigInt(count))
+      if (starts !== undefined && !starts.has(key)) starts.set(key, offset)
     }
   }
   return ends

@@ -108,6 +108,19 @@ export type RuntimeEvent =
       readonly limit: number
       readonly records: number
     }
+  /**
+   * Records a chained round read before they were produced did not land at the offsets it read them
+   * at (another producer wrote to the partition first): the transaction was aborted and is read again
+   * from the committed offsets; hop chaining produces before it chains for `pausedForMs`.
+   */
+  | {
+      readonly event: 'chain-conflict'
+      readonly topic: string
+      readonly partition: number
+      readonly expectedOffset: string
+      readonly landedAt: string
+      readonly pausedForMs: number
+    }
   /** The producer may be in a broken state: it was closed, and the next transaction starts with a new one. */
   | { readonly event: 'producer-replaced'; readonly reason: string }
   /**

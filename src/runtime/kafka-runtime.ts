@@ -79,6 +79,18 @@ export interface RuntimeStats {
 /** After a rebalance error, a moment for the consumer's heartbeat to notice and rejoin before re-assigning. */
 const REJOIN_PAUSE_MS = 250
 
+/** After another producer's record took an offset a chained-ahead round had read, chaining waits for produces this long. */
+const CHAIN_AHEAD_PAUSE_MS = 30_000
+
+/** Records chained ahead of their produce did not land where their round read them (see #chainAhead). */
+class ChainedAheadConflict extends Error {
+  readonly fields: { topic: string; partition: number; expectedOffset: string; landedAt: string }
+  constructor(f: { topic: string; partition: number; expectedOffset: bigint; landedAt: bigint | undefined }) {
+    super(`records chained ahead to ${f.topic}:${f.partition} landed at ${f.landedAt}, not ${f.expectedOffset}`)
+    this.fields = { ...f, expectedOffset: `${f.expectedOffset}`, landedAt: `${f.landedAt}` }
+  }
+}
+
 /**
  * A store partition's backing store no longer holds the checkpoint this instance left there: an
  * older or missing one means it lost data (RS_STATE_LOST), a newer one that another owner wrote
@@ -176,6 +188,10 @@ export class KafkaRuntime {
   #isolateUntil: Map<string, bigint> | undefined
   /** When the last batch was read (performance.now()): what the adaptive linger compares with. */
   #lastBatchReadAt = -Infinity
+  /** Whether records keep arriving (the batch being processed came soon after the one before). */
+  #arriving = false
+  /** Until when (performance.now()) hop chaining produces before it chains, after a conflict. */
+  #chainAheadPausedUntil = -Infinity
 
   /** Throws RS_CONFIG_INVALID listing every problem of `options` (see `resolveRuntimeConfig`). */
   constructor(topology: ProcessorTopology, options: KafkaRuntimeOptions) {
@@ -424,7 +440,9 @@ export class KafkaRuntime {
     const now = performance.now()
     const previous = this.#lastBatchReadAt
     this.#lastBatchReadAt = now
-    if (c.batchLingerMs === 0 || this.#isolateUntil !== undefined || now - previous >= 2 * c.batchLingerMs) return batch
+    // Without a linger, "arriving" keeps the commit cadence's look for more after every batch.
+    this.#arriving = c.batchLingerMs === 0 || now - previous < 2 * c.batchLingerMs
+    if (c.batchLingerMs === 0 || this.#isolateUntil !== undefined || !this.#arriving) return batch
     if (batch.records.length >= c.batchMaxRecords || batch.bytes >= c.batchMaxBytes) return batch
     const more = await this.#reader!.nextBatch(
       c.batchMaxRecords - batch.records.length,
@@ -585,15 +603,26 @@ export class KafkaRuntime {
       transaction = await withTimeout(producer.beginTransaction(), timeout, 'begin transaction')
       return transaction
     }
+    // Hop chaining ahead of the produce (see #chainAhead): per partition, where the chained records
+    // not produced yet must land and how many they are; and the timestamps their rounds read.
+    const optimistic = chaining && performance.now() >= this.#chainAheadPausedUntil
+    const expected = new Map<string, { from: bigint; count: number }>()
+    const stamped = new Map<SinkRecord, bigint>()
+    // Every partition this transaction wrote: its commit marker follows their records.
+    const wrote = new Set<string>()
     const produce: Produce = async (out) => {
       const t = await begin()
       const now = BigInt(Date.now())
-      const messages = out.map((record) => toMessage(record, now))
+      const messages = out.map((record) => toMessage(record, stamped.get(record) ?? now))
+      const starts = new Map<string, bigint>()
       const written = await produceBounded(
         (slice) => withTimeout(t.send({ messages: slice }), timeout, 'produce'),
         messages,
         this.#maxSendBytes,
+        starts,
       )
+      this.#verifyChainedAhead(expected, messages, starts, written)
+      for (const key of written.keys()) wrote.add(key)
       return { written, messages }
     }
     let checkpoints: Map<string, Map<number, bigint>> | undefined
@@ -610,47 +639,79 @@ export class KafkaRuntime {
     // produce, so a round whose outputs nothing chains costs no request of its own. Each partition's
     // records still reach the broker in the order they were produced by the topology.
     let held: SinkRecord[] = []
-    for (;;) {
-      records += batch.records.length
-      take(batch, [positions])
-      const produced = await this.#process(batch, verified)
-      let pending = produced
-      if (chaining && chained < c.maxChainedRounds && records < c.batchMaxRecords && this.#chainable(produced)) {
-        const outputs = this.#boundOutputs(produced)
-        const { written, messages } = await produce([...held, ...outputs])
-        const next = this.#chain(outputs, { written, messages: messages.slice(held.length) })
-        held = []
-        if (next !== undefined) {
-          batch = next
-          chained++
-          continue
+    // Held records no round chained: they will land beyond what the reader knows of their partitions.
+    const hold = (out: readonly SinkRecord[]) => {
+      this.#reader!.wroteUnchained(out.map((r) => partitionKey(r.topic, r.partition)))
+      held = [...held, ...out]
+    }
+    try {
+      for (;;) {
+        records += batch.records.length
+        take(batch, [positions])
+        const produced = await this.#process(batch, verified)
+        let pending = produced
+        if (chaining && chained < c.maxChainedRounds && records < c.batchMaxRecords && this.#chainable(produced)) {
+          const outputs = this.#boundOutputs(produced)
+          let next: Batch | undefined
+          if (optimistic) {
+            // Chained before they are produced: they go out with the transaction's next produce.
+            const ahead = this.#chainAhead(outputs, expected, stamped)
+            hold(ahead.unchained)
+            held = [...held, ...ahead.chained]
+            next = ahead.batch
+          } else {
+            const { written, messages } = await produce([...held, ...outputs])
+            next = this.#chain(outputs, { written, messages: messages.slice(held.length) })
+            held = []
+          }
+          pending = []
+          if (next !== undefined) {
+            batch = next
+            chained++
+            continue
+          }
         }
-        // Nothing could be chained after all: the outputs are in.
-        pending = []
-      }
-      // Commit cadence, adaptive: the transaction takes what is already there (buffered, or a fetch
-      // that does not wait) until it has been open commitIntervalMs; when nothing is, it commits now.
-      if (cadence && records < c.batchMaxRecords && performance.now() - opened < c.commitIntervalMs) {
-        const more = await this.#reader!.nextBatch(c.batchMaxRecords - records, c.batchMaxBytes, 0)
-        take(more, [positions, read])
-        if (more.records.length > 0) {
-          if (pending.length > 0) held = [...held, ...this.#boundOutputs(pending)]
-          batch = more
-          chained = 0
-          continue
+        // Commit cadence, adaptive: the transaction takes what is already there (buffered, or a fetch
+        // that does not wait) until it has been open commitIntervalMs; when nothing is, it commits now.
+        // After a pause (a lone change) nothing more is likely there: it commits without asking.
+        if (
+          cadence &&
+          this.#arriving &&
+          records < c.batchMaxRecords &&
+          performance.now() - opened < c.commitIntervalMs
+        ) {
+          const more = await this.#reader!.nextBatch(c.batchMaxRecords - records, c.batchMaxBytes, 0)
+          take(more, [positions, read])
+          if (more.records.length > 0) {
+            if (pending.length > 0) hold(this.#boundOutputs(pending))
+            batch = more
+            chained = 0
+            continue
+          }
         }
+        checkpoints = await this.#produceChangelog(
+          held,
+          pending,
+          records,
+          first,
+          [...read.values()],
+          produce,
+          transaction,
+        )
+        if (checkpoints === undefined) return false
+        break
       }
-      checkpoints = await this.#produceChangelog(
-        held,
-        pending,
-        records,
-        first,
-        [...read.values()],
-        produce,
-        transaction,
-      )
-      if (checkpoints === undefined) return false
-      break
+    } catch (error) {
+      if (!(error instanceof ChainedAheadConflict)) throw error
+      // Another producer wrote to a partition first: the chained rounds read records that are not
+      // where they assumed. Nothing of this transaction may commit; it is read again from the
+      // committed offsets, chaining after the produce for a while (a busy partition's other writers).
+      if (transaction) await withTimeout(transaction.abort(), timeout, 'abort')
+      this.#producerClean = true
+      this.#chainAheadPausedUntil = performance.now() + CHAIN_AHEAD_PAUSE_MS
+      this.#stats.aborts++
+      this.#emit({ event: 'chain-conflict', ...error.fields, pausedForMs: CHAIN_AHEAD_PAUSE_MS })
+      return false
     }
     await this.#stage('produced')
     const t = await begin()
@@ -677,6 +738,7 @@ export class KafkaRuntime {
     await withTimeout(t.commit(), timeout, 'commit transaction')
     this.#producerClean = true
     at.phase = 'committed'
+    this.#reader!.committedOwn(wrote)
     this.#purger?.committed([...positions.values()])
     this.#stats.batches++
     this.#stats.records += records
@@ -753,6 +815,103 @@ export class KafkaRuntime {
       checkpoints.set(store, map)
     }
     return checkpoints
+  }
+
+  /**
+   * Hop chaining ahead of the produce: the next round takes the outputs to internal partitions this
+   * instance reads at the offsets they will land at (the partition's known log end: nothing buffered,
+   * nothing unread), before they are produced; they then go out with the transaction's next produce,
+   * one request for every round instead of one per hop. `#verifyChainedAhead` checks after that produce
+   * that each landed exactly there; if another producer wrote first, the transaction aborts.
+   * Returns the records chained (stamped with the timestamps their round reads), the rest, and the round.
+   */
+  #chainAhead(
+    outputs: readonly SinkRecord[],
+    expected: Map<string, { from: bigint; count: number }>,
+    stamped: Map<SinkRecord, bigint>,
+  ): { chained: SinkRecord[]; unchained: SinkRecord[]; batch: Batch | undefined } {
+    const byPartition = new Map<string, SinkRecord[]>()
+    const unchained: SinkRecord[] = []
+    const chained: SinkRecord[] = []
+    for (const record of outputs) {
+      if (!this.#chainTopics.has(record.topic)) {
+        unchained.push(record)
+        continue
+      }
+      const key = partitionKey(record.topic, record.partition)
+      const list = byPartition.get(key)
+      if (list) list.push(record)
+      else byPartition.set(key, [record])
+    }
+    const now = BigInt(Date.now())
+    const records: SourceRecord[] = []
+    const positions: TopicPartitionOffset[] = []
+    let bytes = 0
+    for (const [key, list] of byPartition) {
+      const { topic, partition } = list[0]
+      const from = this.#reader!.chainAhead(topic, partition, list.length)
+      if (from === undefined) {
+        unchained.push(...list)
+        continue
+      }
+      const before = expected.get(key)
+      expected.set(key, { from: before?.from ?? from, count: (before?.count ?? 0) + list.length })
+      list.forEach((record, i) => {
+        // What toMessage will produce, fixed now: the round reads the timestamp the broker stores.
+        const timestamp = producedTimestamp(record, now)
+        stamped.set(record, timestamp)
+        chained.push(record)
+        const read: SourceRecord = {
+          topic,
+          partition,
+          offset: from + BigInt(i),
+          timestamp,
+          key: record.key,
+          value: record.value,
+          headers: record.headers && record.headers.size > 0 ? new Map(record.headers) : NO_HEADERS,
+        }
+        bytes += (read.key?.length ?? 0) + (read.value?.length ?? 0)
+        records.push(read)
+      })
+      positions.push({ topic, partition, offset: from + BigInt(list.length) })
+    }
+    // Each partition's records keep their order: unchained ones of a partition never precede chained ones
+    // (a partition with held unchained records has no known end, so nothing of it is chained ahead).
+    return { chained, unchained, batch: records.length === 0 ? undefined : { records, bytes, positions } }
+  }
+
+  /**
+   * After a produce: every partition chained ahead whose records it carried must have them exactly
+   * where the chained round read them (first at `from`, contiguous). Otherwise throws
+   * ChainedAheadConflict. Records written after them to the same partition are beyond the reader's
+   * known end; so are those of any partition not chained ahead.
+   */
+  #verifyChainedAhead(
+    expected: Map<string, { from: bigint; count: number }>,
+    messages: readonly Message[],
+    starts: ReadonlyMap<string, bigint>,
+    written: ReadonlyMap<string, bigint>,
+  ): void {
+    const counts = new Map<string, number>()
+    for (const m of messages) {
+      const key = partitionKey(m.topic, m.partition!)
+      counts.set(key, (counts.get(key) ?? 0) + 1)
+    }
+    const beyond = new Set(written.keys())
+    for (const [key, { from, count }] of expected) {
+      const start = starts.get(key)
+      const end = written.get(key)
+      if (start === undefined || end === undefined) continue
+      const total = BigInt(counts.get(key) ?? 0)
+      if (start !== from || end - start !== total) {
+        const [topic, partition] = [key.slice(0, key.lastIndexOf(':')), Number(key.slice(key.lastIndexOf(':') + 1))]
+        throw new ChainedAheadConflict({ topic, partition, expectedOffset: from, landedAt: start })
+      }
+      expected.delete(key)
+      this.#reader!.landed([key])
+      if (total === BigInt(count)) beyond.delete(key)
+    }
+    this.#reader!.wroteUnchained(beyond)
   }
 
   /** Whether some output goes to an internal topic partition this instance reads (a chained round could take it). */
@@ -1173,6 +1332,11 @@ function changelogSinkRecord(topic: string, record: ChangelogRecord): SinkRecord
   return { topic, partition: record.partition, key: Buffer.from(record.key, 'utf8'), value: record.value }
 }
 
+/** The timestamp a record is produced with at `now` (see toMessage). */
+function producedTimestamp(record: SinkRecord, now: bigint): bigint {
+  return record.timestamp !== undefined && record.timestamp >= 0n && record.timestamp <= now ? record.timestamp : now
+}
+
 function toMessage(record: SinkRecord, now: bigint): MessageToProduce<Buffer, Buffer, Buffer, Buffer> {
   const message: MessageToProduce<Buffer, Buffer, Buffer, Buffer> = { topic: record.topic, partition: record.partition }
   if (record.key !== null) message.key = record.key
@@ -1181,8 +1345,7 @@ function toMessage(record: SinkRecord, now: bigint): MessageToProduce<Buffer, Bu
   // it on. One in the future (a source clock ahead of ours) is produced as now: the broker refuses
   // timestamps beyond message.timestamp.after.max.ms (1 hour by default), and retrying would not help.
   // Always set (the client would stamp its own clock otherwise): a chained round reads it back.
-  message.timestamp =
-    record.timestamp !== undefined && record.timestamp >= 0n && record.timestamp <= now ? record.timestamp : now
+  message.timestamp = producedTimestamp(record, now)
   if (record.headers && record.headers.size > 0) {
     const headers = new Map<Buffer, Buffer>()
     for (const [name, value] of record.headers) headers.set(Buffer.from(name), value)

@@ -31,6 +31,15 @@ interface PartitionState {
   consumed: bigint
   /** The fetch that last returned records for it (0: never): the least recently served are asked first. */
   servedAt: number
+  /**
+   * Where the log ends as far as this reader knows (undefined: not known): the offset the next record
+   * appended to it would take. Set when a fetch read up to the high watermark; moved by the caller's
+   * own chained records and its own commit marker; forgotten when the caller writes records here it
+   * does not chain (they lie beyond, unread). Only a guess: whoever relies on it verifies it.
+   */
+  knownEnd: bigint | undefined
+  /** Records were chained ahead of their produce: the position is past the log end until they land, so no fetch asks for it. */
+  ahead: boolean
 }
 
 export interface ReaderOptions {
@@ -75,6 +84,8 @@ export class PartitionReader {
       bufferIndex: 0,
       consumed: offset,
       servedAt: 0,
+      knownEnd: undefined,
+      ahead: false,
     }))
     this.#metadata =
       this.#states.length > 0
@@ -168,14 +179,67 @@ export class PartitionReader {
     if (state === undefined || state.bufferIndex < state.buffer.length || state.fetchOffset !== from) return false
     state.fetchOffset = to
     state.consumed = to
+    // Someone else's records may already follow them.
+    state.knownEnd = undefined
     return true
+  }
+
+  /**
+   * Hop chaining ahead of the produce: `count` records the caller is about to write to this
+   * partition in its open transaction, taken as read before they are written, if the partition is
+   * assigned, has nothing buffered, and its log end is known (see `knownEnd`). Returns the offset the
+   * first of them must land at (the position moves past them), or undefined. The caller must verify
+   * that they landed exactly there (`PartitionReader` cannot) and abort otherwise: another producer
+   * may have written first.
+   */
+  chainAhead(topic: string, partition: number, count: number): bigint | undefined {
+    const state = this.#states.find((s) => s.topic === topic && s.partition === partition)
+    if (state === undefined || state.bufferIndex < state.buffer.length || state.knownEnd === undefined) return undefined
+    const from = state.knownEnd
+    state.fetchOffset = state.consumed = state.knownEnd = from + BigInt(count)
+    state.ahead = true
+    return from
+  }
+
+  /** Records chained ahead to these partitions landed where they were read: they may be fetched again. */
+  landed(keys: Iterable<string>): void {
+    for (const key of keys) {
+      const state = this.#states.find((s) => s.key === key)
+      if (state) state.ahead = false
+    }
+  }
+
+  /**
+   * The caller wrote records to these partitions that it did not chain: they lie beyond the known
+   * end, to be fetched. (Partitions this reader does not read are ignored.)
+   */
+  wroteUnchained(keys: Iterable<string>): void {
+    for (const key of keys) {
+      const state = this.#states.find((s) => s.key === key)
+      if (state) state.knownEnd = undefined
+    }
+  }
+
+  /**
+   * The caller's transaction that wrote to these partitions committed: its commit marker takes the
+   * next offset of each, right after the records it wrote (the coordinator writes the markers before
+   * the producer's next transaction can add the partition again). A known end that stood at its
+   * records moves past the marker.
+   */
+  committedOwn(keys: Iterable<string>): void {
+    for (const key of keys) {
+      const state = this.#states.find((s) => s.key === key)
+      if (state?.knownEnd !== undefined && state.knownEnd === state.fetchOffset) state.knownEnd += 1n
+    }
   }
 
   async #fetch(maxWaitMs: number, minBytes: number): Promise<void> {
     const metadata = this.#metadata!
     const byNode = new Map<number, PartitionState[]>()
-    // Least recently served first (stable: assignment order among equals).
-    const order = [...this.#states].sort((a, b) => a.servedAt - b.servedAt)
+    // Least recently served first (stable: assignment order among equals). A partition chained ahead
+    // waits until its records landed (its position is past the log end until then).
+    const order = this.#states.filter((s) => !s.ahead).sort((a, b) => a.servedAt - b.servedAt)
+    if (order.length === 0) return
     const fetch = ++this.#fetches
     for (const state of order) {
       const leader = metadata.topics.get(state.topic)?.partitions[state.partition]?.leader
@@ -257,6 +321,8 @@ export class PartitionReader {
       state.buffer = records
       state.bufferIndex = 0
       state.fetchOffset = nextOffset
+      // Read up to the high watermark (nothing open or beyond): the next record appended lands there.
+      state.knownEnd = nextOffset >= p.highWatermark ? nextOffset : undefined
     }
   }
 }

@@ -14,6 +14,8 @@ import { KafkaRuntime, type RuntimeEvent } from '../../src/runtime/kafka-runtime
 import { PartitionReader } from '../../src/runtime/partition-reader.ts'
 import { RedisStateBackend } from '../../src/state/redis-store.ts'
 import { partitionForString } from '../../src/topology/partitioner.ts'
+import { subscriptionTopic } from '../../src/topology/graph.ts'
+import type { SourceRecord } from '../../src/runtime/task.ts'
 import { countingTopology } from '../support/counting-topology.ts'
 import { fkJoinTopology, type OrderDetail } from '../support/fk-join-cases.ts'
 import { deleteRedisKeys } from '../support/kafka-fk-runner.ts'
@@ -31,11 +33,16 @@ import { readToEnd, waitCaughtUp } from '../support/topic-offsets.ts'
 
 const PARTITIONS = 2
 
-/** Runs the FK-join topology; `change` sends inputs and says which output it waits for; returns the transactions it took. */
-async function transactionsPerChange(
+/** The FK-join topology on the real stack, with a gate in process() and a count of the runtime's produce requests. */
+async function chainFixture(
   t: { after: (fn: () => Promise<void>) => void },
-  options: { maxChainedRounds?: number; commitIntervalMs?: number },
-): Promise<{ order: number; product: number; pair: number; pairSends: number; outputs: Map<string, OrderDetail> }> {
+  options: {
+    maxChainedRounds?: number
+    commitIntervalMs?: number
+    batchLingerMs?: number
+    purgeRepartitionTopics?: boolean
+  },
+) {
   await checkKafka(endpoints)
   await checkRedis(endpoints.redisUrl)
   const applicationId = uniqueName('chain')
@@ -50,16 +57,12 @@ async function transactionsPerChange(
     partitions: PARTITIONS,
     sinkPartitions: { [topics.output]: PARTITIONS },
   })
-  // A gate in process(): while it is closed, the batch being processed waits (the test sends meanwhile).
-  let gate: Promise<void> | undefined
-  let entered: () => void = () => {}
+  // A gate in process(): while `gate` says so for a batch, the batch waits for what it returns (the test sends meanwhile).
+  let gate: ((records: readonly SourceRecord[]) => Promise<void> | undefined) | undefined
   const gated = {
     ...processor,
     async process(...args: Parameters<typeof processor.process>) {
-      if (gate) {
-        entered()
-        await gate
-      }
+      await gate?.(args[0])
       return processor.process(...args)
     },
   }
@@ -75,7 +78,10 @@ async function transactionsPerChange(
     fetchMaxWaitMs: 50,
     transactionTimeoutMs: 20_000,
     ...options,
-    onEvent: (e) => events.push(e),
+    onEvent: (e) => {
+      events.push(e)
+      if (process.env.DEBUG_EVENTS) console.error(JSON.stringify(e, (_, v) => (typeof v === 'bigint' ? `${v}` : v)))
+    },
   })
   // Produce requests of the runtime's transactional producer (the client's diagnostics channel).
   let sends = 0
@@ -118,12 +124,33 @@ async function transactionsPerChange(
       if (r.key !== null && r.value !== null) table.set(r.key.toString(), JSON.parse(r.value.toString()) as OrderDetail)
     return table
   }
-
   // Warm up: the product, and an order on each partition, so both tasks have run a transaction.
   await send(topics.products, 'p1', { name: 'Pen', price: 2 })
   await send(topics.orders, 'o-a', { product: 'p1', qty: 1 })
   await send(topics.orders, 'o-b', { product: 'p1', qty: 1 })
   await settle()
+  return {
+    admin,
+    producer,
+    runtime,
+    events,
+    topics,
+    subscriptions: subscriptionTopic(applicationId, 'join-products'),
+    send,
+    settle,
+    outputs,
+    sends: () => sends,
+    setGate: (g: typeof gate) => (gate = g),
+  }
+}
+
+/** Runs the FK-join topology; sends changes and returns the transactions and produce requests they took. */
+async function transactionsPerChange(
+  t: { after: (fn: () => Promise<void>) => void },
+  options: { maxChainedRounds?: number; commitIntervalMs?: number; batchLingerMs?: number },
+): Promise<{ order: number; product: number; pair: number; pairSends: number; outputs: Map<string, OrderDetail> }> {
+  const f = await chainFixture(t, options)
+  const { runtime, topics, send, settle } = f
   // One order: its subscription and the response cross two internal topics.
   let before = runtime.stats.batches
   await send(topics.orders, 'o1', { product: 'p1', qty: 3 })
@@ -138,22 +165,31 @@ async function transactionsPerChange(
   const partition = partitionForString('o2', PARTITIONS)
   const other = ['o3', 'o4', 'o5', 'o6', 'o7', 'o8'].find((k) => partitionForString(k, PARTITIONS) === partition)!
   before = runtime.stats.batches
-  const sendsBefore = sends
+  const sendsBefore = f.sends()
   let release: () => void = () => {}
-  gate = new Promise((resolve) => (release = resolve))
+  const held = new Promise<void>((resolve) => (release = resolve))
+  let entered: () => void = () => {}
   const processing = new Promise<void>((resolve) => (entered = resolve))
+  f.setGate(() => {
+    f.setGate(undefined)
+    entered()
+    return held
+  })
   await send(topics.orders, 'o2', { product: 'p1', qty: 2 })
   await processing
-  gate = undefined
   await send(topics.orders, other, { product: 'p1', qty: 2 })
   release()
   await settle()
   const pair = runtime.stats.batches - before
-  const pairSends = sends - sendsBefore
+  const pairSends = f.sends() - sendsBefore
   const table = await outputs()
   assert.deepEqual(table.get(other), { qty: 2, product: 'Pen', price: 5 })
   table.delete(other)
   return { order, product, pair, pairSends, outputs: table }
+
+  function outputs() {
+    return f.outputs()
+  }
 }
 
 const expected = new Map<string, OrderDetail>([
@@ -168,14 +204,74 @@ test('hop chaining: an order crosses its FK join hops in one transaction; a prod
   // sends the second order: a loaded machine can take longer than the default 100 ms for that send
   // (CI saw 2 transactions under load 17). A wide window keeps the check about what joins, not how
   // fast the send was; a transaction with nothing more to take still commits at once.
-  const { order, product, pair, pairSends, outputs } = await transactionsPerChange(t, { commitIntervalMs: 10_000 })
+  // batchLingerMs 0: the cadence looks for more after every batch (with a linger, only while records keep arriving).
+  const { order, product, pair, pairSends, outputs } = await transactionsPerChange(t, {
+    commitIntervalMs: 10_000,
+    batchLingerMs: 0,
+  })
   assert.equal(order, 1, 'transactions for one order change')
   assert.equal(product, 1, 'transactions for one product change')
   assert.equal(pair, 1, 'an order sent while the previous one was processed joins its transaction')
-  // Each order's subscription and response are produced to be chained (2 + 2); the first order's
-  // output goes out with the second's subscription, the second's with the changelogs: 5, not 6.
-  assert.equal(pairSends, 5, "produce requests for the pair's transaction")
+  // Chained ahead of their produce, both orders' subscriptions and responses, their outputs and the
+  // changelogs go out in one produce request (chaining after each hop's produce took 5).
+  assert.equal(pairSends, 1, "produce requests for the pair's transaction")
   assert.deepEqual(outputs, expected)
+})
+
+test('hop chaining ahead: another producer writing to a chained partition first aborts the transaction, and the change is processed once', async (t) => {
+  // Not purged: the test copies a warm-up subscription record.
+  const f = await chainFixture(t, { batchLingerMs: 0, purgeRepartitionTopics: false })
+  const { admin, producer, runtime, events, topics, send, settle } = f
+  // A committed subscription record to copy: an identical re-sent subscription changes nothing.
+  const [copy] = (await readToEnd(admin, PARTITIONS, [f.subscriptions])).filter(
+    (r) => r.partition === partitionForString('p1', PARTITIONS),
+  )
+  assert.ok(copy, 'a subscription record of the warm-up')
+  // When the round that reads a chained subscription starts, its record is not produced yet: another
+  // producer writes the copy to that partition first.
+  let wrote = false
+  f.setGate((records) => {
+    if (wrote || records[0]?.topic !== f.subscriptions) return undefined
+    wrote = true
+    return producer
+      .send({
+        messages: [
+          {
+            topic: f.subscriptions,
+            partition: records[0].partition,
+            key: copy.key ?? undefined,
+            value: copy.value ?? undefined,
+            headers: new Map([...copy.headers].map(([k, v]) => [Buffer.from(k), v])),
+          },
+        ],
+      })
+      .then(() => {})
+  })
+  const aborts = runtime.stats.aborts
+  await send(topics.orders, 'o1', { product: 'p1', qty: 3 })
+  await settle()
+  assert.ok(wrote, 'the foreign record was written while the chained round ran')
+  const conflict = events.find(
+    (e): e is Extract<RuntimeEvent, { event: 'chain-conflict' }> => e.event === 'chain-conflict',
+  )
+  assert.ok(conflict, `a chain-conflict event, in: ${events.map((e) => e.event).join(' ')}`)
+  assert.equal(conflict.topic, f.subscriptions)
+  assert.notEqual(conflict.landedAt, conflict.expectedOffset)
+  assert.equal(runtime.stats.aborts, aborts + 1, 'the conflicting transaction aborted')
+  // Read again (chaining after the produce now): the order joined exactly once.
+  await send(topics.products, 'p1', { name: 'Pen', price: 5 })
+  await settle()
+  const table = await f.outputs()
+  assert.deepEqual(new Map([...table].filter(([k]) => k !== 'o2')), new Map([...expected].filter(([k]) => k !== 'o2')))
+  const o1 = (await readToEnd(admin, PARTITIONS, [topics.output])).filter((r) => r.key?.toString() === 'o1')
+  assert.deepEqual(
+    o1.map((r) => JSON.parse(r.value!.toString()) as OrderDetail),
+    [
+      { qty: 3, product: 'Pen', price: 2 },
+      { qty: 3, product: 'Pen', price: 5 },
+    ],
+    'o1 joined once, then re-triggered once by the product change',
+  )
 })
 
 test('hop chaining and commit cadence off: one transaction per hop and per batch, the same outputs', async (t) => {
@@ -201,6 +297,9 @@ test('PartitionReader.chain takes records only when nothing precedes them in the
   assert.deepEqual(reader.assigned, [{ topic: 'rep', partition: 0, offset: 7n }])
   assert.equal(reader.chain('rep', 0, 5n, 9n), false, 'already past 5')
   assert.equal(reader.chain('rep', 0, 7n, 9n), true, 'the next records after the chained ones')
+  // Ahead of the produce only where a fetch read up to the high watermark: nothing fetched here yet.
+  assert.equal(reader.chainAhead('rep', 0, 2), undefined, 'the log end is not known')
+  assert.equal(reader.position('rep', 0), 9n)
 })
 
 // Adaptive batch linger: a trickle is processed several records per batch; a record after a pause
