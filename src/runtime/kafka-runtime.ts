@@ -79,8 +79,13 @@ export interface RuntimeStats {
 /** After a rebalance error, a moment for the consumer's heartbeat to notice and rejoin before re-assigning. */
 const REJOIN_PAUSE_MS = 250
 
-/** After another producer's record took an offset a chained-ahead round had read, chaining waits for produces this long. */
+/**
+ * After another producer's record took an offset a chained-ahead round had read, chaining waits for
+ * produces this long; twice as long after each further conflict with no chained-ahead commit between
+ * (a partition with steady other writers), up to the maximum.
+ */
 const CHAIN_AHEAD_PAUSE_MS = 30_000
+const CHAIN_AHEAD_MAX_PAUSE_MS = 15 * 60_000
 
 /** Records chained ahead of their produce did not land where their round read them (see #chainAhead). */
 class ChainedAheadConflict extends Error {
@@ -192,6 +197,8 @@ export class KafkaRuntime {
   #arriving = false
   /** Until when (performance.now()) hop chaining produces before it chains, after a conflict. */
   #chainAheadPausedUntil = -Infinity
+  /** Conflicts since the last transaction that committed records chained ahead (the pause doubles with each). */
+  #chainConflicts = 0
 
   /** Throws RS_CONFIG_INVALID listing every problem of `options` (see `resolveRuntimeConfig`). */
   constructor(topology: ProcessorTopology, options: KafkaRuntimeOptions) {
@@ -608,6 +615,7 @@ export class KafkaRuntime {
     const optimistic = chaining && performance.now() >= this.#chainAheadPausedUntil
     const expected = new Map<string, { from: bigint; count: number }>()
     const stamped = new Map<SinkRecord, bigint>()
+    let chainedAhead = false
     // Every partition this transaction wrote: its commit marker follows their records.
     const wrote = new Set<string>()
     const produce: Produce = async (out) => {
@@ -656,6 +664,7 @@ export class KafkaRuntime {
           if (optimistic) {
             // Chained before they are produced: they go out with the transaction's next produce.
             const ahead = this.#chainAhead(outputs, expected, stamped)
+            if (ahead.chained.length > 0) chainedAhead = true
             hold(ahead.unchained)
             held = [...held, ...ahead.chained]
             next = ahead.batch
@@ -708,9 +717,10 @@ export class KafkaRuntime {
       // committed offsets, chaining after the produce for a while (a busy partition's other writers).
       if (transaction) await withTimeout(transaction.abort(), timeout, 'abort')
       this.#producerClean = true
-      this.#chainAheadPausedUntil = performance.now() + CHAIN_AHEAD_PAUSE_MS
+      const pause = Math.min(CHAIN_AHEAD_PAUSE_MS * 2 ** this.#chainConflicts++, CHAIN_AHEAD_MAX_PAUSE_MS)
+      this.#chainAheadPausedUntil = performance.now() + pause
       this.#stats.aborts++
-      this.#emit({ event: 'chain-conflict', ...error.fields, pausedForMs: CHAIN_AHEAD_PAUSE_MS })
+      this.#emit({ event: 'chain-conflict', ...error.fields, pausedForMs: pause })
       return false
     }
     await this.#stage('produced')
@@ -739,6 +749,7 @@ export class KafkaRuntime {
     this.#producerClean = true
     at.phase = 'committed'
     this.#reader!.committedOwn(wrote)
+    if (chainedAhead) this.#chainConflicts = 0
     this.#purger?.committed([...positions.values()])
     this.#stats.batches++
     this.#stats.records += records

@@ -40,6 +40,12 @@ interface PartitionState {
   knownEnd: bigint | undefined
   /** Records were chained ahead of their produce: the position is past the log end until they land, so no fetch asks for it. */
   ahead: boolean
+  /**
+   * The caller's committed transaction's marker goes here (right after its chained records), and no
+   * fetch has read past it yet: the coordinator writes markers after the commit returns, so a fetch
+   * may still end before it.
+   */
+  markerAt: bigint | undefined
 }
 
 export interface ReaderOptions {
@@ -86,6 +92,7 @@ export class PartitionReader {
       servedAt: 0,
       knownEnd: undefined,
       ahead: false,
+      markerAt: undefined,
     }))
     this.#metadata =
       this.#states.length > 0
@@ -180,7 +187,7 @@ export class PartitionReader {
     state.fetchOffset = to
     state.consumed = to
     // Someone else's records may already follow them.
-    state.knownEnd = undefined
+    state.knownEnd = state.markerAt = undefined
     return true
   }
 
@@ -198,6 +205,8 @@ export class PartitionReader {
     const from = state.knownEnd
     state.fetchOffset = state.consumed = state.knownEnd = from + BigInt(count)
     state.ahead = true
+    // Past our own marker, if one was still to come: the caller's verification proves it lies there.
+    state.markerAt = undefined
     return from
   }
 
@@ -216,7 +225,7 @@ export class PartitionReader {
   wroteUnchained(keys: Iterable<string>): void {
     for (const key of keys) {
       const state = this.#states.find((s) => s.key === key)
-      if (state) state.knownEnd = undefined
+      if (state) state.knownEnd = state.markerAt = undefined
     }
   }
 
@@ -229,7 +238,9 @@ export class PartitionReader {
   committedOwn(keys: Iterable<string>): void {
     for (const key of keys) {
       const state = this.#states.find((s) => s.key === key)
-      if (state?.knownEnd !== undefined && state.knownEnd === state.fetchOffset) state.knownEnd += 1n
+      if (state?.knownEnd === undefined || state.knownEnd !== state.fetchOffset) continue
+      state.markerAt = state.knownEnd
+      state.knownEnd += 1n
     }
   }
 
@@ -321,8 +332,13 @@ export class PartitionReader {
       state.buffer = records
       state.bufferIndex = 0
       state.fetchOffset = nextOffset
-      // Read up to the high watermark (nothing open or beyond): the next record appended lands there.
-      state.knownEnd = nextOffset >= p.highWatermark ? nextOffset : undefined
+      // Read up to the high watermark (nothing open or beyond): the next record appended lands there;
+      // unless our own commit marker is still to be written there (then right after it).
+      const marker = state.markerAt
+      if (marker !== undefined && nextOffset > marker) state.markerAt = undefined
+      if (state.markerAt !== undefined && nextOffset === marker && p.highWatermark <= marker)
+        state.knownEnd = marker + 1n
+      else state.knownEnd = nextOffset >= p.highWatermark ? nextOffset : undefined
     }
   }
 }

@@ -148,7 +148,14 @@ async function chainFixture(
 async function transactionsPerChange(
   t: { after: (fn: () => Promise<void>) => void },
   options: { maxChainedRounds?: number; commitIntervalMs?: number; batchLingerMs?: number },
-): Promise<{ order: number; product: number; pair: number; pairSends: number; outputs: Map<string, OrderDetail> }> {
+): Promise<{
+  order: number
+  product: number
+  pair: number
+  pairSends: number
+  conflicts: number
+  outputs: Map<string, OrderDetail>
+}> {
   const f = await chainFixture(t, options)
   const { runtime, topics, send, settle } = f
   // One order: its subscription and the response cross two internal topics.
@@ -185,7 +192,8 @@ async function transactionsPerChange(
   const table = await outputs()
   assert.deepEqual(table.get(other), { qty: 2, product: 'Pen', price: 5 })
   table.delete(other)
-  return { order, product, pair, pairSends, outputs: table }
+  const conflicts = f.events.filter((e) => e.event === 'chain-conflict').length
+  return { order, product, pair, pairSends, conflicts, outputs: table }
 
   function outputs() {
     return f.outputs()
@@ -205,7 +213,7 @@ test('hop chaining: an order crosses its FK join hops in one transaction; a prod
   // (CI saw 2 transactions under load 17). A wide window keeps the check about what joins, not how
   // fast the send was; a transaction with nothing more to take still commits at once.
   // batchLingerMs 0: the cadence looks for more after every batch (with a linger, only while records keep arriving).
-  const { order, product, pair, pairSends, outputs } = await transactionsPerChange(t, {
+  const { order, product, pair, pairSends, conflicts, outputs } = await transactionsPerChange(t, {
     commitIntervalMs: 10_000,
     batchLingerMs: 0,
   })
@@ -215,6 +223,9 @@ test('hop chaining: an order crosses its FK join hops in one transaction; a prod
   // Chained ahead of their produce, both orders' subscriptions and responses, their outputs and the
   // changelogs go out in one produce request (chaining after each hop's produce took 5).
   assert.equal(pairSends, 1, "produce requests for the pair's transaction")
+  // Each transaction chains ahead right after the previous one committed, past its own marker (which
+  // the coordinator may not have written yet): never mistaken for another producer's record.
+  assert.equal(conflicts, 0, 'chain conflicts with no other producer')
   assert.deepEqual(outputs, expected)
 })
 
