@@ -46,7 +46,16 @@ interface PartitionState {
    * may still end before it.
    */
   markerAt: bigint | undefined
+  /** When a fetch last returned records of it (performance.now()): records no round of ours chained, usually another writer's. */
+  fetchedAt: number
 }
+
+/**
+ * A partition a fetch returned records of within this long is not chained ahead: it has other writers
+ * (another instance's subscriptions to this one's partition), and a record of theirs landing first
+ * would abort the transaction.
+ */
+export const CHAIN_AHEAD_QUIET_MS = 30_000
 
 export interface ReaderOptions {
   readonly fetchMaxBytes: number
@@ -93,6 +102,7 @@ export class PartitionReader {
       knownEnd: undefined,
       ahead: false,
       markerAt: undefined,
+      fetchedAt: -Infinity,
     }))
     this.#metadata =
       this.#states.length > 0
@@ -194,7 +204,8 @@ export class PartitionReader {
   /**
    * Hop chaining ahead of the produce: `count` records the caller is about to write to this
    * partition in its open transaction, taken as read before they are written, if the partition is
-   * assigned, has nothing buffered, and its log end is known (see `knownEnd`). Returns the offset the
+   * assigned, has nothing buffered, its log end is known (see `knownEnd`), and no fetch returned
+   * records of it for `CHAIN_AHEAD_QUIET_MS` (no other writer lately). Returns the offset the
    * first of them must land at (the position moves past them), or undefined. The caller must verify
    * that they landed exactly there (`PartitionReader` cannot) and abort otherwise: another producer
    * may have written first.
@@ -202,6 +213,7 @@ export class PartitionReader {
   chainAhead(topic: string, partition: number, count: number): bigint | undefined {
     const state = this.#states.find((s) => s.topic === topic && s.partition === partition)
     if (state === undefined || state.bufferIndex < state.buffer.length || state.knownEnd === undefined) return undefined
+    if (performance.now() - state.fetchedAt < CHAIN_AHEAD_QUIET_MS) return undefined
     const from = state.knownEnd
     state.fetchOffset = state.consumed = state.knownEnd = from + BigInt(count)
     state.ahead = true
@@ -329,6 +341,7 @@ export class PartitionReader {
         p.abortedTransactions,
       )
       if (nextOffset > state.fetchOffset) state.servedAt = fetch
+      if (records.length > 0) state.fetchedAt = performance.now()
       state.buffer = records
       state.bufferIndex = 0
       state.fetchOffset = nextOffset
