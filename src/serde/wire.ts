@@ -81,9 +81,10 @@ export const SAFE_LONG: avsc.Type = avsc.types.LongType.__with({
  * Float32Array (see Float32ArrayType), for writers that hold vectors as such.
  */
 export const avroTypeOptions = (
-  options: { readonly float32Arrays?: boolean } = {},
+  options: { readonly float32Arrays?: boolean | 'read-write' } = {},
 ): { typeHook: (schema: unknown, options: unknown) => avsc.Type | undefined } => ({
-  typeHook: options.float32Arrays ? float32ArrayHook : longHook,
+  typeHook:
+    options.float32Arrays === 'read-write' ? float32ArrayReadHook : options.float32Arrays ? float32ArrayHook : longHook,
 })
 
 function longHook(schema: unknown): avsc.Type | undefined {
@@ -97,9 +98,12 @@ interface Tap {
   buf: Buffer
   pos: number
   writeLong(n: number): void
+  readLong(): number
+  skipLong(): void
 }
 type ArrayTypeInternals = {
   _write(tap: Tap, value: unknown): void
+  _read(tap: Tap): unknown
   _check(value: unknown, flags: unknown, hook: unknown, path: unknown): boolean
 }
 const ArrayType = avsc.types.ArrayType as unknown as new (schema: unknown, options: unknown) => ArrayTypeInternals
@@ -138,15 +142,53 @@ function hasNaN(vector: Float32Array): boolean {
   return false
 }
 
-function float32ArrayHook(schema: unknown, options: unknown): avsc.Type | undefined {
+/**
+ * Reads `array<float>` as a Float32Array, its bytes copied at once (a reader that only needs the
+ * floats, e.g. to format them, skips an element-wise read into an Array). Every block of the array
+ * is read (a writer may split it); a truncated one leaves the tap past its end, which avsc reports.
+ */
+class Float32ArrayReadType extends Float32ArrayType {
+  override _read(tap: Tap): unknown {
+    if (!LITTLE_ENDIAN) return Float32Array.from(super._read(tap) as number[])
+    const blocks: number[] = []
+    let total = 0
+    for (let n = tap.readLong(); n !== 0; n = tap.readLong()) {
+      if (n < 0) {
+        n = -n
+        tap.skipLong() // the block's size in bytes
+      }
+      blocks.push(tap.pos, n)
+      total += n
+      tap.pos += 4 * n
+    }
+    const vector = new Float32Array(total)
+    if (tap.pos > tap.buf.length) return vector
+    const bytes = new Uint8Array(vector.buffer)
+    for (let i = 0, at = 0; i < blocks.length; i += 2) {
+      bytes.set(tap.buf.subarray(blocks[i], blocks[i] + 4 * blocks[i + 1]), at)
+      at += 4 * blocks[i + 1]
+    }
+    return vector
+  }
+}
+
+const isFloatArray = (schema: unknown): boolean => {
   const s = schema as { type?: unknown; items?: unknown } | null
-  if (
+  return (
     typeof s === 'object' &&
     s !== null &&
     s.type === 'array' &&
-    (s.items === 'float' || (s.items as { type?: unknown })?.type === 'float')
+    (s.items === 'float' || (s.items as { type?: unknown } | null)?.type === 'float')
   )
-    return new Float32ArrayType(s, options) as unknown as avsc.Type
+}
+
+function float32ArrayHook(schema: unknown, options: unknown): avsc.Type | undefined {
+  if (isFloatArray(schema)) return new Float32ArrayType(schema, options) as unknown as avsc.Type
+  return longHook(schema)
+}
+
+function float32ArrayReadHook(schema: unknown, options: unknown): avsc.Type | undefined {
+  if (isFloatArray(schema)) return new Float32ArrayReadType(schema, options) as unknown as avsc.Type
   return longHook(schema)
 }
 

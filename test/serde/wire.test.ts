@@ -130,3 +130,30 @@ test('with float32Arrays, array<float> takes a Float32Array as one copy: the sam
   assert.equal(typed.isValid({ id: 1, v: new Float32Array(2), w: [] }), true)
   assert.equal(typed.isValid({ id: 1, v: 'no', w: [] }), false)
 })
+
+test("with float32Arrays 'read-write', array<float> reads into a Float32Array: every block, the same floats; truncated is an error", () => {
+  const schema = { type: 'array', items: 'float' } as avsc.Schema
+  const reader = avsc.Type.forSchema(schema, avroTypeOptions({ float32Arrays: 'read-write' }) as never)
+  const plain = avsc.Type.forSchema(schema)
+  const floats = Array.from({ length: 384 }, (_, i) => Math.fround(Math.cos(i) * 10 ** ((i % 20) - 10)))
+  const one = plain.toBuffer(floats)
+  const read = reader.fromBuffer(one) as Float32Array
+  assert.ok(read instanceof Float32Array)
+  assert.deepEqual(Array.from(read), floats)
+  assert.deepEqual(Array.from(reader.fromBuffer(plain.toBuffer([])) as Float32Array), [])
+  // Two blocks, the second with its byte size (a negative count): as another writer may split it.
+  const long = avsc.Type.forSchema('long')
+  const f = avsc.Type.forSchema('float')
+  const blocks = Buffer.concat([
+    long.toBuffer(2),
+    f.toBuffer(1.5),
+    f.toBuffer(-2),
+    long.toBuffer(-1),
+    long.toBuffer(4),
+    f.toBuffer(3.25),
+    long.toBuffer(0),
+  ])
+  assert.deepEqual(Array.from(reader.fromBuffer(blocks) as Float32Array), [1.5, -2, 3.25])
+  assert.deepEqual(plain.fromBuffer(blocks), [1.5, -2, 3.25])
+  assert.throws(() => reader.fromBuffer(one.subarray(0, one.length - 3)), /truncated/)
+})
