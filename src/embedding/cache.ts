@@ -352,6 +352,11 @@ export class RedisEmbeddingCache implements EmbeddingCache {
     const vectors = this.#queued.get(namespace)
     if (vectors === undefined) return undefined
     this.#queued.delete(namespace)
+    if (this.#queued.size === 0) {
+      // The timer counts from the oldest vector waiting: the next store starts a new delay.
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
     let sending = this.#sending.get(namespace)
     if (sending === undefined) this.#sending.set(namespace, (sending = new Set()))
     sending.add(vectors)

@@ -322,6 +322,19 @@ for (const target of ['redis', 'cluster'] as const)
     })
   }
 
+test('the delay counts from the oldest vector waiting: a lookup that took the queue restarts it', async (t) => {
+  const { client, prefix } = await clientFor(t, 'redis')
+  const ns = 'hashing:v1@2'
+  const cache = new RedisEmbeddingCache(client, { prefix, writeDelayMs: 1000 })
+  await cache.setMany(ns, [['a', vec(1)]])
+  await new Promise((resolve) => setTimeout(resolve, 600))
+  await cache.getMany(ns, ['x'], 2) // takes "a"
+  await cache.setMany(ns, [['b', vec(2)]])
+  await new Promise((resolve) => setTimeout(resolve, 600)) // past the first store's second
+  assert.deepEqual(cache.stats(), { queued: 1, written: 1, failedWrites: 0, dropped: 0 }, '"b" waits for a lookup')
+  await until('the timer wrote "b"', async () => cache.stats().written === 2)
+})
+
 test('bounded: evictions are counted when the store script runs, with a lookup or the timer, in the scope that stored', async (t) => {
   const { client, prefix } = await clientFor(t, 'redis')
   const ns = 'hashing:v1@2'
