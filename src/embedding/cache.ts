@@ -11,11 +11,11 @@
  * one shard). Vectors are keyed by content hash only, never by entity, so the cache holds no entity
  * ids; forgetting a subject deletes the hashes of its chunks (`delete`).
  *
- * **One round trip per batch: stores are written behind.** On this VM each Redis round trip costs
- * the processor ~0.3-0.5 ms of CPU, a third of a lone change's budget (issue 18), so the store has
- * none of its own in the steady state. `setMany` only queues the new vectors; the queue of a model
- * rides that model's next lookup (one pipeline: the queued vectors' MSET or store script first, then
- * the MGET or lookup script), and a timer (`writeDelayMs`, default 1 s, unref'd) writes what no
+ * **One round trip per batch: stores are written behind.** The processor's CPU per change is mostly
+ * its round trips (issue 18, docs/operations.md), so the store has none of its own in the steady
+ * state. `setMany` only queues the new vectors; the queue of a model rides that model's next lookup
+ * (one pipeline: the queued vectors' MSET or store script first, then the MGET or lookup script),
+ * and a timer (`writeDelayMs`, default 1 s from the oldest vector waiting, unref'd) writes what no
  * lookup took. The guarantees around the queue:
  *   - a lookup in this process serves a queued (or sent, unacknowledged) vector from memory: a
  *     vector is never embedded twice because it was not written yet;
