@@ -25,10 +25,12 @@
  *   node bench/freshness.ts                         # BENCH_CUSTOMERS=100 BENCH_TICKETS_PER_CUSTOMER=5
  *
  * Options (environment): BENCH_SECONDS (per load, default 8), BENCH_IDLE_PROBES (default 15),
- * BENCH_IDLE_SECONDS (the processor with no input, default 5), BENCH_PARTITIONS (default 2), BENCH_LOADS=idle,50,half, BENCH_HALF_RATE (rows/s; default measured),
+ * BENCH_IDLE_SECONDS (the processor with no input, default 5), BENCH_PARTITIONS (default 2), BENCH_LOADS=idle,50,half, BENCH_KINDS=direct,re-trigger, BENCH_HALF_RATE (rows/s; default measured),
  * BENCH_COMMIT_INTERVAL_MS and BENCH_MAX_CHAINED_ROUNDS (the processor's commitIntervalMs and
- * maxChainedRounds; 0 turns the commit cadence or hop chaining off), BENCH_BATCH_LINGER_MS (batchLingerMs; 0 = off), BENCH_PROFILE=<dir> (a V8 CPU
- * profile of the processor child during the loads, written into <dir>).
+ * maxChainedRounds; 0 turns the commit cadence or hop chaining off), BENCH_BATCH_LINGER_MS (batchLingerMs; 0 = off), BENCH_PROFILE=<dir> (V8 CPU
+ * profiles of the processor child and of this process, the sink, during the loads, written into <dir>;
+ * BENCH_PROFILE_INTERVAL_US sets their sampling interval), BENCH_SINK_DECODE=1 (the sink's CPU per
+ * record in its Avro decode, backfill included).
  * The machine is shared: the closing lines print its load average; compare within one run.
  */
 import { fork, type ChildProcess } from 'node:child_process'
@@ -48,6 +50,7 @@ import { buildTopology, compileForBroker, deployment, deploymentServices, source
 import { connectPostgres, ensureChunkTopic, prepareDatabase } from '../src/ops/pipeline.ts'
 import { KafkaRuntime } from '../src/runtime/kafka-runtime.ts'
 import { COMMITTED_FRESHNESS, PgvectorSink, type SinkLogEvent } from '../src/sink/pgvector-sink.ts'
+import { ChunkDecoder } from '../src/sink/chunk-codec.ts'
 import { RedisStateBackend } from '../src/state/redis-store.ts'
 import type { StateStore } from '../src/state/store.ts'
 
@@ -58,6 +61,7 @@ const IDLE_PROBES = Number(process.env.BENCH_IDLE_PROBES ?? 15)
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 5)
 const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 2)
 const LOADS = (process.env.BENCH_LOADS ?? 'idle,50,half').split(',')
+const KINDS = (process.env.BENCH_KINDS ?? 'direct,re-trigger').split(',')
 const RUN = process.env.BENCH_RUN ?? randomUUID().slice(0, 8)
 const NAME = `bench-fresh-${RUN}`
 const PREFIX = `${NAME}.src`
@@ -103,6 +107,21 @@ const ticketRow = (id: number, version: number) => ({
   priority: 2,
 })
 
+/** BENCH_SINK_DECODE=1: the sink's CPU in ChunkDecoder.decode (Avro of a chunk event, checks, the row), per record. */
+const sinkParts = { decodeUs: 0, decodes: 0 }
+if (process.env.BENCH_SINK_DECODE) {
+  const decode = ChunkDecoder.prototype.decode
+  ChunkDecoder.prototype.decode = function (this: ChunkDecoder, r: Parameters<ChunkDecoder['decode']>[0]) {
+    const u = process.cpuUsage()
+    try {
+      return decode.call(this, r)
+    } finally {
+      const d = process.cpuUsage(u)
+      sinkParts.decodeUs += d.user + d.system
+      sinkParts.decodes++
+    }
+  }
+}
 function cpuMs(): number {
   const u = process.cpuUsage()
   return (u.user + u.system) / 1000
@@ -153,6 +172,27 @@ function countKafkaRequests(): void {
   })
 }
 
+/**
+ * Starts a V8 CPU profile of this process; the function returned stops it and writes
+ * `<BENCH_PROFILE>/<name>-<run>.cpuprofile`. BENCH_PROFILE_INTERVAL_US sets the sampling interval
+ * (V8's default, 1000 µs, sees little of a 1 ms `process()`).
+ */
+async function startProfile(name: string): Promise<() => Promise<void>> {
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  if (process.env.BENCH_PROFILE_INTERVAL_US)
+    await session.post('Profiler.setSamplingInterval', { interval: Number(process.env.BENCH_PROFILE_INTERVAL_US) })
+  await session.post('Profiler.start')
+  return async () => {
+    const { profile } = await session.post('Profiler.stop')
+    const file = join(process.env.BENCH_PROFILE!, `${name}-${RUN}.cpuprofile`)
+    writeFileSync(file, JSON.stringify(profile))
+    process.stderr.write(`${name} profile: ${file}\n`)
+    session.disconnect()
+  }
+}
+
 // ---- children ----------------------------------------------------------------------------------
 
 /** The processor: the deployment's topology on the Kafka runtime, exactly once, Redis stores. */
@@ -198,20 +238,10 @@ async function processorChild(): Promise<void> {
     },
   })
   // BENCH_PROFILE=<dir>: a V8 CPU profile of the measured loads (not the backfill), written on 'profile-stop'.
-  const profiler = new Session()
+  let profiling: (() => Promise<void>) | undefined
   process.on('message', async (m: { ask?: string }) => {
-    if (m.ask === 'profile-start') {
-      profiler.connect()
-      await profiler.post('Profiler.enable')
-      await profiler.post('Profiler.start')
-    }
-    if (m.ask === 'profile-stop') {
-      const { profile } = await profiler.post('Profiler.stop')
-      const file = join(process.env.BENCH_PROFILE!, `processor-${RUN}.cpuprofile`)
-      writeFileSync(file, JSON.stringify(profile))
-      process.stderr.write(`processor profile: ${file}\n`)
-      profiler.disconnect()
-    }
+    if (m.ask === 'profile-start') profiling = await startProfile('processor')
+    if (m.ask === 'profile-stop') await profiling?.()
     if (m.ask === 'stats')
       process.send!({ cpuMs: cpuMs(), writes: { ...socketWrites }, requests: { ...kafkaRequests }, ...stats })
     if (m.ask === 'stop') runtime.stop()
@@ -404,12 +434,18 @@ async function main(): Promise<void> {
   const idleLine = `processor with no input for ${idleSeconds.toFixed(1)} s: ${idleCpuPerSecond.toFixed(1)} ms CPU/s; Kafka requests/s ${requestsPer(idleBefore.requests, idleAfter.requests, idleSeconds)}; socket writes/s ${writesPer(idleBefore.writes, idleAfter.writes, idleSeconds)}`
   process.stdout.write(`${idleLine}\n\n`)
 
-  if (process.env.BENCH_PROFILE) processor.send({ ask: 'profile-start' })
+  // The sink (this process) is profiled over the same loads.
+  let sinkProfile: (() => Promise<void>) | undefined
+  if (process.env.BENCH_PROFILE) {
+    processor.send({ ask: 'profile-start' })
+    sinkProfile = await startProfile('sink')
+  }
   let version = 1
   const results: string[] = []
   const splits: string[] = []
   for (const load of LOADS) {
     for (const kind of ['ticket', 'customer'] as const) {
+      if (!KINDS.includes(kind === 'ticket' ? 'direct' : 're-trigger')) continue
       const rowsPerChange = kind === 'ticket' ? 1 : PER_CUSTOMER
       lags.length = 0
       sentLags.length = 0
@@ -492,6 +528,10 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\nWhere the processor's CPU per change went (idle: its CPU/s with no input × the load's duration; topology: CPU inside process(); runtime I/O: the rest — Kafka requests, Redis round trips, the loop)\n${idleLine}\n${splits.join('\n')}\n`,
   )
+  if (process.env.BENCH_SINK_DECODE)
+    process.stdout.write(
+      `sink decode: ${sinkParts.decodes} records, ${(sinkParts.decodeUs / sinkParts.decodes).toFixed(1)} µs CPU each\n`,
+    )
   process.stdout.write(
     `machine load average (1/5/15 min): ${loadavg()
       .map((l) => l.toFixed(2))
@@ -499,6 +539,7 @@ async function main(): Promise<void> {
   )
 
   if (process.env.BENCH_PROFILE) {
+    await sinkProfile?.()
     processor.send({ ask: 'profile-stop' })
     await sleep(2000)
   }

@@ -8,24 +8,22 @@
  *   fingerprint  content hash + everything else that is emitted with the chunk (metadata,
  *                classification, tenant, …): a chunk is re-emitted only when its fingerprint changes.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { canonicalJson } from '../cdc/keys.ts'
 
+// One-shot digests (crypto.hash): the same bytes as createHash(…).update(…).digest(…), without a Hash object per call.
 export function chunkId(topology: string, entityType: string, entityKey: string, index: number): string {
-  return createHash('sha256').update(`${topology}\0${entityType}\0${entityKey}\0${index}`).digest('hex').slice(0, 32)
+  return hash('sha256', `${topology}\0${entityType}\0${entityKey}\0${index}`, 'hex').slice(0, 32)
 }
 
 export function contentHash(text: string): string {
-  return createHash('sha256').update(text).digest('hex')
+  return hash('sha256', text, 'hex')
 }
 
 /** 128-bit base64url digest of the content hash and the chunk's other emitted attributes (key order does not matter). */
 export function chunkFingerprint(contentHashHex: string, attributes: unknown): string {
-  return createHash('sha256')
-    .update(contentHashHex)
-    .update('\0')
-    .update(canonicalJson(attributes ?? null))
-    .digest()
+  // One string hashed is the same as its parts updated in turn (UTF-8 of a concatenation is the concatenation).
+  return hash('sha256', `${contentHashHex}\0${canonicalJson(attributes ?? null)}`, 'buffer')
     .subarray(0, 16)
     .toString('base64url')
 }

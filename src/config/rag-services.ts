@@ -93,6 +93,7 @@ export class RagServices implements GovernedChunkServices, TailServices {
   readonly chunkEvents: Codec
   readonly registryUrl: string
   readonly embeddingCache: EmbeddingCache
+  readonly #cache: RedisEmbeddingCache
   readonly #options: RagServicesOptions
   #codec: Codec | undefined
   #opening: Promise<void> | undefined
@@ -103,7 +104,7 @@ export class RagServices implements GovernedChunkServices, TailServices {
     this.#options = options
     const provider = createEmbeddingProvider(options.embedding ?? DEFAULT_EMBEDDING, options.env)
     this.registryUrl = options.registryUrl
-    this.embeddingCache = new RedisEmbeddingCache(options.redis, {
+    this.embeddingCache = this.#cache = new RedisEmbeddingCache(options.redis, {
       prefix: options.cachePrefix,
       address: options.redisAddress,
       ...(options.cacheBound ?? embeddingCacheBoundFromEnv({})),
@@ -178,8 +179,13 @@ export class RagServices implements GovernedChunkServices, TailServices {
     this.#codec = codec
   }
 
+  /**
+   * Writes the embedding cache's queued vectors (at most 2 s; what is left is dropped and counted:
+   * a re-embed later, never a wrong answer), releases the provider, then closes Redis. Whoever
+   * created the services calls it at shutdown (`ragstream run`, the ops pipeline of demo and replay).
+   */
   async close(): Promise<void> {
-    await this.embedder.close()
+    await Promise.all([this.#cache.close(), this.embedder.close()])
     if (this.#options.ownsRedis === false) return
     this.#options.redis.disconnect()
   }

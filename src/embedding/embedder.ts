@@ -5,7 +5,9 @@
  *   3. split the misses into provider calls by item count and approximate tokens,
  *   4. run them with the provider's concurrency limit, each after the budget allows it,
  *   5. check every vector's size (RS_EMBEDDING_DIMENSIONS names the model and both sizes),
- *   6. store the new vectors in the cache (one round trip) and return one vector per input.
+ *   6. hand the new vectors to the cache and return one vector per input. The Redis cache writes them
+ *      behind (src/embedding/cache.ts): they ride its next lookup's round trip, so a batch costs one
+ *      round trip to the cache, and a failed cache write never fails a batch.
  * A failing call fails the whole batch (the runtime retries it): vectors are never partial.
  *
  * Counters: `metrics()` keeps monotonic totals since construction; each call, failure, cache lookup
@@ -130,6 +132,7 @@ export class Embedder {
     if (missing.length > 0) {
       const fresh = await this.#embedMissing(missing.map((h) => [h, unique.get(h) as string] as const))
       for (const [hash, vector] of fresh) found.set(hash, vector)
+      // A cache that writes behind reports its evictions itself, when the write runs.
       const evicted = (await this.#cache?.setMany(this.model, fresh)) ?? 0
       if (evicted > 0) report({ kind: 'embedding-cache-evictions', model: this.model, evicted })
     }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 
 /**
  * A data subject: `<type>:<id>`, e.g. `customer:42`, `employee:e-1007`. The type starts with a letter;
@@ -18,10 +18,11 @@ export function isSubject(value: unknown): value is string {
  * (see docs/governance.md).
  */
 export function hashSubject(subject: string): string {
-  return createHash('sha256').update(subject, 'utf8').digest('hex')
+  // One-shot: the same digest as createHash(…).update(…).digest('hex'), without a Hash object per call.
+  return hash('sha256', subject, 'hex')
 }
 
 /** sha256 hex of any id (entity keys in audit events). */
 export function hashId(id: string): string {
-  return createHash('sha256').update(id, 'utf8').digest('hex')
+  return hash('sha256', id, 'hex')
 }

@@ -128,6 +128,16 @@ export const METRIC_FAMILIES = {
     labels: ['model'],
     help: "Cache entries evicted by the cache's bound (maxEntries) to make room for new vectors.",
   },
+  ragstream_embedding_cache_write_failures_total: {
+    type: 'counter',
+    labels: ['model'],
+    help: "Writes of the cache's write-behind queue that failed (their vectors are queued again; no batch fails).",
+  },
+  ragstream_embedding_cache_dropped_total: {
+    type: 'counter',
+    labels: ['model'],
+    help: 'Vectors the cache gave up writing (queue over its bound, or unwritten at close): each costs a re-embed.',
+  },
   ragstream_embedding_cpu_seconds_total: {
     type: 'counter',
     labels: ['model'],

@@ -73,6 +73,24 @@ export interface EmbeddingCacheEvictionTelemetry {
   readonly evicted: number
 }
 
+/**
+ * A write of the embedding cache's write-behind queue that failed: its vectors are queued again for
+ * the next round trip (the batch that stored them already succeeded; a cache write never fails one).
+ */
+export interface EmbeddingCacheWriteFailureTelemetry {
+  readonly kind: 'embedding-cache-write-failure'
+  readonly model: string
+  /** Vectors the failed write carried. */
+  readonly vectors: number
+}
+
+/** Vectors the embedding cache gave up writing (queue over its bound, or not written by close): each costs a re-embed. */
+export interface EmbeddingCacheDroppedTelemetry {
+  readonly kind: 'embedding-cache-dropped'
+  readonly model: string
+  readonly vectors: number
+}
+
 /** Time one call waited for the embedding budget. */
 export interface EmbeddingThrottleTelemetry {
   readonly kind: 'embedding-throttled'
@@ -98,6 +116,8 @@ export type TelemetryEvent =
   | EmbeddingFailureTelemetry
   | EmbeddingCacheTelemetry
   | EmbeddingCacheEvictionTelemetry
+  | EmbeddingCacheWriteFailureTelemetry
+  | EmbeddingCacheDroppedTelemetry
   | EmbeddingThrottleTelemetry
 
 export type TelemetryListener = (event: TelemetryEvent) => void

@@ -118,6 +118,12 @@ function exportEmbedding(metrics: Metrics, event: TelemetryEvent): void {
     case 'embedding-cache-evictions':
       metrics.inc('ragstream_embedding_cache_evictions_total', { model: event.model }, event.evicted)
       break
+    case 'embedding-cache-write-failure':
+      metrics.inc('ragstream_embedding_cache_write_failures_total', { model: event.model })
+      break
+    case 'embedding-cache-dropped':
+      metrics.inc('ragstream_embedding_cache_dropped_total', { model: event.model }, event.vectors)
+      break
     case 'embedding-throttled':
       metrics.inc('ragstream_embedding_throttled_seconds_total', { model: event.model }, event.ms / 1000)
       break

@@ -16,7 +16,14 @@ import avsc from 'avsc'
 import { RagstreamError, ServiceUnavailableError } from '../errors.ts'
 import { redactUrl } from '../config/endpoints.ts'
 import { basicAuth } from '../security/secrets.ts'
-import { avroTypeOptions, AvroWireDecoder, createSchemaRegistry, wireHeader, type AvroType } from './wire.ts'
+import {
+  avroTypeOptions,
+  AvroWireDecoder,
+  createSchemaRegistry,
+  WIRE_HEADER_BYTES,
+  wireHeader,
+  type AvroType,
+} from './wire.ts'
 
 export type Compatibility =
   'BACKWARD' | 'BACKWARD_TRANSITIVE' | 'FORWARD' | 'FORWARD_TRANSITIVE' | 'FULL' | 'FULL_TRANSITIVE' | 'NONE'
@@ -30,6 +37,8 @@ export interface AvroValueCodecOptions {
   readonly compatibility?: Compatibility
   /** Reuse a registry client (and its schema cache). */
   readonly registry?: SchemaRegistry
+  /** `array<float>` fields also take a Float32Array, written as one copy (wire.ts, Float32ArrayType). */
+  readonly float32Arrays?: boolean
 }
 
 /** The Avro encoding of one value type for one topic. `T` is the record shape; null is a tombstone. */
@@ -37,7 +46,12 @@ export class AvroValueCodec<T> {
   readonly subject: string
   readonly schemaId: number
   readonly #type: AvroType
-  readonly #header: Buffer
+  /**
+   * Where `encode` writes: the wire header, then the body, in one pass (avsc's `toBuffer` writes a
+   * value larger than its 1 KiB buffer twice, and the header was concatenated after). Encoding is
+   * synchronous, so one per codec; it grows to the largest value encoded.
+   */
+  #scratch: Buffer
   readonly #decoder: AvroWireDecoder
   readonly #toAvro: (value: T) => unknown
 
@@ -51,7 +65,8 @@ export class AvroValueCodec<T> {
     this.subject = subject
     this.schemaId = schemaId
     this.#type = type
-    this.#header = wireHeader(schemaId)
+    this.#scratch = Buffer.alloc(4096)
+    wireHeader(schemaId).copy(this.#scratch)
     this.#decoder = decoder
     this.#toAvro = toAvro
   }
@@ -67,7 +82,7 @@ export class AvroValueCodec<T> {
     const api = new RegistryApi(options.registryUrl)
     const type = avsc.Type.forSchema(
       options.schema as avsc.Schema,
-      avroTypeOptions() as unknown as Partial<avsc.ForSchemaOptions>,
+      avroTypeOptions({ float32Arrays: options.float32Arrays }) as unknown as Partial<avsc.ForSchemaOptions>,
     ) as unknown as AvroType
 
     await api.ensureCompatibility(subject, level)
@@ -97,9 +112,11 @@ export class AvroValueCodec<T> {
   encode(value: T | null): Buffer | null {
     if (value === null) return null
     const avroValue = this.#toAvro(value)
-    let body: Buffer
+    let end: number
     try {
-      body = this.#type.toBuffer(avroValue)
+      end = this.#type.encode(avroValue, this.#scratch, WIRE_HEADER_BYTES)
+      // Negative: the value did not fit, by -end bytes (avsc stops writing but counts): grow, write again.
+      if (end < 0) end = this.#type.encode(avroValue, this.#grow(this.#scratch.length - end), WIRE_HEADER_BYTES)
     } catch (error) {
       const paths: string[] = []
       this.#type.isValid(avroValue, { errorHook: (path) => paths.push(path.join('.') || '(root)') })
@@ -112,7 +129,17 @@ export class AvroValueCodec<T> {
         },
       )
     }
-    return Buffer.concat([this.#header, body], this.#header.length + body.length)
+    const bytes = Buffer.allocUnsafe(end)
+    this.#scratch.copy(bytes, 0, 0, end)
+    return bytes
+  }
+
+  /** A scratch buffer of at least `bytes` (at least twice the old one), the wire header kept. */
+  #grow(bytes: number): Buffer {
+    const scratch = Buffer.alloc(Math.max(bytes, 2 * this.#scratch.length))
+    this.#scratch.copy(scratch, 0, 0, WIRE_HEADER_BYTES)
+    this.#scratch = scratch
+    return scratch
   }
 
   /** Fetches writer schemas the buffers need (other producers may have written newer or older versions). */

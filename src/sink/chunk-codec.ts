@@ -11,6 +11,8 @@
  * stopped line. Uses the registry client directly until the shared serde module lands.
  */
 import { type SchemaRegistry } from '@kafkajs/confluent-schema-registry'
+import avsc from 'avsc'
+import { avroTypeOptions } from '../serde/wire.ts'
 import { SINK_LIMIT_DEFAULTS } from './config.ts'
 import { verifyAudit } from '../security/audit-auth.ts'
 
@@ -105,7 +107,8 @@ interface ChunkEventValue {
   entity_key: string
   chunk_index: number
   text: string
-  embedding: number[]
+  /** A Float32Array (see `readerOf`), or numbers when the writer's embedding is not `array<float>`. */
+  embedding: Float32Array | number[]
   content_hash: string
   metadata: string
   classification: string | null
@@ -187,6 +190,20 @@ export function excerpt(text: string, chars = 200): string {
   return `${text.slice(0, chars)}… (${Buffer.byteLength(text)} bytes)`
 }
 
+/**
+ * The writer schema as the sink reads it: `array<float>` (the embedding) into a Float32Array, its
+ * bytes copied at once instead of a float at a time into an Array (src/serde/wire.ts); every other
+ * field as the registry client's type reads it. A type that is not avsc's is kept as it is.
+ */
+function readerOf(type: NamedType): NamedType {
+  const schema = (type as { schema?: (options: { exportAttrs: boolean }) => unknown }).schema
+  if (typeof schema !== 'function') return type
+  return avsc.Type.forSchema(
+    schema.call(type, { exportAttrs: true }) as avsc.Schema,
+    avroTypeOptions({ float32Arrays: 'read-write' }) as unknown as Partial<avsc.ForSchemaOptions>,
+  ) as unknown as NamedType
+}
+
 export class ChunkDecoder {
   readonly #registry: SchemaRegistry
   readonly #dims: number
@@ -221,7 +238,7 @@ export class ChunkDecoder {
     await Promise.all(
       [...missing].map(async (id) => {
         try {
-          this.#types.set(id, (await this.#registry.getSchema(id)) as unknown as NamedType)
+          this.#types.set(id, readerOf((await this.#registry.getSchema(id)) as unknown as NamedType))
         } catch (error) {
           // A schema the registry does not know is a property of the record (reject it); an
           // unreachable registry is transient and must fail the fetch so it is retried.
@@ -293,8 +310,9 @@ export class ChunkDecoder {
         'RS_EMBEDDING_DIMENSIONS',
         `embedding has ${e.embedding.length} dimensions, the table has ${this.#dims}`,
       )
-    for (const x of e.embedding)
-      if (!Number.isFinite(x)) return rejectChunk('RS_RECORD_INVALID', 'embedding contains NaN or infinity')
+    const embedding = e.embedding
+    for (let i = 0; i < embedding.length; i++)
+      if (!Number.isFinite(embedding[i])) return rejectChunk('RS_RECORD_INVALID', 'embedding contains NaN or infinity')
     let metadata: unknown
     try {
       metadata = JSON.parse(e.metadata)
@@ -337,7 +355,8 @@ export class ChunkDecoder {
         chunkIndex: e.chunk_index,
         content: e.text,
         contentHash: e.content_hash,
-        embedding: `[${e.embedding.join(',')}]`,
+        // A Float32Array's elements are the floats avsc would read one by one: the same text.
+        embedding: `[${embedding.join(',')}]`,
         metadata: e.metadata,
         classification: e.classification,
         tenant: e.tenant,

@@ -252,12 +252,13 @@ test('end to end with the real services: Debezium Avro in, Avro chunk events out
     const out = uniqueName(`rag.chunks.support.${version}`)
     t.after(() => deleteSubject(`${out}-value`))
     const codec = await chunkEventAvroCodec({ registryUrl, topic: out })
+    const cache = new RedisEmbeddingCache(redis, { prefix })
     const embedder = new Embedder(
       new OpenAIProvider(
         { kind: 'openai', model: 'e2e', dimensions: 384, baseUrl: fake.baseUrl, maxBatchItems: 4 },
         {},
       ),
-      { cache: new RedisEmbeddingCache(redis, { prefix }) },
+      { cache },
     )
     const customers = cdcTableDecoder(
       new DebeziumDecoder({ valueFormat: 'avro', avro: new AvroWireDecoder(registry(), registryUrl) }),
@@ -281,6 +282,7 @@ test('end to end with the real services: Debezium Avro in, Avro chunk events out
       .to(out, { encode: chunkEventEncoder(codec) })
     const driver = new TopologyTestDriver(b.build(), { partitions: 2 })
     await driver.pipeBatch(input)
+    await cache.close() // the worker stops: its queued vectors are written
     return { records: driver.readOutput(out), embedder }
   }
 

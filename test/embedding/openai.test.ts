@@ -197,8 +197,9 @@ test('a replay of the same input makes 0 embedding calls (Redis cache keyed by m
     await redis.quit()
   })
   const input = items(10)
+  const firstCache = new RedisEmbeddingCache(redis, { prefix })
   const first = new Embedder(new OpenAIProvider(config(fake.baseUrl, { maxBatchItems: 4 }), env), {
-    cache: new RedisEmbeddingCache(redis, { prefix }),
+    cache: firstCache,
   })
   const vectors = await first.embed(input)
   const callsAfterFirstRun = fake.requests.length
@@ -206,7 +207,9 @@ test('a replay of the same input makes 0 embedding calls (Redis cache keyed by m
 
   // Same process, same input: all hits.
   assert.deepEqual(await first.embed(input), vectors)
-  // A restarted worker replaying from earliest: a fresh Embedder, same Redis.
+  // A restarted worker replaying from earliest: a fresh Embedder, same Redis (the first one closed,
+  // which wrote its queued vectors).
+  await firstCache.close()
   const replay = new Embedder(new OpenAIProvider(config(fake.baseUrl, { maxBatchItems: 4 }), env), {
     cache: new RedisEmbeddingCache(redis, { prefix }),
   })

@@ -4,10 +4,12 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { existsSync, readdirSync } from 'node:fs'
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry'
+import avsc from 'avsc'
 import { Consumer, Producer } from '@platformatic/kafka'
 import { AvroValueCodec } from '../../src/serde/avro-codec.ts'
 import { CHUNK_EVENT_SCHEMA, type ChunkEvent } from '../../src/serde/chunk-event.ts'
 import { chunkEventAvroCodec, chunkEventJsonCodec } from '../../src/serde/chunk-event-codec.ts'
+import { avroTypeOptions, wireHeader } from '../../src/serde/wire.ts'
 import { hashingEmbed } from '../../src/embedding/hashing.ts'
 import { RagstreamError } from '../../src/errors.ts'
 import { createTopics, endpoints, uniqueName } from '../support/stack.ts'
@@ -106,6 +108,23 @@ test('Avro chunk events round-trip through the real registry and an independent 
   assert.equal(config.compatibilityLevel, 'BACKWARD')
   // Idempotent startup: a second instance gets the same id.
   assert.equal((await chunkEventAvroCodec({ registryUrl, topic })).schemaId, codec.schemaId)
+})
+
+test("Avro encode writes each value once into its scratch buffer: the bytes are the wire header and avsc's own encoding, whatever the size, and each result is its own copy", async (t) => {
+  const topic = subjectOf(t)
+  const codec = await chunkEventAvroCodec({ registryUrl, topic })
+  const type = avsc.Type.forSchema(CHUNK_EVENT_SCHEMA as avsc.Schema, avroTypeOptions() as never)
+  const expected = (event: ChunkEvent) =>
+    Buffer.concat([wireHeader(codec.schemaId), type.toBuffer({ ...event, embedding: Array.from(event.embedding) })])
+  // 384 dimensions fit the first scratch buffer; 1536 and 4000 make it grow (twice), then small fits again.
+  const events = [sampleEvent(1), sampleEvent(2, 1536), sampleEvent(3, 4000), sampleEvent(4, 8), sampleEvent(5)]
+  const encoded = events.map((e) => codec.encode(e) as Buffer)
+  for (let i = 0; i < events.length; i++) assert.deepEqual(encoded[i], expected(events[i]), `event ${i}`)
+  // A later encode never changes an earlier result (the scratch buffer is copied out).
+  assert.deepEqual(encoded[0], expected(events[0]))
+  assert.deepEqual(encoded[2], expected(events[2]))
+  await codec.prepare(encoded)
+  assert.deepEqual(Float32Array.from(codec.decode(encoded[2])!.embedding), events[2].embedding)
 })
 
 test('a compatible schema change (new field with a default) passes at startup; old events still decode', async (t) => {

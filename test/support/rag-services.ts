@@ -23,6 +23,7 @@ export async function testRagServices(
     redisAddress: endpoints.redisUrl,
   })
   t.after(async () => {
+    await services.embeddingCache.flush?.().catch(() => {}) // nothing written behind after the keys are gone
     await deleteKeys(redis, `${cachePrefix}:*`)
     await services.close()
     await deleteSubject(`${chunkTopic}-value`)
