@@ -195,6 +195,8 @@ export class KafkaRuntime {
   #lastBatchReadAt = -Infinity
   /** Whether records keep arriving (the batch being processed came soon after the one before). */
   #arriving = false
+  /** The time between the last two batches read: a lone change after a pause does not make the next fetch linger. */
+  #lastBatchGap = Infinity
   /** Until when (performance.now()) hop chaining produces before it chains, after a conflict. */
   #chainAheadPausedUntil = -Infinity
   /** Conflicts since the last transaction that committed records chained ahead (the pause doubles with each). */
@@ -367,13 +369,21 @@ export class KafkaRuntime {
         }
         at.phase = 'process'
         if (this.#isolateUntil && this.#isolationDone()) this.#isolateUntil = undefined
-        const read = await this.#reader!.nextBatch(this.#isolateUntil ? 1 : c.batchMaxRecords, c.batchMaxBytes)
+        // While records keep arriving, the fetch itself lingers (see #linger): one request, which our
+        // own commit markers (a few bytes) do not end early.
+        const lingering = this.#lingering()
+        const read = await this.#reader!.nextBatch(
+          this.#isolateUntil ? 1 : c.batchMaxRecords,
+          c.batchMaxBytes,
+          lingering ? c.batchLingerMs : c.fetchMaxWaitMs,
+          lingering ? c.batchMaxBytes : 1,
+        )
         records = read.records.length
         if (read.records.length === 0) {
           if (this.#tasks.length === 0) await sleep(c.fetchMaxWaitMs, this.#stop.signal)
           continue
         }
-        const batch = await this.#linger(read)
+        const batch = lingering ? this.#lingered(read) : await this.#linger(read)
         records = batch.records.length
         const membership = this.#membership!
         if (!(await this.#transaction(batch, membership, at))) {
@@ -440,13 +450,41 @@ export class KafkaRuntime {
    * 2 × batchLingerMs before this one), the batch waits up to batchLingerMs for more (one fetch the
    * broker holds until then), so a trickle is processed several changes per round: one produce per
    * hop, one prefetch per store partition, one commit for all of them. After a pause, or for a full
-   * batch, it does not wait. Never while isolating records.
+   * batch, it does not wait. Never while isolating records. When the loop's own fetch already
+   * lingered (`#lingering`: the previous batch was that recent when it fetched), the batch is not
+   * held again.
    */
+  /**
+   * Whether the next fetch lingers: records keep arriving (the last two batches came less than
+   * 4 × batchLingerMs apart, and the last one less than 2 × batchLingerMs ago). After a lone change
+   * (a pause before it) the next fetch does not linger, so our own commit markers end it: one
+   * request, where a linger would be two.
+   */
+  #lingering(): boolean {
+    const c = this.#config
+    return (
+      c.batchLingerMs > 0 &&
+      this.#isolateUntil === undefined &&
+      this.#lastBatchGap < 4 * c.batchLingerMs &&
+      performance.now() - this.#lastBatchReadAt < 2 * c.batchLingerMs
+    )
+  }
+
+  /** A batch read by a lingering fetch: it waited already. */
+  #lingered(batch: Batch): Batch {
+    const now = performance.now()
+    this.#lastBatchGap = now - this.#lastBatchReadAt
+    this.#lastBatchReadAt = now
+    this.#arriving = true
+    return batch
+  }
+
   async #linger(batch: Batch): Promise<Batch> {
     const c = this.#config
     const now = performance.now()
     const previous = this.#lastBatchReadAt
     this.#lastBatchReadAt = now
+    this.#lastBatchGap = now - previous
     // Without a linger, "arriving" keeps the commit cadence's look for more after every batch.
     this.#arriving = c.batchLingerMs === 0 || now - previous < 2 * c.batchLingerMs
     if (c.batchLingerMs === 0 || this.#isolateUntil !== undefined || !this.#arriving) return batch
