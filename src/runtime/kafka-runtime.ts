@@ -59,7 +59,13 @@ import {
 import { ensureTopics, type ResolvedTopics } from './internal-topics.ts'
 import { DEAD_LETTER_HEADERS } from './dead-letter.ts'
 import { ORIGIN_KEY_MAX_BYTES, originHeader } from './origin.ts'
-import { joinBatches, PartitionReader, partitionKey, type Batch } from './partition-reader.ts'
+import {
+  joinBatches,
+  PartitionReader,
+  partitionKey,
+  recordBytes as batchBytes,
+  type Batch,
+} from './partition-reader.ts'
 import { RepartitionPurger } from './repartition-purge.ts'
 import { NO_HEADERS } from './read-committed.ts'
 import type { ProcessorTopology, SinkRecord, SourceRecord } from './task.ts'
@@ -910,16 +916,8 @@ export class KafkaRuntime {
         const timestamp = producedTimestamp(record, now)
         stamped.set(record, timestamp)
         chained.push(record)
-        const read: SourceRecord = {
-          topic,
-          partition,
-          offset: from + BigInt(i),
-          timestamp,
-          key: record.key,
-          value: record.value,
-          headers: record.headers && record.headers.size > 0 ? new Map(record.headers) : NO_HEADERS,
-        }
-        bytes += (read.key?.length ?? 0) + (read.value?.length ?? 0)
+        const read = readBack(record, from + BigInt(i), timestamp)
+        bytes += batchBytes(read)
         records.push(read)
       })
       positions.push({ topic, partition, offset: from + BigInt(list.length) })
@@ -993,16 +991,8 @@ export class KafkaRuntime {
       const from = end - BigInt(list.length)
       if (!this.#reader!.chain(topic, partition, from, end)) continue
       list.forEach(({ record, timestamp }, i) => {
-        const read: SourceRecord = {
-          topic,
-          partition,
-          offset: from + BigInt(i),
-          timestamp,
-          key: record.key,
-          value: record.value,
-          headers: record.headers && record.headers.size > 0 ? new Map(record.headers) : NO_HEADERS,
-        }
-        bytes += (read.key?.length ?? 0) + (read.value?.length ?? 0)
+        const read = readBack(record, from + BigInt(i), timestamp)
+        bytes += batchBytes(read)
         records.push(read)
       })
       positions.push({ topic, partition, offset: end })
@@ -1379,6 +1369,19 @@ export class KafkaRuntime {
 /* Changelog record: key = the store key as UTF-8, value = the stored bytes (null = tombstone), partition = the store partition = the task. */
 function changelogSinkRecord(topic: string, record: ChangelogRecord): SinkRecord {
   return { topic, partition: record.partition, key: Buffer.from(record.key, 'utf8'), value: record.value }
+}
+
+/** A record this instance writes, as a chained round reads it at `offset` (what a fetch would hand out). */
+function readBack(record: SinkRecord, offset: bigint, timestamp: bigint): SourceRecord {
+  return {
+    topic: record.topic,
+    partition: record.partition,
+    offset,
+    timestamp,
+    key: record.key,
+    value: record.value,
+    headers: record.headers && record.headers.size > 0 ? new Map(record.headers) : NO_HEADERS,
+  }
 }
 
 /** The timestamp a record is produced with at `now` (see toMessage). */
