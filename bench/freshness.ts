@@ -26,7 +26,7 @@
  *
  * Options (environment): BENCH_SECONDS (per load, default 8), BENCH_IDLE_PROBES (default 15),
  * BENCH_IDLE_SECONDS (the processor with no input, default 5), BENCH_WARMUP_SECONDS (changes at 50 rows/s, half of
- * them direct, before the measured loads, not measured; default 10, 0 = none), BENCH_PARTITIONS (default 2), BENCH_LOADS=idle,50,half, BENCH_KINDS=direct,re-trigger, BENCH_HALF_RATE (rows/s; default measured),
+ * them direct, before the measured loads, not measured; default 20, 0 = none), BENCH_PARTITIONS (default 2), BENCH_LOADS=idle,50,half, BENCH_KINDS=direct,re-trigger, BENCH_HALF_RATE (rows/s; default measured),
  * BENCH_COMMIT_INTERVAL_MS and BENCH_MAX_CHAINED_ROUNDS (the processor's commitIntervalMs and
  * maxChainedRounds; 0 turns the commit cadence or hop chaining off), BENCH_BATCH_LINGER_MS (batchLingerMs; 0 = off), BENCH_PROFILE=<dir> (V8 CPU
  * profiles of the processor child and of this process, the sink, during the loads, written into <dir>;
@@ -63,8 +63,9 @@ const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 5)
 const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 2)
 // Before the measured loads, changes at 50/s (both kinds) for this long, not measured: the first
 // seconds of a load pay V8 compiling the small-batch paths (in one run the first 50/s load cost 7.1 ms
-// per change, the next two 5.3 and 4.7), and a pipeline runs for days, not seconds. 0 = none.
-const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 10)
+// per change, the next two 5.3 and 4.7; after a 10 s warm-up still 6.2, then 4.6-5.2), and a pipeline
+// runs for days, not seconds. 0 = none.
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 20)
 const LOADS = [...(WARMUP_SECONDS > 0 ? ['warm'] : []), ...(process.env.BENCH_LOADS ?? 'idle,50,half').split(',')]
 const KINDS = (process.env.BENCH_KINDS ?? 'direct,re-trigger').split(',')
 const RUN = process.env.BENCH_RUN ?? randomUUID().slice(0, 8)

@@ -55,7 +55,7 @@ export interface KafkaRuntimeOptions {
    * Adaptive batch linger: while records keep arriving (the previous batch was read less than twice
    * this long before), a batch waits up to this long for more before it is processed (one fetch the
    * broker holds), so a steady trickle is processed several changes per round and transaction instead
-   * of one each; a change after a pause is processed at once. 0 = never wait. Default 30.
+   * of one each; a change after a pause is processed at once. 0 = never wait. Default 50.
    */
   readonly batchLingerMs?: number
   readonly sessionTimeoutMs?: number
@@ -160,7 +160,7 @@ export function resolveRuntimeConfig(topology: ProcessorTopology, options: Kafka
   const fetchMaxWaitMs = intIn(problems, 'fetchMaxWaitMs', o.fetchMaxWaitMs, 0, 60_000, 500)
   const maxChainedRounds = intIn(problems, 'maxChainedRounds', o.maxChainedRounds, 0, 1_000, 8)
   const commitIntervalMs = intIn(problems, 'commitIntervalMs', o.commitIntervalMs, 0, 60_000, 100)
-  const batchLingerMs = intIn(problems, 'batchLingerMs', o.batchLingerMs, 0, 60_000, 30)
+  const batchLingerMs = intIn(problems, 'batchLingerMs', o.batchLingerMs, 0, 60_000, 50)
   const sessionTimeoutMs = intIn(problems, 'sessionTimeoutMs', o.sessionTimeoutMs, 1_000, 3_600_000, 10_000)
   const heartbeatIntervalMs = intIn(
     problems,

@@ -203,7 +203,7 @@ export const runCommand: CommandSpec = {
     'batch-linger-ms': {
       type: 'string',
       value: '<ms>',
-      default: '30',
+      default: '50',
       description:
         'adaptive batch linger: while records keep arriving (the previous batch was read less than twice this long before), a batch waits up to this long for more, so a trickle is processed several changes per transaction; after a pause no wait. 0 = never wait',
     },
