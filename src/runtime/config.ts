@@ -52,8 +52,8 @@ export interface KafkaRuntimeOptions {
    */
   readonly commitIntervalMs?: number
   /**
-   * Adaptive batch linger: while records keep arriving (the previous batch was read less than twice
-   * this long before), a batch waits up to this long for more before it is processed (one fetch the
+   * Adaptive batch linger: while records keep arriving closer together than this (the time since
+   * the previous batch over its records), a batch waits up to this long for more before it is processed (one fetch the
    * broker holds), so a steady trickle is processed several changes per round and transaction instead
    * of one each; a change after a pause is processed at once. 0 = never wait. Default 50.
    */

@@ -203,6 +203,7 @@ export class KafkaRuntime {
   #arriving = false
   /** The time between the last two batches read: a lone change after a pause does not make the next fetch linger. */
   #lastBatchGap = Infinity
+  #lastBatchRecords = 1
   /** Until when (performance.now()) hop chaining produces before it chains, after a conflict. */
   #chainAheadPausedUntil = -Infinity
   /** Conflicts since the last transaction that committed records chained ahead (the pause doubles with each). */
@@ -452,8 +453,9 @@ export class KafkaRuntime {
   }
 
   /**
-   * Adaptive batch linger: when records keep arriving (the previous batch was read less than
-   * 2 × batchLingerMs before this one), the batch waits up to batchLingerMs for more (one fetch the
+   * Adaptive batch linger: when records keep arriving closer together than batchLingerMs (the time
+   * since the previous batch over that batch's records) and without a pause (that time under
+   * 2 × batchLingerMs), the batch waits up to batchLingerMs for more (one fetch the
    * broker holds until then), so a trickle is processed several changes per round: one produce per
    * hop, one prefetch per store partition, one commit for all of them. After a pause, or for a full
    * batch, it does not wait. Never while isolating records. When the loop's own fetch already
@@ -461,17 +463,19 @@ export class KafkaRuntime {
    * held again.
    */
   /**
-   * Whether the next fetch lingers: records keep arriving (the last two batches came less than
-   * 4 × batchLingerMs apart, and the last one less than 2 × batchLingerMs ago). After a lone change
-   * (a pause before it) the next fetch does not linger, so our own commit markers end it: one
-   * request, where a linger would be two.
+   * Whether the next fetch lingers: records keep arriving, closer together than batchLingerMs (the
+   * time between the last two batches over the last one's records), with no pause (the last two
+   * batches, and the last one and now, less than 2 × batchLingerMs apart). After a lone change (a pause before it), or in a trickle slower than
+   * the linger, the next fetch does not linger, so our own commit markers end it: one request, where
+   * a linger would be two and would only add its wait.
    */
   #lingering(): boolean {
     const c = this.#config
     return (
       c.batchLingerMs > 0 &&
       this.#isolateUntil === undefined &&
-      this.#lastBatchGap < 4 * c.batchLingerMs &&
+      this.#lastBatchGap < 2 * c.batchLingerMs &&
+      this.#lastBatchGap / this.#lastBatchRecords < c.batchLingerMs &&
       performance.now() - this.#lastBatchReadAt < 2 * c.batchLingerMs
     )
   }
@@ -481,6 +485,7 @@ export class KafkaRuntime {
     const now = performance.now()
     this.#lastBatchGap = now - this.#lastBatchReadAt
     this.#lastBatchReadAt = now
+    this.#lastBatchRecords = batch.records.length
     this.#arriving = true
     return batch
   }
@@ -489,10 +494,13 @@ export class KafkaRuntime {
     const c = this.#config
     const now = performance.now()
     const previous = this.#lastBatchReadAt
+    // Records arrive closer together than the linger: the time since the last batch over its records.
+    const interval = (now - previous) / this.#lastBatchRecords
     this.#lastBatchReadAt = now
     this.#lastBatchGap = now - previous
+    this.#lastBatchRecords = batch.records.length
     // Without a linger, "arriving" keeps the commit cadence's look for more after every batch.
-    this.#arriving = c.batchLingerMs === 0 || now - previous < 2 * c.batchLingerMs
+    this.#arriving = c.batchLingerMs === 0 || (now - previous < 2 * c.batchLingerMs && interval < c.batchLingerMs)
     if (c.batchLingerMs === 0 || this.#isolateUntil !== undefined || !this.#arriving) return batch
     if (batch.records.length >= c.batchMaxRecords || batch.bytes >= c.batchMaxBytes) return batch
     const more = await this.#reader!.nextBatch(
@@ -501,7 +509,9 @@ export class KafkaRuntime {
       c.batchLingerMs,
       c.batchMaxBytes,
     )
-    return joinBatches(batch, more)
+    const joined = joinBatches(batch, more)
+    this.#lastBatchRecords = joined.records.length
+    return joined
   }
 
   #isolationDone(): boolean {

@@ -205,7 +205,7 @@ export const runCommand: CommandSpec = {
       value: '<ms>',
       default: '50',
       description:
-        'adaptive batch linger: while records keep arriving (the previous batch was read less than twice this long before), a batch waits up to this long for more, so a trickle is processed several changes per transaction; after a pause no wait. 0 = never wait',
+        'adaptive batch linger: while records keep arriving closer together than this (the time since the previous batch over its records), a batch waits up to this long for more, so a trickle is processed several changes per transaction; after a pause no wait. 0 = never wait',
     },
     'session-timeout-ms': {
       type: 'string',
