@@ -93,6 +93,14 @@ const REJOIN_PAUSE_MS = 250
 const CHAIN_AHEAD_PAUSE_MS = 30_000
 const CHAIN_AHEAD_MAX_PAUSE_MS = 15 * 60_000
 
+/** A partition's records chained ahead of their produce, not produced yet: where the first must land, and how many. */
+interface ChainedAhead {
+  readonly topic: string
+  readonly partition: number
+  readonly from: bigint
+  readonly count: number
+}
+
 /** Records chained ahead of their produce did not land where their round read them (see #chainAhead). */
 class ChainedAheadConflict extends Error {
   readonly fields: { topic: string; partition: number; expectedOffset: string; landedAt: string }
@@ -453,21 +461,11 @@ export class KafkaRuntime {
   }
 
   /**
-   * Adaptive batch linger: when records keep arriving closer together than batchLingerMs (the time
-   * since the previous batch over that batch's records) and without a pause (that time under
-   * 2 × batchLingerMs), the batch waits up to batchLingerMs for more (one fetch the
-   * broker holds until then), so a trickle is processed several changes per round: one produce per
-   * hop, one prefetch per store partition, one commit for all of them. After a pause, or for a full
-   * batch, it does not wait. Never while isolating records. When the loop's own fetch already
-   * lingered (`#lingering`: the previous batch was that recent when it fetched), the batch is not
-   * held again.
-   */
-  /**
    * Whether the next fetch lingers: records keep arriving, closer together than batchLingerMs (the
    * time between the last two batches over the last one's records), with no pause (the last two
-   * batches, and the last one and now, less than 2 × batchLingerMs apart). After a lone change (a pause before it), or in a trickle slower than
-   * the linger, the next fetch does not linger, so our own commit markers end it: one request, where
-   * a linger would be two and would only add its wait.
+   * batches, and the last one and now, less than 2 × batchLingerMs apart). After a lone change (a
+   * pause before it), or in a trickle slower than the linger, the next fetch does not linger, so our
+   * own commit markers end it: one request, where a linger would be two and would only add its wait.
    */
   #lingering(): boolean {
     const c = this.#config
@@ -490,6 +488,15 @@ export class KafkaRuntime {
     return batch
   }
 
+  /**
+   * Adaptive batch linger: when records keep arriving closer together than batchLingerMs (the time
+   * since the previous batch over that batch's records) and without a pause (that time under
+   * 2 × batchLingerMs), the batch waits up to batchLingerMs for more (one fetch the broker holds
+   * until then), so a trickle is processed several changes per round: one produce, one prefetch
+   * per store partition per hop, one commit for all of them. After a pause, or for a full batch, it
+   * does not wait. Never while isolating records. A batch whose fetch already lingered
+   * (`#lingering`) is not held again (`#lingered`).
+   */
   async #linger(batch: Batch): Promise<Batch> {
     const c = this.#config
     const now = performance.now()
@@ -667,7 +674,7 @@ export class KafkaRuntime {
     // Hop chaining ahead of the produce (see #chainAhead): per partition, where the chained records
     // not produced yet must land and how many they are; and the timestamps their rounds read.
     const optimistic = chaining && performance.now() >= this.#chainAheadPausedUntil
-    const expected = new Map<string, { from: bigint; count: number }>()
+    const expected = new Map<string, ChainedAhead>()
     const stamped = new Map<SinkRecord, bigint>()
     let chainedAhead = false
     // Every partition this transaction wrote: its commit marker follows their records.
@@ -703,7 +710,7 @@ export class KafkaRuntime {
     let held: SinkRecord[] = []
     // Held records no round chained: they will land beyond what the reader knows of their partitions.
     const hold = (out: readonly SinkRecord[]) => {
-      this.#reader!.wroteUnchained(out.map((r) => partitionKey(r.topic, r.partition)))
+      this.#reader!.wroteUnchained(new Set(out.map((r) => partitionKey(r.topic, r.partition))))
       held = [...held, ...out]
     }
     try {
@@ -892,7 +899,7 @@ export class KafkaRuntime {
    */
   #chainAhead(
     outputs: readonly SinkRecord[],
-    expected: Map<string, { from: bigint; count: number }>,
+    expected: Map<string, ChainedAhead>,
     stamped: Map<SinkRecord, bigint>,
   ): { chained: SinkRecord[]; unchained: SinkRecord[]; batch: Batch | undefined } {
     const byPartition = new Map<string, SinkRecord[]>()
@@ -920,7 +927,7 @@ export class KafkaRuntime {
         continue
       }
       const before = expected.get(key)
-      expected.set(key, { from: before?.from ?? from, count: (before?.count ?? 0) + list.length })
+      expected.set(key, { topic, partition, from: before?.from ?? from, count: (before?.count ?? 0) + list.length })
       list.forEach((record, i) => {
         // What toMessage will produce, fixed now: the round reads the timestamp the broker stores.
         const timestamp = producedTimestamp(record, now)
@@ -944,7 +951,7 @@ export class KafkaRuntime {
    * known end; so are those of any partition not chained ahead.
    */
   #verifyChainedAhead(
-    expected: Map<string, { from: bigint; count: number }>,
+    expected: Map<string, ChainedAhead>,
     messages: readonly Message[],
     starts: ReadonlyMap<string, bigint>,
     written: ReadonlyMap<string, bigint>,
@@ -955,15 +962,13 @@ export class KafkaRuntime {
       counts.set(key, (counts.get(key) ?? 0) + 1)
     }
     const beyond = new Set(written.keys())
-    for (const [key, { from, count }] of expected) {
+    for (const [key, { topic, partition, from, count }] of expected) {
       const start = starts.get(key)
       const end = written.get(key)
       if (start === undefined || end === undefined) continue
       const total = BigInt(counts.get(key) ?? 0)
-      if (start !== from || end - start !== total) {
-        const [topic, partition] = [key.slice(0, key.lastIndexOf(':')), Number(key.slice(key.lastIndexOf(':') + 1))]
+      if (start !== from || end - start !== total)
         throw new ChainedAheadConflict({ topic, partition, expectedOffset: from, landedAt: start })
-      }
       expected.delete(key)
       this.#reader!.landed([key])
       if (total === BigInt(count)) beyond.delete(key)

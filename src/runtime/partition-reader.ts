@@ -55,7 +55,7 @@ interface PartitionState {
  * (another instance's subscriptions to this one's partition), and a record of theirs landing first
  * would abort the transaction.
  */
-export const CHAIN_AHEAD_QUIET_MS = 30_000
+const CHAIN_AHEAD_QUIET_MS = 30_000
 
 export interface ReaderOptions {
   readonly fetchMaxBytes: number
@@ -222,10 +222,14 @@ export class PartitionReader {
     return from
   }
 
+  #byKey(key: string): PartitionState | undefined {
+    return this.#states.find((s) => s.key === key)
+  }
+
   /** Records chained ahead to these partitions landed where they were read: they may be fetched again. */
   landed(keys: Iterable<string>): void {
     for (const key of keys) {
-      const state = this.#states.find((s) => s.key === key)
+      const state = this.#byKey(key)
       if (state) state.ahead = false
     }
   }
@@ -236,7 +240,7 @@ export class PartitionReader {
    */
   wroteUnchained(keys: Iterable<string>): void {
     for (const key of keys) {
-      const state = this.#states.find((s) => s.key === key)
+      const state = this.#byKey(key)
       if (state) state.knownEnd = state.markerAt = undefined
     }
   }
@@ -249,7 +253,7 @@ export class PartitionReader {
    */
   committedOwn(keys: Iterable<string>): void {
     for (const key of keys) {
-      const state = this.#states.find((s) => s.key === key)
+      const state = this.#byKey(key)
       if (state?.knownEnd === undefined || state.knownEnd !== state.fetchOffset) continue
       state.markerAt = state.knownEnd
       state.knownEnd += 1n
