@@ -54,6 +54,7 @@ import { COMMITTED_FRESHNESS, PgvectorSink, type SinkLogEvent } from '../src/sin
 import { ChunkDecoder } from '../src/sink/chunk-codec.ts'
 import { RedisStateBackend } from '../src/state/redis-store.ts'
 import type { StateStore } from '../src/state/store.ts'
+import { customerRow, ticketRow } from './_support-rows.ts'
 
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 100)
 const PER_CUSTOMER = Number(process.env.BENCH_TICKETS_PER_CUSTOMER ?? 5)
@@ -94,24 +95,6 @@ function envelope(table: string, row: Record<string, unknown>, tsMs: number) {
     ),
   }
 }
-const customerRow = (id: number, tier: string) => ({
-  id,
-  name: `Customer ${id}`,
-  tier,
-  status: 'active',
-  classification: 'internal',
-  region: 'eu',
-  tenant: 'acme',
-})
-const ticketRow = (id: number, version: number) => ({
-  id,
-  customer_id: id % CUSTOMERS,
-  product_sku: null,
-  subject: `Ticket ${id}`,
-  body: `The export of report ${id} stops after version ${version}; the customer needs it by Friday.`,
-  status: 'open',
-  priority: 2,
-})
 
 /** BENCH_SINK_DECODE=1: the sink's CPU in ChunkDecoder.decode (Avro of a chunk event, checks, the row), per record. */
 const sinkParts = { decodeUs: 0, decodes: 0 }
@@ -268,7 +251,7 @@ async function producerChild(): Promise<void> {
     const now = Date.now()
     const change =
       m.kind === 'ticket'
-        ? { topic: TOPICS.tickets, ...envelope('tickets', ticketRow(m.id, m.version), now) }
+        ? { topic: TOPICS.tickets, ...envelope('tickets', ticketRow(m.id, m.version, CUSTOMERS), now) }
         : { topic: TOPICS.customers, ...envelope('customers', customerRow(m.id, `tier-${m.version}`), now) }
     producer.send({ messages: [change] }).catch((error: unknown) => process.send!({ error: String(error) }))
   })
@@ -358,7 +341,7 @@ async function main(): Promise<void> {
     await seed.send({
       messages: Array.from({ length: Math.min(500, tickets - from) }, (_, i) => ({
         topic: TOPICS.tickets,
-        ...envelope('tickets', ticketRow(from + i, 0), old),
+        ...envelope('tickets', ticketRow(from + i, 0, CUSTOMERS), old),
       })),
     })
   await seed.close()

@@ -20,6 +20,7 @@ import type { TailServices } from '../src/config/rag-services.ts'
 import { endpointsFromEnv } from '../src/config/endpoints.ts'
 import { MemoryRagServices, TopologyTestDriver, type TestInputRecord } from '../src/testing/index.ts'
 import { supportCopilot } from '../topologies/support-copilot.ts'
+import { customerRow, ticketRow } from './_support-rows.ts'
 
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 100)
 const PER_CUSTOMER = Number(process.env.BENCH_TICKETS_PER_CUSTOMER ?? 5)
@@ -45,33 +46,9 @@ function change(table: 'tickets' | 'customers', row: Record<string, unknown>, ts
   }
 }
 const customer = (id: number, version: number) =>
-  change(
-    'customers',
-    {
-      id,
-      name: `Customer ${id}`,
-      tier: `tier-${version}`,
-      status: 'active',
-      classification: 'internal',
-      region: 'eu',
-      tenant: 'acme',
-    },
-    T0 + version * 1000 + id,
-  )
+  change('customers', customerRow(id, `tier-${version}`), T0 + version * 1000 + id)
 const ticket = (id: number, version: number) =>
-  change(
-    'tickets',
-    {
-      id,
-      customer_id: id % CUSTOMERS,
-      product_sku: null,
-      subject: `Ticket ${id}`,
-      body: `The export of report ${id} stops after version ${version}; the customer needs it by Friday.`,
-      status: 'open',
-      priority: 2,
-    },
-    T0 + version * 1000 + id,
-  )
+  change('tickets', ticketRow(id, version, CUSTOMERS), T0 + version * 1000 + id)
 
 const memory = new MemoryRagServices()
 const codec = await chunkEventAvroCodec({ registryUrl: endpointsFromEnv().schemaRegistryUrl, topic: CHUNK_TOPIC })
