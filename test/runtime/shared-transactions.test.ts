@@ -189,15 +189,11 @@ async function transactionsPerChange(
   await settle()
   const pair = runtime.stats.batches - before
   const pairSends = f.sends() - sendsBefore
-  const table = await outputs()
+  const table = await f.outputs()
   assert.deepEqual(table.get(other), { qty: 2, product: 'Pen', price: 5 })
   table.delete(other)
   const conflicts = f.events.filter((e) => e.event === 'chain-conflict').length
   return { order, product, pair, pairSends, conflicts, outputs: table }
-
-  function outputs() {
-    return f.outputs()
-  }
 }
 
 const expected = new Map<string, OrderDetail>([
