@@ -158,14 +158,14 @@ test(
           })),
         })
     }
-    const stars = () => 1 + Math.floor(random() * 5)
-    const randomChange = (): { key: string; value: Review | null } => {
-      const roll = random()
-      const key = random() < 0.5 ? `hot-${Math.floor(random() * HOT_CHILDREN)}` : `r${Math.floor(random() * 300)}`
+    const stars = (rng = random) => 1 + Math.floor(rng() * 5)
+    const randomChange = (rng = random): { key: string; value: Review | null } => {
+      const roll = rng()
+      const key = rng() < 0.5 ? `hot-${Math.floor(rng() * HOT_CHILDREN)}` : `r${Math.floor(rng() * 300)}`
       if (roll < 0.15) return { key, value: null }
-      if (roll < 0.2) return { key, value: { product: null, stars: stars() } }
-      const product = random() < 0.3 ? 'hot' : products[Math.floor(random() * products.length)]
-      return { key, value: { product, stars: stars() } }
+      if (roll < 0.2) return { key, value: { product: null, stars: stars(rng) } }
+      const product = rng() < 0.3 ? 'hot' : products[Math.floor(rng() * products.length)]
+      return { key, value: { product, stars: stars(rng) } }
     }
     const caughtUp = async () => {
       assert.ok(a.alive, `seed ${seed}: instance a exited: ${JSON.stringify(a.events.slice(-3))} ${a.stderr}`)
@@ -192,10 +192,26 @@ test(
       })),
     )
     // Phase 2: moves, deletes, updates while both instances run.
-    for (let burst = 0; burst < 4; burst++) await send(Array.from({ length: 250 }, randomChange))
-    // Instance b dies inside a transaction: a takes over its partitions after the session timeout
-    // (restoring their stores from the changelogs) and its open transaction is aborted.
-    assert.equal(await b.exitCode('the SIGKILL inside a transaction', 90_000), null)
+    for (let burst = 0; burst < 4; burst++) await send(Array.from({ length: 250 }, () => randomChange()))
+    // Instance b dies inside a transaction once it has committed `crashAfterBatches` batches. How much
+    // of the work above is b's depends on when it joined the group (a takes every task until then, and
+    // under load it may take most of the work), so small bursts go on until b has died: b always gets
+    // its batches, and a b that stops processing fails here. They draw from their own random stream,
+    // so the rest of the seed's changes stay the same whatever their number.
+    const extra = seededRandom(seed + 1)
+    let extraChanges = 0
+    for (const deadline = Date.now() + 90_000; b.alive;) {
+      assert.ok(
+        Date.now() < deadline,
+        `seed ${seed}: b never died inside a transaction after ${crashAfterBatches} batches; last events: ${JSON.stringify(b.events.slice(-5))}`,
+      )
+      await send(Array.from({ length: 50 }, () => randomChange(extra)))
+      extraChanges += 50
+      await b.exitCode('a burst', 500).catch(() => undefined)
+    }
+    // a takes over b's partitions after the session timeout (restoring their stores from the
+    // changelogs) and b's open transaction is aborted.
+    assert.equal(await b.exitCode('the SIGKILL inside a transaction', 10_000), null)
     assert.equal(b.child.signalCode, 'SIGKILL')
     assert.ok(
       b.events.some((e) => e.event === 'crashing'),
@@ -226,7 +242,7 @@ test(
     // Phase 3: p0 loses every child (the group is deleted) and gets no new ones, more churn.
     products = products.filter((p) => p !== 'p0')
     await send([...rows].filter(([, r]) => r.product === 'p0').map(([key]) => ({ key, value: null })))
-    for (let burst = 0; burst < 3; burst++) await send(Array.from({ length: 250 }, randomChange))
+    for (let burst = 0; burst < 3; burst++) await send(Array.from({ length: 250 }, () => randomChange()))
     await caughtUp()
 
     const driver = new TopologyTestDriver(built, { partitions: PARTITIONS })
@@ -255,7 +271,7 @@ test(
       `seed ${seed}: no dead letters`,
     )
     t.diagnostic(
-      `${sent.length} child changes; hot parent: ${String(want.counts.get('hot'))} children; b SIGKILLed after ${crashAfterBatches} batches`,
+      `${sent.length} child changes; hot parent: ${String(want.counts.get('hot'))} children; b SIGKILLed after ${crashAfterBatches} batches (${extraChanges} changes sent until it died)`,
     )
   },
 )
