@@ -121,7 +121,7 @@ export class PartitionReader {
 
   /** Position after the last handed-out record of this partition. */
   position(topic: string, partition: number): bigint | undefined {
-    return this.#states.find((s) => s.topic === topic && s.partition === partition)?.consumed
+    return this.#state(topic, partition)?.consumed
   }
 
   /**
@@ -192,7 +192,7 @@ export class PartitionReader {
    * open or aborted, lie between what was handed out and them). Returns whether it took them.
    */
   chain(topic: string, partition: number, from: bigint, to: bigint): boolean {
-    const state = this.#states.find((s) => s.topic === topic && s.partition === partition)
+    const state = this.#state(topic, partition)
     if (state === undefined || state.bufferIndex < state.buffer.length || state.fetchOffset !== from) return false
     state.fetchOffset = to
     state.consumed = to
@@ -211,7 +211,7 @@ export class PartitionReader {
    * may have written first.
    */
   chainAhead(topic: string, partition: number, count: number): bigint | undefined {
-    const state = this.#states.find((s) => s.topic === topic && s.partition === partition)
+    const state = this.#state(topic, partition)
     if (state === undefined || state.bufferIndex < state.buffer.length || state.knownEnd === undefined) return undefined
     if (performance.now() - state.fetchedAt < CHAIN_AHEAD_QUIET_MS) return undefined
     const from = state.knownEnd
@@ -220,6 +220,10 @@ export class PartitionReader {
     // Past our own marker, if one was still to come: the caller's verification proves it lies there.
     state.markerAt = undefined
     return from
+  }
+
+  #state(topic: string, partition: number): PartitionState | undefined {
+    return this.#states.find((s) => s.topic === topic && s.partition === partition)
   }
 
   #byKey(key: string): PartitionState | undefined {
