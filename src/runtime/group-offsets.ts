@@ -9,8 +9,10 @@
  * - TxnOffsetCommit for every partition of the batch in one request, carrying the generation and
  *   member id the batch was *read* under, so the coordinator rejects the offsets of a member that has
  *   lost the partition in a rebalance (KIP-447 zombie fencing with a per-instance transactional id).
+ *
+ * And one the sink needs: a plain OffsetCommit that never rejoins the group (`commitGroupOffsets`).
  */
-import { offsetFetchV8, txnOffsetCommitV3, type Base, type Connection } from '@platformatic/kafka'
+import { offsetCommitV8, offsetFetchV8, txnOffsetCommitV3, type Base, type Connection } from '@platformatic/kafka'
 import type { Consumer } from '@platformatic/kafka'
 
 export interface TopicPartitionOffset {
@@ -60,6 +62,37 @@ export async function fetchStableOffsets(
   return offsets
 }
 
+/** Offsets as an offset commit's topics (each partition's next offset, no leader epoch). */
+function committedTopics(offsets: readonly TopicPartitionOffset[]) {
+  const byTopic = new Map<string, { partitionIndex: number; committedOffset: bigint; committedLeaderEpoch: number }[]>()
+  for (const { topic, partition, offset } of offsets) {
+    const list = byTopic.get(topic) ?? []
+    list.push({ partitionIndex: partition, committedOffset: offset, committedLeaderEpoch: -1 })
+    byTopic.set(topic, list)
+  }
+  return [...byTopic].map(([name, partitions]) => ({ name, partitions }))
+}
+
+/**
+ * Commits these offsets for the consumer's group under its current generation: one OffsetCommit
+ * request, nothing else (rejects if the coordinator refuses it). Not `Consumer.commit()`: on a
+ * rebalance error that rejoins the group, and a member closing while others leave (the writers of
+ * one `sink --writers` process stopping together) would rejoin under its own close, then heartbeat on
+ * and keep the process alive. Does nothing when the consumer is not a member.
+ */
+export async function commitGroupOffsets(consumer: Consumer, offsets: readonly TopicPartitionOffset[]): Promise<void> {
+  const memberId = consumer.memberId
+  if (memberId === null || offsets.length === 0) return
+  await offsetCommitV8.api.async(
+    await coordinatorConnection(consumer),
+    consumer.groupId,
+    consumer.generationId,
+    memberId,
+    consumer.groupInstanceId,
+    committedTopics(offsets),
+  )
+}
+
 export interface GroupMembership {
   readonly groupId: string
   readonly generationId: number
@@ -74,12 +107,6 @@ export async function sendOffsetsToTransaction(
   membership: GroupMembership,
   offsets: readonly TopicPartitionOffset[],
 ): Promise<void> {
-  const byTopic = new Map<string, { partitionIndex: number; committedOffset: bigint; committedLeaderEpoch: number }[]>()
-  for (const { topic, partition, offset } of offsets) {
-    const list = byTopic.get(topic) ?? []
-    list.push({ partitionIndex: partition, committedOffset: offset, committedLeaderEpoch: -1 })
-    byTopic.set(topic, list)
-  }
   const connection = await coordinatorConnection(consumer, producer)
   await txnOffsetCommitV3.api.async(
     connection,
@@ -90,6 +117,6 @@ export async function sendOffsetsToTransaction(
     membership.generationId,
     membership.memberId,
     null,
-    [...byTopic].map(([name, partitions]) => ({ name, partitions })),
+    committedTopics(offsets),
   )
 }

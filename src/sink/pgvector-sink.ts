@@ -29,6 +29,7 @@ import { redactUrl } from '../config/endpoints.ts'
 import type { SinkConfig } from './config.ts'
 import { ChunkDecoder, type RawChunkRecord, type RejectRow } from './chunk-codec.ts'
 import { BatchWriter, buildBatch, claimPartitions, type PartitionProgress, type SinkBatch } from './batch-writer.ts'
+import { commitGroupOffsets, type TopicPartitionOffset } from '../runtime/group-offsets.ts'
 import { committedRecords, fetchUnfiltered } from '../runtime/read-committed.ts'
 
 const READ_COMMITTED = 1
@@ -377,8 +378,9 @@ export class PgvectorSink {
 
   async #close(): Promise<void> {
     // Leaving the group lets the others take the partitions at once; if the coordinator does not
-    // answer in time (e.g. a JoinGroup of a rebalance still occupies the connection), the session
-    // timeout does the same later (and a command's shutdown deadline ends what is left open).
+    // answer in time (e.g. a JoinGroup of a rebalance still occupies the connection), the client's
+    // connections are closed under it and the session timeout does the same later: nothing of the
+    // client outlives the sink, so a stopped process exits.
     this.#step = 'closing: leave group'
     const consumer = this.#consumer
     clearTimeout(this.#groupCommitTimer)
@@ -386,23 +388,27 @@ export class PgvectorSink {
     // The last batches' group offsets, so lag tools see where this instance stopped (best effort).
     if (this.#groupOffsets.size > 0)
       await within(
-        consumer.commit(this.#takeGroupOffsets()).catch(() => {}),
+        commitGroupOffsets(consumer, this.#takeGroupOffsets()).catch(() => {}),
         1_000,
       )
     // A failed close (e.g. the LeaveGroup answered with an error mid-rebalance) leaves the client
     // open, heartbeating and rejoining: try again while the grace lasts.
     const graceEnds = Date.now() + CLOSE_GRACE_MS
-    while (Date.now() < graceEnds) {
-      const closed = await within(
+    let closed: boolean | undefined = false
+    while (closed === false && Date.now() < graceEnds) {
+      closed = await within(
         consumer.close(true).then(
           () => true,
           () => false,
         ),
         graceEnds - Date.now(),
       )
-      if (closed !== false) break
-      await sleep(100)
+      if (closed === false) await sleep(100)
     }
+    // A closed pool never reopens: the pending join fails, and no heartbeat or rejoin keeps the
+    // process alive until a command's shutdown deadline ends it with exit 1.
+    if (closed !== true)
+      await within(new Promise<void>((resolve) => consumer.connections.close(() => resolve())), 1_000)
     const client = this.#client
     this.#client = null
     if (client) {
@@ -450,20 +456,15 @@ export class PgvectorSink {
       return
     }
     this.#groupCommittedAt = Date.now()
-    this.#consumer.commit(this.#takeGroupOffsets()).catch(() => {})
+    commitGroupOffsets(this.#consumer, this.#takeGroupOffsets()).catch(() => {})
   }
 
-  /** The group offsets waiting to be committed, as a commit's options; none wait after. */
-  #takeGroupOffsets() {
+  /** The group offsets waiting to be committed; none wait after. */
+  #takeGroupOffsets(): TopicPartitionOffset[] {
     const topic = this.#config.topic
-    const offsets = [...this.#groupOffsets].map(([partition, offset]) => ({
-      topic,
-      partition,
-      offset,
-      leaderEpoch: -1,
-    }))
+    const offsets = [...this.#groupOffsets].map(([partition, offset]) => ({ topic, partition, offset }))
     this.#groupOffsets.clear()
-    return { offsets }
+    return offsets
   }
 
   /**
