@@ -35,3 +35,18 @@ export function exitUnlessStoppedWithin(
     stop()
   }
 }
+
+/**
+ * Called when a long-running command's graceful stop has finished (every client it opened is closed
+ * or abandoned): the process exits when its event loop drains. If something a client library left
+ * running still holds it after `graceMs` (a timer: @platformatic/kafka re-arms a consumer's heartbeat
+ * for a rejoin that raced its close, and retries it on the closed connections without end), it logs
+ * what is still open (event exit-forced) and exits with the command's exit code, instead of waiting
+ * for the shutdown deadline to exit 1 after a stop that succeeded. Unref'd: a clean exit is not delayed.
+ */
+export function exitWhenStopped(log: (event: Record<string, unknown>) => void, graceMs = 2_000): void {
+  setTimeout(() => {
+    log({ event: 'exit-forced', graceMs, open: process.getActiveResourcesInfo() })
+    process.exit(process.exitCode ?? EXIT.ok)
+  }, graceMs).unref()
+}

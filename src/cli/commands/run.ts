@@ -18,7 +18,7 @@ import type { ProcessorTopology } from '../../runtime/task.ts'
 import { MemoryStateStore } from '../../state/memory-store.ts'
 import type { StateStore } from '../../state/store.ts'
 import { EXIT, type CommandSpec } from '../command.ts'
-import { exitUnlessStoppedWithin } from '../shutdown.ts'
+import { exitUnlessStoppedWithin, exitWhenStopped } from '../shutdown.ts'
 
 interface Compilable {
   compile(options: { partitions: number; sinkPartitions?: Record<string, number> }): ProcessorTopology
@@ -246,7 +246,8 @@ export const runCommand: CommandSpec = {
     '--leave-group is given (scale-in: its tasks move at once); one without an id leaves the group.',
     'If that has not finished within --shutdown-timeout-ms (e.g. a state store or the broker does not answer),',
     'it logs the last runtime event and what is still open (event shutdown-timeout) and exits 1; a second',
-    'signal exits 1 at once. Exiting without a commit is safe: the open Kafka transaction never commits (the',
+    'signal exits 1 at once. Once stopped, it exits; if a client library still holds the process 2 s later, it',
+    'logs what is open (event exit-forced) and exits. Exiting without a commit is safe: the open Kafka transaction never commits (the',
     'next instance with the same --instance-id aborts it at once, otherwise the transaction timeout does), so',
     'its outputs, changelog records and offsets are never visible, and the batch is processed again.',
     'Exit codes: 0 stopped, 1 failure (RS_PRODUCER_FENCED: another instance took over) or shutdown deadline passed, 2 usage, 69 a service is unavailable, 78 invalid topology or options.',
@@ -311,7 +312,7 @@ export const runCommand: CommandSpec = {
 
     const instanceId = (values['instance-id'] as string | undefined) ?? env.RAGSTREAM_INSTANCE_ID?.trim() ?? undefined
     let last: { event: string; at: number } = { event: 'none', at: Date.now() }
-    /** The runtime's events and the command's own (starting, signal, metrics, shutdown-timeout). */
+    /** The runtime's events and the command's own (starting, signal, metrics, shutdown-timeout, exit-forced). */
     const log = (event: RuntimeEvent | { readonly event: string; readonly [field: string]: unknown }): void => {
       last = { event: event.event, at: Date.now() }
       write({ time: new Date().toISOString(), host: hostname(), ...event })
@@ -399,6 +400,7 @@ export const runCommand: CommandSpec = {
       await loaded.close().catch(() => {})
       const open = server
       if (open) await new Promise<void>((resolve) => open.close(() => resolve()))
+      exitWhenStopped((event) => log({ event: String(event.event), ...event }))
     }
   },
 }

@@ -15,7 +15,7 @@ import {
 import { loadConfig, type RagstreamConfig } from '../../config/file.ts'
 import type { Deployment } from '../../ops/deployment.ts'
 import { ago, startProgress } from '../../ops/progress.ts'
-import { exitUnlessStoppedWithin } from '../shutdown.ts'
+import { exitUnlessStoppedWithin, exitWhenStopped } from '../shutdown.ts'
 import { DEPLOYMENT_OPTIONS } from './status.ts'
 
 function intOption(values: CommandInput['values'], name: string): number | undefined {
@@ -344,7 +344,7 @@ export const sinkCommand: CommandSpec = {
       default: '30000',
     },
   },
-  details: `Logs one JSON object per line on stdout (started, assigned, rebalancing, claim-pending, batch-begin, batch-committed, fenced, retry, writers-removed, stopped, shutdown-timeout).
+  details: `Logs one JSON object per line on stdout (started, assigned, rebalancing, claim-pending, batch-begin, batch-committed, fenced, retry, writers-removed, stopped, shutdown-timeout, exit-forced).
 With --writers N (N > 1) every writer's events carry "writer": 0 … N-1; each writer is an ordinary sink
 (its own group member, Postgres connection and owner tokens), so exactly-once holds as for N processes.
 With --instance-id X, writer i joins as X-w<i> (static membership per writer). A writer that fails
@@ -352,9 +352,10 @@ stops the others and the command exits with its error.
 Endpoints: RAGSTREAM_KAFKA_BROKERS, RAGSTREAM_SCHEMA_REGISTRY_URL, RAGSTREAM_POSTGRES_URL (or --postgres-url).
 SIGTERM/SIGINT stop gracefully: the current wait is abandoned, the group is left, connections close.
 If that has not finished within --shutdown-timeout-ms, the sink logs what it was waiting for
-(event shutdown-timeout) and exits 1; a second signal exits 1 at once. Exiting without a commit is
-safe: the next offsets live in Postgres, in the same transaction as the rows, so an unfinished batch
-is simply read again by the next owner.
+(event shutdown-timeout) and exits 1; a second signal exits 1 at once. Once stopped, it exits; if
+a client library still holds the process 2 s later, it logs what is open (event exit-forced) and
+exits. Exiting without a commit is safe: the next offsets live in Postgres, in the same transaction
+as the rows, so an unfinished batch is simply read again by the next owner.
 Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadline passed, 69 a service is unreachable, 78 configuration.`,
   async run({ positionals, values, stdout, env, config: given }) {
     const rc = given ?? loadConfig({ env })
@@ -504,6 +505,7 @@ Exit codes: 0 stopped by SIGINT/SIGTERM or finished, 1 failure or shutdown deadl
       stopProgress()
       await lagAdmin?.close().catch(() => {})
       await metrics?.close()
+      exitWhenStopped(print)
     }
     // The signal handlers stay: a signal during the last steps of the exit still ends the process.
     return EXIT.ok
